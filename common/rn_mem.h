@@ -1,0 +1,27 @@
+/*
+ * Allocation wrappers every module uses instead of malloc/free. They check multiplication
+ * overflow, keep a count of live allocations and bytes (for tests and the status page), and
+ * have a failure-injection hook so tests can make the Nth allocation fail. Thread-safe:
+ * counters are atomics; the hook is set by tests before threads start.
+ */
+#ifndef RN_MEM_H
+#define RN_MEM_H
+
+#include <stddef.h>
+
+void *rn_malloc(size_t n);
+void *rn_calloc(size_t count, size_t size);
+/* Like realloc, but count*size is overflow-checked; on failure the old block is kept. */
+void *rn_reallocarray(void *p, size_t count, size_t size);
+void *rn_realloc(void *p, size_t n);
+void rn_free(void *p);
+char *rn_strdup(const char *s);
+char *rn_strndup(const char *s, size_t n);
+
+/* Live allocations made through these wrappers (not bytes: free() does not tell sizes). */
+long rn_mem_live(void);
+
+/* Test hook: the `nth` allocation from now (1 = the next one) fails; 0 disables. */
+void rn_mem_fail_after(long nth);
+
+#endif

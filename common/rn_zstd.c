@@ -1,0 +1,62 @@
+/*
+ * zstd wrappers with per-thread cached contexts; see rn_zstd.h.
+ */
+#include "rn_zstd.h"
+
+#include <zstd.h>
+
+#include "rn_err.h"
+
+static _Thread_local ZSTD_CCtx *cctx;
+static _Thread_local ZSTD_DCtx *dctx;
+
+int rn_zstd_compress(struct rn_buf *out, const void *src, size_t len, int level)
+{
+	size_t bound = ZSTD_compressBound(len), n;
+	int rc;
+
+	if (!cctx && !(cctx = ZSTD_createCCtx()))
+		return RN_ENOMEM;
+	if ((rc = rn_buf_reserve(out, bound)) != 0)
+		return rc;
+	n = ZSTD_compressCCtx(cctx, out->data + out->len, bound, src, len, level);
+	if (ZSTD_isError(n))
+		return RN_EIO;
+	out->len += n;
+	return 0;
+}
+
+int rn_zstd_decompress(struct rn_buf *out, const void *src, size_t len, size_t max)
+{
+	ZSTD_inBuffer in = {src, len, 0};
+	size_t start = out->len;
+	int rc;
+
+	if (!dctx && !(dctx = ZSTD_createDCtx()))
+		return RN_ENOMEM;
+	ZSTD_DCtx_reset(dctx, ZSTD_reset_session_only);
+	for (;;) {
+		size_t want = ZSTD_DStreamOutSize();
+		if (out->len - start + want > max)
+			want = max - (out->len - start) + 1; /* room to detect overflow */
+		if ((rc = rn_buf_reserve(out, want)) != 0)
+			return rc;
+		ZSTD_outBuffer ob = {out->data + out->len, want, 0};
+		size_t r = ZSTD_decompressStream(dctx, &ob, &in);
+		if (ZSTD_isError(r)) {
+			out->len = start;
+			return RN_ECORRUPT;
+		}
+		out->len += ob.pos;
+		if (out->len - start > max) {
+			out->len = start;
+			return RN_ETOOBIG;
+		}
+		if (r == 0 && in.pos == in.size)
+			return 0;
+		if (in.pos == in.size && ob.pos < want) {
+			out->len = start;
+			return RN_ECORRUPT; /* truncated frame */
+		}
+	}
+}

@@ -1,0 +1,20 @@
+/*
+ * zstd compression for chunks (agent) and gRPC messages and Parquet pages (server). The only
+ * code outside the Parquet writer that includes zstd.h. Stateless calls; contexts are cached
+ * per thread so the hot path does not allocate.
+ */
+#ifndef RN_ZSTD_H
+#define RN_ZSTD_H
+
+#include <stddef.h>
+
+#include "rn_buf.h"
+
+/* Appends zstd(src) to out at `level`. 0, RN_ENOMEM, or RN_EIO if zstd fails. */
+int rn_zstd_compress(struct rn_buf *out, const void *src, size_t len, int level);
+
+/* Appends the decompressed frame to out, failing with RN_ETOOBIG when the result would
+ * exceed max bytes and RN_ECORRUPT for data that is not a valid zstd frame. */
+int rn_zstd_decompress(struct rn_buf *out, const void *src, size_t len, size_t max);
+
+#endif

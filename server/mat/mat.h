@@ -1,0 +1,72 @@
+/*
+ * The materializer: turns durable batches into Delta tables. It decodes each batch's records
+ * once, straight from the received bytes into per-table column builders (no intermediate
+ * message objects), and on flush writes one Parquet file per table with pending rows and
+ * commits it to the table's _delta_log together with one txn{appId = stream id, version =
+ * last offset} per stream, so a replay of the WAL after a crash never adds a batch twice.
+ *
+ * Tables are directories under data_root: the table name "a.b.c" maps to data_root/a/b/c.
+ * Names are checked by rn_table_name_check() before any path is built, so no name can
+ * escape the data root.
+ *
+ * Lifetime: the server creates one materializer at start; all calls run on the server's
+ * loop thread (flush may later move to a worker, which is why the API is batch-shaped).
+ */
+#ifndef RN_MAT_H
+#define RN_MAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct rn_mat;
+
+/* Record types, numerically equal to databricks.zerobus.RecordType. */
+enum rn_mat_record_type { RN_MAT_PROTO = 1, RN_MAT_JSON = 2 };
+
+struct rn_mat_options {
+	const char *data_root;    /* required; must exist */
+	const char *created_by;   /* Parquet created_by; NULL = "runnel-server version <v>" */
+	size_t max_pending_bytes; /* advisory: rn_mat_pending_bytes() past this = flush soon */
+};
+
+/* Checks a table name: 1 to 3 dot-separated parts, each 1..128 of [A-Za-z0-9_-], not
+ * starting with '-' or '_'. 0 or RN_EINVAL. Pure. */
+int rn_table_name_check(const char *name);
+
+int rn_mat_create(struct rn_mat **out, const struct rn_mat_options *opt);
+void rn_mat_destroy(struct rn_mat *m);
+
+/* Creates `table` as an empty Delta table (version 0: protocol, metaData with the default
+ * envelope schema) if it does not exist yet. RN_EINVAL for a bad name, RN_EIO/RN_EDELTA. */
+int rn_mat_ensure_table(struct rn_mat *m, const char *table);
+
+/* True (1) if the table exists (has a _delta_log with version 0), 0 if not, or RN_EINVAL. */
+int rn_mat_table_exists(struct rn_mat *m, const char *table);
+
+/*
+ * Adds one durable batch. `batch` is the wire form of ProtoEncodedRecordBatch or
+ * JsonRecordBatch (field 1, repeated; the two are identical on the wire). PROTO records are
+ * runnel.v1.Record. Batches with offset <= the table's committed txn version for stream_id
+ * are skipped. The materializer copies what it keeps. A record that does not decode becomes
+ * a row with its raw bytes in payload_raw and the reason in attributes, never dropped.
+ * RN_EINVAL (bad table name, or a batch that is not a record list), RN_ENOMEM, RN_EIO.
+ */
+int rn_mat_add(struct rn_mat *m, const char *table, const char *stream_id, int64_t offset,
+	       int record_type, const uint8_t *batch, size_t len);
+
+/* Writes and commits every table's pending rows. After 0, all batches added before the call
+ * are in their tables. On error nothing is lost: the rows stay pending and the WAL still
+ * holds them. RN_EIO, RN_ENOSPC, RN_EDELTA. */
+int rn_mat_flush(struct rn_mat *m);
+
+/* Bytes of records added but not yet committed. */
+size_t rn_mat_pending_bytes(const struct rn_mat *m);
+
+/* The highest offset of stream_id committed to table (max txn version in its log), or -1.
+ * RN_EINVAL for a bad name, RN_EIO/RN_EDELTA if the log cannot be read. */
+int rn_mat_committed(struct rn_mat *m, const char *table, const char *stream_id,
+		     int64_t *offset);
+
+const char *rn_mat_errmsg(const struct rn_mat *m);
+
+#endif

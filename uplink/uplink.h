@@ -1,0 +1,112 @@
+/*
+ * The uplink: pushes each agent stream's chunks, in offset order, to a Zerobus endpoint as
+ * one gRPC PersistentStream call per stream, all multiplexed on one HTTP/2 connection
+ * (libcurl multi; prior knowledge for http://, ALPN for https://). It is the only code that
+ * includes curl.h and it never touches SQLite: chunks come from, and acks go to, the
+ * callbacks in struct rn_uplink_io, which the agent implements over its buffer.
+ *
+ * Protocol per stream: the call opens with create_stream (no server stream id yet) or
+ * resume_stream (id known); on resume the server's last_committed_offset L means chunks
+ * <= L are durable, so the uplink reports acked(L) and sends from L+1. Chunk bytes are sent
+ * verbatim: each chunk already is a whole gRPC message (5-byte prefix, zstd-compressed
+ * PersistentStreamRequest{ingest_record_batch}), so the call carries grpc-encoding: zstd.
+ * At most `window` chunks are in flight per stream; acks are cumulative. Any failure closes
+ * the call and reopens it after exponential backoff with full jitter.
+ *
+ * Lifetime: the agent creates one uplink at start and destroys it at exit; every call
+ * happens on the agent's loop thread except rn_uplink_wakeup().
+ */
+#ifndef RN_UPLINK_H
+#define RN_UPLINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rn_buf.h"
+
+struct rn_uplink;
+
+/* Callbacks into the agent. `ctx` is passed back unchanged. All run on the loop thread. */
+struct rn_uplink_io {
+	void *ctx;
+	/* Appends the bytes of chunk (stream, offset) to out. RN_ENOTFOUND if that chunk does
+	 * not exist (yet); other negative codes are treated as a transient failure. */
+	int (*chunk_get)(void *ctx, int stream, int64_t offset, struct rn_buf *out);
+	/* The server assigned `server_id` to the stream (after create_stream). The agent must
+	 * persist it before returning 0; the uplink only resumes with persisted ids. */
+	int (*stream_id_set)(void *ctx, int stream, const char *server_id);
+	/* Every chunk of the stream with offset <= acked is durable on the server and may be
+	 * deleted. Called with non-decreasing values per stream. */
+	int (*acked)(void *ctx, int stream, int64_t acked);
+};
+
+struct rn_uplink_options {
+	const char *url;        /* e.g. "http://127.0.0.1:7700"; required */
+	const char *token;      /* bearer token; NULL = no authorization header */
+	int window;             /* chunks in flight per stream; 0 = 8 */
+	int backoff_min_ms;     /* first retry delay cap; 0 = 200 */
+	int backoff_max_ms;     /* retry delay ceiling; 0 = 30000 */
+	int connect_timeout_ms; /* 0 = 10000 */
+	int ack_timeout_ms;     /* no ack for this long with chunks in flight = reconnect; 0 = 60000 */
+	const uint8_t *descriptor; /* serialized DescriptorProto sent at create/resume */
+	size_t descriptor_len;
+	const char *user_agent; /* NULL = "runnel-agent/<version>" */
+};
+
+/* A stream the uplink should deliver. `stream` is the agent's small integer id. */
+struct rn_uplink_stream_def {
+	int stream;
+	const char *table;     /* x-databricks-zerobus-table-name */
+	const char *server_id; /* persisted server stream id, or NULL if never created */
+	int64_t acked;         /* highest offset known durable on the server, or -1 */
+	int64_t next_offset;   /* one past the newest chunk in the buffer */
+};
+
+/* Creates the uplink. Copies everything it keeps from opt. RN_EINVAL for a missing url,
+ * RN_ENOMEM. The io struct is copied. */
+int rn_uplink_create(struct rn_uplink **out, const struct rn_uplink_options *opt,
+		     const struct rn_uplink_io *io);
+void rn_uplink_destroy(struct rn_uplink *u);
+
+/* Registers a stream; the uplink starts delivering it on the next step. RN_EEXIST if the id
+ * is already registered, RN_ENOMEM. */
+int rn_uplink_add_stream(struct rn_uplink *u, const struct rn_uplink_stream_def *def);
+
+/* Tells the uplink that chunks now exist up to (excluding) next_offset. */
+void rn_uplink_chunks_ready(struct rn_uplink *u, int stream, int64_t next_offset);
+
+/* Extra file descriptors the loop wants to wait on together with the uplink's sockets. */
+struct rn_uplink_waitfd {
+	int fd;
+	short events;  /* POLLIN / POLLOUT */
+	short revents; /* filled by rn_uplink_wait */
+};
+
+/* Waits up to timeout_ms for uplink sockets, the extra fds or rn_uplink_wakeup(). The wait is
+ * shortened to the uplink's next timer (backoff end, ack timeout). 0 or RN_EIO. */
+int rn_uplink_wait(struct rn_uplink *u, struct rn_uplink_waitfd *fds, int nfds, int timeout_ms);
+
+/* Does all uplink work that is ready: I/O, acks, reconnects. Never blocks. */
+int rn_uplink_step(struct rn_uplink *u);
+
+/* Thread-safe: makes a concurrent rn_uplink_wait return early. */
+void rn_uplink_wakeup(struct rn_uplink *u);
+
+/* Delivery state of one stream, for status output and tests. */
+struct rn_uplink_stream_stats {
+	int connected;       /* the call is open and create/resume was answered */
+	int64_t acked;       /* highest acked offset, -1 if none */
+	int64_t sent;        /* highest offset sent on the current call, -1 if none */
+	uint64_t reconnects; /* calls opened after the first */
+	int last_status;     /* last gRPC status seen, -1 if none */
+};
+int rn_uplink_stream_stats(const struct rn_uplink *u, int stream,
+			   struct rn_uplink_stream_stats *st);
+
+/* True when every registered stream has all chunks below its next_offset acked. */
+int rn_uplink_idle(const struct rn_uplink *u);
+
+/* Last error in words (curl's error buffer, the gRPC status message), "" if none. */
+const char *rn_uplink_errmsg(const struct rn_uplink *u);
+
+#endif
