@@ -1,0 +1,76 @@
+# Thin wrapper over CMake/CTest. `make demo` and `make test` work on a fresh Debian 12
+# machine: both install what they need first (apt-get, npm).
+BUILD      ?= build
+BUILD_REL  ?= build-release
+JOBS       ?= $(shell nproc)
+CMAKE_OPTS ?=
+
+DEB_PKGS = build-essential cmake pkg-config git \
+	libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libsqlite3-dev \
+	libcurl4-openssl-dev libzstd-dev libconfig-dev libnghttp2-dev libevent-dev libssl-dev \
+	uuid-dev libcmocka-dev libmosquitto-dev mosquitto mosquitto-clients socat \
+	python3 python3-grpcio python3-protobuf nodejs npm procps zstd curl bc
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all deps deps-apt deps-npm build build-release test unit demo bench fuzz package \
+	format check-format clean
+
+all: build
+
+deps: deps-apt deps-npm
+
+# Installs only what is missing, so a prepared machine pays nothing.
+deps-apt:
+	@missing=$$(for p in $(DEB_PKGS); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || \
+		{ [ $$p = npm ] && command -v npm >/dev/null; } || \
+		{ [ $$p = nodejs ] && command -v node >/dev/null; } || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+deps-npm:
+	@cd tests/integration && { [ -d node_modules/@duckdb/node-api ] && [ -d node_modules/parquet-wasm ] || \
+		npm install --no-audit --no-fund --loglevel=error; }
+
+build: deps-apt
+	cmake -S . -B $(BUILD) -DRN_WERROR=ON -DRN_SANITIZE=ON $(CMAKE_OPTS)
+	cmake --build $(BUILD) -j$(JOBS)
+
+build-release: deps-apt
+	cmake -S . -B $(BUILD_REL) -DCMAKE_BUILD_TYPE=Release -DRN_TESTS=OFF $(CMAKE_OPTS)
+	cmake --build $(BUILD_REL) -j$(JOBS)
+
+# The whole suite: unit (cmocka, ASan/UBSan), fuzz corpus replays, end to end (node:test).
+test: deps build
+	cd $(BUILD) && ctest --output-on-failure -j2 --timeout 1200
+
+unit: build
+	cd $(BUILD) && ctest --output-on-failure -L 'unit|fuzz'
+
+demo: deps-apt build-release
+	RN_BIN=$(BUILD_REL) ./scripts/demo.sh
+
+bench: deps-apt build-release
+	RN_BIN=$(BUILD_REL) ./bench/file_to_server.sh
+
+fuzz: deps-apt
+	CC=clang cmake -S . -B build-fuzz -DRN_FUZZ=ON -DRN_SANITIZE=ON
+	cmake --build build-fuzz -j$(JOBS)
+
+package: build-release
+	cd $(BUILD_REL) && cpack
+
+format:
+	find . -path ./build\* -prune -o -path '*/node_modules' -prune -o \
+		-name '*.[ch]' -print | xargs clang-format -i
+
+check-format:
+	find . -path ./build\* -prune -o -path '*/node_modules' -prune -o \
+		-name '*.[ch]' -print | xargs clang-format --dry-run --Werror
+
+clean:
+	rm -rf $(BUILD) $(BUILD_REL) build-fuzz

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Benchmark: N lines of 200 bytes in a file → runnel-agent → runnel-server, until every record
+# is acknowledged (durable in the server's WAL) and then until it is in the Delta table.
+# Prints records/s, CPU-seconds per million records for agent and server separately, and
+# the peak RSS of each. Baseline in the same run: `zstd -3` over the same file (the
+# compression work every byte also goes through), so the figures can be compared across
+# machines as ratios.
+# Usage: RN_BIN=build-release bench/file_to_server.sh [lines]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${RN_BIN:-build-release}
+N=${1:-1000000}
+W=$(mktemp -d /tmp/runnel-bench.XXXXXX)
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$W"' EXIT
+mkdir -p "$W/data" "$W/agent" "$W/logs"
+TABLE=bench.default.lines
+
+# 200-byte lines (199 characters + newline), each unique.
+awk -v n="$N" 'BEGIN { pad = sprintf("%180s", ""); gsub(/ /, "x", pad);
+	for (i = 0; i < n; i++) printf "%018d %s\n", i, pad }' >"$W/logs/bench.log"
+bytes=$(stat -c %s "$W/logs/bench.log")
+
+cpu_s() { # utime+stime of a pid, in seconds
+	awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / hz }' "/proc/$1/stat"
+}
+hwm_mb() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+now() { date +%s.%N; }
+
+t0=$(now)
+zstd -3 -q -c "$W/logs/bench.log" >/dev/null
+t_zstd=$(echo "$(now) - $t0" | bc)
+
+cat >"$W/server.conf" <<CONF
+listen = "127.0.0.1:0";
+data_root = "$W/data";
+flush_interval_ms = 1000;
+tables = [ "$TABLE" ];
+CONF
+"$BIN/server/runnel-server" -c "$W/server.conf" 2>"$W/server.log" &
+spid=$!
+for _ in $(seq 1 100); do
+	port=$(grep -oE 'listening on 127\.0\.0\.1:[0-9]+' "$W/server.log" | sed 's/.*://') && [ -n "$port" ] && break
+	sleep 0.1
+done
+cat >"$W/agent.conf" <<CONF
+agent: { device_id = "bench"; data_dir = "$W/agent"; };
+buffer: { sync = "normal"; };
+uplink: { url = "http://127.0.0.1:$port"; };
+sources = ( { type = "file"; name = "bench"; table = "$TABLE";
+              paths = [ "$W/logs/bench.log" ]; read_from = "beginning"; } );
+CONF
+
+t0=$(now)
+"$BIN/agent/runnel-agent" -c "$W/agent.conf" 2>"$W/agent.log" &
+apid=$!
+# Done when the agent's status shows every record read and every chunk acknowledged.
+while :; do
+	if [ -f "$W/agent/status.json" ] && python3 - "$W/agent/status.json" "$N" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+st = s["streams"]
+ok = sum(x["records"] for x in st) >= int(sys.argv[2]) and all(x["acked"] == x["next_offset"] - 1 for x in st)
+sys.exit(0 if ok else 1)
+PY
+	then break; fi
+	kill -0 $apid 2>/dev/null || { echo "agent died"; tail "$W/agent.log"; exit 1; }
+	sleep 0.05
+done
+t_ack=$(echo "$(now) - $t0" | bc)
+acpu=$(cpu_s $apid); scpu=$(cpu_s $spid); arss=$(hwm_mb $apid); srss=$(hwm_mb $spid)
+
+# Time until the rows are in the table (the server's flush interval is part of this).
+tdir="$W/data/bench/default/lines"
+while :; do
+	rows=$(cat "$tdir"/_delta_log/*.json 2>/dev/null | grep -o 'numRecords\\":[0-9]*' | awk -F: '{ s += $2 } END { print s + 0 }')
+	[ "$rows" -ge "$N" ] && break
+	sleep 0.1
+done
+t_table=$(echo "$(now) - $t0" | bc)
+scpu2=$(cpu_s $spid)
+kill -TERM $apid $spid; wait $apid $spid 2>/dev/null || true
+
+awk -v n="$N" -v b="$bytes" -v ta="$t_ack" -v tt="$t_table" -v tz="$t_zstd" \
+    -v ac="$acpu" -v sc="$scpu" -v sc2="$scpu2" -v ar="$arss" -v sr="$srss" 'BEGIN {
+	m = n / 1e6;
+	printf "runnel bench: file -> agent -> server, %d lines of 200 bytes (%.0f MB)\n", n, b / 1e6;
+	printf "  acked by server:   %8.2f s  %10.0f records/s  %7.1f MB/s\n", ta, n / ta, b / 1e6 / ta;
+	printf "  in the table:      %8.2f s  (includes the 1 s flush interval)\n", tt;
+	printf "  agent  CPU:        %8.2f s per million records   peak RSS %6.1f MB\n", ac / m, ar;
+	printf "  server CPU:        %8.2f s per million records   peak RSS %6.1f MB (to ack)\n", sc / m, sr;
+	printf "  server CPU:        %8.2f s per million records   (to table)\n", sc2 / m;
+	printf "  baseline zstd -3:  %8.2f s for the same file; agent CPU / zstd = %.2fx\n", tz, ac / tz;
+}'

@@ -1,0 +1,239 @@
+// Test harness for the end-to-end suite: starts the real runnel-server and runnel-agent on
+// loopback in a private temp directory, waits on their own signals (the server's listening
+// line, the agent's status file), and tears everything down. No mocks: every process here
+// is the real program built by CMake.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+export const buildDir = process.env.RN_BUILD_DIR || path.join(repoRoot, 'build');
+export const serverBin = path.join(buildDir, 'server', 'runnel-server');
+export const agentBin = path.join(buildDir, 'agent', 'runnel-agent');
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export function tmpDir(prefix) {
+  const base = process.env.RN_TEST_TMP || os.tmpdir();
+  fs.mkdirSync(base, { recursive: true });
+  return fs.mkdtempSync(path.join(base, `${prefix}-`));
+}
+
+// Polls fn() until it returns a truthy value; throws with `what` after timeoutMs.
+export async function waitFor(fn, { timeoutMs = 30000, intervalMs = 50, what = 'condition' } = {}) {
+  const end = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what} (last: ${last})`);
+    await sleep(intervalMs);
+  }
+}
+
+// A child process with its stderr kept (tail) for failure messages.
+class Proc {
+  constructor(name, bin, args, opts = {}) {
+    this.name = name;
+    this.log = [];
+    this.exited = null;
+    this.child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+    const keep = (d) => {
+      for (const line of d.toString().split('\n')) {
+        if (!line) continue;
+        this.log.push(line);
+        if (this.log.length > 400) this.log.shift();
+        if (process.env.RN_TEST_VERBOSE) process.stderr.write(`[${name}] ${line}\n`);
+      }
+    };
+    this.child.stdout.on('data', keep);
+    this.child.stderr.on('data', keep);
+    this.exitPromise = new Promise((resolve) => {
+      this.child.on('exit', (code, signal) => {
+        this.exited = { code, signal };
+        resolve(this.exited);
+      });
+    });
+  }
+  tail(n = 40) {
+    return this.log.slice(-n).join('\n');
+  }
+  kill(sig = 'SIGKILL') {
+    if (!this.exited) this.child.kill(sig);
+    return this.exitPromise;
+  }
+  // Graceful stop; escalates to SIGKILL after timeoutMs.
+  async stop(timeoutMs = 10000) {
+    if (this.exited) return this.exited;
+    this.child.kill('SIGTERM');
+    const t = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
+    const r = await this.exitPromise;
+    clearTimeout(t);
+    return r;
+  }
+}
+
+// Server config text (libconfig). Tables listed are created at start.
+export function serverConfig({ listen = '127.0.0.1:0', dataRoot, tables = [], token, flushMs = 200, extra = '' }) {
+  return [
+    `listen = "${listen}";`,
+    `data_root = "${dataRoot}";`,
+    `flush_interval_ms = ${flushMs};`,
+    token ? `token = "${token}";` : '',
+    `tables = [ ${tables.map((t) => `"${t}"`).join(', ')} ];`,
+    extra,
+  ].join('\n') + '\n';
+}
+
+export class Server {
+  constructor({ dir, tables = ['main.default.telemetry'], port = 0, token, flushMs = 200, extra = '' }) {
+    this.dir = dir;
+    this.dataRoot = path.join(dir, 'data');
+    fs.mkdirSync(this.dataRoot, { recursive: true });
+    this.conf = path.join(dir, 'server.conf');
+    this.tables = tables;
+    this.port = port;
+    this.token = token;
+    this.flushMs = flushMs;
+    this.extra = extra;
+    this.starts = 0;
+  }
+  tableDir(name = this.tables[0]) {
+    return path.join(this.dataRoot, ...name.split('.'));
+  }
+  async start() {
+    fs.writeFileSync(this.conf, serverConfig({
+      listen: `127.0.0.1:${this.port}`, dataRoot: this.dataRoot, tables: this.tables,
+      token: this.token, flushMs: this.flushMs, extra: this.extra,
+    }));
+    this.proc = new Proc(`server${this.starts++}`, serverBin, ['-c', this.conf]);
+    const line = await waitFor(() => {
+      if (this.proc.exited) throw new Error(`server exited: ${JSON.stringify(this.proc.exited)}\n${this.proc.tail()}`);
+      return this.proc.log.find((l) => /listening on 127\.0\.0\.1:\d+/.test(l));
+    }, { timeoutMs: 20000, what: 'server listening line' }).catch((e) => {
+      throw new Error(`${e.message}\n${this.proc.tail()}`);
+    });
+    this.port = Number(line.match(/listening on 127\.0\.0\.1:(\d+)/)[1]);
+    return this;
+  }
+  get url() {
+    return `http://127.0.0.1:${this.port}`;
+  }
+  kill(sig) {
+    return this.proc.kill(sig);
+  }
+  stop() {
+    return this.proc ? this.proc.stop() : undefined;
+  }
+}
+
+// Agent config text (libconfig), one file source per entry of `sources`.
+export function agentConfig({ dataDir, url, token, deviceId = 'test-device', sources, sync = 'normal', lingerMs = 100, extra = '' }) {
+  const src = sources.map((s) => `  {
+    type = "file";
+    name = "${s.name}";
+    table = "${s.table || 'main.default.telemetry'}";
+    paths = [ ${s.paths.map((p) => `"${p}"`).join(', ')} ];
+    read_from = "${s.readFrom || 'beginning'}";
+  }`).join(',\n');
+  return `agent: {
+  device_id = "${deviceId}";
+  data_dir = "${dataDir}";
+};
+buffer: {
+  sync = "${sync}";
+};
+uplink: {
+  url = "${url}";
+  ${token ? `token = "${token}";` : ''}
+  backoff_min_ms = 50;
+  backoff_max_ms = 1000;
+};
+chunk: {
+  linger_ms = ${lingerMs};
+};
+sources = (
+${src}
+);
+${extra}
+`;
+}
+
+export class Agent {
+  constructor({ dir, ...cfg }) {
+    this.dir = dir;
+    this.dataDir = path.join(dir, 'agent-data');
+    fs.mkdirSync(this.dataDir, { recursive: true });
+    this.conf = path.join(dir, 'agent.conf');
+    this.cfg = cfg;
+    this.starts = 0;
+  }
+  writeConfig() {
+    fs.writeFileSync(this.conf, agentConfig({ dataDir: this.dataDir, ...this.cfg }));
+  }
+  async start() {
+    this.writeConfig();
+    this.proc = new Proc(`agent${this.starts++}`, agentBin, ['-c', this.conf]);
+    await sleep(50);
+    if (this.proc.exited) throw new Error(`agent exited at start\n${this.proc.tail()}`);
+    return this;
+  }
+  status() {
+    try {
+      return JSON.parse(fs.readFileSync(path.join(this.dataDir, 'status.json'), 'utf8'));
+    } catch {
+      return null;
+    }
+  }
+  kill(sig) {
+    return this.proc.kill(sig);
+  }
+  stop() {
+    return this.proc ? this.proc.stop() : undefined;
+  }
+}
+
+// Runs a command to completion; resolves {code, stdout, stderr}.
+export function run(bin, args, opts = {}) {
+  return new Promise((resolve, reject) => {
+    const c = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+    let stdout = '';
+    let stderr = '';
+    c.stdout.on('data', (d) => (stdout += d));
+    c.stderr.on('data', (d) => (stderr += d));
+    c.on('error', reject);
+    c.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+// A free TCP port on loopback (bind to 0, read, close). Used when a server must come back on
+// the same port after a kill.
+export async function freePort() {
+  const net = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+// Small deterministic PRNG (mulberry32) so a failing fault schedule can be replayed by seed.
+export function prng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -1,0 +1,230 @@
+/*
+ * Unit tests for common/: protobuf wire helpers, the gRPC deframer (whole, split and hostile
+ * input), UTF-8 validation, zstd round trips and caps, the capped buffer and the allocation
+ * failure hook.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "rn_buf.h"
+#include "rn_err.h"
+#include "rn_grpc.h"
+#include "rn_mem.h"
+#include "rn_pbwire.h"
+#include "rn_utf8.h"
+#include "rn_zstd.h"
+
+static void test_varint_golden(void **state)
+{
+	struct rn_buf b = {0};
+	uint64_t v;
+	(void)state;
+	/* offset 300 encodes as ac 02 (reference §2.2) */
+	assert_int_equal(rn_pb_put_varint(&b, 300), 0);
+	assert_int_equal(b.len, 2);
+	assert_int_equal(b.data[0], 0xac);
+	assert_int_equal(b.data[1], 0x02);
+	assert_int_equal(rn_pb_varint_dec(b.data, b.data + b.len, &v), 2);
+	assert_int_equal(v, 300);
+	/* -1 as int64 is the 10-byte varint */
+	rn_buf_reset(&b);
+	rn_pb_put_varint(&b, (uint64_t)-1);
+	assert_int_equal(b.len, 10);
+	assert_int_equal(rn_pb_varint_dec(b.data, b.data + b.len, &v), 10);
+	assert_true(v == UINT64_MAX);
+	/* truncated varint is rejected */
+	assert_int_equal(rn_pb_varint_dec(b.data, b.data + 9, &v), 0);
+	rn_buf_free(&b);
+}
+
+static void test_pb_fields(void **state)
+{
+	/* create_stream_response{stream_id "sid-1"} = 0a 07 0a 05 "sid-1" */
+	static const uint8_t golden[] = {0x0a, 0x07, 0x0a, 0x05, 's', 'i', 'd', '-', '1'};
+	struct rn_pb_reader r, r2;
+	struct rn_pb_field f;
+	struct rn_buf b = {0};
+	(void)state;
+
+	rn_pb_reader_init(&r, golden, sizeof(golden));
+	assert_int_equal(rn_pb_next(&r, &f), 1);
+	assert_int_equal(f.num, 1);
+	assert_int_equal(f.wt, RN_PB_LEN);
+	assert_int_equal(f.len, 7);
+	rn_pb_reader_init(&r2, f.ptr, f.len);
+	assert_int_equal(rn_pb_next(&r2, &f), 1);
+	assert_int_equal(f.len, 5);
+	assert_memory_equal(f.ptr, "sid-1", 5);
+	assert_int_equal(rn_pb_next(&r2, &f), 0);
+	assert_int_equal(rn_pb_next(&r, &f), 0);
+
+	/* the encoder produces the same bytes */
+	struct rn_buf inner = {0};
+	rn_pb_put_str(&inner, 1, "sid-1");
+	rn_pb_put_bytes(&b, 1, inner.data, inner.len);
+	assert_int_equal(b.len, sizeof(golden));
+	assert_memory_equal(b.data, golden, sizeof(golden));
+
+	/* a length past the end, field number 0 and group wire types are errors */
+	static const uint8_t bad_len[] = {0x0a, 0x09, 'x'};
+	static const uint8_t field0[] = {0x00, 0x01};
+	static const uint8_t group[] = {0x0b};
+	rn_pb_reader_init(&r, bad_len, sizeof(bad_len));
+	assert_int_equal(rn_pb_next(&r, &f), RN_EINVAL);
+	rn_pb_reader_init(&r, field0, sizeof(field0));
+	assert_int_equal(rn_pb_next(&r, &f), RN_EINVAL);
+	rn_pb_reader_init(&r, group, sizeof(group));
+	assert_int_equal(rn_pb_next(&r, &f), RN_EINVAL);
+	rn_buf_free(&inner);
+	rn_buf_free(&b);
+}
+
+static void test_deframe_whole_and_split(void **state)
+{
+	struct rn_buf wire = {0};
+	struct rn_grpc_deframer d = {0};
+	struct rn_grpc_msg m;
+	size_t used, off = 0;
+	int got = 0;
+	(void)state;
+
+	rn_grpc_frame_append(&wire, 0, "hello", 5);
+	rn_grpc_frame_append(&wire, 1, "", 0);
+	rn_grpc_frame_append(&wire, 0, "world!", 6);
+
+	/* whole: three messages, zero-copy */
+	while (off < wire.len) {
+		int rc = rn_grpc_deframe(&d, wire.data + off, wire.len - off, &used, &m);
+		assert_true(rc >= 0);
+		off += used;
+		if (rc == 1) {
+			got++;
+			if (got == 1)
+				assert_memory_equal(m.data, "hello", 5);
+			if (got == 2)
+				assert_int_equal(m.compressed, 1);
+		}
+	}
+	assert_int_equal(got, 3);
+
+	/* one byte at a time */
+	got = 0;
+	for (off = 0; off < wire.len; off++) {
+		int rc = rn_grpc_deframe(&d, wire.data + off, 1, &used, &m);
+		assert_int_equal(used, 1);
+		if (rc == 1) {
+			got++;
+			if (got == 3) {
+				assert_int_equal(m.len, 6);
+				assert_memory_equal(m.data, "world!", 6);
+			}
+		}
+	}
+	assert_int_equal(got, 3);
+	assert_false(rn_grpc_deframer_partial(&d));
+	rn_grpc_deframer_free(&d);
+	rn_buf_free(&wire);
+}
+
+static void test_deframe_hostile(void **state)
+{
+	struct rn_grpc_deframer d = {.max_msg = 1024};
+	struct rn_grpc_msg m;
+	size_t used;
+	uint8_t h[5];
+	(void)state;
+
+	rn_grpc_frame_header(h, 0, 1025);
+	assert_int_equal(rn_grpc_deframe(&d, h, 5, &used, &m), RN_ETOOBIG);
+	rn_grpc_deframer_reset(&d);
+	rn_grpc_frame_header(h, 0, 0xffffffffu);
+	assert_int_equal(rn_grpc_deframe(&d, h, 3, &used, &m), 0);
+	assert_int_equal(rn_grpc_deframe(&d, h + 3, 2, &used, &m), RN_ETOOBIG);
+	rn_grpc_deframer_reset(&d);
+	h[0] = 7; /* only 0 and 1 are valid flags */
+	assert_int_equal(rn_grpc_deframe(&d, h, 5, &used, &m), RN_EINVAL);
+	rn_grpc_deframer_free(&d);
+}
+
+static void test_grpc_message_encode(void **state)
+{
+	struct rn_buf b = {0};
+	(void)state;
+	assert_int_equal(rn_grpc_message_encode(&b, "bad 100% \xc3\xa9\n"), 0);
+	assert_string_equal((char *)b.data, "bad 100%25 %C3%A9%0A");
+	rn_buf_free(&b);
+}
+
+static void test_utf8(void **state)
+{
+	(void)state;
+	assert_true(rn_utf8_valid("", 0));
+	assert_true(rn_utf8_valid("plain ascii text longer than eight", 34));
+	assert_true(rn_utf8_valid("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 9));
+	assert_false(rn_utf8_valid("\xc0\xaf", 2));         /* overlong */
+	assert_false(rn_utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
+	assert_false(rn_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
+	assert_false(rn_utf8_valid("abc\xe2\x82", 5));      /* truncated */
+	assert_false(rn_utf8_valid("\xff", 1));
+}
+
+static void test_zstd_roundtrip_and_cap(void **state)
+{
+	struct rn_buf c = {0}, d = {0};
+	char src[5000];
+	(void)state;
+	for (size_t i = 0; i < sizeof(src); i++)
+		src[i] = (char)('a' + i % 7);
+	assert_int_equal(rn_zstd_compress(&c, src, sizeof(src), 3), 0);
+	assert_true(c.len < sizeof(src));
+	assert_int_equal(rn_zstd_decompress(&d, c.data, c.len, sizeof(src)), 0);
+	assert_int_equal(d.len, sizeof(src));
+	assert_memory_equal(d.data, src, sizeof(src));
+	rn_buf_reset(&d);
+	assert_int_equal(rn_zstd_decompress(&d, c.data, c.len, 100), RN_ETOOBIG);
+	assert_int_equal(d.len, 0);
+	assert_int_equal(rn_zstd_decompress(&d, "garbage!", 8, 100), RN_ECORRUPT);
+	assert_int_equal(rn_zstd_decompress(&d, c.data, c.len / 2, 10000), RN_ECORRUPT);
+	rn_buf_free(&c);
+	rn_buf_free(&d);
+}
+
+static void test_buf_cap_and_failure(void **state)
+{
+	struct rn_buf b = {.max = 16};
+	(void)state;
+	assert_int_equal(rn_buf_append(&b, "0123456789", 10), 0);
+	assert_int_equal(rn_buf_append(&b, "0123456789", 10), RN_ENOMEM);
+	assert_int_equal(b.len, 10); /* unchanged on failure */
+	rn_buf_consume(&b, 4);
+	assert_memory_equal(b.data, "456789", 6);
+	rn_buf_free(&b);
+
+	struct rn_buf c = {0};
+	rn_mem_fail_after(1);
+	assert_int_equal(rn_buf_append(&c, "x", 1), RN_ENOMEM);
+	assert_int_equal(rn_buf_append(&c, "x", 1), 0);
+	rn_buf_free(&c);
+	assert_string_equal(rn_strerror(RN_EFULL), "disk buffer full");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_varint_golden),
+		cmocka_unit_test(test_pb_fields),
+		cmocka_unit_test(test_deframe_whole_and_split),
+		cmocka_unit_test(test_deframe_hostile),
+		cmocka_unit_test(test_grpc_message_encode),
+		cmocka_unit_test(test_utf8),
+		cmocka_unit_test(test_zstd_roundtrip_and_cap),
+		cmocka_unit_test(test_buf_cap_and_failure),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
