@@ -1,0 +1,175 @@
+/*
+ * Unit tests for the materializer, the Delta log writer and table-name validation: batches
+ * land once (offsets at or below the txn watermark are skipped, also after reopening),
+ * payloads that are not UTF-8 go to payload_raw, an undecodable record is kept, names that
+ * could escape the data root are refused, and a lost commit race is resolved by txn.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "delta.h"
+#include "mat.h"
+#include "rn_buf.h"
+#include "rn_err.h"
+#include "rn_pbwire.h"
+
+static char root[256];
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(root, sizeof(root), "/tmp/rn-test-mat-XXXXXX");
+	assert_non_null(mkdtemp(root));
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[300];
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
+	return system(cmd);
+}
+
+static void batch_of(struct rn_buf *b, int n, const char *payload, size_t plen)
+{
+	rn_buf_reset(b);
+	for (int i = 0; i < n; i++) {
+		struct rn_buf r = {0};
+		rn_pb_put_uint(&r, 6, (uint64_t)i);
+		rn_pb_put_bytes(&r, 7, payload, plen);
+		rn_pb_put_bytes(b, 1, r.data, r.len);
+		rn_buf_free(&r);
+	}
+}
+
+static int count_lines(const char *path, const char *needle)
+{
+	char line[8192];
+	int n = 0;
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, needle))
+			n++;
+	fclose(f);
+	return n;
+}
+
+static void test_names(void **state)
+{
+	(void)state;
+	assert_int_equal(rn_table_name_check("main.default.t1"), 0);
+	assert_int_equal(rn_table_name_check("t"), 0);
+	assert_int_equal(rn_table_name_check("a-b.c_d"), 0);
+	const char *bad[] = {"", "..", "../x", "a..b", "/abs", "a.b.c.d", "a/b", ".a", "a.",
+			     "-a", "_a", "a b", "a.\xc3\xa9"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(rn_table_name_check(bad[i]), RN_EINVAL);
+	char longname[200];
+	memset(longname, 'x', 129);
+	longname[129] = 0;
+	assert_int_equal(rn_table_name_check(longname), RN_EINVAL);
+}
+
+static void test_exactly_once(void **state)
+{
+	struct rn_mat *m;
+	struct rn_mat_options o = {.data_root = root};
+	struct rn_buf b = {0};
+	int64_t off;
+	char log1[400];
+	(void)state;
+
+	assert_int_equal(rn_mat_create(&m, &o), 0);
+	assert_int_equal(rn_mat_table_exists(m, "db.t"), 0);
+	assert_int_equal(rn_mat_add(m, "db.t", "s1", 0, RN_MAT_PROTO, (const uint8_t *)"", 0),
+			 RN_ENOTFOUND);
+	assert_int_equal(rn_mat_ensure_table(m, "db.t"), 0);
+	assert_int_equal(rn_mat_table_exists(m, "db.t"), 1);
+	assert_int_equal(rn_mat_add(m, "../etc", "s1", 0, RN_MAT_PROTO, (const uint8_t *)"", 0),
+			 RN_EINVAL);
+
+	batch_of(&b, 3, "hello", 5);
+	assert_int_equal(rn_mat_add(m, "db.t", "s1", 0, RN_MAT_PROTO, b.data, b.len), 0);
+	assert_int_equal(rn_mat_add(m, "db.t", "s1", 0, RN_MAT_PROTO, b.data, b.len), 0); /* dup */
+	batch_of(&b, 2, "\xff\xfe", 2);
+	assert_int_equal(rn_mat_add(m, "db.t", "s1", 1, RN_MAT_PROTO, b.data, b.len), 0);
+	assert_true(rn_mat_pending_bytes(m) > 0);
+	assert_int_equal(rn_mat_flush(m), 0);
+	assert_int_equal(rn_mat_pending_bytes(m), 0);
+	assert_int_equal(rn_mat_committed(m, "db.t", "s1", &off), 0);
+	assert_int_equal(off, 1);
+	assert_int_equal(rn_mat_committed(m, "db.t", "nope", &off), 0);
+	assert_int_equal(off, -1);
+	snprintf(log1, sizeof(log1), "%s/db/t/_delta_log/%020d.json", root, 1);
+	assert_int_equal(count_lines(log1, "\"numRecords\\\":5"), 1);
+	assert_int_equal(count_lines(log1, "\"payload_raw\\\":3"), 1); /* nullCount: 3 text rows */
+	assert_int_equal(count_lines(log1, "{\"txn\":{\"appId\":\"s1\",\"version\":1,"), 1);
+	rn_mat_destroy(m);
+
+	/* a new materializer (a restart) skips what the log holds */
+	assert_int_equal(rn_mat_create(&m, &o), 0);
+	assert_int_equal(rn_mat_add(m, "db.t", "s1", 1, RN_MAT_PROTO, b.data, b.len), 0);
+	assert_int_equal(rn_mat_pending_bytes(m), 0);
+	assert_int_equal(rn_mat_flush(m), 0);
+	snprintf(log1, sizeof(log1), "%s/db/t/_delta_log/%020d.json", root, 2);
+	assert_int_equal(access(log1, F_OK), -1);
+	/* an undecodable record is kept as a row */
+	rn_buf_reset(&b);
+	rn_pb_put_bytes(&b, 1, "\x20\xff", 2);
+	assert_int_equal(rn_mat_add(m, "db.t", "s1", 2, RN_MAT_PROTO, b.data, b.len), 0);
+	/* a batch that is not a record list is refused */
+	assert_int_equal(rn_mat_add(m, "db.t", "s1", 3, RN_MAT_PROTO, (const uint8_t *)"\x08\x01", 2),
+			 RN_EINVAL);
+	assert_int_equal(rn_mat_flush(m), 0);
+	assert_int_equal(count_lines(log1, "\"payload_raw\\\":0"), 1); /* the raw bytes are kept */
+	assert_int_equal(count_lines(log1, "\"numRecords\\\":1"), 1);
+	rn_mat_destroy(m);
+	rn_buf_free(&b);
+}
+
+static void test_delta_race(void **state)
+{
+	struct rn_delta *a, *b;
+	char dir[300];
+	int64_t v;
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/race", root);
+	assert_int_equal(rn_delta_open(&a, dir, "{\"type\":\"struct\",\"fields\":[]}", NULL), 0);
+	assert_int_equal(rn_delta_open(&b, dir, NULL, NULL), 0);
+	struct rn_delta_txn ta = {"app-a", 5}, tb = {"app-b", 1};
+	assert_int_equal(rn_delta_commit(a, NULL, 0, &ta, 1, &v), 0);
+	assert_int_equal(v, 1);
+	/* b has not seen version 1: it loses the race, reads it, retries at 2 */
+	assert_int_equal(rn_delta_commit(b, NULL, 0, &tb, 1, &v), 0);
+	assert_int_equal(v, 2);
+	/* b now knows app-a is at 5: the same batch again from b is a duplicate */
+	struct rn_delta_txn ta_again = {"app-a", 5};
+	assert_int_equal(rn_delta_txn(b, "app-a"), 5);
+	/* a is behind (version 1); committing app-b@1 again loses the race to a duplicate */
+	assert_int_equal(rn_delta_commit(a, NULL, 0, &tb, 1, &v), RN_EEXIST);
+	(void)ta_again;
+	rn_delta_close(a);
+	rn_delta_close(b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_exactly_once),
+		cmocka_unit_test(test_delta_race),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
