@@ -1,0 +1,380 @@
+/*
+ * WAL entry codec and segment files; see wal.h and DESIGN.md. Entry layout (little endian):
+ *   u32 magic "RNW1" | u32 body length | u32 crc32c(body)
+ *   body: u8 version(1) | u8 record_type | u16 stream_id_len | u16 table_len | i64 offset
+ *         | stream_id | table | batch
+ */
+#include "wal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "rn_err.h"
+#include "rn_log.h"
+#include "rn_mem.h"
+
+#define WAL_MAGIC 0x31574e52u /* "RNW1" */
+#define BODY_FIXED 14
+#define MAX_BODY ((uint32_t)64 << 20)
+
+static uint32_t crc_table[256];
+
+static void crc_init(void)
+{
+	for (uint32_t i = 0; i < 256; i++) {
+		uint32_t c = i;
+		for (int k = 0; k < 8; k++)
+			c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1;
+		crc_table[i] = c;
+	}
+}
+
+uint32_t rn_crc32c(uint32_t crc, const void *vp, size_t len)
+{
+	const uint8_t *p = vp;
+	if (!crc_table[1])
+		crc_init(); /* idempotent: racing initializers write the same values */
+	crc = ~crc;
+	while (len--)
+		crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+	return ~crc;
+}
+
+static void le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t rd32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+int rn_wal_entry_encode(struct rn_buf *out, const struct rn_wal_entry *e)
+{
+	size_t body = BODY_FIXED + e->stream_id_len + e->table_len + e->batch_len;
+	uint8_t h[RN_WAL_HDR_LEN + BODY_FIXED];
+	size_t start = out->len;
+	int rc;
+
+	if (e->stream_id_len > 0xffff || e->table_len > 0xffff || body > MAX_BODY)
+		return RN_EINVAL;
+	if ((rc = rn_buf_reserve(out, RN_WAL_HDR_LEN + body)))
+		return rc;
+	le32(h, WAL_MAGIC);
+	le32(h + 4, (uint32_t)body);
+	h[12] = 1;
+	h[13] = (uint8_t)e->record_type;
+	h[14] = (uint8_t)e->stream_id_len;
+	h[15] = (uint8_t)(e->stream_id_len >> 8);
+	h[16] = (uint8_t)e->table_len;
+	h[17] = (uint8_t)(e->table_len >> 8);
+	for (int i = 0; i < 8; i++)
+		h[18 + i] = (uint8_t)((uint64_t)e->offset >> (8 * i));
+	rn_buf_append(out, h, sizeof(h));
+	rn_buf_append(out, e->stream_id, e->stream_id_len);
+	rn_buf_append(out, e->table, e->table_len);
+	rn_buf_append(out, e->batch, e->batch_len);
+	le32(out->data + start + 8, rn_crc32c(0, out->data + start + RN_WAL_HDR_LEN, body));
+	return 0;
+}
+
+int rn_wal_entry_decode(const uint8_t *p, size_t len, struct rn_wal_entry *e, size_t *used)
+{
+	uint32_t body;
+	uint64_t off = 0;
+	if (len < RN_WAL_HDR_LEN)
+		return 0;
+	if (rd32(p) != WAL_MAGIC)
+		return RN_ECORRUPT;
+	body = rd32(p + 4);
+	if (body < BODY_FIXED || body > MAX_BODY)
+		return RN_ECORRUPT;
+	if (len - RN_WAL_HDR_LEN < body)
+		return 0;
+	if (rn_crc32c(0, p + RN_WAL_HDR_LEN, body) != rd32(p + 8))
+		return RN_ECORRUPT;
+	const uint8_t *b = p + RN_WAL_HDR_LEN;
+	if (b[0] != 1)
+		return RN_ECORRUPT;
+	e->record_type = b[1];
+	e->stream_id_len = (size_t)b[2] | (size_t)b[3] << 8;
+	e->table_len = (size_t)b[4] | (size_t)b[5] << 8;
+	for (int i = 0; i < 8; i++)
+		off |= (uint64_t)b[6 + i] << (8 * i);
+	e->offset = (int64_t)off;
+	if (BODY_FIXED + e->stream_id_len + e->table_len > body)
+		return RN_ECORRUPT;
+	e->stream_id = (const char *)b + BODY_FIXED;
+	e->table = e->stream_id + e->stream_id_len;
+	e->batch = (const uint8_t *)e->table + e->table_len;
+	e->batch_len = body - BODY_FIXED - e->stream_id_len - e->table_len;
+	*used = RN_WAL_HDR_LEN + body;
+	return 1;
+}
+
+struct rn_wal {
+	char *dir;
+	int fd;         /* current segment, -1 before replay */
+	uint64_t seg;   /* current segment id */
+	uint64_t durable; /* bytes of the current segment known durable */
+	uint64_t other_bytes; /* bytes of all older segments */
+	struct rn_buf queue;
+	char err[256];
+};
+
+static int fail(struct rn_wal *w, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int fail(struct rn_wal *w, int rc, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(w->err, sizeof(w->err), fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+static int errno_rc(void)
+{
+	return errno == ENOSPC || errno == EDQUOT ? RN_ENOSPC : RN_EIO;
+}
+
+int rn_wal_open(struct rn_wal **out, const char *dir)
+{
+	struct rn_wal *w;
+	*out = NULL;
+	if (mkdir(dir, 0755) && errno != EEXIST)
+		return RN_EIO;
+	if (!(w = rn_calloc(1, sizeof(*w))) || !(w->dir = rn_strdup(dir))) {
+		rn_free(w);
+		return RN_ENOMEM;
+	}
+	w->fd = -1;
+	w->queue.max = (size_t)1 << 30;
+	*out = w;
+	return 0;
+}
+
+void rn_wal_close(struct rn_wal *w)
+{
+	if (!w)
+		return;
+	if (w->fd >= 0)
+		close(w->fd);
+	rn_buf_free(&w->queue);
+	rn_free(w->dir);
+	rn_free(w);
+}
+
+static void seg_path(const struct rn_wal *w, uint64_t id, char *out, size_t cap)
+{
+	snprintf(out, cap, "%s/wal-%016llu.log", w->dir, (unsigned long long)id);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Sorted ids of the segments on disk. */
+static int list_segments(const struct rn_wal *w, uint64_t **ids, size_t *n)
+{
+	DIR *d = opendir(w->dir);
+	struct dirent *de;
+	size_t cap = 0;
+	*ids = NULL;
+	*n = 0;
+	if (!d)
+		return RN_EIO;
+	while ((de = readdir(d))) {
+		unsigned long long id;
+		char tail[8];
+		if (sscanf(de->d_name, "wal-%16llu.%4s", &id, tail) != 2 || strcmp(tail, "log"))
+			continue;
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 16;
+			uint64_t *t = rn_reallocarray(*ids, cap, sizeof(*t));
+			if (!t) {
+				closedir(d);
+				return RN_ENOMEM;
+			}
+			*ids = t;
+		}
+		(*ids)[(*n)++] = id;
+	}
+	closedir(d);
+	if (*n)
+		qsort(*ids, *n, sizeof(**ids), cmp_u64);
+	return 0;
+}
+
+static int open_segment(struct rn_wal *w, uint64_t id)
+{
+	char p[4096];
+	seg_path(w, id, p, sizeof(p));
+	int fd = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return fail(w, errno_rc(), "%s: %s", p, strerror(errno));
+	int dfd = open(w->dir, O_RDONLY | O_DIRECTORY);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	if (w->fd >= 0)
+		close(w->fd);
+	w->fd = fd;
+	w->seg = id;
+	w->durable = 0;
+	return 0;
+}
+
+int rn_wal_replay(struct rn_wal *w, int (*fn)(void *ctx, const struct rn_wal_entry *e),
+		  void *ctx)
+{
+	uint64_t *ids;
+	size_t n;
+	int rc;
+
+	if ((rc = list_segments(w, &ids, &n)))
+		return fail(w, rc, "cannot list %s", w->dir);
+	w->other_bytes = 0;
+	for (size_t i = 0; i < n; i++) {
+		char p[4096];
+		struct rn_buf data = {.max = (size_t)8 << 30};
+		char tmp[1 << 16];
+		ssize_t r;
+		size_t off = 0;
+		int fd;
+
+		seg_path(w, ids[i], p, sizeof(p));
+		if ((fd = open(p, O_RDONLY | O_CLOEXEC)) < 0) {
+			rc = fail(w, RN_EIO, "%s: %s", p, strerror(errno));
+			break;
+		}
+		while ((r = read(fd, tmp, sizeof(tmp))) > 0)
+			if ((rc = rn_buf_append(&data, tmp, (size_t)r)))
+				break;
+		close(fd);
+		if (rc || r < 0) {
+			rn_buf_free(&data);
+			rc = rc ? rc : fail(w, RN_EIO, "read %s", p);
+			break;
+		}
+		while (off < data.len) {
+			struct rn_wal_entry e;
+			size_t used;
+			int d = rn_wal_entry_decode(data.data + off, data.len - off, &e, &used);
+			if (d != 1) {
+				rn_log_warn("wal", "%s: %s at byte %zu of %zu; cutting the tail off",
+					    p, d == 0 ? "torn entry" : "corrupt entry", off, data.len);
+				if (truncate(p, (off_t)off))
+					rn_log_error("wal", "truncate %s: %s", p, strerror(errno));
+				data.len = off;
+				break;
+			}
+			if ((rc = fn(ctx, &e)))
+				break;
+			off += used;
+		}
+		w->other_bytes += data.len;
+		rn_buf_free(&data);
+		if (rc)
+			break;
+	}
+	if (!rc)
+		rc = open_segment(w, n ? ids[n - 1] + 1 : 1);
+	rn_free(ids);
+	return rc;
+}
+
+int rn_wal_append(struct rn_wal *w, const struct rn_wal_entry *e)
+{
+	return rn_wal_entry_encode(&w->queue, e);
+}
+
+int rn_wal_dirty(const struct rn_wal *w)
+{
+	return w->queue.len != 0;
+}
+
+int rn_wal_sync(struct rn_wal *w)
+{
+	size_t off = 0;
+	if (w->fd < 0)
+		return fail(w, RN_EIO, "WAL not open (replay first)");
+	if (!w->queue.len)
+		return 0;
+	while (off < w->queue.len) {
+		ssize_t n = write(w->fd, w->queue.data + off, w->queue.len - off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			int rc = fail(w, errno_rc(), "write segment %llu: %s",
+				      (unsigned long long)w->seg, strerror(errno));
+			if (ftruncate(w->fd, (off_t)w->durable))
+				rn_log_error("wal", "ftruncate after failed write: %s", strerror(errno));
+			return rc;
+		}
+		off += (size_t)n;
+	}
+	if (fdatasync(w->fd)) {
+		int rc = fail(w, errno_rc(), "fdatasync: %s", strerror(errno));
+		if (ftruncate(w->fd, (off_t)w->durable))
+			rn_log_error("wal", "ftruncate after failed sync: %s", strerror(errno));
+		return rc;
+	}
+	w->durable += w->queue.len;
+	rn_buf_reset(&w->queue);
+	return 0;
+}
+
+int rn_wal_rotate(struct rn_wal *w, uint64_t *seg)
+{
+	int rc;
+	if ((rc = rn_wal_sync(w)))
+		return rc;
+	w->other_bytes += w->durable;
+	if ((rc = open_segment(w, w->seg + 1)))
+		return rc;
+	*seg = w->seg;
+	return 0;
+}
+
+int rn_wal_drop_before(struct rn_wal *w, uint64_t seg)
+{
+	uint64_t *ids;
+	size_t n;
+	int rc;
+	if ((rc = list_segments(w, &ids, &n)))
+		return rc;
+	for (size_t i = 0; i < n && ids[i] < seg; i++) {
+		char p[4096];
+		struct stat st;
+		seg_path(w, ids[i], p, sizeof(p));
+		if (!stat(p, &st) && w->other_bytes >= (uint64_t)st.st_size)
+			w->other_bytes -= (uint64_t)st.st_size;
+		if (unlink(p))
+			rn_log_warn("wal", "unlink %s: %s", p, strerror(errno));
+	}
+	rn_free(ids);
+	return 0;
+}
+
+uint64_t rn_wal_bytes(const struct rn_wal *w)
+{
+	return w->other_bytes + w->durable + w->queue.len;
+}
+
+const char *rn_wal_errmsg(const struct rn_wal *w)
+{
+	return w->err;
+}

@@ -1,0 +1,80 @@
+/*
+ * The server's write-ahead log. Every batch a client sends is appended here and fsynced
+ * before it is acknowledged; the materializer turns WAL contents into Delta commits, after
+ * which whole segments are deleted. The entry codec (rn_wal_entry_encode/decode) is an
+ * I/O-free core and a fuzz target; the rest is a thin file adapter: segment files
+ * data_root/_wal/wal-<16 digit id>.log, appends buffered in memory and written + fdatasync'd
+ * by rn_wal_sync() (group commit: the caller syncs once per loop iteration for every entry
+ * appended in it), recovery by rn_wal_replay() at start.
+ *
+ * Lifetime: one WAL per server, created at start, used on the loop thread only.
+ * Format and recovery rules: server/wal/DESIGN.md.
+ */
+#ifndef RN_WAL_H
+#define RN_WAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rn_buf.h"
+
+#define RN_WAL_HDR_LEN 12
+
+/* One durable batch. Pointers are slices into the encoded bytes when decoded. */
+struct rn_wal_entry {
+	const char *stream_id;
+	size_t stream_id_len;
+	const char *table;
+	size_t table_len;
+	int64_t offset;
+	int record_type;
+	const uint8_t *batch; /* ProtoEncodedRecordBatch / JsonRecordBatch wire bytes */
+	size_t batch_len;
+};
+
+/* Appends the encoded entry to out. RN_EINVAL (a field too long), RN_ENOMEM. */
+int rn_wal_entry_encode(struct rn_buf *out, const struct rn_wal_entry *e);
+
+/* Decodes one entry at p. Returns 1 and sets *used on success; 0 if the input ends inside
+ * the entry (a torn tail); RN_ECORRUPT for a bad magic, length or checksum. */
+int rn_wal_entry_decode(const uint8_t *p, size_t len, struct rn_wal_entry *e, size_t *used);
+
+/* CRC-32C (Castagnoli) of len bytes. */
+uint32_t rn_crc32c(uint32_t crc, const void *p, size_t len);
+
+struct rn_wal;
+
+/* Opens (creating) dir. Does not read segments: call rn_wal_replay next. RN_EIO. */
+int rn_wal_open(struct rn_wal **out, const char *dir);
+void rn_wal_close(struct rn_wal *w);
+
+/* Reads every segment in order and calls fn for each valid entry (slices valid only during
+ * the call). A torn or corrupt tail of a segment is cut off (the file truncated at the last
+ * good entry) and logged. After replay, appends go to a new segment. fn's non-zero return
+ * stops the replay and is returned. RN_EIO. */
+int rn_wal_replay(struct rn_wal *w, int (*fn)(void *ctx, const struct rn_wal_entry *e),
+		  void *ctx);
+
+/* Queues an entry for the next sync. RN_ENOMEM. */
+int rn_wal_append(struct rn_wal *w, const struct rn_wal_entry *e);
+
+/* Writes queued entries and fdatasyncs. 0 when everything appended so far is durable;
+ * RN_EIO / RN_ENOSPC otherwise (the queued bytes are kept for the next try, the segment is
+ * truncated back to its last durable size). */
+int rn_wal_sync(struct rn_wal *w);
+
+/* True when entries are queued and not yet synced. */
+int rn_wal_dirty(const struct rn_wal *w);
+
+/* Syncs, then starts a new segment. *seg receives the new segment's id. */
+int rn_wal_rotate(struct rn_wal *w, uint64_t *seg);
+
+/* Deletes every segment whose id is < seg. */
+int rn_wal_drop_before(struct rn_wal *w, uint64_t seg);
+
+/* Bytes in all segments on disk. */
+uint64_t rn_wal_bytes(const struct rn_wal *w);
+
+const char *rn_wal_errmsg(const struct rn_wal *w);
+
+#endif
