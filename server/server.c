@@ -1,0 +1,623 @@
+/*
+ * The stream manager and loop wiring; see server.h. Per stream it keeps last_received (the
+ * newest offset appended to the WAL queue) and last_durable (the newest offset fsynced);
+ * acks report last_durable and are sent only from the sync callback, which libevent runs
+ * once per loop iteration after all reads: that is the group commit. Batches go to the
+ * materializer when they are appended; a failed WAL sync is safe because nothing unsynced
+ * is acked and the materializer's txn check absorbs the resend.
+ */
+#include "server.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uuid/uuid.h>
+
+#include "front.h"
+#include "mat.h"
+#include "rn_buf.h"
+#include "rn_err.h"
+#include "rn_grpc.h"
+#include "rn_log.h"
+#include "rn_mem.h"
+#include "rn_pbwire.h"
+#include "wal.h"
+#include "zbwire.h"
+
+static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
+
+#define OFF(f) offsetof(struct rn_server_conf, f)
+const struct rn_conf_key rn_server_conf_table[] = {
+	{"listen", RN_CONF_STRING, "127.0.0.1:7700", OFF(listen), 0, 0,
+	 "address:port for gRPC (h2c); port 0 picks a free one"},
+	{"data_root", RN_CONF_STRING, "/var/lib/runnel-server", OFF(data_root), 0, 0,
+	 "directory holding tables, the WAL and the stream registry"},
+	{"token", RN_CONF_STRING, NULL, OFF(token), 0, 0,
+	 "bearer token clients must send; unset = no authentication"},
+	{"flush_interval_ms", RN_CONF_INT, "1000", OFF(flush_interval_ms), 10, 3600000,
+	 "how often durable records are committed to their Delta tables"},
+	{"max_message_bytes", RN_CONF_SIZE, "10M", OFF(max_message_bytes), 1024,
+	 (int64_t)1 << 30, "largest request message accepted (after decompression)"},
+	{"auto_create", RN_CONF_BOOL, "false", OFF(auto_create), 0, 0,
+	 "create a table the first time a stream names it"},
+	{"tables", RN_CONF_STRLIST, NULL, OFF(tables), 0, 0, "tables to create at start"},
+	{"log_level", RN_CONF_ENUM, "info", OFF(log_level), 0, 0, "log verbosity", log_levels},
+	{NULL},
+};
+
+struct srv_stream {
+	char id[40];
+	char *table;
+	int record_type;
+	int64_t last_received;
+	int64_t last_durable;
+	struct rn_call *call; /* the call currently attached, or NULL */
+	struct srv_stream *next;
+};
+
+struct call_state {
+	struct srv_stream *st;
+	int persistent;
+	int has_table;
+	char table[256];
+	int64_t acked; /* newest offset acked on this call */
+	int half_closed;
+};
+
+struct rn_server {
+	struct rn_server_conf conf;
+	struct event_base *base;
+	struct rn_front *front;
+	struct rn_wal *wal;
+	struct rn_mat *mat;
+	struct srv_stream *streams;
+	struct event *sync_ev, *flush_ev, *sig_term, *sig_int;
+	int mat_dirty;
+	int stopping;
+	char *streams_dir;
+	struct rn_buf resp, single;
+};
+
+static struct srv_stream *find_stream(struct rn_server *s, const char *id, size_t len)
+{
+	for (struct srv_stream *st = s->streams; st; st = st->next)
+		if (strlen(st->id) == len && !memcmp(st->id, id, len))
+			return st;
+	return NULL;
+}
+
+static struct srv_stream *add_stream(struct rn_server *s, const char *id, size_t idlen,
+				     const char *table, size_t tlen, int rtype)
+{
+	struct srv_stream *st = rn_calloc(1, sizeof(*st));
+	if (!st || idlen >= sizeof(st->id) || !(st->table = rn_strndup(table, tlen))) {
+		rn_free(st);
+		return NULL;
+	}
+	memcpy(st->id, id, idlen);
+	st->record_type = rtype;
+	st->last_received = st->last_durable = -1;
+	st->next = s->streams;
+	s->streams = st;
+	return st;
+}
+
+static int fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY);
+	if (fd < 0)
+		return -1;
+	int rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+/* Registers a persistent stream durably: data_root/_streams/<id> = "table\nrecord_type\n". */
+static int register_stream(struct rn_server *s, const struct srv_stream *st)
+{
+	char path[4096], tmp[4200], text[512];
+	int fd, n, rc = 0;
+	snprintf(path, sizeof(path), "%s/%s", s->streams_dir, st->id);
+	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", s->streams_dir, st->id);
+	n = snprintf(text, sizeof(text), "%s\n%d\n", st->table, st->record_type);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0)
+		return RN_EIO;
+	if (write(fd, text, (size_t)n) != n || fsync(fd))
+		rc = RN_EIO;
+	close(fd);
+	if (!rc && rename(tmp, path))
+		rc = RN_EIO;
+	if (!rc && fsync_dir(s->streams_dir))
+		rc = RN_EIO;
+	if (rc)
+		unlink(tmp);
+	return rc;
+}
+
+static int load_registry(struct rn_server *s)
+{
+	DIR *d = opendir(s->streams_dir);
+	struct dirent *de;
+	int n = 0;
+	if (!d)
+		return RN_EIO;
+	while ((de = readdir(d))) {
+		char path[4096], table[300];
+		int rtype = 1;
+		FILE *f;
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", s->streams_dir, de->d_name);
+		if (!(f = fopen(path, "r")))
+			continue;
+		if (fscanf(f, "%299s %d", table, &rtype) == 2 && !rn_table_name_check(table) &&
+		    !find_stream(s, de->d_name, strlen(de->d_name))) {
+			if (add_stream(s, de->d_name, strlen(de->d_name), table, strlen(table), rtype))
+				n++;
+		} else {
+			rn_log_warn("server", "ignoring unreadable stream registry entry %s", path);
+		}
+		fclose(f);
+	}
+	closedir(d);
+	rn_log_info("server", "%d persistent streams registered", n);
+	return 0;
+}
+
+static int replay_entry(void *ctx, const struct rn_wal_entry *e)
+{
+	struct rn_server *s = ctx;
+	struct srv_stream *st = find_stream(s, e->stream_id, e->stream_id_len);
+	char table[300], sid[64];
+	int rc;
+
+	if (e->table_len >= sizeof(table) || e->stream_id_len >= sizeof(sid))
+		return 0;
+	memcpy(table, e->table, e->table_len);
+	table[e->table_len] = 0;
+	memcpy(sid, e->stream_id, e->stream_id_len);
+	sid[e->stream_id_len] = 0;
+	if (!st && !(st = add_stream(s, sid, e->stream_id_len, table, e->table_len, e->record_type)))
+		return RN_ENOMEM;
+	if (e->offset > st->last_durable)
+		st->last_durable = st->last_received = e->offset;
+	if ((rc = rn_mat_add(s->mat, table, sid, e->offset, e->record_type, e->batch, e->batch_len)))
+		rn_log_error("server", "WAL replay: stream %s offset %lld: %s", sid,
+			     (long long)e->offset, rn_mat_errmsg(s->mat));
+	else
+		s->mat_dirty = 1;
+	return 0;
+}
+
+static void send_msg(struct rn_call *c, struct rn_buf *b)
+{
+	if (rn_call_send(c, b->data, b->len))
+		rn_call_finish(c, RN_GRPC_RESOURCE_EXHAUSTED, "response queue full");
+}
+
+static void ack_streams(struct rn_server *s)
+{
+	for (struct srv_stream *st = s->streams; st; st = st->next) {
+		struct call_state *cs;
+		if (!st->call)
+			continue;
+		cs = rn_call_ctx(st->call);
+		if (st->last_durable > cs->acked) {
+			rn_buf_reset(&s->resp);
+			rn_zb_encode_ack(&s->resp, cs->persistent, st->last_durable);
+			send_msg(st->call, &s->resp);
+			cs->acked = st->last_durable;
+		}
+		if (cs->half_closed && cs->acked >= st->last_received)
+			rn_call_finish(st->call, RN_GRPC_OK, NULL);
+	}
+}
+
+static void sync_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rn_server *s = arg;
+	int rc;
+	(void)fd;
+	(void)what;
+	if ((rc = rn_wal_sync(s->wal))) {
+		rn_log_error("server", "WAL sync failed, nothing acked: %s", rn_wal_errmsg(s->wal));
+		for (struct srv_stream *st = s->streams; st; st = st->next) {
+			if (st->last_received > st->last_durable) {
+				st->last_received = st->last_durable;
+				if (st->call)
+					rn_call_finish(st->call, rc == RN_ENOSPC ? RN_GRPC_RESOURCE_EXHAUSTED
+										 : RN_GRPC_UNAVAILABLE,
+						       "server cannot make records durable");
+			}
+		}
+	} else {
+		for (struct srv_stream *st = s->streams; st; st = st->next)
+			st->last_durable = st->last_received;
+		ack_streams(s);
+	}
+	rn_front_flush(s->front);
+}
+
+static void flush_now(struct rn_server *s)
+{
+	uint64_t seg;
+	int rc;
+	if (!s->mat_dirty)
+		return;
+	if (rn_wal_dirty(s->wal))
+		sync_cb(-1, 0, s);
+	if ((rc = rn_wal_rotate(s->wal, &seg))) {
+		rn_log_error("server", "WAL rotate: %s", rn_wal_errmsg(s->wal));
+		return;
+	}
+	if ((rc = rn_mat_flush(s->mat))) {
+		rn_log_error("server", "materializer: %s (will retry)", rn_mat_errmsg(s->mat));
+		return;
+	}
+	s->mat_dirty = 0;
+	rn_wal_drop_before(s->wal, seg);
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	flush_now(arg);
+}
+
+static int check_auth(const struct rn_server *s, const char *auth)
+{
+	if (!s->conf.token)
+		return 1;
+	return auth && !strncmp(auth, "Bearer ", 7) && !strcmp(auth + 7, s->conf.token);
+}
+
+static int on_open(void *ctx, struct rn_call *c, const struct rn_call_info *info,
+		   const char **msg)
+{
+	struct rn_server *s = ctx;
+	struct call_state *cs;
+	if (s->stopping) {
+		*msg = "server is shutting down";
+		return RN_GRPC_UNAVAILABLE;
+	}
+	if (!check_auth(s, info->authorization)) {
+		*msg = "missing or wrong bearer token";
+		return RN_GRPC_UNAUTHENTICATED;
+	}
+	if (info->table && rn_table_name_check(info->table)) {
+		*msg = "invalid table name in x-databricks-zerobus-table-name";
+		return RN_GRPC_INVALID_ARGUMENT;
+	}
+	if (!(cs = rn_calloc(1, sizeof(*cs)))) {
+		*msg = "out of memory";
+		return RN_GRPC_RESOURCE_EXHAUSTED;
+	}
+	cs->persistent = rn_call_persistent(c);
+	cs->acked = -1;
+	if (info->table) {
+		snprintf(cs->table, sizeof(cs->table), "%s", info->table);
+		cs->has_table = 1;
+	}
+	rn_call_set_ctx(c, cs);
+	return 0;
+}
+
+static void attach(struct srv_stream *st, struct rn_call *c, struct call_state *cs)
+{
+	if (st->call && st->call != c) {
+		struct call_state *old = rn_call_ctx(st->call);
+		old->st = NULL;
+		rn_call_finish(st->call, RN_GRPC_ABORTED, "stream resumed on another call");
+	}
+	st->call = c;
+	cs->st = st;
+}
+
+static void on_create(struct rn_server *s, struct rn_call *c, struct call_state *cs,
+		      const struct rn_zb_request *r)
+{
+	char table[256];
+	struct srv_stream *st;
+	uuid_t u;
+	char id[37];
+	int rtype = r->record_type ? r->record_type : 1, ex;
+
+	if (cs->st)
+		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, "stream already created");
+	if (r->table) {
+		if (r->table_len >= sizeof(table))
+			return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, "table name too long");
+		memcpy(table, r->table, r->table_len);
+		table[r->table_len] = 0;
+		if (cs->has_table && strcmp(table, cs->table))
+			return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT,
+					      "table_name differs from x-databricks-zerobus-table-name");
+	} else if (cs->has_table) {
+		snprintf(table, sizeof(table), "%s", cs->table);
+	} else {
+		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, "no table name");
+	}
+	if (rn_table_name_check(table))
+		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, "invalid table name");
+	if (rtype != 1 && rtype != 2)
+		return rn_call_finish(c, RN_GRPC_UNIMPLEMENTED, "record type not supported");
+	ex = rn_mat_table_exists(s->mat, table);
+	if (ex == 0 && s->conf.auto_create && rn_mat_ensure_table(s->mat, table) == 0)
+		ex = 1;
+	if (ex != 1)
+		return rn_call_finish(c, RN_GRPC_NOT_FOUND, "table does not exist");
+	uuid_generate_random(u);
+	uuid_unparse_lower(u, id);
+	if (!(st = add_stream(s, id, strlen(id), table, strlen(table), rtype)))
+		return rn_call_finish(c, RN_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+	if (cs->persistent && register_stream(s, st))
+		return rn_call_finish(c, RN_GRPC_UNAVAILABLE, "cannot register the stream durably");
+	attach(st, c, cs);
+	rn_log_info("server", "stream %s created for table %s (%s)", id, table,
+		    cs->persistent ? "persistent" : "ephemeral");
+	rn_buf_reset(&s->resp);
+	rn_zb_encode_create_response(&s->resp, cs->persistent, id);
+	send_msg(c, &s->resp);
+}
+
+static void on_resume(struct rn_server *s, struct rn_call *c, struct call_state *cs,
+		      const struct rn_zb_request *r)
+{
+	struct srv_stream *st = find_stream(s, r->stream_id, r->stream_id_len);
+	int64_t committed = -1;
+	if (cs->st)
+		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, "stream already open on this call");
+	if (!st)
+		return rn_call_finish(c, RN_GRPC_NOT_FOUND, "unknown stream_id");
+	if (cs->has_table && strcmp(cs->table, st->table))
+		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, "stream belongs to another table");
+	if (rn_mat_committed(s->mat, st->table, st->id, &committed))
+		return rn_call_finish(c, RN_GRPC_UNAVAILABLE, "cannot read the table's log");
+	if (committed > st->last_durable)
+		st->last_durable = committed;
+	if (st->last_durable > st->last_received)
+		st->last_received = st->last_durable;
+	attach(st, c, cs);
+	cs->acked = st->last_durable;
+	rn_log_info("server", "stream %s resumed at %lld", st->id, (long long)st->last_durable);
+	rn_buf_reset(&s->resp);
+	rn_zb_encode_resume_response(&s->resp, st->last_durable);
+	send_msg(c, &s->resp);
+}
+
+static void on_ingest(struct rn_server *s, struct rn_call *c, struct call_state *cs,
+		      const struct rn_zb_request *r)
+{
+	struct srv_stream *st = cs->st;
+	const uint8_t *batch = r->batch;
+	size_t blen = r->batch_len;
+	char why[160];
+	int rc;
+
+	if (!st)
+		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT,
+				      "first message must be create_stream or resume_stream");
+	if (!r->has_offset)
+		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, "offset_id is required");
+	if (r->batch_type == 4)
+		return rn_call_finish(c, RN_GRPC_UNIMPLEMENTED, "AVRO records are not supported");
+	if (r->batch_type != st->record_type)
+		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT,
+				      "record type differs from the stream's");
+	if (r->offset <= st->last_received) {
+		/* a resend after reconnect: already here, not written again */
+		if (r->offset <= st->last_durable && st->last_durable > cs->acked) {
+			rn_buf_reset(&s->resp);
+			rn_zb_encode_ack(&s->resp, cs->persistent, st->last_durable);
+			send_msg(c, &s->resp);
+			cs->acked = st->last_durable;
+		}
+		return;
+	}
+	if (r->offset != st->last_received + 1) {
+		snprintf(why, sizeof(why), "offset gap: expected %lld, got %lld",
+			 (long long)(st->last_received + 1), (long long)r->offset);
+		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, why);
+	}
+	if (r->is_single) { /* one record: store it in record-list form like a batch */
+		rn_buf_reset(&s->single);
+		if (rn_pb_put_bytes(&s->single, 1, r->batch, r->batch_len))
+			return rn_call_finish(c, RN_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+		batch = s->single.data;
+		blen = s->single.len;
+	}
+	rc = rn_mat_add(s->mat, st->table, st->id, r->offset, st->record_type, batch, blen);
+	if (rc == RN_EINVAL)
+		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, rn_mat_errmsg(s->mat));
+	if (rc)
+		return rn_call_finish(c, RN_GRPC_UNAVAILABLE, rn_mat_errmsg(s->mat));
+	s->mat_dirty = 1;
+	struct rn_wal_entry e = {st->id, strlen(st->id), st->table, strlen(st->table), r->offset,
+				 st->record_type, batch, blen};
+	if (rn_wal_append(s->wal, &e))
+		return rn_call_finish(c, RN_GRPC_RESOURCE_EXHAUSTED, "WAL queue full");
+	st->last_received = r->offset;
+	event_active(s->sync_ev, 0, 0);
+}
+
+static void on_message(void *ctx, struct rn_call *c, const uint8_t *msg, size_t len)
+{
+	struct rn_server *s = ctx;
+	struct call_state *cs = rn_call_ctx(c);
+	struct rn_zb_request r;
+	const char *why = NULL;
+
+	if (rn_zb_decode_request(msg, len, cs->persistent, &r, &why))
+		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, why);
+	switch (r.kind) {
+	case RN_ZB_CREATE: on_create(s, c, cs, &r); break;
+	case RN_ZB_RESUME: on_resume(s, c, cs, &r); break;
+	case RN_ZB_INGEST: on_ingest(s, c, cs, &r); break;
+	}
+}
+
+static void on_half_close(void *ctx, struct rn_call *c)
+{
+	struct call_state *cs = rn_call_ctx(c);
+	(void)ctx;
+	cs->half_closed = 1;
+	if (!cs->st || cs->acked >= cs->st->last_received)
+		rn_call_finish(c, RN_GRPC_OK, NULL);
+}
+
+static void on_closed(void *ctx, struct rn_call *c)
+{
+	struct call_state *cs = rn_call_ctx(c);
+	(void)ctx;
+	if (!cs)
+		return;
+	if (cs->st && cs->st->call == c)
+		cs->st->call = NULL;
+	rn_free(cs);
+	rn_call_set_ctx(c, NULL);
+}
+
+static void stop_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct rn_server *s = arg;
+	struct timeval tv = {0, 200000};
+	(void)what;
+	if (s->stopping)
+		return;
+	rn_log_info("server", "signal %d: draining", (int)sig);
+	s->stopping = 1;
+	rn_front_stop_listening(s->front);
+	sync_cb(-1, 0, s);
+	flush_now(s);
+	for (struct srv_stream *st = s->streams; st; st = st->next)
+		if (st->call)
+			rn_call_finish(st->call, RN_GRPC_UNAVAILABLE, "server shutting down");
+	rn_front_flush(s->front);
+	event_base_loopexit(s->base, &tv);
+}
+
+static int split_listen(const char *listen, char *host, size_t cap, int *port)
+{
+	const char *colon = strrchr(listen, ':');
+	if (!colon || (size_t)(colon - listen) >= cap)
+		return RN_EINVAL;
+	memcpy(host, listen, (size_t)(colon - listen));
+	host[colon - listen] = 0;
+	*port = atoi(colon + 1);
+	return *port < 0 || *port > 65535 ? RN_EINVAL : 0;
+}
+
+int rn_server_create(struct rn_server **out, const struct rn_server_conf *conf)
+{
+	struct rn_server *s;
+	char path[4096], host[128];
+	int port, rc;
+	uint64_t seg;
+
+	*out = NULL;
+	if (split_listen(conf->listen, host, sizeof(host), &port)) {
+		rn_log_error("server", "listen = \"%s\": expected host:port", conf->listen);
+		return RN_EINVAL;
+	}
+	if (!(s = rn_calloc(1, sizeof(*s))))
+		return RN_ENOMEM;
+	s->conf = *conf;
+	if (mkdir(conf->data_root, 0755) && errno != EEXIST) {
+		rn_log_error("server", "data_root %s: %s", conf->data_root, strerror(errno));
+		rn_free(s);
+		return RN_EIO;
+	}
+	snprintf(path, sizeof(path), "%s/_streams", conf->data_root);
+	mkdir(path, 0755);
+	s->streams_dir = rn_strdup(path);
+	struct rn_mat_options mo = {.data_root = conf->data_root};
+	if ((rc = rn_mat_create(&s->mat, &mo)))
+		goto fail;
+	for (size_t i = 0; i < conf->tables.n; i++) {
+		if ((rc = rn_mat_ensure_table(s->mat, conf->tables.v[i]))) {
+			rn_log_error("server", "table %s: %s", conf->tables.v[i],
+				     rc == RN_EINVAL ? "invalid name" : rn_mat_errmsg(s->mat));
+			goto fail;
+		}
+	}
+	if ((rc = load_registry(s)))
+		goto fail;
+	snprintf(path, sizeof(path), "%s/_wal", conf->data_root);
+	if ((rc = rn_wal_open(&s->wal, path)) || (rc = rn_wal_replay(s->wal, replay_entry, s))) {
+		rn_log_error("server", "WAL recovery failed: %s", s->wal ? rn_wal_errmsg(s->wal) : path);
+		goto fail;
+	}
+	if (s->mat_dirty) {
+		if ((rc = rn_mat_flush(s->mat))) {
+			rn_log_error("server", "flush after recovery: %s", rn_mat_errmsg(s->mat));
+			goto fail;
+		}
+		s->mat_dirty = 0;
+	}
+	if ((rc = rn_wal_rotate(s->wal, &seg)) || (rc = rn_wal_drop_before(s->wal, seg)))
+		goto fail;
+
+	s->base = event_base_new();
+	s->sync_ev = event_new(s->base, -1, 0, sync_cb, s);
+	s->flush_ev = event_new(s->base, -1, EV_PERSIST, flush_cb, s);
+	s->sig_term = evsignal_new(s->base, SIGTERM, stop_cb, s);
+	s->sig_int = evsignal_new(s->base, SIGINT, stop_cb, s);
+	struct timeval iv = {conf->flush_interval_ms / 1000, (conf->flush_interval_ms % 1000) * 1000};
+	event_add(s->flush_ev, &iv);
+	event_add(s->sig_term, NULL);
+	event_add(s->sig_int, NULL);
+	struct rn_front_options fo = {host, port, (size_t)conf->max_message_bytes};
+	struct rn_front_handler h = {s, on_open, on_message, on_half_close, on_closed};
+	if ((rc = rn_front_create(&s->front, s->base, &fo, &h)))
+		goto fail;
+	rn_log_info("server", "runnel-server %s listening on %s:%d data_root=%s", RN_VERSION, host,
+		    rn_front_port(s->front), conf->data_root);
+	*out = s;
+	return 0;
+fail:
+	rn_server_destroy(s);
+	return rc ? rc : RN_EIO;
+}
+
+int rn_server_run(struct rn_server *s)
+{
+	event_base_dispatch(s->base);
+	return 0;
+}
+
+void rn_server_destroy(struct rn_server *s)
+{
+	if (!s)
+		return;
+	rn_front_destroy(s->front);
+	if (s->sync_ev)
+		event_free(s->sync_ev);
+	if (s->flush_ev)
+		event_free(s->flush_ev);
+	if (s->sig_term)
+		event_free(s->sig_term);
+	if (s->sig_int)
+		event_free(s->sig_int);
+	if (s->base)
+		event_base_free(s->base);
+	while (s->streams) {
+		struct srv_stream *n = s->streams->next;
+		rn_free(s->streams->table);
+		rn_free(s->streams);
+		s->streams = n;
+	}
+	rn_wal_close(s->wal);
+	rn_mat_destroy(s->mat);
+	rn_buf_free(&s->resp);
+	rn_buf_free(&s->single);
+	rn_free(s->streams_dir);
+	rn_free(s);
+}

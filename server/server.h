@@ -1,0 +1,37 @@
+/*
+ * runnel-server's core: the stream manager (create/resume, offsets, dedup, the durable stream
+ * registry), group commit of the WAL before acks, and the materialization timer. It owns the
+ * event base and wires the h2 front, the WAL and the materializer together.
+ *
+ * Lifetime: main() creates one server, runs it until SIGTERM/SIGINT, destroys it. One thread.
+ */
+#ifndef RN_SERVER_H
+#define RN_SERVER_H
+
+#include <stdint.h>
+
+#include "rn_conf.h"
+
+struct rn_server_conf {
+	char *listen;              /* host:port */
+	char *data_root;
+	char *token;               /* NULL = no authentication */
+	int64_t flush_interval_ms; /* materializer commit interval */
+	int64_t max_message_bytes;
+	int auto_create;           /* create unknown (valid) tables on first stream */
+	struct rn_conf_strlist tables; /* created at start */
+	int log_level;
+};
+
+/* The config rows (for loading, -n and help). */
+extern const struct rn_conf_key rn_server_conf_table[];
+
+struct rn_server;
+
+/* Recovers the WAL into the tables, then listens. RN_EIO, RN_EINVAL, RN_ENOMEM. */
+int rn_server_create(struct rn_server **out, const struct rn_server_conf *conf);
+/* Runs the loop until a stop signal; then drains and returns 0. */
+int rn_server_run(struct rn_server *s);
+void rn_server_destroy(struct rn_server *s);
+
+#endif

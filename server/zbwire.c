@@ -1,0 +1,165 @@
+/*
+ * Zerobus codec; see zbwire.h. Unknown fields are skipped (protobuf rules); for a oneof the
+ * last member present wins.
+ */
+#include "zbwire.h"
+
+#include <string.h>
+
+#include "rn_err.h"
+#include "rn_pbwire.h"
+
+static int decode_create(const uint8_t *p, size_t len, struct rn_zb_request *r)
+{
+	struct rn_pb_reader rd;
+	struct rn_pb_field f;
+	int rc;
+	rn_pb_reader_init(&rd, p, len);
+	while ((rc = rn_pb_next(&rd, &f)) == 1) {
+		if (f.num == 1 && f.wt == RN_PB_LEN) {
+			r->table = (const char *)f.ptr;
+			r->table_len = f.len;
+		} else if (f.num == 4 && f.wt == RN_PB_VARINT) {
+			r->record_type = (int)f.u;
+		}
+	}
+	return rc;
+}
+
+static int decode_resume(const uint8_t *p, size_t len, struct rn_zb_request *r)
+{
+	struct rn_pb_reader rd;
+	struct rn_pb_field f;
+	int rc;
+	rn_pb_reader_init(&rd, p, len);
+	while ((rc = rn_pb_next(&rd, &f)) == 1) {
+		if (f.num == 1 && f.wt == RN_PB_LEN) {
+			r->stream_id = (const char *)f.ptr;
+			r->stream_id_len = f.len;
+		} else if (f.num == 3 && f.wt == RN_PB_VARINT) {
+			r->record_type = (int)f.u;
+		}
+	}
+	return rc;
+}
+
+static int decode_ingest(const uint8_t *p, size_t len, int batch, struct rn_zb_request *r)
+{
+	struct rn_pb_reader rd;
+	struct rn_pb_field f;
+	int rc;
+	r->is_single = !batch;
+	rn_pb_reader_init(&rd, p, len);
+	while ((rc = rn_pb_next(&rd, &f)) == 1) {
+		if (f.num == 1 && f.wt == RN_PB_VARINT) {
+			r->has_offset = 1;
+			r->offset = (int64_t)f.u;
+		} else if (f.num >= 2 && f.num <= 4 && f.wt == RN_PB_LEN) {
+			r->batch_type = f.num == 2 ? 1 : f.num == 3 ? 2 : 4;
+			r->batch = f.ptr;
+			r->batch_len = f.len;
+		}
+	}
+	return rc;
+}
+
+int rn_zb_decode_request(const uint8_t *p, size_t len, int persistent, struct rn_zb_request *r,
+			 const char **why)
+{
+	struct rn_pb_reader rd;
+	struct rn_pb_field f, last = {0};
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	rn_pb_reader_init(&rd, p, len);
+	while ((rc = rn_pb_next(&rd, &f)) == 1)
+		if (f.wt == RN_PB_LEN && f.num >= 1 && f.num <= (persistent ? 4u : 3u))
+			last = f;
+	if (rc < 0) {
+		*why = "malformed protobuf in request";
+		return RN_EINVAL;
+	}
+	if (!last.num) {
+		*why = "request has no payload";
+		return RN_EINVAL;
+	}
+	if (last.num == 1) {
+		r->kind = RN_ZB_CREATE;
+		if (persistent) { /* CreatePersistentStreamRequest{1: CreateIngestStreamRequest} */
+			struct rn_pb_reader in;
+			struct rn_pb_field g;
+			rn_pb_reader_init(&in, last.ptr, last.len);
+			while ((rc = rn_pb_next(&in, &g)) == 1) {
+				if (g.num == 1 && g.wt == RN_PB_LEN && decode_create(g.ptr, g.len, r) < 0) {
+					rc = RN_EINVAL;
+					break;
+				}
+			}
+		} else {
+			rc = decode_create(last.ptr, last.len, r);
+		}
+	} else if (persistent && last.num == 2) {
+		r->kind = RN_ZB_RESUME;
+		rc = decode_resume(last.ptr, last.len, r);
+	} else {
+		int batch = last.num == (persistent ? 4u : 3u);
+		r->kind = RN_ZB_INGEST;
+		rc = decode_ingest(last.ptr, last.len, batch, r);
+		if (rc >= 0 && !r->batch) {
+			*why = "ingest request carries no records";
+			return RN_EINVAL;
+		}
+	}
+	if (rc < 0) {
+		*why = "malformed protobuf in request payload";
+		return RN_EINVAL;
+	}
+	if (r->kind == RN_ZB_RESUME && !r->stream_id) {
+		*why = "resume_stream without stream_id";
+		return RN_EINVAL;
+	}
+	return 0;
+}
+
+int rn_zb_encode_create_response(struct rn_buf *b, int persistent, const char *stream_id)
+{
+	struct rn_buf in = {0};
+	int rc = rn_pb_put_str(&in, 1, stream_id);
+	(void)persistent; /* field 1 in both numberings */
+	rc = rc ? rc : rn_pb_put_bytes(b, 1, in.data, in.len);
+	rn_buf_free(&in);
+	return rc;
+}
+
+int rn_zb_encode_resume_response(struct rn_buf *b, int64_t last)
+{
+	uint8_t in[12];
+	size_t n = 0;
+	if (last >= 0) {
+		in[n++] = 0x08;
+		n += rn_pb_varint_enc(in + n, (uint64_t)last);
+	}
+	return rn_pb_put_bytes(b, 2, in, n);
+}
+
+int rn_zb_encode_ack(struct rn_buf *b, int persistent, int64_t offset)
+{
+	uint8_t in[12];
+	size_t n = 0;
+	in[n++] = 0x08;
+	n += rn_pb_varint_enc(in + n, (uint64_t)offset);
+	return rn_pb_put_bytes(b, persistent ? 3 : 2, in, n);
+}
+
+int rn_zb_encode_close_signal(struct rn_buf *b, int persistent, int64_t seconds)
+{
+	uint8_t dur[12], in[16];
+	size_t n = 0, m = 0;
+	dur[n++] = 0x08;
+	n += rn_pb_varint_enc(dur + n, (uint64_t)seconds);
+	in[m++] = 0x0a;
+	in[m++] = (uint8_t)n;
+	memcpy(in + m, dur, n);
+	m += n;
+	return rn_pb_put_bytes(b, persistent ? 4 : 3, in, m);
+}

@@ -1,0 +1,50 @@
+/*
+ * The Zerobus request/response codec (databricks.zerobus, field numbers in the protocol
+ * reference §2.4), I/O-free and zero-copy: a decoded ingest request points into the received
+ * message, so the record batch goes to the WAL without being copied or re-encoded. Both the
+ * PersistentStream and the EphemeralStream numberings are handled. Fuzzed by
+ * tests/fuzz/fuzz_zbwire.c.
+ */
+#ifndef RN_ZBWIRE_H
+#define RN_ZBWIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rn_buf.h"
+
+enum rn_zb_kind { RN_ZB_CREATE = 1, RN_ZB_RESUME, RN_ZB_INGEST };
+
+struct rn_zb_request {
+	enum rn_zb_kind kind;
+	/* CREATE: table_name (may be absent), record_type (0 if absent) */
+	const char *table;
+	size_t table_len;
+	int record_type;
+	/* RESUME */
+	const char *stream_id;
+	size_t stream_id_len;
+	/* INGEST: offset (has_offset), the records as a record-list wire form (field 1
+	 * repeated) in batch/batch_len, or a single record in one/one_len (is_single) */
+	int has_offset;
+	int64_t offset;
+	int batch_type; /* 1 = PROTO, 2 = JSON, 4 = AVRO */
+	int is_single;
+	const uint8_t *batch;
+	size_t batch_len;
+};
+
+/* Decodes one request message. `persistent` selects the PersistentStreamRequest numbering
+ * (else EphemeralStreamRequest). Returns 0, or RN_EINVAL with *why set to a static reason
+ * (malformed protobuf, empty message, no payload, ...). */
+int rn_zb_decode_request(const uint8_t *p, size_t len, int persistent, struct rn_zb_request *r,
+			 const char **why);
+
+/* Response encoders; each appends one response message (not framed). 0 or RN_ENOMEM. */
+int rn_zb_encode_create_response(struct rn_buf *b, int persistent, const char *stream_id);
+/* last < 0: the field is absent (nothing committed). Persistent only. */
+int rn_zb_encode_resume_response(struct rn_buf *b, int64_t last);
+int rn_zb_encode_ack(struct rn_buf *b, int persistent, int64_t offset);
+int rn_zb_encode_close_signal(struct rn_buf *b, int persistent, int64_t seconds);
+
+#endif
