@@ -335,6 +335,9 @@ static int data_chunk_cb(nghttp2_session *s, uint8_t flags, int32_t sid, const u
 		data += used;
 		len -= used;
 		if (rc < 0) {
+			rn_log_debug("front", "bad frame bytes: %02x %02x %02x %02x %02x (len %zu)",
+				     data[0], len > 1 ? data[1] : 0, len > 2 ? data[2] : 0,
+				     len > 3 ? data[3] : 0, len > 4 ? data[4] : 0, len);
 			rn_call_finish(k, rc == RN_ETOOBIG ? RN_GRPC_RESOURCE_EXHAUSTED
 							   : RN_GRPC_INVALID_ARGUMENT,
 				       rc == RN_ETOOBIG ? "message larger than the server's limit"

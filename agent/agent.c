@@ -1,0 +1,472 @@
+/*
+ * The agent: pipeline, uplink glue and loop; see agent.h. Per source there is one stream
+ * (named after the source) with its chunk builder. A chunk closes on size or count inside
+ * emit(), or on linger in tick(); it is committed to the buffer together with the source's
+ * snapshot (its resume position) in one transaction. When the buffer refuses a chunk (full),
+ * the chunk waits in memory and the source is paused (accepting() = 0) until it fits.
+ */
+#include "agent.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buffer.h"
+#include "chunk.h"
+#include "plugin.h"
+#include "rn_clock.h"
+#include "rn_err.h"
+#include "rn_log.h"
+#include "rn_mem.h"
+#include "uplink.h"
+
+static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
+static const char *const sync_modes[] = {"normal", "full", NULL};
+static const char *const read_from[] = {"beginning", "end", NULL};
+
+#define A(f) offsetof(struct rn_agent_conf, f)
+#define S(f) offsetof(struct rn_source_conf, f)
+
+static const struct rn_conf_key agent_keys[] = {
+	{"device_id", RN_CONF_STRING, NULL, A(device_id), 0, 0, "device id in every record (default: hostname)"},
+	{"data_dir", RN_CONF_STRING, "/var/lib/runnel", A(data_dir), 0, 0, "buffer and status files"},
+	{"log_level", RN_CONF_ENUM, "info", A(log_level), 0, 0, "log verbosity", log_levels},
+	{NULL},
+};
+static const struct rn_conf_key buffer_keys[] = {
+	{"sync", RN_CONF_ENUM, "normal", A(sync), 0, 0,
+	 "normal: survive crashes; full: also power loss", sync_modes},
+	{"max_bytes", RN_CONF_SIZE, "1G", A(buffer_max_bytes), 1 << 20, (int64_t)1 << 50,
+	 "cap on buffered chunk bytes; sources pause when reached"},
+	{NULL},
+};
+static const struct rn_conf_key uplink_keys[] = {
+	{"url", RN_CONF_STRING, "http://127.0.0.1:7700", A(url), 0, 0, "Zerobus endpoint (http:// = h2c)"},
+	{"token", RN_CONF_STRING, NULL, A(token), 0, 0, "bearer token"},
+	{"window", RN_CONF_INT, "8", A(window), 1, 1024, "chunks in flight per stream"},
+	{"backoff_min_ms", RN_CONF_INT, "200", A(backoff_min_ms), 1, 600000, "first retry delay cap"},
+	{"backoff_max_ms", RN_CONF_INT, "30000", A(backoff_max_ms), 1, 3600000, "retry delay ceiling"},
+	{NULL},
+};
+static const struct rn_conf_key chunk_keys[] = {
+	{"max_bytes", RN_CONF_SIZE, "1M", A(chunk_max_bytes), 1024, (int64_t)8 << 20, "encoded records per chunk"},
+	{"max_records", RN_CONF_INT, "10000", A(chunk_max_records), 1, 1000000, "records per chunk"},
+	{"linger_ms", RN_CONF_INT, "200", A(linger_ms), 1, 600000, "oldest record waits at most this long"},
+	{"zstd_level", RN_CONF_INT, "3", A(zstd_level), 1, 19, "chunk compression level"},
+	{NULL},
+};
+static const char *const source_types[] = {"file", NULL};
+static const struct rn_conf_key source_keys[] = {
+	{"type", RN_CONF_STRING, NULL, S(type), 0, 0, "plugin: file"},
+	{"name", RN_CONF_STRING, NULL, S(name), 0, 0, "source name (also its stream's name)"},
+	{"table", RN_CONF_STRING, NULL, S(table), 0, 0, "target table (catalog.schema.table)"},
+	{"paths", RN_CONF_STRLIST, NULL, S(paths), 0, 0, "file: paths or globs to tail"},
+	{"read_from", RN_CONF_ENUM, "beginning", S(read_from), 0, 0,
+	 "file: where to start in files present at the first start", read_from},
+	{"max_line_bytes", RN_CONF_SIZE, "64K", S(max_line_bytes), 16, 16 << 20,
+	 "file: longer lines are split into flagged pieces"},
+	{"line_timeout_ms", RN_CONF_INT, "1000", S(line_timeout_ms), 1, 3600000,
+	 "file: a last line without newline is emitted after this long"},
+	{NULL},
+};
+
+const struct rn_conf_key rn_agent_conf_table[] = {
+	{"agent", RN_CONF_GROUP, NULL, 0, 0, 0, "agent identity and files", NULL, agent_keys},
+	{"buffer", RN_CONF_GROUP, NULL, 0, 0, 0, "the disk buffer", NULL, buffer_keys},
+	{"uplink", RN_CONF_GROUP, NULL, 0, 0, 0, "where and how to send", NULL, uplink_keys},
+	{"chunk", RN_CONF_GROUP, NULL, 0, 0, 0, "how records are batched", NULL, chunk_keys},
+	{"sources", RN_CONF_LIST, NULL, A(sources), 0, 0, "source plugins", NULL, source_keys,
+	 sizeof(struct rn_source_conf)},
+	{NULL},
+};
+
+static const struct rn_source_plugin *plugin_for(const char *type)
+{
+	for (int i = 0; type && rn_builtin_plugins[i]; i++)
+		if (!strcmp(rn_builtin_plugins[i]->name, type))
+			return rn_builtin_plugins[i];
+	return NULL;
+}
+
+int rn_agent_conf_check(const struct rn_agent_conf *c, const char *file, char *err, size_t cap)
+{
+	const struct rn_source_conf *src = c->sources.items;
+	(void)source_types;
+	if (!c->sources.n) {
+		snprintf(err, cap, "%s: no sources configured", file);
+		return RN_ECONFIG;
+	}
+	for (size_t i = 0; i < c->sources.n; i++) {
+		const struct rn_source_plugin *p = plugin_for(src[i].type);
+		if (!src[i].name || !*src[i].name || !src[i].table || !*src[i].table) {
+			snprintf(err, cap, "%s: sources[%zu]: name and table are required", file, i);
+			return RN_ECONFIG;
+		}
+		if (!p) {
+			snprintf(err, cap, "%s: sources[%zu] (%s): unknown type '%s'", file, i,
+				 src[i].name, src[i].type ? src[i].type : "");
+			return RN_ECONFIG;
+		}
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(src[j].name, src[i].name)) {
+				snprintf(err, cap, "%s: sources[%zu]: name '%s' used twice", file, i,
+					 src[i].name);
+				return RN_ECONFIG;
+			}
+		if (p->check) {
+			char e[512];
+			if (p->check(&src[i], e, sizeof(e))) {
+				snprintf(err, cap, "%s: sources[%zu]: %s", file, i, e);
+				return RN_ECONFIG;
+			}
+		}
+	}
+	return 0;
+}
+
+struct source {
+	struct rn_agent *a;
+	const struct rn_source_conf *conf;
+	const struct rn_source_plugin *p;
+	void *inst;
+	struct rn_buffer_stream st;
+	struct rn_chunk_builder cb;
+	struct rn_chunk_origin origin;
+	int pos_dirty;
+	/* a closed chunk the buffer refused (full); retried on tick */
+	int have_pending;
+	int64_t pending_offset;
+	uint32_t pending_nrec;
+	struct rn_buf pending, pending_ckpt;
+	uint64_t records_in;
+};
+
+struct rn_agent {
+	const struct rn_agent_conf *conf;
+	char device_id[256];
+	struct rn_buffer *buffer;
+	struct rn_uplink *uplink;
+	struct source *src;
+	size_t nsrc;
+	struct rn_buf chunk, scratch, snap;
+	int64_t next_status_us;
+	int64_t started_us;
+	uint64_t acked_chunks;
+};
+
+static struct source *by_stream(struct rn_agent *a, int stream)
+{
+	for (size_t i = 0; i < a->nsrc; i++)
+		if (a->src[i].st.id == stream)
+			return &a->src[i];
+	return NULL;
+}
+
+/* Commits the closed chunk in a->chunk (or the pending one) with its snapshot. */
+static int commit(struct source *s, const struct rn_buf *chunk, int64_t offset, uint32_t nrec,
+		  const struct rn_buf *snap)
+{
+	struct rn_agent *a = s->a;
+	struct rn_buffer_ckpt ck = {s->conf->name, snap->data ? (const void *)snap->data : "",
+				    snap->len};
+	int rc = rn_buffer_commit(a->buffer, s->st.id, offset, s->st.next_seq, nrec,
+				  chunk ? chunk->data : NULL, chunk ? chunk->len : 0, &ck, 1);
+	if (rc)
+		return rc;
+	if (chunk) {
+		s->st.next_offset = offset + 1;
+		rn_uplink_chunks_ready(a->uplink, s->st.id, s->st.next_offset);
+	}
+	return 0;
+}
+
+static void close_chunk(struct source *s)
+{
+	struct rn_agent *a = s->a;
+	uint32_t nrec = s->cb.nrec;
+	int rc;
+
+	if (!nrec || s->have_pending)
+		return;
+	rn_buf_reset(&a->snap);
+	if ((rc = s->p->snapshot(s->inst, &a->snap)) ||
+	    (rc = rn_chunk_close(&s->cb, s->st.next_offset, &a->chunk, &a->scratch))) {
+		rn_log_error("agent", "source %s: cannot build a chunk: %s", s->conf->name,
+			     rn_strerror(rc));
+		return;
+	}
+	rc = commit(s, &a->chunk, s->st.next_offset, nrec, &a->snap);
+	if (rc == 0) {
+		s->pos_dirty = 0;
+		return;
+	}
+	/* keep it and pause the source until the buffer takes it */
+	if (rc == RN_EFULL)
+		rn_log_warn("agent", "source %s paused: %s", s->conf->name,
+			    rn_buffer_errmsg(a->buffer));
+	else
+		rn_log_error("agent", "source %s: buffer commit failed (will retry): %s",
+			     s->conf->name, rn_buffer_errmsg(a->buffer));
+	rn_buf_reset(&s->pending);
+	rn_buf_reset(&s->pending_ckpt);
+	rn_buf_append(&s->pending, a->chunk.data, a->chunk.len);
+	rn_buf_append(&s->pending_ckpt, a->snap.data, a->snap.len);
+	s->pending_offset = s->st.next_offset;
+	s->pending_nrec = nrec;
+	s->have_pending = 1;
+}
+
+static int host_emit(void *ctx, const struct rn_record *r)
+{
+	struct source *s = ctx;
+	int64_t now = rn_now_us();
+	int rc = rn_chunk_add(&s->cb, &s->origin, r, (uint64_t)s->st.next_seq, now);
+	if (rc)
+		return rc;
+	s->st.next_seq++;
+	s->records_in++;
+	if (s->cb.batch.len >= s->cb.lim.max_bytes || s->cb.nrec >= s->cb.lim.max_records)
+		close_chunk(s);
+	return 0;
+}
+
+static void host_position_changed(void *ctx)
+{
+	((struct source *)ctx)->pos_dirty = 1;
+}
+
+static int host_load_position(void *ctx, struct rn_buf *out)
+{
+	struct source *s = ctx;
+	return rn_buffer_checkpoint_load(s->a->buffer, s->conf->name, out);
+}
+
+static int host_accepting(void *ctx)
+{
+	return !((struct source *)ctx)->have_pending;
+}
+
+static void tick(struct rn_agent *a, int64_t now)
+{
+	for (size_t i = 0; i < a->nsrc; i++) {
+		struct source *s = &a->src[i];
+		if (s->have_pending) {
+			int rc = commit(s, &s->pending, s->pending_offset, s->pending_nrec,
+					&s->pending_ckpt);
+			if (rc)
+				continue;
+			rn_log_info("agent", "source %s resumed", s->conf->name);
+			s->have_pending = 0;
+			s->pos_dirty = 0;
+		}
+		if (rn_chunk_due(&s->cb, now)) {
+			close_chunk(s);
+		} else if (s->pos_dirty && !s->cb.nrec) {
+			rn_buf_reset(&a->snap);
+			if (!s->p->snapshot(s->inst, &a->snap) && !commit(s, NULL, 0, 0, &a->snap))
+				s->pos_dirty = 0;
+		}
+	}
+}
+
+static int io_chunk_get(void *ctx, int stream, int64_t offset, struct rn_buf *out)
+{
+	struct rn_agent *a = ctx;
+	return rn_buffer_chunk_get(a->buffer, stream, offset, out);
+}
+
+static int io_stream_id_set(void *ctx, int stream, const char *id)
+{
+	struct rn_agent *a = ctx;
+	struct source *s = by_stream(a, stream);
+	int rc = rn_buffer_set_server_id(a->buffer, stream, id);
+	if (!rc && s)
+		snprintf(s->st.server_id, sizeof(s->st.server_id), "%s", id);
+	return rc;
+}
+
+static int io_acked(void *ctx, int stream, int64_t acked)
+{
+	struct rn_agent *a = ctx;
+	struct source *s = by_stream(a, stream);
+	int rc = rn_buffer_ack(a->buffer, stream, acked);
+	if (rc) {
+		rn_log_error("agent", "cannot delete acked chunks: %s", rn_buffer_errmsg(a->buffer));
+		return rc;
+	}
+	if (s) {
+		a->acked_chunks += (uint64_t)(acked - s->st.acked);
+		s->st.acked = acked;
+	}
+	return 0;
+}
+
+static void write_status(struct rn_agent *a)
+{
+	char path[4200], tmp[4300];
+	FILE *f;
+	snprintf(path, sizeof(path), "%s/status.json", a->conf->data_dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if (!(f = fopen(tmp, "w")))
+		return;
+	fprintf(f, "{\"device_id\":\"%s\",\"uptime_s\":%lld,\"buffer_bytes\":%lld,\"streams\":[",
+		a->device_id, (long long)((rn_mono_us() - a->started_us) / 1000000),
+		(long long)rn_buffer_bytes(a->buffer));
+	for (size_t i = 0; i < a->nsrc; i++) {
+		struct source *s = &a->src[i];
+		struct rn_uplink_stream_stats us = {0};
+		rn_uplink_stream_stats(a->uplink, s->st.id, &us);
+		fprintf(f, "%s{\"name\":\"%s\",\"table\":\"%s\",\"server_stream_id\":\"%s\","
+			   "\"records\":%lld,\"next_offset\":%lld,\"acked\":%lld,\"connected\":%s,"
+			   "\"reconnects\":%llu,\"paused\":%s}",
+			i ? "," : "", s->conf->name, s->conf->table, s->st.server_id,
+			(long long)s->st.next_seq, (long long)s->st.next_offset,
+			(long long)s->st.acked, us.connected ? "true" : "false",
+			(unsigned long long)us.reconnects, s->have_pending ? "true" : "false");
+	}
+	fprintf(f, "]}\n");
+	if (fclose(f) == 0)
+		rename(tmp, path);
+}
+
+int rn_agent_create(struct rn_agent **out, const struct rn_agent_conf *conf)
+{
+	struct rn_agent *a;
+	char path[4200];
+	int rc, recovered = 0;
+	struct rn_buf desc = {0};
+
+	*out = NULL;
+	if (!(a = rn_calloc(1, sizeof(*a))))
+		return RN_ENOMEM;
+	a->conf = conf;
+	a->started_us = rn_mono_us();
+	if (conf->device_id)
+		snprintf(a->device_id, sizeof(a->device_id), "%s", conf->device_id);
+	else if (gethostname(a->device_id, sizeof(a->device_id) - 1))
+		snprintf(a->device_id, sizeof(a->device_id), "unknown");
+	snprintf(path, sizeof(path), "%s/buffer.db", conf->data_dir);
+	struct rn_buffer_options bo = {path, conf->sync, conf->buffer_max_bytes};
+	if ((rc = rn_buffer_open(&a->buffer, &bo, &recovered)))
+		goto fail;
+	rn_chunk_descriptor(&desc);
+	struct rn_uplink_options uo = {
+		.url = conf->url, .token = conf->token, .window = (int)conf->window,
+		.backoff_min_ms = (int)conf->backoff_min_ms, .backoff_max_ms = (int)conf->backoff_max_ms,
+		.descriptor = desc.data, .descriptor_len = desc.len,
+	};
+	struct rn_uplink_io io = {a, io_chunk_get, io_stream_id_set, io_acked};
+	rc = rn_uplink_create(&a->uplink, &uo, &io);
+	rn_buf_free(&desc);
+	if (rc)
+		goto fail;
+	if (!(a->src = rn_calloc(conf->sources.n, sizeof(*a->src)))) {
+		rc = RN_ENOMEM;
+		goto fail;
+	}
+	for (size_t i = 0; i < conf->sources.n; i++) {
+		struct source *s = &a->src[i];
+		const struct rn_source_conf *sc = (const struct rn_source_conf *)conf->sources.items + i;
+		s->a = a;
+		s->conf = sc;
+		s->p = plugin_for(sc->type);
+		s->origin.device_id = a->device_id;
+		s->origin.source = sc->name;
+		s->cb.lim.max_bytes = (size_t)conf->chunk_max_bytes;
+		s->cb.lim.max_records = (uint32_t)conf->chunk_max_records;
+		s->cb.lim.linger_us = conf->linger_ms * 1000;
+		s->cb.lim.zstd_level = (int)conf->zstd_level;
+		a->nsrc++;
+		if ((rc = rn_buffer_stream_get(a->buffer, sc->name, sc->table, &s->st))) {
+			rn_log_error("agent", "stream %s: %s", sc->name, rn_buffer_errmsg(a->buffer));
+			goto fail;
+		}
+		if (strcmp(s->st.table, sc->table))
+			rn_log_warn("agent", "source %s now targets %s; its buffered stream keeps "
+				    "table %s", sc->name, sc->table, s->st.table);
+		struct rn_uplink_stream_def d = {s->st.id, s->st.table,
+						 s->st.server_id[0] ? s->st.server_id : NULL,
+						 s->st.acked, s->st.next_offset};
+		if ((rc = rn_uplink_add_stream(a->uplink, &d)))
+			goto fail;
+		struct rn_source_host h = {s, host_emit, host_position_changed, host_load_position,
+					   host_accepting};
+		if ((rc = s->p->create(&s->inst, sc, &h)))
+			goto fail;
+		rn_log_info("agent", "source %s (%s) -> table %s: stream %d, %lld records so far, "
+			    "%lld chunks buffered", sc->name, sc->type, s->st.table, s->st.id,
+			    (long long)s->st.next_seq, (long long)(s->st.next_offset - s->st.acked - 1));
+	}
+	if (recovered)
+		rn_log_error("agent", "the buffer was corrupt and has been set aside; started anew");
+	*out = a;
+	return 0;
+fail:
+	rn_agent_destroy(a);
+	return rc;
+}
+
+static void drain(struct rn_agent *a)
+{
+	int64_t until = rn_mono_us() + 2000000;
+	for (size_t i = 0; i < a->nsrc; i++) {
+		close_chunk(&a->src[i]);
+		if (a->src[i].pos_dirty)
+			tick(a, rn_now_us());
+	}
+	while (!rn_uplink_idle(a->uplink) && rn_mono_us() < until) {
+		rn_uplink_step(a->uplink);
+		rn_uplink_wait(a->uplink, NULL, 0, 20);
+	}
+}
+
+int rn_agent_run(struct rn_agent *a, volatile int *stop)
+{
+	while (!*stop) {
+		int64_t now = rn_now_us();
+		int more = 0;
+		for (size_t i = 0; i < a->nsrc; i++) {
+			struct source *s = &a->src[i];
+			int m = 0, rc;
+			if (s->have_pending)
+				continue;
+			if ((rc = s->p->poll(s->inst, rn_mono_us(), &m)))
+				rn_log_error("agent", "source %s: %s", s->conf->name, rn_strerror(rc));
+			more |= m;
+		}
+		tick(a, now);
+		rn_uplink_step(a->uplink);
+		if (rn_mono_us() >= a->next_status_us) {
+			write_status(a);
+			a->next_status_us = rn_mono_us() + 500000;
+		}
+		rn_uplink_wait(a->uplink, NULL, 0, more ? 0 : 50);
+	}
+	rn_log_info("agent", "stopping: committing open chunks and draining");
+	drain(a);
+	write_status(a);
+	return 0;
+}
+
+void rn_agent_destroy(struct rn_agent *a)
+{
+	if (!a)
+		return;
+	for (size_t i = 0; i < a->nsrc; i++) {
+		struct source *s = &a->src[i];
+		if (s->inst)
+			s->p->destroy(s->inst);
+		rn_chunk_free(&s->cb);
+		rn_buf_free(&s->pending);
+		rn_buf_free(&s->pending_ckpt);
+	}
+	rn_free(a->src);
+	rn_uplink_destroy(a->uplink);
+	rn_buffer_close(a->buffer);
+	rn_buf_free(&a->chunk);
+	rn_buf_free(&a->scratch);
+	rn_buf_free(&a->snap);
+	rn_free(a);
+}

@@ -1,0 +1,171 @@
+/*
+ * Chunk builder; see chunk.h. A record is written as one field-1 entry of the batch: its
+ * size is computed first so the bytes are written once, in place.
+ */
+#include "chunk.h"
+
+#include <string.h>
+
+#include "rn_err.h"
+#include "rn_grpc.h"
+#include "rn_pbwire.h"
+#include "rn_zstd.h"
+
+static size_t len_field(size_t n)
+{
+	return 1 + rn_pb_varint_len(n) + n;
+}
+
+static size_t str_len(const char *s)
+{
+	return s ? len_field(strlen(s)) : 0;
+}
+
+static size_t attr_size(const struct rn_attr *a)
+{
+	return str_len(a->key) + str_len(a->value);
+}
+
+static void put_len(uint8_t **p, uint32_t num, const void *data, size_t n)
+{
+	*(*p)++ = (uint8_t)((num << 3) | RN_PB_LEN);
+	*p += rn_pb_varint_enc(*p, n);
+	memcpy(*p, data, n);
+	*p += n;
+}
+
+static void put_varint(uint8_t **p, uint32_t num, uint64_t v)
+{
+	*(*p)++ = (uint8_t)(num << 3);
+	*p += rn_pb_varint_enc(*p, v);
+}
+
+int rn_chunk_add(struct rn_chunk_builder *b, const struct rn_chunk_origin *o,
+		 const struct rn_record *r, uint64_t seq, int64_t now_us)
+{
+	int64_t ev = r->event_time_us ? r->event_time_us : now_us;
+	size_t n = str_len(o->device_id) + str_len(o->source) + str_len(r->topic) + 1 +
+		   rn_pb_varint_len((uint64_t)ev) + 1 + rn_pb_varint_len((uint64_t)now_us) + 1 +
+		   rn_pb_varint_len(seq) + len_field(r->len);
+	uint8_t *p;
+	int rc;
+
+	for (size_t i = 0; i < r->nattrs; i++)
+		n += len_field(attr_size(&r->attrs[i]));
+	if (r->flags)
+		n += 1 + rn_pb_varint_len(r->flags);
+	if ((rc = rn_buf_reserve(&b->batch, len_field(n))))
+		return rc;
+	p = b->batch.data + b->batch.len;
+	*p++ = (1 << 3) | RN_PB_LEN;
+	p += rn_pb_varint_enc(p, n);
+	if (o->device_id)
+		put_len(&p, 1, o->device_id, strlen(o->device_id));
+	if (o->source)
+		put_len(&p, 2, o->source, strlen(o->source));
+	if (r->topic)
+		put_len(&p, 3, r->topic, strlen(r->topic));
+	put_varint(&p, 4, (uint64_t)ev);
+	put_varint(&p, 5, (uint64_t)now_us);
+	put_varint(&p, 6, seq);
+	put_len(&p, 7, r->payload ? (const void *)r->payload : "", r->len);
+	for (size_t i = 0; i < r->nattrs; i++) {
+		*p++ = (8 << 3) | RN_PB_LEN;
+		p += rn_pb_varint_enc(p, attr_size(&r->attrs[i]));
+		if (r->attrs[i].key)
+			put_len(&p, 1, r->attrs[i].key, strlen(r->attrs[i].key));
+		if (r->attrs[i].value)
+			put_len(&p, 2, r->attrs[i].value, strlen(r->attrs[i].value));
+	}
+	if (r->flags)
+		put_varint(&p, 9, r->flags);
+	b->batch.len = (size_t)(p - b->batch.data);
+	if (b->nrec++ == 0)
+		b->opened_us = now_us;
+	return 0;
+}
+
+int rn_chunk_due(const struct rn_chunk_builder *b, int64_t now_us)
+{
+	if (!b->nrec)
+		return 0;
+	return b->batch.len >= b->lim.max_bytes || b->nrec >= b->lim.max_records ||
+	       now_us - b->opened_us >= b->lim.linger_us;
+}
+
+int rn_chunk_close(struct rn_chunk_builder *b, int64_t offset, struct rn_buf *out,
+		   struct rn_buf *scratch)
+{
+	uint8_t hdr[32], *p = hdr;
+	size_t inner;
+	int rc;
+
+	if (!b->nrec)
+		return RN_EINVAL;
+	/* ingest_record_batch{1: offset, 2: proto_encoded_batch{batch}} as field 4 */
+	inner = 1 + rn_pb_varint_len((uint64_t)offset) + len_field(b->batch.len);
+	*p++ = (4 << 3) | RN_PB_LEN;
+	p += rn_pb_varint_enc(p, inner);
+	*p++ = (1 << 3) | RN_PB_VARINT;
+	p += rn_pb_varint_enc(p, (uint64_t)offset);
+	*p++ = (2 << 3) | RN_PB_LEN;
+	p += rn_pb_varint_enc(p, b->batch.len);
+	rn_buf_reset(scratch);
+	if ((rc = rn_buf_append(scratch, hdr, (size_t)(p - hdr))) ||
+	    (rc = rn_buf_append(scratch, b->batch.data, b->batch.len)))
+		return rc;
+	rn_buf_reset(out);
+	if ((rc = rn_buf_append(out, "\1\0\0\0\0", RN_GRPC_HDR_LEN)) ||
+	    (rc = rn_zstd_compress(out, scratch->data, scratch->len, b->lim.zstd_level)))
+		return rc;
+	rn_grpc_frame_header(out->data, 1, (uint32_t)(out->len - RN_GRPC_HDR_LEN));
+	rn_buf_reset(&b->batch);
+	b->nrec = 0;
+	return 0;
+}
+
+void rn_chunk_free(struct rn_chunk_builder *b)
+{
+	rn_buf_free(&b->batch);
+	b->nrec = 0;
+}
+
+static int field_desc(struct rn_buf *out, const char *name, int num, int label, int type,
+		      const char *type_name)
+{
+	struct rn_buf f = {0};
+	int rc;
+	rn_pb_put_str(&f, 1, name);
+	rn_pb_put_uint(&f, 3, (uint64_t)num);
+	rn_pb_put_uint(&f, 4, (uint64_t)label);
+	rn_pb_put_uint(&f, 5, (uint64_t)type);
+	if (type_name)
+		rn_pb_put_str(&f, 6, type_name);
+	rc = rn_pb_put_bytes(out, 2, f.data, f.len);
+	rn_buf_free(&f);
+	return rc;
+}
+
+int rn_chunk_descriptor(struct rn_buf *out)
+{
+	enum { OPT = 1, REP = 3, T_INT64 = 3, T_UINT64 = 4, T_STRING = 9, T_MSG = 11,
+	       T_BYTES = 12, T_UINT32 = 13 };
+	struct rn_buf attr = {0};
+	int rc;
+	rn_pb_put_str(&attr, 1, "Attribute");
+	field_desc(&attr, "key", 1, OPT, T_STRING, NULL);
+	field_desc(&attr, "value", 2, OPT, T_STRING, NULL);
+	rn_pb_put_str(out, 1, "Record");
+	field_desc(out, "device_id", 1, OPT, T_STRING, NULL);
+	field_desc(out, "source", 2, OPT, T_STRING, NULL);
+	field_desc(out, "topic", 3, OPT, T_STRING, NULL);
+	field_desc(out, "event_time_us", 4, OPT, T_INT64, NULL);
+	field_desc(out, "receive_time_us", 5, OPT, T_INT64, NULL);
+	field_desc(out, "seq", 6, OPT, T_UINT64, NULL);
+	field_desc(out, "payload", 7, OPT, T_BYTES, NULL);
+	field_desc(out, "attributes", 8, REP, T_MSG, "Attribute");
+	field_desc(out, "flags", 9, OPT, T_UINT32, NULL);
+	rc = rn_pb_put_bytes(out, 3, attr.data, attr.len);
+	rn_buf_free(&attr);
+	return rc;
+}

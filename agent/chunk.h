@@ -1,0 +1,57 @@
+/*
+ * The chunk builder, I/O-free: accumulates runnel.v1.Record messages for one stream and,
+ * when the chunk closes (size, record count or linger time), produces the exact bytes the
+ * uplink will send: a gRPC message (compressed flag 1) holding zstd(PersistentStreamRequest{
+ * ingest_record_batch{offset_id, proto_encoded_batch{records}}}). The offset is fixed here,
+ * so a resend is byte-identical. Records are encoded straight into the batch buffer.
+ *
+ * Lifetime: one builder per stream, owned by the agent's pipeline; one thread.
+ */
+#ifndef RN_CHUNK_H
+#define RN_CHUNK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "plugin.h"
+#include "rn_buf.h"
+
+struct rn_chunk_limits {
+	size_t max_bytes;  /* encoded records per chunk before it closes */
+	uint32_t max_records;
+	int64_t linger_us; /* a chunk older than this closes on the next tick */
+	int zstd_level;
+};
+
+struct rn_chunk_builder {
+	struct rn_chunk_limits lim;
+	struct rn_buf batch; /* records as ProtoEncodedRecordBatch field 1 entries */
+	uint32_t nrec;
+	int64_t opened_us; /* when the first record went in */
+};
+
+/* The envelope fields that are the same for every record of a source. */
+struct rn_chunk_origin {
+	const char *device_id;
+	const char *source;
+};
+
+/* Adds one record with sequence `seq`. RN_ENOMEM. */
+int rn_chunk_add(struct rn_chunk_builder *b, const struct rn_chunk_origin *o,
+		 const struct rn_record *r, uint64_t seq, int64_t now_us);
+
+/* True when the builder holds records and should close now. */
+int rn_chunk_due(const struct rn_chunk_builder *b, int64_t now_us);
+
+/* Encodes the chunk at `offset` into out (replacing its contents) and empties the builder.
+ * RN_EINVAL if empty, RN_ENOMEM, RN_EIO (zstd). */
+int rn_chunk_close(struct rn_chunk_builder *b, int64_t offset, struct rn_buf *out,
+		   struct rn_buf *scratch);
+
+void rn_chunk_free(struct rn_chunk_builder *b);
+
+/* Serialized google.protobuf.DescriptorProto of runnel.v1.Record (with Attribute nested),
+ * sent at stream creation. Appends to out. */
+int rn_chunk_descriptor(struct rn_buf *out);
+
+#endif

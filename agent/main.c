@@ -1,0 +1,94 @@
+/*
+ * runnel-agent entry point: options, config (table-driven; -n checks it and exits), logging,
+ * signals, and the agent's lifetime.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "agent.h"
+#include "rn_conf.h"
+#include "rn_err.h"
+#include "rn_log.h"
+
+static volatile int stop;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: runnel-agent -c FILE [-n] [-v] [-f] [-H]\n"
+		   "  -c FILE  config file (libconfig syntax); see etc/runnel-agent.conf\n"
+		   "  -n       check the config and exit (0 = valid)\n"
+		   "  -v       verbose (debug) logging\n"
+		   "  -f       stay in the foreground (the default; for systemd)\n"
+		   "  -H       print every config key with its default and exit\n");
+}
+
+int main(int argc, char **argv)
+{
+	struct rn_agent_conf conf = {0};
+	const char *file = NULL;
+	int check = 0, verbose = 0, opt, rc;
+	char err[1024];
+	struct rn_agent *a;
+	struct sigaction sa;
+
+	rn_log_set_program("runnel-agent");
+	while ((opt = getopt(argc, argv, "c:nvfhH")) != -1) {
+		switch (opt) {
+		case 'c': file = optarg; break;
+		case 'n': check = 1; break;
+		case 'v': verbose = 1; break;
+		case 'f': break;
+		case 'H': rn_conf_print_help(rn_agent_conf_table, stdout); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (!file) {
+		usage(stderr);
+		return 2;
+	}
+	if ((rc = rn_conf_load_file(file, rn_agent_conf_table, &conf, err, sizeof(err))) ||
+	    (rc = rn_agent_conf_check(&conf, file, err, sizeof(err)))) {
+		fprintf(stderr, "runnel-agent: %s\n", err);
+		rn_conf_free(rn_agent_conf_table, &conf);
+		return 1;
+	}
+	if (check) {
+		printf("%s: configuration is valid\n", file);
+		rn_conf_free(rn_agent_conf_table, &conf);
+		return 0;
+	}
+	rn_log_set_level(verbose ? RN_LOG_DEBUG : (enum rn_log_level)conf.log_level);
+	if (mkdir(conf.data_dir, 0755) && errno != EEXIST) {
+		rn_log_error("agent", "data_dir %s: %s", conf.data_dir, strerror(errno));
+		rn_conf_free(rn_agent_conf_table, &conf);
+		return 1;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	rn_log_info("agent", "runnel-agent %s: config %s, data_dir %s", RN_VERSION, file,
+		    conf.data_dir);
+	if ((rc = rn_agent_create(&a, &conf))) {
+		rn_log_error("agent", "cannot start: %s", rn_strerror(rc));
+		rn_conf_free(rn_agent_conf_table, &conf);
+		return 1;
+	}
+	rn_agent_run(a, &stop);
+	rn_agent_destroy(a);
+	rn_conf_free(rn_agent_conf_table, &conf);
+	rn_log_info("agent", "stopped");
+	return 0;
+}

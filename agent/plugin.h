@@ -1,0 +1,82 @@
+/*
+ * The source plugin API. A plugin is a const table with an ABI version; the agent's host
+ * creates one instance per configured source and polls it on the loop thread. A plugin never
+ * touches SQLite or curl: it hands records to the host, and it can describe its resume
+ * position at any moment with snapshot(). Contract that makes exactly-once possible: the
+ * position a snapshot describes is always "just after the last record emitted" — a plugin
+ * advances it only as it emits, so a chunk committed with that snapshot holds exactly the
+ * records before it.
+ */
+#ifndef RN_PLUGIN_H
+#define RN_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rn_buf.h"
+#include "rn_conf.h"
+
+#define RN_SOURCE_ABI_1 1
+
+/* Record flags (runnel.v1.Record.flags). */
+#define RN_RECORD_F_SPLIT 1u /* a piece of an overlong input record */
+
+struct rn_attr {
+	const char *key;
+	const char *value;
+};
+
+struct rn_record {
+	const uint8_t *payload;
+	size_t len;
+	const char *topic;     /* file path, MQTT topic, serial port; may be NULL */
+	int64_t event_time_us; /* 0 = use the receive time */
+	uint32_t flags;
+	const struct rn_attr *attrs;
+	size_t nattrs;
+};
+
+/* What the host offers a plugin instance. */
+struct rn_source_host {
+	void *ctx;
+	/* Hands over one record (copied). RN_EFULL: the buffer is full under the block
+	 * policy; the record was NOT taken, stop and retry it later. */
+	int (*emit)(void *ctx, const struct rn_record *r);
+	/* The resume position changed without a record (e.g. after a rotation). */
+	void (*position_changed)(void *ctx);
+	/* The saved resume position from the last run, appended to out. RN_ENOTFOUND if none. */
+	int (*load_position)(void *ctx, struct rn_buf *out);
+	/* Is the host accepting records now? (0 while the buffer is full) */
+	int (*accepting)(void *ctx);
+};
+
+/* Common per-source settings (the `sources` list element); plugin keys live beside them. */
+struct rn_source_conf {
+	char *type;
+	char *name;
+	char *table;
+	/* in_file */
+	struct rn_conf_strlist paths;
+	int read_from; /* 0 = beginning, 1 = end (for files present at the first start) */
+	int64_t max_line_bytes;
+	int64_t line_timeout_ms;
+};
+
+struct rn_source_plugin {
+	int abi; /* RN_SOURCE_ABI_1 */
+	const char *name;
+	/* Validates the source's settings; 0 or RN_ECONFIG with a message in err. */
+	int (*check)(const struct rn_source_conf *conf, char *err, size_t errcap);
+	int (*create)(void **inst, const struct rn_source_conf *conf,
+		      const struct rn_source_host *host);
+	/* Does a bounded amount of work; sets *more when it stopped with work left. */
+	int (*poll)(void *inst, int64_t now_us, int *more);
+	/* Appends the current resume position (see the contract above). */
+	int (*snapshot)(void *inst, struct rn_buf *out);
+	void (*destroy)(void *inst);
+};
+
+/* The built-in plugins, generated from the enabled CMake options (plugins/registry.c). */
+extern const struct rn_source_plugin *const rn_builtin_plugins[];
+
+#endif

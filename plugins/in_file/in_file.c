@@ -1,0 +1,345 @@
+/*
+ * in_file: tails files named by paths or globs, one record per line. Resume position per file
+ * is (device, inode, bytes consumed) — advanced only as lines are emitted, so the host's
+ * snapshot always matches the records it has (see plugin.h). Rotation by rename is followed:
+ * at EOF, if the path now names another inode, the old file is finished (its last partial
+ * line emitted) and the new one read from its start; after a restart, a checkpointed inode
+ * that is no longer at its path is looked up in the same directory (a.log -> a.log.1) and
+ * finished first. A file that shrank (copytruncate) is read again from its start.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "linesplit.h"
+#include "plugin.h"
+#include "rn_clock.h"
+#include "rn_err.h"
+#include "rn_log.h"
+#include "rn_mem.h"
+
+#define READ_CHUNK ((size_t)256 << 10)
+#define RESCAN_US 500000
+
+struct tfile {
+	char *path;
+	int fd;
+	dev_t dev;
+	ino_t ino;
+	uint64_t read_off; /* bytes fed to the splitter */
+	uint64_t pos;      /* bytes consumed by emitted records: the resume position */
+	struct rn_linesplit ls;
+	int64_t last_data_us;
+	int old; /* reading a rotated-away inode to its end; then switch to the path */
+};
+
+struct in_file {
+	const struct rn_source_conf *conf;
+	struct rn_source_host host;
+	struct tfile **files;
+	size_t n, cap;
+	uint8_t *rbuf;
+	int64_t next_scan_us;
+	int first_scan;
+	struct rn_buf saved; /* checkpoint from the last run */
+	struct tfile *cur;   /* file whose lines are being emitted */
+};
+
+/* Saved position of `path`, from the checkpoint text "dev ino pos path\n"... */
+static int saved_pos(const struct in_file *f, const char *path, dev_t *dev, ino_t *ino,
+		     uint64_t *pos)
+{
+	const char *p = (const char *)f->saved.data, *end = p + f->saved.len;
+	while (p && p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		unsigned long long d, i, o;
+		int n = 0;
+		if (!nl)
+			break;
+		if (sscanf(p, "%llu %llu %llu %n", &d, &i, &o, &n) == 3 && n > 0 &&
+		    (size_t)(nl - (p + n)) == strlen(path) && !memcmp(p + n, path, strlen(path))) {
+			*dev = (dev_t)d;
+			*ino = (ino_t)i;
+			*pos = o;
+			return 1;
+		}
+		p = nl + 1;
+	}
+	return 0;
+}
+
+static int open_at(struct tfile *t, const char *path, uint64_t off)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) || lseek(fd, (off_t)off, SEEK_SET) < 0) {
+		close(fd);
+		return -1;
+	}
+	if (t->fd >= 0)
+		close(t->fd);
+	t->fd = fd;
+	t->dev = st.st_dev;
+	t->ino = st.st_ino;
+	t->read_off = t->pos = off;
+	rn_linesplit_reset(&t->ls);
+	return 0;
+}
+
+/* Looks for inode `ino` among the files beside `path` (a renamed, rotated file). */
+static int find_rotated(const char *path, dev_t dev, ino_t ino, char *out, size_t cap)
+{
+	char dir[4096];
+	const char *slash = strrchr(path, '/');
+	DIR *d;
+	struct dirent *de;
+	int found = 0;
+	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+	if (!(d = opendir(dir)))
+		return 0;
+	while (!found && (de = readdir(d))) {
+		struct stat st;
+		if ((size_t)snprintf(out, cap, "%s/%s", dir, de->d_name) >= cap)
+			continue;
+		if (!stat(out, &st) && st.st_ino == ino && st.st_dev == dev && S_ISREG(st.st_mode))
+			found = 1;
+	}
+	closedir(d);
+	return found;
+}
+
+static struct tfile *track(struct in_file *f, const char *path)
+{
+	struct tfile *t;
+	struct stat st;
+	dev_t dev;
+	ino_t ino;
+	uint64_t pos;
+
+	for (size_t i = 0; i < f->n; i++)
+		if (!strcmp(f->files[i]->path, path))
+			return f->files[i];
+	if (stat(path, &st) || !S_ISREG(st.st_mode))
+		return NULL;
+	if (f->n == f->cap) {
+		size_t nc = f->cap ? f->cap * 2 : 8;
+		struct tfile **a = rn_reallocarray(f->files, nc, sizeof(*a));
+		if (!a)
+			return NULL;
+		f->files = a;
+		f->cap = nc;
+	}
+	if (!(t = rn_calloc(1, sizeof(*t))) || !(t->path = rn_strdup(path))) {
+		rn_free(t);
+		return NULL;
+	}
+	t->fd = -1;
+	t->ls.max_line = (size_t)f->conf->max_line_bytes;
+	t->last_data_us = rn_mono_us();
+	if (saved_pos(f, path, &dev, &ino, &pos)) {
+		char old[4096];
+		if (st.st_dev == dev && st.st_ino == ino && (uint64_t)st.st_size >= pos) {
+			open_at(t, path, pos);
+		} else if (find_rotated(path, dev, ino, old, sizeof(old)) && !open_at(t, old, pos)) {
+			rn_log_info("in_file", "%s was rotated while stopped; finishing %s first",
+				    path, old);
+			t->old = 1;
+		} else {
+			rn_log_warn("in_file", "%s changed while stopped and the old file is gone; "
+				    "reading the new one from its start", path);
+			open_at(t, path, 0);
+		}
+	} else {
+		/* new file: from the start, unless it existed at the first start and the source
+		 * reads from the end */
+		uint64_t at = f->first_scan && f->conf->read_from == 1 ? (uint64_t)st.st_size : 0;
+		open_at(t, path, at);
+	}
+	if (t->fd < 0) {
+		rn_free(t->path);
+		rn_free(t);
+		return NULL;
+	}
+	rn_log_info("in_file", "tailing %s from byte %llu", t->old ? "(rotated file)" : path,
+		    (unsigned long long)t->pos);
+	f->files[f->n++] = t;
+	f->host.position_changed(f->host.ctx);
+	return t;
+}
+
+static void rescan(struct in_file *f)
+{
+	for (size_t i = 0; i < f->conf->paths.n; i++) {
+		glob_t g;
+		const char *pat = f->conf->paths.v[i];
+		if (!strpbrk(pat, "*?[")) {
+			track(f, pat);
+			continue;
+		}
+		if (glob(pat, GLOB_NOSORT, NULL, &g) == 0) {
+			for (size_t k = 0; k < g.gl_pathc; k++) {
+				size_t l = strlen(g.gl_pathv[k]);
+				/* compressed rotated files are not text */
+				if (l > 3 && (!strcmp(g.gl_pathv[k] + l - 3, ".gz") ||
+					      !strcmp(g.gl_pathv[k] + l - 4, ".zst")))
+					continue;
+				track(f, g.gl_pathv[k]);
+			}
+		}
+		globfree(&g);
+	}
+	f->first_scan = 0;
+}
+
+static int on_line(void *ctx, const uint8_t *line, size_t len, uint32_t flags, uint64_t consumed)
+{
+	struct in_file *f = ctx;
+	struct tfile *t = f->cur;
+	struct rn_record r = {line, len, t->path, 0, flags, NULL, 0};
+	t->pos = consumed; /* before emit: a chunk closed inside emit includes this line */
+	return f->host.emit(f->host.ctx, &r);
+}
+
+/* At EOF: a rename rotation or a truncation? Returns 1 if the file was switched. */
+static int check_rotation(struct in_file *f, struct tfile *t)
+{
+	struct stat st, cur;
+	int rc;
+	if (fstat(t->fd, &cur))
+		return 0;
+	if (!t->old && (uint64_t)cur.st_size < t->read_off) {
+		rn_log_warn("in_file", "%s was truncated; reading it again from the start", t->path);
+		open_at(t, t->path, 0);
+		f->host.position_changed(f->host.ctx);
+		return 1;
+	}
+	if (!t->old && (stat(t->path, &st) || (st.st_ino == t->ino && st.st_dev == t->dev)))
+		return 0; /* same file (or gone for now): wait for more data */
+	/* rotated: finish the old file's partial line, then take the new one from byte 0 */
+	f->cur = t;
+	if ((rc = rn_linesplit_flush(&t->ls, t->read_off, on_line, f)))
+		return rc;
+	if (stat(t->path, &st))
+		return 0;
+	rn_log_info("in_file", "%s rotated; following the new file", t->path);
+	t->old = 0;
+	open_at(t, t->path, 0);
+	f->host.position_changed(f->host.ctx);
+	return 1;
+}
+
+static int file_poll(void *inst, int64_t now_us, int *more)
+{
+	struct in_file *f = inst;
+	int rc = 0;
+	*more = 0;
+	if (now_us >= f->next_scan_us) {
+		rescan(f);
+		f->next_scan_us = now_us + RESCAN_US;
+	}
+	for (size_t i = 0; i < f->n && f->host.accepting(f->host.ctx); i++) {
+		struct tfile *t = f->files[i];
+		ssize_t n = read(t->fd, f->rbuf, READ_CHUNK);
+		size_t used;
+		f->cur = t;
+		if (n < 0) {
+			if (errno != EINTR && errno != EAGAIN)
+				rn_log_warn("in_file", "read %s: %s", t->path, strerror(errno));
+			continue;
+		}
+		if (n == 0) {
+			int sw = check_rotation(f, t);
+			if (sw < 0)
+				return sw;
+			if (sw) {
+				*more = 1;
+			} else if (rn_linesplit_pending(&t->ls) &&
+				   rn_mono_us() - t->last_data_us > f->conf->line_timeout_ms * 1000) {
+				if ((rc = rn_linesplit_flush(&t->ls, t->read_off, on_line, f)))
+					return rc;
+			}
+			continue;
+		}
+		t->last_data_us = rn_mono_us();
+		rc = rn_linesplit_feed(&t->ls, f->rbuf, (size_t)n, t->read_off, on_line, f, &used);
+		t->read_off += used;
+		if (rc)
+			return rc;
+		if ((size_t)n == READ_CHUNK)
+			*more = 1;
+	}
+	return 0;
+}
+
+static int file_snapshot(void *inst, struct rn_buf *out)
+{
+	struct in_file *f = inst;
+	int rc = 0;
+	for (size_t i = 0; i < f->n && !rc; i++) {
+		struct tfile *t = f->files[i];
+		rc = rn_buf_printf(out, "%llu %llu %llu %s\n", (unsigned long long)t->dev,
+				   (unsigned long long)t->ino, (unsigned long long)t->pos, t->path);
+	}
+	return rc;
+}
+
+static int file_check(const struct rn_source_conf *c, char *err, size_t cap)
+{
+	if (!c->paths.n) {
+		snprintf(err, cap, "source '%s': paths must name at least one file or glob",
+			 c->name ? c->name : "?");
+		return RN_ECONFIG;
+	}
+	return 0;
+}
+
+static void file_destroy(void *inst)
+{
+	struct in_file *f = inst;
+	if (!f)
+		return;
+	for (size_t i = 0; i < f->n; i++) {
+		if (f->files[i]->fd >= 0)
+			close(f->files[i]->fd);
+		rn_linesplit_free(&f->files[i]->ls);
+		rn_free(f->files[i]->path);
+		rn_free(f->files[i]);
+	}
+	rn_free(f->files);
+	rn_free(f->rbuf);
+	rn_buf_free(&f->saved);
+	rn_free(f);
+}
+
+static int file_create(void **inst, const struct rn_source_conf *conf,
+		       const struct rn_source_host *host)
+{
+	struct in_file *f = rn_calloc(1, sizeof(*f));
+	if (!f || !(f->rbuf = rn_malloc(READ_CHUNK))) {
+		rn_free(f);
+		return RN_ENOMEM;
+	}
+	f->conf = conf;
+	f->host = *host;
+	f->first_scan = host->load_position(host->ctx, &f->saved) == RN_ENOTFOUND;
+	*inst = f;
+	return 0;
+}
+
+const struct rn_source_plugin rn_in_file = {
+	.abi = RN_SOURCE_ABI_1,
+	.name = "file",
+	.check = file_check,
+	.create = file_create,
+	.poll = file_poll,
+	.snapshot = file_snapshot,
+	.destroy = file_destroy,
+};

@@ -1,0 +1,263 @@
+/*
+ * Unit tests for buffer/: stream get-or-create, offsets and seq across reopen (the "crash"),
+ * chunk + checkpoint in one transaction, checkpoint-only commits, ack deletion and byte
+ * accounting, the byte cap (RN_EFULL), server ids, and recovery from a corrupt file
+ * (garbage, and a real database with damaged pages): open must succeed with a fresh buffer
+ * and the old file moved aside as <name>.corrupt-<time>.
+ */
+#include <dirent.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "buffer.h"
+#include "rn_err.h"
+#include "rn_mem.h"
+
+static char dir[512];
+
+static void mkpath(char *out, size_t cap, const char *name)
+{
+	snprintf(out, cap, "%s/%s", dir, name);
+}
+
+static int setup(void **state)
+{
+	const char *base = getenv("RN_TEST_TMP");
+	(void)state;
+	if (!base)
+		base = "/tmp";
+	mkdir(base, 0755);
+	snprintf(dir, sizeof(dir), "%s/buffer-XXXXXX", base);
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	char cmd[600];
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static struct rn_buffer *open_buf(const char *name, int64_t max, int *recovered)
+{
+	char path[600];
+	struct rn_buffer *b;
+	struct rn_buffer_options o = {.sync_full = 0, .max_bytes = max};
+	mkpath(path, sizeof(path), name);
+	o.path = path;
+	int rc = rn_buffer_open(&b, &o, recovered);
+	if (rc)
+		fail_msg("open %s: %d", path, rc);
+	return b;
+}
+
+static void test_streams_and_reopen(void **state)
+{
+	struct rn_buffer_stream s, s2;
+	struct rn_buf out = {0};
+	(void)state;
+	struct rn_buffer *b = open_buf("a.db", 0, NULL);
+	assert_int_equal(rn_buffer_stream_get(b, "app", "main.default.t", &s), 0);
+	assert_true(s.id > 0);
+	assert_int_equal(s.next_offset, 0);
+	assert_int_equal(s.next_seq, 0);
+	assert_int_equal(s.acked, -1);
+	assert_string_equal(s.server_id, "");
+	assert_int_equal(rn_buffer_stream_get(b, "other", "main.default.t", &s2), 0);
+	assert_int_not_equal(s.id, s2.id);
+
+	struct rn_buffer_ckpt k = {"app", "pos=42", 6};
+	assert_int_equal(rn_buffer_commit(b, s.id, 0, 10, 10, "hello", 5, &k, 1), 0);
+	assert_int_equal(rn_buffer_commit(b, s.id, 1, 15, 5, "world!", 6, NULL, 0), 0);
+	assert_int_equal(rn_buffer_bytes(b), 11);
+	assert_int_equal(rn_buffer_set_server_id(b, s.id, "srv-1"), 0);
+	rn_buffer_close(b);
+
+	b = open_buf("a.db", 0, NULL);
+	assert_int_equal(rn_buffer_bytes(b), 11);
+	assert_int_equal(rn_buffer_stream_get(b, "app", "main.default.t", &s), 0);
+	assert_int_equal(s.next_offset, 2);
+	assert_int_equal(s.next_seq, 15);
+	assert_int_equal(s.bytes, 11);
+	assert_string_equal(s.server_id, "srv-1");
+	assert_int_equal(rn_buffer_stream_load(b, s.id, &s2), 0);
+	assert_string_equal(s2.name, "app");
+	assert_int_equal(rn_buffer_stream_load(b, 9999, &s2), RN_ENOTFOUND);
+	assert_int_equal(rn_buffer_chunk_get(b, s.id, 1, &out), 0);
+	assert_int_equal(out.len, 6);
+	assert_memory_equal(out.data, "world!", 6);
+	assert_int_equal(rn_buffer_chunk_get(b, s.id, 2, &out), RN_ENOTFOUND);
+	rn_buf_reset(&out);
+	assert_int_equal(rn_buffer_checkpoint_load(b, "app", &out), 0);
+	assert_int_equal(out.len, 6);
+	assert_memory_equal(out.data, "pos=42", 6);
+	assert_int_equal(rn_buffer_checkpoint_load(b, "nope", &out), RN_ENOTFOUND);
+
+	/* ack: deletes <= acked, keeps the rest, never lowers acked */
+	assert_int_equal(rn_buffer_ack(b, s.id, 0), 0);
+	assert_int_equal(rn_buffer_bytes(b), 6);
+	rn_buf_reset(&out);
+	assert_int_equal(rn_buffer_chunk_get(b, s.id, 0, &out), RN_ENOTFOUND);
+	assert_int_equal(rn_buffer_chunk_get(b, s.id, 1, &out), 0);
+	assert_int_equal(rn_buffer_ack(b, s.id, 1), 0);
+	assert_int_equal(rn_buffer_ack(b, s.id, 0), 0);
+	assert_int_equal(rn_buffer_bytes(b), 0);
+	assert_int_equal(rn_buffer_stream_get(b, "app", "main.default.t", &s), 0);
+	assert_int_equal(s.acked, 1);
+	assert_int_equal(s.bytes, 0);
+	rn_buffer_close(b);
+	rn_buf_free(&out);
+}
+
+/* A failed commit (duplicate offset) writes neither the chunk nor the checkpoint. */
+static void test_atomic_commit(void **state)
+{
+	struct rn_buffer_stream s;
+	struct rn_buf out = {0};
+	(void)state;
+	struct rn_buffer *b = open_buf("b.db", 0, NULL);
+	assert_int_equal(rn_buffer_stream_get(b, "src", "t", &s), 0);
+	struct rn_buffer_ckpt k1 = {"src", "one", 3};
+	assert_int_equal(rn_buffer_commit(b, s.id, 0, 1, 1, "a", 1, &k1, 1), 0);
+	struct rn_buffer_ckpt k2 = {"src", "two", 3};
+	assert_int_not_equal(rn_buffer_commit(b, s.id, 0, 2, 1, "b", 1, &k2, 1), 0);
+	assert_int_equal(rn_buffer_checkpoint_load(b, "src", &out), 0);
+	assert_int_equal(out.len, 3);
+	assert_memory_equal(out.data, "one", 3);
+	assert_int_equal(rn_buffer_bytes(b), 1);
+	/* a checkpoint alone */
+	assert_int_equal(rn_buffer_commit(b, s.id, 0, 0, 0, NULL, 0, &k2, 1), 0);
+	rn_buffer_close(b);
+
+	/* after reopen (the "crash"), state is exactly the committed one */
+	b = open_buf("b.db", 0, NULL);
+	assert_int_equal(rn_buffer_stream_get(b, "src", "t", &s), 0);
+	assert_int_equal(s.next_offset, 1);
+	assert_int_equal(s.next_seq, 1);
+	rn_buf_reset(&out);
+	assert_int_equal(rn_buffer_checkpoint_load(b, "src", &out), 0);
+	assert_int_equal(out.len, 3);
+	assert_memory_equal(out.data, "two", 3);
+	assert_int_equal(rn_buffer_commit(b, s.id, 1, 3, 2, "bb", 2, NULL, 0), 0);
+	rn_buf_reset(&out);
+	assert_int_equal(rn_buffer_chunk_get(b, s.id, 0, &out), 0);
+	assert_memory_equal(out.data, "a", 1);
+	rn_buffer_close(b);
+	rn_buf_free(&out);
+}
+
+static void test_cap(void **state)
+{
+	struct rn_buffer_stream s;
+	char blob[100] = {0};
+	(void)state;
+	struct rn_buffer *b = open_buf("c.db", 250, NULL);
+	assert_int_equal(rn_buffer_stream_get(b, "s", "t", &s), 0);
+	assert_int_equal(rn_buffer_commit(b, s.id, 0, 1, 1, blob, 100, NULL, 0), 0);
+	assert_int_equal(rn_buffer_commit(b, s.id, 1, 2, 1, blob, 100, NULL, 0), 0);
+	assert_int_equal(rn_buffer_commit(b, s.id, 2, 3, 1, blob, 100, NULL, 0), RN_EFULL);
+	assert_int_equal(rn_buffer_bytes(b), 200);
+	/* a checkpoint alone is never refused */
+	struct rn_buffer_ckpt k = {"s", "x", 1};
+	assert_int_equal(rn_buffer_commit(b, s.id, 0, 0, 0, NULL, 0, &k, 1), 0);
+	assert_int_equal(rn_buffer_ack(b, s.id, 0), 0);
+	assert_int_equal(rn_buffer_commit(b, s.id, 2, 3, 1, blob, 100, NULL, 0), 0);
+	assert_int_equal(rn_buffer_bytes(b), 200);
+	rn_buffer_close(b);
+}
+
+static int count_moved(const char *prefix)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+	while (d && (e = readdir(d)))
+		if (!strncmp(e->d_name, prefix, strlen(prefix)) && strstr(e->d_name, ".corrupt-") &&
+		    !strstr(e->d_name, "-wal") && !strstr(e->d_name, "-shm"))
+			n++;
+	if (d)
+		closedir(d);
+	return n;
+}
+
+static void test_corrupt_garbage(void **state)
+{
+	char path[600];
+	int recovered = 0;
+	struct rn_buffer_stream s;
+	(void)state;
+	mkpath(path, sizeof(path), "g.db");
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	for (int i = 0; i < 8192; i++)
+		fputc((i * 7919) & 0xff, f);
+	fclose(f);
+	struct rn_buffer *b = open_buf("g.db", 0, &recovered);
+	assert_int_equal(recovered, 1);
+	assert_int_equal(count_moved("g.db"), 1);
+	assert_int_equal(rn_buffer_stream_get(b, "s", "t", &s), 0);
+	assert_int_equal(s.next_offset, 0);
+	rn_buffer_close(b);
+	/* and the fresh one opens cleanly */
+	b = open_buf("g.db", 0, &recovered);
+	assert_int_equal(recovered, 0);
+	rn_buffer_close(b);
+}
+
+/* A real database whose b-tree pages were overwritten. */
+static void test_corrupt_pages(void **state)
+{
+	char path[600];
+	int recovered = 0;
+	struct rn_buffer_stream s;
+	char blob[3000];
+	(void)state;
+	memset(blob, 'x', sizeof(blob));
+	struct rn_buffer *b = open_buf("p.db", 0, NULL);
+	assert_int_equal(rn_buffer_stream_get(b, "s", "t", &s), 0);
+	for (int i = 0; i < 50; i++)
+		assert_int_equal(rn_buffer_commit(b, s.id, i, i + 1, 1, blob, sizeof(blob), NULL, 0),
+				 0);
+	rn_buffer_close(b); /* checkpoints the WAL into the main file */
+	mkpath(path, sizeof(path), "p.db");
+	FILE *f = fopen(path, "r+b");
+	assert_non_null(f);
+	fseek(f, 4096, SEEK_SET);
+	for (int i = 0; i < 4096 * 3; i++)
+		fputc(0xA5, f);
+	fclose(f);
+	b = open_buf("p.db", 0, &recovered);
+	assert_int_equal(recovered, 1);
+	assert_int_equal(count_moved("p.db"), 1);
+	assert_int_equal(rn_buffer_bytes(b), 0);
+	rn_buffer_close(b);
+}
+
+static void test_unwritable(void **state)
+{
+	struct rn_buffer *b;
+	struct rn_buffer_options o = {.path = "/nonexistent-dir/x/buffer.db"};
+	(void)state;
+	assert_int_equal(rn_buffer_open(&b, &o, NULL), RN_EBUFFER);
+	assert_null(b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_streams_and_reopen), cmocka_unit_test(test_atomic_commit),
+		cmocka_unit_test(test_cap),                cmocka_unit_test(test_corrupt_garbage),
+		cmocka_unit_test(test_corrupt_pages),      cmocka_unit_test(test_unwritable),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
