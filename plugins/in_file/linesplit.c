@@ -61,7 +61,8 @@ int rn_linesplit_feed(struct rn_linesplit *s, const uint8_t *p, size_t len, uint
 		if (s->part.len == 0 && llen <= m) {
 			/* fast path: the whole line is in the input */
 			size_t l = llen && p[off + llen - 1] == '\r' ? llen - 1 : llen;
-			if ((rc = fn(ctx, p + off, l, s->in_split ? RN_RECORD_F_SPLIT : 0, consumed)))
+			if ((rc = fn(ctx, p + off, l,
+				     (s->in_split ? RN_RECORD_F_SPLIT : 0) | RN_LINESPLIT_EOL, consumed)))
 				goto out;
 			off += llen + 1;
 			s->in_split = 0;
@@ -88,8 +89,8 @@ int rn_linesplit_feed(struct rn_linesplit *s, const uint8_t *p, size_t len, uint
 			l = s->part.len && s->part.data[s->part.len - 1] == '\r' ? s->part.len - 1
 										    : s->part.len;
 		}
-		if ((rc = fn(ctx, s->part.data, l, s->in_split ? RN_RECORD_F_SPLIT : 0,
-			     consumed)))
+		if ((rc = fn(ctx, s->part.data, l,
+			     (s->in_split ? RN_RECORD_F_SPLIT : 0) | RN_LINESPLIT_EOL, consumed)))
 			goto out;
 		rn_buf_reset(&s->part);
 		s->in_split = 0;

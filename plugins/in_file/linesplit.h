@@ -4,7 +4,7 @@
  * max_line bytes, each flagged RN_RECORD_F_SPLIT (the last piece too), so nothing is
  * dropped. A partial last line is held until its newline arrives or flush() is called (the
  * caller's timeout). Lines lying whole in the input are handed out without copying.
- * Fuzzed by tests/fuzz/fuzz_linesplit.c.
+ * Fuzzed by tests/fuzz/fuzz_linesplit.c (which checks that the pieces rebuild the input).
  */
 #ifndef RN_LINESPLIT_H
 #define RN_LINESPLIT_H
@@ -19,6 +19,11 @@ struct rn_linesplit {
 	struct rn_buf part;  /* bytes of the current unfinished line */
 	int in_split;        /* the current line already produced pieces */
 };
+
+/* Set in a callback's flags (beside RN_RECORD_F_SPLIT) when the line or piece ends at a
+ * newline: an unsplit line, or the last piece of a split one. Absent on intermediate pieces
+ * and on a partial line given out by flush(). Not a record flag: callers mask it off. */
+#define RN_LINESPLIT_EOL 0x80000000u
 
 /* Called per line or piece. `consumed` counts input bytes (since the splitter's creation)
  * up to the end of this line, newline included: the resume position after it. A non-zero

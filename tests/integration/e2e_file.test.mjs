@@ -119,7 +119,7 @@ test('the same run survives 3 agent and 3 server SIGKILLs at random moments', { 
   await agent.start();
   const faults = [];
   try {
-    const writing = writeLines(logDir, { pauseMs: 200 });
+    const writing = writeLines(logDir, { pauseMs: 400 });
     // Six kills spread over the ~16 s of writing and a little after, in random order.
     const kinds = ['agent', 'agent', 'agent', 'server', 'server', 'server'].sort(() => rnd() - 0.5);
     for (const kind of kinds) {

@@ -1,0 +1,208 @@
+/*
+ * Unit tests for agent/chunk.c: a closed chunk is decoded back with code nobody here wrote
+ * (zstd, then protobuf-c's generated PersistentStreamRequest and runnel.v1.Record) and every
+ * field is checked: gRPC prefix (compressed flag 1, length), offset_id, record count, and each
+ * record's device id, source, topic, times, seq, payload (binary, empty), attributes and
+ * flags. Also: closing is deterministic (same input, same bytes), an empty builder refuses
+ * to close, the due rules (size, count, linger), and the DescriptorProto names Record's
+ * nine fields.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "chunk.h"
+#include "rn_err.h"
+#include "rn_grpc.h"
+#include "rn_pbwire.h"
+#include "rn_zstd.h"
+#include "runnel/v1/record.pb-c.h"
+#include "zerobus/zerobus_service.pb-c.h"
+
+static const struct rn_chunk_origin origin = {"dev-7", "app"};
+
+static void fill(struct rn_chunk_builder *b, int n)
+{
+	static const struct rn_attr attrs[] = {{"runnel.split", "1/2"}, {"k", ""}};
+	for (int i = 0; i < n; i++) {
+		char payload[64];
+		int len = snprintf(payload, sizeof(payload), "line %d", i);
+		struct rn_record r = {(const uint8_t *)payload, (size_t)len, "/var/log/a.log", 0,
+				      0, NULL, 0};
+		if (i == 1) { /* binary, event time given, flagged, with attributes */
+			r.payload = (const uint8_t *)"\xff\x00\xfe";
+			r.len = 3;
+			r.event_time_us = 1700000000000001LL;
+			r.flags = RN_RECORD_F_SPLIT;
+			r.attrs = attrs;
+			r.nattrs = 2;
+		} else if (i == 2) { /* empty line, no topic */
+			r.len = 0;
+			r.topic = NULL;
+		}
+		assert_int_equal(rn_chunk_add(b, &origin, &r, 100 + (uint64_t)i, 1800000000000000LL + i),
+				 0);
+	}
+}
+
+static Databricks__Zerobus__PersistentStreamRequest *decode(const struct rn_buf *chunk,
+							     struct rn_buf *plain)
+{
+	assert_true(chunk->len > RN_GRPC_HDR_LEN);
+	assert_int_equal(chunk->data[0], 1);
+	uint32_t n = (uint32_t)chunk->data[1] << 24 | (uint32_t)chunk->data[2] << 16 |
+		     (uint32_t)chunk->data[3] << 8 | chunk->data[4];
+	assert_int_equal(n, chunk->len - RN_GRPC_HDR_LEN);
+	assert_int_equal(rn_zstd_decompress(plain, chunk->data + 5, n, 64 << 20), 0);
+	Databricks__Zerobus__PersistentStreamRequest *req =
+		databricks__zerobus__persistent_stream_request__unpack(NULL, plain->len,
+									plain->data);
+	assert_non_null(req);
+	return req;
+}
+
+static void test_roundtrip(void **state)
+{
+	struct rn_chunk_builder b = {.lim = {1 << 20, 1000, 200000, 3}};
+	struct rn_buf out = {0}, scratch = {0}, plain = {0};
+	(void)state;
+	fill(&b, 5);
+	assert_int_equal(b.nrec, 5);
+	assert_int_equal(rn_chunk_close(&b, 42, &out, &scratch), 0);
+	assert_int_equal(b.nrec, 0);
+
+	Databricks__Zerobus__PersistentStreamRequest *req = decode(&out, &plain);
+	assert_int_equal(req->payload_case,
+			 DATABRICKS__ZEROBUS__PERSISTENT_STREAM_REQUEST__PAYLOAD_INGEST_RECORD_BATCH);
+	Databricks__Zerobus__IngestRecordBatchRequest *batch = req->ingest_record_batch;
+	assert_true(batch->has_offset_id);
+	assert_int_equal(batch->offset_id, 42);
+	assert_int_equal(batch->batch_case,
+			 DATABRICKS__ZEROBUS__INGEST_RECORD_BATCH_REQUEST__BATCH_PROTO_ENCODED_BATCH);
+	assert_int_equal(batch->proto_encoded_batch->n_records, 5);
+	for (size_t i = 0; i < 5; i++) {
+		ProtobufCBinaryData *rb = &batch->proto_encoded_batch->records[i];
+		Runnel__V1__Record *r = runnel__v1__record__unpack(NULL, rb->len, rb->data);
+		assert_non_null(r);
+		assert_string_equal(r->device_id, "dev-7");
+		assert_string_equal(r->source, "app");
+		assert_true(r->has_seq);
+		assert_int_equal(r->seq, 100 + i);
+		assert_true(r->has_receive_time_us);
+		assert_int_equal(r->receive_time_us, 1800000000000000LL + (int64_t)i);
+		assert_true(r->has_event_time_us);
+		assert_true(r->has_payload);
+		if (i == 1) {
+			assert_int_equal(r->event_time_us, 1700000000000001LL);
+			assert_int_equal(r->payload.len, 3);
+			assert_memory_equal(r->payload.data, "\xff\x00\xfe", 3);
+			assert_true(r->has_flags);
+			assert_int_equal(r->flags, RN_RECORD_F_SPLIT);
+			assert_int_equal(r->n_attributes, 2);
+			assert_string_equal(r->attributes[0]->key, "runnel.split");
+			assert_string_equal(r->attributes[0]->value, "1/2");
+			assert_string_equal(r->attributes[1]->key, "k");
+			assert_string_equal(r->attributes[1]->value, "");
+		} else {
+			char want[32];
+			assert_int_equal(r->event_time_us, r->receive_time_us);
+			assert_false(r->has_flags);
+			assert_int_equal(r->n_attributes, 0);
+			if (i == 2) {
+				assert_int_equal(r->payload.len, 0);
+				assert_null(r->topic);
+			} else {
+				snprintf(want, sizeof(want), "line %zu", i);
+				assert_int_equal(r->payload.len, strlen(want));
+				assert_memory_equal(r->payload.data, want, strlen(want));
+				assert_string_equal(r->topic, "/var/log/a.log");
+			}
+		}
+		runnel__v1__record__free_unpacked(r, NULL);
+	}
+	databricks__zerobus__persistent_stream_request__free_unpacked(req, NULL);
+	rn_buf_free(&out);
+	rn_buf_free(&scratch);
+	rn_buf_free(&plain);
+	rn_chunk_free(&b);
+}
+
+/* The same records at the same offset give the same bytes: a resend is byte-identical. */
+static void test_deterministic(void **state)
+{
+	struct rn_chunk_builder b = {.lim = {1 << 20, 1000, 200000, 3}};
+	struct rn_buf o1 = {0}, o2 = {0}, scratch = {0};
+	(void)state;
+	fill(&b, 50);
+	assert_int_equal(rn_chunk_close(&b, 7, &o1, &scratch), 0);
+	fill(&b, 50);
+	assert_int_equal(rn_chunk_close(&b, 7, &o2, &scratch), 0);
+	assert_int_equal(o1.len, o2.len);
+	assert_memory_equal(o1.data, o2.data, o1.len);
+	/* empty builder */
+	assert_int_equal(rn_chunk_close(&b, 8, &o1, &scratch), RN_EINVAL);
+	rn_buf_free(&o1);
+	rn_buf_free(&o2);
+	rn_buf_free(&scratch);
+	rn_chunk_free(&b);
+}
+
+static void test_due(void **state)
+{
+	struct rn_chunk_builder b = {.lim = {200, 3, 1000, 3}};
+	struct rn_record r = {(const uint8_t *)"x", 1, NULL, 0, 0, NULL, 0};
+	(void)state;
+	assert_false(rn_chunk_due(&b, 0));
+	assert_int_equal(rn_chunk_add(&b, &origin, &r, 0, 5000), 0);
+	assert_false(rn_chunk_due(&b, 5999));
+	assert_true(rn_chunk_due(&b, 6000)); /* linger */
+	assert_int_equal(rn_chunk_add(&b, &origin, &r, 1, 5000), 0);
+	assert_int_equal(rn_chunk_add(&b, &origin, &r, 2, 5000), 0);
+	assert_true(rn_chunk_due(&b, 5000)); /* count */
+	rn_chunk_free(&b);
+	char big[300] = {0};
+	struct rn_record rb = {(const uint8_t *)big, sizeof(big), NULL, 0, 0, NULL, 0};
+	assert_int_equal(rn_chunk_add(&b, &origin, &rb, 0, 5000), 0);
+	assert_true(rn_chunk_due(&b, 5000)); /* size */
+	rn_chunk_free(&b);
+}
+
+/* DescriptorProto{name=1 "Record", field=2 x9, nested_type=3 {name "Attribute"}}. */
+static void test_descriptor(void **state)
+{
+	struct rn_buf d = {0};
+	struct rn_pb_reader rd;
+	struct rn_pb_field f;
+	int fields = 0, nested = 0, named = 0;
+	(void)state;
+	assert_int_equal(rn_chunk_descriptor(&d), 0);
+	rn_pb_reader_init(&rd, d.data, d.len);
+	while (rn_pb_next(&rd, &f) == 1) {
+		if (f.num == 1 && f.len == 6 && !memcmp(f.ptr, "Record", 6))
+			named = 1;
+		else if (f.num == 2)
+			fields++;
+		else if (f.num == 3)
+			nested++;
+	}
+	assert_true(named);
+	assert_int_equal(fields, 9);
+	assert_int_equal(nested, 1);
+	rn_buf_free(&d);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_roundtrip),
+		cmocka_unit_test(test_deterministic),
+		cmocka_unit_test(test_due),
+		cmocka_unit_test(test_descriptor),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
