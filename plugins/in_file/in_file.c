@@ -37,6 +37,7 @@ struct tfile {
 	struct rn_linesplit ls;
 	int64_t last_data_us;
 	int old; /* reading a rotated-away inode to its end; then switch to the path */
+	unsigned piece; /* pieces of the current overlong line handed out so far */
 };
 
 struct in_file {
@@ -90,6 +91,7 @@ static int open_at(struct tfile *t, const char *path, uint64_t off)
 	t->dev = st.st_dev;
 	t->ino = st.st_ino;
 	t->read_off = t->pos = off;
+	t->piece = 0;
 	rn_linesplit_reset(&t->ls);
 	return 0;
 }
@@ -199,13 +201,45 @@ static void rescan(struct in_file *f)
 	f->first_scan = 0;
 }
 
+/*
+ * One line or piece. Pieces of an overlong line carry RN_RECORD_F_SPLIT and the attribute
+ * "runnel.split": "1", "2", ... on the pieces followed by more, and "n/n" on the last one
+ * (so a reader can tell the end of a line and reassemble by seq). A line cut by the
+ * partial-line timeout ends without "n/n".
+ */
 static int on_line(void *ctx, const uint8_t *line, size_t len, uint32_t flags, uint64_t consumed)
 {
 	struct in_file *f = ctx;
 	struct tfile *t = f->cur;
-	struct rn_record r = {line, len, t->path, 0, flags, NULL, 0};
+	char v[48];
+	struct rn_attr a = {"runnel.split", v};
+	struct rn_record r = {line, len, t->path, 0, flags & RN_RECORD_F_SPLIT, NULL, 0};
+	int rc;
+	if (flags & RN_RECORD_F_SPLIT) {
+		unsigned i = t->piece + 1;
+		if (flags & RN_LINESPLIT_EOL)
+			snprintf(v, sizeof(v), "%u/%u", i, i);
+		else
+			snprintf(v, sizeof(v), "%u", i);
+		r.attrs = &a;
+		r.nattrs = 1;
+	}
 	t->pos = consumed; /* before emit: a chunk closed inside emit includes this line */
-	return f->host.emit(f->host.ctx, &r);
+	if ((rc = f->host.emit(f->host.ctx, &r)))
+		return rc;
+	t->piece = (flags & RN_RECORD_F_SPLIT) && !(flags & RN_LINESPLIT_EOL) ? t->piece + 1 : 0;
+	return 0;
+}
+
+/* Hands out the held partial line (timeout or rotation): that line is over. */
+static int flush_partial(struct in_file *f, struct tfile *t)
+{
+	int rc;
+	f->cur = t;
+	rc = rn_linesplit_flush(&t->ls, t->read_off, on_line, f);
+	if (!rc)
+		t->piece = 0;
+	return rc;
 }
 
 /* At EOF: a rename rotation or a truncation? Returns 1 if the file was switched. */
@@ -224,8 +258,7 @@ static int check_rotation(struct in_file *f, struct tfile *t)
 	if (!t->old && (stat(t->path, &st) || (st.st_ino == t->ino && st.st_dev == t->dev)))
 		return 0; /* same file (or gone for now): wait for more data */
 	/* rotated: finish the old file's partial line, then take the new one from byte 0 */
-	f->cur = t;
-	if ((rc = rn_linesplit_flush(&t->ls, t->read_off, on_line, f)))
+	if ((rc = flush_partial(f, t)))
 		return rc;
 	if (stat(t->path, &st))
 		return 0;
@@ -263,7 +296,7 @@ static int file_poll(void *inst, int64_t now_us, int *more)
 				*more = 1;
 			} else if (rn_linesplit_pending(&t->ls) &&
 				   rn_mono_us() - t->last_data_us > f->conf->line_timeout_ms * 1000) {
-				if ((rc = rn_linesplit_flush(&t->ls, t->read_off, on_line, f)))
+				if ((rc = flush_partial(f, t)))
 					return rc;
 			}
 			continue;
@@ -271,8 +304,12 @@ static int file_poll(void *inst, int64_t now_us, int *more)
 		t->last_data_us = rn_mono_us();
 		rc = rn_linesplit_feed(&t->ls, f->rbuf, (size_t)n, t->read_off, on_line, f, &used);
 		t->read_off += used;
-		if (rc)
+		if (rc) {
+			/* the bytes not taken are read again next time */
+			if (used < (size_t)n)
+				lseek(t->fd, (off_t)t->read_off, SEEK_SET);
 			return rc;
+		}
 		if ((size_t)n == READ_CHUNK)
 			*more = 1;
 	}

@@ -1,0 +1,23 @@
+/*
+ * Fuzz target: decodes arbitrary bytes as Persistent and Ephemeral requests, as the server
+ * does with every message a client sends.
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "zbwire.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	for (int persistent = 0; persistent < 2; persistent++) {
+		struct rn_zb_request r;
+		const char *why;
+		if (rn_zb_decode_request(data, size, persistent, &r, &why) == 0 && r.batch_len) {
+			volatile uint8_t sink = r.batch[r.batch_len - 1];
+			(void)sink;
+		}
+	}
+	return 0;
+}

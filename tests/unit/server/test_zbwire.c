@@ -1,0 +1,123 @@
+/*
+ * Unit tests for the Zerobus codec against the golden wire bytes recorded by the public SDK
+ * (protocol reference §2.2), for both numberings, plus hostile input.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "rn_err.h"
+#include "zbwire.h"
+
+static void test_golden_requests(void **state)
+{
+	static const uint8_t create[] = {0x0a, 0x17, 0x0a, 0x13, 'm', 'a', 'i', 'n', '.', 'd', 'e',
+					 'f', 'a', 'u', 'l', 't', '.', 'e', 'v', 'e', 'n', 't', 's',
+					 0x20, 0x02};
+	static const uint8_t ingest[] = {0x12, 0x0c, 0x08, 0x00, 0x1a, 0x08,
+					 '{', '"', 'i', 'd', '"', ':', '1', '}'};
+	struct rn_zb_request r;
+	const char *why = NULL;
+	(void)state;
+
+	assert_int_equal(rn_zb_decode_request(create, sizeof(create), 0, &r, &why), 0);
+	assert_int_equal(r.kind, RN_ZB_CREATE);
+	assert_int_equal(r.table_len, 19);
+	assert_memory_equal(r.table, "main.default.events", 19);
+	assert_int_equal(r.record_type, 2);
+
+	assert_int_equal(rn_zb_decode_request(ingest, sizeof(ingest), 0, &r, &why), 0);
+	assert_int_equal(r.kind, RN_ZB_INGEST);
+	assert_true(r.has_offset);
+	assert_int_equal(r.offset, 0);
+	assert_true(r.is_single);
+	assert_int_equal(r.batch_type, 2);
+	assert_int_equal(r.batch_len, 8);
+	assert_memory_equal(r.batch, "{\"id\":1}", 8);
+}
+
+static void test_persistent_numbering(void **state)
+{
+	/* resume_stream{stream_id "s"} and ingest_record_batch{offset 300, proto batch} */
+	static const uint8_t resume[] = {0x12, 0x03, 0x0a, 0x01, 's'};
+	static const uint8_t batch[] = {0x22, 0x09, 0x08, 0xac, 0x02, 0x12, 0x04, 0x0a, 0x02, 'h', 'i'};
+	static const uint8_t create[] = {0x0a, 0x05, 0x0a, 0x03, 0x0a, 0x01, 't'};
+	struct rn_zb_request r;
+	const char *why;
+	(void)state;
+	assert_int_equal(rn_zb_decode_request(resume, sizeof(resume), 1, &r, &why), 0);
+	assert_int_equal(r.kind, RN_ZB_RESUME);
+	assert_memory_equal(r.stream_id, "s", 1);
+	assert_int_equal(rn_zb_decode_request(batch, sizeof(batch), 1, &r, &why), 0);
+	assert_int_equal(r.kind, RN_ZB_INGEST);
+	assert_int_equal(r.offset, 300);
+	assert_false(r.is_single);
+	assert_int_equal(r.batch_type, 1);
+	assert_int_equal(r.batch_len, 4);
+	assert_memory_equal(r.batch, "\x0a\x02hi", 4);
+	assert_int_equal(rn_zb_decode_request(create, sizeof(create), 1, &r, &why), 0);
+	assert_int_equal(r.kind, RN_ZB_CREATE);
+	assert_memory_equal(r.table, "t", 1);
+	assert_int_equal(r.record_type, 0);
+}
+
+static void test_hostile(void **state)
+{
+	struct rn_zb_request r;
+	const char *why = NULL;
+	(void)state;
+	assert_int_equal(rn_zb_decode_request((const uint8_t *)"", 0, 1, &r, &why), RN_EINVAL);
+	assert_non_null(why);
+	assert_int_equal(rn_zb_decode_request((const uint8_t *)"\xff\xff", 2, 1, &r, &why),
+			 RN_EINVAL);
+	/* a length running past the end */
+	assert_int_equal(rn_zb_decode_request((const uint8_t *)"\x22\x7f\x08", 3, 1, &r, &why),
+			 RN_EINVAL);
+	/* ingest without records, resume without id */
+	assert_int_equal(rn_zb_decode_request((const uint8_t *)"\x22\x02\x08\x01", 4, 1, &r, &why),
+			 RN_EINVAL);
+	assert_int_equal(rn_zb_decode_request((const uint8_t *)"\x12\x00", 2, 1, &r, &why),
+			 RN_EINVAL);
+}
+
+static void test_golden_responses(void **state)
+{
+	struct rn_buf b = {0};
+	(void)state;
+	assert_int_equal(rn_zb_encode_create_response(&b, 0, "sid-1"), 0);
+	assert_int_equal(b.len, 9);
+	assert_memory_equal(b.data, "\x0a\x07\x0a\x05sid-1", 9);
+	rn_buf_reset(&b);
+	rn_zb_encode_ack(&b, 0, 42);
+	assert_memory_equal(b.data, "\x12\x02\x08\x2a", 4);
+	rn_buf_reset(&b);
+	rn_zb_encode_ack(&b, 1, 42);
+	assert_memory_equal(b.data, "\x1a\x02\x08\x2a", 4);
+	rn_buf_reset(&b);
+	rn_zb_encode_resume_response(&b, -1);
+	assert_int_equal(b.len, 2);
+	assert_memory_equal(b.data, "\x12\x00", 2);
+	rn_buf_reset(&b);
+	rn_zb_encode_resume_response(&b, 300);
+	assert_memory_equal(b.data, "\x12\x03\x08\xac\x02", 5);
+	rn_buf_reset(&b);
+	rn_zb_encode_close_signal(&b, 0, 300);
+	assert_int_equal(b.len, 7);
+	assert_memory_equal(b.data, "\x1a\x05\x0a\x03\x08\xac\x02", 7);
+	rn_buf_free(&b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_golden_requests),
+		cmocka_unit_test(test_persistent_numbering),
+		cmocka_unit_test(test_hostile),
+		cmocka_unit_test(test_golden_responses),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
