@@ -59,6 +59,7 @@ test('bad requests get the right status and the server keeps serving', { timeout
       [['status', '--token', 's3cret', '--table', 'a/b'], 'INVALID_ARGUMENT'],
       [['status', '--token', 'wrong'], 'UNAUTHENTICATED'],
       [['status'], 'UNAUTHENTICATED'],
+      [['status', '--token', 's3cret', '--case', 'unknown-method'], 'UNIMPLEMENTED'],
     ];
     for (const [args, code] of cases) {
       const r = await client(server, ...args);
@@ -68,15 +69,11 @@ test('bad requests get the right status and the server keeps serving', { timeout
     const fs = await import('node:fs');
     const f = path.join(dir, 'bad.bin');
     fs.writeFileSync(f, Buffer.from([7, 0, 0, 0, 2, 1, 2]));
-    const r2 = await run('curl', ['-s', '-o', '/dev/null', '--http2-prior-knowledge', '-D', '-',
+    const r2 = await run('curl', ['--max-time', '15', '-s', '-o', '/dev/null', '--http2-prior-knowledge', '-D', '-',
       '-H', 'content-type: application/grpc', '-H', 'te: trailers', '-H', 'authorization: Bearer s3cret',
       '-H', `x-databricks-zerobus-table-name: ${TABLE}`, '--data-binary', `@${f}`,
       `http://127.0.0.1:${server.port}/databricks.zerobus.Zerobus/PersistentStream`]);
     assert.match(r2.stdout, /grpc-status: 3/, r2.stdout);
-    const r3 = await run('curl', ['-s', '-o', '/dev/null', '--http2-prior-knowledge', '-D', '-',
-      '-H', 'content-type: application/grpc', '--data-binary', `@${f}`,
-      `http://127.0.0.1:${server.port}/databricks.zerobus.Zerobus/NoSuchMethod`]);
-    assert.match(r3.stdout, /grpc-status: 12/, r3.stdout);
     // and a good client still works afterwards
     const ok = await client(server, 'ingest', '--token', 's3cret', '--records', '3', '--batches', '2');
     assert.deepEqual(ok.acks, [0, 1]);

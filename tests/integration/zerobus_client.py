@@ -82,6 +82,11 @@ def main():
             msgs = [create_req(), b'\xff\xff\xff\xff']
         elif a.case == 'unknown-resume':
             msgs = [Req(resume_stream=zb.ResumeIngestStreamRequest(stream_id='no-such-stream'))]
+        elif a.case == 'unknown-method':
+            call = ch.stream_stream('/databricks.zerobus.Zerobus/NoSuchMethod',
+                                    request_serializer=lambda m: m.SerializeToString(),
+                                    response_deserializer=Resp.FromString)
+            msgs = [create_req()]
         elif a.case == 'gap':
             msgs = [create_req(), batch_req(5, 1, 0)]
         else:
