@@ -24,7 +24,6 @@
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const sync_modes[] = {"normal", "full", NULL};
-static const char *const read_from[] = {"beginning", "end", NULL};
 
 #define A(f) offsetof(struct rn_agent_conf, f)
 #define S(f) offsetof(struct rn_source_conf, f)
@@ -57,18 +56,14 @@ static const struct rn_conf_key chunk_keys[] = {
 	{"zstd_level", RN_CONF_INT, "3", A(zstd_level), 1, 19, "chunk compression level"},
 	{NULL},
 };
-static const char *const source_types[] = {"file", NULL};
+/* Common keys of a sources entry; the plugin named by `type` adds its own rows. */
 static const struct rn_conf_key source_keys[] = {
-	{"type", RN_CONF_STRING, NULL, S(type), 0, 0, "plugin: file"},
-	{"name", RN_CONF_STRING, NULL, S(name), 0, 0, "source name (also its stream's name)"},
-	{"table", RN_CONF_STRING, NULL, S(table), 0, 0, "target table (catalog.schema.table)"},
-	{"paths", RN_CONF_STRLIST, NULL, S(paths), 0, 0, "file: paths or globs to tail"},
-	{"read_from", RN_CONF_ENUM, "beginning", S(read_from), 0, 0,
-	 "file: where to start in files present at the first start", read_from},
-	{"max_line_bytes", RN_CONF_SIZE, "64K", S(max_line_bytes), 16, 16 << 20,
-	 "file: longer lines are split into flagged pieces"},
-	{"line_timeout_ms", RN_CONF_INT, "1000", S(line_timeout_ms), 1, 3600000,
-	 "file: a last line without newline is emitted after this long"},
+	{"type", RN_CONF_STRING, NULL, S(type), 0, 0, "plugin (runnel-agent -H lists them)", NULL,
+	 NULL, 0, RN_CONF_F_REQUIRED},
+	{"name", RN_CONF_STRING, NULL, S(name), 0, 0, "source name (also its stream's name)", NULL,
+	 NULL, 0, RN_CONF_F_REQUIRED},
+	{"table", RN_CONF_STRING, NULL, S(table), 0, 0, "target table (catalog.schema.table)", NULL,
+	 NULL, 0, RN_CONF_F_REQUIRED},
 	{NULL},
 };
 
@@ -78,22 +73,19 @@ const struct rn_conf_key rn_agent_conf_table[] = {
 	{"uplink", RN_CONF_GROUP, NULL, 0, 0, 0, "where and how to send", NULL, uplink_keys},
 	{"chunk", RN_CONF_GROUP, NULL, 0, 0, 0, "how records are batched", NULL, chunk_keys},
 	{"sources", RN_CONF_LIST, NULL, A(sources), 0, 0, "source plugins", NULL, source_keys,
-	 sizeof(struct rn_source_conf)},
+	 sizeof(struct rn_source_conf), 0, "type", rn_plugin_conf_resolve,
+	 offsetof(struct rn_source_conf, plugin)},
 	{NULL},
 };
 
 static const struct rn_source_plugin *plugin_for(const char *type)
 {
-	for (int i = 0; type && rn_builtin_plugins[i]; i++)
-		if (!strcmp(rn_builtin_plugins[i]->name, type))
-			return rn_builtin_plugins[i];
-	return NULL;
+	return rn_plugin_find(type);
 }
 
 int rn_agent_conf_check(const struct rn_agent_conf *c, const char *file, char *err, size_t cap)
 {
 	const struct rn_source_conf *src = c->sources.items;
-	(void)source_types;
 	if (!c->sources.n) {
 		snprintf(err, cap, "%s: no sources configured", file);
 		return RN_ECONFIG;
@@ -297,12 +289,45 @@ static int io_acked(void *ctx, int stream, int64_t acked)
 		return rc;
 	}
 	if (s) {
+		uint64_t before = a->acked_chunks;
 		a->acked_chunks += (uint64_t)(acked - s->st.acked);
 		s->st.acked = acked;
+		/* one INFO line per ACK_LOG_EVERY chunks acknowledged (all streams together) */
+		if (a->acked_chunks / ACK_LOG_EVERY != before / ACK_LOG_EVERY)
+			rn_log_info("agent", "%llu chunks acknowledged; stream %s acked up to offset "
+				    "%lld of %lld, %lld buffer bytes",
+				    (unsigned long long)a->acked_chunks, s->conf->name,
+				    (long long)acked, (long long)s->st.next_offset,
+				    (long long)rn_buffer_bytes(a->buffer));
 	}
 	return 0;
 }
 
+#define ACK_LOG_EVERY 100
+
+/* A JSON string literal for s (quotes, backslashes and control bytes escaped). */
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; s && *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+#define STATUS_EVERY_US 1000000
+
+/*
+ * data_dir/status.json, replaced atomically (write to .tmp, rename): what tests and
+ * operators poll. Per stream: name, table, server stream id, next_offset, acked, records
+ * (= next_seq), buffered_bytes (chunk bytes not yet acked), connection state. Written every
+ * second, on SIGUSR1, and at exit.
+ */
 static void write_status(struct rn_agent *a)
 {
 	char path[4200], tmp[4300];
@@ -311,19 +336,30 @@ static void write_status(struct rn_agent *a)
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	if (!(f = fopen(tmp, "w")))
 		return;
-	fprintf(f, "{\"device_id\":\"%s\",\"uptime_s\":%lld,\"buffer_bytes\":%lld,\"streams\":[",
-		a->device_id, (long long)((rn_mono_us() - a->started_us) / 1000000),
+	fprintf(f, "{\"device_id\":");
+	json_str(f, a->device_id);
+	fprintf(f, ",\"uptime_s\":%lld,\"buffer_bytes\":%lld,\"streams\":[",
+		(long long)((rn_mono_us() - a->started_us) / 1000000),
 		(long long)rn_buffer_bytes(a->buffer));
 	for (size_t i = 0; i < a->nsrc; i++) {
 		struct source *s = &a->src[i];
 		struct rn_uplink_stream_stats us = {0};
+		struct rn_buffer_stream bs;
+		int64_t buffered = 0;
 		rn_uplink_stream_stats(a->uplink, s->st.id, &us);
-		fprintf(f, "%s{\"name\":\"%s\",\"table\":\"%s\",\"server_stream_id\":\"%s\","
-			   "\"records\":%lld,\"next_offset\":%lld,\"acked\":%lld,\"connected\":%s,"
-			   "\"reconnects\":%llu,\"paused\":%s}",
-			i ? "," : "", s->conf->name, s->conf->table, s->st.server_id,
+		if (!rn_buffer_stream_load(a->buffer, s->st.id, &bs))
+			buffered = bs.bytes;
+		fprintf(f, "%s{\"name\":", i ? "," : "");
+		json_str(f, s->conf->name);
+		fprintf(f, ",\"table\":");
+		json_str(f, s->conf->table);
+		fprintf(f, ",\"server_stream_id\":");
+		json_str(f, s->st.server_id);
+		fprintf(f, ",\"records\":%lld,\"next_offset\":%lld,\"acked\":%lld,"
+			   "\"buffered_bytes\":%lld,\"connected\":%s,\"reconnects\":%llu,"
+			   "\"paused\":%s}",
 			(long long)s->st.next_seq, (long long)s->st.next_offset,
-			(long long)s->st.acked, us.connected ? "true" : "false",
+			(long long)s->st.acked, (long long)buffered, us.connected ? "true" : "false",
 			(unsigned long long)us.reconnects, s->have_pending ? "true" : "false");
 	}
 	fprintf(f, "]}\n");

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "agent.h"
+#include "plugin.h"
 #include "rn_conf.h"
 #include "rn_err.h"
 #include "rn_log.h"
@@ -32,6 +33,18 @@ static void usage(FILE *f)
 		   "  -H       print every config key with its default and exit\n");
 }
 
+/* Every key of the agent and of each built-in plugin, from the same rows the loader uses. */
+static void print_help(void)
+{
+	rn_conf_print_help(rn_agent_conf_table, stdout);
+	for (int i = 0; rn_builtin_plugins[i]; i++) {
+		const struct rn_source_plugin *p = rn_builtin_plugins[i];
+		printf("\nsources entry with type = \"%s\": %s\n", p->name,
+		       p->description ? p->description : "");
+		rn_conf_print_help(p->conf, stdout);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct rn_agent_conf conf = {0};
@@ -48,7 +61,7 @@ int main(int argc, char **argv)
 		case 'n': check = 1; break;
 		case 'v': verbose = 1; break;
 		case 'f': break;
-		case 'H': rn_conf_print_help(rn_agent_conf_table, stdout); return 0;
+		case 'H': print_help(); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

@@ -50,21 +50,24 @@ struct rn_source_host {
 	int (*accepting)(void *ctx);
 };
 
-/* Common per-source settings (the `sources` list element); plugin keys live beside them. */
+/* Common per-source settings (one element of the `sources` list). The plugin's own keys are
+ * rows of its `conf` table; the loader fills a struct of `conf_size` bytes with them and
+ * hangs it on `plugin` (rn_conf's polymorphic list, selected by `type`). So an unknown key in
+ * a source is reported with file:line like any other, and `runnel-agent -H` prints each
+ * plugin's keys from the same rows. */
 struct rn_source_conf {
 	char *type;
 	char *name;
 	char *table;
-	/* in_file */
-	struct rn_conf_strlist paths;
-	int read_from; /* 0 = beginning, 1 = end (for files present at the first start) */
-	int64_t max_line_bytes;
-	int64_t line_timeout_ms;
+	struct rn_conf_variant plugin; /* .data: the plugin's settings struct */
 };
 
 struct rn_source_plugin {
 	int abi; /* RN_SOURCE_ABI_1 */
-	const char *name;
+	const char *name;        /* the `type` of a sources entry */
+	const char *description; /* one line for -H */
+	const struct rn_conf_key *conf; /* the plugin's keys; NULL = none */
+	size_t conf_size;               /* size of the struct they fill */
 	/* Validates the source's settings; 0 or RN_ECONFIG with a message in err. */
 	int (*check)(const struct rn_source_conf *conf, char *err, size_t errcap);
 	int (*create)(void **inst, const struct rn_source_conf *conf,
@@ -78,5 +81,10 @@ struct rn_source_plugin {
 
 /* The built-in plugins, generated from the enabled CMake options (plugins/registry.c). */
 extern const struct rn_source_plugin *const rn_builtin_plugins[];
+
+/* The built-in plugin named `type`, or NULL (generated plugins/registry.c). */
+const struct rn_source_plugin *rn_plugin_find(const char *type);
+/* rn_conf resolver for the sources list: the plugin's rows and struct size by type. */
+const struct rn_conf_key *rn_plugin_conf_resolve(const char *type, size_t *size);
 
 #endif

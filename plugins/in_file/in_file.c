@@ -25,6 +25,33 @@
 #include "rn_mem.h"
 
 #define READ_CHUNK ((size_t)256 << 10)
+
+/* The plugin's own settings (rows below); filled by the agent's config loader. */
+struct in_file_conf {
+	struct rn_conf_strlist paths;
+	int read_from; /* 0 = beginning, 1 = end */
+	int64_t max_line_bytes;
+	int64_t line_timeout_ms;
+};
+
+static const char *const read_from_names[] = {"beginning", "end", NULL};
+
+#define C(f) offsetof(struct in_file_conf, f)
+static const struct rn_conf_key file_conf[] = {
+	{.key = "paths", .type = RN_CONF_STRLIST, .offset = C(paths), .flags = RN_CONF_F_REQUIRED,
+	 .help = "files or globs to tail, one record per line"},
+	{.key = "read_from", .type = RN_CONF_ENUM, .def = "beginning", .enums = read_from_names,
+	 .offset = C(read_from),
+	 .help = "where to start in files present at the first start (new files: beginning)"},
+	{.key = "max_line_bytes", .type = RN_CONF_SIZE, .def = "64K", .min = 16,
+	 .max = (int64_t)16 << 20, .offset = C(max_line_bytes),
+	 .help = "longer lines become flagged pieces (runnel.split)"},
+	{.key = "line_timeout_ms", .type = RN_CONF_DURATION, .def = "1000", .min = 1,
+	 .max = 3600000, .offset = C(line_timeout_ms),
+	 .help = "a last line without newline is emitted after this long"},
+	{0},
+};
+#undef C
 #define RESCAN_US 500000
 
 struct tfile {
@@ -41,7 +68,7 @@ struct tfile {
 };
 
 struct in_file {
-	const struct rn_source_conf *conf;
+	const struct in_file_conf *conf; /* borrowed from the source's config */
 	struct rn_source_host host;
 	struct tfile **files;
 	size_t n, cap;
@@ -328,11 +355,12 @@ static int file_snapshot(void *inst, struct rn_buf *out)
 	return rc;
 }
 
-static int file_check(const struct rn_source_conf *c, char *err, size_t cap)
+static int file_check(const struct rn_source_conf *sc, char *err, size_t cap)
 {
-	if (!c->paths.n) {
+	const struct in_file_conf *c = sc->plugin.data;
+	if (!c || !c->paths.n) {
 		snprintf(err, cap, "source '%s': paths must name at least one file or glob",
-			 c->name ? c->name : "?");
+			 sc->name ? sc->name : "?");
 		return RN_ECONFIG;
 	}
 	return 0;
@@ -364,7 +392,7 @@ static int file_create(void **inst, const struct rn_source_conf *conf,
 		rn_free(f);
 		return RN_ENOMEM;
 	}
-	f->conf = conf;
+	f->conf = conf->plugin.data;
 	f->host = *host;
 	f->first_scan = host->load_position(host->ctx, &f->saved) == RN_ENOTFOUND;
 	*inst = f;
@@ -374,6 +402,9 @@ static int file_create(void **inst, const struct rn_source_conf *conf,
 const struct rn_source_plugin rn_in_file = {
 	.abi = RN_SOURCE_ABI_1,
 	.name = "file",
+	.description = "tails files (globs, rotation, resume), one record per line",
+	.conf = file_conf,
+	.conf_size = sizeof(struct in_file_conf),
 	.check = file_check,
 	.create = file_create,
 	.poll = file_poll,

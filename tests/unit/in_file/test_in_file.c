@@ -92,8 +92,18 @@ static void host_free(struct host *h)
 	rn_buf_free(&h->saved);
 }
 
+/* Mirrors in_file's private settings struct (the rows' offsets); filled by hand here the way
+ * the loader fills it from the plugin's conf table. */
+struct in_file_conf {
+	struct rn_conf_strlist paths;
+	int read_from;
+	int64_t max_line_bytes;
+	int64_t line_timeout_ms;
+};
+
 struct src {
 	struct rn_source_conf conf;
+	struct in_file_conf fc;
 	char *paths[2];
 	void *inst;
 	struct rn_source_host sh;
@@ -107,11 +117,14 @@ static void src_start(struct src *s, struct host *h, const char *path, int read_
 	s->conf.type = "file";
 	s->conf.name = "t";
 	s->conf.table = "x.y.z";
-	s->conf.paths.v = s->paths;
-	s->conf.paths.n = 1;
-	s->conf.read_from = read_from;
-	s->conf.max_line_bytes = max_line;
-	s->conf.line_timeout_ms = 50;
+	s->fc.paths.v = s->paths;
+	s->fc.paths.n = 1;
+	s->fc.read_from = read_from;
+	s->fc.max_line_bytes = max_line;
+	s->fc.line_timeout_ms = 50;
+	assert_int_equal(rn_in_file.conf_size, sizeof(s->fc));
+	s->conf.plugin.table = rn_in_file.conf;
+	s->conf.plugin.data = &s->fc;
 	s->sh = (struct rn_source_host){h, h_emit, h_pos, h_load, h_accepting};
 	assert_int_equal(rn_in_file.check(&s->conf, (char[64]){0}, 64), 0);
 	assert_int_equal(rn_in_file.create(&s->inst, &s->conf, &s->sh), 0);
