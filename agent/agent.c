@@ -118,6 +118,8 @@ int rn_agent_conf_check(const struct rn_agent_conf *c, const char *file, char *e
 	return 0;
 }
 
+#define ACK_LOG_EVERY 100 /* chunks acknowledged per INFO line */
+
 struct source {
 	struct rn_agent *a;
 	const struct rn_source_conf *conf;
@@ -303,7 +305,6 @@ static int io_acked(void *ctx, int stream, int64_t acked)
 	return 0;
 }
 
-#define ACK_LOG_EVERY 100
 
 /* A JSON string literal for s (quotes, backslashes and control bytes escaped). */
 static void json_str(FILE *f, const char *s)
@@ -320,13 +321,13 @@ static void json_str(FILE *f, const char *s)
 	}
 	fputc('"', f);
 }
-#define STATUS_EVERY_US 1000000
+#define STATUS_EVERY_US 500000
 
 /*
  * data_dir/status.json, replaced atomically (write to .tmp, rename): what tests and
  * operators poll. Per stream: name, table, server stream id, next_offset, acked, records
- * (= next_seq), buffered_bytes (chunk bytes not yet acked), connection state. Written every
- * second, on SIGUSR1, and at exit.
+ * (= next_seq), buffered_bytes (chunk bytes not yet acked), connection state. Written twice
+ * a second, at once on SIGUSR1, and at exit.
  */
 static void write_status(struct rn_agent *a)
 {
@@ -458,7 +459,7 @@ static void drain(struct rn_agent *a)
 	}
 }
 
-int rn_agent_run(struct rn_agent *a, volatile int *stop)
+int rn_agent_run(struct rn_agent *a, volatile int *stop, volatile int *status_now)
 {
 	while (!*stop) {
 		int64_t now = rn_now_us();
@@ -474,9 +475,11 @@ int rn_agent_run(struct rn_agent *a, volatile int *stop)
 		}
 		tick(a, now);
 		rn_uplink_step(a->uplink);
-		if (rn_mono_us() >= a->next_status_us) {
+		if (rn_mono_us() >= a->next_status_us || (status_now && *status_now)) {
+			if (status_now)
+				*status_now = 0;
 			write_status(a);
-			a->next_status_us = rn_mono_us() + 500000;
+			a->next_status_us = rn_mono_us() + STATUS_EVERY_US;
 		}
 		rn_uplink_wait(a->uplink, NULL, 0, more ? 0 : 50);
 	}

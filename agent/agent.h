@@ -37,8 +37,10 @@ int rn_agent_conf_check(const struct rn_agent_conf *c, const char *file, char *e
 struct rn_agent;
 
 int rn_agent_create(struct rn_agent **out, const struct rn_agent_conf *conf);
-/* Runs until *stop becomes non-zero (set from a signal handler), then drains. */
-int rn_agent_run(struct rn_agent *a, volatile int *stop);
+/* Runs until *stop becomes non-zero (set from a signal handler), then commits open chunks and
+ * drains for up to 2 s. When *status_now (may be NULL) becomes non-zero (SIGUSR1), status.json
+ * is written at once and the flag cleared. Returns 0. */
+int rn_agent_run(struct rn_agent *a, volatile int *stop, volatile int *status_now);
 void rn_agent_destroy(struct rn_agent *a);
 
 #endif

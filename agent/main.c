@@ -15,12 +15,14 @@
 #include "rn_err.h"
 #include "rn_log.h"
 
-static volatile int stop;
+static volatile int stop, status_now;
 
 static void on_signal(int sig)
 {
-	(void)sig;
-	stop = 1;
+	if (sig == SIGUSR1)
+		status_now = 1;
+	else
+		stop = 1;
 }
 
 static void usage(FILE *f)
@@ -91,6 +93,7 @@ int main(int argc, char **argv)
 	sa.sa_handler = on_signal;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	rn_log_info("agent", "runnel-agent %s: config %s, data_dir %s", RN_VERSION, file,
 		    conf.data_dir);
@@ -99,7 +102,7 @@ int main(int argc, char **argv)
 		rn_conf_free(rn_agent_conf_table, &conf);
 		return 1;
 	}
-	rn_agent_run(a, &stop);
+	rn_agent_run(a, &stop, &status_now);
 	rn_agent_destroy(a);
 	rn_conf_free(rn_agent_conf_table, &conf);
 	rn_log_info("agent", "stopped");

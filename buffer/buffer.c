@@ -35,7 +35,9 @@ static const char *const sql[Q_COUNT] = {
 			  "FROM streams WHERE id = ?1",
 	[Q_CHUNK_INS] = "INSERT INTO chunks(stream, off, nrec, created_us, bytes) "
 			"VALUES(?1, ?2, ?3, ?4, ?5)",
-	[Q_STREAM_ADV] = "UPDATE streams SET next_offset = ?2, next_seq = ?3 WHERE id = ?1",
+	/* only from next_offset = offset: a gap or a repeat changes no row */
+	[Q_STREAM_ADV] = "UPDATE streams SET next_offset = ?2, next_seq = ?3 "
+			 "WHERE id = ?1 AND next_offset = ?2 - 1",
 	[Q_CKPT_PUT] = "INSERT INTO checkpoints(source, state) VALUES(?1, ?2) "
 		       "ON CONFLICT(source) DO UPDATE SET state = excluded.state",
 	[Q_CKPT_GET] = "SELECT state FROM checkpoints WHERE source = ?1",
@@ -248,7 +250,9 @@ int rn_buffer_commit(struct rn_buffer *b, int stream, int64_t offset, int64_t ne
 	sqlite3_stmt *s;
 	int rc;
 
-	if (chunk && b->max_bytes && b->bytes + (int64_t)len > b->max_bytes) {
+	/* An empty buffer takes any chunk, so one chunk larger than the cap cannot wedge a
+	 * stream forever. */
+	if (chunk && b->max_bytes && b->bytes > 0 && b->bytes + (int64_t)len > b->max_bytes) {
 		snprintf(b->err, sizeof(b->err), "buffer full (%lld of %lld bytes)",
 			 (long long)b->bytes, (long long)b->max_bytes);
 		return RN_EFULL;
@@ -256,6 +260,21 @@ int rn_buffer_commit(struct rn_buffer *b, int stream, int64_t offset, int64_t ne
 	if ((rc = exec_simple(b, Q_BEGIN)))
 		return rc;
 	if (chunk) {
+		s = q(b, Q_STREAM_ADV);
+		sqlite3_bind_int(s, 1, stream);
+		sqlite3_bind_int64(s, 2, offset + 1);
+		sqlite3_bind_int64(s, 3, next_seq);
+		if (sqlite3_step(s) != SQLITE_DONE) {
+			rc = db_fail(b, "advance stream");
+			goto rollback;
+		}
+		if (sqlite3_changes(b->db) != 1) {
+			snprintf(b->err, sizeof(b->err),
+				 "chunk %lld of stream %d is not the stream's next offset",
+				 (long long)offset, stream);
+			rc = RN_EINVAL;
+			goto rollback;
+		}
 		s = q(b, Q_CHUNK_INS);
 		sqlite3_bind_int(s, 1, stream);
 		sqlite3_bind_int64(s, 2, offset);
@@ -266,19 +285,12 @@ int rn_buffer_commit(struct rn_buffer *b, int stream, int64_t offset, int64_t ne
 			rc = db_fail(b, "store chunk");
 			goto rollback;
 		}
-		s = q(b, Q_STREAM_ADV);
-		sqlite3_bind_int(s, 1, stream);
-		sqlite3_bind_int64(s, 2, offset + 1);
-		sqlite3_bind_int64(s, 3, next_seq);
-		if (sqlite3_step(s) != SQLITE_DONE) {
-			rc = db_fail(b, "advance stream");
-			goto rollback;
-		}
 	}
 	for (size_t i = 0; i < nckpt; i++) {
 		s = q(b, Q_CKPT_PUT);
 		sqlite3_bind_text(s, 1, ckpts[i].source, -1, SQLITE_STATIC);
-		sqlite3_bind_blob(s, 2, ckpts[i].state, (int)ckpts[i].len, SQLITE_STATIC);
+		sqlite3_bind_blob(s, 2, ckpts[i].state ? ckpts[i].state : "", (int)ckpts[i].len,
+				  SQLITE_STATIC);
 		if (sqlite3_step(s) != SQLITE_DONE) {
 			rc = db_fail(b, "save checkpoint");
 			goto rollback;

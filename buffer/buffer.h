@@ -58,9 +58,11 @@ int rn_buffer_stream_load(struct rn_buffer *b, int id, struct rn_buffer_stream *
 /*
  * In one transaction: stores chunk (stream, offset) with its bytes, sets the stream's
  * next_offset = offset + 1 and next_seq, and saves every checkpoint given. The offset must
- * be the stream's next_offset (RN_EINVAL otherwise). RN_EFULL if the byte cap would be
- * passed (nothing written), RN_ENOSPC, RN_EBUFFER. Chunk may be NULL (len 0, nrec 0) to
- * save checkpoints alone.
+ * be the stream's next_offset (RN_EINVAL otherwise: a gap, a repeat or an unknown stream;
+ * nothing written). RN_EFULL if the byte cap would be passed (nothing written; an empty
+ * buffer accepts any one chunk, so an oversized chunk cannot wedge a stream), RN_ENOSPC,
+ * RN_EBUFFER. Chunk may be NULL (len 0, nrec 0) to save checkpoints alone; that is never
+ * refused for space.
  */
 int rn_buffer_commit(struct rn_buffer *b, int stream, int64_t offset, int64_t next_seq,
 		     uint32_t nrec, const void *chunk, size_t len,

@@ -5,11 +5,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Server, run, tmpDir, waitFor } from './lib/harness.mjs';
 import { duckFrom, query, replayLog, verifyTable } from './lib/table.mjs';
 
 const PY = '/usr/bin/python3';
-const CLIENT = path.join(import.meta.dirname, 'zerobus_client.py');
+const CLIENT = path.join(path.dirname(fileURLToPath(import.meta.url)), 'zerobus_client.py');
 const TABLE = 'main.default.telemetry';
 
 async function client(server, ...args) {

@@ -130,7 +130,11 @@ static void test_atomic_commit(void **state)
 	struct rn_buffer_ckpt k1 = {"src", "one", 3};
 	assert_int_equal(rn_buffer_commit(b, s.id, 0, 1, 1, "a", 1, &k1, 1), 0);
 	struct rn_buffer_ckpt k2 = {"src", "two", 3};
-	assert_int_not_equal(rn_buffer_commit(b, s.id, 0, 2, 1, "b", 1, &k2, 1), 0);
+	/* a repeat, a gap and an unknown stream: RN_EINVAL, neither chunk nor checkpoint */
+	assert_int_equal(rn_buffer_commit(b, s.id, 0, 2, 1, "b", 1, &k2, 1), RN_EINVAL);
+	assert_int_equal(rn_buffer_commit(b, s.id, 2, 2, 1, "b", 1, &k2, 1), RN_EINVAL);
+	assert_int_equal(rn_buffer_commit(b, 777, 0, 1, 1, "b", 1, &k2, 1), RN_EINVAL);
+	assert_int_equal(rn_buffer_chunk_get(b, s.id, 2, &out), RN_ENOTFOUND);
 	assert_int_equal(rn_buffer_checkpoint_load(b, "src", &out), 0);
 	assert_int_equal(out.len, 3);
 	assert_memory_equal(out.data, "one", 3);
@@ -173,6 +177,12 @@ static void test_cap(void **state)
 	assert_int_equal(rn_buffer_ack(b, s.id, 0), 0);
 	assert_int_equal(rn_buffer_commit(b, s.id, 2, 3, 1, blob, 100, NULL, 0), 0);
 	assert_int_equal(rn_buffer_bytes(b), 200);
+	/* an empty buffer accepts one chunk larger than the cap */
+	assert_int_equal(rn_buffer_ack(b, s.id, 2), 0);
+	assert_int_equal(rn_buffer_bytes(b), 0);
+	char big[400] = {0};
+	assert_int_equal(rn_buffer_commit(b, s.id, 3, 4, 1, big, sizeof(big), NULL, 0), 0);
+	assert_int_equal(rn_buffer_commit(b, s.id, 4, 5, 1, blob, 100, NULL, 0), RN_EFULL);
 	rn_buffer_close(b);
 }
 
