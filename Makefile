@@ -51,7 +51,7 @@ test: deps build
 unit: build
 	cd $(BUILD) && ctest --output-on-failure -L 'unit|fuzz'
 
-demo: deps-apt build-release
+demo: deps build-release
 	RN_BIN=$(BUILD_REL) ./scripts/demo.sh
 
 bench: deps-apt build-release
