@@ -119,6 +119,7 @@ int rn_agent_conf_check(const struct rn_agent_conf *c, const char *file, char *e
 }
 
 #define ACK_LOG_EVERY 100 /* chunks acknowledged per INFO line */
+#define PAUSE_LOG_US 10000000 /* at most one "paused" line per source per 10 s */
 
 struct source {
 	struct rn_agent *a;
@@ -135,6 +136,8 @@ struct source {
 	uint32_t pending_nrec;
 	struct rn_buf pending, pending_ckpt;
 	uint64_t records_in;
+	int64_t pause_logged_us; /* mono time of the last "paused" line */
+	uint64_t pauses;         /* times the buffer was full for this source */
 };
 
 struct rn_agent {
@@ -197,10 +200,17 @@ static void close_chunk(struct source *s)
 		return;
 	}
 	/* keep it and pause the source until the buffer takes it */
-	if (rc == RN_EFULL)
-		rn_log_warn("agent", "source %s paused: %s", s->conf->name,
-			    rn_buffer_errmsg(a->buffer));
-	else
+	if (rc == RN_EFULL) {
+		/* While a backlog drains the source pauses and resumes per chunk: say so once per
+		 * PAUSE_LOG_US, not every time. */
+		int64_t now = rn_mono_us();
+		if (now - s->pause_logged_us >= PAUSE_LOG_US) {
+			rn_log_warn("agent", "source %s paused: %s (resumes as acks free room)",
+				    s->conf->name, rn_buffer_errmsg(a->buffer));
+			s->pause_logged_us = now;
+		}
+		s->pauses++;
+	} else
 		rn_log_error("agent", "source %s: buffer commit failed (will retry): %s",
 			     s->conf->name, rn_buffer_errmsg(a->buffer));
 	rn_buf_reset(&s->pending);
@@ -251,7 +261,7 @@ static void tick(struct rn_agent *a, int64_t now)
 					&s->pending_ckpt);
 			if (rc)
 				continue;
-			rn_log_info("agent", "source %s resumed", s->conf->name);
+			rn_log_debug("agent", "source %s resumed", s->conf->name);
 			s->have_pending = 0;
 			s->pos_dirty = 0;
 		}
@@ -358,14 +368,49 @@ static void write_status(struct rn_agent *a)
 		json_str(f, s->st.server_id);
 		fprintf(f, ",\"records\":%lld,\"next_offset\":%lld,\"acked\":%lld,"
 			   "\"buffered_bytes\":%lld,\"connected\":%s,\"reconnects\":%llu,"
-			   "\"paused\":%s}",
+			   "\"paused\":%s,\"pauses\":%llu}",
 			(long long)s->st.next_seq, (long long)s->st.next_offset,
 			(long long)s->st.acked, (long long)buffered, us.connected ? "true" : "false",
-			(unsigned long long)us.reconnects, s->have_pending ? "true" : "false");
+			(unsigned long long)us.reconnects, s->have_pending ? "true" : "false",
+			(unsigned long long)s->pauses);
 	}
 	fprintf(f, "]}\n");
 	if (fclose(f) == 0)
 		rename(tmp, path);
+}
+
+/*
+ * Streams in the buffer whose source is no longer configured (removed or renamed) may still
+ * hold unacknowledged chunks: they are registered with the uplink too, so that data is
+ * delivered rather than stranded. They get no new records.
+ */
+static int register_orphans(struct rn_agent *a)
+{
+	int ids[256];
+	size_t n = 0;
+	int rc = rn_buffer_stream_ids(a->buffer, ids, 256, &n);
+	if (rc)
+		return rc;
+	if (n > 256) {
+		rn_log_warn("agent", "%zu streams in the buffer; only the first 256 are checked for "
+			    "undelivered chunks", n);
+		n = 256;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct rn_buffer_stream st;
+		if (by_stream(a, ids[i]) || rn_buffer_stream_load(a->buffer, ids[i], &st))
+			continue;
+		if (st.next_offset - 1 <= st.acked)
+			continue; /* nothing left to send */
+		rn_log_warn("agent", "stream %d (source %s, no longer configured) still holds %lld "
+			    "chunks; delivering them", st.id, st.name,
+			    (long long)(st.next_offset - 1 - st.acked));
+		struct rn_uplink_stream_def d = {st.id, st.table, st.server_id[0] ? st.server_id : NULL,
+						 st.acked, st.next_offset};
+		if ((rc = rn_uplink_add_stream(a->uplink, &d)))
+			return rc;
+	}
+	return 0;
 }
 
 int rn_agent_create(struct rn_agent **out, const struct rn_agent_conf *conf)
@@ -436,6 +481,8 @@ int rn_agent_create(struct rn_agent **out, const struct rn_agent_conf *conf)
 			    "%lld chunks buffered", sc->name, sc->type, s->st.table, s->st.id,
 			    (long long)s->st.next_seq, (long long)(s->st.next_offset - s->st.acked - 1));
 	}
+	if ((rc = register_orphans(a)))
+		goto fail;
 	if (recovered)
 		rn_log_error("agent", "the buffer was corrupt and has been set aside; started anew");
 	*out = a;

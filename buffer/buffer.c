@@ -21,7 +21,7 @@
 enum {
 	Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_STREAM_FIND, Q_STREAM_INS, Q_STREAM_LOAD, Q_CHUNK_INS,
 	Q_STREAM_ADV, Q_CKPT_PUT, Q_CKPT_GET, Q_CHUNK_GET, Q_ACK_SUM, Q_ACK_DEL, Q_ACK_SET,
-	Q_SERVER_ID, Q_COUNT
+	Q_SERVER_ID, Q_STREAM_IDS, Q_COUNT
 };
 
 static const char *const sql[Q_COUNT] = {
@@ -47,6 +47,7 @@ static const char *const sql[Q_COUNT] = {
 	[Q_ACK_DEL] = "DELETE FROM chunks WHERE stream = ?1 AND off <= ?2",
 	[Q_ACK_SET] = "UPDATE streams SET acked = max(acked, ?2) WHERE id = ?1",
 	[Q_SERVER_ID] = "UPDATE streams SET server_id = ?2 WHERE id = ?1",
+	[Q_STREAM_IDS] = "SELECT id FROM streams ORDER BY id",
 };
 
 static const char schema[] =
@@ -378,6 +379,22 @@ int rn_buffer_checkpoint_load(struct rn_buffer *b, const char *source, struct rn
 	rc = rn_buf_append(out, sqlite3_column_blob(s, 0), (size_t)sqlite3_column_bytes(s, 0));
 	sqlite3_reset(s);
 	return rc;
+}
+
+int rn_buffer_stream_ids(struct rn_buffer *b, int *ids, size_t max, size_t *n)
+{
+	sqlite3_stmt *s = q(b, Q_STREAM_IDS);
+	int rc;
+	*n = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (*n < max)
+			ids[*n] = sqlite3_column_int(s, 0);
+		(*n)++;
+	}
+	if (rc != SQLITE_DONE)
+		return db_fail(b, "list streams");
+	sqlite3_reset(s);
+	return 0;
 }
 
 int64_t rn_buffer_bytes(const struct rn_buffer *b)

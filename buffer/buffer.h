@@ -55,6 +55,10 @@ int rn_buffer_stream_get(struct rn_buffer *b, const char *name, const char *tabl
 /* Reloads stream `id`'s counters. RN_ENOTFOUND, RN_EBUFFER. */
 int rn_buffer_stream_load(struct rn_buffer *b, int id, struct rn_buffer_stream *out);
 
+/* Ids of every stream in the buffer, ascending: up to max into ids, the total in *n (which
+ * may exceed max: call again with more room). 0 or RN_EBUFFER. */
+int rn_buffer_stream_ids(struct rn_buffer *b, int *ids, size_t max, size_t *n);
+
 /*
  * In one transaction: stores chunk (stream, offset) with its bytes, sets the stream's
  * next_offset = offset + 1 and next_seq, and saves every checkpoint given. The offset must

@@ -23,6 +23,7 @@
 #define POLLOUT_COMPAT POLLOUT
 
 #include "backoff.h"
+#include "response.h"
 #include "rn_clock.h"
 #include "rn_err.h"
 #include "rn_grpc.h"
@@ -299,85 +300,74 @@ static size_t read_cb(char *buf, size_t size, size_t nitems, void *arg)
 	return n;
 }
 
-/* Handles one PersistentStreamResponse. Returns 0, or -1 to abort the call (fault). */
+/* Applies one PersistentStreamResponse. Returns 0, or -1 to abort the call (fault). */
 static int on_response(struct ustream *s, const uint8_t *p, size_t len)
 {
 	struct rn_uplink *u = s->u;
-	struct rn_pb_reader r, in;
-	struct rn_pb_field f, g;
+	struct rn_up_event ev[4];
+	int n = rn_uplink_decode_response(p, len, ev, 4);
 
-	rn_pb_reader_init(&r, p, len);
-	while (rn_pb_next(&r, &f) == 1) {
-		if (f.wt != RN_PB_LEN)
-			continue;
-		rn_pb_reader_init(&in, f.ptr, f.len);
-		if (f.num == 1) { /* create_stream_response */
-			char id[64] = "";
-			while (rn_pb_next(&in, &g) == 1)
-				if (g.num == 1 && g.wt == RN_PB_LEN && g.len < sizeof(id)) {
-					memcpy(id, g.ptr, g.len);
-					id[g.len] = 0;
-				}
-			if (!id[0] || u->io.stream_id_set(u->io.ctx, s->id, id)) {
-				set_err(u, "stream %d: create_stream_response without a usable id", s->id);
+	if (n < 0) {
+		set_err(u, "stream %d: malformed response message from the server", s->id);
+		return -1;
+	}
+	for (int i = 0; i < n; i++) {
+		struct rn_up_event *e = &ev[i];
+		switch (e->kind) {
+		case RN_UP_CREATED:
+			if (s->state != S_OPENING || s->server_id[0] ||
+			    u->io.stream_id_set(u->io.ctx, s->id, e->stream_id)) {
+				set_err(u, "stream %d: unexpected or unusable create_stream_response",
+					s->id);
 				return -1;
 			}
-			snprintf(s->server_id, sizeof(s->server_id), "%s", id);
+			snprintf(s->server_id, sizeof(s->server_id), "%s", e->stream_id);
 			rn_log_info("uplink", "stream %d (%s): created server stream %s", s->id,
-				    s->table, id);
+				    s->table, e->stream_id);
 			s->state = S_OPEN;
 			s->stats.connected = 1;
-		} else if (f.num == 2) { /* resume_stream_response */
-			int64_t last = -1;
-			while (rn_pb_next(&in, &g) == 1)
-				if (g.num == 1 && g.wt == RN_PB_VARINT)
-					last = (int64_t)g.u;
-			if (last >= s->next_offset) {
-				set_err(u, "stream %d: server claims offset %lld, newest chunk is %lld",
-					s->id, (long long)last, (long long)s->next_offset - 1);
+			break;
+		case RN_UP_RESUMED:
+			if (s->state != S_OPENING) {
+				set_err(u, "stream %d: unexpected resume_stream_response", s->id);
 				return -1;
 			}
-			if (last > s->acked) {
-				s->acked = last;
-				s->stats.acked = last;
-				u->io.acked(u->io.ctx, s->id, last);
+			if (e->offset >= s->next_offset) {
+				set_err(u, "stream %d: server claims offset %lld, newest chunk is %lld",
+					s->id, (long long)e->offset, (long long)s->next_offset - 1);
+				return -1;
+			}
+			if (e->offset > s->acked) {
+				s->acked = e->offset;
+				s->stats.acked = e->offset;
+				u->io.acked(u->io.ctx, s->id, e->offset);
 			}
 			s->next_send = s->acked + 1;
 			rn_log_info("uplink", "stream %d (%s): resumed %s at offset %lld", s->id,
-				    s->table, s->server_id, (long long)last);
+				    s->table, s->server_id, (long long)e->offset);
 			s->state = S_OPEN;
 			s->stats.connected = 1;
-		} else if (f.num == 3) { /* ingest_record_response: cumulative ack */
-			int64_t off = -1;
-			while (rn_pb_next(&in, &g) == 1)
-				if (g.num == 1 && g.wt == RN_PB_VARINT)
-					off = (int64_t)g.u;
-			if (off >= s->next_send) {
+			break;
+		case RN_UP_ACK:
+			if (e->offset >= s->next_send) {
 				set_err(u, "stream %d: ack for offset %lld that was never sent (sent up "
-					"to %lld)", s->id, (long long)off, (long long)s->next_send - 1);
+					"to %lld)", s->id, (long long)e->offset,
+					(long long)s->next_send - 1);
 				return -1;
 			}
-			if (off > s->acked) {
-				s->acked = off;
-				s->stats.acked = off;
+			if (e->offset > s->acked) {
+				s->acked = e->offset;
+				s->stats.acked = e->offset;
 				rn_backoff_reset(&s->bo);
-				u->io.acked(u->io.ctx, s->id, off);
+				u->io.acked(u->io.ctx, s->id, e->offset);
 			}
-		} else if (f.num == 4) { /* close_stream_signal */
-			int64_t secs = 0;
-			while (rn_pb_next(&in, &g) == 1)
-				if (g.num == 1 && g.wt == RN_PB_LEN) {
-					struct rn_pb_reader d;
-					struct rn_pb_field h;
-					rn_pb_reader_init(&d, g.ptr, g.len);
-					while (rn_pb_next(&d, &h) == 1)
-						if (h.num == 1 && h.wt == RN_PB_VARINT)
-							secs = (int64_t)h.u;
-				}
+			break;
+		case RN_UP_CLOSE:
 			rn_log_info("uplink", "stream %d: server asks to close within %llds; draining",
-				    s->id, (long long)secs);
+				    s->id, (long long)e->close_secs);
 			s->draining = 1;
-			s->drain_until = rn_mono_us() + (secs > 0 ? secs : 1) * 1000000;
+			s->drain_until = rn_mono_us() + (e->close_secs > 0 ? e->close_secs : 1) * 1000000;
+			break;
 		}
 	}
 	s->last_rx_us = rn_mono_us();
