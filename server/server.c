@@ -24,6 +24,7 @@
 #include "mat.h"
 #include "rn_buf.h"
 #include "rn_err.h"
+#include "rn_fs.h"
 #include "rn_grpc.h"
 #include "rn_log.h"
 #include "rn_mem.h"
@@ -109,16 +110,6 @@ static struct srv_stream *add_stream(struct rn_server *s, const char *id, size_t
 	return st;
 }
 
-static int fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY);
-	if (fd < 0)
-		return -1;
-	int rc = fsync(fd);
-	close(fd);
-	return rc;
-}
-
 /* Registers a persistent stream durably: data_root/_streams/<id> = "table\nrecord_type\n". */
 static int register_stream(struct rn_server *s, const struct srv_stream *st)
 {
@@ -129,12 +120,12 @@ static int register_stream(struct rn_server *s, const struct srv_stream *st)
 	n = snprintf(text, sizeof(text), "%s\n%d\n", st->table, st->record_type);
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0)
 		return RN_EIO;
-	if (write(fd, text, (size_t)n) != n || fsync(fd))
+	if (rn_write_all(fd, text, (size_t)n) || fsync(fd))
 		rc = RN_EIO;
 	close(fd);
 	if (!rc && rename(tmp, path))
 		rc = RN_EIO;
-	if (!rc && fsync_dir(s->streams_dir))
+	if (!rc && rn_fsync_dir(s->streams_dir))
 		rc = RN_EIO;
 	if (rc)
 		unlink(tmp);

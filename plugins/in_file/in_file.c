@@ -53,6 +53,8 @@ static const struct rn_conf_key file_conf[] = {
 };
 #undef C
 #define RESCAN_US 500000
+#define ROTATE_WAIT_US 5000000 /* a path gone this long: its file is closed and forgotten */
+#define DONE_MAX 32            /* finished inodes remembered (ring) */
 
 struct tfile {
 	char *path;
@@ -64,6 +66,8 @@ struct tfile {
 	struct rn_linesplit ls;
 	int64_t last_data_us;
 	int old; /* reading a rotated-away inode to its end; then switch to the path */
+	int dead;         /* closed; removed from the list at the end of the poll */
+	int64_t gone_us;  /* mono time the path was first seen missing, 0 if present */
 	unsigned piece; /* pieces of the current overlong line handed out so far */
 };
 
@@ -77,6 +81,16 @@ struct in_file {
 	int first_scan;
 	struct rn_buf saved; /* checkpoint from the last run */
 	struct tfile *cur;   /* file whose lines are being emitted */
+	int initial_scan;    /* the first rescan of this run (saved inodes may be renamed) */
+	/* Inodes read to their end and let go (rotated away, deleted): if one shows up under a
+	 * name the globs match (app.log.1), it resumes where it was finished instead of being
+	 * read again. Kept in the checkpoint as lines with the path "-". */
+	struct done {
+		dev_t dev;
+		ino_t ino;
+		uint64_t pos;
+	} done[DONE_MAX];
+	size_t ndone, done_next;
 };
 
 /* Saved position of `path`, from the checkpoint text "dev ino pos path\n"... */
@@ -100,6 +114,60 @@ static int saved_pos(const struct in_file *f, const char *path, dev_t *dev, ino_
 		p = nl + 1;
 	}
 	return 0;
+}
+
+/* A saved entry (any path, "-" included) for inode (dev, ino). */
+static int saved_inode(const struct in_file *f, dev_t dev, ino_t ino, uint64_t *pos)
+{
+	const char *p = (const char *)f->saved.data, *end = p + f->saved.len;
+	while (p && p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		unsigned long long d, i, o;
+		if (!nl)
+			break;
+		if (sscanf(p, "%llu %llu %llu", &d, &i, &o) == 3 && (dev_t)d == dev &&
+		    (ino_t)i == ino) {
+			*pos = o;
+			return 1;
+		}
+		p = nl + 1;
+	}
+	return 0;
+}
+
+static void done_add(struct in_file *f, dev_t dev, ino_t ino, uint64_t pos)
+{
+	size_t i;
+	for (i = 0; i < f->ndone; i++)
+		if (f->done[i].dev == dev && f->done[i].ino == ino)
+			break;
+	if (i == f->ndone) {
+		if (f->ndone < DONE_MAX) {
+			i = f->ndone++;
+		} else {
+			i = f->done_next;
+			f->done_next = (f->done_next + 1) % DONE_MAX;
+		}
+	}
+	f->done[i].dev = dev;
+	f->done[i].ino = ino;
+	f->done[i].pos = pos;
+}
+
+static const struct done *done_find(const struct in_file *f, dev_t dev, ino_t ino)
+{
+	for (size_t i = 0; i < f->ndone; i++)
+		if (f->done[i].dev == dev && f->done[i].ino == ino)
+			return &f->done[i];
+	return NULL;
+}
+
+static struct tfile *tracked_inode(const struct in_file *f, dev_t dev, ino_t ino)
+{
+	for (size_t i = 0; i < f->n; i++)
+		if (!f->files[i]->dead && f->files[i]->dev == dev && f->files[i]->ino == ino)
+			return f->files[i];
+	return NULL;
 }
 
 static int open_at(struct tfile *t, const char *path, uint64_t off)
@@ -158,6 +226,9 @@ static struct tfile *track(struct in_file *f, const char *path)
 			return f->files[i];
 	if (stat(path, &st) || !S_ISREG(st.st_mode))
 		return NULL;
+	/* the same file under another name (being finished after a rotation, a hard link) */
+	if (tracked_inode(f, st.st_dev, st.st_ino))
+		return NULL;
 	if (f->n == f->cap) {
 		size_t nc = f->cap ? f->cap * 2 : 8;
 		struct tfile **a = rn_reallocarray(f->files, nc, sizeof(*a));
@@ -173,14 +244,26 @@ static struct tfile *track(struct in_file *f, const char *path)
 	t->fd = -1;
 	t->ls.max_line = (size_t)f->conf->max_line_bytes;
 	t->last_data_us = rn_mono_us();
-	if (saved_pos(f, path, &dev, &ino, &pos)) {
+	const struct done *dn = done_find(f, st.st_dev, st.st_ino);
+	uint64_t spos;
+	if (dn && (uint64_t)st.st_size >= dn->pos) {
+		/* an inode we already read to its end under another name (app.log -> app.log.1) */
+		open_at(t, path, dn->pos);
+	} else if (saved_pos(f, path, &dev, &ino, &pos)) {
 		char old[4096];
 		if (st.st_dev == dev && st.st_ino == ino && (uint64_t)st.st_size >= pos) {
 			open_at(t, path, pos);
+		} else if (tracked_inode(f, dev, ino)) {
+			/* the old inode is already being finished under its new name (a glob matched
+			 * app.log.1 first): take the new file from its start */
+			open_at(t, path, 0);
 		} else if (find_rotated(path, dev, ino, old, sizeof(old)) && !open_at(t, old, pos)) {
 			rn_log_info("in_file", "%s was rotated while stopped; finishing %s first",
 				    path, old);
 			t->old = 1;
+		} else if (f->initial_scan && saved_inode(f, st.st_dev, st.st_ino, &spos) &&
+			   (uint64_t)st.st_size >= spos) {
+			open_at(t, path, spos); /* renamed here from another tailed path */
 		} else {
 			rn_log_warn("in_file", "%s changed while stopped and the old file is gone; "
 				    "reading the new one from its start", path);
@@ -190,6 +273,9 @@ static struct tfile *track(struct in_file *f, const char *path)
 		/* new file: from the start, unless it existed at the first start and the source
 		 * reads from the end */
 		uint64_t at = f->first_scan && f->conf->read_from == 1 ? (uint64_t)st.st_size : 0;
+		if (f->initial_scan && saved_inode(f, st.st_dev, st.st_ino, &spos) &&
+			 (uint64_t)st.st_size >= spos)
+			at = spos; /* renamed while we were stopped */
 		open_at(t, path, at);
 	}
 	if (t->fd < 0) {
@@ -226,6 +312,7 @@ static void rescan(struct in_file *f)
 		globfree(&g);
 	}
 	f->first_scan = 0;
+	f->initial_scan = 0;
 }
 
 /*
@@ -282,18 +369,65 @@ static int check_rotation(struct in_file *f, struct tfile *t)
 		f->host.position_changed(f->host.ctx);
 		return 1;
 	}
-	if (!t->old && (stat(t->path, &st) || (st.st_ino == t->ino && st.st_dev == t->dev)))
-		return 0; /* same file (or gone for now): wait for more data */
+	if (!t->old && stat(t->path, &st)) {
+		/* gone: maybe a rotation whose new file is not there yet; after ROTATE_WAIT the
+		 * file was deleted: emit its partial line, close it (freeing its disk space) and
+		 * forget it */
+		int64_t now = rn_mono_us();
+		if (!t->gone_us) {
+			t->gone_us = now;
+		} else if (now - t->gone_us > ROTATE_WAIT_US) {
+			if ((rc = flush_partial(f, t)))
+				return rc;
+			rn_log_info("in_file", "%s is gone; closing it after reading it to its end",
+				    t->path);
+			done_add(f, t->dev, t->ino, t->read_off);
+			t->dead = 1;
+		}
+		return 0;
+	}
+	t->gone_us = 0;
+	if (!t->old && st.st_ino == t->ino && st.st_dev == t->dev)
+		return 0; /* same file: wait for more data */
 	/* rotated: finish the old file's partial line, then take the new one from byte 0 */
 	if ((rc = flush_partial(f, t)))
 		return rc;
 	if (stat(t->path, &st))
 		return 0;
 	rn_log_info("in_file", "%s rotated; following the new file", t->path);
+	done_add(f, t->dev, t->ino, t->read_off);
 	t->old = 0;
 	open_at(t, t->path, 0);
 	f->host.position_changed(f->host.ctx);
 	return 1;
+}
+
+static void tfile_free(struct tfile *t)
+{
+	if (t->fd >= 0)
+		close(t->fd);
+	rn_linesplit_free(&t->ls);
+	rn_free(t->path);
+	rn_free(t);
+}
+
+/* Drops closed files from the list; the position change is committed with the next chunk
+ * or alone. */
+static void sweep(struct in_file *f)
+{
+	size_t k = 0;
+	int changed = 0;
+	for (size_t i = 0; i < f->n; i++) {
+		if (f->files[i]->dead) {
+			tfile_free(f->files[i]);
+			changed = 1;
+		} else {
+			f->files[k++] = f->files[i];
+		}
+	}
+	f->n = k;
+	if (changed)
+		f->host.position_changed(f->host.ctx);
 }
 
 static int file_poll(void *inst, int64_t now_us, int *more)
@@ -307,8 +441,11 @@ static int file_poll(void *inst, int64_t now_us, int *more)
 	}
 	for (size_t i = 0; i < f->n && f->host.accepting(f->host.ctx); i++) {
 		struct tfile *t = f->files[i];
-		ssize_t n = read(t->fd, f->rbuf, READ_CHUNK);
+		ssize_t n;
 		size_t used;
+		if (t->dead)
+			continue;
+		n = read(t->fd, f->rbuf, READ_CHUNK);
 		f->cur = t;
 		if (n < 0) {
 			if (errno != EINTR && errno != EAGAIN)
@@ -340,6 +477,7 @@ static int file_poll(void *inst, int64_t now_us, int *more)
 		if ((size_t)n == READ_CHUNK)
 			*more = 1;
 	}
+	sweep(f);
 	return 0;
 }
 
@@ -349,9 +487,15 @@ static int file_snapshot(void *inst, struct rn_buf *out)
 	int rc = 0;
 	for (size_t i = 0; i < f->n && !rc; i++) {
 		struct tfile *t = f->files[i];
+		if (t->dead)
+			continue;
 		rc = rn_buf_printf(out, "%llu %llu %llu %s\n", (unsigned long long)t->dev,
 				   (unsigned long long)t->ino, (unsigned long long)t->pos, t->path);
 	}
+	for (size_t i = 0; i < f->ndone && !rc; i++)
+		rc = rn_buf_printf(out, "%llu %llu %llu -\n", (unsigned long long)f->done[i].dev,
+				   (unsigned long long)f->done[i].ino,
+				   (unsigned long long)f->done[i].pos);
 	return rc;
 }
 
@@ -371,17 +515,29 @@ static void file_destroy(void *inst)
 	struct in_file *f = inst;
 	if (!f)
 		return;
-	for (size_t i = 0; i < f->n; i++) {
-		if (f->files[i]->fd >= 0)
-			close(f->files[i]->fd);
-		rn_linesplit_free(&f->files[i]->ls);
-		rn_free(f->files[i]->path);
-		rn_free(f->files[i]);
-	}
+	for (size_t i = 0; i < f->n; i++)
+		tfile_free(f->files[i]);
 	rn_free(f->files);
 	rn_free(f->rbuf);
 	rn_buf_free(&f->saved);
 	rn_free(f);
+}
+
+/* Takes the "-" lines (finished inodes) of the saved checkpoint into done[]. */
+static void load_done(struct in_file *f)
+{
+	const char *p = (const char *)f->saved.data, *end = p + f->saved.len;
+	while (p && p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		unsigned long long d, i, o;
+		int n = 0;
+		if (!nl)
+			break;
+		if (sscanf(p, "%llu %llu %llu %n", &d, &i, &o, &n) == 3 && n > 0 &&
+		    nl - (p + n) == 1 && p[n] == '-')
+			done_add(f, (dev_t)d, (ino_t)i, o);
+		p = nl + 1;
+	}
 }
 
 static int file_create(void **inst, const struct rn_source_conf *conf,
@@ -395,6 +551,8 @@ static int file_create(void **inst, const struct rn_source_conf *conf,
 	f->conf = conf->plugin.data;
 	f->host = *host;
 	f->first_scan = host->load_position(host->ctx, &f->saved) == RN_ENOTFOUND;
+	f->initial_scan = 1;
+	load_done(f);
 	*inst = f;
 	return 0;
 }

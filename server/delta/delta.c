@@ -19,6 +19,7 @@
 #include "rn_buf.h"
 #include "rn_clock.h"
 #include "rn_err.h"
+#include "rn_fs.h"
 #include "rn_json.h"
 #include "rn_log.h"
 #include "rn_mem.h"
@@ -53,34 +54,6 @@ static int fail(struct rn_delta *d, int rc, const char *fmt, ...)
 static int errno_rc(void)
 {
 	return errno == ENOSPC || errno == EDQUOT ? RN_ENOSPC : RN_EIO;
-}
-
-static int mkdir_p(const char *path)
-{
-	char tmp[4096];
-	size_t n = strlen(path);
-	if (n >= sizeof(tmp))
-		return -1;
-	memcpy(tmp, path, n + 1);
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = 0;
-		if (mkdir(tmp, 0755) && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	return mkdir(tmp, 0755) && errno != EEXIST ? -1 : 0;
-}
-
-static int fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY);
-	if (fd < 0)
-		return -1;
-	int rc = fsync(fd);
-	close(fd);
-	return rc;
 }
 
 static void commit_name(char *out, size_t cap, const char *log_dir, int64_t v)
@@ -250,16 +223,8 @@ static int put_if_absent(struct rn_delta *d, int64_t v, const struct rn_buf *tex
 	snprintf(tmp, sizeof(tmp), "%s/.%020lld.json.%s.tmp", d->log_dir, (long long)v, us);
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0)
 		return fail(d, errno_rc(), "%s: %s", tmp, strerror(errno));
-	for (size_t off = 0; off < text->len;) {
-		ssize_t n = write(fd, text->data + off, text->len - off);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			rc = fail(d, errno_rc(), "write %s: %s", tmp, strerror(errno));
-			break;
-		}
-		off += (size_t)n;
-	}
+	if (rn_write_all(fd, text->data, text->len))
+		rc = fail(d, errno_rc(), "write %s: %s", tmp, strerror(errno));
 	if (!rc && fsync(fd))
 		rc = fail(d, errno_rc(), "fsync %s: %s", tmp, strerror(errno));
 	close(fd);
@@ -270,7 +235,7 @@ static int put_if_absent(struct rn_delta *d, int64_t v, const struct rn_buf *tex
 			rc = fail(d, errno_rc(), "link %s: %s", final, strerror(errno));
 	}
 	unlink(tmp);
-	if (!rc && fsync_dir(d->log_dir))
+	if (!rc && rn_fsync_dir(d->log_dir))
 		rc = fail(d, errno_rc(), "fsync %s: %s", d->log_dir, strerror(errno));
 	return rc;
 }
@@ -299,7 +264,7 @@ int rn_delta_open(struct rn_delta **out, const char *dir, const char *schema_jso
 			rn_delta_close(d);
 			return RN_ENOTFOUND;
 		}
-		if (mkdir_p(d->log_dir)) {
+		if (rn_mkdir_p(d->log_dir)) {
 			rc = errno_rc();
 			rn_log_error("delta", "cannot create %s: %s", d->log_dir, strerror(errno));
 			rn_delta_close(d);
@@ -365,16 +330,8 @@ int rn_delta_write_file(struct rn_delta *d, const void *data, size_t len, char *
 	snprintf(final, sizeof(final), "%s/%s", d->dir, name);
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0)
 		return fail(d, errno_rc(), "%s: %s", tmp, strerror(errno));
-	for (size_t off = 0; off < len;) {
-		ssize_t n = write(fd, (const uint8_t *)data + off, len - off);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			rc = fail(d, errno_rc(), "write %s: %s", tmp, strerror(errno));
-			break;
-		}
-		off += (size_t)n;
-	}
+	if (rn_write_all(fd, data, len))
+		rc = fail(d, errno_rc(), "write %s: %s", tmp, strerror(errno));
 	if (!rc && fsync(fd))
 		rc = fail(d, errno_rc(), "fsync %s: %s", tmp, strerror(errno));
 	if (!rc && fstat(fd, &st))
@@ -382,7 +339,7 @@ int rn_delta_write_file(struct rn_delta *d, const void *data, size_t len, char *
 	close(fd);
 	if (!rc && rename(tmp, final))
 		rc = fail(d, errno_rc(), "rename %s: %s", final, strerror(errno));
-	if (!rc && fsync_dir(d->dir))
+	if (!rc && rn_fsync_dir(d->dir))
 		rc = fail(d, errno_rc(), "fsync %s: %s", d->dir, strerror(errno));
 	if (rc) {
 		unlink(tmp);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "rn_err.h"
+#include "rn_fs.h"
 #include "rn_log.h"
 #include "rn_mem.h"
 
@@ -224,11 +225,8 @@ static int open_segment(struct rn_wal *w, uint64_t id)
 	int fd = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return fail(w, errno_rc(), "%s: %s", p, strerror(errno));
-	int dfd = open(w->dir, O_RDONLY | O_DIRECTORY);
-	if (dfd >= 0) {
-		fsync(dfd);
-		close(dfd);
-	}
+	if (rn_fsync_dir(w->dir))
+		rn_log_warn("wal", "fsync %s: %s", w->dir, strerror(errno));
 	if (w->fd >= 0)
 		close(w->fd);
 	w->fd = fd;
@@ -308,23 +306,16 @@ int rn_wal_dirty(const struct rn_wal *w)
 
 int rn_wal_sync(struct rn_wal *w)
 {
-	size_t off = 0;
 	if (w->fd < 0)
 		return fail(w, RN_EIO, "WAL not open (replay first)");
 	if (!w->queue.len)
 		return 0;
-	while (off < w->queue.len) {
-		ssize_t n = write(w->fd, w->queue.data + off, w->queue.len - off);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			int rc = fail(w, errno_rc(), "write segment %llu: %s",
-				      (unsigned long long)w->seg, strerror(errno));
-			if (ftruncate(w->fd, (off_t)w->durable))
-				rn_log_error("wal", "ftruncate after failed write: %s", strerror(errno));
-			return rc;
-		}
-		off += (size_t)n;
+	if (rn_write_all(w->fd, w->queue.data, w->queue.len)) {
+		int rc = fail(w, errno_rc(), "write segment %llu: %s", (unsigned long long)w->seg,
+			      strerror(errno));
+		if (ftruncate(w->fd, (off_t)w->durable))
+			rn_log_error("wal", "ftruncate after failed write: %s", strerror(errno));
+		return rc;
 	}
 	if (fdatasync(w->fd)) {
 		int rc = fail(w, errno_rc(), "fdatasync: %s", strerror(errno));

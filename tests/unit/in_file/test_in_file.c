@@ -321,6 +321,54 @@ static void test_read_from_end_and_truncate(void **state)
 	host_free(&h);
 }
 
+/* A glob that also matches the rotated name (app.log*): the renamed file is finished once,
+ * never read again from its start, also across a restart and a rotation while stopped. */
+static void test_glob_rotation(void **state)
+{
+	struct host h = {0};
+	struct src s;
+	char p[600], p1[600], pat[600];
+	(void)state;
+	path_of(p, sizeof(p), "g.log");
+	path_of(p1, sizeof(p1), "g.log.1");
+	path_of(pat, sizeof(pat), "g.log*");
+	write_file(p, "w", "1\n2\n", 4);
+	src_start(&s, &h, pat, 0, 65536);
+	src_poll(&s, 1);
+	assert_int_equal(h.n, 2);
+	assert_int_equal(rename(p, p1), 0);
+	write_file(p1, "a", "3\n", 2);
+	write_file(p, "w", "4\n", 2);
+	src_poll(&s, 4);
+	assert_int_equal(h.n, 4);
+	assert_string_equal(h.rec[2], "3");
+	assert_string_equal(h.rec[3], "4");
+	src_save(&s, &h);
+	src_stop(&s);
+
+	/* rotated again while stopped; both names match the glob */
+	host_reset(&h);
+	write_file(p, "a", "5\n", 2);
+	unlink(p1);
+	assert_int_equal(rename(p, p1), 0);
+	write_file(p, "w", "6\n", 2);
+	src_start(&s, &h, pat, 0, 65536);
+	src_poll(&s, 4);
+	assert_int_equal(h.n, 2);
+	assert_string_equal(h.rec[0], "5");
+	assert_string_equal(h.rec[1], "6");
+	src_save(&s, &h);
+	src_stop(&s);
+
+	/* and once more with nothing new: nothing is read again */
+	host_reset(&h);
+	src_start(&s, &h, pat, 0, 65536);
+	src_poll(&s, 4);
+	assert_int_equal(h.n, 0);
+	src_stop(&s);
+	host_free(&h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -328,6 +376,7 @@ int main(void)
 		cmocka_unit_test(test_long_line),
 		cmocka_unit_test(test_rotation_and_resume),
 		cmocka_unit_test(test_read_from_end_and_truncate),
+		cmocka_unit_test(test_glob_rotation),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

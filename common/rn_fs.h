@@ -1,0 +1,20 @@
+/*
+ * Small POSIX file helpers shared by the durable writers (WAL, Delta log, stream registry,
+ * status files): write everything or fail, fsync a directory so a new name survives a power
+ * cut, create a directory path. Thin wrappers; errno is left as the failing call set it.
+ */
+#ifndef RN_FS_H
+#define RN_FS_H
+
+#include <stddef.h>
+
+/* Writes all len bytes (retrying short writes and EINTR). 0, or -1 with errno set. */
+int rn_write_all(int fd, const void *p, size_t len);
+
+/* fsyncs the directory `dir`. 0, or -1 with errno set. */
+int rn_fsync_dir(const char *dir);
+
+/* mkdir -p with mode 0755. 0 (also when it exists), or -1 with errno set. */
+int rn_mkdir_p(const char *path);
+
+#endif
