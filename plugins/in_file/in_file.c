@@ -32,6 +32,7 @@ struct in_file_conf {
 	int read_from; /* 0 = beginning, 1 = end */
 	int64_t max_line_bytes;
 	int64_t line_timeout_ms;
+	int64_t rotate_wait_ms; /* a path gone this long: its file is closed and forgotten */
 };
 
 static const char *const read_from_names[] = {"beginning", "end", NULL};
@@ -49,11 +50,13 @@ static const struct rn_conf_key file_conf[] = {
 	{.key = "line_timeout_ms", .type = RN_CONF_DURATION, .def = "1000", .min = 1,
 	 .max = 3600000, .offset = C(line_timeout_ms),
 	 .help = "a last line without newline is emitted after this long"},
+	{.key = "rotate_wait_ms", .type = RN_CONF_DURATION, .def = "5s", .min = 1,
+	 .max = 86400000, .offset = C(rotate_wait_ms),
+	 .help = "a file whose path is gone this long is closed (its space freed)"},
 	{0},
 };
 #undef C
 #define RESCAN_US 500000
-#define ROTATE_WAIT_US 5000000 /* a path gone this long: its file is closed and forgotten */
 #define DONE_MAX 32            /* finished inodes remembered (ring) */
 
 struct tfile {
@@ -370,13 +373,13 @@ static int check_rotation(struct in_file *f, struct tfile *t)
 		return 1;
 	}
 	if (!t->old && stat(t->path, &st)) {
-		/* gone: maybe a rotation whose new file is not there yet; after ROTATE_WAIT the
+		/* gone: maybe a rotation whose new file is not there yet; after rotate_wait the
 		 * file was deleted: emit its partial line, close it (freeing its disk space) and
 		 * forget it */
 		int64_t now = rn_mono_us();
 		if (!t->gone_us) {
 			t->gone_us = now;
-		} else if (now - t->gone_us > ROTATE_WAIT_US) {
+		} else if (now - t->gone_us > f->conf->rotate_wait_ms * 1000) {
 			if ((rc = flush_partial(f, t)))
 				return rc;
 			rn_log_info("in_file", "%s is gone; closing it after reading it to its end",

@@ -99,6 +99,7 @@ struct in_file_conf {
 	int read_from;
 	int64_t max_line_bytes;
 	int64_t line_timeout_ms;
+	int64_t rotate_wait_ms;
 };
 
 struct src {
@@ -122,6 +123,7 @@ static void src_start(struct src *s, struct host *h, const char *path, int read_
 	s->fc.read_from = read_from;
 	s->fc.max_line_bytes = max_line;
 	s->fc.line_timeout_ms = 50;
+	s->fc.rotate_wait_ms = 50;
 	assert_int_equal(rn_in_file.conf_size, sizeof(s->fc));
 	s->conf.plugin.table = rn_in_file.conf;
 	s->conf.plugin.data = &s->fc;
@@ -369,6 +371,33 @@ static void test_glob_rotation(void **state)
 	host_free(&h);
 }
 
+/* A deleted file is read to its end, its partial line emitted, then closed and dropped. */
+static void test_deleted(void **state)
+{
+	struct host h = {0};
+	struct src s;
+	char p[600];
+	struct rn_buf snap = {0};
+	(void)state;
+	path_of(p, sizeof(p), "del.log");
+	write_file(p, "w", "a\nb", 3);
+	src_start(&s, &h, p, 0, 65536);
+	src_poll(&s, 1);
+	assert_int_equal(h.n, 1);
+	unlink(p);
+	src_poll(&s, 1);
+	sleep_ms(80);
+	src_poll(&s, 1);
+	assert_int_equal(h.n, 2);
+	assert_string_equal(h.rec[1], "b");
+	assert_int_equal(rn_in_file.snapshot(s.inst, &snap), 0);
+	assert_null(memmem(snap.data, snap.len, "del.log", 7)); /* forgotten */
+	assert_non_null(memmem(snap.data, snap.len, " -\n", 3));  /* remembered as finished */
+	rn_buf_free(&snap);
+	src_stop(&s);
+	host_free(&h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -377,6 +406,7 @@ int main(void)
 		cmocka_unit_test(test_rotation_and_resume),
 		cmocka_unit_test(test_read_from_end_and_truncate),
 		cmocka_unit_test(test_glob_rotation),
+		cmocka_unit_test(test_deleted),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
