@@ -57,9 +57,12 @@ demo: deps build-release
 bench: deps-apt build-release
 	RN_BIN=$(BUILD_REL) ./bench/file_to_server.sh
 
+# libFuzzer targets (clang), then each run for FUZZ_SECONDS from its seed corpus.
+FUZZ_SECONDS ?= 30
 fuzz: deps-apt
 	CC=clang cmake -S . -B build-fuzz -DRN_FUZZ=ON -DRN_SANITIZE=ON
 	cmake --build build-fuzz -j$(JOBS)
+	tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 package: build-release
 	cd $(BUILD_REL) && cpack

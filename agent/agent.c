@@ -101,6 +101,11 @@ int rn_agent_conf_check(const struct rn_agent_conf *c, const char *file, char *e
 				 src[i].name, src[i].type ? src[i].type : "");
 			return RN_ECONFIG;
 		}
+		if (p->abi != RN_SOURCE_ABI_1) {
+			snprintf(err, cap, "%s: sources[%zu]: plugin '%s' was built for plugin ABI %d, "
+				 "this agent speaks %d", file, i, p->name, p->abi, RN_SOURCE_ABI_1);
+			return RN_ECONFIG;
+		}
 		for (size_t j = 0; j < i; j++)
 			if (!strcmp(src[j].name, src[i].name)) {
 				snprintf(err, cap, "%s: sources[%zu]: name '%s' used twice", file, i,
@@ -222,10 +227,29 @@ static void close_chunk(struct source *s)
 	s->have_pending = 1;
 }
 
+/* Upper estimate of a record's encoded size beyond payload and topic (envelope fields,
+ * varints, tags). Only used to close a chunk before a record would overfill it. */
+#define RECORD_OVERHEAD 96
+
+/*
+ * A chunk stays within chunk.max_bytes unless it holds a single record: it is closed before
+ * a record that would overfill it is added. That keeps every request under the server's
+ * message limit (max_line_bytes is capped well below it). While a closed chunk waits for
+ * room in the buffer, the open one may fill up to max_bytes; then records are refused with
+ * RN_EFULL and the source retries them later (nothing is taken, nothing lost).
+ */
 static int host_emit(void *ctx, const struct rn_record *r)
 {
 	struct source *s = ctx;
 	int64_t now = rn_now_us();
+	size_t need = r->len + (r->topic ? strlen(r->topic) : 0) + RECORD_OVERHEAD;
+	for (size_t i = 0; i < r->nattrs; i++)
+		need += strlen(r->attrs[i].key) + strlen(r->attrs[i].value) + 8;
+	if (s->cb.nrec && s->cb.batch.len + need > s->cb.lim.max_bytes) {
+		close_chunk(s);
+		if (s->cb.nrec)
+			return RN_EFULL; /* the closed chunk is waiting for room */
+	}
 	int rc = rn_chunk_add(&s->cb, &s->origin, r, (uint64_t)s->st.next_seq, now);
 	if (rc)
 		return rc;

@@ -95,6 +95,9 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGUSR1, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* Reload is not implemented yet; SIGHUP's default action would kill the agent without
+	 * draining, so it is ignored (restart to apply a new config). */
+	signal(SIGHUP, SIG_IGN);
 	rn_log_info("agent", "runnel-agent %s: config %s, data_dir %s", RN_VERSION, file,
 		    conf.data_dir);
 	if ((rc = rn_agent_create(&a, &conf))) {

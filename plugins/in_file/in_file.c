@@ -44,8 +44,9 @@ static const struct rn_conf_key file_conf[] = {
 	{.key = "read_from", .type = RN_CONF_ENUM, .def = "beginning", .enums = read_from_names,
 	 .offset = C(read_from),
 	 .help = "where to start in files present at the first start (new files: beginning)"},
+	/* capped at 4M: one piece must fit a request under the server's message limit (10M) */
 	{.key = "max_line_bytes", .type = RN_CONF_SIZE, .def = "64K", .min = 16,
-	 .max = (int64_t)16 << 20, .offset = C(max_line_bytes),
+	 .max = (int64_t)4 << 20, .offset = C(max_line_bytes),
 	 .help = "longer lines become flagged pieces (runnel.split)"},
 	{.key = "line_timeout_ms", .type = RN_CONF_DURATION, .def = "1000", .min = 1,
 	 .max = 3600000, .offset = C(line_timeout_ms),
@@ -341,9 +342,12 @@ static int on_line(void *ctx, const uint8_t *line, size_t len, uint32_t flags, u
 		r.attrs = &a;
 		r.nattrs = 1;
 	}
+	uint64_t before = t->pos;
 	t->pos = consumed; /* before emit: a chunk closed inside emit includes this line */
-	if ((rc = f->host.emit(f->host.ctx, &r)))
+	if ((rc = f->host.emit(f->host.ctx, &r))) {
+		t->pos = before; /* not taken */
 		return rc;
+	}
 	t->piece = (flags & RN_RECORD_F_SPLIT) && !(flags & RN_LINESPLIT_EOL) ? t->piece + 1 : 0;
 	return 0;
 }
@@ -458,13 +462,13 @@ static int file_poll(void *inst, int64_t now_us, int *more)
 		if (n == 0) {
 			int sw = check_rotation(f, t);
 			if (sw < 0)
-				return sw;
+				return sw == RN_EFULL ? 0 : sw; /* host full: try again later */
 			if (sw) {
 				*more = 1;
 			} else if (rn_linesplit_pending(&t->ls) &&
 				   rn_mono_us() - t->last_data_us > f->conf->line_timeout_ms * 1000) {
 				if ((rc = flush_partial(f, t)))
-					return rc;
+					return rc == RN_EFULL ? 0 : rc;
 			}
 			continue;
 		}
@@ -475,6 +479,8 @@ static int file_poll(void *inst, int64_t now_us, int *more)
 			/* the bytes not taken are read again next time */
 			if (used < (size_t)n)
 				lseek(t->fd, (off_t)t->read_off, SEEK_SET);
+			if (rc == RN_EFULL) /* the host is full: not an error, try later */
+				break;
 			return rc;
 		}
 		if ((size_t)n == READ_CHUNK)

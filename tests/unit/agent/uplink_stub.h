@@ -1,0 +1,26 @@
+/* State of the fake uplink (uplink_stub.c) that test_agent inspects and steers. */
+#ifndef RN_UPLINK_STUB_H
+#define RN_UPLINK_STUB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define STUB_MAX_STREAMS 8
+#define STUB_MAX_RECORDS 200000
+
+struct stub_state {
+	int online;          /* deliver and ack on step */
+	volatile int *stop;  /* set to 1 after stop_after calls of wait() */
+	int stop_after, waits;
+	int added;           /* streams registered */
+	size_t descriptor_len;
+	uint64_t chunks;     /* chunks delivered */
+	int errors;          /* a callback failed or a chunk did not decode */
+	size_t nrec;
+	int rec_stream[STUB_MAX_RECORDS];
+	uint64_t rec_seq[STUB_MAX_RECORDS];
+};
+
+extern struct stub_state stub;
+
+#endif
