@@ -60,6 +60,7 @@ bench: deps-apt build-release
 # libFuzzer targets (clang), then each run for FUZZ_SECONDS from its seed corpus.
 FUZZ_SECONDS ?= 30
 fuzz: deps-apt
+	$(MAKE) deps-apt DEB_PKGS="clang libclang-rt-14-dev"
 	CC=clang cmake -S . -B build-fuzz -DRN_FUZZ=ON -DRN_SANITIZE=ON
 	cmake --build build-fuzz -j$(JOBS)
 	tests/fuzz/run.sh $(FUZZ_SECONDS)

@@ -22,7 +22,7 @@ test('empty, non-UTF-8, overlong, CRLF and unterminated lines are all kept', { t
   ]));
   const server = await new Server({ dir, tables: [TABLE] }).start();
   const agent = await new Agent({
-    dir, url: server.url, sources: [{ name: 'bad', table: TABLE, paths: [log] }],
+    dir, url: server.url, sync: 'full', sources: [{ name: 'bad', table: TABLE, paths: [log] }],
   }).start();
   try {
     const rows = () => {
