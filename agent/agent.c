@@ -253,6 +253,10 @@ static int host_emit(void *ctx, const struct rn_record *r)
 	int rc = rn_chunk_add(&s->cb, &s->origin, r, (uint64_t)s->st.next_seq, now);
 	if (rc)
 		return rc;
+	/* linger runs on the monotonic clock: a wall clock stepped back (NTP on a device that
+	 * booted in 1970) must not hold a chunk open for hours */
+	if (s->cb.nrec == 1)
+		s->cb.opened_us = rn_mono_us();
 	s->st.next_seq++;
 	s->records_in++;
 	if (s->cb.batch.len >= s->cb.lim.max_bytes || s->cb.nrec >= s->cb.lim.max_records)
@@ -276,6 +280,7 @@ static int host_accepting(void *ctx)
 	return !((struct source *)ctx)->have_pending;
 }
 
+/* `now` is monotonic (rn_mono_us), like the builders' opened_us. */
 static void tick(struct rn_agent *a, int64_t now)
 {
 	for (size_t i = 0; i < a->nsrc; i++) {
@@ -522,7 +527,7 @@ static void drain(struct rn_agent *a)
 	for (size_t i = 0; i < a->nsrc; i++) {
 		close_chunk(&a->src[i]);
 		if (a->src[i].pos_dirty)
-			tick(a, rn_now_us());
+			tick(a, rn_mono_us());
 	}
 	while (!rn_uplink_idle(a->uplink) && rn_mono_us() < until) {
 		rn_uplink_step(a->uplink);
@@ -533,7 +538,7 @@ static void drain(struct rn_agent *a)
 int rn_agent_run(struct rn_agent *a, volatile int *stop, volatile int *status_now)
 {
 	while (!*stop) {
-		int64_t now = rn_now_us();
+		int64_t now = rn_mono_us();
 		int more = 0;
 		for (size_t i = 0; i < a->nsrc; i++) {
 			struct source *s = &a->src[i];

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { agentBin, agentConfig, run, serverBin, tmpDir } from './lib/harness.mjs';
+import { agentBin, agentConfig, repoRoot, run, serverBin, tmpDir } from './lib/harness.mjs';
 
 function write(dir, name, text) {
   const p = path.join(dir, name);
@@ -49,4 +49,12 @@ test('runnel-server -n: valid config passes, bad ones name file and line', async
     assert.equal(r.code, 1, `${name} must fail`);
     assert.match(r.stderr, re, `${name}: ${r.stderr}`);
   }
+});
+
+test('the shipped example configs are valid', async () => {
+  const repoEtc = path.join(repoRoot, 'etc');
+  const a = await run(agentBin, ['-n', '-c', path.join(repoEtc, 'runnel-agent.conf')]);
+  assert.equal(a.code, 0, a.stderr);
+  const s = await run(serverBin, ['-n', '-c', path.join(repoEtc, 'runnel-server.conf')]);
+  assert.equal(s.code, 0, s.stderr);
 });

@@ -82,3 +82,34 @@ test('bad requests get the right status and the server keeps serving', { timeout
     await server.kill();
   }
 });
+
+test('garbage on the wire and oversized messages do not hurt other clients', { timeout: 120000 }, async () => {
+  const net = await import('node:net');
+  const dir = tmpDir('e2e-grpc-garbage');
+  const server = await new Server({ dir, tables: [TABLE] }).start();
+  const send = (bytes) => new Promise((resolve) => {
+    const s = net.connect(server.port, '127.0.0.1', () => s.end(bytes));
+    s.resume(); // read (and drop) whatever the server answers, so 'close' can fire
+    s.on('error', () => resolve());
+    s.on('close', () => resolve());
+    s.setTimeout(5000, () => s.destroy());
+  });
+  try {
+    const preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+    let seed = 12345;
+    const rnd = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
+    for (let i = 0; i < 40; i++) {
+      const junk = Buffer.alloc(1 + Math.floor(rnd() * 4000));
+      for (let k = 0; k < junk.length; k++) junk[k] = Math.floor(rnd() * 256);
+      // half the connections speak h2 first, then garbage frames
+      await send(i % 2 ? Buffer.concat([preface, junk]) : junk);
+    }
+    assert.equal(server.proc.exited, null, 'server survived the garbage');
+    const big = await client(server, 'status', '--case', 'oversize');
+    assert.equal(big.code, 'RESOURCE_EXHAUSTED', JSON.stringify(big));
+    const ok = await client(server, 'ingest', '--records', '4', '--batches', '3');
+    assert.deepEqual(ok.acks, [0, 1, 2]);
+  } finally {
+    await server.kill();
+  }
+});

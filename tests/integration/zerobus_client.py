@@ -87,6 +87,10 @@ def main():
                                     request_serializer=lambda m: m.SerializeToString(),
                                     response_deserializer=Resp.FromString)
             msgs = [create_req()]
+        elif a.case == 'oversize':
+            big = rec.Record(payload=b'x' * (11 << 20)).SerializeToString()
+            msgs = [create_req(), Req(ingest_record_batch=zb.IngestRecordBatchRequest(
+                offset_id=0, proto_encoded_batch=zb.ProtoEncodedRecordBatch(records=[big])))]
         elif a.case == 'gap':
             msgs = [create_req(), batch_req(5, 1, 0)]
         else:
