@@ -15,6 +15,7 @@
 
 #include "buffer.h"
 #include "chunk.h"
+#include "evtime.h"
 #include "plugin.h"
 #include "rn_clock.h"
 #include "rn_err.h"
@@ -64,6 +65,11 @@ static const struct rn_conf_key source_keys[] = {
 	 NULL, 0, RN_CONF_F_REQUIRED},
 	{"table", RN_CONF_STRING, NULL, S(table), 0, 0, "target table (catalog.schema.table)", NULL,
 	 NULL, 0, RN_CONF_F_REQUIRED},
+	{"attributes", RN_CONF_STRLIST, NULL, S(attributes), 0, 0,
+	 "static attributes for every record, as \"key=value\" (vehicle id, site)"},
+	{"event_time_field", RN_CONF_STRING, NULL, S(event_time_field), 0, 0,
+	 "top-level JSON field with the event time (epoch s/ms/us/ns or RFC 3339); "
+	 "receive time when absent"},
 	{NULL},
 };
 
@@ -112,6 +118,14 @@ int rn_agent_conf_check(const struct rn_agent_conf *c, const char *file, char *e
 					 src[i].name);
 				return RN_ECONFIG;
 			}
+		for (size_t k = 0; k < src[i].attributes.n; k++) {
+			const char *kv = src[i].attributes.v[k], *eq = strchr(kv, '=');
+			if (!eq || eq == kv) {
+				snprintf(err, cap, "%s: sources[%zu] (%s): attribute '%s' is not "
+					 "key=value", file, i, src[i].name, kv);
+				return RN_ECONFIG;
+			}
+		}
 		if (p->check) {
 			char e[512];
 			if (p->check(&src[i], e, sizeof(e))) {
@@ -141,6 +155,9 @@ struct source {
 	uint32_t pending_nrec;
 	struct rn_buf pending, pending_ckpt;
 	uint64_t records_in;
+	uint64_t dead_letters;     /* records kept with RN_RECORD_F_DEAD */
+	uint64_t evtime_fallbacks; /* event_time_field missing or unreadable */
+	struct rn_attr *static_attrs; /* from the source's `attributes`; strings owned */
 	int64_t pause_logged_us; /* mono time of the last "paused" line */
 	uint64_t pauses;         /* times the buffer was full for this source */
 };
@@ -238,13 +255,19 @@ static void close_chunk(struct source *s)
  * room in the buffer, the open one may fill up to max_bytes; then records are refused with
  * RN_EFULL and the source retries them later (nothing is taken, nothing lost).
  */
-static int host_emit(void *ctx, const struct rn_record *r)
+static int host_emit(void *ctx, const struct rn_record *r0)
 {
 	struct source *s = ctx;
 	int64_t now = rn_now_us();
+	struct rn_record rec = *r0, *r = &rec;
+	if (s->conf->event_time_field && !r->event_time_us &&
+	    rn_evtime_json(r->payload, r->len, s->conf->event_time_field, &rec.event_time_us))
+		s->evtime_fallbacks++;
 	size_t need = r->len + (r->topic ? strlen(r->topic) : 0) + RECORD_OVERHEAD;
 	for (size_t i = 0; i < r->nattrs; i++)
 		need += strlen(r->attrs[i].key) + strlen(r->attrs[i].value) + 8;
+	for (size_t i = 0; i < s->origin.nattrs; i++)
+		need += strlen(s->origin.attrs[i].key) + strlen(s->origin.attrs[i].value) + 8;
 	if (s->cb.nrec && s->cb.batch.len + need > s->cb.lim.max_bytes) {
 		close_chunk(s);
 		if (s->cb.nrec)
@@ -275,9 +298,65 @@ static int host_load_position(void *ctx, struct rn_buf *out)
 	return rn_buffer_checkpoint_load(s->a->buffer, s->conf->name, out);
 }
 
+/* Accepting while no chunk waits for room and the buffer can take two more full chunks (or
+ * half the cap, if smaller): a plugin that checks this before each read (MQTT) can always
+ * flush what it read. */
 static int host_accepting(void *ctx)
 {
-	return !((struct source *)ctx)->have_pending;
+	struct source *s = ctx;
+	const struct rn_agent_conf *c = s->a->conf;
+	int64_t margin = 2 * c->chunk_max_bytes;
+	if (s->have_pending)
+		return 0;
+	if (margin > c->buffer_max_bytes / 2)
+		margin = c->buffer_max_bytes / 2; /* a tiny cap still lets data in */
+	return !c->buffer_max_bytes || rn_buffer_bytes(s->a->buffer) + margin <= c->buffer_max_bytes;
+}
+
+#define DEAD_ATTRS_MAX 32
+
+static int host_dead_letter(void *ctx, const struct rn_record *r, const char *reason)
+{
+	struct source *s = ctx;
+	struct rn_attr attrs[DEAD_ATTRS_MAX];
+	struct rn_record d = *r;
+	size_t n = 0;
+	int rc;
+
+	for (size_t i = 0; i < r->nattrs && n < DEAD_ATTRS_MAX - 1; i++)
+		attrs[n++] = r->attrs[i];
+	attrs[n++] = (struct rn_attr){"runnel.error", reason ? reason : "unparsable input"};
+	d.attrs = attrs;
+	d.nattrs = n;
+	d.flags |= RN_RECORD_F_DEAD;
+	if ((rc = host_emit(ctx, &d)) == 0) {
+		s->dead_letters++;
+		if (s->dead_letters == 1 || s->dead_letters % 1000 == 0)
+			rn_log_warn("agent", "source %s: dead letter #%llu: %s", s->conf->name,
+				    (unsigned long long)s->dead_letters, reason ? reason : "");
+	}
+	return rc;
+}
+
+static void tick(struct rn_agent *a, int64_t now);
+
+/* Everything emitted so far goes into the buffer now (see plugin.h). */
+static int host_flush(void *ctx)
+{
+	struct source *s = ctx;
+	if (s->have_pending) {
+		if (commit(s, &s->pending, s->pending_offset, s->pending_nrec, &s->pending_ckpt))
+			return RN_EFULL;
+		s->have_pending = 0;
+		s->pos_dirty = 0;
+	}
+	if (s->cb.nrec) {
+		close_chunk(s);
+		return s->have_pending ? RN_EFULL : 0;
+	}
+	if (s->pos_dirty)
+		tick(s->a, rn_mono_us());
+	return 0;
 }
 
 /* `now` is monotonic (rn_mono_us), like the builders' opened_us. */
@@ -397,11 +476,13 @@ static void write_status(struct rn_agent *a)
 		json_str(f, s->st.server_id);
 		fprintf(f, ",\"records\":%lld,\"next_offset\":%lld,\"acked\":%lld,"
 			   "\"buffered_bytes\":%lld,\"connected\":%s,\"reconnects\":%llu,"
-			   "\"paused\":%s,\"pauses\":%llu}",
+			   "\"paused\":%s,\"pauses\":%llu,\"dead_letters\":%llu,"
+			   "\"event_time_fallbacks\":%llu}",
 			(long long)s->st.next_seq, (long long)s->st.next_offset,
 			(long long)s->st.acked, (long long)buffered, us.connected ? "true" : "false",
 			(unsigned long long)us.reconnects, s->have_pending ? "true" : "false",
-			(unsigned long long)s->pauses);
+			(unsigned long long)s->pauses, (unsigned long long)s->dead_letters,
+			(unsigned long long)s->evtime_fallbacks);
 	}
 	fprintf(f, "]}\n");
 	if (fclose(f) == 0)
@@ -439,6 +520,26 @@ static int register_orphans(struct rn_agent *a)
 		if ((rc = rn_uplink_add_stream(a->uplink, &d)))
 			return rc;
 	}
+	return 0;
+}
+
+/* The source's "key=value" attributes (checked by rn_agent_conf_check) as rn_attr pairs. */
+static int static_attrs(struct source *s)
+{
+	const struct rn_conf_strlist *l = &s->conf->attributes;
+	if (!l->n)
+		return 0;
+	if (!(s->static_attrs = rn_calloc(l->n, sizeof(*s->static_attrs))))
+		return RN_ENOMEM;
+	for (size_t i = 0; i < l->n; i++) {
+		const char *eq = strchr(l->v[i], '=');
+		char *k = eq ? rn_strndup(l->v[i], (size_t)(eq - l->v[i])) : NULL;
+		if (!k)
+			return RN_ENOMEM;
+		s->static_attrs[i] = (struct rn_attr){k, eq + 1};
+		s->origin.nattrs = i + 1;
+	}
+	s->origin.attrs = s->static_attrs;
 	return 0;
 }
 
@@ -502,8 +603,10 @@ int rn_agent_create(struct rn_agent **out, const struct rn_agent_conf *conf)
 						 s->st.acked, s->st.next_offset};
 		if ((rc = rn_uplink_add_stream(a->uplink, &d)))
 			goto fail;
+		if ((rc = static_attrs(s)))
+			goto fail;
 		struct rn_source_host h = {s, host_emit, host_position_changed, host_load_position,
-					   host_accepting};
+					   host_accepting, host_flush, host_dead_letter};
 		if ((rc = s->p->create(&s->inst, sc, &h)))
 			goto fail;
 		rn_log_info("agent", "source %s (%s) -> table %s: stream %d, %lld records so far, "
@@ -535,11 +638,14 @@ static void drain(struct rn_agent *a)
 	}
 }
 
+#define WAITFD_MAX 64
+
 int rn_agent_run(struct rn_agent *a, volatile int *stop, volatile int *status_now)
 {
+	struct rn_uplink_waitfd wfd[WAITFD_MAX];
 	while (!*stop) {
 		int64_t now = rn_mono_us();
-		int more = 0;
+		int more = 0, nw = 0;
 		for (size_t i = 0; i < a->nsrc; i++) {
 			struct source *s = &a->src[i];
 			int m = 0, rc;
@@ -548,6 +654,10 @@ int rn_agent_run(struct rn_agent *a, volatile int *stop, volatile int *status_no
 			if ((rc = s->p->poll(s->inst, rn_mono_us(), &m)))
 				rn_log_error("agent", "source %s: %s", s->conf->name, rn_strerror(rc));
 			more |= m;
+			short ev = 0;
+			int fd = s->p->wait_fd && nw < WAITFD_MAX ? s->p->wait_fd(s->inst, &ev) : -1;
+			if (fd >= 0)
+				wfd[nw++] = (struct rn_uplink_waitfd){fd, ev, 0};
 		}
 		tick(a, now);
 		rn_uplink_step(a->uplink);
@@ -557,7 +667,7 @@ int rn_agent_run(struct rn_agent *a, volatile int *stop, volatile int *status_no
 			write_status(a);
 			a->next_status_us = rn_mono_us() + STATUS_EVERY_US;
 		}
-		rn_uplink_wait(a->uplink, NULL, 0, more ? 0 : 50);
+		rn_uplink_wait(a->uplink, nw ? wfd : NULL, nw, more ? 0 : 50);
 	}
 	rn_log_info("agent", "stopping: committing open chunks and draining");
 	drain(a);
@@ -576,6 +686,9 @@ void rn_agent_destroy(struct rn_agent *a)
 		rn_chunk_free(&s->cb);
 		rn_buf_free(&s->pending);
 		rn_buf_free(&s->pending_ckpt);
+		for (size_t k = 0; k < s->origin.nattrs; k++)
+			rn_free((void *)s->static_attrs[k].key);
+		rn_free(s->static_attrs);
 	}
 	rn_free(a->src);
 	rn_uplink_destroy(a->uplink);

@@ -40,6 +40,16 @@ static void put_varint(uint8_t **p, uint32_t num, uint64_t v)
 	*p += rn_pb_varint_enc(*p, v);
 }
 
+static void put_attr(uint8_t **p, const struct rn_attr *a)
+{
+	*(*p)++ = (8 << 3) | RN_PB_LEN;
+	*p += rn_pb_varint_enc(*p, attr_size(a));
+	if (a->key)
+		put_len(p, 1, a->key, strlen(a->key));
+	if (a->value)
+		put_len(p, 2, a->value, strlen(a->value));
+}
+
 int rn_chunk_add(struct rn_chunk_builder *b, const struct rn_chunk_origin *o,
 		 const struct rn_record *r, uint64_t seq, int64_t now_us)
 {
@@ -50,6 +60,8 @@ int rn_chunk_add(struct rn_chunk_builder *b, const struct rn_chunk_origin *o,
 	uint8_t *p;
 	int rc;
 
+	for (size_t i = 0; i < o->nattrs; i++)
+		n += len_field(attr_size(&o->attrs[i]));
 	for (size_t i = 0; i < r->nattrs; i++)
 		n += len_field(attr_size(&r->attrs[i]));
 	if (r->flags)
@@ -69,14 +81,10 @@ int rn_chunk_add(struct rn_chunk_builder *b, const struct rn_chunk_origin *o,
 	put_varint(&p, 5, (uint64_t)now_us);
 	put_varint(&p, 6, seq);
 	put_len(&p, 7, r->payload ? (const void *)r->payload : "", r->len);
-	for (size_t i = 0; i < r->nattrs; i++) {
-		*p++ = (8 << 3) | RN_PB_LEN;
-		p += rn_pb_varint_enc(p, attr_size(&r->attrs[i]));
-		if (r->attrs[i].key)
-			put_len(&p, 1, r->attrs[i].key, strlen(r->attrs[i].key));
-		if (r->attrs[i].value)
-			put_len(&p, 2, r->attrs[i].value, strlen(r->attrs[i].value));
-	}
+	for (size_t i = 0; i < o->nattrs; i++)
+		put_attr(&p, &o->attrs[i]);
+	for (size_t i = 0; i < r->nattrs; i++)
+		put_attr(&p, &r->attrs[i]);
 	if (r->flags)
 		put_varint(&p, 9, r->flags);
 	b->batch.len = (size_t)(p - b->batch.data);

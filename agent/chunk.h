@@ -34,6 +34,8 @@ struct rn_chunk_builder {
 struct rn_chunk_origin {
 	const char *device_id;
 	const char *source;
+	const struct rn_attr *attrs; /* static attributes, written before the record's own */
+	size_t nattrs;
 };
 
 /* Adds one record with sequence `seq`. RN_ENOMEM. */

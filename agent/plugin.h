@@ -20,6 +20,8 @@
 
 /* Record flags (runnel.v1.Record.flags). */
 #define RN_RECORD_F_SPLIT 1u /* a piece of an overlong input record */
+#define RN_RECORD_F_DEAD 2u  /* a dead letter: input that did not parse, kept with its reason
+			      * in the attribute "runnel.error" (see host->dead_letter) */
 
 struct rn_attr {
 	const char *key;
@@ -48,6 +50,16 @@ struct rn_source_host {
 	int (*load_position)(void *ctx, struct rn_buf *out);
 	/* Is the host accepting records now? (0 while the buffer is full) */
 	int (*accepting)(void *ctx);
+	/* Commits every record emitted so far, with the current snapshot, before it returns.
+	 * 0: they are in the buffer. RN_EFULL: the buffer is full; they wait in memory and go
+	 * in as soon as room frees (call again: 0 once they are in). A plugin whose peer
+	 * redelivers until acknowledged (MQTT) acknowledges only after a 0. */
+	int (*flush)(void *ctx);
+	/* Keeps input the plugin could not parse (bad frame or checksum, broken encoding,
+	 * oversize): the bytes go into the stream as a record flagged RN_RECORD_F_DEAD with
+	 * attribute runnel.error = reason, and the source's dead-letter count goes up. Never
+	 * drop input silently; call this instead. Returns like emit(). */
+	int (*dead_letter)(void *ctx, const struct rn_record *r, const char *reason);
 };
 
 /* Common per-source settings (one element of the `sources` list). The plugin's own keys are
@@ -59,6 +71,8 @@ struct rn_source_conf {
 	char *type;
 	char *name;
 	char *table;
+	struct rn_conf_strlist attributes; /* "key=value": added to every record of the source */
+	char *event_time_field; /* top-level JSON field holding the event time; NULL = none */
 	struct rn_conf_variant plugin; /* .data: the plugin's settings struct */
 };
 
@@ -74,6 +88,9 @@ struct rn_source_plugin {
 		      const struct rn_source_host *host);
 	/* Does a bounded amount of work; sets *more when it stopped with work left. */
 	int (*poll)(void *inst, int64_t now_us, int *more);
+	/* Optional (NULL): the descriptor the loop should wait on between polls and its poll(2)
+	 * events, or -1 for none now. Without it the loop polls at least every 50 ms. */
+	int (*wait_fd)(void *inst, short *events);
 	/* Appends the current resume position (see the contract above). */
 	int (*snapshot)(void *inst, struct rn_buf *out);
 	void (*destroy)(void *inst);

@@ -38,7 +38,7 @@ export async function waitFor(fn, { timeoutMs = 30000, intervalMs = 50, what = '
 }
 
 // A child process with its stderr kept (tail) for failure messages.
-class Proc {
+export class Proc {
   constructor(name, bin, args, opts = {}) {
     this.name = name;
     this.log = [];
@@ -133,9 +133,11 @@ export class Server {
   }
 }
 
-// Agent config text (libconfig), one file source per entry of `sources`.
-export function agentConfig({ dataDir, url, token, deviceId = 'test-device', sources, sync = 'normal', lingerMs = 100, extra = '' }) {
-  const src = sources.map((s) => `  {
+// Agent config text (libconfig). Each entry of `sources` is a file source ({name, paths,
+// table?, readFrom?}) or, with `conf`, any plugin: its libconfig settings as text
+// ({conf: 'type = "mqtt"; name = "m"; table = "..."; topics = ["a/#"];'}).
+export function agentConfig({ dataDir, url, token, deviceId = 'test-device', sources, sync = 'normal', lingerMs = 100, bufferMaxBytes, extra = '' }) {
+  const src = sources.map((s) => s.conf ? `  { ${s.conf} }` : `  {
     type = "file";
     name = "${s.name}";
     table = "${s.table || 'main.default.telemetry'}";
@@ -148,6 +150,7 @@ export function agentConfig({ dataDir, url, token, deviceId = 'test-device', sou
 };
 buffer: {
   sync = "${sync}";
+  ${bufferMaxBytes ? `max_bytes = ${bufferMaxBytes};` : ''}
 };
 uplink: {
   url = "${url}";
