@@ -57,6 +57,7 @@ export function pub(broker, { topic, lines, qos = 1, v5 = false, props = [] }) {
     let err = '';
     c.stderr.on('data', (d) => (err += d));
     c.on('error', reject);
+    c.stdin.on('error', () => {}); // EPIPE when it exits early (broker not up yet): the exit code says it
     c.on('exit', (code) => (code === 0 ? resolve(0) : reject(new Error(`mosquitto_pub ${code}: ${err}`))));
     c.stdin.end(lines.join('\n') + '\n');
   });
