@@ -33,6 +33,8 @@ static const struct rn_conf_key agent_keys[] = {
 	{"device_id", RN_CONF_STRING, NULL, A(device_id), 0, 0, "device id in every record (default: hostname)"},
 	{"data_dir", RN_CONF_STRING, "/var/lib/runnel", A(data_dir), 0, 0, "buffer and status files"},
 	{"log_level", RN_CONF_ENUM, "info", A(log_level), 0, 0, "log verbosity", log_levels},
+	{"plugin_dir", RN_CONF_STRING, NULL, A(plugin_dir), 0, 0,
+	 "directory of source plugin .so files, loaded at start (ABI checked)"},
 	{NULL},
 };
 static const struct rn_conf_key buffer_keys[] = {

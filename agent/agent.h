@@ -14,6 +14,7 @@ struct rn_agent_conf {
 	char *device_id;
 	char *data_dir;
 	int log_level;
+	char *plugin_dir;
 	int sync;          /* 0 = normal, 1 = full */
 	int64_t buffer_max_bytes;
 	char *url;

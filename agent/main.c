@@ -72,6 +72,13 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	/* plugins from .so files first: their keys are part of the config's grammar */
+	char plugin_dir[4096];
+	if (rn_conf_peek_string(file, "agent.plugin_dir", plugin_dir, sizeof(plugin_dir)) == 0 &&
+	    rn_plugin_load_dir(plugin_dir, err, sizeof(err))) {
+		fprintf(stderr, "runnel-agent: %s: %s\n", file, err);
+		return 1;
+	}
 	if ((rc = rn_conf_load_file(file, rn_agent_conf_table, &conf, err, sizeof(err))) ||
 	    (rc = rn_agent_conf_check(&conf, file, err, sizeof(err)))) {
 		fprintf(stderr, "runnel-agent: %s\n", err);

@@ -5,7 +5,8 @@
  * position at any moment with snapshot(). Contract that makes exactly-once possible: the
  * position a snapshot describes is always "just after the last record emitted" — a plugin
  * advances it only as it emits, so a chunk committed with that snapshot holds exactly the
- * records before it.
+ * records before it. Note that emit() may close a chunk, and so call snapshot(), before it
+ * returns: advance the position before calling emit() and step it back if emit() fails.
  */
 #ifndef RN_PLUGIN_H
 #define RN_PLUGIN_H
@@ -99,8 +100,26 @@ struct rn_source_plugin {
 /* The built-in plugins, generated from the enabled CMake options (plugins/registry.c). */
 extern const struct rn_source_plugin *const rn_builtin_plugins[];
 
-/* The built-in plugin named `type`, or NULL (generated plugins/registry.c). */
+/* The plugin named `type` (built-in, then loaded), or NULL (generated plugins/registry.c). */
 const struct rn_source_plugin *rn_plugin_find(const char *type);
+/* Adds a loaded plugin. RN_EEXIST if its name is taken, RN_ENOMEM if the table is full. */
+int rn_plugin_register(const struct rn_source_plugin *p);
+
+/*
+ * Plugins from shared objects. A plugin .so exports
+ *     const struct rn_source_plugin *rn_source_plugin_entry(void);
+ * and may call the agent's exported functions it includes headers for (rn_buf_*, rn_log_*,
+ * rn_mem). Its table's first member is `abi`; a plugin whose abi is not RN_SOURCE_ABI_1 is
+ * refused before anything else of its table is read.
+ */
+#define RN_PLUGIN_ENTRY "rn_source_plugin_entry"
+#define RN_PLUGIN_EXPORT __attribute__((visibility("default")))
+typedef const struct rn_source_plugin *(*rn_plugin_entry_fn)(void);
+
+/* Loads every *.so in `dir` (name order) and registers its plugin. 0, or RN_ECONFIG with a
+ * message naming the file in err (not loadable, no entry point, wrong ABI, name taken).
+ * Loaded objects stay loaded for the life of the process. */
+int rn_plugin_load_dir(const char *dir, char *err, size_t cap);
 /* rn_conf resolver for the sources list: the plugin's rows and struct size by type. */
 const struct rn_conf_key *rn_plugin_conf_resolve(const char *type, size_t *size);
 

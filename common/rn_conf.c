@@ -480,6 +480,22 @@ int rn_conf_load_file(const char *path, const struct rn_conf_key *table, void *d
 	return load(&cfg, ok, path, table, dst, err, errcap);
 }
 
+int rn_conf_peek_string(const char *path, const char *setting, char *out, size_t cap)
+{
+	config_t cfg;
+	const char *v = NULL;
+	int rc = RN_ENOTFOUND;
+	config_init(&cfg);
+	if (config_read_file(&cfg, path) == CONFIG_TRUE &&
+	    config_lookup_string(&cfg, setting, &v) == CONFIG_TRUE) {
+		rc = strlen(v) < cap ? 0 : RN_ERANGE;
+		if (!rc)
+			memcpy(out, v, strlen(v) + 1);
+	}
+	config_destroy(&cfg);
+	return rc;
+}
+
 /* libconfig only knows a file name for settings read from files; for strings it reports
  * NULL, and errf falls back to `name`. @include is refused so text from outside (and the
  * fuzzer) can never make us read a file. */

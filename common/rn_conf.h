@@ -88,6 +88,12 @@ int rn_conf_load_file(const char *path, const struct rn_conf_key *table, void *d
 int rn_conf_load_string(const char *text, const char *name, const struct rn_conf_key *table,
 			void *dst, char *err, size_t errcap);
 
+/* Reads one string setting (dotted path, e.g. "agent.plugin_dir") from `path` before the
+ * full load, for settings that decide how the rest is read. 0 with the value in out,
+ * RN_ENOTFOUND if the file has no such string (or does not parse: the full load reports
+ * that), RN_ERANGE if it does not fit in cap. */
+int rn_conf_peek_string(const char *path, const char *setting, char *out, size_t cap);
+
 /* Frees the strings, lists and variant blocks rn_conf stored in dst and zeroes them.
  * Safe on a zeroed or partially loaded struct. */
 void rn_conf_free(const struct rn_conf_key *table, void *dst);
