@@ -26,8 +26,8 @@ const from = duckFrom(snap.live.map((f) => f.path));
 const [c] = await query(`SELECT count(*) AS n, count(DISTINCT stream_id) AS streams,
   min(receive_time)::VARCHAR AS first, max(receive_time)::VARCHAR AS last FROM ${from}`);
 const sample = await query(`SELECT seq, device_id, json_extract_string(payload, '$.vehicle') AS vehicle,
-  CAST(json_extract(payload, '$.speed_kmh') AS DOUBLE) AS speed_kmh, receive_time::VARCHAR AS received
-  FROM ${from} ORDER BY seq LIMIT 5`);
+  CAST(json_extract(payload, '$.speed_kmh') AS DOUBLE) AS speed_kmh, event_time::VARCHAR AS event_time,
+  attributes FROM ${from} ORDER BY seq LIMIT 5`);
 const per = await query(`SELECT json_extract_string(payload, '$.vehicle') AS vehicle, count(*) AS n,
   round(avg(CAST(json_extract(payload, '$.speed_kmh') AS DOUBLE)), 1) AS avg_speed
   FROM ${from} GROUP BY 1 ORDER BY 1`);

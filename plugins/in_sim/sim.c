@@ -118,6 +118,7 @@ static void vehicle_init(struct vehicle *v, uint64_t seed, uint32_t i)
 	v->odo = 2000 + rnd(&v->rng) * 180000;
 	pick_target(v);
 	v->hold *= rnd(&v->rng); /* not all drivers decide at once */
+	v->speed = v->target; /* mid-shift: already at its pace */
 }
 
 static void vehicle_step(struct vehicle *v, double dt)
