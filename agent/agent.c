@@ -8,6 +8,7 @@
 #include "agent.h"
 
 #include <errno.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,9 @@ static const struct rn_conf_key source_keys[] = {
 	{"event_time_field", RN_CONF_STRING, NULL, S(event_time_field), 0, 0,
 	 "top-level JSON field with the event time (epoch s/ms/us/ns or RFC 3339); "
 	 "receive time when absent"},
+	{"event_time_pattern", RN_CONF_STRING, NULL, S(event_time_pattern), 0, 0,
+	 "extended regex for text records; its first group (or the match) is the event time: "
+	 "RFC 3339 (no zone = UTC) or epoch; receive time when it does not match"},
 	{NULL},
 };
 
@@ -128,6 +132,18 @@ int rn_agent_conf_check(const struct rn_agent_conf *c, const char *file, char *e
 				return RN_ECONFIG;
 			}
 		}
+		if (src[i].event_time_pattern) {
+			regex_t re;
+			int rc = regcomp(&re, src[i].event_time_pattern, REG_EXTENDED);
+			if (rc) {
+				char e[256];
+				regerror(rc, &re, e, sizeof(e));
+				snprintf(err, cap, "%s: sources[%zu] (%s): event_time_pattern: %s", file,
+					 i, src[i].name, e);
+				return RN_ECONFIG;
+			}
+			regfree(&re);
+		}
 		if (p->check) {
 			char e[512];
 			if (p->check(&src[i], e, sizeof(e))) {
@@ -160,6 +176,8 @@ struct source {
 	uint64_t dead_letters;     /* records kept with RN_RECORD_F_DEAD */
 	uint64_t evtime_fallbacks; /* event_time_field missing or unreadable */
 	struct rn_attr *static_attrs; /* from the source's `attributes`; strings owned */
+	regex_t evtime_re;            /* event_time_pattern, if have_re */
+	int have_re;
 	int64_t pause_logged_us; /* mono time of the last "paused" line */
 	uint64_t pauses;         /* times the buffer was full for this source */
 };
@@ -257,6 +275,18 @@ static void close_chunk(struct source *s)
  * room in the buffer, the open one may fill up to max_bytes; then records are refused with
  * RN_EFULL and the source retries them later (nothing is taken, nothing lost).
  */
+/* The event time cut out of a text record by event_time_pattern. 0 or an RN_E* code. */
+static int evtime_match(struct source *s, const uint8_t *p, size_t len, int64_t *us)
+{
+	regmatch_t m[2];
+	m[0].rm_so = 0;
+	m[0].rm_eo = (regoff_t)len;
+	if (!p || regexec(&s->evtime_re, (const char *)p, 2, m, REG_STARTEND))
+		return RN_ENOTFOUND;
+	const regmatch_t *g = m[1].rm_so >= 0 ? &m[1] : &m[0];
+	return rn_evtime_text((const char *)p + g->rm_so, (size_t)(g->rm_eo - g->rm_so), us);
+}
+
 static int host_emit(void *ctx, const struct rn_record *r0)
 {
 	struct source *s = ctx;
@@ -264,6 +294,8 @@ static int host_emit(void *ctx, const struct rn_record *r0)
 	struct rn_record rec = *r0, *r = &rec;
 	if (s->conf->event_time_field && !r->event_time_us &&
 	    rn_evtime_json(r->payload, r->len, s->conf->event_time_field, &rec.event_time_us))
+		s->evtime_fallbacks++;
+	if (s->have_re && !rec.event_time_us && evtime_match(s, r->payload, r->len, &rec.event_time_us))
 		s->evtime_fallbacks++;
 	size_t need = r->len + (r->topic ? strlen(r->topic) : 0) + RECORD_OVERHEAD;
 	for (size_t i = 0; i < r->nattrs; i++)
@@ -607,6 +639,13 @@ int rn_agent_create(struct rn_agent **out, const struct rn_agent_conf *conf)
 			goto fail;
 		if ((rc = static_attrs(s)))
 			goto fail;
+		if (sc->event_time_pattern) {
+			if (regcomp(&s->evtime_re, sc->event_time_pattern, REG_EXTENDED)) {
+				rc = RN_ECONFIG;
+				goto fail;
+			}
+			s->have_re = 1;
+		}
 		struct rn_source_host h = {s, host_emit, host_position_changed, host_load_position,
 					   host_accepting, host_flush, host_dead_letter};
 		if ((rc = s->p->create(&s->inst, sc, &h)))
@@ -691,6 +730,8 @@ void rn_agent_destroy(struct rn_agent *a)
 		for (size_t k = 0; k < s->origin.nattrs; k++)
 			rn_free((void *)s->static_attrs[k].key);
 		rn_free(s->static_attrs);
+		if (s->have_re)
+			regfree(&s->evtime_re);
 	}
 	rn_free(a->src);
 	rn_uplink_destroy(a->uplink);

@@ -32,13 +32,21 @@ static int digits(const char *s, size_t n, size_t at, size_t k, int64_t *v)
 	return 0;
 }
 
+static int rfc3339(const char *s, size_t n, int lax, int64_t *us);
+
 int rn_evtime_rfc3339(const char *s, size_t n, int64_t *us)
+{
+	return rfc3339(s, n, 0, us);
+}
+
+/* lax: a missing zone means UTC, and ',' may start the fraction */
+static int rfc3339(const char *s, size_t n, int lax, int64_t *us)
 {
 	int64_t y, mo, d, h, mi, sec, frac = 0, off = 0;
 	size_t i = 19;
 	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 
-	if (digits(s, n, 0, 4, &y) || n < 20 || s[4] != '-' || digits(s, n, 5, 2, &mo) ||
+	if (digits(s, n, 0, 4, &y) || n < (lax ? 19u : 20u) || s[4] != '-' || digits(s, n, 5, 2, &mo) ||
 	    s[7] != '-' || digits(s, n, 8, 2, &d) ||
 	    (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || digits(s, n, 11, 2, &h) ||
 	    s[13] != ':' || digits(s, n, 14, 2, &mi) || s[16] != ':' || digits(s, n, 17, 2, &sec))
@@ -46,7 +54,7 @@ int rn_evtime_rfc3339(const char *s, size_t n, int64_t *us)
 	if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 ||
 	    sec > 60)
 		return RN_EINVAL;
-	if (s[i] == '.') {
+	if (i < n && (s[i] == '.' || (lax && s[i] == ','))) {
 		int64_t scale = 100000;
 		size_t start = ++i;
 		for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
@@ -65,7 +73,7 @@ int rn_evtime_rfc3339(const char *s, size_t n, int64_t *us)
 			return RN_EINVAL;
 		off = (oh * 60 + om) * 60 * (s[i] == '+' ? 1 : -1);
 		i += 6;
-	} else {
+	} else if (!lax || i != n) {
 		return RN_EINVAL;
 	}
 	if (i != n)
@@ -152,4 +160,14 @@ int rn_evtime_json(const void *p, size_t len, const char *field, int64_t *us)
 		return rn_evtime_rfc3339(f.val.p + 1, f.val.len - 2, us);
 	}
 	return from_number(f.val, us);
+}
+
+int rn_evtime_text(const char *s, size_t n, int64_t *us)
+{
+	if (n > 4 && s[4] == '-')
+		return rfc3339(s, n, 1, us);
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || s[i] == '.'))
+			return RN_EINVAL;
+	return n ? from_number((struct rn_json_span){s, n}, us) : RN_EINVAL;
 }

@@ -23,4 +23,9 @@ int rn_evtime_json(const void *p, size_t len, const char *field, int64_t *us);
 /* Parses an RFC 3339 timestamp of exactly n bytes. 0 or RN_EINVAL. */
 int rn_evtime_rfc3339(const char *s, size_t n, int64_t *us);
 
+/* Parses text cut out of a line by a pattern: RFC 3339, also without a zone (then UTC) and
+ * with ',' before the fraction (log4j style), or an epoch number as in rn_evtime_json.
+ * 0 or RN_EINVAL. */
+int rn_evtime_text(const char *s, size_t n, int64_t *us);
+
 #endif

@@ -74,6 +74,7 @@ struct rn_source_conf {
 	char *table;
 	struct rn_conf_strlist attributes; /* "key=value": added to every record of the source */
 	char *event_time_field; /* top-level JSON field holding the event time; NULL = none */
+	char *event_time_pattern; /* POSIX ERE; its first group (or match) is the event time */
 	struct rn_conf_variant plugin; /* .data: the plugin's settings struct */
 };
 

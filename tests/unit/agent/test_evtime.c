@@ -62,12 +62,34 @@ static void bad_input(void **st)
 	ev("", "t", RN_ENOTFOUND);
 }
 
+static void text_from_patterns(void **st)
+{
+	int64_t us;
+	(void)st;
+	assert_int_equal(rn_evtime_text("2026-11-25 10:00:00,250", 23, &us), 0);
+	assert_int_equal(us, T0 * 1000000 + 250000);
+	assert_int_equal(rn_evtime_text("2026-11-25T10:00:00", 19, &us), 0);
+	assert_int_equal(us, T0 * 1000000);
+	assert_int_equal(rn_evtime_text("2026-11-25T12:00:00+02:00", 25, &us), 0);
+	assert_int_equal(us, T0 * 1000000);
+	assert_int_equal(rn_evtime_text("1795600800", 10, &us), 0);
+	assert_int_equal(us, T0 * 1000000);
+	assert_int_equal(rn_evtime_text("1795600800.5", 12, &us), 0);
+	assert_int_equal(us, T0 * 1000000 + 500000);
+	assert_int_equal(rn_evtime_text("2026-11-25 10:00", 16, &us), RN_EINVAL);
+	assert_int_equal(rn_evtime_text("Nov 25 10:00:00", 15, &us), RN_EINVAL);
+	assert_int_equal(rn_evtime_text("", 0, &us), RN_EINVAL);
+	/* strict RFC 3339 still wants a zone */
+	assert_int_equal(rn_evtime_rfc3339("2026-11-25T10:00:00", 19, &us), RN_EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(numbers_by_magnitude),
 		cmocka_unit_test(rfc3339),
 		cmocka_unit_test(bad_input),
+		cmocka_unit_test(text_from_patterns),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
