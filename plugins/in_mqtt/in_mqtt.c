@@ -104,6 +104,7 @@ struct in_mqtt {
 	int paused;          /* disconnected on purpose: the host is not accepting */
 	int held;            /* read and emitted, but the flush was refused: acks wait */
 	int subscribed;      /* subscriptions were sent on a connect of this process */
+	int refused;         /* the broker refused our last CONNECT */
 	int64_t retry_at_us; /* mono time of the next connect attempt */
 	int64_t backoff_ms;
 	uint64_t received, skipped;
@@ -152,10 +153,15 @@ static void on_connect(struct mosquitto *m, void *obj, int rc, int flags,
 	struct in_mqtt *q = obj;
 	(void)props;
 	if (rc) {
-		rn_log_warn("in_mqtt", "%s: broker refused the connection: %s", q->sc->name,
-			    mosquitto_reason_string(rc));
+		/* refused (bad credentials, not authorized, banned...): retried, but slowly, and
+		 * said as an error each time */
+		rn_log_error("in_mqtt", "%s: broker refused the connection: %s; retrying in 30 s",
+			     q->sc->name, q->conf->protocol == 1 ? mosquitto_reason_string(rc)
+								 : mosquitto_connack_string(rc));
+		q->refused = 1;
 		return;
 	}
+	q->refused = 0;
 	q->connected = 1;
 	q->backoff_ms = 0;
 	rn_log_info("in_mqtt", "%s: connected to %s:%lld as %s (session %s)", q->sc->name,
@@ -179,7 +185,7 @@ static void on_disconnect(struct mosquitto *m, void *obj, int rc, const mosquitt
 	(void)m;
 	(void)p;
 	q->connected = 0;
-	if (!q->paused)
+	if (!q->paused && !q->refused)
 		rn_log_warn("in_mqtt", "%s: disconnected from the broker (%s)", q->sc->name,
 			    rc ? mosquitto_strerror(rc) : "by us");
 }
@@ -237,7 +243,7 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
 
 static void schedule_retry(struct in_mqtt *q, int64_t now)
 {
-	q->backoff_ms = q->backoff_ms ? q->backoff_ms * 2 : 250;
+	q->backoff_ms = q->refused ? 30000 : q->backoff_ms ? q->backoff_ms * 2 : 250;
 	if (q->backoff_ms > 30000)
 		q->backoff_ms = 30000;
 	q->retry_at_us = now + q->backoff_ms * 1000;
@@ -265,7 +271,7 @@ static void try_connect(struct in_mqtt *q, int64_t now)
 
 static void lost(struct in_mqtt *q, int rc, int64_t now)
 {
-	if (rc != MOSQ_ERR_NO_CONN && rc != MOSQ_ERR_CONN_LOST)
+	if (rc != MOSQ_ERR_NO_CONN && rc != MOSQ_ERR_CONN_LOST && !q->refused)
 		rn_log_warn("in_mqtt", "%s: connection lost: %s", q->sc->name,
 			    rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
 	q->connected = 0;

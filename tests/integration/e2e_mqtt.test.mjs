@@ -5,7 +5,9 @@
 // everything arrives once there is room). Every test ends with the table read by DuckDB.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Agent, Server, freePort, prng, sleep, tmpDir, waitFor } from './lib/harness.mjs';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Agent, Server, freePort, prng, run, sleep, tmpDir, waitFor } from './lib/harness.mjs';
 import { duckFrom, query, replayLog, verifyTable } from './lib/table.mjs';
 import { Broker, pub } from './lib/mqtt.mjs';
 
@@ -171,6 +173,72 @@ test('buffer full under block: the plugin disconnects, the broker queues, nothin
     await checkNumbered(server, TOTAL);
   } finally {
     await agent.kill();
+    await server.kill();
+    await broker.kill();
+  }
+});
+
+// A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl.
+async function makeCerts(dir) {
+  const d = path.join(dir, 'tls');
+  fs.mkdirSync(d);
+  const f = (n) => path.join(d, n);
+  const ossl = async (...args) => {
+    const r = await run('openssl', args);
+    assert.equal(r.code, 0, `openssl ${args.join(' ')}: ${r.stderr}`);
+  };
+  await ossl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=runnel test CA',
+    '-keyout', f('ca.key'), '-out', f('ca.crt'));
+  for (const [name, cn, ext] of [['server', '127.0.0.1', 'subjectAltName=IP:127.0.0.1,DNS:localhost'],
+    ['client', 'runnel-agent', 'extendedKeyUsage=clientAuth']]) {
+    await ossl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${cn}`, '-keyout', f(`${name}.key`),
+      '-out', f(`${name}.csr`));
+    fs.writeFileSync(f(`${name}.ext`), ext + '\n');
+    await ossl('x509', '-req', '-in', f(`${name}.csr`), '-CA', f('ca.crt'), '-CAkey', f('ca.key'),
+      '-CAcreateserial', '-days', '2', '-extfile', f(`${name}.ext`), '-out', f(`${name}.crt`));
+  }
+  return { ca: f('ca.crt'), cert: f('server.crt'), key: f('server.key'),
+    clientCert: f('client.crt'), clientKey: f('client.key') };
+}
+
+test('TLS with a client certificate and username/password; a wrong password is refused loudly', { timeout: 120000 }, async () => {
+  const dir = tmpDir('e2e-mqtt-tls');
+  const tls = await makeCerts(dir);
+  const pw = path.join(dir, 'passwd');
+  fs.writeFileSync(pw, '');
+  const r = await run('mosquitto_passwd', ['-b', pw, 'gateway', 's3cret-pw']);
+  assert.equal(r.code, 0, r.stderr);
+  const broker = new Broker({ dir, tls, passwordFile: pw });
+  const clientArgs = ['--cafile', tls.ca, '--cert', tls.clientCert, '--key', tls.clientKey,
+    '-u', 'gateway', '-P', 's3cret-pw'];
+  broker.probeArgs = clientArgs;
+  await broker.start();
+  const server = await new Server({ dir, tables: [TABLE] }).start();
+  const tlsKeys = `tls_ca = "${tls.ca}"; tls_cert = "${tls.clientCert}"; tls_key = "${tls.clientKey}";`;
+  const good = new Agent({ dir: path.join(dir, 'good'), url: server.url, sources: [mqttSource({
+    name: 'secure', port: broker.port, topics: ['secure/#'],
+    extra: `${tlsKeys} username = "gateway"; password = "s3cret-pw";` })] });
+  const bad = new Agent({ dir: path.join(dir, 'bad'), url: server.url, sources: [mqttSource({
+    name: 'intruder', port: broker.port, topics: ['secure/#'],
+    extra: `${tlsKeys} username = "gateway"; password = "guess";` })] });
+  try {
+    await good.start();
+    await bad.start();
+    await waitFor(() => good.proc.log.some((l) => /connected to/.test(l)), { what: 'TLS connect' });
+    await waitFor(() => bad.proc.log.some((l) => /intruder: broker refused the connection: .*(not authori[sz]ed|bad user name or password)/i.test(l)),
+      { what: 'a clear refusal for the wrong password' });
+    await sleep(200);
+    await pub(broker, { topic: 'secure/x', lines: Array.from({ length: 40 }, (_, i) => `n=${i} tls`), qos: 1, args: clientArgs });
+    await waitFor(() => rows(server) >= 40, { what: '40 rows' });
+    await sleep(300);
+    assert.ok(!bad.proc.log.some((l) => /intruder: connected to/.test(l)), 'the wrong password never got in');
+    await good.stop();
+    await bad.stop();
+    await server.stop();
+    await checkNumbered(server, 40);
+  } finally {
+    await good.kill();
+    await bad.kill();
     await server.kill();
     await broker.kill();
   }

@@ -7,7 +7,11 @@ import { spawn } from 'node:child_process';
 import { Proc, freePort, sleep, waitFor } from './harness.mjs';
 
 export class Broker {
-  constructor({ dir, port = 0, extra = '' }) {
+  // tls: {ca, cert, key} files for the listener (clients must present a certificate);
+  // passwordFile: a mosquitto_passwd file (anonymous clients are then refused).
+  constructor({ dir, port = 0, extra = '', tls = null, passwordFile = null }) {
+    this.tls = tls;
+    this.passwordFile = passwordFile;
     this.dir = path.join(dir, 'broker');
     fs.mkdirSync(this.dir, { recursive: true });
     this.conf = path.join(this.dir, 'mosquitto.conf');
@@ -21,11 +25,16 @@ export class Broker {
     // agent outage in a test loses nothing on the broker side.
     fs.writeFileSync(this.conf, [
       `listener ${this.port} 127.0.0.1`,
-      'allow_anonymous true',
+      ...(this.tls ? [`cafile ${this.tls.ca}`, `certfile ${this.tls.cert}`, `keyfile ${this.tls.key}`,
+        'require_certificate true'] : []),
+      this.passwordFile ? `password_file ${this.passwordFile}` : '',
+      `allow_anonymous ${this.passwordFile ? 'false' : 'true'}`,
       'persistence true',
       `persistence_location ${this.dir}/`,
       'max_queued_messages 0',
       'max_inflight_messages 1000',
+      // as root, mosquitto would drop to its own user, which cannot read the test's files
+      process.getuid && process.getuid() === 0 ? 'user root' : '',
       'log_dest stderr',
       'log_type error',
       'log_type warning',
@@ -34,7 +43,8 @@ export class Broker {
     this.proc = new Proc(`broker${this.starts++}`, '/usr/sbin/mosquitto', ['-c', this.conf]);
     await waitFor(async () => {
       if (this.proc.exited) throw new Error(`broker exited\n${this.proc.tail()}`);
-      return (await pub(this, { topic: 'probe/up', lines: ['up'], qos: 0 }).catch(() => 1)) === 0;
+      return (await pub(this, { topic: 'probe/up', lines: ['up'], qos: 0, args: this.probeArgs || [] })
+        .catch(() => 1)) === 0;
     }, { timeoutMs: 10000, what: 'broker up' });
     return this;
   }
@@ -48,10 +58,11 @@ export class Broker {
 
 // Publishes each of `lines` as one message with mosquitto_pub -l (one connection).
 // Resolves with the exit code.
-export function pub(broker, { topic, lines, qos = 1, v5 = false, props = [] }) {
+export function pub(broker, { topic, lines, qos = 1, v5 = false, props = [], args: extra = [] }) {
   return new Promise((resolve, reject) => {
     const args = ['-h', '127.0.0.1', '-p', String(broker.port), '-t', topic, '-q', String(qos), '-l'];
     if (v5) args.push('-V', '5');
+    args.push(...extra);
     for (const p of props) args.push('-D', 'publish', ...p);
     const c = spawn('mosquitto_pub', args, { stdio: ['pipe', 'ignore', 'pipe'] });
     let err = '';
