@@ -17,6 +17,7 @@
 #include "buffer.h"
 #include "chunk.h"
 #include "evtime.h"
+#include "route.h"
 #include "plugin.h"
 #include "rn_clock.h"
 #include "rn_err.h"
@@ -29,6 +30,7 @@ static const char *const sync_modes[] = {"normal", "full", NULL};
 
 #define A(f) offsetof(struct rn_agent_conf, f)
 #define S(f) offsetof(struct rn_source_conf, f)
+#define ROUTES_MAX 32 /* streams per source, its own included */
 
 static const struct rn_conf_key agent_keys[] = {
 	{"device_id", RN_CONF_STRING, NULL, A(device_id), 0, 0, "device id in every record (default: hostname)"},
@@ -60,6 +62,18 @@ static const struct rn_conf_key chunk_keys[] = {
 	{"zstd_level", RN_CONF_INT, "3", A(zstd_level), 1, 19, "chunk compression level"},
 	{NULL},
 };
+#define R(f) offsetof(struct rn_route_conf, f)
+static const struct rn_conf_key route_keys[] = {
+	{"match", RN_CONF_STRING, NULL, R(match), 0, 0, "topic filter (MQTT rules: + one level, # the rest)",
+	 NULL, NULL, 0, RN_CONF_F_REQUIRED},
+	{"table", RN_CONF_STRING, NULL, R(table), 0, 0, "target table of the matching records", NULL,
+	 NULL, 0, RN_CONF_F_REQUIRED},
+	{"stream", RN_CONF_STRING, NULL, R(stream), 0, 0, "stream name (the buffer's stream is "
+	 "<source>/<stream>)", NULL, NULL, 0, RN_CONF_F_REQUIRED},
+	{NULL},
+};
+#undef R
+
 /* Common keys of a sources entry; the plugin named by `type` adds its own rows. */
 static const struct rn_conf_key source_keys[] = {
 	{"type", RN_CONF_STRING, NULL, S(type), 0, 0, "plugin (runnel-agent -H lists them)", NULL,
@@ -73,6 +87,9 @@ static const struct rn_conf_key source_keys[] = {
 	{"event_time_field", RN_CONF_STRING, NULL, S(event_time_field), 0, 0,
 	 "top-level JSON field with the event time (epoch s/ms/us/ns or RFC 3339); "
 	 "receive time when absent"},
+	{"routes", RN_CONF_LIST, NULL, S(routes), 0, 0,
+	 "records whose topic matches go to their own stream and table (first match wins)", NULL,
+	 route_keys, sizeof(struct rn_route_conf)},
 	{"event_time_pattern", RN_CONF_STRING, NULL, S(event_time_pattern), 0, 0,
 	 "extended regex for text records; its first group (or the match) is the event time: "
 	 "RFC 3339 (no zone = UTC) or epoch; receive time when it does not match"},
@@ -132,6 +149,28 @@ int rn_agent_conf_check(const struct rn_agent_conf *c, const char *file, char *e
 				return RN_ECONFIG;
 			}
 		}
+		const struct rn_route_conf *rt = src[i].routes.items;
+		if (src[i].routes.n > ROUTES_MAX - 1) {
+			snprintf(err, cap, "%s: sources[%zu] (%s): at most %d routes", file, i,
+				 src[i].name, ROUTES_MAX - 1);
+			return RN_ECONFIG;
+		}
+		for (size_t k = 0; k < src[i].routes.n; k++) {
+			if (!rn_topic_filter_valid(rt[k].match) || !*rt[k].stream || !*rt[k].table ||
+			    strchr(rt[k].stream, '/')) {
+				snprintf(err, cap, "%s: sources[%zu] (%s): routes[%zu]: match must be a "
+					 "valid filter, stream and table non-empty (no '/' in stream)",
+					 file, i, src[i].name, k);
+				return RN_ECONFIG;
+			}
+			for (size_t j = 0; j < k; j++)
+				if (!strcmp(rt[j].stream, rt[k].stream)) {
+					snprintf(err, cap, "%s: sources[%zu] (%s): routes[%zu]: stream "
+						 "'%s' used twice", file, i, src[i].name, k,
+						 rt[k].stream);
+					return RN_ECONFIG;
+				}
+		}
 		if (src[i].event_time_pattern) {
 			regex_t re;
 			int rc = regcomp(&re, src[i].event_time_pattern, REG_EXTENDED);
@@ -158,20 +197,32 @@ int rn_agent_conf_check(const struct rn_agent_conf *c, const char *file, char *e
 #define ACK_LOG_EVERY 100 /* chunks acknowledged per INFO line */
 #define PAUSE_LOG_US 10000000 /* at most one "paused" line per source per 10 s */
 
+/* One stream of a source: its own (route 0) or a route's. */
+struct route {
+	const char *match; /* NULL for the source's own stream */
+	char name[300];    /* the buffer's stream name */
+	const char *table;
+	struct rn_buffer_stream st;
+	struct rn_chunk_builder cb;
+	/* the closed chunk of a commit the buffer refused (full) */
+	int has_pending;
+	struct rn_buf pending;
+	int64_t pending_offset, pending_next_seq;
+	uint32_t pending_nrec;
+};
+
 struct source {
 	struct rn_agent *a;
 	const struct rn_source_conf *conf;
 	const struct rn_source_plugin *p;
 	void *inst;
-	struct rn_buffer_stream st;
-	struct rn_chunk_builder cb;
+	struct route *routes; /* [0] = the source's own stream */
+	size_t nroutes;
 	struct rn_chunk_origin origin;
 	int pos_dirty;
-	/* a closed chunk the buffer refused (full); retried on tick */
+	/* closed chunks (in routes) and the snapshot the buffer refused; retried on tick */
 	int have_pending;
-	int64_t pending_offset;
-	uint32_t pending_nrec;
-	struct rn_buf pending, pending_ckpt;
+	struct rn_buf pending_ckpt;
 	uint64_t records_in;
 	uint64_t dead_letters;     /* records kept with RN_RECORD_F_DEAD */
 	uint64_t evtime_fallbacks; /* event_time_field missing or unreadable */
@@ -189,59 +240,98 @@ struct rn_agent {
 	struct rn_uplink *uplink;
 	struct source *src;
 	size_t nsrc;
-	struct rn_buf chunk, scratch, snap;
+	struct rn_buf scratch, snap;
 	int64_t next_status_us;
 	int64_t started_us;
 	uint64_t acked_chunks;
 };
 
-static struct source *by_stream(struct rn_agent *a, int stream)
+static struct route *by_stream(struct rn_agent *a, int stream, struct source **src)
 {
 	for (size_t i = 0; i < a->nsrc; i++)
-		if (a->src[i].st.id == stream)
-			return &a->src[i];
+		for (size_t k = 0; k < a->src[i].nroutes; k++)
+			if (a->src[i].routes[k].st.id == stream) {
+				if (src)
+					*src = &a->src[i];
+				return &a->src[i].routes[k];
+			}
 	return NULL;
 }
 
-/* Commits the closed chunk in a->chunk (or the pending one) with its snapshot. */
-static int commit(struct source *s, const struct rn_buf *chunk, int64_t offset, uint32_t nrec,
-		  const struct rn_buf *snap)
+/* Commits the source's closed chunks (one per route that had records) with its snapshot, in
+ * one transaction. 0 or the buffer's error (RN_EFULL: they stay pending). */
+static int commit_pending(struct source *s)
 {
 	struct rn_agent *a = s->a;
-	struct rn_buffer_ckpt ck = {s->conf->name, snap->data ? (const void *)snap->data : "",
-				    snap->len};
-	int rc = rn_buffer_commit(a->buffer, s->st.id, offset, s->st.next_seq, nrec,
-				  chunk ? chunk->data : NULL, chunk ? chunk->len : 0, &ck, 1);
+	struct rn_buffer_chunk c[ROUTES_MAX];
+	size_t n = 0;
+	struct rn_buffer_ckpt ck = {s->conf->name,
+				    s->pending_ckpt.data ? (const void *)s->pending_ckpt.data : "",
+				    s->pending_ckpt.len};
+	for (size_t k = 0; k < s->nroutes; k++) {
+		struct route *r = &s->routes[k];
+		if (r->has_pending)
+			c[n++] = (struct rn_buffer_chunk){r->st.id, r->pending_offset,
+							  r->pending_next_seq, r->pending_nrec,
+							  r->pending.data, r->pending.len};
+	}
+	int rc = rn_buffer_commit_many(a->buffer, c, n, &ck, 1);
 	if (rc)
 		return rc;
-	if (chunk) {
-		s->st.next_offset = offset + 1;
-		rn_uplink_chunks_ready(a->uplink, s->st.id, s->st.next_offset);
+	for (size_t k = 0; k < s->nroutes; k++) {
+		struct route *r = &s->routes[k];
+		if (!r->has_pending)
+			continue;
+		r->has_pending = 0;
+		r->st.next_offset = r->pending_offset + 1;
+		rn_uplink_chunks_ready(a->uplink, r->st.id, r->st.next_offset);
 	}
+	s->have_pending = 0;
+	s->pos_dirty = 0;
 	return 0;
 }
 
+/* Closes the open chunk of every route of the source that has records and commits them
+ * together with the source's snapshot: the position then covers exactly what is committed,
+ * whichever streams the records went to. */
 static void close_chunk(struct source *s)
 {
 	struct rn_agent *a = s->a;
-	uint32_t nrec = s->cb.nrec;
+	size_t nopen = 0;
 	int rc;
 
-	if (!nrec || s->have_pending)
+	if (s->have_pending)
+		return;
+	for (size_t k = 0; k < s->nroutes; k++)
+		nopen += s->routes[k].cb.nrec > 0;
+	if (!nopen)
 		return;
 	rn_buf_reset(&a->snap);
-	if ((rc = s->p->snapshot(s->inst, &a->snap)) ||
-	    (rc = rn_chunk_close(&s->cb, s->st.next_offset, &a->chunk, &a->scratch))) {
-		rn_log_error("agent", "source %s: cannot build a chunk: %s", s->conf->name,
+	if ((rc = s->p->snapshot(s->inst, &a->snap))) {
+		rn_log_error("agent", "source %s: cannot take a snapshot: %s", s->conf->name,
 			     rn_strerror(rc));
 		return;
 	}
-	rc = commit(s, &a->chunk, s->st.next_offset, nrec, &a->snap);
-	if (rc == 0) {
-		s->pos_dirty = 0;
-		return;
+	for (size_t k = 0; k < s->nroutes; k++) {
+		struct route *r = &s->routes[k];
+		if (!r->cb.nrec)
+			continue;
+		r->pending_nrec = r->cb.nrec;
+		r->pending_offset = r->st.next_offset;
+		r->pending_next_seq = r->st.next_seq; /* every record of the route is in cb */
+		if ((rc = rn_chunk_close(&r->cb, r->pending_offset, &r->pending, &a->scratch))) {
+			rn_log_error("agent", "stream %s: cannot build a chunk: %s", r->name,
+				     rn_strerror(rc));
+			return; /* the chunks closed so far stay pending and go in on tick */
+		}
+		r->has_pending = 1;
 	}
-	/* keep it and pause the source until the buffer takes it */
+	rn_buf_reset(&s->pending_ckpt);
+	rn_buf_append(&s->pending_ckpt, a->snap.data, a->snap.len);
+	s->have_pending = 1;
+	if ((rc = commit_pending(s)) == 0)
+		return;
+	/* keep them and pause the source until the buffer takes them */
 	if (rc == RN_EFULL) {
 		/* While a backlog drains the source pauses and resumes per chunk: say so once per
 		 * PAUSE_LOG_US, not every time. */
@@ -255,13 +345,16 @@ static void close_chunk(struct source *s)
 	} else
 		rn_log_error("agent", "source %s: buffer commit failed (will retry): %s",
 			     s->conf->name, rn_buffer_errmsg(a->buffer));
-	rn_buf_reset(&s->pending);
-	rn_buf_reset(&s->pending_ckpt);
-	rn_buf_append(&s->pending, a->chunk.data, a->chunk.len);
-	rn_buf_append(&s->pending_ckpt, a->snap.data, a->snap.len);
-	s->pending_offset = s->st.next_offset;
-	s->pending_nrec = nrec;
-	s->have_pending = 1;
+}
+
+/* The route a record goes to: the first whose filter matches its topic, else the source's
+ * own. */
+static struct route *route_for(struct source *s, const char *topic)
+{
+	for (size_t k = 1; k < s->nroutes; k++)
+		if (rn_topic_match(s->routes[k].match, topic))
+			return &s->routes[k];
+	return &s->routes[0];
 }
 
 /* Upper estimate of a record's encoded size beyond payload and topic (envelope fields,
@@ -302,21 +395,22 @@ static int host_emit(void *ctx, const struct rn_record *r0)
 		need += strlen(r->attrs[i].key) + strlen(r->attrs[i].value) + 8;
 	for (size_t i = 0; i < s->origin.nattrs; i++)
 		need += strlen(s->origin.attrs[i].key) + strlen(s->origin.attrs[i].value) + 8;
-	if (s->cb.nrec && s->cb.batch.len + need > s->cb.lim.max_bytes) {
+	struct route *rt = route_for(s, r->topic);
+	if (rt->cb.nrec && rt->cb.batch.len + need > rt->cb.lim.max_bytes) {
 		close_chunk(s);
-		if (s->cb.nrec)
-			return RN_EFULL; /* the closed chunk is waiting for room */
+		if (rt->cb.nrec)
+			return RN_EFULL; /* the closed chunks are waiting for room */
 	}
-	int rc = rn_chunk_add(&s->cb, &s->origin, r, (uint64_t)s->st.next_seq, now);
+	int rc = rn_chunk_add(&rt->cb, &s->origin, r, (uint64_t)rt->st.next_seq, now);
 	if (rc)
 		return rc;
 	/* linger runs on the monotonic clock: a wall clock stepped back (NTP on a device that
 	 * booted in 1970) must not hold a chunk open for hours */
-	if (s->cb.nrec == 1)
-		s->cb.opened_us = rn_mono_us();
-	s->st.next_seq++;
+	if (rt->cb.nrec == 1)
+		rt->cb.opened_us = rn_mono_us();
+	rt->st.next_seq++;
 	s->records_in++;
-	if (s->cb.batch.len >= s->cb.lim.max_bytes || s->cb.nrec >= s->cb.lim.max_records)
+	if (rt->cb.batch.len >= rt->cb.lim.max_bytes || rt->cb.nrec >= rt->cb.lim.max_records)
 		close_chunk(s);
 	return 0;
 }
@@ -378,16 +472,11 @@ static void tick(struct rn_agent *a, int64_t now);
 static int host_flush(void *ctx)
 {
 	struct source *s = ctx;
-	if (s->have_pending) {
-		if (commit(s, &s->pending, s->pending_offset, s->pending_nrec, &s->pending_ckpt))
-			return RN_EFULL;
-		s->have_pending = 0;
-		s->pos_dirty = 0;
-	}
-	if (s->cb.nrec) {
-		close_chunk(s);
-		return s->have_pending ? RN_EFULL : 0;
-	}
+	if (s->have_pending && commit_pending(s))
+		return RN_EFULL;
+	close_chunk(s);
+	if (s->have_pending)
+		return RN_EFULL;
 	if (s->pos_dirty)
 		tick(s->a, rn_mono_us());
 	return 0;
@@ -398,21 +487,28 @@ static void tick(struct rn_agent *a, int64_t now)
 {
 	for (size_t i = 0; i < a->nsrc; i++) {
 		struct source *s = &a->src[i];
+		int due = 0;
+		uint32_t open = 0;
 		if (s->have_pending) {
-			int rc = commit(s, &s->pending, s->pending_offset, s->pending_nrec,
-					&s->pending_ckpt);
-			if (rc)
+			if (commit_pending(s))
 				continue;
 			rn_log_debug("agent", "source %s resumed", s->conf->name);
-			s->have_pending = 0;
-			s->pos_dirty = 0;
 		}
-		if (rn_chunk_due(&s->cb, now)) {
+		for (size_t k = 0; k < s->nroutes; k++) {
+			due |= rn_chunk_due(&s->routes[k].cb, now);
+			open += s->routes[k].cb.nrec;
+		}
+		if (due) {
 			close_chunk(s);
-		} else if (s->pos_dirty && !s->cb.nrec) {
+		} else if (s->pos_dirty && !open) {
 			rn_buf_reset(&a->snap);
-			if (!s->p->snapshot(s->inst, &a->snap) && !commit(s, NULL, 0, 0, &a->snap))
-				s->pos_dirty = 0;
+			struct rn_buffer_ckpt ck = {s->conf->name, "", 0};
+			if (!s->p->snapshot(s->inst, &a->snap)) {
+				ck.state = a->snap.data ? (const void *)a->snap.data : "";
+				ck.len = a->snap.len;
+				if (!rn_buffer_commit_many(a->buffer, NULL, 0, &ck, 1))
+					s->pos_dirty = 0;
+			}
 		}
 	}
 }
@@ -426,17 +522,17 @@ static int io_chunk_get(void *ctx, int stream, int64_t offset, struct rn_buf *ou
 static int io_stream_id_set(void *ctx, int stream, const char *id)
 {
 	struct rn_agent *a = ctx;
-	struct source *s = by_stream(a, stream);
+	struct route *r = by_stream(a, stream, NULL);
 	int rc = rn_buffer_set_server_id(a->buffer, stream, id);
-	if (!rc && s)
-		snprintf(s->st.server_id, sizeof(s->st.server_id), "%s", id);
+	if (!rc && r)
+		snprintf(r->st.server_id, sizeof(r->st.server_id), "%s", id);
 	return rc;
 }
 
 static int io_acked(void *ctx, int stream, int64_t acked)
 {
 	struct rn_agent *a = ctx;
-	struct source *s = by_stream(a, stream);
+	struct route *s = by_stream(a, stream, NULL);
 	int rc = rn_buffer_ack(a->buffer, stream, acked);
 	if (rc) {
 		rn_log_error("agent", "cannot delete acked chunks: %s", rn_buffer_errmsg(a->buffer));
@@ -450,7 +546,7 @@ static int io_acked(void *ctx, int stream, int64_t acked)
 		if (a->acked_chunks / ACK_LOG_EVERY != before / ACK_LOG_EVERY)
 			rn_log_info("agent", "%llu chunks acknowledged; stream %s acked up to offset "
 				    "%lld of %lld, %lld buffer bytes",
-				    (unsigned long long)a->acked_chunks, s->conf->name,
+				    (unsigned long long)a->acked_chunks, s->name,
 				    (long long)acked, (long long)s->st.next_offset,
 				    (long long)rn_buffer_bytes(a->buffer));
 	}
@@ -494,29 +590,37 @@ static void write_status(struct rn_agent *a)
 	fprintf(f, ",\"uptime_s\":%lld,\"buffer_bytes\":%lld,\"streams\":[",
 		(long long)((rn_mono_us() - a->started_us) / 1000000),
 		(long long)rn_buffer_bytes(a->buffer));
+	int first = 1;
 	for (size_t i = 0; i < a->nsrc; i++) {
 		struct source *s = &a->src[i];
-		struct rn_uplink_stream_stats us = {0};
-		struct rn_buffer_stream bs;
-		int64_t buffered = 0;
-		rn_uplink_stream_stats(a->uplink, s->st.id, &us);
-		if (!rn_buffer_stream_load(a->buffer, s->st.id, &bs))
-			buffered = bs.bytes;
-		fprintf(f, "%s{\"name\":", i ? "," : "");
-		json_str(f, s->conf->name);
-		fprintf(f, ",\"table\":");
-		json_str(f, s->conf->table);
-		fprintf(f, ",\"server_stream_id\":");
-		json_str(f, s->st.server_id);
-		fprintf(f, ",\"records\":%lld,\"next_offset\":%lld,\"acked\":%lld,"
-			   "\"buffered_bytes\":%lld,\"connected\":%s,\"reconnects\":%llu,"
-			   "\"paused\":%s,\"pauses\":%llu,\"dead_letters\":%llu,"
-			   "\"event_time_fallbacks\":%llu}",
-			(long long)s->st.next_seq, (long long)s->st.next_offset,
-			(long long)s->st.acked, (long long)buffered, us.connected ? "true" : "false",
-			(unsigned long long)us.reconnects, s->have_pending ? "true" : "false",
-			(unsigned long long)s->pauses, (unsigned long long)s->dead_letters,
-			(unsigned long long)s->evtime_fallbacks);
+		for (size_t k = 0; k < s->nroutes; k++) {
+			struct route *r = &s->routes[k];
+			struct rn_uplink_stream_stats us = {0};
+			struct rn_buffer_stream bs;
+			int64_t buffered = 0;
+			rn_uplink_stream_stats(a->uplink, r->st.id, &us);
+			if (!rn_buffer_stream_load(a->buffer, r->st.id, &bs))
+				buffered = bs.bytes;
+			fprintf(f, "%s{\"name\":", first ? "" : ",");
+			first = 0;
+			json_str(f, r->name);
+			fprintf(f, ",\"source\":");
+			json_str(f, s->conf->name);
+			fprintf(f, ",\"table\":");
+			json_str(f, r->table);
+			fprintf(f, ",\"server_stream_id\":");
+			json_str(f, r->st.server_id);
+			fprintf(f, ",\"records\":%lld,\"next_offset\":%lld,\"acked\":%lld,"
+				   "\"buffered_bytes\":%lld,\"connected\":%s,\"reconnects\":%llu,"
+				   "\"paused\":%s,\"pauses\":%llu,\"dead_letters\":%llu,"
+				   "\"event_time_fallbacks\":%llu}",
+				(long long)r->st.next_seq, (long long)r->st.next_offset,
+				(long long)r->st.acked, (long long)buffered,
+				us.connected ? "true" : "false", (unsigned long long)us.reconnects,
+				s->have_pending ? "true" : "false", (unsigned long long)s->pauses,
+				(unsigned long long)s->dead_letters,
+				(unsigned long long)s->evtime_fallbacks);
+		}
 	}
 	fprintf(f, "]}\n");
 	if (fclose(f) == 0)
@@ -542,7 +646,7 @@ static int register_orphans(struct rn_agent *a)
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct rn_buffer_stream st;
-		if (by_stream(a, ids[i]) || rn_buffer_stream_load(a->buffer, ids[i], &st))
+		if (by_stream(a, ids[i], NULL) || rn_buffer_stream_load(a->buffer, ids[i], &st))
 			continue;
 		if (st.next_offset - 1 <= st.acked)
 			continue; /* nothing left to send */
@@ -574,6 +678,46 @@ static int static_attrs(struct source *s)
 		s->origin.nattrs = i + 1;
 	}
 	s->origin.attrs = s->static_attrs;
+	return 0;
+}
+
+/* The source's streams: its own, then one per route; each registered with the uplink. */
+static int add_routes(struct source *s)
+{
+	struct rn_agent *a = s->a;
+	const struct rn_agent_conf *conf = a->conf;
+	const struct rn_source_conf *sc = s->conf;
+	const struct rn_route_conf *rt = sc->routes.items;
+	int rc;
+
+	if (!(s->routes = rn_calloc(1 + sc->routes.n, sizeof(*s->routes))))
+		return RN_ENOMEM;
+	for (size_t k = 0; k <= sc->routes.n; k++) {
+		struct route *r = &s->routes[k];
+		s->nroutes++;
+		r->match = k ? rt[k - 1].match : NULL;
+		r->table = k ? rt[k - 1].table : sc->table;
+		if (k)
+			snprintf(r->name, sizeof(r->name), "%s/%s", sc->name, rt[k - 1].stream);
+		else
+			snprintf(r->name, sizeof(r->name), "%s", sc->name);
+		r->cb.lim.max_bytes = (size_t)conf->chunk_max_bytes;
+		r->cb.lim.max_records = (uint32_t)conf->chunk_max_records;
+		r->cb.lim.linger_us = conf->linger_ms * 1000;
+		r->cb.lim.zstd_level = (int)conf->zstd_level;
+		if ((rc = rn_buffer_stream_get(a->buffer, r->name, r->table, &r->st))) {
+			rn_log_error("agent", "stream %s: %s", r->name, rn_buffer_errmsg(a->buffer));
+			return rc;
+		}
+		if (strcmp(r->st.table, r->table))
+			rn_log_warn("agent", "stream %s now targets %s; its buffered stream keeps "
+				    "table %s", r->name, r->table, r->st.table);
+		struct rn_uplink_stream_def d = {r->st.id, r->st.table,
+						 r->st.server_id[0] ? r->st.server_id : NULL,
+						 r->st.acked, r->st.next_offset};
+		if ((rc = rn_uplink_add_stream(a->uplink, &d)))
+			return rc;
+	}
 	return 0;
 }
 
@@ -620,22 +764,8 @@ int rn_agent_create(struct rn_agent **out, const struct rn_agent_conf *conf)
 		s->p = plugin_for(sc->type);
 		s->origin.device_id = a->device_id;
 		s->origin.source = sc->name;
-		s->cb.lim.max_bytes = (size_t)conf->chunk_max_bytes;
-		s->cb.lim.max_records = (uint32_t)conf->chunk_max_records;
-		s->cb.lim.linger_us = conf->linger_ms * 1000;
-		s->cb.lim.zstd_level = (int)conf->zstd_level;
 		a->nsrc++;
-		if ((rc = rn_buffer_stream_get(a->buffer, sc->name, sc->table, &s->st))) {
-			rn_log_error("agent", "stream %s: %s", sc->name, rn_buffer_errmsg(a->buffer));
-			goto fail;
-		}
-		if (strcmp(s->st.table, sc->table))
-			rn_log_warn("agent", "source %s now targets %s; its buffered stream keeps "
-				    "table %s", sc->name, sc->table, s->st.table);
-		struct rn_uplink_stream_def d = {s->st.id, s->st.table,
-						 s->st.server_id[0] ? s->st.server_id : NULL,
-						 s->st.acked, s->st.next_offset};
-		if ((rc = rn_uplink_add_stream(a->uplink, &d)))
+		if ((rc = add_routes(s)))
 			goto fail;
 		if ((rc = static_attrs(s)))
 			goto fail;
@@ -650,9 +780,14 @@ int rn_agent_create(struct rn_agent **out, const struct rn_agent_conf *conf)
 					   host_accepting, host_flush, host_dead_letter};
 		if ((rc = s->p->create(&s->inst, sc, &h)))
 			goto fail;
-		rn_log_info("agent", "source %s (%s) -> table %s: stream %d, %lld records so far, "
-			    "%lld chunks buffered", sc->name, sc->type, s->st.table, s->st.id,
-			    (long long)s->st.next_seq, (long long)(s->st.next_offset - s->st.acked - 1));
+		for (size_t k = 0; k < s->nroutes; k++) {
+			struct route *r = &s->routes[k];
+			rn_log_info("agent", "source %s (%s)%s%s -> table %s: stream %s (%d), %lld "
+				    "records so far, %lld chunks buffered", sc->name, sc->type,
+				    r->match ? ", topics " : "", r->match ? r->match : "", r->st.table,
+				    r->name, r->st.id, (long long)r->st.next_seq,
+				    (long long)(r->st.next_offset - r->st.acked - 1));
+		}
 	}
 	if ((rc = register_orphans(a)))
 		goto fail;
@@ -724,8 +859,11 @@ void rn_agent_destroy(struct rn_agent *a)
 		struct source *s = &a->src[i];
 		if (s->inst)
 			s->p->destroy(s->inst);
-		rn_chunk_free(&s->cb);
-		rn_buf_free(&s->pending);
+		for (size_t k = 0; k < s->nroutes; k++) {
+			rn_chunk_free(&s->routes[k].cb);
+			rn_buf_free(&s->routes[k].pending);
+		}
+		rn_free(s->routes);
 		rn_buf_free(&s->pending_ckpt);
 		for (size_t k = 0; k < s->origin.nattrs; k++)
 			rn_free((void *)s->static_attrs[k].key);
@@ -736,7 +874,6 @@ void rn_agent_destroy(struct rn_agent *a)
 	rn_free(a->src);
 	rn_uplink_destroy(a->uplink);
 	rn_buffer_close(a->buffer);
-	rn_buf_free(&a->chunk);
 	rn_buf_free(&a->scratch);
 	rn_buf_free(&a->snap);
 	rn_free(a);

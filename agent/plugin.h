@@ -68,6 +68,15 @@ struct rn_source_host {
  * hangs it on `plugin` (rn_conf's polymorphic list, selected by `type`). So an unknown key in
  * a source is reported with file:line like any other, and `runnel-agent -H` prints each
  * plugin's keys from the same rows. */
+/* One entry of a source's `routes`: records whose topic matches `match` (MQTT filter rules,
+ * agent/route.h) go to their own stream `stream` and table `table`; the rest go to the
+ * source's own stream and table. */
+struct rn_route_conf {
+	char *match;
+	char *table;
+	char *stream;
+};
+
 struct rn_source_conf {
 	char *type;
 	char *name;
@@ -75,6 +84,7 @@ struct rn_source_conf {
 	struct rn_conf_strlist attributes; /* "key=value": added to every record of the source */
 	char *event_time_field; /* top-level JSON field holding the event time; NULL = none */
 	char *event_time_pattern; /* POSIX ERE; its first group (or match) is the event time */
+	struct rn_conf_list routes; /* struct rn_route_conf */
 	struct rn_conf_variant plugin; /* .data: the plugin's settings struct */
 };
 

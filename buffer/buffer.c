@@ -248,23 +248,34 @@ int rn_buffer_commit(struct rn_buffer *b, int stream, int64_t offset, int64_t ne
 		     uint32_t nrec, const void *chunk, size_t len,
 		     const struct rn_buffer_ckpt *ckpts, size_t nckpt)
 {
+	struct rn_buffer_chunk c = {stream, offset, next_seq, nrec, chunk, len};
+	return rn_buffer_commit_many(b, &c, chunk ? 1 : 0, ckpts, nckpt);
+}
+
+int rn_buffer_commit_many(struct rn_buffer *b, const struct rn_buffer_chunk *chunks,
+			  size_t nchunks, const struct rn_buffer_ckpt *ckpts, size_t nckpt)
+{
 	sqlite3_stmt *s;
+	int64_t total = 0;
 	int rc;
 
-	/* An empty buffer takes any chunk, so one chunk larger than the cap cannot wedge a
+	for (size_t i = 0; i < nchunks; i++)
+		total += (int64_t)chunks[i].len;
+	/* An empty buffer takes any commit, so one chunk larger than the cap cannot wedge a
 	 * stream forever. */
-	if (chunk && b->max_bytes && b->bytes > 0 && b->bytes + (int64_t)len > b->max_bytes) {
+	if (nchunks && b->max_bytes && b->bytes > 0 && b->bytes + total > b->max_bytes) {
 		snprintf(b->err, sizeof(b->err), "buffer full (%lld of %lld bytes)",
 			 (long long)b->bytes, (long long)b->max_bytes);
 		return RN_EFULL;
 	}
 	if ((rc = exec_simple(b, Q_BEGIN)))
 		return rc;
-	if (chunk) {
+	for (size_t i = 0; i < nchunks; i++) {
+		const struct rn_buffer_chunk *c = &chunks[i];
 		s = q(b, Q_STREAM_ADV);
-		sqlite3_bind_int(s, 1, stream);
-		sqlite3_bind_int64(s, 2, offset + 1);
-		sqlite3_bind_int64(s, 3, next_seq);
+		sqlite3_bind_int(s, 1, c->stream);
+		sqlite3_bind_int64(s, 2, c->offset + 1);
+		sqlite3_bind_int64(s, 3, c->next_seq);
 		if (sqlite3_step(s) != SQLITE_DONE) {
 			rc = db_fail(b, "advance stream");
 			goto rollback;
@@ -272,16 +283,16 @@ int rn_buffer_commit(struct rn_buffer *b, int stream, int64_t offset, int64_t ne
 		if (sqlite3_changes(b->db) != 1) {
 			snprintf(b->err, sizeof(b->err),
 				 "chunk %lld of stream %d is not the stream's next offset",
-				 (long long)offset, stream);
+				 (long long)c->offset, c->stream);
 			rc = RN_EINVAL;
 			goto rollback;
 		}
 		s = q(b, Q_CHUNK_INS);
-		sqlite3_bind_int(s, 1, stream);
-		sqlite3_bind_int64(s, 2, offset);
-		sqlite3_bind_int(s, 3, (int)nrec);
+		sqlite3_bind_int(s, 1, c->stream);
+		sqlite3_bind_int64(s, 2, c->offset);
+		sqlite3_bind_int(s, 3, (int)c->nrec);
 		sqlite3_bind_int64(s, 4, rn_now_us());
-		sqlite3_bind_blob(s, 5, chunk, (int)len, SQLITE_STATIC);
+		sqlite3_bind_blob(s, 5, c->data, (int)c->len, SQLITE_STATIC);
 		if (sqlite3_step(s) != SQLITE_DONE) {
 			rc = db_fail(b, "store chunk");
 			goto rollback;
@@ -299,8 +310,7 @@ int rn_buffer_commit(struct rn_buffer *b, int stream, int64_t offset, int64_t ne
 	}
 	if ((rc = exec_simple(b, Q_COMMIT)))
 		goto rollback;
-	if (chunk)
-		b->bytes += (int64_t)len;
+	b->bytes += total;
 	return 0;
 rollback:
 	sqlite3_step(q(b, Q_ROLLBACK));

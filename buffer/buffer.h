@@ -72,6 +72,23 @@ int rn_buffer_commit(struct rn_buffer *b, int stream, int64_t offset, int64_t ne
 		     uint32_t nrec, const void *chunk, size_t len,
 		     const struct rn_buffer_ckpt *ckpts, size_t nckpt);
 
+/* One chunk of a commit_many. */
+struct rn_buffer_chunk {
+	int stream;
+	int64_t offset;
+	int64_t next_seq; /* the stream's next_seq after this chunk */
+	uint32_t nrec;
+	const void *data;
+	size_t len;
+};
+
+/* rn_buffer_commit for several chunks (of different streams, or consecutive offsets of one)
+ * and the checkpoints, all in one transaction: a source that routes records to several
+ * streams commits its position together with every chunk it covers. The cap check is on
+ * the sum of the chunks. Same results as rn_buffer_commit. */
+int rn_buffer_commit_many(struct rn_buffer *b, const struct rn_buffer_chunk *chunks,
+			  size_t nchunks, const struct rn_buffer_ckpt *ckpts, size_t nckpt);
+
 /* Appends the bytes of chunk (stream, offset) to out. RN_ENOTFOUND, RN_EBUFFER. */
 int rn_buffer_chunk_get(struct rn_buffer *b, int stream, int64_t offset, struct rn_buf *out);
 

@@ -243,3 +243,64 @@ test('TLS with a client certificate and username/password; a wrong password is r
     await broker.kill();
   }
 });
+
+test('routes: topics go to their own streams and tables, exactly once through SIGKILLs', { timeout: 180000 }, async () => {
+  const seed = Number(process.env.RN_SEED || Date.now() % 100000);
+  const rnd = prng(seed);
+  const dir = tmpDir('e2e-mqtt-routes');
+  const GPS = 'main.fleet.gps';
+  const CAN = 'main.fleet.can';
+  const broker = await new Broker({ dir }).start();
+  const server = await new Server({ dir, tables: [TABLE, GPS, CAN] }).start();
+  const agent = new Agent({ dir, url: server.url, sources: [mqttSource({ name: 'fleet', port: broker.port,
+    topics: ['fleet/#'], extra: `routes = (
+      { match = "fleet/+/gps"; table = "${GPS}"; stream = "gps"; },
+      { match = "fleet/+/can"; table = "${CAN}"; stream = "can"; } );` })] });
+  const count = (t) => {
+    try {
+      return replayLog(server.tableDir(t)).live.reduce((n, f) => n + f.numRecords, 0);
+    } catch {
+      return 0;
+    }
+  };
+  const PER = 3000;
+  const BATCHES = 10;
+  try {
+    await agent.start();
+    await waitFor(() => agent.proc.log.some((l) => /connected to/.test(l)), { what: 'connected' });
+    await sleep(200);
+    const kills = new Set([2 + Math.floor(rnd() * 3), 6 + Math.floor(rnd() * 3)]);
+    const per = PER / BATCHES;
+    for (let b = 0; b < BATCHES; b++) {
+      for (const kind of ['gps', 'can', 'misc']) {
+        const lines = Array.from({ length: per }, (_, i) => `n=${b * per + i} ${kind}`);
+        await pub(broker, { topic: `fleet/truck-1/${kind}`, lines, qos: 1 });
+      }
+      if (kills.has(b)) {
+        await agent.kill('SIGKILL');
+        await sleep(100 + Math.floor(rnd() * 200));
+        await agent.start();
+      }
+    }
+    await waitFor(() => count(GPS) >= PER && count(CAN) >= PER && count(TABLE) >= PER,
+      { timeoutMs: 60000, what: `${PER} rows in each table (seed ${seed})` });
+    await sleep(300);
+    const st = agent.status();
+    assert.deepEqual(st.streams.map((s) => [s.name, s.table, s.records]),
+      [['fleet', TABLE, PER], ['fleet/gps', GPS, PER], ['fleet/can', CAN, PER]]);
+    await agent.stop();
+    await server.stop();
+    for (const [t, kind] of [[GPS, 'gps'], [CAN, 'can'], [TABLE, 'misc']]) {
+      const snap = await verifyTable(server.tableDir(t));
+      const [r] = await query(`SELECT count(*) AS n, count(DISTINCT payload) AS d,
+          count(*) FILTER (WHERE payload <> 'n=' || seq || ' ${kind}') AS wrong,
+          count(DISTINCT stream_id) AS streams FROM ${duckFrom(snap.files)}`);
+      assert.deepEqual([Number(r.n), Number(r.d), Number(r.wrong), Number(r.streams)], [PER, PER, 0, 1],
+        `${t} (seed ${seed})`);
+    }
+  } finally {
+    await agent.kill();
+    await server.kill();
+    await broker.kill();
+  }
+});

@@ -160,6 +160,47 @@ static void test_atomic_commit(void **state)
 	rn_buf_free(&out);
 }
 
+/* Several streams' chunks and the checkpoint in one transaction: all or nothing. */
+static void test_commit_many(void **state)
+{
+	struct rn_buffer_stream a, c;
+	struct rn_buf out = {0};
+	(void)state;
+	struct rn_buffer *b = open_buf("m.db", 1000, NULL);
+	assert_int_equal(rn_buffer_stream_get(b, "src", "t1", &a), 0);
+	assert_int_equal(rn_buffer_stream_get(b, "src/can", "t2", &c), 0);
+	struct rn_buffer_ckpt k = {"src", "p1", 2};
+	struct rn_buffer_chunk ok[] = {{a.id, 0, 3, 3, "aaa", 3}, {c.id, 0, 2, 2, "cc", 2}};
+	assert_int_equal(rn_buffer_commit_many(b, ok, 2, &k, 1), 0);
+	assert_int_equal(rn_buffer_bytes(b), 5);
+	/* the second chunk is a gap: neither chunk nor the checkpoint is written */
+	struct rn_buffer_ckpt k2 = {"src", "p2", 2};
+	struct rn_buffer_chunk bad[] = {{a.id, 1, 4, 1, "x", 1}, {c.id, 5, 3, 1, "y", 1}};
+	assert_int_equal(rn_buffer_commit_many(b, bad, 2, &k2, 1), RN_EINVAL);
+	assert_int_equal(rn_buffer_chunk_get(b, a.id, 1, &out), RN_ENOTFOUND);
+	assert_int_equal(rn_buffer_checkpoint_load(b, "src", &out), 0);
+	assert_memory_equal(out.data, "p1", 2);
+	assert_int_equal(rn_buffer_bytes(b), 5);
+	/* the cap applies to the sum */
+	static char blob[600];
+	struct rn_buffer_chunk big[] = {{a.id, 1, 4, 1, blob, 600}, {c.id, 1, 3, 1, blob, 600}};
+	assert_int_equal(rn_buffer_commit_many(b, big, 2, &k2, 1), RN_EFULL);
+	assert_int_equal(rn_buffer_commit_many(b, big, 1, &k2, 1), 0);
+	rn_buffer_close(b);
+	b = open_buf("m.db", 1000, NULL);
+	assert_int_equal(rn_buffer_stream_get(b, "src/can", "t2", &c), 0);
+	assert_int_equal(rn_buffer_stream_get(b, "src", "t1", &a), 0);
+	assert_int_equal(a.next_offset, 2);
+	assert_int_equal(a.next_seq, 4);
+	assert_int_equal(c.next_offset, 1);
+	assert_int_equal(c.next_seq, 2);
+	rn_buf_reset(&out);
+	assert_int_equal(rn_buffer_checkpoint_load(b, "src", &out), 0);
+	assert_memory_equal(out.data, "p2", 2);
+	rn_buffer_close(b);
+	rn_buf_free(&out);
+}
+
 static void test_cap(void **state)
 {
 	struct rn_buffer_stream s;
@@ -268,6 +309,7 @@ int main(void)
 		cmocka_unit_test(test_streams_and_reopen), cmocka_unit_test(test_atomic_commit),
 		cmocka_unit_test(test_cap),                cmocka_unit_test(test_corrupt_garbage),
 		cmocka_unit_test(test_corrupt_pages),      cmocka_unit_test(test_unwritable),
+		cmocka_unit_test(test_commit_many),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -100,6 +100,10 @@ struct in_file_conf {
 	int64_t max_line_bytes;
 	int64_t line_timeout_ms;
 	int64_t rotate_wait_ms;
+	int64_t rescan_interval_ms;
+	char *multiline_start;
+	int64_t multiline_timeout_ms;
+	int64_t multiline_max_bytes;
 };
 
 struct src {
@@ -124,6 +128,9 @@ static void src_start(struct src *s, struct host *h, const char *path, int read_
 	s->fc.max_line_bytes = max_line;
 	s->fc.line_timeout_ms = 50;
 	s->fc.rotate_wait_ms = 50;
+	s->fc.rescan_interval_ms = 500;
+	s->fc.multiline_timeout_ms = 1000;
+	s->fc.multiline_max_bytes = 256 << 10;
 	assert_int_equal(rn_in_file.conf_size, sizeof(s->fc));
 	s->conf.plugin.table = rn_in_file.conf;
 	s->conf.plugin.data = &s->fc;
