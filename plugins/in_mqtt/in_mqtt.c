@@ -46,6 +46,7 @@ struct in_mqtt_conf {
 	char *username;
 	char *password;
 	int64_t keepalive_s;
+	int64_t session_expiry_ms;
 	int protocol; /* 0 = 3.1.1, 1 = 5 */
 	char *tls_ca;
 	char *tls_cert;
@@ -72,6 +73,9 @@ static const struct rn_conf_key mqtt_conf[] = {
 	{.key = "password", .type = RN_CONF_STRING, .offset = C(password), .help = "MQTT password"},
 	{.key = "keepalive", .type = RN_CONF_INT, .def = "30", .min = 5, .max = 65535,
 	 .offset = C(keepalive_s), .help = "keepalive interval in seconds"},
+	{.key = "session_expiry", .type = RN_CONF_DURATION, .def = "720h", .min = 0,
+	 .max = (int64_t)UINT32_MAX * 1000, .offset = C(session_expiry_ms),
+	 .help = "MQTT 5: how long the broker keeps the session (and queues) while we are away"},
 	{.key = "protocol", .type = RN_CONF_ENUM, .def = "3.1.1", .enums = protocols,
 	 .offset = C(protocol), .help = "MQTT protocol version"},
 	{.key = "tls_ca", .type = RN_CONF_STRING, .offset = C(tls_ca),
@@ -491,6 +495,25 @@ static void mqtt_destroy(void *inst)
 	rn_free(q);
 }
 
+/*
+ * MQTT 5 ends a session when the connection closes unless CONNECT carries a session expiry
+ * interval. libmosquitto takes CONNECT properties only in the blocking
+ * mosquitto_connect_bind_v5(), which stores them before it validates its arguments: called
+ * with port -1 it stores them and returns MOSQ_ERR_INVAL without connecting, and the
+ * non-blocking connects that follow send them.
+ */
+static int set_session_expiry(struct in_mqtt *q)
+{
+	mosquitto_property *props = NULL;
+	uint32_t secs = (uint32_t)(q->conf->session_expiry_ms / 1000);
+	int rc = mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL, secs);
+	if (rc == MOSQ_ERR_SUCCESS)
+		rc = mosquitto_connect_bind_v5(q->mosq, q->conf->host, -1, (int)q->conf->keepalive_s,
+					       NULL, props);
+	mosquitto_property_free_all(&props);
+	return rc == MOSQ_ERR_INVAL ? 0 : -1;
+}
+
 static int mqtt_create(void **inst, const struct rn_source_conf *sc,
 		       const struct rn_source_host *host)
 {
@@ -515,6 +538,15 @@ static int mqtt_create(void **inst, const struct rn_source_conf *sc,
 	mosquitto_threaded_set(q->mosq, true);
 	mosquitto_int_option(q->mosq, MOSQ_OPT_PROTOCOL_VERSION,
 			     c->protocol == 1 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311);
+	if (c->protocol == 1) {
+		/* Receive maximum: mosquitto 2.0's broker and library count QoS 2 messages in
+		 * flight differently (PUBREC vs PUBCOMP), and at the library's default of 20 the
+		 * library calls a correct broker a protocol violation. */
+		mosquitto_int_option(q->mosq, MOSQ_OPT_RECEIVE_MAXIMUM, 65535);
+		if (!c->clean_session && set_session_expiry(q))
+			rn_log_warn("in_mqtt", "%s: cannot set the session expiry; the broker may end "
+				    "the session when we disconnect", sc->name);
+	}
 	mosquitto_connect_v5_callback_set(q->mosq, on_connect);
 	mosquitto_disconnect_v5_callback_set(q->mosq, on_disconnect);
 	mosquitto_message_v5_callback_set(q->mosq, on_message);

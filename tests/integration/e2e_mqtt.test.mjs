@@ -252,8 +252,9 @@ test('routes: topics go to their own streams and tables, exactly once through SI
   const CAN = 'main.fleet.can';
   const broker = await new Broker({ dir }).start();
   const server = await new Server({ dir, tables: [TABLE, GPS, CAN] }).start();
+  // MQTT 5 here (the kill test above uses 3.1.1): the session must outlive each SIGKILL
   const agent = new Agent({ dir, url: server.url, sources: [mqttSource({ name: 'fleet', port: broker.port,
-    topics: ['fleet/#'], extra: `routes = (
+    topics: ['fleet/#'], protocol: '5', extra: `routes = (
       { match = "fleet/+/gps"; table = "${GPS}"; stream = "gps"; },
       { match = "fleet/+/can"; table = "${CAN}"; stream = "can"; } );` })] });
   const count = (t) => {
@@ -298,6 +299,44 @@ test('routes: topics go to their own streams and tables, exactly once through SI
       assert.deepEqual([Number(r.n), Number(r.d), Number(r.wrong), Number(r.streams)], [PER, PER, 0, 1],
         `${t} (seed ${seed})`);
     }
+  } finally {
+    await agent.kill();
+    await server.kill();
+    await broker.kill();
+  }
+});
+
+test('QoS 2 from paho-mqtt through a broker restart: every message once, in order', { timeout: 180000 }, async () => {
+  const dir = tmpDir('e2e-mqtt-qos2');
+  const broker = await new Broker({ dir }).start();
+  const server = await new Server({ dir, tables: [TABLE] }).start();
+  const agent = new Agent({ dir, url: server.url,
+    sources: [mqttSource({ port: broker.port, topics: ['q2/#'], qos: 2, protocol: '5' })] });
+  const PY = '/usr/bin/python3';
+  const PUB = path.join(path.dirname(new URL(import.meta.url).pathname), 'mqtt_pub.py');
+  const paho = async (first, count) => {
+    const r = await run(PY, [PUB, String(broker.port), 'q2/data', String(first), String(count), '2', '--v5']);
+    assert.equal(r.code, 0, r.stderr);
+  };
+  try {
+    await agent.start();
+    await waitFor(() => agent.proc.log.some((l) => /connected to/.test(l)), { what: 'connected' });
+    await sleep(200);
+    await paho(0, 2000);
+    await waitFor(() => rows(server) >= 1000, { what: 'first rows' });
+    // the broker goes away (its session and queue persist on disk) and comes back
+    await broker.stop();
+    await waitFor(() => agent.proc.log.some((l) => /disconnected from the broker|connection lost/.test(l)),
+      { what: 'the agent noticing' });
+    await broker.start();
+    await waitFor(() => agent.proc.log.filter((l) => /connected to/.test(l)).length >= 2,
+      { timeoutMs: 40000, what: 'reconnect after the broker restart' });
+    await paho(2000, 2000);
+    await waitFor(() => rows(server) >= 4000, { timeoutMs: 60000, what: '4000 rows' });
+    await sleep(300);
+    await agent.stop();
+    await server.stop();
+    await checkNumbered(server, 4000);
   } finally {
     await agent.kill();
     await server.kill();
