@@ -267,6 +267,39 @@ int rn_json_object_walk(struct rn_json_span obj,
 	}
 }
 
+int rn_json_array_walk(struct rn_json_span arr,
+		       int (*fn)(void *ctx, size_t i, struct rn_json_span val), void *ctx)
+{
+	struct parser ps = {arr.p, arr.p + arr.len, 0};
+	int rc;
+
+	ws(&ps);
+	if (ps.p >= ps.end || *ps.p != '[')
+		return RN_EINVAL;
+	ps.p++;
+	ws(&ps);
+	if (ps.p < ps.end && *ps.p == ']')
+		return 0;
+	for (size_t i = 0;; i++) {
+		struct rn_json_span v;
+		ws(&ps);
+		v.p = ps.p;
+		if ((rc = parse_value(&ps)))
+			return rc;
+		v.len = (size_t)(ps.p - v.p);
+		if ((rc = fn(ctx, i, v)))
+			return rc;
+		ws(&ps);
+		if (ps.p < ps.end && *ps.p == ',') {
+			ps.p++;
+			continue;
+		}
+		if (ps.p < ps.end && *ps.p == ']')
+			return 0;
+		return RN_EINVAL;
+	}
+}
+
 static int put_utf8(struct rn_buf *out, uint32_t cp)
 {
 	uint8_t u[4];

@@ -38,6 +38,11 @@ int rn_json_object_walk(struct rn_json_span obj,
 			int (*fn)(void *ctx, struct rn_json_span key, struct rn_json_span val),
 			void *ctx);
 
+/* Walks the elements of the array in `arr`, calling fn(ctx, index, value span); fn returns
+ * 0 to go on, non-zero to stop (returned as is). RN_EINVAL if arr is not a valid array. */
+int rn_json_array_walk(struct rn_json_span arr,
+		       int (*fn)(void *ctx, size_t i, struct rn_json_span val), void *ctx);
+
 /* Decodes a JSON string value (with its quotes) into out, NUL-terminated (the NUL is not
  * counted in out->len). RN_EINVAL for a non-string or bad escape, RN_ENOMEM. */
 int rn_json_string(struct rn_json_span v, struct rn_buf *out);

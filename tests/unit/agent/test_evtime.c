@@ -51,6 +51,8 @@ static void bad_input(void **st)
 	ev("{\"t\":\"2026-11-25T10:00:00\"}", "t", RN_EINVAL);  /* no zone */
 	ev("{\"t\":\"2026-11-25T10:00:00Zjunk\"}", "t", RN_EINVAL);
 	ev("{\"t\":\"2026-02-30T10:00:00Z\"}", "t", RN_EINVAL);
+	ev("{\"t\":\"2026-02-29T10:00:00Z\"}", "t", RN_EINVAL); /* not a leap year */
+	ev("{\"t\":\"2000-02-29T00:00:00Z\"}", "t", 0);
 	ev("{\"t\":\"yesterday\"}", "t", RN_EINVAL);
 	ev("{\"t\":-5}", "t", RN_EINVAL);
 	ev("{\"t\":true}", "t", RN_EINVAL);

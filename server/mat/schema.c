@@ -1,0 +1,331 @@
+/* Table schemas; see schema.h. */
+#include "schema.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "rn_err.h"
+#include "rn_json.h"
+#include "rn_mem.h"
+
+static const struct {
+	const char *name;
+	enum rn_type type;
+} prims[] = {
+	{"string", RN_T_STRING},       {"long", RN_T_LONG},       {"bigint", RN_T_LONG},
+	{"integer", RN_T_INT},         {"int", RN_T_INT},         {"short", RN_T_SHORT},
+	{"smallint", RN_T_SHORT},      {"byte", RN_T_BYTE},       {"tinyint", RN_T_BYTE},
+	{"float", RN_T_FLOAT},         {"real", RN_T_FLOAT},      {"double", RN_T_DOUBLE},
+	{"boolean", RN_T_BOOL},        {"binary", RN_T_BINARY},   {"date", RN_T_DATE},
+	{"timestamp_ntz", RN_T_TIMESTAMP_NTZ}, {"timestamp", RN_T_TIMESTAMP},
+};
+
+struct cursor {
+	const char *p;
+	char *err;
+	size_t cap;
+	int depth;
+};
+
+static int fail(struct cursor *c, const char *what)
+{
+	snprintf(c->err, c->cap, "%s at \"%.24s\"", what, c->p);
+	return RN_EINVAL;
+}
+
+static void skip_ws(struct cursor *c)
+{
+	while (*c->p == ' ' || *c->p == '\t')
+		c->p++;
+}
+
+static int eat(struct cursor *c, char ch)
+{
+	skip_ws(c);
+	if (*c->p != ch)
+		return 0;
+	c->p++;
+	return 1;
+}
+
+static size_t ident(struct cursor *c)
+{
+	size_t n = 0;
+	skip_ws(c);
+	while (isalnum((unsigned char)c->p[n]) || c->p[n] == '_')
+		n++;
+	return n;
+}
+
+static int parse(struct cursor *c, struct rn_field *f);
+
+static int child(struct cursor *c, struct rn_field *f, size_t i)
+{
+	f->fields[i].nullable = 1;
+	return parse(c, &f->fields[i]);
+}
+
+static int parse_struct(struct cursor *c, struct rn_field *f)
+{
+	size_t cap = 0;
+	if (eat(c, '>'))
+		return fail(c, "a struct needs fields");
+	do {
+		size_t n = ident(c);
+		if (!n)
+			return fail(c, "expected a field name");
+		if (f->nfields == RN_SCHEMA_MAX_FIELDS)
+			return fail(c, "too many fields");
+		if (f->nfields == cap) {
+			size_t nc = cap ? cap * 2 : 4;
+			struct rn_field *nf = rn_realloc(f->fields, nc * sizeof(*nf));
+			if (!nf)
+				return RN_ENOMEM;
+			memset(nf + cap, 0, (nc - cap) * sizeof(*nf));
+			f->fields = nf;
+			cap = nc;
+		}
+		struct rn_field *x = &f->fields[f->nfields++];
+		if (!(x->name = rn_strndup(c->p, n)))
+			return RN_ENOMEM;
+		c->p += n;
+		for (size_t k = 0; k + 1 < f->nfields; k++)
+			if (!strcmp(f->fields[k].name, x->name))
+				return fail(c, "duplicate field name");
+		if (!eat(c, ':'))
+			return fail(c, "expected ':' after a field name");
+		int rc = child(c, f, f->nfields - 1);
+		if (rc)
+			return rc;
+	} while (eat(c, ','));
+	return eat(c, '>') ? 0 : fail(c, "expected ',' or '>'");
+}
+
+static int parse(struct cursor *c, struct rn_field *f)
+{
+	size_t n = ident(c);
+	int rc;
+
+	if (!n)
+		return fail(c, "expected a type");
+	if (++c->depth > RN_SCHEMA_MAX_DEPTH)
+		return fail(c, "nested too deeply");
+	if (n == 7 && !strncasecmp(c->p, "decimal", 7)) {
+		c->p += n;
+		f->type = RN_T_DECIMAL;
+		f->precision = 10;
+		f->scale = 0;
+		if (eat(c, '(')) {
+			char *e;
+			skip_ws(c);
+			long p = strtol(c->p, &e, 10), s = 0;
+			if (e == c->p)
+				return fail(c, "expected a precision");
+			c->p = e;
+			if (eat(c, ',')) {
+				skip_ws(c);
+				s = strtol(c->p, &e, 10);
+				if (e == c->p)
+					return fail(c, "expected a scale");
+				c->p = e;
+			}
+			if (!eat(c, ')'))
+				return fail(c, "expected ')'");
+			if (p < 1 || p > 38 || s < 0 || s > p)
+				return fail(c, "decimal precision must be 1..38 and scale 0..precision");
+			f->precision = (int)p;
+			f->scale = (int)s;
+		}
+	} else if ((n == 5 && !strncasecmp(c->p, "array", 5)) ||
+		   (n == 3 && !strncasecmp(c->p, "map", 3)) ||
+		   (n == 6 && !strncasecmp(c->p, "struct", 6))) {
+		f->type = n == 5 ? RN_T_ARRAY : n == 3 ? RN_T_MAP : RN_T_STRUCT;
+		c->p += n;
+		if (!eat(c, '<'))
+			return fail(c, "expected '<'");
+		if (f->type == RN_T_STRUCT) {
+			if ((rc = parse_struct(c, f)))
+				return rc;
+		} else {
+			f->nfields = f->type == RN_T_ARRAY ? 1 : 2;
+			if (!(f->fields = rn_calloc(f->nfields, sizeof(*f->fields))))
+				return RN_ENOMEM;
+			if ((rc = child(c, f, 0)))
+				return rc;
+			if (f->type == RN_T_MAP) {
+				f->fields[0].nullable = 0;
+				if (f->fields[0].type >= RN_T_STRUCT)
+					return fail(c, "a map key must be a primitive type");
+				if (!eat(c, ','))
+					return fail(c, "expected ',' between key and value types");
+				if ((rc = child(c, f, 1)))
+					return rc;
+			}
+			if (!eat(c, '>'))
+				return fail(c, "expected '>'");
+		}
+	} else {
+		size_t i;
+		for (i = 0; i < sizeof(prims) / sizeof(prims[0]); i++)
+			if (strlen(prims[i].name) == n && !strncasecmp(c->p, prims[i].name, n))
+				break;
+		if (i == sizeof(prims) / sizeof(prims[0]))
+			return fail(c, "unknown type");
+		f->type = prims[i].type;
+		c->p += n;
+	}
+	c->depth--;
+	return 0;
+}
+
+int rn_type_parse(const char *s, struct rn_field *f, char *err, size_t cap)
+{
+	struct cursor c = {s ? s : "", err, cap, 0};
+	char *name = f->name;
+	int nullable = f->nullable;
+	int rc;
+
+	memset(f, 0, sizeof(*f));
+	f->name = name;
+	f->nullable = nullable;
+	rc = parse(&c, f);
+	skip_ws(&c);
+	if (!rc && *c.p)
+		rc = fail(&c, "unexpected text after the type");
+	return rc;
+}
+
+int rn_schema_add_column(struct rn_schema *s, const char *name, const char *type, int nullable,
+			 char *err, size_t cap)
+{
+	struct rn_field *r = &s->root, f = {0};
+	int rc;
+
+	r->type = RN_T_STRUCT;
+	if (!name || !*name) {
+		snprintf(err, cap, "a column needs a name");
+		return RN_EINVAL;
+	}
+	if (rn_schema_find(s, name, strlen(name)) >= 0) {
+		snprintf(err, cap, "column '%s' declared twice", name);
+		return RN_EINVAL;
+	}
+	if (r->nfields == RN_SCHEMA_MAX_FIELDS) {
+		snprintf(err, cap, "more than %d columns", RN_SCHEMA_MAX_FIELDS);
+		return RN_EINVAL;
+	}
+	if ((rc = rn_type_parse(type, &f, err, cap))) {
+		rn_field_free(&f);
+		return rc;
+	}
+	struct rn_field *nf = rn_realloc(r->fields, (r->nfields + 1) * sizeof(*nf));
+	if (!nf || !(f.name = rn_strdup(name))) {
+		if (nf)
+			r->fields = nf;
+		rn_field_free(&f);
+		return RN_ENOMEM;
+	}
+	f.nullable = nullable;
+	r->fields = nf;
+	r->fields[r->nfields++] = f;
+	return 0;
+}
+
+int rn_schema_find(const struct rn_schema *s, const char *name, size_t len)
+{
+	for (size_t i = 0; i < s->root.nfields; i++)
+		if (strlen(s->root.fields[i].name) == len && !memcmp(s->root.fields[i].name, name, len))
+			return (int)i;
+	return -1;
+}
+
+const char *rn_type_name(const struct rn_field *f, char *buf, size_t cap)
+{
+	if (f->type == RN_T_DECIMAL) {
+		snprintf(buf, cap, "decimal(%d,%d)", f->precision, f->scale);
+		return buf;
+	}
+	static const char *const names[] = {
+		[RN_T_STRING] = "string", [RN_T_LONG] = "long", [RN_T_INT] = "integer",
+		[RN_T_SHORT] = "short", [RN_T_BYTE] = "byte", [RN_T_FLOAT] = "float",
+		[RN_T_DOUBLE] = "double", [RN_T_BOOL] = "boolean", [RN_T_BINARY] = "binary",
+		[RN_T_DATE] = "date", [RN_T_TIMESTAMP] = "timestamp",
+		[RN_T_TIMESTAMP_NTZ] = "timestamp_ntz", [RN_T_STRUCT] = "struct",
+		[RN_T_ARRAY] = "array", [RN_T_MAP] = "map",
+	};
+	snprintf(buf, cap, "%s", names[f->type]);
+	return buf;
+}
+
+static int put(struct rn_buf *b, const char *s)
+{
+	return rn_buf_append(b, s, strlen(s));
+}
+
+static int type_json(const struct rn_field *f, struct rn_buf *b);
+
+static int fields_json(const struct rn_field *f, struct rn_buf *b)
+{
+	int rc = put(b, "{\"type\":\"struct\",\"fields\":[");
+	for (size_t i = 0; !rc && i < f->nfields; i++) {
+		const struct rn_field *x = &f->fields[i];
+		if ((i && (rc = put(b, ","))) || (rc = put(b, "{\"name\":")) ||
+		    (rc = rn_json_put_str(b, x->name, strlen(x->name))) ||
+		    (rc = put(b, ",\"type\":")) || (rc = type_json(x, b)) ||
+		    (rc = put(b, x->nullable ? ",\"nullable\":true,\"metadata\":{}}"
+					     : ",\"nullable\":false,\"metadata\":{}}")))
+			return rc;
+	}
+	return rc ? rc : put(b, "]}");
+}
+
+static int type_json(const struct rn_field *f, struct rn_buf *b)
+{
+	char name[32];
+	int rc;
+	switch (f->type) {
+	case RN_T_STRUCT:
+		return fields_json(f, b);
+	case RN_T_ARRAY:
+		if ((rc = put(b, "{\"type\":\"array\",\"elementType\":")) ||
+		    (rc = type_json(&f->fields[0], b)))
+			return rc;
+		return put(b, f->fields[0].nullable ? ",\"containsNull\":true}"
+						    : ",\"containsNull\":false}");
+	case RN_T_MAP:
+		if ((rc = put(b, "{\"type\":\"map\",\"keyType\":")) ||
+		    (rc = type_json(&f->fields[0], b)) || (rc = put(b, ",\"valueType\":")) ||
+		    (rc = type_json(&f->fields[1], b)))
+			return rc;
+		return put(b, f->fields[1].nullable ? ",\"valueContainsNull\":true}"
+						    : ",\"valueContainsNull\":false}");
+	default:
+		if ((rc = put(b, "\"")) || (rc = put(b, rn_type_name(f, name, sizeof(name)))))
+			return rc;
+		return put(b, "\"");
+	}
+}
+
+int rn_schema_to_json(const struct rn_schema *s, struct rn_buf *out)
+{
+	struct rn_field root = s->root;
+	root.type = RN_T_STRUCT;
+	return fields_json(&root, out);
+}
+
+void rn_field_free(struct rn_field *f)
+{
+	for (size_t i = 0; i < f->nfields; i++)
+		rn_field_free(&f->fields[i]);
+	rn_free(f->fields);
+	rn_free(f->name);
+	memset(f, 0, sizeof(*f));
+}
+
+void rn_schema_free(struct rn_schema *s)
+{
+	rn_field_free(&s->root);
+}
