@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,7 +28,7 @@
 
 extern const struct rn_source_plugin rn_in_file;
 
-#define MAXREC 256
+#define MAXREC 1024
 
 struct host {
 	char *rec[MAXREC];
@@ -38,6 +40,7 @@ struct host {
 	struct rn_buf saved; /* the "committed" position handed back at load */
 	int have_saved;
 	int pos_changes;
+	unsigned refuse_every, calls; /* refuse every n-th emit (RN_EFULL) */
 };
 
 static char dir[512];
@@ -45,6 +48,8 @@ static char dir[512];
 static int h_emit(void *ctx, const struct rn_record *r)
 {
 	struct host *h = ctx;
+	if (h->refuse_every && ++h->calls % h->refuse_every == 0)
+		return RN_EFULL; /* the buffer is full: the record is not taken */
 	assert_true(h->n < MAXREC);
 	h->rec[h->n] = malloc(r->len + 1);
 	memcpy(h->rec[h->n], r->payload, r->len);
@@ -114,8 +119,9 @@ struct src {
 	struct rn_source_host sh;
 };
 
-static void src_start(struct src *s, struct host *h, const char *path, int read_from,
-		      int64_t max_line)
+/* Settings as src_start uses them, without creating the instance (tests adjust them). */
+static void src_init(struct src *s, struct host *h, const char *path, int read_from,
+		     int64_t max_line)
 {
 	memset(s, 0, sizeof(*s));
 	s->paths[0] = (char *)path;
@@ -135,8 +141,27 @@ static void src_start(struct src *s, struct host *h, const char *path, int read_
 	s->conf.plugin.table = rn_in_file.conf;
 	s->conf.plugin.data = &s->fc;
 	s->sh = (struct rn_source_host){h, h_emit, h_pos, h_load, h_accepting};
+}
+
+static void src_create(struct src *s)
+{
 	assert_int_equal(rn_in_file.check(&s->conf, (char[64]){0}, 64), 0);
 	assert_int_equal(rn_in_file.create(&s->inst, &s->conf, &s->sh), 0);
+}
+
+static void src_start(struct src *s, struct host *h, const char *path, int read_from,
+		      int64_t max_line)
+{
+	src_init(s, h, path, read_from, max_line);
+	src_create(s);
+}
+
+/* One poll at the real time (no jump past the rescan interval). */
+static void src_poll_now(struct src *s)
+{
+	int more = 1;
+	for (int i = 0; more && i < 100; i++)
+		assert_int_equal(rn_in_file.poll(s->inst, rn_mono_us(), &more), 0);
 }
 
 static void src_poll(struct src *s, int times)
@@ -405,6 +430,359 @@ static void test_deleted(void **state)
 	host_free(&h);
 }
 
+/* Waits (bounded) until fd is readable; the time it took in *ms. */
+static int wait_readable(int fd, int timeout_ms, int64_t *ms)
+{
+	struct pollfd p = {fd, POLLIN, 0};
+	int64_t t0 = rn_mono_us();
+	int r = poll(&p, 1, timeout_ms);
+	*ms = (rn_mono_us() - t0) / 1000;
+	return r == 1 && (p.revents & POLLIN);
+}
+
+/* Bounded wait for at least n records, polling the plugin whenever its fd wakes us. */
+static int wait_records(struct src *s, struct host *h, size_t n, int timeout_ms)
+{
+	short ev = 0;
+	int fd = rn_in_file.wait_fd(s->inst, &ev);
+	int64_t end = rn_mono_us() + (int64_t)timeout_ms * 1000, ms;
+	while (h->n < n && rn_mono_us() < end) {
+		if (fd >= 0)
+			wait_readable(fd, 20, &ms);
+		src_poll_now(s);
+	}
+	return h->n >= n;
+}
+
+/*
+ * inotify: with the rescan 60 s away, an append, a new file in the glob's directory and a
+ * rotated-in file are all seen at once — the descriptor wakes and the next poll reads them.
+ * With read_from = end, the file present at the very first start is read from its end; the
+ * files appearing later from their start.
+ */
+static void test_inotify_wakes(void **state)
+{
+	struct host h = {0};
+	struct src s;
+	char p[600], p1[600], pn[600], pat[600];
+	short ev = 0;
+	int fd;
+	int64_t ms;
+	(void)state;
+	path_of(p, sizeof(p), "w.log");
+	path_of(p1, sizeof(p1), "w.log.1");
+	path_of(pn, sizeof(pn), "w2.log");
+	path_of(pat, sizeof(pat), "w*.log");
+	write_file(p, "w", "old\n", 4);
+	src_init(&s, &h, pat, 1, 65536);
+	s.fc.rescan_interval_ms = 60000;
+	src_create(&s);
+	src_poll_now(&s); /* the first scan: at the end of w.log */
+	assert_int_equal(h.n, 0);
+	fd = rn_in_file.wait_fd(s.inst, &ev);
+	assert_true(fd >= 0);
+	assert_int_equal(ev, POLLIN);
+	src_poll_now(&s);
+	assert_false(wait_readable(fd, 0, &ms)); /* nothing pending: the loop would sleep */
+
+	write_file(p, "a", "new\n", 4);
+	assert_true(wait_readable(fd, 2000, &ms));
+	assert_true(ms < 250); /* the event is queued before write(2) returns */
+	src_poll_now(&s);
+	assert_int_equal(h.n, 1);
+	assert_string_equal(h.rec[0], "new");
+
+	/* a new file: read from its start although read_from = end */
+	write_file(pn, "w", "n1\nn2\n", 6);
+	assert_true(wait_readable(fd, 2000, &ms));
+	assert_true(ms < 250); /* the event is queued before write(2) returns */
+	src_poll_now(&s);
+	assert_int_equal(h.n, 3);
+	assert_string_equal(h.rec[1], "n1");
+	assert_string_equal(h.rec[2], "n2");
+	assert_string_equal(h.topic[1], pn);
+
+	/* rotation: the new w.log is read from its start too */
+	assert_int_equal(rename(p, p1), 0);
+	write_file(p, "w", "r1\n", 3);
+	assert_true(wait_records(&s, &h, 4, 2000));
+	assert_string_equal(h.rec[3], "r1");
+	assert_string_equal(h.topic[3], p);
+	src_stop(&s);
+	host_free(&h);
+}
+
+/* Saved positions win over read_from = end: what came while stopped is read. */
+static void test_saved_position_wins(void **state)
+{
+	struct host h = {0};
+	struct src s;
+	char p[600];
+	(void)state;
+	path_of(p, sizeof(p), "sw.log");
+	write_file(p, "w", "before\n", 7);
+	src_start(&s, &h, p, 1, 65536);
+	src_poll_now(&s);
+	assert_int_equal(h.n, 0);
+	write_file(p, "a", "a\n", 2);
+	assert_true(wait_records(&s, &h, 1, 2000));
+	src_save(&s, &h);
+	src_stop(&s);
+	host_reset(&h);
+	write_file(p, "a", "while stopped\n", 14);
+	src_start(&s, &h, p, 1, 65536);
+	src_poll_now(&s);
+	assert_int_equal(h.n, 1);
+	assert_string_equal(h.rec[0], "while stopped");
+	src_stop(&s);
+	host_free(&h);
+}
+
+/*
+ * logrotate "create": after the rename the writer keeps writing to its old descriptor until
+ * it reopens the path. The old file is read on (checkpointed as "+path") while the new one
+ * is followed, and is closed only after rotate_wait without data. Across a restart in that
+ * state, the old file's rest comes first, then the new file's lines.
+ */
+static void test_rotation_late_writes(void **state)
+{
+	struct host h = {0};
+	struct src s;
+	struct rn_buf snap = {0};
+	char p[600], p1[600];
+	int w;
+	(void)state;
+	path_of(p, sizeof(p), "lw.log");
+	path_of(p1, sizeof(p1), "lw.log.1");
+	w = open(p, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	assert_true(w >= 0);
+	assert_int_equal(write(w, "1\n", 2), 2);
+	src_start(&s, &h, p, 0, 65536);
+	s.fc.rotate_wait_ms = 300;
+	src_poll_now(&s);
+	assert_int_equal(h.n, 1);
+	assert_int_equal(rename(p, p1), 0);
+	write_file(p, "w", "", 0);
+	src_poll_now(&s); /* sees the rotation: follows the new file, keeps the old one */
+	assert_int_equal(write(w, "2\n", 2), 2);
+	write_file(p, "a", "3\n", 2);
+	assert_true(wait_records(&s, &h, 3, 2000));
+	assert_string_equal(h.rec[1], "2");
+	assert_string_equal(h.rec[2], "3");
+	assert_string_equal(h.topic[1], p); /* the rotated file keeps its path as topic */
+	assert_int_equal(rn_in_file.snapshot(s.inst, &snap), 0);
+	assert_non_null(memmem(snap.data, snap.len, " +", 2)); /* still open */
+
+	/* stop with the old file still open; the writer adds to it, then to the new one */
+	src_save(&s, &h);
+	src_stop(&s);
+	host_reset(&h);
+	assert_int_equal(write(w, "4\n", 2), 2);
+	close(w);
+	write_file(p, "a", "5\n", 2);
+	src_start(&s, &h, p, 0, 65536);
+	s.fc.rotate_wait_ms = 300;
+	src_poll_now(&s);
+	assert_int_equal(h.n, 2);
+	assert_string_equal(h.rec[0], "4");
+	assert_string_equal(h.rec[1], "5");
+	/* quiet for rotate_wait: the old file is finished and remembered */
+	sleep_ms(350);
+	src_poll_now(&s);
+	rn_buf_reset(&snap);
+	assert_int_equal(rn_in_file.snapshot(s.inst, &snap), 0);
+	assert_null(memmem(snap.data, snap.len, " +", 2));
+	assert_non_null(memmem(snap.data, snap.len, " -\n", 3));
+	assert_int_equal(h.n, 2);
+	rn_buf_free(&snap);
+	src_stop(&s);
+	host_free(&h);
+}
+
+/* Compressed rotated files are never read, even when the glob matches them. */
+static void test_compressed_ignored(void **state)
+{
+	static const char *const names[] = {"z.log.1.gz", "z.log.2.bz2", "z.log.3.xz",
+					    "z.log.4.zst", "z.log.5.lz4", "z.log.6.zip",
+					    "z.log.7.Z", NULL};
+	struct host h = {0};
+	struct src s;
+	char p[600], pat[600];
+	(void)state;
+	for (size_t i = 0; names[i]; i++) {
+		path_of(p, sizeof(p), names[i]);
+		write_file(p, "w", "compressed\n", 11);
+	}
+	path_of(p, sizeof(p), "z.log");
+	write_file(p, "w", "plain\n", 6);
+	path_of(pat, sizeof(pat), "z.log*");
+	src_start(&s, &h, pat, 0, 65536);
+	src_poll(&s, 3);
+	assert_int_equal(h.n, 1);
+	assert_string_equal(h.rec[0], "plain");
+	src_stop(&s);
+	host_free(&h);
+}
+
+#define JAVA                                                                                     \
+	"2024-01-01 INFO start\n"                                                                \
+	"2024-01-01 ERROR boom\n"                                                                \
+	"java.lang.RuntimeException: x\n"                                                        \
+	"\tat a.b(C.java:1)\r\n"                                                                 \
+	"\tat d.e(F.java:2)\n"
+
+/* multiline_start: a Java stack trace is one record; the pending record is not consumed (a
+ * restart reads it again) and goes out after multiline_timeout. */
+static void test_multiline(void **state)
+{
+	struct host h = {0};
+	struct src s;
+	char p[600];
+	unsigned long long d, i, pos;
+	(void)state;
+	path_of(p, sizeof(p), "java.log");
+	write_file(p, "w", JAVA "2024-01-01 INFO next\n", strlen(JAVA) + 21);
+	src_init(&s, &h, p, 0, 65536);
+	s.fc.multiline_start = "^[0-9]{4}-[0-9]{2}-[0-9]{2} ";
+	s.fc.multiline_timeout_ms = 100;
+	src_create(&s);
+	src_poll_now(&s);
+	assert_int_equal(h.n, 2);
+	assert_string_equal(h.rec[0], "2024-01-01 INFO start");
+	assert_string_equal(h.rec[1], "2024-01-01 ERROR boom\njava.lang.RuntimeException: x\n"
+				      "\tat a.b(C.java:1)\n\tat d.e(F.java:2)");
+	assert_int_equal(h.flags[1], 0);
+	/* the position is the end of the trace, before the pending "next" */
+	src_save(&s, &h);
+	assert_int_equal(sscanf((char *)h.saved.data, "%llu %llu %llu", &d, &i, &pos), 3);
+	assert_int_equal(pos, strlen(JAVA));
+	src_stop(&s);
+
+	/* restart: "next" again, still pending; a continuation joins it; the timeout ends it */
+	host_reset(&h);
+	src_init(&s, &h, p, 0, 65536);
+	s.fc.multiline_start = "^[0-9]{4}-[0-9]{2}-[0-9]{2} ";
+	s.fc.multiline_timeout_ms = 100;
+	src_create(&s);
+	src_poll_now(&s);
+	assert_int_equal(h.n, 0);
+	write_file(p, "a", "\tcaused by y\n", 13);
+	src_poll_now(&s);
+	assert_int_equal(h.n, 0);
+	assert_true(wait_records(&s, &h, 1, 3000)); /* bounded: the 100 ms timeout */
+	assert_string_equal(h.rec[0], "2024-01-01 INFO next\n\tcaused by y");
+	src_stop(&s);
+	host_free(&h);
+}
+
+/* A record over multiline_max_bytes comes out in flagged pieces that rebuild it. */
+static void test_multiline_pieces(void **state)
+{
+	struct host h = {0};
+	struct src s;
+	char p[600], all[256] = "";
+	const char *rec = "S head\n a123456789\n b123456789";
+	(void)state;
+	path_of(p, sizeof(p), "mp.log");
+	write_file(p, "w", "S head\n a123456789\n b123456789\nS next\n", 38);
+	src_init(&s, &h, p, 0, 65536);
+	s.fc.multiline_start = "^S";
+	s.fc.multiline_max_bytes = 16;
+	src_create(&s);
+	src_poll_now(&s);
+	assert_int_equal(h.n, 2);
+	for (size_t k = 0; k < h.n; k++) {
+		assert_true(h.len[k] <= 16);
+		assert_int_equal(h.flags[k], RN_RECORD_F_SPLIT);
+		strcat(all, h.rec[k]);
+	}
+	assert_string_equal(h.split[0], "1");
+	assert_string_equal(h.split[1], "2/2");
+	assert_string_equal(all, rec);
+	src_stop(&s);
+	host_free(&h);
+}
+
+/*
+ * Exactly once through refusals and crashes: 300 events with 0-3 continuation lines, written
+ * in odd-sized pieces (lines cut in the middle), read by a host that refuses every 3rd emit
+ * and "crashes" every 5th poll (records after the last commit are lost, the plugin restarts
+ * from the committed snapshot). Every event must come out once, whole and in order.
+ */
+static void test_multiline_exactly_once(void **state)
+{
+	struct host h = {0};
+	struct src s;
+	char p[600], exp[300][128];
+	char *text = malloc(64 << 10);
+	size_t tlen = 0, committed = 0, off = 0;
+	int polls = 0;
+	(void)state;
+	assert_non_null(text);
+	for (int e = 0; e < 300; e++) {
+		int n = snprintf(exp[e], sizeof(exp[e]), "E%03d start", e);
+		memcpy(text + tlen, exp[e], (size_t)n);
+		tlen += (size_t)n;
+		text[tlen++] = '\n';
+		for (int k = 0; k < e % 4; k++) {
+			n = snprintf(text + tlen, 64, "  at %03d.%d%s\n", e, k, k == 1 ? "\r" : "");
+			tlen += (size_t)n;
+			snprintf(exp[e] + strlen(exp[e]), sizeof(exp[e]) - strlen(exp[e]),
+				 "\n  at %03d.%d", e, k);
+		}
+	}
+	path_of(p, sizeof(p), "once.log");
+	write_file(p, "w", "", 0);
+	h.refuse_every = 3;
+	src_init(&s, &h, p, 0, 65536);
+	s.fc.multiline_start = "^E";
+	s.fc.multiline_timeout_ms = 50;
+	src_create(&s);
+	while (off < tlen) {
+		size_t n = 1 + (off * 7919) % 97;
+		if (n > tlen - off)
+			n = tlen - off;
+		write_file(p, "a", text + off, n);
+		off += n;
+		src_poll_now(&s);
+		if (++polls % 5 == 0) {
+			/* commit what was emitted, then crash: the next emitted records are lost */
+			src_save(&s, &h);
+			committed = h.n;
+		}
+		if (polls % 5 == 2) {
+			for (size_t k = committed; k < h.n; k++)
+				free(h.rec[k]);
+			h.n = committed;
+			src_stop(&s);
+			src_create(&s);
+		}
+	}
+	assert_true(wait_records(&s, &h, 300, 5000));
+	sleep_ms(80);
+	src_poll_now(&s);
+	assert_int_equal(h.n, 300);
+	for (int e = 0; e < 300; e++)
+		assert_string_equal(h.rec[e], exp[e]);
+	free(text);
+	src_stop(&s);
+	host_free(&h);
+}
+
+/* A bad multiline_start is a config error naming the source. */
+static void test_bad_regex(void **state)
+{
+	struct host h = {0};
+	struct src s;
+	char err[256] = "";
+	(void)state;
+	src_init(&s, &h, "/nonexistent", 0, 65536);
+	s.fc.multiline_start = "([a-";
+	assert_int_equal(rn_in_file.check(&s.conf, err, sizeof(err)), RN_ECONFIG);
+	assert_non_null(strstr(err, "multiline_start"));
+	host_free(&h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -414,6 +792,14 @@ int main(void)
 		cmocka_unit_test(test_read_from_end_and_truncate),
 		cmocka_unit_test(test_glob_rotation),
 		cmocka_unit_test(test_deleted),
+		cmocka_unit_test(test_inotify_wakes),
+		cmocka_unit_test(test_saved_position_wins),
+		cmocka_unit_test(test_rotation_late_writes),
+		cmocka_unit_test(test_compressed_ignored),
+		cmocka_unit_test(test_multiline),
+		cmocka_unit_test(test_multiline_pieces),
+		cmocka_unit_test(test_multiline_exactly_once),
+		cmocka_unit_test(test_bad_regex),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
