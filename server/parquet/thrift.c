@@ -68,6 +68,18 @@ void rn_tc_bool(struct rn_tc *t, int16_t id, int v)
 	field(t, id, v ? RN_TC_TRUE : RN_TC_FALSE);
 }
 
+void rn_tc_i8(struct rn_tc *t, int16_t id, int8_t v)
+{
+	uint8_t b = (uint8_t)v;
+	field(t, id, RN_TC_I8);
+	put(t, &b, 1);
+}
+
+void rn_tc_raw(struct rn_tc *t, const void *p, size_t len)
+{
+	put(t, p, len);
+}
+
 void rn_tc_binary(struct rn_tc *t, int16_t id, const void *p, size_t len)
 {
 	field(t, id, RN_TC_BINARY);

@@ -12,8 +12,16 @@
 #include "rn_buf.h"
 
 enum {
-	RN_TC_TRUE = 1, RN_TC_FALSE = 2, RN_TC_I8 = 3, RN_TC_I16 = 4, RN_TC_I32 = 5,
-	RN_TC_I64 = 6, RN_TC_DOUBLE = 7, RN_TC_BINARY = 8, RN_TC_LIST = 9, RN_TC_STRUCT = 12
+	RN_TC_TRUE = 1,
+	RN_TC_FALSE = 2,
+	RN_TC_I8 = 3,
+	RN_TC_I16 = 4,
+	RN_TC_I32 = 5,
+	RN_TC_I64 = 6,
+	RN_TC_DOUBLE = 7,
+	RN_TC_BINARY = 8,
+	RN_TC_LIST = 9,
+	RN_TC_STRUCT = 12
 };
 
 #define RN_TC_MAX_DEPTH 16
@@ -29,6 +37,10 @@ void rn_tc_init(struct rn_tc *t, struct rn_buf *b);
 void rn_tc_i32(struct rn_tc *t, int16_t id, int32_t v);
 void rn_tc_i64(struct rn_tc *t, int16_t id, int64_t v);
 void rn_tc_bool(struct rn_tc *t, int16_t id, int v);
+/* An i8 field: one raw byte, not a varint (Parquet's IntType.bitWidth). */
+void rn_tc_i8(struct rn_tc *t, int16_t id, int8_t v);
+/* Raw bytes: an element already encoded elsewhere (e.g. a RowGroup serialized earlier). */
+void rn_tc_raw(struct rn_tc *t, const void *p, size_t len);
 void rn_tc_binary(struct rn_tc *t, int16_t id, const void *p, size_t len);
 void rn_tc_struct_begin(struct rn_tc *t, int16_t id);
 void rn_tc_struct_end(struct rn_tc *t);
