@@ -13,6 +13,7 @@
 #include "rn_log.h"
 #include "rn_mem.h"
 #include "server.h"
+#include "table_cli.h"
 
 static void usage(FILE *f)
 {
@@ -22,7 +23,8 @@ static void usage(FILE *f)
 		   "  -v        verbose (debug) logging\n"
 		   "  -l        listen address, overrides the config's listen\n"
 		   "  -d        data root, overrides the config's data_root\n"
-		   "  -H        print every config key with its default and exit\n");
+		   "  -H        print every config key with its default and exit\n"
+		   "       runnel-server table describe|history|verify ...  (table --help)\n");
 }
 
 int main(int argc, char **argv)
@@ -34,6 +36,8 @@ int main(int argc, char **argv)
 	struct rn_server *s;
 
 	rn_log_set_program("runnel-server");
+	if (argc >= 2 && !strcmp(argv[1], "table"))
+		return rn_table_main(argc - 1, argv + 1, stdout, stderr);
 	while ((opt = getopt(argc, argv, "c:nvl:d:hH")) != -1) {
 		switch (opt) {
 		case 'c': file = optarg; break;

@@ -40,6 +40,9 @@ const struct rn_conf_key rn_server_conf_table[] = {
 	 "address:port for gRPC (h2c); port 0 picks a free one"},
 	{"data_root", RN_CONF_STRING, "/var/lib/runnel-server", OFF(data_root), 0, 0,
 	 "directory holding tables, the WAL and the stream registry"},
+	{"wal_dir", RN_CONF_STRING, NULL, OFF(wal_dir), 0, 0,
+	 "write-ahead log directory (default data_root/_wal); one server per WAL, so servers "
+	 "sharing a data_root each need their own"},
 	{"token", RN_CONF_STRING, NULL, OFF(token), 0, 0,
 	 "bearer token clients must send; unset = no authentication"},
 	{"flush_interval_ms", RN_CONF_INT, "1000", OFF(flush_interval_ms), 10, 3600000,
@@ -541,8 +544,16 @@ int rn_server_create(struct rn_server **out, const struct rn_server_conf *conf)
 	}
 	if ((rc = load_registry(s)))
 		goto fail;
-	snprintf(path, sizeof(path), "%s/_wal", conf->data_root);
-	if ((rc = rn_wal_open(&s->wal, path)) || (rc = rn_wal_replay(s->wal, replay_entry, s))) {
+	if (conf->wal_dir)
+		snprintf(path, sizeof(path), "%s", conf->wal_dir);
+	else
+		snprintf(path, sizeof(path), "%s/_wal", conf->data_root);
+	if ((rc = rn_wal_open(&s->wal, path)) == RN_EEXIST) {
+		rn_log_error("server", "WAL directory %s is in use by another runnel-server; servers "
+			     "sharing a data_root need a wal_dir each", path);
+		goto fail;
+	}
+	if (rc || (rc = rn_wal_replay(s->wal, replay_entry, s))) {
 		rn_log_error("server", "WAL recovery failed: %s", s->wal ? rn_wal_errmsg(s->wal) : path);
 		goto fail;
 	}

@@ -15,6 +15,7 @@
 struct rn_server_conf {
 	char *listen;              /* host:port */
 	char *data_root;
+	char *wal_dir; /* NULL = data_root/_wal */
 	char *token;               /* NULL = no authentication */
 	int64_t flush_interval_ms; /* materializer commit interval */
 	int64_t max_message_bytes;

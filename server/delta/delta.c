@@ -377,6 +377,7 @@ int rn_delta_commit(struct rn_delta *d, const struct rn_delta_add *adds, size_t 
 	}
 	if (rc)
 		goto out;
+	int already = 0;
 	for (int attempt = 0; attempt < 1000; attempt++) {
 		int64_t v = d->version + 1;
 		rc = put_if_absent(d, v, &t);
@@ -398,6 +399,7 @@ int rn_delta_commit(struct rn_delta *d, const struct rn_delta_add *adds, size_t 
 				covered++;
 		if (ntxn && covered == ntxn) {
 			rc = RN_EEXIST;
+			already = 1;
 			break;
 		}
 		if (covered) {
@@ -405,6 +407,8 @@ int rn_delta_commit(struct rn_delta *d, const struct rn_delta_add *adds, size_t 
 			break;
 		}
 	}
+	if (rc == RN_EEXIST && !already) /* lost every race: retry later, never "done" */
+		rc = fail(d, RN_EAGAIN, "lost 1000 races for the next version; try again");
 	if (!rc) {
 		d->version++;
 		for (size_t i = 0; i < ntxn && !rc; i++)

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -125,6 +126,7 @@ int rn_wal_entry_decode(const uint8_t *p, size_t len, struct rn_wal_entry *e, si
 struct rn_wal {
 	char *dir;
 	int fd;         /* current segment, -1 before replay */
+	int lock_fd;    /* dir/LOCK, flock()ed for the life of the object */
 	uint64_t seg;   /* current segment id */
 	uint64_t durable; /* bytes of the current segment known durable */
 	uint64_t other_bytes; /* bytes of all older segments */
@@ -160,6 +162,18 @@ int rn_wal_open(struct rn_wal **out, const char *dir)
 	}
 	w->fd = -1;
 	w->queue.max = (size_t)1 << 30;
+	/* one process per WAL: a second one would replay, commit and delete the first one's
+	 * segments under it */
+	char lock[4200];
+	snprintf(lock, sizeof(lock), "%s/LOCK", dir);
+	if ((w->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0) {
+		rn_wal_close(w);
+		return RN_EIO;
+	}
+	if (flock(w->lock_fd, LOCK_EX | LOCK_NB)) {
+		rn_wal_close(w);
+		return RN_EEXIST;
+	}
 	*out = w;
 	return 0;
 }
@@ -170,6 +184,8 @@ void rn_wal_close(struct rn_wal *w)
 		return;
 	if (w->fd >= 0)
 		close(w->fd);
+	if (w->lock_fd > 0)
+		close(w->lock_fd);
 	rn_buf_free(&w->queue);
 	rn_free(w->dir);
 	rn_free(w);

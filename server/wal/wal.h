@@ -44,7 +44,8 @@ uint32_t rn_crc32c(uint32_t crc, const void *p, size_t len);
 
 struct rn_wal;
 
-/* Opens (creating) dir. Does not read segments: call rn_wal_replay next. RN_EIO. */
+/* Opens (creating) dir and takes its lock (dir/LOCK, flock): RN_EEXIST if another process
+ * holds it. Does not read segments: call rn_wal_replay next. RN_EIO. */
 int rn_wal_open(struct rn_wal **out, const char *dir);
 void rn_wal_close(struct rn_wal *w);
 

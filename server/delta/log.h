@@ -1,0 +1,154 @@
+/*
+ * A read-only analyzer of a Delta table's log, for operator tooling (`runnel-server table`).
+ * It replays JSON commits into a snapshot: the live files with size, stats and numRecords,
+ * the remove tombstones, the latest protocol and metaData (schema, partition columns), the
+ * latest txn per appId, and a one-line summary per version from commitInfo. Things a healthy
+ * log should not hold but that readers survive (duplicate adds, a txn going backwards, two
+ * txns for one appId in a commit, a commit without its final newline) are collected as
+ * warnings; things that make the log unreadable (a line that is not one JSON action, an add
+ * without a path, a version out of order) are errors with the version and line in the
+ * message. It also holds the small Parquet footer reader `table verify` needs.
+ *
+ * The core is pure: rn_dlog_apply() takes one commit's text and does no I/O, so it is unit
+ * tested and fuzzed (tests/fuzz/fuzz_delta_log.c). rn_dlog_load() is the thin adapter that
+ * lists _delta_log and feeds the commits in order. It does not read Parquet checkpoints: a
+ * log whose JSON commits no longer start at version 0 is RN_ENOTSUP, never a wrong answer.
+ * It deliberately shares no code with delta.c (the writer) so it can serve as a second
+ * opinion on what the writer committed.
+ *
+ * Lifetime: rn_dlog_create() makes an empty snapshot, the caller owns it and frees it with
+ * rn_dlog_destroy(); one thread at a time. Pointers returned by the accessors stay valid
+ * until the next apply/load or destroy.
+ */
+#ifndef RN_DELTA_LOG_H
+#define RN_DELTA_LOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Hard caps: a log past them fails with RN_ENOMEM and says which cap it hit. */
+#define RN_DLOG_MAX_FILES ((size_t)1 << 24)    /* live files + tombstones */
+#define RN_DLOG_MAX_VERSIONS ((size_t)1 << 24) /* versions kept in the history */
+#define RN_DLOG_MAX_WARNINGS 1000              /* later warnings are only counted */
+
+struct rn_dlog;
+
+/* One live file (newest add for its path). */
+struct rn_dlog_file {
+	char *path;          /* as written in the log: relative and URI-encoded, or a URI */
+	int64_t size;        /* bytes, from the add action */
+	int64_t mtime_ms;    /* modificationTime, or -1 */
+	int64_t num_records; /* stats.numRecords, or -1 when the add has no usable stats */
+	int64_t version;     /* version of the add */
+	int data_change;     /* add.dataChange */
+};
+
+/* A remove tombstone (newest action for its path is a remove). */
+struct rn_dlog_remove {
+	char *path;
+	int64_t deletion_ms; /* deletionTimestamp, or -1 */
+	int64_t version;
+};
+
+/* The latest txn per appId. */
+struct rn_dlog_txn {
+	char *app_id;
+	int64_t version;      /* txn.version of the newest txn action for app_id */
+	int64_t last_updated; /* lastUpdated, or -1 */
+	int64_t at_version;   /* table version that committed it */
+};
+
+/* One version of the history. */
+struct rn_dlog_commit {
+	int64_t version;
+	int64_t timestamp_ms; /* commitInfo.timestamp, or -1 without commitInfo */
+	char *operation;      /* commitInfo.operation, or NULL */
+	char *engine;         /* commitInfo.engineInfo, or NULL */
+	size_t nadd, nremove, ntxn;
+	int64_t rows_added; /* sum of numRecords of its adds with stats */
+	size_t adds_without_stats;
+	int meta_change; /* the version holds metaData or protocol */
+};
+
+/* One schema column (top-level field of schemaString). */
+struct rn_dlog_column {
+	char *name;
+	char *type; /* primitive name, or a rendering like array<string>, struct<a:int> */
+	int nullable;
+};
+
+/* Makes an empty snapshot (version -1). 0 or RN_ENOMEM. */
+int rn_dlog_create(struct rn_dlog **out);
+void rn_dlog_destroy(struct rn_dlog *l);
+
+/*
+ * Applies the commit text of `version` (the whole NNN.json file: newline-delimited actions).
+ * version must be rn_dlog_version(l) + 1, and the first one applied may be 0 only. Pure.
+ * 0; RN_EDELTA for a malformed commit or a version out of order, the reason (with version and
+ * line number) in rn_dlog_errmsg(); RN_ENOMEM (also when a cap is hit). After an error the
+ * snapshot may hold part of that commit: discard it.
+ */
+int rn_dlog_apply(struct rn_dlog *l, int64_t version, const char *text, size_t len);
+
+/*
+ * Replays the log of the table in `dir` (dir/_delta_log/NNN.json from 0 up) into l, which
+ * must be fresh. Dot-prefixed temp files, .crc files and log compactions are ignored. 0;
+ * RN_ENOTFOUND (no _delta_log or no commits), RN_EDELTA (malformed commit, a version missing
+ * between two present ones), RN_ENOTSUP (the JSON commits start after 0 because older ones
+ * were cleaned up behind a checkpoint, which this reader cannot read), RN_EIO, RN_ENOMEM.
+ * rn_dlog_errmsg() explains. The presence of checkpoint files alone is not an error: with
+ * every JSON commit still there the replay is complete without them.
+ */
+int rn_dlog_load(struct rn_dlog *l, const char *dir);
+
+/* Latest version applied, or -1. */
+int64_t rn_dlog_version(const struct rn_dlog *l);
+
+/* Live files, in first-added order. */
+const struct rn_dlog_file *rn_dlog_files(const struct rn_dlog *l, size_t *n);
+const struct rn_dlog_remove *rn_dlog_removes(const struct rn_dlog *l, size_t *n);
+/* Latest txn per appId, in order of first appearance. */
+const struct rn_dlog_txn *rn_dlog_txns(const struct rn_dlog *l, size_t *n);
+/* latest txn version for app_id, or -1. */
+int64_t rn_dlog_txn(const struct rn_dlog *l, const char *app_id);
+/* One entry per applied version, ascending. */
+const struct rn_dlog_commit *rn_dlog_commits(const struct rn_dlog *l, size_t *n);
+
+/* Totals over the live files; *rows counts only files with numRecords (see files_no_stats). */
+void rn_dlog_totals(const struct rn_dlog *l, int64_t *bytes, int64_t *rows, size_t *files_no_stats);
+
+/* Latest protocol; -1 when none has been seen. Feature lists are JSON text or NULL. */
+void rn_dlog_protocol(const struct rn_dlog *l, int *min_reader, int *min_writer,
+                      const char **reader_features, const char **writer_features);
+
+/* Latest metaData. Strings are NULL when absent; created_ms is -1 when absent. */
+const char *rn_dlog_table_id(const struct rn_dlog *l);
+const char *rn_dlog_schema_string(const struct rn_dlog *l);
+int64_t rn_dlog_created_ms(const struct rn_dlog *l);
+const struct rn_dlog_column *rn_dlog_columns(const struct rn_dlog *l, size_t *n);
+/* Partition column names. */
+char *const *rn_dlog_partition_columns(const struct rn_dlog *l, size_t *n);
+
+/* Warnings (see the top of this file), oldest first; *total also counts dropped ones. */
+const char *const *rn_dlog_warnings(const struct rn_dlog *l, size_t *n, size_t *total);
+
+/* Human detail of the last error; "" if none. */
+const char *rn_dlog_errmsg(const struct rn_dlog *l);
+
+/*
+ * Parquet footer check, pure. `tail` is the last `len` bytes of a file of `file_size` bytes
+ * (len <= file_size; pass the whole footer region: the 8-byte trailer plus the FileMetaData
+ * before it). On 0, *footer_len is the FileMetaData length the trailer names and, if
+ * len >= footer_len + 8, *num_rows is FileMetaData.num_rows; otherwise *num_rows is -1 and the
+ * caller should read footer_len + 8 bytes and call again. RN_ECORRUPT when the trailer magic
+ * is not PAR1, the length does not fit the file, or the Thrift compact FileMetaData is
+ * malformed or lacks num_rows; `why` (cap bytes) says which.
+ */
+int rn_dlog_parquet_footer(const uint8_t *tail, size_t len, uint64_t file_size,
+                           uint32_t *footer_len, int64_t *num_rows, char *why, size_t cap);
+
+/* Decodes %XX escapes of an add path into out (NUL-terminated). RN_EINVAL for a bad escape,
+ * an embedded NUL, or a result that would not fit. Pure. */
+int rn_dlog_uri_decode(const char *in, char *out, size_t cap);
+
+#endif

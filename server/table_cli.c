@@ -1,0 +1,584 @@
+/*
+ * `runnel-server table describe|history|verify`; see table_cli.h. Each subcommand loads one
+ * snapshot with rn_dlog_load() and prints it. JSON output is built in an rn_buf with
+ * rn_json_put_str() for every string that came from the table, so hostile names and paths
+ * cannot break it. verify reads only the first 4 bytes and the footer of each live file.
+ */
+#include "table_cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mat.h"
+#include "rn_buf.h"
+#include "rn_err.h"
+#include "rn_json.h"
+#include "rn_mem.h"
+
+#define MAX_PROBLEMS 10000 /* verify keeps this many messages; the rest are counted */
+#define TAIL_READ 65536    /* first footer read; most footers fit */
+#define MAX_FOOTER ((size_t)64 << 20)
+
+struct opts {
+	const char *cmd;
+	const char *dir; /* table directory (PATH, or built from -d ROOT NAME) */
+	int json;
+	long limit;       /* history -n; 0 = all */
+	char built[4096]; /* storage for dir when built from -d */
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: runnel-server table describe [--json] PATH | -d DATA_ROOT NAME\n"
+	        "       runnel-server table history [--json] [-n N] PATH | -d DATA_ROOT NAME\n"
+	        "       runnel-server table verify [--json] PATH | -d DATA_ROOT NAME\n"
+	        "  PATH is a table directory (holding _delta_log); NAME is a.b.c under DATA_ROOT.\n"
+	        "  exit: 0 ok/healthy, 1 problems found or log unreadable, 2 usage error or a log\n"
+	        "  this tool cannot read (JSON commits cleaned up behind a Parquet checkpoint)\n");
+}
+
+static int parse_args(int argc, char **argv, struct opts *o, FILE *out, FILE *err)
+{
+	const char *root = NULL, *pos = NULL;
+	if (argc < 2) {
+		usage(err);
+		return RN_TABLE_EXIT_NOANSWER;
+	}
+	o->cmd = argv[1];
+	if (!strcmp(o->cmd, "-h") || !strcmp(o->cmd, "--help") || !strcmp(o->cmd, "help")) {
+		usage(out);
+		return -1;
+	}
+	if (strcmp(o->cmd, "describe") && strcmp(o->cmd, "history") && strcmp(o->cmd, "verify")) {
+		fprintf(err, "runnel-server table: unknown subcommand '%s'\n", o->cmd);
+		usage(err);
+		return RN_TABLE_EXIT_NOANSWER;
+	}
+	for (int i = 2; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--json")) {
+			o->json = 1;
+		} else if (!strcmp(a, "-d") && i + 1 < argc) {
+			root = argv[++i];
+		} else if (!strcmp(a, "-n") && i + 1 < argc && !strcmp(o->cmd, "history")) {
+			char *e;
+			errno = 0;
+			o->limit = strtol(argv[++i], &e, 10);
+			if (*e || errno || o->limit <= 0) {
+				fprintf(err, "runnel-server table: -n wants a positive number\n");
+				return RN_TABLE_EXIT_NOANSWER;
+			}
+		} else if (a[0] == '-' && a[1]) {
+			fprintf(err, "runnel-server table %s: unknown or incomplete option '%s'\n",
+			        o->cmd, a);
+			usage(err);
+			return RN_TABLE_EXIT_NOANSWER;
+		} else if (!pos) {
+			pos = a;
+		} else {
+			fprintf(err, "runnel-server table %s: more than one table given\n", o->cmd);
+			return RN_TABLE_EXIT_NOANSWER;
+		}
+	}
+	if (!pos) {
+		fprintf(err, "runnel-server table %s: no table given\n", o->cmd);
+		usage(err);
+		return RN_TABLE_EXIT_NOANSWER;
+	}
+	if (!root) {
+		o->dir = pos;
+		return 0;
+	}
+	if (rn_table_name_check(pos)) {
+		fprintf(err, "runnel-server table %s: '%s' is not a valid table name (a.b.c)\n",
+		        o->cmd, pos);
+		return RN_TABLE_EXIT_NOANSWER;
+	}
+	int n = snprintf(o->built, sizeof(o->built), "%s/%s", root, pos);
+	if (n < 0 || (size_t)n >= sizeof(o->built)) {
+		fprintf(err, "runnel-server table %s: path too long\n", o->cmd);
+		return RN_TABLE_EXIT_NOANSWER;
+	}
+	for (char *p = o->built + strlen(root) + 1; *p; p++)
+		if (*p == '.')
+			*p = '/';
+	o->dir = o->built;
+	return 0;
+}
+
+/* ISO 8601 UTC with milliseconds, or "-" for ms < 0. */
+static const char *iso(int64_t ms, char *buf, size_t cap)
+{
+	struct tm tm;
+	time_t t;
+	if (ms < 0)
+		return "-";
+	t = (time_t)(ms / 1000);
+	if (!gmtime_r(&t, &tm))
+		return "-";
+	size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + n, cap - n, ".%03dZ", (int)(ms % 1000));
+	return buf;
+}
+
+static void put_str(struct rn_buf *b, const char *s)
+{
+	if (s)
+		rn_json_put_str(b, s, strlen(s));
+	else
+		rn_buf_append_str(b, "null");
+}
+
+static void put_time(struct rn_buf *b, int64_t ms)
+{
+	char t[64];
+	if (ms < 0)
+		rn_buf_append_str(b, "null");
+	else
+		put_str(b, iso(ms, t, sizeof(t)));
+}
+
+static int emit(struct rn_buf *b, FILE *out)
+{
+	if (rn_buf_append_u8(b, '\n')) {
+		rn_buf_free(b);
+		return -1;
+	}
+	fwrite(b->data, 1, b->len, out);
+	rn_buf_free(b);
+	return 0;
+}
+
+/* Loads the snapshot; on failure prints why (JSON too with --json) and returns the exit
+ * code, else 0. */
+static int load(const struct opts *o, struct rn_dlog **out, FILE *fout, FILE *err)
+{
+	struct rn_dlog *l;
+	int rc;
+	*out = NULL;
+	if (rn_dlog_create(&l)) {
+		fprintf(err, "runnel-server table: out of memory\n");
+		return RN_TABLE_EXIT_PROBLEMS;
+	}
+	if (!(rc = rn_dlog_load(l, o->dir))) {
+		*out = l;
+		return 0;
+	}
+	const char *kind = rc == RN_ENOTSUP     ? "unsupported"
+	                   : rc == RN_ENOTFOUND ? "not a table"
+	                                        : "unreadable log";
+	if (rc == RN_ENOTSUP)
+		fprintf(err, "runnel-server table %s: %s: cannot answer: %s\n", o->cmd, o->dir,
+		        rn_dlog_errmsg(l));
+	else if (rc == RN_ENOTFOUND)
+		fprintf(err, "runnel-server table %s: %s is not a Delta table: %s\n", o->cmd,
+		        o->dir, rn_dlog_errmsg(l));
+	else
+		fprintf(err, "runnel-server table %s: %s: %s: %s\n", o->cmd, o->dir, kind,
+		        rn_dlog_errmsg(l));
+	if (o->json) {
+		struct rn_buf b = {0};
+		rn_buf_append_str(&b, "{\"table\":");
+		put_str(&b, o->dir);
+		rn_buf_append_str(&b, ",\"ok\":false,\"error\":");
+		put_str(&b, kind);
+		rn_buf_append_str(&b, ",\"message\":");
+		put_str(&b, rn_dlog_errmsg(l));
+		rn_buf_append_u8(&b, '}');
+		emit(&b, fout);
+	}
+	rn_dlog_destroy(l);
+	return rc == RN_ENOTSUP ? RN_TABLE_EXIT_NOANSWER : RN_TABLE_EXIT_PROBLEMS;
+}
+
+/* ---- describe ---- */
+
+static int describe(const struct opts *o, const struct rn_dlog *l, FILE *out)
+{
+	size_t ncols, nparts, ntxn, nfiles, nrem, nwarn, totalwarn, no_stats;
+	const struct rn_dlog_column *cols = rn_dlog_columns(l, &ncols);
+	char *const *parts = rn_dlog_partition_columns(l, &nparts);
+	const struct rn_dlog_txn *txns = rn_dlog_txns(l, &ntxn);
+	const char *const *warns = rn_dlog_warnings(l, &nwarn, &totalwarn);
+	const char *rf, *wf;
+	int minr, minw;
+	int64_t bytes, rows;
+	char t[64];
+
+	rn_dlog_files(l, &nfiles);
+	rn_dlog_removes(l, &nrem);
+	rn_dlog_totals(l, &bytes, &rows, &no_stats);
+	rn_dlog_protocol(l, &minr, &minw, &rf, &wf);
+	if (o->json) {
+		struct rn_buf b = {0};
+		rn_buf_append_str(&b, "{\"table\":");
+		put_str(&b, o->dir);
+		rn_buf_append_str(&b, ",\"id\":");
+		put_str(&b, rn_dlog_table_id(l));
+		rn_buf_printf(&b,
+		              ",\"version\":%lld,\"createdTime\":", (long long)rn_dlog_version(l));
+		if (rn_dlog_created_ms(l) < 0)
+			rn_buf_append_str(&b, "null");
+		else
+			rn_buf_printf(&b, "%lld", (long long)rn_dlog_created_ms(l));
+		rn_buf_append_str(&b, ",\"created\":");
+		put_time(&b, rn_dlog_created_ms(l));
+		rn_buf_printf(&b, ",\"protocol\":{\"minReaderVersion\":%d,\"minWriterVersion\":%d",
+		              minr, minw);
+		if (rf)
+			rn_buf_printf(&b, ",\"readerFeatures\":%s", rf);
+		if (wf)
+			rn_buf_printf(&b, ",\"writerFeatures\":%s", wf);
+		rn_buf_append_str(&b, "},\"schema\":[");
+		for (size_t i = 0; i < ncols; i++) {
+			rn_buf_append_str(&b, i ? ",{\"name\":" : "{\"name\":");
+			put_str(&b, cols[i].name);
+			rn_buf_append_str(&b, ",\"type\":");
+			put_str(&b, cols[i].type);
+			rn_buf_printf(&b, ",\"nullable\":%s}", cols[i].nullable ? "true" : "false");
+		}
+		rn_buf_append_str(&b, "],\"partitionColumns\":[");
+		for (size_t i = 0; i < nparts; i++) {
+			if (i)
+				rn_buf_append_u8(&b, ',');
+			put_str(&b, parts[i]);
+		}
+		rn_buf_printf(&b,
+		              "],\"files\":%zu,\"bytes\":%lld,\"rows\":%lld,"
+		              "\"filesWithoutStats\":%zu,\"tombstones\":%zu,\"streams\":{",
+		              nfiles, (long long)bytes, (long long)rows, no_stats, nrem);
+		for (size_t i = 0; i < ntxn; i++) {
+			if (i)
+				rn_buf_append_u8(&b, ',');
+			put_str(&b, txns[i].app_id);
+			rn_buf_printf(&b, ":%lld", (long long)txns[i].version);
+		}
+		rn_buf_append_str(&b, "},\"warnings\":[");
+		for (size_t i = 0; i < nwarn; i++) {
+			if (i)
+				rn_buf_append_u8(&b, ',');
+			put_str(&b, warns[i]);
+		}
+		rn_buf_append_str(&b, "]}");
+		return emit(&b, out) ? RN_TABLE_EXIT_PROBLEMS : RN_TABLE_EXIT_OK;
+	}
+	fprintf(out, "table       %s\n", o->dir);
+	fprintf(out, "id          %s\n", rn_dlog_table_id(l) ? rn_dlog_table_id(l) : "-");
+	fprintf(out, "version     %lld\n", (long long)rn_dlog_version(l));
+	fprintf(out, "created     %s\n", iso(rn_dlog_created_ms(l), t, sizeof(t)));
+	fprintf(out, "protocol    reader %d, writer %d", minr, minw);
+	if (rf)
+		fprintf(out, ", reader features %s", rf);
+	if (wf)
+		fprintf(out, ", writer features %s", wf);
+	fprintf(out, "\nfiles       %zu live, %lld bytes", nfiles, (long long)bytes);
+	if (nrem)
+		fprintf(out, " (%zu removed, kept as tombstones)", nrem);
+	fprintf(out, "\nrows        %lld", (long long)rows);
+	if (no_stats)
+		fprintf(out, " (plus unknown rows in %zu files without numRecords)", no_stats);
+	fprintf(out, "\npartitions  ");
+	if (!nparts)
+		fprintf(out, "(none)");
+	for (size_t i = 0; i < nparts; i++)
+		fprintf(out, "%s%s", i ? ", " : "", parts[i]);
+	int w = 6;
+	for (size_t i = 0; i < ncols; i++)
+		if ((int)strlen(cols[i].name) > w && strlen(cols[i].name) < 40)
+			w = (int)strlen(cols[i].name);
+	fprintf(out, "\nschema\n  %-*s  %-12s  %s\n", w, "column", "type", "nullable");
+	for (size_t i = 0; i < ncols; i++)
+		fprintf(out, "  %-*s  %-12s  %s\n", w, cols[i].name, cols[i].type,
+		        cols[i].nullable ? "yes" : "no");
+	fprintf(out, "streams (txn appId -> version)\n");
+	if (!ntxn)
+		fprintf(out, "  (none)\n");
+	for (size_t i = 0; i < ntxn; i++)
+		fprintf(out, "  %s  %lld  (committed in version %lld, updated %s)\n",
+		        txns[i].app_id, (long long)txns[i].version, (long long)txns[i].at_version,
+		        iso(txns[i].last_updated, t, sizeof(t)));
+	for (size_t i = 0; i < nwarn; i++)
+		fprintf(out, "warning: %s\n", warns[i]);
+	if (totalwarn > nwarn)
+		fprintf(out, "warning: ... and %zu more\n", totalwarn - nwarn);
+	return RN_TABLE_EXIT_OK;
+}
+
+/* ---- history ---- */
+
+static int history(const struct opts *o, const struct rn_dlog *l, FILE *out)
+{
+	size_t n;
+	const struct rn_dlog_commit *c = rn_dlog_commits(l, &n);
+	size_t shown = o->limit > 0 && (size_t)o->limit < n ? (size_t)o->limit : n;
+	char t[64];
+	struct rn_buf b = {0};
+
+	if (o->json) {
+		rn_buf_append_str(&b, "{\"table\":");
+		put_str(&b, o->dir);
+		rn_buf_printf(&b, ",\"version\":%lld,\"history\":[", (long long)rn_dlog_version(l));
+	} else {
+		fprintf(out, "%8s  %-24s  %-20s  %7s  %7s  %10s\n", "version", "timestamp",
+		        "operation", "added", "removed", "rows");
+	}
+	/* Newest first, like DESCRIBE HISTORY. */
+	for (size_t k = 0; k < shown; k++) {
+		const struct rn_dlog_commit *v = &c[n - 1 - k];
+		if (o->json) {
+			rn_buf_printf(&b, "%s{\"version\":%lld,\"timestamp\":", k ? "," : "",
+			              (long long)v->version);
+			if (v->timestamp_ms < 0)
+				rn_buf_append_str(&b, "null");
+			else
+				rn_buf_printf(&b, "%lld", (long long)v->timestamp_ms);
+			rn_buf_append_str(&b, ",\"time\":");
+			put_time(&b, v->timestamp_ms);
+			rn_buf_append_str(&b, ",\"operation\":");
+			put_str(&b, v->operation);
+			rn_buf_append_str(&b, ",\"engineInfo\":");
+			put_str(&b, v->engine);
+			rn_buf_printf(
+			    &b,
+			    ",\"filesAdded\":%zu,\"filesRemoved\":%zu,\"rowsAdded\":%lld,"
+			    "\"addsWithoutStats\":%zu,\"txns\":%zu,\"metadataChange\":%s}",
+			    v->nadd, v->nremove, (long long)v->rows_added, v->adds_without_stats,
+			    v->ntxn, v->meta_change ? "true" : "false");
+		} else {
+			fprintf(out, "%8lld  %-24s  %-20s  %7zu  %7zu  %10lld%s\n",
+			        (long long)v->version, iso(v->timestamp_ms, t, sizeof(t)),
+			        v->operation ? v->operation : "-", v->nadd, v->nremove,
+			        (long long)v->rows_added, v->adds_without_stats ? "+?" : "");
+		}
+	}
+	if (o->json) {
+		rn_buf_append_str(&b, "]}");
+		return emit(&b, out) ? RN_TABLE_EXIT_PROBLEMS : RN_TABLE_EXIT_OK;
+	}
+	return RN_TABLE_EXIT_OK;
+}
+
+/* ---- verify ---- */
+
+struct problems {
+	char **msg;
+	size_t n, total;
+};
+
+static void problem(struct problems *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void problem(struct problems *p, const char *fmt, ...)
+{
+	char tmp[1024];
+	va_list ap;
+	p->total++;
+	if (p->n >= MAX_PROBLEMS)
+		return;
+	if (!p->msg && !(p->msg = rn_calloc(MAX_PROBLEMS, sizeof(char *))))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	if ((p->msg[p->n] = rn_strdup(tmp)))
+		p->n++;
+}
+
+static int pread_all(int fd, void *buf, size_t len, off_t off)
+{
+	uint8_t *p = buf;
+	while (len) {
+		ssize_t r = pread(fd, p, len, off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		p += r;
+		len -= (size_t)r;
+		off += r;
+	}
+	return 0;
+}
+
+/* Checks one live file; returns 1 if its row count was compared with the footer. */
+static int check_file(const char *dir, const struct rn_dlog_file *f, struct problems *p)
+{
+	char rel[4096], full[8400], why[256];
+	const char *path = rel;
+	struct stat st;
+	uint8_t head[4], *tail = NULL;
+	uint32_t flen;
+	int64_t rows;
+	int fd, checked = 0;
+
+	if (rn_dlog_uri_decode(f->path, rel, sizeof(rel))) {
+		problem(p, "%s: path is not a valid URI-encoded path", f->path);
+		return 0;
+	}
+	if (!strncmp(rel, "file://", 7)) {
+		path = rel + 7;
+		snprintf(full, sizeof(full), "%s", path);
+	} else if (strstr(rel, "://") || rel[0] == '/') {
+		problem(p, "%s: absolute path or remote URI; not checked", f->path);
+		return 0;
+	} else {
+		if (!strcmp(rel, "..") || !strncmp(rel, "../", 3) || strstr(rel, "/../") ||
+		    (strlen(rel) >= 3 && !strcmp(rel + strlen(rel) - 3, "/.."))) {
+			problem(p, "%s: path escapes the table directory", f->path);
+			return 0;
+		}
+		snprintf(full, sizeof(full), "%s/%s", dir, rel);
+	}
+	if ((fd = open(full, O_RDONLY | O_CLOEXEC)) < 0) {
+		if (errno == ENOENT)
+			problem(p, "%s: data file is missing (added in version %lld)", f->path,
+			        (long long)f->version);
+		else
+			problem(p, "%s: cannot open: %s", f->path, strerror(errno));
+		return 0;
+	}
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		problem(p, "%s: not a regular file", f->path);
+		goto out;
+	}
+	if (st.st_size != f->size) {
+		problem(p, "%s: size mismatch: the log says %lld bytes, the file has %lld", f->path,
+		        (long long)f->size, (long long)st.st_size);
+		goto out;
+	}
+	if (st.st_size < 12) {
+		problem(p, "%s: %lld bytes is too short for a Parquet file", f->path,
+		        (long long)st.st_size);
+		goto out;
+	}
+	if (pread_all(fd, head, 4, 0)) {
+		problem(p, "%s: read failed: %s", f->path, strerror(errno));
+		goto out;
+	}
+	if (memcmp(head, "PAR1", 4)) {
+		problem(p, "%s: no PAR1 magic at the start: not a Parquet file", f->path);
+		goto out;
+	}
+	size_t want = (uint64_t)st.st_size < TAIL_READ ? (size_t)st.st_size : TAIL_READ;
+	for (int pass = 0; pass < 2; pass++) {
+		rn_free(tail);
+		if (!(tail = rn_malloc(want)) ||
+		    pread_all(fd, tail, want, (off_t)((size_t)st.st_size - want))) {
+			problem(p, "%s: cannot read the footer", f->path);
+			goto out;
+		}
+		if (rn_dlog_parquet_footer(tail, want, (uint64_t)st.st_size, &flen, &rows, why,
+		                           sizeof(why))) {
+			problem(p, "%s: bad Parquet footer: %s", f->path, why);
+			goto out;
+		}
+		if (rows >= 0)
+			break;
+		if ((size_t)flen + 8 > MAX_FOOTER) {
+			problem(p, "%s: Parquet footer of %u bytes is larger than this tool reads",
+			        f->path, flen);
+			goto out;
+		}
+		want = (size_t)flen + 8;
+	}
+	if (rows < 0) {
+		problem(p, "%s: cannot read the footer", f->path);
+		goto out;
+	}
+	if (f->num_records >= 0) {
+		checked = 1;
+		if (f->num_records != rows)
+			problem(p,
+			        "%s: stats say numRecords %lld, the Parquet footer says %lld rows",
+			        f->path, (long long)f->num_records, (long long)rows);
+	}
+out:
+	rn_free(tail);
+	close(fd);
+	return checked;
+}
+
+static int verify(const struct opts *o, const struct rn_dlog *l, FILE *out)
+{
+	struct problems p = {0};
+	size_t nfiles, nwarn, totalwarn, no_stats, checked = 0;
+	const struct rn_dlog_file *files = rn_dlog_files(l, &nfiles);
+	const char *const *warns = rn_dlog_warnings(l, &nwarn, &totalwarn);
+	int64_t bytes, rows;
+	int rc;
+
+	rn_dlog_totals(l, &bytes, &rows, &no_stats);
+	for (size_t i = 0; i < nwarn; i++)
+		problem(&p, "log: %s", warns[i]);
+	if (totalwarn > nwarn)
+		problem(&p, "log: %zu more log warnings not listed", totalwarn - nwarn);
+	for (size_t i = 0; i < nfiles; i++)
+		checked += (size_t)check_file(o->dir, &files[i], &p);
+	rc = p.total ? RN_TABLE_EXIT_PROBLEMS : RN_TABLE_EXIT_OK;
+	if (o->json) {
+		struct rn_buf b = {0};
+		rn_buf_append_str(&b, "{\"table\":");
+		put_str(&b, o->dir);
+		rn_buf_printf(&b,
+		              ",\"ok\":%s,\"version\":%lld,\"files\":%zu,\"bytes\":%lld,"
+		              "\"rows\":%lld,\"filesRowChecked\":%zu,\"problemCount\":%zu,"
+		              "\"problems\":[",
+		              p.total ? "false" : "true", (long long)rn_dlog_version(l), nfiles,
+		              (long long)bytes, (long long)rows, checked, p.total);
+		for (size_t i = 0; i < p.n; i++) {
+			if (i)
+				rn_buf_append_u8(&b, ',');
+			put_str(&b, p.msg[i]);
+		}
+		rn_buf_append_str(&b, "]}");
+		if (emit(&b, out))
+			rc = RN_TABLE_EXIT_PROBLEMS;
+	} else {
+		for (size_t i = 0; i < p.n; i++)
+			fprintf(out, "problem: %s\n", p.msg[i]);
+		if (p.total > p.n)
+			fprintf(out, "problem: ... and %zu more\n", p.total - p.n);
+		fprintf(out,
+		        "%s: version %lld, %zu live files, %lld bytes, %lld rows; "
+		        "%zu files checked against their Parquet footer",
+		        o->dir, (long long)rn_dlog_version(l), nfiles, (long long)bytes,
+		        (long long)rows, checked);
+		if (no_stats)
+			fprintf(out, " (%zu without numRecords)", no_stats);
+		if (p.total)
+			fprintf(out, ": %zu problem%s\n", p.total, p.total == 1 ? "" : "s");
+		else
+			fprintf(out, ": OK\n");
+	}
+	for (size_t i = 0; i < p.n; i++)
+		rn_free(p.msg[i]);
+	rn_free(p.msg);
+	return rc;
+}
+
+int rn_table_main(int argc, char **argv, FILE *out, FILE *err)
+{
+	struct opts o = {0};
+	struct rn_dlog *l;
+	int rc = parse_args(argc, argv, &o, out, err);
+	if (rc)
+		return rc < 0 ? RN_TABLE_EXIT_OK : rc;
+	if ((rc = load(&o, &l, out, err)))
+		return rc;
+	if (!strcmp(o.cmd, "describe"))
+		rc = describe(&o, l, out);
+	else if (!strcmp(o.cmd, "history"))
+		rc = history(&o, l, out);
+	else
+		rc = verify(&o, l, out);
+	rn_dlog_destroy(l);
+	fflush(out);
+	return rc;
+}

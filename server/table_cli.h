@@ -1,0 +1,28 @@
+/*
+ * `runnel-server table ...`: operator tooling for Delta tables without Spark. It owns the
+ * command line of the describe, history and verify subcommands and their human and --json
+ * output; the log replay itself is rn_dlog (server/delta/log.h) and the only table I/O here
+ * is verify's reads of data file heads and footers. It never writes to a table. It does not
+ * compact or vacuum.
+ *
+ * Lifetime: one call per process, from main(), on the main thread; nothing outlives it.
+ */
+#ifndef RN_TABLE_CLI_H
+#define RN_TABLE_CLI_H
+
+#include <stdio.h>
+
+/* Exit codes of rn_table_main. */
+enum {
+	RN_TABLE_EXIT_OK = 0,       /* answered; verify: the table is healthy */
+	RN_TABLE_EXIT_PROBLEMS = 1, /* verify found problems, or the log is unreadable/missing */
+	RN_TABLE_EXIT_NOANSWER = 2  /* usage error, or a log this tool cannot read (checkpoint) */
+};
+
+/*
+ * Runs `table <subcommand> ...`; argv[0] is "table". Writes results to out and diagnostics
+ * to err. Returns one of the exit codes above; never exits the process.
+ */
+int rn_table_main(int argc, char **argv, FILE *out, FILE *err);
+
+#endif

@@ -1,0 +1,166 @@
+// `runnel-server table describe|history|verify` on a table the real server wrote from
+// python3-grpcio streams. Every figure the tool prints is compared with the independent
+// readers of lib/table.mjs (JS and DuckDB log replays, DuckDB and parquet-wasm reading every
+// file). Then copies of the table are damaged one way at a time and verify must say what is
+// wrong with exit 1, and a log cleaned up behind a checkpoint must give exit 2.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Server, run, serverBin, tmpDir, waitFor } from './lib/harness.mjs';
+import { duckFrom, query, replayLog, verifyTable } from './lib/table.mjs';
+
+const PY = '/usr/bin/python3';
+const CLIENT = path.join(path.dirname(fileURLToPath(import.meta.url)), 'zerobus_client.py');
+const TABLE = 'main.default.telemetry';
+
+async function client(server, ...args) {
+  const r = await run(PY, [CLIENT, `127.0.0.1:${server.port}`, ...args]);
+  assert.equal(r.code, 0, `client failed: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop());
+}
+
+const table = (...args) => run(serverBin, ['table', ...args]);
+
+async function tableJson(...args) {
+  const r = await table(...args, '--json');
+  try {
+    return { code: r.code, stderr: r.stderr, json: JSON.parse(r.stdout) };
+  } catch (e) {
+    throw new Error(`table ${args.join(' ')}: not JSON (${e.message}): ${r.stdout}\n${r.stderr}`);
+  }
+}
+
+function copyTable(src, name) {
+  const dst = path.join(path.dirname(path.dirname(src)), name);
+  fs.cpSync(src, dst, { recursive: true });
+  return dst;
+}
+
+test('describe, history and verify agree with DuckDB and parquet-wasm; damage is found', { timeout: 180000 }, async () => {
+  const dir = tmpDir('e2e-table-cli');
+  const server = await new Server({ dir, tables: [TABLE], flushMs: 50 }).start();
+  let s1, s2;
+  try {
+    s1 = await client(server, 'ingest', '--records', '25', '--batches', '4');
+    s2 = await client(server, 'ingest', '--records', '10', '--batches', '3');
+    const rows = () => replayLog(server.tableDir(TABLE)).live.reduce((n, f) => n + f.numRecords, 0);
+    await waitFor(() => rows() >= 130, { timeoutMs: 20000, what: '130 rows' });
+  } finally {
+    await server.stop();
+  }
+  const tdir = server.tableDir(TABLE);
+  const snap = await verifyTable(tdir);
+  assert.equal(snap.rows, 130);
+
+  // describe: same version, files, bytes, rows, watermarks and columns as the readers see
+  const d = await tableJson('describe', tdir);
+  assert.equal(d.code, 0, d.stderr);
+  assert.equal(d.json.version, snap.version);
+  assert.equal(d.json.files, snap.live.length);
+  assert.equal(d.json.bytes, snap.live.reduce((n, f) => n + f.size, 0));
+  assert.equal(d.json.rows, 130);
+  assert.equal(d.json.filesWithoutStats, 0);
+  assert.deepEqual(d.json.streams, { [s1.stream_id]: 3, [s2.stream_id]: 2 });
+  assert.deepEqual(d.json.streams, snap.txns);
+  assert.equal(d.json.id, snap.metaData.id);
+  assert.equal(d.json.createdTime, snap.metaData.createdTime);
+  assert.deepEqual(d.json.protocol, { minReaderVersion: 1, minWriterVersion: 2 });
+  assert.deepEqual(d.json.partitionColumns, []);
+  assert.deepEqual(d.json.warnings, []);
+  const schema = JSON.parse(snap.metaData.schemaString).fields;
+  assert.deepEqual(d.json.schema.map((c) => c.name), schema.map((f) => f.name));
+  assert.deepEqual(d.json.schema.map((c) => c.nullable), schema.map((f) => f.nullable));
+  const duckCols = await query(`DESCRIBE SELECT * FROM ${duckFrom(snap.files)}`);
+  assert.deepEqual(d.json.schema.map((c) => c.name), duckCols.map((c) => c.column_name));
+  const seqType = d.json.schema.find((c) => c.name === 'seq').type;
+  assert.equal(seqType, 'long');
+
+  // the same table by name under the data root, human output
+  const byName = await table('describe', '-d', server.dataRoot, TABLE);
+  assert.equal(byName.code, 0, byName.stderr);
+  assert.match(byName.stdout, new RegExp(`^version +${snap.version}$`, 'm'));
+  assert.match(byName.stdout, /^rows +130$/m);
+  assert.match(byName.stdout, new RegExp(`^  ${s1.stream_id}  3  `, 'm'));
+
+  // history: one entry per version, rows added sum to the table's rows
+  const h = await tableJson('history', tdir);
+  assert.equal(h.code, 0);
+  assert.equal(h.json.history.length, snap.version + 1);
+  assert.deepEqual(h.json.history.map((e) => e.version), [...Array(snap.version + 1).keys()].reverse());
+  assert.equal(h.json.history.reduce((n, e) => n + e.rowsAdded, 0), 130);
+  assert.equal(h.json.history.at(-1).operation, 'CREATE TABLE');
+  assert.ok(h.json.history.slice(0, -1).every((e) => e.operation === 'STREAMING UPDATE' && e.filesAdded === 1 && e.filesRemoved === 0));
+  const h2 = await tableJson('history', tdir, '-n', '2');
+  assert.deepEqual(h2.json.history.map((e) => e.version), [snap.version, snap.version - 1]);
+  const hh = await table('history', tdir);
+  assert.equal(hh.stdout.trim().split('\n').length, snap.version + 2, 'header + one line per version');
+
+  // verify: healthy
+  const v = await table('verify', tdir);
+  assert.equal(v.code, 0, v.stdout + v.stderr);
+  assert.match(v.stdout, new RegExp(`${snap.live.length} files checked against their Parquet footer: OK`));
+  const vj = await tableJson('verify', tdir);
+  assert.equal(vj.json.ok, true);
+  assert.equal(vj.json.rows, 130);
+  assert.equal(vj.json.filesRowChecked, snap.live.length);
+
+  // damage 1: a data file cut short (torn copy)
+  const victim = path.basename(snap.live[0].path);
+  const t1 = copyTable(tdir, 'cut');
+  fs.truncateSync(path.join(t1, victim), snap.live[0].size - 10);
+  const r1 = await table('verify', t1);
+  assert.equal(r1.code, 1);
+  assert.match(r1.stdout, new RegExp(`problem: ${victim}: size mismatch: the log says ${snap.live[0].size} bytes, the file has ${snap.live[0].size - 10}`));
+
+  // damage 2: the same length but the footer overwritten
+  const t2 = copyTable(tdir, 'garbled');
+  const fd = fs.openSync(path.join(t2, victim), 'r+');
+  fs.writeSync(fd, Buffer.from('JUNK'), 0, 4, snap.live[0].size - 4);
+  fs.closeSync(fd);
+  const r2 = await tableJson('verify', t2);
+  assert.equal(r2.code, 1);
+  assert.deepEqual(r2.json.problems, [`${victim}: bad Parquet footer: no PAR1 magic at the end`]);
+
+  // damage 3: stats that lie about the row count; DuckDB agrees with the footer, not the log
+  const t3 = copyTable(tdir, 'lying');
+  const logDir = path.join(t3, '_delta_log');
+  const first = path.join(logDir, '00000000000000000001.json');
+  const lines = fs.readFileSync(first, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  const add = lines.find((a) => a.add).add;
+  const stats = JSON.parse(add.stats);
+  const truth = Number((await query(`SELECT count(*) AS n FROM read_parquet('${path.join(t3, add.path)}')`))[0].n);
+  assert.equal(stats.numRecords, truth);
+  add.stats = JSON.stringify({ ...stats, numRecords: truth + 1 });
+  fs.writeFileSync(first, lines.map((a) => JSON.stringify(a)).join('\n') + '\n');
+  const r3 = await table('verify', t3);
+  assert.equal(r3.code, 1);
+  assert.match(r3.stdout, new RegExp(`${add.path}: stats say numRecords ${truth + 1}, the Parquet footer says ${truth} rows`));
+
+  // damage 4: a missing data file and a missing commit
+  const t4 = copyTable(tdir, 'holes');
+  fs.unlinkSync(path.join(t4, victim));
+  const r4 = await table('verify', t4);
+  assert.equal(r4.code, 1);
+  assert.match(r4.stdout, new RegExp(`${victim}: data file is missing`));
+  fs.unlinkSync(path.join(t4, '_delta_log', '00000000000000000001.json'));
+  const r5 = await table('verify', t4);
+  assert.equal(r5.code, 1);
+  assert.match(r5.stderr, /version 1 is missing from the log/);
+
+  // a log whose early JSON commits were cleaned up behind a checkpoint: no answer, exit 2
+  const t5 = copyTable(tdir, 'checkpointed');
+  fs.writeFileSync(path.join(t5, '_delta_log', '_last_checkpoint'), JSON.stringify({ version: 1, size: 4 }) + '\n');
+  fs.writeFileSync(path.join(t5, '_delta_log', '00000000000000000001.checkpoint.parquet'), 'PAR1');
+  const ok = await table('verify', t5);
+  assert.equal(ok.code, 0, 'with every JSON commit still present the checkpoint is not needed');
+  fs.unlinkSync(path.join(t5, '_delta_log', '00000000000000000000.json'));
+  fs.unlinkSync(path.join(t5, '_delta_log', '00000000000000000001.json'));
+  for (const sub of ['describe', 'history', 'verify']) {
+    const r = await table(sub, t5);
+    assert.equal(r.code, 2, `${sub}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, /cannot read Parquet checkpoints/);
+    assert.equal(r.stdout, '');
+  }
+});

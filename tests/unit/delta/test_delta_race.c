@@ -1,0 +1,207 @@
+/*
+ * Multi-writer safety of the Delta writer (server/delta/delta.c), judged by the independent
+ * log analyzer (server/delta/log.c): several processes commit to one table in tight loops,
+ * far more contended than a server's flush timer makes it. Every commit must land exactly
+ * once at its own version, versions stay contiguous, each writer's txn watermark is its last
+ * batch. And when two processes race to commit the same batch (same appId and version), one
+ * lands and the other is told RN_EEXIST.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "delta.h"
+#include "log.h"
+#include "rn_err.h"
+
+#define WRITERS 4
+#define COMMITS 150
+
+static char root[512], table[600];
+
+#define SCHEMA                                                                                     \
+	"{\"type\":\"struct\",\"fields\":[{\"name\":\"id\",\"type\":\"long\","                     \
+	"\"nullable\":false,\"metadata\":{}}]}"
+
+static int setup(void **state)
+{
+	const char *base = getenv("RN_TEST_TMP");
+	(void)state;
+	if (base)
+		mkdir(base, 0755);
+	snprintf(root, sizeof(root), "%s/rn-test-race-XXXXXX", base ? base : "/tmp");
+	return mkdtemp(root) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	char cmd[700];
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+	return system(cmd);
+}
+
+/* Child: COMMITS commits of one add + one txn for app "w<id>". Exit status = failures. */
+static int writer(int id)
+{
+	struct rn_delta *d;
+	char app[16], path[64];
+	int bad = 0;
+	snprintf(app, sizeof(app), "w%d", id);
+	if (rn_delta_open(&d, table, SCHEMA, "race"))
+		return 100;
+	for (int i = 0; i < COMMITS; i++) {
+		int64_t v;
+		snprintf(path, sizeof(path), "w%d-%04d.parquet", id, i);
+		struct rn_delta_add add = {path, 100, 1, "{\"numRecords\":1}"};
+		struct rn_delta_txn txn = {app, i};
+		int rc = rn_delta_commit(d, &add, 1, &txn, 1, &v);
+		if (rc) {
+			fprintf(stderr, "writer %d commit %d: %s: %s\n", id, i, rn_strerror(rc),
+			        rn_delta_errmsg(d));
+			bad++;
+		}
+	}
+	rn_delta_close(d);
+	return bad > 99 ? 99 : bad;
+}
+
+static void wait_all(pid_t *pids, int n)
+{
+	for (int i = 0; i < n; i++) {
+		int st;
+		assert_int_equal(waitpid(pids[i], &st, 0), pids[i]);
+		assert_true(WIFEXITED(st));
+		if (WEXITSTATUS(st))
+			fail_msg("writer %d: exit %d", i, WEXITSTATUS(st));
+	}
+}
+
+static void test_contended_appends(void **state)
+{
+	pid_t pids[WRITERS];
+	struct rn_dlog *l;
+	(void)state;
+	snprintf(table, sizeof(table), "%s/append", root);
+	/* No table yet: the writers also race to create version 0. */
+	for (int i = 0; i < WRITERS; i++) {
+		pids[i] = fork();
+		assert_true(pids[i] >= 0);
+		if (pids[i] == 0)
+			_exit(writer(i));
+	}
+	wait_all(pids, WRITERS);
+
+	assert_int_equal(rn_dlog_create(&l), 0);
+	if (rn_dlog_load(l, table))
+		fail_msg("%s", rn_dlog_errmsg(l));
+	assert_int_equal(rn_dlog_version(l), WRITERS * COMMITS);
+	size_t n, total;
+	int64_t bytes, rows;
+	rn_dlog_totals(l, &bytes, &rows, &n);
+	assert_int_equal(rows, WRITERS * COMMITS);
+	rn_dlog_files(l, &n);
+	assert_int_equal(n, WRITERS * COMMITS);
+	for (int i = 0; i < WRITERS; i++) {
+		char app[16];
+		snprintf(app, sizeof(app), "w%d", i);
+		assert_int_equal(rn_dlog_txn(l, app), COMMITS - 1);
+	}
+	const char *const *w = rn_dlog_warnings(l, &n, &total);
+	if (total)
+		fail_msg("log warning: %s", w[0]);
+	/* exactly one version 0 with metaData: the others saw the table created */
+	const struct rn_dlog_commit *c = rn_dlog_commits(l, &n);
+	for (size_t v = 1; v < n; v++)
+		assert_false(c[v].meta_change);
+	rn_dlog_destroy(l);
+}
+
+static int ready_fd[2], go_fd[2];
+
+/* Child: opens the table, says so, waits for the go, then commits the batch (app "same",
+ * version 7) once. Exit 0 = landed, 1 = RN_EEXIST (already committed), 2 = other error. */
+static int same_batch(int id)
+{
+	struct rn_delta *d;
+	char path[64], c;
+	int64_t v;
+	close(ready_fd[0]);
+	close(go_fd[1]);
+	if (rn_delta_open(&d, table, SCHEMA, "race"))
+		return 100;
+	if (write(ready_fd[1], "r", 1) != 1 || read(go_fd[0], &c, 1) != 0)
+		return 101;
+	snprintf(path, sizeof(path), "same-%d.parquet", id);
+	struct rn_delta_add add = {path, 100, 1, "{\"numRecords\":1}"};
+	struct rn_delta_txn txn = {"same", 7};
+	int rc = rn_delta_commit(d, &add, 1, &txn, 1, &v);
+	rn_delta_close(d);
+	return rc == 0 ? 0 : rc == RN_EEXIST ? 1 : 2;
+}
+
+static void test_same_batch_twice(void **state)
+{
+	(void)state;
+	/* Both writers have read the log before either commits, so they race for version 1 with
+	 * the same batch: exactly one may land. Repeated to see both outcomes of the race. */
+	for (int round = 0; round < 20; round++) {
+		struct rn_delta *d;
+		struct rn_dlog *l;
+		pid_t pids[2];
+		int landed = 0, dup = 0;
+		char c;
+		snprintf(table, sizeof(table), "%s/same-%d", root, round);
+		assert_int_equal(rn_delta_open(&d, table, SCHEMA, "race"), 0);
+		rn_delta_close(d);
+		assert_int_equal(pipe(ready_fd), 0);
+		assert_int_equal(pipe(go_fd), 0);
+		for (int i = 0; i < 2; i++) {
+			pids[i] = fork();
+			assert_true(pids[i] >= 0);
+			if (pids[i] == 0)
+				_exit(same_batch(i));
+		}
+		close(ready_fd[1]);
+		close(go_fd[0]);
+		for (int i = 0; i < 2; i++)
+			assert_int_equal(read(ready_fd[0], &c, 1), 1);
+		close(go_fd[1]); /* both are past open: go */
+		close(ready_fd[0]);
+		for (int i = 0; i < 2; i++) {
+			int st;
+			assert_int_equal(waitpid(pids[i], &st, 0), pids[i]);
+			assert_true(WIFEXITED(st));
+			landed += WEXITSTATUS(st) == 0;
+			dup += WEXITSTATUS(st) == 1;
+		}
+		assert_int_equal(landed, 1);
+		assert_int_equal(dup, 1);
+		assert_int_equal(rn_dlog_create(&l), 0);
+		assert_int_equal(rn_dlog_load(l, table), 0);
+		size_t n;
+		rn_dlog_files(l, &n);
+		assert_int_equal(n, 1);
+		assert_int_equal(rn_dlog_version(l), 1);
+		assert_int_equal(rn_dlog_txn(l, "same"), 7);
+		rn_dlog_destroy(l);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_contended_appends),
+	    cmocka_unit_test(test_same_batch_twice),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

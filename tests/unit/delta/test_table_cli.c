@@ -1,0 +1,387 @@
+/*
+ * Unit tests for `runnel-server table` (server/table_cli.c) on tables in a temp dir: a table
+ * written by the real writer (server/delta/delta.c) describes, lists its history and
+ * verifies clean; then each kind of damage verify must catch (missing file, size mismatch,
+ * bad magic, a torn footer, numRecords that disagree with the footer, a gap in the log) gives
+ * exit 1 and a message naming the problem; a log cleaned up behind a checkpoint gives exit 2;
+ * usage errors give exit 2.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "delta.h"
+#include "rn_err.h"
+#include "table_cli.h"
+
+static char root[512], table[600];
+
+#define SCHEMA                                                                                     \
+	"{\"type\":\"struct\",\"fields\":[{\"name\":\"id\",\"type\":\"long\","                     \
+	"\"nullable\":false,\"metadata\":{}}]}"
+
+/* A fake Parquet file: PAR1, padding, FileMetaData{1: 1, 2: [root], 3: rows, 4: []}. */
+static size_t fake_parquet(uint8_t *out, int64_t rows, size_t pad)
+{
+	size_t n = 0, meta;
+	uint64_t z = (uint64_t)(rows << 1) ^ (uint64_t)(rows >> 63);
+	memcpy(out, "PAR1", 4);
+	n = 4;
+	memset(out + n, 0xab, pad);
+	n += pad;
+	meta = n;
+	uint8_t pre[] = {0x15, 0x02, 0x19, 0x1c, 0x48, 0x01, 's', 0x00, 0x16};
+	memcpy(out + n, pre, sizeof(pre));
+	n += sizeof(pre);
+	do {
+		out[n++] = (uint8_t)((z & 0x7f) | (z > 0x7f ? 0x80 : 0));
+		z >>= 7;
+	} while (z);
+	out[n++] = 0x19;
+	out[n++] = 0x0c;
+	out[n++] = 0x00;
+	uint32_t len = (uint32_t)(n - meta);
+	memcpy(out + n, (uint8_t[]){(uint8_t)len, (uint8_t)(len >> 8), 0, 0}, 4);
+	n += 4;
+	memcpy(out + n, "PAR1", 4);
+	return n + 4;
+}
+
+/* Commits one fake file with `rows` in the footer and `stat_rows` in the stats. */
+static void add_file(struct rn_delta *d, int64_t rows, int64_t stat_rows, const char *app,
+                     int64_t off, char *name, size_t cap)
+{
+	uint8_t buf[256];
+	char stats[64];
+	int64_t mtime, version;
+	size_t n = fake_parquet(buf, rows, 20);
+	assert_int_equal(rn_delta_write_file(d, buf, n, name, cap, &mtime), 0);
+	snprintf(stats, sizeof(stats), "{\"numRecords\":%lld}", (long long)stat_rows);
+	struct rn_delta_add add = {name, (int64_t)n, mtime, stats};
+	struct rn_delta_txn txn = {app, off};
+	assert_int_equal(rn_delta_commit(d, &add, 1, &txn, 1, &version), 0);
+}
+
+static char files[3][128];
+
+static int setup(void **state)
+{
+	const char *base = getenv("RN_TEST_TMP");
+	struct rn_delta *d;
+	(void)state;
+	if (base)
+		mkdir(base, 0755);
+	snprintf(root, sizeof(root), "%s/rn-test-table-XXXXXX", base ? base : "/tmp");
+	if (!mkdtemp(root))
+		return -1;
+	snprintf(table, sizeof(table), "%s/main/default/t", root);
+	if (rn_delta_open(&d, table, SCHEMA, "test"))
+		return -1;
+	add_file(d, 10, 10, "stream-a", 0, files[0], sizeof(files[0]));
+	add_file(d, 20, 20, "stream-b", 4, files[1], sizeof(files[1]));
+	add_file(d, 30, 30, "stream-a", 1, files[2], sizeof(files[2]));
+	rn_delta_close(d);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[700];
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+	return system(cmd);
+}
+
+struct result {
+	int code;
+	char out[16384], err[4096];
+};
+
+/* Runs `table <args...>` (NULL-terminated) capturing both streams. */
+static void run(struct result *r, ...)
+{
+	char *argv[16];
+	int argc = 0;
+	va_list ap;
+	argv[argc++] = "table";
+	va_start(ap, r);
+	while (argc < 15 && (argv[argc] = va_arg(ap, char *)))
+		argc++;
+	va_end(ap);
+	FILE *o = tmpfile(), *e = tmpfile();
+	assert_non_null(o);
+	assert_non_null(e);
+	r->code = rn_table_main(argc, argv, o, e);
+	fflush(o);
+	fflush(e);
+	rewind(o);
+	rewind(e);
+	size_t n = fread(r->out, 1, sizeof(r->out) - 1, o);
+	r->out[n] = 0;
+	n = fread(r->err, 1, sizeof(r->err) - 1, e);
+	r->err[n] = 0;
+	fclose(o);
+	fclose(e);
+}
+
+#define assert_has(hay, needle)                                                                    \
+	do {                                                                                       \
+		if (!strstr((hay), (needle)))                                                      \
+			fail_msg("'%s' not found in:\n%s", (needle), (hay));                       \
+	} while (0)
+
+static void test_healthy_table(void **state)
+{
+	struct result r;
+	(void)state;
+	run(&r, "describe", table, NULL);
+	assert_int_equal(r.code, 0);
+	assert_has(r.out, "version     3\n");
+	assert_has(r.out, "files       3 live");
+	assert_has(r.out, "rows        60\n");
+	assert_has(r.out, "  id      long          no\n");
+	assert_has(r.out, "  stream-a  1  (committed in version 3");
+	assert_has(r.out, "  stream-b  4  ");
+
+	run(&r, "describe", "--json", "-d", root, "main.default.t", NULL);
+	assert_int_equal(r.code, 0);
+	assert_has(r.out, "\"version\":3,");
+	assert_has(r.out, "\"schema\":[{\"name\":\"id\",\"type\":\"long\",\"nullable\":false}]");
+	assert_has(r.out, "\"files\":3,");
+	assert_has(r.out, "\"rows\":60,");
+	assert_has(r.out, "\"streams\":{\"stream-a\":1,\"stream-b\":4}");
+	assert_has(r.out, "\"warnings\":[]");
+
+	run(&r, "history", table, NULL);
+	assert_int_equal(r.code, 0);
+	assert_has(r.out, "       3  ");
+	assert_has(r.out, "CREATE TABLE");
+	run(&r, "history", "-n", "2", "--json", table, NULL);
+	assert_int_equal(r.code, 0);
+	assert_has(r.out, "\"history\":[{\"version\":3,");
+	assert_has(r.out, "\"operation\":\"STREAMING UPDATE\"");
+	assert_has(r.out, "\"filesAdded\":1,\"filesRemoved\":0,\"rowsAdded\":30,");
+	assert_null(strstr(r.out, "\"version\":1,")); /* -n 2: versions 3 and 2 only */
+
+	run(&r, "verify", table, NULL);
+	assert_int_equal(r.code, 0);
+	assert_has(r.out, "3 live files");
+	assert_has(r.out, "3 files checked against their Parquet footer: OK");
+	run(&r, "verify", "--json", table, NULL);
+	assert_int_equal(r.code, 0);
+	assert_has(r.out, "\"ok\":true");
+	assert_has(r.out, "\"problems\":[]");
+
+	/* a checkpoint next to a complete JSON log changes nothing */
+	char p[900];
+	snprintf(p, sizeof(p), "%s/_delta_log/%020d.checkpoint.parquet", table, 2);
+	FILE *f = fopen(p, "w");
+	assert_non_null(f);
+	fclose(f);
+	run(&r, "verify", table, NULL);
+	assert_int_equal(r.code, 0);
+	unlink(p);
+}
+
+static void path_of(char *out, size_t cap, int i)
+{
+	snprintf(out, cap, "%s/%s", table, files[i]);
+}
+
+static void test_damage(void **state)
+{
+	struct result r;
+	char p[900], saved[1000];
+	struct stat st;
+	(void)state;
+
+	/* a file one byte longer than the log says */
+	path_of(p, sizeof(p), 0);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(truncate(p, st.st_size + 1), 0);
+	run(&r, "verify", table, NULL);
+	assert_int_equal(r.code, 1);
+	assert_has(r.out, "size mismatch");
+	assert_has(r.out, files[0]);
+	assert_has(r.out, ": 1 problem\n");
+	assert_int_equal(truncate(p, st.st_size), 0);
+
+	/* missing file, json output */
+	snprintf(saved, sizeof(saved), "%s.saved", p);
+	assert_int_equal(rename(p, saved), 0);
+	run(&r, "verify", "--json", table, NULL);
+	assert_int_equal(r.code, 1);
+	assert_has(r.out, "\"ok\":false");
+	assert_has(r.out, "data file is missing (added in version 1)");
+	assert_int_equal(rename(saved, p), 0);
+
+	/* head magic overwritten */
+	FILE *f = fopen(p, "r+b");
+	assert_non_null(f);
+	fwrite("XXXX", 1, 4, f);
+	fclose(f);
+	run(&r, "verify", table, NULL);
+	assert_int_equal(r.code, 1);
+	assert_has(r.out, "no PAR1 magic at the start");
+	f = fopen(p, "r+b");
+	fwrite("PAR1", 1, 4, f);
+	fclose(f);
+
+	/* tail magic overwritten (a torn write) */
+	f = fopen(p, "r+b");
+	fseek(f, -2, SEEK_END);
+	fwrite("\0\0", 1, 2, f);
+	fclose(f);
+	run(&r, "verify", table, NULL);
+	assert_int_equal(r.code, 1);
+	assert_has(r.out, "bad Parquet footer: no PAR1 magic at the end");
+	f = fopen(p, "r+b");
+	fseek(f, -2, SEEK_END);
+	fwrite("R1", 1, 2, f);
+	fclose(f);
+	run(&r, "verify", table, NULL);
+	assert_int_equal(r.code, 0);
+}
+
+static void test_stats_mismatch_and_duplicates(void **state)
+{
+	struct result r;
+	struct rn_delta *d;
+	char name[128];
+	(void)state;
+	assert_int_equal(rn_delta_open(&d, table, NULL, "test"), 0);
+	add_file(d, 5, 7, "stream-c", 0, name, sizeof(name));
+	rn_delta_close(d);
+	run(&r, "verify", table, NULL);
+	assert_int_equal(r.code, 1);
+	assert_has(r.out, "stats say numRecords 7, the Parquet footer says 5 rows");
+	run(&r, "describe", table, NULL);
+	assert_int_equal(r.code, 0); /* describe reports, it does not judge */
+	assert_has(r.out, "rows        67\n");
+
+	/* a hand-made commit that adds an already live file again: counted once, flagged */
+	char p[900], line[512];
+	snprintf(p, sizeof(p), "%s/_delta_log/%020d.json", table, 5);
+	FILE *f = fopen(p, "w");
+	assert_non_null(f);
+	struct stat st;
+	char fp[900];
+	path_of(fp, sizeof(fp), 1);
+	assert_int_equal(stat(fp, &st), 0);
+	snprintf(line, sizeof(line),
+	         "{\"add\":{\"path\":\"%s\",\"size\":%lld,\"dataChange\":true,"
+	         "\"stats\":\"{\\\"numRecords\\\":20}\"}}\n",
+	         files[1], (long long)st.st_size);
+	fputs(line, f);
+	fclose(f);
+	run(&r, "verify", table, NULL);
+	assert_int_equal(r.code, 1);
+	assert_has(r.out, "is added again (live since version 2, no remove)");
+	run(&r, "describe", "--json", table, NULL);
+	assert_has(r.out, "\"rows\":67,");
+	unlink(p);
+	/* back to the healthy 0..3 for the next tests (the data file stays as an orphan) */
+	snprintf(p, sizeof(p), "%s/_delta_log/%020d.json", table, 4);
+	unlink(p);
+	run(&r, "verify", table, NULL);
+	assert_int_equal(r.code, 0);
+}
+
+static void test_broken_logs(void **state)
+{
+	struct result r;
+	char p[900], q[1000], c[900];
+	(void)state;
+
+	/* a gap: version 2 missing while 3 exists */
+	snprintf(p, sizeof(p), "%s/_delta_log/%020d.json", table, 2);
+	snprintf(q, sizeof(q), "%s.aside", p);
+	assert_int_equal(rename(p, q), 0);
+	run(&r, "verify", table, NULL);
+	assert_int_equal(r.code, 1);
+	assert_has(r.err, "version 2 is missing from the log (version 3 exists)");
+	run(&r, "describe", "--json", table, NULL);
+	assert_int_equal(r.code, 1);
+	assert_has(r.out, "\"error\":\"unreadable log\"");
+	assert_int_equal(rename(q, p), 0);
+
+	/* a malformed line */
+	snprintf(p, sizeof(p), "%s/_delta_log/%020d.json", table, 4);
+	FILE *f = fopen(p, "w");
+	fputs("{\"commitInfo\":{}}\n{\"add\":{\"path\":\"x\",\"size\":1}\n", f);
+	fclose(f);
+	run(&r, "history", table, NULL);
+	assert_int_equal(r.code, 1);
+	assert_has(r.err, "version 4 line 2: not a JSON object");
+	unlink(p);
+
+	/* JSON commits cleaned up behind a checkpoint: no answer rather than a wrong one */
+	snprintf(p, sizeof(p), "%s/_delta_log/%020d.json", table, 0);
+	snprintf(q, sizeof(q), "%s.aside", p);
+	snprintf(c, sizeof(c), "%s/_delta_log/_last_checkpoint", table);
+	assert_int_equal(rename(p, q), 0);
+	f = fopen(c, "w");
+	fputs("{\"version\":1,\"size\":4}\n", f);
+	fclose(f);
+	run(&r, "verify", table, NULL);
+	assert_int_equal(r.code, 2);
+	assert_has(r.err, "cannot read Parquet checkpoints");
+	run(&r, "describe", "--json", table, NULL);
+	assert_int_equal(r.code, 2);
+	assert_has(r.out, "\"error\":\"unsupported\"");
+	unlink(c);
+	/* the same without any checkpoint is a broken log */
+	run(&r, "describe", table, NULL);
+	assert_int_equal(r.code, 1);
+	assert_has(r.err, "versions 0..0 are missing and there is no checkpoint");
+	assert_int_equal(rename(q, p), 0);
+	run(&r, "verify", table, NULL);
+	assert_int_equal(r.code, 0);
+}
+
+static void test_usage(void **state)
+{
+	struct result r;
+	(void)state;
+	run(&r, NULL);
+	assert_int_equal(r.code, 2);
+	run(&r, "compact", table, NULL);
+	assert_int_equal(r.code, 2);
+	assert_has(r.err, "unknown subcommand 'compact'");
+	run(&r, "describe", NULL);
+	assert_int_equal(r.code, 2);
+	assert_has(r.err, "no table given");
+	run(&r, "describe", "--bogus", table, NULL);
+	assert_int_equal(r.code, 2);
+	run(&r, "history", "-n", "0", table, NULL);
+	assert_int_equal(r.code, 2);
+	run(&r, "describe", "-d", root, "../etc", NULL);
+	assert_int_equal(r.code, 2);
+	assert_has(r.err, "not a valid table name");
+	run(&r, "describe", root, NULL);
+	assert_int_equal(r.code, 1);
+	assert_has(r.err, "is not a Delta table");
+	run(&r, "--help", NULL);
+	assert_int_equal(r.code, 0);
+	assert_has(r.out, "usage: runnel-server table describe");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_healthy_table),
+	    cmocka_unit_test(test_damage),
+	    cmocka_unit_test(test_stats_mismatch_and_duplicates),
+	    cmocka_unit_test(test_broken_logs),
+	    cmocka_unit_test(test_usage),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
