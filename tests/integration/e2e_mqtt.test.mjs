@@ -286,9 +286,12 @@ test('routes: topics go to their own streams and tables, exactly once through SI
     await waitFor(() => count(GPS) >= PER && count(CAN) >= PER && count(TABLE) >= PER,
       { timeoutMs: 60000, what: `${PER} rows in each table (seed ${seed})` });
     await sleep(300);
-    const st = agent.status();
-    assert.deepEqual(st.streams.map((s) => [s.name, s.table, s.records]),
-      [['fleet', TABLE, PER], ['fleet/gps', GPS, PER], ['fleet/can', CAN, PER]]);
+    // status.json is rewritten every 500 ms; wait for one written after the last record
+    const want = [['fleet', TABLE, PER], ['fleet/gps', GPS, PER], ['fleet/can', CAN, PER]];
+    const streams = () => (agent.status()?.streams ?? []).map((s) => [s.name, s.table, s.records]);
+    await waitFor(() => JSON.stringify(streams()) === JSON.stringify(want), { what: 'status per stream' })
+      .catch(() => {});
+    assert.deepEqual(streams(), want);
     await agent.stop();
     await server.stop();
     for (const [t, kind] of [[GPS, 'gps'], [CAN, 'can'], [TABLE, 'misc']]) {
