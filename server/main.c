@@ -60,6 +60,12 @@ int main(int argc, char **argv)
 		rn_conf_free(rn_server_conf_table, &conf);
 		return 1;
 	}
+	if (!rc && (rc = rn_server_conf_check(&conf, file ? file : "(defaults)", err,
+					       sizeof(err)))) {
+		fprintf(stderr, "runnel-server: %s\n", err);
+		rn_conf_free(rn_server_conf_table, &conf);
+		return 1;
+	}
 	if (listen) {
 		rn_free(conf.listen);
 		conf.listen = rn_strdup(listen);

@@ -22,6 +22,7 @@
 
 #include "front.h"
 #include "mat.h"
+#include "schema.h"
 #include "rn_buf.h"
 #include "rn_err.h"
 #include "rn_fs.h"
@@ -35,6 +36,28 @@
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 
 #define OFF(f) offsetof(struct rn_server_conf, f)
+#define CC(f) offsetof(struct rn_column_conf, f)
+static const struct rn_conf_key column_keys[] = {
+	{"name", RN_CONF_STRING, NULL, CC(name), 0, 0, "column name", NULL, NULL, 0,
+	 RN_CONF_F_REQUIRED},
+	{"type", RN_CONF_STRING, NULL, CC(type), 0, 0,
+	 "Delta type: string, long, integer, short, byte, float, double, boolean, binary, date, "
+	 "timestamp, decimal(p,s), array<T>, map<K,V>, struct<name:T,...>", NULL, NULL, 0,
+	 RN_CONF_F_REQUIRED},
+	{"nullable", RN_CONF_BOOL, "true", CC(nullable), 0, 0, "false = NOT NULL"},
+	{NULL},
+};
+#undef CC
+#define TS(f) offsetof(struct rn_table_schema_conf, f)
+static const struct rn_conf_key schema_keys[] = {
+	{"table", RN_CONF_STRING, NULL, TS(table), 0, 0, "table name (catalog.schema.table)", NULL,
+	 NULL, 0, RN_CONF_F_REQUIRED},
+	{"columns", RN_CONF_LIST, NULL, TS(columns), 0, 0, "the table's columns, in order", NULL,
+	 column_keys, sizeof(struct rn_column_conf)},
+	{NULL},
+};
+#undef TS
+
 const struct rn_conf_key rn_server_conf_table[] = {
 	{"listen", RN_CONF_STRING, "127.0.0.1:7700", OFF(listen), 0, 0,
 	 "address:port for gRPC (h2c); port 0 picks a free one"},
@@ -52,6 +75,10 @@ const struct rn_conf_key rn_server_conf_table[] = {
 	{"auto_create", RN_CONF_BOOL, "false", OFF(auto_create), 0, 0,
 	 "create a table the first time a stream names it"},
 	{"tables", RN_CONF_STRLIST, NULL, OFF(tables), 0, 0, "tables to create at start"},
+	{"schemas", RN_CONF_LIST, NULL, OFF(schemas), 0, 0,
+	 "typed tables: records are decoded into these columns (JSON records, or the JSON "
+	 "payload of agent envelopes); what does not fit goes to <table>_dead_letters", NULL,
+	 schema_keys, sizeof(struct rn_table_schema_conf)},
 	{"log_level", RN_CONF_ENUM, "info", OFF(log_level), 0, 0, "log verbosity", log_levels},
 	{NULL},
 };
@@ -509,6 +536,65 @@ static int split_listen(const char *listen, char *host, size_t cap, int *port)
 	return *port < 0 || *port > 65535 ? RN_EINVAL : 0;
 }
 
+/* The schema of config entry i, heap allocated. 0 or RN_ECONFIG with the reason in err. */
+static int build_schema(const struct rn_server_conf *c, size_t i, struct rn_schema **out,
+			char *err, size_t cap)
+{
+	const struct rn_table_schema_conf *t = (const struct rn_table_schema_conf *)c->schemas.items + i;
+	const struct rn_column_conf *col = t->columns.items;
+	struct rn_schema *s = rn_calloc(1, sizeof(*s));
+	char why[300];
+
+	*out = NULL;
+	if (!s)
+		return RN_ENOMEM;
+	if (rn_table_name_check(t->table)) {
+		snprintf(err, cap, "schemas[%zu]: invalid table name '%s'", i, t->table);
+		goto bad;
+	}
+	if (!t->columns.n) {
+		snprintf(err, cap, "schemas[%zu] (%s): no columns", i, t->table);
+		goto bad;
+	}
+	for (size_t k = 0; k < t->columns.n; k++)
+		if (rn_schema_add_column(s, col[k].name, col[k].type, col[k].nullable, why,
+					 sizeof(why))) {
+			snprintf(err, cap, "schemas[%zu] (%s): column '%s': %s", i, t->table,
+				 col[k].name, why);
+			goto bad;
+		}
+	*out = s;
+	return 0;
+bad:
+	rn_schema_free(s);
+	rn_free(s);
+	return RN_ECONFIG;
+}
+
+int rn_server_conf_check(const struct rn_server_conf *c, const char *file, char *err,
+			 size_t cap)
+{
+	char why[600];
+	for (size_t i = 0; i < c->schemas.n; i++) {
+		struct rn_schema *s;
+		const struct rn_table_schema_conf *t =
+			(const struct rn_table_schema_conf *)c->schemas.items + i;
+		int rc = build_schema(c, i, &s, why, sizeof(why));
+		if (rc) {
+			snprintf(err, cap, "%s: %s", file, why);
+			return rc;
+		}
+		rn_schema_free(s);
+		rn_free(s);
+		for (size_t k = 0; k < c->tables.n; k++)
+			if (!strcmp(c->tables.v[k], t->table)) {
+				snprintf(err, cap, "%s: %s is in both tables and schemas", file, t->table);
+				return RN_ECONFIG;
+			}
+	}
+	return 0;
+}
+
 int rn_server_create(struct rn_server **out, const struct rn_server_conf *conf)
 {
 	struct rn_server *s;
@@ -535,6 +621,25 @@ int rn_server_create(struct rn_server **out, const struct rn_server_conf *conf)
 	struct rn_mat_options mo = {.data_root = conf->data_root};
 	if ((rc = rn_mat_create(&s->mat, &mo)))
 		goto fail;
+	for (size_t i = 0; i < conf->schemas.n; i++) {
+		const char *name = ((const struct rn_table_schema_conf *)conf->schemas.items)[i].table;
+		struct rn_schema *sc;
+		char why[600];
+		if ((rc = build_schema(conf, i, &sc, why, sizeof(why)))) {
+			rn_log_error("server", "%s", why);
+			goto fail;
+		}
+		if ((rc = rn_mat_define_table(s->mat, name, sc))) {
+			rn_log_error("server", "table %s: %s", name, rn_mat_errmsg(s->mat));
+			rn_schema_free(sc);
+			rn_free(sc);
+			goto fail;
+		}
+		if ((rc = rn_mat_ensure_table(s->mat, name))) {
+			rn_log_error("server", "table %s: %s", name, rn_mat_errmsg(s->mat));
+			goto fail;
+		}
+	}
 	for (size_t i = 0; i < conf->tables.n; i++) {
 		if ((rc = rn_mat_ensure_table(s->mat, conf->tables.v[i]))) {
 			rn_log_error("server", "table %s: %s", conf->tables.v[i],

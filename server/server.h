@@ -12,6 +12,19 @@
 
 #include "rn_conf.h"
 
+/* A typed table in the config: `schemas = ( { table = "a.b.c"; columns = ( { name = "ts";
+ * type = "timestamp"; nullable = false; }, ... ); } )`. */
+struct rn_column_conf {
+	char *name;
+	char *type; /* Spark DDL type name (server/mat/schema.h) */
+	int nullable;
+};
+
+struct rn_table_schema_conf {
+	char *table;
+	struct rn_conf_list columns; /* struct rn_column_conf */
+};
+
 struct rn_server_conf {
 	char *listen;              /* host:port */
 	char *data_root;
@@ -21,11 +34,17 @@ struct rn_server_conf {
 	int64_t max_message_bytes;
 	int auto_create;           /* create unknown (valid) tables on first stream */
 	struct rn_conf_strlist tables; /* created at start */
+	struct rn_conf_list schemas;   /* typed tables (struct rn_table_schema_conf), created too */
 	int log_level;
 };
 
 /* The config rows (for loading, -n and help). */
 extern const struct rn_conf_key rn_server_conf_table[];
+
+/* Checks what the rows cannot: every typed table's name and column types. 0 or RN_ECONFIG
+ * with "FILE: schemas[i] (table): ..." in err. */
+int rn_server_conf_check(const struct rn_server_conf *c, const char *file, char *err,
+			 size_t cap);
 
 struct rn_server;
 

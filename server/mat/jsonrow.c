@@ -20,6 +20,7 @@ struct dec {
 	char path[256];
 	size_t plen;
 	struct rn_buf tmp; /* decoded strings */
+	const struct rn_field *root; /* the record's struct (the table) */
 };
 
 __attribute__((format(printf, 2, 3))) static int bad(struct dec *d, const char *fmt, ...)
@@ -249,7 +250,11 @@ static int object(struct dec *d, const struct rn_field *f, struct rn_json_span v
 	for (size_t i = 0; i < f->nfields; i++) {
 		const struct rn_field *x = &f->fields[i];
 		size_t old = push(d, x->name, strlen(x->name), 0);
-		if (!m.seen[i] || is_null(m.vals[i])) {
+		if (!m.seen[i] && f == d->root && d->sink->missing &&
+		    (rc = d->sink->missing(d->sink->ctx, x)) != RN_ENOTFOUND) {
+			if (rc)
+				goto out;
+		} else if (!m.seen[i] || is_null(m.vals[i])) {
 			rc = x->nullable ? d->sink->null(d->sink->ctx, x)
 					 : bad(d, "%s", m.seen[i] ? "null in a NOT NULL column"
 								  : "missing NOT NULL column");
@@ -468,7 +473,7 @@ static int value(struct dec *d, const struct rn_field *f, struct rn_json_span v)
 int rn_jsonrow_decode(const struct rn_schema *s, const char *json, size_t len,
 		      const struct rn_row_sink *sink, char *err, size_t cap)
 {
-	struct dec d = {sink, err, cap, {0}, 0, {0}};
+	struct dec d = {sink, err, cap, {0}, 0, {0}, NULL};
 	struct rn_field root = s->root;
 	size_t i = 0;
 	int rc;
@@ -476,6 +481,7 @@ int rn_jsonrow_decode(const struct rn_schema *s, const char *json, size_t len,
 	if (cap)
 		err[0] = 0;
 	root.type = RN_T_STRUCT;
+	d.root = &root;
 	while (i < len && (json[i] == ' ' || json[i] == '\t' || json[i] == '\r' || json[i] == '\n'))
 		i++;
 	if (i == len || json[i] != '{')

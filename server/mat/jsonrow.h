@@ -42,6 +42,10 @@ struct rn_row_sink {
 	 * key then value) */
 	int (*begin)(void *ctx, const struct rn_field *f, size_t n);
 	int (*end)(void *ctx, const struct rn_field *f);
+	/* Optional (may be NULL): a top-level column the record does not name. Return 0 after
+	 * supplying its value through the sink yourself (e.g. from the record's envelope), or
+	 * RN_ENOTFOUND to let the usual rule apply (null, or an error for NOT NULL). */
+	int (*missing)(void *ctx, const struct rn_field *f);
 };
 
 /* Decodes one record. 0, RN_EINVAL with "field path: reason" in err (the record does not

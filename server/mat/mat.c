@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "delta.h"
+#include "jsonrow.h"
 #include "parquet.h"
 #include "rn_buf.h"
 #include "rn_clock.h"
@@ -22,6 +23,7 @@
 #include "rn_mem.h"
 #include "rn_pbwire.h"
 #include "rn_utf8.h"
+#include "schema.h"
 
 enum {
 	C_DEVICE, C_SOURCE, C_TOPIC, C_EVENT_TIME, C_RECEIVE_TIME, C_STREAM, C_SEQ, C_PAYLOAD,
@@ -64,6 +66,13 @@ struct pending_stream {
 struct mat_table {
 	char *name;
 	char *dir;
+	/* typed tables: the declared schema (owned by the definition), its Parquet schema tree
+	 * and the dead-letter table; NULL for envelope tables */
+	const struct rn_schema *schema;
+	struct rn_pq_col *cols;
+	size_t ncols;
+	struct mat_table *dlq;
+	int is_dlq;
 	struct rn_delta *delta;
 	struct rn_pq_writer *pq;
 	struct pending_stream *streams; /* streams with rows in the open writer */
@@ -76,9 +85,16 @@ struct mat_table {
 	size_t retry_nstreams;
 };
 
+struct table_def {
+	char *name;
+	struct rn_schema *schema;
+};
+
 struct rn_mat {
 	char *root;
 	char *created_by;
+	struct table_def *defs;
+	size_t ndefs;
 	struct mat_table **tables;
 	size_t ntables, captables;
 	size_t pending_bytes;
@@ -89,6 +105,10 @@ struct rn_mat {
 
 static int fail(struct rn_mat *m, int rc, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+static const struct table_def *find_def(const struct rn_mat *m, const char *name);
+static char *typed_schema_json(const struct rn_schema *sc);
+static int build_cols(const struct rn_field *parent, struct rn_pq_col **out);
+static int has_type(const struct rn_field *f, enum rn_type t);
 
 static int fail(struct rn_mat *m, int rc, const char *fmt, ...)
 {
@@ -164,6 +184,13 @@ static void free_streams(struct pending_stream *s, size_t n)
 	rn_free(s);
 }
 
+static void free_cols(struct rn_pq_col *c, size_t n)
+{
+	for (size_t i = 0; c && i < n; i++)
+		free_cols((struct rn_pq_col *)c[i].children, c[i].n_children);
+	rn_free(c);
+}
+
 static void table_free(struct mat_table *t)
 {
 	if (!t)
@@ -174,6 +201,7 @@ static void table_free(struct mat_table *t)
 	free_streams(t->retry_streams, t->retry_nstreams);
 	rn_buf_free(&t->retry_file);
 	rn_free(t->retry_stats);
+	free_cols(t->cols, t->ncols);
 	rn_free(t->name);
 	rn_free(t->dir);
 	rn_free(t);
@@ -186,6 +214,12 @@ void rn_mat_destroy(struct rn_mat *m)
 	for (size_t i = 0; i < m->ntables; i++)
 		table_free(m->tables[i]);
 	rn_free(m->tables);
+	for (size_t i = 0; i < m->ndefs; i++) {
+		rn_free(m->defs[i].name);
+		rn_schema_free(m->defs[i].schema);
+		rn_free(m->defs[i].schema);
+	}
+	rn_free(m->defs);
 	rn_buf_free(&m->scratch);
 	rn_buf_free(&m->file);
 	rn_free(m->root);
@@ -230,10 +264,21 @@ static int get_table(struct rn_mat *m, const char *name, int create, struct mat_
 		m->tables = tt;
 		m->captables = nc;
 	}
+	const struct table_def *def = find_def(m, name);
 	if (!(t = rn_calloc(1, sizeof(*t))) || !(t->name = rn_strdup(name)) ||
-	    !(t->dir = table_dir(m, name)) || (create && !(schema = schema_json()))) {
+	    !(t->dir = table_dir(m, name)) ||
+	    (create && !(schema = def ? typed_schema_json(def->schema) : schema_json()))) {
 		table_free(t);
 		return RN_ENOMEM;
+	}
+	if (def) {
+		t->schema = def->schema;
+		t->ncols = def->schema->root.nfields;
+		if ((rc = build_cols(&def->schema->root, &t->cols))) {
+			rn_free(schema);
+			table_free(t);
+			return rc;
+		}
 	}
 	rc = rn_delta_open(&t->delta, t->dir, schema, NULL);
 	rn_free(schema);
@@ -246,12 +291,120 @@ static int get_table(struct rn_mat *m, const char *name, int create, struct mat_
 		return rc;
 	}
 	struct rn_pq_options po = {.created_by = m->created_by};
-	if ((rc = rn_pq_writer_create(&t->pq, envelope_cols, C_COUNT, &po))) {
+	if ((rc = rn_pq_writer_create(&t->pq, t->cols ? t->cols : envelope_cols,
+				      t->cols ? t->ncols : C_COUNT, &po))) {
 		table_free(t);
-		return rc;
+		return fail(m, rc, "table %s: cannot set up its Parquet schema", name);
 	}
 	m->tables[m->ntables++] = t;
+	if (def) {
+		/* its dead-letter table, an envelope table, exists whenever it does */
+		char dname[400];
+		snprintf(dname, sizeof(dname), "%s_dead_letters", name);
+		if ((rc = get_table(m, dname, 1, &t->dlq)))
+			return rc;
+		t->dlq->is_dlq = 1;
+	}
 	*out = t;
+	return 0;
+}
+
+static const struct table_def *find_def(const struct rn_mat *m, const char *name)
+{
+	for (size_t i = 0; i < m->ndefs; i++)
+		if (!strcmp(m->defs[i].name, name))
+			return &m->defs[i];
+	return NULL;
+}
+
+static char *typed_schema_json(const struct rn_schema *sc)
+{
+	struct rn_buf b = {0};
+	if (rn_schema_to_json(sc, &b) || rn_buf_append_u8(&b, 0)) {
+		rn_buf_free(&b);
+		return NULL;
+	}
+	return (char *)b.data;
+}
+
+static int pq_type(const struct rn_field *f)
+{
+	switch (f->type) {
+	case RN_T_STRING: return RN_PQ_STRING;
+	case RN_T_LONG: return RN_PQ_INT64;
+	case RN_T_INT: return RN_PQ_INT32;
+	case RN_T_SHORT: return RN_PQ_INT16;
+	case RN_T_BYTE: return RN_PQ_INT8;
+	case RN_T_FLOAT: return RN_PQ_FLOAT;
+	case RN_T_DOUBLE: return RN_PQ_DOUBLE;
+	case RN_T_BOOL: return RN_PQ_BOOL;
+	case RN_T_BINARY: return RN_PQ_BINARY;
+	case RN_T_DATE: return RN_PQ_DATE;
+	case RN_T_TIMESTAMP: return RN_PQ_TIMESTAMP;
+	case RN_T_TIMESTAMP_NTZ: return RN_PQ_TIMESTAMP_NTZ;
+	case RN_T_DECIMAL: return RN_PQ_DECIMAL;
+	case RN_T_STRUCT: return RN_PQ_STRUCT;
+	case RN_T_ARRAY: return RN_PQ_LIST;
+	case RN_T_MAP: return RN_PQ_MAP;
+	}
+	return RN_PQ_STRING;
+}
+
+/* The Parquet schema tree of a struct's fields (names point into the schema). */
+static int build_cols(const struct rn_field *parent, struct rn_pq_col **out)
+{
+	struct rn_pq_col *c = rn_calloc(parent->nfields ? parent->nfields : 1, sizeof(*c));
+	int rc;
+	*out = c;
+	if (!c)
+		return RN_ENOMEM;
+	for (size_t i = 0; i < parent->nfields; i++) {
+		const struct rn_field *f = &parent->fields[i];
+		c[i].name = f->name ? f->name : "element";
+		c[i].type = pq_type(f);
+		c[i].optional = f->nullable;
+		c[i].precision = f->precision;
+		c[i].scale = f->scale;
+		if (f->nfields) {
+			if ((rc = build_cols(f, (struct rn_pq_col **)&c[i].children)))
+				return rc;
+			c[i].n_children = f->nfields;
+		}
+	}
+	return 0;
+}
+
+int rn_mat_define_table(struct rn_mat *m, const char *table, struct rn_schema *schema)
+{
+	char dname[400];
+	snprintf(dname, sizeof(dname), "%s_dead_letters", table);
+	if (rn_table_name_check(table) || rn_table_name_check(dname))
+		return fail(m, RN_EINVAL, "invalid table name (or too long for its "
+					  "_dead_letters table)");
+	if (find_def(m, table))
+		return fail(m, RN_EINVAL, "table %s declared twice", table);
+	for (size_t i = 0; i < schema->root.nfields; i++)
+		if (has_type(&schema->root.fields[i], RN_T_TIMESTAMP_NTZ))
+			return fail(m, RN_ENOTSUP, "table %s: column %s: timestamp_ntz needs the "
+						   "timestampNtz table feature, not written yet",
+				    table, schema->root.fields[i].name);
+	struct table_def *d = rn_reallocarray(m->defs, m->ndefs + 1, sizeof(*d));
+	if (!d)
+		return RN_ENOMEM;
+	m->defs = d;
+	if (!(d[m->ndefs].name = rn_strdup(table)))
+		return RN_ENOMEM;
+	d[m->ndefs++].schema = schema;
+	return 0;
+}
+
+static int has_type(const struct rn_field *f, enum rn_type t)
+{
+	if (f->type == t)
+		return 1;
+	for (size_t i = 0; i < f->nfields; i++)
+		if (has_type(&f->fields[i], t))
+			return 1;
 	return 0;
 }
 
@@ -355,7 +508,9 @@ static const char *decode_record(const uint8_t *p, size_t len, struct rec *r)
 	return NULL;
 }
 
-static int attrs_json(struct rn_buf *b, const uint8_t *p, size_t len)
+/* The record's attributes as a JSON object (p may be NULL: none), with "runnel.error":
+ * reason added when reason is not NULL. */
+static int attrs_json(struct rn_buf *b, const uint8_t *p, size_t len, const char *reason)
 {
 	struct rn_pb_reader rd;
 	struct rn_pb_field f;
@@ -363,7 +518,12 @@ static int attrs_json(struct rn_buf *b, const uint8_t *p, size_t len)
 
 	rn_buf_reset(b);
 	rn_buf_append_u8(b, '{');
-	rn_pb_reader_init(&rd, p, len);
+	if (reason) {
+		rn_buf_append_str(b, "\"runnel.error\":");
+		rn_json_put_str(b, reason, strlen(reason));
+		first = 0;
+	}
+	rn_pb_reader_init(&rd, p, p ? len : 0);
 	while (!rc && rn_pb_next(&rd, &f) == 1) {
 		struct rn_pb_reader ar;
 		struct rn_pb_field af;
@@ -391,8 +551,13 @@ static int put_str(struct rn_pq_writer *w, size_t col, const struct rn_pb_field 
 	return rn_pq_put_bytes(w, col, f->ptr, f->len);
 }
 
-static int add_record(struct rn_mat *m, struct mat_table *t, const char *stream_id,
-		      int record_type, const uint8_t *p, size_t len, int64_t now)
+/*
+ * One row of an envelope table. `reason` != NULL makes it a dead letter of a typed table:
+ * the record as received (decoded as far as it goes) with the reason among its attributes.
+ */
+static int add_envelope_row(struct rn_mat *m, struct mat_table *t, const char *stream_id,
+			    int record_type, const uint8_t *p, size_t len, int64_t now,
+			    const char *reason)
 {
 	struct rn_pq_writer *w = t->pq;
 	const char *why = NULL;
@@ -406,6 +571,8 @@ static int add_record(struct rn_mat *m, struct mat_table *t, const char *stream_
 			rc = rn_pq_put_bytes(w, C_PAYLOAD, p, len);
 		if (!why && !rc)
 			rc = rn_pq_put_i64(w, C_RECEIVE_TIME, now);
+		if (!why && !rc && reason && !(rc = attrs_json(&m->scratch, NULL, 0, reason)))
+			rc = rn_pq_put_bytes(w, C_ATTRS, m->scratch.data, m->scratch.len);
 	} else if (!(why = decode_record(p, len, &r))) {
 		if (r.has_device) rc = rc ? rc : put_str(w, C_DEVICE, &r.device);
 		if (r.has_source) rc = rc ? rc : put_str(w, C_SOURCE, &r.source);
@@ -419,7 +586,7 @@ static int add_record(struct rn_mat *m, struct mat_table *t, const char *stream_
 			else
 				rc = rc ? rc : put_str(w, C_PAYLOAD_RAW, &r.payload);
 		}
-		if (r.nattrs && !rc && !(rc = attrs_json(&m->scratch, p, len)))
+		if ((r.nattrs || reason) && !rc && !(rc = attrs_json(&m->scratch, p, len, reason)))
 			rc = rn_pq_put_bytes(w, C_ATTRS, m->scratch.data, m->scratch.len);
 		rc = rc ? rc : rn_pq_put_i32(w, C_FLAGS, (int32_t)r.flags);
 	}
@@ -427,50 +594,203 @@ static int add_record(struct rn_mat *m, struct mat_table *t, const char *stream_
 		/* Keep what could not be decoded, with the reason, as a row of its own. */
 		rn_buf_reset(&m->scratch);
 		rn_buf_append_str(&m->scratch, "{\"runnel.error\":");
-		rn_json_put_str(&m->scratch, why, strlen(why));
+		rn_json_put_str(&m->scratch, reason ? reason : why, strlen(reason ? reason : why));
 		rn_buf_append_u8(&m->scratch, '}');
 		rc = rn_pq_put_bytes(w, C_PAYLOAD_RAW, p, len);
 		rc = rc ? rc : rn_pq_put_bytes(w, C_ATTRS, m->scratch.data, m->scratch.len);
 		rc = rc ? rc : rn_pq_put_i64(w, C_RECEIVE_TIME, now);
-		rn_log_warn("mat", "table %s stream %s: undecodable record kept in payload_raw: %s",
-			    t->name, stream_id, why);
+		if (!reason)
+			rn_log_warn("mat", "table %s stream %s: undecodable record kept in "
+				    "payload_raw: %s", t->name, stream_id, why);
 	}
 	rc = rc ? rc : rn_pq_put_bytes(w, C_STREAM, stream_id, strlen(stream_id));
-	return rc ? rc : rn_pq_row_end(w);
+	if (rc) {
+		rn_pq_row_abort(w);
+		return rc;
+	}
+	return rn_pq_row_end(w);
 }
 
-int rn_mat_add(struct rn_mat *m, const char *table, const char *stream_id, int64_t offset,
-	       int record_type, const uint8_t *batch, size_t len)
+/* Feeds decoded JSON values into a typed table's Parquet writer (jsonrow.h's sink), and
+ * fills columns the payload lacks from the envelope. */
+struct pq_sink {
+	struct rn_pq_writer *w;
+	const struct rn_field *stack[RN_SCHEMA_MAX_DEPTH + 2];
+	int depth;
+	const struct rec *env; /* NULL for JSON records */
+	const uint8_t *env_bytes;
+	size_t env_len;
+	const char *stream_id;
+	int64_t now;
+	struct rn_buf *scratch;
+};
+
+/* The child index of f in the innermost open group. */
+static size_t col_of(const struct pq_sink *k, const struct rn_field *f)
 {
-	struct mat_table *t;
-	struct pending_stream *ps;
-	struct rn_pb_reader rd;
-	struct rn_pb_field f;
-	int64_t now = rn_now_us();
+	const struct rn_field *p = k->stack[k->depth - 1];
+	if (p->type == RN_T_STRUCT)
+		return (size_t)(f - p->fields);
+	if (p->type == RN_T_MAP)
+		return f == &p->fields[0] ? 0 : 1;
+	return 0;
+}
+
+static int k_null(void *c, const struct rn_field *f)
+{
+	struct pq_sink *k = c;
+	return rn_pq_put_null(k->w, col_of(k, f));
+}
+
+static int k_i64(void *c, const struct rn_field *f, int64_t v)
+{
+	struct pq_sink *k = c;
+	size_t col = col_of(k, f);
+	switch (f->type) {
+	case RN_T_LONG: case RN_T_TIMESTAMP: case RN_T_TIMESTAMP_NTZ:
+		return rn_pq_put_i64(k->w, col, v);
+	case RN_T_BOOL:
+		return rn_pq_put_bool(k->w, col, (int)v);
+	default:
+		return rn_pq_put_i32(k->w, col, (int32_t)v);
+	}
+}
+
+static int k_f64(void *c, const struct rn_field *f, double v)
+{
+	struct pq_sink *k = c;
+	if (f->type == RN_T_FLOAT)
+		return rn_pq_put_float(k->w, col_of(k, f), (float)v);
+	return rn_pq_put_double(k->w, col_of(k, f), v);
+}
+
+static int k_bytes(void *c, const struct rn_field *f, const void *p, size_t n)
+{
+	struct pq_sink *k = c;
+	return rn_pq_put_bytes(k->w, col_of(k, f), p, n);
+}
+
+static int k_dec(void *c, const struct rn_field *f, rn_i128 u)
+{
+	struct pq_sink *k = c;
+	uint8_t be[16];
+	if (f->precision <= 18)
+		return rn_pq_put_i64(k->w, col_of(k, f), (int64_t)u);
+	for (int i = 15; i >= 0; i--) {
+		be[i] = (uint8_t)(u & 0xff);
+		u >>= 8;
+	}
+	return rn_pq_put_decimal(k->w, col_of(k, f), be);
+}
+
+static int k_begin(void *c, const struct rn_field *f, size_t n)
+{
+	struct pq_sink *k = c;
+	int rc = 0;
+	(void)n;
+	if (k->depth >= (int)(sizeof(k->stack) / sizeof(k->stack[0])))
+		return RN_EINVAL;
+	if (k->depth > 0 && (rc = rn_pq_begin(k->w, col_of(k, f))))
+		return rc;
+	k->stack[k->depth++] = f;
+	return 0;
+}
+
+static int k_end(void *c, const struct rn_field *f)
+{
+	struct pq_sink *k = c;
+	(void)f;
+	return --k->depth > 0 ? rn_pq_end(k->w) : 0;
+}
+
+/* Envelope values for top-level columns the payload does not name. */
+static int k_missing(void *c, const struct rn_field *f)
+{
+	struct pq_sink *k = c;
+	const struct rec *r = k->env;
+	size_t col = col_of(k, f);
+	const char *n = f->name;
+
+	if (!strcmp(n, "stream_id") && f->type == RN_T_STRING)
+		return rn_pq_put_bytes(k->w, col, k->stream_id, strlen(k->stream_id));
+	if (!strcmp(n, "receive_time") && f->type == RN_T_TIMESTAMP)
+		return rn_pq_put_i64(k->w, col, r && r->has_receive ? r->receive : k->now);
+	if (!r)
+		return RN_ENOTFOUND;
+	if (f->type == RN_T_STRING) {
+		const struct rn_pb_field *s = !strcmp(n, "device_id") && r->has_device ? &r->device
+					      : !strcmp(n, "source") && r->has_source   ? &r->source
+					      : !strcmp(n, "topic") && r->has_topic     ? &r->topic
+											: NULL;
+		if (s)
+			return put_str(k->w, col, s);
+		if (!strcmp(n, "attributes") && r->nattrs) {
+			int rc = attrs_json(k->scratch, k->env_bytes, k->env_len, NULL);
+			return rc ? rc : rn_pq_put_bytes(k->w, col, k->scratch->data, k->scratch->len);
+		}
+	}
+	if (!strcmp(n, "event_time") && f->type == RN_T_TIMESTAMP && r->has_event)
+		return rn_pq_put_i64(k->w, col, r->event);
+	if (!strcmp(n, "seq") && f->type == RN_T_LONG && r->has_seq)
+		return rn_pq_put_i64(k->w, col, (int64_t)r->seq);
+	if (!strcmp(n, "flags") && f->type == RN_T_INT)
+		return rn_pq_put_i32(k->w, col, (int32_t)r->flags);
+	return RN_ENOTFOUND;
+}
+
+/*
+ * One record of a typed table: its row, or (when it does not fit) why not in `why` and no
+ * row. Errors other than a misfit (memory) are returned.
+ */
+static int add_typed_row(struct rn_mat *m, struct mat_table *t, const char *stream_id,
+			 int record_type, const uint8_t *p, size_t len, int64_t now, char *why,
+			 size_t cap)
+{
+	struct pq_sink k = {.w = t->pq, .stream_id = stream_id, .now = now, .scratch = &m->scratch};
+	static const struct rn_row_sink sink_fns = {NULL, k_null, k_i64, k_f64, k_bytes, k_dec,
+						    k_begin, k_end, k_missing};
+	struct rn_row_sink sink = sink_fns;
+	struct rec r;
+	const char *json = (const char *)p;
+	size_t jlen = len;
+	const char *bad;
 	int rc;
 
-	if ((rc = get_table(m, table, 0, &t)))
-		return rc;
-	if (offset <= rn_delta_txn(t->delta, stream_id))
-		return 0; /* already in the table */
-	ps = find_stream(t->streams, t->nstreams, stream_id);
-	if ((ps && offset <= ps->last))
-		return 0; /* already pending */
-	struct pending_stream *rs = find_stream(t->retry_streams, t->retry_nstreams, stream_id);
-	if (rs && offset <= rs->last)
+	sink.ctx = &k;
+	why[0] = 0;
+	if (record_type != RN_MAT_JSON) {
+		if ((bad = decode_record(p, len, &r))) {
+			snprintf(why, cap, "%s", bad);
+			return 0;
+		}
+		if (!r.has_payload) {
+			snprintf(why, cap, "the record has no payload to fill the columns from");
+			return 0;
+		}
+		k.env = &r;
+		k.env_bytes = p;
+		k.env_len = len;
+		json = (const char *)r.payload.ptr;
+		jlen = r.payload.len;
+	}
+	rc = rn_jsonrow_decode(t->schema, json, jlen, &sink, why, cap);
+	if (rc == 0)
+		rc = rn_pq_row_end(t->pq);
+	if (rc == 0)
 		return 0;
-	/* validate the list before touching the builders */
-	rn_pb_reader_init(&rd, batch, len);
-	while ((rc = rn_pb_next(&rd, &f)) == 1)
-		if (f.num != 1 || f.wt != RN_PB_LEN)
-			return fail(m, RN_EINVAL, "batch holds something other than records");
-	if (rc < 0)
-		return fail(m, RN_EINVAL, "malformed record batch");
-	rn_pb_reader_init(&rd, batch, len);
-	while (rn_pb_next(&rd, &f) == 1)
-		if ((rc = add_record(m, t, stream_id, record_type, f.ptr, f.len, now)))
-			return fail(m, rc, "table %s: cannot add record: %s", table,
-				    rn_strerror(rc));
+	rn_pq_row_abort(t->pq);
+	if (rc == RN_EINVAL || rc == RN_ERANGE) {
+		if (!why[0])
+			snprintf(why, cap, "value out of range for its column");
+		return 0;
+	}
+	return rc;
+}
+
+/* Remembers that `t` holds rows of stream_id up to `offset` (its txn at commit). */
+static int note_stream(struct mat_table *t, const char *stream_id, int64_t offset)
+{
+	struct pending_stream *ps = find_stream(t->streams, t->nstreams, stream_id);
 	if (!ps) {
 		if (t->nstreams == t->capstreams) {
 			size_t nc = t->capstreams ? t->capstreams * 2 : 8;
@@ -486,6 +806,70 @@ int rn_mat_add(struct rn_mat *m, const char *table, const char *stream_id, int64
 		t->nstreams++;
 	}
 	ps->last = offset;
+	return 0;
+}
+
+/* Has table t (pending, retrying or committed) got stream_id's batch `offset` already? */
+static int has_batch(struct mat_table *t, const char *stream_id, int64_t offset)
+{
+	struct pending_stream *ps = find_stream(t->streams, t->nstreams, stream_id);
+	struct pending_stream *rs = find_stream(t->retry_streams, t->retry_nstreams, stream_id);
+	return offset <= rn_delta_txn(t->delta, stream_id) || (ps && offset <= ps->last) ||
+	       (rs && offset <= rs->last);
+}
+
+int rn_mat_add(struct rn_mat *m, const char *table, const char *stream_id, int64_t offset,
+	       int record_type, const uint8_t *batch, size_t len)
+{
+	struct mat_table *t;
+	struct rn_pb_reader rd;
+	struct rn_pb_field f;
+	int64_t now = rn_now_us();
+	size_t dead = 0;
+	char why[512], first_why[512] = "";
+	int rc;
+
+	if ((rc = get_table(m, table, 0, &t)))
+		return rc;
+	/* A typed table's dead letters are committed before the table: a batch the table has
+	 * is in its dead-letter table too. */
+	if (has_batch(t, stream_id, offset))
+		return 0;
+	int dlq_has = t->dlq && has_batch(t->dlq, stream_id, offset);
+	/* validate the list before touching the builders */
+	rn_pb_reader_init(&rd, batch, len);
+	while ((rc = rn_pb_next(&rd, &f)) == 1)
+		if (f.num != 1 || f.wt != RN_PB_LEN)
+			return fail(m, RN_EINVAL, "batch holds something other than records");
+	if (rc < 0)
+		return fail(m, RN_EINVAL, "malformed record batch");
+	rn_pb_reader_init(&rd, batch, len);
+	while (rn_pb_next(&rd, &f) == 1) {
+		if (!t->schema) {
+			rc = add_envelope_row(m, t, stream_id, record_type, f.ptr, f.len, now, NULL);
+		} else {
+			rc = add_typed_row(m, t, stream_id, record_type, f.ptr, f.len, now, why,
+					   sizeof(why));
+			if (!rc && why[0]) {
+				if (!dead++)
+					snprintf(first_why, sizeof(first_why), "%s", why);
+				if (!dlq_has)
+					rc = add_envelope_row(m, t->dlq, stream_id, record_type, f.ptr,
+							      f.len, now, why);
+			}
+		}
+		if (rc)
+			return fail(m, rc, "table %s: cannot add record: %s", table,
+				    rn_strerror(rc));
+	}
+	if (dead) {
+		rn_log_warn("mat", "table %s stream %s batch %lld: %zu record(s) to %s; first: %s",
+			    table, stream_id, (long long)offset, dead, t->dlq->name, first_why);
+		if (!dlq_has && (rc = note_stream(t->dlq, stream_id, offset)))
+			return rc;
+	}
+	if ((rc = note_stream(t, stream_id, offset)))
+		return rc;
 	t->pending_bytes += len;
 	m->pending_bytes += len;
 	return 0;
@@ -502,31 +886,49 @@ static void put_ts(struct rn_buf *b, int64_t us)
 	rn_buf_printf(b, "\"%s.%03lldZ\"", tmp, (long long)ms);
 }
 
-/* Delta add.stats for the file just finished by t->pq. */
+static void put_date(struct rn_buf *b, int64_t days)
+{
+	time_t s = (time_t)(days * 86400);
+	struct tm tm;
+	char tmp[16];
+	gmtime_r(&s, &tm);
+	strftime(tmp, sizeof(tmp), "%Y-%m-%d", &tm);
+	rn_buf_printf(b, "\"%s\"", tmp);
+}
+
+/* Delta add.stats for the file just finished by t->pq: numRecords, and min/max/nullCount of
+ * the top-level primitive columns (nested columns have none; readers then just scan). */
 static char *stats_json(struct mat_table *t, size_t rows)
 {
 	struct rn_buf b = {0};
 	struct rn_pq_colstats st;
+	const struct rn_pq_col *cols = t->cols ? t->cols : envelope_cols;
+	size_t ncols = t->cols ? t->ncols : C_COUNT;
 	const char *sep;
+	char dec[64];
 
 	rn_buf_printf(&b, "{\"numRecords\":%zu", rows);
 	for (int pass = 0; pass < 3; pass++) {
 		rn_buf_append_str(&b, pass == 0 ? ",\"minValues\":{" : pass == 1 ? ",\"maxValues\":{"
 										   : ",\"nullCount\":{");
 		sep = "";
-		for (size_t i = 0; i < C_COUNT; i++) {
-			rn_pq_col_stats(t->pq, i, &st);
+		for (size_t i = 0; i < ncols; i++) {
+			const struct rn_pq_col *c = &cols[i];
+			if (c->type == RN_PQ_STRUCT || c->type == RN_PQ_LIST || c->type == RN_PQ_MAP ||
+			    rn_pq_node_stats(t->pq, c, &st))
+				continue;
 			if (pass == 2) {
-				rn_buf_printf(&b, "%s\"%s\":%lld", sep, envelope_cols[i].name,
-					      (long long)st.nulls);
+				rn_buf_printf(&b, "%s\"%s\":%lld", sep, c->name, (long long)st.nulls);
 				sep = ",";
 				continue;
 			}
 			if (pass == 0 ? !st.has_min : !st.has_max)
 				continue;
-			rn_buf_printf(&b, "%s\"%s\":", sep, envelope_cols[i].name);
+			rn_buf_printf(&b, "%s", sep);
+			rn_json_put_str(&b, c->name, strlen(c->name));
+			rn_buf_append_u8(&b, ':');
 			sep = ",";
-			switch (envelope_cols[i].type) {
+			switch (c->type) {
 			case RN_PQ_STRING:
 				if (pass == 0)
 					rn_json_put_str(&b, st.min_s, st.min_len);
@@ -536,8 +938,19 @@ static char *stats_json(struct mat_table *t, size_t rows)
 			case RN_PQ_TIMESTAMP:
 				put_ts(&b, pass == 0 ? st.min_i : st.max_i);
 				break;
+			case RN_PQ_DATE:
+				put_date(&b, pass == 0 ? st.min_i : st.max_i);
+				break;
 			case RN_PQ_DOUBLE:
 				rn_buf_printf(&b, "%.17g", pass == 0 ? st.min_d : st.max_d);
+				break;
+			case RN_PQ_FLOAT:
+				rn_buf_printf(&b, "%.9g", pass == 0 ? st.min_d : st.max_d);
+				break;
+			case RN_PQ_DECIMAL:
+				rn_pq_decimal_format(dec, sizeof(dec), pass == 0 ? st.min_dec : st.max_dec,
+						     c->scale);
+				rn_buf_append_str(&b, dec);
 				break;
 			default:
 				rn_buf_printf(&b, "%lld", (long long)(pass == 0 ? st.min_i : st.max_i));
@@ -596,9 +1009,15 @@ static int commit_retry(struct rn_mat *m, struct mat_table *t)
 int rn_mat_flush(struct rn_mat *m)
 {
 	int first_rc = 0;
-	for (size_t i = 0; i < m->ntables; i++) {
-		struct mat_table *t = m->tables[i];
+	/* dead-letter tables first: a batch committed to a typed table must already be in its
+	 * dead-letter table (rn_mat_add relies on it after a crash) */
+	for (size_t k = 0; k < 2 * m->ntables; k++) {
+		struct mat_table *t = m->tables[k % m->ntables];
 		int rc;
+		if ((k < m->ntables) != t->is_dlq)
+			continue;
+		if (t->dlq && t->dlq->retry_nstreams)
+			continue; /* its dead letters did not commit: neither does it, this round */
 		if (t->retry_nstreams && (rc = commit_retry(m, t))) {
 			first_rc = first_rc ? first_rc : rc;
 			continue;

@@ -36,8 +36,27 @@ int rn_table_name_check(const char *name);
 int rn_mat_create(struct rn_mat **out, const struct rn_mat_options *opt);
 void rn_mat_destroy(struct rn_mat *m);
 
-/* Creates `table` as an empty Delta table (version 0: protocol, metaData with the default
- * envelope schema) if it does not exist yet. RN_EINVAL for a bad name, RN_EIO/RN_EDELTA. */
+struct rn_schema;
+
+/*
+ * Declares `table` as a typed table with `schema` (on success the mat owns the heap
+ * allocated schema and frees it; on error the caller still does). Must come before the table's first use. Its records are
+ * decoded into the columns: JSON records under schema.h/jsonrow.h's rules; runnel.v1.Record
+ * envelopes by their payload, a JSON object, with columns the payload lacks filled from the
+ * envelope when their names and types match it (device_id, source, topic: string;
+ * event_time, receive_time: timestamp; seq: long; flags: integer; attributes: string) and
+ * stream_id (string) from the stream. A record that does not fit goes to the dead-letter
+ * table "<table>_dead_letters" (the envelope schema; the record as received and
+ * attributes."runnel.error" = the reason), committed before the table itself, with its own
+ * txn per stream, so both stay exactly once. RN_EINVAL (bad name; a name whose dead-letter
+ * table name would be invalid; declared twice), RN_ENOTSUP (a type this release cannot write
+ * yet: timestamp_ntz), RN_ENOMEM.
+ */
+int rn_mat_define_table(struct rn_mat *m, const char *table, struct rn_schema *schema);
+
+/* Creates `table` as an empty Delta table (version 0: protocol, metaData with its declared
+ * schema or the default envelope schema) if it does not exist yet; for a typed table its
+ * dead-letter table too. RN_EINVAL for a bad name, RN_EIO/RN_EDELTA. */
 int rn_mat_ensure_table(struct rn_mat *m, const char *table);
 
 /* True (1) if the table exists (has a _delta_log with version 0), 0 if not, or RN_EINVAL. */

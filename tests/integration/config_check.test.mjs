@@ -43,6 +43,13 @@ test('runnel-server -n: valid config passes, bad ones name file and line', async
     ['unknown.conf', `${good}flush_intervall_ms = 5;\n`, /unknown\.conf:4:.*flush_intervall_ms/],
     ['type.conf', `${good}auto_create = "yes";\n`, /type\.conf:4:.*auto_create/],
     ['range.conf', `${good}flush_interval_ms = 1;\n`, /range\.conf:4:.*flush_interval_ms/],
+    // typed tables: a key error names its line; a type error names the table and the column
+    ['schema_key.conf', `${good}schemas = ( { table = "a.b.t";\n columns = ( { name = "x"; typ = "int"; } ); } );\n`,
+      /schema_key\.conf:5:.*typ/],
+    ['schema_type.conf', `${good}schemas = ( { table = "a.b.t"; columns = ( { name = "x"; type = "array<nt>"; } ); } );\n`,
+      /schema_type\.conf: schemas\[0\] \(a\.b\.t\): column 'x': unknown type/],
+    ['schema_both.conf', `${good}schemas = ( { table = "a.b.c"; columns = ( { name = "x"; type = "int"; } ); } );\n`,
+      /a\.b\.c is in both tables and schemas/],
   ];
   for (const [name, text, re] of cases) {
     const r = await run(serverBin, ['-n', '-c', write(dir, name, text)]);

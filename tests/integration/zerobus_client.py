@@ -9,6 +9,8 @@ Modes:
              new call and report last_committed_offset
   ephemeral  the same over EphemeralStream
   status     open a stream the way --case says and report the gRPC status code
+With --json-file FILE, ingest sends JSON records instead (record_type JSON): the lines of
+FILE, --records per batch, as many batches as it takes.
 """
 import argparse
 import json
@@ -43,6 +45,7 @@ def main():
     ap.add_argument('--batches', type=int, default=3)
     ap.add_argument('--token')
     ap.add_argument('--case', default='')
+    ap.add_argument('--json-file')
     a = ap.parse_args()
     zb, rec = load_protos()
     desc = descriptor_pb2.DescriptorProto()
@@ -60,14 +63,27 @@ def main():
                             request_serializer=lambda m: m if isinstance(m, bytes) else m.SerializeToString(),
                             response_deserializer=Resp.FromString)
 
+    json_lines = None
+    if a.json_file:
+        with open(a.json_file, encoding='utf-8') as f:
+            json_lines = [line.rstrip('\n') for line in f if line.strip()]
+        a.batches = (len(json_lines) + a.records - 1) // a.records
+
     def create_req(table=a.table):
-        c = zb.CreateIngestStreamRequest(table_name=table, descriptor_proto=desc.SerializeToString(),
-                                         record_type=zb.PROTO)
+        if json_lines is not None:
+            c = zb.CreateIngestStreamRequest(table_name=table, record_type=zb.JSON)
+        else:
+            c = zb.CreateIngestStreamRequest(table_name=table,
+                                             descriptor_proto=desc.SerializeToString(),
+                                             record_type=zb.PROTO)
         if persistent:
             return Req(create_stream=zb.CreatePersistentStreamRequest(create_stream=c))
         return Req(create_stream=c)
 
     def batch_req(off, n, base):
+        if json_lines is not None:
+            return Req(ingest_record_batch=zb.IngestRecordBatchRequest(
+                offset_id=off, json_batch=zb.JsonRecordBatch(records=json_lines[base:base + n])))
         recs = [rec.Record(device_id='py-client', source='grpcio', topic='python',
                            event_time_us=int(time.time() * 1e6), seq=base + i,
                            payload=f'python record {base + i}'.encode()).SerializeToString()
@@ -127,8 +143,8 @@ def main():
         resume = ch.stream_stream('/databricks.zerobus.Zerobus/PersistentStream',
                                   request_serializer=lambda m: m.SerializeToString(),
                                   response_deserializer=Resp.FromString)
-        req = Req(resume_stream=zb.ResumeIngestStreamRequest(stream_id=stream_id,
-                                                             record_type=zb.PROTO))
+        req = Req(resume_stream=zb.ResumeIngestStreamRequest(
+            stream_id=stream_id, record_type=zb.JSON if json_lines is not None else zb.PROTO))
         for r in resume(iter([req]), metadata=md, timeout=20):
             if r.WhichOneof('payload') == 'resume_stream_response':
                 rr = r.resume_stream_response
