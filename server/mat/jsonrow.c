@@ -13,6 +13,12 @@
 #include "rn_mem.h"
 #include "rn_time.h"
 
+/* The years 1..9999 in microseconds and in days since 1970-01-01. */
+#define TS_MIN_US (-62135596800000000LL)
+#define TS_MAX_US 253402300799999999LL
+#define DATE_MIN (-719162LL)
+#define DATE_MAX 2932896LL
+
 struct dec {
 	const struct rn_row_sink *sink;
 	char *err;
@@ -432,12 +438,18 @@ static int value(struct dec *d, const struct rn_field *f, struct rn_json_span v)
 				return bad(d, "%s", "not a date (YYYY-MM-DD or days since 1970-01-01)");
 			return s->i64(s->ctx, f, days);
 		}
-		if ((rc = integer(d, v, INT32_MIN, INT32_MAX, &i)))
+		if ((rc = integer(d, v, DATE_MIN, DATE_MAX, &i)))
 			return rc;
 		return s->i64(s->ctx, f, i);
 	case RN_T_TIMESTAMP:
 	case RN_T_TIMESTAMP_NTZ:
-		if (is_str(v)) {
+		/* years 1..9999: what every reader can represent */
+		if (!is_str(v)) {
+			if ((rc = integer(d, v, TS_MIN_US, TS_MAX_US, &i)))
+				return rc;
+			return s->i64(s->ctx, f, i);
+		}
+		{
 			if ((rc = text(d, v)))
 				return rc;
 			const char *t = (const char *)d->tmp.data;
@@ -451,11 +463,10 @@ static int value(struct dec *d, const struct rn_field *f, struct rn_json_span v)
 							: "a timestamp_ntz text has no zone");
 			if (rn_time_rfc3339(t, n, 1, &i))
 				return bad(d, "%s", "not an RFC 3339 timestamp");
+			if (i < TS_MIN_US || i > TS_MAX_US)
+				return bad(d, "%s", "timestamp outside the years 1..9999");
 			return s->i64(s->ctx, f, i);
 		}
-		if ((rc = integer(d, v, INT64_MIN, INT64_MAX, &i)))
-			return rc;
-		return s->i64(s->ctx, f, i);
 	case RN_T_DECIMAL:
 		if ((rc = decimal(d, f, v, &u)))
 			return rc;

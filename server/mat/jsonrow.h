@@ -8,7 +8,8 @@
  *     the column's width; float/double: numbers, or "NaN", "Infinity", "-Infinity";
  *   - timestamp / timestamp_ntz: integer microseconds since the epoch, or RFC 3339 text
  *     (timestamp: with its zone; timestamp_ntz: the wall-clock time, without a zone);
- *   - date: integer days since the epoch, or "YYYY-MM-DD";
+ *   - date: integer days since the epoch, or "YYYY-MM-DD"; dates and timestamps outside the
+ *     years 1..9999 are refused (readers cannot represent them);
  *   - binary: base64 text; decimal: a string or number like "19.99" (no exponent), at most
  *     the column's scale of fractional digits and its precision in all;
  *   - string: a JSON string (escapes decoded; a lone surrogate escape becomes U+FFFD);
