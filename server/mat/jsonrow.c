@@ -186,8 +186,16 @@ static int decimal(struct dec *d, const struct rn_field *f, struct rn_json_span 
 	}
 	if (i < n && (s[i] == '-' || s[i] == '+'))
 		neg = s[i++] == '-';
-	for (; i < n && s[i] >= '0' && s[i] <= '9'; i++, intd++)
+	/* sig: digits after leading zeros; more than the precision cannot fit (and beyond 38
+	 * would overflow the accumulator) */
+	int sig = 0;
+	for (; i < n && s[i] >= '0' && s[i] <= '9'; i++, intd++) {
+		if (u == 0 && s[i] == '0')
+			continue;
+		if (++sig > f->precision - f->scale)
+			return bad(d, "%s", "too many digits for the column's precision");
 		u = u * 10 + (s[i] - '0');
+	}
 	if (i < n && s[i] == '.')
 		for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++, fracd++) {
 			if (fracd >= f->scale)
@@ -198,11 +206,6 @@ static int decimal(struct dec *d, const struct rn_field *f, struct rn_json_span 
 		return bad(d, "%s", "not a decimal number");
 	for (int k = fracd; k < f->scale; k++)
 		u *= 10;
-	rn_i128 lim = 1;
-	for (int k = 0; k < f->precision; k++)
-		lim *= 10;
-	if (u >= lim || intd > 38)
-		return bad(d, "%s", "too many digits for the column's precision");
 	*out = neg ? -u : u;
 	return 0;
 }
