@@ -38,9 +38,11 @@ static const struct rn_pq_col envelope_cols[C_COUNT] = {
 	[C_RECEIVE_TIME] = {"receive_time", RN_PQ_TIMESTAMP, 1},
 	[C_STREAM] = {"stream_id", RN_PQ_STRING, 0},
 	[C_SEQ] = {"seq", RN_PQ_INT64, 1},
-	[C_PAYLOAD] = {"payload", RN_PQ_STRING, 1},
-	[C_PAYLOAD_RAW] = {"payload_raw", RN_PQ_BINARY, 1},
-	[C_ATTRS] = {"attributes", RN_PQ_STRING, 1},
+	/* high-cardinality text: no dictionary (it would fill up and be thrown away per row
+	 * group); the identity columns above keep theirs */
+	[C_PAYLOAD] = {"payload", RN_PQ_STRING, 1, .dict = RN_PQ_DICT_OFF},
+	[C_PAYLOAD_RAW] = {"payload_raw", RN_PQ_BINARY, 1, .dict = RN_PQ_DICT_OFF},
+	[C_ATTRS] = {"attributes", RN_PQ_STRING, 1, .dict = RN_PQ_DICT_OFF},
 	[C_FLAGS] = {"flags", RN_PQ_INT32, 1},
 };
 

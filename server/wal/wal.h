@@ -41,6 +41,8 @@ int rn_wal_entry_decode(const uint8_t *p, size_t len, struct rn_wal_entry *e, si
 
 /* CRC-32C (Castagnoli) of len bytes. */
 uint32_t rn_crc32c(uint32_t crc, const void *p, size_t len);
+/* The same in portable code (what rn_crc32c uses without SSE4.2); for tests. */
+uint32_t rn_crc32c_sw(uint32_t crc, const void *p, size_t len);
 
 struct rn_wal;
 
