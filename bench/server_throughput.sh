@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Benchmark: runnel-server end to end throughput. bench/zb_load (C, nghttp2, one thread)
+# sends runnel.v1.Record envelopes (1064 bytes each: a 1000-byte JSON-like payload, every
+# record unique) over S PersistentStream calls, W batches unacknowledged per stream, until
+# MB megabytes of record bytes are acknowledged (WAL fdatasync'd by the server's group
+# commit) and then visible in the Delta table (zb_load watches _delta_log with inotify and
+# reads each version's txn actions). Prints MB/s to acked and to table, server CPU-seconds
+# per GB and MB/s per core (= bytes / server CPU seconds), and zb_load's own CPU so a client
+# bottleneck would show. Baselines in the same run, on the same bytes and the same disk:
+# dd bs=1M + one fdatasync, dd with O_DSYNC per batch-sized write, and zstd -3 on one core.
+# Usage: RN_BIN=build-release bench/server_throughput.sh [MB] [streams] [records/batch] [window]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${RN_BIN:-build-release}
+MB=${1:-1000}
+S=${2:-4}
+B=${3:-1000}
+WIN=${4:-4}
+[ -x "$BIN/server/runnel-server" ] || { echo "no $BIN/server/runnel-server (RN_BIN=build dir)"; exit 1; }
+LOAD=$BIN/bench/zb_load
+if [ ! -x "$LOAD" ] || [ bench/zb_load.c -nt "$LOAD" ]; then
+	mkdir -p "$BIN/bench"
+	cc -O2 -Wall -o "$LOAD" bench/zb_load.c -lnghttp2
+fi
+W=$(mktemp -d /tmp/runnel-bench.XXXXXX)
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$W"' EXIT
+mkdir -p "$W/data"
+TABLE=bench.default.records
+now() { date +%s.%N; }
+since() { echo "$(now) - $1" | bc; }
+
+# The exact record bytes the run will send, for the baselines.
+eval "$("$LOAD" -b "$B" -n "${MB}e6" --dump "$W/records.bin")" # sets dump_bytes, batch_bytes
+bytes=$(stat -c %s "$W/records.bin")
+sync "$W/records.bin"            # its writeback must not overlap the baselines
+cat "$W/records.bin" >/dev/null # in the page cache for every baseline
+
+t0=$(now); dd if="$W/records.bin" of="$W/data/dd.out" bs=1M conv=fdatasync status=none
+t_dd=$(since "$t0"); rm -f "$W/data/dd.out"
+t0=$(now); dd if="$W/records.bin" of="$W/data/dd.out" bs="$batch_bytes" oflag=dsync status=none
+t_dsync=$(since "$t0"); rm -f "$W/data/dd.out"
+t0=$(now); zstd -3 -T1 -q -c "$W/records.bin" >"$W/records.zst"
+t_zstd=$(since "$t0"); zbytes=$(stat -c %s "$W/records.zst"); rm -f "$W/records.zst" "$W/records.bin"
+
+cat >"$W/server.conf" <<CONF
+listen = "127.0.0.1:0";
+data_root = "$W/data";
+tables = [ "$TABLE" ];
+CONF
+"$BIN/server/runnel-server" -c "$W/server.conf" 2>"$W/server.log" &
+spid=$!
+port=
+for _ in $(seq 1 100); do
+	port=$(grep -oE 'listening on 127\.0\.0\.1:[0-9]+' "$W/server.log" | sed 's/.*://') && [ -n "$port" ] && break
+	sleep 0.1
+done
+[ -n "$port" ] || { echo "server did not start"; cat "$W/server.log"; exit 1; }
+tdir="$W/data/bench/default/records"
+"$LOAD" -s "$S" -b "$B" -w "$WIN" -n "${MB}e6" -p "$spid" -d "$tdir/_delta_log" \
+	"127.0.0.1:$port" "$TABLE" >"$W/load.out"
+srss=$(awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$spid/status")
+kill -TERM $spid; wait $spid 2>/dev/null || true
+rows=$(cat "$tdir"/_delta_log/*.json | grep -o 'numRecords\\":[0-9]*' | awk -F: '{ s += $2 } END { print s + 0 }')
+pq=$(cat "$tdir"/*.parquet | wc -c)
+
+eval "$(grep -E '^[a-z_0-9]+=[0-9.]+$' "$W/load.out")"
+[ "$rows" -eq "$records" ] || { echo "table has $rows rows, sent $records"; exit 1; }
+awk -v rb="$record_bytes" -v n="$records" -v s="$S" -v b="$B" -v w="$WIN" -v each="$record_bytes_each" \
+    -v ta="$t_ack_s" -v tt="$t_table_s" -v sca="$server_cpu_ack_s" -v sct="$server_cpu_table_s" \
+    -v cc="$client_cpu_table_s" -v ap50="$ack_p50_ms" -v ap99="$ack_p99_ms" -v srss="$srss" \
+    -v tdd="$t_dd" -v tds="$t_dsync" -v tz="$t_zstd" -v zb="$zbytes" -v pq="$pq" -v db="$bytes" \
+    -v bb="$batch_bytes" 'BEGIN {
+	mb = rb / 1e6; gb = rb / 1e9; per_core = mb / sct; zmb = db / 1e6 / tz;
+	printf "runnel bench: server throughput, %d streams x %d batches in flight, %d records of %d B per batch, %.0f MB\n", s, w, b, each, mb;
+	printf "  acked (WAL fdatasync):   %7.2f s  %7.1f MB/s  %9.0f records/s  (batch ack p50 %.0f ms, p99 %.0f ms)\n", ta, mb / ta, n / ta, ap50, ap99;
+	printf "  in the Delta table:      %7.2f s  %7.1f MB/s  (flush_interval_ms 1000: up to 1 s after the last ack)\n", tt, mb / tt;
+	printf "  server CPU:              %7.2f s  %7.2f s/GB  = %6.1f MB/s per core   peak RSS %.1f MB\n", sct, sct / gb, per_core, srss;
+	printf "  client CPU (zb_load):    %7.2f s  %7.2f s/GB  (%.0f%% of the server'\''s)\n", cc, cc / gb, 100 * cc / sct;
+	printf "  target >= 200 MB/s per core: %s (%.2fx of it)\n", (per_core >= 200 ? "met" : "NOT met"), per_core / 200;
+	printf "  baseline dd bs=1M + fdatasync:        %6.2f s  %7.1f MB/s  (same bytes, same disk)\n", tdd, db / 1e6 / tdd;
+	printf "  baseline dd bs=%d oflag=dsync:    %6.2f s  %7.1f MB/s  (a sync per batch)\n", bb, tds, db / 1e6 / tds;
+	printf "  baseline zstd -3 -T1:                 %6.2f s  %7.1f MB/s  (ratio %.2f; Parquet ratio %.2f)\n", tz, zmb, zb / db, pq / rb;
+	printf "  server MB/s per core / zstd -3 MB/s: %.2f\n", per_core / zmb;
+}'
