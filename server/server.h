@@ -32,6 +32,7 @@ struct rn_server_conf {
 	char *token;               /* NULL = no authentication */
 	int64_t flush_interval_ms; /* materializer commit interval */
 	int64_t max_message_bytes;
+	int64_t parquet_zstd_level;
 	int auto_create;           /* create unknown (valid) tables on first stream */
 	struct rn_conf_strlist tables; /* created at start */
 	struct rn_conf_list schemas;   /* typed tables (struct rn_table_schema_conf), created too */

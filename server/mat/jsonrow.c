@@ -385,9 +385,9 @@ static int map(struct dec *d, const struct rn_field *f, struct rn_json_span v)
 static int value(struct dec *d, const struct rn_field *f, struct rn_json_span v)
 {
 	const struct rn_row_sink *s = d->sink;
-	int64_t i;
-	double x;
-	rn_i128 u;
+	int64_t i = 0;
+	double x = 0;
+	rn_i128 u = 0;
 	int rc;
 
 	switch (f->type) {

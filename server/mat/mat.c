@@ -97,6 +97,7 @@ struct rn_mat {
 	char *created_by;
 	struct table_def *defs;
 	size_t ndefs;
+	int zstd_level;
 	struct mat_table **tables;
 	size_t ntables, captables;
 	size_t pending_bytes;
@@ -169,6 +170,7 @@ int rn_mat_create(struct rn_mat **out, const struct rn_mat_options *opt)
 	if (!(m = rn_calloc(1, sizeof(*m))))
 		return RN_ENOMEM;
 	m->root = rn_strdup(opt->data_root);
+	m->zstd_level = opt->zstd_level ? opt->zstd_level : 1;
 	if (opt->created_by)
 		m->created_by = rn_strdup(opt->created_by);
 	if (!m->root || (opt->created_by && !m->created_by)) {
@@ -292,7 +294,7 @@ static int get_table(struct rn_mat *m, const char *name, int create, struct mat_
 		table_free(t);
 		return rc;
 	}
-	struct rn_pq_options po = {.created_by = m->created_by};
+	struct rn_pq_options po = {.created_by = m->created_by, .zstd_level = m->zstd_level};
 	if ((rc = rn_pq_writer_create(&t->pq, t->cols ? t->cols : envelope_cols,
 				      t->cols ? t->ncols : C_COUNT, &po))) {
 		table_free(t);

@@ -27,6 +27,8 @@ struct rn_mat_options {
 	const char *data_root;    /* required; must exist */
 	const char *created_by;   /* Parquet created_by; NULL = "runnel-server version <v>" */
 	size_t max_pending_bytes; /* advisory: rn_mat_pending_bytes() past this = flush soon */
+	int zstd_level;           /* Parquet page compression; 0 = 1 (fast; compaction may
+				   * recompress) */
 };
 
 /* Checks a table name: 1 to 3 dot-separated parts, each 1..128 of [A-Za-z0-9_-], not
