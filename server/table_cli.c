@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "compact.h"
+#include "delta.h"
 #include "log.h"
 #include "mat.h"
 #include "rn_buf.h"
@@ -31,6 +33,10 @@ struct opts {
 	const char *dir; /* table directory (PATH, or built from -d ROOT NAME) */
 	int json;
 	long limit;       /* history -n; 0 = all */
+	int dry_run;      /* vacuum */
+	int unsafe;       /* vacuum: allow a retention below the 7-day default */
+	double retention_h; /* vacuum --retention; < 0 = the configured default */
+	long min_files;   /* compact --min-files; 0 = 2 */
 	char built[4096]; /* storage for dir when built from -d */
 };
 
@@ -40,9 +46,16 @@ static void usage(FILE *f)
 	        "usage: runnel-server table describe [--json] PATH | -d DATA_ROOT NAME\n"
 	        "       runnel-server table history [--json] [-n N] PATH | -d DATA_ROOT NAME\n"
 	        "       runnel-server table verify [--json] PATH | -d DATA_ROOT NAME\n"
+	        "       runnel-server table checkpoint [--json] PATH | -d DATA_ROOT NAME\n"
+	        "       runnel-server table compact [--json] [--min-files N] PATH | -d ...\n"
+	        "       runnel-server table vacuum [--json] [--retention HOURS] [--dry-run]\n"
+	        "                                  [--unsafe-retention] PATH | -d ...\n"
 	        "  PATH is a table directory (holding _delta_log); NAME is a.b.c under DATA_ROOT.\n"
-	        "  exit: 0 ok/healthy, 1 problems found or log unreadable, 2 usage error or a log\n"
-	        "  this tool cannot read (JSON commits cleaned up behind a Parquet checkpoint)\n");
+	        "  checkpoint, compact and vacuum write to the table (safe next to a running\n"
+	        "  server: commits are put-if-absent). vacuum deletes files removed longer than\n"
+	        "  HOURS ago (default 168); below 168 needs --unsafe-retention.\n"
+	        "  exit: 0 ok/healthy, 1 problems found, log unreadable or the operation failed,\n"
+	        "  2 usage error or a log this tool cannot read\n");
 }
 
 static int parse_args(int argc, char **argv, struct opts *o, FILE *out, FILE *err)
@@ -57,7 +70,9 @@ static int parse_args(int argc, char **argv, struct opts *o, FILE *out, FILE *er
 		usage(out);
 		return -1;
 	}
-	if (strcmp(o->cmd, "describe") && strcmp(o->cmd, "history") && strcmp(o->cmd, "verify")) {
+	o->retention_h = -1;
+	if (strcmp(o->cmd, "describe") && strcmp(o->cmd, "history") && strcmp(o->cmd, "verify") &&
+	    strcmp(o->cmd, "checkpoint") && strcmp(o->cmd, "compact") && strcmp(o->cmd, "vacuum")) {
 		fprintf(err, "runnel-server table: unknown subcommand '%s'\n", o->cmd);
 		usage(err);
 		return RN_TABLE_EXIT_NOANSWER;
@@ -74,6 +89,26 @@ static int parse_args(int argc, char **argv, struct opts *o, FILE *out, FILE *er
 			o->limit = strtol(argv[++i], &e, 10);
 			if (*e || errno || o->limit <= 0) {
 				fprintf(err, "runnel-server table: -n wants a positive number\n");
+				return RN_TABLE_EXIT_NOANSWER;
+			}
+		} else if (!strcmp(a, "--dry-run") && !strcmp(o->cmd, "vacuum")) {
+			o->dry_run = 1;
+		} else if (!strcmp(a, "--unsafe-retention") && !strcmp(o->cmd, "vacuum")) {
+			o->unsafe = 1;
+		} else if (!strcmp(a, "--retention") && i + 1 < argc && !strcmp(o->cmd, "vacuum")) {
+			char *e;
+			errno = 0;
+			o->retention_h = strtod(argv[++i], &e);
+			if (*e || errno || !(o->retention_h >= 0) || o->retention_h > 1e6) {
+				fprintf(err, "runnel-server table: --retention wants hours >= 0\n");
+				return RN_TABLE_EXIT_NOANSWER;
+			}
+		} else if (!strcmp(a, "--min-files") && i + 1 < argc && !strcmp(o->cmd, "compact")) {
+			char *e;
+			errno = 0;
+			o->min_files = strtol(argv[++i], &e, 10);
+			if (*e || errno || o->min_files < 2 || o->min_files > 1000000) {
+				fprintf(err, "runnel-server table: --min-files wants a number >= 2\n");
 				return RN_TABLE_EXIT_NOANSWER;
 			}
 		} else if (a[0] == '-' && a[1]) {
@@ -261,7 +296,16 @@ static int describe(const struct opts *o, const struct rn_dlog *l, FILE *out)
 			put_str(&b, txns[i].app_id);
 			rn_buf_printf(&b, ":%lld", (long long)txns[i].version);
 		}
-		rn_buf_append_str(&b, "},\"warnings\":[");
+		int64_t cs, cl, csz, cn;
+		rn_dlog_checkpoint_info(l, &cs, &cl, &csz, &cn);
+		rn_buf_printf(&b, "},\"checkpoint\":");
+		if (cl < 0 && cn < 0)
+			rn_buf_append_str(&b, "null");
+		else
+			rn_buf_printf(&b, "{\"version\":%lld,\"size\":%lld,\"newestFile\":%lld,"
+			              "\"replayedFrom\":%lld}",
+			              (long long)cl, (long long)csz, (long long)cn, (long long)cs);
+		rn_buf_append_str(&b, ",\"warnings\":[");
 		for (size_t i = 0; i < nwarn; i++) {
 			if (i)
 				rn_buf_append_u8(&b, ',');
@@ -285,6 +329,20 @@ static int describe(const struct opts *o, const struct rn_dlog *l, FILE *out)
 	fprintf(out, "\nrows        %lld", (long long)rows);
 	if (no_stats)
 		fprintf(out, " (plus unknown rows in %zu files without numRecords)", no_stats);
+	{
+		int64_t cs, cl, csz, cn;
+		rn_dlog_checkpoint_info(l, &cs, &cl, &csz, &cn);
+		fprintf(out, "\ncheckpoint  ");
+		if (cl < 0 && cn < 0)
+			fprintf(out, "(none)");
+		else if (cl >= 0)
+			fprintf(out, "version %lld (%lld actions, _last_checkpoint)", (long long)cl,
+			        (long long)csz);
+		else
+			fprintf(out, "version %lld (no _last_checkpoint)", (long long)cn);
+		if (cs >= 0)
+			fprintf(out, "; replay started from checkpoint %lld", (long long)cs);
+	}
 	fprintf(out, "\npartitions  ");
 	if (!nparts)
 		fprintf(out, "(none)");
@@ -505,6 +563,53 @@ out:
 	return checked;
 }
 
+/* When the replay came from JSON commits alone and a checkpoint exists, replays again from
+ * the checkpoint and compares the two snapshots: same version, live files, txns. When the
+ * replay started from a checkpoint, checks _last_checkpoint's size is plausible. */
+static void check_checkpoint(const struct opts *o, const struct rn_dlog *l, struct problems *p)
+{
+	int64_t cs, cl, csz, cn;
+	struct rn_dlog *c;
+	size_t na, nb, ta, tb;
+	rn_dlog_checkpoint_info(l, &cs, &cl, &csz, &cn);
+	if (cl >= 0 && cn >= 0 && cl > cn)
+		problem(p, "_last_checkpoint names version %lld, but the newest checkpoint file is "
+		        "version %lld", (long long)cl, (long long)cn);
+	if (cs >= 0 || (cl < 0 && cn < 0) || rn_dlog_create(&c))
+		return;
+	if (rn_dlog_load_mode(c, o->dir, 1)) {
+		problem(p, "checkpoint: %s", rn_dlog_errmsg(c));
+		rn_dlog_destroy(c);
+		return;
+	}
+	const struct rn_dlog_file *fa = rn_dlog_files(l, &na), *fb = rn_dlog_files(c, &nb);
+	const struct rn_dlog_txn *xa = rn_dlog_txns(l, &ta), *xb = rn_dlog_txns(c, &tb);
+	if (rn_dlog_version(c) != rn_dlog_version(l))
+		problem(p, "replay from the checkpoint ends at version %lld, from JSON at %lld",
+		        (long long)rn_dlog_version(c), (long long)rn_dlog_version(l));
+	if (na != nb)
+		problem(p, "replay from the checkpoint has %zu live files, from JSON %zu", nb, na);
+	for (size_t i = 0; i < na && na == nb; i++) {
+		size_t j = 0;
+		while (j < nb && strcmp(fa[i].path, fb[j].path))
+			j++;
+		if (j == nb || fa[i].size != fb[j].size || fa[i].num_records != fb[j].num_records) {
+			problem(p, "live file %s differs between the checkpoint replay and JSON",
+			        fa[i].path);
+			break;
+		}
+	}
+	for (size_t i = 0; i < ta; i++)
+		if (rn_dlog_txn(c, xa[i].app_id) != xa[i].version)
+			problem(p, "txn %s: %lld from JSON, %lld from the checkpoint replay",
+			        xa[i].app_id, (long long)xa[i].version,
+			        (long long)rn_dlog_txn(c, xa[i].app_id));
+	if (tb != ta)
+		problem(p, "%zu txn appIds from the checkpoint replay, %zu from JSON", tb, ta);
+	(void)xb;
+	rn_dlog_destroy(c);
+}
+
 static int verify(const struct opts *o, const struct rn_dlog *l, FILE *out)
 {
 	struct problems p = {0};
@@ -521,6 +626,7 @@ static int verify(const struct opts *o, const struct rn_dlog *l, FILE *out)
 		problem(&p, "log: %zu more log warnings not listed", totalwarn - nwarn);
 	for (size_t i = 0; i < nfiles; i++)
 		checked += (size_t)check_file(o->dir, &files[i], &p);
+	check_checkpoint(o, l, &p);
 	rc = p.total ? RN_TABLE_EXIT_PROBLEMS : RN_TABLE_EXIT_OK;
 	if (o->json) {
 		struct rn_buf b = {0};
@@ -563,6 +669,119 @@ static int verify(const struct opts *o, const struct rn_dlog *l, FILE *out)
 	return rc;
 }
 
+/* ---- checkpoint, compact, vacuum: they write, through the table writer (delta.h) ---- */
+
+struct vac_ctx {
+	const struct opts *o;
+	FILE *out;
+	struct rn_buf *b;
+	size_t n;
+};
+
+static void vac_file(void *ctx, const char *path, int64_t size)
+{
+	struct vac_ctx *v = ctx;
+	if (v->o->json) {
+		rn_buf_append_str(v->b, v->n++ ? ",{\"path\":" : "{\"path\":");
+		put_str(v->b, path);
+		rn_buf_printf(v->b, ",\"size\":%lld}", (long long)size);
+	} else {
+		fprintf(v->out, "%s %s (%lld bytes)\n", v->o->dry_run ? "would delete" : "deleted",
+		        path, (long long)size);
+	}
+}
+
+static int write_cmd(const struct opts *o, FILE *out, FILE *err)
+{
+	struct rn_delta *d;
+	struct rn_buf b = {0};
+	int rc = rn_delta_open(&d, o->dir, NULL, NULL), ex = RN_TABLE_EXIT_OK;
+	if (rc) {
+		fprintf(err, "runnel-server table %s: %s: %s\n", o->cmd, o->dir,
+		        rc == RN_ENOTFOUND ? "not a Delta table" : rn_strerror(rc));
+		return RN_TABLE_EXIT_PROBLEMS;
+	}
+	rn_buf_append_str(&b, "{\"table\":");
+	put_str(&b, o->dir);
+	if (!strcmp(o->cmd, "checkpoint")) {
+		int64_t v;
+		rc = rn_delta_checkpoint(d, rn_delta_maint_get()->vacuum_retention_ms, &v);
+		if (!rc) {
+			rn_buf_printf(&b, ",\"ok\":true,\"version\":%lld", (long long)v);
+			if (!o->json)
+				fprintf(out, "%s: checkpoint written at version %lld\n", o->dir,
+				        (long long)v);
+		}
+	} else if (!strcmp(o->cmd, "compact")) {
+		struct rn_compact_options co = {.target_bytes = rn_delta_maint_get()->compact_target,
+		                                .min_files = o->min_files ? (size_t)o->min_files : 2};
+		struct rn_compact_result res;
+		size_t steps = 0, files = 0;
+		int64_t rows = 0;
+		rn_buf_append_str(&b, ",\"steps\":[");
+		while (steps < 10000 && (rc = rn_compact_step(d, &co, &res)) == 0) {
+			rn_buf_append_str(&b, steps ? ",{\"file\":" : "{\"file\":");
+			put_str(&b, res.path);
+			rn_buf_printf(&b, ",\"inputs\":%zu,\"rows\":%lld,\"version\":%lld}",
+			              res.nfiles, (long long)res.rows, (long long)res.version);
+			if (!o->json)
+				fprintf(out, "compacted %zu files (%lld rows) into %s at version %lld\n",
+				        res.nfiles, (long long)res.rows, res.path,
+				        (long long)res.version);
+			steps++;
+			files += res.nfiles;
+			rows += res.rows;
+		}
+		rn_buf_append_u8(&b, ']');
+		if (rc == RN_EAGAIN) {
+			rc = 0;
+			if (!o->json && !steps)
+				fprintf(out, "%s: nothing to compact\n", o->dir);
+		} else if (rc) {
+			fprintf(err, "runnel-server table compact: %s: %s\n", o->dir, res.why);
+		}
+		rn_buf_printf(&b, ",\"ok\":%s,\"filesRemoved\":%zu,\"rows\":%lld",
+		              rc ? "false" : "true", files, (long long)rows);
+		if (rc)
+			ex = RN_TABLE_EXIT_PROBLEMS;
+		rc = 0; /* reported */
+	} else {
+		int64_t ret_ms = rn_delta_maint_get()->vacuum_retention_ms, bytes;
+		size_t n;
+		if (o->retention_h >= 0)
+			ret_ms = (int64_t)(o->retention_h * 3600000.0);
+		if (ret_ms < (int64_t)168 * 3600000 && !o->unsafe) {
+			fprintf(err, "runnel-server table vacuum: a retention below 168 hours can "
+			        "delete files a reader of an older version still needs; add "
+			        "--unsafe-retention if you mean it\n");
+			rn_buf_free(&b);
+			rn_delta_close(d);
+			return RN_TABLE_EXIT_NOANSWER;
+		}
+		struct vac_ctx vc = {o, out, &b, 0};
+		rn_buf_printf(&b, ",\"dryRun\":%s,\"files\":[", o->dry_run ? "true" : "false");
+		rc = rn_delta_vacuum(d, ret_ms, o->dry_run, vac_file, &vc, &n, &bytes);
+		rn_buf_printf(&b, "],\"ok\":%s,\"count\":%zu,\"bytes\":%lld",
+		              rc ? "false" : "true", n, (long long)bytes);
+		if (!o->json)
+			fprintf(out, "%s: %s %zu files, %lld bytes\n", o->dir,
+			        o->dry_run ? "would delete" : "deleted", n, (long long)bytes);
+	}
+	if (rc) {
+		fprintf(err, "runnel-server table %s: %s: %s\n", o->cmd, o->dir, rn_delta_errmsg(d));
+		rn_buf_append_str(&b, ",\"ok\":false,\"message\":");
+		put_str(&b, rn_delta_errmsg(d));
+		ex = RN_TABLE_EXIT_PROBLEMS;
+	}
+	rn_buf_append_u8(&b, '}');
+	if (o->json)
+		emit(&b, out);
+	else
+		rn_buf_free(&b);
+	rn_delta_close(d);
+	return ex;
+}
+
 int rn_table_main(int argc, char **argv, FILE *out, FILE *err)
 {
 	struct opts o = {0};
@@ -570,6 +789,11 @@ int rn_table_main(int argc, char **argv, FILE *out, FILE *err)
 	int rc = parse_args(argc, argv, &o, out, err);
 	if (rc)
 		return rc < 0 ? RN_TABLE_EXIT_OK : rc;
+	if (!strcmp(o.cmd, "checkpoint") || !strcmp(o.cmd, "compact") || !strcmp(o.cmd, "vacuum")) {
+		rc = write_cmd(&o, out, err);
+		fflush(out);
+		return rc;
+	}
 	if ((rc = load(&o, &l, out, err)))
 		return rc;
 	if (!strcmp(o.cmd, "describe"))

@@ -1,9 +1,9 @@
 /*
  * `runnel-server table ...`: operator tooling for Delta tables without Spark. It owns the
- * command line of the describe, history and verify subcommands and their human and --json
- * output; the log replay itself is rn_dlog (server/delta/log.h) and the only table I/O here
- * is verify's reads of data file heads and footers. It never writes to a table. It does not
- * compact or vacuum.
+ * command line of the describe, history, verify, checkpoint, compact and vacuum subcommands
+ * and their human and --json output; the read-only replay is rn_dlog (server/delta/log.h)
+ * and its only table I/O here is verify's reads of data file heads and footers. The writing
+ * subcommands go through the table writer (server/delta/delta.h, compact.h).
  *
  * Lifetime: one call per process, from main(), on the main thread; nothing outlives it.
  */
@@ -15,8 +15,9 @@
 /* Exit codes of rn_table_main. */
 enum {
 	RN_TABLE_EXIT_OK = 0,       /* answered; verify: the table is healthy */
-	RN_TABLE_EXIT_PROBLEMS = 1, /* verify found problems, or the log is unreadable/missing */
-	RN_TABLE_EXIT_NOANSWER = 2  /* usage error, or a log this tool cannot read (checkpoint) */
+	RN_TABLE_EXIT_PROBLEMS = 1, /* verify found problems, the log is unreadable/missing, or a
+	                               writing subcommand failed */
+	RN_TABLE_EXIT_NOANSWER = 2  /* usage error */
 };
 
 /*

@@ -4,18 +4,29 @@
  * file is written under a dot-prefixed temp name (ignored by readers), fsynced, then
  * link()ed to its final name, which fails with EEXIST if another writer won that version.
  * The _delta_log directory is fsynced after the link.
+ *
+ * The replay keeps the whole snapshot a checkpoint needs (protocol, metaData, live adds,
+ * remove tombstones, txns); a path map makes each add/remove O(1). Checkpoints are written
+ * under a temp name and renamed into place (classic checkpoints may be replaced: "the latest
+ * writer wins"), then _last_checkpoint the same way, never moving it backwards. Opening
+ * starts from _last_checkpoint when it names a readable checkpoint, else from the newest
+ * readable checkpoint file, else from version 0.
  */
 #include "delta.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uuid/uuid.h>
 
+#include "checkpoint.h"
+#include "compact.h"
 #include "rn_buf.h"
 #include "rn_clock.h"
 #include "rn_err.h"
@@ -24,9 +35,23 @@
 #include "rn_log.h"
 #include "rn_mem.h"
 
-struct txn_entry {
-	char *app_id;
-	int64_t version;
+#define DAY_MS ((int64_t)86400000)
+
+/* The frozen maintenance configuration (set once at start by the server). */
+static struct rn_delta_maint maint = {
+	.checkpoint_interval = 10,
+	.log_retention_ms = 30 * DAY_MS,
+	.compact_target = (int64_t)128 << 20,
+	.compact_min_files = 10,
+	.compact_interval_ms = 60000,
+	.vacuum_retention_ms = 7 * DAY_MS,
+	.vacuum_interval_ms = 3600000,
+};
+
+struct pslot {
+	char *key; /* == files[idx]->path; NULL = empty */
+	uint32_t hash;
+	size_t idx;
 };
 
 struct rn_delta {
@@ -34,8 +59,17 @@ struct rn_delta {
 	char *log_dir;
 	char *engine;
 	int64_t version; /* latest version read or committed; -1 = none */
-	struct txn_entry *txns;
+	struct rn_ckpt_txn *txns;
 	size_t ntxn, captxn;
+	int min_reader, min_writer, has_features;
+	struct rn_ckpt_meta meta;
+	int has_meta;
+	struct rn_ckpt_file **files; /* adds and tombstones; the newest action per path */
+	size_t nfiles, capfiles;
+	struct pslot *slots; /* path -> files index; power-of-two cap */
+	size_t capslots;
+	int64_t ckpt_version; /* newest checkpoint we know of, -1 none */
+	int64_t last_compact_ms, last_vacuum_ms;
 	char err[256];
 };
 
@@ -56,6 +90,16 @@ static int errno_rc(void)
 	return errno == ENOSPC || errno == EDQUOT ? RN_ENOSPC : RN_EIO;
 }
 
+void rn_delta_maint_config(const struct rn_delta_maint *m)
+{
+	maint = *m;
+}
+
+const struct rn_delta_maint *rn_delta_maint_get(void)
+{
+	return &maint;
+}
+
 static void commit_name(char *out, size_t cap, const char *log_dir, int64_t v)
 {
 	snprintf(out, cap, "%s/%020lld.json", log_dir, (long long)v);
@@ -65,21 +109,153 @@ int rn_delta_exists(const char *dir)
 {
 	char p[4096];
 	snprintf(p, sizeof(p), "%s/_delta_log/%020d.json", dir, 0);
+	if (access(p, F_OK) == 0)
+		return 1;
+	/* version 0 may have been cleaned up behind a checkpoint */
+	snprintf(p, sizeof(p), "%s/_delta_log/_last_checkpoint", dir);
 	return access(p, F_OK) == 0;
 }
 
-static int set_txn(struct rn_delta *d, const char *app, size_t len, int64_t v)
+/* ---- snapshot state ---- */
+
+static void free_kv(struct rn_ckpt_kv *kv, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		rn_free(kv[i].key);
+		rn_free(kv[i].value);
+	}
+	rn_free(kv);
+}
+
+static void free_file(struct rn_ckpt_file *f)
+{
+	if (!f)
+		return;
+	rn_free(f->path);
+	free_kv(f->pv, f->npv);
+	rn_free(f->stats);
+	rn_free(f);
+}
+
+static void free_meta(struct rn_ckpt_meta *m)
+{
+	rn_free(m->id);
+	rn_free(m->name);
+	rn_free(m->description);
+	rn_free(m->provider);
+	free_kv(m->options, m->noptions);
+	rn_free(m->schema);
+	for (size_t i = 0; i < m->nparts; i++)
+		rn_free(m->part_cols[i]);
+	rn_free(m->part_cols);
+	free_kv(m->config, m->nconfig);
+	memset(m, 0, sizeof(*m));
+	m->created_ms = -1;
+}
+
+static void reset_state(struct rn_delta *d)
+{
+	for (size_t i = 0; i < d->ntxn; i++)
+		rn_free(d->txns[i].app_id);
+	d->ntxn = 0;
+	for (size_t i = 0; i < d->nfiles; i++)
+		free_file(d->files[i]);
+	d->nfiles = 0;
+	rn_free(d->slots);
+	d->slots = NULL;
+	d->capslots = 0;
+	free_meta(&d->meta);
+	d->has_meta = 0;
+	d->min_reader = d->min_writer = -1;
+	d->has_features = 0;
+	d->version = -1;
+}
+
+static uint32_t fnv1a(const char *s)
+{
+	uint32_t h = 2166136261u;
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 16777619u;
+	return h;
+}
+
+static struct pslot *slot_find(struct pslot *slots, size_t cap, const char *key, uint32_t h)
+{
+	for (size_t i = h & (cap - 1);; i = (i + 1) & (cap - 1))
+		if (!slots[i].key || (slots[i].hash == h && !strcmp(slots[i].key, key)))
+			return &slots[i];
+}
+
+/* Index of path in files, or -1. */
+static ssize_t file_index(const struct rn_delta *d, const char *path)
+{
+	if (!d->capslots)
+		return -1;
+	struct pslot *s = slot_find(d->slots, d->capslots, path, fnv1a(path));
+	return s->key ? (ssize_t)s->idx : -1;
+}
+
+/* Puts f (owned from now on) as the newest action for its path. */
+static int put_file(struct rn_delta *d, struct rn_ckpt_file *f)
+{
+	ssize_t i = file_index(d, f->path);
+	if (i >= 0) {
+		struct pslot *s = slot_find(d->slots, d->capslots, f->path, fnv1a(f->path));
+		free_file(d->files[i]);
+		d->files[i] = f;
+		s->key = f->path;
+		return 0;
+	}
+	if (d->nfiles + 1 > d->capslots / 2) {
+		size_t nc = d->capslots ? d->capslots * 2 : 64;
+		struct pslot *ns = rn_calloc(nc, sizeof(*ns));
+		if (!ns)
+			return RN_ENOMEM;
+		for (size_t k = 0; k < d->nfiles; k++) {
+			uint32_t h = fnv1a(d->files[k]->path);
+			struct pslot *s = slot_find(ns, nc, d->files[k]->path, h);
+			s->key = d->files[k]->path;
+			s->hash = h;
+			s->idx = k;
+		}
+		rn_free(d->slots);
+		d->slots = ns;
+		d->capslots = nc;
+	}
+	if (d->nfiles == d->capfiles) {
+		size_t nc = d->capfiles ? d->capfiles * 2 : 64;
+		struct rn_ckpt_file **t = rn_reallocarray(d->files, nc, sizeof(*t));
+		if (!t)
+			return RN_ENOMEM;
+		d->files = t;
+		d->capfiles = nc;
+	}
+	uint32_t h = fnv1a(f->path);
+	struct pslot *s = slot_find(d->slots, d->capslots, f->path, h);
+	s->key = f->path;
+	s->hash = h;
+	s->idx = d->nfiles;
+	d->files[d->nfiles++] = f;
+	return 0;
+}
+
+static int set_txn(struct rn_delta *d, const char *app, size_t len, int64_t v, int64_t updated,
+		   int latest_wins)
 {
 	for (size_t i = 0; i < d->ntxn; i++) {
 		if (strlen(d->txns[i].app_id) == len && !memcmp(d->txns[i].app_id, app, len)) {
-			if (v > d->txns[i].version)
+			/* a replay applies actions in order: the latest wins [P §Action
+			 * Reconciliation]; our own commits only ever move forward */
+			if (latest_wins || v > d->txns[i].version) {
 				d->txns[i].version = v;
+				d->txns[i].last_updated = updated;
+			}
 			return 0;
 		}
 	}
 	if (d->ntxn == d->captxn) {
 		size_t nc = d->captxn ? d->captxn * 2 : 16;
-		struct txn_entry *t = rn_reallocarray(d->txns, nc, sizeof(*t));
+		struct rn_ckpt_txn *t = rn_reallocarray(d->txns, nc, sizeof(*t));
 		if (!t)
 			return RN_ENOMEM;
 		d->txns = t;
@@ -87,6 +263,7 @@ static int set_txn(struct rn_delta *d, const char *app, size_t len, int64_t v)
 	}
 	if (!(d->txns[d->ntxn].app_id = rn_strndup(app, len)))
 		return RN_ENOMEM;
+	d->txns[d->ntxn].last_updated = updated;
 	d->txns[d->ntxn++].version = v;
 	return 0;
 }
@@ -99,88 +276,486 @@ int64_t rn_delta_txn(const struct rn_delta *d, const char *app_id)
 	return -1;
 }
 
-/* What one log line holds, as far as the writer cares. */
-struct line_info {
-	int meta_or_protocol;
-	int has_txn;
-	struct rn_buf app;
-	int64_t version;
+/* ---- action parsing ---- */
+
+static int dup_str(struct rn_json_span v, char **out)
+{
+	struct rn_buf b = {.max = (size_t)64 << 20};
+	if (rn_json_span_eq(v, "null")) {
+		rn_free(*out);
+		*out = NULL;
+		return 0;
+	}
+	int rc = rn_json_string(v, &b);
+	if (!rc && !b.data)
+		rc = rn_buf_append_u8(&b, 0);
+	if (rc) {
+		rn_buf_free(&b);
+		return rc == RN_ENOMEM ? rc : RN_EINVAL;
+	}
+	rn_free(*out);
+	*out = (char *)b.data;
+	return 0;
+}
+
+struct kv_ctx {
+	struct rn_ckpt_kv *kv;
+	size_t n;
 };
 
-static int txn_member(void *ctx, struct rn_json_span k, struct rn_json_span v)
+static int kv_member(void *c, struct rn_json_span k, struct rn_json_span v)
 {
-	struct line_info *li = ctx;
+	struct kv_ctx *kc = c;
+	struct rn_ckpt_kv *t = rn_reallocarray(kc->kv, kc->n + 1, sizeof(*t));
+	int rc;
+	if (!t)
+		return RN_ENOMEM;
+	kc->kv = t;
+	memset(&t[kc->n], 0, sizeof(*t));
+	kc->n++;
+	if ((rc = dup_str(k, &t[kc->n - 1].key)))
+		return rc;
+	if (!t[kc->n - 1].key)
+		return RN_EINVAL;
+	if (v.len && v.p[0] != '"' && !rn_json_span_eq(v, "null"))
+		return RN_EINVAL; /* Delta string maps hold strings */
+	return dup_str(v, &t[kc->n - 1].value);
+}
+
+static int parse_kv(struct rn_json_span v, struct rn_ckpt_kv **kv, size_t *n)
+{
+	struct kv_ctx kc = {0};
+	free_kv(*kv, *n);
+	*kv = NULL;
+	*n = 0;
+	if (rn_json_span_eq(v, "null"))
+		return 0;
+	int rc = rn_json_object_walk(v, kv_member, &kc);
+	*kv = kc.kv;
+	*n = kc.n;
+	return rc;
+}
+
+static int get_bool(struct rn_json_span v, int *out)
+{
+	if (rn_json_span_eq(v, "true"))
+		*out = 1;
+	else if (rn_json_span_eq(v, "false"))
+		*out = 0;
+	else
+		return RN_EINVAL;
+	return 0;
+}
+
+static int get_i64(struct rn_json_span v, int64_t *out)
+{
+	if (rn_json_span_eq(v, "null")) {
+		*out = -1;
+		return 0;
+	}
+	return rn_json_int64(v, out) ? RN_EINVAL : 0;
+}
+
+static int file_member(void *c, struct rn_json_span k, struct rn_json_span v)
+{
+	struct rn_ckpt_file *f = c;
+	if (rn_json_span_eq(k, "path"))
+		return dup_str(v, &f->path);
+	if (rn_json_span_eq(k, "partitionValues"))
+		return parse_kv(v, &f->pv, &f->npv);
+	if (rn_json_span_eq(k, "size"))
+		return get_i64(v, &f->size);
+	if (rn_json_span_eq(k, "modificationTime"))
+		return get_i64(v, &f->mtime_ms);
+	if (rn_json_span_eq(k, "deletionTimestamp"))
+		return get_i64(v, &f->deletion_ms);
+	if (rn_json_span_eq(k, "dataChange"))
+		return get_bool(v, &f->data_change);
+	if (rn_json_span_eq(k, "stats"))
+		return dup_str(v, &f->stats);
+	return 0;
+}
+
+struct txn_fields {
+	struct rn_buf app;
+	int64_t version, updated;
+	int has_app, has_version;
+};
+
+static int txn_member(void *c, struct rn_json_span k, struct rn_json_span v)
+{
+	struct txn_fields *t = c;
 	if (rn_json_span_eq(k, "appId")) {
-		rn_buf_reset(&li->app);
-		return rn_json_string(v, &li->app) ? RN_EINVAL : 0;
+		t->has_app = 1;
+		rn_buf_reset(&t->app);
+		return rn_json_string(v, &t->app) ? RN_EINVAL : 0;
 	}
-	if (rn_json_span_eq(k, "version"))
-		return rn_json_int64(v, &li->version) ? RN_EINVAL : 0;
+	if (rn_json_span_eq(k, "version")) {
+		t->has_version = 1;
+		return rn_json_int64(v, &t->version) ? RN_EINVAL : 0;
+	}
+	if (rn_json_span_eq(k, "lastUpdated"))
+		return get_i64(v, &t->updated);
 	return 0;
 }
 
-static int action_member(void *ctx, struct rn_json_span k, struct rn_json_span v)
+struct proto_fields {
+	int64_t r, w;
+	int features;
+};
+
+static int proto_member(void *c, struct rn_json_span k, struct rn_json_span v)
 {
-	struct line_info *li = ctx;
-	if (rn_json_span_eq(k, "metaData") || rn_json_span_eq(k, "protocol"))
-		li->meta_or_protocol = 1;
+	struct proto_fields *p = c;
+	if (rn_json_span_eq(k, "minReaderVersion"))
+		return rn_json_int64(v, &p->r) ? RN_EINVAL : 0;
+	if (rn_json_span_eq(k, "minWriterVersion"))
+		return rn_json_int64(v, &p->w) ? RN_EINVAL : 0;
+	if ((rn_json_span_eq(k, "readerFeatures") || rn_json_span_eq(k, "writerFeatures")) &&
+	    !rn_json_span_eq(v, "null"))
+		p->features = 1;
+	return 0;
+}
+
+static int format_member(void *c, struct rn_json_span k, struct rn_json_span v)
+{
+	struct rn_ckpt_meta *m = c;
+	if (rn_json_span_eq(k, "provider"))
+		return dup_str(v, &m->provider);
+	if (rn_json_span_eq(k, "options"))
+		return parse_kv(v, &m->options, &m->noptions);
+	return 0;
+}
+
+static int part_elem(void *c, size_t i, struct rn_json_span v)
+{
+	(void)i;
+	struct rn_ckpt_meta *m = c;
+	char **t = rn_reallocarray(m->part_cols, m->nparts + 1, sizeof(*t));
+	if (!t)
+		return RN_ENOMEM;
+	m->part_cols = t;
+	t[m->nparts] = NULL;
+	int rc = dup_str(v, &t[m->nparts]);
+	if (!rc && !t[m->nparts])
+		rc = RN_EINVAL;
+	if (!rc)
+		m->nparts++;
+	return rc;
+}
+
+static int meta_member(void *c, struct rn_json_span k, struct rn_json_span v)
+{
+	struct rn_ckpt_meta *m = c;
+	if (rn_json_span_eq(k, "id"))
+		return dup_str(v, &m->id);
+	if (rn_json_span_eq(k, "name"))
+		return dup_str(v, &m->name);
+	if (rn_json_span_eq(k, "description"))
+		return dup_str(v, &m->description);
+	if (rn_json_span_eq(k, "format"))
+		return rn_json_span_eq(v, "null") ? 0 : rn_json_object_walk(v, format_member, m);
+	if (rn_json_span_eq(k, "schemaString"))
+		return dup_str(v, &m->schema);
+	if (rn_json_span_eq(k, "partitionColumns"))
+		return rn_json_span_eq(v, "null") ? 0 : rn_json_array_walk(v, part_elem, m);
+	if (rn_json_span_eq(k, "configuration"))
+		return parse_kv(v, &m->config, &m->nconfig);
+	if (rn_json_span_eq(k, "createdTime"))
+		return get_i64(v, &m->created_ms);
+	return 0;
+}
+
+/* What applying one commit found, for the conflict checks. */
+struct commit_info {
+	int meta_changed;
+	char **removed; /* paths removed by it (only collected when want_removed) */
+	size_t nremoved;
+	int want_removed;
+};
+
+struct line_ctx {
+	struct rn_delta *d;
+	struct commit_info *ci;
+	int nactions;
+};
+
+static int apply_action(void *c, struct rn_json_span k, struct rn_json_span v)
+{
+	struct line_ctx *lc = c;
+	struct rn_delta *d = lc->d;
+	int rc = 0;
+	lc->nactions++;
+	if (rn_json_span_eq(v, "null"))
+		return 0;
+	if (rn_json_span_eq(k, "add") || rn_json_span_eq(k, "remove")) {
+		struct rn_ckpt_file *f = rn_calloc(1, sizeof(*f));
+		if (!f)
+			return RN_ENOMEM;
+		f->size = f->mtime_ms = f->deletion_ms = -1;
+		f->data_change = 1;
+		f->is_remove = rn_json_span_eq(k, "remove");
+		rc = rn_json_object_walk(v, file_member, f);
+		if (!rc && !f->path)
+			rc = RN_EINVAL;
+		if (!rc && f->is_remove) {
+			ssize_t i = file_index(d, f->path);
+			if (f->size < 0 && i >= 0) /* keep what the add said */
+				f->size = d->files[i]->size;
+			rn_free(f->stats);
+			f->stats = NULL;
+			if (lc->ci && lc->ci->want_removed) {
+				char **t = rn_reallocarray(lc->ci->removed, lc->ci->nremoved + 1,
+							   sizeof(*t));
+				if (!t || !(t[lc->ci->nremoved] = rn_strdup(f->path))) {
+					if (t)
+						lc->ci->removed = t;
+					rc = RN_ENOMEM;
+				} else {
+					lc->ci->removed = t;
+					lc->ci->nremoved++;
+				}
+			}
+		}
+		if (!rc)
+			rc = put_file(d, f);
+		if (rc)
+			free_file(f);
+		return rc;
+	}
 	if (rn_json_span_eq(k, "txn")) {
-		li->has_txn = 1;
-		return rn_json_object_walk(v, txn_member, li);
+		struct txn_fields t = {.updated = -1};
+		rc = rn_json_object_walk(v, txn_member, &t);
+		if (!rc && t.has_app && t.has_version && t.app.len)
+			rc = set_txn(d, (const char *)t.app.data, t.app.len, t.version, t.updated, 1);
+		rn_buf_free(&t.app);
+		return rc;
+	}
+	if (rn_json_span_eq(k, "protocol")) {
+		struct proto_fields p = {-1, -1, 0};
+		if ((rc = rn_json_object_walk(v, proto_member, &p)))
+			return rc;
+		d->min_reader = (int)p.r;
+		d->min_writer = (int)p.w;
+		d->has_features = p.features;
+		if (lc->ci)
+			lc->ci->meta_changed = 1;
+		return 0;
+	}
+	if (rn_json_span_eq(k, "metaData")) {
+		free_meta(&d->meta);
+		d->has_meta = 1;
+		if (lc->ci)
+			lc->ci->meta_changed = 1;
+		return rn_json_object_walk(v, meta_member, &d->meta);
+	}
+	return 0; /* commitInfo, cdc, domainMetadata, ...: not part of our snapshot */
+}
+
+/* Applies newline-delimited actions (a commit, or a decoded checkpoint). */
+static int apply_text(struct rn_delta *d, const char *what, const uint8_t *text, size_t len,
+		      struct commit_info *ci)
+{
+	for (size_t off = 0; off < len;) {
+		const char *line = (const char *)text + off;
+		const char *nl = memchr(line, '\n', len - off);
+		size_t n = nl ? (size_t)(nl - line) : len - off;
+		off += n + 1;
+		if (n == 0)
+			continue;
+		struct line_ctx lc = {d, ci, 0};
+		struct rn_json_span s = {line, n};
+		int rc = rn_json_object_walk(s, apply_action, &lc);
+		if (rc == RN_ENOMEM)
+			return fail(d, rc, "%s: out of memory", what);
+		if (rc)
+			return fail(d, RN_EDELTA, "%s: malformed action line", what);
 	}
 	return 0;
 }
 
-/* Reads one commit file, applying its txn actions. *conflict_meta is set if it changes the
- * protocol or metadata. */
-static int read_commit(struct rn_delta *d, int64_t v, int *meta_changed)
+static int read_file(struct rn_delta *d, const char *path, struct rn_buf *out)
 {
-	char path[4096];
-	struct rn_buf text = {0};
-	struct line_info li = {0};
 	char tmp[65536];
 	ssize_t n;
 	int fd, rc = 0;
-
-	commit_name(path, sizeof(path), d->log_dir, v);
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return errno == ENOENT ? RN_ENOTFOUND : fail(d, RN_EIO, "%s: %s", path, strerror(errno));
 	while ((n = read(fd, tmp, sizeof(tmp))) > 0)
-		if ((rc = rn_buf_append(&text, tmp, (size_t)n)))
+		if ((rc = rn_buf_append(out, tmp, (size_t)n)))
 			break;
 	close(fd);
+	if (rc)
+		return fail(d, rc, "%s: too large", path);
 	if (n < 0)
-		rc = fail(d, RN_EIO, "%s: %s", path, strerror(errno));
-	for (size_t off = 0; !rc && off < text.len;) {
-		const char *line = (const char *)text.data + off;
-		const char *nl = memchr(line, '\n', text.len - off);
-		size_t len = nl ? (size_t)(nl - line) : text.len - off;
-		off += len + 1;
-		if (len == 0)
-			continue;
-		li.has_txn = 0;
-		li.version = -1;
-		struct rn_json_span s = {line, len};
-		if (rn_json_object_walk(s, action_member, &li)) {
-			rc = fail(d, RN_EDELTA, "%s: malformed action line", path);
-			break;
-		}
-		if (li.has_txn && li.app.len)
-			rc = set_txn(d, (const char *)li.app.data, li.app.len, li.version);
-	}
-	if (meta_changed)
-		*meta_changed = li.meta_or_protocol;
-	rn_buf_free(&li.app);
+		return fail(d, RN_EIO, "%s: %s", path, strerror(errno));
+	return 0;
+}
+
+/* Reads one commit file and applies it. */
+static int read_commit(struct rn_delta *d, int64_t v, struct commit_info *ci)
+{
+	char path[4096];
+	struct rn_buf text = {0};
+	int rc;
+
+	commit_name(path, sizeof(path), d->log_dir, v);
+	if (!(rc = read_file(d, path, &text)))
+		rc = apply_text(d, path, text.data, text.len, ci);
 	rn_buf_free(&text);
 	return rc;
 }
 
+static void free_ci(struct commit_info *ci)
+{
+	for (size_t i = 0; i < ci->nremoved; i++)
+		rn_free(ci->removed[i]);
+	rn_free(ci->removed);
+}
+
+/* ---- checkpoints: reading ---- */
+
+static int ckpt_path(char *out, size_t cap, const char *log_dir, int64_t v)
+{
+	int n = snprintf(out, cap, "%s/%020lld.checkpoint.parquet", log_dir, (long long)v);
+	return n < 0 || (size_t)n >= cap ? RN_EINVAL : 0;
+}
+
+/* _last_checkpoint's version, or -1 (missing or unreadable). */
+static int64_t last_checkpoint(struct rn_delta *d)
+{
+	char path[4096];
+	struct rn_buf b = {.max = 1 << 20};
+	int64_t v = -1;
+	snprintf(path, sizeof(path), "%s/_last_checkpoint", d->log_dir);
+	if (read_file(d, path, &b) == 0 && b.len) {
+		struct rn_json_span s = {(const char *)b.data, b.len};
+		while (s.len && (s.p[s.len - 1] == '\n' || s.p[s.len - 1] == ' '))
+			s.len--;
+		struct txn_fields t = {.updated = -1};
+		if (!rn_json_validate(s.p, s.len) && !rn_json_object_walk(s, txn_member, &t) &&
+		    t.has_version && t.version >= 0)
+			v = t.version;
+		rn_buf_free(&t.app);
+	}
+	rn_buf_free(&b);
+	return v;
+}
+
+/* Loads the checkpoint of version v as the whole state. */
+static int load_checkpoint(struct rn_delta *d, int64_t v)
+{
+	char path[4096], why[256];
+	struct rn_buf file = {.max = (size_t)1 << 30}, lines = {.max = (size_t)1 << 30};
+	int rc;
+	if (ckpt_path(path, sizeof(path), d->log_dir, v))
+		return RN_EINVAL;
+	reset_state(d);
+	if ((rc = read_file(d, path, &file)))
+		goto out;
+	if ((rc = rn_ckpt_decode(file.data, file.len, &lines, why, sizeof(why)))) {
+		rc = fail(d, RN_EDELTA, "%s: %s", path, why);
+		goto out;
+	}
+	if ((rc = apply_text(d, path, lines.data, lines.len, NULL)))
+		goto out;
+	if (!d->has_meta || d->min_reader < 0) {
+		rc = fail(d, RN_EDELTA, "%s: no protocol or metaData", path);
+		goto out;
+	}
+	d->version = v;
+	d->ckpt_version = v;
+out:
+	rn_buf_free(&file);
+	rn_buf_free(&lines);
+	if (rc)
+		reset_state(d);
+	return rc;
+}
+
+static int cmp_desc(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x > y ? -1 : x < y;
+}
+
+/* 1 if name is 20 digits + suffix (exactly), with the number in *v. */
+static int versioned(const char *name, const char *suffix, int64_t *v)
+{
+	int64_t x = 0;
+	for (int i = 0; i < 20; i++) {
+		if (name[i] < '0' || name[i] > '9')
+			return 0;
+		x = x * 10 + (name[i] - '0');
+	}
+	if (strcmp(name + 20, suffix))
+		return 0;
+	*v = x;
+	return 1;
+}
+
+/* Rebuilds the state from scratch: the newest readable checkpoint, else version 0. */
+static int load_base(struct rn_delta *d)
+{
+	int64_t lc = last_checkpoint(d), *vers = NULL, v;
+	size_t n = 0;
+	int rc;
+	if (lc >= 0 && load_checkpoint(d, lc) == 0)
+		return 0;
+	if (lc >= 0)
+		rn_log_warn("delta", "%s: _last_checkpoint names version %lld: %s; looking further",
+			    d->dir, (long long)lc, d->err);
+	DIR *dir = opendir(d->log_dir);
+	if (dir) {
+		struct dirent *de;
+		while ((de = readdir(dir))) {
+			if (!versioned(de->d_name, ".checkpoint.parquet", &v))
+				continue;
+			int64_t *t = rn_reallocarray(vers, n + 1, sizeof(*t));
+			if (!t)
+				break;
+			vers = t;
+			vers[n++] = v;
+		}
+		closedir(dir);
+	}
+	if (n)
+		qsort(vers, n, sizeof(*vers), cmp_desc);
+	for (size_t i = 0; i < n; i++) {
+		if (vers[i] == lc)
+			continue;
+		if ((rc = load_checkpoint(d, vers[i])) == 0) {
+			rn_free(vers);
+			return 0;
+		}
+		rn_log_warn("delta", "%s: checkpoint %lld unreadable: %s", d->dir,
+			    (long long)vers[i], d->err);
+	}
+	rn_free(vers);
+	reset_state(d);
+	d->ckpt_version = -1;
+	return 0; /* replay from version 0 */
+}
+
 int rn_delta_refresh(struct rn_delta *d)
 {
+	int reloaded = 0;
 	for (;;) {
 		int rc = read_commit(d, d->version + 1, NULL);
-		if (rc == RN_ENOTFOUND)
-			return 0;
+		if (rc == RN_ENOTFOUND) {
+			/* another writer may have cleaned the next commits up behind a newer
+			 * checkpoint (only after log_retention): start again from it */
+			if (!reloaded && last_checkpoint(d) > d->version) {
+				reloaded = 1;
+				if ((rc = load_base(d)))
+					return rc;
+				continue;
+			}
+			if (d->version >= 0)
+				return 0;
+			return fail(d, RN_EDELTA, "%s: version 0 is missing and no checkpoint "
+				    "is readable", d->log_dir);
+		}
 		if (rc)
 			return rc;
 		d->version++;
@@ -192,9 +767,41 @@ int64_t rn_delta_version(const struct rn_delta *d)
 	return d->version;
 }
 
+int64_t rn_delta_checkpoint_version(const struct rn_delta *d)
+{
+	return d->ckpt_version;
+}
+
+const char *rn_delta_dir(const struct rn_delta *d)
+{
+	return d->dir;
+}
+
+const struct rn_ckpt_file *const *rn_delta_files(const struct rn_delta *d, size_t *n)
+{
+	*n = d->nfiles;
+	return (const struct rn_ckpt_file *const *)d->files;
+}
+
 static void put_commit_info(struct rn_buf *b, const struct rn_delta *d, const char *op,
 			    int64_t now_ms, size_t nadd)
 {
+	if (!strcmp(op, "OPTIMIZE")) { /* a rewrite: not a blind append */
+		uuid_t u;
+		char us[37];
+		uuid_generate_random(u);
+		uuid_unparse_lower(u, us);
+		rn_buf_printf(b,
+			      "{\"commitInfo\":{\"timestamp\":%lld,\"operation\":\"OPTIMIZE\","
+			      "\"operationParameters\":{\"predicate\":\"[]\",\"auto\":true},"
+			      "\"isolationLevel\":\"SnapshotIsolation\",\"isBlindAppend\":false,"
+			      "\"operationMetrics\":{\"numAddedFiles\":\"1\","
+			      "\"numRemovedFiles\":\"%zu\"},\"engineInfo\":",
+			      (long long)now_ms, nadd);
+		rn_json_put_str(b, d->engine, strlen(d->engine));
+		rn_buf_printf(b, ",\"txnId\":\"%s\"}}\n", us);
+		return;
+	}
 	uuid_t u;
 	char us[37];
 	uuid_generate_random(u);
@@ -255,6 +862,10 @@ int rn_delta_open(struct rn_delta **out, const char *dir, const char *schema_jso
 	d->log_dir = rn_strdup(buf);
 	d->engine = rn_strdup(engine_info ? engine_info : "runnel-server/" RN_VERSION);
 	d->version = -1;
+	d->ckpt_version = -1;
+	d->min_reader = d->min_writer = -1;
+	d->meta.created_ms = -1;
+	d->last_compact_ms = d->last_vacuum_ms = rn_mono_us() / 1000;
 	if (!d->dir || !d->log_dir || !d->engine) {
 		rn_delta_close(d);
 		return RN_ENOMEM;
@@ -292,7 +903,7 @@ int rn_delta_open(struct rn_delta **out, const char *dir, const char *schema_jso
 			return rc;
 		}
 	}
-	if ((rc = rn_delta_refresh(d))) {
+	if ((rc = load_base(d)) || (rc = rn_delta_refresh(d))) {
 		rn_log_error("delta", "cannot read log of %s: %s", dir, d->err);
 		rn_delta_close(d);
 		return rc;
@@ -305,9 +916,9 @@ void rn_delta_close(struct rn_delta *d)
 {
 	if (!d)
 		return;
-	for (size_t i = 0; i < d->ntxn; i++)
-		rn_free(d->txns[i].app_id);
+	reset_state(d);
 	rn_free(d->txns);
+	rn_free(d->files);
 	rn_free(d->dir);
 	rn_free(d->log_dir);
 	rn_free(d->engine);
@@ -349,6 +960,27 @@ int rn_delta_write_file(struct rn_delta *d, const void *data, size_t len, char *
 	return 0;
 }
 
+static void put_add(struct rn_buf *t, const struct rn_delta_add *a, int data_change)
+{
+	rn_buf_append_str(t, "{\"add\":{\"path\":");
+	rn_json_put_str(t, a->path, strlen(a->path));
+	rn_buf_printf(t, ",\"partitionValues\":{},\"size\":%lld,\"modificationTime\":%lld,"
+		      "\"dataChange\":%s", (long long)a->size, (long long)a->mtime_ms,
+		      data_change ? "true" : "false");
+	if (a->stats) {
+		rn_buf_append_str(t, ",\"stats\":");
+		rn_json_put_str(t, a->stats, strlen(a->stats));
+	}
+	rn_buf_append_str(t, "}}\n");
+}
+
+/* Applies our own just-committed text to the snapshot (it is exactly what a replay of that
+ * version would apply). */
+static int apply_own(struct rn_delta *d, const struct rn_buf *t)
+{
+	return apply_text(d, "own commit", t->data, t->len, NULL);
+}
+
 int rn_delta_commit(struct rn_delta *d, const struct rn_delta_add *adds, size_t nadd,
 		    const struct rn_delta_txn *txns, size_t ntxn, int64_t *version)
 {
@@ -357,18 +989,8 @@ int rn_delta_commit(struct rn_delta *d, const struct rn_delta_add *adds, size_t 
 	int rc = 0;
 
 	put_commit_info(&t, d, "STREAMING UPDATE", now, nadd);
-	for (size_t i = 0; i < nadd; i++) {
-		rn_buf_append_str(&t, "{\"add\":{\"path\":");
-		rn_json_put_str(&t, adds[i].path, strlen(adds[i].path));
-		rn_buf_printf(&t, ",\"partitionValues\":{},\"size\":%lld,\"modificationTime\":%lld,"
-			      "\"dataChange\":true", (long long)adds[i].size,
-			      (long long)adds[i].mtime_ms);
-		if (adds[i].stats) {
-			rn_buf_append_str(&t, ",\"stats\":");
-			rn_json_put_str(&t, adds[i].stats, strlen(adds[i].stats));
-		}
-		rn_buf_append_str(&t, "}}\n");
-	}
+	for (size_t i = 0; i < nadd; i++)
+		put_add(&t, &adds[i], 1);
 	for (size_t i = 0; i < ntxn; i++) {
 		rn_buf_append_str(&t, "{\"txn\":{\"appId\":");
 		rn_json_put_str(&t, txns[i].app_id, strlen(txns[i].app_id));
@@ -384,12 +1006,12 @@ int rn_delta_commit(struct rn_delta *d, const struct rn_delta_add *adds, size_t 
 		if (rc != RN_EEXIST)
 			break;
 		/* Lost the race for v: read what won, then decide. */
-		int meta = 0;
+		struct commit_info ci = {0};
 		size_t covered = 0;
-		if ((rc = read_commit(d, v, &meta)))
+		if ((rc = read_commit(d, v, &ci)))
 			break;
 		d->version = v;
-		if (meta) {
+		if (ci.meta_changed) {
 			rc = fail(d, RN_ECONFLICT, "version %lld changed protocol or metadata",
 				  (long long)v);
 			break;
@@ -411,8 +1033,7 @@ int rn_delta_commit(struct rn_delta *d, const struct rn_delta_add *adds, size_t 
 		rc = fail(d, RN_EAGAIN, "lost 1000 races for the next version; try again");
 	if (!rc) {
 		d->version++;
-		for (size_t i = 0; i < ntxn && !rc; i++)
-			rc = set_txn(d, txns[i].app_id, strlen(txns[i].app_id), txns[i].version);
+		rc = apply_own(d, &t);
 		if (!rc)
 			*version = d->version;
 	}
@@ -421,7 +1042,295 @@ out:
 	return rc;
 }
 
+int rn_delta_commit_rewrite(struct rn_delta *d, const char *const *removed, size_t nremoved,
+			    const struct rn_delta_add *add, int64_t *version)
+{
+	struct rn_buf t = {0};
+	int64_t now = rn_now_us() / 1000;
+	int rc = 0;
+
+	for (size_t i = 0; i < nremoved; i++) {
+		ssize_t k = file_index(d, removed[i]);
+		if (k < 0 || d->files[k]->is_remove)
+			return fail(d, RN_ECONFLICT, "%s is no longer live", removed[i]);
+	}
+	put_commit_info(&t, d, "OPTIMIZE", now, nremoved);
+	for (size_t i = 0; i < nremoved; i++) {
+		const struct rn_ckpt_file *f = d->files[file_index(d, removed[i])];
+		rn_buf_append_str(&t, "{\"remove\":{\"path\":");
+		rn_json_put_str(&t, f->path, strlen(f->path));
+		rn_buf_printf(&t, ",\"deletionTimestamp\":%lld,\"dataChange\":false,"
+			      "\"extendedFileMetadata\":true,\"partitionValues\":{},\"size\":%lld}}\n",
+			      (long long)now, (long long)f->size);
+	}
+	put_add(&t, add, 0);
+	for (int attempt = 0; attempt < 1000; attempt++) {
+		int64_t v = d->version + 1;
+		rc = put_if_absent(d, v, &t);
+		if (rc != RN_EEXIST)
+			break;
+		struct commit_info ci = {.want_removed = 1};
+		if ((rc = read_commit(d, v, &ci))) {
+			free_ci(&ci);
+			break;
+		}
+		d->version = v;
+		int lost = ci.meta_changed;
+		for (size_t i = 0; i < ci.nremoved && !lost; i++)
+			for (size_t j = 0; j < nremoved && !lost; j++)
+				lost = !strcmp(ci.removed[i], removed[j]);
+		free_ci(&ci);
+		if (lost) {
+			rc = fail(d, RN_ECONFLICT, "version %lld removed an input or changed the "
+				  "metadata; compaction abandoned", (long long)v);
+			break;
+		}
+		rc = RN_EAGAIN;
+	}
+	if (rc == RN_EEXIST || rc == RN_EAGAIN)
+		rc = fail(d, RN_EAGAIN, "lost 1000 races for the next version; try again");
+	if (!rc) {
+		d->version++;
+		rc = apply_own(d, &t);
+		if (!rc)
+			*version = d->version;
+	}
+	rn_buf_free(&t);
+	return rc;
+}
+
+/* ---- checkpoints: writing ---- */
+
+/* Writes data to dir/name via a temp file + fsync + rename + fsync dir. */
+static int write_replace(struct rn_delta *d, const char *name, const void *data, size_t len)
+{
+	char tmp[4400], final[4400];
+	uuid_t u;
+	char us[37];
+	int fd, rc = 0;
+	uuid_generate_random(u);
+	uuid_unparse_lower(u, us);
+	snprintf(final, sizeof(final), "%s/%s", d->log_dir, name);
+	snprintf(tmp, sizeof(tmp), "%s/.%s.%s.tmp", d->log_dir, name, us);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0)
+		return fail(d, errno_rc(), "%s: %s", tmp, strerror(errno));
+	if (rn_write_all(fd, data, len))
+		rc = fail(d, errno_rc(), "write %s: %s", tmp, strerror(errno));
+	if (!rc && fsync(fd))
+		rc = fail(d, errno_rc(), "fsync %s: %s", tmp, strerror(errno));
+	close(fd);
+	if (!rc && rename(tmp, final))
+		rc = fail(d, errno_rc(), "rename %s: %s", final, strerror(errno));
+	if (rc)
+		unlink(tmp);
+	if (!rc && rn_fsync_dir(d->log_dir))
+		rc = fail(d, errno_rc(), "fsync %s: %s", d->log_dir, strerror(errno));
+	return rc;
+}
+
+/* Decodes a relative add/remove path into a path under the table; RN_EINVAL for escapes,
+ * absolute paths, URIs or "..". */
+static int data_path(const struct rn_delta *d, const char *rel, char *out, size_t cap)
+{
+	char dec[4096];
+	size_t o = 0;
+	for (const char *p = rel; *p; p++) {
+		int c = (uint8_t)*p;
+		if (c == '%') {
+			unsigned x;
+			if (!p[1] || !p[2] || sscanf(p + 1, "%2x", &x) != 1 || x == 0)
+				return RN_EINVAL;
+			c = (int)x;
+			p += 2;
+		}
+		if (o + 1 >= sizeof(dec))
+			return RN_EINVAL;
+		dec[o++] = (char)c;
+	}
+	dec[o] = 0;
+	if (!o || dec[0] == '/' || strstr(dec, "://") || !strcmp(dec, "..") ||
+	    !strncmp(dec, "../", 3) || strstr(dec, "/../") ||
+	    (o >= 3 && !strcmp(dec + o - 3, "/..")))
+		return RN_EINVAL;
+	int n = snprintf(out, cap, "%s/%s", d->dir, dec);
+	return n < 0 || (size_t)n >= cap ? RN_EINVAL : 0;
+}
+
+int rn_delta_checkpoint(struct rn_delta *d, int64_t tombstone_retention_ms, int64_t *version)
+{
+	struct rn_buf out = {.max = (size_t)1 << 30};
+	const struct rn_ckpt_file **keep = NULL;
+	size_t nkeep = 0, rows, nadd = 0;
+	int64_t now = rn_now_us() / 1000;
+	char name[64], text[256], path[4400];
+	int rc;
+
+	if ((rc = rn_delta_refresh(d)))
+		return rc;
+	if (!d->has_meta || d->min_reader < 0)
+		return fail(d, RN_EDELTA, "no protocol or metaData to checkpoint");
+	if (d->has_features || d->min_reader > 1 || d->min_writer > 2)
+		return fail(d, RN_ENOTSUP, "protocol (%d,%d) with features: not checkpointed",
+			    d->min_reader, d->min_writer);
+	if (!(keep = rn_calloc(d->nfiles ? d->nfiles : 1, sizeof(*keep))))
+		return RN_ENOMEM;
+	for (size_t i = 0; i < d->nfiles; i++) {
+		const struct rn_ckpt_file *f = d->files[i];
+		/* An expired tombstone is dropped only once vacuum has deleted its file, so a
+		 * checkpoint never makes a removed file invisible to vacuum. */
+		if (f->is_remove && f->deletion_ms >= 0 &&
+		    f->deletion_ms < now - tombstone_retention_ms &&
+		    (data_path(d, f->path, path, sizeof(path)) || access(path, F_OK)))
+			continue;
+		nadd += !f->is_remove;
+		keep[nkeep++] = f;
+	}
+	struct rn_ckpt_snapshot s = {d->min_reader, d->min_writer, &d->meta, keep, nkeep,
+				     d->txns, d->ntxn};
+	rc = rn_ckpt_encode(&s, NULL, &out, &rows);
+	rn_free(keep);
+	if (rc) {
+		rn_buf_free(&out);
+		return fail(d, rc, "checkpoint encoding: %s", rn_strerror(rc));
+	}
+	snprintf(name, sizeof(name), "%020lld.checkpoint.parquet", (long long)d->version);
+	rc = write_replace(d, name, out.data, out.len);
+	if (!rc && last_checkpoint(d) <= d->version) { /* never move it backwards */
+		snprintf(text, sizeof(text),
+			 "{\"version\":%lld,\"size\":%zu,\"sizeInBytes\":%zu,\"numOfAddFiles\":%zu}\n",
+			 (long long)d->version, rows, out.len, nadd);
+		rc = write_replace(d, "_last_checkpoint", text, strlen(text));
+	}
+	rn_buf_free(&out);
+	if (!rc) {
+		d->ckpt_version = d->version;
+		if (version)
+			*version = d->version;
+	}
+	return rc;
+}
+
+int rn_delta_cleanup(struct rn_delta *d, int64_t retention_ms, size_t *deleted)
+{
+	int64_t ck = last_checkpoint(d), v, cutoff = rn_now_us() / 1000 - retention_ms;
+	char path[4400];
+	struct dirent *de;
+	struct stat st;
+	DIR *dir;
+
+	*deleted = 0;
+	if (ck < 0)
+		return 0; /* nothing may go without a checkpoint */
+	if (!(dir = opendir(d->log_dir)))
+		return fail(d, RN_EIO, "%s: %s", d->log_dir, strerror(errno));
+	while ((de = readdir(dir))) {
+		int is_json = versioned(de->d_name, ".json", &v);
+		if (!is_json && !versioned(de->d_name, ".checkpoint.parquet", &v))
+			continue;
+		/* keep the newest checkpoint and its JSON commit, and everything after */
+		if (v >= ck)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", d->log_dir, de->d_name);
+		if (stat(path, &st))
+			continue;
+		int64_t mtime = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+		if (mtime >= cutoff && retention_ms >= 0)
+			continue;
+		if (unlink(path) == 0)
+			(*deleted)++;
+	}
+	closedir(dir);
+	if (*deleted && rn_fsync_dir(d->log_dir))
+		return fail(d, errno_rc(), "fsync %s: %s", d->log_dir, strerror(errno));
+	return 0;
+}
+
+int rn_delta_vacuum(struct rn_delta *d, int64_t retention_ms, int dry_run,
+		    void (*cb)(void *ctx, const char *path, int64_t size), void *ctx,
+		    size_t *nfiles, int64_t *bytes)
+{
+	int64_t cutoff = rn_now_us() / 1000 - retention_ms;
+	char path[4400];
+	struct stat st;
+	int rc;
+
+	*nfiles = 0;
+	*bytes = 0;
+	if ((rc = rn_delta_refresh(d)))
+		return rc;
+	for (size_t i = 0; i < d->nfiles; i++) {
+		const struct rn_ckpt_file *f = d->files[i];
+		/* only tombstones: the newest action for the path is a remove, so no live add
+		 * references it (the path map holds one entry per path) */
+		if (!f->is_remove || f->deletion_ms < 0 || f->deletion_ms > cutoff)
+			continue;
+		if (data_path(d, f->path, path, sizeof(path))) {
+			rn_log_warn("delta", "%s: vacuum skips odd path %s", d->dir, f->path);
+			continue;
+		}
+		if (lstat(path, &st) || !S_ISREG(st.st_mode))
+			continue; /* already gone */
+		if (!dry_run && unlink(path)) {
+			rc = fail(d, RN_EIO, "unlink %s: %s", path, strerror(errno));
+			break;
+		}
+		(*nfiles)++;
+		*bytes += st.st_size;
+		if (cb)
+			cb(ctx, f->path, st.st_size);
+	}
+	if (!dry_run && *nfiles && rn_fsync_dir(d->dir))
+		rc = fail(d, errno_rc(), "fsync %s: %s", d->dir, strerror(errno));
+	return rc;
+}
+
+void rn_delta_maintain(struct rn_delta *d)
+{
+	int64_t now = rn_mono_us() / 1000, v;
+	size_t n;
+	int rc;
+	if (maint.checkpoint_interval > 0 && d->version > 0 &&
+	    d->version - (d->ckpt_version > 0 ? d->ckpt_version : 0) >= maint.checkpoint_interval) {
+		if ((rc = rn_delta_checkpoint(d, maint.vacuum_retention_ms, &v))) {
+			rn_log_warn("delta", "%s: checkpoint failed: %s", d->dir, d->err);
+			d->ckpt_version = d->version; /* retry after another interval */
+		} else {
+			rn_log_debug("delta", "%s: checkpoint at version %lld", d->dir, (long long)v);
+			if (rn_delta_cleanup(d, maint.log_retention_ms, &n))
+				rn_log_warn("delta", "%s: log cleanup: %s", d->dir, d->err);
+			else if (n)
+				rn_log_info("delta", "%s: removed %zu expired log files", d->dir, n);
+		}
+	}
+	if (maint.compact_interval_ms > 0 && now - d->last_compact_ms >= maint.compact_interval_ms) {
+		struct rn_compact_options co = {.target_bytes = maint.compact_target,
+						.min_files = (size_t)maint.compact_min_files};
+		struct rn_compact_result res;
+		d->last_compact_ms = now;
+		rc = rn_compact_step(d, &co, &res);
+		if (rc && rc != RN_EAGAIN)
+			rn_log_warn("delta", "%s: compaction: %s", d->dir, res.why);
+		else if (!rc)
+			rn_log_info("delta", "%s: compacted %zu files (%lld rows) into %s", d->dir,
+				    res.nfiles, (long long)res.rows, res.path);
+	}
+	if (maint.vacuum_interval_ms > 0 && now - d->last_vacuum_ms >= maint.vacuum_interval_ms) {
+		int64_t bytes;
+		d->last_vacuum_ms = now;
+		if (rn_delta_vacuum(d, maint.vacuum_retention_ms, 0, NULL, NULL, &n, &bytes))
+			rn_log_warn("delta", "%s: vacuum: %s", d->dir, d->err);
+		else if (n)
+			rn_log_info("delta", "%s: vacuum deleted %zu files (%lld bytes)", d->dir, n,
+				    (long long)bytes);
+	}
+}
+
 const char *rn_delta_errmsg(const struct rn_delta *d)
 {
 	return d->err;
+}
+
+const char *rn_delta_schema(const struct rn_delta *d)
+{
+	return d->has_meta ? d->meta.schema : NULL;
 }

@@ -2,8 +2,12 @@
  * One Delta table on a local filesystem: creating it, writing data files durably, and
  * committing versions to _delta_log with put-if-absent (link() of an fsynced temp file), so
  * several writers can append to one table. It replays the JSON log incrementally to know the
- * latest version and, per appId, the highest txn version — the exactly-once watermark.
- * Checkpoints are not written yet; the replay reads JSON commits only.
+ * latest version and, per appId, the highest txn version — the exactly-once watermark. The
+ * replay keeps the whole snapshot (protocol, metaData, live adds, remove tombstones, txns)
+ * so it can write classic Parquet checkpoints (checkpoint.h) and start from the newest one
+ * on open; it also cleans up expired log files behind a checkpoint, commits compaction
+ * rewrites (compact.h) and vacuums removed data files. rn_delta_maintain() runs all three
+ * when due, under a frozen process-wide configuration (rn_delta_maint_config).
  *
  * Lifetime: opened by the materializer per table, used on one thread, closed at exit.
  */
@@ -23,11 +27,15 @@ int rn_delta_open(struct rn_delta **out, const char *dir, const char *schema_jso
 		  const char *engine_info);
 void rn_delta_close(struct rn_delta *d);
 
-/* 1 if `dir` holds a Delta table (its version 0 commit exists), else 0. */
+/* 1 if `dir` holds a Delta table (its version 0 commit or a _last_checkpoint exists). */
 int rn_delta_exists(const char *dir);
 
 /* Reads commits newer than the last one seen. 0, RN_EIO, RN_EDELTA. */
 int rn_delta_refresh(struct rn_delta *d);
+
+/* The table's schemaString (Spark JSON) from its latest metaData, or NULL. Valid until the
+ * next refresh or commit. */
+const char *rn_delta_schema(const struct rn_delta *d);
 
 /* Latest version seen (after the last refresh or commit). */
 int64_t rn_delta_version(const struct rn_delta *d);
@@ -64,5 +72,65 @@ int rn_delta_commit(struct rn_delta *d, const struct rn_delta_add *adds, size_t 
 		    const struct rn_delta_txn *txns, size_t ntxn, int64_t *version);
 
 const char *rn_delta_errmsg(const struct rn_delta *d);
+
+/* ---- log health: checkpoints, cleanup, compaction commits, vacuum ---- */
+
+/* Maintenance settings; the defaults are Delta's (checkpoint every 10 commits, 30-day log
+ * retention, 7-day deleted-file retention) plus compaction of >= 10 files below 128 MiB at
+ * most once a minute. A value <= 0 for an interval disables that task. */
+struct rn_delta_maint {
+	int64_t checkpoint_interval; /* commits between checkpoints */
+	int64_t log_retention_ms;    /* JSON commits/checkpoints older than this may go */
+	int64_t compact_target;      /* bytes: files below are "small"; output cap */
+	int64_t compact_min_files;   /* compact only when at least this many small files */
+	int64_t compact_interval_ms; /* at most one compaction step per interval per table */
+	int64_t vacuum_retention_ms; /* removed files older than this are deleted */
+	int64_t vacuum_interval_ms;  /* how often rn_delta_maintain vacuums */
+};
+/* Sets the frozen configuration; call once at start, before any table is opened. */
+void rn_delta_maint_config(const struct rn_delta_maint *m);
+const struct rn_delta_maint *rn_delta_maint_get(void);
+
+/* Runs what is due after a commit, on the caller's thread: a checkpoint when
+ * checkpoint_interval commits passed since the last one (then log cleanup), one bounded
+ * compaction step, vacuum. Never fails: problems are logged and retried later. */
+void rn_delta_maintain(struct rn_delta *d);
+
+/* Writes the checkpoint of the latest version (after a refresh) and then _last_checkpoint
+ * (never moving it backwards). Tombstones older than tombstone_retention_ms are left out
+ * once their data file is gone. *version (may be NULL) receives the version. RN_EDELTA (no
+ * metaData), RN_ENOTSUP (table features this writer does not know), RN_EIO, RN_ENOSPC,
+ * RN_ENOMEM. */
+int rn_delta_checkpoint(struct rn_delta *d, int64_t tombstone_retention_ms, int64_t *version);
+/* Version of the newest checkpoint read or written, or -1. */
+int64_t rn_delta_checkpoint_version(const struct rn_delta *d);
+
+/* Deletes JSON commits and checkpoints whose version is below the newest checkpoint
+ * (_last_checkpoint) and whose mtime is older than retention_ms. *deleted counts them.
+ * 0 (also when there is no checkpoint: nothing is deleted), RN_EIO. */
+int rn_delta_cleanup(struct rn_delta *d, int64_t retention_ms, size_t *deleted);
+
+/* The snapshot's files: the newest action per path; is_remove marks tombstones. Valid until
+ * the next refresh or commit. */
+struct rn_ckpt_file;
+const struct rn_ckpt_file *const *rn_delta_files(const struct rn_delta *d, size_t *n);
+const char *rn_delta_dir(const struct rn_delta *d);
+
+/* Commits a rewrite: remove{dataChange:false} of every path in removed (each must be live)
+ * plus add (dataChange:false), with put-if-absent. After a lost race the winning commits are
+ * read: one that removed any input, or changed protocol/metaData, aborts with RN_ECONFLICT
+ * (the caller deletes its new file and tries later); otherwise it retries at the next
+ * version. RN_ECONFLICT also if an input is not live now. RN_EIO, RN_ENOSPC, RN_EAGAIN,
+ * RN_ENOMEM. */
+int rn_delta_commit_rewrite(struct rn_delta *d, const char *const *removed, size_t nremoved,
+			    const struct rn_delta_add *add, int64_t *version);
+
+/* Deletes data files whose remove tombstone is older than retention_ms (0 = every
+ * tombstone); live files are never touched (a tombstone is the newest action for its path).
+ * dry_run only reports. cb (may be NULL) is called per file (path as in the log) deleted or,
+ * in a dry run, to be deleted; nfiles and bytes total them. RN_EIO, RN_EDELTA. */
+int rn_delta_vacuum(struct rn_delta *d, int64_t retention_ms, int dry_run,
+		    void (*cb)(void *ctx, const char *path, int64_t size), void *ctx,
+		    size_t *nfiles, int64_t *bytes);
 
 #endif

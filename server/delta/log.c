@@ -19,6 +19,7 @@
 #include "rn_buf.h"
 #include "rn_err.h"
 #include "rn_json.h"
+#include "pqread.h"
 #include "rn_mem.h"
 
 enum { KIND_LIVE = 1, KIND_REMOVED = 2 };
@@ -59,6 +60,10 @@ struct rn_dlog {
 	char **warnings;
 	size_t nwarn, totalwarn;
 	int warned_dv;
+	int in_ckpt;                /* applying a checkpoint: tombstones without adds are normal */
+	int64_t ckpt_start;         /* version of the checkpoint the replay started from, or -1 */
+	int64_t last_ckpt, last_ckpt_size; /* from _last_checkpoint, or -1 */
+	int64_t newest_ckpt;        /* newest NNN.checkpoint.parquet in the log, or -1 */
 	char err[512];
 };
 
@@ -583,7 +588,8 @@ static int apply_remove(struct line_ctx *c, struct rn_json_span v)
 			    smap_lookup(&l->paths, l->files[i].path, strlen(l->files[i].path));
 			ms->idx = i;
 		}
-	} else if ((rc = warn(l, "version %lld: remove of %s, which was never added",
+	} else if (!l->in_ckpt &&
+	           (rc = warn(l, "version %lld: remove of %s, which was never added",
 	                      (long long)c->version, c->path))) {
 		return rc;
 	}
@@ -814,13 +820,13 @@ static int action_member(void *ctx, struct rn_json_span k, struct rn_json_span v
 	return rc;
 }
 
-int rn_dlog_apply(struct rn_dlog *l, int64_t version, const char *text, size_t len)
+static int apply_text(struct rn_dlog *l, int64_t version, const char *text, size_t len)
 {
 	struct line_ctx c = {0};
 	int rc = 0;
 
 	l->err[0] = 0;
-	if (version != l->version + 1)
+	if (!l->in_ckpt && version != l->version + 1)
 		return fail(l, RN_EDELTA, "version %lld applied after version %lld",
 		            (long long)version, (long long)l->version);
 	if ((rc = grow(&l->commits, &l->capcommits, l->ncommits, sizeof(*l->commits),
@@ -872,6 +878,8 @@ int rn_dlog_apply(struct rn_dlog *l, int64_t version, const char *text, size_t l
 		return rc;
 	if (c.actions == 0)
 		return fail(l, RN_EDELTA, "version %lld holds no action", (long long)version);
+	if (l->in_ckpt)
+		return 0;
 	if (text[len - 1] != '\n' &&
 	    (rc = warn(l, "version %lld: commit does not end with a newline (torn write?)",
 	               (long long)version)))
@@ -880,6 +888,40 @@ int rn_dlog_apply(struct rn_dlog *l, int64_t version, const char *text, size_t l
 	    (rc = warn(l, "version 0 lacks %s", l->min_reader < 0 ? "protocol" : "metaData")))
 		return rc;
 	return 0;
+}
+
+int rn_dlog_apply(struct rn_dlog *l, int64_t version, const char *text, size_t len)
+{
+	return apply_text(l, version, text, len);
+}
+
+int rn_dlog_apply_checkpoint(struct rn_dlog *l, int64_t version, const char *lines, size_t len)
+{
+	int rc;
+	if (l->version != -1 || version < 0)
+		return fail(l, RN_EDELTA, "a checkpoint must be applied to a fresh snapshot");
+	l->in_ckpt = 1;
+	rc = apply_text(l, version, lines, len);
+	l->in_ckpt = 0;
+	if (rc)
+		return rc;
+	l->ckpt_start = version;
+	l->commits[l->ncommits - 1].operation = rn_strdup("(checkpoint)");
+	if (!l->commits[l->ncommits - 1].operation)
+		return RN_ENOMEM;
+	if (l->min_reader < 0 || !l->schema_string)
+		return fail(l, RN_EDELTA, "checkpoint %lld lacks %s", (long long)version,
+		            l->min_reader < 0 ? "protocol" : "metaData");
+	return 0;
+}
+
+void rn_dlog_checkpoint_info(const struct rn_dlog *l, int64_t *start, int64_t *last,
+                             int64_t *last_size, int64_t *newest)
+{
+	*start = l->ckpt_start;
+	*last = l->last_ckpt;
+	*last_size = l->last_ckpt_size;
+	*newest = l->newest_ckpt;
 }
 
 /* ---- lifetime and accessors ---- */
@@ -893,6 +935,7 @@ int rn_dlog_create(struct rn_dlog **out)
 	l->version = -1;
 	l->min_reader = l->min_writer = -1;
 	l->created_ms = -1;
+	l->ckpt_start = l->last_ckpt = l->last_ckpt_size = l->newest_ckpt = -1;
 	*out = l;
 	return 0;
 }
@@ -1065,15 +1108,81 @@ static int read_all(struct rn_dlog *l, const char *path, struct rn_buf *out)
 	return 0;
 }
 
+static int last_ckpt_member(void *ctx, struct rn_json_span k, struct rn_json_span v)
+{
+	struct line_ctx *c = ctx;
+	if (rn_json_span_eq(k, "version") && rn_json_int64(v, &c->i1))
+		c->i1 = -1;
+	else if (rn_json_span_eq(k, "size") && rn_json_int64(v, &c->i2))
+		c->i2 = -1;
+	return 0;
+}
+
+/* Reads dir/_delta_log/_last_checkpoint's version and size into l (-1 when absent or
+ * unreadable: the file is only a hint). */
+static void read_last_checkpoint(struct rn_dlog *l, const char *log_dir)
+{
+	char path[4400];
+	struct rn_buf b = {.max = 1 << 20};
+	snprintf(path, sizeof(path), "%s/_last_checkpoint", log_dir);
+	if (read_all(l, path, &b) == 0 && b.len) {
+		struct line_ctx c = {0};
+		c.l = l;
+		struct rn_json_span s = {(const char *)b.data, b.len};
+		while (s.len && (s.p[s.len - 1] == '\n' || s.p[s.len - 1] == ' '))
+			s.len--;
+		reset_fields(&c);
+		if (!rn_json_validate(s.p, s.len) && !rn_json_object_walk(s, last_ckpt_member, &c)) {
+			l->last_ckpt = c.i1;
+			l->last_ckpt_size = c.i2;
+		}
+		reset_fields(&c);
+	}
+	l->err[0] = 0;
+	rn_buf_free(&b);
+}
+
+static int load_checkpoint_file(struct rn_dlog *l, const char *log_dir, int64_t v)
+{
+	char path[4400];
+	struct rn_buf file = {.max = (size_t)1 << 30}, lines = {.max = (size_t)1 << 30};
+	struct rn_pqr *r = NULL;
+	int rc;
+	snprintf(path, sizeof(path), "%s/%020lld.checkpoint.parquet", log_dir, (long long)v);
+	if ((rc = read_all(l, path, &file)))
+		goto out;
+	if ((rc = rn_pqr_open(&r, file.data, file.len, 0)) ||
+	    (rc = rn_pqr_to_json_lines(r, &lines))) {
+		rc = fail(l, rc == RN_ENOMEM ? rc : RN_EDELTA, "checkpoint %lld: %s", (long long)v,
+		          rn_pqr_errmsg(r));
+		goto out;
+	}
+	if (lines.len == 0) {
+		rc = fail(l, RN_EDELTA, "checkpoint %lld holds no action", (long long)v);
+		goto out;
+	}
+	rc = rn_dlog_apply_checkpoint(l, v, (const char *)lines.data, lines.len);
+out:
+	rn_pqr_close(r);
+	rn_buf_free(&file);
+	rn_buf_free(&lines);
+	return rc;
+}
+
 int rn_dlog_load(struct rn_dlog *l, const char *dir)
 {
+	return rn_dlog_load_mode(l, dir, 0);
+}
+
+int rn_dlog_load_mode(struct rn_dlog *l, const char *dir, int from_checkpoint)
+{
 	char log_dir[4096], path[4400];
-	int64_t *vers = NULL, ckpt = -1, v;
-	size_t n = 0, cap = 0;
+	int64_t *vers = NULL, v, cv;
+	size_t n = 0, cap = 0, first = 0;
 	struct rn_buf text = {0};
 	struct dirent *de;
 	DIR *d;
-	int rc = 0, last_ckpt = 0;
+	int rc = 0, last_exists = 0, complete;
 
 	if (l->version != -1)
 		return fail(l, RN_EINVAL, "snapshot already loaded");
@@ -1083,10 +1192,11 @@ int rn_dlog_load(struct rn_dlog *l, const char *dir)
 		            "%s: %s", log_dir, strerror(errno));
 	while ((de = readdir(d))) {
 		if (!strcmp(de->d_name, "_last_checkpoint")) {
-			last_ckpt = 1;
-		} else if (versioned_name(de->d_name, ".checkpoint", &v)) {
-			if (v > ckpt)
-				ckpt = v;
+			last_exists = 1;
+		} else if (versioned_name(de->d_name, ".checkpoint.parquet", &v) &&
+		           de->d_name[39] == 0) {
+			if (v > l->newest_ckpt)
+				l->newest_ckpt = v;
 		} else if (versioned_name(de->d_name, ".json", &v) && de->d_name[25] == 0) {
 			if ((rc = grow(&vers, &cap, n, sizeof(*vers), RN_DLOG_MAX_VERSIONS))) {
 				rc = fail(l, rc, "more than %zu commits", RN_DLOG_MAX_VERSIONS);
@@ -1098,45 +1208,52 @@ int rn_dlog_load(struct rn_dlog *l, const char *dir)
 	closedir(d);
 	if (rc)
 		goto out;
-	if (n == 0) {
+	if (last_exists)
+		read_last_checkpoint(l, log_dir);
+	if (n)
+		qsort(vers, n, sizeof(*vers), cmp_i64);
+	complete = n > 0 && vers[0] == 0 && vers[n - 1] == (int64_t)n - 1;
+	/* the checkpoint _last_checkpoint names if its file is there, else the newest one */
+	cv = l->newest_ckpt;
+	if (l->last_ckpt >= 0) {
+		snprintf(path, sizeof(path), "%s/%020lld.checkpoint.parquet", log_dir,
+		         (long long)l->last_ckpt);
+		if (access(path, F_OK) == 0)
+			cv = l->last_ckpt;
+	}
+	if (cv >= 0 && (from_checkpoint || !complete)) {
+		if ((rc = load_checkpoint_file(l, log_dir, cv)))
+			goto out;
+		while (first < n && vers[first] <= cv)
+			first++;
+	} else if (n == 0) {
 		rc = fail(l, RN_ENOTFOUND, "%s holds no commits", log_dir);
 		goto out;
-	}
-	qsort(vers, n, sizeof(*vers), cmp_i64);
-	if (vers[0] != 0) {
-		if (ckpt >= 0 || last_ckpt)
-			rc =
-			    fail(l, RN_ENOTSUP,
-			         "the JSON commits start at version %lld; older versions live only "
-			         "in a checkpoint (newest checkpoint file: version %lld), and this "
-			         "tool cannot read Parquet checkpoints: use Spark or delta-rs for "
-			         "this table",
-			         (long long)vers[0], (long long)ckpt);
-		else
-			rc = fail(l, RN_EDELTA,
-			          "versions 0..%lld are missing and there is no "
-			          "checkpoint",
-			          (long long)vers[0] - 1);
+	} else if (vers[0] != 0 && l->last_ckpt >= 0) {
+		rc = fail(l, RN_EDELTA, "versions 0..%lld are missing; _last_checkpoint names "
+		          "version %lld, but that checkpoint file is missing",
+		          (long long)vers[0] - 1, (long long)l->last_ckpt);
+		goto out;
+	} else if (vers[0] != 0) {
+		rc = fail(l, RN_EDELTA, "versions 0..%lld are missing and there is no checkpoint",
+		          (long long)vers[0] - 1);
 		goto out;
 	}
-	for (size_t i = 0; i < n; i++) {
-		if (vers[i] != (int64_t)i) {
-			rc = fail(l, RN_EDELTA,
-			          "version %zu is missing from the log (version %lld "
-			          "exists)",
-			          i, (long long)vers[i]);
-			goto out;
+	for (size_t i = first; i < n && !rc; i++) {
+		int64_t want = l->version + 1;
+		if (vers[i] != want) {
+			rc = fail(l, RN_EDELTA, "version %lld is missing from the log (version %lld "
+			          "exists)", (long long)want, (long long)vers[i]);
+			break;
 		}
-	}
-	for (size_t i = 0; i < n && !rc; i++) {
-		snprintf(path, sizeof(path), "%s/%020zu.json", log_dir, i);
+		snprintf(path, sizeof(path), "%s/%020lld.json", log_dir, (long long)vers[i]);
 		if ((rc = read_all(l, path, &text)))
 			break;
 		if (text.len == 0) {
-			rc = fail(l, RN_EDELTA, "version %zu is empty", i);
+			rc = fail(l, RN_EDELTA, "version %lld is empty", (long long)vers[i]);
 			break;
 		}
-		rc = rn_dlog_apply(l, (int64_t)i, (const char *)text.data, text.len);
+		rc = rn_dlog_apply(l, vers[i], (const char *)text.data, text.len);
 	}
 out:
 	rn_buf_free(&text);

@@ -11,10 +11,12 @@
  *
  * The core is pure: rn_dlog_apply() takes one commit's text and does no I/O, so it is unit
  * tested and fuzzed (tests/fuzz/fuzz_delta_log.c). rn_dlog_load() is the thin adapter that
- * lists _delta_log and feeds the commits in order. It does not read Parquet checkpoints: a
- * log whose JSON commits no longer start at version 0 is RN_ENOTSUP, never a wrong answer.
- * It deliberately shares no code with delta.c (the writer) so it can serve as a second
- * opinion on what the writer committed.
+ * lists _delta_log and feeds the commits in order. When the JSON commits no longer start at
+ * version 0 (cleaned up behind a checkpoint), or when asked to, it starts from the classic
+ * Parquet checkpoint (_last_checkpoint's, else the newest), read with the generic Parquet
+ * reader (pqread.h) into JSON action lines and applied by rn_dlog_apply_checkpoint(). It
+ * deliberately shares no code with delta.c (the writer) or checkpoint.c so it can serve as
+ * a second opinion on what the writer committed.
  *
  * Lifetime: rn_dlog_create() makes an empty snapshot, the caller owns it and frees it with
  * rn_dlog_destroy(); one thread at a time. Pointers returned by the accessors stay valid
@@ -91,15 +93,31 @@ void rn_dlog_destroy(struct rn_dlog *l);
 int rn_dlog_apply(struct rn_dlog *l, int64_t version, const char *text, size_t len);
 
 /*
- * Replays the log of the table in `dir` (dir/_delta_log/NNN.json from 0 up) into l, which
- * must be fresh. Dot-prefixed temp files, .crc files and log compactions are ignored. 0;
- * RN_ENOTFOUND (no _delta_log or no commits), RN_EDELTA (malformed commit, a version missing
- * between two present ones), RN_ENOTSUP (the JSON commits start after 0 because older ones
- * were cleaned up behind a checkpoint, which this reader cannot read), RN_EIO, RN_ENOMEM.
- * rn_dlog_errmsg() explains. The presence of checkpoint files alone is not an error: with
- * every JSON commit still there the replay is complete without them.
+ * Replays the log of the table in `dir` into l, which must be fresh: the JSON commits from
+ * version 0 when they are all there, else the newest checkpoint plus the JSON commits after
+ * it. Dot-prefixed temp files, .crc files and log compactions are ignored. 0;
+ * RN_ENOTFOUND (no _delta_log or no commits), RN_EDELTA (malformed commit or checkpoint, a
+ * version missing, JSON commits missing at the start with no checkpoint), RN_EIO,
+ * RN_ENOMEM. rn_dlog_errmsg() explains.
  */
 int rn_dlog_load(struct rn_dlog *l, const char *dir);
+
+/* Like rn_dlog_load; with from_checkpoint = 1 the replay starts from the checkpoint even
+ * when every JSON commit is still there (table verify compares both replays). A checkpoint
+ * that cannot be read is RN_EDELTA. */
+int rn_dlog_load_mode(struct rn_dlog *l, const char *dir, int from_checkpoint);
+
+/* Applies a checkpoint of `version` given as JSON action lines (one action per line, as
+ * rn_pqr_to_json_lines makes them) to a fresh snapshot; the history then starts with an
+ * entry "(checkpoint)" for that version. Pure. RN_EDELTA (malformed, not fresh, no
+ * protocol or metaData), RN_ENOMEM. */
+int rn_dlog_apply_checkpoint(struct rn_dlog *l, int64_t version, const char *lines, size_t len);
+
+/* Checkpoint facts from the last load: the version the replay started from (-1 = from
+ * version 0), _last_checkpoint's version and size (-1 when absent or unreadable), and the
+ * newest classic checkpoint file's version (-1 none). */
+void rn_dlog_checkpoint_info(const struct rn_dlog *l, int64_t *start, int64_t *last,
+                             int64_t *last_size, int64_t *newest);
 
 /* Latest version applied, or -1. */
 int64_t rn_dlog_version(const struct rn_dlog *l);

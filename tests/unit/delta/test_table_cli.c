@@ -3,7 +3,7 @@
  * written by the real writer (server/delta/delta.c) describes, lists its history and
  * verifies clean; then each kind of damage verify must catch (missing file, size mismatch,
  * bad magic, a torn footer, numRecords that disagree with the footer, a gap in the log) gives
- * exit 1 and a message naming the problem; a log cleaned up behind a checkpoint gives exit 2;
+ * exit 1 and a message naming the problem (also a checkpoint that disagrees or is missing);
  * usage errors give exit 2.
  */
 #include <setjmp.h>
@@ -180,14 +180,28 @@ static void test_healthy_table(void **state)
 	assert_has(r.out, "\"ok\":true");
 	assert_has(r.out, "\"problems\":[]");
 
-	/* a checkpoint next to a complete JSON log changes nothing */
+	/* a garbage checkpoint next to a complete JSON log: other readers would start from
+	 * it, so verify (which replays both ways) reports it */
 	char p[900];
 	snprintf(p, sizeof(p), "%s/_delta_log/%020d.checkpoint.parquet", table, 2);
 	FILE *f = fopen(p, "w");
 	assert_non_null(f);
 	fclose(f);
 	run(&r, "verify", table, NULL);
+	assert_int_equal(r.code, 1);
+	assert_has(r.out, "problem: checkpoint: checkpoint 2: not a Parquet file");
+	unlink(p);
+	/* a real one agrees with the JSON replay */
+	run(&r, "checkpoint", table, NULL);
 	assert_int_equal(r.code, 0);
+	assert_has(r.out, "checkpoint written at version 3");
+	run(&r, "verify", table, NULL);
+	assert_int_equal(r.code, 0);
+	run(&r, "describe", table, NULL);
+	assert_has(r.out, "checkpoint  version 3 (");
+	snprintf(p, sizeof(p), "%s/_delta_log/%020d.checkpoint.parquet", table, 3);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/_delta_log/_last_checkpoint", table);
 	unlink(p);
 }
 
@@ -323,7 +337,7 @@ static void test_broken_logs(void **state)
 	assert_has(r.err, "version 4 line 2: not a JSON object");
 	unlink(p);
 
-	/* JSON commits cleaned up behind a checkpoint: no answer rather than a wrong one */
+	/* JSON commits cleaned up behind a checkpoint whose file is gone: a broken log */
 	snprintf(p, sizeof(p), "%s/_delta_log/%020d.json", table, 0);
 	snprintf(q, sizeof(q), "%s.aside", p);
 	snprintf(c, sizeof(c), "%s/_delta_log/_last_checkpoint", table);
@@ -332,11 +346,11 @@ static void test_broken_logs(void **state)
 	fputs("{\"version\":1,\"size\":4}\n", f);
 	fclose(f);
 	run(&r, "verify", table, NULL);
-	assert_int_equal(r.code, 2);
-	assert_has(r.err, "cannot read Parquet checkpoints");
+	assert_int_equal(r.code, 1);
+	assert_has(r.err, "_last_checkpoint names version 1, but that checkpoint file is missing");
 	run(&r, "describe", "--json", table, NULL);
-	assert_int_equal(r.code, 2);
-	assert_has(r.out, "\"error\":\"unsupported\"");
+	assert_int_equal(r.code, 1);
+	assert_has(r.out, "\"error\":\"unreadable log\"");
 	unlink(c);
 	/* the same without any checkpoint is a broken log */
 	run(&r, "describe", table, NULL);
@@ -353,9 +367,12 @@ static void test_usage(void **state)
 	(void)state;
 	run(&r, NULL);
 	assert_int_equal(r.code, 2);
-	run(&r, "compact", table, NULL);
+	run(&r, "frobnicate", table, NULL);
 	assert_int_equal(r.code, 2);
-	assert_has(r.err, "unknown subcommand 'compact'");
+	assert_has(r.err, "unknown subcommand 'frobnicate'");
+	run(&r, "vacuum", "--retention", "1", table, NULL);
+	assert_int_equal(r.code, 2);
+	assert_has(r.err, "--unsafe-retention");
 	run(&r, "describe", NULL);
 	assert_int_equal(r.code, 2);
 	assert_has(r.err, "no table given");

@@ -1,0 +1,534 @@
+/*
+ * Compaction; see compact.h. The writer schema is rebuilt from the first input's Parquet
+ * schema (the inverse of the writer's type mapping); every other input must have the same
+ * schema node for node, which holds for files one table's materializer wrote. Inputs are read
+ * one at a time, so memory holds one input plus the compressed output.
+ */
+#include "compact.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "delta.h"
+#include "parquet.h"
+#include "pqread.h"
+#include "rn_buf.h"
+#include "rn_err.h"
+#include "rn_json.h"
+#include "rn_log.h"
+#include "rn_mem.h"
+
+#define DEFAULT_TARGET ((int64_t)128 << 20)
+
+struct pick {
+	size_t idx;
+	int64_t mtime;
+};
+
+static int cmp_pick(const void *a, const void *b)
+{
+	const struct pick *x = a, *y = b;
+	if (x->mtime != y->mtime)
+		return x->mtime < y->mtime ? -1 : 1;
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+size_t rn_compact_pick(const struct rn_ckpt_file *const *files, size_t n,
+		       const struct rn_compact_options *opt, size_t *idx)
+{
+	int64_t target = opt->target_bytes > 0 ? opt->target_bytes : DEFAULT_TARGET;
+	size_t min = opt->min_files ? opt->min_files : 10, max = opt->max_files ? opt->max_files : 1000;
+	struct pick *p = rn_calloc(n ? n : 1, sizeof(*p));
+	size_t np = 0, out = 0;
+	int64_t total = 0;
+	if (!p)
+		return 0;
+	if (min < 2)
+		min = 2; /* rewriting one file into one file gains nothing */
+	for (size_t i = 0; i < n; i++) {
+		const struct rn_ckpt_file *f = files[i];
+		if (f->is_remove || f->npv || f->size <= 0 || f->size >= target)
+			continue;
+		p[np].idx = i;
+		p[np++].mtime = f->mtime_ms;
+	}
+	qsort(p, np, sizeof(*p), cmp_pick);
+	for (size_t i = 0; i < np && out < max; i++) {
+		int64_t sz = files[p[i].idx]->size;
+		if (out && total + sz > target)
+			break;
+		total += sz;
+		idx[out++] = p[i].idx;
+	}
+	rn_free(p);
+	return out >= min ? out : 0;
+}
+
+/* ---- schema mapping ---- */
+
+static void free_cols(struct rn_pq_col *c, size_t n)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free_cols((struct rn_pq_col *)c[i].children, c[i].n_children);
+	rn_free(c);
+}
+
+/* The writer type of leaf n, or -1. */
+static int leaf_type(const struct rn_pqr_node *n)
+{
+	int dec = n->logical == 5 || n->converted == 5;
+	switch (n->physical) {
+	case RN_PQR_BOOLEAN: return n->logical || n->converted >= 0 ? -1 : RN_PQ_BOOL;
+	case RN_PQR_FLOAT: return n->logical || n->converted >= 0 ? -1 : RN_PQ_FLOAT;
+	case RN_PQR_DOUBLE: return n->logical || n->converted >= 0 ? -1 : RN_PQ_DOUBLE;
+	case RN_PQR_BYTE_ARRAY:
+		if (n->logical == 1 || n->converted == 0)
+			return RN_PQ_STRING;
+		return n->logical || n->converted >= 0 ? -1 : RN_PQ_BINARY;
+	case RN_PQR_FLBA: return dec ? RN_PQ_DECIMAL : -1;
+	case RN_PQR_INT64:
+		if (dec)
+			return RN_PQ_DECIMAL;
+		if (n->logical == 8 || n->converted == 10) {
+			if (n->logical == 8 && n->ts_unit != 2)
+				return -1;
+			return n->logical == 8 && !n->ts_utc ? RN_PQ_TIMESTAMP_NTZ : RN_PQ_TIMESTAMP;
+		}
+		if ((n->logical == 10 && n->int_bits == 64) || (!n->logical && n->converted < 0))
+			return RN_PQ_INT64;
+		return -1;
+	case RN_PQR_INT32:
+		if (dec)
+			return RN_PQ_DECIMAL;
+		if (n->logical == 6 || n->converted == 6)
+			return RN_PQ_DATE;
+		if ((n->logical == 10 && n->int_bits == 16) || n->converted == 16)
+			return RN_PQ_INT16;
+		if ((n->logical == 10 && n->int_bits == 8) || n->converted == 15)
+			return RN_PQ_INT8;
+		if ((n->logical == 10 && n->int_bits == 32) || (!n->logical && n->converted < 0))
+			return RN_PQ_INT32;
+		return -1;
+	default: return -1;
+	}
+}
+
+/* Fills c (the writer node) from reader node ni. */
+static int map_node(const struct rn_pqr_node *nodes, size_t ni, struct rn_pq_col *c, char *why,
+		    size_t cap)
+{
+	const struct rn_pqr_node *n = &nodes[ni];
+	c->name = n->name;
+	c->optional = n->repetition == 1;
+	if (n->kind == RN_PQR_LEAF) {
+		if ((c->type = leaf_type(n)) < 0) {
+			snprintf(why, cap, "column %s: a Parquet type this writer cannot reproduce",
+				 n->name);
+			return RN_ENOTSUP;
+		}
+		if (c->type == RN_PQ_DECIMAL) {
+			c->precision = n->precision;
+			c->scale = n->scale;
+		}
+		return 0;
+	}
+	size_t first = n->first_child, cnt = n->nchildren;
+	if (n->kind == RN_PQR_LIST || n->kind == RN_PQR_MAP) {
+		first = nodes[n->first_child].first_child;
+		cnt = nodes[n->first_child].nchildren;
+		c->type = n->kind == RN_PQR_LIST ? RN_PQ_LIST : RN_PQ_MAP;
+		if (c->type == RN_PQ_MAP && cnt != 2) {
+			snprintf(why, cap, "column %s: a map without values", n->name);
+			return RN_ENOTSUP;
+		}
+	} else {
+		c->type = RN_PQ_STRUCT;
+	}
+	struct rn_pq_col *ch = rn_calloc(cnt, sizeof(*ch));
+	if (!ch)
+		return RN_ENOMEM;
+	c->children = ch;
+	c->n_children = cnt;
+	size_t k = 0;
+	for (size_t i = first; k < cnt; i = nodes[i].end, k++) {
+		int rc = map_node(nodes, i, &ch[k], why, cap);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int same_schema(const struct rn_pqr_node *a, size_t na, const struct rn_pqr_node *b,
+		       size_t nb)
+{
+	if (na != nb)
+		return 0;
+	for (size_t i = 0; i < na; i++) {
+		const struct rn_pqr_node *x = &a[i], *y = &b[i];
+		if ((i && strcmp(x->name, y->name)) || x->kind != y->kind ||
+		    x->physical != y->physical || x->repetition != y->repetition ||
+		    x->converted != y->converted || x->logical != y->logical ||
+		    x->ts_utc != y->ts_utc || x->ts_unit != y->ts_unit ||
+		    x->int_bits != y->int_bits || x->scale != y->scale ||
+		    x->precision != y->precision || x->type_length != y->type_length ||
+		    x->nchildren != y->nchildren)
+			return 0;
+	}
+	return 1;
+}
+
+/* ---- rows: reader events into writer calls ---- */
+
+struct wsink {
+	struct rn_pq_writer *w;
+	const struct rn_pqr_node *nodes;
+	int64_t rows;
+};
+
+static int w_begin(void *c, const struct rn_pqr_node *n)
+{
+	struct wsink *s = c;
+	return rn_pq_begin(s->w, n->index);
+}
+
+static int w_end(void *c, const struct rn_pqr_node *n)
+{
+	(void)n;
+	struct wsink *s = c;
+	return rn_pq_end(s->w);
+}
+
+static int w_null(void *c, const struct rn_pqr_node *n)
+{
+	struct wsink *s = c;
+	return rn_pq_put_null(s->w, n->index);
+}
+
+static int w_value(void *c, const struct rn_pqr_node *n, const struct rn_pqr_value *v)
+{
+	struct wsink *s = c;
+	int t = leaf_type(n);
+	switch (t) {
+	case RN_PQ_STRING:
+	case RN_PQ_BINARY: return rn_pq_put_bytes(s->w, n->index, v->p, v->len);
+	case RN_PQ_BOOL: return rn_pq_put_bool(s->w, n->index, (int)v->i);
+	case RN_PQ_FLOAT: return rn_pq_put_float(s->w, n->index, (float)v->d);
+	case RN_PQ_DOUBLE: return rn_pq_put_double(s->w, n->index, v->d);
+	case RN_PQ_INT32:
+	case RN_PQ_INT16:
+	case RN_PQ_INT8:
+	case RN_PQ_DATE: return rn_pq_put_i32(s->w, n->index, (int32_t)v->i);
+	case RN_PQ_DECIMAL:
+		if (n->physical == RN_PQR_FLBA) {
+			uint8_t be[16];
+			if (v->len == 0 || v->len > 16)
+				return RN_ENOTSUP;
+			memset(be, (v->p[0] & 0x80) ? 0xff : 0, 16);
+			memcpy(be + 16 - v->len, v->p, v->len);
+			return rn_pq_put_decimal(s->w, n->index, be);
+		}
+		return rn_pq_put_i64(s->w, n->index, v->i);
+	default: return rn_pq_put_i64(s->w, n->index, v->i);
+	}
+}
+
+static int w_row_end(void *c)
+{
+	struct wsink *s = c;
+	s->rows++;
+	return rn_pq_row_end(s->w);
+}
+
+/* ---- stats ---- */
+
+static void put_ts(struct rn_buf *b, int64_t us)
+{
+	time_t s = (time_t)(us >= 0 ? us / 1000000 : (us - 999999) / 1000000);
+	int64_t ms = (us - (int64_t)s * 1000000) / 1000;
+	struct tm tm;
+	char tmp[40];
+	gmtime_r(&s, &tm);
+	strftime(tmp, sizeof(tmp), "%Y-%m-%dT%H:%M:%S", &tm);
+	rn_buf_printf(b, "\"%s.%03lld%s\"", tmp, (long long)ms, "Z");
+}
+
+static void put_date(struct rn_buf *b, int64_t days)
+{
+	time_t s = (time_t)(days * 86400);
+	struct tm tm;
+	char tmp[16];
+	gmtime_r(&s, &tm);
+	strftime(tmp, sizeof(tmp), "%Y-%m-%d", &tm);
+	rn_buf_printf(b, "\"%s\"", tmp);
+}
+
+/* Delta stats of the file just finished: numRecords, and min/max/nullCount of the
+ * top-level primitive columns, as the materializer writes them. */
+static char *stats_json(struct rn_pq_writer *w, const struct rn_pq_col *cols, size_t ncols,
+			int64_t rows)
+{
+	struct rn_buf b = {0};
+	struct rn_pq_colstats st;
+	char dec[64];
+	rn_buf_printf(&b, "{\"numRecords\":%lld", (long long)rows);
+	for (int pass = 0; pass < 3; pass++) {
+		rn_buf_append_str(&b, pass == 0 ? ",\"minValues\":{" : pass == 1 ? ",\"maxValues\":{"
+										   : ",\"nullCount\":{");
+		const char *sep = "";
+		for (size_t i = 0; i < ncols; i++) {
+			const struct rn_pq_col *c = &cols[i];
+			if (c->type == RN_PQ_STRUCT || c->type == RN_PQ_LIST || c->type == RN_PQ_MAP ||
+			    rn_pq_node_stats(w, c, &st))
+				continue;
+			if (pass < 2 && (pass == 0 ? !st.has_min : !st.has_max))
+				continue;
+			rn_buf_append_str(&b, sep);
+			rn_json_put_str(&b, c->name, strlen(c->name));
+			rn_buf_append_u8(&b, ':');
+			sep = ",";
+			if (pass == 2) {
+				rn_buf_printf(&b, "%lld", (long long)st.nulls);
+				continue;
+			}
+			switch (c->type) {
+			case RN_PQ_STRING:
+				if (pass == 0)
+					rn_json_put_str(&b, st.min_s, st.min_len);
+				else
+					rn_json_put_str(&b, st.max_s, st.max_len);
+				break;
+			case RN_PQ_TIMESTAMP:
+				put_ts(&b, pass == 0 ? st.min_i : st.max_i);
+				break;
+			case RN_PQ_TIMESTAMP_NTZ: {
+				struct rn_buf t = {0};
+				put_ts(&t, pass == 0 ? st.min_i : st.max_i);
+				rn_buf_append(&b, t.data, t.len - 2); /* drop the Z */
+				rn_buf_append_u8(&b, '"');
+				rn_buf_free(&t);
+				break;
+			}
+			case RN_PQ_DATE: put_date(&b, pass == 0 ? st.min_i : st.max_i); break;
+			case RN_PQ_DOUBLE:
+				rn_buf_printf(&b, "%.17g", pass == 0 ? st.min_d : st.max_d);
+				break;
+			case RN_PQ_FLOAT:
+				rn_buf_printf(&b, "%.9g", pass == 0 ? st.min_d : st.max_d);
+				break;
+			case RN_PQ_DECIMAL:
+				rn_pq_decimal_format(dec, sizeof(dec),
+						     pass == 0 ? st.min_dec : st.max_dec, c->scale);
+				rn_buf_append_str(&b, dec);
+				break;
+			default:
+				rn_buf_printf(&b, "%lld", (long long)(pass == 0 ? st.min_i : st.max_i));
+				break;
+			}
+		}
+		rn_buf_append_u8(&b, '}');
+	}
+	if (rn_buf_append_str(&b, "}") || rn_buf_append_u8(&b, 0)) {
+		rn_buf_free(&b);
+		return NULL;
+	}
+	return (char *)b.data;
+}
+
+/* ---- the step ---- */
+
+static int read_whole(const char *path, struct rn_buf *out)
+{
+	char tmp[65536];
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0;
+	if (fd < 0)
+		return RN_EIO;
+	while ((n = read(fd, tmp, sizeof(tmp))) > 0)
+		if ((rc = rn_buf_append(out, tmp, (size_t)n)))
+			break;
+	close(fd);
+	return rc ? rc : n < 0 ? RN_EIO : 0;
+}
+
+static int uri_decode(const char *in, char *out, size_t cap)
+{
+	size_t o = 0;
+	for (const char *p = in; *p; p++) {
+		int c = (uint8_t)*p;
+		if (c == '%') {
+			unsigned x;
+			if (!p[1] || !p[2] || sscanf(p + 1, "%2x", &x) != 1 || !x)
+				return RN_EINVAL;
+			c = (int)x;
+			p += 2;
+		}
+		if (o + 1 >= cap)
+			return RN_EINVAL;
+		out[o++] = (char)c;
+	}
+	out[o] = 0;
+	return o && out[0] != '/' && !strstr(out, "..") ? 0 : RN_EINVAL;
+}
+
+int rn_compact_step(struct rn_delta *d, const struct rn_compact_options *opt,
+		    struct rn_compact_result *res)
+{
+	const struct rn_ckpt_file *const *files;
+	size_t n, *idx = NULL, npick, nused = 0;
+	char **inputs = NULL, *stats = NULL;
+	struct rn_pq_col *cols = NULL;
+	size_t ncols = 0;
+	struct rn_pqr_node *schema = NULL; /* copy of the first input's nodes (names shared) */
+	struct rn_pqr *first = NULL;
+	struct rn_pq_writer *w = NULL;
+	struct rn_buf out = {.max = (size_t)1 << 30};
+	struct rn_buf firstbuf = {.max = (size_t)1 << 30};
+	size_t nschema = 0;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	res->version = -1;
+	if ((rc = rn_delta_refresh(d))) {
+		snprintf(res->why, sizeof(res->why), "%s", rn_delta_errmsg(d));
+		return rc;
+	}
+	files = rn_delta_files(d, &n);
+	if (!(idx = rn_calloc(n ? n : 1, sizeof(*idx))) ||
+	    !(inputs = rn_calloc(n ? n : 1, sizeof(*inputs)))) {
+		rc = RN_ENOMEM;
+		goto out;
+	}
+	if ((npick = rn_compact_pick(files, n, opt, idx)) == 0) {
+		rc = RN_EAGAIN;
+		snprintf(res->why, sizeof(res->why), "nothing to compact");
+		goto out;
+	}
+	for (size_t k = 0; k < npick; k++) {
+		char rel[4096], path[8300];
+		struct rn_buf data = {.max = (size_t)1 << 30};
+		struct rn_pqr *r = NULL;
+		const struct rn_ckpt_file *f = files[idx[k]];
+		if (uri_decode(f->path, rel, sizeof(rel))) {
+			rn_log_warn("compact", "%s: skipping %s: unusual path", rn_delta_dir(d), f->path);
+			continue;
+		}
+		snprintf(path, sizeof(path), "%s/%s", rn_delta_dir(d), rel);
+		if ((rc = read_whole(path, &data))) {
+			snprintf(res->why, sizeof(res->why), "%s: cannot read: %s", f->path,
+				 rn_strerror(rc));
+			rn_buf_free(&data);
+			goto out;
+		}
+		if ((rc = rn_pqr_open(&r, data.data, data.len, (size_t)1 << 30))) {
+			snprintf(res->why, sizeof(res->why), "%s: %s", f->path, rn_pqr_errmsg(r));
+			rn_pqr_close(r);
+			rn_buf_free(&data);
+			if (rc == RN_ENOMEM)
+				goto out;
+			rn_log_warn("compact", "%s: skipping %s: %s", rn_delta_dir(d), f->path, res->why);
+			continue;
+		}
+		size_t nn;
+		const struct rn_pqr_node *nodes = rn_pqr_nodes(r, &nn);
+		if (!w) {
+			struct rn_pq_col root = {0};
+			res->why[0] = 0;
+			rc = map_node(nodes, 0, &root, res->why, sizeof(res->why));
+			cols = (struct rn_pq_col *)root.children;
+			ncols = root.n_children;
+			if (!rc)
+				rc = rn_pq_writer_create(&w, cols, ncols, NULL);
+			if (rc) {
+				if (!res->why[0])
+					snprintf(res->why, sizeof(res->why), "cannot build the writer: %s",
+						 rn_strerror(rc));
+				rn_log_info("compact", "%s: not compacted: %s", rn_delta_dir(d),
+					    res->why);
+				rn_pqr_close(r);
+				rn_buf_free(&data);
+				rc = rc == RN_ENOMEM ? rc : RN_ENOTSUP;
+				goto out;
+			}
+			/* keep the first reader (node names back the writer schema) */
+			first = r;
+			firstbuf = data;
+			schema = (struct rn_pqr_node *)nodes;
+			nschema = nn;
+		} else if (!same_schema(schema, nschema, nodes, nn)) {
+			rn_log_warn("compact", "%s: skipping %s: its schema differs", rn_delta_dir(d),
+				    f->path);
+			rn_pqr_close(r);
+			rn_buf_free(&data);
+			continue;
+		}
+		static const struct rn_pqr_sink sink = {w_begin, w_end, w_null, w_value, w_row_end};
+		struct wsink ws = {w, nodes, 0};
+		rc = rn_pqr_read(r, &sink, &ws);
+		if (rc) {
+			snprintf(res->why, sizeof(res->why), "%s: %s", f->path,
+				 rn_pqr_errmsg(r)[0] ? rn_pqr_errmsg(r) : rn_strerror(rc));
+			rn_pq_row_abort(w);
+		}
+		if (r != first) {
+			rn_pqr_close(r);
+			rn_buf_free(&data);
+		}
+		if (rc)
+			goto out; /* the writer may hold part of that file: start over later */
+		res->rows += ws.rows;
+		inputs[nused++] = f->path;
+	}
+	if (nused < 2) {
+		rc = RN_EAGAIN;
+		snprintf(res->why, sizeof(res->why), "fewer than 2 readable inputs");
+		goto out;
+	}
+	if ((rc = rn_pq_finish(w, &out))) {
+		snprintf(res->why, sizeof(res->why), "parquet: %s", rn_strerror(rc));
+		goto out;
+	}
+	stats = stats_json(w, cols, ncols, res->rows);
+	int64_t mtime;
+	if ((rc = rn_delta_write_file(d, out.data, out.len, res->path, sizeof(res->path), &mtime))) {
+		snprintf(res->why, sizeof(res->why), "%s", rn_delta_errmsg(d));
+		goto out;
+	}
+	struct rn_delta_add add = {res->path, (int64_t)out.len, mtime, stats};
+	/* the input paths point into the snapshot, which the commit replaces: copy them */
+	for (size_t k = 0; k < nused && !rc; k++)
+		if (!(inputs[k] = rn_strdup(inputs[k])))
+			rc = RN_ENOMEM;
+	if (!rc)
+		rc = rn_delta_commit_rewrite(d, (const char *const *)inputs, nused, &add,
+					     &res->version);
+	if (rc) {
+		char p[4400];
+		snprintf(res->why, sizeof(res->why), "%s", rc == RN_ENOMEM ? "out of memory"
+								      : rn_delta_errmsg(d));
+		snprintf(p, sizeof(p), "%s/%s", rn_delta_dir(d), res->path);
+		unlink(p); /* never committed: nobody references it */
+	} else {
+		res->nfiles = nused;
+	}
+	for (size_t k = 0; k < nused; k++)
+		rn_free(inputs[k]);
+	nused = 0;
+out:
+	rn_pq_writer_destroy(w);
+	rn_pqr_close(first);
+	rn_buf_free(&firstbuf);
+	free_cols(cols, ncols);
+	rn_free(stats);
+	rn_buf_free(&out);
+	rn_free(idx);
+	rn_free(inputs);
+	return rc;
+}

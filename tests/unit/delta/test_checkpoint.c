@@ -1,0 +1,515 @@
+/*
+ * Log health of the Delta writer (server/delta): checkpoint write/read round trip (txn
+ * watermarks, remove tombstones, a restart after the early JSON commits are gone, judged by
+ * delta.c itself and by the independent analyzer log.c), log cleanup, compaction selection
+ * and commit (rows read back identical, conflicts abort), vacuum selection, and the Parquet
+ * reader on damaged checkpoints.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "checkpoint.h"
+#include "compact.h"
+#include "delta.h"
+#include "log.h"
+#include "parquet.h"
+#include "pqread.h"
+#include "rn_buf.h"
+#include "rn_err.h"
+#include "rn_mem.h"
+
+static char root[512], table[600];
+static int seq;
+
+#define SCHEMA                                                                                     \
+	"{\"type\":\"struct\",\"fields\":[{\"name\":\"id\",\"type\":\"long\","                     \
+	"\"nullable\":false,\"metadata\":{}},{\"name\":\"name\",\"type\":\"string\","              \
+	"\"nullable\":true,\"metadata\":{}},{\"name\":\"tags\",\"type\":{\"type\":\"array\","      \
+	"\"elementType\":\"string\",\"containsNull\":true},\"nullable\":true,\"metadata\":{}}]}"
+
+static int setup(void **state)
+{
+	const char *base = getenv("RN_TEST_TMP");
+	(void)state;
+	if (base)
+		mkdir(base, 0755);
+	snprintf(root, sizeof(root), "%s/rn-test-ckpt-XXXXXX", base ? base : "/tmp");
+	if (!mkdtemp(root))
+		return -1;
+	snprintf(table, sizeof(table), "%s/t%d", root, seq++);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[700];
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+	return system(cmd);
+}
+
+static int exists(const char *fmt, ...)
+{
+	char p[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(p, sizeof(p), fmt, ap);
+	va_end(ap);
+	return access(p, F_OK) == 0;
+}
+
+static void slurp(const char *path, struct rn_buf *b)
+{
+	FILE *f = fopen(path, "rb");
+	char tmp[4096];
+	size_t n;
+	assert_non_null(f);
+	while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0)
+		assert_int_equal(rn_buf_append(b, tmp, n), 0);
+	fclose(f);
+}
+
+/* Commits one add (fake path) with a txn for app at version v. */
+static int64_t commit_fake(struct rn_delta *d, const char *path, const char *app, int64_t v)
+{
+	struct rn_delta_add a = {path, 100, 1000 + v, "{\"numRecords\":1}"};
+	struct rn_delta_txn t = {app, v};
+	int64_t ver;
+	assert_int_equal(rn_delta_commit(d, &a, 1, &t, 1, &ver), 0);
+	return ver;
+}
+
+static void count_actions(const struct rn_buf *lines, int *add, int *rem, int *txn, int *meta,
+			  int *proto)
+{
+	*add = *rem = *txn = *meta = *proto = 0;
+	for (size_t off = 0; off < lines->len;) {
+		const char *l = (const char *)lines->data + off;
+		const char *nl = memchr(l, '\n', lines->len - off);
+		assert_non_null(nl);
+		*add += !strncmp(l, "{\"add\":", 7);
+		*rem += !strncmp(l, "{\"remove\":", 10);
+		*txn += !strncmp(l, "{\"txn\":", 7);
+		*meta += !strncmp(l, "{\"metaData\":", 12);
+		*proto += !strncmp(l, "{\"protocol\":", 12);
+		off = (size_t)(nl - (const char *)lines->data) + 1;
+	}
+}
+
+static void test_checkpoint_roundtrip(void **state)
+{
+	struct rn_delta *d, *d2;
+	char p[64], path[1024];
+	int64_t v, ck;
+	(void)state;
+	assert_int_equal(rn_delta_open(&d, table, SCHEMA, "test"), 0);
+	for (int i = 0; i < 12; i++) {
+		snprintf(p, sizeof(p), "f%02d.parquet", i);
+		commit_fake(d, p, i % 2 ? "app-b" : "app-a", 100 + i);
+	}
+	/* a rewrite: three files removed (tombstones), one added */
+	const char *gone[] = {"f00.parquet", "f01.parquet", "f02.parquet"};
+	struct rn_delta_add big = {"big.parquet", 300, 5000, "{\"numRecords\":3}"};
+	assert_int_equal(rn_delta_commit_rewrite(d, gone, 3, &big, &v), 0);
+	assert_int_equal(v, 13);
+	assert_int_equal(rn_delta_checkpoint(d, 7 * 86400000LL, &ck), 0);
+	assert_int_equal(ck, 13);
+	assert_true(exists("%s/_delta_log/%020d.checkpoint.parquet", table, 13));
+
+	/* _last_checkpoint names it with the row count: protocol, metaData, 2 txns, 10 adds,
+	 * 3 removes */
+	struct rn_buf b = {0}, lines = {0};
+	char why[256];
+	snprintf(path, sizeof(path), "%s/_delta_log/_last_checkpoint", table);
+	slurp(path, &b);
+	assert_int_equal(rn_buf_append_u8(&b, 0), 0);
+	assert_non_null(strstr((char *)b.data, "\"version\":13,\"size\":17,"));
+	rn_buf_free(&b);
+	snprintf(path, sizeof(path), "%s/_delta_log/%020d.checkpoint.parquet", table, 13);
+	slurp(path, &b);
+	assert_int_equal(rn_ckpt_decode(b.data, b.len, &lines, why, sizeof(why)), 0);
+	int add, rem, txn, meta, proto;
+	count_actions(&lines, &add, &rem, &txn, &meta, &proto);
+	assert_int_equal(add, 10);
+	assert_int_equal(rem, 3);
+	assert_int_equal(txn, 2);
+	assert_int_equal(meta, 1);
+	assert_int_equal(proto, 1);
+	assert_int_equal(rn_buf_append_u8(&lines, 0), 0);
+	assert_non_null(strstr((char *)lines.data,
+			       "{\"txn\":{\"appId\":\"app-b\",\"version\":111,\"lastUpdated\":"));
+	assert_non_null(strstr((char *)lines.data, "{\"remove\":{\"path\":\"f01.parquet\","
+						   "\"deletionTimestamp\":"));
+	assert_non_null(strstr((char *)lines.data, "\"dataChange\":false,\"extendedFileMetadata\":"
+						   "true,\"partitionValues\":{},\"size\":100}}"));
+	assert_non_null(strstr((char *)lines.data, "{\"add\":{\"path\":\"big.parquet\","
+						   "\"partitionValues\":{},\"size\":300,"
+						   "\"modificationTime\":5000,\"dataChange\":false,"
+						   "\"stats\":\"{\\\"numRecords\\\":3}\"}}"));
+	assert_non_null(strstr((char *)lines.data, "\"partitionColumns\":[],\"configuration\":{}"));
+	rn_buf_free(&b);
+	rn_buf_free(&lines);
+
+	/* the JSON commits up to the checkpoint go away; a restart starts from it */
+	for (int i = 0; i <= 13; i++) {
+		snprintf(path, sizeof(path), "%s/_delta_log/%020d.json", table, i);
+		assert_int_equal(unlink(path), 0);
+	}
+	assert_true(rn_delta_exists(table));
+	assert_int_equal(rn_delta_open(&d2, table, NULL, "test"), 0);
+	assert_int_equal(rn_delta_version(d2), 13);
+	assert_int_equal(rn_delta_checkpoint_version(d2), 13);
+	assert_int_equal(rn_delta_txn(d2, "app-a"), 110);
+	assert_int_equal(rn_delta_txn(d2, "app-b"), 111);
+	size_t n, live = 0, tomb = 0;
+	const struct rn_ckpt_file *const *files = rn_delta_files(d2, &n);
+	for (size_t i = 0; i < n; i++) {
+		live += !files[i]->is_remove;
+		tomb += files[i]->is_remove;
+		if (files[i]->is_remove)
+			assert_true(files[i]->deletion_ms > 0);
+	}
+	assert_int_equal(live, 10);
+	assert_int_equal(tomb, 3);
+	/* and keeps committing after it; the other handle sees that commit */
+	assert_int_equal(commit_fake(d2, "f12.parquet", "app-a", 112), 14);
+	assert_int_equal(rn_delta_refresh(d), 0);
+	assert_int_equal(rn_delta_txn(d, "app-a"), 112);
+
+	/* the independent analyzer reads it too */
+	struct rn_dlog *l;
+	assert_int_equal(rn_dlog_create(&l), 0);
+	assert_int_equal(rn_dlog_load(l, table), 0);
+	assert_int_equal(rn_dlog_version(l), 14);
+	rn_dlog_files(l, &n);
+	assert_int_equal(n, 11);
+	rn_dlog_removes(l, &n);
+	assert_int_equal(n, 3);
+	assert_int_equal(rn_dlog_txn(l, "app-b"), 111);
+	assert_int_equal(rn_dlog_txn(l, "app-a"), 112);
+	int64_t cs, cl, csz, cn;
+	rn_dlog_checkpoint_info(l, &cs, &cl, &csz, &cn);
+	assert_int_equal(cs, 13);
+	assert_int_equal(cl, 13);
+	assert_int_equal(csz, 17);
+	size_t nw, tw;
+	rn_dlog_warnings(l, &nw, &tw);
+	assert_int_equal(tw, 0);
+	rn_dlog_destroy(l);
+	rn_delta_close(d);
+	rn_delta_close(d2);
+}
+
+static void test_cleanup(void **state)
+{
+	struct rn_delta *d;
+	char p[64];
+	size_t n;
+	(void)state;
+	assert_int_equal(rn_delta_open(&d, table, SCHEMA, "test"), 0);
+	/* no checkpoint: nothing may go */
+	assert_int_equal(rn_delta_cleanup(d, 0, &n), 0);
+	assert_int_equal(n, 0);
+	for (int i = 0; i < 6; i++) {
+		snprintf(p, sizeof(p), "g%d.parquet", i);
+		commit_fake(d, p, "a", i);
+		if (i == 2)
+			assert_int_equal(rn_delta_checkpoint(d, 0, NULL), 0); /* version 3 */
+	}
+	assert_int_equal(rn_delta_checkpoint(d, 0, NULL), 0); /* version 6 */
+	/* within the retention: kept */
+	assert_int_equal(rn_delta_cleanup(d, 3600000, &n), 0);
+	assert_int_equal(n, 0);
+	/* retention 0: versions 0..5 and checkpoint 3 go; checkpoint 6 and 6.json stay */
+	assert_int_equal(rn_delta_cleanup(d, 0, &n), 0);
+	assert_int_equal(n, 7);
+	assert_false(exists("%s/_delta_log/%020d.json", table, 5));
+	assert_false(exists("%s/_delta_log/%020d.checkpoint.parquet", table, 3));
+	assert_true(exists("%s/_delta_log/%020d.json", table, 6));
+	assert_true(exists("%s/_delta_log/%020d.checkpoint.parquet", table, 6));
+	rn_delta_close(d);
+	assert_int_equal(rn_delta_open(&d, table, NULL, "test"), 0);
+	assert_int_equal(rn_delta_version(d), 6);
+	assert_int_equal(rn_delta_txn(d, "a"), 5);
+	rn_delta_close(d);
+}
+
+/* Writes a real data file of `rows` rows (ids from first) and commits it with a txn. */
+static const struct rn_pq_col elem[1] = {{"element", RN_PQ_STRING, 1}};
+static const struct rn_pq_col cols[3] = {
+	{"id", RN_PQ_INT64, 0},
+	{"name", RN_PQ_STRING, 1},
+	{"tags", RN_PQ_LIST, 1, 0, 0, 0, elem, 1},
+};
+
+static void commit_real(struct rn_delta *d, int first, int rows, const char *app, int64_t v)
+{
+	struct rn_pq_writer *w;
+	struct rn_buf out = {0};
+	char name[256], s[32];
+	int64_t mtime, ver;
+	assert_int_equal(rn_pq_writer_create(&w, cols, 3, NULL), 0);
+	for (int i = first; i < first + rows; i++) {
+		assert_int_equal(rn_pq_put_i64(w, 0, i), 0);
+		if (i % 3) {
+			snprintf(s, sizeof(s), "n%d", i);
+			assert_int_equal(rn_pq_put_bytes(w, 1, s, strlen(s)), 0);
+		}
+		if (i % 4 == 0) {
+			assert_int_equal(rn_pq_begin(w, 2), 0);
+			for (int k = 0; k < i % 3; k++)
+				assert_int_equal(rn_pq_put_bytes(w, 0, "t", 1), 0);
+			assert_int_equal(rn_pq_put_null(w, 0), 0);
+			assert_int_equal(rn_pq_end(w), 0);
+		}
+		assert_int_equal(rn_pq_row_end(w), 0);
+	}
+	assert_int_equal(rn_pq_finish(w, &out), 0);
+	rn_pq_writer_destroy(w);
+	assert_int_equal(rn_delta_write_file(d, out.data, out.len, name, sizeof(name), &mtime), 0);
+	char stats[64];
+	snprintf(stats, sizeof(stats), "{\"numRecords\":%d}", rows);
+	struct rn_delta_add a = {name, (int64_t)out.len, mtime, stats};
+	struct rn_delta_txn t = {app, v};
+	assert_int_equal(rn_delta_commit(d, &a, 1, &t, 1, &ver), 0);
+	rn_buf_free(&out);
+}
+
+/* All rows of the live files as sorted JSON lines. */
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static char *table_rows(struct rn_delta *d, size_t *nrows)
+{
+	size_t n, cnt = 0;
+	const struct rn_ckpt_file *const *files = rn_delta_files(d, &n);
+	struct rn_buf all = {0};
+	for (size_t i = 0; i < n; i++) {
+		char path[1200], why[200];
+		struct rn_buf b = {0};
+		struct rn_pqr *r;
+		if (files[i]->is_remove)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", table, files[i]->path);
+		slurp(path, &b);
+		assert_int_equal(rn_pqr_open(&r, b.data, b.len, 0), 0);
+		assert_int_equal(rn_pqr_to_json_lines(r, &all), 0);
+		rn_pqr_close(r);
+		rn_buf_free(&b);
+		(void)why;
+	}
+	char **lines = calloc(all.len + 1, sizeof(char *));
+	for (size_t off = 0; off < all.len;) {
+		char *l = (char *)all.data + off, *nl = memchr(l, '\n', all.len - off);
+		*nl = 0;
+		lines[cnt++] = l;
+		off = (size_t)(nl - (char *)all.data) + 1;
+	}
+	qsort(lines, cnt, sizeof(char *), cmp_str);
+	struct rn_buf sorted = {0};
+	for (size_t i = 0; i < cnt; i++) {
+		rn_buf_append_str(&sorted, lines[i]);
+		rn_buf_append_u8(&sorted, '\n');
+	}
+	rn_buf_append_u8(&sorted, 0);
+	free(lines);
+	rn_buf_free(&all);
+	*nrows = cnt;
+	return (char *)sorted.data;
+}
+
+static void test_compact_pick(void **state)
+{
+	struct rn_ckpt_file f[6] = {{0}};
+	const struct rn_ckpt_file *p[6];
+	size_t idx[6];
+	(void)state;
+	int64_t sizes[6] = {50, 10, 500, 30, 0, 20};
+	for (int i = 0; i < 6; i++) {
+		f[i].path = "x";
+		f[i].size = sizes[i];
+		f[i].mtime_ms = 100 - i;
+		p[i] = &f[i];
+	}
+	f[3].is_remove = 1; /* tombstones never qualify */
+	struct rn_compact_options o = {.target_bytes = 100, .min_files = 2};
+	/* small live files: 0 (50), 1 (10), 5 (20); oldest first: 5, 1, 0; 20+10+50 <= 100 */
+	assert_int_equal(rn_compact_pick(p, 6, &o, idx), 3);
+	assert_int_equal(idx[0], 5);
+	assert_int_equal(idx[1], 1);
+	assert_int_equal(idx[2], 0);
+	o.target_bytes = 60; /* 50 no longer fits after 20+10; the 500-byte file is never small */
+	assert_int_equal(rn_compact_pick(p, 6, &o, idx), 2);
+	o.min_files = 4;
+	assert_int_equal(rn_compact_pick(p, 6, &o, idx), 0);
+	o.min_files = 2;
+	o.max_files = 1;
+	assert_int_equal(rn_compact_pick(p, 6, &o, idx), 0);
+}
+
+static void test_compact_step(void **state)
+{
+	struct rn_delta *d;
+	size_t before_rows, after_rows, n;
+	(void)state;
+	assert_int_equal(rn_delta_open(&d, table, SCHEMA, "test"), 0);
+	for (int i = 0; i < 8; i++)
+		commit_real(d, i * 10, 10, i % 2 ? "s1" : "s2", i);
+	char *before = table_rows(d, &before_rows);
+	assert_int_equal(before_rows, 80);
+	struct rn_compact_options o = {.target_bytes = 1 << 20, .min_files = 5};
+	struct rn_compact_result res;
+	assert_int_equal(rn_compact_step(d, &o, &res), 0);
+	assert_int_equal(res.nfiles, 8);
+	assert_int_equal(res.rows, 80);
+	assert_int_equal(res.version, 9);
+	char *after = table_rows(d, &after_rows);
+	assert_int_equal(after_rows, 80);
+	assert_string_equal(before, after);
+	const struct rn_ckpt_file *const *files = rn_delta_files(d, &n);
+	size_t live = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!files[i]->is_remove) {
+			live++;
+			assert_int_equal(files[i]->data_change, 0);
+			assert_non_null(strstr(files[i]->stats, "\"numRecords\":80,\"minValues\":"
+								  "{\"id\":0,\"name\":\"n1\"},"
+								  "\"maxValues\":{\"id\":79,"));
+		} else {
+			assert_int_equal(files[i]->data_change, 0);
+		}
+	}
+	assert_int_equal(live, 1);
+	assert_int_equal(rn_delta_txn(d, "s1"), 7);
+	assert_int_equal(rn_delta_txn(d, "s2"), 6);
+	/* nothing left to do */
+	assert_int_equal(rn_compact_step(d, &o, &res), RN_EAGAIN);
+
+	/* the analyzer agrees; vacuum: dry run lists the 8 inputs, deletes nothing; a long
+	 * retention deletes nothing; retention 0 deletes exactly the 8, never the live one */
+	struct rn_dlog *l;
+	assert_int_equal(rn_dlog_create(&l), 0);
+	assert_int_equal(rn_dlog_load(l, table), 0);
+	int64_t bytes, rows;
+	size_t nos;
+	rn_dlog_totals(l, &bytes, &rows, &nos);
+	assert_int_equal(rows, 80);
+	rn_dlog_destroy(l);
+	size_t nv;
+	int64_t vb;
+	assert_int_equal(rn_delta_vacuum(d, 0, 1, NULL, NULL, &nv, &vb), 0);
+	assert_int_equal(nv, 8);
+	assert_int_equal(rn_delta_vacuum(d, 3600000, 0, NULL, NULL, &nv, &vb), 0);
+	assert_int_equal(nv, 0);
+	assert_int_equal(rn_delta_vacuum(d, 0, 0, NULL, NULL, &nv, &vb), 0);
+	assert_int_equal(nv, 8);
+	free(after);
+	after = table_rows(d, &after_rows); /* the live file is still readable */
+	assert_string_equal(before, after);
+	/* a checkpoint now drops the expired tombstones whose files are gone */
+	int64_t ck;
+	assert_int_equal(rn_delta_checkpoint(d, 0, &ck), 0);
+	struct rn_delta *d2;
+	assert_int_equal(rn_delta_open(&d2, table, NULL, "t"), 0);
+	rn_delta_files(d2, &n);
+	assert_int_equal(n, 1); /* opened from the checkpoint: only the live file is left */
+	rn_delta_close(d2);
+	free(before);
+	free(after);
+	rn_delta_close(d);
+}
+
+static void test_compact_conflict(void **state)
+{
+	struct rn_delta *a, *b;
+	int64_t v;
+	(void)state;
+	assert_int_equal(rn_delta_open(&a, table, SCHEMA, "a"), 0);
+	for (int i = 0; i < 4; i++) {
+		char p[32];
+		snprintf(p, sizeof(p), "c%d.parquet", i);
+		commit_fake(a, p, "x", i);
+	}
+	assert_int_equal(rn_delta_open(&b, table, NULL, "b"), 0);
+	const char *in_b[] = {"c0.parquet", "c1.parquet"};
+	const char *in_a[] = {"c1.parquet", "c2.parquet"};
+	struct rn_delta_add ab = {"b.parquet", 10, 1, NULL}, aa = {"a.parquet", 10, 1, NULL};
+	assert_int_equal(rn_delta_commit_rewrite(b, in_b, 2, &ab, &v), 0);
+	/* a has not seen b's commit: it loses the race, reads it, and gives up */
+	assert_int_equal(rn_delta_commit_rewrite(a, in_a, 2, &aa, &v), RN_ECONFLICT);
+	/* a disjoint rewrite after the same lost race goes through at the next version */
+	const char *in_a2[] = {"c2.parquet", "c3.parquet"};
+	assert_int_equal(rn_delta_commit_rewrite(a, in_a2, 2, &aa, &v), 0);
+	assert_int_equal(v, 6);
+	/* and an append racing a rewrite is not disturbed */
+	assert_int_equal(commit_fake(b, "c9.parquet", "x", 9), 7);
+	assert_int_equal(rn_delta_txn(b, "x"), 9);
+	rn_delta_close(a);
+	rn_delta_close(b);
+}
+
+/* Damaged checkpoints are errors, never crashes or wrong answers. */
+static void test_pqread_damage(void **state)
+{
+	struct rn_delta *d;
+	char path[1024], why[256];
+	struct rn_buf b = {0};
+	(void)state;
+	assert_int_equal(rn_delta_open(&d, table, SCHEMA, "test"), 0);
+	commit_fake(d, "z.parquet", "a", 1);
+	assert_int_equal(rn_delta_checkpoint(d, 0, NULL), 0);
+	rn_delta_close(d);
+	snprintf(path, sizeof(path), "%s/_delta_log/%020d.checkpoint.parquet", table, 1);
+	slurp(path, &b);
+	int ok = 0;
+	for (size_t cut = 0; cut < b.len; cut += 7) {
+		struct rn_buf lines = {0};
+		if (rn_ckpt_decode(b.data, cut, &lines, why, sizeof(why)) == 0)
+			ok++;
+		rn_buf_free(&lines);
+	}
+	assert_int_equal(ok, 0);
+	srand(7);
+	for (int i = 0; i < 2000; i++) {
+		struct rn_buf lines = {0}, m = {0};
+		rn_buf_append(&m, b.data, b.len);
+		for (int k = 0; k < 3; k++)
+			m.data[(size_t)rand() % m.len] ^= (uint8_t)(1u << (rand() % 8));
+		(void)rn_ckpt_decode(m.data, m.len, &lines, why, sizeof(why));
+		rn_buf_free(&lines);
+		rn_buf_free(&m);
+	}
+	/* a damaged checkpoint with the JSON still there: open falls back to the JSON */
+	b.data[b.len / 2] ^= 0xff;
+	FILE *f = fopen(path, "wb");
+	fwrite(b.data, 1, b.len, f);
+	fclose(f);
+	assert_int_equal(rn_delta_open(&d, table, NULL, "test"), 0);
+	assert_int_equal(rn_delta_txn(d, "a"), 1);
+	rn_delta_close(d);
+	rn_buf_free(&b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_checkpoint_roundtrip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cleanup, setup, teardown),
+		cmocka_unit_test(test_compact_pick),
+		cmocka_unit_test_setup_teardown(test_compact_step, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_compact_conflict, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pqread_damage, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
