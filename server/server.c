@@ -27,6 +27,7 @@
 #include "rn_err.h"
 #include "rn_fs.h"
 #include "rn_grpc.h"
+#include "delta.h"
 #include "rn_log.h"
 #include "rn_mem.h"
 #include "rn_pbwire.h"
@@ -81,6 +82,22 @@ const struct rn_conf_key rn_server_conf_table[] = {
 	 "typed tables: records are decoded into these columns (JSON records, or the JSON "
 	 "payload of agent envelopes); what does not fit goes to <table>_dead_letters", NULL,
 	 schema_keys, sizeof(struct rn_table_schema_conf)},
+	{"checkpoint_interval", RN_CONF_INT, "10", OFF(checkpoint_interval), 0, 1000000,
+	 "write a Delta checkpoint every this many commits of a table; 0 = never"},
+	{"log_retention", RN_CONF_DURATION, "30d", OFF(log_retention_ms), 0, (int64_t)1 << 50,
+	 "JSON commits and checkpoints older than this and behind the newest checkpoint are "
+	 "deleted"},
+	{"compact_target", RN_CONF_SIZE, "128M", OFF(compact_target), 1024, (int64_t)1 << 40,
+	 "compaction rewrites data files smaller than this into files up to this size"},
+	{"compact_min_files", RN_CONF_INT, "10", OFF(compact_min_files), 2, 1000000,
+	 "compact a table only when it has at least this many small files"},
+	{"compact_interval", RN_CONF_DURATION, "1m", OFF(compact_interval_ms), 0,
+	 (int64_t)1 << 50, "at most one bounded compaction step per table per interval, run "
+	 "after a flush; 0 = no background compaction"},
+	{"vacuum_retention", RN_CONF_DURATION, "7d", OFF(vacuum_retention_ms), 0,
+	 (int64_t)1 << 50, "data files removed (by compaction) longer ago than this are deleted"},
+	{"vacuum_interval", RN_CONF_DURATION, "1h", OFF(vacuum_interval_ms), 0, (int64_t)1 << 50,
+	 "how often each table is vacuumed after a flush; 0 = never"},
 	{"log_level", RN_CONF_ENUM, "info", OFF(log_level), 0, 0, "log verbosity", log_levels},
 	{NULL},
 };
@@ -164,6 +181,71 @@ static int register_stream(struct rn_server *s, const struct srv_stream *st)
 	return rc;
 }
 
+/*
+ * Keeps a stream's DescriptorProto durably, beside the registry, as
+ * data_root/_streams/<id>.desc = "table\n" + the descriptor bytes: after a restart the
+ * materializer needs it before the stream's WAL batches are replayed (ephemeral streams
+ * included, whose acked batches are replayed too).
+ */
+static int save_descriptor(struct rn_server *s, const char *id, const char *table,
+			   const uint8_t *desc, size_t len)
+{
+	char path[4096], tmp[4200];
+	int fd, rc = 0;
+	snprintf(path, sizeof(path), "%s/%s.desc", s->streams_dir, id);
+	snprintf(tmp, sizeof(tmp), "%s/.%s.desc.tmp", s->streams_dir, id);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0)
+		return RN_EIO;
+	if (rn_write_all(fd, table, strlen(table)) || rn_write_all(fd, "\n", 1) ||
+	    rn_write_all(fd, desc, len) || fsync(fd))
+		rc = RN_EIO;
+	close(fd);
+	if (!rc && (rename(tmp, path) || rn_fsync_dir(s->streams_dir)))
+		rc = RN_EIO;
+	if (rc)
+		unlink(tmp);
+	return rc;
+}
+
+/* Hands every saved descriptor to the materializer again. */
+static void load_descriptors(struct rn_server *s)
+{
+	DIR *d = opendir(s->streams_dir);
+	struct dirent *de;
+	struct rn_buf b = {0};
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		size_t n = strlen(de->d_name);
+		char path[4096], id[64];
+		if (de->d_name[0] == '.' || n < 6 || n - 5 >= sizeof(id) ||
+		    strcmp(de->d_name + n - 5, ".desc"))
+			continue;
+		memcpy(id, de->d_name, n - 5);
+		id[n - 5] = 0;
+		snprintf(path, sizeof(path), "%s/%s", s->streams_dir, de->d_name);
+		rn_buf_reset(&b);
+		FILE *f = fopen(path, "rb");
+		char chunk[4096];
+		size_t got;
+		while (f && (got = fread(chunk, 1, sizeof(chunk), f)) > 0)
+			rn_buf_append(&b, chunk, got);
+		if (f)
+			fclose(f);
+		uint8_t *nl = b.len ? memchr(b.data, '\n', b.len) : NULL;
+		if (!nl) {
+			rn_log_warn("server", "ignoring unreadable stream descriptor %s", path);
+			continue;
+		}
+		*nl = 0;
+		if (rn_mat_stream_descriptor(s->mat, (const char *)b.data, id, nl + 1,
+					     b.len - (size_t)(nl + 1 - b.data)))
+			rn_log_error("server", "stream %s: %s", id, rn_mat_errmsg(s->mat));
+	}
+	rn_buf_free(&b);
+	closedir(d);
+}
+
 static int load_registry(struct rn_server *s)
 {
 	DIR *d = opendir(s->streams_dir);
@@ -175,8 +257,8 @@ static int load_registry(struct rn_server *s)
 		char path[4096], table[300];
 		int rtype = 1;
 		FILE *f;
-		if (de->d_name[0] == '.')
-			continue;
+		if (de->d_name[0] == '.' || strchr(de->d_name, '.'))
+			continue; /* temp files, descriptors */
 		snprintf(path, sizeof(path), "%s/%s", s->streams_dir, de->d_name);
 		if (!(f = fopen(path, "r")))
 			continue;
@@ -191,6 +273,7 @@ static int load_registry(struct rn_server *s)
 	}
 	closedir(d);
 	rn_log_info("server", "%d persistent streams registered", n);
+	load_descriptors(s);
 	return 0;
 }
 
@@ -372,13 +455,34 @@ static void on_create(struct rn_server *s, struct rn_call *c, struct call_state 
 		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, "invalid table name");
 	if (rtype != 1 && rtype != 2)
 		return rn_call_finish(c, RN_GRPC_UNIMPLEMENTED, "record type not supported");
+	int proto_desc = rtype == 1 && r->descriptor && r->descriptor_len;
 	ex = rn_mat_table_exists(s->mat, table);
-	if (ex == 0 && s->conf.auto_create && rn_mat_ensure_table(s->mat, table) == 0)
-		ex = 1;
+	if (ex == 0 && s->conf.auto_create) {
+		/* with a descriptor: a typed table with its fields as columns */
+		int rc = proto_desc ? rn_mat_create_from_descriptor(s->mat, table, r->descriptor,
+								    r->descriptor_len)
+				    : rn_mat_ensure_table(s->mat, table);
+		if (rc == RN_EINVAL)
+			return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, rn_mat_errmsg(s->mat));
+		if (rc == 0)
+			ex = 1;
+	}
 	if (ex != 1)
 		return rn_call_finish(c, RN_GRPC_NOT_FOUND, "table does not exist");
 	uuid_generate_random(u);
 	uuid_unparse_lower(u, id);
+	if (proto_desc) {
+		/* a descriptor that does not fit the table fails here, naming the field */
+		int rc = rn_mat_stream_descriptor(s->mat, table, id, r->descriptor,
+						  r->descriptor_len);
+		if (rc == RN_EINVAL)
+			return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, rn_mat_errmsg(s->mat));
+		if (rc)
+			return rn_call_finish(c, RN_GRPC_UNAVAILABLE, rn_mat_errmsg(s->mat));
+		if (save_descriptor(s, id, table, r->descriptor, r->descriptor_len))
+			return rn_call_finish(c, RN_GRPC_UNAVAILABLE,
+					      "cannot keep the stream's descriptor durably");
+	}
 	if (!(st = add_stream(s, id, strlen(id), table, strlen(table), rtype)))
 		return rn_call_finish(c, RN_GRPC_RESOURCE_EXHAUSTED, "out of memory");
 	if (cs->persistent && register_stream(s, st))
@@ -620,6 +724,11 @@ int rn_server_create(struct rn_server **out, const struct rn_server_conf *conf)
 	snprintf(path, sizeof(path), "%s/_streams", conf->data_root);
 	mkdir(path, 0755);
 	s->streams_dir = rn_strdup(path);
+	struct rn_delta_maint dm = {conf->checkpoint_interval, conf->log_retention_ms,
+				    conf->compact_target, conf->compact_min_files,
+				    conf->compact_interval_ms, conf->vacuum_retention_ms,
+				    conf->vacuum_interval_ms};
+	rn_delta_maint_config(&dm); /* frozen from here on: tables are opened below */
 	struct rn_mat_options mo = {.data_root = conf->data_root,
 				    .zstd_level = (int)conf->parquet_zstd_level};
 	if ((rc = rn_mat_create(&s->mat, &mo)))

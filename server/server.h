@@ -37,6 +37,14 @@ struct rn_server_conf {
 	struct rn_conf_strlist tables; /* created at start */
 	struct rn_conf_list schemas;   /* typed tables (struct rn_table_schema_conf), created too */
 	int log_level;
+	/* Delta log health (server/delta/delta.h rn_delta_maint) */
+	int64_t checkpoint_interval;
+	int64_t log_retention_ms;
+	int64_t compact_target;
+	int64_t compact_min_files;
+	int64_t compact_interval_ms;
+	int64_t vacuum_retention_ms;
+	int64_t vacuum_interval_ms;
 };
 
 /* The config rows (for loading, -n and help). */

@@ -19,6 +19,9 @@ static int decode_create(const uint8_t *p, size_t len, struct rn_zb_request *r)
 		if (f.num == 1 && f.wt == RN_PB_LEN) {
 			r->table = (const char *)f.ptr;
 			r->table_len = f.len;
+		} else if (f.num == 3 && f.wt == RN_PB_LEN) {
+			r->descriptor = f.ptr;
+			r->descriptor_len = f.len;
 		} else if (f.num == 4 && f.wt == RN_PB_VARINT) {
 			r->record_type = (int)f.u;
 		}

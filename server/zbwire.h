@@ -21,6 +21,8 @@ struct rn_zb_request {
 	const char *table;
 	size_t table_len;
 	int record_type;
+	const uint8_t *descriptor; /* CREATE: descriptor_proto (a DescriptorProto), or NULL */
+	size_t descriptor_len;
 	/* RESUME */
 	const char *stream_id;
 	size_t stream_id_len;

@@ -15,6 +15,7 @@
 #include "delta.h"
 #include "jsonrow.h"
 #include "parquet.h"
+#include "protorow.h"
 #include "rn_buf.h"
 #include "rn_clock.h"
 #include "rn_err.h"
@@ -75,6 +76,12 @@ struct mat_table {
 	size_t ncols;
 	struct mat_table *dlq;
 	int is_dlq;
+	/* typed tables: PROTO streams that send their own message (not the runnel envelope) */
+	struct stream_plan {
+		char *stream;
+		struct rn_protoplan *plan;
+	} *plans;
+	size_t nplans;
 	struct rn_delta *delta;
 	struct rn_pq_writer *pq;
 	struct pending_stream *streams; /* streams with rows in the open writer */
@@ -206,6 +213,11 @@ static void table_free(struct mat_table *t)
 	rn_buf_free(&t->retry_file);
 	rn_free(t->retry_stats);
 	free_cols(t->cols, t->ncols);
+	for (size_t i = 0; i < t->nplans; i++) {
+		rn_protorow_plan_free(t->plans[i].plan);
+		rn_free(t->plans[i].stream);
+	}
+	rn_free(t->plans);
 	rn_free(t->name);
 	rn_free(t->dir);
 	rn_free(t);
@@ -271,10 +283,49 @@ static int get_table(struct rn_mat *m, const char *name, int create, struct mat_
 	const struct table_def *def = find_def(m, name);
 	if (!(t = rn_calloc(1, sizeof(*t))) || !(t->name = rn_strdup(name)) ||
 	    !(t->dir = table_dir(m, name)) ||
-	    (create && !(schema = def ? typed_schema_json(def->schema) : schema_json()))) {
+	    !(schema = def ? typed_schema_json(def->schema) : schema_json())) {
 		table_free(t);
+		rn_free(schema);
 		return RN_ENOMEM;
 	}
+	rc = rn_delta_open(&t->delta, t->dir, create ? schema : NULL, NULL);
+	if (rc) {
+		rn_free(schema);
+		if (rc != RN_ENOTFOUND)
+			fail(m, rc, "table %s: cannot open its Delta log", name);
+		else
+			fail(m, rc, "table %s does not exist", name);
+		table_free(t);
+		return rc;
+	}
+	/* The log says what the table is: a typed table declared in the config must match it,
+	 * and an undeclared table with another schema than the envelope is typed by its log
+	 * (created from a stream's descriptor, or by another writer). */
+	const char *disk = rn_delta_schema(t->delta);
+	if (disk && strcmp(disk, schema)) {
+		if (def) {
+			rn_free(schema);
+			table_free(t);
+			return fail(m, RN_ECONFLICT, "table %s exists with another schema than "
+					      "the config declares", name);
+		}
+		struct rn_schema *sc = rn_calloc(1, sizeof(*sc));
+		char why[300] = "out of memory";
+		if (!sc || (rc = rn_schema_from_json(sc, disk, strlen(disk), why, sizeof(why))) ||
+		    ((rc = rn_mat_define_table(m, name, sc)) &&
+		     snprintf(why, sizeof(why), "%s", m->err) >= 0)) {
+			if (sc) {
+				rn_schema_free(sc);
+				rn_free(sc);
+			}
+			rn_free(schema);
+			table_free(t);
+			return fail(m, rc ? rc : RN_ENOMEM, "table %s: its schema cannot be written "
+					      "by this server: %s", name, why);
+		}
+		def = find_def(m, name);
+	}
+	rn_free(schema);
 	if (def) {
 		t->schema = def->schema;
 		t->ncols = def->schema->root.nfields;
@@ -283,16 +334,6 @@ static int get_table(struct rn_mat *m, const char *name, int create, struct mat_
 			table_free(t);
 			return rc;
 		}
-	}
-	rc = rn_delta_open(&t->delta, t->dir, schema, NULL);
-	rn_free(schema);
-	if (rc) {
-		if (rc != RN_ENOTFOUND)
-			fail(m, rc, "table %s: cannot open its Delta log", name);
-		else
-			fail(m, rc, "table %s does not exist", name);
-		table_free(t);
-		return rc;
 	}
 	struct rn_pq_options po = {.created_by = m->created_by, .zstd_level = m->zstd_level};
 	if ((rc = rn_pq_writer_create(&t->pq, t->cols ? t->cols : envelope_cols,
@@ -747,8 +788,8 @@ static int k_missing(void *c, const struct rn_field *f)
  * row. Errors other than a misfit (memory) are returned.
  */
 static int add_typed_row(struct rn_mat *m, struct mat_table *t, const char *stream_id,
-			 int record_type, const uint8_t *p, size_t len, int64_t now, char *why,
-			 size_t cap)
+			 int record_type, const struct rn_protoplan *plan, const uint8_t *p,
+			 size_t len, int64_t now, char *why, size_t cap)
 {
 	struct pq_sink k = {.w = t->pq, .stream_id = stream_id, .now = now, .scratch = &m->scratch};
 	static const struct rn_row_sink sink_fns = {NULL, k_null, k_i64, k_f64, k_bytes, k_dec,
@@ -762,6 +803,10 @@ static int add_typed_row(struct rn_mat *m, struct mat_table *t, const char *stre
 
 	sink.ctx = &k;
 	why[0] = 0;
+	if (record_type != RN_MAT_JSON && plan) {
+		rc = rn_protorow_decode(plan, p, len, &sink, why, cap);
+		goto decoded;
+	}
 	if (record_type != RN_MAT_JSON) {
 		if ((bad = decode_record(p, len, &r))) {
 			snprintf(why, cap, "%s", bad);
@@ -778,6 +823,7 @@ static int add_typed_row(struct rn_mat *m, struct mat_table *t, const char *stre
 		jlen = r.payload.len;
 	}
 	rc = rn_jsonrow_decode(t->schema, json, jlen, &sink, why, cap);
+decoded:
 	if (rc == 0)
 		rc = rn_pq_row_end(t->pq);
 	if (rc == 0)
@@ -789,6 +835,103 @@ static int add_typed_row(struct rn_mat *m, struct mat_table *t, const char *stre
 		return 0;
 	}
 	return rc;
+}
+
+static const struct rn_protoplan *find_plan(const struct mat_table *t, const char *stream)
+{
+	for (size_t i = 0; i < t->nplans; i++)
+		if (!strcmp(t->plans[i].stream, stream))
+			return t->plans[i].plan;
+	return NULL;
+}
+
+/* Is this DescriptorProto runnel.v1.Record (the agent's envelope: message Record with
+ * device_id = 1 and payload = 7)? */
+static int is_envelope_descriptor(const uint8_t *d, size_t len)
+{
+	struct rn_pb_reader rd, fr;
+	struct rn_pb_field f, ff;
+	int named = 0, dev = 0, pay = 0;
+	rn_pb_reader_init(&rd, d, len);
+	while (rn_pb_next(&rd, &f) == 1) {
+		if (f.num == 1 && f.wt == RN_PB_LEN)
+			named = f.len == 6 && !memcmp(f.ptr, "Record", 6);
+		if (f.num != 2 || f.wt != RN_PB_LEN)
+			continue;
+		const uint8_t *name = NULL;
+		size_t nlen = 0;
+		uint64_t num = 0;
+		rn_pb_reader_init(&fr, f.ptr, f.len);
+		while (rn_pb_next(&fr, &ff) == 1) {
+			if (ff.num == 1 && ff.wt == RN_PB_LEN) {
+				name = ff.ptr;
+				nlen = ff.len;
+			} else if (ff.num == 3 && ff.wt == RN_PB_VARINT) {
+				num = ff.u;
+			}
+		}
+		dev |= num == 1 && nlen == 9 && !memcmp(name, "device_id", 9);
+		pay |= num == 7 && nlen == 7 && !memcmp(name, "payload", 7);
+	}
+	return named && dev && pay;
+}
+
+int rn_mat_stream_descriptor(struct rn_mat *m, const char *table, const char *stream_id,
+			     const uint8_t *desc, size_t len)
+{
+	struct mat_table *t;
+	struct rn_protoplan *plan;
+	char err[400];
+	int rc;
+
+	if ((rc = get_table(m, table, 0, &t)))
+		return rc;
+	if (!t->schema || is_envelope_descriptor(desc, len))
+		return 0;
+	if ((rc = rn_protorow_plan(t->schema, desc, len, &plan, err, sizeof(err))))
+		return fail(m, rc, "descriptor does not fit table %s: %s", table, err);
+	for (size_t i = 0; i < t->nplans; i++)
+		if (!strcmp(t->plans[i].stream, stream_id)) {
+			rn_protorow_plan_free(t->plans[i].plan);
+			t->plans[i].plan = plan;
+			return 0;
+		}
+	struct stream_plan *np = rn_reallocarray(t->plans, t->nplans + 1, sizeof(*np));
+	if (!np || !(np[t->nplans].stream = rn_strdup(stream_id))) {
+		if (np)
+			t->plans = np;
+		rn_protorow_plan_free(plan);
+		return RN_ENOMEM;
+	}
+	np[t->nplans++].plan = plan;
+	t->plans = np;
+	return 0;
+}
+
+int rn_mat_create_from_descriptor(struct rn_mat *m, const char *table, const uint8_t *desc,
+				  size_t len)
+{
+	struct rn_schema *sc;
+	char err[400];
+	int rc;
+
+	if (rn_mat_table_exists(m, table) == 1)
+		return 0;
+	if (is_envelope_descriptor(desc, len))
+		return rn_mat_ensure_table(m, table);
+	if (!(sc = rn_calloc(1, sizeof(*sc))))
+		return RN_ENOMEM;
+	if ((rc = rn_protorow_schema_from_descriptor(desc, len, sc, err, sizeof(err)))) {
+		rn_schema_free(sc);
+		rn_free(sc);
+		return fail(m, rc, "cannot make a table from the descriptor: %s", err);
+	}
+	if ((rc = rn_mat_define_table(m, table, sc))) {
+		rn_schema_free(sc);
+		rn_free(sc);
+		return rc;
+	}
+	return rn_mat_ensure_table(m, table);
 }
 
 /* Remembers that `t` holds rows of stream_id up to `offset` (its txn at commit). */
@@ -840,6 +983,7 @@ int rn_mat_add(struct rn_mat *m, const char *table, const char *stream_id, int64
 	if (has_batch(t, stream_id, offset))
 		return 0;
 	int dlq_has = t->dlq && has_batch(t->dlq, stream_id, offset);
+	const struct rn_protoplan *plan = find_plan(t, stream_id);
 	/* validate the list before touching the builders */
 	rn_pb_reader_init(&rd, batch, len);
 	while ((rc = rn_pb_next(&rd, &f)) == 1)
@@ -852,8 +996,8 @@ int rn_mat_add(struct rn_mat *m, const char *table, const char *stream_id, int64
 		if (!t->schema) {
 			rc = add_envelope_row(m, t, stream_id, record_type, f.ptr, f.len, now, NULL);
 		} else {
-			rc = add_typed_row(m, t, stream_id, record_type, f.ptr, f.len, now, why,
-					   sizeof(why));
+			rc = add_typed_row(m, t, stream_id, record_type, plan, f.ptr, f.len, now,
+					   why, sizeof(why));
 			if (!rc && why[0]) {
 				if (!dead++)
 					snprintf(first_why, sizeof(first_why), "%s", why);
@@ -1044,6 +1188,8 @@ int rn_mat_flush(struct rn_mat *m)
 		if ((rc = commit_retry(m, t)))
 			first_rc = first_rc ? first_rc : rc;
 	}
+	for (size_t k = 0; k < m->ntables; k++) /* checkpoint, compact, vacuum when due */
+		rn_delta_maintain(m->tables[k]->delta);
 	return first_rc;
 }
 

@@ -56,6 +56,24 @@ struct rn_schema;
  */
 int rn_mat_define_table(struct rn_mat *m, const char *table, struct rn_schema *schema);
 
+/*
+ * Tells the materializer which protobuf message a PROTO stream of `table` sends (the
+ * DescriptorProto of CreateIngestStreamRequest). For a typed table the descriptor is checked
+ * against the columns (server/mat/protorow.h) and the stream's records are then decoded
+ * through it; a runnel.v1.Record descriptor (the agent's envelope) keeps the envelope path
+ * (its JSON payload fills the columns). For envelope tables it is not needed. Call it again
+ * after a restart, before the stream's batches are replayed. 0, or RN_EINVAL with the reason
+ * in rn_mat_errmsg() (answer INVALID_ARGUMENT), RN_ENOMEM.
+ */
+int rn_mat_stream_descriptor(struct rn_mat *m, const char *table, const char *stream_id,
+			     const uint8_t *desc, size_t len);
+
+/* Creates `table` as a typed table whose columns come from a descriptor (proto2 mapping of
+ * protorow.h) — for auto_create — unless the descriptor is the runnel envelope (then an
+ * envelope table). RN_EINVAL with the reason, RN_ENOMEM, RN_EIO/RN_EDELTA. */
+int rn_mat_create_from_descriptor(struct rn_mat *m, const char *table, const uint8_t *desc,
+				  size_t len);
+
 /* Creates `table` as an empty Delta table (version 0: protocol, metaData with its declared
  * schema or the default envelope schema) if it does not exist yet; for a typed table its
  * dead-letter table too. RN_EINVAL for a bad name, RN_EIO/RN_EDELTA. */

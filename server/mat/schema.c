@@ -329,3 +329,144 @@ void rn_schema_free(struct rn_schema *s)
 {
 	rn_field_free(&s->root);
 }
+
+/* ---- Spark JSON schema -> rn_schema ---- */
+
+struct jctx {
+	char *err;
+	size_t cap;
+	int depth;
+	/* one field's members */
+	struct rn_json_span name, type, nullable, elem, contains_null, key, val, val_null, fields;
+};
+
+static int jtype(struct jctx *c, struct rn_json_span t, struct rn_field *f);
+
+static int type_member(void *ctx, struct rn_json_span k, struct rn_json_span v)
+{
+	struct jctx *c = ctx;
+	if (rn_json_span_eq(k, "type")) c->type = v;
+	else if (rn_json_span_eq(k, "name")) c->name = v;
+	else if (rn_json_span_eq(k, "nullable")) c->nullable = v;
+	else if (rn_json_span_eq(k, "fields")) c->fields = v;
+	else if (rn_json_span_eq(k, "elementType")) c->elem = v;
+	else if (rn_json_span_eq(k, "containsNull")) c->contains_null = v;
+	else if (rn_json_span_eq(k, "keyType")) c->key = v;
+	else if (rn_json_span_eq(k, "valueType")) c->val = v;
+	else if (rn_json_span_eq(k, "valueContainsNull")) c->val_null = v;
+	return 0;
+}
+
+struct jfields {
+	struct jctx *c;
+	struct rn_field *parent;
+};
+
+static int jfield(void *ctx, size_t i, struct rn_json_span v)
+{
+	struct jfields *jf = ctx;
+	struct jctx c = {jf->c->err, jf->c->cap, jf->c->depth, {0}, {0}, {0}, {0}, {0}, {0}, {0}, {0}, {0}};
+	struct rn_field *p = jf->parent;
+	struct rn_buf name = {0};
+	int rc;
+	(void)i;
+	if ((rc = rn_json_object_walk(v, type_member, &c)) || !c.name.p || !c.type.p ||
+	    rn_json_string(c.name, &name)) {
+		rn_buf_free(&name);
+		snprintf(c.err, c.cap, "a struct field without a name or type");
+		return RN_EINVAL;
+	}
+	if (p->nfields == RN_SCHEMA_MAX_FIELDS) {
+		rn_buf_free(&name);
+		snprintf(c.err, c.cap, "too many fields");
+		return RN_EINVAL;
+	}
+	struct rn_field *nf = rn_realloc(p->fields, (p->nfields + 1) * sizeof(*nf));
+	if (!nf) {
+		rn_buf_free(&name);
+		return RN_ENOMEM;
+	}
+	p->fields = nf;
+	struct rn_field *f = &p->fields[p->nfields++];
+	memset(f, 0, sizeof(*f));
+	f->name = (char *)name.data; /* NUL-terminated by rn_json_string */
+	f->nullable = !c.nullable.p || rn_json_span_eq(c.nullable, "true");
+	return jtype(&c, c.type, f);
+}
+
+static int jtype(struct jctx *c, struct rn_json_span t, struct rn_field *f)
+{
+	struct rn_buf s = {0};
+	int rc;
+	if (++c->depth > RN_SCHEMA_MAX_DEPTH) {
+		snprintf(c->err, c->cap, "nested too deeply");
+		return RN_EINVAL;
+	}
+	if (t.len && t.p[0] == '"') {
+		char *name = f->name;
+		int nullable = f->nullable;
+		if ((rc = rn_json_string(t, &s))) {
+			rn_buf_free(&s);
+			return RN_EINVAL;
+		}
+		rc = rn_type_parse((const char *)s.data, f, c->err, c->cap);
+		f->name = name;
+		f->nullable = nullable;
+		rn_buf_free(&s);
+		c->depth--;
+		return rc;
+	}
+	struct jctx in = {c->err, c->cap, c->depth, {0}, {0}, {0}, {0}, {0}, {0}, {0}, {0}, {0}};
+	if ((rc = rn_json_object_walk(t, type_member, &in)) || !in.type.p) {
+		snprintf(c->err, c->cap, "a type is neither a name nor an object with a type");
+		return RN_EINVAL;
+	}
+	if (rn_json_span_eq(in.type, "\"struct\"")) {
+		struct jfields jf = {&in, f};
+		f->type = RN_T_STRUCT;
+		if (!in.fields.p || (rc = rn_json_array_walk(in.fields, jfield, &jf)))
+			return rc ? rc : RN_EINVAL;
+		if (!f->nfields) {
+			snprintf(c->err, c->cap, "a struct needs fields");
+			return RN_EINVAL;
+		}
+	} else if (rn_json_span_eq(in.type, "\"array\"") && in.elem.p) {
+		f->type = RN_T_ARRAY;
+		if (!(f->fields = rn_calloc(1, sizeof(*f->fields))))
+			return RN_ENOMEM;
+		f->nfields = 1;
+		f->fields[0].nullable = !in.contains_null.p || rn_json_span_eq(in.contains_null, "true");
+		if ((rc = jtype(&in, in.elem, &f->fields[0])))
+			return rc;
+	} else if (rn_json_span_eq(in.type, "\"map\"") && in.key.p && in.val.p) {
+		f->type = RN_T_MAP;
+		if (!(f->fields = rn_calloc(2, sizeof(*f->fields))))
+			return RN_ENOMEM;
+		f->nfields = 2;
+		f->fields[1].nullable = !in.val_null.p || rn_json_span_eq(in.val_null, "true");
+		if ((rc = jtype(&in, in.key, &f->fields[0])) || (rc = jtype(&in, in.val, &f->fields[1])))
+			return rc;
+	} else {
+		snprintf(c->err, c->cap, "unknown complex type");
+		return RN_EINVAL;
+	}
+	c->depth--;
+	return 0;
+}
+
+int rn_schema_from_json(struct rn_schema *s, const char *json, size_t len, char *err,
+			size_t cap)
+{
+	struct jctx c = {err, cap, 0, {0}, {0}, {0}, {0}, {0}, {0}, {0}, {0}, {0}};
+	int rc;
+	if (rn_json_validate(json, len)) {
+		snprintf(err, cap, "the schema is not valid JSON");
+		return RN_EINVAL;
+	}
+	rc = jtype(&c, (struct rn_json_span){json, len}, &s->root);
+	if (!rc && s->root.type != RN_T_STRUCT) {
+		snprintf(err, cap, "a table schema must be a struct");
+		rc = RN_EINVAL;
+	}
+	return rc;
+}

@@ -57,6 +57,12 @@ int rn_schema_find(const struct rn_schema *s, const char *name, size_t len);
 /* Appends the Spark JSON schema ({"type":"struct","fields":[...]}) to out. */
 int rn_schema_to_json(const struct rn_schema *s, struct rn_buf *out);
 
+/* Parses a Spark JSON schema ({"type":"struct","fields":[...]}, as in a Delta log's
+ * schemaString) into s (zeroed by the caller). RN_EINVAL with the reason in err (a type
+ * this schema model does not know), RN_ENOMEM. Free s with rn_schema_free in every case. */
+int rn_schema_from_json(struct rn_schema *s, const char *json, size_t len, char *err,
+			size_t cap);
+
 /* The Spark name of a primitive type ("long", "decimal(10,2)"), or of the kind for nested
  * ones ("struct", "array", "map"). Writes into buf. */
 const char *rn_type_name(const struct rn_field *f, char *buf, size_t cap);

@@ -11,6 +11,9 @@ Modes:
   status     open a stream the way --case says and report the gRPC status code
 With --json-file FILE, ingest sends JSON records instead (record_type JSON): the lines of
 FILE, --records per batch, as many batches as it takes.
+With --reading, ingest sends a message of its own (Reading: vehicle, ts, speed, rpm, tags,
+pos{lat,lon}) built at run time from a hand-made DescriptorProto, as Zerobus SDK users do;
+--bad-field adds a field `colour` no table has.
 """
 import argparse
 import json
@@ -46,6 +49,8 @@ def main():
     ap.add_argument('--token')
     ap.add_argument('--case', default='')
     ap.add_argument('--json-file')
+    ap.add_argument('--reading', action='store_true')
+    ap.add_argument('--bad-field', action='store_true')
     a = ap.parse_args()
     zb, rec = load_protos()
     desc = descriptor_pb2.DescriptorProto()
@@ -62,6 +67,32 @@ def main():
     call = ch.stream_stream(f'/databricks.zerobus.Zerobus/{method}',
                             request_serializer=lambda m: m if isinstance(m, bytes) else m.SerializeToString(),
                             response_deserializer=Resp.FromString)
+
+    reading = None
+    if a.reading:
+        from google.protobuf import descriptor_pb2 as dp, descriptor_pool, message_factory
+        F = dp.FieldDescriptorProto
+        d = dp.DescriptorProto(name='Reading')
+        pos = d.nested_type.add(name='Pos')
+        pos.field.add(name='lat', number=1, type=F.TYPE_DOUBLE, label=F.LABEL_OPTIONAL)
+        pos.field.add(name='lon', number=2, type=F.TYPE_DOUBLE, label=F.LABEL_OPTIONAL)
+        d.field.add(name='vehicle', number=1, type=F.TYPE_STRING, label=F.LABEL_REQUIRED)
+        d.field.add(name='ts', number=2, type=F.TYPE_INT64, label=F.LABEL_REQUIRED)
+        d.field.add(name='speed', number=3, type=F.TYPE_FLOAT, label=F.LABEL_OPTIONAL)
+        d.field.add(name='rpm', number=4, type=F.TYPE_INT32, label=F.LABEL_OPTIONAL)
+        d.field.add(name='tags', number=5, type=F.TYPE_STRING, label=F.LABEL_REPEATED)
+        d.field.add(name='pos', number=6, type=F.TYPE_MESSAGE, label=F.LABEL_OPTIONAL,
+                    type_name='.runnel.test.Reading.Pos')
+        if a.bad_field:
+            d.field.add(name='colour', number=7, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+        fdp = dp.FileDescriptorProto(name='reading_test.proto', package='runnel.test',
+                                     syntax='proto2')
+        fdp.message_type.add().CopyFrom(d)
+        pool = descriptor_pool.DescriptorPool()
+        pool.Add(fdp)
+        md_ = pool.FindMessageTypeByName('runnel.test.Reading')
+        reading = message_factory.MessageFactory(pool).GetPrototype(md_)
+        desc = d
 
     json_lines = None
     if a.json_file:
@@ -84,6 +115,16 @@ def main():
         if json_lines is not None:
             return Req(ingest_record_batch=zb.IngestRecordBatchRequest(
                 offset_id=off, json_batch=zb.JsonRecordBatch(records=json_lines[base:base + n])))
+        if reading is not None:
+            recs = []
+            for i in range(base, base + n):
+                m = reading(vehicle='veh-%d' % (i % 3), ts=1795600800000000 + i * 1000000,
+                            speed=i / 2, rpm=800 + i, tags=['a', 't%d' % i] if i % 5 else [])
+                m.pos.lat = 52.5 + i / 1000
+                m.pos.lon = 13.4
+                recs.append(m.SerializeToString())
+            return Req(ingest_record_batch=zb.IngestRecordBatchRequest(
+                offset_id=off, proto_encoded_batch=zb.ProtoEncodedRecordBatch(records=recs)))
         recs = [rec.Record(device_id='py-client', source='grpcio', topic='python',
                            event_time_us=int(time.time() * 1e6), seq=base + i,
                            payload=f'python record {base + i}'.encode()).SerializeToString()

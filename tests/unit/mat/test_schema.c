@@ -58,6 +58,28 @@ static void types_and_json(void **st)
 		if (!strstr(err, bad[i][1]))
 			fail_msg("type '%s': message '%s' lacks '%s'", bad[i][0], err, bad[i][1]);
 	}
+	/* the JSON form reads back into the same schema */
+	struct rn_schema back = {0};
+	assert_int_equal(rn_schema_from_json(&back, (char *)b.data, b.len - 1, err, sizeof(err)), 0);
+	struct rn_buf b2 = {0};
+	assert_int_equal(rn_schema_to_json(&back, &b2), 0);
+	assert_int_equal(b2.len, b.len - 1);
+	assert_memory_equal(b2.data, b.data, b2.len);
+	rn_schema_free(&back);
+	rn_buf_free(&b2);
+	static const char *const badjson[] = {
+		"{\"type\":\"struct\",\"fields\":[{\"name\":\"a\",\"type\":\"variant\"}]}",
+		"{\"type\":\"struct\",\"fields\":[{\"name\":\"a\"}]}",
+		"{\"type\":\"array\",\"elementType\":\"int\"}",
+		"{\"type\":\"struct\",\"fields\":[]}",
+		"not json",
+	};
+	for (size_t i = 0; i < sizeof(badjson) / sizeof(badjson[0]); i++) {
+		struct rn_schema x = {0};
+		assert_int_equal(rn_schema_from_json(&x, badjson[i], strlen(badjson[i]), err,
+						     sizeof(err)), RN_EINVAL);
+		rn_schema_free(&x);
+	}
 	assert_int_equal(rn_schema_add_column(&s, "ts", "long", 1, err, sizeof(err)), RN_EINVAL);
 	assert_non_null(strstr(err, "twice"));
 	char deep[4096] = "";
