@@ -88,7 +88,11 @@ export async function duckReplay(tableDir) {
       FROM ${log} WHERE add IS NOT NULL OR remove IS NOT NULL) WHERE rn = 1 AND is_add ORDER BY path`);
   const txns = await query(`SELECT txn.appId AS app, max(txn.version) AS v FROM ${log}
       WHERE txn IS NOT NULL GROUP BY 1`);
-  const recs = await query(`SELECT sum((add.stats::JSON->>'numRecords')::BIGINT) AS n FROM ${log} WHERE add IS NOT NULL`);
+  // records in the live files only: a compaction removes files whose rows it re-adds
+  const recs = await query(`SELECT sum(n) AS n FROM (
+      SELECT (add.stats::JSON->>'numRecords')::BIGINT AS n, add IS NOT NULL AS is_add,
+             row_number() OVER (PARTITION BY coalesce(add.path, remove.path) ORDER BY version DESC) rn
+      FROM ${log} WHERE add IS NOT NULL OR remove IS NOT NULL) WHERE rn = 1 AND is_add`);
   return {
     live: live.map((r) => path.join(tableDir, decodeURIComponent(r.path))).sort(),
     txns: Object.fromEntries(txns.map((r) => [r.app, Number(r.v)])),
