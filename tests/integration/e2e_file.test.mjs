@@ -73,14 +73,14 @@ async function checkTable(server) {
   return snap;
 }
 
-async function setup(name) {
+async function setup(name, serverExtra = '') {
   const dir = tmpDir(name);
   const logDir = path.join(dir, 'logs');
   fs.mkdirSync(logDir);
   fs.writeFileSync(path.join(logDir, 'a.log'), '');
   fs.writeFileSync(path.join(logDir, 'b.log'), '');
   const port = await freePort();
-  const server = new Server({ dir, port, tables: [TABLE] });
+  const server = new Server({ dir, port, tables: [TABLE], extra: serverExtra });
   const agent = new Agent({
     dir,
     url: `http://127.0.0.1:${port}`,
@@ -114,7 +114,10 @@ test('the same run survives 3 agent and 3 server SIGKILLs at random moments', { 
   const seed = Number(process.env.RN_SEED || Date.now() % 1000000);
   const rnd = prng(seed);
   console.log(`# fault seed ${seed} (replay with RN_SEED=${seed})`);
-  const { logDir, server, agent } = await setup('e2e-kill');
+  // The server checkpoints every 2 commits and compacts as often as it can, so the kills
+  // also land in checkpoints and compactions.
+  const { logDir, server, agent } = await setup('e2e-kill',
+    'checkpoint_interval = 2;\ncompact_interval = "100ms";\ncompact_min_files = 2;\n');
   await server.start();
   await agent.start();
   const faults = [];
