@@ -64,6 +64,11 @@ test('a descriptor is checked against the table; its records decode into the col
     const bad = await client(server, 'status', '--table', T, '--reading', '--bad-field');
     assert.equal(bad.code, 'INVALID_ARGUMENT');
     assert.match(bad.details, /colour/);
+    // hostile descriptors: 3,000 fields, a message that contains itself
+    for (const c of ['big-desc', 'recursive-desc']) {
+      const r = await client(server, 'status', '--table', T, '--case', c);
+      assert.equal(r.code, 'INVALID_ARGUMENT', `${c}: ${JSON.stringify(r)}`);
+    }
     const res = await client(server, 'ingest', '--table', T, '--reading', '--records', '50', '--batches', '4');
     assert.deepEqual(res.acks, [0, 1, 2, 3]);
     await waitFor(() => rows(server, T) >= 200, { what: '200 rows' });
@@ -95,6 +100,12 @@ test('auto_create makes a typed table from the first descriptor; after a restart
     // a new stream with the same message type: still checked and decoded against the table
     const bad = await client(server, 'status', '--table', A, '--reading', '--bad-field');
     assert.equal(bad.code, 'INVALID_ARGUMENT', JSON.stringify(bad));
+    // hostile descriptors cannot create tables either
+    for (const c of ['big-desc', 'recursive-desc']) {
+      const r = await client(server, 'status', '--table', `main.auto.${c.replace('-', '_')}`, '--case', c);
+      assert.equal(r.code, 'INVALID_ARGUMENT', `${c}: ${JSON.stringify(r)}`);
+      assert.match(r.details, c === 'big-desc' ? /field|column/ : /itself/);
+    }
     await server.stop();
     const snap = await verifyTable(server.tableDir(A));
     const fields = JSON.parse(snap.metaData.schemaString).fields;

@@ -150,6 +150,19 @@ def main():
                 offset_id=0, proto_encoded_batch=zb.ProtoEncodedRecordBatch(records=[big])))]
         elif a.case == 'gap':
             msgs = [create_req(), batch_req(5, 1, 0)]
+        elif a.case in ('big-desc', 'recursive-desc'):
+            F = descriptor_pb2.FieldDescriptorProto
+            d = descriptor_pb2.DescriptorProto(name='Huge' if a.case == 'big-desc' else 'Node')
+            if a.case == 'big-desc':
+                for i in range(3000):
+                    d.field.add(name='f%d' % i, number=i + 1, type=F.TYPE_INT32,
+                                label=F.LABEL_OPTIONAL)
+            else:
+                d.field.add(name='next', number=1, type=F.TYPE_MESSAGE, label=F.LABEL_OPTIONAL,
+                            type_name='.Node')
+            c = zb.CreateIngestStreamRequest(table_name=table, descriptor_proto=d.SerializeToString(),
+                                             record_type=zb.PROTO)
+            msgs = [Req(create_stream=zb.CreatePersistentStreamRequest(create_stream=c))]
         else:
             msgs = [create_req(table)]
         try:
