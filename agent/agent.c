@@ -8,10 +8,13 @@
 #include "agent.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "buffer.h"
@@ -243,6 +246,7 @@ struct rn_agent {
 	struct rn_buf scratch, snap;
 	int64_t next_status_us;
 	int64_t started_us;
+	int status_fd; /* data_dir/agent.sock listener, or -1 */
 	uint64_t acked_chunks;
 };
 
@@ -577,14 +581,8 @@ static void json_str(FILE *f, const char *s)
  * (= next_seq), buffered_bytes (chunk bytes not yet acked), connection state. Written twice
  * a second, at once on SIGUSR1, and at exit.
  */
-static void write_status(struct rn_agent *a)
+static void status_json(struct rn_agent *a, FILE *f)
 {
-	char path[4200], tmp[4300];
-	FILE *f;
-	snprintf(path, sizeof(path), "%s/status.json", a->conf->data_dir);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	if (!(f = fopen(tmp, "w")))
-		return;
 	fprintf(f, "{\"device_id\":");
 	json_str(f, a->device_id);
 	fprintf(f, ",\"uptime_s\":%lld,\"buffer_bytes\":%lld,\"streams\":[",
@@ -623,8 +621,62 @@ static void write_status(struct rn_agent *a)
 		}
 	}
 	fprintf(f, "]}\n");
+}
+
+static void write_status(struct rn_agent *a)
+{
+	char path[4200], tmp[4300];
+	FILE *f;
+	snprintf(path, sizeof(path), "%s/status.json", a->conf->data_dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if (!(f = fopen(tmp, "w")))
+		return;
+	status_json(a, f);
 	if (fclose(f) == 0)
 		rename(tmp, path);
+}
+
+/*
+ * The status socket, data_dir/agent.sock: every connection gets the status JSON, written
+ * at once, and is closed (`runnel-agent status` reads it). Answered from the loop between
+ * polls; a client that does not read is cut off (non-blocking write, no waiting).
+ */
+static void status_socket_open(struct rn_agent *a)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/agent.sock", a->conf->data_dir);
+	a->status_fd = -1;
+	if (n < 0 || (size_t)n >= sizeof(sa.sun_path)) {
+		rn_log_warn("agent", "data_dir is too long for a status socket; status.json only");
+		return;
+	}
+	unlink(sa.sun_path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 8)) {
+		rn_log_warn("agent", "status socket %s: %s", sa.sun_path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	a->status_fd = fd;
+}
+
+static void status_socket_serve(struct rn_agent *a)
+{
+	int c;
+	while (a->status_fd >= 0 && (c = accept4(a->status_fd, NULL, NULL,
+						 SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+		char *text = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&text, &len);
+		if (f) {
+			status_json(a, f);
+			if (fclose(f) == 0 && write(c, text, len) < 0)
+				rn_log_debug("agent", "status client went away: %s", strerror(errno));
+		}
+		free(text);
+		close(c);
+	}
 }
 
 /*
@@ -733,6 +785,7 @@ int rn_agent_create(struct rn_agent **out, const struct rn_agent_conf *conf)
 		return RN_ENOMEM;
 	a->conf = conf;
 	a->started_us = rn_mono_us();
+	a->status_fd = -1;
 	if (conf->device_id)
 		snprintf(a->device_id, sizeof(a->device_id), "%s", conf->device_id);
 	else if (gethostname(a->device_id, sizeof(a->device_id) - 1))
@@ -793,6 +846,7 @@ int rn_agent_create(struct rn_agent **out, const struct rn_agent_conf *conf)
 		goto fail;
 	if (recovered)
 		rn_log_error("agent", "the buffer was corrupt and has been set aside; started anew");
+	status_socket_open(a);
 	*out = a;
 	return 0;
 fail:
@@ -835,8 +889,11 @@ int rn_agent_run(struct rn_agent *a, volatile int *stop, volatile int *status_no
 			if (fd >= 0)
 				wfd[nw++] = (struct rn_uplink_waitfd){fd, ev, 0};
 		}
+		if (a->status_fd >= 0 && nw < WAITFD_MAX)
+			wfd[nw++] = (struct rn_uplink_waitfd){a->status_fd, POLLIN, 0};
 		tick(a, now);
 		rn_uplink_step(a->uplink);
+		status_socket_serve(a);
 		if (rn_mono_us() >= a->next_status_us || (status_now && *status_now)) {
 			if (status_now)
 				*status_now = 0;
@@ -872,6 +929,12 @@ void rn_agent_destroy(struct rn_agent *a)
 			regfree(&s->evtime_re);
 	}
 	rn_free(a->src);
+	if (a->status_fd >= 0) {
+		char path[4200];
+		close(a->status_fd);
+		snprintf(path, sizeof(path), "%s/agent.sock", a->conf->data_dir);
+		unlink(path);
+	}
 	rn_uplink_destroy(a->uplink);
 	rn_buffer_close(a->buffer);
 	rn_buf_free(&a->scratch);

@@ -14,6 +14,7 @@
 #include "rn_conf.h"
 #include "rn_err.h"
 #include "rn_log.h"
+#include "status_cli.h"
 
 static volatile int stop, status_now;
 
@@ -28,6 +29,7 @@ static void on_signal(int sig)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: runnel-agent -c FILE [-n] [-v] [-f] [-H]\n"
+		   "       runnel-agent status [-c FILE] [--json]  (ask a running agent)\n"
 		   "  -c FILE  config file (libconfig syntax); see etc/runnel-agent.conf\n"
 		   "  -n       check the config and exit (0 = valid)\n"
 		   "  -v       verbose (debug) logging\n"
@@ -57,6 +59,8 @@ int main(int argc, char **argv)
 	struct sigaction sa;
 
 	rn_log_set_program("runnel-agent");
+	if (argc > 1 && !strcmp(argv[1], "status"))
+		return rn_status_main(argc - 1, argv + 1);
 	while ((opt = getopt(argc, argv, "c:nvfhH")) != -1) {
 		switch (opt) {
 		case 'c': file = optarg; break;

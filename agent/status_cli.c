@@ -1,0 +1,149 @@
+/* `runnel-agent status`; see status_cli.h. */
+#include "status_cli.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "rn_buf.h"
+#include "rn_conf.h"
+#include "rn_err.h"
+#include "rn_json.h"
+
+struct top {
+	struct rn_json_span device, uptime, buffer, streams;
+};
+
+static int top_member(void *ctx, struct rn_json_span k, struct rn_json_span v)
+{
+	struct top *t = ctx;
+	if (rn_json_span_eq(k, "device_id")) t->device = v;
+	else if (rn_json_span_eq(k, "uptime_s")) t->uptime = v;
+	else if (rn_json_span_eq(k, "buffer_bytes")) t->buffer = v;
+	else if (rn_json_span_eq(k, "streams")) t->streams = v;
+	return 0;
+}
+
+#define NCOLS 9
+static const char *const cols[NCOLS] = {"name", "table", "records", "acked", "next_offset",
+					"buffered_bytes", "connected", "paused", "dead_letters"};
+
+struct row {
+	struct rn_json_span v[NCOLS];
+};
+
+static int row_member(void *ctx, struct rn_json_span k, struct rn_json_span v)
+{
+	struct row *r = ctx;
+	for (int i = 0; i < NCOLS; i++)
+		if (rn_json_span_eq(k, cols[i]))
+			r->v[i] = v;
+	return 0;
+}
+
+/* A span as plain text: strings decoded, others as written. */
+static const char *txt(struct rn_json_span v, char *buf, size_t cap)
+{
+	struct rn_buf b = {0};
+	if (!v.p) {
+		snprintf(buf, cap, "-");
+	} else if (v.len && v.p[0] == '"' && !rn_json_string(v, &b)) {
+		snprintf(buf, cap, "%s", b.data ? (const char *)b.data : "");
+	} else {
+		snprintf(buf, cap, "%.*s", (int)v.len, v.p);
+	}
+	rn_buf_free(&b);
+	return buf;
+}
+
+static const char *bytes_h(struct rn_json_span v, char *buf, size_t cap)
+{
+	char t[32];
+	double x = strtod(txt(v, t, sizeof(t)), NULL);
+	const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+	int i = 0;
+	while (x >= 1024 && i < 4) {
+		x /= 1024;
+		i++;
+	}
+	snprintf(buf, cap, i ? "%.1f %s" : "%.0f %s", x, u[i]);
+	return buf;
+}
+
+static int print_row(void *ctx, size_t i, struct rn_json_span v)
+{
+	FILE *out = ctx;
+	struct row r = {0};
+	char a[256], b[256], c[32], d[32], e[32], f[32], g[32];
+	(void)i;
+	if (rn_json_object_walk(v, row_member, &r))
+		return RN_EINVAL;
+	long long acked = strtoll(txt(r.v[3], d, sizeof(d)), NULL, 10);
+	long long next = strtoll(txt(r.v[4], e, sizeof(e)), NULL, 10);
+	snprintf(e, sizeof(e), "%lld", next - 1 - acked > 0 ? next - 1 - acked : 0);
+	fprintf(out, "%-20s %-32s %10s %9s %11s %-5s %-6s %s\n", txt(r.v[0], a, sizeof(a)),
+		txt(r.v[1], b, sizeof(b)), txt(r.v[2], c, sizeof(c)), e,
+		bytes_h(r.v[5], f, sizeof(f)),
+		rn_json_span_eq(r.v[6], "true") ? "up" : "down",
+		rn_json_span_eq(r.v[7], "true") ? "yes" : "no", txt(r.v[8], g, sizeof(g)));
+	return 0;
+}
+
+int rn_status_print(const char *text, size_t len, FILE *out)
+{
+	struct top t = {0};
+	char a[256], b[32], c[32];
+	if (rn_json_object_walk((struct rn_json_span){text, len}, top_member, &t) || !t.streams.p)
+		return RN_EINVAL;
+	fprintf(out, "device %s, up %s s, buffer %s\n", txt(t.device, a, sizeof(a)),
+		txt(t.uptime, b, sizeof(b)), bytes_h(t.buffer, c, sizeof(c)));
+	fprintf(out, "%-20s %-32s %10s %9s %11s %-5s %-6s %s\n", "STREAM", "TABLE", "RECORDS",
+		"UNACKED", "BUFFERED", "LINK", "PAUSED", "DEAD LETTERS");
+	return rn_json_array_walk(t.streams, print_row, out) ? RN_EINVAL : 0;
+}
+
+int rn_status_main(int argc, char **argv)
+{
+	const char *file = "/etc/runnel/runnel-agent.conf";
+	int json = 0;
+	char dir[4096] = "/var/lib/runnel";
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-c") && i + 1 < argc)
+			file = argv[++i];
+		else if (!strcmp(argv[i], "--json"))
+			json = 1;
+		else {
+			fprintf(stderr, "usage: runnel-agent status [-c FILE] [--json]\n");
+			return 2;
+		}
+	}
+	rn_conf_peek_string(file, "agent.data_dir", dir, sizeof(dir));
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/agent.sock", dir);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		fprintf(stderr, "runnel-agent status: no agent answers on %s: %s\n", sa.sun_path,
+			strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return 1;
+	}
+	struct rn_buf b = {0};
+	char chunk[4096];
+	ssize_t n;
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+		rn_buf_append(&b, chunk, (size_t)n);
+	close(fd);
+	int rc = 0;
+	if (json)
+		fwrite(b.data, 1, b.len, stdout);
+	else if (rn_status_print((const char *)b.data, b.len, stdout)) {
+		fprintf(stderr, "runnel-agent status: the agent's answer is not a status\n");
+		rc = 1;
+	}
+	rn_buf_free(&b);
+	return rc;
+}
