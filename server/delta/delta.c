@@ -313,7 +313,10 @@ static int kv_member(void *c, struct rn_json_span k, struct rn_json_span v)
 	kc->kv = t;
 	memset(&t[kc->n], 0, sizeof(*t));
 	kc->n++;
-	if ((rc = dup_str(k, &t[kc->n - 1].key)))
+	/* the walk hands keys without their quotes (rn_json.h); decode them with the quotes,
+	 * which surround the span in the text */
+	struct rn_json_span qk = {k.p - 1, k.len + 2};
+	if ((rc = dup_str(qk, &t[kc->n - 1].key)))
 		return rc;
 	if (!t[kc->n - 1].key)
 		return RN_EINVAL;
@@ -850,6 +853,12 @@ static int put_if_absent(struct rn_delta *d, int64_t v, const struct rn_buf *tex
 int rn_delta_open(struct rn_delta **out, const char *dir, const char *schema_json,
 		  const char *engine_info)
 {
+	return rn_delta_open_part(out, dir, schema_json, NULL, 0, engine_info);
+}
+
+int rn_delta_open_part(struct rn_delta **out, const char *dir, const char *schema_json,
+		       const char *const *parts, size_t nparts, const char *engine_info)
+{
 	struct rn_delta *d;
 	char buf[4096];
 	int rc;
@@ -892,8 +901,14 @@ int rn_delta_open(struct rn_delta **out, const char *dir, const char *schema_jso
 		rn_buf_printf(&t, "{\"metaData\":{\"id\":\"%s\",\"format\":{\"provider\":\"parquet\","
 			      "\"options\":{}},\"schemaString\":", us);
 		rn_json_put_str(&t, schema_json, strlen(schema_json));
-		rc = rn_buf_printf(&t, ",\"partitionColumns\":[],\"configuration\":{},"
-				   "\"createdTime\":%lld}}\n", (long long)now);
+		rn_buf_append_str(&t, ",\"partitionColumns\":[");
+		for (size_t i = 0; i < nparts; i++) {
+			if (i)
+				rn_buf_append_u8(&t, ',');
+			rn_json_put_str(&t, parts[i], strlen(parts[i]));
+		}
+		rc = rn_buf_printf(&t, "],\"configuration\":{},\"createdTime\":%lld}}\n",
+				   (long long)now);
 		if (!rc)
 			rc = put_if_absent(d, 0, &t);
 		rn_buf_free(&t);
@@ -928,17 +943,61 @@ void rn_delta_close(struct rn_delta *d)
 int rn_delta_write_file(struct rn_delta *d, const void *data, size_t len, char *name,
 			size_t cap, int64_t *mtime_ms)
 {
-	char tmp[4200], final[4200];
+	return rn_delta_write_file_in(d, NULL, data, len, name, cap, mtime_ms);
+}
+
+/* Makes d->dir/sub and fsyncs the parent of every directory it had to create, so the new
+ * entries survive a crash before the commit naming files in them. */
+static int make_subdir(struct rn_delta *d, const char *sub)
+{
+	char path[4200];
+	struct stat st;
+	int n = snprintf(path, sizeof(path), "%s/%s", d->dir, sub);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return fail(d, RN_EINVAL, "partition directory too long");
+	if (!stat(path, &st))
+		return 0;
+	if (rn_mkdir_p(path))
+		return fail(d, errno_rc(), "mkdir %s: %s", path, strerror(errno));
+	/* fsync every parent from the table directory down (cheap; only for a new directory) */
+	for (char *p = path + strlen(d->dir); *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		int rc = rn_fsync_dir(path);
+		*p = '/';
+		if (rc)
+			return fail(d, errno_rc(), "fsync %s: %s", path, strerror(errno));
+	}
+	return 0;
+}
+
+int rn_delta_write_file_in(struct rn_delta *d, const char *subdir, const void *data,
+			   size_t len, char *name, size_t cap, int64_t *mtime_ms)
+{
+	char tmp[4400], final[4400], dir[4200], base[128];
 	uuid_t u;
 	char us[37];
 	struct stat st;
 	int fd, rc = 0;
 
+	if (subdir && !*subdir)
+		subdir = NULL;
+	if (subdir && (subdir[0] == '/' || !strcmp(subdir, "..") || !strncmp(subdir, "../", 3) ||
+		       strstr(subdir, "/../") || strlen(subdir) > 3000))
+		return fail(d, RN_EINVAL, "bad data file subdirectory");
+	if (subdir && (rc = make_subdir(d, subdir)))
+		return rc;
 	uuid_generate_random(u);
 	uuid_unparse_lower(u, us);
-	snprintf(name, cap, "part-00000-%s-c000.zstd.parquet", us);
-	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", d->dir, name);
-	snprintf(final, sizeof(final), "%s/%s", d->dir, name);
+	snprintf(base, sizeof(base), "part-00000-%s-c000.zstd.parquet", us);
+	snprintf(dir, sizeof(dir), "%s%s%s", d->dir, subdir ? "/" : "", subdir ? subdir : "");
+	rc = snprintf(name, cap, "%s%s%s", subdir ? subdir : "", subdir ? "/" : "", base);
+	if (rc < 0 || (size_t)rc >= cap)
+		return fail(d, RN_EINVAL, "data file name does not fit");
+	rc = 0;
+	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, base);
+	snprintf(final, sizeof(final), "%s/%s", dir, base);
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0)
 		return fail(d, errno_rc(), "%s: %s", tmp, strerror(errno));
 	if (rn_write_all(fd, data, len))
@@ -950,8 +1009,8 @@ int rn_delta_write_file(struct rn_delta *d, const void *data, size_t len, char *
 	close(fd);
 	if (!rc && rename(tmp, final))
 		rc = fail(d, errno_rc(), "rename %s: %s", final, strerror(errno));
-	if (!rc && rn_fsync_dir(d->dir))
-		rc = fail(d, errno_rc(), "fsync %s: %s", d->dir, strerror(errno));
+	if (!rc && rn_fsync_dir(dir))
+		rc = fail(d, errno_rc(), "fsync %s: %s", dir, strerror(errno));
 	if (rc) {
 		unlink(tmp);
 		return rc;
@@ -964,8 +1023,9 @@ static void put_add(struct rn_buf *t, const struct rn_delta_add *a, int data_cha
 {
 	rn_buf_append_str(t, "{\"add\":{\"path\":");
 	rn_json_put_str(t, a->path, strlen(a->path));
-	rn_buf_printf(t, ",\"partitionValues\":{},\"size\":%lld,\"modificationTime\":%lld,"
-		      "\"dataChange\":%s", (long long)a->size, (long long)a->mtime_ms,
+	rn_buf_printf(t, ",\"partitionValues\":%s,\"size\":%lld,\"modificationTime\":%lld,"
+		      "\"dataChange\":%s", a->partition_values ? a->partition_values : "{}",
+		      (long long)a->size, (long long)a->mtime_ms,
 		      data_change ? "true" : "false");
 	if (a->stats) {
 		rn_buf_append_str(t, ",\"stats\":");
@@ -1333,4 +1393,10 @@ const char *rn_delta_errmsg(const struct rn_delta *d)
 const char *rn_delta_schema(const struct rn_delta *d)
 {
 	return d->has_meta ? d->meta.schema : NULL;
+}
+
+char *const *rn_delta_partition_columns(const struct rn_delta *d, size_t *n)
+{
+	*n = d->has_meta ? d->meta.nparts : 0;
+	return *n ? d->meta.part_cols : NULL;
 }

@@ -25,6 +25,11 @@ struct rn_delta;
  * RN_ENOTFOUND. RN_EIO, RN_EDELTA (unreadable log), RN_ENOMEM. */
 int rn_delta_open(struct rn_delta **out, const char *dir, const char *schema_json,
 		  const char *engine_info);
+/* rn_delta_open for a partitioned table: a table it creates gets metaData.partitionColumns
+ * = the nparts names of parts (columns of schema_json; NULL/0 = unpartitioned). An existing
+ * table keeps what its log says; see rn_delta_partition_columns. Same errors. */
+int rn_delta_open_part(struct rn_delta **out, const char *dir, const char *schema_json,
+		       const char *const *parts, size_t nparts, const char *engine_info);
 void rn_delta_close(struct rn_delta *d);
 
 /* 1 if `dir` holds a Delta table (its version 0 commit or a _last_checkpoint exists). */
@@ -37,6 +42,10 @@ int rn_delta_refresh(struct rn_delta *d);
  * next refresh or commit. */
 const char *rn_delta_schema(const struct rn_delta *d);
 
+/* The table's partitionColumns from its latest metaData (*n = 0, NULL if none). Valid until
+ * the next refresh or commit. */
+char *const *rn_delta_partition_columns(const struct rn_delta *d, size_t *n);
+
 /* Latest version seen (after the last refresh or commit). */
 int64_t rn_delta_version(const struct rn_delta *d);
 
@@ -48,12 +57,21 @@ int64_t rn_delta_txn(const struct rn_delta *d, const char *app_id);
  * *mtime_ms its modification time. RN_EIO, RN_ENOSPC. */
 int rn_delta_write_file(struct rn_delta *d, const void *data, size_t len, char *name,
 			size_t cap, int64_t *mtime_ms);
+/* rn_delta_write_file into the subdirectory `subdir` of the table (a relative path as it is
+ * on disk, e.g. Hive partition directories "day=2026-01-02/site=a%3Ab"; NULL or "" = the
+ * table directory), created if needed with its new parents fsynced. name receives
+ * "subdir/part-....parquet" as on disk: URI-encode it (partition.h rn_part_uri) for the log.
+ * RN_EINVAL (subdir absolute, with "..", or too long), RN_EIO, RN_ENOSPC. */
+int rn_delta_write_file_in(struct rn_delta *d, const char *subdir, const void *data,
+			   size_t len, char *name, size_t cap, int64_t *mtime_ms);
 
 struct rn_delta_add {
 	const char *path;  /* relative, as returned by rn_delta_write_file */
 	int64_t size;
 	int64_t mtime_ms;
 	const char *stats; /* JSON text of the stats object, or NULL */
+	/* JSON text of the partitionValues object ({"col":"v","c2":null}), or NULL = {} */
+	const char *partition_values;
 };
 
 struct rn_delta_txn {

@@ -4,6 +4,17 @@
  * the txn version at commit), and at most one finished-but-uncommitted file to retry after a
  * failed commit. Records are decoded from the received bytes into slices and put straight
  * into the column builders.
+ *
+ * Partitioned typed tables keep one Parquet writer per partition value tuple instead (their
+ * columns minus the partition columns). A record's partition values are only known once it
+ * is decoded, and its columns come in schema order, so the sink records the writer calls of
+ * one record on a small tape (ops with column indexes and values, bytes copied) while it
+ * captures the partition columns' values; when the record decoded, the tape is replayed
+ * into its partition's writer. One decode, one memcpy of the values: cheaper than decoding
+ * twice, and the envelope fill-ins (k_missing) need no second implementation. A flush
+ * finishes every partition's file, writes them into their Hive directories and commits all
+ * of them in one commit with the txns; files finished early (too many open partitions)
+ * wait in memory for that commit.
  */
 #include "mat.h"
 
@@ -15,6 +26,7 @@
 #include "delta.h"
 #include "jsonrow.h"
 #include "parquet.h"
+#include "partition.h"
 #include "protorow.h"
 #include "rn_buf.h"
 #include "rn_clock.h"
@@ -66,6 +78,24 @@ struct pending_stream {
 	int64_t last; /* highest offset added and not yet committed */
 };
 
+/* A finished data file of a partitioned table, from finish to commit. */
+struct mat_file {
+	struct rn_buf data; /* the Parquet file; freed once written */
+	char *path;         /* the add.path (URI-encoded) once written to disk, else NULL */
+	char *dir;          /* its partition directory as on disk */
+	char *pv;           /* partitionValues JSON */
+	char *stats;
+	int64_t size, mtime_ms;
+};
+
+/* One open partition of a partitioned table. */
+struct mat_part {
+	char *pv;  /* partitionValues JSON: the key */
+	char *dir; /* Hive directory, as on disk */
+	uint32_t hash;
+	struct rn_pq_writer *pq;
+};
+
 struct mat_table {
 	char *name;
 	char *dir;
@@ -92,11 +122,33 @@ struct mat_table {
 	char *retry_stats;
 	struct pending_stream *retry_streams;
 	size_t retry_nstreams;
+	/* typed tables: per top-level column, -1 or where a derived date comes from
+	 * (rn_part_spec_check); owned by the definition; NULL = none derived */
+	const int *derive;
+	int64_t *top;  /* the record's top-level integer values, for derived columns */
+	uint8_t *top_set;
+	/* partitioned tables (nkeys > 0; t->pq is then NULL) */
+	size_t nkeys;
+	char **keys;           /* partition column names, in partitionColumns order */
+	int *keyof;            /* per top-level column: its index in keys, or -1 */
+	size_t *colmap;        /* per top-level column: its Parquet column (partition: unused) */
+	struct rn_pq_col *dcols; /* the data files' columns: shallow copies of cols entries */
+	size_t ndcols;
+	struct mat_part *parts;
+	size_t nparts;
+	struct mat_file *spilled; /* finished early, waiting for the next flush */
+	size_t nspilled;
+	struct mat_file *rfiles;  /* the files of a failed commit, retried first */
+	size_t nrfiles;
+	int retry_part; /* rfiles + retry_streams hold a commit to retry */
 };
 
 struct table_def {
 	char *name;
 	struct rn_schema *schema;
+	char **parts; /* partition_by from the config (the log decides; see get_table) */
+	size_t nparts;
+	int *derive;  /* per top-level column (rn_part_spec_check), or NULL */
 };
 
 struct rn_mat {
@@ -110,6 +162,9 @@ struct rn_mat {
 	size_t pending_bytes;
 	struct rn_buf scratch; /* attributes JSON */
 	struct rn_buf file;
+	struct rn_buf tape;    /* one record's writer calls, partitioned tables */
+	struct rn_buf keybuf;  /* one record's partition value texts */
+	struct rn_buf pdir, ppv; /* one record's partition directory and values JSON */
 	char err[512];
 };
 
@@ -119,6 +174,9 @@ static const struct table_def *find_def(const struct rn_mat *m, const char *name
 static char *typed_schema_json(const struct rn_schema *sc);
 static int build_cols(const struct rn_field *parent, struct rn_pq_col **out);
 static int has_type(const struct rn_field *f, enum rn_type t);
+static int setup_partitions(struct rn_mat *m, struct mat_table *t, const struct table_def *def);
+static char *stats_json(struct rn_pq_writer *w, const struct rn_pq_col *cols, size_t ncols,
+			size_t rows);
 
 static int fail(struct rn_mat *m, int rc, const char *fmt, ...)
 {
@@ -202,10 +260,45 @@ static void free_cols(struct rn_pq_col *c, size_t n)
 	rn_free(c);
 }
 
+static void free_files(struct mat_file *f, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		rn_buf_free(&f[i].data);
+		rn_free(f[i].path);
+		rn_free(f[i].dir);
+		rn_free(f[i].pv);
+		rn_free(f[i].stats);
+	}
+	rn_free(f);
+}
+
+static void free_parts(struct mat_table *t)
+{
+	for (size_t i = 0; i < t->nparts; i++) {
+		rn_pq_writer_destroy(t->parts[i].pq);
+		rn_free(t->parts[i].pv);
+		rn_free(t->parts[i].dir);
+	}
+	rn_free(t->parts);
+	t->parts = NULL;
+	t->nparts = 0;
+}
+
 static void table_free(struct mat_table *t)
 {
 	if (!t)
 		return;
+	free_parts(t);
+	free_files(t->spilled, t->nspilled);
+	free_files(t->rfiles, t->nrfiles);
+	for (size_t i = 0; i < t->nkeys; i++)
+		rn_free(t->keys[i]);
+	rn_free(t->keys);
+	rn_free(t->keyof);
+	rn_free(t->colmap);
+	rn_free(t->dcols); /* its children belong to cols */
+	rn_free(t->top);
+	rn_free(t->top_set);
 	rn_delta_close(t->delta);
 	rn_pq_writer_destroy(t->pq);
 	free_streams(t->streams, t->nstreams);
@@ -231,6 +324,10 @@ void rn_mat_destroy(struct rn_mat *m)
 		table_free(m->tables[i]);
 	rn_free(m->tables);
 	for (size_t i = 0; i < m->ndefs; i++) {
+		for (size_t k = 0; k < m->defs[i].nparts; k++)
+			rn_free(m->defs[i].parts[k]);
+		rn_free(m->defs[i].parts);
+		rn_free(m->defs[i].derive);
 		rn_free(m->defs[i].name);
 		rn_schema_free(m->defs[i].schema);
 		rn_free(m->defs[i].schema);
@@ -238,6 +335,10 @@ void rn_mat_destroy(struct rn_mat *m)
 	rn_free(m->defs);
 	rn_buf_free(&m->scratch);
 	rn_buf_free(&m->file);
+	rn_buf_free(&m->tape);
+	rn_buf_free(&m->keybuf);
+	rn_buf_free(&m->pdir);
+	rn_buf_free(&m->ppv);
 	rn_free(m->root);
 	rn_free(m->created_by);
 	rn_free(m);
@@ -288,7 +389,9 @@ static int get_table(struct rn_mat *m, const char *name, int create, struct mat_
 		rn_free(schema);
 		return RN_ENOMEM;
 	}
-	rc = rn_delta_open(&t->delta, t->dir, create ? schema : NULL, NULL);
+	rc = rn_delta_open_part(&t->delta, t->dir, create ? schema : NULL,
+				def ? (const char *const *)def->parts : NULL, def ? def->nparts : 0,
+				NULL);
 	if (rc) {
 		rn_free(schema);
 		if (rc != RN_ENOTFOUND)
@@ -329,15 +432,24 @@ static int get_table(struct rn_mat *m, const char *name, int create, struct mat_
 	if (def) {
 		t->schema = def->schema;
 		t->ncols = def->schema->root.nfields;
-		if ((rc = build_cols(&def->schema->root, &t->cols))) {
-			rn_free(schema);
+		t->derive = def->derive;
+		if ((rc = build_cols(&def->schema->root, &t->cols)) ||
+		    (rc = setup_partitions(m, t, def))) {
 			table_free(t);
 			return rc;
 		}
+	} else {
+		size_t nlp;
+		rn_delta_partition_columns(t->delta, &nlp);
+		if (nlp) {
+			table_free(t);
+			return fail(m, RN_ENOTSUP, "table %s is partitioned; this server writes "
+					   "partitioned tables only with a typed schema", name);
+		}
 	}
 	struct rn_pq_options po = {.created_by = m->created_by, .zstd_level = m->zstd_level};
-	if ((rc = rn_pq_writer_create(&t->pq, t->cols ? t->cols : envelope_cols,
-				      t->cols ? t->ncols : C_COUNT, &po))) {
+	if (!t->nkeys && (rc = rn_pq_writer_create(&t->pq, t->cols ? t->cols : envelope_cols,
+						   t->cols ? t->ncols : C_COUNT, &po))) {
 		table_free(t);
 		return fail(m, rc, "table %s: cannot set up its Parquet schema", name);
 	}
@@ -351,6 +463,54 @@ static int get_table(struct rn_mat *m, const char *name, int create, struct mat_
 		t->dlq->is_dlq = 1;
 	}
 	*out = t;
+	return 0;
+}
+
+/* A typed table's partitioning, from its log (which the config must agree with when it
+ * names partition columns), and its top-level value slots for derived columns. */
+static int setup_partitions(struct rn_mat *m, struct mat_table *t, const struct table_def *def)
+{
+	size_t n, nc = t->ncols;
+	char *const *lp = rn_delta_partition_columns(t->delta, &n);
+	char why[300];
+
+	if (!(t->top = rn_calloc(nc ? nc : 1, sizeof(*t->top))) ||
+	    !(t->top_set = rn_calloc(nc ? nc : 1, 1)))
+		return RN_ENOMEM;
+	if (def->nparts) {
+		int same = def->nparts == n;
+		for (size_t i = 0; same && i < n; i++)
+			same = !strcmp(def->parts[i], lp[i]);
+		if (!same)
+			return fail(m, RN_ECONFLICT, "table %s exists with other partition columns "
+					   "than the config declares (its log: %zu column(s)%s%s)",
+				    t->name, n, n ? ", first " : "", n ? lp[0] : "");
+	}
+	if (!n)
+		return 0;
+	struct rn_part_spec spec = {(const char *const *)lp, n, NULL, 0};
+	if (rn_part_spec_check(t->schema, &spec, NULL, why, sizeof(why)))
+		return fail(m, RN_ENOTSUP, "table %s: its partitioning cannot be written by this "
+				   "server: %s", t->name, why);
+	if (!(t->keys = rn_calloc(n, sizeof(*t->keys))) ||
+	    !(t->keyof = rn_calloc(nc, sizeof(*t->keyof))) ||
+	    !(t->colmap = rn_calloc(nc, sizeof(*t->colmap))) ||
+	    !(t->dcols = rn_calloc(nc, sizeof(*t->dcols))))
+		return RN_ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		if (!(t->keys[i] = rn_strdup(lp[i])))
+			return RN_ENOMEM;
+	t->nkeys = n;
+	for (size_t c = 0; c < nc; c++) {
+		t->keyof[c] = -1;
+		for (size_t i = 0; i < n; i++)
+			if (!strcmp(t->schema->root.fields[c].name, lp[i]))
+				t->keyof[c] = (int)i;
+		if (t->keyof[c] >= 0)
+			continue;
+		t->colmap[c] = t->ndcols;
+		t->dcols[t->ndcols++] = t->cols[c];
+	}
 	return 0;
 }
 
@@ -421,7 +581,16 @@ static int build_cols(const struct rn_field *parent, struct rn_pq_col **out)
 
 int rn_mat_define_table(struct rn_mat *m, const char *table, struct rn_schema *schema)
 {
-	char dname[400];
+	return rn_mat_define_table_ex(m, table, schema, NULL);
+}
+
+int rn_mat_define_table_ex(struct rn_mat *m, const char *table, struct rn_schema *schema,
+			   const struct rn_part_spec *spec)
+{
+	char dname[400], why[300];
+	int *derive = NULL;
+	char **parts = NULL;
+	size_t nparts = spec ? spec->ncolumns : 0;
 	snprintf(dname, sizeof(dname), "%s_dead_letters", table);
 	if (rn_table_name_check(table) || rn_table_name_check(dname))
 		return fail(m, RN_EINVAL, "invalid table name (or too long for its "
@@ -433,14 +602,38 @@ int rn_mat_define_table(struct rn_mat *m, const char *table, struct rn_schema *s
 			return fail(m, RN_ENOTSUP, "table %s: column %s: timestamp_ntz needs the "
 						   "timestampNtz table feature, not written yet",
 				    table, schema->root.fields[i].name);
+	if (spec && (spec->ncolumns || spec->nderived)) {
+		size_t nc = schema->root.nfields;
+		if (!(derive = rn_calloc(nc ? nc : 1, sizeof(*derive))))
+			return RN_ENOMEM;
+		if (rn_part_spec_check(schema, spec, derive, why, sizeof(why))) {
+			rn_free(derive);
+			return fail(m, RN_EINVAL, "table %s: %s", table, why);
+		}
+		if (nparts && !(parts = rn_calloc(nparts, sizeof(*parts))))
+			goto nomem;
+		for (size_t i = 0; i < nparts; i++)
+			if (!(parts[i] = rn_strdup(spec->columns[i])))
+				goto nomem;
+	}
 	struct table_def *d = rn_reallocarray(m->defs, m->ndefs + 1, sizeof(*d));
 	if (!d)
-		return RN_ENOMEM;
+		goto nomem;
 	m->defs = d;
+	memset(&d[m->ndefs], 0, sizeof(*d));
 	if (!(d[m->ndefs].name = rn_strdup(table)))
-		return RN_ENOMEM;
-	d[m->ndefs++].schema = schema;
+		goto nomem;
+	d[m->ndefs].schema = schema;
+	d[m->ndefs].parts = parts;
+	d[m->ndefs].nparts = nparts;
+	d[m->ndefs++].derive = derive;
 	return 0;
+nomem:
+	for (size_t i = 0; parts && i < nparts; i++)
+		rn_free(parts[i]);
+	rn_free(parts);
+	rn_free(derive);
+	return RN_ENOMEM;
 }
 
 static int has_type(const struct rn_field *f, enum rn_type t)
@@ -659,7 +852,8 @@ static int add_envelope_row(struct rn_mat *m, struct mat_table *t, const char *s
 /* Feeds decoded JSON values into a typed table's Parquet writer (jsonrow.h's sink), and
  * fills columns the payload lacks from the envelope. */
 struct pq_sink {
-	struct rn_pq_writer *w;
+	struct rn_pq_writer *w; /* direct writes; NULL when taping */
+	struct mat_table *t;
 	const struct rn_field *stack[RN_SCHEMA_MAX_DEPTH + 2];
 	int depth;
 	const struct rec *env; /* NULL for JSON records */
@@ -668,7 +862,99 @@ struct pq_sink {
 	const char *stream_id;
 	int64_t now;
 	struct rn_buf *scratch;
+	/* partitioned tables: the record's writer calls, and its partition values as text in
+	 * keybuf (set = seen; a column never seen is null) */
+	struct rn_buf *tape, *keybuf;
+	struct keycap {
+		int set, is_null;
+		size_t off, len;
+	} caps[RN_PART_MAX_COLUMNS];
 };
+
+/* The writer calls a sink makes, as taped. */
+enum { OP_NULL, OP_I64, OP_I32, OP_BOOL, OP_F32, OP_F64, OP_BYTES, OP_DEC, OP_BEGIN, OP_END };
+
+struct tape_op {
+	int op;
+	size_t col;
+	int64_t i;
+	double d;
+	size_t n; /* bytes that follow (OP_BYTES, OP_DEC) */
+};
+
+static int pq_call(struct rn_pq_writer *w, const struct tape_op *o, const void *p)
+{
+	switch (o->op) {
+	case OP_NULL: return rn_pq_put_null(w, o->col);
+	case OP_I64: return rn_pq_put_i64(w, o->col, o->i);
+	case OP_I32: return rn_pq_put_i32(w, o->col, (int32_t)o->i);
+	case OP_BOOL: return rn_pq_put_bool(w, o->col, (int)o->i);
+	case OP_F32: return rn_pq_put_float(w, o->col, (float)o->d);
+	case OP_F64: return rn_pq_put_double(w, o->col, o->d);
+	case OP_BYTES: return rn_pq_put_bytes(w, o->col, p, o->n);
+	case OP_DEC: return rn_pq_put_decimal(w, o->col, p);
+	case OP_BEGIN: return rn_pq_begin(w, o->col);
+	default: return rn_pq_end(w);
+	}
+}
+
+/* Keeps a partition column's value (as its partitionValues text) instead of writing it. */
+static int capture(struct pq_sink *k, size_t col, const struct tape_op *o, const void *p)
+{
+	struct keycap *c = &k->caps[k->t->keyof[col]];
+	int rc = 0;
+	c->set = 1;
+	c->is_null = o->op == OP_NULL;
+	c->off = k->keybuf->len;
+	if (o->op == OP_BYTES)
+		rc = rn_buf_append(k->keybuf, p, o->n);
+	else if (!c->is_null)
+		rc = rn_part_text(k->keybuf, k->t->schema->root.fields[col].type, o->i);
+	c->len = k->keybuf->len - c->off;
+	return rc;
+}
+
+/* Every value goes through here: top-level integers are remembered (derived columns read
+ * them), partition columns captured, the rest written to the writer or onto the tape. */
+static int emit(struct pq_sink *k, int op, size_t col, int64_t i, double d, const void *p,
+		size_t n)
+{
+	struct mat_table *t = k->t;
+	struct tape_op o = {op, col, i, d, n};
+	int rc;
+
+	if (k->depth == 1 && op != OP_END && t && t->top) {
+		if (op == OP_I64 || op == OP_I32 || op == OP_BOOL) {
+			t->top[col] = i;
+			t->top_set[col] = 1;
+		}
+		if (t->nkeys) {
+			if (t->keyof[col] >= 0)
+				return capture(k, col, &o, p);
+			o.col = t->colmap[col];
+		}
+	}
+	if (!k->tape)
+		return pq_call(k->w, &o, p);
+	if ((rc = rn_buf_append(k->tape, &o, sizeof(o))))
+		return rc;
+	return rn_buf_append(k->tape, p, n);
+}
+
+/* Writes one taped record into w (the row is left open). */
+static int replay(struct rn_pq_writer *w, const struct rn_buf *tape)
+{
+	size_t off = 0;
+	int rc = 0;
+	while (!rc && off < tape->len) {
+		struct tape_op o;
+		memcpy(&o, tape->data + off, sizeof(o));
+		off += sizeof(o);
+		rc = pq_call(w, &o, tape->data + off);
+		off += o.n;
+	}
+	return rc;
+}
 
 /* The child index of f in the innermost open group. */
 static size_t col_of(const struct pq_sink *k, const struct rn_field *f)
@@ -681,38 +967,63 @@ static size_t col_of(const struct pq_sink *k, const struct rn_field *f)
 	return 0;
 }
 
+/* Is f a derived top-level column? Its value then comes from its source, whatever the
+ * record says. */
+static int derived(const struct pq_sink *k, size_t col)
+{
+	return k->depth == 1 && k->t && k->t->derive && k->t->derive[col] != -1;
+}
+
+static int put_derived(struct pq_sink *k, size_t col)
+{
+	const struct mat_table *t = k->t;
+	const struct rec *r = k->env;
+	int src = t->derive[col];
+	int64_t us;
+	if (src == RN_PART_FROM_ENVELOPE)
+		us = r && r->has_event ? r->event : r && r->has_receive ? r->receive : k->now;
+	else if (t->top_set[src])
+		us = t->top[src];
+	else
+		return emit(k, OP_NULL, col, 0, 0, NULL, 0);
+	return emit(k, OP_I32, col, rn_part_day(us), 0, NULL, 0);
+}
+
 static int k_null(void *c, const struct rn_field *f)
 {
 	struct pq_sink *k = c;
-	return rn_pq_put_null(k->w, col_of(k, f));
+	size_t col = col_of(k, f);
+	if (derived(k, col))
+		return put_derived(k, col);
+	return emit(k, OP_NULL, col, 0, 0, NULL, 0);
 }
 
 static int k_i64(void *c, const struct rn_field *f, int64_t v)
 {
 	struct pq_sink *k = c;
 	size_t col = col_of(k, f);
+	if (derived(k, col))
+		return put_derived(k, col);
 	switch (f->type) {
 	case RN_T_LONG: case RN_T_TIMESTAMP: case RN_T_TIMESTAMP_NTZ:
-		return rn_pq_put_i64(k->w, col, v);
+		return emit(k, OP_I64, col, v, 0, NULL, 0);
 	case RN_T_BOOL:
-		return rn_pq_put_bool(k->w, col, (int)v);
+		return emit(k, OP_BOOL, col, v, 0, NULL, 0);
 	default:
-		return rn_pq_put_i32(k->w, col, (int32_t)v);
+		return emit(k, OP_I32, col, v, 0, NULL, 0);
 	}
 }
 
 static int k_f64(void *c, const struct rn_field *f, double v)
 {
 	struct pq_sink *k = c;
-	if (f->type == RN_T_FLOAT)
-		return rn_pq_put_float(k->w, col_of(k, f), (float)v);
-	return rn_pq_put_double(k->w, col_of(k, f), v);
+	return emit(k, f->type == RN_T_FLOAT ? OP_F32 : OP_F64, col_of(k, f), 0, v, NULL, 0);
 }
 
 static int k_bytes(void *c, const struct rn_field *f, const void *p, size_t n)
 {
 	struct pq_sink *k = c;
-	return rn_pq_put_bytes(k->w, col_of(k, f), p, n);
+	return emit(k, OP_BYTES, col_of(k, f), 0, 0, p, n);
 }
 
 static int k_dec(void *c, const struct rn_field *f, rn_i128 u)
@@ -720,12 +1031,12 @@ static int k_dec(void *c, const struct rn_field *f, rn_i128 u)
 	struct pq_sink *k = c;
 	uint8_t be[16];
 	if (f->precision <= 18)
-		return rn_pq_put_i64(k->w, col_of(k, f), (int64_t)u);
+		return emit(k, OP_I64, col_of(k, f), (int64_t)u, 0, NULL, 0);
 	for (int i = 15; i >= 0; i--) {
 		be[i] = (uint8_t)(u & 0xff);
 		u >>= 8;
 	}
-	return rn_pq_put_decimal(k->w, col_of(k, f), be);
+	return emit(k, OP_DEC, col_of(k, f), 0, 0, be, 16);
 }
 
 static int k_begin(void *c, const struct rn_field *f, size_t n)
@@ -735,7 +1046,7 @@ static int k_begin(void *c, const struct rn_field *f, size_t n)
 	(void)n;
 	if (k->depth >= (int)(sizeof(k->stack) / sizeof(k->stack[0])))
 		return RN_EINVAL;
-	if (k->depth > 0 && (rc = rn_pq_begin(k->w, col_of(k, f))))
+	if (k->depth > 0 && (rc = emit(k, OP_BEGIN, col_of(k, f), 0, 0, NULL, 0)))
 		return rc;
 	k->stack[k->depth++] = f;
 	return 0;
@@ -745,7 +1056,7 @@ static int k_end(void *c, const struct rn_field *f)
 {
 	struct pq_sink *k = c;
 	(void)f;
-	return --k->depth > 0 ? rn_pq_end(k->w) : 0;
+	return --k->depth > 0 ? emit(k, OP_END, 0, 0, 0, NULL, 0) : 0;
 }
 
 /* Envelope values for top-level columns the payload does not name. */
@@ -756,10 +1067,12 @@ static int k_missing(void *c, const struct rn_field *f)
 	size_t col = col_of(k, f);
 	const char *n = f->name;
 
+	if (derived(k, col))
+		return put_derived(k, col);
 	if (!strcmp(n, "stream_id") && f->type == RN_T_STRING)
-		return rn_pq_put_bytes(k->w, col, k->stream_id, strlen(k->stream_id));
+		return emit(k, OP_BYTES, col, 0, 0, k->stream_id, strlen(k->stream_id));
 	if (!strcmp(n, "receive_time") && f->type == RN_T_TIMESTAMP)
-		return rn_pq_put_i64(k->w, col, r && r->has_receive ? r->receive : k->now);
+		return emit(k, OP_I64, col, r && r->has_receive ? r->receive : k->now, 0, NULL, 0);
 	if (!r)
 		return RN_ENOTFOUND;
 	if (f->type == RN_T_STRING) {
@@ -768,19 +1081,129 @@ static int k_missing(void *c, const struct rn_field *f)
 					      : !strcmp(n, "topic") && r->has_topic     ? &r->topic
 											: NULL;
 		if (s)
-			return put_str(k->w, col, s);
+			return emit(k, OP_BYTES, col, 0, 0, s->ptr, s->len);
 		if (!strcmp(n, "attributes") && r->nattrs) {
 			int rc = attrs_json(k->scratch, k->env_bytes, k->env_len, NULL);
-			return rc ? rc : rn_pq_put_bytes(k->w, col, k->scratch->data, k->scratch->len);
+			return rc ? rc : emit(k, OP_BYTES, col, 0, 0, k->scratch->data, k->scratch->len);
 		}
 	}
 	if (!strcmp(n, "event_time") && f->type == RN_T_TIMESTAMP && r->has_event)
-		return rn_pq_put_i64(k->w, col, r->event);
+		return emit(k, OP_I64, col, r->event, 0, NULL, 0);
 	if (!strcmp(n, "seq") && f->type == RN_T_LONG && r->has_seq)
-		return rn_pq_put_i64(k->w, col, (int64_t)r->seq);
+		return emit(k, OP_I64, col, (int64_t)r->seq, 0, NULL, 0);
 	if (!strcmp(n, "flags") && f->type == RN_T_INT)
-		return rn_pq_put_i32(k->w, col, (int32_t)r->flags);
+		return emit(k, OP_I32, col, (int32_t)r->flags, 0, NULL, 0);
 	return RN_ENOTFOUND;
+}
+
+static uint32_t hash_str(const char *s)
+{
+	uint32_t h = 2166136261u;
+	while (*s)
+		h = (h ^ (uint8_t)*s++) * 16777619u;
+	return h;
+}
+
+/* Finishes every open partition's file of t into (*files, *n), oldest first, dropping the
+ * partition. On failure the partitions not finished stay open. */
+static int finish_parts(struct rn_mat *m, struct mat_table *t, struct mat_file **files,
+			size_t *n)
+{
+	while (t->nparts) {
+		struct mat_part *p = &t->parts[t->nparts - 1];
+		size_t rows = rn_pq_rows(p->pq);
+		struct mat_file *nf = rn_reallocarray(*files, *n + 1, sizeof(**files));
+		int rc;
+		if (!nf)
+			return RN_ENOMEM;
+		*files = nf;
+		struct mat_file *f = &nf[*n];
+		memset(f, 0, sizeof(*f));
+		if (rows) {
+			if ((rc = rn_pq_finish(p->pq, &f->data)))
+				return fail(m, rc, "table %s: parquet: %s", t->name, rn_strerror(rc));
+			if (!(f->stats = stats_json(p->pq, t->dcols, t->ndcols, rows))) {
+				rn_buf_free(&f->data);
+				return RN_ENOMEM;
+			}
+			f->dir = p->dir;
+			f->pv = p->pv;
+			(*n)++;
+		} else {
+			rn_free(p->dir);
+			rn_free(p->pv);
+		}
+		rn_pq_writer_destroy(p->pq);
+		t->nparts--;
+	}
+	rn_free(t->parts);
+	t->parts = NULL;
+	return 0;
+}
+
+/* Puts the taped record into its partition's writer (opening it, after finishing every
+ * open one at the cap). A partition value that makes a too long directory name is a misfit:
+ * RN_EINVAL with the reason in why. */
+static int route_row(struct rn_mat *m, struct mat_table *t, struct pq_sink *k, char *why,
+		     size_t cap)
+{
+	struct rn_part_val v[RN_PART_MAX_COLUMNS];
+	struct mat_part *p = NULL;
+	int rc;
+
+	for (size_t i = 0; i < t->nkeys; i++) {
+		v[i].text = k->keybuf->data ? (const char *)k->keybuf->data + k->caps[i].off : "";
+		v[i].len = k->caps[i].len;
+		v[i].is_null = !k->caps[i].set || k->caps[i].is_null;
+	}
+	rn_buf_reset(&m->pdir);
+	rn_buf_reset(&m->ppv);
+	if ((rc = rn_part_layout(&m->pdir, &m->ppv, (const char *const *)t->keys, v, t->nkeys)) ||
+	    (rc = rn_buf_append_u8(&m->pdir, 0)) || (rc = rn_buf_append_u8(&m->ppv, 0)))
+		return rc;
+	const char *pv = (const char *)m->ppv.data, *dir = (const char *)m->pdir.data;
+	uint32_t h = hash_str(pv);
+	for (size_t i = 0; i < t->nparts && !p; i++)
+		if (t->parts[i].hash == h && !strcmp(t->parts[i].pv, pv))
+			p = &t->parts[i];
+	if (!p) {
+		/* a directory name longer than NAME_MAX could never be created */
+		for (const char *s = dir, *e; *s; s = *e ? e + 1 : e) {
+			e = strchr(s, '/');
+			e = e ? e : s + strlen(s);
+			if (e - s > 255) {
+				snprintf(why, cap, "partition directory name %.40s... is %zu bytes, "
+					 "more than 255", s, (size_t)(e - s));
+				return RN_EINVAL;
+			}
+		}
+		if (t->nparts == RN_MAT_MAX_OPEN_PARTITIONS) {
+			rn_log_info("mat", "table %s: %d partitions open; finishing their files early",
+				    t->name, RN_MAT_MAX_OPEN_PARTITIONS);
+			if ((rc = finish_parts(m, t, &t->spilled, &t->nspilled)))
+				return rc;
+		}
+		struct mat_part *np = rn_reallocarray(t->parts, t->nparts + 1, sizeof(*np));
+		if (!np)
+			return RN_ENOMEM;
+		t->parts = np;
+		p = &np[t->nparts];
+		memset(p, 0, sizeof(*p));
+		struct rn_pq_options po = {.created_by = m->created_by, .zstd_level = m->zstd_level};
+		if (!(p->pv = rn_strdup(pv)) || !(p->dir = rn_strdup(dir)) ||
+		    (rc = rn_pq_writer_create(&p->pq, t->dcols, t->ndcols, &po))) {
+			rn_free(p->pv);
+			rn_free(p->dir);
+			return rc ? rc : RN_ENOMEM;
+		}
+		p->hash = h;
+		t->nparts++;
+	}
+	if ((rc = replay(p->pq, k->tape)) || (rc = rn_pq_row_end(p->pq))) {
+		rn_pq_row_abort(p->pq);
+		return rc;
+	}
+	return 0;
 }
 
 /*
@@ -791,7 +1214,8 @@ static int add_typed_row(struct rn_mat *m, struct mat_table *t, const char *stre
 			 int record_type, const struct rn_protoplan *plan, const uint8_t *p,
 			 size_t len, int64_t now, char *why, size_t cap)
 {
-	struct pq_sink k = {.w = t->pq, .stream_id = stream_id, .now = now, .scratch = &m->scratch};
+	struct pq_sink k = {.w = t->pq, .t = t, .stream_id = stream_id, .now = now,
+			    .scratch = &m->scratch};
 	static const struct rn_row_sink sink_fns = {NULL, k_null, k_i64, k_f64, k_bytes, k_dec,
 						    k_begin, k_end, k_missing};
 	struct rn_row_sink sink = sink_fns;
@@ -803,6 +1227,14 @@ static int add_typed_row(struct rn_mat *m, struct mat_table *t, const char *stre
 
 	sink.ctx = &k;
 	why[0] = 0;
+	if (t->top_set)
+		memset(t->top_set, 0, t->ncols);
+	if (t->nkeys) {
+		rn_buf_reset(&m->tape);
+		rn_buf_reset(&m->keybuf);
+		k.tape = &m->tape;
+		k.keybuf = &m->keybuf;
+	}
 	if (record_type != RN_MAT_JSON && plan) {
 		rc = rn_protorow_decode(plan, p, len, &sink, why, cap);
 		goto decoded;
@@ -824,11 +1256,14 @@ static int add_typed_row(struct rn_mat *m, struct mat_table *t, const char *stre
 	}
 	rc = rn_jsonrow_decode(t->schema, json, jlen, &sink, why, cap);
 decoded:
-	if (rc == 0)
+	if (rc == 0 && t->nkeys)
+		rc = route_row(m, t, &k, why, cap);
+	else if (rc == 0)
 		rc = rn_pq_row_end(t->pq);
 	if (rc == 0)
 		return 0;
-	rn_pq_row_abort(t->pq);
+	if (!t->nkeys)
+		rn_pq_row_abort(t->pq);
 	if (rc == RN_EINVAL || rc == RN_ERANGE) {
 		if (!why[0])
 			snprintf(why, cap, "value out of range for its column");
@@ -1046,12 +1481,11 @@ static void put_date(struct rn_buf *b, int64_t days)
 
 /* Delta add.stats for the file just finished by t->pq: numRecords, and min/max/nullCount of
  * the top-level primitive columns (nested columns have none; readers then just scan). */
-static char *stats_json(struct mat_table *t, size_t rows)
+static char *stats_json(struct rn_pq_writer *w, const struct rn_pq_col *cols, size_t ncols,
+			size_t rows)
 {
 	struct rn_buf b = {0};
 	struct rn_pq_colstats st;
-	const struct rn_pq_col *cols = t->cols ? t->cols : envelope_cols;
-	size_t ncols = t->cols ? t->ncols : C_COUNT;
 	const char *sep;
 	char dec[64];
 
@@ -1063,7 +1497,7 @@ static char *stats_json(struct mat_table *t, size_t rows)
 		for (size_t i = 0; i < ncols; i++) {
 			const struct rn_pq_col *c = &cols[i];
 			if (c->type == RN_PQ_STRUCT || c->type == RN_PQ_LIST || c->type == RN_PQ_MAP ||
-			    rn_pq_node_stats(t->pq, c, &st))
+			    rn_pq_node_stats(w, c, &st))
 				continue;
 			if (pass == 2) {
 				rn_buf_printf(&b, "%s\"%s\":%lld", sep, c->name, (long long)st.nulls);
@@ -1154,6 +1588,100 @@ static int commit_retry(struct rn_mat *m, struct mat_table *t)
 	return 0;
 }
 
+/* Writes the not yet written files of t's retry commit into their partition directories
+ * and commits all of them with the retry txns in one version. 0 on success or duplicate;
+ * on failure the written files are kept (by path) for the next try. */
+static int commit_part(struct rn_mat *m, struct mat_table *t)
+{
+	char name[4400];
+	struct rn_buf uri = {0};
+	struct rn_delta_add *adds = NULL;
+	struct rn_delta_txn *txns = NULL;
+	int64_t version;
+	int rc = 0;
+
+	for (size_t i = 0; i < t->nrfiles && !rc; i++) {
+		struct mat_file *f = &t->rfiles[i];
+		if (f->path)
+			continue;
+		rc = rn_delta_write_file_in(t->delta, f->dir, f->data.data, f->data.len, name,
+					    sizeof(name), &f->mtime_ms);
+		if (rc)
+			break;
+		rn_buf_reset(&uri);
+		if ((rc = rn_part_uri(&uri, name, strlen(name))) || (rc = rn_buf_append_u8(&uri, 0)))
+			break;
+		if (!(f->path = rn_strdup((const char *)uri.data))) {
+			rc = RN_ENOMEM;
+			break;
+		}
+		f->size = (int64_t)f->data.len;
+		rn_buf_free(&f->data);
+	}
+	rn_buf_free(&uri);
+	if (rc)
+		return fail(m, rc, "table %s: cannot write a data file: %s", t->name,
+			    rn_delta_errmsg(t->delta));
+	if (!(adds = rn_calloc(t->nrfiles ? t->nrfiles : 1, sizeof(*adds))) ||
+	    !(txns = rn_calloc(t->retry_nstreams ? t->retry_nstreams : 1, sizeof(*txns)))) {
+		rn_free(adds);
+		return RN_ENOMEM;
+	}
+	for (size_t i = 0; i < t->nrfiles; i++) {
+		const struct mat_file *f = &t->rfiles[i];
+		adds[i] = (struct rn_delta_add){f->path, f->size, f->mtime_ms, f->stats, f->pv};
+	}
+	for (size_t i = 0; i < t->retry_nstreams; i++) {
+		txns[i].app_id = t->retry_streams[i].id;
+		txns[i].version = t->retry_streams[i].last;
+	}
+	rc = rn_delta_commit(t->delta, adds, t->nrfiles, txns, t->retry_nstreams, &version);
+	if (rc == RN_EEXIST) {
+		rn_log_warn("mat", "table %s: batch already committed by another writer; its %zu "
+			    "file(s) are orphans", t->name, t->nrfiles);
+		rc = 0;
+	} else if (!rc) {
+		rn_log_debug("mat", "table %s: committed version %lld (%zu files)", t->name,
+			     (long long)version, t->nrfiles);
+	}
+	rn_free(adds);
+	rn_free(txns);
+	if (rc)
+		return fail(m, rc, "table %s: commit failed: %s", t->name, rn_delta_errmsg(t->delta));
+	free_files(t->rfiles, t->nrfiles);
+	t->rfiles = NULL;
+	t->nrfiles = 0;
+	free_streams(t->retry_streams, t->retry_nstreams);
+	t->retry_streams = NULL;
+	t->retry_nstreams = 0;
+	t->retry_part = 0;
+	return 0;
+}
+
+/* rn_mat_flush for a partitioned table. */
+static int flush_part(struct rn_mat *m, struct mat_table *t)
+{
+	int rc;
+	if (t->retry_part && (rc = commit_part(m, t)))
+		return rc;
+	if ((rc = finish_parts(m, t, &t->spilled, &t->nspilled)))
+		return rc;
+	if (!t->nspilled)
+		return 0;
+	t->rfiles = t->spilled;
+	t->nrfiles = t->nspilled;
+	t->spilled = NULL;
+	t->nspilled = 0;
+	t->retry_streams = t->streams;
+	t->retry_nstreams = t->nstreams;
+	t->streams = NULL;
+	t->nstreams = t->capstreams = 0;
+	t->retry_part = 1;
+	m->pending_bytes -= t->pending_bytes;
+	t->pending_bytes = 0;
+	return commit_part(m, t);
+}
+
 int rn_mat_flush(struct rn_mat *m)
 {
 	int first_rc = 0;
@@ -1166,6 +1694,11 @@ int rn_mat_flush(struct rn_mat *m)
 			continue;
 		if (t->dlq && t->dlq->retry_nstreams)
 			continue; /* its dead letters did not commit: neither does it, this round */
+		if (t->nkeys) {
+			if ((rc = flush_part(m, t)))
+				first_rc = first_rc ? first_rc : rc;
+			continue;
+		}
 		if (t->retry_nstreams && (rc = commit_retry(m, t))) {
 			first_rc = first_rc ? first_rc : rc;
 			continue;
@@ -1178,7 +1711,8 @@ int rn_mat_flush(struct rn_mat *m)
 							      rn_strerror(rc));
 			continue;
 		}
-		t->retry_stats = stats_json(t, rows);
+		t->retry_stats = stats_json(t->pq, t->cols ? t->cols : envelope_cols,
+					    t->cols ? t->ncols : C_COUNT, rows);
 		t->retry_streams = t->streams;
 		t->retry_nstreams = t->nstreams;
 		t->streams = NULL;

@@ -56,6 +56,26 @@ struct rn_schema;
  */
 int rn_mat_define_table(struct rn_mat *m, const char *table, struct rn_schema *schema);
 
+/* Open partitions (distinct partition value tuples) of one table between flushes: a record
+ * for one more finishes every open partition's file into memory (committed, with the
+ * rest, at the next flush), which bounds the writers, not the pending bytes. */
+#define RN_MAT_MAX_OPEN_PARTITIONS 1024
+
+/*
+ * rn_mat_define_table with partitioning and derived columns (partition.h rn_part_spec;
+ * spec may be NULL; its strings are copied). A partitioned table is created with
+ * metaData.partitionColumns = spec->columns; its data files leave those columns out and
+ * live in Hive directories (col=value/...), one file per partition value tuple per flush,
+ * all of a flush committed in one Delta commit with the txns. A derived date column always
+ * holds the UTC day of its source (a value the record gives for it is overwritten). An
+ * existing table keeps the partition columns its log names: a spec naming other ones
+ * makes its first use fail with RN_ECONFLICT. Errors as rn_mat_define_table, plus RN_EINVAL
+ * for a spec rn_part_spec_check refuses (the reason in rn_mat_errmsg).
+ */
+struct rn_part_spec;
+int rn_mat_define_table_ex(struct rn_mat *m, const char *table, struct rn_schema *schema,
+			   const struct rn_part_spec *spec);
+
 /*
  * Tells the materializer which protobuf message a PROTO stream of `table` sends (the
  * DescriptorProto of CreateIngestStreamRequest). For a typed table the descriptor is checked
