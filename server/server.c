@@ -22,6 +22,9 @@
 
 #include "front.h"
 #include "mat.h"
+#include "metrics.h"
+#include "rn_clock.h"
+#include "partition.h"
 #include "schema.h"
 #include "rn_buf.h"
 #include "rn_err.h"
@@ -46,6 +49,10 @@ static const struct rn_conf_key column_keys[] = {
 	 "timestamp, decimal(p,s), array<T>, map<K,V>, struct<name:T,...>", NULL, NULL, 0,
 	 RN_CONF_F_REQUIRED},
 	{"nullable", RN_CONF_BOOL, "true", CC(nullable), 0, 0, "false = NOT NULL"},
+	{"from", RN_CONF_STRING, NULL, CC(from), 0, 0,
+	 "a date column holding the UTC day of this timestamp column (declared before it); "
+	 "\"event_time\" without such a column = the agent envelope's event time (else the "
+	 "receive time)"},
 	{NULL},
 };
 #undef CC
@@ -55,6 +62,9 @@ static const struct rn_conf_key schema_keys[] = {
 	 NULL, 0, RN_CONF_F_REQUIRED},
 	{"columns", RN_CONF_LIST, NULL, TS(columns), 0, 0, "the table's columns, in order", NULL,
 	 column_keys, sizeof(struct rn_column_conf)},
+	{"partition_by", RN_CONF_STRLIST, NULL, TS(partition_by), 0, 0,
+	 "partition columns (string, long, integer, short, byte, date or boolean), in order: "
+	 "Hive directories col=value/, one file per partition per commit"},
 	{NULL},
 };
 #undef TS
@@ -67,6 +77,8 @@ const struct rn_conf_key rn_server_conf_table[] = {
 	{"wal_dir", RN_CONF_STRING, NULL, OFF(wal_dir), 0, 0,
 	 "write-ahead log directory (default data_root/_wal); one server per WAL, so servers "
 	 "sharing a data_root each need their own"},
+	{"metrics_listen", RN_CONF_STRING, NULL, OFF(metrics_listen), 0, 0,
+	 "address:port of the HTTP/1.1 /metrics (Prometheus) and /healthz endpoint; unset = off"},
 	{"token", RN_CONF_STRING, NULL, OFF(token), 0, 0,
 	 "bearer token clients must send; unset = no authentication"},
 	{"flush_interval_ms", RN_CONF_INT, "1000", OFF(flush_interval_ms), 10, 3600000,
@@ -133,6 +145,15 @@ struct rn_server {
 	int stopping;
 	char *streams_dir;
 	struct rn_buf resp, single;
+	struct rn_metrics *metrics;
+	struct {
+		uint64_t batches, records, bytes; /* accepted into the WAL */
+		uint64_t acks, wal_syncs, wal_sync_errors;
+		uint64_t flushes, flush_errors;
+		uint64_t calls, calls_rejected;
+		int64_t started_us, last_flush_ok_us, last_flush_err_us;
+		char last_error[200];
+	} stats;
 };
 
 static struct srv_stream *find_stream(struct rn_server *s, const char *id, size_t len)
@@ -320,6 +341,7 @@ static void ack_streams(struct rn_server *s)
 			rn_zb_encode_ack(&s->resp, cs->persistent, st->last_durable);
 			send_msg(st->call, &s->resp);
 			cs->acked = st->last_durable;
+			s->stats.acks++;
 		}
 		if (cs->half_closed && cs->acked >= st->last_received)
 			rn_call_finish(st->call, RN_GRPC_OK, NULL);
@@ -332,7 +354,11 @@ static void sync_cb(evutil_socket_t fd, short what, void *arg)
 	int rc;
 	(void)fd;
 	(void)what;
+	s->stats.wal_syncs++;
 	if ((rc = rn_wal_sync(s->wal))) {
+		s->stats.wal_sync_errors++;
+		snprintf(s->stats.last_error, sizeof(s->stats.last_error), "WAL sync: %s",
+			 rn_wal_errmsg(s->wal));
 		rn_log_error("server", "WAL sync failed, nothing acked: %s", rn_wal_errmsg(s->wal));
 		for (struct srv_stream *st = s->streams; st; st = st->next) {
 			if (st->last_received > st->last_durable) {
@@ -363,10 +389,16 @@ static void flush_now(struct rn_server *s)
 		rn_log_error("server", "WAL rotate: %s", rn_wal_errmsg(s->wal));
 		return;
 	}
+	s->stats.flushes++;
 	if ((rc = rn_mat_flush(s->mat))) {
+		s->stats.flush_errors++;
+		s->stats.last_flush_err_us = rn_mono_us();
+		snprintf(s->stats.last_error, sizeof(s->stats.last_error), "flush: %s",
+			 rn_mat_errmsg(s->mat));
 		rn_log_error("server", "materializer: %s (will retry)", rn_mat_errmsg(s->mat));
 		return;
 	}
+	s->stats.last_flush_ok_us = rn_mono_us();
 	s->mat_dirty = 0;
 	rn_wal_drop_before(s->wal, seg);
 }
@@ -390,11 +422,13 @@ static int on_open(void *ctx, struct rn_call *c, const struct rn_call_info *info
 {
 	struct rn_server *s = ctx;
 	struct call_state *cs;
+	s->stats.calls++;
 	if (s->stopping) {
 		*msg = "server is shutting down";
 		return RN_GRPC_UNAVAILABLE;
 	}
 	if (!check_auth(s, info->authorization)) {
+		s->stats.calls_rejected++;
 		*msg = "missing or wrong bearer token";
 		return RN_GRPC_UNAUTHENTICATED;
 	}
@@ -520,6 +554,17 @@ static void on_resume(struct rn_server *s, struct rn_call *c, struct call_state 
 	send_msg(c, &s->resp);
 }
 
+static uint64_t count_records(const uint8_t *batch, size_t len)
+{
+	struct rn_pb_reader rd;
+	struct rn_pb_field f;
+	uint64_t n = 0;
+	rn_pb_reader_init(&rd, batch, len);
+	while (rn_pb_next(&rd, &f) == 1)
+		n += f.num == 1;
+	return n;
+}
+
 static void on_ingest(struct rn_server *s, struct rn_call *c, struct call_state *cs,
 		      const struct rn_zb_request *r)
 {
@@ -572,6 +617,9 @@ static void on_ingest(struct rn_server *s, struct rn_call *c, struct call_state 
 	if (rn_wal_append(s->wal, &e))
 		return rn_call_finish(c, RN_GRPC_RESOURCE_EXHAUSTED, "WAL queue full");
 	st->last_received = r->offset;
+	s->stats.batches++;
+	s->stats.bytes += blen;
+	s->stats.records += count_records(batch, blen);
 	event_active(s->sync_ev, 0, 0);
 }
 
@@ -631,6 +679,9 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg)
 	event_base_loopexit(s->base, &tv);
 }
 
+static void render_metrics(void *ctx, struct rn_buf *b);
+static int health(void *ctx, char *why, size_t cap);
+
 static int split_listen(const char *listen, char *host, size_t cap, int *port)
 {
 	const char *colon = strrchr(listen, ':');
@@ -642,14 +693,35 @@ static int split_listen(const char *listen, char *host, size_t cap, int *port)
 	return *port < 0 || *port > 65535 ? RN_EINVAL : 0;
 }
 
-/* The schema of config entry i, heap allocated. 0 or RN_ECONFIG with the reason in err. */
+/* The partitioning of config entry i (strings point into the config; free spec->derived). */
+static int build_spec(const struct rn_server_conf *c, size_t i, struct rn_part_spec *spec)
+{
+	const struct rn_table_schema_conf *t = (const struct rn_table_schema_conf *)c->schemas.items + i;
+	const struct rn_column_conf *col = t->columns.items;
+	struct rn_part_derived *d = rn_calloc(t->columns.n ? t->columns.n : 1, sizeof(*d));
+	memset(spec, 0, sizeof(*spec));
+	if (!d)
+		return RN_ENOMEM;
+	for (size_t k = 0; k < t->columns.n; k++)
+		if (col[k].from)
+			d[spec->nderived++] = (struct rn_part_derived){col[k].name, col[k].from};
+	spec->derived = d;
+	spec->columns = (const char *const *)t->partition_by.v;
+	spec->ncolumns = t->partition_by.n;
+	return 0;
+}
+
+/* The schema of config entry i, heap allocated, and its checked partitioning (spec may be
+ * NULL; else free spec->derived). 0 or RN_ECONFIG with the reason in err, RN_ENOMEM. */
 static int build_schema(const struct rn_server_conf *c, size_t i, struct rn_schema **out,
-			char *err, size_t cap)
+			struct rn_part_spec *spec, char *err, size_t cap)
 {
 	const struct rn_table_schema_conf *t = (const struct rn_table_schema_conf *)c->schemas.items + i;
 	const struct rn_column_conf *col = t->columns.items;
 	struct rn_schema *s = rn_calloc(1, sizeof(*s));
+	struct rn_part_spec sp;
 	char why[300];
+	int rc;
 
 	*out = NULL;
 	if (!s)
@@ -669,6 +741,20 @@ static int build_schema(const struct rn_server_conf *c, size_t i, struct rn_sche
 				 col[k].name, why);
 			goto bad;
 		}
+	if ((rc = build_spec(c, i, &sp))) {
+		rn_schema_free(s);
+		rn_free(s);
+		return rc;
+	}
+	if (rn_part_spec_check(s, &sp, NULL, why, sizeof(why))) {
+		snprintf(err, cap, "schemas[%zu] (%s): %s", i, t->table, why);
+		rn_free((void *)sp.derived);
+		goto bad;
+	}
+	if (spec)
+		*spec = sp;
+	else
+		rn_free((void *)sp.derived);
 	*out = s;
 	return 0;
 bad:
@@ -685,7 +771,7 @@ int rn_server_conf_check(const struct rn_server_conf *c, const char *file, char 
 		struct rn_schema *s;
 		const struct rn_table_schema_conf *t =
 			(const struct rn_table_schema_conf *)c->schemas.items + i;
-		int rc = build_schema(c, i, &s, why, sizeof(why));
+		int rc = build_schema(c, i, &s, NULL, why, sizeof(why));
 		if (rc) {
 			snprintf(err, cap, "%s: %s", file, why);
 			return rc;
@@ -716,6 +802,7 @@ int rn_server_create(struct rn_server **out, const struct rn_server_conf *conf)
 	if (!(s = rn_calloc(1, sizeof(*s))))
 		return RN_ENOMEM;
 	s->conf = *conf;
+	s->stats.started_us = rn_mono_us();
 	if (mkdir(conf->data_root, 0755) && errno != EEXIST) {
 		rn_log_error("server", "data_root %s: %s", conf->data_root, strerror(errno));
 		rn_free(s);
@@ -736,12 +823,15 @@ int rn_server_create(struct rn_server **out, const struct rn_server_conf *conf)
 	for (size_t i = 0; i < conf->schemas.n; i++) {
 		const char *name = ((const struct rn_table_schema_conf *)conf->schemas.items)[i].table;
 		struct rn_schema *sc;
+		struct rn_part_spec spec;
 		char why[600];
-		if ((rc = build_schema(conf, i, &sc, why, sizeof(why)))) {
+		if ((rc = build_schema(conf, i, &sc, &spec, why, sizeof(why)))) {
 			rn_log_error("server", "%s", why);
 			goto fail;
 		}
-		if ((rc = rn_mat_define_table(s->mat, name, sc))) {
+		rc = rn_mat_define_table_ex(s->mat, name, sc, &spec);
+		rn_free((void *)spec.derived);
+		if (rc) {
 			rn_log_error("server", "table %s: %s", name, rn_mat_errmsg(s->mat));
 			rn_schema_free(sc);
 			rn_free(sc);
@@ -799,11 +889,80 @@ int rn_server_create(struct rn_server **out, const struct rn_server_conf *conf)
 		goto fail;
 	rn_log_info("server", "runnel-server %s listening on %s:%d data_root=%s", RN_VERSION, host,
 		    rn_front_port(s->front), conf->data_root);
+	if (conf->metrics_listen && *conf->metrics_listen) {
+		char mhost[256];
+		int mport;
+		struct rn_metrics_handler mh = {s, render_metrics, health};
+		if (split_listen(conf->metrics_listen, mhost, sizeof(mhost), &mport) ||
+		    rn_metrics_create(&s->metrics, s->base, mhost, mport, &mh)) {
+			rn_log_error("server", "cannot serve metrics on %s", conf->metrics_listen);
+			rc = RN_EIO;
+			goto fail;
+		}
+		rn_log_info("server", "metrics on %s:%d (/metrics, /healthz)", mhost,
+			    rn_metrics_port(s->metrics));
+	}
 	*out = s;
 	return 0;
 fail:
 	rn_server_destroy(s);
 	return rc ? rc : RN_EIO;
+}
+
+static void render_metrics(void *ctx, struct rn_buf *b)
+{
+	struct rn_server *s = ctx;
+	size_t open = 0, known = 0;
+	for (struct srv_stream *st = s->streams; st; st = st->next) {
+		known++;
+		open += st->call != NULL;
+	}
+#define M(name, type, help, fmt, v)                                                          \
+	rn_buf_printf(b, "# HELP runnel_server_" name " " help "\n# TYPE runnel_server_" name   \
+		      " " type "\nrunnel_server_" name " " fmt "\n", v)
+	M("uptime_seconds", "gauge", "Seconds since start.", "%.3f",
+	  (double)(rn_mono_us() - s->stats.started_us) / 1e6);
+	M("streams_open", "gauge", "Streams with a call attached.", "%zu", open);
+	M("streams_known", "gauge", "Streams known (persistent ones survive restarts).", "%zu",
+	  known);
+	M("calls_total", "counter", "gRPC calls opened.", "%llu",
+	  (unsigned long long)s->stats.calls);
+	M("calls_rejected_total", "counter", "Calls refused for authentication.", "%llu",
+	  (unsigned long long)s->stats.calls_rejected);
+	M("batches_total", "counter", "Record batches accepted into the WAL.", "%llu",
+	  (unsigned long long)s->stats.batches);
+	M("records_total", "counter", "Records accepted into the WAL.", "%llu",
+	  (unsigned long long)s->stats.records);
+	M("record_bytes_total", "counter", "Bytes of record batches accepted.", "%llu",
+	  (unsigned long long)s->stats.bytes);
+	M("acks_total", "counter", "Durability acknowledgements sent.", "%llu",
+	  (unsigned long long)s->stats.acks);
+	M("wal_syncs_total", "counter", "WAL group commits (fsync).", "%llu",
+	  (unsigned long long)s->stats.wal_syncs);
+	M("wal_sync_errors_total", "counter", "WAL group commits that failed.", "%llu",
+	  (unsigned long long)s->stats.wal_sync_errors);
+	M("flushes_total", "counter", "Materializer flushes (Parquet + Delta commit).", "%llu",
+	  (unsigned long long)s->stats.flushes);
+	M("flush_errors_total", "counter", "Flushes that failed (retried).", "%llu",
+	  (unsigned long long)s->stats.flush_errors);
+	M("pending_bytes", "gauge", "Durable bytes not yet in their tables.", "%zu",
+	  rn_mat_pending_bytes(s->mat));
+#undef M
+}
+
+/* Unhealthy while the last flush or WAL sync failed and nothing has succeeded since. */
+static int health(void *ctx, char *why, size_t cap)
+{
+	struct rn_server *s = ctx;
+	if (s->stopping) {
+		snprintf(why, cap, "shutting down");
+		return 1;
+	}
+	if (s->stats.last_flush_err_us > s->stats.last_flush_ok_us) {
+		snprintf(why, cap, "%s", s->stats.last_error);
+		return 1;
+	}
+	return 0;
 }
 
 int rn_server_run(struct rn_server *s)
@@ -816,6 +975,7 @@ void rn_server_destroy(struct rn_server *s)
 {
 	if (!s)
 		return;
+	rn_metrics_destroy(s->metrics);
 	rn_front_destroy(s->front);
 	if (s->sync_ev)
 		event_free(s->sync_ev);

@@ -12,21 +12,25 @@
 
 #include "rn_conf.h"
 
-/* A typed table in the config: `schemas = ( { table = "a.b.c"; columns = ( { name = "ts";
- * type = "timestamp"; nullable = false; }, ... ); } )`. */
+/* A typed table in the config: `schemas = ( { table = "a.b.c"; partition_by = [ "day" ];
+ * columns = ( { name = "ts"; type = "timestamp"; nullable = false; }, { name = "day";
+ * type = "date"; from = "ts"; }, ... ); } )`. */
 struct rn_column_conf {
 	char *name;
 	char *type; /* Spark DDL type name (server/mat/schema.h) */
 	int nullable;
+	char *from; /* NULL, or a date column's source (server/mat/partition.h rn_part_derived) */
 };
 
 struct rn_table_schema_conf {
 	char *table;
-	struct rn_conf_list columns; /* struct rn_column_conf */
+	struct rn_conf_list columns;       /* struct rn_column_conf */
+	struct rn_conf_strlist partition_by; /* partition columns, in order; may be empty */
 };
 
 struct rn_server_conf {
 	char *listen;              /* host:port */
+	char *metrics_listen;      /* host:port of /metrics and /healthz; NULL = off */
 	char *data_root;
 	char *wal_dir; /* NULL = data_root/_wal */
 	char *token;               /* NULL = no authentication */
@@ -50,7 +54,8 @@ struct rn_server_conf {
 /* The config rows (for loading, -n and help). */
 extern const struct rn_conf_key rn_server_conf_table[];
 
-/* Checks what the rows cannot: every typed table's name and column types. 0 or RN_ECONFIG
+/* Checks what the rows cannot: every typed table's name, column types, partition_by and
+ * derived (from) columns. 0 or RN_ECONFIG
  * with "FILE: schemas[i] (table): ..." in err. */
 int rn_server_conf_check(const struct rn_server_conf *c, const char *file, char *err,
 			 size_t cap);

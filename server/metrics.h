@@ -1,0 +1,31 @@
+/*
+ * The operator's HTTP/1.1 endpoint (libevent's evhttp; the only code that includes it):
+ * GET /metrics answers Prometheus text, GET /healthz answers 200 "ok" or 503 with the
+ * reason. It knows nothing of streams or tables: the server hands it two callbacks. Runs
+ * on the server's event loop.
+ */
+#ifndef RN_METRICS_H
+#define RN_METRICS_H
+
+#include <stdint.h>
+
+#include "rn_buf.h"
+
+struct event_base;
+struct rn_metrics;
+
+struct rn_metrics_handler {
+	void *ctx;
+	/* Appends the Prometheus text exposition. */
+	void (*render)(void *ctx, struct rn_buf *out);
+	/* 0 when healthy, else non-zero with the reason in why. */
+	int (*health)(void *ctx, char *why, size_t cap);
+};
+
+/* Listens on host:port (port 0 picks one; rn_metrics_port tells). RN_EIO, RN_ENOMEM. */
+int rn_metrics_create(struct rn_metrics **out, struct event_base *base, const char *host,
+		      int port, const struct rn_metrics_handler *h);
+int rn_metrics_port(const struct rn_metrics *m);
+void rn_metrics_destroy(struct rn_metrics *m);
+
+#endif
