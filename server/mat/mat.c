@@ -746,9 +746,26 @@ static const char *decode_record(const uint8_t *p, size_t len, struct rec *r)
 	return NULL;
 }
 
-/* The record's attributes as a JSON object (p may be NULL: none), with "runnel.error":
- * reason added when reason is not NULL. */
-static int attrs_json(struct rn_buf *b, const uint8_t *p, size_t len, const char *reason)
+/* Where a dead letter came from and why: its attributes runnel.error, runnel.offset (the
+ * batch's offset in its stream) and runnel.record (its index in the batch). */
+struct dead_ref {
+	const char *reason;
+	int64_t offset;
+	size_t index;
+};
+
+static void put_dead_ref(struct rn_buf *b, const struct dead_ref *d, const char *reason)
+{
+	rn_buf_append_str(b, "\"runnel.error\":");
+	rn_json_put_str(b, reason, strlen(reason));
+	if (d)
+		rn_buf_printf(b, ",\"runnel.offset\":\"%lld\",\"runnel.record\":\"%zu\"",
+			      (long long)d->offset, d->index);
+}
+
+/* The record's attributes as a JSON object (p may be NULL: none), with the dead-letter
+ * attributes first when dead is not NULL. */
+static int attrs_json(struct rn_buf *b, const uint8_t *p, size_t len, const struct dead_ref *dead)
 {
 	struct rn_pb_reader rd;
 	struct rn_pb_field f;
@@ -756,9 +773,8 @@ static int attrs_json(struct rn_buf *b, const uint8_t *p, size_t len, const char
 
 	rn_buf_reset(b);
 	rn_buf_append_u8(b, '{');
-	if (reason) {
-		rn_buf_append_str(b, "\"runnel.error\":");
-		rn_json_put_str(b, reason, strlen(reason));
+	if (dead) {
+		put_dead_ref(b, dead, dead->reason);
 		first = 0;
 	}
 	rn_pb_reader_init(&rd, p, p ? len : 0);
@@ -795,8 +811,9 @@ static int put_str(struct rn_pq_writer *w, size_t col, const struct rn_pb_field 
  */
 static int add_envelope_row(struct rn_mat *m, struct mat_table *t, const char *stream_id,
 			    int record_type, const uint8_t *p, size_t len, int64_t now,
-			    const char *reason)
+			    const struct dead_ref *dead)
 {
+	const char *reason = dead ? dead->reason : NULL;
 	struct rn_pq_writer *w = t->pq;
 	const char *why = NULL;
 	struct rec r;
@@ -809,7 +826,7 @@ static int add_envelope_row(struct rn_mat *m, struct mat_table *t, const char *s
 			rc = rn_pq_put_bytes(w, C_PAYLOAD, p, len);
 		if (!why && !rc)
 			rc = rn_pq_put_i64(w, C_RECEIVE_TIME, now);
-		if (!why && !rc && reason && !(rc = attrs_json(&m->scratch, NULL, 0, reason)))
+		if (!why && !rc && reason && !(rc = attrs_json(&m->scratch, NULL, 0, dead)))
 			rc = rn_pq_put_bytes(w, C_ATTRS, m->scratch.data, m->scratch.len);
 	} else if (!(why = decode_record(p, len, &r))) {
 		if (r.has_device) rc = rc ? rc : put_str(w, C_DEVICE, &r.device);
@@ -824,15 +841,15 @@ static int add_envelope_row(struct rn_mat *m, struct mat_table *t, const char *s
 			else
 				rc = rc ? rc : put_str(w, C_PAYLOAD_RAW, &r.payload);
 		}
-		if ((r.nattrs || reason) && !rc && !(rc = attrs_json(&m->scratch, p, len, reason)))
+		if ((r.nattrs || reason) && !rc && !(rc = attrs_json(&m->scratch, p, len, dead)))
 			rc = rn_pq_put_bytes(w, C_ATTRS, m->scratch.data, m->scratch.len);
 		rc = rc ? rc : rn_pq_put_i32(w, C_FLAGS, (int32_t)r.flags);
 	}
 	if (why) {
 		/* Keep what could not be decoded, with the reason, as a row of its own. */
 		rn_buf_reset(&m->scratch);
-		rn_buf_append_str(&m->scratch, "{\"runnel.error\":");
-		rn_json_put_str(&m->scratch, reason ? reason : why, strlen(reason ? reason : why));
+		rn_buf_append_u8(&m->scratch, '{');
+		put_dead_ref(&m->scratch, dead, reason ? reason : why);
 		rn_buf_append_u8(&m->scratch, '}');
 		rc = rn_pq_put_bytes(w, C_PAYLOAD_RAW, p, len);
 		rc = rc ? rc : rn_pq_put_bytes(w, C_ATTRS, m->scratch.data, m->scratch.len);
@@ -1427,7 +1444,7 @@ int rn_mat_add(struct rn_mat *m, const char *table, const char *stream_id, int64
 	if (rc < 0)
 		return fail(m, RN_EINVAL, "malformed record batch");
 	rn_pb_reader_init(&rd, batch, len);
-	while (rn_pb_next(&rd, &f) == 1) {
+	for (size_t index = 0; rn_pb_next(&rd, &f) == 1; index++) {
 		if (!t->schema) {
 			rc = add_envelope_row(m, t, stream_id, record_type, f.ptr, f.len, now, NULL);
 		} else {
@@ -1436,9 +1453,11 @@ int rn_mat_add(struct rn_mat *m, const char *table, const char *stream_id, int64
 			if (!rc && why[0]) {
 				if (!dead++)
 					snprintf(first_why, sizeof(first_why), "%s", why);
-				if (!dlq_has)
+				if (!dlq_has) {
+					struct dead_ref dr = {why, offset, index};
 					rc = add_envelope_row(m, t->dlq, stream_id, record_type, f.ptr,
-							      f.len, now, why);
+							      f.len, now, &dr);
+				}
 			}
 		}
 		if (rc)

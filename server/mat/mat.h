@@ -48,8 +48,9 @@ struct rn_schema;
  * envelope when their names and types match it (device_id, source, topic: string;
  * event_time, receive_time: timestamp; seq: long; flags: integer; attributes: string) and
  * stream_id (string) from the stream. A record that does not fit goes to the dead-letter
- * table "<table>_dead_letters" (the envelope schema; the record as received and
- * attributes."runnel.error" = the reason), committed before the table itself, with its own
+ * table "<table>_dead_letters" (the envelope schema; the record as received, and
+ * attributes runnel.error = the reason, runnel.offset = its batch, runnel.record = its index
+ * in the batch), committed before the table itself, with its own
  * txn per stream, so both stay exactly once. RN_EINVAL (bad name; a name whose dead-letter
  * table name would be invalid; declared twice), RN_ENOTSUP (a type this release cannot write
  * yet: timestamp_ntz), RN_ENOMEM.

@@ -119,8 +119,14 @@ test('JSON records from grpcio into a typed table; misfits to dead letters', { t
     assert.equal(n, 294);
 
     const dsnap = await verifyTable(server.tableDir(DLQ));
-    const dead = await query(`SELECT json_extract_string(attributes, '$."runnel.error"') AS why, payload
+    const dead = await query(`SELECT json_extract_string(attributes, '$."runnel.error"') AS why, payload,
+        json_extract_string(attributes, '$."runnel.offset"') AS off,
+        json_extract_string(attributes, '$."runnel.record"') AS idx, stream_id
         FROM ${duckFrom(dsnap.files)} ORDER BY receive_time, payload`);
+    // each dead letter says where it came from: stream, batch offset, index in the batch
+    assert.deepEqual(dead.map((d) => `${d.off}/${d.idx}`).sort(),
+      ['0/10', '0/20', '0/30', '0/40', '1/0', '1/10'].sort());
+    assert.ok(dead.every((d) => d.stream_id === res.stream_id));
     const whys = dead.map((d) => d.why);
     assert.equal(whys.length, 6, JSON.stringify(whys));
     for (const re of [/unknown field 'colour'/, /rpm: integer out of range/, /ts: missing NOT NULL column/,
