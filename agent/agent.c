@@ -335,8 +335,9 @@ static void close_chunk(struct source *s)
 	s->have_pending = 1;
 	if ((rc = commit_pending(s)) == 0)
 		return;
-	/* keep them and pause the source until the buffer takes them */
-	if (rc == RN_EFULL) {
+	/* keep them and pause the source until the buffer takes them (cap reached, or the
+	 * disk full) */
+	if (rc == RN_EFULL || rc == RN_ENOSPC) {
 		/* While a backlog drains the source pauses and resumes per chunk: say so once per
 		 * PAUSE_LOG_US, not every time. */
 		int64_t now = rn_mono_us();

@@ -126,7 +126,7 @@ export class Server {
     return `http://127.0.0.1:${this.port}`;
   }
   kill(sig) {
-    return this.proc.kill(sig);
+    return this.proc ? this.proc.kill(sig) : undefined;
   }
   stop() {
     return this.proc ? this.proc.stop() : undefined;
@@ -136,7 +136,7 @@ export class Server {
 // Agent config text (libconfig). Each entry of `sources` is a file source ({name, paths,
 // table?, readFrom?}) or, with `conf`, any plugin: its libconfig settings as text
 // ({conf: 'type = "mqtt"; name = "m"; table = "..."; topics = ["a/#"];'}).
-export function agentConfig({ dataDir, url, token, deviceId = 'test-device', sources, sync = 'normal', lingerMs = 100, bufferMaxBytes, agentExtra = '', extra = '' }) {
+export function agentConfig({ dataDir, url, token, deviceId = 'test-device', sources, sync = 'normal', lingerMs = 100, bufferMaxBytes, bufferExtra = '', agentExtra = '', extra = '' }) {
   const src = sources.map((s) => s.conf ? `  { ${s.conf} }` : `  {
     type = "file";
     name = "${s.name}";
@@ -152,6 +152,7 @@ export function agentConfig({ dataDir, url, token, deviceId = 'test-device', sou
 buffer: {
   sync = "${sync}";
   ${bufferMaxBytes ? `max_bytes = ${bufferMaxBytes};` : ''}
+  ${bufferExtra}
 };
 uplink: {
   url = "${url}";
