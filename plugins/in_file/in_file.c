@@ -59,7 +59,7 @@ static const char *const read_from_names[] = {"beginning", "end", NULL};
 static const struct rn_conf_key file_conf[] = {
 	{.key = "paths", .type = RN_CONF_STRLIST, .offset = C(paths), .flags = RN_CONF_F_REQUIRED,
 	 .help = "files or globs to tail, one record per line"},
-	{.key = "read_from", .type = RN_CONF_ENUM, .def = "beginning", .enums = read_from_names,
+	{.key = "read_from", .type = RN_CONF_ENUM, .def = "end", .enums = read_from_names,
 	 .offset = C(read_from),
 	 .help = "where to start in files present at the source's very first start (no saved "
 		 "position); files appearing later are always read from their start"},

@@ -25,7 +25,7 @@ function tableRows(server) {
 function fileSource(name, paths, extra = '') {
   return {
     conf: `type = "file"; name = "${name}"; table = "${TABLE}";
-      paths = [ ${paths.map((p) => `"${p}"`).join(', ')} ]; ${extra}`,
+      paths = [ ${paths.map((p) => `"${p}"`).join(', ')} ]; ${/read_from/.test(extra) ? '' : 'read_from = "beginning";'} ${extra}`,
   };
 }
 

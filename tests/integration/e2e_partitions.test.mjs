@@ -187,7 +187,7 @@ test('agent envelopes into a table partitioned by the day of their event time', 
   }
   fs.writeFileSync(path.join(logs, 'a.log'), lines.join('\n') + '\n');
   const agent = new Agent({ dir, url: server.url, deviceId: 'dev-1',
-    sources: [{ conf: `type = "file"; name = "a"; table = "${A}"; paths = ["${logs}/a.log"]; event_time_field = "at";` }] });
+    sources: [{ conf: `type = "file"; name = "a"; table = "${A}"; paths = ["${logs}/a.log"]; read_from = "beginning"; event_time_field = "at";` }] });
   const before = Date.now();
   try {
     await agent.start();

@@ -36,9 +36,9 @@ test('static attributes and event time from a JSON field or a pattern, per sourc
   ].join('\n') + '\n');
   const server = await new Server({ dir, tables: [T_JSON, T_TEXT] }).start();
   const agent = new Agent({ dir, url: server.url, sources: [
-    { conf: `type = "file"; name = "j"; table = "${T_JSON}"; paths = ["${logs}/j.log"];
+    { conf: `type = "file"; name = "j"; table = "${T_JSON}"; paths = ["${logs}/j.log"]; read_from = "beginning";
         event_time_field = "ts"; attributes = ["site=plant-3", "line=A"];` },
-    { conf: `type = "file"; name = "t"; table = "${T_TEXT}"; paths = ["${logs}/t.log"];
+    { conf: `type = "file"; name = "t"; table = "${T_TEXT}"; paths = ["${logs}/t.log"]; read_from = "beginning";
         event_time_pattern = "^([0-9-]+[ T][0-9:,.]+Z?) "; attributes = "site=plant-3";` },
   ] });
   const t0 = Date.now();

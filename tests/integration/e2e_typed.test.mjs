@@ -148,7 +148,7 @@ test('agent envelopes with JSON payloads fill a typed table; envelope fields fil
     lines.push(i === 500 ? 'not json' : JSON.stringify(good(i)));
   fs.writeFileSync(path.join(logs, 'v.log'), lines.join('\n') + '\n');
   const agent = new Agent({ dir, url: server.url, deviceId: 'truck-9',
-    sources: [{ conf: `type = "file"; name = "veh"; table = "${T}"; paths = ["${logs}/v.log"];` }] });
+    sources: [{ conf: `type = "file"; name = "veh"; table = "${T}"; paths = ["${logs}/v.log"]; read_from = "beginning";` }] });
   try {
     await agent.start();
     await waitFor(() => rows(server, T) >= 999 && rows(server, DLQ) >= 1, { what: 'rows' });

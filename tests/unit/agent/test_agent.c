@@ -67,7 +67,7 @@ static void run_agent(const char *data, const char *name, const char *file, int 
 		 "agent: { device_id = \"dev\"; data_dir = \"%s\"; };\n"
 		 "chunk: { max_records = 1000; linger_ms = 20; };\n"
 		 "sources = ( { type = \"file\"; name = \"%s\"; table = \"c.s.t\";\n"
-		 "  paths = [ \"%s\" ]; } );\n",
+		 "  paths = [ \"%s\" ]; read_from = \"beginning\"; } );\n",
 		 data, name, file);
 	mkdir(data, 0755);
 	if (rn_conf_load_string(text, "t.conf", rn_agent_conf_table, &conf, err, sizeof(err)) ||
