@@ -16,10 +16,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "pqread.h"
 #include "rn_buf.h"
 #include "rn_err.h"
 #include "rn_json.h"
-#include "pqread.h"
 #include "rn_mem.h"
 
 enum { KIND_LIVE = 1, KIND_REMOVED = 2 };
@@ -1263,114 +1263,6 @@ out:
 
 /* ---- Parquet footer ---- */
 
-struct tr {
-	const uint8_t *p, *end;
-};
-
-static int tr_varint(struct tr *t, uint64_t *v)
-{
-	*v = 0;
-	for (int shift = 0; shift < 64; shift += 7) {
-		if (t->p >= t->end)
-			return -1;
-		uint8_t b = *t->p++;
-		*v |= (uint64_t)(b & 0x7f) << shift;
-		if (!(b & 0x80))
-			return 0;
-	}
-	return -1;
-}
-
-static int tr_skip(struct tr *t, int type, int in_list, int depth);
-
-static int tr_skip_struct(struct tr *t, int depth)
-{
-	if (depth > 32)
-		return -1;
-	for (;;) {
-		if (t->p >= t->end)
-			return -1;
-		uint8_t h = *t->p++;
-		if (h == 0)
-			return 0;
-		if (!(h >> 4)) {
-			uint64_t fid;
-			if (tr_varint(t, &fid))
-				return -1;
-		}
-		if (tr_skip(t, h & 0x0f, 0, depth + 1))
-			return -1;
-	}
-}
-
-static int tr_skip(struct tr *t, int type, int in_list, int depth)
-{
-	uint64_t v;
-	if (depth > 32)
-		return -1;
-	switch (type) {
-	case 1:
-	case 2: /* bool: in a field header it carries the value; in a list one byte */
-		if (!in_list)
-			return 0;
-		/* fall through */
-	case 3:
-		if (t->p >= t->end)
-			return -1;
-		t->p++;
-		return 0;
-	case 4:
-	case 5:
-	case 6: return tr_varint(t, &v);
-	case 7:
-		if (t->end - t->p < 8)
-			return -1;
-		t->p += 8;
-		return 0;
-	case 8:
-		if (tr_varint(t, &v) || v > (uint64_t)(t->end - t->p))
-			return -1;
-		t->p += v;
-		return 0;
-	case 9:
-	case 10: {
-		if (t->p >= t->end)
-			return -1;
-		uint8_t h = *t->p++;
-		uint64_t size = h >> 4;
-		if (size == 15 && tr_varint(t, &size))
-			return -1;
-		if (size > (uint64_t)(t->end - t->p))
-			return -1; /* every element takes at least one byte */
-		for (uint64_t i = 0; i < size; i++)
-			if (tr_skip(t, h & 0x0f, 1, depth + 1))
-				return -1;
-		return 0;
-	}
-	case 11: {
-		if (tr_varint(t, &v))
-			return -1;
-		if (v == 0)
-			return 0;
-		if (v > (uint64_t)(t->end - t->p) || t->p >= t->end)
-			return -1;
-		uint8_t kv = *t->p++;
-		for (uint64_t i = 0; i < v; i++)
-			if (tr_skip(t, kv >> 4, 1, depth + 1) ||
-			    tr_skip(t, kv & 0x0f, 1, depth + 1))
-				return -1;
-		return 0;
-	}
-	case 12: return tr_skip_struct(t, depth + 1);
-	case 13:
-		if (t->end - t->p < 16)
-			return -1;
-		t->p += 16;
-		return 0;
-	default: return -1;
-	}
-}
-
 int rn_dlog_parquet_footer(const uint8_t *tail, size_t len, uint64_t file_size,
                            uint32_t *footer_len, int64_t *num_rows, char *why, size_t cap)
 {
@@ -1396,46 +1288,12 @@ int rn_dlog_parquet_footer(const uint8_t *tail, size_t len, uint64_t file_size,
 	*footer_len = fl;
 	if (len < (size_t)fl + 8)
 		return 0;
-	struct tr t = {tail + len - 8 - fl, tail + len - 8};
-	int16_t last = 0;
-	int64_t rows = -1;
-	for (;;) {
-		if (t.p >= t.end) {
-			snprintf(why, cap, "FileMetaData is truncated");
-			return RN_ECORRUPT;
-		}
-		uint8_t h = *t.p++;
-		if (h == 0)
-			break;
-		int type = h & 0x0f;
-		int64_t fid;
-		if (h >> 4) {
-			fid = last + (h >> 4);
-		} else {
-			uint64_t z;
-			if (tr_varint(&t, &z))
-				goto bad;
-			fid = (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
-		}
-		last = (int16_t)fid;
-		if (fid == 3 && type == 6) {
-			uint64_t z;
-			if (tr_varint(&t, &z))
-				goto bad;
-			rows = (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
-		} else if (tr_skip(&t, type, 0, 0)) {
-			goto bad;
-		}
-	}
-	if (rows < 0) {
-		snprintf(why, cap, "FileMetaData has no valid num_rows");
+	if (rn_pqr_footer_num_rows(tail + len - 8 - fl, fl, num_rows)) {
+		*num_rows = -1;
+		snprintf(why, cap, "FileMetaData is not valid Thrift compact or has no num_rows");
 		return RN_ECORRUPT;
 	}
-	*num_rows = rows;
 	return 0;
-bad:
-	snprintf(why, cap, "FileMetaData is not valid Thrift compact");
-	return RN_ECORRUPT;
 }
 
 static int hexv(char c)

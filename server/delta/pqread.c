@@ -644,6 +644,25 @@ const char *rn_pqr_errmsg(const struct rn_pqr *r)
 	return r ? r->err : "out of memory";
 }
 
+int rn_pqr_footer_num_rows(const uint8_t *meta, size_t len, int64_t *num_rows)
+{
+	struct tr t = {meta, meta + len};
+	int64_t last = 0, fid, rows = -1;
+	int type, frc;
+	while ((frc = tr_field(&t, &last, &fid, &type)) == 0) {
+		if (fid == 3 && type == 6) {
+			if (tr_int(&t, &rows))
+				return RN_ECORRUPT;
+		} else if (tr_skip(&t, type, 0, 0)) {
+			return RN_ECORRUPT;
+		}
+	}
+	if (frc != 1 || rows < 0)
+		return RN_ECORRUPT;
+	*num_rows = rows;
+	return 0;
+}
+
 int64_t rn_pqr_num_rows(const struct rn_pqr *r)
 {
 	return r->num_rows;

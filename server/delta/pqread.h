@@ -86,6 +86,11 @@ void rn_pqr_close(struct rn_pqr *r);
 const char *rn_pqr_errmsg(const struct rn_pqr *r);
 
 int64_t rn_pqr_num_rows(const struct rn_pqr *r);
+
+/* num_rows of a serialized FileMetaData (the `len` footer bytes before the length and the
+ * trailing PAR1), without reading the rest of the file. 0, or RN_ECORRUPT when it is not
+ * valid Thrift compact or has no valid num_rows. */
+int rn_pqr_footer_num_rows(const uint8_t *meta, size_t len, int64_t *num_rows);
 const struct rn_pqr_node *rn_pqr_nodes(const struct rn_pqr *r, size_t *n);
 
 /* Decodes every column and assembles the rows into sink calls. Once per reader.
