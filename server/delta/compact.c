@@ -247,101 +247,6 @@ static int w_row_end(void *c)
 	return rn_pq_row_end(s->w);
 }
 
-/* ---- stats ---- */
-
-static void put_ts(struct rn_buf *b, int64_t us)
-{
-	time_t s = (time_t)(us >= 0 ? us / 1000000 : (us - 999999) / 1000000);
-	int64_t ms = (us - (int64_t)s * 1000000) / 1000;
-	struct tm tm;
-	char tmp[40];
-	gmtime_r(&s, &tm);
-	strftime(tmp, sizeof(tmp), "%Y-%m-%dT%H:%M:%S", &tm);
-	rn_buf_printf(b, "\"%s.%03lld%s\"", tmp, (long long)ms, "Z");
-}
-
-static void put_date(struct rn_buf *b, int64_t days)
-{
-	time_t s = (time_t)(days * 86400);
-	struct tm tm;
-	char tmp[16];
-	gmtime_r(&s, &tm);
-	strftime(tmp, sizeof(tmp), "%Y-%m-%d", &tm);
-	rn_buf_printf(b, "\"%s\"", tmp);
-}
-
-/* Delta stats of the file just finished: numRecords, and min/max/nullCount of the
- * top-level primitive columns, as the materializer writes them. */
-static char *stats_json(struct rn_pq_writer *w, const struct rn_pq_col *cols, size_t ncols,
-			int64_t rows)
-{
-	struct rn_buf b = {0};
-	struct rn_pq_colstats st;
-	char dec[64];
-	rn_buf_printf(&b, "{\"numRecords\":%lld", (long long)rows);
-	for (int pass = 0; pass < 3; pass++) {
-		rn_buf_append_str(&b, pass == 0 ? ",\"minValues\":{" : pass == 1 ? ",\"maxValues\":{"
-										   : ",\"nullCount\":{");
-		const char *sep = "";
-		for (size_t i = 0; i < ncols; i++) {
-			const struct rn_pq_col *c = &cols[i];
-			if (c->type == RN_PQ_STRUCT || c->type == RN_PQ_LIST || c->type == RN_PQ_MAP ||
-			    rn_pq_node_stats(w, c, &st))
-				continue;
-			if (pass < 2 && (pass == 0 ? !st.has_min : !st.has_max))
-				continue;
-			rn_buf_append_str(&b, sep);
-			rn_json_put_str(&b, c->name, strlen(c->name));
-			rn_buf_append_u8(&b, ':');
-			sep = ",";
-			if (pass == 2) {
-				rn_buf_printf(&b, "%lld", (long long)st.nulls);
-				continue;
-			}
-			switch (c->type) {
-			case RN_PQ_STRING:
-				if (pass == 0)
-					rn_json_put_str(&b, st.min_s, st.min_len);
-				else
-					rn_json_put_str(&b, st.max_s, st.max_len);
-				break;
-			case RN_PQ_TIMESTAMP:
-				put_ts(&b, pass == 0 ? st.min_i : st.max_i);
-				break;
-			case RN_PQ_TIMESTAMP_NTZ: {
-				struct rn_buf t = {0};
-				put_ts(&t, pass == 0 ? st.min_i : st.max_i);
-				rn_buf_append(&b, t.data, t.len - 2); /* drop the Z */
-				rn_buf_append_u8(&b, '"');
-				rn_buf_free(&t);
-				break;
-			}
-			case RN_PQ_DATE: put_date(&b, pass == 0 ? st.min_i : st.max_i); break;
-			case RN_PQ_DOUBLE:
-				rn_buf_printf(&b, "%.17g", pass == 0 ? st.min_d : st.max_d);
-				break;
-			case RN_PQ_FLOAT:
-				rn_buf_printf(&b, "%.9g", pass == 0 ? st.min_d : st.max_d);
-				break;
-			case RN_PQ_DECIMAL:
-				rn_pq_decimal_format(dec, sizeof(dec),
-						     pass == 0 ? st.min_dec : st.max_dec, c->scale);
-				rn_buf_append_str(&b, dec);
-				break;
-			default:
-				rn_buf_printf(&b, "%lld", (long long)(pass == 0 ? st.min_i : st.max_i));
-				break;
-			}
-		}
-		rn_buf_append_u8(&b, '}');
-	}
-	if (rn_buf_append_str(&b, "}") || rn_buf_append_u8(&b, 0)) {
-		rn_buf_free(&b);
-		return NULL;
-	}
-	return (char *)b.data;
-}
-
 /* ---- the step ---- */
 
 static int read_whole(const char *path, struct rn_buf *out)
@@ -495,7 +400,7 @@ int rn_compact_step(struct rn_delta *d, const struct rn_compact_options *opt,
 		snprintf(res->why, sizeof(res->why), "parquet: %s", rn_strerror(rc));
 		goto out;
 	}
-	stats = stats_json(w, cols, ncols, res->rows);
+	stats = rn_pq_delta_stats(w, cols, ncols, res->rows);
 	int64_t mtime;
 	if ((rc = rn_delta_write_file(d, out.data, out.len, res->path, sizeof(res->path), &mtime))) {
 		snprintf(res->why, sizeof(res->why), "%s", rn_delta_errmsg(d));

@@ -175,8 +175,6 @@ static char *typed_schema_json(const struct rn_schema *sc);
 static int build_cols(const struct rn_field *parent, struct rn_pq_col **out);
 static int has_type(const struct rn_field *f, enum rn_type t);
 static int setup_partitions(struct rn_mat *m, struct mat_table *t, const struct table_def *def);
-static char *stats_json(struct rn_pq_writer *w, const struct rn_pq_col *cols, size_t ncols,
-			size_t rows);
 
 static int fail(struct rn_mat *m, int rc, const char *fmt, ...)
 {
@@ -1139,7 +1137,7 @@ static int finish_parts(struct rn_mat *m, struct mat_table *t, struct mat_file *
 		if (rows) {
 			if ((rc = rn_pq_finish(p->pq, &f->data)))
 				return fail(m, rc, "table %s: parquet: %s", t->name, rn_strerror(rc));
-			if (!(f->stats = stats_json(p->pq, t->dcols, t->ndcols, rows))) {
+			if (!(f->stats = rn_pq_delta_stats(p->pq, t->dcols, t->ndcols, (int64_t)rows))) {
 				rn_buf_free(&f->data);
 				return RN_ENOMEM;
 			}
@@ -1477,96 +1475,6 @@ int rn_mat_add(struct rn_mat *m, const char *table, const char *stream_id, int64
 	return 0;
 }
 
-static void put_ts(struct rn_buf *b, int64_t us)
-{
-	time_t s = (time_t)(us >= 0 ? us / 1000000 : (us - 999999) / 1000000);
-	int64_t ms = (us - (int64_t)s * 1000000) / 1000;
-	struct tm tm;
-	char tmp[40];
-	gmtime_r(&s, &tm);
-	strftime(tmp, sizeof(tmp), "%Y-%m-%dT%H:%M:%S", &tm);
-	rn_buf_printf(b, "\"%s.%03lldZ\"", tmp, (long long)ms);
-}
-
-static void put_date(struct rn_buf *b, int64_t days)
-{
-	time_t s = (time_t)(days * 86400);
-	struct tm tm;
-	char tmp[16];
-	gmtime_r(&s, &tm);
-	strftime(tmp, sizeof(tmp), "%Y-%m-%d", &tm);
-	rn_buf_printf(b, "\"%s\"", tmp);
-}
-
-/* Delta add.stats for the file just finished by t->pq: numRecords, and min/max/nullCount of
- * the top-level primitive columns (nested columns have none; readers then just scan). */
-static char *stats_json(struct rn_pq_writer *w, const struct rn_pq_col *cols, size_t ncols,
-			size_t rows)
-{
-	struct rn_buf b = {0};
-	struct rn_pq_colstats st;
-	const char *sep;
-	char dec[64];
-
-	rn_buf_printf(&b, "{\"numRecords\":%zu", rows);
-	for (int pass = 0; pass < 3; pass++) {
-		rn_buf_append_str(&b, pass == 0 ? ",\"minValues\":{" : pass == 1 ? ",\"maxValues\":{"
-										   : ",\"nullCount\":{");
-		sep = "";
-		for (size_t i = 0; i < ncols; i++) {
-			const struct rn_pq_col *c = &cols[i];
-			if (c->type == RN_PQ_STRUCT || c->type == RN_PQ_LIST || c->type == RN_PQ_MAP ||
-			    rn_pq_node_stats(w, c, &st))
-				continue;
-			if (pass == 2) {
-				rn_buf_printf(&b, "%s\"%s\":%lld", sep, c->name, (long long)st.nulls);
-				sep = ",";
-				continue;
-			}
-			if (pass == 0 ? !st.has_min : !st.has_max)
-				continue;
-			rn_buf_printf(&b, "%s", sep);
-			rn_json_put_str(&b, c->name, strlen(c->name));
-			rn_buf_append_u8(&b, ':');
-			sep = ",";
-			switch (c->type) {
-			case RN_PQ_STRING:
-				if (pass == 0)
-					rn_json_put_str(&b, st.min_s, st.min_len);
-				else
-					rn_json_put_str(&b, st.max_s, st.max_len);
-				break;
-			case RN_PQ_TIMESTAMP:
-				put_ts(&b, pass == 0 ? st.min_i : st.max_i);
-				break;
-			case RN_PQ_DATE:
-				put_date(&b, pass == 0 ? st.min_i : st.max_i);
-				break;
-			case RN_PQ_DOUBLE:
-				rn_buf_printf(&b, "%.17g", pass == 0 ? st.min_d : st.max_d);
-				break;
-			case RN_PQ_FLOAT:
-				rn_buf_printf(&b, "%.9g", pass == 0 ? st.min_d : st.max_d);
-				break;
-			case RN_PQ_DECIMAL:
-				rn_pq_decimal_format(dec, sizeof(dec), pass == 0 ? st.min_dec : st.max_dec,
-						     c->scale);
-				rn_buf_append_str(&b, dec);
-				break;
-			default:
-				rn_buf_printf(&b, "%lld", (long long)(pass == 0 ? st.min_i : st.max_i));
-				break;
-			}
-		}
-		rn_buf_append_u8(&b, '}');
-	}
-	if (rn_buf_append_str(&b, "}") || rn_buf_append_u8(&b, 0)) {
-		rn_buf_free(&b);
-		return NULL;
-	}
-	return (char *)b.data;
-}
-
 /* Writes and commits t's retry file. 0 on success or duplicate. */
 static int commit_retry(struct rn_mat *m, struct mat_table *t)
 {
@@ -1730,7 +1638,7 @@ int rn_mat_flush(struct rn_mat *m)
 							      rn_strerror(rc));
 			continue;
 		}
-		t->retry_stats = stats_json(t->pq, t->cols ? t->cols : envelope_cols,
+		t->retry_stats = rn_pq_delta_stats(t->pq, t->cols ? t->cols : envelope_cols,
 					    t->cols ? t->ncols : C_COUNT, rows);
 		t->retry_streams = t->streams;
 		t->retry_nstreams = t->nstreams;

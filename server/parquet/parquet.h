@@ -168,6 +168,13 @@ int rn_pq_col_stats(const struct rn_pq_writer *w, size_t col, struct rn_pq_colst
 int rn_pq_node_stats(const struct rn_pq_writer *w, const struct rn_pq_col *node,
                      struct rn_pq_colstats *st);
 
+/* Delta add.stats JSON (NUL-terminated, rn_malloc'd; NULL on ENOMEM) for the file just
+ * finished: numRecords = rows, and minValues/maxValues/nullCount of the top-level primitive
+ * columns among cols (timestamps as ISO 8601 UTC with milliseconds, dates as YYYY-MM-DD,
+ * decimals as JSON numbers); nested columns get none, so readers just scan them. */
+char *rn_pq_delta_stats(const struct rn_pq_writer *w, const struct rn_pq_col *cols,
+			size_t ncols, int64_t rows);
+
 /* Formats a 16-byte big-endian unscaled decimal with `scale` digits after the point, as a
  * JSON number ("-12.50", "0.001", "123"). Needs cap >= 42. Returns the length. */
 size_t rn_pq_decimal_format(char *buf, size_t cap, const uint8_t be[16], int scale);
