@@ -169,44 +169,16 @@ static int base64(struct dec *d)
 
 static int decimal(struct dec *d, const struct rn_field *f, struct rn_json_span v, rn_i128 *out)
 {
+	const char *why;
 	int rc;
-	const char *s;
-	size_t n, i = 0;
-	int neg = 0, intd = 0, fracd = 0;
-	rn_i128 u = 0;
 
 	if (is_str(v)) {
 		if ((rc = text(d, v)))
 			return rc;
-		s = (const char *)d->tmp.data;
-		n = d->tmp.len;
-	} else {
-		s = v.p;
-		n = v.len;
+		v = (struct rn_json_span){(const char *)d->tmp.data, d->tmp.len};
 	}
-	if (i < n && (s[i] == '-' || s[i] == '+'))
-		neg = s[i++] == '-';
-	/* sig: digits after leading zeros; more than the precision cannot fit (and beyond 38
-	 * would overflow the accumulator) */
-	int sig = 0;
-	for (; i < n && s[i] >= '0' && s[i] <= '9'; i++, intd++) {
-		if (u == 0 && s[i] == '0')
-			continue;
-		if (++sig > f->precision - f->scale)
-			return bad(d, "%s", "too many digits for the column's precision");
-		u = u * 10 + (s[i] - '0');
-	}
-	if (i < n && s[i] == '.')
-		for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++, fracd++) {
-			if (fracd >= f->scale)
-				return bad(d, "%s", "more fractional digits than the column's scale");
-			u = u * 10 + (s[i] - '0');
-		}
-	if (i != n || intd + fracd == 0)
-		return bad(d, "%s", "not a decimal number");
-	for (int k = fracd; k < f->scale; k++)
-		u *= 10;
-	*out = neg ? -u : u;
+	if (rn_decimal_parse(f, v.p ? v.p : "", v.len, out, &why))
+		return bad(d, "%s", why);
 	return 0;
 }
 

@@ -27,8 +27,6 @@
 
 #include "schema.h"
 
-typedef __int128 rn_i128;
-
 struct rn_row_sink {
 	void *ctx;
 	/* f is the schema node the value is for; for array elements and map keys/values it is

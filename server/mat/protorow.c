@@ -1391,33 +1391,8 @@ static int collect(struct dctx *d, const struct pmsg *m, size_t base, size_t wba
 static int parse_decimal(struct dctx *d, const struct rn_field *f, const char *s, size_t n,
 			 rn_i128 *out)
 {
-	size_t i = 0;
-	int neg = 0, intd = 0, fracd = 0;
-	rn_i128 u = 0;
-	if (i < n && (s[i] == '-' || s[i] == '+'))
-		neg = s[i++] == '-';
-	for (; i < n && s[i] >= '0' && s[i] <= '9'; i++, intd++) {
-		if (intd > 38)
-			return bad(d, "%s", "too many digits for the column's precision");
-		u = u * 10 + (s[i] - '0');
-	}
-	if (i < n && s[i] == '.')
-		for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++, fracd++) {
-			if (fracd >= f->scale)
-				return bad(d, "%s", "more fractional digits than the column's scale");
-			u = u * 10 + (s[i] - '0');
-		}
-	if (i != n || intd + fracd == 0)
-		return bad(d, "%s", "not a decimal number");
-	for (int k = fracd; k < f->scale; k++)
-		u *= 10;
-	rn_i128 lim = 1;
-	for (int k = 0; k < f->precision; k++)
-		lim *= 10;
-	if (u >= lim)
-		return bad(d, "%s", "too many digits for the column's precision");
-	*out = neg ? -u : u;
-	return 0;
+	const char *why;
+	return rn_decimal_parse(f, s, n, out, &why) ? bad(d, "%s", why) : 0;
 }
 
 /* One scalar value of slot s into schema node f. */

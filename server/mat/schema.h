@@ -63,6 +63,15 @@ int rn_schema_to_json(const struct rn_schema *s, struct rn_buf *out);
 int rn_schema_from_json(struct rn_schema *s, const char *json, size_t len, char *err,
 			size_t cap);
 
+typedef __int128 rn_i128;
+
+/* Parses decimal text of exactly n bytes ("-12.5", "19.99"; no exponent) for a decimal
+ * column f into its unscaled value. 0, or RN_EINVAL with *why set: not a decimal number,
+ * more fractional digits than the scale, or more digits than the precision (checked before
+ * they could overflow). Pure. */
+int rn_decimal_parse(const struct rn_field *f, const char *s, size_t n, rn_i128 *out,
+		     const char **why);
+
 /* The Spark name of a primitive type ("long", "decimal(10,2)"), or of the kind for nested
  * ones ("struct", "array", "map"). Writes into buf. */
 const char *rn_type_name(const struct rn_field *f, char *buf, size_t cap);
