@@ -22,96 +22,21 @@
 #include "rn_err.h"
 #include "rn_mem.h"
 #include "rn_pbwire.h"
+#include "rec_sink.h"
 #include "schema.h"
-
-/* ---- the recording sink (as in test_schema.c) ---- */
-
-static char out[8192];
-
-static void emit(const char *fmt, ...)
-{
-	va_list ap;
-	size_t n = strlen(out);
-	va_start(ap, fmt);
-	vsnprintf(out + n, sizeof(out) - n, fmt, ap);
-	va_end(ap);
-}
-
-static const char *nm(const struct rn_field *f)
-{
-	return f->name ? f->name : "";
-}
-
-static int s_null(void *c, const struct rn_field *f)
-{
-	(void)c;
-	emit("%s=null ", nm(f));
-	return 0;
-}
-
-static int s_i64(void *c, const struct rn_field *f, int64_t v)
-{
-	(void)c;
-	emit("%s=%lld ", nm(f), (long long)v);
-	return 0;
-}
-
-static int s_f64(void *c, const struct rn_field *f, double v)
-{
-	(void)c;
-	emit("%s=%g ", nm(f), v);
-	return 0;
-}
-
-static int s_bytes(void *c, const struct rn_field *f, const void *p, size_t n)
-{
-	(void)c;
-	emit("%s='%.*s' ", nm(f), (int)n, (const char *)p);
-	return 0;
-}
-
-static int s_dec(void *c, const struct rn_field *f, rn_i128 u)
-{
-	(void)c;
-	char tmp[64];
-	int neg = u < 0, i = 63;
-	unsigned __int128 x = neg ? (unsigned __int128)(-u) : (unsigned __int128)u;
-	tmp[i] = 0;
-	do {
-		tmp[--i] = (char)('0' + (int)(x % 10));
-		x /= 10;
-	} while (x);
-	emit("%s=%s%s ", nm(f), neg ? "-" : "", tmp + i);
-	return 0;
-}
-
-static int s_begin(void *c, const struct rn_field *f, size_t n)
-{
-	(void)c;
-	emit("%s%c%zu ", nm(f), f->type == RN_T_STRUCT ? '{' : f->type == RN_T_ARRAY ? '[' : '<', n);
-	return 0;
-}
-
-static int s_end(void *c, const struct rn_field *f)
-{
-	(void)c;
-	emit("%c ", f->type == RN_T_STRUCT ? '}' : f->type == RN_T_ARRAY ? ']' : '>');
-	return 0;
-}
 
 static int s_missing(void *c, const struct rn_field *f)
 {
 	(void)c;
 	if (!strcmp(f->name, "src")) {
-		emit("src=<env> ");
+		rec_emit("src=<env> ");
 		return 0;
 	}
 	return RN_ENOTFOUND;
 }
 
-static const struct rn_row_sink sink = {NULL, s_null, s_i64, s_f64, s_bytes, s_dec, s_begin, s_end};
-static const struct rn_row_sink msink = {NULL, s_null, s_i64, s_f64, s_bytes, s_dec, s_begin,
-					 s_end, s_missing};
+static const struct rn_row_sink msink = {NULL, rec_null, rec_i64, rec_f64, rec_bytes, rec_dec,
+					 rec_begin, rec_end, s_missing};
 
 /* ---- descriptors in a text form ----
  * msg   := Name ['!'] '{' item* '}'        '!' sets options.map_entry
@@ -347,11 +272,11 @@ static void dec(const struct rn_protoplan *p, const struct rn_buf *rec, int want
 		const char *expect)
 {
 	char err[256];
-	out[0] = 0;
-	int rc = rn_protorow_decode(p, rec->data, rec->len, &sink, err, sizeof(err));
+	rec_out[0] = 0;
+	int rc = rn_protorow_decode(p, rec->data, rec->len, &rec_sink, err, sizeof(err));
 	if (rc != want)
-		fail_msg("decode: rc %d want %d (%s) out '%s'", rc, want, err, out);
-	const char *got = rc ? err : out;
+		fail_msg("decode: rc %d want %d (%s) out '%s'", rc, want, err, rec_out);
+	const char *got = rc ? err : rec_out;
 	if (!strstr(got, expect))
 		fail_msg("decode:\n got  '%s'\n want '%s'", got, expect);
 }
@@ -359,12 +284,12 @@ static void dec(const struct rn_protoplan *p, const struct rn_buf *rec, int want
 /* jsonrow's output for the same logical row. */
 static const char *json_out(const struct rn_schema *s, const char *json)
 {
-	static char keep[sizeof(out)];
+	static char keep[sizeof(rec_out)];
 	char err[256];
-	out[0] = 0;
-	if (rn_jsonrow_decode(s, json, strlen(json), &sink, err, sizeof(err)))
+	rec_out[0] = 0;
+	if (rn_jsonrow_decode(s, json, strlen(json), &rec_sink, err, sizeof(err)))
 		fail_msg("jsonrow: %s", err);
-	snprintf(keep, sizeof(keep), "%s", out);
+	snprintf(keep, sizeof(keep), "%s", rec_out);
 	return keep;
 }
 
@@ -558,7 +483,7 @@ static void repeated_and_order(void **st)
 	dec(p, &r, 0,
 	    "{6 k=6 xs[5 =1 =-2 =300 =4 =-5 ] fs[3 =1.5 =-2 =4 ] ds[2 =0.125 =1e+300 ] "
 	    "bs[3 =1 =0 =1 ] ss[2 =-32768 =7 ] } ");
-	assert_string_equal(out, json_out(&s, "{\"k\":6,\"xs\":[1,-2,300,4,-5],\"fs\":[1.5,-2,4],"
+	assert_string_equal(rec_out, json_out(&s, "{\"k\":6,\"xs\":[1,-2,300,4,-5],\"fs\":[1.5,-2,4],"
 					      "\"ds\":[0.125,1e300],\"bs\":[true,false,true],"
 					      "\"ss\":[-32768,7]}"));
 	rn_buf_free(&r);
@@ -568,10 +493,10 @@ static void repeated_and_order(void **st)
 		pv(&r, 2, zz(i));
 		pf32(&r, 3, fbits((float)i));
 	}
-	out[0] = 0;
+	rec_out[0] = 0;
 	char err[256];
-	assert_int_equal(rn_protorow_decode(p, r.data, r.len, &sink, err, sizeof(err)), 0);
-	assert_non_null(strstr(out, "xs[3000 =0 =1 =2 "));
+	assert_int_equal(rn_protorow_decode(p, r.data, r.len, &rec_sink, err, sizeof(err)), 0);
+	assert_non_null(strstr(rec_out, "xs[3000 =0 =1 =2 "));
 	rn_buf_free(&r);
 
 	/* packed element errors */
@@ -643,7 +568,7 @@ static void nested(void **st)
 	    "attrs<2 ='k' ='v' ='' ='only-value' > "
 	    "byid<2 =42 {2 n=9 tags[1 ='t' ] } =43 {2 n=null tags[0 ] } > "
 	    "pairs[1 {2 key='x' value=3 } ] a=null b='b-wins' } ");
-	assert_string_equal(out, json_out(&s, "{\"pos\":{\"lat\":1,\"lon\":2},"
+	assert_string_equal(rec_out, json_out(&s, "{\"pos\":{\"lat\":1,\"lon\":2},"
 					      "\"pts\":[{\"x\":1,\"label\":\"p1\"},{\"x\":2}],"
 					      "\"attrs\":{\"k\":\"v\",\"\":\"only-value\"},"
 					      "\"byid\":{\"42\":{\"n\":9,\"tags\":[\"t\"]},"
@@ -712,9 +637,9 @@ static void missing_and_decimals(void **st)
 	pv(&r, 3, 2);
 	dec(p, &r, RN_EINVAL, "src: missing NOT NULL column");
 	/* the sink's missing hook supplies src, and declines the others */
-	out[0] = 0;
+	rec_out[0] = 0;
 	assert_int_equal(rn_protorow_decode(p, r.data, r.len, &msink, err, sizeof(err)), 0);
-	assert_string_equal(out, "{6 id=2 src=<env> note=null qty=2 price=null tags[0 ] } ");
+	assert_string_equal(rec_out, "{6 id=2 src=<env> note=null qty=2 price=null tags[0 ] } ");
 	rn_buf_free(&r);
 
 	static const char *const decs[][2] = {
@@ -988,7 +913,7 @@ static void sink_error(void **st)
 	(void)st;
 	struct rn_schema s = table(all_cols, sizeof(all_cols) / sizeof(all_cols[0]));
 	struct rn_protoplan *p = plan_ok(&s, all_desc);
-	struct rn_row_sink k = sink;
+	struct rn_row_sink k = rec_sink;
 	struct rn_buf r = {0};
 	char err[256];
 	k.bytes = fail_bytes;
@@ -1016,8 +941,8 @@ static void allocation_failures(void **st)
 		rn_mem_fail_after(nth);
 		int rc = rn_protorow_plan(&s, d.data, d.len, &p, err, sizeof(err));
 		if (rc == 0) {
-			out[0] = 0;
-			rc = rn_protorow_decode(p, r.data, r.len, &sink, err, sizeof(err));
+			rec_out[0] = 0;
+			rc = rn_protorow_decode(p, r.data, r.len, &rec_sink, err, sizeof(err));
 			ok = rc == 0;
 		}
 		rn_mem_fail_after(0);
@@ -1029,7 +954,7 @@ static void allocation_failures(void **st)
 				 rn_mem_live() - live, rc);
 	}
 	assert_true(ok);
-	assert_non_null(strstr(out, "tags[3000 ='t' "));
+	assert_non_null(strstr(rec_out, "tags[3000 ='t' "));
 	rn_buf_free(&d);
 	rn_buf_free(&r);
 	rn_schema_free(&s);

@@ -15,6 +15,7 @@
 
 #include "jsonrow.h"
 #include "rn_err.h"
+#include "rec_sink.h"
 #include "schema.h"
 
 static void types_and_json(void **st)
@@ -94,81 +95,6 @@ static void types_and_json(void **st)
 	rn_buf_free(&b);
 }
 
-/* The recording sink: "name=value" tokens, {..} [..] <..> around struct, array, map. */
-static char out[2048];
-
-static void emit(const char *fmt, ...)
-{
-	va_list ap;
-	size_t n = strlen(out);
-	va_start(ap, fmt);
-	vsnprintf(out + n, sizeof(out) - n, fmt, ap);
-	va_end(ap);
-}
-
-static const char *nm(const struct rn_field *f)
-{
-	return f->name ? f->name : "";
-}
-
-static int s_null(void *c, const struct rn_field *f)
-{
-	(void)c;
-	emit("%s=null ", nm(f));
-	return 0;
-}
-
-static int s_i64(void *c, const struct rn_field *f, int64_t v)
-{
-	(void)c;
-	emit("%s=%lld ", nm(f), (long long)v);
-	return 0;
-}
-
-static int s_f64(void *c, const struct rn_field *f, double v)
-{
-	(void)c;
-	emit("%s=%g ", nm(f), v);
-	return 0;
-}
-
-static int s_bytes(void *c, const struct rn_field *f, const void *p, size_t n)
-{
-	(void)c;
-	emit("%s='%.*s' ", nm(f), (int)n, (const char *)p);
-	return 0;
-}
-
-static int s_dec(void *c, const struct rn_field *f, rn_i128 u)
-{
-	(void)c;
-	char tmp[64];
-	int neg = u < 0, i = 63;
-	unsigned __int128 x = neg ? (unsigned __int128)(-u) : (unsigned __int128)u;
-	tmp[i] = 0;
-	do {
-		tmp[--i] = (char)('0' + (int)(x % 10));
-		x /= 10;
-	} while (x);
-	emit("%s=%s%s ", nm(f), neg ? "-" : "", tmp + i);
-	return 0;
-}
-
-static int s_begin(void *c, const struct rn_field *f, size_t n)
-{
-	(void)c;
-	emit("%s%c%zu ", nm(f), f->type == RN_T_STRUCT ? '{' : f->type == RN_T_ARRAY ? '[' : '<', n);
-	return 0;
-}
-
-static int s_end(void *c, const struct rn_field *f)
-{
-	(void)c;
-	emit("%c ", f->type == RN_T_STRUCT ? '}' : f->type == RN_T_ARRAY ? ']' : '>');
-	return 0;
-}
-
-static const struct rn_row_sink sink = {NULL, s_null, s_i64, s_f64, s_bytes, s_dec, s_begin, s_end};
 
 static struct rn_schema table(void)
 {
@@ -192,11 +118,11 @@ static struct rn_schema table(void)
 static void decode(const struct rn_schema *s, const char *json, int want, const char *expect)
 {
 	char err[256];
-	out[0] = 0;
-	int rc = rn_jsonrow_decode(s, json, strlen(json), &sink, err, sizeof(err));
+	rec_out[0] = 0;
+	int rc = rn_jsonrow_decode(s, json, strlen(json), &rec_sink, err, sizeof(err));
 	if (rc != want)
 		fail_msg("%s: rc %d (%s)", json, rc, err);
-	const char *got = rc ? err : out;
+	const char *got = rc ? err : rec_out;
 	if (!strstr(got, expect))
 		fail_msg("%s:\n got  '%s'\n want '%s'", json, got, expect);
 }
