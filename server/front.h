@@ -6,6 +6,14 @@
  * per call and sent as DATA frames; a call ends with grpc-status trailers (or a
  * trailers-only response before any message). TLS slots in at the bufferevent.
  *
+ * Limits it enforces per connection: SETTINGS_MAX_CONCURRENT_STREAMS (a peer that ignores it
+ * gets REFUSED_STREAM, or GOAWAY once it has acknowledged the setting), closing connections
+ * idle (no call, nothing received) for idle_timeout, and closing clients that leave more
+ * than slow_bytes of responses unread for slow_timeout (reading from such a client stops
+ * meanwhile). HTTP/2 flow-control window is granted by hand (no automatic WINDOW_UPDATE):
+ * DATA bytes are handed back once processed, except while the server says it is under
+ * pressure (no window at all) or holds one call (that stream's window only).
+ *
  * Lifetime: created by the server on its event base; all calls on the loop thread.
  */
 #ifndef RN_FRONT_H
@@ -38,12 +46,32 @@ struct rn_front_handler {
 	void (*closed)(void *ctx, struct rn_call *call);
 };
 
+/* A zeroed struct is valid: any free port on 127.0.0.1, the defaults noted. */
 struct rn_front_options {
 	const char *host;   /* bind address */
 	int port;           /* 0 = any free port */
-	size_t max_message; /* request message cap after decompression */
+	size_t max_message; /* request message cap after decompression; 0 = 10 MiB */
+	uint32_t max_streams;     /* concurrent calls per connection; 0 = 100 */
+	int64_t idle_timeout_ms;  /* close a connection without calls or traffic; 0 = never */
+	size_t slow_bytes;        /* unsent responses a connection may have; 0 = 4 MiB... */
+	int64_t slow_timeout_ms;  /* ...for longer than this before it is closed */
 };
 
+/* Counters and gauges of the front, for /metrics. */
+struct rn_front_stats {
+	uint64_t conns_open;         /* connections now */
+	uint64_t conns_accepted;     /* since start */
+	uint64_t closed_idle;        /* closed after idle_timeout */
+	uint64_t closed_slow;        /* closed as slow clients */
+	uint64_t closed_streams;     /* closed for opening streams beyond the limit */
+	uint64_t streams_refused;    /* streams refused (REFUSED_STREAM) beyond the limit */
+	uint64_t resource_exhausted; /* calls answered with RESOURCE_EXHAUSTED */
+	uint64_t window_withheld;    /* DATA bytes received whose window is not granted back */
+	uint64_t stream_holds;       /* times a call's stream window was held */
+};
+
+/* Listens on opt's host:port and serves on base; opt and h are copied. 0, RN_EINVAL (not an
+ * IPv4 address), RN_EIO (cannot listen), RN_ENOMEM. */
 int rn_front_create(struct rn_front **out, struct event_base *base,
 		    const struct rn_front_options *opt, const struct rn_front_handler *h);
 /* Stops accepting and closes every connection (calls get closed()). */
@@ -53,10 +81,34 @@ int rn_front_port(const struct rn_front *f);
 /* Stops accepting new connections; existing ones go on. */
 void rn_front_stop_listening(struct rn_front *f);
 
+/*
+ * Server pressure on (non-zero) or off. While on, no connection gets flow-control window back
+ * for what it sends (bytes are counted as withheld); switching off grants everything withheld
+ * (except streams still held by rn_call_hold_window) and sends the WINDOW_UPDATEs from the
+ * loop shortly after. Safe inside the handler callbacks.
+ */
+void rn_front_set_pressure(struct rn_front *f, int on);
+/* Fills st. */
+void rn_front_stats(const struct rn_front *f, struct rn_front_stats *st);
+
 /* Queues one response message (framed here) on the call. 0, RN_ENOMEM, RN_EINVAL (finished). */
 int rn_call_send(struct rn_call *c, const uint8_t *msg, size_t len);
-/* Ends the call with a gRPC status after the queued messages. Idempotent. */
+/* Ends the call with a gRPC status after the queued messages. Idempotent. If the client is
+ * still sending when the status goes out, the stream is then reset with NO_ERROR. */
 void rn_call_finish(struct rn_call *c, int status, const char *msg);
+/*
+ * Adds `grpc-retry-pushback-ms: ms` to the call's status (trailers, or the trailers-only
+ * response of a call refused by open()); call it before rn_call_finish or before open()
+ * returns. ms <= 0 = no such trailer.
+ */
+void rn_call_set_pushback(struct rn_call *c, int64_t ms);
+/*
+ * Holds (on) or releases (off) the stream-level flow-control window of one call: while held,
+ * DATA bytes it receives are not granted back on its stream (the connection window is), so
+ * the peer can send at most one stream window more on it. Safe inside the handler callbacks;
+ * the WINDOW_UPDATE of a release goes out with the next send.
+ */
+void rn_call_hold_window(struct rn_call *c, int on);
 void rn_call_set_ctx(struct rn_call *c, void *p);
 void *rn_call_ctx(const struct rn_call *c);
 int rn_call_persistent(const struct rn_call *c);

@@ -98,3 +98,21 @@ void rn_metrics_destroy(struct rn_metrics *m)
 	rn_buf_free(&m->out);
 	rn_free(m);
 }
+
+void rn_metrics_family(struct rn_buf *out, const char *name, const char *type,
+		       const char *help)
+{
+	rn_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+void rn_metrics_sample(struct rn_buf *out, const char *name, const char *labels, double v)
+{
+	int has = labels && *labels;
+	/* integers print as integers (counters and byte gauges stay exact up to 2^53) */
+	if (v > -9007199254740992.0 && v < 9007199254740992.0 && v == (double)(int64_t)v)
+		rn_buf_printf(out, "%s%s%s%s %.0f\n", name, has ? "{" : "", has ? labels : "",
+			      has ? "}" : "", v);
+	else
+		rn_buf_printf(out, "%s%s%s%s %.6g\n", name, has ? "{" : "", has ? labels : "",
+			      has ? "}" : "", v);
+}

@@ -7,6 +7,7 @@
 #ifndef RN_METRICS_H
 #define RN_METRICS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "rn_buf.h"
@@ -27,5 +28,15 @@ int rn_metrics_create(struct rn_metrics **out, struct event_base *base, const ch
 		      int port, const struct rn_metrics_handler *h);
 int rn_metrics_port(const struct rn_metrics *m);
 void rn_metrics_destroy(struct rn_metrics *m);
+
+/*
+ * Helpers for render callbacks, so every family looks the same: rn_metrics_family appends
+ * the "# HELP name help" and "# TYPE name type" lines; rn_metrics_sample appends one
+ * "name{labels} value" line (labels NULL or "" = none, else e.g. `reason="idle"`).
+ * Failures to grow `out` are silent (the exposition is then cut short).
+ */
+void rn_metrics_family(struct rn_buf *out, const char *name, const char *type,
+		       const char *help);
+void rn_metrics_sample(struct rn_buf *out, const char *name, const char *labels, double v);
 
 #endif

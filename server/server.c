@@ -21,6 +21,7 @@
 #include <uuid/uuid.h>
 
 #include "front.h"
+#include "limits.h"
 #include "mat.h"
 #include "metrics.h"
 #include "rn_clock.h"
@@ -84,7 +85,31 @@ const struct rn_conf_key rn_server_conf_table[] = {
 	{"flush_interval_ms", RN_CONF_INT, "1000", OFF(flush_interval_ms), 10, 3600000,
 	 "how often durable records are committed to their Delta tables"},
 	{"max_message_bytes", RN_CONF_SIZE, "10M", OFF(max_message_bytes), 1024,
-	 (int64_t)1 << 30, "largest request message accepted (after decompression)"},
+	 (int64_t)1 << 30, "largest request message accepted (after decompression); a larger "
+	 "one ends its call with RESOURCE_EXHAUSTED naming this limit"},
+	{"wal_max_bytes", RN_CONF_SIZE, "1G", OFF(wal_max_bytes), 0, (int64_t)1 << 50,
+	 "bytes in the WAL not yet committed to tables; at this, new data gets "
+	 "RESOURCE_EXHAUSTED with grpc-retry-pushback-ms and no HTTP/2 window is granted until "
+	 "a flush truncates the WAL; 0 = no limit"},
+	{"max_lag", RN_CONF_DURATION, "60s", OFF(max_lag_ms), 0, (int64_t)1 << 40,
+	 "age of the oldest durable record not yet in its table; at this, the same as "
+	 "wal_max_bytes (until a flush succeeds); raised to 2 x flush_interval_ms if set lower; "
+	 "0 = no limit"},
+	{"stream_inflight_bytes", RN_CONF_SIZE, "64M", OFF(stream_inflight_bytes), 1024,
+	 (int64_t)1 << 31, "bytes received on one stream and not yet durably acked; beyond "
+	 "this that stream's HTTP/2 window is withheld until the WAL sync acks them"},
+	{"max_streams_per_connection", RN_CONF_INT, "100", OFF(max_streams_per_connection), 1,
+	 1000000, "concurrent streams (calls) per HTTP/2 connection, advertised as "
+	 "SETTINGS_MAX_CONCURRENT_STREAMS; a client that opens more is refused (REFUSED_STREAM, "
+	 "or GOAWAY once it acknowledged the setting)"},
+	{"idle_timeout", RN_CONF_DURATION, "5m", OFF(idle_timeout_ms), 0, (int64_t)1 << 40,
+	 "a connection with no stream open and nothing received for this long is closed "
+	 "(GOAWAY); 0 = never"},
+	{"slow_client_bytes", RN_CONF_SIZE, "4M", OFF(slow_client_bytes), 4096, (int64_t)1 << 30,
+	 "responses queued for one connection and not read by the client; above this the "
+	 "server stops reading from it, and..."},
+	{"slow_client_timeout", RN_CONF_DURATION, "30s", OFF(slow_client_timeout_ms), 0,
+	 (int64_t)1 << 40, "...if it stays above for this long, disconnects it (logged)"},
 	{"parquet_zstd_level", RN_CONF_INT, "1", OFF(parquet_zstd_level), 1, 19,
 	 "zstd level of Parquet pages: 1 is several times faster than 3 for a few % more bytes"},
 	{"auto_create", RN_CONF_BOOL, "false", OFF(auto_create), 0, 0,
@@ -120,6 +145,7 @@ struct srv_stream {
 	int record_type;
 	int64_t last_received;
 	int64_t last_durable;
+	uint64_t inflight;    /* batch bytes appended since the last WAL sync (not yet acked) */
 	struct rn_call *call; /* the call currently attached, or NULL */
 	struct srv_stream *next;
 };
@@ -146,11 +172,18 @@ struct rn_server {
 	char *streams_dir;
 	struct rn_buf resp, single;
 	struct rn_metrics *metrics;
+	struct rn_limits limits;
+	enum rn_pressure pressure;  /* as last evaluated (and told to the front) */
+	char pressure_msg[256];     /* its grpc-message */
+	int64_t oldest_pending_us;  /* first record appended since the last good flush; 0 none */
+	int64_t next_flush_us;      /* when flush_cb runs next */
+	int64_t flush_cost_us;      /* duration of the last flush */
 	struct {
 		uint64_t batches, records, bytes; /* accepted into the WAL */
 		uint64_t acks, wal_syncs, wal_sync_errors;
 		uint64_t flushes, flush_errors;
 		uint64_t calls, calls_rejected;
+		uint64_t pressure_refusals, pressure_episodes;
 		int64_t started_us, last_flush_ok_us, last_flush_err_us;
 		char last_error[200];
 	} stats;
@@ -348,12 +381,49 @@ static void ack_streams(struct rn_server *s)
 	}
 }
 
-static void sync_cb(evutil_socket_t fd, short what, void *arg)
+static struct rn_limits_now limits_now(const struct rn_server *s)
 {
-	struct rn_server *s = arg;
+	struct rn_limits_now n = {rn_mono_us(), rn_wal_bytes(s->wal), s->oldest_pending_us,
+				  s->next_flush_us, s->flush_cost_us};
+	return n;
+}
+
+/*
+ * Evaluates the limits now and tells the front when the verdict changes (it then withholds
+ * or grants HTTP/2 window). Returns the pressure; *pushback_ms (may be NULL) and
+ * s->pressure_msg describe it.
+ */
+static enum rn_pressure check_pressure(struct rn_server *s, int64_t *pushback_ms)
+{
+	struct rn_limits_now n = limits_now(s);
+	int64_t pb = 0;
+	enum rn_pressure p = rn_limits_pressure(&s->limits, &n, &pb, s->pressure_msg,
+						sizeof(s->pressure_msg));
+	if (pushback_ms)
+		*pushback_ms = pb;
+	if ((p != RN_PRESSURE_NONE) != (s->pressure != RN_PRESSURE_NONE)) {
+		if (p != RN_PRESSURE_NONE) {
+			s->stats.pressure_episodes++;
+			rn_log_warn("server", "refusing new data, withholding HTTP/2 window: %s",
+				    s->pressure_msg);
+		} else {
+			rn_log_info("server", "accepting data again: %llu bytes in the WAL, lag %lld ms",
+				    (unsigned long long)n.wal_bytes, (long long)rn_limits_lag_ms(&n));
+		}
+		rn_front_set_pressure(s->front, p != RN_PRESSURE_NONE);
+	}
+	s->pressure = p;
+	return p;
+}
+
+/*
+ * The group commit: makes every appended batch durable and acks it, or, when the WAL cannot,
+ * ends the calls whose batches were not durable. Sends nothing itself (safe inside the
+ * front's callbacks); the caller flushes the front.
+ */
+static void sync_wal(struct rn_server *s)
+{
 	int rc;
-	(void)fd;
-	(void)what;
 	s->stats.wal_syncs++;
 	if ((rc = rn_wal_sync(s->wal))) {
 		s->stats.wal_sync_errors++;
@@ -374,12 +444,30 @@ static void sync_cb(evutil_socket_t fd, short what, void *arg)
 			st->last_durable = st->last_received;
 		ack_streams(s);
 	}
+	/* durable (or given up): nothing is in flight any more, every held window reopens */
+	for (struct srv_stream *st = s->streams; st; st = st->next) {
+		if (!st->inflight)
+			continue;
+		st->inflight = 0;
+		if (st->call)
+			rn_call_hold_window(st->call, 0);
+	}
+}
+
+static void sync_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rn_server *s = arg;
+	(void)fd;
+	(void)what;
+	sync_wal(s);
+	check_pressure(s, NULL);
 	rn_front_flush(s->front);
 }
 
 static void flush_now(struct rn_server *s)
 {
 	uint64_t seg;
+	int64_t t0 = rn_mono_us();
 	int rc;
 	if (!s->mat_dirty)
 		return;
@@ -399,15 +487,20 @@ static void flush_now(struct rn_server *s)
 		return;
 	}
 	s->stats.last_flush_ok_us = rn_mono_us();
+	s->flush_cost_us = s->stats.last_flush_ok_us - t0;
 	s->mat_dirty = 0;
+	s->oldest_pending_us = 0; /* everything appended so far is in its table now */
 	rn_wal_drop_before(s->wal, seg);
 }
 
 static void flush_cb(evutil_socket_t fd, short what, void *arg)
 {
+	struct rn_server *s = arg;
 	(void)fd;
 	(void)what;
-	flush_now(arg);
+	s->next_flush_us = rn_mono_us() + s->conf.flush_interval_ms * 1000;
+	flush_now(s);
+	check_pressure(s, NULL); /* a flush ends pressure; time passing can start lag pressure */
 }
 
 static int check_auth(const struct rn_server *s, const char *auth)
@@ -436,6 +529,8 @@ static int on_open(void *ctx, struct rn_call *c, const struct rn_call_info *info
 		*msg = "invalid table name in x-databricks-zerobus-table-name";
 		return RN_GRPC_INVALID_ARGUMENT;
 	}
+	/* Under pressure a call is still accepted: create and resume store nothing in the WAL,
+	 * and a resume tells the client what is durable. Its first new data is refused. */
 	if (!(cs = rn_calloc(1, sizeof(*cs)))) {
 		*msg = "out of memory";
 		return RN_GRPC_RESOURCE_EXHAUSTED;
@@ -572,6 +667,7 @@ static void on_ingest(struct rn_server *s, struct rn_call *c, struct call_state 
 	const uint8_t *batch = r->batch;
 	size_t blen = r->batch_len;
 	char why[160];
+	int64_t pushback;
 	int rc;
 
 	if (!st)
@@ -599,6 +695,15 @@ static void on_ingest(struct rn_server *s, struct rn_call *c, struct call_state 
 			 (long long)(st->last_received + 1), (long long)r->offset);
 		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, why);
 	}
+	if (check_pressure(s, &pushback) != RN_PRESSURE_NONE) {
+		/* new data is refused, but what this call sent before is acked ahead of the
+		 * status: the WAL is synced now rather than at the end of the loop iteration */
+		s->stats.pressure_refusals++;
+		if (rn_wal_dirty(s->wal))
+			sync_wal(s);
+		rn_call_set_pushback(c, pushback);
+		return rn_call_finish(c, RN_GRPC_RESOURCE_EXHAUSTED, s->pressure_msg);
+	}
 	if (r->is_single) { /* one record: store it in record-list form like a batch */
 		rn_buf_reset(&s->single);
 		if (rn_pb_put_bytes(&s->single, 1, r->batch, r->batch_len))
@@ -620,6 +725,12 @@ static void on_ingest(struct rn_server *s, struct rn_call *c, struct call_state 
 	s->stats.batches++;
 	s->stats.bytes += blen;
 	s->stats.records += count_records(batch, blen);
+	if (!s->oldest_pending_us)
+		s->oldest_pending_us = rn_mono_us();
+	st->inflight += blen;
+	if (st->inflight > (uint64_t)s->conf.stream_inflight_bytes)
+		rn_call_hold_window(c, 1); /* until sync_wal has made it durable */
+	check_pressure(s, NULL);        /* at the limit now: close the window right away */
 	event_active(s->sync_ev, 0, 0);
 }
 
@@ -881,9 +992,24 @@ int rn_server_create(struct rn_server **out, const struct rn_server_conf *conf)
 	s->sig_int = evsignal_new(s->base, SIGINT, stop_cb, s);
 	struct timeval iv = {conf->flush_interval_ms / 1000, (conf->flush_interval_ms % 1000) * 1000};
 	event_add(s->flush_ev, &iv);
+	s->next_flush_us = rn_mono_us() + conf->flush_interval_ms * 1000;
+	s->limits.wal_max_bytes = (uint64_t)conf->wal_max_bytes;
+	s->limits.max_lag_ms = rn_limits_effective_lag_ms(conf->max_lag_ms, conf->flush_interval_ms);
+	if (s->limits.max_lag_ms != conf->max_lag_ms)
+		rn_log_warn("server", "max_lag %lld ms is not longer than flush_interval_ms %lld: "
+			    "using %lld ms", (long long)conf->max_lag_ms,
+			    (long long)conf->flush_interval_ms, (long long)s->limits.max_lag_ms);
 	event_add(s->sig_term, NULL);
 	event_add(s->sig_int, NULL);
-	struct rn_front_options fo = {host, port, (size_t)conf->max_message_bytes};
+	struct rn_front_options fo = {
+		.host = host,
+		.port = port,
+		.max_message = (size_t)conf->max_message_bytes,
+		.max_streams = (uint32_t)conf->max_streams_per_connection,
+		.idle_timeout_ms = conf->idle_timeout_ms,
+		.slow_bytes = (size_t)conf->slow_client_bytes,
+		.slow_timeout_ms = conf->slow_client_timeout_ms,
+	};
 	struct rn_front_handler h = {s, on_open, on_message, on_half_close, on_closed};
 	if ((rc = rn_front_create(&s->front, s->base, &fo, &h)))
 		goto fail;
@@ -948,6 +1074,56 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	M("pending_bytes", "gauge", "Durable bytes not yet in their tables.", "%zu",
 	  rn_mat_pending_bytes(s->mat));
 #undef M
+	/* limits (server/README.md "Limits") */
+	struct rn_front_stats fs;
+	struct rn_limits_now n = limits_now(s);
+	rn_front_stats(s->front, &fs);
+#define P "runnel_server_"
+#define F(name, type, help, v)                                                              \
+	do {                                                                                \
+		rn_metrics_family(b, P name, type, help);                                   \
+		rn_metrics_sample(b, P name, NULL, (double)(v));                            \
+	} while (0)
+	F("resource_exhausted_total", "counter",
+	  "Calls answered with RESOURCE_EXHAUSTED (pressure, message size, queues).",
+	  fs.resource_exhausted);
+	F("pressure_refusals_total", "counter",
+	  "Batches with new offsets refused because wal_max_bytes or max_lag was reached.",
+	  s->stats.pressure_refusals);
+	F("pressure_episodes_total", "counter", "Times the server went under pressure.",
+	  s->stats.pressure_episodes);
+	rn_metrics_family(b, P "pressure", "gauge",
+			  "1 while the limit is reached (new data refused, window withheld).");
+	rn_metrics_sample(b, P "pressure", "limit=\"wal_max_bytes\"",
+			  s->pressure == RN_PRESSURE_WAL);
+	rn_metrics_sample(b, P "pressure", "limit=\"max_lag\"", s->pressure == RN_PRESSURE_LAG);
+	F("wal_bytes", "gauge", "Bytes in the WAL not yet committed to tables.", n.wal_bytes);
+	F("wal_max_bytes", "gauge", "The wal_max_bytes limit (0 = none).", s->limits.wal_max_bytes);
+	F("materializer_lag_seconds", "gauge",
+	  "Age of the oldest durable record not yet in its table (0 = none pending).",
+	  (double)rn_limits_lag_ms(&n) / 1e3);
+	F("max_lag_seconds", "gauge", "The max_lag limit in effect (0 = none).",
+	  (double)s->limits.max_lag_ms / 1e3);
+	F("connections_open", "gauge", "HTTP/2 connections now.", fs.conns_open);
+	F("connections_accepted_total", "counter", "HTTP/2 connections accepted.",
+	  fs.conns_accepted);
+	rn_metrics_family(b, P "connections_closed_total", "counter",
+			  "Connections closed by the server for a limit.");
+	rn_metrics_sample(b, P "connections_closed_total", "reason=\"idle\"", (double)fs.closed_idle);
+	rn_metrics_sample(b, P "connections_closed_total", "reason=\"slow_client\"",
+			  (double)fs.closed_slow);
+	rn_metrics_sample(b, P "connections_closed_total", "reason=\"too_many_streams\"",
+			  (double)fs.closed_streams);
+	F("streams_refused_total", "counter",
+	  "Streams refused (REFUSED_STREAM) beyond max_streams_per_connection.",
+	  fs.streams_refused);
+	F("window_withheld_bytes", "gauge",
+	  "DATA bytes received whose HTTP/2 connection window is not granted back yet.",
+	  fs.window_withheld);
+	F("stream_window_holds_total", "counter",
+	  "Times a stream's window was withheld for stream_inflight_bytes.", fs.stream_holds);
+#undef F
+#undef P
 }
 
 /* Unhealthy while the last flush or WAL sync failed and nothing has succeeded since. */

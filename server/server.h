@@ -36,6 +36,14 @@ struct rn_server_conf {
 	char *token;               /* NULL = no authentication */
 	int64_t flush_interval_ms; /* materializer commit interval */
 	int64_t max_message_bytes;
+	/* Limits (server/README.md "Limits"); 0 = off where the row says so */
+	int64_t wal_max_bytes;     /* WAL bytes not yet in tables before RESOURCE_EXHAUSTED */
+	int64_t max_lag_ms;        /* age of the oldest record not in a table, likewise */
+	int64_t stream_inflight_bytes; /* received on one stream, not yet durable: hold its window */
+	int64_t max_streams_per_connection;
+	int64_t idle_timeout_ms;   /* close connections with no stream and no traffic */
+	int64_t slow_client_bytes; /* unsent responses beyond this... */
+	int64_t slow_client_timeout_ms; /* ...for this long disconnect the client */
 	int64_t parquet_zstd_level;
 	int auto_create;           /* create unknown (valid) tables on first stream */
 	struct rn_conf_strlist tables; /* created at start */

@@ -8,12 +8,23 @@ Modes:
              runnel.v1.Record messages, wait for the ack of each, then resume the stream on a
              new call and report last_committed_offset
   ephemeral  the same over EphemeralStream
-  status     open a stream the way --case says and report the gRPC status code
+  status     open a stream the way --case says and report the gRPC status code (and the
+             grpc-retry-pushback-ms trailer as pushback_ms, when there is one)
+  fill       create a PersistentStream and send up to --batches batches, each after the ack
+             of the one before, until the server ends the call; report the acks, the status
+             and pushback_ms (for the server's RESOURCE_EXHAUSTED under pressure)
+  concurrent open --calls ingest calls at once on one channel (one HTTP/2 connection),
+             each sending --batches batches; report every call's acks
+  slow-reader  not gRPC: a raw h2c connection (small SO_RCVBUF) that sends HTTP/2 PINGs
+             and never reads the answers, for up to --pause-ms; report whether and when the
+             server disconnected it
 With --json-file FILE, ingest sends JSON records instead (record_type JSON): the lines of
 FILE, --records per batch, as many batches as it takes.
 With --reading, ingest sends a message of its own (Reading: vehicle, ts, speed, rpm, tags,
 pos{lat,lon}) built at run time from a hand-made DescriptorProto, as Zerobus SDK users do;
 --bad-field adds a field `colour` no table has.
+--payload-bytes N pads each runnel.v1.Record payload to N bytes; --pause-ms N makes ingest
+wait that long after the stream is created, before its first batch.
 """
 import argparse
 import json
@@ -37,6 +48,67 @@ def load_protos():
     return zb, rec
 
 
+def pushback_of(err):
+    """The grpc-retry-pushback-ms trailer of a failed call, as {'pushback_ms': N} or {}."""
+    try:
+        md = list(err.trailing_metadata() or [])
+    except Exception:  # noqa: BLE001 - not every RpcError carries metadata
+        md = []
+    for k, v in md:
+        if k == 'grpc-retry-pushback-ms':
+            return {'pushback_ms': int(v)}
+    return {}
+
+
+def slow_reader(addr, limit_ms):
+    """A client that does not read its responses: every PING it sends makes the server queue
+    a PING ACK it will never take. Returns when the server drops the connection."""
+    import socket
+    import struct
+
+    def frame(t, f, sid, p=b''):
+        return struct.pack('>I', len(p))[1:] + bytes([t, f]) + struct.pack('>I', sid) + p
+
+    host, port = addr.rsplit(':', 1)
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect((host, int(port)))
+    s.sendall(b'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n' + frame(4, 0, 0))
+    buf = b''
+    while True:  # the server's SETTINGS: the last thing this client ever reads
+        while len(buf) < 9:
+            buf += s.recv(4096)
+        n = int.from_bytes(buf[:3], 'big')
+        while len(buf) < 9 + n:
+            buf += s.recv(4096)
+        t, f = buf[3], buf[4]
+        buf = buf[9 + n:]
+        if t == 4 and not f & 1:
+            break
+    s.sendall(frame(4, 1, 0))
+    pings = frame(6, 0, 0, b'\0' * 8) * 4096
+    pending = b''
+    sent = 0
+    closed = False
+    s.settimeout(0.2)
+    t0 = time.monotonic()
+    while (time.monotonic() - t0) * 1000 < limit_ms:
+        if not pending:
+            pending = pings
+        try:
+            n = s.send(pending)
+        except socket.timeout:
+            continue
+        except OSError:
+            closed = True
+            break
+        pending = pending[n:]
+        sent += n
+    out = {'closed': closed, 'after_ms': int((time.monotonic() - t0) * 1000), 'sent': sent}
+    s.close()
+    return out
+
+
 def main():
     import grpc
     from google.protobuf import descriptor_pb2
@@ -51,7 +123,13 @@ def main():
     ap.add_argument('--json-file')
     ap.add_argument('--reading', action='store_true')
     ap.add_argument('--bad-field', action='store_true')
+    ap.add_argument('--payload-bytes', type=int, default=0)
+    ap.add_argument('--pause-ms', type=int, default=0)
+    ap.add_argument('--calls', type=int, default=2)
     a = ap.parse_args()
+    if a.mode == 'slow-reader':
+        print(json.dumps(slow_reader(a.addr, a.pause_ms or 20000)))
+        return
     zb, rec = load_protos()
     desc = descriptor_pb2.DescriptorProto()
     rec.Record.DESCRIPTOR.CopyToProto(desc)
@@ -125,9 +203,12 @@ def main():
                 recs.append(m.SerializeToString())
             return Req(ingest_record_batch=zb.IngestRecordBatchRequest(
                 offset_id=off, proto_encoded_batch=zb.ProtoEncodedRecordBatch(records=recs)))
+        def payload(k):
+            p = f'python record {k}'.encode()
+            return p + b' ' * (a.payload_bytes - len(p)) if a.payload_bytes > len(p) else p
         recs = [rec.Record(device_id='py-client', source='grpcio', topic='python',
                            event_time_us=int(time.time() * 1e6), seq=base + i,
-                           payload=f'python record {base + i}'.encode()).SerializeToString()
+                           payload=payload(base + i)).SerializeToString()
                 for i in range(n)]
         return Req(ingest_record_batch=zb.IngestRecordBatchRequest(
             offset_id=off, proto_encoded_batch=zb.ProtoEncodedRecordBatch(records=recs)))
@@ -170,7 +251,61 @@ def main():
                 pass
             print(json.dumps({'code': 'OK'}))
         except grpc.RpcError as e:
-            print(json.dumps({'code': e.code().name, 'details': e.details()}))
+            print(json.dumps({'code': e.code().name, 'details': e.details(),
+                              **pushback_of(e)}))
+        return
+
+    if a.mode == 'fill':
+        import queue
+        acks = queue.Queue()
+        out = {'acks': [], 'stream_id': None, 'code': 'OK'}
+
+        def requests():
+            yield create_req()
+            for b in range(a.batches):
+                yield batch_req(b, a.records, b * a.records)
+                got = acks.get(timeout=30)
+                if got is None:
+                    return
+                out['acks'].append(got)
+
+        try:
+            for r in call(requests(), metadata=md, timeout=120):
+                kind = r.WhichOneof('payload')
+                if kind == 'create_stream_response':
+                    out['stream_id'] = r.create_stream_response.stream_id
+                elif kind == 'ingest_record_response':
+                    acks.put(r.ingest_record_response.durability_ack_up_to_offset)
+        except grpc.RpcError as e:
+            out.update({'code': e.code().name, 'details': e.details(), **pushback_of(e)})
+        acks.put(None)
+        print(json.dumps(out))
+        return
+
+    if a.mode == 'concurrent':
+        import threading
+        results = [None] * a.calls
+
+        def one(i):
+            got = []
+            try:
+                def reqs():
+                    yield create_req()
+                    for b in range(a.batches):
+                        yield batch_req(b, a.records, b * a.records)
+                for r in call(reqs(), metadata=md, timeout=60):
+                    if r.WhichOneof('payload') == 'ingest_record_response':
+                        got.append(r.ingest_record_response.durability_ack_up_to_offset)
+                results[i] = {'code': 'OK', 'acks': got}
+            except grpc.RpcError as e:
+                results[i] = {'code': e.code().name, 'details': e.details(), 'acks': got}
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(a.calls)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        print(json.dumps({'calls': results}))
         return
 
     # ingest / ephemeral: a generator that waits for each ack before the next batch
@@ -180,6 +315,8 @@ def main():
 
     def requests():
         yield create_req()
+        if a.pause_ms:
+            time.sleep(a.pause_ms / 1000)
         for b in range(a.batches):
             yield batch_req(b, a.records, b * a.records)
             got = acks.get(timeout=20)

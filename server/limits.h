@@ -1,0 +1,182 @@
+/*
+ * The server's limits as decisions, with no I/O and no clock of their own: is the server under
+ * pressure (WAL bytes not yet in tables, materializer lag) and how long should a refused
+ * client wait; has a connection been idle or slow for too long; how much HTTP/2 flow-control
+ * window may be granted back now. front.c and server.c feed these from their sockets, timers
+ * and counters; tests/unit/server/test_limits.c drives them with made-up numbers.
+ *
+ * Header-only on purpose: the functions are a few lines each, shared by the front, the stream
+ * manager and their unit test, and so need no library of their own. Nothing here keeps state
+ * beyond the small structs the caller owns.
+ */
+#ifndef RN_LIMITS_H
+#define RN_LIMITS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* The pushback the server asks for is clamped to this range (ms). */
+#define RN_LIMITS_PUSHBACK_MIN_MS 100
+#define RN_LIMITS_PUSHBACK_MAX_MS 60000
+/* Added to the wait for the next flush: the flush itself takes time. */
+#define RN_LIMITS_PUSHBACK_SLACK_MS 100
+
+/* Admission limits (from the config). 0 = that limit is off. */
+struct rn_limits {
+	uint64_t wal_max_bytes;
+	int64_t max_lag_ms; /* effective value: see rn_limits_effective_lag_ms */
+};
+
+/* What the stream manager knows at the moment of a decision (microseconds, monotonic). */
+struct rn_limits_now {
+	int64_t now_us;
+	uint64_t wal_bytes;        /* bytes in the WAL not yet committed to tables */
+	int64_t oldest_pending_us; /* when the oldest record not in a table arrived; 0 = none */
+	int64_t next_flush_us;     /* when the materializer runs next */
+	int64_t flush_cost_us;     /* how long the last flush took */
+};
+
+enum rn_pressure {
+	RN_PRESSURE_NONE = 0,
+	RN_PRESSURE_WAL, /* wal_max_bytes reached */
+	RN_PRESSURE_LAG  /* max_lag reached */
+};
+
+/*
+ * The lag limit actually applied: a record waits up to one flush interval by design, so a
+ * max_lag at or below that would hold the server under pressure between every two flushes.
+ * Such a value is raised to twice the interval (the caller logs it). 0 stays 0 (off).
+ */
+static inline int64_t rn_limits_effective_lag_ms(int64_t max_lag_ms, int64_t flush_interval_ms)
+{
+	if (max_lag_ms <= 0)
+		return 0;
+	return max_lag_ms > flush_interval_ms ? max_lag_ms : 2 * flush_interval_ms;
+}
+
+/* Milliseconds since the oldest record not yet in a table; 0 when nothing is pending. */
+static inline int64_t rn_limits_lag_ms(const struct rn_limits_now *n)
+{
+	if (!n->oldest_pending_us || n->now_us <= n->oldest_pending_us)
+		return 0;
+	return (n->now_us - n->oldest_pending_us) / 1000;
+}
+
+/*
+ * How long a refused client should wait before it sends again: until the next flush (which
+ * truncates the WAL and clears the lag) has had time to run, clamped to
+ * [RN_LIMITS_PUSHBACK_MIN_MS, RN_LIMITS_PUSHBACK_MAX_MS].
+ */
+static inline int64_t rn_limits_pushback_ms(const struct rn_limits_now *n)
+{
+	int64_t ms = RN_LIMITS_PUSHBACK_SLACK_MS;
+	if (n->next_flush_us > n->now_us)
+		ms += (n->next_flush_us - n->now_us + 999) / 1000;
+	if (n->flush_cost_us > 0)
+		ms += (n->flush_cost_us + 999) / 1000;
+	if (ms < RN_LIMITS_PUSHBACK_MIN_MS)
+		ms = RN_LIMITS_PUSHBACK_MIN_MS;
+	if (ms > RN_LIMITS_PUSHBACK_MAX_MS)
+		ms = RN_LIMITS_PUSHBACK_MAX_MS;
+	return ms;
+}
+
+/*
+ * The admission decision. RN_PRESSURE_NONE, or the limit that is reached; then *pushback_ms
+ * (if not NULL) receives the wait to ask for and msg (if not NULL) a sentence for the
+ * client's grpc-message that names the limit. The WAL limit wins when both are reached.
+ * A limit is reached at its value: the overshoot is at most the one message admitted just
+ * before (max_message_bytes).
+ */
+static inline enum rn_pressure rn_limits_pressure(const struct rn_limits *l,
+						  const struct rn_limits_now *n,
+						  int64_t *pushback_ms, char *msg, size_t cap)
+{
+	enum rn_pressure p = RN_PRESSURE_NONE;
+	int64_t lag = rn_limits_lag_ms(n), wait;
+
+	if (l->wal_max_bytes && n->wal_bytes >= l->wal_max_bytes)
+		p = RN_PRESSURE_WAL;
+	else if (l->max_lag_ms > 0 && lag >= l->max_lag_ms)
+		p = RN_PRESSURE_LAG;
+	if (p == RN_PRESSURE_NONE)
+		return p;
+	wait = rn_limits_pushback_ms(n);
+	if (pushback_ms)
+		*pushback_ms = wait;
+	if (msg && cap) {
+		if (p == RN_PRESSURE_WAL)
+			snprintf(msg, cap,
+				 "server over wal_max_bytes: %llu bytes in the WAL not yet in tables "
+				 "(limit %llu); retry in %lld ms",
+				 (unsigned long long)n->wal_bytes,
+				 (unsigned long long)l->wal_max_bytes, (long long)wait);
+		else
+			snprintf(msg, cap,
+				 "server over max_lag: the oldest record not yet in a table arrived "
+				 "%lld ms ago (limit %lld ms); retry in %lld ms",
+				 (long long)lag, (long long)l->max_lag_ms, (long long)wait);
+	}
+	return p;
+}
+
+/*
+ * Slow client: a connection whose unsent responses stay above `bound` bytes for longer than
+ * `timeout_us` is closed. `*since_us` is the caller's per-connection state (0 = below the
+ * bound; start it at 0). Call it with the current output size whenever convenient (a
+ * periodic tick); returns 1 when the connection must be closed now.
+ */
+static inline int rn_limits_slow(int64_t *since_us, size_t out_bytes, size_t bound,
+				 int64_t timeout_us, int64_t now_us)
+{
+	if (out_bytes <= bound) {
+		*since_us = 0;
+		return 0;
+	}
+	if (!*since_us) {
+		*since_us = now_us ? now_us : 1;
+		return timeout_us <= 0;
+	}
+	return now_us - *since_us >= timeout_us;
+}
+
+/*
+ * Idle connection: no call open and nothing received for `idle_us` (0 = never). Returns 1
+ * when the connection must be closed now.
+ */
+static inline int rn_limits_idle(size_t ncalls, int64_t last_rx_us, int64_t idle_us,
+				 int64_t now_us)
+{
+	return idle_us > 0 && ncalls == 0 && now_us - last_rx_us >= idle_us;
+}
+
+/*
+ * Flow-control window held back by the front. Received DATA bytes are added to both counters;
+ * rn_limits_window_grant says how much to hand back to the peer now: nothing while the server
+ * is under pressure (both windows close), the connection's bytes but not the stream's while
+ * only that stream is over its in-flight limit, everything otherwise. The counters drop by
+ * what is granted.
+ */
+struct rn_limits_grant {
+	uint64_t conn;   /* bytes to grant on the connection window */
+	uint64_t stream; /* bytes to grant on the stream window */
+};
+
+static inline struct rn_limits_grant rn_limits_window_grant(uint64_t *conn_held,
+							    uint64_t *stream_held, int pressure,
+							    int stream_hold)
+{
+	struct rn_limits_grant g = {0, 0};
+	if (pressure)
+		return g;
+	g.conn = *conn_held;
+	*conn_held = 0;
+	if (stream_held && !stream_hold) {
+		g.stream = *stream_held;
+		*stream_held = 0;
+	}
+	return g;
+}
+
+#endif

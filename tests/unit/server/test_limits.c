@@ -1,0 +1,190 @@
+/*
+ * Unit tests for the server's limit decisions (server/limits.h): pressure from WAL bytes and
+ * materializer lag with its pushback and message, the effective lag limit, the slow-client
+ * and idle rules, and how much flow-control window may be granted back. Pure functions, so
+ * time is made up: no clocks, no sleeps.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "limits.h"
+
+#define S 1000000LL /* one second in microseconds */
+
+static void test_no_pressure_below_limits(void **state)
+{
+	struct rn_limits l = {.wal_max_bytes = 1000, .max_lag_ms = 60000};
+	struct rn_limits_now n = {.now_us = 100 * S, .wal_bytes = 999,
+				  .oldest_pending_us = 41 * S, .next_flush_us = 101 * S};
+	int64_t pb = -7;
+	char msg[200] = "untouched";
+	(void)state;
+
+	assert_int_equal(rn_limits_pressure(&l, &n, &pb, msg, sizeof(msg)), RN_PRESSURE_NONE);
+	assert_int_equal(pb, -7); /* outputs are left alone when there is no pressure */
+	assert_string_equal(msg, "untouched");
+	/* limits of 0 are off, whatever the numbers */
+	struct rn_limits off = {0, 0};
+	n.wal_bytes = UINT64_MAX / 2;
+	n.oldest_pending_us = 1;
+	assert_int_equal(rn_limits_pressure(&off, &n, NULL, NULL, 0), RN_PRESSURE_NONE);
+}
+
+static void test_wal_pressure_names_the_limit(void **state)
+{
+	struct rn_limits l = {.wal_max_bytes = 65536, .max_lag_ms = 60000};
+	struct rn_limits_now n = {.now_us = 10 * S, .wal_bytes = 65536, .oldest_pending_us = 9 * S,
+				  .next_flush_us = 10 * S + 2500000, .flush_cost_us = 300000};
+	int64_t pb = 0;
+	char msg[300];
+	(void)state;
+
+	/* reached at the limit itself */
+	assert_int_equal(rn_limits_pressure(&l, &n, &pb, msg, sizeof(msg)), RN_PRESSURE_WAL);
+	/* until the next flush (2500) + its cost (300) + slack (100) */
+	assert_int_equal(pb, 2900);
+	assert_non_null(strstr(msg, "wal_max_bytes"));
+	assert_non_null(strstr(msg, "65536 bytes in the WAL"));
+	assert_non_null(strstr(msg, "retry in 2900 ms"));
+	/* the WAL limit is reported when both are reached */
+	n.oldest_pending_us = 1;
+	assert_int_equal(rn_limits_pressure(&l, &n, NULL, NULL, 0), RN_PRESSURE_WAL);
+}
+
+static void test_lag_pressure(void **state)
+{
+	struct rn_limits l = {.wal_max_bytes = 1 << 30, .max_lag_ms = 60000};
+	struct rn_limits_now n = {.now_us = 100 * S, .wal_bytes = 10, .oldest_pending_us = 40 * S,
+				  .next_flush_us = 100 * S + 999};
+	int64_t pb = 0;
+	char msg[300];
+	(void)state;
+
+	assert_int_equal(rn_limits_lag_ms(&n), 60000);
+	assert_int_equal(rn_limits_pressure(&l, &n, &pb, msg, sizeof(msg)), RN_PRESSURE_LAG);
+	assert_non_null(strstr(msg, "max_lag"));
+	assert_non_null(strstr(msg, "60000 ms ago (limit 60000 ms)"));
+	assert_int_equal(pb, 1 + RN_LIMITS_PUSHBACK_SLACK_MS); /* 999 us round up to 1 ms */
+	n.oldest_pending_us = 41 * S;
+	assert_int_equal(rn_limits_pressure(&l, &n, NULL, NULL, 0), RN_PRESSURE_NONE);
+	/* nothing pending: no lag, whatever the clock says */
+	n.oldest_pending_us = 0;
+	assert_int_equal(rn_limits_lag_ms(&n), 0);
+	/* a clock that went backwards is no lag either */
+	n.oldest_pending_us = 200 * S;
+	assert_int_equal(rn_limits_lag_ms(&n), 0);
+}
+
+static void test_pushback_clamped(void **state)
+{
+	struct rn_limits_now n = {.now_us = 5 * S};
+	(void)state;
+
+	n.next_flush_us = 0; /* overdue: the slack alone, raised to the floor */
+	assert_int_equal(rn_limits_pushback_ms(&n), RN_LIMITS_PUSHBACK_MIN_MS);
+	n.next_flush_us = 5 * S + 1; /* partial milliseconds round up */
+	assert_int_equal(rn_limits_pushback_ms(&n), 1 + RN_LIMITS_PUSHBACK_SLACK_MS);
+	n.next_flush_us = 5 * S + 700000;
+	assert_int_equal(rn_limits_pushback_ms(&n), 800);
+	n.next_flush_us = 5 * S + 3600 * S; /* a one-hour flush interval */
+	assert_int_equal(rn_limits_pushback_ms(&n), RN_LIMITS_PUSHBACK_MAX_MS);
+}
+
+static void test_effective_lag(void **state)
+{
+	(void)state;
+	assert_int_equal(rn_limits_effective_lag_ms(0, 1000), 0);
+	assert_int_equal(rn_limits_effective_lag_ms(-1, 1000), 0);
+	assert_int_equal(rn_limits_effective_lag_ms(60000, 1000), 60000);
+	assert_int_equal(rn_limits_effective_lag_ms(1000, 1000), 2000);
+	assert_int_equal(rn_limits_effective_lag_ms(60000, 3600000), 7200000);
+}
+
+static void test_slow_client(void **state)
+{
+	int64_t since = 0;
+	(void)state;
+
+	/* below or at the bound: never, and the clock is reset */
+	assert_false(rn_limits_slow(&since, 4096, 4096, 1 * S, 10 * S));
+	assert_int_equal(since, 0);
+	/* over it: timed from the first time seen over */
+	assert_false(rn_limits_slow(&since, 4097, 4096, 1 * S, 10 * S));
+	assert_int_equal(since, 10 * S);
+	assert_false(rn_limits_slow(&since, 9999, 4096, 1 * S, 10 * S + 999999));
+	assert_true(rn_limits_slow(&since, 4097, 4096, 1 * S, 11 * S));
+	/* draining below the bound in between starts the clock again */
+	since = 0;
+	assert_false(rn_limits_slow(&since, 5000, 4096, 1 * S, 20 * S));
+	assert_false(rn_limits_slow(&since, 100, 4096, 1 * S, 20 * S + 900000));
+	assert_false(rn_limits_slow(&since, 5000, 4096, 1 * S, 21 * S));
+	assert_false(rn_limits_slow(&since, 5000, 4096, 1 * S, 21 * S + 999999));
+	assert_true(rn_limits_slow(&since, 5000, 4096, 1 * S, 22 * S));
+	/* a zero timeout closes as soon as the bound is passed; a clock at 0 still counts */
+	since = 0;
+	assert_true(rn_limits_slow(&since, 5000, 4096, 0, 0));
+	assert_int_not_equal(since, 0);
+}
+
+static void test_idle(void **state)
+{
+	(void)state;
+	assert_false(rn_limits_idle(0, 10 * S, 0, 1000 * S));      /* 0 = never */
+	assert_false(rn_limits_idle(1, 10 * S, 1 * S, 1000 * S));  /* a call is open */
+	assert_false(rn_limits_idle(0, 10 * S, 1 * S, 11 * S - 1)); /* not yet */
+	assert_true(rn_limits_idle(0, 10 * S, 1 * S, 11 * S));
+}
+
+static void test_window_grant(void **state)
+{
+	uint64_t conn = 300, stream = 200;
+	struct rn_limits_grant g;
+	(void)state;
+
+	/* under pressure nothing is granted and nothing is forgotten */
+	g = rn_limits_window_grant(&conn, &stream, 1, 0);
+	assert_int_equal(g.conn, 0);
+	assert_int_equal(g.stream, 0);
+	assert_int_equal(conn, 300);
+	assert_int_equal(stream, 200);
+	/* a held stream: the connection's window only */
+	g = rn_limits_window_grant(&conn, &stream, 0, 1);
+	assert_int_equal(g.conn, 300);
+	assert_int_equal(g.stream, 0);
+	assert_int_equal(conn, 0);
+	assert_int_equal(stream, 200);
+	/* released: the rest of the stream's */
+	conn += 50;
+	stream += 50;
+	g = rn_limits_window_grant(&conn, &stream, 0, 0);
+	assert_int_equal(g.conn, 50);
+	assert_int_equal(g.stream, 250);
+	assert_int_equal(conn, 0);
+	assert_int_equal(stream, 0);
+	/* bytes of no stream (or a closed one): the connection's only */
+	conn = 9;
+	g = rn_limits_window_grant(&conn, NULL, 0, 0);
+	assert_int_equal(g.conn, 9);
+	assert_int_equal(g.stream, 0);
+	assert_int_equal(conn, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_no_pressure_below_limits),
+		cmocka_unit_test(test_wal_pressure_names_the_limit),
+		cmocka_unit_test(test_lag_pressure),
+		cmocka_unit_test(test_pushback_clamped),
+		cmocka_unit_test(test_effective_lag),
+		cmocka_unit_test(test_slow_client),
+		cmocka_unit_test(test_idle),
+		cmocka_unit_test(test_window_grant),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
