@@ -6,10 +6,12 @@
 #include "buffer.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,7 +23,8 @@
 enum {
 	Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_STREAM_FIND, Q_STREAM_INS, Q_STREAM_LOAD, Q_CHUNK_INS,
 	Q_STREAM_ADV, Q_CKPT_PUT, Q_CKPT_GET, Q_CHUNK_GET, Q_ACK_SUM, Q_ACK_DEL, Q_ACK_SET,
-	Q_SERVER_ID, Q_STREAM_IDS, Q_COUNT
+	Q_SERVER_ID, Q_STREAM_IDS, Q_VICTIMS, Q_EXPIRED, Q_TOMB, Q_DROP_COUNT, Q_UNTRUSTED,
+	Q_OLDEST, Q_COUNT
 };
 
 static const char *const sql[Q_COUNT] = {
@@ -31,10 +34,11 @@ static const char *const sql[Q_COUNT] = {
 	[Q_STREAM_FIND] = "SELECT id FROM streams WHERE name = ?1",
 	[Q_STREAM_INS] = "INSERT INTO streams(name, tbl) VALUES(?1, ?2)",
 	[Q_STREAM_LOAD] = "SELECT name, tbl, coalesce(server_id, ''), next_offset, next_seq, acked, "
-			  "(SELECT coalesce(sum(length(bytes)), 0) FROM chunks WHERE stream = ?1) "
+			  "(SELECT coalesce(sum(length(bytes)), 0) FROM chunks WHERE stream = ?1), "
+			  "dropped_records, expired_records "
 			  "FROM streams WHERE id = ?1",
-	[Q_CHUNK_INS] = "INSERT INTO chunks(stream, off, nrec, created_us, bytes) "
-			"VALUES(?1, ?2, ?3, ?4, ?5)",
+	[Q_CHUNK_INS] = "INSERT INTO chunks(stream, off, nrec, created_us, bytes, seq0) "
+			"VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
 	/* only from next_offset = offset: a gap or a repeat changes no row */
 	[Q_STREAM_ADV] = "UPDATE streams SET next_offset = ?2, next_seq = ?3 "
 			 "WHERE id = ?1 AND next_offset = ?2 - 1",
@@ -48,34 +52,121 @@ static const char *const sql[Q_COUNT] = {
 	[Q_ACK_SET] = "UPDATE streams SET acked = max(acked, ?2) WHERE id = ?1",
 	[Q_SERVER_ID] = "UPDATE streams SET server_id = ?2 WHERE id = ?1",
 	[Q_STREAM_IDS] = "SELECT id FROM streams ORDER BY id",
+	/* drop_oldest: the oldest chunks that still hold records, over all streams */
+	[Q_VICTIMS] = "SELECT stream, off, nrec, seq0, length(bytes) FROM chunks "
+		      "WHERE dropped = 0 ORDER BY created_us, stream, off LIMIT 64",
+	[Q_EXPIRED] = "SELECT stream, off, nrec, seq0, length(bytes) FROM chunks "
+		      "WHERE stream = ?1 AND dropped = 0 AND created_us < ?2 ORDER BY off LIMIT 64",
+	[Q_TOMB] = "UPDATE chunks SET bytes = ?3, dropped = ?4 WHERE stream = ?1 AND off = ?2",
+	[Q_DROP_COUNT] = "UPDATE streams SET dropped_records = dropped_records + ?2, "
+			 "expired_records = expired_records + ?3 WHERE id = ?1",
+	/* chunks stored while the wall clock was not yet set: their age counts from now */
+	[Q_UNTRUSTED] = "UPDATE chunks SET created_us = ?1 WHERE created_us < ?2",
+	[Q_OLDEST] = "SELECT created_us FROM chunks WHERE stream = ?1 ORDER BY off LIMIT 1",
 };
 
+/* Schema version 1. A version-0 file (before dropping and TTL) is upgraded by `upgrade_v1`.
+ * chunks.seq0 is the seq of the chunk's first record (-1 if unknown); chunks.dropped is 0,
+ * or why its records were replaced by a tombstone (RN_BUFFER_DROP_*). */
+#define SCHEMA_VERSION 1
 static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS streams("
 	" id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, tbl TEXT NOT NULL, server_id TEXT,"
 	" next_offset INTEGER NOT NULL DEFAULT 0, next_seq INTEGER NOT NULL DEFAULT 0,"
-	" acked INTEGER NOT NULL DEFAULT -1);"
+	" acked INTEGER NOT NULL DEFAULT -1, dropped_records INTEGER NOT NULL DEFAULT 0,"
+	" expired_records INTEGER NOT NULL DEFAULT 0);"
 	"CREATE TABLE IF NOT EXISTS chunks("
 	" stream INTEGER NOT NULL, off INTEGER NOT NULL, nrec INTEGER NOT NULL,"
-	" created_us INTEGER NOT NULL, bytes BLOB NOT NULL, PRIMARY KEY(stream, off))"
-	" WITHOUT ROWID;"
-	"CREATE TABLE IF NOT EXISTS checkpoints(source TEXT PRIMARY KEY, state BLOB NOT NULL);";
+	" created_us INTEGER NOT NULL, bytes BLOB NOT NULL, seq0 INTEGER NOT NULL DEFAULT -1,"
+	" dropped INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(stream, off)) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS chunks_age ON chunks(dropped, created_us);"
+	"CREATE TABLE IF NOT EXISTS checkpoints(source TEXT PRIMARY KEY, state BLOB NOT NULL);"
+	"PRAGMA user_version = 1;";
+static const char upgrade_v1[] =
+	"ALTER TABLE streams ADD COLUMN dropped_records INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE streams ADD COLUMN expired_records INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE chunks ADD COLUMN seq0 INTEGER NOT NULL DEFAULT -1;"
+	"ALTER TABLE chunks ADD COLUMN dropped INTEGER NOT NULL DEFAULT 0;";
+
+#define FULL_CHECK_US 1000000 /* while the disk is full, look for free space once a second */
+#define VACUUM_PAGES 256      /* pages handed back to the file system per maintain() */
 
 struct rn_buffer {
 	sqlite3 *db;
 	sqlite3_stmt *q[Q_COUNT];
 	int64_t bytes;
 	int64_t max_bytes;
+	int64_t reserve_bytes;
+	char reserve_path[4200];
+	char path[4096];     /* the database file: statvfs() of its file system */
+	int have_reserve;    /* the reserve file exists at full size */
+	int disk_full;       /* ENOSPC seen: no new chunks until room returns */
+	int64_t full_checked_us;
+	int incremental;     /* auto_vacuum = INCREMENTAL: freed pages can go back to the FS */
+	uint64_t full_episodes;
 	char err[512];
 };
+
+static void enter_disk_full(struct rn_buffer *b);
+static int64_t fs_avail(const struct rn_buffer *b);
 
 static int db_fail(struct rn_buffer *b, const char *what)
 {
 	int code = sqlite3_errcode(b->db);
 	snprintf(b->err, sizeof(b->err), "%s: %s", what, sqlite3_errmsg(b->db));
-	if (code == SQLITE_FULL)
+	if (code == SQLITE_FULL || sqlite3_system_errno(b->db) == ENOSPC) {
+		enter_disk_full(b);
 		return RN_ENOSPC;
+	}
 	return RN_EBUFFER;
+}
+
+/*
+ * The reserve: a file of reserve_bytes next to the database, allocated while there is room.
+ * SQLite needs a little free space even to delete (the WAL grows before it shrinks), so on
+ * the first ENOSPC the reserve is released: acknowledged chunks can still be deleted and
+ * the buffer keeps forwarding. It is taken again once the file system has room for it
+ * twice over, and only then are new chunks accepted.
+ */
+static int take_reserve(struct rn_buffer *b)
+{
+	int fd, rc;
+	if (!b->reserve_bytes || b->have_reserve)
+		return 0;
+	fd = open(b->reserve_path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	rc = posix_fallocate(fd, 0, (off_t)b->reserve_bytes);
+	if (rc == 0)
+		rc = fsync(fd);
+	close(fd);
+	if (rc) {
+		unlink(b->reserve_path);
+		return -1;
+	}
+	b->have_reserve = 1;
+	return 0;
+}
+
+static void release_reserve(struct rn_buffer *b)
+{
+	if (b->reserve_bytes && b->have_reserve) {
+		unlink(b->reserve_path);
+		b->have_reserve = 0;
+	}
+}
+
+static void enter_disk_full(struct rn_buffer *b)
+{
+	if (b->disk_full)
+		return;
+	b->disk_full = 1;
+	b->full_episodes++;
+	b->full_checked_us = rn_mono_us();
+	release_reserve(b);
+	rn_log_error("buffer", "disk full: no new records are accepted, buffered chunks keep "
+		     "being sent%s", b->reserve_bytes ? " (reserve released so that "
+		     "acknowledged chunks can be deleted)" : "");
 }
 
 static void close_db(struct rn_buffer *b)
@@ -89,12 +180,27 @@ static void close_db(struct rn_buffer *b)
 	b->db = NULL;
 }
 
+/* The integer the statement returns in its first row. 0, RN_ECORRUPT or RN_EBUFFER. */
+static int pragma_int(struct rn_buffer *b, const char *stmt, int *out)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(b->db, stmt, -1, &st, NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*out = sqlite3_column_int(st, 0);
+		rc = SQLITE_OK;
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_OK)
+		return 0;
+	return rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT ? RN_ECORRUPT : db_fail(b, stmt);
+}
+
 /* Opens and checks the file. 0, RN_ECORRUPT (move aside and retry), or RN_EBUFFER. */
 static int try_open(struct rn_buffer *b, const struct rn_buffer_options *opt)
 {
 	sqlite3_stmt *st = NULL;
-	char pragma[128];
-	int rc;
+	char pragma[256];
+	int rc, version = 0, have_chunks = 0, vac = 0;
 
 	rc = sqlite3_open_v2(opt->path, &b->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
 	if (rc != SQLITE_OK)
@@ -114,10 +220,28 @@ static int try_open(struct rn_buffer *b, const struct rn_buffer_options *opt)
 	}
 	if (rc != SQLITE_OK)
 		return db_fail(b, "check");
-	snprintf(pragma, sizeof(pragma), "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s;",
-		 opt->sync_full ? "FULL" : "NORMAL");
+	/* A new file gets incremental auto-vacuum (it must be chosen before the first table):
+	 * pages freed by acks can then be given back to a full file system. The WAL is cut back
+	 * to half the reserve after each checkpoint, so it cannot keep the disk full. */
+	/* Exclusive locking keeps the WAL index in memory instead of a -shm file: that file has
+	 * to grow with the WAL, which fails on a full disk and then even reads fail. Only this
+	 * process uses the buffer (a second agent on the same data_dir is refused). */
+	snprintf(pragma, sizeof(pragma), "PRAGMA locking_mode=EXCLUSIVE; "
+		 "PRAGMA auto_vacuum=INCREMENTAL; PRAGMA journal_mode=WAL; "
+		 "PRAGMA synchronous=%s; PRAGMA journal_size_limit=%lld;",
+		 opt->sync_full ? "FULL" : "NORMAL",
+		 (long long)(b->reserve_bytes ? b->reserve_bytes / 2 : 4 << 20));
 	if (sqlite3_exec(b->db, pragma, NULL, NULL, NULL) != SQLITE_OK)
 		return sqlite3_errcode(b->db) == SQLITE_NOTADB ? RN_ECORRUPT : db_fail(b, "pragma");
+	if ((rc = pragma_int(b, "PRAGMA user_version", &version)) ||
+	    (rc = pragma_int(b, "SELECT count(*) FROM sqlite_master WHERE name = 'chunks'",
+			     &have_chunks)) ||
+	    (rc = pragma_int(b, "PRAGMA auto_vacuum", &vac)))
+		return rc;
+	b->incremental = vac == 2;
+	if (have_chunks && version < SCHEMA_VERSION &&
+	    sqlite3_exec(b->db, upgrade_v1, NULL, NULL, NULL) != SQLITE_OK)
+		return db_fail(b, "upgrade to schema 1");
 	if (sqlite3_exec(b->db, schema, NULL, NULL, NULL) != SQLITE_OK)
 		return sqlite3_errcode(b->db) == SQLITE_NOTADB || sqlite3_errcode(b->db) == SQLITE_CORRUPT
 			       ? RN_ECORRUPT
@@ -148,6 +272,13 @@ int rn_buffer_open(struct rn_buffer **out, const struct rn_buffer_options *opt, 
 	if (!(b = rn_calloc(1, sizeof(*b))))
 		return RN_ENOMEM;
 	b->max_bytes = opt->max_bytes;
+	b->reserve_bytes = opt->reserve_bytes > 0 ? opt->reserve_bytes : 0;
+	snprintf(b->reserve_path, sizeof(b->reserve_path), "%s.reserve", opt->path);
+	snprintf(b->path, sizeof(b->path), "%s", opt->path);
+	/* an existing reserve is kept (it is ours); a short or missing one is made whole */
+	if (b->reserve_bytes && take_reserve(b))
+		rn_log_warn("buffer", "cannot allocate the %lld-byte disk reserve %s: %s",
+			    (long long)b->reserve_bytes, b->reserve_path, strerror(errno));
 	rc = try_open(b, opt);
 	if (rc == RN_ECORRUPT) {
 		char aside[4200], side[4300], src[4300];
@@ -168,6 +299,8 @@ int rn_buffer_open(struct rn_buffer **out, const struct rn_buffer_options *opt, 
 			*recovered = 1;
 		rc = try_open(b, opt);
 	}
+	if (!rc && b->reserve_bytes && !b->have_reserve && fs_avail(b) < 2 * b->reserve_bytes)
+		enter_disk_full(b); /* started on a full disk: forward only until room returns */
 	if (rc) {
 		rn_log_error("buffer", "cannot open %s: %s", opt->path, b->err);
 		close_db(b);
@@ -218,6 +351,8 @@ int rn_buffer_stream_load(struct rn_buffer *b, int id, struct rn_buffer_stream *
 	out->next_seq = sqlite3_column_int64(s, 4);
 	out->acked = sqlite3_column_int64(s, 5);
 	out->bytes = sqlite3_column_int64(s, 6);
+	out->dropped_records = sqlite3_column_int64(s, 7);
+	out->expired_records = sqlite3_column_int64(s, 8);
 	sqlite3_reset(s);
 	return 0;
 }
@@ -244,6 +379,81 @@ int rn_buffer_stream_get(struct rn_buffer *b, const char *name, const char *tabl
 	return rn_buffer_stream_load(b, (int)sqlite3_last_insert_rowid(b->db), out);
 }
 
+/* Free bytes on the buffer's file system, or -1. */
+static int64_t fs_avail(const struct rn_buffer *b)
+{
+	struct statvfs vs;
+	if (statvfs(b->path, &vs))
+		return -1;
+	return (int64_t)vs.f_bavail * (int64_t)vs.f_frsize;
+}
+
+/* Bytes of free pages inside the database file. */
+static int64_t db_free_bytes(struct rn_buffer *b)
+{
+	int pages = 0, size = 0;
+	if (pragma_int(b, "PRAGMA freelist_count", &pages) ||
+	    pragma_int(b, "PRAGMA page_size", &size))
+		return 0;
+	return (int64_t)pages * size;
+}
+
+/* While the disk is full: is there room again for the reserve and new chunks? Checked at
+ * most once per FULL_CHECK_US; on success the reserve is taken back and the state ends. */
+static int disk_room_returned(struct rn_buffer *b)
+{
+	int64_t now = rn_mono_us(), want, avail;
+	if (now - b->full_checked_us < FULL_CHECK_US)
+		return 0;
+	b->full_checked_us = now;
+	want = 2 * (b->reserve_bytes ? b->reserve_bytes : (int64_t)4 << 20);
+	avail = fs_avail(b);
+	if (avail >= want && take_reserve(b) == 0) {
+		rn_log_info("buffer", "disk space is back (%lld bytes free): accepting records "
+			    "again", (long long)avail);
+	} else if (!b->incremental && db_free_bytes(b) >= want) {
+		/* an old file that cannot shrink: the pages acks freed inside it are the room */
+		rn_log_info("buffer", "the buffer file has %lld free bytes again: accepting "
+			    "records", (long long)db_free_bytes(b));
+	} else {
+		return 0;
+	}
+	b->disk_full = 0;
+	return 1;
+}
+
+int rn_buffer_maintain(struct rn_buffer *b)
+{
+	if (!b->disk_full)
+		return 0;
+	/* hand the pages acks freed back to the file system: the checkpoint truncates the file
+	 * and empties the WAL */
+	int wal_frames = 0, done = 0, page = 4096;
+	int ck = sqlite3_wal_checkpoint_v2(b->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, &wal_frames,
+					   &done);
+	/* moving pages writes them to the WAL first: only with an empty WAL, and never more
+	 * than half of what the file system has left */
+	int64_t avail = fs_avail(b);
+	pragma_int(b, "PRAGMA page_size", &page);
+	int64_t pages = avail > 0 ? avail / 2 / page : 0;
+	if (pages > VACUUM_PAGES)
+		pages = VACUUM_PAGES;
+	if (b->incremental && ck == SQLITE_OK && wal_frames <= 0 && pages > 0 &&
+	    db_free_bytes(b) > 0) {
+		char stmt[64];
+		snprintf(stmt, sizeof(stmt), "PRAGMA incremental_vacuum(%lld)", (long long)pages);
+		if (sqlite3_exec(b->db, stmt, NULL, NULL, NULL) == SQLITE_OK)
+			sqlite3_wal_checkpoint_v2(b->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL,
+						  NULL);
+	}
+	return disk_room_returned(b);
+}
+
+int rn_buffer_disk_full(const struct rn_buffer *b)
+{
+	return b->disk_full;
+}
+
 int rn_buffer_commit(struct rn_buffer *b, int stream, int64_t offset, int64_t next_seq,
 		     uint32_t nrec, const void *chunk, size_t len,
 		     const struct rn_buffer_ckpt *ckpts, size_t nckpt)
@@ -261,6 +471,10 @@ int rn_buffer_commit_many(struct rn_buffer *b, const struct rn_buffer_chunk *chu
 
 	for (size_t i = 0; i < nchunks; i++)
 		total += (int64_t)chunks[i].len;
+	if (nchunks && b->disk_full && !disk_room_returned(b)) {
+		snprintf(b->err, sizeof(b->err), "disk full (waiting for free space)");
+		return RN_ENOSPC;
+	}
 	/* An empty buffer takes any commit, so one chunk larger than the cap cannot wedge a
 	 * stream forever. */
 	if (nchunks && b->max_bytes && b->bytes > 0 && b->bytes + total > b->max_bytes) {
@@ -293,6 +507,7 @@ int rn_buffer_commit_many(struct rn_buffer *b, const struct rn_buffer_chunk *chu
 		sqlite3_bind_int(s, 3, (int)c->nrec);
 		sqlite3_bind_int64(s, 4, rn_now_us());
 		sqlite3_bind_blob(s, 5, c->data, (int)c->len, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 6, c->next_seq - (int64_t)c->nrec);
 		if (sqlite3_step(s) != SQLITE_DONE) {
 			rc = db_fail(b, "store chunk");
 			goto rollback;
@@ -315,6 +530,128 @@ int rn_buffer_commit_many(struct rn_buffer *b, const struct rn_buffer_chunk *chu
 rollback:
 	sqlite3_step(q(b, Q_ROLLBACK));
 	return rc;
+}
+
+#define VICTIMS_MAX 64
+
+/*
+ * Replaces the records of the chunks `sel` (bound, returning stream, off, nrec, seq0,
+ * length) yields with tombstones from fn, in one transaction per batch, until `need` bytes
+ * are freed (need < 0: every chunk it yields). Offsets stay: the stream still sends one
+ * message per offset, so the server's offset order is kept.
+ */
+static int tombstone(struct rn_buffer *b, int qi, int stream, int64_t cutoff, int why,
+		     int64_t need, rn_buffer_tomb_fn fn, void *ctx, uint64_t *records)
+{
+	struct rn_buffer_victim v[VICTIMS_MAX];
+	struct rn_buf tomb = {0};
+	int64_t freed = 0;
+	int rc = 0;
+
+	*records = 0;
+	while (need < 0 || freed < need) {
+		sqlite3_stmt *s = q(b, qi);
+		size_t n = 0;
+		int64_t batch_freed = 0;
+		if (qi == Q_EXPIRED) {
+			sqlite3_bind_int(s, 1, stream);
+			sqlite3_bind_int64(s, 2, cutoff);
+		}
+		while (n < VICTIMS_MAX && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+			v[n] = (struct rn_buffer_victim){sqlite3_column_int(s, 0),
+							 sqlite3_column_int64(s, 1),
+							 sqlite3_column_int64(s, 3),
+							 (uint32_t)sqlite3_column_int64(s, 2),
+							 sqlite3_column_int64(s, 4)};
+			n++;
+		}
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+			rc = db_fail(b, "find chunks to drop");
+			break;
+		}
+		sqlite3_reset(s);
+		rc = 0;
+		if (!n)
+			break;
+		if ((rc = exec_simple(b, Q_BEGIN)))
+			break;
+		for (size_t i = 0; i < n && (need < 0 || freed + batch_freed < need); i++) {
+			rn_buf_reset(&tomb);
+			if ((rc = fn(ctx, &v[i], why, &tomb)))
+				goto rollback;
+			s = q(b, Q_TOMB);
+			sqlite3_bind_int(s, 1, v[i].stream);
+			sqlite3_bind_int64(s, 2, v[i].offset);
+			sqlite3_bind_blob(s, 3, tomb.data ? (const void *)tomb.data : "",
+					  (int)tomb.len, SQLITE_STATIC);
+			sqlite3_bind_int(s, 4, why);
+			if (sqlite3_step(s) != SQLITE_DONE) {
+				rc = db_fail(b, "store tombstone");
+				goto rollback;
+			}
+			s = q(b, Q_DROP_COUNT);
+			sqlite3_bind_int(s, 1, v[i].stream);
+			sqlite3_bind_int64(s, 2, why == RN_BUFFER_DROP_FULL ? v[i].nrec : 0);
+			sqlite3_bind_int64(s, 3, why == RN_BUFFER_DROP_EXPIRED ? v[i].nrec : 0);
+			if (sqlite3_step(s) != SQLITE_DONE) {
+				rc = db_fail(b, "count dropped records");
+				goto rollback;
+			}
+			batch_freed += v[i].bytes - (int64_t)tomb.len;
+			*records += v[i].nrec;
+		}
+		if ((rc = exec_simple(b, Q_COMMIT)))
+			goto rollback;
+		freed += batch_freed;
+		b->bytes -= batch_freed;
+		continue;
+rollback:
+		sqlite3_step(q(b, Q_ROLLBACK));
+		break;
+	}
+	rn_buf_free(&tomb);
+	if (!rc && need >= 0 && freed < need) {
+		snprintf(b->err, sizeof(b->err), "buffer full and nothing left to drop");
+		rc = RN_EFULL;
+	}
+	return rc;
+}
+
+int rn_buffer_drop_oldest(struct rn_buffer *b, int64_t need, rn_buffer_tomb_fn fn, void *ctx,
+			  uint64_t *records)
+{
+	return tombstone(b, Q_VICTIMS, 0, 0, RN_BUFFER_DROP_FULL, need > 0 ? need : 1, fn, ctx,
+			 records);
+}
+
+int rn_buffer_expire(struct rn_buffer *b, int stream, int64_t older_than_us, rn_buffer_tomb_fn fn,
+		     void *ctx, uint64_t *records)
+{
+	int64_t now = rn_now_us();
+	*records = 0;
+	/* chunks stored before the wall clock was set look decades old: their age starts now */
+	if (now >= RN_CLOCK_TRUSTED_US) {
+		sqlite3_stmt *s = q(b, Q_UNTRUSTED);
+		sqlite3_bind_int64(s, 1, now);
+		sqlite3_bind_int64(s, 2, RN_CLOCK_TRUSTED_US);
+		if (sqlite3_step(s) != SQLITE_DONE)
+			return db_fail(b, "restart untrusted chunk ages");
+	} else {
+		return 0; /* no trustworthy clock, no ages */
+	}
+	return tombstone(b, Q_EXPIRED, stream, older_than_us, RN_BUFFER_DROP_EXPIRED, -1, fn, ctx,
+			 records);
+}
+
+int64_t rn_buffer_oldest_us(struct rn_buffer *b, int stream)
+{
+	sqlite3_stmt *s = q(b, Q_OLDEST);
+	int64_t t = 0;
+	sqlite3_bind_int(s, 1, stream);
+	if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
+		t = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return t;
 }
 
 int rn_buffer_chunk_get(struct rn_buffer *b, int stream, int64_t offset, struct rn_buf *out)
@@ -345,6 +682,7 @@ int rn_buffer_ack(struct rn_buffer *b, int stream, int64_t acked)
 	sqlite3_bind_int64(s, 2, acked);
 	if (sqlite3_step(s) == SQLITE_ROW)
 		freed = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s); /* a statement left on a row would pin the WAL (no checkpoint) */
 	s = q(b, Q_ACK_DEL);
 	sqlite3_bind_int(s, 1, stream);
 	sqlite3_bind_int64(s, 2, acked);

@@ -23,6 +23,7 @@ struct rn_buffer_options {
 	const char *path;  /* database file; required */
 	int sync_full;     /* 1 = synchronous=FULL */
 	int64_t max_bytes; /* chunk bytes cap; 0 = unlimited */
+	int64_t reserve_bytes; /* disk reserve released on ENOSPC (see rn_buffer_maintain); 0 = none */
 };
 
 struct rn_buffer_stream {
@@ -34,6 +35,8 @@ struct rn_buffer_stream {
 	int64_t next_seq;    /* seq the next record gets */
 	int64_t acked;       /* highest offset the server made durable, -1 if none */
 	int64_t bytes;       /* chunk bytes buffered */
+	int64_t dropped_records; /* replaced by tombstones under drop_oldest, ever */
+	int64_t expired_records; /* replaced by tombstones for their age (TTL), ever */
 };
 
 /* A source's resume position, opaque to the buffer. */
@@ -88,6 +91,56 @@ struct rn_buffer_chunk {
  * the sum of the chunks. Same results as rn_buffer_commit. */
 int rn_buffer_commit_many(struct rn_buffer *b, const struct rn_buffer_chunk *chunks,
 			  size_t nchunks, const struct rn_buffer_ckpt *ckpts, size_t nckpt);
+
+/* Why a chunk's records were replaced by a tombstone (chunks.dropped). */
+enum { RN_BUFFER_DROP_FULL = 1, RN_BUFFER_DROP_EXPIRED = 2 };
+
+/* A chunk about to lose its records. */
+struct rn_buffer_victim {
+	int stream;
+	int64_t offset;
+	int64_t seq0;  /* seq of its first record, -1 if unknown (a pre-v1 file) */
+	uint32_t nrec;
+	int64_t bytes; /* its size now */
+};
+
+/* Builds the tombstone that replaces a victim: a whole chunk for the same offset that says
+ * what was lost (the agent makes it one record flagged as dropped). Appends to out; 0 or an
+ * RN_E* code (nothing is changed then). */
+typedef int (*rn_buffer_tomb_fn)(void *ctx, const struct rn_buffer_victim *v, int why,
+				 struct rn_buf *out);
+
+/*
+ * Policy drop_oldest: frees at least `need` bytes under the cap by replacing the oldest
+ * chunks (by the time they were stored, over all streams) with tombstones. A chunk keeps its
+ * offset, so every stream still sends a gapless offset sequence and the loss is visible
+ * downstream as a tombstone row with the count. *records = records dropped; they are also
+ * added to the stream's dropped_records. RN_EFULL if everything is already a tombstone,
+ * RN_ENOSPC, RN_EBUFFER.
+ */
+int rn_buffer_drop_oldest(struct rn_buffer *b, int64_t need, rn_buffer_tomb_fn fn, void *ctx,
+			  uint64_t *records);
+
+/* TTL: replaces every chunk of `stream` stored before older_than_us (wall clock) with a
+ * tombstone; counted in expired_records. Does nothing while the wall clock is before
+ * RN_CLOCK_TRUSTED_US; chunks stored before the clock was set have their age restarted
+ * (they are not expired for a clock jump). 0, RN_ENOSPC, RN_EBUFFER. */
+int rn_buffer_expire(struct rn_buffer *b, int stream, int64_t older_than_us, rn_buffer_tomb_fn fn,
+		     void *ctx, uint64_t *records);
+
+/* Wall-clock time the stream's oldest buffered chunk was stored, 0 if it has none. */
+int64_t rn_buffer_oldest_us(struct rn_buffer *b, int stream);
+
+/*
+ * Disk full. The first ENOSPC (from any call) puts the buffer in the disk-full state: it
+ * releases its reserve file so that acks can still delete chunks, and commits that carry
+ * chunks return RN_ENOSPC without touching the file (checkpoint-only commits, acks and
+ * server ids go on). rn_buffer_maintain(), called periodically, gives pages that acks freed
+ * back to the file system and, once the file system has room for the reserve twice over,
+ * takes the reserve again and ends the state (returns 1 then, else 0).
+ */
+int rn_buffer_maintain(struct rn_buffer *b);
+int rn_buffer_disk_full(const struct rn_buffer *b);
 
 /* Appends the bytes of chunk (stream, offset) to out. RN_ENOTFOUND, RN_EBUFFER. */
 int rn_buffer_chunk_get(struct rn_buffer *b, int stream, int64_t offset, struct rn_buf *out);

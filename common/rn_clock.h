@@ -14,6 +14,10 @@ static inline int64_t rn_clock_ts_us(clockid_t id)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* Wall-clock times before this (2025-01-01T00:00:00Z) are taken as "not set yet": a device
+ * without a real-time clock boots in 1970 and jumps forward when NTP or GPS sets it. */
+#define RN_CLOCK_TRUSTED_US (INT64_C(1735689600) * 1000000)
+
 /* Microseconds since the Unix epoch (may jump). */
 static inline int64_t rn_now_us(void)
 {
@@ -24,6 +28,13 @@ static inline int64_t rn_now_us(void)
 static inline int64_t rn_mono_us(void)
 {
 	return rn_clock_ts_us(CLOCK_MONOTONIC);
+}
+
+/* Microseconds since boot, suspend included (CLOCK_BOOTTIME): with the boot id it places a
+ * record in time on a device whose wall clock is not set (see RN_CLOCK_TRUSTED_US). */
+static inline int64_t rn_boot_us(void)
+{
+	return rn_clock_ts_us(CLOCK_BOOTTIME);
 }
 
 #endif

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -34,6 +35,33 @@ int rn_fsync_dir(const char *dir)
 	int e = errno;
 	close(fd);
 	errno = e;
+	return rc;
+}
+
+int rn_write_file_atomic(const char *dir, const char *name, const struct rn_fs_piece *pieces,
+			 size_t n)
+{
+	char path[4096], tmp[4200];
+	int fd, rc = 0, e;
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0)
+		return -1;
+	for (size_t i = 0; i < n && !rc; i++)
+		rc = rn_write_all(fd, pieces[i].p, pieces[i].len);
+	if (!rc)
+		rc = fsync(fd);
+	e = errno;
+	close(fd);
+	if (!rc && (rename(tmp, path) || rn_fsync_dir(dir)))
+		rc = -1, e = errno;
+	if (rc) {
+		unlink(tmp);
+		errno = e;
+	}
 	return rc;
 }
 

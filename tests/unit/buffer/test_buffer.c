@@ -17,8 +17,10 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "buffer.h"
+#include "rn_clock.h"
 #include "rn_err.h"
 #include "rn_mem.h"
 
@@ -227,6 +229,198 @@ static void test_cap(void **state)
 	rn_buffer_close(b);
 }
 
+/* Test tombstone: "T" + why + the victim's offset, so the test can see which chunk it is. */
+static int tomb(void *ctx, const struct rn_buffer_victim *v, int why, struct rn_buf *out)
+{
+	char t[64];
+	int *calls = ctx;
+	(*calls)++;
+	snprintf(t, sizeof(t), "T%d:%lld:%lld:%u", why, (long long)v->offset, (long long)v->seq0,
+		 v->nrec);
+	return rn_buf_append(out, t, strlen(t));
+}
+
+static void expect_chunk(struct rn_buffer *b, int stream, int64_t off, const char *want)
+{
+	struct rn_buf out = {0};
+	assert_int_equal(rn_buffer_chunk_get(b, stream, off, &out), 0);
+	assert_int_equal(out.len, strlen(want));
+	assert_memory_equal(out.data, want, out.len);
+	rn_buf_free(&out);
+}
+
+static size_t chunk_len(struct rn_buffer *b, int stream, int64_t off)
+{
+	struct rn_buf out = {0};
+	assert_int_equal(rn_buffer_chunk_get(b, stream, off, &out), 0);
+	size_t n = out.len;
+	rn_buf_free(&out);
+	return n;
+}
+
+/* Sets every chunk's stored time (wall clock, us), as a clock jump would. */
+static void set_created(const char *name, int64_t us)
+{
+	char path[600], stmt[128];
+	sqlite3 *db;
+	mkpath(path, sizeof(path), name);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	snprintf(stmt, sizeof(stmt), "UPDATE chunks SET created_us = %lld", (long long)us);
+	assert_int_equal(sqlite3_exec(db, stmt, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+/* drop_oldest: the oldest chunks over all streams become tombstones at the same offsets,
+ * enough bytes are freed, counts are kept per stream and survive a reopen, and the commit
+ * that did not fit then fits. */
+static void test_drop_oldest(void **state)
+{
+	struct rn_buffer_stream a, c;
+	char blob[1000];
+	int calls = 0;
+	uint64_t recs = 0;
+	(void)state;
+	memset(blob, 'd', sizeof(blob));
+	struct rn_buffer *b = open_buf("drop.db", 4000, NULL);
+	assert_int_equal(rn_buffer_stream_get(b, "a", "t", &a), 0);
+	assert_int_equal(rn_buffer_stream_get(b, "c", "t", &c), 0);
+	/* a0 (10 records), c0 (5), a1 (10), c1 (5): stored in that order */
+	assert_int_equal(rn_buffer_commit(b, a.id, 0, 10, 10, blob, 1000, NULL, 0), 0);
+	usleep(2000);
+	assert_int_equal(rn_buffer_commit(b, c.id, 0, 5, 5, blob, 1000, NULL, 0), 0);
+	usleep(2000);
+	assert_int_equal(rn_buffer_commit(b, a.id, 1, 20, 10, blob, 1000, NULL, 0), 0);
+	usleep(2000);
+	assert_int_equal(rn_buffer_commit(b, c.id, 1, 10, 5, blob, 1000, NULL, 0), 0);
+	assert_int_equal(rn_buffer_commit(b, a.id, 2, 30, 10, blob, 1000, NULL, 0), RN_EFULL);
+
+	/* room for 900 more: the oldest chunk (a0) alone frees enough */
+	int64_t need = rn_buffer_bytes(b) + 900 - 4000;
+	assert_int_equal(rn_buffer_drop_oldest(b, need, tomb, &calls, &recs), 0);
+	assert_int_equal(calls, 1);
+	assert_int_equal(recs, 10);
+	expect_chunk(b, a.id, 0, "T1:0:0:10");
+	assert_int_equal(chunk_len(b, c.id, 0), 1000);
+	assert_int_equal(rn_buffer_bytes(b), 3000 + strlen("T1:0:0:10"));
+	assert_int_equal(rn_buffer_commit(b, a.id, 2, 30, 10, blob, 900, NULL, 0), 0);
+
+	/* 2500 more: c0, a1 and c1 go (oldest first), a0 is not dropped twice */
+	calls = 0;
+	assert_int_equal(rn_buffer_drop_oldest(b, 2500, tomb, &calls, &recs), 0);
+	assert_int_equal(calls, 3);
+	assert_int_equal(recs, 20);
+	expect_chunk(b, c.id, 0, "T1:0:0:5");
+	expect_chunk(b, a.id, 1, "T1:1:10:10");
+	expect_chunk(b, c.id, 1, "T1:1:5:5");
+	assert_int_equal(chunk_len(b, a.id, 2), 900);
+	assert_int_equal(rn_buffer_stream_load(b, a.id, &a), 0);
+	assert_int_equal(a.dropped_records, 20);
+	assert_int_equal(a.expired_records, 0);
+	assert_int_equal(a.next_offset, 3); /* offsets are untouched */
+
+	/* an ack deletes tombstones like any chunk; byte accounting stays exact */
+	assert_int_equal(rn_buffer_ack(b, a.id, 1), 0);
+	assert_int_equal(rn_buffer_ack(b, c.id, 1), 0);
+	assert_int_equal(rn_buffer_bytes(b), 900);
+	/* nothing but tombstones and one chunk: asking for more than exists is RN_EFULL */
+	assert_int_equal(rn_buffer_drop_oldest(b, 5000, tomb, &calls, &recs), RN_EFULL);
+	rn_buffer_close(b);
+
+	b = open_buf("drop.db", 4000, NULL);
+	assert_int_equal(rn_buffer_stream_load(b, c.id, &c), 0);
+	assert_int_equal(c.dropped_records, 10);
+	assert_int_equal(rn_buffer_bytes(b), rn_buffer_stream_load(b, a.id, &a) == 0 ? a.bytes : -1);
+	rn_buffer_close(b);
+}
+
+/* ttl: only the stream's chunks older than the cutoff become tombstones; chunks stored
+ * while the wall clock was unset (1970) get their age restarted instead of expiring. */
+static void test_expire(void **state)
+{
+	struct rn_buffer_stream a, c;
+	char blob[500];
+	int calls = 0;
+	uint64_t recs = 0;
+	(void)state;
+	memset(blob, 'e', sizeof(blob));
+	struct rn_buffer *b = open_buf("ttl.db", 0, NULL);
+	assert_int_equal(rn_buffer_stream_get(b, "a", "t", &a), 0);
+	assert_int_equal(rn_buffer_stream_get(b, "c", "t", &c), 0);
+	assert_int_equal(rn_buffer_commit(b, a.id, 0, 3, 3, blob, 500, NULL, 0), 0);
+	assert_int_equal(rn_buffer_commit(b, c.id, 0, 4, 4, blob, 500, NULL, 0), 0);
+	int64_t mid = rn_now_us();
+	usleep(2000);
+	assert_int_equal(rn_buffer_commit(b, a.id, 1, 5, 2, blob, 500, NULL, 0), 0);
+	assert_true(rn_buffer_oldest_us(b, a.id) > 0);
+	assert_true(rn_buffer_oldest_us(b, a.id) < mid);
+
+	assert_int_equal(rn_buffer_expire(b, a.id, mid, tomb, &calls, &recs), 0);
+	assert_int_equal(recs, 3);
+	expect_chunk(b, a.id, 0, "T2:0:0:3");
+	assert_int_equal(chunk_len(b, a.id, 1), 500);
+	assert_int_equal(chunk_len(b, c.id, 0), 500); /* another stream's ttl is its own */
+	/* a second sweep finds nothing new */
+	assert_int_equal(rn_buffer_expire(b, a.id, mid, tomb, &calls, &recs), 0);
+	assert_int_equal(recs, 0);
+	assert_int_equal(rn_buffer_stream_load(b, a.id, &a), 0);
+	assert_int_equal(a.expired_records, 3);
+	assert_int_equal(a.dropped_records, 0);
+	rn_buffer_close(b);
+
+	/* stored "in 1970": not expired for the clock jump, aged from now on */
+	set_created("ttl.db", 5000000);
+	b = open_buf("ttl.db", 0, NULL);
+	assert_int_equal(rn_buffer_expire(b, c.id, rn_now_us() - 1000000, tomb, &calls, &recs), 0);
+	assert_int_equal(recs, 0);
+	assert_int_equal(chunk_len(b, c.id, 0), 500);
+	assert_true(rn_buffer_oldest_us(b, c.id) >= RN_CLOCK_TRUSTED_US);
+	assert_int_equal(rn_buffer_expire(b, c.id, rn_now_us() + 1000000, tomb, &calls, &recs), 0);
+	assert_int_equal(recs, 4);
+	rn_buffer_close(b);
+}
+
+/* A buffer written by the first release (schema 0) opens, keeps its chunks and can drop. */
+static void test_upgrade_v0(void **state)
+{
+	char path[600];
+	sqlite3 *db;
+	struct rn_buffer_stream s;
+	int calls = 0;
+	uint64_t recs = 0;
+	(void)state;
+	mkpath(path, sizeof(path), "v0.db");
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(
+		sqlite3_exec(db,
+			     "PRAGMA journal_mode=WAL;"
+			     "CREATE TABLE streams(id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL,"
+			     " tbl TEXT NOT NULL, server_id TEXT, next_offset INTEGER NOT NULL DEFAULT 0,"
+			     " next_seq INTEGER NOT NULL DEFAULT 0, acked INTEGER NOT NULL DEFAULT -1);"
+			     "CREATE TABLE chunks(stream INTEGER NOT NULL, off INTEGER NOT NULL,"
+			     " nrec INTEGER NOT NULL, created_us INTEGER NOT NULL, bytes BLOB NOT NULL,"
+			     " PRIMARY KEY(stream, off)) WITHOUT ROWID;"
+			     "CREATE TABLE checkpoints(source TEXT PRIMARY KEY, state BLOB NOT NULL);"
+			     "INSERT INTO streams(id, name, tbl, next_offset, next_seq) VALUES(1,'old','t',2,9);"
+			     "INSERT INTO chunks VALUES(1, 0, 4, 1, zeroblob(2000));"
+			     "INSERT INTO chunks VALUES(1, 1, 5, 2, x'44556677');",
+			     NULL, NULL, NULL),
+		SQLITE_OK);
+	sqlite3_close(db);
+	struct rn_buffer *b = open_buf("v0.db", 0, NULL);
+	assert_int_equal(rn_buffer_bytes(b), 2004);
+	assert_int_equal(rn_buffer_stream_get(b, "old", "t", &s), 0);
+	assert_int_equal(s.next_offset, 2);
+	assert_int_equal(s.dropped_records, 0);
+	expect_chunk(b, 1, 1, "\x44\x55\x66\x77");
+	assert_int_equal(rn_buffer_drop_oldest(b, 1, tomb, &calls, &recs), 0);
+	assert_int_equal(recs, 4);
+	expect_chunk(b, 1, 0, "T1:0:-1:4"); /* first seq unknown in a schema-0 chunk */
+	int rc = rn_buffer_commit(b, s.id, 2, 10, 1, "z", 1, NULL, 0);
+	if (rc)
+		fail_msg("commit after upgrade: %d %s", rc, rn_buffer_errmsg(b));
+	rn_buffer_close(b);
+}
+
 static int count_moved(const char *prefix)
 {
 	DIR *d = opendir(dir);
@@ -309,7 +503,8 @@ int main(void)
 		cmocka_unit_test(test_streams_and_reopen), cmocka_unit_test(test_atomic_commit),
 		cmocka_unit_test(test_cap),                cmocka_unit_test(test_corrupt_garbage),
 		cmocka_unit_test(test_corrupt_pages),      cmocka_unit_test(test_unwritable),
-		cmocka_unit_test(test_commit_many),
+		cmocka_unit_test(test_commit_many),        cmocka_unit_test(test_drop_oldest),
+		cmocka_unit_test(test_expire),             cmocka_unit_test(test_upgrade_v0),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
