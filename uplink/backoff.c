@@ -24,6 +24,12 @@ int64_t rn_backoff_next(struct rn_backoff *b, double rnd, int terminal)
 	return (int64_t)(rnd * (double)ceil);
 }
 
+int64_t rn_backoff_pushback(struct rn_backoff *b, double rnd, int64_t pushback_ms)
+{
+	int64_t d = rn_backoff_next(b, rnd, 0);
+	return pushback_ms > d ? pushback_ms : d;
+}
+
 void rn_backoff_reset(struct rn_backoff *b)
 {
 	b->attempt = 0;
@@ -36,4 +42,26 @@ int rn_backoff_terminal_status(int s)
 		return 1;
 	}
 	return 0;
+}
+
+int rn_episode_fail(struct rn_episode *e, int key, int64_t now_us)
+{
+	if (e->key == key && e->failures) {
+		e->failures++;
+		return 0;
+	}
+	e->key = key;
+	e->failures = 1;
+	e->since_us = now_us;
+	return 1;
+}
+
+uint64_t rn_episode_end(struct rn_episode *e, int64_t now_us, int64_t *dur_us)
+{
+	uint64_t n = e->failures;
+	if (dur_us)
+		*dur_us = n ? now_us - e->since_us : 0;
+	e->key = 0;
+	e->failures = 0;
+	return n;
 }

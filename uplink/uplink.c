@@ -2,11 +2,15 @@
  * The uplink over libcurl's multi interface; see uplink.h and DESIGN.md. One easy handle per
  * stream carries one long-lived PersistentStream call. Calls are not multiplexed on one
  * connection: Debian 12's libcurl 7.88 corrupts a long-lived upload when a second one joins
- * its HTTP/2 connection (DESIGN.md), so each stream has its own connection for now. The request body is fed by a read callback
- * from `out` (the create/resume message, then chunk bytes fetched from the buffer as the
- * window allows); when there is nothing to send the callback pauses the upload, and step()
- * unpauses it when data is available again. Responses are deframed in the write callback;
- * trailers (grpc-status) arrive through the header callback.
+ * its HTTP/2 connection (DESIGN.md), so each call has its own connection, opened and closed
+ * with it (that and the other 7.88 workarounds: DESIGN.md). The
+ * request body is fed by a read callback from `out` (the create/resume message, then chunk
+ * bytes fetched from the buffer as the window allows); when there is nothing to send, or the
+ * bandwidth cap has no tokens, the callback pauses the upload, and step() unpauses it when
+ * data (and tokens) are available again. Responses are deframed in the write callback, only
+ * after the headers said this is a gRPC answer; headers and trailers (grpc-status,
+ * grpc-retry-pushback-ms) go through headers.c. When a call ends, call_ended() names what
+ * went wrong, logs it once per episode (backoff.c) and schedules the reconnect.
  */
 #include "uplink.h"
 
@@ -23,6 +27,8 @@
 #define POLLOUT_COMPAT POLLOUT
 
 #include "backoff.h"
+#include "headers.h"
+#include "ratelimit.h"
 #include "response.h"
 #include "rn_clock.h"
 #include "rn_err.h"
@@ -32,6 +38,33 @@
 #include "rn_pbwire.h"
 
 enum st_state { S_BACKOFF, S_OPENING, S_OPEN };
+
+/* A call that has been open this long without failing ends a fault episode: the next
+ * failure is logged loudly again and backs off from the base. */
+#define EPISODE_QUIET_US ((int64_t)10 * 1000000)
+
+/* A paused upload is unpaused this often even with nothing to send: libcurl 7.88 finishes a
+ * transfer whose connection the server closed (or whose both directions are done) only when
+ * the upload is not paused; the read callback pauses it again at once. */
+#define POKE_US ((int64_t)1000000)
+
+/* Kinds of failure, for episodes: a repeat of the same kind is logged at debug level. */
+enum { K_FAULT = 1000, K_HTTP = 2000, K_GRPC = 3000, K_CURL = 4000 };
+
+/* Protocol faults: the server (or whatever answers in its place) said something that is not
+ * a valid answer. The call is aborted and retried; nothing is taken as acked. */
+enum fault {
+	F_NONE = 0,
+	F_FRAMING,   /* response body is not gRPC length-prefixed messages */
+	F_MESSAGE,   /* a message is not a PersistentStreamResponse */
+	F_SEQUENCE,  /* a response that does not fit the call's state */
+	F_ACK,       /* ack for an offset never sent */
+	F_RESUME,    /* resume offset beyond every chunk we have */
+	F_NOT_GRPC,  /* HTTP/1.x, non-200 status or wrong content-type */
+	F_NO_STATUS, /* the call ended without a grpc-status */
+	F_SILENT,    /* no answer within ack_timeout_ms */
+	F_LOCAL      /* our side failed (out of memory), not the server */
+};
 
 struct ustream {
 	struct rn_uplink *u;
@@ -51,11 +84,15 @@ struct ustream {
 	int64_t next_send;   /* next chunk offset to queue */
 	int64_t next_offset; /* one past the newest chunk in the buffer */
 	int64_t last_rx_us;  /* mono time of the last response message or of the call start */
+	int64_t last_tx_us;  /* mono time body bytes were last handed to libcurl */
+	int64_t poke_us;     /* mono time of the last unpause (see POKE_US) */
+	int64_t open_us;     /* mono time create/resume was answered on this call */
 	int64_t retry_at;    /* mono us, in S_BACKOFF */
-	int grpc_status;     /* from the trailers of the current call, -1 if none */
-	char grpc_message[256];
-	int fault;           /* the call was aborted for a protocol fault */
+	struct rn_up_headers hdr; /* response headers and trailers of the current call */
+	enum fault fault;    /* the call was aborted for this protocol fault */
+	char fault_msg[224];
 	struct rn_backoff bo;
+	struct rn_episode ep;
 	struct rn_uplink_stream_stats stats;
 	char errbuf[CURL_ERROR_SIZE];
 };
@@ -66,6 +103,8 @@ struct rn_uplink {
 	CURLM *multi;
 	struct ustream **streams;
 	size_t n, cap;
+	size_t rr;           /* first stream the next unpause round looks at (fairness) */
+	struct rn_ratelimit rl; /* the bandwidth cap, shared by all streams */
 	char url[1024];
 	char ua[160];
 	char err[512];
@@ -102,9 +141,12 @@ int rn_uplink_create(struct rn_uplink **out, const struct rn_uplink_options *opt
 		return RN_ENOMEM;
 	u->opt = *opt;
 	u->io = *io;
-	u->opt.window = opt->window > 0 ? opt->window : 8;
+	u->opt.window = opt->window > 0 ? opt->window : 32; /* DESIGN.md: window */
 	u->opt.connect_timeout_ms = opt->connect_timeout_ms > 0 ? opt->connect_timeout_ms : 10000;
 	u->opt.ack_timeout_ms = opt->ack_timeout_ms > 0 ? opt->ack_timeout_ms : 60000;
+	u->opt.backoff_max_ms = opt->backoff_max_ms > 0 ? opt->backoff_max_ms : 30000;
+	u->opt.slow_retry_ms = opt->slow_retry_ms > 0 ? opt->slow_retry_ms : u->opt.backoff_max_ms;
+	rn_ratelimit_init(&u->rl, opt->max_bytes_per_sec, rn_mono_us());
 	ul = strlen(opt->url);
 	snprintf(u->url, sizeof(u->url), "%.*s/databricks.zerobus.Zerobus/PersistentStream",
 		 (int)(opt->url[ul - 1] == '/' ? ul - 1 : ul), opt->url);
@@ -151,6 +193,22 @@ static void close_call(struct ustream *s)
 	s->draining = 0;
 	s->stats.connected = 0;
 	s->stats.sent = -1;
+}
+
+/* Marks the call as failed for `f` with a description; write and read callbacks then abort
+ * the transfer and call_ended() reports it. The first fault of a call wins. */
+static void set_fault(struct ustream *s, enum fault f, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_fault(struct ustream *s, enum fault f, const char *fmt, ...)
+{
+	va_list ap;
+	if (s->fault)
+		return;
+	s->fault = f;
+	va_start(ap, fmt);
+	vsnprintf(s->fault_msg, sizeof(s->fault_msg), fmt, ap);
+	va_end(ap);
 }
 
 void rn_uplink_destroy(struct rn_uplink *u)
@@ -207,11 +265,11 @@ int rn_uplink_add_stream(struct rn_uplink *u, const struct rn_uplink_stream_def 
 	s->next_send = def->acked + 1;
 	s->state = S_BACKOFF;
 	s->retry_at = 0; /* connect on the next step */
-	s->grpc_status = -1;
 	s->df.max_msg = 1 << 20;
 	s->bo.min_ms = u->opt.backoff_min_ms;
 	s->bo.max_ms = u->opt.backoff_max_ms;
-	s->bo.slow_ms = 30000;
+	s->bo.slow_ms = u->opt.slow_retry_ms;
+	rn_up_headers_reset(&s->hdr);
 	s->stats.acked = def->acked;
 	s->stats.sent = -1;
 	s->stats.last_status = -1;
@@ -263,6 +321,12 @@ static void refill(struct ustream *s)
 	if (s->out_pos == s->out.len) {
 		rn_buf_reset(&s->out);
 		s->out_pos = 0;
+	} else if (s->out_pos >= (1u << 20)) {
+		/* curl takes the body in pieces and more is appended before it has it all: drop
+		 * what was sent, or the buffer grows by every byte of a long backlog */
+		memmove(s->out.data, s->out.data + s->out_pos, s->out.len - s->out_pos);
+		s->out.len -= s->out_pos;
+		s->out_pos = 0;
 	}
 	while (s->next_send < s->next_offset && s->next_send - s->acked <= u->opt.window &&
 	       s->out.len - s->out_pos < (1u << 20)) {
@@ -278,25 +342,40 @@ static void refill(struct ustream *s)
 	}
 }
 
-static int has_data(struct ustream *s)
+/* Body bytes ready to go (after refilling from the buffer). */
+static size_t pending(struct ustream *s)
 {
 	refill(s);
-	return s->out_pos < s->out.len;
+	return s->out.len - s->out_pos;
 }
 
 static size_t read_cb(char *buf, size_t size, size_t nitems, void *arg)
 {
 	struct ustream *s = arg;
+	struct rn_uplink *u = s->u;
 	size_t cap = size * nitems, n;
-	if (!has_data(s)) {
+	if (s->fault)
+		return CURL_READFUNC_ABORT;
+	if (!(n = pending(s))) {
 		s->paused = 1;
 		return CURL_READFUNC_PAUSE;
 	}
-	n = s->out.len - s->out_pos;
 	if (n > cap)
 		n = cap;
+	if (u->rl.rate) {
+		int64_t now = rn_mono_us(), got = rn_ratelimit_take(&u->rl, now, (int64_t)n);
+		if (!got) {
+			/* out of tokens: step() resumes when rn_ratelimit_wait_us() has passed */
+			s->paused = 1;
+			s->stats.rate_waits++;
+			return CURL_READFUNC_PAUSE;
+		}
+		n = (size_t)got;
+	}
 	memcpy(buf, s->out.data + s->out_pos, n);
 	s->out_pos += n;
+	s->stats.bytes_sent += n;
+	s->last_tx_us = rn_mono_us();
 	return n;
 }
 
@@ -308,33 +387,43 @@ static int on_response(struct ustream *s, const uint8_t *p, size_t len)
 	int n = rn_uplink_decode_response(p, len, ev, 4);
 
 	if (n < 0) {
-		set_err(u, "stream %d: malformed response message from the server", s->id);
+		set_fault(s, F_MESSAGE, "a %zu-byte response message is not a valid "
+			  "PersistentStreamResponse (bad protobuf)", len);
 		return -1;
 	}
 	for (int i = 0; i < n; i++) {
 		struct rn_up_event *e = &ev[i];
 		switch (e->kind) {
 		case RN_UP_CREATED:
-			if (s->state != S_OPENING || s->server_id[0] ||
-			    u->io.stream_id_set(u->io.ctx, s->id, e->stream_id)) {
-				set_err(u, "stream %d: unexpected or unusable create_stream_response",
-					s->id);
+			if (s->state != S_OPENING || s->server_id[0]) {
+				set_fault(s, F_SEQUENCE, "unexpected create_stream_response (%s)",
+					  s->server_id[0] ? "the call resumed a stream"
+							  : "the stream is already open");
+				return -1;
+			}
+			if (u->io.stream_id_set(u->io.ctx, s->id, e->stream_id)) {
+				set_fault(s, F_LOCAL, "cannot persist the new server stream id %s",
+					  e->stream_id);
 				return -1;
 			}
 			snprintf(s->server_id, sizeof(s->server_id), "%s", e->stream_id);
 			rn_log_info("uplink", "stream %d (%s): created server stream %s", s->id,
 				    s->table, e->stream_id);
 			s->state = S_OPEN;
+			s->open_us = rn_mono_us();
 			s->stats.connected = 1;
 			break;
 		case RN_UP_RESUMED:
 			if (s->state != S_OPENING) {
-				set_err(u, "stream %d: unexpected resume_stream_response", s->id);
+				set_fault(s, F_SEQUENCE, "unexpected resume_stream_response on an open "
+					  "call");
 				return -1;
 			}
 			if (e->offset >= s->next_offset) {
-				set_err(u, "stream %d: server claims offset %lld, newest chunk is %lld",
-					s->id, (long long)e->offset, (long long)s->next_offset - 1);
+				set_fault(s, F_RESUME, "resume answer claims offset %lld is committed, "
+					  "but the newest chunk this agent has is %lld (never sent); "
+					  "nothing is taken as acked", (long long)e->offset,
+					  (long long)s->next_offset - 1);
 				return -1;
 			}
 			if (e->offset > s->acked) {
@@ -343,28 +432,35 @@ static int on_response(struct ustream *s, const uint8_t *p, size_t len)
 				u->io.acked(u->io.ctx, s->id, e->offset);
 			}
 			s->next_send = s->acked + 1;
-			rn_log_info("uplink", "stream %d (%s): resumed %s at offset %lld", s->id,
-				    s->table, s->server_id, (long long)e->offset);
+			/* quiet while a fault episode is open: it would repeat on every retry */
+			rn_log(s->ep.failures ? RN_LOG_DEBUG : RN_LOG_INFO, "uplink",
+			       "stream %d (%s): resumed %s at offset %lld", s->id, s->table,
+			       s->server_id, (long long)e->offset);
 			s->state = S_OPEN;
+			s->open_us = rn_mono_us();
 			s->stats.connected = 1;
 			break;
 		case RN_UP_ACK:
+			if (s->state != S_OPEN) {
+				set_fault(s, F_SEQUENCE, "ack before the create/resume answer");
+				return -1;
+			}
 			if (e->offset >= s->next_send) {
-				set_err(u, "stream %d: ack for offset %lld that was never sent (sent up "
-					"to %lld)", s->id, (long long)e->offset,
-					(long long)s->next_send - 1);
+				set_fault(s, F_ACK, "ack for offset %lld that was never sent (sent up "
+					  "to %lld); nothing is taken as acked", (long long)e->offset,
+					  (long long)s->next_send - 1);
 				return -1;
 			}
 			if (e->offset > s->acked) {
 				s->acked = e->offset;
 				s->stats.acked = e->offset;
-				rn_backoff_reset(&s->bo);
 				u->io.acked(u->io.ctx, s->id, e->offset);
 			}
 			break;
 		case RN_UP_CLOSE:
-			rn_log_info("uplink", "stream %d: server asks to close within %llds; draining",
-				    s->id, (long long)e->close_secs);
+			if (!s->draining)
+				rn_log_info("uplink", "stream %d: server asks to close within %llds; "
+					    "draining", s->id, (long long)e->close_secs);
 			s->draining = 1;
 			s->drain_until = rn_mono_us() + (e->close_secs > 0 ? e->close_secs : 1) * 1000000;
 			break;
@@ -374,26 +470,68 @@ static int on_response(struct ustream *s, const uint8_t *p, size_t len)
 	return 0;
 }
 
+/* 0 if the response headers announce a gRPC answer over HTTP/2; otherwise a fault with
+ * what they announce instead. */
+static int check_grpc_headers(struct ustream *s)
+{
+	const struct rn_up_headers *h = &s->hdr;
+	if (h->http_major == 1) {
+		set_fault(s, F_NOT_GRPC, "the server answered over HTTP/1.x (status %d); gRPC "
+			  "needs HTTP/2", h->http_status);
+		return -1;
+	}
+	if (h->http_status != 200) {
+		set_fault(s, F_NOT_GRPC, "HTTP status %d%s%s, not a gRPC answer (a proxy, a "
+			  "web server, or the wrong URL?)", h->http_status,
+			  h->content_type[0] ? ", content-type " : "", h->content_type);
+		return -1;
+	}
+	if (!h->grpc_ct) {
+		set_fault(s, F_NOT_GRPC, "content-type \"%s\" is not application/grpc, not a "
+			  "gRPC answer", h->content_type);
+		return -1;
+	}
+	return 0;
+}
+
+/* The first bytes of `p` for a log line, unprintables as '.'. */
+static void snippet(char *out, size_t cap, const char *p, size_t len)
+{
+	size_t n = len < cap - 1 ? len : cap - 1;
+	for (size_t i = 0; i < n; i++)
+		out[i] = p[i] >= 0x20 && p[i] < 0x7f ? p[i] : '.';
+	out[n] = 0;
+}
+
 static size_t write_cb(char *data, size_t size, size_t nmemb, void *arg)
 {
 	struct ustream *s = arg;
 	size_t len = size * nmemb, off = 0;
+	if (s->fault || check_grpc_headers(s))
+		return 0; /* aborts the transfer */
 	while (off < len) {
 		struct rn_grpc_msg m;
 		size_t used;
 		int rc = rn_grpc_deframe(&s->df, (const uint8_t *)data + off, len - off, &used, &m);
 		off += used;
-		if (rc < 0 || (rc == 1 && m.compressed)) {
-			set_err(s->u, "stream %d: malformed response from the server", s->id);
-			s->fault = 1;
-			return 0; /* aborts the transfer */
+		if (rc < 0) {
+			char head[24];
+			snippet(head, sizeof(head), data, len);
+			set_fault(s, F_FRAMING, "response body is not gRPC framing (%s; the body "
+				  "starts \"%s\")", rc == RN_ETOOBIG ? "a length prefix over 1 MiB"
+				  : rc == RN_EINVAL ? "a compressed-flag byte other than 0 or 1"
+				  : rn_strerror(rc), head);
+			return 0;
 		}
 		if (rc == 0)
 			break;
-		if (on_response(s, m.data, m.len)) {
-			s->fault = 1;
+		if (m.compressed) {
+			set_fault(s, F_FRAMING, "a compressed response message, but the call "
+				  "accepts only identity");
 			return 0;
 		}
+		if (on_response(s, m.data, m.len))
+			return 0;
 	}
 	return len;
 }
@@ -402,20 +540,7 @@ static size_t header_cb(char *data, size_t size, size_t nitems, void *arg)
 {
 	struct ustream *s = arg;
 	size_t len = size * nitems;
-	if (len > 12 && !strncasecmp(data, "grpc-status:", 12)) {
-		s->grpc_status = atoi(data + 12);
-	} else if (len > 13 && !strncasecmp(data, "grpc-message:", 13)) {
-		size_t n = len - 13;
-		const char *v = data + 13;
-		while (n && (*v == ' '))
-			v++, n--;
-		while (n && (v[n - 1] == '\r' || v[n - 1] == '\n'))
-			n--;
-		if (n >= sizeof(s->grpc_message))
-			n = sizeof(s->grpc_message) - 1;
-		memcpy(s->grpc_message, v, n);
-		s->grpc_message[n] = 0;
-	}
+	rn_up_headers_line(&s->hdr, data, len);
 	return len;
 }
 
@@ -426,10 +551,11 @@ static int open_call(struct ustream *s)
 	CURL *e;
 
 	close_call(s);
-	s->grpc_status = -1;
-	s->grpc_message[0] = 0;
-	s->fault = 0;
+	rn_up_headers_reset(&s->hdr);
+	s->fault = F_NONE;
+	s->fault_msg[0] = 0;
 	s->state = S_OPENING;
+	s->next_send = s->acked + 1;
 	if (queue_open_message(s))
 		return RN_ENOMEM;
 	if (!(e = curl_easy_init()))
@@ -443,6 +569,11 @@ static int open_call(struct ustream *s)
 	s->hdrs = curl_slist_append(s->hdrs, u->ua);
 	snprintf(hdr, sizeof(hdr), "x-databricks-zerobus-table-name: %s", s->table);
 	s->hdrs = curl_slist_append(s->hdrs, hdr);
+	if (u->opt.boot_id) { /* lets the server place records made before the clock was set */
+		snprintf(hdr, sizeof(hdr), "x-runnel-clock: %s %lld", u->opt.boot_id,
+			 (long long)rn_boot_us());
+		s->hdrs = curl_slist_append(s->hdrs, hdr);
+	}
 	if (u->opt.token) {
 		snprintf(hdr, sizeof(hdr), "authorization: Bearer %s", u->opt.token);
 		s->hdrs = curl_slist_append(s->hdrs, hdr);
@@ -461,6 +592,11 @@ static int open_call(struct ustream *s)
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, s);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, s->hdrs);
 	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+	/* A fresh connection per call, closed with it: libcurl 7.88 fails the next call on a
+	 * connection whose previous stream was reset or aborted ("Error in the HTTP2 framing
+	 * layer"), and a reused connection may be one the server is about to drop. */
+	curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+	curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)u->opt.connect_timeout_ms);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, s->errbuf);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, s);
@@ -471,40 +607,186 @@ static int open_call(struct ustream *s)
 	if (curl_multi_add_handle(u->multi, e) != CURLM_OK)
 		return RN_ENOMEM;
 	s->last_rx_us = rn_mono_us();
+	s->last_tx_us = 0;
 	return 0;
 }
 
-/* The call ended (by the server, the network, or us): schedule the reconnect. */
+/* Kinds of transport failure. A fault episode is one kind, not one curl code: a flapping
+ * link alternates between several codes that all mean "connection lost". */
+enum tclass { T_DNS = 1, T_CONNECT, T_TIMEOUT, T_TLS, T_H2, T_H2_STREAM, T_LOST, T_NOTHING,
+	      T_NOT_H2, T_OTHER };
+
+/* What kind of transport failure a curl code is, in words; *cls gets the kind. */
+static const char *curl_class(CURLcode cc, enum tclass *cls)
+{
+	switch (cc) {
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+		*cls = T_DNS;
+		return "DNS: cannot resolve the server's host name";
+	case CURLE_COULDNT_CONNECT:
+		*cls = T_CONNECT;
+		return "connect: cannot reach the server";
+	case CURLE_OPERATION_TIMEDOUT:
+		*cls = T_TIMEOUT;
+		return "timeout";
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_CRL_BADFILE:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+	case CURLE_SSL_ENGINE_NOTFOUND:
+	case CURLE_SSL_ENGINE_SETFAILED:
+	case CURLE_SSL_ENGINE_INITFAILED:
+	case CURLE_SSL_INVALIDCERTSTATUS:
+	case CURLE_USE_SSL_FAILED:
+		*cls = T_TLS;
+		return "TLS: handshake failed";
+	case CURLE_HTTP2:
+		*cls = T_H2;
+		return "HTTP/2: connection-level protocol error";
+	case CURLE_HTTP2_STREAM:
+		*cls = T_H2_STREAM;
+		return "HTTP/2: the call's stream was reset";
+	case CURLE_GOT_NOTHING:
+		*cls = T_NOTHING;
+		return "no HTTP/2 answer: the server closed the connection";
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_SEND_FAIL_REWIND: /* libcurl wanted to resend the call itself (no seek
+					 callback on purpose: the uplink reopens calls) */
+		*cls = T_LOST;
+		return "connection lost";
+	case CURLE_WEIRD_SERVER_REPLY:
+	case CURLE_UNSUPPORTED_PROTOCOL:
+		*cls = T_NOT_H2;
+		return "not an HTTP/2 answer";
+	default:
+		*cls = T_OTHER;
+		return "transfer failed";
+	}
+}
+
+/* The call ended (by the server, the network, or us): say why, once per episode, and
+ * schedule the reconnect. Never acks or drops anything. */
 static void call_ended(struct ustream *s, CURLcode cc)
 {
 	struct rn_uplink *u = s->u;
-	int terminal = rn_backoff_terminal_status(s->grpc_status);
-	int64_t delay;
+	const struct rn_up_headers *h = &s->hdr;
+	int64_t now = rn_mono_us(), delay, pushback = -1;
+	int key, status = -1, terminal = 0, drained = 0;
+	enum rn_log_level lvl = RN_LOG_WARN;
+	char why[480];
 
-	if (s->fault)
-		rn_log_error("uplink", "stream %d: protocol fault, reconnecting: %s", s->id, u->err);
-	else if (s->grpc_status > 0)
-		set_err(u, "stream %d (%s): server ended the call: %s %s", s->id, s->table,
-			rn_grpc_status_name(s->grpc_status), s->grpc_message);
-	else if (cc != CURLE_OK)
-		set_err(u, "stream %d (%s): %s", s->id, s->table,
-			s->errbuf[0] ? s->errbuf : curl_easy_strerror(cc));
-	else
-		set_err(u, "stream %d (%s): call ended", s->id, s->table);
-	s->stats.last_status = s->grpc_status;
-	if (s->grpc_status == 5 && s->server_id[0]) {
-		/* the server does not know our stream: it lost its state. Loud, and keep trying:
-		 * never drop the buffered chunks. */
-		rn_log_error("uplink", "stream %d: server does not know stream %s; data stays "
-			     "buffered until an operator resolves it", s->id, s->server_id);
+	/* The server's own verdict counts only on a real gRPC answer. A trailers-only answer
+	 * without content-type is taken at its word: its grpc-status is all there is. */
+	if (!s->fault && h->http_status &&
+	    !(h->http_major == 2 && h->http_status == 200 && !h->content_type[0] &&
+	      h->grpc_status >= 0))
+		check_grpc_headers(s);
+	if (s->fault) {
+		key = K_FAULT + (int)s->fault;
+		lvl = s->fault == F_SILENT ? RN_LOG_WARN : RN_LOG_ERROR;
+		if (s->fault == F_NOT_GRPC && h->http_major != 1 && h->http_status != 200) {
+			/* gRPC's HTTP-to-status mapping decides fast or slow retry (401, 403 and
+			 * 404 are terminal) */
+			status = rn_up_http_to_grpc(h->http_status);
+			key = K_HTTP + (h->http_status > 0 && h->http_status < 1000 ? h->http_status : 0);
+		}
+		snprintf(why, sizeof(why), "%s: %s", s->fault == F_SILENT ? "timeout"
+			 : s->fault == F_LOCAL ? "local failure" : "bad answer from the server",
+			 s->fault_msg);
+		if (s->fault != F_LOCAL)
+			s->stats.faults++;
+	} else if (h->grpc_status >= 0) {
+		status = h->grpc_status;
+		key = K_GRPC + status;
+		snprintf(why, sizeof(why), "server ended the call: %s%s%s", rn_grpc_status_name(status),
+			 h->grpc_message[0] ? ": " : "", h->grpc_message);
+		if (status == RN_GRPC_RESOURCE_EXHAUSTED) {
+			s->stats.pushbacks++;
+			size_t l = strlen(why);
+			if (h->pushback_ms >= 0)
+				snprintf(why + l, sizeof(why) - l, " (server asks to wait %lld ms)",
+					 (long long)h->pushback_ms);
+			else if (h->pushback_bad)
+				snprintf(why + l, sizeof(why) - l, " (unreadable grpc-retry-pushback-ms "
+					 "ignored)");
+		}
+		if (status == RN_GRPC_OK || (s->draining && status == RN_GRPC_UNAVAILABLE))
+			lvl = RN_LOG_INFO;
+		drained = s->draining;
+	} else if (cc != CURLE_OK) {
+		enum tclass tc;
+		const char *cls = curl_class(cc, &tc);
+		key = K_CURL + (int)tc;
+		snprintf(why, sizeof(why), "%s (%s)%s", cls,
+			 s->errbuf[0] ? s->errbuf : curl_easy_strerror(cc),
+			 (cc == CURLE_HTTP2 || cc == CURLE_GOT_NOTHING) && !h->http_status
+				 ? "; is the URL's server an HTTP/2 server (http:// means h2c prior "
+				   "knowledge)?"
+			 : cc == CURLE_SSL_CONNECT_ERROR && strstr(s->errbuf, "wrong version")
+				 ? "; the server does not speak TLS: use http:// for a plain-text "
+				   "server"
+				 : "");
+		if (tc == T_TLS)
+			lvl = RN_LOG_ERROR; /* rarely fixes itself: an operator must look */
+	} else {
+		set_fault(s, F_NO_STATUS, "the call ended without a grpc-status trailer");
+		key = K_FAULT + F_NO_STATUS;
+		lvl = RN_LOG_ERROR;
+		s->stats.faults++;
+		snprintf(why, sizeof(why), "bad answer from the server: %s", s->fault_msg);
 	}
-	delay = rn_backoff_next(&s->bo, rnd01(u), terminal);
-	if (!s->fault)
-		rn_log(terminal ? RN_LOG_ERROR : RN_LOG_WARN, "uplink", "%s; retry in %lld ms",
-		       u->err, (long long)delay);
+	terminal = status >= 0 && rn_backoff_terminal_status(status);
+	if (!terminal && status >= 0 && h->pushback_ms >= 0)
+		pushback = h->pushback_ms;
+	if (status == 5 && s->server_id[0])
+		snprintf(why + strlen(why), sizeof(why) - strlen(why), "; the server does not know "
+			 "stream %s (it lost its state?): data stays buffered until an operator "
+			 "resolves it", s->server_id);
+
+	s->stats.last_status = status;
+	if (!(drained && lvl == RN_LOG_INFO)) {
+		s->stats.failures++;
+		snprintf(s->stats.last_error, sizeof(s->stats.last_error), "%s", why);
+		set_err(u, "stream %d (%s): %s", s->id, s->table, why);
+	}
+
+	if (drained && lvl == RN_LOG_INFO) {
+		/* the server closed the call it had asked us to drain: no fault */
+		delay = 0;
+		rn_log_info("uplink", "stream %d: %s after close_stream_signal; reconnecting", s->id,
+			    why);
+	} else {
+		if (terminal)
+			delay = rn_backoff_next(&s->bo, rnd01(u), 1);
+		else if (pushback >= 0)
+			delay = rn_backoff_pushback(&s->bo, rnd01(u), pushback);
+		else
+			delay = rn_backoff_next(&s->bo, rnd01(u), 0);
+		if (terminal) {
+			/* every time: a stream that cannot deliver until someone acts must be loud */
+			rn_log_error("uplink", "stream %d (%s): %s; retry in %lld ms (slow: this needs "
+				     "an operator); nothing is dropped", s->id, s->table, why,
+				     (long long)delay);
+			rn_episode_fail(&s->ep, key, now);
+		} else if (rn_episode_fail(&s->ep, key, now)) {
+			rn_log(lvl, "uplink", "stream %d (%s): %s; retry in %lld ms with backoff "
+			       "(repeats are logged at debug level until it recovers); nothing is "
+			       "dropped", s->id, s->table, why, (long long)delay);
+		} else {
+			rn_log_debug("uplink", "stream %d: again (#%llu): %s; retry in %lld ms", s->id,
+				     (unsigned long long)s->ep.failures, why, (long long)delay);
+		}
+	}
 	close_call(s);
 	s->state = S_BACKOFF;
-	s->retry_at = rn_mono_us() + delay * 1000;
+	s->retry_at = now + delay * 1000;
 	s->stats.reconnects++;
 }
 
@@ -523,26 +805,39 @@ int rn_uplink_step(struct rn_uplink *u)
 		if (s->state == S_BACKOFF && now >= s->retry_at && !opening) {
 			opening = 1;
 			if (open_call(s)) {
+				set_fault(s, F_LOCAL, "cannot set up a call (out of memory)");
 				call_ended(s, CURLE_OUT_OF_MEMORY);
 				continue;
 			}
 		}
 		if (s->state != S_BACKOFF && s->easy) {
 			int inflight = s->next_send - 1 > s->acked;
-			if (s->state == S_OPENING || inflight) {
-				if (now - s->last_rx_us > (int64_t)u->opt.ack_timeout_ms * 1000) {
-					set_err(u, "stream %d: no answer for %d ms", s->id,
-						u->opt.ack_timeout_ms);
-					s->fault = 1;
-					call_ended(s, CURLE_OPERATION_TIMEDOUT);
-					continue;
-				}
+			int64_t since = s->last_rx_us > s->last_tx_us ? s->last_rx_us : s->last_tx_us;
+			if ((s->state == S_OPENING || inflight) &&
+			    now - since > (int64_t)u->opt.ack_timeout_ms * 1000) {
+				set_fault(s, F_SILENT, "no answer from the server for %d ms with "
+					  "%s", u->opt.ack_timeout_ms,
+					  s->state == S_OPENING ? "the create/resume pending"
+								: "chunks in flight");
+				call_ended(s, CURLE_OPERATION_TIMEDOUT);
+				continue;
 			}
 			if (s->draining && (!inflight || now > s->drain_until)) {
 				rn_log_info("uplink", "stream %d: drained, reconnecting", s->id);
 				close_call(s);
 				s->state = S_BACKOFF;
 				s->retry_at = now;
+				continue;
+			}
+			if (s->state == S_OPEN && s->ep.failures &&
+			    now - s->open_us >= EPISODE_QUIET_US) {
+				int64_t dur;
+				uint64_t nf = rn_episode_end(&s->ep, now, &dur);
+				rn_backoff_reset(&s->bo);
+				rn_log_info("uplink", "stream %d (%s): recovered after %llu failed "
+					    "attempt%s over %.1f s", s->id, s->table,
+					    (unsigned long long)nf, nf == 1 ? "" : "s",
+					    (double)dur / 1e6);
 			}
 		}
 	}
@@ -558,15 +853,39 @@ int rn_uplink_step(struct rn_uplink *u)
 			if (s)
 				call_ended(s, m->data.result);
 		}
-		again = 0;
+		/* A grpc-status means the server has ended the call (trailers, or a trailers-only
+		 * answer). libcurl 7.88 does not finish a transfer whose upload is paused when
+		 * the server closes its side, so the uplink ends the call itself. */
 		for (size_t i = 0; i < u->n; i++) {
 			struct ustream *s = u->streams[i];
-			if (s->easy && s->paused && has_data(s)) {
-				s->paused = 0;
-				curl_easy_pause(s->easy, CURLPAUSE_CONT);
-				again = 1;
-			}
+			if (s->easy && s->hdr.grpc_status >= 0)
+				call_ended(s, CURLE_OK);
 		}
+		again = 0;
+		now = rn_mono_us();
+		for (size_t k = 0; k < u->n; k++) {
+			struct ustream *s = u->streams[(u->rr + k) % u->n];
+			size_t p;
+			if (!s->easy || !s->paused)
+				continue;
+			if (!(p = pending(s))) {
+				if (now - s->poke_us >= POKE_US) {
+					s->poke_us = now;
+					s->paused = 0;
+					curl_easy_pause(s->easy, CURLPAUSE_CONT);
+					again = 1;
+				}
+				continue;
+			}
+			if (u->rl.rate && rn_ratelimit_wait_us(&u->rl, now, (int64_t)p) > 0)
+				continue; /* rn_uplink_wait() wakes us when tokens are there */
+			s->paused = 0;
+			s->poke_us = now;
+			curl_easy_pause(s->easy, CURLPAUSE_CONT);
+			again = 1;
+		}
+		if (u->n)
+			u->rr = (u->rr + 1) % u->n;
 		if (!again)
 			break;
 	}
@@ -582,14 +901,19 @@ int rn_uplink_wait(struct rn_uplink *u, struct rn_uplink_waitfd *fds, int nfds,
 
 	for (size_t i = 0; i < u->n; i++) {
 		struct ustream *s = u->streams[i];
+		int64_t ms = -1;
+		size_t p;
 		if (s->state == S_BACKOFF) {
-			int64_t ms = (s->retry_at - now) / 1000;
-			if (ms < timeout_ms)
-				timeout_ms = ms < 0 ? 0 : (int)ms;
-		} else if (s->paused && s->state == S_OPEN && s->next_send < s->next_offset &&
-			   s->next_send - s->acked <= u->opt.window) {
-			timeout_ms = 0; /* data waiting for step() to unpause */
+			ms = (s->retry_at - now + 999) / 1000;
+		} else if (s->easy && s->paused && (p = pending(s))) {
+			/* data waiting for step() to unpause, now or when the cap allows */
+			ms = u->rl.rate ? (rn_ratelimit_wait_us(&u->rl, now, (int64_t)p) + 999) / 1000
+					: 0;
+		} else if (s->easy && s->paused) {
+			ms = (s->poke_us + POKE_US - now + 999) / 1000;
 		}
+		if (ms >= 0 && ms < timeout_ms)
+			timeout_ms = ms < 0 ? 0 : (int)ms;
 	}
 	for (int i = 0; i < n; i++) {
 		wfd[i].fd = fds[i].fd;
@@ -617,6 +941,21 @@ int rn_uplink_stream_stats(const struct rn_uplink *u, int stream,
 	if (!s)
 		return RN_ENOTFOUND;
 	*st = s->stats;
+	st->retry_in_ms = 0;
+	switch (s->state) {
+	case S_BACKOFF: {
+		int64_t left = (s->retry_at - rn_mono_us()) / 1000;
+		st->state = RN_UPLINK_WAITING;
+		st->retry_in_ms = left > 0 ? left : 0;
+		break;
+	}
+	case S_OPENING:
+		st->state = RN_UPLINK_CONNECTING;
+		break;
+	case S_OPEN:
+		st->state = s->draining ? RN_UPLINK_DRAINING : RN_UPLINK_OPEN;
+		break;
+	}
 	return 0;
 }
 

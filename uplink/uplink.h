@@ -1,8 +1,8 @@
 /*
  * The uplink: pushes each agent stream's chunks, in offset order, to a Zerobus endpoint as
- * one gRPC PersistentStream call per stream, all multiplexed on one HTTP/2 connection
- * (libcurl multi; prior knowledge for http://, ALPN for https://). It is the only code that
- * includes curl.h and it never touches SQLite: chunks come from, and acks go to, the
+ * one gRPC PersistentStream call per stream (libcurl multi; prior knowledge for http://, ALPN
+ * for https://; one HTTP/2 connection per call for now, see DESIGN.md). It is the only code
+ * that includes curl.h and it never touches SQLite: chunks come from, and acks go to, the
  * callbacks in struct rn_uplink_io, which the agent implements over its buffer.
  *
  * Protocol per stream: the call opens with create_stream (no server stream id yet) or
@@ -10,8 +10,11 @@
  * <= L are durable, so the uplink reports acked(L) and sends from L+1. Chunk bytes are sent
  * verbatim: each chunk already is a whole gRPC message (5-byte prefix, zstd-compressed
  * PersistentStreamRequest{ingest_record_batch}), so the call carries grpc-encoding: zstd.
- * At most `window` chunks are in flight per stream; acks are cumulative. Any failure closes
- * the call and reopens it after exponential backoff with full jitter.
+ * At most `window` chunks are in flight per stream; acks are cumulative. Any failure (a
+ * status, a transport error, anything the server sent that is not a valid answer) closes
+ * the call and reopens it after exponential backoff with full jitter, at least as late as a
+ * server pushback asks; nothing unacknowledged is ever reported as acked. An optional
+ * bandwidth cap (one token bucket for all streams) paces request bodies.
  *
  * Lifetime: the agent creates one uplink at start and destroys it at exit; every call
  * happens on the agent's loop thread except rn_uplink_wakeup().
@@ -43,14 +46,21 @@ struct rn_uplink_io {
 struct rn_uplink_options {
 	const char *url;        /* e.g. "http://127.0.0.1:7700"; required */
 	const char *token;      /* bearer token; NULL = no authorization header */
-	int window;             /* chunks in flight per stream; 0 = 8 */
+	int window;             /* chunks in flight per stream; 0 = 32 */
 	int backoff_min_ms;     /* first retry delay cap; 0 = 200 */
 	int backoff_max_ms;     /* retry delay ceiling; 0 = 30000 */
 	int connect_timeout_ms; /* 0 = 10000 */
-	int ack_timeout_ms;     /* no ack for this long with chunks in flight = reconnect; 0 = 60000 */
+	int ack_timeout_ms;     /* chunks in flight and no server message for this long after the
+	                           last body bytes went out = the call is dead; 0 = 60000 */
 	const uint8_t *descriptor; /* serialized DescriptorProto sent at create/resume */
 	size_t descriptor_len;
 	const char *user_agent; /* NULL = "runnel-agent/<version>" */
+	int64_t max_bytes_per_sec; /* bandwidth cap over all streams (request bodies); 0 = none */
+	int slow_retry_ms;      /* retry delay after a terminal status (auth, not found, bad
+	                           request); 0 = backoff_max_ms */
+	const char *boot_id;    /* the device's boot id: every call then sends `x-runnel-clock:
+	                           <boot_id> <CLOCK_BOOTTIME us>`; NULL = no header. Not copied:
+	                           it must outlive the uplink. */
 };
 
 /* A stream the uplink should deliver. `stream` is the agent's small integer id. */
@@ -92,13 +102,39 @@ int rn_uplink_step(struct rn_uplink *u);
 /* Thread-safe: makes a concurrent rn_uplink_wait return early. */
 void rn_uplink_wakeup(struct rn_uplink *u);
 
-/* Delivery state of one stream, for status output and tests. */
+/* Where a stream's call is. */
+enum rn_uplink_state {
+	RN_UPLINK_WAITING = 0, /* no call: waiting for the (re)connect time */
+	RN_UPLINK_CONNECTING,  /* call opened, create/resume not answered yet */
+	RN_UPLINK_OPEN,        /* sending chunks and receiving acks */
+	RN_UPLINK_DRAINING     /* close_stream_signal: no new chunks, waiting for acks */
+};
+
+/* "waiting", "connecting", "open", "draining"; "?" for anything else. Inline so that code
+ * linking a stub uplink (tests/unit/agent) has it too. */
+static inline const char *rn_uplink_state_name(int state)
+{
+	static const char *const names[] = {"waiting", "connecting", "open", "draining"};
+	return state >= 0 && state < 4 ? names[state] : "?";
+}
+
+/* Delivery state of one stream, for status output and tests. Counters never decrease. */
 struct rn_uplink_stream_stats {
 	int connected;       /* the call is open and create/resume was answered */
 	int64_t acked;       /* highest acked offset, -1 if none */
 	int64_t sent;        /* highest offset sent on the current call, -1 if none */
 	uint64_t reconnects; /* calls opened after the first */
-	int last_status;     /* last gRPC status seen, -1 if none */
+	int last_status;     /* last gRPC status seen (an HTTP error mapped to one), -1 if none */
+	int state;           /* enum rn_uplink_state */
+	int64_t retry_in_ms; /* in RN_UPLINK_WAITING: ms until the next attempt, else 0 */
+	uint64_t bytes_sent; /* request body bytes handed to libcurl, all calls */
+	uint64_t failures;   /* calls that ended in an error of any kind */
+	uint64_t faults;     /* of those: the server sent something that is not a valid answer
+	                        (bad framing or message, impossible ack or resume offset, not
+	                        gRPC, non-200 status) or went silent past ack_timeout_ms */
+	uint64_t pushbacks;  /* of those: RESOURCE_EXHAUSTED (server overloaded) */
+	uint64_t rate_waits; /* times the body was paused by the bandwidth cap */
+	char last_error[256]; /* the last failure in words, "" if none yet */
 };
 int rn_uplink_stream_stats(const struct rn_uplink *u, int stream,
 			   struct rn_uplink_stream_stats *st);
@@ -106,7 +142,8 @@ int rn_uplink_stream_stats(const struct rn_uplink *u, int stream,
 /* True when every registered stream has all chunks below its next_offset acked. */
 int rn_uplink_idle(const struct rn_uplink *u);
 
-/* Last error in words (curl's error buffer, the gRPC status message), "" if none. */
+/* Last failure of any stream in words (curl's error buffer, the gRPC status and message, or
+ * the protocol fault), "" if none. */
 const char *rn_uplink_errmsg(const struct rn_uplink *u);
 
 #endif

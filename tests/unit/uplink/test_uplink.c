@@ -1,7 +1,7 @@
 /*
  * Unit tests for the uplink's I/O-free parts: the response decoder (golden bytes from the
  * protocol reference, hostile input) and the retry policy (full jitter bounds, growth, cap,
- * reset, terminal statuses).
+ * reset, terminal statuses, pushback floor, fault episodes).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -75,12 +75,48 @@ static void test_backoff(void **state)
 	assert_false(rn_backoff_terminal_status(-1));
 }
 
+/* Pushback is a floor under the jittered backoff, which keeps growing underneath. */
+static void test_pushback(void **state)
+{
+	struct rn_backoff b = {.min_ms = 100, .max_ms = 1000, .slow_ms = 30000};
+	(void)state;
+	assert_int_equal(rn_backoff_pushback(&b, 0.999, 1500), 1500);
+	assert_int_equal(rn_backoff_pushback(&b, 0.999, 50), 199);
+	assert_int_equal(rn_backoff_pushback(&b, 0.0, 0), 0);
+	assert_int_equal(b.attempt, 3);
+	for (int i = 0; i < 20; i++)
+		assert_true(rn_backoff_pushback(&b, 0.5, 700) >= 700);
+}
+
+/* A fault repeating on every retry is one episode: loud once, quiet after, loud again when
+ * its kind changes or after it ended. */
+static void test_episode(void **state)
+{
+	struct rn_episode e = {0};
+	int64_t dur = -1;
+	(void)state;
+	assert_int_equal(rn_episode_end(&e, 5, &dur), 0);
+	assert_int_equal(dur, 0);
+	assert_int_equal(rn_episode_fail(&e, 3008, 100), 1);
+	assert_int_equal(rn_episode_fail(&e, 3008, 200), 0);
+	assert_int_equal(rn_episode_fail(&e, 3008, 300), 0);
+	assert_int_equal(e.failures, 3);
+	assert_int_equal(rn_episode_fail(&e, 4006, 400), 1); /* a different kind: say so */
+	assert_int_equal(rn_episode_fail(&e, 4006, 500), 0);
+	assert_int_equal(rn_episode_end(&e, 900, &dur), 2);
+	assert_int_equal(dur, 500);
+	assert_int_equal(rn_episode_fail(&e, 4006, 1000), 1); /* new episode */
+	assert_int_equal(rn_episode_end(&e, 1000, NULL), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_decode_golden),
 		cmocka_unit_test(test_decode_hostile),
 		cmocka_unit_test(test_backoff),
+		cmocka_unit_test(test_pushback),
+		cmocka_unit_test(test_episode),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

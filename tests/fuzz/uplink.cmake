@@ -1,0 +1,3 @@
+# The uplink's response header/trailer parser (uplink/headers.c): lines from the network.
+rn_add_fuzz_target(fuzz_uplink_headers SOURCES fuzz_uplink_headers.c LIBS rn_uplink
+  CORPUS ${C}/uplink_headers)
