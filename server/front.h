@@ -31,6 +31,8 @@ struct rn_call_info {
 	const char *path;
 	const char *table;         /* x-databricks-zerobus-table-name, or NULL */
 	const char *authorization; /* or NULL */
+	const char *boot_id;       /* x-runnel-clock "<boot_id> <boot_us>" well formed, or NULL */
+	int64_t boot_us;           /* the agent's CLOCK_BOOTTIME when it opened the call */
 };
 
 struct rn_front_handler {

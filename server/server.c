@@ -147,6 +147,8 @@ struct srv_stream {
 	int64_t last_durable;
 	uint64_t inflight;    /* batch bytes appended since the last WAL sync (not yet acked) */
 	struct rn_call *call; /* the call currently attached, or NULL */
+	struct rn_mat_clock clock; /* the agent's boot timeline on our clock (has_clock) */
+	int has_clock;             /* ... as kept in _streams/<id>.clock */
 	struct srv_stream *next;
 };
 
@@ -157,6 +159,9 @@ struct call_state {
 	char table[256];
 	int64_t acked; /* newest offset acked on this call */
 	int half_closed;
+	char boot_id[64]; /* x-runnel-clock, if sent (has_clock) */
+	int64_t boot_us;
+	int has_clock;
 };
 
 struct rn_server {
@@ -216,23 +221,10 @@ static struct srv_stream *add_stream(struct rn_server *s, const char *id, size_t
 /* Registers a persistent stream durably: data_root/_streams/<id> = "table\nrecord_type\n". */
 static int register_stream(struct rn_server *s, const struct srv_stream *st)
 {
-	char path[4096], tmp[4200], text[512];
-	int fd, n, rc = 0;
-	snprintf(path, sizeof(path), "%s/%s", s->streams_dir, st->id);
-	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", s->streams_dir, st->id);
-	n = snprintf(text, sizeof(text), "%s\n%d\n", st->table, st->record_type);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0)
-		return RN_EIO;
-	if (rn_write_all(fd, text, (size_t)n) || fsync(fd))
-		rc = RN_EIO;
-	close(fd);
-	if (!rc && rename(tmp, path))
-		rc = RN_EIO;
-	if (!rc && rn_fsync_dir(s->streams_dir))
-		rc = RN_EIO;
-	if (rc)
-		unlink(tmp);
-	return rc;
+	char text[512];
+	int n = snprintf(text, sizeof(text), "%s\n%d\n", st->table, st->record_type);
+	struct rn_fs_piece p = {text, (size_t)n};
+	return rn_write_file_atomic(s->streams_dir, st->id, &p, 1) ? RN_EIO : 0;
 }
 
 /*
@@ -244,21 +236,64 @@ static int register_stream(struct rn_server *s, const struct srv_stream *st)
 static int save_descriptor(struct rn_server *s, const char *id, const char *table,
 			   const uint8_t *desc, size_t len)
 {
-	char path[4096], tmp[4200];
-	int fd, rc = 0;
-	snprintf(path, sizeof(path), "%s/%s.desc", s->streams_dir, id);
-	snprintf(tmp, sizeof(tmp), "%s/.%s.desc.tmp", s->streams_dir, id);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0)
+	char name[128];
+	struct rn_fs_piece p[3] = {{table, strlen(table)}, {"\n", 1}, {desc, len}};
+	snprintf(name, sizeof(name), "%s.desc", id);
+	return rn_write_file_atomic(s->streams_dir, name, p, 3) ? RN_EIO : 0;
+}
+
+/*
+ * The stream's clock reference, durably beside the registry as data_root/_streams/<id>.clock
+ * = "boot_id delta_us\n", so a WAL replay after a restart corrects records the way the live
+ * path did. Written only when the boot changes or the delta moves by more than a second;
+ * the reference in memory is always the one on disk.
+ */
+static int save_clock(struct rn_server *s, const struct srv_stream *st,
+		      const struct rn_mat_clock *c)
+{
+	char name[128], text[128];
+	int n = snprintf(text, sizeof(text), "%s %lld\n", c->boot_id, (long long)c->delta_us);
+	struct rn_fs_piece p = {text, (size_t)n};
+	snprintf(name, sizeof(name), "%s.clock", st->id);
+	return rn_write_file_atomic(s->streams_dir, name, &p, 1) ? RN_EIO : 0;
+}
+
+static void load_clock(struct rn_server *s, struct srv_stream *st)
+{
+	char path[4096], id[64];
+	long long d;
+	FILE *f;
+	snprintf(path, sizeof(path), "%s/%s.clock", s->streams_dir, st->id);
+	if (!(f = fopen(path, "r")))
+		return;
+	if (fscanf(f, "%63s %lld", id, &d) == 2) {
+		memcpy(st->clock.boot_id, id, sizeof(id));
+		st->clock.delta_us = d;
+		st->has_clock = 1;
+	} else {
+		rn_log_warn("server", "ignoring unreadable stream clock %s", path);
+	}
+	fclose(f);
+}
+
+/* On create/resume: the call's x-runnel-clock gives the reference, if our own clock is
+ * trustworthy. 0, or RN_EIO when a changed reference could not be kept durably. */
+static int stream_clock(struct rn_server *s, struct srv_stream *st, const struct call_state *cs)
+{
+	int64_t now = rn_now_us();
+	struct rn_mat_clock c = {{0}, 0};
+	if (!cs->has_clock || now < RN_CLOCK_TRUSTED_US)
+		return 0;
+	snprintf(c.boot_id, sizeof(c.boot_id), "%s", cs->boot_id);
+	c.delta_us = now - cs->boot_us;
+	if (st->has_clock && !strcmp(st->clock.boot_id, c.boot_id) &&
+	    llabs(st->clock.delta_us - c.delta_us) <= 1000000)
+		return 0;
+	if (save_clock(s, st, &c))
 		return RN_EIO;
-	if (rn_write_all(fd, table, strlen(table)) || rn_write_all(fd, "\n", 1) ||
-	    rn_write_all(fd, desc, len) || fsync(fd))
-		rc = RN_EIO;
-	close(fd);
-	if (!rc && (rename(tmp, path) || rn_fsync_dir(s->streams_dir)))
-		rc = RN_EIO;
-	if (rc)
-		unlink(tmp);
-	return rc;
+	st->clock = c;
+	st->has_clock = 1;
+	return 0;
 }
 
 /* Hands every saved descriptor to the materializer again. */
@@ -318,8 +353,12 @@ static int load_registry(struct rn_server *s)
 			continue;
 		if (fscanf(f, "%299s %d", table, &rtype) == 2 && !rn_table_name_check(table) &&
 		    !find_stream(s, de->d_name, strlen(de->d_name))) {
-			if (add_stream(s, de->d_name, strlen(de->d_name), table, strlen(table), rtype))
+			struct srv_stream *st = add_stream(s, de->d_name, strlen(de->d_name), table,
+							   strlen(table), rtype);
+			if (st) {
+				load_clock(s, st);
 				n++;
+			}
 		} else {
 			rn_log_warn("server", "ignoring unreadable stream registry entry %s", path);
 		}
@@ -344,11 +383,15 @@ static int replay_entry(void *ctx, const struct rn_wal_entry *e)
 	table[e->table_len] = 0;
 	memcpy(sid, e->stream_id, e->stream_id_len);
 	sid[e->stream_id_len] = 0;
-	if (!st && !(st = add_stream(s, sid, e->stream_id_len, table, e->table_len, e->record_type)))
-		return RN_ENOMEM;
+	if (!st) {
+		if (!(st = add_stream(s, sid, e->stream_id_len, table, e->table_len, e->record_type)))
+			return RN_ENOMEM;
+		load_clock(s, st); /* an ephemeral stream's */
+	}
 	if (e->offset > st->last_durable)
 		st->last_durable = st->last_received = e->offset;
-	if ((rc = rn_mat_add(s->mat, table, sid, e->offset, e->record_type, e->batch, e->batch_len)))
+	if ((rc = rn_mat_add(s->mat, table, sid, e->offset, e->record_type, e->batch, e->batch_len,
+			     st->has_clock ? &st->clock : NULL)))
 		rn_log_error("server", "WAL replay: stream %s offset %lld: %s", sid,
 			     (long long)e->offset, rn_mat_errmsg(s->mat));
 	else
@@ -541,6 +584,11 @@ static int on_open(void *ctx, struct rn_call *c, const struct rn_call_info *info
 		snprintf(cs->table, sizeof(cs->table), "%s", info->table);
 		cs->has_table = 1;
 	}
+	if (info->boot_id) {
+		snprintf(cs->boot_id, sizeof(cs->boot_id), "%s", info->boot_id);
+		cs->boot_us = info->boot_us;
+		cs->has_clock = 1;
+	}
 	rn_call_set_ctx(c, cs);
 	return 0;
 }
@@ -616,6 +664,9 @@ static void on_create(struct rn_server *s, struct rn_call *c, struct call_state 
 		return rn_call_finish(c, RN_GRPC_RESOURCE_EXHAUSTED, "out of memory");
 	if (cs->persistent && register_stream(s, st))
 		return rn_call_finish(c, RN_GRPC_UNAVAILABLE, "cannot register the stream durably");
+	if (stream_clock(s, st, cs))
+		return rn_call_finish(c, RN_GRPC_UNAVAILABLE,
+				      "cannot keep the stream's clock reference durably");
 	attach(st, c, cs);
 	rn_log_info("server", "stream %s created for table %s (%s)", id, table,
 		    cs->persistent ? "persistent" : "ephemeral");
@@ -641,6 +692,9 @@ static void on_resume(struct rn_server *s, struct rn_call *c, struct call_state 
 		st->last_durable = committed;
 	if (st->last_durable > st->last_received)
 		st->last_received = st->last_durable;
+	if (stream_clock(s, st, cs))
+		return rn_call_finish(c, RN_GRPC_UNAVAILABLE,
+				      "cannot keep the stream's clock reference durably");
 	attach(st, c, cs);
 	cs->acked = st->last_durable;
 	rn_log_info("server", "stream %s resumed at %lld", st->id, (long long)st->last_durable);
@@ -711,7 +765,8 @@ static void on_ingest(struct rn_server *s, struct rn_call *c, struct call_state 
 		batch = s->single.data;
 		blen = s->single.len;
 	}
-	rc = rn_mat_add(s->mat, st->table, st->id, r->offset, st->record_type, batch, blen);
+	rc = rn_mat_add(s->mat, st->table, st->id, r->offset, st->record_type, batch, blen,
+			st->has_clock ? &st->clock : NULL);
 	if (rc == RN_EINVAL)
 		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, rn_mat_errmsg(s->mat));
 	if (rc)

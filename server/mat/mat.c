@@ -40,7 +40,7 @@
 
 enum {
 	C_DEVICE, C_SOURCE, C_TOPIC, C_EVENT_TIME, C_RECEIVE_TIME, C_STREAM, C_SEQ, C_PAYLOAD,
-	C_PAYLOAD_RAW, C_ATTRS, C_FLAGS, C_COUNT
+	C_PAYLOAD_RAW, C_ATTRS, C_FLAGS, C_CLOCK, C_COUNT
 };
 
 static const struct rn_pq_col envelope_cols[C_COUNT] = {
@@ -57,6 +57,9 @@ static const struct rn_pq_col envelope_cols[C_COUNT] = {
 	[C_PAYLOAD_RAW] = {"payload_raw", RN_PQ_BINARY, 1, .dict = RN_PQ_DICT_OFF},
 	[C_ATTRS] = {"attributes", RN_PQ_STRING, 1, .dict = RN_PQ_DICT_OFF},
 	[C_FLAGS] = {"flags", RN_PQ_INT32, 1},
+	/* last, so a table created before it (its log's schema stops at flags) is written with
+	 * the first C_CLOCK columns: see get_table */
+	[C_CLOCK] = {"clock_corrected", RN_PQ_BOOL, 1},
 };
 
 static const char *delta_type(enum rn_pq_type t)
@@ -104,6 +107,7 @@ struct mat_table {
 	const struct rn_schema *schema;
 	struct rn_pq_col *cols;
 	size_t ncols;
+	size_t env_ncols; /* envelope tables: columns written, C_COUNT or C_CLOCK (older log) */
 	struct mat_table *dlq;
 	int is_dlq;
 	/* typed tables: PROTO streams that send their own message (not the runnel envelope) */
@@ -209,11 +213,12 @@ int rn_table_name_check(const char *name)
 	return 0;
 }
 
-static char *schema_json(void)
+/* The envelope schema's JSON with its first n columns (C_COUNT: today's). */
+static char *schema_json(size_t n)
 {
 	struct rn_buf b = {0};
 	rn_buf_append_str(&b, "{\"type\":\"struct\",\"fields\":[");
-	for (size_t i = 0; i < C_COUNT; i++)
+	for (size_t i = 0; i < n; i++)
 		rn_buf_printf(&b, "%s{\"name\":\"%s\",\"type\":\"%s\",\"nullable\":%s,\"metadata\":{}}",
 			      i ? "," : "", envelope_cols[i].name, delta_type(envelope_cols[i].type),
 			      envelope_cols[i].optional ? "true" : "false");
@@ -382,7 +387,7 @@ static int get_table(struct rn_mat *m, const char *name, int create, struct mat_
 	const struct table_def *def = find_def(m, name);
 	if (!(t = rn_calloc(1, sizeof(*t))) || !(t->name = rn_strdup(name)) ||
 	    !(t->dir = table_dir(m, name)) ||
-	    !(schema = def ? typed_schema_json(def->schema) : schema_json())) {
+	    !(schema = def ? typed_schema_json(def->schema) : schema_json(C_COUNT))) {
 		table_free(t);
 		rn_free(schema);
 		return RN_ENOMEM;
@@ -403,7 +408,21 @@ static int get_table(struct rn_mat *m, const char *name, int create, struct mat_
 	 * and an undeclared table with another schema than the envelope is typed by its log
 	 * (created from a stream's descriptor, or by another writer). */
 	const char *disk = rn_delta_schema(t->delta);
-	if (disk && strcmp(disk, schema)) {
+	t->env_ncols = C_COUNT;
+	if (!def && disk && strcmp(disk, schema)) {
+		/* an envelope table (or dead-letter table) from before clock_corrected: it stays
+		 * an envelope table and is written without that column */
+		char *old = schema_json(C_CLOCK);
+		if (!old) {
+			rn_free(schema);
+			table_free(t);
+			return RN_ENOMEM;
+		}
+		if (!strcmp(disk, old))
+			t->env_ncols = C_CLOCK;
+		rn_free(old);
+	}
+	if (disk && strcmp(disk, schema) && t->env_ncols == C_COUNT) {
 		if (def) {
 			rn_free(schema);
 			table_free(t);
@@ -447,7 +466,7 @@ static int get_table(struct rn_mat *m, const char *name, int create, struct mat_
 	}
 	struct rn_pq_options po = {.created_by = m->created_by, .zstd_level = m->zstd_level};
 	if (!t->nkeys && (rc = rn_pq_writer_create(&t->pq, t->cols ? t->cols : envelope_cols,
-						   t->cols ? t->ncols : C_COUNT, &po))) {
+						   t->cols ? t->ncols : t->env_ncols, &po))) {
 		table_free(t);
 		return fail(m, rc, "table %s: cannot set up its Parquet schema", name);
 	}
@@ -680,6 +699,9 @@ struct rec {
 	int has_device, has_source, has_topic, has_payload, has_event, has_receive, has_seq;
 	int64_t event, receive;
 	uint64_t seq;
+	int has_boot, corrected; /* boot_time_us and boot_id both present; clock_fix applied */
+	uint64_t boot_us;
+	struct rn_pb_field boot_id;
 	uint32_t flags;
 	const uint8_t *attrs_start; /* first attribute field, for a second pass */
 	size_t nattrs;
@@ -695,20 +717,22 @@ static const char *decode_record(const uint8_t *p, size_t len, struct rec *r)
 	rn_pb_reader_init(&rd, p, len);
 	while ((rc = rn_pb_next(&rd, &f)) == 1) {
 		switch (f.num) {
-		case 1: case 2: case 3: case 7: {
+		case 1: case 2: case 3: case 7: case 11: {
 			if (f.wt != RN_PB_LEN)
 				return "wrong wire type for a text field";
 			if (f.num != 7 && !rn_utf8_valid(f.ptr, f.len))
-				return "device_id, source or topic is not UTF-8";
+				return "device_id, source, topic or boot_id is not UTF-8";
+			if (f.num == 11) { r->boot_id = f; r->has_boot |= 2; }
 			if (f.num == 1) { r->device = f; r->has_device = 1; }
 			if (f.num == 2) { r->source = f; r->has_source = 1; }
 			if (f.num == 3) { r->topic = f; r->has_topic = 1; }
 			if (f.num == 7) { r->payload = f; r->has_payload = 1; }
 			break;
 		}
-		case 4: case 5: case 6: case 9:
+		case 4: case 5: case 6: case 9: case 10:
 			if (f.wt != RN_PB_VARINT)
 				return "wrong wire type for a number field";
+			if (f.num == 10) { r->boot_us = f.u; r->has_boot |= 1; }
 			if (f.num == 4) { r->event = (int64_t)f.u; r->has_event = 1; }
 			if (f.num == 5) { r->receive = (int64_t)f.u; r->has_receive = 1; }
 			if (f.num == 6) { r->seq = f.u; r->has_seq = 1; }
@@ -741,7 +765,37 @@ static const char *decode_record(const uint8_t *p, size_t len, struct rec *r)
 	if (r->has_receive &&
 	    (r->receive < -62135596800000000LL || r->receive > 253402300799999999LL))
 		return "receive_time out of range";
+	r->has_boot = r->has_boot == 3;
 	return NULL;
+}
+
+/*
+ * Places a record made before the device's clock was set on the server's clock, when it
+ * carries boot_time_us and the boot id of the stream's reference (mat.h, rn_mat_add). The
+ * event time moves by the same amount only when it is itself before RN_CLOCK_TRUSTED_US: a
+ * valid one (from the payload, e.g. GPS) is kept. Nothing changes if the result would be
+ * out of range.
+ */
+static void clock_fix(struct rec *r, const struct rn_mat_clock *clk)
+{
+	const int64_t lim = (int64_t)1 << 62;
+	int64_t recv, ev = r->event;
+	if (!clk || !r->has_boot || r->boot_us >= (uint64_t)lim || clk->delta_us <= -lim ||
+	    clk->delta_us >= lim || r->boot_id.len != strlen(clk->boot_id) ||
+	    memcmp(r->boot_id.ptr, clk->boot_id, r->boot_id.len))
+		return;
+	recv = (int64_t)r->boot_us + clk->delta_us;
+	if (recv < 0 || recv > 253402300799999999LL)
+		return;
+	if (r->has_event && r->event < RN_CLOCK_TRUSTED_US) {
+		ev = r->has_receive ? r->event + (recv - r->receive) : recv;
+		if (ev < -62135596800000000LL || ev > 253402300799999999LL)
+			return;
+	}
+	r->event = ev;
+	r->receive = recv;
+	r->has_receive = 1;
+	r->corrected = 1;
 }
 
 /* Where a dead letter came from and why: its attributes runnel.error, runnel.offset (the
@@ -809,8 +863,9 @@ static int put_str(struct rn_pq_writer *w, size_t col, const struct rn_pb_field 
  */
 static int add_envelope_row(struct rn_mat *m, struct mat_table *t, const char *stream_id,
 			    int record_type, const uint8_t *p, size_t len, int64_t now,
-			    const struct dead_ref *dead)
+			    const struct dead_ref *dead, const struct rn_mat_clock *clk)
 {
+	int corrected = 0;
 	const char *reason = dead ? dead->reason : NULL;
 	struct rn_pq_writer *w = t->pq;
 	const char *why = NULL;
@@ -827,6 +882,8 @@ static int add_envelope_row(struct rn_mat *m, struct mat_table *t, const char *s
 		if (!why && !rc && reason && !(rc = attrs_json(&m->scratch, NULL, 0, dead)))
 			rc = rn_pq_put_bytes(w, C_ATTRS, m->scratch.data, m->scratch.len);
 	} else if (!(why = decode_record(p, len, &r))) {
+		clock_fix(&r, clk);
+		corrected = r.corrected;
 		if (r.has_device) rc = rc ? rc : put_str(w, C_DEVICE, &r.device);
 		if (r.has_source) rc = rc ? rc : put_str(w, C_SOURCE, &r.source);
 		if (r.has_topic) rc = rc ? rc : put_str(w, C_TOPIC, &r.topic);
@@ -857,6 +914,8 @@ static int add_envelope_row(struct rn_mat *m, struct mat_table *t, const char *s
 				    "payload_raw: %s", t->name, stream_id, why);
 	}
 	rc = rc ? rc : rn_pq_put_bytes(w, C_STREAM, stream_id, strlen(stream_id));
+	if (!rc && t->env_ncols > C_CLOCK)
+		rc = rn_pq_put_bool(w, C_CLOCK, corrected);
 	if (rc) {
 		rn_pq_row_abort(w);
 		return rc;
@@ -1088,6 +1147,8 @@ static int k_missing(void *c, const struct rn_field *f)
 		return emit(k, OP_BYTES, col, 0, 0, k->stream_id, strlen(k->stream_id));
 	if (!strcmp(n, "receive_time") && f->type == RN_T_TIMESTAMP)
 		return emit(k, OP_I64, col, r && r->has_receive ? r->receive : k->now, 0, NULL, 0);
+	if (!strcmp(n, "clock_corrected") && f->type == RN_T_BOOL)
+		return emit(k, OP_BOOL, col, r && r->corrected, 0, NULL, 0);
 	if (!r)
 		return RN_ENOTFOUND;
 	if (f->type == RN_T_STRING) {
@@ -1227,7 +1288,8 @@ static int route_row(struct rn_mat *m, struct mat_table *t, struct pq_sink *k, c
  */
 static int add_typed_row(struct rn_mat *m, struct mat_table *t, const char *stream_id,
 			 int record_type, const struct rn_protoplan *plan, const uint8_t *p,
-			 size_t len, int64_t now, char *why, size_t cap)
+			 size_t len, int64_t now, const struct rn_mat_clock *clk, char *why,
+			 size_t cap)
 {
 	struct pq_sink k = {.w = t->pq, .t = t, .stream_id = stream_id, .now = now,
 			    .scratch = &m->scratch};
@@ -1259,6 +1321,7 @@ static int add_typed_row(struct rn_mat *m, struct mat_table *t, const char *stre
 			snprintf(why, cap, "%s", bad);
 			return 0;
 		}
+		clock_fix(&r, clk);
 		if (!r.has_payload) {
 			snprintf(why, cap, "the record has no payload to fill the columns from");
 			return 0;
@@ -1416,7 +1479,7 @@ static int has_batch(struct mat_table *t, const char *stream_id, int64_t offset)
 }
 
 int rn_mat_add(struct rn_mat *m, const char *table, const char *stream_id, int64_t offset,
-	       int record_type, const uint8_t *batch, size_t len)
+	       int record_type, const uint8_t *batch, size_t len, const struct rn_mat_clock *clk)
 {
 	struct mat_table *t;
 	struct rn_pb_reader rd;
@@ -1444,17 +1507,18 @@ int rn_mat_add(struct rn_mat *m, const char *table, const char *stream_id, int64
 	rn_pb_reader_init(&rd, batch, len);
 	for (size_t index = 0; rn_pb_next(&rd, &f) == 1; index++) {
 		if (!t->schema) {
-			rc = add_envelope_row(m, t, stream_id, record_type, f.ptr, f.len, now, NULL);
+			rc = add_envelope_row(m, t, stream_id, record_type, f.ptr, f.len, now, NULL,
+					      clk);
 		} else {
 			rc = add_typed_row(m, t, stream_id, record_type, plan, f.ptr, f.len, now,
-					   why, sizeof(why));
+					   clk, why, sizeof(why));
 			if (!rc && why[0]) {
 				if (!dead++)
 					snprintf(first_why, sizeof(first_why), "%s", why);
 				if (!dlq_has) {
 					struct dead_ref dr = {why, offset, index};
 					rc = add_envelope_row(m, t->dlq, stream_id, record_type, f.ptr,
-							      f.len, now, &dr);
+							      f.len, now, &dr, clk);
 				}
 			}
 		}
@@ -1639,7 +1703,7 @@ int rn_mat_flush(struct rn_mat *m)
 			continue;
 		}
 		t->retry_stats = rn_pq_delta_stats(t->pq, t->cols ? t->cols : envelope_cols,
-					    t->cols ? t->ncols : C_COUNT, rows);
+					    t->cols ? t->ncols : t->env_ncols, rows);
 		t->retry_streams = t->streams;
 		t->retry_nstreams = t->nstreams;
 		t->streams = NULL;

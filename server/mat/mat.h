@@ -103,16 +103,27 @@ int rn_mat_ensure_table(struct rn_mat *m, const char *table);
 /* True (1) if the table exists (has a _delta_log with version 0), 0 if not, or RN_EINVAL. */
 int rn_mat_table_exists(struct rn_mat *m, const char *table);
 
+/* A stream's clock reference, from the agent's x-runnel-clock header: on the boot
+ * `boot_id`, server wall time = the agent's CLOCK_BOOTTIME + delta_us. */
+struct rn_mat_clock {
+	char boot_id[64];
+	int64_t delta_us;
+};
+
 /*
  * Adds one durable batch. `batch` is the wire form of ProtoEncodedRecordBatch or
  * JsonRecordBatch (field 1, repeated; the two are identical on the wire). PROTO records are
  * runnel.v1.Record. Batches with offset <= the table's committed txn version for stream_id
  * are skipped. The materializer copies what it keeps. A record that does not decode becomes
  * a row with its raw bytes in payload_raw and the reason in attributes, never dropped.
+ * `clk` (NULL = none) corrects envelope records made before the device's clock was set:
+ * one with boot_time_us and the reference's boot_id gets receive_time = boot_time_us +
+ * delta_us (event_time shifted the same when it is before RN_CLOCK_TRUSTED_US) and
+ * clock_corrected = true; any other record keeps its times, clock_corrected = false.
  * RN_EINVAL (bad table name, or a batch that is not a record list), RN_ENOMEM, RN_EIO.
  */
 int rn_mat_add(struct rn_mat *m, const char *table, const char *stream_id, int64_t offset,
-	       int record_type, const uint8_t *batch, size_t len);
+	       int record_type, const uint8_t *batch, size_t len, const struct rn_mat_clock *clk);
 
 /* Writes and commits every table's pending rows. After 0, all batches added before the call
  * are in their tables. On error nothing is lost: the rows stay pending and the WAL still

@@ -24,7 +24,8 @@ test('materializer output is read identically by DuckDB and parquet-wasm', { tim
   assert.deepEqual(meta.fields.map((f) => `${f.name}:${f.type}:${f.nullable}`), [
     'device_id:string:true', 'source:string:true', 'topic:string:true', 'event_time:timestamp:true',
     'receive_time:timestamp:true', 'stream_id:string:false', 'seq:long:true', 'payload:string:true',
-    'payload_raw:binary:true', 'attributes:string:true', 'flags:integer:true']);
+    'payload_raw:binary:true', 'attributes:string:true', 'flags:integer:true',
+    'clock_corrected:boolean:true']);
 
   const from = duckFrom(snap.files);
   const rows = await query(`SELECT source, seq, payload, payload_raw, attributes, flags,

@@ -2,7 +2,8 @@
  * Unit tests for the materializer, the Delta log writer and table-name validation: batches
  * land once (offsets at or below the txn watermark are skipped, also after reopening),
  * payloads that are not UTF-8 go to payload_raw, an undecodable record is kept, names that
- * could escape the data root are refused, and a lost commit race is resolved by txn.
+ * could escape the data root are refused, a lost commit race is resolved by txn, and the
+ * clock correction (clock_corrected; tables from before the column are kept as they are).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -93,18 +94,21 @@ static void test_exactly_once(void **state)
 
 	assert_int_equal(rn_mat_create(&m, &o), 0);
 	assert_int_equal(rn_mat_table_exists(m, "db.t"), 0);
-	assert_int_equal(rn_mat_add(m, "db.t", "s1", 0, RN_MAT_PROTO, (const uint8_t *)"", 0),
+	assert_int_equal(rn_mat_add(m, "db.t", "s1", 0, RN_MAT_PROTO, (const uint8_t *)"", 0,
+				    NULL),
 			 RN_ENOTFOUND);
 	assert_int_equal(rn_mat_ensure_table(m, "db.t"), 0);
 	assert_int_equal(rn_mat_table_exists(m, "db.t"), 1);
-	assert_int_equal(rn_mat_add(m, "../etc", "s1", 0, RN_MAT_PROTO, (const uint8_t *)"", 0),
+	assert_int_equal(rn_mat_add(m, "../etc", "s1", 0, RN_MAT_PROTO, (const uint8_t *)"", 0,
+				    NULL),
 			 RN_EINVAL);
 
 	batch_of(&b, 3, "hello", 5);
-	assert_int_equal(rn_mat_add(m, "db.t", "s1", 0, RN_MAT_PROTO, b.data, b.len), 0);
-	assert_int_equal(rn_mat_add(m, "db.t", "s1", 0, RN_MAT_PROTO, b.data, b.len), 0); /* dup */
+	assert_int_equal(rn_mat_add(m, "db.t", "s1", 0, RN_MAT_PROTO, b.data, b.len, NULL), 0);
+	assert_int_equal(rn_mat_add(m, "db.t", "s1", 0, RN_MAT_PROTO, b.data, b.len, NULL),
+			 0); /* dup */
 	batch_of(&b, 2, "\xff\xfe", 2);
-	assert_int_equal(rn_mat_add(m, "db.t", "s1", 1, RN_MAT_PROTO, b.data, b.len), 0);
+	assert_int_equal(rn_mat_add(m, "db.t", "s1", 1, RN_MAT_PROTO, b.data, b.len, NULL), 0);
 	assert_true(rn_mat_pending_bytes(m) > 0);
 	assert_int_equal(rn_mat_flush(m), 0);
 	assert_int_equal(rn_mat_pending_bytes(m), 0);
@@ -120,7 +124,7 @@ static void test_exactly_once(void **state)
 
 	/* a new materializer (a restart) skips what the log holds */
 	assert_int_equal(rn_mat_create(&m, &o), 0);
-	assert_int_equal(rn_mat_add(m, "db.t", "s1", 1, RN_MAT_PROTO, b.data, b.len), 0);
+	assert_int_equal(rn_mat_add(m, "db.t", "s1", 1, RN_MAT_PROTO, b.data, b.len, NULL), 0);
 	assert_int_equal(rn_mat_pending_bytes(m), 0);
 	assert_int_equal(rn_mat_flush(m), 0);
 	snprintf(log1, sizeof(log1), "%s/db/t/_delta_log/%020d.json", root, 2);
@@ -128,9 +132,10 @@ static void test_exactly_once(void **state)
 	/* an undecodable record is kept as a row */
 	rn_buf_reset(&b);
 	rn_pb_put_bytes(&b, 1, "\x20\xff", 2);
-	assert_int_equal(rn_mat_add(m, "db.t", "s1", 2, RN_MAT_PROTO, b.data, b.len), 0);
+	assert_int_equal(rn_mat_add(m, "db.t", "s1", 2, RN_MAT_PROTO, b.data, b.len, NULL), 0);
 	/* a batch that is not a record list is refused */
-	assert_int_equal(rn_mat_add(m, "db.t", "s1", 3, RN_MAT_PROTO, (const uint8_t *)"\x08\x01", 2),
+	assert_int_equal(rn_mat_add(m, "db.t", "s1", 3, RN_MAT_PROTO, (const uint8_t *)"\x08\x01", 2,
+				    NULL),
 			 RN_EINVAL);
 	assert_int_equal(rn_mat_flush(m), 0);
 	assert_int_equal(count_lines(log1, "\"payload_raw\\\":0"), 1); /* the raw bytes are kept */
@@ -164,12 +169,152 @@ static void test_delta_race(void **state)
 	rn_delta_close(b);
 }
 
+/* One envelope record with a clock: receive (and event) time, boot fields when boot_id. */
+static void clock_record(struct rn_buf *b, uint64_t seq, int64_t event, int64_t receive,
+			 const char *boot_id, uint64_t boot_us)
+{
+	struct rn_buf r = {0};
+	rn_pb_put_str(&r, 1, "dev");
+	rn_pb_put_uint(&r, 4, (uint64_t)event);
+	rn_pb_put_uint(&r, 5, (uint64_t)receive);
+	rn_pb_put_uint(&r, 6, seq);
+	rn_pb_put_str(&r, 7, "x");
+	if (boot_id) {
+		rn_pb_put_uint(&r, 10, boot_us);
+		rn_pb_put_str(&r, 11, boot_id);
+	}
+	rn_pb_put_bytes(b, 1, r.data, r.len);
+	rn_buf_free(&r);
+}
+
+/* Flushes and says whether version v of table dir (under root) holds every needle. */
+static int log_has(const char *dir, int v, const char *const *needles, size_t n)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/%s/_delta_log/%020d.json", root, dir, v);
+	for (size_t i = 0; i < n; i++)
+		if (count_lines(path, needles[i]) < 1) {
+			print_message("%s: no %s\n", path, needles[i]);
+			return 0;
+		}
+	return 1;
+}
+
+#define DAY1 (86400LL * 1000000)           /* 1970-01-02: a device without an RTC */
+#define T2026 (1767225600LL * 1000000)     /* 2026-01-01T00:00:00Z */
+
+/*
+ * The clock correction: a record with the reference's boot id gets receive_time =
+ * boot_time_us + delta (event time moved the same when it is untrustworthy, kept when it is
+ * valid); another boot's record keeps its times. Read back from the add's column stats.
+ */
+static void test_clock(void **state)
+{
+	struct rn_mat *m;
+	struct rn_mat_options o = {.data_root = root};
+	struct rn_mat_clock clk = {"b-1", T2026 - 5000000}; /* boot 5 s = 2026-01-01T00:00:00 */
+	struct rn_buf b = {0};
+	(void)state;
+	assert_int_equal(rn_mat_create(&m, &o), 0);
+	assert_int_equal(rn_mat_ensure_table(m, "db.c"), 0);
+	const char *v0[] = {"clock_corrected\\\",\\\"type\\\":\\\"boolean\\\""};
+	assert_true(log_has("db/c", 0, v0, 1));
+
+	/* corrected, and another boot's record that is not */
+	clock_record(&b, 0, DAY1, DAY1, "b-1", 5000000);
+	clock_record(&b, 1, DAY1 + 7, DAY1 + 7, "b-0", 5000000);
+	assert_int_equal(rn_mat_add(m, "db.c", "s1", 0, RN_MAT_PROTO, b.data, b.len, &clk), 0);
+	assert_int_equal(rn_mat_flush(m), 0);
+	const char *v1[] = {
+		"\\\"maxValues\\\":{\\\"device_id\\\":\\\"dev\\\",\\\"event_time\\\":"
+		"\\\"2026-01-01T00:00:00.000Z\\\",\\\"receive_time\\\":\\\"2026-01-01T00:00:00.000Z\\\"",
+		"\\\"minValues\\\":{\\\"device_id\\\":\\\"dev\\\",\\\"event_time\\\":"
+		"\\\"1970-01-02T00:00:00.000Z\\\",\\\"receive_time\\\":\\\"1970-01-02T00:00:00.000Z\\\"",
+		"\\\"clock_corrected\\\":0}"}; /* nullCount: written on every row */
+	assert_true(log_has("db/c", 1, v1, 3));
+
+	/* a valid event time (GPS) is kept; the receive time is corrected */
+	rn_buf_reset(&b);
+	clock_record(&b, 2, T2026 - 600000000, DAY1, "b-1", 6000000);
+	assert_int_equal(rn_mat_add(m, "db.c", "s1", 1, RN_MAT_PROTO, b.data, b.len, &clk), 0);
+	assert_int_equal(rn_mat_flush(m), 0);
+	const char *v2[] = {"\\\"event_time\\\":\\\"2025-12-31T23:50:00.000Z\\\","
+			    "\\\"receive_time\\\":\\\"2026-01-01T00:00:01.000Z\\\""};
+	assert_true(log_has("db/c", 2, v2, 1));
+
+	/* an untrustworthy event time (read 60 s before the record) moves with it */
+	rn_buf_reset(&b);
+	clock_record(&b, 3, DAY1 - 60000000, DAY1, "b-1", 6000000);
+	assert_int_equal(rn_mat_add(m, "db.c", "s1", 2, RN_MAT_PROTO, b.data, b.len, &clk), 0);
+	/* and without a reference nothing is corrected */
+	rn_buf_reset(&b);
+	clock_record(&b, 4, DAY1, DAY1, "b-1", 6000000);
+	assert_int_equal(rn_mat_add(m, "db.c", "s2", 0, RN_MAT_PROTO, b.data, b.len, NULL), 0);
+	assert_int_equal(rn_mat_flush(m), 0);
+	const char *v3[] = {"\\\"maxValues\\\":{\\\"device_id\\\":\\\"dev\\\",\\\"event_time\\\":"
+			    "\\\"2025-12-31T23:59:01.000Z\\\",\\\"receive_time\\\":"
+			    "\\\"2026-01-01T00:00:01.000Z\\\"",
+			    "\\\"minValues\\\":{\\\"device_id\\\":\\\"dev\\\",\\\"event_time\\\":"
+			    "\\\"1970-01-02T00:00:00.000Z\\\",\\\"receive_time\\\":"
+			    "\\\"1970-01-02T00:00:00.000Z\\\""};
+	assert_true(log_has("db/c", 3, v3, 2));
+	rn_mat_destroy(m);
+	rn_buf_free(&b);
+}
+
+/* The envelope schema before clock_corrected, as tables created then have it in their log. */
+static const char old_envelope[] =
+	"{\"type\":\"struct\",\"fields\":["
+	"{\"name\":\"device_id\",\"type\":\"string\",\"nullable\":true,\"metadata\":{}},"
+	"{\"name\":\"source\",\"type\":\"string\",\"nullable\":true,\"metadata\":{}},"
+	"{\"name\":\"topic\",\"type\":\"string\",\"nullable\":true,\"metadata\":{}},"
+	"{\"name\":\"event_time\",\"type\":\"timestamp\",\"nullable\":true,\"metadata\":{}},"
+	"{\"name\":\"receive_time\",\"type\":\"timestamp\",\"nullable\":true,\"metadata\":{}},"
+	"{\"name\":\"stream_id\",\"type\":\"string\",\"nullable\":false,\"metadata\":{}},"
+	"{\"name\":\"seq\",\"type\":\"long\",\"nullable\":true,\"metadata\":{}},"
+	"{\"name\":\"payload\",\"type\":\"string\",\"nullable\":true,\"metadata\":{}},"
+	"{\"name\":\"payload_raw\",\"type\":\"binary\",\"nullable\":true,\"metadata\":{}},"
+	"{\"name\":\"attributes\",\"type\":\"string\",\"nullable\":true,\"metadata\":{}},"
+	"{\"name\":\"flags\",\"type\":\"integer\",\"nullable\":true,\"metadata\":{}}]}";
+
+/* A table created before the column stays an envelope table, written without it (its
+ * times are still corrected), and gets no dead-letter table. */
+static void test_clock_old_table(void **state)
+{
+	struct rn_mat *m;
+	struct rn_mat_options o = {.data_root = root};
+	struct rn_mat_clock clk = {"b-1", T2026 - 5000000};
+	struct rn_delta *d;
+	struct rn_buf b = {0};
+	char dir[400];
+	struct stat sb;
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/db/old", root);
+	assert_int_equal(rn_delta_open(&d, dir, old_envelope, NULL), 0);
+	rn_delta_close(d);
+	assert_int_equal(rn_mat_create(&m, &o), 0);
+	clock_record(&b, 0, DAY1, DAY1, "b-1", 5000000);
+	assert_int_equal(rn_mat_add(m, "db.old", "s1", 0, RN_MAT_PROTO, b.data, b.len, &clk), 0);
+	assert_int_equal(rn_mat_flush(m), 0);
+	const char *v1[] = {"\\\"receive_time\\\":\\\"2026-01-01T00:00:00.000Z\\\"",
+			    "\\\"flags\\\":0}"}; /* nullCount ends at flags */
+	assert_true(log_has("db/old", 1, v1, 2));
+	snprintf(dir, sizeof(dir), "%s/db/old/_delta_log/%020d.json", root, 1);
+	assert_int_equal(count_lines(dir, "clock_corrected"), 0);
+	snprintf(dir, sizeof(dir), "%s/db/old_dead_letters", root);
+	assert_int_not_equal(stat(dir, &sb), 0);
+	rn_mat_destroy(m);
+	rn_buf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_exactly_once),
 		cmocka_unit_test(test_delta_race),
+		cmocka_unit_test(test_clock),
+		cmocka_unit_test(test_clock_old_table),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
