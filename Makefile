@@ -9,7 +9,7 @@ DEB_PKGS = build-essential cmake pkg-config git \
 	libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libprotobuf-dev libsqlite3-dev \
 	libcurl4-openssl-dev libzstd-dev libconfig-dev libnghttp2-dev libevent-dev libssl-dev \
 	uuid-dev libcmocka-dev libmosquitto-dev mosquitto mosquitto-clients socat \
-	python3 python3-grpcio python3-protobuf python3-paho-mqtt python3-serial nodejs npm procps zstd curl bc openssl
+	python3 python3-grpcio python3-protobuf python3-paho-mqtt python3-serial nodejs npm procps zstd curl bc openssl faketime
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -30,6 +30,7 @@
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const sync_modes[] = {"normal", "full", NULL};
+static const char *const policies[] = {"block", "drop_oldest", NULL};
 
 #define A(f) offsetof(struct rn_agent_conf, f)
 #define S(f) offsetof(struct rn_source_conf, f)
@@ -47,15 +48,25 @@ static const struct rn_conf_key buffer_keys[] = {
 	{"sync", RN_CONF_ENUM, "normal", A(sync), 0, 0,
 	 "normal: survive crashes; full: also power loss", sync_modes},
 	{"max_bytes", RN_CONF_SIZE, "1G", A(buffer_max_bytes), 1 << 20, (int64_t)1 << 50,
-	 "cap on buffered chunk bytes; sources pause when reached"},
+	 "cap on buffered chunk bytes; what happens then is the policy"},
+	{"policy", RN_CONF_ENUM, "block", A(buffer_policy), 0, 0,
+	 "when the cap is reached: block (pause sources; MQTT disconnects so the broker queues) "
+	 "or drop_oldest (replace the oldest chunks by tombstone records that count the loss)",
+	 policies},
+	{"reserve", RN_CONF_SIZE, "8M", A(buffer_reserve), 0, (int64_t)1 << 40,
+	 "disk space held back and released when the disk fills, so that acknowledged chunks "
+	 "can still be deleted; 0 = none"},
 	{NULL},
 };
 static const struct rn_conf_key uplink_keys[] = {
 	{"url", RN_CONF_STRING, "http://127.0.0.1:7700", A(url), 0, 0, "Zerobus endpoint (http:// = h2c)"},
 	{"token", RN_CONF_STRING, NULL, A(token), 0, 0, "bearer token"},
-	{"window", RN_CONF_INT, "8", A(window), 1, 1024, "chunks in flight per stream"},
+	{"window", RN_CONF_INT, "32", A(window), 1, 1024, "chunks in flight per stream"},
 	{"backoff_min_ms", RN_CONF_INT, "200", A(backoff_min_ms), 1, 600000, "first retry delay cap"},
 	{"backoff_max_ms", RN_CONF_INT, "30000", A(backoff_max_ms), 1, 3600000, "retry delay ceiling"},
+	{"max_bytes_per_sec", RN_CONF_SIZE, "0", A(max_bytes_per_sec), 0, (int64_t)1 << 40,
+	 "bandwidth cap for metered links, all streams together (request bytes/s, K/M/G "
+	 "suffixes); 0 = none"},
 	{NULL},
 };
 static const struct rn_conf_key chunk_keys[] = {
@@ -96,6 +107,13 @@ static const struct rn_conf_key source_keys[] = {
 	{"event_time_pattern", RN_CONF_STRING, NULL, S(event_time_pattern), 0, 0,
 	 "extended regex for text records; its first group (or the match) is the event time: "
 	 "RFC 3339 (no zone = UTC) or epoch; receive time when it does not match"},
+	{"backlog_split", RN_CONF_DURATION, "2m", S(backlog_split_ms), 0, (int64_t)1 << 50,
+	 "when the link is up but the stream's oldest unsent chunk is older than this, new "
+	 "records go to a new stream (<name>~N, seq continues) so live data is not held behind "
+	 "the backlog, which keeps draining in order; 0 = never"},
+	{"ttl", RN_CONF_DURATION, "0", S(ttl_ms), 0, (int64_t)1 << 50,
+	 "buffered records older than this are dropped, leaving a tombstone record that counts "
+	 "them; 0 = never"},
 	{NULL},
 };
 
@@ -201,9 +219,13 @@ int rn_agent_conf_check(const struct rn_agent_conf *c, const char *file, char *e
 #define PAUSE_LOG_US 10000000 /* at most one "paused" line per source per 10 s */
 
 /* One stream of a source: its own (route 0) or a route's. */
+#define SEGMENTS_MAX 8 /* streams of one route draining at once (backlog_split) */
+
 struct route {
 	const char *match; /* NULL for the source's own stream */
-	char name[300];    /* the buffer's stream name */
+	char base[300];    /* the configured stream name */
+	int segment;       /* 0, or N after backlog splits: the stream is then base~N */
+	char name[310];    /* the buffer's stream name */
 	const char *table;
 	struct rn_buffer_stream st;
 	struct rn_chunk_builder cb;
@@ -239,6 +261,7 @@ struct source {
 struct rn_agent {
 	const struct rn_agent_conf *conf;
 	char device_id[256];
+	char boot_id[64]; /* /proc/sys/kernel/random/boot_id, read at start; "" = unknown */
 	struct rn_buffer *buffer;
 	struct rn_uplink *uplink;
 	struct source *src;
@@ -248,6 +271,10 @@ struct rn_agent {
 	int64_t started_us;
 	int status_fd; /* data_dir/agent.sock listener, or -1 */
 	uint64_t acked_chunks;
+	uint64_t dropped_records; /* tombstoned by drop_oldest since start */
+	uint64_t expired_records; /* tombstoned by a source's ttl since start */
+	int64_t drop_logged_us;
+	int64_t next_maint_us, next_ttl_us;
 };
 
 static struct route *by_stream(struct rn_agent *a, int stream, struct source **src)
@@ -262,8 +289,147 @@ static struct route *by_stream(struct rn_agent *a, int stream, struct source **s
 	return NULL;
 }
 
+/*
+ * The tombstone that replaces a dropped chunk: one record at the chunk's offset, flagged
+ * RN_RECORD_F_DROPPED, with the first dropped seq as its seq and attributes saying why and
+ * how many, so the loss is a visible row in the table rather than a silent gap.
+ */
+static int make_tombstone(void *ctx, const struct rn_buffer_victim *v, int why, struct rn_buf *out)
+{
+	struct rn_agent *a = ctx;
+	struct source *src = NULL;
+	char n[24], range[64];
+	by_stream(a, v->stream, &src);
+	snprintf(n, sizeof(n), "%u", v->nrec);
+	if (v->seq0 >= 0)
+		snprintf(range, sizeof(range), "%lld-%lld", (long long)v->seq0,
+			 (long long)(v->seq0 + v->nrec - 1));
+	else
+		snprintf(range, sizeof(range), "unknown");
+	struct rn_attr at[3] = {
+		{"runnel.error", why == RN_BUFFER_DROP_EXPIRED
+					 ? "dropped by the agent: older than the source's ttl"
+					 : "dropped by the agent: buffer full (policy drop_oldest)"},
+		{"runnel.dropped_records", n},
+		{"runnel.dropped_seq", range},
+	};
+	struct rn_record rec = {.flags = RN_RECORD_F_DROPPED, .attrs = at, .nattrs = 3};
+	struct rn_chunk_origin o = {a->device_id, src ? src->conf->name : NULL, NULL, 0};
+	struct rn_chunk_builder cb = {.lim = {.max_bytes = 4096, .max_records = 1,
+					      .zstd_level = 1}};
+	int rc = rn_chunk_add(&cb, &o, &rec, (uint64_t)(v->seq0 >= 0 ? v->seq0 : 0), rn_now_us());
+	if (!rc)
+		rc = rn_chunk_close(&cb, v->offset, out, &a->scratch);
+	rn_chunk_free(&cb);
+	return rc;
+}
+
+/* policy drop_oldest: makes room for `bytes` more by tombstoning the oldest chunks. */
+static int drop_for(struct rn_agent *a, int64_t bytes)
+{
+	uint64_t recs = 0;
+	int64_t need = rn_buffer_bytes(a->buffer) + bytes - a->conf->buffer_max_bytes;
+	int rc = rn_buffer_drop_oldest(a->buffer, need, make_tombstone, a, &recs);
+	a->dropped_records += recs;
+	if (recs) {
+		int64_t now = rn_mono_us();
+		if (now - a->drop_logged_us >= PAUSE_LOG_US) {
+			rn_log_warn("agent", "buffer full: dropped the oldest records (policy "
+				    "drop_oldest), %llu so far; tombstones in the table count them",
+				    (unsigned long long)a->dropped_records);
+			a->drop_logged_us = now;
+		}
+	}
+	return rc;
+}
+
+/* Segment number of a buffer stream name of the route (base, or base~N), or -1. */
+static int segment_of(const char *base, const char *name)
+{
+	size_t n = strlen(base);
+	char *end;
+	if (strncmp(name, base, n))
+		return -1;
+	if (!name[n])
+		return 0;
+	if (name[n] != '~' || !name[n + 1])
+		return -1;
+	long k = strtol(name + n + 1, &end, 10);
+	return *end || k <= 0 || k > 1000000 ? -1 : (int)k;
+}
+
+/* Buffer streams of the route's older segments that still hold unacknowledged chunks. */
+static int segments_draining(struct rn_agent *a, const struct route *r)
+{
+	int ids[256], busy = 0;
+	size_t n = 0;
+	if (rn_buffer_stream_ids(a->buffer, ids, 256, &n))
+		return SEGMENTS_MAX;
+	for (size_t i = 0; i < n && i < 256; i++) {
+		struct rn_buffer_stream st;
+		if (ids[i] != r->st.id && !rn_buffer_stream_load(a->buffer, ids[i], &st) &&
+		    segment_of(r->base, st.name) >= 0 && st.next_offset - 1 > st.acked)
+			busy++;
+	}
+	return busy;
+}
+
+/* Points the route at segment `seg` of its stream (creating it), registered with the
+ * uplink; seq continues from next_seq. 0 or an RN_E* code. */
+static int route_use_segment(struct rn_agent *a, struct route *r, int seg, int64_t next_seq)
+{
+	struct rn_buffer_stream st;
+	int rc;
+	if (seg)
+		snprintf(r->name, sizeof(r->name), "%s~%d", r->base, seg);
+	else
+		snprintf(r->name, sizeof(r->name), "%s", r->base);
+	if ((rc = rn_buffer_stream_get(a->buffer, r->name, r->table, &st))) {
+		rn_log_error("agent", "stream %s: %s", r->name, rn_buffer_errmsg(a->buffer));
+		return rc;
+	}
+	if (st.next_seq < next_seq)
+		st.next_seq = next_seq; /* stored with its first chunk */
+	struct rn_uplink_stream_def d = {st.id, st.table, st.server_id[0] ? st.server_id : NULL,
+					 st.acked, st.next_offset};
+	if ((rc = rn_uplink_add_stream(a->uplink, &d)) && rc != RN_EEXIST)
+		return rc;
+	r->st = st;
+	r->segment = seg;
+	return 0;
+}
+
+/*
+ * backlog_split: the link is up, yet the stream's oldest unacknowledged chunk is older than
+ * the source's backlog_split. New records then go to the next segment of the stream, a
+ * stream of its own (base~N) sent on its own call, so live data arrives while the backlog
+ * drains. Each stream stays in order and exactly once; seq continues across segments.
+ */
+static void maybe_split(struct source *s, struct route *r)
+{
+	struct rn_agent *a = s->a;
+	struct rn_uplink_stream_stats us = {0};
+	int64_t limit = s->conf->backlog_split_ms * 1000, oldest, chunks;
+	chunks = r->st.next_offset - 1 - r->st.acked;
+	if (!limit || chunks <= 0 || rn_uplink_stream_stats(a->uplink, r->st.id, &us) ||
+	    !us.connected)
+		return; /* nothing waiting, or offline: a new stream would not be sent sooner */
+	oldest = rn_buffer_oldest_us(a->buffer, r->st.id);
+	if (!oldest || rn_now_us() - oldest < limit || segments_draining(a, r) >= SEGMENTS_MAX - 1)
+		return;
+	char old[sizeof(r->name)];
+	snprintf(old, sizeof(old), "%s", r->name);
+	if (route_use_segment(a, r, r->segment + 1, r->st.next_seq))
+		return;
+	rn_log_info("agent", "stream %s: %lld chunks wait, the oldest for %lld s; new records go "
+		    "to stream %s so live data is not held behind the backlog (which keeps "
+		    "draining in order)", old, (long long)chunks,
+		    (long long)((rn_now_us() - oldest) / 1000000), r->name);
+}
+
 /* Commits the source's closed chunks (one per route that had records) with its snapshot, in
- * one transaction. 0 or the buffer's error (RN_EFULL: they stay pending). */
+ * one transaction. Under drop_oldest a full buffer first drops the oldest chunks. 0 or the
+ * buffer's error (RN_EFULL, RN_ENOSPC: they stay pending). */
 static int commit_pending(struct source *s)
 {
 	struct rn_agent *a = s->a;
@@ -280,6 +446,13 @@ static int commit_pending(struct source *s)
 							  r->pending.data, r->pending.len};
 	}
 	int rc = rn_buffer_commit_many(a->buffer, c, n, &ck, 1);
+	if (rc == RN_EFULL && a->conf->buffer_policy == RN_POLICY_DROP_OLDEST) {
+		int64_t total = 0;
+		for (size_t i = 0; i < n; i++)
+			total += (int64_t)c[i].len;
+		if (!drop_for(a, total))
+			rc = rn_buffer_commit_many(a->buffer, c, n, &ck, 1);
+	}
 	if (rc)
 		return rc;
 	for (size_t k = 0; k < s->nroutes; k++) {
@@ -320,6 +493,7 @@ static void close_chunk(struct source *s)
 		struct route *r = &s->routes[k];
 		if (!r->cb.nrec)
 			continue;
+		maybe_split(s, r);
 		r->pending_nrec = r->cb.nrec;
 		r->pending_offset = r->st.next_offset;
 		r->pending_next_seq = r->st.next_seq; /* every record of the route is in cb */
@@ -406,7 +580,10 @@ static int host_emit(void *ctx, const struct rn_record *r0)
 		if (rt->cb.nrec)
 			return RN_EFULL; /* the closed chunks are waiting for room */
 	}
-	int rc = rn_chunk_add(&rt->cb, &s->origin, r, (uint64_t)rt->st.next_seq, now);
+	struct rn_chunk_origin o = s->origin;
+	if (now < RN_CLOCK_TRUSTED_US)
+		o.boot_us = rn_boot_us(); /* the clock is not set: the boot timeline places it */
+	int rc = rn_chunk_add(&rt->cb, &o, r, (uint64_t)rt->st.next_seq, now);
 	if (rc)
 		return rc;
 	/* linger runs on the monotonic clock: a wall clock stepped back (NTP on a device that
@@ -439,8 +616,10 @@ static int host_accepting(void *ctx)
 	struct source *s = ctx;
 	const struct rn_agent_conf *c = s->a->conf;
 	int64_t margin = 2 * c->chunk_max_bytes;
-	if (s->have_pending)
+	if (s->have_pending || rn_buffer_disk_full(s->a->buffer))
 		return 0;
+	if (c->buffer_policy == RN_POLICY_DROP_OLDEST)
+		return 1; /* room is made by dropping */
 	if (margin > c->buffer_max_bytes / 2)
 		margin = c->buffer_max_bytes / 2; /* a tiny cap still lets data in */
 	return !c->buffer_max_bytes || rn_buffer_bytes(s->a->buffer) + margin <= c->buffer_max_bytes;
@@ -487,9 +666,47 @@ static int host_flush(void *ctx)
 	return 0;
 }
 
+#define MAINT_EVERY_US 250000 /* disk-full recovery checks */
+#define TTL_EVERY_US 5000000  /* ttl sweeps */
+
+/* Drops what is older than each source's ttl (its own and its routes' streams). */
+static void expire(struct rn_agent *a)
+{
+	int64_t now = rn_now_us();
+	for (size_t i = 0; i < a->nsrc; i++) {
+		struct source *s = &a->src[i];
+		if (!s->conf->ttl_ms)
+			continue;
+		for (size_t k = 0; k < s->nroutes; k++) {
+			uint64_t recs = 0;
+			int rc = rn_buffer_expire(a->buffer, s->routes[k].st.id,
+						  now - s->conf->ttl_ms * 1000, make_tombstone, a,
+						  &recs);
+			if (rc)
+				rn_log_error("agent", "stream %s: ttl sweep failed: %s",
+					     s->routes[k].name, rn_buffer_errmsg(a->buffer));
+			if (recs) {
+				a->expired_records += recs;
+				rn_log_warn("agent", "stream %s: dropped %llu records older than the "
+					    "ttl (%lld ms); tombstones in the table count them",
+					    s->routes[k].name, (unsigned long long)recs,
+					    (long long)s->conf->ttl_ms);
+			}
+		}
+	}
+}
+
 /* `now` is monotonic (rn_mono_us), like the builders' opened_us. */
 static void tick(struct rn_agent *a, int64_t now)
 {
+	if (now >= a->next_maint_us) {
+		rn_buffer_maintain(a->buffer);
+		a->next_maint_us = now + MAINT_EVERY_US;
+	}
+	if (now >= a->next_ttl_us) {
+		expire(a);
+		a->next_ttl_us = now + TTL_EVERY_US;
+	}
 	for (size_t i = 0; i < a->nsrc; i++) {
 		struct source *s = &a->src[i];
 		int due = 0;
@@ -586,9 +803,14 @@ static void status_json(struct rn_agent *a, FILE *f)
 {
 	fprintf(f, "{\"device_id\":");
 	json_str(f, a->device_id);
-	fprintf(f, ",\"uptime_s\":%lld,\"buffer_bytes\":%lld,\"streams\":[",
+	fprintf(f, ",\"uptime_s\":%lld,\"buffer_bytes\":%lld,\"buffer_max_bytes\":%lld,"
+		   "\"buffer_policy\":\"%s\",\"disk_full\":%s,\"dropped_records\":%llu,"
+		   "\"expired_records\":%llu,\"streams\":[",
 		(long long)((rn_mono_us() - a->started_us) / 1000000),
-		(long long)rn_buffer_bytes(a->buffer));
+		(long long)rn_buffer_bytes(a->buffer), (long long)a->conf->buffer_max_bytes,
+		policies[a->conf->buffer_policy],
+		rn_buffer_disk_full(a->buffer) ? "true" : "false",
+		(unsigned long long)a->dropped_records, (unsigned long long)a->expired_records);
 	int first = 1;
 	for (size_t i = 0; i < a->nsrc; i++) {
 		struct source *s = &a->src[i];
@@ -596,10 +818,16 @@ static void status_json(struct rn_agent *a, FILE *f)
 			struct route *r = &s->routes[k];
 			struct rn_uplink_stream_stats us = {0};
 			struct rn_buffer_stream bs;
-			int64_t buffered = 0;
+			int64_t buffered = 0, dropped = 0, expired = 0, oldest_s = 0;
 			rn_uplink_stream_stats(a->uplink, r->st.id, &us);
-			if (!rn_buffer_stream_load(a->buffer, r->st.id, &bs))
+			if (!rn_buffer_stream_load(a->buffer, r->st.id, &bs)) {
 				buffered = bs.bytes;
+				dropped = bs.dropped_records;
+				expired = bs.expired_records;
+			}
+			int64_t oldest = rn_buffer_oldest_us(a->buffer, r->st.id);
+			if (oldest > 0 && rn_now_us() > oldest)
+				oldest_s = (rn_now_us() - oldest) / 1000000;
 			fprintf(f, "%s{\"name\":", first ? "" : ",");
 			first = 0;
 			json_str(f, r->name);
@@ -609,16 +837,27 @@ static void status_json(struct rn_agent *a, FILE *f)
 			json_str(f, r->table);
 			fprintf(f, ",\"server_stream_id\":");
 			json_str(f, r->st.server_id);
+			fprintf(f, ",\"uplink\":{\"state\":\"%s\",\"bytes_sent\":%llu,\"failures\":%llu,"
+				   "\"faults\":%llu,\"pushbacks\":%llu,\"rate_waits\":%llu,"
+				   "\"retry_in_ms\":%lld,\"last_status\":%d,\"last_error\":",
+				rn_uplink_state_name(us.state), (unsigned long long)us.bytes_sent,
+				(unsigned long long)us.failures, (unsigned long long)us.faults,
+				(unsigned long long)us.pushbacks, (unsigned long long)us.rate_waits,
+				(long long)us.retry_in_ms, us.last_status);
+			json_str(f, us.last_error);
+			fputc('}', f);
 			fprintf(f, ",\"records\":%lld,\"next_offset\":%lld,\"acked\":%lld,"
 				   "\"buffered_bytes\":%lld,\"connected\":%s,\"reconnects\":%llu,"
 				   "\"paused\":%s,\"pauses\":%llu,\"dead_letters\":%llu,"
-				   "\"event_time_fallbacks\":%llu}",
+				   "\"event_time_fallbacks\":%llu,\"dropped_records\":%lld,"
+				   "\"expired_records\":%lld,\"oldest_age_s\":%lld}",
 				(long long)r->st.next_seq, (long long)r->st.next_offset,
 				(long long)r->st.acked, (long long)buffered,
 				us.connected ? "true" : "false", (unsigned long long)us.reconnects,
 				s->have_pending ? "true" : "false", (unsigned long long)s->pauses,
 				(unsigned long long)s->dead_letters,
-				(unsigned long long)s->evtime_fallbacks);
+				(unsigned long long)s->evtime_fallbacks, (long long)dropped,
+				(long long)expired, (long long)oldest_s);
 		}
 	}
 	fprintf(f, "]}\n");
@@ -734,6 +973,30 @@ static int static_attrs(struct source *s)
 	return 0;
 }
 
+/* At start: the route continues in its newest segment, with the highest next_seq of any of
+ * its segments (a segment created just before a crash may not have stored its own yet). */
+static int route_resume(struct rn_agent *a, struct route *r)
+{
+	int ids[256], seg = 0;
+	int64_t seq = 0;
+	size_t n = 0;
+	int rc = rn_buffer_stream_ids(a->buffer, ids, 256, &n);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < n && i < 256; i++) {
+		struct rn_buffer_stream st;
+		int k;
+		if (rn_buffer_stream_load(a->buffer, ids[i], &st) ||
+		    (k = segment_of(r->base, st.name)) < 0)
+			continue;
+		if (k > seg)
+			seg = k;
+		if (st.next_seq > seq)
+			seq = st.next_seq;
+	}
+	return route_use_segment(a, r, seg, seq);
+}
+
 /* The source's streams: its own, then one per route; each registered with the uplink. */
 static int add_routes(struct source *s)
 {
@@ -751,27 +1014,31 @@ static int add_routes(struct source *s)
 		r->match = k ? rt[k - 1].match : NULL;
 		r->table = k ? rt[k - 1].table : sc->table;
 		if (k)
-			snprintf(r->name, sizeof(r->name), "%s/%s", sc->name, rt[k - 1].stream);
+			snprintf(r->base, sizeof(r->base), "%s/%s", sc->name, rt[k - 1].stream);
 		else
-			snprintf(r->name, sizeof(r->name), "%s", sc->name);
+			snprintf(r->base, sizeof(r->base), "%s", sc->name);
 		r->cb.lim.max_bytes = (size_t)conf->chunk_max_bytes;
 		r->cb.lim.max_records = (uint32_t)conf->chunk_max_records;
 		r->cb.lim.linger_us = conf->linger_ms * 1000;
 		r->cb.lim.zstd_level = (int)conf->zstd_level;
-		if ((rc = rn_buffer_stream_get(a->buffer, r->name, r->table, &r->st))) {
-			rn_log_error("agent", "stream %s: %s", r->name, rn_buffer_errmsg(a->buffer));
+		if ((rc = route_resume(a, r)))
 			return rc;
-		}
 		if (strcmp(r->st.table, r->table))
 			rn_log_warn("agent", "stream %s now targets %s; its buffered stream keeps "
 				    "table %s", r->name, r->table, r->st.table);
-		struct rn_uplink_stream_def d = {r->st.id, r->st.table,
-						 r->st.server_id[0] ? r->st.server_id : NULL,
-						 r->st.acked, r->st.next_offset};
-		if ((rc = rn_uplink_add_stream(a->uplink, &d)))
-			return rc;
 	}
 	return 0;
+}
+
+/* The kernel's id of this boot, which pairs with CLOCK_BOOTTIME (chunk.h, uplink.h). */
+static void read_boot_id(char *out, size_t cap)
+{
+	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+	out[0] = 0;
+	if (f && fgets(out, (int)cap, f))
+		out[strcspn(out, " \r\n")] = 0;
+	if (f)
+		fclose(f);
 }
 
 int rn_agent_create(struct rn_agent **out, const struct rn_agent_conf *conf)
@@ -791,15 +1058,19 @@ int rn_agent_create(struct rn_agent **out, const struct rn_agent_conf *conf)
 		snprintf(a->device_id, sizeof(a->device_id), "%s", conf->device_id);
 	else if (gethostname(a->device_id, sizeof(a->device_id) - 1))
 		snprintf(a->device_id, sizeof(a->device_id), "unknown");
+	read_boot_id(a->boot_id, sizeof(a->boot_id));
 	snprintf(path, sizeof(path), "%s/buffer.db", conf->data_dir);
-	struct rn_buffer_options bo = {path, conf->sync, conf->buffer_max_bytes};
+	struct rn_buffer_options bo = {path, conf->sync, conf->buffer_max_bytes,
+				       conf->buffer_reserve};
 	if ((rc = rn_buffer_open(&a->buffer, &bo, &recovered)))
 		goto fail;
 	rn_chunk_descriptor(&desc);
 	struct rn_uplink_options uo = {
 		.url = conf->url, .token = conf->token, .window = (int)conf->window,
 		.backoff_min_ms = (int)conf->backoff_min_ms, .backoff_max_ms = (int)conf->backoff_max_ms,
+		.max_bytes_per_sec = conf->max_bytes_per_sec,
 		.descriptor = desc.data, .descriptor_len = desc.len,
+		.boot_id = a->boot_id[0] ? a->boot_id : NULL,
 	};
 	struct rn_uplink_io io = {a, io_chunk_get, io_stream_id_set, io_acked};
 	rc = rn_uplink_create(&a->uplink, &uo, &io);
@@ -818,6 +1089,7 @@ int rn_agent_create(struct rn_agent **out, const struct rn_agent_conf *conf)
 		s->p = plugin_for(sc->type);
 		s->origin.device_id = a->device_id;
 		s->origin.source = sc->name;
+		s->origin.boot_id = a->boot_id[0] ? a->boot_id : NULL;
 		a->nsrc++;
 		if ((rc = add_routes(s)))
 			goto fail;

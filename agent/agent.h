@@ -10,6 +10,8 @@
 
 #include "rn_conf.h"
 
+enum { RN_POLICY_BLOCK = 0, RN_POLICY_DROP_OLDEST = 1 };
+
 struct rn_agent_conf {
 	char *device_id;
 	char *data_dir;
@@ -17,11 +19,14 @@ struct rn_agent_conf {
 	char *plugin_dir;
 	int sync;          /* 0 = normal, 1 = full */
 	int64_t buffer_max_bytes;
+	int buffer_policy; /* RN_POLICY_BLOCK or RN_POLICY_DROP_OLDEST */
+	int64_t buffer_reserve;
 	char *url;
 	char *token;
 	int64_t window;
 	int64_t backoff_min_ms;
 	int64_t backoff_max_ms;
+	int64_t max_bytes_per_sec; /* uplink bandwidth cap, 0 = none */
 	int64_t chunk_max_bytes;
 	int64_t chunk_max_records;
 	int64_t linger_ms;

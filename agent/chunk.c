@@ -6,6 +6,7 @@
 
 #include <string.h>
 
+#include "rn_clock.h"
 #include "rn_err.h"
 #include "rn_grpc.h"
 #include "rn_pbwire.h"
@@ -66,6 +67,10 @@ int rn_chunk_add(struct rn_chunk_builder *b, const struct rn_chunk_origin *o,
 		n += len_field(attr_size(&r->attrs[i]));
 	if (r->flags)
 		n += 1 + rn_pb_varint_len(r->flags);
+	/* an untrustworthy wall clock: say where on the device's boot timeline it was */
+	int boot = now_us < RN_CLOCK_TRUSTED_US && o->boot_id && o->boot_us > 0;
+	if (boot)
+		n += 1 + rn_pb_varint_len((uint64_t)o->boot_us) + str_len(o->boot_id);
 	if ((rc = rn_buf_reserve(&b->batch, len_field(n))))
 		return rc;
 	p = b->batch.data + b->batch.len;
@@ -87,6 +92,10 @@ int rn_chunk_add(struct rn_chunk_builder *b, const struct rn_chunk_origin *o,
 		put_attr(&p, &r->attrs[i]);
 	if (r->flags)
 		put_varint(&p, 9, r->flags);
+	if (boot) {
+		put_varint(&p, 10, (uint64_t)o->boot_us);
+		put_len(&p, 11, o->boot_id, strlen(o->boot_id));
+	}
 	b->batch.len = (size_t)(p - b->batch.data);
 	if (b->nrec++ == 0)
 		b->opened_us = now_us;
@@ -173,6 +182,8 @@ int rn_chunk_descriptor(struct rn_buf *out)
 	field_desc(out, "payload", 7, OPT, T_BYTES, NULL);
 	field_desc(out, "attributes", 8, REP, T_MSG, "Attribute");
 	field_desc(out, "flags", 9, OPT, T_UINT32, NULL);
+	field_desc(out, "boot_time_us", 10, OPT, T_UINT64, NULL);
+	field_desc(out, "boot_id", 11, OPT, T_STRING, NULL);
 	rc = rn_pb_put_bytes(out, 3, attr.data, attr.len);
 	rn_buf_free(&attr);
 	return rc;

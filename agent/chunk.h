@@ -36,9 +36,15 @@ struct rn_chunk_origin {
 	const char *source;
 	const struct rn_attr *attrs; /* static attributes, written before the record's own */
 	size_t nattrs;
+	/* The device's boot (read once by the agent; NULL = unknown) and CLOCK_BOOTTIME for the
+	 * record being added, set by the caller per add: both are written (fields 11 and 10)
+	 * only when now_us is before RN_CLOCK_TRUSTED_US and boot_us > 0, so a record with a
+	 * trustworthy clock costs nothing more. */
+	const char *boot_id;
+	int64_t boot_us;
 };
 
-/* Adds one record with sequence `seq`. RN_ENOMEM. */
+/* Adds one record with sequence `seq`; now_us is its receive time. RN_ENOMEM. */
 int rn_chunk_add(struct rn_chunk_builder *b, const struct rn_chunk_origin *o,
 		 const struct rn_record *r, uint64_t seq, int64_t now_us);
 

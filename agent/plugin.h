@@ -23,6 +23,10 @@
 #define RN_RECORD_F_SPLIT 1u /* a piece of an overlong input record */
 #define RN_RECORD_F_DEAD 2u  /* a dead letter: input that did not parse, kept with its reason
 			      * in the attribute "runnel.error" (see host->dead_letter) */
+#define RN_RECORD_F_DROPPED 4u /* a tombstone written by the agent in place of records it
+				* had to drop (buffer.policy = drop_oldest, or the source's ttl):
+				* no payload; "runnel.error" says why, "runnel.dropped_records"
+				* how many, "runnel.dropped_seq" their seq range */
 
 struct rn_attr {
 	const char *key;
@@ -86,6 +90,10 @@ struct rn_source_conf {
 	char *event_time_pattern; /* POSIX ERE; its first group (or match) is the event time */
 	struct rn_conf_list routes; /* struct rn_route_conf */
 	struct rn_conf_variant plugin; /* .data: the plugin's settings struct */
+	/* host settings added after ABI 1 first shipped: kept behind `plugin` so its offset
+	 * does not move */
+	int64_t ttl_ms; /* buffered records older than this are dropped (tombstoned); 0 = keep */
+	int64_t backlog_split_ms; /* a backlog this old moves new records to a new stream; 0 = off */
 };
 
 struct rn_source_plugin {

@@ -14,7 +14,7 @@
 #include "rn_json.h"
 
 struct top {
-	struct rn_json_span device, uptime, buffer, streams;
+	struct rn_json_span device, uptime, buffer, cap, policy, disk_full, dropped, expired, streams;
 };
 
 static int top_member(void *ctx, struct rn_json_span k, struct rn_json_span v)
@@ -23,13 +23,19 @@ static int top_member(void *ctx, struct rn_json_span k, struct rn_json_span v)
 	if (rn_json_span_eq(k, "device_id")) t->device = v;
 	else if (rn_json_span_eq(k, "uptime_s")) t->uptime = v;
 	else if (rn_json_span_eq(k, "buffer_bytes")) t->buffer = v;
+	else if (rn_json_span_eq(k, "buffer_max_bytes")) t->cap = v;
+	else if (rn_json_span_eq(k, "buffer_policy")) t->policy = v;
+	else if (rn_json_span_eq(k, "disk_full")) t->disk_full = v;
+	else if (rn_json_span_eq(k, "dropped_records")) t->dropped = v;
+	else if (rn_json_span_eq(k, "expired_records")) t->expired = v;
 	else if (rn_json_span_eq(k, "streams")) t->streams = v;
 	return 0;
 }
 
-#define NCOLS 9
+#define NCOLS 12
 static const char *const cols[NCOLS] = {"name", "table", "records", "acked", "next_offset",
-					"buffered_bytes", "connected", "paused", "dead_letters"};
+					"buffered_bytes", "connected", "paused", "dead_letters",
+					"dropped_records", "expired_records", "oldest_age_s"};
 
 struct row {
 	struct rn_json_span v[NCOLS];
@@ -77,31 +83,39 @@ static int print_row(void *ctx, size_t i, struct rn_json_span v)
 {
 	FILE *out = ctx;
 	struct row r = {0};
-	char a[256], b[256], c[32], d[32], e[32], f[32], g[32];
+	char a[256], b[256], c[32], d[32], e[32], f[32], g[32], h[32], k[32];
 	(void)i;
 	if (rn_json_object_walk(v, row_member, &r))
 		return RN_EINVAL;
 	long long acked = strtoll(txt(r.v[3], d, sizeof(d)), NULL, 10);
 	long long next = strtoll(txt(r.v[4], e, sizeof(e)), NULL, 10);
 	snprintf(e, sizeof(e), "%lld", next - 1 - acked > 0 ? next - 1 - acked : 0);
-	fprintf(out, "%-20s %-32s %10s %9s %11s %-5s %-6s %s\n", txt(r.v[0], a, sizeof(a)),
-		txt(r.v[1], b, sizeof(b)), txt(r.v[2], c, sizeof(c)), e,
-		bytes_h(r.v[5], f, sizeof(f)),
+	long long lost = strtoll(txt(r.v[9], h, sizeof(h)), NULL, 10) +
+			 strtoll(txt(r.v[10], h, sizeof(h)), NULL, 10);
+	snprintf(h, sizeof(h), "%lld", lost);
+	fprintf(out, "%-20s %-32s %10s %9s %11s %8ss %-5s %-6s %12s %s\n",
+		txt(r.v[0], a, sizeof(a)), txt(r.v[1], b, sizeof(b)), txt(r.v[2], c, sizeof(c)), e,
+		bytes_h(r.v[5], f, sizeof(f)), txt(r.v[11], k, sizeof(k)),
 		rn_json_span_eq(r.v[6], "true") ? "up" : "down",
-		rn_json_span_eq(r.v[7], "true") ? "yes" : "no", txt(r.v[8], g, sizeof(g)));
+		rn_json_span_eq(r.v[7], "true") ? "yes" : "no", txt(r.v[8], g, sizeof(g)), h);
 	return 0;
 }
 
 int rn_status_print(const char *text, size_t len, FILE *out)
 {
 	struct top t = {0};
-	char a[256], b[32], c[32];
+	char a[256], b[32], c[32], d[32], e[32];
 	if (rn_json_object_walk((struct rn_json_span){text, len}, top_member, &t) || !t.streams.p)
 		return RN_EINVAL;
-	fprintf(out, "device %s, up %s s, buffer %s\n", txt(t.device, a, sizeof(a)),
-		txt(t.uptime, b, sizeof(b)), bytes_h(t.buffer, c, sizeof(c)));
-	fprintf(out, "%-20s %-32s %10s %9s %11s %-5s %-6s %s\n", "STREAM", "TABLE", "RECORDS",
-		"UNACKED", "BUFFERED", "LINK", "PAUSED", "DEAD LETTERS");
+	fprintf(out, "device %s, up %s s, buffer %s of %s (policy %s)%s", txt(t.device, a, sizeof(a)),
+		txt(t.uptime, b, sizeof(b)), bytes_h(t.buffer, c, sizeof(c)),
+		bytes_h(t.cap, d, sizeof(d)), txt(t.policy, e, sizeof(e)),
+		rn_json_span_eq(t.disk_full, "true") ? ", DISK FULL" : "");
+	fprintf(out, ", dropped %s, expired %s\n", txt(t.dropped, b, sizeof(b)),
+		txt(t.expired, c, sizeof(c)));
+	fprintf(out, "%-20s %-32s %10s %9s %11s %9s %-5s %-6s %12s %s\n", "STREAM", "TABLE",
+		"RECORDS", "UNACKED", "BUFFERED", "OLDEST", "LINK", "PAUSED", "DEAD LETTERS",
+		"DROPPED");
 	return rn_json_array_walk(t.streams, print_row, out) ? RN_EINVAL : 0;
 }
 
@@ -122,7 +136,12 @@ int rn_status_main(int argc, char **argv)
 	}
 	rn_conf_peek_string(file, "agent.data_dir", dir, sizeof(dir));
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/agent.sock", dir);
+	int len = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/agent.sock", dir);
+	if (len < 0 || (size_t)len >= sizeof(sa.sun_path)) {
+		fprintf(stderr, "runnel-agent status: data_dir %s is too long for a socket path\n",
+			dir);
+		return 1;
+	}
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
 		fprintf(stderr, "runnel-agent status: no agent answers on %s: %s\n", sa.sun_path,

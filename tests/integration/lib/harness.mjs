@@ -136,7 +136,7 @@ export class Server {
 // Agent config text (libconfig). Each entry of `sources` is a file source ({name, paths,
 // table?, readFrom?}) or, with `conf`, any plugin: its libconfig settings as text
 // ({conf: 'type = "mqtt"; name = "m"; table = "..."; topics = ["a/#"];'}).
-export function agentConfig({ dataDir, url, token, deviceId = 'test-device', sources, sync = 'normal', lingerMs = 100, bufferMaxBytes, bufferExtra = '', agentExtra = '', extra = '' }) {
+export function agentConfig({ dataDir, url, token, deviceId = 'test-device', sources, sync = 'normal', lingerMs = 100, bufferMaxBytes, bufferExtra = '', agentExtra = '', chunkExtra = '', extra = '' }) {
   const src = sources.map((s) => s.conf ? `  { ${s.conf} }` : `  {
     type = "file";
     name = "${s.name}";
@@ -162,6 +162,7 @@ uplink: {
 };
 chunk: {
   linger_ms = ${lingerMs};
+  ${chunkExtra}
 };
 sources = (
 ${src}
@@ -171,8 +172,10 @@ ${extra}
 }
 
 export class Agent {
-  constructor({ dir, ...cfg }) {
+  // env: extra environment for the agent process (e.g. LD_PRELOAD of libfaketime)
+  constructor({ dir, env, ...cfg }) {
     this.dir = dir;
+    this.env = env;
     this.dataDir = path.join(dir, 'agent-data');
     fs.mkdirSync(this.dataDir, { recursive: true });
     this.conf = path.join(dir, 'agent.conf');
@@ -184,7 +187,8 @@ export class Agent {
   }
   async start() {
     this.writeConfig();
-    this.proc = new Proc(`agent${this.starts++}`, agentBin, ['-c', this.conf]);
+    this.proc = new Proc(`agent${this.starts++}`, agentBin, ['-c', this.conf],
+      this.env ? { env: { ...process.env, ...this.env } } : {});
     await sleep(50);
     if (this.proc.exited) throw new Error(`agent exited at start\n${this.proc.tail()}`);
     return this;
