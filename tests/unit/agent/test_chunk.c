@@ -4,8 +4,9 @@
  * field is checked: gRPC prefix (compressed flag 1, length), offset_id, record count, and each
  * record's device id, source, topic, times, seq, payload (binary, empty), attributes and
  * flags. Also: closing is deterministic (same input, same bytes), an empty builder refuses
- * to close, the due rules (size, count, linger), and the DescriptorProto names Record's
- * nine fields.
+ * to close, the due rules (size, count, linger), the DescriptorProto names Record's
+ * eleven fields, and boot_time_us/boot_id are written only while the wall clock is not
+ * trustworthy (and the boot is known).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -172,7 +173,53 @@ static void test_due(void **state)
 	rn_chunk_free(&b);
 }
 
-/* DescriptorProto{name=1 "Record", field=2 x9, nested_type=3 {name "Attribute"}}. */
+/* A record made with a wall clock before RN_CLOCK_TRUSTED_US carries the boot timeline;
+ * one made with a trustworthy clock, or without a known boot, does not (and costs nothing). */
+static void test_boot_fields(void **state)
+{
+	struct rn_chunk_builder b = {.lim = {1 << 20, 1000, 200000, 3}};
+	struct rn_buf out = {0}, scratch = {0}, plain = {0};
+	struct rn_record r = {(const uint8_t *)"x", 1, NULL, 0, 0, NULL, 0};
+	struct rn_chunk_origin o = origin, none = origin;
+	const int64_t day1 = 86400LL * 1000000; /* 1970-01-02: a device without an RTC */
+	(void)state;
+	o.boot_id = "0b1d0000-aaaa-bbbb-cccc-000000000001";
+	o.boot_us = 12345678;
+	none.boot_us = 12345678; /* boot id unknown */
+	assert_int_equal(rn_chunk_add(&b, &o, &r, 0, day1), 0);
+	size_t with = b.batch.len;
+	assert_int_equal(rn_chunk_add(&b, &o, &r, 1, 1800000000000000LL), 0);
+	assert_true(b.batch.len - with < with); /* the trusted record is smaller */
+	assert_int_equal(rn_chunk_add(&b, &none, &r, 2, day1), 0);
+	assert_int_equal(rn_chunk_add(&b, &origin, &r, 3, day1), 0);
+	assert_int_equal(rn_chunk_close(&b, 0, &out, &scratch), 0);
+	Databricks__Zerobus__PersistentStreamRequest *req = decode(&out, &plain);
+	ProtobufCBinaryData *recs = req->ingest_record_batch->proto_encoded_batch->records;
+	assert_int_equal(req->ingest_record_batch->proto_encoded_batch->n_records, 4);
+	for (size_t i = 0; i < 4; i++) {
+		Runnel__V1__Record *rec = runnel__v1__record__unpack(NULL, recs[i].len, recs[i].data);
+		assert_non_null(rec);
+		assert_int_equal(rec->seq, i);
+		if (i == 0) {
+			assert_true(rec->has_boot_time_us);
+			assert_int_equal(rec->boot_time_us, 12345678);
+			assert_non_null(rec->boot_id);
+			assert_string_equal(rec->boot_id, o.boot_id);
+			assert_int_equal(rec->receive_time_us, day1);
+		} else {
+			assert_false(rec->has_boot_time_us);
+			assert_null(rec->boot_id);
+		}
+		runnel__v1__record__free_unpacked(rec, NULL);
+	}
+	databricks__zerobus__persistent_stream_request__free_unpacked(req, NULL);
+	rn_buf_free(&out);
+	rn_buf_free(&scratch);
+	rn_buf_free(&plain);
+	rn_chunk_free(&b);
+}
+
+/* DescriptorProto{name=1 "Record", field=2 x11, nested_type=3 {name "Attribute"}}. */
 static void test_descriptor(void **state)
 {
 	struct rn_buf d = {0};
@@ -191,7 +238,7 @@ static void test_descriptor(void **state)
 			nested++;
 	}
 	assert_true(named);
-	assert_int_equal(fields, 9);
+	assert_int_equal(fields, 11);
 	assert_int_equal(nested, 1);
 	rn_buf_free(&d);
 }
@@ -203,6 +250,7 @@ int main(void)
 		cmocka_unit_test(test_deterministic),
 		cmocka_unit_test(test_due),
 		cmocka_unit_test(test_descriptor),
+		cmocka_unit_test(test_boot_fields),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
