@@ -234,6 +234,9 @@ struct route {
 	struct rn_buf pending;
 	int64_t pending_offset, pending_next_seq;
 	uint32_t pending_nrec;
+	/* records/s over the last second or more, for status (see sample_rates) */
+	int64_t rate_seq, rate_us;
+	double rate;
 };
 
 struct source {
@@ -850,17 +853,37 @@ static void status_json(struct rn_agent *a, FILE *f)
 				   "\"buffered_bytes\":%lld,\"connected\":%s,\"reconnects\":%llu,"
 				   "\"paused\":%s,\"pauses\":%llu,\"dead_letters\":%llu,"
 				   "\"event_time_fallbacks\":%llu,\"dropped_records\":%lld,"
-				   "\"expired_records\":%lld,\"oldest_age_s\":%lld}",
+				   "\"expired_records\":%lld,\"oldest_age_s\":%lld,"
+				   "\"records_per_s\":%.1f}",
 				(long long)r->st.next_seq, (long long)r->st.next_offset,
 				(long long)r->st.acked, (long long)buffered,
 				us.connected ? "true" : "false", (unsigned long long)us.reconnects,
 				s->have_pending ? "true" : "false", (unsigned long long)s->pauses,
 				(unsigned long long)s->dead_letters,
 				(unsigned long long)s->evtime_fallbacks, (long long)dropped,
-				(long long)expired, (long long)oldest_s);
+				(long long)expired, (long long)oldest_s, r->rate);
 		}
 	}
 	fprintf(f, "]}\n");
+}
+
+/* Each stream's intake rate, records/s, measured over windows of at least a second. */
+static void sample_rates(struct rn_agent *a)
+{
+	int64_t now = rn_mono_us();
+	for (size_t i = 0; i < a->nsrc; i++)
+		for (size_t k = 0; k < a->src[i].nroutes; k++) {
+			struct route *r = &a->src[i].routes[k];
+			if (!r->rate_us) {
+				r->rate_us = now;
+				r->rate_seq = r->st.next_seq;
+			} else if (now - r->rate_us >= 1000000) {
+				r->rate = (double)(r->st.next_seq - r->rate_seq) * 1e6 /
+					  (double)(now - r->rate_us);
+				r->rate_us = now;
+				r->rate_seq = r->st.next_seq;
+			}
+		}
 }
 
 static void write_status(struct rn_agent *a)
@@ -869,6 +892,7 @@ static void write_status(struct rn_agent *a)
 	FILE *f;
 	snprintf(path, sizeof(path), "%s/status.json", a->conf->data_dir);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	sample_rates(a);
 	if (!(f = fopen(tmp, "w")))
 		return;
 	status_json(a, f);

@@ -70,6 +70,8 @@ test('live records overtake a draining backlog on a stream of their own', { time
     await waitFor(() => agent.proc.log.some((l) => /new records go to stream in~1/.test(l)), {
       timeoutMs: 20000, what: 'the backlog split',
     }).catch((e) => { throw new Error(`${e.message}\n${agent.proc.tail()}`); });
+    // status shows the intake rate of the live lines (~50/s)
+    await waitFor(() => (agent.status()?.streams[0].records_per_s ?? 0) >= 10, { timeoutMs: 5000, what: 'records_per_s in status' });
     // live lines land while the backlog is still draining
     await waitFor(async () => (await rowsWhere(server, `CAST(split_part(payload, ' ', 1) AS BIGINT) >= ${BACKLOG}`)) >= 50, {
       timeoutMs: 20000, intervalMs: 200, what: 'live rows in the table',

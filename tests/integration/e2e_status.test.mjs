@@ -24,8 +24,9 @@ test('runnel-agent status shows each stream of the running agent', { timeout: 60
     const r = await run(agentBin, ['status', '-c', agent.conf]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^device truck-42, up \d+ s, buffer \S+ \S+ of 1\.0 GiB \(policy block\), dropped 0, expired 0\n/);
-    // stream, table, records, unacked, buffered, oldest, link, paused, dead letters, dropped
-    assert.match(r.stdout, /\nveh\s+main\.default\.telemetry\s+500\s+0\s+\S+ \S+\s+\d+s\s+up\s+no\s+0\s+0\n/);
+    // stream, table, records, rec/s, unacked, buffered, oldest, link, paused, dead letters, dropped
+    assert.match(r.stdout, /\nveh\s+main\.default\.telemetry\s+500\s+\d+\s+0\s+\S+ \S+\s+\d+s\s+up\s+no\s+0\s+0\n/);
+    assert.equal(typeof json.streams[0].records_per_s, 'number');
     assert.equal(json.disk_full, false);
     assert.equal(json.buffer_policy, 'block');
     assert.equal(json.streams[0].dropped_records, 0);
