@@ -64,6 +64,9 @@ static const struct rn_conf_key uplink_keys[] = {
 	{"window", RN_CONF_INT, "32", A(window), 1, 1024, "chunks in flight per stream"},
 	{"backoff_min_ms", RN_CONF_INT, "200", A(backoff_min_ms), 1, 600000, "first retry delay cap"},
 	{"backoff_max_ms", RN_CONF_INT, "30000", A(backoff_max_ms), 1, 3600000, "retry delay ceiling"},
+	{"ack_timeout_ms", RN_CONF_INT, "60000", A(ack_timeout_ms), 100, 3600000,
+	 "chunks in flight and no word from the server for this long: the connection is taken "
+	 "as dead (a silent link, a hung server) and dialled again"},
 	{"max_bytes_per_sec", RN_CONF_SIZE, "0", A(max_bytes_per_sec), 0, (int64_t)1 << 40,
 	 "bandwidth cap for metered links, all streams together (request bytes/s, K/M/G "
 	 "suffixes); 0 = none"},
@@ -1092,6 +1095,7 @@ int rn_agent_create(struct rn_agent **out, const struct rn_agent_conf *conf)
 	struct rn_uplink_options uo = {
 		.url = conf->url, .token = conf->token, .window = (int)conf->window,
 		.backoff_min_ms = (int)conf->backoff_min_ms, .backoff_max_ms = (int)conf->backoff_max_ms,
+		.ack_timeout_ms = (int)conf->ack_timeout_ms,
 		.max_bytes_per_sec = conf->max_bytes_per_sec,
 		.descriptor = desc.data, .descriptor_len = desc.len,
 		.boot_id = a->boot_id[0] ? a->boot_id : NULL,

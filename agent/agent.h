@@ -26,6 +26,7 @@ struct rn_agent_conf {
 	int64_t window;
 	int64_t backoff_min_ms;
 	int64_t backoff_max_ms;
+	int64_t ack_timeout_ms;
 	int64_t max_bytes_per_sec; /* uplink bandwidth cap, 0 = none */
 	int64_t chunk_max_bytes;
 	int64_t chunk_max_records;
