@@ -1570,7 +1570,9 @@ static int commit_retry(struct rn_mat *m, struct mat_table *t)
 	rn_free(txns);
 	if (rc)
 		return fail(m, rc, "table %s: commit failed: %s", t->name, rn_delta_errmsg(t->delta));
-	rn_buf_free(&t->retry_file);
+	/* emptied, not freed: the next rn_pq_finish trades this storage for its own instead
+	 * of copying the file into a freshly allocated (page-faulting) buffer */
+	rn_buf_reset(&t->retry_file);
 	rn_free(t->retry_stats);
 	t->retry_stats = NULL;
 	free_streams(t->retry_streams, t->retry_nstreams);

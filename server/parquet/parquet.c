@@ -36,6 +36,15 @@
 #define MAX_DEPTH 32
 #define STAT_EXACT_MAX 64 /* Parquet footer min/max for byte arrays only up to this length */
 #define DELTA_PREFIX_CP 32
+/* Byte-array min/max are kept as their first STAT_KEEP bytes: cutting every value to a fixed
+ * length keeps the order (a <= b implies cut(a) <= cut(b)), so the min/max of the cut values
+ * is the cut of the true min/max, and a 1 KB payload costs a short compare and, when it is a
+ * new max, a short copy. A kept value shorter than STAT_KEEP is exact; one of exactly
+ * STAT_KEEP bytes may have been longer. It must hold the footer's exact values (<= 64 bytes)
+ * and the Delta prefix plus the code point after it (33 code points of <= 4 bytes). */
+#define STAT_KEEP 140
+_Static_assert(STAT_KEEP > STAT_EXACT_MAX && STAT_KEEP >= 4 * (DELTA_PREFIX_CP + 1) + 4,
+               "STAT_KEEP too short");
 
 /* Parquet enums (parquet.thrift) */
 enum {
@@ -98,8 +107,13 @@ struct pq_leaf {
 	uint8_t ptype, stype, max_def, max_rep, next_rep;
 	int type_len; /* FIXED_LEN_BYTE_ARRAY width */
 	int dict_enabled;
-	/* open page: levels one byte per entry; values PLAIN (bools a byte each) or indices */
+	/* open page: levels one byte per entry; values PLAIN (bools a byte each) or indices.
+	 * The PLAIN values start at vals.data + pre: the first `pre` bytes are room for the
+	 * page's encoded levels, so the page body is compressed where it lies, without copying
+	 * the values next to the levels (for a 1 KB payload column, that copy was the page's
+	 * largest cost after zstd). pre_want is what the largest levels so far needed. */
 	struct rn_buf vals, idx, defs, reps;
+	size_t pre, pre_want;
 	uint32_t entries;
 	struct {
 		size_t vals, idx, defs, reps;
@@ -109,7 +123,8 @@ struct pq_leaf {
 	/* column chunk of the open row group */
 	struct rn_buf chunk;
 	int64_t chunk_entries, chunk_uncomp;
-	int dict_on; /* still dictionary-encoding this chunk */
+	size_t last_comp; /* compressed size of the last page: guesses the next header's length */
+	int dict_on;      /* still dictionary-encoding this chunk */
 	int dict_pages, plain_pages;
 	struct rn_buf dict; /* PLAIN dictionary entries */
 	uint32_t *dict_off; /* entry i at dict.data + dict_off[i] */
@@ -138,16 +153,15 @@ struct rn_pq_writer {
 	int depth;  /* stack[0] is the root */
 	int in_row; /* something was put since the last row end */
 	size_t rows, rg_rows, rg_n;
-	struct rn_buf body; /* closed row groups not yet taken */
-	int64_t pos;        /* file offset of body.data[0] */
-	int magic_taken;
+	struct rn_buf body;   /* file bytes not yet taken: the magic, then closed row groups */
+	int64_t pos;          /* file offset of body.data[0]; 0 with body empty: no magic yet */
 	struct rn_buf rgmeta; /* serialized RowGroup structs of the open file */
 	size_t rg_comp;       /* compressed bytes in the leaves' chunks */
 	size_t page_bytes, max_bytes, rg_row_cap, rg_byte_cap, dict_bytes, dict_entries;
 	int level;
 	int broken; /* first ENOMEM/EIO that left the open file inconsistent */
 	char created_by[128];
-	struct rn_buf scratch, hdr, comp;
+	struct rn_buf scratch, hdr, lv;
 };
 
 /* ---- schema ---------------------------------------------------------------------------- */
@@ -351,7 +365,6 @@ int rn_pq_writer_create(struct rn_pq_writer **out, const struct rn_pq_col *cols,
 	if (w->dict_entries > ((size_t)1 << 30))
 		w->dict_entries = (size_t)1 << 30;
 	w->body.max = w->max_bytes;
-	w->pos = 4;
 	w->nodes[0].kind = K_STRUCT;
 	w->nodes[0].name = "schema";
 	w->nodes[0].child = 1;
@@ -400,7 +413,7 @@ void rn_pq_writer_destroy(struct rn_pq_writer *w)
 	rn_buf_free(&w->rgmeta);
 	rn_buf_free(&w->scratch);
 	rn_buf_free(&w->hdr);
-	rn_buf_free(&w->comp);
+	rn_buf_free(&w->lv);
 	rn_free(w->nodes);
 	rn_free(w->leaves);
 	rn_free(w);
@@ -419,6 +432,8 @@ static int bytes_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 static int stat_bytes(struct pq_stats *s, const void *p, size_t len)
 {
 	int rc;
+	if (len > STAT_KEEP)
+		len = STAT_KEEP;
 	if (!s->has || bytes_cmp(p, len, s->min_s.data, s->min_s.len) < 0) {
 		rn_buf_reset(&s->min_s);
 		if ((rc = rn_buf_append(&s->min_s, p, len)))
@@ -718,7 +733,7 @@ static int dict_fallback(struct pq_leaf *l)
 		memcpy(&len, l->dict.data + l->dict_off[ix[i]], 4);
 		need += 4 + len;
 	}
-	rn_buf_reset(&l->vals);
+	l->vals.len = l->pre;
 	if ((rc = rn_buf_reserve(&l->vals, need)))
 		return rc;
 	for (size_t i = 0; i < n; i++) {
@@ -1033,24 +1048,16 @@ static int put_levels(struct rn_buf *body, const struct rn_buf *lv, int max)
 	return 0;
 }
 
-/* Compresses `body` and appends header + compressed body to dst. Sets *hdr_len. */
-static int emit_page(struct rn_pq_writer *w, struct rn_buf *dst, int type, uint32_t nvals,
-                     int encoding, size_t *hdr_len)
+/* Thrift compact PageHeader of a page of `len` bytes compressed to `clen`, into w->hdr. */
+static int page_header(struct rn_pq_writer *w, int type, uint32_t nvals, int encoding, size_t len,
+                       size_t clen)
 {
-	struct rn_buf *body = &w->scratch;
 	struct rn_tc t;
-	int rc;
-
-	if (body->len > INT32_MAX)
-		return RN_ETOOBIG;
-	rn_buf_reset(&w->comp);
-	if ((rc = rn_zstd_compress(&w->comp, body->data, body->len, w->level)))
-		return rc;
 	rn_buf_reset(&w->hdr);
 	rn_tc_init(&t, &w->hdr);
 	rn_tc_i32(&t, 1, type);
-	rn_tc_i32(&t, 2, (int32_t)body->len);
-	rn_tc_i32(&t, 3, (int32_t)w->comp.len);
+	rn_tc_i32(&t, 2, (int32_t)len);
+	rn_tc_i32(&t, 3, (int32_t)clen);
 	if (type == PAGE_DATA) {
 		rn_tc_struct_begin(&t, 5);
 		rn_tc_i32(&t, 1, (int32_t)nvals);
@@ -1064,14 +1071,51 @@ static int emit_page(struct rn_pq_writer *w, struct rn_buf *dst, int type, uint3
 	}
 	rn_tc_struct_end(&t);
 	rn_tc_stop(&t);
-	if (t.err)
-		return t.err;
-	if (w->body.len + w->rg_comp + w->hdr.len + w->comp.len > w->max_bytes)
-		return RN_ENOMEM;
-	if ((rc = rn_buf_reserve(dst, w->hdr.len + w->comp.len)))
+	return t.err;
+}
+
+/*
+ * Compresses the page body (src, len) and appends header + compressed body to dst. Sets
+ * *hdr_len. The body is compressed straight into dst, after room for the header; the header
+ * holds the compressed size, so its length is guessed from `guess` (the last page's
+ * compressed size) and the body moved only when the guess was wrong (its varint length
+ * differs: rare for pages of one column). dst is unchanged on failure.
+ */
+static int emit_page(struct rn_pq_writer *w, struct rn_buf *dst, int type, uint32_t nvals,
+                     int encoding, const uint8_t *src, size_t len, size_t guess, size_t *hdr_len)
+{
+	size_t start = dst->len, hl, clen;
+	int rc;
+
+	if (len > INT32_MAX)
+		return RN_ETOOBIG;
+	if ((rc = page_header(w, type, nvals, encoding, len, guess ? guess : len / 2)))
 		return rc;
-	rn_buf_append(dst, w->hdr.data, w->hdr.len);
-	rn_buf_append(dst, w->comp.data, w->comp.len);
+	hl = w->hdr.len;
+	if ((rc = rn_buf_reserve(dst, hl)))
+		return rc;
+	dst->len += hl;
+	if ((rc = rn_zstd_compress(dst, src, len, w->level))) {
+		dst->len = start;
+		return rc;
+	}
+	clen = dst->len - start - hl;
+	/* the cap counts what was buffered before this page (dst may be the body) */
+	if ((rc = page_header(w, type, nvals, encoding, len, clen)) ||
+	    (dst == &w->body ? start : w->body.len) + w->rg_comp + w->hdr.len + clen >
+	        w->max_bytes) {
+		dst->len = start;
+		return rc ? rc : RN_ENOMEM;
+	}
+	if (w->hdr.len != hl) { /* guessed wrong: the header is shorter (or longer) */
+		if (w->hdr.len > hl && (rc = rn_buf_reserve(dst, w->hdr.len - hl))) {
+			dst->len = start;
+			return rc;
+		}
+		memmove(dst->data + start + w->hdr.len, dst->data + start + hl, clen);
+		dst->len = start + w->hdr.len + clen;
+	}
+	memcpy(dst->data + start, w->hdr.data, w->hdr.len);
 	*hdr_len = w->hdr.len;
 	return 0;
 }
@@ -1079,51 +1123,74 @@ static int emit_page(struct rn_pq_writer *w, struct rn_buf *dst, int type, uint3
 /* Encodes, compresses and appends the open page of leaf l to its chunk. */
 static int cut_page(struct rn_pq_writer *w, struct pq_leaf *l)
 {
-	struct rn_buf *body = &w->scratch;
+	struct rn_buf *body = &w->scratch, *lv = &w->lv;
 	int dict = l->dict_on && l->idx.len > 0; /* an all-null page needs no dictionary */
-	size_t hl, before = l->chunk.len;
+	const uint8_t *src;
+	size_t hl, before = l->chunk.len, len, vlen = l->vals.len - l->pre;
 	int rc;
 
 	if (l->entries == 0)
 		return 0;
-	rn_buf_reset(body);
-	if (l->max_rep && (rc = put_levels(body, &l->reps, l->max_rep)))
+	rn_buf_reset(lv);
+	if (l->max_rep && (rc = put_levels(lv, &l->reps, l->max_rep)))
 		return rc;
-	if (l->max_def && (rc = put_levels(body, &l->defs, l->max_def)))
+	if (l->max_def && (rc = put_levels(lv, &l->defs, l->max_def)))
 		return rc;
-	if (dict) {
-		int width = rn_pq__bit_width(l->dict_n - 1);
-		if ((rc = rn_buf_append_u8(body, (uint8_t)width)) ||
-		    (rc = rn_pq__rle_u32(body, (const uint32_t *)(const void *)l->idx.data,
-		                         l->idx.len / 4, width)))
+	if (!dict && l->ptype != PT_BOOLEAN && l->vals.data && lv->len <= l->pre) {
+		/* levels into the room before the values: the page is compressed in place */
+		if (lv->len)
+			memcpy(l->vals.data + l->pre - lv->len, lv->data, lv->len);
+		src = l->vals.data + l->pre - lv->len;
+		len = lv->len + vlen;
+	} else {
+		rn_buf_reset(body);
+		if ((rc = rn_buf_append(body, lv->data, lv->len)))
 			return rc;
-	} else if (l->ptype == PT_BOOLEAN) {
-		size_t nb = (l->vals.len + 7) / 8;
-		if ((rc = rn_buf_reserve(body, nb)))
+		if (dict) {
+			int width = rn_pq__bit_width(l->dict_n - 1);
+			if ((rc = rn_buf_append_u8(body, (uint8_t)width)) ||
+			    (rc = rn_pq__rle_u32(body, (const uint32_t *)(const void *)l->idx.data,
+			                         l->idx.len / 4, width)))
+				return rc;
+		} else if (l->ptype == PT_BOOLEAN) {
+			size_t nb = (vlen + 7) / 8;
+			const uint8_t *v = vlen ? l->vals.data + l->pre : NULL;
+			if ((rc = rn_buf_reserve(body, nb)))
+				return rc;
+			memset(body->data + body->len, 0, nb);
+			for (size_t i = 0; i < vlen; i++)
+				body->data[body->len + i / 8] |= (uint8_t)(v[i] << (i % 8));
+			body->len += nb;
+		} else if (vlen && (rc = rn_buf_append(body, l->vals.data + l->pre, vlen))) {
 			return rc;
-		memset(body->data + body->len, 0, nb);
-		for (size_t i = 0; i < l->vals.len; i++)
-			body->data[body->len + i / 8] |= (uint8_t)(l->vals.data[i] << (i % 8));
-		body->len += nb;
-	} else if ((rc = rn_buf_append(body, l->vals.data, l->vals.len))) {
-		return rc;
+		}
+		src = body->data;
+		len = body->len;
 	}
 	if ((rc = emit_page(w, &l->chunk, PAGE_DATA, l->entries,
-	                    dict ? ENC_RLE_DICTIONARY : ENC_PLAIN, &hl)))
+	                    dict ? ENC_RLE_DICTIONARY : ENC_PLAIN, src, len, l->last_comp, &hl)))
 		return rc;
+	l->last_comp = l->chunk.len - before - hl;
 	w->rg_comp += l->chunk.len - before;
-	l->chunk_uncomp += (int64_t)(hl + body->len);
+	l->chunk_uncomp += (int64_t)(hl + len);
 	l->chunk_entries += l->entries;
 	if (dict)
 		l->dict_pages++;
 	else
 		l->plain_pages++;
 	l->entries = 0;
-	rn_buf_reset(&l->vals);
+	/* room for levels as large as the largest so far (rounded up, so that a page with a
+	 * few more levels fits too); without it this page takes the copying path above */
+	if (lv->len > l->pre_want)
+		l->pre_want = (lv->len + 63) & ~(size_t)63;
+	l->vals.len = 0;
+	l->pre = rn_buf_reserve(&l->vals, l->pre_want) ? 0 : l->pre_want;
+	l->vals.len = l->pre;
 	rn_buf_reset(&l->idx);
 	rn_buf_reset(&l->defs);
 	rn_buf_reset(&l->reps);
 	memset(&l->mark, 0, sizeof(l->mark));
+	l->mark.vals = l->pre;
 	l->mark.nulls = l->cs.nulls;
 	l->mark.nans = l->cs.nans;
 	return 0;
@@ -1216,9 +1283,8 @@ static int close_chunk(struct rn_pq_writer *w, struct pq_leaf *l, struct rn_tc *
 	if ((rc = cut_page(w, l)))
 		return rc;
 	if (l->dict_pages) {
-		rn_buf_reset(&w->scratch);
-		if ((rc = rn_buf_append(&w->scratch, l->dict.data, l->dict.len)) ||
-		    (rc = emit_page(w, &w->body, PAGE_DICTIONARY, l->dict_n, ENC_PLAIN, &hl)))
+		if ((rc = emit_page(w, &w->body, PAGE_DICTIONARY, l->dict_n, ENC_PLAIN,
+		                    l->dict.data, l->dict.len, 0, &hl)))
 			return rc;
 		dict_off = start;
 		cu += (int64_t)(hl + l->dict.len);
@@ -1262,6 +1328,7 @@ static int close_chunk(struct rn_pq_writer *w, struct pq_leaf *l, struct rn_tc *
 		return rc;
 	stats_reset(&l->cs);
 	memset(&l->mark, 0, sizeof(l->mark));
+	l->mark.vals = l->pre;
 	rn_buf_reset(&l->chunk);
 	l->chunk_entries = l->chunk_uncomp = 0;
 	l->dict_pages = l->plain_pages = 0;
@@ -1276,9 +1343,12 @@ static int close_chunk(struct rn_pq_writer *w, struct pq_leaf *l, struct rn_tc *
 static int close_row_group(struct rn_pq_writer *w)
 {
 	struct rn_tc t;
-	int64_t uncomp = 0, comp = 0, start = w->pos + (int64_t)w->body.len;
+	int64_t uncomp = 0, comp = 0, start;
 	int rc;
 
+	if (w->pos == 0 && w->body.len == 0 && (rc = rn_buf_append(&w->body, "PAR1", 4)))
+		return w->broken = rc;
+	start = w->pos + (int64_t)w->body.len;
 	rn_tc_init(&t, &w->rgmeta);
 	rn_tc_elem_struct_begin(&t); /* RowGroup */
 	rn_tc_list_begin(&t, 1, RN_TC_STRUCT, (uint32_t)w->nleaves);
@@ -1315,7 +1385,7 @@ int rn_pq_row_end(struct rn_pq_writer *w)
 	}
 	for (size_t i = 0; i < w->nleaves; i++) {
 		struct pq_leaf *l = &w->leaves[i];
-		size_t n = l->vals.len + l->idx.len + l->defs.len + l->reps.len;
+		size_t n = l->vals.len - l->pre + l->idx.len + l->defs.len + l->reps.len;
 		l->next_rep = 0;
 		if (n >= w->page_bytes) {
 			if ((rc = cut_page(w, l)))
@@ -1355,27 +1425,48 @@ size_t rn_pq_row_groups(const struct rn_pq_writer *w)
 size_t rn_pq_bytes(const struct rn_pq_writer *w)
 {
 	size_t n = (size_t)w->pos + w->body.len + w->rg_comp;
+	if (w->pos == 0 && w->body.len == 0) /* the magic, still to come */
+		n += 4;
 	for (size_t i = 0; i < w->nleaves; i++) /* open pages, assuming ~4x compression */
-		n += (w->leaves[i].vals.len + w->leaves[i].idx.len / 2) / 4;
+		n += (w->leaves[i].vals.len - w->leaves[i].pre + w->leaves[i].idx.len / 2) / 4;
 	return n;
 }
 
 int rn_pq_take(struct rn_pq_writer *w, struct rn_buf *out)
 {
-	size_t start = out->len;
 	int rc;
-	if ((!w->magic_taken && (rc = rn_buf_append(out, "PAR1", 4))) ||
-	    (rc = rn_buf_append(out, w->body.data, w->body.len))) {
-		out->len = start;
-		return rc;
+	if (w->pos == 0 && w->body.len == 0) { /* nothing closed yet: just the magic */
+		if ((rc = rn_buf_append(out, "PAR1", 4)))
+			return rc;
+		w->pos = 4;
+		return 0;
 	}
-	w->magic_taken = 1;
+	if ((rc = rn_buf_append(out, w->body.data, w->body.len)))
+		return rc;
 	w->pos += (int64_t)w->body.len;
 	rn_buf_reset(&w->body);
 	return 0;
 }
 
 /* ---- footer ---------------------------------------------------------------------------- */
+
+/* The hard cap of b (rn_buf.h: 0 means the default). */
+static size_t buf_cap(const struct rn_buf *b)
+{
+	return b->max ? b->max : RN_BUF_DEFAULT_MAX;
+}
+
+/* Exchanges the storage (data, len, cap) of a and b; each keeps its own cap (max). */
+static void buf_swap(struct rn_buf *a, struct rn_buf *b)
+{
+	struct rn_buf t = *a;
+	a->data = b->data;
+	a->len = b->len;
+	a->cap = b->cap;
+	b->data = t.data;
+	b->len = t.len;
+	b->cap = t.cap;
+}
 
 static void write_logical(struct rn_tc *t, const struct rn_pq_col *c)
 {
@@ -1466,6 +1557,38 @@ static size_t utf8_prefix(const uint8_t *s, size_t len, size_t cp, int *whole)
 	return i;
 }
 
+/*
+ * Delta's upper bound for a string column's max (as Delta's own writer truncates it): the max
+ * itself if it has at most DELTA_PREFIX_CP code points; else its first DELTA_PREFIX_CP code
+ * points, then U+10FFFF. Appending U+10FFFF makes a bound only if the code point it replaces
+ * is smaller, so the prefix first extends over any U+10FFFF that follows; past 2 x
+ * DELTA_PREFIX_CP code points, or past the bytes known when s is the cut start of a longer
+ * value (`cut`), there is no bound and *has is 0. Appends to out (empty); RN_ENOMEM.
+ */
+static int delta_max(struct rn_buf *out, const uint8_t *s, size_t len, int cut, int *has)
+{
+	static const uint8_t top[4] = {0xf4, 0x8f, 0xbf, 0xbf}; /* U+10FFFF */
+	size_t cp = DELTA_PREFIX_CP;
+	int whole;
+	size_t n = utf8_prefix(s, len, DELTA_PREFIX_CP, &whole);
+
+	*has = 0;
+	while (!(whole && !cut) && n + 4 <= len && memcmp(s + n, top, 4) == 0 &&
+	       cp < 2 * DELTA_PREFIX_CP) {
+		n += 4;
+		cp++;
+	}
+	if (n >= len && !cut) { /* nothing left to cut: the exact max */
+		*has = 1;
+		return len ? rn_buf_append(out, s, len) : 0;
+	}
+	if ((n + 4 <= len && memcmp(s + n, top, 4) == 0) || (cut && n + 4 > len))
+		return 0; /* the next code point may be U+10FFFF: no bound within the limits */
+	*has = 1;
+	int rc = rn_buf_append(out, s, n);
+	return rc ? rc : rn_buf_append(out, top, 4);
+}
+
 static void dec_be(uint8_t be[16], i128 v)
 {
 	u128 u = (u128)v;
@@ -1523,12 +1646,10 @@ static int freeze_stats(struct pq_leaf *l)
 		rn_buf_reset(&l->dmax);
 		if ((rc = rn_buf_append(&l->dmin, f->min_s.data, n)))
 			return rc;
-		n = utf8_prefix(f->max_s.data, f->max_s.len, DELTA_PREFIX_CP, &whole);
-		if ((rc = rn_buf_append(&l->dmax, f->max_s.data, n)))
+		if ((rc = delta_max(&l->dmax, f->max_s.data, f->max_s.len,
+		                    f->max_s.len >= STAT_KEEP, &s->has_max)))
 			return rc;
-		if (!whole && (rc = rn_buf_append(&l->dmax, "\xf4\x8f\xbf\xbf", 4)))
-			return rc;
-		s->has_min = s->has_max = 1;
+		s->has_min = 1;
 		s->min_s = l->dmin.data ? l->dmin.data : (const uint8_t *)"";
 		s->min_len = l->dmin.len;
 		s->max_s = l->dmax.data ? l->dmax.data : (const uint8_t *)"";
@@ -1544,9 +1665,9 @@ int rn_pq_finish(struct rn_pq_writer *w, struct rn_buf *out)
 {
 	struct rn_buf meta = {0};
 	struct rn_tc t;
-	size_t start = out->len;
+	size_t start = out->len, body_len0 = w->body.len;
 	uint32_t mlen;
-	int rc = 0;
+	int rc = 0, swapped = 0;
 
 	if (w->broken)
 		return w->broken;
@@ -1576,9 +1697,17 @@ int rn_pq_finish(struct rn_pq_writer *w, struct rn_buf *out)
 	if ((rc = t.err))
 		goto fail;
 	mlen = (uint32_t)meta.len;
-	if ((!w->magic_taken && (rc = rn_buf_append(out, "PAR1", 4))) ||
-	    (rc = rn_buf_append(out, w->body.data, w->body.len)) ||
-	    (rc = rn_buf_append(out, meta.data, meta.len)) || (rc = rn_buf_append(out, &mlen, 4)) ||
+	/* An empty out takes the body's storage instead of a copy of it (a file's worth of
+	 * bytes); the body gets out's, so a caller that keeps its buffer between files has the
+	 * two trade places, neither ever freshly allocated. Only when both caps allow it. */
+	if (out->len == 0 && buf_cap(out) >= w->body.len + meta.len + 8 &&
+	    buf_cap(out) >= w->body.cap && buf_cap(&w->body) >= out->cap) {
+		buf_swap(out, &w->body);
+		swapped = 1;
+	} else if ((rc = rn_buf_append(out, w->body.data, w->body.len))) {
+		goto fail;
+	}
+	if ((rc = rn_buf_append(out, meta.data, meta.len)) || (rc = rn_buf_append(out, &mlen, 4)) ||
 	    (rc = rn_buf_append(out, "PAR1", 4)))
 		goto fail;
 
@@ -1597,13 +1726,16 @@ int rn_pq_finish(struct rn_pq_writer *w, struct rn_buf *out)
 	}
 	w->rows = 0;
 	w->rg_n = 0;
-	w->pos = 4;
-	w->magic_taken = 0;
+	w->pos = 0;
 	rn_buf_reset(&w->body);
 	rn_buf_reset(&w->rgmeta);
 	rn_buf_free(&meta);
 	return 0;
 fail:
+	if (swapped) { /* give the body its bytes back (out was empty: start is 0) */
+		out->len = body_len0;
+		buf_swap(out, &w->body);
+	}
 	out->len = start;
 	rn_buf_free(&meta);
 	return rc;

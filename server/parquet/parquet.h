@@ -139,7 +139,9 @@ size_t rn_pq_row_groups(const struct rn_pq_writer *w);
 int rn_pq_take(struct rn_pq_writer *w, struct rn_buf *out);
 
 /* Closes the last row group and appends the rest of the file (all of it if nothing was
- * taken) to out, then resets the writer for the next file. Statistics of the file just
+ * taken) to out, then resets the writer for the next file. An empty out trades storage with
+ * the writer instead of receiving a copy (its data pointer changes; a caller that keeps an
+ * emptied out between files lets the two buffers alternate). Statistics of the file just
  * written stay readable with rn_pq_col_stats until the next put. RN_EINVAL if there are no
  * rows, RN_ENOMEM, RN_EIO (zstd); on failure out is unchanged. */
 int rn_pq_finish(struct rn_pq_writer *w, struct rn_buf *out);
@@ -149,8 +151,10 @@ int rn_pq_finish(struct rn_pq_writer *w, struct rn_buf *out);
  * included). Groups: nulls counts the instances where the group itself was null while its
  * parent was present (a top-level LIST/MAP: rows where it is null); no min/max. min/max
  * follow Delta: none for BOOL, BINARY, groups, and FLOAT/DOUBLE columns holding a NaN
- * (nans > 0). STRING min/max are truncated (min: first <= 32 code points; max: exact if
- * <= 32 code points, else the prefix + U+10FFFF). Pointers are valid until the next put. */
+ * (nans > 0). STRING min/max are truncated as Delta's writer does (min: first <= 32 code
+ * points; max: exact if <= 32 code points, else the prefix, extended over any U+10FFFF that
+ * follows it, + U+10FFFF; has_max = 0 when that would take over 64 code points or more bytes
+ * than the writer keeps per value, 140). Pointers are valid until the next put. */
 struct rn_pq_colstats {
 	int64_t nulls;
 	int has_min, has_max;

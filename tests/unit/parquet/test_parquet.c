@@ -895,6 +895,268 @@ static void test_types_ranges_and_float_stats(void **state)
 	rn_pq_writer_destroy(w);
 }
 
+/* ---- page bodies compressed in place, finish handing its buffer over ------------------ */
+
+static const struct rn_pq_col room_cols[] = {{"o", RN_PQ_INT64, 1},
+                                             {"r", RN_PQ_INT64, 0},
+                                             {"s", RN_PQ_STRING, 1, .dict = RN_PQ_DICT_OFF},
+                                             {"x", RN_PQ_INT64, 0}};
+
+/* x: zeros (pages compress to a few bytes), then values that do not compress (a page header
+ * longer than the last page's, which guessed its length) */
+static int64_t room_x(int i)
+{
+	uint64_t h = (uint64_t)i * 0x9e3779b97f4a7c15ull;
+	return i < 1500 ? 0 : (int64_t)(h ^ (h >> 29));
+}
+
+static void room_rows(struct rn_pq_writer *w, int n)
+{
+	char tmp[40];
+	for (int i = 0; i < n; i++) {
+		if (i % 97 == 5) { /* an abandoned row leaves nothing behind */
+			assert_int_equal(rn_pq_put_i64(w, 0, 999), 0);
+			assert_int_equal(rn_pq_put_i64(w, 1, 12345), 0);
+			assert_int_equal(rn_pq_put_bytes(w, 2, "gone", 4), 0);
+			rn_pq_row_abort(w);
+		}
+		/* all present first (one RLE run of levels: small room), then alternating nulls
+		 * (bit-packed levels, past the room: the copying path, then a larger room) */
+		if (i >= 1200 && i % 2)
+			assert_int_equal(rn_pq_put_null(w, 0), 0);
+		else
+			assert_int_equal(rn_pq_put_i64(w, 0, i * 7), 0);
+		assert_int_equal(rn_pq_put_i64(w, 1, -i), 0);
+		assert_int_equal(rn_pq_put_i64(w, 3, room_x(i)), 0);
+		if (i % 5 == 3) {
+			assert_int_equal(rn_pq_put_null(w, 2), 0);
+		} else {
+			snprintf(tmp, sizeof(tmp), "v%d-%.*s", i, i % 20, "abcdefghijklmnopqrstu");
+			assert_int_equal(rn_pq_put_bytes(w, 2, tmp, strlen(tmp)), 0);
+		}
+		assert_int_equal(rn_pq_row_end(w), 0);
+	}
+}
+
+static void room_check(const struct rn_buf *f, int n)
+{
+	static struct chunk ck;
+	struct tv fm;
+	char tmp[40];
+	footer(f, &fm);
+	read_chunk(f, colmeta(&fm, 0, 0), 0, 1, &ck);
+	assert_int_equal(ck.n, n);
+	assert_true(ck.plain_pages >= 4);
+	for (int i = 0, k = 0; i < n; i++) {
+		int null = i >= 1200 && i % 2;
+		assert_int_equal(ck.defs[i], !null);
+		if (!null)
+			assert_int_equal(ck.ints[k++], i * 7);
+	}
+	read_chunk(f, colmeta(&fm, 0, 1), 0, 0, &ck);
+	for (int i = 0; i < n; i++)
+		assert_int_equal(ck.ints[i], -i);
+	read_chunk(f, colmeta(&fm, 0, 3), 0, 0, &ck);
+	for (int i = 0; i < n; i++)
+		assert_int_equal(ck.ints[i], room_x(i));
+	read_chunk(f, colmeta(&fm, 0, 2), 0, 1, &ck);
+	for (int i = 0, k = 0; i < n; i++) {
+		assert_int_equal(ck.defs[i], i % 5 != 3);
+		if (i % 5 == 3)
+			continue;
+		snprintf(tmp, sizeof(tmp), "v%d-%.*s", i, i % 20, "abcdefghijklmnopqrstu");
+		assert_string_equal(ck.strs[k++], tmp);
+	}
+	tv_free(&fm);
+}
+
+static void test_page_room_and_finish_swap(void **state)
+{
+	struct rn_pq_options o = {.page_bytes = 4096};
+	struct rn_pq_writer *w, *w2;
+	struct rn_buf a = {0}, b = {0};
+	(void)state;
+
+	assert_int_equal(rn_pq_writer_create(&w, room_cols, 4, &o), 0);
+	assert_int_equal(rn_pq_writer_create(&w2, room_cols, 4, &o), 0);
+	for (int file = 0; file < 3; file++) {
+		/* w finishes into an empty buffer kept between files (the two trade storage);
+		 * w2 into one holding a prefix (a copy): same file bytes */
+		room_rows(w, 3000);
+		room_rows(w2, 3000);
+		rn_buf_reset(&a);
+		rn_buf_reset(&b);
+		assert_int_equal(rn_buf_append(&b, "xyz", 3), 0);
+		assert_int_equal(rn_pq_finish(w, &a), 0);
+		assert_int_equal(rn_pq_finish(w2, &b), 0);
+		assert_int_equal(a.len + 3, b.len);
+		assert_memory_equal(a.data, b.data + 3, a.len);
+		assert_memory_equal(a.data, "PAR1", 4);
+		room_check(&a, 3000);
+	}
+	rn_buf_free(&a);
+	rn_buf_free(&b);
+	rn_pq_writer_destroy(w);
+	rn_pq_writer_destroy(w2);
+}
+
+/* ---- string statistics: cut values, Delta's truncated bounds ------------------------- */
+
+static const struct rn_pq_col stat_cols[] = {{"a", RN_PQ_STRING, 1, .dict = RN_PQ_DICT_OFF},
+                                             {"b", RN_PQ_STRING, 1}};
+
+static size_t rep_str(char *out, const char *unit, int n, const char *tail)
+{
+	size_t o = 0;
+	for (int i = 0; i < n; i++)
+		for (const char *u = unit; *u; u++)
+			out[o++] = *u;
+	for (const char *u = tail; *u; u++)
+		out[o++] = *u;
+	out[o] = 0;
+	return o;
+}
+
+static int cmpb(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+	int c = memcmp(a, b, al < bl ? al : bl);
+	return c ? c : (al > bl) - (al < bl);
+}
+
+/* Writes one file of column a = vals[i], column b = "b"; returns a's Delta stats. */
+static void one_file(const char **vals, size_t n, struct rn_pq_colstats *st, struct rn_buf *f,
+                     char **json)
+{
+	struct rn_pq_writer *w;
+	assert_int_equal(rn_pq_writer_create(&w, stat_cols, 2, NULL), 0);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(rn_pq_put_bytes(w, 0, vals[i], strlen(vals[i])), 0);
+		assert_int_equal(rn_pq_put_bytes(w, 1, "b", 1), 0);
+		assert_int_equal(rn_pq_row_end(w), 0);
+	}
+	rn_buf_reset(f);
+	assert_int_equal(rn_pq_finish(w, f), 0);
+	assert_int_equal(rn_pq_col_stats(w, 0, st), 0);
+	*json = rn_pq_delta_stats(w, stat_cols, 2, (int64_t)n);
+	assert_non_null(*json);
+	/* the bounds hold for every value, byte-wise (UTF-8 order = code point order) */
+	for (size_t i = 0; i < n; i++) {
+		if (st->has_min)
+			assert_true(cmpb(st->min_s, st->min_len, (const uint8_t *)vals[i],
+			                 strlen(vals[i])) <= 0);
+		if (st->has_max)
+			assert_true(cmpb(st->max_s, st->max_len, (const uint8_t *)vals[i],
+			                 strlen(vals[i])) >= 0);
+	}
+	/* copy out: the pointers die with the writer */
+	static uint8_t mn[512], mx[512];
+	memcpy(mn, st->min_s ? st->min_s : (const uint8_t *)"", st->min_len);
+	memcpy(mx, st->max_s ? st->max_s : (const uint8_t *)"", st->max_len);
+	st->min_s = mn;
+	st->max_s = mx;
+	rn_pq_writer_destroy(w);
+}
+
+static void test_string_stats_truncation(void **state)
+{
+	static char v1[1200], v2[1200], v3[1200], v4[1200];
+	struct rn_pq_colstats st;
+	struct rn_buf f = {0};
+	struct tv fm;
+	char *js;
+	(void)state;
+
+	/* 4-byte characters, far past the bytes kept per value: min exact, max = 32 code
+	 * points + U+10FFFF; no footer min/max (over 64 bytes) */
+	rep_str(v1, "\xf0\x9f\x98\x80", 250, ""); /* U+1F600 x 250: 1000 bytes */
+	rep_str(v2, "a", 10, "");
+	const char *c1[] = {v2, v1, v2};
+	one_file(c1, 3, &st, &f, &js);
+	assert_true(st.has_min && st.has_max);
+	assert_int_equal(st.min_len, 10);
+	assert_int_equal(st.max_len, 32 * 4 + 4);
+	assert_memory_equal(st.max_s, v1, 128);
+	assert_memory_equal(st.max_s + 128, "\xf4\x8f\xbf\xbf", 4);
+	footer(&f, &fm);
+	assert_null(fld(fld(colmeta(&fm, 0, 0), 12), 5));
+	assert_non_null(fld(fld(colmeta(&fm, 0, 1), 12), 5)); /* short b: exact */
+	tv_free(&fm);
+	free(js);
+
+	/* 2- and 3-byte characters, a min longer than 32 code points: its prefix */
+	rep_str(v1, "\xc3\xa9", 40, "z");    /* e-acute x 40 + z */
+	rep_str(v2, "\xe2\x82\xac", 33, ""); /* euro x 33 */
+	const char *c2[] = {v2, v1};
+	one_file(c2, 2, &st, &f, &js);
+	assert_int_equal(st.min_len, 64); /* 32 x 2 bytes */
+	assert_memory_equal(st.min_s, v1, 64);
+	assert_int_equal(st.max_len, 32 * 3 + 4);
+	assert_memory_equal(st.max_s, v2, 96);
+	free(js);
+
+	/* U+10FFFF right after the prefix: the bound extends over it (Delta's rule) */
+	rep_str(v1, "x", 32, "\xf4\x8f\xbf\xbfy");
+	const char *c3[] = {v1};
+	one_file(c3, 1, &st, &f, &js);
+	assert_true(st.has_max);
+	assert_int_equal(st.max_len, 32 + 8);
+	assert_memory_equal(st.max_s, v1, 36);
+	assert_memory_equal(st.max_s + 36, "\xf4\x8f\xbf\xbf", 4);
+	free(js);
+	/* ... ending in U+10FFFFs: the exact value */
+	rep_str(v1, "x", 32, "\xf4\x8f\xbf\xbf\xf4\x8f\xbf\xbf");
+	one_file(c3, 1, &st, &f, &js);
+	assert_true(st.has_max);
+	assert_int_equal(st.max_len, 40);
+	free(js);
+	/* ... too many of them, past the bytes kept: no max (omitted from maxValues) */
+	rep_str(v3, "x", 32, "");
+	rep_str(v3 + 32, "\xf4\x8f\xbf\xbf", 100, "");
+	const char *c4[] = {v3, "a"};
+	one_file(c4, 2, &st, &f, &js);
+	assert_true(st.has_min);
+	assert_false(st.has_max);
+	assert_non_null(strstr(js, "\"minValues\":{\"a\":\"a\""));
+	assert_null(strstr(js, "\"maxValues\":{\"a\""));
+	free(js);
+
+	/* footer min/max: exact up to 64 bytes, none past; values of 65..140 bytes */
+	memset(v4, 'q', 100);
+	v4[100] = 0;
+	const char *c5[] = {"m", v4};
+	one_file(c5, 2, &st, &f, &js);
+	footer(&f, &fm);
+	assert_null(fld(fld(colmeta(&fm, 0, 0), 12), 5));
+	tv_free(&fm);
+	free(js);
+	const char *c6[] = {"m", "zz", "abc"};
+	one_file(c6, 3, &st, &f, &js);
+	footer(&f, &fm);
+	const struct tv *fs = fld(colmeta(&fm, 0, 0), 12);
+	assert_int_equal(fld(fs, 5)->len, 2);
+	assert_memory_equal(fld(fs, 5)->p, "zz", 2);
+	assert_memory_equal(fld(fs, 6)->p, "abc", 3);
+	tv_free(&fm);
+	free(js);
+
+	/* random UTF-8 strings sharing long prefixes (they differ only past the bytes kept):
+	 * the bounds of one_file's check hold */
+	static char pool[64][400];
+	const char *pv[64];
+	static const char *units[] = {
+	    "a", "\x7f", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf"};
+	for (int i = 0; i < 64; i++) {
+		size_t o = rep_str(pool[i], "\xe2\x82\xac", 45, ""); /* 135 bytes shared */
+		int n = (int)(xorshift() % 60);
+		for (int k = 0; k < n; k++)
+			o += rep_str(pool[i] + o, units[xorshift() % 6], 1, "");
+		pv[i] = pool[i];
+	}
+	one_file(pv, 64, &st, &f, &js);
+	free(js);
+	rn_buf_free(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -905,6 +1167,8 @@ int main(void)
 	    cmocka_unit_test(test_row_groups_and_take),
 	    cmocka_unit_test(test_nested_levels),
 	    cmocka_unit_test(test_types_ranges_and_float_stats),
+	    cmocka_unit_test(test_page_room_and_finish_swap),
+	    cmocka_unit_test(test_string_stats_truncation),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
