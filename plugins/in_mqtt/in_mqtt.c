@@ -14,6 +14,8 @@
  * the PUBACKs makes the broker redeliver that last batch; the snapshot therefore records
  * (mid, hash of topic and payload) for the messages of the batch it commits, and after a
  * restart redelivered messages matching it are skipped until the first one that does not.
+ * The same ring, kept in memory, arms the skipping when the connection comes back with the
+ * session resumed (a broker restart resends what it had no PUBACK for).
  * QoS 2 in this library sends PUBREC before it hands the message over (on PUBREL), so a
  * crash in that round trip loses the message: README.md says to prefer QoS 1.
  *
@@ -151,6 +153,19 @@ static int redelivered(struct in_mqtt *q, const struct mosquitto_message *msg, u
 	return 0;
 }
 
+/* The replay list becomes the ring of QoS 1 messages taken (oldest first). */
+static void arm_replay_from_seen(struct in_mqtt *q)
+{
+	struct seen *r = rn_calloc(q->nseen, sizeof(*r));
+	if (!r)
+		return;
+	for (size_t k = 0; k < q->nseen; k++)
+		r[k] = q->seen[(q->seen_next + SEEN_MAX - q->nseen + k) % SEEN_MAX];
+	rn_free(q->replay);
+	q->replay = r;
+	q->nreplay = q->nseen;
+}
+
 static void on_connect(struct mosquitto *m, void *obj, int rc, int flags,
 		       const mosquitto_property *props)
 {
@@ -171,6 +186,12 @@ static void on_connect(struct mosquitto *m, void *obj, int rc, int flags,
 	rn_log_info("in_mqtt", "%s: connected to %s:%lld as %s (session %s)", q->sc->name,
 		    q->conf->host, (long long)q->conf->port, q->client_id,
 		    flags & 1 ? "resumed" : "new");
+	/* The broker resends what it holds no PUBACK for: messages we may already have taken
+	 * (a broker restart, or a connection lost before our PUBACKs reached it). On a resumed
+	 * session those redeliveries are skipped by the ring of messages taken in this process,
+	 * as after our own restart by the one in the snapshot. */
+	if ((flags & 1) && q->subscribed && q->nseen)
+		arm_replay_from_seen(q);
 	/* A session resumed within this process keeps its subscriptions, and subscribing again
 	 * would make the broker resend retained messages. The first connect always subscribes:
 	 * the configured topics may have changed since the session was made. */
