@@ -26,6 +26,7 @@
 struct rn_limits {
 	uint64_t wal_max_bytes;
 	int64_t max_lag_ms; /* effective value: see rn_limits_effective_lag_ms */
+	uint64_t wal_min_free; /* free bytes the WAL's file system must keep */
 };
 
 /* What the stream manager knows at the moment of a decision (microseconds, monotonic). */
@@ -35,12 +36,14 @@ struct rn_limits_now {
 	int64_t oldest_pending_us; /* when the oldest record not in a table arrived; 0 = none */
 	int64_t next_flush_us;     /* when the materializer runs next */
 	int64_t flush_cost_us;     /* how long the last flush took */
+	int64_t wal_free;          /* free bytes on the WAL's file system; -1 = unknown */
 };
 
 enum rn_pressure {
 	RN_PRESSURE_NONE = 0,
 	RN_PRESSURE_WAL, /* wal_max_bytes reached */
-	RN_PRESSURE_LAG  /* max_lag reached */
+	RN_PRESSURE_LAG, /* max_lag reached */
+	RN_PRESSURE_DISK /* the WAL's file system has less than wal_min_free */
 };
 
 /*
@@ -100,6 +103,8 @@ static inline enum rn_pressure rn_limits_pressure(const struct rn_limits *l,
 		p = RN_PRESSURE_WAL;
 	else if (l->max_lag_ms > 0 && lag >= l->max_lag_ms)
 		p = RN_PRESSURE_LAG;
+	else if (l->wal_min_free && n->wal_free >= 0 && (uint64_t)n->wal_free < l->wal_min_free)
+		p = RN_PRESSURE_DISK;
 	if (p == RN_PRESSURE_NONE)
 		return p;
 	wait = rn_limits_pushback_ms(n);
@@ -112,11 +117,17 @@ static inline enum rn_pressure rn_limits_pressure(const struct rn_limits *l,
 				 "(limit %llu); retry in %lld ms",
 				 (unsigned long long)n->wal_bytes,
 				 (unsigned long long)l->wal_max_bytes, (long long)wait);
-		else
+		else if (p == RN_PRESSURE_LAG)
 			snprintf(msg, cap,
 				 "server over max_lag: the oldest record not yet in a table arrived "
 				 "%lld ms ago (limit %lld ms); retry in %lld ms",
 				 (long long)lag, (long long)l->max_lag_ms, (long long)wait);
+		else
+			snprintf(msg, cap,
+				 "server disk nearly full: %lld bytes free for the WAL (wal_min_free "
+				 "%llu); retry in %lld ms",
+				 (long long)n->wal_free, (unsigned long long)l->wal_min_free,
+				 (long long)wait);
 	}
 	return p;
 }

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 #include <uuid/uuid.h>
 
@@ -91,6 +92,9 @@ const struct rn_conf_key rn_server_conf_table[] = {
 	 "bytes in the WAL not yet committed to tables; at this, new data gets "
 	 "RESOURCE_EXHAUSTED with grpc-retry-pushback-ms and no HTTP/2 window is granted until "
 	 "a flush truncates the WAL; 0 = no limit"},
+	{"wal_min_free", RN_CONF_SIZE, "16M", OFF(wal_min_free), 0, (int64_t)1 << 50,
+	 "free space the WAL's file system must keep; below it, the same as wal_max_bytes "
+	 "until space returns, so a full disk refuses data instead of failing syncs; 0 = off"},
 	{"max_lag", RN_CONF_DURATION, "60s", OFF(max_lag_ms), 0, (int64_t)1 << 40,
 	 "age of the oldest durable record not yet in its table; at this, the same as "
 	 "wal_max_bytes (until a flush succeeds); raised to 2 x flush_interval_ms if set lower; "
@@ -178,6 +182,9 @@ struct rn_server {
 	struct rn_buf resp, single;
 	struct rn_metrics *metrics;
 	struct rn_limits limits;
+	char wal_path[4096];     /* the WAL directory (statvfs for wal_min_free) */
+	int64_t disk_checked_us; /* last statvfs */
+	int64_t wal_free;        /* its result, -1 unknown */
 	enum rn_pressure pressure;  /* as last evaluated (and told to the front) */
 	char pressure_msg[256];     /* its grpc-message */
 	int64_t oldest_pending_us;  /* first record appended since the last good flush; 0 none */
@@ -424,10 +431,22 @@ static void ack_streams(struct rn_server *s)
 	}
 }
 
-static struct rn_limits_now limits_now(const struct rn_server *s)
+#define DISK_CHECK_US 100000 /* statvfs of the WAL directory at most this often */
+
+static struct rn_limits_now limits_now(struct rn_server *s)
 {
 	struct rn_limits_now n = {rn_mono_us(), rn_wal_bytes(s->wal), s->oldest_pending_us,
-				  s->next_flush_us, s->flush_cost_us};
+				  s->next_flush_us, s->flush_cost_us, -1};
+	if (s->limits.wal_min_free) {
+		struct statvfs vs;
+		if (n.now_us - s->disk_checked_us >= DISK_CHECK_US) {
+			s->disk_checked_us = n.now_us;
+			s->wal_free = statvfs(s->wal_path, &vs)
+					      ? -1
+					      : (int64_t)vs.f_bavail * (int64_t)vs.f_frsize;
+		}
+		n.wal_free = s->wal_free;
+	}
 	return n;
 }
 
@@ -1021,6 +1040,8 @@ int rn_server_create(struct rn_server **out, const struct rn_server_conf *conf)
 		snprintf(path, sizeof(path), "%s", conf->wal_dir);
 	else
 		snprintf(path, sizeof(path), "%s/_wal", conf->data_root);
+	snprintf(s->wal_path, sizeof(s->wal_path), "%s", path);
+	s->wal_free = -1;
 	if ((rc = rn_wal_open(&s->wal, path)) == RN_EEXIST) {
 		rn_log_error("server", "WAL directory %s is in use by another runnel-server; servers "
 			     "sharing a data_root need a wal_dir each", path);
@@ -1049,6 +1070,7 @@ int rn_server_create(struct rn_server **out, const struct rn_server_conf *conf)
 	event_add(s->flush_ev, &iv);
 	s->next_flush_us = rn_mono_us() + conf->flush_interval_ms * 1000;
 	s->limits.wal_max_bytes = (uint64_t)conf->wal_max_bytes;
+	s->limits.wal_min_free = (uint64_t)conf->wal_min_free;
 	s->limits.max_lag_ms = rn_limits_effective_lag_ms(conf->max_lag_ms, conf->flush_interval_ms);
 	if (s->limits.max_lag_ms != conf->max_lag_ms)
 		rn_log_warn("server", "max_lag %lld ms is not longer than flush_interval_ms %lld: "
@@ -1152,6 +1174,8 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	rn_metrics_sample(b, P "pressure", "limit=\"wal_max_bytes\"",
 			  s->pressure == RN_PRESSURE_WAL);
 	rn_metrics_sample(b, P "pressure", "limit=\"max_lag\"", s->pressure == RN_PRESSURE_LAG);
+	rn_metrics_sample(b, P "pressure", "limit=\"wal_min_free\"",
+			  s->pressure == RN_PRESSURE_DISK);
 	F("wal_bytes", "gauge", "Bytes in the WAL not yet committed to tables.", n.wal_bytes);
 	F("wal_max_bytes", "gauge", "The wal_max_bytes limit (0 = none).", s->limits.wal_max_bytes);
 	F("materializer_lag_seconds", "gauge",

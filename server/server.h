@@ -37,7 +37,8 @@ struct rn_server_conf {
 	int64_t flush_interval_ms; /* materializer commit interval */
 	int64_t max_message_bytes;
 	/* Limits (server/README.md "Limits"); 0 = off where the row says so */
-	int64_t wal_max_bytes;     /* WAL bytes not yet in tables before RESOURCE_EXHAUSTED */
+	int64_t wal_max_bytes;
+	int64_t wal_min_free;      /* free bytes the WAL's file system keeps before pushback */     /* WAL bytes not yet in tables before RESOURCE_EXHAUSTED */
 	int64_t max_lag_ms;        /* age of the oldest record not in a table, likewise */
 	int64_t stream_inflight_bytes; /* received on one stream, not yet durable: hold its window */
 	int64_t max_streams_per_connection;

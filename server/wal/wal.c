@@ -374,17 +374,22 @@ int rn_wal_sync(struct rn_wal *w)
 		return fail(w, RN_EIO, "WAL not open (replay first)");
 	if (!w->queue.len)
 		return 0;
+	/* On failure the queued entries are dropped, not kept for the next sync: their callers
+	 * are told (nothing was acked, clients resend), and entries kept would fail every later
+	 * sync and rotation too, so a full disk could never be drained by a flush. */
 	if (rn_write_all(w->fd, w->queue.data, w->queue.len)) {
 		int rc = fail(w, errno_rc(), "write segment %llu: %s", (unsigned long long)w->seg,
 			      strerror(errno));
 		if (ftruncate(w->fd, (off_t)w->durable))
 			rn_log_error("wal", "ftruncate after failed write: %s", strerror(errno));
+		rn_buf_reset(&w->queue);
 		return rc;
 	}
 	if (fdatasync(w->fd)) {
 		int rc = fail(w, errno_rc(), "fdatasync: %s", strerror(errno));
 		if (ftruncate(w->fd, (off_t)w->durable))
 			rn_log_error("wal", "ftruncate after failed sync: %s", strerror(errno));
+		rn_buf_reset(&w->queue);
 		return rc;
 	}
 	w->durable += w->queue.len;

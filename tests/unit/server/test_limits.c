@@ -56,6 +56,31 @@ static void test_wal_pressure_names_the_limit(void **state)
 	assert_int_equal(rn_limits_pressure(&l, &n, NULL, NULL, 0), RN_PRESSURE_WAL);
 }
 
+/* A nearly full WAL disk refuses data (instead of failing syncs); unknown free space and a
+ * limit of 0 never do. */
+static void test_disk_pressure(void **state)
+{
+	struct rn_limits l = {.wal_max_bytes = 1 << 30, .wal_min_free = 16 << 20};
+	struct rn_limits_now n = {.now_us = 10 * S, .wal_bytes = 100, .next_flush_us = 10 * S + S,
+				  .wal_free = (16 << 20) - 1};
+	char msg[300];
+	(void)state;
+	assert_int_equal(rn_limits_pressure(&l, &n, NULL, msg, sizeof(msg)), RN_PRESSURE_DISK);
+	assert_non_null(strstr(msg, "wal_min_free"));
+	assert_non_null(strstr(msg, "16777215 bytes free"));
+	n.wal_free = 16 << 20;
+	assert_int_equal(rn_limits_pressure(&l, &n, NULL, NULL, 0), RN_PRESSURE_NONE);
+	n.wal_free = -1;
+	assert_int_equal(rn_limits_pressure(&l, &n, NULL, NULL, 0), RN_PRESSURE_NONE);
+	n.wal_free = 0;
+	l.wal_min_free = 0;
+	assert_int_equal(rn_limits_pressure(&l, &n, NULL, NULL, 0), RN_PRESSURE_NONE);
+	/* the WAL byte limit still wins */
+	l.wal_min_free = 1;
+	n.wal_bytes = 1u << 30;
+	assert_int_equal(rn_limits_pressure(&l, &n, NULL, NULL, 0), RN_PRESSURE_WAL);
+}
+
 static void test_lag_pressure(void **state)
 {
 	struct rn_limits l = {.wal_max_bytes = 1 << 30, .max_lag_ms = 60000};
@@ -180,6 +205,7 @@ int main(void)
 		cmocka_unit_test(test_no_pressure_below_limits),
 		cmocka_unit_test(test_wal_pressure_names_the_limit),
 		cmocka_unit_test(test_lag_pressure),
+		cmocka_unit_test(test_disk_pressure),
 		cmocka_unit_test(test_pushback_clamped),
 		cmocka_unit_test(test_effective_lag),
 		cmocka_unit_test(test_slow_client),
