@@ -33,6 +33,7 @@
 #include "rn_log.h"
 #include "rn_mem.h"
 #include "rn_zstd.h"
+#include "zbwire.h"
 
 struct conn;
 
@@ -342,30 +343,6 @@ static void copy_hdr(char *dst, size_t cap, const uint8_t *v, size_t len)
 	dst[n] = 0;
 }
 
-/* x-runnel-clock: "<boot_id> <boot_us>", the id a token of [0-9a-f-], the time decimal. */
-static int parse_clock(struct rn_call *k, const uint8_t *v, size_t len)
-{
-	size_t i = 0, n;
-	int64_t us = 0;
-	while (i < len && i < sizeof(k->boot_id) - 1 &&
-	       ((v[i] >= '0' && v[i] <= '9') || (v[i] >= 'a' && v[i] <= 'f') || v[i] == '-'))
-		i++;
-	if (!i || i >= len || v[i] != ' ')
-		return 0;
-	n = i++;
-	if (i == len)
-		return 0;
-	for (; i < len; i++) {
-		if (v[i] < '0' || v[i] > '9' || us > (INT64_MAX - 9) / 10)
-			return 0;
-		us = us * 10 + (v[i] - '0');
-	}
-	memcpy(k->boot_id, v, n);
-	k->boot_id[n] = 0;
-	k->boot_us = us;
-	return 1;
-}
-
 static int header_cb(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name,
 		     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
 		     void *user)
@@ -385,7 +362,8 @@ static int header_cb(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
 		copy_hdr(k->auth, sizeof(k->auth), value, valuelen);
 		k->have_auth = 1;
 	} else if (IS("x-runnel-clock")) {
-		k->have_clock = parse_clock(k, value, valuelen);
+		k->have_clock = rn_zb_parse_clock(value, valuelen, k->boot_id, sizeof(k->boot_id),
+						  &k->boot_us) == 0;
 	} else if (IS("grpc-encoding")) {
 		k->zstd = valuelen == 4 && !memcmp(value, "zstd", 4);
 		if (!k->zstd && !(valuelen == 8 && !memcmp(value, "identity", 8)))

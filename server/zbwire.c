@@ -166,3 +166,28 @@ int rn_zb_encode_close_signal(struct rn_buf *b, int persistent, int64_t seconds)
 	m += n;
 	return rn_pb_put_bytes(b, persistent ? 4 : 3, in, m);
 }
+
+int rn_zb_parse_clock(const uint8_t *v, size_t len, char *boot_id, size_t idcap, int64_t *us)
+{
+	size_t i = 0, n;
+	int64_t t = 0;
+	if (!idcap)
+		return RN_EINVAL;
+	while (i < len && i < idcap - 1 &&
+	       ((v[i] >= '0' && v[i] <= '9') || (v[i] >= 'a' && v[i] <= 'f') || v[i] == '-'))
+		i++;
+	if (!i || i >= len || v[i] != ' ')
+		return RN_EINVAL;
+	n = i++;
+	if (i == len)
+		return RN_EINVAL;
+	for (; i < len; i++) {
+		if (v[i] < '0' || v[i] > '9' || t > (INT64_MAX - 9) / 10)
+			return RN_EINVAL;
+		t = t * 10 + (v[i] - '0');
+	}
+	memcpy(boot_id, v, n);
+	boot_id[n] = 0;
+	*us = t;
+	return 0;
+}

@@ -49,4 +49,9 @@ int rn_zb_encode_resume_response(struct rn_buf *b, int64_t last);
 int rn_zb_encode_ack(struct rn_buf *b, int persistent, int64_t offset);
 int rn_zb_encode_close_signal(struct rn_buf *b, int persistent, int64_t seconds);
 
+/* The agent's clock header, x-runnel-clock: "<boot_id> <boot_us>": the boot id a token of
+ * [0-9a-f-] shorter than idcap, one space, the CLOCK_BOOTTIME microseconds in decimal (no
+ * sign, no overflow). 0 with both filled in, or RN_EINVAL (outputs untouched). */
+int rn_zb_parse_clock(const uint8_t *v, size_t len, char *boot_id, size_t idcap, int64_t *us);
+
 #endif

@@ -1,6 +1,6 @@
 /*
  * Fuzz target: decodes arbitrary bytes as Persistent and Ephemeral requests, as the server
- * does with every message a client sends.
+ * does with every message a client sends, and as the agent's x-runnel-clock header.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -19,5 +19,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			(void)sink;
 		}
 	}
+	char id[40];
+	int64_t us;
+	if (rn_zb_parse_clock(data, size, id, sizeof(id), &us) == 0 && (id[0] == 0 || us < 0))
+		__builtin_trap(); /* an accepted header has an id and a non-negative time */
 	return 0;
 }

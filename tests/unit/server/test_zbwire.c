@@ -111,6 +111,29 @@ static void test_golden_responses(void **state)
 	rn_buf_free(&b);
 }
 
+/* x-runnel-clock: the agent's boot id and CLOCK_BOOTTIME; anything else is refused whole. */
+static void test_clock_header(void **state)
+{
+	char id[40] = "x";
+	int64_t us = -1;
+	(void)state;
+	const char *ok = "5f0c1a2b-77aa-4b1e-9c3d-0123456789ab 123456789";
+	assert_int_equal(rn_zb_parse_clock((const uint8_t *)ok, strlen(ok), id, sizeof(id), &us), 0);
+	assert_string_equal(id, "5f0c1a2b-77aa-4b1e-9c3d-0123456789ab");
+	assert_int_equal(us, 123456789);
+	const char *bad[] = {"", " 5", "abc", "abc ", "abc 12x", "ABC 5", "abc -5", "abc  5",
+			     "abc 99999999999999999999", "0123456789abcdef0123456789abcdef0123456789 1"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		strcpy(id, "keep");
+		us = 7;
+		assert_int_equal(rn_zb_parse_clock((const uint8_t *)bad[i], strlen(bad[i]), id,
+						   sizeof(id), &us),
+				 RN_EINVAL);
+		assert_string_equal(id, "keep");
+		assert_int_equal(us, 7);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -118,6 +141,7 @@ int main(void)
 		cmocka_unit_test(test_persistent_numbering),
 		cmocka_unit_test(test_hostile),
 		cmocka_unit_test(test_golden_responses),
+		cmocka_unit_test(test_clock_header),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
