@@ -223,12 +223,14 @@ static int try_open(struct rn_buffer *b, const struct rn_buffer_options *opt)
 	/* A new file gets incremental auto-vacuum (it must be chosen before the first table):
 	 * pages freed by acks can then be given back to a full file system. The WAL is cut back
 	 * to half the reserve after each checkpoint, so it cannot keep the disk full. */
-	/* Exclusive locking keeps the WAL index in memory instead of a -shm file: that file has
+	/* The page cache is 256 KiB: chunks are read once and deleted, so caching them buys nothing
+	 * and a small cache keeps the agent's memory flat while a backlog drains.
+	 * Exclusive locking keeps the WAL index in memory instead of a -shm file: that file has
 	 * to grow with the WAL, which fails on a full disk and then even reads fail. Only this
 	 * process uses the buffer (a second agent on the same data_dir is refused). */
 	snprintf(pragma, sizeof(pragma), "PRAGMA locking_mode=EXCLUSIVE; "
 		 "PRAGMA auto_vacuum=INCREMENTAL; PRAGMA journal_mode=WAL; "
-		 "PRAGMA synchronous=%s; PRAGMA journal_size_limit=%lld;",
+		 "PRAGMA synchronous=%s; PRAGMA journal_size_limit=%lld; PRAGMA cache_size=-256;",
 		 opt->sync_full ? "FULL" : "NORMAL",
 		 (long long)(b->reserve_bytes ? b->reserve_bytes / 2 : 4 << 20));
 	if (sqlite3_exec(b->db, pragma, NULL, NULL, NULL) != SQLITE_OK)

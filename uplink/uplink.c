@@ -312,6 +312,10 @@ static int queue_open_message(struct ustream *s)
 	return rc;
 }
 
+/* Body bytes read ahead from the buffer for curl: more is not faster (curl takes at most
+ * its upload buffer per call) and costs resident memory on a long backlog. */
+#define OUT_AHEAD (256u << 10)
+
 /* Moves chunks from the buffer into `out` while the window allows. */
 static void refill(struct ustream *s)
 {
@@ -321,7 +325,7 @@ static void refill(struct ustream *s)
 	if (s->out_pos == s->out.len) {
 		rn_buf_reset(&s->out);
 		s->out_pos = 0;
-	} else if (s->out_pos >= (1u << 20)) {
+	} else if (s->out_pos >= OUT_AHEAD) {
 		/* curl takes the body in pieces and more is appended before it has it all: drop
 		 * what was sent, or the buffer grows by every byte of a long backlog */
 		memmove(s->out.data, s->out.data + s->out_pos, s->out.len - s->out_pos);
@@ -329,7 +333,7 @@ static void refill(struct ustream *s)
 		s->out_pos = 0;
 	}
 	while (s->next_send < s->next_offset && s->next_send - s->acked <= u->opt.window &&
-	       s->out.len - s->out_pos < (1u << 20)) {
+	       s->out.len - s->out_pos < OUT_AHEAD) {
 		int rc = u->io.chunk_get(u->io.ctx, s->id, s->next_send, &s->out);
 		if (rc) {
 			if (rc != RN_ENOTFOUND)
@@ -601,8 +605,8 @@ static int open_call(struct ustream *s)
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, s->errbuf);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, s);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 256L * 1024);
-	curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 512L * 1024);
+	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 64L * 1024); /* acks are small */
+	curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 256L * 1024);
 	s->errbuf[0] = 0;
 	if (curl_multi_add_handle(u->multi, e) != CURLM_OK)
 		return RN_ENOMEM;
