@@ -672,7 +672,27 @@ int rn_buffer_chunk_get(struct rn_buffer *b, int stream, int64_t offset, struct 
 	return rc;
 }
 
+static int ack_once(struct rn_buffer *b, int stream, int64_t acked);
+
+/*
+ * While the disk is full every ack is followed by a TRUNCATE checkpoint, so the WAL never
+ * holds more than one ack's pages (left alone it would grow to the autocheckpoint size,
+ * more than the released reserve); an ack that still fails for space gets one checkpoint
+ * and one retry.
+ */
 int rn_buffer_ack(struct rn_buffer *b, int stream, int64_t acked)
+{
+	int rc = ack_once(b, stream, acked);
+	if (rc == RN_ENOSPC) {
+		sqlite3_wal_checkpoint_v2(b->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+		rc = ack_once(b, stream, acked);
+	}
+	if (!rc && b->disk_full)
+		sqlite3_wal_checkpoint_v2(b->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+	return rc;
+}
+
+static int ack_once(struct rn_buffer *b, int stream, int64_t acked)
 {
 	sqlite3_stmt *s;
 	int64_t freed = 0;

@@ -24,13 +24,14 @@ function rows(server) {
 test('hello.so is loaded from plugin_dir; its records land exactly once through a SIGKILL', { timeout: 120000 }, async () => {
   const dir = tmpDir('e2e-plugin');
   const server = await new Server({ dir, tables: [TABLE] }).start();
-  const TOTAL = 200000;
+  const TOTAL = 1000000; // long enough that the kill lands mid-way
   const agent = new Agent({ dir, url: server.url, agentExtra: `plugin_dir = "${OK_DIR}";`,
     sources: [{ conf: `type = "hello"; name = "hi"; table = "${TABLE}"; count = ${TOTAL}; message = "hi";` }] });
   try {
     await agent.start();
     await waitFor(() => agent.proc.log.some((l) => /source type "hello" loaded/.test(l)), { what: 'plugin loaded' });
-    await waitFor(() => (agent.status()?.streams?.[0]?.records ?? 0) > 0, { what: 'first records' });
+    // killed once a chunk (and so a position) is committed: the restart must resume from it
+    await waitFor(() => (agent.status()?.streams?.[0]?.next_offset ?? 0) > 0, { what: 'a first chunk committed' });
     await agent.kill('SIGKILL');
     const before = rows(server);
     await agent.start();
