@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -57,6 +58,13 @@ int main(int argc, char **argv)
 	char err[1024];
 	struct rn_agent *a;
 	struct sigaction sa;
+
+	/* A small device's memory: one malloc arena (the loop is the only busy thread), and
+	 * chunk-sized buffers (>= 128 KiB) from mmap so freeing them gives the pages back
+	 * instead of leaving them in a fragmented heap. */
+	mallopt(M_ARENA_MAX, 1);
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 256 * 1024);
 
 	rn_log_set_program("runnel-agent");
 	if (argc > 1 && !strcmp(argv[1], "status"))
