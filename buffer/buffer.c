@@ -33,14 +33,13 @@ static const char *const sql[Q_COUNT] = {
 	[Q_ROLLBACK] = "ROLLBACK",
 	[Q_STREAM_FIND] = "SELECT id FROM streams WHERE name = ?1",
 	[Q_STREAM_INS] = "INSERT INTO streams(name, tbl) VALUES(?1, ?2)",
+	/* bytes is kept with every change, so status is O(1) however large the backlog */
 	[Q_STREAM_LOAD] = "SELECT name, tbl, coalesce(server_id, ''), next_offset, next_seq, acked, "
-			  "(SELECT coalesce(sum(length(bytes)), 0) FROM chunks WHERE stream = ?1), "
-			  "dropped_records, expired_records "
-			  "FROM streams WHERE id = ?1",
+			  "bytes, dropped_records, expired_records FROM streams WHERE id = ?1",
 	[Q_CHUNK_INS] = "INSERT INTO chunks(stream, off, nrec, created_us, bytes, seq0) "
 			"VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
 	/* only from next_offset = offset: a gap or a repeat changes no row */
-	[Q_STREAM_ADV] = "UPDATE streams SET next_offset = ?2, next_seq = ?3 "
+	[Q_STREAM_ADV] = "UPDATE streams SET next_offset = ?2, next_seq = ?3, bytes = bytes + ?4 "
 			 "WHERE id = ?1 AND next_offset = ?2 - 1",
 	[Q_CKPT_PUT] = "INSERT INTO checkpoints(source, state) VALUES(?1, ?2) "
 		       "ON CONFLICT(source) DO UPDATE SET state = excluded.state",
@@ -49,7 +48,7 @@ static const char *const sql[Q_COUNT] = {
 	[Q_ACK_SUM] = "SELECT coalesce(sum(length(bytes)), 0) FROM chunks "
 		      "WHERE stream = ?1 AND off <= ?2",
 	[Q_ACK_DEL] = "DELETE FROM chunks WHERE stream = ?1 AND off <= ?2",
-	[Q_ACK_SET] = "UPDATE streams SET acked = max(acked, ?2) WHERE id = ?1",
+	[Q_ACK_SET] = "UPDATE streams SET acked = max(acked, ?2), bytes = bytes - ?3 WHERE id = ?1",
 	[Q_SERVER_ID] = "UPDATE streams SET server_id = ?2 WHERE id = ?1",
 	[Q_STREAM_IDS] = "SELECT id FROM streams ORDER BY id",
 	/* drop_oldest: the oldest chunks that still hold records, over all streams */
@@ -59,7 +58,7 @@ static const char *const sql[Q_COUNT] = {
 		      "WHERE stream = ?1 AND dropped = 0 AND created_us < ?2 ORDER BY off LIMIT 64",
 	[Q_TOMB] = "UPDATE chunks SET bytes = ?3, dropped = ?4 WHERE stream = ?1 AND off = ?2",
 	[Q_DROP_COUNT] = "UPDATE streams SET dropped_records = dropped_records + ?2, "
-			 "expired_records = expired_records + ?3 WHERE id = ?1",
+			 "expired_records = expired_records + ?3, bytes = bytes - ?4 WHERE id = ?1",
 	/* chunks stored while the wall clock was not yet set: their age counts from now */
 	[Q_UNTRUSTED] = "UPDATE chunks SET created_us = ?1 WHERE created_us < ?2",
 	[Q_OLDEST] = "SELECT created_us FROM chunks WHERE stream = ?1 ORDER BY off LIMIT 1",
@@ -67,14 +66,15 @@ static const char *const sql[Q_COUNT] = {
 
 /* Schema version 1. A version-0 file (before dropping and TTL) is upgraded by `upgrade_v1`.
  * chunks.seq0 is the seq of the chunk's first record (-1 if unknown); chunks.dropped is 0,
- * or why its records were replaced by a tombstone (RN_BUFFER_DROP_*). */
+ * or why its records were replaced by a tombstone (RN_BUFFER_DROP_*). streams.bytes is the
+ * sum of its chunks' sizes, kept in the same transactions that change them. */
 #define SCHEMA_VERSION 1
 static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS streams("
 	" id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, tbl TEXT NOT NULL, server_id TEXT,"
 	" next_offset INTEGER NOT NULL DEFAULT 0, next_seq INTEGER NOT NULL DEFAULT 0,"
 	" acked INTEGER NOT NULL DEFAULT -1, dropped_records INTEGER NOT NULL DEFAULT 0,"
-	" expired_records INTEGER NOT NULL DEFAULT 0);"
+	" expired_records INTEGER NOT NULL DEFAULT 0, bytes INTEGER NOT NULL DEFAULT 0);"
 	"CREATE TABLE IF NOT EXISTS chunks("
 	" stream INTEGER NOT NULL, off INTEGER NOT NULL, nrec INTEGER NOT NULL,"
 	" created_us INTEGER NOT NULL, bytes BLOB NOT NULL, seq0 INTEGER NOT NULL DEFAULT -1,"
@@ -86,7 +86,10 @@ static const char upgrade_v1[] =
 	"ALTER TABLE streams ADD COLUMN dropped_records INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE streams ADD COLUMN expired_records INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE chunks ADD COLUMN seq0 INTEGER NOT NULL DEFAULT -1;"
-	"ALTER TABLE chunks ADD COLUMN dropped INTEGER NOT NULL DEFAULT 0;";
+	"ALTER TABLE chunks ADD COLUMN dropped INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE streams ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE streams SET bytes = (SELECT coalesce(sum(length(bytes)), 0) FROM chunks"
+	" WHERE chunks.stream = streams.id);";
 
 #define FULL_CHECK_US 1000000 /* while the disk is full, look for free space once a second */
 #define VACUUM_PAGES 256      /* pages handed back to the file system per maintain() */
@@ -492,6 +495,7 @@ int rn_buffer_commit_many(struct rn_buffer *b, const struct rn_buffer_chunk *chu
 		sqlite3_bind_int(s, 1, c->stream);
 		sqlite3_bind_int64(s, 2, c->offset + 1);
 		sqlite3_bind_int64(s, 3, c->next_seq);
+		sqlite3_bind_int64(s, 4, (int64_t)c->len);
 		if (sqlite3_step(s) != SQLITE_DONE) {
 			rc = db_fail(b, "advance stream");
 			goto rollback;
@@ -595,6 +599,7 @@ static int tombstone(struct rn_buffer *b, int qi, int stream, int64_t cutoff, in
 			sqlite3_bind_int(s, 1, v[i].stream);
 			sqlite3_bind_int64(s, 2, why == RN_BUFFER_DROP_FULL ? v[i].nrec : 0);
 			sqlite3_bind_int64(s, 3, why == RN_BUFFER_DROP_EXPIRED ? v[i].nrec : 0);
+			sqlite3_bind_int64(s, 4, v[i].bytes - (int64_t)tomb.len);
 			if (sqlite3_step(s) != SQLITE_DONE) {
 				rc = db_fail(b, "count dropped records");
 				goto rollback;
@@ -715,6 +720,7 @@ static int ack_once(struct rn_buffer *b, int stream, int64_t acked)
 	s = q(b, Q_ACK_SET);
 	sqlite3_bind_int(s, 1, stream);
 	sqlite3_bind_int64(s, 2, acked);
+	sqlite3_bind_int64(s, 3, freed);
 	if (sqlite3_step(s) != SQLITE_DONE) {
 		rc = db_fail(b, "set acked");
 		goto rollback;

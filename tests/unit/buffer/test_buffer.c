@@ -317,6 +317,10 @@ static void test_drop_oldest(void **state)
 	assert_int_equal(a.dropped_records, 20);
 	assert_int_equal(a.expired_records, 0);
 	assert_int_equal(a.next_offset, 3); /* offsets are untouched */
+	/* per-stream bytes are kept through commits and drops: they add up to the total */
+	assert_int_equal(rn_buffer_stream_load(b, c.id, &c), 0);
+	assert_int_equal(a.bytes + c.bytes, rn_buffer_bytes(b));
+	assert_int_equal(c.bytes, 2 * (int64_t)strlen("T1:0:0:5"));
 
 	/* an ack deletes tombstones like any chunk; byte accounting stays exact */
 	assert_int_equal(rn_buffer_ack(b, a.id, 1), 0);
@@ -408,6 +412,8 @@ static void test_upgrade_v0(void **state)
 	sqlite3_close(db);
 	struct rn_buffer *b = open_buf("v0.db", 0, NULL);
 	assert_int_equal(rn_buffer_bytes(b), 2004);
+	assert_int_equal(rn_buffer_stream_load(b, 1, &s), 0);
+	assert_int_equal(s.bytes, 2004); /* the upgrade computes the per-stream sum */
 	assert_int_equal(rn_buffer_stream_get(b, "old", "t", &s), 0);
 	assert_int_equal(s.next_offset, 2);
 	assert_int_equal(s.dropped_records, 0);
