@@ -24,7 +24,7 @@ enum {
 	Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_STREAM_FIND, Q_STREAM_INS, Q_STREAM_LOAD, Q_CHUNK_INS,
 	Q_STREAM_ADV, Q_CKPT_PUT, Q_CKPT_GET, Q_CHUNK_GET, Q_ACK_SUM, Q_ACK_DEL, Q_ACK_SET,
 	Q_SERVER_ID, Q_STREAM_IDS, Q_VICTIMS, Q_EXPIRED, Q_TOMB, Q_DROP_COUNT, Q_UNTRUSTED,
-	Q_OLDEST, Q_COUNT
+	Q_OLDEST, Q_CHUNK_REF, Q_COUNT
 };
 
 static const char *const sql[Q_COUNT] = {
@@ -62,13 +62,25 @@ static const char *const sql[Q_COUNT] = {
 	/* chunks stored while the wall clock was not yet set: their age counts from now */
 	[Q_UNTRUSTED] = "UPDATE chunks SET created_us = ?1 WHERE created_us < ?2",
 	[Q_OLDEST] = "SELECT created_us FROM chunks WHERE stream = ?1 ORDER BY off LIMIT 1",
+	/* version 2 only: length() does not load the blob, and the CASE loads a small one */
+	[Q_CHUNK_REF] = "SELECT id, length(bytes), CASE WHEN length(bytes) < ?3 THEN bytes END "
+			"FROM chunks WHERE stream = ?1 AND off = ?2",
 };
 
-/* Schema version 1. A version-0 file (before dropping and TTL) is upgraded by `upgrade_v1`.
- * chunks.seq0 is the seq of the chunk's first record (-1 if unknown); chunks.dropped is 0,
- * or why its records were replaced by a tombstone (RN_BUFFER_DROP_*). streams.bytes is the
- * sum of its chunks' sizes, kept in the same transactions that change them. */
-#define SCHEMA_VERSION 1
+/* Schema version 2. chunks.seq0 is the seq of the chunk's first record (-1 if unknown);
+ * chunks.dropped is 0, or why its records were replaced by a tombstone (RN_BUFFER_DROP_*).
+ * streams.bytes is the sum of its chunks' sizes, kept in the same transactions that change
+ * them.
+ * Version 2 keeps chunks in a rowid table (version 1 had a WITHOUT ROWID table keyed by
+ * (stream, off)). In a WITHOUT ROWID table the whole row is the b-tree key, so SQLite copied
+ * each chunk into memory to delete it and again to read it: a 1 MB chunk cost 2 MB of heap
+ * while a backlog drained. Rowid chunks are read with incremental blob I/O straight into
+ * the caller's buffer and deleted without a copy.
+ * A version-0 file (before dropping and TTL) is upgraded to 1 by `upgrade_v1`. A version-1
+ * file becomes version 2 the first time it is opened empty (rewriting a full buffer would
+ * need its size again in free disk); until then it keeps its layout, which every statement
+ * below also works on. */
+#define SCHEMA_VERSION 2
 static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS streams("
 	" id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, tbl TEXT NOT NULL, server_id TEXT,"
@@ -76,12 +88,12 @@ static const char schema[] =
 	" acked INTEGER NOT NULL DEFAULT -1, dropped_records INTEGER NOT NULL DEFAULT 0,"
 	" expired_records INTEGER NOT NULL DEFAULT 0, bytes INTEGER NOT NULL DEFAULT 0);"
 	"CREATE TABLE IF NOT EXISTS chunks("
-	" stream INTEGER NOT NULL, off INTEGER NOT NULL, nrec INTEGER NOT NULL,"
-	" created_us INTEGER NOT NULL, bytes BLOB NOT NULL, seq0 INTEGER NOT NULL DEFAULT -1,"
-	" dropped INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(stream, off)) WITHOUT ROWID;"
+	" id INTEGER PRIMARY KEY, stream INTEGER NOT NULL, off INTEGER NOT NULL,"
+	" nrec INTEGER NOT NULL, created_us INTEGER NOT NULL, bytes BLOB NOT NULL,"
+	" seq0 INTEGER NOT NULL DEFAULT -1, dropped INTEGER NOT NULL DEFAULT 0,"
+	" UNIQUE(stream, off));"
 	"CREATE INDEX IF NOT EXISTS chunks_age ON chunks(dropped, created_us);"
-	"CREATE TABLE IF NOT EXISTS checkpoints(source TEXT PRIMARY KEY, state BLOB NOT NULL);"
-	"PRAGMA user_version = 1;";
+	"CREATE TABLE IF NOT EXISTS checkpoints(source TEXT PRIMARY KEY, state BLOB NOT NULL);";
 static const char upgrade_v1[] =
 	"ALTER TABLE streams ADD COLUMN dropped_records INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE streams ADD COLUMN expired_records INTEGER NOT NULL DEFAULT 0;"
@@ -89,7 +101,14 @@ static const char upgrade_v1[] =
 	"ALTER TABLE chunks ADD COLUMN dropped INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE streams ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;"
 	"UPDATE streams SET bytes = (SELECT coalesce(sum(length(bytes)), 0) FROM chunks"
-	" WHERE chunks.stream = streams.id);";
+	" WHERE chunks.stream = streams.id);"
+	"PRAGMA user_version = 1;";
+/* Only run on an empty chunks table: the layout of version 2 (`schema` creates it). */
+static const char upgrade_v2[] = "DROP TABLE chunks;";
+
+/* Chunks at least this large are read with blob I/O (a smaller one is cheaper to read
+ * through the statement, whose copy is then small). */
+#define BLOB_READ_MIN (64u << 10)
 
 #define FULL_CHECK_US 1000000 /* while the disk is full, look for free space once a second */
 #define VACUUM_PAGES 256      /* pages handed back to the file system per maintain() */
@@ -106,6 +125,7 @@ struct rn_buffer {
 	int disk_full;       /* ENOSPC seen: no new chunks until room returns */
 	int64_t full_checked_us;
 	int incremental;     /* auto_vacuum = INCREMENTAL: freed pages can go back to the FS */
+	int rowid;           /* schema version 2 layout: chunks in a rowid table */
 	uint64_t full_episodes;
 	char err[512];
 };
@@ -181,6 +201,7 @@ static void close_db(struct rn_buffer *b)
 	if (b->db)
 		sqlite3_close_v2(b->db);
 	b->db = NULL;
+	b->rowid = 0;
 }
 
 /* The integer the statement returns in its first row. 0, RN_ECORRUPT or RN_EBUFFER. */
@@ -244,15 +265,30 @@ static int try_open(struct rn_buffer *b, const struct rn_buffer_options *opt)
 	    (rc = pragma_int(b, "PRAGMA auto_vacuum", &vac)))
 		return rc;
 	b->incremental = vac == 2;
-	if (have_chunks && version < SCHEMA_VERSION &&
-	    sqlite3_exec(b->db, upgrade_v1, NULL, NULL, NULL) != SQLITE_OK)
+	if (have_chunks && version < 1 && sqlite3_exec(b->db, upgrade_v1, NULL, NULL, NULL) != SQLITE_OK)
 		return db_fail(b, "upgrade to schema 1");
+	if (have_chunks && version < 2) {
+		int any = 0;
+		if ((rc = pragma_int(b, "SELECT EXISTS(SELECT 1 FROM chunks)", &any)))
+			return rc;
+		if (!any && sqlite3_exec(b->db, upgrade_v2, NULL, NULL, NULL) != SQLITE_OK)
+			return db_fail(b, "upgrade to schema 2");
+	}
 	if (sqlite3_exec(b->db, schema, NULL, NULL, NULL) != SQLITE_OK)
 		return sqlite3_errcode(b->db) == SQLITE_NOTADB || sqlite3_errcode(b->db) == SQLITE_CORRUPT
 			       ? RN_ECORRUPT
 			       : db_fail(b, "schema");
+	/* the layout: only version 2 has a rowid (named id) */
+	if (sqlite3_prepare_v2(b->db, "SELECT id FROM chunks LIMIT 0", -1, &st, NULL) == SQLITE_OK)
+		b->rowid = 1;
+	sqlite3_finalize(st);
+	st = NULL;
+	if (sqlite3_exec(b->db, b->rowid ? "PRAGMA user_version = 2" : "PRAGMA user_version = 1",
+			 NULL, NULL, NULL) != SQLITE_OK)
+		return db_fail(b, "user_version");
 	for (int i = 0; i < Q_COUNT; i++)
-		if (sqlite3_prepare_v3(b->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &b->q[i],
+		if ((i != Q_CHUNK_REF || b->rowid) &&
+		    sqlite3_prepare_v3(b->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &b->q[i],
 				       NULL) != SQLITE_OK)
 			return db_fail(b, sql[i]);
 	if (sqlite3_prepare_v2(b->db, "SELECT coalesce(sum(length(bytes)), 0) FROM chunks", -1,
@@ -661,10 +697,50 @@ int64_t rn_buffer_oldest_us(struct rn_buffer *b, int stream)
 	return t;
 }
 
+/* Version 2: a large chunk goes from the file into out without an intermediate copy. */
+static int chunk_get_rowid(struct rn_buffer *b, int stream, int64_t offset, struct rn_buf *out)
+{
+	sqlite3_stmt *s = q(b, Q_CHUNK_REF);
+	sqlite3_blob *h = NULL;
+	int64_t id, len;
+	int rc;
+	sqlite3_bind_int(s, 1, stream);
+	sqlite3_bind_int64(s, 2, offset);
+	sqlite3_bind_int(s, 3, (int)BLOB_READ_MIN);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_DONE)
+		return RN_ENOTFOUND;
+	if (rc != SQLITE_ROW)
+		return db_fail(b, "read chunk");
+	id = sqlite3_column_int64(s, 0);
+	len = sqlite3_column_int64(s, 1);
+	if (len < BLOB_READ_MIN) {
+		rc = rn_buf_append(out, sqlite3_column_blob(s, 2), (size_t)len);
+		sqlite3_reset(s);
+		return rc;
+	}
+	sqlite3_reset(s);
+	if ((rc = rn_buf_reserve(out, (size_t)len)))
+		return rc;
+	/* the handle is closed at once: an open one would hold a read transaction (and the WAL) */
+	if (sqlite3_blob_open(b->db, "main", "chunks", "bytes", id, 0, &h) != SQLITE_OK ||
+	    sqlite3_blob_read(h, out->data + out->len, (int)len, 0) != SQLITE_OK) {
+		rc = db_fail(b, "read chunk blob");
+		sqlite3_blob_close(h);
+		return rc;
+	}
+	sqlite3_blob_close(h);
+	out->len += (size_t)len;
+	return 0;
+}
+
 int rn_buffer_chunk_get(struct rn_buffer *b, int stream, int64_t offset, struct rn_buf *out)
 {
-	sqlite3_stmt *s = q(b, Q_CHUNK_GET);
+	sqlite3_stmt *s;
 	int rc;
+	if (b->rowid)
+		return chunk_get_rowid(b, stream, offset, out);
+	s = q(b, Q_CHUNK_GET);
 	sqlite3_bind_int(s, 1, stream);
 	sqlite3_bind_int64(s, 2, offset);
 	rc = sqlite3_step(s);

@@ -314,7 +314,7 @@ static int queue_open_message(struct ustream *s)
 
 /* Body bytes read ahead from the buffer for curl: more is not faster (curl takes at most
  * its upload buffer per call) and costs resident memory on a long backlog. */
-#define OUT_AHEAD (256u << 10)
+#define OUT_AHEAD (64u << 10)
 
 /* Moves chunks from the buffer into `out` while the window allows. */
 static void refill(struct ustream *s)

@@ -249,6 +249,41 @@ static void expect_chunk(struct rn_buffer *b, int stream, int64_t off, const cha
 	rn_buf_free(&out);
 }
 
+/* len bytes that differ per chunk (n) and per position */
+static char *big_chunk(int n, size_t len)
+{
+	char *c = malloc(len);
+	assert_non_null(c);
+	for (size_t i = 0; i < len; i++)
+		c[i] = (char)(i * 31 + (size_t)n * 7 + (i >> 13));
+	return c;
+}
+
+static void expect_big(struct rn_buffer *b, int stream, int64_t off, const char *want, size_t len)
+{
+	struct rn_buf out = {0};
+	assert_int_equal(rn_buffer_chunk_get(b, stream, off, &out), 0);
+	assert_int_equal(out.len, len);
+	assert_memory_equal(out.data, want, len);
+	rn_buf_free(&out);
+}
+
+static int user_version(const char *name)
+{
+	char path[600];
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int v = -1;
+	mkpath(path, sizeof(path), name);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
 static size_t chunk_len(struct rn_buffer *b, int stream, int64_t off)
 {
 	struct rn_buf out = {0};
@@ -424,7 +459,63 @@ static void test_upgrade_v0(void **state)
 	int rc = rn_buffer_commit(b, s.id, 2, 10, 1, "z", 1, NULL, 0);
 	if (rc)
 		fail_msg("commit after upgrade: %d %s", rc, rn_buffer_errmsg(b));
+	/* a large chunk in the old layout reads whole, like the small ones */
+	char *big = big_chunk(3, 200000);
+	assert_int_equal(rn_buffer_commit(b, s.id, 3, 11, 1, big, 200000, NULL, 0), 0);
+	expect_big(b, s.id, 3, big, 200000);
 	rn_buffer_close(b);
+	/* chunks remain: the file keeps the version-1 layout (a rewrite would need its size) */
+	assert_int_equal(user_version("v0.db"), 1);
+	b = open_buf("v0.db", 0, NULL);
+	expect_big(b, s.id, 3, big, 200000);
+	assert_int_equal(rn_buffer_ack(b, s.id, 3), 0);
+	assert_int_equal(rn_buffer_bytes(b), 0);
+	rn_buffer_close(b);
+	/* opened empty, it becomes version 2 and keeps its streams */
+	b = open_buf("v0.db", 0, NULL);
+	assert_int_equal(rn_buffer_stream_get(b, "old", "t", &s), 0);
+	assert_int_equal(s.next_offset, 4);
+	assert_int_equal(rn_buffer_commit(b, s.id, 4, 12, 1, big, 200000, NULL, 0), 0);
+	expect_big(b, s.id, 4, big, 200000);
+	rn_buffer_close(b);
+	assert_int_equal(user_version("v0.db"), 2); /* (the agent holds the file exclusively) */
+	free(big);
+}
+
+/* Schema 2 reads a chunk of any size, below and above the blob I/O threshold, whole and
+ * appended after what the caller's buffer already holds; acks free the bytes. */
+static void test_large_chunks(void **state)
+{
+	static const size_t sizes[] = {1, 65535, 65536, 65537, 1 << 20, 3000000};
+	struct rn_buffer_stream s;
+	struct rn_buf out = {0};
+	(void)state;
+	struct rn_buffer *b = open_buf("large.db", 0, NULL);
+	assert_int_equal(rn_buffer_stream_get(b, "big", "t", &s), 0);
+	int64_t total = 0;
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		char *c = big_chunk((int)i, sizes[i]);
+		assert_int_equal(rn_buffer_commit(b, s.id, (int64_t)i, (int64_t)i + 1, 1, c,
+						  sizes[i], NULL, 0),
+				 0);
+		total += (int64_t)sizes[i];
+		expect_big(b, s.id, (int64_t)i, c, sizes[i]);
+		rn_buf_append(&out, "hdr", 3);
+		assert_int_equal(rn_buffer_chunk_get(b, s.id, (int64_t)i, &out), 0);
+		assert_int_equal(out.len, 3 + sizes[i]);
+		assert_memory_equal(out.data, "hdr", 3);
+		assert_memory_equal(out.data + 3, c, sizes[i]);
+		rn_buf_reset(&out);
+		free(c);
+	}
+	assert_int_equal(rn_buffer_bytes(b), total);
+	assert_int_equal(rn_buffer_chunk_get(b, s.id, 99, &out), RN_ENOTFOUND);
+	assert_int_equal(rn_buffer_ack(b, s.id, 4), 0);
+	assert_int_equal(rn_buffer_bytes(b), 3000000);
+	assert_int_equal(rn_buffer_chunk_get(b, s.id, 4, &out), RN_ENOTFOUND);
+	rn_buf_free(&out);
+	rn_buffer_close(b);
+	assert_int_equal(user_version("large.db"), 2);
 }
 
 static int count_moved(const char *prefix)
@@ -511,6 +602,7 @@ int main(void)
 		cmocka_unit_test(test_corrupt_pages),      cmocka_unit_test(test_unwritable),
 		cmocka_unit_test(test_commit_many),        cmocka_unit_test(test_drop_oldest),
 		cmocka_unit_test(test_expire),             cmocka_unit_test(test_upgrade_v0),
+		cmocka_unit_test(test_large_chunks),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
