@@ -113,6 +113,6 @@ void rn_metrics_sample(struct rn_buf *out, const char *name, const char *labels,
 		rn_buf_printf(out, "%s%s%s%s %.0f\n", name, has ? "{" : "", has ? labels : "",
 			      has ? "}" : "", v);
 	else
-		rn_buf_printf(out, "%s%s%s%s %.6g\n", name, has ? "{" : "", has ? labels : "",
+		rn_buf_printf(out, "%s%s%s%s %.15g\n", name, has ? "{" : "", has ? labels : "",
 			      has ? "}" : "", v);
 }

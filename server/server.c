@@ -1120,38 +1120,6 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 		known++;
 		open += st->call != NULL;
 	}
-#define M(name, type, help, fmt, v)                                                          \
-	rn_buf_printf(b, "# HELP runnel_server_" name " " help "\n# TYPE runnel_server_" name   \
-		      " " type "\nrunnel_server_" name " " fmt "\n", v)
-	M("uptime_seconds", "gauge", "Seconds since start.", "%.3f",
-	  (double)(rn_mono_us() - s->stats.started_us) / 1e6);
-	M("streams_open", "gauge", "Streams with a call attached.", "%zu", open);
-	M("streams_known", "gauge", "Streams known (persistent ones survive restarts).", "%zu",
-	  known);
-	M("calls_total", "counter", "gRPC calls opened.", "%llu",
-	  (unsigned long long)s->stats.calls);
-	M("calls_rejected_total", "counter", "Calls refused for authentication.", "%llu",
-	  (unsigned long long)s->stats.calls_rejected);
-	M("batches_total", "counter", "Record batches accepted into the WAL.", "%llu",
-	  (unsigned long long)s->stats.batches);
-	M("records_total", "counter", "Records accepted into the WAL.", "%llu",
-	  (unsigned long long)s->stats.records);
-	M("record_bytes_total", "counter", "Bytes of record batches accepted.", "%llu",
-	  (unsigned long long)s->stats.bytes);
-	M("acks_total", "counter", "Durability acknowledgements sent.", "%llu",
-	  (unsigned long long)s->stats.acks);
-	M("wal_syncs_total", "counter", "WAL group commits (fsync).", "%llu",
-	  (unsigned long long)s->stats.wal_syncs);
-	M("wal_sync_errors_total", "counter", "WAL group commits that failed.", "%llu",
-	  (unsigned long long)s->stats.wal_sync_errors);
-	M("flushes_total", "counter", "Materializer flushes (Parquet + Delta commit).", "%llu",
-	  (unsigned long long)s->stats.flushes);
-	M("flush_errors_total", "counter", "Flushes that failed (retried).", "%llu",
-	  (unsigned long long)s->stats.flush_errors);
-	M("pending_bytes", "gauge", "Durable bytes not yet in their tables.", "%zu",
-	  rn_mat_pending_bytes(s->mat));
-#undef M
-	/* limits (server/README.md "Limits") */
 	struct rn_front_stats fs;
 	struct rn_limits_now n = limits_now(s);
 	rn_front_stats(s->front, &fs);
@@ -1161,6 +1129,26 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 		rn_metrics_family(b, P name, type, help);                                   \
 		rn_metrics_sample(b, P name, NULL, (double)(v));                            \
 	} while (0)
+	F("uptime_seconds", "gauge", "Seconds since start.",
+	  (rn_mono_us() - s->stats.started_us) / 1e6);
+	F("streams_open", "gauge", "Streams with a call attached.", open);
+	F("streams_known", "gauge", "Streams known (persistent ones survive restarts).", known);
+	F("calls_total", "counter", "gRPC calls opened.", s->stats.calls);
+	F("calls_rejected_total", "counter", "Calls refused for authentication.",
+	  s->stats.calls_rejected);
+	F("batches_total", "counter", "Record batches accepted into the WAL.", s->stats.batches);
+	F("records_total", "counter", "Records accepted into the WAL.", s->stats.records);
+	F("record_bytes_total", "counter", "Bytes of record batches accepted.", s->stats.bytes);
+	F("acks_total", "counter", "Durability acknowledgements sent.", s->stats.acks);
+	F("wal_syncs_total", "counter", "WAL group commits (fsync).", s->stats.wal_syncs);
+	F("wal_sync_errors_total", "counter", "WAL group commits that failed.",
+	  s->stats.wal_sync_errors);
+	F("flushes_total", "counter", "Materializer flushes (Parquet + Delta commit).",
+	  s->stats.flushes);
+	F("flush_errors_total", "counter", "Flushes that failed (retried).", s->stats.flush_errors);
+	F("pending_bytes", "gauge", "Durable bytes not yet in their tables.",
+	  rn_mat_pending_bytes(s->mat));
+	/* limits (server/README.md "Limits") */
 	F("resource_exhausted_total", "counter",
 	  "Calls answered with RESOURCE_EXHAUSTED (pressure, message size, queues).",
 	  fs.resource_exhausted);
@@ -1170,12 +1158,12 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	F("pressure_episodes_total", "counter", "Times the server went under pressure.",
 	  s->stats.pressure_episodes);
 	rn_metrics_family(b, P "pressure", "gauge",
-			  "1 while the limit is reached (new data refused, window withheld).");
+	                  "1 while the limit is reached (new data refused, window withheld).");
 	rn_metrics_sample(b, P "pressure", "limit=\"wal_max_bytes\"",
-			  s->pressure == RN_PRESSURE_WAL);
+	                  s->pressure == RN_PRESSURE_WAL);
 	rn_metrics_sample(b, P "pressure", "limit=\"max_lag\"", s->pressure == RN_PRESSURE_LAG);
 	rn_metrics_sample(b, P "pressure", "limit=\"wal_min_free\"",
-			  s->pressure == RN_PRESSURE_DISK);
+	                  s->pressure == RN_PRESSURE_DISK);
 	F("wal_bytes", "gauge", "Bytes in the WAL not yet committed to tables.", n.wal_bytes);
 	F("wal_max_bytes", "gauge", "The wal_max_bytes limit (0 = none).", s->limits.wal_max_bytes);
 	F("materializer_lag_seconds", "gauge",
