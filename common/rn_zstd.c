@@ -26,6 +26,29 @@ int rn_zstd_compress(struct rn_buf *out, const void *src, size_t len, int level)
 	return 0;
 }
 
+int rn_zstd_compress_hl(struct rn_buf *out, const void *src, size_t len, int level, int hash_log)
+{
+	size_t bound = ZSTD_compressBound(len), n;
+	int rc;
+
+	if (!hash_log)
+		return rn_zstd_compress(out, src, len, level);
+	if (!cctx && !(cctx = ZSTD_createCCtx()))
+		return RN_ENOMEM;
+	if ((rc = rn_buf_reserve(out, bound)) != 0)
+		return rc;
+	/* parameters are sticky on the shared context: set every one this call depends on */
+	ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
+	if (ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level)) ||
+	    ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_hashLog, hash_log)))
+		return RN_EINVAL;
+	n = ZSTD_compress2(cctx, out->data + out->len, bound, src, len);
+	if (ZSTD_isError(n))
+		return RN_EIO;
+	out->len += n;
+	return 0;
+}
+
 int rn_zstd_decompress(struct rn_buf *out, const void *src, size_t len, size_t max)
 {
 	ZSTD_inBuffer in = {src, len, 0};

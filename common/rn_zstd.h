@@ -13,6 +13,11 @@
 /* Appends zstd(src) to out at `level`. 0, RN_ENOMEM, or RN_EIO if zstd fails. */
 int rn_zstd_compress(struct rn_buf *out, const void *src, size_t len, int level);
 
+/* rn_zstd_compress with the match finder's hash table limited to 2^hash_log entries
+ * (0 = the level's own). Small tables suit small independent inputs such as Parquet pages:
+ * they stay in the L1 cache, and recent matches are the ones such data has. */
+int rn_zstd_compress_hl(struct rn_buf *out, const void *src, size_t len, int level, int hash_log);
+
 /* Appends the decompressed frame to out, failing with RN_ETOOBIG when the result would
  * exceed max bytes and RN_ECORRUPT for data that is not a valid zstd frame. */
 int rn_zstd_decompress(struct rn_buf *out, const void *src, size_t len, size_t max);

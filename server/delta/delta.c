@@ -1000,7 +1000,7 @@ int rn_delta_write_file_in(struct rn_delta *d, const char *subdir, const void *d
 	snprintf(final, sizeof(final), "%s/%s", dir, base);
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0)
 		return fail(d, errno_rc(), "%s: %s", tmp, strerror(errno));
-	if (rn_write_all(fd, data, len))
+	if (rn_write_new_file(fd, data, len))
 		rc = fail(d, errno_rc(), "write %s: %s", tmp, strerror(errno));
 	if (!rc && fsync(fd))
 		rc = fail(d, errno_rc(), "fsync %s: %s", tmp, strerror(errno));

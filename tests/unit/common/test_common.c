@@ -1,19 +1,24 @@
 /*
  * Unit tests for common/: protobuf wire helpers, the gRPC deframer (whole, split and hostile
  * input), UTF-8 validation, zstd round trips and caps, the capped buffer and the allocation
- * failure hook.
+ * failure hook, zstd with a small hash table, and the new-file writer (direct I/O path).
  */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "rn_buf.h"
 #include "rn_err.h"
+#include "rn_fs.h"
 #include "rn_grpc.h"
 #include "rn_mem.h"
 #include "rn_pbwire.h"
@@ -195,6 +200,74 @@ static void test_zstd_roundtrip_and_cap(void **state)
 	rn_buf_free(&d);
 }
 
+/* The page profile (hash_log) gives frames any zstd decoder reads; 0 is the plain call. */
+static void test_zstd_hash_log(void **state)
+{
+	struct rn_buf c = {0}, d = {0};
+	static char src[300000];
+	(void)state;
+	for (size_t i = 0; i < sizeof(src); i++)
+		src[i] = (char)("{\"t\":12,\"dev\":\"truck\"}"[i % 23] + (i % 1000 == 0));
+	for (int hl = 0; hl <= 12; hl += 6) {
+		rn_buf_reset(&c);
+		rn_buf_reset(&d);
+		assert_int_equal(rn_zstd_compress_hl(&c, src, sizeof(src), 1, hl ? hl + 5 : 0), 0);
+		assert_true(c.len < sizeof(src) / 10);
+		assert_int_equal(rn_zstd_decompress(&d, c.data, c.len, sizeof(src)), 0);
+		assert_int_equal(d.len, sizeof(src));
+		assert_memory_equal(d.data, src, sizeof(src));
+	}
+	/* the shared context keeps no parameter into the plain call */
+	rn_buf_reset(&c);
+	assert_int_equal(rn_zstd_compress(&c, src, sizeof(src), 3), 0);
+	rn_buf_reset(&d);
+	assert_int_equal(rn_zstd_decompress(&d, c.data, c.len, sizeof(src)), 0);
+	assert_memory_equal(d.data, src, sizeof(src));
+	assert_int_equal(rn_zstd_compress_hl(&c, src, 10, 1, 99), RN_EINVAL);
+	rn_buf_free(&c);
+	rn_buf_free(&d);
+}
+
+/* rn_write_new_file writes exactly the bytes, whatever the length against the 4 KiB direct
+ * I/O blocks and the 1 MiB bounce buffer, and leaves the descriptor without O_DIRECT. */
+static void test_write_new_file(void **state)
+{
+	static const size_t lens[] = {0, 1, 4095, 4096, 4097, 1 << 20, (1 << 20) + 4096 + 7,
+				      3000000};
+	char dir[] = "/tmp/rn-fs-XXXXXX", path[64];
+	size_t max = 3000000;
+	uint8_t *src = malloc(max + 2), *got = malloc(max);
+	(void)state;
+	assert_non_null(src);
+	assert_non_null(got);
+	for (size_t i = 0; i < max + 2; i++)
+		src[i] = (uint8_t)(i * 131 + (i >> 12));
+	assert_non_null(mkdtemp(dir));
+	for (size_t k = 0; k < sizeof(lens) / sizeof(lens[0]); k++) {
+		size_t len = lens[k];
+		snprintf(path, sizeof(path), "%s/f%zu", dir, k);
+		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+		assert_true(fd >= 0);
+		/* an unaligned source, as a realloc'd buffer is */
+		assert_int_equal(rn_write_new_file(fd, src + (k % 3), len), 0);
+		assert_int_equal(fcntl(fd, F_GETFL) & O_DIRECT, 0);
+		assert_int_equal(fsync(fd), 0);
+		close(fd);
+		struct stat st;
+		assert_int_equal(stat(path, &st), 0);
+		assert_int_equal((size_t)st.st_size, len);
+		fd = open(path, O_RDONLY);
+		assert_true(fd >= 0);
+		assert_int_equal(read(fd, got, max), (ssize_t)len);
+		close(fd);
+		assert_memory_equal(got, src + (k % 3), len);
+		unlink(path);
+	}
+	rmdir(dir);
+	free(src);
+	free(got);
+}
+
 static void test_buf_cap_and_failure(void **state)
 {
 	struct rn_buf b = {.max = 16};
@@ -224,6 +297,8 @@ int main(void)
 		cmocka_unit_test(test_grpc_message_encode),
 		cmocka_unit_test(test_utf8),
 		cmocka_unit_test(test_zstd_roundtrip_and_cap),
+		cmocka_unit_test(test_zstd_hash_log),
+		cmocka_unit_test(test_write_new_file),
 		cmocka_unit_test(test_buf_cap_and_failure),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
