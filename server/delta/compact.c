@@ -39,6 +39,32 @@ static int cmp_pick(const void *a, const void *b)
 	return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
+/* The value of key in f's partition values: 1 found (*v may be NULL: a null partition). */
+static int pv_get(const struct rn_ckpt_file *f, const char *key, const char **v)
+{
+	for (size_t i = 0; i < f->npv; i++)
+		if (!strcmp(f->pv[i].key, key)) {
+			*v = f->pv[i].value;
+			return 1;
+		}
+	return 0;
+}
+
+/* Same partition: the same keys with the same values (in any order). */
+static int same_partition(const struct rn_ckpt_file *a, const struct rn_ckpt_file *b)
+{
+	if (a->npv != b->npv)
+		return 0;
+	for (size_t i = 0; i < a->npv; i++) {
+		const char *v;
+		if (!pv_get(b, a->pv[i].key, &v))
+			return 0;
+		if ((v == NULL) != (a->pv[i].value == NULL) || (v && strcmp(v, a->pv[i].value)))
+			return 0;
+	}
+	return 1;
+}
+
 size_t rn_compact_pick(const struct rn_ckpt_file *const *files, size_t n,
 		       const struct rn_compact_options *opt, size_t *idx)
 {
@@ -46,28 +72,44 @@ size_t rn_compact_pick(const struct rn_ckpt_file *const *files, size_t n,
 	size_t min = opt->min_files ? opt->min_files : 10, max = opt->max_files ? opt->max_files : 1000;
 	struct pick *p = rn_calloc(n ? n : 1, sizeof(*p));
 	size_t np = 0, out = 0;
-	int64_t total = 0;
 	if (!p)
 		return 0;
 	if (min < 2)
 		min = 2; /* rewriting one file into one file gains nothing */
 	for (size_t i = 0; i < n; i++) {
 		const struct rn_ckpt_file *f = files[i];
-		if (f->is_remove || f->npv || f->size <= 0 || f->size >= target)
+		if (f->is_remove || f->size <= 0 || f->size >= target)
 			continue;
 		p[np].idx = i;
 		p[np++].mtime = f->mtime_ms;
 	}
 	qsort(p, np, sizeof(*p), cmp_pick);
-	for (size_t i = 0; i < np && out < max; i++) {
-		int64_t sz = files[p[i].idx]->size;
-		if (out && total + sz > target)
-			break;
-		total += sz;
-		idx[out++] = p[i].idx;
+	/* One partition per step (a file holds one partition's rows): partitions are tried in
+	 * the order of their oldest small file; the first with enough small files is taken.
+	 * A candidate is marked used (idx = n) once its partition has been tried. */
+	for (size_t g = 0; g < np && !out; g++) {
+		if (p[g].idx == n)
+			continue;
+		const struct rn_ckpt_file *lead = files[p[g].idx];
+		int64_t total = 0;
+		int full = 0;
+		for (size_t i = g; i < np; i++) {
+			if (p[i].idx == n || !same_partition(lead, files[p[i].idx]))
+				continue;
+			int64_t sz = files[p[i].idx]->size;
+			if (!full && out < max && (!out || total + sz <= target)) {
+				total += sz;
+				idx[out++] = p[i].idx;
+			} else {
+				full = 1;
+			}
+			p[i].idx = n;
+		}
+		if (out < min)
+			out = 0;
 	}
 	rn_free(p);
-	return out >= min ? out : 0;
+	return out;
 }
 
 /* ---- schema mapping ---- */
@@ -263,6 +305,9 @@ static int read_whole(const char *path, struct rn_buf *out)
 	return rc ? rc : n < 0 ? RN_EIO : 0;
 }
 
+/* A data file's path in the log, decoded to its relative path on disk, which must stay in
+ * the table directory. (log.c has a decoder too; the writer side deliberately shares no
+ * code with that second-opinion reader.) */
 static int uri_decode(const char *in, char *out, size_t cap)
 {
 	size_t o = 0;
@@ -283,6 +328,24 @@ static int uri_decode(const char *in, char *out, size_t cap)
 	return o && out[0] != '/' && !strstr(out, "..") ? 0 : RN_EINVAL;
 }
 
+/* {"key":"value","k2":null} of f's partition values into out (NUL-terminated). */
+static int pv_json(struct rn_buf *out, const struct rn_ckpt_file *f)
+{
+	int rc = rn_buf_append_u8(out, '{');
+	for (size_t i = 0; i < f->npv && !rc; i++) {
+		if (i)
+			rc = rn_buf_append_u8(out, ',');
+		rc = rc ? rc : rn_json_put_str(out, f->pv[i].key, strlen(f->pv[i].key));
+		rc = rc ? rc : rn_buf_append_u8(out, ':');
+		if (!rc && f->pv[i].value)
+			rc = rn_json_put_str(out, f->pv[i].value, strlen(f->pv[i].value));
+		else if (!rc)
+			rc = rn_buf_append_str(out, "null");
+	}
+	rc = rc ? rc : rn_buf_append_u8(out, '}');
+	return rc ? rc : rn_buf_append_u8(out, 0);
+}
+
 int rn_compact_step(struct rn_delta *d, const struct rn_compact_options *opt,
 		    struct rn_compact_result *res)
 {
@@ -296,6 +359,7 @@ int rn_compact_step(struct rn_delta *d, const struct rn_compact_options *opt,
 	struct rn_pq_writer *w = NULL;
 	struct rn_buf out = {.max = (size_t)1 << 30};
 	struct rn_buf firstbuf = {.max = (size_t)1 << 30};
+	struct rn_buf pv = {0};
 	size_t nschema = 0;
 	int rc;
 
@@ -389,6 +453,7 @@ int rn_compact_step(struct rn_delta *d, const struct rn_compact_options *opt,
 		if (rc)
 			goto out; /* the writer may hold part of that file: start over later */
 		res->rows += ws.rows;
+		res->bytes += f->size;
 		inputs[nused++] = f->path;
 	}
 	if (nused < 2) {
@@ -401,12 +466,38 @@ int rn_compact_step(struct rn_delta *d, const struct rn_compact_options *opt,
 		goto out;
 	}
 	stats = rn_pq_delta_stats(w, cols, ncols, res->rows);
+	/* the new file goes where its inputs are: their partition's directory (the log path's
+	 * directory part is already URI-encoded; the file's own name needs no encoding) */
+	const struct rn_ckpt_file *f0 = files[idx[0]];
+	const char *slash = strrchr(f0->path, '/'), *base;
+	char rel[4096], name[4400];
 	int64_t mtime;
-	if ((rc = rn_delta_write_file(d, out.data, out.len, res->path, sizeof(res->path), &mtime))) {
+	if (slash) {
+		if ((rc = uri_decode(f0->path, rel, sizeof(rel)))) {
+			snprintf(res->why, sizeof(res->why), "%s: unusual path", f0->path);
+			goto out;
+		}
+		*strrchr(rel, '/') = 0;
+	}
+	if ((rc = rn_delta_write_file_in(d, slash ? rel : NULL, out.data, out.len, name,
+					 sizeof(name), &mtime))) {
 		snprintf(res->why, sizeof(res->why), "%s", rn_delta_errmsg(d));
 		goto out;
 	}
-	struct rn_delta_add add = {res->path, (int64_t)out.len, mtime, stats};
+	base = strrchr(name, '/') ? strrchr(name, '/') + 1 : name;
+	int plen = slash ? (int)(slash - f0->path + 1) : 0;
+	if (snprintf(res->path, sizeof(res->path), "%.*s%s", plen, f0->path, base) >=
+		    (int)sizeof(res->path) ||
+	    (f0->npv && (rc = pv_json(&pv, f0)))) {
+		rc = rc ? rc : RN_EINVAL;
+		snprintf(res->why, sizeof(res->why), "the new file's path does not fit");
+		char p[8600];
+		snprintf(p, sizeof(p), "%s/%s", rn_delta_dir(d), name);
+		unlink(p);
+		goto out;
+	}
+	struct rn_delta_add add = {res->path, (int64_t)out.len, mtime, stats,
+				   f0->npv ? (const char *)pv.data : NULL};
 	/* the input paths point into the snapshot, which the commit replaces: copy them */
 	for (size_t k = 0; k < nused && !rc; k++)
 		if (!(inputs[k] = rn_strdup(inputs[k])))
@@ -415,10 +506,10 @@ int rn_compact_step(struct rn_delta *d, const struct rn_compact_options *opt,
 		rc = rn_delta_commit_rewrite(d, (const char *const *)inputs, nused, &add,
 					     &res->version);
 	if (rc) {
-		char p[4400];
+		char p[8600];
 		snprintf(res->why, sizeof(res->why), "%s", rc == RN_ENOMEM ? "out of memory"
 								      : rn_delta_errmsg(d));
-		snprintf(p, sizeof(p), "%s/%s", rn_delta_dir(d), res->path);
+		snprintf(p, sizeof(p), "%s/%s", rn_delta_dir(d), name);
 		unlink(p); /* never committed: nobody references it */
 	} else {
 		res->nfiles = nused;
@@ -433,6 +524,7 @@ out:
 	free_cols(cols, ncols);
 	rn_free(stats);
 	rn_buf_free(&out);
+	rn_buf_free(&pv);
 	rn_free(idx);
 	rn_free(inputs);
 	return rc;

@@ -34,16 +34,19 @@ struct rn_compact_options {
 
 struct rn_compact_result {
 	size_t nfiles;   /* inputs rewritten */
+	int64_t bytes;   /* their size */
 	int64_t rows;    /* rows in the new file */
 	int64_t version; /* the commit */
-	char path[256];  /* the new file */
+	char path[1024]; /* the new file, as in the log (URI-encoded) */
 	char why[512];   /* on failure: the reason */
 };
 
-/* Picks inputs among files (adds and tombstones as rn_delta_files gives them): live,
- * unpartitioned adds with 0 < size < target, oldest modificationTime first, while their
- * total stays <= target (the first file always fits) and n <= max_files. Writes indexes
- * into idx (room for n) and returns how many, or 0 when fewer than min_files qualify. Pure. */
+/* Picks inputs among files (adds and tombstones as rn_delta_files gives them): live adds
+ * with 0 < size < target of one partition (a table without partitions is one), oldest
+ * modificationTime first, while their total stays <= target (the first file always fits)
+ * and n <= max_files. Partitions are tried in the order of their oldest small file; the
+ * first with at least min_files such files is taken. Writes indexes into idx (room for n)
+ * and returns how many, or 0 when no partition qualifies. Pure. */
 size_t rn_compact_pick(const struct rn_ckpt_file *const *files, size_t n,
 		       const struct rn_compact_options *opt, size_t *idx);
 

@@ -36,6 +36,7 @@
 #include "rn_mem.h"
 
 #define DAY_MS ((int64_t)86400000)
+#define COMPACT_STEPS 32        /* compaction commits per maintenance round at most */
 
 /* The frozen maintenance configuration (set once at start by the server). */
 static struct rn_delta_maint maint = {
@@ -1366,13 +1367,22 @@ void rn_delta_maintain(struct rn_delta *d)
 		struct rn_compact_options co = {.target_bytes = maint.compact_target,
 						.min_files = (size_t)maint.compact_min_files};
 		struct rn_compact_result res;
+		int64_t budget = maint.compact_target > 0 ? maint.compact_target : (int64_t)128 << 20;
 		d->last_compact_ms = now;
-		rc = rn_compact_step(d, &co, &res);
-		if (rc && rc != RN_EAGAIN)
-			rn_log_warn("delta", "%s: compaction: %s", d->dir, res.why);
-		else if (!rc)
-			rn_log_info("delta", "%s: compacted %zu files (%lld rows) into %s", d->dir,
-				    res.nfiles, (long long)res.rows, res.path);
+		/* a step rewrites one partition: go on with the next ones while the step budget
+		 * (one target of input bytes, COMPACT_STEPS commits) lasts, so a table with many
+		 * partitions keeps up with its flushes */
+		for (int steps = 0; steps < COMPACT_STEPS && budget > 0; steps++) {
+			rc = rn_compact_step(d, &co, &res);
+			if (rc && rc != RN_EAGAIN)
+				rn_log_warn("delta", "%s: compaction: %s", d->dir, res.why);
+			else if (!rc)
+				rn_log_info("delta", "%s: compacted %zu files (%lld rows) into %s", d->dir,
+					    res.nfiles, (long long)res.rows, res.path);
+			if (rc)
+				break;
+			budget -= res.bytes;
+		}
 	}
 	if (maint.vacuum_interval_ms > 0 && now - d->last_vacuum_ms >= maint.vacuum_interval_ms) {
 		int64_t bytes;

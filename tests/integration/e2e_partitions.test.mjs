@@ -169,6 +169,7 @@ test('JSON records into a table partitioned by a derived day and an awkward stri
     const j = await verifyCli(tdir);
     assert.equal(j.rows, N);
     assert.equal(j.files, snap.live.length);
+
   } finally {
     await server.kill();
   }
@@ -228,4 +229,65 @@ test('agent envelopes into a table partitioned by the day of their event time', 
     await agent.kill();
     await server.kill();
   }
+});
+
+test('compaction rewrites each partition on its own, in its directory', { timeout: 180000 }, async () => {
+  const dir = tmpDir('e2e-part-compact');
+  const extra = `${SCHEMA}\ncheckpoint_interval = 0;\ncompact_interval = 0;\n`;
+  const server = await new Server({ dir, tables: [], flushMs: 20, extra }).start();
+  const tdir = server.tableDir(T);
+  const sites = ['a b', 'x/y', null];
+  const B = 5; // batches, each a commit that touches all 2 x 3 partitions
+  let n = 0;
+  try {
+    for (let b = 0; b < B; b++) {
+      const lines = [];
+      for (let d = 0; d < 2; d++)
+        for (const site of sites)
+          for (let k = 0; k < 4; k++)
+            lines.push(JSON.stringify({ ts: DAY0 + d * 86400e6 + n * 1000, site, v: n++ }));
+      const f = path.join(dir, `b${b}.jsonl`);
+      fs.writeFileSync(f, lines.join('\n') + '\n');
+      const r = await run(PY, [CLIENT, `127.0.0.1:${server.port}`, 'ingest', '--table', T,
+        '--json-file', f, '--records', String(lines.length)]);
+      assert.equal(r.code, 0, r.stderr);
+      await waitFor(() => rows(server, T) >= n, { what: `${n} rows` });
+    }
+  } finally {
+    await server.stop();
+  }
+  const key = (a) => JSON.stringify(a.partitionValues);
+  const live = () => {
+    const paths = new Set(replayLog(tdir).live.map((l) => l.path));
+    return adds(tdir).filter((a) => paths.has(path.join(tdir, decodeURIComponent(a.path))));
+  };
+  const count = (list) => list.reduce((m, a) => m.set(key(a), (m.get(key(a)) ?? 0) + 1), new Map());
+  const before = count(live());
+  assert.equal(before.size, 6);
+  for (const c of before.values()) assert.equal(c, B);
+  const sql = (files) => `SELECT v, epoch_us(ts) AS ts, CAST(day AS VARCHAR) AS day, site
+    FROM read_parquet([${files.map((p) => `'${p.replaceAll("'", "''")}'`).join(', ')}],
+    hive_partitioning = true, hive_types = {'day': DATE, 'site': VARCHAR}) ORDER BY v`;
+  const snap = await verifyTable(tdir);
+  const rowsBefore = await query(sql(snap.files));
+  assert.equal(rowsBefore.length, n);
+
+  const c = await run(serverBin, ['table', 'compact', '--json', tdir]);
+  assert.equal(c.code, 0, c.stdout + c.stderr);
+  assert.equal(JSON.parse(c.stdout).steps.length, 6, 'one step per partition');
+  const after = live();
+  assert.deepEqual([...count(after).entries()].sort(), [...before.keys()].sort().map((k) => [k, 1]));
+  for (const a of after) {
+    const pv = a.partitionValues;
+    const hdir = `day=${pv.day}/site=${pv.site === null ? '__HIVE_DEFAULT_PARTITION__' : escapeBytes(pv.site)}`;
+    assert.equal(path.dirname(decodeURIComponent(a.path)), hdir, a.path);
+    assert.equal(a.dataChange, false);
+    assert.equal(JSON.parse(a.stats).numRecords, 4 * B);
+  }
+  const snap2 = await verifyTable(tdir); // both replays; every file read by both readers
+  assert.equal(snap2.rows, n);
+  assert.deepEqual(await query(sql(snap2.files)), rowsBefore, 'DuckDB reads the same rows');
+  const j = await verifyCli(tdir);
+  assert.equal(j.files, 6);
+  assert.equal(j.rows, n);
 });

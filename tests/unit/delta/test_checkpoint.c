@@ -358,6 +358,50 @@ static void test_compact_pick(void **state)
 	assert_int_equal(rn_compact_pick(p, 6, &o, idx), 0);
 }
 
+/* One partition per pick: the partition of the oldest small file that has enough of them;
+ * equal partitions compare key by key in any order, and null is its own value. */
+static void test_compact_pick_partitions(void **state)
+{
+	struct rn_ckpt_kv a[] = {{"day", "2026-12-01"}, {"site", "x"}};
+	struct rn_ckpt_kv a2[] = {{"site", "x"}, {"day", "2026-12-01"}}; /* same, other order */
+	struct rn_ckpt_kv b[] = {{"day", "2026-12-01"}, {"site", "y"}};
+	struct rn_ckpt_kv n[] = {{"day", "2026-12-01"}, {"site", NULL}};
+	struct rn_ckpt_kv *pv[7] = {b, a, n, a2, n, a, b};
+	struct rn_ckpt_file f[7] = {{0}};
+	const struct rn_ckpt_file *p[7];
+	size_t idx[7];
+	(void)state;
+	for (int i = 0; i < 7; i++) {
+		f[i].path = "x";
+		f[i].size = 10;
+		f[i].mtime_ms = 100 + i; /* file 0 is the oldest */
+		f[i].pv = pv[i];
+		f[i].npv = 2;
+		p[i] = &f[i];
+	}
+	struct rn_compact_options o = {.target_bytes = 1000, .min_files = 3};
+	/* site y (files 0, 6) is oldest but has 2; site x has 1, 3, 5 */
+	assert_int_equal(rn_compact_pick(p, 7, &o, idx), 3);
+	assert_int_equal(idx[0], 1);
+	assert_int_equal(idx[1], 3);
+	assert_int_equal(idx[2], 5);
+	o.min_files = 2; /* now site y, the oldest partition, qualifies first */
+	assert_int_equal(rn_compact_pick(p, 7, &o, idx), 2);
+	assert_int_equal(idx[0], 0);
+	assert_int_equal(idx[1], 6);
+	f[0].is_remove = f[6].is_remove = 1;
+	f[1].is_remove = 1; /* site x keeps 3 and 5; null (2, 4) is older */
+	assert_int_equal(rn_compact_pick(p, 7, &o, idx), 2);
+	assert_int_equal(idx[0], 2);
+	assert_int_equal(idx[1], 4);
+	f[4].npv = 1; /* a file with fewer partition columns is another partition */
+	assert_int_equal(rn_compact_pick(p, 7, &o, idx), 2);
+	assert_int_equal(idx[0], 3);
+	assert_int_equal(idx[1], 5);
+	o.min_files = 3;
+	assert_int_equal(rn_compact_pick(p, 7, &o, idx), 0);
+}
+
 static void test_compact_step(void **state)
 {
 	struct rn_delta *d;
@@ -507,6 +551,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_checkpoint_roundtrip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cleanup, setup, teardown),
 		cmocka_unit_test(test_compact_pick),
+		cmocka_unit_test(test_compact_pick_partitions),
 		cmocka_unit_test_setup_teardown(test_compact_step, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compact_conflict, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pqread_damage, setup, teardown),
