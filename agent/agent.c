@@ -139,6 +139,11 @@ static const struct rn_source_plugin *plugin_for(const char *type)
 int rn_agent_conf_check(const struct rn_agent_conf *c, const char *file, char *err, size_t cap)
 {
 	const struct rn_source_conf *src = c->sources.items;
+	if (!c->url || (strncmp(c->url, "http://", 7) && strncmp(c->url, "https://", 8))) {
+		snprintf(err, cap, "%s: uplink.url '%s' must start with http:// (HTTP/2 without TLS) "
+			 "or https://", file, c->url ? c->url : "");
+		return RN_ECONFIG;
+	}
 	if (!c->sources.n) {
 		snprintf(err, cap, "%s: no sources configured", file);
 		return RN_ECONFIG;

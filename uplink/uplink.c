@@ -605,6 +605,8 @@ static int open_call(struct ustream *s)
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, s->errbuf);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, s);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	/* the agent speaks HTTP/2 and nothing else: no other scheme, even by mistake */
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 64L * 1024); /* acks are small */
 	curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 256L * 1024);
 	s->errbuf[0] = 0;

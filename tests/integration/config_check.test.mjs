@@ -26,6 +26,7 @@ test('runnel-agent -n: valid config passes, bad ones name file and line', async 
     ['range.conf', good.replace('linger_ms = 100;', 'linger_ms = -5;'), /range\.conf:\d+:.*linger_ms/],
     ['syntax.conf', good.replace('sync = "normal";', 'sync = ;'), /syntax\.conf:\d+:/],
     ['plugin.conf', good.replace('read_from = "beginning";', 'read_from = "beginning";\n    pathz = [];'), /plugin\.conf:\d+:.*pathz/],
+    ['url.conf', good.replace('http://127.0.0.1:1', 'ftp://127.0.0.1:1'), /url\.conf: uplink\.url 'ftp:\/\/127\.0\.0\.1:1' must start with http:\/\//],
   ];
   for (const [name, text, re] of cases) {
     const r = await run(agentBin, ['-n', '-c', write(dir, name, text)]);
