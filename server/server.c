@@ -153,6 +153,8 @@ struct srv_stream {
 	struct rn_call *call; /* the call currently attached, or NULL */
 	struct rn_mat_clock clock; /* the agent's boot timeline on our clock (has_clock) */
 	int has_clock;             /* ... as kept in _streams/<id>.clock */
+	int persistent;            /* registered; else ephemeral: gone with its call */
+	int64_t ended_us;          /* ephemeral: mono time its call closed (0 while open) */
 	struct srv_stream *next;
 };
 
@@ -196,6 +198,7 @@ struct rn_server {
 		uint64_t flushes, flush_errors;
 		uint64_t calls, calls_rejected;
 		uint64_t pressure_refusals, pressure_episodes;
+		uint64_t streams_forgotten; /* ended ephemeral streams dropped */
 		int64_t started_us, last_flush_ok_us, last_flush_err_us;
 		char last_error[200];
 	} stats;
@@ -363,6 +366,7 @@ static int load_registry(struct rn_server *s)
 			struct srv_stream *st = add_stream(s, de->d_name, strlen(de->d_name), table,
 							   strlen(table), rtype);
 			if (st) {
+				st->persistent = 1;
 				load_clock(s, st);
 				n++;
 			}
@@ -394,6 +398,7 @@ static int replay_entry(void *ctx, const struct rn_wal_entry *e)
 		if (!(st = add_stream(s, sid, e->stream_id_len, table, e->table_len, e->record_type)))
 			return RN_ENOMEM;
 		load_clock(s, st); /* an ephemeral stream's */
+		st->ended_us = 1;  /* its call ended with the last run */
 	}
 	if (e->offset > st->last_durable)
 		st->last_durable = st->last_received = e->offset;
@@ -526,13 +531,86 @@ static void sync_cb(evutil_socket_t fd, short what, void *arg)
 	rn_front_flush(s->front);
 }
 
+/* Deletes _streams/<id>.desc and <id>.clock (an ended ephemeral stream's). */
+static void unlink_stream_files(struct rn_server *s, const char *id)
+{
+	static const char *const ext[] = {".desc", ".clock"};
+	for (size_t i = 0; i < 2; i++) {
+		char path[4200];
+		snprintf(path, sizeof(path), "%s/%s%s", s->streams_dir, id, ext[i]);
+		if (unlink(path) && errno != ENOENT)
+			rn_log_warn("server", "unlink %s: %s", path, strerror(errno));
+	}
+}
+
+/*
+ * Ephemeral streams cannot be resumed: once the call has ended and a flush that began
+ * after that has committed their records and dropped their WAL segments, nothing needs
+ * them. Forgets those that ended before `before_us` (in memory, in the materializer and
+ * their files), so clients that open a stream per session do not grow the server.
+ */
+static void forget_ended(struct rn_server *s, int64_t before_us)
+{
+	for (struct srv_stream **pp = &s->streams; *pp;) {
+		struct srv_stream *st = *pp;
+		if (st->persistent || !st->ended_us || st->ended_us > before_us || st->call) {
+			pp = &st->next;
+			continue;
+		}
+		rn_mat_stream_forget(s->mat, st->id);
+		unlink_stream_files(s, st->id);
+		s->stats.streams_forgotten++;
+		*pp = st->next;
+		rn_free(st->table);
+		rn_free(st);
+	}
+}
+
+/* At start, after recovery: .desc and .clock files of streams that are not registered
+ * belong to ephemeral streams of earlier runs (all over by now). */
+static void sweep_stream_files(struct rn_server *s)
+{
+	DIR *d = opendir(s->streams_dir);
+	struct dirent *de;
+	size_t n = 0;
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		char id[64];
+		const char *dot = strrchr(de->d_name, '.');
+		size_t len = dot ? (size_t)(dot - de->d_name) : 0;
+		if (de->d_name[0] == '.' || !dot || len >= sizeof(id) ||
+		    (strcmp(dot, ".desc") && strcmp(dot, ".clock")))
+			continue;
+		memcpy(id, de->d_name, len);
+		id[len] = 0;
+		const struct srv_stream *st = find_stream(s, id, len);
+		if (st && st->persistent)
+			continue;
+		char path[4200];
+		snprintf(path, sizeof(path), "%s/%s", s->streams_dir, de->d_name);
+		if (!strcmp(dot, ".desc"))
+			rn_mat_stream_forget(s->mat, id);
+		if (unlink(path))
+			rn_log_warn("server", "unlink %s: %s", path, strerror(errno));
+		else
+			n++;
+	}
+	closedir(d);
+	if (n)
+		rn_log_info("server", "removed %zu files of ended ephemeral streams", n);
+}
+
 static void flush_now(struct rn_server *s)
 {
 	uint64_t seg;
 	int64_t t0 = rn_mono_us();
 	int rc;
-	if (!s->mat_dirty)
+	if (!s->mat_dirty) {
+		/* nothing appended since the last flush, which dropped every segment before it */
+		forget_ended(s, t0);
 		return;
+	}
 	if (rn_wal_dirty(s->wal))
 		sync_cb(-1, 0, s);
 	if ((rc = rn_wal_rotate(s->wal, &seg))) {
@@ -552,7 +630,8 @@ static void flush_now(struct rn_server *s)
 	s->flush_cost_us = s->stats.last_flush_ok_us - t0;
 	s->mat_dirty = 0;
 	s->oldest_pending_us = 0; /* everything appended so far is in its table now */
-	rn_wal_drop_before(s->wal, seg);
+	if (!rn_wal_drop_before(s->wal, seg))
+		forget_ended(s, t0);
 }
 
 static void flush_cb(evutil_socket_t fd, short what, void *arg)
@@ -681,6 +760,7 @@ static void on_create(struct rn_server *s, struct rn_call *c, struct call_state 
 	}
 	if (!(st = add_stream(s, id, strlen(id), table, strlen(table), rtype)))
 		return rn_call_finish(c, RN_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+	st->persistent = cs->persistent;
 	if (cs->persistent && register_stream(s, st))
 		return rn_call_finish(c, RN_GRPC_UNAVAILABLE, "cannot register the stream durably");
 	if (stream_clock(s, st, cs))
@@ -839,8 +919,11 @@ static void on_closed(void *ctx, struct rn_call *c)
 	(void)ctx;
 	if (!cs)
 		return;
-	if (cs->st && cs->st->call == c)
+	if (cs->st && cs->st->call == c) {
 		cs->st->call = NULL;
+		if (!cs->st->persistent)
+			cs->st->ended_us = rn_mono_us();
+	}
 	rn_free(cs);
 	rn_call_set_ctx(c, NULL);
 }
@@ -1060,6 +1143,9 @@ int rn_server_create(struct rn_server **out, const struct rn_server_conf *conf)
 	}
 	if ((rc = rn_wal_rotate(s->wal, &seg)) || (rc = rn_wal_drop_before(s->wal, seg)))
 		goto fail;
+	/* every record of the last run is in its table now: its ephemeral streams are over */
+	forget_ended(s, INT64_MAX);
+	sweep_stream_files(s);
 
 	s->base = event_base_new();
 	s->sync_ev = event_new(s->base, -1, 0, sync_cb, s);
@@ -1146,6 +1232,9 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	F("flushes_total", "counter", "Materializer flushes (Parquet + Delta commit).",
 	  s->stats.flushes);
 	F("flush_errors_total", "counter", "Flushes that failed (retried).", s->stats.flush_errors);
+	F("ephemeral_streams_forgotten_total", "counter",
+	  "Ended ephemeral streams dropped once their records were in their tables.",
+	  s->stats.streams_forgotten);
 	F("pending_bytes", "gauge", "Durable bytes not yet in their tables.",
 	  rn_mat_pending_bytes(s->mat));
 	/* limits (server/README.md "Limits") */

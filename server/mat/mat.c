@@ -1421,6 +1421,20 @@ int rn_mat_stream_descriptor(struct rn_mat *m, const char *table, const char *st
 	return 0;
 }
 
+void rn_mat_stream_forget(struct rn_mat *m, const char *stream_id)
+{
+	for (size_t i = 0; i < m->ntables; i++) {
+		struct mat_table *t = m->tables[i];
+		for (size_t k = 0; k < t->nplans; k++)
+			if (!strcmp(t->plans[k].stream, stream_id)) {
+				rn_free(t->plans[k].stream);
+				rn_protorow_plan_free(t->plans[k].plan);
+				t->plans[k] = t->plans[--t->nplans];
+				break;
+			}
+	}
+}
+
 int rn_mat_create_from_descriptor(struct rn_mat *m, const char *table, const uint8_t *desc,
 				  size_t len)
 {

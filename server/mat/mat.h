@@ -89,6 +89,10 @@ int rn_mat_define_table_ex(struct rn_mat *m, const char *table, struct rn_schema
 int rn_mat_stream_descriptor(struct rn_mat *m, const char *table, const char *stream_id,
 			     const uint8_t *desc, size_t len);
 
+/* Drops what rn_mat_stream_descriptor kept for stream_id (an ended ephemeral stream whose
+ * records are all in their tables). Unknown ids are ignored. */
+void rn_mat_stream_forget(struct rn_mat *m, const char *stream_id);
+
 /* Creates `table` as a typed table whose columns come from a descriptor (proto2 mapping of
  * protorow.h) — for auto_create — unless the descriptor is the runnel envelope (then an
  * envelope table). RN_EINVAL with the reason, RN_ENOMEM, RN_EIO/RN_EDELTA. */

@@ -2,9 +2,11 @@
 // the traffic) and GET /healthz, over plain HTTP/1.1 on metrics_listen.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Server, run, tmpDir, waitFor } from './lib/harness.mjs';
+import { verifyTable } from './lib/table.mjs';
 
 const PY = '/usr/bin/python3';
 const CLIENT = path.join(path.dirname(fileURLToPath(import.meta.url)), 'zerobus_client.py');
@@ -38,6 +40,53 @@ test('/metrics counts what was ingested; /healthz says ok', { timeout: 60000 }, 
     assert.equal(h.status, 200);
     assert.equal(await h.text(), 'ok\n');
     assert.equal((await fetch(`${base}/nope`)).status, 404);
+  } finally {
+    await server.kill();
+  }
+});
+
+// Ephemeral streams cannot be resumed: once their call has ended and their records are in
+// the table, the server forgets them (memory, descriptor, clock file). Files such streams
+// left behind (a server killed before it could forget them) are removed at the next start;
+// a persistent stream keeps its files and resumes.
+test('ended ephemeral streams are forgotten; a restart sweeps what is left', { timeout: 120000 }, async () => {
+  const dir = tmpDir('e2e-ephemeral');
+  const server = await new Server({ dir, extra: 'metrics_listen = "127.0.0.1:0";' }).start();
+  const streams = path.join(server.dataRoot, '_streams');
+  const scrape = async () => {
+    const line = server.proc.log.find((l) => /metrics on 127\.0\.0\.1:\d+/.test(l));
+    return (await fetch(`http://127.0.0.1:${line.match(/metrics on 127\.0\.0\.1:(\d+)/)[1]}/metrics`)).text();
+  };
+  const py = async (...args) => {
+    const r = await run(PY, [CLIENT, `127.0.0.1:${server.port}`, ...args]);
+    assert.equal(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout.trim().split('\n').pop());
+  };
+  try {
+    const p = await py('ingest', '--records', '5', '--batches', '2');
+    const eph = [];
+    for (let i = 0; i < 3; i++) eph.push((await py('ephemeral', '--records', '5', '--batches', '2')).stream_id);
+    await waitFor(async () => metric(await scrape(), 'ephemeral_streams_forgotten_total') === 3,
+      { what: '3 ephemeral streams forgotten' });
+    const m = await scrape();
+    assert.equal(metric(m, 'streams_known'), 1, 'only the persistent stream is kept');
+    const files = fs.readdirSync(streams);
+    for (const id of eph) assert.ok(!files.some((f) => f.startsWith(id)), `${id} left ${files}`);
+    assert.ok(files.includes(p.stream_id) && files.includes(`${p.stream_id}.desc`), `${files}`);
+    await server.stop();
+    assert.equal((await verifyTable(server.tableDir('main.default.telemetry'))).rows, 40);
+
+    // leftovers of an ephemeral stream (as after a SIGKILL): a descriptor and a clock file
+    const ghost = '0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d';
+    fs.copyFileSync(path.join(streams, `${p.stream_id}.desc`), path.join(streams, `${ghost}.desc`));
+    fs.writeFileSync(path.join(streams, `${ghost}.clock`), 'boot 123\n');
+    await server.start();
+    assert.ok(server.proc.log.some((l) => /removed 2 files of ended ephemeral streams/.test(l)));
+    const after = fs.readdirSync(streams).sort();
+    assert.deepEqual(after, [p.stream_id, `${p.stream_id}.desc`].sort());
+    assert.equal(metric(await scrape(), 'streams_known'), 1, 'the persistent stream is still known');
+    const again = await py('ingest', '--records', '5', '--batches', '2');
+    assert.deepEqual(again.acks, [0, 1]);
   } finally {
     await server.kill();
   }
