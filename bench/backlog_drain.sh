@@ -8,6 +8,8 @@
 # Needs about 3 x SIZE of free disk (input file, agent buffer, server WAL + table).
 # Usage: RN_BIN=build-release bench/backlog_drain.sh [size, e.g. 10G; default 2G]
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 BIN=${RN_BIN:-build-release}
 SIZE=${1:-2G}
@@ -17,11 +19,10 @@ mkdir -p "$W/data" "$W/agent" "$W/logs"
 TABLE=bench.default.backlog
 
 bytes_of() { numfmt --from=iec "$1"; }
-hwm_mb() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
-now() { date +%s.%N; }
-status() { # field of the agent's status.json summed over streams
-	python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(sum(x[sys.argv[2]] for x in s["streams"]) if sys.argv[2] != "buffer_bytes" else s["buffer_bytes"])' \
-		"$W/agent/status.json" "$1" 2>/dev/null || echo -1
+records() { status_sum "$W/agent/status.json" records -1; }
+buffer_bytes() { # the agent's status.json buffer_bytes, -1 if it cannot be read
+	python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["buffer_bytes"])' \
+		"$W/agent/status.json" 2>/dev/null || echo -1
 }
 
 raw=$(bytes_of "$SIZE")
@@ -29,7 +30,7 @@ head -c $((raw * 3 / 4)) /dev/urandom | base64 -w 999 >"$W/logs/in.log"
 lines=$(wc -l <"$W/logs/in.log")
 in_bytes=$(stat -c %s "$W/logs/in.log")
 
-port=$( (python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])') )
+port=$(free_port)
 agent_conf() {
 	cat >"$W/agent.conf" <<CONF
 agent: { device_id = "bench"; data_dir = "$W/agent"; };
@@ -45,12 +46,12 @@ agent_conf
 t0=$(now)
 "$BIN/agent/runnel-agent" -c "$W/agent.conf" 2>"$W/agent1.log" &
 apid=$!
-while [ "$(status records)" -lt "$lines" ]; do
+while [ "$(records)" -lt "$lines" ]; do
 	kill -0 $apid 2>/dev/null || { echo "agent died"; tail "$W/agent1.log"; exit 1; }
 	sleep 0.5
 done
-t_fill=$(echo "$(now) - $t0" | bc)
-buffered=$(status buffer_bytes)
+t_fill=$(since "$t0")
+buffered=$(buffer_bytes)
 kill -TERM $apid; wait $apid || true
 
 # Phase 2: server up, a fresh agent drains the backlog.
@@ -59,9 +60,8 @@ listen = "127.0.0.1:$port";
 data_root = "$W/data";
 tables = [ "$TABLE" ];
 CONF
-"$BIN/server/runnel-server" -c "$W/server.conf" 2>"$W/server.log" &
-spid=$!
-until grep -q 'listening on' "$W/server.log"; do sleep 0.1; done
+start_server "$W/server.conf" "$W/server.log"
+spid=$SERVER_PID
 t0=$(now)
 "$BIN/agent/runnel-agent" -c "$W/agent.conf" 2>"$W/agent2.log" &
 apid=$!
@@ -71,13 +71,13 @@ while :; do
 	anon=$(awk '/RssAnon/ { print $2 }' "/proc/$apid/status")
 	[ "$rss" -gt "$max_rss" ] && max_rss=$rss
 	[ "$anon" -gt "$max_anon" ] && max_anon=$anon
-	[ "$(status buffer_bytes)" = 0 ] && break
+	[ "$(buffer_bytes)" = 0 ] && break
 	kill -0 $apid 2>/dev/null || { echo "agent died"; tail "$W/agent2.log"; exit 1; }
 	sleep 0.5
 done
-t_drain=$(echo "$(now) - $t0" | bc)
-arss=$(hwm_mb $apid); srss=$(hwm_mb $spid)
-kill -TERM $apid $spid; wait $apid $spid 2>/dev/null || true
+t_drain=$(since "$t0")
+arss=$(hwm_mb $apid); srss=$(hwm_mb "$spid")
+kill -TERM $apid "$spid"; wait $apid "$spid" 2>/dev/null || true
 
 awk -v l="$lines" -v ib="$in_bytes" -v bb="$buffered" -v tf="$t_fill" -v td="$t_drain" \
     -v ar="$arss" -v mr="$max_rss" -v ma="$max_anon" -v sr="$srss" 'BEGIN {

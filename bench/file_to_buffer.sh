@@ -6,6 +6,8 @@
 # Baseline in the same run: `wc -l` over the file (the cost of just reading the bytes).
 # Usage: RN_BIN=build-release bench/file_to_buffer.sh [lines]
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 BIN=${RN_BIN:-build-release}
 N=${1:-2000000}
@@ -15,17 +17,9 @@ mkdir -p "$W/logs"
 awk -v n="$N" 'BEGIN { pad = sprintf("%180s", ""); gsub(/ /, "x", pad);
 	for (i = 0; i < n; i++) printf "%018d %s\n", i, pad }' >"$W/logs/bench.log"
 
-cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / hz }' "/proc/$1/stat"; }
-hwm_mb() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
-now() { date +%s.%N; }
-records() {
-	python3 -c 'import json,sys; print(sum(s["records"] for s in json.load(open(sys.argv[1]))["streams"]))' \
-		"$1/status.json" 2>/dev/null || echo 0
-}
-
 t0=$(now)
 wc -l "$W/logs/bench.log" >/dev/null
-t_wc=$(echo "$(now) - $t0" | bc)
+t_wc=$(since "$t0")
 printf 'lines                  %d x 200 B\n' "$N"
 printf 'baseline wc -l         %.2f s  %10.0f lines/s\n' "$t_wc" "$(echo "$N / $t_wc" | bc -l)"
 
@@ -42,12 +36,12 @@ CONF
 	t0=$(now)
 	"$BIN/agent/runnel-agent" -c "$W/agent-$sync.conf" 2>"$W/agent-$sync.log" &
 	apid=$!
-	while [ "$(records "$d")" -lt "$N" ]; do
+	while [ "$(status_sum "$d/status.json" records)" -lt "$N" ]; do
 		kill -0 $apid 2>/dev/null || { echo "agent died"; tail "$W/agent-$sync.log"; exit 1; }
 		kill -USR1 $apid
 		sleep 0.02
 	done
-	t=$(echo "$(now) - $t0" | bc)
+	t=$(since "$t0")
 	cpu=$(cpu_s $apid); rss=$(hwm_mb $apid)
 	kill -TERM $apid; wait $apid || true
 	printf 'file → buffer (%-6s) %.2f s  %10.0f lines/s  %10.0f lines/s per agent core  (CPU %.2f s, peak RSS %s MB)\n' \

@@ -7,6 +7,8 @@
 # machines as ratios.
 # Usage: RN_BIN=build-release bench/file_to_server.sh [lines]
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 BIN=${RN_BIN:-build-release}
 N=${1:-1000000}
@@ -20,15 +22,9 @@ awk -v n="$N" 'BEGIN { pad = sprintf("%180s", ""); gsub(/ /, "x", pad);
 	for (i = 0; i < n; i++) printf "%018d %s\n", i, pad }' >"$W/logs/bench.log"
 bytes=$(stat -c %s "$W/logs/bench.log")
 
-cpu_s() { # utime+stime of a pid, in seconds
-	awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / hz }' "/proc/$1/stat"
-}
-hwm_mb() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
-now() { date +%s.%N; }
-
 t0=$(now)
 zstd -3 -q -c "$W/logs/bench.log" >/dev/null
-t_zstd=$(echo "$(now) - $t0" | bc)
+t_zstd=$(since "$t0")
 
 cat >"$W/server.conf" <<CONF
 listen = "127.0.0.1:0";
@@ -36,12 +32,8 @@ data_root = "$W/data";
 flush_interval_ms = 1000;
 tables = [ "$TABLE" ];
 CONF
-"$BIN/server/runnel-server" -c "$W/server.conf" 2>"$W/server.log" &
-spid=$!
-for _ in $(seq 1 100); do
-	port=$(grep -oE 'listening on 127\.0\.0\.1:[0-9]+' "$W/server.log" | sed 's/.*://') && [ -n "$port" ] && break
-	sleep 0.1
-done
+start_server "$W/server.conf" "$W/server.log"
+spid=$SERVER_PID port=$SERVER_PORT
 cat >"$W/agent.conf" <<CONF
 agent: { device_id = "bench"; data_dir = "$W/agent"; };
 buffer: { sync = "normal"; };
@@ -55,30 +47,24 @@ t0=$(now)
 apid=$!
 # Done when the agent's status shows every record read and every chunk acknowledged.
 while :; do
-	if [ -f "$W/agent/status.json" ] && python3 - "$W/agent/status.json" "$N" <<'PY'
-import json, sys
-s = json.load(open(sys.argv[1]))
-st = s["streams"]
-ok = sum(x["records"] for x in st) >= int(sys.argv[2]) and all(x["acked"] == x["next_offset"] - 1 for x in st)
-sys.exit(0 if ok else 1)
-PY
-	then break; fi
+	all_acked "$W/agent/status.json" "$N" && break
 	kill -0 $apid 2>/dev/null || { echo "agent died"; tail "$W/agent.log"; exit 1; }
 	sleep 0.05
 done
-t_ack=$(echo "$(now) - $t0" | bc)
-acpu=$(cpu_s $apid); scpu=$(cpu_s $spid); arss=$(hwm_mb $apid); srss=$(hwm_mb $spid)
+t_ack=$(since "$t0")
+acpu=$(cpu_s $apid); scpu=$(cpu_s "$spid"); arss=$(hwm_mb $apid); srss=$(hwm_mb "$spid")
 
 # Time until the rows are in the table (the server's flush interval is part of this).
 tdir="$W/data/bench/default/lines"
 while :; do
-	rows=$(cat "$tdir"/_delta_log/*.json 2>/dev/null | grep -o 'numRecords\\":[0-9]*' | awk -F: '{ s += $2 } END { print s + 0 }')
+	# (no add yet: grep finds nothing, which must not end the script under pipefail)
+	rows=$(cat "$tdir"/_delta_log/*.json 2>/dev/null | { grep -o 'numRecords\\":[0-9]*' || true; } | awk -F: '{ s += $2 } END { print s + 0 }')
 	[ "$rows" -ge "$N" ] && break
 	sleep 0.1
 done
-t_table=$(echo "$(now) - $t0" | bc)
-scpu2=$(cpu_s $spid)
-kill -TERM $apid $spid; wait $apid $spid 2>/dev/null || true
+t_table=$(since "$t0")
+scpu2=$(cpu_s "$spid")
+kill -TERM $apid "$spid"; wait $apid "$spid" 2>/dev/null || true
 
 awk -v n="$N" -v b="$bytes" -v ta="$t_ack" -v tt="$t_table" -v tz="$t_zstd" \
     -v ac="$acpu" -v sc="$scpu" -v sc2="$scpu2" -v ar="$arss" -v sr="$srss" 'BEGIN {

@@ -8,6 +8,8 @@
 # waiting (head-of-line blocking); see the proxy's header comment. Needs node (18+).
 # Usage: RN_BIN=build-release bench/lossy_link.sh [lines] [loss %] [RTT ms]
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 BIN=${RN_BIN:-build-release}
@@ -23,7 +25,6 @@ TABLE=bench.default.lossy
 awk -v n="$N" 'BEGIN { pad = sprintf("%180s", ""); gsub(/ /, "x", pad);
 	for (i = 0; i < n; i++) printf "%018d %s\n", i, pad }' >"$W/logs/bench.log"
 bytes=$(stat -c %s "$W/logs/bench.log")
-now() { date +%s.%N; }
 
 # run MODE DELAY_MS LOSS_PCT: prints the seconds until every record is acknowledged
 run() {
@@ -35,12 +36,8 @@ data_root = "$d/data";
 flush_interval_ms = 1000;
 tables = [ "$TABLE" ];
 CONF
-	"$BIN/server/runnel-server" -c "$d/server.conf" 2>"$d/server.log" &
-	local spid=$! port="" pport=""
-	for _ in $(seq 1 100); do
-		port=$(grep -oE 'listening on 127\.0\.0\.1:[0-9]+' "$d/server.log" | sed 's/.*://') && [ -n "$port" ] && break
-		sleep 0.1
-	done
+	start_server "$d/server.conf" "$d/server.log"
+	local spid=$SERVER_PID port=$SERVER_PORT pport=""
 	node --input-type=module -e "
 		import { Proxy } from '$ROOT/tests/integration/lib/proxy.mjs';
 		const p = new Proxy({ target: Number(process.argv[1]), host: '127.0.0.1', seed: 1 });
@@ -66,20 +63,13 @@ CONF
 	"$BIN/agent/runnel-agent" -c "$d/agent.conf" 2>"$d/agent.log" &
 	local apid=$!
 	while :; do
-		if [ -f "$d/agent/status.json" ] && python3 - "$d/agent/status.json" "$N" <<'PY'
-import json, sys
-s = json.load(open(sys.argv[1]))
-st = s["streams"]
-ok = sum(x["records"] for x in st) >= int(sys.argv[2]) and all(x["acked"] == x["next_offset"] - 1 for x in st)
-sys.exit(0 if ok else 1)
-PY
-		then break; fi
+		all_acked "$d/agent/status.json" "$N" && break
 		kill -0 $apid 2>/dev/null || { echo "agent died" >&2; tail "$d/agent.log" >&2; exit 1; }
 		sleep 0.05
 	done
-	echo "$(now) - $t0" | bc
-	kill -TERM $apid $spid $ppid 2>/dev/null || true
-	wait $apid $spid $ppid 2>/dev/null || true
+	since "$t0"
+	kill -TERM $apid "$spid" $ppid 2>/dev/null || true
+	wait $apid "$spid" $ppid 2>/dev/null || true
 	# bytes the proxy carried agent -> server (compressed chunks), and pieces it "lost"
 	python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(s["bytesUp"], s["lostUp"] + s["lostDown"])' \
 		"$d/proxy.log" >"$d/wire" 2>/dev/null || echo "0 0" >"$d/wire"

@@ -8,6 +8,8 @@
 # CPU-seconds per million messages and its peak RSS.
 # Usage: RN_BIN=build-release bench/mqtt_to_buffer.sh [messages] [sync]
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 BIN=${RN_BIN:-build-release}
 N=${1:-500000}
@@ -16,7 +18,7 @@ W=$(mktemp -d /tmp/runnel-bench-mqtt.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$W"' EXIT
 mkdir -p "$W/agent"
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 cat >"$W/mosquitto.conf" <<CONF
 listener $port 127.0.0.1
 allow_anonymous true
@@ -35,14 +37,6 @@ sources = ( { type = "mqtt"; name = "bench"; table = "bench.default.mqtt";
               port = $port; topics = [ "bench/#" ]; qos = 1; client_id = "runnel-bench"; } );
 CONF
 
-cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / hz }' "/proc/$1/stat"; }
-hwm_mb() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
-now() { date +%s.%N; }
-records() {
-	python3 -c 'import json,sys; print(sum(s["records"] for s in json.load(open(sys.argv[1]))["streams"]))' \
-		"$W/agent/status.json" 2>/dev/null || echo 0
-}
-
 # Make both persistent sessions (agent and baseline subscriber), then stop both.
 "$BIN/agent/runnel-agent" -c "$W/agent.conf" 2>"$W/agent0.log" &
 apid=$!
@@ -54,22 +48,22 @@ mosquitto_sub -p "$port" -q 1 -c -i bench-baseline -t 'bench/#' -C 1 -W 1 >/dev/
 payload=$(head -c 200 /dev/zero | tr '\0' 'm')
 t0=$(now)
 mosquitto_pub -p "$port" -q 1 -t bench/load -m "$payload" --repeat "$N"
-t_pub=$(echo "$(now) - $t0" | bc)
+t_pub=$(since "$t0")
 
 t0=$(now)
 got=$(mosquitto_sub -p "$port" -q 1 -c -i bench-baseline -t 'bench/#' -C "$N" -W 300 | wc -l)
-t_base=$(echo "$(now) - $t0" | bc)
+t_base=$(since "$t0")
 [ "$got" -eq "$N" ] || { echo "baseline received $got of $N"; exit 1; }
 
 t0=$(now)
 "$BIN/agent/runnel-agent" -c "$W/agent.conf" 2>"$W/agent.log" &
 apid=$!
-while [ "$(records)" -lt "$N" ]; do
+while [ "$(status_sum "$W/agent/status.json" records)" -lt "$N" ]; do
 	kill -0 $apid 2>/dev/null || { echo "agent died"; tail "$W/agent.log"; exit 1; }
 	kill -USR1 $apid
 	sleep 0.02
 done
-t_agent=$(echo "$(now) - $t0" | bc)
+t_agent=$(since "$t0")
 acpu=$(cpu_s $apid); arss=$(hwm_mb $apid)
 
 printf 'messages                   %d x 200 B, QoS 1, buffer sync = %s\n' "$N" "$SYNC"

@@ -13,6 +13,8 @@
 # at the end the bytes the agent read (its exit log) are compared with the bytes written.
 # Usage: RN_BIN=build-release bench/serial_921600.sh [MB] [SECS]
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 BIN=${RN_BIN:-build-release}
 MB=${1:-16}
@@ -24,9 +26,6 @@ trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$W"
 mkdir -p "$W/data" "$W/agent"
 TABLE=bench.default.serial
 
-cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / hz }' "/proc/$1/stat"; }
-hwm_mb() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
-now() { date +%s.%N; }
 # "records dead_letters acked next_offset" of the one stream (after a fresh status write)
 status() {
 	kill -USR1 "$apid"
@@ -45,12 +44,8 @@ data_root = "$W/data";
 flush_interval_ms = 1000;
 tables = [ "$TABLE" ];
 CONF
-"$BIN/server/runnel-server" -c "$W/server.conf" 2>"$W/server.log" &
-spid=$!
-for _ in $(seq 1 100); do
-	port=$(grep -oE 'listening on 127\.0\.0\.1:[0-9]+' "$W/server.log" | sed 's/.*://') && [ -n "$port" ] && break
-	sleep 0.1
-done
+start_server "$W/server.conf" "$W/server.log"
+spid=$SERVER_PID port=$SERVER_PORT
 cat >"$W/agent.conf" <<CONF
 agent: { device_id = "bench"; data_dir = "$W/agent"; };
 buffer: { sync = "normal"; };
@@ -134,7 +129,7 @@ run paced "$((SECS * LINE_RATE))" "$LINE_RATE"
 acpu=$(cpu_s $apid); arss=$(hwm_mb $apid)
 kill -TERM $apid; wait $apid 2>/dev/null || true
 read_bytes=$(grep -oE '[0-9]+ bytes read' "$W/agent.log" | tail -1 | awk '{ print $1 }')
-kill -TERM $spid; wait $spid 2>/dev/null || true
+kill -TERM "$spid"; wait "$spid" 2>/dev/null || true
 
 echo "runnel bench: socat pty pair at 921600 8N1 -> serial source (line, nmea) -> agent buffer"
 printf "  line rate of 921600 8N1:  %10d B/s (10 bits per byte)\n" "$LINE_RATE"

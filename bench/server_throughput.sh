@@ -10,6 +10,8 @@
 # dd bs=1M + one fdatasync, dd with O_DSYNC per batch-sized write, and zstd -3 on one core.
 # Usage: RN_BIN=build-release bench/server_throughput.sh [MB] [streams] [records/batch] [window]
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 BIN=${RN_BIN:-build-release}
 MB=${1:-1000}
@@ -26,8 +28,6 @@ W=$(mktemp -d /tmp/runnel-bench.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$W"' EXIT
 mkdir -p "$W/data"
 TABLE=bench.default.records
-now() { date +%s.%N; }
-since() { echo "$(now) - $1" | bc; }
 
 # The exact record bytes the run will send, for the baselines.
 eval "$("$LOAD" -b "$B" -n "${MB}e6" --dump "$W/records.bin")" # sets dump_bytes, batch_bytes
@@ -47,19 +47,13 @@ listen = "127.0.0.1:0";
 data_root = "$W/data";
 tables = [ "$TABLE" ];
 CONF
-"$BIN/server/runnel-server" -c "$W/server.conf" 2>"$W/server.log" &
-spid=$!
-port=
-for _ in $(seq 1 100); do
-	port=$(grep -oE 'listening on 127\.0\.0\.1:[0-9]+' "$W/server.log" | sed 's/.*://') && [ -n "$port" ] && break
-	sleep 0.1
-done
-[ -n "$port" ] || { echo "server did not start"; cat "$W/server.log"; exit 1; }
+start_server "$W/server.conf" "$W/server.log"
+spid=$SERVER_PID port=$SERVER_PORT
 tdir="$W/data/bench/default/records"
 "$LOAD" -s "$S" -b "$B" -w "$WIN" -n "${MB}e6" -p "$spid" -d "$tdir/_delta_log" \
 	"127.0.0.1:$port" "$TABLE" >"$W/load.out"
-srss=$(awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$spid/status")
-kill -TERM $spid; wait $spid 2>/dev/null || true
+srss=$(hwm_mb "$spid")
+kill -TERM "$spid"; wait "$spid" 2>/dev/null || true
 rows=$(cat "$tdir"/_delta_log/*.json | grep -o 'numRecords\\":[0-9]*' | awk -F: '{ s += $2 } END { print s + 0 }')
 pq=$(cat "$tdir"/*.parquet | wc -c)
 

@@ -9,6 +9,8 @@
 # accepted (the simulator never builds more than 1 s of backlog).
 # Usage: RN_BIN=build-release bench/sim_to_buffer.sh [records] [rate] [vehicles]
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 BIN=${RN_BIN:-build-release}
 N=${1:-2000000}
@@ -19,11 +21,6 @@ trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$W"
 mkdir -p "$W/data" "$W/agent"
 TABLE=bench.default.sim
 
-cpu_s() { # utime+stime of a pid, in seconds
-	awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / hz }' "/proc/$1/stat"
-}
-hwm_mb() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
-now() { date +%s.%N; }
 # "records acked next_offset pauses" of the one stream in status.json (empty if not written yet)
 status() {
 	[ -f "$W/agent/status.json" ] || return 0
@@ -38,14 +35,8 @@ data_root = "$W/data";
 flush_interval_ms = 1000;
 tables = [ "$TABLE" ];
 CONF
-"$BIN/server/runnel-server" -c "$W/server.conf" 2>"$W/server.log" &
-spid=$!
-port=""
-for _ in $(seq 1 100); do
-	port=$(grep -oE 'listening on 127\.0\.0\.1:[0-9]+' "$W/server.log" | sed 's/.*://') && [ -n "$port" ] && break
-	sleep 0.1
-done
-[ -n "$port" ] || { echo "server did not start"; cat "$W/server.log"; exit 1; }
+start_server "$W/server.conf" "$W/server.log"
+spid=$SERVER_PID port=$SERVER_PORT
 cat >"$W/agent.conf" <<CONF
 agent: { device_id = "bench"; data_dir = "$W/agent"; };
 buffer: { sync = "normal"; };
@@ -76,9 +67,9 @@ while :; do
 	if [ -n "$t_in" ] && [ "$acked" -eq $((noff - 1)) ]; then break; fi
 done
 t_ack=$(now)
-acpu=$(cpu_s $apid); arss=$(hwm_mb $apid); scpu=$(cpu_s $spid)
+acpu=$(cpu_s $apid); arss=$(hwm_mb $apid); scpu=$(cpu_s "$spid")
 bufmb=$(du -sm "$W/agent" | cut -f1)
-kill -TERM $apid $spid; wait $apid $spid 2>/dev/null || true
+kill -TERM $apid "$spid"; wait $apid "$spid" 2>/dev/null || true
 
 awk -v n="$N" -v rate="$RATE" -v veh="$VEH" -v t0="$t0" -v tf="$t_first" -v rf="$r_first" \
     -v ti="$t_in" -v ta="$t_ack" -v aci="$acpu_in" -v ac="$acpu" -v ar="$arss" -v sc="$scpu" \

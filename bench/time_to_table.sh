@@ -11,6 +11,8 @@
 # write + fdatasync of one batch's bytes, repeated — the floor under any durable ack.
 # Usage: RN_BIN=build-release bench/time_to_table.sh [rate_MBps] [seconds] [streams] [records/batch]
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 BIN=${RN_BIN:-build-release}
 RATE=${1:-20}
@@ -38,16 +40,11 @@ run() { # $1 = flush_interval_ms or "" for the default; writes $W/run-$2.out
 		echo "tables = [ \"$TABLE\" ];"
 		[ -z "$1" ] || echo "flush_interval_ms = $1;"
 	} >"$W/server-$2.conf"
-	"$BIN/server/runnel-server" -c "$W/server-$2.conf" 2>"$W/server-$2.log" &
-	spid=$!
-	for _ in $(seq 1 100); do
-		port=$(grep -oE 'listening on 127\.0\.0\.1:[0-9]+' "$W/server-$2.log" | sed 's/.*://') && [ -n "$port" ] && break
-		sleep 0.1
-	done
-	[ -n "$port" ] || { echo "server did not start"; cat "$W/server-$2.log"; exit 1; }
+	start_server "$W/server-$2.conf" "$W/server-$2.log"
+	spid=$SERVER_PID port=$SERVER_PORT
 	"$LOAD" -s "$S" -b "$B" -r "$RATE" -t "$SEC" -p "$spid" \
 		-d "$data/bench/default/latency/_delta_log" "127.0.0.1:$port" "$TABLE" >"$W/run-$2.out"
-	kill -TERM $spid; wait $spid 2>/dev/null || true
+	kill -TERM "$spid"; wait "$spid" 2>/dev/null || true
 }
 run "" default
 run 200 200

@@ -1,0 +1,63 @@
+# shellcheck shell=bash
+# Helpers shared by the bench/*.sh scripts: timing (now, since), a process's CPU time and
+# peak RSS from /proc (cpu_s, hwm_mb), a free local port (free_port), starting runnel-server
+# and learning its port (start_server), and reading the agent's status.json (status_sum,
+# all_acked). Only defines functions; a script sources it with `. "$(dirname "$0")/lib.sh"`
+# before its cd to the repository root. Safe under `set -euo pipefail`: a helper fails only
+# where its contract says so.
+
+# now: prints the current time in seconds since the epoch, with nanoseconds.
+now() { date +%s.%N; }
+
+# since T0: prints the seconds elapsed since T0 (a `now` value), computed by bc.
+since() { echo "$(now) - $1" | bc; }
+
+# cpu_s PID: prints PID's user + system CPU time in seconds (%.3f), from /proc/PID/stat.
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / hz }' "/proc/$1/stat"; }
+
+# hwm_mb PID: prints PID's peak resident set size (VmHWM) in MB (%.1f), from /proc/PID/status.
+hwm_mb() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+
+# free_port: prints a TCP port on 127.0.0.1 that was free when asked (the OS's pick).
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# start_server CONF LOG: starts "$BIN/server/runnel-server -c CONF" in the background (stderr
+# to LOG) and waits up to ~10 s for its "listening on 127.0.0.1:PORT" line; sets SERVER_PID
+# and SERVER_PORT. If the server exits or does not come up, prints LOG's tail to stderr and
+# exits 1. Call it directly, not in $(...), or the two variables are lost.
+start_server() {
+	local _
+	"$BIN/server/runnel-server" -c "$1" 2>"$2" &
+	SERVER_PID=$!
+	SERVER_PORT=
+	for _ in $(seq 1 100); do
+		SERVER_PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$2" 2>/dev/null | head -n 1) || true
+		[ -n "$SERVER_PORT" ] && return 0
+		kill -0 "$SERVER_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	echo "runnel-server did not start (config $1); the end of $2:" >&2
+	tail -n 20 "$2" >&2 || true
+	exit 1
+}
+
+# status_sum JSON FIELD [DEFAULT]: prints FIELD summed over the streams of the agent's
+# status.json at JSON, or DEFAULT (0) if the file cannot be read yet.
+status_sum() {
+	python3 -c 'import json,sys; print(sum(x[sys.argv[2]] for x in json.load(open(sys.argv[1]))["streams"]))' \
+		"$1" "$2" 2>/dev/null || echo "${3:-0}"
+}
+
+# all_acked JSON N: succeeds if the agent's status.json at JSON exists and shows at least N
+# records over its streams and every stream's chunks acknowledged (acked = next_offset - 1).
+all_acked() {
+	[ -f "$1" ] && python3 - "$1" "$2" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+st = s["streams"]
+ok = sum(x["records"] for x in st) >= int(sys.argv[2]) and all(x["acked"] == x["next_offset"] - 1 for x in st)
+sys.exit(0 if ok else 1)
+PY
+}
