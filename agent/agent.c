@@ -284,6 +284,7 @@ struct rn_agent {
 	uint64_t acked_chunks;
 	uint64_t dropped_records; /* tombstoned by drop_oldest since start */
 	uint64_t expired_records; /* tombstoned by a source's ttl since start */
+	int buffer_recovered;     /* the buffer file was corrupt at start and set aside */
 	int64_t drop_logged_us;
 	int64_t next_maint_us, next_ttl_us;
 };
@@ -815,13 +816,13 @@ static void status_json(struct rn_agent *a, FILE *f)
 	fprintf(f, "{\"device_id\":");
 	json_str(f, a->device_id);
 	fprintf(f, ",\"uptime_s\":%lld,\"buffer_bytes\":%lld,\"buffer_max_bytes\":%lld,"
-		   "\"buffer_policy\":\"%s\",\"disk_full\":%s,\"dropped_records\":%llu,"
-		   "\"expired_records\":%llu,\"streams\":[",
+		   "\"buffer_policy\":\"%s\",\"disk_full\":%s,\"buffer_recovered\":%s,"
+		   "\"dropped_records\":%llu,\"expired_records\":%llu,\"streams\":[",
 		(long long)((rn_mono_us() - a->started_us) / 1000000),
 		(long long)rn_buffer_bytes(a->buffer), (long long)a->conf->buffer_max_bytes,
 		policies[a->conf->buffer_policy],
 		rn_buffer_disk_full(a->buffer) ? "true" : "false",
-		(unsigned long long)a->dropped_records, (unsigned long long)a->expired_records);
+		a->buffer_recovered ? "true" : "false", (unsigned long long)a->dropped_records, (unsigned long long)a->expired_records);
 	int first = 1;
 	for (size_t i = 0; i < a->nsrc; i++) {
 		struct source *s = &a->src[i];
@@ -1152,6 +1153,7 @@ int rn_agent_create(struct rn_agent **out, const struct rn_agent_conf *conf)
 		goto fail;
 	if (recovered)
 		rn_log_error("agent", "the buffer was corrupt and has been set aside; started anew");
+	a->buffer_recovered = recovered;
 	status_socket_open(a);
 	*out = a;
 	return 0;

@@ -14,7 +14,8 @@
 #include "rn_json.h"
 
 struct top {
-	struct rn_json_span device, uptime, buffer, cap, policy, disk_full, dropped, expired, streams;
+	struct rn_json_span device, uptime, buffer, cap, policy, disk_full, recovered, dropped, expired;
+	struct rn_json_span streams;
 };
 
 static int top_member(void *ctx, struct rn_json_span k, struct rn_json_span v)
@@ -26,6 +27,7 @@ static int top_member(void *ctx, struct rn_json_span k, struct rn_json_span v)
 	else if (rn_json_span_eq(k, "buffer_max_bytes")) t->cap = v;
 	else if (rn_json_span_eq(k, "buffer_policy")) t->policy = v;
 	else if (rn_json_span_eq(k, "disk_full")) t->disk_full = v;
+	else if (rn_json_span_eq(k, "buffer_recovered")) t->recovered = v;
 	else if (rn_json_span_eq(k, "dropped_records")) t->dropped = v;
 	else if (rn_json_span_eq(k, "expired_records")) t->expired = v;
 	else if (rn_json_span_eq(k, "streams")) t->streams = v;
@@ -113,8 +115,11 @@ int rn_status_print(const char *text, size_t len, FILE *out)
 		txt(t.uptime, b, sizeof(b)), bytes_h(t.buffer, c, sizeof(c)),
 		bytes_h(t.cap, d, sizeof(d)), txt(t.policy, e, sizeof(e)),
 		rn_json_span_eq(t.disk_full, "true") ? ", DISK FULL" : "");
-	fprintf(out, ", dropped %s, expired %s\n", txt(t.dropped, b, sizeof(b)),
-		txt(t.expired, c, sizeof(c)));
+	fprintf(out, ", dropped %s, expired %s%s\n", txt(t.dropped, b, sizeof(b)),
+		txt(t.expired, c, sizeof(c)),
+		rn_json_span_eq(t.recovered, "true")
+			? "\nBUFFER WAS CORRUPT at start: set aside as buffer.db.corrupt-*, started anew"
+			: "");
 	fprintf(out, "%-20s %-32s %10s %8s %9s %11s %9s %-5s %-6s %12s %s\n", "STREAM", "TABLE",
 		"RECORDS", "REC/S", "UNACKED", "BUFFERED", "OLDEST", "LINK", "PAUSED",
 		"DEAD LETTERS", "DROPPED");

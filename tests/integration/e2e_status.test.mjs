@@ -1,8 +1,12 @@
 // `runnel-agent status` asks the running agent over data_dir/agent.sock: a table for people,
-// the JSON with --json, and a clear exit 1 when no agent answers.
+// the JSON with --json, and a clear exit 1 when no agent answers; a corrupt buffer at start
+// is reported there.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { Agent, Server, agentBin, run, tmpDir, waitFor } from './lib/harness.mjs';
+import { replayLog } from './lib/table.mjs';
 
 test('runnel-agent status shows each stream of the running agent', { timeout: 60000 }, async () => {
   const dir = tmpDir('e2e-status');
@@ -40,6 +44,43 @@ test('runnel-agent status shows each stream of the running agent', { timeout: 60
     const gone = await run(agentBin, ['status', '-c', agent.conf]);
     assert.equal(gone.code, 1);
     assert.match(gone.stderr, /no agent answers on .*agent\.sock/);
+  } finally {
+    await agent.kill();
+    await server.kill();
+  }
+});
+
+// A buffer file that is not a database (a torn write, a bad flash block) is set aside at
+// start, the agent starts anew and says so: in its log, in status.json and in the status
+// table; the new buffer works (the records reach the table).
+test('a corrupt buffer is set aside, reported, and the agent carries on', { timeout: 60000 }, async () => {
+  const dir = tmpDir('e2e-corrupt');
+  const T = 'main.default.telemetry';
+  const server = await new Server({ dir, tables: [T] }).start();
+  const agent = new Agent({ dir, url: server.url, deviceId: 'truck-7',
+    sources: [{ conf: `type = "sim"; name = "veh"; table = "${T}"; rate = 1000; count = 300; seed = 2;` }] });
+  const garbage = Buffer.alloc(64 * 1024, 'not a database, a flash block gone bad. ');
+  fs.writeFileSync(path.join(agent.dataDir, 'buffer.db'), garbage);
+  try {
+    await agent.start();
+    await waitFor(() => agent.status()?.streams?.[0]?.acked === 299 || agent.status()?.streams?.[0]?.records === 300,
+      { what: 'records through the new buffer' });
+    const moved = fs.readdirSync(agent.dataDir).filter((f) => /^buffer\.db\.corrupt-\d+$/.test(f));
+    assert.equal(moved.length, 1, fs.readdirSync(agent.dataDir).join(' '));
+    assert.deepEqual(fs.readFileSync(path.join(agent.dataDir, moved[0])), garbage, 'kept as it was');
+    assert.ok(agent.proc.log.some((l) => /error agent: the buffer was corrupt and has been set aside/.test(l)));
+    assert.ok(agent.proc.log.some((l) => /buffer .*buffer\.db is corrupt .*moving it to .*buffer\.db\.corrupt-/.test(l)));
+    const j = JSON.parse((await run(agentBin, ['status', '-c', agent.conf, '--json'])).stdout);
+    assert.equal(j.buffer_recovered, true);
+    const t = await run(agentBin, ['status', '-c', agent.conf]);
+    assert.match(t.stdout, /\nBUFFER WAS CORRUPT at start: set aside as buffer\.db\.corrupt-\*, started anew\n/);
+    const rows = () => replayLog(server.tableDir(T)).live.reduce((n, f) => n + f.numRecords, 0);
+    await waitFor(() => rows() === 300, { what: '300 rows in the table' });
+    // a clean restart is not a recovery
+    await agent.stop();
+    await agent.start();
+    await waitFor(() => agent.status()?.uptime_s !== undefined && agent.status().buffer_recovered === false,
+      { what: 'status after a clean restart' });
   } finally {
     await agent.kill();
     await server.kill();
