@@ -283,7 +283,9 @@ static int try_open(struct rn_buffer *b, const struct rn_buffer_options *opt)
 		b->rowid = 1;
 	sqlite3_finalize(st);
 	st = NULL;
-	if (sqlite3_exec(b->db, b->rowid ? "PRAGMA user_version = 2" : "PRAGMA user_version = 1",
+	/* (written only when it changes: a start on a full disk must not need a write) */
+	if (version != (b->rowid ? 2 : 1) &&
+	    sqlite3_exec(b->db, b->rowid ? "PRAGMA user_version = 2" : "PRAGMA user_version = 1",
 			 NULL, NULL, NULL) != SQLITE_OK)
 		return db_fail(b, "user_version");
 	for (int i = 0; i < Q_COUNT; i++)
