@@ -11,7 +11,14 @@ int rn_utf8_valid(const void *vp, size_t len)
 	const uint8_t *p = vp, *end = p + len;
 
 	while (p < end) {
-		/* ASCII fast path, 8 bytes at a time. */
+		/* ASCII fast path: 32 bytes a step (four independent loads), then 8. */
+		while (end - p >= 32) {
+			uint64_t w[4];
+			memcpy(w, p, 32);
+			if ((w[0] | w[1] | w[2] | w[3]) & 0x8080808080808080ull)
+				break;
+			p += 32;
+		}
 		while (end - p >= 8) {
 			uint64_t w;
 			memcpy(&w, p, 8);

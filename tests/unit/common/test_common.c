@@ -177,6 +177,19 @@ static void test_utf8(void **state)
 	assert_false(rn_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
 	assert_false(rn_utf8_valid("abc\xe2\x82", 5));      /* truncated */
 	assert_false(rn_utf8_valid("\xff", 1));
+	/* a bad or multi-byte sequence at every position of a long ASCII run (the 32- and
+	 * 8-byte steps must hand over to the byte path wherever it is) */
+	char buf[100];
+	for (size_t at = 0; at + 3 <= sizeof(buf); at++) {
+		memset(buf, 'a', sizeof(buf));
+		assert_true(rn_utf8_valid(buf, sizeof(buf)));
+		memcpy(buf + at, "\xe2\x82\xac", 3);
+		assert_true(rn_utf8_valid(buf, sizeof(buf)));
+		buf[at + 2] = 'x';
+		assert_false(rn_utf8_valid(buf, sizeof(buf)));
+		buf[at] = (char)0xff;
+		assert_false(rn_utf8_valid(buf, sizeof(buf)));
+	}
 }
 
 static void test_zstd_roundtrip_and_cap(void **state)
