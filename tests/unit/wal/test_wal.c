@@ -63,6 +63,24 @@ static void test_codec(void **state)
 			assert_int_equal(rn_crc32c(rn_crc32c(0, buf + off, n / 2), buf + off + n / 2,
 						   n - n / 2), a);
 		}
+	/* long inputs go through three interleaved 8 KiB streams: lengths around 24 KiB and its
+	 * multiples, odd alignments, and chaining across the stripes */
+	static uint8_t big[200003];
+	uint32_t x = 1;
+	for (size_t i = 0; i < sizeof(big); i++) {
+		x = x * 1103515245u + 12345u;
+		big[i] = (uint8_t)(x >> 16);
+	}
+	static const size_t lens[] = {24575, 24576, 24577, 49152, 49159, 73727, 100000, 199999};
+	for (size_t k = 0; k < sizeof(lens) / sizeof(lens[0]); k++)
+		for (size_t off = 0; off < 4; off++) {
+			uint32_t a = rn_crc32c(0, big + off, lens[k]);
+			assert_int_equal(a, rn_crc32c_sw(0, big + off, lens[k]));
+			size_t h = lens[k] / 3 + off;
+			assert_int_equal(rn_crc32c(rn_crc32c(0, big + off, h), big + off + h, lens[k] - h), a);
+			assert_int_equal(rn_crc32c(0x12345678u, big + off, lens[k]),
+					 rn_crc32c_sw(0x12345678u, big + off, lens[k]));
+		}
 	assert_int_equal(rn_wal_entry_encode(&b, &e), 0);
 	assert_int_equal(rn_wal_entry_decode(b.data, b.len, &d, &used), 1);
 	assert_int_equal(used, b.len);
