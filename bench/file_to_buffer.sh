@@ -14,8 +14,7 @@ N=${1:-2000000}
 W=$(mktemp -d /tmp/runnel-bench-fb.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$W"' EXIT
 mkdir -p "$W/logs"
-awk -v n="$N" 'BEGIN { pad = sprintf("%180s", ""); gsub(/ /, "x", pad);
-	for (i = 0; i < n; i++) printf "%018d %s\n", i, pad }' >"$W/logs/bench.log"
+bench_lines "$N" "$W/logs/bench.log"
 
 t0=$(now)
 wc -l "$W/logs/bench.log" >/dev/null

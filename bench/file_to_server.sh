@@ -18,8 +18,7 @@ mkdir -p "$W/data" "$W/agent" "$W/logs"
 TABLE=bench.default.lines
 
 # 200-byte lines (199 characters + newline), each unique.
-awk -v n="$N" 'BEGIN { pad = sprintf("%180s", ""); gsub(/ /, "x", pad);
-	for (i = 0; i < n; i++) printf "%018d %s\n", i, pad }' >"$W/logs/bench.log"
+bench_lines "$N" "$W/logs/bench.log"
 bytes=$(stat -c %s "$W/logs/bench.log")
 
 t0=$(now)

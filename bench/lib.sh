@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# Helpers shared by the bench/*.sh scripts: timing (now, since), a process's CPU time and
-# peak RSS from /proc (cpu_s, hwm_mb), a free local port (free_port), starting runnel-server
+# Helpers shared by the bench/*.sh scripts: the standard input lines (bench_lines), timing
+# (now, since), a process's CPU time and peak RSS from /proc (cpu_s, hwm_mb), a free local port (free_port), starting runnel-server
 # and learning its port (start_server), and reading the agent's status.json (status_sum,
 # all_acked). Only defines functions; a script sources it with `. "$(dirname "$0")/lib.sh"`
 # before its cd to the repository root. Safe under `set -euo pipefail`: a helper fails only
@@ -17,6 +17,13 @@ cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / hz }' "
 
 # hwm_mb PID: prints PID's peak resident set size (VmHWM) in MB (%.1f), from /proc/PID/status.
 hwm_mb() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+
+# bench_lines N FILE: writes N unique 200-byte lines (an 18-digit counter, a space, 180 x's,
+# a newline) to FILE: the file sources' standard input.
+bench_lines() {
+	awk -v n="$1" 'BEGIN { pad = sprintf("%180s", ""); gsub(/ /, "x", pad);
+		for (i = 0; i < n; i++) printf "%018d %s\n", i, pad }' >"$2"
+}
 
 # free_port: prints a TCP port on 127.0.0.1 that was free when asked (the OS's pick).
 free_port() {

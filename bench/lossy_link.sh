@@ -22,8 +22,7 @@ mkdir -p "$W/logs"
 TABLE=bench.default.lossy
 
 # 200-byte lines (199 characters + newline), each unique (as in file_to_server.sh).
-awk -v n="$N" 'BEGIN { pad = sprintf("%180s", ""); gsub(/ /, "x", pad);
-	for (i = 0; i < n; i++) printf "%018d %s\n", i, pad }' >"$W/logs/bench.log"
+bench_lines "$N" "$W/logs/bench.log"
 bytes=$(stat -c %s "$W/logs/bench.log")
 
 # run MODE DELAY_MS LOSS_PCT: prints the seconds until every record is acknowledged
