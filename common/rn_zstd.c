@@ -12,18 +12,7 @@ static _Thread_local ZSTD_DCtx *dctx;
 
 int rn_zstd_compress(struct rn_buf *out, const void *src, size_t len, int level)
 {
-	size_t bound = ZSTD_compressBound(len), n;
-	int rc;
-
-	if (!cctx && !(cctx = ZSTD_createCCtx()))
-		return RN_ENOMEM;
-	if ((rc = rn_buf_reserve(out, bound)) != 0)
-		return rc;
-	n = ZSTD_compressCCtx(cctx, out->data + out->len, bound, src, len, level);
-	if (ZSTD_isError(n))
-		return RN_EIO;
-	out->len += n;
-	return 0;
+	return rn_zstd_compress_hl(out, src, len, level, 0);
 }
 
 int rn_zstd_compress_hl(struct rn_buf *out, const void *src, size_t len, int level, int hash_log)
@@ -31,18 +20,21 @@ int rn_zstd_compress_hl(struct rn_buf *out, const void *src, size_t len, int lev
 	size_t bound = ZSTD_compressBound(len), n;
 	int rc;
 
-	if (!hash_log)
-		return rn_zstd_compress(out, src, len, level);
 	if (!cctx && !(cctx = ZSTD_createCCtx()))
 		return RN_ENOMEM;
 	if ((rc = rn_buf_reserve(out, bound)) != 0)
 		return rc;
-	/* parameters are sticky on the shared context: set every one this call depends on */
-	ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
-	if (ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level)) ||
-	    ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_hashLog, hash_log)))
-		return RN_EINVAL;
-	n = ZSTD_compress2(cctx, out->data + out->len, bound, src, len);
+	if (!hash_log) {
+		/* ignores (and so is not affected by) parameters an earlier call set */
+		n = ZSTD_compressCCtx(cctx, out->data + out->len, bound, src, len, level);
+	} else {
+		/* parameters are sticky on the shared context: set every one this call needs */
+		ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
+		if (ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level)) ||
+		    ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_hashLog, hash_log)))
+			return RN_EINVAL;
+		n = ZSTD_compress2(cctx, out->data + out->len, bound, src, len);
+	}
 	if (ZSTD_isError(n))
 		return RN_EIO;
 	out->len += n;
