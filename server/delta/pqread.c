@@ -1106,7 +1106,7 @@ static int read_node(struct asmb *a, size_t ni)
 {
 	struct rn_pqr *r = a->r;
 	const struct rn_pqr_node *n = &r->nodes[ni];
-	int rep, def, rc;
+	int rep = 0, def = 0, rc; /* set by peek(); gcc -O2 cannot see it */
 	size_t lf = first_leaf(r, ni);
 	if ((rc = peek(r, lf, &rep, &def)))
 		return rc;
@@ -1172,7 +1172,7 @@ int rn_pqr_read(struct rn_pqr *r, const struct rn_pqr_sink *sink, void *ctx)
 	const struct rn_pqr_node *root = &r->nodes[0];
 	for (int64_t row = 0; row < r->num_rows; row++) {
 		for (size_t l = 0; l < r->nleaves; l++) {
-			int rep, def;
+			int rep = 0, def = 0;
 			if ((rc = peek(r, l, &rep, &def)))
 				return rc;
 			if (rep != 0)

@@ -86,7 +86,8 @@ static void buffer_state(const char *data, const char *name, struct rn_buffer_st
 {
 	char path[600];
 	struct rn_buffer *b;
-	snprintf(path, sizeof(path), "%s/buffer.db", data);
+	int n = snprintf(path, sizeof(path), "%s/buffer.db", data);
+	assert_true(n > 0 && (size_t)n < sizeof(path));
 	struct rn_buffer_options o = {.path = path};
 	assert_int_equal(rn_buffer_open(&b, &o, NULL), 0);
 	assert_int_equal(rn_buffer_stream_get(b, name, "c.s.t", st), 0);

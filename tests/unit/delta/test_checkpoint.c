@@ -57,7 +57,7 @@ static int teardown(void **state)
 	return system(cmd);
 }
 
-static int exists(const char *fmt, ...)
+__attribute__((format(printf, 1, 2))) static int exists(const char *fmt, ...)
 {
 	char p[1024];
 	va_list ap;

@@ -405,7 +405,7 @@ static void test_raw_gap(void **state)
 	rn_framer_destroy(f);
 	assert_int_equal(rn_framer_create(&f, &o), 0);
 	for (int t = 0; t < 40; t++)
-		feed(f, "0123456789" + t % 10, 1, t * 1000, &g, 16);
+		feed(f, &"0123456789"[t % 10], 1, t * 1000, &g, 16);
 	drain(f, 39000 + 19999, &g, 16);
 	assert_int_equal(g.n, 2);
 	drain(f, 39000 + 20000, &g, 16);
