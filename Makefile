@@ -9,12 +9,13 @@ DEB_PKGS = build-essential cmake pkg-config git \
 	libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libprotobuf-dev libsqlite3-dev \
 	libcurl4-openssl-dev libzstd-dev libconfig-dev libnghttp2-dev libevent-dev libssl-dev \
 	uuid-dev libcmocka-dev libmosquitto-dev mosquitto mosquitto-clients socat \
-	python3 python3-grpcio python3-protobuf python3-paho-mqtt python3-serial nodejs npm procps zstd curl bc openssl faketime
+	python3 python3-grpcio python3-protobuf python3-paho-mqtt python3-serial nodejs npm procps zstd curl bc openssl faketime \
+	clang clang-format
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps deps-apt deps-npm build build-release test unit demo bench fuzz package \
-	format check-format clean
+.PHONY: all deps deps-apt deps-npm build build-release check-build test unit demo bench fuzz \
+	package format check-format clean
 
 all: build
 
@@ -44,8 +45,17 @@ build-release: deps-apt
 	cmake -S . -B $(BUILD_REL) -DCMAKE_BUILD_TYPE=Release -DRN_TESTS=OFF $(CMAKE_OPTS)
 	cmake --build $(BUILD_REL) -j$(JOBS)
 
-# The whole suite: unit (cmocka, ASan/UBSan), fuzz corpus replays, end to end (node:test).
-test: deps build
+# Release builds (optimised: gcc's -O2 flow analysis warns where -O0 does not) with -Werror,
+# with gcc and with clang; compile only, the tests run in the sanitizer build.
+check-build: deps-apt
+	CC=gcc cmake -S . -B build-check-gcc -DCMAKE_BUILD_TYPE=Release -DRN_WERROR=ON $(CMAKE_OPTS)
+	cmake --build build-check-gcc -j$(JOBS)
+	CC=clang cmake -S . -B build-check-clang -DCMAKE_BUILD_TYPE=Release -DRN_WERROR=ON $(CMAKE_OPTS)
+	cmake --build build-check-clang -j$(JOBS)
+
+# The whole suite: format, Release -Werror builds with gcc and clang, then unit (cmocka,
+# ASan/UBSan), fuzz corpus replays and end to end (node:test).
+test: deps check-build build
 	cd $(BUILD) && ctest --output-on-failure -j2 --timeout 1200
 
 unit: build
@@ -72,9 +82,9 @@ format:
 	find . -path ./build\* -prune -o -path '*/node_modules' -prune -o \
 		-name '*.[ch]' -print | xargs clang-format -i
 
-check-format:
+check-format: deps-apt
 	find . -path ./build\* -prune -o -path '*/node_modules' -prune -o \
 		-name '*.[ch]' -print | xargs clang-format --dry-run --Werror
 
 clean:
-	rm -rf $(BUILD) $(BUILD_REL) build-fuzz
+	rm -rf $(BUILD) $(BUILD_REL) build-fuzz build-check-gcc build-check-clang
