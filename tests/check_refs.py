@@ -13,9 +13,10 @@ not mistaken for references. A name resolves if it exists relative to the tree's
 to the folder of the file that names it (`../x` walks up from there), if it is generated
 from `NAME.in`, or, without an extension, if a `NAME.*` exists (a module such as
 `common/rn_conf` or a program built from `bench/zb_load.c`). A bare name that only finds the
-naming file itself does not resolve (a DESIGN.md citing "DESIGN.md" cites nothing). A
-Markdown name followed by a section sign (`docs/design.md §5`, "`docs/x.md` §4") must also
-have a heading with that number (`## 5. ...`).
+naming file itself does not resolve (a DESIGN.md citing "DESIGN.md" cites nothing). Names
+inside node_modules or a top-level build* folder are not checked (npm and the build make
+them). A Markdown name followed by a section sign (`docs/design.md §5`, "`docs/x.md` §4")
+must also have a heading with that number (`## 5. ...`).
 URLs are ignored. A name that is not meant as a repository path can be written as a URL or
 kept off a line by rewording; there is no allow-list on purpose.
 
@@ -29,6 +30,7 @@ import sys
 import tempfile
 
 SKIP_DIRS = {".git", "node_modules", "corpus", "__pycache__"}
+GENERATED = {"node_modules", "__pycache__"}
 TEXT_EXT = {
     ".md", ".c", ".h", ".in", ".txt", ".cmake", ".py", ".mjs", ".js", ".sh", ".conf",
     ".proto", ".service", ".yml", ".yaml", ".toml", ".json", ".cfg", ".ini", ".spec",
@@ -127,6 +129,9 @@ def candidates(line, tops, md_only=False):
         while bare.startswith("./") or bare.startswith("../"):
             bare = bare.split("/", 1)[1]
         first = bare.split("/", 1)[0]
+        parts = bare.rstrip("/").split("/")
+        if first.startswith("build") or any(x in GENERATED for x in parts):
+            continue  # made by the build or npm, absent from a fresh clone
         if MD.search(tok) and re.search(r"[\w-]\.md$", tok):
             yield tok, sec
         elif not md_only and "/" in bare and first in tops:
@@ -217,6 +222,7 @@ def self_test():
         put("srv/gen.c.in", "/* made into srv/gen.c by the build */\n")
         put("srv/load.c", "/* the program srv/load */\n")
         put("srv/run.sh", "mosquitto_pub -t srv/topic  # srv/load.c publishes\n")
+        put("srv/CMakeLists.txt", "# npm puts srv/node_modules here; build/x.h too\n")
         put("build/x.md", "missing.md\n")
         assert check(d) == [], check(d)
         bad = [
