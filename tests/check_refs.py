@@ -227,7 +227,8 @@ def self_test():
         assert check(d) == [], check(d)
         bad = [
             ("README.md", "See DESIGN.md §1.\n", "README.md:1: DESIGN.md §1"),
-            ("srv/x.h", "/* zerobus-protocol.md §2.4 */\n", "srv/x.h:1: zerobus-protocol.md §2.4"),
+            ("srv/x.h", "/* zerobus-protocol.md §2.4 */\n",
+             "srv/x.h:1: zerobus-protocol.md §2.4"),
             ("srv/y.c", "/* ../shared/reference/z.md */\n", "srv/y.c:1: ../shared/reference/z.md"),
             ("docs/a.md", "see `docs/nothere.md`.\n", "docs/a.md:1: docs/nothere.md"),
             ("docs/b.md", "see srv/limits.h\n", "docs/b.md:1: srv/limits.h"),
