@@ -1,6 +1,6 @@
 /*
- * The Zerobus request/response codec (databricks.zerobus, field numbers in the protocol
- * reference §2.4), I/O-free and zero-copy: a decoded ingest request points into the received
+ * The Zerobus request/response codec (databricks.zerobus, field numbers in docs/protocol.md
+ * §3), I/O-free and zero-copy: a decoded ingest request points into the received
  * message, so the record batch goes to the WAL without being copied or re-encoded. Both the
  * PersistentStream and the EphemeralStream numberings are handled. Fuzzed by
  * tests/fuzz/fuzz_zbwire.c.

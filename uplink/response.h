@@ -1,5 +1,5 @@
 /*
- * Decoder for PersistentStreamResponse messages (protocol reference §2.4), I/O-free: what the
+ * Decoder for PersistentStreamResponse messages (docs/protocol.md §3), I/O-free: what the
  * server said, as events the uplink's state machine applies. Unknown fields are skipped;
  * malformed input is an error, never a guess. Fuzzed by tests/fuzz/fuzz_uplink_response.c.
  */

@@ -1,6 +1,6 @@
 /*
  * JSON records into typed rows, I/O-free: one JSON object per record, decoded against a
- * table schema (schema.h) under Zerobus's JSON rules (zerobus-protocol.md §10.2), a little
+ * table schema (schema.h) under Zerobus's JSON rules (docs/protocol.md §8.2), a little
  * more forgiving where that costs nothing:
  *   - every member must name a column (unknown member: rejected); a NOT NULL column must be
  *     present and not null; a missing nullable column is null;

@@ -7,7 +7,7 @@
  * the record, structs, arrays and maps). Strings and bytes are handed to the sink as pointers
  * into the record; no message objects are built.
  *
- * Mapping (zerobus-protocol.md §10.1), checked when the plan is built:
+ * Mapping (docs/protocol.md §8.1), checked when the plan is built:
  *   - fields match columns by exact name; every proto field must name a column (unknown
  *     field: rejected) of a fitting type; a NOT NULL column must be covered by a field;
  *   - int32/sint32/sfixed32/uint32/fixed32/int64/sint64/sfixed64/uint64/fixed64 -> byte,

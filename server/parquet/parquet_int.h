@@ -1,6 +1,7 @@
 /*
  * Internals shared by the Parquet writer's files and its unit tests: the RLE/bit-packing
- * hybrid encoder (Parquet Encodings.md §RLE) used for levels and dictionary indices.
+ * hybrid encoder used for levels and dictionary indices (the Parquet format's encodings,
+ * "RLE": https://github.com/apache/parquet-format/blob/master/Encodings.md).
  */
 #ifndef RN_PARQUET_INT_H
 #define RN_PARQUET_INT_H

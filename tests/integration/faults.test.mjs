@@ -413,7 +413,7 @@ test(`fault suite: exactly once, in order, through ${SOAK_MIN ? `${SOAK_MIN} min
       // The WAL disk nearly full (NEARLY_FULL_KB left) rather than full, so the WAL's own
       // data hits the wall. Whether the server kept acknowledging during the hold (on space it
       // frees itself by materializing and dropping WAL segments) is reported as a note —
-      // refusing while the disk is that full is allowed (DESIGN.md §5, backpressure); what
+      // refusing while the disk is that full is allowed (docs/design.md §5, backpressure); what
       // must hold is the recovery after the ballast goes, as for server_wal_enospc.
       server_wal_nearly_full: {
         run: async (f) => {

@@ -40,7 +40,7 @@ import net from 'node:net';
 
 const { NGHTTP2_INTERNAL_ERROR, NGHTTP2_NO_ERROR } = http2.constants;
 
-// Protobuf bits for PersistentStreamResponse (protocol reference §2.4).
+// Protobuf bits for PersistentStreamResponse (docs/protocol.md §3).
 function varint(n) {
   const out = [];
   let v = BigInt(n);

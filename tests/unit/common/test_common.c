@@ -30,7 +30,7 @@ static void test_varint_golden(void **state)
 	struct rn_buf b = {0};
 	uint64_t v;
 	(void)state;
-	/* offset 300 encodes as ac 02 (reference §2.2) */
+	/* offset 300 encodes as ac 02 (docs/protocol.md §4) */
 	assert_int_equal(rn_pb_put_varint(&b, 300), 0);
 	assert_int_equal(b.len, 2);
 	assert_int_equal(b.data[0], 0xac);

@@ -1,6 +1,6 @@
 /*
  * Unit tests for the Zerobus codec against the golden wire bytes recorded by the public SDK
- * (protocol reference §2.2), for both numberings, plus hostile input.
+ * (docs/protocol.md §4), for both numberings, plus hostile input.
  */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,6 +1,6 @@
 /*
- * Unit tests for the uplink's I/O-free parts: the response decoder (golden bytes from the
- * protocol reference, hostile input) and the retry policy (full jitter bounds, growth, cap,
+ * Unit tests for the uplink's I/O-free parts: the response decoder (golden bytes of
+ * docs/protocol.md §4, hostile input) and the retry policy (full jitter bounds, growth, cap,
  * reset, terminal statuses, pushback floor, fault episodes).
  */
 #include <setjmp.h>
