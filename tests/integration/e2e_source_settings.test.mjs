@@ -45,7 +45,11 @@ test('static attributes and event time from a JSON field or a pattern, per sourc
   try {
     await agent.start();
     await waitFor(() => rows(server, T_JSON) >= 4 && rows(server, T_TEXT) >= 3, { what: 'rows in both tables' });
-    const st = agent.status();
+    // status.json is rewritten on a timer: wait for the one that has counted every record
+    const st = await waitFor(() => {
+      const s = agent.status();
+      return s?.streams?.length === 2 && s.streams.every((x) => x.records >= (x.name === 'j' ? 4 : 3)) && s;
+    }, { what: 'status counting every record' });
     assert.deepEqual(st.streams.map((s) => [s.name, s.event_time_fallbacks]), [['j', 2], ['t', 1]]);
     await agent.stop();
     await server.stop();

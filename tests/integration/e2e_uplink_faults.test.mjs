@@ -114,7 +114,13 @@ async function faultScenario(name, mode, opts, { expect, detail, level = 'error'
     assert.equal(lines.length, 1, `logged once per episode, not per retry:\n${lines.join('\n')}`);
     assert.match(lines[0], new RegExp(` ${level} `), lines[0]);
     assert.match(lines[0], /retry in \d+ ms/);
-    const st = stream0(ctx.agent);
+    // status.json is rewritten on a timer, so it may still describe an earlier moment than
+    // the log line just seen: wait until it shows the failed calls before judging it.
+    const st = await waitFor(() => {
+      const s = stream0(ctx.agent);
+      return s && s.uplink.failures >= minCalls - 1 && s.next_offset > p1.next_offset && s;
+    }, { timeoutMs: 20000, what: `status.json to show ${minCalls - 1} failed calls` })
+      .catch((e) => { throw new Error(`${e.message}: ${JSON.stringify(stream0(ctx.agent))}`); });
     assert.equal(st.acked, p1.acked, 'nothing taken as acked during the fault');
     assert.ok(st.next_offset > p1.next_offset, 'more chunks buffered meanwhile');
     assert.ok(st.buffered_bytes > 0);
