@@ -183,7 +183,7 @@ static void test_replay_torn_and_corrupt(void **state)
 	/* dropping old segments */
 	assert_true(rn_wal_bytes(w) > 0);
 	assert_int_equal(rn_wal_rotate(w, &seg), 0);
-	assert_int_equal(rn_wal_drop_before(w, seg), 0);
+	assert_int_equal(rn_wal_drop_before(w, seg, NULL, NULL), 0);
 	assert_int_equal(access(only_segment_path(1), F_OK), -1);
 	assert_int_equal(access(only_segment_path(2), F_OK), -1);
 	assert_int_equal(rn_wal_bytes(w), 0);
