@@ -433,7 +433,8 @@ int rn_wal_replay(struct rn_wal *w, int (*fn)(void *ctx, const struct rn_wal_ent
 					    p, d == 0 ? "torn entry" : "corrupt entry", off, data.len);
 				if (rn_fs_truncate(p, (off_t)off))
 					rn_log_error("wal", "truncate %s: %s", p, strerror(errno));
-				data.len = off;
+				else
+					data.len = off; /* else the bytes stay on disk (and count) */
 				break;
 			}
 			if ((rc = fn(ctx, &e)))
@@ -515,12 +516,17 @@ int rn_wal_dirty(const struct rn_wal *w)
  */
 static void abandon_segment(struct rn_wal *w)
 {
-	if (rn_fs_ftruncate(w->fd, (off_t)w->durable))
+	uint64_t left = w->durable;
+	struct stat st;
+	if (rn_fs_ftruncate(w->fd, (off_t)w->durable)) {
 		rn_log_error("wal", "ftruncate segment %llu after a failed write: %s",
 			     (unsigned long long)w->seg, strerror(errno));
+		if (!fstat(w->fd, &st))
+			left = (uint64_t)st.st_size; /* what stays on disk until it is deleted */
+	}
 	close(w->fd);
 	w->fd = -1;
-	w->other_bytes += w->durable;
+	w->other_bytes += left;
 	w->durable = 0;
 }
 
@@ -560,12 +566,14 @@ int rn_wal_sync(struct rn_wal *w)
 int rn_wal_rotate(struct rn_wal *w, uint64_t *seg)
 {
 	int rc;
+	uint64_t was;
 	if ((rc = rn_wal_sync(w)))
 		return rc;
-	if (w->fd >= 0)
-		w->other_bytes += w->durable;
+	was = w->fd >= 0 ? w->durable : 0;
+	/* on failure appends stay in the current segment, which is not counted twice */
 	if ((rc = open_segment(w, w->seg + 1)))
 		return rc;
+	w->other_bytes += was;
 	*seg = w->seg;
 	return 0;
 }
