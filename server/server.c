@@ -779,7 +779,7 @@ static void unlink_stream_files(struct rn_server *s, const char *id)
 	for (size_t i = 0; i < 2; i++) {
 		char path[4200];
 		snprintf(path, sizeof(path), "%s/%s%s", s->streams_dir, id, ext[i]);
-		if (unlink(path) && errno != ENOENT)
+		if (rn_fs_unlink(path) && errno != ENOENT)
 			rn_log_warn("server", "unlink %s: %s", path, strerror(errno));
 	}
 }
@@ -834,7 +834,7 @@ static void sweep_stream_files(struct rn_server *s)
 		snprintf(path, sizeof(path), "%s/%s", s->streams_dir, de->d_name);
 		if (!strcmp(dot, ".desc"))
 			rn_mat_stream_forget(s->mat, id);
-		if (unlink(path))
+		if (rn_fs_unlink(path))
 			rn_log_warn("server", "unlink %s: %s", path, strerror(errno));
 		else
 			n++;
