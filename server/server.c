@@ -1542,12 +1542,11 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	F("recovery_retries_total", "counter", "Retries of tables failing recovery.",
 	  s->stats.recovery_retries);
 	rn_metrics_family(b, P "table_failing_recovery", "gauge",
-			  "1 per table failing recovery (readded = 0.5: records back in, not "
-			  "committed yet).");
+			  "1 per table failing recovery, until its kept records are committed.");
 	for (const struct srv_failing *f = s->failing; f; f = f->next) {
 		char lab[400];
 		snprintf(lab, sizeof(lab), "table=\"%s\"", f->table);
-		rn_metrics_sample(b, P "table_failing_recovery", lab, f->readded ? 0.5 : 1);
+		rn_metrics_sample(b, P "table_failing_recovery", lab, 1);
 	}
 	/* limits (server/README.md "Limits") */
 	F("resource_exhausted_total", "counter",
