@@ -4,12 +4,15 @@
 // /healthz and /metrics, and keeps serving table B. Once A's log is repaired, the periodic
 // retry lands every acknowledged record of A exactly once (read back by stream and offset
 // with DuckDB and parquet-wasm), the segment goes, and a further restart adds nothing.
+// The second test does the same to a configured table under a running agent, whose resume
+// is refused while the table is broken and, once repaired, triggers the retry itself: the
+// kept lines and the ones read meanwhile land exactly once and in order.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Server, run, tmpDir, waitFor } from './lib/harness.mjs';
+import { Agent, Server, freePort, run, tmpDir, waitFor } from './lib/harness.mjs';
 import { duckFrom, query, replayLog, verifyTable, wasmRead } from './lib/table.mjs';
 
 const PY = '/usr/bin/python3';
@@ -124,6 +127,70 @@ test('a table whose log is unreadable at recovery keeps its WAL segments until i
     await server.stop();
     assert.deepEqual((await seqsOf(server.tableDir(A), a.stream_id)).seqs, range(30));
   } finally {
+    await server.kill();
+  }
+});
+
+test('an agent resumes on a repaired configured table: kept and new lines once, in order', { timeout: 180000 }, async () => {
+  const C = 'main.default.rec_c';
+  const dir = tmpDir('e2e-recovery-agent');
+  const logDir = path.join(dir, 'logs');
+  fs.mkdirSync(logDir);
+  const log = path.join(logDir, 'c.log');
+  fs.writeFileSync(log, '');
+  const port = await freePort();
+  const server = new Server({ dir, port, tables: [C], flushMs: 3600000 });
+  const agent = new Agent({ dir, url: `http://127.0.0.1:${port}`, sources: [{ name: 'c', table: C, paths: [log] }] });
+  const lines = (from, to) => Array.from({ length: to - from }, (_, k) => `c ${from + k} ${'y'.repeat(40)}\n`).join('');
+  const acked = (n) => {
+    const st = agent.status()?.streams?.[0];
+    return st && st.records === n && st.acked === st.next_offset - 1;
+  };
+  await server.start();
+  await agent.start();
+  try {
+    fs.appendFileSync(log, lines(0, 500));
+    await waitFor(() => acked(500), { what: '500 lines acked (in the WAL only)' });
+    await server.kill('SIGKILL');
+    const v0 = path.join(server.tableDir(C), '_delta_log', '00000000000000000000.json');
+    const good = fs.readFileSync(v0);
+    fs.rmSync(v0);
+    fs.mkdirSync(v0); // a directory where the commit was: unreadable
+
+    server.flushMs = 200;
+    await server.start();
+    assert.ok(server.proc.log.some((l) => l.includes(C) && /cannot be opened/.test(l)), server.proc.tail());
+    fs.appendFileSync(log, lines(500, 800));
+    await waitFor(() => server.proc.log.some((l) => /cannot be recovered yet/.test(l)) ||
+      agent.proc.log.some((l) => /cannot be recovered yet/.test(l)), { what: 'the agent\'s resume refused' });
+    await waitFor(() => agent.status()?.streams?.[0]?.records === 800, { what: 'the new lines read' });
+    assert.equal(fs.readdirSync(path.join(server.tableDir(C), '_delta_log')).filter((n) => n.endsWith('.json')).length, 1,
+      'nothing committed to the broken table');
+
+    fs.rmdirSync(v0);
+    fs.writeFileSync(v0, good);
+    fs.appendFileSync(log, lines(800, 1000));
+    await waitFor(() => acked(1000), { what: 'all 1000 lines acked after the repair' });
+    await waitFor(() => {
+      try {
+        return replayLog(server.tableDir(C)).live.reduce((n, f) => n + f.numRecords, 0) >= 1000;
+      } catch {
+        return false;
+      }
+    }, { what: '1000 rows in C' });
+    await agent.stop();
+    await server.stop();
+    const snap = await verifyTable(server.tableDir(C));
+    assert.equal(snap.rows, 1000);
+    const sid = Object.keys(snap.txns)[0];
+    const { seqs } = await seqsOf(server.tableDir(C), sid);
+    assert.deepEqual(seqs, range(1000), 'every line once');
+    const [r] = await query(`SELECT count(*) FILTER (WHERE CAST(split_part(payload, ' ', 2) AS BIGINT) <> seq) AS misordered,
+        count(DISTINCT payload) AS d FROM ${duckFrom(snap.files)}`);
+    assert.equal(Number(r.misordered), 0, 'line i is record seq i');
+    assert.equal(Number(r.d), 1000);
+  } finally {
+    await agent.kill();
     await server.kill();
   }
 });
