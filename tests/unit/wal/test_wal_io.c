@@ -9,8 +9,8 @@
  * in order, with each failed sync's batch only from its resend. The allocation sweep does
  * the same with rn_mem_fail_after over replay, append and sync. A dedicated test checks
  * that a failed fdatasync is never followed by the WAL claiming those bytes durable.
- * RN_SWEEP_LONG=1 (tests/README.md) runs a longer workload and the persistent-failure
- * variant (a disk that stays broken after its first error).
+ * A disk whose fsync stays broken after its first error is swept too. RN_SWEEP_LONG=1
+ * (tests/README.md) runs a longer workload.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -250,8 +250,6 @@ static void test_io_sweep(void **state)
 static void test_io_sweep_persistent(void **state)
 {
 	(void)state;
-	if (!long_mode)
-		skip();
 	/* a broken fsync that stays broken: every later sync fails; nothing is claimed */
 	for (long n = 1; n < 8; n++) {
 		struct rn_wal *w;
