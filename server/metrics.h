@@ -1,8 +1,8 @@
 /*
  * The operator's HTTP/1.1 endpoint (libevent's evhttp; the only code that includes it):
  * GET /metrics answers Prometheus text, GET /healthz answers 200 "ok", 200 "degraded: why"
- * (still serving) or 503 with the reason. It knows nothing of streams or tables: the server hands it two callbacks. Runs
- * on the server's event loop.
+ * (still serving) or 503 with the reason. It knows nothing of streams or tables: the server
+ * hands it two callbacks. Runs on the server's event loop.
  */
 #ifndef RN_METRICS_H
 #define RN_METRICS_H

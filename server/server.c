@@ -796,7 +796,7 @@ static void forget_ended(struct rn_server *s, int64_t before_us)
 		struct srv_stream *st = *pp;
 		if (st->persistent || !st->ended_us || st->ended_us > before_us || st->call ||
 		    find_failing(s, st->table)) {
-			/* a failing table's streams keep their descriptor and clock for the retry */
+			/* a failing table's streams keep descriptor and clock for the retry */
 			pp = &st->next;
 			continue;
 		}
@@ -1414,8 +1414,8 @@ int rn_server_create(struct rn_server **out, const struct rn_server_conf *conf)
 			s->stats.last_flush_err_us = rn_mono_us();
 			snprintf(s->stats.last_error, sizeof(s->stats.last_error),
 				 "flush after recovery: %s", rn_mat_errmsg(s->mat));
-			rn_log_error("server", "flush after recovery: %s (will retry; the WAL is kept)",
-				     rn_mat_errmsg(s->mat));
+			rn_log_error("server", "flush after recovery: %s (will retry; the WAL is "
+				     "kept)", rn_mat_errmsg(s->mat));
 			s->oldest_pending_us = rn_mono_us();
 		} else {
 			s->mat_dirty = 0;

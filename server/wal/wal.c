@@ -434,7 +434,7 @@ int rn_wal_replay(struct rn_wal *w, int (*fn)(void *ctx, const struct rn_wal_ent
 				if (rn_fs_truncate(p, (off_t)off))
 					rn_log_error("wal", "truncate %s: %s", p, strerror(errno));
 				else
-					data.len = off; /* else the bytes stay on disk (and count) */
+					data.len = off; /* else the bytes stay (and count) */
 				break;
 			}
 			if ((rc = fn(ctx, &e)))

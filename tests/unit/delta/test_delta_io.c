@@ -133,7 +133,7 @@ static void workload(int nb)
 			rc = rn_delta_commit(d, &add, 1, &txn, 1, &version);
 			must_report(rc);
 			if (!rc || (tries && rc == RN_EEXIST))
-				break; /* committed (by this try or, unreported, by the one before) */
+				break; /* committed (by this try or, unreported, the one before) */
 			assert_true(io_error(rc));
 		}
 	}
