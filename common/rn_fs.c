@@ -1,10 +1,12 @@
 /*
- * File helpers; see rn_fs.h.
+ * File helpers and the durable writers' I/O seam with its failure hook; see rn_fs.h. The
+ * only global state is the hook's atomics below.
  */
 #include "rn_fs.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,11 +14,103 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+static atomic_int armed;        /* 0: the fast path, nothing else is read */
+static atomic_long countdown;   /* matching calls until the failure (1 = the next) */
+static atomic_int fail_errno;
+static atomic_uint fail_ops;
+static atomic_int failing;      /* RN_FS_PERSIST: the failure fired, later calls fail too */
+static atomic_long calls, injected;
+
+void rn_fs_fail_after(long nth, int err, unsigned ops)
+{
+	atomic_store(&armed, 0);
+	atomic_store(&failing, 0);
+	atomic_store(&countdown, nth);
+	atomic_store(&fail_errno, err);
+	atomic_store(&fail_ops, ops);
+	atomic_store(&armed, nth > 0);
+}
+
+long rn_fs_calls(void)
+{
+	return atomic_load(&calls);
+}
+
+long rn_fs_injected(void)
+{
+	return atomic_load(&injected);
+}
+
+/* 1 (errno set) when this call of kind `op` is to fail. */
+static int inject(unsigned op)
+{
+	atomic_fetch_add_explicit(&calls, 1, memory_order_relaxed);
+	if (__builtin_expect(!atomic_load_explicit(&armed, memory_order_relaxed), 1))
+		return 0;
+	unsigned ops = atomic_load(&fail_ops);
+	if (!(ops & op))
+		return 0;
+	if (!atomic_load(&failing) && atomic_fetch_sub(&countdown, 1) != 1)
+		return 0;
+	if (ops & RN_FS_PERSIST)
+		atomic_store(&failing, 1);
+	else
+		atomic_store(&armed, 0);
+	atomic_fetch_add(&injected, 1);
+	errno = atomic_load(&fail_errno);
+	return 1;
+}
+
+int rn_fs_open(const char *path, int flags, mode_t mode)
+{
+	return inject(RN_FS_OPEN) ? -1 : open(path, flags, mode);
+}
+
+ssize_t rn_fs_write(int fd, const void *p, size_t len)
+{
+	return inject(RN_FS_WRITE) ? -1 : write(fd, p, len);
+}
+
+int rn_fs_fsync(int fd)
+{
+	return inject(RN_FS_FSYNC) ? -1 : fsync(fd);
+}
+
+int rn_fs_fdatasync(int fd)
+{
+	return inject(RN_FS_FSYNC) ? -1 : fdatasync(fd);
+}
+
+int rn_fs_rename(const char *from, const char *to)
+{
+	return inject(RN_FS_RENAME) ? -1 : rename(from, to);
+}
+
+int rn_fs_link(const char *from, const char *to)
+{
+	return inject(RN_FS_LINK) ? -1 : link(from, to);
+}
+
+int rn_fs_unlink(const char *path)
+{
+	return inject(RN_FS_UNLINK) ? -1 : unlink(path);
+}
+
+int rn_fs_ftruncate(int fd, off_t len)
+{
+	return inject(RN_FS_TRUNCATE) ? -1 : ftruncate(fd, len);
+}
+
+int rn_fs_truncate(const char *path, off_t len)
+{
+	return inject(RN_FS_TRUNCATE) ? -1 : truncate(path, len);
+}
+
 int rn_write_all(int fd, const void *vp, size_t len)
 {
 	const char *p = vp;
 	while (len) {
-		ssize_t n = write(fd, p, len);
+		ssize_t n = rn_fs_write(fd, p, len);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -57,7 +151,7 @@ int rn_write_new_file(int fd, const void *vp, size_t len)
 			ssize_t w;
 			memcpy(bounce, p, n);
 			do
-				w = write(fd, bounce, n);
+				w = rn_fs_write(fd, bounce, n);
 			while (w < 0 && errno == EINTR);
 			if (w < 0 && errno == EINVAL)
 				break; /* accepted the flag, refuses the I/O: the rest goes plainly */
@@ -82,7 +176,7 @@ int rn_fsync_dir(const char *dir)
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
-	int rc = fsync(fd);
+	int rc = rn_fs_fsync(fd);
 	int e = errno;
 	close(fd);
 	errno = e;
@@ -99,18 +193,18 @@ int rn_write_file_atomic(const char *dir, const char *name, const struct rn_fs_p
 		return -1;
 	}
 	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0)
+	if ((fd = rn_fs_open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0)
 		return -1;
 	for (size_t i = 0; i < n && !rc; i++)
 		rc = rn_write_all(fd, pieces[i].p, pieces[i].len);
 	if (!rc)
-		rc = fsync(fd);
+		rc = rn_fs_fsync(fd);
 	e = errno;
 	close(fd);
-	if (!rc && (rename(tmp, path) || rn_fsync_dir(dir)))
+	if (!rc && (rn_fs_rename(tmp, path) || rn_fsync_dir(dir)))
 		rc = -1, e = errno;
 	if (rc) {
-		unlink(tmp);
+		rn_fs_unlink(tmp);
 		errno = e;
 	}
 	return rc;

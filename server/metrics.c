@@ -48,10 +48,16 @@ static void on_metrics(struct evhttp_request *req, void *arg)
 static void on_health(struct evhttp_request *req, void *arg)
 {
 	struct rn_metrics *m = arg;
-	char why[256] = "";
-	if (m->h.health(m->h.ctx, why, sizeof(why))) {
+	char why[512] = "";
+	int h = m->h.health(m->h.ctx, why, sizeof(why) - 16);
+	if (h == RN_HEALTH_DEGRADED) {
+		char body[600];
+		int n = snprintf(body, sizeof(body), "degraded: %s\n", why);
+		reply(req, 200, "OK", "text/plain", body, (size_t)n);
+	} else if (h) {
 		size_t n = strlen(why);
-		why[n < sizeof(why) - 1 ? n : n - 1] = '\n';
+		why[n] = '\n';
+		why[n + 1] = 0;
 		reply(req, 503, "Service Unavailable", "text/plain", why, strlen(why));
 	} else {
 		reply(req, 200, "OK", "text/plain", "ok\n", 3);

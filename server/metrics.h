@@ -1,8 +1,8 @@
 /*
  * The operator's HTTP/1.1 endpoint (libevent's evhttp; the only code that includes it):
- * GET /metrics answers Prometheus text, GET /healthz answers 200 "ok" or 503 with the
- * reason. It knows nothing of streams or tables: the server hands it two callbacks. Runs
- * on the server's event loop.
+ * GET /metrics answers Prometheus text, GET /healthz answers 200 "ok", 200 "degraded: why"
+ * (still serving) or 503 with the reason. It knows nothing of streams or tables: the server
+ * hands it two callbacks. Runs on the server's event loop.
  */
 #ifndef RN_METRICS_H
 #define RN_METRICS_H
@@ -15,11 +15,14 @@
 struct event_base;
 struct rn_metrics;
 
+enum { RN_HEALTH_OK, RN_HEALTH_DOWN, RN_HEALTH_DEGRADED };
+
 struct rn_metrics_handler {
 	void *ctx;
 	/* Appends the Prometheus text exposition. */
 	void (*render)(void *ctx, struct rn_buf *out);
-	/* 0 when healthy, else non-zero with the reason in why. */
+	/* RN_HEALTH_OK; RN_HEALTH_DEGRADED (200 "degraded: why": serving, but something
+	 * needs an operator); RN_HEALTH_DOWN (503 with why). */
 	int (*health)(void *ctx, char *why, size_t cap);
 };
 

@@ -158,6 +158,27 @@ struct srv_stream {
 	struct srv_stream *next;
 };
 
+/*
+ * A table whose WAL records could not be put into it at recovery (its log unreadable, or a
+ * record it refused): the segments holding them are kept (rn_wal_drop_before skips them)
+ * and the server retries it every RETRY_US and on each create/resume for it. While failed,
+ * new streams and resumes on it are refused, so nothing of a stream can overtake its kept
+ * records. A successful retry puts the records back into the materializer (readded); the
+ * first flush after that commits them, and the table and its segments are let go.
+ */
+struct srv_failing {
+	char *table;
+	int configured;   /* from `tables`/`schemas`: a retry may create it */
+	int readded;      /* its kept records are in the materializer, awaiting a flush */
+	uint64_t *segs;   /* ids of the segments holding its records, ascending */
+	size_t nsegs, capsegs;
+	unsigned retries;
+	char why[200];
+	struct srv_failing *next;
+};
+
+#define RETRY_US 5000000 /* a failed table is retried this often (and on its next stream) */
+
 struct call_state {
 	struct srv_stream *st;
 	int persistent;
@@ -177,6 +198,9 @@ struct rn_server {
 	struct rn_wal *wal;
 	struct rn_mat *mat;
 	struct srv_stream *streams;
+	struct srv_failing *failing; /* tables with records kept in the WAL for them */
+	uint64_t retained_bytes;     /* bytes of the segments kept for them */
+	int64_t retry_at_us;         /* next periodic retry of failing tables */
 	struct event *sync_ev, *flush_ev, *sig_term, *sig_int;
 	int mat_dirty;
 	int stopping;
@@ -199,6 +223,7 @@ struct rn_server {
 		uint64_t calls, calls_rejected;
 		uint64_t pressure_refusals, pressure_episodes;
 		uint64_t streams_forgotten; /* ended ephemeral streams dropped */
+		uint64_t recovery_retries;  /* retries of failing tables */
 		int64_t started_us, last_flush_ok_us, last_flush_err_us;
 		char last_error[200];
 	} stats;
@@ -306,14 +331,16 @@ static int stream_clock(struct rn_server *s, struct srv_stream *st, const struct
 	return 0;
 }
 
-/* Hands every saved descriptor to the materializer again. */
-static void load_descriptors(struct rn_server *s)
+/* Hands every saved descriptor (of `table`'s streams only, unless NULL) to the materializer
+ * again. Returns the number that it refused (each logged). */
+static int load_descriptors(struct rn_server *s, const char *table)
 {
 	DIR *d = opendir(s->streams_dir);
 	struct dirent *de;
 	struct rn_buf b = {0};
+	int bad = 0;
 	if (!d)
-		return;
+		return 0;
 	while ((de = readdir(d))) {
 		size_t n = strlen(de->d_name);
 		char path[4096], id[64];
@@ -337,12 +364,17 @@ static void load_descriptors(struct rn_server *s)
 			continue;
 		}
 		*nl = 0;
+		if (table && strcmp((const char *)b.data, table))
+			continue;
 		if (rn_mat_stream_descriptor(s->mat, (const char *)b.data, id, nl + 1,
-					     b.len - (size_t)(nl + 1 - b.data)))
+					     b.len - (size_t)(nl + 1 - b.data))) {
 			rn_log_error("server", "stream %s: %s", id, rn_mat_errmsg(s->mat));
+			bad++;
+		}
 	}
 	rn_buf_free(&b);
 	closedir(d);
+	return bad;
 }
 
 static int load_registry(struct rn_server *s)
@@ -377,9 +409,13 @@ static int load_registry(struct rn_server *s)
 	}
 	closedir(d);
 	rn_log_info("server", "%d persistent streams registered", n);
-	load_descriptors(s);
+	load_descriptors(s, NULL);
 	return 0;
 }
+
+static struct srv_failing *find_failing(const struct rn_server *s, const char *table);
+static struct srv_failing *add_failing(struct rn_server *s, const char *table, int configured);
+static int keep_segment(struct srv_failing *f, uint64_t seg);
 
 static int replay_entry(void *ctx, const struct rn_wal_entry *e)
 {
@@ -402,13 +438,213 @@ static int replay_entry(void *ctx, const struct rn_wal_entry *e)
 	}
 	if (e->offset > st->last_durable)
 		st->last_durable = st->last_received = e->offset;
-	if ((rc = rn_mat_add(s->mat, table, sid, e->offset, e->record_type, e->batch, e->batch_len,
-			     st->has_clock ? &st->clock : NULL)))
-		rn_log_error("server", "WAL replay: stream %s offset %lld: %s", sid,
-			     (long long)e->offset, rn_mat_errmsg(s->mat));
-	else
-		s->mat_dirty = 1;
+	/* once a table failed, its later records wait too: adding them would let the table's
+	 * txn pass the ones before, which would then be skipped as already committed */
+	struct srv_failing *f = find_failing(s, table);
+	if (!f) {
+		if (!(rc = rn_mat_add(s->mat, table, sid, e->offset, e->record_type, e->batch,
+				      e->batch_len, st->has_clock ? &st->clock : NULL))) {
+			s->mat_dirty = 1;
+			return 0;
+		}
+		if (!(f = add_failing(s, table, 0)))
+			return RN_ENOMEM;
+		snprintf(f->why, sizeof(f->why), "%s", rn_mat_errmsg(s->mat));
+		rn_log_error("server", "WAL recovery: table %s cannot take stream %s offset %lld: "
+			     "%s; its records stay in the WAL and it is retried", table, sid,
+			     (long long)e->offset, f->why);
+	}
+	return keep_segment(f, rn_wal_replay_segment(s->wal));
+}
+
+/* The failing-table entry of `table`, or NULL. */
+static struct srv_failing *find_failing(const struct rn_server *s, const char *table)
+{
+	for (struct srv_failing *f = s->failing; f; f = f->next)
+		if (!strcmp(f->table, table))
+			return f;
+	return NULL;
+}
+
+static struct srv_failing *add_failing(struct rn_server *s, const char *table, int configured)
+{
+	struct srv_failing *f = rn_calloc(1, sizeof(*f));
+	if (!f || !(f->table = rn_strdup(table))) {
+		rn_free(f);
+		return NULL;
+	}
+	f->configured = configured;
+	f->next = s->failing;
+	s->failing = f;
+	return f;
+}
+
+static void free_failing(struct srv_failing *f)
+{
+	rn_free(f->table);
+	rn_free(f->segs);
+	rn_free(f);
+}
+
+/* Notes that segment seg holds records of f's table (ids arrive in ascending order). */
+static int keep_segment(struct srv_failing *f, uint64_t seg)
+{
+	if (f->nsegs && f->segs[f->nsegs - 1] == seg)
+		return 0;
+	if (f->nsegs == f->capsegs) {
+		size_t nc = f->capsegs ? f->capsegs * 2 : 4;
+		uint64_t *t = rn_reallocarray(f->segs, nc, sizeof(*t));
+		if (!t)
+			return RN_ENOMEM;
+		f->segs = t;
+		f->capsegs = nc;
+	}
+	f->segs[f->nsegs++] = seg;
 	return 0;
+}
+
+/* rn_wal_drop_before's keep callback: segments holding records of a failing table. */
+static int segment_kept(void *ctx, uint64_t seg)
+{
+	const struct rn_server *s = ctx;
+	for (const struct srv_failing *f = s->failing; f; f = f->next)
+		for (size_t i = 0; i < f->nsegs; i++)
+			if (f->segs[i] == seg)
+				return 1;
+	return 0;
+}
+
+/* Recomputes retained_bytes: each kept segment counted once. */
+static void count_retained(struct rn_server *s)
+{
+	s->retained_bytes = 0;
+	for (const struct srv_failing *f = s->failing; f; f = f->next)
+		for (size_t i = 0; i < f->nsegs; i++) {
+			int seen = 0;
+			for (const struct srv_failing *g = s->failing; g != f && !seen; g = g->next)
+				for (size_t k = 0; k < g->nsegs && !seen; k++)
+					seen = g->segs[k] == f->segs[i];
+			if (!seen)
+				s->retained_bytes += rn_wal_segment_bytes(s->wal, f->segs[i]);
+		}
+}
+
+struct retry_ctx {
+	struct rn_server *s;
+	const char *table;
+	size_t added;
+};
+
+/* rn_wal_scan callback of a retry: adds the failing table's records again. */
+static int retry_entry(void *ctx, const struct rn_wal_entry *e)
+{
+	struct retry_ctx *r = ctx;
+	struct rn_server *s = r->s;
+	struct srv_stream *st;
+	char sid[64];
+	if (e->table_len != strlen(r->table) || memcmp(e->table, r->table, e->table_len) ||
+	    e->stream_id_len >= sizeof(sid))
+		return 0;
+	memcpy(sid, e->stream_id, e->stream_id_len);
+	sid[e->stream_id_len] = 0;
+	if (!(st = find_stream(s, e->stream_id, e->stream_id_len))) {
+		/* kept by forget_ended while its table fails; only an allocation can miss it */
+		if (!(st = add_stream(s, sid, e->stream_id_len, r->table, strlen(r->table),
+				      e->record_type)))
+			return RN_ENOMEM;
+		load_clock(s, st);
+		st->ended_us = 1;
+	}
+	int rc = rn_mat_add(s->mat, r->table, sid, e->offset, e->record_type, e->batch,
+			    e->batch_len, st->has_clock ? &st->clock : NULL);
+	if (!rc)
+		r->added++;
+	return rc;
+}
+
+/*
+ * Tries a failing table again: opens it (creating a configured one), hands its streams'
+ * descriptors to the materializer and adds its kept records in WAL order. On success the
+ * table is `readded` (the next good flush lets it go). 0, or the error (reason in f->why).
+ */
+static int retry_table(struct rn_server *s, struct srv_failing *f)
+{
+	struct retry_ctx r = {s, f->table, 0};
+	int rc = 0;
+	if (f->readded)
+		return 0;
+	s->stats.recovery_retries++;
+	f->retries++;
+	if (f->configured && (rc = rn_mat_ensure_table(s->mat, f->table)))
+		snprintf(f->why, sizeof(f->why), "%s", rn_mat_errmsg(s->mat));
+	else if (load_descriptors(s, f->table))
+		snprintf(f->why, sizeof(f->why), "%s", rn_mat_errmsg(s->mat)), rc = RN_EIO;
+	for (size_t i = 0; !rc && i < f->nsegs; i++) {
+		if ((rc = rn_wal_scan(s->wal, f->segs[i], retry_entry, &r)) == RN_EIO)
+			snprintf(f->why, sizeof(f->why), "%s", rn_wal_errmsg(s->wal));
+		else if (rc)
+			snprintf(f->why, sizeof(f->why), "%s", rn_mat_errmsg(s->mat));
+	}
+	if (rc) {
+		/* records added before the failure stay pending: a prefix, in order; the next
+		 * retry skips them as the materializer already has them */
+		if (r.added)
+			s->mat_dirty = 1;
+		if (f->retries % 12 == 1)
+			rn_log_warn("server", "table %s still cannot be recovered (%u tries): %s",
+				    f->table, f->retries, f->why);
+		return rc;
+	}
+	f->readded = 1;
+	s->mat_dirty = 1;
+	if (!s->oldest_pending_us)
+		s->oldest_pending_us = rn_mono_us();
+	rn_log_info("server", "table %s recovered: %zu kept batches from %zu WAL segment(s) go "
+		    "into it with the next flush", f->table, r.added, f->nsegs);
+	return 0;
+}
+
+/* Retries every failing table (when due, or now with force). */
+static void retry_failing(struct rn_server *s, int force)
+{
+	int64_t now = rn_mono_us();
+	if (!s->failing || (!force && now < s->retry_at_us))
+		return;
+	s->retry_at_us = now + RETRY_US;
+	for (struct srv_failing *f = s->failing; f; f = f->next)
+		retry_table(s, f);
+}
+
+/* After a flush that committed everything added before it: readded tables are whole. */
+static void release_readded(struct rn_server *s)
+{
+	int n = 0;
+	for (struct srv_failing **pp = &s->failing; *pp;) {
+		struct srv_failing *f = *pp;
+		if (!f->readded) {
+			pp = &f->next;
+			continue;
+		}
+		rn_log_info("server", "table %s: every kept record is committed; its WAL segments "
+			    "can go", f->table);
+		*pp = f->next;
+		free_failing(f);
+		n++;
+	}
+	if (n)
+		count_retained(s);
+}
+
+/* On create/resume for `table`: refuses it (UNAVAILABLE, *why set) while the table still
+ * has records kept in the WAL that cannot be put into it, retrying first. */
+static int table_failing(struct rn_server *s, const char *table, char *why, size_t cap)
+{
+	struct srv_failing *f = find_failing(s, table);
+	if (!f || f->readded || !retry_table(s, f))
+		return 0;
+	snprintf(why, cap, "table %s cannot be recovered yet (its acknowledged records are kept): "
+		 "%s", table, f->why);
+	return 1;
 }
 
 static void send_msg(struct rn_call *c, struct rn_buf *b)
@@ -440,8 +676,13 @@ static void ack_streams(struct rn_server *s)
 
 static struct rn_limits_now limits_now(struct rn_server *s)
 {
-	struct rn_limits_now n = {rn_mono_us(), rn_wal_bytes(s->wal), s->oldest_pending_us,
-				  s->next_flush_us, s->flush_cost_us, -1};
+	/* bytes kept for failing tables are not drained by a flush: they do not count toward
+	 * wal_max_bytes (else one broken table would stop every other); wal_min_free still
+	 * guards the disk */
+	uint64_t wb = rn_wal_bytes(s->wal);
+	wb = wb > s->retained_bytes ? wb - s->retained_bytes : 0;
+	struct rn_limits_now n = {rn_mono_us(), wb, s->oldest_pending_us, s->next_flush_us,
+				  s->flush_cost_us, -1};
 	if (s->limits.wal_min_free) {
 		struct statvfs vs;
 		if (n.now_us - s->disk_checked_us >= DISK_CHECK_US) {
@@ -538,7 +779,7 @@ static void unlink_stream_files(struct rn_server *s, const char *id)
 	for (size_t i = 0; i < 2; i++) {
 		char path[4200];
 		snprintf(path, sizeof(path), "%s/%s%s", s->streams_dir, id, ext[i]);
-		if (unlink(path) && errno != ENOENT)
+		if (rn_fs_unlink(path) && errno != ENOENT)
 			rn_log_warn("server", "unlink %s: %s", path, strerror(errno));
 	}
 }
@@ -553,7 +794,9 @@ static void forget_ended(struct rn_server *s, int64_t before_us)
 {
 	for (struct srv_stream **pp = &s->streams; *pp;) {
 		struct srv_stream *st = *pp;
-		if (st->persistent || !st->ended_us || st->ended_us > before_us || st->call) {
+		if (st->persistent || !st->ended_us || st->ended_us > before_us || st->call ||
+		    find_failing(s, st->table)) {
+			/* a failing table's streams keep descriptor and clock for the retry */
 			pp = &st->next;
 			continue;
 		}
@@ -585,13 +828,13 @@ static void sweep_stream_files(struct rn_server *s)
 		memcpy(id, de->d_name, len);
 		id[len] = 0;
 		const struct srv_stream *st = find_stream(s, id, len);
-		if (st && st->persistent)
+		if (st && (st->persistent || find_failing(s, st->table)))
 			continue;
 		char path[4200];
 		snprintf(path, sizeof(path), "%s/%s", s->streams_dir, de->d_name);
 		if (!strcmp(dot, ".desc"))
 			rn_mat_stream_forget(s->mat, id);
-		if (unlink(path))
+		if (rn_fs_unlink(path))
 			rn_log_warn("server", "unlink %s: %s", path, strerror(errno));
 		else
 			n++;
@@ -630,7 +873,8 @@ static void flush_now(struct rn_server *s)
 	s->flush_cost_us = s->stats.last_flush_ok_us - t0;
 	s->mat_dirty = 0;
 	s->oldest_pending_us = 0; /* everything appended so far is in its table now */
-	if (!rn_wal_drop_before(s->wal, seg))
+	release_readded(s);
+	if (!rn_wal_drop_before(s->wal, seg, segment_kept, s))
 		forget_ended(s, t0);
 }
 
@@ -640,6 +884,7 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	s->next_flush_us = rn_mono_us() + s->conf.flush_interval_ms * 1000;
+	retry_failing(s, 0);
 	flush_now(s);
 	check_pressure(s, NULL); /* a flush ends pressure; time passing can start lag pressure */
 }
@@ -728,6 +973,9 @@ static void on_create(struct rn_server *s, struct rn_call *c, struct call_state 
 	}
 	if (rn_table_name_check(table))
 		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, "invalid table name");
+	char fwhy[400];
+	if (table_failing(s, table, fwhy, sizeof(fwhy)))
+		return rn_call_finish(c, RN_GRPC_UNAVAILABLE, fwhy);
 	if (rtype != 1 && rtype != 2)
 		return rn_call_finish(c, RN_GRPC_UNIMPLEMENTED, "record type not supported");
 	int proto_desc = rtype == 1 && r->descriptor && r->descriptor_len;
@@ -785,6 +1033,9 @@ static void on_resume(struct rn_server *s, struct rn_call *c, struct call_state 
 		return rn_call_finish(c, RN_GRPC_NOT_FOUND, "unknown stream_id");
 	if (cs->has_table && strcmp(cs->table, st->table))
 		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, "stream belongs to another table");
+	char fwhy[400];
+	if (table_failing(s, st->table, fwhy, sizeof(fwhy)))
+		return rn_call_finish(c, RN_GRPC_UNAVAILABLE, fwhy);
 	if (rn_mat_committed(s->mat, st->table, st->id, &committed))
 		return rn_call_finish(c, RN_GRPC_UNAVAILABLE, "cannot read the table's log");
 	if (committed > st->last_durable)
@@ -1055,6 +1306,30 @@ int rn_server_conf_check(const struct rn_server_conf *c, const char *file, char 
 	return 0;
 }
 
+/*
+ * Creates or opens a table named in the config. A table that exists but cannot be opened
+ * (its log unreadable, an I/O error) does not stop the server: it becomes a failing table,
+ * its WAL records are kept, and it is retried. A config error stays fatal.
+ */
+static int ensure_configured(struct rn_server *s, const char *name)
+{
+	struct srv_failing *f;
+	int rc = rn_mat_ensure_table(s->mat, name);
+	if (!rc)
+		return 0;
+	if (rc == RN_EINVAL || rc == RN_ECONFLICT || rc == RN_ENOTSUP || rc == RN_ENOMEM) {
+		rn_log_error("server", "table %s: %s", name,
+			     rc == RN_EINVAL ? "invalid name" : rn_mat_errmsg(s->mat));
+		return rc;
+	}
+	if (!(f = add_failing(s, name, 1)))
+		return RN_ENOMEM;
+	snprintf(f->why, sizeof(f->why), "%s", rn_mat_errmsg(s->mat));
+	rn_log_error("server", "table %s cannot be opened: %s; serving the others, retrying it",
+		     name, f->why);
+	return 0;
+}
+
 int rn_server_create(struct rn_server **out, const struct rn_server_conf *conf)
 {
 	struct rn_server *s;
@@ -1105,17 +1380,12 @@ int rn_server_create(struct rn_server **out, const struct rn_server_conf *conf)
 			rn_free(sc);
 			goto fail;
 		}
-		if ((rc = rn_mat_ensure_table(s->mat, name))) {
-			rn_log_error("server", "table %s: %s", name, rn_mat_errmsg(s->mat));
+		if ((rc = ensure_configured(s, name)))
 			goto fail;
-		}
 	}
 	for (size_t i = 0; i < conf->tables.n; i++) {
-		if ((rc = rn_mat_ensure_table(s->mat, conf->tables.v[i]))) {
-			rn_log_error("server", "table %s: %s", conf->tables.v[i],
-				     rc == RN_EINVAL ? "invalid name" : rn_mat_errmsg(s->mat));
+		if ((rc = ensure_configured(s, conf->tables.v[i])))
 			goto fail;
-		}
 	}
 	if ((rc = load_registry(s)))
 		goto fail;
@@ -1134,18 +1404,41 @@ int rn_server_create(struct rn_server **out, const struct rn_server_conf *conf)
 		rn_log_error("server", "WAL recovery failed: %s", s->wal ? rn_wal_errmsg(s->wal) : path);
 		goto fail;
 	}
+	int flushed = 1;
 	if (s->mat_dirty) {
-		if ((rc = rn_mat_flush(s->mat))) {
-			rn_log_error("server", "flush after recovery: %s", rn_mat_errmsg(s->mat));
-			goto fail;
+		if (rn_mat_flush(s->mat)) {
+			/* the rows stay pending in the materializer, the segments on disk: the
+			 * periodic flush retries, and drops them once it succeeds */
+			flushed = 0;
+			s->stats.flush_errors++;
+			s->stats.last_flush_err_us = rn_mono_us();
+			snprintf(s->stats.last_error, sizeof(s->stats.last_error),
+				 "flush after recovery: %s", rn_mat_errmsg(s->mat));
+			rn_log_error("server", "flush after recovery: %s (will retry; the WAL is "
+				     "kept)", rn_mat_errmsg(s->mat));
+			s->oldest_pending_us = rn_mono_us();
+		} else {
+			s->mat_dirty = 0;
 		}
-		s->mat_dirty = 0;
 	}
-	if ((rc = rn_wal_rotate(s->wal, &seg)) || (rc = rn_wal_drop_before(s->wal, seg)))
+	count_retained(s);
+	for (struct srv_failing *f = s->failing; f; f = f->next)
+		rn_log_error("server", "table %s failed recovery: %zu WAL segment(s) kept for it "
+			     "(%s); retried every %d s and on its next stream", f->table, f->nsegs,
+			     f->why, RETRY_US / 1000000);
+	if ((rc = rn_wal_rotate(s->wal, &seg))) {
+		rn_log_error("server", "WAL: %s", rn_wal_errmsg(s->wal));
 		goto fail;
-	/* every record of the last run is in its table now: its ephemeral streams are over */
-	forget_ended(s, INT64_MAX);
-	sweep_stream_files(s);
+	}
+	if (flushed && (rc = rn_wal_drop_before(s->wal, seg, segment_kept, s)))
+		goto fail;
+	/* every record of the last run is in its table now (or kept for a failing one, whose
+	 * streams forget_ended keeps): the other ephemeral streams are over */
+	if (flushed)
+		forget_ended(s, INT64_MAX);
+	if (flushed)
+		sweep_stream_files(s);
+	s->retry_at_us = rn_mono_us() + RETRY_US;
 
 	s->base = event_base_new();
 	s->sync_ev = event_new(s->base, -1, 0, sync_cb, s);
@@ -1237,6 +1530,24 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	  s->stats.streams_forgotten);
 	F("pending_bytes", "gauge", "Durable bytes not yet in their tables.",
 	  rn_mat_pending_bytes(s->mat));
+	/* recovery (server/README.md "Recovery") */
+	size_t nfailing = 0;
+	for (const struct srv_failing *f = s->failing; f; f = f->next)
+		nfailing++;
+	F("tables_failing_recovery", "gauge",
+	  "Tables whose WAL records could not be put into them yet (kept, retried).", nfailing);
+	F("wal_retained_bytes", "gauge",
+	  "Bytes of WAL segments kept for tables failing recovery (not counted by wal_max_bytes).",
+	  s->retained_bytes);
+	F("recovery_retries_total", "counter", "Retries of tables failing recovery.",
+	  s->stats.recovery_retries);
+	rn_metrics_family(b, P "table_failing_recovery", "gauge",
+			  "1 per table failing recovery, until its kept records are committed.");
+	for (const struct srv_failing *f = s->failing; f; f = f->next) {
+		char lab[400];
+		snprintf(lab, sizeof(lab), "table=\"%s\"", f->table);
+		rn_metrics_sample(b, P "table_failing_recovery", lab, 1);
+	}
 	/* limits (server/README.md "Limits") */
 	F("resource_exhausted_total", "counter",
 	  "Calls answered with RESOURCE_EXHAUSTED (pressure, message size, queues).",
@@ -1282,19 +1593,26 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 #undef P
 }
 
-/* Unhealthy while the last flush or WAL sync failed and nothing has succeeded since. */
+/* Unhealthy while the last flush or WAL sync failed and nothing has succeeded since;
+ * degraded (still serving) while a table fails recovery, naming it. */
 static int health(void *ctx, char *why, size_t cap)
 {
 	struct rn_server *s = ctx;
 	if (s->stopping) {
 		snprintf(why, cap, "shutting down");
-		return 1;
+		return RN_HEALTH_DOWN;
 	}
 	if (s->stats.last_flush_err_us > s->stats.last_flush_ok_us) {
 		snprintf(why, cap, "%s", s->stats.last_error);
-		return 1;
+		return RN_HEALTH_DOWN;
 	}
-	return 0;
+	if (s->failing) {
+		const struct srv_failing *f = s->failing;
+		snprintf(why, cap, "table %s failing recovery (%zu WAL segment(s) kept): %s%s",
+			 f->table, f->nsegs, f->why, f->next ? "; and more tables" : "");
+		return RN_HEALTH_DEGRADED;
+	}
+	return RN_HEALTH_OK;
 }
 
 int rn_server_run(struct rn_server *s)
@@ -1319,6 +1637,11 @@ void rn_server_destroy(struct rn_server *s)
 		event_free(s->sig_int);
 	if (s->base)
 		event_base_free(s->base);
+	while (s->failing) {
+		struct srv_failing *n = s->failing->next;
+		free_failing(s->failing);
+		s->failing = n;
+	}
 	while (s->streams) {
 		struct srv_stream *n = s->streams->next;
 		rn_free(s->streams->table);

@@ -832,20 +832,20 @@ static int put_if_absent(struct rn_delta *d, int64_t v, const struct rn_buf *tex
 	uuid_unparse_lower(u, us);
 	commit_name(final, sizeof(final), d->log_dir, v);
 	snprintf(tmp, sizeof(tmp), "%s/.%020lld.json.%s.tmp", d->log_dir, (long long)v, us);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0)
+	if ((fd = rn_fs_open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0)
 		return fail(d, errno_rc(), "%s: %s", tmp, strerror(errno));
 	if (rn_write_all(fd, text->data, text->len))
 		rc = fail(d, errno_rc(), "write %s: %s", tmp, strerror(errno));
-	if (!rc && fsync(fd))
+	if (!rc && rn_fs_fsync(fd))
 		rc = fail(d, errno_rc(), "fsync %s: %s", tmp, strerror(errno));
 	close(fd);
-	if (!rc && link(tmp, final)) {
+	if (!rc && rn_fs_link(tmp, final)) {
 		if (errno == EEXIST)
 			rc = RN_EEXIST;
 		else
 			rc = fail(d, errno_rc(), "link %s: %s", final, strerror(errno));
 	}
-	unlink(tmp);
+	rn_fs_unlink(tmp);
 	if (!rc && rn_fsync_dir(d->log_dir))
 		rc = fail(d, errno_rc(), "fsync %s: %s", d->log_dir, strerror(errno));
 	return rc;
@@ -999,21 +999,21 @@ int rn_delta_write_file_in(struct rn_delta *d, const char *subdir, const void *d
 	rc = 0;
 	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, base);
 	snprintf(final, sizeof(final), "%s/%s", dir, base);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0)
+	if ((fd = rn_fs_open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0)
 		return fail(d, errno_rc(), "%s: %s", tmp, strerror(errno));
 	if (rn_write_new_file(fd, data, len))
 		rc = fail(d, errno_rc(), "write %s: %s", tmp, strerror(errno));
-	if (!rc && fsync(fd))
+	if (!rc && rn_fs_fsync(fd))
 		rc = fail(d, errno_rc(), "fsync %s: %s", tmp, strerror(errno));
 	if (!rc && fstat(fd, &st))
 		rc = fail(d, RN_EIO, "stat %s: %s", tmp, strerror(errno));
 	close(fd);
-	if (!rc && rename(tmp, final))
+	if (!rc && rn_fs_rename(tmp, final))
 		rc = fail(d, errno_rc(), "rename %s: %s", final, strerror(errno));
 	if (!rc && rn_fsync_dir(dir))
 		rc = fail(d, errno_rc(), "fsync %s: %s", dir, strerror(errno));
 	if (rc) {
-		unlink(tmp);
+		rn_fs_unlink(tmp);
 		return rc;
 	}
 	*mtime_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
@@ -1173,17 +1173,17 @@ static int write_replace(struct rn_delta *d, const char *name, const void *data,
 	uuid_unparse_lower(u, us);
 	snprintf(final, sizeof(final), "%s/%s", d->log_dir, name);
 	snprintf(tmp, sizeof(tmp), "%s/.%s.%s.tmp", d->log_dir, name, us);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0)
+	if ((fd = rn_fs_open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0)
 		return fail(d, errno_rc(), "%s: %s", tmp, strerror(errno));
 	if (rn_write_all(fd, data, len))
 		rc = fail(d, errno_rc(), "write %s: %s", tmp, strerror(errno));
-	if (!rc && fsync(fd))
+	if (!rc && rn_fs_fsync(fd))
 		rc = fail(d, errno_rc(), "fsync %s: %s", tmp, strerror(errno));
 	close(fd);
-	if (!rc && rename(tmp, final))
+	if (!rc && rn_fs_rename(tmp, final))
 		rc = fail(d, errno_rc(), "rename %s: %s", final, strerror(errno));
 	if (rc)
-		unlink(tmp);
+		rn_fs_unlink(tmp);
 	if (!rc && rn_fsync_dir(d->log_dir))
 		rc = fail(d, errno_rc(), "fsync %s: %s", d->log_dir, strerror(errno));
 	return rc;
@@ -1297,7 +1297,7 @@ int rn_delta_cleanup(struct rn_delta *d, int64_t retention_ms, size_t *deleted)
 		int64_t mtime = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
 		if (mtime >= cutoff && retention_ms >= 0)
 			continue;
-		if (unlink(path) == 0)
+		if (rn_fs_unlink(path) == 0)
 			(*deleted)++;
 	}
 	closedir(dir);
@@ -1331,7 +1331,7 @@ int rn_delta_vacuum(struct rn_delta *d, int64_t retention_ms, int dry_run,
 		}
 		if (lstat(path, &st) || !S_ISREG(st.st_mode))
 			continue; /* already gone */
-		if (!dry_run && unlink(path)) {
+		if (!dry_run && rn_fs_unlink(path)) {
 			rc = fail(d, RN_EIO, "unlink %s: %s", path, strerror(errno));
 			break;
 		}

@@ -248,11 +248,13 @@ int rn_wal_entry_decode(const uint8_t *p, size_t len, struct rn_wal_entry *e, si
 
 struct rn_wal {
 	char *dir;
-	int fd;         /* current segment, -1 before replay */
+	int fd;         /* current segment, -1 before replay and after an abandoned one */
 	int lock_fd;    /* dir/LOCK, flock()ed for the life of the object */
-	uint64_t seg;   /* current segment id */
+	uint64_t seg;   /* current segment id (the last one opened) */
 	uint64_t durable; /* bytes of the current segment known durable */
 	uint64_t other_bytes; /* bytes of all older segments */
+	uint64_t replaying;   /* the segment rn_wal_replay is reading now */
+	int replayed;         /* rn_wal_replay has run: appends may go to a new segment */
 	struct rn_buf queue;
 	char err[256];
 };
@@ -361,16 +363,43 @@ static int open_segment(struct rn_wal *w, uint64_t id)
 {
 	char p[4096];
 	seg_path(w, id, p, sizeof(p));
-	int fd = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	int fd = rn_fs_open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return fail(w, errno_rc(), "%s: %s", p, strerror(errno));
-	if (rn_fsync_dir(w->dir))
-		rn_log_warn("wal", "fsync %s: %s", w->dir, strerror(errno));
+	/* the name must be durable before anything in the file is acknowledged */
+	if (rn_fsync_dir(w->dir)) {
+		int rc = fail(w, errno_rc(), "fsync %s: %s", w->dir, strerror(errno));
+		close(fd);
+		if (rn_fs_unlink(p) && errno != ENOENT)
+			rn_log_warn("wal", "unlink %s: %s", p, strerror(errno));
+		return rc;
+	}
 	if (w->fd >= 0)
 		close(w->fd);
 	w->fd = fd;
 	w->seg = id;
 	w->durable = 0;
+	return 0;
+}
+
+/* Reads segment `id` whole into data. RN_EIO, RN_ENOMEM (message set). */
+static int read_segment(struct rn_wal *w, uint64_t id, struct rn_buf *data)
+{
+	char p[4096], tmp[1 << 16];
+	ssize_t r;
+	int fd, rc = 0;
+
+	seg_path(w, id, p, sizeof(p));
+	if ((fd = open(p, O_RDONLY | O_CLOEXEC)) < 0)
+		return fail(w, RN_EIO, "%s: %s", p, strerror(errno));
+	while ((r = read(fd, tmp, sizeof(tmp))) > 0)
+		if ((rc = rn_buf_append(data, tmp, (size_t)r)))
+			break;
+	close(fd);
+	if (rc)
+		return fail(w, rc, "read %s: %s", p, rn_strerror(rc));
+	if (r < 0)
+		return fail(w, RN_EIO, "read %s: %s", p, strerror(errno));
 	return 0;
 }
 
@@ -387,25 +416,14 @@ int rn_wal_replay(struct rn_wal *w, int (*fn)(void *ctx, const struct rn_wal_ent
 	for (size_t i = 0; i < n; i++) {
 		char p[4096];
 		struct rn_buf data = {.max = (size_t)8 << 30};
-		char tmp[1 << 16];
-		ssize_t r;
 		size_t off = 0;
-		int fd;
 
 		seg_path(w, ids[i], p, sizeof(p));
-		if ((fd = open(p, O_RDONLY | O_CLOEXEC)) < 0) {
-			rc = fail(w, RN_EIO, "%s: %s", p, strerror(errno));
-			break;
-		}
-		while ((r = read(fd, tmp, sizeof(tmp))) > 0)
-			if ((rc = rn_buf_append(&data, tmp, (size_t)r)))
-				break;
-		close(fd);
-		if (rc || r < 0) {
+		if ((rc = read_segment(w, ids[i], &data))) {
 			rn_buf_free(&data);
-			rc = rc ? rc : fail(w, RN_EIO, "read %s", p);
 			break;
 		}
+		w->replaying = ids[i];
 		while (off < data.len) {
 			struct rn_wal_entry e;
 			size_t used;
@@ -413,9 +431,10 @@ int rn_wal_replay(struct rn_wal *w, int (*fn)(void *ctx, const struct rn_wal_ent
 			if (d != 1) {
 				rn_log_warn("wal", "%s: %s at byte %zu of %zu; cutting the tail off",
 					    p, d == 0 ? "torn entry" : "corrupt entry", off, data.len);
-				if (truncate(p, (off_t)off))
+				if (rn_fs_truncate(p, (off_t)off))
 					rn_log_error("wal", "truncate %s: %s", p, strerror(errno));
-				data.len = off;
+				else
+					data.len = off; /* else the bytes stay (and count) */
 				break;
 			}
 			if ((rc = fn(ctx, &e)))
@@ -427,10 +446,52 @@ int rn_wal_replay(struct rn_wal *w, int (*fn)(void *ctx, const struct rn_wal_ent
 		if (rc)
 			break;
 	}
-	if (!rc)
-		rc = open_segment(w, n ? ids[n - 1] + 1 : 1);
+	w->replaying = 0;
+	w->seg = n ? ids[n - 1] : 0;
+	if (!rc && !(rc = open_segment(w, w->seg + 1)))
+		w->replayed = 1;
 	rn_free(ids);
 	return rc;
+}
+
+uint64_t rn_wal_replay_segment(const struct rn_wal *w)
+{
+	return w->replaying;
+}
+
+int rn_wal_scan(struct rn_wal *w, uint64_t seg,
+		int (*fn)(void *ctx, const struct rn_wal_entry *e), void *ctx)
+{
+	struct rn_buf data = {.max = (size_t)8 << 30};
+	size_t off = 0;
+	int rc;
+
+	if (w->fd >= 0 && seg == w->seg)
+		return fail(w, RN_EINVAL, "segment %llu is being written",
+			    (unsigned long long)seg);
+	if ((rc = read_segment(w, seg, &data))) {
+		rn_buf_free(&data);
+		return rc;
+	}
+	while (off < data.len) {
+		struct rn_wal_entry e;
+		size_t used;
+		if (rn_wal_entry_decode(data.data + off, data.len - off, &e, &used) != 1)
+			break; /* replay cut the tail; bytes past it were never acknowledged */
+		if ((rc = fn(ctx, &e)))
+			break;
+		off += used;
+	}
+	rn_buf_free(&data);
+	return rc;
+}
+
+uint64_t rn_wal_segment_bytes(const struct rn_wal *w, uint64_t seg)
+{
+	char p[4096];
+	struct stat st;
+	seg_path(w, seg, p, sizeof(p));
+	return stat(p, &st) ? 0 : (uint64_t)st.st_size;
 }
 
 int rn_wal_append(struct rn_wal *w, const struct rn_wal_entry *e)
@@ -443,27 +504,57 @@ int rn_wal_dirty(const struct rn_wal *w)
 	return w->queue.len != 0;
 }
 
+/*
+ * After a failed write or fdatasync the segment is abandoned: cut back to its durable
+ * length and never written again. Linux reports a writeback error once and may drop the
+ * failed pages from the cache, so a later fdatasync of the same file could succeed without
+ * those bytes ever reaching the disk; appends go to a new segment instead (opened by the
+ * next sync). The abandoned one stays an ordinary older segment: its durable prefix is
+ * replayed and deleted like any other. If the truncation fails too, its tail holds entries
+ * that were never acknowledged, which a replay may hand on (their offsets are resent by
+ * the clients, so the materializer keeps one copy).
+ */
+static void abandon_segment(struct rn_wal *w)
+{
+	uint64_t left = w->durable;
+	struct stat st;
+	if (rn_fs_ftruncate(w->fd, (off_t)w->durable)) {
+		rn_log_error("wal", "ftruncate segment %llu after a failed write: %s",
+			     (unsigned long long)w->seg, strerror(errno));
+		if (!fstat(w->fd, &st))
+			left = (uint64_t)st.st_size; /* what stays on disk until it is deleted */
+	}
+	close(w->fd);
+	w->fd = -1;
+	w->other_bytes += left;
+	w->durable = 0;
+}
+
 int rn_wal_sync(struct rn_wal *w)
 {
-	if (w->fd < 0)
+	int rc;
+	if (!w->replayed)
 		return fail(w, RN_EIO, "WAL not open (replay first)");
 	if (!w->queue.len)
 		return 0;
+	if (w->fd < 0 && (rc = open_segment(w, w->seg + 1))) {
+		rn_buf_reset(&w->queue);
+		return rc;
+	}
 	/* On failure the queued entries are dropped, not kept for the next sync: their callers
 	 * are told (nothing was acked, clients resend), and entries kept would fail every later
 	 * sync and rotation too, so a full disk could never be drained by a flush. */
 	if (rn_write_all(w->fd, w->queue.data, w->queue.len)) {
-		int rc = fail(w, errno_rc(), "write segment %llu: %s", (unsigned long long)w->seg,
-			      strerror(errno));
-		if (ftruncate(w->fd, (off_t)w->durable))
-			rn_log_error("wal", "ftruncate after failed write: %s", strerror(errno));
+		rc = fail(w, errno_rc(), "write segment %llu: %s", (unsigned long long)w->seg,
+			  strerror(errno));
+		abandon_segment(w);
 		rn_buf_reset(&w->queue);
 		return rc;
 	}
-	if (fdatasync(w->fd)) {
-		int rc = fail(w, errno_rc(), "fdatasync: %s", strerror(errno));
-		if (ftruncate(w->fd, (off_t)w->durable))
-			rn_log_error("wal", "ftruncate after failed sync: %s", strerror(errno));
+	if (rn_fs_fdatasync(w->fd)) {
+		rc = fail(w, errno_rc(), "fdatasync segment %llu: %s", (unsigned long long)w->seg,
+			  strerror(errno));
+		abandon_segment(w);
 		rn_buf_reset(&w->queue);
 		return rc;
 	}
@@ -475,16 +566,20 @@ int rn_wal_sync(struct rn_wal *w)
 int rn_wal_rotate(struct rn_wal *w, uint64_t *seg)
 {
 	int rc;
+	uint64_t was;
 	if ((rc = rn_wal_sync(w)))
 		return rc;
-	w->other_bytes += w->durable;
+	was = w->fd >= 0 ? w->durable : 0;
+	/* on failure appends stay in the current segment, which is not counted twice */
 	if ((rc = open_segment(w, w->seg + 1)))
 		return rc;
+	w->other_bytes += was;
 	*seg = w->seg;
 	return 0;
 }
 
-int rn_wal_drop_before(struct rn_wal *w, uint64_t seg)
+int rn_wal_drop_before(struct rn_wal *w, uint64_t seg, int (*keep)(void *ctx, uint64_t seg),
+		       void *ctx)
 {
 	uint64_t *ids;
 	size_t n;
@@ -494,11 +589,17 @@ int rn_wal_drop_before(struct rn_wal *w, uint64_t seg)
 	for (size_t i = 0; i < n && ids[i] < seg; i++) {
 		char p[4096];
 		struct stat st;
+		if (keep && keep(ctx, ids[i]))
+			continue;
 		seg_path(w, ids[i], p, sizeof(p));
-		if (!stat(p, &st) && w->other_bytes >= (uint64_t)st.st_size)
-			w->other_bytes -= (uint64_t)st.st_size;
-		if (unlink(p))
+		if (stat(p, &st))
+			st.st_size = 0;
+		if (rn_fs_unlink(p)) {
 			rn_log_warn("wal", "unlink %s: %s", p, strerror(errno));
+			continue;
+		}
+		if (w->other_bytes >= (uint64_t)st.st_size)
+			w->other_bytes -= (uint64_t)st.st_size;
 	}
 	rn_free(ids);
 	return 0;

@@ -54,26 +54,48 @@ void rn_wal_close(struct rn_wal *w);
 /* Reads every segment in order and calls fn for each valid entry (slices valid only during
  * the call). A torn or corrupt tail of a segment is cut off (the file truncated at the last
  * good entry) and logged. After replay, appends go to a new segment. fn's non-zero return
- * stops the replay and is returned. RN_EIO. */
+ * stops the replay and is returned. RN_EIO, RN_ENOSPC (the new segment), RN_ENOMEM. */
 int rn_wal_replay(struct rn_wal *w, int (*fn)(void *ctx, const struct rn_wal_entry *e),
 		  void *ctx);
 
-/* Queues an entry for the next sync. RN_ENOMEM. */
+/* During rn_wal_replay's callback: the id of the segment the entry comes from (so the
+ * caller can keep it, see rn_wal_drop_before). 0 outside a replay. */
+uint64_t rn_wal_replay_segment(const struct rn_wal *w);
+
+/* Reads one older segment again (after replay, e.g. to retry a table that could not be
+ * recovered) and calls fn for each entry, as rn_wal_replay does but changing nothing.
+ * fn's non-zero return stops the scan and is returned. RN_EIO (unreadable or gone),
+ * RN_EINVAL (the segment being written), RN_ENOMEM. */
+int rn_wal_scan(struct rn_wal *w, uint64_t seg,
+		int (*fn)(void *ctx, const struct rn_wal_entry *e), void *ctx);
+
+/* Bytes of segment seg on disk (0 if it is not there). */
+uint64_t rn_wal_segment_bytes(const struct rn_wal *w, uint64_t seg);
+
+/* Queues an entry for the next sync. RN_ENOMEM, RN_EINVAL (a field too long). */
 int rn_wal_append(struct rn_wal *w, const struct rn_wal_entry *e);
 
 /* Writes queued entries and fdatasyncs. 0 when everything appended so far is durable;
- * RN_EIO / RN_ENOSPC otherwise (the queued bytes are kept for the next try, the segment is
- * truncated back to its last durable size). */
+ * RN_EIO / RN_ENOSPC otherwise: the queued entries are dropped (never acknowledge them)
+ * and the segment is abandoned (cut back to its durable length and never written again:
+ * after a failed fsync its cached pages cannot be trusted), so the next sync starts a new
+ * segment. Before rn_wal_replay: RN_EIO. */
 int rn_wal_sync(struct rn_wal *w);
 
 /* True when entries are queued and not yet synced. */
 int rn_wal_dirty(const struct rn_wal *w);
 
-/* Syncs, then starts a new segment. *seg receives the new segment's id. */
+/* Syncs, then starts a new segment. *seg receives the new segment's id: every entry
+ * appended before the call is in a segment with a smaller id. Errors of rn_wal_sync, and
+ * RN_EIO / RN_ENOSPC when the new segment cannot be made durably (appends then stay in
+ * the current one). */
 int rn_wal_rotate(struct rn_wal *w, uint64_t *seg);
 
-/* Deletes every segment whose id is < seg. */
-int rn_wal_drop_before(struct rn_wal *w, uint64_t seg);
+/* Deletes every segment whose id is < seg, except those keep (may be NULL) returns
+ * non-zero for. A segment that cannot be deleted is logged and left for the next call.
+ * 0, RN_EIO (the directory cannot be listed), RN_ENOMEM. */
+int rn_wal_drop_before(struct rn_wal *w, uint64_t seg, int (*keep)(void *ctx, uint64_t seg),
+		       void *ctx);
 
 /* Bytes in all segments on disk. */
 uint64_t rn_wal_bytes(const struct rn_wal *w);
