@@ -173,10 +173,11 @@ async function ackWatcher(brokerPort, onAck) {
       }
     });
     up.on('data', (d) => c.write(d));
+    // the client's last packets (the acknowledgement) still reach the broker after a kill
     const end = () => { c.destroy(); up.destroy(); };
     c.on('error', end);
     up.on('error', end);
-    c.on('close', end);
+    c.on('close', () => up.end());
     up.on('close', end);
   });
   await new Promise((r) => w.server.listen(0, '127.0.0.1', r));
