@@ -8,6 +8,8 @@
 // - qos = 2: a TCP proxy between agent and broker SIGKILLs the agent the moment it sends
 //   its first acknowledgement of a message; after a restart the message must be in the
 //   table (the broker is told only once it is on disk).
+// - redeliveries: with one record per chunk (the snapshot is taken inside emit) and the
+//   agent SIGKILLed with its PUBACK held back, the broker's redelivery is skipped.
 // Every wait is for a state (log line, row in the table), never for time.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -140,9 +142,10 @@ test('retained messages once per value across 4 starts (stop, SIGKILL), marked; 
 
 // A TCP proxy from a free port to the broker that parses the client's MQTT packets (fixed
 // header: type nibble, remaining length varint) and calls onAck the moment it forwards the
-// first PUBACK (4) or PUBREC (5) while armed.
+// first PUBACK (4) or PUBREC (5) while armed; with w.swallow set, that packet is not forwarded
+// (the agent dies before its acknowledgement reaches the broker).
 async function ackWatcher(brokerPort, onAck) {
-  const w = { armed: false, acks: 0, socks: new Set() };
+  const w = { armed: false, swallow: false, acks: 0, socks: new Set() };
   w.server = net.createServer((c) => {
     const up = net.connect(brokerPort, '127.0.0.1');
     w.socks.add(c);
@@ -164,8 +167,9 @@ async function ackWatcher(brokerPort, onAck) {
         const pkt = buf.subarray(0, i + 1 + len);
         buf = buf.subarray(i + 1 + len);
         const type = pkt[0] >> 4;
-        up.write(pkt);
-        if ((type === 4 || type === 5) && w.armed) {
+        const ack = (type === 4 || type === 5) && w.armed;
+        if (!ack || !w.swallow) up.write(pkt);
+        if (ack) {
           w.armed = false;
           w.acks++;
           onAck(type);
@@ -221,6 +225,42 @@ test('qos = 2: the broker gets its first acknowledgement only once the message i
     const rows = await tableRows(server);
     assert.deepEqual(rows, ['q2 q2/x q2 first plain', 'q2 q2/x q2 second plain'],
       `acknowledged with packet type ${ackType}`);
+  } finally {
+    await agent.kill();
+    await server.kill();
+    await watch.close();
+    await broker.kill();
+  }
+});
+
+test('a message whose chunk closes inside emit is remembered: its redelivery after a SIGKILL before the PUBACK is skipped', { timeout: 120000 }, async () => {
+  const dir = tmpDir('e2e-mqtt-ring');
+  const broker = await new Broker({ dir }).start();
+  const server = await new Server({ dir, tables: [TABLE] }).start();
+  let agent;
+  const watch = await ackWatcher(broker.port, () => agent.proc.child.kill('SIGKILL'));
+  watch.swallow = true;
+  // one record per chunk: every emit closes its chunk and takes the snapshot inside emit
+  agent = new Agent({ dir, url: server.url, chunkExtra: 'max_records = 1;', sources: [{
+    conf: `type = "mqtt"; name = "ring"; table = "${TABLE}"; port = ${watch.port};
+      topics = [ "ring/#" ]; qos = 1; client_id = "runnel-test-ring";` }] });
+  try {
+    await agent.start();
+    await waitFor(() => agent.proc.log.some((l) => l.includes('ring: subscribed to ring/#')),
+      { what: 'subscribed' });
+    watch.armed = true;
+    await pub(broker, { topic: 'ring/x', lines: ['ring first'], qos: 1 });
+    await agent.proc.exitPromise; // killed with its PUBACK swallowed: the broker redelivers
+    watch.swallow = false;
+    await agent.start();
+    await waitFor(() => agent.proc.log.some((l) => /ring: session resumed/.test(l)),
+      { what: 'session resumed' });
+    await pub(broker, { topic: 'ring/x', lines: ['ring second'], qos: 1 });
+    await waitFor(() => hasPayloads(server, ['ring second']),
+      { timeoutMs: 60000, intervalMs: 300, what: 'the second message in the table' });
+    await agent.stop();
+    await server.stop();
+    assert.deepEqual(await tableRows(server), ['ring ring/x ring first plain', 'ring ring/x ring second plain']);
   } finally {
     await agent.kill();
     await server.kill();
