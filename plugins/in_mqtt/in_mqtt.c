@@ -16,8 +16,17 @@
  * restart redelivered messages matching it are skipped until the first one that does not.
  * The same ring, kept in memory, arms the skipping when the connection comes back with the
  * session resumed (a broker restart resends what it had no PUBACK for).
- * QoS 2 in this library sends PUBREC before it hands the message over (on PUBREL), so a
- * crash in that round trip loses the message: README.md says to prefer QoS 1.
+ * QoS 2 in this library sends PUBREC before it hands the message over (on PUBREL) and has no
+ * manual acknowledgement, so a QoS 2 subscription would lose a message to a crash in that
+ * round trip: `qos = 2` therefore subscribes at QoS 1, which with the above is exactly once.
+ *
+ * Retained messages: the broker sends them when a subscription is made, flagged retained, and
+ * they become records with the attribute mqtt.retain = "true". A subscription the broker's
+ * session already holds (remembered in the snapshot once its SUBACK granted it) is not made
+ * again when the session is resumed, and MQTT 5 subscribes with Retain Handling 1, so a
+ * persistent session resends nothing. When the session is new (expired, lost by the broker,
+ * clean_session) the retained messages come again; mqtt_mem.c remembers per topic the digest
+ * of the last message stored, in the snapshot, and a retained message equal to it is skipped.
  *
  * Buffer full under the `block` policy: accepting() turns 0 before the buffer is truly full
  * (room for two chunks is kept), the plugin stops reading, flushes, acknowledges and
@@ -37,6 +46,8 @@
 #include "rn_err.h"
 #include "rn_log.h"
 #include "rn_mem.h"
+
+#include "mqtt_mem.h"
 
 struct in_mqtt_conf {
 	char *host;
@@ -68,7 +79,8 @@ static const struct rn_conf_key mqtt_conf[] = {
 	{.key = "topics", .type = RN_CONF_STRLIST, .offset = C(topics), .flags = RN_CONF_F_REQUIRED,
 	 .help = "subscriptions; wildcards + and # allowed"},
 	{.key = "qos", .type = RN_CONF_INT, .def = "1", .min = 0, .max = 2, .offset = C(qos),
-	 .help = "subscription QoS (0 at most once; 1 and 2 queue in the session while away)"},
+	 .help = "subscription QoS (0 at most once; 1 exactly once, queued in the session while "
+		 "away; 2 is subscribed as 1)"},
 	{.key = "clean_session", .type = RN_CONF_BOOL, .def = "false", .offset = C(clean_session),
 	 .help = "true drops the broker-side session (and what it queued) at each connect"},
 	{.key = "username", .type = RN_CONF_STRING, .offset = C(username), .help = "MQTT username"},
@@ -109,11 +121,15 @@ struct in_mqtt {
 	int connected;
 	int paused;          /* disconnected on purpose: the host is not accepting */
 	int held;            /* read and emitted, but the flush was refused: acks wait */
-	int subscribed;      /* subscriptions were sent on a connect of this process */
+	int connects;        /* connections accepted in this process */
 	int refused;         /* the broker refused our last CONNECT */
 	int64_t retry_at_us; /* mono time of the next connect attempt */
 	int64_t backoff_ms;
-	uint64_t received, skipped;
+	uint64_t received, skipped, skipped_retained;
+	/* per configured topic: the mid of its SUBSCRIBE awaiting a SUBACK, or 0 */
+	int *sub_mid;
+	/* granted subscriptions and the retained-message digests (goes into the snapshot) */
+	struct rn_mqtt_mem *mem;
 	int got; /* messages handed over since the last flush */
 	int64_t leaving_us; /* a graceful leave started (write side shut); 0 = none */
 	/* the last SEEN_MAX QoS 1 messages emitted, a ring (it goes into the snapshot) */
@@ -125,17 +141,6 @@ struct in_mqtt {
 };
 
 static int lib_users;
-
-static uint64_t msg_hash(const char *topic, const void *payload, int len)
-{
-	uint64_t h = 1469598103934665603ULL;
-	for (const unsigned char *p = (const unsigned char *)topic; *p; p++)
-		h = (h ^ *p) * 1099511628211ULL;
-	h = (h ^ 0xff) * 1099511628211ULL;
-	for (int i = 0; i < len; i++)
-		h = (h ^ ((const unsigned char *)payload)[i]) * 1099511628211ULL;
-	return h;
-}
 
 /* Is this the redelivery of a message committed just before the last stop? The broker resends
  * unacknowledged messages first and in order: the first message that does not match ends
@@ -166,10 +171,31 @@ static void arm_replay_from_seen(struct in_mqtt *q)
 	q->nreplay = q->nseen;
 }
 
+/* The QoS a topic is subscribed at: 2 becomes 1 (see the top of the file). */
+static int sub_qos(const struct in_mqtt *q)
+{
+	return q->conf->qos == 2 ? 1 : (int)q->conf->qos;
+}
+
+/* MQTT 5 subscription options: Retain Handling 1, retained messages only for a subscription
+ * the session did not hold. MQTT 3.1.1 has none. */
+static int sub_options(const struct in_mqtt *q)
+{
+	return q->conf->protocol == 1 ? MQTT_SUB_OPT_SEND_RETAIN_NEW : 0;
+}
+
+/* How a subscription is remembered: its filter with QoS and options, so that a changed qos
+ * makes it again. */
+static uint8_t sub_key(const struct in_mqtt *q)
+{
+	return (uint8_t)(sub_qos(q) | sub_options(q));
+}
+
 static void on_connect(struct mosquitto *m, void *obj, int rc, int flags,
 		       const mosquitto_property *props)
 {
 	struct in_mqtt *q = obj;
+	size_t kept = 0;
 	(void)props;
 	if (rc) {
 		/* refused (bad credentials, not authorized, banned...): retried, but slowly, and
@@ -190,18 +216,54 @@ static void on_connect(struct mosquitto *m, void *obj, int rc, int flags,
 	 * (a broker restart, or a connection lost before our PUBACKs reached it). On a resumed
 	 * session those redeliveries are skipped by the ring of messages taken in this process,
 	 * as after our own restart by the one in the snapshot. */
-	if ((flags & 1) && q->subscribed && q->nseen)
+	if ((flags & 1) && q->connects && q->nseen)
 		arm_replay_from_seen(q);
-	/* A session resumed within this process keeps its subscriptions, and subscribing again
-	 * would make the broker resend retained messages. The first connect always subscribes:
-	 * the configured topics may have changed since the session was made. */
-	if ((flags & 1) && q->subscribed)
-		return;
-	q->subscribed = 1;
-	for (size_t i = 0; i < q->conf->topics.n; i++)
-		if (mosquitto_subscribe_v5(m, NULL, q->conf->topics.v[i], (int)q->conf->qos, 0, NULL))
-			rn_log_error("in_mqtt", "%s: cannot subscribe to %s", q->sc->name,
-				     q->conf->topics.v[i]);
+	q->connects++;
+	/* A new session holds no subscriptions (whatever the snapshot remembers). */
+	if (!(flags & 1)) {
+		rn_mqtt_mem_forget_subs(q->mem);
+		q->host.position_changed(q->host.ctx);
+	}
+	/* A resumed session keeps the subscriptions its SUBACKs granted, and subscribing again
+	 * would make a 3.1.1 broker resend the retained messages: only the configured topics
+	 * it does not hold (new ones, a changed qos) are subscribed. */
+	for (size_t i = 0; i < q->conf->topics.n; i++) {
+		const char *t = q->conf->topics.v[i];
+		q->sub_mid[i] = 0;
+		if ((flags & 1) && rn_mqtt_mem_granted(q->mem, t, sub_key(q))) {
+			kept++;
+			continue;
+		}
+		if (mosquitto_subscribe_v5(m, &q->sub_mid[i], t, sub_qos(q), sub_options(q), NULL))
+			rn_log_error("in_mqtt", "%s: cannot subscribe to %s", q->sc->name, t);
+	}
+	if (kept == q->conf->topics.n)
+		rn_log_info("in_mqtt", "%s: session resumed with its %zu subscriptions", q->sc->name,
+			    kept);
+}
+
+/* A SUBACK: a granted subscription is remembered (the position changed: the checkpoint
+ * carries it), a refused one is reported. */
+static void on_subscribe(struct mosquitto *m, void *obj, int mid, int n, const int *granted,
+			 const mosquitto_property *props)
+{
+	struct in_mqtt *q = obj;
+	(void)m;
+	(void)props;
+	for (size_t i = 0; i < q->conf->topics.n; i++) {
+		const char *t = q->conf->topics.v[i];
+		if (q->sub_mid[i] != mid || !mid)
+			continue;
+		q->sub_mid[i] = 0;
+		if (n < 1 || granted[0] < 0 || granted[0] > 2) {
+			rn_log_error("in_mqtt", "%s: the broker refused the subscription %s (code %d)",
+				     q->sc->name, t, n < 1 ? -1 : granted[0]);
+			continue;
+		}
+		rn_mqtt_mem_grant(q->mem, t, sub_key(q));
+		q->host.position_changed(q->host.ctx);
+		rn_log_info("in_mqtt", "%s: subscribed to %s (qos %d)", q->sc->name, t, granted[0]);
+	}
 }
 
 static void on_disconnect(struct mosquitto *m, void *obj, int rc, const mosquitto_property *p)
@@ -224,15 +286,23 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
 	size_t na = 0, no = 0;
 	const mosquitto_property *p;
 	char *ct = NULL;
-	uint64_t h = msg->qos == 1 ? msg_hash(msg->topic, msg->payload, msg->payloadlen) : 0;
+	uint64_t h = rn_mqtt_digest(msg->topic, msg->payload, (size_t)msg->payloadlen);
+	struct seen ring_was = q->seen[q->seen_next];
 	(void)m;
 
 	if (msg->qos == 1 && redelivered(q, msg, h)) {
 		q->skipped++;
 		return;
 	}
+	/* sent from the broker's retained store, and the value we stored last on that topic */
+	if (msg->retain && rn_mqtt_mem_retained_known(q->mem, msg->topic, h)) {
+		if (q->skipped_retained++ == 0)
+			rn_log_info("in_mqtt", "%s: retained message on %s already stored; skipped "
+				    "(and any more like it)", q->sc->name, msg->topic);
+		return;
+	}
 	/* MQTT 5: user properties and content type become attributes */
-	for (p = props; p && na < ATTR_MAX - 1; p = mosquitto_property_next(p)) {
+	for (p = props; p && na < ATTR_MAX - 2; p = mosquitto_property_next(p)) {
 		char *k = NULL, *v = NULL;
 		if (mosquitto_property_identifier(p) == MQTT_PROP_USER_PROPERTY &&
 		    mosquitto_property_read_string_pair(p, MQTT_PROP_USER_PROPERTY, &k, &v, false)) {
@@ -243,21 +313,37 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
 		}
 	}
 	if (props && mosquitto_property_read_string(props, MQTT_PROP_CONTENT_TYPE, &ct, false) &&
-	    na < ATTR_MAX) {
+	    na < ATTR_MAX - 1) {
 		attrs[na].key = "mqtt.content_type";
 		attrs[na++].value = ct;
 	}
+	if (msg->retain) {
+		attrs[na].key = "mqtt.retain";
+		attrs[na++].value = "true";
+	}
 	struct rn_record r = {msg->payload, (size_t)msg->payloadlen, msg->topic, 0, 0,
 			      na ? attrs : NULL, na};
-	/* accepting() was checked before this packet was read, so the record fits */
-	if (q->host.emit(q->host.ctx, &r))
-		rn_log_error("in_mqtt", "%s: could not take a message on %s", q->sc->name,
-			     msg->topic);
+	/* The position advances before emit(), which may close the chunk and take the snapshot
+	 * with this record in it (plugin.h); a retained digest replaced here is not stepped
+	 * back on failure: that message is gone either way. */
+	size_t nseen_was = q->nseen, next_was = q->seen_next;
 	if (msg->qos == 1) {
 		q->seen[q->seen_next] = (struct seen){(uint16_t)msg->mid, h};
 		q->seen_next = (q->seen_next + 1) % SEEN_MAX;
 		if (q->nseen < SEEN_MAX)
 			q->nseen++;
+	}
+	if (rn_mqtt_mem_note(q->mem, msg->topic, h, msg->retain) && msg->retain)
+		rn_log_warn("in_mqtt", "%s: %d topics with retained messages remembered already; "
+			    "%s is not, and its retained message may be stored again in a new "
+			    "session", q->sc->name, RN_MQTT_RETAINED_MAX, msg->topic);
+	/* accepting() was checked before this packet was read, so the record fits */
+	if (q->host.emit(q->host.ctx, &r)) {
+		rn_log_error("in_mqtt", "%s: could not take a message on %s", q->sc->name,
+			     msg->topic);
+		q->seen[next_was] = ring_was;
+		q->seen_next = next_was;
+		q->nseen = nseen_was;
 	}
 	q->received++;
 	q->got++;
@@ -432,7 +518,9 @@ static int mqtt_wait_fd(void *inst, short *events)
 
 /* The broker's persistent session is the position; what we keep is (mid, hash) of the last
  * SEEN_MAX QoS 1 messages, oldest first, as "mid:hash," text: after a crash the broker
- * redelivers those whose PUBACK it did not get, and they are skipped. */
+ * redelivers those whose PUBACK it did not get, and they are skipped. Then mqtt_mem's
+ * entries (granted subscriptions, retained digests), which an older reader of the ring
+ * stops at. */
 static int mqtt_snapshot(void *inst, struct rn_buf *out)
 {
 	struct in_mqtt *q = inst;
@@ -445,7 +533,7 @@ static int mqtt_snapshot(void *inst, struct rn_buf *out)
 		if (rc)
 			return rc;
 	}
-	return 0;
+	return rn_mqtt_mem_encode(q->mem, out);
 }
 
 static void load_replay(struct in_mqtt *q)
@@ -468,6 +556,7 @@ static void load_replay(struct in_mqtt *q)
 			p += n;
 		}
 	}
+	rn_mqtt_mem_decode(q->mem, (const char *)b.data, b.len - 1);
 	rn_buf_free(&b);
 }
 
@@ -511,6 +600,8 @@ static void mqtt_destroy(void *inst)
 		mosquitto_destroy(q->mosq);
 	}
 	rn_free(q->replay);
+	rn_free(q->sub_mid);
+	rn_mqtt_mem_destroy(q->mem);
 	if (--lib_users == 0)
 		mosquitto_lib_cleanup();
 	rn_free(q);
@@ -547,6 +638,11 @@ static int mqtt_create(void **inst, const struct rn_source_conf *sc,
 	q->conf = c;
 	q->sc = sc;
 	q->host = *host;
+	if (rn_mqtt_mem_create(&q->mem) ||
+	    !(q->sub_mid = rn_calloc(c->topics.n ? c->topics.n : 1, sizeof(*q->sub_mid)))) {
+		mqtt_destroy(q);
+		return RN_ENOMEM;
+	}
 	snprintf(q->client_id, sizeof(q->client_id), "%s",
 		 c->client_id ? c->client_id : "runnel-");
 	if (!c->client_id)
@@ -571,6 +667,7 @@ static int mqtt_create(void **inst, const struct rn_source_conf *sc,
 	mosquitto_connect_v5_callback_set(q->mosq, on_connect);
 	mosquitto_disconnect_v5_callback_set(q->mosq, on_disconnect);
 	mosquitto_message_v5_callback_set(q->mosq, on_message);
+	mosquitto_subscribe_v5_callback_set(q->mosq, on_subscribe);
 	if (c->username)
 		mosquitto_username_pw_set(q->mosq, c->username, c->password);
 	if (c->tls_ca && mosquitto_tls_set(q->mosq, c->tls_ca, NULL, c->tls_cert, c->tls_key, NULL)) {
@@ -579,9 +676,10 @@ static int mqtt_create(void **inst, const struct rn_source_conf *sc,
 		return RN_ECONFIG;
 	}
 	if (c->qos == 2)
-		rn_log_warn("in_mqtt", "%s: qos 2: libmosquitto acknowledges (PUBREC) before it hands "
-			    "a message over; a crash in that round trip loses it. qos 1 loses "
-			    "nothing and Runnel skips its redeliveries", sc->name);
+		rn_log_info("in_mqtt", "%s: qos 2 is subscribed as QoS 1: libmosquitto would "
+			    "acknowledge (PUBREC) a QoS 2 message before handing it over; at QoS 1 "
+			    "the broker is acknowledged only once a message is on disk and "
+			    "redeliveries are skipped, which is exactly once", sc->name);
 	load_replay(q);
 	*inst = q;
 	return 0;
