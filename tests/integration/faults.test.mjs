@@ -59,6 +59,7 @@ const SCHEDULE = {
   server_wal_enospc: 3,
   server_wal_nearly_full: 2,
   agent_buffer_enospc: 3,
+  server_data_enospc: 2,
 };
 // server_wal_nearly_full leaves this much free on the WAL disk (less than a few flush
 // intervals of WAL data at the producers' rates)
@@ -224,8 +225,9 @@ test(`fault suite: exactly once, in order, through ${SOAK_MIN ? `${SOAK_MIN} min
       delete weights.server_wal_enospc;
       delete weights.server_wal_nearly_full;
       delete weights.agent_buffer_enospc;
+      delete weights.server_data_enospc;
     }
-    const walTmpfs = weights.server_wal_enospc || weights.server_wal_nearly_full;
+    const walTmpfs = weights.server_wal_enospc || weights.server_wal_nearly_full || weights.server_data_enospc;
     if (walTmpfs) {
       await mountTmpfs(walDir, '8m');
       mounts.push(walDir);
@@ -238,6 +240,12 @@ test(`fault suite: exactly once, in order, through ${SOAK_MIN ? `${SOAK_MIN} min
       // the WAL tmpfs is 8 MB: keep the server's low-disk pushback below that
       extra: [walTmpfs ? `wal_dir = "${walDir}";\nwal_min_free = "1M";` : '',
         'checkpoint_interval = 10;', 'compact_interval = "3s";', 'compact_min_files = 10;'].join('\n') });
+    // The table files on their own disk, so that it can fill while the WAL disk has room:
+    // Parquet writes, Delta commits and checkpoints then fail with ENOSPC.
+    if (weights.server_data_enospc) {
+      await mountTmpfs(server.dataRoot, '512m');
+      mounts.push(server.dataRoot);
+    }
     const proxy = await new Proxy({ target: serverPort, host: '127.0.0.1', seed: SEED }).start();
     const pty = await new PtyPair(dir, 'tty').start();
     const keys = await run(agentBin, ['-H']);
@@ -440,6 +448,21 @@ test(`fault suite: exactly once, in order, through ${SOAK_MIN ? `${SOAK_MIN} min
           }
           await sleep(Math.max(0, hold - (Date.now() - t0f)));
           fs.unlinkSync(path.join(walDir, 'ballast'));
+        },
+      },
+      // The server's table disk full: acked records wait in the WAL (which has its own
+      // disk) until the ballast goes; no flush may commit a partial file or lose a batch.
+      server_data_enospc: {
+        run: async (f) => {
+          const p = server.proc;
+          const seen = p.lines;
+          const n = fillDisk(server.dataRoot);
+          await holdMaybeNested(f, between(1000, 5000));
+          // the flushes that met the full disk (none if a nested kill took the server away)
+          const failed = server.proc === p
+            ? p.since(seen).filter((l) => /materializer: .*(No space left|ENOSPC)/.test(l)).length : 0;
+          f.detail = `ballast ${(n / 1048576).toFixed(1)} MiB, ${failed} flush(es) failed on it`;
+          fs.unlinkSync(path.join(server.dataRoot, 'ballast'));
         },
       },
       agent_buffer_enospc: {

@@ -41,13 +41,15 @@ export async function waitFor(fn, { timeoutMs = 30000, intervalMs = 50, what = '
 export class Proc {
   constructor(name, bin, args, opts = {}) {
     this.name = name;
-    this.log = [];
+    this.log = []; // the last 400 lines
+    this.lines = 0; // lines seen in all: log[i] is line number lines - log.length + i
     this.exited = null;
     this.child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
     const keep = (d) => {
       for (const line of d.toString().split('\n')) {
         if (!line) continue;
         this.log.push(line);
+        this.lines++;
         if (this.log.length > 400) this.log.shift();
         if (process.env.RN_TEST_VERBOSE) process.stderr.write(`[${name}] ${line}\n`);
       }
@@ -60,6 +62,10 @@ export class Proc {
         resolve(this.exited);
       });
     });
+  }
+  // The lines kept that came after line number `from` (a value of `lines` read earlier).
+  since(from) {
+    return this.log.slice(Math.max(0, this.log.length - (this.lines - from)));
   }
   tail(n = 40) {
     return this.log.slice(-n).join('\n');
