@@ -631,6 +631,12 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		char a[INET_ADDRSTRLEN];
 		if (inet_ntop(AF_INET, &in->sin_addr, a, sizeof(a)))
 			snprintf(c->peer, sizeof(c->peer), "%s:%u", a, ntohs(in->sin_port));
+	} else if (sa && sa->sa_family == AF_INET6 &&
+		   (size_t)salen >= sizeof(struct sockaddr_in6)) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		char a[INET6_ADDRSTRLEN];
+		if (inet_ntop(AF_INET6, &in6->sin6_addr, a, sizeof(a)))
+			snprintf(c->peer, sizeof(c->peer), "[%s]:%u", a, ntohs(in6->sin6_port));
 	}
 	c->bev = bufferevent_socket_new(f->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (!c->bev || nghttp2_session_callbacks_new(&cbs)) {
@@ -754,8 +760,10 @@ int rn_front_create(struct rn_front **out, struct event_base *base,
 		    const struct rn_front_options *opt, const struct rn_front_handler *h)
 {
 	struct rn_front *f;
-	struct sockaddr_in sin = {0};
-	socklen_t slen = sizeof(sin);
+	struct sockaddr_storage ss;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	socklen_t slen;
 
 	*out = NULL;
 	if (!(f = rn_calloc(1, sizeof(*f))))
@@ -785,23 +793,33 @@ int rn_front_create(struct rn_front **out, struct event_base *base,
 		rn_front_destroy(f);
 		return RN_ENOMEM;
 	}
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons((uint16_t)opt->port);
-	if (inet_pton(AF_INET, opt->host ? opt->host : "127.0.0.1", &sin.sin_addr) != 1) {
+	/* an IPv4 literal, else an IPv6 one (the config loader has checked which) */
+	const char *host = opt->host ? opt->host : "127.0.0.1";
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)opt->port);
+		slen = sizeof(*sin);
+	} else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)opt->port);
+		slen = sizeof(*sin6);
+	} else {
 		rn_front_destroy(f);
 		return RN_EINVAL;
 	}
 	f->listener = evconnlistener_new_bind(base, accept_cb, f,
 					      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 512,
-					      (struct sockaddr *)&sin, sizeof(sin));
+					      (struct sockaddr *)&ss, (int)slen);
 	if (!f->listener) {
-		rn_log_error("front", "cannot listen on %s:%d: %s", opt->host, opt->port,
+		rn_log_error("front", "cannot listen on %s port %d: %s", host, opt->port,
 			     strerror(errno));
 		rn_front_destroy(f);
 		return RN_EIO;
 	}
-	getsockname(evconnlistener_get_fd(f->listener), (struct sockaddr *)&sin, &slen);
-	f->port = ntohs(sin.sin_port);
+	slen = sizeof(ss);
+	getsockname(evconnlistener_get_fd(f->listener), (struct sockaddr *)&ss, &slen);
+	f->port = ntohs(ss.ss_family == AF_INET6 ? sin6->sin6_port : sin->sin_port);
 	*out = f;
 	return 0;
 }
