@@ -89,6 +89,8 @@ int main(int argc, char **argv)
 	}
 	rn_log_set_level(verbose ? RN_LOG_DEBUG : (enum rn_log_level)conf.log_level);
 	signal(SIGPIPE, SIG_IGN);
+	/* until the loop catches SIGHUP (server.c: reload is not supported), it must not kill */
+	signal(SIGHUP, SIG_IGN);
 	if ((rc = rn_server_create(&s, &conf))) {
 		rn_log_error("server", "cannot start: %s", rn_strerror(rc));
 		rn_conf_free(rn_server_conf_table, &conf);

@@ -178,7 +178,7 @@ struct rn_server {
 	struct rn_wal *wal;
 	struct rn_mat *mat;
 	struct srv_stream *streams;
-	struct event *sync_ev, *flush_ev, *sig_term, *sig_int;
+	struct event *sync_ev, *flush_ev, *sig_term, *sig_int, *sig_hup;
 	int mat_dirty;
 	int stopping;
 	char *streams_dir;
@@ -948,6 +948,18 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg)
 	event_base_loopexit(s->base, &tv);
 }
 
+/* SIGHUP conventionally asks a daemon to reload its config. Reload does not exist yet, and
+ * the default action would kill the server without draining, so the signal is caught, said
+ * to be unsupported, and otherwise ignored. */
+static void hup_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	(void)arg;
+	rn_log_warn("server", "SIGHUP: configuration reload is not supported; the server goes "
+		    "on with its current config (restart it to apply a new one)");
+}
+
 static void render_metrics(void *ctx, struct rn_buf *b);
 static int health(void *ctx, char *why, size_t cap);
 
@@ -1153,6 +1165,7 @@ int rn_server_create(struct rn_server **out, const struct rn_server_conf *conf)
 	s->flush_ev = event_new(s->base, -1, EV_PERSIST, flush_cb, s);
 	s->sig_term = evsignal_new(s->base, SIGTERM, stop_cb, s);
 	s->sig_int = evsignal_new(s->base, SIGINT, stop_cb, s);
+	s->sig_hup = evsignal_new(s->base, SIGHUP, hup_cb, s);
 	struct timeval iv = {conf->flush_interval_ms / 1000, (conf->flush_interval_ms % 1000) * 1000};
 	event_add(s->flush_ev, &iv);
 	s->next_flush_us = rn_mono_us() + conf->flush_interval_ms * 1000;
@@ -1165,6 +1178,7 @@ int rn_server_create(struct rn_server **out, const struct rn_server_conf *conf)
 			    (long long)conf->flush_interval_ms, (long long)s->limits.max_lag_ms);
 	event_add(s->sig_term, NULL);
 	event_add(s->sig_int, NULL);
+	event_add(s->sig_hup, NULL);
 	struct rn_front_options fo = {
 		.host = lis.host,
 		.port = lis.port,
@@ -1317,6 +1331,8 @@ void rn_server_destroy(struct rn_server *s)
 		event_free(s->sig_term);
 	if (s->sig_int)
 		event_free(s->sig_int);
+	if (s->sig_hup)
+		event_free(s->sig_hup);
 	if (s->base)
 		event_base_free(s->base);
 	while (s->streams) {
