@@ -22,6 +22,7 @@
 #include "evtime.h"
 #include "route.h"
 #include "plugin.h"
+#include "rn_addr.h"
 #include "rn_clock.h"
 #include "rn_err.h"
 #include "rn_log.h"
@@ -59,7 +60,8 @@ static const struct rn_conf_key buffer_keys[] = {
 	{NULL},
 };
 static const struct rn_conf_key uplink_keys[] = {
-	{"url", RN_CONF_STRING, "http://127.0.0.1:7700", A(url), 0, 0, "Zerobus endpoint (http:// = h2c)"},
+	{"url", RN_CONF_URL, "http://127.0.0.1:7700", A(url), 0, 0,
+	 "Zerobus endpoint: http://host[:port] (h2c) or https://host[:port]; IPv6 in brackets"},
 	{"token", RN_CONF_STRING, NULL, A(token), 0, 0, "bearer token"},
 	{"window", RN_CONF_INT, "32", A(window), 1, 1024, "chunks in flight per stream"},
 	{"backoff_min_ms", RN_CONF_INT, "200", A(backoff_min_ms), 1, 600000, "first retry delay cap"},
@@ -139,9 +141,12 @@ static const struct rn_source_plugin *plugin_for(const char *type)
 int rn_agent_conf_check(const struct rn_agent_conf *c, const char *file, char *err, size_t cap)
 {
 	const struct rn_source_conf *src = c->sources.items;
-	if (!c->url || (strncmp(c->url, "http://", 7) && strncmp(c->url, "https://", 8))) {
-		snprintf(err, cap, "%s: uplink.url '%s' must start with http:// (HTTP/2 without TLS) "
-			 "or https://", file, c->url ? c->url : "");
+	/* uplink.url was checked by the loader (RN_CONF_URL, with its line); this is for
+	 * structs filled by hand */
+	struct rn_url u;
+	const char *why = NULL;
+	if (rn_addr_parse_url(c->url, &u, &why)) {
+		snprintf(err, cap, "%s: uplink.url \"%s\": %s", file, c->url ? c->url : "", why);
 		return RN_ECONFIG;
 	}
 	if (!c->sources.n) {

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "rn_addr.h"
 #include "rn_err.h"
 #include "rn_mem.h"
 
@@ -184,7 +185,9 @@ static int apply_default(const struct rn_conf_key *k, void *dst)
 		*(int *)at(dst, k->offset) = i < 0 ? 0 : i;
 		break;
 	}
-	case RN_CONF_STRING: {
+	case RN_CONF_STRING:
+	case RN_CONF_LISTEN:
+	case RN_CONF_URL: {
 		char **p = at(dst, k->offset);
 		rn_free(*p);
 		*p = NULL;
@@ -349,6 +352,24 @@ static int load_value(struct loader *l, const config_setting_t *s, const struct 
 			return errf(l, s, "%s must be a string", path);
 		rn_free(*p);
 		if (!(*p = rn_strdup(config_setting_get_string(s))))
+			return RN_ENOMEM;
+		return 0;
+	}
+	case RN_CONF_LISTEN:
+	case RN_CONF_URL: {
+		char **p = at(dst, k->offset);
+		const char *v, *why = NULL;
+		struct rn_hostport hp;
+		struct rn_url u;
+		if (t != CONFIG_TYPE_STRING)
+			return errf(l, s, "%s must be a string", path);
+		v = config_setting_get_string(s);
+		if (k->type == RN_CONF_LISTEN
+			    ? rn_addr_parse_hostport(v, RN_ADDR_PORT_ZERO | RN_ADDR_NUMERIC, &hp, &why)
+			    : rn_addr_parse_url(v, &u, &why))
+			return errf(l, s, "%s = \"%.200s\": %s", path, v, why);
+		rn_free(*p);
+		if (!(*p = rn_strdup(v)))
 			return RN_ENOMEM;
 		return 0;
 	}
@@ -519,7 +540,9 @@ void rn_conf_free(const struct rn_conf_key *table, void *dst)
 {
 	for (const struct rn_conf_key *k = table; k && k->key; k++) {
 		switch (k->type) {
-		case RN_CONF_STRING: {
+		case RN_CONF_STRING:
+		case RN_CONF_LISTEN:
+		case RN_CONF_URL: {
 			char **p = at(dst, k->offset);
 			rn_free(*p);
 			*p = NULL;
@@ -566,7 +589,7 @@ static void help(const struct rn_conf_key *table, FILE *out, int indent)
 {
 	static const char *const tn[] = {"integer", "bool",        "string", "size",
 					 "enum",    "string list", "group",  "list of groups",
-					 "integer", "duration"};
+					 "integer", "duration",    "address", "URL"};
 	for (const struct rn_conf_key *k = table; k && k->key; k++) {
 		fprintf(out, "%*s%-*s %-14s %s", indent, "", 22 - indent > 8 ? 22 - indent : 8,
 			k->key, tn[k->type], k->help ? k->help : "");

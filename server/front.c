@@ -26,6 +26,7 @@
 #include <sys/socket.h>
 
 #include "limits.h"
+#include "refuselog.h"
 #include "rn_buf.h"
 #include "rn_clock.h"
 #include "rn_err.h"
@@ -42,6 +43,11 @@ struct rn_call {
 	int32_t sid;
 	struct rn_call *next, *prev; /* the connection's calls */
 	char path[128];
+	char method[8];   /* :method (truncated; only POST matters) */
+	size_t method_len;
+	char ctype[64];   /* content-type (truncated; its first 17 bytes decide) */
+	size_t ctype_len;
+	int have_method, have_ctype;
 	char table[256];
 	char auth[512];
 	int have_table, have_auth;
@@ -55,7 +61,7 @@ struct rn_call {
 	int finished;    /* status decided; trailers follow the queued data */
 	int trailers_sent;
 	int status;
-	char msg[256];
+	char msg[512]; /* grpc-message of the status (a create refusal explains itself) */
 	int64_t pushback_ms; /* > 0: grpc-retry-pushback-ms in the status */
 	uint64_t held;       /* DATA bytes whose stream window is not granted back yet */
 	int hold;            /* the server holds this stream's window (rn_call_hold_window) */
@@ -91,7 +97,42 @@ struct rn_front {
 	int pressure;                /* rn_front_set_pressure */
 	int port;
 	struct rn_front_stats st;    /* counters; gauges are computed in rn_front_stats */
+	struct rn_refuselog refusals; /* which refused calls get a log line (refuselog.h) */
 };
+
+#define REFUSAL_LOG_PERIOD_US (10 * 1000000LL)
+
+static const char *status_name(int status)
+{
+	return status < 0 ? "REFUSED_STREAM" : rn_grpc_status_name(status);
+}
+
+/*
+ * Every refused call is logged, but not every one gets a line: the first of its kind (client
+ * address, status, reason) does, the rest are counted and summed up once per period by
+ * tick_cb (refuselog.h), so 200,000 refusals from a misconfigured client are a few lines.
+ */
+static void note_refusal(struct rn_front *f, const char *peer, int status, const char *what,
+			 const char *msg)
+{
+	if (rn_refuselog_note(&f->refusals, peer, status, msg, rn_mono_us()))
+		rn_log_info("front", "%s: %s refused: %s %s (more like it from this address are "
+			    "counted every %lld s)", peer, what, status_name(status), msg ? msg : "",
+			    (long long)(REFUSAL_LOG_PERIOD_US / 1000000));
+}
+
+static void refusal_summary(void *ctx, const struct rn_refuselog_kind *k, uint64_t n)
+{
+	(void)ctx;
+	if (k)
+		rn_log_info("front", "%s: %llu more calls refused in the last %lld s: %s %s", k->peer,
+			    (unsigned long long)n, (long long)(REFUSAL_LOG_PERIOD_US / 1000000),
+			    status_name(k->status), k->reason);
+	else
+		rn_log_info("front", "%llu more calls refused in the last %lld s (of kinds past the "
+			    "per-period limit of lines)", (unsigned long long)n,
+			    (long long)(REFUSAL_LOG_PERIOD_US / 1000000));
+}
 
 static void conn_free(struct conn *c);
 
@@ -227,16 +268,18 @@ static void respond_headers(struct rn_call *k)
 	k->responded = 1;
 }
 
-/* A response with only headers: for calls refused before any message. */
-static void respond_trailers_only(struct rn_call *k, int status, const char *msg)
+/* A response with only headers: for calls refused before any message. `http` is the HTTP
+ * status (200 for a gRPC call; 405/415 for a request that is not one, as gRPC servers do). */
+static void respond_headers_only(struct rn_call *k, int http, int status, const char *msg)
 {
-	char st[16], pb[24];
+	char hs[8], st[16], pb[24];
 	struct rn_buf m = {0};
+	snprintf(hs, sizeof(hs), "%d", http);
 	snprintf(st, sizeof(st), "%d", status);
 	snprintf(pb, sizeof(pb), "%lld", (long long)k->pushback_ms);
 	rn_grpc_message_encode(&m, msg ? msg : "");
 	nghttp2_nv hdrs[] = {
-		NV(":status", "200"),
+		NV(":status", hs),
 		NV("content-type", "application/grpc"),
 		{(uint8_t *)"grpc-status", (uint8_t *)st, 11, strlen(st), NGHTTP2_NV_FLAG_NONE},
 		{(uint8_t *)"grpc-message", m.data ? m.data : (uint8_t *)"", 12, m.len,
@@ -248,6 +291,18 @@ static void respond_trailers_only(struct rn_call *k, int status, const char *msg
 	nghttp2_submit_response(k->conn->ng, k->sid, hdrs, k->pushback_ms > 0 ? 5 : 4, NULL);
 	k->responded = k->finished = k->trailers_sent = 1;
 	rn_buf_free(&m);
+}
+
+static void respond_trailers_only(struct rn_call *k, int status, const char *msg)
+{
+	respond_headers_only(k, 200, status, msg);
+}
+
+/* Refuses a call before it is opened: logged (rate-limited), then answered. */
+static void refuse(struct rn_call *k, int http, int status, const char *msg)
+{
+	note_refusal(k->conn->front, k->conn->peer, status, "call", msg);
+	respond_headers_only(k, http, status, msg);
 }
 
 int rn_call_send(struct rn_call *k, const uint8_t *msg, size_t len)
@@ -270,8 +325,7 @@ void rn_call_finish(struct rn_call *k, int status, const char *msg)
 		rn_log_debug("front", "call %d on %s ends: %s %s", k->sid, k->path,
 			     rn_grpc_status_name(status), msg ? msg : "");
 	else if (status != 0)
-		rn_log_info("front", "call %d on %s ends: %s %s", k->sid, k->path,
-			    rn_grpc_status_name(status), msg ? msg : "");
+		note_refusal(k->conn->front, k->conn->peer, status, "call", msg);
 	if (!k->responded) {
 		respond_trailers_only(k, status, msg);
 		return;
@@ -353,8 +407,17 @@ static int header_cb(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
 	if (!k || f->hd.type != NGHTTP2_HEADERS)
 		return 0;
 #define IS(lit) (namelen == sizeof(lit) - 1 && !memcmp(name, lit, namelen))
-	if (IS(":path"))
+	if (IS(":path")) {
 		copy_hdr(k->path, sizeof(k->path), value, valuelen);
+	} else if (IS(":method")) {
+		copy_hdr(k->method, sizeof(k->method), value, valuelen);
+		k->method_len = strlen(k->method);
+		k->have_method = 1;
+	} else if (IS("content-type")) {
+		copy_hdr(k->ctype, sizeof(k->ctype), value, valuelen);
+		k->ctype_len = strlen(k->ctype);
+		k->have_ctype = 1;
+	}
 	else if (IS("x-databricks-zerobus-table-name")) {
 		copy_hdr(k->table, sizeof(k->table), value, valuelen);
 		k->have_table = 1;
@@ -377,24 +440,32 @@ static void open_call(struct rn_call *k)
 {
 	struct rn_front *fr = k->conn->front;
 	const char *msg = NULL;
-	int st;
+	int st, http;
 
+	/* not gRPC at all (a REST client, a browser): an HTTP error, never 200 */
+	if ((http = rn_zb_http_check(k->have_method ? (const uint8_t *)k->method : NULL,
+				     k->method_len,
+				     k->have_ctype ? (const uint8_t *)k->ctype : NULL,
+				     k->ctype_len, &st, &msg))) {
+		refuse(k, http, st, msg);
+		return;
+	}
 	if (!strcmp(k->path, "/databricks.zerobus.Zerobus/PersistentStream")) {
 		k->persistent = 1;
 	} else if (strcmp(k->path, "/databricks.zerobus.Zerobus/EphemeralStream")) {
-		respond_trailers_only(k, RN_GRPC_UNIMPLEMENTED, "unknown method");
+		refuse(k, 200, RN_GRPC_UNIMPLEMENTED, "unknown method");
 		return;
 	}
 	if (k->zstd < 0) {
-		respond_trailers_only(k, RN_GRPC_UNIMPLEMENTED,
-				      "unsupported grpc-encoding (use identity or zstd)");
+		refuse(k, 200, RN_GRPC_UNIMPLEMENTED,
+		       "unsupported grpc-encoding (use identity or zstd)");
 		return;
 	}
 	struct rn_call_info info = {k->path, k->have_table ? k->table : NULL,
 				    k->have_auth ? k->auth : NULL, k->have_clock ? k->boot_id : NULL,
 				    k->boot_us};
 	if ((st = fr->h.open(fr->h.ctx, k, &info, &msg)) != 0) {
-		respond_trailers_only(k, st, msg);
+		refuse(k, 200, st, msg);
 		return;
 	}
 	k->opened = 1;
@@ -550,10 +621,11 @@ static int invalid_frame_cb(nghttp2_session *s, const nghttp2_frame *f, int err,
 	    c->ncalls < fr->opt.max_streams)
 		return 0;
 	if (err == NGHTTP2_ERR_REFUSED_STREAM) {
+		char why[96];
 		fr->st.streams_refused++;
-		rn_log_info("front", "%s: stream %d refused: %zu streams already open "
-			    "(max_streams_per_connection %u)", c->peer, f->hd.stream_id, c->ncalls,
-			    fr->opt.max_streams);
+		snprintf(why, sizeof(why), "streams already open: max_streams_per_connection %u",
+			 fr->opt.max_streams);
+		note_refusal(fr, c->peer, -1, "stream", why);
 	} else {
 		fr->st.closed_streams++;
 		rn_log_warn("front", "closing connection from %s: it opened stream %d beyond the "
@@ -631,6 +703,12 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		char a[INET_ADDRSTRLEN];
 		if (inet_ntop(AF_INET, &in->sin_addr, a, sizeof(a)))
 			snprintf(c->peer, sizeof(c->peer), "%s:%u", a, ntohs(in->sin_port));
+	} else if (sa && sa->sa_family == AF_INET6 &&
+		   (size_t)salen >= sizeof(struct sockaddr_in6)) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		char a[INET6_ADDRSTRLEN];
+		if (inet_ntop(AF_INET6, &in6->sin6_addr, a, sizeof(a)))
+			snprintf(c->peer, sizeof(c->peer), "[%s]:%u", a, ntohs(in6->sin6_port));
 	}
 	c->bev = bufferevent_socket_new(f->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (!c->bev || nghttp2_session_callbacks_new(&cbs)) {
@@ -653,6 +731,11 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	if (!rv) {
 		/* window is granted by grant() once data is processed, and not under pressure */
 		nghttp2_option_set_no_auto_window_update(o, 1);
+		/* "authorization: Bearer " (an empty token) has trailing whitespace, which RFC
+		 * 9113 lets nghttp2 answer with RST_STREAM(PROTOCOL_ERROR), a gRPC INTERNAL
+		 * error; such values are taken as sent and refused by their meaning instead
+		 * (UNAUTHENTICATED), as gRPC servers do */
+		nghttp2_option_set_no_rfc9113_leading_and_trailing_ws_validation(o, 1);
 		rv = nghttp2_session_server_new2(&c->ng, cbs, c, o);
 		nghttp2_option_del(o);
 	}
@@ -685,6 +768,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	int64_t now = rn_mono_us();
 	(void)fd;
 	(void)what;
+	rn_refuselog_tick(&f->refusals, now, refusal_summary, f);
 	for (c = f->conns; c; c = next) {
 		size_t out = conn_out_bytes(c);
 		next = c->next;
@@ -754,8 +838,10 @@ int rn_front_create(struct rn_front **out, struct event_base *base,
 		    const struct rn_front_options *opt, const struct rn_front_handler *h)
 {
 	struct rn_front *f;
-	struct sockaddr_in sin = {0};
-	socklen_t slen = sizeof(sin);
+	struct sockaddr_storage ss;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	socklen_t slen;
 
 	*out = NULL;
 	if (!(f = rn_calloc(1, sizeof(*f))))
@@ -763,6 +849,7 @@ int rn_front_create(struct rn_front **out, struct event_base *base,
 	f->base = base;
 	f->h = *h;
 	f->opt = *opt;
+	rn_refuselog_init(&f->refusals, REFUSAL_LOG_PERIOD_US, rn_mono_us());
 	if (!f->opt.max_message)
 		f->opt.max_message = RN_GRPC_DEFAULT_MAX_MSG;
 	if (!f->opt.max_streams)
@@ -785,23 +872,33 @@ int rn_front_create(struct rn_front **out, struct event_base *base,
 		rn_front_destroy(f);
 		return RN_ENOMEM;
 	}
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons((uint16_t)opt->port);
-	if (inet_pton(AF_INET, opt->host ? opt->host : "127.0.0.1", &sin.sin_addr) != 1) {
+	/* an IPv4 literal, else an IPv6 one (the config loader has checked which) */
+	const char *host = opt->host ? opt->host : "127.0.0.1";
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)opt->port);
+		slen = sizeof(*sin);
+	} else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)opt->port);
+		slen = sizeof(*sin6);
+	} else {
 		rn_front_destroy(f);
 		return RN_EINVAL;
 	}
 	f->listener = evconnlistener_new_bind(base, accept_cb, f,
 					      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 512,
-					      (struct sockaddr *)&sin, sizeof(sin));
+					      (struct sockaddr *)&ss, (int)slen);
 	if (!f->listener) {
-		rn_log_error("front", "cannot listen on %s:%d: %s", opt->host, opt->port,
+		rn_log_error("front", "cannot listen on %s port %d: %s", host, opt->port,
 			     strerror(errno));
 		rn_front_destroy(f);
 		return RN_EIO;
 	}
-	getsockname(evconnlistener_get_fd(f->listener), (struct sockaddr *)&sin, &slen);
-	f->port = ntohs(sin.sin_port);
+	slen = sizeof(ss);
+	getsockname(evconnlistener_get_fd(f->listener), (struct sockaddr *)&ss, &slen);
+	f->port = ntohs(ss.ss_family == AF_INET6 ? sin6->sin6_port : sin->sin_port);
 	*out = f;
 	return 0;
 }

@@ -50,7 +50,7 @@ struct rn_front_handler {
 
 /* A zeroed struct is valid: any free port on 127.0.0.1, the defaults noted. */
 struct rn_front_options {
-	const char *host;   /* bind address */
+	const char *host;   /* bind address: an IPv4 or IPv6 literal (no brackets) */
 	int port;           /* 0 = any free port */
 	size_t max_message; /* request message cap after decompression; 0 = 10 MiB */
 	uint32_t max_streams;     /* concurrent calls per connection; 0 = 100 */
@@ -73,7 +73,7 @@ struct rn_front_stats {
 };
 
 /* Listens on opt's host:port and serves on base; opt and h are copied. 0, RN_EINVAL (not an
- * IPv4 address), RN_EIO (cannot listen), RN_ENOMEM. */
+ * IPv4 or IPv6 literal), RN_EIO (cannot listen), RN_ENOMEM. */
 int rn_front_create(struct rn_front **out, struct event_base *base,
 		    const struct rn_front_options *opt, const struct rn_front_handler *h);
 /* Stops accepting and closes every connection (calls get closed()). */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rn_addr.h"
 #include "rn_conf.h"
 #include "rn_err.h"
 #include "rn_log.h"
@@ -67,6 +68,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (listen) {
+		struct rn_hostport hp;
+		const char *why = NULL;
+		if (rn_addr_parse_hostport(listen, RN_ADDR_PORT_ZERO | RN_ADDR_NUMERIC, &hp, &why)) {
+			fprintf(stderr, "runnel-server: -l %s: %s\n", listen, why);
+			rn_conf_free(rn_server_conf_table, &conf);
+			return 1;
+		}
 		rn_free(conf.listen);
 		conf.listen = rn_strdup(listen);
 	}
@@ -81,6 +89,8 @@ int main(int argc, char **argv)
 	}
 	rn_log_set_level(verbose ? RN_LOG_DEBUG : (enum rn_log_level)conf.log_level);
 	signal(SIGPIPE, SIG_IGN);
+	/* until the loop catches SIGHUP (server.c: reload is not supported), it must not kill */
+	signal(SIGHUP, SIG_IGN);
 	if ((rc = rn_server_create(&s, &conf))) {
 		rn_log_error("server", "cannot start: %s", rn_strerror(rc));
 		rn_conf_free(rn_server_conf_table, &conf);

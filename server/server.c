@@ -28,6 +28,7 @@
 #include "rn_clock.h"
 #include "partition.h"
 #include "schema.h"
+#include "rn_addr.h"
 #include "rn_buf.h"
 #include "rn_err.h"
 #include "rn_fs.h"
@@ -72,15 +73,15 @@ static const struct rn_conf_key schema_keys[] = {
 #undef TS
 
 const struct rn_conf_key rn_server_conf_table[] = {
-	{"listen", RN_CONF_STRING, "127.0.0.1:7700", OFF(listen), 0, 0,
-	 "address:port for gRPC (h2c); port 0 picks a free one"},
+	{"listen", RN_CONF_LISTEN, "127.0.0.1:7700", OFF(listen), 0, 0,
+	 "IP:port for gRPC (h2c): an IPv4 address or [IPv6]; port 0 picks a free one"},
 	{"data_root", RN_CONF_STRING, "/var/lib/runnel-server", OFF(data_root), 0, 0,
 	 "directory holding tables, the WAL and the stream registry"},
 	{"wal_dir", RN_CONF_STRING, NULL, OFF(wal_dir), 0, 0,
 	 "write-ahead log directory (default data_root/_wal); one server per WAL, so servers "
 	 "sharing a data_root each need their own"},
-	{"metrics_listen", RN_CONF_STRING, NULL, OFF(metrics_listen), 0, 0,
-	 "address:port of the HTTP/1.1 /metrics (Prometheus) and /healthz endpoint; unset = off"},
+	{"metrics_listen", RN_CONF_LISTEN, NULL, OFF(metrics_listen), 0, 0,
+	 "IP:port of the HTTP/1.1 /metrics (Prometheus) and /healthz endpoint; unset = off"},
 	{"token", RN_CONF_STRING, NULL, OFF(token), 0, 0,
 	 "bearer token clients must send; unset = no authentication"},
 	{"flush_interval_ms", RN_CONF_INT, "1000", OFF(flush_interval_ms), 10, 3600000,
@@ -201,7 +202,7 @@ struct rn_server {
 	struct srv_failing *failing; /* tables with records kept in the WAL for them */
 	uint64_t retained_bytes;     /* bytes of the segments kept for them */
 	int64_t retry_at_us;         /* next periodic retry of failing tables */
-	struct event *sync_ev, *flush_ev, *sig_term, *sig_int;
+	struct event *sync_ev, *flush_ev, *sig_term, *sig_int, *sig_hup;
 	int mat_dirty;
 	int stopping;
 	char *streams_dir;
@@ -1198,18 +1199,30 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg)
 	event_base_loopexit(s->base, &tv);
 }
 
+/* SIGHUP conventionally asks a daemon to reload its config. Reload does not exist yet, and
+ * the default action would kill the server without draining, so the signal is caught, said
+ * to be unsupported, and otherwise ignored. */
+static void hup_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	(void)arg;
+	rn_log_warn("server", "SIGHUP: configuration reload is not supported; the server goes "
+		    "on with its current config (restart it to apply a new one)");
+}
+
 static void render_metrics(void *ctx, struct rn_buf *b);
 static int health(void *ctx, char *why, size_t cap);
 
-static int split_listen(const char *listen, char *host, size_t cap, int *port)
+/* A listen address as the config loader checked it (rn_addr.h); logs why it is not one. */
+static int split_listen(const char *key, const char *listen, struct rn_hostport *hp)
 {
-	const char *colon = strrchr(listen, ':');
-	if (!colon || (size_t)(colon - listen) >= cap)
+	const char *why = NULL;
+	if (rn_addr_parse_hostport(listen, RN_ADDR_PORT_ZERO | RN_ADDR_NUMERIC, hp, &why)) {
+		rn_log_error("server", "%s = \"%s\": %s", key, listen ? listen : "", why);
 		return RN_EINVAL;
-	memcpy(host, listen, (size_t)(colon - listen));
-	host[colon - listen] = 0;
-	*port = atoi(colon + 1);
-	return *port < 0 || *port > 65535 ? RN_EINVAL : 0;
+	}
+	return 0;
 }
 
 /* The partitioning of config entry i (strings point into the config; free spec->derived). */
@@ -1333,15 +1346,15 @@ static int ensure_configured(struct rn_server *s, const char *name)
 int rn_server_create(struct rn_server **out, const struct rn_server_conf *conf)
 {
 	struct rn_server *s;
-	char path[4096], host[128];
-	int port, rc;
+	char path[4096];
+	struct rn_hostport lis = {0}, mlis = {0};
+	int rc;
 	uint64_t seg;
 
 	*out = NULL;
-	if (split_listen(conf->listen, host, sizeof(host), &port)) {
-		rn_log_error("server", "listen = \"%s\": expected host:port", conf->listen);
+	if (split_listen("listen", conf->listen, &lis) ||
+	    (conf->metrics_listen && split_listen("metrics_listen", conf->metrics_listen, &mlis)))
 		return RN_EINVAL;
-	}
 	if (!(s = rn_calloc(1, sizeof(*s))))
 		return RN_ENOMEM;
 	s->conf = *conf;
@@ -1445,6 +1458,7 @@ int rn_server_create(struct rn_server **out, const struct rn_server_conf *conf)
 	s->flush_ev = event_new(s->base, -1, EV_PERSIST, flush_cb, s);
 	s->sig_term = evsignal_new(s->base, SIGTERM, stop_cb, s);
 	s->sig_int = evsignal_new(s->base, SIGINT, stop_cb, s);
+	s->sig_hup = evsignal_new(s->base, SIGHUP, hup_cb, s);
 	struct timeval iv = {conf->flush_interval_ms / 1000, (conf->flush_interval_ms % 1000) * 1000};
 	event_add(s->flush_ev, &iv);
 	s->next_flush_us = rn_mono_us() + conf->flush_interval_ms * 1000;
@@ -1457,9 +1471,10 @@ int rn_server_create(struct rn_server **out, const struct rn_server_conf *conf)
 			    (long long)conf->flush_interval_ms, (long long)s->limits.max_lag_ms);
 	event_add(s->sig_term, NULL);
 	event_add(s->sig_int, NULL);
+	event_add(s->sig_hup, NULL);
 	struct rn_front_options fo = {
-		.host = host,
-		.port = port,
+		.host = lis.host,
+		.port = lis.port,
 		.max_message = (size_t)conf->max_message_bytes,
 		.max_streams = (uint32_t)conf->max_streams_per_connection,
 		.idle_timeout_ms = conf->idle_timeout_ms,
@@ -1469,19 +1484,18 @@ int rn_server_create(struct rn_server **out, const struct rn_server_conf *conf)
 	struct rn_front_handler h = {s, on_open, on_message, on_half_close, on_closed};
 	if ((rc = rn_front_create(&s->front, s->base, &fo, &h)))
 		goto fail;
-	rn_log_info("server", "runnel-server %s listening on %s:%d data_root=%s", RN_VERSION, host,
+	rn_log_info("server", "runnel-server %s listening on %s%s%s:%d data_root=%s", RN_VERSION,
+		    lis.family == 6 ? "[" : "", lis.host, lis.family == 6 ? "]" : "",
 		    rn_front_port(s->front), conf->data_root);
-	if (conf->metrics_listen && *conf->metrics_listen) {
-		char mhost[256];
-		int mport;
+	if (conf->metrics_listen) {
 		struct rn_metrics_handler mh = {s, render_metrics, health};
-		if (split_listen(conf->metrics_listen, mhost, sizeof(mhost), &mport) ||
-		    rn_metrics_create(&s->metrics, s->base, mhost, mport, &mh)) {
+		if (rn_metrics_create(&s->metrics, s->base, mlis.host, mlis.port, &mh)) {
 			rn_log_error("server", "cannot serve metrics on %s", conf->metrics_listen);
 			rc = RN_EIO;
 			goto fail;
 		}
-		rn_log_info("server", "metrics on %s:%d (/metrics, /healthz)", mhost,
+		rn_log_info("server", "metrics on %s%s%s:%d (/metrics, /healthz)",
+			    mlis.family == 6 ? "[" : "", mlis.host, mlis.family == 6 ? "]" : "",
 			    rn_metrics_port(s->metrics));
 	}
 	*out = s;
@@ -1635,6 +1649,8 @@ void rn_server_destroy(struct rn_server *s)
 		event_free(s->sig_term);
 	if (s->sig_int)
 		event_free(s->sig_int);
+	if (s->sig_hup)
+		event_free(s->sig_hup);
 	if (s->base)
 		event_base_free(s->base);
 	while (s->failing) {

@@ -5,8 +5,10 @@
 #include "zbwire.h"
 
 #include <string.h>
+#include <strings.h>
 
 #include "rn_err.h"
+#include "rn_grpc.h"
 #include "rn_pbwire.h"
 
 static int decode_create(const uint8_t *p, size_t len, struct rn_zb_request *r)
@@ -189,5 +191,25 @@ int rn_zb_parse_clock(const uint8_t *v, size_t len, char *boot_id, size_t idcap,
 	memcpy(boot_id, v, n);
 	boot_id[n] = 0;
 	*us = t;
+	return 0;
+}
+
+int rn_zb_http_check(const uint8_t *method, size_t mlen, const uint8_t *ctype, size_t clen,
+		     int *grpc_status, const char **why)
+{
+	static const char grpc[] = "application/grpc";
+	const size_t glen = sizeof(grpc) - 1;
+
+	if (!method || mlen != 4 || memcmp(method, "POST", 4)) {
+		*grpc_status = RN_GRPC_INTERNAL;
+		*why = "gRPC calls are HTTP/2 POST requests";
+		return 405;
+	}
+	if (!ctype || clen < glen || strncasecmp((const char *)ctype, grpc, glen) ||
+	    (clen > glen && ctype[glen] != '+' && ctype[glen] != ';')) {
+		*grpc_status = RN_GRPC_INVALID_ARGUMENT;
+		*why = "not a gRPC request: content-type must be application/grpc";
+		return 415;
+	}
 	return 0;
 }

@@ -49,6 +49,18 @@ int rn_zb_encode_resume_response(struct rn_buf *b, int64_t last);
 int rn_zb_encode_ack(struct rn_buf *b, int persistent, int64_t offset);
 int rn_zb_encode_close_signal(struct rn_buf *b, int persistent, int64_t seconds);
 
+/*
+ * Whether a request is a gRPC call at all, checked before its path as gRPC servers do:
+ * :method must be POST and content-type "application/grpc", optionally with "+<subtype>"
+ * and/or ";parameters" (case-insensitive). method/ctype are the header values (NULL =
+ * absent). Returns 0 for a gRPC request; else the HTTP status to answer with (405 for another
+ * method, 415 for another or no content-type), *grpc_status the status for the grpc-status
+ * header (INTERNAL for 405, INVALID_ARGUMENT for 415, as grpc-go answers) and *why a static
+ * reason for grpc-message. A REST client thus never sees 200 for a write that did not happen.
+ */
+int rn_zb_http_check(const uint8_t *method, size_t mlen, const uint8_t *ctype, size_t clen,
+		     int *grpc_status, const char **why);
+
 /* The agent's clock header, x-runnel-clock: "<boot_id> <boot_us>": the boot id a token of
  * [0-9a-f-] shorter than idcap, one space, the CLOCK_BOOTTIME microseconds in decimal (no
  * sign, no overflow). 0 with both filled in, or RN_EINVAL (outputs untouched). */

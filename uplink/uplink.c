@@ -30,6 +30,7 @@
 #include "headers.h"
 #include "ratelimit.h"
 #include "response.h"
+#include "rn_addr.h"
 #include "rn_clock.h"
 #include "rn_err.h"
 #include "rn_grpc.h"
@@ -131,12 +132,19 @@ int rn_uplink_create(struct rn_uplink **out, const struct rn_uplink_options *opt
 		     const struct rn_uplink_io *io)
 {
 	struct rn_uplink *u;
+	struct rn_url parsed;
+	const char *why;
 	size_t ul;
 
 	*out = NULL;
-	if (!opt || !opt->url || !*opt->url || !io || !io->chunk_get || !io->acked ||
-	    !io->stream_id_set)
+	if (!opt || !io || !io->chunk_get || !io->acked || !io->stream_id_set)
 		return RN_EINVAL;
+	/* the config loader checks the URL with its line; this catches options made by hand,
+	 * before curl would guess at them (a missing host, port 99999) */
+	if (rn_addr_parse_url(opt->url, &parsed, &why)) {
+		rn_log_error("uplink", "url \"%s\": %s", opt->url ? opt->url : "", why);
+		return RN_EINVAL;
+	}
 	if (!(u = rn_calloc(1, sizeof(*u))))
 		return RN_ENOMEM;
 	u->opt = *opt;

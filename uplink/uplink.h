@@ -72,8 +72,8 @@ struct rn_uplink_stream_def {
 	int64_t next_offset;   /* one past the newest chunk in the buffer */
 };
 
-/* Creates the uplink. Copies everything it keeps from opt. RN_EINVAL for a missing url,
- * RN_ENOMEM. The io struct is copied. */
+/* Creates the uplink. Copies everything it keeps from opt. RN_EINVAL for a missing url or one
+ * rn_addr_parse_url refuses (logged), RN_ENOMEM. The io struct is copied. */
 int rn_uplink_create(struct rn_uplink **out, const struct rn_uplink_options *opt,
 		     const struct rn_uplink_io *io);
 void rn_uplink_destroy(struct rn_uplink *u);

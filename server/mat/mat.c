@@ -1389,6 +1389,19 @@ static int is_envelope_descriptor(const uint8_t *d, size_t len)
 	return named && dev && pay;
 }
 
+/* The message name of a DescriptorProto (field 1), or NULL. */
+static void descriptor_name(const uint8_t *d, size_t len, const uint8_t **name, size_t *nlen)
+{
+	struct rn_pb_reader rd;
+	struct rn_pb_field f;
+	rn_pb_reader_init(&rd, d, len);
+	while (rn_pb_next(&rd, &f) == 1)
+		if (f.num == 1 && f.wt == RN_PB_LEN) {
+			*name = f.ptr;
+			*nlen = f.len;
+		}
+}
+
 int rn_mat_stream_descriptor(struct rn_mat *m, const char *table, const char *stream_id,
 			     const uint8_t *desc, size_t len)
 {
@@ -1399,8 +1412,20 @@ int rn_mat_stream_descriptor(struct rn_mat *m, const char *table, const char *st
 
 	if ((rc = get_table(m, table, 0, &t)))
 		return rc;
-	if (!t->schema || is_envelope_descriptor(desc, len))
+	if (is_envelope_descriptor(desc, len))
 		return 0;
+	if (!t->schema) {
+		/* every record would become an undecodable row: refuse the stream at create */
+		const uint8_t *name = NULL;
+		size_t nlen = 0;
+		descriptor_name(desc, len, &name, &nlen);
+		return fail(m, RN_EINVAL, "table %s has no schema (it holds runnel.v1.Record "
+			    "envelopes); to send message %.*s to it, declare its columns in the "
+			    "server config: schemas = ( { table = \"%s\"; columns = ( ... ); } ) "
+			    "(auto_create makes a new table from the descriptor)", table,
+			    name ? (int)(nlen > 100 ? 100 : nlen) : 1, name ? (const char *)name : "?",
+			    table);
+	}
 	if ((rc = rn_protorow_plan(t->schema, desc, len, &plan, err, sizeof(err))))
 		return fail(m, rc, "descriptor does not fit table %s: %s", table, err);
 	for (size_t i = 0; i < t->nplans; i++)

@@ -82,9 +82,11 @@ int rn_mat_define_table_ex(struct rn_mat *m, const char *table, struct rn_schema
  * DescriptorProto of CreateIngestStreamRequest). For a typed table the descriptor is checked
  * against the columns (server/mat/protorow.h) and the stream's records are then decoded
  * through it; a runnel.v1.Record descriptor (the agent's envelope) keeps the envelope path
- * (its JSON payload fills the columns). For envelope tables it is not needed. Call it again
- * after a restart, before the stream's batches are replayed. 0, or RN_EINVAL with the reason
- * in rn_mat_errmsg() (answer INVALID_ARGUMENT), RN_ENOMEM.
+ * (its JSON payload fills the columns). An envelope table takes only the envelope: any other
+ * message is refused (RN_EINVAL, the reason saying how to declare the table), since none of
+ * its records would decode. Call it again after a restart, before the stream's batches are
+ * replayed. 0, or RN_EINVAL with the reason in rn_mat_errmsg() (answer INVALID_ARGUMENT),
+ * RN_ENOMEM.
  */
 int rn_mat_stream_descriptor(struct rn_mat *m, const char *table, const char *stream_id,
 			     const uint8_t *desc, size_t len);

@@ -28,6 +28,7 @@ struct conf {
 	char *s;
 	struct rn_conf_strlist sl;
 	struct rn_conf_list srcs;
+	char *l, *u;
 };
 
 static const char *const names[] = {"normal", "full", NULL};
@@ -63,6 +64,8 @@ static const struct rn_conf_key rows[] = {
 	{.key = "sources", .type = RN_CONF_LIST, .sub = src_rows, .elem_size = sizeof(struct src),
 	 .offset = offsetof(struct conf, srcs), .tag = "type", .resolve = resolve,
 	 .variant_offset = offsetof(struct src, v)},
+	{.key = "l", .type = RN_CONF_LISTEN, .offset = offsetof(struct conf, l)},
+	{.key = "u", .type = RN_CONF_URL, .def = "http://h", .offset = offsetof(struct conf, u)},
 	{0}};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

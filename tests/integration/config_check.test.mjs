@@ -26,7 +26,12 @@ test('runnel-agent -n: valid config passes, bad ones name file and line', async 
     ['range.conf', good.replace('linger_ms = 100;', 'linger_ms = -5;'), /range\.conf:\d+:.*linger_ms/],
     ['syntax.conf', good.replace('sync = "normal";', 'sync = ;'), /syntax\.conf:\d+:/],
     ['plugin.conf', good.replace('read_from = "beginning";', 'read_from = "beginning";\n    pathz = [];'), /plugin\.conf:\d+:.*pathz/],
-    ['url.conf', good.replace('http://127.0.0.1:1', 'ftp://127.0.0.1:1'), /url\.conf: uplink\.url 'ftp:\/\/127\.0\.0\.1:1' must start with http:\/\//],
+    // addresses are parsed and range-checked by the loader, so they name their line
+    ['url.conf', good.replace('http://127.0.0.1:1', 'ftp://127.0.0.1:1'), /url\.conf:12: uplink\.url = "ftp:\/\/127\.0\.0\.1:1": the URL must start with http:\/\//],
+    ['url_nohost.conf', good.replace('http://127.0.0.1:1', 'https://'), /url_nohost\.conf:12: uplink\.url = "https:\/\/": the URL has no host/],
+    ['url_port.conf', good.replace('http://127.0.0.1:1', 'http://127.0.0.1:99999'), /url_port\.conf:12: uplink\.url = .*: the port must be a number from 1 to 65535/],
+    ['url_port0.conf', good.replace('http://127.0.0.1:1', 'http://127.0.0.1:abc'), /url_port0\.conf:12: .*port must be a number from 1 to 65535/],
+    ['url_v6.conf', good.replace('http://127.0.0.1:1', 'http://::1:7700'), /url_v6\.conf:12: .*IPv6 address goes in brackets/],
   ];
   for (const [name, text, re] of cases) {
     const r = await run(agentBin, ['-n', '-c', write(dir, name, text)]);
@@ -51,12 +56,29 @@ test('runnel-server -n: valid config passes, bad ones name file and line', async
       /schema_type\.conf: schemas\[0\] \(a\.b\.t\): column 'x': unknown type/],
     ['schema_both.conf', `${good}schemas = ( { table = "a.b.c"; columns = ( { name = "x"; type = "int"; } ); } );\n`,
       /a\.b\.c is in both tables and schemas/],
+    // addresses: parsed and range-checked by the loader, with the line
+    ['listen_abc.conf', good.replace('127.0.0.1:0', '127.0.0.1:abc'), /listen_abc\.conf:1: listen = "127\.0\.0\.1:abc": the port must be a number/],
+    ['listen_range.conf', good.replace('127.0.0.1:0', ':99999'), /listen_range\.conf:1: listen = ":99999": the host is empty/],
+    ['listen_range2.conf', good.replace('127.0.0.1:0', '127.0.0.1:99999'), /listen_range2\.conf:1: .*port must be a number from 0 \(any free port\) to 65535/],
+    ['listen_name.conf', good.replace('127.0.0.1:0', 'localhost:7700'), /listen_name\.conf:1: .*must be an IP address/],
+    ['listen_v6.conf', good.replace('127.0.0.1:0', '::1:7700'), /listen_v6\.conf:1: .*IPv6 address goes in brackets/],
+    ['metrics.conf', `${good}metrics_listen = "127.0.0.1:7x";\n`, /metrics\.conf:4: metrics_listen = "127\.0\.0\.1:7x": the port must be a number/],
   ];
   for (const [name, text, re] of cases) {
     const r = await run(serverBin, ['-n', '-c', write(dir, name, text)]);
     assert.equal(r.code, 1, `${name} must fail`);
     assert.match(r.stderr, re, `${name}: ${r.stderr}`);
   }
+});
+
+test('runnel-server -l is checked like listen; a valid IPv6 listen address binds', async () => {
+  const dir = tmpDir('conf-listen');
+  const conf = write(dir, 'ok.conf', `data_root = "${path.join(dir, 'data')}";\n`);
+  const bad = await run(serverBin, ['-n', '-c', conf, '-l', '127.0.0.1:abc']);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /-l 127\.0\.0\.1:abc: the port must be a number/);
+  const v6 = await run(serverBin, ['-n', '-c', conf, '-l', '[::1]:0']);
+  assert.equal(v6.code, 0, v6.stderr);
 });
 
 test('the shipped example configs are valid', async () => {

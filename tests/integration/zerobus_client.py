@@ -9,7 +9,9 @@ Modes:
              new call and report last_committed_offset
   ephemeral  the same over EphemeralStream
   status     open a stream the way --case says and report the gRPC status code (and the
-             grpc-retry-pushback-ms trailer as pushback_ms, when there is one)
+             grpc-retry-pushback-ms trailer as pushback_ms, when there is one); cases:
+             garbage, unknown-resume, unknown-method, oversize, gap, big-desc,
+             recursive-desc, empty-token ("Bearer "), empty-auth (an empty authorization)
   fill       create a PersistentStream and send up to --batches batches, each after the ack
              of the one before, until the server ends the call; report the acks, the status
              and pushback_ms (for the server's RESOURCE_EXHAUSTED under pressure)
@@ -216,7 +218,13 @@ def main():
     if a.mode == 'status':
         msgs = []
         table = a.table
-        if a.case == 'garbage':
+        if a.case == 'empty-token':  # what a client with an unset token variable sends
+            md = [m for m in md if m[0] != 'authorization'] + [('authorization', 'Bearer ')]
+        elif a.case == 'empty-auth':
+            md = [m for m in md if m[0] != 'authorization'] + [('authorization', '')]
+        if a.case in ('empty-token', 'empty-auth'):
+            msgs = [create_req(table)]
+        elif a.case == 'garbage':
             msgs = [create_req(), b'\xff\xff\xff\xff']
         elif a.case == 'unknown-resume':
             msgs = [Req(resume_stream=zb.ResumeIngestStreamRequest(stream_id='no-such-stream'))]

@@ -40,6 +40,8 @@ struct conf {
 	int64_t linger;
 	struct rn_conf_strlist paths;
 	struct rn_conf_list sources;
+	char *listen;
+	char *url;
 };
 
 static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
@@ -92,6 +94,9 @@ static const struct rn_conf_key rows[] = {
 	{.key = "sources", .type = RN_CONF_LIST, .sub = source_rows,
 	 .elem_size = sizeof(struct source), .offset = offsetof(struct conf, sources),
 	 .tag = "type", .resolve = resolve, .variant_offset = offsetof(struct source, v)},
+	{.key = "listen", .type = RN_CONF_LISTEN, .offset = offsetof(struct conf, listen)},
+	{.key = "url", .type = RN_CONF_URL, .def = "http://127.0.0.1:7700",
+	 .offset = offsetof(struct conf, url)},
 	{0}};
 
 static void test_defaults(void **state)
@@ -185,6 +190,29 @@ static void expect_str_error(const char *text, const char *want)
 	assert_int_equal(rn_mem_live(), live);
 	if (strcmp(err, want))
 		fail_msg("got \"%s\", want \"%s\"", err, want);
+}
+
+/* Addresses and URLs are checked by the loader, so -n reports them with their line. */
+static void test_addresses(void **state)
+{
+	struct conf c = {0};
+	char err[512];
+	(void)state;
+	assert_int_equal(rn_conf_load_string("listen = \"[::1]:0\";\nurl = \"https://h:8443/p\";",
+					     "t.conf", rows, &c, err, sizeof(err)),
+			 0);
+	assert_string_equal(c.listen, "[::1]:0");
+	assert_string_equal(c.url, "https://h:8443/p");
+	rn_conf_free(rows, &c);
+	expect_str_error("\nlisten = \"127.0.0.1:abc\";",
+			 "t.conf:2: listen = \"127.0.0.1:abc\": the port must be a number from 0 "
+			 "(any free port) to 65535");
+	expect_str_error("listen = \":99999\";", "t.conf:1: listen = \":99999\": the host is empty");
+	expect_str_error("listen = 7700;", "t.conf:1: listen must be a string");
+	expect_str_error("\n\n\nurl = \"https://\";", "t.conf:4: url = \"https://\": the URL has no host");
+	expect_str_error("url = \"http://h:99999\";",
+			 "t.conf:1: url = \"http://h:99999\": the port must be a number from 1 to "
+			 "65535");
 }
 
 static void test_bad_strings(void **state)
@@ -291,6 +319,7 @@ int main(void)
 		cmocka_unit_test(test_bad_files),    cmocka_unit_test(test_bad_strings),
 		cmocka_unit_test(test_parsers),      cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_alloc_failures), cmocka_unit_test(test_help),
+		cmocka_unit_test(test_addresses),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "rn_err.h"
+#include "rn_grpc.h"
 #include "zbwire.h"
 
 static void test_golden_requests(void **state)
@@ -134,6 +135,35 @@ static void test_clock_header(void **state)
 	}
 }
 
+static int http_check(const char *method, const char *ctype, int *st, const char **why)
+{
+	return rn_zb_http_check((const uint8_t *)method, method ? strlen(method) : 0,
+				(const uint8_t *)ctype, ctype ? strlen(ctype) : 0, st, why);
+}
+
+/* A request that is not gRPC is an HTTP error (415/405, as grpc-go answers), never 200. */
+static void test_http_check(void **state)
+{
+	int st = -1;
+	const char *why = NULL;
+	(void)state;
+	assert_int_equal(http_check("POST", "application/grpc", &st, &why), 0);
+	assert_int_equal(http_check("POST", "application/grpc+proto", &st, &why), 0);
+	assert_int_equal(http_check("POST", "Application/GRPC;charset=utf-8", &st, &why), 0);
+	assert_int_equal(http_check("POST", "application/json", &st, &why), 415);
+	assert_int_equal(st, RN_GRPC_INVALID_ARGUMENT);
+	assert_non_null(strstr(why, "content-type must be application/grpc"));
+	assert_int_equal(http_check("POST", NULL, &st, &why), 415);
+	assert_int_equal(http_check("POST", "", &st, &why), 415);
+	assert_int_equal(http_check("POST", "application/grpcx", &st, &why), 415);
+	assert_int_equal(http_check("POST", "application/grp", &st, &why), 415);
+	assert_int_equal(http_check("POST", "text/plain", &st, &why), 415);
+	assert_int_equal(http_check("GET", "application/grpc", &st, &why), 405);
+	assert_int_equal(st, RN_GRPC_INTERNAL);
+	assert_int_equal(http_check(NULL, "application/grpc", &st, &why), 405);
+	assert_int_equal(http_check("POSTX", "application/grpc", &st, &why), 405);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -142,6 +172,7 @@ int main(void)
 		cmocka_unit_test(test_hostile),
 		cmocka_unit_test(test_golden_responses),
 		cmocka_unit_test(test_clock_header),
+		cmocka_unit_test(test_http_check),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
