@@ -143,8 +143,9 @@ int rn_fentry_next(const char **p, const char *end, struct rn_fentry *e)
 		memset(e, 0, sizeof(*e));
 		rn_fp_init(&e->fp);
 		if (l[0] == 'F') {
-			if (sscanf(l, "F %llu %llu %llu %llu %llx %lld %u %u %n", &d, &i, &o, &fl, &fh,
-				   &mt, &pn, &pc, &n) != 8 || n <= 0 || l + n >= nl ||
+			if (sscanf(l, "F %llu %llu %llu %llu %llx %lld %u %u %n", &d, &i, &o, &fl,
+				   &fh, &mt, &pn, &pc, &n) != 8 ||
+			    n <= 0 || l + n >= nl ||
 			    fl > RN_FP_MAX || pc > RN_CUT_TRUNCATED)
 				continue;
 			e->fp.len = (uint32_t)fl;

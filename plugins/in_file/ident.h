@@ -97,8 +97,8 @@ struct rn_fentry {
 /*
  * Parses the next checkpoint line from *p (advancing it): "F dev ino pos fplen fphash mtime
  * pieces cut name" or the older "dev ino pos name" (no fingerprint: fp.len = 0, matching any
- * file); name is the path, "+path" or "-". Lines that are neither are skipped. 1 with *e filled (e->name points into the
- * text), 0 at the end.
+ * file); name is the path, "+path" or "-". Lines that are neither are skipped. 1 with *e
+ * filled (e->name points into the text), 0 at the end.
  */
 int rn_fentry_next(const char **p, const char *end, struct rn_fentry *e);
 

@@ -1,19 +1,24 @@
 /*
  * in_file: tails files named by paths or globs, one record per line, or per group of lines
  * when `multiline_start` is set (multiline.c groups them; the regex lives here). The resume
- * position per file is (device, inode, bytes consumed) — advanced only as records are
- * emitted, so the host's snapshot always matches the records it has (see plugin.h); lines
- * held in a partial line or a pending multi-line record are not consumed and are read again
- * after a restart. Waking: an inotify descriptor on the globs' directories (wait_fd) wakes
- * the loop at once on new data or names; a file at its end is not read again until an event
- * or the periodic rescan (`rescan_interval`, the fallback for lost events and filesystems
- * without inotify). Rotation by rename: when the path names another inode, the old file
+ * position per file is its identity (device, inode and a fingerprint of its first bytes,
+ * ident.h) with the bytes consumed — advanced only as records are emitted, so the host's
+ * snapshot always matches the records it has (see plugin.h); lines held in a partial line
+ * or a pending multi-line record are not consumed and are read again after a restart.
+ * Waking: an inotify descriptor on the globs' directories (wait_fd) wakes the loop at once
+ * on new data or names; a file at its end is not read again until an event or the periodic
+ * rescan (`rescan_interval`, the fallback for lost events and filesystems without
+ * inotify). Rotation by rename: when the path names another inode, the old file
  * stays open and is read on ("rotated", checkpointed as "+path") until it has been quiet
  * for rotate_wait, while the new file is read from its start; before new data of a path is
  * handed out, the files the path named before are read to their end, so one writer's lines
- * keep their order across the switch. After a restart, saved inodes no longer at their path
- * are looked up in the same directory and finished first. A file that shrank (copytruncate)
- * is read again from its start. Compressed rotated files (.gz, .xz, ...) are never read.
+ * keep their order across the switch; files rotated after the old one (several rotations
+ * between two looks) are found beside the path under rotated names and read in between,
+ * oldest first (catch_up). After a restart, saved files no longer at their path are looked
+ * up in the same directory by identity and finished first, then those rotated after them.
+ * A truncated file (copytruncate) is finished from its copy when one is found, then read
+ * again from its start. Records that are pieces of a line are marked (emit_rec). Compressed
+ * rotated files (.gz, .xz, ...) are never read.
  * One instance per source, created and destroyed by the agent, used on the loop thread.
  */
 #include <dirent.h>
@@ -388,7 +393,8 @@ static size_t scan_beside(struct in_file *f, const char *path, dev_t dev, ino_t 
 		    (size_t)snprintf(full, sizeof(full), "%s/%s", dir, de->d_name) >= sizeof(full))
 			continue;
 		rot = rotated_name(f, pbase, full, de->d_name) ||
-		      (rn_name_compressed(de->d_name) && !strncmp(de->d_name, pbase, strlen(pbase)));
+		      (rn_name_compressed(de->d_name) &&
+		       !strncmp(de->d_name, pbase, strlen(pbase)));
 		if (stat(full, &st) || !S_ISREG(st.st_mode))
 			continue;
 		if (!rot && !(st.st_dev == dev && st.st_ino == ino))
@@ -457,9 +463,10 @@ static void catch_up(struct in_file *f, const char *path, dev_t dev, ino_t ino, 
 			continue;
 		}
 		if (x->gz) {
-			rn_log_warn("in_file", "%s: %s was rotated and compressed before it was read: "
-				    "its lines are lost (compressed files cannot be followed)", path,
-				    x->name);
+			rn_log_warn("in_file",
+				    "%s: %s was rotated and compressed before it was read: its "
+				    "lines are lost (compressed files cannot be followed)",
+				    path, x->name);
 			continue;
 		}
 		tmp = c[k];
@@ -574,10 +581,11 @@ static void restore(struct in_file *f)
 					if ((t = add_file(f, old, path, at, 1)))
 						t->pc = e.piece;
 				} else {
-					rn_log_warn("in_file", "%s was truncated while stopped and no copy "
-						    "of it was found: lines after byte %llu may be lost; "
-						    "reading it again from its start", path,
-						    (unsigned long long)at);
+					rn_log_warn("in_file",
+						    "%s was truncated while stopped and no copy of "
+						    "it was found: lines after byte %llu may be "
+						    "lost; reading it again from its start",
+						    path, (unsigned long long)at);
 				}
 				add_file(f, path, path, 0, 0);
 				continue;
@@ -594,10 +602,11 @@ static void restore(struct in_file *f)
 			if ((t = add_file(f, old, path, e.pos, 1)))
 				t->pc = e.piece;
 		} else {
-			rn_log_warn("in_file", "%s: the file we read to byte %llu is gone (deleted, or "
-				    "compressed by a rotation: compressed files cannot be followed); "
-				    "lines it had after that byte are lost", path,
-				    (unsigned long long)e.pos);
+			rn_log_warn("in_file",
+				    "%s: the file we read to byte %llu is gone (deleted, or "
+				    "compressed by a rotation: compressed files cannot be "
+				    "followed); lines it had after that byte are lost",
+				    path, (unsigned long long)e.pos);
 		}
 		if (!e.kind)
 			catch_up(f, path, (dev_t)e.dev, (ino_t)e.ino, mt);
@@ -843,7 +852,8 @@ static int tick_pending(struct in_file *f, struct tfile *t, int64_t now)
 {
 	int rc;
 	f->cur = t;
-	if (rn_linesplit_pending(&t->ls) && now - t->last_data_us > f->conf->line_timeout_ms * 1000 &&
+	if (rn_linesplit_pending(&t->ls) &&
+	    now - t->last_data_us > f->conf->line_timeout_ms * 1000 &&
 	    (rc = flush_line(f, t, RN_CUT_TIMEOUT)))
 		return rc;
 	return f->use_re ? rn_multiline_tick(&t->ml, now, emit_rec, f) : 0;
@@ -915,8 +925,9 @@ static int truncated(struct in_file *f, struct tfile *t, int *more)
 	if (have && csize > t->read_off) {
 		if ((fd = open(copy, O_RDONLY | O_CLOEXEC)) >= 0 && !fstat(fd, &st) &&
 		    lseek(fd, (off_t)t->read_off, SEEK_SET) >= 0) {
-			rn_log_warn("in_file", "%s was truncated; finishing its copy %s from byte %llu "
-				    "first", t->path, copy, (unsigned long long)t->read_off);
+			rn_log_warn("in_file",
+				    "%s was truncated; finishing its copy %s from byte %llu first",
+				    t->path, copy, (unsigned long long)t->read_off);
 			close(t->fd);
 			t->fd = fd;
 			t->dev = st.st_dev;
@@ -934,8 +945,10 @@ static int truncated(struct in_file *f, struct tfile *t, int *more)
 			close(fd);
 	}
 	if (have)
-		rn_log_warn("in_file", "%s was truncated; its copy %s holds nothing we did not read; "
-			    "reading it again from the start", t->path, copy);
+		rn_log_warn("in_file",
+			    "%s was truncated; its copy %s holds nothing we did not read; "
+			    "reading it again from the start",
+			    t->path, copy);
 	else
 		rn_log_warn("in_file", "%s was truncated and no copy of it was found beside it "
 			    "(compressed, or none): lines after byte %llu may be lost; reading it "
