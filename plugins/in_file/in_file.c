@@ -773,12 +773,16 @@ static int emit_rec(void *ctx, const uint8_t *line, size_t len, uint32_t flags,
 		r.nattrs = why ? 2 : 1;
 	}
 	uint64_t before = t->pos;
-	t->pos = consumed; /* before emit: a chunk closed inside emit includes this record */
+	struct rn_piece pc = t->pc;
+	/* before emit: a chunk closed inside emit includes this record, and its snapshot the
+	 * position and piece count after it */
+	t->pos = consumed;
+	t->pc = next;
 	if ((rc = f->host.emit(f->host.ctx, &r))) {
 		t->pos = before; /* not taken */
+		t->pc = pc;
 		return rc;
 	}
-	t->pc = next;
 	return 0;
 }
 

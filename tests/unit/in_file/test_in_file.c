@@ -42,6 +42,7 @@ struct host {
 	int have_saved;
 	int pos_changes;
 	unsigned refuse_every, calls; /* refuse every n-th emit (RN_EFULL) */
+	void *snap_inst; /* set: every emit commits (snapshots) inside, as a closing chunk does */
 };
 
 static char dir[512];
@@ -66,6 +67,11 @@ static int h_emit(void *ctx, const struct rn_record *r)
 		else if (!strcmp(r->attrs[i].key, "runnel.piece"))
 			snprintf(h->piece[h->n], sizeof(h->piece[0]), "%s", r->attrs[i].value);
 	h->n++;
+	if (h->snap_inst) {
+		rn_buf_reset(&h->saved);
+		assert_int_equal(rn_in_file.snapshot(h->snap_inst, &h->saved), 0);
+		h->have_saved = 1;
+	}
 	return 0;
 }
 
@@ -986,6 +992,30 @@ static void test_piece_marks(void **state)
 	assert_string_equal(h.rec[5], "XYZ");
 	assert_string_equal(h.split[5], "2/2");
 	assert_string_equal(h.piece[5], "size");
+	src_stop(&s);
+
+	/* a crash right after a timeout piece went into a chunk (snapshot taken inside emit):
+	 * the piece count is in that snapshot */
+	host_reset(&h);
+	h.have_saved = 0;
+	path_of(p, sizeof(p), "pc2.log");
+	write_file(p, "w", "crash", 5);
+	src_start(&s, &h, p, 0, 16);
+	h.snap_inst = s.inst;
+	src_poll(&s, 1);
+	sleep_ms(80);
+	src_poll(&s, 1);
+	assert_int_equal(h.n, 1);
+	assert_string_equal(h.piece[0], "timeout");
+	h.snap_inst = NULL;
+	src_stop(&s);
+	write_file(p, "a", "ed\n", 3);
+	src_start(&s, &h, p, 0, 16);
+	src_poll(&s, 1);
+	assert_int_equal(h.n, 2);
+	assert_string_equal(h.rec[1], "ed");
+	assert_string_equal(h.split[1], "2/2");
+	assert_string_equal(h.piece[1], "timeout");
 	src_stop(&s);
 	host_free(&h);
 }
