@@ -848,6 +848,53 @@ static void test_rotations_between_reads(void **state)
 	host_free(&h);
 }
 
+/* Rotated names of another shape (logrotate's "extension .log": svc-20261205.log) are
+ * followed with rotate_glob; compressed ones and a file gone at restart lose only what
+ * they held (warned), the rest comes in order. */
+static void test_rotate_glob(void **state)
+{
+	struct host h = {0};
+	struct src s;
+	char p[600], r1[600], r2[600], gz[600];
+	(void)state;
+	path_of(p, sizeof(p), "svc.log");
+	path_of(r1, sizeof(r1), "svc-20261205.log");
+	path_of(r2, sizeof(r2), "svc-20261206.log");
+	path_of(gz, sizeof(gz), "svc-20261207.log.gz");
+	write_file(p, "w", "", 0);
+	write_lines(p, "g", 0, 5);
+	src_init(&s, &h, p, 0, 65536);
+	s.fc.rotate_glob = "svc-*.log";
+	src_create(&s);
+	src_poll(&s, 1);
+	assert_int_equal(h.n, 5);
+	write_lines(p, "g", 5, 10);
+	assert_int_equal(rename(p, r1), 0);
+	write_lines(p, "g", 10, 15);
+	sleep_ms(5);
+	assert_int_equal(rename(p, r2), 0);
+	write_lines(p, "g", 15, 20);
+	src_poll(&s, 6);
+	assert_int_equal(h.n, 20);
+	assert_seq(&h, 0, "g", 20);
+	src_save(&s, &h);
+	src_stop(&s);
+
+	/* stopped: the file we read is compressed away (lost: g 20..24), a newer one stays */
+	write_lines(p, "g", 20, 25);
+	assert_int_equal(rename(p, gz), 0);
+	write_lines(p, "h", 0, 3);
+	src_init(&s, &h, p, 0, 65536);
+	s.fc.rotate_glob = "svc-*.log";
+	src_create(&s);
+	host_reset(&h);
+	src_poll(&s, 6);
+	assert_int_equal(h.n, 3);
+	assert_seq(&h, 0, "h", 3);
+	src_stop(&s);
+	host_free(&h);
+}
+
 /* The same while stopped, and around a crash: the position saved with the records (identity
  * and fingerprint) finds the old file under its new name, then the ones rotated after it. */
 static void test_rotations_while_stopped(void **state)
@@ -1052,6 +1099,7 @@ int main(void)
 		cmocka_unit_test(test_bad_regex),
 		cmocka_unit_test(test_rotations_between_reads),
 		cmocka_unit_test(test_rotations_while_stopped),
+		cmocka_unit_test(test_rotate_glob),
 		cmocka_unit_test(test_copytruncate_copy),
 		cmocka_unit_test(test_piece_marks),
 	};
