@@ -605,7 +605,7 @@ static void restore(struct in_file *f)
 			rn_log_warn("in_file",
 				    "%s: the file we read to byte %llu is gone (deleted, or "
 				    "compressed by a rotation: compressed files cannot be "
-				    "followed); lines it had after that byte are lost",
+				    "followed); any lines it had after that byte are lost",
 				    path, (unsigned long long)e.pos);
 		}
 		if (!e.kind)
