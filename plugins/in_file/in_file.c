@@ -1,24 +1,30 @@
 /*
  * in_file: tails files named by paths or globs, one record per line, or per group of lines
  * when `multiline_start` is set (multiline.c groups them; the regex lives here). The resume
- * position per file is (device, inode, bytes consumed) — advanced only as records are
- * emitted, so the host's snapshot always matches the records it has (see plugin.h); lines
- * held in a partial line or a pending multi-line record are not consumed and are read again
- * after a restart. Waking: an inotify descriptor on the globs' directories (wait_fd) wakes
- * the loop at once on new data or names; a file at its end is not read again until an event
- * or the periodic rescan (`rescan_interval`, the fallback for lost events and filesystems
- * without inotify). Rotation by rename: when the path names another inode, the old file
+ * position per file is its identity (device, inode and a fingerprint of its first bytes,
+ * ident.h) with the bytes consumed — advanced only as records are emitted, so the host's
+ * snapshot always matches the records it has (see plugin.h); lines held in a partial line
+ * or a pending multi-line record are not consumed and are read again after a restart.
+ * Waking: an inotify descriptor on the globs' directories (wait_fd) wakes the loop at once
+ * on new data or names; a file at its end is not read again until an event or the periodic
+ * rescan (`rescan_interval`, the fallback for lost events and filesystems without
+ * inotify). Rotation by rename: when the path names another inode, the old file
  * stays open and is read on ("rotated", checkpointed as "+path") until it has been quiet
  * for rotate_wait, while the new file is read from its start; before new data of a path is
  * handed out, the files the path named before are read to their end, so one writer's lines
- * keep their order across the switch. After a restart, saved inodes no longer at their path
- * are looked up in the same directory and finished first. A file that shrank (copytruncate)
- * is read again from its start. Compressed rotated files (.gz, .xz, ...) are never read.
+ * keep their order across the switch; files rotated after the old one (several rotations
+ * between two looks) are found beside the path under rotated names and read in between,
+ * oldest first (catch_up). After a restart, saved files no longer at their path are looked
+ * up in the same directory by identity and finished first, then those rotated after them.
+ * A truncated file (copytruncate) is finished from its copy when one is found, then read
+ * again from its start. Records that are pieces of a line are marked (emit_rec). Compressed
+ * rotated files (.gz, .xz, ...) are never read.
  * One instance per source, created and destroyed by the agent, used on the loop thread.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <glob.h>
 #include <poll.h>
 #include <regex.h>
@@ -29,6 +35,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ident.h"
 #include "linesplit.h"
 #include "multiline.h"
 #include "plugin.h"
@@ -51,6 +58,7 @@ struct in_file_conf {
 	char *multiline_start; /* NULL or "": one record per line */
 	int64_t multiline_timeout_ms;
 	int64_t multiline_max_bytes;
+	char *rotate_glob; /* NULL or "": only the usual rotated names (ident.h) */
 };
 
 static const char *const read_from_names[] = {"beginning", "end", NULL};
@@ -85,10 +93,15 @@ static const struct rn_conf_key file_conf[] = {
 	{.key = "multiline_max_bytes", .type = RN_CONF_SIZE, .def = "256K", .min = 16,
 	 .max = (int64_t)4 << 20, .offset = C(multiline_max_bytes),
 	 .help = "longer multi-line records become flagged pieces (runnel.split)"},
+	{.key = "rotate_glob", .type = RN_CONF_STRING, .offset = C(rotate_glob),
+	 .help = "glob of rotated files beside a path besides the usual names (path.1, "
+		 "path-YYYYMMDD): a path with '/' is matched against the whole path, else the "
+		 "file name"},
 	{0},
 };
 #undef C
 #define DONE_MAX 32   /* finished inodes remembered (ring) */
+#define CAND_MAX 64   /* rotated files beside a path looked at in one scan */
 #define IGNORED_MAX 64 /* compressed files already logged */
 #define WATCH_MASK                                                                               \
 	(IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_MODIFY | IN_DELETE | IN_CLOSE_WRITE |     \
@@ -101,6 +114,8 @@ struct tfile {
 	int fd;
 	dev_t dev;
 	ino_t ino;
+	struct rn_fp fp;   /* of its first bytes: with (dev, ino), its identity */
+	int64_t mtime_ns;  /* modification time when last looked at */
 	uint64_t read_off; /* bytes fed to the splitter */
 	uint64_t pos;      /* bytes consumed by emitted records: the resume position */
 	struct rn_linesplit ls;
@@ -113,7 +128,7 @@ struct tfile {
 	int dead;           /* closed; removed from the list at the end of the poll */
 	int idle;           /* at its end with nothing timed: skipped until an event or rescan */
 	int64_t gone_us;    /* mono time the path was first seen missing, 0 if present */
-	unsigned piece;     /* pieces of the current split record handed out so far */
+	struct rn_piece pc; /* pieces of the current line (record) handed out so far */
 	unsigned lpiece;    /* pieces of the current overlong line fed to multiline */
 };
 
@@ -133,6 +148,9 @@ struct in_file {
 	int use_re; /* multiline_start set: `re` compiled */
 	regex_t re;
 	struct rn_buf scratch; /* the line being matched, NUL-terminated (max_line + 1) */
+	int flushing;          /* a held line is being given out by a flush... */
+	unsigned flush_cut;    /* ...for this reason (RN_CUT_NONE: its file ended) */
+	uint8_t fpbuf[RN_FP_MAX];
 	char *ignored[IGNORED_MAX]; /* compressed files already logged */
 	size_t nignored;
 	/* Inodes read to their end and let go (rotated away, deleted): if one shows up under a
@@ -142,45 +160,58 @@ struct in_file {
 		dev_t dev;
 		ino_t ino;
 		uint64_t pos;
+		struct rn_fp fp;
 	} done[DONE_MAX];
 	size_t ndone, done_next;
 };
 
-/* One checkpoint line "dev ino pos name\n" from *p; advances *p. 0 at the end. */
-static int next_entry(const char **p, const char *end, unsigned long long *d,
-		      unsigned long long *i, unsigned long long *o, const char **name,
-		      size_t *nlen)
+/* Modification time in ns. */
+static int64_t mtime_of(const struct stat *st)
 {
-	while (*p && *p < end) {
-		const char *l = *p, *nl = memchr(l, '\n', (size_t)(end - l));
-		int n = 0;
-		if (!nl)
-			return 0;
-		*p = nl + 1;
-		if (sscanf(l, "%llu %llu %llu %n", d, i, o, &n) == 3 && n > 0 && l + n < nl) {
-			*name = l + n;
-			*nlen = (size_t)(nl - (l + n));
+	return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
+/* Does the file open on fd begin with the bytes fingerprinted in fp? */
+static int fp_same(struct in_file *f, int fd, const struct rn_fp *fp)
+{
+	ssize_t n;
+	if (!fp->len)
+		return 1;
+	while ((n = pread(fd, f->fpbuf, fp->len, 0)) < 0 && errno == EINTR)
+		;
+	return n >= 0 && rn_fp_match(fp, f->fpbuf, (size_t)n);
+}
+
+/* Does the file called `name` begin with the bytes fingerprinted in fp? */
+static int fp_same_name(struct in_file *f, const char *name, const struct rn_fp *fp)
+{
+	int fd, same;
+	if (!fp->len)
+		return 1;
+	if ((fd = open(name, O_RDONLY | O_CLOEXEC)) < 0)
+		return 0;
+	same = fp_same(f, fd, fp);
+	close(fd);
+	return same;
+}
+
+/* A saved entry (any name) for the file (dev, ino) whose first bytes are fp's. */
+static int saved_file(struct in_file *f, const char *name, dev_t dev, ino_t ino,
+		      uint64_t *pos)
+{
+	const char *p = (const char *)f->saved.data, *end = p + f->saved.len;
+	struct rn_fentry e;
+	while (rn_fentry_next(&p, end, &e))
+		if (e.kind != '-' && (dev_t)e.dev == dev && (ino_t)e.ino == ino &&
+		    fp_same_name(f, name, &e.fp)) {
+			*pos = e.pos;
 			return 1;
 		}
-	}
 	return 0;
 }
 
-/* A saved entry (any name) for inode (dev, ino). */
-static int saved_inode(const struct in_file *f, dev_t dev, ino_t ino, uint64_t *pos)
-{
-	const char *p = (const char *)f->saved.data, *end = p + f->saved.len, *name;
-	unsigned long long d, i, o;
-	size_t nl;
-	while (next_entry(&p, end, &d, &i, &o, &name, &nl))
-		if ((dev_t)d == dev && (ino_t)i == ino) {
-			*pos = o;
-			return 1;
-		}
-	return 0;
-}
-
-static void done_add(struct in_file *f, dev_t dev, ino_t ino, uint64_t pos)
+static void done_add(struct in_file *f, dev_t dev, ino_t ino, uint64_t pos,
+		     const struct rn_fp *fp)
 {
 	size_t i;
 	for (i = 0; i < f->ndone; i++)
@@ -197,13 +228,16 @@ static void done_add(struct in_file *f, dev_t dev, ino_t ino, uint64_t pos)
 	f->done[i].dev = dev;
 	f->done[i].ino = ino;
 	f->done[i].pos = pos;
+	f->done[i].fp = *fp;
 }
 
-static const struct done *done_find(const struct in_file *f, dev_t dev, ino_t ino)
+/* The finished file that `name` (dev, ino) is, if its first bytes are still the same (the
+ * inode number may have been reused by a new file). */
+static const struct done *done_find(struct in_file *f, const char *name, dev_t dev, ino_t ino)
 {
 	for (size_t i = 0; i < f->ndone; i++)
 		if (f->done[i].dev == dev && f->done[i].ino == ino)
-			return &f->done[i];
+			return fp_same_name(f, name, &f->done[i].fp) ? &f->done[i] : NULL;
 	return NULL;
 }
 
@@ -215,10 +249,12 @@ static struct tfile *tracked_inode(const struct in_file *f, dev_t dev, ino_t ino
 	return NULL;
 }
 
-/* Opens `name` at byte `off` into t (a fresh tfile): splitter and grouping start there. */
-static int tfile_open(struct tfile *t, const char *name, uint64_t off)
+/* Opens `name` at byte `off` into t (a fresh tfile): splitter and grouping start there; the
+ * fingerprint is taken of the bytes there now. */
+static int tfile_open(struct in_file *f, struct tfile *t, const char *name, uint64_t off)
 {
 	struct stat st;
+	ssize_t n;
 	int fd = open(name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
@@ -229,8 +265,15 @@ static int tfile_open(struct tfile *t, const char *name, uint64_t off)
 	t->fd = fd;
 	t->dev = st.st_dev;
 	t->ino = st.st_ino;
+	t->mtime_ns = mtime_of(&st);
+	rn_fp_init(&t->fp);
+	while ((n = pread(fd, f->fpbuf, RN_FP_MAX, 0)) < 0 && errno == EINTR)
+		;
+	if (n > 0)
+		rn_fp_extend(&t->fp, f->fpbuf, (size_t)n, 0);
 	t->read_off = t->pos = off;
-	t->piece = t->lpiece = 0;
+	t->pc = (struct rn_piece){0, RN_CUT_NONE};
+	t->lpiece = 0;
 	rn_linesplit_reset(&t->ls);
 	rn_multiline_reset(&t->ml, off);
 	return 0;
@@ -274,7 +317,7 @@ static struct tfile *add_file(struct in_file *f, const char *name, const char *p
 		t->ml.max_bytes = (size_t)f->conf->multiline_max_bytes;
 		t->ml.timeout_us = f->conf->multiline_timeout_ms * 1000;
 	}
-	if (tfile_open(t, name, at)) {
+	if (tfile_open(f, t, name, at)) {
 		tfile_free(t);
 		return NULL;
 	}
@@ -295,87 +338,279 @@ static struct tfile *add_file(struct in_file *f, const char *name, const char *p
 	return t;
 }
 
-/* Looks for inode `ino` among the files beside `path` (a renamed, rotated file), not at
- * `path` itself: a checkpointed inode number found there again belongs to a new file that
- * reused it. */
-static int find_rotated(const char *path, dev_t dev, ino_t ino, char *out, size_t cap)
+/* A file beside a path that may be one of its rotated files. */
+struct cand {
+	char *name; /* full name */
+	const char *base; /* its file name (inside name) */
+	dev_t dev;
+	ino_t ino;
+	uint64_t size;
+	int64_t mtime_ns;
+	int gz; /* compressed: it cannot be read */
+};
+
+/* The directory of `path` into dir (cap bytes) and its file name. */
+static const char *split_path(const char *path, char *dir, size_t cap)
 {
-	char dir[4096];
 	const char *slash = strrchr(path, '/');
-	DIR *d;
-	struct dirent *de;
-	int found = 0;
-	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
-	if (!(d = opendir(dir)))
+	if (!slash) {
+		snprintf(dir, cap, ".");
+		return path;
+	}
+	snprintf(dir, cap, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+	return slash + 1;
+}
+
+/* Is `name` (base: its file name) a rotated file of the path whose file name is pbase? */
+static int rotated_name(const struct in_file *f, const char *pbase, const char *name,
+			const char *base)
+{
+	const char *g = f->conf->rotate_glob;
+	if (rn_rotname_is(pbase, base))
+		return 1;
+	if (!g || !*g)
 		return 0;
-	while (!found && (de = readdir(d))) {
+	return fnmatch(g, strchr(g, '/') ? name : base, strchr(g, '/') ? FNM_PATHNAME : 0) == 0;
+}
+
+/* Fills c with the files beside `path` that have a rotated name of it (compressed ones
+ * flagged), and with the file (dev, ino) whatever its name, if it is there. Returns the
+ * count (at most CAND_MAX); free with cands_free. */
+static size_t scan_beside(struct in_file *f, const char *path, dev_t dev, ino_t ino,
+			  struct cand *c)
+{
+	char dir[4096], full[4096 + 256];
+	const char *pbase = split_path(path, dir, sizeof(dir));
+	size_t n = 0;
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	if (!d)
+		return 0;
+	while (n < CAND_MAX && (de = readdir(d))) {
 		struct stat st;
-		if ((size_t)snprintf(out, cap, "%s/%s", dir, de->d_name) >= cap ||
-		    !strcmp(de->d_name, slash ? slash + 1 : path))
+		int rot;
+		if (!strcmp(de->d_name, pbase) || de->d_name[0] == '.' ||
+		    (size_t)snprintf(full, sizeof(full), "%s/%s", dir, de->d_name) >= sizeof(full))
 			continue;
-		if (!stat(out, &st) && st.st_ino == ino && st.st_dev == dev && S_ISREG(st.st_mode))
-			found = 1;
+		rot = rotated_name(f, pbase, full, de->d_name) ||
+		      (rn_name_compressed(de->d_name) &&
+		       !strncmp(de->d_name, pbase, strlen(pbase)));
+		if (stat(full, &st) || !S_ISREG(st.st_mode))
+			continue;
+		if (!rot && !(st.st_dev == dev && st.st_ino == ino))
+			continue;
+		if (!(c[n].name = rn_strdup(full)))
+			break;
+		c[n].base = c[n].name + strlen(dir) + 1;
+		c[n].dev = st.st_dev;
+		c[n].ino = st.st_ino;
+		c[n].size = (uint64_t)st.st_size;
+		c[n].mtime_ns = mtime_of(&st);
+		c[n].gz = rn_name_compressed(de->d_name);
+		n++;
 	}
 	closedir(d);
+	return n;
+}
+
+static void cands_free(struct cand *c, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		rn_free(c[i].name);
+}
+
+/* Age order of two files beside the path with file name pbase: modification time, then the
+ * names (app.log.2 before app.log.1). */
+static int cand_cmp(const char *pbase, const struct cand *a, const struct cand *b)
+{
+	if (a->mtime_ns != b->mtime_ns)
+		return a->mtime_ns < b->mtime_ns ? -1 : 1;
+	return rn_rotname_cmp(pbase, a->base, b->base);
+}
+
+/*
+ * Rename rotations between two looks at `path`: the file we knew there (dev, ino, last seen
+ * modification time mt) is now a rotated file, or gone, and the files renamed away after it
+ * are still beside the path under rotated names (app.log.1 and app.log.2 after two
+ * rotations). Every such file newer than ours — by modification time, then by name — that is
+ * not already tracked or finished is added (rotated, as `path`), oldest first, so each is
+ * read to its end, in order, before the path's new file. Compressed ones newer than ours
+ * cannot be read: a warning names them.
+ */
+static void catch_up(struct in_file *f, const char *path, dev_t dev, ino_t ino, int64_t mt)
+{
+	struct cand *c = rn_calloc(CAND_MAX, sizeof(*c)), ours = {0}, tmp;
+	char dir[4096];
+	const char *pbase = split_path(path, dir, sizeof(dir));
+	size_t n, k = 0;
+	int have = 0;
+	if (!c)
+		return;
+	n = scan_beside(f, path, dev, ino, c);
+	for (size_t i = 0; i < n; i++)
+		if (c[i].dev == dev && c[i].ino == ino) {
+			ours = c[i];
+			ours.mtime_ns = mt > c[i].mtime_ns ? mt : c[i].mtime_ns;
+			have = 1;
+		}
+	if (!have)
+		ours.mtime_ns = mt;
+	for (size_t i = 0; i < n; i++) {
+		struct cand *x = &c[i];
+		int newer = have ? cand_cmp(pbase, x, &ours) > 0 : x->mtime_ns >= mt;
+		if ((x->dev == dev && x->ino == ino) || !newer ||
+		    tracked_inode(f, x->dev, x->ino) || done_find(f, x->name, x->dev, x->ino)) {
+			continue;
+		}
+		if (x->gz) {
+			rn_log_warn("in_file",
+				    "%s: %s was rotated and compressed before it was read: its "
+				    "lines are lost (compressed files cannot be followed)",
+				    path, x->name);
+			continue;
+		}
+		tmp = c[k];
+		c[k++] = *x;
+		*x = tmp;
+	}
+	/* oldest first (insertion sort: a handful of files) */
+	for (size_t i = 1; i < k; i++)
+		for (size_t j = i; j > 0 && cand_cmp(pbase, &c[j - 1], &c[j]) > 0; j--) {
+			tmp = c[j];
+			c[j] = c[j - 1];
+			c[j - 1] = tmp;
+		}
+	for (size_t i = 0; i < k; i++) {
+		rn_log_info("in_file", "%s: %s was rotated in between; reading it first", path,
+			    c[i].name);
+		add_file(f, c[i].name, path, 0, 1);
+	}
+	cands_free(c, n);
+	rn_free(c);
+}
+
+/*
+ * copytruncate: the file of t was truncated. Its copy is a rotated name beside the path
+ * whose first bytes are t's: the newest such file is returned in out (cap bytes) with its
+ * size. 0 if there is none (a compressed copy, no copy, or t's first bytes unknown).
+ */
+static int find_copy(struct in_file *f, const struct tfile *t, char *out, size_t cap,
+		     uint64_t *size)
+{
+	struct cand *c = rn_calloc(CAND_MAX, sizeof(*c));
+	const struct cand *best = NULL;
+	size_t n;
+	int found = 0;
+	if (!c || !t->fp.len) {
+		rn_free(c);
+		return 0;
+	}
+	n = scan_beside(f, t->path, t->dev, t->ino, c);
+	for (size_t i = 0; i < n; i++) {
+		if (c[i].gz || (c[i].dev == t->dev && c[i].ino == t->ino) ||
+		    tracked_inode(f, c[i].dev, c[i].ino) || !fp_same_name(f, c[i].name, &t->fp))
+			continue;
+		if (!best || c[i].mtime_ns > best->mtime_ns)
+			best = &c[i];
+	}
+	if (best && strlen(best->name) < cap) {
+		snprintf(out, cap, "%s", best->name);
+		*size = best->size;
+		found = 1;
+	}
+	cands_free(c, n);
+	rn_free(c);
+	return found;
+}
+
+/* Looks for the file (dev, ino) with first bytes fp among the files beside `path`: the name
+ * it was renamed to. 0 if it is not there. */
+static int find_rotated(struct in_file *f, const char *path, dev_t dev, ino_t ino,
+			const struct rn_fp *fp, char *out, size_t cap, int64_t *mt)
+{
+	struct cand *c = rn_calloc(CAND_MAX, sizeof(*c));
+	size_t n;
+	int found = 0;
+	if (!c)
+		return 0;
+	n = scan_beside(f, path, dev, ino, c);
+	for (size_t i = 0; i < n && !found; i++)
+		if (c[i].dev == dev && c[i].ino == ino && !c[i].gz &&
+		    fp_same_name(f, c[i].name, fp) && strlen(c[i].name) < cap) {
+			snprintf(out, cap, "%s", c[i].name);
+			*mt = c[i].mtime_ns;
+			found = 1;
+		}
+	cands_free(c, n);
+	rn_free(c);
 	return found;
 }
 
 /*
  * The initial scan's first step: every file of the checkpoint resumes at its position. A
- * saved inode still at its path is tailed there; one no longer there (rotated while we were
- * stopped, or a "+path" file that was being finished) is looked for beside the path and
- * finished first. The path's new file is then picked up by the glob scan, from its start.
+ * saved file still at its path (same inode, same first bytes) is tailed there; one no
+ * longer there (rotated while we were stopped, or a "+path" file that was being finished) is
+ * looked for beside the path by its identity and finished first, and the files rotated after
+ * it (catch_up) after it. A file gone altogether is reported: lines in it after our position
+ * may be lost. The path's new file is then picked up by the glob scan, from its start.
  * Entries are in list order (older files of a path first), which rebuilds the prev chains.
  */
 static void restore(struct in_file *f)
 {
-	const char *p = (const char *)f->saved.data, *end = p + f->saved.len, *name;
-	unsigned long long d, i, o;
-	size_t nl;
-	while (next_entry(&p, end, &d, &i, &o, &name, &nl)) {
+	const char *p = (const char *)f->saved.data, *end = p + f->saved.len;
+	struct rn_fentry e;
+	while (rn_fentry_next(&p, end, &e)) {
 		char path[4096], old[4096];
 		struct stat st;
-		int plus = name[0] == '+';
-		if ((nl == 1 && name[0] == '-') || nl - (size_t)plus >= sizeof(path))
+		struct tfile *t = NULL;
+		int64_t mt = e.mtime_ns;
+		if (e.kind == '-' || e.nlen >= sizeof(path))
 			continue;
-		snprintf(path, sizeof(path), "%.*s", (int)(nl - (size_t)plus), name + plus);
-		if (tracked_inode(f, (dev_t)d, (ino_t)i))
+		snprintf(path, sizeof(path), "%.*s", (int)e.nlen, e.name);
+		if (tracked_inode(f, (dev_t)e.dev, (ino_t)e.ino))
 			continue;
-		if (!plus && !stat(path, &st) && st.st_dev == (dev_t)d && st.st_ino == (ino_t)i) {
-			uint64_t at = o;
+		if (!e.kind && !stat(path, &st) && st.st_dev == (dev_t)e.dev &&
+		    st.st_ino == (ino_t)e.ino && fp_same_name(f, path, &e.fp)) {
+			uint64_t at = e.pos, csize;
 			if ((uint64_t)st.st_size < at) {
-				rn_log_warn("in_file", "%s shrank while stopped; reading it again from "
-					    "its start", path);
-				at = 0;
+				if (find_copy(f, &(struct tfile){.path = path, .dev = st.st_dev,
+								 .ino = st.st_ino, .fp = e.fp},
+					      old, sizeof(old), &csize) && csize >= at) {
+					rn_log_warn("in_file", "%s was truncated while stopped; "
+						    "finishing its copy %s first", path, old);
+					if ((t = add_file(f, old, path, at, 1)))
+						t->pc = e.piece;
+				} else {
+					rn_log_warn("in_file",
+						    "%s was truncated while stopped and no copy of "
+						    "it was found: lines after byte %llu may be "
+						    "lost; reading it again from its start",
+						    path, (unsigned long long)at);
+				}
+				add_file(f, path, path, 0, 0);
+				continue;
 			}
-			add_file(f, path, path, at, 0);
+			if ((t = add_file(f, path, path, at, 0)))
+				t->pc = e.piece;
 			continue;
 		}
-		/* a file shorter than the position is not ours (the inode number was reused) */
-		if (find_rotated(path, (dev_t)d, (ino_t)i, old, sizeof(old)) && !stat(old, &st) &&
-		    (uint64_t)st.st_size >= o) {
-			if (!plus)
+		if (find_rotated(f, path, (dev_t)e.dev, (ino_t)e.ino, &e.fp, old, sizeof(old),
+				 &mt)) {
+			if (!e.kind)
 				rn_log_info("in_file", "%s was rotated while stopped; finishing %s "
 					    "first", path, old);
-			add_file(f, old, path, o, 1);
-		} else if (!plus) {
-			rn_log_warn("in_file", "%s changed while stopped and the old file is gone; "
-				    "reading the new one from its start", path);
+			if ((t = add_file(f, old, path, e.pos, 1)))
+				t->pc = e.piece;
+		} else {
+			rn_log_warn("in_file",
+				    "%s: the file we read to byte %llu is gone (deleted, or "
+				    "compressed by a rotation: compressed files cannot be "
+				    "followed); any lines it had after that byte are lost",
+				    path, (unsigned long long)e.pos);
 		}
+		if (!e.kind)
+			catch_up(f, path, (dev_t)e.dev, (ino_t)e.ino, mt);
 	}
-}
-
-static int compressed(const char *path)
-{
-	static const char *const ext[] = {".gz", ".bz2", ".xz", ".zst", ".lz4", ".zip", ".Z",
-					  NULL};
-	size_t l = strlen(path);
-	for (size_t i = 0; ext[i]; i++) {
-		size_t e = strlen(ext[i]);
-		if (l > e && !strcmp(path + l - e, ext[i]))
-			return 1;
-	}
-	return 0;
 }
 
 /* Compressed files are not text: skipped, with one debug line per file. */
@@ -399,7 +634,7 @@ static void track(struct in_file *f, const char *path)
 	const struct done *dn;
 	uint64_t at = 0, spos;
 
-	if (compressed(path)) {
+	if (rn_name_compressed(path)) {
 		ignore_compressed(f, path);
 		return;
 	}
@@ -411,9 +646,9 @@ static void track(struct in_file *f, const char *path)
 	/* the same file under another name (being finished after a rotation, a hard link) */
 	if (tracked_inode(f, st.st_dev, st.st_ino))
 		return;
-	if ((dn = done_find(f, st.st_dev, st.st_ino)) && (uint64_t)st.st_size >= dn->pos)
+	if ((dn = done_find(f, path, st.st_dev, st.st_ino)) && (uint64_t)st.st_size >= dn->pos)
 		at = dn->pos; /* read to its end under another name (app.log -> app.log.1) */
-	else if (f->initial_scan && saved_inode(f, st.st_dev, st.st_ino, &spos) &&
+	else if (f->initial_scan && saved_file(f, path, st.st_dev, st.st_ino, &spos) &&
 		 (uint64_t)st.st_size >= spos)
 		at = spos; /* renamed here while we were stopped */
 	else if (f->first_scan && f->conf->read_from == 1)
@@ -507,10 +742,13 @@ static int watch_events(struct in_file *f)
 }
 
 /*
- * One record or piece. Pieces of an overlong line or multi-line record carry
- * RN_RECORD_F_SPLIT and the attribute "runnel.split": "1", "2", ... on the pieces followed by
- * more, and "n/n" on the last one (so a reader can tell the end and reassemble by seq). A
- * line cut by the partial-line timeout ends without "n/n".
+ * One record or piece. A piece of a line or multi-line record carries RN_RECORD_F_SPLIT and
+ * the attributes "runnel.split" ("1", "2", ... on pieces followed by more, "n/n" on the
+ * last one, so a reader can tell the end and reassemble by seq) and "runnel.piece", why it
+ * was cut: "size" (max_line_bytes), "timeout" (line_timeout_ms) or "truncated" (the file
+ * was truncated under it; nothing follows); the last piece carries the cut before it (see
+ * ident.h). What ended the record: its newline, else a flush of a held line (f->flushing:
+ * f->flush_cut), else the size limit.
  */
 static int emit_rec(void *ctx, const uint8_t *line, size_t len, uint32_t flags,
 		    uint64_t consumed)
@@ -518,26 +756,33 @@ static int emit_rec(void *ctx, const uint8_t *line, size_t len, uint32_t flags,
 	struct in_file *f = ctx;
 	struct tfile *t = f->cur;
 	char v[48];
-	struct rn_attr a = {"runnel.split", v};
-	struct rn_record r = {line ? line : (const uint8_t *)"", len, t->path, 0,
-			      flags & RN_RECORD_F_SPLIT, NULL, 0};
+	const char *why;
+	struct rn_attr a[2] = {{"runnel.split", v}, {"runnel.piece", NULL}};
+	struct rn_record r = {line ? line : (const uint8_t *)"", len, t->path, 0, 0, NULL, 0};
+	struct rn_piece next;
+	unsigned end = RN_CUT_SIZE;
 	int rc;
-	if (flags & RN_RECORD_F_SPLIT) {
-		unsigned i = t->piece + 1;
-		if (flags & RN_LINESPLIT_EOL)
-			snprintf(v, sizeof(v), "%u/%u", i, i);
-		else
-			snprintf(v, sizeof(v), "%u", i);
-		r.attrs = &a;
-		r.nattrs = 1;
+	if (flags & RN_LINESPLIT_EOL)
+		end = RN_CUT_NONE;
+	else if (!f->use_re && f->flushing && consumed == t->read_off)
+		end = f->flush_cut; /* the held line itself, not a size piece before it */
+	if (rn_piece_mark(&t->pc, end, v, sizeof(v), &why, &next)) {
+		r.flags = RN_RECORD_F_SPLIT;
+		a[1].value = why;
+		r.attrs = a;
+		r.nattrs = why ? 2 : 1;
 	}
 	uint64_t before = t->pos;
-	t->pos = consumed; /* before emit: a chunk closed inside emit includes this record */
+	struct rn_piece pc = t->pc;
+	/* before emit: a chunk closed inside emit includes this record, and its snapshot the
+	 * position and piece count after it */
+	t->pos = consumed;
+	t->pc = next;
 	if ((rc = f->host.emit(f->host.ctx, &r))) {
 		t->pos = before; /* not taken */
+		t->pc = pc;
 		return rc;
 	}
-	t->piece = (flags & RN_RECORD_F_SPLIT) && !(flags & RN_LINESPLIT_EOL) ? t->piece + 1 : 0;
 	return 0;
 }
 
@@ -572,25 +817,37 @@ static int on_line(void *ctx, const uint8_t *line, size_t len, uint32_t flags, u
 	return rc;
 }
 
-/* The splitter gave out its partial line: that line is over (numbering of a split line
- * restarts; a multi-line record's timeout runs again). */
+/* The splitter gave out its partial line: a multi-line record's timeout runs again. (A
+ * line's piece numbering goes on: the rest of a line cut by the timeout is its next piece.) */
 static void line_over(struct in_file *f, struct tfile *t)
 {
 	t->lpiece = 0;
 	if (f->use_re)
 		rn_multiline_end_line(&t->ml);
-	else
-		t->piece = 0;
 }
 
-/* Hands out what t holds back: the partial line, then the pending multi-line record. */
-static int flush_pending(struct in_file *f, struct tfile *t)
+/* Gives out the splitter's held partial line; `cut` says why (RN_CUT_NONE: its file ended,
+ * the line is whole). */
+static int flush_line(struct in_file *f, struct tfile *t, unsigned cut)
 {
 	int rc;
 	f->cur = t;
-	if ((rc = rn_linesplit_flush(&t->ls, t->read_off, on_line, f)))
+	f->flushing = 1;
+	f->flush_cut = cut;
+	rc = rn_linesplit_flush(&t->ls, t->read_off, on_line, f);
+	f->flushing = 0;
+	if (!rc)
+		line_over(f, t);
+	return rc;
+}
+
+/* Hands out what t holds back: the partial line (cut as said), then the pending multi-line
+ * record. */
+static int flush_pending(struct in_file *f, struct tfile *t, unsigned cut)
+{
+	int rc;
+	if ((rc = flush_line(f, t, cut)))
 		return rc;
-	line_over(f, t);
 	return f->use_re ? rn_multiline_flush(&t->ml, emit_rec, f) : 0;
 }
 
@@ -599,11 +856,10 @@ static int tick_pending(struct in_file *f, struct tfile *t, int64_t now)
 {
 	int rc;
 	f->cur = t;
-	if (rn_linesplit_pending(&t->ls) && now - t->last_data_us > f->conf->line_timeout_ms * 1000) {
-		if ((rc = rn_linesplit_flush(&t->ls, t->read_off, on_line, f)))
-			return rc;
-		line_over(f, t);
-	}
+	if (rn_linesplit_pending(&t->ls) &&
+	    now - t->last_data_us > f->conf->line_timeout_ms * 1000 &&
+	    (rc = flush_line(f, t, RN_CUT_TIMEOUT)))
+		return rc;
 	return f->use_re ? rn_multiline_tick(&t->ml, now, emit_rec, f) : 0;
 }
 
@@ -615,6 +871,7 @@ static int feed(struct in_file *f, struct tfile *t, const uint8_t *p, size_t n)
 	f->cur = t;
 	t->last_data_us = rn_mono_us();
 	rc = rn_linesplit_feed(&t->ls, p, n, t->read_off, on_line, f, &used);
+	rn_fp_extend(&t->fp, p, used, t->read_off);
 	t->read_off += used;
 	if (rc && used < n)
 		lseek(t->fd, (off_t)t->read_off, SEEK_SET);
@@ -639,19 +896,79 @@ static int drain_prev(struct in_file *f, struct tfile *p)
 		if ((rc = feed(f, p, f->dbuf, (size_t)n)))
 			return rc;
 	}
-	return flush_pending(f, p);
+	return flush_pending(f, p, RN_CUT_NONE);
 }
 
 /* A file is over (rotated and quiet, or deleted): hand out the rest, close, remember it. */
 static int finish(struct in_file *f, struct tfile *t)
 {
 	int rc;
-	if ((rc = flush_pending(f, t)))
+	if ((rc = flush_pending(f, t, RN_CUT_NONE)))
 		return rc;
 	rn_log_info("in_file", "%s%s: done after byte %llu", t->path,
 		    t->rotated ? " (rotated file)" : "", (unsigned long long)t->read_off);
-	done_add(f, t->dev, t->ino, t->read_off);
+	done_add(f, t->dev, t->ino, t->read_off, &t->fp);
 	t->dead = 1;
+	return 0;
+}
+
+/*
+ * t's file was truncated (copytruncate), seen by its size or by its first bytes. If its copy
+ * is found beside the path (find_copy) holding bytes we have not read, t goes on in the copy
+ * from where it was — a held partial line continues there, whole — as a rotated file, and
+ * the truncated file is tailed again from its start after it. Otherwise the held line goes
+ * out as a piece cut by truncation and the file is read again from its start. 0 or the
+ * host's refusal.
+ */
+static int truncated(struct in_file *f, struct tfile *t, int *more)
+{
+	char copy[4096];
+	uint64_t csize = 0;
+	struct stat st;
+	int fd = -1, rc, have = find_copy(f, t, copy, sizeof(copy), &csize);
+	if (have && csize > t->read_off) {
+		if ((fd = open(copy, O_RDONLY | O_CLOEXEC)) >= 0 && !fstat(fd, &st) &&
+		    lseek(fd, (off_t)t->read_off, SEEK_SET) >= 0) {
+			rn_log_warn("in_file",
+				    "%s was truncated; finishing its copy %s from byte %llu first",
+				    t->path, copy, (unsigned long long)t->read_off);
+			close(t->fd);
+			t->fd = fd;
+			t->dev = st.st_dev;
+			t->ino = st.st_ino;
+			t->mtime_ns = mtime_of(&st);
+			t->rotated = 1;
+			t->last_data_us = rn_mono_us();
+			t->gone_us = 0;
+			add_file(f, t->path, t->path, 0, 0); /* else the next rescan adds it */
+			f->host.position_changed(f->host.ctx);
+			*more = 1;
+			return 0;
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	if (have)
+		rn_log_warn("in_file",
+			    "%s was truncated; its copy %s holds nothing we did not read; "
+			    "reading it again from the start",
+			    t->path, copy);
+	else
+		rn_log_warn("in_file", "%s was truncated and no copy of it was found beside it "
+			    "(compressed, or none): lines after byte %llu may be lost; reading it "
+			    "again from the start", t->path, (unsigned long long)t->read_off);
+	if ((rc = flush_pending(f, t, RN_CUT_TRUNCATED)))
+		return rc;
+	if (lseek(t->fd, 0, SEEK_SET) == 0) {
+		t->read_off = t->pos = 0;
+		t->pc = (struct rn_piece){0, RN_CUT_NONE};
+		t->lpiece = 0;
+		rn_fp_init(&t->fp);
+		rn_linesplit_reset(&t->ls);
+		rn_multiline_reset(&t->ml, 0);
+		f->host.position_changed(f->host.ctx);
+		*more = 1;
+	}
 	return 0;
 }
 
@@ -666,38 +983,34 @@ static int at_eof(struct in_file *f, struct tfile *t, int *more)
 			return finish(f, t);
 		return tick_pending(f, t, now);
 	}
-	if (!fstat(t->fd, &cur) && (uint64_t)cur.st_size < t->read_off) {
-		rn_log_warn("in_file", "%s was truncated; reading it again from the start", t->path);
-		if ((rc = flush_pending(f, t)))
-			return rc;
-		if (lseek(t->fd, 0, SEEK_SET) == 0) {
-			t->read_off = t->pos = 0;
-			t->piece = t->lpiece = 0;
-			rn_linesplit_reset(&t->ls);
-			rn_multiline_reset(&t->ml, 0);
-			f->host.position_changed(f->host.ctx);
-			*more = 1;
-		}
-		return 0;
+	if (!fstat(t->fd, &cur)) {
+		t->mtime_ns = mtime_of(&cur);
+		if ((uint64_t)cur.st_size < t->read_off)
+			return truncated(f, t, more);
 	}
 	if (stat(t->path, &st)) {
 		/* gone: maybe a rotation whose new file is not there yet; after rotate_wait the
 		 * file was deleted: hand out what it holds, close it (freeing its disk space) and
 		 * forget it */
-		if (!t->gone_us)
+		if (!t->gone_us) {
 			t->gone_us = now;
-		else if (now - t->gone_us > f->conf->rotate_wait_ms * 1000)
+		} else if (now - t->gone_us > f->conf->rotate_wait_ms * 1000) {
+			/* renamed away with no new file: files renamed after it come first */
+			catch_up(f, t->path, t->dev, t->ino, t->mtime_ns);
 			return finish(f, t);
+		}
 		return tick_pending(f, t, now);
 	}
 	t->gone_us = 0;
 	if (st.st_ino != t->ino || st.st_dev != t->dev) {
-		/* rotated: this file is read on until it is quiet; the path's new file from its
-		 * start (or from where we left it, if we know that inode) */
-		const struct done *dn = done_find(f, st.st_dev, st.st_ino);
+		/* rotated: this file is read on until it is quiet, then the files rotated after it
+		 * (two rotations or more since we looked), then the path's new file from its start
+		 * (or from where we left it, if we know that file) */
+		const struct done *dn = done_find(f, t->path, st.st_dev, st.st_ino);
 		rn_log_info("in_file", "%s rotated; following the new file", t->path);
 		t->rotated = 1;
 		t->last_data_us = now;
+		catch_up(f, t->path, t->dev, t->ino, t->mtime_ns);
 		if (!tracked_inode(f, st.st_dev, st.st_ino))
 			add_file(f, t->path, t->path,
 				 dn && (uint64_t)st.st_size >= dn->pos ? dn->pos : 0, 0);
@@ -725,6 +1038,10 @@ static int step(struct in_file *f, struct tfile *t, int *more)
 	}
 	if (n == 0)
 		return at_eof(f, t, more);
+	/* truncated and written again past our position: the first bytes tell (the bytes just
+	 * read are the new file's, not ours) */
+	if (!t->rotated && t->fp.len && !fp_same(f, t->fd, &t->fp))
+		return truncated(f, t, more);
 	if (t->prev && (rc = drain_prev(f, t->prev))) {
 		lseek(t->fd, (off_t)t->read_off, SEEK_SET); /* read again once they are out */
 		return rc;
@@ -802,14 +1119,17 @@ static int file_snapshot(void *inst, struct rn_buf *out)
 		struct tfile *t = f->files[i];
 		if (t->dead)
 			continue;
-		rc = rn_buf_printf(out, "%llu %llu %llu %s%s\n", (unsigned long long)t->dev,
-				   (unsigned long long)t->ino, (unsigned long long)t->pos,
-				   t->rotated ? "+" : "", t->path);
+		rc = rn_fentry_put(out, &(struct rn_fentry){
+						.dev = t->dev, .ino = t->ino, .pos = t->pos,
+						.fp = t->fp, .mtime_ns = t->mtime_ns,
+						.piece = t->pc, .kind = t->rotated ? '+' : 0,
+						.name = t->path, .nlen = strlen(t->path)});
 	}
 	for (size_t i = 0; i < f->ndone && !rc; i++)
-		rc = rn_buf_printf(out, "%llu %llu %llu -\n", (unsigned long long)f->done[i].dev,
-				   (unsigned long long)f->done[i].ino,
-				   (unsigned long long)f->done[i].pos);
+		rc = rn_fentry_put(out, &(struct rn_fentry){.dev = f->done[i].dev,
+							    .ino = f->done[i].ino,
+							    .pos = f->done[i].pos,
+							    .fp = f->done[i].fp, .kind = '-'});
 	return rc;
 }
 
@@ -860,12 +1180,11 @@ static void file_destroy(void *inst)
 /* Takes the "-" lines (finished inodes) of the saved checkpoint into done[]. */
 static void load_done(struct in_file *f)
 {
-	const char *p = (const char *)f->saved.data, *end = p + f->saved.len, *name;
-	unsigned long long d, i, o;
-	size_t nl;
-	while (next_entry(&p, end, &d, &i, &o, &name, &nl))
-		if (nl == 1 && name[0] == '-')
-			done_add(f, (dev_t)d, (ino_t)i, o);
+	const char *p = (const char *)f->saved.data, *end = p + f->saved.len;
+	struct rn_fentry e;
+	while (rn_fentry_next(&p, end, &e))
+		if (e.kind == '-')
+			done_add(f, (dev_t)e.dev, (ino_t)e.ino, e.pos, &e.fp);
 }
 
 static int file_create(void **inst, const struct rn_source_conf *conf,

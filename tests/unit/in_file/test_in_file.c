@@ -35,12 +35,14 @@ struct host {
 	size_t len[MAXREC];
 	uint32_t flags[MAXREC];
 	char split[MAXREC][16];
+	char piece[MAXREC][16]; /* runnel.piece */
 	char topic[MAXREC][600];
 	size_t n;
 	struct rn_buf saved; /* the "committed" position handed back at load */
 	int have_saved;
 	int pos_changes;
 	unsigned refuse_every, calls; /* refuse every n-th emit (RN_EFULL) */
+	void *snap_inst; /* set: every emit commits (snapshots) inside, as a closing chunk does */
 };
 
 static char dir[512];
@@ -57,11 +59,19 @@ static int h_emit(void *ctx, const struct rn_record *r)
 	h->len[h->n] = r->len;
 	h->flags[h->n] = r->flags;
 	h->split[h->n][0] = 0;
+	h->piece[h->n][0] = 0;
 	snprintf(h->topic[h->n], sizeof(h->topic[0]), "%s", r->topic ? r->topic : "");
 	for (size_t i = 0; i < r->nattrs; i++)
 		if (!strcmp(r->attrs[i].key, "runnel.split"))
 			snprintf(h->split[h->n], sizeof(h->split[0]), "%s", r->attrs[i].value);
+		else if (!strcmp(r->attrs[i].key, "runnel.piece"))
+			snprintf(h->piece[h->n], sizeof(h->piece[0]), "%s", r->attrs[i].value);
 	h->n++;
+	if (h->snap_inst) {
+		rn_buf_reset(&h->saved);
+		assert_int_equal(rn_in_file.snapshot(h->snap_inst, &h->saved), 0);
+		h->have_saved = 1;
+	}
 	return 0;
 }
 
@@ -109,6 +119,7 @@ struct in_file_conf {
 	char *multiline_start;
 	int64_t multiline_timeout_ms;
 	int64_t multiline_max_bytes;
+	char *rotate_glob;
 };
 
 struct src {
@@ -654,7 +665,7 @@ static void test_multiline(void **state)
 	assert_int_equal(h.flags[1], 0);
 	/* the position is the end of the trace, before the pending "next" */
 	src_save(&s, &h);
-	assert_int_equal(sscanf((char *)h.saved.data, "%llu %llu %llu", &d, &i, &pos), 3);
+	assert_int_equal(sscanf((char *)h.saved.data, "F %llu %llu %llu", &d, &i, &pos), 3);
 	assert_int_equal(pos, strlen(JAVA));
 	src_stop(&s);
 
@@ -770,6 +781,292 @@ static void test_multiline_exactly_once(void **state)
 }
 
 /* A bad multiline_start is a config error naming the source. */
+
+/* Appends "<tag> <i>\n" for i in [from, to) to path. */
+static void write_lines(const char *path, const char *tag, int from, int to)
+{
+	char buf[8192];
+	size_t n = 0;
+	for (int i = from; i < to; i++)
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s %d\n", tag, i);
+	write_file(path, "a", buf, n);
+}
+
+/* Records h->rec[from..] are "<tag> <i>" for i = 0.. in order, n of them. */
+static void assert_seq(struct host *h, size_t from, const char *tag, int n)
+{
+	char want[64];
+	for (int i = 0; i < n; i++) {
+		snprintf(want, sizeof(want), "%s %d", tag, i);
+		assert_true(from + (size_t)i < h->n);
+		assert_string_equal(h->rec[from + (size_t)i], want);
+	}
+}
+
+/* logrotate's numbered shift: path.(k) -> path.(k+1) for k = top..1, path -> path.1, a new
+ * empty path. */
+static void rotate_numbered(const char *p, int top)
+{
+	char a[700], b[700];
+	for (int k = top; k >= 1; k--) {
+		snprintf(a, sizeof(a), "%s.%d", p, k);
+		snprintf(b, sizeof(b), "%s.%d", p, k + 1);
+		rename(a, b);
+	}
+	snprintf(b, sizeof(b), "%s.1", p);
+	assert_int_equal(rename(p, b), 0);
+	write_file(p, "w", "", 0);
+}
+
+/* Three rename rotations between two reads (a fast writer, a SIGSTOP): the files in between
+ * are found beside the path and read to their end, oldest first, then the new file. */
+static void test_rotations_between_reads(void **state)
+{
+	struct host h = {0};
+	struct src s;
+	char p[600], old[700];
+	(void)state;
+	path_of(p, sizeof(p), "many.log");
+	/* an older rotated file from before: never read */
+	snprintf(old, sizeof(old), "%s.1", p);
+	write_file(old, "w", "old 0\n", 6);
+	sleep_ms(20);
+	write_file(p, "w", "", 0);
+	write_lines(p, "x", 0, 10);
+	src_start(&s, &h, p, 0, 65536);
+	src_poll(&s, 1);
+	assert_int_equal(h.n, 10);
+	write_lines(p, "x", 10, 20);
+	for (int r = 0; r < 3; r++) {
+		rotate_numbered(p, r + 1);
+		write_lines(p, "x", 20 + r * 10, 30 + r * 10);
+	}
+	src_poll(&s, 6);
+	assert_int_equal(h.n, 50);
+	assert_seq(&h, 0, "x", 50);
+	src_stop(&s);
+	host_free(&h);
+}
+
+/* Rotated names of another shape (logrotate's "extension .log": svc-20261205.log) are
+ * followed with rotate_glob; compressed ones and a file gone at restart lose only what
+ * they held (warned), the rest comes in order. */
+static void test_rotate_glob(void **state)
+{
+	struct host h = {0};
+	struct src s;
+	char p[600], r1[600], r2[600], gz[600];
+	(void)state;
+	path_of(p, sizeof(p), "svc.log");
+	path_of(r1, sizeof(r1), "svc-20261205.log");
+	path_of(r2, sizeof(r2), "svc-20261206.log");
+	path_of(gz, sizeof(gz), "svc-20261207.log.gz");
+	write_file(p, "w", "", 0);
+	write_lines(p, "g", 0, 5);
+	src_init(&s, &h, p, 0, 65536);
+	s.fc.rotate_glob = "svc-*.log";
+	src_create(&s);
+	src_poll(&s, 1);
+	assert_int_equal(h.n, 5);
+	write_lines(p, "g", 5, 10);
+	assert_int_equal(rename(p, r1), 0);
+	write_lines(p, "g", 10, 15);
+	sleep_ms(5);
+	assert_int_equal(rename(p, r2), 0);
+	write_lines(p, "g", 15, 20);
+	src_poll(&s, 6);
+	assert_int_equal(h.n, 20);
+	assert_seq(&h, 0, "g", 20);
+	src_save(&s, &h);
+	src_stop(&s);
+
+	/* stopped: the file we read is compressed away (lost: g 20..24), a newer one stays */
+	write_lines(p, "g", 20, 25);
+	assert_int_equal(rename(p, gz), 0);
+	write_lines(p, "h", 0, 3);
+	src_init(&s, &h, p, 0, 65536);
+	s.fc.rotate_glob = "svc-*.log";
+	src_create(&s);
+	host_reset(&h);
+	src_poll(&s, 6);
+	assert_int_equal(h.n, 3);
+	assert_seq(&h, 0, "h", 3);
+	src_stop(&s);
+	host_free(&h);
+}
+
+/* The same while stopped, and around a crash: the position saved with the records (identity
+ * and fingerprint) finds the old file under its new name, then the ones rotated after it. */
+static void test_rotations_while_stopped(void **state)
+{
+	struct host h = {0};
+	struct src s;
+	char p[600];
+	(void)state;
+	path_of(p, sizeof(p), "stop.log");
+	write_file(p, "w", "", 0);
+	write_lines(p, "y", 0, 10);
+	src_start(&s, &h, p, 0, 65536);
+	src_poll(&s, 1);
+	assert_int_equal(h.n, 10);
+	src_save(&s, &h);
+	src_stop(&s);
+	write_lines(p, "y", 10, 15);
+	rotate_numbered(p, 0);
+	write_lines(p, "y", 15, 25);
+	rotate_numbered(p, 1);
+	write_lines(p, "y", 25, 30);
+	src_start(&s, &h, p, 0, 65536);
+	src_poll(&s, 6);
+	assert_int_equal(h.n, 30);
+	assert_seq(&h, 0, "y", 30);
+	/* a crash in the middle of the rotated files: the saved position is in one of them */
+	src_save(&s, &h);
+	src_stop(&s);
+	write_lines(p, "y", 30, 35);
+	rotate_numbered(p, 2);
+	write_lines(p, "y", 35, 40);
+	rotate_numbered(p, 3);
+	write_lines(p, "y", 40, 45);
+	src_start(&s, &h, p, 0, 65536);
+	src_poll(&s, 6);
+	assert_int_equal(h.n, 45);
+	assert_seq(&h, 0, "y", 45);
+	src_stop(&s);
+	host_free(&h);
+}
+
+/* copytruncate with a writer that appended after we read: the copy holds the rest of the
+ * held partial line and the lines after it; they come from the copy, then the truncated
+ * file from its start. Then a truncation and rewrite past our position (a fast writer) is
+ * seen by the first bytes, and a truncation with no copy marks the cut line. */
+static void test_copytruncate_copy(void **state)
+{
+	struct host h = {0};
+	struct src s;
+	char p[600], c[700], cmd[1600];
+	(void)state;
+	path_of(p, sizeof(p), "ct.log");
+	snprintf(c, sizeof(c), "%s.1", p);
+	write_file(p, "w", "", 0);
+	write_lines(p, "z", 0, 5);
+	write_file(p, "a", "z 5 par", 7);
+	src_start(&s, &h, p, 0, 65536);
+	s.fc.line_timeout_ms = 100000; /* the partial line is held */
+	src_poll_now(&s);
+	assert_int_equal(h.n, 5);
+	write_file(p, "a", "tial\n", 5);
+	write_lines(p, "w", 6, 8);
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", p, c);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(truncate(p, 0), 0);
+	write_lines(p, "n", 0, 2);
+	src_poll(&s, 6);
+	assert_int_equal(h.n, 10);
+	assert_string_equal(h.rec[5], "z 5 partial");
+	assert_int_equal(h.flags[5], 0);
+	assert_string_equal(h.rec[6], "w 6");
+	assert_string_equal(h.rec[7], "w 7");
+	assert_string_equal(h.rec[8], "n 0");
+	assert_string_equal(h.rec[9], "n 1");
+
+	/* truncated and written again past our position, no copy: seen by the first bytes */
+	unlink(c);
+	assert_int_equal(truncate(p, 0), 0);
+	write_lines(p, "m", 0, 5);
+	src_poll(&s, 6);
+	assert_int_equal(h.n, 15);
+	assert_seq(&h, 10, "m", 5);
+
+	/* a held partial line cut by a truncation with no copy is a marked piece */
+	write_file(p, "a", "cut", 3);
+	src_poll_now(&s);
+	assert_int_equal(truncate(p, 0), 0);
+	write_file(p, "a", "k\n", 2);
+	src_poll(&s, 6);
+	assert_int_equal(h.n, 17);
+	assert_string_equal(h.rec[15], "cut");
+	assert_int_equal(h.flags[15], RN_RECORD_F_SPLIT);
+	assert_string_equal(h.piece[15], "truncated");
+	assert_string_equal(h.split[15], "1");
+	assert_string_equal(h.rec[16], "k");
+	assert_int_equal(h.flags[16], 0);
+	src_stop(&s);
+	host_free(&h);
+}
+
+/* A line cut by line_timeout_ms and completed later: both records are marked pieces, also
+ * across a restart; pieces cut at max_line_bytes say "size". */
+static void test_piece_marks(void **state)
+{
+	struct host h = {0};
+	struct src s;
+	char p[600];
+	(void)state;
+	path_of(p, sizeof(p), "pc.log");
+	write_file(p, "w", "whole\nhal", 9);
+	src_start(&s, &h, p, 0, 16);
+	src_poll(&s, 1);
+	assert_int_equal(h.n, 1);
+	assert_int_equal(h.flags[0], 0);
+	assert_string_equal(h.piece[0], "");
+	sleep_ms(80);
+	src_poll(&s, 1);
+	assert_int_equal(h.n, 2);
+	assert_string_equal(h.rec[1], "hal");
+	assert_int_equal(h.flags[1], RN_RECORD_F_SPLIT);
+	assert_string_equal(h.split[1], "1");
+	assert_string_equal(h.piece[1], "timeout");
+	write_file(p, "a", "f", 1);
+	src_poll(&s, 1);
+	sleep_ms(80);
+	src_poll(&s, 1);
+	assert_int_equal(h.n, 3);
+	assert_string_equal(h.split[2], "2");
+	/* the rest comes after a restart: still the line's next (last) piece */
+	src_save(&s, &h);
+	src_stop(&s);
+	write_file(p, "a", "-done\n0123456789abcdefXYZ\n", 26);
+	src_start(&s, &h, p, 0, 16);
+	src_poll(&s, 1);
+	assert_int_equal(h.n, 6);
+	assert_string_equal(h.rec[3], "-done");
+	assert_int_equal(h.flags[3], RN_RECORD_F_SPLIT);
+	assert_string_equal(h.split[3], "3/3");
+	assert_string_equal(h.piece[3], "timeout");
+	assert_string_equal(h.split[4], "1");
+	assert_string_equal(h.piece[4], "size");
+	assert_string_equal(h.rec[5], "XYZ");
+	assert_string_equal(h.split[5], "2/2");
+	assert_string_equal(h.piece[5], "size");
+	src_stop(&s);
+
+	/* a crash right after a timeout piece went into a chunk (snapshot taken inside emit):
+	 * the piece count is in that snapshot */
+	host_reset(&h);
+	h.have_saved = 0;
+	path_of(p, sizeof(p), "pc2.log");
+	write_file(p, "w", "crash", 5);
+	src_start(&s, &h, p, 0, 16);
+	h.snap_inst = s.inst;
+	src_poll(&s, 1);
+	sleep_ms(80);
+	src_poll(&s, 1);
+	assert_int_equal(h.n, 1);
+	assert_string_equal(h.piece[0], "timeout");
+	h.snap_inst = NULL;
+	src_stop(&s);
+	write_file(p, "a", "ed\n", 3);
+	src_start(&s, &h, p, 0, 16);
+	src_poll(&s, 1);
+	assert_int_equal(h.n, 2);
+	assert_string_equal(h.rec[1], "ed");
+	assert_string_equal(h.split[1], "2/2");
+	assert_string_equal(h.piece[1], "timeout");
+	src_stop(&s);
+	host_free(&h);
+}
+
 static void test_bad_regex(void **state)
 {
 	struct host h = {0};
@@ -800,6 +1097,11 @@ int main(void)
 		cmocka_unit_test(test_multiline_pieces),
 		cmocka_unit_test(test_multiline_exactly_once),
 		cmocka_unit_test(test_bad_regex),
+		cmocka_unit_test(test_rotations_between_reads),
+		cmocka_unit_test(test_rotations_while_stopped),
+		cmocka_unit_test(test_rotate_glob),
+		cmocka_unit_test(test_copytruncate_copy),
+		cmocka_unit_test(test_piece_marks),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
