@@ -60,6 +60,8 @@ const SCHEDULE = {
   server_wal_nearly_full: 2,
   agent_buffer_enospc: 3,
   server_data_enospc: 2,
+  file_rotations_agent_stopped: 2,
+  file_rotations_agent_down: 2,
 };
 // server_wal_nearly_full leaves this much free on the WAL disk (less than a few flush
 // intervals of WAL data at the producers' rates)
@@ -463,6 +465,43 @@ test(`fault suite: exactly once, in order, through ${SOAK_MIN ? `${SOAK_MIN} min
             ? p.since(seen).filter((l) => /materializer: .*(No space left|ENOSPC)/.test(l)).length : 0;
           f.detail = `ballast ${(n / 1048576).toFixed(1)} MiB, ${failed} flush(es) failed on it`;
           fs.unlinkSync(path.join(server.dataRoot, 'ballast'));
+        },
+      },
+      // Several rename rotations of the tailed file while the agent cannot read (SIGSTOP, or
+      // stopped with SIGTERM and started again): every rotated file must be read to its end,
+      // in order, the middle ones included.
+      file_rotations_agent_stopped: {
+        streams: ['file'],
+        run: async (f) => {
+          const r0 = file.rotations;
+          signal('agent', 'SIGSTOP');
+          for (let k = Math.floor(between(2, 4)); k > 0; k--) {
+            await sleep(between(200, 1000));
+            file.rotateNow();
+          }
+          await sleep(between(100, 500));
+          signal('agent', 'SIGCONT');
+          f.detail = `${file.rotations - r0} rotations while stopped`;
+        },
+      },
+      file_rotations_agent_down: {
+        streams: ['file'],
+        run: async (f) => {
+          const r0 = file.rotations;
+          const at = Date.now();
+          down.agent = true;
+          sampleRss();
+          const exit = await agent.stop();
+          if (exit && (exit.code !== 0 || exit.signal)) problems.push(`fault #${f.i}: the agent's graceful stop ended ${JSON.stringify(exit)}:\n${agent.proc.tail(25)}`);
+          for (let k = Math.floor(between(2, 4)); k > 0; k--) {
+            await sleep(between(200, 1000));
+            file.rotateNow();
+          }
+          await sleep(between(100, 500));
+          await start('agent');
+          // a serial port cannot be rewound: lines written while no one read it are gone
+          serialLossWindows.push([at - 2000, Date.now() + 3000]);
+          f.detail = `${file.rotations - r0} rotations while the agent was down`;
         },
       },
       agent_buffer_enospc: {

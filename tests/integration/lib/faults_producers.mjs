@@ -90,12 +90,14 @@ export class FileProducer {
       this.seq = want;
       this.timeline.add(this.seq, now);
     }
-    if (this.rotateMs && now - this.lastRotate >= this.rotateMs) {
-      this.lastRotate = now;
-      this.rotations++;
-      fs.renameSync(this.file, `${this.file}.${this.rotations}`);
-      fs.writeFileSync(this.file, '');
-    }
+    if (this.rotateMs && now - this.lastRotate >= this.rotateMs) this.rotateNow();
+  }
+  // Renames the file away (f.log.N, N counting up) and starts a new one, as logrotate does.
+  rotateNow() {
+    this.lastRotate = Date.now();
+    this.rotations++;
+    fs.renameSync(this.file, `${this.file}.${this.rotations}`);
+    fs.writeFileSync(this.file, '');
   }
   get produced() {
     return this.seq;
