@@ -319,6 +319,32 @@ static void table_free(struct mat_table *t)
 	rn_free(t);
 }
 
+static void def_free(struct table_def *d)
+{
+	for (size_t k = 0; k < d->nparts; k++)
+		rn_free(d->parts[k]);
+	rn_free(d->parts);
+	rn_free(d->derive);
+	rn_free(d->name);
+	rn_schema_free(d->schema);
+	rn_free(d->schema);
+}
+
+/* Forgets the declaration of a table no open table uses (a create that failed). */
+static void drop_def(struct rn_mat *m, const char *name)
+{
+	for (size_t i = 0; i < m->ndefs; i++) {
+		if (strcmp(m->defs[i].name, name))
+			continue;
+		for (size_t k = 0; k < m->ntables; k++)
+			if (m->tables[k]->schema == m->defs[i].schema)
+				return;
+		def_free(&m->defs[i]);
+		m->defs[i] = m->defs[--m->ndefs];
+		return;
+	}
+}
+
 void rn_mat_destroy(struct rn_mat *m)
 {
 	if (!m)
@@ -326,15 +352,8 @@ void rn_mat_destroy(struct rn_mat *m)
 	for (size_t i = 0; i < m->ntables; i++)
 		table_free(m->tables[i]);
 	rn_free(m->tables);
-	for (size_t i = 0; i < m->ndefs; i++) {
-		for (size_t k = 0; k < m->defs[i].nparts; k++)
-			rn_free(m->defs[i].parts[k]);
-		rn_free(m->defs[i].parts);
-		rn_free(m->defs[i].derive);
-		rn_free(m->defs[i].name);
-		rn_schema_free(m->defs[i].schema);
-		rn_free(m->defs[i].schema);
-	}
+	for (size_t i = 0; i < m->ndefs; i++)
+		def_free(&m->defs[i]);
 	rn_free(m->defs);
 	rn_buf_free(&m->scratch);
 	rn_buf_free(&m->file);
@@ -376,15 +395,17 @@ static int get_table(struct rn_mat *m, const char *name, int create, struct mat_
 			return 0;
 		}
 	}
-	if (m->ntables == m->captables) {
-		size_t nc = m->captables ? m->captables * 2 : 8;
-		struct mat_table **tt = rn_reallocarray(m->tables, nc, sizeof(*tt));
-		if (!tt)
-			return RN_ENOMEM;
-		m->tables = tt;
-		m->captables = nc;
-	}
 	const struct table_def *def = find_def(m, name);
+	char dname[400];
+	snprintf(dname, sizeof(dname), "%s_dead_letters", name);
+	if (def && create) {
+		/* A typed table is created only once its dead-letter table exists: a create
+		 * that fails leaves no typed table behind, and a retry starts over. */
+		struct mat_table *dlq;
+		if ((rc = get_table(m, dname, 1, &dlq)))
+			return rc;
+		def = find_def(m, name); /* that open may have declared tables (m->defs moved) */
+	}
 	if (!(t = rn_calloc(1, sizeof(*t))) || !(t->name = rn_strdup(name)) ||
 	    !(t->dir = table_dir(m, name)) ||
 	    !(schema = def ? typed_schema_json(def->schema) : schema_json(C_COUNT))) {
@@ -470,15 +491,25 @@ static int get_table(struct rn_mat *m, const char *name, int create, struct mat_
 		table_free(t);
 		return fail(m, rc, "table %s: cannot set up its Parquet schema", name);
 	}
-	m->tables[m->ntables++] = t;
-	if (def) {
-		/* its dead-letter table, an envelope table, exists whenever it does */
-		char dname[400];
-		snprintf(dname, sizeof(dname), "%s_dead_letters", name);
-		if ((rc = get_table(m, dname, 1, &t->dlq)))
-			return rc;
-		t->dlq->is_dlq = 1;
+	/* A typed table is registered only with its dead-letter table (an envelope table)
+	 * open: a record that does not fit always has somewhere to go. */
+	if (def && (rc = get_table(m, dname, 1, &t->dlq))) {
+		table_free(t);
+		return rc;
 	}
+	if (m->ntables == m->captables) {
+		size_t nc = m->captables ? m->captables * 2 : 8;
+		struct mat_table **tt = rn_reallocarray(m->tables, nc, sizeof(*tt));
+		if (!tt) {
+			table_free(t);
+			return RN_ENOMEM;
+		}
+		m->tables = tt;
+		m->captables = nc;
+	}
+	if (t->dlq)
+		t->dlq->is_dlq = 1;
+	m->tables[m->ntables++] = t;
 	*out = t;
 	return 0;
 }
@@ -1458,7 +1489,11 @@ int rn_mat_create_from_descriptor(struct rn_mat *m, const char *table, const uin
 		rn_free(sc);
 		return rc;
 	}
-	return rn_mat_ensure_table(m, table);
+	/* a failed create leaves nothing declared, so that the client's retry can declare the
+	 * table again */
+	if ((rc = rn_mat_ensure_table(m, table)))
+		drop_def(m, table);
+	return rc;
 }
 
 /* Remembers that `t` holds rows of stream_id up to `offset` (its txn at commit). */
