@@ -1,7 +1,16 @@
 /*
- * The materializer under failure: a typed table whose dead-letter table cannot be opened is
- * not created or registered (the auto_create path: the create fails, the retry starts over,
- * never a NULL dead-letter table).
+ * The materializer under failure: a batch is added whole or not at all (a failure part way
+ * leaves none of its rows, dead letters included, and the client's resend lands once); a
+ * typed table whose dead-letter table cannot be opened is not created or registered (the
+ * auto_create path: the create fails, the retry starts over, never a NULL dead-letter
+ * table); and allocation-failure sweeps of rn_mat_add and rn_mat_flush in the manner of
+ * SQLite's malloc tests: for N = 1, 2, ... the Nth allocation fails, failure is switched off
+ * and the call retried, until an N where the call completes without reaching the failure.
+ * After every N: nothing leaks, every table reads back whole with the project's independent
+ * readers (tests/unit/delta/table_check.h), and after the retry, a further batch and a
+ * restart that replays every batch, each record is in its table (or its dead-letter table)
+ * exactly once, counted by stream and seq. RN_SWEEP_LONG=1 uses more and larger batches
+ * (tests/README.md).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,12 +34,19 @@
 #include "table_check.h"
 
 static char root[256];
+static int long_mode;
+static long sweep_ops, sweep_runs;
 
 static int setup(void **state)
 {
 	(void)state;
 	snprintf(root, sizeof(root), "/tmp/rn-test-mat-alloc-XXXXXX");
 	assert_non_null(mkdtemp(root));
+	long_mode = getenv("RN_SWEEP_LONG") && atoi(getenv("RN_SWEEP_LONG")) > 0;
+	/* checkpoints at every other commit, so that flushes run them too */
+	struct rn_delta_maint mt = *rn_delta_maint_get();
+	mt.checkpoint_interval = 2;
+	rn_delta_maint_config(&mt);
 	return 0;
 }
 
@@ -39,7 +55,293 @@ static int teardown(void **state)
 	char cmd[300];
 	(void)state;
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
+	print_message("mat sweep: %ld operations x N, %ld runs in all\n", sweep_ops, sweep_runs);
 	return system(cmd);
+}
+
+/* Was the armed failure reached? If not, one of the next n allocations fails: probe them
+ * (the hook is off afterwards either way). */
+static int fault_hit(long n)
+{
+	for (long i = 0; i < n; i++) {
+		void *p = rn_malloc(1);
+		if (!p) {
+			rn_mem_fail_after(0);
+			return 0;
+		}
+		rn_free(p);
+	}
+	rn_mem_fail_after(0);
+	return 1;
+}
+
+static void rm_rf(const char *dir)
+{
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+/*
+ * A batch of n runnel.v1.Record envelopes with seqs [from, from + n): payload {"v":seq} with
+ * `pad` bytes of text, except every 7th record, whose v is not a number (a dead letter in a
+ * typed table with v long).
+ */
+static void batch(struct rn_buf *b, int64_t from, int n, size_t pad)
+{
+	char payload[8192];
+	rn_buf_reset(b);
+	for (int i = 0; i < n; i++) {
+		struct rn_buf r = {0};
+		int64_t q = from + i;
+		int len = q % 7 == 3 ? snprintf(payload, sizeof(payload), "{\"v\":\"x\",\"p\":\"")
+				     : snprintf(payload, sizeof(payload), "{\"v\":%lld,\"p\":\"",
+						(long long)q);
+		for (size_t k = 0; k < pad && len + 3 < (int)sizeof(payload); k++)
+			payload[len++] = (char)('a' + (q + (int64_t)k) % 26);
+		len += snprintf(payload + len, sizeof(payload) - (size_t)len, "\"}");
+		rn_pb_put_str(&r, 1, "dev");
+		rn_pb_put_uint(&r, 6, (uint64_t)q);
+		rn_pb_put_bytes(&r, 7, payload, (size_t)len);
+		rn_pb_put_bytes(b, 1, r.data, r.len);
+		rn_buf_free(&r);
+	}
+}
+
+/* The typed table: v long, seq long, stream_id string, p string (seq and stream_id come
+ * from the envelope and the stream). */
+static void define_typed(struct rn_mat *m, const char *name)
+{
+	struct rn_schema *sc = rn_calloc(1, sizeof(*sc));
+	char err[200];
+	assert_non_null(sc);
+	assert_int_equal(rn_schema_add_column(sc, "v", "long", 1, err, sizeof(err)), 0);
+	assert_int_equal(rn_schema_add_column(sc, "seq", "long", 1, err, sizeof(err)), 0);
+	assert_int_equal(rn_schema_add_column(sc, "stream_id", "string", 1, err, sizeof(err)), 0);
+	assert_int_equal(rn_schema_add_column(sc, "p", "string", 1, err, sizeof(err)), 0);
+	assert_int_equal(rn_mat_define_table(m, name, sc), 0);
+}
+
+static const char *const streams[] = {"s0", "s1"};
+
+/* Counts the records of table (a.b under data_root) and, for a typed table, of its
+ * dead-letter table; every table must read back whole. Returns the rows. */
+static int64_t count_table(const char *data_root, const char *table, int typed,
+			   struct rn_tc_counts *c)
+{
+	char dir[600], why[700];
+	int64_t v, rows = 0;
+	memset(c->n, 0, sizeof(int) * c->nstreams * (size_t)c->nseq);
+	c->unknown = 0;
+	for (int k = 0; k <= typed; k++) {
+		snprintf(dir, sizeof(dir), "%s/%s%s", data_root, table, k ? "_dead_letters" : "");
+		for (char *p = dir + strlen(data_root); *p; p++)
+			if (*p == '.')
+				*p = '/';
+		if (rn_tc_check(dir, rn_tc_count, c, &v, why, sizeof(why)))
+			fail_msg("%s", why);
+	}
+	for (size_t i = 0; i < c->nstreams * (size_t)c->nseq; i++) {
+		if (c->n[i] > 1)
+			fail_msg("%s: stream %s seq %zu is there %d times", table,
+				 c->streams[i / (size_t)c->nseq], i % (size_t)c->nseq, c->n[i]);
+		rows += c->n[i];
+	}
+	assert_int_equal(c->unknown, 0);
+	return rows;
+}
+
+/* Every record of seqs [0, upto) of stream s, and none past it. */
+static void assert_once(const struct rn_tc_counts *c, size_t s, int64_t upto)
+{
+	for (int64_t q = 0; q < c->nseq; q++)
+		if (c->n[s * (size_t)c->nseq + (size_t)q] != (q < upto))
+			fail_msg("stream %s seq %lld: %d rows", c->streams[s], (long long)q,
+				 c->n[s * (size_t)c->nseq + (size_t)q]);
+}
+
+/* The sweeps' workload: batches of `per` records with `pad` bytes of payload text, on
+ * streams s0 and s1, offset k holding seqs [k * per, (k + 1) * per). */
+struct load {
+	int per;
+	size_t pad;
+	int nbatches; /* batches added before the operation */
+};
+
+static void add_batch(struct rn_mat *m, const char *table, const struct load *ld, int stream,
+		      int64_t off, int expect)
+{
+	struct rn_buf b = {0};
+	batch(&b, off * ld->per, ld->per, ld->pad);
+	assert_int_equal(rn_mat_add(m, table, streams[stream], off, RN_MAT_PROTO, b.data, b.len,
+				    NULL),
+			 expect);
+	rn_buf_free(&b);
+}
+
+/* After the operation and its retry: one more batch, then a restart that replays every
+ * batch (the WAL's job), and every record is there exactly once. */
+static void finish_and_replay(struct rn_mat **mp, const char *data_root, const char *table,
+			      int typed, const struct load *ld, int last, struct rn_tc_counts *c)
+{
+	struct rn_mat_options o = {.data_root = data_root};
+	int64_t upto = (int64_t)(last + 1) * ld->per;
+
+	add_batch(*mp, table, ld, 0, last, 0);
+	add_batch(*mp, table, ld, 1, 0, 0);
+	assert_int_equal(rn_mat_flush(*mp), 0);
+	count_table(data_root, table, typed, c);
+	assert_once(c, 0, upto);
+	assert_once(c, 1, ld->per);
+	rn_mat_destroy(*mp);
+	assert_int_equal(rn_mat_create(mp, &o), 0);
+	if (typed)
+		define_typed(*mp, table);
+	for (int k = 0; k <= last; k++)
+		add_batch(*mp, table, ld, 0, k, 0);
+	add_batch(*mp, table, ld, 1, 0, 0);
+	assert_int_equal(rn_mat_pending_bytes(*mp), 0);
+	assert_int_equal(rn_mat_flush(*mp), 0);
+	count_table(data_root, table, typed, c);
+	assert_once(c, 0, upto);
+	assert_once(c, 1, ld->per);
+}
+
+/*
+ * rn_mat_add of batch `nbatches` (after nbatches batches already pending) with its Nth
+ * allocation failing. A failed add must leave no row of that batch: the resend adds it
+ * once. (Case: a 50-record batch failing part way used to leave its first rows behind.)
+ */
+static void sweep_add(const char *table, int typed, const struct load *ld)
+{
+	int cnt[2 * 64 * 60];
+	struct rn_tc_counts c = {streams, 2, (int64_t)(ld->nbatches + 2) * ld->per, cnt, 0};
+	long base = rn_mem_live();
+	assert_true((size_t)c.nseq * 2 <= sizeof(cnt) / sizeof(cnt[0]));
+
+	for (long n = 1;; n++) {
+		char dr[400];
+		struct rn_mat *m;
+		struct rn_mat_options o = {.data_root = dr};
+		struct rn_buf b = {0};
+
+		snprintf(dr, sizeof(dr), "%s/add-%s-%ld", root, table, n);
+		assert_int_equal(mkdir(dr, 0755), 0);
+		assert_int_equal(rn_mat_create(&m, &o), 0);
+		if (typed)
+			define_typed(m, table);
+		assert_int_equal(rn_mat_ensure_table(m, table), 0);
+		for (int k = 0; k < ld->nbatches; k++)
+			add_batch(m, table, ld, 0, k, 0);
+		batch(&b, (int64_t)ld->nbatches * ld->per, ld->per, ld->pad);
+		rn_mem_fail_after(n);
+		int rc = rn_mat_add(m, table, "s0", ld->nbatches, RN_MAT_PROTO, b.data, b.len, NULL);
+		int hit = fault_hit(n);
+		if (rc) {
+			assert_int_equal(rc, RN_ENOMEM);
+			/* the client sends the batch again */
+			assert_int_equal(rn_mat_add(m, table, "s0", ld->nbatches, RN_MAT_PROTO,
+						    b.data, b.len, NULL),
+					 0);
+		}
+		rn_buf_free(&b);
+		finish_and_replay(&m, dr, table, typed, ld, ld->nbatches + 1, &c);
+		rn_mat_destroy(m);
+		assert_int_equal(rn_mem_live(), base);
+		rm_rf(dr);
+		sweep_runs++;
+		if (!hit) {
+			assert_int_equal(rc, 0);
+			print_message("add %s: %ld allocations swept\n", table, n);
+			break;
+		}
+	}
+	sweep_ops++;
+}
+
+/*
+ * rn_mat_flush with its Nth allocation failing, after batches on two streams (and, for the
+ * typed table, dead letters). Whatever the flush committed reads back whole and holds no
+ * record twice; the retry commits the rest.
+ */
+static void sweep_flush(const char *table, int typed, const struct load *ld, int flushes)
+{
+	int cnt[2 * 64 * 60];
+	struct rn_tc_counts c = {streams, 2, (int64_t)(ld->nbatches * flushes + 2) * ld->per,
+				 cnt, 0};
+	long base = rn_mem_live();
+	assert_true((size_t)c.nseq * 2 <= sizeof(cnt) / sizeof(cnt[0]));
+
+	for (long n = 1;; n++) {
+		char dr[400];
+		struct rn_mat *m;
+		struct rn_mat_options o = {.data_root = dr};
+		int rc = 0, hit = 0, k = 0;
+
+		snprintf(dr, sizeof(dr), "%s/flush-%s-%ld", root, table, n);
+		assert_int_equal(mkdir(dr, 0755), 0);
+		assert_int_equal(rn_mat_create(&m, &o), 0);
+		if (typed)
+			define_typed(m, table);
+		assert_int_equal(rn_mat_ensure_table(m, table), 0);
+		/* earlier flushes without failure (so the failing one may run a checkpoint) */
+		for (int f = 0; f < flushes; f++) {
+			for (int i = 0; i < ld->nbatches; i++, k++)
+				add_batch(m, table, ld, 0, k, 0);
+			if (f + 1 < flushes)
+				assert_int_equal(rn_mat_flush(m), 0);
+		}
+		rn_mem_fail_after(n);
+		rc = rn_mat_flush(m);
+		hit = fault_hit(n);
+		/* what is visible now is whole and holds nothing twice */
+		count_table(dr, table, typed, &c);
+		if (rc)
+			assert_int_equal(rn_mat_flush(m), 0);
+		count_table(dr, table, typed, &c);
+		assert_once(&c, 0, (int64_t)k * ld->per);
+		finish_and_replay(&m, dr, table, typed, ld, k, &c);
+		rn_mat_destroy(m);
+		assert_int_equal(rn_mem_live(), base);
+		rm_rf(dr);
+		sweep_runs++;
+		if (!hit) {
+			assert_int_equal(rc, 0);
+			print_message("flush %s (%d flushes): %ld allocations swept\n", table, flushes,
+				      n);
+			break;
+		}
+	}
+	sweep_ops++;
+}
+
+static void test_add_sweep(void **state)
+{
+	(void)state;
+	/* 50 records after 10 pending; the long mode adds batches of 1 KB payloads so that the
+	 * failing batch cuts pages too */
+	struct load small = {50, 8, 1};
+	struct load big = {60, 1000, 30};
+	sweep_add("db.env", 0, &small);
+	sweep_add("db.typed", 1, &small);
+	if (long_mode) {
+		sweep_add("db.env", 0, &big);
+		sweep_add("db.typed", 1, &big);
+	}
+}
+
+static void test_flush_sweep(void **state)
+{
+	(void)state;
+	struct load small = {20, 8, 2};
+	struct load big = {60, 1000, 10};
+	sweep_flush("db.env", 0, &small, 1);
+	sweep_flush("db.typed", 1, &small, 1);
+	sweep_flush("db.env", 0, &small, 2); /* its commit is due a checkpoint */
+	if (long_mode) {
+		sweep_flush("db.env", 0, &big, 2);
+		sweep_flush("db.typed", 1, &big, 2);
+	}
 }
 
 static void count_rows(void *ctx, const char *stream, size_t len, int64_t seq)
@@ -135,6 +437,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_dead_letter_open_fails),
+		cmocka_unit_test(test_add_sweep),
+		cmocka_unit_test(test_flush_sweep),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
