@@ -30,6 +30,7 @@
 #include "rn_err.h"
 #include "rn_mem.h"
 #include "rn_pbwire.h"
+#include "partition.h"
 #include "schema.h"
 #include "table_check.h"
 
@@ -87,7 +88,7 @@ static void rm_rf(const char *dir)
  * `pad` bytes of text, except every 7th record, whose v is not a number (a dead letter in a
  * typed table with v long).
  */
-static void batch(struct rn_buf *b, int64_t from, int n, size_t pad)
+static void batch(struct rn_buf *b, int64_t from, int n, size_t pad, int part)
 {
 	char payload[8192];
 	rn_buf_reset(b);
@@ -99,7 +100,11 @@ static void batch(struct rn_buf *b, int64_t from, int n, size_t pad)
 						(long long)q);
 		for (size_t k = 0; k < pad && len + 3 < (int)sizeof(payload); k++)
 			payload[len++] = (char)('a' + (q + (int64_t)k) % 26);
-		len += snprintf(payload + len, sizeof(payload) - (size_t)len, "\"}");
+		len += snprintf(payload + len, sizeof(payload) - (size_t)len, "\"");
+		if (part) /* the partition value: three partitions */
+			len += snprintf(payload + len, sizeof(payload) - (size_t)len,
+					",\"k\":\"%c\"", (char)('a' + q % 3));
+		len += snprintf(payload + len, sizeof(payload) - (size_t)len, "}");
 		rn_pb_put_str(&r, 1, "dev");
 		rn_pb_put_uint(&r, 6, (uint64_t)q);
 		rn_pb_put_bytes(&r, 7, payload, (size_t)len);
@@ -109,9 +114,11 @@ static void batch(struct rn_buf *b, int64_t from, int n, size_t pad)
 }
 
 /* The typed table: v long, seq long, stream_id string, p string (seq and stream_id come
- * from the envelope and the stream). */
-static void define_typed(struct rn_mat *m, const char *name)
+ * from the envelope and the stream); partitioned: and k string, its partition column. */
+static void define_typed(struct rn_mat *m, const char *name, int part)
 {
+	const char *const pcols[] = {"k"};
+	struct rn_part_spec spec = {pcols, 1, NULL, 0};
 	struct rn_schema *sc = rn_calloc(1, sizeof(*sc));
 	char err[200];
 	assert_non_null(sc);
@@ -119,7 +126,9 @@ static void define_typed(struct rn_mat *m, const char *name)
 	assert_int_equal(rn_schema_add_column(sc, "seq", "long", 1, err, sizeof(err)), 0);
 	assert_int_equal(rn_schema_add_column(sc, "stream_id", "string", 1, err, sizeof(err)), 0);
 	assert_int_equal(rn_schema_add_column(sc, "p", "string", 1, err, sizeof(err)), 0);
-	assert_int_equal(rn_mat_define_table(m, name, sc), 0);
+	if (part)
+		assert_int_equal(rn_schema_add_column(sc, "k", "string", 1, err, sizeof(err)), 0);
+	assert_int_equal(rn_mat_define_table_ex(m, name, sc, part ? &spec : NULL), 0);
 }
 
 static const char *const streams[] = {"s0", "s1"};
@@ -166,13 +175,14 @@ struct load {
 	int per;
 	size_t pad;
 	int nbatches; /* batches added before the operation */
+	int part;     /* the typed table is partitioned */
 };
 
 static void add_batch(struct rn_mat *m, const char *table, const struct load *ld, int stream,
 		      int64_t off, int expect)
 {
 	struct rn_buf b = {0};
-	batch(&b, off * ld->per, ld->per, ld->pad);
+	batch(&b, off * ld->per, ld->per, ld->pad, ld->part);
 	assert_int_equal(rn_mat_add(m, table, streams[stream], off, RN_MAT_PROTO, b.data, b.len,
 				    NULL),
 			 expect);
@@ -196,7 +206,7 @@ static void finish_and_replay(struct rn_mat **mp, const char *data_root, const c
 	rn_mat_destroy(*mp);
 	assert_int_equal(rn_mat_create(mp, &o), 0);
 	if (typed)
-		define_typed(*mp, table);
+		define_typed(*mp, table, ld->part);
 	for (int k = 0; k <= last; k++)
 		add_batch(*mp, table, ld, 0, k, 0);
 	add_batch(*mp, table, ld, 1, 0, 0);
@@ -229,11 +239,11 @@ static void sweep_add(const char *table, int typed, const struct load *ld)
 		assert_int_equal(mkdir(dr, 0755), 0);
 		assert_int_equal(rn_mat_create(&m, &o), 0);
 		if (typed)
-			define_typed(m, table);
+			define_typed(m, table, ld->part);
 		assert_int_equal(rn_mat_ensure_table(m, table), 0);
 		for (int k = 0; k < ld->nbatches; k++)
 			add_batch(m, table, ld, 0, k, 0);
-		batch(&b, (int64_t)ld->nbatches * ld->per, ld->per, ld->pad);
+		batch(&b, (int64_t)ld->nbatches * ld->per, ld->per, ld->pad, ld->part);
 		rn_mem_fail_after(n);
 		int rc = rn_mat_add(m, table, "s0", ld->nbatches, RN_MAT_PROTO, b.data, b.len, NULL);
 		int hit = fault_hit(n);
@@ -282,7 +292,7 @@ static void sweep_flush(const char *table, int typed, const struct load *ld, int
 		assert_int_equal(mkdir(dr, 0755), 0);
 		assert_int_equal(rn_mat_create(&m, &o), 0);
 		if (typed)
-			define_typed(m, table);
+			define_typed(m, table, ld->part);
 		assert_int_equal(rn_mat_ensure_table(m, table), 0);
 		/* earlier flushes without failure (so the failing one may run a checkpoint) */
 		for (int f = 0; f < flushes; f++) {
@@ -320,27 +330,39 @@ static void test_add_sweep(void **state)
 	(void)state;
 	/* 50 records after 10 pending; the long mode adds batches of 1 KB payloads so that the
 	 * failing batch cuts pages too */
-	struct load small = {50, 8, 1};
-	struct load big = {60, 1000, 30};
+	struct load small = {50, 8, 1, 0};
+	struct load big = {60, 1000, 30, 0};
+	struct load part = {50, 8, 1, 1};
 	sweep_add("db.env", 0, &small);
 	sweep_add("db.typed", 1, &small);
-	if (long_mode) {
+	sweep_add("db.part", 1, &part);
+	/* allocations happen where buffers grow: after several pending sizes, so that the
+	 * failing batch meets growth, page cuts and row group ends at different points */
+	for (int nb = 1; long_mode && nb <= 30; nb = nb * 2 + 1) {
+		big.nbatches = nb;
 		sweep_add("db.env", 0, &big);
 		sweep_add("db.typed", 1, &big);
+		big.part = 1;
+		sweep_add("db.part", 1, &big);
+		big.part = 0;
 	}
 }
 
 static void test_flush_sweep(void **state)
 {
 	(void)state;
-	struct load small = {20, 8, 2};
-	struct load big = {60, 1000, 10};
+	struct load small = {20, 8, 2, 0};
+	struct load big = {60, 1000, 10, 0};
+	struct load part = {20, 8, 2, 1};
 	sweep_flush("db.env", 0, &small, 1);
 	sweep_flush("db.typed", 1, &small, 1);
+	sweep_flush("db.part", 1, &part, 1);
 	sweep_flush("db.env", 0, &small, 2); /* its commit is due a checkpoint */
 	if (long_mode) {
 		sweep_flush("db.env", 0, &big, 2);
 		sweep_flush("db.typed", 1, &big, 2);
+		big.part = 1;
+		sweep_flush("db.part", 1, &big, 2);
 	}
 }
 
