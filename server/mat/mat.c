@@ -1932,9 +1932,17 @@ int rn_mat_flush(struct rn_mat *m)
 							      rn_strerror(rc));
 			continue;
 		}
-		forget_kept(t);
 		t->retry_stats = rn_pq_delta_stats(t->pq, t->cols ? t->cols : envelope_cols,
 					    t->cols ? t->ncols : t->env_ncols, rows);
+		if (!t->retry_stats) {
+			/* every add carries its stats: finish again, from the kept batches */
+			rn_buf_reset(&t->retry_file);
+			t->dirty = 1;
+			first_rc = first_rc ? first_rc : fail(m, RN_ENOMEM, "table %s: stats: %s",
+							      t->name, rn_strerror(RN_ENOMEM));
+			continue;
+		}
+		forget_kept(t);
 		t->retry_streams = t->streams;
 		t->retry_nstreams = t->nstreams;
 		t->streams = NULL;

@@ -113,6 +113,8 @@ static int check_data_file(const char *dir, const struct rn_dlog_file *f, rn_tc_
 	struct rn_pqr *r = NULL;
 	int rc = -1;
 
+	if (f->num_records < 0)
+		return bad(why, cap, "add %s has no stats", f->path);
 	if (rn_dlog_uri_decode(f->path, rel, sizeof(rel)))
 		return bad(why, cap, "add path %s%s does not decode", f->path, "");
 	snprintf(path, sizeof(path), "%s/%s", dir, rel);
@@ -177,6 +179,14 @@ int rn_tc_check(const char *dir, rn_tc_row_fn row, void *ctx, int64_t *version, 
 		goto out;
 	}
 	*version = rn_dlog_version(l);
+	/* what readers survive but a healthy log never holds (unreadable stats, duplicate
+	 * adds, a txn going backwards, a missing final newline) */
+	size_t nw, total;
+	const char *const *w = rn_dlog_warnings(l, &nw, &total);
+	if (total) {
+		bad(why, cap, "log of %s: %s", dir, nw ? w[0] : "warnings");
+		goto out;
+	}
 	/* every version file, whole and consistent; none past the replayed version */
 	if (!(d = opendir(logdir))) {
 		bad(why, cap, "%s%s: cannot list", logdir, "");

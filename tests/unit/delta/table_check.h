@@ -2,7 +2,8 @@
  * A test's reader of a Delta table as other readers see it, for the allocation-failure
  * sweeps: the log must replay with the project's independent log reader (server/delta/log.c),
  * from version 0 and from its checkpoint when there is one; every version must hold whole
- * lines, a commitInfo, and as many adds as its commitInfo announces; every live add must
+ * lines, a commitInfo, and as many adds as its commitInfo announces, and the log reader
+ * has no warning (unreadable stats, duplicate adds, ...); every live add must carry stats and
  * point at a complete Parquet file (server/delta/pqread.c reads all of it, with the row count
  * its stats name); and each row's (stream_id, seq) is handed to a callback so the caller can
  * count records exactly once. It never writes. Allocation failure must be off while it runs.
