@@ -3,7 +3,9 @@
  * envelope schema, the streams that have rows in it (with their last offset, which becomes
  * the txn version at commit), and at most one finished-but-uncommitted file to retry after a
  * failed commit. Records are decoded from the received bytes into slices and put straight
- * into the column builders.
+ * into the column builders. It also keeps a copy of each batch whose rows are pending, so
+ * that a batch failing part way (or a writer broken by a failure) is undone by rebuilding
+ * the table's builders from the batches before it: a batch is added whole or not at all.
  *
  * Partitioned typed tables keep one Parquet writer per partition value tuple instead (their
  * columns minus the partition columns). A record's partition values are only known once it
@@ -436,6 +438,8 @@ static int get_table(struct rn_mat *m, const char *name, int create, struct mat_
 		rn_free(schema);
 		return RN_ENOMEM;
 	}
+	/* as much raw batch as the writer may hold compressed (rn_pq_options.max_bytes) */
+	t->kept_bytes.max = (size_t)1 << 30;
 	rc = rn_delta_open_part(&t->delta, t->dir, create ? schema : NULL,
 				def ? (const char *const *)def->parts : NULL, def ? def->nparts : 0,
 				NULL);
