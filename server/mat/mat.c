@@ -239,12 +239,14 @@ int rn_table_name_check(const char *name)
 static char *schema_json(size_t n)
 {
 	struct rn_buf b = {0};
-	rn_buf_append_str(&b, "{\"type\":\"struct\",\"fields\":[");
-	for (size_t i = 0; i < n; i++)
-		rn_buf_printf(&b, "%s{\"name\":\"%s\",\"type\":\"%s\",\"nullable\":%s,\"metadata\":{}}",
-			      i ? "," : "", envelope_cols[i].name, delta_type(envelope_cols[i].type),
-			      envelope_cols[i].optional ? "true" : "false");
-	if (rn_buf_append_str(&b, "]}") || rn_buf_append_u8(&b, 0)) {
+	/* every append checked: a schema missing a column would be created for good */
+	int rc = rn_buf_append_str(&b, "{\"type\":\"struct\",\"fields\":[");
+	for (size_t i = 0; i < n && !rc; i++)
+		rc = rn_buf_printf(&b, "%s{\"name\":\"%s\",\"type\":\"%s\",\"nullable\":%s,"
+				   "\"metadata\":{}}", i ? "," : "", envelope_cols[i].name,
+				   delta_type(envelope_cols[i].type),
+				   envelope_cols[i].optional ? "true" : "false");
+	if (rc || rn_buf_append_str(&b, "]}") || rn_buf_append_u8(&b, 0)) {
 		rn_buf_free(&b);
 		return NULL;
 	}
@@ -394,10 +396,11 @@ void rn_mat_destroy(struct rn_mat *m)
 static char *table_dir(const struct rn_mat *m, const char *name)
 {
 	struct rn_buf b = {0};
-	rn_buf_printf(&b, "%s/", m->root);
-	for (const char *p = name; *p; p++)
-		rn_buf_append_u8(&b, *p == '.' ? '/' : (uint8_t)*p);
-	if (rn_buf_append_u8(&b, 0)) {
+	/* every append checked: a path missing its root would name another directory */
+	int rc = rn_buf_printf(&b, "%s/", m->root);
+	for (const char *p = name; *p && !rc; p++)
+		rc = rn_buf_append_u8(&b, *p == '.' ? '/' : (uint8_t)*p);
+	if (rc || rn_buf_append_u8(&b, 0)) {
 		rn_buf_free(&b);
 		return NULL;
 	}
@@ -864,13 +867,14 @@ struct dead_ref {
 	size_t index;
 };
 
-static void put_dead_ref(struct rn_buf *b, const struct dead_ref *d, const char *reason)
+static int put_dead_ref(struct rn_buf *b, const struct dead_ref *d, const char *reason)
 {
-	rn_buf_append_str(b, "\"runnel.error\":");
-	rn_json_put_str(b, reason, strlen(reason));
-	if (d)
-		rn_buf_printf(b, ",\"runnel.offset\":\"%lld\",\"runnel.record\":\"%zu\"",
-			      (long long)d->offset, d->index);
+	int rc = rn_buf_append_str(b, "\"runnel.error\":");
+	rc = rc ? rc : rn_json_put_str(b, reason, strlen(reason));
+	if (d && !rc)
+		rc = rn_buf_printf(b, ",\"runnel.offset\":\"%lld\",\"runnel.record\":\"%zu\"",
+				   (long long)d->offset, d->index);
+	return rc;
 }
 
 /* The record's attributes as a JSON object (p may be NULL: none), with the dead-letter
@@ -882,9 +886,9 @@ static int attrs_json(struct rn_buf *b, const uint8_t *p, size_t len, const stru
 	int first = 1, rc = 0;
 
 	rn_buf_reset(b);
-	rn_buf_append_u8(b, '{');
-	if (dead) {
-		put_dead_ref(b, dead, dead->reason);
+	rc = rn_buf_append_u8(b, '{');
+	if (dead && !rc) {
+		rc = put_dead_ref(b, dead, dead->reason);
 		first = 0;
 	}
 	rn_pb_reader_init(&rd, p, p ? len : 0);
@@ -901,11 +905,11 @@ static int attrs_json(struct rn_buf *b, const uint8_t *p, size_t len, const stru
 			if (af.num == 2) { v = af.ptr; vl = af.len; }
 		}
 		if (!first)
-			rn_buf_append_u8(b, ',');
+			rc = rn_buf_append_u8(b, ',');
 		first = 0;
-		rn_json_put_str(b, k, kl);
-		rn_buf_append_u8(b, ':');
-		rc = rn_json_put_str(b, v, vl);
+		rc = rc ? rc : rn_json_put_str(b, k, kl);
+		rc = rc ? rc : rn_buf_append_u8(b, ':');
+		rc = rc ? rc : rn_json_put_str(b, v, vl);
 	}
 	return rc ? rc : rn_buf_append_u8(b, '}');
 }
@@ -961,10 +965,10 @@ static int add_envelope_row(struct rn_mat *m, struct mat_table *t, const char *s
 	if (why) {
 		/* Keep what could not be decoded, with the reason, as a row of its own. */
 		rn_buf_reset(&m->scratch);
-		rn_buf_append_u8(&m->scratch, '{');
-		put_dead_ref(&m->scratch, dead, reason ? reason : why);
-		rn_buf_append_u8(&m->scratch, '}');
-		rc = rn_pq_put_bytes(w, C_PAYLOAD_RAW, p, len);
+		rc = rn_buf_append_u8(&m->scratch, '{');
+		rc = rc ? rc : put_dead_ref(&m->scratch, dead, reason ? reason : why);
+		rc = rc ? rc : rn_buf_append_u8(&m->scratch, '}');
+		rc = rc ? rc : rn_pq_put_bytes(w, C_PAYLOAD_RAW, p, len);
 		rc = rc ? rc : rn_pq_put_bytes(w, C_ATTRS, m->scratch.data, m->scratch.len);
 		rc = rc ? rc : rn_pq_put_i64(w, C_RECEIVE_TIME, now);
 		if (!reason)

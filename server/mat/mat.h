@@ -95,7 +95,9 @@ void rn_mat_stream_forget(struct rn_mat *m, const char *stream_id);
 
 /* Creates `table` as a typed table whose columns come from a descriptor (proto2 mapping of
  * protorow.h) — for auto_create — unless the descriptor is the runnel envelope (then an
- * envelope table). RN_EINVAL with the reason, RN_ENOMEM, RN_EIO/RN_EDELTA. */
+ * envelope table). Its dead-letter table is created first; on failure nothing is declared
+ * or registered, so the caller may simply call again. RN_EINVAL with the reason, RN_ENOMEM,
+ * RN_EIO/RN_EDELTA. */
 int rn_mat_create_from_descriptor(struct rn_mat *m, const char *table, const uint8_t *desc,
 				  size_t len);
 

@@ -15,6 +15,7 @@
 #include "pqread.h"
 #include "rn_buf.h"
 #include "rn_err.h"
+#include "rn_json.h"
 #include "rn_mem.h"
 
 static int bad(char *why, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -73,6 +74,7 @@ struct rowctx {
 	size_t slen;
 	int64_t seq;
 	int64_t rows;
+	int bad_attrs; /* an attributes value that is not a JSON object */
 };
 
 static int top_is(const struct rowctx *c, const struct rn_pqr_node *n, const char *name)
@@ -88,6 +90,9 @@ static int r_value(void *ctx, const struct rn_pqr_node *n, const struct rn_pqr_v
 		c->slen = v->len;
 	} else if (top_is(c, n, "seq")) {
 		c->seq = v->i;
+	} else if (top_is(c, n, "attributes") &&
+		   (!v->len || v->p[0] != '{' || rn_json_validate((const char *)v->p, v->len))) {
+		c->bad_attrs = 1;
 	}
 	return 0;
 }
@@ -131,10 +136,14 @@ static int check_data_file(const char *dir, const struct rn_dlog_file *f, rn_tc_
 		goto out;
 	}
 	size_t nn;
-	struct rowctx c = {fn, ctx, rn_pqr_nodes(r, &nn), NULL, 0, -1, 0};
+	struct rowctx c = {fn, ctx, rn_pqr_nodes(r, &nn), NULL, 0, -1, 0, 0};
 	struct rn_pqr_sink sink = {NULL, NULL, NULL, r_value, r_row_end};
 	if (rn_pqr_read(r, &sink, &c)) {
 		bad(why, cap, "%s: unreadable Parquet: %s", path, rn_pqr_errmsg(r));
+		goto out;
+	}
+	if (c.bad_attrs) {
+		bad(why, cap, "%s: an attributes value is not a JSON object", path);
 		goto out;
 	}
 	if (c.rows != rn_pqr_num_rows(r) || (f->num_records >= 0 && c.rows != f->num_records)) {

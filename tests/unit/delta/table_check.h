@@ -5,8 +5,9 @@
  * lines, a commitInfo, and as many adds as its commitInfo announces, and the log reader
  * has no warning (unreadable stats, duplicate adds, ...); every live add must carry stats and
  * point at a complete Parquet file (server/delta/pqread.c reads all of it, with the row count
- * its stats name); and each row's (stream_id, seq) is handed to a callback so the caller can
- * count records exactly once. It never writes. Allocation failure must be off while it runs.
+ * its stats name, and every `attributes` value a JSON object); and each row's (stream_id,
+ * seq) is handed to a callback so the caller can count records exactly once. It never
+ * writes. Allocation failure must be off while it runs.
  */
 #ifndef RN_TEST_TABLE_CHECK_H
 #define RN_TEST_TABLE_CHECK_H
