@@ -607,7 +607,8 @@ static int read_commit(struct rn_delta *d, int64_t v, struct commit_info *ci)
 	int rc;
 
 	commit_name(path, sizeof(path), d->log_dir, v);
-	if (!(rc = read_file(d, path, &text)) && (rc = apply_text(d, path, text.data, text.len, ci)))
+	if (!(rc = read_file(d, path, &text)) &&
+	    (rc = apply_text(d, path, text.data, text.len, ci)))
 		d->stale = 1; /* part of version v may be in the snapshot */
 	rn_buf_free(&text);
 	return rc;
@@ -810,20 +811,20 @@ static int put_commit_info(struct rn_buf *b, const struct rn_delta *d, const cha
 	uuid_generate_random(u);
 	uuid_unparse_lower(u, us);
 	if (!strcmp(op, "OPTIMIZE")) /* a rewrite: not a blind append */
-		rc = rn_buf_printf(b,
-				   "{\"commitInfo\":{\"timestamp\":%lld,\"operation\":\"OPTIMIZE\","
-				   "\"operationParameters\":{\"predicate\":\"[]\",\"auto\":true},"
-				   "\"isolationLevel\":\"SnapshotIsolation\",\"isBlindAppend\":false,"
-				   "\"operationMetrics\":{\"numAddedFiles\":\"1\","
-				   "\"numRemovedFiles\":\"%zu\"},\"engineInfo\":",
-				   (long long)now_ms, nadd);
+		rc = rn_buf_printf(
+			b, "{\"commitInfo\":{\"timestamp\":%lld,\"operation\":\"OPTIMIZE\","
+			   "\"operationParameters\":{\"predicate\":\"[]\",\"auto\":true},"
+			   "\"isolationLevel\":\"SnapshotIsolation\",\"isBlindAppend\":false,"
+			   "\"operationMetrics\":{\"numAddedFiles\":\"1\","
+			   "\"numRemovedFiles\":\"%zu\"},\"engineInfo\":",
+			(long long)now_ms, nadd);
 	else
-		rc = rn_buf_printf(b,
-				   "{\"commitInfo\":{\"timestamp\":%lld,\"operation\":\"%s\","
-				   "\"operationParameters\":{\"mode\":\"Append\",\"partitionBy\":\"[]\"},"
-				   "\"isolationLevel\":\"Serializable\",\"isBlindAppend\":true,"
-				   "\"operationMetrics\":{\"numFiles\":\"%zu\"},\"engineInfo\":",
-				   (long long)now_ms, op, nadd);
+		rc = rn_buf_printf(
+			b, "{\"commitInfo\":{\"timestamp\":%lld,\"operation\":\"%s\","
+			   "\"operationParameters\":{\"mode\":\"Append\",\"partitionBy\":\"[]\"},"
+			   "\"isolationLevel\":\"Serializable\",\"isBlindAppend\":true,"
+			   "\"operationMetrics\":{\"numFiles\":\"%zu\"},\"engineInfo\":",
+			(long long)now_ms, op, nadd);
 	rc = rc ? rc : rn_json_put_str(b, d->engine, strlen(d->engine));
 	return rc ? rc : rn_buf_printf(b, ",\"txnId\":\"%s\"}}\n", us);
 }

@@ -1935,7 +1935,7 @@ int rn_mat_flush(struct rn_mat *m)
 			continue;
 		}
 		if ((rc = rn_pq_finish(t->pq, &t->retry_file))) {
-			t->dirty = 1; /* the writer may be broken: start again from the kept batches */
+			t->dirty = 1; /* the writer may be broken: start again from kept batches */
 			first_rc = first_rc ? first_rc : fail(m, rc, "table %s: parquet: %s", t->name,
 							      rn_strerror(rc));
 			continue;

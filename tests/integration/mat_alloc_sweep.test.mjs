@@ -11,7 +11,9 @@ import path from 'node:path';
 import { buildDir, run, tmpDir } from './lib/harness.mjs';
 import { duckFrom, query, verifyTable, wasmRead } from './lib/table.mjs';
 
-test('allocation-failure sweeps leave every record exactly once, for DuckDB and parquet-wasm', { timeout: 600000 }, async () => {
+const NAME = 'allocation-failure sweeps leave every record exactly once, for DuckDB and parquet-wasm';
+
+test(NAME, { timeout: 600000 }, async () => {
   const dir = tmpDir('matsweep');
   const bin = path.join(buildDir, 'tests', 'unit', 'mat', 'mat_alloc_sample');
   const r = await run(bin, [dir]);

@@ -132,7 +132,8 @@ static int check_data_file(const char *dir, const struct rn_dlog_file *f, rn_tc_
 		goto out;
 	}
 	if (rn_pqr_open(&r, data.data, data.len, 0)) {
-		bad(why, cap, "%s: not a complete Parquet file: %s", path, r ? rn_pqr_errmsg(r) : "");
+		bad(why, cap, "%s: not a complete Parquet file: %s", path,
+		    r ? rn_pqr_errmsg(r) : "");
 		goto out;
 	}
 	size_t nn;

@@ -245,7 +245,8 @@ static void sweep_add(const char *table, int typed, const struct load *ld)
 			add_batch(m, table, ld, 0, k, 0);
 		batch(&b, (int64_t)ld->nbatches * ld->per, ld->per, ld->pad, ld->part);
 		rn_mem_fail_after(n);
-		int rc = rn_mat_add(m, table, "s0", ld->nbatches, RN_MAT_PROTO, b.data, b.len, NULL);
+		int rc = rn_mat_add(m, table, "s0", ld->nbatches, RN_MAT_PROTO, b.data, b.len,
+				    NULL);
 		int hit = fault_hit(n);
 		if (rc) {
 			assert_int_equal(rc, RN_ENOMEM);
@@ -317,8 +318,8 @@ static void sweep_flush(const char *table, int typed, const struct load *ld, int
 		sweep_runs++;
 		if (!hit) {
 			assert_int_equal(rc, 0);
-			print_message("flush %s (%d flushes): %ld allocations swept\n", table, flushes,
-				      n);
+			print_message("flush %s (%d flushes): %ld allocations swept\n", table,
+				      flushes, n);
 			break;
 		}
 	}
@@ -489,10 +490,12 @@ static void test_create_sweep(void **state)
 			char p0[600];
 			snprintf(p0, sizeof(p0), "%s/db/t/_delta_log/%020d.json", dr, 0);
 			assert_int_equal(rn_mat_table_exists(m, "db.t"), access(p0, F_OK) == 0);
-			assert_int_equal(rn_mat_create_from_descriptor(m, "db.t", d.data, d.len), 0);
+			assert_int_equal(rn_mat_create_from_descriptor(m, "db.t", d.data, d.len),
+					 0);
 		}
 		assert_int_equal(rn_mat_table_exists(m, "db.t"), 1);
-		assert_int_equal(rn_mat_add(m, "db.t", "s0", 0, RN_MAT_JSON, b.data, b.len, NULL), 0);
+		assert_int_equal(rn_mat_add(m, "db.t", "s0", 0, RN_MAT_JSON, b.data, b.len, NULL),
+				 0);
 		assert_int_equal(rn_mat_flush(m), 0);
 		snprintf(path, sizeof(path), "%s/db/t", dr);
 		if (rn_tc_check(path, count_rows, &rows[0], &v, why, sizeof(why)))
