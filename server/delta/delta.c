@@ -71,6 +71,9 @@ struct rn_delta {
 	size_t capslots;
 	int64_t ckpt_version; /* newest checkpoint we know of, -1 none */
 	int64_t last_compact_ms, last_vacuum_ms;
+	/* a commit was applied only in part (out of memory mid-way): the snapshot is rebuilt
+	 * from the log before it is used again (rn_delta_refresh, rn_delta_commit) */
+	int stale;
 	char err[256];
 };
 
@@ -604,8 +607,9 @@ static int read_commit(struct rn_delta *d, int64_t v, struct commit_info *ci)
 	int rc;
 
 	commit_name(path, sizeof(path), d->log_dir, v);
-	if (!(rc = read_file(d, path, &text)))
-		rc = apply_text(d, path, text.data, text.len, ci);
+	if (!(rc = read_file(d, path, &text)) &&
+	    (rc = apply_text(d, path, text.data, text.len, ci)))
+		d->stale = 1; /* part of version v may be in the snapshot */
 	rn_buf_free(&text);
 	return rc;
 }
@@ -744,6 +748,14 @@ static int load_base(struct rn_delta *d)
 int rn_delta_refresh(struct rn_delta *d)
 {
 	int reloaded = 0;
+	if (d->stale) {
+		int rc;
+		reset_state(d);
+		d->ckpt_version = -1;
+		if ((rc = load_base(d)))
+			return rc;
+		d->stale = 0;
+	}
 	for (;;) {
 		int rc = read_commit(d, d->version + 1, NULL);
 		if (rc == RN_ENOTFOUND) {
@@ -787,37 +799,34 @@ const struct rn_ckpt_file *const *rn_delta_files(const struct rn_delta *d, size_
 	return (const struct rn_ckpt_file *const *)d->files;
 }
 
-static void put_commit_info(struct rn_buf *b, const struct rn_delta *d, const char *op,
-			    int64_t now_ms, size_t nadd)
+/* Appends the commitInfo line. Every append is checked: a commit is written only whole, so
+ * the first failure is returned (RN_ENOMEM) and the caller writes nothing. */
+static int put_commit_info(struct rn_buf *b, const struct rn_delta *d, const char *op,
+			   int64_t now_ms, size_t nadd)
 {
-	if (!strcmp(op, "OPTIMIZE")) { /* a rewrite: not a blind append */
-		uuid_t u;
-		char us[37];
-		uuid_generate_random(u);
-		uuid_unparse_lower(u, us);
-		rn_buf_printf(b,
-			      "{\"commitInfo\":{\"timestamp\":%lld,\"operation\":\"OPTIMIZE\","
-			      "\"operationParameters\":{\"predicate\":\"[]\",\"auto\":true},"
-			      "\"isolationLevel\":\"SnapshotIsolation\",\"isBlindAppend\":false,"
-			      "\"operationMetrics\":{\"numAddedFiles\":\"1\","
-			      "\"numRemovedFiles\":\"%zu\"},\"engineInfo\":",
-			      (long long)now_ms, nadd);
-		rn_json_put_str(b, d->engine, strlen(d->engine));
-		rn_buf_printf(b, ",\"txnId\":\"%s\"}}\n", us);
-		return;
-	}
 	uuid_t u;
 	char us[37];
+	int rc;
+
 	uuid_generate_random(u);
 	uuid_unparse_lower(u, us);
-	rn_buf_printf(b,
-		      "{\"commitInfo\":{\"timestamp\":%lld,\"operation\":\"%s\","
-		      "\"operationParameters\":{\"mode\":\"Append\",\"partitionBy\":\"[]\"},"
-		      "\"isolationLevel\":\"Serializable\",\"isBlindAppend\":true,"
-		      "\"operationMetrics\":{\"numFiles\":\"%zu\"},\"engineInfo\":",
-		      (long long)now_ms, op, nadd);
-	rn_json_put_str(b, d->engine, strlen(d->engine));
-	rn_buf_printf(b, ",\"txnId\":\"%s\"}}\n", us);
+	if (!strcmp(op, "OPTIMIZE")) /* a rewrite: not a blind append */
+		rc = rn_buf_printf(
+			b, "{\"commitInfo\":{\"timestamp\":%lld,\"operation\":\"OPTIMIZE\","
+			   "\"operationParameters\":{\"predicate\":\"[]\",\"auto\":true},"
+			   "\"isolationLevel\":\"SnapshotIsolation\",\"isBlindAppend\":false,"
+			   "\"operationMetrics\":{\"numAddedFiles\":\"1\","
+			   "\"numRemovedFiles\":\"%zu\"},\"engineInfo\":",
+			(long long)now_ms, nadd);
+	else
+		rc = rn_buf_printf(
+			b, "{\"commitInfo\":{\"timestamp\":%lld,\"operation\":\"%s\","
+			   "\"operationParameters\":{\"mode\":\"Append\",\"partitionBy\":\"[]\"},"
+			   "\"isolationLevel\":\"Serializable\",\"isBlindAppend\":true,"
+			   "\"operationMetrics\":{\"numFiles\":\"%zu\"},\"engineInfo\":",
+			(long long)now_ms, op, nadd);
+	rc = rc ? rc : rn_json_put_str(b, d->engine, strlen(d->engine));
+	return rc ? rc : rn_buf_printf(b, ",\"txnId\":\"%s\"}}\n", us);
 }
 
 /* Writes `text` as version v with put-if-absent. RN_EEXIST if v is taken. */
@@ -897,19 +906,24 @@ int rn_delta_open_part(struct rn_delta **out, const char *dir, const char *schem
 		int64_t now = rn_now_us() / 1000;
 		uuid_generate_random(u);
 		uuid_unparse_lower(u, us);
-		put_commit_info(&t, d, "CREATE TABLE", now, 0);
-		rn_buf_append_str(&t, "{\"protocol\":{\"minReaderVersion\":1,\"minWriterVersion\":2}}\n");
-		rn_buf_printf(&t, "{\"metaData\":{\"id\":\"%s\",\"format\":{\"provider\":\"parquet\","
-			      "\"options\":{}},\"schemaString\":", us);
-		rn_json_put_str(&t, schema_json, strlen(schema_json));
-		rn_buf_append_str(&t, ",\"partitionColumns\":[");
-		for (size_t i = 0; i < nparts; i++) {
+		/* every append checked: version 0 is written whole or not at all */
+		rc = put_commit_info(&t, d, "CREATE TABLE", now, 0);
+		rc = rc ? rc
+			: rn_buf_append_str(&t, "{\"protocol\":{\"minReaderVersion\":1,"
+						"\"minWriterVersion\":2}}\n");
+		rc = rc ? rc
+			: rn_buf_printf(&t, "{\"metaData\":{\"id\":\"%s\",\"format\":{\"provider\":"
+					    "\"parquet\",\"options\":{}},\"schemaString\":", us);
+		rc = rc ? rc : rn_json_put_str(&t, schema_json, strlen(schema_json));
+		rc = rc ? rc : rn_buf_append_str(&t, ",\"partitionColumns\":[");
+		for (size_t i = 0; i < nparts && !rc; i++) {
 			if (i)
-				rn_buf_append_u8(&t, ',');
-			rn_json_put_str(&t, parts[i], strlen(parts[i]));
+				rc = rn_buf_append_u8(&t, ',');
+			rc = rc ? rc : rn_json_put_str(&t, parts[i], strlen(parts[i]));
 		}
-		rc = rn_buf_printf(&t, "],\"configuration\":{},\"createdTime\":%lld}}\n",
-				   (long long)now);
+		rc = rc ? rc
+			: rn_buf_printf(&t, "],\"configuration\":{},\"createdTime\":%lld}}\n",
+					(long long)now);
 		if (!rc)
 			rc = put_if_absent(d, 0, &t);
 		rn_buf_free(&t);
@@ -1020,19 +1034,22 @@ int rn_delta_write_file_in(struct rn_delta *d, const char *subdir, const void *d
 	return 0;
 }
 
-static void put_add(struct rn_buf *t, const struct rn_delta_add *a, int data_change)
+/* Appends one add line; the first failed append is returned (see put_commit_info). */
+static int put_add(struct rn_buf *t, const struct rn_delta_add *a, int data_change)
 {
-	rn_buf_append_str(t, "{\"add\":{\"path\":");
-	rn_json_put_str(t, a->path, strlen(a->path));
-	rn_buf_printf(t, ",\"partitionValues\":%s,\"size\":%lld,\"modificationTime\":%lld,"
-		      "\"dataChange\":%s", a->partition_values ? a->partition_values : "{}",
-		      (long long)a->size, (long long)a->mtime_ms,
-		      data_change ? "true" : "false");
+	int rc = rn_buf_append_str(t, "{\"add\":{\"path\":");
+	rc = rc ? rc : rn_json_put_str(t, a->path, strlen(a->path));
+	rc = rc ? rc
+		: rn_buf_printf(t, ",\"partitionValues\":%s,\"size\":%lld,"
+				"\"modificationTime\":%lld,\"dataChange\":%s",
+				a->partition_values ? a->partition_values : "{}",
+				(long long)a->size, (long long)a->mtime_ms,
+				data_change ? "true" : "false");
 	if (a->stats) {
-		rn_buf_append_str(t, ",\"stats\":");
-		rn_json_put_str(t, a->stats, strlen(a->stats));
+		rc = rc ? rc : rn_buf_append_str(t, ",\"stats\":");
+		rc = rc ? rc : rn_json_put_str(t, a->stats, strlen(a->stats));
 	}
-	rn_buf_append_str(t, "}}\n");
+	return rc ? rc : rn_buf_append_str(t, "}}\n");
 }
 
 /* Applies our own just-committed text to the snapshot (it is exactly what a replay of that
@@ -1047,19 +1064,32 @@ int rn_delta_commit(struct rn_delta *d, const struct rn_delta_add *adds, size_t 
 {
 	struct rn_buf t = {0};
 	int64_t now = rn_now_us() / 1000;
+	size_t have = 0;
 	int rc = 0;
 
-	put_commit_info(&t, d, "STREAMING UPDATE", now, nadd);
-	for (size_t i = 0; i < nadd; i++)
-		put_add(&t, &adds[i], 1);
-	for (size_t i = 0; i < ntxn; i++) {
-		rn_buf_append_str(&t, "{\"txn\":{\"appId\":");
-		rn_json_put_str(&t, txns[i].app_id, strlen(txns[i].app_id));
-		rc = rn_buf_printf(&t, ",\"version\":%lld,\"lastUpdated\":%lld}}\n",
-				   (long long)txns[i].version, (long long)now);
+	if (d->stale && (rc = rn_delta_refresh(d)))
+		return rc;
+	for (size_t i = 0; i < ntxn; i++)
+		if (rn_delta_txn(d, txns[i].app_id) >= txns[i].version)
+			have++;
+	if (ntxn && have == ntxn)
+		return RN_EEXIST; /* already in the table (e.g. committed before a failure) */
+	/* The whole text is built before anything is written; the first failed append ends
+	 * the call, so no version is taken by a partial or malformed commit. */
+	rc = put_commit_info(&t, d, "STREAMING UPDATE", now, nadd);
+	for (size_t i = 0; i < nadd && !rc; i++)
+		rc = put_add(&t, &adds[i], 1);
+	for (size_t i = 0; i < ntxn && !rc; i++) {
+		rc = rn_buf_append_str(&t, "{\"txn\":{\"appId\":");
+		rc = rc ? rc : rn_json_put_str(&t, txns[i].app_id, strlen(txns[i].app_id));
+		rc = rc ? rc
+			: rn_buf_printf(&t, ",\"version\":%lld,\"lastUpdated\":%lld}}\n",
+					(long long)txns[i].version, (long long)now);
 	}
-	if (rc)
+	if (rc) {
+		rc = fail(d, rc, "commit text: %s", rn_strerror(rc));
 		goto out;
+	}
 	int already = 0;
 	for (int attempt = 0; attempt < 1000; attempt++) {
 		int64_t v = d->version + 1;
@@ -1093,10 +1123,12 @@ int rn_delta_commit(struct rn_delta *d, const struct rn_delta_add *adds, size_t 
 	if (rc == RN_EEXIST && !already) /* lost every race: retry later, never "done" */
 		rc = fail(d, RN_EAGAIN, "lost 1000 races for the next version; try again");
 	if (!rc) {
+		/* The version is durable: it is ours whatever happens next. A snapshot that
+		 * cannot take it in is rebuilt from the log before its next use. */
 		d->version++;
-		rc = apply_own(d, &t);
-		if (!rc)
-			*version = d->version;
+		if (apply_own(d, &t))
+			d->stale = 1;
+		*version = d->version;
 	}
 out:
 	rn_buf_free(&t);
@@ -1110,21 +1142,29 @@ int rn_delta_commit_rewrite(struct rn_delta *d, const char *const *removed, size
 	int64_t now = rn_now_us() / 1000;
 	int rc = 0;
 
+	if (d->stale && (rc = rn_delta_refresh(d)))
+		return rc;
 	for (size_t i = 0; i < nremoved; i++) {
 		ssize_t k = file_index(d, removed[i]);
 		if (k < 0 || d->files[k]->is_remove)
 			return fail(d, RN_ECONFLICT, "%s is no longer live", removed[i]);
 	}
-	put_commit_info(&t, d, "OPTIMIZE", now, nremoved);
-	for (size_t i = 0; i < nremoved; i++) {
+	rc = put_commit_info(&t, d, "OPTIMIZE", now, nremoved);
+	for (size_t i = 0; i < nremoved && !rc; i++) {
 		const struct rn_ckpt_file *f = d->files[file_index(d, removed[i])];
-		rn_buf_append_str(&t, "{\"remove\":{\"path\":");
-		rn_json_put_str(&t, f->path, strlen(f->path));
-		rn_buf_printf(&t, ",\"deletionTimestamp\":%lld,\"dataChange\":false,"
-			      "\"extendedFileMetadata\":true,\"partitionValues\":{},\"size\":%lld}}\n",
-			      (long long)now, (long long)f->size);
+		rc = rn_buf_append_str(&t, "{\"remove\":{\"path\":");
+		rc = rc ? rc : rn_json_put_str(&t, f->path, strlen(f->path));
+		rc = rc ? rc
+			: rn_buf_printf(&t, ",\"deletionTimestamp\":%lld,\"dataChange\":false,"
+					    "\"extendedFileMetadata\":true,\"partitionValues\":{},"
+					    "\"size\":%lld}}\n",
+					(long long)now, (long long)f->size);
 	}
-	put_add(&t, add, 0);
+	rc = rc ? rc : put_add(&t, add, 0);
+	if (rc) {
+		rn_buf_free(&t);
+		return fail(d, rc, "commit text: %s", rn_strerror(rc));
+	}
 	for (int attempt = 0; attempt < 1000; attempt++) {
 		int64_t v = d->version + 1;
 		rc = put_if_absent(d, v, &t);
@@ -1151,10 +1191,12 @@ int rn_delta_commit_rewrite(struct rn_delta *d, const char *const *removed, size
 	if (rc == RN_EEXIST || rc == RN_EAGAIN)
 		rc = fail(d, RN_EAGAIN, "lost 1000 races for the next version; try again");
 	if (!rc) {
+		/* The version is durable: it is ours whatever happens next. A snapshot that
+		 * cannot take it in is rebuilt from the log before its next use. */
 		d->version++;
-		rc = apply_own(d, &t);
-		if (!rc)
-			*version = d->version;
+		if (apply_own(d, &t))
+			d->stale = 1;
+		*version = d->version;
 	}
 	rn_buf_free(&t);
 	return rc;

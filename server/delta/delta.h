@@ -80,7 +80,11 @@ struct rn_delta_txn {
 };
 
 /*
- * Commits adds + txns as the next version. If another writer took that version, the newer
+ * Commits adds + txns as the next version. The commit text is built whole before anything is
+ * written: a failure to build it (RN_ENOMEM) writes nothing and takes no version. When every
+ * txn is already at or past ours in the snapshot, RN_EEXIST without writing. Once the version
+ * is durable the call succeeds (a snapshot that could not take it in is rebuilt from the log
+ * before its next use). If another writer took that version, the newer
  * commits are read: a protocol or metaData change aborts with RN_ECONFLICT; a txn for one
  * of our app ids with a version >= ours means the batch is already in the table and the
  * call returns RN_EEXIST without writing; otherwise it retries at the next version. On

@@ -3,7 +3,9 @@
  * envelope schema, the streams that have rows in it (with their last offset, which becomes
  * the txn version at commit), and at most one finished-but-uncommitted file to retry after a
  * failed commit. Records are decoded from the received bytes into slices and put straight
- * into the column builders.
+ * into the column builders. It also keeps a copy of each batch whose rows are pending, so
+ * that a batch failing part way (or a writer broken by a failure) is undone by rebuilding
+ * the table's builders from the batches before it: a batch is added whole or not at all.
  *
  * Partitioned typed tables keep one Parquet writer per partition value tuple instead (their
  * columns minus the partition columns). A record's partition values are only known once it
@@ -124,6 +126,8 @@ struct mat_table {
 	/* a finished file whose commit failed; retried before anything else */
 	struct rn_buf retry_file;
 	char *retry_stats;
+	char *retry_path; /* retry_file's name once written (a retry commits it, not a copy) */
+	int64_t retry_mtime;
 	struct pending_stream *retry_streams;
 	size_t retry_nstreams;
 	/* typed tables: per top-level column, -1 or where a derived date comes from
@@ -145,6 +149,24 @@ struct mat_table {
 	struct mat_file *rfiles;  /* the files of a failed commit, retried first */
 	size_t nrfiles;
 	int retry_part; /* rfiles + retry_streams hold a commit to retry */
+	/* Every batch whose rows are in the open builders (writer, partitions, spilled files,
+	 * and the dead-letter table's writer), as received, in order: a batch that fails part
+	 * way (out of memory, a broken writer) is undone by rebuilding the builders from these
+	 * (rebuild()), so a batch is in them whole or not at all. Emptied once the rows are
+	 * finished into a file. Batch bytes, stream ids and clock references live in
+	 * kept_bytes. */
+	struct kept_batch {
+		size_t data, stream; /* offsets in kept_bytes */
+		size_t len;
+		int64_t offset, now;
+		int record_type, has_clk;
+		struct rn_mat_clock clk;
+	} *kept;
+	size_t nkept, capkept;
+	struct rn_buf kept_bytes;
+	/* the open builders (and the dead-letter table's) do not match kept: rebuilt before the
+	 * next add or flush; a dirty dead-letter table is rebuilt by its typed table */
+	int dirty;
 };
 
 struct table_def {
@@ -217,12 +239,14 @@ int rn_table_name_check(const char *name)
 static char *schema_json(size_t n)
 {
 	struct rn_buf b = {0};
-	rn_buf_append_str(&b, "{\"type\":\"struct\",\"fields\":[");
-	for (size_t i = 0; i < n; i++)
-		rn_buf_printf(&b, "%s{\"name\":\"%s\",\"type\":\"%s\",\"nullable\":%s,\"metadata\":{}}",
-			      i ? "," : "", envelope_cols[i].name, delta_type(envelope_cols[i].type),
-			      envelope_cols[i].optional ? "true" : "false");
-	if (rn_buf_append_str(&b, "]}") || rn_buf_append_u8(&b, 0)) {
+	/* every append checked: a schema missing a column would be created for good */
+	int rc = rn_buf_append_str(&b, "{\"type\":\"struct\",\"fields\":[");
+	for (size_t i = 0; i < n && !rc; i++)
+		rc = rn_buf_printf(&b, "%s{\"name\":\"%s\",\"type\":\"%s\",\"nullable\":%s,"
+				   "\"metadata\":{}}", i ? "," : "", envelope_cols[i].name,
+				   delta_type(envelope_cols[i].type),
+				   envelope_cols[i].optional ? "true" : "false");
+	if (rc || rn_buf_append_str(&b, "]}") || rn_buf_append_u8(&b, 0)) {
 		rn_buf_free(&b);
 		return NULL;
 	}
@@ -308,6 +332,9 @@ static void table_free(struct mat_table *t)
 	free_streams(t->retry_streams, t->retry_nstreams);
 	rn_buf_free(&t->retry_file);
 	rn_free(t->retry_stats);
+	rn_free(t->retry_path);
+	rn_free(t->kept);
+	rn_buf_free(&t->kept_bytes);
 	free_cols(t->cols, t->ncols);
 	for (size_t i = 0; i < t->nplans; i++) {
 		rn_protorow_plan_free(t->plans[i].plan);
@@ -319,6 +346,32 @@ static void table_free(struct mat_table *t)
 	rn_free(t);
 }
 
+static void def_free(struct table_def *d)
+{
+	for (size_t k = 0; k < d->nparts; k++)
+		rn_free(d->parts[k]);
+	rn_free(d->parts);
+	rn_free(d->derive);
+	rn_free(d->name);
+	rn_schema_free(d->schema);
+	rn_free(d->schema);
+}
+
+/* Forgets the declaration of a table no open table uses (a create that failed). */
+static void drop_def(struct rn_mat *m, const char *name)
+{
+	for (size_t i = 0; i < m->ndefs; i++) {
+		if (strcmp(m->defs[i].name, name))
+			continue;
+		for (size_t k = 0; k < m->ntables; k++)
+			if (m->tables[k]->schema == m->defs[i].schema)
+				return;
+		def_free(&m->defs[i]);
+		m->defs[i] = m->defs[--m->ndefs];
+		return;
+	}
+}
+
 void rn_mat_destroy(struct rn_mat *m)
 {
 	if (!m)
@@ -326,15 +379,8 @@ void rn_mat_destroy(struct rn_mat *m)
 	for (size_t i = 0; i < m->ntables; i++)
 		table_free(m->tables[i]);
 	rn_free(m->tables);
-	for (size_t i = 0; i < m->ndefs; i++) {
-		for (size_t k = 0; k < m->defs[i].nparts; k++)
-			rn_free(m->defs[i].parts[k]);
-		rn_free(m->defs[i].parts);
-		rn_free(m->defs[i].derive);
-		rn_free(m->defs[i].name);
-		rn_schema_free(m->defs[i].schema);
-		rn_free(m->defs[i].schema);
-	}
+	for (size_t i = 0; i < m->ndefs; i++)
+		def_free(&m->defs[i]);
 	rn_free(m->defs);
 	rn_buf_free(&m->scratch);
 	rn_buf_free(&m->file);
@@ -350,10 +396,11 @@ void rn_mat_destroy(struct rn_mat *m)
 static char *table_dir(const struct rn_mat *m, const char *name)
 {
 	struct rn_buf b = {0};
-	rn_buf_printf(&b, "%s/", m->root);
-	for (const char *p = name; *p; p++)
-		rn_buf_append_u8(&b, *p == '.' ? '/' : (uint8_t)*p);
-	if (rn_buf_append_u8(&b, 0)) {
+	/* every append checked: a path missing its root would name another directory */
+	int rc = rn_buf_printf(&b, "%s/", m->root);
+	for (const char *p = name; *p && !rc; p++)
+		rc = rn_buf_append_u8(&b, *p == '.' ? '/' : (uint8_t)*p);
+	if (rc || rn_buf_append_u8(&b, 0)) {
 		rn_buf_free(&b);
 		return NULL;
 	}
@@ -376,15 +423,17 @@ static int get_table(struct rn_mat *m, const char *name, int create, struct mat_
 			return 0;
 		}
 	}
-	if (m->ntables == m->captables) {
-		size_t nc = m->captables ? m->captables * 2 : 8;
-		struct mat_table **tt = rn_reallocarray(m->tables, nc, sizeof(*tt));
-		if (!tt)
-			return RN_ENOMEM;
-		m->tables = tt;
-		m->captables = nc;
-	}
 	const struct table_def *def = find_def(m, name);
+	char dname[400];
+	snprintf(dname, sizeof(dname), "%s_dead_letters", name);
+	if (def && create) {
+		/* A typed table is created only once its dead-letter table exists: a create
+		 * that fails leaves no typed table behind, and a retry starts over. */
+		struct mat_table *dlq;
+		if ((rc = get_table(m, dname, 1, &dlq)))
+			return rc;
+		def = find_def(m, name); /* that open may have declared tables (m->defs moved) */
+	}
 	if (!(t = rn_calloc(1, sizeof(*t))) || !(t->name = rn_strdup(name)) ||
 	    !(t->dir = table_dir(m, name)) ||
 	    !(schema = def ? typed_schema_json(def->schema) : schema_json(C_COUNT))) {
@@ -392,6 +441,8 @@ static int get_table(struct rn_mat *m, const char *name, int create, struct mat_
 		rn_free(schema);
 		return RN_ENOMEM;
 	}
+	/* as much raw batch as the writer may hold compressed (rn_pq_options.max_bytes) */
+	t->kept_bytes.max = (size_t)1 << 30;
 	rc = rn_delta_open_part(&t->delta, t->dir, create ? schema : NULL,
 				def ? (const char *const *)def->parts : NULL, def ? def->nparts : 0,
 				NULL);
@@ -470,15 +521,25 @@ static int get_table(struct rn_mat *m, const char *name, int create, struct mat_
 		table_free(t);
 		return fail(m, rc, "table %s: cannot set up its Parquet schema", name);
 	}
-	m->tables[m->ntables++] = t;
-	if (def) {
-		/* its dead-letter table, an envelope table, exists whenever it does */
-		char dname[400];
-		snprintf(dname, sizeof(dname), "%s_dead_letters", name);
-		if ((rc = get_table(m, dname, 1, &t->dlq)))
-			return rc;
-		t->dlq->is_dlq = 1;
+	/* A typed table is registered only with its dead-letter table (an envelope table)
+	 * open: a record that does not fit always has somewhere to go. */
+	if (def && (rc = get_table(m, dname, 1, &t->dlq))) {
+		table_free(t);
+		return rc;
 	}
+	if (m->ntables == m->captables) {
+		size_t nc = m->captables ? m->captables * 2 : 8;
+		struct mat_table **tt = rn_reallocarray(m->tables, nc, sizeof(*tt));
+		if (!tt) {
+			table_free(t);
+			return RN_ENOMEM;
+		}
+		m->tables = tt;
+		m->captables = nc;
+	}
+	if (t->dlq)
+		t->dlq->is_dlq = 1;
+	m->tables[m->ntables++] = t;
 	*out = t;
 	return 0;
 }
@@ -806,13 +867,14 @@ struct dead_ref {
 	size_t index;
 };
 
-static void put_dead_ref(struct rn_buf *b, const struct dead_ref *d, const char *reason)
+static int put_dead_ref(struct rn_buf *b, const struct dead_ref *d, const char *reason)
 {
-	rn_buf_append_str(b, "\"runnel.error\":");
-	rn_json_put_str(b, reason, strlen(reason));
-	if (d)
-		rn_buf_printf(b, ",\"runnel.offset\":\"%lld\",\"runnel.record\":\"%zu\"",
-			      (long long)d->offset, d->index);
+	int rc = rn_buf_append_str(b, "\"runnel.error\":");
+	rc = rc ? rc : rn_json_put_str(b, reason, strlen(reason));
+	if (d && !rc)
+		rc = rn_buf_printf(b, ",\"runnel.offset\":\"%lld\",\"runnel.record\":\"%zu\"",
+				   (long long)d->offset, d->index);
+	return rc;
 }
 
 /* The record's attributes as a JSON object (p may be NULL: none), with the dead-letter
@@ -824,9 +886,9 @@ static int attrs_json(struct rn_buf *b, const uint8_t *p, size_t len, const stru
 	int first = 1, rc = 0;
 
 	rn_buf_reset(b);
-	rn_buf_append_u8(b, '{');
-	if (dead) {
-		put_dead_ref(b, dead, dead->reason);
+	rc = rn_buf_append_u8(b, '{');
+	if (dead && !rc) {
+		rc = put_dead_ref(b, dead, dead->reason);
 		first = 0;
 	}
 	rn_pb_reader_init(&rd, p, p ? len : 0);
@@ -843,11 +905,11 @@ static int attrs_json(struct rn_buf *b, const uint8_t *p, size_t len, const stru
 			if (af.num == 2) { v = af.ptr; vl = af.len; }
 		}
 		if (!first)
-			rn_buf_append_u8(b, ',');
+			rc = rn_buf_append_u8(b, ',');
 		first = 0;
-		rn_json_put_str(b, k, kl);
-		rn_buf_append_u8(b, ':');
-		rc = rn_json_put_str(b, v, vl);
+		rc = rc ? rc : rn_json_put_str(b, k, kl);
+		rc = rc ? rc : rn_buf_append_u8(b, ':');
+		rc = rc ? rc : rn_json_put_str(b, v, vl);
 	}
 	return rc ? rc : rn_buf_append_u8(b, '}');
 }
@@ -903,10 +965,10 @@ static int add_envelope_row(struct rn_mat *m, struct mat_table *t, const char *s
 	if (why) {
 		/* Keep what could not be decoded, with the reason, as a row of its own. */
 		rn_buf_reset(&m->scratch);
-		rn_buf_append_u8(&m->scratch, '{');
-		put_dead_ref(&m->scratch, dead, reason ? reason : why);
-		rn_buf_append_u8(&m->scratch, '}');
-		rc = rn_pq_put_bytes(w, C_PAYLOAD_RAW, p, len);
+		rc = rn_buf_append_u8(&m->scratch, '{');
+		rc = rc ? rc : put_dead_ref(&m->scratch, dead, reason ? reason : why);
+		rc = rc ? rc : rn_buf_append_u8(&m->scratch, '}');
+		rc = rc ? rc : rn_pq_put_bytes(w, C_PAYLOAD_RAW, p, len);
 		rc = rc ? rc : rn_pq_put_bytes(w, C_ATTRS, m->scratch.data, m->scratch.len);
 		rc = rc ? rc : rn_pq_put_i64(w, C_RECEIVE_TIME, now);
 		if (!reason)
@@ -1483,7 +1545,11 @@ int rn_mat_create_from_descriptor(struct rn_mat *m, const char *table, const uin
 		rn_free(sc);
 		return rc;
 	}
-	return rn_mat_ensure_table(m, table);
+	/* a failed create leaves nothing declared, so that the client's retry can declare the
+	 * table again */
+	if ((rc = rn_mat_ensure_table(m, table)))
+		drop_def(m, table);
+	return rc;
 }
 
 /* Remembers that `t` holds rows of stream_id up to `offset` (its txn at commit). */
@@ -1517,32 +1583,23 @@ static int has_batch(struct mat_table *t, const char *stream_id, int64_t offset)
 	       (rs && offset <= rs->last);
 }
 
-int rn_mat_add(struct rn_mat *m, const char *table, const char *stream_id, int64_t offset,
-	       int record_type, const uint8_t *batch, size_t len, const struct rn_mat_clock *clk)
+/* Puts the rows of one validated batch into t's builders (and its dead letters into its
+ * dead-letter table's) and notes the stream. On failure part of the batch may be in them:
+ * the caller rebuilds. */
+static int add_rows(struct rn_mat *m, struct mat_table *t, const char *stream_id,
+		    int64_t offset, int record_type, const uint8_t *batch, size_t len, int64_t now,
+		    const struct rn_mat_clock *clk)
 {
-	struct mat_table *t;
 	struct rn_pb_reader rd;
 	struct rn_pb_field f;
-	int64_t now = rn_now_us();
 	size_t dead = 0;
 	char why[512], first_why[512] = "";
-	int rc;
+	int rc = 0;
 
-	if ((rc = get_table(m, table, 0, &t)))
-		return rc;
 	/* A typed table's dead letters are committed before the table: a batch the table has
 	 * is in its dead-letter table too. */
-	if (has_batch(t, stream_id, offset))
-		return 0;
 	int dlq_has = t->dlq && has_batch(t->dlq, stream_id, offset);
 	const struct rn_protoplan *plan = find_plan(t, stream_id);
-	/* validate the list before touching the builders */
-	rn_pb_reader_init(&rd, batch, len);
-	while ((rc = rn_pb_next(&rd, &f)) == 1)
-		if (f.num != 1 || f.wt != RN_PB_LEN)
-			return fail(m, RN_EINVAL, "batch holds something other than records");
-	if (rc < 0)
-		return fail(m, RN_EINVAL, "malformed record batch");
 	rn_pb_reader_init(&rd, batch, len);
 	for (size_t index = 0; rn_pb_next(&rd, &f) == 1; index++) {
 		if (!t->schema) {
@@ -1562,17 +1619,158 @@ int rn_mat_add(struct rn_mat *m, const char *table, const char *stream_id, int64
 			}
 		}
 		if (rc)
-			return fail(m, rc, "table %s: cannot add record: %s", table,
-				    rn_strerror(rc));
+			return rc;
 	}
 	if (dead) {
 		rn_log_warn("mat", "table %s stream %s batch %lld: %zu record(s) to %s; first: %s",
-			    table, stream_id, (long long)offset, dead, t->dlq->name, first_why);
+			    t->name, stream_id, (long long)offset, dead, t->dlq->name, first_why);
 		if (!dlq_has && (rc = note_stream(t->dlq, stream_id, offset)))
 			return rc;
 	}
-	if ((rc = note_stream(t, stream_id, offset)))
+	return note_stream(t, stream_id, offset);
+}
+
+/* Empties the open builders of t: its writer or partitions and the files they finished
+ * early, its pending streams. RN_ENOMEM (a new writer) leaves t without a writer: dirty. */
+static int drop_open(struct rn_mat *m, struct mat_table *t)
+{
+	struct rn_pq_options po = {.created_by = m->created_by, .zstd_level = m->zstd_level};
+	free_parts(t);
+	free_files(t->spilled, t->nspilled);
+	t->spilled = NULL;
+	t->nspilled = 0;
+	free_streams(t->streams, t->nstreams);
+	t->streams = NULL;
+	t->nstreams = t->capstreams = 0;
+	m->pending_bytes -= t->pending_bytes;
+	t->pending_bytes = 0;
+	if (t->nkeys)
+		return 0;
+	rn_pq_writer_destroy(t->pq);
+	t->pq = NULL;
+	return rn_pq_writer_create(&t->pq, t->cols ? t->cols : envelope_cols,
+				   t->cols ? t->ncols : t->env_ncols, &po);
+}
+
+/*
+ * Makes t's open builders (and its dead-letter table's) hold exactly the kept batches:
+ * empties them and adds the kept batches again, with the time and clock reference they
+ * first had. Dead letters of a batch the dead-letter table has already committed (or is
+ * committing) are not added twice (add_rows asks has_batch). On failure t stays dirty and
+ * the next add or flush tries again.
+ */
+static int rebuild(struct rn_mat *m, struct mat_table *t)
+{
+	int rc;
+	t->dirty = 1;
+	if (t->dlq)
+		t->dlq->dirty = 1;
+	if ((rc = drop_open(m, t)) || (t->dlq && (rc = drop_open(m, t->dlq))))
 		return rc;
+	for (size_t i = 0; i < t->nkept; i++) {
+		const struct kept_batch *k = &t->kept[i];
+		const char *sid = (const char *)t->kept_bytes.data + k->stream;
+		if ((rc = add_rows(m, t, sid, k->offset, k->record_type,
+				   t->kept_bytes.data + k->data, k->len, k->now,
+				   k->has_clk ? &k->clk : NULL)))
+			return rc;
+		t->pending_bytes += k->len;
+		m->pending_bytes += k->len;
+	}
+	t->dirty = 0;
+	if (t->dlq)
+		t->dlq->dirty = 0;
+	return 0;
+}
+
+/* Rebuilds t's builders if a failure left them (or, for a dead-letter table, its typed
+ * table's) dirty. */
+static int make_clean(struct rn_mat *m, struct mat_table *t)
+{
+	int rc;
+	if (t->is_dlq && t->dirty)
+		for (size_t i = 0; i < m->ntables; i++)
+			if (m->tables[i]->dlq == t && (rc = rebuild(m, m->tables[i])))
+				return rc;
+	if (t->dirty || (t->dlq && t->dlq->dirty))
+		return rebuild(m, t);
+	return 0;
+}
+
+/* Keeps a copy of the batch for rebuild(). RN_ENOMEM changes nothing. */
+static int keep_batch(struct mat_table *t, const char *stream_id, int64_t offset,
+		      int record_type, const uint8_t *batch, size_t len, int64_t now,
+		      const struct rn_mat_clock *clk)
+{
+	size_t start = t->kept_bytes.len, slen = strlen(stream_id) + 1;
+	int rc;
+	if (t->nkept == t->capkept) {
+		size_t nc = t->capkept ? t->capkept * 2 : 16;
+		struct kept_batch *k = rn_reallocarray(t->kept, nc, sizeof(*k));
+		if (!k)
+			return RN_ENOMEM;
+		t->kept = k;
+		t->capkept = nc;
+	}
+	if ((rc = rn_buf_reserve(&t->kept_bytes, len + slen)))
+		return rc;
+	struct kept_batch *k = &t->kept[t->nkept++];
+	memset(k, 0, sizeof(*k));
+	k->data = start;
+	k->len = len;
+	k->stream = start + len;
+	k->offset = offset;
+	k->now = now;
+	k->record_type = record_type;
+	if (clk) {
+		k->has_clk = 1;
+		k->clk = *clk;
+	}
+	rn_buf_append(&t->kept_bytes, batch, len);
+	rn_buf_append(&t->kept_bytes, stream_id, slen);
+	return 0;
+}
+
+/* The kept batches are in a finished file now (or in nothing, after a reset). */
+static void forget_kept(struct mat_table *t)
+{
+	t->nkept = 0;
+	rn_buf_reset(&t->kept_bytes);
+}
+
+int rn_mat_add(struct rn_mat *m, const char *table, const char *stream_id, int64_t offset,
+	       int record_type, const uint8_t *batch, size_t len, const struct rn_mat_clock *clk)
+{
+	struct mat_table *t;
+	struct rn_pb_reader rd;
+	struct rn_pb_field f;
+	int64_t now = rn_now_us();
+	int rc;
+
+	if ((rc = get_table(m, table, 0, &t)))
+		return rc;
+	if ((rc = make_clean(m, t)))
+		return fail(m, rc, "table %s: cannot rebuild its pending rows: %s", table,
+			    rn_strerror(rc));
+	if (has_batch(t, stream_id, offset))
+		return 0;
+	/* validate the list before touching the builders */
+	rn_pb_reader_init(&rd, batch, len);
+	while ((rc = rn_pb_next(&rd, &f)) == 1)
+		if (f.num != 1 || f.wt != RN_PB_LEN)
+			return fail(m, RN_EINVAL, "batch holds something other than records");
+	if (rc < 0)
+		return fail(m, RN_EINVAL, "malformed record batch");
+	if ((rc = keep_batch(t, stream_id, offset, record_type, batch, len, now, clk)))
+		return fail(m, rc, "table %s: cannot keep the batch: %s", table, rn_strerror(rc));
+	if ((rc = add_rows(m, t, stream_id, offset, record_type, batch, len, now, clk))) {
+		/* all of the batch or none of it: the builders go back to the batches before
+		 * it (now, or at the next call if that fails too); the client sends it again */
+		t->nkept--;
+		t->kept_bytes.len = t->kept[t->nkept].data;
+		rebuild(m, t);
+		return fail(m, rc, "table %s: cannot add record: %s", table, rn_strerror(rc));
+	}
 	t->pending_bytes += len;
 	m->pending_bytes += len;
 	return 0;
@@ -1582,9 +1780,9 @@ int rn_mat_add(struct rn_mat *m, const char *table, const char *stream_id, int64
 static int commit_retry(struct rn_mat *m, struct mat_table *t)
 {
 	char name[256];
-	int64_t mtime, version;
+	int64_t mtime = 0, version;
 	struct rn_delta_txn *txns;
-	int rc;
+	int rc = 0;
 
 	if (!(txns = rn_calloc(t->retry_nstreams ? t->retry_nstreams : 1, sizeof(*txns))))
 		return RN_ENOMEM;
@@ -1592,14 +1790,20 @@ static int commit_retry(struct rn_mat *m, struct mat_table *t)
 		txns[i].app_id = t->retry_streams[i].id;
 		txns[i].version = t->retry_streams[i].last;
 	}
-	rc = rn_delta_write_file(t->delta, t->retry_file.data, t->retry_file.len, name,
-				 sizeof(name), &mtime);
+	if (!t->retry_path) {
+		rc = rn_delta_write_file(t->delta, t->retry_file.data, t->retry_file.len, name,
+					 sizeof(name), &mtime);
+		if (!rc && !(t->retry_path = rn_strdup(name)))
+			rc = RN_ENOMEM;
+		t->retry_mtime = mtime;
+	}
 	if (!rc) {
-		struct rn_delta_add add = {name, (int64_t)t->retry_file.len, mtime, t->retry_stats};
+		struct rn_delta_add add = {t->retry_path, (int64_t)t->retry_file.len,
+					   t->retry_mtime, t->retry_stats};
 		rc = rn_delta_commit(t->delta, &add, 1, txns, t->retry_nstreams, &version);
 		if (rc == RN_EEXIST) {
 			rn_log_warn("mat", "table %s: batch already committed by another writer; "
-				    "%s is an orphan", t->name, name);
+				    "%s is an orphan", t->name, t->retry_path);
 			rc = 0;
 		} else if (!rc) {
 			rn_log_debug("mat", "table %s: committed version %lld", t->name,
@@ -1614,6 +1818,8 @@ static int commit_retry(struct rn_mat *m, struct mat_table *t)
 	rn_buf_reset(&t->retry_file);
 	rn_free(t->retry_stats);
 	t->retry_stats = NULL;
+	rn_free(t->retry_path);
+	t->retry_path = NULL;
 	free_streams(t->retry_streams, t->retry_nstreams);
 	t->retry_streams = NULL;
 	t->retry_nstreams = 0;
@@ -1696,8 +1902,11 @@ static int flush_part(struct rn_mat *m, struct mat_table *t)
 	int rc;
 	if (t->retry_part && (rc = commit_part(m, t)))
 		return rc;
-	if ((rc = finish_parts(m, t, &t->spilled, &t->nspilled)))
+	if ((rc = finish_parts(m, t, &t->spilled, &t->nspilled))) {
+		t->dirty = 1; /* a writer may be broken: start again from the kept batches */
 		return rc;
+	}
+	forget_kept(t);
 	if (!t->nspilled)
 		return 0;
 	t->rfiles = t->spilled;
@@ -1717,14 +1926,24 @@ static int flush_part(struct rn_mat *m, struct mat_table *t)
 int rn_mat_flush(struct rn_mat *m)
 {
 	int first_rc = 0;
+	/* builders left behind by a failure are rebuilt first (a dead-letter table's by its
+	 * typed table) */
+	for (size_t k = 0; k < m->ntables; k++) {
+		struct mat_table *t = m->tables[k];
+		int rc;
+		if (!t->is_dlq && (t->dirty || (t->dlq && t->dlq->dirty)) && (rc = rebuild(m, t)))
+			first_rc = first_rc ? first_rc : fail(m, rc, "table %s: cannot rebuild "
+							      "its pending rows: %s", t->name,
+							      rn_strerror(rc));
+	}
 	/* dead-letter tables first: a batch committed to a typed table must already be in its
 	 * dead-letter table (rn_mat_add relies on it after a crash) */
 	for (size_t k = 0; k < 2 * m->ntables; k++) {
 		struct mat_table *t = m->tables[k % m->ntables];
 		int rc;
-		if ((k < m->ntables) != t->is_dlq)
+		if ((k < m->ntables) != t->is_dlq || t->dirty)
 			continue;
-		if (t->dlq && t->dlq->retry_nstreams)
+		if (t->dlq && (t->dlq->retry_nstreams || t->dlq->nstreams || t->dlq->dirty))
 			continue; /* its dead letters did not commit: neither does it, this round */
 		if (t->nkeys) {
 			if ((rc = flush_part(m, t)))
@@ -1736,15 +1955,27 @@ int rn_mat_flush(struct rn_mat *m)
 			continue;
 		}
 		size_t rows = rn_pq_rows(t->pq);
-		if (rows == 0)
+		if (rows == 0) {
+			forget_kept(t); /* rows only in its (committed) dead-letter table */
 			continue;
+		}
 		if ((rc = rn_pq_finish(t->pq, &t->retry_file))) {
+			t->dirty = 1; /* the writer may be broken: start again from kept batches */
 			first_rc = first_rc ? first_rc : fail(m, rc, "table %s: parquet: %s", t->name,
 							      rn_strerror(rc));
 			continue;
 		}
 		t->retry_stats = rn_pq_delta_stats(t->pq, t->cols ? t->cols : envelope_cols,
 					    t->cols ? t->ncols : t->env_ncols, rows);
+		if (!t->retry_stats) {
+			/* every add carries its stats: finish again, from the kept batches */
+			rn_buf_reset(&t->retry_file);
+			t->dirty = 1;
+			first_rc = first_rc ? first_rc : fail(m, RN_ENOMEM, "table %s: stats: %s",
+							      t->name, rn_strerror(RN_ENOMEM));
+			continue;
+		}
+		forget_kept(t);
 		t->retry_streams = t->streams;
 		t->retry_nstreams = t->nstreams;
 		t->streams = NULL;

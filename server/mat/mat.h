@@ -97,7 +97,9 @@ void rn_mat_stream_forget(struct rn_mat *m, const char *stream_id);
 
 /* Creates `table` as a typed table whose columns come from a descriptor (proto2 mapping of
  * protorow.h) — for auto_create — unless the descriptor is the runnel envelope (then an
- * envelope table). RN_EINVAL with the reason, RN_ENOMEM, RN_EIO/RN_EDELTA. */
+ * envelope table). Its dead-letter table is created first; on failure nothing is declared
+ * or registered, so the caller may simply call again. RN_EINVAL with the reason, RN_ENOMEM,
+ * RN_EIO/RN_EDELTA. */
 int rn_mat_create_from_descriptor(struct rn_mat *m, const char *table, const uint8_t *desc,
 				  size_t len);
 
@@ -126,14 +128,20 @@ struct rn_mat_clock {
  * one with boot_time_us and the reference's boot_id gets receive_time = boot_time_us +
  * delta_us (event_time shifted the same when it is before RN_CLOCK_TRUSTED_US) and
  * clock_corrected = true; any other record keeps its times, clock_corrected = false.
+ * A batch is added whole or not at all: on any error none of its rows (dead letters
+ * included) stays pending, so the caller sends it again. To undo a batch that failed part
+ * way, the materializer keeps a copy of every batch whose rows are pending (until they are
+ * finished into a file) and rebuilds the table's rows from those copies.
  * RN_EINVAL (bad table name, or a batch that is not a record list), RN_ENOMEM, RN_EIO.
  */
 int rn_mat_add(struct rn_mat *m, const char *table, const char *stream_id, int64_t offset,
 	       int record_type, const uint8_t *batch, size_t len, const struct rn_mat_clock *clk);
 
 /* Writes and commits every table's pending rows. After 0, all batches added before the call
- * are in their tables. On error nothing is lost: the rows stay pending and the WAL still
- * holds them. RN_EIO, RN_ENOSPC, RN_EDELTA. */
+ * are in their tables. On error nothing is lost or doubled: the rows stay pending (rebuilt
+ * from the kept batches if a writer broke) or their finished file waits for the next call,
+ * which commits it first; the WAL still holds them. RN_EIO, RN_ENOSPC, RN_EDELTA,
+ * RN_ENOMEM. */
 int rn_mat_flush(struct rn_mat *m);
 
 /* Bytes of records added but not yet committed. */
