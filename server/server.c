@@ -643,8 +643,9 @@ static int table_failing(struct rn_server *s, const char *table, char *why, size
 	struct srv_failing *f = find_failing(s, table);
 	if (!f || f->readded || !retry_table(s, f))
 		return 0;
-	snprintf(why, cap, "table %s cannot be recovered yet (its acknowledged records are kept): "
-		 "%s", table, f->why);
+	if (snprintf(why, cap, "table %s cannot be recovered yet (its acknowledged records are "
+		     "kept): %s", table, f->why) < 0)
+		why[0] = 0; /* a message cut at cap is still a message */
 	return 1;
 }
 
