@@ -1608,8 +1608,9 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 #undef P
 }
 
-/* Unhealthy while the last flush or WAL sync failed and nothing has succeeded since;
- * degraded (still serving) while a table fails recovery, naming it. */
+/* Unhealthy while the last flush failed and none has succeeded since; degraded (still
+ * serving) while a table fails recovery, naming it. A failed WAL sync is not a state: it
+ * ends the calls it could not make durable, and wal_sync_errors_total counts it. */
 static int health(void *ctx, char *why, size_t cap)
 {
 	struct rn_server *s = ctx;
