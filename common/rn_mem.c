@@ -11,15 +11,23 @@
 
 static atomic_long live;
 static atomic_long fail_countdown;
+static atomic_long injected; /* allocations the hook has failed, ever */
 
 static int should_fail(void)
 {
 	long n = atomic_load(&fail_countdown);
 	if (n <= 0)
 		return 0;
-	if (atomic_fetch_sub(&fail_countdown, 1) == 1)
+	if (atomic_fetch_sub(&fail_countdown, 1) == 1) {
+		atomic_fetch_add(&injected, 1);
 		return 1;
+	}
 	return 0;
+}
+
+long rn_mem_injected(void)
+{
+	return atomic_load(&injected);
 }
 
 void rn_mem_fail_after(long nth)

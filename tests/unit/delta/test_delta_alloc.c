@@ -56,20 +56,18 @@ static int teardown(void **state)
 	return system(cmd);
 }
 
-/* Was the armed failure reached? If not, one of the next n allocations fails: probe them
- * (then the hook is off either way). */
-static int fault_hit(long n)
+/* Arms the hook for the nth allocation from now; armed_hit() then tells whether that
+ * failure was reached and disarms it. */
+static long injected_before;
+static void arm(long n)
 {
-	for (long i = 0; i < n; i++) {
-		void *p = rn_malloc(1);
-		if (!p) {
-			rn_mem_fail_after(0);
-			return 0;
-		}
-		rn_free(p);
-	}
+	injected_before = rn_mem_injected();
+	rn_mem_fail_after(n);
+}
+static int armed_hit(void)
+{
 	rn_mem_fail_after(0);
-	return 1;
+	return rn_mem_injected() > injected_before;
 }
 
 static void rm_rf(const char *dir)
@@ -153,9 +151,9 @@ static void test_commit_sweep(void **state)
 				  &stats[i]);
 			txns[i] = (struct rn_delta_txn){streams[i], 7};
 		}
-		rn_mem_fail_after(n);
+		arm(n);
 		int rc = rn_delta_commit(d, adds, 3, txns, 3, &v);
-		int hit = fault_hit(n);
+		int hit = armed_hit();
 		int64_t rows = check(dir, &c, &ver);
 		if (rc) {
 			/* nothing visible, no version taken */
@@ -217,9 +215,9 @@ static void test_checkpoint_sweep(void **state)
 			if (k == nver / 2)
 				assert_int_equal(rn_delta_checkpoint(d, 0, NULL), 0);
 		}
-		rn_mem_fail_after(n);
+		arm(n);
 		int rc = rn_delta_checkpoint(d, 0, &cv);
-		int hit = fault_hit(n);
+		int hit = armed_hit();
 		int64_t rows = check(dir, &c, &ver);
 		assert_int_equal(ver, nver);
 		assert_int_equal(rows, 3 * per * ((nver + 2) / 3));
