@@ -204,6 +204,7 @@ struct rn_server {
 	int64_t retry_at_us;         /* next periodic retry of failing tables */
 	struct event *sync_ev, *flush_ev, *sig_term, *sig_int, *sig_hup;
 	int mat_dirty;
+	int wal_ready; /* replayed: the materializer's refill may read it */
 	int stopping;
 	char *streams_dir;
 	struct rn_buf resp, single;
@@ -225,6 +226,7 @@ struct rn_server {
 		uint64_t pressure_refusals, pressure_episodes;
 		uint64_t streams_forgotten; /* ended ephemeral streams dropped */
 		uint64_t recovery_retries;  /* retries of failing tables */
+		uint64_t refills;           /* tables rebuilt from the WAL after a failure */
 		int64_t started_us, last_flush_ok_us, last_flush_err_us;
 		char last_error[200];
 	} stats;
@@ -891,6 +893,62 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 	check_pressure(s, NULL); /* a flush ends pressure; time passing can start lag pressure */
 }
 
+struct refill_ctx {
+	struct rn_server *s;
+	struct rn_mat *m;
+	const char *table;
+	size_t tlen;
+	size_t added;
+};
+
+/* rn_wal_scan_all callback of a refill: hands the table's entries back to the materializer. */
+static int refill_entry(void *ctx, const struct rn_wal_entry *e)
+{
+	struct refill_ctx *r = ctx;
+	const struct srv_stream *st;
+	char sid[64];
+	if (e->table_len != r->tlen || memcmp(e->table, r->table, r->tlen) ||
+	    e->stream_id_len >= sizeof(sid))
+		return 0;
+	memcpy(sid, e->stream_id, e->stream_id_len);
+	sid[e->stream_id_len] = 0;
+	st = find_stream(r->s, e->stream_id, e->stream_id_len);
+	r->added++;
+	return rn_mat_refill_add(r->m, r->table, sid, e->offset, e->record_type, e->batch,
+				 e->batch_len, st && st->has_clock ? &st->clock : NULL);
+}
+
+/*
+ * The materializer's refill (rn_mat_options.refill): a table's pending rows were dropped (a
+ * batch failed part way, or a writer broke), and every batch of it since its last commit is
+ * in the WAL: all of them were appended after their rn_mat_add succeeded, and segments go
+ * only once a flush committed everything before them. The WAL is synced first (the group
+ * commit, acks included, run early), so that what is queued is on disk too or, if the sync
+ * fails, dropped and refused to its clients, who resend it. Then the segments are read and
+ * the table's entries added again; the materializer skips what the table has committed.
+ * During recovery (the WAL is being replayed) there is nothing to read yet: the error makes
+ * the table fail recovery, and it is refilled once the replay is over.
+ */
+static int refill_table(void *ctx, struct rn_mat *m, const char *table)
+{
+	struct rn_server *s = ctx;
+	struct refill_ctx r = {s, m, table, strlen(table), 0};
+	int rc;
+	if (!s->wal_ready)
+		return RN_EAGAIN;
+	if (rn_wal_dirty(s->wal))
+		sync_wal(s);
+	s->stats.refills++;
+	if ((rc = rn_wal_scan_all(s->wal, refill_entry, &r)))
+		rn_log_error("server", "table %s: cannot refill its pending rows from the WAL: %s",
+			     table, rc == RN_EIO || rn_wal_dirty(s->wal) ? rn_wal_errmsg(s->wal)
+									  : rn_mat_errmsg(m));
+	else
+		rn_log_warn("server", "table %s: pending rows dropped after a failure, %zu batch(es) "
+			    "read back from the WAL", table, r.added);
+	return rc;
+}
+
 static int check_auth(const struct rn_server *s, const char *auth)
 {
 	if (!s->conf.token)
@@ -1066,6 +1124,44 @@ static uint64_t count_records(const uint8_t *batch, size_t len)
 	return n;
 }
 
+#ifdef RN_FAULT_HOOKS
+/*
+ * Test builds only (the runnel-server-faults program; runnel-server has none of this):
+ * RN_FAULT_MAT_ADD="B:N" makes the Nth allocation of each live rn_mat_add, from the Bth live
+ * add on, fail, until one add has failed (a batch failing part way); then it is off.
+ */
+static long fault_from = -1, fault_nth, fault_adds;
+
+static void fault_arm(void)
+{
+	const char *v = getenv("RN_FAULT_MAT_ADD");
+	if (fault_from < 0 && v && sscanf(v, "%ld:%ld", &fault_from, &fault_nth) != 2)
+		fault_from = 0;
+	if (fault_from > 0 && ++fault_adds >= fault_from)
+		rn_mem_fail_after(fault_nth);
+}
+
+static void fault_disarm(int rc)
+{
+	if (fault_from <= 0)
+		return;
+	rn_mem_fail_after(0);
+	if (rc == RN_ENOMEM) {
+		rn_log_warn("server", "fault hook: live add %ld failed part way", fault_adds);
+		fault_from = 0;
+	}
+}
+#else
+static void fault_arm(void)
+{
+}
+
+static void fault_disarm(int rc)
+{
+	(void)rc;
+}
+#endif
+
 static void on_ingest(struct rn_server *s, struct rn_call *c, struct call_state *cs,
 		      const struct rn_zb_request *r)
 {
@@ -1117,8 +1213,10 @@ static void on_ingest(struct rn_server *s, struct rn_call *c, struct call_state 
 		batch = s->single.data;
 		blen = s->single.len;
 	}
+	fault_arm();
 	rc = rn_mat_add(s->mat, st->table, st->id, r->offset, st->record_type, batch, blen,
 			st->has_clock ? &st->clock : NULL);
+	fault_disarm(rc);
 	if (rc == RN_EINVAL)
 		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, rn_mat_errmsg(s->mat));
 	if (rc)
@@ -1374,6 +1472,8 @@ int rn_server_create(struct rn_server **out, const struct rn_server_conf *conf)
 				    conf->vacuum_interval_ms};
 	rn_delta_maint_config(&dm); /* frozen from here on: tables are opened below */
 	struct rn_mat_options mo = {.data_root = conf->data_root,
+				    .refill = refill_table,
+				    .refill_ctx = s,
 				    .zstd_level = (int)conf->parquet_zstd_level};
 	if ((rc = rn_mat_create(&s->mat, &mo)))
 		goto fail;
@@ -1418,6 +1518,7 @@ int rn_server_create(struct rn_server **out, const struct rn_server_conf *conf)
 		rn_log_error("server", "WAL recovery failed: %s", s->wal ? rn_wal_errmsg(s->wal) : path);
 		goto fail;
 	}
+	s->wal_ready = 1;
 	int flushed = 1;
 	if (s->mat_dirty) {
 		if (rn_mat_flush(s->mat)) {
@@ -1545,6 +1646,9 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	  s->stats.streams_forgotten);
 	F("pending_bytes", "gauge", "Durable bytes not yet in their tables.",
 	  rn_mat_pending_bytes(s->mat));
+	F("mat_refills_total", "counter",
+	  "Tables whose pending rows were dropped after a failure and read back from the WAL.",
+	  s->stats.refills);
 	/* recovery (server/README.md "Recovery") */
 	size_t nfailing = 0;
 	for (const struct srv_failing *f = s->failing; f; f = f->next)

@@ -3,9 +3,11 @@
  * envelope schema, the streams that have rows in it (with their last offset, which becomes
  * the txn version at commit), and at most one finished-but-uncommitted file to retry after a
  * failed commit. Records are decoded from the received bytes into slices and put straight
- * into the column builders. It also keeps a copy of each batch whose rows are pending, so
- * that a batch failing part way (or a writer broken by a failure) is undone by rebuilding
- * the table's builders from the batches before it: a batch is added whole or not at all.
+ * into the column builders. A batch failing part way (or a writer broken by a failure) is
+ * undone by rebuilding the table's builders: they are emptied and the caller's refill
+ * callback adds the table's batches since its last commit again, from the caller's own
+ * durable copy (the server's WAL), so a batch is added whole or not at all without a second
+ * copy of the pending batches in memory.
  *
  * Partitioned typed tables keep one Parquet writer per partition value tuple instead (their
  * columns minus the partition columns). A record's partition values are only known once it
@@ -149,23 +151,10 @@ struct mat_table {
 	struct mat_file *rfiles;  /* the files of a failed commit, retried first */
 	size_t nrfiles;
 	int retry_part; /* rfiles + retry_streams hold a commit to retry */
-	/* Every batch whose rows are in the open builders (writer, partitions, spilled files,
-	 * and the dead-letter table's writer), as received, in order: a batch that fails part
-	 * way (out of memory, a broken writer) is undone by rebuilding the builders from these
-	 * (rebuild()), so a batch is in them whole or not at all. Emptied once the rows are
-	 * finished into a file. Batch bytes, stream ids and clock references live in
-	 * kept_bytes. */
-	struct kept_batch {
-		size_t data, stream; /* offsets in kept_bytes */
-		size_t len;
-		int64_t offset, now;
-		int record_type, has_clk;
-		struct rn_mat_clock clk;
-	} *kept;
-	size_t nkept, capkept;
-	struct rn_buf kept_bytes;
-	/* the open builders (and the dead-letter table's) do not match kept: rebuilt before the
-	 * next add or flush; a dirty dead-letter table is rebuilt by its typed table */
+	/* the open builders (writer, partitions, spilled files, and the dead-letter table's)
+	 * may hold part of a failed batch or a broken writer: emptied and refilled (rebuild())
+	 * before the next add or flush; a dirty dead-letter table is rebuilt by its typed
+	 * table */
 	int dirty;
 };
 
@@ -191,6 +180,9 @@ struct rn_mat {
 	struct rn_buf tape;    /* one record's writer calls, partitioned tables */
 	struct rn_buf keybuf;  /* one record's partition value texts */
 	struct rn_buf pdir, ppv; /* one record's partition directory and values JSON */
+	int (*refill)(void *ctx, struct rn_mat *m, const char *table);
+	void *refill_ctx;
+	struct mat_table *refilling; /* the table rn_mat_refill_add may add to now */
 	char err[512];
 };
 
@@ -263,6 +255,8 @@ int rn_mat_create(struct rn_mat **out, const struct rn_mat_options *opt)
 		return RN_ENOMEM;
 	m->root = rn_strdup(opt->data_root);
 	m->zstd_level = opt->zstd_level ? opt->zstd_level : 1;
+	m->refill = opt->refill;
+	m->refill_ctx = opt->refill_ctx;
 	if (opt->created_by)
 		m->created_by = rn_strdup(opt->created_by);
 	if (!m->root || (opt->created_by && !m->created_by)) {
@@ -333,8 +327,6 @@ static void table_free(struct mat_table *t)
 	rn_buf_free(&t->retry_file);
 	rn_free(t->retry_stats);
 	rn_free(t->retry_path);
-	rn_free(t->kept);
-	rn_buf_free(&t->kept_bytes);
 	free_cols(t->cols, t->ncols);
 	for (size_t i = 0; i < t->nplans; i++) {
 		rn_protorow_plan_free(t->plans[i].plan);
@@ -441,8 +433,6 @@ static int get_table(struct rn_mat *m, const char *name, int create, struct mat_
 		rn_free(schema);
 		return RN_ENOMEM;
 	}
-	/* as much raw batch as the writer may hold compressed (rn_pq_options.max_bytes) */
-	t->kept_bytes.max = (size_t)1 << 30;
 	rc = rn_delta_open_part(&t->delta, t->dir, create ? schema : NULL,
 				def ? (const char *const *)def->parts : NULL, def ? def->nparts : 0,
 				NULL);
@@ -1653,11 +1643,11 @@ static int drop_open(struct rn_mat *m, struct mat_table *t)
 }
 
 /*
- * Makes t's open builders (and its dead-letter table's) hold exactly the kept batches:
- * empties them and adds the kept batches again, with the time and clock reference they
- * first had. Dead letters of a batch the dead-letter table has already committed (or is
- * committing) are not added twice (add_rows asks has_batch). On failure t stays dirty and
- * the next add or flush tries again.
+ * Makes t's open builders (and its dead-letter table's) hold exactly the batches added since
+ * t's last commit: empties them (a file whose commit failed stays, to be committed as it is)
+ * and has the refill callback add the table's batches again through rn_mat_refill_add, which
+ * skips what t has committed or is committing (has_batch; dead letters likewise through the
+ * dead-letter table's). On failure t stays dirty and the next add or flush tries again.
  */
 static int rebuild(struct rn_mat *m, struct mat_table *t)
 {
@@ -1667,15 +1657,16 @@ static int rebuild(struct rn_mat *m, struct mat_table *t)
 		t->dlq->dirty = 1;
 	if ((rc = drop_open(m, t)) || (t->dlq && (rc = drop_open(m, t->dlq))))
 		return rc;
-	for (size_t i = 0; i < t->nkept; i++) {
-		const struct kept_batch *k = &t->kept[i];
-		const char *sid = (const char *)t->kept_bytes.data + k->stream;
-		if ((rc = add_rows(m, t, sid, k->offset, k->record_type,
-				   t->kept_bytes.data + k->data, k->len, k->now,
-				   k->has_clk ? &k->clk : NULL)))
+	if (m->refill) {
+		m->err[0] = 0;
+		m->refilling = t;
+		rc = m->refill(m->refill_ctx, m, t->name);
+		m->refilling = NULL;
+		if (rc) {
+			if (!m->err[0])
+				fail(m, rc, "table %s: refill failed: %s", t->name, rn_strerror(rc));
 			return rc;
-		t->pending_bytes += k->len;
-		m->pending_bytes += k->len;
+		}
 	}
 	t->dirty = 0;
 	if (t->dlq)
@@ -1697,77 +1688,63 @@ static int make_clean(struct rn_mat *m, struct mat_table *t)
 	return 0;
 }
 
-/* Keeps a copy of the batch for rebuild(). RN_ENOMEM changes nothing. */
-static int keep_batch(struct mat_table *t, const char *stream_id, int64_t offset,
-		      int record_type, const uint8_t *batch, size_t len, int64_t now,
-		      const struct rn_mat_clock *clk)
+/* Is batch a record list (field 1, length-delimited, only)? */
+static int check_batch(struct rn_mat *m, const uint8_t *batch, size_t len)
 {
-	size_t start = t->kept_bytes.len, slen = strlen(stream_id) + 1;
-	int rc;
-	if (t->nkept == t->capkept) {
-		size_t nc = t->capkept ? t->capkept * 2 : 16;
-		struct kept_batch *k = rn_reallocarray(t->kept, nc, sizeof(*k));
-		if (!k)
-			return RN_ENOMEM;
-		t->kept = k;
-		t->capkept = nc;
-	}
-	if ((rc = rn_buf_reserve(&t->kept_bytes, len + slen)))
-		return rc;
-	struct kept_batch *k = &t->kept[t->nkept++];
-	memset(k, 0, sizeof(*k));
-	k->data = start;
-	k->len = len;
-	k->stream = start + len;
-	k->offset = offset;
-	k->now = now;
-	k->record_type = record_type;
-	if (clk) {
-		k->has_clk = 1;
-		k->clk = *clk;
-	}
-	rn_buf_append(&t->kept_bytes, batch, len);
-	rn_buf_append(&t->kept_bytes, stream_id, slen);
-	return 0;
-}
-
-/* The kept batches are in a finished file now (or in nothing, after a reset). */
-static void forget_kept(struct mat_table *t)
-{
-	t->nkept = 0;
-	rn_buf_reset(&t->kept_bytes);
-}
-
-int rn_mat_add(struct rn_mat *m, const char *table, const char *stream_id, int64_t offset,
-	       int record_type, const uint8_t *batch, size_t len, const struct rn_mat_clock *clk)
-{
-	struct mat_table *t;
 	struct rn_pb_reader rd;
 	struct rn_pb_field f;
-	int64_t now = rn_now_us();
 	int rc;
-
-	if ((rc = get_table(m, table, 0, &t)))
-		return rc;
-	if ((rc = make_clean(m, t)))
-		return fail(m, rc, "table %s: cannot rebuild its pending rows: %s", table,
-			    rn_strerror(rc));
-	if (has_batch(t, stream_id, offset))
-		return 0;
-	/* validate the list before touching the builders */
 	rn_pb_reader_init(&rd, batch, len);
 	while ((rc = rn_pb_next(&rd, &f)) == 1)
 		if (f.num != 1 || f.wt != RN_PB_LEN)
 			return fail(m, RN_EINVAL, "batch holds something other than records");
 	if (rc < 0)
 		return fail(m, RN_EINVAL, "malformed record batch");
-	if ((rc = keep_batch(t, stream_id, offset, record_type, batch, len, now, clk)))
-		return fail(m, rc, "table %s: cannot keep the batch: %s", table, rn_strerror(rc));
-	if ((rc = add_rows(m, t, stream_id, offset, record_type, batch, len, now, clk))) {
+	return 0;
+}
+
+int rn_mat_refill_add(struct rn_mat *m, const char *table, const char *stream_id,
+		      int64_t offset, int record_type, const uint8_t *batch, size_t len,
+		      const struct rn_mat_clock *clk)
+{
+	struct mat_table *t = m->refilling;
+	int rc;
+	if (!t || strcmp(t->name, table))
+		return fail(m, RN_EINVAL, "refill of table %s outside its rebuild", table);
+	if (has_batch(t, stream_id, offset))
+		return 0;
+	if ((rc = check_batch(m, batch, len)))
+		return rc;
+	if ((rc = add_rows(m, t, stream_id, offset, record_type, batch, len, rn_now_us(), clk)))
+		return fail(m, rc, "table %s: cannot add record again: %s", table,
+			    rn_strerror(rc));
+	t->pending_bytes += len;
+	m->pending_bytes += len;
+	return 0;
+}
+
+int rn_mat_add(struct rn_mat *m, const char *table, const char *stream_id, int64_t offset,
+	       int record_type, const uint8_t *batch, size_t len, const struct rn_mat_clock *clk)
+{
+	struct mat_table *t;
+	int rc;
+
+	if (m->refilling)
+		return fail(m, RN_EINVAL, "rn_mat_add inside a refill");
+	if ((rc = get_table(m, table, 0, &t)))
+		return rc;
+	if ((rc = make_clean(m, t)))
+		return fail(m, rc, "table %s: cannot rebuild its pending rows: %s", table,
+			    m->err[0] ? m->err : rn_strerror(rc));
+	if (has_batch(t, stream_id, offset))
+		return 0;
+	/* validate the list before touching the builders */
+	if ((rc = check_batch(m, batch, len)))
+		return rc;
+	if ((rc = add_rows(m, t, stream_id, offset, record_type, batch, len, rn_now_us(), clk))) {
 		/* all of the batch or none of it: the builders go back to the batches before
-		 * it (now, or at the next call if that fails too); the client sends it again */
-		t->nkept--;
-		t->kept_bytes.len = t->kept[t->nkept].data;
+		 * it, refilled by the caller (now, or at the next call if that fails too); the
+		 * batch is not in the caller's log yet, and the client sends it again */
 		rebuild(m, t);
 		return fail(m, rc, "table %s: cannot add record: %s", table, rn_strerror(rc));
 	}
@@ -1903,10 +1880,9 @@ static int flush_part(struct rn_mat *m, struct mat_table *t)
 	if (t->retry_part && (rc = commit_part(m, t)))
 		return rc;
 	if ((rc = finish_parts(m, t, &t->spilled, &t->nspilled))) {
-		t->dirty = 1; /* a writer may be broken: start again from the kept batches */
+		t->dirty = 1; /* a writer may be broken: start again (rebuild) */
 		return rc;
 	}
-	forget_kept(t);
 	if (!t->nspilled)
 		return 0;
 	t->rfiles = t->spilled;
@@ -1955,12 +1931,10 @@ int rn_mat_flush(struct rn_mat *m)
 			continue;
 		}
 		size_t rows = rn_pq_rows(t->pq);
-		if (rows == 0) {
-			forget_kept(t); /* rows only in its (committed) dead-letter table */
-			continue;
-		}
+		if (rows == 0)
+			continue; /* rows only in its (committed) dead-letter table */
 		if ((rc = rn_pq_finish(t->pq, &t->retry_file))) {
-			t->dirty = 1; /* the writer may be broken: start again from kept batches */
+			t->dirty = 1; /* the writer may be broken: start again (rebuild) */
 			first_rc = first_rc ? first_rc : fail(m, rc, "table %s: parquet: %s", t->name,
 							      rn_strerror(rc));
 			continue;
@@ -1968,14 +1942,13 @@ int rn_mat_flush(struct rn_mat *m)
 		t->retry_stats = rn_pq_delta_stats(t->pq, t->cols ? t->cols : envelope_cols,
 					    t->cols ? t->ncols : t->env_ncols, rows);
 		if (!t->retry_stats) {
-			/* every add carries its stats: finish again, from the kept batches */
+			/* every add carries its stats: finish again, after a rebuild */
 			rn_buf_reset(&t->retry_file);
 			t->dirty = 1;
 			first_rc = first_rc ? first_rc : fail(m, RN_ENOMEM, "table %s: stats: %s",
 							      t->name, rn_strerror(RN_ENOMEM));
 			continue;
 		}
-		forget_kept(t);
 		t->retry_streams = t->streams;
 		t->retry_nstreams = t->nstreams;
 		t->streams = NULL;

@@ -18,13 +18,34 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct rn_mat;
-
 /* Record types, numerically equal to databricks.zerobus.RecordType. */
 enum rn_mat_record_type { RN_MAT_PROTO = 1, RN_MAT_JSON = 2 };
 
+struct rn_mat;
+
+/*
+ * The refill callback (rn_mat_options.refill). A batch that fails part way in rn_mat_add,
+ * or a Parquet writer broken by a failed page cut, finish or stats, leaves `table`'s open
+ * builders (and its dead-letter table's) in a state that cannot be trusted. The
+ * materializer then empties them (a finished file whose commit failed stays and is
+ * committed as it is) and calls refill(ctx, m, table), which must hand every batch of
+ * `table` that the caller added successfully since the table's last commit (more is fine:
+ * what the table has committed, or is committing, is skipped) to rn_mat_refill_add, in the
+ * order they were first added; the batch whose add failed is not among them (the caller
+ * logs a batch only after rn_mat_add returned 0, and the client sends it again). The
+ * server reads them from its WAL. 0, or an error: the table then stays marked, its rows
+ * are dropped again and refill called again before the next rn_mat_add or rn_mat_flush
+ * touches it, and that call fails with the error until a refill succeeds. refill must not
+ * call rn_mat_add. NULL: the materializer keeps no copy and has none to ask for, so a
+ * rebuild drops the table's pending rows; only for callers that add everything since
+ * their last successful flush again after any error.
+ */
+typedef int (*rn_mat_refill_fn)(void *ctx, struct rn_mat *m, const char *table);
+
 struct rn_mat_options {
 	const char *data_root;    /* required; must exist */
+	rn_mat_refill_fn refill;  /* see above; NULL = none */
+	void *refill_ctx;
 	const char *created_by;   /* Parquet created_by; NULL = "runnel-server version <v>" */
 	size_t max_pending_bytes; /* advisory: rn_mat_pending_bytes() past this = flush soon */
 	int zstd_level;           /* Parquet page compression; 0 = 1 (fast; compaction may
@@ -130,16 +151,29 @@ struct rn_mat_clock {
  * clock_corrected = true; any other record keeps its times, clock_corrected = false.
  * A batch is added whole or not at all: on any error none of its rows (dead letters
  * included) stays pending, so the caller sends it again. To undo a batch that failed part
- * way, the materializer keeps a copy of every batch whose rows are pending (until they are
- * finished into a file) and rebuilds the table's rows from those copies.
- * RN_EINVAL (bad table name, or a batch that is not a record list), RN_ENOMEM, RN_EIO.
+ * way the materializer keeps no copy of its pending batches: it drops the table's pending
+ * rows and has the refill callback (rn_mat_options.refill) add the table's earlier batches
+ * again, before returning the error (or before the next call, if the refill failed).
+ * RN_EINVAL (bad table name, a batch that is not a record list, a call from inside a
+ * refill), RN_ENOMEM, RN_EIO, or the refill's error.
  */
 int rn_mat_add(struct rn_mat *m, const char *table, const char *stream_id, int64_t offset,
 	       int record_type, const uint8_t *batch, size_t len, const struct rn_mat_clock *clk);
 
+/*
+ * Only from inside the refill callback, for the table being refilled: adds one batch of it
+ * again, as rn_mat_add does (skipped if the table has committed, is committing or already
+ * holds it) but without rebuilding anything first. Rows get the receive time of now where
+ * the record has none. 0; RN_EINVAL (another table, outside a refill, a batch that is not
+ * a record list), RN_ENOMEM: the callback should stop and return the error.
+ */
+int rn_mat_refill_add(struct rn_mat *m, const char *table, const char *stream_id,
+		      int64_t offset, int record_type, const uint8_t *batch, size_t len,
+		      const struct rn_mat_clock *clk);
+
 /* Writes and commits every table's pending rows. After 0, all batches added before the call
  * are in their tables. On error nothing is lost or doubled: the rows stay pending (rebuilt
- * from the kept batches if a writer broke) or their finished file waits for the next call,
+ * through the refill callback if a writer broke) or their finished file waits for the next call,
  * which commits it first; the WAL still holds them. RN_EIO, RN_ENOSPC, RN_EDELTA,
  * RN_ENOMEM. */
 int rn_mat_flush(struct rn_mat *m);

@@ -459,30 +459,64 @@ uint64_t rn_wal_replay_segment(const struct rn_wal *w)
 	return w->replaying;
 }
 
-int rn_wal_scan(struct rn_wal *w, uint64_t seg,
-		int (*fn)(void *ctx, const struct rn_wal_entry *e), void *ctx)
+/* Calls fn for each whole entry of data[0, len) (rn_wal_scan, rn_wal_scan_all). */
+static int scan_entries(const struct rn_buf *data, size_t len,
+			int (*fn)(void *ctx, const struct rn_wal_entry *e), void *ctx)
 {
-	struct rn_buf data = {.max = (size_t)8 << 30};
 	size_t off = 0;
-	int rc;
-
-	if (w->fd >= 0 && seg == w->seg)
-		return fail(w, RN_EINVAL, "segment %llu is being written",
-			    (unsigned long long)seg);
-	if ((rc = read_segment(w, seg, &data))) {
-		rn_buf_free(&data);
-		return rc;
-	}
-	while (off < data.len) {
+	int rc = 0;
+	while (off < len) {
 		struct rn_wal_entry e;
 		size_t used;
-		if (rn_wal_entry_decode(data.data + off, data.len - off, &e, &used) != 1)
+		if (rn_wal_entry_decode(data->data + off, len - off, &e, &used) != 1)
 			break; /* replay cut the tail; bytes past it were never acknowledged */
 		if ((rc = fn(ctx, &e)))
 			break;
 		off += used;
 	}
+	return rc;
+}
+
+int rn_wal_scan(struct rn_wal *w, uint64_t seg,
+		int (*fn)(void *ctx, const struct rn_wal_entry *e), void *ctx)
+{
+	struct rn_buf data = {.max = (size_t)8 << 30};
+	int rc;
+
+	if (w->fd >= 0 && seg == w->seg)
+		return fail(w, RN_EINVAL, "segment %llu is being written",
+			    (unsigned long long)seg);
+	if (!(rc = read_segment(w, seg, &data)))
+		rc = scan_entries(&data, data.len, fn, ctx);
 	rn_buf_free(&data);
+	return rc;
+}
+
+int rn_wal_scan_all(struct rn_wal *w, int (*fn)(void *ctx, const struct rn_wal_entry *e),
+		    void *ctx)
+{
+	uint64_t *ids;
+	size_t n;
+	int rc;
+
+	if (!w->replayed)
+		return fail(w, RN_EINVAL, "WAL not open (replay first)");
+	if (w->queue.len)
+		return fail(w, RN_EINVAL, "WAL has unsynced entries (sync first)");
+	if ((rc = list_segments(w, &ids, &n)))
+		return fail(w, rc, "cannot list %s", w->dir);
+	for (size_t i = 0; i < n && !rc; i++) {
+		struct rn_buf data = {.max = (size_t)8 << 30};
+		if (!(rc = read_segment(w, ids[i], &data))) {
+			/* the segment being written: only what is durable */
+			size_t len = w->fd >= 0 && ids[i] == w->seg && data.len > w->durable
+					     ? (size_t)w->durable
+					     : data.len;
+			rc = scan_entries(&data, len, fn, ctx);
+		}
+		rn_buf_free(&data);
+	}
+	rn_free(ids);
 	return rc;
 }
 

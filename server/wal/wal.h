@@ -69,6 +69,14 @@ uint64_t rn_wal_replay_segment(const struct rn_wal *w);
 int rn_wal_scan(struct rn_wal *w, uint64_t seg,
 		int (*fn)(void *ctx, const struct rn_wal_entry *e), void *ctx);
 
+/* Reads every segment on disk in order, the one being written up to its durable length, and
+ * calls fn for each entry, changing nothing: what the WAL holds durably now (the
+ * materializer's refill reads a table's batches back from it). Needs nothing queued: call
+ * rn_wal_sync first. fn's non-zero return stops the scan and is returned. RN_EINVAL (before
+ * rn_wal_replay, or entries queued), RN_EIO, RN_ENOMEM. */
+int rn_wal_scan_all(struct rn_wal *w, int (*fn)(void *ctx, const struct rn_wal_entry *e),
+		    void *ctx);
+
 /* Bytes of segment seg on disk (0 if it is not there). */
 uint64_t rn_wal_segment_bytes(const struct rn_wal *w, uint64_t seg);
 

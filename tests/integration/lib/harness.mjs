@@ -11,6 +11,8 @@ import { fileURLToPath } from 'node:url';
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const buildDir = process.env.RN_BUILD_DIR || path.join(repoRoot, 'build');
 export const serverBin = path.join(buildDir, 'server', 'runnel-server');
+// the same server with test hooks (server.c RN_FAULT_HOOKS), built with the tests
+export const faultServerBin = path.join(buildDir, 'server', 'runnel-server-faults');
 export const agentBin = path.join(buildDir, 'agent', 'runnel-agent');
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -98,8 +100,11 @@ export function serverConfig({ listen = '127.0.0.1:0', dataRoot, tables = [], to
 }
 
 export class Server {
-  constructor({ dir, tables = ['main.default.telemetry'], port = 0, token, flushMs = 200, extra = '' }) {
+  // bin: another server program (faultServerBin); env: extra environment for it
+  constructor({ dir, tables = ['main.default.telemetry'], port = 0, token, flushMs = 200, extra = '', bin = serverBin, env }) {
     this.dir = dir;
+    this.bin = bin;
+    this.env = env;
     this.dataRoot = path.join(dir, 'data');
     fs.mkdirSync(this.dataRoot, { recursive: true });
     this.conf = path.join(dir, 'server.conf');
@@ -118,7 +123,8 @@ export class Server {
       listen: `127.0.0.1:${this.port}`, dataRoot: this.dataRoot, tables: this.tables,
       token: this.token, flushMs: this.flushMs, extra: this.extra,
     }));
-    this.proc = new Proc(`server${this.starts++}`, serverBin, ['-c', this.conf]);
+    this.proc = new Proc(`server${this.starts++}`, this.bin, ['-c', this.conf],
+      this.env ? { env: { ...process.env, ...this.env } } : {});
     const line = await waitFor(() => {
       if (this.proc.exited) throw new Error(`server exited: ${JSON.stringify(this.proc.exited)}\n${this.proc.tail()}`);
       return this.proc.log.find((l) => /listening on 127\.0\.0\.1:\d+/.test(l));

@@ -18,12 +18,15 @@
 #include "mat.h"
 #include "rn_buf.h"
 #include "rn_mem.h"
+#include "refill_log.h"
 #include "rn_pbwire.h"
 #include "schema.h"
 
 #define PER 20
 
 static const char *const streams[] = {"s0", "s1"};
+/* the WAL's part: the batches added, handed back when the materializer refills a table */
+static struct refill_log wal;
 
 static void die(const char *what, struct rn_mat *m)
 {
@@ -69,14 +72,15 @@ static int add(struct rn_mat *m, const char *table, int stream, int64_t off)
 {
 	struct rn_buf b = {0};
 	batch(&b, off);
-	int rc = rn_mat_add(m, table, streams[stream], off, RN_MAT_PROTO, b.data, b.len, NULL);
+	int rc = refill_log_add(&wal, m, table, streams[stream], off, RN_MAT_PROTO, b.data, b.len,
+				NULL);
 	rn_buf_free(&b);
 	return rc;
 }
 
 static struct rn_mat *open_mat(const char *root, const char *table, int typed)
 {
-	struct rn_mat_options o = {.data_root = root};
+	struct rn_mat_options o = {.data_root = root, .refill = refill_log_fn, .refill_ctx = &wal};
 	struct rn_mat *m;
 	char err[200];
 	if (rn_mat_create(&m, &o))
@@ -108,7 +112,8 @@ static int one(const char *root, const char *op, long n)
 	struct rn_buf b = {0};
 	batch(&b, before); /* before the failure is armed: only the call may meet it */
 	rn_mem_fail_after(n);
-	int rc = is_add ? rn_mat_add(m, table, "s0", before, RN_MAT_PROTO, b.data, b.len, NULL)
+	int rc = is_add ? refill_log_add(&wal, m, table, "s0", before, RN_MAT_PROTO, b.data, b.len,
+					 NULL)
 			: rn_mat_flush(m);
 	int hit = fault_hit(n);
 	if (rc && (is_add ? add(m, table, 0, before) : rn_mat_flush(m)))
@@ -125,6 +130,7 @@ static int one(const char *root, const char *op, long n)
 	if (add(m, table, 1, 0) || rn_mat_pending_bytes(m) || rn_mat_flush(m))
 		die("replay", m);
 	rn_mat_destroy(m);
+	refill_log_clear(&wal);
 	printf("{\"table\":\"sweep/%s_%ld\",\"typed\":%d,\"s0\":%d,\"s1\":%d}\n", op, n, typed,
 	       (last + 1) * PER, PER);
 	if (!hit && rc)
