@@ -11,7 +11,7 @@
 
 static atomic_long live;
 static atomic_long fail_countdown;
-static atomic_long injected; /* allocations the hook has failed, ever */
+static atomic_int reached; /* the failure armed last has happened */
 
 static int should_fail(void)
 {
@@ -19,19 +19,20 @@ static int should_fail(void)
 	if (n <= 0)
 		return 0;
 	if (atomic_fetch_sub(&fail_countdown, 1) == 1) {
-		atomic_fetch_add(&injected, 1);
+		atomic_store(&reached, 1);
 		return 1;
 	}
 	return 0;
 }
 
-long rn_mem_injected(void)
+int rn_mem_fail_reached(void)
 {
-	return atomic_load(&injected);
+	return atomic_load(&reached);
 }
 
 void rn_mem_fail_after(long nth)
 {
+	atomic_store(&reached, 0);
 	atomic_store(&fail_countdown, nth);
 }
 

@@ -24,8 +24,8 @@ long rn_mem_live(void);
 /* Test hook: the `nth` allocation from now (1 = the next one) fails; 0 disables. */
 void rn_mem_fail_after(long nth);
 
-/* Allocations the hook has failed since the program started: a sweep compares it before and
- * after an operation to learn whether the armed failure was reached inside it. */
-long rn_mem_injected(void);
+/* 1 once the failure armed by the last rn_mem_fail_after() has happened, else 0: after an
+ * operation, a sweep learns whether its armed failure was reached inside it. */
+int rn_mem_fail_reached(void);
 
 #endif

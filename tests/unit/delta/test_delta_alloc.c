@@ -56,18 +56,12 @@ static int teardown(void **state)
 	return system(cmd);
 }
 
-/* Arms the hook for the nth allocation from now; armed_hit() then tells whether that
- * failure was reached and disarms it. */
-static long injected_before;
-static void arm(long n)
+/* Was the failure armed by rn_mem_fail_after() reached? The hook is off afterwards. */
+static int fault_hit(void)
 {
-	injected_before = rn_mem_injected();
-	rn_mem_fail_after(n);
-}
-static int armed_hit(void)
-{
+	int hit = rn_mem_fail_reached();
 	rn_mem_fail_after(0);
-	return rn_mem_injected() > injected_before;
+	return hit;
 }
 
 static void rm_rf(const char *dir)
@@ -151,9 +145,9 @@ static void test_commit_sweep(void **state)
 				  &stats[i]);
 			txns[i] = (struct rn_delta_txn){streams[i], 7};
 		}
-		arm(n);
+		rn_mem_fail_after(n);
 		int rc = rn_delta_commit(d, adds, 3, txns, 3, &v);
-		int hit = armed_hit();
+		int hit = fault_hit();
 		int64_t rows = check(dir, &c, &ver);
 		if (rc) {
 			/* nothing visible, no version taken */
@@ -215,9 +209,9 @@ static void test_checkpoint_sweep(void **state)
 			if (k == nver / 2)
 				assert_int_equal(rn_delta_checkpoint(d, 0, NULL), 0);
 		}
-		arm(n);
+		rn_mem_fail_after(n);
 		int rc = rn_delta_checkpoint(d, 0, &cv);
-		int hit = armed_hit();
+		int hit = fault_hit();
 		int64_t rows = check(dir, &c, &ver);
 		assert_int_equal(ver, nver);
 		assert_int_equal(rows, 3 * per * ((nver + 2) / 3));
