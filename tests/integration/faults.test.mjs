@@ -62,6 +62,7 @@ const SCHEDULE = {
   server_data_enospc: 2,
   file_rotations_agent_stopped: 2,
   file_rotations_agent_down: 2,
+  server_table_unreadable: 2,
 };
 // server_wal_nearly_full leaves this much free on the WAL disk (less than a few flush
 // intervals of WAL data at the producers' rates)
@@ -465,6 +466,27 @@ test(`fault suite: exactly once, in order, through ${SOAK_MIN ? `${SOAK_MIN} min
             ? p.since(seen).filter((l) => /materializer: .*(No space left|ENOSPC)/.test(l)).length : 0;
           f.detail = `ballast ${(n / 1048576).toFixed(1)} MiB, ${failed} flush(es) failed on it`;
           fs.unlinkSync(path.join(server.dataRoot, 'ballast'));
+        },
+      },
+      // The server SIGKILLed and its table's newest commit made unreadable before the restart:
+      // recovery must keep the WAL segments holding the table's acknowledged records, say so,
+      // refuse the table's streams meanwhile, and put every record in once the commit is
+      // readable again (the server retries by itself).
+      server_table_unreadable: {
+        run: async (f) => {
+          await kill('server');
+          const logDir = path.join(server.tableDir(TABLE), '_delta_log');
+          const latest = fs.readdirSync(logDir).filter((x) => /^\d{20}\.json$/.test(x)).sort().pop();
+          const file = path.join(logDir, latest);
+          const keep = fs.readFileSync(file);
+          fs.writeFileSync(file, 'this is not a Delta log line\n');
+          await start('server');
+          const p = server.proc;
+          const said = await waitFor(() => p.log.find((l) => new RegExp(`table ${TABLE} (cannot be opened|failed recovery|cannot take stream)`).test(l)),
+            { timeoutMs: 15000, what: 'the server to report the unreadable table' }).catch(() => null);
+          await holdMaybeNested(f, between(500, 3000));
+          fs.writeFileSync(file, keep);
+          f.detail = `${latest} unreadable at restart; ${said ? 'reported' : 'not reported (read from a checkpoint?)'}`;
         },
       },
       // Several rename rotations of the tailed file while the agent cannot read (SIGSTOP, or
