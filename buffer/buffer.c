@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buffer_int.h"
 #include "rn_clock.h"
 #include "rn_err.h"
 #include "rn_log.h"
@@ -132,6 +134,83 @@ struct rn_buffer {
 
 static void enter_disk_full(struct rn_buffer *b);
 static int64_t fs_avail(const struct rn_buffer *b);
+
+/*
+ * SQLite's own heap goes through rn_malloc & co., so the buffer's whole memory use shows in
+ * the live count and the allocation-failure hook reaches SQLite too (the buffer's
+ * out-of-memory paths are tested through it). SQLite asks for a block's size back (xSize):
+ * a header in front of each block keeps it; 16 bytes keep the payload aligned for any type.
+ * The cost is one atomic add per allocation over plain malloc, which SQLite's own memory
+ * statistics already pay. SQLite's configuration is process-wide and must be set before
+ * SQLite initializes, so it is set once, by the first rn_buffer_open.
+ */
+#define MEM_HDR 16
+
+static void *mem_malloc(int n)
+{
+	uint8_t *p = n > 0 ? rn_malloc((size_t)n + MEM_HDR) : NULL;
+	if (!p)
+		return NULL;
+	memcpy(p, &(size_t){(size_t)n}, sizeof(size_t));
+	return p + MEM_HDR;
+}
+
+static void mem_free(void *p)
+{
+	if (p)
+		rn_free((uint8_t *)p - MEM_HDR);
+}
+
+static void *mem_realloc(void *p, int n)
+{
+	uint8_t *q;
+	if (!p)
+		return mem_malloc(n);
+	if (n <= 0 || !(q = rn_realloc((uint8_t *)p - MEM_HDR, (size_t)n + MEM_HDR)))
+		return NULL; /* the old block stays, as SQLite expects */
+	memcpy(q, &(size_t){(size_t)n}, sizeof(size_t));
+	return q + MEM_HDR;
+}
+
+static int mem_size(void *p)
+{
+	size_t n = 0;
+	if (p)
+		memcpy(&n, (uint8_t *)p - MEM_HDR, sizeof(n));
+	return (int)n;
+}
+
+static int mem_roundup(int n)
+{
+	return (n + 7) & ~7;
+}
+
+static int mem_init(void *arg)
+{
+	(void)arg;
+	return SQLITE_OK;
+}
+
+static void mem_shutdown(void *arg)
+{
+	(void)arg;
+}
+
+static void route_sqlite_memory(void)
+{
+	static const sqlite3_mem_methods m = {mem_malloc,   mem_free, mem_realloc, mem_size,
+					      mem_roundup,  mem_init, mem_shutdown, NULL};
+	/* refused only if something initialized SQLite first; it then keeps its own heap */
+	if (sqlite3_config(SQLITE_CONFIG_MALLOC, &m) != SQLITE_OK)
+		rn_log_debug("buffer", "SQLite was initialized before the buffer: its memory is "
+			     "not counted");
+}
+
+void rn_buffer__init(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, route_sqlite_memory);
+}
 
 static int db_fail(struct rn_buffer *b, const char *what)
 {
@@ -309,6 +388,7 @@ int rn_buffer_open(struct rn_buffer **out, const struct rn_buffer_options *opt, 
 	struct rn_buffer *b;
 	int rc;
 
+	rn_buffer__init();
 	*out = NULL;
 	if (recovered)
 		*recovered = 0;
