@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -146,11 +147,18 @@ static int64_t fs_avail(const struct rn_buffer *b);
  */
 #define MEM_HDR 16
 
+/* SQLite allocations refused, ever. SQLite reports some of them only as a verdict (a page
+ * quick_check could not load for want of memory reads like a damaged one), so open compares
+ * this before and after its check. Process-wide like SQLite's allocator itself. */
+static atomic_long mem_failed;
+
 static void *mem_malloc(int n)
 {
 	uint8_t *p = n > 0 ? rn_malloc((size_t)n + MEM_HDR) : NULL;
-	if (!p)
+	if (!p) {
+		atomic_fetch_add(&mem_failed, 1);
 		return NULL;
+	}
 	memcpy(p, &(size_t){(size_t)n}, sizeof(size_t));
 	return p + MEM_HDR;
 }
@@ -166,8 +174,10 @@ static void *mem_realloc(void *p, int n)
 	uint8_t *q;
 	if (!p)
 		return mem_malloc(n);
-	if (n <= 0 || !(q = rn_realloc((uint8_t *)p - MEM_HDR, (size_t)n + MEM_HDR)))
+	if (n <= 0 || !(q = rn_realloc((uint8_t *)p - MEM_HDR, (size_t)n + MEM_HDR))) {
+		atomic_fetch_add(&mem_failed, 1);
 		return NULL; /* the old block stays, as SQLite expects */
+	}
 	memcpy(q, &(size_t){(size_t)n}, sizeof(size_t));
 	return q + MEM_HDR;
 }
@@ -305,6 +315,7 @@ static int try_open(struct rn_buffer *b, const struct rn_buffer_options *opt)
 	char pragma[256];
 	int rc, version = 0, have_chunks = 0, vac = 0;
 
+	b->err[0] = 0;
 	rc = sqlite3_open_v2(opt->path, &b->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
 	if (rc != SQLITE_OK)
 		return rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT ? RN_ECORRUPT : db_fail(b, "open");
@@ -312,13 +323,19 @@ static int try_open(struct rn_buffer *b, const struct rn_buffer_options *opt)
 	rc = sqlite3_prepare_v2(b->db, "PRAGMA quick_check", -1, &st, NULL);
 	if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
 		const char *r = (const char *)sqlite3_column_text(st, 0);
-		rc = r && !strcmp(r, "ok") ? SQLITE_OK : SQLITE_CORRUPT;
+		/* the row always holds text: none means its copy failed (out of memory), which
+		 * says nothing about the file and must not send it aside as corrupt */
+		rc = !r ? SQLITE_NOMEM : strcmp(r, "ok") ? SQLITE_CORRUPT : SQLITE_OK;
+		if (rc == SQLITE_CORRUPT) /* the verdict's first line is the message */
+			snprintf(b->err, sizeof(b->err), "quick_check: %.*s", (int)strcspn(r, "\n"),
+				 r);
 	} else {
 		rc = sqlite3_errcode(b->db);
 	}
 	sqlite3_finalize(st);
 	if (rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT) {
-		snprintf(b->err, sizeof(b->err), "%s", sqlite3_errmsg(b->db));
+		if (rc == SQLITE_NOTADB || !b->err[0])
+			snprintf(b->err, sizeof(b->err), "%s", sqlite3_errmsg(b->db));
 		return RN_ECORRUPT;
 	}
 	if (rc != SQLITE_OK)
@@ -402,7 +419,15 @@ int rn_buffer_open(struct rn_buffer **out, const struct rn_buffer_options *opt, 
 	if (b->reserve_bytes && take_reserve(b))
 		rn_log_warn("buffer", "cannot allocate the %lld-byte disk reserve %s: %s",
 			    (long long)b->reserve_bytes, b->reserve_path, strerror(errno));
+	long failed = atomic_load(&mem_failed);
 	rc = try_open(b, opt);
+	if (rc == RN_ECORRUPT && atomic_load(&mem_failed) != failed) {
+		/* an allocation failed during the check: its verdict says nothing about the file,
+		 * and moving a good buffer aside would abandon every record in it */
+		snprintf(b->err + strlen(b->err), sizeof(b->err) - strlen(b->err),
+			 " (while out of memory: not taken as corruption)");
+		rc = RN_ENOMEM;
+	}
 	if (rc == RN_ECORRUPT) {
 		char aside[4200], side[4300], src[4300];
 		snprintf(aside, sizeof(aside), "%s.corrupt-%lld", opt->path, (long long)time(NULL));
@@ -865,8 +890,14 @@ static int ack_once(struct rn_buffer *b, int stream, int64_t acked)
 	s = q(b, Q_ACK_SUM);
 	sqlite3_bind_int(s, 1, stream);
 	sqlite3_bind_int64(s, 2, acked);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		freed = sqlite3_column_int64(s, 0);
+	/* A failed step must end the ack: SQLite may have rolled the transaction back (it does
+	 * on out-of-memory), and the statements after it would each commit on their own, with
+	 * the byte count wrong. */
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		rc = db_fail(b, "sum acked");
+		goto rollback;
+	}
+	freed = sqlite3_column_int64(s, 0);
 	sqlite3_reset(s); /* a statement left on a row would pin the WAL (no checkpoint) */
 	s = q(b, Q_ACK_DEL);
 	sqlite3_bind_int(s, 1, stream);

@@ -48,7 +48,8 @@ struct rn_buffer_ckpt {
 
 /* Opens or creates the buffer. A file that fails its integrity check is renamed to
  * <path>.corrupt-<unix time> and a fresh buffer is created (*recovered = 1). RN_EBUFFER
- * (detail in the log) if even a fresh file cannot be made. */
+ * (detail in the log) if even a fresh file cannot be made; RN_ENOMEM when memory ran out,
+ * also during the check (the file is then left where it is: the check could not decide). */
 int rn_buffer_open(struct rn_buffer **out, const struct rn_buffer_options *opt, int *recovered);
 void rn_buffer_close(struct rn_buffer *b);
 
