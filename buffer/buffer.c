@@ -702,6 +702,7 @@ static int tombstone(struct rn_buffer *b, int qi, int stream, int64_t cutoff, in
 		sqlite3_stmt *s = q(b, qi);
 		size_t n = 0;
 		int64_t batch_freed = 0;
+		uint64_t batch_records = 0; /* counted only once the batch is committed */
 		if (qi == Q_EXPIRED) {
 			sqlite3_bind_int(s, 1, stream);
 			sqlite3_bind_int64(s, 2, cutoff);
@@ -748,12 +749,13 @@ static int tombstone(struct rn_buffer *b, int qi, int stream, int64_t cutoff, in
 				goto rollback;
 			}
 			batch_freed += v[i].bytes - (int64_t)tomb.len;
-			*records += v[i].nrec;
+			batch_records += v[i].nrec;
 		}
 		if ((rc = exec_simple(b, Q_COMMIT)))
 			goto rollback;
 		freed += batch_freed;
 		b->bytes -= batch_freed;
+		*records += batch_records;
 		continue;
 rollback:
 		sqlite3_step(q(b, Q_ROLLBACK));

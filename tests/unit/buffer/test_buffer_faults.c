@@ -1,15 +1,17 @@
 /*
  * Failure sweeps for buffer/, in the manner of SQLite's own malloc and I/O-error tests. For
  * each operation (open with and without WAL recovery, a commit of chunks with their source
- * checkpoint, a commit of a large chunk, an ack, a read) and N = 1, 2, ...: make the Nth
- * allocation (SQLite's included: the buffer routes them through rn_malloc), or the Nth
- * write/sync/truncate/delete/open of the I/O-failure VFS, fail; run the operation; then check
- * that it either did all of its work or none (the stream counters, every chunk's bytes, the
- * checkpoint, the byte accounting in memory and in the file), retry it without failures,
- * check again, close, run SQLite's integrity_check, reopen and check again: what a call
- * reported done survives, and no allocation is left behind. The sweep stops at the first N
- * whose run no longer reaches a failure. RN_SWEEP_LONG=1 runs a larger buffer and every I/O
- * failure mode (each operation kind alone, SQLITE_FULL, persistent failures).
+ * checkpoint, a commit of a large chunk, an ack, a read, a TTL expiry into tombstones) and
+ * N = 1, 2, ...: make the Nth allocation (SQLite's included: the buffer routes them through
+ * rn_malloc), or the Nth write/sync/truncate/delete/open of the I/O-failure VFS, fail; run
+ * the operation; then check that it did all of its work or none (the stream counters, every
+ * chunk's bytes, the checkpoint, the byte accounting in memory and in the file), retry it
+ * without failures and check again; then the agent "dies" (the files are copied while the
+ * buffer is open), SQLite's integrity_check runs, and the buffer is reopened and checked
+ * again: what a call reported done survives, and no allocation is left behind. The sweep
+ * stops at the first N whose run no longer reaches a failure. RN_SWEEP_LONG=1 runs a larger
+ * buffer and every I/O failure mode (each operation kind alone, SQLITE_FULL, persistent
+ * failures).
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -28,6 +30,7 @@
 
 #include "buffer.h"
 #include "iofault.h"
+#include "rn_clock.h"
 #include "rn_err.h"
 #include "rn_mem.h"
 
@@ -45,6 +48,7 @@ struct model {
 	int64_t next[NSTREAMS];  /* next offset */
 	int64_t acked[NSTREAMS]; /* -1 = none */
 	int64_t pos;             /* the checkpoint of source "src" is "pos=<pos>" */
+	int64_t tomb_below[NSTREAMS]; /* chunks below this offset are tombstones (TTL) */
 };
 
 /* The failure being swept, for messages. */
@@ -95,6 +99,19 @@ static void chunk_fill(uint8_t *p, int si, int64_t off)
 	size_t n = chunk_size(si, off);
 	for (size_t i = 0; i < n; i++)
 		p[i] = (uint8_t)(si * 31 + off * 7 + (int64_t)i);
+}
+
+/* A tombstone's bytes (rn_buffer_tomb_fn; ctx is the model, to name the stream). */
+static int tomb_fill(struct rn_buf *out, int si, int64_t off)
+{
+	return rn_buf_printf(out, "tomb %d %lld", si, (long long)off);
+}
+
+static int tomb_fn(void *ctx, const struct rn_buffer_victim *v, int why, struct rn_buf *out)
+{
+	const struct model *m = ctx;
+	(void)why;
+	return tomb_fill(out, v->stream == m->ids[0] ? 0 : 1, v->offset);
 }
 
 static void mkpath(char *out, size_t cap, const char *name)
@@ -176,11 +193,22 @@ static void verify(struct rn_buffer *b, const struct model *m)
 		CHECK(s.next_offset == m->next[si]);
 		CHECK(s.next_seq == m->next[si] * 2);
 		CHECK(s.acked == m->acked[si]);
+		int64_t tombs = m->tomb_below[si] > m->acked[si] + 1
+					? m->tomb_below[si] - m->acked[si] - 1 : 0;
+		CHECK(s.expired_records == tombs * 2 && s.dropped_records == 0);
 		for (int64_t off = 0; off < m->next[si] + 1; off++) {
 			rn_buf_reset(&out);
 			int rc = rn_buffer_chunk_get(b, m->ids[si], off, &out);
 			if (off <= m->acked[si] || off >= m->next[si]) {
 				CHECK(rc == RN_ENOTFOUND);
+				continue;
+			}
+			if (off < m->tomb_below[si]) {
+				struct rn_buf t = {0};
+				CHECK(rc == 0 && tomb_fill(&t, si, off) == 0);
+				CHECK(out.len == t.len && !memcmp(out.data, t.data, t.len));
+				bytes += (int64_t)t.len;
+				rn_buf_free(&t);
 				continue;
 			}
 			size_t n = chunk_size(si, off);
@@ -298,10 +326,32 @@ static void seed(struct model *m, struct model *crash)
 
 /* The operations swept. Each gets an open buffer (NULL for OP_OPEN*) and the model of its
  * contents, applies itself to the model when it succeeds and returns its result. */
-enum { OP_OPEN, OP_OPEN_WAL, OP_COMMIT, OP_COMMIT_LARGE, OP_ACK, OP_READ, OP_COUNT };
+enum { OP_OPEN, OP_OPEN_WAL, OP_COMMIT, OP_COMMIT_LARGE, OP_ACK, OP_READ, OP_EXPIRE,
+       OP_COUNT };
 static const char *const op_names[OP_COUNT] = {
 	"open", "open (WAL recovery)", "commit (2 chunks + checkpoint)",
-	"commit (a 70 KiB chunk + checkpoint)", "ack", "read (small and 70 KiB chunks)"};
+	"commit (a 70 KiB chunk + checkpoint)", "ack", "read (small and 70 KiB chunks)",
+	"expire (TTL tombstones)"};
+
+/* What the last expire reported. */
+static uint64_t expire_recs;
+
+/* After run_op, with no failure armed: the model changes only visible in the buffer. An
+ * expire works in batches: a failure after a batch committed leaves that batch, and the
+ * records it reports are exactly those the stream now counts. */
+static void after_op(int op, struct rn_buffer *b, struct model *m, int rc)
+{
+	struct rn_buffer_stream s;
+	if (op != OP_EXPIRE)
+		return;
+	int64_t from = m->tomb_below[1] > m->acked[1] + 1 ? m->tomb_below[1] : m->acked[1] + 1;
+	int64_t before = (from - m->acked[1] - 1) * 2;
+	CHECK(rn_buffer_stream_load(b, m->ids[1], &s) == 0);
+	CHECK((int64_t)expire_recs == s.expired_records - before);
+	CHECK(rc != 0 || expire_recs == (uint64_t)(m->next[1] - from) * 2);
+	if (rc == 0 || s.expired_records != before)
+		m->tomb_below[1] = m->next[1];
+}
 
 static int run_op(int op, struct rn_buffer **b, struct model *m)
 {
@@ -324,6 +374,9 @@ static int run_op(int op, struct rn_buffer **b, struct model *m)
 			m->acked[0] = upto;
 		return rc;
 	}
+	case OP_EXPIRE: /* every unacked chunk of stream 1 becomes a tombstone */
+		expire_recs = 0;
+		return rn_buffer_expire(*b, m->ids[1], rn_now_us() + 1, tomb_fn, m, &expire_recs);
 	case OP_READ: {
 		struct rn_buf out = {0};
 		int rc = 0;
@@ -418,14 +471,17 @@ static long sweep(int op, const struct failure *f, const struct model *base,
 		arm(f, n);
 		rc = run_op(op, &b, &m);
 		hit = fired(f, n);
+		after_op(op, b, &m, rc);
 		CHECK(hit || rc == 0);
 		CHECK(count_moved() == 0);
 		if (rc && !f->reopen) {
-			/* nothing happened, and the same handle can do it now */
-			CHECK(memcmp(&m, &before, sizeof(m)) == 0);
+			/* nothing happened (but for whole batches of an expire), and the same
+			 * handle can do it now */
+			CHECK(op == OP_EXPIRE || memcmp(&m, &before, sizeof(m)) == 0);
 			if (b)
 				verify(b, &m);
 			CHECK(run_op(op, &b, &m) == 0);
+			after_op(op, b, &m, 0);
 		} else if (rc) {
 			/* the agent dies right after the failure: the next start sees all of the
 			 * operation or none of it */
@@ -443,11 +499,17 @@ static long sweep(int op, const struct failure *f, const struct model *base,
 				}
 			} else if (op == OP_ACK && s.acked != m.acked[0]) {
 				m.acked[0] = m.next[0] - 2;
+			} else if (op == OP_EXPIRE) {
+				CHECK(rn_buffer_stream_load(b, m.ids[1], &s) == 0);
+				if (s.expired_records)
+					m.tomb_below[1] = m.next[1];
 			}
 			verify(b, &m);
 			/* (for an open, the reopen was the retry) */
-			if (!memcmp(&m, &before, sizeof(m)) && op != OP_OPEN && op != OP_OPEN_WAL)
+			if (!memcmp(&m, &before, sizeof(m)) && op != OP_OPEN && op != OP_OPEN_WAL) {
 				CHECK(run_op(op, &b, &m) == 0);
+				after_op(op, b, &m, 0);
+			}
 		}
 		verify(b, &m);
 		if (op != OP_OPEN && op != OP_OPEN_WAL && op != OP_READ) {
