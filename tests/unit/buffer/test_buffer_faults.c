@@ -326,11 +326,12 @@ static void seed(struct model *m, struct model *crash)
 
 /* The operations swept. Each gets an open buffer (NULL for OP_OPEN*) and the model of its
  * contents, applies itself to the model when it succeeds and returns its result. */
-enum { OP_OPEN, OP_OPEN_WAL, OP_COMMIT, OP_COMMIT_LARGE, OP_ACK, OP_READ, OP_EXPIRE,
+enum { OP_OPEN, OP_OPEN_WAL, OP_COMMIT, OP_COMMIT_LARGE, OP_CKPT, OP_ACK, OP_READ, OP_EXPIRE,
        OP_COUNT };
 static const char *const op_names[OP_COUNT] = {
 	"open", "open (WAL recovery)", "commit (2 chunks + checkpoint)",
-	"commit (a 70 KiB chunk + checkpoint)", "ack", "read (small and 70 KiB chunks)",
+	"commit (a 70 KiB chunk + checkpoint)", "commit (checkpoint alone)", "ack",
+	"read (small and 70 KiB chunks)",
 	"expire (TTL tombstones)"};
 
 /* What the last expire reported. */
@@ -367,6 +368,15 @@ static int run_op(int op, struct rn_buffer **b, struct model *m)
 		return commit_step(*b, m, NSTREAMS);
 	case OP_COMMIT_LARGE:
 		return commit_step(*b, m, 1); /* stream 0's next chunk is LARGE */
+	case OP_CKPT: { /* a source's position moves without records (e.g. skipped input) */
+		char pos[64];
+		snprintf(pos, sizeof(pos), "pos=%lld", (long long)m->pos + 1000);
+		struct rn_buffer_ckpt ck = {"src", pos, strlen(pos)};
+		int rc = rn_buffer_commit_many(*b, NULL, 0, &ck, 1);
+		if (rc == 0)
+			m->pos += 1000;
+		return rc;
+	}
 	case OP_ACK: {
 		int64_t upto = m->next[0] - 2;
 		int rc = rn_buffer_ack(*b, m->ids[0], upto);
@@ -488,7 +498,17 @@ static long sweep(int op, const struct failure *f, const struct model *base,
 			crash_reopen(&b);
 			struct rn_buffer_stream s;
 			CHECK(rn_buffer_stream_load(b, m.ids[0], &s) == 0);
-			if (op == OP_COMMIT || op == OP_COMMIT_LARGE) {
+			if (op == OP_CKPT) {
+				struct rn_buf out = {0};
+				char want[64];
+				snprintf(want, sizeof(want), "pos=%lld", (long long)m.pos + 1000);
+				CHECK(rn_buffer_checkpoint_load(b, "src", &out) == 0);
+				if (out.len == strlen(want) && !memcmp(out.data, want, out.len)) {
+					(*resurfaced)++;
+					m.pos += 1000;
+				}
+				rn_buf_free(&out);
+			} else if (op == OP_COMMIT || op == OP_COMMIT_LARGE) {
 				if (s.next_offset != m.next[0]) {
 					/* the commit was reported failed, yet came back at the
 					 * restart (a failed sync): whole, never in part */
