@@ -610,6 +610,21 @@ int rn_buffer_commit(struct rn_buffer *b, int stream, int64_t offset, int64_t ne
 	return rn_buffer_commit_many(b, &c, chunk ? 1 : 0, ckpts, nckpt);
 }
 
+/*
+ * A COMMIT whose WAL sync failed has its frames in the WAL, whole, even though SQLite (and so
+ * the caller) takes it as not done: after a crash the next start would find it committed,
+ * and a source told that its records were not stored (an MQTT broker that got no ack) would
+ * deliver them again, stored twice. SQLite writes the next transaction where those frames
+ * are, and WAL recovery stops at the first frame that does not continue the checksum chain,
+ * so one small write transaction at once (the schema version, rewritten as it is) buries
+ * them. Best effort: if the disk refuses that too, nothing better can be done.
+ */
+static void bury_failed_commit(struct rn_buffer *b)
+{
+	sqlite3_exec(b->db, b->rowid ? "PRAGMA user_version = 2" : "PRAGMA user_version = 1", NULL,
+		     NULL, NULL);
+}
+
 int rn_buffer_commit_many(struct rn_buffer *b, const struct rn_buffer_chunk *chunks,
 			  size_t nchunks, const struct rn_buffer_ckpt *ckpts, size_t nckpt)
 {
@@ -672,8 +687,11 @@ int rn_buffer_commit_many(struct rn_buffer *b, const struct rn_buffer_chunk *chu
 			goto rollback;
 		}
 	}
-	if ((rc = exec_simple(b, Q_COMMIT)))
-		goto rollback;
+	if ((rc = exec_simple(b, Q_COMMIT))) {
+		sqlite3_step(q(b, Q_ROLLBACK));
+		bury_failed_commit(b);
+		return rc;
+	}
 	b->bytes += total;
 	return 0;
 rollback:

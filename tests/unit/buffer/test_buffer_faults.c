@@ -570,6 +570,10 @@ static void run_sweeps(const struct failure *fs, size_t nf)
 			if (resurfaced) /* whole, checked; see buffer/DESIGN.md */
 				printf(" (%ld failed commits were back after the restart)", resurfaced);
 			printf("\n");
+			/* a commit reported failed stays failed, unless the disk stays broken */
+			if (resurfaced && !fs[i].persist && (op == OP_COMMIT || op == OP_COMMIT_LARGE))
+				fail_msg("%s: %ld commits reported failed were there after a restart",
+					 op_names[op], resurfaced);
 		}
 		printf("sweep buffer, %s failures: %d operations, %ld runs\n", fs[i].name,
 		       long_mode ? OP_COUNT : OP_COUNT - 1, total);
