@@ -327,12 +327,12 @@ static void seed(struct model *m, struct model *crash)
 /* The operations swept. Each gets an open buffer (NULL for OP_OPEN*) and the model of its
  * contents, applies itself to the model when it succeeds and returns its result. */
 enum { OP_OPEN, OP_OPEN_WAL, OP_COMMIT, OP_COMMIT_LARGE, OP_CKPT, OP_ACK, OP_READ, OP_EXPIRE,
-       OP_COUNT };
+       OP_CLOSE, OP_COUNT };
 static const char *const op_names[OP_COUNT] = {
 	"open", "open (WAL recovery)", "commit (2 chunks + checkpoint)",
 	"commit (a 70 KiB chunk + checkpoint)", "commit (checkpoint alone)", "ack",
-	"read (small and 70 KiB chunks)",
-	"expire (TTL tombstones)"};
+	"read (small and 70 KiB chunks)", "expire (TTL tombstones)",
+	"close (checkpoint, WAL removed)"};
 
 /* What the last expire reported. */
 static uint64_t expire_recs;
@@ -384,6 +384,10 @@ static int run_op(int op, struct rn_buffer **b, struct model *m)
 			m->acked[0] = upto;
 		return rc;
 	}
+	case OP_CLOSE: /* it cannot fail visibly; what matters is what the next open finds */
+		rn_buffer_close(*b);
+		*b = NULL;
+		return 0;
 	case OP_EXPIRE: /* every unacked chunk of stream 1 becomes a tombstone */
 		expire_recs = 0;
 		return rn_buffer_expire(*b, m->ids[1], rn_now_us() + 1, tomb_fn, m, &expire_recs);
@@ -477,11 +481,15 @@ static long sweep(int op, const struct failure *f, const struct model *base,
 		long live = rn_mem_live();
 		if (op != OP_OPEN && op != OP_OPEN_WAL)
 			CHECK(open_at("work.db", &b, NULL) == 0);
+		if (op == OP_CLOSE) /* a commit in the WAL for the close to checkpoint */
+			CHECK(commit_step(b, &m, NSTREAMS) == 0);
 		before = m;
 		arm(f, n);
 		rc = run_op(op, &b, &m);
 		hit = fired(f, n);
 		after_op(op, b, &m, rc);
+		if (op == OP_CLOSE)
+			CHECK(open_at("work.db", &b, NULL) == 0);
 		CHECK(hit || rc == 0);
 		CHECK(count_moved() == 0);
 		if (rc && !f->reopen) {
@@ -600,8 +608,9 @@ static void test_io_sweep(void **state)
 	};
 	static const struct failure full[] = {
 		{.name = "write", .io = 1, .ops = RN_IOFAULT_WRITE},
-		{.name = "sync", .io = 1, .ops = RN_IOFAULT_SYNC},
-		{.name = "sync (restart)", .io = 1, .ops = RN_IOFAULT_SYNC, .reopen = 1},
+		{.name = "sync (sync=full)", .io = 1, .ops = RN_IOFAULT_SYNC, .sync_full = 1},
+		{.name = "sync (restart, sync=full)", .io = 1, .ops = RN_IOFAULT_SYNC, .reopen = 1,
+		 .sync_full = 1},
 		{.name = "truncate", .io = 1, .ops = RN_IOFAULT_TRUNCATE},
 		{.name = "delete", .io = 1, .ops = RN_IOFAULT_DELETE},
 		{.name = "open", .io = 1, .ops = RN_IOFAULT_OPEN},
