@@ -49,6 +49,7 @@ struct model {
 	int64_t acked[NSTREAMS]; /* -1 = none */
 	int64_t pos;             /* the checkpoint of source "src" is "pos=<pos>" */
 	int64_t tomb_below[NSTREAMS]; /* chunks below this offset are tombstones (TTL) */
+	int sid;                      /* stream 0's server id is "sid-1" (else none) */
 };
 
 /* The failure being swept, for messages. */
@@ -193,6 +194,7 @@ static void verify(struct rn_buffer *b, const struct model *m)
 		CHECK(s.next_offset == m->next[si]);
 		CHECK(s.next_seq == m->next[si] * 2);
 		CHECK(s.acked == m->acked[si]);
+		CHECK(!strcmp(s.server_id, si == 0 && m->sid ? "sid-1" : ""));
 		int64_t tombs = m->tomb_below[si] > m->acked[si] + 1
 					? m->tomb_below[si] - m->acked[si] - 1 : 0;
 		CHECK(s.expired_records == tombs * 2 && s.dropped_records == 0);
@@ -327,12 +329,12 @@ static void seed(struct model *m, struct model *crash)
 /* The operations swept. Each gets an open buffer (NULL for OP_OPEN*) and the model of its
  * contents, applies itself to the model when it succeeds and returns its result. */
 enum { OP_OPEN, OP_OPEN_WAL, OP_COMMIT, OP_COMMIT_LARGE, OP_CKPT, OP_ACK, OP_READ, OP_EXPIRE,
-       OP_CLOSE, OP_COUNT };
+       OP_CLOSE, OP_SERVER_ID, OP_COUNT };
 static const char *const op_names[OP_COUNT] = {
 	"open", "open (WAL recovery)", "commit (2 chunks + checkpoint)",
 	"commit (a 70 KiB chunk + checkpoint)", "commit (checkpoint alone)", "ack",
 	"read (small and 70 KiB chunks)", "expire (TTL tombstones)",
-	"close (checkpoint, WAL removed)"};
+	"close (checkpoint, WAL removed)", "server stream id"};
 
 /* What the last expire reported. */
 static uint64_t expire_recs;
@@ -382,6 +384,12 @@ static int run_op(int op, struct rn_buffer **b, struct model *m)
 		int rc = rn_buffer_ack(*b, m->ids[0], upto);
 		if (rc == 0)
 			m->acked[0] = upto;
+		return rc;
+	}
+	case OP_SERVER_ID: { /* stored durably before the uplink uses it */
+		int rc = rn_buffer_set_server_id(*b, m->ids[0], "sid-1");
+		if (rc == 0)
+			m->sid = 1;
 		return rc;
 	}
 	case OP_CLOSE: /* it cannot fail visibly; what matters is what the next open finds */
@@ -525,6 +533,8 @@ static long sweep(int op, const struct failure *f, const struct model *base,
 					for (int si = 0; si < (op == OP_COMMIT ? NSTREAMS : 1); si++)
 						m.next[si]++;
 				}
+			} else if (op == OP_SERVER_ID && s.server_id[0]) {
+				m.sid = 1; /* a single statement: there whole, or not at all */
 			} else if (op == OP_ACK && s.acked != m.acked[0]) {
 				m.acked[0] = m.next[0] - 2;
 			} else if (op == OP_EXPIRE) {
