@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "backoff.h"
+#include "headers.h"
 #include "response.h"
 #include "rn_err.h"
 #include "rn_grpc.h"
@@ -271,6 +272,24 @@ static void test_feed_alloc_sweep(void **state)
 	printf("sweep uplink response feed, allocation failures: %ld splits of a %zu-byte body, "
 	       "%ld runs\n", splits, body.len, runs);
 	rn_buf_free(&body);
+
+	/* headers and trailers (status, pushback, message) are parsed without allocating: the
+	 * sweep over them ends at N = 1 */
+	static const char *const lines[] = {
+		"HTTP/2 200\r\n", "content-type: application/grpc\r\n", "\r\n",
+		"grpc-status: 8\r\n", "grpc-retry-pushback-ms: 1500\r\n",
+		"grpc-message: slow%20down\r\n"};
+	struct rn_up_headers h;
+	rn_up_headers_reset(&h);
+	rn_mem_fail_after(1);
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
+		rn_up_headers_line(&h, lines[i], strlen(lines[i]));
+	assert_false(alloc_fired(1));
+	assert_int_equal(h.http_status, 200);
+	assert_int_equal(h.grpc_status, 8);
+	assert_int_equal(h.pushback_ms, 1500);
+	assert_string_equal(h.grpc_message, "slow down");
+	printf("sweep uplink headers and trailers, allocation failures: N = 1..1 (none made)\n");
 }
 
 int main(void)
