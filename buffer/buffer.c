@@ -97,7 +97,11 @@ static const char schema[] =
 	" UNIQUE(stream, off));"
 	"CREATE INDEX IF NOT EXISTS chunks_age ON chunks(dropped, created_us);"
 	"CREATE TABLE IF NOT EXISTS checkpoints(source TEXT PRIMARY KEY, state BLOB NOT NULL);";
+/* One transaction: an upgrade cut short (out of memory, an I/O error, a crash) must leave
+ * version 0 whole, or the next start's ALTERs fail on the columns already added and the
+ * buffer can no longer be opened at all. */
 static const char upgrade_v1[] =
+	"BEGIN IMMEDIATE;"
 	"ALTER TABLE streams ADD COLUMN dropped_records INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE streams ADD COLUMN expired_records INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE chunks ADD COLUMN seq0 INTEGER NOT NULL DEFAULT -1;"
@@ -105,7 +109,8 @@ static const char upgrade_v1[] =
 	"ALTER TABLE streams ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;"
 	"UPDATE streams SET bytes = (SELECT coalesce(sum(length(bytes)), 0) FROM chunks"
 	" WHERE chunks.stream = streams.id);"
-	"PRAGMA user_version = 1;";
+	"PRAGMA user_version = 1;"
+	"COMMIT;";
 /* Only run on an empty chunks table: the layout of version 2 (`schema` creates it). */
 static const char upgrade_v2[] = "DROP TABLE chunks;";
 
@@ -361,8 +366,11 @@ static int try_open(struct rn_buffer *b, const struct rn_buffer_options *opt)
 	    (rc = pragma_int(b, "PRAGMA auto_vacuum", &vac)))
 		return rc;
 	b->incremental = vac == 2;
-	if (have_chunks && version < 1 && sqlite3_exec(b->db, upgrade_v1, NULL, NULL, NULL) != SQLITE_OK)
-		return db_fail(b, "upgrade to schema 1");
+	if (have_chunks && version < 1 && sqlite3_exec(b->db, upgrade_v1, NULL, NULL, NULL) != SQLITE_OK) {
+		rc = db_fail(b, "upgrade to schema 1");
+		sqlite3_exec(b->db, "ROLLBACK", NULL, NULL, NULL);
+		return rc;
+	}
 	if (have_chunks && version < 2) {
 		int any = 0;
 		if ((rc = pragma_int(b, "SELECT EXISTS(SELECT 1 FROM chunks)", &any)))
