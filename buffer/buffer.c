@@ -146,9 +146,10 @@ static int64_t fs_avail(const struct rn_buffer *b);
  * the live count and the allocation-failure hook reaches SQLite too (the buffer's
  * out-of-memory paths are tested through it). SQLite asks for a block's size back (xSize):
  * a header in front of each block keeps it; 16 bytes keep the payload aligned for any type.
- * The cost is one atomic add per allocation over plain malloc, which SQLite's own memory
- * statistics already pay. SQLite's configuration is process-wide and must be set before
- * SQLite initializes, so it is set once, by the first rn_buffer_open.
+ * The cost is an atomic add per allocation: 20000 commits of 16 KiB chunks with a read and
+ * an ack each took the same time either way, within noise. SQLite's configuration is
+ * process-wide and must be set before SQLite initializes, so it is set once, by the first
+ * rn_buffer_open.
  */
 #define MEM_HDR 16
 
@@ -366,7 +367,8 @@ static int try_open(struct rn_buffer *b, const struct rn_buffer_options *opt)
 	    (rc = pragma_int(b, "PRAGMA auto_vacuum", &vac)))
 		return rc;
 	b->incremental = vac == 2;
-	if (have_chunks && version < 1 && sqlite3_exec(b->db, upgrade_v1, NULL, NULL, NULL) != SQLITE_OK) {
+	if (have_chunks && version < 1 &&
+	    sqlite3_exec(b->db, upgrade_v1, NULL, NULL, NULL) != SQLITE_OK) {
 		rc = db_fail(b, "upgrade to schema 1");
 		sqlite3_exec(b->db, "ROLLBACK", NULL, NULL, NULL);
 		return rc;
