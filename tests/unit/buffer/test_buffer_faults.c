@@ -530,7 +530,8 @@ static long sweep(int op, const struct failure *f, const struct model *base,
 					 * restart (a failed sync): whole, never in part */
 					(*resurfaced)++;
 					m.pos = m.next[0];
-					for (int si = 0; si < (op == OP_COMMIT ? NSTREAMS : 1); si++)
+					int ns = op == OP_COMMIT ? NSTREAMS : 1;
+					for (int si = 0; si < ns; si++)
 						m.next[si]++;
 				}
 			} else if (op == OP_SERVER_ID && s.server_id[0]) {
@@ -583,14 +584,15 @@ static void run_sweeps(const struct failure *fs, size_t nf)
 			long runs = sweep(op, &fs[i], &base, &crash, &resurfaced);
 			quiet(0);
 			total += runs;
-			printf("sweep buffer, %s failures: %s: N = 1..%ld", fs[i].name, op_names[op],
-			       runs);
+			printf("sweep buffer, %s failures: %s: N = 1..%ld", fs[i].name,
+			       op_names[op], runs);
 			if (resurfaced) /* whole, checked; see buffer/DESIGN.md */
-				printf(" (%ld failed commits were back after the restart)", resurfaced);
+				printf(" (%ld failed commits back after the restart)", resurfaced);
 			printf("\n");
 			/* a commit reported failed stays failed, unless the disk stays broken */
-			if (resurfaced && !fs[i].persist && (op == OP_COMMIT || op == OP_COMMIT_LARGE))
-				fail_msg("%s: %ld commits reported failed were there after a restart",
+			if (resurfaced && !fs[i].persist &&
+			    (op == OP_COMMIT || op == OP_COMMIT_LARGE))
+				fail_msg("%s: %ld commits reported failed came back at a restart",
 					 op_names[op], resurfaced);
 		}
 		printf("sweep buffer, %s failures: %d operations, %ld runs\n", fs[i].name,
@@ -626,8 +628,8 @@ static void test_io_sweep(void **state)
 		{.name = "open", .io = 1, .ops = RN_IOFAULT_OPEN},
 		{.name = "I/O (persistent, restart)", .io = 1, .ops = RN_IOFAULT_ALL, .persist = 1,
 		 .reopen = 1},
-		{.name = "ENOSPC (persistent, restart)", .io = 1, .ops = RN_IOFAULT_WRITE, .full = 1,
-		 .persist = 1, .reopen = 1},
+		{.name = "ENOSPC (persistent, restart)", .io = 1, .ops = RN_IOFAULT_WRITE,
+		 .full = 1, .persist = 1, .reopen = 1},
 	};
 	(void)state;
 	run_sweeps(quick, sizeof(quick) / sizeof(quick[0]));
@@ -636,6 +638,18 @@ static void test_io_sweep(void **state)
 }
 
 /* A buffer written by the first release (schema 0), as test_buffer.c makes it. */
+static const char v0_sql[] =
+	"CREATE TABLE streams(id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL,"
+	" tbl TEXT NOT NULL, server_id TEXT, next_offset INTEGER NOT NULL DEFAULT 0,"
+	" next_seq INTEGER NOT NULL DEFAULT 0, acked INTEGER NOT NULL DEFAULT -1);"
+	"CREATE TABLE chunks(stream INTEGER NOT NULL, off INTEGER NOT NULL,"
+	" nrec INTEGER NOT NULL, created_us INTEGER NOT NULL, bytes BLOB NOT NULL,"
+	" PRIMARY KEY(stream, off)) WITHOUT ROWID;"
+	"CREATE TABLE checkpoints(source TEXT PRIMARY KEY, state BLOB NOT NULL);"
+	"INSERT INTO streams(id, name, tbl, next_offset, next_seq) VALUES(1,'old','t',2,9);"
+	"INSERT INTO chunks VALUES(1, 0, 4, 1, zeroblob(2000));"
+	"INSERT INTO chunks VALUES(1, 1, 5, 2, x'44556677');";
+
 static void make_v0(const char *name)
 {
 	char path[600];
@@ -643,20 +657,7 @@ static void make_v0(const char *name)
 	mkpath(path, sizeof(path), name);
 	unlink(path);
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(
-		sqlite3_exec(db,
-			     "CREATE TABLE streams(id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL,"
-			     " tbl TEXT NOT NULL, server_id TEXT, next_offset INTEGER NOT NULL DEFAULT 0,"
-			     " next_seq INTEGER NOT NULL DEFAULT 0, acked INTEGER NOT NULL DEFAULT -1);"
-			     "CREATE TABLE chunks(stream INTEGER NOT NULL, off INTEGER NOT NULL,"
-			     " nrec INTEGER NOT NULL, created_us INTEGER NOT NULL, bytes BLOB NOT NULL,"
-			     " PRIMARY KEY(stream, off)) WITHOUT ROWID;"
-			     "CREATE TABLE checkpoints(source TEXT PRIMARY KEY, state BLOB NOT NULL);"
-			     "INSERT INTO streams(id, name, tbl, next_offset, next_seq) VALUES(1,'old','t',2,9);"
-			     "INSERT INTO chunks VALUES(1, 0, 4, 1, zeroblob(2000));"
-			     "INSERT INTO chunks VALUES(1, 1, 5, 2, x'44556677');",
-			     NULL, NULL, NULL),
-		SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, v0_sql, NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 }
 
