@@ -147,44 +147,64 @@ void rn_chunk_free(struct rn_chunk_builder *b)
 	b->nrec = 0;
 }
 
-static int field_desc(struct rn_buf *out, const char *name, int num, int label, int type,
-		      const char *type_name)
+/* One FieldDescriptorProto of Record or Attribute. */
+struct field_row {
+	const char *name;
+	int num, label, type;
+	const char *type_name;
+};
+
+enum { OPT = 1, REP = 3, T_INT64 = 3, T_UINT64 = 4, T_STRING = 9, T_MSG = 11, T_BYTES = 12,
+       T_UINT32 = 13 };
+
+static const struct field_row attr_fields[] = {
+	{"key", 1, OPT, T_STRING, NULL},
+	{"value", 2, OPT, T_STRING, NULL},
+};
+
+static const struct field_row record_fields[] = {
+	{"device_id", 1, OPT, T_STRING, NULL},   {"source", 2, OPT, T_STRING, NULL},
+	{"topic", 3, OPT, T_STRING, NULL},       {"event_time_us", 4, OPT, T_INT64, NULL},
+	{"receive_time_us", 5, OPT, T_INT64, NULL}, {"seq", 6, OPT, T_UINT64, NULL},
+	{"payload", 7, OPT, T_BYTES, NULL},      {"attributes", 8, REP, T_MSG, "Attribute"},
+	{"flags", 9, OPT, T_UINT32, NULL},       {"boot_time_us", 10, OPT, T_UINT64, NULL},
+	{"boot_id", 11, OPT, T_STRING, NULL},
+};
+
+/* A DescriptorProto (field 1 name, field 2 per field) appended to out; every append is
+ * checked, so a failure never leaves a message that parses but lacks a field. */
+static int message_desc(struct rn_buf *out, const char *name, const struct field_row *rows,
+			size_t n)
 {
 	struct rn_buf f = {0};
-	int rc;
-	rn_pb_put_str(&f, 1, name);
-	rn_pb_put_uint(&f, 3, (uint64_t)num);
-	rn_pb_put_uint(&f, 4, (uint64_t)label);
-	rn_pb_put_uint(&f, 5, (uint64_t)type);
-	if (type_name)
-		rn_pb_put_str(&f, 6, type_name);
-	rc = rn_pb_put_bytes(out, 2, f.data, f.len);
+	int rc = rn_pb_put_str(out, 1, name);
+	for (size_t i = 0; i < n && !rc; i++) {
+		const struct field_row *r = &rows[i];
+		rn_buf_reset(&f);
+		if ((rc = rn_pb_put_str(&f, 1, r->name)) ||
+		    (rc = rn_pb_put_uint(&f, 3, (uint64_t)r->num)) ||
+		    (rc = rn_pb_put_uint(&f, 4, (uint64_t)r->label)) ||
+		    (rc = rn_pb_put_uint(&f, 5, (uint64_t)r->type)) ||
+		    (r->type_name && (rc = rn_pb_put_str(&f, 6, r->type_name))))
+			break;
+		rc = rn_pb_put_bytes(out, 2, f.data, f.len);
+	}
 	rn_buf_free(&f);
 	return rc;
 }
 
 int rn_chunk_descriptor(struct rn_buf *out)
 {
-	enum { OPT = 1, REP = 3, T_INT64 = 3, T_UINT64 = 4, T_STRING = 9, T_MSG = 11,
-	       T_BYTES = 12, T_UINT32 = 13 };
 	struct rn_buf attr = {0};
+	size_t len0 = out->len;
 	int rc;
-	rn_pb_put_str(&attr, 1, "Attribute");
-	field_desc(&attr, "key", 1, OPT, T_STRING, NULL);
-	field_desc(&attr, "value", 2, OPT, T_STRING, NULL);
-	rn_pb_put_str(out, 1, "Record");
-	field_desc(out, "device_id", 1, OPT, T_STRING, NULL);
-	field_desc(out, "source", 2, OPT, T_STRING, NULL);
-	field_desc(out, "topic", 3, OPT, T_STRING, NULL);
-	field_desc(out, "event_time_us", 4, OPT, T_INT64, NULL);
-	field_desc(out, "receive_time_us", 5, OPT, T_INT64, NULL);
-	field_desc(out, "seq", 6, OPT, T_UINT64, NULL);
-	field_desc(out, "payload", 7, OPT, T_BYTES, NULL);
-	field_desc(out, "attributes", 8, REP, T_MSG, "Attribute");
-	field_desc(out, "flags", 9, OPT, T_UINT32, NULL);
-	field_desc(out, "boot_time_us", 10, OPT, T_UINT64, NULL);
-	field_desc(out, "boot_id", 11, OPT, T_STRING, NULL);
-	rc = rn_pb_put_bytes(out, 3, attr.data, attr.len);
+	if (!(rc = message_desc(&attr, "Attribute", attr_fields,
+				sizeof(attr_fields) / sizeof(attr_fields[0]))) &&
+	    !(rc = message_desc(out, "Record", record_fields,
+				sizeof(record_fields) / sizeof(record_fields[0]))))
+		rc = rn_pb_put_bytes(out, 3, attr.data, attr.len);
+	if (rc)
+		out->len = len0; /* nothing half-written stays */
 	rn_buf_free(&attr);
 	return rc;
 }

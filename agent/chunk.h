@@ -59,7 +59,7 @@ int rn_chunk_close(struct rn_chunk_builder *b, int64_t offset, struct rn_buf *ou
 void rn_chunk_free(struct rn_chunk_builder *b);
 
 /* Serialized google.protobuf.DescriptorProto of runnel.v1.Record (with Attribute nested),
- * sent at stream creation. Appends to out. */
+ * sent at stream creation. Appends to out. 0, or RN_ENOMEM with out as it was. */
 int rn_chunk_descriptor(struct rn_buf *out);
 
 #endif

@@ -7,7 +7,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buffer_int.h"
 #include "rn_clock.h"
 #include "rn_err.h"
 #include "rn_log.h"
@@ -94,7 +97,11 @@ static const char schema[] =
 	" UNIQUE(stream, off));"
 	"CREATE INDEX IF NOT EXISTS chunks_age ON chunks(dropped, created_us);"
 	"CREATE TABLE IF NOT EXISTS checkpoints(source TEXT PRIMARY KEY, state BLOB NOT NULL);";
+/* One transaction: an upgrade cut short (out of memory, an I/O error, a crash) must leave
+ * version 0 whole, or the next start's ALTERs fail on the columns already added and the
+ * buffer can no longer be opened at all. */
 static const char upgrade_v1[] =
+	"BEGIN IMMEDIATE;"
 	"ALTER TABLE streams ADD COLUMN dropped_records INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE streams ADD COLUMN expired_records INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE chunks ADD COLUMN seq0 INTEGER NOT NULL DEFAULT -1;"
@@ -102,7 +109,8 @@ static const char upgrade_v1[] =
 	"ALTER TABLE streams ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;"
 	"UPDATE streams SET bytes = (SELECT coalesce(sum(length(bytes)), 0) FROM chunks"
 	" WHERE chunks.stream = streams.id);"
-	"PRAGMA user_version = 1;";
+	"PRAGMA user_version = 1;"
+	"COMMIT;";
 /* Only run on an empty chunks table: the layout of version 2 (`schema` creates it). */
 static const char upgrade_v2[] = "DROP TABLE chunks;";
 
@@ -132,6 +140,93 @@ struct rn_buffer {
 
 static void enter_disk_full(struct rn_buffer *b);
 static int64_t fs_avail(const struct rn_buffer *b);
+
+/*
+ * SQLite's own heap goes through rn_malloc & co., so the buffer's whole memory use shows in
+ * the live count and the allocation-failure hook reaches SQLite too (the buffer's
+ * out-of-memory paths are tested through it). SQLite asks for a block's size back (xSize):
+ * a header in front of each block keeps it; 16 bytes keep the payload aligned for any type.
+ * The cost is an atomic add per allocation: 20000 commits of 16 KiB chunks with a read and
+ * an ack each took the same time either way, within noise. SQLite's configuration is
+ * process-wide and must be set before SQLite initializes, so it is set once, by the first
+ * rn_buffer_open.
+ */
+#define MEM_HDR 16
+
+/* SQLite allocations refused, ever. SQLite reports some of them only as a verdict (a page
+ * quick_check could not load for want of memory reads like a damaged one), so open compares
+ * this before and after its check. Process-wide like SQLite's allocator itself. */
+static atomic_long mem_failed;
+
+static void *mem_malloc(int n)
+{
+	uint8_t *p = n > 0 ? rn_malloc((size_t)n + MEM_HDR) : NULL;
+	if (!p) {
+		atomic_fetch_add(&mem_failed, 1);
+		return NULL;
+	}
+	memcpy(p, &(size_t){(size_t)n}, sizeof(size_t));
+	return p + MEM_HDR;
+}
+
+static void mem_free(void *p)
+{
+	if (p)
+		rn_free((uint8_t *)p - MEM_HDR);
+}
+
+static void *mem_realloc(void *p, int n)
+{
+	uint8_t *q;
+	if (!p)
+		return mem_malloc(n);
+	if (n <= 0 || !(q = rn_realloc((uint8_t *)p - MEM_HDR, (size_t)n + MEM_HDR))) {
+		atomic_fetch_add(&mem_failed, 1);
+		return NULL; /* the old block stays, as SQLite expects */
+	}
+	memcpy(q, &(size_t){(size_t)n}, sizeof(size_t));
+	return q + MEM_HDR;
+}
+
+static int mem_size(void *p)
+{
+	size_t n = 0;
+	if (p)
+		memcpy(&n, (uint8_t *)p - MEM_HDR, sizeof(n));
+	return (int)n;
+}
+
+static int mem_roundup(int n)
+{
+	return (n + 7) & ~7;
+}
+
+static int mem_init(void *arg)
+{
+	(void)arg;
+	return SQLITE_OK;
+}
+
+static void mem_shutdown(void *arg)
+{
+	(void)arg;
+}
+
+static void route_sqlite_memory(void)
+{
+	static const sqlite3_mem_methods m = {mem_malloc,   mem_free, mem_realloc, mem_size,
+					      mem_roundup,  mem_init, mem_shutdown, NULL};
+	/* refused only if something initialized SQLite first; it then keeps its own heap */
+	if (sqlite3_config(SQLITE_CONFIG_MALLOC, &m) != SQLITE_OK)
+		rn_log_debug("buffer", "SQLite was initialized before the buffer: its memory is "
+			     "not counted");
+}
+
+void rn_buffer__init(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, route_sqlite_memory);
+}
 
 static int db_fail(struct rn_buffer *b, const char *what)
 {
@@ -226,6 +321,7 @@ static int try_open(struct rn_buffer *b, const struct rn_buffer_options *opt)
 	char pragma[256];
 	int rc, version = 0, have_chunks = 0, vac = 0;
 
+	b->err[0] = 0;
 	rc = sqlite3_open_v2(opt->path, &b->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
 	if (rc != SQLITE_OK)
 		return rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT ? RN_ECORRUPT : db_fail(b, "open");
@@ -233,13 +329,19 @@ static int try_open(struct rn_buffer *b, const struct rn_buffer_options *opt)
 	rc = sqlite3_prepare_v2(b->db, "PRAGMA quick_check", -1, &st, NULL);
 	if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
 		const char *r = (const char *)sqlite3_column_text(st, 0);
-		rc = r && !strcmp(r, "ok") ? SQLITE_OK : SQLITE_CORRUPT;
+		/* the row always holds text: none means its copy failed (out of memory), which
+		 * says nothing about the file and must not send it aside as corrupt */
+		rc = !r ? SQLITE_NOMEM : strcmp(r, "ok") ? SQLITE_CORRUPT : SQLITE_OK;
+		if (rc == SQLITE_CORRUPT) /* the verdict's first line is the message */
+			snprintf(b->err, sizeof(b->err), "quick_check: %.*s", (int)strcspn(r, "\n"),
+				 r);
 	} else {
 		rc = sqlite3_errcode(b->db);
 	}
 	sqlite3_finalize(st);
 	if (rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT) {
-		snprintf(b->err, sizeof(b->err), "%s", sqlite3_errmsg(b->db));
+		if (rc == SQLITE_NOTADB || !b->err[0])
+			snprintf(b->err, sizeof(b->err), "%s", sqlite3_errmsg(b->db));
 		return RN_ECORRUPT;
 	}
 	if (rc != SQLITE_OK)
@@ -265,8 +367,12 @@ static int try_open(struct rn_buffer *b, const struct rn_buffer_options *opt)
 	    (rc = pragma_int(b, "PRAGMA auto_vacuum", &vac)))
 		return rc;
 	b->incremental = vac == 2;
-	if (have_chunks && version < 1 && sqlite3_exec(b->db, upgrade_v1, NULL, NULL, NULL) != SQLITE_OK)
-		return db_fail(b, "upgrade to schema 1");
+	if (have_chunks && version < 1 &&
+	    sqlite3_exec(b->db, upgrade_v1, NULL, NULL, NULL) != SQLITE_OK) {
+		rc = db_fail(b, "upgrade to schema 1");
+		sqlite3_exec(b->db, "ROLLBACK", NULL, NULL, NULL);
+		return rc;
+	}
 	if (have_chunks && version < 2) {
 		int any = 0;
 		if ((rc = pragma_int(b, "SELECT EXISTS(SELECT 1 FROM chunks)", &any)))
@@ -309,6 +415,7 @@ int rn_buffer_open(struct rn_buffer **out, const struct rn_buffer_options *opt, 
 	struct rn_buffer *b;
 	int rc;
 
+	rn_buffer__init();
 	*out = NULL;
 	if (recovered)
 		*recovered = 0;
@@ -322,7 +429,15 @@ int rn_buffer_open(struct rn_buffer **out, const struct rn_buffer_options *opt, 
 	if (b->reserve_bytes && take_reserve(b))
 		rn_log_warn("buffer", "cannot allocate the %lld-byte disk reserve %s: %s",
 			    (long long)b->reserve_bytes, b->reserve_path, strerror(errno));
+	long failed = atomic_load(&mem_failed);
 	rc = try_open(b, opt);
+	if (rc == RN_ECORRUPT && atomic_load(&mem_failed) != failed) {
+		/* an allocation failed during the check: its verdict says nothing about the file,
+		 * and moving a good buffer aside would abandon every record in it */
+		snprintf(b->err + strlen(b->err), sizeof(b->err) - strlen(b->err),
+			 " (while out of memory: not taken as corruption)");
+		rc = RN_ENOMEM;
+	}
 	if (rc == RN_ECORRUPT) {
 		char aside[4200], side[4300], src[4300];
 		snprintf(aside, sizeof(aside), "%s.corrupt-%lld", opt->path, (long long)time(NULL));
@@ -505,6 +620,21 @@ int rn_buffer_commit(struct rn_buffer *b, int stream, int64_t offset, int64_t ne
 	return rn_buffer_commit_many(b, &c, chunk ? 1 : 0, ckpts, nckpt);
 }
 
+/*
+ * A COMMIT whose WAL sync failed has its frames in the WAL, whole, even though SQLite (and so
+ * the caller) takes it as not done: after a crash the next start would find it committed,
+ * and a source told that its records were not stored (an MQTT broker that got no ack) would
+ * deliver them again, stored twice. SQLite writes the next transaction where those frames
+ * are, and WAL recovery stops at the first frame that does not continue the checksum chain,
+ * so one small write transaction at once (the schema version, rewritten as it is) buries
+ * them. Best effort: if the disk refuses that too, nothing better can be done.
+ */
+static void bury_failed_commit(struct rn_buffer *b)
+{
+	sqlite3_exec(b->db, b->rowid ? "PRAGMA user_version = 2" : "PRAGMA user_version = 1", NULL,
+		     NULL, NULL);
+}
+
 int rn_buffer_commit_many(struct rn_buffer *b, const struct rn_buffer_chunk *chunks,
 			  size_t nchunks, const struct rn_buffer_ckpt *ckpts, size_t nckpt)
 {
@@ -567,8 +697,11 @@ int rn_buffer_commit_many(struct rn_buffer *b, const struct rn_buffer_chunk *chu
 			goto rollback;
 		}
 	}
-	if ((rc = exec_simple(b, Q_COMMIT)))
-		goto rollback;
+	if ((rc = exec_simple(b, Q_COMMIT))) {
+		sqlite3_step(q(b, Q_ROLLBACK));
+		bury_failed_commit(b);
+		return rc;
+	}
 	b->bytes += total;
 	return 0;
 rollback:
@@ -597,6 +730,7 @@ static int tombstone(struct rn_buffer *b, int qi, int stream, int64_t cutoff, in
 		sqlite3_stmt *s = q(b, qi);
 		size_t n = 0;
 		int64_t batch_freed = 0;
+		uint64_t batch_records = 0; /* counted only once the batch is committed */
 		if (qi == Q_EXPIRED) {
 			sqlite3_bind_int(s, 1, stream);
 			sqlite3_bind_int64(s, 2, cutoff);
@@ -643,12 +777,13 @@ static int tombstone(struct rn_buffer *b, int qi, int stream, int64_t cutoff, in
 				goto rollback;
 			}
 			batch_freed += v[i].bytes - (int64_t)tomb.len;
-			*records += v[i].nrec;
+			batch_records += v[i].nrec;
 		}
 		if ((rc = exec_simple(b, Q_COMMIT)))
 			goto rollback;
 		freed += batch_freed;
 		b->bytes -= batch_freed;
+		*records += batch_records;
 		continue;
 rollback:
 		sqlite3_step(q(b, Q_ROLLBACK));
@@ -785,8 +920,14 @@ static int ack_once(struct rn_buffer *b, int stream, int64_t acked)
 	s = q(b, Q_ACK_SUM);
 	sqlite3_bind_int(s, 1, stream);
 	sqlite3_bind_int64(s, 2, acked);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		freed = sqlite3_column_int64(s, 0);
+	/* A failed step must end the ack: SQLite may have rolled the transaction back (it does
+	 * on out-of-memory), and the statements after it would each commit on their own, with
+	 * the byte count wrong. */
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		rc = db_fail(b, "sum acked");
+		goto rollback;
+	}
+	freed = sqlite3_column_int64(s, 0);
 	sqlite3_reset(s); /* a statement left on a row would pin the WAL (no checkpoint) */
 	s = q(b, Q_ACK_DEL);
 	sqlite3_bind_int(s, 1, stream);

@@ -48,7 +48,8 @@ struct rn_buffer_ckpt {
 
 /* Opens or creates the buffer. A file that fails its integrity check is renamed to
  * <path>.corrupt-<unix time> and a fresh buffer is created (*recovered = 1). RN_EBUFFER
- * (detail in the log) if even a fresh file cannot be made. */
+ * (detail in the log) if even a fresh file cannot be made; RN_ENOMEM when memory ran out,
+ * also during the check (the file is then left where it is: the check could not decide). */
 int rn_buffer_open(struct rn_buffer **out, const struct rn_buffer_options *opt, int *recovered);
 void rn_buffer_close(struct rn_buffer *b);
 
@@ -116,7 +117,8 @@ typedef int (*rn_buffer_tomb_fn)(void *ctx, const struct rn_buffer_victim *v, in
  * offset, so every stream still sends a gapless offset sequence and the loss is visible
  * downstream as a tombstone row with the count. *records = records dropped; they are also
  * added to the stream's dropped_records. RN_EFULL if everything is already a tombstone,
- * RN_ENOSPC, RN_EBUFFER.
+ * RN_ENOSPC, RN_EBUFFER. The work is done in transactions of up to 64 chunks: after an
+ * error the batches committed before it stay, and *records counts exactly those.
  */
 int rn_buffer_drop_oldest(struct rn_buffer *b, int64_t need, rn_buffer_tomb_fn fn, void *ctx,
 			  uint64_t *records);
@@ -124,7 +126,8 @@ int rn_buffer_drop_oldest(struct rn_buffer *b, int64_t need, rn_buffer_tomb_fn f
 /* TTL: replaces every chunk of `stream` stored before older_than_us (wall clock) with a
  * tombstone; counted in expired_records. Does nothing while the wall clock is before
  * RN_CLOCK_TRUSTED_US; chunks stored before the clock was set have their age restarted
- * (they are not expired for a clock jump). 0, RN_ENOSPC, RN_EBUFFER. */
+ * (they are not expired for a clock jump). 0, RN_ENOSPC, RN_EBUFFER; batches and *records
+ * after an error as for rn_buffer_drop_oldest. */
 int rn_buffer_expire(struct rn_buffer *b, int stream, int64_t older_than_us, rn_buffer_tomb_fn fn,
 		     void *ctx, uint64_t *records);
 

@@ -77,3 +77,31 @@ int rn_uplink_decode_response(const uint8_t *p, size_t len, struct rn_up_event *
 	}
 	return rc < 0 ? RN_EINVAL : n;
 }
+
+enum rn_up_feed rn_uplink_feed(struct rn_grpc_deframer *df, const uint8_t *p, size_t len,
+			       rn_up_msg_fn fn, void *ctx, size_t *msg_len)
+{
+	size_t off = 0;
+	*msg_len = 0;
+	while (off < len) {
+		struct rn_up_event ev[4];
+		struct rn_grpc_msg m;
+		size_t used = 0;
+		int rc = rn_grpc_deframe(df, p + off, len - off, &used, &m), n;
+		off += used;
+		if (rc == 0)
+			break;
+		if (rc < 0) /* an allocation that failed is ours, not a framing error */
+			return rc == RN_ENOMEM ? RN_UP_FEED_NOMEM
+			       : rc == RN_ETOOBIG ? RN_UP_FEED_TOOBIG
+						  : RN_UP_FEED_BADFLAG;
+		*msg_len = m.len;
+		if (m.compressed)
+			return RN_UP_FEED_COMPRESSED;
+		if ((n = rn_uplink_decode_response(m.data, m.len, ev, 4)) < 0)
+			return RN_UP_FEED_BADMSG;
+		if (fn(ctx, ev, n))
+			return RN_UP_FEED_STOPPED;
+	}
+	return RN_UP_FEED_OK;
+}

@@ -391,20 +391,15 @@ static size_t read_cb(char *buf, size_t size, size_t nitems, void *arg)
 	return n;
 }
 
-/* Applies one PersistentStreamResponse. Returns 0, or -1 to abort the call (fault). */
-static int on_response(struct ustream *s, const uint8_t *p, size_t len)
+/* Applies the events of one PersistentStreamResponse (rn_up_msg_fn). Returns 0, or -1 to
+ * abort the call (fault). */
+static int on_response(void *ctx, const struct rn_up_event *ev, int n)
 {
+	struct ustream *s = ctx;
 	struct rn_uplink *u = s->u;
-	struct rn_up_event ev[4];
-	int n = rn_uplink_decode_response(p, len, ev, 4);
 
-	if (n < 0) {
-		set_fault(s, F_MESSAGE, "a %zu-byte response message is not a valid "
-			  "PersistentStreamResponse (bad protobuf)", len);
-		return -1;
-	}
 	for (int i = 0; i < n; i++) {
-		struct rn_up_event *e = &ev[i];
+		const struct rn_up_event *e = &ev[i];
 		switch (e->kind) {
 		case RN_UP_CREATED:
 			if (s->state != S_OPENING || s->server_id[0]) {
@@ -518,34 +513,38 @@ static void snippet(char *out, size_t cap, const char *p, size_t len)
 static size_t write_cb(char *data, size_t size, size_t nmemb, void *arg)
 {
 	struct ustream *s = arg;
-	size_t len = size * nmemb, off = 0;
+	size_t len = size * nmemb, mlen;
+	char head[24];
 	if (s->fault || check_grpc_headers(s))
 		return 0; /* aborts the transfer */
-	while (off < len) {
-		struct rn_grpc_msg m;
-		size_t used;
-		int rc = rn_grpc_deframe(&s->df, (const uint8_t *)data + off, len - off, &used, &m);
-		off += used;
-		if (rc < 0) {
-			char head[24];
-			snippet(head, sizeof(head), data, len);
-			set_fault(s, F_FRAMING, "response body is not gRPC framing (%s; the body "
-				  "starts \"%s\")", rc == RN_ETOOBIG ? "a length prefix over 1 MiB"
-				  : rc == RN_EINVAL ? "a compressed-flag byte other than 0 or 1"
-				  : rn_strerror(rc), head);
-			return 0;
-		}
-		if (rc == 0)
-			break;
-		if (m.compressed) {
-			set_fault(s, F_FRAMING, "a compressed response message, but the call "
-				  "accepts only identity");
-			return 0;
-		}
-		if (on_response(s, m.data, m.len))
-			return 0;
+	switch (rn_uplink_feed(&s->df, (const uint8_t *)data, len, on_response, s, &mlen)) {
+	case RN_UP_FEED_OK:
+		return len;
+	case RN_UP_FEED_STOPPED:
+		return 0; /* on_response set the fault */
+	case RN_UP_FEED_NOMEM:
+		set_fault(s, F_LOCAL, "out of memory while reading the response");
+		return 0;
+	case RN_UP_FEED_TOOBIG:
+		snippet(head, sizeof(head), data, len);
+		set_fault(s, F_FRAMING, "response body is not gRPC framing (a length prefix over "
+			  "1 MiB; the body starts \"%s\")", head);
+		return 0;
+	case RN_UP_FEED_BADFLAG:
+		snippet(head, sizeof(head), data, len);
+		set_fault(s, F_FRAMING, "response body is not gRPC framing (a compressed-flag byte "
+			  "other than 0 or 1; the body starts \"%s\")", head);
+		return 0;
+	case RN_UP_FEED_COMPRESSED:
+		set_fault(s, F_FRAMING, "a compressed response message, but the call accepts "
+			  "only identity");
+		return 0;
+	case RN_UP_FEED_BADMSG:
+		set_fault(s, F_MESSAGE, "a %zu-byte response message is not a valid "
+			  "PersistentStreamResponse (bad protobuf)", mlen);
+		return 0;
 	}
-	return len;
+	return 0;
 }
 
 static size_t header_cb(char *data, size_t size, size_t nitems, void *arg)

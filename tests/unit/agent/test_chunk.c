@@ -7,12 +7,17 @@
  * to close, the due rules (size, count, linger), the DescriptorProto names Record's
  * eleven fields, and boot_time_us/boot_id are written only while the wall clock is not
  * trustworthy (and the boot is known).
+ * Allocation-failure sweeps (RN_SWEEP_LONG=1 for a larger chunk): building a chunk and the
+ * descriptor with the Nth allocation failing, for every N until none fails. A failed add or
+ * close reports RN_ENOMEM and leaves the builder as it was; retried, the chunk is byte for
+ * byte the one built without failures; no failure goes unreported; nothing leaks.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -20,6 +25,7 @@
 #include "chunk.h"
 #include "rn_err.h"
 #include "rn_grpc.h"
+#include "rn_mem.h"
 #include "rn_pbwire.h"
 #include "rn_zstd.h"
 #include "runnel/v1/record.pb-c.h"
@@ -243,6 +249,129 @@ static void test_descriptor(void **state)
 	rn_buf_free(&d);
 }
 
+/* After a run with rn_mem_fail_after(n): did the nth allocation happen? Probes with more
+ * allocations until the countdown would reach it; disarms the hook. */
+static int alloc_fired(long n)
+{
+	for (long i = 0; i < n; i++) {
+		void *p = rn_malloc(1);
+		if (!p) {
+			rn_mem_fail_after(0);
+			return 0;
+		}
+		rn_free(p);
+	}
+	rn_mem_fail_after(0);
+	return 1;
+}
+
+static int sweep_long(void)
+{
+	const char *l = getenv("RN_SWEEP_LONG");
+	return l && *l && strcmp(l, "0");
+}
+
+/* Record i of the sweep: payload sizes that make the batch grow several times. */
+static int sweep_add(struct rn_chunk_builder *b, int i)
+{
+	static const struct rn_attr attrs[] = {{"runnel.split", "1/2"}, {"k", ""}};
+	static uint8_t payload[4000];
+	struct rn_record r = {payload, (size_t)(i * 577) % sizeof(payload), "/var/log/a.log", 0,
+			      0, NULL, 0};
+	memset(payload, 'a' + i % 26, r.len);
+	if (i % 3 == 1) {
+		r.attrs = attrs;
+		r.nattrs = 2;
+		r.flags = RN_RECORD_F_SPLIT;
+	}
+	return rn_chunk_add(b, &origin, &r, (uint64_t)i, 1800000000000000LL + i);
+}
+
+static void test_alloc_sweep_build(void **state)
+{
+	const int nrec = sweep_long() ? 400 : 40;
+	struct rn_chunk_builder rb = {.lim = {1 << 24, 100000, 200000, 3}};
+	struct rn_buf ref = {0}, scratch = {0};
+	long n;
+	(void)state;
+	for (int i = 0; i < nrec; i++)
+		assert_int_equal(sweep_add(&rb, i), 0);
+	assert_int_equal(rn_chunk_close(&rb, 42, &ref, &scratch), 0);
+	rn_chunk_free(&rb);
+	rn_buf_free(&scratch);
+	for (n = 1;; n++) {
+		struct rn_chunk_builder b = {.lim = rb.lim};
+		struct rn_buf out = {0};
+		long live = rn_mem_live();
+		int failures = 0, rc, hit;
+		rn_mem_fail_after(n);
+		for (int i = 0; i < nrec; i++) {
+			size_t len0 = b.batch.len;
+			uint32_t nrec0 = b.nrec;
+			if ((rc = sweep_add(&b, i))) {
+				assert_int_equal(rc, RN_ENOMEM);
+				assert_int_equal(b.batch.len, len0);
+				assert_int_equal(b.nrec, nrec0);
+				failures++;
+				assert_int_equal(sweep_add(&b, i), 0);
+			}
+		}
+		if ((rc = rn_chunk_close(&b, 42, &out, &scratch))) {
+			assert_int_equal(rc, RN_ENOMEM);
+			assert_int_equal(b.nrec, (uint32_t)nrec); /* nothing lost: close again */
+			failures++;
+			assert_int_equal(rn_chunk_close(&b, 42, &out, &scratch), 0);
+		}
+		hit = alloc_fired(n);
+		if (failures != hit)
+			fail_msg("N = %ld: %d failures reported, the allocation %s", n, failures,
+				 hit ? "failed" : "did not fail");
+		assert_int_equal(out.len, ref.len);
+		assert_memory_equal(out.data, ref.data, ref.len);
+		rn_chunk_free(&b);
+		rn_buf_free(&out);
+		rn_buf_free(&scratch);
+		assert_int_equal(rn_mem_live(), live);
+		if (!hit)
+			break;
+	}
+	printf("sweep chunk builder, allocation failures: build (%d records + close): N = 1..%ld\n",
+	       nrec, n);
+	rn_buf_free(&ref);
+}
+
+static void test_alloc_sweep_descriptor(void **state)
+{
+	struct rn_buf ref = {0};
+	long n;
+	(void)state;
+	assert_int_equal(rn_chunk_descriptor(&ref), 0);
+	for (n = 1;; n++) {
+		struct rn_buf d = {0};
+		long live = rn_mem_live();
+		int rc, hit;
+		assert_int_equal(rn_buf_append(&d, "pre", 3), 0);
+		rn_mem_fail_after(n);
+		rc = rn_chunk_descriptor(&d);
+		hit = alloc_fired(n);
+		if (rc != (hit ? RN_ENOMEM : 0))
+			fail_msg("N = %ld: descriptor returned %d, the allocation %s", n, rc,
+				 hit ? "failed" : "did not fail");
+		if (rc) {
+			assert_int_equal(d.len, 3); /* nothing half-written */
+			assert_int_equal(rn_chunk_descriptor(&d), 0);
+		}
+		assert_int_equal(d.len, 3 + ref.len);
+		assert_memory_equal(d.data + 3, ref.data, ref.len);
+		rn_buf_free(&d);
+		assert_int_equal(rn_mem_live(), live);
+		if (!hit)
+			break;
+	}
+	printf("sweep chunk builder, allocation failures: descriptor: N = 1..%ld\n", n);
+	rn_buf_free(&ref);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -251,6 +380,8 @@ int main(void)
 		cmocka_unit_test(test_due),
 		cmocka_unit_test(test_descriptor),
 		cmocka_unit_test(test_boot_fields),
+		cmocka_unit_test(test_alloc_sweep_build),
+		cmocka_unit_test(test_alloc_sweep_descriptor),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,19 +1,28 @@
 /*
  * Unit tests for the uplink's I/O-free parts: the response decoder (golden bytes of
  * docs/protocol.md §4, hostile input) and the retry policy (full jitter bounds, growth, cap,
- * reset, terminal statuses, pushback floor, fault episodes).
+ * reset, terminal statuses, pushback floor, fault episodes), and the response body feed:
+ * framing errors named as such, and an allocation-failure sweep (every N, every split of the
+ * body in the long mode RN_SWEEP_LONG=1) in which a failure of ours is reported as ours,
+ * never as the server's bad framing, the events before it are a prefix of the real ones,
+ * and the call replayed after it yields every event.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
 #include "backoff.h"
+#include "headers.h"
 #include "response.h"
 #include "rn_err.h"
+#include "rn_grpc.h"
+#include "rn_mem.h"
 
 static void test_decode_golden(void **state)
 {
@@ -109,6 +118,180 @@ static void test_episode(void **state)
 	assert_int_equal(rn_episode_end(&e, 1000, NULL), 1);
 }
 
+/* What a feed delivered. */
+struct collected {
+	struct rn_up_event ev[16];
+	int nev, nmsg;
+};
+
+static int collect(void *ctx, const struct rn_up_event *ev, int n)
+{
+	struct collected *c = ctx;
+	for (int i = 0; i < n && c->nev < 16; i++)
+		c->ev[c->nev++] = ev[i];
+	c->nmsg++;
+	return 0;
+}
+
+static int stop_at_second(void *ctx, const struct rn_up_event *ev, int n)
+{
+	return collect(ctx, ev, n) || ((struct collected *)ctx)->nmsg == 2;
+}
+
+/* A response body: created, two acks, a message with only an unknown field, a close
+ * signal, one more ack; and the events it holds. */
+static const char *const body_msgs[] = {
+	"\x0a\x07\x0a\x05sid-1", "\x1a\x02\x08\x00", "\x1a\x02\x08\x01", "\x2a\x01x",
+	"\x22\x04\x0a\x02\x08\x1e", "\x1a\x02\x08\x02"};
+static const size_t body_lens[] = {9, 4, 4, 3, 6, 4};
+
+static void make_body(struct rn_buf *b)
+{
+	for (size_t i = 0; i < 6; i++)
+		assert_int_equal(rn_grpc_frame_append(b, 0, body_msgs[i], body_lens[i]), 0);
+}
+
+static int events_prefix(const struct collected *c, int whole)
+{
+	static const struct rn_up_event want[] = {
+		{RN_UP_CREATED, "sid-1", -1, 0}, {RN_UP_ACK, "", 0, 0}, {RN_UP_ACK, "", 1, 0},
+		{RN_UP_CLOSE, "", -1, 30},       {RN_UP_ACK, "", 2, 0}};
+	if (c->nev > 5 || (whole && c->nev != 5))
+		return 0;
+	for (int i = 0; i < c->nev; i++)
+		if (c->ev[i].kind != want[i].kind || c->ev[i].offset != want[i].offset ||
+		    c->ev[i].close_secs != want[i].close_secs ||
+		    strcmp(c->ev[i].stream_id, want[i].stream_id))
+			return 0;
+	return 1;
+}
+
+/* Feeds the body in pieces of `step` bytes; the first result that is not OK. */
+static enum rn_up_feed feed_split(struct rn_grpc_deframer *df, const struct rn_buf *body,
+				  size_t step, rn_up_msg_fn fn, struct collected *c)
+{
+	size_t mlen;
+	for (size_t off = 0; off < body->len; off += step) {
+		size_t n = body->len - off < step ? body->len - off : step;
+		enum rn_up_feed r = rn_uplink_feed(df, body->data + off, n, fn, c, &mlen);
+		if (r != RN_UP_FEED_OK)
+			return r;
+	}
+	return RN_UP_FEED_OK;
+}
+
+static void test_feed(void **state)
+{
+	struct rn_buf body = {0};
+	struct rn_grpc_deframer df = {.max_msg = 1 << 20};
+	struct collected c = {0};
+	size_t mlen;
+	(void)state;
+	make_body(&body);
+	for (size_t step = 1; step <= body.len; step++) {
+		memset(&c, 0, sizeof(c));
+		rn_grpc_deframer_reset(&df);
+		assert_int_equal(feed_split(&df, &body, step, collect, &c), RN_UP_FEED_OK);
+		assert_int_equal(c.nmsg, 6);
+		assert_true(events_prefix(&c, 1));
+	}
+	memset(&c, 0, sizeof(c));
+	rn_grpc_deframer_reset(&df);
+	assert_int_equal(rn_uplink_feed(&df, body.data, body.len, stop_at_second, &c, &mlen),
+			 RN_UP_FEED_STOPPED);
+	assert_int_equal(c.nmsg, 2);
+	rn_grpc_deframer_reset(&df);
+	assert_int_equal(rn_uplink_feed(&df, (const uint8_t *)"\x02\0\0\0\0", 5, collect, &c,
+					&mlen), RN_UP_FEED_BADFLAG);
+	rn_grpc_deframer_reset(&df);
+	assert_int_equal(rn_uplink_feed(&df, (const uint8_t *)"\0\x7f\0\0\0", 5, collect, &c,
+					&mlen), RN_UP_FEED_TOOBIG);
+	rn_grpc_deframer_reset(&df);
+	assert_int_equal(rn_uplink_feed(&df, (const uint8_t *)"\1\0\0\0\0", 5, collect, &c,
+					&mlen), RN_UP_FEED_COMPRESSED);
+	rn_grpc_deframer_reset(&df);
+	assert_int_equal(rn_uplink_feed(&df, (const uint8_t *)"\0\0\0\0\2\x1a\x00", 7,
+					collect, &c, &mlen), RN_UP_FEED_BADMSG);
+	assert_int_equal(mlen, 2);
+	rn_grpc_deframer_free(&df);
+	rn_buf_free(&body);
+}
+
+/* After a run with rn_mem_fail_after(n): did the nth allocation happen? Probes with more
+ * allocations until the countdown would reach it; disarms the hook. */
+static int alloc_fired(long n)
+{
+	for (long i = 0; i < n; i++) {
+		void *p = rn_malloc(1);
+		if (!p) {
+			rn_mem_fail_after(0);
+			return 0;
+		}
+		rn_free(p);
+	}
+	rn_mem_fail_after(0);
+	return 1;
+}
+
+static void test_feed_alloc_sweep(void **state)
+{
+	struct rn_buf body = {0};
+	const char *l = getenv("RN_SWEEP_LONG");
+	int long_mode = l && *l && strcmp(l, "0");
+	long runs = 0, splits = 0;
+	(void)state;
+	make_body(&body);
+	for (size_t step = 1; step <= body.len; step = long_mode ? step + 1 : step * 3) {
+		long n;
+		for (n = 1;; n++) {
+			struct rn_grpc_deframer df = {.max_msg = 1 << 20};
+			struct collected c = {0};
+			long live = rn_mem_live();
+			rn_mem_fail_after(n);
+			enum rn_up_feed r = feed_split(&df, &body, step, collect, &c);
+			int hit = alloc_fired(n);
+			if (hit != (r != RN_UP_FEED_OK) || (hit && r != RN_UP_FEED_NOMEM))
+				fail_msg("split %zu, N = %ld: the feed said %d, the allocation %s",
+					 step, n, (int)r, hit ? "failed" : "did not fail");
+			assert_true(events_prefix(&c, !hit));
+			if (hit) { /* the call is over; the next one hears it all again */
+				rn_grpc_deframer_reset(&df);
+				memset(&c, 0, sizeof(c));
+				assert_int_equal(feed_split(&df, &body, step, collect, &c),
+						 RN_UP_FEED_OK);
+				assert_true(events_prefix(&c, 1));
+			}
+			rn_grpc_deframer_free(&df);
+			assert_int_equal(rn_mem_live(), live);
+			if (!hit)
+				break;
+		}
+		runs += n;
+		splits++;
+	}
+	printf("sweep uplink response feed, allocation failures: %ld splits of a %zu-byte body, "
+	       "%ld runs\n", splits, body.len, runs);
+	rn_buf_free(&body);
+
+	/* headers and trailers (status, pushback, message) are parsed without allocating: the
+	 * sweep over them ends at N = 1 */
+	static const char *const lines[] = {
+		"HTTP/2 200\r\n", "content-type: application/grpc\r\n", "\r\n",
+		"grpc-status: 8\r\n", "grpc-retry-pushback-ms: 1500\r\n",
+		"grpc-message: slow%20down\r\n"};
+	struct rn_up_headers h;
+	rn_up_headers_reset(&h);
+	rn_mem_fail_after(1);
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
+		rn_up_headers_line(&h, lines[i], strlen(lines[i]));
+	assert_false(alloc_fired(1));
+	assert_int_equal(h.http_status, 200);
+	assert_int_equal(h.grpc_status, 8);
+	assert_int_equal(h.pushback_ms, 1500);
+	assert_string_equal(h.grpc_message, "slow down");
+	printf("sweep uplink headers and trailers, allocation failures: N = 1..1 (none made)\n");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -117,6 +300,8 @@ int main(void)
 		cmocka_unit_test(test_backoff),
 		cmocka_unit_test(test_pushback),
 		cmocka_unit_test(test_episode),
+		cmocka_unit_test(test_feed),
+		cmocka_unit_test(test_feed_alloc_sweep),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
