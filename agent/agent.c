@@ -1102,7 +1102,8 @@ int rn_agent_create(struct rn_agent **out, const struct rn_agent_conf *conf)
 				       conf->buffer_reserve};
 	if ((rc = rn_buffer_open(&a->buffer, &bo, &recovered)))
 		goto fail;
-	rn_chunk_descriptor(&desc);
+	if ((rc = rn_chunk_descriptor(&desc)))
+		goto fail;
 	struct rn_uplink_options uo = {
 		.url = conf->url, .token = conf->token, .window = (int)conf->window,
 		.backoff_min_ms = (int)conf->backoff_min_ms, .backoff_max_ms = (int)conf->backoff_max_ms,
