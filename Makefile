@@ -55,7 +55,7 @@ check-build: deps-apt
 
 # The whole suite: format, Release -Werror builds with gcc and clang, then unit (cmocka,
 # ASan/UBSan), fuzz corpus replays and end to end (node:test).
-test: deps check-build build
+test: deps check-format check-build build
 	cd $(BUILD) && ctest --output-on-failure -j2 --timeout 1200
 
 unit: build

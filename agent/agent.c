@@ -38,8 +38,10 @@ static const char *const policies[] = {"block", "drop_oldest", NULL};
 #define ROUTES_MAX 32 /* streams per source, its own included */
 
 static const struct rn_conf_key agent_keys[] = {
-	{"device_id", RN_CONF_STRING, NULL, A(device_id), 0, 0, "device id in every record (default: hostname)"},
-	{"data_dir", RN_CONF_STRING, "/var/lib/runnel", A(data_dir), 0, 0, "buffer and status files"},
+	{"device_id", RN_CONF_STRING, NULL, A(device_id), 0, 0,
+	 "device id in every record (default: hostname)"},
+	{"data_dir", RN_CONF_STRING, "/var/lib/runnel", A(data_dir), 0, 0,
+	 "buffer and status files"},
 	{"log_level", RN_CONF_ENUM, "info", A(log_level), 0, 0, "log verbosity", log_levels},
 	{"plugin_dir", RN_CONF_STRING, NULL, A(plugin_dir), 0, 0,
 	 "directory of source plugin .so files, loaded at start (ABI checked)"},
@@ -64,8 +66,10 @@ static const struct rn_conf_key uplink_keys[] = {
 	 "Zerobus endpoint: http://host[:port] (h2c) or https://host[:port]; IPv6 in brackets"},
 	{"token", RN_CONF_STRING, NULL, A(token), 0, 0, "bearer token"},
 	{"window", RN_CONF_INT, "32", A(window), 1, 1024, "chunks in flight per stream"},
-	{"backoff_min_ms", RN_CONF_INT, "200", A(backoff_min_ms), 1, 600000, "first retry delay cap"},
-	{"backoff_max_ms", RN_CONF_INT, "30000", A(backoff_max_ms), 1, 3600000, "retry delay ceiling"},
+	{"backoff_min_ms", RN_CONF_INT, "200", A(backoff_min_ms), 1, 600000,
+	 "first retry delay cap"},
+	{"backoff_max_ms", RN_CONF_INT, "30000", A(backoff_max_ms), 1, 3600000,
+	 "retry delay ceiling"},
 	{"ack_timeout_ms", RN_CONF_INT, "60000", A(ack_timeout_ms), 100, 3600000,
 	 "chunks in flight and no word from the server for this long: the connection is taken "
 	 "as dead (a silent link, a hung server) and dialled again"},
@@ -75,20 +79,25 @@ static const struct rn_conf_key uplink_keys[] = {
 	{NULL},
 };
 static const struct rn_conf_key chunk_keys[] = {
-	{"max_bytes", RN_CONF_SIZE, "1M", A(chunk_max_bytes), 1024, (int64_t)8 << 20, "encoded records per chunk"},
-	{"max_records", RN_CONF_INT, "10000", A(chunk_max_records), 1, 1000000, "records per chunk"},
-	{"linger_ms", RN_CONF_INT, "200", A(linger_ms), 1, 600000, "oldest record waits at most this long"},
+	{"max_bytes", RN_CONF_SIZE, "1M", A(chunk_max_bytes), 1024, (int64_t)8 << 20,
+	 "encoded records per chunk"},
+	{"max_records", RN_CONF_INT, "10000", A(chunk_max_records), 1, 1000000,
+	 "records per chunk"},
+	{"linger_ms", RN_CONF_INT, "200", A(linger_ms), 1, 600000,
+	 "oldest record waits at most this long"},
 	{"zstd_level", RN_CONF_INT, "3", A(zstd_level), 1, 19, "chunk compression level"},
 	{NULL},
 };
 #define R(f) offsetof(struct rn_route_conf, f)
 static const struct rn_conf_key route_keys[] = {
-	{"match", RN_CONF_STRING, NULL, R(match), 0, 0, "topic filter (MQTT rules: + one level, # the rest)",
+	{"match", RN_CONF_STRING, NULL, R(match), 0, 0,
+	 "topic filter (MQTT rules: + one level, # the rest)", NULL, NULL, 0, RN_CONF_F_REQUIRED},
+	{"table", RN_CONF_STRING, NULL, R(table), 0, 0, "target table of the matching records",
 	 NULL, NULL, 0, RN_CONF_F_REQUIRED},
-	{"table", RN_CONF_STRING, NULL, R(table), 0, 0, "target table of the matching records", NULL,
-	 NULL, 0, RN_CONF_F_REQUIRED},
-	{"stream", RN_CONF_STRING, NULL, R(stream), 0, 0, "stream name (the buffer's stream is "
-	 "<source>/<stream>)", NULL, NULL, 0, RN_CONF_F_REQUIRED},
+	{"stream", RN_CONF_STRING, NULL, R(stream), 0, 0,
+	 "stream name (the buffer's stream is "
+	 "<source>/<stream>)",
+	 NULL, NULL, 0, RN_CONF_F_REQUIRED},
 	{NULL},
 };
 #undef R
@@ -156,7 +165,8 @@ int rn_agent_conf_check(const struct rn_agent_conf *c, const char *file, char *e
 	for (size_t i = 0; i < c->sources.n; i++) {
 		const struct rn_source_plugin *p = plugin_for(src[i].type);
 		if (!src[i].name || !*src[i].name || !src[i].table || !*src[i].table) {
-			snprintf(err, cap, "%s: sources[%zu]: name and table are required", file, i);
+			snprintf(err, cap, "%s: sources[%zu]: name and table are required", file,
+				 i);
 			return RN_ECONFIG;
 		}
 		if (!p) {
@@ -165,21 +175,25 @@ int rn_agent_conf_check(const struct rn_agent_conf *c, const char *file, char *e
 			return RN_ECONFIG;
 		}
 		if (p->abi != RN_SOURCE_ABI_1) {
-			snprintf(err, cap, "%s: sources[%zu]: plugin '%s' was built for plugin ABI %d, "
-				 "this agent speaks %d", file, i, p->name, p->abi, RN_SOURCE_ABI_1);
+			snprintf(err, cap,
+				 "%s: sources[%zu]: plugin '%s' was built for plugin ABI %d, "
+				 "this agent speaks %d",
+				 file, i, p->name, p->abi, RN_SOURCE_ABI_1);
 			return RN_ECONFIG;
 		}
 		for (size_t j = 0; j < i; j++)
 			if (!strcmp(src[j].name, src[i].name)) {
-				snprintf(err, cap, "%s: sources[%zu]: name '%s' used twice", file, i,
-					 src[i].name);
+				snprintf(err, cap, "%s: sources[%zu]: name '%s' used twice", file,
+					 i, src[i].name);
 				return RN_ECONFIG;
 			}
 		for (size_t k = 0; k < src[i].attributes.n; k++) {
 			const char *kv = src[i].attributes.v[k], *eq = strchr(kv, '=');
 			if (!eq || eq == kv) {
-				snprintf(err, cap, "%s: sources[%zu] (%s): attribute '%s' is not "
-					 "key=value", file, i, src[i].name, kv);
+				snprintf(err, cap,
+					 "%s: sources[%zu] (%s): attribute '%s' is not "
+					 "key=value",
+					 file, i, src[i].name, kv);
 				return RN_ECONFIG;
 			}
 		}
@@ -190,18 +204,21 @@ int rn_agent_conf_check(const struct rn_agent_conf *c, const char *file, char *e
 			return RN_ECONFIG;
 		}
 		for (size_t k = 0; k < src[i].routes.n; k++) {
-			if (!rn_topic_filter_valid(rt[k].match) || !*rt[k].stream || !*rt[k].table ||
-			    strchr(rt[k].stream, '/')) {
-				snprintf(err, cap, "%s: sources[%zu] (%s): routes[%zu]: match must be a "
-					 "valid filter, stream and table non-empty (no '/' in stream)",
+			if (!rn_topic_filter_valid(rt[k].match) || !*rt[k].stream ||
+			    !*rt[k].table || strchr(rt[k].stream, '/')) {
+				snprintf(err, cap,
+					 "%s: sources[%zu] (%s): routes[%zu]: match must be a "
+					 "valid filter, stream and table non-empty (no '/' in "
+					 "stream)",
 					 file, i, src[i].name, k);
 				return RN_ECONFIG;
 			}
 			for (size_t j = 0; j < k; j++)
 				if (!strcmp(rt[j].stream, rt[k].stream)) {
-					snprintf(err, cap, "%s: sources[%zu] (%s): routes[%zu]: stream "
-						 "'%s' used twice", file, i, src[i].name, k,
-						 rt[k].stream);
+					snprintf(err, cap,
+						 "%s: sources[%zu] (%s): routes[%zu]: stream "
+						 "'%s' used twice",
+						 file, i, src[i].name, k, rt[k].stream);
 					return RN_ECONFIG;
 				}
 		}
@@ -211,8 +228,8 @@ int rn_agent_conf_check(const struct rn_agent_conf *c, const char *file, char *e
 			if (rc) {
 				char e[256];
 				regerror(rc, &re, e, sizeof(e));
-				snprintf(err, cap, "%s: sources[%zu] (%s): event_time_pattern: %s", file,
-					 i, src[i].name, e);
+				snprintf(err, cap, "%s: sources[%zu] (%s): event_time_pattern: %s",
+					 file, i, src[i].name, e);
 				return RN_ECONFIG;
 			}
 			regfree(&re);
@@ -228,7 +245,7 @@ int rn_agent_conf_check(const struct rn_agent_conf *c, const char *file, char *e
 	return 0;
 }
 
-#define ACK_LOG_EVERY 100 /* chunks acknowledged per INFO line */
+#define ACK_LOG_EVERY 100     /* chunks acknowledged per INFO line */
 #define PAUSE_LOG_US 10000000 /* at most one "paused" line per source per 10 s */
 
 /* One stream of a source: its own (route 0) or a route's. */
@@ -265,8 +282,8 @@ struct source {
 	int have_pending;
 	struct rn_buf pending_ckpt;
 	uint64_t records_in;
-	uint64_t dead_letters;     /* records kept with RN_RECORD_F_DEAD */
-	uint64_t evtime_fallbacks; /* event_time_field missing or unreadable */
+	uint64_t dead_letters;        /* records kept with RN_RECORD_F_DEAD */
+	uint64_t evtime_fallbacks;    /* event_time_field missing or unreadable */
 	struct rn_attr *static_attrs; /* from the source's `attributes`; strings owned */
 	regex_t evtime_re;            /* event_time_pattern, if have_re */
 	int have_re;
@@ -324,16 +341,17 @@ static int make_tombstone(void *ctx, const struct rn_buffer_victim *v, int why, 
 	else
 		snprintf(range, sizeof(range), "unknown");
 	struct rn_attr at[3] = {
-		{"runnel.error", why == RN_BUFFER_DROP_EXPIRED
-					 ? "dropped by the agent: older than the source's ttl"
-					 : "dropped by the agent: buffer full (policy drop_oldest)"},
+		{"runnel.error",
+		 why == RN_BUFFER_DROP_EXPIRED
+			 ? "dropped by the agent: older than the source's ttl"
+			 : "dropped by the agent: buffer full (policy drop_oldest)"},
 		{"runnel.dropped_records", n},
 		{"runnel.dropped_seq", range},
 	};
 	struct rn_record rec = {.flags = RN_RECORD_F_DROPPED, .attrs = at, .nattrs = 3};
 	struct rn_chunk_origin o = {a->device_id, src ? src->conf->name : NULL, NULL, 0};
-	struct rn_chunk_builder cb = {.lim = {.max_bytes = 4096, .max_records = 1,
-					      .zstd_level = 1}};
+	struct rn_chunk_builder cb = {
+		.lim = {.max_bytes = 4096, .max_records = 1, .zstd_level = 1}};
 	int rc = rn_chunk_add(&cb, &o, &rec, (uint64_t)(v->seq0 >= 0 ? v->seq0 : 0), rn_now_us());
 	if (!rc)
 		rc = rn_chunk_close(&cb, v->offset, out, &a->scratch);
@@ -351,7 +369,8 @@ static int drop_for(struct rn_agent *a, int64_t bytes)
 	if (recs) {
 		int64_t now = rn_mono_us();
 		if (now - a->drop_logged_us >= PAUSE_LOG_US) {
-			rn_log_warn("agent", "buffer full: dropped the oldest records (policy "
+			rn_log_warn("agent",
+				    "buffer full: dropped the oldest records (policy "
 				    "drop_oldest), %llu so far; tombstones in the table count them",
 				    (unsigned long long)a->dropped_records);
 			a->drop_logged_us = now;
@@ -438,10 +457,11 @@ static void maybe_split(struct source *s, struct route *r)
 	snprintf(old, sizeof(old), "%s", r->name);
 	if (route_use_segment(a, r, r->segment + 1, r->st.next_seq))
 		return;
-	rn_log_info("agent", "stream %s: %lld chunks wait, the oldest for %lld s; new records go "
+	rn_log_info("agent",
+		    "stream %s: %lld chunks wait, the oldest for %lld s; new records go "
 		    "to stream %s so live data is not held behind the backlog (which keeps "
-		    "draining in order)", old, (long long)chunks,
-		    (long long)((rn_now_us() - oldest) / 1000000), r->name);
+		    "draining in order)",
+		    old, (long long)chunks, (long long)((rn_now_us() - oldest) / 1000000), r->name);
 }
 
 /* Commits the source's closed chunks (one per route that had records) with its snapshot, in
@@ -458,9 +478,9 @@ static int commit_pending(struct source *s)
 	for (size_t k = 0; k < s->nroutes; k++) {
 		struct route *r = &s->routes[k];
 		if (r->has_pending)
-			c[n++] = (struct rn_buffer_chunk){r->st.id, r->pending_offset,
-							  r->pending_next_seq, r->pending_nrec,
-							  r->pending.data, r->pending.len};
+			c[n++] = (struct rn_buffer_chunk){
+				r->st.id,        r->pending_offset, r->pending_next_seq,
+				r->pending_nrec, r->pending.data,   r->pending.len};
 	}
 	int rc = rn_buffer_commit_many(a->buffer, c, n, &ck, 1);
 	if (rc == RN_EFULL && a->conf->buffer_policy == RN_POLICY_DROP_OLDEST) {
@@ -584,7 +604,8 @@ static int host_emit(void *ctx, const struct rn_record *r0)
 	if (s->conf->event_time_field && !r->event_time_us &&
 	    rn_evtime_json(r->payload, r->len, s->conf->event_time_field, &rec.event_time_us))
 		s->evtime_fallbacks++;
-	if (s->have_re && !rec.event_time_us && evtime_match(s, r->payload, r->len, &rec.event_time_us))
+	if (s->have_re && !rec.event_time_us &&
+	    evtime_match(s, r->payload, r->len, &rec.event_time_us))
 		s->evtime_fallbacks++;
 	size_t need = r->len + (r->topic ? strlen(r->topic) : 0) + RECORD_OVERHEAD;
 	for (size_t i = 0; i < r->nattrs; i++)
@@ -639,7 +660,8 @@ static int host_accepting(void *ctx)
 		return 1; /* room is made by dropping */
 	if (margin > c->buffer_max_bytes / 2)
 		margin = c->buffer_max_bytes / 2; /* a tiny cap still lets data in */
-	return !c->buffer_max_bytes || rn_buffer_bytes(s->a->buffer) + margin <= c->buffer_max_bytes;
+	return !c->buffer_max_bytes ||
+	       rn_buffer_bytes(s->a->buffer) + margin <= c->buffer_max_bytes;
 }
 
 #define DEAD_ATTRS_MAX 32
@@ -704,7 +726,8 @@ static void expire(struct rn_agent *a)
 					     s->routes[k].name, rn_buffer_errmsg(a->buffer));
 			if (recs) {
 				a->expired_records += recs;
-				rn_log_warn("agent", "stream %s: dropped %llu records older than the "
+				rn_log_warn("agent",
+					    "stream %s: dropped %llu records older than the "
 					    "ttl (%lld ms); tombstones in the table count them",
 					    s->routes[k].name, (unsigned long long)recs,
 					    (long long)s->conf->ttl_ms);
@@ -774,7 +797,8 @@ static int io_acked(void *ctx, int stream, int64_t acked)
 	struct route *s = by_stream(a, stream, NULL);
 	int rc = rn_buffer_ack(a->buffer, stream, acked);
 	if (rc) {
-		rn_log_error("agent", "cannot delete acked chunks: %s", rn_buffer_errmsg(a->buffer));
+		rn_log_error("agent", "cannot delete acked chunks: %s",
+			     rn_buffer_errmsg(a->buffer));
 		return rc;
 	}
 	if (s) {
@@ -783,15 +807,15 @@ static int io_acked(void *ctx, int stream, int64_t acked)
 		s->st.acked = acked;
 		/* one INFO line per ACK_LOG_EVERY chunks acknowledged (all streams together) */
 		if (a->acked_chunks / ACK_LOG_EVERY != before / ACK_LOG_EVERY)
-			rn_log_info("agent", "%llu chunks acknowledged; stream %s acked up to offset "
+			rn_log_info("agent",
+				    "%llu chunks acknowledged; stream %s acked up to offset "
 				    "%lld of %lld, %lld buffer bytes",
-				    (unsigned long long)a->acked_chunks, s->name,
-				    (long long)acked, (long long)s->st.next_offset,
+				    (unsigned long long)a->acked_chunks, s->name, (long long)acked,
+				    (long long)s->st.next_offset,
 				    (long long)rn_buffer_bytes(a->buffer));
 	}
 	return 0;
 }
-
 
 /* A JSON string literal for s (quotes, backslashes and control bytes escaped). */
 static void json_str(FILE *f, const char *s)
@@ -820,14 +844,15 @@ static void status_json(struct rn_agent *a, FILE *f)
 {
 	fprintf(f, "{\"device_id\":");
 	json_str(f, a->device_id);
-	fprintf(f, ",\"uptime_s\":%lld,\"buffer_bytes\":%lld,\"buffer_max_bytes\":%lld,"
-		   "\"buffer_policy\":\"%s\",\"disk_full\":%s,\"buffer_recovered\":%s,"
-		   "\"dropped_records\":%llu,\"expired_records\":%llu,\"streams\":[",
+	fprintf(f,
+		",\"uptime_s\":%lld,\"buffer_bytes\":%lld,\"buffer_max_bytes\":%lld,"
+		"\"buffer_policy\":\"%s\",\"disk_full\":%s,\"buffer_recovered\":%s,"
+		"\"dropped_records\":%llu,\"expired_records\":%llu,\"streams\":[",
 		(long long)((rn_mono_us() - a->started_us) / 1000000),
 		(long long)rn_buffer_bytes(a->buffer), (long long)a->conf->buffer_max_bytes,
-		policies[a->conf->buffer_policy],
-		rn_buffer_disk_full(a->buffer) ? "true" : "false",
-		a->buffer_recovered ? "true" : "false", (unsigned long long)a->dropped_records, (unsigned long long)a->expired_records);
+		policies[a->conf->buffer_policy], rn_buffer_disk_full(a->buffer) ? "true" : "false",
+		a->buffer_recovered ? "true" : "false", (unsigned long long)a->dropped_records,
+		(unsigned long long)a->expired_records);
 	int first = 1;
 	for (size_t i = 0; i < a->nsrc; i++) {
 		struct source *s = &a->src[i];
@@ -854,21 +879,24 @@ static void status_json(struct rn_agent *a, FILE *f)
 			json_str(f, r->table);
 			fprintf(f, ",\"server_stream_id\":");
 			json_str(f, r->st.server_id);
-			fprintf(f, ",\"uplink\":{\"state\":\"%s\",\"bytes_sent\":%llu,\"failures\":%llu,"
-				   "\"faults\":%llu,\"pushbacks\":%llu,\"rate_waits\":%llu,"
-				   "\"retry_in_ms\":%lld,\"last_status\":%d,\"last_error\":",
+			fprintf(f,
+				",\"uplink\":{\"state\":\"%s\",\"bytes_sent\":%llu,\"failures\":%"
+				"llu,"
+				"\"faults\":%llu,\"pushbacks\":%llu,\"rate_waits\":%llu,"
+				"\"retry_in_ms\":%lld,\"last_status\":%d,\"last_error\":",
 				rn_uplink_state_name(us.state), (unsigned long long)us.bytes_sent,
 				(unsigned long long)us.failures, (unsigned long long)us.faults,
 				(unsigned long long)us.pushbacks, (unsigned long long)us.rate_waits,
 				(long long)us.retry_in_ms, us.last_status);
 			json_str(f, us.last_error);
 			fputc('}', f);
-			fprintf(f, ",\"records\":%lld,\"next_offset\":%lld,\"acked\":%lld,"
-				   "\"buffered_bytes\":%lld,\"connected\":%s,\"reconnects\":%llu,"
-				   "\"paused\":%s,\"pauses\":%llu,\"dead_letters\":%llu,"
-				   "\"event_time_fallbacks\":%llu,\"dropped_records\":%lld,"
-				   "\"expired_records\":%lld,\"oldest_age_s\":%lld,"
-				   "\"records_per_s\":%.1f}",
+			fprintf(f,
+				",\"records\":%lld,\"next_offset\":%lld,\"acked\":%lld,"
+				"\"buffered_bytes\":%lld,\"connected\":%s,\"reconnects\":%llu,"
+				"\"paused\":%s,\"pauses\":%llu,\"dead_letters\":%llu,"
+				"\"event_time_fallbacks\":%llu,\"dropped_records\":%lld,"
+				"\"expired_records\":%lld,\"oldest_age_s\":%lld,"
+				"\"records_per_s\":%.1f}",
 				(long long)r->st.next_seq, (long long)r->st.next_offset,
 				(long long)r->st.acked, (long long)buffered,
 				us.connected ? "true" : "false", (unsigned long long)us.reconnects,
@@ -942,15 +970,16 @@ static void status_socket_open(struct rn_agent *a)
 static void status_socket_serve(struct rn_agent *a)
 {
 	int c;
-	while (a->status_fd >= 0 && (c = accept4(a->status_fd, NULL, NULL,
-						 SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+	while (a->status_fd >= 0 &&
+	       (c = accept4(a->status_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
 		char *text = NULL;
 		size_t len = 0;
 		FILE *f = open_memstream(&text, &len);
 		if (f) {
 			status_json(a, f);
 			if (fclose(f) == 0 && write(c, text, len) < 0)
-				rn_log_debug("agent", "status client went away: %s", strerror(errno));
+				rn_log_debug("agent", "status client went away: %s",
+					     strerror(errno));
 		}
 		free(text);
 		close(c);
@@ -970,8 +999,10 @@ static int register_orphans(struct rn_agent *a)
 	if (rc)
 		return rc;
 	if (n > 256) {
-		rn_log_warn("agent", "%zu streams in the buffer; only the first 256 are checked for "
-			    "undelivered chunks", n);
+		rn_log_warn("agent",
+			    "%zu streams in the buffer; only the first 256 are checked for "
+			    "undelivered chunks",
+			    n);
 		n = 256;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -980,11 +1011,13 @@ static int register_orphans(struct rn_agent *a)
 			continue;
 		if (st.next_offset - 1 <= st.acked)
 			continue; /* nothing left to send */
-		rn_log_warn("agent", "stream %d (source %s, no longer configured) still holds %lld "
-			    "chunks; delivering them", st.id, st.name,
-			    (long long)(st.next_offset - 1 - st.acked));
-		struct rn_uplink_stream_def d = {st.id, st.table, st.server_id[0] ? st.server_id : NULL,
-						 st.acked, st.next_offset};
+		rn_log_warn("agent",
+			    "stream %d (source %s, no longer configured) still holds %lld "
+			    "chunks; delivering them",
+			    st.id, st.name, (long long)(st.next_offset - 1 - st.acked));
+		struct rn_uplink_stream_def d = {st.id, st.table,
+						 st.server_id[0] ? st.server_id : NULL, st.acked,
+						 st.next_offset};
 		if ((rc = rn_uplink_add_stream(a->uplink, &d)))
 			return rc;
 	}
@@ -1062,8 +1095,10 @@ static int add_routes(struct source *s)
 		if ((rc = route_resume(a, r)))
 			return rc;
 		if (strcmp(r->st.table, r->table))
-			rn_log_warn("agent", "stream %s now targets %s; its buffered stream keeps "
-				    "table %s", r->name, r->table, r->st.table);
+			rn_log_warn("agent",
+				    "stream %s now targets %s; its buffered stream keeps "
+				    "table %s",
+				    r->name, r->table, r->st.table);
 	}
 	return 0;
 }
@@ -1105,11 +1140,15 @@ int rn_agent_create(struct rn_agent **out, const struct rn_agent_conf *conf)
 	if ((rc = rn_chunk_descriptor(&desc)))
 		goto fail;
 	struct rn_uplink_options uo = {
-		.url = conf->url, .token = conf->token, .window = (int)conf->window,
-		.backoff_min_ms = (int)conf->backoff_min_ms, .backoff_max_ms = (int)conf->backoff_max_ms,
+		.url = conf->url,
+		.token = conf->token,
+		.window = (int)conf->window,
+		.backoff_min_ms = (int)conf->backoff_min_ms,
+		.backoff_max_ms = (int)conf->backoff_max_ms,
 		.ack_timeout_ms = (int)conf->ack_timeout_ms,
 		.max_bytes_per_sec = conf->max_bytes_per_sec,
-		.descriptor = desc.data, .descriptor_len = desc.len,
+		.descriptor = desc.data,
+		.descriptor_len = desc.len,
 		.boot_id = a->boot_id[0] ? a->boot_id : NULL,
 	};
 	struct rn_uplink_io io = {a, io_chunk_get, io_stream_id_set, io_acked};
@@ -1123,7 +1162,8 @@ int rn_agent_create(struct rn_agent **out, const struct rn_agent_conf *conf)
 	}
 	for (size_t i = 0; i < conf->sources.n; i++) {
 		struct source *s = &a->src[i];
-		const struct rn_source_conf *sc = (const struct rn_source_conf *)conf->sources.items + i;
+		const struct rn_source_conf *sc =
+			(const struct rn_source_conf *)conf->sources.items + i;
 		s->a = a;
 		s->conf = sc;
 		s->p = plugin_for(sc->type);
@@ -1142,23 +1182,31 @@ int rn_agent_create(struct rn_agent **out, const struct rn_agent_conf *conf)
 			}
 			s->have_re = 1;
 		}
-		struct rn_source_host h = {s, host_emit, host_position_changed, host_load_position,
-					   host_accepting, host_flush, host_dead_letter};
+		struct rn_source_host h = {s,
+					   host_emit,
+					   host_position_changed,
+					   host_load_position,
+					   host_accepting,
+					   host_flush,
+					   host_dead_letter};
 		if ((rc = s->p->create(&s->inst, sc, &h)))
 			goto fail;
 		for (size_t k = 0; k < s->nroutes; k++) {
 			struct route *r = &s->routes[k];
-			rn_log_info("agent", "source %s (%s)%s%s -> table %s: stream %s (%d), %lld "
-				    "records so far, %lld chunks buffered", sc->name, sc->type,
-				    r->match ? ", topics " : "", r->match ? r->match : "", r->st.table,
-				    r->name, r->st.id, (long long)r->st.next_seq,
+			rn_log_info("agent",
+				    "source %s (%s)%s%s -> table %s: stream %s (%d), %lld "
+				    "records so far, %lld chunks buffered",
+				    sc->name, sc->type, r->match ? ", topics " : "",
+				    r->match ? r->match : "", r->st.table, r->name, r->st.id,
+				    (long long)r->st.next_seq,
 				    (long long)(r->st.next_offset - r->st.acked - 1));
 		}
 	}
 	if ((rc = register_orphans(a)))
 		goto fail;
 	if (recovered)
-		rn_log_error("agent", "the buffer was corrupt and has been set aside; started anew");
+		rn_log_error("agent",
+			     "the buffer was corrupt and has been set aside; started anew");
 	a->buffer_recovered = recovered;
 	status_socket_open(a);
 	*out = a;
@@ -1196,10 +1244,12 @@ int rn_agent_run(struct rn_agent *a, volatile int *stop, volatile int *status_no
 			if (s->have_pending)
 				continue;
 			if ((rc = s->p->poll(s->inst, rn_mono_us(), &m)))
-				rn_log_error("agent", "source %s: %s", s->conf->name, rn_strerror(rc));
+				rn_log_error("agent", "source %s: %s", s->conf->name,
+					     rn_strerror(rc));
 			more |= m;
 			short ev = 0;
-			int fd = s->p->wait_fd && nw < WAITFD_MAX ? s->p->wait_fd(s->inst, &ev) : -1;
+			int fd =
+				s->p->wait_fd && nw < WAITFD_MAX ? s->p->wait_fd(s->inst, &ev) : -1;
 			if (fd >= 0)
 				wfd[nw++] = (struct rn_uplink_waitfd){fd, ev, 0};
 		}

@@ -17,7 +17,7 @@ struct rn_agent_conf {
 	char *data_dir;
 	int log_level;
 	char *plugin_dir;
-	int sync;          /* 0 = normal, 1 = full */
+	int sync; /* 0 = normal, 1 = full */
 	int64_t buffer_max_bytes;
 	int buffer_policy; /* RN_POLICY_BLOCK or RN_POLICY_DROP_OLDEST */
 	int64_t buffer_reserve;

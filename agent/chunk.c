@@ -154,8 +154,16 @@ struct field_row {
 	const char *type_name;
 };
 
-enum { OPT = 1, REP = 3, T_INT64 = 3, T_UINT64 = 4, T_STRING = 9, T_MSG = 11, T_BYTES = 12,
-       T_UINT32 = 13 };
+enum {
+	OPT = 1,
+	REP = 3,
+	T_INT64 = 3,
+	T_UINT64 = 4,
+	T_STRING = 9,
+	T_MSG = 11,
+	T_BYTES = 12,
+	T_UINT32 = 13
+};
 
 static const struct field_row attr_fields[] = {
 	{"key", 1, OPT, T_STRING, NULL},
@@ -163,11 +171,11 @@ static const struct field_row attr_fields[] = {
 };
 
 static const struct field_row record_fields[] = {
-	{"device_id", 1, OPT, T_STRING, NULL},   {"source", 2, OPT, T_STRING, NULL},
-	{"topic", 3, OPT, T_STRING, NULL},       {"event_time_us", 4, OPT, T_INT64, NULL},
+	{"device_id", 1, OPT, T_STRING, NULL},      {"source", 2, OPT, T_STRING, NULL},
+	{"topic", 3, OPT, T_STRING, NULL},          {"event_time_us", 4, OPT, T_INT64, NULL},
 	{"receive_time_us", 5, OPT, T_INT64, NULL}, {"seq", 6, OPT, T_UINT64, NULL},
-	{"payload", 7, OPT, T_BYTES, NULL},      {"attributes", 8, REP, T_MSG, "Attribute"},
-	{"flags", 9, OPT, T_UINT32, NULL},       {"boot_time_us", 10, OPT, T_UINT64, NULL},
+	{"payload", 7, OPT, T_BYTES, NULL},         {"attributes", 8, REP, T_MSG, "Attribute"},
+	{"flags", 9, OPT, T_UINT32, NULL},          {"boot_time_us", 10, OPT, T_UINT64, NULL},
 	{"boot_id", 11, OPT, T_STRING, NULL},
 };
 

@@ -17,7 +17,7 @@
 #include "rn_buf.h"
 
 struct rn_chunk_limits {
-	size_t max_bytes;  /* encoded records per chunk before it closes */
+	size_t max_bytes; /* encoded records per chunk before it closes */
 	uint32_t max_records;
 	int64_t linger_us; /* a chunk older than this closes on the next tick */
 	int zstd_level;

@@ -21,12 +21,14 @@
 
 /* Record flags (runnel.v1.Record.flags). */
 #define RN_RECORD_F_SPLIT 1u /* a piece of an overlong input record */
-#define RN_RECORD_F_DEAD 2u  /* a dead letter: input that did not parse, kept with its reason
-			      * in the attribute "runnel.error" (see host->dead_letter) */
-#define RN_RECORD_F_DROPPED 4u /* a tombstone written by the agent in place of records it
-				* had to drop (buffer.policy = drop_oldest, or the source's ttl):
-				* no payload; "runnel.error" says why, "runnel.dropped_records"
-				* how many, "runnel.dropped_seq" their seq range */
+#define RN_RECORD_F_DEAD                                                                           \
+	2u /* a dead letter: input that did not parse, kept with its reason                        \
+	    * in the attribute "runnel.error" (see host->dead_letter) */
+#define RN_RECORD_F_DROPPED                                                                        \
+	4u /* a tombstone written by the agent in place of records it                              \
+	    * had to drop (buffer.policy = drop_oldest, or the source's ttl):                      \
+	    * no payload; "runnel.error" says why, "runnel.dropped_records"                        \
+	    * how many, "runnel.dropped_seq" their seq range */
 
 struct rn_attr {
 	const char *key;
@@ -86,20 +88,21 @@ struct rn_source_conf {
 	char *name;
 	char *table;
 	struct rn_conf_strlist attributes; /* "key=value": added to every record of the source */
-	char *event_time_field; /* top-level JSON field holding the event time; NULL = none */
-	char *event_time_pattern; /* POSIX ERE; its first group (or match) is the event time */
+	char *event_time_field;     /* top-level JSON field holding the event time; NULL = none */
+	char *event_time_pattern;   /* POSIX ERE; its first group (or match) is the event time */
 	struct rn_conf_list routes; /* struct rn_route_conf */
 	struct rn_conf_variant plugin; /* .data: the plugin's settings struct */
 	/* host settings added after ABI 1 first shipped: kept behind `plugin` so its offset
 	 * does not move */
 	int64_t ttl_ms; /* buffered records older than this are dropped (tombstoned); 0 = keep */
-	int64_t backlog_split_ms; /* a backlog this old moves new records to a new stream; 0 = off */
+	int64_t backlog_split_ms; /* a backlog this old moves new records to a new stream; 0 = off
+				   */
 };
 
 struct rn_source_plugin {
-	int abi; /* RN_SOURCE_ABI_1 */
-	const char *name;        /* the `type` of a sources entry */
-	const char *description; /* one line for -H */
+	int abi;                        /* RN_SOURCE_ABI_1 */
+	const char *name;               /* the `type` of a sources entry */
+	const char *description;        /* one line for -H */
 	const struct rn_conf_key *conf; /* the plugin's keys; NULL = none */
 	size_t conf_size;               /* size of the struct they fill */
 	/* Validates the source's settings; 0 or RN_ECONFIG with a message in err. */

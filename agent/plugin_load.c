@@ -38,15 +38,18 @@ static int load_one(const char *path, char *err, size_t cap)
 		return RN_ECONFIG;
 	}
 	if (p->abi != RN_SOURCE_ABI_1) {
-		snprintf(err, cap, "plugin %s: built for source plugin ABI %d, this agent speaks ABI "
-			 "%d; rebuild it against this agent's plugin.h", path, p->abi,
-			 RN_SOURCE_ABI_1);
+		snprintf(err, cap,
+			 "plugin %s: built for source plugin ABI %d, this agent speaks ABI "
+			 "%d; rebuild it against this agent's plugin.h",
+			 path, p->abi, RN_SOURCE_ABI_1);
 		dlclose(h);
 		return RN_ECONFIG;
 	}
 	if (!p->name || !p->create || !p->poll || !p->snapshot || !p->destroy) {
-		snprintf(err, cap, "plugin %s: incomplete table (name, create, poll, snapshot and "
-			 "destroy are required)", path);
+		snprintf(err, cap,
+			 "plugin %s: incomplete table (name, create, poll, snapshot and "
+			 "destroy are required)",
+			 path);
 		dlclose(h);
 		return RN_ECONFIG;
 	}

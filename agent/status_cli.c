@@ -14,31 +14,43 @@
 #include "rn_json.h"
 
 struct top {
-	struct rn_json_span device, uptime, buffer, cap, policy, disk_full, recovered, dropped, expired;
+	struct rn_json_span device, uptime, buffer, cap, policy, disk_full, recovered, dropped,
+		expired;
 	struct rn_json_span streams;
 };
 
 static int top_member(void *ctx, struct rn_json_span k, struct rn_json_span v)
 {
 	struct top *t = ctx;
-	if (rn_json_span_eq(k, "device_id")) t->device = v;
-	else if (rn_json_span_eq(k, "uptime_s")) t->uptime = v;
-	else if (rn_json_span_eq(k, "buffer_bytes")) t->buffer = v;
-	else if (rn_json_span_eq(k, "buffer_max_bytes")) t->cap = v;
-	else if (rn_json_span_eq(k, "buffer_policy")) t->policy = v;
-	else if (rn_json_span_eq(k, "disk_full")) t->disk_full = v;
-	else if (rn_json_span_eq(k, "buffer_recovered")) t->recovered = v;
-	else if (rn_json_span_eq(k, "dropped_records")) t->dropped = v;
-	else if (rn_json_span_eq(k, "expired_records")) t->expired = v;
-	else if (rn_json_span_eq(k, "streams")) t->streams = v;
+	if (rn_json_span_eq(k, "device_id"))
+		t->device = v;
+	else if (rn_json_span_eq(k, "uptime_s"))
+		t->uptime = v;
+	else if (rn_json_span_eq(k, "buffer_bytes"))
+		t->buffer = v;
+	else if (rn_json_span_eq(k, "buffer_max_bytes"))
+		t->cap = v;
+	else if (rn_json_span_eq(k, "buffer_policy"))
+		t->policy = v;
+	else if (rn_json_span_eq(k, "disk_full"))
+		t->disk_full = v;
+	else if (rn_json_span_eq(k, "buffer_recovered"))
+		t->recovered = v;
+	else if (rn_json_span_eq(k, "dropped_records"))
+		t->dropped = v;
+	else if (rn_json_span_eq(k, "expired_records"))
+		t->expired = v;
+	else if (rn_json_span_eq(k, "streams"))
+		t->streams = v;
 	return 0;
 }
 
 #define NCOLS 13
-static const char *const cols[NCOLS] = {"name", "table", "records", "acked", "next_offset",
-					"buffered_bytes", "connected", "paused", "dead_letters",
-					"dropped_records", "expired_records", "oldest_age_s",
-					"records_per_s"};
+static const char *const cols[NCOLS] = {
+	"name",         "table",           "records",         "acked",
+	"next_offset",  "buffered_bytes",  "connected",       "paused",
+	"dead_letters", "dropped_records", "expired_records", "oldest_age_s",
+	"records_per_s"};
 
 struct row {
 	struct rn_json_span v[NCOLS];
@@ -98,8 +110,8 @@ static int print_row(void *ctx, size_t i, struct rn_json_span v)
 	snprintf(h, sizeof(h), "%lld", lost);
 	snprintf(m, sizeof(m), "%.0f", strtod(txt(r.v[12], m, sizeof(m)), NULL));
 	fprintf(out, "%-20s %-32s %10s %8s %9s %11s %8ss %-5s %-6s %12s %s\n",
-		txt(r.v[0], a, sizeof(a)), txt(r.v[1], b, sizeof(b)), txt(r.v[2], c, sizeof(c)), m, e,
-		bytes_h(r.v[5], f, sizeof(f)), txt(r.v[11], k, sizeof(k)),
+		txt(r.v[0], a, sizeof(a)), txt(r.v[1], b, sizeof(b)), txt(r.v[2], c, sizeof(c)), m,
+		e, bytes_h(r.v[5], f, sizeof(f)), txt(r.v[11], k, sizeof(k)),
 		rn_json_span_eq(r.v[6], "true") ? "up" : "down",
 		rn_json_span_eq(r.v[7], "true") ? "yes" : "no", txt(r.v[8], g, sizeof(g)), h);
 	return 0;
@@ -111,15 +123,16 @@ int rn_status_print(const char *text, size_t len, FILE *out)
 	char a[256], b[32], c[32], d[32], e[32];
 	if (rn_json_object_walk((struct rn_json_span){text, len}, top_member, &t) || !t.streams.p)
 		return RN_EINVAL;
-	fprintf(out, "device %s, up %s s, buffer %s of %s (policy %s)%s", txt(t.device, a, sizeof(a)),
-		txt(t.uptime, b, sizeof(b)), bytes_h(t.buffer, c, sizeof(c)),
-		bytes_h(t.cap, d, sizeof(d)), txt(t.policy, e, sizeof(e)),
+	fprintf(out, "device %s, up %s s, buffer %s of %s (policy %s)%s",
+		txt(t.device, a, sizeof(a)), txt(t.uptime, b, sizeof(b)),
+		bytes_h(t.buffer, c, sizeof(c)), bytes_h(t.cap, d, sizeof(d)),
+		txt(t.policy, e, sizeof(e)),
 		rn_json_span_eq(t.disk_full, "true") ? ", DISK FULL" : "");
 	fprintf(out, ", dropped %s, expired %s%s\n", txt(t.dropped, b, sizeof(b)),
 		txt(t.expired, c, sizeof(c)),
-		rn_json_span_eq(t.recovered, "true")
-			? "\nBUFFER WAS CORRUPT at start: set aside as buffer.db.corrupt-*, started anew"
-			: "");
+		rn_json_span_eq(t.recovered, "true") ? "\nBUFFER WAS CORRUPT at start: set aside "
+						       "as buffer.db.corrupt-*, started anew"
+						     : "");
 	fprintf(out, "%-20s %-32s %10s %8s %9s %11s %9s %-5s %-6s %12s %s\n", "STREAM", "TABLE",
 		"RECORDS", "REC/S", "UNACKED", "BUFFERED", "OLDEST", "LINK", "PAUSED",
 		"DEAD LETTERS", "DROPPED");

@@ -135,7 +135,7 @@ static int get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
  * (fixed-width fields, patched in place); K exceeds the batches that can be in flight, so a
  * slot is never patched while the connection may still read it. */
 struct rec_layout {
-	size_t len;         /* one record's bytes */
+	size_t len;          /* one record's bytes */
 	size_t time1, time2; /* offsets of the 8-byte varints */
 	size_t counter;      /* offset of the 20 digits */
 };
@@ -157,12 +157,26 @@ static size_t build_record(uint8_t *p)
 {
 	static const char dev[] = "bench-device", src[] = "zb_load", topic[] = "bench/telemetry";
 	size_t n = 0;
-	p[n++] = 0x0a; p[n++] = sizeof(dev) - 1; memcpy(p + n, dev, sizeof(dev) - 1); n += sizeof(dev) - 1;
-	p[n++] = 0x12; p[n++] = sizeof(src) - 1; memcpy(p + n, src, sizeof(src) - 1); n += sizeof(src) - 1;
-	p[n++] = 0x1a; p[n++] = sizeof(topic) - 1; memcpy(p + n, topic, sizeof(topic) - 1); n += sizeof(topic) - 1;
-	p[n++] = 0x20; L.time1 = n; n += put_varint(p + n, (uint64_t)1 << 50);
-	p[n++] = 0x28; L.time2 = n; n += put_varint(p + n, (uint64_t)1 << 50);
-	p[n++] = 0x3a; n += put_varint(p + n, PAYLOAD);
+	p[n++] = 0x0a;
+	p[n++] = sizeof(dev) - 1;
+	memcpy(p + n, dev, sizeof(dev) - 1);
+	n += sizeof(dev) - 1;
+	p[n++] = 0x12;
+	p[n++] = sizeof(src) - 1;
+	memcpy(p + n, src, sizeof(src) - 1);
+	n += sizeof(src) - 1;
+	p[n++] = 0x1a;
+	p[n++] = sizeof(topic) - 1;
+	memcpy(p + n, topic, sizeof(topic) - 1);
+	n += sizeof(topic) - 1;
+	p[n++] = 0x20;
+	L.time1 = n;
+	n += put_varint(p + n, (uint64_t)1 << 50);
+	p[n++] = 0x28;
+	L.time2 = n;
+	n += put_varint(p + n, (uint64_t)1 << 50);
+	p[n++] = 0x3a;
+	n += put_varint(p + n, PAYLOAD);
 	/* payload: {"n":"<20 digits>","v":[ddd.ddd,ddd.ddd,...]} exactly PAYLOAD bytes */
 	uint8_t *q = p + n;
 	memcpy(q, "{\"n\":\"", 6);
@@ -391,7 +405,8 @@ static void on_response(struct stream *s, const uint8_t *p, size_t len)
 		if (key >> 3 == 1) { /* create_stream_response { 1: stream_id } */
 			uint64_t k2, l2;
 			while (q < qe) {
-				if (get_varint(&q, qe, &k2) || get_varint(&q, qe, &l2) || l2 > (uint64_t)(qe - q))
+				if (get_varint(&q, qe, &k2) || get_varint(&q, qe, &l2) ||
+				    l2 > (uint64_t)(qe - q))
 					die("bad create response");
 				if (k2 >> 3 == 1 && l2 < sizeof(s->id)) {
 					memcpy(s->id, q, l2);
@@ -403,12 +418,14 @@ static void on_response(struct stream *s, const uint8_t *p, size_t len)
 		} else if (key >> 3 == 3) { /* ingest_record_response { 1: offset } */
 			uint64_t k2, v;
 			while (q < qe) {
-				if (get_varint(&q, qe, &k2) || (k2 & 7) != 0 || get_varint(&q, qe, &v))
+				if (get_varint(&q, qe, &k2) || (k2 & 7) != 0 ||
+				    get_varint(&q, qe, &v))
 					die("bad ack");
 				if (k2 >> 3 == 1) {
 					int64_t a = (int64_t)v;
 					if (a >= s->next_off)
-						die("ack %lld beyond sent %lld", (long long)a, (long long)s->next_off);
+						die("ack %lld beyond sent %lld", (long long)a,
+						    (long long)s->next_off);
 					for (int64_t o = s->acked + 1; o <= a; o++)
 						s->bs[o].ack = now;
 					if (a > s->acked)
@@ -421,8 +438,8 @@ static void on_response(struct stream *s, const uint8_t *p, size_t len)
 	}
 }
 
-static int data_cb(nghttp2_session *ng, uint8_t flags, int32_t sid, const uint8_t *data,
-		   size_t len, void *ud)
+static int data_cb(nghttp2_session *ng, uint8_t flags, int32_t sid, const uint8_t *data, size_t len,
+		   void *ud)
 {
 	struct stream *s = ud;
 	(void)ng;
@@ -449,8 +466,8 @@ static int data_cb(nghttp2_session *ng, uint8_t flags, int32_t sid, const uint8_
 	return 0;
 }
 
-static int header_cb(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name,
-		     size_t nl, const uint8_t *value, size_t vl, uint8_t flags, void *ud)
+static int header_cb(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name, size_t nl,
+		     const uint8_t *value, size_t vl, uint8_t flags, void *ud)
 {
 	struct stream *s = ud;
 	(void)ng;
@@ -529,18 +546,21 @@ static void open_stream(struct stream *s, const char *host, int port, const char
 
 	snprintf(authority, sizeof(authority), "%s:%d", host, port);
 #define NV(a, b) {(uint8_t *)(a), (uint8_t *)(b), strlen(a), strlen(b), NGHTTP2_NV_FLAG_NONE}
-	nghttp2_nv hdrs[] = {NV(":method", "POST"), NV(":scheme", "http"),
+	nghttp2_nv hdrs[] = {NV(":method", "POST"),
+			     NV(":scheme", "http"),
 			     NV(":path", "/databricks.zerobus.Zerobus/PersistentStream"),
-			     NV(":authority", authority), NV("content-type", "application/grpc"),
-			     NV("te", "trailers"), NV("x-databricks-zerobus-table-name", table)};
+			     NV(":authority", authority),
+			     NV("content-type", "application/grpc"),
+			     NV("te", "trailers"),
+			     NV("x-databricks-zerobus-table-name", table)};
 	nghttp2_data_provider dp = {.source.ptr = s, .read_callback = read_cb};
 	s->qcap = (size_t)window + 4;
 	s->q = calloc(s->qcap, sizeof(*s->q));
 	s->acked = s->visible = -1;
 	s->grpc_status = -1;
 	enqueue(s, NULL, 0, s->create_msg, s->create_len);
-	if ((s->sid = nghttp2_submit_request(s->ng, NULL, hdrs, sizeof(hdrs) / sizeof(hdrs[0]),
-					     &dp, s)) < 0)
+	if ((s->sid = nghttp2_submit_request(s->ng, NULL, hdrs, sizeof(hdrs) / sizeof(hdrs[0]), &dp,
+					     s)) < 0)
 		die("submit_request: %s", nghttp2_strerror(s->sid));
 }
 
@@ -759,13 +779,13 @@ int main(int argc, char **argv)
 		if (!f)
 			die("%s: %s", dump, strerror(errno));
 		for (int64_t i = 0; i < nb_total; i++)
-			if (fwrite(patch_batch((uint64_t)i, 1760000000000000), 1, batch_body_len, f) !=
-			    batch_body_len)
+			if (fwrite(patch_batch((uint64_t)i, 1760000000000000), 1, batch_body_len,
+				   f) != batch_body_len)
 				die("write %s", dump);
 		if (fclose(f))
 			die("write %s", dump);
-		printf("dump_bytes=%lld\nbatch_bytes=%zu\n", (long long)(nb_total * (int64_t)per_batch),
-		       per_batch);
+		printf("dump_bytes=%lld\nbatch_bytes=%zu\n",
+		       (long long)(nb_total * (int64_t)per_batch), per_batch);
 		return 0;
 	}
 	if (optind + 2 != argc)
@@ -825,7 +845,8 @@ int main(int argc, char **argv)
 						wait = s->next_due - now;
 				}
 			} else {
-				while (s->next_off < s->target && s->next_off - 1 - s->acked < window)
+				while (s->next_off < s->target &&
+				       s->next_off - 1 - s->acked < window)
 					send_batch(s, now);
 				if (s->next_off < s->target)
 					sending = 1;
@@ -866,7 +887,8 @@ int main(int argc, char **argv)
 	int64_t nb = 0;
 	for (int i = 0; i < s_n; i++)
 		nb += streams[i].next_off;
-	int64_t *ack = malloc(sizeof(int64_t) * (size_t)nb), *vis = malloc(sizeof(int64_t) * (size_t)nb);
+	int64_t *ack = malloc(sizeof(int64_t) * (size_t)nb),
+		*vis = malloc(sizeof(int64_t) * (size_t)nb);
 	size_t na = 0, nv = 0;
 	for (int i = 0; i < s_n; i++)
 		for (int64_t o = 0; o < streams[i].next_off; o++) {

@@ -24,10 +24,30 @@
 #include "rn_mem.h"
 
 enum {
-	Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_STREAM_FIND, Q_STREAM_INS, Q_STREAM_LOAD, Q_CHUNK_INS,
-	Q_STREAM_ADV, Q_CKPT_PUT, Q_CKPT_GET, Q_CHUNK_GET, Q_ACK_SUM, Q_ACK_DEL, Q_ACK_SET,
-	Q_SERVER_ID, Q_STREAM_IDS, Q_VICTIMS, Q_EXPIRED, Q_TOMB, Q_DROP_COUNT, Q_UNTRUSTED,
-	Q_OLDEST, Q_CHUNK_REF, Q_COUNT
+	Q_BEGIN,
+	Q_COMMIT,
+	Q_ROLLBACK,
+	Q_STREAM_FIND,
+	Q_STREAM_INS,
+	Q_STREAM_LOAD,
+	Q_CHUNK_INS,
+	Q_STREAM_ADV,
+	Q_CKPT_PUT,
+	Q_CKPT_GET,
+	Q_CHUNK_GET,
+	Q_ACK_SUM,
+	Q_ACK_DEL,
+	Q_ACK_SET,
+	Q_SERVER_ID,
+	Q_STREAM_IDS,
+	Q_VICTIMS,
+	Q_EXPIRED,
+	Q_TOMB,
+	Q_DROP_COUNT,
+	Q_UNTRUSTED,
+	Q_OLDEST,
+	Q_CHUNK_REF,
+	Q_COUNT
 };
 
 static const char *const sql[Q_COUNT] = {
@@ -37,8 +57,9 @@ static const char *const sql[Q_COUNT] = {
 	[Q_STREAM_FIND] = "SELECT id FROM streams WHERE name = ?1",
 	[Q_STREAM_INS] = "INSERT INTO streams(name, tbl) VALUES(?1, ?2)",
 	/* bytes is kept with every change, so status is O(1) however large the backlog */
-	[Q_STREAM_LOAD] = "SELECT name, tbl, coalesce(server_id, ''), next_offset, next_seq, acked, "
-			  "bytes, dropped_records, expired_records FROM streams WHERE id = ?1",
+	[Q_STREAM_LOAD] =
+		"SELECT name, tbl, coalesce(server_id, ''), next_offset, next_seq, acked, "
+		"bytes, dropped_records, expired_records FROM streams WHERE id = ?1",
 	[Q_CHUNK_INS] = "INSERT INTO chunks(stream, off, nrec, created_us, bytes, seq0) "
 			"VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
 	/* only from next_offset = offset: a gap or a repeat changes no row */
@@ -128,12 +149,12 @@ struct rn_buffer {
 	int64_t max_bytes;
 	int64_t reserve_bytes;
 	char reserve_path[4200];
-	char path[4096];     /* the database file: statvfs() of its file system */
-	int have_reserve;    /* the reserve file exists at full size */
-	int disk_full;       /* ENOSPC seen: no new chunks until room returns */
+	char path[4096];  /* the database file: statvfs() of its file system */
+	int have_reserve; /* the reserve file exists at full size */
+	int disk_full;    /* ENOSPC seen: no new chunks until room returns */
 	int64_t full_checked_us;
-	int incremental;     /* auto_vacuum = INCREMENTAL: freed pages can go back to the FS */
-	int rowid;           /* schema version 2 layout: chunks in a rowid table */
+	int incremental; /* auto_vacuum = INCREMENTAL: freed pages can go back to the FS */
+	int rowid;       /* schema version 2 layout: chunks in a rowid table */
 	uint64_t full_episodes;
 	char err[512];
 };
@@ -214,12 +235,12 @@ static void mem_shutdown(void *arg)
 
 static void route_sqlite_memory(void)
 {
-	static const sqlite3_mem_methods m = {mem_malloc,   mem_free, mem_realloc, mem_size,
-					      mem_roundup,  mem_init, mem_shutdown, NULL};
+	static const sqlite3_mem_methods m = {mem_malloc,  mem_free, mem_realloc,  mem_size,
+					      mem_roundup, mem_init, mem_shutdown, NULL};
 	/* refused only if something initialized SQLite first; it then keeps its own heap */
 	if (sqlite3_config(SQLITE_CONFIG_MALLOC, &m) != SQLITE_OK)
 		rn_log_debug("buffer", "SQLite was initialized before the buffer: its memory is "
-			     "not counted");
+				       "not counted");
 }
 
 void rn_buffer__init(void)
@@ -282,9 +303,12 @@ static void enter_disk_full(struct rn_buffer *b)
 	b->full_episodes++;
 	b->full_checked_us = rn_mono_us();
 	release_reserve(b);
-	rn_log_error("buffer", "disk full: no new records are accepted, buffered chunks keep "
-		     "being sent%s", b->reserve_bytes ? " (reserve released so that "
-		     "acknowledged chunks can be deleted)" : "");
+	rn_log_error("buffer",
+		     "disk full: no new records are accepted, buffered chunks keep "
+		     "being sent%s",
+		     b->reserve_bytes ? " (reserve released so that "
+					"acknowledged chunks can be deleted)"
+				      : "");
 }
 
 static void close_db(struct rn_buffer *b)
@@ -324,7 +348,8 @@ static int try_open(struct rn_buffer *b, const struct rn_buffer_options *opt)
 	b->err[0] = 0;
 	rc = sqlite3_open_v2(opt->path, &b->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
 	if (rc != SQLITE_OK)
-		return rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT ? RN_ECORRUPT : db_fail(b, "open");
+		return rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT ? RN_ECORRUPT
+								   : db_fail(b, "open");
 	sqlite3_busy_timeout(b->db, 5000);
 	rc = sqlite3_prepare_v2(b->db, "PRAGMA quick_check", -1, &st, NULL);
 	if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
@@ -354,7 +379,8 @@ static int try_open(struct rn_buffer *b, const struct rn_buffer_options *opt)
 	 * Exclusive locking keeps the WAL index in memory instead of a -shm file: that file has
 	 * to grow with the WAL, which fails on a full disk and then even reads fail. Only this
 	 * process uses the buffer (a second agent on the same data_dir is refused). */
-	snprintf(pragma, sizeof(pragma), "PRAGMA locking_mode=EXCLUSIVE; "
+	snprintf(pragma, sizeof(pragma),
+		 "PRAGMA locking_mode=EXCLUSIVE; "
 		 "PRAGMA auto_vacuum=INCREMENTAL; PRAGMA journal_mode=WAL; "
 		 "PRAGMA synchronous=%s; PRAGMA journal_size_limit=%lld; PRAGMA cache_size=-256;",
 		 opt->sync_full ? "FULL" : "NORMAL",
@@ -381,7 +407,8 @@ static int try_open(struct rn_buffer *b, const struct rn_buffer_options *opt)
 			return db_fail(b, "upgrade to schema 2");
 	}
 	if (sqlite3_exec(b->db, schema, NULL, NULL, NULL) != SQLITE_OK)
-		return sqlite3_errcode(b->db) == SQLITE_NOTADB || sqlite3_errcode(b->db) == SQLITE_CORRUPT
+		return sqlite3_errcode(b->db) == SQLITE_NOTADB ||
+				       sqlite3_errcode(b->db) == SQLITE_CORRUPT
 			       ? RN_ECORRUPT
 			       : db_fail(b, "schema");
 	/* the layout: only version 2 has a rowid (named id) */
@@ -399,8 +426,8 @@ static int try_open(struct rn_buffer *b, const struct rn_buffer_options *opt)
 		    sqlite3_prepare_v3(b->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &b->q[i],
 				       NULL) != SQLITE_OK)
 			return db_fail(b, sql[i]);
-	if (sqlite3_prepare_v2(b->db, "SELECT coalesce(sum(length(bytes)), 0) FROM chunks", -1,
-			       &st, NULL) != SQLITE_OK ||
+	if (sqlite3_prepare_v2(b->db, "SELECT coalesce(sum(length(bytes)), 0) FROM chunks", -1, &st,
+			       NULL) != SQLITE_OK ||
 	    sqlite3_step(st) != SQLITE_ROW) {
 		sqlite3_finalize(st);
 		return sqlite3_errcode(b->db) == SQLITE_CORRUPT ? RN_ECORRUPT : db_fail(b, "size");
@@ -441,8 +468,10 @@ int rn_buffer_open(struct rn_buffer **out, const struct rn_buffer_options *opt, 
 	if (rc == RN_ECORRUPT) {
 		char aside[4200], side[4300], src[4300];
 		snprintf(aside, sizeof(aside), "%s.corrupt-%lld", opt->path, (long long)time(NULL));
-		rn_log_error("buffer", "buffer %s is corrupt (%s); moving it to %s and starting a "
-			     "new buffer", opt->path, b->err, aside);
+		rn_log_error("buffer",
+			     "buffer %s is corrupt (%s); moving it to %s and starting a "
+			     "new buffer",
+			     opt->path, b->err, aside);
 		close_db(b);
 		if (rename(opt->path, aside))
 			rn_log_error("buffer", "rename %s: %s", opt->path, strerror(errno));
@@ -567,12 +596,16 @@ static int disk_room_returned(struct rn_buffer *b)
 	want = 2 * (b->reserve_bytes ? b->reserve_bytes : (int64_t)4 << 20);
 	avail = fs_avail(b);
 	if (avail >= want && take_reserve(b) == 0) {
-		rn_log_info("buffer", "disk space is back (%lld bytes free): accepting records "
-			    "again", (long long)avail);
+		rn_log_info("buffer",
+			    "disk space is back (%lld bytes free): accepting records "
+			    "again",
+			    (long long)avail);
 	} else if (!b->incremental && db_free_bytes(b) >= want) {
 		/* an old file that cannot shrink: the pages acks freed inside it are the room */
-		rn_log_info("buffer", "the buffer file has %lld free bytes again: accepting "
-			    "records", (long long)db_free_bytes(b));
+		rn_log_info("buffer",
+			    "the buffer file has %lld free bytes again: accepting "
+			    "records",
+			    (long long)db_free_bytes(b));
 	} else {
 		return 0;
 	}
@@ -635,8 +668,8 @@ static void bury_failed_commit(struct rn_buffer *b)
 		     NULL, NULL);
 }
 
-int rn_buffer_commit_many(struct rn_buffer *b, const struct rn_buffer_chunk *chunks,
-			  size_t nchunks, const struct rn_buffer_ckpt *ckpts, size_t nckpt)
+int rn_buffer_commit_many(struct rn_buffer *b, const struct rn_buffer_chunk *chunks, size_t nchunks,
+			  const struct rn_buffer_ckpt *ckpts, size_t nckpt)
 {
 	sqlite3_stmt *s;
 	int64_t total = 0;
@@ -717,8 +750,8 @@ rollback:
  * are freed (need < 0: every chunk it yields). Offsets stay: the stream still sends one
  * message per offset, so the server's offset order is kept.
  */
-static int tombstone(struct rn_buffer *b, int qi, int stream, int64_t cutoff, int why,
-		     int64_t need, rn_buffer_tomb_fn fn, void *ctx, uint64_t *records)
+static int tombstone(struct rn_buffer *b, int qi, int stream, int64_t cutoff, int why, int64_t need,
+		     rn_buffer_tomb_fn fn, void *ctx, uint64_t *records)
 {
 	struct rn_buffer_victim v[VICTIMS_MAX];
 	struct rn_buf tomb = {0};
@@ -736,11 +769,10 @@ static int tombstone(struct rn_buffer *b, int qi, int stream, int64_t cutoff, in
 			sqlite3_bind_int64(s, 2, cutoff);
 		}
 		while (n < VICTIMS_MAX && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-			v[n] = (struct rn_buffer_victim){sqlite3_column_int(s, 0),
-							 sqlite3_column_int64(s, 1),
-							 sqlite3_column_int64(s, 3),
-							 (uint32_t)sqlite3_column_int64(s, 2),
-							 sqlite3_column_int64(s, 4)};
+			v[n] = (struct rn_buffer_victim){
+				sqlite3_column_int(s, 0), sqlite3_column_int64(s, 1),
+				sqlite3_column_int64(s, 3), (uint32_t)sqlite3_column_int64(s, 2),
+				sqlite3_column_int64(s, 4)};
 			n++;
 		}
 		if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
@@ -785,7 +817,7 @@ static int tombstone(struct rn_buffer *b, int qi, int stream, int64_t cutoff, in
 		b->bytes -= batch_freed;
 		*records += batch_records;
 		continue;
-rollback:
+	rollback:
 		sqlite3_step(q(b, Q_ROLLBACK));
 		break;
 	}

@@ -20,21 +20,22 @@
 struct rn_buffer;
 
 struct rn_buffer_options {
-	const char *path;  /* database file; required */
-	int sync_full;     /* 1 = synchronous=FULL */
-	int64_t max_bytes; /* chunk bytes cap; 0 = unlimited */
-	int64_t reserve_bytes; /* disk reserve released on ENOSPC (see rn_buffer_maintain); 0 = none */
+	const char *path;      /* database file; required */
+	int sync_full;         /* 1 = synchronous=FULL */
+	int64_t max_bytes;     /* chunk bytes cap; 0 = unlimited */
+	int64_t reserve_bytes; /* disk reserve released on ENOSPC (see rn_buffer_maintain); 0 = none
+				*/
 };
 
 struct rn_buffer_stream {
 	int id;
 	char name[128];
 	char table[256];
-	char server_id[64]; /* "" until the server assigned one */
-	int64_t next_offset; /* offset the next chunk gets */
-	int64_t next_seq;    /* seq the next record gets */
-	int64_t acked;       /* highest offset the server made durable, -1 if none */
-	int64_t bytes;       /* chunk bytes buffered */
+	char server_id[64];      /* "" until the server assigned one */
+	int64_t next_offset;     /* offset the next chunk gets */
+	int64_t next_seq;        /* seq the next record gets */
+	int64_t acked;           /* highest offset the server made durable, -1 if none */
+	int64_t bytes;           /* chunk bytes buffered */
 	int64_t dropped_records; /* replaced by tombstones under drop_oldest, ever */
 	int64_t expired_records; /* replaced by tombstones for their age (TTL), ever */
 };
@@ -90,8 +91,8 @@ struct rn_buffer_chunk {
  * and the checkpoints, all in one transaction: a source that routes records to several
  * streams commits its position together with every chunk it covers. The cap check is on
  * the sum of the chunks. Same results as rn_buffer_commit. */
-int rn_buffer_commit_many(struct rn_buffer *b, const struct rn_buffer_chunk *chunks,
-			  size_t nchunks, const struct rn_buffer_ckpt *ckpts, size_t nckpt);
+int rn_buffer_commit_many(struct rn_buffer *b, const struct rn_buffer_chunk *chunks, size_t nchunks,
+			  const struct rn_buffer_ckpt *ckpts, size_t nckpt);
 
 /* Why a chunk's records were replaced by a tombstone (chunks.dropped). */
 enum { RN_BUFFER_DROP_FULL = 1, RN_BUFFER_DROP_EXPIRED = 2 };
@@ -100,7 +101,7 @@ enum { RN_BUFFER_DROP_FULL = 1, RN_BUFFER_DROP_EXPIRED = 2 };
 struct rn_buffer_victim {
 	int stream;
 	int64_t offset;
-	int64_t seq0;  /* seq of its first record, -1 if unknown (a pre-v1 file) */
+	int64_t seq0; /* seq of its first record, -1 if unknown (a pre-v1 file) */
 	uint32_t nrec;
 	int64_t bytes; /* its size now */
 };

@@ -13,8 +13,8 @@
 #include "rn_err.h"
 
 struct ffile {
-	sqlite3_file base;   /* pMethods: ours, or NULL when the wrapped open failed */
-	sqlite3_file *real;  /* the wrapped VFS's file, right after this struct */
+	sqlite3_file base;  /* pMethods: ours, or NULL when the wrapped open failed */
+	sqlite3_file *real; /* the wrapped VFS's file, right after this struct */
 };
 
 static sqlite3_vfs *orig;

@@ -135,16 +135,16 @@ static int authority(const char *h, size_t len, unsigned flags, int need_port,
 	}
 	port = port_of(colon + 1, len - (size_t)(colon + 1 - h));
 	if (port < 0 || (port == 0 && !(flags & RN_ADDR_PORT_ZERO)))
-		return bad(why, (flags & RN_ADDR_PORT_ZERO)
-					? "the port must be a number from 0 (any free port) to 65535"
-					: "the port must be a number from 1 to 65535");
+		return bad(why,
+			   (flags & RN_ADDR_PORT_ZERO)
+				   ? "the port must be a number from 0 (any free port) to 65535"
+				   : "the port must be a number from 1 to 65535");
 	out->port = port;
 	*has_port = 1;
 	return 0;
 }
 
-int rn_addr_parse_hostport(const char *s, unsigned flags, struct rn_hostport *out,
-			   const char **why)
+int rn_addr_parse_hostport(const char *s, unsigned flags, struct rn_hostport *out, const char **why)
 {
 	int has_port;
 	if (!s || !*s)

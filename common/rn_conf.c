@@ -73,11 +73,16 @@ int rn_conf_parse_size(const char *s, int64_t *out)
 	double mul = 1;
 	if (*e) {
 		switch (*e) {
-		case 'b': case 'B': mul = 1; break;
-		case 'k': case 'K': mul = 1024.0; break;
-		case 'm': case 'M': mul = 1024.0 * 1024; break;
-		case 'g': case 'G': mul = 1024.0 * 1024 * 1024; break;
-		case 't': case 'T': mul = 1024.0 * 1024 * 1024 * 1024; break;
+		case 'b':
+		case 'B': mul = 1; break;
+		case 'k':
+		case 'K': mul = 1024.0; break;
+		case 'm':
+		case 'M': mul = 1024.0 * 1024; break;
+		case 'g':
+		case 'G': mul = 1024.0 * 1024 * 1024; break;
+		case 't':
+		case 'T': mul = 1024.0 * 1024 * 1024 * 1024; break;
 		default: return RN_EINVAL;
 		}
 		if (*e != 'b' && *e != 'B') {
@@ -167,9 +172,7 @@ static int apply_default(const struct rn_conf_key *k, void *dst)
 	case RN_CONF_INT32:
 		*(int *)at(dst, k->offset) = k->def ? (int)strtol(k->def, NULL, 10) : 0;
 		break;
-	case RN_CONF_BOOL:
-		*(int *)at(dst, k->offset) = k->def && !strcmp(k->def, "true");
-		break;
+	case RN_CONF_BOOL: *(int *)at(dst, k->offset) = k->def && !strcmp(k->def, "true"); break;
 	case RN_CONF_SIZE:
 		*(int64_t *)at(dst, k->offset) = 0;
 		if (k->def && rn_conf_parse_size(k->def, (int64_t *)at(dst, k->offset)))
@@ -203,8 +206,7 @@ static int apply_default(const struct rn_conf_key *k, void *dst)
 		}
 		break;
 	case RN_CONF_STRLIST:
-	case RN_CONF_LIST:
-		break;
+	case RN_CONF_LIST: break;
 	}
 	return 0;
 }
@@ -219,9 +221,8 @@ static int apply_defaults(const struct rn_conf_key *table, void *dst)
 	return 0;
 }
 
-static int load_group(struct loader *l, const config_setting_t *g,
-		      const struct rn_conf_key *table, void *dst, const char *prefix,
-		      const struct rn_conf_key *vtable, void *vdst);
+static int load_group(struct loader *l, const config_setting_t *g, const struct rn_conf_key *table,
+		      void *dst, const char *prefix, const struct rn_conf_key *vtable, void *vdst);
 
 static int is_int(int t)
 {
@@ -317,11 +318,12 @@ static int load_value(struct loader *l, const config_setting_t *s, const struct 
 		} else if (t != CONFIG_TYPE_STRING ||
 			   (dur ? rn_conf_parse_duration_ms(config_setting_get_string(s), &v)
 				: rn_conf_parse_size(config_setting_get_string(s), &v))) {
-			return errf(l, s,
-				    dur ? "%s must be a duration like 250 (ms), \"250ms\", \"2s\" or "
-					  "\"5m\""
-					: "%s must be a size like 1048576, \"64M\" or \"1G\"",
-				    path);
+			return errf(
+				l, s,
+				dur ? "%s must be a duration like 250 (ms), \"250ms\", \"2s\" or "
+				      "\"5m\""
+				    : "%s must be a size like 1048576, \"64M\" or \"1G\"",
+				path);
 		}
 		if ((rc = check_range(l, s, k, path, v)))
 			return rc;
@@ -365,7 +367,8 @@ static int load_value(struct loader *l, const config_setting_t *s, const struct 
 			return errf(l, s, "%s must be a string", path);
 		v = config_setting_get_string(s);
 		if (k->type == RN_CONF_LISTEN
-			    ? rn_addr_parse_hostport(v, RN_ADDR_PORT_ZERO | RN_ADDR_NUMERIC, &hp, &why)
+			    ? rn_addr_parse_hostport(v, RN_ADDR_PORT_ZERO | RN_ADDR_NUMERIC, &hp,
+						     &why)
 			    : rn_addr_parse_url(v, &u, &why))
 			return errf(l, s, "%s = \"%.200s\": %s", path, v, why);
 		rn_free(*p);
@@ -388,7 +391,8 @@ static int load_value(struct loader *l, const config_setting_t *s, const struct 
 			return RN_ENOMEM;
 		for (int i = 0; i < n; i++) {
 			const config_setting_t *e =
-				t == CONFIG_TYPE_STRING ? s : config_setting_get_elem(s, (unsigned)i);
+				t == CONFIG_TYPE_STRING ? s
+							: config_setting_get_elem(s, (unsigned)i);
 			if (config_setting_type(e) != CONFIG_TYPE_STRING)
 				return errf(l, e, "%s[%d] must be a string", path, i);
 			if (!(sl->v[i] = rn_strdup(config_setting_get_string(e))))
@@ -401,8 +405,7 @@ static int load_value(struct loader *l, const config_setting_t *s, const struct 
 		if (t != CONFIG_TYPE_GROUP)
 			return errf(l, s, "%s must be a group { ... }", path);
 		return load_group(l, s, k->sub, dst, path, NULL, NULL);
-	case RN_CONF_LIST:
-		return load_list(l, s, k, dst, path);
+	case RN_CONF_LIST: return load_list(l, s, k, dst, path);
 	}
 	return RN_EINVAL;
 }
@@ -437,9 +440,8 @@ static int check_required(struct loader *l, const config_setting_t *g,
 	return 0;
 }
 
-static int load_group(struct loader *l, const config_setting_t *g,
-		      const struct rn_conf_key *table, void *dst, const char *prefix,
-		      const struct rn_conf_key *vtable, void *vdst)
+static int load_group(struct loader *l, const config_setting_t *g, const struct rn_conf_key *table,
+		      void *dst, const char *prefix, const struct rn_conf_key *vtable, void *vdst)
 {
 	int n = config_setting_length(g);
 	int rc;
@@ -557,9 +559,7 @@ void rn_conf_free(const struct rn_conf_key *table, void *dst)
 			sl->n = 0;
 			break;
 		}
-		case RN_CONF_GROUP:
-			rn_conf_free(k->sub, dst);
-			break;
+		case RN_CONF_GROUP: rn_conf_free(k->sub, dst); break;
 		case RN_CONF_LIST: {
 			struct rn_conf_list *li = at(dst, k->offset);
 			for (size_t i = 0; i < li->n; i++) {
@@ -579,16 +579,15 @@ void rn_conf_free(const struct rn_conf_key *table, void *dst)
 			li->n = 0;
 			break;
 		}
-		default:
-			break;
+		default: break;
 		}
 	}
 }
 
 static void help(const struct rn_conf_key *table, FILE *out, int indent)
 {
-	static const char *const tn[] = {"integer", "bool",        "string", "size",
-					 "enum",    "string list", "group",  "list of groups",
+	static const char *const tn[] = {"integer", "bool",        "string",  "size",
+					 "enum",    "string list", "group",   "list of groups",
 					 "integer", "duration",    "address", "URL"};
 	for (const struct rn_conf_key *k = table; k && k->key; k++) {
 		fprintf(out, "%*s%-*s %-14s %s", indent, "", 22 - indent > 8 ? 22 - indent : 8,

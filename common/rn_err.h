@@ -23,10 +23,10 @@ enum rn_err {
 	RN_EEXIST = -11,    /* the thing to create already exists */
 	RN_ENOTSUP = -12,   /* valid but not supported by this build */
 	/* config: -100 .. -199 */
-	RN_ECONFIG = -100,  /* config file invalid; detail names file and line */
+	RN_ECONFIG = -100, /* config file invalid; detail names file and line */
 	/* buffer: -200 .. -299 */
-	RN_EBUFFER = -200,  /* the disk buffer failed; detail from SQLite */
-	RN_EFULL = -201,    /* the disk buffer reached its byte cap */
+	RN_EBUFFER = -200, /* the disk buffer failed; detail from SQLite */
+	RN_EFULL = -201,   /* the disk buffer reached its byte cap */
 	/* uplink and protocol: -300 .. -399 */
 	RN_EPROTO = -300,   /* the peer broke the protocol */
 	RN_ESTATUS = -301,  /* the peer answered with a non-OK gRPC status */

@@ -14,11 +14,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static atomic_int armed;        /* 0: the fast path, nothing else is read */
-static atomic_long countdown;   /* matching calls until the failure (1 = the next) */
+static atomic_int armed;      /* 0: the fast path, nothing else is read */
+static atomic_long countdown; /* matching calls until the failure (1 = the next) */
 static atomic_int fail_errno;
 static atomic_uint fail_ops;
-static atomic_int failing;      /* RN_FS_PERSIST: the failure fired, later calls fail too */
+static atomic_int failing; /* RN_FS_PERSIST: the failure fired, later calls fail too */
 static atomic_long calls, injected;
 
 void rn_fs_fail_after(long nth, int err, unsigned ops)
@@ -122,7 +122,7 @@ int rn_write_all(int fd, const void *vp, size_t len)
 	return 0;
 }
 
-#define DIRECT_ALIGN 4096u         /* covers 512- and 4096-byte logical blocks */
+#define DIRECT_ALIGN 4096u /* covers 512- and 4096-byte logical blocks */
 #define BOUNCE_BYTES ((size_t)1 << 20)
 
 static _Thread_local uint8_t *bounce; /* reachable until exit: not a leak */
@@ -154,7 +154,8 @@ int rn_write_new_file(int fd, const void *vp, size_t len)
 				w = rn_fs_write(fd, bounce, n);
 			while (w < 0 && errno == EINTR);
 			if (w < 0 && errno == EINVAL)
-				break; /* accepted the flag, refuses the I/O: the rest goes plainly */
+				break; /* accepted the flag, refuses the I/O: the rest goes plainly
+					*/
 			if (w < 0)
 				return -1;
 			/* a short direct write stops at a block boundary or at the end of space;

@@ -11,11 +11,22 @@
 
 const char *rn_grpc_status_name(int s)
 {
-	static const char *names[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT",
-				      "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
-				      "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
-				      "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-				      "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+	static const char *names[] = {"OK",
+				      "CANCELLED",
+				      "UNKNOWN",
+				      "INVALID_ARGUMENT",
+				      "DEADLINE_EXCEEDED",
+				      "NOT_FOUND",
+				      "ALREADY_EXISTS",
+				      "PERMISSION_DENIED",
+				      "RESOURCE_EXHAUSTED",
+				      "FAILED_PRECONDITION",
+				      "ABORTED",
+				      "OUT_OF_RANGE",
+				      "UNIMPLEMENTED",
+				      "INTERNAL",
+				      "UNAVAILABLE",
+				      "DATA_LOSS",
 				      "UNAUTHENTICATED"};
 	if (s < 0 || s > 16)
 		return "UNKNOWN_STATUS";
@@ -48,7 +59,8 @@ int rn_grpc_frame_append(struct rn_buf *b, int compressed, const void *msg, size
 static int check_header(const struct rn_grpc_deframer *d, const uint8_t *h, size_t *mlen)
 {
 	size_t max = d->max_msg ? d->max_msg : RN_GRPC_DEFAULT_MAX_MSG;
-	uint32_t len = ((uint32_t)h[1] << 24) | ((uint32_t)h[2] << 16) | ((uint32_t)h[3] << 8) | h[4];
+	uint32_t len =
+		((uint32_t)h[1] << 24) | ((uint32_t)h[2] << 16) | ((uint32_t)h[3] << 8) | h[4];
 	if (h[0] > 1)
 		return RN_EINVAL;
 	if (len > max)
@@ -77,7 +89,8 @@ int rn_grpc_deframe(struct rn_grpc_deframer *d, const uint8_t *in, size_t len, s
 				return 1;
 			}
 		}
-		d->pending.max = (d->max_msg ? d->max_msg : RN_GRPC_DEFAULT_MAX_MSG) + RN_GRPC_HDR_LEN;
+		d->pending.max =
+			(d->max_msg ? d->max_msg : RN_GRPC_DEFAULT_MAX_MSG) + RN_GRPC_HDR_LEN;
 		if ((rc = rn_buf_append(&d->pending, in, len)) != 0)
 			return rc;
 		*used = len;

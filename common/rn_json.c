@@ -25,7 +25,8 @@ int rn_json_put_str(struct rn_buf *b, const void *vs, size_t len)
 			rc = rn_buf_append(b, e, 2);
 			s++;
 		} else if (c < 0x20) {
-			uint8_t e[6] = {'\\', 'u', '0', '0', (uint8_t)hex[c >> 4], (uint8_t)hex[c & 15]};
+			uint8_t e[6] = {
+				'\\', 'u', '0', '0', (uint8_t)hex[c >> 4], (uint8_t)hex[c & 15]};
 			rc = rn_buf_append(b, e, 6);
 			s++;
 		} else if (c < 0x80) {
@@ -92,8 +93,14 @@ static int parse_string(struct parser *ps)
 			if (++ps->p >= ps->end)
 				return RN_EINVAL;
 			switch (*ps->p) {
-			case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
-				break;
+			case '"':
+			case '\\':
+			case '/':
+			case 'b':
+			case 'f':
+			case 'n':
+			case 'r':
+			case 't': break;
 			case 'u':
 				if (ps->end - ps->p < 5)
 					return RN_EINVAL;
@@ -102,8 +109,7 @@ static int parse_string(struct parser *ps)
 						return RN_EINVAL;
 				ps->p += 4;
 				break;
-			default:
-				return RN_EINVAL;
+			default: return RN_EINVAL;
 			}
 		}
 		ps->p++;
@@ -328,7 +334,8 @@ static int put_utf8(struct rn_buf *out, uint32_t cp)
 
 static uint32_t hex4(const char *p)
 {
-	return (uint32_t)(hexval(p[0]) << 12 | hexval(p[1]) << 8 | hexval(p[2]) << 4 | hexval(p[3]));
+	return (uint32_t)(hexval(p[0]) << 12 | hexval(p[1]) << 8 | hexval(p[2]) << 4 |
+			  hexval(p[3]));
 }
 
 int rn_json_string(struct rn_json_span v, struct rn_buf *out)

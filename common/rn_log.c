@@ -42,8 +42,9 @@ void rn_log(enum rn_log_level lvl, const char *component, const char *fmt, ...)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	n = strftime(line, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-	n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03ldZ %s %s %s: ",
-			      ts.tv_nsec / 1000000, program, names[lvl], component);
+	n += (size_t)snprintf(line + n, sizeof(line) - n,
+			      ".%03ldZ %s %s %s: ", ts.tv_nsec / 1000000, program, names[lvl],
+			      component);
 	va_start(ap, fmt);
 	int m = vsnprintf(line + n, 1024 - n, fmt, ap);
 	va_end(ap);

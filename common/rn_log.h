@@ -18,10 +18,10 @@ void rn_log(enum rn_log_level lvl, const char *component, const char *fmt, ...)
 #define rn_log_error(c, ...) rn_log(RN_LOG_ERROR, c, __VA_ARGS__)
 #define rn_log_warn(c, ...) rn_log(RN_LOG_WARN, c, __VA_ARGS__)
 #define rn_log_info(c, ...) rn_log(RN_LOG_INFO, c, __VA_ARGS__)
-#define rn_log_debug(c, ...)                                                                     \
-	do {                                                                                     \
-		if (rn_log_get_level() >= RN_LOG_DEBUG)                                          \
-			rn_log(RN_LOG_DEBUG, c, __VA_ARGS__);                                    \
+#define rn_log_debug(c, ...)                                                                       \
+	do {                                                                                       \
+		if (rn_log_get_level() >= RN_LOG_DEBUG)                                            \
+			rn_log(RN_LOG_DEBUG, c, __VA_ARGS__);                                      \
 	} while (0)
 
 #endif

@@ -38,8 +38,8 @@ int rn_time_rfc3339(const char *s, size_t n, int lax, int64_t *us)
 	size_t i = 19;
 	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 
-	if (digits(s, n, 0, 4, &y) || n < (lax ? 19u : 20u) || s[4] != '-' || digits(s, n, 5, 2, &mo) ||
-	    s[7] != '-' || digits(s, n, 8, 2, &d) ||
+	if (digits(s, n, 0, 4, &y) || n < (lax ? 19u : 20u) || s[4] != '-' ||
+	    digits(s, n, 5, 2, &mo) || s[7] != '-' || digits(s, n, 8, 2, &d) ||
 	    (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || digits(s, n, 11, 2, &h) ||
 	    s[13] != ':' || digits(s, n, 14, 2, &mi) || s[16] != ':' || digits(s, n, 17, 2, &sec))
 		return RN_EINVAL;

@@ -43,9 +43,9 @@ struct rn_call {
 	int32_t sid;
 	struct rn_call *next, *prev; /* the connection's calls */
 	char path[128];
-	char method[8];   /* :method (truncated; only POST matters) */
+	char method[8]; /* :method (truncated; only POST matters) */
 	size_t method_len;
-	char ctype[64];   /* content-type (truncated; its first 17 bytes decide) */
+	char ctype[64]; /* content-type (truncated; its first 17 bytes decide) */
 	size_t ctype_len;
 	int have_method, have_ctype;
 	char table[256];
@@ -56,12 +56,12 @@ struct rn_call {
 	int have_clock;
 	int zstd; /* grpc-encoding: zstd */
 	int persistent;
-	int opened;      /* open() accepted it */
-	int responded;   /* response headers submitted */
-	int finished;    /* status decided; trailers follow the queued data */
+	int opened;    /* open() accepted it */
+	int responded; /* response headers submitted */
+	int finished;  /* status decided; trailers follow the queued data */
 	int trailers_sent;
 	int status;
-	char msg[512]; /* grpc-message of the status (a create refusal explains itself) */
+	char msg[512];       /* grpc-message of the status (a create refusal explains itself) */
 	int64_t pushback_ms; /* > 0: grpc-retry-pushback-ms in the status */
 	uint64_t held;       /* DATA bytes whose stream window is not granted back yet */
 	int hold;            /* the server holds this stream's window (rn_call_hold_window) */
@@ -76,13 +76,13 @@ struct conn {
 	struct bufferevent *bev;
 	nghttp2_session *ng;
 	struct rn_call *calls;
-	size_t ncalls;          /* calls in `calls` (= streams nghttp2 counts as open) */
-	uint64_t held;          /* DATA bytes whose connection window is not granted back yet */
-	int64_t last_rx_us;     /* when bytes last arrived (monotonic) */
-	int64_t slow_since_us;  /* since when unsent responses exceed slow_bytes; 0 = they don't */
-	int read_paused;        /* reading stopped: the output buffer is over slow_bytes */
-	int64_t closing_us;     /* idle GOAWAY submitted at; freed once written (or 1 idle later) */
-	char peer[64];          /* "address:port" of the client, for logs */
+	size_t ncalls;         /* calls in `calls` (= streams nghttp2 counts as open) */
+	uint64_t held;         /* DATA bytes whose connection window is not granted back yet */
+	int64_t last_rx_us;    /* when bytes last arrived (monotonic) */
+	int64_t slow_since_us; /* since when unsent responses exceed slow_bytes; 0 = they don't */
+	int read_paused;       /* reading stopped: the output buffer is over slow_bytes */
+	int64_t closing_us;    /* idle GOAWAY submitted at; freed once written (or 1 idle later) */
+	char peer[64];         /* "address:port" of the client, for logs */
 	struct conn *next, *prev;
 };
 
@@ -92,11 +92,11 @@ struct rn_front {
 	struct rn_front_handler h;
 	struct rn_front_options opt; /* defaults applied */
 	struct conn *conns;
-	struct event *tick_ev;       /* idle and slow-client checks */
-	struct event *kick_ev;       /* sends what a window release queued, from the loop */
-	int pressure;                /* rn_front_set_pressure */
+	struct event *tick_ev; /* idle and slow-client checks */
+	struct event *kick_ev; /* sends what a window release queued, from the loop */
+	int pressure;          /* rn_front_set_pressure */
 	int port;
-	struct rn_front_stats st;    /* counters; gauges are computed in rn_front_stats */
+	struct rn_front_stats st;     /* counters; gauges are computed in rn_front_stats */
 	struct rn_refuselog refusals; /* which refused calls get a log line (refuselog.h) */
 };
 
@@ -116,8 +116,10 @@ static void note_refusal(struct rn_front *f, const char *peer, int status, const
 			 const char *msg)
 {
 	if (rn_refuselog_note(&f->refusals, peer, status, msg, rn_mono_us()))
-		rn_log_info("front", "%s: %s refused: %s %s (more like it from this address are "
-			    "counted every %lld s)", peer, what, status_name(status), msg ? msg : "",
+		rn_log_info("front",
+			    "%s: %s refused: %s %s (more like it from this address are "
+			    "counted every %lld s)",
+			    peer, what, status_name(status), msg ? msg : "",
 			    (long long)(REFUSAL_LOG_PERIOD_US / 1000000));
 }
 
@@ -125,13 +127,15 @@ static void refusal_summary(void *ctx, const struct rn_refuselog_kind *k, uint64
 {
 	(void)ctx;
 	if (k)
-		rn_log_info("front", "%s: %llu more calls refused in the last %lld s: %s %s", k->peer,
-			    (unsigned long long)n, (long long)(REFUSAL_LOG_PERIOD_US / 1000000),
-			    status_name(k->status), k->reason);
+		rn_log_info("front", "%s: %llu more calls refused in the last %lld s: %s %s",
+			    k->peer, (unsigned long long)n,
+			    (long long)(REFUSAL_LOG_PERIOD_US / 1000000), status_name(k->status),
+			    k->reason);
 	else
-		rn_log_info("front", "%llu more calls refused in the last %lld s (of kinds past the "
-			    "per-period limit of lines)", (unsigned long long)n,
-			    (long long)(REFUSAL_LOG_PERIOD_US / 1000000));
+		rn_log_info("front",
+			    "%llu more calls refused in the last %lld s (of kinds past the "
+			    "per-period limit of lines)",
+			    (unsigned long long)n, (long long)(REFUSAL_LOG_PERIOD_US / 1000000));
 }
 
 static void conn_free(struct conn *c);
@@ -184,8 +188,7 @@ static void count_status(struct rn_call *k, int status)
 		k->conn->front->st.resource_exhausted++;
 }
 
-static ssize_t send_cb(nghttp2_session *s, const uint8_t *data, size_t len, int flags,
-		       void *user)
+static ssize_t send_cb(nghttp2_session *s, const uint8_t *data, size_t len, int flags, void *user)
 {
 	struct conn *c = user;
 	(void)s;
@@ -253,7 +256,10 @@ static ssize_t data_read_cb(nghttp2_session *s, int32_t sid, uint8_t *buf, size_
 	return 0;
 }
 
-#define NV(n, v) {(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NONE}
+#define NV(n, v)                                                                                   \
+	{                                                                                          \
+		(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NONE     \
+	}
 
 static void respond_headers(struct rn_call *k)
 {
@@ -417,8 +423,7 @@ static int header_cb(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
 		copy_hdr(k->ctype, sizeof(k->ctype), value, valuelen);
 		k->ctype_len = strlen(k->ctype);
 		k->have_ctype = 1;
-	}
-	else if (IS("x-databricks-zerobus-table-name")) {
+	} else if (IS("x-databricks-zerobus-table-name")) {
 		copy_hdr(k->table, sizeof(k->table), value, valuelen);
 		k->have_table = 1;
 	} else if (IS("authorization")) {
@@ -443,10 +448,9 @@ static void open_call(struct rn_call *k)
 	int st, http;
 
 	/* not gRPC at all (a REST client, a browser): an HTTP error, never 200 */
-	if ((http = rn_zb_http_check(k->have_method ? (const uint8_t *)k->method : NULL,
-				     k->method_len,
-				     k->have_ctype ? (const uint8_t *)k->ctype : NULL,
-				     k->ctype_len, &st, &msg))) {
+	if ((http = rn_zb_http_check(
+		     k->have_method ? (const uint8_t *)k->method : NULL, k->method_len,
+		     k->have_ctype ? (const uint8_t *)k->ctype : NULL, k->ctype_len, &st, &msg))) {
 		refuse(k, http, st, msg);
 		return;
 	}
@@ -462,8 +466,8 @@ static void open_call(struct rn_call *k)
 		return;
 	}
 	struct rn_call_info info = {k->path, k->have_table ? k->table : NULL,
-				    k->have_auth ? k->auth : NULL, k->have_clock ? k->boot_id : NULL,
-				    k->boot_us};
+				    k->have_auth ? k->auth : NULL,
+				    k->have_clock ? k->boot_id : NULL, k->boot_us};
 	if ((st = fr->h.open(fr->h.ctx, k, &info, &msg)) != 0) {
 		refuse(k, 200, st, msg);
 		return;
@@ -505,12 +509,14 @@ static void data_chunk(struct rn_front *fr, struct rn_call *k, const uint8_t *da
 		len -= used;
 		if (rc < 0) {
 			rn_log_debug("front", "bad frame bytes: %02x %02x %02x %02x %02x (len %zu)",
-				     len ? data[0] : 0, len > 1 ? data[1] : 0, len > 2 ? data[2] : 0,
-				     len > 3 ? data[3] : 0, len > 4 ? data[4] : 0, len);
+				     len ? data[0] : 0, len > 1 ? data[1] : 0,
+				     len > 2 ? data[2] : 0, len > 3 ? data[3] : 0,
+				     len > 4 ? data[4] : 0, len);
 			if (rc == RN_ETOOBIG) {
-				snprintf(why, cap,
-					 "request message larger than max_message_bytes (%zu bytes)",
-					 fr->opt.max_message);
+				snprintf(
+					why, cap,
+					"request message larger than max_message_bytes (%zu bytes)",
+					fr->opt.max_message);
 				rn_call_finish(k, RN_GRPC_RESOURCE_EXHAUSTED, why);
 			} else {
 				rn_call_finish(k, RN_GRPC_INVALID_ARGUMENT, "malformed gRPC frame");
@@ -529,13 +535,16 @@ static void data_chunk(struct rn_front *fr, struct rn_call *k, const uint8_t *da
 			rc = rn_zstd_decompress(&k->plain, m.data, m.len, fr->opt.max_message);
 			if (rc == RN_ETOOBIG) {
 				snprintf(why, cap,
-					 "decompressed request message larger than max_message_bytes "
-					 "(%zu bytes)", fr->opt.max_message);
+					 "decompressed request message larger than "
+					 "max_message_bytes "
+					 "(%zu bytes)",
+					 fr->opt.max_message);
 				rn_call_finish(k, RN_GRPC_RESOURCE_EXHAUSTED, why);
 				return;
 			}
 			if (rc) {
-				rn_call_finish(k, RN_GRPC_INVALID_ARGUMENT, "cannot decompress message");
+				rn_call_finish(k, RN_GRPC_INVALID_ARGUMENT,
+					       "cannot decompress message");
 				return;
 			}
 			fr->h.message(fr->h.ctx, k, k->plain.data, k->plain.len);
@@ -628,7 +637,8 @@ static int invalid_frame_cb(nghttp2_session *s, const nghttp2_frame *f, int err,
 		note_refusal(fr, c->peer, -1, "stream", why);
 	} else {
 		fr->st.closed_streams++;
-		rn_log_warn("front", "closing connection from %s: it opened stream %d beyond the "
+		rn_log_warn("front",
+			    "closing connection from %s: it opened stream %d beyond the "
 			    "%u concurrent streams it acknowledged (max_streams_per_connection)",
 			    c->peer, f->hd.stream_id, fr->opt.max_streams);
 	}
@@ -678,15 +688,16 @@ static void eventcb(struct bufferevent *bev, short events, void *arg)
 		conn_free(arg);
 }
 
-static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-		      int salen, void *arg)
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+		      void *arg)
 {
 	struct rn_front *f = arg;
 	struct conn *c;
 	nghttp2_session_callbacks *cbs;
 	nghttp2_option *o;
-	nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, f->opt.max_streams},
-				       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 4 << 20}};
+	nghttp2_settings_entry iv[] = {
+		{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, f->opt.max_streams},
+		{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 4 << 20}};
 	int one = 1, rv;
 	(void)l;
 
@@ -775,24 +786,29 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		if (rn_limits_slow(&c->slow_since_us, out, f->opt.slow_bytes,
 				   f->opt.slow_timeout_ms * 1000, now)) {
 			f->st.closed_slow++;
-			rn_log_warn("front", "disconnecting slow client %s: %zu bytes of responses "
-				    "unread for more than %lld ms (slow_client_bytes %zu)", c->peer,
-				    out, (long long)f->opt.slow_timeout_ms, f->opt.slow_bytes);
+			rn_log_warn("front",
+				    "disconnecting slow client %s: %zu bytes of responses "
+				    "unread for more than %lld ms (slow_client_bytes %zu)",
+				    c->peer, out, (long long)f->opt.slow_timeout_ms,
+				    f->opt.slow_bytes);
 			conn_free(c);
 			continue;
 		}
 		if (c->closing_us) {
-			/* a peer that takes no GOAWAY within another idle period loses the socket */
+			/* a peer that takes no GOAWAY within another idle period loses the socket
+			 */
 			if (now - c->closing_us >= f->opt.idle_timeout_ms * 1000)
 				conn_free(c);
 			continue;
 		}
 		/* a connection we stopped reading is the slow-client rule's, not idle */
-		if (!c->read_paused && rn_limits_idle(c->ncalls, c->last_rx_us,
-						      f->opt.idle_timeout_ms * 1000, now)) {
+		if (!c->read_paused &&
+		    rn_limits_idle(c->ncalls, c->last_rx_us, f->opt.idle_timeout_ms * 1000, now)) {
 			f->st.closed_idle++;
-			rn_log_info("front", "closing idle connection from %s (no stream, nothing "
-				    "received for %lld ms)", c->peer, (long long)f->opt.idle_timeout_ms);
+			rn_log_info("front",
+				    "closing idle connection from %s (no stream, nothing "
+				    "received for %lld ms)",
+				    c->peer, (long long)f->opt.idle_timeout_ms);
 			c->closing_us = now;
 			nghttp2_session_terminate_session(c->ng, NGHTTP2_NO_ERROR);
 			flush_conn(c); /* frees it once the GOAWAY is written */

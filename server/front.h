@@ -50,13 +50,13 @@ struct rn_front_handler {
 
 /* A zeroed struct is valid: any free port on 127.0.0.1, the defaults noted. */
 struct rn_front_options {
-	const char *host;   /* bind address: an IPv4 or IPv6 literal (no brackets) */
-	int port;           /* 0 = any free port */
-	size_t max_message; /* request message cap after decompression; 0 = 10 MiB */
-	uint32_t max_streams;     /* concurrent calls per connection; 0 = 100 */
-	int64_t idle_timeout_ms;  /* close a connection without calls or traffic; 0 = never */
-	size_t slow_bytes;        /* unsent responses a connection may have; 0 = 4 MiB... */
-	int64_t slow_timeout_ms;  /* ...for longer than this before it is closed */
+	const char *host;        /* bind address: an IPv4 or IPv6 literal (no brackets) */
+	int port;                /* 0 = any free port */
+	size_t max_message;      /* request message cap after decompression; 0 = 10 MiB */
+	uint32_t max_streams;    /* concurrent calls per connection; 0 = 100 */
+	int64_t idle_timeout_ms; /* close a connection without calls or traffic; 0 = never */
+	size_t slow_bytes;       /* unsent responses a connection may have; 0 = 4 MiB... */
+	int64_t slow_timeout_ms; /* ...for longer than this before it is closed */
 };
 
 /* Counters and gauges of the front, for /metrics. */

@@ -25,7 +25,7 @@
 /* Admission limits (from the config). 0 = that limit is off. */
 struct rn_limits {
 	uint64_t wal_max_bytes;
-	int64_t max_lag_ms; /* effective value: see rn_limits_effective_lag_ms */
+	int64_t max_lag_ms;    /* effective value: see rn_limits_effective_lag_ms */
 	uint64_t wal_min_free; /* free bytes the WAL's file system must keep */
 };
 
@@ -113,18 +113,21 @@ static inline enum rn_pressure rn_limits_pressure(const struct rn_limits *l,
 	if (msg && cap) {
 		if (p == RN_PRESSURE_WAL)
 			snprintf(msg, cap,
-				 "server over wal_max_bytes: %llu bytes in the WAL not yet in tables "
+				 "server over wal_max_bytes: %llu bytes in the WAL not yet in "
+				 "tables "
 				 "(limit %llu); retry in %lld ms",
 				 (unsigned long long)n->wal_bytes,
 				 (unsigned long long)l->wal_max_bytes, (long long)wait);
 		else if (p == RN_PRESSURE_LAG)
-			snprintf(msg, cap,
-				 "server over max_lag: the oldest record not yet in a table arrived "
-				 "%lld ms ago (limit %lld ms); retry in %lld ms",
-				 (long long)lag, (long long)l->max_lag_ms, (long long)wait);
+			snprintf(
+				msg, cap,
+				"server over max_lag: the oldest record not yet in a table arrived "
+				"%lld ms ago (limit %lld ms); retry in %lld ms",
+				(long long)lag, (long long)l->max_lag_ms, (long long)wait);
 		else
 			snprintf(msg, cap,
-				 "server disk nearly full: %lld bytes free for the WAL (wal_min_free "
+				 "server disk nearly full: %lld bytes free for the WAL "
+				 "(wal_min_free "
 				 "%llu); retry in %lld ms",
 				 (long long)n->wal_free, (unsigned long long)l->wal_min_free,
 				 (long long)wait);
@@ -156,8 +159,7 @@ static inline int rn_limits_slow(int64_t *since_us, size_t out_bytes, size_t bou
  * Idle connection: no call open and nothing received for `idle_us` (0 = never). Returns 1
  * when the connection must be closed now.
  */
-static inline int rn_limits_idle(size_t ncalls, int64_t last_rx_us, int64_t idle_us,
-				 int64_t now_us)
+static inline int rn_limits_idle(size_t ncalls, int64_t last_rx_us, int64_t idle_us, int64_t now_us)
 {
 	return idle_us > 0 && ncalls == 0 && now_us - last_rx_us >= idle_us;
 }
@@ -174,9 +176,8 @@ struct rn_limits_grant {
 	uint64_t stream; /* bytes to grant on the stream window */
 };
 
-static inline struct rn_limits_grant rn_limits_window_grant(uint64_t *conn_held,
-							    uint64_t *stream_held, int pressure,
-							    int stream_hold)
+static inline struct rn_limits_grant
+rn_limits_window_grant(uint64_t *conn_held, uint64_t *stream_held, int pressure, int stream_hold)
 {
 	struct rn_limits_grant g = {0, 0};
 	if (pressure)

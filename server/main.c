@@ -61,8 +61,8 @@ int main(int argc, char **argv)
 		rn_conf_free(rn_server_conf_table, &conf);
 		return 1;
 	}
-	if (!rc && (rc = rn_server_conf_check(&conf, file ? file : "(defaults)", err,
-					       sizeof(err)))) {
+	if (!rc &&
+	    (rc = rn_server_conf_check(&conf, file ? file : "(defaults)", err, sizeof(err)))) {
 		fprintf(stderr, "runnel-server: %s\n", err);
 		rn_conf_free(rn_server_conf_table, &conf);
 		return 1;
@@ -70,7 +70,8 @@ int main(int argc, char **argv)
 	if (listen) {
 		struct rn_hostport hp;
 		const char *why = NULL;
-		if (rn_addr_parse_hostport(listen, RN_ADDR_PORT_ZERO | RN_ADDR_NUMERIC, &hp, &why)) {
+		if (rn_addr_parse_hostport(listen, RN_ADDR_PORT_ZERO | RN_ADDR_NUMERIC, &hp,
+					   &why)) {
 			fprintf(stderr, "runnel-server: -l %s: %s\n", listen, why);
 			rn_conf_free(rn_server_conf_table, &conf);
 			return 1;

@@ -64,8 +64,8 @@ static void on_health(struct evhttp_request *req, void *arg)
 	}
 }
 
-int rn_metrics_create(struct rn_metrics **out, struct event_base *base, const char *host,
-		      int port, const struct rn_metrics_handler *h)
+int rn_metrics_create(struct rn_metrics **out, struct event_base *base, const char *host, int port,
+		      const struct rn_metrics_handler *h)
 {
 	struct rn_metrics *m = rn_calloc(1, sizeof(*m));
 	struct evhttp_bound_socket *bs;
@@ -105,8 +105,7 @@ void rn_metrics_destroy(struct rn_metrics *m)
 	rn_free(m);
 }
 
-void rn_metrics_family(struct rn_buf *out, const char *name, const char *type,
-		       const char *help)
+void rn_metrics_family(struct rn_buf *out, const char *name, const char *type, const char *help)
 {
 	rn_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }

@@ -27,8 +27,8 @@ struct rn_metrics_handler {
 };
 
 /* Listens on host:port (port 0 picks one; rn_metrics_port tells). RN_EIO, RN_ENOMEM. */
-int rn_metrics_create(struct rn_metrics **out, struct event_base *base, const char *host,
-		      int port, const struct rn_metrics_handler *h);
+int rn_metrics_create(struct rn_metrics **out, struct event_base *base, const char *host, int port,
+		      const struct rn_metrics_handler *h);
 int rn_metrics_port(const struct rn_metrics *m);
 void rn_metrics_destroy(struct rn_metrics *m);
 
@@ -38,8 +38,7 @@ void rn_metrics_destroy(struct rn_metrics *m);
  * "name{labels} value" line (labels NULL or "" = none, else e.g. `reason="idle"`).
  * Failures to grow `out` are silent (the exposition is then cut short).
  */
-void rn_metrics_family(struct rn_buf *out, const char *name, const char *type,
-		       const char *help);
+void rn_metrics_family(struct rn_buf *out, const char *name, const char *type, const char *help);
 void rn_metrics_sample(struct rn_buf *out, const char *name, const char *labels, double v);
 
 #endif

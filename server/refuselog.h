@@ -33,10 +33,10 @@ struct rn_refuselog_kind {
 };
 
 struct rn_refuselog {
-	int64_t period_us;       /* summary period (> 0) */
-	int64_t period_end_us;   /* when the current period ends */
-	unsigned firsts;         /* first lines written in this period */
-	uint64_t other;          /* refusals counted outside the slots since the last summary */
+	int64_t period_us;     /* summary period (> 0) */
+	int64_t period_end_us; /* when the current period ends */
+	unsigned firsts;       /* first lines written in this period */
+	uint64_t other;        /* refusals counted outside the slots since the last summary */
 	struct rn_refuselog_kind kind[RN_REFUSELOG_SLOTS];
 };
 
@@ -54,8 +54,7 @@ int rn_refuselog_note(struct rn_refuselog *r, const char *peer, int status, cons
 
 /* Called with each summary: `count` refusals of kind k (k NULL: of kinds not tracked) in the
  * period that ended. */
-typedef void (*rn_refuselog_emit_fn)(void *ctx, const struct rn_refuselog_kind *k,
-				     uint64_t count);
+typedef void (*rn_refuselog_emit_fn)(void *ctx, const struct rn_refuselog_kind *k, uint64_t count);
 
 /*
  * Ends the period if now_us has reached its end: emits a summary for each kind with a count

@@ -49,8 +49,8 @@ static const struct rn_conf_key column_keys[] = {
 	 RN_CONF_F_REQUIRED},
 	{"type", RN_CONF_STRING, NULL, CC(type), 0, 0,
 	 "Delta type: string, long, integer, short, byte, float, double, boolean, binary, date, "
-	 "timestamp, decimal(p,s), array<T>, map<K,V>, struct<name:T,...>", NULL, NULL, 0,
-	 RN_CONF_F_REQUIRED},
+	 "timestamp, decimal(p,s), array<T>, map<K,V>, struct<name:T,...>",
+	 NULL, NULL, 0, RN_CONF_F_REQUIRED},
 	{"nullable", RN_CONF_BOOL, "true", CC(nullable), 0, 0, "false = NOT NULL"},
 	{"from", RN_CONF_STRING, NULL, CC(from), 0, 0,
 	 "a date column holding the UTC day of this timestamp column (declared before it); "
@@ -86,8 +86,8 @@ const struct rn_conf_key rn_server_conf_table[] = {
 	 "bearer token clients must send; unset = no authentication"},
 	{"flush_interval_ms", RN_CONF_INT, "1000", OFF(flush_interval_ms), 10, 3600000,
 	 "how often durable records are committed to their Delta tables"},
-	{"max_message_bytes", RN_CONF_SIZE, "10M", OFF(max_message_bytes), 1024,
-	 (int64_t)1 << 30, "largest request message accepted (after decompression); a larger "
+	{"max_message_bytes", RN_CONF_SIZE, "10M", OFF(max_message_bytes), 1024, (int64_t)1 << 30,
+	 "largest request message accepted (after decompression); a larger "
 	 "one ends its call with RESOURCE_EXHAUSTED naming this limit"},
 	{"wal_max_bytes", RN_CONF_SIZE, "1G", OFF(wal_max_bytes), 0, (int64_t)1 << 50,
 	 "bytes in the WAL not yet committed to tables; at this, new data gets "
@@ -101,10 +101,12 @@ const struct rn_conf_key rn_server_conf_table[] = {
 	 "wal_max_bytes (until a flush succeeds); raised to 2 x flush_interval_ms if set lower; "
 	 "0 = no limit"},
 	{"stream_inflight_bytes", RN_CONF_SIZE, "64M", OFF(stream_inflight_bytes), 1024,
-	 (int64_t)1 << 31, "bytes received on one stream and not yet durably acked; beyond "
+	 (int64_t)1 << 31,
+	 "bytes received on one stream and not yet durably acked; beyond "
 	 "this that stream's HTTP/2 window is withheld until the WAL sync acks them"},
 	{"max_streams_per_connection", RN_CONF_INT, "100", OFF(max_streams_per_connection), 1,
-	 1000000, "concurrent streams (calls) per HTTP/2 connection, advertised as "
+	 1000000,
+	 "concurrent streams (calls) per HTTP/2 connection, advertised as "
 	 "SETTINGS_MAX_CONCURRENT_STREAMS; a client that opens more is refused (REFUSED_STREAM, "
 	 "or GOAWAY once it acknowledged the setting)"},
 	{"idle_timeout", RN_CONF_DURATION, "5m", OFF(idle_timeout_ms), 0, (int64_t)1 << 40,
@@ -122,8 +124,8 @@ const struct rn_conf_key rn_server_conf_table[] = {
 	{"tables", RN_CONF_STRLIST, NULL, OFF(tables), 0, 0, "tables to create at start"},
 	{"schemas", RN_CONF_LIST, NULL, OFF(schemas), 0, 0,
 	 "typed tables: records are decoded into these columns (JSON records, or the JSON "
-	 "payload of agent envelopes); what does not fit goes to <table>_dead_letters", NULL,
-	 schema_keys, sizeof(struct rn_table_schema_conf)},
+	 "payload of agent envelopes); what does not fit goes to <table>_dead_letters",
+	 NULL, schema_keys, sizeof(struct rn_table_schema_conf)},
 	{"checkpoint_interval", RN_CONF_INT, "10", OFF(checkpoint_interval), 0, 1000000,
 	 "write a Delta checkpoint every this many commits of a table; 0 = never"},
 	{"log_retention", RN_CONF_DURATION, "30d", OFF(log_retention_ms), 0, (int64_t)1 << 50,
@@ -133,11 +135,11 @@ const struct rn_conf_key rn_server_conf_table[] = {
 	 "compaction rewrites data files smaller than this into files up to this size"},
 	{"compact_min_files", RN_CONF_INT, "10", OFF(compact_min_files), 2, 1000000,
 	 "compact a table only when it has at least this many small files"},
-	{"compact_interval", RN_CONF_DURATION, "1m", OFF(compact_interval_ms), 0,
-	 (int64_t)1 << 50, "at most one bounded compaction step per table per interval, run "
+	{"compact_interval", RN_CONF_DURATION, "1m", OFF(compact_interval_ms), 0, (int64_t)1 << 50,
+	 "at most one bounded compaction step per table per interval, run "
 	 "after a flush; 0 = no background compaction"},
-	{"vacuum_retention", RN_CONF_DURATION, "7d", OFF(vacuum_retention_ms), 0,
-	 (int64_t)1 << 50, "data files removed (by compaction) longer ago than this are deleted"},
+	{"vacuum_retention", RN_CONF_DURATION, "7d", OFF(vacuum_retention_ms), 0, (int64_t)1 << 50,
+	 "data files removed (by compaction) longer ago than this are deleted"},
 	{"vacuum_interval", RN_CONF_DURATION, "1h", OFF(vacuum_interval_ms), 0, (int64_t)1 << 50,
 	 "how often each table is vacuumed after a flush; 0 = never"},
 	{"log_level", RN_CONF_ENUM, "info", OFF(log_level), 0, 0, "log verbosity", log_levels},
@@ -169,9 +171,9 @@ struct srv_stream {
  */
 struct srv_failing {
 	char *table;
-	int configured;   /* from `tables`/`schemas`: a retry may create it */
-	int readded;      /* its kept records are in the materializer, awaiting a flush */
-	uint64_t *segs;   /* ids of the segments holding its records, ascending */
+	int configured; /* from `tables`/`schemas`: a retry may create it */
+	int readded;    /* its kept records are in the materializer, awaiting a flush */
+	uint64_t *segs; /* ids of the segments holding its records, ascending */
 	size_t nsegs, capsegs;
 	unsigned retries;
 	char why[200];
@@ -210,14 +212,14 @@ struct rn_server {
 	struct rn_buf resp, single;
 	struct rn_metrics *metrics;
 	struct rn_limits limits;
-	char wal_path[4096];     /* the WAL directory (statvfs for wal_min_free) */
-	int64_t disk_checked_us; /* last statvfs */
-	int64_t wal_free;        /* its result, -1 unknown */
-	enum rn_pressure pressure;  /* as last evaluated (and told to the front) */
-	char pressure_msg[256];     /* its grpc-message */
-	int64_t oldest_pending_us;  /* first record appended since the last good flush; 0 none */
-	int64_t next_flush_us;      /* when flush_cb runs next */
-	int64_t flush_cost_us;      /* duration of the last flush */
+	char wal_path[4096];       /* the WAL directory (statvfs for wal_min_free) */
+	int64_t disk_checked_us;   /* last statvfs */
+	int64_t wal_free;          /* its result, -1 unknown */
+	enum rn_pressure pressure; /* as last evaluated (and told to the front) */
+	char pressure_msg[256];    /* its grpc-message */
+	int64_t oldest_pending_us; /* first record appended since the last good flush; 0 none */
+	int64_t next_flush_us;     /* when flush_cb runs next */
+	int64_t flush_cost_us;     /* duration of the last flush */
 	struct {
 		uint64_t batches, records, bytes; /* accepted into the WAL */
 		uint64_t acks, wal_syncs, wal_sync_errors;
@@ -434,7 +436,8 @@ static int replay_entry(void *ctx, const struct rn_wal_entry *e)
 	memcpy(sid, e->stream_id, e->stream_id_len);
 	sid[e->stream_id_len] = 0;
 	if (!st) {
-		if (!(st = add_stream(s, sid, e->stream_id_len, table, e->table_len, e->record_type)))
+		if (!(st = add_stream(s, sid, e->stream_id_len, table, e->table_len,
+				      e->record_type)))
 			return RN_ENOMEM;
 		load_clock(s, st); /* an ephemeral stream's */
 		st->ended_us = 1;  /* its call ended with the last run */
@@ -453,9 +456,10 @@ static int replay_entry(void *ctx, const struct rn_wal_entry *e)
 		if (!(f = add_failing(s, table, 0)))
 			return RN_ENOMEM;
 		snprintf(f->why, sizeof(f->why), "%s", rn_mat_errmsg(s->mat));
-		rn_log_error("server", "WAL recovery: table %s cannot take stream %s offset %lld: "
-			     "%s; its records stay in the WAL and it is retried", table, sid,
-			     (long long)e->offset, f->why);
+		rn_log_error("server",
+			     "WAL recovery: table %s cannot take stream %s offset %lld: "
+			     "%s; its records stay in the WAL and it is retried",
+			     table, sid, (long long)e->offset, f->why);
 	}
 	return keep_segment(f, rn_wal_replay_segment(s->wal));
 }
@@ -602,8 +606,10 @@ static int retry_table(struct rn_server *s, struct srv_failing *f)
 	s->mat_dirty = 1;
 	if (!s->oldest_pending_us)
 		s->oldest_pending_us = rn_mono_us();
-	rn_log_info("server", "table %s recovered: %zu kept batches from %zu WAL segment(s) go "
-		    "into it with the next flush", f->table, r.added, f->nsegs);
+	rn_log_info("server",
+		    "table %s recovered: %zu kept batches from %zu WAL segment(s) go "
+		    "into it with the next flush",
+		    f->table, r.added, f->nsegs);
 	return 0;
 }
 
@@ -628,8 +634,10 @@ static void release_readded(struct rn_server *s)
 			pp = &f->next;
 			continue;
 		}
-		rn_log_info("server", "table %s: every kept record is committed; its WAL segments "
-			    "can go", f->table);
+		rn_log_info("server",
+			    "table %s: every kept record is committed; its WAL segments "
+			    "can go",
+			    f->table);
 		*pp = f->next;
 		free_failing(f);
 		n++;
@@ -645,8 +653,10 @@ static int table_failing(struct rn_server *s, const char *table, char *why, size
 	struct srv_failing *f = find_failing(s, table);
 	if (!f || f->readded || !retry_table(s, f))
 		return 0;
-	if (snprintf(why, cap, "table %s cannot be recovered yet (its acknowledged records are "
-		     "kept): %s", table, f->why) < 0)
+	if (snprintf(why, cap,
+		     "table %s cannot be recovered yet (its acknowledged records are "
+		     "kept): %s",
+		     table, f->why) < 0)
 		why[0] = 0; /* a message cut at cap is still a message */
 	return 1;
 }
@@ -685,7 +695,7 @@ static struct rn_limits_now limits_now(struct rn_server *s)
 	 * guards the disk */
 	uint64_t wb = rn_wal_bytes(s->wal);
 	wb = wb > s->retained_bytes ? wb - s->retained_bytes : 0;
-	struct rn_limits_now n = {rn_mono_us(), wb, s->oldest_pending_us, s->next_flush_us,
+	struct rn_limits_now n = {rn_mono_us(),     wb, s->oldest_pending_us, s->next_flush_us,
 				  s->flush_cost_us, -1};
 	if (s->limits.wal_min_free) {
 		struct statvfs vs;
@@ -709,8 +719,8 @@ static enum rn_pressure check_pressure(struct rn_server *s, int64_t *pushback_ms
 {
 	struct rn_limits_now n = limits_now(s);
 	int64_t pb = 0;
-	enum rn_pressure p = rn_limits_pressure(&s->limits, &n, &pb, s->pressure_msg,
-						sizeof(s->pressure_msg));
+	enum rn_pressure p =
+		rn_limits_pressure(&s->limits, &n, &pb, s->pressure_msg, sizeof(s->pressure_msg));
 	if (pushback_ms)
 		*pushback_ms = pb;
 	if ((p != RN_PRESSURE_NONE) != (s->pressure != RN_PRESSURE_NONE)) {
@@ -719,8 +729,10 @@ static enum rn_pressure check_pressure(struct rn_server *s, int64_t *pushback_ms
 			rn_log_warn("server", "refusing new data, withholding HTTP/2 window: %s",
 				    s->pressure_msg);
 		} else {
-			rn_log_info("server", "accepting data again: %llu bytes in the WAL, lag %lld ms",
-				    (unsigned long long)n.wal_bytes, (long long)rn_limits_lag_ms(&n));
+			rn_log_info("server",
+				    "accepting data again: %llu bytes in the WAL, lag %lld ms",
+				    (unsigned long long)n.wal_bytes,
+				    (long long)rn_limits_lag_ms(&n));
 		}
 		rn_front_set_pressure(s->front, p != RN_PRESSURE_NONE);
 	}
@@ -746,8 +758,9 @@ static void sync_wal(struct rn_server *s)
 			if (st->last_received > st->last_durable) {
 				st->last_received = st->last_durable;
 				if (st->call)
-					rn_call_finish(st->call, rc == RN_ENOSPC ? RN_GRPC_RESOURCE_EXHAUSTED
-										 : RN_GRPC_UNAVAILABLE,
+					rn_call_finish(st->call,
+						       rc == RN_ENOSPC ? RN_GRPC_RESOURCE_EXHAUSTED
+								       : RN_GRPC_UNAVAILABLE,
 						       "server cannot make records durable");
 			}
 		}
@@ -941,11 +954,14 @@ static int refill_table(void *ctx, struct rn_mat *m, const char *table)
 	s->stats.refills++;
 	if ((rc = rn_wal_scan_all(s->wal, refill_entry, &r)))
 		rn_log_error("server", "table %s: cannot refill its pending rows from the WAL: %s",
-			     table, rc == RN_EIO || rn_wal_dirty(s->wal) ? rn_wal_errmsg(s->wal)
-									  : rn_mat_errmsg(m));
+			     table,
+			     rc == RN_EIO || rn_wal_dirty(s->wal) ? rn_wal_errmsg(s->wal)
+								  : rn_mat_errmsg(m));
 	else
-		rn_log_warn("server", "table %s: pending rows dropped after a failure, %zu batch(es) "
-			    "read back from the WAL", table, r.added);
+		rn_log_warn("server",
+			    "table %s: pending rows dropped after a failure, %zu batch(es) "
+			    "read back from the WAL",
+			    table, r.added);
 	return rc;
 }
 
@@ -956,8 +972,7 @@ static int check_auth(const struct rn_server *s, const char *auth)
 	return auth && !strncmp(auth, "Bearer ", 7) && !strcmp(auth + 7, s->conf.token);
 }
 
-static int on_open(void *ctx, struct rn_call *c, const struct rn_call_info *info,
-		   const char **msg)
+static int on_open(void *ctx, struct rn_call *c, const struct rn_call_info *info, const char **msg)
 {
 	struct rn_server *s = ctx;
 	struct call_state *cs;
@@ -1024,8 +1039,9 @@ static void on_create(struct rn_server *s, struct rn_call *c, struct call_state 
 		memcpy(table, r->table, r->table_len);
 		table[r->table_len] = 0;
 		if (cs->has_table && strcmp(table, cs->table))
-			return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT,
-					      "table_name differs from x-databricks-zerobus-table-name");
+			return rn_call_finish(
+				c, RN_GRPC_INVALID_ARGUMENT,
+				"table_name differs from x-databricks-zerobus-table-name");
 	} else if (cs->has_table) {
 		snprintf(table, sizeof(table), "%s", cs->table);
 	} else {
@@ -1088,11 +1104,13 @@ static void on_resume(struct rn_server *s, struct rn_call *c, struct call_state 
 	struct srv_stream *st = find_stream(s, r->stream_id, r->stream_id_len);
 	int64_t committed = -1;
 	if (cs->st)
-		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, "stream already open on this call");
+		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT,
+				      "stream already open on this call");
 	if (!st)
 		return rn_call_finish(c, RN_GRPC_NOT_FOUND, "unknown stream_id");
 	if (cs->has_table && strcmp(cs->table, st->table))
-		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, "stream belongs to another table");
+		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT,
+				      "stream belongs to another table");
 	char fwhy[400];
 	if (table_failing(s, st->table, fwhy, sizeof(fwhy)))
 		return rn_call_finish(c, RN_GRPC_UNAVAILABLE, fwhy);
@@ -1222,8 +1240,8 @@ static void on_ingest(struct rn_server *s, struct rn_call *c, struct call_state 
 	if (rc)
 		return rn_call_finish(c, RN_GRPC_UNAVAILABLE, rn_mat_errmsg(s->mat));
 	s->mat_dirty = 1;
-	struct rn_wal_entry e = {st->id, strlen(st->id), st->table, strlen(st->table), r->offset,
-				 st->record_type, batch, blen};
+	struct rn_wal_entry e = {st->id,    strlen(st->id),  st->table, strlen(st->table),
+				 r->offset, st->record_type, batch,     blen};
 	if (rn_wal_append(s->wal, &e))
 		return rn_call_finish(c, RN_GRPC_RESOURCE_EXHAUSTED, "WAL queue full");
 	st->last_received = r->offset;
@@ -1235,7 +1253,7 @@ static void on_ingest(struct rn_server *s, struct rn_call *c, struct call_state 
 	st->inflight += blen;
 	if (st->inflight > (uint64_t)s->conf.stream_inflight_bytes)
 		rn_call_hold_window(c, 1); /* until sync_wal has made it durable */
-	check_pressure(s, NULL);        /* at the limit now: close the window right away */
+	check_pressure(s, NULL);           /* at the limit now: close the window right away */
 	event_active(s->sync_ev, 0, 0);
 }
 
@@ -1307,7 +1325,7 @@ static void hup_cb(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	(void)arg;
 	rn_log_warn("server", "SIGHUP: configuration reload is not supported; the server goes "
-		    "on with its current config (restart it to apply a new one)");
+			      "on with its current config (restart it to apply a new one)");
 }
 
 static void render_metrics(void *ctx, struct rn_buf *b);
@@ -1327,7 +1345,8 @@ static int split_listen(const char *key, const char *listen, struct rn_hostport 
 /* The partitioning of config entry i (strings point into the config; free spec->derived). */
 static int build_spec(const struct rn_server_conf *c, size_t i, struct rn_part_spec *spec)
 {
-	const struct rn_table_schema_conf *t = (const struct rn_table_schema_conf *)c->schemas.items + i;
+	const struct rn_table_schema_conf *t =
+		(const struct rn_table_schema_conf *)c->schemas.items + i;
 	const struct rn_column_conf *col = t->columns.items;
 	struct rn_part_derived *d = rn_calloc(t->columns.n ? t->columns.n : 1, sizeof(*d));
 	memset(spec, 0, sizeof(*spec));
@@ -1347,7 +1366,8 @@ static int build_spec(const struct rn_server_conf *c, size_t i, struct rn_part_s
 static int build_schema(const struct rn_server_conf *c, size_t i, struct rn_schema **out,
 			struct rn_part_spec *spec, char *err, size_t cap)
 {
-	const struct rn_table_schema_conf *t = (const struct rn_table_schema_conf *)c->schemas.items + i;
+	const struct rn_table_schema_conf *t =
+		(const struct rn_table_schema_conf *)c->schemas.items + i;
 	const struct rn_column_conf *col = t->columns.items;
 	struct rn_schema *s = rn_calloc(1, sizeof(*s));
 	struct rn_part_spec sp;
@@ -1394,8 +1414,7 @@ bad:
 	return RN_ECONFIG;
 }
 
-int rn_server_conf_check(const struct rn_server_conf *c, const char *file, char *err,
-			 size_t cap)
+int rn_server_conf_check(const struct rn_server_conf *c, const char *file, char *err, size_t cap)
 {
 	char why[600];
 	for (size_t i = 0; i < c->schemas.n; i++) {
@@ -1411,7 +1430,8 @@ int rn_server_conf_check(const struct rn_server_conf *c, const char *file, char 
 		rn_free(s);
 		for (size_t k = 0; k < c->tables.n; k++)
 			if (!strcmp(c->tables.v[k], t->table)) {
-				snprintf(err, cap, "%s: %s is in both tables and schemas", file, t->table);
+				snprintf(err, cap, "%s: %s is in both tables and schemas", file,
+					 t->table);
 				return RN_ECONFIG;
 			}
 	}
@@ -1467,7 +1487,7 @@ int rn_server_create(struct rn_server **out, const struct rn_server_conf *conf)
 	mkdir(path, 0755);
 	s->streams_dir = rn_strdup(path);
 	struct rn_delta_maint dm = {conf->checkpoint_interval, conf->log_retention_ms,
-				    conf->compact_target, conf->compact_min_files,
+				    conf->compact_target,      conf->compact_min_files,
 				    conf->compact_interval_ms, conf->vacuum_retention_ms,
 				    conf->vacuum_interval_ms};
 	rn_delta_maint_config(&dm); /* frozen from here on: tables are opened below */
@@ -1478,7 +1498,8 @@ int rn_server_create(struct rn_server **out, const struct rn_server_conf *conf)
 	if ((rc = rn_mat_create(&s->mat, &mo)))
 		goto fail;
 	for (size_t i = 0; i < conf->schemas.n; i++) {
-		const char *name = ((const struct rn_table_schema_conf *)conf->schemas.items)[i].table;
+		const char *name =
+			((const struct rn_table_schema_conf *)conf->schemas.items)[i].table;
 		struct rn_schema *sc;
 		struct rn_part_spec spec;
 		char why[600];
@@ -1510,12 +1531,15 @@ int rn_server_create(struct rn_server **out, const struct rn_server_conf *conf)
 	snprintf(s->wal_path, sizeof(s->wal_path), "%s", path);
 	s->wal_free = -1;
 	if ((rc = rn_wal_open(&s->wal, path)) == RN_EEXIST) {
-		rn_log_error("server", "WAL directory %s is in use by another runnel-server; servers "
-			     "sharing a data_root need a wal_dir each", path);
+		rn_log_error("server",
+			     "WAL directory %s is in use by another runnel-server; servers "
+			     "sharing a data_root need a wal_dir each",
+			     path);
 		goto fail;
 	}
 	if (rc || (rc = rn_wal_replay(s->wal, replay_entry, s))) {
-		rn_log_error("server", "WAL recovery failed: %s", s->wal ? rn_wal_errmsg(s->wal) : path);
+		rn_log_error("server", "WAL recovery failed: %s",
+			     s->wal ? rn_wal_errmsg(s->wal) : path);
 		goto fail;
 	}
 	s->wal_ready = 1;
@@ -1529,8 +1553,10 @@ int rn_server_create(struct rn_server **out, const struct rn_server_conf *conf)
 			s->stats.last_flush_err_us = rn_mono_us();
 			snprintf(s->stats.last_error, sizeof(s->stats.last_error),
 				 "flush after recovery: %s", rn_mat_errmsg(s->mat));
-			rn_log_error("server", "flush after recovery: %s (will retry; the WAL is "
-				     "kept)", rn_mat_errmsg(s->mat));
+			rn_log_error("server",
+				     "flush after recovery: %s (will retry; the WAL is "
+				     "kept)",
+				     rn_mat_errmsg(s->mat));
 			s->oldest_pending_us = rn_mono_us();
 		} else {
 			s->mat_dirty = 0;
@@ -1538,9 +1564,10 @@ int rn_server_create(struct rn_server **out, const struct rn_server_conf *conf)
 	}
 	count_retained(s);
 	for (struct srv_failing *f = s->failing; f; f = f->next)
-		rn_log_error("server", "table %s failed recovery: %zu WAL segment(s) kept for it "
-			     "(%s); retried every %d s and on its next stream", f->table, f->nsegs,
-			     f->why, RETRY_US / 1000000);
+		rn_log_error("server",
+			     "table %s failed recovery: %zu WAL segment(s) kept for it "
+			     "(%s); retried every %d s and on its next stream",
+			     f->table, f->nsegs, f->why, RETRY_US / 1000000);
 	if ((rc = rn_wal_rotate(s->wal, &seg))) {
 		rn_log_error("server", "WAL: %s", rn_wal_errmsg(s->wal));
 		goto fail;
@@ -1561,16 +1588,20 @@ int rn_server_create(struct rn_server **out, const struct rn_server_conf *conf)
 	s->sig_term = evsignal_new(s->base, SIGTERM, stop_cb, s);
 	s->sig_int = evsignal_new(s->base, SIGINT, stop_cb, s);
 	s->sig_hup = evsignal_new(s->base, SIGHUP, hup_cb, s);
-	struct timeval iv = {conf->flush_interval_ms / 1000, (conf->flush_interval_ms % 1000) * 1000};
+	struct timeval iv = {conf->flush_interval_ms / 1000,
+			     (conf->flush_interval_ms % 1000) * 1000};
 	event_add(s->flush_ev, &iv);
 	s->next_flush_us = rn_mono_us() + conf->flush_interval_ms * 1000;
 	s->limits.wal_max_bytes = (uint64_t)conf->wal_max_bytes;
 	s->limits.wal_min_free = (uint64_t)conf->wal_min_free;
-	s->limits.max_lag_ms = rn_limits_effective_lag_ms(conf->max_lag_ms, conf->flush_interval_ms);
+	s->limits.max_lag_ms =
+		rn_limits_effective_lag_ms(conf->max_lag_ms, conf->flush_interval_ms);
 	if (s->limits.max_lag_ms != conf->max_lag_ms)
-		rn_log_warn("server", "max_lag %lld ms is not longer than flush_interval_ms %lld: "
-			    "using %lld ms", (long long)conf->max_lag_ms,
-			    (long long)conf->flush_interval_ms, (long long)s->limits.max_lag_ms);
+		rn_log_warn("server",
+			    "max_lag %lld ms is not longer than flush_interval_ms %lld: "
+			    "using %lld ms",
+			    (long long)conf->max_lag_ms, (long long)conf->flush_interval_ms,
+			    (long long)s->limits.max_lag_ms);
 	event_add(s->sig_term, NULL);
 	event_add(s->sig_int, NULL);
 	event_add(s->sig_hup, NULL);
@@ -1619,10 +1650,10 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	struct rn_limits_now n = limits_now(s);
 	rn_front_stats(s->front, &fs);
 #define P "runnel_server_"
-#define F(name, type, help, v)                                                              \
-	do {                                                                                \
-		rn_metrics_family(b, P name, type, help);                                   \
-		rn_metrics_sample(b, P name, NULL, (double)(v));                            \
+#define F(name, type, help, v)                                                                     \
+	do {                                                                                       \
+		rn_metrics_family(b, P name, type, help);                                          \
+		rn_metrics_sample(b, P name, NULL, (double)(v));                                   \
 	} while (0)
 	F("uptime_seconds", "gauge", "Seconds since start.",
 	  (rn_mono_us() - s->stats.started_us) / 1e6);
@@ -1677,12 +1708,12 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	F("pressure_episodes_total", "counter", "Times the server went under pressure.",
 	  s->stats.pressure_episodes);
 	rn_metrics_family(b, P "pressure", "gauge",
-	                  "1 while the limit is reached (new data refused, window withheld).");
+			  "1 while the limit is reached (new data refused, window withheld).");
 	rn_metrics_sample(b, P "pressure", "limit=\"wal_max_bytes\"",
-	                  s->pressure == RN_PRESSURE_WAL);
+			  s->pressure == RN_PRESSURE_WAL);
 	rn_metrics_sample(b, P "pressure", "limit=\"max_lag\"", s->pressure == RN_PRESSURE_LAG);
 	rn_metrics_sample(b, P "pressure", "limit=\"wal_min_free\"",
-	                  s->pressure == RN_PRESSURE_DISK);
+			  s->pressure == RN_PRESSURE_DISK);
 	F("wal_bytes", "gauge", "Bytes in the WAL not yet committed to tables.", n.wal_bytes);
 	F("wal_max_bytes", "gauge", "The wal_max_bytes limit (0 = none).", s->limits.wal_max_bytes);
 	F("materializer_lag_seconds", "gauge",
@@ -1695,7 +1726,8 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	  fs.conns_accepted);
 	rn_metrics_family(b, P "connections_closed_total", "counter",
 			  "Connections closed by the server for a limit.");
-	rn_metrics_sample(b, P "connections_closed_total", "reason=\"idle\"", (double)fs.closed_idle);
+	rn_metrics_sample(b, P "connections_closed_total", "reason=\"idle\"",
+			  (double)fs.closed_idle);
 	rn_metrics_sample(b, P "connections_closed_total", "reason=\"slow_client\"",
 			  (double)fs.closed_slow);
 	rn_metrics_sample(b, P "connections_closed_total", "reason=\"too_many_streams\"",

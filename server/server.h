@@ -24,29 +24,34 @@ struct rn_column_conf {
 
 struct rn_table_schema_conf {
 	char *table;
-	struct rn_conf_list columns;       /* struct rn_column_conf */
+	struct rn_conf_list columns;         /* struct rn_column_conf */
 	struct rn_conf_strlist partition_by; /* partition columns, in order; may be empty */
 };
 
 struct rn_server_conf {
-	char *listen;              /* host:port */
-	char *metrics_listen;      /* host:port of /metrics and /healthz; NULL = off */
+	char *listen;         /* host:port */
+	char *metrics_listen; /* host:port of /metrics and /healthz; NULL = off */
 	char *data_root;
-	char *wal_dir; /* NULL = data_root/_wal */
+	char *wal_dir;             /* NULL = data_root/_wal */
 	char *token;               /* NULL = no authentication */
 	int64_t flush_interval_ms; /* materializer commit interval */
 	int64_t max_message_bytes;
 	/* Limits (server/README.md "Limits"); 0 = off where the row says so */
 	int64_t wal_max_bytes;
-	int64_t wal_min_free;      /* free bytes the WAL's file system keeps before pushback */     /* WAL bytes not yet in tables before RESOURCE_EXHAUSTED */
-	int64_t max_lag_ms;        /* age of the oldest record not in a table, likewise */
-	int64_t stream_inflight_bytes; /* received on one stream, not yet durable: hold its window */
+	int64_t wal_min_free;
+	/* free bytes the WAL's file system keeps before pushback */ /* WAL bytes not yet in
+									tables before
+									RESOURCE_EXHAUSTED
+								      */
+	int64_t max_lag_ms;            /* age of the oldest record not in a table, likewise */
+	int64_t stream_inflight_bytes; /* received on one stream, not yet durable: hold its window
+					*/
 	int64_t max_streams_per_connection;
-	int64_t idle_timeout_ms;   /* close connections with no stream and no traffic */
-	int64_t slow_client_bytes; /* unsent responses beyond this... */
+	int64_t idle_timeout_ms;        /* close connections with no stream and no traffic */
+	int64_t slow_client_bytes;      /* unsent responses beyond this... */
 	int64_t slow_client_timeout_ms; /* ...for this long disconnect the client */
 	int64_t parquet_zstd_level;
-	int auto_create;           /* create unknown (valid) tables on first stream */
+	int auto_create;               /* create unknown (valid) tables on first stream */
 	struct rn_conf_strlist tables; /* created at start */
 	struct rn_conf_list schemas;   /* typed tables (struct rn_table_schema_conf), created too */
 	int log_level;
@@ -66,8 +71,7 @@ extern const struct rn_conf_key rn_server_conf_table[];
 /* Checks what the rows cannot: every typed table's name, column types, partition_by and
  * derived (from) columns. 0 or RN_ECONFIG
  * with "FILE: schemas[i] (table): ..." in err. */
-int rn_server_conf_check(const struct rn_server_conf *c, const char *file, char *err,
-			 size_t cap);
+int rn_server_conf_check(const struct rn_server_conf *c, const char *file, char *err, size_t cap);
 
 struct rn_server;
 

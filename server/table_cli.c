@@ -32,30 +32,30 @@ struct opts {
 	const char *cmd;
 	const char *dir; /* table directory (PATH, or built from -d ROOT NAME) */
 	int json;
-	long limit;       /* history -n; 0 = all */
-	int dry_run;      /* vacuum */
-	int unsafe;       /* vacuum: allow a retention below the 7-day default */
+	long limit;         /* history -n; 0 = all */
+	int dry_run;        /* vacuum */
+	int unsafe;         /* vacuum: allow a retention below the 7-day default */
 	double retention_h; /* vacuum --retention; < 0 = the configured default */
-	long min_files;   /* compact --min-files; 0 = 2 */
-	char built[4096]; /* storage for dir when built from -d */
+	long min_files;     /* compact --min-files; 0 = 2 */
+	char built[4096];   /* storage for dir when built from -d */
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: runnel-server table describe [--json] PATH | -d DATA_ROOT NAME\n"
-	        "       runnel-server table history [--json] [-n N] PATH | -d DATA_ROOT NAME\n"
-	        "       runnel-server table verify [--json] PATH | -d DATA_ROOT NAME\n"
-	        "       runnel-server table checkpoint [--json] PATH | -d DATA_ROOT NAME\n"
-	        "       runnel-server table compact [--json] [--min-files N] PATH | -d ...\n"
-	        "       runnel-server table vacuum [--json] [--retention HOURS] [--dry-run]\n"
-	        "                                  [--unsafe-retention] PATH | -d ...\n"
-	        "  PATH is a table directory (holding _delta_log); NAME is a.b.c under DATA_ROOT.\n"
-	        "  checkpoint, compact and vacuum write to the table (safe next to a running\n"
-	        "  server: commits are put-if-absent). vacuum deletes files removed longer than\n"
-	        "  HOURS ago (default 168); below 168 needs --unsafe-retention.\n"
-	        "  exit: 0 ok/healthy, 1 problems found, log unreadable or the operation failed,\n"
-	        "  2 usage error or a log this tool cannot read\n");
+		"usage: runnel-server table describe [--json] PATH | -d DATA_ROOT NAME\n"
+		"       runnel-server table history [--json] [-n N] PATH | -d DATA_ROOT NAME\n"
+		"       runnel-server table verify [--json] PATH | -d DATA_ROOT NAME\n"
+		"       runnel-server table checkpoint [--json] PATH | -d DATA_ROOT NAME\n"
+		"       runnel-server table compact [--json] [--min-files N] PATH | -d ...\n"
+		"       runnel-server table vacuum [--json] [--retention HOURS] [--dry-run]\n"
+		"                                  [--unsafe-retention] PATH | -d ...\n"
+		"  PATH is a table directory (holding _delta_log); NAME is a.b.c under DATA_ROOT.\n"
+		"  checkpoint, compact and vacuum write to the table (safe next to a running\n"
+		"  server: commits are put-if-absent). vacuum deletes files removed longer than\n"
+		"  HOURS ago (default 168); below 168 needs --unsafe-retention.\n"
+		"  exit: 0 ok/healthy, 1 problems found, log unreadable or the operation failed,\n"
+		"  2 usage error or a log this tool cannot read\n");
 }
 
 static int parse_args(int argc, char **argv, struct opts *o, FILE *out, FILE *err)
@@ -103,17 +103,19 @@ static int parse_args(int argc, char **argv, struct opts *o, FILE *out, FILE *er
 				fprintf(err, "runnel-server table: --retention wants hours >= 0\n");
 				return RN_TABLE_EXIT_NOANSWER;
 			}
-		} else if (!strcmp(a, "--min-files") && i + 1 < argc && !strcmp(o->cmd, "compact")) {
+		} else if (!strcmp(a, "--min-files") && i + 1 < argc &&
+			   !strcmp(o->cmd, "compact")) {
 			char *e;
 			errno = 0;
 			o->min_files = strtol(argv[++i], &e, 10);
 			if (*e || errno || o->min_files < 2 || o->min_files > 1000000) {
-				fprintf(err, "runnel-server table: --min-files wants a number >= 2\n");
+				fprintf(err,
+					"runnel-server table: --min-files wants a number >= 2\n");
 				return RN_TABLE_EXIT_NOANSWER;
 			}
 		} else if (a[0] == '-' && a[1]) {
 			fprintf(err, "runnel-server table %s: unknown or incomplete option '%s'\n",
-			        o->cmd, a);
+				o->cmd, a);
 			usage(err);
 			return RN_TABLE_EXIT_NOANSWER;
 		} else if (!pos) {
@@ -134,7 +136,7 @@ static int parse_args(int argc, char **argv, struct opts *o, FILE *out, FILE *er
 	}
 	if (rn_table_name_check(pos)) {
 		fprintf(err, "runnel-server table %s: '%s' is not a valid table name (a.b.c)\n",
-		        o->cmd, pos);
+			o->cmd, pos);
 		return RN_TABLE_EXIT_NOANSWER;
 	}
 	int n = snprintf(o->built, sizeof(o->built), "%s/%s", root, pos);
@@ -208,17 +210,17 @@ static int load(const struct opts *o, struct rn_dlog **out, FILE *fout, FILE *er
 		return 0;
 	}
 	const char *kind = rc == RN_ENOTSUP     ? "unsupported"
-	                   : rc == RN_ENOTFOUND ? "not a table"
-	                                        : "unreadable log";
+			   : rc == RN_ENOTFOUND ? "not a table"
+						: "unreadable log";
 	if (rc == RN_ENOTSUP)
 		fprintf(err, "runnel-server table %s: %s: cannot answer: %s\n", o->cmd, o->dir,
-		        rn_dlog_errmsg(l));
+			rn_dlog_errmsg(l));
 	else if (rc == RN_ENOTFOUND)
 		fprintf(err, "runnel-server table %s: %s is not a Delta table: %s\n", o->cmd,
-		        o->dir, rn_dlog_errmsg(l));
+			o->dir, rn_dlog_errmsg(l));
 	else
 		fprintf(err, "runnel-server table %s: %s: %s: %s\n", o->cmd, o->dir, kind,
-		        rn_dlog_errmsg(l));
+			rn_dlog_errmsg(l));
 	if (o->json) {
 		struct rn_buf b = {0};
 		rn_buf_append_str(&b, "{\"table\":");
@@ -259,7 +261,7 @@ static int describe(const struct opts *o, const struct rn_dlog *l, FILE *out)
 		rn_buf_append_str(&b, ",\"id\":");
 		put_str(&b, rn_dlog_table_id(l));
 		rn_buf_printf(&b,
-		              ",\"version\":%lld,\"createdTime\":", (long long)rn_dlog_version(l));
+			      ",\"version\":%lld,\"createdTime\":", (long long)rn_dlog_version(l));
 		if (rn_dlog_created_ms(l) < 0)
 			rn_buf_append_str(&b, "null");
 		else
@@ -267,7 +269,7 @@ static int describe(const struct opts *o, const struct rn_dlog *l, FILE *out)
 		rn_buf_append_str(&b, ",\"created\":");
 		put_time(&b, rn_dlog_created_ms(l));
 		rn_buf_printf(&b, ",\"protocol\":{\"minReaderVersion\":%d,\"minWriterVersion\":%d",
-		              minr, minw);
+			      minr, minw);
 		if (rf)
 			rn_buf_printf(&b, ",\"readerFeatures\":%s", rf);
 		if (wf)
@@ -287,9 +289,9 @@ static int describe(const struct opts *o, const struct rn_dlog *l, FILE *out)
 			put_str(&b, parts[i]);
 		}
 		rn_buf_printf(&b,
-		              "],\"files\":%zu,\"bytes\":%lld,\"rows\":%lld,"
-		              "\"filesWithoutStats\":%zu,\"tombstones\":%zu,\"streams\":{",
-		              nfiles, (long long)bytes, (long long)rows, no_stats, nrem);
+			      "],\"files\":%zu,\"bytes\":%lld,\"rows\":%lld,"
+			      "\"filesWithoutStats\":%zu,\"tombstones\":%zu,\"streams\":{",
+			      nfiles, (long long)bytes, (long long)rows, no_stats, nrem);
 		for (size_t i = 0; i < ntxn; i++) {
 			if (i)
 				rn_buf_append_u8(&b, ',');
@@ -302,9 +304,10 @@ static int describe(const struct opts *o, const struct rn_dlog *l, FILE *out)
 		if (cl < 0 && cn < 0)
 			rn_buf_append_str(&b, "null");
 		else
-			rn_buf_printf(&b, "{\"version\":%lld,\"size\":%lld,\"newestFile\":%lld,"
-			              "\"replayedFrom\":%lld}",
-			              (long long)cl, (long long)csz, (long long)cn, (long long)cs);
+			rn_buf_printf(&b,
+				      "{\"version\":%lld,\"size\":%lld,\"newestFile\":%lld,"
+				      "\"replayedFrom\":%lld}",
+				      (long long)cl, (long long)csz, (long long)cn, (long long)cs);
 		rn_buf_append_str(&b, ",\"warnings\":[");
 		for (size_t i = 0; i < nwarn; i++) {
 			if (i)
@@ -337,7 +340,7 @@ static int describe(const struct opts *o, const struct rn_dlog *l, FILE *out)
 			fprintf(out, "(none)");
 		else if (cl >= 0)
 			fprintf(out, "version %lld (%lld actions, _last_checkpoint)", (long long)cl,
-			        (long long)csz);
+				(long long)csz);
 		else
 			fprintf(out, "version %lld (no _last_checkpoint)", (long long)cn);
 		if (cs >= 0)
@@ -355,14 +358,14 @@ static int describe(const struct opts *o, const struct rn_dlog *l, FILE *out)
 	fprintf(out, "\nschema\n  %-*s  %-12s  %s\n", w, "column", "type", "nullable");
 	for (size_t i = 0; i < ncols; i++)
 		fprintf(out, "  %-*s  %-12s  %s\n", w, cols[i].name, cols[i].type,
-		        cols[i].nullable ? "yes" : "no");
+			cols[i].nullable ? "yes" : "no");
 	fprintf(out, "streams (txn appId -> version)\n");
 	if (!ntxn)
 		fprintf(out, "  (none)\n");
 	for (size_t i = 0; i < ntxn; i++)
 		fprintf(out, "  %s  %lld  (committed in version %lld, updated %s)\n",
-		        txns[i].app_id, (long long)txns[i].version, (long long)txns[i].at_version,
-		        iso(txns[i].last_updated, t, sizeof(t)));
+			txns[i].app_id, (long long)txns[i].version, (long long)txns[i].at_version,
+			iso(txns[i].last_updated, t, sizeof(t)));
 	for (size_t i = 0; i < nwarn; i++)
 		fprintf(out, "warning: %s\n", warns[i]);
 	if (totalwarn > nwarn)
@@ -386,14 +389,14 @@ static int history(const struct opts *o, const struct rn_dlog *l, FILE *out)
 		rn_buf_printf(&b, ",\"version\":%lld,\"history\":[", (long long)rn_dlog_version(l));
 	} else {
 		fprintf(out, "%8s  %-24s  %-20s  %7s  %7s  %10s\n", "version", "timestamp",
-		        "operation", "added", "removed", "rows");
+			"operation", "added", "removed", "rows");
 	}
 	/* Newest first, like DESCRIBE HISTORY. */
 	for (size_t k = 0; k < shown; k++) {
 		const struct rn_dlog_commit *v = &c[n - 1 - k];
 		if (o->json) {
 			rn_buf_printf(&b, "%s{\"version\":%lld,\"timestamp\":", k ? "," : "",
-			              (long long)v->version);
+				      (long long)v->version);
 			if (v->timestamp_ms < 0)
 				rn_buf_append_str(&b, "null");
 			else
@@ -405,16 +408,16 @@ static int history(const struct opts *o, const struct rn_dlog *l, FILE *out)
 			rn_buf_append_str(&b, ",\"engineInfo\":");
 			put_str(&b, v->engine);
 			rn_buf_printf(
-			    &b,
-			    ",\"filesAdded\":%zu,\"filesRemoved\":%zu,\"rowsAdded\":%lld,"
-			    "\"addsWithoutStats\":%zu,\"txns\":%zu,\"metadataChange\":%s}",
-			    v->nadd, v->nremove, (long long)v->rows_added, v->adds_without_stats,
-			    v->ntxn, v->meta_change ? "true" : "false");
+				&b,
+				",\"filesAdded\":%zu,\"filesRemoved\":%zu,\"rowsAdded\":%lld,"
+				"\"addsWithoutStats\":%zu,\"txns\":%zu,\"metadataChange\":%s}",
+				v->nadd, v->nremove, (long long)v->rows_added,
+				v->adds_without_stats, v->ntxn, v->meta_change ? "true" : "false");
 		} else {
 			fprintf(out, "%8lld  %-24s  %-20s  %7zu  %7zu  %10lld%s\n",
-			        (long long)v->version, iso(v->timestamp_ms, t, sizeof(t)),
-			        v->operation ? v->operation : "-", v->nadd, v->nremove,
-			        (long long)v->rows_added, v->adds_without_stats ? "+?" : "");
+				(long long)v->version, iso(v->timestamp_ms, t, sizeof(t)),
+				v->operation ? v->operation : "-", v->nadd, v->nremove,
+				(long long)v->rows_added, v->adds_without_stats ? "+?" : "");
 		}
 	}
 	if (o->json) {
@@ -497,7 +500,7 @@ static int check_file(const char *dir, const struct rn_dlog_file *f, struct prob
 	if ((fd = open(full, O_RDONLY | O_CLOEXEC)) < 0) {
 		if (errno == ENOENT)
 			problem(p, "%s: data file is missing (added in version %lld)", f->path,
-			        (long long)f->version);
+				(long long)f->version);
 		else
 			problem(p, "%s: cannot open: %s", f->path, strerror(errno));
 		return 0;
@@ -508,12 +511,12 @@ static int check_file(const char *dir, const struct rn_dlog_file *f, struct prob
 	}
 	if (st.st_size != f->size) {
 		problem(p, "%s: size mismatch: the log says %lld bytes, the file has %lld", f->path,
-		        (long long)f->size, (long long)st.st_size);
+			(long long)f->size, (long long)st.st_size);
 		goto out;
 	}
 	if (st.st_size < 12) {
 		problem(p, "%s: %lld bytes is too short for a Parquet file", f->path,
-		        (long long)st.st_size);
+			(long long)st.st_size);
 		goto out;
 	}
 	if (pread_all(fd, head, 4, 0)) {
@@ -533,7 +536,7 @@ static int check_file(const char *dir, const struct rn_dlog_file *f, struct prob
 			goto out;
 		}
 		if (rn_dlog_parquet_footer(tail, want, (uint64_t)st.st_size, &flen, &rows, why,
-		                           sizeof(why))) {
+					   sizeof(why))) {
 			problem(p, "%s: bad Parquet footer: %s", f->path, why);
 			goto out;
 		}
@@ -541,7 +544,7 @@ static int check_file(const char *dir, const struct rn_dlog_file *f, struct prob
 			break;
 		if ((size_t)flen + 8 > MAX_FOOTER) {
 			problem(p, "%s: Parquet footer of %u bytes is larger than this tool reads",
-			        f->path, flen);
+				f->path, flen);
 			goto out;
 		}
 		want = (size_t)flen + 8;
@@ -554,8 +557,8 @@ static int check_file(const char *dir, const struct rn_dlog_file *f, struct prob
 		checked = 1;
 		if (f->num_records != rows)
 			problem(p,
-			        "%s: stats say numRecords %lld, the Parquet footer says %lld rows",
-			        f->path, (long long)f->num_records, (long long)rows);
+				"%s: stats say numRecords %lld, the Parquet footer says %lld rows",
+				f->path, (long long)f->num_records, (long long)rows);
 	}
 out:
 	rn_free(tail);
@@ -573,8 +576,10 @@ static void check_checkpoint(const struct opts *o, const struct rn_dlog *l, stru
 	size_t na, nb, ta, tb;
 	rn_dlog_checkpoint_info(l, &cs, &cl, &csz, &cn);
 	if (cl >= 0 && cn >= 0 && cl > cn)
-		problem(p, "_last_checkpoint names version %lld, but the newest checkpoint file is "
-		        "version %lld", (long long)cl, (long long)cn);
+		problem(p,
+			"_last_checkpoint names version %lld, but the newest checkpoint file is "
+			"version %lld",
+			(long long)cl, (long long)cn);
 	if (cs >= 0 || (cl < 0 && cn < 0) || rn_dlog_create(&c))
 		return;
 	if (rn_dlog_load_mode(c, o->dir, 1)) {
@@ -586,7 +591,7 @@ static void check_checkpoint(const struct opts *o, const struct rn_dlog *l, stru
 	const struct rn_dlog_txn *xa = rn_dlog_txns(l, &ta), *xb = rn_dlog_txns(c, &tb);
 	if (rn_dlog_version(c) != rn_dlog_version(l))
 		problem(p, "replay from the checkpoint ends at version %lld, from JSON at %lld",
-		        (long long)rn_dlog_version(c), (long long)rn_dlog_version(l));
+			(long long)rn_dlog_version(c), (long long)rn_dlog_version(l));
 	if (na != nb)
 		problem(p, "replay from the checkpoint has %zu live files, from JSON %zu", nb, na);
 	for (size_t i = 0; i < na && na == nb; i++) {
@@ -595,15 +600,15 @@ static void check_checkpoint(const struct opts *o, const struct rn_dlog *l, stru
 			j++;
 		if (j == nb || fa[i].size != fb[j].size || fa[i].num_records != fb[j].num_records) {
 			problem(p, "live file %s differs between the checkpoint replay and JSON",
-			        fa[i].path);
+				fa[i].path);
 			break;
 		}
 	}
 	for (size_t i = 0; i < ta; i++)
 		if (rn_dlog_txn(c, xa[i].app_id) != xa[i].version)
 			problem(p, "txn %s: %lld from JSON, %lld from the checkpoint replay",
-			        xa[i].app_id, (long long)xa[i].version,
-			        (long long)rn_dlog_txn(c, xa[i].app_id));
+				xa[i].app_id, (long long)xa[i].version,
+				(long long)rn_dlog_txn(c, xa[i].app_id));
 	if (tb != ta)
 		problem(p, "%zu txn appIds from the checkpoint replay, %zu from JSON", tb, ta);
 	(void)xb;
@@ -633,11 +638,11 @@ static int verify(const struct opts *o, const struct rn_dlog *l, FILE *out)
 		rn_buf_append_str(&b, "{\"table\":");
 		put_str(&b, o->dir);
 		rn_buf_printf(&b,
-		              ",\"ok\":%s,\"version\":%lld,\"files\":%zu,\"bytes\":%lld,"
-		              "\"rows\":%lld,\"filesRowChecked\":%zu,\"problemCount\":%zu,"
-		              "\"problems\":[",
-		              p.total ? "false" : "true", (long long)rn_dlog_version(l), nfiles,
-		              (long long)bytes, (long long)rows, checked, p.total);
+			      ",\"ok\":%s,\"version\":%lld,\"files\":%zu,\"bytes\":%lld,"
+			      "\"rows\":%lld,\"filesRowChecked\":%zu,\"problemCount\":%zu,"
+			      "\"problems\":[",
+			      p.total ? "false" : "true", (long long)rn_dlog_version(l), nfiles,
+			      (long long)bytes, (long long)rows, checked, p.total);
 		for (size_t i = 0; i < p.n; i++) {
 			if (i)
 				rn_buf_append_u8(&b, ',');
@@ -652,10 +657,10 @@ static int verify(const struct opts *o, const struct rn_dlog *l, FILE *out)
 		if (p.total > p.n)
 			fprintf(out, "problem: ... and %zu more\n", p.total - p.n);
 		fprintf(out,
-		        "%s: version %lld, %zu live files, %lld bytes, %lld rows; "
-		        "%zu files checked against their Parquet footer",
-		        o->dir, (long long)rn_dlog_version(l), nfiles, (long long)bytes,
-		        (long long)rows, checked);
+			"%s: version %lld, %zu live files, %lld bytes, %lld rows; "
+			"%zu files checked against their Parquet footer",
+			o->dir, (long long)rn_dlog_version(l), nfiles, (long long)bytes,
+			(long long)rows, checked);
 		if (no_stats)
 			fprintf(out, " (%zu without numRecords)", no_stats);
 		if (p.total)
@@ -687,7 +692,7 @@ static void vac_file(void *ctx, const char *path, int64_t size)
 		rn_buf_printf(v->b, ",\"size\":%lld}", (long long)size);
 	} else {
 		fprintf(v->out, "%s %s (%lld bytes)\n", v->o->dry_run ? "would delete" : "deleted",
-		        path, (long long)size);
+			path, (long long)size);
 	}
 }
 
@@ -698,7 +703,7 @@ static int write_cmd(const struct opts *o, FILE *out, FILE *err)
 	int rc = rn_delta_open(&d, o->dir, NULL, NULL), ex = RN_TABLE_EXIT_OK;
 	if (rc) {
 		fprintf(err, "runnel-server table %s: %s: %s\n", o->cmd, o->dir,
-		        rc == RN_ENOTFOUND ? "not a Delta table" : rn_strerror(rc));
+			rc == RN_ENOTFOUND ? "not a Delta table" : rn_strerror(rc));
 		return RN_TABLE_EXIT_PROBLEMS;
 	}
 	rn_buf_append_str(&b, "{\"table\":");
@@ -710,11 +715,12 @@ static int write_cmd(const struct opts *o, FILE *out, FILE *err)
 			rn_buf_printf(&b, ",\"ok\":true,\"version\":%lld", (long long)v);
 			if (!o->json)
 				fprintf(out, "%s: checkpoint written at version %lld\n", o->dir,
-				        (long long)v);
+					(long long)v);
 		}
 	} else if (!strcmp(o->cmd, "compact")) {
-		struct rn_compact_options co = {.target_bytes = rn_delta_maint_get()->compact_target,
-		                                .min_files = o->min_files ? (size_t)o->min_files : 2};
+		struct rn_compact_options co = {
+			.target_bytes = rn_delta_maint_get()->compact_target,
+			.min_files = o->min_files ? (size_t)o->min_files : 2};
 		struct rn_compact_result res;
 		size_t steps = 0, files = 0;
 		int64_t rows = 0;
@@ -723,11 +729,12 @@ static int write_cmd(const struct opts *o, FILE *out, FILE *err)
 			rn_buf_append_str(&b, steps ? ",{\"file\":" : "{\"file\":");
 			put_str(&b, res.path);
 			rn_buf_printf(&b, ",\"inputs\":%zu,\"rows\":%lld,\"version\":%lld}",
-			              res.nfiles, (long long)res.rows, (long long)res.version);
+				      res.nfiles, (long long)res.rows, (long long)res.version);
 			if (!o->json)
-				fprintf(out, "compacted %zu files (%lld rows) into %s at version %lld\n",
-				        res.nfiles, (long long)res.rows, res.path,
-				        (long long)res.version);
+				fprintf(out,
+					"compacted %zu files (%lld rows) into %s at version %lld\n",
+					res.nfiles, (long long)res.rows, res.path,
+					(long long)res.version);
 			steps++;
 			files += res.nfiles;
 			rows += res.rows;
@@ -741,7 +748,7 @@ static int write_cmd(const struct opts *o, FILE *out, FILE *err)
 			fprintf(err, "runnel-server table compact: %s: %s\n", o->dir, res.why);
 		}
 		rn_buf_printf(&b, ",\"ok\":%s,\"filesRemoved\":%zu,\"rows\":%lld",
-		              rc ? "false" : "true", files, (long long)rows);
+			      rc ? "false" : "true", files, (long long)rows);
 		if (rc)
 			ex = RN_TABLE_EXIT_PROBLEMS;
 		rc = 0; /* reported */
@@ -752,8 +759,8 @@ static int write_cmd(const struct opts *o, FILE *out, FILE *err)
 			ret_ms = (int64_t)(o->retention_h * 3600000.0);
 		if (ret_ms < (int64_t)168 * 3600000 && !o->unsafe) {
 			fprintf(err, "runnel-server table vacuum: a retention below 168 hours can "
-			        "delete files a reader of an older version still needs; add "
-			        "--unsafe-retention if you mean it\n");
+				     "delete files a reader of an older version still needs; add "
+				     "--unsafe-retention if you mean it\n");
 			rn_buf_free(&b);
 			rn_delta_close(d);
 			return RN_TABLE_EXIT_NOANSWER;
@@ -761,14 +768,15 @@ static int write_cmd(const struct opts *o, FILE *out, FILE *err)
 		struct vac_ctx vc = {o, out, &b, 0};
 		rn_buf_printf(&b, ",\"dryRun\":%s,\"files\":[", o->dry_run ? "true" : "false");
 		rc = rn_delta_vacuum(d, ret_ms, o->dry_run, vac_file, &vc, &n, &bytes);
-		rn_buf_printf(&b, "],\"ok\":%s,\"count\":%zu,\"bytes\":%lld",
-		              rc ? "false" : "true", n, (long long)bytes);
+		rn_buf_printf(&b, "],\"ok\":%s,\"count\":%zu,\"bytes\":%lld", rc ? "false" : "true",
+			      n, (long long)bytes);
 		if (!o->json)
 			fprintf(out, "%s: %s %zu files, %lld bytes\n", o->dir,
-			        o->dry_run ? "would delete" : "deleted", n, (long long)bytes);
+				o->dry_run ? "would delete" : "deleted", n, (long long)bytes);
 	}
 	if (rc) {
-		fprintf(err, "runnel-server table %s: %s: %s\n", o->cmd, o->dir, rn_delta_errmsg(d));
+		fprintf(err, "runnel-server table %s: %s: %s\n", o->cmd, o->dir,
+			rn_delta_errmsg(d));
 		rn_buf_append_str(&b, ",\"ok\":false,\"message\":");
 		put_str(&b, rn_delta_errmsg(d));
 		ex = RN_TABLE_EXIT_PROBLEMS;

@@ -16,7 +16,7 @@
 enum {
 	RN_TABLE_EXIT_OK = 0,       /* answered; verify: the table is healthy */
 	RN_TABLE_EXIT_PROBLEMS = 1, /* verify found problems, the log is unreadable/missing, or a
-	                               writing subcommand failed */
+				       writing subcommand failed */
 	RN_TABLE_EXIT_NOANSWER = 2  /* usage error */
 };
 

@@ -95,7 +95,8 @@ int rn_zb_decode_request(const uint8_t *p, size_t len, int persistent, struct rn
 			struct rn_pb_field g;
 			rn_pb_reader_init(&in, last.ptr, last.len);
 			while ((rc = rn_pb_next(&in, &g)) == 1) {
-				if (g.num == 1 && g.wt == RN_PB_LEN && decode_create(g.ptr, g.len, r) < 0) {
+				if (g.num == 1 && g.wt == RN_PB_LEN &&
+				    decode_create(g.ptr, g.len, r) < 0) {
 					rc = RN_EINVAL;
 					break;
 				}

@@ -38,8 +38,13 @@ void rn_backoff_reset(struct rn_backoff *b)
 int rn_backoff_terminal_status(int s)
 {
 	switch (s) {
-	case 3: case 5: case 7: case 9: case 11: case 12: case 16:
-		return 1;
+	case 3:
+	case 5:
+	case 7:
+	case 9:
+	case 11:
+	case 12:
+	case 16: return 1;
 	}
 	return 0;
 }

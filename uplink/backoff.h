@@ -12,10 +12,10 @@
 #include <stdint.h>
 
 struct rn_backoff {
-	int min_ms;     /* base delay */
-	int max_ms;     /* cap */
-	int slow_ms;    /* delay after a terminal status (auth, not found, bad request) */
-	int attempt;    /* failures since the last success */
+	int min_ms;  /* base delay */
+	int max_ms;  /* cap */
+	int slow_ms; /* delay after a terminal status (auth, not found, bad request) */
+	int attempt; /* failures since the last success */
 };
 
 /* Delay before the next attempt after a failure; `rnd` is uniform in [0, 1). `terminal`

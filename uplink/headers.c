@@ -131,7 +131,10 @@ int rn_up_http_to_grpc(int http_status)
 	case 401: return 16; /* UNAUTHENTICATED */
 	case 403: return 7;  /* PERMISSION_DENIED */
 	case 404: return 12; /* UNIMPLEMENTED */
-	case 429: case 502: case 503: case 504: return 14; /* UNAVAILABLE */
+	case 429:
+	case 502:
+	case 503:
+	case 504: return 14; /* UNAVAILABLE */
 	}
 	return 2; /* UNKNOWN */
 }

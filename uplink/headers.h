@@ -18,15 +18,15 @@
 #define RN_UP_PUSHBACK_MAX_MS ((int64_t)3600 * 1000)
 
 struct rn_up_headers {
-	int http_major;          /* 1 or 2 from the status line, 0 until seen */
-	int http_status;         /* :status, 0 until seen */
-	int grpc_ct;             /* content-type is application/grpc or application/grpc+... */
-	char content_type[64];   /* as received (truncated, unprintables as '?'), "" if none */
-	int grpc_status;         /* from grpc-status, -1 until seen; a malformed value is UNKNOWN */
-	int64_t pushback_ms;     /* grpc-retry-pushback-ms clamped to RN_UP_PUSHBACK_MAX_MS; -1
-	                            if absent or malformed */
-	int pushback_bad;        /* the pushback header was there but not a decimal number */
-	char grpc_message[256];  /* percent-decoded, unprintables as '?', truncated */
+	int http_major;         /* 1 or 2 from the status line, 0 until seen */
+	int http_status;        /* :status, 0 until seen */
+	int grpc_ct;            /* content-type is application/grpc or application/grpc+... */
+	char content_type[64];  /* as received (truncated, unprintables as '?'), "" if none */
+	int grpc_status;        /* from grpc-status, -1 until seen; a malformed value is UNKNOWN */
+	int64_t pushback_ms;    /* grpc-retry-pushback-ms clamped to RN_UP_PUSHBACK_MAX_MS; -1
+				   if absent or malformed */
+	int pushback_bad;       /* the pushback header was there but not a decimal number */
+	char grpc_message[256]; /* percent-decoded, unprintables as '?', truncated */
 };
 
 void rn_up_headers_reset(struct rn_up_headers *h);

@@ -17,7 +17,7 @@ struct rn_ratelimit {
 	int64_t rate;    /* bytes per second; 0 = unlimited */
 	int64_t burst;   /* bucket size in bytes: at most this much goes out at once */
 	int64_t quantum; /* smallest grant when more is wanted, so the link is not fed in
-	                    dribbles of a few bytes: min(burst / 2, 16 KiB) */
+			    dribbles of a few bytes: min(burst / 2, 16 KiB) */
 	int64_t tokens;  /* 0 <= tokens <= burst */
 	int64_t last_us; /* time the tokens were last refilled up to (exact, see refill) */
 };

@@ -92,7 +92,7 @@ enum rn_up_feed rn_uplink_feed(struct rn_grpc_deframer *df, const uint8_t *p, si
 		if (rc == 0)
 			break;
 		if (rc < 0) /* an allocation that failed is ours, not a framing error */
-			return rc == RN_ENOMEM ? RN_UP_FEED_NOMEM
+			return rc == RN_ENOMEM    ? RN_UP_FEED_NOMEM
 			       : rc == RN_ETOOBIG ? RN_UP_FEED_TOOBIG
 						  : RN_UP_FEED_BADFLAG;
 		*msg_len = m.len;

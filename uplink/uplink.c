@@ -81,16 +81,16 @@ struct ustream {
 	struct rn_buf out;   /* bytes queued for the request body */
 	size_t out_pos;
 	struct rn_grpc_deframer df;
-	int64_t acked;       /* highest offset known durable on the server */
-	int64_t next_send;   /* next chunk offset to queue */
-	int64_t next_offset; /* one past the newest chunk in the buffer */
-	int64_t last_rx_us;  /* mono time of the last response message or of the call start */
-	int64_t last_tx_us;  /* mono time body bytes were last handed to libcurl */
-	int64_t poke_us;     /* mono time of the last unpause (see POKE_US) */
-	int64_t open_us;     /* mono time create/resume was answered on this call */
-	int64_t retry_at;    /* mono us, in S_BACKOFF */
+	int64_t acked;            /* highest offset known durable on the server */
+	int64_t next_send;        /* next chunk offset to queue */
+	int64_t next_offset;      /* one past the newest chunk in the buffer */
+	int64_t last_rx_us;       /* mono time of the last response message or of the call start */
+	int64_t last_tx_us;       /* mono time body bytes were last handed to libcurl */
+	int64_t poke_us;          /* mono time of the last unpause (see POKE_US) */
+	int64_t open_us;          /* mono time create/resume was answered on this call */
+	int64_t retry_at;         /* mono us, in S_BACKOFF */
 	struct rn_up_headers hdr; /* response headers and trailers of the current call */
-	enum fault fault;    /* the call was aborted for this protocol fault */
+	enum fault fault;         /* the call was aborted for this protocol fault */
 	char fault_msg[224];
 	struct rn_backoff bo;
 	struct rn_episode ep;
@@ -104,7 +104,7 @@ struct rn_uplink {
 	CURLM *multi;
 	struct ustream **streams;
 	size_t n, cap;
-	size_t rr;           /* first stream the next unpause round looks at (fairness) */
+	size_t rr;              /* first stream the next unpause round looks at (fairness) */
 	struct rn_ratelimit rl; /* the bandwidth cap, shared by all streams */
 	char url[1024];
 	char ua[160];
@@ -345,8 +345,8 @@ static void refill(struct ustream *s)
 		int rc = u->io.chunk_get(u->io.ctx, s->id, s->next_send, &s->out);
 		if (rc) {
 			if (rc != RN_ENOTFOUND)
-				rn_log_warn("uplink", "stream %d: cannot read chunk %lld: %s", s->id,
-					    (long long)s->next_send, rn_strerror(rc));
+				rn_log_warn("uplink", "stream %d: cannot read chunk %lld: %s",
+					    s->id, (long long)s->next_send, rn_strerror(rc));
 			break;
 		}
 		s->stats.sent = s->next_send;
@@ -422,15 +422,18 @@ static int on_response(void *ctx, const struct rn_up_event *ev, int n)
 			break;
 		case RN_UP_RESUMED:
 			if (s->state != S_OPENING) {
-				set_fault(s, F_SEQUENCE, "unexpected resume_stream_response on an open "
+				set_fault(s, F_SEQUENCE,
+					  "unexpected resume_stream_response on an open "
 					  "call");
 				return -1;
 			}
 			if (e->offset >= s->next_offset) {
-				set_fault(s, F_RESUME, "resume answer claims offset %lld is committed, "
-					  "but the newest chunk this agent has is %lld (never sent); "
-					  "nothing is taken as acked", (long long)e->offset,
-					  (long long)s->next_offset - 1);
+				set_fault(
+					s, F_RESUME,
+					"resume answer claims offset %lld is committed, "
+					"but the newest chunk this agent has is %lld (never sent); "
+					"nothing is taken as acked",
+					(long long)e->offset, (long long)s->next_offset - 1);
 				return -1;
 			}
 			if (e->offset > s->acked) {
@@ -453,9 +456,10 @@ static int on_response(void *ctx, const struct rn_up_event *ev, int n)
 				return -1;
 			}
 			if (e->offset >= s->next_send) {
-				set_fault(s, F_ACK, "ack for offset %lld that was never sent (sent up "
-					  "to %lld); nothing is taken as acked", (long long)e->offset,
-					  (long long)s->next_send - 1);
+				set_fault(s, F_ACK,
+					  "ack for offset %lld that was never sent (sent up "
+					  "to %lld); nothing is taken as acked",
+					  (long long)e->offset, (long long)s->next_send - 1);
 				return -1;
 			}
 			if (e->offset > s->acked) {
@@ -466,10 +470,13 @@ static int on_response(void *ctx, const struct rn_up_event *ev, int n)
 			break;
 		case RN_UP_CLOSE:
 			if (!s->draining)
-				rn_log_info("uplink", "stream %d: server asks to close within %llds; "
-					    "draining", s->id, (long long)e->close_secs);
+				rn_log_info("uplink",
+					    "stream %d: server asks to close within %llds; "
+					    "draining",
+					    s->id, (long long)e->close_secs);
 			s->draining = 1;
-			s->drain_until = rn_mono_us() + (e->close_secs > 0 ? e->close_secs : 1) * 1000000;
+			s->drain_until =
+				rn_mono_us() + (e->close_secs > 0 ? e->close_secs : 1) * 1000000;
 			break;
 		}
 	}
@@ -483,19 +490,25 @@ static int check_grpc_headers(struct ustream *s)
 {
 	const struct rn_up_headers *h = &s->hdr;
 	if (h->http_major == 1) {
-		set_fault(s, F_NOT_GRPC, "the server answered over HTTP/1.x (status %d); gRPC "
-			  "needs HTTP/2", h->http_status);
+		set_fault(s, F_NOT_GRPC,
+			  "the server answered over HTTP/1.x (status %d); gRPC "
+			  "needs HTTP/2",
+			  h->http_status);
 		return -1;
 	}
 	if (h->http_status != 200) {
-		set_fault(s, F_NOT_GRPC, "HTTP status %d%s%s, not a gRPC answer (a proxy, a "
-			  "web server, or the wrong URL?)", h->http_status,
-			  h->content_type[0] ? ", content-type " : "", h->content_type);
+		set_fault(s, F_NOT_GRPC,
+			  "HTTP status %d%s%s, not a gRPC answer (a proxy, a "
+			  "web server, or the wrong URL?)",
+			  h->http_status, h->content_type[0] ? ", content-type " : "",
+			  h->content_type);
 		return -1;
 	}
 	if (!h->grpc_ct) {
-		set_fault(s, F_NOT_GRPC, "content-type \"%s\" is not application/grpc, not a "
-			  "gRPC answer", h->content_type);
+		set_fault(s, F_NOT_GRPC,
+			  "content-type \"%s\" is not application/grpc, not a "
+			  "gRPC answer",
+			  h->content_type);
 		return -1;
 	}
 	return 0;
@@ -518,30 +531,35 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *arg)
 	if (s->fault || check_grpc_headers(s))
 		return 0; /* aborts the transfer */
 	switch (rn_uplink_feed(&s->df, (const uint8_t *)data, len, on_response, s, &mlen)) {
-	case RN_UP_FEED_OK:
-		return len;
-	case RN_UP_FEED_STOPPED:
-		return 0; /* on_response set the fault */
+	case RN_UP_FEED_OK: return len;
+	case RN_UP_FEED_STOPPED: return 0; /* on_response set the fault */
 	case RN_UP_FEED_NOMEM:
 		set_fault(s, F_LOCAL, "out of memory while reading the response");
 		return 0;
 	case RN_UP_FEED_TOOBIG:
 		snippet(head, sizeof(head), data, len);
-		set_fault(s, F_FRAMING, "response body is not gRPC framing (a length prefix over "
-			  "1 MiB; the body starts \"%s\")", head);
+		set_fault(s, F_FRAMING,
+			  "response body is not gRPC framing (a length prefix over "
+			  "1 MiB; the body starts \"%s\")",
+			  head);
 		return 0;
 	case RN_UP_FEED_BADFLAG:
 		snippet(head, sizeof(head), data, len);
-		set_fault(s, F_FRAMING, "response body is not gRPC framing (a compressed-flag byte "
-			  "other than 0 or 1; the body starts \"%s\")", head);
+		set_fault(s, F_FRAMING,
+			  "response body is not gRPC framing (a compressed-flag byte "
+			  "other than 0 or 1; the body starts \"%s\")",
+			  head);
 		return 0;
 	case RN_UP_FEED_COMPRESSED:
-		set_fault(s, F_FRAMING, "a compressed response message, but the call accepts "
+		set_fault(s, F_FRAMING,
+			  "a compressed response message, but the call accepts "
 			  "only identity");
 		return 0;
 	case RN_UP_FEED_BADMSG:
-		set_fault(s, F_MESSAGE, "a %zu-byte response message is not a valid "
-			  "PersistentStreamResponse (bad protobuf)", mlen);
+		set_fault(s, F_MESSAGE,
+			  "a %zu-byte response message is not a valid "
+			  "PersistentStreamResponse (bad protobuf)",
+			  mlen);
 		return 0;
 	}
 	return 0;
@@ -626,8 +644,18 @@ static int open_call(struct ustream *s)
 
 /* Kinds of transport failure. A fault episode is one kind, not one curl code: a flapping
  * link alternates between several codes that all mean "connection lost". */
-enum tclass { T_DNS = 1, T_CONNECT, T_TIMEOUT, T_TLS, T_H2, T_H2_STREAM, T_LOST, T_NOTHING,
-	      T_NOT_H2, T_OTHER };
+enum tclass {
+	T_DNS = 1,
+	T_CONNECT,
+	T_TIMEOUT,
+	T_TLS,
+	T_H2,
+	T_H2_STREAM,
+	T_LOST,
+	T_NOTHING,
+	T_NOT_H2,
+	T_OTHER
+};
 
 /* What kind of transport failure a curl code is, in words; *cls gets the kind. */
 static const char *curl_class(CURLcode cc, enum tclass *cls)
@@ -637,12 +665,8 @@ static const char *curl_class(CURLcode cc, enum tclass *cls)
 	case CURLE_COULDNT_RESOLVE_PROXY:
 		*cls = T_DNS;
 		return "DNS: cannot resolve the server's host name";
-	case CURLE_COULDNT_CONNECT:
-		*cls = T_CONNECT;
-		return "connect: cannot reach the server";
-	case CURLE_OPERATION_TIMEDOUT:
-		*cls = T_TIMEOUT;
-		return "timeout";
+	case CURLE_COULDNT_CONNECT: *cls = T_CONNECT; return "connect: cannot reach the server";
+	case CURLE_OPERATION_TIMEDOUT: *cls = T_TIMEOUT; return "timeout";
 	case CURLE_SSL_CONNECT_ERROR:
 	case CURLE_PEER_FAILED_VERIFICATION:
 	case CURLE_SSL_CERTPROBLEM:
@@ -655,15 +679,9 @@ static const char *curl_class(CURLcode cc, enum tclass *cls)
 	case CURLE_SSL_ENGINE_SETFAILED:
 	case CURLE_SSL_ENGINE_INITFAILED:
 	case CURLE_SSL_INVALIDCERTSTATUS:
-	case CURLE_USE_SSL_FAILED:
-		*cls = T_TLS;
-		return "TLS: handshake failed";
-	case CURLE_HTTP2:
-		*cls = T_H2;
-		return "HTTP/2: connection-level protocol error";
-	case CURLE_HTTP2_STREAM:
-		*cls = T_H2_STREAM;
-		return "HTTP/2: the call's stream was reset";
+	case CURLE_USE_SSL_FAILED: *cls = T_TLS; return "TLS: handshake failed";
+	case CURLE_HTTP2: *cls = T_H2; return "HTTP/2: connection-level protocol error";
+	case CURLE_HTTP2_STREAM: *cls = T_H2_STREAM; return "HTTP/2: the call's stream was reset";
 	case CURLE_GOT_NOTHING:
 		*cls = T_NOTHING;
 		return "no HTTP/2 answer: the server closed the connection";
@@ -675,12 +693,8 @@ static const char *curl_class(CURLcode cc, enum tclass *cls)
 		*cls = T_LOST;
 		return "connection lost";
 	case CURLE_WEIRD_SERVER_REPLY:
-	case CURLE_UNSUPPORTED_PROTOCOL:
-		*cls = T_NOT_H2;
-		return "not an HTTP/2 answer";
-	default:
-		*cls = T_OTHER;
-		return "transfer failed";
+	case CURLE_UNSUPPORTED_PROTOCOL: *cls = T_NOT_H2; return "not an HTTP/2 answer";
+	default: *cls = T_OTHER; return "transfer failed";
 	}
 }
 
@@ -708,18 +722,22 @@ static void call_ended(struct ustream *s, CURLcode cc)
 			/* gRPC's HTTP-to-status mapping decides fast or slow retry (401, 403 and
 			 * 404 are terminal) */
 			status = rn_up_http_to_grpc(h->http_status);
-			key = K_HTTP + (h->http_status > 0 && h->http_status < 1000 ? h->http_status : 0);
+			key = K_HTTP +
+			      (h->http_status > 0 && h->http_status < 1000 ? h->http_status : 0);
 		}
-		snprintf(why, sizeof(why), "%s: %s", s->fault == F_SILENT ? "timeout"
-			 : s->fault == F_LOCAL ? "local failure" : "bad answer from the server",
+		snprintf(why, sizeof(why), "%s: %s",
+			 s->fault == F_SILENT  ? "timeout"
+			 : s->fault == F_LOCAL ? "local failure"
+					       : "bad answer from the server",
 			 s->fault_msg);
 		if (s->fault != F_LOCAL)
 			s->stats.faults++;
 	} else if (h->grpc_status >= 0) {
 		status = h->grpc_status;
 		key = K_GRPC + status;
-		snprintf(why, sizeof(why), "server ended the call: %s%s%s", rn_grpc_status_name(status),
-			 h->grpc_message[0] ? ": " : "", h->grpc_message);
+		snprintf(why, sizeof(why), "server ended the call: %s%s%s",
+			 rn_grpc_status_name(status), h->grpc_message[0] ? ": " : "",
+			 h->grpc_message);
 		if (status == RN_GRPC_RESOURCE_EXHAUSTED) {
 			s->stats.pushbacks++;
 			size_t l = strlen(why);
@@ -727,7 +745,8 @@ static void call_ended(struct ustream *s, CURLcode cc)
 				snprintf(why + l, sizeof(why) - l, " (server asks to wait %lld ms)",
 					 (long long)h->pushback_ms);
 			else if (h->pushback_bad)
-				snprintf(why + l, sizeof(why) - l, " (unreadable grpc-retry-pushback-ms "
+				snprintf(why + l, sizeof(why) - l,
+					 " (unreadable grpc-retry-pushback-ms "
 					 "ignored)");
 		}
 		if (status == RN_GRPC_OK || (s->draining && status == RN_GRPC_UNAVAILABLE))
@@ -737,15 +756,16 @@ static void call_ended(struct ustream *s, CURLcode cc)
 		enum tclass tc;
 		const char *cls = curl_class(cc, &tc);
 		key = K_CURL + (int)tc;
-		snprintf(why, sizeof(why), "%s (%s)%s", cls,
-			 s->errbuf[0] ? s->errbuf : curl_easy_strerror(cc),
-			 (cc == CURLE_HTTP2 || cc == CURLE_GOT_NOTHING) && !h->http_status
-				 ? "; is the URL's server an HTTP/2 server (http:// means h2c prior "
-				   "knowledge)?"
-			 : cc == CURLE_SSL_CONNECT_ERROR && strstr(s->errbuf, "wrong version")
-				 ? "; the server does not speak TLS: use http:// for a plain-text "
-				   "server"
-				 : "");
+		snprintf(
+			why, sizeof(why), "%s (%s)%s", cls,
+			s->errbuf[0] ? s->errbuf : curl_easy_strerror(cc),
+			(cc == CURLE_HTTP2 || cc == CURLE_GOT_NOTHING) && !h->http_status
+				? "; is the URL's server an HTTP/2 server (http:// means h2c prior "
+				  "knowledge)?"
+			: cc == CURLE_SSL_CONNECT_ERROR && strstr(s->errbuf, "wrong version")
+				? "; the server does not speak TLS: use http:// for a plain-text "
+				  "server"
+				: "");
 		if (tc == T_TLS)
 			lvl = RN_LOG_ERROR; /* rarely fixes itself: an operator must look */
 	} else {
@@ -759,9 +779,11 @@ static void call_ended(struct ustream *s, CURLcode cc)
 	if (!terminal && status >= 0 && h->pushback_ms >= 0)
 		pushback = h->pushback_ms;
 	if (status == 5 && s->server_id[0])
-		snprintf(why + strlen(why), sizeof(why) - strlen(why), "; the server does not know "
+		snprintf(why + strlen(why), sizeof(why) - strlen(why),
+			 "; the server does not know "
 			 "stream %s (it lost its state?): data stays buffered until an operator "
-			 "resolves it", s->server_id);
+			 "resolves it",
+			 s->server_id);
 
 	s->stats.last_status = status;
 	if (!(drained && lvl == RN_LOG_INFO)) {
@@ -773,8 +795,8 @@ static void call_ended(struct ustream *s, CURLcode cc)
 	if (drained && lvl == RN_LOG_INFO) {
 		/* the server closed the call it had asked us to drain: no fault */
 		delay = 0;
-		rn_log_info("uplink", "stream %d: %s after close_stream_signal; reconnecting", s->id,
-			    why);
+		rn_log_info("uplink", "stream %d: %s after close_stream_signal; reconnecting",
+			    s->id, why);
 	} else {
 		if (terminal)
 			delay = rn_backoff_next(&s->bo, rnd01(u), 1);
@@ -783,18 +805,23 @@ static void call_ended(struct ustream *s, CURLcode cc)
 		else
 			delay = rn_backoff_next(&s->bo, rnd01(u), 0);
 		if (terminal) {
-			/* every time: a stream that cannot deliver until someone acts must be loud */
-			rn_log_error("uplink", "stream %d (%s): %s; retry in %lld ms (slow: this needs "
-				     "an operator); nothing is dropped", s->id, s->table, why,
-				     (long long)delay);
+			/* every time: a stream that cannot deliver until someone acts must be loud
+			 */
+			rn_log_error("uplink",
+				     "stream %d (%s): %s; retry in %lld ms (slow: this needs "
+				     "an operator); nothing is dropped",
+				     s->id, s->table, why, (long long)delay);
 			rn_episode_fail(&s->ep, key, now);
 		} else if (rn_episode_fail(&s->ep, key, now)) {
-			rn_log(lvl, "uplink", "stream %d (%s): %s; retry in %lld ms with backoff "
+			rn_log(lvl, "uplink",
+			       "stream %d (%s): %s; retry in %lld ms with backoff "
 			       "(repeats are logged at debug level until it recovers); nothing is "
-			       "dropped", s->id, s->table, why, (long long)delay);
+			       "dropped",
+			       s->id, s->table, why, (long long)delay);
 		} else {
-			rn_log_debug("uplink", "stream %d: again (#%llu): %s; retry in %lld ms", s->id,
-				     (unsigned long long)s->ep.failures, why, (long long)delay);
+			rn_log_debug("uplink", "stream %d: again (#%llu): %s; retry in %lld ms",
+				     s->id, (unsigned long long)s->ep.failures, why,
+				     (long long)delay);
 		}
 	}
 	close_call(s);
@@ -825,11 +852,14 @@ int rn_uplink_step(struct rn_uplink *u)
 		}
 		if (s->state != S_BACKOFF && s->easy) {
 			int inflight = s->next_send - 1 > s->acked;
-			int64_t since = s->last_rx_us > s->last_tx_us ? s->last_rx_us : s->last_tx_us;
+			int64_t since =
+				s->last_rx_us > s->last_tx_us ? s->last_rx_us : s->last_tx_us;
 			if ((s->state == S_OPENING || inflight) &&
 			    now - since > (int64_t)u->opt.ack_timeout_ms * 1000) {
-				set_fault(s, F_SILENT, "no answer from the server for %d ms with "
-					  "%s", u->opt.ack_timeout_ms,
+				set_fault(s, F_SILENT,
+					  "no answer from the server for %d ms with "
+					  "%s",
+					  u->opt.ack_timeout_ms,
 					  s->state == S_OPENING ? "the create/resume pending"
 								: "chunks in flight");
 				call_ended(s, CURLE_OPERATION_TIMEDOUT);
@@ -847,10 +877,11 @@ int rn_uplink_step(struct rn_uplink *u)
 				int64_t dur;
 				uint64_t nf = rn_episode_end(&s->ep, now, &dur);
 				rn_backoff_reset(&s->bo);
-				rn_log_info("uplink", "stream %d (%s): recovered after %llu failed "
-					    "attempt%s over %.1f s", s->id, s->table,
-					    (unsigned long long)nf, nf == 1 ? "" : "s",
-					    (double)dur / 1e6);
+				rn_log_info("uplink",
+					    "stream %d (%s): recovered after %llu failed "
+					    "attempt%s over %.1f s",
+					    s->id, s->table, (unsigned long long)nf,
+					    nf == 1 ? "" : "s", (double)dur / 1e6);
 			}
 		}
 	}
@@ -905,8 +936,7 @@ int rn_uplink_step(struct rn_uplink *u)
 	return 0;
 }
 
-int rn_uplink_wait(struct rn_uplink *u, struct rn_uplink_waitfd *fds, int nfds,
-		   int timeout_ms)
+int rn_uplink_wait(struct rn_uplink *u, struct rn_uplink_waitfd *fds, int nfds, int timeout_ms)
 {
 	struct curl_waitfd wfd[16];
 	int64_t now = rn_mono_us();
@@ -920,8 +950,9 @@ int rn_uplink_wait(struct rn_uplink *u, struct rn_uplink_waitfd *fds, int nfds,
 			ms = (s->retry_at - now + 999) / 1000;
 		} else if (s->easy && s->paused && (p = pending(s))) {
 			/* data waiting for step() to unpause, now or when the cap allows */
-			ms = u->rl.rate ? (rn_ratelimit_wait_us(&u->rl, now, (int64_t)p) + 999) / 1000
-					: 0;
+			ms = u->rl.rate
+				     ? (rn_ratelimit_wait_us(&u->rl, now, (int64_t)p) + 999) / 1000
+				     : 0;
 		} else if (s->easy && s->paused) {
 			ms = (s->poke_us + POKE_US - now + 999) / 1000;
 		}
@@ -947,8 +978,7 @@ void rn_uplink_wakeup(struct rn_uplink *u)
 	curl_multi_wakeup(u->multi);
 }
 
-int rn_uplink_stream_stats(const struct rn_uplink *u, int stream,
-			   struct rn_uplink_stream_stats *st)
+int rn_uplink_stream_stats(const struct rn_uplink *u, int stream, struct rn_uplink_stream_stats *st)
 {
 	const struct ustream *s = find(u, stream);
 	if (!s)
@@ -962,12 +992,8 @@ int rn_uplink_stream_stats(const struct rn_uplink *u, int stream,
 		st->retry_in_ms = left > 0 ? left : 0;
 		break;
 	}
-	case S_OPENING:
-		st->state = RN_UPLINK_CONNECTING;
-		break;
-	case S_OPEN:
-		st->state = s->draining ? RN_UPLINK_DRAINING : RN_UPLINK_OPEN;
-		break;
+	case S_OPENING: st->state = RN_UPLINK_CONNECTING; break;
+	case S_OPEN: st->state = s->draining ? RN_UPLINK_DRAINING : RN_UPLINK_OPEN; break;
 	}
 	return 0;
 }

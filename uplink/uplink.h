@@ -44,23 +44,23 @@ struct rn_uplink_io {
 };
 
 struct rn_uplink_options {
-	const char *url;        /* e.g. "http://127.0.0.1:7700"; required */
-	const char *token;      /* bearer token; NULL = no authorization header */
-	int window;             /* chunks in flight per stream; 0 = 32 */
-	int backoff_min_ms;     /* first retry delay cap; 0 = 200 */
-	int backoff_max_ms;     /* retry delay ceiling; 0 = 30000 */
-	int connect_timeout_ms; /* 0 = 10000 */
-	int ack_timeout_ms;     /* chunks in flight and no server message for this long after the
-	                           last body bytes went out = the call is dead; 0 = 60000 */
+	const char *url;           /* e.g. "http://127.0.0.1:7700"; required */
+	const char *token;         /* bearer token; NULL = no authorization header */
+	int window;                /* chunks in flight per stream; 0 = 32 */
+	int backoff_min_ms;        /* first retry delay cap; 0 = 200 */
+	int backoff_max_ms;        /* retry delay ceiling; 0 = 30000 */
+	int connect_timeout_ms;    /* 0 = 10000 */
+	int ack_timeout_ms;        /* chunks in flight and no server message for this long after the
+				      last body bytes went out = the call is dead; 0 = 60000 */
 	const uint8_t *descriptor; /* serialized DescriptorProto sent at create/resume */
 	size_t descriptor_len;
-	const char *user_agent; /* NULL = "runnel-agent/<version>" */
+	const char *user_agent;    /* NULL = "runnel-agent/<version>" */
 	int64_t max_bytes_per_sec; /* bandwidth cap over all streams (request bodies); 0 = none */
-	int slow_retry_ms;      /* retry delay after a terminal status (auth, not found, bad
-	                           request); 0 = backoff_max_ms */
-	const char *boot_id;    /* the device's boot id: every call then sends `x-runnel-clock:
-	                           <boot_id> <CLOCK_BOOTTIME us>`; NULL = no header. Not copied:
-	                           it must outlive the uplink. */
+	int slow_retry_ms;         /* retry delay after a terminal status (auth, not found, bad
+				      request); 0 = backoff_max_ms */
+	const char *boot_id;       /* the device's boot id: every call then sends `x-runnel-clock:
+				      <boot_id> <CLOCK_BOOTTIME us>`; NULL = no header. Not copied:
+				      it must outlive the uplink. */
 };
 
 /* A stream the uplink should deliver. `stream` is the agent's small integer id. */
@@ -120,20 +120,20 @@ static inline const char *rn_uplink_state_name(int state)
 
 /* Delivery state of one stream, for status output and tests. Counters never decrease. */
 struct rn_uplink_stream_stats {
-	int connected;       /* the call is open and create/resume was answered */
-	int64_t acked;       /* highest acked offset, -1 if none */
-	int64_t sent;        /* highest offset sent on the current call, -1 if none */
-	uint64_t reconnects; /* calls opened after the first */
-	int last_status;     /* last gRPC status seen (an HTTP error mapped to one), -1 if none */
-	int state;           /* enum rn_uplink_state */
-	int64_t retry_in_ms; /* in RN_UPLINK_WAITING: ms until the next attempt, else 0 */
-	uint64_t bytes_sent; /* request body bytes handed to libcurl, all calls */
-	uint64_t failures;   /* calls that ended in an error of any kind */
-	uint64_t faults;     /* of those: the server sent something that is not a valid answer
-	                        (bad framing or message, impossible ack or resume offset, not
-	                        gRPC, non-200 status) or went silent past ack_timeout_ms */
-	uint64_t pushbacks;  /* of those: RESOURCE_EXHAUSTED (server overloaded) */
-	uint64_t rate_waits; /* times the body was paused by the bandwidth cap */
+	int connected;        /* the call is open and create/resume was answered */
+	int64_t acked;        /* highest acked offset, -1 if none */
+	int64_t sent;         /* highest offset sent on the current call, -1 if none */
+	uint64_t reconnects;  /* calls opened after the first */
+	int last_status;      /* last gRPC status seen (an HTTP error mapped to one), -1 if none */
+	int state;            /* enum rn_uplink_state */
+	int64_t retry_in_ms;  /* in RN_UPLINK_WAITING: ms until the next attempt, else 0 */
+	uint64_t bytes_sent;  /* request body bytes handed to libcurl, all calls */
+	uint64_t failures;    /* calls that ended in an error of any kind */
+	uint64_t faults;      /* of those: the server sent something that is not a valid answer
+				 (bad framing or message, impossible ack or resume offset, not
+				 gRPC, non-200 status) or went silent past ack_timeout_ms */
+	uint64_t pushbacks;   /* of those: RESOURCE_EXHAUSTED (server overloaded) */
+	uint64_t rate_waits;  /* times the body was paused by the bandwidth cap */
 	char last_error[256]; /* the last failure in words, "" if none yet */
 };
 int rn_uplink_stream_stats(const struct rn_uplink *u, int stream,

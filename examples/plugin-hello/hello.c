@@ -27,10 +27,18 @@ struct hello_conf {
 };
 
 static const struct rn_conf_key hello_keys[] = {
-	{.key = "count", .type = RN_CONF_INT, .def = "100", .min = 0, .max = 1000000000,
-	 .offset = offsetof(struct hello_conf, count), .help = "records to emit in all"},
-	{.key = "message", .type = RN_CONF_STRING, .def = "hello",
-	 .offset = offsetof(struct hello_conf, message), .help = "text before the number"},
+	{.key = "count",
+	 .type = RN_CONF_INT,
+	 .def = "100",
+	 .min = 0,
+	 .max = 1000000000,
+	 .offset = offsetof(struct hello_conf, count),
+	 .help = "records to emit in all"},
+	{.key = "message",
+	 .type = RN_CONF_STRING,
+	 .def = "hello",
+	 .offset = offsetof(struct hello_conf, message),
+	 .help = "text before the number"},
 	{0},
 };
 
@@ -68,9 +76,10 @@ static int hello_poll(void *inst, int64_t now_us, int *more)
 	char line[512];
 	(void)now_us;
 	for (int i = 0; i < 1000 && h->next < h->conf->count; i++) {
-		int n = snprintf(line, sizeof(line), "%s %lld", h->conf->message, (long long)h->next);
-		struct rn_record r = {.payload = (const uint8_t *)line, .len = (size_t)n,
-				      .topic = "hello"};
+		int n = snprintf(line, sizeof(line), "%s %lld", h->conf->message,
+				 (long long)h->next);
+		struct rn_record r = {
+			.payload = (const uint8_t *)line, .len = (size_t)n, .topic = "hello"};
 		/* The host may close a chunk, and take a snapshot, inside emit(): the position
 		 * must already be past this record then. */
 		h->next++;

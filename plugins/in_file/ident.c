@@ -45,8 +45,7 @@ int rn_fp_match(const struct rn_fp *fp, const uint8_t *p, size_t n)
 
 int rn_name_compressed(const char *name)
 {
-	static const char *const ext[] = {".gz", ".bz2", ".xz", ".zst", ".lz4", ".zip", ".Z",
-					  NULL};
+	static const char *const ext[] = {".gz", ".bz2", ".xz", ".zst", ".lz4", ".zip", ".Z", NULL};
 	size_t l = strlen(name);
 	for (size_t i = 0; ext[i]; i++) {
 		size_t e = strlen(ext[i]);
@@ -60,8 +59,8 @@ int rn_name_compressed(const char *name)
 static const char *suffix(const char *base, const char *name)
 {
 	size_t b = strlen(base);
-	if (strncmp(name, base, b) || !strchr(".-_", name[b]) || !name[b] ||
-	    name[b + 1] < '0' || name[b + 1] > '9')
+	if (strncmp(name, base, b) || !strchr(".-_", name[b]) || !name[b] || name[b + 1] < '0' ||
+	    name[b + 1] > '9')
 		return NULL;
 	return name + b + 1;
 }
@@ -97,14 +96,10 @@ int rn_rotname_cmp(const char *base, const char *a, const char *b)
 const char *rn_cut_name(unsigned cut)
 {
 	switch (cut) {
-	case RN_CUT_SIZE:
-		return "size";
-	case RN_CUT_TIMEOUT:
-		return "timeout";
-	case RN_CUT_TRUNCATED:
-		return "truncated";
-	default:
-		return NULL;
+	case RN_CUT_SIZE: return "size";
+	case RN_CUT_TIMEOUT: return "timeout";
+	case RN_CUT_TRUNCATED: return "truncated";
+	default: return NULL;
 	}
 }
 
@@ -145,8 +140,7 @@ int rn_fentry_next(const char **p, const char *end, struct rn_fentry *e)
 		if (l[0] == 'F') {
 			if (sscanf(l, "F %llu %llu %llu %llu %llx %lld %u %u %n", &d, &i, &o, &fl,
 				   &fh, &mt, &pn, &pc, &n) != 8 ||
-			    n <= 0 || l + n >= nl ||
-			    fl > RN_FP_MAX || pc > RN_CUT_TRUNCATED)
+			    n <= 0 || l + n >= nl || fl > RN_FP_MAX || pc > RN_CUT_TRUNCATED)
 				continue;
 			e->fp.len = (uint32_t)fl;
 			e->fp.hash = fh;
@@ -184,7 +178,8 @@ int rn_fentry_put(struct rn_buf *out, const struct rn_fentry *e)
 			     (unsigned long long)e->dev, (unsigned long long)e->ino,
 			     (unsigned long long)e->pos, e->fp.len, (unsigned long long)e->fp.hash,
 			     (long long)e->mtime_ns, e->piece.n, e->piece.cut,
-			     e->kind == '-' ? "-" : e->kind == '+' ? "+" : "",
-			     e->kind == '-' ? 0 : (int)e->nlen,
-			     e->name ? e->name : "");
+			     e->kind == '-'   ? "-"
+			     : e->kind == '+' ? "+"
+					      : "",
+			     e->kind == '-' ? 0 : (int)e->nlen, e->name ? e->name : "");
 }

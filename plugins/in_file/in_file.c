@@ -65,46 +65,80 @@ static const char *const read_from_names[] = {"beginning", "end", NULL};
 
 #define C(f) offsetof(struct in_file_conf, f)
 static const struct rn_conf_key file_conf[] = {
-	{.key = "paths", .type = RN_CONF_STRLIST, .offset = C(paths), .flags = RN_CONF_F_REQUIRED,
+	{.key = "paths",
+	 .type = RN_CONF_STRLIST,
+	 .offset = C(paths),
+	 .flags = RN_CONF_F_REQUIRED,
 	 .help = "files or globs to tail, one record per line"},
-	{.key = "read_from", .type = RN_CONF_ENUM, .def = "end", .enums = read_from_names,
+	{.key = "read_from",
+	 .type = RN_CONF_ENUM,
+	 .def = "end",
+	 .enums = read_from_names,
 	 .offset = C(read_from),
 	 .help = "where to start in files present at the source's very first start (no saved "
 		 "position); files appearing later are always read from their start"},
 	/* capped at 4M: one piece must fit a request under the server's message limit (10M) */
-	{.key = "max_line_bytes", .type = RN_CONF_SIZE, .def = "64K", .min = 16,
-	 .max = (int64_t)4 << 20, .offset = C(max_line_bytes),
+	{.key = "max_line_bytes",
+	 .type = RN_CONF_SIZE,
+	 .def = "64K",
+	 .min = 16,
+	 .max = (int64_t)4 << 20,
+	 .offset = C(max_line_bytes),
 	 .help = "longer lines become flagged pieces (runnel.split)"},
-	{.key = "line_timeout_ms", .type = RN_CONF_DURATION, .def = "1000", .min = 1,
-	 .max = 3600000, .offset = C(line_timeout_ms),
+	{.key = "line_timeout_ms",
+	 .type = RN_CONF_DURATION,
+	 .def = "1000",
+	 .min = 1,
+	 .max = 3600000,
+	 .offset = C(line_timeout_ms),
 	 .help = "a last line without newline is emitted after this long"},
-	{.key = "rotate_wait_ms", .type = RN_CONF_DURATION, .def = "5s", .min = 1,
-	 .max = 86400000, .offset = C(rotate_wait_ms),
+	{.key = "rotate_wait_ms",
+	 .type = RN_CONF_DURATION,
+	 .def = "5s",
+	 .min = 1,
+	 .max = 86400000,
+	 .offset = C(rotate_wait_ms),
 	 .help = "a rotated file is read until quiet this long; a path gone this long is closed"},
-	{.key = "rescan_interval", .type = RN_CONF_DURATION, .def = "2s", .min = 10,
-	 .max = 86400000, .offset = C(rescan_interval_ms),
+	{.key = "rescan_interval",
+	 .type = RN_CONF_DURATION,
+	 .def = "2s",
+	 .min = 10,
+	 .max = 86400000,
+	 .offset = C(rescan_interval_ms),
 	 .help = "globs are expanded and every file read again this often, besides inotify"},
-	{.key = "multiline_start", .type = RN_CONF_STRING, .offset = C(multiline_start),
+	{.key = "multiline_start",
+	 .type = RN_CONF_STRING,
+	 .offset = C(multiline_start),
 	 .help = "POSIX extended regex: a line matching it starts a record, the lines after it "
 		 "that do not are appended (joined by \\n); unset: one record per line"},
-	{.key = "multiline_timeout", .type = RN_CONF_DURATION, .def = "1s", .min = 1,
-	 .max = 3600000, .offset = C(multiline_timeout_ms),
+	{.key = "multiline_timeout",
+	 .type = RN_CONF_DURATION,
+	 .def = "1s",
+	 .min = 1,
+	 .max = 3600000,
+	 .offset = C(multiline_timeout_ms),
 	 .help = "a pending multi-line record is emitted when no line came for this long"},
-	{.key = "multiline_max_bytes", .type = RN_CONF_SIZE, .def = "256K", .min = 16,
-	 .max = (int64_t)4 << 20, .offset = C(multiline_max_bytes),
+	{.key = "multiline_max_bytes",
+	 .type = RN_CONF_SIZE,
+	 .def = "256K",
+	 .min = 16,
+	 .max = (int64_t)4 << 20,
+	 .offset = C(multiline_max_bytes),
 	 .help = "longer multi-line records become flagged pieces (runnel.split)"},
-	{.key = "rotate_glob", .type = RN_CONF_STRING, .offset = C(rotate_glob),
+	{.key = "rotate_glob",
+	 .type = RN_CONF_STRING,
+	 .offset = C(rotate_glob),
 	 .help = "glob of rotated files beside a path besides the usual names (path.1, "
 		 "path-YYYYMMDD): a path with '/' is matched against the whole path, else the "
 		 "file name"},
 	{0},
 };
 #undef C
-#define DONE_MAX 32   /* finished inodes remembered (ring) */
-#define CAND_MAX 64   /* rotated files beside a path looked at in one scan */
+#define DONE_MAX 32    /* finished inodes remembered (ring) */
+#define CAND_MAX 64    /* rotated files beside a path looked at in one scan */
 #define IGNORED_MAX 64 /* compressed files already logged */
-#define WATCH_MASK                                                                               \
-	(IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_MODIFY | IN_DELETE | IN_CLOSE_WRITE |     \
+#define WATCH_MASK                                                                                 \
+	(IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_MODIFY | IN_DELETE | IN_CLOSE_WRITE |        \
 	 IN_ONLYDIR)
 #define EV_ANY 1   /* something happened in a watched directory: read the files */
 #define EV_NAMES 2 /* names came or went (or events were lost): expand the globs again */
@@ -196,8 +230,7 @@ static int fp_same_name(struct in_file *f, const char *name, const struct rn_fp 
 }
 
 /* A saved entry (any name) for the file (dev, ino) whose first bytes are fp's. */
-static int saved_file(struct in_file *f, const char *name, dev_t dev, ino_t ino,
-		      uint64_t *pos)
+static int saved_file(struct in_file *f, const char *name, dev_t dev, ino_t ino, uint64_t *pos)
 {
 	const char *p = (const char *)f->saved.data, *end = p + f->saved.len;
 	struct rn_fentry e;
@@ -210,8 +243,7 @@ static int saved_file(struct in_file *f, const char *name, dev_t dev, ino_t ino,
 	return 0;
 }
 
-static void done_add(struct in_file *f, dev_t dev, ino_t ino, uint64_t pos,
-		     const struct rn_fp *fp)
+static void done_add(struct in_file *f, dev_t dev, ino_t ino, uint64_t pos, const struct rn_fp *fp)
 {
 	size_t i;
 	for (i = 0; i < f->ndone; i++)
@@ -292,8 +324,8 @@ static void tfile_free(struct tfile *t)
 /* Starts tailing file `name` from byte `at`, as `path` (they differ for a rotated file
  * found under its new name). Its predecessor is the last file still open for the same path.
  * NULL if it could not be opened or on ENOMEM (the next rescan tries again). */
-static struct tfile *add_file(struct in_file *f, const char *name, const char *path,
-			      uint64_t at, int rotated)
+static struct tfile *add_file(struct in_file *f, const char *name, const char *path, uint64_t at,
+			      int rotated)
 {
 	struct tfile *t;
 	if (f->n == f->cap) {
@@ -340,7 +372,7 @@ static struct tfile *add_file(struct in_file *f, const char *name, const char *p
 
 /* A file beside a path that may be one of its rotated files. */
 struct cand {
-	char *name; /* full name */
+	char *name;       /* full name */
 	const char *base; /* its file name (inside name) */
 	dev_t dev;
 	ino_t ino;
@@ -376,8 +408,7 @@ static int rotated_name(const struct in_file *f, const char *pbase, const char *
 /* Fills c with the files beside `path` that have a rotated name of it (compressed ones
  * flagged), and with the file (dev, ino) whatever its name, if it is there. Returns the
  * count (at most CAND_MAX); free with cands_free. */
-static size_t scan_beside(struct in_file *f, const char *path, dev_t dev, ino_t ino,
-			  struct cand *c)
+static size_t scan_beside(struct in_file *f, const char *path, dev_t dev, ino_t ino, struct cand *c)
 {
 	char dir[4096], full[4096 + 256];
 	const char *pbase = split_path(path, dir, sizeof(dir));
@@ -573,11 +604,17 @@ static void restore(struct in_file *f)
 		    st.st_ino == (ino_t)e.ino && fp_same_name(f, path, &e.fp)) {
 			uint64_t at = e.pos, csize;
 			if ((uint64_t)st.st_size < at) {
-				if (find_copy(f, &(struct tfile){.path = path, .dev = st.st_dev,
-								 .ino = st.st_ino, .fp = e.fp},
-					      old, sizeof(old), &csize) && csize >= at) {
-					rn_log_warn("in_file", "%s was truncated while stopped; "
-						    "finishing its copy %s first", path, old);
+				if (find_copy(f,
+					      &(struct tfile){.path = path,
+							      .dev = st.st_dev,
+							      .ino = st.st_ino,
+							      .fp = e.fp},
+					      old, sizeof(old), &csize) &&
+				    csize >= at) {
+					rn_log_warn("in_file",
+						    "%s was truncated while stopped; "
+						    "finishing its copy %s first",
+						    path, old);
 					if ((t = add_file(f, old, path, at, 1)))
 						t->pc = e.piece;
 				} else {
@@ -597,8 +634,10 @@ static void restore(struct in_file *f)
 		if (find_rotated(f, path, (dev_t)e.dev, (ino_t)e.ino, &e.fp, old, sizeof(old),
 				 &mt)) {
 			if (!e.kind)
-				rn_log_info("in_file", "%s was rotated while stopped; finishing %s "
-					    "first", path, old);
+				rn_log_info("in_file",
+					    "%s was rotated while stopped; finishing %s "
+					    "first",
+					    path, old);
 			if ((t = add_file(f, old, path, e.pos, 1)))
 				t->pc = e.piece;
 		} else {
@@ -750,8 +789,7 @@ static int watch_events(struct in_file *f)
  * ident.h). What ended the record: its newline, else a flush of a held line (f->flushing:
  * f->flush_cut), else the size limit.
  */
-static int emit_rec(void *ctx, const uint8_t *line, size_t len, uint32_t flags,
-		    uint64_t consumed)
+static int emit_rec(void *ctx, const uint8_t *line, size_t len, uint32_t flags, uint64_t consumed)
 {
 	struct in_file *f = ctx;
 	struct tfile *t = f->cur;
@@ -954,9 +992,11 @@ static int truncated(struct in_file *f, struct tfile *t, int *more)
 			    "reading it again from the start",
 			    t->path, copy);
 	else
-		rn_log_warn("in_file", "%s was truncated and no copy of it was found beside it "
+		rn_log_warn("in_file",
+			    "%s was truncated and no copy of it was found beside it "
 			    "(compressed, or none): lines after byte %llu may be lost; reading it "
-			    "again from the start", t->path, (unsigned long long)t->read_off);
+			    "again from the start",
+			    t->path, (unsigned long long)t->read_off);
 	if ((rc = flush_pending(f, t, RN_CUT_TRUNCATED)))
 		return rc;
 	if (lseek(t->fd, 0, SEEK_SET) == 0) {
@@ -1119,17 +1159,22 @@ static int file_snapshot(void *inst, struct rn_buf *out)
 		struct tfile *t = f->files[i];
 		if (t->dead)
 			continue;
-		rc = rn_fentry_put(out, &(struct rn_fentry){
-						.dev = t->dev, .ino = t->ino, .pos = t->pos,
-						.fp = t->fp, .mtime_ns = t->mtime_ns,
-						.piece = t->pc, .kind = t->rotated ? '+' : 0,
-						.name = t->path, .nlen = strlen(t->path)});
+		rc = rn_fentry_put(out, &(struct rn_fentry){.dev = t->dev,
+							    .ino = t->ino,
+							    .pos = t->pos,
+							    .fp = t->fp,
+							    .mtime_ns = t->mtime_ns,
+							    .piece = t->pc,
+							    .kind = t->rotated ? '+' : 0,
+							    .name = t->path,
+							    .nlen = strlen(t->path)});
 	}
 	for (size_t i = 0; i < f->ndone && !rc; i++)
 		rc = rn_fentry_put(out, &(struct rn_fentry){.dev = f->done[i].dev,
 							    .ino = f->done[i].ino,
 							    .pos = f->done[i].pos,
-							    .fp = f->done[i].fp, .kind = '-'});
+							    .fp = f->done[i].fp,
+							    .kind = '-'});
 	return rc;
 }
 

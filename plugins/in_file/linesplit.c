@@ -76,7 +76,8 @@ int rn_linesplit_feed(struct rn_linesplit *s, const uint8_t *p, size_t len, uint
 			/* fast path: the whole line is in the input */
 			size_t l = llen && p[line_end - 1] == '\r' ? llen - 1 : llen;
 			if ((rc = fn(ctx, p + off, l,
-				     (s->in_split ? RN_RECORD_F_SPLIT : 0) | RN_LINESPLIT_EOL, consumed)))
+				     (s->in_split ? RN_RECORD_F_SPLIT : 0) | RN_LINESPLIT_EOL,
+				     consumed)))
 				goto out;
 			off = line_end + 1;
 			s->in_split = 0;
@@ -98,7 +99,7 @@ int rn_linesplit_feed(struct rn_linesplit *s, const uint8_t *p, size_t len, uint
 			if ((rc = emit_pieces(s, consumed - 1, fn, ctx)))
 				goto out;
 			l = s->part.len && s->part.data[s->part.len - 1] == '\r' ? s->part.len - 1
-										    : s->part.len;
+										 : s->part.len;
 		}
 		if ((rc = fn(ctx, s->part.data, l,
 			     (s->in_split ? RN_RECORD_F_SPLIT : 0) | RN_LINESPLIT_EOL, consumed)))

@@ -15,9 +15,9 @@
 #include "rn_buf.h"
 
 struct rn_linesplit {
-	size_t max_line;     /* piece size for overlong lines; 0 = 64 KiB */
-	struct rn_buf part;  /* bytes of the current unfinished line */
-	int in_split;        /* the current line already produced pieces */
+	size_t max_line;    /* piece size for overlong lines; 0 = 64 KiB */
+	struct rn_buf part; /* bytes of the current unfinished line */
+	int in_split;       /* the current line already produced pieces */
 };
 
 /* Set in a callback's flags (beside RN_RECORD_F_SPLIT) when the line or piece ends at a

@@ -24,9 +24,10 @@
 
 /* Feed flags. */
 #define RN_MULTILINE_START 1u /* the line starts a record (it matched multiline_start) */
-#define RN_MULTILINE_CONT 2u  /* a later piece of an overlong line: glued on without '\n',
-			       * never a start */
-#define RN_MULTILINE_MORE 4u  /* more pieces of this line follow: no timeout before them */
+#define RN_MULTILINE_CONT                                                                          \
+	2u                   /* a later piece of an overlong line: glued on without '\n',          \
+			      * never a start */
+#define RN_MULTILINE_MORE 4u /* more pieces of this line follow: no timeout before them */
 
 struct rn_multiline {
 	size_t max_bytes;   /* piece size; 0 = 64 KiB. Lines fed must not be longer. */

@@ -70,41 +70,81 @@ static const char *const protocols[] = {"3.1.1", "5", NULL};
 
 #define C(f) offsetof(struct in_mqtt_conf, f)
 static const struct rn_conf_key mqtt_conf[] = {
-	{.key = "host", .type = RN_CONF_STRING, .def = "127.0.0.1", .offset = C(host),
+	{.key = "host",
+	 .type = RN_CONF_STRING,
+	 .def = "127.0.0.1",
+	 .offset = C(host),
 	 .help = "broker host"},
-	{.key = "port", .type = RN_CONF_INT, .def = "1883", .min = 1, .max = 65535,
-	 .offset = C(port), .help = "broker port"},
-	{.key = "client_id", .type = RN_CONF_STRING, .offset = C(client_id),
+	{.key = "port",
+	 .type = RN_CONF_INT,
+	 .def = "1883",
+	 .min = 1,
+	 .max = 65535,
+	 .offset = C(port),
+	 .help = "broker port"},
+	{.key = "client_id",
+	 .type = RN_CONF_STRING,
+	 .offset = C(client_id),
 	 .help = "fixed client id for the persistent session (default runnel-<source name>)"},
-	{.key = "topics", .type = RN_CONF_STRLIST, .offset = C(topics), .flags = RN_CONF_F_REQUIRED,
+	{.key = "topics",
+	 .type = RN_CONF_STRLIST,
+	 .offset = C(topics),
+	 .flags = RN_CONF_F_REQUIRED,
 	 .help = "subscriptions; wildcards + and # allowed"},
-	{.key = "qos", .type = RN_CONF_INT, .def = "1", .min = 0, .max = 2, .offset = C(qos),
+	{.key = "qos",
+	 .type = RN_CONF_INT,
+	 .def = "1",
+	 .min = 0,
+	 .max = 2,
+	 .offset = C(qos),
 	 .help = "subscription QoS (0 at most once; 1 exactly once, queued in the session while "
 		 "away; 2 is subscribed as 1)"},
-	{.key = "clean_session", .type = RN_CONF_BOOL, .def = "false", .offset = C(clean_session),
+	{.key = "clean_session",
+	 .type = RN_CONF_BOOL,
+	 .def = "false",
+	 .offset = C(clean_session),
 	 .help = "true drops the broker-side session (and what it queued) at each connect"},
 	{.key = "username", .type = RN_CONF_STRING, .offset = C(username), .help = "MQTT username"},
 	{.key = "password", .type = RN_CONF_STRING, .offset = C(password), .help = "MQTT password"},
-	{.key = "keepalive", .type = RN_CONF_INT, .def = "30", .min = 5, .max = 65535,
-	 .offset = C(keepalive_s), .help = "keepalive interval in seconds"},
-	{.key = "session_expiry", .type = RN_CONF_DURATION, .def = "720h", .min = 0,
-	 .max = (int64_t)UINT32_MAX * 1000, .offset = C(session_expiry_ms),
+	{.key = "keepalive",
+	 .type = RN_CONF_INT,
+	 .def = "30",
+	 .min = 5,
+	 .max = 65535,
+	 .offset = C(keepalive_s),
+	 .help = "keepalive interval in seconds"},
+	{.key = "session_expiry",
+	 .type = RN_CONF_DURATION,
+	 .def = "720h",
+	 .min = 0,
+	 .max = (int64_t)UINT32_MAX * 1000,
+	 .offset = C(session_expiry_ms),
 	 .help = "MQTT 5: how long the broker keeps the session (and queues) while we are away"},
-	{.key = "protocol", .type = RN_CONF_ENUM, .def = "3.1.1", .enums = protocols,
-	 .offset = C(protocol), .help = "MQTT protocol version"},
-	{.key = "tls_ca", .type = RN_CONF_STRING, .offset = C(tls_ca),
+	{.key = "protocol",
+	 .type = RN_CONF_ENUM,
+	 .def = "3.1.1",
+	 .enums = protocols,
+	 .offset = C(protocol),
+	 .help = "MQTT protocol version"},
+	{.key = "tls_ca",
+	 .type = RN_CONF_STRING,
+	 .offset = C(tls_ca),
 	 .help = "CA file: enables TLS"},
-	{.key = "tls_cert", .type = RN_CONF_STRING, .offset = C(tls_cert),
+	{.key = "tls_cert",
+	 .type = RN_CONF_STRING,
+	 .offset = C(tls_cert),
 	 .help = "client certificate (PEM), with tls_key"},
-	{.key = "tls_key", .type = RN_CONF_STRING, .offset = C(tls_key),
+	{.key = "tls_key",
+	 .type = RN_CONF_STRING,
+	 .offset = C(tls_key),
 	 .help = "client private key (PEM)"},
 	{0},
 };
 #undef C
 
 #define ATTR_MAX 16
-#define LOOP_ROUNDS 512 /* packets read per poll at most */
-#define SEEN_MAX 512    /* QoS 1 messages remembered for skipping redeliveries */
+#define LOOP_ROUNDS 512       /* packets read per poll at most */
+#define SEEN_MAX 512          /* QoS 1 messages remembered for skipping redeliveries */
 #define LEAVE_WAIT_US 2000000 /* how long a graceful leave waits for the broker's close */
 
 struct seen {
@@ -130,7 +170,7 @@ struct in_mqtt {
 	int *sub_mid;
 	/* granted subscriptions and the retained-message digests (goes into the snapshot) */
 	struct rn_mqtt_mem *mem;
-	int got; /* messages handed over since the last flush */
+	int got;            /* messages handed over since the last flush */
 	int64_t leaving_us; /* a graceful leave started (write side shut); 0 = none */
 	/* the last SEEN_MAX QoS 1 messages emitted, a ring (it goes into the snapshot) */
 	struct seen seen[SEEN_MAX];
@@ -201,8 +241,9 @@ static void on_connect(struct mosquitto *m, void *obj, int rc, int flags,
 		/* refused (bad credentials, not authorized, banned...): retried, but slowly, and
 		 * said as an error each time */
 		rn_log_error("in_mqtt", "%s: broker refused the connection: %s; retrying in 30 s",
-			     q->sc->name, q->conf->protocol == 1 ? mosquitto_reason_string(rc)
-								 : mosquitto_connack_string(rc));
+			     q->sc->name,
+			     q->conf->protocol == 1 ? mosquitto_reason_string(rc)
+						    : mosquitto_connack_string(rc));
 		q->refused = 1;
 		return;
 	}
@@ -238,8 +279,8 @@ static void on_connect(struct mosquitto *m, void *obj, int rc, int flags,
 			rn_log_error("in_mqtt", "%s: cannot subscribe to %s", q->sc->name, t);
 	}
 	if (kept == q->conf->topics.n)
-		rn_log_info("in_mqtt", "%s: session resumed with its %zu subscriptions", q->sc->name,
-			    kept);
+		rn_log_info("in_mqtt", "%s: session resumed with its %zu subscriptions",
+			    q->sc->name, kept);
 }
 
 /* A SUBACK: a granted subscription is remembered (the position changed: the checkpoint
@@ -256,7 +297,8 @@ static void on_subscribe(struct mosquitto *m, void *obj, int mid, int n, const i
 			continue;
 		q->sub_mid[i] = 0;
 		if (n < 1 || granted[0] < 0 || granted[0] > 2) {
-			rn_log_error("in_mqtt", "%s: the broker refused the subscription %s (code %d)",
+			rn_log_error("in_mqtt",
+				     "%s: the broker refused the subscription %s (code %d)",
 				     q->sc->name, t, n < 1 ? -1 : granted[0]);
 			continue;
 		}
@@ -297,15 +339,18 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
 	/* sent from the broker's retained store, and the value we stored last on that topic */
 	if (msg->retain && rn_mqtt_mem_retained_known(q->mem, msg->topic, h)) {
 		if (q->skipped_retained++ == 0)
-			rn_log_info("in_mqtt", "%s: retained message on %s already stored; skipped "
-				    "(and any more like it)", q->sc->name, msg->topic);
+			rn_log_info("in_mqtt",
+				    "%s: retained message on %s already stored; skipped "
+				    "(and any more like it)",
+				    q->sc->name, msg->topic);
 		return;
 	}
 	/* MQTT 5: user properties and content type become attributes */
 	for (p = props; p && na < ATTR_MAX - 2; p = mosquitto_property_next(p)) {
 		char *k = NULL, *v = NULL;
 		if (mosquitto_property_identifier(p) == MQTT_PROP_USER_PROPERTY &&
-		    mosquitto_property_read_string_pair(p, MQTT_PROP_USER_PROPERTY, &k, &v, false)) {
+		    mosquitto_property_read_string_pair(p, MQTT_PROP_USER_PROPERTY, &k, &v,
+							false)) {
 			attrs[na].key = k;
 			attrs[na++].value = v;
 			owned[no++] = k;
@@ -321,8 +366,8 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
 		attrs[na].key = "mqtt.retain";
 		attrs[na++].value = "true";
 	}
-	struct rn_record r = {msg->payload, (size_t)msg->payloadlen, msg->topic, 0, 0,
-			      na ? attrs : NULL, na};
+	struct rn_record r = {
+		msg->payload, (size_t)msg->payloadlen, msg->topic, 0, 0, na ? attrs : NULL, na};
 	/* The position advances before emit(), which may close the chunk and take the snapshot
 	 * with this record in it (plugin.h); a retained digest replaced here is not stepped
 	 * back on failure: that message is gone either way. */
@@ -334,9 +379,11 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
 			q->nseen++;
 	}
 	if (rn_mqtt_mem_note(q->mem, msg->topic, h, msg->retain) && msg->retain)
-		rn_log_warn("in_mqtt", "%s: %d topics with retained messages remembered already; "
+		rn_log_warn("in_mqtt",
+			    "%s: %d topics with retained messages remembered already; "
 			    "%s is not, and its retained message may be stored again in a new "
-			    "session", q->sc->name, RN_MQTT_RETAINED_MAX, msg->topic);
+			    "session",
+			    q->sc->name, RN_MQTT_RETAINED_MAX, msg->topic);
 	/* accepting() was checked before this packet was read, so the record fits */
 	if (q->host.emit(q->host.ctx, &r)) {
 		rn_log_error("in_mqtt", "%s: could not take a message on %s", q->sc->name,
@@ -420,7 +467,8 @@ static int commit_batch(struct in_mqtt *q)
 		return 0;
 	if (q->host.flush(q->host.ctx)) {
 		if (!q->held)
-			rn_log_warn("in_mqtt", "%s: buffer full: holding acknowledgements", q->sc->name);
+			rn_log_warn("in_mqtt", "%s: buffer full: holding acknowledgements",
+				    q->sc->name);
 		q->held = 1;
 		return RN_EFULL;
 	}
@@ -477,7 +525,8 @@ static int mqtt_poll(void *inst, int64_t now_us, int *more)
 	if (!q->host.accepting(q->host.ctx)) {
 		/* block policy: leave, and let the broker queue for our persistent session */
 		if (fd >= 0 && !q->paused) {
-			rn_log_warn("in_mqtt", "%s: buffer full; disconnecting so the broker queues",
+			rn_log_warn("in_mqtt",
+				    "%s: buffer full; disconnecting so the broker queues",
 				    q->sc->name);
 			q->paused = 1;
 			q->retry_at_us = now_us;
@@ -487,7 +536,8 @@ static int mqtt_poll(void *inst, int64_t now_us, int *more)
 	}
 	if (fd < 0) {
 		if (q->paused)
-			rn_log_info("in_mqtt", "%s: buffer has room again; reconnecting", q->sc->name);
+			rn_log_info("in_mqtt", "%s: buffer has room again; reconnecting",
+				    q->sc->name);
 		try_connect(q, now_us);
 		write_out(q, now_us);
 		return 0;
@@ -526,7 +576,8 @@ static int mqtt_snapshot(void *inst, struct rn_buf *out)
 	struct in_mqtt *q = inst;
 	char tmp[48];
 	for (size_t k = 0; k < q->nseen; k++) {
-		const struct seen *e = &q->seen[(q->seen_next + SEEN_MAX - q->nseen + k) % SEEN_MAX];
+		const struct seen *e =
+			&q->seen[(q->seen_next + SEEN_MAX - q->nseen + k) % SEEN_MAX];
 		int n = snprintf(tmp, sizeof(tmp), "%u:%016llx,", e->mid,
 				 (unsigned long long)e->hash);
 		int rc = rn_buf_append(out, tmp, (size_t)n);
@@ -570,8 +621,8 @@ static int mqtt_check(const struct rn_source_conf *sc, char *err, size_t cap)
 	}
 	for (size_t i = 0; i < c->topics.n; i++) {
 		if (mosquitto_sub_topic_check(c->topics.v[i]) != MOSQ_ERR_SUCCESS) {
-			snprintf(err, cap, "source '%s': '%s' is not a valid subscription", sc->name,
-				 c->topics.v[i]);
+			snprintf(err, cap, "source '%s': '%s' is not a valid subscription",
+				 sc->name, c->topics.v[i]);
 			return RN_ECONFIG;
 		}
 	}
@@ -620,8 +671,8 @@ static int set_session_expiry(struct in_mqtt *q)
 	uint32_t secs = (uint32_t)(q->conf->session_expiry_ms / 1000);
 	int rc = mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL, secs);
 	if (rc == MOSQ_ERR_SUCCESS)
-		rc = mosquitto_connect_bind_v5(q->mosq, q->conf->host, -1, (int)q->conf->keepalive_s,
-					       NULL, props);
+		rc = mosquitto_connect_bind_v5(q->mosq, q->conf->host, -1,
+					       (int)q->conf->keepalive_s, NULL, props);
 	mosquitto_property_free_all(&props);
 	return rc == MOSQ_ERR_INVAL ? 0 : -1;
 }
@@ -643,8 +694,7 @@ static int mqtt_create(void **inst, const struct rn_source_conf *sc,
 		mqtt_destroy(q);
 		return RN_ENOMEM;
 	}
-	snprintf(q->client_id, sizeof(q->client_id), "%s",
-		 c->client_id ? c->client_id : "runnel-");
+	snprintf(q->client_id, sizeof(q->client_id), "%s", c->client_id ? c->client_id : "runnel-");
 	if (!c->client_id)
 		snprintf(q->client_id, sizeof(q->client_id), "runnel-%s", sc->name);
 	if (!(q->mosq = mosquitto_new(q->client_id, c->clean_session, q))) {
@@ -661,8 +711,10 @@ static int mqtt_create(void **inst, const struct rn_source_conf *sc,
 		 * library calls a correct broker a protocol violation. */
 		mosquitto_int_option(q->mosq, MOSQ_OPT_RECEIVE_MAXIMUM, 65535);
 		if (!c->clean_session && set_session_expiry(q))
-			rn_log_warn("in_mqtt", "%s: cannot set the session expiry; the broker may end "
-				    "the session when we disconnect", sc->name);
+			rn_log_warn("in_mqtt",
+				    "%s: cannot set the session expiry; the broker may end "
+				    "the session when we disconnect",
+				    sc->name);
 	}
 	mosquitto_connect_v5_callback_set(q->mosq, on_connect);
 	mosquitto_disconnect_v5_callback_set(q->mosq, on_disconnect);
@@ -670,16 +722,19 @@ static int mqtt_create(void **inst, const struct rn_source_conf *sc,
 	mosquitto_subscribe_v5_callback_set(q->mosq, on_subscribe);
 	if (c->username)
 		mosquitto_username_pw_set(q->mosq, c->username, c->password);
-	if (c->tls_ca && mosquitto_tls_set(q->mosq, c->tls_ca, NULL, c->tls_cert, c->tls_key, NULL)) {
+	if (c->tls_ca &&
+	    mosquitto_tls_set(q->mosq, c->tls_ca, NULL, c->tls_cert, c->tls_key, NULL)) {
 		rn_log_error("in_mqtt", "%s: cannot set up TLS with %s", sc->name, c->tls_ca);
 		mqtt_destroy(q);
 		return RN_ECONFIG;
 	}
 	if (c->qos == 2)
-		rn_log_info("in_mqtt", "%s: qos 2 is subscribed as QoS 1: libmosquitto would "
+		rn_log_info("in_mqtt",
+			    "%s: qos 2 is subscribed as QoS 1: libmosquitto would "
 			    "acknowledge (PUBREC) a QoS 2 message before handing it over; at QoS 1 "
 			    "the broker is acknowledged only once a message is on disk and "
-			    "redeliveries are skipped, which is exactly once", sc->name);
+			    "redeliveries are skipped, which is exactly once",
+			    sc->name);
 	load_replay(q);
 	*inst = q;
 	return 0;

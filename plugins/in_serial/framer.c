@@ -21,8 +21,8 @@ struct rn_framer {
 	struct rn_framer_opts o; /* normalized: max_frame, length_bytes, idle_gap set */
 	uint8_t *in;             /* cap bytes; held input is in[head, end) */
 	size_t cap, head, end;
-	size_t scan;             /* LINE/COBS: bytes from head known to hold no delimiter */
-	uint8_t *out;            /* COBS: decoded frame, max_frame bytes */
+	size_t scan;  /* LINE/COBS: bytes from head known to hold no delimiter */
+	uint8_t *out; /* COBS: decoded frame, max_frame bytes */
 	/* Cut state. piece: dead pieces of the current oversize frame already taken (0: not
 	 * inside one). skip_left/skip_len: LENGTH body bytes of an oversize frame still to hand
 	 * out, and its announced length. */
@@ -34,9 +34,9 @@ struct rn_framer {
 	/* the head frame as last computed by next(), and what pop() does with it */
 	int have;
 	struct rn_frame cur;
-	size_t consume;        /* input bytes it takes */
-	unsigned next_piece;   /* piece after pop */
-	uint64_t next_skip;    /* skip_left after pop */
+	size_t consume;      /* input bytes it takes */
+	unsigned next_piece; /* piece after pop */
+	uint64_t next_skip;  /* skip_left after pop */
 	char reason[128];
 };
 
@@ -371,25 +371,17 @@ int rn_framer_next(struct rn_framer *f, int64_t now_us, struct rn_frame *fr)
 	int r = 0;
 	if (!f->have) {
 		switch (f->o.mode) {
-		case RN_FRAMER_LINE:
-			r = line_frame(f);
-			break;
+		case RN_FRAMER_LINE: r = line_frame(f); break;
 		case RN_FRAMER_FIXED:
 			if (held(f) >= f->o.frame_bytes)
-				r = set(f, f->in + f->head, f->o.frame_bytes,
-					f->o.frame_bytes, NULL, 0, 0);
+				r = set(f, f->in + f->head, f->o.frame_bytes, f->o.frame_bytes,
+					NULL, 0, 0);
 			else if (f->ended && held(f))
 				r = incomplete(f, f->in + f->head, held(f));
 			break;
-		case RN_FRAMER_LENGTH:
-			r = length_frame(f);
-			break;
-		case RN_FRAMER_COBS:
-			r = cobs_frame(f);
-			break;
-		case RN_FRAMER_RAW:
-			r = raw_frame(f, now_us);
-			break;
+		case RN_FRAMER_LENGTH: r = length_frame(f); break;
+		case RN_FRAMER_COBS: r = cobs_frame(f); break;
+		case RN_FRAMER_RAW: r = raw_frame(f, now_us); break;
 		}
 		if (!r) {
 			/* the input ended and all of it is out: feeding may resume */

@@ -36,12 +36,12 @@ enum rn_framer_mode {
 /* A zeroed struct is valid: LINE mode, max_frame 64 KiB. */
 struct rn_framer_opts {
 	enum rn_framer_mode mode;
-	size_t max_frame;     /* largest frame handed out (for COBS: encoded bytes); 0 = 64 KiB */
-	size_t frame_bytes;   /* FIXED: bytes per frame, 1..max_frame */
+	size_t max_frame;      /* largest frame handed out (for COBS: encoded bytes); 0 = 64 KiB */
+	size_t frame_bytes;    /* FIXED: bytes per frame, 1..max_frame */
 	unsigned length_bytes; /* LENGTH: header size, 1, 2 or 4 (0 = 2) */
-	int64_t idle_gap_us;  /* RAW: a frame ends after this long without bytes (0 = 20 ms) */
-	int nmea_checksum;    /* LINE: every line must be an NMEA 0183 sentence "$...*HH" (or
-			       * "!...*HH") with a correct checksum; others are dead */
+	int64_t idle_gap_us;   /* RAW: a frame ends after this long without bytes (0 = 20 ms) */
+	int nmea_checksum;     /* LINE: every line must be an NMEA 0183 sentence "$...*HH" (or
+				* "!...*HH") with a correct checksum; others are dead */
 };
 
 /*

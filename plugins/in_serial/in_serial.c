@@ -41,18 +41,18 @@
 
 /* The plugin's own settings (rows below); filled by the agent's config loader. */
 struct in_serial_conf {
-	char *device;         /* path, glob (first match, sorted) or /dev/serial/by-id/... */
-	int64_t baud;         /* any rate; non-standard ones through termios2 */
-	int data_bits;        /* 5..8 */
-	int parity;           /* index into parity_names */
-	int stop_bits;        /* 1 or 2 */
-	int flow;             /* index into flow_names */
-	int framing;          /* index into framing_names == enum rn_framer_mode */
-	int64_t frame_bytes;  /* fixed */
-	int length_bytes;     /* length: 1, 2 or 4 */
-	int64_t idle_gap_ms;  /* raw */
+	char *device;        /* path, glob (first match, sorted) or /dev/serial/by-id/... */
+	int64_t baud;        /* any rate; non-standard ones through termios2 */
+	int data_bits;       /* 5..8 */
+	int parity;          /* index into parity_names */
+	int stop_bits;       /* 1 or 2 */
+	int flow;            /* index into flow_names */
+	int framing;         /* index into framing_names == enum rn_framer_mode */
+	int64_t frame_bytes; /* fixed */
+	int length_bytes;    /* length: 1, 2 or 4 */
+	int64_t idle_gap_ms; /* raw */
 	int64_t max_frame;
-	int nmea_checksum;    /* line */
+	int nmea_checksum; /* line */
 };
 
 static const char *const parity_names[] = {"none", "even", "odd", NULL};
@@ -62,33 +62,84 @@ static const char *const framing_names[] = {"line", "fixed", "length", "cobs", "
 
 #define C(f) offsetof(struct in_serial_conf, f)
 static const struct rn_conf_key serial_conf[] = {
-	{.key = "device", .type = RN_CONF_STRING, .offset = C(device), .flags = RN_CONF_F_REQUIRED,
+	{.key = "device",
+	 .type = RN_CONF_STRING,
+	 .offset = C(device),
+	 .flags = RN_CONF_F_REQUIRED,
 	 .help = "tty path, glob (first match in sorted order, re-resolved at every reopen) "
 		 "or /dev/serial/by-id/... link"},
-	{.key = "baud", .type = RN_CONF_INT, .def = "115200", .min = 50, .max = 20000000,
-	 .offset = C(baud), .help = "bits/s; any integer (non-standard rates via termios2)"},
-	{.key = "data_bits", .type = RN_CONF_INT32, .def = "8", .min = 5, .max = 8,
-	 .offset = C(data_bits), .help = "5..8"},
-	{.key = "parity", .type = RN_CONF_ENUM, .def = "none", .enums = parity_names,
-	 .offset = C(parity), .help = "none, even or odd"},
-	{.key = "stop_bits", .type = RN_CONF_INT32, .def = "1", .min = 1, .max = 2,
-	 .offset = C(stop_bits), .help = "1 or 2"},
-	{.key = "flow", .type = RN_CONF_ENUM, .def = "none", .enums = flow_names,
-	 .offset = C(flow), .help = "none, rtscts (hardware) or xonxoff (0x11/0x13 are eaten)"},
-	{.key = "framing", .type = RN_CONF_ENUM, .def = "line", .enums = framing_names,
-	 .offset = C(framing), .help = "line, fixed, length, cobs or raw (see README)"},
-	{.key = "frame_bytes", .type = RN_CONF_SIZE, .def = "0", .min = 0, .max = (int64_t)4 << 20,
-	 .offset = C(frame_bytes), .help = "framing = fixed: bytes per record"},
-	{.key = "length_bytes", .type = RN_CONF_INT32, .def = "2", .min = 1, .max = 4,
+	{.key = "baud",
+	 .type = RN_CONF_INT,
+	 .def = "115200",
+	 .min = 50,
+	 .max = 20000000,
+	 .offset = C(baud),
+	 .help = "bits/s; any integer (non-standard rates via termios2)"},
+	{.key = "data_bits",
+	 .type = RN_CONF_INT32,
+	 .def = "8",
+	 .min = 5,
+	 .max = 8,
+	 .offset = C(data_bits),
+	 .help = "5..8"},
+	{.key = "parity",
+	 .type = RN_CONF_ENUM,
+	 .def = "none",
+	 .enums = parity_names,
+	 .offset = C(parity),
+	 .help = "none, even or odd"},
+	{.key = "stop_bits",
+	 .type = RN_CONF_INT32,
+	 .def = "1",
+	 .min = 1,
+	 .max = 2,
+	 .offset = C(stop_bits),
+	 .help = "1 or 2"},
+	{.key = "flow",
+	 .type = RN_CONF_ENUM,
+	 .def = "none",
+	 .enums = flow_names,
+	 .offset = C(flow),
+	 .help = "none, rtscts (hardware) or xonxoff (0x11/0x13 are eaten)"},
+	{.key = "framing",
+	 .type = RN_CONF_ENUM,
+	 .def = "line",
+	 .enums = framing_names,
+	 .offset = C(framing),
+	 .help = "line, fixed, length, cobs or raw (see README)"},
+	{.key = "frame_bytes",
+	 .type = RN_CONF_SIZE,
+	 .def = "0",
+	 .min = 0,
+	 .max = (int64_t)4 << 20,
+	 .offset = C(frame_bytes),
+	 .help = "framing = fixed: bytes per record"},
+	{.key = "length_bytes",
+	 .type = RN_CONF_INT32,
+	 .def = "2",
+	 .min = 1,
+	 .max = 4,
 	 .offset = C(length_bytes),
 	 .help = "framing = length: big-endian header of 1, 2 or 4 bytes"},
-	{.key = "idle_gap", .type = RN_CONF_DURATION, .def = "20ms", .min = 1, .max = 60000,
+	{.key = "idle_gap",
+	 .type = RN_CONF_DURATION,
+	 .def = "20ms",
+	 .min = 1,
+	 .max = 60000,
 	 .offset = C(idle_gap_ms),
 	 .help = "framing = raw: a record ends after this long without bytes"},
 	/* capped at 4M like in_file's max_line_bytes: one record must fit a request */
-	{.key = "max_frame", .type = RN_CONF_SIZE, .def = "64K", .min = 16, .max = (int64_t)4 << 20,
-	 .offset = C(max_frame), .help = "longer input is cut into dead-letter pieces"},
-	{.key = "nmea_checksum", .type = RN_CONF_BOOL, .def = "false", .offset = C(nmea_checksum),
+	{.key = "max_frame",
+	 .type = RN_CONF_SIZE,
+	 .def = "64K",
+	 .min = 16,
+	 .max = (int64_t)4 << 20,
+	 .offset = C(max_frame),
+	 .help = "longer input is cut into dead-letter pieces"},
+	{.key = "nmea_checksum",
+	 .type = RN_CONF_BOOL,
+	 .def = "false",
+	 .offset = C(nmea_checksum),
 	 .help = "framing = line: lines must be NMEA 0183 sentences with a good *HH checksum; "
 		 "others become dead letters"},
 	{0},
@@ -100,14 +151,14 @@ struct in_serial {
 	struct rn_source_host host;
 	struct rn_framer *fr;
 	uint8_t *rbuf;
-	int fd;               /* -1 while closed */
-	char *path;           /* the resolved device while open (the records' topic) */
-	int64_t next_open_us; /* monotonic: next open attempt while closed */
-	int64_t backoff_us;   /* next wait after a failed attempt */
+	int fd;                /* -1 while closed */
+	char *path;            /* the resolved device while open (the records' topic) */
+	int64_t next_open_us;  /* monotonic: next open attempt while closed */
+	int64_t backoff_us;    /* next wait after a failed attempt */
 	int64_t down_since_us; /* when it went away; 0 = never opened yet */
-	int down_logged;      /* the outage has been reported (once per outage) */
-	unsigned attempts;    /* failed opens in this outage */
-	int blocked;          /* the host refused the head frame (RN_EFULL); it is offered again */
+	int down_logged;       /* the outage has been reported (once per outage) */
+	unsigned attempts;     /* failed opens in this outage */
+	int blocked;           /* the host refused the head frame (RN_EFULL); it is offered again */
 	unsigned long long bytes, frames, dead, reconnects;
 	char err[256];
 };
@@ -116,13 +167,14 @@ static const struct {
 	unsigned rate;
 	speed_t code;
 } std_speeds[] = {
-	{50, B50}, {75, B75}, {110, B110}, {134, B134}, {150, B150}, {200, B200}, {300, B300},
-	{600, B600}, {1200, B1200}, {1800, B1800}, {2400, B2400}, {4800, B4800}, {9600, B9600},
-	{19200, B19200}, {38400, B38400}, {57600, B57600}, {115200, B115200},
-	{230400, B230400}, {460800, B460800}, {500000, B500000}, {576000, B576000},
-	{921600, B921600}, {1000000, B1000000}, {1152000, B1152000}, {1500000, B1500000},
-	{2000000, B2000000}, {2500000, B2500000}, {3000000, B3000000}, {3500000, B3500000},
-	{4000000, B4000000},
+	{50, B50},           {75, B75},           {110, B110},         {134, B134},
+	{150, B150},         {200, B200},         {300, B300},         {600, B600},
+	{1200, B1200},       {1800, B1800},       {2400, B2400},       {4800, B4800},
+	{9600, B9600},       {19200, B19200},     {38400, B38400},     {57600, B57600},
+	{115200, B115200},   {230400, B230400},   {460800, B460800},   {500000, B500000},
+	{576000, B576000},   {921600, B921600},   {1000000, B1000000}, {1152000, B1152000},
+	{1500000, B1500000}, {2000000, B2000000}, {2500000, B2500000}, {3000000, B3000000},
+	{3500000, B3500000}, {4000000, B4000000},
 };
 
 /* 0 and the speed code for a standard rate, -1 for a rate that needs termios2. */
@@ -240,8 +292,8 @@ static void port_open(struct in_serial *s, int64_t now)
 	s->backoff_us = BACKOFF_MIN_US;
 	if (!s->down_since_us)
 		rn_log_info(LOG, "%s open: %lld baud %d%c%d, flow %s, framing %s", path,
-			    (long long)s->conf->baud, s->conf->data_bits,
-			    "NEO"[s->conf->parity], s->conf->stop_bits, flow_names[s->conf->flow],
+			    (long long)s->conf->baud, s->conf->data_bits, "NEO"[s->conf->parity],
+			    s -> conf -> stop_bits, flow_names[s->conf->flow],
 			    framing_names[s->conf->framing]);
 	else
 		rn_log_info(LOG, "%s is back after %.1f s (%u failed attempts); reading again",
@@ -271,8 +323,8 @@ fail:
 /* The device went away: close, let the framer hand out what it holds, reopen later. */
 static void port_lost(struct in_serial *s, int64_t now, const char *why)
 {
-	rn_log_warn(LOG, "%s went away (%s) after %llu bytes; reopening with backoff", s->path,
-		    why, s->bytes);
+	rn_log_warn(LOG, "%s went away (%s) after %llu bytes; reopening with backoff", s->path, why,
+		    s->bytes);
 	s->down_logged = 1;
 	close(s->fd);
 	s->fd = -1;
@@ -405,8 +457,10 @@ static int serial_check(const struct rn_source_conf *sc, char *err, size_t cap)
 	}
 	if (c->framing == RN_FRAMER_FIXED &&
 	    (c->frame_bytes < 1 || c->frame_bytes > c->max_frame)) {
-		snprintf(err, cap, "source '%s': framing = \"fixed\" needs frame_bytes in 1..%lld "
-			 "(max_frame)", name, (long long)c->max_frame);
+		snprintf(err, cap,
+			 "source '%s': framing = \"fixed\" needs frame_bytes in 1..%lld "
+			 "(max_frame)",
+			 name, (long long)c->max_frame);
 		return RN_ECONFIG;
 	}
 	if (c->length_bytes == 3) {

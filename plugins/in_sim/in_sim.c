@@ -3,13 +3,14 @@
  * tests and benchmarks. This file is the thin shell around the I/O-free core: it reads the
  * monotonic time the host passes to poll, emits what is due since the last poll (at most
  * POLL_MAX per call; *more while behind), offers the loop a timerfd set for the next due
- * record (wait_fd), stops after `count` records, and keeps the resume position. The position is the simulator's whole state (sim.h's text form), advanced only as
- * records are emitted: a record is generated, then emitted; if the host does not take it
- * (RN_EFULL) the generation is undone, so the snapshot — which the host may take inside
- * emit, when the record closes a chunk — always describes "just after the last record
- * emitted", and the same record is generated again on a later poll. After a restart the
- * fleet continues from the saved state: the next record has the next seq, nothing repeats,
- * nothing is skipped. Created and destroyed by the agent; used on its loop thread only.
+ * record (wait_fd), stops after `count` records, and keeps the resume position. The position is the
+ * simulator's whole state (sim.h's text form), advanced only as records are emitted: a record is
+ * generated, then emitted; if the host does not take it (RN_EFULL) the generation is undone, so the
+ * snapshot — which the host may take inside emit, when the record closes a chunk — always describes
+ * "just after the last record emitted", and the same record is generated again on a later poll.
+ * After a restart the fleet continues from the saved state: the next record has the next seq,
+ * nothing repeats, nothing is skipped. Created and destroyed by the agent; used on its loop thread
+ * only.
  */
 #include <poll.h>
 #include <stdio.h>
@@ -38,7 +39,7 @@
 /* The plugin's own settings (rows below); filled by the agent's config loader. */
 struct in_sim_conf {
 	int64_t vehicles;
-	int64_t rate;  /* records per second, all vehicles together */
+	int64_t rate; /* records per second, all vehicles together */
 	int64_t seed;
 	int64_t count; /* records in total, across restarts; 0 = no end */
 	int format;    /* 0 = json */
@@ -48,16 +49,38 @@ static const char *const format_names[] = {"json", NULL};
 
 #define C(f) offsetof(struct in_sim_conf, f)
 static const struct rn_conf_key sim_conf[] = {
-	{.key = "vehicles", .type = RN_CONF_INT, .def = "3", .min = 1, .max = RN_SIM_MAX_VEHICLES,
-	 .offset = C(vehicles), .help = "simulated vehicles (topic sim/veh-001, ...)"},
-	{.key = "rate", .type = RN_CONF_INT, .def = "10", .min = 1, .max = 100000000,
-	 .offset = C(rate), .help = "records per second, all vehicles together"},
-	{.key = "seed", .type = RN_CONF_INT, .def = "1", .offset = C(seed),
+	{.key = "vehicles",
+	 .type = RN_CONF_INT,
+	 .def = "3",
+	 .min = 1,
+	 .max = RN_SIM_MAX_VEHICLES,
+	 .offset = C(vehicles),
+	 .help = "simulated vehicles (topic sim/veh-001, ...)"},
+	{.key = "rate",
+	 .type = RN_CONF_INT,
+	 .def = "10",
+	 .min = 1,
+	 .max = 100000000,
+	 .offset = C(rate),
+	 .help = "records per second, all vehicles together"},
+	{.key = "seed",
+	 .type = RN_CONF_INT,
+	 .def = "1",
+	 .offset = C(seed),
 	 .help = "random seed: the same seed gives the same fleet and the same records"},
-	{.key = "count", .type = RN_CONF_INT, .def = "0", .min = 0, .max = INT64_MAX,
-	 .offset = C(count), .help = "stop after this many records in total (0 = never)"},
-	{.key = "format", .type = RN_CONF_ENUM, .def = "json", .enums = format_names,
-	 .offset = C(format), .help = "record format (json: one object per record)"},
+	{.key = "count",
+	 .type = RN_CONF_INT,
+	 .def = "0",
+	 .min = 0,
+	 .max = INT64_MAX,
+	 .offset = C(count),
+	 .help = "stop after this many records in total (0 = never)"},
+	{.key = "format",
+	 .type = RN_CONF_ENUM,
+	 .def = "json",
+	 .enums = format_names,
+	 .offset = C(format),
+	 .help = "record format (json: one object per record)"},
 	{0},
 };
 #undef C
@@ -80,7 +103,7 @@ struct in_sim {
 	int64_t sched_n;
 	int started;
 	int64_t last_poll_us;
-	int blocked; /* the last poll stopped at a refused record or a host not accepting */
+	int blocked;  /* the last poll stopped at a refused record or a host not accepting */
 	int timer_fd; /* CLOCK_MONOTONIC timerfd for wait_fd, -1 if none could be made */
 	int done_logged;
 };
@@ -159,8 +182,8 @@ static int sim_poll(void *inst, int64_t now_us, int *more)
 		if ((rc = rn_sim_next(s->sim, ts_ms, &s->rec)))
 			return rc;
 		/* the envelope's event time is the record's "ts", to the microsecond */
-		struct rn_record r = {s->rec.data, s->rec.len, s->topics[v], ts_ms * 1000, 0, NULL,
-				      0};
+		struct rn_record r = {s->rec.data, s->rec.len, s->topics[v], ts_ms * 1000, 0,
+				      NULL,        0};
 		/* the simulator has advanced: a chunk closed inside emit carries this record */
 		if ((rc = s->host.emit(s->host.ctx, &r))) {
 			rn_sim_undo(s->sim); /* not taken: the same record again next time */
@@ -260,14 +283,17 @@ static int sim_create(void **inst, const struct rn_source_conf *conf,
 	if (rc == 0) {
 		if ((rc = rn_sim_load(s->sim, saved.data, saved.len, &changed))) {
 			/* starting over would repeat records already delivered: refuse */
-			rn_log_error("in_sim", "source %s: the saved position is unreadable (%s); "
-				     "remove the source's checkpoint to start over", s->name,
-				     rn_strerror(rc));
+			rn_log_error("in_sim",
+				     "source %s: the saved position is unreadable (%s); "
+				     "remove the source's checkpoint to start over",
+				     s->name, rn_strerror(rc));
 			goto fail;
 		}
 		if (changed)
-			rn_log_warn("in_sim", "source %s: seed or vehicles changed since the last "
-				    "run; seq continues, changed vehicles start anew", s->name);
+			rn_log_warn("in_sim",
+				    "source %s: seed or vehicles changed since the last "
+				    "run; seq continues, changed vehicles start anew",
+				    s->name);
 		rn_log_info("in_sim", "source %s: resuming at record %llu", s->name,
 			    (unsigned long long)rn_sim_count(s->sim));
 	} else if (rc != RN_ENOTFOUND) {

@@ -23,13 +23,13 @@
 #define BASE_LAT 48.137154 /* the fleet's depot (Munich) */
 #define BASE_LON 11.576124
 #define KM_PER_DEG_LAT 111.32
-#define HOME_KM 8.0         /* beyond this the heading turns back towards the base */
+#define HOME_KM 8.0 /* beyond this the heading turns back towards the base */
 #define HOME_TURN_DEG_S 15.0
-#define WANDER_DEG 30.0     /* heading random walk: degrees per sqrt(second) */
-#define ACCEL_KMH_S 9.0     /* 2.5 m/s² */
-#define BRAKE_KMH_S 18.0    /* 5 m/s² */
-#define FUEL_PCT_PER_KM 0.16     /* 8 l/100 km from a 50 l tank */
-#define FUEL_PCT_IDLE_S 0.00045  /* 0.8 l/h */
+#define WANDER_DEG 30.0         /* heading random walk: degrees per sqrt(second) */
+#define ACCEL_KMH_S 9.0         /* 2.5 m/s² */
+#define BRAKE_KMH_S 18.0        /* 5 m/s² */
+#define FUEL_PCT_PER_KM 0.16    /* 8 l/100 km from a 50 l tank */
+#define FUEL_PCT_IDLE_S 0.00045 /* 0.8 l/h */
 #define FUEL_RESERVE 5.0
 #define COOLANT_TAU_S 120.0
 
@@ -118,7 +118,7 @@ static void vehicle_init(struct vehicle *v, uint64_t seed, uint32_t i)
 	v->odo = 2000 + rnd(&v->rng) * 180000;
 	pick_target(v);
 	v->hold *= rnd(&v->rng); /* not all drivers decide at once */
-	v->speed = v->target; /* mid-shift: already at its pace */
+	v->speed = v->target;    /* mid-shift: already at its pace */
 }
 
 static void vehicle_step(struct vehicle *v, double dt)
@@ -326,10 +326,11 @@ int rn_sim_save(const struct rn_sim *s, struct rn_buf *out)
 			       (unsigned long long)s->seed, (unsigned)s->nveh);
 	for (uint32_t i = 0; i < s->nveh && !rc; i++) {
 		const struct vehicle *v = &s->veh[i];
-		rc = rn_buf_printf(out, "%016llx %.17g %.17g %.17g %.17g %.17g %.17g %.17g %.17g "
-				   "%.17g\n", (unsigned long long)v->rng, v->lat, v->lon,
-				   v->heading, v->speed, v->target, v->hold, v->coolant, v->fuel,
-				   v->odo);
+		rc = rn_buf_printf(out,
+				   "%016llx %.17g %.17g %.17g %.17g %.17g %.17g %.17g %.17g "
+				   "%.17g\n",
+				   (unsigned long long)v->rng, v->lat, v->lon, v->heading, v->speed,
+				   v->target, v->hold, v->coolant, v->fuel, v->odo);
 	}
 	if (rc)
 		out->len = len0;
@@ -340,8 +341,8 @@ int rn_sim_save(const struct rn_sim *s, struct rn_buf *out)
  * position after its newline, or NULL if malformed. */
 static const char *parse_vehicle(const char *p, struct vehicle *v)
 {
-	double *f[] = {&v->lat, &v->lon, &v->heading, &v->speed, &v->target, &v->hold,
-		       &v->coolant, &v->fuel, &v->odo};
+	double *f[] = {&v->lat,  &v->lon,     &v->heading, &v->speed, &v->target,
+		       &v->hold, &v->coolant, &v->fuel,    &v->odo};
 	char *end;
 	if (*p == ' ' || *p == '-')
 		return NULL;
@@ -376,9 +377,8 @@ int rn_sim_load(struct rn_sim *s, const void *text, size_t len, int *changed)
 		return RN_ENOMEM;
 	memcpy(t, text, len);
 	t[len] = 0;
-	if (strlen(t) != len ||
-	    sscanf(t, "sim1 %llu %llu %u\n%n", &n, &seed, &nveh, &off) != 3 || !off ||
-	    t[off - 1] != '\n' || nveh == 0 || nveh > RN_SIM_MAX_VEHICLES)
+	if (strlen(t) != len || sscanf(t, "sim1 %llu %llu %u\n%n", &n, &seed, &nveh, &off) != 3 ||
+	    !off || t[off - 1] != '\n' || nveh == 0 || nveh > RN_SIM_MAX_VEHICLES)
 		goto out;
 	if (!(saved = rn_calloc(nveh, sizeof(*saved)))) {
 		rc = RN_ENOMEM;

@@ -27,15 +27,15 @@ struct rn_ckpt_kv {
 
 /* A live add (is_remove 0) or a remove tombstone (is_remove 1). */
 struct rn_ckpt_file {
-	char *path;               /* as in the log (URI-encoded, relative) */
-	struct rn_ckpt_kv *pv;    /* partitionValues */
+	char *path;            /* as in the log (URI-encoded, relative) */
+	struct rn_ckpt_kv *pv; /* partitionValues */
 	size_t npv;
-	int64_t size;             /* -1 unknown (remove without extendedFileMetadata) */
-	int64_t mtime_ms;         /* add.modificationTime */
-	int64_t deletion_ms;      /* remove.deletionTimestamp, -1 unknown */
+	int64_t size;        /* -1 unknown (remove without extendedFileMetadata) */
+	int64_t mtime_ms;    /* add.modificationTime */
+	int64_t deletion_ms; /* remove.deletionTimestamp, -1 unknown */
 	int data_change;
 	int is_remove;
-	char *stats;              /* add.stats JSON text or NULL */
+	char *stats; /* add.stats JSON text or NULL */
 };
 
 struct rn_ckpt_txn {
@@ -49,12 +49,12 @@ struct rn_ckpt_meta {
 	char *provider;                /* format.provider ("parquet") */
 	struct rn_ckpt_kv *options;    /* format.options */
 	size_t noptions;
-	char *schema;                  /* schemaString */
+	char *schema; /* schemaString */
 	char **part_cols;
 	size_t nparts;
 	struct rn_ckpt_kv *config;
 	size_t nconfig;
-	int64_t created_ms;            /* -1 unknown */
+	int64_t created_ms; /* -1 unknown */
 };
 
 struct rn_ckpt_snapshot {

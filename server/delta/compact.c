@@ -69,7 +69,8 @@ size_t rn_compact_pick(const struct rn_ckpt_file *const *files, size_t n,
 		       const struct rn_compact_options *opt, size_t *idx)
 {
 	int64_t target = opt->target_bytes > 0 ? opt->target_bytes : DEFAULT_TARGET;
-	size_t min = opt->min_files ? opt->min_files : 10, max = opt->max_files ? opt->max_files : 1000;
+	size_t min = opt->min_files ? opt->min_files : 10,
+	       max = opt->max_files ? opt->max_files : 1000;
 	struct pick *p = rn_calloc(n ? n : 1, sizeof(*p));
 	size_t np = 0, out = 0;
 	if (!p)
@@ -142,7 +143,8 @@ static int leaf_type(const struct rn_pqr_node *n)
 		if (n->logical == 8 || n->converted == 10) {
 			if (n->logical == 8 && n->ts_unit != 2)
 				return -1;
-			return n->logical == 8 && !n->ts_utc ? RN_PQ_TIMESTAMP_NTZ : RN_PQ_TIMESTAMP;
+			return n->logical == 8 && !n->ts_utc ? RN_PQ_TIMESTAMP_NTZ
+							     : RN_PQ_TIMESTAMP;
 		}
 		if ((n->logical == 10 && n->int_bits == 64) || (!n->logical && n->converted < 0))
 			return RN_PQ_INT64;
@@ -386,7 +388,8 @@ int rn_compact_step(struct rn_delta *d, const struct rn_compact_options *opt,
 		struct rn_pqr *r = NULL;
 		const struct rn_ckpt_file *f = files[idx[k]];
 		if (uri_decode(f->path, rel, sizeof(rel))) {
-			rn_log_warn("compact", "%s: skipping %s: unusual path", rn_delta_dir(d), f->path);
+			rn_log_warn("compact", "%s: skipping %s: unusual path", rn_delta_dir(d),
+				    f->path);
 			continue;
 		}
 		snprintf(path, sizeof(path), "%s/%s", rn_delta_dir(d), rel);
@@ -402,7 +405,8 @@ int rn_compact_step(struct rn_delta *d, const struct rn_compact_options *opt,
 			rn_buf_free(&data);
 			if (rc == RN_ENOMEM)
 				goto out;
-			rn_log_warn("compact", "%s: skipping %s: %s", rn_delta_dir(d), f->path, res->why);
+			rn_log_warn("compact", "%s: skipping %s: %s", rn_delta_dir(d), f->path,
+				    res->why);
 			continue;
 		}
 		size_t nn;
@@ -417,8 +421,8 @@ int rn_compact_step(struct rn_delta *d, const struct rn_compact_options *opt,
 				rc = rn_pq_writer_create(&w, cols, ncols, NULL);
 			if (rc) {
 				if (!res->why[0])
-					snprintf(res->why, sizeof(res->why), "cannot build the writer: %s",
-						 rn_strerror(rc));
+					snprintf(res->why, sizeof(res->why),
+						 "cannot build the writer: %s", rn_strerror(rc));
 				rn_log_info("compact", "%s: not compacted: %s", rn_delta_dir(d),
 					    res->why);
 				rn_pqr_close(r);
@@ -432,8 +436,8 @@ int rn_compact_step(struct rn_delta *d, const struct rn_compact_options *opt,
 			schema = (struct rn_pqr_node *)nodes;
 			nschema = nn;
 		} else if (!same_schema(schema, nschema, nodes, nn)) {
-			rn_log_warn("compact", "%s: skipping %s: its schema differs", rn_delta_dir(d),
-				    f->path);
+			rn_log_warn("compact", "%s: skipping %s: its schema differs",
+				    rn_delta_dir(d), f->path);
 			rn_pqr_close(r);
 			rn_buf_free(&data);
 			continue;
@@ -507,8 +511,8 @@ int rn_compact_step(struct rn_delta *d, const struct rn_compact_options *opt,
 					     &res->version);
 	if (rc) {
 		char p[8600];
-		snprintf(res->why, sizeof(res->why), "%s", rc == RN_ENOMEM ? "out of memory"
-								      : rn_delta_errmsg(d));
+		snprintf(res->why, sizeof(res->why), "%s",
+			 rc == RN_ENOMEM ? "out of memory" : rn_delta_errmsg(d));
 		snprintf(p, sizeof(p), "%s/%s", rn_delta_dir(d), name);
 		unlink(p); /* never committed: nobody references it */
 	} else {

@@ -36,7 +36,7 @@
 #include "rn_mem.h"
 
 #define DAY_MS ((int64_t)86400000)
-#define COMPACT_STEPS 32        /* compaction commits per maintenance round at most */
+#define COMPACT_STEPS 32 /* compaction commits per maintenance round at most */
 
 /* The frozen maintenance configuration (set once at start by the server). */
 static struct rn_delta_maint maint = {
@@ -534,7 +534,8 @@ static int apply_action(void *c, struct rn_json_span k, struct rn_json_span v)
 		struct txn_fields t = {.updated = -1};
 		rc = rn_json_object_walk(v, txn_member, &t);
 		if (!rc && t.has_app && t.has_version && t.app.len)
-			rc = set_txn(d, (const char *)t.app.data, t.app.len, t.version, t.updated, 1);
+			rc = set_txn(d, (const char *)t.app.data, t.app.len, t.version, t.updated,
+				     1);
 		rn_buf_free(&t.app);
 		return rc;
 	}
@@ -587,7 +588,8 @@ static int read_file(struct rn_delta *d, const char *path, struct rn_buf *out)
 	ssize_t n;
 	int fd, rc = 0;
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return errno == ENOENT ? RN_ENOTFOUND : fail(d, RN_EIO, "%s: %s", path, strerror(errno));
+		return errno == ENOENT ? RN_ENOTFOUND
+				       : fail(d, RN_EIO, "%s: %s", path, strerror(errno));
 	while ((n = read(fd, tmp, sizeof(tmp))) > 0)
 		if ((rc = rn_buf_append(out, tmp, (size_t)n)))
 			break;
@@ -769,8 +771,10 @@ int rn_delta_refresh(struct rn_delta *d)
 			}
 			if (d->version >= 0)
 				return 0;
-			return fail(d, RN_EDELTA, "%s: version 0 is missing and no checkpoint "
-				    "is readable", d->log_dir);
+			return fail(d, RN_EDELTA,
+				    "%s: version 0 is missing and no checkpoint "
+				    "is readable",
+				    d->log_dir);
 		}
 		if (rc)
 			return rc;
@@ -812,18 +816,20 @@ static int put_commit_info(struct rn_buf *b, const struct rn_delta *d, const cha
 	uuid_unparse_lower(u, us);
 	if (!strcmp(op, "OPTIMIZE")) /* a rewrite: not a blind append */
 		rc = rn_buf_printf(
-			b, "{\"commitInfo\":{\"timestamp\":%lld,\"operation\":\"OPTIMIZE\","
-			   "\"operationParameters\":{\"predicate\":\"[]\",\"auto\":true},"
-			   "\"isolationLevel\":\"SnapshotIsolation\",\"isBlindAppend\":false,"
-			   "\"operationMetrics\":{\"numAddedFiles\":\"1\","
-			   "\"numRemovedFiles\":\"%zu\"},\"engineInfo\":",
+			b,
+			"{\"commitInfo\":{\"timestamp\":%lld,\"operation\":\"OPTIMIZE\","
+			"\"operationParameters\":{\"predicate\":\"[]\",\"auto\":true},"
+			"\"isolationLevel\":\"SnapshotIsolation\",\"isBlindAppend\":false,"
+			"\"operationMetrics\":{\"numAddedFiles\":\"1\","
+			"\"numRemovedFiles\":\"%zu\"},\"engineInfo\":",
 			(long long)now_ms, nadd);
 	else
 		rc = rn_buf_printf(
-			b, "{\"commitInfo\":{\"timestamp\":%lld,\"operation\":\"%s\","
-			   "\"operationParameters\":{\"mode\":\"Append\",\"partitionBy\":\"[]\"},"
-			   "\"isolationLevel\":\"Serializable\",\"isBlindAppend\":true,"
-			   "\"operationMetrics\":{\"numFiles\":\"%zu\"},\"engineInfo\":",
+			b,
+			"{\"commitInfo\":{\"timestamp\":%lld,\"operation\":\"%s\","
+			"\"operationParameters\":{\"mode\":\"Append\",\"partitionBy\":\"[]\"},"
+			"\"isolationLevel\":\"Serializable\",\"isBlindAppend\":true,"
+			"\"operationMetrics\":{\"numFiles\":\"%zu\"},\"engineInfo\":",
 			(long long)now_ms, op, nadd);
 	rc = rc ? rc : rn_json_put_str(b, d->engine, strlen(d->engine));
 	return rc ? rc : rn_buf_printf(b, ",\"txnId\":\"%s\"}}\n", us);
@@ -912,8 +918,10 @@ int rn_delta_open_part(struct rn_delta **out, const char *dir, const char *schem
 			: rn_buf_append_str(&t, "{\"protocol\":{\"minReaderVersion\":1,"
 						"\"minWriterVersion\":2}}\n");
 		rc = rc ? rc
-			: rn_buf_printf(&t, "{\"metaData\":{\"id\":\"%s\",\"format\":{\"provider\":"
-					    "\"parquet\",\"options\":{}},\"schemaString\":", us);
+			: rn_buf_printf(&t,
+					"{\"metaData\":{\"id\":\"%s\",\"format\":{\"provider\":"
+					"\"parquet\",\"options\":{}},\"schemaString\":",
+					us);
 		rc = rc ? rc : rn_json_put_str(&t, schema_json, strlen(schema_json));
 		rc = rc ? rc : rn_buf_append_str(&t, ",\"partitionColumns\":[");
 		for (size_t i = 0; i < nparts && !rc; i++) {
@@ -955,8 +963,8 @@ void rn_delta_close(struct rn_delta *d)
 	rn_free(d);
 }
 
-int rn_delta_write_file(struct rn_delta *d, const void *data, size_t len, char *name,
-			size_t cap, int64_t *mtime_ms)
+int rn_delta_write_file(struct rn_delta *d, const void *data, size_t len, char *name, size_t cap,
+			int64_t *mtime_ms)
 {
 	return rn_delta_write_file_in(d, NULL, data, len, name, cap, mtime_ms);
 }
@@ -987,8 +995,8 @@ static int make_subdir(struct rn_delta *d, const char *sub)
 	return 0;
 }
 
-int rn_delta_write_file_in(struct rn_delta *d, const char *subdir, const void *data,
-			   size_t len, char *name, size_t cap, int64_t *mtime_ms)
+int rn_delta_write_file_in(struct rn_delta *d, const char *subdir, const void *data, size_t len,
+			   char *name, size_t cap, int64_t *mtime_ms)
 {
 	char tmp[4400], final[4400], dir[4200], base[128];
 	uuid_t u;
@@ -1040,7 +1048,8 @@ static int put_add(struct rn_buf *t, const struct rn_delta_add *a, int data_chan
 	int rc = rn_buf_append_str(t, "{\"add\":{\"path\":");
 	rc = rc ? rc : rn_json_put_str(t, a->path, strlen(a->path));
 	rc = rc ? rc
-		: rn_buf_printf(t, ",\"partitionValues\":%s,\"size\":%lld,"
+		: rn_buf_printf(t,
+				",\"partitionValues\":%s,\"size\":%lld,"
 				"\"modificationTime\":%lld,\"dataChange\":%s",
 				a->partition_values ? a->partition_values : "{}",
 				(long long)a->size, (long long)a->mtime_ms,
@@ -1155,9 +1164,10 @@ int rn_delta_commit_rewrite(struct rn_delta *d, const char *const *removed, size
 		rc = rn_buf_append_str(&t, "{\"remove\":{\"path\":");
 		rc = rc ? rc : rn_json_put_str(&t, f->path, strlen(f->path));
 		rc = rc ? rc
-			: rn_buf_printf(&t, ",\"deletionTimestamp\":%lld,\"dataChange\":false,"
-					    "\"extendedFileMetadata\":true,\"partitionValues\":{},"
-					    "\"size\":%lld}}\n",
+			: rn_buf_printf(&t,
+					",\"deletionTimestamp\":%lld,\"dataChange\":false,"
+					"\"extendedFileMetadata\":true,\"partitionValues\":{},"
+					"\"size\":%lld}}\n",
 					(long long)now, (long long)f->size);
 	}
 	rc = rc ? rc : put_add(&t, add, 0);
@@ -1182,8 +1192,10 @@ int rn_delta_commit_rewrite(struct rn_delta *d, const char *const *removed, size
 				lost = !strcmp(ci.removed[i], removed[j]);
 		free_ci(&ci);
 		if (lost) {
-			rc = fail(d, RN_ECONFLICT, "version %lld removed an input or changed the "
-				  "metadata; compaction abandoned", (long long)v);
+			rc = fail(d, RN_ECONFLICT,
+				  "version %lld removed an input or changed the "
+				  "metadata; compaction abandoned",
+				  (long long)v);
 			break;
 		}
 		rc = RN_EAGAIN;
@@ -1288,8 +1300,8 @@ int rn_delta_checkpoint(struct rn_delta *d, int64_t tombstone_retention_ms, int6
 		nadd += !f->is_remove;
 		keep[nkeep++] = f;
 	}
-	struct rn_ckpt_snapshot s = {d->min_reader, d->min_writer, &d->meta, keep, nkeep,
-				     d->txns, d->ntxn};
+	struct rn_ckpt_snapshot s = {d->min_reader, d->min_writer, &d->meta, keep,
+				     nkeep,         d->txns,       d->ntxn};
 	rc = rn_ckpt_encode(&s, NULL, &out, &rows);
 	rn_free(keep);
 	if (rc) {
@@ -1300,7 +1312,8 @@ int rn_delta_checkpoint(struct rn_delta *d, int64_t tombstone_retention_ms, int6
 	rc = write_replace(d, name, out.data, out.len);
 	if (!rc && last_checkpoint(d) <= d->version) { /* never move it backwards */
 		snprintf(text, sizeof(text),
-			 "{\"version\":%lld,\"size\":%zu,\"sizeInBytes\":%zu,\"numOfAddFiles\":%zu}\n",
+			 "{\"version\":%lld,\"size\":%zu,\"sizeInBytes\":%zu,\"numOfAddFiles\":%zu}"
+			 "\n",
 			 (long long)d->version, rows, out.len, nadd);
 		rc = write_replace(d, "_last_checkpoint", text, strlen(text));
 	}
@@ -1398,18 +1411,22 @@ void rn_delta_maintain(struct rn_delta *d)
 			rn_log_warn("delta", "%s: checkpoint failed: %s", d->dir, d->err);
 			d->ckpt_version = d->version; /* retry after another interval */
 		} else {
-			rn_log_debug("delta", "%s: checkpoint at version %lld", d->dir, (long long)v);
+			rn_log_debug("delta", "%s: checkpoint at version %lld", d->dir,
+				     (long long)v);
 			if (rn_delta_cleanup(d, maint.log_retention_ms, &n))
 				rn_log_warn("delta", "%s: log cleanup: %s", d->dir, d->err);
 			else if (n)
-				rn_log_info("delta", "%s: removed %zu expired log files", d->dir, n);
+				rn_log_info("delta", "%s: removed %zu expired log files", d->dir,
+					    n);
 		}
 	}
-	if (maint.compact_interval_ms > 0 && now - d->last_compact_ms >= maint.compact_interval_ms) {
+	if (maint.compact_interval_ms > 0 &&
+	    now - d->last_compact_ms >= maint.compact_interval_ms) {
 		struct rn_compact_options co = {.target_bytes = maint.compact_target,
 						.min_files = (size_t)maint.compact_min_files};
 		struct rn_compact_result res;
-		int64_t budget = maint.compact_target > 0 ? maint.compact_target : (int64_t)128 << 20;
+		int64_t budget =
+			maint.compact_target > 0 ? maint.compact_target : (int64_t)128 << 20;
 		d->last_compact_ms = now;
 		/* a step rewrites one partition: go on with the next ones while the step budget
 		 * (one target of input bytes, COMPACT_STEPS commits) lasts, so a table with many
@@ -1419,8 +1436,8 @@ void rn_delta_maintain(struct rn_delta *d)
 			if (rc && rc != RN_EAGAIN)
 				rn_log_warn("delta", "%s: compaction: %s", d->dir, res.why);
 			else if (!rc)
-				rn_log_info("delta", "%s: compacted %zu files (%lld rows) into %s", d->dir,
-					    res.nfiles, (long long)res.rows, res.path);
+				rn_log_info("delta", "%s: compacted %zu files (%lld rows) into %s",
+					    d->dir, res.nfiles, (long long)res.rows, res.path);
 			if (rc)
 				break;
 			budget -= res.bytes;

@@ -55,18 +55,18 @@ int64_t rn_delta_txn(const struct rn_delta *d, const char *app_id);
 /* Writes `len` bytes as a new data file (temp name, fsync, rename, fsync dir). On success
  * name receives the file name relative to the table (ASCII, no escaping needed) and
  * *mtime_ms its modification time. RN_EIO, RN_ENOSPC. */
-int rn_delta_write_file(struct rn_delta *d, const void *data, size_t len, char *name,
-			size_t cap, int64_t *mtime_ms);
+int rn_delta_write_file(struct rn_delta *d, const void *data, size_t len, char *name, size_t cap,
+			int64_t *mtime_ms);
 /* rn_delta_write_file into the subdirectory `subdir` of the table (a relative path as it is
  * on disk, e.g. Hive partition directories "day=2026-01-02/site=a%3Ab"; NULL or "" = the
  * table directory), created if needed with its new parents fsynced. name receives
  * "subdir/part-....parquet" as on disk: URI-encode it (partition.h rn_part_uri) for the log.
  * RN_EINVAL (subdir absolute, with "..", or too long), RN_EIO, RN_ENOSPC. */
-int rn_delta_write_file_in(struct rn_delta *d, const char *subdir, const void *data,
-			   size_t len, char *name, size_t cap, int64_t *mtime_ms);
+int rn_delta_write_file_in(struct rn_delta *d, const char *subdir, const void *data, size_t len,
+			   char *name, size_t cap, int64_t *mtime_ms);
 
 struct rn_delta_add {
-	const char *path;  /* relative, as returned by rn_delta_write_file */
+	const char *path; /* relative, as returned by rn_delta_write_file */
 	int64_t size;
 	int64_t mtime_ms;
 	const char *stats; /* JSON text of the stats object, or NULL */

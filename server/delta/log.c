@@ -60,17 +60,17 @@ struct rn_dlog {
 	char **warnings;
 	size_t nwarn, totalwarn;
 	int warned_dv;
-	int in_ckpt;                /* applying a checkpoint: tombstones without adds are normal */
-	int64_t ckpt_start;         /* version of the checkpoint the replay started from, or -1 */
+	int in_ckpt;        /* applying a checkpoint: tombstones without adds are normal */
+	int64_t ckpt_start; /* version of the checkpoint the replay started from, or -1 */
 	int64_t last_ckpt, last_ckpt_size; /* from _last_checkpoint, or -1 */
-	int64_t newest_ckpt;        /* newest NNN.checkpoint.parquet in the log, or -1 */
+	int64_t newest_ckpt;               /* newest NNN.checkpoint.parquet in the log, or -1 */
 	char err[512];
 };
 
 /* ---- small helpers ---- */
 
 static int fail(struct rn_dlog *l, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+	__attribute__((format(printf, 3, 4)));
 
 static int fail(struct rn_dlog *l, int rc, const char *fmt, ...)
 {
@@ -162,7 +162,7 @@ static int smap_get(struct smap *m, const char *key, size_t len, struct slot **s
 			if (!m->slots[i].key)
 				continue;
 			struct slot *d = smap_find(&nm, m->slots[i].key, strlen(m->slots[i].key),
-			                           m->slots[i].hash, &found);
+						   m->slots[i].hash, &found);
 			*d = m->slots[i];
 		}
 		rn_free(m->slots);
@@ -488,7 +488,7 @@ static int64_t stats_records(struct rn_json_span v)
 	int64_t n = -1;
 	if (rn_json_string(v, &s) || !s.data || rn_json_validate((const char *)s.data, s.len) ||
 	    rn_json_object_walk((struct rn_json_span){(const char *)s.data, s.len}, stats_member,
-	                        &n))
+				&n))
 		n = -2;
 	rn_buf_free(&s);
 	return n < -1 ? -2 : n;
@@ -510,13 +510,13 @@ static int apply_add(struct line_ctx *c, struct rn_json_span v)
 	int64_t nrec = c->stats.p ? stats_records(c->stats) : -1;
 	if (nrec == -2) {
 		if ((rc = warn(l, "version %lld line %zu: add %s has unreadable stats",
-		               (long long)c->version, c->line, c->path)))
+			       (long long)c->version, c->line, c->path)))
 			return rc;
 		nrec = -1;
 	}
 	if (c->has_dv && !l->warned_dv++ &&
 	    (rc = warn(l, "version %lld: deletion vectors present; row counts include deleted rows",
-	               (long long)c->version)))
+		       (long long)c->version)))
 		return rc;
 	if ((rc = smap_get(&l->paths, c->path, strlen(c->path), &s, &created)))
 		return rc;
@@ -525,12 +525,12 @@ static int apply_add(struct line_ctx *c, struct rn_json_span v)
 		f = &l->files[s->idx];
 		if (f->version == c->version)
 			rc = warn(l, "version %lld: %s is added twice in one commit",
-			          (long long)c->version, c->path);
+				  (long long)c->version, c->path);
 		else if (c->data_change)
 			rc = warn(l,
-			          "version %lld: %s is added again (live since version %lld, "
-			          "no remove); counted once",
-			          (long long)c->version, c->path, (long long)f->version);
+				  "version %lld: %s is added again (live since version %lld, "
+				  "no remove); counted once",
+				  (long long)c->version, c->path, (long long)f->version);
 		if (rc)
 			return rc;
 	} else {
@@ -540,12 +540,12 @@ static int apply_add(struct line_ctx *c, struct rn_json_span v)
 			if (i != last) {
 				l->removes[i] = l->removes[last];
 				struct slot *ms = smap_lookup(&l->paths, l->removes[i].path,
-				                              strlen(l->removes[i].path));
+							      strlen(l->removes[i].path));
 				ms->idx = i;
 			}
 		}
 		if ((rc = grow(&l->files, &l->capfiles, l->nfiles, sizeof(*l->files),
-		               RN_DLOG_MAX_FILES)))
+			       RN_DLOG_MAX_FILES)))
 			return fail(l, rc, "more than %zu live files", RN_DLOG_MAX_FILES);
 		s->kind = KIND_LIVE;
 		s->idx = l->nfiles++;
@@ -585,16 +585,15 @@ static int apply_remove(struct line_ctx *c, struct rn_json_span v)
 		if (i != last) {
 			l->files[i] = l->files[last];
 			struct slot *ms =
-			    smap_lookup(&l->paths, l->files[i].path, strlen(l->files[i].path));
+				smap_lookup(&l->paths, l->files[i].path, strlen(l->files[i].path));
 			ms->idx = i;
 		}
-	} else if (!l->in_ckpt &&
-	           (rc = warn(l, "version %lld: remove of %s, which was never added",
-	                      (long long)c->version, c->path))) {
+	} else if (!l->in_ckpt && (rc = warn(l, "version %lld: remove of %s, which was never added",
+					     (long long)c->version, c->path))) {
 		return rc;
 	}
 	if ((rc = grow(&l->removes, &l->capremoves, l->nremoves, sizeof(*l->removes),
-	               RN_DLOG_MAX_FILES)))
+		       RN_DLOG_MAX_FILES)))
 		return fail(l, rc, "more than %zu tombstones", RN_DLOG_MAX_FILES);
 	s->kind = KIND_REMOVED;
 	s->idx = l->nremoves++;
@@ -639,7 +638,7 @@ static int apply_txn(struct line_ctx *c, struct rn_json_span v)
 		return rc;
 	if (created) {
 		if ((rc = grow(&l->txns, &l->captxns, l->ntxns, sizeof(*l->txns),
-		               RN_DLOG_MAX_FILES)))
+			       RN_DLOG_MAX_FILES)))
 			return rc;
 		s->idx = l->ntxns++;
 		l->txns[s->idx].app_id = s->key;
@@ -647,11 +646,11 @@ static int apply_txn(struct line_ctx *c, struct rn_json_span v)
 		struct rn_dlog_txn *t = &l->txns[s->idx];
 		if (t->at_version == c->version)
 			rc = warn(l, "version %lld: two txn actions for appId %s in one commit",
-			          (long long)c->version, t->app_id);
+				  (long long)c->version, t->app_id);
 		else if (c->version_field < t->version)
 			rc = warn(l, "version %lld: txn of appId %s goes back from %lld to %lld",
-			          (long long)c->version, t->app_id, (long long)t->version,
-			          (long long)c->version_field);
+				  (long long)c->version, t->app_id, (long long)t->version,
+				  (long long)c->version_field);
 		if (rc)
 			return rc;
 	}
@@ -813,7 +812,7 @@ static int action_member(void *ctx, struct rn_json_span k, struct rn_json_span v
 	/* cdc, domainMetadata, checkpointMetadata, sidecar ...: not needed for a snapshot. */
 	if (rc == RN_EINVAL && !c->bad) {
 		snprintf(c->what, sizeof(c->what), "%.*s is not a valid action object",
-		         (int)(k.len > 32 ? 32 : k.len), k.p);
+			 (int)(k.len > 32 ? 32 : k.len), k.p);
 		c->bad = c->what;
 	}
 	c->actions++;
@@ -828,9 +827,9 @@ static int apply_text(struct rn_dlog *l, int64_t version, const char *text, size
 	l->err[0] = 0;
 	if (!l->in_ckpt && version != l->version + 1)
 		return fail(l, RN_EDELTA, "version %lld applied after version %lld",
-		            (long long)version, (long long)l->version);
+			    (long long)version, (long long)l->version);
 	if ((rc = grow(&l->commits, &l->capcommits, l->ncommits, sizeof(*l->commits),
-	               RN_DLOG_MAX_VERSIONS)))
+		       RN_DLOG_MAX_VERSIONS)))
 		return fail(l, rc, "more than %zu versions", RN_DLOG_MAX_VERSIONS);
 	c.commit = &l->commits[l->ncommits++];
 	memset(c.commit, 0, sizeof(*c.commit));
@@ -854,7 +853,7 @@ static int apply_text(struct rn_dlog *l, int64_t version, const char *text, size
 		c.bad = NULL;
 		if (rn_json_validate(line, n) || line[0] != '{') {
 			rc = fail(l, RN_EDELTA, "version %lld line %zu: not a JSON object",
-			          (long long)version, c.line);
+				  (long long)version, c.line);
 			break;
 		}
 		rc = rn_json_object_walk(s, action_member, &c);
@@ -865,11 +864,11 @@ static int apply_text(struct rn_dlog *l, int64_t version, const char *text, size
 		}
 		if (rc || c.nactions != 1) {
 			const char *why = c.bad             ? c.bad
-			                  : c.nactions == 0 ? "line holds no action"
-			                  : c.nactions > 1  ? "line holds more than one action"
-			                                    : "malformed action";
+					  : c.nactions == 0 ? "line holds no action"
+					  : c.nactions > 1  ? "line holds more than one action"
+							    : "malformed action";
 			rc = fail(l, RN_EDELTA, "version %lld line %zu: %s", (long long)version,
-			          c.line, why);
+				  c.line, why);
 			break;
 		}
 	}
@@ -882,7 +881,7 @@ static int apply_text(struct rn_dlog *l, int64_t version, const char *text, size
 		return 0;
 	if (text[len - 1] != '\n' &&
 	    (rc = warn(l, "version %lld: commit does not end with a newline (torn write?)",
-	               (long long)version)))
+		       (long long)version)))
 		return rc;
 	if (version == 0 && (l->min_reader < 0 || !l->schema_string) &&
 	    (rc = warn(l, "version 0 lacks %s", l->min_reader < 0 ? "protocol" : "metaData")))
@@ -911,12 +910,12 @@ int rn_dlog_apply_checkpoint(struct rn_dlog *l, int64_t version, const char *lin
 		return RN_ENOMEM;
 	if (l->min_reader < 0 || !l->schema_string)
 		return fail(l, RN_EDELTA, "checkpoint %lld lacks %s", (long long)version,
-		            l->min_reader < 0 ? "protocol" : "metaData");
+			    l->min_reader < 0 ? "protocol" : "metaData");
 	return 0;
 }
 
 void rn_dlog_checkpoint_info(const struct rn_dlog *l, int64_t *start, int64_t *last,
-                             int64_t *last_size, int64_t *newest)
+			     int64_t *last_size, int64_t *newest)
 {
 	*start = l->ckpt_start;
 	*last = l->last_ckpt;
@@ -1017,7 +1016,7 @@ void rn_dlog_totals(const struct rn_dlog *l, int64_t *bytes, int64_t *rows, size
 }
 
 void rn_dlog_protocol(const struct rn_dlog *l, int *min_reader, int *min_writer,
-                      const char **reader_features, const char **writer_features)
+		      const char **reader_features, const char **writer_features)
 {
 	*min_reader = l->min_reader;
 	*min_writer = l->min_writer;
@@ -1132,7 +1131,8 @@ static void read_last_checkpoint(struct rn_dlog *l, const char *log_dir)
 		while (s.len && (s.p[s.len - 1] == '\n' || s.p[s.len - 1] == ' '))
 			s.len--;
 		reset_fields(&c);
-		if (!rn_json_validate(s.p, s.len) && !rn_json_object_walk(s, last_ckpt_member, &c)) {
+		if (!rn_json_validate(s.p, s.len) &&
+		    !rn_json_object_walk(s, last_ckpt_member, &c)) {
 			l->last_ckpt = c.i1;
 			l->last_ckpt_size = c.i2;
 		}
@@ -1154,7 +1154,7 @@ static int load_checkpoint_file(struct rn_dlog *l, const char *log_dir, int64_t 
 	if ((rc = rn_pqr_open(&r, file.data, file.len, 0)) ||
 	    (rc = rn_pqr_to_json_lines(r, &lines))) {
 		rc = fail(l, rc == RN_ENOMEM ? rc : RN_EDELTA, "checkpoint %lld: %s", (long long)v,
-		          rn_pqr_errmsg(r));
+			  rn_pqr_errmsg(r));
 		goto out;
 	}
 	if (lines.len == 0) {
@@ -1189,12 +1189,12 @@ int rn_dlog_load_mode(struct rn_dlog *l, const char *dir, int from_checkpoint)
 	snprintf(log_dir, sizeof(log_dir), "%s/_delta_log", dir);
 	if (!(d = opendir(log_dir)))
 		return fail(l, errno == ENOENT || errno == ENOTDIR ? RN_ENOTFOUND : RN_EIO,
-		            "%s: %s", log_dir, strerror(errno));
+			    "%s: %s", log_dir, strerror(errno));
 	while ((de = readdir(d))) {
 		if (!strcmp(de->d_name, "_last_checkpoint")) {
 			last_exists = 1;
 		} else if (versioned_name(de->d_name, ".checkpoint.parquet", &v) &&
-		           de->d_name[39] == 0) {
+			   de->d_name[39] == 0) {
 			if (v > l->newest_ckpt)
 				l->newest_ckpt = v;
 		} else if (versioned_name(de->d_name, ".json", &v) && de->d_name[25] == 0) {
@@ -1217,7 +1217,7 @@ int rn_dlog_load_mode(struct rn_dlog *l, const char *dir, int from_checkpoint)
 	cv = l->newest_ckpt;
 	if (l->last_ckpt >= 0) {
 		snprintf(path, sizeof(path), "%s/%020lld.checkpoint.parquet", log_dir,
-		         (long long)l->last_ckpt);
+			 (long long)l->last_ckpt);
 		if (access(path, F_OK) == 0)
 			cv = l->last_ckpt;
 	}
@@ -1230,20 +1230,23 @@ int rn_dlog_load_mode(struct rn_dlog *l, const char *dir, int from_checkpoint)
 		rc = fail(l, RN_ENOTFOUND, "%s holds no commits", log_dir);
 		goto out;
 	} else if (vers[0] != 0 && l->last_ckpt >= 0) {
-		rc = fail(l, RN_EDELTA, "versions 0..%lld are missing; _last_checkpoint names "
-		          "version %lld, but that checkpoint file is missing",
-		          (long long)vers[0] - 1, (long long)l->last_ckpt);
+		rc = fail(l, RN_EDELTA,
+			  "versions 0..%lld are missing; _last_checkpoint names "
+			  "version %lld, but that checkpoint file is missing",
+			  (long long)vers[0] - 1, (long long)l->last_ckpt);
 		goto out;
 	} else if (vers[0] != 0) {
 		rc = fail(l, RN_EDELTA, "versions 0..%lld are missing and there is no checkpoint",
-		          (long long)vers[0] - 1);
+			  (long long)vers[0] - 1);
 		goto out;
 	}
 	for (size_t i = first; i < n && !rc; i++) {
 		int64_t want = l->version + 1;
 		if (vers[i] != want) {
-			rc = fail(l, RN_EDELTA, "version %lld is missing from the log (version %lld "
-			          "exists)", (long long)want, (long long)vers[i]);
+			rc = fail(l, RN_EDELTA,
+				  "version %lld is missing from the log (version %lld "
+				  "exists)",
+				  (long long)want, (long long)vers[i]);
 			break;
 		}
 		snprintf(path, sizeof(path), "%s/%020lld.json", log_dir, (long long)vers[i]);
@@ -1264,13 +1267,13 @@ out:
 /* ---- Parquet footer ---- */
 
 int rn_dlog_parquet_footer(const uint8_t *tail, size_t len, uint64_t file_size,
-                           uint32_t *footer_len, int64_t *num_rows, char *why, size_t cap)
+			   uint32_t *footer_len, int64_t *num_rows, char *why, size_t cap)
 {
 	*num_rows = -1;
 	*footer_len = 0;
 	if (len < 8 || file_size < 12 || len > file_size) {
 		snprintf(why, cap, "file too short for a Parquet footer (%llu bytes)",
-		         (unsigned long long)file_size);
+			 (unsigned long long)file_size);
 		return RN_ECORRUPT;
 	}
 	if (memcmp(tail + len - 4, "PAR1", 4)) {
@@ -1279,10 +1282,10 @@ int rn_dlog_parquet_footer(const uint8_t *tail, size_t len, uint64_t file_size,
 	}
 	const uint8_t *q = tail + len - 8;
 	uint32_t fl =
-	    (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 | (uint32_t)q[3] << 24;
+		(uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 | (uint32_t)q[3] << 24;
 	if ((uint64_t)fl + 12 > file_size || fl == 0) {
 		snprintf(why, cap, "footer length %u does not fit a %llu-byte file", fl,
-		         (unsigned long long)file_size);
+			 (unsigned long long)file_size);
 		return RN_ECORRUPT;
 	}
 	*footer_len = fl;

@@ -117,7 +117,7 @@ int rn_dlog_apply_checkpoint(struct rn_dlog *l, int64_t version, const char *lin
  * version 0), _last_checkpoint's version and size (-1 when absent or unreadable), and the
  * newest classic checkpoint file's version (-1 none). */
 void rn_dlog_checkpoint_info(const struct rn_dlog *l, int64_t *start, int64_t *last,
-                             int64_t *last_size, int64_t *newest);
+			     int64_t *last_size, int64_t *newest);
 
 /* Latest version applied, or -1. */
 int64_t rn_dlog_version(const struct rn_dlog *l);
@@ -137,7 +137,7 @@ void rn_dlog_totals(const struct rn_dlog *l, int64_t *bytes, int64_t *rows, size
 
 /* Latest protocol; -1 when none has been seen. Feature lists are JSON text or NULL. */
 void rn_dlog_protocol(const struct rn_dlog *l, int *min_reader, int *min_writer,
-                      const char **reader_features, const char **writer_features);
+		      const char **reader_features, const char **writer_features);
 
 /* Latest metaData. Strings are NULL when absent; created_ms is -1 when absent. */
 const char *rn_dlog_table_id(const struct rn_dlog *l);
@@ -163,7 +163,7 @@ const char *rn_dlog_errmsg(const struct rn_dlog *l);
  * malformed or lacks num_rows; `why` (cap bytes) says which.
  */
 int rn_dlog_parquet_footer(const uint8_t *tail, size_t len, uint64_t file_size,
-                           uint32_t *footer_len, int64_t *num_rows, char *why, size_t cap);
+			   uint32_t *footer_len, int64_t *num_rows, char *why, size_t cap);
 
 /* Decodes %XX escapes of an add path into out (NUL-terminated). RN_EINVAL for a bad escape,
  * an embedded NUL, or a result that would not fit. Pure. */

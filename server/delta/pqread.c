@@ -39,11 +39,11 @@ struct rowgroup {
 };
 
 struct leafdata {
-	size_t n, cap;        /* level entries */
+	size_t n, cap; /* level entries */
 	uint8_t *rep, *def;
 	struct rn_pqr_value *vals;
 	size_t nvals, capvals;
-	size_t cur, curv;     /* assembly cursors */
+	size_t cur, curv; /* assembly cursors */
 };
 
 struct rn_pqr {
@@ -65,7 +65,8 @@ struct rn_pqr {
 	char err[256];
 };
 
-static int fail(struct rn_pqr *r, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(struct rn_pqr *r, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 static int fail(struct rn_pqr *r, int rc, const char *fmt, ...)
 {
@@ -214,7 +215,8 @@ static int tr_skip(struct tr *t, int type, int in_list, int depth)
 			return -1;
 		uint8_t kv = *t->p++;
 		for (uint64_t i = 0; i < v; i++)
-			if (tr_skip(t, kv >> 4, 1, depth + 1) || tr_skip(t, kv & 0x0f, 1, depth + 1))
+			if (tr_skip(t, kv >> 4, 1, depth + 1) ||
+			    tr_skip(t, kv & 0x0f, 1, depth + 1))
 				return -1;
 		return 0;
 	}
@@ -382,8 +384,8 @@ static int parse_colmeta(struct tr *t, struct chunk *c)
 	}
 	return rc == 1 && c->type >= 0 && c->codec >= 0 && c->num_values >= 0 && c->total >= 0 &&
 			       c->data_off >= 0
-		   ? 0
-		   : -1;
+		       ? 0
+		       : -1;
 }
 
 static int parse_rowgroup(struct rn_pqr *r, struct tr *t, struct rowgroup *g)
@@ -566,7 +568,9 @@ int rn_pqr_open(struct rn_pqr **out, const uint8_t *data, size_t len, size_t max
 			r->nrg = (size_t)n;
 			for (size_t i = 0; i < r->nrg; i++)
 				if ((rc = parse_rowgroup(r, &t, &r->rgs[i])))
-					return rc == RN_ENOMEM ? rc : fail(r, RN_ECORRUPT, "bad row group");
+					return rc == RN_ENOMEM
+						       ? rc
+						       : fail(r, RN_ECORRUPT, "bad row group");
 		} else if (tr_skip(&t, type, 0, 0)) {
 			goto bad;
 		}
@@ -597,10 +601,11 @@ int rn_pqr_open(struct rn_pqr **out, const uint8_t *data, size_t len, size_t max
 		for (size_t c = 0; c < r->nleaves; c++) {
 			const struct chunk *ch = &r->rgs[g].cols[c];
 			if (ch->type != r->nodes[r->leaf_node[c]].physical)
-				return fail(r, RN_ECORRUPT, "column %zu: type differs from schema", c);
+				return fail(r, RN_ECORRUPT, "column %zu: type differs from schema",
+					    c);
 			if (ch->codec != 0 && ch->codec != 6)
-				return fail(r, RN_ENOTSUP, "column %zu: codec %d (only zstd, none)", c,
-					    ch->codec);
+				return fail(r, RN_ENOTSUP, "column %zu: codec %d (only zstd, none)",
+					    c, ch->codec);
 		}
 	}
 	if (rows != r->num_rows)
@@ -953,8 +958,10 @@ static int read_chunk(struct rn_pqr *r, size_t leaf, const struct chunk *c)
 		}
 		if (h.type == 2) {
 			if (!h.has_dict || dict || h.num_values < 0 ||
-			    (uint64_t)h.num_values > (uint64_t)(bend - body) + 1 || h.encoding > 2) {
-				rc = fail(r, RN_ECORRUPT, "column %s: bad dictionary page", nd->name);
+			    (uint64_t)h.num_values > (uint64_t)(bend - body) + 1 ||
+			    h.encoding > 2) {
+				rc = fail(r, RN_ECORRUPT, "column %s: bad dictionary page",
+					  nd->name);
 				break;
 			}
 			ndict = (size_t)h.num_values;
@@ -1026,21 +1033,24 @@ static int read_chunk(struct rn_pqr *r, size_t leaf, const struct chunk *c)
 				break;
 		} else if (h.encoding == 8 || h.encoding == 2) {
 			if (!dict) {
-				rc = fail(r, RN_ECORRUPT, "column %s: dictionary indices without "
-					  "a dictionary", nd->name);
+				rc = fail(r, RN_ECORRUPT,
+					  "column %s: dictionary indices without "
+					  "a dictionary",
+					  nd->name);
 				break;
 			}
 			if (present) {
 				if (q >= bend || rle_decode(q + 1, bend, *q, present, tmp)) {
-					rc = fail(r, RN_ECORRUPT, "column %s: bad dictionary indices",
-						  nd->name);
+					rc = fail(r, RN_ECORRUPT,
+						  "column %s: bad dictionary indices", nd->name);
 					break;
 				}
 				for (size_t i = 0; i < present; i++) {
 					if (tmp[i] >= ndict) {
-						rc = fail(r, RN_ECORRUPT,
-							  "column %s: dictionary index out of range",
-							  nd->name);
+						rc = fail(
+							r, RN_ECORRUPT,
+							"column %s: dictionary index out of range",
+							nd->name);
 						break;
 					}
 					vo[i] = dict[tmp[i]];
@@ -1148,8 +1158,8 @@ static int read_node(struct asmb *a, size_t ni)
 				if (rep < g->rep)
 					break;
 				if (rep > g->rep)
-					return fail(r, RN_ECORRUPT, "column %s: bad repetition level",
-						    n->name);
+					return fail(r, RN_ECORRUPT,
+						    "column %s: bad repetition level", n->name);
 			}
 		}
 	}

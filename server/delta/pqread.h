@@ -21,8 +21,16 @@
 #include "rn_buf.h"
 
 /* Physical types (Parquet Type enum). */
-enum { RN_PQR_BOOLEAN, RN_PQR_INT32, RN_PQR_INT64, RN_PQR_INT96, RN_PQR_FLOAT, RN_PQR_DOUBLE,
-       RN_PQR_BYTE_ARRAY, RN_PQR_FLBA };
+enum {
+	RN_PQR_BOOLEAN,
+	RN_PQR_INT32,
+	RN_PQR_INT64,
+	RN_PQR_INT96,
+	RN_PQR_FLOAT,
+	RN_PQR_DOUBLE,
+	RN_PQR_BYTE_ARRAY,
+	RN_PQR_FLBA
+};
 
 /* What a node is, from its annotations. */
 enum rn_pqr_kind {
@@ -36,22 +44,22 @@ enum rn_pqr_kind {
 /* One schema node; nodes[0] is the root. */
 struct rn_pqr_node {
 	char *name;
-	int kind;           /* enum rn_pqr_kind */
-	int physical;       /* leaves: RN_PQR_*; groups -1 */
-	int repetition;     /* 0 required, 1 optional, 2 repeated (root: 0) */
-	int converted;      /* ConvertedType, or -1 */
-	int logical;        /* LogicalType union member id, or 0 */
-	int ts_utc;         /* TIMESTAMP: isAdjustedToUTC */
-	int ts_unit;        /* TIMESTAMP: 1 millis, 2 micros, 3 nanos */
-	int int_bits;       /* INTEGER: bit width (8, 16, 32, 64) */
+	int kind;       /* enum rn_pqr_kind */
+	int physical;   /* leaves: RN_PQR_*; groups -1 */
+	int repetition; /* 0 required, 1 optional, 2 repeated (root: 0) */
+	int converted;  /* ConvertedType, or -1 */
+	int logical;    /* LogicalType union member id, or 0 */
+	int ts_utc;     /* TIMESTAMP: isAdjustedToUTC */
+	int ts_unit;    /* TIMESTAMP: 1 millis, 2 micros, 3 nanos */
+	int int_bits;   /* INTEGER: bit width (8, 16, 32, 64) */
 	int scale, precision, type_length;
 	size_t parent;      /* index of the parent (root: 0) */
 	size_t first_child; /* index of the first child; children are consecutive subtrees */
 	size_t nchildren;
-	size_t index;       /* position among its parent's children */
-	int def, rep;       /* definition / repetition level at which this node is present */
-	size_t leaf;        /* leaves: leaf (column) number */
-	size_t end;         /* one past the last node of this subtree */
+	size_t index; /* position among its parent's children */
+	int def, rep; /* definition / repetition level at which this node is present */
+	size_t leaf;  /* leaves: leaf (column) number */
+	size_t end;   /* one past the last node of this subtree */
 };
 
 /* One value handed to a sink: integers (also BOOLEAN 0/1, INT32 sign-extended) in i, FLOAT

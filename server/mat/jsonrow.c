@@ -25,7 +25,7 @@ struct dec {
 	size_t cap;
 	char path[256];
 	size_t plen;
-	struct rn_buf tmp; /* decoded strings */
+	struct rn_buf tmp;           /* decoded strings */
 	const struct rn_field *root; /* the record's struct (the table) */
 };
 
@@ -237,8 +237,9 @@ static int object(struct dec *d, const struct rn_field *f, struct rn_json_span v
 				goto out;
 		} else if (!m.seen[i] || is_null(m.vals[i])) {
 			rc = x->nullable ? d->sink->null(d->sink->ctx, x)
-					 : bad(d, "%s", m.seen[i] ? "null in a NOT NULL column"
-								  : "missing NOT NULL column");
+					 : bad(d, "%s",
+					       m.seen[i] ? "null in a NOT NULL column"
+							 : "missing NOT NULL column");
 		} else {
 			rc = value(d, x, m.vals[i]);
 		}
@@ -331,7 +332,8 @@ static int entry(void *ctx, struct rn_json_span k, struct rn_json_span v)
 	if ((rc = value(d, kf, ks)))
 		return rc;
 	if (is_null(v))
-		rc = vf->nullable ? d->sink->null(d->sink->ctx, vf) : bad(d, "%s", "null map value");
+		rc = vf->nullable ? d->sink->null(d->sink->ctx, vf)
+				  : bad(d, "%s", "null map value");
 	else
 		rc = value(d, vf, v);
 	if (!rc)
@@ -410,7 +412,8 @@ static int value(struct dec *d, const struct rn_field *f, struct rn_json_span v)
 			if ((rc = text(d, v)))
 				return rc;
 			if (rn_time_date((const char *)d->tmp.data, d->tmp.len, &days))
-				return bad(d, "%s", "not a date (YYYY-MM-DD or days since 1970-01-01)");
+				return bad(d, "%s",
+					   "not a date (YYYY-MM-DD or days since 1970-01-01)");
 			return s->i64(s->ctx, f, days);
 		}
 		if ((rc = integer(d, v, DATE_MIN, DATE_MAX, &i)))
@@ -433,9 +436,10 @@ static int value(struct dec *d, const struct rn_field *f, struct rn_json_span v)
 					       (n >= 6 && (t[n - 6] == '+' || t[n - 6] == '-') &&
 						t[n - 3] == ':'));
 			if (f->type == RN_T_TIMESTAMP ? !zoned : zoned)
-				return bad(d, "%s", f->type == RN_T_TIMESTAMP
-							? "a timestamp text needs a zone (Z or +hh:mm)"
-							: "a timestamp_ntz text has no zone");
+				return bad(d, "%s",
+					   f->type == RN_T_TIMESTAMP
+						   ? "a timestamp text needs a zone (Z or +hh:mm)"
+						   : "a timestamp_ntz text has no zone");
 			if (rn_time_rfc3339(t, n, 1, &i))
 				return bad(d, "%s", "not an RFC 3339 timestamp");
 			if (i < TS_MIN_US || i > TS_MAX_US)
@@ -446,12 +450,9 @@ static int value(struct dec *d, const struct rn_field *f, struct rn_json_span v)
 		if ((rc = decimal(d, f, v, &u)))
 			return rc;
 		return s->dec(s->ctx, f, u);
-	case RN_T_STRUCT:
-		return object(d, f, v);
-	case RN_T_ARRAY:
-		return array(d, f, v);
-	case RN_T_MAP:
-		return map(d, f, v);
+	case RN_T_STRUCT: return object(d, f, v);
+	case RN_T_ARRAY: return array(d, f, v);
+	case RN_T_MAP: return map(d, f, v);
 	}
 	return bad(d, "%s", "unsupported type");
 }

@@ -35,7 +35,8 @@ struct rn_row_sink {
 	/* long, integer, short, byte, date (days), timestamp(_ntz) (us), boolean (0/1) */
 	int (*i64)(void *ctx, const struct rn_field *f, int64_t v);
 	int (*f64)(void *ctx, const struct rn_field *f, double v); /* float, double */
-	int (*bytes)(void *ctx, const struct rn_field *f, const void *p, size_t n); /* string, binary */
+	int (*bytes)(void *ctx, const struct rn_field *f, const void *p,
+		     size_t n); /* string, binary */
 	int (*dec)(void *ctx, const struct rn_field *f, rn_i128 unscaled);
 	/* struct: n = its field count; array: n = elements; map: n = entries (each entry is
 	 * key then value) */

@@ -43,8 +43,19 @@
 #include "schema.h"
 
 enum {
-	C_DEVICE, C_SOURCE, C_TOPIC, C_EVENT_TIME, C_RECEIVE_TIME, C_STREAM, C_SEQ, C_PAYLOAD,
-	C_PAYLOAD_RAW, C_ATTRS, C_FLAGS, C_CLOCK, C_COUNT
+	C_DEVICE,
+	C_SOURCE,
+	C_TOPIC,
+	C_EVENT_TIME,
+	C_RECEIVE_TIME,
+	C_STREAM,
+	C_SEQ,
+	C_PAYLOAD,
+	C_PAYLOAD_RAW,
+	C_ATTRS,
+	C_FLAGS,
+	C_CLOCK,
+	C_COUNT
 };
 
 static const struct rn_pq_col envelope_cols[C_COUNT] = {
@@ -118,7 +129,7 @@ struct mat_table {
 	struct stream_plan {
 		char *stream;
 		struct rn_protoplan *plan;
-	} *plans;
+	} * plans;
 	size_t nplans;
 	struct rn_delta *delta;
 	struct rn_pq_writer *pq;
@@ -135,20 +146,20 @@ struct mat_table {
 	/* typed tables: per top-level column, -1 or where a derived date comes from
 	 * (rn_part_spec_check); owned by the definition; NULL = none derived */
 	const int *derive;
-	int64_t *top;  /* the record's top-level integer values, for derived columns */
+	int64_t *top; /* the record's top-level integer values, for derived columns */
 	uint8_t *top_set;
 	/* partitioned tables (nkeys > 0; t->pq is then NULL) */
 	size_t nkeys;
-	char **keys;           /* partition column names, in partitionColumns order */
-	int *keyof;            /* per top-level column: its index in keys, or -1 */
-	size_t *colmap;        /* per top-level column: its Parquet column (partition: unused) */
+	char **keys;             /* partition column names, in partitionColumns order */
+	int *keyof;              /* per top-level column: its index in keys, or -1 */
+	size_t *colmap;          /* per top-level column: its Parquet column (partition: unused) */
 	struct rn_pq_col *dcols; /* the data files' columns: shallow copies of cols entries */
 	size_t ndcols;
 	struct mat_part *parts;
 	size_t nparts;
 	struct mat_file *spilled; /* finished early, waiting for the next flush */
 	size_t nspilled;
-	struct mat_file *rfiles;  /* the files of a failed commit, retried first */
+	struct mat_file *rfiles; /* the files of a failed commit, retried first */
 	size_t nrfiles;
 	int retry_part; /* rfiles + retry_streams hold a commit to retry */
 	/* the open builders (writer, partitions, spilled files, and the dead-letter table's)
@@ -163,7 +174,7 @@ struct table_def {
 	struct rn_schema *schema;
 	char **parts; /* partition_by from the config (the log decides; see get_table) */
 	size_t nparts;
-	int *derive;  /* per top-level column (rn_part_spec_check), or NULL */
+	int *derive; /* per top-level column (rn_part_spec_check), or NULL */
 };
 
 struct rn_mat {
@@ -177,8 +188,8 @@ struct rn_mat {
 	size_t pending_bytes;
 	struct rn_buf scratch; /* attributes JSON */
 	struct rn_buf file;
-	struct rn_buf tape;    /* one record's writer calls, partitioned tables */
-	struct rn_buf keybuf;  /* one record's partition value texts */
+	struct rn_buf tape;      /* one record's writer calls, partitioned tables */
+	struct rn_buf keybuf;    /* one record's partition value texts */
 	struct rn_buf pdir, ppv; /* one record's partition directory and values JSON */
 	int (*refill)(void *ctx, struct rn_mat *m, const char *table);
 	void *refill_ctx;
@@ -234,8 +245,10 @@ static char *schema_json(size_t n)
 	/* every append checked: a schema missing a column would be created for good */
 	int rc = rn_buf_append_str(&b, "{\"type\":\"struct\",\"fields\":[");
 	for (size_t i = 0; i < n && !rc; i++)
-		rc = rn_buf_printf(&b, "%s{\"name\":\"%s\",\"type\":\"%s\",\"nullable\":%s,"
-				   "\"metadata\":{}}", i ? "," : "", envelope_cols[i].name,
+		rc = rn_buf_printf(&b,
+				   "%s{\"name\":\"%s\",\"type\":\"%s\",\"nullable\":%s,"
+				   "\"metadata\":{}}",
+				   i ? "," : "", envelope_cols[i].name,
 				   delta_type(envelope_cols[i].type),
 				   envelope_cols[i].optional ? "true" : "false");
 	if (rc || rn_buf_append_str(&b, "]}") || rn_buf_append_u8(&b, 0)) {
@@ -467,8 +480,10 @@ static int get_table(struct rn_mat *m, const char *name, int create, struct mat_
 		if (def) {
 			rn_free(schema);
 			table_free(t);
-			return fail(m, RN_ECONFLICT, "table %s exists with another schema than "
-					      "the config declares", name);
+			return fail(m, RN_ECONFLICT,
+				    "table %s exists with another schema than "
+				    "the config declares",
+				    name);
 		}
 		struct rn_schema *sc = rn_calloc(1, sizeof(*sc));
 		char why[300] = "out of memory";
@@ -481,8 +496,10 @@ static int get_table(struct rn_mat *m, const char *name, int create, struct mat_
 			}
 			rn_free(schema);
 			table_free(t);
-			return fail(m, rc ? rc : RN_ENOMEM, "table %s: its schema cannot be written "
-					      "by this server: %s", name, why);
+			return fail(m, rc ? rc : RN_ENOMEM,
+				    "table %s: its schema cannot be written "
+				    "by this server: %s",
+				    name, why);
 		}
 		def = find_def(m, name);
 	}
@@ -501,8 +518,10 @@ static int get_table(struct rn_mat *m, const char *name, int create, struct mat_
 		rn_delta_partition_columns(t->delta, &nlp);
 		if (nlp) {
 			table_free(t);
-			return fail(m, RN_ENOTSUP, "table %s is partitioned; this server writes "
-					   "partitioned tables only with a typed schema", name);
+			return fail(m, RN_ENOTSUP,
+				    "table %s is partitioned; this server writes "
+				    "partitioned tables only with a typed schema",
+				    name);
 		}
 	}
 	struct rn_pq_options po = {.created_by = m->created_by, .zstd_level = m->zstd_level};
@@ -550,16 +569,19 @@ static int setup_partitions(struct rn_mat *m, struct mat_table *t, const struct 
 		for (size_t i = 0; same && i < n; i++)
 			same = !strcmp(def->parts[i], lp[i]);
 		if (!same)
-			return fail(m, RN_ECONFLICT, "table %s exists with other partition columns "
-					   "than the config declares (its log: %zu column(s)%s%s)",
+			return fail(m, RN_ECONFLICT,
+				    "table %s exists with other partition columns "
+				    "than the config declares (its log: %zu column(s)%s%s)",
 				    t->name, n, n ? ", first " : "", n ? lp[0] : "");
 	}
 	if (!n)
 		return 0;
 	struct rn_part_spec spec = {(const char *const *)lp, n, NULL, 0};
 	if (rn_part_spec_check(t->schema, &spec, NULL, why, sizeof(why)))
-		return fail(m, RN_ENOTSUP, "table %s: its partitioning cannot be written by this "
-				   "server: %s", t->name, why);
+		return fail(m, RN_ENOTSUP,
+			    "table %s: its partitioning cannot be written by this "
+			    "server: %s",
+			    t->name, why);
 	if (!(t->keys = rn_calloc(n, sizeof(*t->keys))) ||
 	    !(t->keyof = rn_calloc(nc, sizeof(*t->keyof))) ||
 	    !(t->colmap = rn_calloc(nc, sizeof(*t->colmap))) ||
@@ -661,14 +683,16 @@ int rn_mat_define_table_ex(struct rn_mat *m, const char *table, struct rn_schema
 	size_t nparts = spec ? spec->ncolumns : 0;
 	snprintf(dname, sizeof(dname), "%s_dead_letters", table);
 	if (rn_table_name_check(table) || rn_table_name_check(dname))
-		return fail(m, RN_EINVAL, "invalid table name (or too long for its "
-					  "_dead_letters table)");
+		return fail(m, RN_EINVAL,
+			    "invalid table name (or too long for its "
+			    "_dead_letters table)");
 	if (find_def(m, table))
 		return fail(m, RN_EINVAL, "table %s declared twice", table);
 	for (size_t i = 0; i < schema->root.nfields; i++)
 		if (has_type(&schema->root.fields[i], RN_T_TIMESTAMP_NTZ))
-			return fail(m, RN_ENOTSUP, "table %s: column %s: timestamp_ntz needs the "
-						   "timestampNtz table feature, not written yet",
+			return fail(m, RN_ENOTSUP,
+				    "table %s: column %s: timestamp_ntz needs the "
+				    "timestampNtz table feature, not written yet",
 				    table, schema->root.fields[i].name);
 	if (spec && (spec->ncolumns || spec->nderived)) {
 		size_t nc = schema->root.nfields;
@@ -768,26 +792,62 @@ static const char *decode_record(const uint8_t *p, size_t len, struct rec *r)
 	rn_pb_reader_init(&rd, p, len);
 	while ((rc = rn_pb_next(&rd, &f)) == 1) {
 		switch (f.num) {
-		case 1: case 2: case 3: case 7: case 11: {
+		case 1:
+		case 2:
+		case 3:
+		case 7:
+		case 11: {
 			if (f.wt != RN_PB_LEN)
 				return "wrong wire type for a text field";
 			if (f.num != 7 && !rn_utf8_valid(f.ptr, f.len))
 				return "device_id, source, topic or boot_id is not UTF-8";
-			if (f.num == 11) { r->boot_id = f; r->has_boot |= 2; }
-			if (f.num == 1) { r->device = f; r->has_device = 1; }
-			if (f.num == 2) { r->source = f; r->has_source = 1; }
-			if (f.num == 3) { r->topic = f; r->has_topic = 1; }
-			if (f.num == 7) { r->payload = f; r->has_payload = 1; }
+			if (f.num == 11) {
+				r->boot_id = f;
+				r->has_boot |= 2;
+			}
+			if (f.num == 1) {
+				r->device = f;
+				r->has_device = 1;
+			}
+			if (f.num == 2) {
+				r->source = f;
+				r->has_source = 1;
+			}
+			if (f.num == 3) {
+				r->topic = f;
+				r->has_topic = 1;
+			}
+			if (f.num == 7) {
+				r->payload = f;
+				r->has_payload = 1;
+			}
 			break;
 		}
-		case 4: case 5: case 6: case 9: case 10:
+		case 4:
+		case 5:
+		case 6:
+		case 9:
+		case 10:
 			if (f.wt != RN_PB_VARINT)
 				return "wrong wire type for a number field";
-			if (f.num == 10) { r->boot_us = f.u; r->has_boot |= 1; }
-			if (f.num == 4) { r->event = (int64_t)f.u; r->has_event = 1; }
-			if (f.num == 5) { r->receive = (int64_t)f.u; r->has_receive = 1; }
-			if (f.num == 6) { r->seq = f.u; r->has_seq = 1; }
-			if (f.num == 9) r->flags = (uint32_t)f.u;
+			if (f.num == 10) {
+				r->boot_us = f.u;
+				r->has_boot |= 1;
+			}
+			if (f.num == 4) {
+				r->event = (int64_t)f.u;
+				r->has_event = 1;
+			}
+			if (f.num == 5) {
+				r->receive = (int64_t)f.u;
+				r->has_receive = 1;
+			}
+			if (f.num == 6) {
+				r->seq = f.u;
+				r->has_seq = 1;
+			}
+			if (f.num == 9)
+				r->flags = (uint32_t)f.u;
 			break;
 		case 8: {
 			struct rn_pb_reader ar;
@@ -804,8 +864,7 @@ static const char *decode_record(const uint8_t *p, size_t len, struct rec *r)
 			r->nattrs++;
 			break;
 		}
-		default:
-			break; /* unknown fields are skipped, as protobuf requires */
+		default: break; /* unknown fields are skipped, as protobuf requires */
 		}
 	}
 	if (rc < 0)
@@ -891,8 +950,14 @@ static int attrs_json(struct rn_buf *b, const uint8_t *p, size_t len, const stru
 			continue;
 		rn_pb_reader_init(&ar, f.ptr, f.len);
 		while (rn_pb_next(&ar, &af) == 1) {
-			if (af.num == 1) { k = af.ptr; kl = af.len; }
-			if (af.num == 2) { v = af.ptr; vl = af.len; }
+			if (af.num == 1) {
+				k = af.ptr;
+				kl = af.len;
+			}
+			if (af.num == 2) {
+				v = af.ptr;
+				vl = af.len;
+			}
 		}
 		if (!first)
 			rc = rn_buf_append_u8(b, ',');
@@ -936,12 +1001,17 @@ static int add_envelope_row(struct rn_mat *m, struct mat_table *t, const char *s
 	} else if (!(why = decode_record(p, len, &r))) {
 		clock_fix(&r, clk);
 		corrected = r.corrected;
-		if (r.has_device) rc = rc ? rc : put_str(w, C_DEVICE, &r.device);
-		if (r.has_source) rc = rc ? rc : put_str(w, C_SOURCE, &r.source);
-		if (r.has_topic) rc = rc ? rc : put_str(w, C_TOPIC, &r.topic);
-		if (r.has_event) rc = rc ? rc : rn_pq_put_i64(w, C_EVENT_TIME, r.event);
+		if (r.has_device)
+			rc = rc ? rc : put_str(w, C_DEVICE, &r.device);
+		if (r.has_source)
+			rc = rc ? rc : put_str(w, C_SOURCE, &r.source);
+		if (r.has_topic)
+			rc = rc ? rc : put_str(w, C_TOPIC, &r.topic);
+		if (r.has_event)
+			rc = rc ? rc : rn_pq_put_i64(w, C_EVENT_TIME, r.event);
 		rc = rc ? rc : rn_pq_put_i64(w, C_RECEIVE_TIME, r.has_receive ? r.receive : now);
-		if (r.has_seq) rc = rc ? rc : rn_pq_put_i64(w, C_SEQ, (int64_t)r.seq);
+		if (r.has_seq)
+			rc = rc ? rc : rn_pq_put_i64(w, C_SEQ, (int64_t)r.seq);
 		if (r.has_payload) {
 			if (rn_utf8_valid(r.payload.ptr, r.payload.len))
 				rc = rc ? rc : put_str(w, C_PAYLOAD, &r.payload);
@@ -962,8 +1032,10 @@ static int add_envelope_row(struct rn_mat *m, struct mat_table *t, const char *s
 		rc = rc ? rc : rn_pq_put_bytes(w, C_ATTRS, m->scratch.data, m->scratch.len);
 		rc = rc ? rc : rn_pq_put_i64(w, C_RECEIVE_TIME, now);
 		if (!reason)
-			rn_log_warn("mat", "table %s stream %s: undecodable record kept in "
-				    "payload_raw: %s", t->name, stream_id, why);
+			rn_log_warn("mat",
+				    "table %s stream %s: undecodable record kept in "
+				    "payload_raw: %s",
+				    t->name, stream_id, why);
 	}
 	rc = rc ? rc : rn_pq_put_bytes(w, C_STREAM, stream_id, strlen(stream_id));
 	if (!rc && t->env_ncols > C_CLOCK)
@@ -1042,8 +1114,7 @@ static int capture(struct pq_sink *k, size_t col, const struct tape_op *o, const
 
 /* Every value goes through here: top-level integers are remembered (derived columns read
  * them), partition columns captured, the rest written to the writer or onto the tape. */
-static int emit(struct pq_sink *k, int op, size_t col, int64_t i, double d, const void *p,
-		size_t n)
+static int emit(struct pq_sink *k, int op, size_t col, int64_t i, double d, const void *p, size_t n)
 {
 	struct mat_table *t = k->t;
 	struct tape_op o = {op, col, i, d, n};
@@ -1131,12 +1202,11 @@ static int k_i64(void *c, const struct rn_field *f, int64_t v)
 	if (derived(k, col))
 		return put_derived(k, col);
 	switch (f->type) {
-	case RN_T_LONG: case RN_T_TIMESTAMP: case RN_T_TIMESTAMP_NTZ:
-		return emit(k, OP_I64, col, v, 0, NULL, 0);
-	case RN_T_BOOL:
-		return emit(k, OP_BOOL, col, v, 0, NULL, 0);
-	default:
-		return emit(k, OP_I32, col, v, 0, NULL, 0);
+	case RN_T_LONG:
+	case RN_T_TIMESTAMP:
+	case RN_T_TIMESTAMP_NTZ: return emit(k, OP_I64, col, v, 0, NULL, 0);
+	case RN_T_BOOL: return emit(k, OP_BOOL, col, v, 0, NULL, 0);
+	default: return emit(k, OP_I32, col, v, 0, NULL, 0);
 	}
 }
 
@@ -1205,14 +1275,15 @@ static int k_missing(void *c, const struct rn_field *f)
 		return RN_ENOTFOUND;
 	if (f->type == RN_T_STRING) {
 		const struct rn_pb_field *s = !strcmp(n, "device_id") && r->has_device ? &r->device
-					      : !strcmp(n, "source") && r->has_source   ? &r->source
-					      : !strcmp(n, "topic") && r->has_topic     ? &r->topic
-											: NULL;
+					      : !strcmp(n, "source") && r->has_source  ? &r->source
+					      : !strcmp(n, "topic") && r->has_topic    ? &r->topic
+										       : NULL;
 		if (s)
 			return emit(k, OP_BYTES, col, 0, 0, s->ptr, s->len);
 		if (!strcmp(n, "attributes") && r->nattrs) {
 			int rc = attrs_json(k->scratch, k->env_bytes, k->env_len, NULL);
-			return rc ? rc : emit(k, OP_BYTES, col, 0, 0, k->scratch->data, k->scratch->len);
+			return rc ? rc
+				  : emit(k, OP_BYTES, col, 0, 0, k->scratch->data, k->scratch->len);
 		}
 	}
 	if (!strcmp(n, "event_time") && f->type == RN_T_TIMESTAMP && r->has_event)
@@ -1234,8 +1305,7 @@ static uint32_t hash_str(const char *s)
 
 /* Finishes every open partition's file of t into (*files, *n), oldest first, dropping the
  * partition. On failure the partitions not finished stay open. */
-static int finish_parts(struct rn_mat *m, struct mat_table *t, struct mat_file **files,
-			size_t *n)
+static int finish_parts(struct rn_mat *m, struct mat_table *t, struct mat_file **files, size_t *n)
 {
 	while (t->nparts) {
 		struct mat_part *p = &t->parts[t->nparts - 1];
@@ -1249,8 +1319,10 @@ static int finish_parts(struct rn_mat *m, struct mat_table *t, struct mat_file *
 		memset(f, 0, sizeof(*f));
 		if (rows) {
 			if ((rc = rn_pq_finish(p->pq, &f->data)))
-				return fail(m, rc, "table %s: parquet: %s", t->name, rn_strerror(rc));
-			if (!(f->stats = rn_pq_delta_stats(p->pq, t->dcols, t->ndcols, (int64_t)rows))) {
+				return fail(m, rc, "table %s: parquet: %s", t->name,
+					    rn_strerror(rc));
+			if (!(f->stats = rn_pq_delta_stats(p->pq, t->dcols, t->ndcols,
+							   (int64_t)rows))) {
 				rn_buf_free(&f->data);
 				return RN_ENOMEM;
 			}
@@ -1300,13 +1372,16 @@ static int route_row(struct rn_mat *m, struct mat_table *t, struct pq_sink *k, c
 			e = strchr(s, '/');
 			e = e ? e : s + strlen(s);
 			if (e - s > 255) {
-				snprintf(why, cap, "partition directory name %.40s... is %zu bytes, "
-					 "more than 255", s, (size_t)(e - s));
+				snprintf(why, cap,
+					 "partition directory name %.40s... is %zu bytes, "
+					 "more than 255",
+					 s, (size_t)(e - s));
 				return RN_EINVAL;
 			}
 		}
 		if (t->nparts == RN_MAT_MAX_OPEN_PARTITIONS) {
-			rn_log_info("mat", "table %s: %d partitions open; finishing their files early",
+			rn_log_info("mat",
+				    "table %s: %d partitions open; finishing their files early",
 				    t->name, RN_MAT_MAX_OPEN_PARTITIONS);
 			if ((rc = finish_parts(m, t, &t->spilled, &t->nspilled)))
 				return rc;
@@ -1317,7 +1392,8 @@ static int route_row(struct rn_mat *m, struct mat_table *t, struct pq_sink *k, c
 		t->parts = np;
 		p = &np[t->nparts];
 		memset(p, 0, sizeof(*p));
-		struct rn_pq_options po = {.created_by = m->created_by, .zstd_level = m->zstd_level};
+		struct rn_pq_options po = {.created_by = m->created_by,
+					   .zstd_level = m->zstd_level};
 		if (!(p->pv = rn_strdup(pv)) || !(p->dir = rn_strdup(dir)) ||
 		    (rc = rn_pq_writer_create(&p->pq, t->dcols, t->ndcols, &po))) {
 			rn_free(p->pv);
@@ -1343,10 +1419,10 @@ static int add_typed_row(struct rn_mat *m, struct mat_table *t, const char *stre
 			 size_t len, int64_t now, const struct rn_mat_clock *clk, char *why,
 			 size_t cap)
 {
-	struct pq_sink k = {.w = t->pq, .t = t, .stream_id = stream_id, .now = now,
-			    .scratch = &m->scratch};
-	static const struct rn_row_sink sink_fns = {NULL, k_null, k_i64, k_f64, k_bytes, k_dec,
-						    k_begin, k_end, k_missing};
+	struct pq_sink k = {
+		.w = t->pq, .t = t, .stream_id = stream_id, .now = now, .scratch = &m->scratch};
+	static const struct rn_row_sink sink_fns = {NULL,  k_null,  k_i64, k_f64,    k_bytes,
+						    k_dec, k_begin, k_end, k_missing};
 	struct rn_row_sink sink = sink_fns;
 	struct rec r;
 	const char *json = (const char *)p;
@@ -1471,12 +1547,13 @@ int rn_mat_stream_descriptor(struct rn_mat *m, const char *table, const char *st
 		const uint8_t *name = NULL;
 		size_t nlen = 0;
 		descriptor_name(desc, len, &name, &nlen);
-		return fail(m, RN_EINVAL, "table %s has no schema (it holds runnel.v1.Record "
+		return fail(m, RN_EINVAL,
+			    "table %s has no schema (it holds runnel.v1.Record "
 			    "envelopes); to send message %.*s to it, declare its columns in the "
 			    "server config: schemas = ( { table = \"%s\"; columns = ( ... ); } ) "
-			    "(auto_create makes a new table from the descriptor)", table,
-			    name ? (int)(nlen > 100 ? 100 : nlen) : 1, name ? (const char *)name : "?",
-			    table);
+			    "(auto_create makes a new table from the descriptor)",
+			    table, name ? (int)(nlen > 100 ? 100 : nlen) : 1,
+			    name ? (const char *)name : "?", table);
 	}
 	if ((rc = rn_protorow_plan(t->schema, desc, len, &plan, err, sizeof(err))))
 		return fail(m, rc, "descriptor does not fit table %s: %s", table, err);
@@ -1576,8 +1653,8 @@ static int has_batch(struct mat_table *t, const char *stream_id, int64_t offset)
 /* Puts the rows of one validated batch into t's builders (and its dead letters into its
  * dead-letter table's) and notes the stream. On failure part of the batch may be in them:
  * the caller rebuilds. */
-static int add_rows(struct rn_mat *m, struct mat_table *t, const char *stream_id,
-		    int64_t offset, int record_type, const uint8_t *batch, size_t len, int64_t now,
+static int add_rows(struct rn_mat *m, struct mat_table *t, const char *stream_id, int64_t offset,
+		    int record_type, const uint8_t *batch, size_t len, int64_t now,
 		    const struct rn_mat_clock *clk)
 {
 	struct rn_pb_reader rd;
@@ -1603,8 +1680,8 @@ static int add_rows(struct rn_mat *m, struct mat_table *t, const char *stream_id
 					snprintf(first_why, sizeof(first_why), "%s", why);
 				if (!dlq_has) {
 					struct dead_ref dr = {why, offset, index};
-					rc = add_envelope_row(m, t->dlq, stream_id, record_type, f.ptr,
-							      f.len, now, &dr, clk);
+					rc = add_envelope_row(m, t->dlq, stream_id, record_type,
+							      f.ptr, f.len, now, &dr, clk);
 				}
 			}
 		}
@@ -1664,7 +1741,8 @@ static int rebuild(struct rn_mat *m, struct mat_table *t)
 		m->refilling = NULL;
 		if (rc) {
 			if (!m->err[0])
-				fail(m, rc, "table %s: refill failed: %s", t->name, rn_strerror(rc));
+				fail(m, rc, "table %s: refill failed: %s", t->name,
+				     rn_strerror(rc));
 			return rc;
 		}
 	}
@@ -1703,8 +1781,8 @@ static int check_batch(struct rn_mat *m, const uint8_t *batch, size_t len)
 	return 0;
 }
 
-int rn_mat_refill_add(struct rn_mat *m, const char *table, const char *stream_id,
-		      int64_t offset, int record_type, const uint8_t *batch, size_t len,
+int rn_mat_refill_add(struct rn_mat *m, const char *table, const char *stream_id, int64_t offset,
+		      int record_type, const uint8_t *batch, size_t len,
 		      const struct rn_mat_clock *clk)
 {
 	struct mat_table *t = m->refilling;
@@ -1716,8 +1794,7 @@ int rn_mat_refill_add(struct rn_mat *m, const char *table, const char *stream_id
 	if ((rc = check_batch(m, batch, len)))
 		return rc;
 	if ((rc = add_rows(m, t, stream_id, offset, record_type, batch, len, rn_now_us(), clk)))
-		return fail(m, rc, "table %s: cannot add record again: %s", table,
-			    rn_strerror(rc));
+		return fail(m, rc, "table %s: cannot add record again: %s", table, rn_strerror(rc));
 	t->pending_bytes += len;
 	m->pending_bytes += len;
 	return 0;
@@ -1779,8 +1856,10 @@ static int commit_retry(struct rn_mat *m, struct mat_table *t)
 					   t->retry_mtime, t->retry_stats};
 		rc = rn_delta_commit(t->delta, &add, 1, txns, t->retry_nstreams, &version);
 		if (rc == RN_EEXIST) {
-			rn_log_warn("mat", "table %s: batch already committed by another writer; "
-				    "%s is an orphan", t->name, t->retry_path);
+			rn_log_warn("mat",
+				    "table %s: batch already committed by another writer; "
+				    "%s is an orphan",
+				    t->name, t->retry_path);
 			rc = 0;
 		} else if (!rc) {
 			rn_log_debug("mat", "table %s: committed version %lld", t->name,
@@ -1789,7 +1868,8 @@ static int commit_retry(struct rn_mat *m, struct mat_table *t)
 	}
 	rn_free(txns);
 	if (rc)
-		return fail(m, rc, "table %s: commit failed: %s", t->name, rn_delta_errmsg(t->delta));
+		return fail(m, rc, "table %s: commit failed: %s", t->name,
+			    rn_delta_errmsg(t->delta));
 	/* emptied, not freed: the next rn_pq_finish trades this storage for its own instead
 	 * of copying the file into a freshly allocated (page-faulting) buffer */
 	rn_buf_reset(&t->retry_file);
@@ -1824,7 +1904,8 @@ static int commit_part(struct rn_mat *m, struct mat_table *t)
 		if (rc)
 			break;
 		rn_buf_reset(&uri);
-		if ((rc = rn_part_uri(&uri, name, strlen(name))) || (rc = rn_buf_append_u8(&uri, 0)))
+		if ((rc = rn_part_uri(&uri, name, strlen(name))) ||
+		    (rc = rn_buf_append_u8(&uri, 0)))
 			break;
 		if (!(f->path = rn_strdup((const char *)uri.data))) {
 			rc = RN_ENOMEM;
@@ -1852,8 +1933,10 @@ static int commit_part(struct rn_mat *m, struct mat_table *t)
 	}
 	rc = rn_delta_commit(t->delta, adds, t->nrfiles, txns, t->retry_nstreams, &version);
 	if (rc == RN_EEXIST) {
-		rn_log_warn("mat", "table %s: batch already committed by another writer; its %zu "
-			    "file(s) are orphans", t->name, t->nrfiles);
+		rn_log_warn("mat",
+			    "table %s: batch already committed by another writer; its %zu "
+			    "file(s) are orphans",
+			    t->name, t->nrfiles);
 		rc = 0;
 	} else if (!rc) {
 		rn_log_debug("mat", "table %s: committed version %lld (%zu files)", t->name,
@@ -1862,7 +1945,8 @@ static int commit_part(struct rn_mat *m, struct mat_table *t)
 	rn_free(adds);
 	rn_free(txns);
 	if (rc)
-		return fail(m, rc, "table %s: commit failed: %s", t->name, rn_delta_errmsg(t->delta));
+		return fail(m, rc, "table %s: commit failed: %s", t->name,
+			    rn_delta_errmsg(t->delta));
 	free_files(t->rfiles, t->nrfiles);
 	t->rfiles = NULL;
 	t->nrfiles = 0;
@@ -1908,9 +1992,11 @@ int rn_mat_flush(struct rn_mat *m)
 		struct mat_table *t = m->tables[k];
 		int rc;
 		if (!t->is_dlq && (t->dirty || (t->dlq && t->dlq->dirty)) && (rc = rebuild(m, t)))
-			first_rc = first_rc ? first_rc : fail(m, rc, "table %s: cannot rebuild "
-							      "its pending rows: %s", t->name,
-							      rn_strerror(rc));
+			first_rc = first_rc ? first_rc
+					    : fail(m, rc,
+						   "table %s: cannot rebuild "
+						   "its pending rows: %s",
+						   t->name, rn_strerror(rc));
 	}
 	/* dead-letter tables first: a batch committed to a typed table must already be in its
 	 * dead-letter table (rn_mat_add relies on it after a crash) */
@@ -1935,18 +2021,20 @@ int rn_mat_flush(struct rn_mat *m)
 			continue; /* rows only in its (committed) dead-letter table */
 		if ((rc = rn_pq_finish(t->pq, &t->retry_file))) {
 			t->dirty = 1; /* the writer may be broken: start again (rebuild) */
-			first_rc = first_rc ? first_rc : fail(m, rc, "table %s: parquet: %s", t->name,
-							      rn_strerror(rc));
+			first_rc = first_rc ? first_rc
+					    : fail(m, rc, "table %s: parquet: %s", t->name,
+						   rn_strerror(rc));
 			continue;
 		}
 		t->retry_stats = rn_pq_delta_stats(t->pq, t->cols ? t->cols : envelope_cols,
-					    t->cols ? t->ncols : t->env_ncols, rows);
+						   t->cols ? t->ncols : t->env_ncols, rows);
 		if (!t->retry_stats) {
 			/* every add carries its stats: finish again, after a rebuild */
 			rn_buf_reset(&t->retry_file);
 			t->dirty = 1;
-			first_rc = first_rc ? first_rc : fail(m, RN_ENOMEM, "table %s: stats: %s",
-							      t->name, rn_strerror(RN_ENOMEM));
+			first_rc = first_rc ? first_rc
+					    : fail(m, RN_ENOMEM, "table %s: stats: %s", t->name,
+						   rn_strerror(RN_ENOMEM));
 			continue;
 		}
 		t->retry_streams = t->streams;
@@ -1968,8 +2056,7 @@ size_t rn_mat_pending_bytes(const struct rn_mat *m)
 	return m->pending_bytes;
 }
 
-int rn_mat_committed(struct rn_mat *m, const char *table, const char *stream_id,
-		     int64_t *offset)
+int rn_mat_committed(struct rn_mat *m, const char *table, const char *stream_id, int64_t *offset)
 {
 	struct mat_table *t;
 	int rc;

@@ -43,8 +43,8 @@ struct rn_mat;
 typedef int (*rn_mat_refill_fn)(void *ctx, struct rn_mat *m, const char *table);
 
 struct rn_mat_options {
-	const char *data_root;    /* required; must exist */
-	rn_mat_refill_fn refill;  /* see above; NULL = none */
+	const char *data_root;   /* required; must exist */
+	rn_mat_refill_fn refill; /* see above; NULL = none */
 	void *refill_ctx;
 	const char *created_by;   /* Parquet created_by; NULL = "runnel-server version <v>" */
 	size_t max_pending_bytes; /* advisory: rn_mat_pending_bytes() past this = flush soon */
@@ -63,10 +63,10 @@ struct rn_schema;
 
 /*
  * Declares `table` as a typed table with `schema` (on success the mat owns the heap
- * allocated schema and frees it; on error the caller still does). Must come before the table's first use. Its records are
- * decoded into the columns: JSON records under schema.h/jsonrow.h's rules; runnel.v1.Record
- * envelopes by their payload, a JSON object, with columns the payload lacks filled from the
- * envelope when their names and types match it (device_id, source, topic: string;
+ * allocated schema and frees it; on error the caller still does). Must come before the table's
+ * first use. Its records are decoded into the columns: JSON records under schema.h/jsonrow.h's
+ * rules; runnel.v1.Record envelopes by their payload, a JSON object, with columns the payload lacks
+ * filled from the envelope when their names and types match it (device_id, source, topic: string;
  * event_time, receive_time: timestamp; seq: long; flags: integer; attributes: string) and
  * stream_id (string) from the stream. A record that does not fit goes to the dead-letter
  * table "<table>_dead_letters" (the envelope schema; the record as received, and
@@ -167,8 +167,8 @@ int rn_mat_add(struct rn_mat *m, const char *table, const char *stream_id, int64
  * the record has none. 0; RN_EINVAL (another table, outside a refill, a batch that is not
  * a record list), RN_ENOMEM: the callback should stop and return the error.
  */
-int rn_mat_refill_add(struct rn_mat *m, const char *table, const char *stream_id,
-		      int64_t offset, int record_type, const uint8_t *batch, size_t len,
+int rn_mat_refill_add(struct rn_mat *m, const char *table, const char *stream_id, int64_t offset,
+		      int record_type, const uint8_t *batch, size_t len,
 		      const struct rn_mat_clock *clk);
 
 /* Writes and commits every table's pending rows. After 0, all batches added before the call
@@ -183,8 +183,7 @@ size_t rn_mat_pending_bytes(const struct rn_mat *m);
 
 /* The highest offset of stream_id committed to table (max txn version in its log), or -1.
  * RN_EINVAL for a bad name, RN_EIO/RN_EDELTA if the log cannot be read. */
-int rn_mat_committed(struct rn_mat *m, const char *table, const char *stream_id,
-		     int64_t *offset);
+int rn_mat_committed(struct rn_mat *m, const char *table, const char *stream_id, int64_t *offset);
 
 const char *rn_mat_errmsg(const struct rn_mat *m);
 

@@ -89,8 +89,9 @@ int rn_part_spec_check(const struct rn_schema *s, const struct rn_part_spec *spe
 		return RN_EINVAL;
 	}
 	if (spec->ncolumns && spec->ncolumns >= n) {
-		snprintf(err, cap, "partition_by: at least one column must not be a partition "
-				   "column (data files hold the others)");
+		snprintf(err, cap,
+			 "partition_by: at least one column must not be a partition "
+			 "column (data files hold the others)");
 		return RN_EINVAL;
 	}
 	for (size_t i = 0; i < spec->ncolumns; i++) {
@@ -101,8 +102,9 @@ int rn_part_spec_check(const struct rn_schema *s, const struct rn_part_spec *spe
 			return RN_EINVAL;
 		}
 		if (!part_type_ok(cols[k].type)) {
-			snprintf(err, cap, "partition_by: column '%s' is %s; a partition column "
-					   "must be string, long, integer, short, byte, date or boolean",
+			snprintf(err, cap,
+				 "partition_by: column '%s' is %s; a partition column "
+				 "must be string, long, integer, short, byte, date or boolean",
 				 c, rn_type_name(&cols[k], tn, sizeof(tn)));
 			return RN_EINVAL;
 		}
@@ -122,8 +124,9 @@ int rn_part_spec_check(const struct rn_schema *s, const struct rn_part_spec *spe
 			return RN_EINVAL;
 		}
 		if (cols[k].type != RN_T_DATE) {
-			snprintf(err, cap, "column '%s': from = \"%s\" needs type date (the UTC day "
-					   "of a timestamp), not %s",
+			snprintf(err, cap,
+				 "column '%s': from = \"%s\" needs type date (the UTC day "
+				 "of a timestamp), not %s",
 				 d->column, d->from, rn_type_name(&cols[k], tn, sizeof(tn)));
 			return RN_EINVAL;
 		}
@@ -138,25 +141,29 @@ int rn_part_spec_check(const struct rn_schema *s, const struct rn_part_spec *spe
 			continue;
 		}
 		if (src < 0) {
-			snprintf(err, cap, "column '%s': from = \"%s\": no such column (only "
-					   "\"event_time\" may name the agent envelope's event time)",
+			snprintf(err, cap,
+				 "column '%s': from = \"%s\": no such column (only "
+				 "\"event_time\" may name the agent envelope's event time)",
 				 d->column, d->from);
 			return RN_EINVAL;
 		}
 		if (cols[src].type != RN_T_TIMESTAMP) {
-			snprintf(err, cap, "column '%s': from = \"%s\": the source must be a "
-					   "timestamp column, not %s",
+			snprintf(err, cap,
+				 "column '%s': from = \"%s\": the source must be a "
+				 "timestamp column, not %s",
 				 d->column, d->from, rn_type_name(&cols[src], tn, sizeof(tn)));
 			return RN_EINVAL;
 		}
 		if (src >= k) {
-			snprintf(err, cap, "column '%s': from = \"%s\": declare the source column "
-					   "before the column derived from it",
+			snprintf(err, cap,
+				 "column '%s': from = \"%s\": declare the source column "
+				 "before the column derived from it",
 				 d->column, d->from);
 			return RN_EINVAL;
 		}
 		if (!cols[k].nullable && cols[src].nullable) {
-			snprintf(err, cap, "column '%s' is NOT NULL but its source '%s' is nullable",
+			snprintf(err, cap,
+				 "column '%s' is NOT NULL but its source '%s' is nullable",
 				 d->column, d->from);
 			return RN_EINVAL;
 		}
@@ -177,8 +184,10 @@ int rn_part_text(struct rn_buf *out, enum rn_type t, int64_t v)
 	switch (t) {
 	case RN_T_DATE: return rn_part_date(out, v);
 	case RN_T_BOOL: return rn_buf_append_str(out, v ? "true" : "false");
-	case RN_T_LONG: case RN_T_INT: case RN_T_SHORT: case RN_T_BYTE:
-		return rn_buf_printf(out, "%lld", (long long)v);
+	case RN_T_LONG:
+	case RN_T_INT:
+	case RN_T_SHORT:
+	case RN_T_BYTE: return rn_buf_printf(out, "%lld", (long long)v);
 	default: return RN_EINVAL;
 	}
 }

@@ -28,9 +28,24 @@
 
 /* FieldDescriptorProto.Type values (descriptor.proto). */
 enum {
-	PT_DOUBLE = 1, PT_FLOAT, PT_INT64, PT_UINT64, PT_INT32, PT_FIXED64, PT_FIXED32, PT_BOOL,
-	PT_STRING, PT_GROUP, PT_MESSAGE, PT_BYTES, PT_UINT32, PT_ENUM, PT_SFIXED32, PT_SFIXED64,
-	PT_SINT32, PT_SINT64
+	PT_DOUBLE = 1,
+	PT_FLOAT,
+	PT_INT64,
+	PT_UINT64,
+	PT_INT32,
+	PT_FIXED64,
+	PT_FIXED32,
+	PT_BOOL,
+	PT_STRING,
+	PT_GROUP,
+	PT_MESSAGE,
+	PT_BYTES,
+	PT_UINT32,
+	PT_ENUM,
+	PT_SFIXED32,
+	PT_SFIXED64,
+	PT_SINT32,
+	PT_SINT64
 };
 enum { LB_OPTIONAL = 1, LB_REQUIRED = 2, LB_REPEATED = 3 };
 
@@ -38,9 +53,9 @@ enum { LB_OPTIONAL = 1, LB_REQUIRED = 2, LB_REPEATED = 3 };
 #define MAX_NAME 255
 
 static const char *const ptnames[] = {
-	"?", "double", "float", "int64", "uint64", "int32", "fixed64", "fixed32", "bool",
-	"string", "group", "message", "bytes", "uint32", "enum", "sfixed32", "sfixed64",
-	"sint32", "sint64",
+	"?",       "double",   "float",    "int64",  "uint64",  "int32", "fixed64",
+	"fixed32", "bool",     "string",   "group",  "message", "bytes", "uint32",
+	"enum",    "sfixed32", "sfixed64", "sint32", "sint64",
 };
 
 struct dfield {
@@ -48,15 +63,15 @@ struct dfield {
 	char *type_name; /* as written (".pkg.Msg.Inner", "Inner"), or NULL */
 	uint32_t num;
 	int label, type, oneof; /* oneof: oneof_index or -1 */
-	int msg, en;		/* resolved message / enum index, or -1 */
+	int msg, en;            /* resolved message / enum index, or -1 */
 };
 
 struct dmsg {
 	char *name, *path; /* path: dotted from the root message ("Root.Inner") */
-	int parent;	   /* index of the enclosing message, -1 for the root */
+	int parent;        /* index of the enclosing message, -1 for the root */
 	struct dfield *fields;
 	size_t nfields, capf;
-	int map_entry;	  /* MessageOptions.map_entry */
+	int map_entry;    /* MessageOptions.map_entry */
 	int state, depth; /* recursion check: 0 new, 1 on the stack, 2 done; column depth */
 };
 
@@ -162,7 +177,8 @@ static int parse_field(struct desc *D, size_t mi, const uint8_t *p, size_t len)
 	while ((rc = rn_pb_next(&r, &f)) == 1) {
 		switch (f.num) {
 		case 1:
-			if ((rc = want(D, &f, RN_PB_LEN, "field name")) || (rc = set_str(&x->name, &f)))
+			if ((rc = want(D, &f, RN_PB_LEN, "field name")) ||
+			    (rc = set_str(&x->name, &f)))
 				return rc;
 			break;
 		case 3:
@@ -191,7 +207,8 @@ static int parse_field(struct desc *D, size_t mi, const uint8_t *p, size_t len)
 			x->oneof = f.u >= RN_SCHEMA_MAX_FIELDS ? RN_SCHEMA_MAX_FIELDS : (int)f.u;
 			break;
 		default:
-			break; /* extendee, default_value, options (packed: both forms are read), ... */
+			break; /* extendee, default_value, options (packed: both forms are read),
+				  ... */
 		}
 	}
 	return rc ? DBAD(D, "malformed descriptor (a field)") : 0;
@@ -212,14 +229,16 @@ static int parse_enum(struct desc *D, int parent, const uint8_t *p, size_t len)
 	rn_pb_reader_init(&r, p, len);
 	while ((rc = rn_pb_next(&r, &f)) == 1) {
 		if (f.num == 1) {
-			if ((rc = want(D, &f, RN_PB_LEN, "enum name")) || (rc = set_str(&D->e[ei].name, &f)))
+			if ((rc = want(D, &f, RN_PB_LEN, "enum name")) ||
+			    (rc = set_str(&D->e[ei].name, &f)))
 				return rc;
 		} else if (f.num == 2) {
 			struct denum *e = &D->e[ei];
 			if ((rc = want(D, &f, RN_PB_LEN, "enum value")))
 				return rc;
 			if (++D->total_fields > MAX_TOTAL_FIELDS)
-				return DBAD(D, "descriptor has more than %d fields", MAX_TOTAL_FIELDS);
+				return DBAD(D, "descriptor has more than %d fields",
+					    MAX_TOTAL_FIELDS);
 			if ((rc = grow((void **)&e->vals, &e->capv, e->nvals, sizeof(*e->vals))))
 				return rc;
 			struct dval *v = &e->vals[e->nvals];
@@ -295,8 +314,7 @@ static int parse_msg(struct desc *D, int parent, int depth, const uint8_t *p, si
 			if (rc)
 				return DBAD(D, "malformed descriptor (message options)");
 			break;
-		default:
-			break;
+		default: break;
 		}
 	}
 	if (rc)
@@ -360,13 +378,15 @@ static int resolve(const struct desc *D, int scope, const char *tn, const struct
 
 static int cmp_num(const void *a, const void *b)
 {
-	const struct dfield *x = *(const struct dfield *const *)a, *y = *(const struct dfield *const *)b;
+	const struct dfield *x = *(const struct dfield *const *)a,
+			    *y = *(const struct dfield *const *)b;
 	return x->num < y->num ? -1 : x->num > y->num;
 }
 
 static int cmp_fname(const void *a, const void *b)
 {
-	const struct dfield *x = *(const struct dfield *const *)a, *y = *(const struct dfield *const *)b;
+	const struct dfield *x = *(const struct dfield *const *)a,
+			    *y = *(const struct dfield *const *)b;
 	return strcmp(x->name, y->name);
 }
 
@@ -390,8 +410,8 @@ static int check_msg(struct desc *D, size_t mi)
 		if (x->type < 0)
 			return DBAD(D, "field '%s.%s' has an unknown type", m->path, x->name);
 		if (x->type == PT_GROUP)
-			return DBAD(D, "field '%s.%s' is a group; groups are not supported", m->path,
-				    x->name);
+			return DBAD(D, "field '%s.%s' is a group; groups are not supported",
+				    m->path, x->name);
 		if (x->type == PT_MESSAGE || x->type == PT_ENUM || (!x->type && x->type_name)) {
 			const struct dname *h = NULL;
 			if (x->type_name && (rc = resolve(D, (int)mi, x->type_name, &h)))
@@ -404,10 +424,11 @@ static int check_msg(struct desc *D, size_t mi)
 				x->type = PT_ENUM;
 			} else if (x->type != PT_ENUM) {
 				/* an enum declared outside the message still carries its numbers */
-				return DBAD(D,
-					    "type '%.80s' of field '%s.%s' is not in the descriptor "
-					    "(nested types must be declared inside the message)",
-					    x->type_name ? x->type_name : "", m->path, x->name);
+				return DBAD(
+					D,
+					"type '%.80s' of field '%s.%s' is not in the descriptor "
+					"(nested types must be declared inside the message)",
+					x->type_name ? x->type_name : "", m->path, x->name);
 			}
 		}
 		if (!x->type)
@@ -447,8 +468,8 @@ static int map_shape(const struct desc *D, const struct dfield *x, const struct 
 	int kt = (*k)->type;
 	return (*k)->num == 1 && (*v)->num == 2 && !strcmp((*k)->name, "key") &&
 	       !strcmp((*v)->name, "value") && (*k)->label != LB_REPEATED &&
-	       (*v)->label != LB_REPEATED && kt != PT_DOUBLE && kt != PT_FLOAT &&
-	       kt != PT_BYTES && kt != PT_MESSAGE && kt != PT_ENUM;
+	       (*v)->label != LB_REPEATED && kt != PT_DOUBLE && kt != PT_FLOAT && kt != PT_BYTES &&
+	       kt != PT_MESSAGE && kt != PT_ENUM;
 }
 
 /* Depth-first over the message types the root uses: refuses recursion and computes each
@@ -471,10 +492,11 @@ static int walk(struct desc *D, int mi, int stack)
 		}
 		if (t >= 0) {
 			if (D->m[t].state == 1)
-				return DBAD(D,
-					    "message %s refers to itself (field '%s.%s'); recursive "
-					    "types cannot be columns",
-					    D->m[t].path, D->m[mi].path, x->name);
+				return DBAD(
+					D,
+					"message %s refers to itself (field '%s.%s'); recursive "
+					"types cannot be columns",
+					D->m[t].path, D->m[mi].path, x->name);
 			if (!D->m[t].state && (rc = walk(D, t, stack + 1)))
 				return rc;
 			d += D->m[t].depth;
@@ -486,7 +508,8 @@ static int walk(struct desc *D, int mi, int stack)
 	m->state = 2;
 	m->depth = depth;
 	if (depth > RN_SCHEMA_MAX_DEPTH)
-		return DBAD(D, "message %s nests more than %d levels", m->path, RN_SCHEMA_MAX_DEPTH);
+		return DBAD(D, "message %s nests more than %d levels", m->path,
+			    RN_SCHEMA_MAX_DEPTH);
 	return 0;
 }
 
@@ -575,13 +598,13 @@ struct pmsg;
 struct pslot {
 	const struct rn_field *col; /* the schema node filled (a column, struct field, map key or
 				     * value) */
-	uint32_t num;		    /* proto field number; 0: no field covers the column */
+	uint32_t num;               /* proto field number; 0: no field covers the column */
 	uint8_t ptype, kind, required, packable;
-	uint8_t wt;		    /* the wire type of one (unpacked) value */
-	int oneof;		    /* group index in this message, or -1 */
-	const struct pmsg *sub;	    /* K_STRUCT: the struct; K_ARRAY_MSG: the element; K_MAP: the
-				     * entry */
-	const struct penum *en;	    /* enum fields, when the descriptor declares the enum */
+	uint8_t wt;             /* the wire type of one (unpacked) value */
+	int oneof;              /* group index in this message, or -1 */
+	const struct pmsg *sub; /* K_STRUCT: the struct; K_ARRAY_MSG: the element; K_MAP: the
+				 * entry */
+	const struct penum *en; /* enum fields, when the descriptor declares the enum */
 };
 
 struct pnum {
@@ -590,15 +613,15 @@ struct pnum {
 
 struct pmsg {
 	const struct rn_field *st; /* the struct node (the map node for an entry) */
-	struct pslot *slots;	   /* st's fields in schema order (entry: key, value) */
+	struct pslot *slots;       /* st's fields in schema order (entry: key, value) */
 	size_t nslots;
-	int entry;		   /* a map entry: key then value, no begin/end, defaults */
-	int ngroups;		   /* oneof groups */
-	uint16_t *direct;	   /* number -> slot + 1 when numbers are small, else NULL */
+	int entry;        /* a map entry: key then value, no begin/end, defaults */
+	int ngroups;      /* oneof groups */
+	uint16_t *direct; /* number -> slot + 1 when numbers are small, else NULL */
 	uint32_t maxnum;
-	struct pnum *sorted;	   /* otherwise: sorted by number */
+	struct pnum *sorted; /* otherwise: sorted by number */
 	size_t nsorted;
-	struct pmsg *next;	   /* every pmsg of the plan, for freeing */
+	struct pmsg *next; /* every pmsg of the plan, for freeing */
 };
 
 struct rn_protoplan {
@@ -638,12 +661,12 @@ static void cpop(struct comp *c, size_t old)
 static void type_put(const struct rn_field *f, char *buf, size_t cap, size_t *o)
 {
 	char n[32];
-#define PUT(...)                                                                     \
-	do {                                                                         \
-		if (*o < cap) {                                                      \
-			int k_ = snprintf(buf + *o, cap - *o, __VA_ARGS__);          \
-			*o = k_ < 0 ? cap : *o + (size_t)k_ < cap ? *o + (size_t)k_ : cap; \
-		}                                                                    \
+#define PUT(...)                                                                                   \
+	do {                                                                                       \
+		if (*o < cap) {                                                                    \
+			int k_ = snprintf(buf + *o, cap - *o, __VA_ARGS__);                        \
+			*o = k_ < 0 ? cap : *o + (size_t)k_ < cap ? *o + (size_t)k_ : cap;         \
+		}                                                                                  \
 	} while (0)
 	switch (f->type) {
 	case RN_T_ARRAY:
@@ -666,8 +689,7 @@ static void type_put(const struct rn_field *f, char *buf, size_t cap, size_t *o)
 		}
 		PUT(">");
 		return;
-	default:
-		PUT("%s", rn_type_name(f, n, sizeof(n)));
+	default: PUT("%s", rn_type_name(f, n, sizeof(n)));
 	}
 #undef PUT
 }
@@ -682,8 +704,8 @@ static void type_str(const struct rn_field *f, char *buf, size_t cap)
 static void ftype_str(const struct desc *D, const struct dfield *x, char *buf, size_t cap)
 {
 	const char *tn = x->msg >= 0 ? D->m[x->msg].name : x->en >= 0 ? D->e[x->en].name : "";
-	snprintf(buf, cap, "%s%s%s%s", x->label == LB_REPEATED ? "repeated " : "",
-		 ptnames[x->type], *tn ? " " : "", tn);
+	snprintf(buf, cap, "%s%s%s%s", x->label == LB_REPEATED ? "repeated " : "", ptnames[x->type],
+		 *tn ? " " : "", tn);
 }
 
 static int misfit(struct comp *c, const struct dfield *x, const struct rn_field *col)
@@ -711,14 +733,16 @@ static int is_64(int t)
 static uint8_t wire_of(int t)
 {
 	switch (t) {
-	case PT_DOUBLE: case PT_FIXED64: case PT_SFIXED64:
-		return RN_PB_I64;
-	case PT_FLOAT: case PT_FIXED32: case PT_SFIXED32:
-		return RN_PB_I32;
-	case PT_STRING: case PT_BYTES: case PT_MESSAGE:
-		return RN_PB_LEN;
-	default:
-		return RN_PB_VARINT;
+	case PT_DOUBLE:
+	case PT_FIXED64:
+	case PT_SFIXED64: return RN_PB_I64;
+	case PT_FLOAT:
+	case PT_FIXED32:
+	case PT_SFIXED32: return RN_PB_I32;
+	case PT_STRING:
+	case PT_BYTES:
+	case PT_MESSAGE: return RN_PB_LEN;
+	default: return RN_PB_VARINT;
 	}
 }
 
@@ -730,18 +754,12 @@ static int fits(const struct dfield *x, const struct rn_field *col)
 		return intcol || ct == RN_T_DATE ||
 		       ((ct == RN_T_TIMESTAMP || ct == RN_T_TIMESTAMP_NTZ) && is_64(x->type));
 	switch (x->type) {
-	case PT_ENUM:
-		return intcol || (ct == RN_T_STRING && x->en >= 0);
-	case PT_BOOL:
-		return ct == RN_T_BOOL;
-	case PT_FLOAT:
-		return ct == RN_T_FLOAT || ct == RN_T_DOUBLE;
-	case PT_DOUBLE:
-		return ct == RN_T_DOUBLE;
-	case PT_STRING:
-		return ct == RN_T_STRING || ct == RN_T_DECIMAL;
-	case PT_BYTES:
-		return ct == RN_T_BINARY;
+	case PT_ENUM: return intcol || (ct == RN_T_STRING && x->en >= 0);
+	case PT_BOOL: return ct == RN_T_BOOL;
+	case PT_FLOAT: return ct == RN_T_FLOAT || ct == RN_T_DOUBLE;
+	case PT_DOUBLE: return ct == RN_T_DOUBLE;
+	case PT_STRING: return ct == RN_T_STRING || ct == RN_T_DECIMAL;
+	case PT_BYTES: return ct == RN_T_BINARY;
 	}
 	return 0;
 }
@@ -770,7 +788,8 @@ static int get_enum(struct comp *c, int ei, const struct penum **out)
 	pl->enums[ei] = pe;
 	for (size_t i = 0; i < e->nvals; i++)
 		total += strlen(e->vals[i].name) + 1;
-	if (!(pe->name = rn_strdup(e->path)) || !(pe->v = rn_calloc(e->nvals + 1, sizeof(*pe->v))) ||
+	if (!(pe->name = rn_strdup(e->path)) ||
+	    !(pe->v = rn_calloc(e->nvals + 1, sizeof(*pe->v))) ||
 	    !(pe->names = rn_malloc(total + 1)))
 		return RN_ENOMEM;
 	char *w = pe->names;
@@ -925,7 +944,8 @@ static int comp_msg(struct comp *c, int mi, const struct rn_field *st, struct pm
 		if ((rc = comp_slot(c, x, &st->fields[j], &m->slots[j])))
 			goto out;
 		if (x->oneof >= 0) {
-			if (!groups && !(groups = rn_calloc(RN_SCHEMA_MAX_FIELDS + 1, sizeof(*groups)))) {
+			if (!groups &&
+			    !(groups = rn_calloc(RN_SCHEMA_MAX_FIELDS + 1, sizeof(*groups)))) {
 				rc = RN_ENOMEM;
 				goto out;
 			}
@@ -940,8 +960,8 @@ static int comp_msg(struct comp *c, int mi, const struct rn_field *st, struct pm
 	for (size_t j = 0; j < st->nfields; j++)
 		if (!m->slots[j].num && !st->fields[j].nullable) {
 			size_t old = cpush(c, st->fields[j].name);
-			rc = errf(c->err, c->cap, "NOT NULL column %s is not covered by the descriptor",
-				  c->path);
+			rc = errf(c->err, c->cap,
+				  "NOT NULL column %s is not covered by the descriptor", c->path);
 			cpop(c, old);
 			return rc;
 		}
@@ -1059,35 +1079,27 @@ static int build_type(struct desc *D, const struct dfield *x, struct rn_field *f
 		return DBAD(D, "descriptor expands to more than %d columns", MAX_TOTAL_FIELDS);
 	--*budget;
 	switch (x->type) {
-	case PT_INT32: case PT_SINT32: case PT_SFIXED32:
-		f->type = RN_T_INT;
-		return 0;
-	case PT_UINT32: case PT_FIXED32: case PT_INT64: case PT_SINT64: case PT_SFIXED64:
-	case PT_UINT64: case PT_FIXED64:
-		f->type = RN_T_LONG;
-		return 0;
-	case PT_FLOAT:
-		f->type = RN_T_FLOAT;
-		return 0;
-	case PT_DOUBLE:
-		f->type = RN_T_DOUBLE;
-		return 0;
-	case PT_BOOL:
-		f->type = RN_T_BOOL;
-		return 0;
-	case PT_STRING:
-		f->type = RN_T_STRING;
-		return 0;
-	case PT_BYTES:
-		f->type = RN_T_BINARY;
-		return 0;
-	case PT_ENUM:
-		f->type = x->en >= 0 ? RN_T_STRING : RN_T_INT;
-		return 0;
+	case PT_INT32:
+	case PT_SINT32:
+	case PT_SFIXED32: f->type = RN_T_INT; return 0;
+	case PT_UINT32:
+	case PT_FIXED32:
+	case PT_INT64:
+	case PT_SINT64:
+	case PT_SFIXED64:
+	case PT_UINT64:
+	case PT_FIXED64: f->type = RN_T_LONG; return 0;
+	case PT_FLOAT: f->type = RN_T_FLOAT; return 0;
+	case PT_DOUBLE: f->type = RN_T_DOUBLE; return 0;
+	case PT_BOOL: f->type = RN_T_BOOL; return 0;
+	case PT_STRING: f->type = RN_T_STRING; return 0;
+	case PT_BYTES: f->type = RN_T_BINARY; return 0;
+	case PT_ENUM: f->type = x->en >= 0 ? RN_T_STRING : RN_T_INT; return 0;
 	case PT_MESSAGE:
 		m = &D->m[x->msg];
 		if (!m->nfields)
-			return DBAD(D, "message %s has no fields; an empty struct cannot be a column",
+			return DBAD(D,
+				    "message %s has no fields; an empty struct cannot be a column",
 				    m->path);
 		f->type = RN_T_STRUCT;
 		if (!(f->fields = rn_calloc(m->nfields, sizeof(*f->fields))))
@@ -1169,10 +1181,10 @@ out:
 
 /* Per slot, while a message is decoded. */
 struct sst {
-	uint64_t u;	     /* the last scalar's value (varint, or fixed bits) */
+	uint64_t u;          /* the last scalar's value (varint, or fixed bits) */
 	uint32_t off, len;   /* the last LEN scalar's bytes (record offsets) */
 	uint32_t head, tail; /* runs (arena offset + 1; 0: none) */
-	uint32_t count;	     /* elements (repeated, map) */
+	uint32_t count;      /* elements (repeated, map) */
 	uint8_t wt, has;
 };
 
@@ -1202,7 +1214,7 @@ struct dctx {
 };
 
 #define SST(d, base, i) ((struct sst *)((d)->ar + (base)) + (i))
-#define RUN(d, ref) ((struct run *)((d)->ar + (ref) - 1))
+#define RUN(d, ref) ((struct run *)((d)->ar + (ref)-1))
 
 __attribute__((format(printf, 2, 3))) static int bad(struct dctx *d, const char *fmt, ...)
 {
@@ -1218,7 +1230,8 @@ __attribute__((format(printf, 2, 3))) static int bad(struct dctx *d, const char 
 	for (size_t i = 0; i <= n && o < sizeof(where); i++) {
 		int k;
 		if (i == n) /* the scalar array element, if one is being emitted */
-			k = d->elem >= 0 ? snprintf(where + o, sizeof(where) - o, "[%ld]", d->elem) : 0;
+			k = d->elem >= 0 ? snprintf(where + o, sizeof(where) - o, "[%ld]", d->elem)
+					 : 0;
 		else if (d->path[i].name)
 			k = snprintf(where + o, sizeof(where) - o, "%s%s", o ? "." : "",
 				     d->path[i].name);
@@ -1416,8 +1429,7 @@ static int emit_scalar(struct dctx *d, const struct pslot *s, const struct rn_fi
 		memcpy(&x, &w, 4);
 		return k->f64(k->ctx, f, (double)x);
 	}
-	case PT_BOOL:
-		return k->i64(k->ctx, f, u != 0);
+	case PT_BOOL: return k->i64(k->ctx, f, u != 0);
 	case PT_STRING:
 		if (f->type == RN_T_DECIMAL) {
 			rn_i128 x;
@@ -1428,29 +1440,24 @@ static int emit_scalar(struct dctx *d, const struct pslot *s, const struct rn_fi
 		if (!rn_utf8_valid(ptr, len))
 			return bad(d, "%s", "a string that is not UTF-8");
 		return k->bytes(k->ctx, f, ptr, len);
-	case PT_BYTES:
-		return k->bytes(k->ctx, f, ptr, len);
-	case PT_INT32: case PT_ENUM: case PT_SFIXED32:
-		v = (int32_t)(uint32_t)u;
-		break;
-	case PT_UINT32: case PT_FIXED32:
-		v = (uint32_t)u;
-		break;
+	case PT_BYTES: return k->bytes(k->ctx, f, ptr, len);
+	case PT_INT32:
+	case PT_ENUM:
+	case PT_SFIXED32: v = (int32_t)(uint32_t)u; break;
+	case PT_UINT32:
+	case PT_FIXED32: v = (uint32_t)u; break;
 	case PT_SINT32: {
 		uint32_t w = (uint32_t)u;
 		v = (int32_t)((w >> 1) ^ (0u - (w & 1)));
 		break;
 	}
-	case PT_SINT64:
-		v = rn_pb_zigzag_dec(u);
-		break;
-	case PT_UINT64: case PT_FIXED64:
+	case PT_SINT64: v = rn_pb_zigzag_dec(u); break;
+	case PT_UINT64:
+	case PT_FIXED64:
 		big = u > (uint64_t)INT64_MAX;
 		v = (int64_t)u;
 		break;
-	default: /* int64, sfixed64 */
-		v = (int64_t)u;
-		break;
+	default: /* int64, sfixed64 */ v = (int64_t)u; break;
 	}
 	if (f->type == RN_T_STRING) { /* an enum's value name */
 		const struct penum *e = s->en;
@@ -1463,22 +1470,17 @@ static int emit_scalar(struct dctx *d, const struct pslot *s, const struct rn_fi
 				hi = mid;
 		}
 		if (lo == e->n || e->v[lo].num != v)
-			return bad(d, "value %lld is not declared in enum %s", (long long)v, e->name);
+			return bad(d, "value %lld is not declared in enum %s", (long long)v,
+				   e->name);
 		return k->bytes(k->ctx, f, e->v[lo].name, e->v[lo].len);
 	}
 	int64_t lo = INT64_MIN, hi = INT64_MAX;
 	switch (f->type) {
-	case RN_T_INT: case RN_T_DATE:
-		lo = INT32_MIN, hi = INT32_MAX;
-		break;
-	case RN_T_SHORT:
-		lo = INT16_MIN, hi = INT16_MAX;
-		break;
-	case RN_T_BYTE:
-		lo = INT8_MIN, hi = INT8_MAX;
-		break;
-	default:
-		break;
+	case RN_T_INT:
+	case RN_T_DATE: lo = INT32_MIN, hi = INT32_MAX; break;
+	case RN_T_SHORT: lo = INT16_MIN, hi = INT16_MAX; break;
+	case RN_T_BYTE: lo = INT8_MIN, hi = INT8_MAX; break;
+	default: break;
 	}
 	if (big || v < lo || v > hi)
 		return bad(d, "%s", "integer out of range for the column");
@@ -1565,10 +1567,8 @@ static int emit_slot(struct dctx *d, const struct pslot *s, struct sst st)
 	const struct rn_row_sink *k = d->sink;
 	int rc;
 	switch (s->kind) {
-	case K_SCALAR:
-		return emit_scalar(d, s, s->col, st.u, d->rec + st.off, st.len);
-	case K_STRUCT:
-		return decode_msg(d, s->sub, st.head, 0, 0, 0);
+	case K_SCALAR: return emit_scalar(d, s, s->col, st.u, d->rec + st.off, st.len);
+	case K_STRUCT: return decode_msg(d, s->sub, st.head, 0, 0, 0);
 	case K_ARRAY:
 		if ((rc = k->begin(k->ctx, s->col, st.count)) || (rc = emit_elems(d, s, st.head)))
 			return rc;
@@ -1661,8 +1661,13 @@ int rn_protorow_decode(const struct rn_protoplan *p, const uint8_t *rec, size_t 
 		       const struct rn_row_sink *sink, char *err, size_t cap)
 {
 	uint64_t stackbuf[512];
-	struct dctx d = {.p = p, .rec = rec ? rec : (const uint8_t *)"", .sink = sink, .err = err,
-			 .cap = cap, .elem = -1, .ar = (uint8_t *)stackbuf,
+	struct dctx d = {.p = p,
+			 .rec = rec ? rec : (const uint8_t *)"",
+			 .sink = sink,
+			 .err = err,
+			 .cap = cap,
+			 .elem = -1,
+			 .ar = (uint8_t *)stackbuf,
 			 .arcap = sizeof(stackbuf)};
 	int rc;
 

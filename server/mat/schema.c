@@ -15,12 +15,23 @@ static const struct {
 	const char *name;
 	enum rn_type type;
 } prims[] = {
-	{"string", RN_T_STRING},       {"long", RN_T_LONG},       {"bigint", RN_T_LONG},
-	{"integer", RN_T_INT},         {"int", RN_T_INT},         {"short", RN_T_SHORT},
-	{"smallint", RN_T_SHORT},      {"byte", RN_T_BYTE},       {"tinyint", RN_T_BYTE},
-	{"float", RN_T_FLOAT},         {"real", RN_T_FLOAT},      {"double", RN_T_DOUBLE},
-	{"boolean", RN_T_BOOL},        {"binary", RN_T_BINARY},   {"date", RN_T_DATE},
-	{"timestamp_ntz", RN_T_TIMESTAMP_NTZ}, {"timestamp", RN_T_TIMESTAMP},
+	{"string", RN_T_STRING},
+	{"long", RN_T_LONG},
+	{"bigint", RN_T_LONG},
+	{"integer", RN_T_INT},
+	{"int", RN_T_INT},
+	{"short", RN_T_SHORT},
+	{"smallint", RN_T_SHORT},
+	{"byte", RN_T_BYTE},
+	{"tinyint", RN_T_BYTE},
+	{"float", RN_T_FLOAT},
+	{"real", RN_T_FLOAT},
+	{"double", RN_T_DOUBLE},
+	{"boolean", RN_T_BOOL},
+	{"binary", RN_T_BINARY},
+	{"date", RN_T_DATE},
+	{"timestamp_ntz", RN_T_TIMESTAMP_NTZ},
+	{"timestamp", RN_T_TIMESTAMP},
 };
 
 struct cursor {
@@ -135,7 +146,9 @@ static int parse(struct cursor *c, struct rn_field *f)
 			if (!eat(c, ')'))
 				return fail(c, "expected ')'");
 			if (p < 1 || p > 38 || s < 0 || s > p)
-				return fail(c, "decimal precision must be 1..38 and scale 0..precision");
+				return fail(
+					c,
+					"decimal precision must be 1..38 and scale 0..precision");
 			f->precision = (int)p;
 			f->scale = (int)s;
 		}
@@ -237,7 +250,8 @@ int rn_schema_add_column(struct rn_schema *s, const char *name, const char *type
 int rn_schema_find(const struct rn_schema *s, const char *name, size_t len)
 {
 	for (size_t i = 0; i < s->root.nfields; i++)
-		if (strlen(s->root.fields[i].name) == len && !memcmp(s->root.fields[i].name, name, len))
+		if (strlen(s->root.fields[i].name) == len &&
+		    !memcmp(s->root.fields[i].name, name, len))
 			return (int)i;
 	return -1;
 }
@@ -249,12 +263,21 @@ const char *rn_type_name(const struct rn_field *f, char *buf, size_t cap)
 		return buf;
 	}
 	static const char *const names[] = {
-		[RN_T_STRING] = "string", [RN_T_LONG] = "long", [RN_T_INT] = "integer",
-		[RN_T_SHORT] = "short", [RN_T_BYTE] = "byte", [RN_T_FLOAT] = "float",
-		[RN_T_DOUBLE] = "double", [RN_T_BOOL] = "boolean", [RN_T_BINARY] = "binary",
-		[RN_T_DATE] = "date", [RN_T_TIMESTAMP] = "timestamp",
-		[RN_T_TIMESTAMP_NTZ] = "timestamp_ntz", [RN_T_STRUCT] = "struct",
-		[RN_T_ARRAY] = "array", [RN_T_MAP] = "map",
+		[RN_T_STRING] = "string",
+		[RN_T_LONG] = "long",
+		[RN_T_INT] = "integer",
+		[RN_T_SHORT] = "short",
+		[RN_T_BYTE] = "byte",
+		[RN_T_FLOAT] = "float",
+		[RN_T_DOUBLE] = "double",
+		[RN_T_BOOL] = "boolean",
+		[RN_T_BINARY] = "binary",
+		[RN_T_DATE] = "date",
+		[RN_T_TIMESTAMP] = "timestamp",
+		[RN_T_TIMESTAMP_NTZ] = "timestamp_ntz",
+		[RN_T_STRUCT] = "struct",
+		[RN_T_ARRAY] = "array",
+		[RN_T_MAP] = "map",
 	};
 	snprintf(buf, cap, "%s", names[f->type]);
 	return buf;
@@ -287,8 +310,7 @@ static int type_json(const struct rn_field *f, struct rn_buf *b)
 	char name[32];
 	int rc;
 	switch (f->type) {
-	case RN_T_STRUCT:
-		return fields_json(f, b);
+	case RN_T_STRUCT: return fields_json(f, b);
 	case RN_T_ARRAY:
 		if ((rc = put(b, "{\"type\":\"array\",\"elementType\":")) ||
 		    (rc = type_json(&f->fields[0], b)))
@@ -345,15 +367,24 @@ static int jtype(struct jctx *c, struct rn_json_span t, struct rn_field *f);
 static int type_member(void *ctx, struct rn_json_span k, struct rn_json_span v)
 {
 	struct jctx *c = ctx;
-	if (rn_json_span_eq(k, "type")) c->type = v;
-	else if (rn_json_span_eq(k, "name")) c->name = v;
-	else if (rn_json_span_eq(k, "nullable")) c->nullable = v;
-	else if (rn_json_span_eq(k, "fields")) c->fields = v;
-	else if (rn_json_span_eq(k, "elementType")) c->elem = v;
-	else if (rn_json_span_eq(k, "containsNull")) c->contains_null = v;
-	else if (rn_json_span_eq(k, "keyType")) c->key = v;
-	else if (rn_json_span_eq(k, "valueType")) c->val = v;
-	else if (rn_json_span_eq(k, "valueContainsNull")) c->val_null = v;
+	if (rn_json_span_eq(k, "type"))
+		c->type = v;
+	else if (rn_json_span_eq(k, "name"))
+		c->name = v;
+	else if (rn_json_span_eq(k, "nullable"))
+		c->nullable = v;
+	else if (rn_json_span_eq(k, "fields"))
+		c->fields = v;
+	else if (rn_json_span_eq(k, "elementType"))
+		c->elem = v;
+	else if (rn_json_span_eq(k, "containsNull"))
+		c->contains_null = v;
+	else if (rn_json_span_eq(k, "keyType"))
+		c->key = v;
+	else if (rn_json_span_eq(k, "valueType"))
+		c->val = v;
+	else if (rn_json_span_eq(k, "valueContainsNull"))
+		c->val_null = v;
 	return 0;
 }
 
@@ -365,7 +396,8 @@ struct jfields {
 static int jfield(void *ctx, size_t i, struct rn_json_span v)
 {
 	struct jfields *jf = ctx;
-	struct jctx c = {jf->c->err, jf->c->cap, jf->c->depth, {0}, {0}, {0}, {0}, {0}, {0}, {0}, {0}, {0}};
+	struct jctx c = {jf->c->err, jf->c->cap, jf->c->depth, {0}, {0}, {0},
+			 {0},        {0},        {0},          {0}, {0}, {0}};
 	struct rn_field *p = jf->parent;
 	struct rn_buf name = {0};
 	int rc;
@@ -435,7 +467,8 @@ static int jtype(struct jctx *c, struct rn_json_span t, struct rn_field *f)
 		if (!(f->fields = rn_calloc(1, sizeof(*f->fields))))
 			return RN_ENOMEM;
 		f->nfields = 1;
-		f->fields[0].nullable = !in.contains_null.p || rn_json_span_eq(in.contains_null, "true");
+		f->fields[0].nullable =
+			!in.contains_null.p || rn_json_span_eq(in.contains_null, "true");
 		if ((rc = jtype(&in, in.elem, &f->fields[0])))
 			return rc;
 	} else if (rn_json_span_eq(in.type, "\"map\"") && in.key.p && in.val.p) {
@@ -444,7 +477,8 @@ static int jtype(struct jctx *c, struct rn_json_span t, struct rn_field *f)
 			return RN_ENOMEM;
 		f->nfields = 2;
 		f->fields[1].nullable = !in.val_null.p || rn_json_span_eq(in.val_null, "true");
-		if ((rc = jtype(&in, in.key, &f->fields[0])) || (rc = jtype(&in, in.val, &f->fields[1])))
+		if ((rc = jtype(&in, in.key, &f->fields[0])) ||
+		    (rc = jtype(&in, in.val, &f->fields[1])))
 			return rc;
 	} else {
 		snprintf(c->err, c->cap, "unknown complex type");
@@ -454,8 +488,7 @@ static int jtype(struct jctx *c, struct rn_json_span t, struct rn_field *f)
 	return 0;
 }
 
-int rn_schema_from_json(struct rn_schema *s, const char *json, size_t len, char *err,
-			size_t cap)
+int rn_schema_from_json(struct rn_schema *s, const char *json, size_t len, char *err, size_t cap)
 {
 	struct jctx c = {err, cap, 0, {0}, {0}, {0}, {0}, {0}, {0}, {0}, {0}, {0}};
 	int rc;

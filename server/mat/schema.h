@@ -16,18 +16,31 @@
 #include "rn_buf.h"
 
 enum rn_type {
-	RN_T_STRING, RN_T_LONG, RN_T_INT, RN_T_SHORT, RN_T_BYTE, RN_T_FLOAT, RN_T_DOUBLE,
-	RN_T_BOOL, RN_T_BINARY, RN_T_DATE, RN_T_TIMESTAMP, RN_T_TIMESTAMP_NTZ, RN_T_DECIMAL,
-	RN_T_STRUCT, RN_T_ARRAY, RN_T_MAP
+	RN_T_STRING,
+	RN_T_LONG,
+	RN_T_INT,
+	RN_T_SHORT,
+	RN_T_BYTE,
+	RN_T_FLOAT,
+	RN_T_DOUBLE,
+	RN_T_BOOL,
+	RN_T_BINARY,
+	RN_T_DATE,
+	RN_T_TIMESTAMP,
+	RN_T_TIMESTAMP_NTZ,
+	RN_T_DECIMAL,
+	RN_T_STRUCT,
+	RN_T_ARRAY,
+	RN_T_MAP
 };
 
-#define RN_SCHEMA_MAX_DEPTH 32   /* nesting levels of struct/array/map */
+#define RN_SCHEMA_MAX_DEPTH 32    /* nesting levels of struct/array/map */
 #define RN_SCHEMA_MAX_FIELDS 2048 /* fields of one struct (the table included) */
 
 struct rn_field {
-	char *name;   /* NULL for an array element, a map key or value */
+	char *name; /* NULL for an array element, a map key or value */
 	enum rn_type type;
-	int nullable; /* for elements: containsNull; for map values: valueContainsNull */
+	int nullable;            /* for elements: containsNull; for map values: valueContainsNull */
 	int precision, scale;    /* RN_T_DECIMAL: 1..38, 0..precision */
 	struct rn_field *fields; /* RN_T_STRUCT: its fields; RN_T_ARRAY: [0] = element;
 				  * RN_T_MAP: [0] = key (never null), [1] = value */
@@ -60,8 +73,7 @@ int rn_schema_to_json(const struct rn_schema *s, struct rn_buf *out);
 /* Parses a Spark JSON schema ({"type":"struct","fields":[...]}, as in a Delta log's
  * schemaString) into s (zeroed by the caller). RN_EINVAL with the reason in err (a type
  * this schema model does not know), RN_ENOMEM. Free s with rn_schema_free in every case. */
-int rn_schema_from_json(struct rn_schema *s, const char *json, size_t len, char *err,
-			size_t cap);
+int rn_schema_from_json(struct rn_schema *s, const char *json, size_t len, char *err, size_t cap);
 
 typedef __int128 rn_i128;
 

@@ -29,8 +29,8 @@ static int put_date(struct rn_buf *b, int64_t days)
 	return rn_buf_printf(b, "\"%s\"", tmp);
 }
 
-char *rn_pq_delta_stats(const struct rn_pq_writer *w, const struct rn_pq_col *cols,
-			size_t ncols, int64_t rows)
+char *rn_pq_delta_stats(const struct rn_pq_writer *w, const struct rn_pq_col *cols, size_t ncols,
+			int64_t rows)
 {
 	struct rn_buf b = {0};
 	struct rn_pq_colstats st;
@@ -45,8 +45,8 @@ char *rn_pq_delta_stats(const struct rn_pq_writer *w, const struct rn_pq_col *co
 		sep = "";
 		for (size_t i = 0; i < ncols && !rc; i++) {
 			const struct rn_pq_col *c = &cols[i];
-			if (c->type == RN_PQ_STRUCT || c->type == RN_PQ_LIST || c->type == RN_PQ_MAP ||
-			    rn_pq_node_stats(w, c, &st))
+			if (c->type == RN_PQ_STRUCT || c->type == RN_PQ_LIST ||
+			    c->type == RN_PQ_MAP || rn_pq_node_stats(w, c, &st))
 				continue;
 			if (pass == 2) {
 				rc = rn_buf_append_str(&b, sep);
@@ -73,9 +73,7 @@ char *rn_pq_delta_stats(const struct rn_pq_writer *w, const struct rn_pq_col *co
 			case RN_PQ_TIMESTAMP:
 				rc = put_ts(&b, pass == 0 ? st.min_i : st.max_i);
 				break;
-			case RN_PQ_DATE:
-				rc = put_date(&b, pass == 0 ? st.min_i : st.max_i);
-				break;
+			case RN_PQ_DATE: rc = put_date(&b, pass == 0 ? st.min_i : st.max_i); break;
 			case RN_PQ_DOUBLE:
 				rc = rn_buf_printf(&b, "%.17g", pass == 0 ? st.min_d : st.max_d);
 				break;
@@ -83,8 +81,8 @@ char *rn_pq_delta_stats(const struct rn_pq_writer *w, const struct rn_pq_col *co
 				rc = rn_buf_printf(&b, "%.9g", pass == 0 ? st.min_d : st.max_d);
 				break;
 			case RN_PQ_DECIMAL:
-				rn_pq_decimal_format(dec, sizeof(dec), pass == 0 ? st.min_dec : st.max_dec,
-						     c->scale);
+				rn_pq_decimal_format(dec, sizeof(dec),
+						     pass == 0 ? st.min_dec : st.max_dec, c->scale);
 				rc = rn_buf_append_str(&b, dec);
 				break;
 			default:

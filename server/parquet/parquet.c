@@ -44,7 +44,7 @@
  * and the Delta prefix plus the code point after it (33 code points of <= 4 bytes). */
 #define STAT_KEEP 140
 _Static_assert(STAT_KEEP > STAT_EXACT_MAX && STAT_KEEP >= 4 * (DELTA_PREFIX_CP + 1) + 4,
-               "STAT_KEEP too short");
+	       "STAT_KEEP too short");
 
 /* Parquet enums (parquet.thrift) */
 enum {
@@ -184,7 +184,7 @@ static int count_nodes(const struct rn_pq_col *c, int depth, size_t *nodes, size
 		return RN_EINVAL;
 	if (is_leaf_type(c->type)) {
 		if (c->type == RN_PQ_DECIMAL && (c->precision < 1 || c->precision > 38 ||
-		                                 c->scale < 0 || c->scale > c->precision))
+						 c->scale < 0 || c->scale > c->precision))
 			return RN_EINVAL;
 		(*nodes)++;
 		(*leaves)++;
@@ -207,7 +207,7 @@ static int count_nodes(const struct rn_pq_col *c, int depth, size_t *nodes, size
 static int decimal_width(int p)
 {
 	static const int digits[17] = {0,  2,  4,  6,  9,  11, 14, 16, 18,
-	                               21, 23, 26, 28, 31, 33, 35, 38};
+				       21, 23, 26, 28, 31, 33, 35, 38};
 	int n = 1;
 	while (digits[n] < p)
 		n++;
@@ -215,7 +215,7 @@ static int decimal_width(int p)
 }
 
 static void setup_leaf(struct rn_pq_writer *w, struct pq_leaf *l, struct pq_node *n,
-                       const struct rn_pq_options *opt)
+		       const struct rn_pq_options *opt)
 {
 	const struct rn_pq_col *c = n->col;
 	l->node = n;
@@ -228,7 +228,7 @@ static void setup_leaf(struct rn_pq_writer *w, struct pq_leaf *l, struct pq_node
 		l->ptype = PT_BYTE_ARRAY;
 		l->stype = ST_BYTES;
 		l->dict_enabled =
-		    c->dict == RN_PQ_DICT_ON || (c->dict != RN_PQ_DICT_OFF && !opt->no_dict);
+			c->dict == RN_PQ_DICT_ON || (c->dict != RN_PQ_DICT_OFF && !opt->no_dict);
 		break;
 	case RN_PQ_INT64:
 	case RN_PQ_TIMESTAMP:
@@ -278,8 +278,8 @@ static void setup_leaf(struct rn_pq_writer *w, struct pq_leaf *l, struct pq_node
 /* Fills nodes[idx] for schema node c (named `name`) under parent; allocates children from
  * *next and leaves from *leaf, depth first. */
 static void fill_node(struct rn_pq_writer *w, uint32_t idx, const struct rn_pq_col *c,
-                      const char *name, uint32_t parent, size_t *next, size_t *leaf,
-                      const struct rn_pq_options *opt)
+		      const char *name, uint32_t parent, size_t *next, size_t *leaf,
+		      const struct rn_pq_options *opt)
 {
 	struct pq_node *n = &w->nodes[idx], *p = &w->nodes[parent];
 	n->col = c;
@@ -300,7 +300,7 @@ static void fill_node(struct rn_pq_writer *w, uint32_t idx, const struct rn_pq_c
 		*next += c->n_children;
 		for (uint32_t i = 0; i < n->nchild; i++)
 			fill_node(w, n->child + i, &c->children[i], c->children[i].name, idx, next,
-			          leaf, opt);
+				  leaf, opt);
 	} else {
 		uint32_t r = (uint32_t)*next;
 		struct pq_node *rn = &w->nodes[r];
@@ -331,7 +331,7 @@ static void fill_node(struct rn_pq_writer *w, uint32_t idx, const struct rn_pq_c
 }
 
 int rn_pq_writer_create(struct rn_pq_writer **out, const struct rn_pq_col *cols, size_t n,
-                        const struct rn_pq_options *opt)
+			const struct rn_pq_options *opt)
 {
 	static const struct rn_pq_options defaults;
 	struct rn_pq_writer *w;
@@ -385,7 +385,7 @@ int rn_pq_writer_create(struct rn_pq_writer **out, const struct rn_pq_col *cols,
 		snprintf(w->created_by, sizeof(w->created_by), "%s", opt->created_by);
 	else
 		snprintf(w->created_by, sizeof(w->created_by),
-		         "runnel-server version %s (build dev)", RN_VERSION);
+			 "runnel-server version %s (build dev)", RN_VERSION);
 	*out = w;
 	return 0;
 }
@@ -546,8 +546,8 @@ static struct pq_node *target(struct rn_pq_writer *w, size_t col)
 		r = &w->nodes[g->child];
 		if (col == 0) /* a pending value must be nullable */
 			return f->key_open && w->nodes[r->child + 1].repetition == REP_REQUIRED
-			           ? NULL
-			           : &w->nodes[r->child];
+				       ? NULL
+				       : &w->nodes[r->child];
 		return col == 1 && f->key_open ? &w->nodes[r->child + 1] : NULL;
 	}
 	return NULL;
@@ -679,7 +679,7 @@ static int dict_grow(struct pq_leaf *l)
 /* Finds or adds p in the dictionary. *full is set (and 0 returned) when adding would pass
  * the caps: the caller falls back to PLAIN. */
 static int dict_lookup(struct rn_pq_writer *w, struct pq_leaf *l, const void *p, size_t len,
-                       uint32_t *id, int *full)
+		       uint32_t *id, int *full)
 {
 	uint64_t h = hash_bytes(p, len);
 	uint32_t k, l32 = (uint32_t)len;
@@ -788,24 +788,24 @@ int rn_pq_put_bytes(struct rn_pq_writer *w, size_t col, const void *p, size_t le
 }
 
 static const int64_t pow10_i64[19] = {1LL,
-                                      10LL,
-                                      100LL,
-                                      1000LL,
-                                      10000LL,
-                                      100000LL,
-                                      1000000LL,
-                                      10000000LL,
-                                      100000000LL,
-                                      1000000000LL,
-                                      10000000000LL,
-                                      100000000000LL,
-                                      1000000000000LL,
-                                      10000000000000LL,
-                                      100000000000000LL,
-                                      1000000000000000LL,
-                                      10000000000000000LL,
-                                      100000000000000000LL,
-                                      1000000000000000000LL};
+				      10LL,
+				      100LL,
+				      1000LL,
+				      10000LL,
+				      100000LL,
+				      1000000LL,
+				      10000000LL,
+				      100000000LL,
+				      1000000000LL,
+				      10000000000LL,
+				      100000000000LL,
+				      1000000000000LL,
+				      10000000000000LL,
+				      100000000000000LL,
+				      1000000000000000LL,
+				      10000000000000000LL,
+				      100000000000000000LL,
+				      1000000000000000000LL};
 
 /* Is the unscaled v inside decimal(p)? */
 static int dec_fits(i128 v, int p)
@@ -870,7 +870,7 @@ int rn_pq_put_i32(struct rn_pq_writer *w, size_t col, int32_t v)
 		types |= T(RN_PQ_DECIMAL);
 	if (!range_ok(w, col, v))
 		return (t && t->kind == K_LEAF && (types & T(t->col->type))) ? RN_ERANGE
-		                                                             : RN_EINVAL;
+									     : RN_EINVAL;
 	if ((rc = leaf_begin(w, col, types, &l)))
 		return rc;
 	return put_intlike(l, v);
@@ -880,12 +880,12 @@ int rn_pq_put_i64(struct rn_pq_writer *w, size_t col, int64_t v)
 {
 	struct pq_leaf *l;
 	uint32_t types =
-	    T(RN_PQ_INT64) | T(RN_PQ_TIMESTAMP) | T(RN_PQ_TIMESTAMP_NTZ) | T(RN_PQ_DECIMAL);
+		T(RN_PQ_INT64) | T(RN_PQ_TIMESTAMP) | T(RN_PQ_TIMESTAMP_NTZ) | T(RN_PQ_DECIMAL);
 	struct pq_node *t = target(w, col);
 	int rc;
 	if (!range_ok(w, col, v))
 		return (t && t->kind == K_LEAF && (types & T(t->col->type))) ? RN_ERANGE
-		                                                             : RN_EINVAL;
+									     : RN_EINVAL;
 	if ((rc = leaf_begin(w, col, types, &l)))
 		return rc;
 	return put_intlike(l, v);
@@ -1056,7 +1056,7 @@ static int put_levels(struct rn_buf *body, const struct rn_buf *lv, int max)
 
 /* Thrift compact PageHeader of a page of `len` bytes compressed to `clen`, into w->hdr. */
 static int page_header(struct rn_pq_writer *w, int type, uint32_t nvals, int encoding, size_t len,
-                       size_t clen)
+		       size_t clen)
 {
 	struct rn_tc t;
 	rn_buf_reset(&w->hdr);
@@ -1088,7 +1088,7 @@ static int page_header(struct rn_pq_writer *w, int type, uint32_t nvals, int enc
  * differs: rare for pages of one column). dst is unchanged on failure.
  */
 static int emit_page(struct rn_pq_writer *w, struct rn_buf *dst, int type, uint32_t nvals,
-                     int encoding, const uint8_t *src, size_t len, size_t guess, size_t *hdr_len)
+		     int encoding, const uint8_t *src, size_t len, size_t guess, size_t *hdr_len)
 {
 	size_t start = dst->len, hl, clen;
 	int rc;
@@ -1110,7 +1110,7 @@ static int emit_page(struct rn_pq_writer *w, struct rn_buf *dst, int type, uint3
 	/* the cap counts what was buffered before this page (dst may be the body) */
 	if ((rc = page_header(w, type, nvals, encoding, len, clen)) ||
 	    (dst == &w->body ? start : w->body.len) + w->rg_comp + w->hdr.len + clen >
-	        w->max_bytes) {
+		    w->max_bytes) {
 		dst->len = start;
 		return rc ? rc : RN_ENOMEM;
 	}
@@ -1157,7 +1157,7 @@ static int cut_page(struct rn_pq_writer *w, struct pq_leaf *l)
 			int width = rn_pq__bit_width(l->dict_n - 1);
 			if ((rc = rn_buf_append_u8(body, (uint8_t)width)) ||
 			    (rc = rn_pq__rle_u32(body, (const uint32_t *)(const void *)l->idx.data,
-			                         l->idx.len / 4, width)))
+						 l->idx.len / 4, width)))
 				return rc;
 		} else if (l->ptype == PT_BOOLEAN) {
 			size_t nb = (vlen + 7) / 8;
@@ -1175,7 +1175,7 @@ static int cut_page(struct rn_pq_writer *w, struct pq_leaf *l)
 		len = body->len;
 	}
 	if ((rc = emit_page(w, &l->chunk, PAGE_DATA, l->entries,
-	                    dict ? ENC_RLE_DICTIONARY : ENC_PLAIN, src, len, l->last_comp, &hl)))
+			    dict ? ENC_RLE_DICTIONARY : ENC_PLAIN, src, len, l->last_comp, &hl)))
 		return rc;
 	l->last_comp = l->chunk.len - before - hl;
 	w->rg_comp += l->chunk.len - before;
@@ -1280,7 +1280,7 @@ static void write_stats(struct rn_tc *t, const struct pq_leaf *l)
 
 /* Moves leaf l's chunk (dictionary page first) into the body and describes it in t. */
 static int close_chunk(struct rn_pq_writer *w, struct pq_leaf *l, struct rn_tc *t, int64_t *uncomp,
-                       int64_t *comp)
+		       int64_t *comp)
 {
 	int64_t start = w->pos + (int64_t)w->body.len, dict_off = -1, cu = l->chunk_uncomp;
 	size_t before = w->body.len, hl;
@@ -1291,7 +1291,7 @@ static int close_chunk(struct rn_pq_writer *w, struct pq_leaf *l, struct rn_tc *
 		return rc;
 	if (l->dict_pages) {
 		if ((rc = emit_page(w, &w->body, PAGE_DICTIONARY, l->dict_n, ENC_PLAIN,
-		                    l->dict.data, l->dict.len, 0, &hl)))
+				    l->dict.data, l->dict.len, 0, &hl)))
 			return rc;
 		dict_off = start;
 		cu += (int64_t)(hl + l->dict.len);
@@ -1324,7 +1324,7 @@ static int close_chunk(struct rn_pq_writer *w, struct pq_leaf *l, struct rn_tc *
 	rn_tc_i64(t, 6, cu);
 	rn_tc_i64(t, 7, (int64_t)(w->body.len - before));
 	rn_tc_i64(t, 9,
-	          dict_off >= 0 ? start + (int64_t)(w->body.len - before - l->chunk.len) : start);
+		  dict_off >= 0 ? start + (int64_t)(w->body.len - before - l->chunk.len) : start);
 	if (dict_off >= 0)
 		rn_tc_i64(t, 11, dict_off);
 	write_stats(t, l);
@@ -1654,7 +1654,7 @@ static int freeze_stats(struct pq_leaf *l)
 		if ((rc = rn_buf_append(&l->dmin, f->min_s.data, n)))
 			return rc;
 		if ((rc = delta_max(&l->dmax, f->max_s.data, f->max_s.len,
-		                    f->max_s.len >= STAT_KEEP, &s->has_max)))
+				    f->max_s.len >= STAT_KEEP, &s->has_max)))
 			return rc;
 		s->has_min = 1;
 		s->min_s = l->dmin.data ? l->dmin.data : (const uint8_t *)"";
@@ -1762,7 +1762,7 @@ int rn_pq_col_stats(const struct rn_pq_writer *w, size_t col, struct rn_pq_colst
 }
 
 int rn_pq_node_stats(const struct rn_pq_writer *w, const struct rn_pq_col *node,
-                     struct rn_pq_colstats *st)
+		     struct rn_pq_colstats *st)
 {
 	for (size_t i = 1; i < w->nnodes; i++) {
 		if (w->nodes[i].col == node) {

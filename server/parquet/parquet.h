@@ -51,13 +51,13 @@ enum rn_pq_type_more {
 	RN_PQ_DATE,                   /* Delta date: INT32 days since 1970-01-01 + DATE; put_i32 */
 	RN_PQ_TIMESTAMP_NTZ, /* INT64 microseconds, TIMESTAMP(isAdjustedToUTC=false, MICROS) */
 	RN_PQ_DECIMAL,       /* decimal(precision, scale): INT32 (p<=9), INT64 (p<=18) or
-	                        big-endian FIXED_LEN_BYTE_ARRAY of the minimal width (p<=38);
-	                        the puts take the unscaled value */
+				big-endian FIXED_LEN_BYTE_ARRAY of the minimal width (p<=38);
+				the puts take the unscaled value */
 	RN_PQ_STRUCT,        /* group of `children` (n_children >= 1) */
 	RN_PQ_LIST,          /* 3-level LIST; children[0] is the element (its `optional` is
-	                        Delta's containsNull; its name is ignored: Parquet says "element") */
+				Delta's containsNull; its name is ignored: Parquet says "element") */
 	RN_PQ_MAP            /* MAP; children[0] the key (must be required), children[1] the
-	                        value (names ignored: "key" and "value") */
+				value (names ignored: "key" and "value") */
 };
 
 /* Dictionary choice per column (rn_pq_col.dict); only BYTE_ARRAY leaves use dictionaries. */
@@ -94,7 +94,7 @@ struct rn_pq_options {
  * 32). `cols` must outlive the writer. RN_EINVAL for a bad schema (unknown type, decimal out
  * of range, empty group, optional map key, too deep), RN_ENOMEM. */
 int rn_pq_writer_create(struct rn_pq_writer **out, const struct rn_pq_col *cols, size_t n,
-                        const struct rn_pq_options *opt);
+			const struct rn_pq_options *opt);
 void rn_pq_writer_destroy(struct rn_pq_writer *w);
 
 /* Set child `col` of the innermost open group (see the top of this file). Setting a struct
@@ -159,7 +159,7 @@ struct rn_pq_colstats {
 	int64_t nulls;
 	int has_min, has_max;
 	int64_t min_i, max_i; /* integer types, DATE (days), TIMESTAMP(_NTZ) (us), DECIMAL p<=18
-	                         (unscaled) */
+				 (unscaled) */
 	double min_d, max_d;  /* DOUBLE, FLOAT */
 	const uint8_t *min_s, *max_s; /* STRING */
 	size_t min_len, max_len;
@@ -170,14 +170,14 @@ struct rn_pq_colstats {
 int rn_pq_col_stats(const struct rn_pq_writer *w, size_t col, struct rn_pq_colstats *st);
 /* By schema node: any node of the tree passed to create, by address. RN_EINVAL if unknown. */
 int rn_pq_node_stats(const struct rn_pq_writer *w, const struct rn_pq_col *node,
-                     struct rn_pq_colstats *st);
+		     struct rn_pq_colstats *st);
 
 /* Delta add.stats JSON (NUL-terminated, rn_malloc'd; NULL on ENOMEM) for the file just
  * finished: numRecords = rows, and minValues/maxValues/nullCount of the top-level primitive
  * columns among cols (timestamps as ISO 8601 UTC with milliseconds, dates as YYYY-MM-DD,
  * decimals as JSON numbers); nested columns get none, so readers just scan them. */
-char *rn_pq_delta_stats(const struct rn_pq_writer *w, const struct rn_pq_col *cols,
-			size_t ncols, int64_t rows);
+char *rn_pq_delta_stats(const struct rn_pq_writer *w, const struct rn_pq_col *cols, size_t ncols,
+			int64_t rows);
 
 /* Formats a 16-byte big-endian unscaled decimal with `scale` digits after the point, as a
  * JSON number ("-12.50", "0.001", "123"). Needs cap >= 42. Returns the length. */

@@ -40,7 +40,8 @@ static void crc_init(void)
 	}
 	for (uint32_t i = 0; i < 256; i++)
 		for (int t = 1; t < 8; t++)
-			crc_tab[t][i] = (crc_tab[t - 1][i] >> 8) ^ crc_tab[0][crc_tab[t - 1][i] & 0xff];
+			crc_tab[t][i] =
+				(crc_tab[t - 1][i] >> 8) ^ crc_tab[0][crc_tab[t - 1][i] & 0xff];
 }
 
 uint32_t rn_crc32c_sw(uint32_t crc, const void *vp, size_t len)
@@ -56,7 +57,8 @@ uint32_t rn_crc32c_sw(uint32_t crc, const void *vp, size_t len)
 			      (uint32_t)p[7] << 24;
 		crc = crc_tab[7][lo & 0xff] ^ crc_tab[6][(lo >> 8) & 0xff] ^
 		      crc_tab[5][(lo >> 16) & 0xff] ^ crc_tab[4][lo >> 24] ^ crc_tab[3][hi & 0xff] ^
-		      crc_tab[2][(hi >> 8) & 0xff] ^ crc_tab[1][(hi >> 16) & 0xff] ^ crc_tab[0][hi >> 24];
+		      crc_tab[2][(hi >> 8) & 0xff] ^ crc_tab[1][(hi >> 16) & 0xff] ^
+		      crc_tab[0][hi >> 24];
 		p += 8;
 		len -= 8;
 	}
@@ -121,8 +123,7 @@ static uint32_t shift(uint32_t c)
 	       shift_tab[2][(c >> 16) & 0xff] ^ shift_tab[3][c >> 24];
 }
 
-__attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const uint8_t *p,
-							 size_t len)
+__attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const uint8_t *p, size_t len)
 {
 	uint64_t c = ~crc;
 	while (len >= 3 * STRIPE) {
@@ -248,10 +249,10 @@ int rn_wal_entry_decode(const uint8_t *p, size_t len, struct rn_wal_entry *e, si
 
 struct rn_wal {
 	char *dir;
-	int fd;         /* current segment, -1 before replay and after an abandoned one */
-	int lock_fd;    /* dir/LOCK, flock()ed for the life of the object */
-	uint64_t seg;   /* current segment id (the last one opened) */
-	uint64_t durable; /* bytes of the current segment known durable */
+	int fd;               /* current segment, -1 before replay and after an abandoned one */
+	int lock_fd;          /* dir/LOCK, flock()ed for the life of the object */
+	uint64_t seg;         /* current segment id (the last one opened) */
+	uint64_t durable;     /* bytes of the current segment known durable */
 	uint64_t other_bytes; /* bytes of all older segments */
 	uint64_t replaying;   /* the segment rn_wal_replay is reading now */
 	int replayed;         /* rn_wal_replay has run: appends may go to a new segment */
@@ -259,7 +260,8 @@ struct rn_wal {
 	char err[256];
 };
 
-static int fail(struct rn_wal *w, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(struct rn_wal *w, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 static int fail(struct rn_wal *w, int rc, const char *fmt, ...)
 {
@@ -403,8 +405,7 @@ static int read_segment(struct rn_wal *w, uint64_t id, struct rn_buf *data)
 	return 0;
 }
 
-int rn_wal_replay(struct rn_wal *w, int (*fn)(void *ctx, const struct rn_wal_entry *e),
-		  void *ctx)
+int rn_wal_replay(struct rn_wal *w, int (*fn)(void *ctx, const struct rn_wal_entry *e), void *ctx)
 {
 	uint64_t *ids;
 	size_t n;
@@ -429,8 +430,9 @@ int rn_wal_replay(struct rn_wal *w, int (*fn)(void *ctx, const struct rn_wal_ent
 			size_t used;
 			int d = rn_wal_entry_decode(data.data + off, data.len - off, &e, &used);
 			if (d != 1) {
-				rn_log_warn("wal", "%s: %s at byte %zu of %zu; cutting the tail off",
-					    p, d == 0 ? "torn entry" : "corrupt entry", off, data.len);
+				rn_log_warn("wal",
+					    "%s: %s at byte %zu of %zu; cutting the tail off", p,
+					    d == 0 ? "torn entry" : "corrupt entry", off, data.len);
 				if (rn_fs_truncate(p, (off_t)off))
 					rn_log_error("wal", "truncate %s: %s", p, strerror(errno));
 				else
@@ -477,23 +479,21 @@ static int scan_entries(const struct rn_buf *data, size_t len,
 	return rc;
 }
 
-int rn_wal_scan(struct rn_wal *w, uint64_t seg,
-		int (*fn)(void *ctx, const struct rn_wal_entry *e), void *ctx)
+int rn_wal_scan(struct rn_wal *w, uint64_t seg, int (*fn)(void *ctx, const struct rn_wal_entry *e),
+		void *ctx)
 {
 	struct rn_buf data = {.max = (size_t)8 << 30};
 	int rc;
 
 	if (w->fd >= 0 && seg == w->seg)
-		return fail(w, RN_EINVAL, "segment %llu is being written",
-			    (unsigned long long)seg);
+		return fail(w, RN_EINVAL, "segment %llu is being written", (unsigned long long)seg);
 	if (!(rc = read_segment(w, seg, &data)))
 		rc = scan_entries(&data, data.len, fn, ctx);
 	rn_buf_free(&data);
 	return rc;
 }
 
-int rn_wal_scan_all(struct rn_wal *w, int (*fn)(void *ctx, const struct rn_wal_entry *e),
-		    void *ctx)
+int rn_wal_scan_all(struct rn_wal *w, int (*fn)(void *ctx, const struct rn_wal_entry *e), void *ctx)
 {
 	uint64_t *ids;
 	size_t n;

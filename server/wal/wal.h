@@ -55,8 +55,7 @@ void rn_wal_close(struct rn_wal *w);
  * the call). A torn or corrupt tail of a segment is cut off (the file truncated at the last
  * good entry) and logged. After replay, appends go to a new segment. fn's non-zero return
  * stops the replay and is returned. RN_EIO, RN_ENOSPC (the new segment), RN_ENOMEM. */
-int rn_wal_replay(struct rn_wal *w, int (*fn)(void *ctx, const struct rn_wal_entry *e),
-		  void *ctx);
+int rn_wal_replay(struct rn_wal *w, int (*fn)(void *ctx, const struct rn_wal_entry *e), void *ctx);
 
 /* During rn_wal_replay's callback: the id of the segment the entry comes from (so the
  * caller can keep it, see rn_wal_drop_before). 0 outside a replay. */
@@ -66,8 +65,8 @@ uint64_t rn_wal_replay_segment(const struct rn_wal *w);
  * recovered) and calls fn for each entry, as rn_wal_replay does but changing nothing.
  * fn's non-zero return stops the scan and is returned. RN_EIO (unreadable or gone),
  * RN_EINVAL (the segment being written), RN_ENOMEM. */
-int rn_wal_scan(struct rn_wal *w, uint64_t seg,
-		int (*fn)(void *ctx, const struct rn_wal_entry *e), void *ctx);
+int rn_wal_scan(struct rn_wal *w, uint64_t seg, int (*fn)(void *ctx, const struct rn_wal_entry *e),
+		void *ctx);
 
 /* Reads every segment on disk in order, the one being written up to its durable length, and
  * calls fn for each entry, changing nothing: what the WAL holds durably now (the

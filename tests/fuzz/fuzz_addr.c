@@ -33,7 +33,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	if (rn_addr_parse_url(text, &u, &why) == 0) {
-		if (!u.hp.host[0] || u.hp.port < 1 || u.hp.port > 65535 || u.path_off > strlen(text))
+		if (!u.hp.host[0] || u.hp.port < 1 || u.hp.port > 65535 ||
+		    u.path_off > strlen(text))
 			abort();
 	} else if (!why) {
 		abort();

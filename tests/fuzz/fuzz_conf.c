@@ -32,12 +32,17 @@ struct conf {
 };
 
 static const char *const names[] = {"normal", "full", NULL};
-static const struct rn_conf_key plug_rows[] = {
-	{.key = "path", .type = RN_CONF_STRING, .offset = offsetof(struct plug, path),
-	 .flags = RN_CONF_F_REQUIRED},
-	{.key = "n", .type = RN_CONF_INT, .def = "1", .min = 0, .max = 99,
-	 .offset = offsetof(struct plug, n)},
-	{0}};
+static const struct rn_conf_key plug_rows[] = {{.key = "path",
+						.type = RN_CONF_STRING,
+						.offset = offsetof(struct plug, path),
+						.flags = RN_CONF_F_REQUIRED},
+					       {.key = "n",
+						.type = RN_CONF_INT,
+						.def = "1",
+						.min = 0,
+						.max = 99,
+						.offset = offsetof(struct plug, n)},
+					       {0}};
 static const struct rn_conf_key *resolve(const char *tag, size_t *size)
 {
 	*size = sizeof(struct plug);
@@ -49,20 +54,32 @@ static const struct rn_conf_key src_rows[] = {
 	{0}};
 static const struct rn_conf_key grp_rows[] = {
 	{.key = "b", .type = RN_CONF_BOOL, .offset = offsetof(struct conf, b)},
-	{.key = "e", .type = RN_CONF_ENUM, .enums = names, .def = "normal",
+	{.key = "e",
+	 .type = RN_CONF_ENUM,
+	 .enums = names,
+	 .def = "normal",
 	 .offset = offsetof(struct conf, e)},
 	{0}};
 static const struct rn_conf_key rows[] = {
 	{.key = "i", .type = RN_CONF_INT, .offset = offsetof(struct conf, i)},
 	{.key = "i32", .type = RN_CONF_INT32, .offset = offsetof(struct conf, i32)},
-	{.key = "sz", .type = RN_CONF_SIZE, .def = "1M", .min = 0, .max = (int64_t)1 << 40,
+	{.key = "sz",
+	 .type = RN_CONF_SIZE,
+	 .def = "1M",
+	 .min = 0,
+	 .max = (int64_t)1 << 40,
 	 .offset = offsetof(struct conf, sz)},
 	{.key = "dur", .type = RN_CONF_DURATION, .def = "1s", .offset = offsetof(struct conf, dur)},
 	{.key = "s", .type = RN_CONF_STRING, .def = "x", .offset = offsetof(struct conf, s)},
 	{.key = "sl", .type = RN_CONF_STRLIST, .offset = offsetof(struct conf, sl)},
 	{.key = "g", .type = RN_CONF_GROUP, .sub = grp_rows},
-	{.key = "sources", .type = RN_CONF_LIST, .sub = src_rows, .elem_size = sizeof(struct src),
-	 .offset = offsetof(struct conf, srcs), .tag = "type", .resolve = resolve,
+	{.key = "sources",
+	 .type = RN_CONF_LIST,
+	 .sub = src_rows,
+	 .elem_size = sizeof(struct src),
+	 .offset = offsetof(struct conf, srcs),
+	 .tag = "type",
+	 .resolve = resolve,
 	 .variant_offset = offsetof(struct src, v)},
 	{.key = "l", .type = RN_CONF_LISTEN, .offset = offsetof(struct conf, l)},
 	{.key = "u", .type = RN_CONF_URL, .def = "http://h", .offset = offsetof(struct conf, u)},

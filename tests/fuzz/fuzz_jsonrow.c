@@ -12,17 +12,54 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static int n_null(void *c, const struct rn_field *f) { (void)c; (void)f; return 0; }
-static int n_i64(void *c, const struct rn_field *f, int64_t v) { (void)c; (void)f; (void)v; return 0; }
-static int n_f64(void *c, const struct rn_field *f, double v) { (void)c; (void)f; (void)v; return 0; }
-static int n_bytes(void *c, const struct rn_field *f, const void *p, size_t n)
+static int n_null(void *c, const struct rn_field *f)
 {
-	(void)c; (void)f; (void)p; (void)n;
+	(void)c;
+	(void)f;
 	return 0;
 }
-static int n_dec(void *c, const struct rn_field *f, rn_i128 u) { (void)c; (void)f; (void)u; return 0; }
-static int n_begin(void *c, const struct rn_field *f, size_t n) { (void)c; (void)f; (void)n; return 0; }
-static int n_end(void *c, const struct rn_field *f) { (void)c; (void)f; return 0; }
+static int n_i64(void *c, const struct rn_field *f, int64_t v)
+{
+	(void)c;
+	(void)f;
+	(void)v;
+	return 0;
+}
+static int n_f64(void *c, const struct rn_field *f, double v)
+{
+	(void)c;
+	(void)f;
+	(void)v;
+	return 0;
+}
+static int n_bytes(void *c, const struct rn_field *f, const void *p, size_t n)
+{
+	(void)c;
+	(void)f;
+	(void)p;
+	(void)n;
+	return 0;
+}
+static int n_dec(void *c, const struct rn_field *f, rn_i128 u)
+{
+	(void)c;
+	(void)f;
+	(void)u;
+	return 0;
+}
+static int n_begin(void *c, const struct rn_field *f, size_t n)
+{
+	(void)c;
+	(void)f;
+	(void)n;
+	return 0;
+}
+static int n_end(void *c, const struct rn_field *f)
+{
+	(void)c;
+	(void)f;
+	return 0;
+}
 
 static const struct rn_row_sink sink = {NULL, n_null, n_i64, n_f64, n_bytes, n_dec, n_begin, n_end};
 
@@ -33,10 +70,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char err[256];
 	if (!ready) {
 		static const char *const cols[][2] = {
-			{"id", "long"}, {"n", "int"}, {"b", "byte"}, {"f", "float"}, {"d", "double"},
-			{"ok", "boolean"}, {"s", "string"}, {"raw", "binary"}, {"day", "date"},
-			{"ts", "timestamp"}, {"wall", "timestamp_ntz"}, {"p", "decimal(9,3)"},
-			{"big", "decimal(38,10)"}, {"a", "array<array<int>>"},
+			{"id", "long"},
+			{"n", "int"},
+			{"b", "byte"},
+			{"f", "float"},
+			{"d", "double"},
+			{"ok", "boolean"},
+			{"s", "string"},
+			{"raw", "binary"},
+			{"day", "date"},
+			{"ts", "timestamp"},
+			{"wall", "timestamp_ntz"},
+			{"p", "decimal(9,3)"},
+			{"big", "decimal(38,10)"},
+			{"a", "array<array<int>>"},
 			{"m", "map<string,struct<x:double,y:array<string>>>"},
 			{"mk", "map<long,date>"},
 		};

@@ -103,7 +103,9 @@ static int on_rec(void *vc, const uint8_t *p, size_t len, uint32_t flags, uint64
 static int on_line(void *vc, const uint8_t *line, size_t len, uint32_t flags, uint64_t consumed)
 {
 	struct ctx *c = vc;
-	unsigned mf = c->lpiece ? RN_MULTILINE_CONT : is_start(c, line, len) ? RN_MULTILINE_START : 0;
+	unsigned mf = c->lpiece                ? RN_MULTILINE_CONT
+		      : is_start(c, line, len) ? RN_MULTILINE_START
+					       : 0;
 	int more = (flags & RN_RECORD_F_SPLIT) && !(flags & RN_LINESPLIT_EOL);
 	int rc = rn_multiline_feed(&c->ml, line, len, mf | (more ? RN_MULTILINE_MORE : 0), consumed,
 				   c->now, on_rec, c);

@@ -23,9 +23,26 @@ struct chk {
 	int depth;
 };
 
-static int n_null(void *c, const struct rn_field *f) { (void)c; (void)f; return 0; }
-static int n_i64(void *c, const struct rn_field *f, int64_t v) { (void)c; (void)f; (void)v; return 0; }
-static int n_f64(void *c, const struct rn_field *f, double v) { (void)c; (void)f; (void)v; return 0; }
+static int n_null(void *c, const struct rn_field *f)
+{
+	(void)c;
+	(void)f;
+	return 0;
+}
+static int n_i64(void *c, const struct rn_field *f, int64_t v)
+{
+	(void)c;
+	(void)f;
+	(void)v;
+	return 0;
+}
+static int n_f64(void *c, const struct rn_field *f, double v)
+{
+	(void)c;
+	(void)f;
+	(void)v;
+	return 0;
+}
 static int n_bytes(void *c, const struct rn_field *f, const void *p, size_t n)
 {
 	struct chk *k = c;
@@ -40,7 +57,13 @@ static int n_bytes(void *c, const struct rn_field *f, const void *p, size_t n)
 	(void)x;
 	return 0;
 }
-static int n_dec(void *c, const struct rn_field *f, rn_i128 u) { (void)c; (void)f; (void)u; return 0; }
+static int n_dec(void *c, const struct rn_field *f, rn_i128 u)
+{
+	(void)c;
+	(void)f;
+	(void)u;
+	return 0;
+}
 static int n_begin(void *c, const struct rn_field *f, size_t n)
 {
 	struct chk *k = c;
@@ -77,17 +100,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char err[256];
 	if (!ready) {
 		static const char *const cols[][2] = {
-			{"id", "long"}, {"n", "int"}, {"sh", "short"}, {"b", "byte"},
-			{"f", "float"}, {"d", "double"}, {"ok", "boolean"}, {"s", "string"},
-			{"raw", "binary"}, {"day", "date"}, {"ts", "timestamp"},
-			{"wall", "timestamp_ntz"}, {"p", "decimal(9,3)"},
-			{"tags", "array<string>"}, {"xs", "array<long>"},
+			{"id", "long"},
+			{"n", "int"},
+			{"sh", "short"},
+			{"b", "byte"},
+			{"f", "float"},
+			{"d", "double"},
+			{"ok", "boolean"},
+			{"s", "string"},
+			{"raw", "binary"},
+			{"day", "date"},
+			{"ts", "timestamp"},
+			{"wall", "timestamp_ntz"},
+			{"p", "decimal(9,3)"},
+			{"tags", "array<string>"},
+			{"xs", "array<long>"},
 			{"pts", "array<struct<x:double,y:double>>"},
 			{"m", "map<string,struct<x:double,y:array<string>>>"},
-			{"mk", "map<long,date>"}, {"pos", "struct<lat:double,lon:double>"},
+			{"mk", "map<long,date>"},
+			{"pos", "struct<lat:double,lon:double>"},
 		};
 		for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++)
-			rn_schema_add_column(&fixed, cols[i][0], cols[i][1], i != 0, err, sizeof(err));
+			rn_schema_add_column(&fixed, cols[i][0], cols[i][1], i != 0, err,
+					     sizeof(err));
 		ready = 1;
 	}
 	if (size < 2)

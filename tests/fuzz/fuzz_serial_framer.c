@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 struct run {
 	struct rn_framer *f;
 	struct rn_framer_opts o;
-	uint64_t sum;     /* bytes in frames handed out */
+	uint64_t sum; /* bytes in frames handed out */
 	unsigned seed;
 	uint8_t enc[8192], dec[8192];
 };
@@ -154,15 +154,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (data[i] == '\n')
 				want -= i && data[i - 1] == '\r' ? 2 : 1;
 		break;
-	case RN_FRAMER_LENGTH:
-		want = length_bodies(data, size, r->o.length_bytes);
-		break;
+	case RN_FRAMER_LENGTH: want = length_bodies(data, size, r->o.length_bytes); break;
 	case RN_FRAMER_COBS:
 		want = r->sum; /* decoded sizes differ; checked per frame above */
 		break;
-	default:
-		want = size;
-		break;
+	default: want = size; break;
 	}
 	if (r->sum != want)
 		abort();

@@ -39,8 +39,8 @@ static void fill(struct rn_chunk_builder *b, int n)
 	for (int i = 0; i < n; i++) {
 		char payload[64];
 		int len = snprintf(payload, sizeof(payload), "line %d", i);
-		struct rn_record r = {(const uint8_t *)payload, (size_t)len, "/var/log/a.log", 0,
-				      0, NULL, 0};
+		struct rn_record r = {
+			(const uint8_t *)payload, (size_t)len, "/var/log/a.log", 0, 0, NULL, 0};
 		if (i == 1) { /* binary, event time given, flagged, with attributes */
 			r.payload = (const uint8_t *)"\xff\x00\xfe";
 			r.len = 3;
@@ -52,13 +52,13 @@ static void fill(struct rn_chunk_builder *b, int n)
 			r.len = 0;
 			r.topic = NULL;
 		}
-		assert_int_equal(rn_chunk_add(b, &origin, &r, 100 + (uint64_t)i, 1800000000000000LL + i),
-				 0);
+		assert_int_equal(
+			rn_chunk_add(b, &origin, &r, 100 + (uint64_t)i, 1800000000000000LL + i), 0);
 	}
 }
 
 static Databricks__Zerobus__PersistentStreamRequest *decode(const struct rn_buf *chunk,
-							     struct rn_buf *plain)
+							    struct rn_buf *plain)
 {
 	assert_true(chunk->len > RN_GRPC_HDR_LEN);
 	assert_int_equal(chunk->data[0], 1);
@@ -68,7 +68,7 @@ static Databricks__Zerobus__PersistentStreamRequest *decode(const struct rn_buf 
 	assert_int_equal(rn_zstd_decompress(plain, chunk->data + 5, n, 64 << 20), 0);
 	Databricks__Zerobus__PersistentStreamRequest *req =
 		databricks__zerobus__persistent_stream_request__unpack(NULL, plain->len,
-									plain->data);
+								       plain->data);
 	assert_non_null(req);
 	return req;
 }
@@ -84,13 +84,15 @@ static void test_roundtrip(void **state)
 	assert_int_equal(b.nrec, 0);
 
 	Databricks__Zerobus__PersistentStreamRequest *req = decode(&out, &plain);
-	assert_int_equal(req->payload_case,
-			 DATABRICKS__ZEROBUS__PERSISTENT_STREAM_REQUEST__PAYLOAD_INGEST_RECORD_BATCH);
+	assert_int_equal(
+		req->payload_case,
+		DATABRICKS__ZEROBUS__PERSISTENT_STREAM_REQUEST__PAYLOAD_INGEST_RECORD_BATCH);
 	Databricks__Zerobus__IngestRecordBatchRequest *batch = req->ingest_record_batch;
 	assert_true(batch->has_offset_id);
 	assert_int_equal(batch->offset_id, 42);
-	assert_int_equal(batch->batch_case,
-			 DATABRICKS__ZEROBUS__INGEST_RECORD_BATCH_REQUEST__BATCH_PROTO_ENCODED_BATCH);
+	assert_int_equal(
+		batch->batch_case,
+		DATABRICKS__ZEROBUS__INGEST_RECORD_BATCH_REQUEST__BATCH_PROTO_ENCODED_BATCH);
 	assert_int_equal(batch->proto_encoded_batch->n_records, 5);
 	for (size_t i = 0; i < 5; i++) {
 		ProtobufCBinaryData *rb = &batch->proto_encoded_batch->records[i];
@@ -203,7 +205,8 @@ static void test_boot_fields(void **state)
 	ProtobufCBinaryData *recs = req->ingest_record_batch->proto_encoded_batch->records;
 	assert_int_equal(req->ingest_record_batch->proto_encoded_batch->n_records, 4);
 	for (size_t i = 0; i < 4; i++) {
-		Runnel__V1__Record *rec = runnel__v1__record__unpack(NULL, recs[i].len, recs[i].data);
+		Runnel__V1__Record *rec =
+			runnel__v1__record__unpack(NULL, recs[i].len, recs[i].data);
 		assert_non_null(rec);
 		assert_int_equal(rec->seq, i);
 		if (i == 0) {
@@ -276,8 +279,8 @@ static int sweep_add(struct rn_chunk_builder *b, int i)
 {
 	static const struct rn_attr attrs[] = {{"runnel.split", "1/2"}, {"k", ""}};
 	static uint8_t payload[4000];
-	struct rn_record r = {payload, (size_t)(i * 577) % sizeof(payload), "/var/log/a.log", 0,
-			      0, NULL, 0};
+	struct rn_record r = {
+		payload, (size_t)(i * 577) % sizeof(payload), "/var/log/a.log", 0, 0, NULL, 0};
 	memset(payload, 'a' + i % 26, r.len);
 	if (i % 3 == 1) {
 		r.attrs = attrs;

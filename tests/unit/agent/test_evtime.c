@@ -48,7 +48,7 @@ static void bad_input(void **st)
 {
 	(void)st;
 	ev("{\"t\":\"2026-13-01T00:00:00Z\"}", "t", RN_EINVAL);
-	ev("{\"t\":\"2026-11-25T10:00:00\"}", "t", RN_EINVAL);  /* no zone */
+	ev("{\"t\":\"2026-11-25T10:00:00\"}", "t", RN_EINVAL); /* no zone */
 	ev("{\"t\":\"2026-11-25T10:00:00Zjunk\"}", "t", RN_EINVAL);
 	ev("{\"t\":\"2026-02-30T10:00:00Z\"}", "t", RN_EINVAL);
 	ev("{\"t\":\"2026-02-29T10:00:00Z\"}", "t", RN_EINVAL); /* not a leap year */

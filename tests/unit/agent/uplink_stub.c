@@ -78,16 +78,17 @@ static void deliver(struct rn_uplink *u, struct stub_stream *s)
 		}
 		Databricks__Zerobus__PersistentStreamRequest *req =
 			databricks__zerobus__persistent_stream_request__unpack(NULL, plain.len,
-										plain.data);
-		if (!req || !req->ingest_record_batch || req->ingest_record_batch->offset_id != off) {
+									       plain.data);
+		if (!req || !req->ingest_record_batch ||
+		    req->ingest_record_batch->offset_id != off) {
 			stub.errors++;
 			break;
 		}
 		Databricks__Zerobus__ProtoEncodedRecordBatch *b =
 			req->ingest_record_batch->proto_encoded_batch;
 		for (size_t i = 0; i < b->n_records; i++) {
-			Runnel__V1__Record *r =
-				runnel__v1__record__unpack(NULL, b->records[i].len, b->records[i].data);
+			Runnel__V1__Record *r = runnel__v1__record__unpack(NULL, b->records[i].len,
+									   b->records[i].data);
 			if (r && stub.nrec < STUB_MAX_RECORDS) {
 				stub.rec_stream[stub.nrec] = s->id;
 				stub.rec_seq[stub.nrec] = r->seq;
@@ -141,8 +142,7 @@ void rn_uplink_wakeup(struct rn_uplink *u)
 	(void)u;
 }
 
-int rn_uplink_stream_stats(const struct rn_uplink *u, int stream,
-			   struct rn_uplink_stream_stats *st)
+int rn_uplink_stream_stats(const struct rn_uplink *u, int stream, struct rn_uplink_stream_stats *st)
 {
 	memset(st, 0, sizeof(*st));
 	for (int i = 0; i < u->n; i++)

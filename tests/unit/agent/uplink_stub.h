@@ -9,13 +9,13 @@
 #define STUB_MAX_RECORDS 200000
 
 struct stub_state {
-	int online;          /* deliver and ack on step */
-	volatile int *stop;  /* set to 1 after stop_after calls of wait() */
+	int online;         /* deliver and ack on step */
+	volatile int *stop; /* set to 1 after stop_after calls of wait() */
 	int stop_after, waits;
-	int added;           /* streams registered */
+	int added; /* streams registered */
 	size_t descriptor_len;
-	uint64_t chunks;     /* chunks delivered */
-	int errors;          /* a callback failed or a chunk did not decode */
+	uint64_t chunks; /* chunks delivered */
+	int errors;      /* a callback failed or a chunk did not decode */
 	size_t nrec;
 	int rec_stream[STUB_MAX_RECORDS];
 	uint64_t rec_seq[STUB_MAX_RECORDS];

@@ -368,7 +368,8 @@ static void test_drop_oldest(void **state)
 	b = open_buf("drop.db", 4000, NULL);
 	assert_int_equal(rn_buffer_stream_load(b, c.id, &c), 0);
 	assert_int_equal(c.dropped_records, 10);
-	assert_int_equal(rn_buffer_bytes(b), rn_buffer_stream_load(b, a.id, &a) == 0 ? a.bytes : -1);
+	assert_int_equal(rn_buffer_bytes(b),
+			 rn_buffer_stream_load(b, a.id, &a) == 0 ? a.bytes : -1);
 	rn_buffer_close(b);
 }
 
@@ -430,19 +431,22 @@ static void test_upgrade_v0(void **state)
 	mkpath(path, sizeof(path), "v0.db");
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(
-		sqlite3_exec(db,
-			     "PRAGMA journal_mode=WAL;"
-			     "CREATE TABLE streams(id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL,"
-			     " tbl TEXT NOT NULL, server_id TEXT, next_offset INTEGER NOT NULL DEFAULT 0,"
-			     " next_seq INTEGER NOT NULL DEFAULT 0, acked INTEGER NOT NULL DEFAULT -1);"
-			     "CREATE TABLE chunks(stream INTEGER NOT NULL, off INTEGER NOT NULL,"
-			     " nrec INTEGER NOT NULL, created_us INTEGER NOT NULL, bytes BLOB NOT NULL,"
-			     " PRIMARY KEY(stream, off)) WITHOUT ROWID;"
-			     "CREATE TABLE checkpoints(source TEXT PRIMARY KEY, state BLOB NOT NULL);"
-			     "INSERT INTO streams(id, name, tbl, next_offset, next_seq) VALUES(1,'old','t',2,9);"
-			     "INSERT INTO chunks VALUES(1, 0, 4, 1, zeroblob(2000));"
-			     "INSERT INTO chunks VALUES(1, 1, 5, 2, x'44556677');",
-			     NULL, NULL, NULL),
+		sqlite3_exec(
+			db,
+			"PRAGMA journal_mode=WAL;"
+			"CREATE TABLE streams(id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL,"
+			" tbl TEXT NOT NULL, server_id TEXT, next_offset INTEGER NOT NULL DEFAULT "
+			"0,"
+			" next_seq INTEGER NOT NULL DEFAULT 0, acked INTEGER NOT NULL DEFAULT -1);"
+			"CREATE TABLE chunks(stream INTEGER NOT NULL, off INTEGER NOT NULL,"
+			" nrec INTEGER NOT NULL, created_us INTEGER NOT NULL, bytes BLOB NOT NULL,"
+			" PRIMARY KEY(stream, off)) WITHOUT ROWID;"
+			"CREATE TABLE checkpoints(source TEXT PRIMARY KEY, state BLOB NOT NULL);"
+			"INSERT INTO streams(id, name, tbl, next_offset, next_seq) "
+			"VALUES(1,'old','t',2,9);"
+			"INSERT INTO chunks VALUES(1, 0, 4, 1, zeroblob(2000));"
+			"INSERT INTO chunks VALUES(1, 1, 5, 2, x'44556677');",
+			NULL, NULL, NULL),
 		SQLITE_OK);
 	sqlite3_close(db);
 	struct rn_buffer *b = open_buf("v0.db", 0, NULL);
@@ -568,8 +572,8 @@ static void test_corrupt_pages(void **state)
 	struct rn_buffer *b = open_buf("p.db", 0, NULL);
 	assert_int_equal(rn_buffer_stream_get(b, "s", "t", &s), 0);
 	for (int i = 0; i < 50; i++)
-		assert_int_equal(rn_buffer_commit(b, s.id, i, i + 1, 1, blob, sizeof(blob), NULL, 0),
-				 0);
+		assert_int_equal(
+			rn_buffer_commit(b, s.id, i, i + 1, 1, blob, sizeof(blob), NULL, 0), 0);
 	rn_buffer_close(b); /* checkpoints the WAL into the main file */
 	mkpath(path, sizeof(path), "p.db");
 	FILE *f = fopen(path, "r+b");
@@ -597,11 +601,16 @@ static void test_unwritable(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_streams_and_reopen), cmocka_unit_test(test_atomic_commit),
-		cmocka_unit_test(test_cap),                cmocka_unit_test(test_corrupt_garbage),
-		cmocka_unit_test(test_corrupt_pages),      cmocka_unit_test(test_unwritable),
-		cmocka_unit_test(test_commit_many),        cmocka_unit_test(test_drop_oldest),
-		cmocka_unit_test(test_expire),             cmocka_unit_test(test_upgrade_v0),
+		cmocka_unit_test(test_streams_and_reopen),
+		cmocka_unit_test(test_atomic_commit),
+		cmocka_unit_test(test_cap),
+		cmocka_unit_test(test_corrupt_garbage),
+		cmocka_unit_test(test_corrupt_pages),
+		cmocka_unit_test(test_unwritable),
+		cmocka_unit_test(test_commit_many),
+		cmocka_unit_test(test_drop_oldest),
+		cmocka_unit_test(test_expire),
+		cmocka_unit_test(test_upgrade_v0),
 		cmocka_unit_test(test_large_chunks),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

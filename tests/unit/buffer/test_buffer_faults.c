@@ -45,9 +45,9 @@ static int sync_full; /* the buffers are opened with sync = full */
 /* What the buffer must hold. Chunk bytes are a function of (stream, offset). */
 struct model {
 	int ids[NSTREAMS];
-	int64_t next[NSTREAMS];  /* next offset */
-	int64_t acked[NSTREAMS]; /* -1 = none */
-	int64_t pos;             /* the checkpoint of source "src" is "pos=<pos>" */
+	int64_t next[NSTREAMS];       /* next offset */
+	int64_t acked[NSTREAMS];      /* -1 = none */
+	int64_t pos;                  /* the checkpoint of source "src" is "pos=<pos>" */
 	int64_t tomb_below[NSTREAMS]; /* chunks below this offset are tombstones (TTL) */
 	int sid;                      /* stream 0's server id is "sid-1" (else none) */
 };
@@ -56,12 +56,12 @@ struct model {
 static const char *cur_op;
 static long cur_n;
 
-#define CHECK(c)                                                                                 \
-	do {                                                                                     \
-		if (!(c)) {                                                                      \
-			quiet(0);                                                                \
-			fail_msg("%s, N = %ld: %s (line %d)", cur_op, cur_n, #c, __LINE__);      \
-		}                                                                                \
+#define CHECK(c)                                                                                   \
+	do {                                                                                       \
+		if (!(c)) {                                                                        \
+			quiet(0);                                                                  \
+			fail_msg("%s, N = %ld: %s (line %d)", cur_op, cur_n, #c, __LINE__);        \
+		}                                                                                  \
 	} while (0)
 
 /* The buffer logs every failure it meets; during a sweep those thousands of lines go to
@@ -196,7 +196,8 @@ static void verify(struct rn_buffer *b, const struct model *m)
 		CHECK(s.acked == m->acked[si]);
 		CHECK(!strcmp(s.server_id, si == 0 && m->sid ? "sid-1" : ""));
 		int64_t tombs = m->tomb_below[si] > m->acked[si] + 1
-					? m->tomb_below[si] - m->acked[si] - 1 : 0;
+					? m->tomb_below[si] - m->acked[si] - 1
+					: 0;
 		CHECK(s.expired_records == tombs * 2 && s.dropped_records == 0);
 		for (int64_t off = 0; off < m->next[si] + 1; off++) {
 			rn_buf_reset(&out);
@@ -270,8 +271,9 @@ static int commit_step(struct rn_buffer *b, struct model *m, int streams)
 	for (int si = 0; si < streams; si++) {
 		data[si] = malloc(chunk_size(si, m->next[si]));
 		chunk_fill(data[si], si, m->next[si]);
-		c[si] = (struct rn_buffer_chunk){m->ids[si], m->next[si], (m->next[si] + 1) * 2, 2,
-						 data[si], chunk_size(si, m->next[si])};
+		c[si] = (struct rn_buffer_chunk){
+			m->ids[si], m->next[si], (m->next[si] + 1) * 2,
+			2,          data[si],    chunk_size(si, m->next[si])};
 	}
 	snprintf(pos, sizeof(pos), "pos=%lld", (long long)m->next[0]);
 	struct rn_buffer_ckpt ck = {"src", pos, strlen(pos)};
@@ -328,13 +330,29 @@ static void seed(struct model *m, struct model *crash)
 
 /* The operations swept. Each gets an open buffer (NULL for OP_OPEN*) and the model of its
  * contents, applies itself to the model when it succeeds and returns its result. */
-enum { OP_OPEN, OP_OPEN_WAL, OP_COMMIT, OP_COMMIT_LARGE, OP_CKPT, OP_ACK, OP_READ, OP_EXPIRE,
-       OP_CLOSE, OP_SERVER_ID, OP_COUNT };
-static const char *const op_names[OP_COUNT] = {
-	"open", "open (WAL recovery)", "commit (2 chunks + checkpoint)",
-	"commit (a 70 KiB chunk + checkpoint)", "commit (checkpoint alone)", "ack",
-	"read (small and 70 KiB chunks)", "expire (TTL tombstones)",
-	"close (checkpoint, WAL removed)", "server stream id"};
+enum {
+	OP_OPEN,
+	OP_OPEN_WAL,
+	OP_COMMIT,
+	OP_COMMIT_LARGE,
+	OP_CKPT,
+	OP_ACK,
+	OP_READ,
+	OP_EXPIRE,
+	OP_CLOSE,
+	OP_SERVER_ID,
+	OP_COUNT
+};
+static const char *const op_names[OP_COUNT] = {"open",
+					       "open (WAL recovery)",
+					       "commit (2 chunks + checkpoint)",
+					       "commit (a 70 KiB chunk + checkpoint)",
+					       "commit (checkpoint alone)",
+					       "ack",
+					       "read (small and 70 KiB chunks)",
+					       "expire (TTL tombstones)",
+					       "close (checkpoint, WAL removed)",
+					       "server stream id"};
 
 /* What the last expire reported. */
 static uint64_t expire_recs;
@@ -366,10 +384,8 @@ static int run_op(int op, struct rn_buffer **b, struct model *m)
 		CHECK(rc == 0 || *b == NULL);
 		return rc;
 	}
-	case OP_COMMIT:
-		return commit_step(*b, m, NSTREAMS);
-	case OP_COMMIT_LARGE:
-		return commit_step(*b, m, 1); /* stream 0's next chunk is LARGE */
+	case OP_COMMIT: return commit_step(*b, m, NSTREAMS);
+	case OP_COMMIT_LARGE: return commit_step(*b, m, 1); /* stream 0's next chunk is LARGE */
 	case OP_CKPT: { /* a source's position moves without records (e.g. skipped input) */
 		char pos[64];
 		snprintf(pos, sizeof(pos), "pos=%lld", (long long)m->pos + 1000);
@@ -434,12 +450,12 @@ static int alloc_fired(long n)
 /* How a sweep makes its Nth thing fail. */
 struct failure {
 	const char *name;
-	int io;         /* 0: allocation; 1: the I/O-failure VFS */
-	unsigned ops;   /* RN_IOFAULT_* */
-	int full;       /* writes fail with SQLITE_FULL */
-	int persist;    /* every operation after the Nth fails too */
-	int reopen;     /* retry after a close and reopen, not on the same handle */
-	int sync_full;  /* the buffer runs with sync = full (a commit syncs the WAL) */
+	int io;        /* 0: allocation; 1: the I/O-failure VFS */
+	unsigned ops;  /* RN_IOFAULT_* */
+	int full;      /* writes fail with SQLITE_FULL */
+	int persist;   /* every operation after the Nth fails too */
+	int reopen;    /* retry after a close and reopen, not on the same handle */
+	int sync_full; /* the buffer runs with sync = full (a commit syncs the WAL) */
 };
 
 static void arm(const struct failure *f, long n)
@@ -613,23 +629,39 @@ static void test_io_sweep(void **state)
 		{.name = "I/O (one, same handle)", .io = 1, .ops = RN_IOFAULT_ALL},
 		{.name = "I/O (one, restart)", .io = 1, .ops = RN_IOFAULT_ALL, .reopen = 1},
 		{.name = "I/O (one, sync=full)", .io = 1, .ops = RN_IOFAULT_ALL, .sync_full = 1},
-		{.name = "I/O (one, restart, sync=full)", .io = 1, .ops = RN_IOFAULT_ALL,
-		 .reopen = 1, .sync_full = 1},
-		{.name = "ENOSPC (restart)", .io = 1, .ops = RN_IOFAULT_WRITE, .full = 1,
+		{.name = "I/O (one, restart, sync=full)",
+		 .io = 1,
+		 .ops = RN_IOFAULT_ALL,
+		 .reopen = 1,
+		 .sync_full = 1},
+		{.name = "ENOSPC (restart)",
+		 .io = 1,
+		 .ops = RN_IOFAULT_WRITE,
+		 .full = 1,
 		 .reopen = 1},
 	};
 	static const struct failure full[] = {
 		{.name = "write", .io = 1, .ops = RN_IOFAULT_WRITE},
 		{.name = "sync (sync=full)", .io = 1, .ops = RN_IOFAULT_SYNC, .sync_full = 1},
-		{.name = "sync (restart, sync=full)", .io = 1, .ops = RN_IOFAULT_SYNC, .reopen = 1,
+		{.name = "sync (restart, sync=full)",
+		 .io = 1,
+		 .ops = RN_IOFAULT_SYNC,
+		 .reopen = 1,
 		 .sync_full = 1},
 		{.name = "truncate", .io = 1, .ops = RN_IOFAULT_TRUNCATE},
 		{.name = "delete", .io = 1, .ops = RN_IOFAULT_DELETE},
 		{.name = "open", .io = 1, .ops = RN_IOFAULT_OPEN},
-		{.name = "I/O (persistent, restart)", .io = 1, .ops = RN_IOFAULT_ALL, .persist = 1,
+		{.name = "I/O (persistent, restart)",
+		 .io = 1,
+		 .ops = RN_IOFAULT_ALL,
+		 .persist = 1,
 		 .reopen = 1},
-		{.name = "ENOSPC (persistent, restart)", .io = 1, .ops = RN_IOFAULT_WRITE,
-		 .full = 1, .persist = 1, .reopen = 1},
+		{.name = "ENOSPC (persistent, restart)",
+		 .io = 1,
+		 .ops = RN_IOFAULT_WRITE,
+		 .full = 1,
+		 .persist = 1,
+		 .reopen = 1},
 	};
 	(void)state;
 	run_sweeps(quick, sizeof(quick) / sizeof(quick[0]));

@@ -87,8 +87,7 @@ static void test_listen_bad(void **state)
 	hp_bad("a/b:80", 0, "not a valid host name");
 }
 
-static void url_ok(const char *s, int tls, const char *host, int port, int given,
-		   const char *path)
+static void url_ok(const char *s, int tls, const char *host, int port, int given, const char *path)
 {
 	struct rn_url u;
 	const char *why = NULL;

@@ -245,7 +245,7 @@ static void test_zstd_hash_log(void **state)
  * I/O blocks and the 1 MiB bounce buffer, and leaves the descriptor without O_DIRECT. */
 static void test_write_new_file(void **state)
 {
-	static const size_t lens[] = {0, 1, 4095, 4096, 4097, 1 << 20, (1 << 20) + 4096 + 7,
+	static const size_t lens[] = {0,      1, 4095, 4096, 4097, 1 << 20, (1 << 20) + 4096 + 7,
 				      3000000};
 	char dir[] = "/tmp/rn-fs-XXXXXX", path[64];
 	size_t max = 3000000;

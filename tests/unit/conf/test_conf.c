@@ -46,16 +46,22 @@ struct conf {
 
 static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
 
-static const struct rn_conf_key file_rows[] = {
-	{.key = "glob", .type = RN_CONF_STRING, .offset = offsetof(struct file_conf, glob),
-	 .flags = RN_CONF_F_REQUIRED},
-	{.key = "depth", .type = RN_CONF_INT, .def = "1", .min = 0, .max = 10,
-	 .offset = offsetof(struct file_conf, depth)},
-	{0}};
-static const struct rn_conf_key echo_rows[] = {
-	{.key = "text", .type = RN_CONF_STRING, .def = "hello",
-	 .offset = offsetof(struct echo_conf, text)},
-	{0}};
+static const struct rn_conf_key file_rows[] = {{.key = "glob",
+						.type = RN_CONF_STRING,
+						.offset = offsetof(struct file_conf, glob),
+						.flags = RN_CONF_F_REQUIRED},
+					       {.key = "depth",
+						.type = RN_CONF_INT,
+						.def = "1",
+						.min = 0,
+						.max = 10,
+						.offset = offsetof(struct file_conf, depth)},
+					       {0}};
+static const struct rn_conf_key echo_rows[] = {{.key = "text",
+						.type = RN_CONF_STRING,
+						.def = "hello",
+						.offset = offsetof(struct echo_conf, text)},
+					       {0}};
 
 static const struct rn_conf_key *resolve(const char *tag, size_t *size)
 {
@@ -72,30 +78,55 @@ static const struct rn_conf_key *resolve(const char *tag, size_t *size)
 
 static const struct rn_conf_key source_rows[] = {
 	{.key = "type", .type = RN_CONF_STRING, .offset = offsetof(struct source, type)},
-	{.key = "name", .type = RN_CONF_STRING, .offset = offsetof(struct source, name),
+	{.key = "name",
+	 .type = RN_CONF_STRING,
+	 .offset = offsetof(struct source, name),
 	 .flags = RN_CONF_F_REQUIRED},
 	{0}};
-static const struct rn_conf_key agent_rows[] = {
-	{.key = "name", .type = RN_CONF_STRING, .def = "dflt", .offset = offsetof(struct conf, name)},
-	{.key = "verbose", .type = RN_CONF_BOOL, .def = "false",
-	 .offset = offsetof(struct conf, verbose)},
-	{.key = "level", .type = RN_CONF_ENUM, .def = "info", .enums = levels,
-	 .offset = offsetof(struct conf, level)},
-	{0}};
+static const struct rn_conf_key agent_rows[] = {{.key = "name",
+						 .type = RN_CONF_STRING,
+						 .def = "dflt",
+						 .offset = offsetof(struct conf, name)},
+						{.key = "verbose",
+						 .type = RN_CONF_BOOL,
+						 .def = "false",
+						 .offset = offsetof(struct conf, verbose)},
+						{.key = "level",
+						 .type = RN_CONF_ENUM,
+						 .def = "info",
+						 .enums = levels,
+						 .offset = offsetof(struct conf, level)},
+						{0}};
 static const struct rn_conf_key rows[] = {
 	{.key = "agent", .type = RN_CONF_GROUP, .sub = agent_rows},
 	{.key = "big", .type = RN_CONF_INT64, .def = "7", .offset = offsetof(struct conf, big)},
-	{.key = "count", .type = RN_CONF_INT32, .def = "5", .min = 1, .max = 1000,
-	 .offset = offsetof(struct conf, count), .help = "how many"},
+	{.key = "count",
+	 .type = RN_CONF_INT32,
+	 .def = "5",
+	 .min = 1,
+	 .max = 1000,
+	 .offset = offsetof(struct conf, count),
+	 .help = "how many"},
 	{.key = "cap", .type = RN_CONF_SIZE, .def = "1G", .offset = offsetof(struct conf, cap)},
-	{.key = "linger", .type = RN_CONF_DURATION, .def = "200ms", .min = 0, .max = 3600000,
+	{.key = "linger",
+	 .type = RN_CONF_DURATION,
+	 .def = "200ms",
+	 .min = 0,
+	 .max = 3600000,
 	 .offset = offsetof(struct conf, linger)},
 	{.key = "paths", .type = RN_CONF_STRLIST, .offset = offsetof(struct conf, paths)},
-	{.key = "sources", .type = RN_CONF_LIST, .sub = source_rows,
-	 .elem_size = sizeof(struct source), .offset = offsetof(struct conf, sources),
-	 .tag = "type", .resolve = resolve, .variant_offset = offsetof(struct source, v)},
+	{.key = "sources",
+	 .type = RN_CONF_LIST,
+	 .sub = source_rows,
+	 .elem_size = sizeof(struct source),
+	 .offset = offsetof(struct conf, sources),
+	 .tag = "type",
+	 .resolve = resolve,
+	 .variant_offset = offsetof(struct source, v)},
 	{.key = "listen", .type = RN_CONF_LISTEN, .offset = offsetof(struct conf, listen)},
-	{.key = "url", .type = RN_CONF_URL, .def = "http://127.0.0.1:7700",
+	{.key = "url",
+	 .type = RN_CONF_URL,
+	 .def = "http://127.0.0.1:7700",
 	 .offset = offsetof(struct conf, url)},
 	{0}};
 
@@ -207,9 +238,11 @@ static void test_addresses(void **state)
 	expect_str_error("\nlisten = \"127.0.0.1:abc\";",
 			 "t.conf:2: listen = \"127.0.0.1:abc\": the port must be a number from 0 "
 			 "(any free port) to 65535");
-	expect_str_error("listen = \":99999\";", "t.conf:1: listen = \":99999\": the host is empty");
+	expect_str_error("listen = \":99999\";",
+			 "t.conf:1: listen = \":99999\": the host is empty");
 	expect_str_error("listen = 7700;", "t.conf:1: listen must be a string");
-	expect_str_error("\n\n\nurl = \"https://\";", "t.conf:4: url = \"https://\": the URL has no host");
+	expect_str_error("\n\n\nurl = \"https://\";",
+			 "t.conf:4: url = \"https://\": the URL has no host");
 	expect_str_error("url = \"http://h:99999\";",
 			 "t.conf:1: url = \"http://h:99999\": the port must be a number from 1 to "
 			 "65535");
@@ -235,7 +268,8 @@ static void test_bad_strings(void **state)
 	expect_str_error("agent: { level = \"loud\"; };",
 			 "t.conf:1: agent.level must be one of \"error\", \"warn\", \"info\", "
 			 "\"debug\"");
-	expect_str_error("agent: { verbose = 1; };", "t.conf:1: agent.verbose must be true or false");
+	expect_str_error("agent: { verbose = 1; };",
+			 "t.conf:1: agent.verbose must be true or false");
 	expect_str_error("agent = 3;", "t.conf:1: agent must be a group { ... }");
 	expect_str_error("paths = [1, 2];", "t.conf:1: paths[0] must be a string");
 	expect_str_error("paths = 1;", "t.conf:1: paths must be a string or a list of strings");
@@ -315,9 +349,9 @@ static void test_help(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults),     cmocka_unit_test(test_good_file),
-		cmocka_unit_test(test_bad_files),    cmocka_unit_test(test_bad_strings),
-		cmocka_unit_test(test_parsers),      cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_defaults),       cmocka_unit_test(test_good_file),
+		cmocka_unit_test(test_bad_files),      cmocka_unit_test(test_bad_strings),
+		cmocka_unit_test(test_parsers),        cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_alloc_failures), cmocka_unit_test(test_help),
 		cmocka_unit_test(test_addresses),
 	};

@@ -428,8 +428,8 @@ static void test_compact_step(void **state)
 			live++;
 			assert_int_equal(files[i]->data_change, 0);
 			assert_non_null(strstr(files[i]->stats, "\"numRecords\":80,\"minValues\":"
-								  "{\"id\":0,\"name\":\"n1\"},"
-								  "\"maxValues\":{\"id\":79,"));
+								"{\"id\":0,\"name\":\"n1\"},"
+								"\"maxValues\":{\"id\":79,"));
 		} else {
 			assert_int_equal(files[i]->data_change, 0);
 		}

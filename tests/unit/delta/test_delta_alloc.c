@@ -26,9 +26,9 @@
 #include "rn_mem.h"
 #include "table_check.h"
 
-#define SCHEMA                                                                                 \
-	"{\"type\":\"struct\",\"fields\":[{\"name\":\"stream_id\",\"type\":\"string\","        \
-	"\"nullable\":true,\"metadata\":{}},{\"name\":\"seq\",\"type\":\"long\",\"nullable\":" \
+#define SCHEMA                                                                                     \
+	"{\"type\":\"struct\",\"fields\":[{\"name\":\"stream_id\",\"type\":\"string\","            \
+	"\"nullable\":true,\"metadata\":{}},{\"name\":\"seq\",\"type\":\"long\",\"nullable\":"     \
 	"true,\"metadata\":{}}]}"
 
 static const struct rn_pq_col cols[] = {{"stream_id", RN_PQ_STRING, 1}, {"seq", RN_PQ_INT64, 1}};

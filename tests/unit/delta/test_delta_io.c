@@ -228,8 +228,8 @@ static void check_table(int nb)
 
 static void test_io_sweep(void **state)
 {
-	static const unsigned kinds[] = {RN_FS_OPEN, RN_FS_WRITE, RN_FS_FSYNC, RN_FS_RENAME,
-					 RN_FS_LINK, RN_FS_UNLINK};
+	static const unsigned kinds[] = {RN_FS_OPEN,   RN_FS_WRITE, RN_FS_FSYNC,
+					 RN_FS_RENAME, RN_FS_LINK,  RN_FS_UNLINK};
 	static const char *const names[] = {"open", "write", "fsync", "rename", "link", "unlink"};
 	static const int errs[] = {EIO, ENOSPC};
 	int nb = long_mode ? 10 : 3;
@@ -262,8 +262,8 @@ static void test_io_sweep(void **state)
 			}
 		}
 	}
-	printf("delta I/O sweep: %ld seam calls per run x %zu kinds x 2 errnos = %ld runs\n",
-	       ops, sizeof(kinds) / sizeof(kinds[0]), runs);
+	printf("delta I/O sweep: %ld seam calls per run x %zu kinds x 2 errnos = %ld runs\n", ops,
+	       sizeof(kinds) / sizeof(kinds[0]), runs);
 }
 
 int main(void)

@@ -67,7 +67,7 @@ static int writer(int id)
 		int rc = rn_delta_commit(d, &add, 1, &txn, 1, &v);
 		if (rc) {
 			fprintf(stderr, "writer %d commit %d: %s: %s\n", id, i, rn_strerror(rc),
-			        rn_delta_errmsg(d));
+				rn_delta_errmsg(d));
 			bad++;
 		}
 	}
@@ -200,8 +200,8 @@ static void test_same_batch_twice(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_contended_appends),
-	    cmocka_unit_test(test_same_batch_twice),
+		cmocka_unit_test(test_contended_appends),
+		cmocka_unit_test(test_same_batch_twice),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -78,9 +78,10 @@ static void test_good_log(void **state)
 {
 	(void)state;
 	const char *c[] = {
-	    V0,
-	    INFO(1700000001000) ADD("a.parquet", 100, 10) ADD("b.parquet", 200, 20) TXN("s1", 3),
-	    INFO(1700000002000) ADD("c%20d.parquet", 300, 30) TXN("s1", 7) TXN("s2", 0),
+		V0,
+		INFO(1700000001000) ADD("a.parquet", 100, 10) ADD("b.parquet", 200, 20)
+			TXN("s1", 3),
+		INFO(1700000002000) ADD("c%20d.parquet", 300, 30) TXN("s1", 7) TXN("s2", 0),
 	};
 	struct rn_dlog *l = replay(c, 3);
 	size_t n, total;
@@ -142,14 +143,14 @@ static void test_removes(void **state)
 {
 	(void)state;
 	const char *c[] = {
-	    V0,
-	    ADD("a", 100, 10) ADD("b", 200, 20) ADD("c", 300, 30),
-	    "{\"remove\":{\"path\":\"a\",\"deletionTimestamp\":99,\"dataChange\":false}}\n"
-	    "{\"remove\":{\"path\":\"b\",\"deletionTimestamp\":99,\"dataChange\":false}}\n"
-	    "{\"add\":{\"path\":\"ab\",\"size\":300,\"dataChange\":false,"
-	    "\"stats\":\"{\\\"numRecords\\\":30}\"}}\n",
-	    /* a comes back (restore), the stale remove of b is repeated: no effect */
-	    ADD("a", 100, 10) "{\"remove\":{\"path\":\"b\",\"dataChange\":true}}\n",
+		V0,
+		ADD("a", 100, 10) ADD("b", 200, 20) ADD("c", 300, 30),
+		"{\"remove\":{\"path\":\"a\",\"deletionTimestamp\":99,\"dataChange\":false}}\n"
+		"{\"remove\":{\"path\":\"b\",\"deletionTimestamp\":99,\"dataChange\":false}}\n"
+		"{\"add\":{\"path\":\"ab\",\"size\":300,\"dataChange\":false,"
+		"\"stats\":\"{\\\"numRecords\\\":30}\"}}\n",
+		/* a comes back (restore), the stale remove of b is repeated: no effect */
+		ADD("a", 100, 10) "{\"remove\":{\"path\":\"b\",\"dataChange\":true}}\n",
 	};
 	struct rn_dlog *l = replay(c, 3);
 	size_t n, total;
@@ -182,10 +183,10 @@ static void test_duplicates_and_txn_anomalies(void **state)
 {
 	(void)state;
 	const char *c[] = {
-	    V0,
-	    ADD("a", 100, 10) ADD("a", 100, 10) TXN("s1", 5) TXN("s1", 6),
-	    ADD("a", 100, 10)
-	        TXN("s1", 2) "{\"remove\":{\"path\":\"ghost\",\"dataChange\":true}}\n",
+		V0,
+		ADD("a", 100, 10) ADD("a", 100, 10) TXN("s1", 5) TXN("s1", 6),
+		ADD("a", 100, 10)
+			TXN("s1", 2) "{\"remove\":{\"path\":\"ghost\",\"dataChange\":true}}\n",
 	};
 	struct rn_dlog *l = replay(c, 3);
 	size_t n, total;
@@ -209,17 +210,18 @@ static void test_stats_and_other_actions(void **state)
 {
 	(void)state;
 	const char *c[] = {
-	    V0,
-	    /* no stats, null stats, stats without numRecords, unreadable stats */
-	    "{\"add\":{\"path\":\"n1\",\"size\":1,\"dataChange\":true}}\n"
-	    "{\"add\":{\"path\":\"n2\",\"size\":1,\"dataChange\":true,\"stats\":null}}\n"
-	    "{\"add\":{\"path\":\"n3\",\"size\":1,\"dataChange\":true,\"stats\":\"{}\"}}\n"
-	    "{\"add\":{\"path\":\"n4\",\"size\":1,\"dataChange\":true,\"stats\":\"{oops\"}}\n"
-	    /* actions a snapshot does not need are accepted */
-	    "{\"domainMetadata\":{\"domain\":\"x\",\"configuration\":\"{}\",\"removed\":false}}\n"
-	    "{\"cdc\":{\"path\":\"c\",\"size\":1,\"dataChange\":false}}\r\n",
-	    /* a commit without its final newline: readable, but flagged */
-	    ADD("m", 5, 2),
+		V0,
+		/* no stats, null stats, stats without numRecords, unreadable stats */
+		"{\"add\":{\"path\":\"n1\",\"size\":1,\"dataChange\":true}}\n"
+		"{\"add\":{\"path\":\"n2\",\"size\":1,\"dataChange\":true,\"stats\":null}}\n"
+		"{\"add\":{\"path\":\"n3\",\"size\":1,\"dataChange\":true,\"stats\":\"{}\"}}\n"
+		"{\"add\":{\"path\":\"n4\",\"size\":1,\"dataChange\":true,\"stats\":\"{oops\"}}\n"
+		/* actions a snapshot does not need are accepted */
+		"{\"domainMetadata\":{\"domain\":\"x\",\"configuration\":\"{}\",\"removed\":false}}"
+		"\n"
+		"{\"cdc\":{\"path\":\"c\",\"size\":1,\"dataChange\":false}}\r\n",
+		/* a commit without its final newline: readable, but flagged */
+		ADD("m", 5, 2),
 	};
 	struct rn_dlog *l = replay(c, 2);
 	size_t n;
@@ -249,7 +251,7 @@ static void expect_error(const char *bad, const char *why)
 	int rc = rn_dlog_apply(l, 1, bad, strlen(bad));
 	if (rc != RN_EDELTA || !strstr(rn_dlog_errmsg(l), why))
 		fail_msg("for %s: rc %d, message '%s', wanted '%s'", bad, rc, rn_dlog_errmsg(l),
-		         why);
+			 why);
 	rn_dlog_destroy(l);
 }
 
@@ -257,37 +259,37 @@ static void test_malformed(void **state)
 {
 	(void)state;
 	expect_error("{\"add\":{\"path\":\"a\",\"size\":1}\n",
-	             "version 1 line 1: not a JSON object");
+		     "version 1 line 1: not a JSON object");
 	expect_error(INFO(1) "not json\n", "version 1 line 2: not a JSON object");
 	expect_error("[1,2]\n", "line 1: not a JSON object");
 	expect_error("{\"add\":{\"path\":\"a\",\"size\":1}}trailing\n", "not a JSON object");
 	expect_error("{}\n", "line 1: line holds no action");
 	expect_error(
-	    "{\"add\":{\"path\":\"a\",\"size\":1},\"txn\":{\"appId\":\"x\",\"version\":1}}\n",
-	    "more than one action");
+		"{\"add\":{\"path\":\"a\",\"size\":1},\"txn\":{\"appId\":\"x\",\"version\":1}}\n",
+		"more than one action");
 	expect_error("{\"add\":{\"size\":1}}\n", "add without path");
 	expect_error("{\"add\":{\"path\":\"a\"}}\n", "add without size");
 	expect_error("{\"add\":{\"path\":\"a\",\"size\":-4}}\n",
-	             "size is not a non-negative integer");
+		     "size is not a non-negative integer");
 	expect_error("{\"add\":{\"path\":7,\"size\":1}}\n", "path is not a string");
 	expect_error("{\"add\":{\"path\":\"a\",\"size\":1,\"dataChange\":\"yes\"}}\n",
-	             "dataChange is not a boolean");
+		     "dataChange is not a boolean");
 	expect_error("{\"add\":[1]}\n", "add is not a valid action object");
 	expect_error("{\"remove\":{\"dataChange\":true}}\n", "remove without path");
 	expect_error("{\"txn\":{\"version\":1}}\n", "txn without appId");
 	expect_error("{\"txn\":{\"appId\":\"a\"}}\n", "txn without version");
 	expect_error("{\"txn\":{\"appId\":\"a\",\"version\":1.5}}\n",
-	             "txn version is not an integer");
+		     "txn version is not an integer");
 	expect_error("{\"protocol\":{\"minReaderVersion\":1}}\n", "protocol without");
 	expect_error("{\"metaData\":{\"id\":\"x\"}}\n", "metaData without schemaString");
 	expect_error("{\"metaData\":{\"schemaString\":\"{\\\"type\\\":\\\"struct\\\"}\"}}\n",
-	             "schemaString is not a valid struct schema");
+		     "schemaString is not a valid struct schema");
 	expect_error("{\"metaData\":{\"schemaString\":\"{}\",\"partitionColumns\":[1]}}\n",
-	             "schemaString is not a valid struct schema");
-	expect_error(
-	    "{\"metaData\":{\"schemaString\":\"{\\\"type\\\":\\\"struct\\\",\\\"fields\\\":[]}\","
-	    "\"partitionColumns\":[\"a\",1]}}\n",
-	    "partitionColumns is not an array of strings");
+		     "schemaString is not a valid struct schema");
+	expect_error("{\"metaData\":{\"schemaString\":\"{\\\"type\\\":\\\"struct\\\","
+		     "\\\"fields\\\":[]}\","
+		     "\"partitionColumns\":[\"a\",1]}}\n",
+		     "partitionColumns is not an array of strings");
 	expect_error("\n\n", "version 1 holds no action");
 
 	/* versions must come in order, from 0 */
@@ -304,17 +306,18 @@ static void test_schema_rendering(void **state)
 {
 	(void)state;
 	const char *c[] = {
-	    "{\"metaData\":{\"id\":\"x\",\"schemaString\":\"{\\\"type\\\":\\\"struct\\\","
-	    "\\\"fields\\\":["
-	    "{\\\"name\\\":\\\"m\\\",\\\"type\\\":{\\\"type\\\":\\\"map\\\",\\\"keyType\\\":"
-	    "\\\"string\\\","
-	    "\\\"valueType\\\":{\\\"type\\\":\\\"struct\\\",\\\"fields\\\":[{\\\"name\\\":"
-	    "\\\"a\\\","
-	    "\\\"type\\\":\\\"decimal(10,2)\\\",\\\"nullable\\\":true}]}},\\\"nullable\\\":true}]}"
-	    "\","
-	    "\"partitionColumns\":[]}}\n"
-	    "{\"protocol\":{\"minReaderVersion\":3,\"minWriterVersion\":7,"
-	    "\"readerFeatures\":[\"timestampNtz\"],\"writerFeatures\":[\"timestampNtz\"]}}\n",
+		"{\"metaData\":{\"id\":\"x\",\"schemaString\":\"{\\\"type\\\":\\\"struct\\\","
+		"\\\"fields\\\":["
+		"{\\\"name\\\":\\\"m\\\",\\\"type\\\":{\\\"type\\\":\\\"map\\\",\\\"keyType\\\":"
+		"\\\"string\\\","
+		"\\\"valueType\\\":{\\\"type\\\":\\\"struct\\\",\\\"fields\\\":[{\\\"name\\\":"
+		"\\\"a\\\","
+		"\\\"type\\\":\\\"decimal(10,2)\\\",\\\"nullable\\\":true}]}},\\\"nullable\\\":"
+		"true}]}"
+		"\","
+		"\"partitionColumns\":[]}}\n"
+		"{\"protocol\":{\"minReaderVersion\":3,\"minWriterVersion\":7,"
+		"\"readerFeatures\":[\"timestampNtz\"],\"writerFeatures\":[\"timestampNtz\"]}}\n",
 	};
 	struct rn_dlog *l = replay(c, 1);
 	size_t n;
@@ -342,15 +345,15 @@ static void test_many_files(void **state)
 		char text[8192] = "";
 		for (int i = 0; i < 20; i++) {
 			snprintf(line, sizeof(line),
-			         "{\"add\":{\"path\":\"f-%d-%d\",\"size\":10,"
-			         "\"stats\":\"{\\\"numRecords\\\":1}\"}}\n",
-			         v, i);
+				 "{\"add\":{\"path\":\"f-%d-%d\",\"size\":10,"
+				 "\"stats\":\"{\\\"numRecords\\\":1}\"}}\n",
+				 v, i);
 			strcat(text, line);
 		}
 		if (v > 1) { /* remove half of the previous version's files */
 			for (int i = 0; i < 20; i += 2) {
 				snprintf(line, sizeof(line),
-				         "{\"remove\":{\"path\":\"f-%d-%d\"}}\n", v - 1, i);
+					 "{\"remove\":{\"path\":\"f-%d-%d\"}}\n", v - 1, i);
 				strcat(text, line);
 			}
 		}
@@ -408,34 +411,34 @@ static void test_parquet_footer(void **state)
 	assert_int_equal(fl, n - 12);
 	/* a short tail: the length is known, the rows need a longer read */
 	assert_int_equal(rn_dlog_parquet_footer(f + n - 10, 10, n, &fl, &rows, why, sizeof(why)),
-	                 0);
+			 0);
 	assert_int_equal(rows, -1);
 	assert_int_equal(fl, n - 12);
 	/* bad magic */
 	f[n - 1] = 'X';
 	assert_int_equal(rn_dlog_parquet_footer(f, n, n, &fl, &rows, why, sizeof(why)),
-	                 RN_ECORRUPT);
+			 RN_ECORRUPT);
 	assert_non_null(strstr(why, "PAR1"));
 	f[n - 1] = '1';
 	/* a length that does not fit the file */
 	f[n - 8] = 0xff;
 	assert_int_equal(rn_dlog_parquet_footer(f, n, n, &fl, &rows, why, sizeof(why)),
-	                 RN_ECORRUPT);
+			 RN_ECORRUPT);
 	assert_non_null(strstr(why, "does not fit"));
 	n = footer(f, 7);
 	/* a broken Thrift field type inside the metadata */
 	f[4] = 0x1f;
 	assert_int_equal(rn_dlog_parquet_footer(f, n, n, &fl, &rows, why, sizeof(why)),
-	                 RN_ECORRUPT);
+			 RN_ECORRUPT);
 	assert_non_null(strstr(why, "Thrift"));
 	/* metadata without num_rows */
 	uint8_t g[] = {'P', 'A', 'R', '1', 0x15, 0x02, 0x00, 3, 0, 0, 0, 'P', 'A', 'R', '1'};
 	assert_int_equal(
-	    rn_dlog_parquet_footer(g, sizeof(g), sizeof(g), &fl, &rows, why, sizeof(why)),
-	    RN_ECORRUPT);
+		rn_dlog_parquet_footer(g, sizeof(g), sizeof(g), &fl, &rows, why, sizeof(why)),
+		RN_ECORRUPT);
 	assert_non_null(strstr(why, "num_rows"));
 	assert_int_equal(rn_dlog_parquet_footer(g, 4, 4, &fl, &rows, why, sizeof(why)),
-	                 RN_ECORRUPT);
+			 RN_ECORRUPT);
 }
 
 static void test_uri_decode(void **state)
@@ -443,7 +446,7 @@ static void test_uri_decode(void **state)
 	(void)state;
 	char out[32];
 	assert_int_equal(rn_dlog_uri_decode("day=2024-01-01/a%20b%25.parquet", out, sizeof(out)),
-	                 0);
+			 0);
 	assert_string_equal(out, "day=2024-01-01/a b%.parquet");
 	assert_int_equal(rn_dlog_uri_decode("a%2", out, sizeof(out)), RN_EINVAL);
 	assert_int_equal(rn_dlog_uri_decode("a%zz", out, sizeof(out)), RN_EINVAL);
@@ -456,7 +459,7 @@ static void test_alloc_failures(void **state)
 {
 	(void)state;
 	const char *c1 = INFO(1) ADD("a", 1, 1) ADD("b", 1, 1)
-	    TXN("s", 1) "{\"remove\":{\"path\":\"a\"}}\n" ADD("a", 1, 1) ADD("a", 1, 1);
+		TXN("s", 1) "{\"remove\":{\"path\":\"a\"}}\n" ADD("a", 1, 1) ADD("a", 1, 1);
 	long live = rn_mem_live();
 	int failed = 0;
 	/* Fail each allocation in turn: every apply either works or fails cleanly. */
@@ -483,16 +486,16 @@ static void test_alloc_failures(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_good_log),
-	    cmocka_unit_test(test_removes),
-	    cmocka_unit_test(test_duplicates_and_txn_anomalies),
-	    cmocka_unit_test(test_stats_and_other_actions),
-	    cmocka_unit_test(test_malformed),
-	    cmocka_unit_test(test_schema_rendering),
-	    cmocka_unit_test(test_many_files),
-	    cmocka_unit_test(test_parquet_footer),
-	    cmocka_unit_test(test_uri_decode),
-	    cmocka_unit_test(test_alloc_failures),
+		cmocka_unit_test(test_good_log),
+		cmocka_unit_test(test_removes),
+		cmocka_unit_test(test_duplicates_and_txn_anomalies),
+		cmocka_unit_test(test_stats_and_other_actions),
+		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_schema_rendering),
+		cmocka_unit_test(test_many_files),
+		cmocka_unit_test(test_parquet_footer),
+		cmocka_unit_test(test_uri_decode),
+		cmocka_unit_test(test_alloc_failures),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

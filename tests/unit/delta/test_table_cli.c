@@ -57,7 +57,7 @@ static size_t fake_parquet(uint8_t *out, int64_t rows, size_t pad)
 
 /* Commits one fake file with `rows` in the footer and `stat_rows` in the stats. */
 static void add_file(struct rn_delta *d, int64_t rows, int64_t stat_rows, const char *app,
-                     int64_t off, char *name, size_t cap)
+		     int64_t off, char *name, size_t cap)
 {
 	uint8_t buf[256];
 	char stats[64];
@@ -291,9 +291,9 @@ static void test_stats_mismatch_and_duplicates(void **state)
 	path_of(fp, sizeof(fp), 1);
 	assert_int_equal(stat(fp, &st), 0);
 	snprintf(line, sizeof(line),
-	         "{\"add\":{\"path\":\"%s\",\"size\":%lld,\"dataChange\":true,"
-	         "\"stats\":\"{\\\"numRecords\\\":20}\"}}\n",
-	         files[1], (long long)st.st_size);
+		 "{\"add\":{\"path\":\"%s\",\"size\":%lld,\"dataChange\":true,"
+		 "\"stats\":\"{\\\"numRecords\\\":20}\"}}\n",
+		 files[1], (long long)st.st_size);
 	fputs(line, f);
 	fclose(f);
 	run(&r, "verify", table, NULL);
@@ -394,11 +394,11 @@ static void test_usage(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_healthy_table),
-	    cmocka_unit_test(test_damage),
-	    cmocka_unit_test(test_stats_mismatch_and_duplicates),
-	    cmocka_unit_test(test_broken_logs),
-	    cmocka_unit_test(test_usage),
+		cmocka_unit_test(test_healthy_table),
+		cmocka_unit_test(test_damage),
+		cmocka_unit_test(test_stats_mismatch_and_duplicates),
+		cmocka_unit_test(test_broken_logs),
+		cmocka_unit_test(test_usage),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -113,9 +113,15 @@ static void test_pieces(void **state)
 static void test_entries(void **state)
 {
 	struct rn_buf b = {0};
-	struct rn_fentry e = {.dev = 2049, .ino = 77, .pos = 1234, .fp = {12, 0xabcdef0123ULL},
-			      .mtime_ns = 1765000000123456789LL, .piece = {2, RN_CUT_TIMEOUT},
-			      .kind = '+', .name = "/var/log/a b.log", .nlen = 16},
+	struct rn_fentry e = {.dev = 2049,
+			      .ino = 77,
+			      .pos = 1234,
+			      .fp = {12, 0xabcdef0123ULL},
+			      .mtime_ns = 1765000000123456789LL,
+			      .piece = {2, RN_CUT_TIMEOUT},
+			      .kind = '+',
+			      .name = "/var/log/a b.log",
+			      .nlen = 16},
 			 g;
 	const char *p, *end;
 	(void)state;

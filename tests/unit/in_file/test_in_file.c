@@ -434,8 +434,8 @@ static void test_deleted(void **state)
 	assert_int_equal(h.n, 2);
 	assert_string_equal(h.rec[1], "b");
 	assert_int_equal(rn_in_file.snapshot(s.inst, &snap), 0);
-	assert_null(memmem(snap.data, snap.len, "del.log", 7)); /* forgotten */
-	assert_non_null(memmem(snap.data, snap.len, " -\n", 3));  /* remembered as finished */
+	assert_null(memmem(snap.data, snap.len, "del.log", 7));  /* forgotten */
+	assert_non_null(memmem(snap.data, snap.len, " -\n", 3)); /* remembered as finished */
 	rn_buf_free(&snap);
 	src_stop(&s);
 	host_free(&h);
@@ -613,9 +613,9 @@ static void test_rotation_late_writes(void **state)
 /* Compressed rotated files are never read, even when the glob matches them. */
 static void test_compressed_ignored(void **state)
 {
-	static const char *const names[] = {"z.log.1.gz", "z.log.2.bz2", "z.log.3.xz",
+	static const char *const names[] = {"z.log.1.gz",  "z.log.2.bz2", "z.log.3.xz",
 					    "z.log.4.zst", "z.log.5.lz4", "z.log.6.zip",
-					    "z.log.7.Z", NULL};
+					    "z.log.7.Z",   NULL};
 	struct host h = {0};
 	struct src s;
 	char p[600], pat[600];
@@ -635,11 +635,11 @@ static void test_compressed_ignored(void **state)
 	host_free(&h);
 }
 
-#define JAVA                                                                                     \
-	"2024-01-01 INFO start\n"                                                                \
-	"2024-01-01 ERROR boom\n"                                                                \
-	"java.lang.RuntimeException: x\n"                                                        \
-	"\tat a.b(C.java:1)\r\n"                                                                 \
+#define JAVA                                                                                       \
+	"2024-01-01 INFO start\n"                                                                  \
+	"2024-01-01 ERROR boom\n"                                                                  \
+	"java.lang.RuntimeException: x\n"                                                          \
+	"\tat a.b(C.java:1)\r\n"                                                                   \
 	"\tat d.e(F.java:2)\n"
 
 /* multiline_start: a Java stack trace is one record; the pending record is not consumed (a

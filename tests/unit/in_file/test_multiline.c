@@ -47,8 +47,8 @@ static int cb(void *ctx, const uint8_t *p, size_t len, uint32_t flags, uint64_t 
 }
 
 /* Feeds one whole line that ends (newline included) at `end`. */
-static int feed(struct rn_multiline *m, struct out *o, const char *line, unsigned fl,
-		uint64_t end, int64_t now)
+static int feed(struct rn_multiline *m, struct out *o, const char *line, unsigned fl, uint64_t end,
+		int64_t now)
 {
 	return rn_multiline_feed(m, (const uint8_t *)line, strlen(line), fl, end, now, cb, o);
 }
@@ -141,7 +141,7 @@ static void test_pieces(void **state)
 	assert_int_equal(o.consumed[1], 8);
 	/* a long line in pieces from the splitter: glued on without a separator */
 	assert_int_equal(feed(&m, &o, "12", RN_MULTILINE_CONT, 12, 3), 0); /* "12\n" 9..12 */
-	assert_int_equal(o.n, 2); /* "z12" */
+	assert_int_equal(o.n, 2);                                          /* "z12" */
 	assert_int_equal(rn_multiline_flush(&m, cb, &o), 0);
 	assert_int_equal(o.n, 3);
 	assert_string_equal(o.rec[2], "z12");

@@ -190,12 +190,9 @@ static void test_enomem(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_digest),
-		cmocka_unit_test(test_retained_rule),
-		cmocka_unit_test(test_cap),
-		cmocka_unit_test(test_subs),
-		cmocka_unit_test(test_text_form),
-		cmocka_unit_test(test_enomem),
+		cmocka_unit_test(test_digest),    cmocka_unit_test(test_retained_rule),
+		cmocka_unit_test(test_cap),       cmocka_unit_test(test_subs),
+		cmocka_unit_test(test_text_form), cmocka_unit_test(test_enomem),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

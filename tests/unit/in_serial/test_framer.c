@@ -130,15 +130,25 @@ static void every_split(const struct rn_framer_opts *o, const void *in, size_t l
 	}
 }
 
-#define W(s) {s, sizeof(s) - 1, 0, NULL}
-#define D(s, r) {s, sizeof(s) - 1, 1, r}
+#define W(s)                                                                                       \
+	{                                                                                          \
+		s, sizeof(s) - 1, 0, NULL                                                          \
+	}
+#define D(s, r)                                                                                    \
+	{                                                                                          \
+		s, sizeof(s) - 1, 1, r                                                             \
+	}
 #define N(a) (sizeof(a) / sizeof(a[0]))
 
 static void test_line(void **state)
 {
 	static const char in[] = "one\ntwo\r\n\n\r\nbin\xff\xfe\x00z\nlast\r";
 	static const struct want w[] = {
-		W("one"), W("two"), W(""), W(""), {"bin\xff\xfe\x00z", 7, 0, NULL},
+		W("one"),
+		W("two"),
+		W(""),
+		W(""),
+		{"bin\xff\xfe\x00z", 7, 0, NULL},
 		D("last\r", "incomplete frame when the input ended (5 bytes)"),
 	};
 	struct rn_framer_opts o = {.mode = RN_FRAMER_LINE, .max_frame = 32};
@@ -207,7 +217,9 @@ static void test_fixed(void **state)
 {
 	static const char in[] = "abcdefghij";
 	static const struct want w[] = {
-		W("abcd"), W("efgh"), D("ij", "incomplete frame when the input ended (2 bytes)"),
+		W("abcd"),
+		W("efgh"),
+		D("ij", "incomplete frame when the input ended (2 bytes)"),
 	};
 	struct rn_framer_opts o = {.mode = RN_FRAMER_FIXED, .max_frame = 16, .frame_bytes = 4};
 	struct rn_framer *f;
@@ -222,9 +234,19 @@ static void test_fixed(void **state)
 static void test_length(void **state)
 {
 	/* 1-byte headers, max 4: "ab", empty, "wxyz", then 10 bytes over the max, then "ok" */
-	static const char in1[] = "\x02" "ab" "\x00" "\x04" "wxyz" "\x0a" "0123456789" "\x02" "ok";
+	static const char in1[] = "\x02"
+				  "ab"
+				  "\x00"
+				  "\x04"
+				  "wxyz"
+				  "\x0a"
+				  "0123456789"
+				  "\x02"
+				  "ok";
 	static const struct want w1[] = {
-		W("ab"), W(""), W("wxyz"),
+		W("ab"),
+		W(""),
+		W("wxyz"),
 		D("0123", "length 10 over max_frame 4: piece 1 of 3"),
 		D("4567", "length 10 over max_frame 4: piece 2 of 3"),
 		D("89", "length 10 over max_frame 4: piece 3 of 3"),
@@ -248,9 +270,16 @@ static void test_length(void **state)
 	o = (struct rn_framer_opts){.mode = RN_FRAMER_LENGTH, .max_frame = 256, .length_bytes = 2};
 	every_split(&o, in2, sizeof(in2), w2, N(w2), 0);
 
-	memcpy(in4, "\x00\x00\x00\x03" "abc" "\x00\x00\x01\x2c", 11);
+	memcpy(in4,
+	       "\x00\x00\x00\x03"
+	       "abc"
+	       "\x00\x00\x01\x2c",
+	       11);
 	memcpy(in4 + 11, big, 300);
-	memcpy(in4 + 311, "\x00\x00\x00\x02" "hi", 6);
+	memcpy(in4 + 311,
+	       "\x00\x00\x00\x02"
+	       "hi",
+	       6);
 	struct want w4[] = {
 		W("abc"),
 		{big, 128, 1, "length 300 over max_frame 128: piece 1 of 3"},
@@ -264,10 +293,17 @@ static void test_length(void **state)
 	/* the input ends inside a header, inside a body, inside an oversize body */
 	static const struct want wa[] = {
 		W("abc"), D("\x00\x00", "incomplete frame when the input ended (2 bytes)")};
-	every_split(&o, "\x00\x00\x00\x03" "abc" "\x00\x00", 9, wa, N(wa), 1);
+	every_split(&o,
+		    "\x00\x00\x00\x03"
+		    "abc"
+		    "\x00\x00",
+		    9, wa, N(wa), 1);
 	static const struct want wb[] = {
 		D("ab", "incomplete frame when the input ended: length 3, got 2 bytes")};
-	every_split(&o, "\x00\x00\x00\x03" "ab", 6, wb, N(wb), 1);
+	every_split(&o,
+		    "\x00\x00\x00\x03"
+		    "ab",
+		    6, wb, N(wb), 1);
 	struct want wc[] = {
 		{big, 128, 1, "length 300 over max_frame 128: piece 1 of 3"},
 		{big + 128, 10, 1,
@@ -334,7 +370,7 @@ static void test_cobs(void **state)
 	memcpy(in + n, "\x05\x41\x42\x00\x02\x43\x00", 7);
 	n += 7;
 	w[4] = (struct want)D("\x05\x41\x42", "bad cobs frame: code 0x05 at 0 runs 2 bytes past "
-						"the end");
+					      "the end");
 	w[5] = (struct want)W("C");
 	struct rn_framer_opts o = {.mode = RN_FRAMER_COBS, .max_frame = 700};
 	every_split(&o, in, n, w, 6, 0);
@@ -348,9 +384,17 @@ static void test_cobs(void **state)
 static void test_cobs_oversize(void **state)
 {
 	/* max 8 encoded bytes: a 12-byte encoded frame is cut 8+4, then a good frame */
-	static const char in[] = "\x0c" "abcdefghijk" "\x00" "\x03xy" "\x00" "\x01\x01" "\x00";
+	static const char in[] = "\x0c"
+				 "abcdefghijk"
+				 "\x00"
+				 "\x03xy"
+				 "\x00"
+				 "\x01\x01"
+				 "\x00";
 	static const struct want w[] = {
-		D("\x0c" "abcdefg", "frame longer than max_frame 8: piece 1"),
+		D("\x0c"
+		  "abcdefg",
+		  "frame longer than max_frame 8: piece 1"),
 		D("hijk", "frame longer than max_frame 8: piece 2, last"),
 		W("xy"),
 		{"\x00", 1, 0, NULL},
@@ -430,8 +474,11 @@ static void test_raw_gap(void **state)
 static void test_raw_every_split(void **state)
 {
 	/* same-time reads never split a raw frame */
-	static const char in[] = "\x00\x01" "binary\xff";
-	static const struct want w[] = {{"\x00\x01" "binary\xff", 9, 0, NULL}};
+	static const char in[] = "\x00\x01"
+				 "binary\xff";
+	static const struct want w[] = {{"\x00\x01"
+					 "binary\xff",
+					 9, 0, NULL}};
 	struct rn_framer_opts o = {.mode = RN_FRAMER_RAW, .max_frame = 32, .idle_gap_us = 1000};
 	(void)state;
 	every_split(&o, in, sizeof(in) - 1, w, N(w), 1);

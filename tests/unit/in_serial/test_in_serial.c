@@ -160,8 +160,8 @@ static void src_conf(struct src *s, const char *device)
 static void src_start(struct src *s, struct host *h, int with_dead_letter)
 {
 	char err[256] = "";
-	s->sh = (struct rn_source_host){h,	     h_emit,  h_pos, h_load, h_accepting,
-					 h_flush, with_dead_letter ? h_dead : NULL};
+	s->sh = (struct rn_source_host){
+		h, h_emit, h_pos, h_load, h_accepting, h_flush, with_dead_letter ? h_dead : NULL};
 	assert_int_equal(rn_in_serial.check(&s->conf, err, sizeof(err)), 0);
 	assert_int_equal(rn_in_serial.create(&s->inst, &s->conf, &s->sh), 0);
 }
@@ -184,23 +184,23 @@ static int64_t mono_us(void)
 
 /* Polls the plugin at time `now` until `cond` holds, waiting on its descriptor between
  * polls (as the agent's loop does); fails after 5 s of real time. */
-#define POLL_UNTIL(s, now, cond)                                                                 \
-	do {                                                                                     \
-		int64_t end_ = mono_us() + 5000000;                                              \
-		for (;;) {                                                                       \
-			int more_ = 0;                                                           \
-			assert_int_equal(rn_in_serial.poll((s)->inst, (now), &more_), 0);         \
-			if (cond)                                                                \
-				break;                                                           \
-			assert_true(mono_us() < end_);                                           \
-			int fd_ = src_fd(s);                                                     \
-			if (fd_ >= 0) {                                                          \
-				struct pollfd p_ = {fd_, POLLIN, 0};                             \
-				poll(&p_, 1, 50);                                                \
-			} else {                                                                 \
-				usleep(10000);                                                   \
-			}                                                                        \
-		}                                                                                \
+#define POLL_UNTIL(s, now, cond)                                                                   \
+	do {                                                                                       \
+		int64_t end_ = mono_us() + 5000000;                                                \
+		for (;;) {                                                                         \
+			int more_ = 0;                                                             \
+			assert_int_equal(rn_in_serial.poll((s)->inst, (now), &more_), 0);          \
+			if (cond)                                                                  \
+				break;                                                             \
+			assert_true(mono_us() < end_);                                             \
+			int fd_ = src_fd(s);                                                       \
+			if (fd_ >= 0) {                                                            \
+				struct pollfd p_ = {fd_, POLLIN, 0};                               \
+				poll(&p_, 1, 50);                                                  \
+			} else {                                                                   \
+				usleep(10000);                                                     \
+			}                                                                          \
+		}                                                                                  \
 	} while (0)
 
 /* A new pty whose slave is linked at dir/name; returns the master. */

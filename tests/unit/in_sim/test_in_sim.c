@@ -4,8 +4,9 @@
  * of simulated driving, undo, save/load continuing the exact sequence, malformed and changed
  * saved state — and the plugin through its table with a fake host (no agent, no buffer):
  * config rows and defaults, pacing (rate x elapsed, bounded per poll, the lag cap), the
- * wait_fd timer, the count limit, RN_EFULL retry, and a crash/restart from a snapshot taken inside emit (as the agent
- * takes it when a record closes a chunk) that must continue the uninterrupted run exactly.
+ * wait_fd timer, the count limit, RN_EFULL retry, and a crash/restart from a snapshot taken inside
+ * emit (as the agent takes it when a record closes a chunk) that must continue the uninterrupted
+ * run exactly.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -54,9 +55,9 @@ static double num(struct rn_json_span v)
 static int on_field(void *ctx, struct rn_json_span k, struct rn_json_span v)
 {
 	struct fields *f = ctx;
-	static const char *const names[] = {"vehicle", "seq",     "ts",        "lat",
-					    "lon",     "speed_kmh", "heading", "rpm",
-					    "coolant_c", "fuel_pct", "odometer_km"};
+	static const char *const names[] = {"vehicle",   "seq",       "ts",         "lat",
+					    "lon",       "speed_kmh", "heading",    "rpm",
+					    "coolant_c", "fuel_pct",  "odometer_km"};
 	size_t i;
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (rn_json_span_eq(k, names[i]))
@@ -212,10 +213,10 @@ static void test_json_and_ranges(void **state)
 	}
 	for (int v = 0; v < NV; v++)
 		assert_true(prev[v].odo - odo0[v] > 50); /* 8 h: well over 50 km each */
-	assert_true(stopped > N / 50);  /* they stop sometimes */
-	assert_true(highway > N / 50);  /* and take the highway sometimes */
+	assert_true(stopped > N / 50);                   /* they stop sometimes */
+	assert_true(highway > N / 50);                   /* and take the highway sometimes */
 	assert_true(maxspeed > 100);
-	assert_true(fills >= 1);        /* 8 h of driving empties a tank at least once */
+	assert_true(fills >= 1); /* 8 h of driving empties a tank at least once */
 	rn_buf_free(&r);
 	rn_sim_destroy(s);
 }
@@ -357,7 +358,7 @@ struct host {
 	size_t n, cap;
 	int64_t last_ts_ms;
 	/* fault schedule */
-	unsigned full_every;  /* refuse every Nth emit attempt with RN_EFULL (0 = never) */
+	unsigned full_every; /* refuse every Nth emit attempt with RN_EFULL (0 = never) */
 	unsigned attempts, refused;
 	/* chunk emulation: after every Nth accepted record, take the snapshot inside emit and
 	 * "commit" it (0 = never) */
@@ -366,7 +367,7 @@ struct host {
 	struct rn_buf committed;
 	size_t committed_n;
 	int have_committed;
-	int ts_bad; /* event_time_us and "ts" disagree, or the topic does not name the vehicle */
+	int ts_bad;  /* event_time_us and "ts" disagree, or the topic does not name the vehicle */
 	int no_keep; /* count records only (runs of millions) */
 };
 
@@ -459,8 +460,8 @@ struct src {
 	int64_t now;
 };
 
-static void src_start(struct src *s, struct host *h, int64_t vehicles, int64_t rate,
-		      int64_t seed, int64_t count)
+static void src_start(struct src *s, struct host *h, int64_t vehicles, int64_t rate, int64_t seed,
+		      int64_t count)
 {
 	memset(s, 0, sizeof(*s));
 	s->conf.type = "sim";
@@ -526,13 +527,13 @@ static void test_conf_rows(void **state)
 	assert_int_equal(c.seed, -3);
 	assert_int_equal(c.count, 20000);
 	rn_conf_free(rn_in_sim.conf, &c);
-	const char *bad[] = {"vehicles = 0;", "vehicles = 1001;", "rate = 0;", "count = -1;",
-			     "format = \"csv\";", "speed = 3;"};
+	const char *bad[] = {"vehicles = 0;", "vehicles = 1001;",  "rate = 0;",
+			     "count = -1;",   "format = \"csv\";", "speed = 3;"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		memset(&c, 0, sizeof(c));
-		assert_int_equal(rn_conf_load_string(bad[i], "t", rn_in_sim.conf, &c, err,
-						     sizeof(err)),
-				 RN_ECONFIG);
+		assert_int_equal(
+			rn_conf_load_string(bad[i], "t", rn_in_sim.conf, &c, err, sizeof(err)),
+			RN_ECONFIG);
 		rn_conf_free(rn_in_sim.conf, &c);
 	}
 }

@@ -50,9 +50,9 @@ static void batch(struct rn_buf *b, int64_t off)
 	for (int i = 0; i < PER; i++) {
 		struct rn_buf r = {0};
 		int64_t q = off * PER + i;
-		int len = q % 7 == 3
-				  ? snprintf(payload, sizeof(payload), "{\"v\":\"x\"}")
-				  : snprintf(payload, sizeof(payload), "{\"v\":%lld}", (long long)q);
+		int len = q % 7 == 3 ? snprintf(payload, sizeof(payload), "{\"v\":\"x\"}")
+				     : snprintf(payload, sizeof(payload), "{\"v\":%lld}",
+						(long long)q);
 		rn_pb_put_str(&r, 1, "dev");
 		rn_pb_put_uint(&r, 6, (uint64_t)q);
 		rn_pb_put_bytes(&r, 7, payload, (size_t)len);

@@ -56,8 +56,8 @@ int main(int argc, char **argv)
 				record(&batch, i, sid);
 			if (off == 3) /* an undecodable record: a truncated varint */
 				rn_pb_put_bytes(&batch, 1, "\x20\xff", 2);
-			if ((rc = rn_mat_add(m, table, sid, off, RN_MAT_PROTO, batch.data, batch.len,
-					     NULL)))
+			if ((rc = rn_mat_add(m, table, sid, off, RN_MAT_PROTO, batch.data,
+					     batch.len, NULL)))
 				return fprintf(stderr, "add: %s\n", rn_mat_errmsg(m)), 1;
 			rn_buf_free(&batch);
 			if (off == 10 && (rc = rn_mat_flush(m)))

@@ -67,7 +67,11 @@ int rec_dec(void *c, const struct rn_field *f, rn_i128 u)
 int rec_begin(void *c, const struct rn_field *f, size_t n)
 {
 	(void)c;
-	rec_emit("%s%c%zu ", nm(f), f->type == RN_T_STRUCT ? '{' : f->type == RN_T_ARRAY ? '[' : '<', n);
+	rec_emit("%s%c%zu ", nm(f),
+		 f->type == RN_T_STRUCT  ? '{'
+		 : f->type == RN_T_ARRAY ? '['
+					 : '<',
+		 n);
 	return 0;
 }
 
@@ -78,5 +82,5 @@ int rec_end(void *c, const struct rn_field *f)
 	return 0;
 }
 
-const struct rn_row_sink rec_sink = {NULL, rec_null, rec_i64, rec_f64, rec_bytes, rec_dec,
-				     rec_begin, rec_end};
+const struct rn_row_sink rec_sink = {NULL,      rec_null, rec_i64,   rec_f64,
+				     rec_bytes, rec_dec,  rec_begin, rec_end};

@@ -26,9 +26,9 @@ static void *must(void *p)
 	return p;
 }
 
-int refill_log_add(struct refill_log *l, struct rn_mat *m, const char *table,
-		   const char *stream_id, int64_t offset, int record_type, const uint8_t *batch,
-		   size_t len, const struct rn_mat_clock *clk)
+int refill_log_add(struct refill_log *l, struct rn_mat *m, const char *table, const char *stream_id,
+		   int64_t offset, int record_type, const uint8_t *batch, size_t len,
+		   const struct rn_mat_clock *clk)
 {
 	int rc = rn_mat_add(m, table, stream_id, offset, record_type, batch, len, clk);
 	if (rc)

@@ -20,9 +20,9 @@ struct refill_log {
 };
 
 /* rn_mat_add, and on 0 the batch is logged (exits on malloc failure). Returns its result. */
-int refill_log_add(struct refill_log *l, struct rn_mat *m, const char *table,
-		   const char *stream_id, int64_t offset, int record_type, const uint8_t *batch,
-		   size_t len, const struct rn_mat_clock *clk);
+int refill_log_add(struct refill_log *l, struct rn_mat *m, const char *table, const char *stream_id,
+		   int64_t offset, int record_type, const uint8_t *batch, size_t len,
+		   const struct rn_mat_clock *clk);
 
 /* The refill callback; ctx is the struct refill_log. */
 int refill_log_fn(void *ctx, struct rn_mat *m, const char *table);

@@ -73,8 +73,8 @@ static void test_names(void **state)
 	assert_int_equal(rn_table_name_check("main.default.t1"), 0);
 	assert_int_equal(rn_table_name_check("t"), 0);
 	assert_int_equal(rn_table_name_check("a-b.c_d"), 0);
-	const char *bad[] = {"", "..", "../x", "a..b", "/abs", "a.b.c.d", "a/b", ".a", "a.",
-			     "-a", "_a", "a b", "a.\xc3\xa9"};
+	const char *bad[] = {"",   "..", "../x", "a..b", "/abs", "a.b.c.d",   "a/b",
+			     ".a", "a.", "-a",   "_a",   "a b",  "a.\xc3\xa9"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(rn_table_name_check(bad[i]), RN_EINVAL);
 	char longname[200];
@@ -94,14 +94,13 @@ static void test_exactly_once(void **state)
 
 	assert_int_equal(rn_mat_create(&m, &o), 0);
 	assert_int_equal(rn_mat_table_exists(m, "db.t"), 0);
-	assert_int_equal(rn_mat_add(m, "db.t", "s1", 0, RN_MAT_PROTO, (const uint8_t *)"", 0,
-				    NULL),
+	assert_int_equal(rn_mat_add(m, "db.t", "s1", 0, RN_MAT_PROTO, (const uint8_t *)"", 0, NULL),
 			 RN_ENOTFOUND);
 	assert_int_equal(rn_mat_ensure_table(m, "db.t"), 0);
 	assert_int_equal(rn_mat_table_exists(m, "db.t"), 1);
-	assert_int_equal(rn_mat_add(m, "../etc", "s1", 0, RN_MAT_PROTO, (const uint8_t *)"", 0,
-				    NULL),
-			 RN_EINVAL);
+	assert_int_equal(
+		rn_mat_add(m, "../etc", "s1", 0, RN_MAT_PROTO, (const uint8_t *)"", 0, NULL),
+		RN_EINVAL);
 
 	batch_of(&b, 3, "hello", 5);
 	assert_int_equal(rn_mat_add(m, "db.t", "s1", 0, RN_MAT_PROTO, b.data, b.len, NULL), 0);
@@ -134,9 +133,9 @@ static void test_exactly_once(void **state)
 	rn_pb_put_bytes(&b, 1, "\x20\xff", 2);
 	assert_int_equal(rn_mat_add(m, "db.t", "s1", 2, RN_MAT_PROTO, b.data, b.len, NULL), 0);
 	/* a batch that is not a record list is refused */
-	assert_int_equal(rn_mat_add(m, "db.t", "s1", 3, RN_MAT_PROTO, (const uint8_t *)"\x08\x01", 2,
-				    NULL),
-			 RN_EINVAL);
+	assert_int_equal(
+		rn_mat_add(m, "db.t", "s1", 3, RN_MAT_PROTO, (const uint8_t *)"\x08\x01", 2, NULL),
+		RN_EINVAL);
 	assert_int_equal(rn_mat_flush(m), 0);
 	assert_int_equal(count_lines(log1, "\"payload_raw\\\":0"), 1); /* the raw bytes are kept */
 	assert_int_equal(count_lines(log1, "\"numRecords\\\":1"), 1);
@@ -200,8 +199,8 @@ static int log_has(const char *dir, int v, const char *const *needles, size_t n)
 	return 1;
 }
 
-#define DAY1 (86400LL * 1000000)           /* 1970-01-02: a device without an RTC */
-#define T2026 (1767225600LL * 1000000)     /* 2026-01-01T00:00:00Z */
+#define DAY1 (86400LL * 1000000)       /* 1970-01-02: a device without an RTC */
+#define T2026 (1767225600LL * 1000000) /* 2026-01-01T00:00:00Z */
 
 /*
  * The clock correction: a record with the reference's boot id gets receive_time =
@@ -225,12 +224,13 @@ static void test_clock(void **state)
 	clock_record(&b, 1, DAY1 + 7, DAY1 + 7, "b-0", 5000000);
 	assert_int_equal(rn_mat_add(m, "db.c", "s1", 0, RN_MAT_PROTO, b.data, b.len, &clk), 0);
 	assert_int_equal(rn_mat_flush(m), 0);
-	const char *v1[] = {
-		"\\\"maxValues\\\":{\\\"device_id\\\":\\\"dev\\\",\\\"event_time\\\":"
-		"\\\"2026-01-01T00:00:00.000Z\\\",\\\"receive_time\\\":\\\"2026-01-01T00:00:00.000Z\\\"",
-		"\\\"minValues\\\":{\\\"device_id\\\":\\\"dev\\\",\\\"event_time\\\":"
-		"\\\"1970-01-02T00:00:00.000Z\\\",\\\"receive_time\\\":\\\"1970-01-02T00:00:00.000Z\\\"",
-		"\\\"clock_corrected\\\":0}"}; /* nullCount: written on every row */
+	const char *v1[] = {"\\\"maxValues\\\":{\\\"device_id\\\":\\\"dev\\\",\\\"event_time\\\":"
+			    "\\\"2026-01-01T00:00:00.000Z\\\",\\\"receive_time\\\":\\\"2026-01-"
+			    "01T00:00:00.000Z\\\"",
+			    "\\\"minValues\\\":{\\\"device_id\\\":\\\"dev\\\",\\\"event_time\\\":"
+			    "\\\"1970-01-02T00:00:00.000Z\\\",\\\"receive_time\\\":\\\"1970-01-"
+			    "02T00:00:00.000Z\\\"",
+			    "\\\"clock_corrected\\\":0}"}; /* nullCount: written on every row */
 	assert_true(log_has("db/c", 1, v1, 3));
 
 	/* a valid event time (GPS) is kept; the receive time is corrected */
@@ -310,10 +310,8 @@ static void test_clock_old_table(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_names),
-		cmocka_unit_test(test_exactly_once),
-		cmocka_unit_test(test_delta_race),
-		cmocka_unit_test(test_clock),
+		cmocka_unit_test(test_names),           cmocka_unit_test(test_exactly_once),
+		cmocka_unit_test(test_delta_race),      cmocka_unit_test(test_clock),
 		cmocka_unit_test(test_clock_old_table),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -179,8 +179,8 @@ static void add_batch(struct rn_mat *m, const char *table, const struct load *ld
 {
 	struct rn_buf b = {0};
 	batch(&b, off * ld->per, ld->per, ld->pad, ld->part);
-	assert_int_equal(refill_log_add(&wal, m, table, streams[stream], off, RN_MAT_PROTO,
-					b.data, b.len, NULL),
+	assert_int_equal(refill_log_add(&wal, m, table, streams[stream], off, RN_MAT_PROTO, b.data,
+					b.len, NULL),
 			 expect);
 	rn_buf_free(&b);
 }
@@ -190,8 +190,8 @@ static void add_batch(struct rn_mat *m, const char *table, const struct load *ld
 static void finish_and_replay(struct rn_mat **mp, const char *data_root, const char *table,
 			      int typed, const struct load *ld, int last, struct rn_tc_counts *c)
 {
-	struct rn_mat_options o = {.data_root = data_root, .refill = refill_log_fn,
-				   .refill_ctx = &wal};
+	struct rn_mat_options o = {
+		.data_root = data_root, .refill = refill_log_fn, .refill_ctx = &wal};
 	int64_t upto = (int64_t)(last + 1) * ld->per;
 
 	add_batch(*mp, table, ld, 0, last, 0);
@@ -229,8 +229,8 @@ static void sweep_add(const char *table, int typed, const struct load *ld)
 	for (long n = 1;; n++) {
 		char dr[400];
 		struct rn_mat *m;
-		struct rn_mat_options o = {.data_root = dr, .refill = refill_log_fn,
-					   .refill_ctx = &wal};
+		struct rn_mat_options o = {
+			.data_root = dr, .refill = refill_log_fn, .refill_ctx = &wal};
 		struct rn_buf b = {0};
 
 		snprintf(dr, sizeof(dr), "%s/add-%s-%ld", root, table, n);
@@ -280,16 +280,16 @@ static void sweep_add(const char *table, int typed, const struct load *ld)
 static void sweep_flush(const char *table, int typed, const struct load *ld, int flushes)
 {
 	int cnt[2 * 64 * 60];
-	struct rn_tc_counts c = {streams, 2, (int64_t)(ld->nbatches * flushes + 2) * ld->per,
-				 cnt, 0};
+	struct rn_tc_counts c = {streams, 2, (int64_t)(ld->nbatches * flushes + 2) * ld->per, cnt,
+				 0};
 	long base = rn_mem_live();
 	assert_true((size_t)c.nseq * 2 <= sizeof(cnt) / sizeof(cnt[0]));
 
 	for (long n = 1;; n++) {
 		char dr[400];
 		struct rn_mat *m;
-		struct rn_mat_options o = {.data_root = dr, .refill = refill_log_fn,
-					   .refill_ctx = &wal};
+		struct rn_mat_options o = {
+			.data_root = dr, .refill = refill_log_fn, .refill_ctx = &wal};
 		int rc = 0, hit = 0, k = 0;
 
 		snprintf(dr, sizeof(dr), "%s/flush-%s-%ld", root, table, n);
@@ -430,9 +430,8 @@ static void test_dead_letter_open_fails(void **state)
 		assert_int_equal(rn_mat_table_exists(m, "db.t"), 0);
 		assert_int_not_equal(rn_mat_create_from_descriptor(m, "db.t", d.data, d.len), 0);
 		assert_int_equal(rn_mat_table_exists(m, "db.t"), 0);
-		assert_int_not_equal(rn_mat_add(m, "db.t", "s0", 0, RN_MAT_JSON, b.data, b.len,
-						NULL),
-				     0);
+		assert_int_not_equal(
+			rn_mat_add(m, "db.t", "s0", 0, RN_MAT_JSON, b.data, b.len, NULL), 0);
 	}
 	assert_int_equal(rn_mat_flush(m), 0);
 	assert_int_equal(unlink(path), 0);

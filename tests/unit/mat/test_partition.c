@@ -58,15 +58,16 @@ static void values(void **st)
 static struct rn_schema schema(void)
 {
 	static const char *const cols[][3] = {
-		{"ts", "timestamp", "0"}, {"site", "string", "1"}, {"day", "date", "0"},
-		{"n", "long", "1"}, {"ok", "boolean", "1"}, {"f", "double", "1"},
-		{"d2", "date", "1"}, {"when", "timestamp", "1"}, {"d3", "date", "0"},
+		{"ts", "timestamp", "0"}, {"site", "string", "1"},    {"day", "date", "0"},
+		{"n", "long", "1"},       {"ok", "boolean", "1"},     {"f", "double", "1"},
+		{"d2", "date", "1"},      {"when", "timestamp", "1"}, {"d3", "date", "0"},
 	};
 	struct rn_schema s = {0};
 	char err[200];
 	for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++)
-		assert_int_equal(rn_schema_add_column(&s, cols[i][0], cols[i][1], cols[i][2][0] == '1',
-						      err, sizeof(err)), 0);
+		assert_int_equal(rn_schema_add_column(&s, cols[i][0], cols[i][1],
+						      cols[i][2][0] == '1', err, sizeof(err)),
+				 0);
 	return s;
 }
 
@@ -121,7 +122,8 @@ static void spec_bad(void **st)
 	expect_bad(&(struct rn_part_spec){NULL, 0, (struct rn_part_derived[]){{"d3", "when"}}, 1},
 		   "'d3' is NOT NULL but its source 'when' is nullable");
 	expect_bad(&(struct rn_part_spec){NULL, 0,
-					  (struct rn_part_derived[]){{"d2", "ts"}, {"d2", "ts"}}, 2},
+					  (struct rn_part_derived[]){{"d2", "ts"}, {"d2", "ts"}},
+					  2},
 		   "derived twice");
 }
 
@@ -154,16 +156,18 @@ static void layout(void **st)
 {
 	struct rn_buf dir = {0}, pv = {0};
 	const char *const cols[] = {"day", "si te", "x"};
-	const struct rn_part_val v[] = {{"2026-11-25", 10, 0}, {"a/b:c=\"d\" %\xc3\xa9", 13, 0},
-					{NULL, 0, 1}};
+	const struct rn_part_val v[] = {
+		{"2026-11-25", 10, 0}, {"a/b:c=\"d\" %\xc3\xa9", 13, 0}, {NULL, 0, 1}};
 	(void)st;
 	assert_int_equal(rn_part_layout(&dir, &pv, cols, v, 3), 0);
 	rn_buf_append_u8(&dir, 0);
 	rn_buf_append_u8(&pv, 0);
-	assert_string_equal((char *)dir.data, "day=2026-11-25/si te=a%2Fb%3Ac%3D%22d%22 %25\xc3\xa9/"
-					      "x=__HIVE_DEFAULT_PARTITION__");
-	assert_string_equal((char *)pv.data,
-			    "{\"day\":\"2026-11-25\",\"si te\":\"a/b:c=\\\"d\\\" %\xc3\xa9\",\"x\":null}");
+	assert_string_equal((char *)dir.data,
+			    "day=2026-11-25/si te=a%2Fb%3Ac%3D%22d%22 %25\xc3\xa9/"
+			    "x=__HIVE_DEFAULT_PARTITION__");
+	assert_string_equal(
+		(char *)pv.data,
+		"{\"day\":\"2026-11-25\",\"si te\":\"a/b:c=\\\"d\\\" %\xc3\xa9\",\"x\":null}");
 	/* an empty string is null in Delta: same directory and partitionValues */
 	rn_buf_reset(&dir);
 	rn_buf_reset(&pv);
@@ -180,12 +184,9 @@ static void layout(void **st)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(escaping),
-		cmocka_unit_test(values),
-		cmocka_unit_test(spec_ok),
-		cmocka_unit_test(spec_bad),
-		cmocka_unit_test(day_and_text),
-		cmocka_unit_test(layout),
+		cmocka_unit_test(escaping),     cmocka_unit_test(values),
+		cmocka_unit_test(spec_ok),      cmocka_unit_test(spec_bad),
+		cmocka_unit_test(day_and_text), cmocka_unit_test(layout),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -35,8 +35,8 @@ static int s_missing(void *c, const struct rn_field *f)
 	return RN_ENOTFOUND;
 }
 
-static const struct rn_row_sink msink = {NULL, rec_null, rec_i64, rec_f64, rec_bytes, rec_dec,
-					 rec_begin, rec_end, s_missing};
+static const struct rn_row_sink msink = {NULL,    rec_null,  rec_i64, rec_f64,  rec_bytes,
+					 rec_dec, rec_begin, rec_end, s_missing};
 
 /* ---- descriptors in a text form ----
  * msg   := Name ['!'] '{' item* '}'        '!' sets options.map_entry
@@ -47,9 +47,9 @@ static const struct rn_row_sink msink = {NULL, rec_null, rec_i64, rec_f64, rec_b
  *          'T' num (a raw type number, no type_name)
  */
 static const char *const scalar_types[] = {
-	"", "double", "float", "int64", "uint64", "int32", "fixed64", "fixed32", "bool",
-	"string", "group", "message", "bytes", "uint32", "enum", "sfixed32", "sfixed64",
-	"sint32", "sint64",
+	"",        "double",   "float",    "int64",  "uint64",  "int32", "fixed64",
+	"fixed32", "bool",     "string",   "group",  "message", "bytes", "uint32",
+	"enum",    "sfixed32", "sfixed64", "sint32", "sint64",
 };
 
 static const char *tok(const char **s, char *buf, size_t cap)
@@ -214,7 +214,8 @@ static uint64_t zz(int64_t v)
 /* Appends field `num` holding message m (and frees m). */
 static void pm(struct rn_buf *b, uint32_t num, struct rn_buf *m)
 {
-	assert_int_equal(rn_pb_put_bytes(b, num, m->data ? m->data : (const uint8_t *)"", m->len), 0);
+	assert_int_equal(rn_pb_put_bytes(b, num, m->data ? m->data : (const uint8_t *)"", m->len),
+			 0);
 	rn_buf_free(m);
 }
 
@@ -297,12 +298,22 @@ static const char *json_out(const struct rn_schema *s, const char *json)
 
 /* The columns of test_schema.c's table, one field for each. */
 static const char *const all_cols[][3] = {
-	{"id", "long", "0"},        {"n", "integer", "1"},     {"sh", "short", "1"},
-	{"b", "byte", "1"},         {"f", "float", "1"},       {"d", "double", "1"},
-	{"ok", "boolean", "1"},     {"name", "string", "1"},   {"raw", "binary", "1"},
-	{"day", "date", "1"},       {"ts", "timestamp", "1"},  {"wall", "timestamp_ntz", "1"},
-	{"price", "decimal(6,2)", "1"}, {"big", "decimal(38,0)", "1"},
-	{"tags", "array<string>", "1"}, {"m", "map<int,double>", "1"},
+	{"id", "long", "0"},
+	{"n", "integer", "1"},
+	{"sh", "short", "1"},
+	{"b", "byte", "1"},
+	{"f", "float", "1"},
+	{"d", "double", "1"},
+	{"ok", "boolean", "1"},
+	{"name", "string", "1"},
+	{"raw", "binary", "1"},
+	{"day", "date", "1"},
+	{"ts", "timestamp", "1"},
+	{"wall", "timestamp_ntz", "1"},
+	{"price", "decimal(6,2)", "1"},
+	{"big", "decimal(38,0)", "1"},
+	{"tags", "array<string>", "1"},
+	{"m", "map<int,double>", "1"},
 	{"pos", "struct<lat:double,lon:double>", "1"},
 };
 
@@ -371,8 +382,9 @@ static void every_type(void **st)
 	pv(&r, 1, 1);
 	want = json_out(&s, "{\"id\":1,\"tags\":[],\"m\":{}}");
 	dec(p, &r, 0, want);
-	dec(p, &r, 0, "{17 id=1 n=null sh=null b=null f=null d=null ok=null name=null raw=null "
-		       "day=null ts=null wall=null price=null big=null tags[0 ] m<0 > pos=null } ");
+	dec(p, &r, 0,
+	    "{17 id=1 n=null sh=null b=null f=null d=null ok=null name=null raw=null "
+	    "day=null ts=null wall=null price=null big=null tags[0 ] m<0 > pos=null } ");
 	rn_buf_free(&r);
 	rn_protorow_plan_free(p);
 	rn_schema_free(&s);
@@ -383,19 +395,28 @@ static void integers_and_enums(void **st)
 {
 	(void)st;
 	static const char *const cols[][3] = {
-		{"u32", "long", "1"},  {"u64", "long", "1"},   {"fx32", "long", "1"},
-		{"fx64", "long", "1"}, {"s64", "long", "1"},   {"i32l", "long", "1"},
-		{"i64i", "integer", "1"}, {"i64b", "byte", "1"}, {"color", "string", "1"},
-		{"colnum", "integer", "1"}, {"ext", "short", "1"}, {"fd", "double", "1"},
+		{"u32", "long", "1"},
+		{"u64", "long", "1"},
+		{"fx32", "long", "1"},
+		{"fx64", "long", "1"},
+		{"s64", "long", "1"},
+		{"i32l", "long", "1"},
+		{"i64i", "integer", "1"},
+		{"i64b", "byte", "1"},
+		{"color", "string", "1"},
+		{"colnum", "integer", "1"},
+		{"ext", "short", "1"},
+		{"fd", "double", "1"},
 		{"colors", "array<string>", "1"},
 	};
 	struct rn_schema s = table(cols, sizeof(cols) / sizeof(cols[0]));
 	struct rn_protoplan *p = plan_ok(
-		&s, "T { opt uint32 u32=1; opt uint64 u64=2; opt fixed32 fx32=3; opt fixed64 fx64=4;"
-		    " opt sint64 s64=5; opt int32 i32l=6; opt int64 i64i=7; opt int64 i64b=8;"
-		    " opt E:Color color=9; opt E:T.Color colnum=10; opt E:.other.Outside ext=11;"
-		    " opt float fd=12; rep E:Color colors=13;"
-		    " enum Color { RED=0, GREEN=1, VERDE=1, BLUE=-3 } }");
+		&s,
+		"T { opt uint32 u32=1; opt uint64 u64=2; opt fixed32 fx32=3; opt fixed64 fx64=4;"
+		" opt sint64 s64=5; opt int32 i32l=6; opt int64 i64i=7; opt int64 i64b=8;"
+		" opt E:Color color=9; opt E:T.Color colnum=10; opt E:.other.Outside ext=11;"
+		" opt float fd=12; rep E:Color colors=13;"
+		" enum Color { RED=0, GREEN=1, VERDE=1, BLUE=-3 } }");
 	struct rn_buf r = {0};
 	pv(&r, 1, UINT32_MAX);
 	pv(&r, 2, (uint64_t)INT64_MAX);
@@ -447,30 +468,28 @@ static void repeated_and_order(void **st)
 {
 	(void)st;
 	static const char *const cols[][3] = {
-		{"k", "integer", "1"},
-		{"xs", "array<long>", "1"},
-		{"fs", "array<float>", "1"},
-		{"ds", "array<double>", "1"},
-		{"bs", "array<boolean>", "1"},
-		{"ss", "array<short>", "1"},
+		{"k", "integer", "1"},         {"xs", "array<long>", "1"},
+		{"fs", "array<float>", "1"},   {"ds", "array<double>", "1"},
+		{"bs", "array<boolean>", "1"}, {"ss", "array<short>", "1"},
 	};
 	struct rn_schema s = table(cols, sizeof(cols) / sizeof(cols[0]));
-	struct rn_protoplan *p = plan_ok(&s, "T { opt int32 k=1; rep sint64 xs=2; rep float fs=3;"
-					     " rep double ds=4; rep bool bs=5; rep sfixed32 ss=6; }");
+	struct rn_protoplan *p =
+		plan_ok(&s, "T { opt int32 k=1; rep sint64 xs=2; rep float fs=3;"
+			    " rep double ds=4; rep bool bs=5; rep sfixed32 ss=6; }");
 	struct rn_buf r = {0}, pk = {0};
 	uint64_t a[] = {zz(1), zz(-2), zz(300)};
 	pv(&r, 1, 5);
-	ppacked(&r, 2, a, 3);		/* packed */
-	pv(&r, 2, zz(4));		/* then unpacked, same run */
-	pv(&r, 99, 1);			/* unknown field: skipped */
-	pf64(&r, 98, 1);		/* unknown fixed64 */
-	ps(&r, 97, "zz");		/* unknown LEN */
-	pv(&r, 1, 6);			/* k again: the last wins */
-	pv(&r, 2, zz(-5));		/* xs split: a second run */
+	ppacked(&r, 2, a, 3); /* packed */
+	pv(&r, 2, zz(4));     /* then unpacked, same run */
+	pv(&r, 99, 1);        /* unknown field: skipped */
+	pf64(&r, 98, 1);      /* unknown fixed64 */
+	ps(&r, 97, "zz");     /* unknown LEN */
+	pv(&r, 1, 6);         /* k again: the last wins */
+	pv(&r, 2, zz(-5));    /* xs split: a second run */
 	uint32_t fb[] = {fbits(1.5f), fbits(-2.0f)};
 	assert_int_equal(rn_buf_append(&pk, fb, sizeof(fb)), 0);
-	pm(&r, 3, &pk);			/* packed floats */
-	pf32(&r, 3, fbits(4.0f));	/* unpacked float */
+	pm(&r, 3, &pk);           /* packed floats */
+	pf32(&r, 3, fbits(4.0f)); /* unpacked float */
 	pf64(&r, 4, dbits(0.125));
 	uint64_t db[] = {dbits(1e300)};
 	assert_int_equal(rn_buf_append(&pk, db, sizeof(db)), 0);
@@ -483,9 +502,10 @@ static void repeated_and_order(void **st)
 	dec(p, &r, 0,
 	    "{6 k=6 xs[5 =1 =-2 =300 =4 =-5 ] fs[3 =1.5 =-2 =4 ] ds[2 =0.125 =1e+300 ] "
 	    "bs[3 =1 =0 =1 ] ss[2 =-32768 =7 ] } ");
-	assert_string_equal(rec_out, json_out(&s, "{\"k\":6,\"xs\":[1,-2,300,4,-5],\"fs\":[1.5,-2,4],"
-					      "\"ds\":[0.125,1e300],\"bs\":[true,false,true],"
-					      "\"ss\":[-32768,7]}"));
+	assert_string_equal(rec_out,
+			    json_out(&s, "{\"k\":6,\"xs\":[1,-2,300,4,-5],\"fs\":[1.5,-2,4],"
+					 "\"ds\":[0.125,1e300],\"bs\":[true,false,true],"
+					 "\"ss\":[-32768,7]}"));
 	rn_buf_free(&r);
 
 	/* many interleaved runs: more than the arena's stack part holds */
@@ -528,13 +548,15 @@ static void nested(void **st)
 	};
 	struct rn_schema s = table(cols, sizeof(cols) / sizeof(cols[0]));
 	struct rn_protoplan *p = plan_ok(
-		&s, "R { opt M:Pos pos=1; rep M:Pt pts=2; rep M:AttrsEntry attrs=3;"
-		    " rep M:ByidEntry byid=4; rep M:Pair pairs=5; opt int32 a=6 @0; opt string b=7 @0;"
-		    " Pos { opt double lat=1; opt double lon=2; }"
-		    " Pt { req int32 x=1; opt string label=2; }"
-		    " AttrsEntry { opt string key=1; opt string value=2; }"
-		    " ByidEntry! { opt int64 key=1; opt M:V value=2; V { opt int32 n=1; rep string tags=2; } }"
-		    " Pair { opt string key=1; opt int32 value=2; } }");
+		&s,
+		"R { opt M:Pos pos=1; rep M:Pt pts=2; rep M:AttrsEntry attrs=3;"
+		" rep M:ByidEntry byid=4; rep M:Pair pairs=5; opt int32 a=6 @0; opt string b=7 @0;"
+		" Pos { opt double lat=1; opt double lon=2; }"
+		" Pt { req int32 x=1; opt string label=2; }"
+		" AttrsEntry { opt string key=1; opt string value=2; }"
+		" ByidEntry! { opt int64 key=1; opt M:V value=2; V { opt int32 n=1; rep string "
+		"tags=2; } }"
+		" Pair { opt string key=1; opt int32 value=2; } }");
 	struct rn_buf r = {0}, m = {0}, v = {0};
 
 	pf64(&m, 1, dbits(1.0));
@@ -561,19 +583,20 @@ static void nested(void **st)
 	ps(&m, 1, "x");
 	pv(&m, 2, 3);
 	pm(&r, 5, &m);
-	pv(&r, 6, 1);  /* a, then b of the same oneof: b wins */
+	pv(&r, 6, 1); /* a, then b of the same oneof: b wins */
 	ps(&r, 7, "b-wins");
 	dec(p, &r, 0,
 	    "{7 pos{3 lat=1 lon=2 alt=null } pts[2 {2 x=1 label='p1' } {2 x=2 label=null } ] "
 	    "attrs<2 ='k' ='v' ='' ='only-value' > "
 	    "byid<2 =42 {2 n=9 tags[1 ='t' ] } =43 {2 n=null tags[0 ] } > "
 	    "pairs[1 {2 key='x' value=3 } ] a=null b='b-wins' } ");
-	assert_string_equal(rec_out, json_out(&s, "{\"pos\":{\"lat\":1,\"lon\":2},"
-					      "\"pts\":[{\"x\":1,\"label\":\"p1\"},{\"x\":2}],"
-					      "\"attrs\":{\"k\":\"v\",\"\":\"only-value\"},"
-					      "\"byid\":{\"42\":{\"n\":9,\"tags\":[\"t\"]},"
-					      "\"43\":{\"tags\":[]}},"
-					      "\"pairs\":[{\"key\":\"x\",\"value\":3}],\"b\":\"b-wins\"}"));
+	assert_string_equal(
+		rec_out, json_out(&s, "{\"pos\":{\"lat\":1,\"lon\":2},"
+				      "\"pts\":[{\"x\":1,\"label\":\"p1\"},{\"x\":2}],"
+				      "\"attrs\":{\"k\":\"v\",\"\":\"only-value\"},"
+				      "\"byid\":{\"42\":{\"n\":9,\"tags\":[\"t\"]},"
+				      "\"43\":{\"tags\":[]}},"
+				      "\"pairs\":[{\"key\":\"x\",\"value\":3}],\"b\":\"b-wins\"}"));
 	rn_buf_free(&r);
 
 	/* b then a: a wins */
@@ -614,15 +637,20 @@ static void missing_and_decimals(void **st)
 {
 	(void)st;
 	static const char *const cols[][3] = {
-		{"id", "long", "0"},  {"src", "string", "0"}, {"note", "string", "1"},
-		{"qty", "integer", "0"}, {"price", "decimal(6,2)", "1"}, {"tags", "array<string>", "0"},
+		{"id", "long", "0"},
+		{"src", "string", "0"},
+		{"note", "string", "1"},
+		{"qty", "integer", "0"},
+		{"price", "decimal(6,2)", "1"},
+		{"tags", "array<string>", "0"},
 	};
 	struct rn_schema s = table(cols, sizeof(cols) / sizeof(cols[0]));
 	/* src is NOT NULL but not in the descriptor: refused */
 	plan_bad(&s, "T { req int64 id=1; opt int32 qty=3; rep string tags=4; }",
 		 "NOT NULL column src is not covered by the descriptor");
-	struct rn_protoplan *p = plan_ok(&s, "T { req int64 id=1; opt string src=2; opt string note=5;"
-					     " opt int32 qty=3; opt string price=6; rep string tags=4; }");
+	struct rn_protoplan *p =
+		plan_ok(&s, "T { req int64 id=1; opt string src=2; opt string note=5;"
+			    " opt int32 qty=3; opt string price=6; rep string tags=4; }");
 	struct rn_buf r = {0};
 	char err[256];
 	pv(&r, 1, 1);
@@ -643,10 +671,13 @@ static void missing_and_decimals(void **st)
 	rn_buf_free(&r);
 
 	static const char *const decs[][2] = {
-		{"19.99", "price=1999 "}, {"-0.5", "price=-50 "}, {"+7", "price=700 "},
+		{"19.99", "price=1999 "},
+		{"-0.5", "price=-50 "},
+		{"+7", "price=700 "},
 		{"1.234", "price: more fractional digits than the column's scale"},
 		{"12345.6", "price: too many digits for the column's precision"},
-		{"1e3", "price: not a decimal number"}, {"", "price: not a decimal number"},
+		{"1e3", "price: not a decimal number"},
+		{"", "price: not a decimal number"},
 		{".", "price: not a decimal number"},
 	};
 	for (size_t i = 0; i < sizeof(decs) / sizeof(decs[0]); i++) {
@@ -666,15 +697,21 @@ static void plan_errors(void **st)
 {
 	(void)st;
 	static const char *const cols[][3] = {
-		{"id", "long", "0"}, {"speed", "float", "1"}, {"tags", "array<string>", "1"},
-		{"pos", "struct<lat:double>", "1"}, {"m", "map<string,integer>", "1"},
-		{"raw", "binary", "1"}, {"ts", "timestamp", "1"}, {"color", "string", "1"},
+		{"id", "long", "0"},
+		{"speed", "float", "1"},
+		{"tags", "array<string>", "1"},
+		{"pos", "struct<lat:double>", "1"},
+		{"m", "map<string,integer>", "1"},
+		{"raw", "binary", "1"},
+		{"ts", "timestamp", "1"},
+		{"color", "string", "1"},
 	};
 	struct rn_schema s = table(cols, sizeof(cols) / sizeof(cols[0]));
 	static const char *const cases[][2] = {
 		{"T { req int64 id=1; opt string speed=2; }",
 		 "field 'speed' (string) does not fit column speed float"},
-		{"T { req int64 id=1; opt double speed=2; }", "field 'speed' (double) does not fit"},
+		{"T { req int64 id=1; opt double speed=2; }",
+		 "field 'speed' (double) does not fit"},
 		{"T { req int64 id=1; opt int64 zz=2; }",
 		 "unknown field 'zz': the table has no column zz"},
 		{"T { req int64 id=1; opt M:P pos=2; P { opt double lat=1; opt double alt=2; } }",
@@ -690,8 +727,10 @@ static void plan_errors(void **st)
 		{"T { req int64 id=1; rep M:E m=2; E { opt string k=1; opt int32 value=2; } }",
 		 "does not fit column m map<string,integer>"},
 		{"T { req int64 id=1; opt string raw=2; }", "field 'raw' (string) does not fit"},
-		{"T { req int64 id=1; opt int32 ts=2; }", "field 'ts' (int32) does not fit column ts timestamp"},
-		{"T { req int64 id=1; opt E:.x.Outside color=2; }", "field 'color' (enum) does not fit"},
+		{"T { req int64 id=1; opt int32 ts=2; }",
+		 "field 'ts' (int32) does not fit column ts timestamp"},
+		{"T { req int64 id=1; opt E:.x.Outside color=2; }",
+		 "field 'color' (enum) does not fit"},
 		{"T { req int64 id=1; opt M:Nope pos=2; }",
 		 "type 'Nope' of field 'T.pos' is not in the descriptor"},
 		{"T { req int64 id=1; opt M:P pos=2; P { opt M:P lat=1; } }",
@@ -713,14 +752,15 @@ static void plan_errors(void **st)
 	char err[256];
 	struct rn_protoplan *p = NULL;
 	static const uint8_t junk[][4] = {
-		{0x0a, 0x05, 'T', 0}, /* name longer than the input */
+		{0x0a, 0x05, 'T', 0},     /* name longer than the input */
 		{0x12, 0x02, 0x18, 0x80}, /* a field whose number varint is cut */
-		{0x0b, 0, 0, 0},	  /* a group wire type */
-		{0x0a, 0x01, '1', 0x00}, /* a name that is not an identifier... */
+		{0x0b, 0, 0, 0},          /* a group wire type */
+		{0x0a, 0x01, '1', 0x00},  /* a name that is not an identifier... */
 	};
 	for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++) {
-		assert_int_equal(rn_protorow_plan(&s, junk[i], i == 3 ? 3 : 4, &p, err, sizeof(err)),
-				 RN_EINVAL);
+		assert_int_equal(
+			rn_protorow_plan(&s, junk[i], i == 3 ? 3 : 4, &p, err, sizeof(err)),
+			RN_EINVAL);
 		assert_null(p);
 	}
 	assert_int_equal(rn_protorow_plan(&s, NULL, 0, &p, err, sizeof(err)), RN_EINVAL);
@@ -769,8 +809,9 @@ static void caps(void **st)
 	snprintf(text + o, cap - o, "N40 { opt int32 x=1; } }");
 	plan_bad(&s, text, "nested more than 32 levels");
 	struct rn_schema none = {0};
-	assert_int_equal(rn_protorow_schema_from_descriptor((const uint8_t *)"", 0, &none, err,
-							    sizeof(err)), RN_EINVAL);
+	assert_int_equal(
+		rn_protorow_schema_from_descriptor((const uint8_t *)"", 0, &none, err, sizeof(err)),
+		RN_EINVAL);
 
 	/* a diamond that would expand beyond the column budget: A has 64 B, B has 64 C, ... */
 	o = (size_t)snprintf(text, cap, "T { opt M:L0 f1=1; ");
@@ -806,7 +847,8 @@ static void schema_from_descriptor(void **st)
 		" P { req double x=1; opt sint64 y=2; } }");
 	struct rn_buf j = {0};
 	char err[256];
-	assert_int_equal(rn_protorow_schema_from_descriptor(d.data, d.len, &s, err, sizeof(err)), 0);
+	assert_int_equal(rn_protorow_schema_from_descriptor(d.data, d.len, &s, err, sizeof(err)),
+			 0);
 	assert_int_equal(rn_schema_to_json(&s, &j), 0);
 	assert_int_equal(rn_buf_append(&j, "", 1), 0);
 	const char *want =
@@ -821,7 +863,8 @@ static void schema_from_descriptor(void **st)
 		"{\"name\":\"e\",\"type\":\"integer\",\"nullable\":true,\"metadata\":{}},"
 		"{\"name\":\"tags\",\"type\":{\"type\":\"array\",\"elementType\":\"string\","
 		"\"containsNull\":false},\"nullable\":false,\"metadata\":{}},"
-		"{\"name\":\"attrs\",\"type\":{\"type\":\"map\",\"keyType\":\"string\",\"valueType\":"
+		"{\"name\":\"attrs\",\"type\":{\"type\":\"map\",\"keyType\":\"string\","
+		"\"valueType\":"
 		"{\"type\":\"struct\",\"fields\":["
 		"{\"name\":\"x\",\"type\":\"double\",\"nullable\":false,\"metadata\":{}},"
 		"{\"name\":\"y\",\"type\":\"long\",\"nullable\":true,\"metadata\":{}}]},"
@@ -882,8 +925,8 @@ static void malformed(void **st)
 	} cases[] = {
 		{{0x08}, 1, "(record): malformed protobuf at byte 0"},
 		{{0x08, 0x01, 0x12, 0x05, 'a'}, 5, "(record): malformed protobuf at byte 2"},
-		{{0x00, 0x01}, 2, "malformed protobuf"},		 /* field number 0 */
-		{{0x0b, 0x0c}, 2, "malformed protobuf"},		 /* a group */
+		{{0x00, 0x01}, 2, "malformed protobuf"}, /* field number 0 */
+		{{0x0b, 0x0c}, 2, "malformed protobuf"}, /* a group */
 		{{0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, 8, "malformed"},
 		{{0x0d, 1, 2, 3, 4}, 5, "id: wire type 5 does not match the field's type int64"},
 		{{0x10, 0x01}, 2, "s: wire type 0 does not match the field's type string"},

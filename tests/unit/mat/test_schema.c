@@ -25,18 +25,22 @@ static void types_and_json(void **st)
 	char err[256];
 	(void)st;
 	assert_int_equal(rn_schema_add_column(&s, "ts", "timestamp", 0, err, sizeof(err)), 0);
-	assert_int_equal(rn_schema_add_column(&s, "price", "DECIMAL(10, 2)", 1, err, sizeof(err)), 0);
-	assert_int_equal(rn_schema_add_column(&s, "tags", "map<string,array<int>>", 1, err,
-					      sizeof(err)), 0);
+	assert_int_equal(rn_schema_add_column(&s, "price", "DECIMAL(10, 2)", 1, err, sizeof(err)),
+			 0);
+	assert_int_equal(
+		rn_schema_add_column(&s, "tags", "map<string,array<int>>", 1, err, sizeof(err)), 0);
 	assert_int_equal(rn_schema_add_column(&s, "pos", "struct<lat:double, lon:double>", 1, err,
-					      sizeof(err)), 0);
+					      sizeof(err)),
+			 0);
 	assert_int_equal(rn_schema_to_json(&s, &b), 0);
 	assert_int_equal(rn_buf_append(&b, "", 1), 0);
-	assert_string_equal((char *)b.data,
+	assert_string_equal(
+		(char *)b.data,
 		"{\"type\":\"struct\",\"fields\":["
 		"{\"name\":\"ts\",\"type\":\"timestamp\",\"nullable\":false,\"metadata\":{}},"
 		"{\"name\":\"price\",\"type\":\"decimal(10,2)\",\"nullable\":true,\"metadata\":{}},"
-		"{\"name\":\"tags\",\"type\":{\"type\":\"map\",\"keyType\":\"string\",\"valueType\":"
+		"{\"name\":\"tags\",\"type\":{\"type\":\"map\",\"keyType\":\"string\","
+		"\"valueType\":"
 		"{\"type\":\"array\",\"elementType\":\"integer\",\"containsNull\":true},"
 		"\"valueContainsNull\":true},\"nullable\":true,\"metadata\":{}},"
 		"{\"name\":\"pos\",\"type\":{\"type\":\"struct\",\"fields\":["
@@ -44,14 +48,10 @@ static void types_and_json(void **st)
 		"{\"name\":\"lon\",\"type\":\"double\",\"nullable\":true,\"metadata\":{}}]},"
 		"\"nullable\":true,\"metadata\":{}}]}");
 	static const char *const bad[][2] = {
-		{"strin", "unknown type"},
-		{"decimal(40,2)", "precision"},
-		{"decimal(5,6)", "precision"},
-		{"array<int", "expected '>'"},
-		{"map<array<int>,int>", "map key"},
-		{"struct<a:int,a:int>", "duplicate"},
-		{"struct<>", "needs fields"},
-		{"int extra", "unexpected text"},
+		{"strin", "unknown type"},          {"decimal(40,2)", "precision"},
+		{"decimal(5,6)", "precision"},      {"array<int", "expected '>'"},
+		{"map<array<int>,int>", "map key"}, {"struct<a:int,a:int>", "duplicate"},
+		{"struct<>", "needs fields"},       {"int extra", "unexpected text"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_int_equal(rn_schema_add_column(&s, "x", bad[i][0], 1, err, sizeof(err)),
@@ -61,7 +61,8 @@ static void types_and_json(void **st)
 	}
 	/* the JSON form reads back into the same schema */
 	struct rn_schema back = {0};
-	assert_int_equal(rn_schema_from_json(&back, (char *)b.data, b.len - 1, err, sizeof(err)), 0);
+	assert_int_equal(rn_schema_from_json(&back, (char *)b.data, b.len - 1, err, sizeof(err)),
+			 0);
 	struct rn_buf b2 = {0};
 	assert_int_equal(rn_schema_to_json(&back, &b2), 0);
 	assert_int_equal(b2.len, b.len - 1);
@@ -77,8 +78,9 @@ static void types_and_json(void **st)
 	};
 	for (size_t i = 0; i < sizeof(badjson) / sizeof(badjson[0]); i++) {
 		struct rn_schema x = {0};
-		assert_int_equal(rn_schema_from_json(&x, badjson[i], strlen(badjson[i]), err,
-						     sizeof(err)), RN_EINVAL);
+		assert_int_equal(
+			rn_schema_from_json(&x, badjson[i], strlen(badjson[i]), err, sizeof(err)),
+			RN_EINVAL);
 		rn_schema_free(&x);
 	}
 	assert_int_equal(rn_schema_add_column(&s, "ts", "long", 1, err, sizeof(err)), RN_EINVAL);
@@ -95,23 +97,33 @@ static void types_and_json(void **st)
 	rn_buf_free(&b);
 }
 
-
 static struct rn_schema table(void)
 {
 	struct rn_schema s = {0};
 	char err[256];
 	static const char *const cols[][3] = {
-		{"id", "long", "0"},        {"n", "integer", "1"},     {"sh", "short", "1"},
-		{"b", "byte", "1"},         {"f", "float", "1"},       {"d", "double", "1"},
-		{"ok", "boolean", "1"},     {"name", "string", "1"},   {"raw", "binary", "1"},
-		{"day", "date", "1"},       {"ts", "timestamp", "1"},  {"wall", "timestamp_ntz", "1"},
-		{"price", "decimal(6,2)", "1"}, {"big", "decimal(38,0)", "1"},
-		{"tags", "array<string>", "1"}, {"m", "map<int,double>", "1"},
+		{"id", "long", "0"},
+		{"n", "integer", "1"},
+		{"sh", "short", "1"},
+		{"b", "byte", "1"},
+		{"f", "float", "1"},
+		{"d", "double", "1"},
+		{"ok", "boolean", "1"},
+		{"name", "string", "1"},
+		{"raw", "binary", "1"},
+		{"day", "date", "1"},
+		{"ts", "timestamp", "1"},
+		{"wall", "timestamp_ntz", "1"},
+		{"price", "decimal(6,2)", "1"},
+		{"big", "decimal(38,0)", "1"},
+		{"tags", "array<string>", "1"},
+		{"m", "map<int,double>", "1"},
 		{"pos", "struct<lat:double,lon:double>", "1"},
 	};
 	for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++)
-		assert_int_equal(rn_schema_add_column(&s, cols[i][0], cols[i][1], cols[i][2][0] == '1',
-						      err, sizeof(err)), 0);
+		assert_int_equal(rn_schema_add_column(&s, cols[i][0], cols[i][1],
+						      cols[i][2][0] == '1', err, sizeof(err)),
+				 0);
 	return s;
 }
 
@@ -148,7 +160,9 @@ static void values(void **st)
 	       "wall=1795600800000000 price=-123450 big=99999999999999999999999999999999999999 "
 	       "tags[3 ='a' =null ='' ] m<2 =7 =0.25 =-1 =null > pos{2 lat=52.5 lon=13.4 } } ");
 	/* a lone surrogate escape becomes U+FFFD, as in most JSON readers */
-	decode(&s, "{\"id\":1,\"name\":\"a\\ud800b\"}", 0, "name='a\xef\xbf\xbd" "b'");
+	decode(&s, "{\"id\":1,\"name\":\"a\\ud800b\"}", 0,
+	       "name='a\xef\xbf\xbd"
+	       "b'");
 	decode(&s, "{\"id\":5,\"day\":20000,\"ts\":1795600800000000,\"price\":12,\"tags\":[]}", 0,
 	       "day=20000 ts=1795600800000000 wall=null price=1200 big=null tags[0 ] ");
 	rn_schema_free(&s);
@@ -175,7 +189,8 @@ static void rejected(void **st)
 		{"{\"id\":1,\"raw\":\"***\"}", "raw: not base64"},
 		{"{\"id\":1,\"day\":\"2026-02-29\"}", "day: not a date"},
 		{"{\"id\":1,\"ts\":\"2026-11-25T10:00:00\"}", "ts: a timestamp text needs a zone"},
-		{"{\"id\":1,\"wall\":\"2026-11-25T10:00:00Z\"}", "wall: a timestamp_ntz text has no zone"},
+		{"{\"id\":1,\"wall\":\"2026-11-25T10:00:00Z\"}",
+		 "wall: a timestamp_ntz text has no zone"},
 		{"{\"id\":1,\"ts\":\"yesterdayZ\"}", "ts: a timestamp text needs a zone"},
 		{"{\"id\":1,\"ts\":253402300800000000}", "ts: integer out of range"},
 		{"{\"id\":1,\"ts\":-62135596800000001}", "ts: integer out of range"},

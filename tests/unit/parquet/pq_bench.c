@@ -15,8 +15,8 @@
 #include "rn_err.h"
 
 static const struct rn_pq_col cols[] = {
-    {"ts", RN_PQ_TIMESTAMP, 0}, {"device", RN_PQ_STRING, 0}, {"seq", RN_PQ_INT64, 0},
-    {"v1", RN_PQ_DOUBLE, 0},    {"v2", RN_PQ_DOUBLE, 0},     {"payload", RN_PQ_STRING, 0},
+	{"ts", RN_PQ_TIMESTAMP, 0}, {"device", RN_PQ_STRING, 0}, {"seq", RN_PQ_INT64, 0},
+	{"v1", RN_PQ_DOUBLE, 0},    {"v2", RN_PQ_DOUBLE, 0},     {"payload", RN_PQ_STRING, 0},
 };
 
 static double now(void)
@@ -52,11 +52,11 @@ int main(int argc, char **argv)
 	for (long long i = 0; i < n; i++) {
 		long long d = (i * 2654435761LL) % 1000;
 		int dl = snprintf(dev, sizeof(dev), "dev-%04lld", d);
-		int pl =
-		    snprintf(payload, sizeof(payload),
-		             "seq=%010lld dev=%04lld temp=%lld.%lld status=%s lorem ipsum dolor "
-		             "sit amet, consectetur adipiscing elit",
-		             i, d, i % 50, i % 10, i % 7 == 0 ? "WARN" : "OK");
+		int pl = snprintf(
+			payload, sizeof(payload),
+			"seq=%010lld dev=%04lld temp=%lld.%lld status=%s lorem ipsum dolor "
+			"sit amet, consectetur adipiscing elit",
+			i, d, i % 50, i % 10, i % 7 == 0 ? "WARN" : "OK");
 		if ((rc = rn_pq_put_i64(w, 0, 1700000000000000LL + i * 1000)) ||
 		    (rc = rn_pq_put_bytes(w, 1, dev, (size_t)dl)) ||
 		    (rc = rn_pq_put_i64(w, 2, i)) ||

@@ -44,36 +44,36 @@ enum {
 };
 
 static const struct rn_pq_col types_cols[C_COUNT] = {
-    [C_ID] = {"id", RN_PQ_INT64, 0},
-    [C_S] = {"s", RN_PQ_STRING, 1},
-    [C_SPLAIN] = {"s_plain", RN_PQ_STRING, 1, .dict = RN_PQ_DICT_OFF},
-    [C_SFALL] = {"s_fallback", RN_PQ_STRING, 0},
-    [C_BIN] = {"bin", RN_PQ_BINARY, 1},
-    [C_L] = {"l", RN_PQ_INT64, 1},
-    [C_N] = {"n", RN_PQ_INT32, 0},
-    [C_SH] = {"sh", RN_PQ_INT16, 0},
-    [C_BY] = {"by", RN_PQ_INT8, 0},
-    [C_F] = {"f", RN_PQ_FLOAT, 1},
-    [C_D] = {"d", RN_PQ_DOUBLE, 0},
-    [C_B] = {"b", RN_PQ_BOOL, 1},
-    [C_DT] = {"dt", RN_PQ_DATE, 0},
-    [C_TS] = {"ts", RN_PQ_TIMESTAMP, 0},
-    [C_TSN] = {"tsn", RN_PQ_TIMESTAMP_NTZ, 0},
-    [C_D9] = {"d9", RN_PQ_DECIMAL, 0, 9, 2},
-    [C_D18] = {"d18", RN_PQ_DECIMAL, 0, 18, 6},
-    [C_D25] = {"d25", RN_PQ_DECIMAL, 0, 25, 3},
-    [C_D38] = {"d38", RN_PQ_DECIMAL, 1, 38, 10},
+	[C_ID] = {"id", RN_PQ_INT64, 0},
+	[C_S] = {"s", RN_PQ_STRING, 1},
+	[C_SPLAIN] = {"s_plain", RN_PQ_STRING, 1, .dict = RN_PQ_DICT_OFF},
+	[C_SFALL] = {"s_fallback", RN_PQ_STRING, 0},
+	[C_BIN] = {"bin", RN_PQ_BINARY, 1},
+	[C_L] = {"l", RN_PQ_INT64, 1},
+	[C_N] = {"n", RN_PQ_INT32, 0},
+	[C_SH] = {"sh", RN_PQ_INT16, 0},
+	[C_BY] = {"by", RN_PQ_INT8, 0},
+	[C_F] = {"f", RN_PQ_FLOAT, 1},
+	[C_D] = {"d", RN_PQ_DOUBLE, 0},
+	[C_B] = {"b", RN_PQ_BOOL, 1},
+	[C_DT] = {"dt", RN_PQ_DATE, 0},
+	[C_TS] = {"ts", RN_PQ_TIMESTAMP, 0},
+	[C_TSN] = {"tsn", RN_PQ_TIMESTAMP_NTZ, 0},
+	[C_D9] = {"d9", RN_PQ_DECIMAL, 0, 9, 2},
+	[C_D18] = {"d18", RN_PQ_DECIMAL, 0, 18, 6},
+	[C_D25] = {"d25", RN_PQ_DECIMAL, 0, 25, 3},
+	[C_D38] = {"d38", RN_PQ_DECIMAL, 1, 38, 10},
 };
 
 static const char *const words[6] = {
-    "",
-    "alpha",
-    "\xc3\xbcn\xc3\xaf"
-    "c\xc3\xb8"
-    "d\xc3\xa9 \xe2\x9c\x93",
-    "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e",
-    "a'b\"c\\d",
-    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"};
+	"",
+	"alpha",
+	"\xc3\xbcn\xc3\xaf"
+	"c\xc3\xb8"
+	"d\xc3\xa9 \xe2\x9c\x93",
+	"\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e",
+	"a'b\"c\\d",
+	"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"};
 
 static i128 p10(int n)
 {
@@ -95,7 +95,7 @@ static void be16(uint8_t out[16], i128 v)
 		int rc_ = (x);                                                                     \
 		if (rc_) {                                                                         \
 			fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #x,                 \
-			        rn_strerror(rc_));                                                 \
+				rn_strerror(rc_));                                                 \
 			exit(1);                                                                   \
 		}                                                                                  \
 	} while (0)
@@ -130,26 +130,26 @@ static void types_row(struct rn_pq_writer *w, long i)
 	else
 		CK(rn_pq_put_i64(w, C_L, i * 1000003LL - 2000000000LL));
 	CK(rn_pq_put_i32(w, C_N,
-	                 i == 2   ? INT32_MIN
-	                 : i == 3 ? INT32_MAX
-	                          : (int32_t)((i * 7919) % 100000 - 50000)));
+			 i == 2   ? INT32_MIN
+			 : i == 3 ? INT32_MAX
+				  : (int32_t)((i * 7919) % 100000 - 50000)));
 	CK(rn_pq_put_i32(w, C_SH, (int32_t)((i * 31) % 65536 - 32768)));
 	CK(rn_pq_put_i32(w, C_BY, (int32_t)(i % 256 - 128)));
 	if (i % 13 != 0) {
 		float f = i == 4   ? NAN
-		          : i == 5 ? INFINITY
-		          : i == 6 ? -INFINITY
-		          : i == 7 ? -0.0f
-		                   : (float)(i - 2500) * 0.25f;
+			  : i == 5 ? INFINITY
+			  : i == 6 ? -INFINITY
+			  : i == 7 ? -0.0f
+				   : (float)(i - 2500) * 0.25f;
 		CK(rn_pq_put_float(w, C_F, f));
 	}
 	double d = i == 8    ? NAN
-	           : i == 9  ? INFINITY
-	           : i == 10 ? -INFINITY
-	           : i == 11 ? -0.0
-	           : i == 12 ? 5e-324
-	           : i == 13 ? 1.7976931348623157e308
-	                     : (double)i / 8 - 300;
+		   : i == 9  ? INFINITY
+		   : i == 10 ? -INFINITY
+		   : i == 11 ? -0.0
+		   : i == 12 ? 5e-324
+		   : i == 13 ? 1.7976931348623157e308
+			     : (double)i / 8 - 300;
 	CK(rn_pq_put_double(w, C_D, d));
 	if (i % 3 != 0)
 		CK(rn_pq_put_bool(w, C_B, i % 2 == 1));
@@ -157,19 +157,19 @@ static void types_row(struct rn_pq_writer *w, long i)
 	CK(rn_pq_put_i64(w, C_TS, (i - 2500) * 3600000000123LL));
 	CK(rn_pq_put_i64(w, C_TSN, (i - 2500) * 3600000000123LL + 1));
 	CK(rn_pq_put_i32(w, C_D9,
-	                 i == 15   ? 999999999
-	                 : i == 16 ? -999999999
-	                           : (int32_t)((i * 123457) % 1999999999 - 999999999)));
+			 i == 15   ? 999999999
+			 : i == 16 ? -999999999
+				   : (int32_t)((i * 123457) % 1999999999 - 999999999)));
 	CK(rn_pq_put_i64(w, C_D18,
-	                 i == 17   ? 999999999999999999LL
-	                 : i == 18 ? -999999999999999999LL
-	                           : (i - 2500) * 123456789012345LL));
+			 i == 17   ? 999999999999999999LL
+			 : i == 18 ? -999999999999999999LL
+				   : (i - 2500) * 123456789012345LL));
 	be16(dec, (i128)(i - 2500) * p10(20) + 7);
 	CK(rn_pq_put_decimal(w, C_D25, dec));
 	if (i % 17 != 0) {
 		i128 v = i == 19   ? p10(38) - 1
-		         : i == 20 ? 1 - p10(38)
-		                   : (i128)(i - 2500) * p10(30) + i;
+			 : i == 20 ? 1 - p10(38)
+				   : (i128)(i - 2500) * p10(30) + i;
 		be16(dec, v);
 		CK(rn_pq_put_decimal(w, C_D38, dec));
 	}
@@ -179,33 +179,34 @@ static void types_row(struct rn_pq_writer *w, long i)
 /* nested: see nestedRow() in the JS test */
 static const struct rn_pq_col y_list[] = {{"element", RN_PQ_INT64, 1}};
 static const struct rn_pq_col inner_fields[] = {
-    {"x", RN_PQ_DOUBLE, 0},
-    {"y", RN_PQ_LIST, 1, .children = y_list, .n_children = 1},
+	{"x", RN_PQ_DOUBLE, 0},
+	{"y", RN_PQ_LIST, 1, .children = y_list, .n_children = 1},
 };
 static const struct rn_pq_col st_fields[] = {
-    {"a", RN_PQ_INT32, 1},
-    {"b", RN_PQ_STRING, 1},
-    {"inner", RN_PQ_STRUCT, 1, .children = inner_fields, .n_children = 2},
+	{"a", RN_PQ_INT32, 1},
+	{"b", RN_PQ_STRING, 1},
+	{"inner", RN_PQ_STRUCT, 1, .children = inner_fields, .n_children = 2},
 };
 static const struct rn_pq_col tag_el[] = {{"element", RN_PQ_STRING, 1}};
 static const struct rn_pq_col m_kv[] = {{"key", RN_PQ_STRING, 0}, {"value", RN_PQ_INT64, 1}};
 static const struct rn_pq_col lol_inner_el[] = {{"element", RN_PQ_INT32, 1}};
 static const struct rn_pq_col lol_el[] = {
-    {"element", RN_PQ_LIST, 1, .children = lol_inner_el, .n_children = 1}};
+	{"element", RN_PQ_LIST, 1, .children = lol_inner_el, .n_children = 1}};
 static const struct rn_pq_col pq_fields[] = {{"p", RN_PQ_INT32, 1}, {"q", RN_PQ_STRING, 1}};
 static const struct rn_pq_col ms_list_el[] = {
-    {"element", RN_PQ_STRUCT, 1, .children = pq_fields, .n_children = 2}};
+	{"element", RN_PQ_STRUCT, 1, .children = pq_fields, .n_children = 2}};
 static const struct rn_pq_col ms_kv[] = {
-    {"key", RN_PQ_STRING, 0}, {"value", RN_PQ_LIST, 1, .children = ms_list_el, .n_children = 1}};
+	{"key", RN_PQ_STRING, 0},
+	{"value", RN_PQ_LIST, 1, .children = ms_list_el, .n_children = 1}};
 
 enum { N_ID, N_ST, N_TAGS, N_M, N_LOL, N_MS, N_COUNT };
 static const struct rn_pq_col nested_cols[N_COUNT] = {
-    [N_ID] = {"id", RN_PQ_INT64, 0},
-    [N_ST] = {"st", RN_PQ_STRUCT, 1, .children = st_fields, .n_children = 3},
-    [N_TAGS] = {"tags", RN_PQ_LIST, 1, .children = tag_el, .n_children = 1},
-    [N_M] = {"m", RN_PQ_MAP, 1, .children = m_kv, .n_children = 2},
-    [N_LOL] = {"lol", RN_PQ_LIST, 1, .children = lol_el, .n_children = 1},
-    [N_MS] = {"ms", RN_PQ_MAP, 1, .children = ms_kv, .n_children = 2},
+	[N_ID] = {"id", RN_PQ_INT64, 0},
+	[N_ST] = {"st", RN_PQ_STRUCT, 1, .children = st_fields, .n_children = 3},
+	[N_TAGS] = {"tags", RN_PQ_LIST, 1, .children = tag_el, .n_children = 1},
+	[N_M] = {"m", RN_PQ_MAP, 1, .children = m_kv, .n_children = 2},
+	[N_LOL] = {"lol", RN_PQ_LIST, 1, .children = lol_el, .n_children = 1},
+	[N_MS] = {"ms", RN_PQ_MAP, 1, .children = ms_kv, .n_children = 2},
 };
 
 /* "<prefix><a>" */
@@ -284,7 +285,7 @@ static void nested_row(struct rn_pq_writer *w, long i)
 							CK(rn_pq_put_null(w, 0));
 						else
 							CK(rn_pq_put_i32(
-							    w, 0, (int32_t)(i + j * 10 + e)));
+								w, 0, (int32_t)(i + j * 10 + e)));
 					}
 				CK(rn_pq_end(w));
 			}
@@ -330,11 +331,11 @@ static void write_file(const char *dir, const char *name, const struct rn_buf *b
 }
 
 static void stat_json(struct rn_buf *j, const char *name, const struct rn_pq_col *c,
-                      const struct rn_pq_colstats *st)
+		      const struct rn_pq_colstats *st)
 {
 	char a[64], b[64];
 	rn_buf_printf(j, "\"%s\":{\"nulls\":%lld,\"nans\":%lld", name, (long long)st->nulls,
-	              (long long)st->nans);
+		      (long long)st->nans);
 	if (st->has_min) {
 		switch (c->type) {
 		case RN_PQ_DOUBLE:
@@ -343,7 +344,7 @@ static void stat_json(struct rn_buf *j, const char *name, const struct rn_pq_col
 			break;
 		case RN_PQ_STRING:
 			rn_buf_printf(j, ",\"min_len\":%zu,\"max_len\":%zu", st->min_len,
-			              st->max_len);
+				      st->max_len);
 			break;
 		case RN_PQ_DECIMAL:
 			rn_pq_decimal_format(a, sizeof(a), st->min_dec, c->scale);
@@ -352,7 +353,7 @@ static void stat_json(struct rn_buf *j, const char *name, const struct rn_pq_col
 			break;
 		default:
 			rn_buf_printf(j, ",\"min\":\"%lld\",\"max\":\"%lld\"", (long long)st->min_i,
-			              (long long)st->max_i);
+				      (long long)st->max_i);
 		}
 	}
 	rn_buf_append_str(j, "}");

@@ -42,7 +42,7 @@ static void test_schema_element_vectors(void **state)
 
 	/* optional binary device (STRING) */
 	static const uint8_t dev[] = {0x15, 0x0c, 0x25, 0x02, 0x18, 0x06, 'd',  'e',  'v', 'i',
-	                              'c',  'e',  0x25, 0x00, 0x4c, 0x1c, 0x00, 0x00, 0x00};
+				      'c',  'e',  0x25, 0x00, 0x4c, 0x1c, 0x00, 0x00, 0x00};
 	rn_buf_reset(&b);
 	rn_tc_init(&t, &b);
 	rn_tc_elem_struct_begin(&t);
@@ -60,7 +60,7 @@ static void test_schema_element_vectors(void **state)
 
 	/* PageHeader DATA_PAGE (uncompressed 100, compressed 60, 10 values, PLAIN, RLE, RLE) */
 	static const uint8_t ph[] = {0x15, 0x00, 0x15, 0xc8, 0x01, 0x15, 0x78, 0x2c, 0x15,
-	                             0x14, 0x15, 0x00, 0x15, 0x06, 0x15, 0x06, 0x00, 0x00};
+				     0x14, 0x15, 0x00, 0x15, 0x06, 0x15, 0x06, 0x00, 0x00};
 	rn_buf_reset(&b);
 	rn_tc_init(&t, &b);
 	rn_tc_i32(&t, 1, 0);
@@ -86,9 +86,9 @@ static void test_schema_element_vectors(void **state)
 }
 
 static const struct rn_pq_col cols[] = {
-    {"id", RN_PQ_INT64, 0},
-    {"name", RN_PQ_STRING, 1},
-    {"ok", RN_PQ_BOOL, 1},
+	{"id", RN_PQ_INT64, 0},
+	{"name", RN_PQ_STRING, 1},
+	{"ok", RN_PQ_BOOL, 1},
 };
 
 static void test_file_layout_and_stats(void **state)
@@ -106,15 +106,15 @@ static void test_file_layout_and_stats(void **state)
 	for (int i = 0; i < 1000; i++) {
 		assert_int_equal(rn_pq_put_i64(w, 0, i - 500), 0);
 		if (i % 3)
-			assert_int_equal(
-			    rn_pq_put_bytes(w, 1, i == 999 ? longname : "abc", i == 999 ? 40 : 3),
-			    0);
+			assert_int_equal(rn_pq_put_bytes(w, 1, i == 999 ? longname : "abc",
+							 i == 999 ? 40 : 3),
+					 0);
 		assert_int_equal(rn_pq_put_bool(w, 2, i & 1), 0);
 		assert_int_equal(rn_pq_row_end(w), 0);
 	}
 	/* a row without its required column is refused and rolled back */
 	assert_int_equal(rn_pq_put_bytes(w, 1, "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz", 44),
-	                 0);
+			 0);
 	assert_int_equal(rn_pq_row_end(w), RN_EINVAL);
 	/* wrong-type puts and double puts are refused */
 	assert_int_equal(rn_pq_put_i32(w, 0, 1), RN_EINVAL);
@@ -322,7 +322,7 @@ struct chunk {
 };
 
 static void read_chunk(const struct rn_buf *f, const struct tv *cm, int max_rep, int max_def,
-                       struct chunk *ck)
+		       struct chunk *ck)
 {
 	const struct tv *dpo = fld(cm, 11);
 	int64_t start = dpo ? dpo->i : fld(cm, 9)->i, end = start + fld(cm, 7)->i;
@@ -365,18 +365,18 @@ static void read_chunk(const struct rn_buf *f, const struct tv *cm, int max_rep,
 				uint32_t l;
 				memcpy(&l, b.p, 4);
 				assert_int_equal(rle_decode(b.p + 4, l,
-				                            rn_pq__bit_width((uint32_t)max_rep),
-				                            ck->reps + ck->n, nv),
-				                 nv);
+							    rn_pq__bit_width((uint32_t)max_rep),
+							    ck->reps + ck->n, nv),
+						 nv);
 				b.p += 4 + l;
 			}
 			if (max_def) {
 				uint32_t l;
 				memcpy(&l, b.p, 4);
 				assert_int_equal(rle_decode(b.p + 4, l,
-				                            rn_pq__bit_width((uint32_t)max_def),
-				                            ck->defs + ck->n, nv),
-				                 nv);
+							    rn_pq__bit_width((uint32_t)max_def),
+							    ck->defs + ck->n, nv),
+						 nv);
 				b.p += 4 + l;
 			}
 			for (size_t i = 0; i < nv; i++)
@@ -385,11 +385,11 @@ static void read_chunk(const struct rn_buf *f, const struct tv *cm, int max_rep,
 			if (enc == 8) {
 				assert_int_equal(ck->dict_pages, 1);
 				assert_int_equal(ck->plain_pages,
-				                 0); /* no dictionary after a fallback */
+						 0); /* no dictionary after a fallback */
 				ck->dict_data_pages++;
 				int width = *b.p++;
 				assert_int_equal(
-				    rle_decode(b.p, (size_t)(b.end - b.p), width, tmp, nn), nn);
+					rle_decode(b.p, (size_t)(b.end - b.p), width, tmp, nn), nn);
 				for (size_t i = 0; i < nn; i++) {
 					assert_true(tmp[i] < ndict);
 					strcpy(ck->strs[ck->nv++], dict[tmp[i]]);
@@ -460,7 +460,7 @@ static void test_rle_hybrid_every_width(void **state)
 				for (size_t i = 0; i < n;) {
 					size_t run = shape == 0 ? 1 : 1 + xorshift() % 20;
 					uint32_t x = shape == 2 ? (xorshift() & 1 ? mask : 0)
-					                        : xorshift() & mask;
+								: xorshift() & mask;
 					for (size_t k = 0; k < run && i < n; k++, i++)
 						v[i] = x;
 				}
@@ -490,7 +490,7 @@ static void test_rle_hybrid_every_width(void **state)
 				assert_int_equal(rn_pq__rle_u32(&b, v, n, w), 0);
 				if (n >= 8)
 					assert_int_equal(b.len,
-					                 (n < 64 ? 1 : 2) + (size_t)(w + 7) / 8);
+							 (n < 64 ? 1 : 2) + (size_t)(w + 7) / 8);
 				else
 					assert_int_equal(b.len, 1 + (size_t)w);
 			}
@@ -519,7 +519,7 @@ static void test_dictionary_and_fallback(void **state)
 			assert_int_equal(rn_pq_put_null(w, 0), 0);
 		} else {
 			snprintf(tmp, sizeof(tmp), i < 200 ? "dev-%d" : "u-%d",
-			         i < 200 ? i % 20 : i);
+				 i < 200 ? i % 20 : i);
 			assert_int_equal(rn_pq_put_bytes(w, 0, tmp, strlen(tmp)), 0);
 		}
 		assert_int_equal(rn_pq_row_end(w), 0);
@@ -548,7 +548,7 @@ static void test_dictionary_and_fallback(void **state)
 
 	/* dictionaries off globally, but on for one column; all-null pages need no entries */
 	static const struct rn_pq_col two[] = {{"a", RN_PQ_STRING, 1},
-	                                       {"b", RN_PQ_BINARY, 1, .dict = RN_PQ_DICT_ON}};
+					       {"b", RN_PQ_BINARY, 1, .dict = RN_PQ_DICT_ON}};
 	struct rn_pq_options off = {.no_dict = 1};
 	rn_buf_reset(&f);
 	assert_int_equal(rn_pq_writer_create(&w, two, 2, &off), 0);
@@ -593,7 +593,7 @@ static void test_row_groups_and_take(void **state)
 			struct rn_pq_writer *x = k ? w2 : w;
 			assert_int_equal(rn_pq_put_i64(x, 0, i * 3), 0);
 			assert_int_equal(
-			    rn_pq_put_bytes(x, 1, i % 2 ? "odd" : "even", i % 2 ? 3 : 4), 0);
+				rn_pq_put_bytes(x, 1, i % 2 ? "odd" : "even", i % 2 ? 3 : 4), 0);
 			assert_int_equal(rn_pq_row_end(x), 0);
 		}
 		if (i % 60 == 0)
@@ -637,30 +637,30 @@ static const struct rn_pq_col l_el[] = {{"element", RN_PQ_INT64, 1}};
 static const struct rn_pq_col m_kv[] = {{"key", RN_PQ_STRING, 0}, {"value", RN_PQ_INT64, 1}};
 static const struct rn_pq_col ll_inner[] = {{"element", RN_PQ_INT64, 1}};
 static const struct rn_pq_col ll_el[] = {
-    {"element", RN_PQ_LIST, 1, .children = ll_inner, .n_children = 1}};
+	{"element", RN_PQ_LIST, 1, .children = ll_inner, .n_children = 1}};
 static const struct rn_pq_col s_fields[] = {
-    {"a", RN_PQ_INT64, 1}, {"ll", RN_PQ_LIST, 1, .children = ll_el, .n_children = 1}};
+	{"a", RN_PQ_INT64, 1}, {"ll", RN_PQ_LIST, 1, .children = ll_el, .n_children = 1}};
 static const struct rn_pq_col nested[] = {
-    {"l", RN_PQ_LIST, 1, .children = l_el, .n_children = 1},
-    {"m", RN_PQ_MAP, 1, .children = m_kv, .n_children = 2},
-    {"s", RN_PQ_STRUCT, 0, .children = s_fields, .n_children = 2},
+	{"l", RN_PQ_LIST, 1, .children = l_el, .n_children = 1},
+	{"m", RN_PQ_MAP, 1, .children = m_kv, .n_children = 2},
+	{"s", RN_PQ_STRUCT, 0, .children = s_fields, .n_children = 2},
 };
 
 static void put_list(struct rn_pq_writer *w, const int64_t *v, size_t n, int64_t null)
 {
 	for (size_t i = 0; i < n; i++)
 		assert_int_equal(v[i] == null ? rn_pq_put_null(w, 0) : rn_pq_put_i64(w, 0, v[i]),
-		                 0);
+				 0);
 }
 
 static void check_levels(const struct chunk *ck, const uint32_t *reps, const uint32_t *defs,
-                         size_t n)
+			 size_t n)
 {
 	assert_int_equal(ck->n, n);
 	for (size_t i = 0; i < n; i++) {
 		if (ck->reps[i] != reps[i] || ck->defs[i] != defs[i])
 			fail_msg("entry %zu: (r%u,d%u), want (r%u,d%u)", i, ck->reps[i],
-			         ck->defs[i], reps[i], defs[i]);
+				 ck->defs[i], reps[i], defs[i]);
 	}
 }
 
@@ -763,21 +763,21 @@ static void test_nested_levels(void **state)
 	assert_int_equal(fld(&fm, 2)->n, 1 + 3 + 4 + 2 + 5);
 	read_chunk(&f, colmeta(&fm, 0, 0), 1, 3, &ck);
 	check_levels(&ck, (const uint32_t[]){0, 0, 0, 1, 1, 0, 0},
-	             (const uint32_t[]){0, 1, 3, 2, 3, 2, 3}, 7);
+		     (const uint32_t[]){0, 1, 3, 2, 3, 2, 3}, 7);
 	assert_int_equal(ck.nv, 3);
 	assert_int_equal(ck.ints[2], 4);
 	read_chunk(&f, colmeta(&fm, 0, 1), 1, 2, &ck); /* keys */
 	check_levels(&ck, (const uint32_t[]){0, 0, 0, 1, 0, 0},
-	             (const uint32_t[]){1, 0, 2, 2, 2, 0}, 6);
+		     (const uint32_t[]){1, 0, 2, 2, 2, 0}, 6);
 	assert_string_equal(ck.strs[2], "c");
 	read_chunk(&f, colmeta(&fm, 0, 2), 1, 3, &ck); /* values */
 	check_levels(&ck, (const uint32_t[]){0, 0, 0, 1, 0, 0},
-	             (const uint32_t[]){1, 0, 3, 2, 3, 0}, 6);
+		     (const uint32_t[]){1, 0, 3, 2, 3, 0}, 6);
 	read_chunk(&f, colmeta(&fm, 0, 3), 0, 1, &ck); /* s.a */
 	check_levels(&ck, (const uint32_t[]){0, 0, 0, 0, 0}, (const uint32_t[]){1, 0, 1, 1, 0}, 5);
 	read_chunk(&f, colmeta(&fm, 0, 4), 2, 5, &ck); /* s.ll.list.element.list.element */
 	check_levels(&ck, (const uint32_t[]){0, 0, 0, 2, 1, 1, 1, 0, 1, 2, 0},
-	             (const uint32_t[]){0, 1, 5, 5, 3, 2, 4, 5, 5, 5, 0}, 11);
+		     (const uint32_t[]){0, 1, 5, 5, 3, 2, 4, 5, 5, 5, 0}, 11);
 	assert_int_equal(ck.nv, 5);
 	assert_int_equal(ck.ints[4], 9);
 	const struct tv *p = fld(colmeta(&fm, 0, 4), 3);
@@ -807,12 +807,15 @@ static void test_nested_levels(void **state)
 static void test_types_ranges_and_float_stats(void **state)
 {
 	static const struct rn_pq_col c[] = {
-	    {"b", RN_PQ_INT8, 0},  {"d5", RN_PQ_DECIMAL, 0, 5, 2}, {"d30", RN_PQ_DECIMAL, 0, 30, 0},
-	    {"f", RN_PQ_FLOAT, 0}, {"d", RN_PQ_DOUBLE, 0},
+		{"b", RN_PQ_INT8, 0},
+		{"d5", RN_PQ_DECIMAL, 0, 5, 2},
+		{"d30", RN_PQ_DECIMAL, 0, 30, 0},
+		{"f", RN_PQ_FLOAT, 0},
+		{"d", RN_PQ_DOUBLE, 0},
 	};
 	static const struct rn_pq_col bad[] = {{"x", RN_PQ_DECIMAL, 0, 39, 0}};
 	static const struct rn_pq_col badmap[] = {
-	    {"m", RN_PQ_MAP, 0, .children = str_col, .n_children = 2}};
+		{"m", RN_PQ_MAP, 0, .children = str_col, .n_children = 2}};
 	struct rn_pq_writer *w;
 	struct rn_pq_colstats st;
 	struct rn_buf f = {0};
@@ -838,10 +841,10 @@ static void test_types_ranges_and_float_stats(void **state)
 			assert_int_equal(rn_pq_put_i64(w, 2, row == 0 ? INT64_MIN : 5), 0);
 		}
 		assert_int_equal(rn_pq_put_float(w, 3,
-		                                 row == 0   ? 0.0f
-		                                 : row == 1 ? -0.0f
-		                                            : 2.5f),
-		                 0);
+						 row == 0   ? 0.0f
+						 : row == 1 ? -0.0f
+							    : 2.5f),
+				 0);
 		assert_int_equal(rn_pq_put_double(w, 4, row == 2 ? NAN : row - 1.0), 0);
 		assert_int_equal(rn_pq_row_end(w), 0);
 	}
@@ -898,9 +901,9 @@ static void test_types_ranges_and_float_stats(void **state)
 /* ---- page bodies compressed in place, finish handing its buffer over ------------------ */
 
 static const struct rn_pq_col room_cols[] = {{"o", RN_PQ_INT64, 1},
-                                             {"r", RN_PQ_INT64, 0},
-                                             {"s", RN_PQ_STRING, 1, .dict = RN_PQ_DICT_OFF},
-                                             {"x", RN_PQ_INT64, 0}};
+					     {"r", RN_PQ_INT64, 0},
+					     {"s", RN_PQ_STRING, 1, .dict = RN_PQ_DICT_OFF},
+					     {"x", RN_PQ_INT64, 0}};
 
 /* x: zeros (pages compress to a few bytes), then values that do not compress (a page header
  * longer than the last page's, which guessed its length) */
@@ -1003,7 +1006,7 @@ static void test_page_room_and_finish_swap(void **state)
 /* ---- string statistics: cut values, Delta's truncated bounds ------------------------- */
 
 static const struct rn_pq_col stat_cols[] = {{"a", RN_PQ_STRING, 1, .dict = RN_PQ_DICT_OFF},
-                                             {"b", RN_PQ_STRING, 1}};
+					     {"b", RN_PQ_STRING, 1}};
 
 static size_t rep_str(char *out, const char *unit, int n, const char *tail)
 {
@@ -1025,7 +1028,7 @@ static int cmpb(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 
 /* Writes one file of column a = vals[i], column b = "b"; returns a's Delta stats. */
 static void one_file(const char **vals, size_t n, struct rn_pq_colstats *st, struct rn_buf *f,
-                     char **json)
+		     char **json)
 {
 	struct rn_pq_writer *w;
 	assert_int_equal(rn_pq_writer_create(&w, stat_cols, 2, NULL), 0);
@@ -1043,10 +1046,10 @@ static void one_file(const char **vals, size_t n, struct rn_pq_colstats *st, str
 	for (size_t i = 0; i < n; i++) {
 		if (st->has_min)
 			assert_true(cmpb(st->min_s, st->min_len, (const uint8_t *)vals[i],
-			                 strlen(vals[i])) <= 0);
+					 strlen(vals[i])) <= 0);
 		if (st->has_max)
 			assert_true(cmpb(st->max_s, st->max_len, (const uint8_t *)vals[i],
-			                 strlen(vals[i])) >= 0);
+					 strlen(vals[i])) >= 0);
 	}
 	/* copy out: the pointers die with the writer */
 	static uint8_t mn[512], mx[512];
@@ -1144,7 +1147,7 @@ static void test_string_stats_truncation(void **state)
 	static char pool[64][400];
 	const char *pv[64];
 	static const char *units[] = {
-	    "a", "\x7f", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf"};
+		"a", "\x7f", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf"};
 	for (int i = 0; i < 64; i++) {
 		size_t o = rep_str(pool[i], "\xe2\x82\xac", 45, ""); /* 135 bytes shared */
 		int n = (int)(xorshift() % 60);
@@ -1160,15 +1163,15 @@ static void test_string_stats_truncation(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_schema_element_vectors),
-	    cmocka_unit_test(test_file_layout_and_stats),
-	    cmocka_unit_test(test_rle_hybrid_every_width),
-	    cmocka_unit_test(test_dictionary_and_fallback),
-	    cmocka_unit_test(test_row_groups_and_take),
-	    cmocka_unit_test(test_nested_levels),
-	    cmocka_unit_test(test_types_ranges_and_float_stats),
-	    cmocka_unit_test(test_page_room_and_finish_swap),
-	    cmocka_unit_test(test_string_stats_truncation),
+		cmocka_unit_test(test_schema_element_vectors),
+		cmocka_unit_test(test_file_layout_and_stats),
+		cmocka_unit_test(test_rle_hybrid_every_width),
+		cmocka_unit_test(test_dictionary_and_fallback),
+		cmocka_unit_test(test_row_groups_and_take),
+		cmocka_unit_test(test_nested_levels),
+		cmocka_unit_test(test_types_ranges_and_float_stats),
+		cmocka_unit_test(test_page_room_and_finish_swap),
+		cmocka_unit_test(test_string_stats_truncation),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,8 +19,10 @@
 static void test_no_pressure_below_limits(void **state)
 {
 	struct rn_limits l = {.wal_max_bytes = 1000, .max_lag_ms = 60000};
-	struct rn_limits_now n = {.now_us = 100 * S, .wal_bytes = 999,
-				  .oldest_pending_us = 41 * S, .next_flush_us = 101 * S};
+	struct rn_limits_now n = {.now_us = 100 * S,
+				  .wal_bytes = 999,
+				  .oldest_pending_us = 41 * S,
+				  .next_flush_us = 101 * S};
 	int64_t pb = -7;
 	char msg[200] = "untouched";
 	(void)state;
@@ -38,8 +40,11 @@ static void test_no_pressure_below_limits(void **state)
 static void test_wal_pressure_names_the_limit(void **state)
 {
 	struct rn_limits l = {.wal_max_bytes = 65536, .max_lag_ms = 60000};
-	struct rn_limits_now n = {.now_us = 10 * S, .wal_bytes = 65536, .oldest_pending_us = 9 * S,
-				  .next_flush_us = 10 * S + 2500000, .flush_cost_us = 300000};
+	struct rn_limits_now n = {.now_us = 10 * S,
+				  .wal_bytes = 65536,
+				  .oldest_pending_us = 9 * S,
+				  .next_flush_us = 10 * S + 2500000,
+				  .flush_cost_us = 300000};
 	int64_t pb = 0;
 	char msg[300];
 	(void)state;
@@ -61,7 +66,9 @@ static void test_wal_pressure_names_the_limit(void **state)
 static void test_disk_pressure(void **state)
 {
 	struct rn_limits l = {.wal_max_bytes = 1 << 30, .wal_min_free = 16 << 20};
-	struct rn_limits_now n = {.now_us = 10 * S, .wal_bytes = 100, .next_flush_us = 10 * S + S,
+	struct rn_limits_now n = {.now_us = 10 * S,
+				  .wal_bytes = 100,
+				  .next_flush_us = 10 * S + S,
 				  .wal_free = (16 << 20) - 1};
 	char msg[300];
 	(void)state;
@@ -84,7 +91,9 @@ static void test_disk_pressure(void **state)
 static void test_lag_pressure(void **state)
 {
 	struct rn_limits l = {.wal_max_bytes = 1 << 30, .max_lag_ms = 60000};
-	struct rn_limits_now n = {.now_us = 100 * S, .wal_bytes = 10, .oldest_pending_us = 40 * S,
+	struct rn_limits_now n = {.now_us = 100 * S,
+				  .wal_bytes = 10,
+				  .oldest_pending_us = 40 * S,
 				  .next_flush_us = 100 * S + 999};
 	int64_t pb = 0;
 	char msg[300];
@@ -159,8 +168,8 @@ static void test_slow_client(void **state)
 static void test_idle(void **state)
 {
 	(void)state;
-	assert_false(rn_limits_idle(0, 10 * S, 0, 1000 * S));      /* 0 = never */
-	assert_false(rn_limits_idle(1, 10 * S, 1 * S, 1000 * S));  /* a call is open */
+	assert_false(rn_limits_idle(0, 10 * S, 0, 1000 * S));       /* 0 = never */
+	assert_false(rn_limits_idle(1, 10 * S, 1 * S, 1000 * S));   /* a call is open */
 	assert_false(rn_limits_idle(0, 10 * S, 1 * S, 11 * S - 1)); /* not yet */
 	assert_true(rn_limits_idle(0, 10 * S, 1 * S, 11 * S));
 }

@@ -58,13 +58,15 @@ static void test_flood_from_one_client(void **state)
 	assert_string_equal(s.last_peer, "10.0.0.7");
 	assert_string_equal(s.last_reason, "missing or wrong bearer token");
 	/* still refused in the next period: counted, not a new first line */
-	assert_int_equal(rn_refuselog_note(&r, "10.0.0.7:5", UNAUTH, "missing or wrong bearer token",
-					   11 * S), 0);
+	assert_int_equal(rn_refuselog_note(&r, "10.0.0.7:5", UNAUTH,
+					   "missing or wrong bearer token", 11 * S),
+			 0);
 	/* a quiet period forgets the kind after its last summary: the next one is a first */
 	assert_int_equal(rn_refuselog_tick(&r, 20 * S, emit, &s), 1);
 	assert_int_equal(rn_refuselog_tick(&r, 30 * S, emit, &s), 0);
-	assert_int_equal(rn_refuselog_note(&r, "10.0.0.7:5", UNAUTH, "missing or wrong bearer token",
-					   31 * S), 1);
+	assert_int_equal(rn_refuselog_note(&r, "10.0.0.7:5", UNAUTH,
+					   "missing or wrong bearer token", 31 * S),
+			 1);
 }
 
 static void test_kinds(void **state)
@@ -75,9 +77,9 @@ static void test_kinds(void **state)
 	assert_int_equal(r.period_us, 10 * S);
 	assert_int_equal(rn_refuselog_note(&r, "10.0.0.1:1", UNAUTH, "a", 1), 1);
 	assert_int_equal(rn_refuselog_note(&r, "10.0.0.1:2", UNAUTH, "a", 2), 0);
-	assert_int_equal(rn_refuselog_note(&r, "10.0.0.1:2", UNAUTH, "b", 3), 1);  /* reason */
-	assert_int_equal(rn_refuselog_note(&r, "10.0.0.1:2", 3, "a", 4), 1);       /* status */
-	assert_int_equal(rn_refuselog_note(&r, "10.0.0.2:2", UNAUTH, "a", 5), 1);  /* peer */
+	assert_int_equal(rn_refuselog_note(&r, "10.0.0.1:2", UNAUTH, "b", 3), 1); /* reason */
+	assert_int_equal(rn_refuselog_note(&r, "10.0.0.1:2", 3, "a", 4), 1);      /* status */
+	assert_int_equal(rn_refuselog_note(&r, "10.0.0.2:2", UNAUTH, "a", 5), 1); /* peer */
 	assert_int_equal(rn_refuselog_note(&r, "[::1]:80", UNAUTH, "a", 6), 1);
 	assert_int_equal(rn_refuselog_note(&r, "[::1]:81", UNAUTH, "a", 7), 0);
 	assert_string_equal(r.kind[4].peer, "[::1]");
@@ -98,8 +100,7 @@ static void test_many_addresses(void **state)
 		for (int i = 0; i < 10000; i++) {
 			char peer[32];
 			snprintf(peer, sizeof(peer), "10.%d.%d.%d:1", period, i / 256, i % 256);
-			lines += rn_refuselog_note(&r, peer, UNAUTH, "x",
-						   period * 10 * S + i);
+			lines += rn_refuselog_note(&r, peer, UNAUTH, "x", period * 10 * S + i);
 		}
 		assert_true(lines <= RN_REFUSELOG_FIRSTS);
 		size_t summaries = rn_refuselog_tick(&r, (period + 1) * 10 * S, emit, &s);

@@ -16,11 +16,11 @@
 
 static void test_golden_requests(void **state)
 {
-	static const uint8_t create[] = {0x0a, 0x17, 0x0a, 0x13, 'm', 'a', 'i', 'n', '.', 'd', 'e',
-					 'f', 'a', 'u', 'l', 't', '.', 'e', 'v', 'e', 'n', 't', 's',
-					 0x20, 0x02};
-	static const uint8_t ingest[] = {0x12, 0x0c, 0x08, 0x00, 0x1a, 0x08,
-					 '{', '"', 'i', 'd', '"', ':', '1', '}'};
+	static const uint8_t create[] = {0x0a, 0x17, 0x0a, 0x13, 'm', 'a',  'i', 'n', '.',
+					 'd',  'e',  'f',  'a',  'u', 'l',  't', '.', 'e',
+					 'v',  'e',  'n',  't',  's', 0x20, 0x02};
+	static const uint8_t ingest[] = {0x12, 0x0c, 0x08, 0x00, 0x1a, 0x08, '{',
+					 '"',  'i',  'd',  '"',  ':',  '1',  '}'};
 	struct rn_zb_request r;
 	const char *why = NULL;
 	(void)state;
@@ -45,7 +45,8 @@ static void test_persistent_numbering(void **state)
 {
 	/* resume_stream{stream_id "s"} and ingest_record_batch{offset 300, proto batch} */
 	static const uint8_t resume[] = {0x12, 0x03, 0x0a, 0x01, 's'};
-	static const uint8_t batch[] = {0x22, 0x09, 0x08, 0xac, 0x02, 0x12, 0x04, 0x0a, 0x02, 'h', 'i'};
+	static const uint8_t batch[] = {0x22, 0x09, 0x08, 0xac, 0x02, 0x12,
+					0x04, 0x0a, 0x02, 'h',  'i'};
 	static const uint8_t create[] = {0x0a, 0x05, 0x0a, 0x03, 0x0a, 0x01, 't'};
 	struct rn_zb_request r;
 	const char *why;
@@ -119,11 +120,20 @@ static void test_clock_header(void **state)
 	int64_t us = -1;
 	(void)state;
 	const char *ok = "5f0c1a2b-77aa-4b1e-9c3d-0123456789ab 123456789";
-	assert_int_equal(rn_zb_parse_clock((const uint8_t *)ok, strlen(ok), id, sizeof(id), &us), 0);
+	assert_int_equal(rn_zb_parse_clock((const uint8_t *)ok, strlen(ok), id, sizeof(id), &us),
+			 0);
 	assert_string_equal(id, "5f0c1a2b-77aa-4b1e-9c3d-0123456789ab");
 	assert_int_equal(us, 123456789);
-	const char *bad[] = {"", " 5", "abc", "abc ", "abc 12x", "ABC 5", "abc -5", "abc  5",
-			     "abc 99999999999999999999", "0123456789abcdef0123456789abcdef0123456789 1"};
+	const char *bad[] = {"",
+			     " 5",
+			     "abc",
+			     "abc ",
+			     "abc 12x",
+			     "ABC 5",
+			     "abc -5",
+			     "abc  5",
+			     "abc 99999999999999999999",
+			     "0123456789abcdef0123456789abcdef0123456789 1"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		strcpy(id, "keep");
 		us = 7;
@@ -167,12 +177,9 @@ static void test_http_check(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_golden_requests),
-		cmocka_unit_test(test_persistent_numbering),
-		cmocka_unit_test(test_hostile),
-		cmocka_unit_test(test_golden_responses),
-		cmocka_unit_test(test_clock_header),
-		cmocka_unit_test(test_http_check),
+		cmocka_unit_test(test_golden_requests), cmocka_unit_test(test_persistent_numbering),
+		cmocka_unit_test(test_hostile),         cmocka_unit_test(test_golden_responses),
+		cmocka_unit_test(test_clock_header),    cmocka_unit_test(test_http_check),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,10 +22,14 @@ static void feed(struct rn_up_headers *h, const char *const *lines)
 static void test_grpc_answer(void **state)
 {
 	struct rn_up_headers h;
-	static const char *const lines[] = {
-		"HTTP/2 200 \r\n", "content-type: application/grpc\r\n", "grpc-encoding: identity\r\n",
-		"\r\n", "grpc-status: 8\r\n", "grpc-message: WAL%20queue%20full%0A\r\n",
-		"grpc-retry-pushback-ms: 1500\r\n", NULL};
+	static const char *const lines[] = {"HTTP/2 200 \r\n",
+					    "content-type: application/grpc\r\n",
+					    "grpc-encoding: identity\r\n",
+					    "\r\n",
+					    "grpc-status: 8\r\n",
+					    "grpc-message: WAL%20queue%20full%0A\r\n",
+					    "grpc-retry-pushback-ms: 1500\r\n",
+					    NULL};
 	(void)state;
 	rn_up_headers_reset(&h);
 	assert_int_equal(h.grpc_status, -1);

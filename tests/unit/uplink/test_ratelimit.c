@@ -111,10 +111,8 @@ static void test_idle_caps_at_burst(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_unlimited),
-		cmocka_unit_test(test_burst_and_quantum),
-		cmocka_unit_test(test_long_run_rate),
-		cmocka_unit_test(test_wait_then_take),
+		cmocka_unit_test(test_unlimited),          cmocka_unit_test(test_burst_and_quantum),
+		cmocka_unit_test(test_long_run_rate),      cmocka_unit_test(test_wait_then_take),
 		cmocka_unit_test(test_idle_caps_at_burst),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

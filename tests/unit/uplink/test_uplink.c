@@ -29,26 +29,33 @@ static void test_decode_golden(void **state)
 	struct rn_up_event ev[4];
 	(void)state;
 	/* PersistentStreamResponse: ack 42 is field 3 */
-	assert_int_equal(rn_uplink_decode_response((const uint8_t *)"\x1a\x02\x08\x2a", 4, ev, 4), 1);
+	assert_int_equal(rn_uplink_decode_response((const uint8_t *)"\x1a\x02\x08\x2a", 4, ev, 4),
+			 1);
 	assert_int_equal(ev[0].kind, RN_UP_ACK);
 	assert_int_equal(ev[0].offset, 42);
 	/* create_stream_response{stream_id "sid-1"} */
-	assert_int_equal(rn_uplink_decode_response((const uint8_t *)"\x0a\x07\x0a\x05sid-1", 9, ev, 4), 1);
+	assert_int_equal(
+		rn_uplink_decode_response((const uint8_t *)"\x0a\x07\x0a\x05sid-1", 9, ev, 4), 1);
 	assert_int_equal(ev[0].kind, RN_UP_CREATED);
 	assert_string_equal(ev[0].stream_id, "sid-1");
 	/* resume with and without last_committed_offset */
-	assert_int_equal(rn_uplink_decode_response((const uint8_t *)"\x12\x03\x08\xac\x02", 5, ev, 4), 1);
+	assert_int_equal(
+		rn_uplink_decode_response((const uint8_t *)"\x12\x03\x08\xac\x02", 5, ev, 4), 1);
 	assert_int_equal(ev[0].kind, RN_UP_RESUMED);
 	assert_int_equal(ev[0].offset, 300);
 	assert_int_equal(rn_uplink_decode_response((const uint8_t *)"\x12\x00", 2, ev, 4), 1);
 	assert_int_equal(ev[0].offset, -1);
 	/* close_stream_signal{duration 300 s, 500 ns} */
-	assert_int_equal(rn_uplink_decode_response(
-				 (const uint8_t *)"\x22\x08\x0a\x06\x08\xac\x02\x10\xf4\x03", 10, ev, 4), 1);
+	assert_int_equal(
+		rn_uplink_decode_response(
+			(const uint8_t *)"\x22\x08\x0a\x06\x08\xac\x02\x10\xf4\x03", 10, ev, 4),
+		1);
 	assert_int_equal(ev[0].kind, RN_UP_CLOSE);
 	assert_int_equal(ev[0].close_secs, 300);
 	/* unknown fields are skipped */
-	assert_int_equal(rn_uplink_decode_response((const uint8_t *)"\x2a\x01x\x1a\x02\x08\x01", 7, ev, 4), 1);
+	assert_int_equal(
+		rn_uplink_decode_response((const uint8_t *)"\x2a\x01x\x1a\x02\x08\x01", 7, ev, 4),
+		1);
 	assert_int_equal(ev[0].offset, 1);
 }
 
@@ -56,10 +63,14 @@ static void test_decode_hostile(void **state)
 {
 	struct rn_up_event ev[4];
 	(void)state;
-	assert_int_equal(rn_uplink_decode_response((const uint8_t *)"\x1a\x05\x08", 3, ev, 4), RN_EINVAL);
-	assert_int_equal(rn_uplink_decode_response((const uint8_t *)"\x1a\x00", 2, ev, 4), RN_EINVAL);
-	assert_int_equal(rn_uplink_decode_response((const uint8_t *)"\x0a\x00", 2, ev, 4), RN_EINVAL);
-	assert_int_equal(rn_uplink_decode_response((const uint8_t *)"\x0a\x02\x0a\x00", 4, ev, 4), RN_EINVAL);
+	assert_int_equal(rn_uplink_decode_response((const uint8_t *)"\x1a\x05\x08", 3, ev, 4),
+			 RN_EINVAL);
+	assert_int_equal(rn_uplink_decode_response((const uint8_t *)"\x1a\x00", 2, ev, 4),
+			 RN_EINVAL);
+	assert_int_equal(rn_uplink_decode_response((const uint8_t *)"\x0a\x00", 2, ev, 4),
+			 RN_EINVAL);
+	assert_int_equal(rn_uplink_decode_response((const uint8_t *)"\x0a\x02\x0a\x00", 4, ev, 4),
+			 RN_EINVAL);
 	assert_int_equal(rn_uplink_decode_response((const uint8_t *)"", 0, ev, 4), 0);
 }
 
@@ -140,9 +151,9 @@ static int stop_at_second(void *ctx, const struct rn_up_event *ev, int n)
 
 /* A response body: created, two acks, a message with only an unknown field, a close
  * signal, one more ack; and the events it holds. */
-static const char *const body_msgs[] = {
-	"\x0a\x07\x0a\x05sid-1", "\x1a\x02\x08\x00", "\x1a\x02\x08\x01", "\x2a\x01x",
-	"\x22\x04\x0a\x02\x08\x1e", "\x1a\x02\x08\x02"};
+static const char *const body_msgs[] = {"\x0a\x07\x0a\x05sid-1",    "\x1a\x02\x08\x00",
+					"\x1a\x02\x08\x01",         "\x2a\x01x",
+					"\x22\x04\x0a\x02\x08\x1e", "\x1a\x02\x08\x02"};
 static const size_t body_lens[] = {9, 4, 4, 3, 6, 4};
 
 static void make_body(struct rn_buf *b)
@@ -153,9 +164,11 @@ static void make_body(struct rn_buf *b)
 
 static int events_prefix(const struct collected *c, int whole)
 {
-	static const struct rn_up_event want[] = {
-		{RN_UP_CREATED, "sid-1", -1, 0}, {RN_UP_ACK, "", 0, 0}, {RN_UP_ACK, "", 1, 0},
-		{RN_UP_CLOSE, "", -1, 30},       {RN_UP_ACK, "", 2, 0}};
+	static const struct rn_up_event want[] = {{RN_UP_CREATED, "sid-1", -1, 0},
+						  {RN_UP_ACK, "", 0, 0},
+						  {RN_UP_ACK, "", 1, 0},
+						  {RN_UP_CLOSE, "", -1, 30},
+						  {RN_UP_ACK, "", 2, 0}};
 	if (c->nev > 5 || (whole && c->nev != 5))
 		return 0;
 	for (int i = 0; i < c->nev; i++)
@@ -201,17 +214,20 @@ static void test_feed(void **state)
 			 RN_UP_FEED_STOPPED);
 	assert_int_equal(c.nmsg, 2);
 	rn_grpc_deframer_reset(&df);
-	assert_int_equal(rn_uplink_feed(&df, (const uint8_t *)"\x02\0\0\0\0", 5, collect, &c,
-					&mlen), RN_UP_FEED_BADFLAG);
+	assert_int_equal(
+		rn_uplink_feed(&df, (const uint8_t *)"\x02\0\0\0\0", 5, collect, &c, &mlen),
+		RN_UP_FEED_BADFLAG);
 	rn_grpc_deframer_reset(&df);
-	assert_int_equal(rn_uplink_feed(&df, (const uint8_t *)"\0\x7f\0\0\0", 5, collect, &c,
-					&mlen), RN_UP_FEED_TOOBIG);
+	assert_int_equal(
+		rn_uplink_feed(&df, (const uint8_t *)"\0\x7f\0\0\0", 5, collect, &c, &mlen),
+		RN_UP_FEED_TOOBIG);
 	rn_grpc_deframer_reset(&df);
-	assert_int_equal(rn_uplink_feed(&df, (const uint8_t *)"\1\0\0\0\0", 5, collect, &c,
-					&mlen), RN_UP_FEED_COMPRESSED);
+	assert_int_equal(rn_uplink_feed(&df, (const uint8_t *)"\1\0\0\0\0", 5, collect, &c, &mlen),
+			 RN_UP_FEED_COMPRESSED);
 	rn_grpc_deframer_reset(&df);
-	assert_int_equal(rn_uplink_feed(&df, (const uint8_t *)"\0\0\0\0\2\x1a\x00", 7,
-					collect, &c, &mlen), RN_UP_FEED_BADMSG);
+	assert_int_equal(
+		rn_uplink_feed(&df, (const uint8_t *)"\0\0\0\0\2\x1a\x00", 7, collect, &c, &mlen),
+		RN_UP_FEED_BADMSG);
 	assert_int_equal(mlen, 2);
 	rn_grpc_deframer_free(&df);
 	rn_buf_free(&body);
@@ -270,15 +286,18 @@ static void test_feed_alloc_sweep(void **state)
 		splits++;
 	}
 	printf("sweep uplink response feed, allocation failures: %ld splits of a %zu-byte body, "
-	       "%ld runs\n", splits, body.len, runs);
+	       "%ld runs\n",
+	       splits, body.len, runs);
 	rn_buf_free(&body);
 
 	/* headers and trailers (status, pushback, message) are parsed without allocating: the
 	 * sweep over them ends at N = 1 */
-	static const char *const lines[] = {
-		"HTTP/2 200\r\n", "content-type: application/grpc\r\n", "\r\n",
-		"grpc-status: 8\r\n", "grpc-retry-pushback-ms: 1500\r\n",
-		"grpc-message: slow%20down\r\n"};
+	static const char *const lines[] = {"HTTP/2 200\r\n",
+					    "content-type: application/grpc\r\n",
+					    "\r\n",
+					    "grpc-status: 8\r\n",
+					    "grpc-retry-pushback-ms: 1500\r\n",
+					    "grpc-message: slow%20down\r\n"};
 	struct rn_up_headers h;
 	rn_up_headers_reset(&h);
 	rn_mem_fail_after(1);
@@ -295,12 +314,9 @@ static void test_feed_alloc_sweep(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_decode_golden),
-		cmocka_unit_test(test_decode_hostile),
-		cmocka_unit_test(test_backoff),
-		cmocka_unit_test(test_pushback),
-		cmocka_unit_test(test_episode),
-		cmocka_unit_test(test_feed),
+		cmocka_unit_test(test_decode_golden),    cmocka_unit_test(test_decode_hostile),
+		cmocka_unit_test(test_backoff),          cmocka_unit_test(test_pushback),
+		cmocka_unit_test(test_episode),          cmocka_unit_test(test_feed),
 		cmocka_unit_test(test_feed_alloc_sweep),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

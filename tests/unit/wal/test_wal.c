@@ -38,7 +38,7 @@ static int teardown(void **state)
 
 static struct rn_wal_entry entry(int64_t off, const char *batch)
 {
-	struct rn_wal_entry e = {"stream-1", 8, "main.t", 6, off, 1, (const uint8_t *)batch,
+	struct rn_wal_entry e = {"stream-1",   8, "main.t", 6, off, 1, (const uint8_t *)batch,
 				 strlen(batch)};
 	return e;
 }
@@ -60,8 +60,9 @@ static void test_codec(void **state)
 		for (size_t n = 0; n + off <= sizeof(buf); n += 13) {
 			uint32_t a = rn_crc32c(0, buf + off, n);
 			assert_int_equal(a, rn_crc32c_sw(0, buf + off, n));
-			assert_int_equal(rn_crc32c(rn_crc32c(0, buf + off, n / 2), buf + off + n / 2,
-						   n - n / 2), a);
+			assert_int_equal(rn_crc32c(rn_crc32c(0, buf + off, n / 2),
+						   buf + off + n / 2, n - n / 2),
+					 a);
 		}
 	/* long inputs go through three interleaved 8 KiB streams: lengths around 24 KiB and its
 	 * multiples, odd alignments, and chaining across the stripes */
@@ -77,7 +78,9 @@ static void test_codec(void **state)
 			uint32_t a = rn_crc32c(0, big + off, lens[k]);
 			assert_int_equal(a, rn_crc32c_sw(0, big + off, lens[k]));
 			size_t h = lens[k] / 3 + off;
-			assert_int_equal(rn_crc32c(rn_crc32c(0, big + off, h), big + off + h, lens[k] - h), a);
+			assert_int_equal(
+				rn_crc32c(rn_crc32c(0, big + off, h), big + off + h, lens[k] - h),
+				a);
 			assert_int_equal(rn_crc32c(0x12345678u, big + off, lens[k]),
 					 rn_crc32c_sw(0x12345678u, big + off, lens[k]));
 		}

@@ -90,8 +90,9 @@ static char payload[MAXB][32];
 static struct rn_wal_entry entry(int64_t off)
 {
 	snprintf(payload[off], sizeof(payload[off]), "batch-%lld", (long long)off);
-	struct rn_wal_entry e = {"stream-1", 8, "main.t", 6, off, 1, (const uint8_t *)payload[off],
-				 strlen(payload[off])};
+	struct rn_wal_entry e = {
+		"stream-1",          8, "main.t", 6, off, 1, (const uint8_t *)payload[off],
+		strlen(payload[off])};
 	return e;
 }
 
@@ -206,10 +207,10 @@ static void check_wal(int nb, int64_t keep_from, int unlink_failed)
 
 static void test_io_sweep(void **state)
 {
-	static const unsigned kinds[] = {RN_FS_OPEN,   RN_FS_WRITE,  RN_FS_FSYNC, RN_FS_RENAME,
-					 RN_FS_LINK,   RN_FS_UNLINK, RN_FS_TRUNCATE};
-	static const char *const names[] = {"open", "write", "fsync", "rename", "link", "unlink",
-					    "truncate"};
+	static const unsigned kinds[] = {RN_FS_OPEN, RN_FS_WRITE,  RN_FS_FSYNC,   RN_FS_RENAME,
+					 RN_FS_LINK, RN_FS_UNLINK, RN_FS_TRUNCATE};
+	static const char *const names[] = {"open", "write",  "fsync",   "rename",
+					    "link", "unlink", "truncate"};
 	static const int errs[] = {EIO, ENOSPC};
 	int nb = long_mode ? 40 : 8;
 	long runs = 0, ops;
