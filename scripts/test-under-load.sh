@@ -12,7 +12,7 @@ runs=${1:-5}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 sudo=$([ "$(id -u)" = 0 ] || echo sudo)
 command -v stress-ng >/dev/null ||
-	{ $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq stress-ng; }
+	{ $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq stress-ng >/dev/null; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/runnel-load.XXXXXX")
 git clone -q "$repo" "$work/src"
