@@ -352,4 +352,18 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    code = 0
+    try:
+        main()
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except BaseException:
+        import traceback
+        traceback.print_exc()
+        code = 1
+    # The answer is printed: leave without the interpreter's finalization, where grpcio's
+    # objects can deadlock in their destructors (seen on a loaded machine: the process hung
+    # in Py_FinalizeEx for minutes after printing its result).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
