@@ -30,6 +30,12 @@ int rn_mem_fail_reached(void)
 	return atomic_load(&reached);
 }
 
+int rn_mem_fail_disarm(void)
+{
+	atomic_store(&fail_countdown, 0);
+	return atomic_load(&reached);
+}
+
 void rn_mem_fail_after(long nth)
 {
 	atomic_store(&reached, 0);

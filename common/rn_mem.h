@@ -28,4 +28,7 @@ void rn_mem_fail_after(long nth);
  * operation, a sweep learns whether its armed failure was reached inside it. */
 int rn_mem_fail_reached(void);
 
+/* Disarms the hook and returns rn_mem_fail_reached(): the end of one step of a sweep. */
+int rn_mem_fail_disarm(void);
+
 #endif

@@ -252,22 +252,6 @@ static void test_descriptor(void **state)
 	rn_buf_free(&d);
 }
 
-/* After a run with rn_mem_fail_after(n): did the nth allocation happen? Probes with more
- * allocations until the countdown would reach it; disarms the hook. */
-static int alloc_fired(long n)
-{
-	for (long i = 0; i < n; i++) {
-		void *p = rn_malloc(1);
-		if (!p) {
-			rn_mem_fail_after(0);
-			return 0;
-		}
-		rn_free(p);
-	}
-	rn_mem_fail_after(0);
-	return 1;
-}
-
 static int sweep_long(void)
 {
 	const char *l = getenv("RN_SWEEP_LONG");
@@ -325,7 +309,7 @@ static void test_alloc_sweep_build(void **state)
 			failures++;
 			assert_int_equal(rn_chunk_close(&b, 42, &out, &scratch), 0);
 		}
-		hit = alloc_fired(n);
+		hit = rn_mem_fail_disarm();
 		if (failures != hit)
 			fail_msg("N = %ld: %d failures reported, the allocation %s", n, failures,
 				 hit ? "failed" : "did not fail");
@@ -356,7 +340,7 @@ static void test_alloc_sweep_descriptor(void **state)
 		assert_int_equal(rn_buf_append(&d, "pre", 3), 0);
 		rn_mem_fail_after(n);
 		rc = rn_chunk_descriptor(&d);
-		hit = alloc_fired(n);
+		hit = rn_mem_fail_disarm();
 		if (rc != (hit ? RN_ENOMEM : 0))
 			fail_msg("N = %ld: descriptor returned %d, the allocation %s", n, rc,
 				 hit ? "failed" : "did not fail");

@@ -431,22 +431,6 @@ static int run_op(int op, struct rn_buffer **b, struct model *m)
 	return RN_EINVAL;
 }
 
-/* An allocation-failure run with rn_mem_fail_after(n): did the nth allocation happen? Probes
- * with further allocations until the countdown would have reached it; disarms the hook. */
-static int alloc_fired(long n)
-{
-	for (long i = 0; i < n; i++) {
-		void *p = rn_malloc(1);
-		if (!p) {
-			rn_mem_fail_after(0);
-			return 0;
-		}
-		rn_free(p);
-	}
-	rn_mem_fail_after(0);
-	return 1;
-}
-
 /* How a sweep makes its Nth thing fail. */
 struct failure {
 	const char *name;
@@ -469,7 +453,7 @@ static void arm(const struct failure *f, long n)
 static int fired(const struct failure *f, long n)
 {
 	if (!f->io)
-		return alloc_fired(n);
+		return rn_mem_fail_disarm();
 	int r = rn_buffer_iofault_fired();
 	rn_buffer_iofault_arm(0, 0, 0, 0);
 	return r;

@@ -56,14 +56,6 @@ static int teardown(void **state)
 	return system(cmd);
 }
 
-/* Was the failure armed by rn_mem_fail_after() reached? The hook is off afterwards. */
-static int fault_hit(void)
-{
-	int hit = rn_mem_fail_reached();
-	rn_mem_fail_after(0);
-	return hit;
-}
-
 static void rm_rf(const char *dir)
 {
 	char cmd[600];
@@ -147,7 +139,7 @@ static void test_commit_sweep(void **state)
 		}
 		rn_mem_fail_after(n);
 		int rc = rn_delta_commit(d, adds, 3, txns, 3, &v);
-		int hit = fault_hit();
+		int hit = rn_mem_fail_disarm();
 		int64_t rows = check(dir, &c, &ver);
 		if (rc) {
 			/* nothing visible, no version taken */
@@ -211,7 +203,7 @@ static void test_checkpoint_sweep(void **state)
 		}
 		rn_mem_fail_after(n);
 		int rc = rn_delta_checkpoint(d, 0, &cv);
-		int hit = fault_hit();
+		int hit = rn_mem_fail_disarm();
 		int64_t rows = check(dir, &c, &ver);
 		assert_int_equal(ver, nver);
 		assert_int_equal(rows, 3 * per * ((nver + 2) / 3));

@@ -34,14 +34,6 @@ static void die(const char *what, struct rn_mat *m)
 	exit(1);
 }
 
-/* Was the failure armed by rn_mem_fail_after() reached? The hook is off afterwards. */
-static int fault_hit(void)
-{
-	int hit = rn_mem_fail_reached();
-	rn_mem_fail_after(0);
-	return hit;
-}
-
 /* Batch `off` of a stream: seqs [off * PER, (off + 1) * PER); every 7th v not a number. */
 static void batch(struct rn_buf *b, int64_t off)
 {
@@ -108,7 +100,7 @@ static int one(const char *root, const char *op, long n)
 	int rc = is_add ? refill_log_add(&wal, m, table, "s0", before, RN_MAT_PROTO, b.data, b.len,
 					 NULL)
 			: rn_mat_flush(m);
-	int hit = fault_hit();
+	int hit = rn_mem_fail_disarm();
 	if (rc && (is_add ? add(m, table, 0, before) : rn_mat_flush(m)))
 		die("retry", m);
 	rn_buf_free(&b);

@@ -64,14 +64,6 @@ static int teardown(void **state)
 	return system(cmd);
 }
 
-/* Was the failure armed by rn_mem_fail_after() reached? The hook is off afterwards. */
-static int fault_hit(void)
-{
-	int hit = rn_mem_fail_reached();
-	rn_mem_fail_after(0);
-	return hit;
-}
-
 static void rm_rf(const char *dir)
 {
 	char cmd[600];
@@ -246,7 +238,7 @@ static void sweep_add(const char *table, int typed, const struct load *ld)
 		rn_mem_fail_after(n);
 		int rc = refill_log_add(&wal, m, table, "s0", ld->nbatches, RN_MAT_PROTO, b.data,
 					b.len, NULL);
-		int hit = fault_hit();
+		int hit = rn_mem_fail_disarm();
 		if (rc) {
 			assert_int_equal(rc, RN_ENOMEM);
 			/* no copy in the materializer: the table was refilled from the log */
@@ -307,7 +299,7 @@ static void sweep_flush(const char *table, int typed, const struct load *ld, int
 		}
 		rn_mem_fail_after(n);
 		rc = rn_mat_flush(m);
-		hit = fault_hit();
+		hit = rn_mem_fail_disarm();
 		/* what is visible now is whole and holds nothing twice */
 		count_table(dr, table, typed, &c);
 		if (rc)
@@ -486,7 +478,7 @@ static void test_create_sweep(void **state)
 		assert_int_equal(rn_mat_create(&m, &o), 0);
 		rn_mem_fail_after(n);
 		int rc = rn_mat_create_from_descriptor(m, "db.t", d.data, d.len);
-		int hit = fault_hit();
+		int hit = rn_mem_fail_disarm();
 		if (rc) {
 			/* nothing registered; on disk at most what was durable (the dead-letter
 			 * table, and the typed table when only later steps failed) */
