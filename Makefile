@@ -10,7 +10,7 @@ DEB_PKGS = build-essential cmake pkg-config git \
 	libcurl4-openssl-dev libzstd-dev libconfig-dev libnghttp2-dev libevent-dev libssl-dev \
 	uuid-dev libcmocka-dev libmosquitto-dev mosquitto mosquitto-clients socat \
 	python3 python3-grpcio python3-protobuf python3-paho-mqtt python3-serial nodejs npm procps zstd curl bc openssl faketime \
-	clang clang-format
+	clang clang-format debootstrap
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -55,8 +55,11 @@ check-build: deps-apt
 
 # The whole suite: format, Release -Werror builds with gcc and clang, then unit (cmocka,
 # ASan/UBSan), fuzz corpus replays and end to end (node:test).
+# Tests labelled "slow" (packaging and cross-builds in debootstrap chroots) run after the
+# rest, one at a time: they are long and use both cores themselves.
 test: deps check-format check-build build
-	cd $(BUILD) && ctest --output-on-failure -j2 --timeout 1200
+	cd $(BUILD) && ctest --output-on-failure -j2 --timeout 1200 -LE slow
+	cd $(BUILD) && ctest --output-on-failure --timeout 2400 -L slow
 
 unit: build
 	cd $(BUILD) && ctest --output-on-failure -L 'unit|fuzz'
