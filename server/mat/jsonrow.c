@@ -361,7 +361,7 @@ static int value(struct dec *d, const struct rn_field *f, struct rn_json_span v)
 	const struct rn_row_sink *s = d->sink;
 	int64_t i = 0;
 	double x = 0;
-	rn_i128 u = 0;
+	rn_i128 u = rn_i128_from_i64(0);
 	int rc;
 
 	switch (f->type) {

@@ -1227,11 +1227,8 @@ static int k_dec(void *c, const struct rn_field *f, rn_i128 u)
 	struct pq_sink *k = c;
 	uint8_t be[16];
 	if (f->precision <= 18)
-		return emit(k, OP_I64, col_of(k, f), (int64_t)u, 0, NULL, 0);
-	for (int i = 15; i >= 0; i--) {
-		be[i] = (uint8_t)(u & 0xff);
-		u >>= 8;
-	}
+		return emit(k, OP_I64, col_of(k, f), rn_i128_to_i64(u), 0, NULL, 0);
+	rn_i128_to_be(u, be);
 	return emit(k, OP_DEC, col_of(k, f), 0, 0, be, 16);
 }
 

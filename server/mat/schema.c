@@ -509,20 +509,20 @@ int rn_decimal_parse(const struct rn_field *f, const char *s, size_t n, rn_i128 
 {
 	size_t i = 0;
 	int neg = 0, intd = 0, fracd = 0, sig = 0;
-	rn_i128 u = 0;
+	rn_i128 u = rn_i128_from_i64(0);
 
 	if (i < n && (s[i] == '-' || s[i] == '+'))
 		neg = s[i++] == '-';
 	/* sig: digits after leading zeros; more than the integer part's share of the precision
 	 * cannot fit (and beyond 38 would overflow the accumulator) */
 	for (; i < n && s[i] >= '0' && s[i] <= '9'; i++, intd++) {
-		if (u == 0 && s[i] == '0')
+		if (rn_i128_sign(u) == 0 && s[i] == '0')
 			continue;
 		if (++sig > f->precision - f->scale) {
 			*why = "too many digits for the column's precision";
 			return RN_EINVAL;
 		}
-		u = u * 10 + (s[i] - '0');
+		u = rn_i128_add(rn_i128_mul_u32(u, 10), rn_i128_from_i64(s[i] - '0'));
 	}
 	if (i < n && s[i] == '.')
 		for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++, fracd++) {
@@ -530,14 +530,14 @@ int rn_decimal_parse(const struct rn_field *f, const char *s, size_t n, rn_i128 
 				*why = "more fractional digits than the column's scale";
 				return RN_EINVAL;
 			}
-			u = u * 10 + (s[i] - '0');
+			u = rn_i128_add(rn_i128_mul_u32(u, 10), rn_i128_from_i64(s[i] - '0'));
 		}
 	if (i != n || intd + fracd == 0) {
 		*why = "not a decimal number";
 		return RN_EINVAL;
 	}
 	for (int k = fracd; k < f->scale; k++)
-		u *= 10;
-	*out = neg ? -u : u;
+		u = rn_i128_mul_u32(u, 10);
+	*out = neg ? rn_i128_neg(u) : u;
 	return 0;
 }

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "rn_buf.h"
+#include "rn_i128.h"
 
 enum rn_type {
 	RN_T_STRING,
@@ -74,8 +75,6 @@ int rn_schema_to_json(const struct rn_schema *s, struct rn_buf *out);
  * schemaString) into s (zeroed by the caller). RN_EINVAL with the reason in err (a type
  * this schema model does not know), RN_ENOMEM. Free s with rn_schema_free in every case. */
 int rn_schema_from_json(struct rn_schema *s, const char *json, size_t len, char *err, size_t cap);
-
-typedef __int128 rn_i128;
 
 /* Parses decimal text of exactly n bytes ("-12.5", "19.99"; no exponent) for a decimal
  * column f into its unscaled value. 0, or RN_EINVAL with *why set: not a decimal number,

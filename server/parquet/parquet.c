@@ -23,6 +23,7 @@
 
 #include "parquet_int.h"
 #include "rn_err.h"
+#include "rn_i128.h"
 #include "rn_mem.h"
 #include "rn_zstd.h"
 #include "thrift.h"
@@ -81,8 +82,7 @@ enum { K_LEAF, K_STRUCT, K_LIST, K_MAP, K_REPEATED };
 /* how statistics compare */
 enum { ST_INT, ST_BOOL, ST_FLOAT, ST_BYTES, ST_DEC128 };
 
-__extension__ typedef __int128 i128;
-__extension__ typedef unsigned __int128 u128;
+typedef rn_i128 i128;
 
 struct pq_stats {
 	int64_t nulls; /* entries without a value */
@@ -478,9 +478,9 @@ static void stat_float(struct pq_stats *s, double v)
 
 static void stat_dec(struct pq_stats *s, i128 v)
 {
-	if (!s->has || v < s->min_x)
+	if (!s->has || rn_i128_cmp(v, s->min_x) < 0)
 		s->min_x = v;
-	if (!s->has || v > s->max_x)
+	if (!s->has || rn_i128_cmp(v, s->max_x) > 0)
 		s->max_x = v;
 	s->has = 1;
 }
@@ -810,10 +810,8 @@ static const int64_t pow10_i64[19] = {1LL,
 /* Is the unscaled v inside decimal(p)? */
 static int dec_fits(i128 v, int p)
 {
-	u128 lim = 1, a = v < 0 ? (u128)0 - (u128)v : (u128)v;
-	for (int i = 0; i < p; i++)
-		lim *= 10;
-	return a < lim;
+	i128 a = rn_i128_sign(v) < 0 ? rn_i128_neg(v) : v; /* |v|, unsigned */
+	return rn_i128_ucmp(a, rn_i128_pow10(p)) < 0;
 }
 
 /* Appends integer-like value v (already range-checked) to leaf l as its physical type. */
@@ -821,22 +819,27 @@ static int put_intlike(struct pq_leaf *l, i128 v)
 {
 	int rc;
 	if (l->ptype == PT_INT32) {
-		int32_t x = (int32_t)v;
+		int32_t x = (int32_t)rn_i128_to_i64(v);
 		rc = rn_buf_append(&l->vals, &x, 4);
 		stat_int(&l->cs, x);
 	} else if (l->ptype == PT_INT64) {
-		int64_t x = (int64_t)v;
+		int64_t x = rn_i128_to_i64(v);
 		rc = rn_buf_append(&l->vals, &x, 8);
 		stat_int(&l->cs, x);
 	} else { /* FLBA: the low type_len bytes, big-endian */
 		uint8_t be[16];
-		u128 u = (u128)v;
-		for (int i = 15; i >= 0; i--, u >>= 8)
-			be[i] = (uint8_t)u;
+		rn_i128_to_be(v, be);
 		rc = rn_buf_append(&l->vals, be + 16 - l->type_len, (size_t)l->type_len);
 		stat_dec(&l->cs, v);
 	}
 	return rc;
+}
+
+/* lo <= v <= hi */
+static int in_range(i128 v, int64_t lo, int64_t hi)
+{
+	return rn_i128_cmp(v, rn_i128_from_i64(lo)) >= 0 &&
+	       rn_i128_cmp(v, rn_i128_from_i64(hi)) <= 0;
 }
 
 /* Range check of v for the leaf column child col would write, before any side effect. */
@@ -846,14 +849,14 @@ static int range_ok(struct rn_pq_writer *w, size_t col, i128 v)
 	if (!t || t->kind != K_LEAF)
 		return 1; /* leaf_begin reports the error */
 	switch (t->col->type) {
-	case RN_PQ_INT8: return v >= -128 && v <= 127;
-	case RN_PQ_INT16: return v >= -32768 && v <= 32767;
+	case RN_PQ_INT8: return in_range(v, -128, 127);
+	case RN_PQ_INT16: return in_range(v, -32768, 32767);
 	case RN_PQ_INT32:
-	case RN_PQ_DATE: return v >= INT32_MIN && v <= INT32_MAX;
+	case RN_PQ_DATE: return in_range(v, INT32_MIN, INT32_MAX);
 	case RN_PQ_DECIMAL:
 		if (t->col->precision <= 18) {
 			int64_t lim = pow10_i64[t->col->precision];
-			return v > -lim && v < lim;
+			return in_range(v, 1 - lim, lim - 1);
 		}
 		return dec_fits(v, t->col->precision);
 	default: return 1;
@@ -868,12 +871,12 @@ int rn_pq_put_i32(struct rn_pq_writer *w, size_t col, int32_t v)
 	int rc;
 	if (t && t->kind == K_LEAF && t->col->type == RN_PQ_DECIMAL && t->col->precision <= 9)
 		types |= T(RN_PQ_DECIMAL);
-	if (!range_ok(w, col, v))
+	if (!range_ok(w, col, rn_i128_from_i64(v)))
 		return (t && t->kind == K_LEAF && (types & T(t->col->type))) ? RN_ERANGE
 									     : RN_EINVAL;
 	if ((rc = leaf_begin(w, col, types, &l)))
 		return rc;
-	return put_intlike(l, v);
+	return put_intlike(l, rn_i128_from_i64(v));
 }
 
 int rn_pq_put_i64(struct rn_pq_writer *w, size_t col, int64_t v)
@@ -883,24 +886,20 @@ int rn_pq_put_i64(struct rn_pq_writer *w, size_t col, int64_t v)
 		T(RN_PQ_INT64) | T(RN_PQ_TIMESTAMP) | T(RN_PQ_TIMESTAMP_NTZ) | T(RN_PQ_DECIMAL);
 	struct pq_node *t = target(w, col);
 	int rc;
-	if (!range_ok(w, col, v))
+	if (!range_ok(w, col, rn_i128_from_i64(v)))
 		return (t && t->kind == K_LEAF && (types & T(t->col->type))) ? RN_ERANGE
 									     : RN_EINVAL;
 	if ((rc = leaf_begin(w, col, types, &l)))
 		return rc;
-	return put_intlike(l, v);
+	return put_intlike(l, rn_i128_from_i64(v));
 }
 
 int rn_pq_put_decimal(struct rn_pq_writer *w, size_t col, const uint8_t be[16])
 {
 	struct pq_node *t = target(w, col);
 	struct pq_leaf *l;
-	u128 u = 0;
-	i128 v;
+	i128 v = rn_i128_from_be(be);
 	int rc;
-	for (int i = 0; i < 16; i++)
-		u = (u << 8) | be[i];
-	v = (i128)u;
 	if (t && t->kind == K_LEAF && t->col->type == RN_PQ_DECIMAL && !range_ok(w, col, v))
 		return RN_ERANGE;
 	if ((rc = leaf_begin(w, col, T(RN_PQ_DECIMAL), &l)))
@@ -1249,11 +1248,11 @@ static void write_stats(struct rn_tc *t, const struct pq_leaf *l)
 			len = maxlen = 1;
 			break;
 		case PT_FLBA: {
-			u128 a = (u128)s->min_x, b = (u128)s->max_x;
-			for (int i = l->type_len - 1; i >= 0; i--, a >>= 8, b >>= 8) {
-				minb[i] = (uint8_t)a;
-				maxb[i] = (uint8_t)b;
-			}
+			uint8_t a[16], b[16];
+			rn_i128_to_be(s->min_x, a);
+			rn_i128_to_be(s->max_x, b);
+			memcpy(minb, a + 16 - l->type_len, (size_t)l->type_len);
+			memcpy(maxb, b + 16 - l->type_len, (size_t)l->type_len);
 			len = maxlen = (size_t)l->type_len;
 			break;
 		}
@@ -1598,9 +1597,7 @@ static int delta_max(struct rn_buf *out, const uint8_t *s, size_t len, int cut, 
 
 static void dec_be(uint8_t be[16], i128 v)
 {
-	u128 u = (u128)v;
-	for (int i = 15; i >= 0; i--, u >>= 8)
-		be[i] = (uint8_t)u;
+	rn_i128_to_be(v, be);
 }
 
 /* Fills l->last with the Delta-ready statistics of the file just finished. */
@@ -1632,8 +1629,8 @@ static int freeze_stats(struct pq_leaf *l)
 		if (l->stype == ST_INT) {
 			s->min_i = f->min_i;
 			s->max_i = f->max_i;
-			dec_be(s->min_dec, f->min_i);
-			dec_be(s->max_dec, f->max_i);
+			dec_be(s->min_dec, rn_i128_from_i64(f->min_i));
+			dec_be(s->max_dec, rn_i128_from_i64(f->max_i));
 		} else {
 			dec_be(s->min_dec, f->min_x);
 			dec_be(s->max_dec, f->max_x);
@@ -1776,19 +1773,16 @@ int rn_pq_node_stats(const struct rn_pq_writer *w, const struct rn_pq_col *node,
 size_t rn_pq_decimal_format(char *buf, size_t cap, const uint8_t be[16], int scale)
 {
 	char digits[48];
-	u128 u = 0;
+	i128 u = rn_i128_from_be(be);
 	size_t nd = 0, o = 0;
 	int neg;
 
-	for (int i = 0; i < 16; i++)
-		u = (u << 8) | be[i];
 	neg = (be[0] & 0x80) != 0;
 	if (neg)
-		u = (u128)0 - u;
-	do {
-		digits[nd++] = (char)('0' + (int)(u % 10));
-		u /= 10;
-	} while (u);
+		u = rn_i128_neg(u); /* read as unsigned below: the most negative too */
+	do
+		digits[nd++] = (char)('0' + (int)rn_i128_udivmod_u32(&u, 10));
+	while (rn_i128_sign(u) != 0);
 	while ((int)nd <= scale) /* at least one digit before the point */
 		digits[nd++] = '0';
 	if (cap < 42 || scale < 0 || scale > 38) {

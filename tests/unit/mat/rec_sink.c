@@ -52,15 +52,9 @@ int rec_bytes(void *c, const struct rn_field *f, const void *p, size_t n)
 int rec_dec(void *c, const struct rn_field *f, rn_i128 u)
 {
 	(void)c;
-	char tmp[64];
-	int neg = u < 0, i = 63;
-	unsigned __int128 x = neg ? (unsigned __int128)(-u) : (unsigned __int128)u;
-	tmp[i] = 0;
-	do {
-		tmp[--i] = (char)('0' + (int)(x % 10));
-		x /= 10;
-	} while (x);
-	rec_emit("%s=%s%s ", nm(f), neg ? "-" : "", tmp + i);
+	char tmp[48];
+	rn_i128_to_str(u, tmp);
+	rec_emit("%s=%s ", nm(f), tmp);
 	return 0;
 }
 

@@ -14,11 +14,12 @@
 #include "parquet.h"
 #include "rn_buf.h"
 #include "rn_err.h"
+#include "rn_i128.h"
 
 #define TYPES_ROWS 5000
 #define NESTED_ROWS 3000
 
-__extension__ typedef __int128 i128;
+typedef rn_i128 i128;
 
 enum {
 	C_ID,
@@ -77,17 +78,21 @@ static const char *const words[6] = {
 
 static i128 p10(int n)
 {
-	i128 v = 1;
-	while (n-- > 0)
-		v *= 10;
-	return v;
+	return rn_i128_pow10(n);
 }
 
 static void be16(uint8_t out[16], i128 v)
 {
-	__extension__ unsigned __int128 u = (unsigned __int128)v;
-	for (int k = 15; k >= 0; k--, u >>= 8)
-		out[k] = (uint8_t)u;
+	rn_i128_to_be(v, out);
+}
+
+/* a * 10^n + b */
+static i128 scaled(int64_t a, int n, int64_t b)
+{
+	i128 v = rn_i128_from_i64(a);
+	while (n-- > 0)
+		v = rn_i128_mul_u32(v, 10);
+	return rn_i128_add(v, rn_i128_from_i64(b));
 }
 
 #define CK(x)                                                                                      \
@@ -164,12 +169,12 @@ static void types_row(struct rn_pq_writer *w, long i)
 			 i == 17   ? 999999999999999999LL
 			 : i == 18 ? -999999999999999999LL
 				   : (i - 2500) * 123456789012345LL));
-	be16(dec, (i128)(i - 2500) * p10(20) + 7);
+	be16(dec, scaled(i - 2500, 20, 7));
 	CK(rn_pq_put_decimal(w, C_D25, dec));
 	if (i % 17 != 0) {
-		i128 v = i == 19   ? p10(38) - 1
-			 : i == 20 ? 1 - p10(38)
-				   : (i128)(i - 2500) * p10(30) + i;
+		i128 v = i == 19   ? rn_i128_add(p10(38), rn_i128_from_i64(-1))
+			 : i == 20 ? rn_i128_neg(rn_i128_add(p10(38), rn_i128_from_i64(-1)))
+				   : scaled(i - 2500, 30, i);
 		be16(dec, v);
 		CK(rn_pq_put_decimal(w, C_D38, dec));
 	}
