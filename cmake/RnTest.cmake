@@ -12,8 +12,17 @@ endfunction()
 # rn_add_fuzz_target(<name> SOURCES <files...> LIBS <targets...> CORPUS <dir>)
 # With RN_FUZZ (clang): a libFuzzer binary. Always: a replay test that runs the target's
 # entry point over every file of the seed corpus, so the corpus stays valid in every build.
+# With RN_BUILD_SERVER=OFF, a target whose libraries are the server's is left out (said so).
 function(rn_add_fuzz_target name)
   cmake_parse_arguments(F "" "CORPUS" "SOURCES;LIBS" ${ARGN})
+  if(NOT RN_BUILD_SERVER)
+    foreach(l ${F_LIBS})
+      if(NOT TARGET ${l})
+        message(STATUS "RN_BUILD_SERVER=OFF: ${name} not built (needs ${l})")
+        return()
+      endif()
+    endforeach()
+  endif()
   if(RN_FUZZ)
     add_executable(${name} ${F_SOURCES})
     target_compile_options(${name} PRIVATE -fsanitize=fuzzer,address,undefined)
