@@ -15,7 +15,7 @@ DEB_PKGS = build-essential cmake pkg-config git \
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all deps deps-apt deps-npm build build-release check-build test unit demo bench fuzz \
-	package format check-format clean
+	package cross format check-format clean
 
 all: build
 
@@ -78,6 +78,13 @@ fuzz: deps-apt
 	cmake --build build-fuzz -j$(JOBS)
 	tests/fuzz/run.sh $(FUZZ_SECONDS)
 
+# Cross-builds in a Debian 12 chroot kept in $(BUILD)-cross (scripts/cross.sh; root): arm64
+# builds the agent and the server and runs the unit tests under qemu-user, armhf the agent only.
+ARCH ?= arm64
+cross:
+	$(MAKE) deps-apt DEB_PKGS="debootstrap"
+	$(SUDO) scripts/cross.sh $(ARCH) $(BUILD)-cross
+
 package: build-release
 	cd $(BUILD_REL) && cpack
 
@@ -90,4 +97,8 @@ check-format: deps-apt
 		-name '*.[ch]' -print | xargs clang-format --dry-run --Werror
 
 clean:
-	rm -rf $(BUILD) $(BUILD_REL) build-fuzz build-check-gcc build-check-clang
+	@# chroots first: chroot.sh unmounts what a killed run left mounted (/dev, /proc) before
+	@# deleting, where rm -rf would go through the mounts
+	for c in $(BUILD)/cross/chroot $(BUILD)-cross/chroot; do \
+		[ ! -d $$c ] || $(SUDO) scripts/chroot.sh remove $$c || exit 1; done
+	rm -rf $(BUILD) $(BUILD_REL) build-fuzz build-check-gcc build-check-clang $(BUILD)-cross

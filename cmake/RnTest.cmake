@@ -34,3 +34,10 @@ function(rn_add_fuzz_target name)
   add_test(NAME ${name}_replay COMMAND ${name}_replay ${F_CORPUS})
   set_tests_properties(${name}_replay PROPERTIES LABELS fuzz TIMEOUT 120)
 endfunction()
+
+# RN_EMULATOR: what prefixes a test program that a test starts through sh -c: the
+# CMAKE_CROSSCOMPILING_EMULATOR (qemu-user in cross builds) and a space, natively nothing.
+string(REPLACE ";" " " RN_EMULATOR "${CMAKE_CROSSCOMPILING_EMULATOR}")
+if(RN_EMULATOR)
+  string(APPEND RN_EMULATOR " ")
+endif()

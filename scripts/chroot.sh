@@ -6,7 +6,9 @@
 #                                           $RN_CHROOT_CACHE (default build/chroot-cache) so a
 #                                           second chroot costs no download
 #   scripts/chroot.sh run DIR CMD...        run CMD inside DIR with /proc, /dev, /sys and
-#                                           /etc/resolv.conf there, unmounted afterwards
+#                                           /etc/resolv.conf there, unmounted afterwards;
+#                                           RN_CHROOT_BIND="HOST:GUEST[:ro] ..." bind-mounts
+#                                           more host directories for the run
 #   scripts/chroot.sh remove DIR            unmount whatever is left and delete DIR
 #
 # Root only. The mirror is the host's (deb.debian.org unless RN_MIRROR says otherwise).
@@ -59,14 +61,25 @@ create() {
 run() {
 	local dir=$1 rc=0
 	shift
+	# killed half way (a ctest timeout), still leave nothing mounted
+	trap 'unmount_all "$dir"' EXIT
+	trap 'exit 143' TERM INT
 	mountpoint -q "$dir/proc" || mount -t proc proc "$dir/proc"
 	mountpoint -q "$dir/sys" || mount -t sysfs sys "$dir/sys"
 	mountpoint -q "$dir/dev" || mount --bind /dev "$dir/dev"
 	mountpoint -q "$dir/dev/pts" || mount -t devpts devpts "$dir/dev/pts" -o newinstance,ptmxmode=0666 || true
+	local b host guest mode
+	for b in ${RN_CHROOT_BIND:-}; do
+		IFS=: read -r host guest mode <<<"$b"
+		mkdir -p "$dir$guest"
+		mountpoint -q "$dir$guest" || mount --bind "$host" "$dir$guest"
+		[ "$mode" != ro ] || mount -o remount,bind,ro "$dir$guest"
+	done
 	cp -L /etc/resolv.conf "$dir/etc/resolv.conf" 2>/dev/null || true
 	env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
 		LANG=C.UTF-8 TERM=dumb chroot "$dir" "$@" || rc=$?
 	unmount_all "$dir"
+	trap - EXIT TERM INT
 	return $rc
 }
 
