@@ -1,4 +1,5 @@
-# Shared part of cmake/toolchain-*.cmake: Debian's cross compilers for RN_TRIPLET, the
+# Shared part of cmake/toolchain-aarch64-linux-gnu.cmake and
+# cmake/toolchain-arm-linux-gnueabihf.cmake: Debian's cross compilers for RN_TRIPLET, the
 # target's libraries from /usr/lib/RN_TRIPLET (multiarch), programs (protoc-c) from the build
 # machine, and qemu-user as the emulator for ctest.
 set(CMAKE_C_COMPILER ${RN_TRIPLET}-gcc)
