@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "ev_time.h"
 #include "limits.h"
 #include "refuselog.h"
 #include "rn_buf.h"
@@ -882,9 +883,8 @@ int rn_front_create(struct rn_front **out, struct event_base *base,
 		tick = f->opt.slow_timeout_ms / 4;
 	if (tick < 10)
 		tick = 10;
-	struct timeval tv = {(time_t)(tick / 1000), (suseconds_t)(tick % 1000) * 1000};
 	if (!(f->tick_ev = event_new(base, -1, EV_PERSIST, tick_cb, f)) ||
-	    !(f->kick_ev = event_new(base, -1, 0, kick_cb, f)) || event_add(f->tick_ev, &tv)) {
+	    !(f->kick_ev = event_new(base, -1, 0, kick_cb, f)) || rn_ev_add_ms(f->tick_ev, tick)) {
 		rn_front_destroy(f);
 		return RN_ENOMEM;
 	}

@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include <uuid/uuid.h>
 
+#include "ev_time.h"
 #include "front.h"
 #include "limits.h"
 #include "mat.h"
@@ -1300,7 +1301,6 @@ static void on_closed(void *ctx, struct rn_call *c)
 static void stop_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct rn_server *s = arg;
-	struct timeval tv = {0, 200000};
 	(void)what;
 	if (s->stopping)
 		return;
@@ -1313,7 +1313,7 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg)
 		if (st->call)
 			rn_call_finish(st->call, RN_GRPC_UNAVAILABLE, "server shutting down");
 	rn_front_flush(s->front);
-	event_base_loopexit(s->base, &tv);
+	rn_ev_loopexit_ms(s->base, 200);
 }
 
 /* SIGHUP conventionally asks a daemon to reload its config. Reload does not exist yet, and
@@ -1588,9 +1588,7 @@ int rn_server_create(struct rn_server **out, const struct rn_server_conf *conf)
 	s->sig_term = evsignal_new(s->base, SIGTERM, stop_cb, s);
 	s->sig_int = evsignal_new(s->base, SIGINT, stop_cb, s);
 	s->sig_hup = evsignal_new(s->base, SIGHUP, hup_cb, s);
-	struct timeval iv = {conf->flush_interval_ms / 1000,
-			     (conf->flush_interval_ms % 1000) * 1000};
-	event_add(s->flush_ev, &iv);
+	rn_ev_add_ms(s->flush_ev, conf->flush_interval_ms);
 	s->next_flush_us = rn_mono_us() + conf->flush_interval_ms * 1000;
 	s->limits.wal_max_bytes = (uint64_t)conf->wal_max_bytes;
 	s->limits.wal_min_free = (uint64_t)conf->wal_min_free;
