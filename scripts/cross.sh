@@ -118,8 +118,8 @@ build_and_test() {
 		skip_re="$skip_re${skip_re:+|}^$name\$"
 	done
 	in_chroot sh -c "cd /build/$ARCH && ctest -L 'unit|fuzz' ${skip_re:+-E '$skip_re'} -j$JOBS \
-		--timeout 600 --output-on-failure" 2>&1 | tee "$OUT/$ARCH.ctest.log" | grep -v '^ *[0-9]*/[0-9]* Test' ||
-		true
+		--timeout 600 --output-on-failure" 2>&1 | tee "$OUT/$ARCH.ctest.log" |
+		grep -Ev '^ *([0-9]+/[0-9]+ Test|Start +[0-9]+:)' || true
 	grep -q '^100% tests passed' "$OUT/$ARCH.ctest.log" || die "unit tests under $QEMU failed"
 }
 
@@ -174,6 +174,7 @@ if [ $only_prepare = 0 ]; then
 	if [ -f "$ROOT/debian/control" ]; then
 		packages
 	else
+		step ""
 		echo "cross.sh: no debian/ in this tree: no packages built"
 	fi
 fi
