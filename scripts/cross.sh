@@ -44,7 +44,8 @@ CH=$OUT/chroot
 BASE_PKGS="cmake make pkg-config protobuf-c-compiler libprotobuf-dev python3 qemu-user file
 	dpkg-dev"
 # Target libraries: what the agent, buffer, uplink, plugins and tests link; the server's
-# own libraries only where the server is built.
+# own libraries only where the server is built (libevent-dev is not Multi-Arch: same: its
+# arm64 and armhf packages exclude each other, so armhf, agent only, must not need it).
 ARCH_PKGS="crossbuild-essential-$ARCH libc6:$ARCH libprotobuf-c-dev:$ARCH libzstd-dev:$ARCH
 	libsqlite3-dev:$ARCH libcurl4-openssl-dev:$ARCH libconfig-dev:$ARCH libmosquitto-dev:$ARCH
 	libcmocka-dev:$ARCH"
