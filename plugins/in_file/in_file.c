@@ -1001,11 +1001,11 @@ static void dir_watch(struct in_file *f, const char *dir, size_t pi, size_t dept
 		f->holes = 1; /* watched all the same: this machine's changes are seen at once */
 	}
 	if ((wd = inotify_add_watch(f->ino_fd, dir, DIR_MASK)) < 0) {
-		/* gone since we looked (ENOENT, ENOTDIR): the parent's watch saw it go */
-		if (errno != ENOENT && errno != ENOTDIR) {
+		/* gone since the walk saw it (ENOENT, ENOTDIR) or not watchable: the next rescan
+		 * comes soon */
+		if (errno != ENOENT && errno != ENOTDIR)
 			problem(f, dir, errno, "watch directory");
-			f->holes = 1;
-		}
+		f->holes = 1;
 		return;
 	}
 	for (size_t i = 0; i < f->ndw; i++)
