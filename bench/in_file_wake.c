@@ -113,7 +113,10 @@ int main(int argc, char **argv)
 	char conf[4400], sub[4200], err[256];
 	void *data, *inst = NULL;
 	struct rn_source_conf sc = {.type = "file", .name = "bench", .table = "b.b.b"};
-	struct rn_source_host host = {NULL, h_emit, h_pos, h_load, h_accepting, NULL, NULL};
+	struct rn_source_host host = {.emit = h_emit,
+				      .position_changed = h_pos,
+				      .load_position = h_load,
+				      .accepting = h_accepting};
 	unsigned long wakeups = 0, polls = 0;
 	int secs;
 	const char *dir, *sce, *pat;
