@@ -5,26 +5,27 @@
  * ident.h) with the bytes consumed — advanced only as records are emitted, so the host's
  * snapshot always matches the records it has (see plugin.h); lines held in a partial line
  * or a pending multi-line record are not consumed and are read again after a restart.
- * Waking: one inotify descriptor (wait_fd) watches each tailed file for data and, for names,
- * the directories its paths' globs walk through: the directory of the files, or, while a
- * directory of the path does not exist yet, the deepest one that does (walking down as the
- * missing ones appear, back up when they go). Events are filtered by name, so a name that
- * no glob can match costs one wakeup and nothing else; a file at its end is not read again
- * until an event or the periodic rescan (`rescan_interval`, the fallback for lost events
- * and filesystems whose changes raise no event). A matched path that cannot be stat'ed,
- * opened or read (other than not existing) is logged once per path and error, and tried
- * again at each rescan. Offsets are 64-bit everywhere (off_t, uint64_t). Rotation by rename: when
- * the path names another inode, the old file stays open and is read on ("rotated", checkpointed as
- * "+path") until it has been quiet for rotate_wait, while the new file is read from its start;
- * before new data of a path is handed out, the files the path named before are read to their end,
- * so one writer's lines keep their order across the switch; files rotated after the old one
- * (several rotations between two looks) are found beside the path under rotated names and read in
- * between, oldest first (catch_up). After a restart, saved files no longer at their path are looked
- * up in the same directory by identity and finished first, then those rotated after them.
- * A truncated file (copytruncate) is finished from its copy when one is found, then read
- * again from its start. Records that are pieces of a line are marked (emit_rec). Compressed
- * rotated files (.gz, .xz, ...) are never read.
- * One instance per source, created and destroyed by the agent, used on the loop thread.
+ * Waking: one inotify descriptor (wait_fd) watches each tailed file for data and, for
+ * names, the directories its paths' globs walk through: the directory of the files, or,
+ * while a directory of the path does not exist yet, the deepest one that does (walking down
+ * as the missing ones appear, back up when they go). Events are filtered by name, so a name
+ * that no glob can match costs one wakeup and nothing else; a file at its end is not read
+ * again until an event or the periodic rescan (`rescan_interval`, the fallback for lost
+ * events and filesystems whose changes raise no event). A matched path that cannot be
+ * stat'ed, opened or read (other than not existing) is logged once per path and error, and
+ * tried again at each rescan. Offsets are 64-bit everywhere (off_t, uint64_t). Rotation by
+ * rename: when the path names another inode, the old file stays open and is read on
+ * ("rotated", checkpointed as "+path") until it has been quiet for rotate_wait, while the
+ * new file is read from its start; before new data of a path is handed out, the files the
+ * path named before are read to their end, so one writer's lines keep their order across
+ * the switch; files rotated after the old one (several rotations between two looks) are
+ * found beside the path under rotated names and read in between, oldest first (catch_up).
+ * After a restart, saved files no longer at their path are looked up in the same directory
+ * by identity and finished first, then those rotated after them. A truncated file
+ * (copytruncate) is finished from its copy when one is found, then read again from its
+ * start. Records that are pieces of a line are marked (emit_rec). Compressed rotated files
+ * (.gz, .xz, ...) are never read. One instance per source, created and destroyed by the
+ * agent, used on the loop thread.
  */
 #include <dirent.h>
 #include <errno.h>
