@@ -4,9 +4,10 @@
  * (the rescan an hour away) as they appear, and again after they are removed and made anew,
  * while names that cannot match cost no rescan; paths that cannot be read (a FIFO, a
  * directory named as a file, a file its reader may not open) are logged once however many
- * rescans see them, and read as soon as they can be; files past 2 GiB and 4 GiB (sparse) are
- * read from a position near their end, also after a restart from the checkpoint. The rescans
- * are counted from the plugin's own debug lines ("rescan: ..."), captured from stderr.
+ * rescans see them, and read as soon as they can be; a symlinked path is woken by its
+ * target's data; files past 2 GiB and 4 GiB (sparse) are read from a position near their
+ * end, also after a restart from the checkpoint. The rescans are counted from the plugin's
+ * own debug lines ("rescan: ..."), captured from stderr.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -310,6 +311,43 @@ static void test_permission_denied_logged(void **state)
 	rn_log_set_level(RN_LOG_INFO);
 }
 
+/*
+ * A path that is a symlink to a file in a directory nobody watches: the file's own watch
+ * (through the open descriptor) wakes the source on its data, the rescan an hour away.
+ */
+static void test_symlinked_path_wakes(void **state)
+{
+	struct host h = {0};
+	struct src s;
+	char base[600], target[700], link[700];
+	short ev = 0;
+	int fd;
+	int64_t ms;
+	(void)state;
+	test_base(base, sizeof(base), "sym");
+	snprintf(target, sizeof(target), "%s/elsewhere", base);
+	mkdir_ok(target);
+	snprintf(target, sizeof(target), "%s/elsewhere/real.log", base);
+	snprintf(link, sizeof(link), "%s/app.log", base);
+	write_file(target, "w", "r1\n", 3);
+	assert_int_equal(symlink(target, link), 0);
+	src_init(&s, &h, link, 0, 65536);
+	s.fc.rescan_interval_ms = NEVER_MS;
+	src_create(&s);
+	src_poll_now(&s);
+	assert_int_equal(h.n, 1);
+	fd = rn_in_file.wait_fd(s.inst, &ev);
+	assert_false(wait_readable(fd, 0, &ms));
+	write_file(target, "a", "r2\n", 3);
+	assert_int_equal(wake_rescans(&s, fd), 0);
+	assert_int_equal(h.n, 2);
+	assert_string_equal(h.rec[1], "r2");
+	assert_string_equal(h.topic[1], link);
+	src_stop(&s);
+	host_free(&h);
+	rn_log_set_level(RN_LOG_INFO);
+}
+
 /* A sparse file of `size` bytes (a hole: nothing is written). */
 static void sparse(const char *path, off_t size)
 {
@@ -393,6 +431,7 @@ int main(void)
 		cmocka_unit_test(test_missing_dirs_walk),
 		cmocka_unit_test(test_not_regular_logged),
 		cmocka_unit_test(test_permission_denied_logged),
+		cmocka_unit_test(test_symlinked_path_wakes),
 		cmocka_unit_test(test_offsets_past_2g),
 	};
 	return cmocka_run_group_tests(tests, test_setup, test_teardown);
