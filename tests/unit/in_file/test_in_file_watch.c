@@ -59,6 +59,15 @@ static void mkdir_ok(const char *p)
 	assert_int_equal(mkdir(p, 0755), 0);
 }
 
+/* A source on `path` (read_from as given) whose rescan is an hour away: only inotify finds
+ * anything. */
+static void src_start_watched(struct src *s, struct host *h, const char *path, int read_from)
+{
+	src_init(s, h, path, read_from, 65536);
+	s->fc.rescan_interval_ms = NEVER_MS;
+	src_create(s);
+}
+
 /* A test's own directory `name` in test_dir, its path in base; the plugin's debug lines on
  * (the rescans are counted from them). */
 static void test_base(char *base, size_t cap, const char *name)
@@ -90,9 +99,7 @@ static void test_missing_dirs_walk(void **state)
 	snprintf(a, sizeof(a), "%s/a", base);
 	snprintf(b, sizeof(b), "%s/a/b", base);
 	snprintf(pat, sizeof(pat), "%s/a/b/*.log", base);
-	src_init(&s, &h, pat, 1, 65536);
-	s.fc.rescan_interval_ms = NEVER_MS;
-	src_create(&s);
+	src_start_watched(&s, &h, pat, 1);
 	assert_int_equal(poll_rescans(&s), 1); /* the first scan */
 	fd = rn_in_file.wait_fd(s.inst, &ev);
 	assert_true(fd >= 0);
@@ -240,9 +247,7 @@ static int eacces_child(const char *base, int drop)
 	snprintf(secret, sizeof(secret), "%s/secret.log", base);
 	if ((fd = open(secret, O_RDONLY)) >= 0 || errno != EACCES)
 		return 2; /* still privileged: the test would prove nothing */
-	src_init(&s, &h, pat, 0, 65536);
-	s.fc.rescan_interval_ms = NEVER_MS;
-	src_create(&s);
+	src_start_watched(&s, &h, pat, 0);
 	src_poll_now(&s);
 	if (h.n != 1 || strcmp(h.rec[0], "o1"))
 		rc = 3;
@@ -331,9 +336,7 @@ static void test_symlinked_path_wakes(void **state)
 	snprintf(link, sizeof(link), "%s/app.log", base);
 	write_file(target, "w", "r1\n", 3);
 	assert_int_equal(symlink(target, link), 0);
-	src_init(&s, &h, link, 0, 65536);
-	s.fc.rescan_interval_ms = NEVER_MS;
-	src_create(&s);
+	src_start_watched(&s, &h, link, 0);
 	src_poll_now(&s);
 	assert_int_equal(h.n, 1);
 	fd = rn_in_file.wait_fd(s.inst, &ev);
@@ -389,9 +392,7 @@ static void test_offsets_past_2g(void **state)
 	path_of(pat, sizeof(pat), "big*.log");
 	sparse(p2, g2 - 10);
 	sparse(p4, g4 - 6);
-	src_init(&s, &h, pat, 1, 65536);
-	s.fc.rescan_interval_ms = NEVER_MS;
-	src_create(&s);
+	src_start_watched(&s, &h, pat, 1);
 	src_poll_now(&s);
 	assert_int_equal(h.n, 0);
 	write_file(p2, "a", "across 2 GiB: 0123456789\nafter 2 GiB\n", 37);
