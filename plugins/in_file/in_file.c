@@ -31,7 +31,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
-#include <glob.h>
 #include <poll.h>
 #include <regex.h>
 #include <stdio.h>
@@ -46,6 +45,7 @@
 #include "ident.h"
 #include "linesplit.h"
 #include "multiline.h"
+#include "pathpat.h"
 #include "plugin.h"
 #include "rn_clock.h"
 #include "rn_err.h"
@@ -154,9 +154,7 @@ static const struct rn_conf_key file_conf[] = {
 #define CAND_MAX 64             /* rotated files beside a path looked at in one scan */
 #define IGNORED_MAX 64          /* compressed files already logged */
 #define PROBLEM_MAX 256         /* paths with an error already logged (ring) */
-#define PAT_COMPS 64            /* components of a path or glob at most */
 #define DW_MAX 256              /* directory watches per source */
-#define PATH_CAP 4096           /* longest path built from a glob */
 #define FALLBACK_RESCAN_MS 2000 /* rescan_interval at most, where inotify cannot see all */
 /* A directory: names (a matching file or directory comes or goes), itself (deleted or moved:
  * the walk goes back up), attributes (a permission fixed: tried again at once). */
@@ -170,14 +168,6 @@ static const struct rn_conf_key file_conf[] = {
 #define WARN_DWMAX 4u  /* more directories than DW_MAX */
 #define EV_ANY 1       /* read every file (no inotify, or a rescan) */
 #define EV_NAMES 2     /* names came or went (or events were lost): expand the globs again */
-
-/* A path or glob split at its slashes: component i is text[off[i], off[i] + len[i]). The
- * last one names files, the others directories. */
-struct pat {
-	const char *text; /* borrowed from the config */
-	uint16_t off[PAT_COMPS], len[PAT_COMPS];
-	size_t n;
-};
 
 /* A watched directory: it matches the first `depth` components of pattern `pat`, and the
  * names in it that matter are those matching component `depth`. One directory can be
@@ -225,13 +215,13 @@ struct in_file {
 	size_t n, cap;
 	uint8_t *rbuf, *dbuf; /* read buffers: files, and rotated files drained before them */
 	int64_t next_scan_us;
-	int first_scan;      /* no checkpoint: this is the source's very first start */
-	int initial_scan;    /* the first rescan of this run (restores the checkpoint) */
-	struct rn_buf saved; /* checkpoint from the last run; freed after the initial scan */
-	struct tfile *cur;   /* file whose lines are being emitted */
-	int ino_fd;          /* inotify, -1 if unavailable (then every poll reads every file) */
-	unsigned warned;     /* WARN_* said already (once per source) */
-	struct pat *pats;    /* conf->paths split, one per path */
+	int first_scan;          /* no checkpoint: this is the source's very first start */
+	int initial_scan;        /* the first rescan of this run (restores the checkpoint) */
+	struct rn_buf saved;     /* checkpoint from the last run; freed after the initial scan */
+	struct tfile *cur;       /* file whose lines are being emitted */
+	int ino_fd;              /* inotify, -1 if unavailable (then every poll reads every file) */
+	unsigned warned;         /* WARN_* said already (once per source) */
+	struct rn_pathpat *pats; /* conf->paths split, one per path */
 	struct dwatch *dw, *dw_old; /* directory watches (DW_MAX each; the old set at a rescan) */
 	size_t ndw;
 	int holes;                            /* some directory is not watched: rescan often */
@@ -914,70 +904,6 @@ static void track(struct in_file *f, const char *path, int from_glob)
 	add_file(f, path, path, at, 0);
 }
 
-/* Splits `text` at its slashes into p. -1 if it has more than PAT_COMPS components or is
- * longer than PATH_CAP; 0 components is possible ("/"). */
-static int pat_split(struct pat *p, const char *text)
-{
-	size_t i = 0, len = strlen(text);
-	p->text = text;
-	p->n = 0;
-	if (len >= PATH_CAP)
-		return -1;
-	while (i < len) {
-		size_t j = i;
-		if (text[i] == '/') {
-			i++;
-			continue;
-		}
-		while (j < len && text[j] != '/')
-			j++;
-		if (p->n == PAT_COMPS)
-			return -1;
-		p->off[p->n] = (uint16_t)i;
-		p->len[p->n++] = (uint16_t)(j - i);
-		i = j;
-	}
-	return 0;
-}
-
-static int comp_is_glob(const struct pat *p, size_t k)
-{
-	for (size_t i = 0; i < p->len[k]; i++)
-		if (strchr("*?[\\", p->text[p->off[k] + i]))
-			return 1;
-	return 0;
-}
-
-/* Does the file name `name` match component k of p (as glob(3) would: a leading dot only by
- * a dot)? */
-static int comp_match(const struct pat *p, size_t k, const char *name)
-{
-	char c[256];
-	if (!comp_is_glob(p, k))
-		return strlen(name) == p->len[k] && !memcmp(name, p->text + p->off[k], p->len[k]);
-	if (p->len[k] >= sizeof(c))
-		return 0;
-	memcpy(c, p->text + p->off[k], p->len[k]);
-	c[p->len[k]] = 0;
-	return fnmatch(c, name, FNM_PERIOD) == 0;
-}
-
-/* Appends to the path in buf (length *len) the slashes before component k as the pattern
- * has them (those before the first are in buf already) and then `name` (n bytes). -1 if it
- * does not fit. */
-static int path_push(char *buf, size_t *len, const struct pat *p, size_t k, const char *name,
-		     size_t n)
-{
-	size_t from = k ? (size_t)p->off[k - 1] + p->len[k - 1] : p->off[0], sep = p->off[k] - from;
-	if (*len + sep + n >= PATH_CAP)
-		return -1;
-	memcpy(buf + *len, p->text + from, sep);
-	memcpy(buf + *len + sep, name, n);
-	*len += sep + n;
-	buf[*len] = 0;
-	return 0;
-}
-
 /* Watches directory `dir` for the names of component `depth` of pattern `pi`. A directory
  * that cannot be watched (the watch limit, a network filesystem) leaves a hole: the rescan
  * then runs every FALLBACK_RESCAN_MS. */
@@ -1025,9 +951,9 @@ static void dir_watch(struct in_file *f, const char *dir, size_t pi, size_t dept
  */
 static void walk(struct in_file *f, size_t pi, char *buf, size_t len, size_t depth)
 {
-	const struct pat *p = &f->pats[pi];
+	const struct rn_pathpat *p = &f->pats[pi];
 	const char *dir = len ? buf : ".";
-	int leaf = depth + 1 == p->n, glob = comp_is_glob(p, depth);
+	int leaf = depth + 1 == p->n, glob = rn_pathpat_is_glob(p, depth);
 	size_t l = len;
 	struct stat st;
 	struct dirent *de;
@@ -1035,7 +961,7 @@ static void walk(struct in_file *f, size_t pi, char *buf, size_t len, size_t dep
 	if (leaf || glob)
 		dir_watch(f, dir, pi, depth);
 	if (!glob) {
-		if (path_push(buf, &l, p, depth, p->text + p->off[depth], p->len[depth]))
+		if (rn_pathpat_push(p, depth, buf, &l, p->text + p->off[depth], p->len[depth]))
 			return;
 		if (leaf) {
 			track(f, buf, 0);
@@ -1062,10 +988,10 @@ static void walk(struct in_file *f, size_t pi, char *buf, size_t len, size_t dep
 		problem_clear(f, dir);
 	while ((de = readdir(d))) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
-		    !comp_match(p, depth, de->d_name))
+		    !rn_pathpat_match(p, depth, de->d_name))
 			continue;
 		l = len;
-		if (path_push(buf, &l, p, depth, de->d_name, strlen(de->d_name)))
+		if (rn_pathpat_push(p, depth, buf, &l, de->d_name, strlen(de->d_name)))
 			continue;
 		if (leaf)
 			track(f, buf, 1);
@@ -1080,7 +1006,7 @@ static void walk(struct in_file *f, size_t pi, char *buf, size_t len, size_t dep
  * in the first one, restores the checkpoint. */
 static void rescan(struct in_file *f)
 {
-	char buf[PATH_CAP];
+	char buf[RN_PATHPAT_MAX];
 	struct dwatch *old = f->dw;
 	size_t nold = f->ndw;
 	if (f->initial_scan)
@@ -1090,7 +1016,7 @@ static void rescan(struct in_file *f)
 	f->ndw = 0;
 	f->holes = 0;
 	for (size_t i = 0; i < f->conf->paths.n; i++) {
-		const struct pat *p = &f->pats[i];
+		const struct rn_pathpat *p = &f->pats[i];
 		size_t len;
 		if (!p->n)
 			continue;
@@ -1143,7 +1069,7 @@ static int dir_event(struct in_file *f, int wd, uint32_t mask, const char *name)
 			return EV_NAMES;
 		if ((mask & IN_ATTRIB) && !f->nproblems)
 			return 0;
-		if (!*name || comp_match(&f->pats[w->pat], w->depth, name))
+		if (!*name || rn_pathpat_match(&f->pats[w->pat], w->depth, name))
 			return EV_NAMES;
 	}
 	return 0;
@@ -1607,8 +1533,8 @@ static int file_check(const struct rn_source_conf *sc, char *err, size_t cap)
 		return RN_ECONFIG;
 	}
 	for (size_t i = 0; i < c->paths.n; i++) {
-		struct pat p;
-		int bad = pat_split(&p, c->paths.v[i]);
+		struct rn_pathpat p;
+		int bad = rn_pathpat_split(&p, c->paths.v[i]);
 		if (bad || !p.n) {
 			snprintf(err, cap, "source '%s': paths entry \"%s\" %s",
 				 sc->name ? sc->name : "?", c->paths.v[i],
@@ -1693,7 +1619,7 @@ static int file_create(void **inst, const struct rn_source_conf *conf,
 		return RN_ENOMEM;
 	}
 	for (size_t i = 0; i < f->conf->paths.n; i++)
-		pat_split(&f->pats[i], f->conf->paths.v[i]); /* check() accepted them */
+		rn_pathpat_split(&f->pats[i], f->conf->paths.v[i]); /* check() accepted them */
 	f->host = *host;
 	f->first_scan = host->load_position(host->ctx, &f->saved) == RN_ENOTFOUND;
 	f->initial_scan = 1;
