@@ -93,6 +93,7 @@ plugin() {
 }
 
 run() {
+	soft=""
 	log=/tmp/run
 	mkdir -p $log
 	chmod 777 $log
@@ -113,12 +114,19 @@ run() {
 		kill $apid $spid 2>/dev/null || true
 		fail "the inbox file did not reach the table"
 	fi
+	# an operator who is not root, in group runnel, asks the running agent (agent.sock is
+	# 0660 in the 0750 state directory)
+	id rnop >/dev/null 2>&1 || useradd -M -G runnel rnop
+	st=$(setpriv --reuid=rnop --regid=rnop --init-groups runnel-agent status 2>&1) &&
+		echo "$st" | grep -q inbox || { echo "$st"; soft="runnel-agent status as a member of group runnel"; }
 	kill -TERM $apid
 	wait $apid || { rc=$?; tail -5 $log/agent.log; fail "agent exit status $rc after SIGTERM"; }
 	kill -TERM $spid
 	wait $spid || { rc=$?; tail -5 $log/server.log; fail "server exit status $rc after SIGTERM"; }
 	ok "server and agent as runnel with the shipped configs: inbox/first.log -> 3 rows in main.default.telemetry"
 	[ "$(stat -c %U /var/lib/runnel/buffer.db)" = runnel ] || fail "buffer.db not owned by runnel"
+	[ -z "${soft:-}" ] || { echo "FAIL: $soft" >&2; exit 3; }
+	ok "runnel-agent status as a member of group runnel"
 }
 
 upgrade() {
