@@ -10,7 +10,8 @@ DEB_PKGS = build-essential cmake pkg-config git \
 	libcurl4-openssl-dev libzstd-dev libconfig-dev libnghttp2-dev libevent-dev libssl-dev \
 	uuid-dev libcmocka-dev libmosquitto-dev mosquitto mosquitto-clients socat \
 	python3 python3-grpcio python3-protobuf python3-paho-mqtt python3-serial nodejs npm procps zstd curl bc openssl faketime \
-	clang clang-format debootstrap
+	clang clang-format debootstrap \
+	debhelper devscripts lintian rpm rpmlint elfutils scdoc systemd
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -78,8 +79,11 @@ fuzz: deps-apt
 	cmake --build build-fuzz -j$(JOBS)
 	tests/fuzz/run.sh $(FUZZ_SECONDS)
 
-package: build-release
-	cd $(BUILD_REL) && cpack
+# runnel-agent, runnel-server, runnel-agent-dev as .deb (debian/) and .rpm
+# (packaging/rpm/runnel.spec) into dist/. Build dependencies as given: `make deps` installs
+# them (DEB_PKGS); nothing else runs (the packaging test is tests/packaging/run.sh).
+package:
+	packaging/build.sh dist
 
 format:
 	find . -path ./build\* -prune -o -path '*/node_modules' -prune -o \
@@ -90,4 +94,4 @@ check-format: deps-apt
 		-name '*.[ch]' -print | xargs clang-format --dry-run --Werror
 
 clean:
-	rm -rf $(BUILD) $(BUILD_REL) build-fuzz build-check-gcc build-check-clang
+	rm -rf $(BUILD) $(BUILD_REL) build-fuzz build-check-gcc build-check-clang dist
