@@ -55,6 +55,7 @@ struct rn_server_conf {
 	struct rn_conf_strlist tables; /* created at start */
 	struct rn_conf_list schemas;   /* typed tables (struct rn_table_schema_conf), created too */
 	int log_level;
+	char *log_file; /* NULL = stderr; reopened on SIGHUP */
 	/* Delta log health (server/delta/delta.h rn_delta_maint) */
 	int64_t checkpoint_interval;
 	int64_t log_retention_ms;
@@ -75,9 +76,22 @@ int rn_server_conf_check(const struct rn_server_conf *c, const char *file, char 
 
 struct rn_server;
 
-/* Recovers the WAL into the tables, then listens. RN_EIO, RN_EINVAL, RN_ENOMEM. */
-int rn_server_create(struct rn_server **out, const struct rn_server_conf *conf);
-/* Runs the loop until a stop signal; then drains and returns 0. */
+/* Recovers the WAL into the tables, then listens. The server takes conf's allocations over
+ * in every case (*conf is zeroed; rn_server_destroy frees them). RN_EIO, RN_EINVAL,
+ * RN_ENOMEM. */
+int rn_server_create(struct rn_server **out, struct rn_server_conf *conf);
+
+/* Loads the config again, as at start (file, checks, command-line overrides) into *out
+ * (zeroed by the caller, freed by the server). 0, or RN_ECONFIG with "FILE:LINE: ..." in
+ * err; on error *out is freed by the server as well. */
+typedef int (*rn_server_load_fn)(void *ctx, struct rn_server_conf *out, char *err, size_t cap);
+
+/* What SIGHUP runs (operations.md "Reload"): reopens the log file, then loads the config with
+ * load and applies what can change live; without a loader SIGHUP only reopens the log. */
+void rn_server_set_reload(struct rn_server *s, rn_server_load_fn load, void *ctx);
+
+/* Runs the loop until a stop signal; then drains and returns 0. Tells systemd READY=1 as it
+ * starts (recovery is done, the front listens), and pings its watchdog when asked to. */
 int rn_server_run(struct rn_server *s);
 void rn_server_destroy(struct rn_server *s);
 
