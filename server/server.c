@@ -1475,9 +1475,9 @@ static int ensure_configured(struct rn_server *s, const char *name)
 }
 
 /*
- * Reload (SIGHUP; docs/operations.md "Reload"). The config is loaded and checked as at start;
- * a config that does not load changes nothing. Otherwise the new config is applied live, with
- * these exceptions: rows marked RN_CONF_F_RESTART keep their running values (logged "changes
+ * Reload (SIGHUP; docs/operations.md "Server reload"). The config is loaded and checked as at
+ * start; a config that does not load changes nothing. Otherwise the new config is applied live,
+ * with these exceptions: rows marked RN_CONF_F_RESTART keep their running values (logged "changes
  * at restart"), and table declarations follow declare_tables(). Calls already open keep what
  * they were admitted with (their token was checked when they opened).
  */
@@ -1502,7 +1502,7 @@ static long schema_index(const struct rn_server_conf *c, const char *table)
 {
 	const struct rn_table_schema_conf *t = c->schemas.items;
 	for (size_t i = 0; i < c->schemas.n; i++)
-		if (!strcmp(t[i].table, table))
+		if (t[i].table && !strcmp(t[i].table, table)) /* NULL: moved by declare_tables */
 			return (long)i;
 	return -1;
 }
@@ -1575,6 +1575,16 @@ static int declare_tables(struct rn_server *s, struct rn_server_conf *old,
 	size_t ne = 0;
 	if (!(e = rn_calloc(old->schemas.n + nc->schemas.n + 1, sizeof(*e))))
 		return RN_ENOMEM;
+	for (size_t i = 0; i < old->schemas.n; i++) {
+		if (!o[i].table || schema_index(nc, o[i].table) >= 0)
+			continue;
+		rn_log_warn("server",
+			    "reload: schemas: table %s is no longer declared; its table and data "
+			    "stay, its declaration is in force until a restart",
+			    o[i].table);
+		e[ne++] = o[i];
+		memset(&o[i], 0, sizeof(o[i]));
+	}
 	for (size_t i = 0; i < nc->schemas.n; i++) {
 		long oi;
 		switch (decl_verdict(old, nc, i, &oi)) {
@@ -1597,16 +1607,6 @@ static int declare_tables(struct rn_server *s, struct rn_server_conf *old,
 		}
 		e[ne++] = n[i];
 		memset(&n[i], 0, sizeof(n[i]));
-	}
-	for (size_t i = 0; i < old->schemas.n; i++) {
-		if (!o[i].table || schema_index(nc, o[i].table) >= 0)
-			continue;
-		rn_log_warn("server",
-			    "reload: schemas: table %s is no longer declared; its table and data "
-			    "stay, its declaration is in force until a restart",
-			    o[i].table);
-		e[ne++] = o[i];
-		memset(&o[i], 0, sizeof(o[i]));
 	}
 	for (size_t i = 0; i < nc->schemas.n; i++)
 		rn_conf_free(k->sub, &n[i]);
@@ -1679,7 +1679,8 @@ static int reload(struct rn_server *s)
 			continue;
 		}
 		changed++;
-		rn_log_info("server", "reload: %s changed", k->key);
+		if (k->type != RN_CONF_LIST) /* schemas: declare_tables says what it does */
+			rn_log_info("server", "reload: %s changed", k->key);
 	}
 	if ((rc = declare_tables(s, &s->conf, &nc))) {
 		rn_log_error("server", "reload refused, the running config stays: out of memory");
@@ -2009,7 +2010,7 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	  fs.window_withheld);
 	F("stream_window_holds_total", "counter",
 	  "Times a stream's window was withheld for stream_inflight_bytes.", fs.stream_holds);
-	/* reload (docs/operations.md "Reload") */
+	/* reload (docs/operations.md "Server reload") */
 	rn_metrics_family(b, P "config_reloads_total", "counter",
 			  "SIGHUP config reloads: applied (ok) or refused, the running config kept "
 			  "(error).");

@@ -86,8 +86,9 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *conf);
  * err; on error *out is freed by the server as well. */
 typedef int (*rn_server_load_fn)(void *ctx, struct rn_server_conf *out, char *err, size_t cap);
 
-/* What SIGHUP runs (operations.md "Reload"): reopens the log file, then loads the config with
- * load and applies what can change live; without a loader SIGHUP only reopens the log. */
+/* What SIGHUP runs (docs/operations.md "Server reload"): reopens the log file, then loads the
+ * config with load and applies what can change live; without a loader SIGHUP only reopens the log.
+ */
 void rn_server_set_reload(struct rn_server *s, rn_server_load_fn load, void *ctx);
 
 /* Runs the loop until a stop signal; then drains and returns 0. Tells systemd READY=1 as it
