@@ -40,11 +40,14 @@ test('runnel-server: SIGHUP reloads tokens, tables and the log file while a stre
   const dir = tmpDir('e2e-reload');
   const logFile = path.join(dir, 'server.log');
   const stop = path.join(dir, 'stop');
-  const server = await new Server({ dir, tables: [T1], token: 'old' }).start();
+  const metricsAt = 'metrics_listen = "127.0.0.1:0";';
+  const server = await new Server({ dir, tables: [T1], token: 'old', extra: metricsAt }).start();
   const addr = `127.0.0.1:${server.port}`;
-  const conf = (o) => serverConfig({
-    listen: '127.0.0.1:0', dataRoot: server.dataRoot, flushMs: 200, ...o,
+  const conf = ({ extra = '', ...o }) => serverConfig({
+    listen: '127.0.0.1:0', dataRoot: server.dataRoot, flushMs: 200, extra: `${metricsAt}\n${extra}`, ...o,
   });
+  const mline = server.proc.log.find((l) => /metrics on 127\.0\.0\.1:\d+/.test(l));
+  const metrics = async () => (await fetch(`http://127.0.0.1:${mline.match(/:(\d+) /)[1]}/metrics`)).text();
   // each SIGHUP is waited for by its "config reloaded" / "reload refused" line in the log file
   const hup = async (re) => {
     const before = countIn(logFile, re);
@@ -122,6 +125,11 @@ test('runnel-server: SIGHUP reloads tokens, tables and the log file while a stre
     assert.equal(fs.statSync(`${logFile}.1`).size, oldSize, 'nothing more in the renamed file');
     ack = lastAck(steady);
     await waitFor(() => lastAck(steady) >= ack + 5, { timeoutMs: 20000, what: 'the stream acked after more reloads' });
+    const text = await metrics();
+    assert.match(text, /^runnel_server_config_reloads_total\{result="ok"\} 7$/m);
+    assert.match(text, /^runnel_server_config_reloads_total\{result="error"\} 1$/m);
+    const loaded = Number(text.match(/^runnel_server_config_last_reload_success_timestamp_seconds (\d+)/m)[1]);
+    assert.ok(Math.abs(loaded - Date.now() / 1000) < 120, `last reload at ${loaded}`);
     const m = await (async () => {
       fs.writeFileSync(stop, '');
       await steady.exitPromise;

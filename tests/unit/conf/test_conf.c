@@ -351,10 +351,12 @@ static void test_help(void **state)
  * copy, so both structs still free cleanly. */
 static void test_key_equal_and_swap(void **state)
 {
-	static const char *a_text = "big = 1; paths = [\"x\", \"y\"]; agent: { name = \"n\"; };\n"
-				    "sources = ( { type = \"file\"; name = \"s\"; glob = \"*.log\"; } );";
-	static const char *b_text = "big = 1; paths = [\"x\", \"z\"]; agent: { name = \"m\"; };\n"
-				    "sources = ( { type = \"file\"; name = \"s\"; glob = \"*.txt\"; } );";
+	static const char *a_text =
+		"big = 1; paths = [\"x\", \"y\"]; agent: { name = \"n\"; };\n"
+		"sources = ( { type = \"file\"; name = \"s\"; glob = \"*.log\"; } );";
+	static const char *b_text =
+		"big = 1; paths = [\"x\", \"z\"]; agent: { name = \"m\"; };\n"
+		"sources = ( { type = \"file\"; name = \"s\"; glob = \"*.txt\"; } );";
 	struct conf a = {0}, b = {0}, a2 = {0};
 	char err[256];
 	long live = rn_mem_live();
