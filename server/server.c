@@ -1694,12 +1694,14 @@ static int reload(struct rn_server *s)
 			rn_log_info("server", "reload: table %s created", nc.tables.v[i]);
 	}
 	/* in force: the new config (with the old restart-only values swapped in) */
+	int new_interval = s->conf.flush_interval_ms != nc.flush_interval_ms;
 	rn_conf_free(rn_server_conf_table, &s->conf);
 	s->conf = nc;
 	memset(&nc, 0, sizeof(nc));
 	rn_log_set_level((enum rn_log_level)s->conf.log_level);
 	apply_limits(s);
-	arm_flush(s);
+	if (new_interval) /* else the next flush stays when it was due */
+		arm_flush(s);
 	struct rn_front_options fo;
 	front_options(&s->conf, &fo);
 	if (rn_front_set_limits(s->front, &fo))
