@@ -88,8 +88,10 @@ const struct rn_conf_key rn_server_conf_table[] = {
 	{"metrics_listen", RN_CONF_LISTEN, NULL, OFF(metrics_listen), 0, 0,
 	 "IP:port of the HTTP/1.1 /metrics (Prometheus) and /healthz endpoint; unset = off", NULL,
 	 NULL, 0, RN_CONF_F_RESTART},
-	{"token", RN_CONF_STRING, NULL, OFF(token), 0, 0,
-	 "bearer token clients must send; unset = no authentication"},
+	{"token", RN_CONF_STRLIST, NULL, OFF(token), 0, 0,
+	 "bearer token clients must send, or a list of tokens any of which is accepted (to "
+	 "rotate: add the new one, reload, move the clients over, remove the old one, reload); "
+	 "unset = no authentication"},
 	{"flush_interval_ms", RN_CONF_INT, "1000", OFF(flush_interval_ms), 10, 3600000,
 	 "how often durable records are committed to their Delta tables"},
 	{"max_message_bytes", RN_CONF_SIZE, "10M", OFF(max_message_bytes), 1024, (int64_t)1 << 30,
@@ -989,9 +991,14 @@ static int refill_table(void *ctx, struct rn_mat *m, const char *table)
 
 static int check_auth(const struct rn_server *s, const char *auth)
 {
-	if (!s->conf.token)
+	if (!s->conf.token.n)
 		return 1;
-	return auth && !strncmp(auth, "Bearer ", 7) && !strcmp(auth + 7, s->conf.token);
+	if (!auth || strncmp(auth, "Bearer ", 7) || !auth[7])
+		return 0; /* an empty token never matches, even an empty one in the config */
+	for (size_t i = 0; i < s->conf.token.n; i++)
+		if (!strcmp(auth + 7, s->conf.token.v[i]))
+			return 1;
+	return 0;
 }
 
 static int on_open(void *ctx, struct rn_call *c, const struct rn_call_info *info, const char **msg)

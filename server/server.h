@@ -32,9 +32,9 @@ struct rn_server_conf {
 	char *listen;         /* host:port */
 	char *metrics_listen; /* host:port of /metrics and /healthz; NULL = off */
 	char *data_root;
-	char *wal_dir;             /* NULL = data_root/_wal */
-	char *token;               /* NULL = no authentication */
-	int64_t flush_interval_ms; /* materializer commit interval */
+	char *wal_dir;                /* NULL = data_root/_wal */
+	struct rn_conf_strlist token; /* accepted bearer tokens; none = no authentication */
+	int64_t flush_interval_ms;    /* materializer commit interval */
 	int64_t max_message_bytes;
 	/* Limits (server/README.md "Limits"); 0 = off where the row says so */
 	int64_t wal_max_bytes;

@@ -92,9 +92,10 @@ test('runnel-server: SIGHUP reloads tokens, tables and the log file while a stre
     const still = await client(addr, 'ingest', '--token', 'new', '--records', '2', '--batches', '1');
     assert.deepEqual(still.acks, [0], 'the running token still works after a refused reload');
 
-    // 3. logrotate: the file is renamed, SIGHUP reopens the configured name
+    // 3. logrotate: the file is renamed, SIGHUP reopens the configured name; a token list
+    // (a rotation under way) accepts each of its tokens
     fs.writeFileSync(server.conf, conf({
-      tables: [T1, T2], token: 'new', extra: `log_file = "${logFile}";\nschemas = ( { table = "${TYPED}"; columns = ( { name = "v"; type = "long"; } ); } );`,
+      tables: [T1, T2], extra: `token = [ "new", "newer" ];\nlog_file = "${logFile}";\nschemas = ( { table = "${TYPED}"; columns = ( { name = "v"; type = "long"; } ); } );`,
     }));
     fs.renameSync(logFile, `${logFile}.1`);
     const oldSize = fs.statSync(`${logFile}.1`).size;
@@ -104,6 +105,8 @@ test('runnel-server: SIGHUP reloads tokens, tables and the log file while a stre
     fs.writeFileSync(path.join(dir, 'typed.json'), '{"v": 1}\n{"v": 2}\n');
     const typed = await client(addr, 'ingest', '--token', 'new', '--table', TYPED, '--json-file', path.join(dir, 'typed.json'), '--records', '2');
     assert.deepEqual(typed.acks, [0], 'the table declared by the reload takes records');
+    const newer = await client(addr, 'ingest', '--token', 'newer', '--records', '2', '--batches', '1');
+    assert.deepEqual(newer.acks, [0], 'either token of the list is accepted');
 
     // 4. a changed declaration is refused naming the table (the old one stays in force); a
     // restart-only setting keeps its value; then the declaration is removed: the table stays
@@ -117,6 +120,8 @@ test('runnel-server: SIGHUP reloads tokens, tables and the log file while a stre
     fs.writeFileSync(server.conf, typedConf(''));
     await hup(/config reloaded/);
     assert.match(readLog(logFile), /table main\.default\.typed is no longer declared/);
+    assert.equal((await client(addr, 'status', '--token', 'newer')).code, 'UNAUTHENTICATED',
+      'a token removed from the list is refused');
     const typed2 = await client(addr, 'ingest', '--token', 'new', '--table', TYPED, '--json-file', path.join(dir, 'typed.json'), '--records', '2');
     assert.deepEqual(typed2.acks, [0], 'a table whose declaration was removed is still written, as declared');
 
