@@ -45,6 +45,22 @@ struct load_args {
 	int verbose;        /* -v: log_level debug whatever the file says */
 };
 
+/* FNV-1a 64 of the file, so /metrics tells which version of it is in force. */
+static void checksum(const char *path, char *out, size_t cap)
+{
+	uint64_t h = 14695981039346656037ULL;
+	unsigned char buf[4096];
+	size_t n;
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return;
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		for (size_t i = 0; i < n; i++)
+			h = (h ^ buf[i]) * 1099511628211ULL;
+	fclose(f);
+	snprintf(out, cap, "%016llx", (unsigned long long)h);
+}
+
 /* rn_server_load_fn: the file (or the defaults), its checks, then the overrides. */
 static int load_conf(void *ctx, struct rn_server_conf *c, char *err, size_t cap)
 {
@@ -76,6 +92,8 @@ static int load_conf(void *ctx, struct rn_server_conf *c, char *err, size_t cap)
 	}
 	if (a->verbose)
 		c->log_level = RN_LOG_DEBUG;
+	if (a->file)
+		checksum(a->file, c->checksum, sizeof(c->checksum));
 	return 0;
 }
 

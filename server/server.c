@@ -1715,7 +1715,8 @@ static int reload(struct rn_server *s)
 		rn_log_error("server", "reload: the front's timer could not be rescheduled");
 	check_pressure(s, NULL);
 	s->stats.config_loaded_s = (int64_t)time(NULL);
-	rn_log_info("server", "config reloaded: %zu setting(s) changed", changed);
+	rn_log_info("server", "config reloaded: %zu setting(s) changed (checksum %s)", changed,
+		    s->conf.checksum[0] ? s->conf.checksum : "none");
 out:
 	rn_conf_free(rn_server_conf_table, &nc);
 	if (rc)
@@ -2030,6 +2031,12 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	F("config_last_reload_success_timestamp_seconds", "gauge",
 	  "Unix time the running config was loaded (at start or by the last applied reload).",
 	  s->stats.config_loaded_s);
+	char clab[64];
+	snprintf(clab, sizeof(clab), "checksum=\"%s\"", s->conf.checksum);
+	rn_metrics_family(
+		b, P "config_info", "gauge",
+		"The config in force: FNV-1a 64 of its file as last loaded (empty: defaults).");
+	rn_metrics_sample(b, P "config_info", clab, 1);
 #undef F
 #undef P
 }

@@ -135,6 +135,10 @@ test('runnel-server: SIGHUP reloads tokens, tables and the log file while a stre
     assert.match(text, /^runnel_server_config_reloads_total\{result="error"\} 1$/m);
     const loaded = Number(text.match(/^runnel_server_config_last_reload_success_timestamp_seconds (\d+)/m)[1]);
     assert.ok(Math.abs(loaded - Date.now() / 1000) < 120, `last reload at ${loaded}`);
+    // the checksum of the file in force: FNV-1a 64, as the server computes it
+    let h = 0xcbf29ce484222325n;
+    for (const byte of fs.readFileSync(server.conf)) h = ((h ^ BigInt(byte)) * 0x100000001b3n) & 0xffffffffffffffffn;
+    assert.match(text, new RegExp(`^runnel_server_config_info\\{checksum="${h.toString(16).padStart(16, '0')}"\\} 1$`, 'm'));
     const m = await (async () => {
       fs.writeFileSync(stop, '');
       await steady.exitPromise;
