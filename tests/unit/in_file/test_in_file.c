@@ -151,7 +151,11 @@ static void src_init(struct src *s, struct host *h, const char *path, int read_f
 	assert_int_equal(rn_in_file.conf_size, sizeof(s->fc));
 	s->conf.plugin.table = rn_in_file.conf;
 	s->conf.plugin.data = &s->fc;
-	s->sh = (struct rn_source_host){h, h_emit, h_pos, h_load, h_accepting};
+	s->sh = (struct rn_source_host){.ctx = h,
+					.emit = h_emit,
+					.position_changed = h_pos,
+					.load_position = h_load,
+					.accepting = h_accepting};
 }
 
 static void src_create(struct src *s)
