@@ -11,7 +11,8 @@
 #   RN_BIN       build directory of the agent to measure (default build-release; configured
 #                and built, target runnel-agent only, if it has no agent yet)
 #   RN_BASE_BIN  build directory of the baseline agent; default: RN_BASE_REV exported with
-#                `git archive` into a temp dir and built there (Release, runnel-agent only)
+#                `git archive` and built (Release, runnel-agent only) in
+#                $RN_BENCH_TMP/base-<rev>, which later runs reuse
 #   RN_BASE_REV  baseline revision (default: the merge base of HEAD and main)
 #   RN_BENCH_TMP where the agents' data_dirs go (default build-bench/ in the repository: a
 #                real disk, since tmpfs counts no write_bytes)
@@ -41,10 +42,13 @@ if [ -n "${RN_BASE_BIN:-}" ]; then
 	BASE_REV=${RN_BASE_REV:-given}
 else
 	BASE_REV=${RN_BASE_REV:-$(git merge-base HEAD main)}
-	mkdir -p "$W/base-src"
-	git archive "$BASE_REV" | tar -x -C "$W/base-src"
-	BASE="$W/base-build"
-	build_agent "$W/base-src" "$BASE" -DRN_GIT_REV="$(git rev-parse --short=12 "$BASE_REV")"
+	rev=$(git rev-parse --short=12 "$BASE_REV")
+	BASE="$TMPROOT/base-$rev" # kept: the next run reuses it
+	if [ ! -x "$BASE/agent/runnel-agent" ]; then
+		rm -rf "$BASE" && mkdir -p "$BASE/src"
+		git archive "$BASE_REV" | tar -x -C "$BASE/src"
+		build_agent "$BASE/src" "$BASE" -DRN_GIT_REV="$rev"
+	fi
 fi
 
 start_agent() { # start_agent NAME BIN: prints the agent's pid
@@ -57,7 +61,7 @@ uplink: { url = "http://127.0.0.1:9"; };
 sources = ( { type = "file"; name = "idle"; table = "bench.default.idle";
               paths = [ "$d/idle.log" ]; } );
 CONF
-	"$2/agent/runnel-agent" -c "$d/agent.conf" 2>"$d/agent.log" &
+	"$2/agent/runnel-agent" -c "$d/agent.conf" >/dev/null 2>"$d/agent.log" &
 	echo $!
 }
 

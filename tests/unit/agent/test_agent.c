@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "agent.h"
+#include "agent_int.h"
 #include "buffer.h"
 #include "rn_conf.h"
 #include "rn_err.h"
@@ -277,12 +278,42 @@ static void test_reload(void **state)
 	check_delivered(stream_id(data, "c"), 90);
 }
 
+/* Reload's comparison: the same text is the same source; a difference in a common key, a
+ * plugin key or a route is a change. */
+static void test_source_same(void **state)
+{
+	const char *n[] = {"s"}, *f[] = {"/x.log"};
+	const char *variants[] = {
+		"",
+		"attributes = [ \"k=v\" ];",
+		"max_line_bytes = \"1K\";",
+		"ttl = \"5m\";",
+		"routes = ( { match = \"a/#\"; table = \"c.s.u\"; stream = \"a\"; } );",
+		"routes = ( { match = \"a/+\"; table = \"c.s.u\"; stream = \"a\"; } );",
+	};
+	const size_t nv = sizeof(variants) / sizeof(variants[0]);
+	(void)state;
+	for (size_t i = 0; i < nv; i++)
+		for (size_t j = 0; j < nv; j++) {
+			struct rn_agent_conf *x = load_conf("/tmp", 1, n, f, &variants[i]);
+			struct rn_agent_conf *y = load_conf("/tmp", 1, n, f, &variants[j]);
+			int same = rn_agent__source_same(x->sources.items, y->sources.items);
+			if (same != (i == j))
+				fail_msg("'%s' vs '%s': same = %d", variants[i], variants[j], same);
+			rn_conf_free(rn_agent_conf_table, x);
+			rn_conf_free(rn_agent_conf_table, y);
+			rn_free(x);
+			rn_free(y);
+		}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_offline_then_restart),
 		cmocka_unit_test(test_orphan_stream_delivered),
 		cmocka_unit_test(test_reload),
+		cmocka_unit_test(test_source_same),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
