@@ -124,12 +124,19 @@ int rn_agent_run(struct rn_agent *a, struct rn_agent_signals *sig)
 		}
 		if (a->status_fd >= 0 && nw < WAITFD_MAX)
 			wfd[nw++] = (struct rn_uplink_waitfd){.fd = a->status_fd, .events = POLLIN};
+		if (sig->wake_fd > 0 && nw < WAITFD_MAX) {
+			char buf[64];
+			while (read(sig->wake_fd, buf, sizeof(buf)) > 0)
+				; /* the flags say what happened */
+			wfd[nw++] = (struct rn_uplink_waitfd){.fd = sig->wake_fd, .events = POLLIN};
+		}
 		rn_agent__tick(a, now);
 		rn_agent__reap(a);
 		rn_uplink_step(a->uplink);
 		rn_agent__status_socket_serve(a);
-		rn_agent__status_write(a, sig->status_now);
-		sig->status_now = 0;
+		int now_please = sig->status_now;
+		sig->status_now = 0; /* before the write: a SIGUSR1 during it is not lost */
+		rn_agent__status_write(a, now_please);
 		rn_uplink_wait(a->uplink, nw ? wfd : NULL, nw, more ? 0 : sleep_ms(a, nofd));
 	}
 	return RN_AGENT_STOPPED;

@@ -51,6 +51,10 @@ struct rn_agent_signals {
 	volatile sig_atomic_t stop;       /* SIGTERM/SIGINT: leave the loop to drain */
 	volatile sig_atomic_t status_now; /* SIGUSR1: write status.json at once (cleared) */
 	volatile sig_atomic_t reload;     /* SIGHUP: leave the loop to reload (cleared) */
+	/* The read end of a non-blocking pipe the handlers write a byte to after setting a
+	 * flag, so that the loop's wait ends at once; 0 = none (the flags are then seen within
+	 * the loop's longest sleep, 1 s). The loop drains it. */
+	int wake_fd;
 };
 
 enum rn_agent_event { RN_AGENT_STOPPED = 0, RN_AGENT_RELOAD = 1 };

@@ -5,12 +5,14 @@
  * agent's lifetime.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "agent.h"
 #include "plugin.h"
@@ -23,15 +25,21 @@
 #include "status_cli.h"
 
 static struct rn_agent_signals sigs;
+static int wake_w = -1; /* the write end of sigs.wake_fd's pipe */
 
 static void on_signal(int sig)
 {
+	int saved = errno;
 	if (sig == SIGUSR1)
 		sigs.status_now = 1;
 	else if (sig == SIGHUP)
 		sigs.reload = 1;
 	else
 		sigs.stop = 1;
+	if (wake_w >= 0 && write(wake_w, "", 1) < 0) {
+		/* full (the loop has a wake-up pending anyway) */
+	}
+	errno = saved;
 }
 
 static void usage(FILE *f)
@@ -156,6 +164,11 @@ int main(int argc, char **argv)
 		rn_log_error("agent", "data_dir %s: %s", conf.data_dir, strerror(errno));
 		rn_conf_free(rn_agent_conf_table, &conf);
 		return 1;
+	}
+	int wake[2];
+	if (pipe2(wake, O_NONBLOCK | O_CLOEXEC) == 0 && wake[0] > 0) {
+		sigs.wake_fd = wake[0];
+		wake_w = wake[1];
 	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;

@@ -683,13 +683,18 @@ int64_t rn_agent__next_deadline(struct rn_agent *a)
 			t = earlier(t, rn_mono_us() + RETRY_EVERY_US);
 			continue;
 		}
-		if (s->pos_dirty)
-			t = earlier(t, rn_mono_us());
+		uint32_t open = 0;
 		for (size_t k = 0; k < s->nroutes; k++) {
 			const struct rn_chunk_builder *cb = &s->routes[k].cb;
+			open += cb->nrec;
 			if (cb->nrec)
 				t = earlier(t, cb->opened_us + cb->lim.linger_us);
 		}
+		/* A position without records is stored by the tick of the loop turn that saw it;
+		 * still dirty here means that commit failed: retry. With records open it goes in
+		 * with their chunk (at its linger, above). */
+		if (s->pos_dirty && !open)
+			t = earlier(t, rn_mono_us() + RETRY_EVERY_US);
 	}
 	return t;
 }

@@ -278,6 +278,38 @@ static void test_reload(void **state)
 	check_delivered(stream_id(data, "c"), 90);
 }
 
+/* The idle loop sleeps until its next deadline, at most 1 s: once everything is delivered and
+ * nothing is open, every wait is long and none is longer than 1 s. (The stub sleeps at most
+ * 5 ms of each, so status.json's next check, 5 s on, is not reached.) */
+static void test_idle_sleeps(void **state)
+{
+	char data[600], file[600];
+	struct rn_agent_signals sig = {0};
+	struct rn_agent *a;
+	const char *n[] = {"idle"}, *f[] = {file}, *plain[] = {""};
+	(void)state;
+	snprintf(data, sizeof(data), "%s/d4", dir);
+	snprintf(file, sizeof(file), "%s/idle.log", dir);
+	mkdir(data, 0755);
+	memset(&stub, 0, sizeof(stub));
+	stub.online = 1;
+	append_lines(file, 0, 100); /* one full chunk (max_records = 100): closed at once */
+	struct rn_agent_conf *c = load_conf(data, 1, n, f, plain);
+	assert_int_equal(rn_agent_create(&a, c), 0);
+	run_loops(a, &sig, 20);
+	assert_int_equal(stub.nrec, 100);
+	stub.max_timeout = 0;
+	stub.min_timeout = 1 << 30;
+	run_loops(a, &sig, 50);
+	assert_int_equal(stub.max_timeout, 1000);
+	if (stub.min_timeout < 900)
+		fail_msg("an idle wait of %d ms", stub.min_timeout);
+	rn_agent_drain(a);
+	rn_agent_destroy(a);
+	rn_conf_free(rn_agent_conf_table, c);
+	rn_free(c);
+}
+
 /* Reload's comparison: the same text is the same source; a difference in a common key, a
  * plugin key or a route is a change. */
 static void test_source_same(void **state)
@@ -314,6 +346,7 @@ int main(void)
 		cmocka_unit_test(test_orphan_stream_delivered),
 		cmocka_unit_test(test_reload),
 		cmocka_unit_test(test_source_same),
+		cmocka_unit_test(test_idle_sleeps),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

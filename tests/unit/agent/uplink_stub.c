@@ -135,6 +135,10 @@ int rn_uplink_wait(struct rn_uplink *u, struct rn_uplink_waitfd *fds, int nfds, 
 	(void)u;
 	(void)fds;
 	(void)nfds;
+	if (timeout_ms > stub.max_timeout)
+		stub.max_timeout = timeout_ms;
+	if (timeout_ms < stub.min_timeout)
+		stub.min_timeout = timeout_ms;
 	if (timeout_ms > 0)
 		nanosleep(&ts, NULL);
 	if (stub.stop && ++stub.waits >= stub.stop_after)
