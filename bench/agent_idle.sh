@@ -51,7 +51,7 @@ else
 	fi
 fi
 
-start_agent() { # start_agent NAME BIN: prints the agent's pid
+start_agent() { # start_agent NAME BIN: starts it in the background; its pid in AGENT_PID
 	local d="$W/$1"
 	mkdir -p "$d/data"
 	: >"$d/idle.log"
@@ -61,8 +61,8 @@ uplink: { url = "http://127.0.0.1:9"; };
 sources = ( { type = "file"; name = "idle"; table = "bench.default.idle";
               paths = [ "$d/idle.log" ]; } );
 CONF
-	"$2/agent/runnel-agent" -c "$d/agent.conf" >/dev/null 2>"$d/agent.log" &
-	echo $!
+	"$2/agent/runnel-agent" -c "$d/agent.conf" 2>"$d/agent.log" &
+	AGENT_PID=$!
 }
 
 ctxt() { # ctxt PID: context switches of all its threads so far
@@ -72,8 +72,10 @@ ctxt() { # ctxt PID: context switches of all its threads so far
 io() { awk -v k="$2" '$1 == k ":" { print $2 }' "/proc/$1/io"; } # io PID FIELD
 rss_mb() { awk '/^VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 
-base_pid=$(start_agent base "$BASE")
-cur_pid=$(start_agent current "$BIN")
+start_agent base "$BASE"
+base_pid=$AGENT_PID
+start_agent current "$BIN"
+cur_pid=$AGENT_PID
 sleep "$WARM"
 for p in $base_pid $cur_pid; do
 	kill -0 "$p" 2>/dev/null || { echo "an agent died at start:"; tail "$W"/*/agent.log; exit 1; }
