@@ -2,14 +2,16 @@
 // three file sources being appended to and an MQTT source fed through the real mosquitto
 // while the agent is SIGHUPped five times: a config with an error (refused with file:line,
 // the running config kept), a source added, a source removed, a source's settings changed,
-// and the removed source added back. Afterwards every line and message is in the Delta
-// table exactly once and in order per stream (DuckDB), and `runnel-agent status` answered
-// after every reload. Also: status.json is 0640 and the status socket 0660.
+// and the removed source added back; on the way the uplink's window changes (applied at
+// once: a new uplink) and two restart-only settings (kept, with a warning). Afterwards every
+// line and message is in the Delta table exactly once and in order per stream (DuckDB), and
+// `runnel-agent status` answered after every reload. Also: status.json is 0640 and the status
+// socket 0660.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Agent, Server, agentBin, run, sleep, tmpDir, waitFor } from './lib/harness.mjs';
+import { Agent, Server, agentBin, agentConfig, run, sleep, tmpDir, waitFor } from './lib/harness.mjs';
 import { Broker, pub } from './lib/mqtt.mjs';
 import { duckFrom, query, replayLog, verifyTable } from './lib/table.mjs';
 
@@ -20,6 +22,15 @@ function rows(server) {
     return replayLog(server.tableDir(TABLE)).live.reduce((n, f) => n + f.numRecords, 0);
   } catch {
     return 0;
+  }
+}
+
+// An agent whose uplink group can take extra settings (uplinkExtra).
+class ReloadAgent extends Agent {
+  writeConfig() {
+    let text = agentConfig({ dataDir: this.dataDir, ...this.cfg });
+    if (this.cfg.uplinkExtra) text = text.replace(/(backoff_max_ms = \d+;)/, `$1\n  ${this.cfg.uplinkExtra}`);
+    fs.writeFileSync(this.conf, text);
   }
 }
 
@@ -80,7 +91,7 @@ test('runnel-agent: SIGHUP reloads the config with records flowing, exactly once
   const broker = await new Broker({ dir }).start();
   const server = await new Server({ dir, tables: [TABLE] }).start();
   const m = mqttSource(broker.port);
-  const agent = new Agent({
+  const agent = new ReloadAgent({
     dir, url: server.url, lingerMs: 1500, // a stopping source's open chunk holds records
     sources: [fileSource('a', f.a), fileSource('b', f.b), m],
   });
@@ -113,11 +124,18 @@ test('runnel-agent: SIGHUP reloads the config with records flowing, exactly once
     assert.equal(streamOf(agent, 'c'), undefined, 'nothing of the refused config applied');
     assert.ok(streamOf(agent, 'b'), 'b still running');
 
-    // 2. c added
+    // 2. c added; the uplink's window changed (a new uplink resumes every stream); device_id
+    // and buffer.max_bytes changed too, which apply at restart only
+    const logged = (re) => agent.proc.log.some((l) => re.test(l));
     let out = await hup([fileSource('a', f.a), fileSource('b', f.b), fileSource('c', f.c), m], 'c added', {
+      extra: { uplinkExtra: 'window = 8;', deviceId: 'renamed', bufferMaxBytes: 64 << 20 },
       until: () => agent.status()?.reloads === 1 && streamOf(agent, 'c')?.records > 0,
     });
     assert.match(out, /\bc\b/);
+    assert.ok(logged(/reload: uplink settings changed; reconnecting/), 'uplink recreated');
+    assert.ok(logged(/warn agent: reload: agent\.device_id changes at restart; keeping "test-device"/), 'device_id kept');
+    assert.ok(logged(/warn agent: reload: buffer\.max_bytes changes at restart; keeping \d+/), 'max_bytes kept');
+    assert.equal(agent.status().device_id, 'test-device');
     // 3. b removed (its file is still being written: it is read again when b comes back)
     await hup([fileSource('a', f.a), fileSource('c', f.c), m], 'b removed', {
       until: () => agent.status()?.reloads === 2 && agent.proc.log.some((l) => /source b stopped/.test(l)),
@@ -163,6 +181,8 @@ test('runnel-agent: SIGHUP reloads the config with records flowing, exactly once
         SELECT CAST(regexp_extract(payload, '^n=(\\d+)', 1) AS BIGINT) AS n,
           row_number() OVER (ORDER BY seq) AS r FROM ${from} WHERE source = 'm')`);
     assert.equal(Number(mq.out_of_order), 0);
+    const [dev] = await query(`SELECT list(DISTINCT device_id) AS d FROM ${from}`);
+    assert.deepEqual([...dev.d], ['test-device'], 'device_id changes at restart only');
     // a's records after the change carry the new attribute, those before do not
     const [at] = await query(`SELECT count(*) FILTER (WHERE attributes LIKE '%gen%') AS tagged FROM ${from} WHERE source = 'a'`);
     assert.ok(Number(at.tagged) > 0 && Number(at.tagged) < w.n.a, `a: some records tagged gen=2 (${at.tagged})`);
