@@ -136,11 +136,16 @@ void rn_agent__gc_gens(struct rn_agent *a);
 void rn_agent__reap(struct rn_agent *a);
 
 /* status.c */
+/* The status JSON on f; with `stable` the clock-driven fields are 0 (for change checks). */
 void rn_agent__status_json(struct rn_agent *a, FILE *f, int stable);
+/* Updates each stream's records/s (windows of at least 1 s). */
 void rn_agent__sample_rates(struct rn_agent *a);
 /* Writes status.json when `force`, or when its content changed and the last write is
  * STATUS_MIN_US old. */
 void rn_agent__status_write(struct rn_agent *a, int force);
+/* data_dir/agent.sock (0660): opened at create (a failure is logged: status.json only),
+ * served from the loop (each connection gets the JSON and is closed), closed and unlinked
+ * at destroy. */
 void rn_agent__status_socket_open(struct rn_agent *a);
 void rn_agent__status_socket_serve(struct rn_agent *a);
 void rn_agent__status_socket_close(struct rn_agent *a);
