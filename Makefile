@@ -10,7 +10,8 @@ DEB_PKGS = build-essential cmake pkg-config git \
 	libcurl4-openssl-dev libzstd-dev libconfig-dev libnghttp2-dev libevent-dev libssl-dev \
 	uuid-dev libcmocka-dev libmosquitto-dev mosquitto mosquitto-clients socat \
 	python3 python3-grpcio python3-protobuf python3-paho-mqtt python3-serial nodejs npm procps zstd curl bc openssl faketime \
-	clang clang-format debootstrap
+	clang clang-format debootstrap \
+	debhelper devscripts lintian rpm rpmlint elfutils scdoc systemd
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -85,8 +86,11 @@ cross:
 	$(MAKE) deps-apt DEB_PKGS="debootstrap"
 	$(SUDO) scripts/cross.sh $(ARCH) $(BUILD)-cross
 
-package: build-release
-	cd $(BUILD_REL) && cpack
+# runnel-agent, runnel-server, runnel-agent-dev as .deb (debian/) and .rpm
+# (packaging/rpm/runnel.spec) into dist/. Build dependencies as given: `make deps` installs
+# them (DEB_PKGS); nothing else runs (the packaging test is tests/packaging/run.sh).
+package:
+	packaging/build.sh dist
 
 format:
 	find . -path ./build\* -prune -o -path '*/node_modules' -prune -o \
@@ -101,4 +105,4 @@ clean:
 	@# deleting, where rm -rf would go through the mounts
 	for c in $(BUILD)/cross/chroot $(BUILD)-cross/chroot; do \
 		[ ! -d $$c ] || $(SUDO) scripts/chroot.sh remove $$c || exit 1; done
-	rm -rf $(BUILD) $(BUILD_REL) build-fuzz build-check-gcc build-check-clang $(BUILD)-cross
+	rm -rf $(BUILD) $(BUILD_REL) build-fuzz build-check-gcc build-check-clang $(BUILD)-cross dist

@@ -1,11 +1,14 @@
 /*
  * runnel-agent's core: the pipeline (sources -> chunk builders -> buffer), the uplink glue
  * and the single-threaded main loop. One struct rn_agent per process, created by main()
- * from the frozen config, run until SIGTERM/SIGINT, then drained and destroyed.
+ * from the config, run until SIGTERM/SIGINT (with reloads on SIGHUP in between), then
+ * drained and destroyed. Its files are listed in agent/README.md; agent_int.h holds what
+ * they share.
  */
 #ifndef RN_AGENT_H
 #define RN_AGENT_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #include "rn_conf.h"
@@ -43,11 +46,40 @@ int rn_agent_conf_check(const struct rn_agent_conf *c, const char *file, char *e
 
 struct rn_agent;
 
+/* What main's signal handlers set and the loop reads. */
+struct rn_agent_signals {
+	volatile sig_atomic_t stop;       /* SIGTERM/SIGINT: leave the loop to drain */
+	volatile sig_atomic_t status_now; /* SIGUSR1: write status.json at once (cleared) */
+	volatile sig_atomic_t reload;     /* SIGHUP: leave the loop to reload (cleared) */
+	/* The read end of a non-blocking pipe the handlers write a byte to after setting a
+	 * flag, so that the loop's wait ends at once; 0 = none (the flags are then seen within
+	 * the loop's longest sleep, 1 s). The loop drains it. */
+	int wake_fd;
+};
+
+enum rn_agent_event { RN_AGENT_STOPPED = 0, RN_AGENT_RELOAD = 1 };
+
+/* Opens the buffer, creates the uplink and starts every source of conf. conf is borrowed:
+ * it must outlive the agent. 0, or an RN_E* code (buffer, plugin or memory) with nothing
+ * left running. */
 int rn_agent_create(struct rn_agent **out, const struct rn_agent_conf *conf);
-/* Runs until *stop becomes non-zero (set from a signal handler), then commits open chunks and
- * drains for up to 2 s. When *status_now (may be NULL) becomes non-zero (SIGUSR1), status.json
- * is written at once and the flag cleared. Returns 0. */
-int rn_agent_run(struct rn_agent *a, volatile int *stop, volatile int *status_now);
+/* Runs the loop until sig->stop (returns RN_AGENT_STOPPED; nothing is drained yet: call
+ * rn_agent_drain) or sig->reload (cleared; returns RN_AGENT_RELOAD: call rn_agent_reload
+ * or nothing, then run again). Sleeps until the next thing to do, at most 1 s, and pings
+ * the systemd watchdog when one is set. */
+int rn_agent_run(struct rn_agent *a, struct rn_agent_signals *sig);
+/* Commits the open chunks and delivers for up to 2 s; then writes status.json. */
+void rn_agent_drain(struct rn_agent *a);
+/*
+ * Puts a new config in force (see reload.c): unchanged sources keep running, removed ones
+ * stop once what they read is in the buffer, added ones start, changed ones are stopped and
+ * started again (resuming from their stored position). Settings that only apply at start
+ * are logged ("... changes at restart") and keep their running value. conf was loaded with
+ * rn_agent_conf_table and passed rn_agent_conf_check; it is heap-allocated and the agent
+ * takes it over in every case (rn_conf_free + rn_free when no longer used). 0; RN_ENOMEM or
+ * RN_EAGAIN (too many configs still in use) when refused: then nothing changed.
+ */
+int rn_agent_reload(struct rn_agent *a, struct rn_agent_conf *conf);
 void rn_agent_destroy(struct rn_agent *a);
 
 #endif

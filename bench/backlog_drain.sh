@@ -20,9 +20,9 @@ TABLE=bench.default.backlog
 
 bytes_of() { numfmt --from=iec "$1"; }
 records() { status_sum "$W/agent/status.json" records -1; }
-buffer_bytes() { # the agent's status.json buffer_bytes, -1 if it cannot be read
-	python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["buffer_bytes"])' \
-		"$W/agent/status.json" 2>/dev/null || echo -1
+buffer_bytes() { # the agent's live buffer_bytes (status_json), -1 if it cannot be read
+	status_json "$W/agent/status.json" 2>/dev/null |
+		python3 -c 'import json,sys; print(json.load(sys.stdin)["buffer_bytes"])' 2>/dev/null || echo -1
 }
 
 raw=$(bytes_of "$SIZE")

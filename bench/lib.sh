@@ -1,8 +1,8 @@
 # shellcheck shell=bash
 # Helpers shared by the bench/*.sh scripts: the standard input lines (bench_lines), timing
 # (now, since), a process's CPU time and peak RSS from /proc (cpu_s, hwm_mb), a free local port (free_port), starting runnel-server
-# and learning its port (start_server), and reading the agent's status.json (status_sum,
-# all_acked). Only defines functions; a script sources it with `. "$(dirname "$0")/lib.sh"`
+# and learning its port (start_server), and reading the agent's status from its socket or
+# status.json (status_json, status_sum, all_acked). Only defines functions; a script sources it with `. "$(dirname "$0")/lib.sh"`
 # before its cd to the repository root. Safe under `set -euo pipefail`: a helper fails only
 # where its contract says so.
 
@@ -50,21 +50,45 @@ start_server() {
 	exit 1
 }
 
-# status_sum JSON FIELD [DEFAULT]: prints FIELD summed over the streams of the agent's
-# status.json at JSON, or DEFAULT (0) if the file cannot be read yet.
-status_sum() {
-	python3 -c 'import json,sys; print(sum(x[sys.argv[2]] for x in json.load(open(sys.argv[1]))["streams"]))' \
-		"$1" "$2" 2>/dev/null || echo "${3:-0}"
+# status_json JSON: prints the agent's live status: asked on the status socket (agent.sock
+# beside JSON) while the agent answers there, else the status.json file at JSON (which a
+# running agent rewrites only on change and at most every 5 s). Fails if neither is readable.
+status_json() {
+	python3 - "$1" <<'PY'
+import os, socket, sys
+sock = os.path.join(os.path.dirname(sys.argv[1]), "agent.sock")
+try:
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(5)
+    s.connect(sock)
+    buf = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        buf += d
+    sys.stdout.write(buf.decode())
+except OSError:
+    sys.stdout.write(open(sys.argv[1]).read())
+PY
 }
 
-# all_acked JSON N: succeeds if the agent's status.json at JSON exists and shows at least N
-# records over its streams and every stream's chunks acknowledged (acked = next_offset - 1).
+# status_sum JSON FIELD [DEFAULT]: prints FIELD summed over the streams of the agent's status
+# (status_json JSON), or DEFAULT (0) if it cannot be read yet.
+status_sum() {
+	status_json "$1" 2>/dev/null | python3 -c 'import json,sys; print(sum(x[sys.argv[1]] for x in json.load(sys.stdin)["streams"]))' \
+		"$2" 2>/dev/null || echo "${3:-0}"
+}
+
+# all_acked JSON N: succeeds if the agent's status (status_json JSON) can be read and shows at
+# least N records over its streams and every stream's chunks acknowledged (acked =
+# next_offset - 1).
 all_acked() {
-	[ -f "$1" ] && python3 - "$1" "$2" <<'PY'
+	local js
+	js=$(status_json "$1" 2>/dev/null) || return 1
+	python3 -c '
 import json, sys
-s = json.load(open(sys.argv[1]))
-st = s["streams"]
+st = json.loads(sys.argv[1])["streams"]
 ok = sum(x["records"] for x in st) >= int(sys.argv[2]) and all(x["acked"] == x["next_offset"] - 1 for x in st)
-sys.exit(0 if ok else 1)
-PY
+sys.exit(0 if ok else 1)' "$js" "$2"
 }

@@ -5,8 +5,8 @@
 # port: 10 bits per byte, 92,160 B/s. Ptys are not rate limited, so two runs on one agent:
 #   unpaced — MB megabytes written as fast as the pty takes them: the most the agent reaches;
 #   paced   — SECS seconds written at 92,160 B/s: the agent keeps up with a real port.
-# Each run prints bytes/s into the agent (all its lines emitted, from status.json sampled
-# via SIGUSR1) and the ratio to the line rate; the paced run also how long after the last
+# Each run prints bytes/s into the agent (all its lines emitted, from the status socket sampled
+# live) and the ratio to the line rate; the paced run also how long after the last
 # byte on the line the last record was in (status sampling adds ~30 ms), and when the
 # server had acknowledged all of it (so it had been committed to the buffer). Loss check: every line has a number and an
 # NMEA checksum, so a lost or damaged byte turns up as a dead letter or a missing record;
@@ -26,13 +26,12 @@ trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$W"
 mkdir -p "$W/data" "$W/agent"
 TABLE=bench.default.serial
 
-# "records dead_letters acked next_offset" of the one stream (after a fresh status write)
+# "records dead_letters acked next_offset" of the one stream (the live status)
 status() {
-	kill -USR1 "$apid"
-	sleep 0.02
-	[ -f "$W/agent/status.json" ] || { echo "0 0 0 1"; return; }
-	"$PY" -c 'import json,sys; s=json.load(open(sys.argv[1]))["streams"][0]
-print(s["records"], s.get("dead_letters", 0), s["acked"], s["next_offset"])' "$W/agent/status.json"
+	local js
+	js=$(status_json "$W/agent/status.json" 2>/dev/null) || { echo "0 0 0 1"; return; }
+	"$PY" -c 'import json,sys; s=json.loads(sys.argv[1])["streams"][0]
+print(s["records"], s.get("dead_letters", 0), s["acked"], s["next_offset"])' "$js"
 }
 
 socat -d -d pty,raw,echo=0,link="$W/dev0" pty,raw,echo=0,link="$W/dev1" 2>"$W/socat.log" &

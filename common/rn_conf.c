@@ -594,6 +594,8 @@ static void help(const struct rn_conf_key *table, FILE *out, int indent)
 			k->key, tn[k->type], k->help ? k->help : "");
 		if (k->flags & RN_CONF_F_REQUIRED)
 			fprintf(out, " (required)");
+		if (k->flags & RN_CONF_F_RESTART)
+			fprintf(out, " (changes at restart, not on reload)");
 		if (k->def)
 			fprintf(out, " (default %s)", k->def);
 		if (k->min < k->max)
@@ -613,4 +615,102 @@ static void help(const struct rn_conf_key *table, FILE *out, int indent)
 void rn_conf_print_help(const struct rn_conf_key *table, FILE *out)
 {
 	help(table, out, 0);
+}
+
+static int str_equal(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
+}
+
+static int table_equal(const struct rn_conf_key *table, const void *a, const void *b)
+{
+	for (const struct rn_conf_key *k = table; k && k->key; k++)
+		if (!rn_conf_key_equal(k, a, b))
+			return 0;
+	return 1;
+}
+
+int rn_conf_key_equal(const struct rn_conf_key *k, const void *a, const void *b)
+{
+	const void *pa = (const char *)a + k->offset, *pb = (const char *)b + k->offset;
+	switch (k->type) {
+	case RN_CONF_INT:
+	case RN_CONF_SIZE:
+	case RN_CONF_DURATION: return *(const int64_t *)pa == *(const int64_t *)pb;
+	case RN_CONF_BOOL:
+	case RN_CONF_ENUM:
+	case RN_CONF_INT32: return *(const int *)pa == *(const int *)pb;
+	case RN_CONF_STRING:
+	case RN_CONF_LISTEN:
+	case RN_CONF_URL: return str_equal(*(char *const *)pa, *(char *const *)pb);
+	case RN_CONF_STRLIST: {
+		const struct rn_conf_strlist *x = pa, *y = pb;
+		if (x->n != y->n)
+			return 0;
+		for (size_t i = 0; i < x->n; i++)
+			if (!str_equal(x->v[i], y->v[i]))
+				return 0;
+		return 1;
+	}
+	case RN_CONF_GROUP: return table_equal(k->sub, a, b);
+	case RN_CONF_LIST: {
+		const struct rn_conf_list *x = pa, *y = pb;
+		if (x->n != y->n)
+			return 0;
+		for (size_t i = 0; i < x->n; i++) {
+			const char *ea = (const char *)x->items + i * k->elem_size;
+			const char *eb = (const char *)y->items + i * k->elem_size;
+			if (!table_equal(k->sub, ea, eb))
+				return 0;
+			if (k->tag && k->resolve) {
+				const struct rn_conf_variant *va =
+					(const void *)(ea + k->variant_offset);
+				const struct rn_conf_variant *vb =
+					(const void *)(eb + k->variant_offset);
+				if (va->table != vb->table ||
+				    (va->data && vb->data &&
+				     !table_equal(va->table, va->data, vb->data)))
+					return 0;
+			}
+		}
+		return 1;
+	}
+	}
+	return 0;
+}
+
+static size_t value_size(enum rn_conf_type t)
+{
+	switch (t) {
+	case RN_CONF_INT:
+	case RN_CONF_SIZE:
+	case RN_CONF_DURATION: return sizeof(int64_t);
+	case RN_CONF_BOOL:
+	case RN_CONF_ENUM:
+	case RN_CONF_INT32: return sizeof(int);
+	case RN_CONF_STRING:
+	case RN_CONF_LISTEN:
+	case RN_CONF_URL: return sizeof(char *);
+	case RN_CONF_STRLIST: return sizeof(struct rn_conf_strlist);
+	case RN_CONF_LIST: return sizeof(struct rn_conf_list);
+	case RN_CONF_GROUP: return 0;
+	}
+	return 0;
+}
+
+void rn_conf_key_swap(const struct rn_conf_key *k, void *a, void *b)
+{
+	unsigned char tmp[sizeof(struct rn_conf_strlist) > sizeof(int64_t)
+				  ? sizeof(struct rn_conf_strlist)
+				  : sizeof(int64_t)];
+	size_t n = value_size(k->type);
+	if (k->type == RN_CONF_GROUP) {
+		for (const struct rn_conf_key *s = k->sub; s && s->key; s++)
+			rn_conf_key_swap(s, a, b);
+		return;
+	}
+	_Static_assert(sizeof(struct rn_conf_list) <= sizeof(tmp), "swap buffer");
+	memcpy(tmp, at(a, k->offset), n);
+	memcpy(at(a, k->offset), at(b, k->offset), n);
+	memcpy(at(b, k->offset), tmp, n);
 }

@@ -37,6 +37,7 @@ enum rn_conf_type {
 
 /* Row flags. */
 #define RN_CONF_F_REQUIRED 1u /* an error if the key is absent (not for GROUP) */
+#define RN_CONF_F_RESTART 2u  /* a reload keeps the running value (help says so) */
 
 struct rn_conf_strlist {
 	char **v; /* n strings, then a NULL */
@@ -99,6 +100,16 @@ int rn_conf_peek_string(const char *path, const char *setting, char *out, size_t
 /* Frees the strings, lists and variant blocks rn_conf stored in dst and zeroes them.
  * Safe on a zeroed or partially loaded struct. */
 void rn_conf_free(const struct rn_conf_key *table, void *dst);
+
+/*
+ * For reload: whether row k holds the same value in two loaded structs a and b (strings,
+ * string lists and lists of groups compared deeply, variants included). Pure.
+ */
+int rn_conf_key_equal(const struct rn_conf_key *k, const void *a, const void *b);
+/* Exchanges row k's value (pointers included, nothing copied) between two loaded structs:
+ * a setting that cannot change at run time keeps its old value in the new config, and the
+ * old struct, freed next, takes the new one. GROUP rows swap every row of the group. */
+void rn_conf_key_swap(const struct rn_conf_key *k, void *a, void *b);
 
 /* Parses "64M"-style sizes and "250ms"-style durations, as the loader does. 0 or RN_EINVAL. */
 int rn_conf_parse_size(const char *s, int64_t *out);

@@ -1,17 +1,26 @@
 /*
- * Line logger to stderr. Formats into a stack buffer and writes it with one write(2) so lines
- * from threads never interleave. Long messages are cut at 1 KiB with a marker.
+ * Line logger to stderr or a file. Formats into a stack buffer and writes it with one
+ * write(2) so lines from threads never interleave. Long messages are cut at 1 KiB with a
+ * marker. The descriptor written to is `log_fd`: stderr, or the log file's own descriptor,
+ * which is never closed once opened; switching files (or back to stderr) dup2s the new target
+ * onto it, atomically for concurrent writers.
  */
 #include "rn_log.h"
 
+#include <fcntl.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "rn_err.h"
+
 static enum rn_log_level level = RN_LOG_INFO;
 static const char *program = "runnel";
+static atomic_int log_fd = STDERR_FILENO;
+static char log_path[4096]; /* the file logged to; "" = stderr (main thread only) */
 
 void rn_log_set_level(enum rn_log_level lvl)
 {
@@ -56,5 +65,39 @@ void rn_log(enum rn_log_level lvl, const char *component, const char *fmt, ...)
 		memcpy(line + n - 3, "...", 3);
 	}
 	line[n++] = '\n';
-	(void)!write(STDERR_FILENO, line, n);
+	(void)!write(atomic_load(&log_fd), line, n);
+}
+
+int rn_log_set_file(const char *path)
+{
+	int fd = atomic_load(&log_fd), nfd;
+	if (!path || !*path) {
+		if (fd != STDERR_FILENO)
+			(void)!dup3(STDERR_FILENO, fd,
+				    O_CLOEXEC); /* it stays: a writer may hold it */
+		log_path[0] = 0;
+		return 0;
+	}
+	if (strlen(path) >= sizeof(log_path))
+		return RN_EINVAL;
+	nfd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+	if (nfd < 0)
+		return RN_EIO;
+	if (fd == STDERR_FILENO) {
+		atomic_store(&log_fd, nfd);
+	} else {
+		if (dup3(nfd, fd, O_CLOEXEC) < 0) {
+			close(nfd);
+			return RN_EIO;
+		}
+		close(nfd);
+	}
+	if (log_path != path)
+		snprintf(log_path, sizeof(log_path), "%s", path);
+	return 0;
+}
+
+int rn_log_reopen(void)
+{
+	return log_path[0] ? rn_log_set_file(log_path) : 0;
 }

@@ -84,6 +84,7 @@ struct conn {
 	int read_paused;       /* reading stopped: the output buffer is over slow_bytes */
 	int64_t closing_us;    /* idle GOAWAY submitted at; freed once written (or 1 idle later) */
 	char peer[64];         /* "address:port" of the client, for logs */
+	uint32_t max_streams;  /* SETTINGS_MAX_CONCURRENT_STREAMS as sent to this client */
 	struct conn *next, *prev;
 };
 
@@ -628,20 +629,20 @@ static int invalid_frame_cb(nghttp2_session *s, const nghttp2_frame *f, int err,
 	struct rn_front *fr = c->front;
 	(void)s;
 	if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST ||
-	    c->ncalls < fr->opt.max_streams)
+	    c->ncalls < c->max_streams)
 		return 0;
 	if (err == NGHTTP2_ERR_REFUSED_STREAM) {
 		char why[96];
 		fr->st.streams_refused++;
 		snprintf(why, sizeof(why), "streams already open: max_streams_per_connection %u",
-			 fr->opt.max_streams);
+			 c->max_streams);
 		note_refusal(fr, c->peer, -1, "stream", why);
 	} else {
 		fr->st.closed_streams++;
 		rn_log_warn("front",
 			    "closing connection from %s: it opened stream %d beyond the "
 			    "%u concurrent streams it acknowledged (max_streams_per_connection)",
-			    c->peer, f->hd.stream_id, fr->opt.max_streams);
+			    c->peer, f->hd.stream_id, c->max_streams);
 	}
 	return 0;
 }
@@ -708,6 +709,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		return;
 	}
 	c->front = f;
+	c->max_streams = f->opt.max_streams;
 	c->last_rx_us = rn_mono_us();
 	snprintf(c->peer, sizeof(c->peer), "?");
 	if (sa && sa->sa_family == AF_INET && (size_t)salen >= sizeof(struct sockaddr_in)) {
@@ -851,22 +853,9 @@ void rn_front_stats(const struct rn_front *f, struct rn_front_stats *st)
 	}
 }
 
-int rn_front_create(struct rn_front **out, struct event_base *base,
-		    const struct rn_front_options *opt, const struct rn_front_handler *h)
+int rn_front_set_limits(struct rn_front *f, const struct rn_front_options *opt)
 {
-	struct rn_front *f;
-	struct sockaddr_storage ss;
-	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-	socklen_t slen;
-
-	*out = NULL;
-	if (!(f = rn_calloc(1, sizeof(*f))))
-		return RN_ENOMEM;
-	f->base = base;
-	f->h = *h;
-	f->opt = *opt;
-	rn_refuselog_init(&f->refusals, REFUSAL_LOG_PERIOD_US, rn_mono_us());
+	f->opt = *opt; /* host and port are used by rn_front_create only */
 	if (!f->opt.max_message)
 		f->opt.max_message = RN_GRPC_DEFAULT_MAX_MSG;
 	if (!f->opt.max_streams)
@@ -883,8 +872,28 @@ int rn_front_create(struct rn_front **out, struct event_base *base,
 		tick = f->opt.slow_timeout_ms / 4;
 	if (tick < 10)
 		tick = 10;
+	for (struct conn *c = f->conns; c; c = c->next)
+		bufferevent_setwatermark(c->bev, EV_WRITE, f->opt.slow_bytes / 2, 0);
+	return rn_ev_add_ms(f->tick_ev, tick) ? RN_ENOMEM : 0;
+}
+
+int rn_front_create(struct rn_front **out, struct event_base *base,
+		    const struct rn_front_options *opt, const struct rn_front_handler *h)
+{
+	struct rn_front *f;
+	struct sockaddr_storage ss;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	socklen_t slen;
+
+	*out = NULL;
+	if (!(f = rn_calloc(1, sizeof(*f))))
+		return RN_ENOMEM;
+	f->base = base;
+	f->h = *h;
+	rn_refuselog_init(&f->refusals, REFUSAL_LOG_PERIOD_US, rn_mono_us());
 	if (!(f->tick_ev = event_new(base, -1, EV_PERSIST, tick_cb, f)) ||
-	    !(f->kick_ev = event_new(base, -1, 0, kick_cb, f)) || rn_ev_add_ms(f->tick_ev, tick)) {
+	    !(f->kick_ev = event_new(base, -1, 0, kick_cb, f)) || rn_front_set_limits(f, opt)) {
 		rn_front_destroy(f);
 		return RN_ENOMEM;
 	}

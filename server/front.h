@@ -76,6 +76,13 @@ struct rn_front_stats {
  * IPv4 or IPv6 literal), RN_EIO (cannot listen), RN_ENOMEM. */
 int rn_front_create(struct rn_front **out, struct event_base *base,
 		    const struct rn_front_options *opt, const struct rn_front_handler *h);
+/*
+ * A reload: takes opt's limits (host and port are ignored: the listener stays). max_message applies
+ * to calls opened from now on; max_streams to connections accepted from now on (each connection
+ * keeps the SETTINGS it was sent); idle, slow_bytes and slow_timeout to every connection at once.
+ * 0 or RN_ENOMEM (the tick could not be rescheduled).
+ */
+int rn_front_set_limits(struct rn_front *f, const struct rn_front_options *opt);
 /* Stops accepting and closes every connection (calls get closed()). */
 void rn_front_destroy(struct rn_front *f);
 /* The bound port (useful with port 0). */

@@ -1,6 +1,7 @@
 /*
- * runnel-server entry point: options, config (table-driven, -n checks it), logging, and the
- * server's lifetime. Everything else lives in server.c.
+ * runnel-server entry point: options, config (table-driven, -n checks it; the same loader
+ * runs again on SIGHUP), logging, and the server's lifetime. Everything else lives in
+ * server.c.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -13,8 +14,15 @@
 #include "rn_err.h"
 #include "rn_log.h"
 #include "rn_mem.h"
+#include "rn_version.h"
 #include "server.h"
 #include "table_cli.h"
+
+/* What --version says is built in; keep it true when a front door or format is added. */
+#define FEATURES                                                                                   \
+	"front doors: gRPC (Zerobus ingest over h2c); REST: none; metrics: Prometheus /metrics, "  \
+	"/healthz\n"                                                                               \
+	"tables: Delta Lake with Parquet (zstd); systemd: notify, watchdog, reload"
 
 static void usage(FILE *f)
 {
@@ -25,81 +33,123 @@ static void usage(FILE *f)
 		   "  -l        listen address, overrides the config's listen\n"
 		   "  -d        data root, overrides the config's data_root\n"
 		   "  -H        print every config key with its default and exit\n"
+		   "  -V, --version  print the version and what is built in, and exit\n"
 		   "       runnel-server table describe|history|verify ...  (table --help)\n");
+}
+
+/* The command line's part of the config: what the loader applies at start and on reload. */
+struct load_args {
+	const char *file;   /* NULL = the defaults */
+	const char *listen; /* -l, or NULL */
+	const char *root;   /* -d, or NULL */
+	int verbose;        /* -v: log_level debug whatever the file says */
+};
+
+/* FNV-1a 64 of the file, so /metrics tells which version of it is in force. */
+static void checksum(const char *path, char *out, size_t cap)
+{
+	uint64_t h = 14695981039346656037ULL;
+	unsigned char buf[4096];
+	size_t n;
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return;
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		for (size_t i = 0; i < n; i++)
+			h = (h ^ buf[i]) * 1099511628211ULL;
+	fclose(f);
+	snprintf(out, cap, "%016llx", (unsigned long long)h);
+}
+
+/* rn_server_load_fn: the file (or the defaults), its checks, then the overrides. */
+static int load_conf(void *ctx, struct rn_server_conf *c, char *err, size_t cap)
+{
+	const struct load_args *a = ctx;
+	const char *name = a->file ? a->file : "(defaults)";
+	int rc;
+	if (a->file)
+		rc = rn_conf_load_file(a->file, rn_server_conf_table, c, err, cap);
+	else
+		rc = rn_conf_load_string("", name, rn_server_conf_table, c, err, cap);
+	if (rc || (rc = rn_server_conf_check(c, name, err, cap)))
+		return rc;
+	if (a->listen) {
+		struct rn_hostport hp;
+		const char *why = NULL;
+		if (rn_addr_parse_hostport(a->listen, RN_ADDR_PORT_ZERO | RN_ADDR_NUMERIC, &hp,
+					   &why)) {
+			snprintf(err, cap, "-l %s: %s", a->listen, why);
+			return RN_ECONFIG;
+		}
+		rn_free(c->listen);
+		if (!(c->listen = rn_strdup(a->listen)))
+			return RN_ENOMEM;
+	}
+	if (a->root) {
+		rn_free(c->data_root);
+		if (!(c->data_root = rn_strdup(a->root)))
+			return RN_ENOMEM;
+	}
+	if (a->verbose)
+		c->log_level = RN_LOG_DEBUG;
+	if (a->file)
+		checksum(a->file, c->checksum, sizeof(c->checksum));
+	return 0;
 }
 
 int main(int argc, char **argv)
 {
+	static const struct option longopts[] = {{"version", no_argument, NULL, 'V'},
+						 {"help", no_argument, NULL, 'h'},
+						 {NULL, 0, NULL, 0}};
+	static struct load_args args; /* the reload reads it for as long as the server runs */
 	struct rn_server_conf conf = {0};
-	const char *file = NULL, *listen = NULL, *root = NULL;
-	int check = 0, verbose = 0, opt, rc;
+	int check = 0, opt, rc;
 	char err[1024];
 	struct rn_server *s;
 
 	rn_log_set_program("runnel-server");
 	if (argc >= 2 && !strcmp(argv[1], "table"))
 		return rn_table_main(argc - 1, argv + 1, stdout, stderr);
-	while ((opt = getopt(argc, argv, "c:nvl:d:hH")) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:nvl:d:hHV", longopts, NULL)) != -1) {
 		switch (opt) {
-		case 'c': file = optarg; break;
+		case 'c': args.file = optarg; break;
 		case 'n': check = 1; break;
-		case 'v': verbose = 1; break;
-		case 'l': listen = optarg; break;
-		case 'd': root = optarg; break;
+		case 'v': args.verbose = 1; break;
+		case 'l': args.listen = optarg; break;
+		case 'd': args.root = optarg; break;
 		case 'H': rn_conf_print_help(rn_server_conf_table, stdout); return 0;
+		case 'V': rn_version_print(stdout, "runnel-server", FEATURES); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
-	if (file)
-		rc = rn_conf_load_file(file, rn_server_conf_table, &conf, err, sizeof(err));
-	else
-		rc = rn_conf_load_string("", "(defaults)", rn_server_conf_table, &conf, err,
-					 sizeof(err));
-	if (rc) {
-		fprintf(stderr, "runnel-server: %s\n", err);
+	if ((rc = load_conf(&args, &conf, err, sizeof(err)))) {
+		fprintf(stderr, "runnel-server: %s\n", rc == RN_ENOMEM ? "out of memory" : err);
 		rn_conf_free(rn_server_conf_table, &conf);
 		return 1;
-	}
-	if (!rc &&
-	    (rc = rn_server_conf_check(&conf, file ? file : "(defaults)", err, sizeof(err)))) {
-		fprintf(stderr, "runnel-server: %s\n", err);
-		rn_conf_free(rn_server_conf_table, &conf);
-		return 1;
-	}
-	if (listen) {
-		struct rn_hostport hp;
-		const char *why = NULL;
-		if (rn_addr_parse_hostport(listen, RN_ADDR_PORT_ZERO | RN_ADDR_NUMERIC, &hp,
-					   &why)) {
-			fprintf(stderr, "runnel-server: -l %s: %s\n", listen, why);
-			rn_conf_free(rn_server_conf_table, &conf);
-			return 1;
-		}
-		rn_free(conf.listen);
-		conf.listen = rn_strdup(listen);
-	}
-	if (root) {
-		rn_free(conf.data_root);
-		conf.data_root = rn_strdup(root);
 	}
 	if (check) {
-		printf("%s: configuration is valid\n", file ? file : "(defaults)");
+		printf("%s: configuration is valid\n", args.file ? args.file : "(defaults)");
 		rn_conf_free(rn_server_conf_table, &conf);
 		return 0;
 	}
-	rn_log_set_level(verbose ? RN_LOG_DEBUG : (enum rn_log_level)conf.log_level);
-	signal(SIGPIPE, SIG_IGN);
-	/* until the loop catches SIGHUP (server.c: reload is not supported), it must not kill */
-	signal(SIGHUP, SIG_IGN);
-	if ((rc = rn_server_create(&s, &conf))) {
-		rn_log_error("server", "cannot start: %s", rn_strerror(rc));
+	rn_log_set_level((enum rn_log_level)conf.log_level);
+	if (conf.log_file && rn_log_set_file(conf.log_file)) {
+		fprintf(stderr, "runnel-server: log_file %s: cannot open it\n", conf.log_file);
 		rn_conf_free(rn_server_conf_table, &conf);
 		return 1;
 	}
+	signal(SIGPIPE, SIG_IGN);
+	/* until the loop catches SIGHUP (server.c reloads on it), it must not kill */
+	signal(SIGHUP, SIG_IGN);
+	if ((rc = rn_server_create(&s, &conf))) {
+		rn_log_error("server", "cannot start: %s", rn_strerror(rc));
+		return 1;
+	}
+	rn_server_set_reload(s, load_conf, &args);
 	rn_server_run(s);
 	rn_server_destroy(s);
-	rn_conf_free(rn_server_conf_table, &conf);
 	rn_log_info("server", "stopped");
 	return 0;
 }

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 #include <uuid/uuid.h>
 
@@ -38,6 +39,7 @@
 #include "rn_log.h"
 #include "rn_mem.h"
 #include "rn_pbwire.h"
+#include "rn_sd.h"
 #include "wal.h"
 #include "zbwire.h"
 
@@ -46,104 +48,249 @@ static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL}
 #define OFF(f) offsetof(struct rn_server_conf, f)
 #define CC(f) offsetof(struct rn_column_conf, f)
 static const struct rn_conf_key column_keys[] = {
-	{"name", RN_CONF_STRING, NULL, CC(name), 0, 0, "column name", NULL, NULL, 0,
-	 RN_CONF_F_REQUIRED},
-	{"type", RN_CONF_STRING, NULL, CC(type), 0, 0,
-	 "Delta type: string, long, integer, short, byte, float, double, boolean, binary, date, "
-	 "timestamp, decimal(p,s), array<T>, map<K,V>, struct<name:T,...>",
-	 NULL, NULL, 0, RN_CONF_F_REQUIRED},
-	{"nullable", RN_CONF_BOOL, "true", CC(nullable), 0, 0, "false = NOT NULL"},
-	{"from", RN_CONF_STRING, NULL, CC(from), 0, 0,
-	 "a date column holding the UTC day of this timestamp column (declared before it); "
-	 "\"event_time\" without such a column = the agent envelope's event time (else the "
-	 "receive time)"},
-	{NULL},
+	{.key = "name",
+	 .type = RN_CONF_STRING,
+	 .offset = CC(name),
+	 .help = "column name",
+	 .flags = RN_CONF_F_REQUIRED},
+	{.key = "type",
+	 .type = RN_CONF_STRING,
+	 .offset = CC(type),
+	 .help = "Delta type: string, long, integer, short, byte, float, double, boolean, binary, "
+		 "date, timestamp, decimal(p,s), array<T>, map<K,V>, struct<name:T,...>",
+	 .flags = RN_CONF_F_REQUIRED},
+	{.key = "nullable",
+	 .type = RN_CONF_BOOL,
+	 .def = "true",
+	 .offset = CC(nullable),
+	 .help = "false = NOT NULL"},
+	{.key = "from",
+	 .type = RN_CONF_STRING,
+	 .offset = CC(from),
+	 .help = "a date column holding the UTC day of this timestamp column (declared before it); "
+		 "\"event_time\" without such a column = the agent envelope's event time (else the "
+		 "receive time)"},
+	{.key = NULL},
 };
 #undef CC
 #define TS(f) offsetof(struct rn_table_schema_conf, f)
 static const struct rn_conf_key schema_keys[] = {
-	{"table", RN_CONF_STRING, NULL, TS(table), 0, 0, "table name (catalog.schema.table)", NULL,
-	 NULL, 0, RN_CONF_F_REQUIRED},
-	{"columns", RN_CONF_LIST, NULL, TS(columns), 0, 0, "the table's columns, in order", NULL,
-	 column_keys, sizeof(struct rn_column_conf)},
-	{"partition_by", RN_CONF_STRLIST, NULL, TS(partition_by), 0, 0,
-	 "partition columns (string, long, integer, short, byte, date or boolean), in order: "
-	 "Hive directories col=value/, one file per partition per commit"},
-	{NULL},
+	{.key = "table",
+	 .type = RN_CONF_STRING,
+	 .offset = TS(table),
+	 .help = "table name (catalog.schema.table)",
+	 .flags = RN_CONF_F_REQUIRED},
+	{.key = "columns",
+	 .type = RN_CONF_LIST,
+	 .offset = TS(columns),
+	 .help = "the table's columns, in order",
+	 .sub = column_keys,
+	 .elem_size = sizeof(struct rn_column_conf)},
+	{.key = "partition_by",
+	 .type = RN_CONF_STRLIST,
+	 .offset = TS(partition_by),
+	 .help = "partition columns (string, long, integer, short, byte, date or boolean), in "
+		 "order: Hive directories col=value/, one file per partition per commit"},
+	{.key = NULL},
 };
 #undef TS
 
 const struct rn_conf_key rn_server_conf_table[] = {
-	{"listen", RN_CONF_LISTEN, "127.0.0.1:7700", OFF(listen), 0, 0,
-	 "IP:port for gRPC (h2c): an IPv4 address or [IPv6]; port 0 picks a free one"},
-	{"data_root", RN_CONF_STRING, "/var/lib/runnel-server", OFF(data_root), 0, 0,
-	 "directory holding tables, the WAL and the stream registry"},
-	{"wal_dir", RN_CONF_STRING, NULL, OFF(wal_dir), 0, 0,
-	 "write-ahead log directory (default data_root/_wal); one server per WAL, so servers "
-	 "sharing a data_root each need their own"},
-	{"metrics_listen", RN_CONF_LISTEN, NULL, OFF(metrics_listen), 0, 0,
-	 "IP:port of the HTTP/1.1 /metrics (Prometheus) and /healthz endpoint; unset = off"},
-	{"token", RN_CONF_STRING, NULL, OFF(token), 0, 0,
-	 "bearer token clients must send; unset = no authentication"},
-	{"flush_interval_ms", RN_CONF_INT, "1000", OFF(flush_interval_ms), 10, 3600000,
-	 "how often durable records are committed to their Delta tables"},
-	{"max_message_bytes", RN_CONF_SIZE, "10M", OFF(max_message_bytes), 1024, (int64_t)1 << 30,
-	 "largest request message accepted (after decompression); a larger "
-	 "one ends its call with RESOURCE_EXHAUSTED naming this limit"},
-	{"wal_max_bytes", RN_CONF_SIZE, "1G", OFF(wal_max_bytes), 0, (int64_t)1 << 50,
-	 "bytes in the WAL not yet committed to tables; at this, new data gets "
-	 "RESOURCE_EXHAUSTED with grpc-retry-pushback-ms and no HTTP/2 window is granted until "
-	 "a flush truncates the WAL; 0 = no limit"},
-	{"wal_min_free", RN_CONF_SIZE, "16M", OFF(wal_min_free), 0, (int64_t)1 << 50,
-	 "free space the WAL's file system must keep; below it, the same as wal_max_bytes "
-	 "until space returns, so a full disk refuses data instead of failing syncs; 0 = off"},
-	{"max_lag", RN_CONF_DURATION, "60s", OFF(max_lag_ms), 0, (int64_t)1 << 40,
-	 "age of the oldest durable record not yet in its table; at this, the same as "
-	 "wal_max_bytes (until a flush succeeds); raised to 2 x flush_interval_ms if set lower; "
-	 "0 = no limit"},
-	{"stream_inflight_bytes", RN_CONF_SIZE, "64M", OFF(stream_inflight_bytes), 1024,
-	 (int64_t)1 << 31,
-	 "bytes received on one stream and not yet durably acked; beyond "
-	 "this that stream's HTTP/2 window is withheld until the WAL sync acks them"},
-	{"max_streams_per_connection", RN_CONF_INT, "100", OFF(max_streams_per_connection), 1,
-	 1000000,
-	 "concurrent streams (calls) per HTTP/2 connection, advertised as "
-	 "SETTINGS_MAX_CONCURRENT_STREAMS; a client that opens more is refused (REFUSED_STREAM, "
-	 "or GOAWAY once it acknowledged the setting)"},
-	{"idle_timeout", RN_CONF_DURATION, "5m", OFF(idle_timeout_ms), 0, (int64_t)1 << 40,
-	 "a connection with no stream open and nothing received for this long is closed "
-	 "(GOAWAY); 0 = never"},
-	{"slow_client_bytes", RN_CONF_SIZE, "4M", OFF(slow_client_bytes), 4096, (int64_t)1 << 30,
-	 "responses queued for one connection and not read by the client; above this the "
-	 "server stops reading from it, and..."},
-	{"slow_client_timeout", RN_CONF_DURATION, "30s", OFF(slow_client_timeout_ms), 0,
-	 (int64_t)1 << 40, "...if it stays above for this long, disconnects it (logged)"},
-	{"parquet_zstd_level", RN_CONF_INT, "1", OFF(parquet_zstd_level), 1, 19,
-	 "zstd level of Parquet pages: 1 is several times faster than 3 for a few % more bytes"},
-	{"auto_create", RN_CONF_BOOL, "false", OFF(auto_create), 0, 0,
-	 "create a table the first time a stream names it"},
-	{"tables", RN_CONF_STRLIST, NULL, OFF(tables), 0, 0, "tables to create at start"},
-	{"schemas", RN_CONF_LIST, NULL, OFF(schemas), 0, 0,
-	 "typed tables: records are decoded into these columns (JSON records, or the JSON "
-	 "payload of agent envelopes); what does not fit goes to <table>_dead_letters",
-	 NULL, schema_keys, sizeof(struct rn_table_schema_conf)},
-	{"checkpoint_interval", RN_CONF_INT, "10", OFF(checkpoint_interval), 0, 1000000,
-	 "write a Delta checkpoint every this many commits of a table; 0 = never"},
-	{"log_retention", RN_CONF_DURATION, "30d", OFF(log_retention_ms), 0, (int64_t)1 << 50,
-	 "JSON commits and checkpoints older than this and behind the newest checkpoint are "
-	 "deleted"},
-	{"compact_target", RN_CONF_SIZE, "128M", OFF(compact_target), 1024, (int64_t)1 << 40,
-	 "compaction rewrites data files smaller than this into files up to this size"},
-	{"compact_min_files", RN_CONF_INT, "10", OFF(compact_min_files), 2, 1000000,
-	 "compact a table only when it has at least this many small files"},
-	{"compact_interval", RN_CONF_DURATION, "1m", OFF(compact_interval_ms), 0, (int64_t)1 << 50,
-	 "at most one bounded compaction step per table per interval, run "
-	 "after a flush; 0 = no background compaction"},
-	{"vacuum_retention", RN_CONF_DURATION, "7d", OFF(vacuum_retention_ms), 0, (int64_t)1 << 50,
-	 "data files removed (by compaction) longer ago than this are deleted"},
-	{"vacuum_interval", RN_CONF_DURATION, "1h", OFF(vacuum_interval_ms), 0, (int64_t)1 << 50,
-	 "how often each table is vacuumed after a flush; 0 = never"},
-	{"log_level", RN_CONF_ENUM, "info", OFF(log_level), 0, 0, "log verbosity", log_levels},
+	{.key = "listen",
+	 .type = RN_CONF_LISTEN,
+	 .def = "127.0.0.1:7700",
+	 .offset = OFF(listen),
+	 .help = "IP:port for gRPC (h2c): an IPv4 address or [IPv6]; port 0 picks a free one",
+	 .flags = RN_CONF_F_RESTART},
+	{.key = "data_root",
+	 .type = RN_CONF_STRING,
+	 .def = "/var/lib/runnel-server",
+	 .offset = OFF(data_root),
+	 .help = "directory holding tables, the WAL and the stream registry",
+	 .flags = RN_CONF_F_RESTART},
+	{.key = "wal_dir",
+	 .type = RN_CONF_STRING,
+	 .offset = OFF(wal_dir),
+	 .help = "write-ahead log directory (default data_root/_wal); one server per WAL, so "
+		 "servers sharing a data_root each need their own",
+	 .flags = RN_CONF_F_RESTART},
+	{.key = "metrics_listen",
+	 .type = RN_CONF_LISTEN,
+	 .offset = OFF(metrics_listen),
+	 .help = "IP:port of the HTTP/1.1 /metrics (Prometheus) and /healthz endpoint; unset = off",
+	 .flags = RN_CONF_F_RESTART},
+	{.key = "token",
+	 .type = RN_CONF_STRLIST,
+	 .offset = OFF(token),
+	 .help = "bearer token clients must send, or a list of tokens any of which is accepted (to "
+		 "rotate: add the new one, reload, move the clients over, remove the old one, "
+		 "reload); unset = no authentication"},
+	{.key = "flush_interval_ms",
+	 .type = RN_CONF_INT,
+	 .def = "1000",
+	 .offset = OFF(flush_interval_ms),
+	 .min = 10,
+	 .max = 3600000,
+	 .help = "how often durable records are committed to their Delta tables"},
+	{.key = "max_message_bytes",
+	 .type = RN_CONF_SIZE,
+	 .def = "10M",
+	 .offset = OFF(max_message_bytes),
+	 .min = 1024,
+	 .max = (int64_t)1 << 30,
+	 .help = "largest request message accepted (after decompression); a larger one ends its "
+		 "call with RESOURCE_EXHAUSTED naming this limit"},
+	{.key = "wal_max_bytes",
+	 .type = RN_CONF_SIZE,
+	 .def = "1G",
+	 .offset = OFF(wal_max_bytes),
+	 .max = (int64_t)1 << 50,
+	 .help = "bytes in the WAL not yet committed to tables; at this, new data gets "
+		 "RESOURCE_EXHAUSTED with grpc-retry-pushback-ms and no HTTP/2 window is granted "
+		 "until a flush truncates the WAL; 0 = no limit"},
+	{.key = "wal_min_free",
+	 .type = RN_CONF_SIZE,
+	 .def = "16M",
+	 .offset = OFF(wal_min_free),
+	 .max = (int64_t)1 << 50,
+	 .help = "free space the WAL's file system must keep; below it, the same as wal_max_bytes "
+		 "until space returns, so a full disk refuses data instead of failing syncs; 0 = "
+		 "off"},
+	{.key = "max_lag",
+	 .type = RN_CONF_DURATION,
+	 .def = "60s",
+	 .offset = OFF(max_lag_ms),
+	 .max = (int64_t)1 << 40,
+	 .help = "age of the oldest durable record not yet in its table; at this, the same as "
+		 "wal_max_bytes (until a flush succeeds); raised to 2 x flush_interval_ms if set "
+		 "lower; 0 = no limit"},
+	{.key = "stream_inflight_bytes",
+	 .type = RN_CONF_SIZE,
+	 .def = "64M",
+	 .offset = OFF(stream_inflight_bytes),
+	 .min = 1024,
+	 .max = (int64_t)1 << 31,
+	 .help = "bytes received on one stream and not yet durably acked; beyond this that "
+		 "stream's HTTP/2 window is withheld until the WAL sync acks them"},
+	{.key = "max_streams_per_connection",
+	 .type = RN_CONF_INT,
+	 .def = "100",
+	 .offset = OFF(max_streams_per_connection),
+	 .min = 1,
+	 .max = 1000000,
+	 .help = "concurrent streams (calls) per HTTP/2 connection, advertised as "
+		 "SETTINGS_MAX_CONCURRENT_STREAMS; a client that opens more is refused "
+		 "(REFUSED_STREAM, or GOAWAY once it acknowledged the setting)"},
+	{.key = "idle_timeout",
+	 .type = RN_CONF_DURATION,
+	 .def = "5m",
+	 .offset = OFF(idle_timeout_ms),
+	 .max = (int64_t)1 << 40,
+	 .help = "a connection with no stream open and nothing received for this long is closed "
+		 "(GOAWAY); 0 = never"},
+	{.key = "slow_client_bytes",
+	 .type = RN_CONF_SIZE,
+	 .def = "4M",
+	 .offset = OFF(slow_client_bytes),
+	 .min = 4096,
+	 .max = (int64_t)1 << 30,
+	 .help = "responses queued for one connection and not read by the client; above this the "
+		 "server stops reading from it, and..."},
+	{.key = "slow_client_timeout",
+	 .type = RN_CONF_DURATION,
+	 .def = "30s",
+	 .offset = OFF(slow_client_timeout_ms),
+	 .max = (int64_t)1 << 40,
+	 .help = "...if it stays above for this long, disconnects it (logged)"},
+	{.key = "parquet_zstd_level",
+	 .type = RN_CONF_INT,
+	 .def = "1",
+	 .offset = OFF(parquet_zstd_level),
+	 .min = 1,
+	 .max = 19,
+	 .help = "zstd level of Parquet pages: 1 is several times faster than 3 for a few % more "
+		 "bytes",
+	 .flags = RN_CONF_F_RESTART},
+	{.key = "auto_create",
+	 .type = RN_CONF_BOOL,
+	 .def = "false",
+	 .offset = OFF(auto_create),
+	 .help = "create a table the first time a stream names it"},
+	{.key = "tables",
+	 .type = RN_CONF_STRLIST,
+	 .offset = OFF(tables),
+	 .help = "tables to create at start (and on reload, when new)"},
+	{.key = "schemas",
+	 .type = RN_CONF_LIST,
+	 .offset = OFF(schemas),
+	 .help = "typed tables: records are decoded into these columns (JSON records, or the JSON "
+		 "payload of agent envelopes); what does not fit goes to <table>_dead_letters",
+	 .sub = schema_keys,
+	 .elem_size = sizeof(struct rn_table_schema_conf)},
+	{.key = "checkpoint_interval",
+	 .type = RN_CONF_INT,
+	 .def = "10",
+	 .offset = OFF(checkpoint_interval),
+	 .max = 1000000,
+	 .help = "write a Delta checkpoint every this many commits of a table; 0 = never",
+	 .flags = RN_CONF_F_RESTART},
+	{.key = "log_retention",
+	 .type = RN_CONF_DURATION,
+	 .def = "30d",
+	 .offset = OFF(log_retention_ms),
+	 .max = (int64_t)1 << 50,
+	 .help = "JSON commits and checkpoints older than this and behind the newest checkpoint "
+		 "are deleted",
+	 .flags = RN_CONF_F_RESTART},
+	{.key = "compact_target",
+	 .type = RN_CONF_SIZE,
+	 .def = "128M",
+	 .offset = OFF(compact_target),
+	 .min = 1024,
+	 .max = (int64_t)1 << 40,
+	 .help = "compaction rewrites data files smaller than this into files up to this size",
+	 .flags = RN_CONF_F_RESTART},
+	{.key = "compact_min_files",
+	 .type = RN_CONF_INT,
+	 .def = "10",
+	 .offset = OFF(compact_min_files),
+	 .min = 2,
+	 .max = 1000000,
+	 .help = "compact a table only when it has at least this many small files",
+	 .flags = RN_CONF_F_RESTART},
+	{.key = "compact_interval",
+	 .type = RN_CONF_DURATION,
+	 .def = "1m",
+	 .offset = OFF(compact_interval_ms),
+	 .max = (int64_t)1 << 50,
+	 .help = "at most one bounded compaction step per table per interval, run after a flush; 0 "
+		 "= no background compaction",
+	 .flags = RN_CONF_F_RESTART},
+	{.key = "vacuum_retention",
+	 .type = RN_CONF_DURATION,
+	 .def = "7d",
+	 .offset = OFF(vacuum_retention_ms),
+	 .max = (int64_t)1 << 50,
+	 .help = "data files removed (by compaction) longer ago than this are deleted",
+	 .flags = RN_CONF_F_RESTART},
+	{.key = "vacuum_interval",
+	 .type = RN_CONF_DURATION,
+	 .def = "1h",
+	 .offset = OFF(vacuum_interval_ms),
+	 .max = (int64_t)1 << 50,
+	 .help = "how often each table is vacuumed after a flush; 0 = never",
+	 .flags = RN_CONF_F_RESTART},
+	{.key = "log_level",
+	 .type = RN_CONF_ENUM,
+	 .def = "info",
+	 .offset = OFF(log_level),
+	 .help = "log verbosity",
+	 .enums = log_levels},
+	{.key = "log_file",
+	 .type = RN_CONF_STRING,
+	 .offset = OFF(log_file),
+	 .help = "log to this file instead of stderr; reopened on SIGHUP (after logrotate renamed "
+		 "it)"},
 	{NULL},
 };
 
@@ -206,6 +353,9 @@ struct rn_server {
 	uint64_t retained_bytes;     /* bytes of the segments kept for them */
 	int64_t retry_at_us;         /* next periodic retry of failing tables */
 	struct event *sync_ev, *flush_ev, *sig_term, *sig_int, *sig_hup;
+	struct event *watchdog_ev; /* systemd's WATCHDOG=1, when it asked for pings */
+	rn_server_load_fn load;    /* reload: the config again (rn_server_set_reload) */
+	void *load_ctx;
 	int mat_dirty;
 	int wal_ready; /* replayed: the materializer's refill may read it */
 	int stopping;
@@ -231,6 +381,8 @@ struct rn_server {
 		uint64_t recovery_retries;  /* retries of failing tables */
 		uint64_t refills;           /* tables rebuilt from the WAL after a failure */
 		int64_t started_us, last_flush_ok_us, last_flush_err_us;
+		uint64_t reloads_ok, reloads_err; /* SIGHUP config reloads applied, refused */
+		int64_t config_loaded_s;          /* wall time the running config was loaded */
 		char last_error[200];
 	} stats;
 };
@@ -968,9 +1120,14 @@ static int refill_table(void *ctx, struct rn_mat *m, const char *table)
 
 static int check_auth(const struct rn_server *s, const char *auth)
 {
-	if (!s->conf.token)
+	if (!s->conf.token.n)
 		return 1;
-	return auth && !strncmp(auth, "Bearer ", 7) && !strcmp(auth + 7, s->conf.token);
+	if (!auth || strncmp(auth, "Bearer ", 7) || !auth[7])
+		return 0; /* an empty token never matches, even an empty one in the config */
+	for (size_t i = 0; i < s->conf.token.n; i++)
+		if (!strcmp(auth + 7, s->conf.token.v[i]))
+			return 1;
+	return 0;
 }
 
 static int on_open(void *ctx, struct rn_call *c, const struct rn_call_info *info, const char **msg)
@@ -1305,6 +1462,7 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg)
 	if (s->stopping)
 		return;
 	rn_log_info("server", "signal %d: draining", (int)sig);
+	rn_sd_notify("STOPPING=1");
 	s->stopping = 1;
 	rn_front_stop_listening(s->front);
 	sync_cb(-1, 0, s);
@@ -1316,18 +1474,7 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg)
 	rn_ev_loopexit_ms(s->base, 200);
 }
 
-/* SIGHUP conventionally asks a daemon to reload its config. Reload does not exist yet, and
- * the default action would kill the server without draining, so the signal is caught, said
- * to be unsupported, and otherwise ignored. */
-static void hup_cb(evutil_socket_t sig, short what, void *arg)
-{
-	(void)sig;
-	(void)what;
-	(void)arg;
-	rn_log_warn("server", "SIGHUP: configuration reload is not supported; the server goes "
-			      "on with its current config (restart it to apply a new one)");
-}
-
+static void hup_cb(evutil_socket_t sig, short what, void *arg);
 static void render_metrics(void *ctx, struct rn_buf *b);
 static int health(void *ctx, char *why, size_t cap);
 
@@ -1462,26 +1609,302 @@ static int ensure_configured(struct rn_server *s, const char *name)
 	return 0;
 }
 
-int rn_server_create(struct rn_server **out, const struct rn_server_conf *conf)
+/*
+ * Reload (SIGHUP; docs/operations.md "Server reload"). The config is loaded and checked as at
+ * start; a config that does not load changes nothing. Otherwise the new config is applied live,
+ * with these exceptions: rows marked RN_CONF_F_RESTART keep their running values (logged "changes
+ * at restart"), and table declarations follow declare_tables(). Calls already open keep what
+ * they were admitted with (their token was checked when they opened).
+ */
+
+/* What a reloaded config does to the typed table declarations. */
+enum decl_verdict {
+	DECL_SAME,    /* declared before, identically */
+	DECL_NEW,     /* not declared before */
+	DECL_CHANGED, /* declared before, otherwise: the old declaration stays in force */
+};
+
+static const struct rn_conf_key *conf_row(const char *key)
+{
+	for (const struct rn_conf_key *k = rn_server_conf_table; k->key; k++)
+		if (!strcmp(k->key, key))
+			return k;
+	return NULL;
+}
+
+/* Where table is declared in c's schemas, or -1. */
+static long schema_index(const struct rn_server_conf *c, const char *table)
+{
+	const struct rn_table_schema_conf *t = c->schemas.items;
+	for (size_t i = 0; i < c->schemas.n; i++)
+		if (t[i].table && !strcmp(t[i].table, table)) /* NULL: moved by declare_tables */
+			return (long)i;
+	return -1;
+}
+
+static enum decl_verdict decl_verdict(const struct rn_server_conf *old,
+				      const struct rn_server_conf *nc, size_t i, long *oi)
+{
+	const struct rn_table_schema_conf *t =
+		(const struct rn_table_schema_conf *)nc->schemas.items;
+	const struct rn_conf_key *k = conf_row("schemas");
+	*oi = schema_index(old, t[i].table);
+	if (*oi < 0)
+		return DECL_NEW;
+	const struct rn_table_schema_conf *o =
+		(const struct rn_table_schema_conf *)old->schemas.items + *oi;
+	for (const struct rn_conf_key *r = k->sub; r->key; r++)
+		if (!rn_conf_key_equal(r, o, &t[i]))
+			return DECL_CHANGED;
+	return DECL_SAME;
+}
+
+/* Declares and creates new typed table i of nc. 1 when it is in force (created, or failing
+ * and retried like a configured table at start), 0 when refused (logged, naming it). */
+static int declare_new(struct rn_server *s, const struct rn_server_conf *nc, size_t i)
+{
+	const char *name = ((const struct rn_table_schema_conf *)nc->schemas.items)[i].table;
+	struct rn_schema *sc;
+	struct rn_part_spec spec;
+	char why[600];
+	int rc;
+	if (rn_mat_table_exists(s->mat, name) == 1) {
+		rn_log_error("server",
+			     "reload: schemas: table %s exists already; a declaration for an "
+			     "existing table is taken at restart (and must match its schema): "
+			     "not declared now",
+			     name);
+		return 0;
+	}
+	if ((rc = build_schema(nc, i, &sc, &spec, why, sizeof(why)))) {
+		rn_log_error("server", "reload: %s", rc == RN_ENOMEM ? "out of memory" : why);
+		return 0;
+	}
+	rc = rn_mat_define_table_ex(s->mat, name, sc, &spec);
+	rn_free((void *)spec.derived);
+	if (rc) {
+		rn_log_error("server", "reload: schemas: table %s: %s", name,
+			     rn_mat_errmsg(s->mat));
+		rn_schema_free(sc);
+		rn_free(sc);
+		return 0;
+	}
+	if (ensure_configured(s, name))
+		return 1; /* declared (the materializer holds it): in force, its creation logged */
+	rn_log_info("server", "reload: table %s declared and created", name);
+	return 1;
+}
+
+/*
+ * Settles nc->schemas to the declarations in force after the reload: unchanged ones, new ones
+ * for tables that do not exist yet (declared and created now), the old declaration of a
+ * changed one (refused, naming the table) and of a removed one (its table and data stay, and
+ * streams may still write to it as to any existing table; the declaration goes at restart).
+ * Entries moved from old are zeroed there. 0 or RN_ENOMEM (nothing changed).
+ */
+static int declare_tables(struct rn_server *s, struct rn_server_conf *old,
+			  struct rn_server_conf *nc)
+{
+	const struct rn_conf_key *k = conf_row("schemas");
+	struct rn_table_schema_conf *o = old->schemas.items, *n = nc->schemas.items, *e;
+	size_t ne = 0;
+	if (!(e = rn_calloc(old->schemas.n + nc->schemas.n + 1, sizeof(*e))))
+		return RN_ENOMEM;
+	for (size_t i = 0; i < old->schemas.n; i++) {
+		if (!o[i].table || schema_index(nc, o[i].table) >= 0)
+			continue;
+		rn_log_warn("server",
+			    "reload: schemas: table %s is no longer declared; its table and data "
+			    "stay, its declaration is in force until a restart",
+			    o[i].table);
+		e[ne++] = o[i];
+		memset(&o[i], 0, sizeof(o[i]));
+	}
+	for (size_t i = 0; i < nc->schemas.n; i++) {
+		long oi;
+		switch (decl_verdict(old, nc, i, &oi)) {
+		case DECL_SAME: break;
+		case DECL_CHANGED:
+			rn_log_error(
+				"server",
+				"reload: schemas: table %s: its declaration changed; the "
+				"columns and partitioning of a declared table cannot change "
+				"while the server runs, the running declaration stays (a "
+				"restart applies the new one if it matches the table's schema)",
+				n[i].table);
+			e[ne++] = o[oi];
+			memset(&o[oi], 0, sizeof(o[oi]));
+			continue;
+		case DECL_NEW:
+			if (!declare_new(s, nc, i))
+				continue;
+			break;
+		}
+		e[ne++] = n[i];
+		memset(&n[i], 0, sizeof(n[i]));
+	}
+	for (size_t i = 0; i < nc->schemas.n; i++)
+		rn_conf_free(k->sub, &n[i]);
+	rn_free(n);
+	nc->schemas.items = e;
+	nc->schemas.n = ne;
+	return 0;
+}
+
+/* The limits that follow the config (at start and after a reload). */
+static void apply_limits(struct rn_server *s)
+{
+	const struct rn_server_conf *c = &s->conf;
+	s->limits.wal_max_bytes = (uint64_t)c->wal_max_bytes;
+	s->limits.wal_min_free = (uint64_t)c->wal_min_free;
+	s->limits.max_lag_ms = rn_limits_effective_lag_ms(c->max_lag_ms, c->flush_interval_ms);
+	if (s->limits.max_lag_ms != c->max_lag_ms)
+		rn_log_warn("server",
+			    "max_lag %lld ms is not longer than flush_interval_ms %lld: "
+			    "using %lld ms",
+			    (long long)c->max_lag_ms, (long long)c->flush_interval_ms,
+			    (long long)s->limits.max_lag_ms);
+}
+
+static void front_options(const struct rn_server_conf *c, struct rn_front_options *fo)
+{
+	*fo = (struct rn_front_options){
+		.max_message = (size_t)c->max_message_bytes,
+		.max_streams = (uint32_t)c->max_streams_per_connection,
+		.idle_timeout_ms = c->idle_timeout_ms,
+		.slow_bytes = (size_t)c->slow_client_bytes,
+		.slow_timeout_ms = c->slow_client_timeout_ms,
+	};
+}
+
+static void arm_flush(struct rn_server *s)
+{
+	rn_ev_add_ms(s->flush_ev, s->conf.flush_interval_ms); /* a pending timer is rescheduled */
+	s->next_flush_us = rn_mono_us() + s->conf.flush_interval_ms * 1000;
+}
+
+/* Loads the config again and applies it (see above). 0, or the error that refused it. */
+static int reload(struct rn_server *s)
+{
+	struct rn_server_conf nc = {0};
+	char err[1024];
+	size_t changed = 0;
+	int rc;
+
+	if ((rc = s->load(s->load_ctx, &nc, err, sizeof(err)))) {
+		rn_log_error("server", "reload refused, the running config stays: %s", err);
+		goto out;
+	}
+	if (!rn_conf_key_equal(conf_row("log_file"), &s->conf, &nc) &&
+	    (rc = rn_log_set_file(nc.log_file))) {
+		rn_log_error("server", "reload refused, the running config stays: log_file %s: %s",
+			     nc.log_file, strerror(errno));
+		goto out;
+	}
+	for (const struct rn_conf_key *k = rn_server_conf_table; k->key; k++) {
+		if (rn_conf_key_equal(k, &s->conf, &nc))
+			continue;
+		if (k->flags & RN_CONF_F_RESTART) {
+			rn_log_warn("server",
+				    "reload: %s changes at restart; it keeps its value now",
+				    k->key);
+			rn_conf_key_swap(k, &s->conf, &nc);
+			continue;
+		}
+		changed++;
+		if (k->type != RN_CONF_LIST) /* schemas: declare_tables says what it does */
+			rn_log_info("server", "reload: %s changed", k->key);
+	}
+	if ((rc = declare_tables(s, &s->conf, &nc))) {
+		rn_log_error("server", "reload refused, the running config stays: out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < nc.tables.n; i++) {
+		int known = 0;
+		for (size_t k = 0; k < s->conf.tables.n && !known; k++)
+			known = !strcmp(s->conf.tables.v[k], nc.tables.v[i]);
+		if (!known && !ensure_configured(s, nc.tables.v[i]))
+			rn_log_info("server", "reload: table %s created", nc.tables.v[i]);
+	}
+	/* in force: the new config (with the old restart-only values swapped in) */
+	int new_interval = s->conf.flush_interval_ms != nc.flush_interval_ms;
+	rn_conf_free(rn_server_conf_table, &s->conf);
+	s->conf = nc;
+	memset(&nc, 0, sizeof(nc));
+	rn_log_set_level((enum rn_log_level)s->conf.log_level);
+	apply_limits(s);
+	if (new_interval) /* else the next flush stays when it was due */
+		arm_flush(s);
+	struct rn_front_options fo;
+	front_options(&s->conf, &fo);
+	if (rn_front_set_limits(s->front, &fo))
+		rn_log_error("server", "reload: the front's timer could not be rescheduled");
+	check_pressure(s, NULL);
+	s->stats.config_loaded_s = (int64_t)time(NULL);
+	rn_log_info("server", "config reloaded: %zu setting(s) changed (checksum %s)", changed,
+		    s->conf.checksum[0] ? s->conf.checksum : "none");
+out:
+	rn_conf_free(rn_server_conf_table, &nc);
+	if (rc)
+		s->stats.reloads_err++;
+	else
+		s->stats.reloads_ok++;
+	return rc;
+}
+
+/* SIGHUP: reopen the log file (logrotate renamed it), then reload the config; systemd is
+ * told RELOADING=1 first and READY=1 once the outcome is in force, accepted or refused. */
+static void hup_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct rn_server *s = arg;
+	(void)sig;
+	(void)what;
+	if (s->stopping)
+		return;
+	rn_sd_notify_reloading();
+	if (rn_log_reopen())
+		rn_log_error("server", "cannot reopen the log file: %s", strerror(errno));
+	else
+		rn_log_info("server", "SIGHUP: log reopened, reloading the config");
+	if (s->load)
+		reload(s);
+	rn_sd_notify("READY=1");
+}
+
+void rn_server_set_reload(struct rn_server *s, rn_server_load_fn load, void *ctx)
+{
+	s->load = load;
+	s->load_ctx = ctx;
+}
+
+int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 {
 	struct rn_server *s;
 	char path[4096];
 	struct rn_hostport lis = {0}, mlis = {0};
 	int rc;
 	uint64_t seg;
+	const struct rn_server_conf *conf;
 
 	*out = NULL;
-	if (split_listen("listen", conf->listen, &lis) ||
-	    (conf->metrics_listen && split_listen("metrics_listen", conf->metrics_listen, &mlis)))
-		return RN_EINVAL;
-	if (!(s = rn_calloc(1, sizeof(*s))))
+	if (!(s = rn_calloc(1, sizeof(*s)))) {
+		rn_conf_free(rn_server_conf_table, given);
 		return RN_ENOMEM;
-	s->conf = *conf;
+	}
+	s->conf = *given; /* the server's from here on, freed by rn_server_destroy */
+	memset(given, 0, sizeof(*given));
+	conf = &s->conf;
 	s->stats.started_us = rn_mono_us();
+	s->stats.config_loaded_s = (int64_t)time(NULL);
+	if (split_listen("listen", conf->listen, &lis) ||
+	    (conf->metrics_listen && split_listen("metrics_listen", conf->metrics_listen, &mlis))) {
+		rc = RN_EINVAL;
+		goto fail;
+	}
 	if (mkdir(conf->data_root, 0755) && errno != EEXIST) {
 		rn_log_error("server", "data_root %s: %s", conf->data_root, strerror(errno));
-		rn_free(s);
-		return RN_EIO;
+		rc = RN_EIO;
+		goto fail;
 	}
 	snprintf(path, sizeof(path), "%s/_streams", conf->data_root);
 	mkdir(path, 0755);
@@ -1588,30 +2011,15 @@ int rn_server_create(struct rn_server **out, const struct rn_server_conf *conf)
 	s->sig_term = evsignal_new(s->base, SIGTERM, stop_cb, s);
 	s->sig_int = evsignal_new(s->base, SIGINT, stop_cb, s);
 	s->sig_hup = evsignal_new(s->base, SIGHUP, hup_cb, s);
-	rn_ev_add_ms(s->flush_ev, conf->flush_interval_ms);
-	s->next_flush_us = rn_mono_us() + conf->flush_interval_ms * 1000;
-	s->limits.wal_max_bytes = (uint64_t)conf->wal_max_bytes;
-	s->limits.wal_min_free = (uint64_t)conf->wal_min_free;
-	s->limits.max_lag_ms =
-		rn_limits_effective_lag_ms(conf->max_lag_ms, conf->flush_interval_ms);
-	if (s->limits.max_lag_ms != conf->max_lag_ms)
-		rn_log_warn("server",
-			    "max_lag %lld ms is not longer than flush_interval_ms %lld: "
-			    "using %lld ms",
-			    (long long)conf->max_lag_ms, (long long)conf->flush_interval_ms,
-			    (long long)s->limits.max_lag_ms);
+	arm_flush(s);
+	apply_limits(s);
 	event_add(s->sig_term, NULL);
 	event_add(s->sig_int, NULL);
 	event_add(s->sig_hup, NULL);
-	struct rn_front_options fo = {
-		.host = lis.host,
-		.port = lis.port,
-		.max_message = (size_t)conf->max_message_bytes,
-		.max_streams = (uint32_t)conf->max_streams_per_connection,
-		.idle_timeout_ms = conf->idle_timeout_ms,
-		.slow_bytes = (size_t)conf->slow_client_bytes,
-		.slow_timeout_ms = conf->slow_client_timeout_ms,
-	};
+	struct rn_front_options fo;
+	front_options(conf, &fo);
+	fo.host = lis.host;
+	fo.port = lis.port;
 	struct rn_front_handler h = {s, on_open, on_message, on_half_close, on_closed};
 	if ((rc = rn_front_create(&s->front, s->base, &fo, &h)))
 		goto fail;
@@ -1738,6 +2146,23 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	  fs.window_withheld);
 	F("stream_window_holds_total", "counter",
 	  "Times a stream's window was withheld for stream_inflight_bytes.", fs.stream_holds);
+	/* reload (docs/operations.md "Server reload") */
+	rn_metrics_family(b, P "config_reloads_total", "counter",
+			  "SIGHUP config reloads: applied (ok) or refused, the running config kept "
+			  "(error).");
+	rn_metrics_sample(b, P "config_reloads_total", "result=\"ok\"",
+			  (double)s->stats.reloads_ok);
+	rn_metrics_sample(b, P "config_reloads_total", "result=\"error\"",
+			  (double)s->stats.reloads_err);
+	F("config_last_reload_success_timestamp_seconds", "gauge",
+	  "Unix time the running config was loaded (at start or by the last applied reload).",
+	  s->stats.config_loaded_s);
+	char clab[64];
+	snprintf(clab, sizeof(clab), "checksum=\"%s\"", s->conf.checksum);
+	rn_metrics_family(
+		b, P "config_info", "gauge",
+		"The config in force: FNV-1a 64 of its file as last loaded (empty: defaults).");
+	rn_metrics_sample(b, P "config_info", clab, 1);
 #undef F
 #undef P
 }
@@ -1765,8 +2190,29 @@ static int health(void *ctx, char *why, size_t cap)
 	return RN_HEALTH_OK;
 }
 
+static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	rn_sd_notify("WATCHDOG=1");
+}
+
 int rn_server_run(struct rn_server *s)
 {
+	int64_t wd = rn_sd_watchdog_us();
+	if (wd > 0) {
+		/* pinged from the loop itself: a loop that stops turning misses the deadline */
+		if (!(s->watchdog_ev = event_new(s->base, -1, EV_PERSIST, watchdog_cb, s)) ||
+		    rn_ev_add_ms(s->watchdog_ev, wd / 2000))
+			rn_log_error("server", "cannot schedule the systemd watchdog pings");
+		else
+			rn_log_info("server", "systemd watchdog: pinging every %lld ms",
+				    (long long)(wd / 2000));
+	}
+	/* recovery is done and the front listens: what /healthz calls up (or degraded) */
+	if (rn_sd_notify("READY=1"))
+		rn_log_warn("server", "could not tell systemd READY=1 ($NOTIFY_SOCKET)");
 	event_base_dispatch(s->base);
 	return 0;
 }
@@ -1787,6 +2233,8 @@ void rn_server_destroy(struct rn_server *s)
 		event_free(s->sig_int);
 	if (s->sig_hup)
 		event_free(s->sig_hup);
+	if (s->watchdog_ev)
+		event_free(s->watchdog_ev);
 	if (s->base)
 		event_base_free(s->base);
 	while (s->failing) {
@@ -1805,5 +2253,6 @@ void rn_server_destroy(struct rn_server *s)
 	rn_buf_free(&s->resp);
 	rn_buf_free(&s->single);
 	rn_free(s->streams_dir);
+	rn_conf_free(rn_server_conf_table, &s->conf);
 	rn_free(s);
 }

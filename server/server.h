@@ -32,9 +32,9 @@ struct rn_server_conf {
 	char *listen;         /* host:port */
 	char *metrics_listen; /* host:port of /metrics and /healthz; NULL = off */
 	char *data_root;
-	char *wal_dir;             /* NULL = data_root/_wal */
-	char *token;               /* NULL = no authentication */
-	int64_t flush_interval_ms; /* materializer commit interval */
+	char *wal_dir;                /* NULL = data_root/_wal */
+	struct rn_conf_strlist token; /* accepted bearer tokens; none = no authentication */
+	int64_t flush_interval_ms;    /* materializer commit interval */
 	int64_t max_message_bytes;
 	/* Limits (server/README.md "Limits"); 0 = off where the row says so */
 	int64_t wal_max_bytes;
@@ -55,6 +55,7 @@ struct rn_server_conf {
 	struct rn_conf_strlist tables; /* created at start */
 	struct rn_conf_list schemas;   /* typed tables (struct rn_table_schema_conf), created too */
 	int log_level;
+	char *log_file; /* NULL = stderr; reopened on SIGHUP */
 	/* Delta log health (server/delta/delta.h rn_delta_maint) */
 	int64_t checkpoint_interval;
 	int64_t log_retention_ms;
@@ -63,6 +64,8 @@ struct rn_server_conf {
 	int64_t compact_interval_ms;
 	int64_t vacuum_retention_ms;
 	int64_t vacuum_interval_ms;
+	/* not a row: set by the loader, shown in /metrics (config_info) */
+	char checksum[24]; /* FNV-1a 64 of the file's bytes, hex; "" = defaults, no file */
 };
 
 /* The config rows (for loading, -n and help). */
@@ -75,9 +78,23 @@ int rn_server_conf_check(const struct rn_server_conf *c, const char *file, char 
 
 struct rn_server;
 
-/* Recovers the WAL into the tables, then listens. RN_EIO, RN_EINVAL, RN_ENOMEM. */
-int rn_server_create(struct rn_server **out, const struct rn_server_conf *conf);
-/* Runs the loop until a stop signal; then drains and returns 0. */
+/* Recovers the WAL into the tables, then listens. The server takes conf's allocations over
+ * in every case (*conf is zeroed; rn_server_destroy frees them). RN_EIO, RN_EINVAL,
+ * RN_ENOMEM. */
+int rn_server_create(struct rn_server **out, struct rn_server_conf *conf);
+
+/* Loads the config again, as at start (file, checks, command-line overrides) into *out
+ * (zeroed by the caller, freed by the server). 0, or RN_ECONFIG with "FILE:LINE: ..." in
+ * err; on error *out is freed by the server as well. */
+typedef int (*rn_server_load_fn)(void *ctx, struct rn_server_conf *out, char *err, size_t cap);
+
+/* What SIGHUP runs (docs/operations.md "Server reload"): reopens the log file, then loads the
+ * config with load and applies what can change live; without a loader SIGHUP only reopens the log.
+ */
+void rn_server_set_reload(struct rn_server *s, rn_server_load_fn load, void *ctx);
+
+/* Runs the loop until a stop signal; then drains and returns 0. Tells systemd READY=1 as it
+ * starts (recovery is done, the front listens), and pings its watchdog when asked to. */
 int rn_server_run(struct rn_server *s);
 void rn_server_destroy(struct rn_server *s);
 

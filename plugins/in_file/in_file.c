@@ -5,27 +5,32 @@
  * ident.h) with the bytes consumed — advanced only as records are emitted, so the host's
  * snapshot always matches the records it has (see plugin.h); lines held in a partial line
  * or a pending multi-line record are not consumed and are read again after a restart.
- * Waking: an inotify descriptor on the globs' directories (wait_fd) wakes the loop at once
- * on new data or names; a file at its end is not read again until an event or the periodic
- * rescan (`rescan_interval`, the fallback for lost events and filesystems without
- * inotify). Rotation by rename: when the path names another inode, the old file
- * stays open and is read on ("rotated", checkpointed as "+path") until it has been quiet
- * for rotate_wait, while the new file is read from its start; before new data of a path is
- * handed out, the files the path named before are read to their end, so one writer's lines
- * keep their order across the switch; files rotated after the old one (several rotations
- * between two looks) are found beside the path under rotated names and read in between,
- * oldest first (catch_up). After a restart, saved files no longer at their path are looked
- * up in the same directory by identity and finished first, then those rotated after them.
- * A truncated file (copytruncate) is finished from its copy when one is found, then read
- * again from its start. Records that are pieces of a line are marked (emit_rec). Compressed
- * rotated files (.gz, .xz, ...) are never read.
- * One instance per source, created and destroyed by the agent, used on the loop thread.
+ * Waking: one inotify descriptor (wait_fd) watches each tailed file for data and, for
+ * names, the directories its paths' globs walk through: the directory of the files, or,
+ * while a directory of the path does not exist yet, the deepest one that does (walking down
+ * as the missing ones appear, back up when they go). Events are filtered by name, so a name
+ * that no glob can match costs one wakeup and nothing else; a file at its end is not read
+ * again until an event or the periodic rescan (`rescan_interval`, the fallback for lost
+ * events and filesystems whose changes raise no event). A matched path that cannot be
+ * stat'ed, opened or read (other than not existing) is logged once per path and error, and
+ * tried again at each rescan. Offsets are 64-bit everywhere (off_t, uint64_t). Rotation by
+ * rename: when the path names another inode, the old file stays open and is read on
+ * ("rotated", checkpointed as "+path") until it has been quiet for rotate_wait, while the
+ * new file is read from its start; before new data of a path is handed out, the files the
+ * path named before are read to their end, so one writer's lines keep their order across
+ * the switch; files rotated after the old one (several rotations between two looks) are
+ * found beside the path under rotated names and read in between, oldest first (catch_up).
+ * After a restart, saved files no longer at their path are looked up in the same directory
+ * by identity and finished first, then those rotated after them. A truncated file
+ * (copytruncate) is finished from its copy when one is found, then read again from its
+ * start. Records that are pieces of a line are marked (emit_rec). Compressed rotated files
+ * (.gz, .xz, ...) are never read. One instance per source, created and destroyed by the
+ * agent, used on the loop thread.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
-#include <glob.h>
 #include <poll.h>
 #include <regex.h>
 #include <stdio.h>
@@ -33,11 +38,14 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ident.h"
 #include "linesplit.h"
 #include "multiline.h"
+#include "pathpat.h"
 #include "plugin.h"
 #include "rn_clock.h"
 #include "rn_err.h"
@@ -46,6 +54,13 @@
 
 #define READ_CHUNK ((size_t)256 << 10)
 #define DRAIN_CHUNK ((size_t)64 << 10)
+
+/* Files past 2 GiB, 64-bit inode numbers and times after 2038: with a 32-bit off_t, ino_t or
+ * time_t, stat() and open() fail with EOVERFLOW on them and lseek() cannot reach a position
+ * past 2 GiB. 32-bit targets build with -D_FILE_OFFSET_BITS=64 -D_TIME_BITS=64. */
+_Static_assert(sizeof(off_t) == 8, "in_file needs a 64-bit off_t: -D_FILE_OFFSET_BITS=64");
+_Static_assert(sizeof(ino_t) == 8, "in_file needs a 64-bit ino_t: -D_FILE_OFFSET_BITS=64");
+_Static_assert(sizeof(time_t) == 8, "in_file needs a 64-bit time_t: -D_TIME_BITS=64");
 
 /* The plugin's own settings (rows below); filled by the agent's config loader. */
 struct in_file_conf {
@@ -101,11 +116,12 @@ static const struct rn_conf_key file_conf[] = {
 	 .help = "a rotated file is read until quiet this long; a path gone this long is closed"},
 	{.key = "rescan_interval",
 	 .type = RN_CONF_DURATION,
-	 .def = "2s",
+	 .def = "60s",
 	 .min = 10,
 	 .max = 86400000,
 	 .offset = C(rescan_interval_ms),
-	 .help = "globs are expanded and every file read again this often, besides inotify"},
+	 .help = "globs are expanded and every file read again this often, besides inotify (at "
+		 "most 2s where a directory cannot be watched or inotify is unavailable)"},
 	{.key = "multiline_start",
 	 .type = RN_CONF_STRING,
 	 .offset = C(multiline_start),
@@ -134,14 +150,38 @@ static const struct rn_conf_key file_conf[] = {
 	{0},
 };
 #undef C
-#define DONE_MAX 32    /* finished inodes remembered (ring) */
-#define CAND_MAX 64    /* rotated files beside a path looked at in one scan */
-#define IGNORED_MAX 64 /* compressed files already logged */
-#define WATCH_MASK                                                                                 \
-	(IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_MODIFY | IN_DELETE | IN_CLOSE_WRITE |        \
-	 IN_ONLYDIR)
-#define EV_ANY 1   /* something happened in a watched directory: read the files */
-#define EV_NAMES 2 /* names came or went (or events were lost): expand the globs again */
+#define DONE_MAX 32             /* finished inodes remembered (ring) */
+#define CAND_MAX 64             /* rotated files beside a path looked at in one scan */
+#define IGNORED_MAX 64          /* compressed files already logged */
+#define PROBLEM_MAX 256         /* paths with an error already logged (ring) */
+#define DW_MAX 256              /* directory watches per source */
+#define FALLBACK_RESCAN_MS 2000 /* rescan_interval at most, where inotify cannot see all */
+/* A directory: names (a matching file or directory comes or goes), itself (deleted or moved:
+ * the walk goes back up), attributes (a permission fixed: tried again at once). */
+#define DIR_MASK                                                                                   \
+	(IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF |     \
+	 IN_ATTRIB | IN_ONLYDIR)
+/* A tailed file: data (or a truncation), renamed or deleted (a symlinked path's target). */
+#define FILE_MASK (IN_MODIFY | IN_ATTRIB | IN_MOVE_SELF | IN_DELETE_SELF)
+#define WARN_REMOTE 1u /* a network filesystem */
+#define WARN_FWATCH 2u /* a file could not be watched */
+#define WARN_DWMAX 4u  /* more directories than DW_MAX */
+#define EV_ANY 1       /* read every file (no inotify, or a rescan) */
+#define EV_NAMES 2     /* names came or went (or events were lost): expand the globs again */
+
+/* A watched directory: it matches the first `depth` components of pattern `pat`, and the
+ * names in it that matter are those matching component `depth`. One directory can be
+ * several entries (several patterns) with the same wd. */
+struct dwatch {
+	int wd;
+	uint16_t pat, depth;
+};
+
+/* A path whose error was logged: not logged again until it clears. */
+struct problem {
+	char *path;
+	int code; /* errno, or -(file type bits) for a path that is not a regular file */
+};
 
 struct tfile {
 	char *path; /* the name it is tailed under: record topic and checkpoint key */
@@ -161,6 +201,8 @@ struct tfile {
 	struct tfile *prev; /* what the path named before (rotated, still open): read first */
 	int dead;           /* closed; removed from the list at the end of the poll */
 	int idle;           /* at its end with nothing timed: skipped until an event or rescan */
+	int wd;             /* inotify watch of the file, -1 if none (then it is never idle); may be
+			     * shared with a dead file of the same inode */
 	int64_t gone_us;    /* mono time the path was first seen missing, 0 if present */
 	struct rn_piece pc; /* pieces of the current line (record) handed out so far */
 	unsigned lpiece;    /* pieces of the current overlong line fed to multiline */
@@ -173,12 +215,18 @@ struct in_file {
 	size_t n, cap;
 	uint8_t *rbuf, *dbuf; /* read buffers: files, and rotated files drained before them */
 	int64_t next_scan_us;
-	int first_scan;      /* no checkpoint: this is the source's very first start */
-	int initial_scan;    /* the first rescan of this run (restores the checkpoint) */
-	struct rn_buf saved; /* checkpoint from the last run; freed after the initial scan */
-	struct tfile *cur;   /* file whose lines are being emitted */
-	int ino_fd;          /* inotify, -1 if unavailable (then every poll reads every file) */
-	int watch_warned;
+	int first_scan;          /* no checkpoint: this is the source's very first start */
+	int initial_scan;        /* the first rescan of this run (restores the checkpoint) */
+	struct rn_buf saved;     /* checkpoint from the last run; freed after the initial scan */
+	struct tfile *cur;       /* file whose lines are being emitted */
+	int ino_fd;              /* inotify, -1 if unavailable (then every poll reads every file) */
+	unsigned warned;         /* WARN_* said already (once per source) */
+	struct rn_pathpat *pats; /* conf->paths split, one per path */
+	struct dwatch *dw, *dw_old; /* directory watches (DW_MAX each; the old set at a rescan) */
+	size_t ndw;
+	int holes;                            /* some directory is not watched: rescan often */
+	struct problem problems[PROBLEM_MAX]; /* errors logged; cleared when the path works */
+	size_t nproblems, problem_next;
 	int use_re; /* multiline_start set: `re` compiled */
 	regex_t re;
 	struct rn_buf scratch; /* the line being matched, NUL-terminated (max_line + 1) */
@@ -203,6 +251,75 @@ struct in_file {
 static int64_t mtime_of(const struct stat *st)
 {
 	return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
+/* Is (path, code) new? Then it is remembered (the oldest forgotten past PROBLEM_MAX, so a
+ * source with more failing paths than that logs each again now and then, never silently). */
+static int problem_new(struct in_file *f, const char *path, int code)
+{
+	struct problem *p;
+	char *c;
+	for (size_t i = 0; i < f->nproblems; i++)
+		if (f->problems[i].code == code && !strcmp(f->problems[i].path, path))
+			return 0;
+	if (!(c = rn_strdup(path)))
+		return 1; /* logged again next time: better than not at all */
+	if (f->nproblems < PROBLEM_MAX) {
+		p = &f->problems[f->nproblems++];
+	} else {
+		p = &f->problems[f->problem_next];
+		f->problem_next = (f->problem_next + 1) % PROBLEM_MAX;
+		rn_free(p->path);
+	}
+	p->path = c;
+	p->code = code;
+	return 1;
+}
+
+/* `what` (a verb: "open", "stat", "read") failed on a matched path with errno err: logged
+ * once per path and error; the rescans try again. ENOENT is not an error here (a name that
+ * went between the glob and the look). */
+static void problem(struct in_file *f, const char *path, int err, const char *what)
+{
+	if (err == ENOENT || !problem_new(f, path, err))
+		return;
+	rn_log_warn("in_file", "%s: cannot %s: %s; not read, will retry", path, what,
+		    strerror(err));
+}
+
+/* A matched path that is not a regular file (a FIFO, a socket, a device, a directory named
+ * as a file) is not read: said once. A directory that a glob happens to match is not a file
+ * and is passed over quietly, as glob(3) users expect. */
+static void not_regular(struct in_file *f, const char *path, mode_t mode, int from_glob)
+{
+	const char *kind = S_ISDIR(mode)    ? "a directory"
+			   : S_ISFIFO(mode) ? "a FIFO"
+			   : S_ISSOCK(mode) ? "a socket"
+			   : S_ISCHR(mode)  ? "a character device"
+			   : S_ISBLK(mode)  ? "a block device"
+					    : "not a regular file";
+	if ((from_glob && S_ISDIR(mode)) || !problem_new(f, path, -(int)(mode & S_IFMT)))
+		return;
+	rn_log_warn("in_file", "%s is %s, not a regular file: not read", path, kind);
+}
+
+/* path works now: its logged errors are forgotten (and would be logged again). */
+static void problem_clear(struct in_file *f, const char *path)
+{
+	int had = 0;
+	for (size_t i = 0; i < f->nproblems;) {
+		if (strcmp(f->problems[i].path, path)) {
+			i++;
+			continue;
+		}
+		rn_free(f->problems[i].path);
+		f->problems[i] = f->problems[--f->nproblems];
+		had = 1;
+	}
+	if (f->problem_next >= f->nproblems)
+		f->problem_next = 0;
+	if (had)
+		rn_log_info("in_file", "%s: readable now", path);
 }
 
 /* Does the file open on fd begin with the bytes fingerprinted in fp? */
@@ -287,13 +404,28 @@ static int tfile_open(struct in_file *f, struct tfile *t, const char *name, uint
 {
 	struct stat st;
 	ssize_t n;
-	int fd = open(name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || lseek(fd, (off_t)off, SEEK_SET) < 0) {
-		close(fd);
+	int fd = open(name, O_RDONLY | O_CLOEXEC | O_NONBLOCK), e;
+	if (fd < 0) {
+		problem(f, name, errno, "open");
 		return -1;
 	}
+	if (fstat(fd, &st)) {
+		problem(f, name, errno, "stat");
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		not_regular(f, name, st.st_mode, 0); /* replaced between stat and open */
+		goto fail;
+	}
+	if (off > (uint64_t)INT64_MAX || lseek(fd, (off_t)off, SEEK_SET) < 0) {
+		char what[64];
+		e = off > (uint64_t)INT64_MAX ? EOVERFLOW : errno;
+		snprintf(what, sizeof(what), "seek to byte %llu", (unsigned long long)off);
+		problem(f, name, e, what);
+		goto fail;
+	}
+	if (f->nproblems)
+		problem_clear(f, name);
 	t->fd = fd;
 	t->dev = st.st_dev;
 	t->ino = st.st_ino;
@@ -309,6 +441,9 @@ static int tfile_open(struct in_file *f, struct tfile *t, const char *name, uint
 	rn_linesplit_reset(&t->ls);
 	rn_multiline_reset(&t->ml, off);
 	return 0;
+fail:
+	close(fd);
+	return -1;
 }
 
 static void tfile_free(struct tfile *t)
@@ -319,6 +454,70 @@ static void tfile_free(struct tfile *t)
 	rn_multiline_free(&t->ml);
 	rn_free(t->path);
 	rn_free(t);
+}
+
+/* Filesystems where a change made by another machine raises no inotify event (NFS, SMB,
+ * 9p, FUSE, Ceph, AFS, Coda): their files are read at every poll, their directories looked
+ * at every FALLBACK_RESCAN_MS. */
+static int remote_fs(const struct statfs *sf)
+{
+	static const unsigned long magic[] = {0x6969,     0x517b,     0xff534d42,
+					      0xfe534d42, 0x01021997, 0x65735546,
+					      0x00c36400, 0x5346414f, 0x73757245};
+	for (size_t i = 0; i < sizeof(magic) / sizeof(magic[0]); i++)
+		if ((unsigned long)sf->f_type == magic[i])
+			return 1;
+	return 0;
+}
+
+/* The network filesystem note, once per source. */
+static void remote_note(struct in_file *f, const char *path)
+{
+	if (f->warned & WARN_REMOTE)
+		return;
+	f->warned |= WARN_REMOTE;
+	rn_log_info("in_file",
+		    "%s is on a network filesystem: changes made elsewhere raise no event; its "
+		    "files are read at every poll and their directories rescanned every %d s",
+		    path, FALLBACK_RESCAN_MS / 1000);
+}
+
+/* A watch on the file open on fd (through /proc, so it is this inode even if its name has
+ * been taken by another file since). -1 if there is none: the file is then read at every
+ * poll. */
+static int watch_file(struct in_file *f, int fd, const char *name)
+{
+	char proc[48];
+	struct statfs sf;
+	int wd;
+	if (f->ino_fd < 0)
+		return -1;
+	if (!fstatfs(fd, &sf) && remote_fs(&sf)) {
+		remote_note(f, name);
+		return -1;
+	}
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if ((wd = inotify_add_watch(f->ino_fd, proc, FILE_MASK)) >= 0)
+		return wd;
+	if (!(f->warned & WARN_FWATCH))
+		rn_log_warn("in_file",
+			    "cannot watch %s (%s): it is read at every poll, like every file that "
+			    "cannot be watched (said once)",
+			    name, strerror(errno));
+	f->warned |= WARN_FWATCH;
+	return -1;
+}
+
+/* Drops t's watch unless another file (of the same inode) still uses it. */
+static void unwatch_file(struct in_file *f, struct tfile *t)
+{
+	if (t->wd < 0 || f->ino_fd < 0)
+		return;
+	for (size_t i = 0; i < f->n; i++)
+		if (f->files[i] != t && f->files[i]->wd == t->wd)
+			return;
+	inotify_rm_watch(f->ino_fd, t->wd);
+	t->wd = -1;
 }
 
 /* Starts tailing file `name` from byte `at`, as `path` (they differ for a rotated file
@@ -341,6 +540,7 @@ static struct tfile *add_file(struct in_file *f, const char *name, const char *p
 		return NULL;
 	}
 	t->fd = -1;
+	t->wd = -1;
 	t->ls.max_line = (size_t)f->conf->max_line_bytes;
 	if (f->use_re) {
 		/* a line must fit one piece of a record */
@@ -354,6 +554,8 @@ static struct tfile *add_file(struct in_file *f, const char *name, const char *p
 		return NULL;
 	}
 	t->rotated = rotated;
+	if (!rotated) /* a rotated file is read at every poll until it is finished */
+		t->wd = watch_file(f, t->fd, name);
 	t->last_data_us = rn_mono_us();
 	for (size_t k = f->n; k-- > 0;)
 		if (!f->files[k]->dead && !strcmp(f->files[k]->path, path)) {
@@ -665,9 +867,10 @@ static void ignore_compressed(struct in_file *f, const char *path)
 	rn_log_debug("in_file", "ignoring compressed file %s", path);
 }
 
-/* A path the globs matched: tailed from where its inode is known, else from its start (or its
- * end, in the very first scan with read_from = end). */
-static void track(struct in_file *f, const char *path)
+/* A path the globs matched (from_glob: a glob's match, else a path named as it is): tailed
+ * from where its inode is known, else from its start (or its end, in the very first scan
+ * with read_from = end). */
+static void track(struct in_file *f, const char *path, int from_glob)
 {
 	struct stat st;
 	const struct done *dn;
@@ -680,8 +883,14 @@ static void track(struct in_file *f, const char *path)
 	for (size_t i = 0; i < f->n; i++)
 		if (!f->files[i]->dead && !f->files[i]->rotated && !strcmp(f->files[i]->path, path))
 			return;
-	if (stat(path, &st) || !S_ISREG(st.st_mode))
+	if (stat(path, &st)) {
+		problem(f, path, errno, "stat");
 		return;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		not_regular(f, path, st.st_mode, from_glob);
+		return;
+	}
 	/* the same file under another name (being finished after a rotation, a hard link) */
 	if (tracked_inode(f, st.st_dev, st.st_ino))
 		return;
@@ -695,60 +904,139 @@ static void track(struct in_file *f, const char *path)
 	add_file(f, path, path, at, 0);
 }
 
-static void watch(struct in_file *f, const char *dir)
+/* Watches directory `dir` for the names of component `depth` of pattern `pi`. A directory
+ * that cannot be watched (the watch limit, a network filesystem) leaves a hole: the rescan
+ * then runs every FALLBACK_RESCAN_MS. */
+static void dir_watch(struct in_file *f, const char *dir, size_t pi, size_t depth)
 {
-	if (inotify_add_watch(f->ino_fd, dir, WATCH_MASK) >= 0 || errno == ENOENT ||
-	    errno == ENOTDIR)
-		return; /* a missing directory is watched once a rescan finds it */
-	if (!f->watch_warned)
-		rn_log_warn("in_file", "cannot watch %s (%s); new data is seen at each rescan", dir,
-			    strerror(errno));
-	f->watch_warned = 1;
-}
-
-/* Watches the directory part of `pat` (every directory it matches, if it is a glob). */
-static void watch_dirs(struct in_file *f, const char *pat)
-{
-	char dir[4096];
-	const char *slash = strrchr(pat, '/');
-	glob_t g;
+	struct statfs sf;
+	int wd;
 	if (f->ino_fd < 0)
 		return;
-	if (!slash)
-		snprintf(dir, sizeof(dir), ".");
-	else if (slash == pat)
-		snprintf(dir, sizeof(dir), "/");
-	else if ((size_t)(slash - pat) < sizeof(dir))
-		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - pat), pat);
-	else
-		return;
-	if (!strpbrk(dir, "*?[")) {
-		watch(f, dir);
+	if (f->ndw == DW_MAX) {
+		if (!(f->warned & WARN_DWMAX))
+			rn_log_warn("in_file",
+				    "more than %d directories to watch; the others are rescanned "
+				    "every %d s",
+				    DW_MAX, FALLBACK_RESCAN_MS / 1000);
+		f->warned |= WARN_DWMAX;
+		f->holes = 1;
 		return;
 	}
-	if (glob(dir, GLOB_ONLYDIR | GLOB_NOSORT, NULL, &g) == 0)
-		for (size_t k = 0; k < g.gl_pathc; k++)
-			watch(f, g.gl_pathv[k]);
-	globfree(&g);
+	if (!statfs(dir, &sf) && remote_fs(&sf)) {
+		remote_note(f, dir);
+		f->holes = 1; /* watched all the same: this machine's changes are seen at once */
+	}
+	if ((wd = inotify_add_watch(f->ino_fd, dir, DIR_MASK)) < 0) {
+		/* gone since the walk saw it (ENOENT, ENOTDIR) or not watchable: the next rescan
+		 * comes soon */
+		if (errno != ENOENT && errno != ENOTDIR)
+			problem(f, dir, errno, "watch directory");
+		f->holes = 1;
+		return;
+	}
+	for (size_t i = 0; i < f->ndw; i++)
+		if (f->dw[i].wd == wd && f->dw[i].pat == pi && f->dw[i].depth == depth)
+			return;
+	f->dw[f->ndw++] = (struct dwatch){wd, (uint16_t)pi, (uint16_t)depth};
 }
 
+/*
+ * The walk of pattern pi from directory buf (matching its first `depth` components; "" is
+ * the current directory): the last component's matches are tracked; a directory component
+ * is followed into every existing directory matching it. Watched: the files' directory, a
+ * directory whose child component is a glob (a new match can come), and the deepest existing
+ * directory of a path whose next directory does not exist yet. Errors other than ENOENT are
+ * logged once (problem).
+ */
+static void walk(struct in_file *f, size_t pi, char *buf, size_t len, size_t depth)
+{
+	const struct rn_pathpat *p = &f->pats[pi];
+	const char *dir = len ? buf : ".";
+	int leaf = depth + 1 == p->n, glob = rn_pathpat_is_glob(p, depth);
+	size_t l = len;
+	struct stat st;
+	struct dirent *de;
+	DIR *d;
+	if (leaf || glob)
+		dir_watch(f, dir, pi, depth);
+	if (!glob) {
+		if (rn_pathpat_push(p, depth, buf, &l, p->text + p->off[depth], p->len[depth]))
+			return;
+		if (leaf) {
+			track(f, buf, 0);
+		} else if (stat(buf, &st)) {
+			/* not there (yet): wait for it in the deepest directory that is */
+			problem(f, buf, errno, "stat");
+			buf[len] = 0;
+			dir_watch(f, dir, pi, depth);
+		} else if (!S_ISDIR(st.st_mode)) {
+			problem(f, buf, ENOTDIR, "enter directory");
+			buf[len] = 0;
+			dir_watch(f, dir, pi, depth);
+		} else {
+			walk(f, pi, buf, l, depth + 1);
+		}
+		buf[len] = 0;
+		return;
+	}
+	if (!(d = opendir(dir))) {
+		problem(f, dir, errno, "open directory");
+		return;
+	}
+	if (f->nproblems)
+		problem_clear(f, dir);
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
+		    !rn_pathpat_match(p, depth, de->d_name))
+			continue;
+		l = len;
+		if (rn_pathpat_push(p, depth, buf, &l, de->d_name, strlen(de->d_name)))
+			continue;
+		if (leaf)
+			track(f, buf, 1);
+		else if (!stat(buf, &st) && S_ISDIR(st.st_mode))
+			walk(f, pi, buf, l, depth + 1);
+		buf[len] = 0;
+	}
+	closedir(d);
+}
+
+/* Expands every glob again (tracking new files, watching the directories as they are now) and,
+ * in the first one, restores the checkpoint. */
 static void rescan(struct in_file *f)
 {
+	char buf[RN_PATHPAT_MAX];
+	struct dwatch *old = f->dw;
+	size_t nold = f->ndw;
 	if (f->initial_scan)
 		restore(f);
+	f->dw = f->dw_old;
+	f->dw_old = old;
+	f->ndw = 0;
+	f->holes = 0;
 	for (size_t i = 0; i < f->conf->paths.n; i++) {
-		glob_t g;
-		const char *pat = f->conf->paths.v[i];
-		watch_dirs(f, pat);
-		if (!strpbrk(pat, "*?[")) {
-			track(f, pat);
+		const struct rn_pathpat *p = &f->pats[i];
+		size_t len;
+		if (!p->n)
 			continue;
-		}
-		if (glob(pat, GLOB_NOSORT, NULL, &g) == 0)
-			for (size_t k = 0; k < g.gl_pathc; k++)
-				track(f, g.gl_pathv[k]);
-		globfree(&g);
+		len = p->off[0];
+		memcpy(buf, p->text, len);
+		buf[len] = 0;
+		walk(f, i, buf, len, 0);
 	}
+	/* directories no longer on a walk are not watched any more (gone, or a missing
+	 * directory came and the walk goes on below it) */
+	for (size_t i = 0; i < nold; i++) {
+		int keep = 0;
+		for (size_t k = 0; k < f->ndw && !keep; k++)
+			keep = f->dw[k].wd == old[i].wd;
+		for (size_t k = 0; k < i && !keep; k++)
+			keep = old[k].wd == old[i].wd; /* removed already */
+		if (!keep)
+			inotify_rm_watch(f->ino_fd, old[i].wd);
+	}
+	rn_log_debug("in_file", "rescan: %zu files, %zu directories watched", f->n, f->ndw);
 	f->first_scan = 0;
 	if (f->initial_scan) {
 		/* saved positions are for this run's start only: from now on a path's new file
@@ -758,7 +1046,37 @@ static void rescan(struct in_file *f)
 	}
 }
 
-/* Reads the pending inotify events. EV_* bits; EV_ANY always without inotify. */
+/* The rescan's period: rescan_interval, at most FALLBACK_RESCAN_MS where inotify cannot see
+ * everything (unavailable, a directory not watched, a network filesystem). */
+static int64_t rescan_every_ms(const struct in_file *f)
+{
+	int64_t ms = f->conf->rescan_interval_ms;
+	if ((f->ino_fd < 0 || f->holes) && ms > FALLBACK_RESCAN_MS)
+		ms = FALLBACK_RESCAN_MS;
+	return ms;
+}
+
+/* An event on a directory: EV_NAMES if it can change what the globs match (a name matching
+ * the component the directory waits for, or the directory itself deleted or moved), else 0.
+ * A changed attribute matters only while an error is outstanding (a permission fixed). */
+static int dir_event(struct in_file *f, int wd, uint32_t mask, const char *name)
+{
+	for (size_t i = 0; i < f->ndw; i++) {
+		const struct dwatch *w = &f->dw[i];
+		if (w->wd != wd)
+			continue;
+		if (mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED | IN_UNMOUNT))
+			return EV_NAMES;
+		if ((mask & IN_ATTRIB) && !f->nproblems)
+			return 0;
+		if (!*name || rn_pathpat_match(&f->pats[w->pat], w->depth, name))
+			return EV_NAMES;
+	}
+	return 0;
+}
+
+/* Reads the pending inotify events: a file's event makes that file read again; EV_* bits for
+ * the rest. EV_ANY always without inotify. */
 static int watch_events(struct in_file *f)
 {
 	char buf[4096];
@@ -769,12 +1087,25 @@ static int watch_events(struct in_file *f)
 	while ((n = read(f->ino_fd, buf, sizeof(buf))) > 0) {
 		for (size_t off = 0; off + sizeof(struct inotify_event) <= (size_t)n;) {
 			struct inotify_event e;
+			const char *name = "";
+			int file = 0;
 			memcpy(&e, buf + off, sizeof(e)); /* buf is not aligned for the struct */
-			ev |= EV_ANY;
-			if (e.mask & (IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE |
-				      IN_Q_OVERFLOW | IN_IGNORED))
-				ev |= EV_NAMES;
+			if (e.len && off + sizeof(e) + e.len <= (size_t)n)
+				name = buf + off + sizeof(e); /* NUL-padded by the kernel */
 			off += sizeof(e) + e.len;
+			if (e.mask & IN_Q_OVERFLOW) {
+				ev |= EV_NAMES; /* events lost: look at everything */
+				continue;
+			}
+			for (size_t i = 0; i < f->n; i++)
+				if (f->files[i]->wd == e.wd) {
+					f->files[i]->idle = 0;
+					if (e.mask & IN_IGNORED)
+						f->files[i]->wd = -1;
+					file = 1;
+				}
+			if (!file)
+				ev |= dir_event(f, e.wd, e.mask, name);
 		}
 	}
 	return ev;
@@ -972,6 +1303,7 @@ static int truncated(struct in_file *f, struct tfile *t, int *more)
 				    t->path, copy, (unsigned long long)t->read_off);
 			close(t->fd);
 			t->fd = fd;
+			t->wd = -1; /* the watch is the truncated file's: its new tfile takes it */
 			t->dev = st.st_dev;
 			t->ino = st.st_ino;
 			t->mtime_ns = mtime_of(&st);
@@ -1017,7 +1349,7 @@ static int at_eof(struct in_file *f, struct tfile *t, int *more)
 {
 	int64_t now = rn_mono_us();
 	struct stat st, cur;
-	int rc;
+	int rc, e;
 	if (t->rotated) {
 		if (now - t->last_data_us > f->conf->rotate_wait_ms * 1000)
 			return finish(f, t);
@@ -1028,7 +1360,15 @@ static int at_eof(struct in_file *f, struct tfile *t, int *more)
 		if ((uint64_t)cur.st_size < t->read_off)
 			return truncated(f, t, more);
 	}
-	if (stat(t->path, &st)) {
+	if ((e = stat(t->path, &st) ? errno : 0) && e != ENOENT && e != ENOTDIR) {
+		/* not gone, only out of sight (a directory's permissions): read on what is
+		 * open, and look again at every poll */
+		problem(f, t->path, e, "stat");
+		return tick_pending(f, t, now);
+	}
+	if (!e && f->nproblems)
+		problem_clear(f, t->path);
+	if (e) {
 		/* gone: maybe a rotation whose new file is not there yet; after rotate_wait the
 		 * file was deleted: hand out what it holds, close it (freeing its disk space) and
 		 * forget it */
@@ -1061,7 +1401,7 @@ static int at_eof(struct in_file *f, struct tfile *t, int *more)
 	if ((rc = tick_pending(f, t, now)))
 		return rc;
 	/* nothing timed is left: wait for inotify (never without it) */
-	t->idle = f->ino_fd >= 0 && !rn_linesplit_pending(&t->ls) &&
+	t->idle = t->wd >= 0 && !rn_linesplit_pending(&t->ls) &&
 		  !(f->use_re && rn_multiline_pending(&t->ml));
 	return 0;
 }
@@ -1073,11 +1413,14 @@ static int step(struct in_file *f, struct tfile *t, int *more)
 	int rc;
 	if (n < 0) {
 		if (errno != EINTR && errno != EAGAIN)
-			rn_log_warn("in_file", "read %s: %s", t->path, strerror(errno));
+			problem(f, t->path, errno, "read");
+		t->idle = 0; /* tried again at the next poll */
 		return 0;
 	}
 	if (n == 0)
 		return at_eof(f, t, more);
+	if (f->nproblems)
+		problem_clear(f, t->path);
 	/* truncated and written again past our position: the first bytes tell (the bytes just
 	 * read are the new file's, not ours) */
 	if (!t->rotated && t->fp.len && !fp_same(f, t->fd, &t->fp))
@@ -1106,6 +1449,7 @@ static void sweep(struct in_file *f)
 	}
 	for (size_t i = 0; i < f->n; i++) {
 		if (f->files[i]->dead) {
+			unwatch_file(f, f->files[i]);
 			tfile_free(f->files[i]);
 			changed = 1;
 		} else {
@@ -1124,10 +1468,10 @@ static int file_poll(void *inst, int64_t now_us, int *more)
 	*more = 0;
 	if ((ev & EV_NAMES) || now_us >= f->next_scan_us) {
 		rescan(f);
-		f->next_scan_us = now_us + f->conf->rescan_interval_ms * 1000;
+		f->next_scan_us = now_us + rescan_every_ms(f) * 1000;
 		ev |= EV_ANY; /* the rescan also reads every file: the fallback for lost events */
 	}
-	for (size_t i = 0; ev && i < f->n; i++)
+	for (size_t i = 0; (ev & EV_ANY) && i < f->n; i++)
 		f->files[i]->idle = 0;
 	for (size_t i = 0; i < f->n && f->host.accepting(f->host.ctx); i++) {
 		struct tfile *t = f->files[i];
@@ -1188,6 +1532,17 @@ static int file_check(const struct rn_source_conf *sc, char *err, size_t cap)
 			 sc->name ? sc->name : "?");
 		return RN_ECONFIG;
 	}
+	for (size_t i = 0; i < c->paths.n; i++) {
+		struct rn_pathpat p;
+		int bad = rn_pathpat_split(&p, c->paths.v[i]);
+		if (bad || !p.n) {
+			snprintf(err, cap, "source '%s': paths entry \"%s\" %s",
+				 sc->name ? sc->name : "?", c->paths.v[i],
+				 bad ? "is too long (4095 bytes, 64 components at most)"
+				     : "names no file");
+			return RN_ECONFIG;
+		}
+	}
 	if (c->multiline_start && *c->multiline_start) {
 		if ((e = regcomp(&re, c->multiline_start, REG_EXTENDED | REG_NOSUB))) {
 			char m[160];
@@ -1210,6 +1565,11 @@ static void file_destroy(void *inst)
 		tfile_free(f->files[i]);
 	for (size_t i = 0; i < f->nignored; i++)
 		rn_free(f->ignored[i]);
+	for (size_t i = 0; i < f->nproblems; i++)
+		rn_free(f->problems[i].path);
+	rn_free(f->pats);
+	rn_free(f->dw);
+	rn_free(f->dw_old);
 	if (f->use_re)
 		regfree(&f->re);
 	if (f->ino_fd >= 0)
@@ -1252,6 +1612,14 @@ static int file_create(void **inst, const struct rn_source_conf *conf,
 		f->use_re = 1;
 		f->scratch.max = (size_t)f->conf->max_line_bytes + 1;
 	}
+	if (!(f->pats = rn_calloc(f->conf->paths.n, sizeof(*f->pats))) ||
+	    !(f->dw = rn_calloc(DW_MAX, sizeof(*f->dw))) ||
+	    !(f->dw_old = rn_calloc(DW_MAX, sizeof(*f->dw_old)))) {
+		file_destroy(f);
+		return RN_ENOMEM;
+	}
+	for (size_t i = 0; i < f->conf->paths.n; i++)
+		rn_pathpat_split(&f->pats[i], f->conf->paths.v[i]); /* check() accepted them */
 	f->host = *host;
 	f->first_scan = host->load_position(host->ctx, &f->saved) == RN_ENOTFOUND;
 	f->initial_scan = 1;

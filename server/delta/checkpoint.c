@@ -14,54 +14,76 @@
 #include "rn_err.h"
 
 static const struct rn_pq_col kv_cols[2] = {
-	{"key", RN_PQ_STRING, 0},
-	{"value", RN_PQ_STRING, 1},
+	{.name = "key", .type = RN_PQ_STRING},
+	{.name = "value", .type = RN_PQ_STRING, .optional = 1},
 };
-static const struct rn_pq_col elem_col[1] = {{"element", RN_PQ_STRING, 1}};
+static const struct rn_pq_col elem_col[1] = {
+	{.name = "element", .type = RN_PQ_STRING, .optional = 1},
+};
 
 enum { T_APP, T_VERSION, T_UPDATED };
 static const struct rn_pq_col txn_cols[] = {
-	{"appId", RN_PQ_STRING, 1},
-	{"version", RN_PQ_INT64, 1},
-	{"lastUpdated", RN_PQ_INT64, 1},
+	{.name = "appId", .type = RN_PQ_STRING, .optional = 1},
+	{.name = "version", .type = RN_PQ_INT64, .optional = 1},
+	{.name = "lastUpdated", .type = RN_PQ_INT64, .optional = 1},
 };
 enum { A_PATH, A_PV, A_SIZE, A_MTIME, A_DC, A_STATS, A_TAGS };
 static const struct rn_pq_col add_cols[] = {
-	{"path", RN_PQ_STRING, 1},
-	{"partitionValues", RN_PQ_MAP, 1, 0, 0, 0, kv_cols, 2},
-	{"size", RN_PQ_INT64, 1},
-	{"modificationTime", RN_PQ_INT64, 1},
-	{"dataChange", RN_PQ_BOOL, 1},
-	{"stats", RN_PQ_STRING, 1},
-	{"tags", RN_PQ_MAP, 1, 0, 0, 0, kv_cols, 2},
+	{.name = "path", .type = RN_PQ_STRING, .optional = 1},
+	{.name = "partitionValues",
+	 .type = RN_PQ_MAP,
+	 .optional = 1,
+	 .children = kv_cols,
+	 .n_children = 2},
+	{.name = "size", .type = RN_PQ_INT64, .optional = 1},
+	{.name = "modificationTime", .type = RN_PQ_INT64, .optional = 1},
+	{.name = "dataChange", .type = RN_PQ_BOOL, .optional = 1},
+	{.name = "stats", .type = RN_PQ_STRING, .optional = 1},
+	{.name = "tags", .type = RN_PQ_MAP, .optional = 1, .children = kv_cols, .n_children = 2},
 };
 enum { R_PATH, R_DEL, R_DC, R_EXT, R_PV, R_SIZE };
 static const struct rn_pq_col remove_cols[] = {
-	{"path", RN_PQ_STRING, 1},
-	{"deletionTimestamp", RN_PQ_INT64, 1},
-	{"dataChange", RN_PQ_BOOL, 1},
-	{"extendedFileMetadata", RN_PQ_BOOL, 1},
-	{"partitionValues", RN_PQ_MAP, 1, 0, 0, 0, kv_cols, 2},
-	{"size", RN_PQ_INT64, 1},
+	{.name = "path", .type = RN_PQ_STRING, .optional = 1},
+	{.name = "deletionTimestamp", .type = RN_PQ_INT64, .optional = 1},
+	{.name = "dataChange", .type = RN_PQ_BOOL, .optional = 1},
+	{.name = "extendedFileMetadata", .type = RN_PQ_BOOL, .optional = 1},
+	{.name = "partitionValues",
+	 .type = RN_PQ_MAP,
+	 .optional = 1,
+	 .children = kv_cols,
+	 .n_children = 2},
+	{.name = "size", .type = RN_PQ_INT64, .optional = 1},
 };
 static const struct rn_pq_col format_cols[] = {
-	{"provider", RN_PQ_STRING, 1},
-	{"options", RN_PQ_MAP, 1, 0, 0, 0, kv_cols, 2},
+	{.name = "provider", .type = RN_PQ_STRING, .optional = 1},
+	{.name = "options", .type = RN_PQ_MAP, .optional = 1, .children = kv_cols, .n_children = 2},
 };
 enum { M_ID, M_NAME, M_DESC, M_FORMAT, M_SCHEMA, M_PARTS, M_CONF, M_CREATED };
 static const struct rn_pq_col meta_cols[] = {
-	{"id", RN_PQ_STRING, 1},
-	{"name", RN_PQ_STRING, 1},
-	{"description", RN_PQ_STRING, 1},
-	{"format", RN_PQ_STRUCT, 1, 0, 0, 0, format_cols, 2},
-	{"schemaString", RN_PQ_STRING, 1},
-	{"partitionColumns", RN_PQ_LIST, 1, 0, 0, 0, elem_col, 1},
-	{"configuration", RN_PQ_MAP, 1, 0, 0, 0, kv_cols, 2},
-	{"createdTime", RN_PQ_INT64, 1},
+	{.name = "id", .type = RN_PQ_STRING, .optional = 1},
+	{.name = "name", .type = RN_PQ_STRING, .optional = 1},
+	{.name = "description", .type = RN_PQ_STRING, .optional = 1},
+	{.name = "format",
+	 .type = RN_PQ_STRUCT,
+	 .optional = 1,
+	 .children = format_cols,
+	 .n_children = 2},
+	{.name = "schemaString", .type = RN_PQ_STRING, .optional = 1},
+	{.name = "partitionColumns",
+	 .type = RN_PQ_LIST,
+	 .optional = 1,
+	 .children = elem_col,
+	 .n_children = 1},
+	{.name = "configuration",
+	 .type = RN_PQ_MAP,
+	 .optional = 1,
+	 .children = kv_cols,
+	 .n_children = 2},
+	{.name = "createdTime", .type = RN_PQ_INT64, .optional = 1},
 };
 static const struct rn_pq_col proto_cols[] = {
-	{"minReaderVersion", RN_PQ_INT32, 1},
-	{"minWriterVersion", RN_PQ_INT32, 1},
+	{.name = "minReaderVersion", .type = RN_PQ_INT32, .optional = 1},
+	{.name = "minWriterVersion", .type = RN_PQ_INT32, .optional = 1},
 };
 enum { C_TXN, C_ADD, C_REMOVE, C_META, C_PROTO, C_N };
 static const struct rn_pq_col ckpt_cols[C_N] = {

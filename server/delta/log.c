@@ -285,7 +285,7 @@ static int struct_field(void *c, size_t i, struct rn_json_span el)
 {
 	(void)i;
 	struct struct_ctx *s = c;
-	struct field_ctx f = {{0}};
+	struct field_ctx f = {0};
 	struct rn_buf name = {.max = TYPE_MAX};
 	int rc;
 	if (rn_json_object_walk(el, field_member, &f) || !f.name.p || !f.type.p)
@@ -367,7 +367,7 @@ static int schema_column(void *c, size_t i, struct rn_json_span el)
 	(void)i;
 	struct cols_ctx *cc = c;
 	struct rn_dlog *l = cc->l;
-	struct field_ctx f = {{0}};
+	struct field_ctx f = {0};
 	struct rn_buf type = {.max = TYPE_MAX};
 	int rc;
 	if (rn_json_object_walk(el, field_member, &f) || !f.name.p || !f.type.p)

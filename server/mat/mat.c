@@ -59,22 +59,31 @@ enum {
 };
 
 static const struct rn_pq_col envelope_cols[C_COUNT] = {
-	[C_DEVICE] = {"device_id", RN_PQ_STRING, 1},
-	[C_SOURCE] = {"source", RN_PQ_STRING, 1},
-	[C_TOPIC] = {"topic", RN_PQ_STRING, 1},
-	[C_EVENT_TIME] = {"event_time", RN_PQ_TIMESTAMP, 1},
-	[C_RECEIVE_TIME] = {"receive_time", RN_PQ_TIMESTAMP, 1},
-	[C_STREAM] = {"stream_id", RN_PQ_STRING, 0},
-	[C_SEQ] = {"seq", RN_PQ_INT64, 1},
+	[C_DEVICE] = {.name = "device_id", .type = RN_PQ_STRING, .optional = 1},
+	[C_SOURCE] = {.name = "source", .type = RN_PQ_STRING, .optional = 1},
+	[C_TOPIC] = {.name = "topic", .type = RN_PQ_STRING, .optional = 1},
+	[C_EVENT_TIME] = {.name = "event_time", .type = RN_PQ_TIMESTAMP, .optional = 1},
+	[C_RECEIVE_TIME] = {.name = "receive_time", .type = RN_PQ_TIMESTAMP, .optional = 1},
+	[C_STREAM] = {.name = "stream_id", .type = RN_PQ_STRING},
+	[C_SEQ] = {.name = "seq", .type = RN_PQ_INT64, .optional = 1},
 	/* high-cardinality text: no dictionary (it would fill up and be thrown away per row
 	 * group); the identity columns above keep theirs */
-	[C_PAYLOAD] = {"payload", RN_PQ_STRING, 1, .dict = RN_PQ_DICT_OFF},
-	[C_PAYLOAD_RAW] = {"payload_raw", RN_PQ_BINARY, 1, .dict = RN_PQ_DICT_OFF},
-	[C_ATTRS] = {"attributes", RN_PQ_STRING, 1, .dict = RN_PQ_DICT_OFF},
-	[C_FLAGS] = {"flags", RN_PQ_INT32, 1},
+	[C_PAYLOAD] = {.name = "payload",
+		       .type = RN_PQ_STRING,
+		       .optional = 1,
+		       .dict = RN_PQ_DICT_OFF},
+	[C_PAYLOAD_RAW] = {.name = "payload_raw",
+			   .type = RN_PQ_BINARY,
+			   .optional = 1,
+			   .dict = RN_PQ_DICT_OFF},
+	[C_ATTRS] = {.name = "attributes",
+		     .type = RN_PQ_STRING,
+		     .optional = 1,
+		     .dict = RN_PQ_DICT_OFF},
+	[C_FLAGS] = {.name = "flags", .type = RN_PQ_INT32, .optional = 1},
 	/* last, so a table created before it (its log's schema stops at flags) is written with
 	 * the first C_CLOCK columns: see get_table */
-	[C_CLOCK] = {"clock_corrected", RN_PQ_BOOL, 1},
+	[C_CLOCK] = {.name = "clock_corrected", .type = RN_PQ_BOOL, .optional = 1},
 };
 
 static const char *delta_type(enum rn_pq_type t)
@@ -1849,8 +1858,10 @@ static int commit_retry(struct rn_mat *m, struct mat_table *t)
 		t->retry_mtime = mtime;
 	}
 	if (!rc) {
-		struct rn_delta_add add = {t->retry_path, (int64_t)t->retry_file.len,
-					   t->retry_mtime, t->retry_stats};
+		struct rn_delta_add add = {.path = t->retry_path,
+					   .size = (int64_t)t->retry_file.len,
+					   .mtime_ms = t->retry_mtime,
+					   .stats = t->retry_stats};
 		rc = rn_delta_commit(t->delta, &add, 1, txns, t->retry_nstreams, &version);
 		if (rc == RN_EEXIST) {
 			rn_log_warn("mat",

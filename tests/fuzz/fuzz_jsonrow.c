@@ -61,7 +61,13 @@ static int n_end(void *c, const struct rn_field *f)
 	return 0;
 }
 
-static const struct rn_row_sink sink = {NULL, n_null, n_i64, n_f64, n_bytes, n_dec, n_begin, n_end};
+static const struct rn_row_sink sink = {.null = n_null,
+					.i64 = n_i64,
+					.f64 = n_f64,
+					.bytes = n_bytes,
+					.dec = n_dec,
+					.begin = n_begin,
+					.end = n_end};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

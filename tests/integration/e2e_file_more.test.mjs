@@ -1,6 +1,7 @@
 // End to end for the file source beyond plain tailing: logrotate's two rotation styles under
-// continuous writes, multi-line records through agent SIGKILLs, and a glob directory where
-// files appear after the start. Every check ends with DuckDB reading the Delta table the real
+// continuous writes, multi-line records through agent SIGKILLs, a glob directory where
+// files appear after the start, and a glob whose directories are made (and made again) after
+// the start, found by inotify alone (the rescan 10 minutes away). Every check ends with DuckDB reading the Delta table the real
 // runnel-server wrote: each record exactly once (or, for copytruncate, what that style can
 // guarantee) and in order.
 import { test } from 'node:test';
@@ -285,6 +286,45 @@ test('a glob directory: files appearing after the start are read from their begi
     assert.deepEqual(per.old, [2], 'old.log: only what came after the start');
     for (const f of files) assert.deepEqual(per[f], [...Array(501).keys()], `${f}.log: from its start, in order`);
     assert.equal(per.gz, undefined, 'compressed file ignored');
+  } finally {
+    await agent.kill();
+    await server.kill();
+  }
+});
+
+test('directories of a glob created after the start are followed by inotify alone', { timeout: 180000 }, async () => {
+  const { logDir, server, agent } = await start('e2e-latedirs', (d) =>
+    [fileSource('late', [path.join(d, 'late', 'a', 'b', '*.log'), path.join(d, 'late', 'up.log')],
+      'read_from = "end"; rescan_interval = "10m";')]);
+  // logs/late exists, late/a and late/a/b do not: the agent waits in logs/late. up.log says
+  // when the first scan is done (tailed from its end: it adds no rows)
+  fs.mkdirSync(path.join(logDir, 'late'));
+  fs.writeFileSync(path.join(logDir, 'late', 'up.log'), 'up\n');
+  const b = path.join(logDir, 'late', 'a', 'b');
+  const lines = (tag, n) => [...Array(n).keys()].map((i) => `${tag} ${i}\n`).join('');
+  await server.start();
+  await agent.start();
+  try {
+    await waitFor(() => agent.proc.log.some((l) => /up\.log from byte 3\b/.test(l)), {
+      what: 'the first scan',
+    }).catch((e) => { throw new Error(`${e.message}\n${agent.proc.tail()}`); });
+    // the rescan is 10 minutes away: only the watches can find these
+    fs.mkdirSync(b, { recursive: true });
+    fs.writeFileSync(path.join(b, 'x.log'), lines('x', 100));
+    await waitRows(server, agent, 100, 'x.log, under directories made after the start');
+    // the directories removed and made again: the watch went back up and comes down again
+    fs.rmSync(path.join(logDir, 'late', 'a'), { recursive: true });
+    fs.mkdirSync(b, { recursive: true });
+    fs.writeFileSync(path.join(b, 'y.log'), lines('y', 100));
+    await waitRows(server, agent, 200, 'y.log, after the directories were made again');
+    await waitStable(server);
+    await agent.stop();
+    await server.stop();
+    const snap = await verifyTable(server.tableDir(TABLE));
+    const rows = await rowsOf(duckFrom(snap.files), 'late');
+    assert.equal(rows.length, 200, 'each line once');
+    assert.deepEqual(rows.map((r) => r.payload), [lines('x', 100), lines('y', 100)].join('').trimEnd().split('\n'),
+      'in order');
   } finally {
     await agent.kill();
     await server.kill();

@@ -17,6 +17,8 @@ Modes:
              and pushback_ms (for the server's RESOURCE_EXHAUSTED under pressure)
   concurrent open --calls ingest calls at once on one channel (one HTTP/2 connection),
              each sending --batches batches; report every call's acks
+  steady     fill until --stop-file exists (with --pause-ms between batches), printing
+             {"ack": N} as each ack comes: a stream that runs across server reloads
   slow-reader  not gRPC: a raw h2c connection (small SO_RCVBUF) that sends HTTP/2 PINGs
              and never reads the answers, for up to --pause-ms; report whether and when the
              server disconnected it
@@ -26,7 +28,8 @@ With --reading, ingest sends a message of its own (Reading: vehicle, ts, speed, 
 pos{lat,lon}) built at run time from a hand-made DescriptorProto, as Zerobus SDK users do;
 --bad-field adds a field `colour` no table has.
 --payload-bytes N pads each runnel.v1.Record payload to N bytes; --pause-ms N makes ingest
-wait that long after the stream is created, before its first batch.
+wait that long after the stream is created, before its first batch (steady: between
+batches); --device sets the records' device_id (default py-client).
 """
 import argparse
 import json
@@ -128,6 +131,8 @@ def main():
     ap.add_argument('--payload-bytes', type=int, default=0)
     ap.add_argument('--pause-ms', type=int, default=0)
     ap.add_argument('--calls', type=int, default=2)
+    ap.add_argument('--stop-file')
+    ap.add_argument('--device', default='py-client')
     a = ap.parse_args()
     if a.mode == 'slow-reader':
         print(json.dumps(slow_reader(a.addr, a.pause_ms or 20000)))
@@ -208,7 +213,7 @@ def main():
         def payload(k):
             p = f'python record {k}'.encode()
             return p + b' ' * (a.payload_bytes - len(p)) if a.payload_bytes > len(p) else p
-        recs = [rec.Record(device_id='py-client', source='grpcio', topic='python',
+        recs = [rec.Record(device_id=a.device, source='grpcio', topic='python',
                            event_time_us=int(time.time() * 1e6), seq=base + i,
                            payload=payload(base + i)).SerializeToString()
                 for i in range(n)]
@@ -263,27 +268,36 @@ def main():
                               **pushback_of(e)}))
         return
 
-    if a.mode == 'fill':
+    if a.mode in ('fill', 'steady'):
         import queue
         acks = queue.Queue()
         out = {'acks': [], 'stream_id': None, 'code': 'OK'}
+        steady = a.mode == 'steady'
 
         def requests():
             yield create_req()
-            for b in range(a.batches):
+            b = 0
+            while (not steady and b < a.batches) or \
+                    (steady and not (a.stop_file and os.path.exists(a.stop_file))):
                 yield batch_req(b, a.records, b * a.records)
                 got = acks.get(timeout=30)
                 if got is None:
                     return
                 out['acks'].append(got)
+                b += 1
+                if steady and a.pause_ms:
+                    time.sleep(a.pause_ms / 1000)
 
         try:
-            for r in call(requests(), metadata=md, timeout=120):
+            for r in call(requests(), metadata=md, timeout=600 if steady else 120):
                 kind = r.WhichOneof('payload')
                 if kind == 'create_stream_response':
                     out['stream_id'] = r.create_stream_response.stream_id
                 elif kind == 'ingest_record_response':
-                    acks.put(r.ingest_record_response.durability_ack_up_to_offset)
+                    v = r.ingest_record_response.durability_ack_up_to_offset
+                    if steady:
+                        print(json.dumps({'ack': v}), flush=True)
+                    acks.put(v)
         except grpc.RpcError as e:
             out.update({'code': e.code().name, 'details': e.details(), **pushback_of(e)})
         acks.put(None)

@@ -1,8 +1,8 @@
 // Test harness for the end-to-end suite: starts the real runnel-server and runnel-agent on
 // loopback in a private temp directory, waits on their own signals (the server's listening
-// line, the agent's status file), and tears everything down. No mocks: every process here
+// line, the agent's status socket), and tears everything down. No mocks: every process here
 // is the real program built by CMake.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -205,7 +205,20 @@ export class Agent {
     if (this.proc.exited) throw new Error(`agent exited at start\n${this.proc.tail()}`);
     return this;
   }
+  // The live status: from the agent's socket (`runnel-agent status --json`) while it runs,
+  // else the status.json it wrote last (at exit, or at most every 5 s while running).
   status() {
+    if (this.proc && !this.proc.exited) {
+      try {
+        return JSON.parse(execFileSync(agentBin, ['status', '-c', this.conf, '--json'],
+          { encoding: 'utf8', timeout: 10000, stdio: ['ignore', 'pipe', 'ignore'] }));
+      } catch {
+        // not answering yet (starting) or gone: fall back to the file
+      }
+    }
+    return this.statusFile();
+  }
+  statusFile() {
     try {
       return JSON.parse(fs.readFileSync(path.join(this.dataDir, 'status.json'), 'utf8'));
     } catch {

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "agent.h"
+#include "agent_int.h"
 #include "buffer.h"
 #include "rn_conf.h"
 #include "rn_err.h"
@@ -62,7 +63,7 @@ static void run_agent(const char *data, const char *name, const char *file, int 
 	char text[2048], err[512];
 	struct rn_agent_conf conf = {0};
 	struct rn_agent *a;
-	volatile int stop = 0;
+	struct rn_agent_signals sig = {0};
 	snprintf(text, sizeof(text),
 		 "agent: { device_id = \"dev\"; data_dir = \"%s\"; };\n"
 		 "chunk: { max_records = 1000; linger_ms = 20; };\n"
@@ -74,10 +75,11 @@ static void run_agent(const char *data, const char *name, const char *file, int 
 	    rn_agent_conf_check(&conf, "t.conf", err, sizeof(err)))
 		fail_msg("config: %s", err);
 	assert_int_equal(rn_agent_create(&a, &conf), 0);
-	stub.stop = &stop;
+	stub.stop = &sig.stop;
 	stub.waits = 0;
 	stub.stop_after = loops;
-	assert_int_equal(rn_agent_run(a, &stop, NULL), 0);
+	assert_int_equal(rn_agent_run(a, &sig), RN_AGENT_STOPPED);
+	rn_agent_drain(a);
 	rn_agent_destroy(a);
 	rn_conf_free(rn_agent_conf_table, &conf);
 }
@@ -176,11 +178,175 @@ static void test_orphan_stream_delivered(void **state)
 	assert_int_equal(st.acked, st.next_offset - 1);
 }
 
+/* A config of file sources: names[i] over files[i], each with extra text extra[i]. */
+static struct rn_agent_conf *load_conf(const char *data, int n, const char *const *names,
+				       const char *const *files, const char *const *extra)
+{
+	char text[4096], err[512];
+	size_t len = 0;
+	struct rn_agent_conf *c = rn_calloc(1, sizeof(*c));
+	assert_non_null(c);
+	len += (size_t)snprintf(text + len, sizeof(text) - len,
+				"agent: { device_id = \"dev\"; data_dir = \"%s\"; };\n"
+				"chunk: { max_records = 100; linger_ms = 600000; };\n"
+				"sources = (",
+				data);
+	for (int i = 0; i < n; i++)
+		len += (size_t)snprintf(text + len, sizeof(text) - len,
+					"%s{ type = \"file\"; name = \"%s\"; table = \"c.s.t\"; "
+					"paths = [ \"%s\" ]; read_from = \"beginning\"; %s }",
+					i ? ", " : "", names[i], files[i], extra[i]);
+	snprintf(text + len, sizeof(text) - len, ");\n");
+	if (rn_conf_load_string(text, "t.conf", rn_agent_conf_table, c, err, sizeof(err)) ||
+	    rn_agent_conf_check(c, "t.conf", err, sizeof(err)))
+		fail_msg("config: %s", err);
+	return c;
+}
+
+static void run_loops(struct rn_agent *a, struct rn_agent_signals *sig, int loops)
+{
+	sig->stop = 0;
+	stub.stop = &sig->stop;
+	stub.waits = 0;
+	stub.stop_after = loops;
+	assert_int_equal(rn_agent_run(a, sig), RN_AGENT_STOPPED);
+}
+
+static int stream_id(const char *data, const char *name)
+{
+	struct rn_buffer_stream st;
+	buffer_state(data, name, &st);
+	return st.id;
+}
+
+/*
+ * Reload with records flowing: a keeps running through every reload (same settings), b is
+ * removed, c is added, then a's settings change (restarted from its stored position), then
+ * b comes back. Lines are appended between the reloads. Chunks close at 100 records (linger
+ * is long): what a stopping source holds in its open chunk must go in with its position. Every line
+ * of every file is delivered exactly once and in order (seq 0..N-1 per stream).
+ */
+static void test_reload(void **state)
+{
+	char data[600], fa[600], fb[600], fc[600];
+	struct rn_agent_signals sig = {0};
+	struct rn_agent *a;
+	(void)state;
+	snprintf(data, sizeof(data), "%s/d3", dir);
+	snprintf(fa, sizeof(fa), "%s/r-a.log", dir);
+	snprintf(fb, sizeof(fb), "%s/r-b.log", dir);
+	snprintf(fc, sizeof(fc), "%s/r-c.log", dir);
+	mkdir(data, 0755);
+	memset(&stub, 0, sizeof(stub));
+	stub.online = 1;
+	append_lines(fa, 0, 250);
+	append_lines(fb, 0, 130);
+	append_lines(fc, 0, 70);
+	const char *names[] = {"a", "b", "c"}, *files[] = {fa, fb, fc};
+	const char *plain[] = {"", "", ""}, *changed[] = {"attributes = [ \"site=x\" ];", "", ""};
+	struct rn_agent_conf *c1 = load_conf(data, 2, names, files, plain);
+	assert_int_equal(rn_agent_create(&a, c1), 0);
+	run_loops(a, &sig, 30);
+
+	/* b removed, c added (a unchanged) */
+	append_lines(fa, 250, 300);
+	append_lines(fb, 130, 140); /* may or may not be read before b stops: never twice */
+	const char *ac[] = {"a", "c"}, *fac[] = {fa, fc};
+	assert_int_equal(rn_agent_reload(a, load_conf(data, 2, ac, fac, plain)), 0);
+	run_loops(a, &sig, 30);
+	append_lines(fa, 300, 320);
+	append_lines(fc, 70, 90);
+	run_loops(a, &sig, 30);
+
+	/* a changed: stopped, started again from its stored position */
+	assert_int_equal(rn_agent_reload(a, load_conf(data, 2, ac, fac, changed)), 0);
+	append_lines(fa, 320, 400);
+	run_loops(a, &sig, 30);
+
+	/* b back: resumes where it stopped */
+	assert_int_equal(rn_agent_reload(a, load_conf(data, 3, names, files, changed)), 0);
+	append_lines(fb, 140, 150);
+	run_loops(a, &sig, 40);
+	rn_agent_drain(a);
+	rn_agent_destroy(a);
+	rn_conf_free(rn_agent_conf_table, c1);
+	rn_free(c1);
+
+	assert_int_equal(stub.errors, 0);
+	check_delivered(stream_id(data, "a"), 400);
+	check_delivered(stream_id(data, "b"), 150);
+	check_delivered(stream_id(data, "c"), 90);
+}
+
+/* The idle loop sleeps until its next deadline, at most 1 s: once everything is delivered and
+ * nothing is open, every wait is long and none is longer than 1 s. (The stub sleeps at most
+ * 5 ms of each, so status.json's next check, 5 s on, is not reached.) */
+static void test_idle_sleeps(void **state)
+{
+	char data[600], file[600];
+	struct rn_agent_signals sig = {0};
+	struct rn_agent *a;
+	const char *n[] = {"idle"}, *f[] = {file}, *plain[] = {""};
+	(void)state;
+	snprintf(data, sizeof(data), "%s/d4", dir);
+	snprintf(file, sizeof(file), "%s/idle.log", dir);
+	mkdir(data, 0755);
+	memset(&stub, 0, sizeof(stub));
+	stub.online = 1;
+	append_lines(file, 0, 100); /* one full chunk (max_records = 100): closed at once */
+	struct rn_agent_conf *c = load_conf(data, 1, n, f, plain);
+	assert_int_equal(rn_agent_create(&a, c), 0);
+	run_loops(a, &sig, 20);
+	assert_int_equal(stub.nrec, 100);
+	stub.max_timeout = 0;
+	stub.min_timeout = 1 << 30;
+	run_loops(a, &sig, 50);
+	assert_int_equal(stub.max_timeout, 1000);
+	if (stub.min_timeout < 900)
+		fail_msg("an idle wait of %d ms", stub.min_timeout);
+	rn_agent_drain(a);
+	rn_agent_destroy(a);
+	rn_conf_free(rn_agent_conf_table, c);
+	rn_free(c);
+}
+
+/* Reload's comparison: the same text is the same source; a difference in a common key, a
+ * plugin key or a route is a change. */
+static void test_source_same(void **state)
+{
+	const char *n[] = {"s"}, *f[] = {"/x.log"};
+	const char *variants[] = {
+		"",
+		"attributes = [ \"k=v\" ];",
+		"max_line_bytes = \"1K\";",
+		"ttl = \"5m\";",
+		"routes = ( { match = \"a/#\"; table = \"c.s.u\"; stream = \"a\"; } );",
+		"routes = ( { match = \"a/+\"; table = \"c.s.u\"; stream = \"a\"; } );",
+	};
+	const size_t nv = sizeof(variants) / sizeof(variants[0]);
+	(void)state;
+	for (size_t i = 0; i < nv; i++)
+		for (size_t j = 0; j < nv; j++) {
+			struct rn_agent_conf *x = load_conf("/tmp", 1, n, f, &variants[i]);
+			struct rn_agent_conf *y = load_conf("/tmp", 1, n, f, &variants[j]);
+			int same = rn_agent__source_same(x->sources.items, y->sources.items);
+			if (same != (i == j))
+				fail_msg("'%s' vs '%s': same = %d", variants[i], variants[j], same);
+			rn_conf_free(rn_agent_conf_table, x);
+			rn_conf_free(rn_agent_conf_table, y);
+			rn_free(x);
+			rn_free(y);
+		}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_offline_then_restart),
 		cmocka_unit_test(test_orphan_stream_delivered),
+		cmocka_unit_test(test_reload),
+		cmocka_unit_test(test_source_same),
+		cmocka_unit_test(test_idle_sleeps),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

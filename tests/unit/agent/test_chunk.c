@@ -31,7 +31,7 @@
 #include "runnel/v1/record.pb-c.h"
 #include "zerobus/zerobus_service.pb-c.h"
 
-static const struct rn_chunk_origin origin = {"dev-7", "app"};
+static const struct rn_chunk_origin origin = {.device_id = "dev-7", .source = "app"};
 
 static void fill(struct rn_chunk_builder *b, int n)
 {

@@ -49,6 +49,11 @@ void rn_uplink_destroy(struct rn_uplink *u)
 
 int rn_uplink_add_stream(struct rn_uplink *u, const struct rn_uplink_stream_def *d)
 {
+	for (int i = 0; i < u->n; i++)
+		if (u->s[i].id == d->stream)
+			return RN_EEXIST; /* as the real uplink */
+	if (u->n == STUB_MAX_STREAMS)
+		return RN_ENOMEM;
 	struct stub_stream *s = &u->s[u->n++];
 	s->id = d->stream;
 	snprintf(s->server_id, sizeof(s->server_id), "%s", d->server_id ? d->server_id : "");
@@ -130,6 +135,10 @@ int rn_uplink_wait(struct rn_uplink *u, struct rn_uplink_waitfd *fds, int nfds, 
 	(void)u;
 	(void)fds;
 	(void)nfds;
+	if (timeout_ms > stub.max_timeout)
+		stub.max_timeout = timeout_ms;
+	if (timeout_ms < stub.min_timeout)
+		stub.min_timeout = timeout_ms;
 	if (timeout_ms > 0)
 		nanosleep(&ts, NULL);
 	if (stub.stop && ++stub.waits >= stub.stop_after)

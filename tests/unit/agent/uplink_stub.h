@@ -12,7 +12,8 @@ struct stub_state {
 	int online;         /* deliver and ack on step */
 	volatile int *stop; /* set to 1 after stop_after calls of wait() */
 	int stop_after, waits;
-	int added; /* streams registered */
+	int min_timeout, max_timeout; /* of the waits since the test last reset them */
+	int added;                    /* streams registered */
 	size_t descriptor_len;
 	uint64_t chunks; /* chunks delivered */
 	int errors;      /* a callback failed or a chunk did not decode */

@@ -1,7 +1,8 @@
 /*
  * Unit tests for common/: protobuf wire helpers, the gRPC deframer (whole, split and hostile
  * input), UTF-8 validation, zstd round trips and caps, the capped buffer and the allocation
- * failure hook, zstd with a small hash table, and the new-file writer (direct I/O path).
+ * failure hook, zstd with a small hash table, the new-file writer (direct I/O path), and
+ * the logger's file: switching to it, reopening after a rename, back to stderr.
  */
 #include <fcntl.h>
 #include <setjmp.h>
@@ -20,6 +21,7 @@
 #include "rn_err.h"
 #include "rn_fs.h"
 #include "rn_grpc.h"
+#include "rn_log.h"
 #include "rn_mem.h"
 #include "rn_pbwire.h"
 #include "rn_utf8.h"
@@ -281,6 +283,49 @@ static void test_write_new_file(void **state)
 	free(got);
 }
 
+static char *slurp(const char *path)
+{
+	static char buf[4096];
+	FILE *f = fopen(path, "r");
+	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+	if (f)
+		fclose(f);
+	buf[n] = 0;
+	return buf;
+}
+
+/* A logrotate cycle: lines go to the file, then (renamed) to the renamed file until the
+ * reopen, and to a new file of the configured name after it. */
+static void test_log_file_reopen(void **state)
+{
+	char dir[] = "/tmp/rn-log-XXXXXX", path[64], moved[64];
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/x.log", dir);
+	snprintf(moved, sizeof(moved), "%s/x.log.1", dir);
+	assert_int_equal(rn_log_reopen(), 0); /* stderr: nothing to reopen */
+	assert_int_equal(rn_log_set_file(path), 0);
+	rn_log_warn("test", "first %d", 1);
+	assert_int_equal(rename(path, moved), 0);
+	rn_log_warn("test", "second");
+	assert_int_equal(rn_log_reopen(), 0);
+	rn_log_warn("test", "third");
+	assert_non_null(strstr(slurp(moved), "warn test: first 1\n"));
+	assert_non_null(strstr(slurp(moved), "second"));
+	assert_null(strstr(slurp(moved), "third"));
+	assert_non_null(strstr(slurp(path), "warn test: third\n"));
+	assert_null(strstr(slurp(path), "second"));
+	assert_int_equal(rn_log_set_file("/nonexistent-dir/x.log"), RN_EIO);
+	rn_log_warn("test", "fourth"); /* still where it went */
+	assert_non_null(strstr(slurp(path), "fourth"));
+	assert_int_equal(rn_log_set_file(NULL), 0);
+	rn_log_warn("test", "on stderr again");
+	assert_null(strstr(slurp(path), "stderr again"));
+	unlink(path);
+	unlink(moved);
+	rmdir(dir);
+}
+
 static void test_buf_cap_and_failure(void **state)
 {
 	struct rn_buf b = {.max = 16};
@@ -313,6 +358,7 @@ int main(void)
 		cmocka_unit_test(test_zstd_hash_log),
 		cmocka_unit_test(test_write_new_file),
 		cmocka_unit_test(test_buf_cap_and_failure),
+		cmocka_unit_test(test_log_file_reopen),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -343,7 +343,43 @@ static void test_help(void **state)
 	assert_non_null(strstr(buf, "how many"));
 	assert_non_null(strstr(buf, "(default 5) [1..1000]"));
 	assert_non_null(strstr(buf, "{error|warn|info|debug}"));
+	assert_null(strstr(buf, "changes at restart"));
 	free(buf);
+}
+
+/* Reload's tools: rows compared deeply (lists of variants included) and swapped without a
+ * copy, so both structs still free cleanly. */
+static void test_key_equal_and_swap(void **state)
+{
+	static const char *a_text =
+		"big = 1; paths = [\"x\", \"y\"]; agent: { name = \"n\"; };\n"
+		"sources = ( { type = \"file\"; name = \"s\"; glob = \"*.log\"; } );";
+	static const char *b_text =
+		"big = 1; paths = [\"x\", \"z\"]; agent: { name = \"m\"; };\n"
+		"sources = ( { type = \"file\"; name = \"s\"; glob = \"*.txt\"; } );";
+	struct conf a = {0}, b = {0}, a2 = {0};
+	char err[256];
+	long live = rn_mem_live();
+	(void)state;
+	assert_int_equal(rn_conf_load_string(a_text, "a", rows, &a, err, sizeof(err)), 0);
+	assert_int_equal(rn_conf_load_string(b_text, "b", rows, &b, err, sizeof(err)), 0);
+	assert_int_equal(rn_conf_load_string(a_text, "a2", rows, &a2, err, sizeof(err)), 0);
+	for (const struct rn_conf_key *k = rows; k->key; k++) {
+		int differs = !strcmp(k->key, "paths") || !strcmp(k->key, "agent") ||
+			      !strcmp(k->key, "sources");
+		assert_int_equal(rn_conf_key_equal(k, &a, &b), !differs);
+		assert_true(rn_conf_key_equal(k, &a, &a2)); /* equal values, other pointers */
+	}
+	rn_conf_key_swap(&rows[0], &a, &b); /* a group: each of its rows */
+	assert_string_equal(a.name, "m");
+	assert_string_equal(b.name, "n");
+	rn_conf_key_swap(&rows[6], &a, &b); /* sources */
+	assert_true(rn_conf_key_equal(&rows[6], &b, &a2));
+	assert_false(rn_conf_key_equal(&rows[6], &a, &a2));
+	rn_conf_free(rows, &a);
+	rn_conf_free(rows, &b);
+	rn_conf_free(rows, &a2);
+	assert_int_equal(rn_mem_live(), live);
 }
 
 int main(void)
@@ -353,7 +389,7 @@ int main(void)
 		cmocka_unit_test(test_bad_files),      cmocka_unit_test(test_bad_strings),
 		cmocka_unit_test(test_parsers),        cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_alloc_failures), cmocka_unit_test(test_help),
-		cmocka_unit_test(test_addresses),
+		cmocka_unit_test(test_addresses),      cmocka_unit_test(test_key_equal_and_swap),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -81,7 +81,8 @@ static void slurp(const char *path, struct rn_buf *b)
 /* Commits one add (fake path) with a txn for app at version v. */
 static int64_t commit_fake(struct rn_delta *d, const char *path, const char *app, int64_t v)
 {
-	struct rn_delta_add a = {path, 100, 1000 + v, "{\"numRecords\":1}"};
+	struct rn_delta_add a = {
+		.path = path, .size = 100, .mtime_ms = 1000 + v, .stats = "{\"numRecords\":1}"};
 	struct rn_delta_txn t = {app, v};
 	int64_t ver;
 	assert_int_equal(rn_delta_commit(d, &a, 1, &t, 1, &ver), 0);
@@ -118,7 +119,10 @@ static void test_checkpoint_roundtrip(void **state)
 	}
 	/* a rewrite: three files removed (tombstones), one added */
 	const char *gone[] = {"f00.parquet", "f01.parquet", "f02.parquet"};
-	struct rn_delta_add big = {"big.parquet", 300, 5000, "{\"numRecords\":3}"};
+	struct rn_delta_add big = {.path = "big.parquet",
+				   .size = 300,
+				   .mtime_ms = 5000,
+				   .stats = "{\"numRecords\":3}"};
 	assert_int_equal(rn_delta_commit_rewrite(d, gone, 3, &big, &v), 0);
 	assert_int_equal(v, 13);
 	assert_int_equal(rn_delta_checkpoint(d, 7 * 86400000LL, &ck), 0);
@@ -244,11 +248,13 @@ static void test_cleanup(void **state)
 }
 
 /* Writes a real data file of `rows` rows (ids from first) and commits it with a txn. */
-static const struct rn_pq_col elem[1] = {{"element", RN_PQ_STRING, 1}};
+static const struct rn_pq_col elem[1] = {
+	{.name = "element", .type = RN_PQ_STRING, .optional = 1},
+};
 static const struct rn_pq_col cols[3] = {
-	{"id", RN_PQ_INT64, 0},
-	{"name", RN_PQ_STRING, 1},
-	{"tags", RN_PQ_LIST, 1, 0, 0, 0, elem, 1},
+	{.name = "id", .type = RN_PQ_INT64},
+	{.name = "name", .type = RN_PQ_STRING, .optional = 1},
+	{.name = "tags", .type = RN_PQ_LIST, .optional = 1, .children = elem, .n_children = 1},
 };
 
 static void commit_real(struct rn_delta *d, int first, int rows, const char *app, int64_t v)
@@ -278,7 +284,8 @@ static void commit_real(struct rn_delta *d, int first, int rows, const char *app
 	assert_int_equal(rn_delta_write_file(d, out.data, out.len, name, sizeof(name), &mtime), 0);
 	char stats[64];
 	snprintf(stats, sizeof(stats), "{\"numRecords\":%d}", rows);
-	struct rn_delta_add a = {name, (int64_t)out.len, mtime, stats};
+	struct rn_delta_add a = {
+		.path = name, .size = (int64_t)out.len, .mtime_ms = mtime, .stats = stats};
 	struct rn_delta_txn t = {app, v};
 	assert_int_equal(rn_delta_commit(d, &a, 1, &t, 1, &ver), 0);
 	rn_buf_free(&out);
@@ -488,7 +495,8 @@ static void test_compact_conflict(void **state)
 	assert_int_equal(rn_delta_open(&b, table, NULL, "b"), 0);
 	const char *in_b[] = {"c0.parquet", "c1.parquet"};
 	const char *in_a[] = {"c1.parquet", "c2.parquet"};
-	struct rn_delta_add ab = {"b.parquet", 10, 1, NULL}, aa = {"a.parquet", 10, 1, NULL};
+	struct rn_delta_add ab = {.path = "b.parquet", .size = 10, .mtime_ms = 1},
+			    aa = {.path = "a.parquet", .size = 10, .mtime_ms = 1};
 	assert_int_equal(rn_delta_commit_rewrite(b, in_b, 2, &ab, &v), 0);
 	/* a has not seen b's commit: it loses the race, reads it, and gives up */
 	assert_int_equal(rn_delta_commit_rewrite(a, in_a, 2, &aa, &v), RN_ECONFLICT);

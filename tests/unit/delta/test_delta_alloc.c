@@ -31,7 +31,10 @@
 	"\"nullable\":true,\"metadata\":{}},{\"name\":\"seq\",\"type\":\"long\",\"nullable\":"     \
 	"true,\"metadata\":{}}]}"
 
-static const struct rn_pq_col cols[] = {{"stream_id", RN_PQ_STRING, 1}, {"seq", RN_PQ_INT64, 1}};
+static const struct rn_pq_col cols[] = {
+	{.name = "stream_id", .type = RN_PQ_STRING, .optional = 1},
+	{.name = "seq", .type = RN_PQ_INT64, .optional = 1},
+};
 static const char *const streams[] = {"s0", "s1", "s2"};
 
 static char root[256];

@@ -62,7 +62,8 @@ static int writer(int id)
 	for (int i = 0; i < COMMITS; i++) {
 		int64_t v;
 		snprintf(path, sizeof(path), "w%d-%04d.parquet", id, i);
-		struct rn_delta_add add = {path, 100, 1, "{\"numRecords\":1}"};
+		struct rn_delta_add add = {
+			.path = path, .size = 100, .mtime_ms = 1, .stats = "{\"numRecords\":1}"};
 		struct rn_delta_txn txn = {app, i};
 		int rc = rn_delta_commit(d, &add, 1, &txn, 1, &v);
 		if (rc) {
@@ -142,7 +143,8 @@ static int same_batch(int id)
 	if (write(ready_fd[1], "r", 1) != 1 || read(go_fd[0], &c, 1) != 0)
 		return 101;
 	snprintf(path, sizeof(path), "same-%d.parquet", id);
-	struct rn_delta_add add = {path, 100, 1, "{\"numRecords\":1}"};
+	struct rn_delta_add add = {
+		.path = path, .size = 100, .mtime_ms = 1, .stats = "{\"numRecords\":1}"};
 	struct rn_delta_txn txn = {"same", 7};
 	int rc = rn_delta_commit(d, &add, 1, &txn, 1, &v);
 	rn_delta_close(d);

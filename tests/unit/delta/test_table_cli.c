@@ -65,7 +65,8 @@ static void add_file(struct rn_delta *d, int64_t rows, int64_t stat_rows, const 
 	size_t n = fake_parquet(buf, rows, 20);
 	assert_int_equal(rn_delta_write_file(d, buf, n, name, cap, &mtime), 0);
 	snprintf(stats, sizeof(stats), "{\"numRecords\":%lld}", (long long)stat_rows);
-	struct rn_delta_add add = {name, (int64_t)n, mtime, stats};
+	struct rn_delta_add add = {
+		.path = name, .size = (int64_t)n, .mtime_ms = mtime, .stats = stats};
 	struct rn_delta_txn txn = {app, off};
 	assert_int_equal(rn_delta_commit(d, &add, 1, &txn, 1, &version), 0);
 }

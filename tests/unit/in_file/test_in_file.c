@@ -4,7 +4,9 @@
  * kept as-is, overlong lines split into flagged pieces with "runnel.split" attributes, the
  * partial-line timeout, rename rotation (old file finished, then the new one from 0), resume
  * from a snapshot (nothing repeated, nothing lost), rotation while stopped, read_from=end,
- * and truncation.
+ * and truncation. The host and source helpers are in harness.c; the watches of missing
+ * directories, the logging of unreadable paths and offsets past 2 GiB are tested in
+ * test_in_file_watch.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -26,214 +28,7 @@
 #include "rn_err.h"
 #include "rn_mem.h"
 
-extern const struct rn_source_plugin rn_in_file;
-
-#define MAXREC 1024
-
-struct host {
-	char *rec[MAXREC];
-	size_t len[MAXREC];
-	uint32_t flags[MAXREC];
-	char split[MAXREC][16];
-	char piece[MAXREC][16]; /* runnel.piece */
-	char topic[MAXREC][600];
-	size_t n;
-	struct rn_buf saved; /* the "committed" position handed back at load */
-	int have_saved;
-	int pos_changes;
-	unsigned refuse_every, calls; /* refuse every n-th emit (RN_EFULL) */
-	void *snap_inst; /* set: every emit commits (snapshots) inside, as a closing chunk does */
-};
-
-static char dir[512];
-
-static int h_emit(void *ctx, const struct rn_record *r)
-{
-	struct host *h = ctx;
-	if (h->refuse_every && ++h->calls % h->refuse_every == 0)
-		return RN_EFULL; /* the buffer is full: the record is not taken */
-	assert_true(h->n < MAXREC);
-	h->rec[h->n] = malloc(r->len + 1);
-	memcpy(h->rec[h->n], r->payload, r->len);
-	h->rec[h->n][r->len] = 0;
-	h->len[h->n] = r->len;
-	h->flags[h->n] = r->flags;
-	h->split[h->n][0] = 0;
-	h->piece[h->n][0] = 0;
-	snprintf(h->topic[h->n], sizeof(h->topic[0]), "%s", r->topic ? r->topic : "");
-	for (size_t i = 0; i < r->nattrs; i++)
-		if (!strcmp(r->attrs[i].key, "runnel.split"))
-			snprintf(h->split[h->n], sizeof(h->split[0]), "%s", r->attrs[i].value);
-		else if (!strcmp(r->attrs[i].key, "runnel.piece"))
-			snprintf(h->piece[h->n], sizeof(h->piece[0]), "%s", r->attrs[i].value);
-	h->n++;
-	if (h->snap_inst) {
-		rn_buf_reset(&h->saved);
-		assert_int_equal(rn_in_file.snapshot(h->snap_inst, &h->saved), 0);
-		h->have_saved = 1;
-	}
-	return 0;
-}
-
-static void h_pos(void *ctx)
-{
-	((struct host *)ctx)->pos_changes++;
-}
-
-static int h_load(void *ctx, struct rn_buf *out)
-{
-	struct host *h = ctx;
-	if (!h->have_saved)
-		return RN_ENOTFOUND;
-	return rn_buf_append(out, h->saved.data, h->saved.len);
-}
-
-static int h_accepting(void *ctx)
-{
-	(void)ctx;
-	return 1;
-}
-
-static void host_reset(struct host *h)
-{
-	for (size_t i = 0; i < h->n; i++)
-		free(h->rec[i]);
-	h->n = 0;
-}
-
-static void host_free(struct host *h)
-{
-	host_reset(h);
-	rn_buf_free(&h->saved);
-}
-
-/* Mirrors in_file's private settings struct (the rows' offsets); filled by hand here the way
- * the loader fills it from the plugin's conf table. */
-struct in_file_conf {
-	struct rn_conf_strlist paths;
-	int read_from;
-	int64_t max_line_bytes;
-	int64_t line_timeout_ms;
-	int64_t rotate_wait_ms;
-	int64_t rescan_interval_ms;
-	char *multiline_start;
-	int64_t multiline_timeout_ms;
-	int64_t multiline_max_bytes;
-	char *rotate_glob;
-};
-
-struct src {
-	struct rn_source_conf conf;
-	struct in_file_conf fc;
-	char *paths[2];
-	void *inst;
-	struct rn_source_host sh;
-};
-
-/* Settings as src_start uses them, without creating the instance (tests adjust them). */
-static void src_init(struct src *s, struct host *h, const char *path, int read_from,
-		     int64_t max_line)
-{
-	memset(s, 0, sizeof(*s));
-	s->paths[0] = (char *)path;
-	s->conf.type = "file";
-	s->conf.name = "t";
-	s->conf.table = "x.y.z";
-	s->fc.paths.v = s->paths;
-	s->fc.paths.n = 1;
-	s->fc.read_from = read_from;
-	s->fc.max_line_bytes = max_line;
-	s->fc.line_timeout_ms = 50;
-	s->fc.rotate_wait_ms = 50;
-	s->fc.rescan_interval_ms = 500;
-	s->fc.multiline_timeout_ms = 1000;
-	s->fc.multiline_max_bytes = 256 << 10;
-	assert_int_equal(rn_in_file.conf_size, sizeof(s->fc));
-	s->conf.plugin.table = rn_in_file.conf;
-	s->conf.plugin.data = &s->fc;
-	s->sh = (struct rn_source_host){h, h_emit, h_pos, h_load, h_accepting};
-}
-
-static void src_create(struct src *s)
-{
-	assert_int_equal(rn_in_file.check(&s->conf, (char[64]){0}, 64), 0);
-	assert_int_equal(rn_in_file.create(&s->inst, &s->conf, &s->sh), 0);
-}
-
-static void src_start(struct src *s, struct host *h, const char *path, int read_from,
-		      int64_t max_line)
-{
-	src_init(s, h, path, read_from, max_line);
-	src_create(s);
-}
-
-/* One poll at the real time (no jump past the rescan interval). */
-static void src_poll_now(struct src *s)
-{
-	int more = 1;
-	for (int i = 0; more && i < 100; i++)
-		assert_int_equal(rn_in_file.poll(s->inst, rn_mono_us(), &more), 0);
-}
-
-static void src_poll(struct src *s, int times)
-{
-	for (int i = 0; i < times; i++) {
-		int more = 0;
-		assert_int_equal(rn_in_file.poll(s->inst, rn_mono_us() + i * 1000000LL, &more), 0);
-	}
-}
-
-/* Commits the current position, as the agent does with a chunk. */
-static void src_save(struct src *s, struct host *h)
-{
-	rn_buf_reset(&h->saved);
-	assert_int_equal(rn_in_file.snapshot(s->inst, &h->saved), 0);
-	h->have_saved = 1;
-}
-
-static void src_stop(struct src *s)
-{
-	rn_in_file.destroy(s->inst);
-	s->inst = NULL;
-}
-
-static void path_of(char *out, size_t cap, const char *name)
-{
-	snprintf(out, cap, "%s/%s", dir, name);
-}
-
-static void write_file(const char *path, const char *mode, const void *p, size_t n)
-{
-	FILE *f = fopen(path, mode);
-	assert_non_null(f);
-	assert_int_equal(fwrite(p, 1, n, f), n);
-	fclose(f);
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {0, (long)ms * 1000000L};
-	nanosleep(&ts, NULL);
-}
-
-static int setup(void **state)
-{
-	const char *base = getenv("RN_TEST_TMP");
-	(void)state;
-	if (!base)
-		base = "/tmp";
-	mkdir(base, 0755);
-	snprintf(dir, sizeof(dir), "%s/in_file-XXXXXX", base);
-	return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	char cmd[600];
-	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
-}
+#include "harness.h"
 
 static void test_lines(void **state)
 {
@@ -439,30 +234,6 @@ static void test_deleted(void **state)
 	rn_buf_free(&snap);
 	src_stop(&s);
 	host_free(&h);
-}
-
-/* Waits (bounded) until fd is readable; the time it took in *ms. */
-static int wait_readable(int fd, int timeout_ms, int64_t *ms)
-{
-	struct pollfd p = {fd, POLLIN, 0};
-	int64_t t0 = rn_mono_us();
-	int r = poll(&p, 1, timeout_ms);
-	*ms = (rn_mono_us() - t0) / 1000;
-	return r == 1 && (p.revents & POLLIN);
-}
-
-/* Bounded wait for at least n records, polling the plugin whenever its fd wakes us. */
-static int wait_records(struct src *s, struct host *h, size_t n, int timeout_ms)
-{
-	short ev = 0;
-	int fd = rn_in_file.wait_fd(s->inst, &ev);
-	int64_t end = rn_mono_us() + (int64_t)timeout_ms * 1000, ms;
-	while (h->n < n && rn_mono_us() < end) {
-		if (fd >= 0)
-			wait_readable(fd, 20, &ms);
-		src_poll_now(s);
-	}
-	return h->n >= n;
 }
 
 /*
@@ -783,15 +554,6 @@ static void test_multiline_exactly_once(void **state)
 /* A bad multiline_start is a config error naming the source. */
 
 /* Appends "<tag> <i>\n" for i in [from, to) to path. */
-static void write_lines(const char *path, const char *tag, int from, int to)
-{
-	char buf[8192];
-	size_t n = 0;
-	for (int i = from; i < to; i++)
-		n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s %d\n", tag, i);
-	write_file(path, "a", buf, n);
-}
-
 /* Records h->rec[from..] are "<tag> <i>" for i = 0.. in order, n of them. */
 static void assert_seq(struct host *h, size_t from, const char *tag, int n)
 {
@@ -1103,5 +865,5 @@ int main(void)
 		cmocka_unit_test(test_copytruncate_copy),
 		cmocka_unit_test(test_piece_marks),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, test_setup, test_teardown);
 }

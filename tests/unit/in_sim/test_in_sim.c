@@ -471,7 +471,11 @@ static void src_start(struct src *s, struct host *h, int64_t vehicles, int64_t r
 	assert_int_equal(rn_in_sim.conf_size, sizeof(s->sc));
 	s->conf.plugin.table = rn_in_sim.conf;
 	s->conf.plugin.data = &s->sc;
-	s->sh = (struct rn_source_host){h, h_emit, h_pos, h_load, h_accepting};
+	s->sh = (struct rn_source_host){.ctx = h,
+					.emit = h_emit,
+					.position_changed = h_pos,
+					.load_position = h_load,
+					.accepting = h_accepting};
 	assert_int_equal(rn_in_sim.check(&s->conf, (char[128]){0}, 128), 0);
 	assert_int_equal(rn_in_sim.create(&s->inst, &s->conf, &s->sh), 0);
 	h->inst = s->inst;
@@ -751,7 +755,11 @@ static void test_corrupt_position_refused(void **state)
 	s.conf.name = "t";
 	s.sc = (struct in_sim_conf){3, 10, 1, 0, 0};
 	s.conf.plugin.data = &s.sc;
-	s.sh = (struct rn_source_host){&h, h_emit, h_pos, h_load, h_accepting};
+	s.sh = (struct rn_source_host){.ctx = &h,
+				       .emit = h_emit,
+				       .position_changed = h_pos,
+				       .load_position = h_load,
+				       .accepting = h_accepting};
 	long live = rn_mem_live();
 	assert_int_equal(rn_in_sim.create(&inst, &s.conf, &s.sh), RN_ECORRUPT);
 	assert_null(inst);

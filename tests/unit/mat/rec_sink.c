@@ -76,5 +76,10 @@ int rec_end(void *c, const struct rn_field *f)
 	return 0;
 }
 
-const struct rn_row_sink rec_sink = {NULL,      rec_null, rec_i64,   rec_f64,
-				     rec_bytes, rec_dec,  rec_begin, rec_end};
+const struct rn_row_sink rec_sink = {.null = rec_null,
+				     .i64 = rec_i64,
+				     .f64 = rec_f64,
+				     .bytes = rec_bytes,
+				     .dec = rec_dec,
+				     .begin = rec_begin,
+				     .end = rec_end};

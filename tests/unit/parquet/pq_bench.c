@@ -15,8 +15,9 @@
 #include "rn_err.h"
 
 static const struct rn_pq_col cols[] = {
-	{"ts", RN_PQ_TIMESTAMP, 0}, {"device", RN_PQ_STRING, 0}, {"seq", RN_PQ_INT64, 0},
-	{"v1", RN_PQ_DOUBLE, 0},    {"v2", RN_PQ_DOUBLE, 0},     {"payload", RN_PQ_STRING, 0},
+	{.name = "ts", .type = RN_PQ_TIMESTAMP}, {.name = "device", .type = RN_PQ_STRING},
+	{.name = "seq", .type = RN_PQ_INT64},    {.name = "v1", .type = RN_PQ_DOUBLE},
+	{.name = "v2", .type = RN_PQ_DOUBLE},    {.name = "payload", .type = RN_PQ_STRING},
 };
 
 static double now(void)

@@ -45,25 +45,29 @@ enum {
 };
 
 static const struct rn_pq_col types_cols[C_COUNT] = {
-	[C_ID] = {"id", RN_PQ_INT64, 0},
-	[C_S] = {"s", RN_PQ_STRING, 1},
-	[C_SPLAIN] = {"s_plain", RN_PQ_STRING, 1, .dict = RN_PQ_DICT_OFF},
-	[C_SFALL] = {"s_fallback", RN_PQ_STRING, 0},
-	[C_BIN] = {"bin", RN_PQ_BINARY, 1},
-	[C_L] = {"l", RN_PQ_INT64, 1},
-	[C_N] = {"n", RN_PQ_INT32, 0},
-	[C_SH] = {"sh", RN_PQ_INT16, 0},
-	[C_BY] = {"by", RN_PQ_INT8, 0},
-	[C_F] = {"f", RN_PQ_FLOAT, 1},
-	[C_D] = {"d", RN_PQ_DOUBLE, 0},
-	[C_B] = {"b", RN_PQ_BOOL, 1},
-	[C_DT] = {"dt", RN_PQ_DATE, 0},
-	[C_TS] = {"ts", RN_PQ_TIMESTAMP, 0},
-	[C_TSN] = {"tsn", RN_PQ_TIMESTAMP_NTZ, 0},
-	[C_D9] = {"d9", RN_PQ_DECIMAL, 0, 9, 2},
-	[C_D18] = {"d18", RN_PQ_DECIMAL, 0, 18, 6},
-	[C_D25] = {"d25", RN_PQ_DECIMAL, 0, 25, 3},
-	[C_D38] = {"d38", RN_PQ_DECIMAL, 1, 38, 10},
+	[C_ID] = {.name = "id", .type = RN_PQ_INT64},
+	[C_S] = {.name = "s", .type = RN_PQ_STRING, .optional = 1},
+	[C_SPLAIN] = {.name = "s_plain",
+		      .type = RN_PQ_STRING,
+		      .optional = 1,
+		      .dict = RN_PQ_DICT_OFF},
+	[C_SFALL] = {.name = "s_fallback", .type = RN_PQ_STRING},
+	[C_BIN] = {.name = "bin", .type = RN_PQ_BINARY, .optional = 1},
+	[C_L] = {.name = "l", .type = RN_PQ_INT64, .optional = 1},
+	[C_N] = {.name = "n", .type = RN_PQ_INT32},
+	[C_SH] = {.name = "sh", .type = RN_PQ_INT16},
+	[C_BY] = {.name = "by", .type = RN_PQ_INT8},
+	[C_F] = {.name = "f", .type = RN_PQ_FLOAT, .optional = 1},
+	[C_D] = {.name = "d", .type = RN_PQ_DOUBLE},
+	[C_B] = {.name = "b", .type = RN_PQ_BOOL, .optional = 1},
+	[C_DT] = {.name = "dt", .type = RN_PQ_DATE},
+	[C_TS] = {.name = "ts", .type = RN_PQ_TIMESTAMP},
+	[C_TSN] = {.name = "tsn", .type = RN_PQ_TIMESTAMP_NTZ},
+	[C_D9] = {.name = "d9", .type = RN_PQ_DECIMAL, .precision = 9, .scale = 2},
+	[C_D18] = {.name = "d18", .type = RN_PQ_DECIMAL, .precision = 18, .scale = 6},
+	[C_D25] = {.name = "d25", .type = RN_PQ_DECIMAL, .precision = 25, .scale = 3},
+	[C_D38] =
+		{.name = "d38", .type = RN_PQ_DECIMAL, .optional = 1, .precision = 38, .scale = 10},
 };
 
 static const char *const words[6] = {
@@ -182,36 +186,83 @@ static void types_row(struct rn_pq_writer *w, long i)
 }
 
 /* nested: see nestedRow() in the JS test */
-static const struct rn_pq_col y_list[] = {{"element", RN_PQ_INT64, 1}};
+static const struct rn_pq_col y_list[] = {
+	{.name = "element", .type = RN_PQ_INT64, .optional = 1},
+};
 static const struct rn_pq_col inner_fields[] = {
-	{"x", RN_PQ_DOUBLE, 0},
-	{"y", RN_PQ_LIST, 1, .children = y_list, .n_children = 1},
+	{.name = "x", .type = RN_PQ_DOUBLE},
+	{.name = "y", .type = RN_PQ_LIST, .optional = 1, .children = y_list, .n_children = 1},
 };
 static const struct rn_pq_col st_fields[] = {
-	{"a", RN_PQ_INT32, 1},
-	{"b", RN_PQ_STRING, 1},
-	{"inner", RN_PQ_STRUCT, 1, .children = inner_fields, .n_children = 2},
+	{.name = "a", .type = RN_PQ_INT32, .optional = 1},
+	{.name = "b", .type = RN_PQ_STRING, .optional = 1},
+	{.name = "inner",
+	 .type = RN_PQ_STRUCT,
+	 .optional = 1,
+	 .children = inner_fields,
+	 .n_children = 2},
 };
-static const struct rn_pq_col tag_el[] = {{"element", RN_PQ_STRING, 1}};
-static const struct rn_pq_col m_kv[] = {{"key", RN_PQ_STRING, 0}, {"value", RN_PQ_INT64, 1}};
-static const struct rn_pq_col lol_inner_el[] = {{"element", RN_PQ_INT32, 1}};
+static const struct rn_pq_col tag_el[] = {
+	{.name = "element", .type = RN_PQ_STRING, .optional = 1},
+};
+static const struct rn_pq_col m_kv[] = {
+	{.name = "key", .type = RN_PQ_STRING},
+	{.name = "value", .type = RN_PQ_INT64, .optional = 1},
+};
+static const struct rn_pq_col lol_inner_el[] = {
+	{.name = "element", .type = RN_PQ_INT32, .optional = 1},
+};
 static const struct rn_pq_col lol_el[] = {
-	{"element", RN_PQ_LIST, 1, .children = lol_inner_el, .n_children = 1}};
-static const struct rn_pq_col pq_fields[] = {{"p", RN_PQ_INT32, 1}, {"q", RN_PQ_STRING, 1}};
+	{.name = "element",
+	 .type = RN_PQ_LIST,
+	 .optional = 1,
+	 .children = lol_inner_el,
+	 .n_children = 1},
+};
+static const struct rn_pq_col pq_fields[] = {
+	{.name = "p", .type = RN_PQ_INT32, .optional = 1},
+	{.name = "q", .type = RN_PQ_STRING, .optional = 1},
+};
 static const struct rn_pq_col ms_list_el[] = {
-	{"element", RN_PQ_STRUCT, 1, .children = pq_fields, .n_children = 2}};
+	{.name = "element",
+	 .type = RN_PQ_STRUCT,
+	 .optional = 1,
+	 .children = pq_fields,
+	 .n_children = 2},
+};
 static const struct rn_pq_col ms_kv[] = {
-	{"key", RN_PQ_STRING, 0},
-	{"value", RN_PQ_LIST, 1, .children = ms_list_el, .n_children = 1}};
+	{.name = "key", .type = RN_PQ_STRING},
+	{.name = "value",
+	 .type = RN_PQ_LIST,
+	 .optional = 1,
+	 .children = ms_list_el,
+	 .n_children = 1},
+};
 
 enum { N_ID, N_ST, N_TAGS, N_M, N_LOL, N_MS, N_COUNT };
 static const struct rn_pq_col nested_cols[N_COUNT] = {
-	[N_ID] = {"id", RN_PQ_INT64, 0},
-	[N_ST] = {"st", RN_PQ_STRUCT, 1, .children = st_fields, .n_children = 3},
-	[N_TAGS] = {"tags", RN_PQ_LIST, 1, .children = tag_el, .n_children = 1},
-	[N_M] = {"m", RN_PQ_MAP, 1, .children = m_kv, .n_children = 2},
-	[N_LOL] = {"lol", RN_PQ_LIST, 1, .children = lol_el, .n_children = 1},
-	[N_MS] = {"ms", RN_PQ_MAP, 1, .children = ms_kv, .n_children = 2},
+	[N_ID] = {.name = "id", .type = RN_PQ_INT64},
+	[N_ST] = {.name = "st",
+		  .type = RN_PQ_STRUCT,
+		  .optional = 1,
+		  .children = st_fields,
+		  .n_children = 3},
+	[N_TAGS] = {.name = "tags",
+		    .type = RN_PQ_LIST,
+		    .optional = 1,
+		    .children = tag_el,
+		    .n_children = 1},
+	[N_M] = {.name = "m", .type = RN_PQ_MAP, .optional = 1, .children = m_kv, .n_children = 2},
+	[N_LOL] = {.name = "lol",
+		   .type = RN_PQ_LIST,
+		   .optional = 1,
+		   .children = lol_el,
+		   .n_children = 1},
+	[N_MS] = {.name = "ms",
+		  .type = RN_PQ_MAP,
+		  .optional = 1,
+		  .children = ms_kv,
+		  .n_children = 2},
 };
 
 /* "<prefix><a>" */

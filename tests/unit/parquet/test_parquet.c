@@ -86,9 +86,9 @@ static void test_schema_element_vectors(void **state)
 }
 
 static const struct rn_pq_col cols[] = {
-	{"id", RN_PQ_INT64, 0},
-	{"name", RN_PQ_STRING, 1},
-	{"ok", RN_PQ_BOOL, 1},
+	{.name = "id", .type = RN_PQ_INT64},
+	{.name = "name", .type = RN_PQ_STRING, .optional = 1},
+	{.name = "ok", .type = RN_PQ_BOOL, .optional = 1},
 };
 
 static void test_file_layout_and_stats(void **state)
@@ -499,7 +499,9 @@ static void test_rle_hybrid_every_width(void **state)
 	rn_buf_free(&b);
 }
 
-static const struct rn_pq_col str_col[] = {{"s", RN_PQ_STRING, 1}};
+static const struct rn_pq_col str_col[] = {
+	{.name = "s", .type = RN_PQ_STRING, .optional = 1},
+};
 
 static void test_dictionary_and_fallback(void **state)
 {
@@ -547,8 +549,10 @@ static void test_dictionary_and_fallback(void **state)
 	rn_pq_writer_destroy(w);
 
 	/* dictionaries off globally, but on for one column; all-null pages need no entries */
-	static const struct rn_pq_col two[] = {{"a", RN_PQ_STRING, 1},
-					       {"b", RN_PQ_BINARY, 1, .dict = RN_PQ_DICT_ON}};
+	static const struct rn_pq_col two[] = {
+		{.name = "a", .type = RN_PQ_STRING, .optional = 1},
+		{.name = "b", .type = RN_PQ_BINARY, .optional = 1, .dict = RN_PQ_DICT_ON},
+	};
 	struct rn_pq_options off = {.no_dict = 1};
 	rn_buf_reset(&f);
 	assert_int_equal(rn_pq_writer_create(&w, two, 2, &off), 0);
@@ -575,7 +579,10 @@ static void test_dictionary_and_fallback(void **state)
 	rn_pq_writer_destroy(w);
 }
 
-static const struct rn_pq_col i64_col[] = {{"v", RN_PQ_INT64, 0}, {"s", RN_PQ_STRING, 0}};
+static const struct rn_pq_col i64_col[] = {
+	{.name = "v", .type = RN_PQ_INT64},
+	{.name = "s", .type = RN_PQ_STRING},
+};
 
 static void test_row_groups_and_take(void **state)
 {
@@ -633,17 +640,31 @@ static void test_row_groups_and_take(void **state)
 }
 
 /* l: list<long>, m: map<string, long>, s: struct<a: long, ll: list<list<long>>> (required) */
-static const struct rn_pq_col l_el[] = {{"element", RN_PQ_INT64, 1}};
-static const struct rn_pq_col m_kv[] = {{"key", RN_PQ_STRING, 0}, {"value", RN_PQ_INT64, 1}};
-static const struct rn_pq_col ll_inner[] = {{"element", RN_PQ_INT64, 1}};
+static const struct rn_pq_col l_el[] = {
+	{.name = "element", .type = RN_PQ_INT64, .optional = 1},
+};
+static const struct rn_pq_col m_kv[] = {
+	{.name = "key", .type = RN_PQ_STRING},
+	{.name = "value", .type = RN_PQ_INT64, .optional = 1},
+};
+static const struct rn_pq_col ll_inner[] = {
+	{.name = "element", .type = RN_PQ_INT64, .optional = 1},
+};
 static const struct rn_pq_col ll_el[] = {
-	{"element", RN_PQ_LIST, 1, .children = ll_inner, .n_children = 1}};
+	{.name = "element",
+	 .type = RN_PQ_LIST,
+	 .optional = 1,
+	 .children = ll_inner,
+	 .n_children = 1},
+};
 static const struct rn_pq_col s_fields[] = {
-	{"a", RN_PQ_INT64, 1}, {"ll", RN_PQ_LIST, 1, .children = ll_el, .n_children = 1}};
+	{.name = "a", .type = RN_PQ_INT64, .optional = 1},
+	{.name = "ll", .type = RN_PQ_LIST, .optional = 1, .children = ll_el, .n_children = 1},
+};
 static const struct rn_pq_col nested[] = {
-	{"l", RN_PQ_LIST, 1, .children = l_el, .n_children = 1},
-	{"m", RN_PQ_MAP, 1, .children = m_kv, .n_children = 2},
-	{"s", RN_PQ_STRUCT, 0, .children = s_fields, .n_children = 2},
+	{.name = "l", .type = RN_PQ_LIST, .optional = 1, .children = l_el, .n_children = 1},
+	{.name = "m", .type = RN_PQ_MAP, .optional = 1, .children = m_kv, .n_children = 2},
+	{.name = "s", .type = RN_PQ_STRUCT, .children = s_fields, .n_children = 2},
 };
 
 static void put_list(struct rn_pq_writer *w, const int64_t *v, size_t n, int64_t null)
@@ -807,15 +828,18 @@ static void test_nested_levels(void **state)
 static void test_types_ranges_and_float_stats(void **state)
 {
 	static const struct rn_pq_col c[] = {
-		{"b", RN_PQ_INT8, 0},
-		{"d5", RN_PQ_DECIMAL, 0, 5, 2},
-		{"d30", RN_PQ_DECIMAL, 0, 30, 0},
-		{"f", RN_PQ_FLOAT, 0},
-		{"d", RN_PQ_DOUBLE, 0},
+		{.name = "b", .type = RN_PQ_INT8},
+		{.name = "d5", .type = RN_PQ_DECIMAL, .precision = 5, .scale = 2},
+		{.name = "d30", .type = RN_PQ_DECIMAL, .precision = 30},
+		{.name = "f", .type = RN_PQ_FLOAT},
+		{.name = "d", .type = RN_PQ_DOUBLE},
 	};
-	static const struct rn_pq_col bad[] = {{"x", RN_PQ_DECIMAL, 0, 39, 0}};
+	static const struct rn_pq_col bad[] = {
+		{.name = "x", .type = RN_PQ_DECIMAL, .precision = 39},
+	};
 	static const struct rn_pq_col badmap[] = {
-		{"m", RN_PQ_MAP, 0, .children = str_col, .n_children = 2}};
+		{.name = "m", .type = RN_PQ_MAP, .children = str_col, .n_children = 2},
+	};
 	struct rn_pq_writer *w;
 	struct rn_pq_colstats st;
 	struct rn_buf f = {0};
@@ -900,10 +924,12 @@ static void test_types_ranges_and_float_stats(void **state)
 
 /* ---- page bodies compressed in place, finish handing its buffer over ------------------ */
 
-static const struct rn_pq_col room_cols[] = {{"o", RN_PQ_INT64, 1},
-					     {"r", RN_PQ_INT64, 0},
-					     {"s", RN_PQ_STRING, 1, .dict = RN_PQ_DICT_OFF},
-					     {"x", RN_PQ_INT64, 0}};
+static const struct rn_pq_col room_cols[] = {
+	{.name = "o", .type = RN_PQ_INT64, .optional = 1},
+	{.name = "r", .type = RN_PQ_INT64},
+	{.name = "s", .type = RN_PQ_STRING, .optional = 1, .dict = RN_PQ_DICT_OFF},
+	{.name = "x", .type = RN_PQ_INT64},
+};
 
 /* x: zeros (pages compress to a few bytes), then values that do not compress (a page header
  * longer than the last page's, which guessed its length) */
@@ -1005,8 +1031,10 @@ static void test_page_room_and_finish_swap(void **state)
 
 /* ---- string statistics: cut values, Delta's truncated bounds ------------------------- */
 
-static const struct rn_pq_col stat_cols[] = {{"a", RN_PQ_STRING, 1, .dict = RN_PQ_DICT_OFF},
-					     {"b", RN_PQ_STRING, 1}};
+static const struct rn_pq_col stat_cols[] = {
+	{.name = "a", .type = RN_PQ_STRING, .optional = 1, .dict = RN_PQ_DICT_OFF},
+	{.name = "b", .type = RN_PQ_STRING, .optional = 1},
+};
 
 static size_t rep_str(char *out, const char *unit, int n, const char *tail)
 {

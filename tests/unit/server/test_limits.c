@@ -31,7 +31,7 @@ static void test_no_pressure_below_limits(void **state)
 	assert_int_equal(pb, -7); /* outputs are left alone when there is no pressure */
 	assert_string_equal(msg, "untouched");
 	/* limits of 0 are off, whatever the numbers */
-	struct rn_limits off = {0, 0};
+	struct rn_limits off = {0};
 	n.wal_bytes = UINT64_MAX / 2;
 	n.oldest_pending_us = 1;
 	assert_int_equal(rn_limits_pressure(&off, &n, NULL, NULL, 0), RN_PRESSURE_NONE);

@@ -1,0 +1,153 @@
+/*
+ * Inside the agent: the structs and functions shared by its files (agent.c: lifetime and
+ * loop; pipeline.c: sources, routes, chunk builders into the buffer, the uplink callbacks;
+ * reload.c: SIGHUP; status.c: status JSON, status.json and the status socket; conf.c: the
+ * config rows, their check and comparison). Nothing here is seen outside agent/. Everything
+ * runs on the loop thread.
+ */
+#ifndef RN_AGENT_INT_H
+#define RN_AGENT_INT_H
+
+#include <regex.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "agent.h"
+#include "buffer.h"
+#include "chunk.h"
+#include "plugin.h"
+#include "rn_buf.h"
+#include "uplink.h"
+
+extern const char *const rn_agent_policies[]; /* buffer.policy names */
+
+#define ROUTES_MAX 32  /* streams per source, its own included */
+#define SEGMENTS_MAX 8 /* streams of one route draining at once (backlog_split) */
+
+/* One stream of a source: its own (route 0) or a route's. */
+struct route {
+	const char *match; /* NULL for the source's own stream */
+	char base[300];    /* the configured stream name */
+	int segment;       /* 0, or N after backlog splits: the stream is then base~N */
+	char name[310];    /* the buffer's stream name */
+	const char *table;
+	struct rn_buffer_stream st;
+	struct rn_chunk_builder cb;
+	/* the closed chunk of a commit the buffer refused (full) */
+	int has_pending;
+	struct rn_buf pending;
+	int64_t pending_offset, pending_next_seq;
+	uint32_t pending_nrec;
+	/* records/s over the last second or more, for status (see rn_agent__sample_rates) */
+	int64_t rate_seq, rate_us;
+	double rate;
+};
+
+/* One configured source: a plugin instance and its streams. Heap-allocated (its address is
+ * the plugin's host ctx), owned by rn_agent.src. */
+struct source {
+	struct rn_agent *a;
+	const struct rn_source_conf *conf; /* inside one of the agent's configs (gens) */
+	const struct rn_agent_conf *gen;   /* the config conf belongs to */
+	const struct rn_source_plugin *p;
+	void *inst;
+	struct route *routes; /* [0] = the source's own stream */
+	size_t nroutes;
+	struct rn_chunk_origin origin;
+	int pos_dirty;
+	/* closed chunks (in routes) and the snapshot the buffer refused; retried on tick */
+	int have_pending;
+	struct rn_buf pending_ckpt;
+	/* removed or changed by a reload: polled no more, destroyed once nothing of it waits
+	 * (have_pending = 0); a changed source's successor starts then */
+	int retiring;
+	uint64_t records_in;
+	uint64_t dead_letters;        /* records kept with RN_RECORD_F_DEAD */
+	uint64_t evtime_fallbacks;    /* event_time_field missing or unreadable */
+	struct rn_attr *static_attrs; /* from the source's `attributes`; strings owned */
+	regex_t evtime_re;            /* event_time_pattern, if have_re */
+	int have_re;
+	int64_t pause_logged_us; /* mono time of the last "paused" line */
+	uint64_t pauses;         /* times the buffer was full for this source */
+};
+
+#define CONF_GENS_MAX 32 /* configs alive at once: the first, and reloads still referenced */
+
+struct rn_agent {
+	const struct rn_agent_conf *conf; /* in force: the first (borrowed) or gens[ngens-1] */
+	/* configs from reloads, owned; freed when no source refers to one and it is not in
+	 * force */
+	struct rn_agent_conf *gens[CONF_GENS_MAX];
+	size_t ngens;
+	char device_id[256];
+	char boot_id[64]; /* /proc/sys/kernel/random/boot_id, read at start; "" = unknown */
+	struct rn_buffer *buffer;
+	struct rn_uplink *uplink;
+	struct source **src; /* nsrc sources (retiring ones included), cap srccap */
+	size_t nsrc, srccap;
+	struct rn_buf scratch, snap;
+	int64_t started_us;
+	int status_fd; /* data_dir/agent.sock listener, or -1 */
+	/* status.json: a hash of the last content written (time-derived fields left out) and
+	 * when the next write may happen */
+	uint64_t status_hash;
+	int64_t next_status_us;
+	uint64_t acked_chunks;
+	uint64_t dropped_records; /* tombstoned by drop_oldest since start */
+	uint64_t expired_records; /* tombstoned by a source's ttl since start */
+	int buffer_recovered;     /* the buffer file was corrupt at start and set aside */
+	uint64_t reloads;         /* accepted reloads since start */
+	int64_t drop_logged_us;
+	int64_t next_maint_us, next_ttl_us, next_watchdog_us;
+	int64_t watchdog_us; /* rn_sd_watchdog_us() at start; 0 = none */
+};
+
+/* conf.c: whether two sources entries are the same in every setting (plugin rows too). */
+int rn_agent__source_same(const struct rn_source_conf *x, const struct rn_source_conf *y);
+
+/* pipeline.c */
+/* Creates the source of entry sc (which belongs to config gen): streams, plugin instance;
+ * appends it to a->src. 0 or an RN_E* code (then nothing was added). */
+int rn_agent__source_start(struct rn_agent *a, const struct rn_agent_conf *gen,
+			   const struct rn_source_conf *sc);
+/* Frees a source (plugin instance, builders, pending chunks). */
+void rn_agent__source_free(struct source *s);
+/* Closes the source's open chunks and commits them with its snapshot (see pipeline.c). */
+void rn_agent__close_chunk(struct source *s);
+/* Timed pipeline work due at `now` (monotonic): pending commits, linger, positions, ttl
+ * sweeps, disk-full checks. */
+void rn_agent__tick(struct rn_agent *a, int64_t now);
+/* The monotonic time of the next thing tick() has to do, or INT64_MAX. */
+int64_t rn_agent__next_deadline(struct rn_agent *a);
+/* Registers the buffer's streams that no source writes but that still hold unacked chunks. */
+int rn_agent__register_orphans(struct rn_agent *a, struct rn_uplink *u);
+/* The route (and its source) that writes buffer stream `stream`, or NULL. */
+struct route *rn_agent__by_stream(struct rn_agent *a, int stream, struct source **src);
+/* Applies chunk.* of the config in force to every route's builder. */
+void rn_agent__apply_chunk_limits(struct rn_agent *a);
+/* Creates an uplink from the config in force and registers the sources' streams, and with
+ * with_orphans also the orphans (see register_orphans). 0 or an RN_E* code. */
+int rn_agent__uplink_open(struct rn_agent *a, int with_orphans, struct rn_uplink **out);
+
+/* reload.c: frees configs no source refers to (except the one in force). */
+void rn_agent__gc_gens(struct rn_agent *a);
+/* Frees retired sources whose records are all in the buffer, then starts the sources of
+ * the config in force that have none (a changed source's successor). */
+void rn_agent__reap(struct rn_agent *a);
+
+/* status.c */
+/* The status JSON on f; with `stable` the clock-driven fields are 0 (for change checks). */
+void rn_agent__status_json(struct rn_agent *a, FILE *f, int stable);
+/* Updates each stream's records/s (windows of at least 1 s). */
+void rn_agent__sample_rates(struct rn_agent *a);
+/* Writes status.json when `force`, or when its content changed and the last write is
+ * STATUS_MIN_US old. */
+void rn_agent__status_write(struct rn_agent *a, int force);
+/* data_dir/agent.sock (0660): opened at create (a failure is logged: status.json only),
+ * served from the loop (each connection gets the JSON and is closed), closed and unlinked
+ * at destroy. */
+void rn_agent__status_socket_open(struct rn_agent *a);
+void rn_agent__status_socket_serve(struct rn_agent *a);
+void rn_agent__status_socket_close(struct rn_agent *a);
+
+#endif
