@@ -28,12 +28,14 @@ static const struct rn_conf_key agent_keys[] = {
 	{.key = "device_id",
 	 .type = RN_CONF_STRING,
 	 .offset = A(device_id),
-	 .help = "device id in every record (default: hostname); changes at restart"},
+	 .help = "device id in every record (default: hostname)",
+	 .flags = RN_CONF_F_RESTART},
 	{.key = "data_dir",
 	 .type = RN_CONF_STRING,
 	 .def = "/var/lib/runnel",
 	 .offset = A(data_dir),
-	 .help = "buffer and status files; changes at restart"},
+	 .help = "buffer and status files",
+	 .flags = RN_CONF_F_RESTART},
 	{.key = "log_level",
 	 .type = RN_CONF_ENUM,
 	 .def = "info",
@@ -43,8 +45,8 @@ static const struct rn_conf_key agent_keys[] = {
 	{.key = "plugin_dir",
 	 .type = RN_CONF_STRING,
 	 .offset = A(plugin_dir),
-	 .help = "directory of source plugin .so files, loaded at start (ABI checked); changes "
-		 "at restart"},
+	 .help = "directory of source plugin .so files, loaded at start (ABI checked)",
+	 .flags = RN_CONF_F_RESTART},
 	{.key = NULL},
 };
 
@@ -54,15 +56,16 @@ static const struct rn_conf_key buffer_keys[] = {
 	 .def = "normal",
 	 .enums = sync_modes,
 	 .offset = A(sync),
-	 .help = "normal: survive crashes; full: also power loss; changes at restart"},
+	 .help = "normal: survive crashes; full: also power loss",
+	 .flags = RN_CONF_F_RESTART},
 	{.key = "max_bytes",
 	 .type = RN_CONF_SIZE,
 	 .def = "1G",
 	 .min = 1 << 20,
 	 .max = (int64_t)1 << 50,
 	 .offset = A(buffer_max_bytes),
-	 .help = "cap on buffered chunk bytes; what happens then is the policy; changes at "
-		 "restart"},
+	 .help = "cap on buffered chunk bytes; what happens then is the policy",
+	 .flags = RN_CONF_F_RESTART},
 	{.key = "policy",
 	 .type = RN_CONF_ENUM,
 	 .def = "block",
@@ -77,7 +80,8 @@ static const struct rn_conf_key buffer_keys[] = {
 	 .max = (int64_t)1 << 40,
 	 .offset = A(buffer_reserve),
 	 .help = "disk space held back and released when the disk fills, so that acknowledged "
-		 "chunks can still be deleted; 0 = none; changes at restart"},
+		 "chunks can still be deleted; 0 = none",
+	 .flags = RN_CONF_F_RESTART},
 	{.key = NULL},
 };
 

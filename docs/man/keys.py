@@ -4,7 +4,8 @@
   keys.py < HELP_TEXT              print the KEYS section in scdoc syntax (to paste into
                                    runnel-agent.conf.5.scd or runnel-server.conf.5.scd)
   keys.py --check PAGE < HELP_TEXT exit 1 naming every key of the help text that PAGE does
-                                   not describe (as *group.key*), so a page cannot go stale
+                                   not describe exactly as the section above would (name,
+                                   type, help, default and range), so a page cannot go stale
 
 A key is named with its groups: agent.data_dir, sources.routes.match; a plugin's keys
 (after "sources entry with type = ...") by their own name, under a heading per plugin.
@@ -46,6 +47,10 @@ def parse(text):
         yield ('key', '.'.join(stack[:ind + 1]), typ, desc)
 
 
+def entry(e):
+    return '*%s* (%s)\n\t%s\n' % (esc(e[1]), e[2], esc(e[3]))
+
+
 def cap(s):
     return s[:1].upper() + s[1:]
 
@@ -54,10 +59,18 @@ def main():
     text = sys.stdin.read()
     if len(sys.argv) == 3 and sys.argv[1] == '--check':
         page = open(sys.argv[2], encoding='utf-8').read().replace('\\', '')
-        missing = [e[1] for e in parse(text) if e[0] == 'key' and '*%s*' % e[1] not in page]
-        for k in missing:
-            print('%s: key %s (from -H) is not described (as *%s*)' % (sys.argv[2], k, k))
-        return 1 if missing else 0
+        bad = 0
+        for e in parse(text):
+            if e[0] != 'key':
+                continue
+            want = entry(e).replace('\\', '')
+            if want in page:
+                continue
+            bad += 1
+            how = 'differs from -H (stale)' if '*%s*' % e[1] in page else 'is not described'
+            print('%s: key %s %s; the entry should read:\n%s' % (sys.argv[2], e[1], how,
+                                                               entry(e)))
+        return 1 if bad else 0
     for e in parse(text):
         if e[0] == 'plugin':
             print('\n## Source type "%s"\n\n%s. Keys in a *sources* entry with *type = "%s"*:\n'
@@ -65,7 +78,7 @@ def main():
         elif e[0] == 'group':
             print('\n## %s\n\n%s.\n' % (esc(e[1]), esc(cap(e[2]))))
         else:
-            print('*%s* (%s)\n\t%s\n' % (esc(e[1]), e[2], esc(e[3])))
+            print(entry(e))
     return 0
 
 
