@@ -45,6 +45,16 @@ installed() {
 		[ -s /usr/share/man/$m.gz ] || fail "no man page $m"
 	done
 	ok "man pages"
+	# enabled on install (deb-systemd-helper makes the links even where systemd is not
+	# running, as in this chroot), and restarted, not only started, on upgrade
+	for p in runnel-agent runnel-server; do
+		[ -L /etc/systemd/system/multi-user.target.wants/$p.service ] ||
+			fail "$p.service is not enabled"
+		grep -q 'deb-systemd-invoke \$_dh_action' /var/lib/dpkg/info/$p.postinst &&
+			grep -q '_dh_action=restart' /var/lib/dpkg/info/$p.postinst ||
+			fail "$p.postinst does not restart the service on upgrade"
+	done
+	ok "services enabled; postinst restarts them on upgrade"
 	# as root and as the service's user (ExecStartPre runs as runnel)
 	runnel-agent -n -c $agent_conf
 	as_runnel runnel-agent -n -c $agent_conf
@@ -159,12 +169,14 @@ remove() {
 purge() {
 	DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq runnel-agent runnel-server >/tmp/purge.log 2>&1 ||
 		{ cat /tmp/purge.log; fail "purge"; }
-	for f in $agent_conf $server_conf /etc/runnel /var/lib/runnel /var/lib/runnel-server; do
+	for f in $agent_conf $server_conf /etc/runnel /var/lib/runnel /var/lib/runnel-server \
+		/etc/systemd/system/multi-user.target.wants/runnel-agent.service \
+		/etc/systemd/system/multi-user.target.wants/runnel-server.service; do
 		[ ! -e $f ] || fail "$f left after purge"
 	done
 	dpkg-query -W -f='${Status}' runnel-agent 2>/dev/null | grep -q 'not-installed' ||
 		[ -z "$(dpkg-query -W -f='${Status}' runnel-agent 2>/dev/null)" ] || fail "runnel-agent still known to dpkg"
-	ok "purge: configs, /etc/runnel and state gone (user runnel kept, as Debian does)"
+	ok "purge: configs, /etc/runnel, state and enable links gone (user runnel kept, as Debian does)"
 }
 
 phase=$1
