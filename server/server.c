@@ -291,7 +291,7 @@ const struct rn_conf_key rn_server_conf_table[] = {
 	 .offset = OFF(log_file),
 	 .help = "log to this file instead of stderr; reopened on SIGHUP (after logrotate renamed "
 		 "it)"},
-	{NULL},
+	{.key = NULL},
 };
 
 struct srv_stream {
