@@ -92,7 +92,11 @@ static const struct rn_conf_key uplink_keys[] = {
 	 .offset = A(url),
 	 .help = "Zerobus endpoint: http://host[:port] (h2c) or https://host[:port]; IPv6 in "
 		 "brackets"},
-	{.key = "token", .type = RN_CONF_STRING, .offset = A(token), .help = "bearer token"},
+	{.key = "token",
+	 .type = RN_CONF_STRING,
+	 .offset = A(token),
+	 .help = "bearer token",
+	 .flags = RN_CONF_F_NOCTL},
 	{.key = "window",
 	 .type = RN_CONF_INT,
 	 .def = "32",
@@ -356,6 +360,13 @@ int rn_agent_conf_check(const struct rn_agent_conf *c, const char *file, char *e
 	const char *why = NULL;
 	if (rn_addr_parse_url(c->url, &u, &why)) {
 		snprintf(err, cap, "%s: uplink.url \"%s\": %s", file, c->url ? c->url : "", why);
+		return RN_ECONFIG;
+	}
+	if (c->backoff_min_ms > c->backoff_max_ms) {
+		snprintf(err, cap,
+			 "%s: uplink.backoff_min_ms (%lld) is larger than uplink.backoff_max_ms "
+			 "(%lld)",
+			 file, (long long)c->backoff_min_ms, (long long)c->backoff_max_ms);
 		return RN_ECONFIG;
 	}
 	if (!c->sources.n) {

@@ -224,6 +224,17 @@ static int apply_defaults(const struct rn_conf_key *table, void *dst)
 static int load_group(struct loader *l, const config_setting_t *g, const struct rn_conf_key *table,
 		      void *dst, const char *prefix, const struct rn_conf_key *vtable, void *vdst);
 
+/* Whether text holds a control character (RN_CONF_F_NOCTL); its offset in *at. */
+static int has_ctl(const char *text, size_t *at)
+{
+	for (size_t i = 0; text[i]; i++)
+		if ((unsigned char)text[i] < 0x20 || text[i] == 0x7f) {
+			*at = i;
+			return 1;
+		}
+	return 0;
+}
+
 static int is_int(int t)
 {
 	return t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64;
@@ -350,8 +361,14 @@ static int load_value(struct loader *l, const config_setting_t *s, const struct 
 	}
 	case RN_CONF_STRING: {
 		char **p = at(dst, k->offset);
+		size_t c;
 		if (t != CONFIG_TYPE_STRING)
 			return errf(l, s, "%s must be a string", path);
+		if ((k->flags & RN_CONF_F_NOCTL) && has_ctl(config_setting_get_string(s), &c))
+			return errf(l, s,
+				    "%s holds a control character (byte %zu); CR, LF, TAB and "
+				    "the like are not allowed here",
+				    path, c);
 		rn_free(*p);
 		if (!(*p = rn_strdup(config_setting_get_string(s))))
 			return RN_ENOMEM;
@@ -393,8 +410,15 @@ static int load_value(struct loader *l, const config_setting_t *s, const struct 
 			const config_setting_t *e =
 				t == CONFIG_TYPE_STRING ? s
 							: config_setting_get_elem(s, (unsigned)i);
+			size_t c;
 			if (config_setting_type(e) != CONFIG_TYPE_STRING)
 				return errf(l, e, "%s[%d] must be a string", path, i);
+			if ((k->flags & RN_CONF_F_NOCTL) &&
+			    has_ctl(config_setting_get_string(e), &c))
+				return errf(l, e,
+					    "%s[%d] holds a control character (byte %zu); CR, LF, "
+					    "TAB and the like are not allowed here",
+					    path, i, c);
 			if (!(sl->v[i] = rn_strdup(config_setting_get_string(e))))
 				return RN_ENOMEM;
 			sl->n++;

@@ -38,6 +38,9 @@ enum rn_conf_type {
 /* Row flags. */
 #define RN_CONF_F_REQUIRED 1u /* an error if the key is absent (not for GROUP) */
 #define RN_CONF_F_RESTART 2u  /* a reload keeps the running value (help says so) */
+/* STRING/STRLIST: a value holding a control character (below 0x20, or 0x7f: CR, LF, TAB, ...)
+ * is an error naming its line; for values that go into protocol headers (tokens) */
+#define RN_CONF_F_NOCTL 4u
 
 struct rn_conf_strlist {
 	char **v; /* n strings, then a NULL */

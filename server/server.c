@@ -124,7 +124,8 @@ const struct rn_conf_key rn_server_conf_table[] = {
 	 .offset = OFF(token),
 	 .help = "bearer token clients must send, or a list of tokens any of which is accepted (to "
 		 "rotate: add the new one, reload, move the clients over, remove the old one, "
-		 "reload); unset = no authentication"},
+		 "reload); unset = no authentication",
+	 .flags = RN_CONF_F_NOCTL},
 	{.key = "flush_interval_ms",
 	 .type = RN_CONF_INT,
 	 .def = "1000",
@@ -1561,9 +1562,82 @@ bad:
 	return RN_ECONFIG;
 }
 
+/*
+ * Writes path in a lexical normal form into out: absolute (a relative path is taken from the
+ * working directory), no empty or "." parts, ".." resolved, no trailing '/'. Symbolic links
+ * are not followed (the directories need not exist yet). 0, or RN_ERANGE if it does not fit.
+ */
+static int path_normal(const char *path, char *out, size_t cap)
+{
+	char cwd[4096], buf[8192];
+	size_t n = 0;
+	const char *p = buf;
+	if (path[0] != '/' && !getcwd(cwd, sizeof(cwd)))
+		return RN_ERANGE;
+	if ((size_t)snprintf(buf, sizeof(buf), "%s/%s", path[0] == '/' ? "" : cwd, path) >=
+	    sizeof(buf))
+		return RN_ERANGE;
+	while (*p) {
+		const char *e;
+		size_t len;
+		while (*p == '/')
+			p++;
+		e = p + strcspn(p, "/");
+		len = (size_t)(e - p);
+		if (len == 2 && !memcmp(p, "..", 2)) {
+			while (n && out[n - 1] != '/')
+				n--;
+			if (n)
+				n--;
+		} else if (len && !(len == 1 && *p == '.')) {
+			if (n + 1 + len >= cap)
+				return RN_ERANGE;
+			out[n++] = '/';
+			memcpy(out + n, p, len);
+			n += len;
+		}
+		p = e;
+	}
+	if (!n)
+		out[n++] = '/';
+	out[n] = 0;
+	return 0;
+}
+
+/*
+ * wal_dir must not be data_root or lie under it, where a table's directory (data_root/<part>/..)
+ * could be the WAL directory or inside it, e.g. a table named "wal" with wal_dir =
+ * data_root/wal. data_root/_wal (the default) is allowed: no name part of a table may start
+ * with '_' (rn_table_name_check), so no table lives there.
+ */
+static int check_wal_dir(const struct rn_server_conf *c, const char *file, char *err, size_t cap)
+{
+	char root[4096], wal[4096];
+	size_t n;
+	if (!c->wal_dir || !c->data_root)
+		return 0;
+	if (path_normal(c->data_root, root, sizeof(root)) ||
+	    path_normal(c->wal_dir, wal, sizeof(wal))) {
+		snprintf(err, cap, "%s: data_root or wal_dir is too long", file);
+		return RN_ECONFIG;
+	}
+	n = strlen(root);
+	if (n == 1)
+		n = 0; /* data_root "/": every path is under it */
+	if (strncmp(wal, root, n) || (wal[n] && wal[n] != '/') || !strcmp(wal + n, "/_wal"))
+		return 0;
+	snprintf(err, cap,
+		 "%s: wal_dir \"%s\" is inside data_root \"%s\", where tables are created; give "
+		 "it a directory outside data_root, or leave it unset (data_root/_wal)",
+		 file, c->wal_dir, c->data_root);
+	return RN_ECONFIG;
+}
+
 int rn_server_conf_check(const struct rn_server_conf *c, const char *file, char *err, size_t cap)
 {
 	char why[600];
+	if (check_wal_dir(c, file, err, cap))
+		return RN_ECONFIG;
 	for (size_t i = 0; i < c->schemas.n; i++) {
 		struct rn_schema *s;
 		const struct rn_table_schema_conf *t =

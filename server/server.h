@@ -71,9 +71,10 @@ struct rn_server_conf {
 /* The config rows (for loading, -n and help). */
 extern const struct rn_conf_key rn_server_conf_table[];
 
-/* Checks what the rows cannot: every typed table's name, column types, partition_by and
- * derived (from) columns. 0 or RN_ECONFIG
- * with "FILE: schemas[i] (table): ..." in err. */
+/* Checks what the rows cannot: wal_dir not inside data_root (where tables are created; the
+ * default data_root/_wal is allowed), every typed table's name, column types, partition_by
+ * and derived (from) columns. 0 or RN_ECONFIG with "FILE: ..." in err (e.g. "FILE:
+ * schemas[i] (table): ..."). */
 int rn_server_conf_check(const struct rn_server_conf *c, const char *file, char *err, size_t cap);
 
 struct rn_server;

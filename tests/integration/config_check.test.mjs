@@ -32,6 +32,11 @@ test('runnel-agent -n: valid config passes, bad ones name file and line', async 
     ['url_port.conf', good.replace('http://127.0.0.1:1', 'http://127.0.0.1:99999'), /url_port\.conf:12: uplink\.url = .*: the port must be a number from 1 to 65535/],
     ['url_port0.conf', good.replace('http://127.0.0.1:1', 'http://127.0.0.1:abc'), /url_port0\.conf:12: .*port must be a number from 1 to 65535/],
     ['url_v6.conf', good.replace('http://127.0.0.1:1', 'http://::1:7700'), /url_v6\.conf:12: .*IPv6 address goes in brackets/],
+    // a token goes into a header: CR, LF and other control characters are refused
+    ['token_cr.conf', good.replace('http://127.0.0.1:1";', 'http://127.0.0.1:1";\n    token = "abc\\rdef";'), /token_cr\.conf:13: uplink\.token holds a control character/],
+    ['token_lf.conf', good.replace('http://127.0.0.1:1";', 'http://127.0.0.1:1";\n    token = "abc\\ndef";'), /token_lf\.conf:13: uplink\.token holds a control character/],
+    ['backoff.conf', good.replace('backoff_min_ms = 50;', 'backoff_min_ms = 5000;'),
+      /backoff\.conf: uplink\.backoff_min_ms \(5000\) is larger than uplink\.backoff_max_ms \(1000\)/],
   ];
   for (const [name, text, re] of cases) {
     const r = await run(agentBin, ['-n', '-c', write(dir, name, text)]);
@@ -45,6 +50,10 @@ test('runnel-server -n: valid config passes, bad ones name file and line', async
   const good = 'listen = "127.0.0.1:0";\ndata_root = "/tmp/x";\ntables = [ "a.b.c" ];\n';
   const ok = await run(serverBin, ['-n', '-c', write(dir, 'good.conf', good)]);
   assert.equal(ok.code, 0, ok.stderr);
+  for (const extra of ['wal_dir = "/tmp/x/_wal";\n', 'wal_dir = "/tmp/xy/wal";\n']) {
+    const r = await run(serverBin, ['-n', '-c', write(dir, 'wal_ok.conf', good + extra)]);
+    assert.equal(r.code, 0, `${extra}: ${r.stderr}`);
+  }
   const cases = [
     ['unknown.conf', `${good}flush_intervall_ms = 5;\n`, /unknown\.conf:4:.*flush_intervall_ms/],
     ['type.conf', `${good}auto_create = "yes";\n`, /type\.conf:4:.*auto_create/],
@@ -63,6 +72,11 @@ test('runnel-server -n: valid config passes, bad ones name file and line', async
     ['listen_name.conf', good.replace('127.0.0.1:0', 'localhost:7700'), /listen_name\.conf:1: .*must be an IP address/],
     ['listen_v6.conf', good.replace('127.0.0.1:0', '::1:7700'), /listen_v6\.conf:1: .*IPv6 address goes in brackets/],
     ['metrics.conf', `${good}metrics_listen = "127.0.0.1:7x";\n`, /metrics\.conf:4: metrics_listen = "127\.0\.0\.1:7x": the port must be a number/],
+    ['token_cr.conf', `${good}token = "abc\\rdef";\n`, /token_cr\.conf:4: token\[0\] holds a control character/],
+    ['token_list.conf', `${good}token = [ "ok", "a\\nb" ];\n`, /token_list\.conf:4: token\[1\] holds a control character/],
+    // a table named "wal" would be the WAL directory
+    ['wal_in_root.conf', `${good}wal_dir = "/tmp/x/wal";\n`, /wal_in_root\.conf: wal_dir "\/tmp\/x\/wal" is inside data_root/],
+    ['wal_is_root.conf', `${good}wal_dir = "/tmp/y/../x/";\n`, /wal_is_root\.conf: wal_dir .* is inside data_root/],
   ];
   for (const [name, text, re] of cases) {
     const r = await run(serverBin, ['-n', '-c', write(dir, name, text)]);
