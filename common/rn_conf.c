@@ -22,6 +22,7 @@
 
 struct loader {
 	const char *name; /* file name for messages when libconfig has none */
+	const char *text; /* the text loaded by rn_conf_load_string, else NULL */
 	char *err;
 	size_t errcap;
 };
@@ -240,6 +241,90 @@ static int is_int(int t)
 	return t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64;
 }
 
+/* Copies line `line` (1-based) of the setting's source (its file, or l->text) into out. */
+static int source_line(const struct loader *l, const config_setting_t *s, char *out, size_t cap)
+{
+	const char *file = config_setting_source_file(s);
+	int line = (int)config_setting_source_line(s), n = 1;
+	if (line < 1)
+		return -1;
+	if (file) {
+		FILE *f = fopen(file, "r");
+		int found = 0;
+		if (!f)
+			return -1;
+		while (fgets(out, (int)cap, f))
+			if (strchr(out, '\n') || feof(f)) {
+				if (n++ == line) {
+					found = 1;
+					break;
+				}
+			}
+		fclose(f);
+		return found ? 0 : -1;
+	}
+	for (const char *p = l->text; p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+		if (n++ == line) {
+			size_t len = strcspn(p, "\n");
+			if (len >= cap)
+				return -1;
+			memcpy(out, p, len);
+			out[len] = 0;
+			return 0;
+		}
+	return -1;
+}
+
+/*
+ * The true value of an integer setting. libconfig 1.5 stores a decimal or hex literal beyond
+ * the int range without an L suffix as a 32-bit int, wrapped (4296015872 reads as 1048576):
+ * the literal is read again from the setting's source line ("name = literal" or "name:
+ * literal") and taken when its low 32 bits are what libconfig kept (so a match inside a
+ * string or a comment on the line is passed over). RN_ERANGE for a literal beyond 64 bits.
+ */
+static int int_value(const struct loader *l, const config_setting_t *s, long long *out)
+{
+	char line[1024];
+	const char *name = config_setting_name(s), *p = line;
+	long long v = config_setting_get_int64(s);
+	int huge = 0;
+	*out = v;
+	if (config_setting_type(s) != CONFIG_TYPE_INT || !name ||
+	    source_line(l, s, line, sizeof(line)))
+		return 0;
+	size_t nl = strlen(name);
+	while ((p = strstr(p, name))) {
+		const char *q = p + nl, *e;
+		int before = p > line ? (unsigned char)p[-1] : ' ';
+		p = q;
+		if (before == '_' || before == '-' || before == '*' ||
+		    (before >= '0' && before <= '9') ||
+		    ((before | 0x20) >= 'a' && (before | 0x20) <= 'z'))
+			continue;
+		q += strspn(q, " \t");
+		if (*q != '=' && *q != ':')
+			continue;
+		q++;
+		q += strspn(q, " \t");
+		int hex = (q[0] == '-' || q[0] == '+') ? (q[1] == '0' && (q[2] | 0x20) == 'x')
+						       : (q[0] == '0' && (q[1] | 0x20) == 'x');
+		errno = 0;
+		long long t = strtoll(q, (char **)&e, hex ? 16 : 10);
+		if (e == q || (*e | 0x20) == 'l')
+			continue;
+		if (errno == ERANGE) {
+			huge = 1;
+			continue;
+		}
+		if ((int)(unsigned)(unsigned long long)t == (int)v) {
+			*out = t;
+			return 0;
+		}
+		/* not this one (e.g. the name inside a string before it): look further */
+	}
+	return huge ? RN_ERANGE : 0;
+}
+
 static int load_list(struct loader *l, const config_setting_t *s, const struct rn_conf_key *k,
 		     void *dst, const char *path)
 {
@@ -304,7 +389,9 @@ static int load_value(struct loader *l, const config_setting_t *s, const struct 
 	case RN_CONF_INT32: {
 		if (!is_int(t))
 			return errf(l, s, "%s must be an integer", path);
-		long long v = config_setting_get_int64(s);
+		long long v;
+		if (int_value(l, s, &v))
+			return errf(l, s, "%s is too large", path);
 		if ((rc = check_range(l, s, k, path, v)))
 			return rc;
 		if (k->type == RN_CONF_INT)
@@ -323,7 +410,10 @@ static int load_value(struct loader *l, const config_setting_t *s, const struct 
 		int64_t v;
 		int dur = k->type == RN_CONF_DURATION;
 		if (is_int(t)) {
-			v = config_setting_get_int64(s);
+			long long w;
+			if (int_value(l, s, &w))
+				return errf(l, s, "%s is too large", path);
+			v = w;
 			if (v < 0)
 				return errf(l, s, "%s must not be negative", path);
 		} else if (t != CONFIG_TYPE_STRING ||
@@ -490,10 +580,10 @@ static int load_group(struct loader *l, const config_setting_t *g, const struct 
 	return check_required(l, g, vtable, prefix);
 }
 
-static int load(config_t *cfg, int read_ok, const char *name, const struct rn_conf_key *table,
-		void *dst, char *err, size_t errcap)
+static int load(config_t *cfg, int read_ok, const char *name, const char *text,
+		const struct rn_conf_key *table, void *dst, char *err, size_t errcap)
 {
-	struct loader l = {name, err, errcap};
+	struct loader l = {name, text, err, errcap};
 	int rc = 0;
 
 	if (errcap)
@@ -524,7 +614,7 @@ int rn_conf_load_file(const char *path, const struct rn_conf_key *table, void *d
 	config_t cfg;
 	config_init(&cfg);
 	int ok = config_read_file(&cfg, path) == CONFIG_TRUE;
-	return load(&cfg, ok, path, table, dst, err, errcap);
+	return load(&cfg, ok, path, NULL, table, dst, err, errcap);
 }
 
 int rn_conf_peek_string(const char *path, const char *setting, char *out, size_t cap)
@@ -559,7 +649,7 @@ int rn_conf_load_string(const char *text, const char *name, const struct rn_conf
 	}
 	config_init(&cfg);
 	int ok = config_read_string(&cfg, text) == CONFIG_TRUE;
-	return load(&cfg, ok, name, table, dst, err, errcap);
+	return load(&cfg, ok, name, text, table, dst, err, errcap);
 }
 
 void rn_conf_free(const struct rn_conf_key *table, void *dst)

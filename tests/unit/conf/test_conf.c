@@ -42,6 +42,9 @@ struct conf {
 	struct rn_conf_list sources;
 	char *listen;
 	char *url;
+	char *secret;
+	struct rn_conf_strlist tokens;
+	int64_t limit;
 };
 
 static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
@@ -128,6 +131,20 @@ static const struct rn_conf_key rows[] = {
 	 .type = RN_CONF_URL,
 	 .def = "http://127.0.0.1:7700",
 	 .offset = offsetof(struct conf, url)},
+	{.key = "secret",
+	 .type = RN_CONF_STRING,
+	 .offset = offsetof(struct conf, secret),
+	 .flags = RN_CONF_F_NOCTL},
+	{.key = "tokens",
+	 .type = RN_CONF_STRLIST,
+	 .offset = offsetof(struct conf, tokens),
+	 .flags = RN_CONF_F_NOCTL},
+	{.key = "limit",
+	 .type = RN_CONF_SIZE,
+	 .def = "10M",
+	 .min = 1024,
+	 .max = (int64_t)1 << 30,
+	 .offset = offsetof(struct conf, limit)},
 	{0}};
 
 static void test_defaults(void **state)
@@ -279,6 +296,101 @@ static void test_bad_strings(void **state)
 	expect_str_error("count = 1;\ncount = 2;", "t.conf:2: duplicate setting name");
 }
 
+/* Loads text that must load; the caller checks c and frees it. */
+static void load_ok(const char *text, struct conf *c)
+{
+	char err[512];
+	memset(c, 0, sizeof(*c));
+	if (rn_conf_load_string(text, "t.conf", rows, c, err, sizeof(err))) {
+		rn_conf_free(rows, c);
+		fail_msg("%s: %s", text, err);
+	}
+}
+
+/*
+ * libconfig 1.5 stores a literal beyond the int range (no L suffix) as a wrapped 32-bit int;
+ * the loader must see the true value: stored whole, and range-checked as it is.
+ */
+static void test_big_integers(void **state)
+{
+	struct conf c;
+	char err[512], path[512];
+	(void)state;
+	load_ok("big = 4296015872;\ncap = 4296015872;", &c);
+	assert_int_equal(c.big, 4296015872LL);
+	assert_int_equal(c.cap, 4296015872LL);
+	rn_conf_free(rows, &c);
+	load_ok("big = -4294968320;", &c);
+	assert_int_equal(c.big, -4294968320LL);
+	rn_conf_free(rows, &c);
+	load_ok("big = 0x100000400; cap=8589934592L;", &c);
+	assert_int_equal(c.big, 4294968320LL);
+	assert_int_equal(c.cap, 8589934592LL);
+	rn_conf_free(rows, &c);
+	/* the name inside a string earlier on the line is not the setting */
+	load_ok("paths = [\"big = 1\"]; big = 4296015872; // big = 7\n", &c);
+	assert_int_equal(c.big, 4296015872LL);
+	rn_conf_free(rows, &c);
+	/* in a group, and with ':' */
+	expect_str_error("sources = ( { type = \"file\"; name = \"a\"; glob = \"*\"; depth: "
+			 "4294967300; } );",
+			 "t.conf:1: sources[0].depth = 4294967300 is out of range [0, 10]");
+	expect_str_error("\nlimit = 4294968320;",
+			 "t.conf:2: limit = 4294968320 is out of range [1024, 1073741824]");
+	expect_str_error("limit = 0x100000400;",
+			 "t.conf:1: limit = 4294968320 is out of range [1024, 1073741824]");
+	/* wrapped, 4294967297 would be 1: in range */
+	expect_str_error("count = 4294967297;",
+			 "t.conf:1: count = 4294967297 is out of range [1, 1000]");
+	expect_str_error("sources = ( { type = \"file\"; name = \"a\"; glob = \"*\";\n depth = "
+			 "4294967297; } );",
+			 "t.conf:2: sources[0].depth = 4294967297 is out of range [0, 10]");
+	expect_str_error("big = 99999999999999999999;", "t.conf:1: big is too large");
+	expect_str_error("linger = 4294967396;",
+			 "t.conf:1: linger = 4294967396 is out of range [0, 3600000]");
+	/* the same from a file: the line is read from the file */
+	snprintf(path, sizeof(path), "%s/%s", RN_CONF_DATA, "big_ints.conf");
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(rn_conf_load_file(path, rows, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.big, 4296015872LL);
+	assert_int_equal(c.cap, 4294968320LL);
+	rn_conf_free(rows, &c);
+	expect_error("too_big.conf", 3, "limit = 4294968320 is out of range [1024, 1073741824]");
+}
+
+/* Rows marked RN_CONF_F_NOCTL (tokens, which go into headers) refuse control characters. */
+static void test_control_characters(void **state)
+{
+	struct conf c;
+	(void)state;
+	expect_str_error("secret = \"abc\\rdef\";",
+			 "t.conf:1: secret holds a control character (byte 3); CR, LF, TAB and "
+			 "the like are not allowed here");
+	expect_str_error("\nsecret = \"a\\nb\";",
+			 "t.conf:2: secret holds a control character (byte 1); CR, LF, TAB and "
+			 "the like are not allowed here");
+	expect_str_error("secret = \"\\tx\";",
+			 "t.conf:1: secret holds a control character (byte 0); CR, LF, TAB and "
+			 "the like are not allowed here");
+	expect_str_error("secret = \"a\\x7f\";",
+			 "t.conf:1: secret holds a control character (byte 1); CR, LF, TAB and "
+			 "the like are not allowed here");
+	expect_str_error("tokens = [ \"ok\", \"b\\r\\n\" ];",
+			 "t.conf:1: tokens[1] holds a control character (byte 1); CR, LF, TAB "
+			 "and the like are not allowed here");
+	expect_str_error("tokens = \"b\\r\";",
+			 "t.conf:1: tokens[0] holds a control character (byte 1); CR, LF, TAB "
+			 "and the like are not allowed here");
+	/* printable and UTF-8 pass; rows without the flag keep any character */
+	load_ok("secret = \"s3cr\xc3\xa9t-_.~+/=\"; tokens = [ \"a\", \"b c\" ]; agent: { name = "
+		"\"a\\rb\"; };",
+		&c);
+	assert_string_equal(c.secret, "s3cr\xc3\xa9t-_.~+/=");
+	assert_int_equal(c.tokens.n, 2);
+	assert_string_equal(c.name, "a\rb");
+	rn_conf_free(rows, &c);
+}
+
 static void test_parsers(void **state)
 {
 	int64_t v;
@@ -390,6 +502,7 @@ int main(void)
 		cmocka_unit_test(test_parsers),        cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_alloc_failures), cmocka_unit_test(test_help),
 		cmocka_unit_test(test_addresses),      cmocka_unit_test(test_key_equal_and_swap),
+		cmocka_unit_test(test_big_integers),   cmocka_unit_test(test_control_characters),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
