@@ -40,8 +40,9 @@ struct rn_agent_conf {
 
 extern const struct rn_conf_key rn_agent_conf_table[];
 
-/* Checks what the table cannot: sources have names, tables and a known type; names are
- * unique. 0 or RN_ECONFIG with a message naming the source. */
+/* Checks what the table cannot: uplink.backoff_min_ms <= uplink.backoff_max_ms; sources have
+ * names, tables and a known type; names are unique. 0 or RN_ECONFIG with a message naming
+ * the file and the keys or the source. */
 int rn_agent_conf_check(const struct rn_agent_conf *c, const char *file, char *err, size_t cap);
 
 struct rn_agent;

@@ -203,6 +203,37 @@ static struct rn_agent_conf *load_conf(const char *data, int n, const char *cons
 	return c;
 }
 
+/* The retry delays must be ordered; uplink.token must hold no control character. */
+static void test_conf_check(void **state)
+{
+	const char *base = "agent: { device_id = \"dev\"; data_dir = \"/tmp/x\"; };\n"
+			   "sources = ( { type = \"file\"; name = \"a\"; table = \"c.s.t\"; "
+			   "paths = [ \"/tmp/x.log\" ]; } );\n";
+	const char *cases[][2] = {
+		{"uplink: { backoff_min_ms = 200; backoff_max_ms = 200; };", ""},
+		{"uplink: { backoff_min_ms = 5000; backoff_max_ms = 1000; };",
+		 "t.conf: uplink.backoff_min_ms (5000) is larger than uplink.backoff_max_ms "
+		 "(1000)"},
+		{"uplink: { backoff_min_ms = 40000; };",
+		 "t.conf: uplink.backoff_min_ms (40000) is larger than uplink.backoff_max_ms "
+		 "(30000)"},
+		{"uplink: {\n token = \"abc\\r\\nX-Evil: 1\"; };",
+		 "t.conf:4: uplink.token holds a control character (byte 3); CR, LF, TAB and the "
+		 "like are not allowed here"},
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char text[1024], err[512] = "";
+		struct rn_agent_conf c = {0};
+		snprintf(text, sizeof(text), "%s%s\n", base, cases[i][0]);
+		if (!rn_conf_load_string(text, "t.conf", rn_agent_conf_table, &c, err, sizeof(err)))
+			rn_agent_conf_check(&c, "t.conf", err, sizeof(err));
+		rn_conf_free(rn_agent_conf_table, &c);
+		if (strcmp(err, cases[i][1]))
+			fail_msg("case %zu: got \"%s\", want \"%s\"", i, err, cases[i][1]);
+	}
+}
+
 static void run_loops(struct rn_agent *a, struct rn_agent_signals *sig, int loops)
 {
 	sig->stop = 0;
@@ -347,6 +378,7 @@ int main(void)
 		cmocka_unit_test(test_reload),
 		cmocka_unit_test(test_source_same),
 		cmocka_unit_test(test_idle_sleeps),
+		cmocka_unit_test(test_conf_check),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
