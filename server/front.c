@@ -50,6 +50,8 @@ struct rn_call {
 	size_t ctype_len;
 	int have_method, have_ctype;
 	char table[256];
+	size_t table_len; /* as sent: longer than table holds means truncated (the server refuses)
+			   */
 	char auth[512];
 	int have_table, have_auth;
 	char boot_id[64]; /* x-runnel-clock, when it parsed (have_clock) */
@@ -427,6 +429,7 @@ static int header_cb(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
 		k->have_ctype = 1;
 	} else if (IS("x-databricks-zerobus-table-name")) {
 		copy_hdr(k->table, sizeof(k->table), value, valuelen);
+		k->table_len = valuelen;
 		k->have_table = 1;
 	} else if (IS("authorization")) {
 		copy_hdr(k->auth, sizeof(k->auth), value, valuelen);
@@ -467,9 +470,12 @@ static void open_call(struct rn_call *k)
 		       "unsupported grpc-encoding (use identity or zstd)");
 		return;
 	}
-	struct rn_call_info info = {k->path, k->have_table ? k->table : NULL,
+	struct rn_call_info info = {k->path,
+				    k->have_table ? k->table : NULL,
+				    k->table_len,
 				    k->have_auth ? k->auth : NULL,
-				    k->have_clock ? k->boot_id : NULL, k->boot_us};
+				    k->have_clock ? k->boot_id : NULL,
+				    k->boot_us};
 	if ((st = fr->h.open(fr->h.ctx, k, &info, &msg)) != 0) {
 		refuse(k, 200, st, msg);
 		return;

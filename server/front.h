@@ -29,7 +29,8 @@ struct rn_call;
 /* What the front knows about a call when its headers arrive. */
 struct rn_call_info {
 	const char *path;
-	const char *table;         /* x-databricks-zerobus-table-name, or NULL */
+	const char *table; /* x-databricks-zerobus-table-name, or NULL */
+	size_t table_len;  /* the header's length as sent; table holds at most 255 bytes of it */
 	const char *authorization; /* or NULL */
 	const char *boot_id;       /* x-runnel-clock "<boot_id> <boot_us>" well formed, or NULL */
 	int64_t boot_us;           /* the agent's CLOCK_BOOTTIME when it opened the call */

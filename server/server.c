@@ -1145,6 +1145,11 @@ static int on_open(void *ctx, struct rn_call *c, const struct rn_call_info *info
 		*msg = "missing or wrong bearer token";
 		return RN_GRPC_UNAUTHENTICATED;
 	}
+	/* never a truncated name: it could be another valid table */
+	if (info->table && info->table_len >= sizeof(((struct call_state *)0)->table)) {
+		*msg = "x-databricks-zerobus-table-name is longer than 255 bytes";
+		return RN_GRPC_INVALID_ARGUMENT;
+	}
 	if (info->table && rn_table_name_check(info->table)) {
 		*msg = "invalid table name in x-databricks-zerobus-table-name";
 		return RN_GRPC_INVALID_ARGUMENT;
@@ -1194,7 +1199,12 @@ static void on_create(struct rn_server *s, struct rn_call *c, struct call_state 
 		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, "stream already created");
 	if (r->table) {
 		if (r->table_len >= sizeof(table))
-			return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, "table name too long");
+			return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT,
+					      "table_name is longer than 255 bytes");
+		/* a NUL would cut the name short, to what may be another valid table */
+		if (memchr(r->table, 0, r->table_len))
+			return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT,
+					      "table_name contains a NUL byte");
 		memcpy(table, r->table, r->table_len);
 		table[r->table_len] = 0;
 		if (cs->has_table && strcmp(table, cs->table))

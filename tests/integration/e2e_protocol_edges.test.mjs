@@ -4,9 +4,11 @@
 // gets HTTP 415 (or 405), never 200; refused calls are logged, the first of a kind at once and
 // the rest as a count per period, so a flood of refusals is a few lines; a PROTO stream of a
 // message of its own to a table without a schema is refused at create with INVALID_ARGUMENT
-// saying how to declare the table, while envelope streams (the agent's) go on working.
+// saying how to declare the table, while envelope streams (the agent's) go on working; a table
+// name is never cut short to another valid one (a header over 255 bytes, a NUL in the body).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import http2 from 'node:http2';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -181,6 +183,42 @@ test('a PROTO stream of another message to a table without a schema is refused a
     assert.deepEqual(ok.acks, [0, 1]);
     await waitFor(() => rows(server) >= 10, { what: '10 rows' });
     assert.equal(server.proc.log.filter((l) => /undecodable/.test(l)).length, 0, 'no undecodable rows');
+  } finally {
+    session.close();
+    await server.kill();
+  }
+});
+
+test('a table name is refused, never truncated: header over 255 bytes, NUL or over 255 bytes in the body', { timeout: 120000 }, async () => {
+  const dir = tmpDir('e2e-edges-names');
+  const server = await new Server({ dir, tables: [TABLE], extra: 'auto_create = true;' }).start();
+  const session = http2.connect(`http://127.0.0.1:${server.port}`);
+  const { 'x-databricks-zerobus-table-name': _, ...noTable } = grpcHeaders;
+  // CreateIngestStreamRequest with the given table_name, or none (the header's name is used)
+  const create = (table) => grpcFrame(len(1, len(1, table === undefined ? Buffer.alloc(0) : len(1, Buffer.from(table)))));
+  const message = (r) => decodeURIComponent(r.trailers['grpc-message'] || r.headers['grpc-message'] || '');
+  const exists = (name) => fs.existsSync(server.tableDir(name));
+  try {
+    // 278 bytes, valid; cut at 255 it would be another valid name: a.b (128 + 1 + 126)
+    const long = `${'a'.repeat(128)}.${'b'.repeat(128)}.${'c'.repeat(20)}`;
+    const cut = long.slice(0, 255);
+    let r = await h2request(session, { ...grpcHeaders, 'x-databricks-zerobus-table-name': long }, create());
+    assert.equal(grpcStatus(r), 3, JSON.stringify(r));
+    assert.match(message(r), /x-databricks-zerobus-table-name is longer than 255 bytes/);
+    r = await h2request(session, noTable, create(long));
+    assert.equal(grpcStatus(r), 3, JSON.stringify(r));
+    assert.match(message(r), /table_name is longer than 255 bytes/);
+    // a NUL would leave main.default.fresh
+    r = await h2request(session, noTable, create('main.default.fresh\0x'));
+    assert.equal(grpcStatus(r), 3, JSON.stringify(r));
+    assert.match(message(r), /table_name contains a NUL byte/);
+    assert.equal(exists(cut), false, 'no table made of the truncated header');
+    assert.equal(exists('main.default.fresh'), false, 'no table made of the name before the NUL');
+    // 255 bytes is still a name: created under its own name
+    r = await h2request(session, { ...grpcHeaders, 'x-databricks-zerobus-table-name': cut }, create());
+    assert.equal(grpcStatus(r), 0, JSON.stringify(r));
+    assert.equal(exists(cut), true);
+    assert.ok(server.proc.log.some((l) => /longer than 255 bytes/.test(l)), 'the refusal is logged');
   } finally {
     session.close();
     await server.kill();
