@@ -12,6 +12,7 @@ endfunction()
 # rn_add_fuzz_target(<name> SOURCES <files...> LIBS <targets...> CORPUS <dir>)
 # With RN_FUZZ (clang): a libFuzzer binary. Always: a replay test that runs the target's
 # entry point over every file of the seed corpus, so the corpus stays valid in every build.
+# With RN_FUZZ, <name>.corpus beside the binary holds the corpus path (tests/fuzz/run.sh).
 # With RN_BUILD_SERVER=OFF, a target whose libraries are the server's is left out (said so).
 function(rn_add_fuzz_target name)
   cmake_parse_arguments(F "" "CORPUS" "SOURCES;LIBS" ${ARGN})
@@ -24,6 +25,8 @@ function(rn_add_fuzz_target name)
     endforeach()
   endif()
   if(RN_FUZZ)
+    # <name>.corpus names the seed corpus for tests/fuzz/run.sh (one mapping, here)
+    file(WRITE ${CMAKE_CURRENT_BINARY_DIR}/${name}.corpus "${F_CORPUS}\n")
     add_executable(${name} ${F_SOURCES})
     target_compile_options(${name} PRIVATE -fsanitize=fuzzer,address,undefined)
     target_link_options(${name} PRIVATE -fsanitize=fuzzer,address,undefined)

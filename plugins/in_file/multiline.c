@@ -58,7 +58,9 @@ static int finish(struct rn_multiline *m, rn_line_fn fn, void *ctx)
 		return 0;
 	if ((rc = drain(m, fn, ctx)))
 		return rc;
-	rc = fn(ctx, m->rec.data, m->rec.len,
+	/* an empty record (one empty line) never allocated rec: hand on a valid empty string,
+	 * never NULL (callers may memcpy from it) */
+	rc = fn(ctx, m->rec.data ? m->rec.data : (const uint8_t *)"", m->rec.len,
 		(m->in_split ? RN_RECORD_F_SPLIT : 0) | RN_LINESPLIT_EOL, m->end);
 	if (rc)
 		return rc;

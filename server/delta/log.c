@@ -362,6 +362,8 @@ struct cols_ctx {
 	size_t cap;
 };
 
+/* Adds one schema field as a column. The column is counted only once its name and type are
+ * both known, so a field that fails half way leaves no column with a NULL name or type. */
 static int schema_column(void *c, size_t i, struct rn_json_span el)
 {
 	(void)i;
@@ -369,15 +371,9 @@ static int schema_column(void *c, size_t i, struct rn_json_span el)
 	struct rn_dlog *l = cc->l;
 	struct field_ctx f = {0};
 	struct rn_buf type = {.max = TYPE_MAX};
+	char *name = NULL;
 	int rc;
 	if (rn_json_object_walk(el, field_member, &f) || !f.name.p || !f.type.p)
-		return RN_EINVAL;
-	if ((rc = grow(&l->cols, &cc->cap, l->ncols, sizeof(*l->cols), 1 << 16)))
-		return rc;
-	struct rn_dlog_column *col = &l->cols[l->ncols];
-	memset(col, 0, sizeof(*col));
-	l->ncols++;
-	if (dup_string(f.name, &col->name))
 		return RN_EINVAL;
 	rc = render_type(f.type, &type, 0);
 	if (!rc && type.len > TYPE_SHOW) {
@@ -386,10 +382,17 @@ static int schema_column(void *c, size_t i, struct rn_json_span el)
 	}
 	if (!rc)
 		rc = rn_buf_append_u8(&type, 0);
-	if (rc) {
+	if (rc || dup_string(f.name, &name)) {
 		rn_buf_free(&type);
 		return RN_EINVAL;
 	}
+	if ((rc = grow(&l->cols, &cc->cap, l->ncols, sizeof(*l->cols), 1 << 16))) {
+		rn_free(name);
+		rn_buf_free(&type);
+		return rc;
+	}
+	struct rn_dlog_column *col = &l->cols[l->ncols++];
+	col->name = name;
 	col->type = (char *)type.data;
 	col->nullable = f.nullable.p ? get_bool(f.nullable) == 1 : 1;
 	return 0;
@@ -404,7 +407,10 @@ static int parse_schema(struct rn_dlog *l, const char *schema)
 	if (rn_json_validate(s.p, s.len) || rn_json_object_walk(s, type_member, &t) || !t.kind.p ||
 	    !rn_json_span_eq(t.kind, "\"struct\"") || !t.fields.p)
 		return RN_EINVAL;
-	return rn_json_array_walk(t.fields, schema_column, &cc);
+	int rc = rn_json_array_walk(t.fields, schema_column, &cc);
+	if (rc)
+		free_cols(l); /* no half schema: the columns are a whole valid schema or none */
+	return rc;
 }
 
 /* ---- actions ---- */

@@ -333,6 +333,36 @@ static void test_schema_rendering(void **state)
 	rn_dlog_destroy(l);
 }
 
+/* A schema field whose type cannot be rendered fails the commit and leaves no column with a
+ * NULL name or type behind (fuzz_delta_log found one; corpus/delta_log/schema_field_bad_type):
+ * the columns are the whole schema or none, and the snapshot can still be read. */
+static void test_bad_schema_field(void **state)
+{
+	(void)state;
+	static const char *const bad[] = {
+		"{\"metaData\":{\"schemaString\":\"{\\\"type\\\":\\\"struct\\\",\\\"fields\\\":["
+		"{\\\"name\\\":\\\"\\\",\\\"type\\\":{}}]}\"}}\n",
+		"{\"metaData\":{\"schemaString\":\"{\\\"type\\\":\\\"struct\\\",\\\"fields\\\":["
+		"{\\\"name\\\":\\\"a\\\",\\\"type\\\":\\\"long\\\"},"
+		"{\\\"name\\\":7,\\\"type\\\":\\\"long\\\"}]}\"}}\n",
+	};
+	for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+		struct rn_dlog *l;
+		size_t n;
+		assert_int_equal(rn_dlog_create(&l), 0);
+		assert_int_equal(rn_dlog_apply(l, 0, bad[k], strlen(bad[k])), RN_EDELTA);
+		assert_non_null(
+			strstr(rn_dlog_errmsg(l), "schemaString is not a valid struct schema"));
+		const struct rn_dlog_column *cols = rn_dlog_columns(l, &n);
+		for (size_t i = 0; i < n; i++) {
+			assert_non_null(cols[i].name);
+			assert_non_null(cols[i].type);
+		}
+		assert_int_equal(n, 0);
+		rn_dlog_destroy(l);
+	}
+}
+
 static void test_many_files(void **state)
 {
 	(void)state;
@@ -492,6 +522,7 @@ int main(void)
 		cmocka_unit_test(test_stats_and_other_actions),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_schema_rendering),
+		cmocka_unit_test(test_bad_schema_field),
 		cmocka_unit_test(test_many_files),
 		cmocka_unit_test(test_parquet_footer),
 		cmocka_unit_test(test_uri_decode),

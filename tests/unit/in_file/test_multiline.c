@@ -2,8 +2,8 @@
  * Unit tests for plugins/in_file/multiline.c, the I/O-free grouping core, with a recording
  * callback that can refuse: grouping by start lines, the exact resume position of records
  * and of pieces cut inside a line, refusals before and after a line is taken (nothing lost,
- * nothing twice), the timeout (held while a line is still coming in pieces), flush, and the
- * per-line size contract.
+ * nothing twice), the timeout (held while a line is still coming in pieces), flush, an empty
+ * record (a valid pointer, never NULL), and the per-line size contract.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,6 +20,7 @@
 #define MAXOUT 32
 
 struct out {
+	const uint8_t *ptr[MAXOUT]; /* the pointer handed to the callback */
 	char rec[MAXOUT][128];
 	size_t len[MAXOUT];
 	uint32_t flags[MAXOUT];
@@ -39,6 +40,7 @@ static int cb(void *ctx, const uint8_t *p, size_t len, uint32_t flags, uint64_t 
 	if (len)
 		memcpy(o->rec[o->n], p, len);
 	o->rec[o->n][len] = 0;
+	o->ptr[o->n] = p;
 	o->len[o->n] = len;
 	o->flags[o->n] = flags;
 	o->consumed[o->n] = consumed;
@@ -184,6 +186,25 @@ static void test_timeout(void **state)
 	rn_multiline_free(&m);
 }
 
+/* An empty line is an empty record with a valid pointer, never NULL: callers may memcpy
+ * from it (fuzz_multiline found a NULL handed on; corpus/multiline/empty_line_record). */
+static void test_empty_record(void **state)
+{
+	struct rn_multiline m = {0};
+	struct out o = {0};
+	(void)state;
+	m.max_bytes = 1;
+	rn_multiline_reset(&m, 0);
+	assert_int_equal(feed(&m, &o, "", RN_MULTILINE_START, 1, 1), 0);
+	assert_int_equal(rn_multiline_flush(&m, cb, &o), 0);
+	assert_int_equal(o.n, 1);
+	assert_int_equal(o.len[0], 0);
+	assert_non_null(o.ptr[0]);
+	assert_int_equal(o.flags[0], RN_LINESPLIT_EOL);
+	assert_int_equal(o.consumed[0], 1);
+	rn_multiline_free(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -191,6 +212,7 @@ int main(void)
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_pieces),
 		cmocka_unit_test(test_timeout),
+		cmocka_unit_test(test_empty_record),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
