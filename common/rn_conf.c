@@ -8,6 +8,7 @@
 #include "rn_conf.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <libconfig.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -275,9 +276,22 @@ static int source_line(const struct loader *l, const config_setting_t *s, char *
 	return -1;
 }
 
+/* Whether libconfig, reading literal value t as a 32-bit int, could have kept v: wrapped to
+ * its low 32 bits where long is 64 bits; where long is 32 bits (armhf), saturated by strtol
+ * to INT_MAX / INT_MIN, or by strtoul for a hex literal to 0xffffffff (kept as -1). */
+static int kept_as(long long t, long long v, int hex)
+{
+	if ((int)(unsigned)(unsigned long long)t == (int)v)
+		return 1;
+	if (hex)
+		return (unsigned long long)t > 0xffffffffULL && v == -1;
+	return (t > INT_MAX && v == INT_MAX) || (t < INT_MIN && v == INT_MIN);
+}
+
 /*
  * The true value of an integer setting. libconfig 1.5 stores a decimal or hex literal beyond
- * the int range without an L suffix as a 32-bit int, wrapped (4296015872 reads as 1048576):
+ * the int range without an L suffix as a 32-bit int, wrapped (4296015872 reads as 1048576)
+ * or, where long has 32 bits, saturated (INT_MAX):
  * the literal is read again from the setting's source line ("name = literal" or "name:
  * literal") and taken when its low 32 bits are what libconfig kept (so a match inside a
  * string or a comment on the line is passed over). RN_ERANGE for a literal beyond 64 bits.
@@ -316,7 +330,7 @@ static int int_value(const struct loader *l, const config_setting_t *s, long lon
 			huge = 1;
 			continue;
 		}
-		if ((int)(unsigned)(unsigned long long)t == (int)v) {
+		if (kept_as(t, v, hex)) {
 			*out = t;
 			return 0;
 		}
