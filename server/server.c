@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include <uuid/uuid.h>
 
+#include "auth.h"
 #include "ev_time.h"
 #include "front.h"
 #include "limits.h"
@@ -1121,14 +1122,7 @@ static int refill_table(void *ctx, struct rn_mat *m, const char *table)
 
 static int check_auth(const struct rn_server *s, const char *auth)
 {
-	if (!s->conf.token.n)
-		return 1;
-	if (!auth || strncmp(auth, "Bearer ", 7) || !auth[7])
-		return 0; /* an empty token never matches, even an empty one in the config */
-	for (size_t i = 0; i < s->conf.token.n; i++)
-		if (!strcmp(auth + 7, s->conf.token.v[i]))
-			return 1;
-	return 0;
+	return rn_auth_check(s->conf.token.v, s->conf.token.n, auth);
 }
 
 static int on_open(void *ctx, struct rn_call *c, const struct rn_call_info *info, const char **msg)
