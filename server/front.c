@@ -150,7 +150,7 @@ static void flush_conn(struct conn *c)
 	size_t out;
 	int rv = nghttp2_session_send(c->ng);
 	if (rv != 0) {
-		rn_log_warn("front", "nghttp2 send: %s", nghttp2_strerror(rv));
+		rn_log_warn("front", "nghttp2 send to %s: %s", c->peer, nghttp2_strerror(rv));
 		conn_free(c);
 		return;
 	}
@@ -666,7 +666,8 @@ static void readcb(struct bufferevent *bev, void *arg)
 	c->last_rx_us = rn_mono_us();
 	rv = nghttp2_session_mem_recv(c->ng, data, len);
 	if (rv < 0) {
-		rn_log_warn("front", "h2 protocol error: %s", nghttp2_strerror((int)rv));
+		rn_log_warn("front", "h2 protocol error from %s: %s", c->peer,
+			    nghttp2_strerror((int)rv));
 		conn_free(c);
 		return;
 	}

@@ -10,18 +10,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Server, run, serverBin, serverConfig, tmpDir, waitFor } from './lib/harness.mjs';
+import { Server, run, serverBin, serverConfig, tmpDir, waitFor, zbClient as client } from './lib/harness.mjs';
 
-const PY = '/usr/bin/python3';
-const CLIENT = path.join(path.dirname(fileURLToPath(import.meta.url)), 'zerobus_client.py');
 const TABLE = 'main.default.telemetry';
-
-async function client(server, ...args) {
-  const r = await run(PY, [CLIENT, `127.0.0.1:${server.port}`, ...args]);
-  assert.equal(r.code, 0, `client failed: ${r.stderr}`);
-  return JSON.parse(r.stdout.trim().split('\n').pop());
-}
 
 // 2,000 characters that are not all alike, so a truncated compare cannot pass by accident
 const LONG = Array.from({ length: 2000 }, (_, i) => 'abcdefghijklmnopqrstuvwxyz0123456789'[(i * 7) % 36]).join('');
