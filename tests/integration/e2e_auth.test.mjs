@@ -1,4 +1,5 @@
 // Server authentication and file modes (issue 12): a 2,000-character bearer token is accepted
+// (from the Python client and from runnel-agent)
 // and one that differs in its last byte (or is a prefix, or longer) is refused; a token over
 // 4096 bytes is refused by `runnel-server -n` naming its file and line; the scheme `Bearer`
 // matches in any case and an empty or missing token is UNAUTHENTICATED; a negative offset on
@@ -10,7 +11,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { Server, run, serverBin, serverConfig, tmpDir, waitFor, zbClient as client } from './lib/harness.mjs';
+import { Agent, Server, run, serverBin, serverConfig, tmpDir, waitFor, zbClient as client } from './lib/harness.mjs';
 
 const TABLE = 'main.default.telemetry';
 
@@ -30,6 +31,24 @@ test('a 2,000-character token is accepted; a near miss, a prefix or a longer one
       assert.equal(r.code, 'UNAUTHENTICATED', `${what}: ${JSON.stringify(r)}`);
     }
   } finally {
+    await server.kill();
+  }
+});
+
+test('runnel-agent delivers with a 2,000-character token (its header is not cut short)', { timeout: 120000 }, async () => {
+  const dir = tmpDir('e2e-auth-agent');
+  const log = path.join(dir, 'in.log');
+  fs.writeFileSync(log, Array.from({ length: 20 }, (_, i) => `line ${i}`).join('\n') + '\n');
+  const server = await new Server({ dir, tables: [TABLE], token: LONG }).start();
+  const agent = new Agent({ dir, url: server.url, token: LONG, sources: [{ name: 'in', paths: [log] }] });
+  try {
+    await agent.start();
+    await waitFor(() => {
+      const st = agent.status()?.streams?.[0];
+      return st && st.records === 20 && st.next_offset > 0 && st.acked === st.next_offset - 1;
+    }, { what: '20 records, all acked' });
+  } finally {
+    await agent.stop();
     await server.kill();
   }
 });
