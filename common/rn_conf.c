@@ -473,6 +473,9 @@ static int load_value(struct loader *l, const config_setting_t *s, const struct 
 				    "%s holds a control character (byte %zu); CR, LF, TAB and "
 				    "the like are not allowed here",
 				    path, c);
+		if ((k->flags & RN_CONF_F_NOCTL) &&
+		    strlen(config_setting_get_string(s)) > RN_CONF_HDR_MAX)
+			return errf(l, s, "%s is longer than %d bytes", path, RN_CONF_HDR_MAX);
 		rn_free(*p);
 		if (!(*p = rn_strdup(config_setting_get_string(s))))
 			return RN_ENOMEM;
@@ -523,6 +526,10 @@ static int load_value(struct loader *l, const config_setting_t *s, const struct 
 					    "%s[%d] holds a control character (byte %zu); CR, LF, "
 					    "TAB and the like are not allowed here",
 					    path, i, c);
+			if ((k->flags & RN_CONF_F_NOCTL) &&
+			    strlen(config_setting_get_string(e)) > RN_CONF_HDR_MAX)
+				return errf(l, e, "%s[%d] is longer than %d bytes", path, i,
+					    RN_CONF_HDR_MAX);
 			if (!(sl->v[i] = rn_strdup(config_setting_get_string(e))))
 				return RN_ENOMEM;
 			sl->n++;

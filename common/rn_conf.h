@@ -39,8 +39,11 @@ enum rn_conf_type {
 #define RN_CONF_F_REQUIRED 1u /* an error if the key is absent (not for GROUP) */
 #define RN_CONF_F_RESTART 2u  /* a reload keeps the running value (help says so) */
 /* STRING/STRLIST: a value holding a control character (below 0x20, or 0x7f: CR, LF, TAB, ...)
- * is an error naming its line; for values that go into protocol headers (tokens) */
+ * or longer than RN_CONF_HDR_MAX bytes is an error naming its line; for values that go into
+ * protocol headers (tokens) */
 #define RN_CONF_F_NOCTL 4u
+/* The longest value an RN_CONF_F_NOCTL row takes (a bearer token), in bytes. */
+#define RN_CONF_HDR_MAX 4096
 
 struct rn_conf_strlist {
 	char **v; /* n strings, then a NULL */

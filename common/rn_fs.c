@@ -194,7 +194,7 @@ int rn_write_file_atomic(const char *dir, const char *name, const struct rn_fs_p
 		return -1;
 	}
 	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
-	if ((fd = rn_fs_open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0)
+	if ((fd = rn_fs_open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640)) < 0)
 		return -1;
 	for (size_t i = 0; i < n && !rc; i++)
 		rc = rn_write_all(fd, pieces[i].p, pieces[i].len);
@@ -224,9 +224,9 @@ int rn_mkdir_p(const char *path)
 		if (*p != '/')
 			continue;
 		*p = 0;
-		if (mkdir(tmp, 0755) && errno != EEXIST)
+		if (mkdir(tmp, 0750) && errno != EEXIST)
 			return -1;
 		*p = '/';
 	}
-	return mkdir(tmp, 0755) && errno != EEXIST ? -1 : 0;
+	return mkdir(tmp, 0750) && errno != EEXIST ? -1 : 0;
 }

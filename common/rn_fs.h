@@ -68,7 +68,8 @@ int rn_fsync_dir(const char *dir);
 
 /* Replaces dir/name durably with the concatenation of the n pieces: writes
  * dir/.name.tmp, fsyncs it, renames it over dir/name and fsyncs dir. A crash leaves either
- * the old file or the new one, never a mix. 0, or -1 with errno set (the temp file removed). */
+ * the old file or the new one, never a mix. The file is created 0640 (less the umask). 0, or
+ * -1 with errno set (the temp file removed). */
 struct rn_fs_piece {
 	const void *p;
 	size_t len;
@@ -76,7 +77,7 @@ struct rn_fs_piece {
 int rn_write_file_atomic(const char *dir, const char *name, const struct rn_fs_piece *pieces,
 			 size_t n);
 
-/* mkdir -p with mode 0755. 0 (also when it exists), or -1 with errno set. */
+/* mkdir -p with mode 0750 (less the umask). 0 (also when it exists), or -1 with errno set. */
 int rn_mkdir_p(const char *path);
 
 #endif

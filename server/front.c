@@ -30,6 +30,7 @@
 #include "refuselog.h"
 #include "rn_buf.h"
 #include "rn_clock.h"
+#include "rn_conf.h"
 #include "rn_err.h"
 #include "rn_grpc.h"
 #include "rn_log.h"
@@ -52,9 +53,9 @@ struct rn_call {
 	char table[256];
 	size_t table_len; /* as sent: longer than table holds means truncated (the server refuses)
 			   */
-	char auth[512];
-	int have_table, have_auth;
-	char boot_id[64]; /* x-runnel-clock, when it parsed (have_clock) */
+	char auth[RN_CONF_HDR_MAX + 64]; /* "Bearer " and a token of up to RN_CONF_HDR_MAX */
+	int have_table, have_auth;       /* have_auth: present and not longer than auth holds */
+	char boot_id[64];                /* x-runnel-clock, when it parsed (have_clock) */
 	int64_t boot_us;
 	int have_clock;
 	int zstd; /* grpc-encoding: zstd */
@@ -149,7 +150,7 @@ static void flush_conn(struct conn *c)
 	size_t out;
 	int rv = nghttp2_session_send(c->ng);
 	if (rv != 0) {
-		rn_log_warn("front", "nghttp2 send: %s", nghttp2_strerror(rv));
+		rn_log_warn("front", "nghttp2 send to %s: %s", c->peer, nghttp2_strerror(rv));
 		conn_free(c);
 		return;
 	}
@@ -432,8 +433,10 @@ static int header_cb(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
 		k->table_len = valuelen;
 		k->have_table = 1;
 	} else if (IS("authorization")) {
+		/* a value too long for auth is taken as missing, never truncated (a prefix
+		 * could be a valid token) */
 		copy_hdr(k->auth, sizeof(k->auth), value, valuelen);
-		k->have_auth = 1;
+		k->have_auth = valuelen < sizeof(k->auth);
 	} else if (IS("x-runnel-clock")) {
 		k->have_clock = rn_zb_parse_clock(value, valuelen, k->boot_id, sizeof(k->boot_id),
 						  &k->boot_us) == 0;
@@ -663,7 +666,8 @@ static void readcb(struct bufferevent *bev, void *arg)
 	c->last_rx_us = rn_mono_us();
 	rv = nghttp2_session_mem_recv(c->ng, data, len);
 	if (rv < 0) {
-		rn_log_warn("front", "h2 protocol error: %s", nghttp2_strerror((int)rv));
+		rn_log_warn("front", "h2 protocol error from %s: %s", c->peer,
+			    nghttp2_strerror((int)rv));
 		conn_free(c);
 		return;
 	}

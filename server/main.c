@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "rn_addr.h"
 #include "rn_conf.h"
@@ -140,6 +141,9 @@ int main(int argc, char **argv)
 		rn_conf_free(rn_server_conf_table, &conf);
 		return 1;
 	}
+	/* a backstop for the explicit modes where files (0640) and directories (0750) are
+	 * created: nothing the server writes is readable by others */
+	umask(027);
 	signal(SIGPIPE, SIG_IGN);
 	/* until the loop catches SIGHUP (server.c reloads on it), it must not kill */
 	signal(SIGHUP, SIG_IGN);

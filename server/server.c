@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include <uuid/uuid.h>
 
+#include "auth.h"
 #include "ev_time.h"
 #include "front.h"
 #include "limits.h"
@@ -1121,14 +1122,7 @@ static int refill_table(void *ctx, struct rn_mat *m, const char *table)
 
 static int check_auth(const struct rn_server *s, const char *auth)
 {
-	if (!s->conf.token.n)
-		return 1;
-	if (!auth || strncmp(auth, "Bearer ", 7) || !auth[7])
-		return 0; /* an empty token never matches, even an empty one in the config */
-	for (size_t i = 0; i < s->conf.token.n; i++)
-		if (!strcmp(auth + 7, s->conf.token.v[i]))
-			return 1;
-	return 0;
+	return rn_auth_check(s->conf.token.v, s->conf.token.n, auth);
 }
 
 static int on_open(void *ctx, struct rn_call *c, const struct rn_call_info *info, const char **msg)
@@ -1364,6 +1358,9 @@ static void on_ingest(struct rn_server *s, struct rn_call *c, struct call_state 
 				      "first message must be create_stream or resume_stream");
 	if (!r->has_offset)
 		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, "offset_id is required");
+	if (r->offset < 0)
+		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT,
+				      "offset_id must not be negative");
 	if (r->batch_type == 4)
 		return rn_call_finish(c, RN_GRPC_UNIMPLEMENTED, "AVRO records are not supported");
 	if (r->batch_type != st->record_type)
@@ -1985,13 +1982,13 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 		rc = RN_EINVAL;
 		goto fail;
 	}
-	if (mkdir(conf->data_root, 0755) && errno != EEXIST) {
+	if (mkdir(conf->data_root, 0750) && errno != EEXIST) {
 		rn_log_error("server", "data_root %s: %s", conf->data_root, strerror(errno));
 		rc = RN_EIO;
 		goto fail;
 	}
 	snprintf(path, sizeof(path), "%s/_streams", conf->data_root);
-	mkdir(path, 0755);
+	mkdir(path, 0750);
 	s->streams_dir = rn_strdup(path);
 	struct rn_delta_maint dm = {conf->checkpoint_interval, conf->log_retention_ms,
 				    conf->compact_target,      conf->compact_min_files,

@@ -32,6 +32,7 @@
 #include "response.h"
 #include "rn_addr.h"
 #include "rn_clock.h"
+#include "rn_conf.h"
 #include "rn_err.h"
 #include "rn_grpc.h"
 #include "rn_log.h"
@@ -576,7 +577,7 @@ static size_t header_cb(char *data, size_t size, size_t nitems, void *arg)
 static int open_call(struct ustream *s)
 {
 	struct rn_uplink *u = s->u;
-	char hdr[512];
+	char hdr[RN_CONF_HDR_MAX + 64]; /* the longest header: a token of up to RN_CONF_HDR_MAX */
 	CURL *e;
 
 	close_call(s);

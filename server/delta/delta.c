@@ -847,7 +847,7 @@ static int put_if_absent(struct rn_delta *d, int64_t v, const struct rn_buf *tex
 	uuid_unparse_lower(u, us);
 	commit_name(final, sizeof(final), d->log_dir, v);
 	snprintf(tmp, sizeof(tmp), "%s/.%020lld.json.%s.tmp", d->log_dir, (long long)v, us);
-	if ((fd = rn_fs_open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0)
+	if ((fd = rn_fs_open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640)) < 0)
 		return fail(d, errno_rc(), "%s: %s", tmp, strerror(errno));
 	if (rn_write_all(fd, text->data, text->len))
 		rc = fail(d, errno_rc(), "write %s: %s", tmp, strerror(errno));
@@ -1021,7 +1021,7 @@ int rn_delta_write_file_in(struct rn_delta *d, const char *subdir, const void *d
 	rc = 0;
 	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, base);
 	snprintf(final, sizeof(final), "%s/%s", dir, base);
-	if ((fd = rn_fs_open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0)
+	if ((fd = rn_fs_open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640)) < 0)
 		return fail(d, errno_rc(), "%s: %s", tmp, strerror(errno));
 	if (rn_write_new_file(fd, data, len))
 		rc = fail(d, errno_rc(), "write %s: %s", tmp, strerror(errno));
@@ -1227,7 +1227,7 @@ static int write_replace(struct rn_delta *d, const char *name, const void *data,
 	uuid_unparse_lower(u, us);
 	snprintf(final, sizeof(final), "%s/%s", d->log_dir, name);
 	snprintf(tmp, sizeof(tmp), "%s/.%s.%s.tmp", d->log_dir, name, us);
-	if ((fd = rn_fs_open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0)
+	if ((fd = rn_fs_open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640)) < 0)
 		return fail(d, errno_rc(), "%s: %s", tmp, strerror(errno));
 	if (rn_write_all(fd, data, len))
 		rc = fail(d, errno_rc(), "write %s: %s", tmp, strerror(errno));

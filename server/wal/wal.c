@@ -281,7 +281,7 @@ int rn_wal_open(struct rn_wal **out, const char *dir)
 {
 	struct rn_wal *w;
 	*out = NULL;
-	if (mkdir(dir, 0755) && errno != EEXIST)
+	if (mkdir(dir, 0750) && errno != EEXIST)
 		return RN_EIO;
 	if (!(w = rn_calloc(1, sizeof(*w))) || !(w->dir = rn_strdup(dir))) {
 		rn_free(w);
@@ -293,7 +293,7 @@ int rn_wal_open(struct rn_wal **out, const char *dir)
 	 * segments under it */
 	char lock[4200];
 	snprintf(lock, sizeof(lock), "%s/LOCK", dir);
-	if ((w->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0) {
+	if ((w->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0640)) < 0) {
 		rn_wal_close(w);
 		return RN_EIO;
 	}
@@ -365,7 +365,7 @@ static int open_segment(struct rn_wal *w, uint64_t id)
 {
 	char p[4096];
 	seg_path(w, id, p, sizeof(p));
-	int fd = rn_fs_open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	int fd = rn_fs_open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
 	if (fd < 0)
 		return fail(w, errno_rc(), "%s: %s", p, strerror(errno));
 	/* the name must be durable before anything in the file is acknowledged */

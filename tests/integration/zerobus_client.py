@@ -11,7 +11,8 @@ Modes:
   status     open a stream the way --case says and report the gRPC status code (and the
              grpc-retry-pushback-ms trailer as pushback_ms, when there is one); cases:
              garbage, unknown-resume, unknown-method, oversize, gap, big-desc,
-             recursive-desc, empty-token ("Bearer "), empty-auth (an empty authorization)
+             recursive-desc, empty-token ("Bearer "), empty-auth (an empty authorization),
+             negative-offset (a new stream's first batch at offset -1)
   fill       create a PersistentStream and send up to --batches batches, each after the ack
              of the one before, until the server ends the call; report the acks, the status
              and pushback_ms (for the server's RESOURCE_EXHAUSTED under pressure)
@@ -29,7 +30,8 @@ pos{lat,lon}) built at run time from a hand-made DescriptorProto, as Zerobus SDK
 --bad-field adds a field `colour` no table has.
 --payload-bytes N pads each runnel.v1.Record payload to N bytes; --pause-ms N makes ingest
 wait that long after the stream is created, before its first batch (steady: between
-batches); --device sets the records' device_id (default py-client).
+batches); --device sets the records' device_id (default py-client); --scheme S sends the
+token as `authorization: S <token>` (default Bearer).
 """
 import argparse
 import json
@@ -133,6 +135,7 @@ def main():
     ap.add_argument('--calls', type=int, default=2)
     ap.add_argument('--stop-file')
     ap.add_argument('--device', default='py-client')
+    ap.add_argument('--scheme', default='Bearer')
     a = ap.parse_args()
     if a.mode == 'slow-reader':
         print(json.dumps(slow_reader(a.addr, a.pause_ms or 20000)))
@@ -144,7 +147,7 @@ def main():
     grpc.channel_ready_future(ch).result(timeout=10)
     md = [('x-databricks-zerobus-table-name', a.table)]
     if a.token:
-        md.append(('authorization', f'Bearer {a.token}'))
+        md.append(('authorization', f'{a.scheme} {a.token}'))
     persistent = a.mode != 'ephemeral'
     method = 'PersistentStream' if persistent else 'EphemeralStream'
     Req = zb.PersistentStreamRequest if persistent else zb.EphemeralStreamRequest
@@ -244,6 +247,8 @@ def main():
                 offset_id=0, proto_encoded_batch=zb.ProtoEncodedRecordBatch(records=[big])))]
         elif a.case == 'gap':
             msgs = [create_req(), batch_req(5, 1, 0)]
+        elif a.case == 'negative-offset':
+            msgs = [create_req(), batch_req(-1, 1, 0)]
         elif a.case in ('big-desc', 'recursive-desc'):
             F = descriptor_pb2.FieldDescriptorProto
             d = descriptor_pb2.DescriptorProto(name='Huge' if a.case == 'big-desc' else 'Node')

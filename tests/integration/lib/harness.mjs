@@ -246,6 +246,15 @@ export function run(bin, args, opts = {}) {
   });
 }
 
+// Runs zerobus_client.py (Debian's python3-grpcio, a gRPC stack we did not write) against
+// `server` with `args`; resolves the JSON object it printed last. Throws if the client failed.
+export async function zbClient(server, ...args) {
+  const client = path.join(repoRoot, 'tests', 'integration', 'zerobus_client.py');
+  const r = await run('/usr/bin/python3', [client, `127.0.0.1:${server.port}`, ...args]);
+  if (r.code !== 0) throw new Error(`zerobus_client.py ${args.join(' ')} failed: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop());
+}
+
 // A free TCP port on loopback (bind to 0, read, close). Used when a server must come back on
 // the same port after a kill.
 export async function freePort() {

@@ -391,6 +391,27 @@ static void test_control_characters(void **state)
 	rn_conf_free(rows, &c);
 }
 
+/* RN_CONF_F_NOCTL rows take values of up to RN_CONF_HDR_MAX bytes and refuse longer ones. */
+static void test_header_value_length(void **state)
+{
+	static char text[2 * RN_CONF_HDR_MAX + 64], val[RN_CONF_HDR_MAX + 2];
+	struct conf c;
+	(void)state;
+	memset(val, 't', RN_CONF_HDR_MAX);
+	val[RN_CONF_HDR_MAX] = 0;
+	snprintf(text, sizeof(text), "secret = \"%s\"; tokens = [ \"a\", \"%s\" ];", val, val);
+	load_ok(text, &c);
+	assert_int_equal(strlen(c.secret), RN_CONF_HDR_MAX);
+	assert_int_equal(strlen(c.tokens.v[1]), RN_CONF_HDR_MAX);
+	rn_conf_free(rows, &c);
+	val[RN_CONF_HDR_MAX] = 't';
+	val[RN_CONF_HDR_MAX + 1] = 0;
+	snprintf(text, sizeof(text), "secret = \"%s\";", val);
+	expect_str_error(text, "t.conf:1: secret is longer than 4096 bytes");
+	snprintf(text, sizeof(text), "\ntokens = [ \"a\", \"%s\" ];", val);
+	expect_str_error(text, "t.conf:2: tokens[1] is longer than 4096 bytes");
+}
+
 static void test_parsers(void **state)
 {
 	int64_t v;
@@ -497,12 +518,19 @@ static void test_key_equal_and_swap(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults),       cmocka_unit_test(test_good_file),
-		cmocka_unit_test(test_bad_files),      cmocka_unit_test(test_bad_strings),
-		cmocka_unit_test(test_parsers),        cmocka_unit_test(test_missing_file),
-		cmocka_unit_test(test_alloc_failures), cmocka_unit_test(test_help),
-		cmocka_unit_test(test_addresses),      cmocka_unit_test(test_key_equal_and_swap),
-		cmocka_unit_test(test_big_integers),   cmocka_unit_test(test_control_characters),
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_good_file),
+		cmocka_unit_test(test_bad_files),
+		cmocka_unit_test(test_bad_strings),
+		cmocka_unit_test(test_parsers),
+		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_alloc_failures),
+		cmocka_unit_test(test_help),
+		cmocka_unit_test(test_addresses),
+		cmocka_unit_test(test_key_equal_and_swap),
+		cmocka_unit_test(test_big_integers),
+		cmocka_unit_test(test_control_characters),
+		cmocka_unit_test(test_header_value_length),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
