@@ -242,7 +242,8 @@ export function run(bin, args, opts = {}) {
     c.stdout.on('data', (d) => (stdout += d));
     c.stderr.on('data', (d) => (stderr += d));
     c.on('error', reject);
-    c.on('exit', (code) => resolve({ code, stdout, stderr }));
+    // 'close', not 'exit': 'exit' can come before the last output was read from the pipes
+    c.on('close', (code) => resolve({ code, stdout, stderr }));
   });
 }
 
