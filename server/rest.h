@@ -81,7 +81,8 @@ long rn_rest_param(const char *query, size_t len, const char *name, char *out, s
  * sent) appended to out. `single`: the body is one JSON object (/ingest-record); else a JSON
  * array of objects (an empty array gives no records). *nrows = records appended. 0, RN_EINVAL
  * with why (up to cap bytes) saying what is wrong and, for an element, which one (counted
- * from 0), or RN_ENOMEM / RN_ETOOBIG (out's cap). out is left as it was on an error.
+ * from 0), or RN_ENOMEM (out of memory or out's cap reached). out is left as it was on an
+ * error.
  */
 int rn_rest_batch(const uint8_t *body, size_t len, int single, struct rn_buf *out, size_t *nrows,
 		  char *why, size_t cap);

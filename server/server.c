@@ -1667,6 +1667,8 @@ static void rest_insert(struct rn_server *s, struct rn_httpx *x, const struct rn
 		REFUSE(413, "RESOURCE_EXHAUSTED", why);
 	}
 	rn_buf_reset(&s->rest_batch);
+	/* a record list adds at most 2 bytes per byte of body ("{}," is 3 bytes, 5 as a record) */
+	s->rest_batch.max = 2 * (size_t)s->conf.max_message_bytes + 64;
 	rc = rn_rest_batch(q->body, q->body_len, route == RN_REST_INGEST_RECORD, &s->rest_batch,
 			   &nrows, why, sizeof(why));
 	if (rc == RN_EINVAL)
