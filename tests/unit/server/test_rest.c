@@ -29,9 +29,9 @@ static void test_routes(void **state)
 {
 	struct rn_rest_target t;
 	(void)state;
-	assert_int_equal(route("POST", "/zerobus/v1/tables/main.a.b/insert", NULL,
-			       "application/json", &t),
-			 0);
+	assert_int_equal(
+		route("POST", "/zerobus/v1/tables/main.a.b/insert", NULL, "application/json", &t),
+		0);
 	assert_int_equal(t.route, RN_REST_INSERT);
 	assert_string_equal(t.table, "main.a.b");
 	/* percent-decoded; any case of the type, parameters allowed, none = JSON */
@@ -43,9 +43,8 @@ static void test_routes(void **state)
 	assert_int_equal(route("POST", "/ingest-record", "a=1&table_name=c.d.e", NULL, &t), 0);
 	assert_int_equal(t.route, RN_REST_INGEST_RECORD);
 	assert_string_equal(t.table, "c.d.e");
-	assert_int_equal(route("POST", "/oidc/v1/token", NULL, "application/x-www-form-urlencoded",
-			       &t),
-			 0);
+	assert_int_equal(
+		route("POST", "/oidc/v1/token", NULL, "application/x-www-form-urlencoded", &t), 0);
 	assert_int_equal(t.route, RN_REST_TOKEN);
 	assert_string_equal(rn_rest_route_name(RN_REST_INGEST_RECORD), "ingest_record");
 	assert_true(rn_rest_is_rest_path("/zerobus/v1/x", 13));
@@ -70,9 +69,9 @@ static void test_refusals(void **state)
 	assert_int_equal(route("POST", "/zerobus/v1/tables/a.b.c/insert", NULL, "text/csv", &t),
 			 501);
 	assert_string_equal(t.code, "NOT_IMPLEMENTED");
-	assert_int_equal(route("POST", "/zerobus/v1/tables/a.b.c/insert", NULL,
-			       "application/jsonl", &t),
-			 501);
+	assert_int_equal(
+		route("POST", "/zerobus/v1/tables/a.b.c/insert", NULL, "application/jsonl", &t),
+		501);
 	assert_int_equal(route("POST", "/zerobus/v1/tables/a%00b/insert", NULL, NULL, &t), 400);
 	assert_non_null(strstr(t.why, "NUL"));
 	assert_int_equal(route("POST", "/zerobus/v1/tables/a%zzb/insert", NULL, NULL, &t), 400);
@@ -171,8 +170,7 @@ static void test_batch(void **state)
 	rn_buf_free(&b);
 	/* an output cap: refused whole, nothing half appended */
 	struct rn_buf small = {.max = 16};
-	assert_int_equal(batch("[{\"a\":1},{\"b\":22222222222}]", 0, &small, &n, why),
-			 RN_ENOMEM);
+	assert_int_equal(batch("[{\"a\":1},{\"b\":22222222222}]", 0, &small, &n, why), RN_ENOMEM);
 	assert_int_equal(small.len, 0);
 	assert_non_null(strstr(why, "row 1"));
 	rn_buf_free(&small);
@@ -206,8 +204,8 @@ static void test_bodies(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_routes),    cmocka_unit_test(test_refusals),
-		cmocka_unit_test(test_unescape),  cmocka_unit_test(test_batch),
+		cmocka_unit_test(test_routes),   cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_unescape), cmocka_unit_test(test_batch),
 		cmocka_unit_test(test_bodies),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
