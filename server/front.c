@@ -552,18 +552,22 @@ static int header_cb(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
 	return 0;
 }
 
+#define ZB_SERVICE "/databricks.zerobus.Zerobus/"
+
 static void open_call(struct rn_call *k)
 {
 	struct rn_front *fr = k->conn->front;
 	const char *msg = NULL;
 	int st, http;
 
-	/* not gRPC at all (a REST client, a browser): the server's plain HTTP handler, or an
-	 * HTTP error without one, never 200 */
+	/* not gRPC at all (a REST client, a browser): the server's plain HTTP handler, except on
+	 * the Zerobus service's paths, where a misconfigured gRPC client gets the HTTP error
+	 * with a grpc-status, as gRPC servers answer (never 200) */
 	http = rn_zb_http_check(k->have_method ? (const uint8_t *)k->method : NULL, k->method_len,
 				k->have_ctype ? (const uint8_t *)k->ctype : NULL, k->ctype_len, &st,
 				&msg);
-	if (fr->h.request && (http || rn_rest_is_rest_path(k->path, strcspn(k->path, "?")))) {
+	if (fr->h.request && (rn_rest_is_rest_path(k->path, strcspn(k->path, "?")) ||
+			      (http && strncmp(k->path, ZB_SERVICE, sizeof(ZB_SERVICE) - 1)))) {
 		k->rest = 1;
 		k->body.max = fr->opt.max_message;
 		return;

@@ -54,8 +54,10 @@ struct rn_front_handler {
 	/* The call is gone (finished, reset or connection lost); drop references to it. */
 	void (*closed)(void *ctx, struct rn_call *call);
 	/*
-	 * A plain HTTP request (httpx.h): one whose content-type is not application/grpc*, or
-	 * whose path is a REST route (rest.h rn_rest_is_rest_path), collected whole (the body
+	 * A plain HTTP request (httpx.h): one whose content-type is not application/grpc* (on a
+	 * path outside /databricks.zerobus.Zerobus/, where such a request keeps its 405/415
+	 * with a gRPC status), or whose path is a REST route (rest.h rn_rest_is_rest_path),
+	 * collected whole (the body
 	 * capped at max_message: past it, handed at once with body_too_large). NULL = such
 	 * requests are refused as before (405/415 with a gRPC status).
 	 */
