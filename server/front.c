@@ -28,6 +28,7 @@
 #include "ev_time.h"
 #include "limits.h"
 #include "refuselog.h"
+#include "rest.h"
 #include "rn_buf.h"
 #include "rn_clock.h"
 #include "rn_conf.h"
@@ -43,8 +44,9 @@ struct conn;
 struct rn_call {
 	struct conn *conn;
 	int32_t sid;
-	struct rn_call *next, *prev; /* the connection's calls */
-	char path[128];
+	struct rn_call *next, *prev;     /* the connection's calls */
+	char path[RN_REST_PATH_MAX + 1]; /* :path, cut at RN_REST_PATH_MAX (path_len as sent) */
+	size_t path_len;
 	char method[8]; /* :method (truncated; only POST matters) */
 	size_t method_len;
 	char ctype[64]; /* content-type (truncated; its first 17 bytes decide) */
@@ -73,6 +75,13 @@ struct rn_call {
 	struct rn_buf out;   /* framed response messages not yet sent */
 	struct rn_buf plain; /* decompression scratch */
 	void *ctx;
+	/* a plain HTTP request (httpx.h) instead of a gRPC call */
+	int rest;           /* collected whole and handed to h.request */
+	int handed;         /* h.request called */
+	int answered;       /* respond called: h.request_gone no longer */
+	int too_large;      /* its body passed max_message (discarded) */
+	struct rn_buf body; /* the body so far (max: max_message) */
+	struct rn_httpx x;
 };
 
 struct conn {
@@ -208,6 +217,8 @@ static void call_unlink_free(struct rn_call *k)
 	struct conn *c = k->conn;
 	if (k->opened && c->front->h.closed)
 		c->front->h.closed(c->front->h.ctx, k);
+	if (k->handed && !k->answered && c->front->h.request_gone)
+		c->front->h.request_gone(c->front->h.ctx, &k->x);
 	c->ncalls--;
 	if (k->prev)
 		k->prev->next = k->next;
@@ -218,6 +229,7 @@ static void call_unlink_free(struct rn_call *k)
 	rn_grpc_deframer_free(&k->df);
 	rn_buf_free(&k->out);
 	rn_buf_free(&k->plain);
+	rn_buf_free(&k->body);
 	rn_free(k);
 }
 
@@ -314,6 +326,96 @@ static void refuse(struct rn_call *k, int http, int status, const char *msg)
 {
 	note_refusal(k->conn->front, k->conn->peer, status, "call", msg);
 	respond_headers_only(k, http, status, msg);
+}
+
+/*
+ * Plain HTTP requests (REST; httpx.h). The request is collected whole in k->body and handed
+ * to the server at END_STREAM (or at once when the body passes max_message: the server then
+ * answers 413 and the rest of the upload is discarded); the answer is one HEADERS frame and
+ * the body as DATA ending the stream (a client still uploading then gets RST_STREAM
+ * NO_ERROR, as frame_send_cb does for gRPC). A stream that closes before the answer tells
+ * the server through request_gone (call_unlink_free).
+ */
+static ssize_t rest_read_cb(nghttp2_session *s, int32_t sid, uint8_t *buf, size_t len,
+			    uint32_t *flags, nghttp2_data_source *src, void *user)
+{
+	struct rn_call *k = src->ptr;
+	size_t n = k->out.len < len ? k->out.len : len;
+	(void)s;
+	(void)sid;
+	(void)user;
+	if (n) {
+		memcpy(buf, k->out.data, n);
+		rn_buf_consume(&k->out, n);
+	}
+	if (!k->out.len)
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+	return (ssize_t)n;
+}
+
+static void rest_respond(struct rn_httpx *x, const struct rn_httpx_response *r)
+{
+	struct rn_call *k = (struct rn_call *)(void *)((char *)x - offsetof(struct rn_call, x));
+	char st[8], cl[24], hn[64];
+	nghttp2_nv h[4];
+	size_t n = 0, len = r->len;
+	int status = r->status;
+	nghttp2_data_provider dp = {.source.ptr = k, .read_callback = rest_read_cb};
+	if (k->answered)
+		return;
+	k->answered = k->responded = k->finished = k->trailers_sent = 1;
+	rn_buf_reset(&k->out);
+	if (len && rn_buf_append(&k->out, r->body, len)) {
+		status = 500; /* out of memory: the status alone */
+		len = 0;
+	}
+	snprintf(st, sizeof(st), "%d", status);
+	snprintf(cl, sizeof(cl), "%zu", len);
+	h[n++] = (nghttp2_nv)NV(":status", st);
+	if (r->content_type && len)
+		h[n++] = (nghttp2_nv)NV("content-type", r->content_type);
+	h[n++] = (nghttp2_nv)NV("content-length", cl);
+	if (r->hname && r->hvalue && strlen(r->hname) < sizeof(hn)) {
+		/* HTTP/2 header names are lower case (RFC 9113 8.2.1) */
+		size_t i = 0;
+		for (; r->hname[i]; i++)
+			hn[i] = (char)(r->hname[i] >= 'A' && r->hname[i] <= 'Z' ? r->hname[i] + 32
+										: r->hname[i]);
+		h[n++] = (nghttp2_nv){(uint8_t *)hn, (uint8_t *)r->hvalue, i, strlen(r->hvalue),
+				      NGHTTP2_NV_FLAG_NONE};
+	}
+	nghttp2_submit_response(k->conn->ng, k->sid, h, n, len ? &dp : NULL);
+	/* sent from the loop: the answer may come from outside any callback of this conn */
+	event_active(k->conn->front->kick_ev, 0, 0);
+}
+
+static const struct rn_httpx_ops rest_ops = {.respond = rest_respond};
+
+static void rest_hand(struct rn_call *k)
+{
+	struct rn_front *f = k->conn->front;
+	char *q = strchr(k->path, '?');
+	if (k->handed)
+		return;
+	k->handed = 1;
+	if (q)
+		*q++ = 0;
+	k->x.ops = &rest_ops;
+	k->x.req = (struct rn_httpx_request){
+		.method = k->have_method ? k->method : "",
+		.path = k->path,
+		/* a path cut short keeps its length as sent, which the router refuses */
+		.path_len = k->path_len > RN_REST_PATH_MAX ? k->path_len : strlen(k->path),
+		.query = q,
+		.authorization = k->have_auth ? k->auth : NULL,
+		.content_type = k->have_ctype ? k->ctype : NULL,
+		.body = k->too_large ? NULL : k->body.data,
+		.body_len = k->too_large ? 0 : k->body.len,
+		.body_too_large = k->too_large,
+		.peer = k->conn->peer,
+		.http2 = 1,
+	};
+	f->h.request(f->h.ctx, &k->x);
 }
 
 int rn_call_send(struct rn_call *k, const uint8_t *msg, size_t len)
@@ -420,6 +522,7 @@ static int header_cb(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
 #define IS(lit) (namelen == sizeof(lit) - 1 && !memcmp(name, lit, namelen))
 	if (IS(":path")) {
 		copy_hdr(k->path, sizeof(k->path), value, valuelen);
+		k->path_len = valuelen;
 	} else if (IS(":method")) {
 		copy_hdr(k->method, sizeof(k->method), value, valuelen);
 		k->method_len = strlen(k->method);
@@ -449,16 +552,27 @@ static int header_cb(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
 	return 0;
 }
 
+#define ZB_SERVICE "/databricks.zerobus.Zerobus/"
+
 static void open_call(struct rn_call *k)
 {
 	struct rn_front *fr = k->conn->front;
 	const char *msg = NULL;
 	int st, http;
 
-	/* not gRPC at all (a REST client, a browser): an HTTP error, never 200 */
-	if ((http = rn_zb_http_check(
-		     k->have_method ? (const uint8_t *)k->method : NULL, k->method_len,
-		     k->have_ctype ? (const uint8_t *)k->ctype : NULL, k->ctype_len, &st, &msg))) {
+	/* not gRPC at all (a REST client, a browser): the server's plain HTTP handler, except on
+	 * the Zerobus service's paths, where a misconfigured gRPC client gets the HTTP error
+	 * with a grpc-status, as gRPC servers answer (never 200) */
+	http = rn_zb_http_check(k->have_method ? (const uint8_t *)k->method : NULL, k->method_len,
+				k->have_ctype ? (const uint8_t *)k->ctype : NULL, k->ctype_len, &st,
+				&msg);
+	if (fr->h.request && (rn_rest_is_rest_path(k->path, strcspn(k->path, "?")) ||
+			      (http && strncmp(k->path, ZB_SERVICE, sizeof(ZB_SERVICE) - 1)))) {
+		k->rest = 1;
+		k->body.max = fr->opt.max_message;
+		return;
+	}
+	if (http) {
 		refuse(k, http, st, msg);
 		return;
 	}
@@ -478,7 +592,9 @@ static void open_call(struct rn_call *k)
 				    k->table_len,
 				    k->have_auth ? k->auth : NULL,
 				    k->have_clock ? k->boot_id : NULL,
-				    k->boot_us};
+				    k->boot_us,
+				    NULL,
+				    0};
 	if ((st = fr->h.open(fr->h.ctx, k, &info, &msg)) != 0) {
 		refuse(k, 200, st, msg);
 		return;
@@ -495,6 +611,12 @@ static int frame_recv_cb(nghttp2_session *s, const nghttp2_frame *f, void *user)
 		return 0;
 	if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST)
 		open_call(k);
+	if (k->rest) {
+		if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
+		    (f->hd.flags & NGHTTP2_FLAG_END_STREAM))
+			rest_hand(k);
+		return 0;
+	}
 	if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
 	    (f->hd.flags & NGHTTP2_FLAG_END_STREAM) && !k->finished) {
 		if (rn_grpc_deframer_partial(&k->df))
@@ -578,13 +700,24 @@ static int data_chunk_cb(nghttp2_session *s, uint8_t flags, int32_t sid, const u
 	c->held += len;
 	if (k)
 		k->held += len;
-	data_chunk(fr, k, data, len, why, sizeof(why));
+	if (k && k->rest) {
+		/* past max_message (or out of memory) the body is dropped and the server told
+		 * at once (it answers 413); what comes after is discarded */
+		if (!k->too_large && !k->handed && rn_buf_append(&k->body, data, len)) {
+			k->too_large = 1;
+			rn_buf_free(&k->body);
+			rest_hand(k);
+		}
+	} else {
+		data_chunk(fr, k, data, len, why, sizeof(why));
+	}
 	grant(c, k);
 	return 0;
 }
 
 /*
- * After a call's final HEADERS (trailers, or a trailers-only refusal) while the client is
+ * After a call's final HEADERS (trailers, or a trailers-only refusal; or the DATA ending a
+ * plain HTTP answer) while the client is
  * still sending: RST_STREAM(NO_ERROR), as gRPC servers do (RFC 9113 8.1), so the client
  * stops uploading into a finished call and sees it end now (libcurl otherwise waits for its
  * own upload to end). Data already on the way is discarded by nghttp2.
@@ -592,7 +725,8 @@ static int data_chunk_cb(nghttp2_session *s, uint8_t flags, int32_t sid, const u
 static int frame_send_cb(nghttp2_session *s, const nghttp2_frame *f, void *user)
 {
 	(void)user;
-	if (f->hd.type == NGHTTP2_HEADERS && (f->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
+	if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
+	    (f->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
 	    nghttp2_session_get_stream_remote_close(s, f->hd.stream_id) == 0)
 		nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_NO_ERROR);
 	return 0;

@@ -2,7 +2,9 @@
  * The HTTP/2 + gRPC front: accepts h2c connections (prior knowledge) with libevent, runs one
  * nghttp2 server session per connection, turns each HTTP/2 stream into a gRPC call, deframes
  * (and zstd-decompresses) request messages and hands them to the server logic through the
- * callbacks below. It is the only code that includes nghttp2.h. Responses are queued
+ * callbacks below; a request that is not a gRPC call (REST) is collected whole and handed to
+ * the request callback, which answers through httpx.h. It is the only code that includes
+ * nghttp2.h. Responses are queued
  * per call and sent as DATA frames; a call ends with grpc-status trailers (or a
  * trailers-only response before any message). TLS slots in at the bufferevent.
  *
@@ -22,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "httpx.h"
+
 struct event_base;
 struct rn_front;
 struct rn_call;
@@ -34,6 +38,8 @@ struct rn_call_info {
 	const char *authorization; /* or NULL */
 	const char *boot_id;       /* x-runnel-clock "<boot_id> <boot_us>" well formed, or NULL */
 	int64_t boot_us;           /* the agent's CLOCK_BOOTTIME when it opened the call */
+	const char *peer_identity; /* from a verified client certificate, or NULL (cleartext) */
+	int tls;                   /* the connection is TLS */
 };
 
 struct rn_front_handler {
@@ -47,6 +53,17 @@ struct rn_front_handler {
 	void (*half_close)(void *ctx, struct rn_call *call);
 	/* The call is gone (finished, reset or connection lost); drop references to it. */
 	void (*closed)(void *ctx, struct rn_call *call);
+	/*
+	 * A plain HTTP request (httpx.h): one whose content-type is not application/grpc* (on a
+	 * path outside /databricks.zerobus.Zerobus/, where such a request keeps its 405/415
+	 * with a gRPC status), or whose path is a REST route (rest.h rn_rest_is_rest_path),
+	 * collected whole (the body
+	 * capped at max_message: past it, handed at once with body_too_large). NULL = such
+	 * requests are refused as before (405/415 with a gRPC status).
+	 */
+	void (*request)(void *ctx, struct rn_httpx *x);
+	/* The client of a request not answered yet went away (httpx.h). */
+	void (*request_gone)(void *ctx, struct rn_httpx *x);
 };
 
 /* A zeroed struct is valid: any free port on 127.0.0.1, the defaults noted. */

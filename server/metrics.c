@@ -4,19 +4,30 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <event2/util.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include "rn_err.h"
 #include "rn_mem.h"
 
+/* A plain HTTP request handed to the server and not answered yet. */
+struct pending {
+	struct rn_httpx x; /* first: the exchange the server holds */
+	struct evhttp_request *req;
+	struct rn_metrics *m;
+	struct pending *next, *prev;
+};
+
 struct rn_metrics {
 	struct evhttp *http;
 	struct rn_metrics_handler h;
 	int port;
 	struct rn_buf out;
+	struct pending *pending; /* handed, not answered */
 };
 
 static void reply(struct evhttp_request *req, int code, const char *reason, const char *type,
@@ -49,7 +60,13 @@ static void on_health(struct evhttp_request *req, void *arg)
 {
 	struct rn_metrics *m = arg;
 	char why[512] = "";
-	int h = m->h.health(m->h.ctx, why, sizeof(why) - 16);
+	int h;
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET &&
+	    evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
+		evhttp_send_error(req, 405, NULL);
+		return;
+	}
+	h = m->h.health(m->h.ctx, why, sizeof(why) - 16);
 	if (h == RN_HEALTH_DEGRADED) {
 		char body[600];
 		int n = snprintf(body, sizeof(body), "degraded: %s\n", why);
@@ -62,6 +79,119 @@ static void on_health(struct evhttp_request *req, void *arg)
 	} else {
 		reply(req, 200, "OK", "text/plain", "ok\n", 3);
 	}
+}
+
+static void unlink_pending(struct pending *p)
+{
+	if (p->prev)
+		p->prev->next = p->next;
+	else
+		p->m->pending = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+}
+
+/*
+ * The answer to a plain request. evhttp keeps a request whose connection failed before the
+ * reply (timeout, client gone) detached from it, for the reply, which then frees it: so a late
+ * answer is always safe here, and the only time requests vanish under us is evhttp_free
+ * (rn_metrics_destroy tells the server first).
+ */
+static void other_respond(struct rn_httpx *x, const struct rn_httpx_response *r)
+{
+	struct pending *p = (struct pending *)(void *)x;
+	struct evkeyvalq *oh = evhttp_request_get_output_headers(p->req);
+	struct evbuffer *b = evbuffer_new();
+	unlink_pending(p);
+	if (!b || (r->len && evbuffer_add(b, r->body, r->len))) {
+		evhttp_send_error(p->req, 500, NULL);
+	} else {
+		if (r->content_type)
+			evhttp_add_header(oh, "Content-Type", r->content_type);
+		if (r->hname && r->hvalue)
+			evhttp_add_header(oh, r->hname, r->hvalue);
+		evhttp_send_reply(p->req, r->status, NULL, b);
+	}
+	if (b)
+		evbuffer_free(b);
+	rn_free(p);
+}
+
+static const struct rn_httpx_ops other_ops = {.respond = other_respond};
+
+static const char *method_name(enum evhttp_cmd_type t)
+{
+	switch (t) {
+	case EVHTTP_REQ_GET: return "GET";
+	case EVHTTP_REQ_POST: return "POST";
+	case EVHTTP_REQ_HEAD: return "HEAD";
+	case EVHTTP_REQ_PUT: return "PUT";
+	case EVHTTP_REQ_DELETE: return "DELETE";
+	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+	case EVHTTP_REQ_TRACE: return "TRACE";
+	case EVHTTP_REQ_CONNECT: return "CONNECT";
+	case EVHTTP_REQ_PATCH: return "PATCH";
+	}
+	return "?";
+}
+
+/* Every path other than /metrics and /healthz: handed whole to the server. */
+static void on_other(struct evhttp_request *req, void *arg)
+{
+	struct rn_metrics *m = arg;
+	struct pending *p;
+	const char *uri = evhttp_request_get_uri(req);
+	struct evkeyvalq *ih = evhttp_request_get_input_headers(req);
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t blen = evbuffer_get_length(in);
+	char peer[64] = "?";
+	char *addr = NULL;
+	ev_uint16_t port = 0;
+	if (!m->h.request) {
+		evhttp_send_error(req, 404, NULL);
+		return;
+	}
+	if (!(p = rn_calloc(1, sizeof(*p)))) {
+		evhttp_send_error(req, 503, NULL);
+		return;
+	}
+	evhttp_connection_get_peer(evhttp_request_get_connection(req), &addr, &port);
+	if (addr)
+		snprintf(peer, sizeof(peer), strchr(addr, ':') ? "[%s]:%u" : "%s:%u", addr,
+			 (unsigned)port);
+	/* the request line's target, split at '?' (not decoded: the server's router does) */
+	size_t plen = strcspn(uri, "?");
+	char *path = rn_strndup(uri, plen);
+	if (!path) {
+		rn_free(p);
+		evhttp_send_error(req, 503, NULL);
+		return;
+	}
+	p->req = req;
+	p->m = m;
+	p->x.ops = &other_ops;
+	p->x.req = (struct rn_httpx_request){
+		.method = method_name(evhttp_request_get_command(req)),
+		.path = path,
+		.path_len = plen,
+		.query = uri[plen] ? uri + plen + 1 : NULL,
+		.authorization = evhttp_find_header(ih, "Authorization"),
+		.content_type = evhttp_find_header(ih, "Content-Type"),
+		.body = blen ? evbuffer_pullup(in, -1) : NULL,
+		.body_len = blen,
+		.peer = peer,
+	};
+	p->next = m->pending;
+	if (m->pending)
+		m->pending->prev = p;
+	m->pending = p;
+	m->h.request(m->h.ctx, &p->x); /* may answer (and free p) at once */
+	rn_free(path);
+}
+
+void rn_metrics_set_max_body(struct rn_metrics *m, size_t max)
+{
+	evhttp_set_max_body_size(m->http, max ? (ev_ssize_t)max : -1);
 }
 
 int rn_metrics_create(struct rn_metrics **out, struct event_base *base, const char *host, int port,
@@ -85,7 +215,11 @@ int rn_metrics_create(struct rn_metrics **out, struct event_base *base, const ch
 						   : ntohs(((struct sockaddr_in *)&ss)->sin_port);
 	evhttp_set_cb(m->http, "/metrics", on_metrics, m);
 	evhttp_set_cb(m->http, "/healthz", on_health, m);
-	evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+	evhttp_set_gencb(m->http, on_other, m);
+	/* every method reaches a callback: the REST routes answer 405 themselves */
+	evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
+						    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+						    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	*out = m;
 	return 0;
 }
@@ -99,6 +233,13 @@ void rn_metrics_destroy(struct rn_metrics *m)
 {
 	if (!m)
 		return;
+	while (m->pending) {
+		struct pending *p = m->pending;
+		unlink_pending(p);
+		if (m->h.gone)
+			m->h.gone(m->h.ctx, &p->x);
+		rn_free(p); /* its evhttp request goes with evhttp_free */
+	}
 	if (m->http)
 		evhttp_free(m->http);
 	rn_buf_free(&m->out);

@@ -1,8 +1,10 @@
 /*
  * The operator's HTTP/1.1 endpoint (libevent's evhttp; the only code that includes it):
  * GET /metrics answers Prometheus text, GET /healthz answers 200 "ok", 200 "degraded: why"
- * (still serving) or 503 with the reason. It knows nothing of streams or tables: the server
- * hands it two callbacks. Runs on the server's event loop.
+ * (still serving) or 503 with the reason. Every other path is a plain HTTP request handed
+ * whole to the server's request callback (httpx.h: the REST routes, answered the same as on
+ * the main port), its body capped by rn_metrics_set_max_body. It knows nothing of streams,
+ * tables or routes: the server hands it the callbacks. Runs on the server's event loop.
  */
 #ifndef RN_METRICS_H
 #define RN_METRICS_H
@@ -10,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "httpx.h"
 #include "rn_buf.h"
 
 struct event_base;
@@ -24,12 +27,19 @@ struct rn_metrics_handler {
 	/* RN_HEALTH_OK; RN_HEALTH_DEGRADED (200 "degraded: why": serving, but something
 	 * needs an operator); RN_HEALTH_DOWN (503 with why). */
 	int (*health)(void *ctx, char *why, size_t cap);
+	/* Any other path (httpx.h); NULL = 404 as before. The exchanges still unanswered when
+	 * the port is destroyed get gone() first. */
+	void (*request)(void *ctx, struct rn_httpx *x);
+	void (*gone)(void *ctx, struct rn_httpx *x);
 };
 
 /* Listens on host:port (port 0 picks one; rn_metrics_port tells). RN_EIO, RN_ENOMEM. */
 int rn_metrics_create(struct rn_metrics **out, struct event_base *base, const char *host, int port,
 		      const struct rn_metrics_handler *h);
 int rn_metrics_port(const struct rn_metrics *m);
+/* Caps request bodies (evhttp answers a larger one with 413 itself, without JSON); 0 = no
+ * cap. */
+void rn_metrics_set_max_body(struct rn_metrics *m, size_t max);
 void rn_metrics_destroy(struct rn_metrics *m);
 
 /*

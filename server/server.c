@@ -40,6 +40,8 @@
 #include "rn_log.h"
 #include "rn_mem.h"
 #include "rn_pbwire.h"
+#include "refuselog.h"
+#include "rest.h"
 #include "rn_sd.h"
 #include "wal.h"
 #include "zbwire.h"
@@ -308,6 +310,8 @@ struct srv_stream {
 	int has_clock;             /* ... as kept in _streams/<id>.clock */
 	int persistent;            /* registered; else ephemeral: gone with its call */
 	int64_t ended_us;          /* ephemeral: mono time its call closed (0 while open) */
+	int rest;                  /* its table's REST stream of this run (takes new requests) */
+	unsigned rest_waiting;     /* REST requests waiting for its offsets to be durable */
 	struct srv_stream *next;
 };
 
@@ -364,6 +368,9 @@ struct rn_server {
 	char *streams_dir;
 	struct rn_buf resp, single;
 	struct rn_metrics *metrics;
+	struct rest_pending *rest_pending; /* REST inserts written, answered once durable */
+	struct rn_buf rest_batch, rest_body;
+	struct rn_refuselog rest_refusals; /* which refused REST requests get a log line */
 	struct rn_limits limits;
 	char wal_path[4096];       /* the WAL directory (statvfs for wal_min_free) */
 	int64_t disk_checked_us;   /* last statvfs */
@@ -385,6 +392,7 @@ struct rn_server {
 		int64_t started_us, last_flush_ok_us, last_flush_err_us;
 		uint64_t reloads_ok, reloads_err; /* SIGHUP config reloads applied, refused */
 		int64_t config_loaded_s;          /* wall time the running config was loaded */
+		uint64_t rest[RN_REST_NROUTES][RN_REST_NSTATUS]; /* REST answers by route, status */
 		char last_error[200];
 	} stats;
 };
@@ -900,6 +908,9 @@ static enum rn_pressure check_pressure(struct rn_server *s, int64_t *pushback_ms
  * ends the calls whose batches were not durable. Sends nothing itself (safe inside the
  * front's callbacks); the caller flushes the front.
  */
+static void rest_settle(struct rn_server *s, int ok);
+static void rest_refusal_summary(void *ctx, const struct rn_refuselog_kind *k, uint64_t n);
+
 static void sync_wal(struct rn_server *s)
 {
 	int rc;
@@ -924,6 +935,7 @@ static void sync_wal(struct rn_server *s)
 			st->last_durable = st->last_received;
 		ack_streams(s);
 	}
+	rest_settle(s, rc == 0);
 	/* durable (or given up): nothing is in flight any more, every held window reopens */
 	for (struct srv_stream *st = s->streams; st; st = st->next) {
 		if (!st->inflight)
@@ -967,7 +979,7 @@ static void forget_ended(struct rn_server *s, int64_t before_us)
 	for (struct srv_stream **pp = &s->streams; *pp;) {
 		struct srv_stream *st = *pp;
 		if (st->persistent || !st->ended_us || st->ended_us > before_us || st->call ||
-		    find_failing(s, st->table)) {
+		    st->rest_waiting || find_failing(s, st->table)) {
 			/* a failing table's streams keep descriptor and clock for the retry */
 			pp = &st->next;
 			continue;
@@ -1056,6 +1068,7 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	s->next_flush_us = rn_mono_us() + s->conf.flush_interval_ms * 1000;
+	rn_refuselog_tick(&s->rest_refusals, rn_mono_us(), rest_refusal_summary, s);
 	retry_failing(s, 0);
 	flush_now(s);
 	check_pressure(s, NULL); /* a flush ends pressure; time passing can start lag pressure */
@@ -1120,24 +1133,44 @@ static int refill_table(void *ctx, struct rn_mat *m, const char *table)
 	return rc;
 }
 
-static int check_auth(const struct rn_server *s, const char *auth)
+/*
+ * The one authorization decision, for a gRPC call (on_open) and a REST request (rest_insert)
+ * alike; nothing else decides. `authorization` is the header value (NULL: absent),
+ * `peer_identity` the identity of a verified client certificate (NULL: none), `table` the
+ * table to be written (NULL: not known yet, as for a gRPC call, which names it later).
+ * Returns 0 with *principal (may be NULL) the name the request acts as (NULL: anonymous, no
+ * principals configured), or a gRPC status (UNAUTHENTICATED, PERMISSION_DENIED) with *msg a
+ * static reason. Today the bearer token list (auth.c); principals replace the body.
+ */
+static int authorize(const struct rn_server *s, const char *authorization,
+		     const char *peer_identity, const char *table, const char **principal,
+		     const char **msg)
 {
-	return rn_auth_check(s->conf.token.v, s->conf.token.n, auth);
+	(void)peer_identity;
+	(void)table;
+	*principal = NULL;
+	if (!rn_auth_check(s->conf.token.v, s->conf.token.n, authorization)) {
+		*msg = "missing or wrong bearer token";
+		return RN_GRPC_UNAUTHENTICATED;
+	}
+	return 0;
 }
 
 static int on_open(void *ctx, struct rn_call *c, const struct rn_call_info *info, const char **msg)
 {
 	struct rn_server *s = ctx;
 	struct call_state *cs;
+	const char *principal;
+	int st;
 	s->stats.calls++;
 	if (s->stopping) {
 		*msg = "server is shutting down";
 		return RN_GRPC_UNAVAILABLE;
 	}
-	if (!check_auth(s, info->authorization)) {
+	if ((st = authorize(s, info->authorization, info->peer_identity, info->table, &principal,
+			    msg))) {
 		s->stats.calls_rejected++;
-		*msg = "missing or wrong bearer token";
-		return RN_GRPC_UNAUTHENTICATED;
+		return st;
 	}
 	/* never a truncated name: it could be another valid table */
 	if (info->table && info->table_len >= sizeof(((struct call_state *)0)->table)) {
@@ -1461,6 +1494,262 @@ static void on_closed(void *ctx, struct rn_call *c)
 	}
 	rn_free(cs);
 	rn_call_set_ctx(c, NULL);
+}
+
+/*
+ * REST (docs/protocol.md "REST"): plain HTTP requests from both ports (front.c's HTTP/2 main
+ * port, metrics.c's HTTP/1.1 port) arrive here through httpx.h; rest.h routes them and splits
+ * their bodies. An insert is written as a gRPC JSON batch is: each table has one REST stream
+ * per server run (ephemeral, record type JSON, made on first use), each request is one batch
+ * at that stream's next offset, through the same materializer and WAL, and it is answered 200
+ * {} by rest_settle once sync_wal has made that offset durable (the gRPC ack rule). A failed
+ * sync answers its requests 503 and retires the stream (the next request starts a new one),
+ * so an offset is never reused for other rows; rows that do not fit a typed table go to its
+ * dead letters, as gRPC JSON records do.
+ */
+struct rest_pending {
+	struct rn_httpx *x;
+	struct srv_stream *st;
+	int64_t offset; /* answered 200 once st->last_durable reaches it */
+	enum rn_rest_route route;
+	struct rest_pending *next;
+};
+
+#define REST_JSON "application/json"
+#define REST_LOG_PERIOD_US (10 * 1000000LL)
+
+/* Sends a JSON answer: `{}` for 200, else {"error_code","message"}; counted per route. */
+static void rest_reply(struct rn_server *s, struct rn_httpx *x, enum rn_rest_route route, int http,
+		       const char *code, const char *msg, const char *hname, const char *hvalue)
+{
+	struct rn_buf *b = &s->rest_body;
+	rn_buf_reset(b);
+	if (http == 200 ? rn_buf_append_str(b, "{}") : rn_rest_error_body(b, code, msg))
+		rn_buf_reset(b); /* out of memory: the status alone says it */
+	s->stats.rest[route][rn_rest_status_index(http)]++;
+	struct rn_httpx_response r = {http, REST_JSON, hname, hvalue, b->data, b->len};
+	rn_httpx_respond(x, &r);
+}
+
+/* A refusal while the request is being handled: logged like refused gRPC calls (first of a
+ * kind at once, the rest summed up per period), then answered. */
+static void rest_refuse(struct rn_server *s, struct rn_httpx *x, enum rn_rest_route route, int http,
+			const char *code, const char *msg, const char *hname, const char *hvalue)
+{
+	/* refusals under pressure come in bursts; the server logs the episode */
+	if (http == 429)
+		rn_log_debug("rest", "%s: %s %s refused: %d %s", x->req.peer, x->req.method,
+			     x->req.path, http, msg);
+	else if (rn_refuselog_note(&s->rest_refusals, x->req.peer, http, msg, rn_mono_us()))
+		rn_log_info("rest",
+			    "%s: %s %s refused: %d %s (more like it from this address are "
+			    "counted every %lld s)",
+			    x->req.peer, x->req.method, x->req.path, http, msg,
+			    (long long)(REST_LOG_PERIOD_US / 1000000));
+	rest_reply(s, x, route, http, code, msg, hname, hvalue);
+}
+
+static void rest_refusal_summary(void *ctx, const struct rn_refuselog_kind *k, uint64_t n)
+{
+	(void)ctx;
+	if (k)
+		rn_log_info("rest", "%s: %llu more requests refused in the last %lld s: %d %s",
+			    k->peer, (unsigned long long)n,
+			    (long long)(REST_LOG_PERIOD_US / 1000000), k->status, k->reason);
+	else
+		rn_log_info("rest",
+			    "%llu more requests refused in the last %lld s (of kinds past the "
+			    "per-period limit of lines)",
+			    (unsigned long long)n, (long long)(REST_LOG_PERIOD_US / 1000000));
+}
+
+/* Answers the waiting requests whose offsets are durable now; after a failed sync (ok == 0),
+ * those that are not get 503 and their streams are retired. */
+static void rest_settle(struct rn_server *s, int ok)
+{
+	for (struct rest_pending **pp = &s->rest_pending; *pp;) {
+		struct rest_pending *p = *pp;
+		if (p->st->last_durable >= p->offset) {
+			rest_reply(s, p->x, p->route, 200, NULL, NULL, NULL, NULL);
+		} else if (!ok) {
+			if (p->st->rest) {
+				p->st->rest = 0;
+				p->st->ended_us = rn_mono_us();
+			}
+			rest_reply(s, p->x, p->route, 503, "TEMPORARILY_UNAVAILABLE",
+				   "server cannot make records durable", NULL, NULL);
+		} else {
+			pp = &p->next;
+			continue;
+		}
+		*pp = p->next;
+		p->st->rest_waiting--;
+		rn_free(p);
+	}
+}
+
+/* The client of a waiting request went away: its rows stay (they are in the WAL). */
+static void on_rest_gone(void *ctx, struct rn_httpx *x)
+{
+	struct rn_server *s = ctx;
+	for (struct rest_pending **pp = &s->rest_pending; *pp; pp = &(*pp)->next) {
+		struct rest_pending *p = *pp;
+		if (p->x != x)
+			continue;
+		*pp = p->next;
+		p->st->rest_waiting--;
+		rn_free(p);
+		return;
+	}
+}
+
+/* The table's REST stream of this run, made on first use; NULL when out of memory. */
+static struct srv_stream *rest_stream(struct rn_server *s, const char *table)
+{
+	struct srv_stream *st;
+	uuid_t u;
+	char id[37];
+	for (st = s->streams; st; st = st->next)
+		if (st->rest && !strcmp(st->table, table))
+			return st;
+	uuid_generate_random(u);
+	uuid_unparse_lower(u, id);
+	if (!(st = add_stream(s, id, strlen(id), table, strlen(table), RN_MAT_JSON)))
+		return NULL;
+	st->rest = 1;
+	rn_log_info("server", "stream %s created for REST inserts into table %s", id, table);
+	return st;
+}
+
+/*
+ * IDENTITY SLICE: the OAuth 2.0 client-credentials endpoint (POST /oidc/v1/token) is routed
+ * here, on both ports; the token core replaces this body. Until then it answers 501 in the
+ * RFC 6749 error form.
+ */
+static void rest_token(struct rn_server *s, struct rn_httpx *x)
+{
+	static const char body[] = "{\"error\":\"unsupported\",\"error_description\":\"this "
+				   "server does not issue tokens yet\"}";
+	struct rn_httpx_response r = {
+		501, REST_JSON, NULL, NULL, (const uint8_t *)body, sizeof(body) - 1};
+	s->stats.rest[RN_REST_TOKEN][rn_rest_status_index(501)]++;
+	rn_httpx_respond(x, &r);
+}
+
+static void rest_insert(struct rn_server *s, struct rn_httpx *x, const struct rn_rest_target *t)
+{
+	const struct rn_httpx_request *q = &x->req;
+	enum rn_rest_route route = t->route;
+	const char *msg = NULL, *code, *principal;
+	char why[400], ra[24];
+	struct rest_pending *p;
+	struct srv_stream *st;
+	int64_t pushback, offset;
+	size_t nrows;
+	int rc, ex;
+
+#define REFUSE(http, code, msg) return rest_refuse(s, x, route, http, code, msg, NULL, NULL)
+	if (s->stopping)
+		REFUSE(503, "TEMPORARILY_UNAVAILABLE", "server is shutting down");
+	if ((rc = authorize(s, q->authorization, q->peer_identity, t->table, &principal, &msg))) {
+		int http = rn_rest_http_of_grpc(rc, &code);
+		s->stats.calls_rejected++;
+		return rest_refuse(s, x, route, http, code, msg,
+				   http == 401 ? "WWW-Authenticate" : NULL,
+				   "Bearer realm=\"runnel\"");
+	}
+	if (rn_table_name_check(t->table))
+		REFUSE(400, "INVALID_PARAMETER_VALUE", "invalid table name");
+	if (q->body_too_large) {
+		snprintf(why, sizeof(why),
+			 "request body larger than max_message_bytes (%lld bytes)",
+			 (long long)s->conf.max_message_bytes);
+		REFUSE(413, "RESOURCE_EXHAUSTED", why);
+	}
+	rn_buf_reset(&s->rest_batch);
+	/* a record list adds at most 2 bytes per byte of body ("{}," is 3 bytes, 5 as a record) */
+	s->rest_batch.max = 2 * (size_t)s->conf.max_message_bytes + 64;
+	rc = rn_rest_batch(q->body, q->body_len, route == RN_REST_INGEST_RECORD, &s->rest_batch,
+			   &nrows, why, sizeof(why));
+	if (rc == RN_EINVAL)
+		REFUSE(400, "INVALID_PARAMETER_VALUE", why);
+	if (rc)
+		REFUSE(503, "TEMPORARILY_UNAVAILABLE", "out of memory");
+	if (table_failing(s, t->table, why, sizeof(why)))
+		REFUSE(503, "TEMPORARILY_UNAVAILABLE", why);
+	/* as a gRPC create: an unknown table is made only with auto_create (an envelope table) */
+	ex = rn_mat_table_exists(s->mat, t->table);
+	if (ex == 0 && s->conf.auto_create) {
+		if ((rc = rn_mat_ensure_table(s->mat, t->table)) == RN_EINVAL)
+			REFUSE(400, "INVALID_PARAMETER_VALUE", rn_mat_errmsg(s->mat));
+		if (rc == 0)
+			ex = 1;
+	}
+	if (ex != 1)
+		REFUSE(404, "NOT_FOUND", "table does not exist");
+	if (!nrows)
+		return rest_reply(s, x, route, 200, NULL, NULL, NULL, NULL);
+	if (check_pressure(s, &pushback) != RN_PRESSURE_NONE) {
+		s->stats.pressure_refusals++;
+		snprintf(ra, sizeof(ra), "%lld",
+			 (long long)(pushback > 0 ? (pushback + 999) / 1000 : 1));
+		return rest_refuse(s, x, route, 429, "RESOURCE_EXHAUSTED", s->pressure_msg,
+				   "Retry-After", ra);
+	}
+	if (!(p = rn_calloc(1, sizeof(*p))) || !(st = rest_stream(s, t->table))) {
+		rn_free(p);
+		REFUSE(503, "TEMPORARILY_UNAVAILABLE", "out of memory");
+	}
+	offset = st->last_received + 1;
+	fault_arm();
+	rc = rn_mat_add(s->mat, st->table, st->id, offset, RN_MAT_JSON, s->rest_batch.data,
+			s->rest_batch.len, NULL);
+	fault_disarm(rc);
+	if (rc) {
+		rn_free(p);
+		REFUSE(rc == RN_EINVAL ? 400 : 503,
+		       rc == RN_EINVAL ? "INVALID_PARAMETER_VALUE" : "TEMPORARILY_UNAVAILABLE",
+		       rn_mat_errmsg(s->mat));
+	}
+	s->mat_dirty = 1;
+	struct rn_wal_entry e = {st->id, strlen(st->id), st->table,          strlen(st->table),
+				 offset, RN_MAT_JSON,    s->rest_batch.data, s->rest_batch.len};
+	if (rn_wal_append(s->wal, &e)) {
+		/* the batch is pending in the materializer under this offset: never reuse it */
+		rn_free(p);
+		st->rest = 0;
+		st->ended_us = rn_mono_us();
+		rest_refuse(s, x, route, 429, "RESOURCE_EXHAUSTED", "WAL queue full", "Retry-After",
+			    "1");
+		return;
+	}
+#undef REFUSE
+	st->last_received = offset;
+	s->stats.batches++;
+	s->stats.bytes += s->rest_batch.len;
+	s->stats.records += nrows;
+	if (!s->oldest_pending_us)
+		s->oldest_pending_us = rn_mono_us();
+	*p = (struct rest_pending){x, st, offset, route, s->rest_pending};
+	s->rest_pending = p;
+	st->rest_waiting++;
+	x->ctx = p;
+	check_pressure(s, NULL);
+	event_active(s->sync_ev, 0, 0);
+}
+
+static void on_rest_request(void *ctx, struct rn_httpx *x)
+{
+	struct rn_server *s = ctx;
+	const struct rn_httpx_request *q = &x->req;
+	struct rn_rest_target t;
+	int http = rn_rest_route(q->method, q->path, q->path_len, q->query, q->content_type, &t);
+	if (http)
+		return rest_refuse(s, x, t.route, http, t.code, t.why, t.allow ? "Allow" : NULL,
+				   t.allow);
+	if (t.route == RN_REST_TOKEN)
+		return rest_token(s, x);
+	rest_insert(s, x, &t);
 }
 
 static void stop_cb(evutil_socket_t sig, short what, void *arg)
@@ -1920,6 +2209,8 @@ static int reload(struct rn_server *s)
 	front_options(&s->conf, &fo);
 	if (rn_front_set_limits(s->front, &fo))
 		rn_log_error("server", "reload: the front's timer could not be rescheduled");
+	if (s->metrics)
+		rn_metrics_set_max_body(s->metrics, (size_t)s->conf.max_message_bytes);
 	check_pressure(s, NULL);
 	s->stats.config_loaded_s = (int64_t)time(NULL);
 	rn_log_info("server", "config reloaded: %zu setting(s) changed (checksum %s)", changed,
@@ -1977,6 +2268,7 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 	conf = &s->conf;
 	s->stats.started_us = rn_mono_us();
 	s->stats.config_loaded_s = (int64_t)time(NULL);
+	rn_refuselog_init(&s->rest_refusals, REST_LOG_PERIOD_US, rn_mono_us());
 	if (split_listen("listen", conf->listen, &lis) ||
 	    (conf->metrics_listen && split_listen("metrics_listen", conf->metrics_listen, &mlis))) {
 		rc = RN_EINVAL;
@@ -2101,20 +2393,31 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 	front_options(conf, &fo);
 	fo.host = lis.host;
 	fo.port = lis.port;
-	struct rn_front_handler h = {s, on_open, on_message, on_half_close, on_closed};
+	struct rn_front_handler h = {.ctx = s,
+				     .open = on_open,
+				     .message = on_message,
+				     .half_close = on_half_close,
+				     .closed = on_closed,
+				     .request = on_rest_request,
+				     .request_gone = on_rest_gone};
 	if ((rc = rn_front_create(&s->front, s->base, &fo, &h)))
 		goto fail;
 	rn_log_info("server", "runnel-server %s listening on %s%s%s:%d data_root=%s", RN_VERSION,
 		    lis.family == 6 ? "[" : "", lis.host, lis.family == 6 ? "]" : "",
 		    rn_front_port(s->front), conf->data_root);
 	if (conf->metrics_listen) {
-		struct rn_metrics_handler mh = {s, render_metrics, health};
+		struct rn_metrics_handler mh = {.ctx = s,
+						.render = render_metrics,
+						.health = health,
+						.request = on_rest_request,
+						.gone = on_rest_gone};
 		if (rn_metrics_create(&s->metrics, s->base, mlis.host, mlis.port, &mh)) {
 			rn_log_error("server", "cannot serve metrics on %s", conf->metrics_listen);
 			rc = RN_EIO;
 			goto fail;
 		}
-		rn_log_info("server", "metrics on %s%s%s:%d (/metrics, /healthz)",
+		rn_metrics_set_max_body(s->metrics, (size_t)conf->max_message_bytes);
+		rn_log_info("server", "metrics on %s%s%s:%d (/metrics, /healthz, REST)",
 			    mlis.family == 6 ? "[" : "", mlis.host, mlis.family == 6 ? "]" : "",
 			    rn_metrics_port(s->metrics));
 	}
@@ -2123,6 +2426,14 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 fail:
 	rn_server_destroy(s);
 	return rc ? rc : RN_EIO;
+}
+
+static size_t rest_waiting(const struct rn_server *s)
+{
+	size_t n = 0;
+	for (const struct rest_pending *p = s->rest_pending; p; p = p->next)
+		n++;
+	return n;
 }
 
 static void render_metrics(void *ctx, struct rn_buf *b)
@@ -2227,6 +2538,27 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	  fs.window_withheld);
 	F("stream_window_holds_total", "counter",
 	  "Times a stream's window was withheld for stream_inflight_bytes.", fs.stream_holds);
+	/* REST (docs/protocol.md "REST") */
+	rn_metrics_family(b, P "rest_requests_total", "counter",
+			  "Plain HTTP (REST) requests answered, by route and HTTP status, both "
+			  "ports.");
+	for (int r = 0; r < RN_REST_NROUTES; r++)
+		for (size_t i = 0; i < RN_REST_NSTATUS; i++) {
+			char lab[80];
+			if (!s->stats.rest[r][i])
+				continue;
+			if (rn_rest_statuses[i])
+				snprintf(lab, sizeof(lab), "route=\"%s\",code=\"%d\"",
+					 rn_rest_route_name((enum rn_rest_route)r),
+					 rn_rest_statuses[i]);
+			else
+				snprintf(lab, sizeof(lab), "route=\"%s\",code=\"other\"",
+					 rn_rest_route_name((enum rn_rest_route)r));
+			rn_metrics_sample(b, P "rest_requests_total", lab,
+					  (double)s->stats.rest[r][i]);
+		}
+	F("rest_waiting", "gauge", "REST inserts written, waiting for the WAL sync to answer.",
+	  rest_waiting(s));
 	/* reload (docs/operations.md "Server reload") */
 	rn_metrics_family(b, P "config_reloads_total", "counter",
 			  "SIGHUP config reloads: applied (ok) or refused, the running config kept "
@@ -2331,6 +2663,13 @@ void rn_server_destroy(struct rn_server *s)
 	}
 	rn_wal_close(s->wal);
 	rn_mat_destroy(s->mat);
+	while (s->rest_pending) { /* none: the ports told their requests gone */
+		struct rest_pending *n = s->rest_pending->next;
+		rn_free(s->rest_pending);
+		s->rest_pending = n;
+	}
+	rn_buf_free(&s->rest_batch);
+	rn_buf_free(&s->rest_body);
 	rn_buf_free(&s->resp);
 	rn_buf_free(&s->single);
 	rn_free(s->streams_dir);
