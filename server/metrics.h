@@ -2,7 +2,8 @@
  * The operator's HTTP/1.1 endpoint (libevent's evhttp; the only code that includes it):
  * GET /metrics answers Prometheus text, GET /healthz answers 200 "ok", 200 "degraded: why"
  * (still serving) or 503 with the reason. It knows nothing of streams or tables: the server
- * hands it two callbacks. Runs on the server's event loop.
+ * hands it two callbacks. Runs on the server's event loop. With rn_metrics_set_tls it speaks
+ * HTTPS (the server's TLS context, ALPN http/1.1).
  */
 #ifndef RN_METRICS_H
 #define RN_METRICS_H
@@ -30,6 +31,10 @@ struct rn_metrics_handler {
 int rn_metrics_create(struct rn_metrics **out, struct event_base *base, const char *host, int port,
 		      const struct rn_metrics_handler *h);
 int rn_metrics_port(const struct rn_metrics *m);
+/* Serves HTTPS from now on: each connection handshakes on tls (tls.h, not owned; it must
+ * outlive m). NULL = plain HTTP again. */
+struct rn_tls;
+void rn_metrics_set_tls(struct rn_metrics *m, struct rn_tls *tls);
 void rn_metrics_destroy(struct rn_metrics *m);
 
 /*
