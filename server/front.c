@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "ev_time.h"
 #include "limits.h"
@@ -990,9 +991,24 @@ int rn_front_create(struct rn_front **out, struct event_base *base,
 		rn_front_destroy(f);
 		return RN_EINVAL;
 	}
-	f->listener = evconnlistener_new_bind(base, accept_cb, f,
-					      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 512,
-					      (struct sockaddr *)&ss, (int)slen);
+	/* the socket by hand: an IPv6 one gets IPV6_V6ONLY before bind, so "[::]:7700" and
+	 * "0.0.0.0:7700" can be two listeners on one port (and [::] never takes IPv4 silently) */
+	evutil_socket_t fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int on = 1;
+	if (fd >= 0 && (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) ||
+			(ss.ss_family == AF_INET6 &&
+			 setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on))) ||
+			bind(fd, (struct sockaddr *)&ss, slen))) {
+		int e = errno;
+		close(fd);
+		fd = -1;
+		errno = e;
+	}
+	f->listener =
+		fd < 0 ? NULL
+		       : evconnlistener_new(base, accept_cb, f, LEV_OPT_CLOSE_ON_FREE, 512, fd);
+	if (!f->listener && fd >= 0)
+		close(fd);
 	if (!f->listener) {
 		rn_log_error("front", "cannot listen on %s port %d: %s", host, opt->port,
 			     strerror(errno));

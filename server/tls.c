@@ -134,7 +134,15 @@ static int build(struct rn_tls *t, SSL_CTX **out, char *err, size_t cap)
 		goto fail;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, t->key_file, SSL_FILETYPE_PEM) != 1) {
-		ssl_reason(err, cap, "key file", t->key_file);
+		unsigned long e = ERR_peek_last_error();
+		if (ERR_GET_LIB(e) == ERR_LIB_X509 &&
+		    ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH) {
+			ERR_clear_error();
+			snprintf(err, cap, "key file %s does not match the certificate in %s",
+				 t->key_file, t->cert_file);
+		} else {
+			ssl_reason(err, cap, "key file", t->key_file);
+		}
 		goto fail;
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {
