@@ -26,6 +26,10 @@ struct rn_agent_conf {
 	int64_t buffer_reserve;
 	char *url;
 	char *token;
+	char *ca_file; /* uplink TLS (https://): CA bundle, client cert and key, pinned key */
+	char *cert_file;
+	char *key_file;
+	char *pinned_key;
 	int64_t window;
 	int64_t backoff_min_ms;
 	int64_t backoff_max_ms;
@@ -40,7 +44,9 @@ struct rn_agent_conf {
 
 extern const struct rn_conf_key rn_agent_conf_table[];
 
-/* Checks what the table cannot: uplink.backoff_min_ms <= uplink.backoff_max_ms; sources have
+/* Checks what the table cannot: uplink.backoff_min_ms <= uplink.backoff_max_ms; the TLS keys
+ * go with an https:// URL, cert_file with key_file, and the key file is neither group- nor
+ * world-readable (nor writable); sources have
  * names, tables and a known type; names are unique. 0 or RN_ECONFIG with a message naming
  * the file and the keys or the source. */
 int rn_agent_conf_check(const struct rn_agent_conf *c, const char *file, char *err, size_t cap);

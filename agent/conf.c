@@ -4,10 +4,12 @@
  * an unchanged source from a changed one. No I/O beyond what rn_conf does; the tables are
  * const program data.
  */
+#include <errno.h>
 #include <regex.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "agent.h"
 #include "agent_int.h"
@@ -97,6 +99,26 @@ static const struct rn_conf_key uplink_keys[] = {
 	 .offset = A(token),
 	 .help = "bearer token",
 	 .flags = RN_CONF_F_NOCTL},
+	{.key = "ca_file",
+	 .type = RN_CONF_STRING,
+	 .offset = A(ca_file),
+	 .help = "https://: PEM CA certificates the server certificate is verified against "
+		 "(instead of the system store); verification is always on"},
+	{.key = "cert_file",
+	 .type = RN_CONF_STRING,
+	 .offset = A(cert_file),
+	 .help = "https://: PEM client certificate (mTLS), with key_file"},
+	{.key = "key_file",
+	 .type = RN_CONF_STRING,
+	 .offset = A(key_file),
+	 .help = "https://: PEM private key of cert_file; refused at start (and by -n) when group- "
+		 "or world-readable: chmod 600"},
+	{.key = "pinned_key",
+	 .type = RN_CONF_STRING,
+	 .offset = A(pinned_key),
+	 .help = "https://: the server's public key, \"sha256//<base64 of the DER "
+		 "SubjectPublicKeyInfo>\" (several joined by ';'); a server presenting another "
+		 "key is refused even with a valid certificate"},
 	{.key = "window",
 	 .type = RN_CONF_INT,
 	 .def = "32",
@@ -351,6 +373,25 @@ int rn_agent__source_same(const struct rn_source_conf *x, const struct rn_source
 					     (const char *)y->plugin.data);
 }
 
+/* A private key file: it must exist and be readable by its owner only (a key others can
+ * read is no longer a secret). Checked at start and by -n, before anything dials. */
+static int check_key_file(const char *key, const char *file, char *err, size_t cap)
+{
+	struct stat sb;
+	if (stat(key, &sb)) {
+		snprintf(err, cap, "%s: uplink.key_file %s: %s", file, key, strerror(errno));
+		return RN_ECONFIG;
+	}
+	if (sb.st_mode & (S_IRWXG | S_IRWXO)) {
+		snprintf(err, cap,
+			 "%s: uplink.key_file %s is readable or writable by group or others (mode "
+			 "%03o): chmod 600 %s",
+			 file, key, (unsigned)(sb.st_mode & 0777), key);
+		return RN_ECONFIG;
+	}
+	return 0;
+}
+
 int rn_agent_conf_check(const struct rn_agent_conf *c, const char *file, char *err, size_t cap)
 {
 	const struct rn_source_conf *src = c->sources.items;
@@ -362,6 +403,19 @@ int rn_agent_conf_check(const struct rn_agent_conf *c, const char *file, char *e
 		snprintf(err, cap, "%s: uplink.url \"%s\": %s", file, c->url ? c->url : "", why);
 		return RN_ECONFIG;
 	}
+	if (!u.tls && (c->ca_file || c->cert_file || c->key_file || c->pinned_key)) {
+		snprintf(err, cap,
+			 "%s: uplink.ca_file, cert_file, key_file and pinned_key need an https:// "
+			 "url (uplink.url is \"%s\")",
+			 file, c->url);
+		return RN_ECONFIG;
+	}
+	if (!c->cert_file != !c->key_file) {
+		snprintf(err, cap, "%s: uplink.cert_file and uplink.key_file go together", file);
+		return RN_ECONFIG;
+	}
+	if (c->key_file && check_key_file(c->key_file, file, err, cap))
+		return RN_ECONFIG;
 	if (c->backoff_min_ms > c->backoff_max_ms) {
 		snprintf(err, cap,
 			 "%s: uplink.backoff_min_ms (%lld) is larger than uplink.backoff_max_ms "

@@ -725,6 +725,10 @@ int rn_agent__uplink_open(struct rn_agent *a, int with_orphans, struct rn_uplink
 	struct rn_uplink_options uo = {
 		.url = conf->url,
 		.token = conf->token,
+		.ca_file = conf->ca_file,
+		.cert_file = conf->cert_file,
+		.key_file = conf->key_file,
+		.pinned_key = conf->pinned_key,
 		.window = (int)conf->window,
 		.backoff_min_ms = (int)conf->backoff_min_ms,
 		.backoff_max_ms = (int)conf->backoff_max_ms,

@@ -69,7 +69,9 @@ static int uplink_same(const struct rn_agent_conf *x, const struct rn_agent_conf
 	return same_str(x->url, y->url) && same_str(x->token, y->token) && x->window == y->window &&
 	       x->backoff_min_ms == y->backoff_min_ms && x->backoff_max_ms == y->backoff_max_ms &&
 	       x->ack_timeout_ms == y->ack_timeout_ms &&
-	       x->max_bytes_per_sec == y->max_bytes_per_sec;
+	       x->max_bytes_per_sec == y->max_bytes_per_sec && same_str(x->ca_file, y->ca_file) &&
+	       same_str(x->cert_file, y->cert_file) && same_str(x->key_file, y->key_file) &&
+	       same_str(x->pinned_key, y->pinned_key);
 }
 
 static struct source *source_named(struct rn_agent *a, const char *name)

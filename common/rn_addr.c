@@ -186,3 +186,15 @@ int rn_addr_parse_url(const char *s, struct rn_url *out, const char **why)
 	out->path_off = (size_t)(end - s);
 	return 0;
 }
+
+int rn_addr_is_loopback(const struct rn_hostport *hp)
+{
+	unsigned char b[16];
+	static const unsigned char v6lo[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+	static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	if (hp->family == 4)
+		return inet_pton(AF_INET, hp->host, b) == 1 && b[0] == 127;
+	if (hp->family == 6 && inet_pton(AF_INET6, hp->host, b) == 1)
+		return !memcmp(b, v6lo, 16) || (!memcmp(b, mapped, 12) && b[12] == 127);
+	return 0;
+}

@@ -35,6 +35,10 @@ struct rn_hostport {
 int rn_addr_parse_hostport(const char *s, unsigned flags, struct rn_hostport *out,
 			   const char **why);
 
+/* 1 when hp's host is a loopback address (127.0.0.0/8, ::1, or ::ffff:127.x.y.z), 0 for
+ * anything else (a name, 0.0.0.0, [::], any other address). Pure. */
+int rn_addr_is_loopback(const struct rn_hostport *hp);
+
 /* An uplink URL. */
 struct rn_url {
 	int tls;               /* https:// (else http://, HTTP/2 without TLS) */

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <netinet/in.h>
@@ -24,6 +25,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "ev_time.h"
 #include "limits.h"
@@ -37,6 +39,7 @@
 #include "rn_log.h"
 #include "rn_mem.h"
 #include "rn_zstd.h"
+#include "tls.h"
 #include "zbwire.h"
 
 struct conn;
@@ -97,6 +100,9 @@ struct conn {
 	int64_t closing_us;    /* idle GOAWAY submitted at; freed once written (or 1 idle later) */
 	char peer[64];         /* "address:port" of the client, for logs */
 	uint32_t max_streams;  /* SETTINGS_MAX_CONCURRENT_STREAMS as sent to this client */
+	int tls;               /* a TLS connection... */
+	int handshaken;        /* ...whose handshake is done (calls only come after) */
+	char identity[256];    /* peer identity of its verified client certificate, or "" */
 	struct conn *next, *prev;
 };
 
@@ -110,14 +116,21 @@ struct rn_front {
 	struct event *kick_ev; /* sends what a window release queued, from the loop */
 	int pressure;          /* rn_front_set_pressure */
 	int port;
+	struct rn_tls *tls;           /* NULL = cleartext */
 	struct rn_front_stats st;     /* counters; gauges are computed in rn_front_stats */
 	struct rn_refuselog refusals; /* which refused calls get a log line (refuselog.h) */
 };
 
 #define REFUSAL_LOG_PERIOD_US (10 * 1000000LL)
 
+/* Status of a refusal: a gRPC status, or one of these for what is refused before any call. */
+#define REFUSED_STREAM (-1)
+#define REFUSED_TLS (-2)
+
 static const char *status_name(int status)
 {
+	if (status == REFUSED_TLS)
+		return "TLS_HANDSHAKE";
 	return status < 0 ? "REFUSED_STREAM" : rn_grpc_status_name(status);
 }
 
@@ -593,8 +606,8 @@ static void open_call(struct rn_call *k)
 				    k->have_auth ? k->auth : NULL,
 				    k->have_clock ? k->boot_id : NULL,
 				    k->boot_us,
-				    NULL,
-				    0};
+				    k->conn->identity[0] ? k->conn->identity : NULL,
+				    k->conn->tls};
 	if ((st = fr->h.open(fr->h.ctx, k, &info, &msg)) != 0) {
 		refuse(k, 200, st, msg);
 		return;
@@ -779,7 +792,7 @@ static int invalid_frame_cb(nghttp2_session *s, const nghttp2_frame *f, int err,
 		fr->st.streams_refused++;
 		snprintf(why, sizeof(why), "streams already open: max_streams_per_connection %u",
 			 c->max_streams);
-		note_refusal(fr, c->peer, -1, "stream", why);
+		note_refusal(fr, c->peer, REFUSED_STREAM, "stream", why);
 	} else {
 		fr->st.closed_streams++;
 		rn_log_warn("front",
@@ -827,11 +840,51 @@ static void writecb(struct bufferevent *bev, void *arg)
 		conn_free(c);
 }
 
+/* A TLS handshake that failed (or chose no h2): counted, logged (rate-limited), closed. */
+static void tls_refuse(struct conn *c, enum rn_tls_reason why, const char *detail)
+{
+	struct rn_front *f = c->front;
+	char msg[320];
+	f->st.tls_failed[why]++;
+	snprintf(msg, sizeof(msg), "%s: %s", rn_tls_reason_name(why), detail);
+	note_refusal(f, c->peer, REFUSED_TLS, "TLS connection", msg);
+	conn_free(c);
+}
+
+static void tls_connected(struct conn *c)
+{
+	struct ssl_st *ssl = bufferevent_openssl_get_ssl(c->bev);
+	c->handshaken = 1;
+	if (!rn_tls_alpn_ok(c->front->tls, ssl)) {
+		tls_refuse(c, RN_TLS_FAIL_NO_H2,
+			   "the client did not negotiate HTTP/2 (ALPN h2); gRPC needs it");
+		return;
+	}
+	if (rn_tls_peer_identity(ssl, c->identity, sizeof(c->identity)))
+		rn_log_info("front", "%s: TLS client certificate identity %s", c->peer,
+			    c->identity);
+}
+
 static void eventcb(struct bufferevent *bev, short events, void *arg)
 {
-	(void)bev;
+	struct conn *c = arg;
+	if (c->tls && (events & BEV_EVENT_CONNECTED)) {
+		tls_connected(c);
+		return;
+	}
+	if (c->tls && !c->handshaken && (events & (BEV_EVENT_EOF | BEV_EVENT_ERROR))) {
+		char detail[256];
+		unsigned long e = bufferevent_get_openssl_error(bev), next;
+		/* the first error is the cause; drain the rest */
+		while ((next = bufferevent_get_openssl_error(bev)))
+			;
+		enum rn_tls_reason why = rn_tls_classify(bufferevent_openssl_get_ssl(bev), e,
+							 detail, sizeof(detail));
+		tls_refuse(c, why, detail);
+		return;
+	}
 	if (events & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
-		conn_free(arg);
+		conn_free(c);
 }
 
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
@@ -868,7 +921,20 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		if (inet_ntop(AF_INET6, &in6->sin6_addr, a, sizeof(a)))
 			snprintf(c->peer, sizeof(c->peer), "[%s]:%u", a, ntohs(in6->sin6_port));
 	}
-	c->bev = bufferevent_socket_new(f->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (f->tls) {
+		struct ssl_st *ssl = rn_tls_ssl_new(f->tls);
+		c->tls = 1;
+		c->bev = ssl ? bufferevent_openssl_socket_new(f->base, fd, ssl,
+							      BUFFEREVENT_SSL_ACCEPTING,
+							      BEV_OPT_CLOSE_ON_FREE)
+			     : NULL;
+		/* (when it fails, libevent may or may not have freed ssl already: it is left
+		 * alone, a leak on an out-of-memory path rather than a double free) */
+		if (c->bev) /* a client that closes without close_notify is no error here */
+			bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+	} else {
+		c->bev = bufferevent_socket_new(f->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	}
 	if (!c->bev || nghttp2_session_callbacks_new(&cbs)) {
 		if (c->bev)
 			bufferevent_free(c->bev);
@@ -1035,6 +1101,7 @@ int rn_front_create(struct rn_front **out, struct event_base *base,
 		return RN_ENOMEM;
 	f->base = base;
 	f->h = *h;
+	f->tls = opt->tls;
 	rn_refuselog_init(&f->refusals, REFUSAL_LOG_PERIOD_US, rn_mono_us());
 	if (!(f->tick_ev = event_new(base, -1, EV_PERSIST, tick_cb, f)) ||
 	    !(f->kick_ev = event_new(base, -1, 0, kick_cb, f)) || rn_front_set_limits(f, opt)) {
@@ -1056,9 +1123,24 @@ int rn_front_create(struct rn_front **out, struct event_base *base,
 		rn_front_destroy(f);
 		return RN_EINVAL;
 	}
-	f->listener = evconnlistener_new_bind(base, accept_cb, f,
-					      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 512,
-					      (struct sockaddr *)&ss, (int)slen);
+	/* the socket by hand: an IPv6 one gets IPV6_V6ONLY before bind, so "[::]:7700" and
+	 * "0.0.0.0:7700" can be two listeners on one port (and [::] never takes IPv4 silently) */
+	evutil_socket_t fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int on = 1;
+	if (fd >= 0 && (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) ||
+			(ss.ss_family == AF_INET6 &&
+			 setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on))) ||
+			bind(fd, (struct sockaddr *)&ss, slen))) {
+		int e = errno;
+		close(fd);
+		fd = -1;
+		errno = e;
+	}
+	f->listener =
+		fd < 0 ? NULL
+		       : evconnlistener_new(base, accept_cb, f, LEV_OPT_CLOSE_ON_FREE, 512, fd);
+	if (!f->listener && fd >= 0)
+		close(fd);
 	if (!f->listener) {
 		rn_log_error("front", "cannot listen on %s port %d: %s", host, opt->port,
 			     strerror(errno));

@@ -6,7 +6,10 @@
  * the request callback, which answers through httpx.h. It is the only code that includes
  * nghttp2.h. Responses are queued
  * per call and sent as DATA frames; a call ends with grpc-status trailers (or a
- * trailers-only response before any message). TLS slots in at the bufferevent.
+ * trailers-only response before any message). With a struct rn_tls in the options (tls.h) every
+ * connection is TLS (libevent's bufferevent_openssl): the handshake, with ALPN h2, comes before
+ * the HTTP/2 preface; a client that fails it (plain h2c, no h2, a bad client certificate) is
+ * closed at once, counted by reason and logged through the refused-call log limiter.
  *
  * Limits it enforces per connection: SETTINGS_MAX_CONCURRENT_STREAMS (a peer that ignores it
  * gets REFUSED_STREAM, or GOAWAY once it has acknowledged the setting), closing connections
@@ -29,6 +32,7 @@
 struct event_base;
 struct rn_front;
 struct rn_call;
+struct rn_tls;
 
 /* What the front knows about a call when its headers arrive. */
 struct rn_call_info {
@@ -38,8 +42,10 @@ struct rn_call_info {
 	const char *authorization; /* or NULL */
 	const char *boot_id;       /* x-runnel-clock "<boot_id> <boot_us>" well formed, or NULL */
 	int64_t boot_us;           /* the agent's CLOCK_BOOTTIME when it opened the call */
-	const char *peer_identity; /* from a verified client certificate, or NULL (cleartext) */
-	int tls;                   /* the connection is TLS */
+	/* identity from the connection's verified client certificate: its first URI
+	 * subjectAltName, else its first DNS one; NULL on cleartext or without a certificate */
+	const char *peer_identity;
+	int tls; /* the call came over TLS */
 };
 
 struct rn_front_handler {
@@ -75,6 +81,8 @@ struct rn_front_options {
 	int64_t idle_timeout_ms; /* close a connection without calls or traffic; 0 = never */
 	size_t slow_bytes;       /* unsent responses a connection may have; 0 = 4 MiB... */
 	int64_t slow_timeout_ms; /* ...for longer than this before it is closed */
+	struct rn_tls *tls;      /* NULL = cleartext h2c; else TLS with it (not owned; used by
+				    rn_front_create only, it must outlive the front) */
 };
 
 /* Counters and gauges of the front, for /metrics. */
@@ -88,6 +96,7 @@ struct rn_front_stats {
 	uint64_t resource_exhausted; /* calls answered with RESOURCE_EXHAUSTED */
 	uint64_t window_withheld;    /* DATA bytes received whose window is not granted back */
 	uint64_t stream_holds;       /* times a call's stream window was held */
+	uint64_t tls_failed[4];      /* TLS handshakes failed, by enum rn_tls_reason */
 };
 
 /* Listens on opt's host:port and serves on base; opt and h are copied. 0, RN_EINVAL (not an

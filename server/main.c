@@ -93,6 +93,8 @@ static int load_conf(void *ctx, struct rn_server_conf *c, char *err, size_t cap)
 	}
 	if (a->verbose)
 		c->log_level = RN_LOG_DEBUG;
+	if ((rc = rn_server_conf_check_exposure(c, name, err, cap)))
+		return rc;
 	if (a->file)
 		checksum(a->file, c->checksum, sizeof(c->checksum));
 	return 0;

@@ -2,6 +2,7 @@
 #include "metrics.h"
 
 #include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -13,6 +14,7 @@
 
 #include "rn_err.h"
 #include "rn_mem.h"
+#include "tls.h"
 
 /* A plain HTTP request handed to the server and not answered yet. */
 struct pending {
@@ -28,6 +30,7 @@ struct rn_metrics {
 	int port;
 	struct rn_buf out;
 	struct pending *pending; /* handed, not answered */
+	struct rn_tls *tls;      /* NULL = plain HTTP/1.1 */
 };
 
 static void reply(struct evhttp_request *req, int code, const char *reason, const char *type,
@@ -222,6 +225,28 @@ int rn_metrics_create(struct rn_metrics **out, struct event_base *base, const ch
 						    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	*out = m;
 	return 0;
+}
+
+/* evhttp's bufferevent for each accepted connection: TLS on the server's context (ALPN
+ * http/1.1). NULL (out of memory) makes evhttp drop the connection. */
+static struct bufferevent *tls_bev(struct event_base *base, void *arg)
+{
+	struct rn_metrics *m = arg;
+	struct ssl_st *ssl = rn_tls_ssl_new(m->tls);
+	struct bufferevent *bev;
+	if (!ssl)
+		return NULL;
+	bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+					     BEV_OPT_CLOSE_ON_FREE);
+	if (bev)
+		bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
+
+void rn_metrics_set_tls(struct rn_metrics *m, struct rn_tls *tls)
+{
+	m->tls = tls;
+	evhttp_set_bevcb(m->http, tls ? tls_bev : NULL, tls ? m : NULL);
 }
 
 int rn_metrics_port(const struct rn_metrics *m)

@@ -4,7 +4,8 @@
  * (still serving) or 503 with the reason. Every other path is a plain HTTP request handed
  * whole to the server's request callback (httpx.h: the REST routes, answered the same as on
  * the main port), its body capped by rn_metrics_set_max_body. It knows nothing of streams,
- * tables or routes: the server hands it the callbacks. Runs on the server's event loop.
+ * tables or routes: the server hands it the callbacks. Runs on the server's event loop. With
+ * rn_metrics_set_tls it speaks HTTPS (the server's TLS context, ALPN http/1.1).
  */
 #ifndef RN_METRICS_H
 #define RN_METRICS_H
@@ -40,6 +41,10 @@ int rn_metrics_port(const struct rn_metrics *m);
 /* Caps request bodies (evhttp answers a larger one with 413 itself, without JSON); 0 = no
  * cap. */
 void rn_metrics_set_max_body(struct rn_metrics *m, size_t max);
+/* Serves HTTPS from now on: each connection handshakes on tls (tls.h, not owned; it must
+ * outlive m). NULL = plain HTTP again. */
+struct rn_tls;
+void rn_metrics_set_tls(struct rn_metrics *m, struct rn_tls *tls);
 void rn_metrics_destroy(struct rn_metrics *m);
 
 /*

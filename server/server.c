@@ -31,6 +31,7 @@
 #include "rn_clock.h"
 #include "partition.h"
 #include "schema.h"
+#include "tls.h"
 #include "rn_addr.h"
 #include "rn_buf.h"
 #include "rn_err.h"
@@ -47,6 +48,8 @@
 #include "zbwire.h"
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
+/* in the order of enum rn_tls_client_auth */
+static const char *const client_auths[] = {"none", "optional", "require", NULL};
 
 #define OFF(f) offsetof(struct rn_server_conf, f)
 #define CC(f) offsetof(struct rn_column_conf, f)
@@ -103,7 +106,47 @@ const struct rn_conf_key rn_server_conf_table[] = {
 	 .type = RN_CONF_LISTEN,
 	 .def = "127.0.0.1:7700",
 	 .offset = OFF(listen),
-	 .help = "IP:port for gRPC (h2c): an IPv4 address or [IPv6]; port 0 picks a free one",
+	 .help = "IP:port for gRPC (HTTP/2; TLS with tls_cert, else h2c): an IPv4 address or "
+		 "[IPv6]; port 0 picks a free one",
+	 .flags = RN_CONF_F_RESTART},
+	{.key = "tls_cert",
+	 .type = RN_CONF_STRING,
+	 .offset = OFF(tls_cert),
+	 .help = "PEM certificate chain (leaf first) of the listen and metrics_listen ports; set = "
+		 "TLS (1.2 minimum, ALPN h2); the file is read again on SIGHUP; unset = cleartext",
+	 .flags = 0},
+	{.key = "tls_key",
+	 .type = RN_CONF_STRING,
+	 .offset = OFF(tls_key),
+	 .help = "PEM private key of tls_cert (mode 0600: a warning otherwise); read again on "
+		 "SIGHUP",
+	 .flags = 0},
+	{.key = "tls_client_ca",
+	 .type = RN_CONF_STRING,
+	 .offset = OFF(tls_client_ca),
+	 .help = "PEM CA certificates that client certificates (mTLS) are verified against",
+	 .flags = 0},
+	{.key = "tls_client_auth",
+	 .type = RN_CONF_ENUM,
+	 .def = "none",
+	 .offset = OFF(tls_client_auth),
+	 .help = "client certificates: none (not asked for), optional (verified when sent) or "
+		 "require (a connection without a valid one fails its handshake); needs "
+		 "tls_client_ca",
+	 .enums = client_auths},
+	{.key = "metrics_tls",
+	 .type = RN_CONF_BOOL,
+	 .def = "true",
+	 .offset = OFF(metrics_tls),
+	 .help = "with tls_cert: metrics_listen speaks HTTPS too (false = plain HTTP, for a "
+		 "loopback scraper)",
+	 .flags = RN_CONF_F_RESTART},
+	{.key = "allow_cleartext",
+	 .type = RN_CONF_BOOL,
+	 .def = "false",
+	 .offset = OFF(allow_cleartext),
+	 .help = "allow listen or metrics_listen without TLS on an address that is not loopback "
+		 "(refused at start and by -n otherwise)",
 	 .flags = RN_CONF_F_RESTART},
 	{.key = "data_root",
 	 .type = RN_CONF_STRING,
@@ -371,6 +414,8 @@ struct rn_server {
 	struct rest_pending *rest_pending; /* REST inserts written, answered once durable */
 	struct rn_buf rest_batch, rest_body;
 	struct rn_refuselog rest_refusals; /* which refused REST requests get a log line */
+	struct rn_tls *tls;                /* the listen port's TLS context, NULL = cleartext */
+	struct rn_tls *metrics_tls; /* the metrics port's (ALPN http/1.1), NULL = plain HTTP */
 	struct rn_limits limits;
 	char wal_path[4096];       /* the WAL directory (statvfs for wal_min_free) */
 	int64_t disk_checked_us;   /* last statvfs */
@@ -1929,6 +1974,78 @@ static int check_wal_dir(const struct rn_server_conf *c, const char *file, char 
 	return RN_ECONFIG;
 }
 
+/* The TLS options of a listener from the config. */
+static void tls_options(const struct rn_server_conf *c, const char *alpn, const char *name,
+			struct rn_tls_options *o)
+{
+	*o = (struct rn_tls_options){
+		.cert_file = c->tls_cert,
+		.key_file = c->tls_key,
+		.client_ca_file = c->tls_client_ca,
+		.client_auth = c->tls_client_auth,
+		.alpn = alpn,
+		.name = name,
+	};
+}
+
+/* A cleartext listener on addr (key = its config key): refused off loopback (see server.h). */
+static int check_cleartext(const struct rn_server_conf *c, const char *key, const char *addr,
+			   const char *file, char *err, size_t cap)
+{
+	struct rn_hostport hp;
+	const char *why = NULL;
+	if (!addr || c->allow_cleartext)
+		return 0;
+	if (rn_addr_parse_hostport(addr, RN_ADDR_PORT_ZERO | RN_ADDR_NUMERIC, &hp, &why)) {
+		snprintf(err, cap, "%s: %s = \"%s\": %s", file, key, addr, why);
+		return RN_ECONFIG;
+	}
+	if (rn_addr_is_loopback(&hp))
+		return 0;
+	snprintf(err, cap,
+		 "%s: %s = \"%s\" is not a loopback address and would serve cleartext: set "
+		 "tls_cert and tls_key (or allow_cleartext = true, e.g. behind a TLS proxy)",
+		 file, key, addr);
+	return RN_ECONFIG;
+}
+
+int rn_server_conf_check_exposure(const struct rn_server_conf *c, const char *file, char *err,
+				  size_t cap)
+{
+	if (!c->tls_cert != !c->tls_key) {
+		snprintf(err, cap, "%s: tls_cert and tls_key go together (one is unset)", file);
+		return RN_ECONFIG;
+	}
+	if (c->tls_client_auth != RN_TLS_CLIENT_NONE && !c->tls_client_ca) {
+		snprintf(err, cap, "%s: tls_client_auth = \"%s\" needs tls_client_ca", file,
+			 client_auths[c->tls_client_auth]);
+		return RN_ECONFIG;
+	}
+	if (c->tls_client_ca && !c->tls_cert) {
+		snprintf(err, cap, "%s: tls_client_ca needs tls_cert and tls_key (TLS)", file);
+		return RN_ECONFIG;
+	}
+	if (!c->tls_cert) {
+		if (check_cleartext(c, "listen", c->listen, file, err, cap) ||
+		    check_cleartext(c, "metrics_listen", c->metrics_listen, file, err, cap))
+			return RN_ECONFIG;
+		return 0;
+	}
+	if (!c->metrics_tls &&
+	    check_cleartext(c, "metrics_listen", c->metrics_listen, file, err, cap))
+		return RN_ECONFIG;
+	struct rn_tls_options o;
+	struct rn_tls *t;
+	char why[512];
+	tls_options(c, "h2", "listen", &o);
+	if (rn_tls_create(&t, &o, why, sizeof(why))) {
+		snprintf(err, cap, "%s: TLS: %s", file, why);
+		return RN_ECONFIG;
+	}
+	rn_tls_destroy(t);
+	return 0;
+}
+
 int rn_server_conf_check(const struct rn_server_conf *c, const char *file, char *err, size_t cap)
 {
 	char why[600];
@@ -2153,6 +2270,43 @@ static void arm_flush(struct rn_server *s)
 	s->next_flush_us = rn_mono_us() + s->conf.flush_interval_ms * 1000;
 }
 
+/*
+ * TLS on reload: the certificate, key and client CA files are read again (the operator
+ * replaced them) into new contexts; connections already open keep theirs. A context that does
+ * not build leaves the old one in force, and says why. Turning TLS on or off takes a restart.
+ */
+static void reload_tls(struct rn_server *s)
+{
+	struct rn_tls *ts[2] = {s->tls, s->metrics_tls};
+	const char *names[2] = {"listen", "metrics_listen"};
+	char why[512];
+	if (!s->tls) {
+		if (s->conf.tls_cert)
+			rn_log_warn("server",
+				    "reload: tls_cert is set; TLS is turned on at restart");
+		return;
+	}
+	if (!s->conf.tls_cert) {
+		rn_log_warn("server",
+			    "reload: tls_cert is unset; TLS is turned off at restart only, "
+			    "the certificate in use stays");
+		return;
+	}
+	for (int i = 0; i < 2; i++) {
+		if (!ts[i])
+			continue;
+		if (rn_tls_reload(ts[i], why, sizeof(why)))
+			rn_log_error("server",
+				     "reload: TLS of %s: %s; the certificate in use stays",
+				     names[i], why);
+		else
+			rn_log_info(
+				"server",
+				"reload: TLS of %s: certificate reloaded (new connections use it)",
+				names[i]);
+	}
+}
+
 /* Loads the config again and applies it (see above). 0, or the error that refused it. */
 static int reload(struct rn_server *s)
 {
@@ -2211,6 +2365,7 @@ static int reload(struct rn_server *s)
 		rn_log_error("server", "reload: the front's timer could not be rescheduled");
 	if (s->metrics)
 		rn_metrics_set_max_body(s->metrics, (size_t)s->conf.max_message_bytes);
+	reload_tls(s);
 	check_pressure(s, NULL);
 	s->stats.config_loaded_s = (int64_t)time(NULL);
 	rn_log_info("server", "config reloaded: %zu setting(s) changed (checksum %s)", changed,
@@ -2389,10 +2544,26 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 	event_add(s->sig_term, NULL);
 	event_add(s->sig_int, NULL);
 	event_add(s->sig_hup, NULL);
+	if (conf->tls_cert) {
+		struct rn_tls_options to;
+		char why[512];
+		tls_options(conf, "h2", "listen", &to);
+		if ((rc = rn_tls_create(&s->tls, &to, why, sizeof(why)))) {
+			rn_log_error("server", "TLS of listen: %s", why);
+			goto fail;
+		}
+		tls_options(conf, "http/1.1", "metrics_listen", &to);
+		if (conf->metrics_listen && conf->metrics_tls &&
+		    (rc = rn_tls_create(&s->metrics_tls, &to, why, sizeof(why)))) {
+			rn_log_error("server", "TLS of metrics_listen: %s", why);
+			goto fail;
+		}
+	}
 	struct rn_front_options fo;
 	front_options(conf, &fo);
 	fo.host = lis.host;
 	fo.port = lis.port;
+	fo.tls = s->tls;
 	struct rn_front_handler h = {.ctx = s,
 				     .open = on_open,
 				     .message = on_message,
@@ -2402,9 +2573,14 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 				     .request_gone = on_rest_gone};
 	if ((rc = rn_front_create(&s->front, s->base, &fo, &h)))
 		goto fail;
-	rn_log_info("server", "runnel-server %s listening on %s%s%s:%d data_root=%s", RN_VERSION,
+	rn_log_info("server", "runnel-server %s listening on %s%s%s:%d data_root=%s%s", RN_VERSION,
 		    lis.family == 6 ? "[" : "", lis.host, lis.family == 6 ? "]" : "",
-		    rn_front_port(s->front), conf->data_root);
+		    rn_front_port(s->front), conf->data_root,
+		    s->tls ? (conf->tls_client_auth == RN_TLS_CLIENT_REQUIRE ? " tls=mtls"
+			      : conf->tls_client_auth == RN_TLS_CLIENT_OPTIONAL
+				      ? " tls=mtls-optional"
+				      : " tls=on")
+			   : " tls=off");
 	if (conf->metrics_listen) {
 		struct rn_metrics_handler mh = {.ctx = s,
 						.render = render_metrics,
@@ -2417,9 +2593,11 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 			goto fail;
 		}
 		rn_metrics_set_max_body(s->metrics, (size_t)conf->max_message_bytes);
-		rn_log_info("server", "metrics on %s%s%s:%d (/metrics, /healthz, REST)",
+		if (s->metrics_tls)
+			rn_metrics_set_tls(s->metrics, s->metrics_tls);
+		rn_log_info("server", "metrics on %s%s%s:%d (/metrics, /healthz, REST)%s",
 			    mlis.family == 6 ? "[" : "", mlis.host, mlis.family == 6 ? "]" : "",
-			    rn_metrics_port(s->metrics));
+			    rn_metrics_port(s->metrics), s->metrics_tls ? " over https" : "");
 	}
 	*out = s;
 	return 0;
@@ -2533,6 +2711,30 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	F("streams_refused_total", "counter",
 	  "Streams refused (REFUSED_STREAM) beyond max_streams_per_connection.",
 	  fs.streams_refused);
+	rn_metrics_family(b, P "tls_handshake_failures_total", "counter",
+			  "TLS connections to the listen port refused in or right after the "
+			  "handshake, by reason.");
+	for (int i = 0; i < RN_TLS_FAIL_N; i++) {
+		char lab[40];
+		snprintf(lab, sizeof(lab), "reason=\"%s\"", rn_tls_reason_name(i));
+		rn_metrics_sample(b, P "tls_handshake_failures_total", lab,
+				  (double)fs.tls_failed[i]);
+	}
+	if (s->tls) {
+		struct rn_tls_stats ts;
+		rn_tls_stats(s->tls, &ts);
+		rn_metrics_family(
+			b, P "tls_cert_reloads_total", "counter",
+			"TLS certificate reloads on SIGHUP: ok, or error (the certificate "
+			"in use stays).");
+		rn_metrics_sample(b, P "tls_cert_reloads_total", "result=\"ok\"",
+				  (double)ts.reloads_ok);
+		rn_metrics_sample(b, P "tls_cert_reloads_total", "result=\"error\"",
+				  (double)ts.reloads_err);
+		F("tls_cert_expiry_timestamp_seconds", "gauge",
+		  "Unix time the listen port's certificate in use expires (notAfter).",
+		  (double)ts.cert_not_after);
+	}
 	F("window_withheld_bytes", "gauge",
 	  "DATA bytes received whose HTTP/2 connection window is not granted back yet.",
 	  fs.window_withheld);
@@ -2636,6 +2838,8 @@ void rn_server_destroy(struct rn_server *s)
 		return;
 	rn_metrics_destroy(s->metrics);
 	rn_front_destroy(s->front);
+	rn_tls_destroy(s->metrics_tls);
+	rn_tls_destroy(s->tls);
 	if (s->sync_ev)
 		event_free(s->sync_ev);
 	if (s->flush_ev)

@@ -29,7 +29,13 @@ struct rn_table_schema_conf {
 };
 
 struct rn_server_conf {
-	char *listen;         /* host:port */
+	char *listen;   /* host:port */
+	char *tls_cert; /* NULL = cleartext (server/tls.h) */
+	char *tls_key;
+	char *tls_client_ca;
+	int tls_client_auth;  /* enum rn_tls_client_auth */
+	int metrics_tls;      /* with tls_cert: metrics_listen is HTTPS too */
+	int allow_cleartext;  /* cleartext on a non-loopback address is allowed */
 	char *metrics_listen; /* host:port of /metrics and /healthz; NULL = off */
 	char *data_root;
 	char *wal_dir;                /* NULL = data_root/_wal */
@@ -76,6 +82,15 @@ extern const struct rn_conf_key rn_server_conf_table[];
  * and derived (from) columns. 0 or RN_ECONFIG with "FILE: ..." in err (e.g. "FILE:
  * schemas[i] (table): ..."). */
 int rn_server_conf_check(const struct rn_server_conf *c, const char *file, char *err, size_t cap);
+
+/*
+ * Checks how the server is exposed, once the command line has overridden the file: refuses
+ * listen or metrics_listen without TLS on an address that is not loopback unless
+ * allow_cleartext is set, and builds (and drops) the TLS context so that a missing or bad
+ * certificate, key or client CA fails here too (-n). 0 or RN_ECONFIG with "FILE: ..." in err.
+ */
+int rn_server_conf_check_exposure(const struct rn_server_conf *c, const char *file, char *err,
+				  size_t cap);
 
 struct rn_server;
 

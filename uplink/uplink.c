@@ -165,7 +165,13 @@ int rn_uplink_create(struct rn_uplink **out, const struct rn_uplink_options *opt
 	u->opt.user_agent = NULL;
 	u->opt.token = NULL;
 	u->opt.descriptor = NULL;
+	u->opt.ca_file = u->opt.cert_file = u->opt.key_file = u->opt.pinned_key = NULL;
 	if (opt->token && !(u->opt.token = rn_strdup(opt->token)))
+		goto nomem;
+	if ((opt->ca_file && !(u->opt.ca_file = rn_strdup(opt->ca_file))) ||
+	    (opt->cert_file && !(u->opt.cert_file = rn_strdup(opt->cert_file))) ||
+	    (opt->key_file && !(u->opt.key_file = rn_strdup(opt->key_file))) ||
+	    (opt->pinned_key && !(u->opt.pinned_key = rn_strdup(opt->pinned_key))))
 		goto nomem;
 	if (opt->descriptor && opt->descriptor_len) {
 		uint8_t *d = rn_malloc(opt->descriptor_len);
@@ -236,6 +242,10 @@ void rn_uplink_destroy(struct rn_uplink *u)
 	if (u->multi)
 		curl_multi_cleanup(u->multi);
 	rn_free((void *)u->opt.token);
+	rn_free((void *)u->opt.ca_file);
+	rn_free((void *)u->opt.cert_file);
+	rn_free((void *)u->opt.key_file);
+	rn_free((void *)u->opt.pinned_key);
 	rn_free((void *)u->opt.descriptor);
 	rn_free(u);
 }
@@ -633,6 +643,21 @@ static int open_call(struct ustream *s)
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	/* the agent speaks HTTP/2 and nothing else: no other scheme, even by mistake */
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	/* TLS: verification stays on (libcurl's default); these narrow whom the agent trusts
+	 * and say who it is */
+	if (u->opt.ca_file)
+		curl_easy_setopt(e, CURLOPT_CAINFO, u->opt.ca_file);
+	if (u->opt.cert_file) {
+		curl_easy_setopt(e, CURLOPT_SSLCERT, u->opt.cert_file);
+		curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
+	}
+	if (u->opt.key_file) {
+		curl_easy_setopt(e, CURLOPT_SSLKEY, u->opt.key_file);
+		curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
+	}
+	if (u->opt.pinned_key)
+		curl_easy_setopt(e, CURLOPT_PINNEDPUBLICKEY, u->opt.pinned_key);
+	curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
 	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 64L * 1024); /* acks are small */
 	curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 256L * 1024);
 	s->errbuf[0] = 0;

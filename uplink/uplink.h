@@ -58,9 +58,17 @@ struct rn_uplink_options {
 	int64_t max_bytes_per_sec; /* bandwidth cap over all streams (request bodies); 0 = none */
 	int slow_retry_ms;         /* retry delay after a terminal status (auth, not found, bad
 				      request); 0 = backoff_max_ms */
-	const char *boot_id;       /* the device's boot id: every call then sends `x-runnel-clock:
-				      <boot_id> <CLOCK_BOOTTIME us>`; NULL = no header. Not copied:
-				      it must outlive the uplink. */
+	/* TLS (https:// only). Certificates are always verified (against the system store, or
+	 * ca_file alone when set); a client certificate is sent when cert_file is set. */
+	const char *ca_file;    /* PEM CA bundle the server certificate is verified against */
+	const char *cert_file;  /* PEM client certificate (mTLS); with key_file */
+	const char *key_file;   /* PEM private key of cert_file */
+	const char *pinned_key; /* the server's public key, as CURLOPT_PINNEDPUBLICKEY:
+				   "sha256//<base64>" (';'-separated for several) or a PEM/DER
+				   file; a server with another key is refused */
+	const char *boot_id;    /* the device's boot id: every call then sends `x-runnel-clock:
+				   <boot_id> <CLOCK_BOOTTIME us>`; NULL = no header. Not copied:
+				   it must outlive the uplink. */
 };
 
 /* A stream the uplink should deliver. `stream` is the agent's small integer id. */

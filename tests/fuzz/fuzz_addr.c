@@ -1,7 +1,8 @@
 /*
  * Fuzz target: arbitrary text through rn_addr_parse_hostport (every flag combination) and
  * rn_addr_parse_url. Must never crash or read out of bounds; on success the host is
- * NUL-terminated and non-empty, the port in range, and the URL's path offset inside the text.
+ * NUL-terminated and non-empty, the port in range, the URL's path offset inside the text, and
+ * rn_addr_is_loopback is only ever true for an IP literal.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -27,6 +28,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (!hp.host[0] || strlen(hp.host) >= sizeof(hp.host) || hp.port < 0 ||
 			    hp.port > 65535 || (hp.port == 0 && !(flags & RN_ADDR_PORT_ZERO)) ||
 			    ((flags & RN_ADDR_NUMERIC) && hp.family == 0))
+				abort();
+			/* loopback is an IP literal's property: never a name's */
+			if (rn_addr_is_loopback(&hp) && hp.family == 0)
 				abort();
 		} else if (!why) {
 			abort();

@@ -32,6 +32,11 @@ pos{lat,lon}) built at run time from a hand-made DescriptorProto, as Zerobus SDK
 wait that long after the stream is created, before its first batch (steady: between
 batches); --device sets the records' device_id (default py-client); --scheme S sends the
 token as `authorization: S <token>` (default Bearer).
+TLS: --ca FILE makes the channel TLS (grpc.ssl_channel_credentials, ALPN h2) trusting FILE;
+--cert FILE --key FILE add a client certificate (mTLS); --server-name overrides the name the
+server certificate is checked against (default: the host of ADDR). A channel that does not
+become ready within --connect-timeout seconds (a refused handshake) prints
+{"connected": false, "error": ...} and exits 3.
 """
 import argparse
 import json
@@ -136,6 +141,11 @@ def main():
     ap.add_argument('--stop-file')
     ap.add_argument('--device', default='py-client')
     ap.add_argument('--scheme', default='Bearer')
+    ap.add_argument('--ca')
+    ap.add_argument('--cert')
+    ap.add_argument('--key')
+    ap.add_argument('--server-name')
+    ap.add_argument('--connect-timeout', type=float, default=10)
     a = ap.parse_args()
     if a.mode == 'slow-reader':
         print(json.dumps(slow_reader(a.addr, a.pause_ms or 20000)))
@@ -143,8 +153,22 @@ def main():
     zb, rec = load_protos()
     desc = descriptor_pb2.DescriptorProto()
     rec.Record.DESCRIPTOR.CopyToProto(desc)
-    ch = grpc.insecure_channel(a.addr)
-    grpc.channel_ready_future(ch).result(timeout=10)
+    if a.ca:
+        def rd(f):
+            with open(f, 'rb') as fh:
+                return fh.read()
+        creds = grpc.ssl_channel_credentials(root_certificates=rd(a.ca),
+                                             private_key=rd(a.key) if a.key else None,
+                                             certificate_chain=rd(a.cert) if a.cert else None)
+        opts = [('grpc.ssl_target_name_override', a.server_name)] if a.server_name else []
+        ch = grpc.secure_channel(a.addr, creds, options=opts)
+    else:
+        ch = grpc.insecure_channel(a.addr)
+    try:
+        grpc.channel_ready_future(ch).result(timeout=a.connect_timeout)
+    except grpc.FutureTimeoutError:
+        print(json.dumps({'connected': False, 'error': 'channel not ready (handshake refused?)'}))
+        sys.exit(3)
     md = [('x-databricks-zerobus-table-name', a.table)]
     if a.token:
         md.append(('authorization', f'{a.scheme} {a.token}'))

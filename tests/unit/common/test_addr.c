@@ -149,13 +149,32 @@ static void test_url_bad(void **state)
 	url_bad("http://999.1.1.1:80", "not an IPv4 address");
 }
 
+static void test_loopback(void **state)
+{
+	struct rn_hostport hp;
+	const char *why;
+	static const char *const yes[] = {"127.0.0.1:1", "127.255.0.9:7700", "[::1]:7700",
+					  "[::ffff:127.0.0.1]:7700", NULL};
+	static const char *const no[] = {"0.0.0.0:7700",   "[::]:7700",  "10.0.0.1:7700",
+					 "128.0.0.1:7700", "[::2]:7700", "[::ffff:10.0.0.1]:7700",
+					 "localhost:7700", NULL};
+	(void)state;
+	for (size_t i = 0; yes[i]; i++) {
+		assert_int_equal(rn_addr_parse_hostport(yes[i], 0, &hp, &why), 0);
+		assert_true(rn_addr_is_loopback(&hp));
+	}
+	for (size_t i = 0; no[i]; i++) {
+		assert_int_equal(rn_addr_parse_hostport(no[i], 0, &hp, &why), 0);
+		assert_false(rn_addr_is_loopback(&hp));
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_listen_good),
-		cmocka_unit_test(test_listen_bad),
-		cmocka_unit_test(test_url_good),
-		cmocka_unit_test(test_url_bad),
+		cmocka_unit_test(test_listen_good), cmocka_unit_test(test_listen_bad),
+		cmocka_unit_test(test_url_good),    cmocka_unit_test(test_url_bad),
+		cmocka_unit_test(test_loopback),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
