@@ -17,6 +17,7 @@
 #include "rn_err.h"
 #include "route.h"
 #include "rn_mem.h"
+#include "rn_table_name.h"
 #include "secret.h"
 
 const char *const rn_agent_policies[] = {"block", "drop_oldest", NULL};
@@ -416,8 +417,7 @@ int rn_agent_conf_check(const struct rn_agent_conf *c, const char *file, char *e
 		return RN_ECONFIG;
 	}
 	if (c->token_url && !c->client_id) {
-		snprintf(err, cap, "%s: uplink.token_url is only used with uplink.client_id",
-			 file);
+		snprintf(err, cap, "%s: uplink.token_url is only used with uplink.client_id", file);
 		return RN_ECONFIG;
 	}
 	if (!c->sources.n) {
@@ -449,6 +449,11 @@ int rn_agent_conf_check(const struct rn_agent_conf *c, const char *file, char *e
 					 i, src[i].name);
 				return RN_ECONFIG;
 			}
+		if (rn_table_name_check(src[i].table)) {
+			snprintf(err, cap, "%s: sources[%zu] (%s): table '%s': %s", file, i,
+				 src[i].name, src[i].table, RN_TABLE_NAME_RULE);
+			return RN_ECONFIG;
+		}
 		for (size_t k = 0; k < src[i].attributes.n; k++) {
 			const char *kv = src[i].attributes.v[k], *eq = strchr(kv, '=');
 			if (!eq || eq == kv) {
@@ -473,6 +478,12 @@ int rn_agent_conf_check(const struct rn_agent_conf *c, const char *file, char *e
 					 "valid filter, stream and table non-empty (no '/' in "
 					 "stream)",
 					 file, i, src[i].name, k);
+				return RN_ECONFIG;
+			}
+			if (rn_table_name_check(rt[k].table)) {
+				snprintf(err, cap,
+					 "%s: sources[%zu] (%s): routes[%zu]: table '%s': %s", file,
+					 i, src[i].name, k, rt[k].table, RN_TABLE_NAME_RULE);
 				return RN_ECONFIG;
 			}
 			for (size_t j = 0; j < k; j++)

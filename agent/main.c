@@ -145,12 +145,14 @@ int main(int argc, char **argv)
 	 * none (a plugin's constructor would run as the agent's user): it checks the files'
 	 * owners and modes, and the keys of the types they would add are checked at start. */
 	char plugin_dir[4096];
-	if (check)
-		rn_plugin_defer_unknown();
-	if (rn_conf_peek_string(file, "agent.plugin_dir", plugin_dir, sizeof(plugin_dir)) == 0 &&
-	    rn_plugin_load_dir(plugin_dir, check ? RN_PLUGIN_CHECK_ONLY : 0, err, sizeof(err))) {
-		fprintf(stderr, "runnel-agent: %s: %s\n", file, err);
-		return 1;
+	if (rn_conf_peek_string(file, "agent.plugin_dir", plugin_dir, sizeof(plugin_dir)) == 0) {
+		if (rn_plugin_load_dir(plugin_dir, check ? RN_PLUGIN_CHECK_ONLY : 0, err,
+				       sizeof(err))) {
+			fprintf(stderr, "runnel-agent: %s: %s\n", file, err);
+			return 1;
+		}
+		if (check)
+			rn_plugin_defer_unknown();
 	}
 	if ((rc = rn_conf_load_file(file, rn_agent_conf_table, &conf, err, sizeof(err))) ||
 	    (rc = rn_agent_conf_check(&conf, file, err, sizeof(err))) ||
@@ -163,8 +165,10 @@ int main(int argc, char **argv)
 		const struct rn_source_conf *src = conf.sources.items;
 		for (size_t i = 0; i < conf.sources.n; i++)
 			if (!rn_plugin_find(src[i].type))
-				printf("%s: sources[%zu] (%s): type \"%s\" is not built in; -n loads "
-				       "no plugin from plugin_dir, so its keys are checked at start\n",
+				printf("%s: sources[%zu] (%s): type \"%s\" is not built in; -n "
+				       "loads "
+				       "no plugin from plugin_dir, so its keys are checked at "
+				       "start\n",
 				       file, i, src[i].name, src[i].type);
 		printf("%s: configuration is valid\n", file);
 		rn_conf_free(rn_agent_conf_table, &conf);

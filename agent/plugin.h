@@ -150,8 +150,8 @@ int rn_plugin_load_dir(const char *dir, unsigned flags, char *err, size_t cap);
 /* The ownership and mode rule above for one stat result (`what` and `path` for the message;
  * `me` is the agent's effective uid). 0 or RN_ECONFIG with the reason in err. Pure. */
 struct stat;
-int rn_plugin_check_stat(const char *what, const char *path, const struct stat *st,
-			 unsigned me, char *err, size_t cap);
+int rn_plugin_check_stat(const char *what, const char *path, const struct stat *st, unsigned me,
+			 char *err, size_t cap);
 /* rn_conf resolver for the sources list: the plugin's rows and struct size by type. After
  * rn_plugin_defer_unknown() (runnel-agent -n, which maps no plugin), a type that is neither
  * built in nor loaded resolves to an open table: its keys are taken unchecked. */

@@ -35,8 +35,8 @@ static int is_so(const struct dirent *d)
 	return d->d_name[0] != '.' && n > 3 && !strcmp(d->d_name + n - 3, ".so");
 }
 
-int rn_plugin_check_stat(const char *what, const char *path, const struct stat *st,
-			 unsigned me, char *err, size_t cap)
+int rn_plugin_check_stat(const char *what, const char *path, const struct stat *st, unsigned me,
+			 char *err, size_t cap)
 {
 	if (st->st_uid != 0 && st->st_uid != me) {
 		snprintf(err, cap,
@@ -46,9 +46,8 @@ int rn_plugin_check_stat(const char *what, const char *path, const struct stat *
 		return RN_ECONFIG;
 	}
 	if (st->st_mode & (S_IWGRP | S_IWOTH)) {
-		snprintf(err, cap,
-			 "%s %s is %s-writable (mode %04o): refused (chmod go-w it)", what, path,
-			 st->st_mode & S_IWOTH ? "world" : "group",
+		snprintf(err, cap, "%s %s is %s-writable (mode %04o): refused (chmod go-w it)",
+			 what, path, st->st_mode & S_IWOTH ? "world" : "group",
 			 (unsigned)(st->st_mode & 07777));
 		return RN_ECONFIG;
 	}

@@ -79,8 +79,8 @@ int rn_secret_read(const char *what, const char *path, char *out, size_t cap, ch
 	for (size_t i = 0; i < len; i++)
 		if ((unsigned char)out[i] < 0x20 || out[i] == 0x7f) {
 			snprintf(err, errcap,
-				 "%s %s: a control character at byte %zu (one line expected)",
-				 what, path, i);
+				 "%s %s: a control character at byte %zu (one line expected)", what,
+				 path, i);
 			goto out;
 		}
 	rc = 0;

@@ -72,9 +72,8 @@ int rn_token_parse(int http_status, const char *body, size_t len, struct rn_toke
 	int rc = RN_EINVAL, walked;
 
 	memset(out, 0, sizeof(*out));
-	walked = body && len && len <= RN_TOKEN_BODY_MAX
-			 ? rn_json_object_walk(obj, member, &w)
-			 : RN_EINVAL;
+	walked = body && len && len <= RN_TOKEN_BODY_MAX ? rn_json_object_walk(obj, member, &w)
+							 : RN_EINVAL;
 	if (w.desc.len)
 		printable(desc, sizeof(desc), (const char *)w.desc.data, w.desc.len);
 	if (http_status != 200) {
@@ -104,8 +103,7 @@ int rn_token_parse(int http_status, const char *body, size_t len, struct rn_toke
 			 RN_TOKEN_MAX);
 		goto out;
 	}
-	if (!w.type.len || strcasecmp((const char *)w.type.data, "bearer") ||
-	    w.type.len != 6) {
+	if (!w.type.len || strcasecmp((const char *)w.type.data, "bearer") || w.type.len != 6) {
 		snprintf(out->why, sizeof(out->why), "token_type is not Bearer");
 		goto out;
 	}

@@ -26,8 +26,8 @@
 struct rn_token_resp {
 	char access_token[RN_TOKEN_MAX + 1]; /* "" unless the answer is usable */
 	int64_t expires_in;                  /* seconds, 1..RN_TOKEN_LIFETIME_MAX */
-	char error[64];    /* RFC 6749 5.2 code ("invalid_client"), printable, "" if none */
-	char why[256];     /* what was wrong with the answer, in words; "" if usable */
+	char error[64]; /* RFC 6749 5.2 code ("invalid_client"), printable, "" if none */
+	char why[256];  /* what was wrong with the answer, in words; "" if usable */
 };
 
 /*

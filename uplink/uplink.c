@@ -107,18 +107,18 @@ struct ustream {
  * streams; at most one request to the token endpoint at a time. */
 struct tokenst {
 	int on;
-	int h2pk;              /* speak HTTP/2 prior knowledge (the token URL is the uplink's) */
+	int h2pk; /* speak HTTP/2 prior knowledge (the token URL is the uplink's) */
 	char url[1024];
-	char *basic;           /* "authorization: Basic ..." (holds the secret: wiped at the end) */
-	char *token;           /* RN_TOKEN_MAX + 1 bytes; "" = none usable */
-	uint64_t gen;          /* incremented by each token received */
-	int64_t expires_us;    /* mono time the token expires */
-	int64_t refresh_us;    /* mono time to fetch the next one */
-	int64_t next_try_us;   /* mono time the next fetch may start (backoff after failures) */
-	int64_t valid_until;   /* unix seconds, for status */
-	CURL *easy;            /* the request under way, or NULL */
+	char *basic;         /* "authorization: Basic ..." (holds the secret: wiped at the end) */
+	char *token;         /* RN_TOKEN_MAX + 1 bytes; "" = none usable */
+	uint64_t gen;        /* incremented by each token received */
+	int64_t expires_us;  /* mono time the token expires */
+	int64_t refresh_us;  /* mono time to fetch the next one */
+	int64_t next_try_us; /* mono time the next fetch may start (backoff after failures) */
+	int64_t valid_until; /* unix seconds, for status */
+	CURL *easy;          /* the request under way, or NULL */
 	struct curl_slist *hdrs;
-	struct rn_buf body;    /* its answer, capped at RN_TOKEN_BODY_MAX */
+	struct rn_buf body; /* its answer, capped at RN_TOKEN_BODY_MAX */
 	int toobig;
 	struct rn_backoff bo;
 	struct rn_episode ep;
@@ -963,7 +963,7 @@ static int token_start(struct rn_uplink *u, int64_t now)
 	t->easy = e;
 	curl_easy_setopt(e, CURLOPT_URL, t->url);
 	curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
-			 t->h2pk ? CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE
+			 t->h2pk                        ? CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE
 			 : strncmp(t->url, "https:", 6) ? CURL_HTTP_VERSION_1_1
 							: CURL_HTTP_VERSION_2TLS);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, RN_TOKEN_FORM);

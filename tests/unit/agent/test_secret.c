@@ -90,9 +90,9 @@ static void test_refused(void **state)
 	assert_non_null(strstr(err, "a control character at byte 3"));
 	assert_string_equal(out, "");
 	/* not a regular file: a directory, a FIFO (must not hang), a missing file */
-	assert_int_equal(rn_secret_read("uplink.token_file", dir, out, sizeof(out), err,
-					sizeof(err)),
-			 RN_ECONFIG);
+	assert_int_equal(
+		rn_secret_read("uplink.token_file", dir, out, sizeof(out), err, sizeof(err)),
+		RN_ECONFIG);
 	assert_non_null(strstr(err, "not a regular file"));
 	unlink(path);
 	assert_int_equal(mkfifo(path, 0600), 0);
@@ -107,11 +107,9 @@ static void test_plugin_rule(void **state)
 {
 	(void)state;
 	struct stat st = {.st_mode = S_IFREG | 0755, .st_uid = 0};
-	assert_int_equal(rn_plugin_check_stat("plugin", "/p/x.so", &st, 1000, err, sizeof(err)),
-			 0);
+	assert_int_equal(rn_plugin_check_stat("plugin", "/p/x.so", &st, 1000, err, sizeof(err)), 0);
 	st.st_uid = 1000; /* the agent's own user */
-	assert_int_equal(rn_plugin_check_stat("plugin", "/p/x.so", &st, 1000, err, sizeof(err)),
-			 0);
+	assert_int_equal(rn_plugin_check_stat("plugin", "/p/x.so", &st, 1000, err, sizeof(err)), 0);
 	st.st_uid = 1001;
 	assert_int_equal(rn_plugin_check_stat("plugin", "/p/x.so", &st, 1000, err, sizeof(err)),
 			 RN_ECONFIG);

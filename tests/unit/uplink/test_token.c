@@ -85,7 +85,7 @@ static void test_bad_answers(void **state)
 		"{\"access_token\":\"\",\"token_type\":\"Bearer\",\"expires_in\":60}",
 		"{\"access_token\":5,\"token_type\":\"Bearer\",\"expires_in\":60}",
 		/* characters a header cannot carry: CR/LF injection, space, NUL, non-ASCII */
-		"{\"access_token\":\"a\\r\\nx-evil: 1\",\"token_type\":\"Bearer\",\"expires_in\":60}",
+		"{\"access_token\":\"a\\r\\nx:1\",\"token_type\":\"Bearer\",\"expires_in\":6}",
 		"{\"access_token\":\"a b\",\"token_type\":\"Bearer\",\"expires_in\":60}",
 		"{\"access_token\":\"a\\u0000b\",\"token_type\":\"Bearer\",\"expires_in\":60}",
 		"{\"access_token\":\"\xc3\xa9\",\"token_type\":\"Bearer\",\"expires_in\":60}",
@@ -149,7 +149,7 @@ static void test_refresh(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_good),       cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_good),        cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_bad_answers), cmocka_unit_test(test_basic),
 		cmocka_unit_test(test_refresh),
 	};
