@@ -25,7 +25,13 @@ struct rn_agent_conf {
 	int buffer_policy; /* RN_POLICY_BLOCK or RN_POLICY_DROP_OLDEST */
 	int64_t buffer_reserve;
 	char *url;
-	char *token;
+	char *token;              /* uplink.token, or the content of uplink.token_file */
+	char *token_file;         /* a file holding the bearer token (mode 0600 or stricter) */
+	char *client_id;          /* OAuth client-credentials flow (with client_secret_file) */
+	char *client_secret_file; /* a file holding the client secret (mode 0600 or stricter) */
+	char *token_url;          /* NULL = <url>/oidc/v1/token */
+	/* not a row: read from client_secret_file by rn_agent_conf_secrets; never logged */
+	char client_secret[RN_CONF_HDR_MAX + 1];
 	char *ca_file; /* uplink TLS (https://): CA bundle, client cert and key, pinned key */
 	char *cert_file;
 	char *key_file;
@@ -50,6 +56,13 @@ extern const struct rn_conf_key rn_agent_conf_table[];
  * names, tables and a known type; names are unique. 0 or RN_ECONFIG with a message naming
  * the file and the keys or the source. */
 int rn_agent_conf_check(const struct rn_agent_conf *c, const char *file, char *err, size_t cap);
+
+/* Reads the secret files the config names (uplink.token_file into c->token, a heap string
+ * rn_conf_free releases; uplink.client_secret_file into c->client_secret), refusing files
+ * that the group or others may read or that are not regular files (agent/secret.h). Call
+ * after rn_agent_conf_check, at start, for -n and on reload. 0 or RN_ECONFIG (file and mode
+ * in err), RN_ENOMEM. */
+int rn_agent_conf_secrets(struct rn_agent_conf *c, const char *file, char *err, size_t cap);
 
 struct rn_agent;
 

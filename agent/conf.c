@@ -1,7 +1,8 @@
 /*
  * The agent's configuration: its rows (rn_conf tables, designated initializers), the checks
- * the rows cannot express (rn_agent_conf_check), and the comparison a reload needs to tell
- * an unchanged source from a changed one. No I/O beyond what rn_conf does; the tables are
+ * the rows cannot express (rn_agent_conf_check), the secret files the rows name
+ * (rn_agent_conf_secrets, through secret.c: the only I/O here beyond rn_conf's), and the
+ * comparison a reload needs to tell an unchanged source from a changed one. The tables are
  * const program data.
  */
 #include <errno.h>
@@ -17,6 +18,9 @@
 #include "rn_addr.h"
 #include "rn_err.h"
 #include "route.h"
+#include "rn_mem.h"
+#include "rn_table_name.h"
+#include "secret.h"
 
 const char *const rn_agent_policies[] = {"block", "drop_oldest", NULL};
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
@@ -119,6 +123,28 @@ static const struct rn_conf_key uplink_keys[] = {
 	 .help = "https://: the server's public key, \"sha256//<base64 of the DER "
 		 "SubjectPublicKeyInfo>\" (several joined by ';'); a server presenting another "
 		 "key is refused even with a valid certificate"},
+	{.key = "token_file",
+	 .type = RN_CONF_STRING,
+	 .offset = A(token_file),
+	 .help = "file holding the bearer token (instead of token); refused if the group or "
+		 "others may read it or it is not a regular file"},
+	{.key = "client_id",
+	 .type = RN_CONF_STRING,
+	 .offset = A(client_id),
+	 .help = "OAuth client id: the agent gets short-lived tokens from token_url "
+		 "(client-credentials grant) and refreshes them before they expire; needs "
+		 "client_secret_file, excludes token and token_file",
+	 .flags = RN_CONF_F_NOCTL},
+	{.key = "client_secret_file",
+	 .type = RN_CONF_STRING,
+	 .offset = A(client_secret_file),
+	 .help = "file holding the OAuth client secret; refused if the group or others may read "
+		 "it or it is not a regular file"},
+	{.key = "token_url",
+	 .type = RN_CONF_URL,
+	 .offset = A(token_url),
+	 .help = "OAuth token endpoint (default: <url>/oidc/v1/token, over the uplink's HTTP/2; "
+		 "another http:// origin is spoken to over HTTP/1.1)"},
 	{.key = "window",
 	 .type = RN_CONF_INT,
 	 .def = "32",
@@ -423,6 +449,31 @@ int rn_agent_conf_check(const struct rn_agent_conf *c, const char *file, char *e
 			 file, (long long)c->backoff_min_ms, (long long)c->backoff_max_ms);
 		return RN_ECONFIG;
 	}
+	if (c->token && c->token_file) {
+		snprintf(err, cap, "%s: uplink.token and uplink.token_file: give one", file);
+		return RN_ECONFIG;
+	}
+	if (!c->client_id != !c->client_secret_file) {
+		snprintf(err, cap, "%s: uplink.client_id and uplink.client_secret_file go together",
+			 file);
+		return RN_ECONFIG;
+	}
+	if (c->client_id && (c->token || c->token_file)) {
+		snprintf(err, cap,
+			 "%s: uplink.client_id gets tokens itself: remove uplink.token and "
+			 "uplink.token_file",
+			 file);
+		return RN_ECONFIG;
+	}
+	/* HTTP Basic cannot carry a ':' in the user id (RFC 7617 2) */
+	if (c->client_id && (!*c->client_id || strchr(c->client_id, ':'))) {
+		snprintf(err, cap, "%s: uplink.client_id must be non-empty and without ':'", file);
+		return RN_ECONFIG;
+	}
+	if (c->token_url && !c->client_id) {
+		snprintf(err, cap, "%s: uplink.token_url is only used with uplink.client_id", file);
+		return RN_ECONFIG;
+	}
 	if (!c->sources.n) {
 		snprintf(err, cap, "%s: no sources configured", file);
 		return RN_ECONFIG;
@@ -434,12 +485,12 @@ int rn_agent_conf_check(const struct rn_agent_conf *c, const char *file, char *e
 				 i);
 			return RN_ECONFIG;
 		}
-		if (!p) {
+		if (!p && !(rn_plugin_unknown_deferred() && c->plugin_dir)) {
 			snprintf(err, cap, "%s: sources[%zu] (%s): unknown type '%s'", file, i,
 				 src[i].name, src[i].type ? src[i].type : "");
 			return RN_ECONFIG;
 		}
-		if (p->abi != RN_SOURCE_ABI_1) {
+		if (p && p->abi != RN_SOURCE_ABI_1) {
 			snprintf(err, cap,
 				 "%s: sources[%zu]: plugin '%s' was built for plugin ABI %d, "
 				 "this agent speaks %d",
@@ -452,6 +503,11 @@ int rn_agent_conf_check(const struct rn_agent_conf *c, const char *file, char *e
 					 i, src[i].name);
 				return RN_ECONFIG;
 			}
+		if (rn_table_name_check(src[i].table)) {
+			snprintf(err, cap, "%s: sources[%zu] (%s): table '%s': %s", file, i,
+				 src[i].name, src[i].table, RN_TABLE_NAME_RULE);
+			return RN_ECONFIG;
+		}
 		for (size_t k = 0; k < src[i].attributes.n; k++) {
 			const char *kv = src[i].attributes.v[k], *eq = strchr(kv, '=');
 			if (!eq || eq == kv) {
@@ -478,6 +534,12 @@ int rn_agent_conf_check(const struct rn_agent_conf *c, const char *file, char *e
 					 file, i, src[i].name, k);
 				return RN_ECONFIG;
 			}
+			if (rn_table_name_check(rt[k].table)) {
+				snprintf(err, cap,
+					 "%s: sources[%zu] (%s): routes[%zu]: table '%s': %s", file,
+					 i, src[i].name, k, rt[k].table, RN_TABLE_NAME_RULE);
+				return RN_ECONFIG;
+			}
 			for (size_t j = 0; j < k; j++)
 				if (!strcmp(rt[j].stream, rt[k].stream)) {
 					snprintf(err, cap,
@@ -499,13 +561,39 @@ int rn_agent_conf_check(const struct rn_agent_conf *c, const char *file, char *e
 			}
 			regfree(&re);
 		}
-		if (p->check) {
+		if (p && p->check) {
 			char e[512];
 			if (p->check(&src[i], e, sizeof(e))) {
 				snprintf(err, cap, "%s: sources[%zu]: %s", file, i, e);
 				return RN_ECONFIG;
 			}
 		}
+	}
+	return 0;
+}
+
+int rn_agent_conf_secrets(struct rn_agent_conf *c, const char *file, char *err, size_t cap)
+{
+	char e[600];
+	c->client_secret[0] = 0;
+	if (c->client_secret_file &&
+	    rn_secret_read("uplink.client_secret_file", c->client_secret_file, c->client_secret,
+			   sizeof(c->client_secret), e, sizeof(e))) {
+		snprintf(err, cap, "%s: %s", file, e);
+		return RN_ECONFIG;
+	}
+	if (c->token_file) {
+		char tok[RN_CONF_HDR_MAX + 1];
+		if (rn_secret_read("uplink.token_file", c->token_file, tok, sizeof(tok), e,
+				   sizeof(e))) {
+			snprintf(err, cap, "%s: %s", file, e);
+			return RN_ECONFIG;
+		}
+		rn_free(c->token);
+		c->token = rn_strdup(tok);
+		memset(tok, 0, sizeof(tok));
+		if (!c->token)
+			return RN_ENOMEM;
 	}
 	return 0;
 }

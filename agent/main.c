@@ -93,7 +93,8 @@ static void reload(struct rn_agent *a, const char *file, int verbose)
 		return;
 	}
 	if ((rc = rn_conf_load_file(file, rn_agent_conf_table, next, err, sizeof(err))) ||
-	    (rc = rn_agent_conf_check(next, file, err, sizeof(err)))) {
+	    (rc = rn_agent_conf_check(next, file, err, sizeof(err))) ||
+	    (rc = rn_agent_conf_secrets(next, file, err, sizeof(err)))) {
 		rn_log_error("agent", "reload refused: %s; keeping the running config", err);
 		rn_conf_free(rn_agent_conf_table, next);
 		rn_free(next);
@@ -140,20 +141,35 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	/* plugins from .so files first: their keys are part of the config's grammar */
+	/* plugins from .so files first: their keys are part of the config's grammar. -n maps
+	 * none (a plugin's constructor would run as the agent's user): it checks the files'
+	 * owners and modes, and the keys of the types they would add are checked at start. */
 	char plugin_dir[4096];
-	if (rn_conf_peek_string(file, "agent.plugin_dir", plugin_dir, sizeof(plugin_dir)) == 0 &&
-	    rn_plugin_load_dir(plugin_dir, err, sizeof(err))) {
-		fprintf(stderr, "runnel-agent: %s: %s\n", file, err);
-		return 1;
+	if (rn_conf_peek_string(file, "agent.plugin_dir", plugin_dir, sizeof(plugin_dir)) == 0) {
+		if (rn_plugin_load_dir(plugin_dir, check ? RN_PLUGIN_CHECK_ONLY : 0, err,
+				       sizeof(err))) {
+			fprintf(stderr, "runnel-agent: %s: %s\n", file, err);
+			return 1;
+		}
+		if (check)
+			rn_plugin_defer_unknown();
 	}
 	if ((rc = rn_conf_load_file(file, rn_agent_conf_table, &conf, err, sizeof(err))) ||
-	    (rc = rn_agent_conf_check(&conf, file, err, sizeof(err)))) {
+	    (rc = rn_agent_conf_check(&conf, file, err, sizeof(err))) ||
+	    (rc = rn_agent_conf_secrets(&conf, file, err, sizeof(err)))) {
 		fprintf(stderr, "runnel-agent: %s\n", err);
 		rn_conf_free(rn_agent_conf_table, &conf);
 		return 1;
 	}
 	if (check) {
+		const struct rn_source_conf *src = conf.sources.items;
+		for (size_t i = 0; i < conf.sources.n; i++)
+			if (!rn_plugin_find(src[i].type))
+				printf("%s: sources[%zu] (%s): type \"%s\" is not built in; -n "
+				       "loads "
+				       "no plugin from plugin_dir, so its keys are checked at "
+				       "start\n",
+				       file, i, src[i].name, src[i].type);
 		printf("%s: configuration is valid\n", file);
 		rn_conf_free(rn_agent_conf_table, &conf);
 		return 0;

@@ -737,6 +737,9 @@ int rn_agent__uplink_open(struct rn_agent *a, int with_orphans, struct rn_uplink
 		.descriptor = desc.data,
 		.descriptor_len = desc.len,
 		.boot_id = a->boot_id[0] ? a->boot_id : NULL,
+		.client_id = conf->client_id,
+		.client_secret = conf->client_secret[0] ? conf->client_secret : NULL,
+		.token_url = conf->token_url,
 	};
 	struct rn_uplink_io io = {.ctx = a,
 				  .chunk_get = io_chunk_get,

@@ -138,11 +138,26 @@ int rn_plugin_register(const struct rn_source_plugin *p);
 #define RN_PLUGIN_EXPORT __attribute__((visibility("default")))
 typedef const struct rn_source_plugin *(*rn_plugin_entry_fn)(void);
 
-/* Loads every *.so in `dir` (name order) and registers its plugin. 0, or RN_ECONFIG with a
- * message naming the file in err (not loadable, no entry point, wrong ABI, name taken).
+/* rn_plugin_load_dir flag: check the directory and the files, map nothing (-n). */
+#define RN_PLUGIN_CHECK_ONLY 1u
+/* Loads every *.so in `dir` (name order) and registers its plugin, after checking (before
+ * anything is mapped) that the directory and each file are owned by root or the agent's
+ * effective user and neither group- nor world-writable, and that each file is a regular
+ * file (no symbolic link); see plugin_load.c. 0, or RN_ECONFIG with a message naming the
+ * file in err (refused by the checks, not loadable, no entry point, wrong ABI, name taken).
  * Loaded objects stay loaded for the life of the process. */
-int rn_plugin_load_dir(const char *dir, char *err, size_t cap);
-/* rn_conf resolver for the sources list: the plugin's rows and struct size by type. */
+int rn_plugin_load_dir(const char *dir, unsigned flags, char *err, size_t cap);
+/* The ownership and mode rule above for one stat result (`what` and `path` for the message;
+ * `me` is the agent's effective uid). 0 or RN_ECONFIG with the reason in err. Pure. */
+struct stat;
+int rn_plugin_check_stat(const char *what, const char *path, const struct stat *st, unsigned me,
+			 char *err, size_t cap);
+/* rn_conf resolver for the sources list: the plugin's rows and struct size by type. After
+ * rn_plugin_defer_unknown() (runnel-agent -n, which maps no plugin), a type that is neither
+ * built in nor loaded resolves to an open table: its keys are taken unchecked. */
 const struct rn_conf_key *rn_plugin_conf_resolve(const char *type, size_t *size);
+void rn_plugin_defer_unknown(void);
+/* True after rn_plugin_defer_unknown(): rn_agent_conf_check then lets an unknown type pass. */
+int rn_plugin_unknown_deferred(void);
 
 #endif

@@ -66,7 +66,9 @@ static int keep_restart_only(const struct rn_agent_conf *run, struct rn_agent_co
 
 static int uplink_same(const struct rn_agent_conf *x, const struct rn_agent_conf *y)
 {
-	return same_str(x->url, y->url) && same_str(x->token, y->token) && x->window == y->window &&
+	return same_str(x->url, y->url) && same_str(x->token, y->token) &&
+	       same_str(x->client_id, y->client_id) && same_str(x->token_url, y->token_url) &&
+	       !strcmp(x->client_secret, y->client_secret) && x->window == y->window &&
 	       x->backoff_min_ms == y->backoff_min_ms && x->backoff_max_ms == y->backoff_max_ms &&
 	       x->ack_timeout_ms == y->ack_timeout_ms &&
 	       x->max_bytes_per_sec == y->max_bytes_per_sec && same_str(x->ca_file, y->ca_file) &&

@@ -52,14 +52,27 @@ void rn_agent__status_json(struct rn_agent *a, FILE *f, int stable)
 	fprintf(f,
 		",\"uptime_s\":%lld,\"buffer_bytes\":%lld,\"buffer_max_bytes\":%lld,"
 		"\"buffer_policy\":\"%s\",\"disk_full\":%s,\"buffer_recovered\":%s,"
-		"\"dropped_records\":%llu,\"expired_records\":%llu,\"reloads\":%llu,"
-		"\"streams\":[",
+		"\"dropped_records\":%llu,\"expired_records\":%llu,\"reloads\":%llu,",
 		stable ? 0LL : (long long)((rn_mono_us() - a->started_us) / 1000000),
 		(long long)rn_buffer_bytes(a->buffer), (long long)a->conf->buffer_max_bytes,
 		rn_agent_policies[a->conf->buffer_policy],
 		rn_buffer_disk_full(a->buffer) ? "true" : "false",
 		a->buffer_recovered ? "true" : "false", (unsigned long long)a->dropped_records,
 		(unsigned long long)a->expired_records, (unsigned long long)a->reloads);
+	struct rn_uplink_token_stats ts;
+	if (rn_uplink_token_stats(a->uplink, &ts) == 0) {
+		/* the token's state, never the token */
+		fprintf(f,
+			"\"token\":{\"valid\":%s,\"fetching\":%s,\"valid_until\":%lld,"
+			"\"refresh_in_ms\":%lld,\"fetches\":%llu,\"failures\":%llu,"
+			"\"last_error\":",
+			ts.valid ? "true" : "false", ts.fetching ? "true" : "false",
+			(long long)ts.valid_until, stable ? 0LL : (long long)ts.refresh_in_ms,
+			(unsigned long long)ts.fetches, (unsigned long long)ts.failures);
+		json_str(f, ts.last_error);
+		fprintf(f, "},");
+	}
+	fprintf(f, "\"streams\":[");
 	int first = 1;
 	for (size_t i = 0; i < a->nsrc; i++) {
 		struct source *s = a->src[i];

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "rn_buf.h"
@@ -16,7 +17,7 @@
 struct top {
 	struct rn_json_span device, uptime, buffer, cap, policy, disk_full, recovered, dropped,
 		expired;
-	struct rn_json_span streams;
+	struct rn_json_span streams, token;
 };
 
 static int top_member(void *ctx, struct rn_json_span k, struct rn_json_span v)
@@ -42,6 +43,31 @@ static int top_member(void *ctx, struct rn_json_span k, struct rn_json_span v)
 		t->expired = v;
 	else if (rn_json_span_eq(k, "streams"))
 		t->streams = v;
+	else if (rn_json_span_eq(k, "token"))
+		t->token = v;
+	return 0;
+}
+
+/* The OAuth token's members the human output shows. */
+struct tok {
+	struct rn_json_span valid, until, refresh, fetches, failures, err;
+};
+
+static int tok_member(void *ctx, struct rn_json_span k, struct rn_json_span v)
+{
+	struct tok *t = ctx;
+	if (rn_json_span_eq(k, "valid"))
+		t->valid = v;
+	else if (rn_json_span_eq(k, "valid_until"))
+		t->until = v;
+	else if (rn_json_span_eq(k, "refresh_in_ms"))
+		t->refresh = v;
+	else if (rn_json_span_eq(k, "fetches"))
+		t->fetches = v;
+	else if (rn_json_span_eq(k, "failures"))
+		t->failures = v;
+	else if (rn_json_span_eq(k, "last_error"))
+		t->err = v;
 	return 0;
 }
 
@@ -133,6 +159,24 @@ int rn_status_print(const char *text, size_t len, FILE *out)
 		rn_json_span_eq(t.recovered, "true") ? "\nBUFFER WAS CORRUPT at start: set aside "
 						       "as buffer.db.corrupt-*, started anew"
 						     : "");
+	struct tok tk = {0};
+	if (t.token.p && !rn_json_object_walk(t.token, tok_member, &tk)) {
+		char u[64] = "-", f[32], g[32], r[32], m[300];
+		int64_t until = 0;
+		if (!rn_json_int64(tk.until, &until) && until > 0) {
+			time_t tt = (time_t)until;
+			struct tm tm;
+			if (gmtime_r(&tt, &tm))
+				strftime(u, sizeof(u), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		}
+		fprintf(out, "token %s%s, next fetch in %.0f s, %s fetched, %s failed%s%s\n",
+			rn_json_span_eq(tk.valid, "true") ? "valid until " : "NONE VALID",
+			rn_json_span_eq(tk.valid, "true") ? u : "",
+			strtod(txt(tk.refresh, r, sizeof(r)), NULL) / 1000.0,
+			txt(tk.fetches, f, sizeof(f)), txt(tk.failures, g, sizeof(g)),
+			tk.err.len > 2 ? ", last error: " : "",
+			tk.err.len > 2 ? txt(tk.err, m, sizeof(m)) : "");
+	}
 	fprintf(out, "%-20s %-32s %10s %8s %9s %11s %9s %-5s %-6s %12s %s\n", "STREAM", "TABLE",
 		"RECORDS", "REC/S", "UNACKED", "BUFFERED", "OLDEST", "LINK", "PAUSED",
 		"DEAD LETTERS", "DROPPED");

@@ -553,6 +553,15 @@ static const struct rn_conf_key *find(const struct rn_conf_key *table, const cha
 	return NULL;
 }
 
+/* Whether a table's end row carries RN_CONF_F_OPEN (unknown keys are skipped). */
+static int is_open(const struct rn_conf_key *table)
+{
+	const struct rn_conf_key *k = table;
+	while (k && k->key)
+		k++;
+	return k && (k->flags & RN_CONF_F_OPEN);
+}
+
 static int check_required(struct loader *l, const config_setting_t *g,
 			  const struct rn_conf_key *table, const char *prefix)
 {
@@ -591,6 +600,8 @@ static int load_group(struct loader *l, const config_setting_t *g, const struct 
 			rc = load_value(l, s, k, dst, path);
 		else if ((k = find(vtable, name)))
 			rc = load_value(l, s, k, vdst, path);
+		else if (is_open(vtable))
+			continue; /* a variant whose rows are not known here: unchecked */
 		else
 			return errf(l, s, "unknown key '%s'", path);
 		if (rc)

@@ -42,6 +42,9 @@ enum rn_conf_type {
  * or longer than RN_CONF_HDR_MAX bytes is an error naming its line; for values that go into
  * protocol headers (tokens) */
 #define RN_CONF_F_NOCTL 4u
+/* On the end row ({.key = NULL}) of a variant table: keys that match no row are skipped, not
+ * refused (the agent's -n for a plugin type it does not map). */
+#define RN_CONF_F_OPEN 8u
 /* The longest value an RN_CONF_F_NOCTL row takes (a bearer token), in bytes. */
 #define RN_CONF_HDR_MAX 4096
 

@@ -1223,7 +1223,7 @@ static int on_open(void *ctx, struct rn_call *c, const struct rn_call_info *info
 		return RN_GRPC_INVALID_ARGUMENT;
 	}
 	if (info->table && rn_table_name_check(info->table)) {
-		*msg = "invalid table name in x-databricks-zerobus-table-name";
+		*msg = "invalid table name in x-databricks-zerobus-table-name: " RN_TABLE_NAME_RULE;
 		return RN_GRPC_INVALID_ARGUMENT;
 	}
 	/* Under pressure a call is still accepted: create and resume store nothing in the WAL,
@@ -1289,7 +1289,8 @@ static void on_create(struct rn_server *s, struct rn_call *c, struct call_state 
 		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, "no table name");
 	}
 	if (rn_table_name_check(table))
-		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, "invalid table name");
+		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT,
+				      "invalid table name: " RN_TABLE_NAME_RULE);
 	char fwhy[400];
 	if (table_failing(s, table, fwhy, sizeof(fwhy)))
 		return rn_call_finish(c, RN_GRPC_UNAVAILABLE, fwhy);
@@ -1867,7 +1868,8 @@ static int build_schema(const struct rn_server_conf *c, size_t i, struct rn_sche
 	if (!s)
 		return RN_ENOMEM;
 	if (rn_table_name_check(t->table)) {
-		snprintf(err, cap, "schemas[%zu]: invalid table name '%s'", i, t->table);
+		snprintf(err, cap, "schemas[%zu].table: invalid table name '%s': %s", i, t->table,
+			 RN_TABLE_NAME_RULE);
 		goto bad;
 	}
 	if (!t->columns.n) {
@@ -2051,6 +2053,12 @@ int rn_server_conf_check(const struct rn_server_conf *c, const char *file, char 
 	char why[600];
 	if (check_wal_dir(c, file, err, cap))
 		return RN_ECONFIG;
+	for (size_t i = 0; i < c->tables.n; i++)
+		if (rn_table_name_check(c->tables.v[i])) {
+			snprintf(err, cap, "%s: tables[%zu]: invalid table name '%s': %s", file, i,
+				 c->tables.v[i], RN_TABLE_NAME_RULE);
+			return RN_ECONFIG;
+		}
 	for (size_t i = 0; i < c->schemas.n; i++) {
 		struct rn_schema *s;
 		const struct rn_table_schema_conf *t =

@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include <poll.h>
 #include <strings.h>
+#include <time.h>
 #include <curl/curl.h>
 
 #define POLLIN_COMPAT POLLIN
@@ -31,6 +32,7 @@
 #include "ratelimit.h"
 #include "response.h"
 #include "rn_addr.h"
+#include "token.h"
 #include "rn_clock.h"
 #include "rn_conf.h"
 #include "rn_err.h"
@@ -97,6 +99,32 @@ struct ustream {
 	struct rn_episode ep;
 	struct rn_uplink_stream_stats stats;
 	char errbuf[CURL_ERROR_SIZE];
+	uint64_t tok_gen; /* the OAuth token generation the current call carries */
+	int auth_retried; /* UNAUTHENTICATED already led to a fresh token; reset by a good open */
+};
+
+/* The OAuth client-credentials state (token.h has the pure parts). One token for all
+ * streams; at most one request to the token endpoint at a time. */
+struct tokenst {
+	int on;
+	int h2pk; /* speak HTTP/2 prior knowledge (the token URL is the uplink's) */
+	char url[1024];
+	char *basic;         /* "authorization: Basic ..." (holds the secret: wiped at the end) */
+	char *token;         /* RN_TOKEN_MAX + 1 bytes; "" = none usable */
+	uint64_t gen;        /* incremented by each token received */
+	int64_t expires_us;  /* mono time the token expires */
+	int64_t refresh_us;  /* mono time to fetch the next one */
+	int64_t next_try_us; /* mono time the next fetch may start (backoff after failures) */
+	int64_t valid_until; /* unix seconds, for status */
+	CURL *easy;          /* the request under way, or NULL */
+	struct curl_slist *hdrs;
+	struct rn_buf body; /* its answer, capped at RN_TOKEN_BODY_MAX */
+	int toobig;
+	struct rn_backoff bo;
+	struct rn_episode ep;
+	uint64_t fetches, failures;
+	char last_error[256];
+	char errbuf[CURL_ERROR_SIZE];
 };
 
 struct rn_uplink {
@@ -111,6 +139,7 @@ struct rn_uplink {
 	char ua[160];
 	char err[512];
 	unsigned rnd;
+	struct tokenst tok;
 };
 
 static void set_err(struct rn_uplink *u, const char *fmt, ...)
@@ -185,6 +214,27 @@ int rn_uplink_create(struct rn_uplink **out, const struct rn_uplink_options *opt
 	if (!(u->multi = curl_multi_init()))
 		goto nomem;
 	curl_multi_setopt(u->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_NOTHING);
+	if (opt->client_id && opt->client_secret) {
+		struct tokenst *t = &u->tok;
+		size_t bl = 32 + (strlen(opt->client_id) + strlen(opt->client_secret) + 3) / 3 * 4;
+		size_t base = opt->url[ul - 1] == '/' ? ul - 1 : ul;
+		t->on = 1;
+		if (opt->token_url)
+			snprintf(t->url, sizeof(t->url), "%s", opt->token_url);
+		else
+			snprintf(t->url, sizeof(t->url), "%.*s/oidc/v1/token", (int)base, opt->url);
+		/* the uplink's own server speaks HTTP/2 only on an http:// URL (h2c); another
+		 * http:// endpoint is taken for an HTTP/1.1 one */
+		t->h2pk = !strncmp(t->url, "http:", 5) && !strncmp(t->url, opt->url, base) &&
+			  t->url[base] == '/';
+		if (!(t->basic = rn_malloc(bl)) || !(t->token = rn_calloc(1, RN_TOKEN_MAX + 1)) ||
+		    rn_token_basic_header(opt->client_id, opt->client_secret, t->basic, bl))
+			goto nomem;
+		t->bo.min_ms = opt->backoff_min_ms > 0 ? opt->backoff_min_ms : 200;
+		t->bo.max_ms = u->opt.backoff_max_ms;
+		t->bo.slow_ms = u->opt.slow_retry_ms;
+	}
+	u->opt.client_id = u->opt.client_secret = u->opt.token_url = NULL;
 	*out = u;
 	return 0;
 nomem:
@@ -239,6 +289,20 @@ void rn_uplink_destroy(struct rn_uplink *u)
 		rn_free(s);
 	}
 	rn_free(u->streams);
+	if (u->tok.easy) {
+		curl_multi_remove_handle(u->multi, u->tok.easy);
+		curl_easy_cleanup(u->tok.easy);
+	}
+	curl_slist_free_all(u->tok.hdrs);
+	if (u->tok.basic) {
+		memset(u->tok.basic, 0, strlen(u->tok.basic));
+		rn_free(u->tok.basic);
+	}
+	if (u->tok.token) {
+		memset(u->tok.token, 0, RN_TOKEN_MAX + 1);
+		rn_free(u->tok.token);
+	}
+	rn_buf_free(&u->tok.body);
 	if (u->multi)
 		curl_multi_cleanup(u->multi);
 	rn_free((void *)u->opt.token);
@@ -425,6 +489,7 @@ static int on_response(void *ctx, const struct rn_up_event *ev, int n)
 				return -1;
 			}
 			snprintf(s->server_id, sizeof(s->server_id), "%s", e->stream_id);
+			s->auth_retried = 0;
 			rn_log_info("uplink", "stream %d (%s): created server stream %s", s->id,
 				    s->table, e->stream_id);
 			s->state = S_OPEN;
@@ -453,6 +518,7 @@ static int on_response(void *ctx, const struct rn_up_event *ev, int n)
 				u->io.acked(u->io.ctx, s->id, e->offset);
 			}
 			s->next_send = s->acked + 1;
+			s->auth_retried = 0;
 			/* quiet while a fault episode is open: it would repeat on every retry */
 			rn_log(s->ep.failures ? RN_LOG_DEBUG : RN_LOG_INFO, "uplink",
 			       "stream %d (%s): resumed %s at offset %lld", s->id, s->table,
@@ -614,7 +680,11 @@ static int open_call(struct ustream *s)
 			 (long long)rn_boot_us());
 		s->hdrs = curl_slist_append(s->hdrs, hdr);
 	}
-	if (u->opt.token) {
+	if (u->tok.on) {
+		snprintf(hdr, sizeof(hdr), "authorization: Bearer %s", u->tok.token);
+		s->hdrs = curl_slist_append(s->hdrs, hdr);
+		s->tok_gen = u->tok.gen;
+	} else if (u->opt.token) {
 		snprintf(hdr, sizeof(hdr), "authorization: Bearer %s", u->opt.token);
 		s->hdrs = curl_slist_append(s->hdrs, hdr);
 	}
@@ -802,6 +872,28 @@ static void call_ended(struct ustream *s, CURLcode cc)
 		snprintf(why, sizeof(why), "bad answer from the server: %s", s->fault_msg);
 	}
 	terminal = status >= 0 && rn_backoff_terminal_status(status);
+	if (status == RN_GRPC_UNAUTHENTICATED && u->tok.on && !s->auth_retried) {
+		/* the token may have been revoked or the server restarted with a new key: one
+		 * fresh token before the slow retry (the call waits for it) */
+		s->auth_retried = 1;
+		s->stats.last_status = status;
+		s->stats.failures++;
+		snprintf(s->stats.last_error, sizeof(s->stats.last_error), "%s", why);
+		set_err(u, "stream %d (%s): %s", s->id, s->table, why);
+		if (s->tok_gen == u->tok.gen && u->tok.token[0]) {
+			memset(u->tok.token, 0, RN_TOKEN_MAX + 1);
+			u->tok.refresh_us = now;
+			u->tok.next_try_us = now;
+		}
+		rn_log_warn("uplink",
+			    "stream %d (%s): %s; fetching a fresh access token, then retrying",
+			    s->id, s->table, why);
+		close_call(s);
+		s->state = S_BACKOFF;
+		s->retry_at = now;
+		s->stats.reconnects++;
+		return;
+	}
 	if (!terminal && status >= 0 && h->pushback_ms >= 0)
 		pushback = h->pushback_ms;
 	if (status == 5 && s->server_id[0])
@@ -856,19 +948,239 @@ static void call_ended(struct ustream *s, CURLcode cc)
 	s->stats.reconnects++;
 }
 
+/* ---- the OAuth token (client credentials) ---- */
+
+static size_t token_write_cb(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct tokenst *t = arg;
+	size_t len = size * nmemb;
+	if (t->body.len + len > RN_TOKEN_BODY_MAX) {
+		t->toobig = 1;
+		return 0; /* aborts the transfer */
+	}
+	return rn_buf_append(&t->body, data, len) ? 0 : len;
+}
+
+/* Starts a request to the token endpoint. 0 or RN_ENOMEM. */
+static int token_start(struct rn_uplink *u, int64_t now)
+{
+	struct tokenst *t = &u->tok;
+	static const char *const fixed[] = {"content-type: application/x-www-form-urlencoded",
+					    "accept: application/json", "Expect:"};
+	struct curl_slist *l;
+	CURL *e;
+
+	rn_buf_reset(&t->body);
+	t->toobig = 0;
+	t->errbuf[0] = 0;
+	if (!(t->hdrs = curl_slist_append(NULL, t->basic)))
+		return RN_ENOMEM;
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+		if (!(l = curl_slist_append(t->hdrs, fixed[i])))
+			return RN_ENOMEM;
+		t->hdrs = l;
+	}
+	if (!(l = curl_slist_append(t->hdrs, u->ua)))
+		return RN_ENOMEM;
+	t->hdrs = l;
+	if (!(e = curl_easy_init()))
+		return RN_ENOMEM;
+	t->easy = e;
+	curl_easy_setopt(e, CURLOPT_URL, t->url);
+	curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
+			 t->h2pk                        ? CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE
+			 : strncmp(t->url, "https:", 6) ? CURL_HTTP_VERSION_1_1
+							: CURL_HTTP_VERSION_2TLS);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDS, RN_TOKEN_FORM);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(RN_TOKEN_FORM));
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->hdrs);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, token_write_cb);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)u->opt.connect_timeout_ms);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)u->opt.ack_timeout_ms);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	/* its own connection: the calls' connections are never shared (DESIGN.md) */
+	curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+	curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+	if (curl_multi_add_handle(u->multi, e) != CURLM_OK)
+		return RN_ENOMEM;
+	(void)now;
+	return 0;
+}
+
+static void token_close(struct tokenst *t, struct rn_uplink *u)
+{
+	if (t->easy) {
+		curl_multi_remove_handle(u->multi, t->easy);
+		curl_easy_cleanup(t->easy);
+		t->easy = NULL;
+	}
+	curl_slist_free_all(t->hdrs);
+	t->hdrs = NULL;
+	if (t->body.data)
+		memset(t->body.data, 0, t->body.len);
+	rn_buf_reset(&t->body);
+}
+
+/* The token request ended with cc: keep the token, or say why not and schedule a retry. */
+static void token_done(struct rn_uplink *u, CURLcode cc)
+{
+	struct tokenst *t = &u->tok;
+	struct rn_token_resp *r = NULL;
+	int64_t now = rn_mono_us(), delay;
+	long code = 0;
+	int terminal = 0, key;
+	char why[400];
+
+	curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &code);
+	if (t->toobig) {
+		snprintf(why, sizeof(why), "the answer is longer than %u bytes", RN_TOKEN_BODY_MAX);
+		key = 1;
+	} else if (cc != CURLE_OK) {
+		enum tclass tc;
+		const char *cls = curl_class(cc, &tc);
+		snprintf(why, sizeof(why), "%s (%s)", cls,
+			 t->errbuf[0] ? t->errbuf : curl_easy_strerror(cc));
+		key = 10 + (int)tc;
+	} else if (!(r = rn_malloc(sizeof(*r)))) {
+		snprintf(why, sizeof(why), "out of memory");
+		key = 2;
+	} else if (rn_token_parse((int)code, (const char *)t->body.data, t->body.len, r)) {
+		snprintf(why, sizeof(why), "%s", r->why);
+		/* a refused client or request does not fix itself: an operator must act */
+		terminal = code == 400 || code == 401 || code == 403;
+		key = 100 + (code > 0 && code < 1000 ? (int)code : 0);
+	} else {
+		int64_t after = rn_token_refresh_after_ms(r->expires_in);
+		memcpy(t->token, r->access_token, strlen(r->access_token) + 1);
+		t->gen++;
+		t->fetches++;
+		t->expires_us = now + r->expires_in * 1000000;
+		t->refresh_us = now + after * 1000;
+		t->next_try_us = t->refresh_us;
+		t->valid_until = (int64_t)time(NULL) + r->expires_in;
+		rn_backoff_reset(&t->bo);
+		if (t->ep.failures) {
+			int64_t dur;
+			uint64_t nf = rn_episode_end(&t->ep, now, &dur);
+			rn_log_info("uplink",
+				    "token endpoint %s: recovered after %llu failed attempt%s over "
+				    "%.1f s",
+				    t->url, (unsigned long long)nf, nf == 1 ? "" : "s",
+				    (double)dur / 1e6);
+		}
+		rn_log(t->fetches == 1 ? RN_LOG_INFO : RN_LOG_DEBUG, "uplink",
+		       "got an access token valid for %lld s; next one in %lld s",
+		       (long long)r->expires_in, (long long)after / 1000);
+		memset(r, 0, sizeof(*r));
+		rn_free(r);
+		token_close(t, u);
+		return;
+	}
+	if (r) {
+		memset(r, 0, sizeof(*r));
+		rn_free(r);
+	}
+	t->failures++;
+	snprintf(t->last_error, sizeof(t->last_error), "%.250s", why);
+	delay = rn_backoff_next(&t->bo, rnd01(u), terminal);
+	t->next_try_us = now + delay * 1000;
+	if (terminal)
+		rn_log_error("uplink",
+			     "token endpoint %s: %s; retry in %lld ms (slow: check client_id and "
+			     "the secret); nothing is dropped",
+			     t->url, why, (long long)delay);
+	else if (rn_episode_fail(&t->ep, key, now))
+		rn_log_error("uplink",
+			     "token endpoint %s: %s; retry in %lld ms with backoff (repeats are "
+			     "logged at debug level until it recovers); nothing is dropped",
+			     t->url, why, (long long)delay);
+	else
+		rn_log_debug("uplink", "token endpoint: again (#%llu): %s; retry in %lld ms",
+			     (unsigned long long)t->ep.failures, why, (long long)delay);
+	set_err(u, "token endpoint %s: %s", t->url, why);
+	token_close(t, u);
+}
+
+/* Whether calls may open: without OAuth always; with it while a token is held. */
+static int token_ready(struct rn_uplink *u, int64_t now)
+{
+	struct tokenst *t = &u->tok;
+	if (!t->on)
+		return 1;
+	if (t->token[0] && now >= t->expires_us)
+		memset(t->token, 0, RN_TOKEN_MAX + 1); /* never send an expired token */
+	return t->token[0] != 0;
+}
+
+/* Starts a token request when one is due. */
+static void token_step(struct rn_uplink *u, int64_t now)
+{
+	struct tokenst *t = &u->tok;
+	if (!t->on || t->easy)
+		return;
+	token_ready(u, now);
+	if (now < t->next_try_us || (t->token[0] && now < t->refresh_us))
+		return;
+	if (token_start(u, now)) {
+		token_close(t, u);
+		t->failures++;
+		snprintf(t->last_error, sizeof(t->last_error), "out of memory");
+		t->next_try_us = now + rn_backoff_next(&t->bo, rnd01(u), 0) * 1000;
+	}
+}
+
+/* Milliseconds until the token needs the loop (a fetch is due), or -1. */
+static int64_t token_wait_ms(const struct rn_uplink *u, int64_t now)
+{
+	const struct tokenst *t = &u->tok;
+	int64_t at;
+	if (!t->on || t->easy)
+		return -1;
+	at = t->next_try_us;
+	if (t->token[0] && t->refresh_us > at)
+		at = t->refresh_us;
+	if (t->token[0] && t->expires_us < at)
+		at = t->expires_us;
+	return at <= now ? 0 : (at - now + 999) / 1000;
+}
+
+int rn_uplink_token_stats(const struct rn_uplink *u, struct rn_uplink_token_stats *st)
+{
+	const struct tokenst *t = &u->tok;
+	int64_t now = rn_mono_us(), w;
+	memset(st, 0, sizeof(*st));
+	if (!t->on)
+		return RN_ENOTFOUND;
+	st->enabled = 1;
+	st->valid = t->token[0] && now < t->expires_us;
+	st->fetching = t->easy != NULL;
+	st->valid_until = st->valid ? t->valid_until : 0;
+	w = token_wait_ms(u, now);
+	st->refresh_in_ms = w > 0 ? w : 0;
+	st->fetches = t->fetches;
+	st->failures = t->failures;
+	snprintf(st->last_error, sizeof(st->last_error), "%s", t->last_error);
+	return 0;
+}
+
 int rn_uplink_step(struct rn_uplink *u)
 {
 	int64_t now = rn_mono_us();
 	int running, again;
 
-	int opening = 0;
+	int opening = 0, tok_ok;
+	token_step(u, now);
+	tok_ok = token_ready(u, now);
 	for (size_t i = 0; i < u->n; i++)
 		opening |= u->streams[i]->state == S_OPENING;
 	for (size_t i = 0; i < u->n; i++) {
 		struct ustream *s = u->streams[i];
 		/* One call set up at a time, so a burst of reconnects after an outage does not
 		 * open every stream's connection in the same instant. */
-		if (s->state == S_BACKOFF && now >= s->retry_at && !opening) {
+		if (s->state == S_BACKOFF && now >= s->retry_at && !opening && tok_ok) {
 			opening = 1;
 			if (open_call(s)) {
 				set_fault(s, F_LOCAL, "cannot set up a call (out of memory)");
@@ -919,6 +1231,10 @@ int rn_uplink_step(struct rn_uplink *u)
 			struct ustream *s = NULL;
 			if (m->msg != CURLMSG_DONE)
 				continue;
+			if (m->easy_handle == u->tok.easy) {
+				token_done(u, m->data.result);
+				continue;
+			}
 			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&s);
 			if (s)
 				call_ended(s, m->data.result);
@@ -968,11 +1284,17 @@ int rn_uplink_wait(struct rn_uplink *u, struct rn_uplink_waitfd *fds, int nfds, 
 	int64_t now = rn_mono_us();
 	int n = nfds > 16 ? 16 : nfds;
 
+	int tok_ok = token_ready(u, now);
+	int64_t tw = token_wait_ms(u, now);
+	if (tw >= 0 && tw < timeout_ms)
+		timeout_ms = (int)tw;
 	for (size_t i = 0; i < u->n; i++) {
 		struct ustream *s = u->streams[i];
 		int64_t ms = -1;
 		size_t p;
-		if (s->state == S_BACKOFF) {
+		if (s->state == S_BACKOFF && !tok_ok) {
+			/* waits for the token, whose timer or transfer wakes the loop */
+		} else if (s->state == S_BACKOFF) {
 			ms = (s->retry_at - now + 999) / 1000;
 		} else if (s->easy && s->paused && (p = pending(s))) {
 			/* data waiting for step() to unpause, now or when the cap allows */

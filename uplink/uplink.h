@@ -69,6 +69,13 @@ struct rn_uplink_options {
 	const char *boot_id;    /* the device's boot id: every call then sends `x-runnel-clock:
 				   <boot_id> <CLOCK_BOOTTIME us>`; NULL = no header. Not copied:
 				   it must outlive the uplink. */
+	/* OAuth client credentials (both or neither; then `token` is ignored): the uplink gets
+	 * an access token from token_url before the first call, refreshes it before it expires
+	 * (token.h), retries a failed fetch with backoff, and after UNAUTHENTICATED fetches a
+	 * fresh one once before backing off. Copied; never logged. */
+	const char *client_id;
+	const char *client_secret;
+	const char *token_url; /* NULL = <url>/oidc/v1/token */
 };
 
 /* A stream the uplink should deliver. `stream` is the agent's small integer id. */
@@ -146,6 +153,20 @@ struct rn_uplink_stream_stats {
 };
 int rn_uplink_stream_stats(const struct rn_uplink *u, int stream,
 			   struct rn_uplink_stream_stats *st);
+
+/* The OAuth token's state, for status output and tests. */
+struct rn_uplink_token_stats {
+	int enabled;           /* client credentials are configured */
+	int valid;             /* a token is held and not expired */
+	int fetching;          /* a request to the token endpoint is under way */
+	int64_t valid_until;   /* unix seconds the held token expires, 0 if none */
+	int64_t refresh_in_ms; /* ms until the next fetch (refresh or retry), 0 if due/fetching */
+	uint64_t fetches;      /* tokens received */
+	uint64_t failures;     /* fetches that failed */
+	char last_error[256];  /* the last failed fetch in words, "" if none (never the secret) */
+};
+/* RN_ENOTFOUND if client credentials are not configured (st->enabled = 0), else 0. */
+int rn_uplink_token_stats(const struct rn_uplink *u, struct rn_uplink_token_stats *st);
 
 /* True when every registered stream has all chunks below its next_offset acked. */
 int rn_uplink_idle(const struct rn_uplink *u);

@@ -21,6 +21,18 @@
 #define HELLO_ABI RN_SOURCE_ABI_1 /* the test suite also builds one with a wrong ABI */
 #endif
 
+#ifdef HELLO_CTOR_MARKER
+/* The test suite's copy that proves when its code runs: a constructor (run by dlopen, before
+ * the agent can check anything) that creates the file named by $HELLO_CTOR_MARKER. */
+__attribute__((constructor)) static void hello_ctor(void)
+{
+	const char *p = getenv("HELLO_CTOR_MARKER");
+	FILE *f = p ? fopen(p, "w") : NULL;
+	if (f)
+		fclose(f);
+}
+#endif
+
 struct hello_conf {
 	int64_t count;
 	char *message;

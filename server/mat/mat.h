@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rn_table_name.h" /* rn_table_name_check: every name is checked before a path */
+
 /* Record types, numerically equal to databricks.zerobus.RecordType. */
 enum rn_mat_record_type { RN_MAT_PROTO = 1, RN_MAT_JSON = 2 };
 
@@ -51,10 +53,6 @@ struct rn_mat_options {
 	int zstd_level;           /* Parquet page compression; 0 = 1 (fast; compaction may
 				   * recompress) */
 };
-
-/* Checks a table name: 1 to 3 dot-separated parts, each 1..128 of [A-Za-z0-9_-], not
- * starting with '-' or '_'. 0 or RN_EINVAL. Pure. */
-int rn_table_name_check(const char *name);
 
 int rn_mat_create(struct rn_mat **out, const struct rn_mat_options *opt);
 void rn_mat_destroy(struct rn_mat *m);

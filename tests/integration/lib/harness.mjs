@@ -148,7 +148,7 @@ export class Server {
 // Agent config text (libconfig). Each entry of `sources` is a file source ({name, paths,
 // table?, readFrom?}) or, with `conf`, any plugin: its libconfig settings as text
 // ({conf: 'type = "mqtt"; name = "m"; table = "..."; topics = ["a/#"];'}).
-export function agentConfig({ dataDir, url, token, deviceId = 'test-device', sources, sync = 'normal', lingerMs = 100, bufferMaxBytes, bufferExtra = '', agentExtra = '', uplinkExtra = '', chunkExtra = '', extra = '' }) {
+export function agentConfig({ dataDir, url, token, deviceId = 'test-device', sources, sync = 'normal', lingerMs = 100, bufferMaxBytes, bufferExtra = '', agentExtra = '', chunkExtra = '', uplinkExtra = '', extra = '' }) {
   const src = sources.map((s) => s.conf ? `  { ${s.conf} }` : `  {
     type = "file";
     name = "${s.name}";

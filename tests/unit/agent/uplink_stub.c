@@ -178,3 +178,10 @@ const char *rn_uplink_errmsg(const struct rn_uplink *u)
 	(void)u;
 	return "";
 }
+
+int rn_uplink_token_stats(const struct rn_uplink *u, struct rn_uplink_token_stats *st)
+{
+	(void)u;
+	memset(st, 0, sizeof(*st));
+	return RN_ENOTFOUND;
+}

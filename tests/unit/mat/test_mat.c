@@ -71,10 +71,12 @@ static void test_names(void **state)
 {
 	(void)state;
 	assert_int_equal(rn_table_name_check("main.default.t1"), 0);
-	assert_int_equal(rn_table_name_check("t"), 0);
-	assert_int_equal(rn_table_name_check("a-b.c_d"), 0);
-	const char *bad[] = {"",   "..", "../x", "a..b", "/abs", "a.b.c.d",   "a/b",
-			     ".a", "a.", "-a",   "_a",   "a b",  "a.\xc3\xa9"};
+	assert_int_equal(rn_table_name_check("a-b.c_d.E-9"), 0);
+	assert_int_equal(rn_table_name_check(NULL), RN_EINVAL);
+	/* only 3-part names: a 1- or 2-part name's directory would hold other tables */
+	const char *bad[] = {"",    "..",   "../x", "a..b",   "/abs",   "a.b.c.d",    "a/b",
+			     ".a",  "a.",   "-a",   "_a",     "a b",    "a.\xc3\xa9", "t",
+			     "a.b", "a.b.", ".a.b", "a..b.c", "a.b.c.", "a.b._c",     "a.-b.c"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(rn_table_name_check(bad[i]), RN_EINVAL);
 	char longname[200];
@@ -93,29 +95,30 @@ static void test_exactly_once(void **state)
 	(void)state;
 
 	assert_int_equal(rn_mat_create(&m, &o), 0);
-	assert_int_equal(rn_mat_table_exists(m, "db.t"), 0);
-	assert_int_equal(rn_mat_add(m, "db.t", "s1", 0, RN_MAT_PROTO, (const uint8_t *)"", 0, NULL),
-			 RN_ENOTFOUND);
-	assert_int_equal(rn_mat_ensure_table(m, "db.t"), 0);
-	assert_int_equal(rn_mat_table_exists(m, "db.t"), 1);
+	assert_int_equal(rn_mat_table_exists(m, "db.s.t"), 0);
+	assert_int_equal(
+		rn_mat_add(m, "db.s.t", "s1", 0, RN_MAT_PROTO, (const uint8_t *)"", 0, NULL),
+		RN_ENOTFOUND);
+	assert_int_equal(rn_mat_ensure_table(m, "db.s.t"), 0);
+	assert_int_equal(rn_mat_table_exists(m, "db.s.t"), 1);
 	assert_int_equal(
 		rn_mat_add(m, "../etc", "s1", 0, RN_MAT_PROTO, (const uint8_t *)"", 0, NULL),
 		RN_EINVAL);
 
 	batch_of(&b, 3, "hello", 5);
-	assert_int_equal(rn_mat_add(m, "db.t", "s1", 0, RN_MAT_PROTO, b.data, b.len, NULL), 0);
-	assert_int_equal(rn_mat_add(m, "db.t", "s1", 0, RN_MAT_PROTO, b.data, b.len, NULL),
+	assert_int_equal(rn_mat_add(m, "db.s.t", "s1", 0, RN_MAT_PROTO, b.data, b.len, NULL), 0);
+	assert_int_equal(rn_mat_add(m, "db.s.t", "s1", 0, RN_MAT_PROTO, b.data, b.len, NULL),
 			 0); /* dup */
 	batch_of(&b, 2, "\xff\xfe", 2);
-	assert_int_equal(rn_mat_add(m, "db.t", "s1", 1, RN_MAT_PROTO, b.data, b.len, NULL), 0);
+	assert_int_equal(rn_mat_add(m, "db.s.t", "s1", 1, RN_MAT_PROTO, b.data, b.len, NULL), 0);
 	assert_true(rn_mat_pending_bytes(m) > 0);
 	assert_int_equal(rn_mat_flush(m), 0);
 	assert_int_equal(rn_mat_pending_bytes(m), 0);
-	assert_int_equal(rn_mat_committed(m, "db.t", "s1", &off), 0);
+	assert_int_equal(rn_mat_committed(m, "db.s.t", "s1", &off), 0);
 	assert_int_equal(off, 1);
-	assert_int_equal(rn_mat_committed(m, "db.t", "nope", &off), 0);
+	assert_int_equal(rn_mat_committed(m, "db.s.t", "nope", &off), 0);
 	assert_int_equal(off, -1);
-	snprintf(log1, sizeof(log1), "%s/db/t/_delta_log/%020d.json", root, 1);
+	snprintf(log1, sizeof(log1), "%s/db/s/t/_delta_log/%020d.json", root, 1);
 	assert_int_equal(count_lines(log1, "\"numRecords\\\":5"), 1);
 	assert_int_equal(count_lines(log1, "\"payload_raw\\\":3"), 1); /* nullCount: 3 text rows */
 	assert_int_equal(count_lines(log1, "{\"txn\":{\"appId\":\"s1\",\"version\":1,"), 1);
@@ -123,19 +126,19 @@ static void test_exactly_once(void **state)
 
 	/* a new materializer (a restart) skips what the log holds */
 	assert_int_equal(rn_mat_create(&m, &o), 0);
-	assert_int_equal(rn_mat_add(m, "db.t", "s1", 1, RN_MAT_PROTO, b.data, b.len, NULL), 0);
+	assert_int_equal(rn_mat_add(m, "db.s.t", "s1", 1, RN_MAT_PROTO, b.data, b.len, NULL), 0);
 	assert_int_equal(rn_mat_pending_bytes(m), 0);
 	assert_int_equal(rn_mat_flush(m), 0);
-	snprintf(log1, sizeof(log1), "%s/db/t/_delta_log/%020d.json", root, 2);
+	snprintf(log1, sizeof(log1), "%s/db/s/t/_delta_log/%020d.json", root, 2);
 	assert_int_equal(access(log1, F_OK), -1);
 	/* an undecodable record is kept as a row */
 	rn_buf_reset(&b);
 	rn_pb_put_bytes(&b, 1, "\x20\xff", 2);
-	assert_int_equal(rn_mat_add(m, "db.t", "s1", 2, RN_MAT_PROTO, b.data, b.len, NULL), 0);
+	assert_int_equal(rn_mat_add(m, "db.s.t", "s1", 2, RN_MAT_PROTO, b.data, b.len, NULL), 0);
 	/* a batch that is not a record list is refused */
-	assert_int_equal(
-		rn_mat_add(m, "db.t", "s1", 3, RN_MAT_PROTO, (const uint8_t *)"\x08\x01", 2, NULL),
-		RN_EINVAL);
+	assert_int_equal(rn_mat_add(m, "db.s.t", "s1", 3, RN_MAT_PROTO, (const uint8_t *)"\x08\x01",
+				    2, NULL),
+			 RN_EINVAL);
 	assert_int_equal(rn_mat_flush(m), 0);
 	assert_int_equal(count_lines(log1, "\"payload_raw\\\":0"), 1); /* the raw bytes are kept */
 	assert_int_equal(count_lines(log1, "\"numRecords\\\":1"), 1);
@@ -215,14 +218,14 @@ static void test_clock(void **state)
 	struct rn_buf b = {0};
 	(void)state;
 	assert_int_equal(rn_mat_create(&m, &o), 0);
-	assert_int_equal(rn_mat_ensure_table(m, "db.c"), 0);
+	assert_int_equal(rn_mat_ensure_table(m, "db.s.c"), 0);
 	const char *v0[] = {"clock_corrected\\\",\\\"type\\\":\\\"boolean\\\""};
-	assert_true(log_has("db/c", 0, v0, 1));
+	assert_true(log_has("db/s/c", 0, v0, 1));
 
 	/* corrected, and another boot's record that is not */
 	clock_record(&b, 0, DAY1, DAY1, "b-1", 5000000);
 	clock_record(&b, 1, DAY1 + 7, DAY1 + 7, "b-0", 5000000);
-	assert_int_equal(rn_mat_add(m, "db.c", "s1", 0, RN_MAT_PROTO, b.data, b.len, &clk), 0);
+	assert_int_equal(rn_mat_add(m, "db.s.c", "s1", 0, RN_MAT_PROTO, b.data, b.len, &clk), 0);
 	assert_int_equal(rn_mat_flush(m), 0);
 	const char *v1[] = {"\\\"maxValues\\\":{\\\"device_id\\\":\\\"dev\\\",\\\"event_time\\\":"
 			    "\\\"2026-01-01T00:00:00.000Z\\\",\\\"receive_time\\\":\\\"2026-01-"
@@ -231,25 +234,25 @@ static void test_clock(void **state)
 			    "\\\"1970-01-02T00:00:00.000Z\\\",\\\"receive_time\\\":\\\"1970-01-"
 			    "02T00:00:00.000Z\\\"",
 			    "\\\"clock_corrected\\\":0}"}; /* nullCount: written on every row */
-	assert_true(log_has("db/c", 1, v1, 3));
+	assert_true(log_has("db/s/c", 1, v1, 3));
 
 	/* a valid event time (GPS) is kept; the receive time is corrected */
 	rn_buf_reset(&b);
 	clock_record(&b, 2, T2026 - 600000000, DAY1, "b-1", 6000000);
-	assert_int_equal(rn_mat_add(m, "db.c", "s1", 1, RN_MAT_PROTO, b.data, b.len, &clk), 0);
+	assert_int_equal(rn_mat_add(m, "db.s.c", "s1", 1, RN_MAT_PROTO, b.data, b.len, &clk), 0);
 	assert_int_equal(rn_mat_flush(m), 0);
 	const char *v2[] = {"\\\"event_time\\\":\\\"2025-12-31T23:50:00.000Z\\\","
 			    "\\\"receive_time\\\":\\\"2026-01-01T00:00:01.000Z\\\""};
-	assert_true(log_has("db/c", 2, v2, 1));
+	assert_true(log_has("db/s/c", 2, v2, 1));
 
 	/* an untrustworthy event time (read 60 s before the record) moves with it */
 	rn_buf_reset(&b);
 	clock_record(&b, 3, DAY1 - 60000000, DAY1, "b-1", 6000000);
-	assert_int_equal(rn_mat_add(m, "db.c", "s1", 2, RN_MAT_PROTO, b.data, b.len, &clk), 0);
+	assert_int_equal(rn_mat_add(m, "db.s.c", "s1", 2, RN_MAT_PROTO, b.data, b.len, &clk), 0);
 	/* and without a reference nothing is corrected */
 	rn_buf_reset(&b);
 	clock_record(&b, 4, DAY1, DAY1, "b-1", 6000000);
-	assert_int_equal(rn_mat_add(m, "db.c", "s2", 0, RN_MAT_PROTO, b.data, b.len, NULL), 0);
+	assert_int_equal(rn_mat_add(m, "db.s.c", "s2", 0, RN_MAT_PROTO, b.data, b.len, NULL), 0);
 	assert_int_equal(rn_mat_flush(m), 0);
 	const char *v3[] = {"\\\"maxValues\\\":{\\\"device_id\\\":\\\"dev\\\",\\\"event_time\\\":"
 			    "\\\"2025-12-31T23:59:01.000Z\\\",\\\"receive_time\\\":"
@@ -257,7 +260,7 @@ static void test_clock(void **state)
 			    "\\\"minValues\\\":{\\\"device_id\\\":\\\"dev\\\",\\\"event_time\\\":"
 			    "\\\"1970-01-02T00:00:00.000Z\\\",\\\"receive_time\\\":"
 			    "\\\"1970-01-02T00:00:00.000Z\\\""};
-	assert_true(log_has("db/c", 3, v3, 2));
+	assert_true(log_has("db/s/c", 3, v3, 2));
 	rn_mat_destroy(m);
 	rn_buf_free(&b);
 }
@@ -289,19 +292,19 @@ static void test_clock_old_table(void **state)
 	char dir[400];
 	struct stat sb;
 	(void)state;
-	snprintf(dir, sizeof(dir), "%s/db/old", root);
+	snprintf(dir, sizeof(dir), "%s/db/s/old", root);
 	assert_int_equal(rn_delta_open(&d, dir, old_envelope, NULL), 0);
 	rn_delta_close(d);
 	assert_int_equal(rn_mat_create(&m, &o), 0);
 	clock_record(&b, 0, DAY1, DAY1, "b-1", 5000000);
-	assert_int_equal(rn_mat_add(m, "db.old", "s1", 0, RN_MAT_PROTO, b.data, b.len, &clk), 0);
+	assert_int_equal(rn_mat_add(m, "db.s.old", "s1", 0, RN_MAT_PROTO, b.data, b.len, &clk), 0);
 	assert_int_equal(rn_mat_flush(m), 0);
 	const char *v1[] = {"\\\"receive_time\\\":\\\"2026-01-01T00:00:00.000Z\\\"",
 			    "\\\"flags\\\":0}"}; /* nullCount ends at flags */
-	assert_true(log_has("db/old", 1, v1, 2));
-	snprintf(dir, sizeof(dir), "%s/db/old/_delta_log/%020d.json", root, 1);
+	assert_true(log_has("db/s/old", 1, v1, 2));
+	snprintf(dir, sizeof(dir), "%s/db/s/old/_delta_log/%020d.json", root, 1);
 	assert_int_equal(count_lines(dir, "clock_corrected"), 0);
-	snprintf(dir, sizeof(dir), "%s/db/old_dead_letters", root);
+	snprintf(dir, sizeof(dir), "%s/db/s/old_dead_letters", root);
 	assert_int_not_equal(stat(dir, &sb), 0);
 	rn_mat_destroy(m);
 	rn_buf_free(&b);

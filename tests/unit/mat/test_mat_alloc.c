@@ -330,17 +330,17 @@ static void test_add_sweep(void **state)
 	struct load small = {50, 8, 1, 0};
 	struct load big = {60, 1000, 30, 0};
 	struct load part = {50, 8, 1, 1};
-	sweep_add("db.env", 0, &small);
-	sweep_add("db.typed", 1, &small);
-	sweep_add("db.part", 1, &part);
+	sweep_add("db.s.env", 0, &small);
+	sweep_add("db.s.typed", 1, &small);
+	sweep_add("db.s.part", 1, &part);
 	/* allocations happen where buffers grow: after several pending sizes, so that the
 	 * failing batch meets growth, page cuts and row group ends at different points */
 	for (int nb = 1; long_mode && nb <= 30; nb = nb * 2 + 1) {
 		big.nbatches = nb;
-		sweep_add("db.env", 0, &big);
-		sweep_add("db.typed", 1, &big);
+		sweep_add("db.s.env", 0, &big);
+		sweep_add("db.s.typed", 1, &big);
 		big.part = 1;
-		sweep_add("db.part", 1, &big);
+		sweep_add("db.s.part", 1, &big);
 		big.part = 0;
 	}
 }
@@ -351,15 +351,15 @@ static void test_flush_sweep(void **state)
 	struct load small = {20, 8, 2, 0};
 	struct load big = {60, 1000, 10, 0};
 	struct load part = {20, 8, 2, 1};
-	sweep_flush("db.env", 0, &small, 1);
-	sweep_flush("db.typed", 1, &small, 1);
-	sweep_flush("db.part", 1, &part, 1);
-	sweep_flush("db.env", 0, &small, 2); /* its commit is due a checkpoint */
+	sweep_flush("db.s.env", 0, &small, 1);
+	sweep_flush("db.s.typed", 1, &small, 1);
+	sweep_flush("db.s.part", 1, &part, 1);
+	sweep_flush("db.s.env", 0, &small, 2); /* its commit is due a checkpoint */
 	if (long_mode) {
-		sweep_flush("db.env", 0, &big, 2);
-		sweep_flush("db.typed", 1, &big, 2);
+		sweep_flush("db.s.env", 0, &big, 2);
+		sweep_flush("db.s.typed", 1, &big, 2);
 		big.part = 1;
-		sweep_flush("db.part", 1, &big, 2);
+		sweep_flush("db.s.part", 1, &big, 2);
 	}
 }
 
@@ -408,7 +408,9 @@ static void test_dead_letter_open_fails(void **state)
 	snprintf(path, sizeof(path), "%s/db", dr);
 	assert_int_equal(mkdir(dr, 0755), 0);
 	assert_int_equal(mkdir(path, 0755), 0);
-	snprintf(path, sizeof(path), "%s/db/t_dead_letters", dr);
+	snprintf(path, sizeof(path), "%s/db/s", dr);
+	assert_int_equal(mkdir(path, 0755), 0);
+	snprintf(path, sizeof(path), "%s/db/s/t_dead_letters", dr);
 	FILE *f = fopen(path, "w");
 	assert_non_null(f);
 	fclose(f);
@@ -419,24 +421,24 @@ static void test_dead_letter_open_fails(void **state)
 	assert_int_equal(rn_mat_create(&m, &o), 0);
 	/* the server's CreateIngestStream with auto_create, twice (the client retries) */
 	for (int attempt = 0; attempt < 2; attempt++) {
-		assert_int_equal(rn_mat_table_exists(m, "db.t"), 0);
-		assert_int_not_equal(rn_mat_create_from_descriptor(m, "db.t", d.data, d.len), 0);
-		assert_int_equal(rn_mat_table_exists(m, "db.t"), 0);
+		assert_int_equal(rn_mat_table_exists(m, "db.s.t"), 0);
+		assert_int_not_equal(rn_mat_create_from_descriptor(m, "db.s.t", d.data, d.len), 0);
+		assert_int_equal(rn_mat_table_exists(m, "db.s.t"), 0);
 		assert_int_not_equal(
-			rn_mat_add(m, "db.t", "s0", 0, RN_MAT_JSON, b.data, b.len, NULL), 0);
+			rn_mat_add(m, "db.s.t", "s0", 0, RN_MAT_JSON, b.data, b.len, NULL), 0);
 	}
 	assert_int_equal(rn_mat_flush(m), 0);
 	assert_int_equal(unlink(path), 0);
-	assert_int_equal(rn_mat_create_from_descriptor(m, "db.t", d.data, d.len), 0);
-	assert_int_equal(rn_mat_table_exists(m, "db.t"), 1);
-	assert_int_equal(rn_mat_add(m, "db.t", "s0", 0, RN_MAT_JSON, b.data, b.len, NULL), 0);
+	assert_int_equal(rn_mat_create_from_descriptor(m, "db.s.t", d.data, d.len), 0);
+	assert_int_equal(rn_mat_table_exists(m, "db.s.t"), 1);
+	assert_int_equal(rn_mat_add(m, "db.s.t", "s0", 0, RN_MAT_JSON, b.data, b.len, NULL), 0);
 	assert_int_equal(rn_mat_flush(m), 0);
 	/* one row in each (the table has no stream_id column, the dead letter no seq) */
 	int64_t rows[2] = {0, 0}, v;
 	char why[700];
-	snprintf(path, sizeof(path), "%s/db/t", dr);
+	snprintf(path, sizeof(path), "%s/db/s/t", dr);
 	assert_int_equal(rn_tc_check(path, count_rows, &rows[0], &v, why, sizeof(why)), 0);
-	snprintf(path, sizeof(path), "%s/db/t_dead_letters", dr);
+	snprintf(path, sizeof(path), "%s/db/s/t_dead_letters", dr);
 	assert_int_equal(rn_tc_check(path, count_rows, &rows[1], &v, why, sizeof(why)), 0);
 	assert_int_equal(rows[0], 1);
 	assert_int_equal(rows[1], 1);
@@ -444,7 +446,7 @@ static void test_dead_letter_open_fails(void **state)
 
 	/* a restart: the table is typed by its log and finds its dead-letter table */
 	assert_int_equal(rn_mat_create(&m, &o), 0);
-	assert_int_equal(rn_mat_add(m, "db.t", "s0", 0, RN_MAT_JSON, b.data, b.len, NULL), 0);
+	assert_int_equal(rn_mat_add(m, "db.s.t", "s0", 0, RN_MAT_JSON, b.data, b.len, NULL), 0);
 	assert_int_equal(rn_mat_pending_bytes(m), 0);
 	rn_mat_destroy(m);
 	rn_buf_free(&d);
@@ -477,25 +479,25 @@ static void test_create_sweep(void **state)
 		assert_int_equal(mkdir(dr, 0755), 0);
 		assert_int_equal(rn_mat_create(&m, &o), 0);
 		rn_mem_fail_after(n);
-		int rc = rn_mat_create_from_descriptor(m, "db.t", d.data, d.len);
+		int rc = rn_mat_create_from_descriptor(m, "db.s.t", d.data, d.len);
 		int hit = rn_mem_fail_disarm();
 		if (rc) {
 			/* nothing registered; on disk at most what was durable (the dead-letter
 			 * table, and the typed table when only later steps failed) */
 			char p0[600];
-			snprintf(p0, sizeof(p0), "%s/db/t/_delta_log/%020d.json", dr, 0);
-			assert_int_equal(rn_mat_table_exists(m, "db.t"), access(p0, F_OK) == 0);
-			assert_int_equal(rn_mat_create_from_descriptor(m, "db.t", d.data, d.len),
+			snprintf(p0, sizeof(p0), "%s/db/s/t/_delta_log/%020d.json", dr, 0);
+			assert_int_equal(rn_mat_table_exists(m, "db.s.t"), access(p0, F_OK) == 0);
+			assert_int_equal(rn_mat_create_from_descriptor(m, "db.s.t", d.data, d.len),
 					 0);
 		}
-		assert_int_equal(rn_mat_table_exists(m, "db.t"), 1);
-		assert_int_equal(rn_mat_add(m, "db.t", "s0", 0, RN_MAT_JSON, b.data, b.len, NULL),
+		assert_int_equal(rn_mat_table_exists(m, "db.s.t"), 1);
+		assert_int_equal(rn_mat_add(m, "db.s.t", "s0", 0, RN_MAT_JSON, b.data, b.len, NULL),
 				 0);
 		assert_int_equal(rn_mat_flush(m), 0);
-		snprintf(path, sizeof(path), "%s/db/t", dr);
+		snprintf(path, sizeof(path), "%s/db/s/t", dr);
 		if (rn_tc_check(path, count_rows, &rows[0], &v, why, sizeof(why)))
 			fail_msg("%s", why);
-		snprintf(path, sizeof(path), "%s/db/t_dead_letters", dr);
+		snprintf(path, sizeof(path), "%s/db/s/t_dead_letters", dr);
 		if (rn_tc_check(path, count_rows, &rows[1], &v, why, sizeof(why)))
 			fail_msg("%s", why);
 		if (rows[0] != 1 || rows[1] != 1)
