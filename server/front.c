@@ -101,6 +101,12 @@ struct rn_front {
 	struct event *kick_ev; /* sends what a window release queued, from the loop */
 	int pressure;          /* rn_front_set_pressure */
 	int port;
+	size_t nconns; /* connections in `conns` */
+	/* accept() failing (rn_limits_accept_backoff_ms): the listener is paused meanwhile */
+	struct event *accept_ev;      /* re-enables the listener after the backoff */
+	uint64_t accept_fails;        /* failures in the current episode; 0 = accepting fine */
+	int64_t accept_fail_since;    /* when the episode began */
+	uint64_t conns_capped;        /* connections closed for max_conns in the current episode */
 	struct rn_front_stats st;     /* counters; gauges are computed in rn_front_stats */
 	struct rn_refuselog refusals; /* which refused calls get a log line (refuselog.h) */
 };
@@ -623,6 +629,7 @@ static void conn_free(struct conn *c)
 		f->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
+	f->nconns--;
 	rn_free(c);
 }
 
@@ -700,6 +707,41 @@ static void eventcb(struct bufferevent *bev, short events, void *arg)
 		conn_free(arg);
 }
 
+/*
+ * accept() failed with an error that is not "try again" (libevent handles EAGAIN and
+ * ECONNABORTED itself): typically EMFILE/ENFILE (out of file descriptors) or ENOBUFS. The
+ * pending connection stays in the backlog, so the listener would wake up and fail again at
+ * once; it is paused for a backoff instead. One line when the episode begins, one when an
+ * accept works again (accept_cb).
+ */
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	struct rn_front *f = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+	f->st.accept_errors++;
+	if (!f->accept_fails++) {
+		f->accept_fail_since = rn_mono_us();
+		rn_log_warn("front",
+			    "accept failed: %s (%zu connections open); pausing the listener "
+			    "between retries until it works again",
+			    evutil_socket_error_to_string(err), f->nconns);
+	}
+	evconnlistener_disable(l);
+	f->st.accept_paused = 1;
+	if (rn_ev_add_ms(f->accept_ev, rn_limits_accept_backoff_ms(f->accept_fails)))
+		evconnlistener_enable(l); /* no timer: better a busy listener than a dead one */
+}
+
+static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rn_front *f = arg;
+	(void)fd;
+	(void)what;
+	f->st.accept_paused = 0;
+	if (f->listener)
+		evconnlistener_enable(f->listener);
+}
+
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
 		      void *arg)
 {
@@ -713,6 +755,30 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	int one = 1, rv;
 	(void)l;
 
+	if (f->accept_fails) {
+		rn_log_warn("front",
+			    "accepting connections again after %llu failed accepts in %lld ms",
+			    (unsigned long long)f->accept_fails,
+			    (long long)((rn_mono_us() - f->accept_fail_since) / 1000));
+		f->accept_fails = 0;
+	}
+	if (f->opt.max_conns && f->nconns >= f->opt.max_conns) {
+		/* closed before anything is read: the cheapest answer, and no state kept */
+		evutil_closesocket(fd);
+		f->st.rejected_max_conns++;
+		if (!f->conns_capped++)
+			rn_log_warn("front",
+				    "%u connections open (max_connections): closing new ones at "
+				    "once until some end",
+				    f->opt.max_conns);
+		return;
+	}
+	if (f->conns_capped) {
+		rn_log_info("front",
+			    "below max_connections again: %llu connections were closed at once",
+			    (unsigned long long)f->conns_capped);
+		f->conns_capped = 0;
+	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (!(c = rn_calloc(1, sizeof(*c)))) {
 		evutil_closesocket(fd);
@@ -771,6 +837,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		return;
 	}
 	f->st.conns_accepted++;
+	f->nconns++;
 	nghttp2_submit_settings(c->ng, NGHTTP2_FLAG_NONE, iv, 2);
 	/* a larger connection window than the 64 KiB default, so one stream cannot stall */
 	nghttp2_session_set_local_window_size(c->ng, NGHTTP2_FLAG_NONE, 0, 16 << 20);
@@ -903,7 +970,9 @@ int rn_front_create(struct rn_front **out, struct event_base *base,
 	f->h = *h;
 	rn_refuselog_init(&f->refusals, REFUSAL_LOG_PERIOD_US, rn_mono_us());
 	if (!(f->tick_ev = event_new(base, -1, EV_PERSIST, tick_cb, f)) ||
-	    !(f->kick_ev = event_new(base, -1, 0, kick_cb, f)) || rn_front_set_limits(f, opt)) {
+	    !(f->kick_ev = event_new(base, -1, 0, kick_cb, f)) ||
+	    !(f->accept_ev = event_new(base, -1, 0, accept_resume_cb, f)) ||
+	    rn_front_set_limits(f, opt)) {
 		rn_front_destroy(f);
 		return RN_ENOMEM;
 	}
@@ -932,6 +1001,7 @@ int rn_front_create(struct rn_front **out, struct event_base *base,
 		return RN_EIO;
 	}
 	slen = sizeof(ss);
+	evconnlistener_set_error_cb(f->listener, accept_error_cb);
 	getsockname(evconnlistener_get_fd(f->listener), (struct sockaddr *)&ss, &slen);
 	f->port = ntohs(ss.ss_family == AF_INET6 ? sin6->sin6_port : sin->sin_port);
 	*out = f;
@@ -957,6 +1027,8 @@ void rn_front_destroy(struct rn_front *f)
 		event_free(f->tick_ev);
 	if (f->kick_ev)
 		event_free(f->kick_ev);
+	if (f->accept_ev)
+		event_free(f->accept_ev);
 	rn_free(f);
 }
 

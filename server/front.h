@@ -14,6 +14,11 @@
  * DATA bytes are handed back once processed, except while the server says it is under
  * pressure (no window at all) or holds one call (that stream's window only).
  *
+ * Limits over all connections: at most max_conns at once (a new one beyond is closed at
+ * once, counted, logged once per episode); an accept() failure (out of file descriptors,
+ * buffers) pauses the listener for a backoff (rn_limits_accept_backoff_ms) instead of
+ * retrying in a busy loop, with one log line when the episode starts and one when it ends.
+ *
  * Lifetime: created by the server on its event base; all calls on the loop thread.
  */
 #ifndef RN_FRONT_H
@@ -58,6 +63,7 @@ struct rn_front_options {
 	int64_t idle_timeout_ms; /* close a connection without calls or traffic; 0 = never */
 	size_t slow_bytes;       /* unsent responses a connection may have; 0 = 4 MiB... */
 	int64_t slow_timeout_ms; /* ...for longer than this before it is closed */
+	uint32_t max_conns;      /* connections at once; beyond, new ones are closed; 0 = no cap */
 };
 
 /* Counters and gauges of the front, for /metrics. */
@@ -71,6 +77,9 @@ struct rn_front_stats {
 	uint64_t resource_exhausted; /* calls answered with RESOURCE_EXHAUSTED */
 	uint64_t window_withheld;    /* DATA bytes received whose window is not granted back */
 	uint64_t stream_holds;       /* times a call's stream window was held */
+	uint64_t rejected_max_conns; /* connections closed at once: max_conns reached */
+	uint64_t accept_errors;      /* accept() failures (EMFILE, ENFILE, ENOBUFS...) */
+	uint64_t accept_paused;      /* 1 while the listener is paused after accept failures */
 };
 
 /* Listens on opt's host:port and serves on base; opt and h are copied. 0, RN_EINVAL (not an

@@ -165,6 +165,22 @@ static inline int rn_limits_idle(size_t ncalls, int64_t last_rx_us, int64_t idle
 }
 
 /*
+ * How long the front's listener pauses after its n-th accept() failure in a row (n >= 1):
+ * 50 ms doubling to 1 s. Out of file descriptors, retrying at once would fail again at once
+ * (a busy loop); a pause lets connections close and is short enough to serve again soon.
+ */
+#define RN_LIMITS_ACCEPT_BACKOFF_MIN_MS 50
+#define RN_LIMITS_ACCEPT_BACKOFF_MAX_MS 1000
+
+static inline int64_t rn_limits_accept_backoff_ms(uint64_t failures)
+{
+	int64_t ms = RN_LIMITS_ACCEPT_BACKOFF_MIN_MS;
+	for (uint64_t i = 1; i < failures && ms < RN_LIMITS_ACCEPT_BACKOFF_MAX_MS; i++)
+		ms *= 2;
+	return ms < RN_LIMITS_ACCEPT_BACKOFF_MAX_MS ? ms : RN_LIMITS_ACCEPT_BACKOFF_MAX_MS;
+}
+
+/*
  * Flow-control window held back by the front. Received DATA bytes are added to both counters;
  * rn_limits_window_grant says how much to hand back to the peer now: nothing while the server
  * is under pressure (both windows close), the connection's bytes but not the stream's while

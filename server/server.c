@@ -204,6 +204,15 @@ const struct rn_conf_key rn_server_conf_table[] = {
 	 .offset = OFF(slow_client_timeout_ms),
 	 .max = (int64_t)1 << 40,
 	 .help = "...if it stays above for this long, disconnects it (logged)"},
+	{.key = "max_connections",
+	 .type = RN_CONF_INT,
+	 .def = "512",
+	 .offset = OFF(max_connections),
+	 .min = 1,
+	 .max = 1000000,
+	 .help = "connections open at once on the gRPC port; a new one beyond this is closed at "
+		 "once (counted, logged once per episode); keep it well below the open-file limit "
+		 "(LimitNOFILE), which the WAL and tables need too"},
 	{.key = "parquet_zstd_level",
 	 .type = RN_CONF_INT,
 	 .def = "1",
@@ -1855,6 +1864,7 @@ static void front_options(const struct rn_server_conf *c, struct rn_front_option
 		.idle_timeout_ms = c->idle_timeout_ms,
 		.slow_bytes = (size_t)c->slow_client_bytes,
 		.slow_timeout_ms = c->slow_client_timeout_ms,
+		.max_conns = (uint32_t)c->max_connections,
 	};
 }
 
@@ -2219,6 +2229,15 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 			  (double)fs.closed_slow);
 	rn_metrics_sample(b, P "connections_closed_total", "reason=\"too_many_streams\"",
 			  (double)fs.closed_streams);
+	rn_metrics_family(b, P "connections_rejected_total", "counter",
+			  "New connections closed at once, before anything was read.");
+	rn_metrics_sample(b, P "connections_rejected_total", "reason=\"max_connections\"",
+			  (double)fs.rejected_max_conns);
+	F("accept_errors_total", "counter",
+	  "accept() failures (out of file descriptors or buffers); the listener pauses after each.",
+	  fs.accept_errors);
+	F("accept_paused", "gauge", "1 while the listener is paused after an accept() failure.",
+	  fs.accept_paused);
 	F("streams_refused_total", "counter",
 	  "Streams refused (REFUSED_STREAM) beyond max_streams_per_connection.",
 	  fs.streams_refused);
