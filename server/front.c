@@ -82,9 +82,14 @@ struct conn {
 	struct rn_call *calls;
 	size_t ncalls;         /* calls in `calls` (= streams nghttp2 counts as open) */
 	uint64_t held;         /* DATA bytes whose connection window is not granted back yet */
-	int64_t last_rx_us;    /* when bytes last arrived (monotonic) */
+	int64_t last_req_us;   /* last request frame (HEADERS, DATA) or call end (monotonic);
+				* PING, SETTINGS and WINDOW_UPDATE do not count, so they cannot
+				* keep an idle connection open */
+	int64_t hdr_since_us;  /* awaiting the preface (since accept) or the end of a header
+				* block (since its HEADERS frame began); 0 = neither */
 	int64_t slow_since_us; /* since when unsent responses exceed slow_bytes; 0 = they don't */
 	int read_paused;       /* reading stopped: the output buffer is over slow_bytes */
+	int got_frame;         /* a frame arrived (so the preface did) */
 	int64_t closing_us;    /* idle GOAWAY submitted at; freed once written (or 1 idle later) */
 	char peer[64];         /* "address:port" of the client, for logs */
 	uint32_t max_streams;  /* SETTINGS_MAX_CONCURRENT_STREAMS as sent to this client */
@@ -113,8 +118,14 @@ struct rn_front {
 
 #define REFUSAL_LOG_PERIOD_US (10 * 1000000LL)
 
+/* Pseudo statuses of note_refusal: not a gRPC call's status but what the front did. */
+#define ST_REFUSED_STREAM -1 /* RST_STREAM(REFUSED_STREAM) */
+#define ST_CONN_CLOSED -2    /* the connection was closed */
+
 static const char *status_name(int status)
 {
+	if (status == ST_CONN_CLOSED)
+		return "connection closed:";
 	return status < 0 ? "REFUSED_STREAM" : rn_grpc_status_name(status);
 }
 
@@ -215,6 +226,7 @@ static void call_unlink_free(struct rn_call *k)
 	if (k->opened && c->front->h.closed)
 		c->front->h.closed(c->front->h.ctx, k);
 	c->ncalls--;
+	c->last_req_us = rn_mono_us(); /* idle counts from the end of the last call */
 	if (k->prev)
 		k->prev->next = k->next;
 	else
@@ -386,6 +398,25 @@ void rn_call_hold_window(struct rn_call *k, int on)
 	}
 }
 
+/*
+ * Every frame header, before its payload: the header timeout's clock. A HEADERS frame opens
+ * a header block (closed by frame_recv_cb or invalid_frame_cb once the block, CONTINUATIONs
+ * included, is in); any other frame but CONTINUATION means no block is open (HTTP/2 allows
+ * nothing between the frames of a block), which also covers a block nghttp2 ignored
+ * without a callback. The first frame of all means the preface arrived.
+ */
+static int begin_frame_cb(nghttp2_session *s, const nghttp2_frame_hd *hd, void *user)
+{
+	struct conn *c = user;
+	(void)s;
+	c->got_frame = 1;
+	if (hd->type == NGHTTP2_HEADERS)
+		c->hdr_since_us = rn_mono_us();
+	else if (hd->type != NGHTTP2_CONTINUATION)
+		c->hdr_since_us = 0;
+	return 0;
+}
+
 static int begin_headers_cb(nghttp2_session *s, const nghttp2_frame *f, void *user)
 {
 	struct conn *c = user;
@@ -496,7 +527,12 @@ static void open_call(struct rn_call *k)
 static int frame_recv_cb(nghttp2_session *s, const nghttp2_frame *f, void *user)
 {
 	struct rn_call *k = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
-	struct rn_front *fr = ((struct conn *)user)->front;
+	struct conn *c = user;
+	struct rn_front *fr = c->front;
+	if (f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA)
+		c->last_req_us = rn_mono_us();
+	if (f->hd.type == NGHTTP2_HEADERS)
+		c->hdr_since_us = 0; /* the whole block, CONTINUATIONs included */
 	if (!k)
 		return 0;
 	if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST)
@@ -644,6 +680,8 @@ static int invalid_frame_cb(nghttp2_session *s, const nghttp2_frame *f, int err,
 	struct conn *c = user;
 	struct rn_front *fr = c->front;
 	(void)s;
+	if (f->hd.type == NGHTTP2_HEADERS)
+		c->hdr_since_us = 0; /* the block arrived, refused */
 	if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST ||
 	    c->ncalls < c->max_streams)
 		return 0;
@@ -652,7 +690,7 @@ static int invalid_frame_cb(nghttp2_session *s, const nghttp2_frame *f, int err,
 		fr->st.streams_refused++;
 		snprintf(why, sizeof(why), "streams already open: max_streams_per_connection %u",
 			 c->max_streams);
-		note_refusal(fr, c->peer, -1, "stream", why);
+		note_refusal(fr, c->peer, ST_REFUSED_STREAM, "stream", why);
 	} else {
 		fr->st.closed_streams++;
 		rn_log_warn("front",
@@ -670,7 +708,6 @@ static void readcb(struct bufferevent *bev, void *arg)
 	size_t len = evbuffer_get_length(in);
 	uint8_t *data = evbuffer_pullup(in, -1);
 	ssize_t rv;
-	c->last_rx_us = rn_mono_us();
 	rv = nghttp2_session_mem_recv(c->ng, data, len);
 	if (rv < 0) {
 		rn_log_warn("front", "h2 protocol error from %s: %s", c->peer,
@@ -786,7 +823,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	}
 	c->front = f;
 	c->max_streams = f->opt.max_streams;
-	c->last_rx_us = rn_mono_us();
+	c->last_req_us = c->hdr_since_us = rn_mono_us();
 	snprintf(c->peer, sizeof(c->peer), "?");
 	if (sa && sa->sa_family == AF_INET && (size_t)salen >= sizeof(struct sockaddr_in)) {
 		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
@@ -811,6 +848,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	}
 	nghttp2_session_callbacks_set_send_callback(cbs, send_cb);
 	nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, begin_headers_cb);
+	nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, begin_frame_cb);
 	nghttp2_session_callbacks_set_on_header_callback(cbs, header_cb);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, frame_recv_cb);
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, data_chunk_cb);
@@ -874,6 +912,17 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 			conn_free(c);
 			continue;
 		}
+		if (rn_limits_header_late(c->hdr_since_us, f->opt.header_timeout_ms * 1000, now)) {
+			char why[96];
+			f->st.closed_header_timeout++;
+			snprintf(why, sizeof(why),
+				 "%s not complete within header_timeout (%lld ms)",
+				 c->got_frame ? "header block" : "HTTP/2 preface",
+				 (long long)f->opt.header_timeout_ms);
+			note_refusal(f, c->peer, ST_CONN_CLOSED, "connection", why);
+			conn_free(c);
+			continue;
+		}
 		if (c->closing_us) {
 			/* a peer that takes no GOAWAY within another idle period loses the socket
 			 */
@@ -883,10 +932,10 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		/* a connection we stopped reading is the slow-client rule's, not idle */
 		if (!c->read_paused &&
-		    rn_limits_idle(c->ncalls, c->last_rx_us, f->opt.idle_timeout_ms * 1000, now)) {
+		    rn_limits_idle(c->ncalls, c->last_req_us, f->opt.idle_timeout_ms * 1000, now)) {
 			f->st.closed_idle++;
 			rn_log_info("front",
-				    "closing idle connection from %s (no stream, nothing "
+				    "closing idle connection from %s (no stream, no request "
 				    "received for %lld ms)",
 				    c->peer, (long long)f->opt.idle_timeout_ms);
 			c->closing_us = now;
@@ -947,6 +996,8 @@ int rn_front_set_limits(struct rn_front *f, const struct rn_front_options *opt)
 		tick = f->opt.idle_timeout_ms / 4;
 	if (f->opt.slow_timeout_ms / 4 < tick)
 		tick = f->opt.slow_timeout_ms / 4;
+	if (f->opt.header_timeout_ms > 0 && f->opt.header_timeout_ms / 4 < tick)
+		tick = f->opt.header_timeout_ms / 4;
 	if (tick < 10)
 		tick = 10;
 	for (struct conn *c = f->conns; c; c = c->next)

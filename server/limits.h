@@ -156,12 +156,24 @@ static inline int rn_limits_slow(int64_t *since_us, size_t out_bytes, size_t bou
 }
 
 /*
- * Idle connection: no call open and nothing received for `idle_us` (0 = never). Returns 1
- * when the connection must be closed now.
+ * Idle connection: no call open and no request (HEADERS, DATA) received, nor a call ended,
+ * for `idle_us` (0 = never); control frames (PING, SETTINGS, WINDOW_UPDATE) do not count,
+ * else a PING a second would keep any connection forever. Returns 1 when the connection must
+ * be closed now.
  */
 static inline int rn_limits_idle(size_t ncalls, int64_t last_rx_us, int64_t idle_us, int64_t now_us)
 {
 	return idle_us > 0 && ncalls == 0 && now_us - last_rx_us >= idle_us;
+}
+
+/*
+ * Header timeout: something that must arrive whole (the HTTP/2 preface, a header block) has
+ * been awaited since since_us (0 = nothing awaited) for timeout_us (0 = never) or more.
+ * Returns 1 when the connection must be closed now.
+ */
+static inline int rn_limits_header_late(int64_t since_us, int64_t timeout_us, int64_t now_us)
+{
+	return since_us && timeout_us > 0 && now_us - since_us >= timeout_us;
 }
 
 /*

@@ -188,8 +188,9 @@ const struct rn_conf_key rn_server_conf_table[] = {
 	 .def = "5m",
 	 .offset = OFF(idle_timeout_ms),
 	 .max = (int64_t)1 << 40,
-	 .help = "a connection with no stream open and nothing received for this long is closed "
-		 "(GOAWAY); 0 = never"},
+	 .help = "a connection with no stream open and no request (HEADERS, DATA) received for "
+		 "this long is closed (GOAWAY); PINGs and other control frames do not count; 0 = "
+		 "never"},
 	{.key = "slow_client_bytes",
 	 .type = RN_CONF_SIZE,
 	 .def = "4M",
@@ -204,6 +205,14 @@ const struct rn_conf_key rn_server_conf_table[] = {
 	 .offset = OFF(slow_client_timeout_ms),
 	 .max = (int64_t)1 << 40,
 	 .help = "...if it stays above for this long, disconnects it (logged)"},
+	{.key = "header_timeout",
+	 .type = RN_CONF_DURATION,
+	 .def = "10s",
+	 .offset = OFF(header_timeout_ms),
+	 .max = (int64_t)1 << 40,
+	 .help = "a new connection must send the HTTP/2 preface, and every HEADERS frame must "
+		 "complete its header block (END_HEADERS, CONTINUATIONs included), within this; "
+		 "else the connection is closed; 0 = never"},
 	{.key = "max_connections",
 	 .type = RN_CONF_INT,
 	 .def = "512",
@@ -1865,6 +1874,7 @@ static void front_options(const struct rn_server_conf *c, struct rn_front_option
 		.slow_bytes = (size_t)c->slow_client_bytes,
 		.slow_timeout_ms = c->slow_client_timeout_ms,
 		.max_conns = (uint32_t)c->max_connections,
+		.header_timeout_ms = c->header_timeout_ms,
 	};
 }
 
@@ -2229,6 +2239,8 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 			  (double)fs.closed_slow);
 	rn_metrics_sample(b, P "connections_closed_total", "reason=\"too_many_streams\"",
 			  (double)fs.closed_streams);
+	rn_metrics_sample(b, P "connections_closed_total", "reason=\"header_timeout\"",
+			  (double)fs.closed_header_timeout);
 	rn_metrics_family(b, P "connections_rejected_total", "counter",
 			  "New connections closed at once, before anything was read.");
 	rn_metrics_sample(b, P "connections_rejected_total", "reason=\"max_connections\"",

@@ -112,3 +112,100 @@ test('accept failing (open-file limit reached) pauses the listener: few log line
     await server.stop();
   }
 });
+
+// --- HTTP/2 by hand: frames and HPACK literals (without indexing, no Huffman) ---
+const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+const T = { DATA: 0, HEADERS: 1, SETTINGS: 4, PING: 6, CONTINUATION: 9 };
+const END_STREAM = 1;
+const END_HEADERS = 4;
+
+function frame(type, flags, sid, payload = Buffer.alloc(0)) {
+  const h = Buffer.alloc(9);
+  h.writeUIntBE(payload.length, 0, 3);
+  h[3] = type;
+  h[4] = flags;
+  h.writeUInt32BE(sid, 5);
+  return Buffer.concat([h, payload]);
+}
+
+function hpackInt(v, bits) {
+  const max = (1 << bits) - 1;
+  if (v < max) return [v];
+  const out = [max];
+  for (v -= max; v >= 128; v = Math.floor(v / 128)) out.push((v % 128) + 128);
+  out.push(v);
+  return out;
+}
+
+function literal(name, value) {
+  const n = Buffer.from(name);
+  const v = Buffer.from(value);
+  return Buffer.concat([Buffer.from([0, ...hpackInt(n.length, 7)]), n, Buffer.from(hpackInt(v.length, 7)), v]);
+}
+
+function requestBlock(extra = {}) {
+  const h = { ':method': 'POST', ':scheme': 'http', ':path': '/databricks.zerobus.Zerobus/EphemeralStream',
+    ':authority': 'localhost', 'content-type': 'application/grpc', te: 'trailers', ...extra };
+  return Buffer.concat(Object.entries(h).map(([k, v]) => literal(k, v)));
+}
+
+// Opens a raw h2c connection that has sent the preface and an empty SETTINGS.
+async function h2conn(port, opts) {
+  const s = rawConn(port, opts);
+  await s.connected;
+  s.write(Buffer.concat([PREFACE, frame(T.SETTINGS, 0, 0)]));
+  return s;
+}
+
+function ping(n) {
+  const p = Buffer.alloc(8);
+  p.writeUInt32BE(n, 4);
+  return frame(T.PING, 0, 0, p);
+}
+
+test('idle_timeout is not defeated by PINGs; header_timeout closes half-sent preface and header blocks', async () => {
+  const dir = tmpDir('abuse-hdr');
+  const server = await startServer({ dir, extra: 'idle_timeout = "2s";\nheader_timeout = "1s";' });
+  const good = new GoodClient(server);
+  const timers = [];
+  try {
+    await good.progress(5);
+    const from = server.proc.lines;
+    // 1. the PING keeper: a PING every 500 ms, nothing else (before, it was never closed)
+    const pinger = await h2conn(server.port);
+    let pings = 0;
+    timers.push(setInterval(() => pinger.write(ping(++pings)), 500));
+    // 2. a HEADERS frame without END_HEADERS, then nothing
+    const half = await h2conn(server.port);
+    const block = requestBlock();
+    half.write(frame(T.HEADERS, END_STREAM, 1, block.subarray(0, 20)));
+    // 3. a header block kept open with a small CONTINUATION every 300 ms
+    const dribble = await h2conn(server.port);
+    dribble.write(frame(T.HEADERS, END_STREAM, 1, requestBlock()));
+    let n = 0;
+    timers.push(setInterval(() => dribble.write(frame(T.CONTINUATION, 0, 1, literal(`x-pad-${n++}`, 'y'))), 300));
+    // 4. a TCP connection that never sends the preface
+    const mute = rawConn(server.port);
+    await mute.connected;
+    const t0 = Date.now();
+
+    await waitFor(() => half.closedAt && dribble.closedAt && mute.closedAt,
+      { what: 'half-open header block, dribbled block and preface-less connection closed', timeoutMs: 15000 });
+    assert.equal(await server.metric('connections_closed_total', 'reason="header_timeout"'), 3);
+    assert.ok(n >= 2, 'the dribbler sent CONTINUATIONs before it was closed');
+    await waitFor(() => pinger.closedAt, { what: 'the PING keeper closed as idle', timeoutMs: 15000 });
+    assert.ok(pings >= 3, `it had sent ${pings} PINGs`);
+    assert.ok(pinger.closedAt - t0 >= 1500, 'closed by idle_timeout, not before');
+    assert.ok((await server.metric('connections_closed_total', 'reason="idle"')) >= 1);
+    assert.ok(linesSince(server, from, /header block not complete within header_timeout/).length >= 1, server.proc.tail());
+    assert.ok(linesSince(server, from, /HTTP\/2 preface not complete within header_timeout/).length >= 1, server.proc.tail());
+    // the good client's connection has a call open all along: neither limit touches it
+    await good.progress(5);
+    const g = await good.stop();
+    assert.ok(g.latency_ms.p99 < P99_SANE_MS, `p99 ${g.latency_ms.p99} ms`);
+  } finally {
+    for (const t of timers) clearInterval(t);
+    good.proc.kill();
+    await server.stop();
+  }
+});

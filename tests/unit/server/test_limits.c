@@ -174,6 +174,15 @@ static void test_idle(void **state)
 	assert_true(rn_limits_idle(0, 10 * S, 1 * S, 11 * S));
 }
 
+static void test_header_late(void **state)
+{
+	(void)state;
+	assert_false(rn_limits_header_late(0, 1 * S, 1000 * S));        /* nothing awaited */
+	assert_false(rn_limits_header_late(10 * S, 0, 1000 * S));       /* 0 = never */
+	assert_false(rn_limits_header_late(10 * S, 1 * S, 11 * S - 1)); /* not yet */
+	assert_true(rn_limits_header_late(10 * S, 1 * S, 11 * S));
+}
+
 static void test_accept_backoff(void **state)
 {
 	(void)state;
@@ -232,6 +241,7 @@ int main(void)
 		cmocka_unit_test(test_idle),
 		cmocka_unit_test(test_window_grant),
 		cmocka_unit_test(test_accept_backoff),
+		cmocka_unit_test(test_header_late),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
