@@ -28,6 +28,7 @@
 #include "ev_time.h"
 #include "limits.h"
 #include "refuselog.h"
+#include "throttle.h"
 #include "rn_buf.h"
 #include "rn_clock.h"
 #include "rn_conf.h"
@@ -92,6 +93,7 @@ struct conn {
 	int got_frame;         /* a frame arrived (so the preface did) */
 	int64_t closing_us;    /* idle GOAWAY submitted at; freed once written (or 1 idle later) */
 	char peer[64];         /* "address:port" of the client, for logs */
+	char addr[48];         /* the client address alone (the throttle's key) */
 	uint32_t max_streams;  /* SETTINGS_MAX_CONCURRENT_STREAMS as sent to this client */
 	struct conn *next, *prev;
 };
@@ -114,6 +116,7 @@ struct rn_front {
 	uint64_t conns_capped;        /* connections closed for max_conns in the current episode */
 	struct rn_front_stats st;     /* counters; gauges are computed in rn_front_stats */
 	struct rn_refuselog refusals; /* which refused calls get a log line (refuselog.h) */
+	struct rn_throttle throttle;  /* addresses refused too often (throttle.h) */
 };
 
 #define REFUSAL_LOG_PERIOD_US (10 * 1000000LL)
@@ -134,15 +137,20 @@ static const char *status_name(int status)
  * address, status, reason) does, the rest are counted and summed up once per period by
  * tick_cb (refuselog.h), so 200,000 refusals from a misconfigured client are a few lines.
  */
-static void note_refusal(struct rn_front *f, const char *peer, int status, const char *what,
-			 const char *msg)
+static void throttle_start(struct rn_front *f, const char *addr);
+
+static void note_refusal(struct conn *c, int status, const char *what, const char *msg)
 {
-	if (rn_refuselog_note(&f->refusals, peer, status, msg, rn_mono_us()))
+	struct rn_front *f = c->front;
+	int64_t now = rn_mono_us();
+	if (rn_refuselog_note(&f->refusals, c->peer, status, msg, now))
 		rn_log_info("front",
 			    "%s: %s refused: %s %s (more like it from this address are "
 			    "counted every %lld s)",
-			    peer, what, status_name(status), msg ? msg : "",
+			    c->peer, what, status_name(status), msg ? msg : "",
 			    (long long)(REFUSAL_LOG_PERIOD_US / 1000000));
+	if (rn_throttle_note(&f->throttle, c->addr, now))
+		throttle_start(f, c->addr);
 }
 
 static void refusal_summary(void *ctx, const struct rn_refuselog_kind *k, uint64_t n)
@@ -330,7 +338,7 @@ static void respond_trailers_only(struct rn_call *k, int status, const char *msg
 /* Refuses a call before it is opened: logged (rate-limited), then answered. */
 static void refuse(struct rn_call *k, int http, int status, const char *msg)
 {
-	note_refusal(k->conn->front, k->conn->peer, status, "call", msg);
+	note_refusal(k->conn, status, "call", msg);
 	respond_headers_only(k, http, status, msg);
 }
 
@@ -354,7 +362,7 @@ void rn_call_finish(struct rn_call *k, int status, const char *msg)
 		rn_log_debug("front", "call %d on %s ends: %s %s", k->sid, k->path,
 			     rn_grpc_status_name(status), msg ? msg : "");
 	else if (status != 0)
-		note_refusal(k->conn->front, k->conn->peer, status, "call", msg);
+		note_refusal(k->conn, status, "call", msg);
 	if (!k->responded) {
 		respond_trailers_only(k, status, msg);
 		return;
@@ -690,7 +698,7 @@ static int invalid_frame_cb(nghttp2_session *s, const nghttp2_frame *f, int err,
 		fr->st.streams_refused++;
 		snprintf(why, sizeof(why), "streams already open: max_streams_per_connection %u",
 			 c->max_streams);
-		note_refusal(fr, c->peer, ST_REFUSED_STREAM, "stream", why);
+		note_refusal(c, ST_REFUSED_STREAM, "stream", why);
 	} else {
 		fr->st.closed_streams++;
 		rn_log_warn("front",
@@ -742,6 +750,39 @@ static void eventcb(struct bufferevent *bev, short events, void *arg)
 	(void)bev;
 	if (events & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
 		conn_free(arg);
+}
+
+/*
+ * addr was refused too often: every connection it has is ended with GOAWAY
+ * (ENHANCE_YOUR_CALM) and freed once that is written (or by the tick's closing rule), and
+ * accept_cb closes its new ones until the cool-down is over. Safe inside nghttp2 callbacks:
+ * only the kick event sends.
+ */
+static void throttle_start(struct rn_front *f, const char *addr)
+{
+	size_t n = 0;
+	int64_t now = rn_mono_us();
+	f->st.throttle_episodes++;
+	for (struct conn *c = f->conns; c; c = c->next) {
+		if (c->closing_us || strcmp(c->addr, addr))
+			continue;
+		nghttp2_session_terminate_session(c->ng, NGHTTP2_ENHANCE_YOUR_CALM);
+		c->closing_us = now;
+		f->st.closed_throttled++;
+		n++;
+	}
+	rn_log_warn("front",
+		    "%s: more than %u refused calls in a second (refuse_throttle): its %zu "
+		    "connection(s) closed, new ones refused for %lld ms",
+		    addr, f->throttle.max_per_s, n, (long long)(f->throttle.cooldown_us / 1000));
+	event_active(f->kick_ev, 0, 0);
+}
+
+static void throttle_end(void *ctx, const char *addr, uint64_t blocked)
+{
+	(void)ctx;
+	rn_log_info("front", "%s: no longer throttled; %llu connection(s) refused meanwhile", addr,
+		    (unsigned long long)blocked);
 }
 
 /*
@@ -799,6 +840,17 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 			    (long long)((rn_mono_us() - f->accept_fail_since) / 1000));
 		f->accept_fails = 0;
 	}
+	char addr[sizeof(c->addr)] = "?";
+	if (sa && sa->sa_family == AF_INET && (size_t)salen >= sizeof(struct sockaddr_in))
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, addr, sizeof(addr));
+	else if (sa && sa->sa_family == AF_INET6 && (size_t)salen >= sizeof(struct sockaddr_in6))
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, addr,
+			  sizeof(addr));
+	if (rn_throttle_blocked(&f->throttle, addr, rn_mono_us())) {
+		evutil_closesocket(fd); /* counted per address for the end-of-throttle line */
+		f->st.rejected_throttled++;
+		return;
+	}
 	if (f->opt.max_conns && f->nconns >= f->opt.max_conns) {
 		/* closed before anything is read: the cheapest answer, and no state kept */
 		evutil_closesocket(fd);
@@ -822,6 +874,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		return;
 	}
 	c->front = f;
+	memcpy(c->addr, addr, sizeof(addr));
 	c->max_streams = f->opt.max_streams;
 	c->last_req_us = c->hdr_since_us = rn_mono_us();
 	snprintf(c->peer, sizeof(c->peer), "?");
@@ -898,6 +951,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	rn_refuselog_tick(&f->refusals, now, refusal_summary, f);
+	rn_throttle_tick(&f->throttle, now, throttle_end, f);
 	for (c = f->conns; c; c = next) {
 		size_t out = conn_out_bytes(c);
 		next = c->next;
@@ -919,7 +973,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 				 "%s not complete within header_timeout (%lld ms)",
 				 c->got_frame ? "header block" : "HTTP/2 preface",
 				 (long long)f->opt.header_timeout_ms);
-			note_refusal(f, c->peer, ST_CONN_CLOSED, "connection", why);
+			note_refusal(c, ST_CONN_CLOSED, "connection", why);
 			conn_free(c);
 			continue;
 		}
@@ -973,6 +1027,7 @@ void rn_front_stats(const struct rn_front *f, struct rn_front_stats *st)
 	*st = f->st;
 	st->conns_open = 0;
 	st->window_withheld = 0;
+	st->peers_throttled = rn_throttle_active(&f->throttle, rn_mono_us());
 	for (const struct conn *c = f->conns; c; c = c->next) {
 		st->conns_open++;
 		st->window_withheld += c->held;
@@ -990,6 +1045,7 @@ int rn_front_set_limits(struct rn_front *f, const struct rn_front_options *opt)
 		f->opt.slow_bytes = (size_t)4 << 20;
 	if (f->opt.slow_timeout_ms < 0)
 		f->opt.slow_timeout_ms = 0;
+	rn_throttle_config(&f->throttle, f->opt.refuse_throttle, f->opt.refuse_cooldown_ms * 1000);
 	/* a tick of a quarter of the shorter timeout, between 10 ms and 1 s */
 	int64_t tick = 1000;
 	if (f->opt.idle_timeout_ms > 0 && f->opt.idle_timeout_ms / 4 < tick)

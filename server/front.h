@@ -20,6 +20,8 @@
  * once, counted, logged once per episode); an accept() failure (out of file descriptors,
  * buffers) pauses the listener for a backoff (rn_limits_accept_backoff_ms) instead of
  * retrying in a busy loop, with one log line when the episode starts and one when it ends.
+ * An address with more than refuse_throttle refusals in a second (throttle.h) has its
+ * connections ended and new ones closed at once for refuse_cooldown.
  *
  * Lifetime: created by the server on its event base; all calls on the loop thread.
  */
@@ -66,7 +68,9 @@ struct rn_front_options {
 	size_t slow_bytes;       /* unsent responses a connection may have; 0 = 4 MiB... */
 	int64_t slow_timeout_ms; /* ...for longer than this before it is closed */
 	uint32_t max_conns;      /* connections at once; beyond, new ones are closed; 0 = no cap */
-	int64_t header_timeout_ms; /* preface, and each header block, complete within; 0 = never */
+	int64_t header_timeout_ms;  /* preface, and each header block, complete within; 0 = never */
+	uint32_t refuse_throttle;   /* refusals per second that throttle an address; 0 = off... */
+	int64_t refuse_cooldown_ms; /* ...for this long (throttle.h) */
 };
 
 /* Counters and gauges of the front, for /metrics. */
@@ -84,6 +88,10 @@ struct rn_front_stats {
 	uint64_t rejected_max_conns;    /* connections closed at once: max_conns reached */
 	uint64_t accept_errors;         /* accept() failures (EMFILE, ENFILE, ENOBUFS...) */
 	uint64_t accept_paused;         /* 1 while the listener is paused after accept failures */
+	uint64_t rejected_throttled;    /* connections closed at once: their address is throttled */
+	uint64_t closed_throttled;      /* open connections ended as their address got throttled */
+	uint64_t throttle_episodes;     /* times an address got throttled */
+	uint64_t peers_throttled;       /* addresses throttled now */
 };
 
 /* Listens on opt's host:port and serves on base; opt and h are copied. 0, RN_EINVAL (not an

@@ -213,6 +213,21 @@ const struct rn_conf_key rn_server_conf_table[] = {
 	 .help = "a new connection must send the HTTP/2 preface, and every HEADERS frame must "
 		 "complete its header block (END_HEADERS, CONTINUATIONs included), within this; "
 		 "else the connection is closed; 0 = never"},
+	{.key = "refuse_throttle",
+	 .type = RN_CONF_INT,
+	 .def = "50",
+	 .offset = OFF(refuse_throttle),
+	 .max = 1000000,
+	 .help = "refused calls (wrong token, not gRPC, late headers...) per second from one "
+		 "client address beyond which that address is throttled: its connections are "
+		 "closed and new ones closed at once for refuse_cooldown; 0 = off"},
+	{.key = "refuse_cooldown",
+	 .type = RN_CONF_DURATION,
+	 .def = "10s",
+	 .offset = OFF(refuse_cooldown_ms),
+	 .min = 1,
+	 .max = (int64_t)1 << 40,
+	 .help = "how long a throttled address stays throttled"},
 	{.key = "max_connections",
 	 .type = RN_CONF_INT,
 	 .def = "512",
@@ -1875,6 +1890,8 @@ static void front_options(const struct rn_server_conf *c, struct rn_front_option
 		.slow_timeout_ms = c->slow_client_timeout_ms,
 		.max_conns = (uint32_t)c->max_connections,
 		.header_timeout_ms = c->header_timeout_ms,
+		.refuse_throttle = (uint32_t)c->refuse_throttle,
+		.refuse_cooldown_ms = c->refuse_cooldown_ms,
 	};
 }
 
@@ -2241,10 +2258,17 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 			  (double)fs.closed_streams);
 	rn_metrics_sample(b, P "connections_closed_total", "reason=\"header_timeout\"",
 			  (double)fs.closed_header_timeout);
+	rn_metrics_sample(b, P "connections_closed_total", "reason=\"throttled\"",
+			  (double)fs.closed_throttled);
 	rn_metrics_family(b, P "connections_rejected_total", "counter",
 			  "New connections closed at once, before anything was read.");
 	rn_metrics_sample(b, P "connections_rejected_total", "reason=\"max_connections\"",
 			  (double)fs.rejected_max_conns);
+	rn_metrics_sample(b, P "connections_rejected_total", "reason=\"throttled\"",
+			  (double)fs.rejected_throttled);
+	F("throttle_episodes_total", "counter",
+	  "Times a client address was throttled for refuse_throttle.", fs.throttle_episodes);
+	F("peers_throttled", "gauge", "Client addresses throttled now.", fs.peers_throttled);
 	F("accept_errors_total", "counter",
 	  "accept() failures (out of file descriptors or buffers); the listener pauses after each.",
 	  fs.accept_errors);

@@ -52,6 +52,8 @@ struct rn_server_conf {
 	int64_t slow_client_timeout_ms; /* ...for this long disconnect the client */
 	int64_t max_connections;        /* gRPC connections at once; beyond, closed at once */
 	int64_t header_timeout_ms;      /* preface and each header block complete within this */
+	int64_t refuse_throttle;        /* refusals/s from one address that throttle it... */
+	int64_t refuse_cooldown_ms;     /* ...for this long */
 	int64_t parquet_zstd_level;
 	int auto_create;               /* create unknown (valid) tables on first stream */
 	struct rn_conf_strlist tables; /* created at start */

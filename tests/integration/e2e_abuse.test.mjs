@@ -209,3 +209,56 @@ test('idle_timeout is not defeated by PINGs; header_timeout closes half-sent pre
     await server.stop();
   }
 });
+
+// Unauthenticated calls as fast as one socket takes them, from localAddress, reconnecting
+// whenever the server closes the connection, until `total` calls were sent.
+async function flood(port, total, localAddress, deadlineMs = 40000) {
+  let sent = 0;
+  let conns = 0;
+  const end = Date.now() + deadlineMs;
+  const hdr = requestBlock({ 'x-databricks-zerobus-table-name': TABLE });
+  while (sent < total && Date.now() < end) {
+    const s = rawConn(port, { localAddress });
+    conns++;
+    if (!(await Promise.race([s.connected.then(() => true), s.closedP.then(() => false)]))) continue;
+    s.write(Buffer.concat([PREFACE, frame(T.SETTINGS, 0, 0)]));
+    for (let sid = 1; !s.closedAt && sent < total && sid < 2 ** 30;) {
+      const frames = [];
+      for (let i = 0; i < 100; i++, sid += 2) frames.push(frame(T.HEADERS, END_STREAM | END_HEADERS, sid, hdr));
+      sent += frames.length;
+      if (!s.write(Buffer.concat(frames))) await Promise.race([new Promise((r) => s.once('drain', r)), s.closedP]);
+      await new Promise((r) => setImmediate(r));
+    }
+    s.destroy();
+  }
+  return { sent, conns };
+}
+
+test('refuse_throttle: 50,000 unauthenticated calls from one address are throttled, few log lines', async () => {
+  const dir = tmpDir('abuse-throttle');
+  const server = await startServer({ dir, token: 'good-token', extra: 'refuse_cooldown = "2s";' });
+  const good = new GoodClient(server, { token: 'good-token' });
+  try {
+    await good.progress(5);
+    const from = server.proc.lines;
+    const t0 = Date.now();
+    const r = await flood(server.port, 50000, '127.0.0.2');
+    console.log(`# flood: ${r.sent} calls on ${r.conns} connections in ${Date.now() - t0} ms`);
+    assert.equal(r.sent, 50000);
+    assert.ok(await server.metric('throttle_episodes_total') >= 1);
+    assert.ok(await server.metric('connections_rejected_total', 'reason="throttled"') > 0);
+    await good.progress(10);
+    const during = server.proc.since(from);
+    assert.ok(during.length < 40, `${during.length} log lines:\n${during.join('\n')}`);
+    assert.ok(during.some((l) => /127\.0\.0\.2: more than 50 refused calls in a second/.test(l)), during.join('\n'));
+    assert.ok(!during.some((l) => /127\.0\.0\.1/.test(l)), 'the good client was never refused');
+    await waitFor(() => linesSince(server, from, /127\.0\.0\.2: no longer throttled; \d+ connection/).length >= 1,
+      { what: 'the end of the throttle' });
+    await waitFor(async () => (await server.metric('peers_throttled')) === 0, { what: 'no address throttled' });
+    const g = await good.stop();
+    assert.ok(g.latency_ms.p99 < P99_SANE_MS, `p99 ${g.latency_ms.p99} ms`);
+  } finally {
+    good.proc.kill();
+    await server.stop();
+  }
+});
