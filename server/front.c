@@ -69,6 +69,7 @@ struct rn_call {
 	char msg[512];       /* grpc-message of the status (a create refusal explains itself) */
 	int64_t pushback_ms; /* > 0: grpc-retry-pushback-ms in the status */
 	uint64_t held;       /* DATA bytes whose stream window is not granted back yet */
+	size_t partial;      /* bytes its deframer holds, as counted in the front's partial */
 	int hold;            /* the server holds this stream's window (rn_call_hold_window) */
 	struct rn_grpc_deframer df;
 	struct rn_buf out;   /* framed response messages not yet sent */
@@ -108,7 +109,10 @@ struct rn_front {
 	struct event *kick_ev; /* sends what a window release queued, from the loop */
 	int pressure;          /* rn_front_set_pressure */
 	int port;
-	size_t nconns; /* connections in `conns` */
+	size_t nconns;  /* connections in `conns` */
+	size_t partial; /* sum of the calls' `partial`: memory of unfinished messages */
+	uint64_t partial_refused_episode; /* calls refused since partial went over budget */
+	int partial_over;                 /* partial over budget (until it is below half) */
 	/* accept() failing (rn_limits_accept_backoff_ms): the listener is paused meanwhile */
 	struct event *accept_ev;      /* re-enables the listener after the backoff */
 	uint64_t accept_fails;        /* failures in the current episode; 0 = accepting fine */
@@ -169,6 +173,14 @@ static void refusal_summary(void *ctx, const struct rn_refuselog_kind *k, uint64
 }
 
 static void conn_free(struct conn *c);
+
+/* Unfinished messages smaller than this are never refused below twice the budget: the
+ * messages of well-behaved clients are small and finish within a few DATA frames. */
+#define PARTIAL_SMALL ((size_t)64 << 10)
+/* A deframer buffer larger than this is freed once its message is complete, not kept. */
+#define PARTIAL_KEEP ((size_t)64 << 10)
+/* The pushback asked of a call refused for the budget: other calls' messages finish by then */
+#define PARTIAL_PUSHBACK_MS 1000
 
 static void flush_conn(struct conn *c)
 {
@@ -235,6 +247,7 @@ static void call_unlink_free(struct rn_call *k)
 		c->front->h.closed(c->front->h.ctx, k);
 	c->ncalls--;
 	c->last_req_us = rn_mono_us(); /* idle counts from the end of the last call */
+	c->front->partial -= k->partial;
 	if (k->prev)
 		k->prev->next = k->next;
 	else
@@ -615,6 +628,46 @@ static void data_chunk(struct rn_front *fr, struct rn_call *k, const uint8_t *da
 	}
 }
 
+/*
+ * The global budget of unfinished request messages (partial_budget): the memory each call's
+ * deframer holds is summed in f->partial after every DATA chunk. Over the budget, a call
+ * adding to an unfinished message larger than PARTIAL_SMALL (and over twice the budget, any
+ * call adding to one) ends with RESOURCE_EXHAUSTED and a pushback, its buffer freed: whoever
+ * holds large unfinished messages pays, not the small messages of everyone else. Withholding
+ * window instead would not bound memory (each stream has its initial window anyway) and
+ * would stall the same clients with no status to tell them why.
+ */
+static void partial_account(struct rn_front *f, struct rn_call *k)
+{
+	struct rn_buf *p = &k->df.pending;
+	if (!p->len && p->cap > PARTIAL_KEEP)
+		rn_grpc_deframer_free(&k->df);
+	f->partial = f->partial - k->partial + p->cap;
+	k->partial = p->cap;
+	if (!f->opt.partial_budget || f->partial <= f->opt.partial_budget || k->finished || !p->len)
+		return;
+	if (!f->partial_over) {
+		f->partial_over = 1;
+		f->partial_refused_episode = 0;
+		rn_log_warn(
+			"front",
+			"unfinished request messages hold %zu bytes (partial_budget_bytes %zu): "
+			"calls adding to large ones get RESOURCE_EXHAUSTED",
+			f->partial, f->opt.partial_budget);
+	}
+	if (p->len <= PARTIAL_SMALL && f->partial <= 2 * f->opt.partial_budget)
+		return;
+	f->st.partial_refused++;
+	f->partial_refused_episode++;
+	rn_call_set_pushback(k, PARTIAL_PUSHBACK_MS);
+	rn_call_finish(k, RN_GRPC_RESOURCE_EXHAUSTED,
+		       "server's budget for unfinished messages (partial_budget_bytes) is used up; "
+		       "retry later");
+	rn_grpc_deframer_free(&k->df);
+	f->partial -= k->partial;
+	k->partial = 0;
+}
+
 static int data_chunk_cb(nghttp2_session *s, uint8_t flags, int32_t sid, const uint8_t *data,
 			 size_t len, void *user)
 {
@@ -629,6 +682,8 @@ static int data_chunk_cb(nghttp2_session *s, uint8_t flags, int32_t sid, const u
 	if (k)
 		k->held += len;
 	data_chunk(fr, k, data, len, why, sizeof(why));
+	if (k)
+		partial_account(fr, k);
 	grant(c, k);
 	return 0;
 }
@@ -952,6 +1007,13 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	rn_refuselog_tick(&f->refusals, now, refusal_summary, f);
 	rn_throttle_tick(&f->throttle, now, throttle_end, f);
+	if (f->partial_over && f->partial <= f->opt.partial_budget / 2) {
+		f->partial_over = 0;
+		rn_log_info("front",
+			    "unfinished request messages down to %zu bytes; %llu call(s) were "
+			    "refused for partial_budget_bytes",
+			    f->partial, (unsigned long long)f->partial_refused_episode);
+	}
 	for (c = f->conns; c; c = next) {
 		size_t out = conn_out_bytes(c);
 		next = c->next;
@@ -1028,6 +1090,7 @@ void rn_front_stats(const struct rn_front *f, struct rn_front_stats *st)
 	st->conns_open = 0;
 	st->window_withheld = 0;
 	st->peers_throttled = rn_throttle_active(&f->throttle, rn_mono_us());
+	st->partial_bytes = f->partial;
 	for (const struct conn *c = f->conns; c; c = c->next) {
 		st->conns_open++;
 		st->window_withheld += c->held;

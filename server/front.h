@@ -21,7 +21,8 @@
  * buffers) pauses the listener for a backoff (rn_limits_accept_backoff_ms) instead of
  * retrying in a busy loop, with one log line when the episode starts and one when it ends.
  * An address with more than refuse_throttle refusals in a second (throttle.h) has its
- * connections ended and new ones closed at once for refuse_cooldown.
+ * connections ended and new ones closed at once for refuse_cooldown. The memory of unfinished
+ * request messages, summed over all calls, is capped by partial_budget (partial_account).
  *
  * Lifetime: created by the server on its event base; all calls on the loop thread.
  */
@@ -71,6 +72,7 @@ struct rn_front_options {
 	int64_t header_timeout_ms;  /* preface, and each header block, complete within; 0 = never */
 	uint32_t refuse_throttle;   /* refusals per second that throttle an address; 0 = off... */
 	int64_t refuse_cooldown_ms; /* ...for this long (throttle.h) */
+	size_t partial_budget;      /* bytes of unfinished messages over all calls; 0 = no cap */
 };
 
 /* Counters and gauges of the front, for /metrics. */
@@ -92,6 +94,8 @@ struct rn_front_stats {
 	uint64_t closed_throttled;      /* open connections ended as their address got throttled */
 	uint64_t throttle_episodes;     /* times an address got throttled */
 	uint64_t peers_throttled;       /* addresses throttled now */
+	uint64_t partial_bytes;         /* memory held for unfinished request messages now */
+	uint64_t partial_refused;       /* calls refused for partial_budget */
 };
 
 /* Listens on opt's host:port and serves on base; opt and h are copied. 0, RN_EINVAL (not an

@@ -228,6 +228,14 @@ const struct rn_conf_key rn_server_conf_table[] = {
 	 .min = 1,
 	 .max = (int64_t)1 << 40,
 	 .help = "how long a throttled address stays throttled"},
+	{.key = "partial_budget_bytes",
+	 .type = RN_CONF_SIZE,
+	 .def = "64M",
+	 .offset = OFF(partial_budget_bytes),
+	 .max = (int64_t)1 << 40,
+	 .help = "memory for request messages received in part, over all calls; beyond it, a "
+		 "call adding to an unfinished message over 64K (over twice this, any) ends with "
+		 "RESOURCE_EXHAUSTED and a 1 s pushback; 0 = no limit"},
 	{.key = "max_connections",
 	 .type = RN_CONF_INT,
 	 .def = "512",
@@ -1892,6 +1900,7 @@ static void front_options(const struct rn_server_conf *c, struct rn_front_option
 		.header_timeout_ms = c->header_timeout_ms,
 		.refuse_throttle = (uint32_t)c->refuse_throttle,
 		.refuse_cooldown_ms = c->refuse_cooldown_ms,
+		.partial_budget = (size_t)c->partial_budget_bytes,
 	};
 }
 
@@ -2269,6 +2278,10 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	F("throttle_episodes_total", "counter",
 	  "Times a client address was throttled for refuse_throttle.", fs.throttle_episodes);
 	F("peers_throttled", "gauge", "Client addresses throttled now.", fs.peers_throttled);
+	F("partial_bytes", "gauge", "Memory held for request messages received in part.",
+	  fs.partial_bytes);
+	F("partial_budget_refusals_total", "counter",
+	  "Calls ended with RESOURCE_EXHAUSTED for partial_budget_bytes.", fs.partial_refused);
 	F("accept_errors_total", "counter",
 	  "accept() failures (out of file descriptors or buffers); the listener pauses after each.",
 	  fs.accept_errors);

@@ -54,6 +54,7 @@ struct rn_server_conf {
 	int64_t header_timeout_ms;      /* preface and each header block complete within this */
 	int64_t refuse_throttle;        /* refusals/s from one address that throttle it... */
 	int64_t refuse_cooldown_ms;     /* ...for this long */
+	int64_t partial_budget_bytes;   /* unfinished request messages, all calls together */
 	int64_t parquet_zstd_level;
 	int auto_create;               /* create unknown (valid) tables on first stream */
 	struct rn_conf_strlist tables; /* created at start */

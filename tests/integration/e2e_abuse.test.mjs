@@ -262,3 +262,58 @@ test('refuse_throttle: 50,000 unauthenticated calls from one address are throttl
     await server.stop();
   }
 });
+
+function rssMiB(pid) {
+  const m = fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(/^VmRSS:\s+(\d+) kB/m);
+  return Number(m[1]) / 1024;
+}
+
+test('partial_budget_bytes: 100 streams stalling inside 10 MB messages do not grow the server', async () => {
+  const http2 = await import('node:http2');
+  const dir = tmpDir('abuse-partial');
+  const server = await startServer({ dir, extra: 'partial_budget_bytes = "32M";' });
+  const good = new GoodClient(server);
+  // (node's own cap on what a session may buffer is lifted: the attacker queues 900 MB)
+  const session = http2.connect(`http://127.0.0.1:${server.port}`, { maxSessionMemory: 4096 });
+  session.on('error', () => {});
+  try {
+    await good.progress(5);
+    const rss0 = rssMiB(server.proc.child.pid);
+    // a gRPC message header announcing 10 MB, then 9 MB of it, then nothing
+    const head = Buffer.from([0, 0, 0xa0, 0, 0]);
+    const body = Buffer.alloc(9 << 20, 0x61);
+    const ended = [];
+    for (let i = 0; i < 100; i++) {
+      const st = session.request({ ':method': 'POST', ':path': '/databricks.zerobus.Zerobus/EphemeralStream',
+        'content-type': 'application/grpc', te: 'trailers', 'x-databricks-zerobus-table-name': TABLE },
+      { endStream: false });
+      st.on('error', () => {});
+      st.on('trailers', (h) => ended.push(h['grpc-status']));
+      st.on('response', (h) => { if (h['grpc-status']) ended.push(h['grpc-status']); });
+      st.write(head);
+      st.write(body);
+    }
+    let maxPartial = 0;
+    let maxRss = rss0;
+    await waitFor(async () => {
+      maxPartial = Math.max(maxPartial, await server.metric('partial_bytes'));
+      maxRss = Math.max(maxRss, rssMiB(server.proc.child.pid));
+      return (await server.metric('partial_budget_refusals_total')) >= 50;
+    }, { what: 'half the streams refused for the budget' });
+    await good.progress(20);
+    maxRss = Math.max(maxRss, rssMiB(server.proc.child.pid));
+    console.log(`# partial: max ${(maxPartial / 1048576).toFixed(1)} MiB, server RSS ${rss0.toFixed(0)} -> max ${maxRss.toFixed(0)} MiB; ${ended.length} streams ended`);
+    // without the budget the server would hold ~900 MiB; 2 x budget + growth of the last
+    // buffers is the bound (ASan's quarantine adds freed memory to RSS in sanitizer builds)
+    assert.ok(maxPartial <= 2 * 32 * 1048576 + (16 << 20), `partial bytes ${maxPartial}`);
+    assert.ok(maxRss - rss0 < 500, `RSS grew by ${maxRss - rss0} MiB`);
+    assert.ok(ended.every((s) => s === '8'), `statuses ${[...new Set(ended)]}`); // RESOURCE_EXHAUSTED
+    assert.ok(linesSince(server, 0, /partial_budget_bytes/).length <= 2, server.proc.tail());
+    const g = await good.stop();
+    assert.ok(g.latency_ms.p99 < P99_SANE_MS, `p99 ${g.latency_ms.p99} ms`);
+  } finally {
+    session.destroy();
+    good.proc.kill();
+    await server.stop();
+  }
+});
