@@ -30,6 +30,14 @@ struct rn_metrics_handler {
 int rn_metrics_create(struct rn_metrics **out, struct event_base *base, const char *host, int port,
 		      const struct rn_metrics_handler *h);
 int rn_metrics_port(const struct rn_metrics *m);
+/*
+ * Limits of the HTTP port (0 = libevent's default for that one): the request line and
+ * headers together at most max_header bytes and a body at most max_body (beyond either the
+ * connection gets 400/413 and is closed); a connection that does not complete a request, or
+ * read a response, within timeout_s seconds is closed. An accept() failure (out of file
+ * descriptors) pauses the port's listener for a backoff instead of retrying in a busy loop.
+ */
+void rn_metrics_set_limits(struct rn_metrics *m, size_t max_header, size_t max_body, int timeout_s);
 void rn_metrics_destroy(struct rn_metrics *m);
 
 /*

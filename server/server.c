@@ -236,6 +236,32 @@ const struct rn_conf_key rn_server_conf_table[] = {
 	 .help = "memory for request messages received in part, over all calls; beyond it, a "
 		 "call adding to an unfinished message over 64K (over twice this, any) ends with "
 		 "RESOURCE_EXHAUSTED and a 1 s pushback; 0 = no limit"},
+	{.key = "http_max_header_bytes",
+	 .type = RN_CONF_SIZE,
+	 .def = "8K",
+	 .offset = OFF(http_max_header_bytes),
+	 .min = 1024,
+	 .max = (int64_t)1 << 24,
+	 .help = "HTTP port (metrics_listen): request line and headers of one request at most "
+		 "this; beyond, 400 and the connection is closed",
+	 .flags = RN_CONF_F_RESTART},
+	{.key = "http_max_body_bytes",
+	 .type = RN_CONF_SIZE,
+	 .def = "1M",
+	 .offset = OFF(http_max_body_bytes),
+	 .min = 1024,
+	 .max = (int64_t)1 << 30,
+	 .help = "HTTP port: a request body at most this; beyond, 413 and the connection is closed",
+	 .flags = RN_CONF_F_RESTART},
+	{.key = "http_timeout",
+	 .type = RN_CONF_DURATION,
+	 .def = "10s",
+	 .offset = OFF(http_timeout_ms),
+	 .min = 1000,
+	 .max = 3600000,
+	 .help = "HTTP port: a connection that does not complete a request (or take its response) "
+		 "within this (whole seconds) is closed",
+	 .flags = RN_CONF_F_RESTART},
 	{.key = "max_connections",
 	 .type = RN_CONF_INT,
 	 .def = "512",
@@ -2160,6 +2186,9 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 			rc = RN_EIO;
 			goto fail;
 		}
+		rn_metrics_set_limits(s->metrics, (size_t)conf->http_max_header_bytes,
+				      (size_t)conf->http_max_body_bytes,
+				      (int)(conf->http_timeout_ms / 1000));
 		rn_log_info("server", "metrics on %s%s%s:%d (/metrics, /healthz)",
 			    mlis.family == 6 ? "[" : "", mlis.host, mlis.family == 6 ? "]" : "",
 			    rn_metrics_port(s->metrics));

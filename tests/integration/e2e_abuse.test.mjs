@@ -317,3 +317,48 @@ test('partial_budget_bytes: 100 streams stalling inside 10 MB messages do not gr
     await server.stop();
   }
 });
+
+test('HTTP port: an endless header stream is cut, a stalled request times out, /metrics keeps answering', async () => {
+  const dir = tmpDir('abuse-http');
+  const server = await startServer({ dir, extra: 'http_timeout = "2s";' });
+  const good = new GoodClient(server);
+  try {
+    await good.progress(5);
+    const rss0 = rssMiB(server.proc.child.pid);
+    // 1. headers without end, as fast as the socket takes them
+    const endless = rawConn(server.metricsPort);
+    await endless.connected;
+    endless.write('GET /metrics HTTP/1.1\r\nHost: x\r\n');
+    const line = `X-Pad: ${'a'.repeat(1000)}\r\n`;
+    let sent = 0;
+    while (!endless.closedAt && sent < (512 << 20)) {
+      const chunk = line.repeat(64);
+      sent += chunk.length;
+      if (!endless.write(chunk)) await Promise.race([new Promise((r) => endless.once('drain', r)), endless.closedP]);
+    }
+    await endless.closedP;
+    console.log(`# endless headers: closed after ${(sent / 1048576).toFixed(1)} MiB sent`);
+    assert.ok(sent < (64 << 20), `the server took ${sent} bytes of headers`);
+    // 2. a request that stops in the middle of its headers (libevent 2.1's timeout counts
+    // from the last byte read: a client trickling a byte now and then is bounded by
+    // http_max_header_bytes only, see docs/operations.md)
+    const slow = rawConn(server.metricsPort);
+    await slow.connected;
+    slow.write('GET /metrics HTTP/1.1\r\nX-A: b\r\n');
+    const t0 = Date.now();
+    await waitFor(() => slow.closedAt, { what: 'the silent request closed by http_timeout', timeoutMs: 15000 });
+    assert.ok(slow.closedAt - t0 >= 1500, 'closed by the timeout, not before');
+    // the operator's curl still gets its answer
+    const r = await fetch(`http://127.0.0.1:${server.metricsPort}/metrics`);
+    assert.equal(r.status, 200);
+    assert.match(await r.text(), /runnel_server_connections_open/);
+    const rss = rssMiB(server.proc.child.pid);
+    assert.ok(rss - rss0 < 100, `RSS grew by ${rss - rss0} MiB`);
+    await good.progress(5);
+    const g = await good.stop();
+    assert.ok(g.latency_ms.p99 < P99_SANE_MS, `p99 ${g.latency_ms.p99} ms`);
+  } finally {
+    good.proc.kill();
+    await server.stop();
+  }
+});
