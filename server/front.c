@@ -31,6 +31,7 @@
 #include "limits.h"
 #include "refuselog.h"
 #include "rest.h"
+#include "throttle.h"
 #include "rn_buf.h"
 #include "rn_clock.h"
 #include "rn_conf.h"
@@ -73,6 +74,7 @@ struct rn_call {
 	char msg[512];       /* grpc-message of the status (a create refusal explains itself) */
 	int64_t pushback_ms; /* > 0: grpc-retry-pushback-ms in the status */
 	uint64_t held;       /* DATA bytes whose stream window is not granted back yet */
+	size_t partial;      /* bytes its deframer holds, as counted in the front's partial */
 	int hold;            /* the server holds this stream's window (rn_call_hold_window) */
 	struct rn_grpc_deframer df;
 	struct rn_buf out;   /* framed response messages not yet sent */
@@ -94,11 +96,17 @@ struct conn {
 	struct rn_call *calls;
 	size_t ncalls;         /* calls in `calls` (= streams nghttp2 counts as open) */
 	uint64_t held;         /* DATA bytes whose connection window is not granted back yet */
-	int64_t last_rx_us;    /* when bytes last arrived (monotonic) */
+	int64_t last_req_us;   /* last request frame (HEADERS, DATA) or call end (monotonic);
+				* PING, SETTINGS and WINDOW_UPDATE do not count, so they cannot
+				* keep an idle connection open */
+	int64_t hdr_since_us;  /* awaiting the preface (since accept) or the end of a header
+				* block (since its HEADERS frame began); 0 = neither */
 	int64_t slow_since_us; /* since when unsent responses exceed slow_bytes; 0 = they don't */
 	int read_paused;       /* reading stopped: the output buffer is over slow_bytes */
+	int got_frame;         /* a frame arrived (so the preface did) */
 	int64_t closing_us;    /* idle GOAWAY submitted at; freed once written (or 1 idle later) */
 	char peer[64];         /* "address:port" of the client, for logs */
+	char addr[48];         /* the client address alone (the throttle's key) */
 	uint32_t max_streams;  /* SETTINGS_MAX_CONCURRENT_STREAMS as sent to this client */
 	int tls;               /* a TLS connection... */
 	int handshaken;        /* ...whose handshake is done (calls only come after) */
@@ -116,20 +124,33 @@ struct rn_front {
 	struct event *kick_ev; /* sends what a window release queued, from the loop */
 	int pressure;          /* rn_front_set_pressure */
 	int port;
-	struct rn_tls *tls;           /* NULL = cleartext */
+	struct rn_tls *tls; /* NULL = cleartext */
+	size_t nconns;      /* connections in `conns` */
+	size_t partial;     /* sum of the calls' `partial`: memory of unfinished messages */
+	uint64_t partial_refused_episode; /* calls refused since partial went over budget */
+	int partial_over;                 /* partial over budget (until it is below half) */
+	/* accept() failing (rn_limits_accept_backoff_ms): the listener is paused meanwhile */
+	struct event *accept_ev;      /* re-enables the listener after the backoff */
+	uint64_t accept_fails;        /* failures in the current episode; 0 = accepting fine */
+	int64_t accept_fail_since;    /* when the episode began */
+	uint64_t conns_capped;        /* connections closed for max_conns in the current episode */
 	struct rn_front_stats st;     /* counters; gauges are computed in rn_front_stats */
 	struct rn_refuselog refusals; /* which refused calls get a log line (refuselog.h) */
+	struct rn_throttle throttle;  /* addresses refused too often (throttle.h) */
 };
 
 #define REFUSAL_LOG_PERIOD_US (10 * 1000000LL)
 
-/* Status of a refusal: a gRPC status, or one of these for what is refused before any call. */
-#define REFUSED_STREAM (-1)
-#define REFUSED_TLS (-2)
+/* Pseudo statuses of note_refusal: not a gRPC call's status but what the front did. */
+#define ST_REFUSED_STREAM -1 /* RST_STREAM(REFUSED_STREAM) */
+#define ST_CONN_CLOSED -2    /* the connection was closed */
+#define ST_REFUSED_TLS -3    /* the TLS handshake failed */
 
 static const char *status_name(int status)
 {
-	if (status == REFUSED_TLS)
+	if (status == ST_CONN_CLOSED)
+		return "connection closed:";
+	if (status == ST_REFUSED_TLS)
 		return "TLS_HANDSHAKE";
 	return status < 0 ? "REFUSED_STREAM" : rn_grpc_status_name(status);
 }
@@ -139,15 +160,20 @@ static const char *status_name(int status)
  * address, status, reason) does, the rest are counted and summed up once per period by
  * tick_cb (refuselog.h), so 200,000 refusals from a misconfigured client are a few lines.
  */
-static void note_refusal(struct rn_front *f, const char *peer, int status, const char *what,
-			 const char *msg)
+static void throttle_start(struct rn_front *f, const char *addr);
+
+static void note_refusal(struct conn *c, int status, const char *what, const char *msg)
 {
-	if (rn_refuselog_note(&f->refusals, peer, status, msg, rn_mono_us()))
+	struct rn_front *f = c->front;
+	int64_t now = rn_mono_us();
+	if (rn_refuselog_note(&f->refusals, c->peer, status, msg, now))
 		rn_log_info("front",
 			    "%s: %s refused: %s %s (more like it from this address are "
 			    "counted every %lld s)",
-			    peer, what, status_name(status), msg ? msg : "",
+			    c->peer, what, status_name(status), msg ? msg : "",
 			    (long long)(REFUSAL_LOG_PERIOD_US / 1000000));
+	if (rn_throttle_note(&f->throttle, c->addr, now))
+		throttle_start(f, c->addr);
 }
 
 static void refusal_summary(void *ctx, const struct rn_refuselog_kind *k, uint64_t n)
@@ -166,6 +192,14 @@ static void refusal_summary(void *ctx, const struct rn_refuselog_kind *k, uint64
 }
 
 static void conn_free(struct conn *c);
+
+/* Unfinished messages smaller than this are never refused below twice the budget: the
+ * messages of well-behaved clients are small and finish within a few DATA frames. */
+#define PARTIAL_SMALL ((size_t)64 << 10)
+/* A deframer buffer larger than this is freed once its message is complete, not kept. */
+#define PARTIAL_KEEP ((size_t)64 << 10)
+/* The pushback asked of a call refused for the budget: other calls' messages finish by then */
+#define PARTIAL_PUSHBACK_MS 1000
 
 static void flush_conn(struct conn *c)
 {
@@ -233,6 +267,8 @@ static void call_unlink_free(struct rn_call *k)
 	if (k->handed && !k->answered && c->front->h.request_gone)
 		c->front->h.request_gone(c->front->h.ctx, &k->x);
 	c->ncalls--;
+	c->last_req_us = rn_mono_us(); /* idle counts from the end of the last call */
+	c->front->partial -= k->partial;
 	if (k->prev)
 		k->prev->next = k->next;
 	else
@@ -337,7 +373,7 @@ static void respond_trailers_only(struct rn_call *k, int status, const char *msg
 /* Refuses a call before it is opened: logged (rate-limited), then answered. */
 static void refuse(struct rn_call *k, int http, int status, const char *msg)
 {
-	note_refusal(k->conn->front, k->conn->peer, status, "call", msg);
+	note_refusal(k->conn, status, "call", msg);
 	respond_headers_only(k, http, status, msg);
 }
 
@@ -451,7 +487,7 @@ void rn_call_finish(struct rn_call *k, int status, const char *msg)
 		rn_log_debug("front", "call %d on %s ends: %s %s", k->sid, k->path,
 			     rn_grpc_status_name(status), msg ? msg : "");
 	else if (status != 0)
-		note_refusal(k->conn->front, k->conn->peer, status, "call", msg);
+		note_refusal(k->conn, status, "call", msg);
 	if (!k->responded) {
 		respond_trailers_only(k, status, msg);
 		return;
@@ -493,6 +529,25 @@ void rn_call_hold_window(struct rn_call *k, int on)
 		grant(k->conn, k);
 		event_active(f->kick_ev, 0, 0);
 	}
+}
+
+/*
+ * Every frame header, before its payload: the header timeout's clock. A HEADERS frame opens
+ * a header block (closed by frame_recv_cb or invalid_frame_cb once the block, CONTINUATIONs
+ * included, is in); any other frame but CONTINUATION means no block is open (HTTP/2 allows
+ * nothing between the frames of a block), which also covers a block nghttp2 ignored
+ * without a callback. The first frame of all means the preface arrived.
+ */
+static int begin_frame_cb(nghttp2_session *s, const nghttp2_frame_hd *hd, void *user)
+{
+	struct conn *c = user;
+	(void)s;
+	c->got_frame = 1;
+	if (hd->type == NGHTTP2_HEADERS)
+		c->hdr_since_us = rn_mono_us();
+	else if (hd->type != NGHTTP2_CONTINUATION)
+		c->hdr_since_us = 0;
+	return 0;
 }
 
 static int begin_headers_cb(nghttp2_session *s, const nghttp2_frame *f, void *user)
@@ -619,7 +674,12 @@ static void open_call(struct rn_call *k)
 static int frame_recv_cb(nghttp2_session *s, const nghttp2_frame *f, void *user)
 {
 	struct rn_call *k = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
-	struct rn_front *fr = ((struct conn *)user)->front;
+	struct conn *c = user;
+	struct rn_front *fr = c->front;
+	if (f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA)
+		c->last_req_us = rn_mono_us();
+	if (f->hd.type == NGHTTP2_HEADERS)
+		c->hdr_since_us = 0; /* the whole block, CONTINUATIONs included */
 	if (!k)
 		return 0;
 	if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST)
@@ -700,6 +760,46 @@ static void data_chunk(struct rn_front *fr, struct rn_call *k, const uint8_t *da
 	}
 }
 
+/*
+ * The global budget of unfinished request messages (partial_budget): the memory each call's
+ * deframer holds is summed in f->partial after every DATA chunk. Over the budget, a call
+ * adding to an unfinished message larger than PARTIAL_SMALL (and over twice the budget, any
+ * call adding to one) ends with RESOURCE_EXHAUSTED and a pushback, its buffer freed: whoever
+ * holds large unfinished messages pays, not the small messages of everyone else. Withholding
+ * window instead would not bound memory (each stream has its initial window anyway) and
+ * would stall the same clients with no status to tell them why.
+ */
+static void partial_account(struct rn_front *f, struct rn_call *k)
+{
+	struct rn_buf *p = &k->df.pending;
+	if (!p->len && p->cap > PARTIAL_KEEP)
+		rn_grpc_deframer_free(&k->df);
+	f->partial = f->partial - k->partial + p->cap;
+	k->partial = p->cap;
+	if (!f->opt.partial_budget || f->partial <= f->opt.partial_budget || k->finished || !p->len)
+		return;
+	if (!f->partial_over) {
+		f->partial_over = 1;
+		f->partial_refused_episode = 0;
+		rn_log_warn(
+			"front",
+			"unfinished request messages hold %zu bytes (partial_budget_bytes %zu): "
+			"calls adding to large ones get RESOURCE_EXHAUSTED",
+			f->partial, f->opt.partial_budget);
+	}
+	if (p->len <= PARTIAL_SMALL && f->partial <= 2 * f->opt.partial_budget)
+		return;
+	f->st.partial_refused++;
+	f->partial_refused_episode++;
+	rn_call_set_pushback(k, PARTIAL_PUSHBACK_MS);
+	rn_call_finish(k, RN_GRPC_RESOURCE_EXHAUSTED,
+		       "server's budget for unfinished messages (partial_budget_bytes) is used up; "
+		       "retry later");
+	rn_grpc_deframer_free(&k->df);
+	f->partial -= k->partial;
+	k->partial = 0;
+}
+
 static int data_chunk_cb(nghttp2_session *s, uint8_t flags, int32_t sid, const uint8_t *data,
 			 size_t len, void *user)
 {
@@ -723,6 +823,7 @@ static int data_chunk_cb(nghttp2_session *s, uint8_t flags, int32_t sid, const u
 		}
 	} else {
 		data_chunk(fr, k, data, len, why, sizeof(why));
+		partial_account(fr, k);
 	}
 	grant(c, k);
 	return 0;
@@ -770,6 +871,7 @@ static void conn_free(struct conn *c)
 		f->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
+	f->nconns--;
 	rn_free(c);
 }
 
@@ -784,6 +886,8 @@ static int invalid_frame_cb(nghttp2_session *s, const nghttp2_frame *f, int err,
 	struct conn *c = user;
 	struct rn_front *fr = c->front;
 	(void)s;
+	if (f->hd.type == NGHTTP2_HEADERS)
+		c->hdr_since_us = 0; /* the block arrived, refused */
 	if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST ||
 	    c->ncalls < c->max_streams)
 		return 0;
@@ -792,7 +896,7 @@ static int invalid_frame_cb(nghttp2_session *s, const nghttp2_frame *f, int err,
 		fr->st.streams_refused++;
 		snprintf(why, sizeof(why), "streams already open: max_streams_per_connection %u",
 			 c->max_streams);
-		note_refusal(fr, c->peer, REFUSED_STREAM, "stream", why);
+		note_refusal(c, ST_REFUSED_STREAM, "stream", why);
 	} else {
 		fr->st.closed_streams++;
 		rn_log_warn("front",
@@ -810,7 +914,6 @@ static void readcb(struct bufferevent *bev, void *arg)
 	size_t len = evbuffer_get_length(in);
 	uint8_t *data = evbuffer_pullup(in, -1);
 	ssize_t rv;
-	c->last_rx_us = rn_mono_us();
 	rv = nghttp2_session_mem_recv(c->ng, data, len);
 	if (rv < 0) {
 		rn_log_warn("front", "h2 protocol error from %s: %s", c->peer,
@@ -847,7 +950,7 @@ static void tls_refuse(struct conn *c, enum rn_tls_reason why, const char *detai
 	char msg[320];
 	f->st.tls_failed[why]++;
 	snprintf(msg, sizeof(msg), "%s: %s", rn_tls_reason_name(why), detail);
-	note_refusal(f, c->peer, REFUSED_TLS, "TLS connection", msg);
+	note_refusal(c, ST_REFUSED_TLS, "TLS connection", msg);
 	conn_free(c);
 }
 
@@ -887,6 +990,74 @@ static void eventcb(struct bufferevent *bev, short events, void *arg)
 		conn_free(c);
 }
 
+/*
+ * addr was refused too often: every connection it has is ended with GOAWAY
+ * (ENHANCE_YOUR_CALM) and freed once that is written (or by the tick's closing rule), and
+ * accept_cb closes its new ones until the cool-down is over. Safe inside nghttp2 callbacks:
+ * only the kick event sends.
+ */
+static void throttle_start(struct rn_front *f, const char *addr)
+{
+	size_t n = 0;
+	int64_t now = rn_mono_us();
+	f->st.throttle_episodes++;
+	for (struct conn *c = f->conns; c; c = c->next) {
+		if (c->closing_us || strcmp(c->addr, addr))
+			continue;
+		nghttp2_session_terminate_session(c->ng, NGHTTP2_ENHANCE_YOUR_CALM);
+		c->closing_us = now;
+		f->st.closed_throttled++;
+		n++;
+	}
+	rn_log_warn("front",
+		    "%s: more than %u refused calls in a second (refuse_throttle): its %zu "
+		    "connection(s) closed, new ones refused for %lld ms",
+		    addr, f->throttle.max_per_s, n, (long long)(f->throttle.cooldown_us / 1000));
+	event_active(f->kick_ev, 0, 0);
+}
+
+static void throttle_end(void *ctx, const char *addr, uint64_t blocked)
+{
+	(void)ctx;
+	rn_log_info("front", "%s: no longer throttled; %llu connection(s) refused meanwhile", addr,
+		    (unsigned long long)blocked);
+}
+
+/*
+ * accept() failed with an error that is not "try again" (libevent handles EAGAIN and
+ * ECONNABORTED itself): typically EMFILE/ENFILE (out of file descriptors) or ENOBUFS. The
+ * pending connection stays in the backlog, so the listener would wake up and fail again at
+ * once; it is paused for a backoff instead. One line when the episode begins, one when an
+ * accept works again (accept_cb).
+ */
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	struct rn_front *f = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+	f->st.accept_errors++;
+	if (!f->accept_fails++) {
+		f->accept_fail_since = rn_mono_us();
+		rn_log_warn("front",
+			    "accept failed: %s (%zu connections open); pausing the listener "
+			    "between retries until it works again",
+			    evutil_socket_error_to_string(err), f->nconns);
+	}
+	evconnlistener_disable(l);
+	f->st.accept_paused = 1;
+	if (rn_ev_add_ms(f->accept_ev, rn_limits_accept_backoff_ms(f->accept_fails)))
+		evconnlistener_enable(l); /* no timer: better a busy listener than a dead one */
+}
+
+static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rn_front *f = arg;
+	(void)fd;
+	(void)what;
+	f->st.accept_paused = 0;
+	if (f->listener)
+		evconnlistener_enable(f->listener);
+}
+
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
 		      void *arg)
 {
@@ -900,14 +1071,50 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	int one = 1, rv;
 	(void)l;
 
+	if (f->accept_fails) {
+		rn_log_warn("front",
+			    "accepting connections again after %llu failed accepts in %lld ms",
+			    (unsigned long long)f->accept_fails,
+			    (long long)((rn_mono_us() - f->accept_fail_since) / 1000));
+		f->accept_fails = 0;
+	}
+	char addr[sizeof(c->addr)] = "?";
+	if (sa && sa->sa_family == AF_INET && (size_t)salen >= sizeof(struct sockaddr_in))
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, addr, sizeof(addr));
+	else if (sa && sa->sa_family == AF_INET6 && (size_t)salen >= sizeof(struct sockaddr_in6))
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, addr,
+			  sizeof(addr));
+	if (rn_throttle_blocked(&f->throttle, addr, rn_mono_us())) {
+		evutil_closesocket(fd); /* counted per address for the end-of-throttle line */
+		f->st.rejected_throttled++;
+		return;
+	}
+	if (f->opt.max_conns && f->nconns >= f->opt.max_conns) {
+		/* closed before anything is read: the cheapest answer, and no state kept */
+		evutil_closesocket(fd);
+		f->st.rejected_max_conns++;
+		if (!f->conns_capped++)
+			rn_log_warn("front",
+				    "%u connections open (max_connections): closing new ones at "
+				    "once until some end",
+				    f->opt.max_conns);
+		return;
+	}
+	if (f->conns_capped) {
+		rn_log_info("front",
+			    "below max_connections again: %llu connections were closed at once",
+			    (unsigned long long)f->conns_capped);
+		f->conns_capped = 0;
+	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (!(c = rn_calloc(1, sizeof(*c)))) {
 		evutil_closesocket(fd);
 		return;
 	}
 	c->front = f;
+	memcpy(c->addr, addr, sizeof(addr));
 	c->max_streams = f->opt.max_streams;
-	c->last_rx_us = rn_mono_us();
+	c->last_req_us = c->hdr_since_us = rn_mono_us();
 	snprintf(c->peer, sizeof(c->peer), "?");
 	if (sa && sa->sa_family == AF_INET && (size_t)salen >= sizeof(struct sockaddr_in)) {
 		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
@@ -945,6 +1152,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	}
 	nghttp2_session_callbacks_set_send_callback(cbs, send_cb);
 	nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, begin_headers_cb);
+	nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, begin_frame_cb);
 	nghttp2_session_callbacks_set_on_header_callback(cbs, header_cb);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, frame_recv_cb);
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, data_chunk_cb);
@@ -971,6 +1179,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		return;
 	}
 	f->st.conns_accepted++;
+	f->nconns++;
 	nghttp2_submit_settings(c->ng, NGHTTP2_FLAG_NONE, iv, 2);
 	/* a larger connection window than the 64 KiB default, so one stream cannot stall */
 	nghttp2_session_set_local_window_size(c->ng, NGHTTP2_FLAG_NONE, 0, 16 << 20);
@@ -993,6 +1202,14 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	rn_refuselog_tick(&f->refusals, now, refusal_summary, f);
+	rn_throttle_tick(&f->throttle, now, throttle_end, f);
+	if (f->partial_over && f->partial <= f->opt.partial_budget / 2) {
+		f->partial_over = 0;
+		rn_log_info("front",
+			    "unfinished request messages down to %zu bytes; %llu call(s) were "
+			    "refused for partial_budget_bytes",
+			    f->partial, (unsigned long long)f->partial_refused_episode);
+	}
 	for (c = f->conns; c; c = next) {
 		size_t out = conn_out_bytes(c);
 		next = c->next;
@@ -1007,6 +1224,17 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 			conn_free(c);
 			continue;
 		}
+		if (rn_limits_header_late(c->hdr_since_us, f->opt.header_timeout_ms * 1000, now)) {
+			char why[96];
+			f->st.closed_header_timeout++;
+			snprintf(why, sizeof(why),
+				 "%s not complete within header_timeout (%lld ms)",
+				 c->got_frame ? "header block" : "HTTP/2 preface",
+				 (long long)f->opt.header_timeout_ms);
+			note_refusal(c, ST_CONN_CLOSED, "connection", why);
+			conn_free(c);
+			continue;
+		}
 		if (c->closing_us) {
 			/* a peer that takes no GOAWAY within another idle period loses the socket
 			 */
@@ -1016,10 +1244,10 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		/* a connection we stopped reading is the slow-client rule's, not idle */
 		if (!c->read_paused &&
-		    rn_limits_idle(c->ncalls, c->last_rx_us, f->opt.idle_timeout_ms * 1000, now)) {
+		    rn_limits_idle(c->ncalls, c->last_req_us, f->opt.idle_timeout_ms * 1000, now)) {
 			f->st.closed_idle++;
 			rn_log_info("front",
-				    "closing idle connection from %s (no stream, nothing "
+				    "closing idle connection from %s (no stream, no request "
 				    "received for %lld ms)",
 				    c->peer, (long long)f->opt.idle_timeout_ms);
 			c->closing_us = now;
@@ -1057,6 +1285,8 @@ void rn_front_stats(const struct rn_front *f, struct rn_front_stats *st)
 	*st = f->st;
 	st->conns_open = 0;
 	st->window_withheld = 0;
+	st->peers_throttled = rn_throttle_active(&f->throttle, rn_mono_us());
+	st->partial_bytes = f->partial;
 	for (const struct conn *c = f->conns; c; c = c->next) {
 		st->conns_open++;
 		st->window_withheld += c->held;
@@ -1074,12 +1304,15 @@ int rn_front_set_limits(struct rn_front *f, const struct rn_front_options *opt)
 		f->opt.slow_bytes = (size_t)4 << 20;
 	if (f->opt.slow_timeout_ms < 0)
 		f->opt.slow_timeout_ms = 0;
+	rn_throttle_config(&f->throttle, f->opt.refuse_throttle, f->opt.refuse_cooldown_ms * 1000);
 	/* a tick of a quarter of the shorter timeout, between 10 ms and 1 s */
 	int64_t tick = 1000;
 	if (f->opt.idle_timeout_ms > 0 && f->opt.idle_timeout_ms / 4 < tick)
 		tick = f->opt.idle_timeout_ms / 4;
 	if (f->opt.slow_timeout_ms / 4 < tick)
 		tick = f->opt.slow_timeout_ms / 4;
+	if (f->opt.header_timeout_ms > 0 && f->opt.header_timeout_ms / 4 < tick)
+		tick = f->opt.header_timeout_ms / 4;
 	if (tick < 10)
 		tick = 10;
 	for (struct conn *c = f->conns; c; c = c->next)
@@ -1104,7 +1337,9 @@ int rn_front_create(struct rn_front **out, struct event_base *base,
 	f->tls = opt->tls;
 	rn_refuselog_init(&f->refusals, REFUSAL_LOG_PERIOD_US, rn_mono_us());
 	if (!(f->tick_ev = event_new(base, -1, EV_PERSIST, tick_cb, f)) ||
-	    !(f->kick_ev = event_new(base, -1, 0, kick_cb, f)) || rn_front_set_limits(f, opt)) {
+	    !(f->kick_ev = event_new(base, -1, 0, kick_cb, f)) ||
+	    !(f->accept_ev = event_new(base, -1, 0, accept_resume_cb, f)) ||
+	    rn_front_set_limits(f, opt)) {
 		rn_front_destroy(f);
 		return RN_ENOMEM;
 	}
@@ -1148,6 +1383,7 @@ int rn_front_create(struct rn_front **out, struct event_base *base,
 		return RN_EIO;
 	}
 	slen = sizeof(ss);
+	evconnlistener_set_error_cb(f->listener, accept_error_cb);
 	getsockname(evconnlistener_get_fd(f->listener), (struct sockaddr *)&ss, &slen);
 	f->port = ntohs(ss.ss_family == AF_INET6 ? sin6->sin6_port : sin->sin_port);
 	*out = f;
@@ -1173,6 +1409,8 @@ void rn_front_destroy(struct rn_front *f)
 		event_free(f->tick_ev);
 	if (f->kick_ev)
 		event_free(f->kick_ev);
+	if (f->accept_ev)
+		event_free(f->accept_ev);
 	rn_free(f);
 }
 

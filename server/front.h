@@ -13,11 +13,21 @@
  *
  * Limits it enforces per connection: SETTINGS_MAX_CONCURRENT_STREAMS (a peer that ignores it
  * gets REFUSED_STREAM, or GOAWAY once it has acknowledged the setting), closing connections
- * idle (no call, nothing received) for idle_timeout, and closing clients that leave more
+ * idle (no call, no request frame: PINGs and SETTINGS do not count) for idle_timeout,
+ * closing connections whose preface or a header block (HEADERS + CONTINUATIONs) is not
+ * complete within header_timeout, and closing clients that leave more
  * than slow_bytes of responses unread for slow_timeout (reading from such a client stops
  * meanwhile). HTTP/2 flow-control window is granted by hand (no automatic WINDOW_UPDATE):
  * DATA bytes are handed back once processed, except while the server says it is under
  * pressure (no window at all) or holds one call (that stream's window only).
+ *
+ * Limits over all connections: at most max_conns at once (a new one beyond is closed at
+ * once, counted, logged once per episode); an accept() failure (out of file descriptors,
+ * buffers) pauses the listener for a backoff (rn_limits_accept_backoff_ms) instead of
+ * retrying in a busy loop, with one log line when the episode starts and one when it ends.
+ * An address with more than refuse_throttle refusals in a second (throttle.h) has its
+ * connections ended and new ones closed at once for refuse_cooldown. The memory of unfinished
+ * request messages, summed over all calls, is capped by partial_budget (partial_account).
  *
  * Lifetime: created by the server on its event base; all calls on the loop thread.
  */
@@ -83,20 +93,35 @@ struct rn_front_options {
 	int64_t slow_timeout_ms; /* ...for longer than this before it is closed */
 	struct rn_tls *tls;      /* NULL = cleartext h2c; else TLS with it (not owned; used by
 				    rn_front_create only, it must outlive the front) */
+	uint32_t max_conns;      /* connections at once; beyond, new ones are closed; 0 = no cap */
+	int64_t header_timeout_ms;  /* preface, and each header block, complete within; 0 = never */
+	uint32_t refuse_throttle;   /* refusals per second that throttle an address; 0 = off... */
+	int64_t refuse_cooldown_ms; /* ...for this long (throttle.h) */
+	size_t partial_budget;      /* bytes of unfinished messages over all calls; 0 = no cap */
 };
 
 /* Counters and gauges of the front, for /metrics. */
 struct rn_front_stats {
-	uint64_t conns_open;         /* connections now */
-	uint64_t conns_accepted;     /* since start */
-	uint64_t closed_idle;        /* closed after idle_timeout */
-	uint64_t closed_slow;        /* closed as slow clients */
-	uint64_t closed_streams;     /* closed for opening streams beyond the limit */
-	uint64_t streams_refused;    /* streams refused (REFUSED_STREAM) beyond the limit */
-	uint64_t resource_exhausted; /* calls answered with RESOURCE_EXHAUSTED */
-	uint64_t window_withheld;    /* DATA bytes received whose window is not granted back */
-	uint64_t stream_holds;       /* times a call's stream window was held */
-	uint64_t tls_failed[4];      /* TLS handshakes failed, by enum rn_tls_reason */
+	uint64_t conns_open;            /* connections now */
+	uint64_t conns_accepted;        /* since start */
+	uint64_t closed_idle;           /* closed after idle_timeout */
+	uint64_t closed_header_timeout; /* closed: preface or header block late (header_timeout) */
+	uint64_t closed_slow;           /* closed as slow clients */
+	uint64_t closed_streams;        /* closed for opening streams beyond the limit */
+	uint64_t streams_refused;       /* streams refused (REFUSED_STREAM) beyond the limit */
+	uint64_t resource_exhausted;    /* calls answered with RESOURCE_EXHAUSTED */
+	uint64_t window_withheld;       /* DATA bytes received whose window is not granted back */
+	uint64_t stream_holds;          /* times a call's stream window was held */
+	uint64_t rejected_max_conns;    /* connections closed at once: max_conns reached */
+	uint64_t accept_errors;         /* accept() failures (EMFILE, ENFILE, ENOBUFS...) */
+	uint64_t accept_paused;         /* 1 while the listener is paused after accept failures */
+	uint64_t rejected_throttled;    /* connections closed at once: their address is throttled */
+	uint64_t closed_throttled;      /* open connections ended as their address got throttled */
+	uint64_t throttle_episodes;     /* times an address got throttled */
+	uint64_t peers_throttled;       /* addresses throttled now */
+	uint64_t partial_bytes;         /* memory held for unfinished request messages now */
+	uint64_t partial_refused;       /* calls refused for partial_budget */
+	uint64_t tls_failed[4];         /* TLS handshakes failed, by enum rn_tls_reason */
 };
 
 /* Listens on opt's host:port and serves on base; opt and h are copied. 0, RN_EINVAL (not an
@@ -106,7 +131,8 @@ int rn_front_create(struct rn_front **out, struct event_base *base,
 /*
  * A reload: takes opt's limits (host and port are ignored: the listener stays). max_message applies
  * to calls opened from now on; max_streams to connections accepted from now on (each connection
- * keeps the SETTINGS it was sent); idle, slow_bytes and slow_timeout to every connection at once.
+ * keeps the SETTINGS it was sent); idle, header, slow_bytes and slow_timeout to every connection
+ * at once.
  * 0 or RN_ENOMEM (the tick could not be rescheduled).
  */
 int rn_front_set_limits(struct rn_front *f, const struct rn_front_options *opt);

@@ -156,12 +156,40 @@ static inline int rn_limits_slow(int64_t *since_us, size_t out_bytes, size_t bou
 }
 
 /*
- * Idle connection: no call open and nothing received for `idle_us` (0 = never). Returns 1
- * when the connection must be closed now.
+ * Idle connection: no call open and no request (HEADERS, DATA) received, nor a call ended,
+ * for `idle_us` (0 = never); control frames (PING, SETTINGS, WINDOW_UPDATE) do not count,
+ * else a PING a second would keep any connection forever. Returns 1 when the connection must
+ * be closed now.
  */
 static inline int rn_limits_idle(size_t ncalls, int64_t last_rx_us, int64_t idle_us, int64_t now_us)
 {
 	return idle_us > 0 && ncalls == 0 && now_us - last_rx_us >= idle_us;
+}
+
+/*
+ * Header timeout: something that must arrive whole (the HTTP/2 preface, a header block) has
+ * been awaited since since_us (0 = nothing awaited) for timeout_us (0 = never) or more.
+ * Returns 1 when the connection must be closed now.
+ */
+static inline int rn_limits_header_late(int64_t since_us, int64_t timeout_us, int64_t now_us)
+{
+	return since_us && timeout_us > 0 && now_us - since_us >= timeout_us;
+}
+
+/*
+ * How long the front's listener pauses after its n-th accept() failure in a row (n >= 1):
+ * 50 ms doubling to 1 s. Out of file descriptors, retrying at once would fail again at once
+ * (a busy loop); a pause lets connections close and is short enough to serve again soon.
+ */
+#define RN_LIMITS_ACCEPT_BACKOFF_MIN_MS 50
+#define RN_LIMITS_ACCEPT_BACKOFF_MAX_MS 1000
+
+static inline int64_t rn_limits_accept_backoff_ms(uint64_t failures)
+{
+	int64_t ms = RN_LIMITS_ACCEPT_BACKOFF_MIN_MS;
+	for (uint64_t i = 1; i < failures && ms < RN_LIMITS_ACCEPT_BACKOFF_MAX_MS; i++)
+		ms *= 2;
+	return ms < RN_LIMITS_ACCEPT_BACKOFF_MAX_MS ? ms : RN_LIMITS_ACCEPT_BACKOFF_MAX_MS;
 }
 
 /*

@@ -6,13 +6,17 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <event2/util.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 
+#include "ev_time.h"
+#include "limits.h"
 #include "rn_err.h"
+#include "rn_log.h"
 #include "rn_mem.h"
 #include "tls.h"
 
@@ -29,9 +33,34 @@ struct rn_metrics {
 	struct rn_metrics_handler h;
 	int port;
 	struct rn_buf out;
-	struct pending *pending; /* handed, not answered */
-	struct rn_tls *tls;      /* NULL = plain HTTP/1.1 */
+	struct pending *pending;         /* handed, not answered */
+	struct rn_tls *tls;              /* NULL = plain HTTP/1.1 */
+	struct evconnlistener *listener; /* evhttp's, for the accept backoff */
+	struct event *resume_ev;         /* re-enables it */
+	uint64_t accept_fails;           /* in a row; 0 = accepting */
 };
+
+/* accept() failed (EMFILE...): pause the listener for a backoff; one line per episode. */
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	struct rn_metrics *m = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+	if (!m->accept_fails++)
+		rn_log_warn("metrics",
+			    "accept failed: %s; pausing the HTTP listener between retries",
+			    evutil_socket_error_to_string(err));
+	evconnlistener_disable(l);
+	if (rn_ev_add_ms(m->resume_ev, rn_limits_accept_backoff_ms(m->accept_fails)))
+		evconnlistener_enable(l);
+}
+
+static void resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rn_metrics *m = arg;
+	(void)fd;
+	(void)what;
+	evconnlistener_enable(m->listener);
+}
 
 static void reply(struct evhttp_request *req, int code, const char *reason, const char *type,
 		  const void *body, size_t len)
@@ -192,11 +221,6 @@ static void on_other(struct evhttp_request *req, void *arg)
 	rn_free(path);
 }
 
-void rn_metrics_set_max_body(struct rn_metrics *m, size_t max)
-{
-	evhttp_set_max_body_size(m->http, max ? (ev_ssize_t)max : -1);
-}
-
 int rn_metrics_create(struct rn_metrics **out, struct event_base *base, const char *host, int port,
 		      const struct rn_metrics_handler *h)
 {
@@ -223,6 +247,13 @@ int rn_metrics_create(struct rn_metrics **out, struct event_base *base, const ch
 	evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
 						    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
 						    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+	if (!(m->resume_ev = event_new(base, -1, 0, resume_cb, m))) {
+		rn_metrics_destroy(m);
+		return RN_ENOMEM;
+	}
+	m->listener = evhttp_bound_socket_get_listener(bs);
+	evconnlistener_set_error_cb(m->listener, accept_error_cb);
+	rn_metrics_set_limits(m, 0, 0, 0);
 	*out = m;
 	return 0;
 }
@@ -254,6 +285,15 @@ int rn_metrics_port(const struct rn_metrics *m)
 	return m->port;
 }
 
+void rn_metrics_set_limits(struct rn_metrics *m, size_t max_header, size_t max_body, int timeout_s)
+{
+	/* without them evhttp buffers any header stream and body (an endless header grew
+	 * the server by gigabytes) and keeps a silent connection for ever */
+	evhttp_set_max_headers_size(m->http, (ev_ssize_t)(max_header ? max_header : 8192));
+	evhttp_set_max_body_size(m->http, (ev_ssize_t)(max_body ? max_body : (size_t)1 << 20));
+	evhttp_set_timeout(m->http, timeout_s > 0 ? timeout_s : 10);
+}
+
 void rn_metrics_destroy(struct rn_metrics *m)
 {
 	if (!m)
@@ -265,6 +305,8 @@ void rn_metrics_destroy(struct rn_metrics *m)
 			m->h.gone(m->h.ctx, &p->x);
 		rn_free(p); /* its evhttp request goes with evhttp_free */
 	}
+	if (m->resume_ev)
+		event_free(m->resume_ev);
 	if (m->http)
 		evhttp_free(m->http);
 	rn_buf_free(&m->out);

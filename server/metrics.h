@@ -3,7 +3,7 @@
  * GET /metrics answers Prometheus text, GET /healthz answers 200 "ok", 200 "degraded: why"
  * (still serving) or 503 with the reason. Every other path is a plain HTTP request handed
  * whole to the server's request callback (httpx.h: the REST routes, answered the same as on
- * the main port), its body capped by rn_metrics_set_max_body. It knows nothing of streams,
+ * the main port), its body capped by rn_metrics_set_limits. It knows nothing of streams,
  * tables or routes: the server hands it the callbacks. Runs on the server's event loop. With
  * rn_metrics_set_tls it speaks HTTPS (the server's TLS context, ALPN http/1.1).
  */
@@ -38,13 +38,18 @@ struct rn_metrics_handler {
 int rn_metrics_create(struct rn_metrics **out, struct event_base *base, const char *host, int port,
 		      const struct rn_metrics_handler *h);
 int rn_metrics_port(const struct rn_metrics *m);
-/* Caps request bodies (evhttp answers a larger one with 413 itself, without JSON); 0 = no
- * cap. */
-void rn_metrics_set_max_body(struct rn_metrics *m, size_t max);
 /* Serves HTTPS from now on: each connection handshakes on tls (tls.h, not owned; it must
  * outlive m). NULL = plain HTTP again. */
 struct rn_tls;
 void rn_metrics_set_tls(struct rn_metrics *m, struct rn_tls *tls);
+/*
+ * Limits of the HTTP port (0 = libevent's default for that one): the request line and
+ * headers together at most max_header bytes and a body at most max_body (beyond either the
+ * connection gets 400/413 and is closed); a connection that does not complete a request, or
+ * read a response, within timeout_s seconds is closed. An accept() failure (out of file
+ * descriptors) pauses the port's listener for a backoff instead of retrying in a busy loop.
+ */
+void rn_metrics_set_limits(struct rn_metrics *m, size_t max_header, size_t max_body, int timeout_s);
 void rn_metrics_destroy(struct rn_metrics *m);
 
 /*

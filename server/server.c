@@ -233,8 +233,9 @@ const struct rn_conf_key rn_server_conf_table[] = {
 	 .def = "5m",
 	 .offset = OFF(idle_timeout_ms),
 	 .max = (int64_t)1 << 40,
-	 .help = "a connection with no stream open and nothing received for this long is closed "
-		 "(GOAWAY); 0 = never"},
+	 .help = "a connection with no stream open and no request (HEADERS, DATA) received for "
+		 "this long is closed (GOAWAY); PINGs and other control frames do not count; 0 = "
+		 "never"},
 	{.key = "slow_client_bytes",
 	 .type = RN_CONF_SIZE,
 	 .def = "4M",
@@ -249,6 +250,73 @@ const struct rn_conf_key rn_server_conf_table[] = {
 	 .offset = OFF(slow_client_timeout_ms),
 	 .max = (int64_t)1 << 40,
 	 .help = "...if it stays above for this long, disconnects it (logged)"},
+	{.key = "header_timeout",
+	 .type = RN_CONF_DURATION,
+	 .def = "10s",
+	 .offset = OFF(header_timeout_ms),
+	 .max = (int64_t)1 << 40,
+	 .help = "a new connection must send the HTTP/2 preface, and every HEADERS frame must "
+		 "complete its header block (END_HEADERS, CONTINUATIONs included), within this; "
+		 "else the connection is closed; 0 = never"},
+	{.key = "refuse_throttle",
+	 .type = RN_CONF_INT,
+	 .def = "50",
+	 .offset = OFF(refuse_throttle),
+	 .max = 1000000,
+	 .help = "refused calls (wrong token, not gRPC, late headers...) per second from one "
+		 "client address beyond which that address is throttled: its connections are "
+		 "closed and new ones closed at once for refuse_cooldown; 0 = off"},
+	{.key = "refuse_cooldown",
+	 .type = RN_CONF_DURATION,
+	 .def = "10s",
+	 .offset = OFF(refuse_cooldown_ms),
+	 .min = 1,
+	 .max = (int64_t)1 << 40,
+	 .help = "how long a throttled address stays throttled"},
+	{.key = "partial_budget_bytes",
+	 .type = RN_CONF_SIZE,
+	 .def = "64M",
+	 .offset = OFF(partial_budget_bytes),
+	 .max = (int64_t)1 << 40,
+	 .help = "memory for request messages received in part, over all calls; beyond it, a "
+		 "call adding to an unfinished message over 64K (over twice this, any) ends with "
+		 "RESOURCE_EXHAUSTED and a 1 s pushback; 0 = no limit"},
+	{.key = "http_max_header_bytes",
+	 .type = RN_CONF_SIZE,
+	 .def = "8K",
+	 .offset = OFF(http_max_header_bytes),
+	 .min = 1024,
+	 .max = (int64_t)1 << 24,
+	 .help = "HTTP port (metrics_listen): request line and headers of one request at most "
+		 "this; beyond, 400 and the connection is closed",
+	 .flags = RN_CONF_F_RESTART},
+	{.key = "http_max_body_bytes",
+	 .type = RN_CONF_SIZE,
+	 .def = "10M",
+	 .offset = OFF(http_max_body_bytes),
+	 .min = 1024,
+	 .max = (int64_t)1 << 30,
+	 .help = "HTTP port: a request body (a REST insert) at most this and at most "
+		 "max_message_bytes; beyond, 413 and the connection is closed",
+	 .flags = RN_CONF_F_RESTART},
+	{.key = "http_timeout",
+	 .type = RN_CONF_DURATION,
+	 .def = "10s",
+	 .offset = OFF(http_timeout_ms),
+	 .min = 1000,
+	 .max = 3600000,
+	 .help = "HTTP port: a connection that does not complete a request (or take its response) "
+		 "within this (whole seconds) is closed",
+	 .flags = RN_CONF_F_RESTART},
+	{.key = "max_connections",
+	 .type = RN_CONF_INT,
+	 .def = "512",
+	 .offset = OFF(max_connections),
+	 .min = 1,
+	 .max = 1000000,
+	 .help = "connections open at once on the gRPC port; a new one beyond this is closed at "
+		 "once (counted, logged once per episode); keep it well below the open-file limit "
+		 "(LimitNOFILE), which the WAL and tables need too"},
 	{.key = "parquet_zstd_level",
 	 .type = RN_CONF_INT,
 	 .def = "1",
@@ -2269,6 +2337,11 @@ static void front_options(const struct rn_server_conf *c, struct rn_front_option
 		.idle_timeout_ms = c->idle_timeout_ms,
 		.slow_bytes = (size_t)c->slow_client_bytes,
 		.slow_timeout_ms = c->slow_client_timeout_ms,
+		.max_conns = (uint32_t)c->max_connections,
+		.header_timeout_ms = c->header_timeout_ms,
+		.refuse_throttle = (uint32_t)c->refuse_throttle,
+		.refuse_cooldown_ms = c->refuse_cooldown_ms,
+		.partial_budget = (size_t)c->partial_budget_bytes,
 	};
 }
 
@@ -2283,6 +2356,14 @@ static void arm_flush(struct rn_server *s)
  * replaced them) into new contexts; connections already open keep theirs. A context that does
  * not build leaves the old one in force, and says why. Turning TLS on or off takes a restart.
  */
+/* The HTTP port's body cap: http_max_body_bytes, and never more than a REST insert may carry
+ * (max_message_bytes), so both ports refuse the same bodies. */
+static size_t http_body_cap(const struct rn_server_conf *c)
+{
+	return (size_t)(c->http_max_body_bytes < c->max_message_bytes ? c->http_max_body_bytes
+								      : c->max_message_bytes);
+}
+
 static void reload_tls(struct rn_server *s)
 {
 	struct rn_tls *ts[2] = {s->tls, s->metrics_tls};
@@ -2372,7 +2453,9 @@ static int reload(struct rn_server *s)
 	if (rn_front_set_limits(s->front, &fo))
 		rn_log_error("server", "reload: the front's timer could not be rescheduled");
 	if (s->metrics)
-		rn_metrics_set_max_body(s->metrics, (size_t)s->conf.max_message_bytes);
+		rn_metrics_set_limits(s->metrics, (size_t)s->conf.http_max_header_bytes,
+				      http_body_cap(&s->conf),
+				      (int)(s->conf.http_timeout_ms / 1000));
 	reload_tls(s);
 	check_pressure(s, NULL);
 	s->stats.config_loaded_s = (int64_t)time(NULL);
@@ -2600,7 +2683,8 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 			rc = RN_EIO;
 			goto fail;
 		}
-		rn_metrics_set_max_body(s->metrics, (size_t)conf->max_message_bytes);
+		rn_metrics_set_limits(s->metrics, (size_t)conf->http_max_header_bytes,
+				      http_body_cap(conf), (int)(conf->http_timeout_ms / 1000));
 		if (s->metrics_tls)
 			rn_metrics_set_tls(s->metrics, s->metrics_tls);
 		rn_log_info("server", "metrics on %s%s%s:%d (/metrics, /healthz, REST)%s",
@@ -2716,6 +2800,28 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 			  (double)fs.closed_slow);
 	rn_metrics_sample(b, P "connections_closed_total", "reason=\"too_many_streams\"",
 			  (double)fs.closed_streams);
+	rn_metrics_sample(b, P "connections_closed_total", "reason=\"header_timeout\"",
+			  (double)fs.closed_header_timeout);
+	rn_metrics_sample(b, P "connections_closed_total", "reason=\"throttled\"",
+			  (double)fs.closed_throttled);
+	rn_metrics_family(b, P "connections_rejected_total", "counter",
+			  "New connections closed at once, before anything was read.");
+	rn_metrics_sample(b, P "connections_rejected_total", "reason=\"max_connections\"",
+			  (double)fs.rejected_max_conns);
+	rn_metrics_sample(b, P "connections_rejected_total", "reason=\"throttled\"",
+			  (double)fs.rejected_throttled);
+	F("throttle_episodes_total", "counter",
+	  "Times a client address was throttled for refuse_throttle.", fs.throttle_episodes);
+	F("peers_throttled", "gauge", "Client addresses throttled now.", fs.peers_throttled);
+	F("partial_bytes", "gauge", "Memory held for request messages received in part.",
+	  fs.partial_bytes);
+	F("partial_budget_refusals_total", "counter",
+	  "Calls ended with RESOURCE_EXHAUSTED for partial_budget_bytes.", fs.partial_refused);
+	F("accept_errors_total", "counter",
+	  "accept() failures (out of file descriptors or buffers); the listener pauses after each.",
+	  fs.accept_errors);
+	F("accept_paused", "gauge", "1 while the listener is paused after an accept() failure.",
+	  fs.accept_paused);
 	F("streams_refused_total", "counter",
 	  "Streams refused (REFUSED_STREAM) beyond max_streams_per_connection.",
 	  fs.streams_refused);

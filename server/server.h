@@ -56,6 +56,14 @@ struct rn_server_conf {
 	int64_t idle_timeout_ms;        /* close connections with no stream and no traffic */
 	int64_t slow_client_bytes;      /* unsent responses beyond this... */
 	int64_t slow_client_timeout_ms; /* ...for this long disconnect the client */
+	int64_t max_connections;        /* gRPC connections at once; beyond, closed at once */
+	int64_t header_timeout_ms;      /* preface and each header block complete within this */
+	int64_t refuse_throttle;        /* refusals/s from one address that throttle it... */
+	int64_t refuse_cooldown_ms;     /* ...for this long */
+	int64_t partial_budget_bytes;   /* unfinished request messages, all calls together */
+	int64_t http_max_header_bytes;  /* HTTP port (metrics_listen): request line + headers */
+	int64_t http_max_body_bytes;    /* ... a request body */
+	int64_t http_timeout_ms;        /* ... a request (or a response) within this */
 	int64_t parquet_zstd_level;
 	int auto_create;               /* create unknown (valid) tables on first stream */
 	struct rn_conf_strlist tables; /* created at start */

@@ -320,7 +320,7 @@ test('idle_timeout closes connections without streams; an open stream keeps its 
     assert.ok(ga, 'a GOAWAY before the close');
     assert.equal(ga.payload.readUInt32BE(4), 0, 'NO_ERROR');
     assert.equal(await server.metric('connections_closed_total', 'reason="idle"'), 1);
-    assert.ok(server.proc.log.some((l) => /closing idle connection from 127\.0\.0\.1:\d+ \(no stream, nothing received for 1000 ms\)/.test(l)));
+    assert.ok(server.proc.log.some((l) => /closing idle connection from 127\.0\.0\.1:\d+ \(no stream, no request received for 1000 ms\)/.test(l)));
 
     // A stream that stays silent for 2.5 idle periods after its creation still gets its acks.
     const res = await client(server, 'ingest', '--records', '3', '--batches', '2', '--pause-ms', '2500');

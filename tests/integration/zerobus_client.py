@@ -19,7 +19,8 @@ Modes:
   concurrent open --calls ingest calls at once on one channel (one HTTP/2 connection),
              each sending --batches batches; report every call's acks
   steady     fill until --stop-file exists (with --pause-ms between batches), printing
-             {"ack": N} as each ack comes: a stream that runs across server reloads
+             {"ack": N} as each ack comes: a stream that runs across server reloads;
+             fill and steady report latency_ms {n, p50, p99, max}, batch sent to its ack
   slow-reader  not gRPC: a raw h2c connection (small SO_RCVBUF) that sends HTTP/2 PINGs
              and never reads the answers, for up to --pause-ms; report whether and when the
              server disconnected it
@@ -302,16 +303,19 @@ def main():
         acks = queue.Queue()
         out = {'acks': [], 'stream_id': None, 'code': 'OK'}
         steady = a.mode == 'steady'
+        lat = []  # ms from sending each batch to its ack
 
         def requests():
             yield create_req()
             b = 0
             while (not steady and b < a.batches) or \
                     (steady and not (a.stop_file and os.path.exists(a.stop_file))):
+                t0 = time.monotonic()
                 yield batch_req(b, a.records, b * a.records)
                 got = acks.get(timeout=30)
                 if got is None:
                     return
+                lat.append((time.monotonic() - t0) * 1000)
                 out['acks'].append(got)
                 b += 1
                 if steady and a.pause_ms:
@@ -330,6 +334,11 @@ def main():
         except grpc.RpcError as e:
             out.update({'code': e.code().name, 'details': e.details(), **pushback_of(e)})
         acks.put(None)
+        if lat:
+            s_ = sorted(lat)
+            out['latency_ms'] = {'n': len(s_), 'p50': round(s_[len(s_) // 2], 2),
+                                 'p99': round(s_[min(len(s_) - 1, int(len(s_) * 0.99))], 2),
+                                 'max': round(s_[-1], 2)}
         print(json.dumps(out))
         return
 

@@ -174,6 +174,26 @@ static void test_idle(void **state)
 	assert_true(rn_limits_idle(0, 10 * S, 1 * S, 11 * S));
 }
 
+static void test_header_late(void **state)
+{
+	(void)state;
+	assert_false(rn_limits_header_late(0, 1 * S, 1000 * S));        /* nothing awaited */
+	assert_false(rn_limits_header_late(10 * S, 0, 1000 * S));       /* 0 = never */
+	assert_false(rn_limits_header_late(10 * S, 1 * S, 11 * S - 1)); /* not yet */
+	assert_true(rn_limits_header_late(10 * S, 1 * S, 11 * S));
+}
+
+static void test_accept_backoff(void **state)
+{
+	(void)state;
+	assert_int_equal(rn_limits_accept_backoff_ms(0), 50);
+	assert_int_equal(rn_limits_accept_backoff_ms(1), 50);
+	assert_int_equal(rn_limits_accept_backoff_ms(2), 100);
+	assert_int_equal(rn_limits_accept_backoff_ms(5), 800);
+	assert_int_equal(rn_limits_accept_backoff_ms(6), 1000);
+	assert_int_equal(rn_limits_accept_backoff_ms(UINT64_MAX), 1000); /* no overflow */
+}
+
 static void test_window_grant(void **state)
 {
 	uint64_t conn = 300, stream = 200;
@@ -220,6 +240,8 @@ int main(void)
 		cmocka_unit_test(test_slow_client),
 		cmocka_unit_test(test_idle),
 		cmocka_unit_test(test_window_grant),
+		cmocka_unit_test(test_accept_backoff),
+		cmocka_unit_test(test_header_late),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
