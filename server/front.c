@@ -478,7 +478,9 @@ static void open_call(struct rn_call *k)
 				    k->table_len,
 				    k->have_auth ? k->auth : NULL,
 				    k->have_clock ? k->boot_id : NULL,
-				    k->boot_us};
+				    k->boot_us,
+				    NULL,
+				    0};
 	if ((st = fr->h.open(fr->h.ctx, k, &info, &msg)) != 0) {
 		refuse(k, 200, st, msg);
 		return;

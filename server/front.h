@@ -34,6 +34,10 @@ struct rn_call_info {
 	const char *authorization; /* or NULL */
 	const char *boot_id;       /* x-runnel-clock "<boot_id> <boot_us>" well formed, or NULL */
 	int64_t boot_us;           /* the agent's CLOCK_BOOTTIME when it opened the call */
+	/* identity from a verified client certificate (the first URI SAN, else the first DNS
+	 * SAN), or NULL: cleartext, or no client certificate (filled by the TLS front) */
+	const char *peer_identity;
+	int tls; /* the connection is TLS */
 };
 
 struct rn_front_handler {

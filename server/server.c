@@ -22,7 +22,9 @@
 #include <unistd.h>
 #include <uuid/uuid.h>
 
-#include "auth.h"
+#include "crypto.h"
+#include "oauth.h"
+#include "principal.h"
 #include "ev_time.h"
 #include "front.h"
 #include "limits.h"
@@ -127,6 +129,54 @@ const struct rn_conf_key rn_server_conf_table[] = {
 		 "rotate: add the new one, reload, move the clients over, remove the old one, "
 		 "reload); unset = no authentication",
 	 .flags = RN_CONF_F_NOCTL},
+	{.key = "principals",
+	 .type = RN_CONF_LIST,
+	 .offset = OFF(principals),
+	 .help = "who may write which tables (docs/security.md): each with a name, how it "
+		 "authenticates (cert, client_id + secret_hash, tokens) and its table patterns; "
+		 "reloaded on SIGHUP (open calls of a removed principal are ended)",
+	 .sub = rn_principal_conf_keys,
+	 .elem_size = sizeof(struct rn_principal_conf)},
+	{.key = "token_key_file",
+	 .type = RN_CONF_STRING,
+	 .offset = OFF(token_key_file),
+	 .help = "HMAC-SHA256 key of the signed tokens (at least 32 bytes); created 0600 with 32 "
+		 "random bytes if missing; default data_root/_token_key; re-read on SIGHUP"},
+	{.key = "token_lifetime",
+	 .type = RN_CONF_DURATION,
+	 .def = "1h",
+	 .offset = OFF(token_lifetime_ms),
+	 .min = 1000,
+	 .max = 86400000,
+	 .help = "lifetime of the tokens POST /oidc/v1/token issues"},
+	{.key = "token_clock_skew",
+	 .type = RN_CONF_DURATION,
+	 .def = "30s",
+	 .offset = OFF(token_clock_skew_ms),
+	 .max = 600000,
+	 .help = "clock difference allowed when checking a signed token's expiry and issue time"},
+	{.key = "token_close_before",
+	 .type = RN_CONF_DURATION,
+	 .def = "60s",
+	 .offset = OFF(token_close_before_ms),
+	 .max = 3600000,
+	 .help = "a stream opened with a signed token is sent close_stream_signal this long "
+		 "before the token expires (and ended UNAUTHENTICATED once it has)"},
+	{.key = "max_persistent_streams",
+	 .type = RN_CONF_INT,
+	 .def = "1000",
+	 .offset = OFF(max_persistent_streams),
+	 .min = 1,
+	 .max = 10000000,
+	 .help = "persistent streams one principal may have registered; creating one more is "
+		 "RESOURCE_EXHAUSTED (retire or let unused ones expire)"},
+	{.key = "stream_expiry",
+	 .type = RN_CONF_DURATION,
+	 .def = "30d",
+	 .offset = OFF(stream_expiry_ms),
+	 .max = (int64_t)1 << 45,
+	 .help = "a persistent stream without a call for this long is retired (its records "
+		 "committed first); 0 = never"},
 	{.key = "flush_interval_ms",
 	 .type = RN_CONF_INT,
 	 .def = "1000",
@@ -308,6 +358,10 @@ struct srv_stream {
 	int has_clock;             /* ... as kept in _streams/<id>.clock */
 	int persistent;            /* registered; else ephemeral: gone with its call */
 	int64_t ended_us;          /* ephemeral: mono time its call closed (0 while open) */
+	char owner[RN_PRINCIPAL_NAME_MAX + 1]; /* the principal that created it; "" = made
+						* before owners were kept: anyone allowed the
+						* table may resume it */
+	int64_t used_s; /* persistent: wall time of its last create/resume/call end */
 	struct srv_stream *next;
 };
 
@@ -342,6 +396,11 @@ struct call_state {
 	char boot_id[64]; /* x-runnel-clock, if sent (has_clock) */
 	int64_t boot_us;
 	int has_clock;
+	/* who: the credentials it opened with (decided again at create/resume and reload) */
+	char *auth, *peer;                         /* copies, or NULL */
+	char principal[RN_PRINCIPAL_NAME_MAX + 1]; /* as decided at open */
+	int64_t expires;                           /* a signed token's exp (s); 0 = none */
+	int close_sent;                            /* close_stream_signal sent for it */
 };
 
 struct rn_server {
@@ -364,6 +423,11 @@ struct rn_server {
 	char *streams_dir;
 	struct rn_buf resp, single;
 	struct rn_metrics *metrics;
+	struct rn_principals *principals; /* from the config, rebuilt on reload */
+	uint8_t key[4096];                /* signed tokens' HMAC key (klen bytes; 0 = none) */
+	size_t klen;
+	struct event *auth_ev; /* every second: token expiry of open calls, stream expiry */
+	struct rn_authz authz; /* the last decision (its msg outlives the call that asked) */
 	struct rn_limits limits;
 	char wal_path[4096];       /* the WAL directory (statvfs for wal_min_free) */
 	int64_t disk_checked_us;   /* last statvfs */
@@ -378,6 +442,10 @@ struct rn_server {
 		uint64_t acks, wal_syncs, wal_sync_errors;
 		uint64_t flushes, flush_errors;
 		uint64_t calls, calls_rejected;
+		uint64_t calls_denied;                       /* PERMISSION_DENIED */
+		uint64_t calls_revoked, calls_token_expired; /* ended while open */
+		uint64_t streams_retired, streams_expired;   /* persistent streams let go */
+		uint64_t tokens_issued, token_refusals;      /* POST /oidc/v1/token */
 		uint64_t pressure_refusals, pressure_episodes;
 		uint64_t streams_forgotten; /* ended ephemeral streams dropped */
 		uint64_t recovery_retries;  /* retries of failing tables */
@@ -413,11 +481,13 @@ static struct srv_stream *add_stream(struct rn_server *s, const char *id, size_t
 	return st;
 }
 
-/* Registers a persistent stream durably: data_root/_streams/<id> = "table\nrecord_type\n". */
+/* Registers a persistent stream durably: data_root/_streams/<id> =
+ * "table\nrecord_type\nowner\n" (streams registered before owners were kept have no third
+ * line). */
 static int register_stream(struct rn_server *s, const struct srv_stream *st)
 {
 	char text[512];
-	int n = snprintf(text, sizeof(text), "%s\n%d\n", st->table, st->record_type);
+	int n = snprintf(text, sizeof(text), "%s\n%d\n%s\n", st->table, st->record_type, st->owner);
 	struct rn_fs_piece p = {text, (size_t)n};
 	return rn_write_file_atomic(s->streams_dir, st->id, &p, 1) ? RN_EIO : 0;
 }
@@ -545,8 +615,9 @@ static int load_registry(struct rn_server *s)
 	if (!d)
 		return RN_EIO;
 	while ((de = readdir(d))) {
-		char path[4096], table[300];
+		char path[4096], table[300], owner[RN_PRINCIPAL_NAME_MAX + 1] = "";
 		int rtype = 1;
+		struct stat sb;
 		FILE *f;
 		if (de->d_name[0] == '.' || strchr(de->d_name, '.'))
 			continue; /* temp files, descriptors */
@@ -557,8 +628,14 @@ static int load_registry(struct rn_server *s)
 		    !find_stream(s, de->d_name, strlen(de->d_name))) {
 			struct srv_stream *st = add_stream(s, de->d_name, strlen(de->d_name), table,
 							   strlen(table), rtype);
+			if (fscanf(f, "%64s", owner) != 1)
+				owner[0] = 0; /* registered before owners were kept */
 			if (st) {
 				st->persistent = 1;
+				memcpy(st->owner, owner, sizeof(owner));
+				/* the registry entry is touched on every use (stream_expiry) */
+				st->used_s = fstat(fileno(f), &sb) ? (int64_t)time(NULL)
+								   : (int64_t)sb.st_mtime;
 				load_clock(s, st);
 				n++;
 			}
@@ -981,6 +1058,64 @@ static void forget_ended(struct rn_server *s, int64_t before_us)
 	}
 }
 
+/*
+ * Lets a persistent stream go (RetireStream, stream_expiry) once every record it sent is
+ * committed to its table: its registry entry, descriptor and clock files, the
+ * materializer's plan. 1 when retired, 0 when it must wait (records still pending, its table
+ * failing recovery, a call attached), RN_EIO when the registry entry could not be removed
+ * (it stays, retried later).
+ */
+static int retire_stream(struct rn_server *s, struct srv_stream *st)
+{
+	int64_t committed = -1;
+	char path[4200];
+	if (st->call || find_failing(s, st->table))
+		return 0;
+	if (st->last_durable >= 0 && (rn_mat_committed(s->mat, st->table, st->id, &committed) ||
+				      committed < st->last_durable))
+		return 0;
+	snprintf(path, sizeof(path), "%s/%s", s->streams_dir, st->id);
+	if (rn_fs_unlink(path) && errno != ENOENT) {
+		rn_log_warn("server", "retire stream %s: unlink %s: %s", st->id, path,
+			    strerror(errno));
+		return RN_EIO;
+	}
+	rn_fsync_dir(s->streams_dir);
+	rn_mat_stream_forget(s->mat, st->id);
+	unlink_stream_files(s, st->id);
+	for (struct srv_stream **pp = &s->streams; *pp; pp = &(*pp)->next)
+		if (*pp == st) {
+			*pp = st->next;
+			break;
+		}
+	rn_free(st->table);
+	rn_free(st);
+	return 1;
+}
+
+/* Retires persistent streams without a call for stream_expiry (when their records are
+ * committed; else at a later tick). */
+static void expire_streams(struct rn_server *s)
+{
+	int64_t now = (int64_t)time(NULL), ttl = s->conf.stream_expiry_ms;
+	if (ttl <= 0)
+		return;
+	for (struct srv_stream *st = s->streams, *next; st; st = next) {
+		char id[40], owner[sizeof(st->owner)];
+		next = st->next;
+		if (!st->persistent || st->call || (now - st->used_s) * 1000 < ttl)
+			continue;
+		memcpy(id, st->id, sizeof(id));
+		memcpy(owner, st->owner, sizeof(owner));
+		if (retire_stream(s, st) == 1) {
+			s->stats.streams_expired++;
+			rn_log_info("server",
+				    "stream %s of principal %s expired: unused for %lld s", id,
+				    owner[0] ? owner : "(none)", (long long)(ttl / 1000));
+		}
+	}
+}
+
 /* At start, after recovery: .desc and .clock files of streams that are not registered
  * belong to ephemeral streams of earlier runs (all over by now). */
 static void sweep_stream_files(struct rn_server *s)
@@ -1120,9 +1255,76 @@ static int refill_table(void *ctx, struct rn_mat *m, const char *table)
 	return rc;
 }
 
-static int check_auth(const struct rn_server *s, const char *auth)
+/* The authorization decision (oauth.h rn_authz_decide) with the server's principals, key
+ * and clock; the result (its message) stays in s->authz until the next decision. */
+static int authorize(struct rn_server *s, const char *auth, const char *peer, const char *table)
 {
-	return rn_auth_check(s->conf.token.v, s->conf.token.n, auth);
+	struct rn_authz_request r = {auth, peer, table};
+	return rn_authz_decide(s->principals, s->klen ? s->key : NULL, s->klen, (int64_t)time(NULL),
+			       s->conf.token_clock_skew_ms / 1000, &r, &s->authz);
+}
+
+int rn_server_authorize(struct rn_server *s, const char *authorization, const char *peer_identity,
+			const char *table, const char **principal, const char **msg)
+{
+	int st = authorize(s, authorization, peer_identity, table);
+	*principal = s->authz.principal ? s->authz.principal->name : NULL;
+	*msg = s->authz.msg;
+	if (st == RN_GRPC_PERMISSION_DENIED)
+		s->stats.calls_denied++;
+	else if (st)
+		s->stats.calls_rejected++;
+	return st;
+}
+
+int rn_server_token_request(struct rn_server *s, const struct rn_oauth_request *r,
+			    struct rn_oauth_response *out)
+{
+	uint8_t raw[16];
+	char jti[40];
+	int rc;
+	if (rn_crypto_random(raw, sizeof(raw)))
+		return RN_EIO;
+	for (size_t i = 0; i < sizeof(raw); i++)
+		snprintf(jti + 2 * i, 3, "%02x", raw[i]);
+	struct rn_oauth_ctx c = {s->principals,
+				 s->key,
+				 s->klen,
+				 (int64_t)time(NULL),
+				 s->conf.token_lifetime_ms / 1000,
+				 jti};
+	if ((rc = rn_oauth_token_endpoint(&c, r, out)))
+		return rc;
+	if (out->status == 200) {
+		s->stats.tokens_issued++;
+		rn_log_info("server", "token %s issued to principal %s for %lld s", jti,
+			    out->principal, (long long)c.ttl);
+	} else {
+		s->stats.token_refusals++;
+	}
+	return 0;
+}
+
+/* Marks a persistent stream used now (stream_expiry counts from here), on disk too: its
+ * registry entry's mtime is what a restart reads back. */
+static void touch_stream(struct rn_server *s, struct srv_stream *st)
+{
+	char path[4200];
+	if (!st->persistent)
+		return;
+	st->used_s = (int64_t)time(NULL);
+	snprintf(path, sizeof(path), "%s/%s", s->streams_dir, st->id);
+	if (utimensat(AT_FDCWD, path, NULL, 0) && errno != ENOENT)
+		rn_log_warn("server", "touch %s: %s", path, strerror(errno));
+}
+
+/* Persistent streams registered for principal `name`. */
+static size_t owned_streams(const struct rn_server *s, const char *name)
+{
+	size_t n = 0;
+	for (const struct srv_stream *st = s->streams; st; st = st->next)
+		n += st->persistent && !strcmp(st->owner, name);
+	return n;
 }
 
 static int on_open(void *ctx, struct rn_call *c, const struct rn_call_info *info, const char **msg)
@@ -1134,9 +1336,10 @@ static int on_open(void *ctx, struct rn_call *c, const struct rn_call_info *info
 		*msg = "server is shutting down";
 		return RN_GRPC_UNAVAILABLE;
 	}
-	if (!check_auth(s, info->authorization)) {
+	/* who first (the table's checks below need no credentials to be answered) */
+	if (authorize(s, info->authorization, info->peer_identity, NULL)) {
 		s->stats.calls_rejected++;
-		*msg = "missing or wrong bearer token";
+		*msg = s->authz.msg;
 		return RN_GRPC_UNAUTHENTICATED;
 	}
 	/* never a truncated name: it could be another valid table */
@@ -1148,6 +1351,13 @@ static int on_open(void *ctx, struct rn_call *c, const struct rn_call_info *info
 		*msg = "invalid table name in x-databricks-zerobus-table-name";
 		return RN_GRPC_INVALID_ARGUMENT;
 	}
+	int st = authorize(s, info->authorization, info->peer_identity, info->table);
+	if (st) {
+		s->stats.calls_denied += st == RN_GRPC_PERMISSION_DENIED;
+		s->stats.calls_rejected += st != RN_GRPC_PERMISSION_DENIED;
+		*msg = s->authz.msg;
+		return st;
+	}
 	/* Under pressure a call is still accepted: create and resume store nothing in the WAL,
 	 * and a resume tells the client what is durable. Its first new data is refused. */
 	if (!(cs = rn_calloc(1, sizeof(*cs)))) {
@@ -1156,6 +1366,15 @@ static int on_open(void *ctx, struct rn_call *c, const struct rn_call_info *info
 	}
 	cs->persistent = rn_call_persistent(c);
 	cs->acked = -1;
+	snprintf(cs->principal, sizeof(cs->principal), "%s", s->authz.principal->name);
+	cs->expires = s->authz.expires;
+	if ((info->authorization && !(cs->auth = rn_strdup(info->authorization))) ||
+	    (info->peer_identity && !(cs->peer = rn_strdup(info->peer_identity)))) {
+		rn_free(cs->auth);
+		rn_free(cs);
+		*msg = "out of memory";
+		return RN_GRPC_RESOURCE_EXHAUSTED;
+	}
 	if (info->table) {
 		snprintf(cs->table, sizeof(cs->table), "%s", info->table);
 		cs->has_table = 1;
@@ -1212,6 +1431,26 @@ static void on_create(struct rn_server *s, struct rn_call *c, struct call_state 
 	}
 	if (rn_table_name_check(table))
 		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, "invalid table name");
+	int deny = authorize(s, cs->auth, cs->peer, table);
+	if (!deny && strcmp(s->authz.principal->name, cs->principal)) {
+		/* a reload gave its credentials to another principal */
+		deny = RN_GRPC_UNAUTHENTICATED;
+		snprintf(s->authz.msg, sizeof(s->authz.msg), "the credentials changed principal");
+	}
+	if (deny) {
+		s->stats.calls_denied += deny == RN_GRPC_PERMISSION_DENIED;
+		s->stats.calls_rejected += deny != RN_GRPC_PERMISSION_DENIED;
+		return rn_call_finish(c, deny, s->authz.msg);
+	}
+	if (cs->persistent &&
+	    owned_streams(s, cs->principal) >= (size_t)s->conf.max_persistent_streams) {
+		char why[200];
+		snprintf(why, sizeof(why),
+			 "principal %s has %lld persistent streams (max_persistent_streams); "
+			 "retire some first",
+			 cs->principal, (long long)s->conf.max_persistent_streams);
+		return rn_call_finish(c, RN_GRPC_RESOURCE_EXHAUSTED, why);
+	}
 	char fwhy[400];
 	if (table_failing(s, table, fwhy, sizeof(fwhy)))
 		return rn_call_finish(c, RN_GRPC_UNAVAILABLE, fwhy);
@@ -1248,14 +1487,16 @@ static void on_create(struct rn_server *s, struct rn_call *c, struct call_state 
 	if (!(st = add_stream(s, id, strlen(id), table, strlen(table), rtype)))
 		return rn_call_finish(c, RN_GRPC_RESOURCE_EXHAUSTED, "out of memory");
 	st->persistent = cs->persistent;
+	snprintf(st->owner, sizeof(st->owner), "%s", cs->principal);
+	st->used_s = (int64_t)time(NULL);
 	if (cs->persistent && register_stream(s, st))
 		return rn_call_finish(c, RN_GRPC_UNAVAILABLE, "cannot register the stream durably");
 	if (stream_clock(s, st, cs))
 		return rn_call_finish(c, RN_GRPC_UNAVAILABLE,
 				      "cannot keep the stream's clock reference durably");
 	attach(st, c, cs);
-	rn_log_info("server", "stream %s created for table %s (%s)", id, table,
-		    cs->persistent ? "persistent" : "ephemeral");
+	rn_log_info("server", "stream %s created for table %s (%s) by principal %s", id, table,
+		    cs->persistent ? "persistent" : "ephemeral", cs->principal);
 	rn_buf_reset(&s->resp);
 	rn_zb_encode_create_response(&s->resp, cs->persistent, id);
 	send_msg(c, &s->resp);
@@ -1271,6 +1512,21 @@ static void on_resume(struct rn_server *s, struct rn_call *c, struct call_state 
 				      "stream already open on this call");
 	if (!st)
 		return rn_call_finish(c, RN_GRPC_NOT_FOUND, "unknown stream_id");
+	/* before anything about the stream is told or changed: the owner's call goes on */
+	int deny = authorize(s, cs->auth, cs->peer, st->table);
+	if (!deny && strcmp(s->authz.principal->name, cs->principal)) {
+		deny = RN_GRPC_UNAUTHENTICATED;
+		snprintf(s->authz.msg, sizeof(s->authz.msg), "the credentials changed principal");
+	}
+	if (!deny && st->owner[0] && strcmp(st->owner, cs->principal)) {
+		deny = RN_GRPC_PERMISSION_DENIED;
+		snprintf(s->authz.msg, sizeof(s->authz.msg), "stream belongs to another principal");
+	}
+	if (deny) {
+		s->stats.calls_denied += deny == RN_GRPC_PERMISSION_DENIED;
+		s->stats.calls_rejected += deny != RN_GRPC_PERMISSION_DENIED;
+		return rn_call_finish(c, deny, s->authz.msg);
+	}
 	if (cs->has_table && strcmp(cs->table, st->table))
 		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT,
 				      "stream belongs to another table");
@@ -1287,8 +1543,10 @@ static void on_resume(struct rn_server *s, struct rn_call *c, struct call_state 
 		return rn_call_finish(c, RN_GRPC_UNAVAILABLE,
 				      "cannot keep the stream's clock reference durably");
 	attach(st, c, cs);
+	touch_stream(s, st);
 	cs->acked = st->last_durable;
-	rn_log_info("server", "stream %s resumed at %lld", st->id, (long long)st->last_durable);
+	rn_log_info("server", "stream %s resumed at %lld by principal %s", st->id,
+		    (long long)st->last_durable, cs->principal);
 	rn_buf_reset(&s->resp);
 	rn_zb_encode_resume_response(&s->resp, st->last_durable);
 	send_msg(c, &s->resp);
@@ -1451,14 +1709,17 @@ static void on_half_close(void *ctx, struct rn_call *c)
 static void on_closed(void *ctx, struct rn_call *c)
 {
 	struct call_state *cs = rn_call_ctx(c);
-	(void)ctx;
 	if (!cs)
 		return;
 	if (cs->st && cs->st->call == c) {
 		cs->st->call = NULL;
 		if (!cs->st->persistent)
 			cs->st->ended_us = rn_mono_us();
+		else
+			touch_stream(ctx, cs->st);
 	}
+	rn_free(cs->auth);
+	rn_free(cs->peer);
 	rn_free(cs);
 	rn_call_set_ctx(c, NULL);
 }
@@ -1483,6 +1744,8 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg)
 }
 
 static void hup_cb(evutil_socket_t sig, short what, void *arg);
+static void load_key(struct rn_server *s);
+static void reauthorize(struct rn_server *s);
 static void render_metrics(void *ctx, struct rn_buf *b);
 static int health(void *ctx, char *why, size_t cap);
 
@@ -1640,11 +1903,29 @@ static int check_wal_dir(const struct rn_server_conf *c, const char *file, char 
 	return RN_ECONFIG;
 }
 
+/* The principals of config c (rn_principals_create). 0, RN_ECONFIG ("FILE: ..." in err),
+ * RN_ENOMEM. */
+static int build_principals(const struct rn_server_conf *c, const char *file,
+			    struct rn_principals **out, char *err, size_t cap)
+{
+	char why[600];
+	int rc = rn_principals_create(out, c->principals.items, c->principals.n, c->token.v,
+				      c->token.n, why, sizeof(why));
+	if (rc == RN_ECONFIG)
+		snprintf(err, cap, "%s: %s", file, why);
+	return rc;
+}
+
 int rn_server_conf_check(const struct rn_server_conf *c, const char *file, char *err, size_t cap)
 {
 	char why[600];
+	struct rn_principals *ps;
+	int prc;
 	if (check_wal_dir(c, file, err, cap))
 		return RN_ECONFIG;
+	if ((prc = build_principals(c, file, &ps, err, cap)))
+		return prc;
+	rn_principals_destroy(ps);
 	for (size_t i = 0; i < c->schemas.n; i++) {
 		struct rn_schema *s;
 		const struct rn_table_schema_conf *t =
@@ -1896,7 +2177,14 @@ static int reload(struct rn_server *s)
 		if (k->type != RN_CONF_LIST) /* schemas: declare_tables says what it does */
 			rn_log_info("server", "reload: %s changed", k->key);
 	}
+	struct rn_principals *np = NULL;
+	if ((rc = build_principals(&nc, "reload", &np, err, sizeof(err)))) {
+		rn_log_error("server", "reload refused, the running config stays: %s",
+			     rc == RN_ENOMEM ? "out of memory" : err);
+		goto out;
+	}
 	if ((rc = declare_tables(s, &s->conf, &nc))) {
+		rn_principals_destroy(np);
 		rn_log_error("server", "reload refused, the running config stays: out of memory");
 		goto out;
 	}
@@ -1913,6 +2201,10 @@ static int reload(struct rn_server *s)
 	s->conf = nc;
 	memset(&nc, 0, sizeof(nc));
 	rn_log_set_level((enum rn_log_level)s->conf.log_level);
+	rn_principals_destroy(s->principals);
+	s->principals = np;
+	load_key(s);
+	reauthorize(s);
 	apply_limits(s);
 	if (new_interval) /* else the next flush stays when it was due */
 		arm_flush(s);
@@ -1952,6 +2244,133 @@ static void hup_cb(evutil_socket_t sig, short what, void *arg)
 	rn_sd_notify("READY=1");
 }
 
+int rn_server_token_key(const struct rn_server_conf *c, uint8_t *key, size_t cap, size_t *len,
+			int create, char *err, size_t ecap)
+{
+	char path[4200];
+	uint8_t fresh[32];
+	struct stat sb;
+	ssize_t n;
+	int fd;
+	*len = 0;
+	if (c->token_key_file)
+		snprintf(path, sizeof(path), "%s", c->token_key_file);
+	else
+		snprintf(path, sizeof(path), "%s/_token_key", c->data_root);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 && errno == ENOENT && create) {
+		/* a new key: 32 random bytes, readable by the server only */
+		if (rn_crypto_random(fresh, sizeof(fresh))) {
+			snprintf(err, ecap, "token key %s: no random bytes", path);
+			return RN_EIO;
+		}
+		if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0 ||
+		    rn_write_all(fd, fresh, sizeof(fresh)) || rn_fs_fsync(fd)) {
+			snprintf(err, ecap, "token key %s: cannot create it: %s", path,
+				 strerror(errno));
+			if (fd >= 0) {
+				close(fd);
+				unlink(path);
+			}
+			return RN_EIO;
+		}
+		close(fd);
+		rn_log_info("server", "token key %s created", path);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+	}
+	if (fd < 0) {
+		snprintf(err, ecap, "token key %s: %s", path, strerror(errno));
+		return RN_EIO;
+	}
+	if (!fstat(fd, &sb) && (sb.st_mode & 077))
+		rn_log_warn("server", "token key %s is readable by others (mode %o): chmod 600 it",
+			    path, (unsigned)(sb.st_mode & 0777));
+	n = read(fd, key, cap);
+	close(fd);
+	if (n < RN_OAUTH_KEY_MIN || (size_t)n == cap) {
+		snprintf(err, ecap, "token key %s: %s", path,
+			 n < 0               ? strerror(errno)
+			 : n == (ssize_t)cap ? "longer than 4095 bytes"
+					     : "shorter than 32 bytes");
+		return RN_EINVAL;
+	}
+	*len = (size_t)n;
+	return 0;
+}
+
+/* Loads the signing key of s's config (creating it if missing). Without one, signed tokens
+ * are refused (the token endpoint answers 500): logged, not fatal. */
+static void load_key(struct rn_server *s)
+{
+	char err[600];
+	if (rn_server_token_key(&s->conf, s->key, sizeof(s->key), &s->klen, 1, err, sizeof(err)))
+		rn_log_error("server", "%s; signed tokens are refused until it is fixed (SIGHUP)",
+			     err);
+}
+
+/*
+ * Every second: calls opened with a signed token are sent close_stream_signal
+ * token_close_before ahead of its expiry (the client reconnects with a fresh token) and
+ * ended UNAUTHENTICATED once it has expired; persistent streams unused for stream_expiry are
+ * retired.
+ */
+static void expire_streams(struct rn_server *s);
+static void auth_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rn_server *s = arg;
+	int64_t now = (int64_t)time(NULL), lead = s->conf.token_close_before_ms / 1000;
+	(void)fd;
+	(void)what;
+	for (struct srv_stream *st = s->streams; st; st = st->next) {
+		struct call_state *cs = st->call ? rn_call_ctx(st->call) : NULL;
+		if (!cs || !cs->expires)
+			continue;
+		if (now > cs->expires + s->conf.token_clock_skew_ms / 1000) {
+			s->stats.calls_token_expired++;
+			rn_call_finish(st->call, RN_GRPC_UNAUTHENTICATED, "the token has expired");
+		} else if (!cs->close_sent && now >= cs->expires - lead) {
+			cs->close_sent = 1;
+			rn_buf_reset(&s->resp);
+			rn_zb_encode_close_signal(&s->resp, cs->persistent,
+						  cs->expires > now ? cs->expires - now : 0);
+			send_msg(st->call, &s->resp);
+			rn_log_info("server",
+				    "stream %s: token of principal %s expires in %lld s: "
+				    "close_stream_signal sent",
+				    st->id, cs->principal, (long long)(cs->expires - now));
+		}
+	}
+	expire_streams(s);
+	rn_front_flush(s->front);
+}
+
+/*
+ * After a reload: every open call is decided again with the credentials it opened with and
+ * its table; a call whose principal was removed, whose credentials no longer name the same
+ * principal, or that may no longer write its table is ended at once (UNAUTHENTICATED or
+ * PERMISSION_DENIED), not at its next message.
+ */
+static void reauthorize(struct rn_server *s)
+{
+	for (struct srv_stream *st = s->streams; st; st = st->next) {
+		struct call_state *cs = st->call ? rn_call_ctx(st->call) : NULL;
+		int deny;
+		if (!cs)
+			continue;
+		deny = authorize(s, cs->auth, cs->peer, st->table);
+		if (!deny && strcmp(s->authz.principal->name, cs->principal)) {
+			deny = RN_GRPC_UNAUTHENTICATED;
+			snprintf(s->authz.msg, sizeof(s->authz.msg),
+				 "the credentials changed principal");
+		}
+		if (!deny)
+			continue;
+		s->stats.calls_revoked++;
+		rn_log_warn("server", "reload: stream %s of principal %s ended: %s", st->id,
+			    cs->principal, s->authz.msg);
+		rn_call_finish(st->call, deny, s->authz.msg);
+	}
+}
+
 void rn_server_set_reload(struct rn_server *s, rn_server_load_fn load, void *ctx)
 {
 	s->load = load;
@@ -1986,6 +2405,18 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 		rn_log_error("server", "data_root %s: %s", conf->data_root, strerror(errno));
 		rc = RN_EIO;
 		goto fail;
+	}
+	{
+		char perr[700];
+		if ((rc = build_principals(conf, "config", &s->principals, perr, sizeof(perr)))) {
+			rn_log_error("server", "%s", rc == RN_ENOMEM ? "out of memory" : perr);
+			goto fail;
+		}
+		load_key(s);
+		rn_log_info("server", "%zu principal(s)%s", rn_principals_count(s->principals),
+			    rn_principals_required(s->principals)
+				    ? ""
+				    : ": none configured, no authentication");
 	}
 	snprintf(path, sizeof(path), "%s/_streams", conf->data_root);
 	mkdir(path, 0750);
@@ -2092,6 +2523,11 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 	s->sig_term = evsignal_new(s->base, SIGTERM, stop_cb, s);
 	s->sig_int = evsignal_new(s->base, SIGINT, stop_cb, s);
 	s->sig_hup = evsignal_new(s->base, SIGHUP, hup_cb, s);
+	s->auth_ev = event_new(s->base, -1, EV_PERSIST, auth_cb, s);
+	if (!s->auth_ev || rn_ev_add_ms(s->auth_ev, 1000)) {
+		rc = RN_ENOMEM;
+		goto fail;
+	}
 	arm_flush(s);
 	apply_limits(s);
 	event_add(s->sig_term, NULL);
@@ -2149,6 +2585,45 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	F("calls_total", "counter", "gRPC calls opened.", s->stats.calls);
 	F("calls_rejected_total", "counter", "Calls refused for authentication.",
 	  s->stats.calls_rejected);
+	/* identity (docs/security.md) */
+	F("calls_denied_total", "counter",
+	  "Calls and requests refused PERMISSION_DENIED (table not allowed, reserved table, "
+	  "another principal's stream).",
+	  s->stats.calls_denied);
+	F("calls_revoked_total", "counter",
+	  "Open calls ended by a reload that removed or narrowed their principal.",
+	  s->stats.calls_revoked);
+	F("calls_token_expired_total", "counter", "Open calls ended as their signed token expired.",
+	  s->stats.calls_token_expired);
+	F("tokens_issued_total", "counter", "Signed tokens issued by POST /oidc/v1/token.",
+	  s->stats.tokens_issued);
+	F("token_requests_refused_total", "counter", "Token requests refused (4xx/5xx).",
+	  s->stats.token_refusals);
+	F("persistent_streams_expired_total", "counter",
+	  "Persistent streams retired after stream_expiry without a call.",
+	  s->stats.streams_expired);
+	F("persistent_streams_retired_total", "counter",
+	  "Persistent streams retired by RetireStream.", s->stats.streams_retired);
+	/* labels are configured principal names only (bounded by the config, never client
+	 * input); streams of principals no longer configured are not shown per principal */
+	rn_metrics_family(b, P "principal_streams", "gauge",
+			  "Streams per configured principal: open (a call attached) and persistent "
+			  "(registered).");
+	for (size_t i = 0; i < rn_principals_count(s->principals); i++) {
+		const struct rn_principal *pr = rn_principals_at(s->principals, i);
+		size_t po = 0, pp = 0;
+		char lab[200];
+		for (struct srv_stream *st = s->streams; st; st = st->next) {
+			if (strcmp(st->owner, pr->name))
+				continue;
+			po += st->call != NULL;
+			pp += st->persistent;
+		}
+		snprintf(lab, sizeof(lab), "principal=\"%s\",state=\"open\"", pr->name);
+		rn_metrics_sample(b, P "principal_streams", lab, (double)po);
+		snprintf(lab, sizeof(lab), "principal=\"%s\",state=\"persistent\"", pr->name);
+		rn_metrics_sample(b, P "principal_streams", lab, (double)pp);
+	}
 	F("batches_total", "counter", "Record batches accepted into the WAL.", s->stats.batches);
 	F("records_total", "counter", "Records accepted into the WAL.", s->stats.records);
 	F("record_bytes_total", "counter", "Bytes of record batches accepted.", s->stats.bytes);
@@ -2314,6 +2789,9 @@ void rn_server_destroy(struct rn_server *s)
 		event_free(s->sig_int);
 	if (s->sig_hup)
 		event_free(s->sig_hup);
+	if (s->auth_ev)
+		event_free(s->auth_ev);
+	rn_principals_destroy(s->principals);
 	if (s->watchdog_ev)
 		event_free(s->watchdog_ev);
 	if (s->base)
