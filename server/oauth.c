@@ -93,7 +93,7 @@ static int header_member(void *ctx, struct rn_json_span k, struct rn_json_span v
 {
 	int *alg_ok = ctx;
 	char alg[16];
-	if (rn_json_span_eq(k, "\"alg\"")) {
+	if (rn_json_span_eq(k, "alg")) {
 		if (*alg_ok || jstr(v, alg, sizeof(alg)) || strcmp(alg, "HS256"))
 			return RN_EINVAL;
 		*alg_ok = 1;
@@ -119,8 +119,7 @@ static int table_elem(void *ctx, size_t i, struct rn_json_span v)
 static int claim_member(void *ctx, struct rn_json_span k, struct rn_json_span v)
 {
 	struct claims_walk *w = ctx;
-	static const char *const names[] = {"\"sub\"", "\"iat\"", "\"exp\"", "\"jti\"",
-					    "\"tables\""};
+	static const char *const names[] = {"sub", "iat", "exp", "jti", "tables"};
 	unsigned i;
 	for (i = 0; i < 5 && !rn_json_span_eq(k, names[i]); i++)
 		;
@@ -308,21 +307,21 @@ static int detail_member(void *ctx, struct rn_json_span k, struct rn_json_span v
 {
 	struct details_walk *w = ctx;
 	char s[64];
-	if (rn_json_span_eq(k, "\"type\"")) {
+	if (rn_json_span_eq(k, "type")) {
 		if (jstr(v, s, sizeof(s)))
 			goto bad;
 		w->is_uc = !strcmp(s, "unity_catalog_privileges");
-	} else if (rn_json_span_eq(k, "\"object_type\"")) {
+	} else if (rn_json_span_eq(k, "object_type")) {
 		if (jstr(v, s, sizeof(s)))
 			goto bad;
 		w->is_table = !strcasecmp(s, "TABLE");
-	} else if (rn_json_span_eq(k, "\"privileges\"")) {
+	} else if (rn_json_span_eq(k, "privileges")) {
 		if (rn_json_array_walk(v, privilege, w)) {
 			if (!w->why)
 				w->why = "authorization_details: privileges must be an array";
 			return RN_EINVAL;
 		}
-	} else if (rn_json_span_eq(k, "\"object_full_path\"")) {
+	} else if (rn_json_span_eq(k, "object_full_path")) {
 		if (jstr(v, w->path, sizeof(w->path)))
 			goto bad;
 		w->has_path = 1;

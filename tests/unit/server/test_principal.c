@@ -80,15 +80,12 @@ static void setup_conf(void)
 	for (int i = 0; i < 32; i++)
 		snprintf(hashed + 7 + 2 * i, 3, "%02x", d[i]);
 	memset(conf3, 0, sizeof(conf3));
-	conf3[0] = (struct rn_principal_conf){.name = "truck-1",
-					      .cert = "spiffe://fleet/truck-1",
-					      .tables = {l_gps, 1}};
-	conf3[1] = (struct rn_principal_conf){.name = "gateway",
-					      .tokens = {l_tok, 1},
-					      .tables = {l_fleet, 1}};
-	conf3[2] = (struct rn_principal_conf){.name = "hashed@x",
-					      .tokens = {l_hashed, 1},
-					      .tables = {l_star, 1}};
+	conf3[0] = (struct rn_principal_conf){
+		.name = "truck-1", .cert = "spiffe://fleet/truck-1", .tables = {l_gps, 1}};
+	conf3[1] = (struct rn_principal_conf){
+		.name = "gateway", .tokens = {l_tok, 1}, .tables = {l_fleet, 1}};
+	conf3[2] = (struct rn_principal_conf){
+		.name = "hashed@x", .tokens = {l_hashed, 1}, .tables = {l_star, 1}};
 }
 
 static void test_lookup(void **state)
@@ -201,10 +198,8 @@ static void test_client_secret(void **state)
 	assert_int_equal(rn_crypto_verify_secret("pbkdf2-sha256$1000$x$y", "s", 1), RN_EINVAL);
 	assert_int_equal(rn_crypto_hash_secret("s", 1, 10, enc, sizeof(enc)), RN_EINVAL);
 	assert_int_equal(rn_crypto_hash_secret("s3cret", 6, 1000, enc, sizeof(enc)), 0);
-	struct rn_principal_conf c = {.name = "svc",
-				      .client_id = "svc-id",
-				      .secret_hash = enc,
-				      .tables = {l_gps, 1}};
+	struct rn_principal_conf c = {
+		.name = "svc", .client_id = "svc-id", .secret_hash = enc, .tables = {l_gps, 1}};
 	assert_int_equal(rn_principals_create(&ps, &c, 1, NULL, 0, err, sizeof(err)), 0);
 	const struct rn_principal *p = rn_principals_by_client_id(ps, "svc-id");
 	assert_non_null(p);
