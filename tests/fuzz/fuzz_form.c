@@ -22,9 +22,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *why;
 	size_t n = 0;
 	if (rn_oauth_parse_form((const char *)data, size, &form, &why) == 0) {
-		if (form.has_details &&
-		    rn_oauth_parse_details(form.details, strlen(form.details), tables, &n, &why) ==
-			    0) {
+		if (form.has_details && rn_oauth_parse_details(form.details, strlen(form.details),
+							       tables, &n, &why) == 0) {
 			for (size_t i = 0; i < n; i++)
 				if (rn_table_pattern_check(tables[i]) || strchr(tables[i], '*'))
 					abort();
