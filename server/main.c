@@ -17,6 +17,7 @@
 #include "rn_mem.h"
 #include "rn_version.h"
 #include "server.h"
+#include "identity_cli.h"
 #include "table_cli.h"
 
 /* What --version says is built in; keep it true when a front door or format is added. */
@@ -35,7 +36,10 @@ static void usage(FILE *f)
 		   "  -d        data root, overrides the config's data_root\n"
 		   "  -H        print every config key with its default and exit\n"
 		   "  -V, --version  print the version and what is built in, and exit\n"
-		   "       runnel-server table describe|history|verify ...  (table --help)\n");
+		   "       runnel-server table describe|history|verify ...  (table --help)\n"
+		   "       runnel-server hash-secret [--token] < SECRET\n"
+		   "       runnel-server token issue --principal NAME [--tables T,...] [--ttl S] "
+		   "[-c FILE]\n");
 }
 
 /* The command line's part of the config: what the loader applies at start and on reload. */
@@ -114,6 +118,10 @@ int main(int argc, char **argv)
 	rn_log_set_program("runnel-server");
 	if (argc >= 2 && !strcmp(argv[1], "table"))
 		return rn_table_main(argc - 1, argv + 1, stdout, stderr);
+	if (argc >= 2 && !strcmp(argv[1], "hash-secret"))
+		return rn_hash_secret_main(argc - 1, argv + 1, stdin, stdout, stderr);
+	if (argc >= 2 && !strcmp(argv[1], "token"))
+		return rn_token_main(argc - 1, argv + 1, stdout, stderr);
 	while ((opt = getopt_long(argc, argv, "c:nvl:d:hHV", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': args.file = optarg; break;

@@ -22,7 +22,9 @@
 #include <unistd.h>
 #include <uuid/uuid.h>
 
-#include "auth.h"
+#include "crypto.h"
+#include "oauth.h"
+#include "principal.h"
 #include "ev_time.h"
 #include "front.h"
 #include "limits.h"
@@ -172,6 +174,54 @@ const struct rn_conf_key rn_server_conf_table[] = {
 		 "rotate: add the new one, reload, move the clients over, remove the old one, "
 		 "reload); unset = no authentication",
 	 .flags = RN_CONF_F_NOCTL},
+	{.key = "principals",
+	 .type = RN_CONF_LIST,
+	 .offset = OFF(principals),
+	 .help = "who may write which tables (docs/security.md): each with a name, how it "
+		 "authenticates (cert, client_id + secret_hash, tokens) and its table patterns; "
+		 "reloaded on SIGHUP (open calls of a removed principal are ended)",
+	 .sub = rn_principal_conf_keys,
+	 .elem_size = sizeof(struct rn_principal_conf)},
+	{.key = "token_key_file",
+	 .type = RN_CONF_STRING,
+	 .offset = OFF(token_key_file),
+	 .help = "HMAC-SHA256 key of the signed tokens (at least 32 bytes); created 0600 with 32 "
+		 "random bytes if missing; default data_root/_token_key; re-read on SIGHUP"},
+	{.key = "token_lifetime",
+	 .type = RN_CONF_DURATION,
+	 .def = "1h",
+	 .offset = OFF(token_lifetime_ms),
+	 .min = 1000,
+	 .max = 86400000,
+	 .help = "lifetime of the tokens POST /oidc/v1/token issues"},
+	{.key = "token_clock_skew",
+	 .type = RN_CONF_DURATION,
+	 .def = "30s",
+	 .offset = OFF(token_clock_skew_ms),
+	 .max = 600000,
+	 .help = "clock difference allowed when checking a signed token's expiry and issue time"},
+	{.key = "token_close_before",
+	 .type = RN_CONF_DURATION,
+	 .def = "60s",
+	 .offset = OFF(token_close_before_ms),
+	 .max = 3600000,
+	 .help = "a stream opened with a signed token is sent close_stream_signal this long "
+		 "before the token expires (and ended UNAUTHENTICATED once it has)"},
+	{.key = "max_persistent_streams",
+	 .type = RN_CONF_INT,
+	 .def = "1000",
+	 .offset = OFF(max_persistent_streams),
+	 .min = 1,
+	 .max = 10000000,
+	 .help = "persistent streams one principal may have registered; creating one more is "
+		 "RESOURCE_EXHAUSTED (retire or let unused ones expire)"},
+	{.key = "stream_expiry",
+	 .type = RN_CONF_DURATION,
+	 .def = "30d",
+	 .offset = OFF(stream_expiry_ms),
+	 .max = (int64_t)1 << 45,
+	 .help = "a persistent stream without a call for this long is retired (its records "
+		 "committed first); 0 = never"},
 	{.key = "flush_interval_ms",
 	 .type = RN_CONF_INT,
 	 .def = "1000",
@@ -423,6 +473,10 @@ struct srv_stream {
 	int64_t ended_us;          /* ephemeral: mono time its call closed (0 while open) */
 	int rest;                  /* its table's REST stream of this run (takes new requests) */
 	unsigned rest_waiting;     /* REST requests waiting for its offsets to be durable */
+	char owner[RN_PRINCIPAL_NAME_MAX + 1]; /* the principal that created it; "" = made
+						* before owners were kept: anyone allowed the
+						* table may resume it */
+	int64_t used_s; /* persistent: wall time of its last create/resume/call end */
 	struct srv_stream *next;
 };
 
@@ -457,6 +511,11 @@ struct call_state {
 	char boot_id[64]; /* x-runnel-clock, if sent (has_clock) */
 	int64_t boot_us;
 	int has_clock;
+	/* who: the credentials it opened with (decided again at create/resume and reload) */
+	char *auth, *peer;                         /* copies, or NULL */
+	char principal[RN_PRINCIPAL_NAME_MAX + 1]; /* as decided at open */
+	int64_t expires;                           /* a signed token's exp (s); 0 = none */
+	int close_sent;                            /* close_stream_signal sent for it */
 };
 
 struct rn_server {
@@ -484,6 +543,11 @@ struct rn_server {
 	struct rn_refuselog rest_refusals; /* which refused REST requests get a log line */
 	struct rn_tls *tls;                /* the listen port's TLS context, NULL = cleartext */
 	struct rn_tls *metrics_tls; /* the metrics port's (ALPN http/1.1), NULL = plain HTTP */
+	struct rn_principals *principals; /* from the config, rebuilt on reload */
+	uint8_t key[4096];                /* signed tokens' HMAC key (klen bytes; 0 = none) */
+	size_t klen;
+	struct event *auth_ev; /* every second: token expiry of open calls, stream expiry */
+	struct rn_authz authz; /* the last decision (its msg outlives the call that asked) */
 	struct rn_limits limits;
 	char wal_path[4096];       /* the WAL directory (statvfs for wal_min_free) */
 	int64_t disk_checked_us;   /* last statvfs */
@@ -498,6 +562,10 @@ struct rn_server {
 		uint64_t acks, wal_syncs, wal_sync_errors;
 		uint64_t flushes, flush_errors;
 		uint64_t calls, calls_rejected;
+		uint64_t calls_denied;                       /* PERMISSION_DENIED */
+		uint64_t calls_revoked, calls_token_expired; /* ended while open */
+		uint64_t streams_retired, streams_expired;   /* persistent streams let go */
+		uint64_t tokens_issued, token_refusals;      /* POST /oidc/v1/token */
 		uint64_t pressure_refusals, pressure_episodes;
 		uint64_t streams_forgotten; /* ended ephemeral streams dropped */
 		uint64_t recovery_retries;  /* retries of failing tables */
@@ -534,11 +602,13 @@ static struct srv_stream *add_stream(struct rn_server *s, const char *id, size_t
 	return st;
 }
 
-/* Registers a persistent stream durably: data_root/_streams/<id> = "table\nrecord_type\n". */
+/* Registers a persistent stream durably: data_root/_streams/<id> =
+ * "table\nrecord_type\nowner\n" (streams registered before owners were kept have no third
+ * line). */
 static int register_stream(struct rn_server *s, const struct srv_stream *st)
 {
 	char text[512];
-	int n = snprintf(text, sizeof(text), "%s\n%d\n", st->table, st->record_type);
+	int n = snprintf(text, sizeof(text), "%s\n%d\n%s\n", st->table, st->record_type, st->owner);
 	struct rn_fs_piece p = {text, (size_t)n};
 	return rn_write_file_atomic(s->streams_dir, st->id, &p, 1) ? RN_EIO : 0;
 }
@@ -666,8 +736,9 @@ static int load_registry(struct rn_server *s)
 	if (!d)
 		return RN_EIO;
 	while ((de = readdir(d))) {
-		char path[4096], table[300];
+		char path[4096], table[300], owner[RN_PRINCIPAL_NAME_MAX + 1] = "";
 		int rtype = 1;
+		struct stat sb;
 		FILE *f;
 		if (de->d_name[0] == '.' || strchr(de->d_name, '.'))
 			continue; /* temp files, descriptors */
@@ -678,8 +749,14 @@ static int load_registry(struct rn_server *s)
 		    !find_stream(s, de->d_name, strlen(de->d_name))) {
 			struct srv_stream *st = add_stream(s, de->d_name, strlen(de->d_name), table,
 							   strlen(table), rtype);
+			if (fscanf(f, "%64s", owner) != 1)
+				owner[0] = 0; /* registered before owners were kept */
 			if (st) {
 				st->persistent = 1;
+				memcpy(st->owner, owner, sizeof(owner));
+				/* the registry entry is touched on every use (stream_expiry) */
+				st->used_s = fstat(fileno(f), &sb) ? (int64_t)time(NULL)
+								   : (int64_t)sb.st_mtime;
 				load_clock(s, st);
 				n++;
 			}
@@ -1106,6 +1183,64 @@ static void forget_ended(struct rn_server *s, int64_t before_us)
 	}
 }
 
+/*
+ * Lets a persistent stream go (RetireStream, stream_expiry) once every record it sent is
+ * committed to its table: its registry entry, descriptor and clock files, the
+ * materializer's plan. 1 when retired, 0 when it must wait (records still pending, its table
+ * failing recovery, a call attached), RN_EIO when the registry entry could not be removed
+ * (it stays, retried later).
+ */
+static int retire_stream(struct rn_server *s, struct srv_stream *st)
+{
+	int64_t committed = -1;
+	char path[4200];
+	if (st->call || find_failing(s, st->table))
+		return 0;
+	if (st->last_durable >= 0 && (rn_mat_committed(s->mat, st->table, st->id, &committed) ||
+				      committed < st->last_durable))
+		return 0;
+	snprintf(path, sizeof(path), "%s/%s", s->streams_dir, st->id);
+	if (rn_fs_unlink(path) && errno != ENOENT) {
+		rn_log_warn("server", "retire stream %s: unlink %s: %s", st->id, path,
+			    strerror(errno));
+		return RN_EIO;
+	}
+	rn_fsync_dir(s->streams_dir);
+	rn_mat_stream_forget(s->mat, st->id);
+	unlink_stream_files(s, st->id);
+	for (struct srv_stream **pp = &s->streams; *pp; pp = &(*pp)->next)
+		if (*pp == st) {
+			*pp = st->next;
+			break;
+		}
+	rn_free(st->table);
+	rn_free(st);
+	return 1;
+}
+
+/* Retires persistent streams without a call for stream_expiry (when their records are
+ * committed; else at a later tick). */
+static void expire_streams(struct rn_server *s)
+{
+	int64_t now = (int64_t)time(NULL), ttl = s->conf.stream_expiry_ms;
+	if (ttl <= 0)
+		return;
+	for (struct srv_stream *st = s->streams, *next; st; st = next) {
+		char id[40], owner[sizeof(st->owner)];
+		next = st->next;
+		if (!st->persistent || st->call || (now - st->used_s) * 1000 < ttl)
+			continue;
+		memcpy(id, st->id, sizeof(id));
+		memcpy(owner, st->owner, sizeof(owner));
+		if (retire_stream(s, st) == 1) {
+			s->stats.streams_expired++;
+			rn_log_info("server",
+				    "stream %s of principal %s expired: unused for %lld s", id,
+				    owner[0] ? owner : "(none)", (long long)(ttl / 1000));
+		}
+	}
+}
+
 /* At start, after recovery: .desc and .clock files of streams that are not registered
  * belong to ephemeral streams of earlier runs (all over by now). */
 static void sweep_stream_files(struct rn_server *s)
@@ -1246,44 +1381,92 @@ static int refill_table(void *ctx, struct rn_mat *m, const char *table)
 	return rc;
 }
 
-/*
- * The one authorization decision, for a gRPC call (on_open) and a REST request (rest_insert)
- * alike; nothing else decides. `authorization` is the header value (NULL: absent),
- * `peer_identity` the identity of a verified client certificate (NULL: none), `table` the
- * table to be written (NULL: not known yet, as for a gRPC call, which names it later).
- * Returns 0 with *principal (may be NULL) the name the request acts as (NULL: anonymous, no
- * principals configured), or a gRPC status (UNAUTHENTICATED, PERMISSION_DENIED) with *msg a
- * static reason. Today the bearer token list (auth.c); principals replace the body.
- */
-static int authorize(const struct rn_server *s, const char *authorization,
-		     const char *peer_identity, const char *table, const char **principal,
-		     const char **msg)
+/* The authorization decision (oauth.h rn_authz_decide) with the server's principals, key
+ * and clock; the result (its message) stays in s->authz until the next decision. */
+static int authorize(struct rn_server *s, const char *auth, const char *peer, const char *table)
 {
-	(void)peer_identity;
-	(void)table;
-	*principal = NULL;
-	if (!rn_auth_check(s->conf.token.v, s->conf.token.n, authorization)) {
-		*msg = "missing or wrong bearer token";
-		return RN_GRPC_UNAUTHENTICATED;
+	struct rn_authz_request r = {auth, peer, table};
+	return rn_authz_decide(s->principals, s->klen ? s->key : NULL, s->klen, (int64_t)time(NULL),
+			       s->conf.token_clock_skew_ms / 1000, &r, &s->authz);
+}
+
+int rn_server_authorize(struct rn_server *s, const char *authorization, const char *peer_identity,
+			const char *table, const char **principal, const char **msg)
+{
+	int st = authorize(s, authorization, peer_identity, table);
+	*principal = s->authz.principal ? s->authz.principal->name : NULL;
+	*msg = s->authz.msg;
+	if (st == RN_GRPC_PERMISSION_DENIED)
+		s->stats.calls_denied++;
+	else if (st)
+		s->stats.calls_rejected++;
+	return st;
+}
+
+int rn_server_token_request(struct rn_server *s, const struct rn_oauth_request *r,
+			    struct rn_oauth_response *out)
+{
+	uint8_t raw[16];
+	char jti[40];
+	int rc;
+	if (rn_crypto_random(raw, sizeof(raw)))
+		return RN_EIO;
+	for (size_t i = 0; i < sizeof(raw); i++)
+		snprintf(jti + 2 * i, 3, "%02x", raw[i]);
+	struct rn_oauth_ctx c = {s->principals,
+				 s->key,
+				 s->klen,
+				 (int64_t)time(NULL),
+				 s->conf.token_lifetime_ms / 1000,
+				 jti};
+	if ((rc = rn_oauth_token_endpoint(&c, r, out)))
+		return rc;
+	if (out->status == 200) {
+		s->stats.tokens_issued++;
+		rn_log_info("server", "token %s issued to principal %s for %lld s", jti,
+			    out->principal, (long long)c.ttl);
+	} else {
+		s->stats.token_refusals++;
 	}
 	return 0;
+}
+
+/* Marks a persistent stream used now (stream_expiry counts from here), on disk too: its
+ * registry entry's mtime is what a restart reads back. */
+static void touch_stream(struct rn_server *s, struct srv_stream *st)
+{
+	char path[4200];
+	if (!st->persistent)
+		return;
+	st->used_s = (int64_t)time(NULL);
+	snprintf(path, sizeof(path), "%s/%s", s->streams_dir, st->id);
+	if (utimensat(AT_FDCWD, path, NULL, 0) && errno != ENOENT)
+		rn_log_warn("server", "touch %s: %s", path, strerror(errno));
+}
+
+/* Persistent streams registered for principal `name`. */
+static size_t owned_streams(const struct rn_server *s, const char *name)
+{
+	size_t n = 0;
+	for (const struct srv_stream *st = s->streams; st; st = st->next)
+		n += st->persistent && !strcmp(st->owner, name);
+	return n;
 }
 
 static int on_open(void *ctx, struct rn_call *c, const struct rn_call_info *info, const char **msg)
 {
 	struct rn_server *s = ctx;
 	struct call_state *cs;
-	const char *principal;
-	int st;
 	s->stats.calls++;
 	if (s->stopping) {
 		*msg = "server is shutting down";
 		return RN_GRPC_UNAVAILABLE;
 	}
-	if ((st = authorize(s, info->authorization, info->peer_identity, info->table, &principal,
-			    msg))) {
+	/* who first (the table's checks below need no credentials to be answered) */
+	if (authorize(s, info->authorization, info->peer_identity, NULL)) {
 		s->stats.calls_rejected++;
-		return st;
+		*msg = s->authz.msg;
+		return RN_GRPC_UNAUTHENTICATED;
 	}
 	/* never a truncated name: it could be another valid table */
 	if (info->table && info->table_len >= sizeof(((struct call_state *)0)->table)) {
@@ -1294,6 +1477,13 @@ static int on_open(void *ctx, struct rn_call *c, const struct rn_call_info *info
 		*msg = "invalid table name in x-databricks-zerobus-table-name: " RN_TABLE_NAME_RULE;
 		return RN_GRPC_INVALID_ARGUMENT;
 	}
+	int st = authorize(s, info->authorization, info->peer_identity, info->table);
+	if (st) {
+		s->stats.calls_denied += st == RN_GRPC_PERMISSION_DENIED;
+		s->stats.calls_rejected += st != RN_GRPC_PERMISSION_DENIED;
+		*msg = s->authz.msg;
+		return st;
+	}
 	/* Under pressure a call is still accepted: create and resume store nothing in the WAL,
 	 * and a resume tells the client what is durable. Its first new data is refused. */
 	if (!(cs = rn_calloc(1, sizeof(*cs)))) {
@@ -1302,6 +1492,15 @@ static int on_open(void *ctx, struct rn_call *c, const struct rn_call_info *info
 	}
 	cs->persistent = rn_call_persistent(c);
 	cs->acked = -1;
+	snprintf(cs->principal, sizeof(cs->principal), "%s", s->authz.principal->name);
+	cs->expires = s->authz.expires;
+	if ((info->authorization && !(cs->auth = rn_strdup(info->authorization))) ||
+	    (info->peer_identity && !(cs->peer = rn_strdup(info->peer_identity)))) {
+		rn_free(cs->auth);
+		rn_free(cs);
+		*msg = "out of memory";
+		return RN_GRPC_RESOURCE_EXHAUSTED;
+	}
 	if (info->table) {
 		snprintf(cs->table, sizeof(cs->table), "%s", info->table);
 		cs->has_table = 1;
@@ -1359,6 +1558,26 @@ static void on_create(struct rn_server *s, struct rn_call *c, struct call_state 
 	if (rn_table_name_check(table))
 		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT,
 				      "invalid table name: " RN_TABLE_NAME_RULE);
+	int deny = authorize(s, cs->auth, cs->peer, table);
+	if (!deny && strcmp(s->authz.principal->name, cs->principal)) {
+		/* a reload gave its credentials to another principal */
+		deny = RN_GRPC_UNAUTHENTICATED;
+		snprintf(s->authz.msg, sizeof(s->authz.msg), "the credentials changed principal");
+	}
+	if (deny) {
+		s->stats.calls_denied += deny == RN_GRPC_PERMISSION_DENIED;
+		s->stats.calls_rejected += deny != RN_GRPC_PERMISSION_DENIED;
+		return rn_call_finish(c, deny, s->authz.msg);
+	}
+	if (cs->persistent &&
+	    owned_streams(s, cs->principal) >= (size_t)s->conf.max_persistent_streams) {
+		char why[200];
+		snprintf(why, sizeof(why),
+			 "principal %s has %lld persistent streams (max_persistent_streams); "
+			 "retire some first",
+			 cs->principal, (long long)s->conf.max_persistent_streams);
+		return rn_call_finish(c, RN_GRPC_RESOURCE_EXHAUSTED, why);
+	}
 	char fwhy[400];
 	if (table_failing(s, table, fwhy, sizeof(fwhy)))
 		return rn_call_finish(c, RN_GRPC_UNAVAILABLE, fwhy);
@@ -1395,14 +1614,16 @@ static void on_create(struct rn_server *s, struct rn_call *c, struct call_state 
 	if (!(st = add_stream(s, id, strlen(id), table, strlen(table), rtype)))
 		return rn_call_finish(c, RN_GRPC_RESOURCE_EXHAUSTED, "out of memory");
 	st->persistent = cs->persistent;
+	snprintf(st->owner, sizeof(st->owner), "%s", cs->principal);
+	st->used_s = (int64_t)time(NULL);
 	if (cs->persistent && register_stream(s, st))
 		return rn_call_finish(c, RN_GRPC_UNAVAILABLE, "cannot register the stream durably");
 	if (stream_clock(s, st, cs))
 		return rn_call_finish(c, RN_GRPC_UNAVAILABLE,
 				      "cannot keep the stream's clock reference durably");
 	attach(st, c, cs);
-	rn_log_info("server", "stream %s created for table %s (%s)", id, table,
-		    cs->persistent ? "persistent" : "ephemeral");
+	rn_log_info("server", "stream %s created for table %s (%s) by principal %s", id, table,
+		    cs->persistent ? "persistent" : "ephemeral", cs->principal);
 	rn_buf_reset(&s->resp);
 	rn_zb_encode_create_response(&s->resp, cs->persistent, id);
 	send_msg(c, &s->resp);
@@ -1418,6 +1639,21 @@ static void on_resume(struct rn_server *s, struct rn_call *c, struct call_state 
 				      "stream already open on this call");
 	if (!st)
 		return rn_call_finish(c, RN_GRPC_NOT_FOUND, "unknown stream_id");
+	/* before anything about the stream is told or changed: the owner's call goes on */
+	int deny = authorize(s, cs->auth, cs->peer, st->table);
+	if (!deny && strcmp(s->authz.principal->name, cs->principal)) {
+		deny = RN_GRPC_UNAUTHENTICATED;
+		snprintf(s->authz.msg, sizeof(s->authz.msg), "the credentials changed principal");
+	}
+	if (!deny && st->owner[0] && strcmp(st->owner, cs->principal)) {
+		deny = RN_GRPC_PERMISSION_DENIED;
+		snprintf(s->authz.msg, sizeof(s->authz.msg), "stream belongs to another principal");
+	}
+	if (deny) {
+		s->stats.calls_denied += deny == RN_GRPC_PERMISSION_DENIED;
+		s->stats.calls_rejected += deny != RN_GRPC_PERMISSION_DENIED;
+		return rn_call_finish(c, deny, s->authz.msg);
+	}
 	if (cs->has_table && strcmp(cs->table, st->table))
 		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT,
 				      "stream belongs to another table");
@@ -1434,8 +1670,10 @@ static void on_resume(struct rn_server *s, struct rn_call *c, struct call_state 
 		return rn_call_finish(c, RN_GRPC_UNAVAILABLE,
 				      "cannot keep the stream's clock reference durably");
 	attach(st, c, cs);
+	touch_stream(s, st);
 	cs->acked = st->last_durable;
-	rn_log_info("server", "stream %s resumed at %lld", st->id, (long long)st->last_durable);
+	rn_log_info("server", "stream %s resumed at %lld by principal %s", st->id,
+		    (long long)st->last_durable, cs->principal);
 	rn_buf_reset(&s->resp);
 	rn_zb_encode_resume_response(&s->resp, st->last_durable);
 	send_msg(c, &s->resp);
@@ -1598,14 +1836,17 @@ static void on_half_close(void *ctx, struct rn_call *c)
 static void on_closed(void *ctx, struct rn_call *c)
 {
 	struct call_state *cs = rn_call_ctx(c);
-	(void)ctx;
 	if (!cs)
 		return;
 	if (cs->st && cs->st->call == c) {
 		cs->st->call = NULL;
 		if (!cs->st->persistent)
 			cs->st->ended_us = rn_mono_us();
+		else
+			touch_stream(ctx, cs->st);
 	}
+	rn_free(cs->auth);
+	rn_free(cs->peer);
 	rn_free(cs);
 	rn_call_set_ctx(c, NULL);
 }
@@ -1647,8 +1888,8 @@ static void rest_reply(struct rn_server *s, struct rn_httpx *x, enum rn_rest_rou
 
 /* A refusal while the request is being handled: logged like refused gRPC calls (first of a
  * kind at once, the rest summed up per period), then answered. */
-static void rest_refuse(struct rn_server *s, struct rn_httpx *x, enum rn_rest_route route, int http,
-			const char *code, const char *msg, const char *hname, const char *hvalue)
+static void rest_log_refusal(struct rn_server *s, const struct rn_httpx *x, int http,
+			     const char *msg)
 {
 	/* refusals under pressure come in bursts; the server logs the episode */
 	if (http == 429)
@@ -1660,6 +1901,12 @@ static void rest_refuse(struct rn_server *s, struct rn_httpx *x, enum rn_rest_ro
 			    "counted every %lld s)",
 			    x->req.peer, x->req.method, x->req.path, http, msg,
 			    (long long)(REST_LOG_PERIOD_US / 1000000));
+}
+
+static void rest_refuse(struct rn_server *s, struct rn_httpx *x, enum rn_rest_route route, int http,
+			const char *code, const char *msg, const char *hname, const char *hvalue)
+{
+	rest_log_refusal(s, x, http, msg);
 	rest_reply(s, x, route, http, code, msg, hname, hvalue);
 }
 
@@ -1736,18 +1983,41 @@ static struct srv_stream *rest_stream(struct rn_server *s, const char *table)
 }
 
 /*
- * IDENTITY SLICE: the OAuth 2.0 client-credentials endpoint (POST /oidc/v1/token) is routed
- * here, on both ports; the token core replaces this body. Until then it answers 501 in the
- * RFC 6749 error form.
+ * The OAuth 2.0 client-credentials endpoint (POST /oidc/v1/token), on both ports: the token
+ * core (oauth.h, through rn_server_token_request) decides; a refusal is logged through the
+ * REST refusal limiter like any other.
  */
 static void rest_token(struct rn_server *s, struct rn_httpx *x)
 {
-	static const char body[] = "{\"error\":\"unsupported\",\"error_description\":\"this "
-				   "server does not issue tokens yet\"}";
-	struct rn_httpx_response r = {
-		501, REST_JSON, NULL, NULL, (const uint8_t *)body, sizeof(body) - 1};
-	s->stats.rest[RN_REST_TOKEN][rn_rest_status_index(501)]++;
-	rn_httpx_respond(x, &r);
+	static const char oom[] = "{\"error\":\"server_error\",\"error_description\":\"the "
+				  "server could not build an answer\"}";
+	static const char big[] = "{\"error\":\"invalid_request\",\"error_description\":"
+				  "\"request body too large\"}";
+	const struct rn_httpx_request *q = &x->req;
+	struct rn_oauth_request r = {q->method, q->content_type, q->authorization, q->body,
+				     q->body_len};
+	struct rn_oauth_response out;
+	struct rn_httpx_response a = {
+		500, REST_JSON, NULL, NULL, (const uint8_t *)oom, sizeof(oom) - 1};
+	memset(&out, 0, sizeof(out)); /* out.body: an empty rn_buf */
+	if (q->body_too_large) {
+		a.status = 413;
+		a.body = (const uint8_t *)big;
+		a.len = sizeof(big) - 1;
+	} else if (!rn_server_token_request(s, &r, &out) && out.body.len) {
+		a.status = out.status;
+		a.body = out.body.data;
+		a.len = out.body.len;
+		if (out.www_authenticate) {
+			a.hname = "WWW-Authenticate";
+			a.hvalue = "Basic realm=\"runnel\"";
+		}
+	}
+	if (a.status != 200)
+		rest_log_refusal(s, x, a.status, out.error[0] ? out.error : "token request failed");
+	s->stats.rest[RN_REST_TOKEN][rn_rest_status_index(a.status)]++;
+	rn_httpx_respond(x, &a);
+	rn_buf_free(&out.body);
 }
 
 static void rest_insert(struct rn_server *s, struct rn_httpx *x, const struct rn_rest_target *t)
@@ -1765,9 +2035,9 @@ static void rest_insert(struct rn_server *s, struct rn_httpx *x, const struct rn
 #define REFUSE(http, code, msg) return rest_refuse(s, x, route, http, code, msg, NULL, NULL)
 	if (s->stopping)
 		REFUSE(503, "TEMPORARILY_UNAVAILABLE", "server is shutting down");
-	if ((rc = authorize(s, q->authorization, q->peer_identity, t->table, &principal, &msg))) {
+	if ((rc = rn_server_authorize(s, q->authorization, q->peer_identity, t->table, &principal,
+				      &msg))) {
 		int http = rn_rest_http_of_grpc(rc, &code);
-		s->stats.calls_rejected++;
 		return rest_refuse(s, x, route, http, code, msg,
 				   http == 401 ? "WWW-Authenticate" : NULL,
 				   "Bearer realm=\"runnel\"");
@@ -1886,6 +2156,8 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg)
 }
 
 static void hup_cb(evutil_socket_t sig, short what, void *arg);
+static void load_key(struct rn_server *s);
+static void reauthorize(struct rn_server *s);
 static void render_metrics(void *ctx, struct rn_buf *b);
 static int health(void *ctx, char *why, size_t cap);
 
@@ -2116,9 +2388,24 @@ int rn_server_conf_check_exposure(const struct rn_server_conf *c, const char *fi
 	return 0;
 }
 
+/* The principals of config c (rn_principals_create). 0, RN_ECONFIG ("FILE: ..." in err),
+ * RN_ENOMEM. */
+static int build_principals(const struct rn_server_conf *c, const char *file,
+			    struct rn_principals **out, char *err, size_t cap)
+{
+	char why[600];
+	int rc = rn_principals_create(out, c->principals.items, c->principals.n, c->token.v,
+				      c->token.n, why, sizeof(why));
+	if (rc == RN_ECONFIG)
+		snprintf(err, cap, "%s: %s", file, why);
+	return rc;
+}
+
 int rn_server_conf_check(const struct rn_server_conf *c, const char *file, char *err, size_t cap)
 {
 	char why[600];
+	struct rn_principals *ps;
+	int prc;
 	if (check_wal_dir(c, file, err, cap))
 		return RN_ECONFIG;
 	for (size_t i = 0; i < c->tables.n; i++)
@@ -2127,6 +2414,9 @@ int rn_server_conf_check(const struct rn_server_conf *c, const char *file, char 
 				 c->tables.v[i], RN_TABLE_NAME_RULE);
 			return RN_ECONFIG;
 		}
+	if ((prc = build_principals(c, file, &ps, err, cap)))
+		return prc;
+	rn_principals_destroy(ps);
 	for (size_t i = 0; i < c->schemas.n; i++) {
 		struct rn_schema *s;
 		const struct rn_table_schema_conf *t =
@@ -2173,11 +2463,12 @@ static int ensure_configured(struct rn_server *s, const char *name)
 }
 
 /*
- * Reload (SIGHUP; docs/operations.md "Server reload"). The config is loaded and checked as at
- * start; a config that does not load changes nothing. Otherwise the new config is applied live,
- * with these exceptions: rows marked RN_CONF_F_RESTART keep their running values (logged "changes
- * at restart"), and table declarations follow declare_tables(). Calls already open keep what
- * they were admitted with (their token was checked when they opened).
+ * Reload (SIGHUP; docs/operations.md "Server reload"). The config is loaded and checked as
+ * at start; a config that does not load changes nothing. Otherwise the new config is
+ * applied live, with these exceptions: rows marked RN_CONF_F_RESTART keep their running
+ * values (logged "changes at restart"), and table declarations follow declare_tables().
+ * Calls already open keep what they were admitted with (their token was checked when they
+ * opened).
  */
 
 /* What a reloaded config does to the typed table declarations. */
@@ -2253,17 +2544,18 @@ static int declare_new(struct rn_server *s, const struct rn_server_conf *nc, siz
 		return 0;
 	}
 	if (ensure_configured(s, name))
-		return 1; /* declared (the materializer holds it): in force, its creation logged */
+		return 1; /* declared (the materializer holds it): in force, its creation
+			     logged */
 	rn_log_info("server", "reload: table %s declared and created", name);
 	return 1;
 }
 
 /*
- * Settles nc->schemas to the declarations in force after the reload: unchanged ones, new ones
- * for tables that do not exist yet (declared and created now), the old declaration of a
- * changed one (refused, naming the table) and of a removed one (its table and data stay, and
- * streams may still write to it as to any existing table; the declaration goes at restart).
- * Entries moved from old are zeroed there. 0 or RN_ENOMEM (nothing changed).
+ * Settles nc->schemas to the declarations in force after the reload: unchanged ones, new
+ * ones for tables that do not exist yet (declared and created now), the old declaration of
+ * a changed one (refused, naming the table) and of a removed one (its table and data stay,
+ * and streams may still write to it as to any existing table; the declaration goes at
+ * restart). Entries moved from old are zeroed there. 0 or RN_ENOMEM (nothing changed).
  */
 static int declare_tables(struct rn_server *s, struct rn_server_conf *old,
 			  struct rn_server_conf *nc)
@@ -2277,7 +2569,8 @@ static int declare_tables(struct rn_server *s, struct rn_server_conf *old,
 		if (!o[i].table || schema_index(nc, o[i].table) >= 0)
 			continue;
 		rn_log_warn("server",
-			    "reload: schemas: table %s is no longer declared; its table and data "
+			    "reload: schemas: table %s is no longer declared; its table "
+			    "and data "
 			    "stay, its declaration is in force until a restart",
 			    o[i].table);
 		e[ne++] = o[i];
@@ -2288,13 +2581,14 @@ static int declare_tables(struct rn_server *s, struct rn_server_conf *old,
 		switch (decl_verdict(old, nc, i, &oi)) {
 		case DECL_SAME: break;
 		case DECL_CHANGED:
-			rn_log_error(
-				"server",
-				"reload: schemas: table %s: its declaration changed; the "
-				"columns and partitioning of a declared table cannot change "
-				"while the server runs, the running declaration stays (a "
-				"restart applies the new one if it matches the table's schema)",
-				n[i].table);
+			rn_log_error("server",
+				     "reload: schemas: table %s: its declaration changed; the "
+				     "columns and partitioning of a declared table cannot "
+				     "change "
+				     "while the server runs, the running declaration stays (a "
+				     "restart applies the new one if it matches the table's "
+				     "schema)",
+				     n[i].table);
 			e[ne++] = o[oi];
 			memset(&o[oi], 0, sizeof(o[oi]));
 			continue;
@@ -2353,11 +2647,12 @@ static void arm_flush(struct rn_server *s)
 
 /*
  * TLS on reload: the certificate, key and client CA files are read again (the operator
- * replaced them) into new contexts; connections already open keep theirs. A context that does
- * not build leaves the old one in force, and says why. Turning TLS on or off takes a restart.
+ * replaced them) into new contexts; connections already open keep theirs. A context that
+ * does not build leaves the old one in force, and says why. Turning TLS on or off takes a
+ * restart.
  */
-/* The HTTP port's body cap: http_max_body_bytes, and never more than a REST insert may carry
- * (max_message_bytes), so both ports refuse the same bodies. */
+/* The HTTP port's body cap: http_max_body_bytes, and never more than a REST insert may
+ * carry (max_message_bytes), so both ports refuse the same bodies. */
 static size_t http_body_cap(const struct rn_server_conf *c)
 {
 	return (size_t)(c->http_max_body_bytes < c->max_message_bytes ? c->http_max_body_bytes
@@ -2389,10 +2684,10 @@ static void reload_tls(struct rn_server *s)
 				     "reload: TLS of %s: %s; the certificate in use stays",
 				     names[i], why);
 		else
-			rn_log_info(
-				"server",
-				"reload: TLS of %s: certificate reloaded (new connections use it)",
-				names[i]);
+			rn_log_info("server",
+				    "reload: TLS of %s: certificate reloaded (new "
+				    "connections use it)",
+				    names[i]);
 	}
 }
 
@@ -2428,7 +2723,14 @@ static int reload(struct rn_server *s)
 		if (k->type != RN_CONF_LIST) /* schemas: declare_tables says what it does */
 			rn_log_info("server", "reload: %s changed", k->key);
 	}
+	struct rn_principals *np = NULL;
+	if ((rc = build_principals(&nc, "reload", &np, err, sizeof(err)))) {
+		rn_log_error("server", "reload refused, the running config stays: %s",
+			     rc == RN_ENOMEM ? "out of memory" : err);
+		goto out;
+	}
 	if ((rc = declare_tables(s, &s->conf, &nc))) {
+		rn_principals_destroy(np);
 		rn_log_error("server", "reload refused, the running config stays: out of memory");
 		goto out;
 	}
@@ -2445,6 +2747,10 @@ static int reload(struct rn_server *s)
 	s->conf = nc;
 	memset(&nc, 0, sizeof(nc));
 	rn_log_set_level((enum rn_log_level)s->conf.log_level);
+	rn_principals_destroy(s->principals);
+	s->principals = np;
+	load_key(s);
+	reauthorize(s);
 	apply_limits(s);
 	if (new_interval) /* else the next flush stays when it was due */
 		arm_flush(s);
@@ -2489,6 +2795,138 @@ static void hup_cb(evutil_socket_t sig, short what, void *arg)
 	rn_sd_notify("READY=1");
 }
 
+int rn_server_token_key(const struct rn_server_conf *c, uint8_t *key, size_t cap, size_t *len,
+			int create, char *err, size_t ecap)
+{
+	char path[4200];
+	uint8_t fresh[32];
+	struct stat sb;
+	ssize_t n;
+	int fd;
+	*len = 0;
+	if (c->token_key_file)
+		snprintf(path, sizeof(path), "%s", c->token_key_file);
+	else
+		snprintf(path, sizeof(path), "%s/_token_key", c->data_root);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 && errno == ENOENT && create) {
+		/* a new key: 32 random bytes, readable by the server only */
+		if (rn_crypto_random(fresh, sizeof(fresh))) {
+			snprintf(err, ecap, "token key %s: no random bytes", path);
+			return RN_EIO;
+		}
+		if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0 ||
+		    rn_write_all(fd, fresh, sizeof(fresh)) || rn_fs_fsync(fd)) {
+			snprintf(err, ecap, "token key %s: cannot create it: %s", path,
+				 strerror(errno));
+			if (fd >= 0) {
+				close(fd);
+				unlink(path);
+			}
+			return RN_EIO;
+		}
+		close(fd);
+		rn_log_info("server", "token key %s created", path);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+	}
+	if (fd < 0) {
+		snprintf(err, ecap, "token key %s: %s", path, strerror(errno));
+		return RN_EIO;
+	}
+	if (!fstat(fd, &sb) && (sb.st_mode & 077))
+		rn_log_warn("server", "token key %s is readable by others (mode %o): chmod 600 it",
+			    path, (unsigned)(sb.st_mode & 0777));
+	n = read(fd, key, cap);
+	close(fd);
+	if (n < RN_OAUTH_KEY_MIN || (size_t)n == cap) {
+		snprintf(err, ecap, "token key %s: %s", path,
+			 n < 0               ? strerror(errno)
+			 : n == (ssize_t)cap ? "longer than 4095 bytes"
+					     : "shorter than 32 bytes");
+		return RN_EINVAL;
+	}
+	*len = (size_t)n;
+	return 0;
+}
+
+/* Loads the signing key of s's config (creating it if missing). Without one, signed tokens
+ * are refused (the token endpoint answers 500): logged, not fatal. */
+static void load_key(struct rn_server *s)
+{
+	char err[600];
+	if (rn_server_token_key(&s->conf, s->key, sizeof(s->key), &s->klen, 1, err, sizeof(err)))
+		rn_log_error("server", "%s; signed tokens are refused until it is fixed (SIGHUP)",
+			     err);
+}
+
+/*
+ * Every second: calls opened with a signed token are sent close_stream_signal
+ * token_close_before ahead of its expiry (the client reconnects with a fresh token) and
+ * ended UNAUTHENTICATED once it has expired; persistent streams unused for stream_expiry
+ * are retired.
+ */
+static void expire_streams(struct rn_server *s);
+static void auth_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rn_server *s = arg;
+	int64_t now = (int64_t)time(NULL), lead = s->conf.token_close_before_ms / 1000;
+	(void)fd;
+	(void)what;
+	for (struct srv_stream *st = s->streams; st; st = st->next) {
+		struct call_state *cs = st->call ? rn_call_ctx(st->call) : NULL;
+		if (!cs || !cs->expires)
+			continue;
+		if (now > cs->expires + s->conf.token_clock_skew_ms / 1000) {
+			s->stats.calls_token_expired++;
+			rn_call_finish(st->call, RN_GRPC_UNAUTHENTICATED, "the token has expired");
+		} else if (!cs->close_sent && now >= cs->expires - lead) {
+			cs->close_sent = 1;
+			rn_buf_reset(&s->resp);
+			rn_zb_encode_close_signal(&s->resp, cs->persistent,
+						  cs->expires > now ? cs->expires - now : 0);
+			send_msg(st->call, &s->resp);
+			rn_log_info("server",
+				    "stream %s: token of principal %s expires in %lld s: "
+				    "close_stream_signal sent",
+				    st->id, cs->principal, (long long)(cs->expires - now));
+		}
+	}
+	expire_streams(s);
+	rn_front_flush(s->front);
+}
+
+/*
+ * After a reload: every open call of a configured principal is decided again with the
+ * credentials it opened with and its table; a call whose principal was removed, whose
+ * credentials no longer name the same principal, or that may no longer write its table is
+ * ended at once (UNAUTHENTICATED or PERMISSION_DENIED), not at its next message.
+ */
+static void reauthorize(struct rn_server *s)
+{
+	for (struct srv_stream *st = s->streams; st; st = st->next) {
+		struct call_state *cs = st->call ? rn_call_ctx(st->call) : NULL;
+		int deny;
+		if (!cs)
+			continue;
+		/* the top-level `token` keeps its documented rotation: calls open go on
+		 * while any top-level token is configured (docs/operations.md "Server
+		 * reload") */
+		if (!strcmp(cs->principal, "token") && rn_principals_find(s->principals, "token"))
+			continue;
+		deny = authorize(s, cs->auth, cs->peer, st->table);
+		if (!deny && strcmp(s->authz.principal->name, cs->principal)) {
+			deny = RN_GRPC_UNAUTHENTICATED;
+			snprintf(s->authz.msg, sizeof(s->authz.msg),
+				 "the credentials changed principal");
+		}
+		if (!deny)
+			continue;
+		s->stats.calls_revoked++;
+		rn_log_warn("server", "reload: stream %s of principal %s ended: %s", st->id,
+			    cs->principal, s->authz.msg);
+		rn_call_finish(st->call, deny, s->authz.msg);
+	}
+}
+
 void rn_server_set_reload(struct rn_server *s, rn_server_load_fn load, void *ctx)
 {
 	s->load = load;
@@ -2524,6 +2962,18 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 		rn_log_error("server", "data_root %s: %s", conf->data_root, strerror(errno));
 		rc = RN_EIO;
 		goto fail;
+	}
+	{
+		char perr[700];
+		if ((rc = build_principals(conf, "config", &s->principals, perr, sizeof(perr)))) {
+			rn_log_error("server", "%s", rc == RN_ENOMEM ? "out of memory" : perr);
+			goto fail;
+		}
+		load_key(s);
+		rn_log_info("server", "%zu principal(s)%s", rn_principals_count(s->principals),
+			    rn_principals_required(s->principals)
+				    ? ""
+				    : ": none configured, no authentication");
 	}
 	snprintf(path, sizeof(path), "%s/_streams", conf->data_root);
 	mkdir(path, 0750);
@@ -2588,8 +3038,8 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 	int flushed = 1;
 	if (s->mat_dirty) {
 		if (rn_mat_flush(s->mat)) {
-			/* the rows stay pending in the materializer, the segments on disk: the
-			 * periodic flush retries, and drops them once it succeeds */
+			/* the rows stay pending in the materializer, the segments on disk:
+			 * the periodic flush retries, and drops them once it succeeds */
 			flushed = 0;
 			s->stats.flush_errors++;
 			s->stats.last_flush_err_us = rn_mono_us();
@@ -2616,8 +3066,8 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 	}
 	if (flushed && (rc = rn_wal_drop_before(s->wal, seg, segment_kept, s)))
 		goto fail;
-	/* every record of the last run is in its table now (or kept for a failing one, whose
-	 * streams forget_ended keeps): the other ephemeral streams are over */
+	/* every record of the last run is in its table now (or kept for a failing one,
+	 * whose streams forget_ended keeps): the other ephemeral streams are over */
 	if (flushed)
 		forget_ended(s, INT64_MAX);
 	if (flushed)
@@ -2630,6 +3080,11 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 	s->sig_term = evsignal_new(s->base, SIGTERM, stop_cb, s);
 	s->sig_int = evsignal_new(s->base, SIGINT, stop_cb, s);
 	s->sig_hup = evsignal_new(s->base, SIGHUP, hup_cb, s);
+	s->auth_ev = event_new(s->base, -1, EV_PERSIST, auth_cb, s);
+	if (!s->auth_ev || rn_ev_add_ms(s->auth_ev, 1000)) {
+		rc = RN_ENOMEM;
+		goto fail;
+	}
 	arm_flush(s);
 	apply_limits(s);
 	event_add(s->sig_term, NULL);
@@ -2730,6 +3185,46 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	F("calls_total", "counter", "gRPC calls opened.", s->stats.calls);
 	F("calls_rejected_total", "counter", "Calls refused for authentication.",
 	  s->stats.calls_rejected);
+	/* identity (docs/security.md) */
+	F("calls_denied_total", "counter",
+	  "Calls and requests refused PERMISSION_DENIED (table not allowed, reserved "
+	  "table, "
+	  "another principal's stream).",
+	  s->stats.calls_denied);
+	F("calls_revoked_total", "counter",
+	  "Open calls ended by a reload that removed or narrowed their principal.",
+	  s->stats.calls_revoked);
+	F("calls_token_expired_total", "counter", "Open calls ended as their signed token expired.",
+	  s->stats.calls_token_expired);
+	F("tokens_issued_total", "counter", "Signed tokens issued by POST /oidc/v1/token.",
+	  s->stats.tokens_issued);
+	F("token_requests_refused_total", "counter", "Token requests refused (4xx/5xx).",
+	  s->stats.token_refusals);
+	F("persistent_streams_expired_total", "counter",
+	  "Persistent streams retired after stream_expiry without a call.",
+	  s->stats.streams_expired);
+	F("persistent_streams_retired_total", "counter",
+	  "Persistent streams retired by RetireStream.", s->stats.streams_retired);
+	/* labels are configured principal names only (bounded by the config, never client
+	 * input); streams of principals no longer configured are not shown per principal */
+	rn_metrics_family(b, P "principal_streams", "gauge",
+			  "Streams per configured principal: open (a call attached) and persistent "
+			  "(registered).");
+	for (size_t i = 0; i < rn_principals_count(s->principals); i++) {
+		const struct rn_principal *pr = rn_principals_at(s->principals, i);
+		size_t po = 0, pp = 0;
+		char lab[200];
+		for (struct srv_stream *st = s->streams; st; st = st->next) {
+			if (strcmp(st->owner, pr->name))
+				continue;
+			po += st->call != NULL;
+			pp += st->persistent;
+		}
+		snprintf(lab, sizeof(lab), "principal=\"%s\",state=\"open\"", pr->name);
+		rn_metrics_sample(b, P "principal_streams", lab, (double)po);
+		snprintf(lab, sizeof(lab), "principal=\"%s\",state=\"persistent\"", pr->name);
+		rn_metrics_sample(b, P "principal_streams", lab, (double)pp);
+	}
 	F("batches_total", "counter", "Record batches accepted into the WAL.", s->stats.batches);
 	F("records_total", "counter", "Records accepted into the WAL.", s->stats.records);
 	F("record_bytes_total", "counter", "Bytes of record batches accepted.", s->stats.bytes);
@@ -2746,7 +3241,8 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	F("pending_bytes", "gauge", "Durable bytes not yet in their tables.",
 	  rn_mat_pending_bytes(s->mat));
 	F("mat_refills_total", "counter",
-	  "Tables whose pending rows were dropped after a failure and read back from the WAL.",
+	  "Tables whose pending rows were dropped after a failure and read back from the "
+	  "WAL.",
 	  s->stats.refills);
 	/* recovery (server/README.md "Recovery") */
 	size_t nfailing = 0;
@@ -2755,7 +3251,8 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	F("tables_failing_recovery", "gauge",
 	  "Tables whose WAL records could not be put into them yet (kept, retried).", nfailing);
 	F("wal_retained_bytes", "gauge",
-	  "Bytes of WAL segments kept for tables failing recovery (not counted by wal_max_bytes).",
+	  "Bytes of WAL segments kept for tables failing recovery (not counted by "
+	  "wal_max_bytes).",
 	  s->retained_bytes);
 	F("recovery_retries_total", "counter", "Retries of tables failing recovery.",
 	  s->stats.recovery_retries);
@@ -2818,7 +3315,8 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	F("partial_budget_refusals_total", "counter",
 	  "Calls ended with RESOURCE_EXHAUSTED for partial_budget_bytes.", fs.partial_refused);
 	F("accept_errors_total", "counter",
-	  "accept() failures (out of file descriptors or buffers); the listener pauses after each.",
+	  "accept() failures (out of file descriptors or buffers); the listener pauses "
+	  "after each.",
 	  fs.accept_errors);
 	F("accept_paused", "gauge", "1 while the listener is paused after an accept() failure.",
 	  fs.accept_paused);
@@ -2884,13 +3382,14 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	rn_metrics_sample(b, P "config_reloads_total", "result=\"error\"",
 			  (double)s->stats.reloads_err);
 	F("config_last_reload_success_timestamp_seconds", "gauge",
-	  "Unix time the running config was loaded (at start or by the last applied reload).",
+	  "Unix time the running config was loaded (at start or by the last applied "
+	  "reload).",
 	  s->stats.config_loaded_s);
 	char clab[64];
 	snprintf(clab, sizeof(clab), "checksum=\"%s\"", s->conf.checksum);
-	rn_metrics_family(
-		b, P "config_info", "gauge",
-		"The config in force: FNV-1a 64 of its file as last loaded (empty: defaults).");
+	rn_metrics_family(b, P "config_info", "gauge",
+			  "The config in force: FNV-1a 64 of its file as last loaded "
+			  "(empty: defaults).");
 	rn_metrics_sample(b, P "config_info", clab, 1);
 #undef F
 #undef P
@@ -2931,7 +3430,8 @@ int rn_server_run(struct rn_server *s)
 {
 	int64_t wd = rn_sd_watchdog_us();
 	if (wd > 0) {
-		/* pinged from the loop itself: a loop that stops turning misses the deadline */
+		/* pinged from the loop itself: a loop that stops turning misses the
+		 * deadline */
 		if (!(s->watchdog_ev = event_new(s->base, -1, EV_PERSIST, watchdog_cb, s)) ||
 		    rn_ev_add_ms(s->watchdog_ev, wd / 2000))
 			rn_log_error("server", "cannot schedule the systemd watchdog pings");
@@ -2964,6 +3464,9 @@ void rn_server_destroy(struct rn_server *s)
 		event_free(s->sig_int);
 	if (s->sig_hup)
 		event_free(s->sig_hup);
+	if (s->auth_ev)
+		event_free(s->auth_ev);
+	rn_principals_destroy(s->principals);
 	if (s->watchdog_ev)
 		event_free(s->watchdog_ev);
 	if (s->base)

@@ -38,9 +38,16 @@ struct rn_server_conf {
 	int allow_cleartext;  /* cleartext on a non-loopback address is allowed */
 	char *metrics_listen; /* host:port of /metrics and /healthz; NULL = off */
 	char *data_root;
-	char *wal_dir;                /* NULL = data_root/_wal */
-	struct rn_conf_strlist token; /* accepted bearer tokens; none = no authentication */
-	int64_t flush_interval_ms;    /* materializer commit interval */
+	char *wal_dir;                  /* NULL = data_root/_wal */
+	struct rn_conf_strlist token;   /* accepted bearer tokens; none = no authentication */
+	struct rn_conf_list principals; /* struct rn_principal_conf (principal.h) */
+	char *token_key_file;          /* HS256 key of signed tokens; NULL = data_root/_token_key */
+	int64_t token_lifetime_ms;     /* of tokens the token endpoint issues */
+	int64_t token_clock_skew_ms;   /* allowed on a signed token's exp and iat */
+	int64_t token_close_before_ms; /* close_stream_signal this long before a token expires */
+	int64_t max_persistent_streams; /* per principal */
+	int64_t stream_expiry_ms;  /* persistent streams unused this long are retired; 0 never */
+	int64_t flush_interval_ms; /* materializer commit interval */
 	int64_t max_message_bytes;
 	/* Limits (server/README.md "Limits"); 0 = off where the row says so */
 	int64_t wal_max_bytes;
@@ -111,6 +118,35 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *conf);
  * (zeroed by the caller, freed by the server). 0, or RN_ECONFIG with "FILE:LINE: ..." in
  * err; on error *out is freed by the server as well. */
 typedef int (*rn_server_load_fn)(void *ctx, struct rn_server_conf *out, char *err, size_t cap);
+
+/*
+ * The authorization decision for a gRPC call or a REST request (the one function both use):
+ * `authorization` (the header's value, or NULL), the verified client certificate identity
+ * (or NULL) and the table (or NULL: who only). Returns 0 with the principal's name in
+ * *principal (valid until the next reload), or RN_GRPC_UNAUTHENTICATED /
+ * RN_GRPC_PERMISSION_DENIED with *msg (valid until the next call). Loop thread only.
+ */
+int rn_server_authorize(struct rn_server *s, const char *authorization, const char *peer_identity,
+			const char *table, const char **principal, const char **msg);
+
+/*
+ * Reads the signed tokens' key of config c (token_key_file, default data_root/_token_key)
+ * into key (cap bytes), creating it (0600, 32 random bytes) if missing and create is set.
+ * 0 with *len set; RN_EIO (cannot read or create: err), RN_EINVAL (shorter than 32 bytes or
+ * not shorter than cap).
+ */
+int rn_server_token_key(const struct rn_server_conf *c, uint8_t *key, size_t cap, size_t *len,
+			int create, char *err, size_t ecap);
+
+struct rn_oauth_request;
+struct rn_oauth_response;
+/*
+ * POST /oidc/v1/token for the REST front (oauth.h rn_oauth_token_endpoint with the server's
+ * principals, key, clock, token_lifetime and a random token id). out->body is filled (the
+ * caller frees it). 0 or RN_ENOMEM. Loop thread only.
+ */
+int rn_server_token_request(struct rn_server *s, const struct rn_oauth_request *r,
+			    struct rn_oauth_response *out);
 
 /* What SIGHUP runs (docs/operations.md "Server reload"): reopens the log file, then loads the
  * config with load and applies what can change live; without a loader SIGHUP only reopens the log.

@@ -169,10 +169,11 @@ test('every REST error status, with its JSON body; refused requests write nothin
       assert.equal(r.headers.allow, 'POST');
       await err(501, 'NOT_IMPLEMENTED', url, { h2, ctype: 'text/csv', body: 'id\n1\n' });
       await err(400, 'INVALID_PARAMETER_VALUE', `http://127.0.0.1:${port}/ingest-record`, { h2, body: '{"id":1}' });
-      // the token endpoint is routed but not implemented on this branch
+      // the token endpoint is routed on both ports: no client credentials is invalid_client
       r = await curl(`http://127.0.0.1:${port}/oidc/v1/token`, { h2, token: null, ctype: 'application/x-www-form-urlencoded', body: 'grant_type=client_credentials' });
-      assert.equal(r.status, 501);
-      assert.equal(r.json.error, 'unsupported');
+      assert.equal(r.status, 401);
+      assert.equal(r.json.error, 'invalid_client');
+      assert.match(r.headers['www-authenticate'], /^Basic/);
     }
     // 413: over HTTP/2 the server answers with JSON; over HTTP/1.1 the HTTP layer refuses it
     const big = path.join(dir, 'big.json');

@@ -12,7 +12,9 @@ Modes:
              grpc-retry-pushback-ms trailer as pushback_ms, when there is one); cases:
              garbage, unknown-resume, unknown-method, oversize, gap, big-desc,
              recursive-desc, empty-token ("Bearer "), empty-auth (an empty authorization),
-             negative-offset (a new stream's first batch at offset -1)
+             negative-offset (a new stream's first batch at offset -1), write (create and
+             send one batch), resume (resume --stream-id and send its next batch);
+             --ephemeral makes status use EphemeralStream
   fill       create a PersistentStream and send up to --batches batches, each after the ack
              of the one before, until the server ends the call; report the acks, the status
              and pushback_ms (for the server's RESOURCE_EXHAUSTED under pressure)
@@ -147,6 +149,8 @@ def main():
     ap.add_argument('--key')
     ap.add_argument('--server-name')
     ap.add_argument('--connect-timeout', type=float, default=10)
+    ap.add_argument('--ephemeral', action='store_true')
+    ap.add_argument('--stream-id')
     a = ap.parse_args()
     if a.mode == 'slow-reader':
         print(json.dumps(slow_reader(a.addr, a.pause_ms or 20000)))
@@ -173,7 +177,7 @@ def main():
     md = [('x-databricks-zerobus-table-name', a.table)]
     if a.token:
         md.append(('authorization', f'{a.scheme} {a.token}'))
-    persistent = a.mode != 'ephemeral'
+    persistent = a.mode != 'ephemeral' and not a.ephemeral
     method = 'PersistentStream' if persistent else 'EphemeralStream'
     Req = zb.PersistentStreamRequest if persistent else zb.EphemeralStreamRequest
     Resp = zb.PersistentStreamResponse if persistent else zb.EphemeralStreamResponse
@@ -272,6 +276,12 @@ def main():
                 offset_id=0, proto_encoded_batch=zb.ProtoEncodedRecordBatch(records=[big])))]
         elif a.case == 'gap':
             msgs = [create_req(), batch_req(5, 1, 0)]
+        elif a.case == 'write':
+            msgs = [create_req(), batch_req(0, a.records, 0)]
+        elif a.case == 'resume':
+            msgs = [Req(resume_stream=zb.ResumeIngestStreamRequest(stream_id=a.stream_id,
+                                                                   record_type=zb.PROTO)),
+                    batch_req(a.batches, a.records, 0)]
         elif a.case == 'negative-offset':
             msgs = [create_req(), batch_req(-1, 1, 0)]
         elif a.case in ('big-desc', 'recursive-desc'):
@@ -326,11 +336,18 @@ def main():
                 kind = r.WhichOneof('payload')
                 if kind == 'create_stream_response':
                     out['stream_id'] = r.create_stream_response.stream_id
+                    if steady:
+                        print(json.dumps({'stream_id': out['stream_id']}), flush=True)
                 elif kind == 'ingest_record_response':
                     v = r.ingest_record_response.durability_ack_up_to_offset
                     if steady:
                         print(json.dumps({'ack': v}), flush=True)
                     acks.put(v)
+                elif kind == 'close_stream_signal':
+                    d = r.close_stream_signal.duration.seconds
+                    out['close_signal'] = d
+                    if steady:
+                        print(json.dumps({'close_signal': d}), flush=True)
         except grpc.RpcError as e:
             out.update({'code': e.code().name, 'details': e.details(), **pushback_of(e)})
         acks.put(None)
