@@ -11,6 +11,7 @@
 
 #include "rn_err.h"
 #include "rn_utf8.h"
+#include "rn_url.h"
 
 int rn_json_put_str(struct rn_buf *b, const void *vs, size_t len)
 {
@@ -61,17 +62,6 @@ static void ws(struct parser *ps)
 		ps->p++;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static int parse_string(struct parser *ps)
 {
 	const char *start;
@@ -105,7 +95,7 @@ static int parse_string(struct parser *ps)
 				if (ps->end - ps->p < 5)
 					return RN_EINVAL;
 				for (int i = 1; i <= 4; i++)
-					if (hexval(ps->p[i]) < 0)
+					if (rn_hexval(ps->p[i]) < 0)
 						return RN_EINVAL;
 				ps->p += 4;
 				break;
@@ -334,8 +324,8 @@ static int put_utf8(struct rn_buf *out, uint32_t cp)
 
 static uint32_t hex4(const char *p)
 {
-	return (uint32_t)(hexval(p[0]) << 12 | hexval(p[1]) << 8 | hexval(p[2]) << 4 |
-			  hexval(p[3]));
+	return (uint32_t)(rn_hexval(p[0]) << 12 | rn_hexval(p[1]) << 8 | rn_hexval(p[2]) << 4 |
+			  rn_hexval(p[3]));
 }
 
 int rn_json_string(struct rn_json_span v, struct rn_buf *out)

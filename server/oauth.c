@@ -12,6 +12,7 @@
 #include "rn_grpc.h"
 #include "rn_json.h"
 #include "rn_mem.h"
+#include "rn_url.h"
 
 static const char jwt_header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
 
@@ -176,38 +177,12 @@ out:
 	return rc;
 }
 
-static int hexv(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Decodes form-urlencoded s[0..len) into out (cap with the NUL). 0 or RN_EINVAL. */
+/* Decodes form-urlencoded s[0..len) into out (cap with the NUL); a NUL inside is refused.
+ * 0 or RN_EINVAL. */
 static int urldecode(const char *s, size_t len, char *out, size_t cap)
 {
-	size_t o = 0;
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-		if (c == '+') {
-			c = ' ';
-		} else if (c == '%') {
-			int hi, lo;
-			if (i + 2 >= len || (hi = hexv(s[i + 1])) < 0 || (lo = hexv(s[i + 2])) < 0)
-				return RN_EINVAL;
-			c = (char)(hi << 4 | lo);
-			i += 2;
-		}
-		if (c == 0 || o + 1 >= cap)
-			return RN_EINVAL;
-		out[o++] = c;
-	}
-	out[o] = 0;
-	return 0;
+	long n = rn_url_unescape(s, len, 1, out, cap);
+	return n < 0 || strlen(out) != (size_t)n ? RN_EINVAL : 0;
 }
 
 int rn_oauth_parse_basic(const char *hdr, char *id, size_t idcap, char *secret, size_t scap)

@@ -8,6 +8,7 @@
 #include "crypto.h"
 #include "rn_err.h"
 #include "rn_mem.h"
+#include "rn_url.h"
 
 #define PC(f) offsetof(struct rn_principal_conf, f)
 const struct rn_conf_key rn_principal_conf_keys[] = {
@@ -73,17 +74,6 @@ static int name_ok(const char *s)
 	return 1;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* A "sha256:<64 hex>" token into its 32 bytes. 1 if it is one. */
 static int token_hash(const char *t, unsigned char out[32])
 {
@@ -91,7 +81,7 @@ static int token_hash(const char *t, unsigned char out[32])
 	if (strncmp(t, SHA_PREFIX, pl) || strlen(t) != pl + 64)
 		return 0;
 	for (size_t i = 0; i < 32; i++) {
-		int hi = hexval(t[pl + 2 * i]), lo = hexval(t[pl + 2 * i + 1]);
+		int hi = rn_hexval(t[pl + 2 * i]), lo = rn_hexval(t[pl + 2 * i + 1]);
 		if (hi < 0 || lo < 0)
 			return 0;
 		out[i] = (unsigned char)(hi << 4 | lo);

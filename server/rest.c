@@ -8,6 +8,7 @@
 #include "rn_grpc.h"
 #include "rn_json.h"
 #include "rn_pbwire.h"
+#include "rn_url.h"
 
 const int rn_rest_statuses[RN_REST_NSTATUS] = {200, 400, 401, 403, 404, 405, 413,
 					       414, 415, 429, 500, 501, 503, 0};
@@ -42,42 +43,6 @@ int rn_rest_is_rest_path(const char *path, size_t len)
 	       has_prefix(path, len, "/oidc/");
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-long rn_rest_unescape(const char *src, size_t len, int plus, char *out, size_t cap)
-{
-	size_t n = 0;
-	if (!cap)
-		return -2;
-	for (size_t i = 0; i < len; i++) {
-		char c = src[i];
-		if (c == '%') {
-			int h, l;
-			if (i + 2 >= len || (h = hexval(src[i + 1])) < 0 ||
-			    (l = hexval(src[i + 2])) < 0)
-				return -1;
-			c = (char)(h << 4 | l);
-			i += 2;
-		} else if (plus && c == '+') {
-			c = ' ';
-		}
-		if (n + 1 >= cap)
-			return -2;
-		out[n++] = c;
-	}
-	out[n] = 0;
-	return (long)n;
-}
-
 long rn_rest_param(const char *q, size_t len, const char *name, char *out, size_t cap)
 {
 	size_t nlen = strlen(name), i = 0;
@@ -89,7 +54,7 @@ long rn_rest_param(const char *q, size_t len, const char *name, char *out, size_
 		size_t klen = eq ? (size_t)(eq - (q + i)) : end - i;
 		if (klen == nlen && !memcmp(q + i, name, nlen)) {
 			const char *v = eq ? eq + 1 : q + end;
-			return rn_rest_unescape(v, (size_t)(q + end - v), 1, out, cap);
+			return rn_url_unescape(v, (size_t)(q + end - v), 1, out, cap);
 		}
 		i = end + 1;
 	}
@@ -157,7 +122,7 @@ int rn_rest_route(const char *method, const char *path, size_t plen, const char 
 	if (t->route == RN_REST_TOKEN)
 		return 0;
 	if (t->route == RN_REST_INSERT)
-		n = rn_rest_unescape(path + pre, plen - pre - suf, 0, t->table, sizeof(t->table));
+		n = rn_url_unescape(path + pre, plen - pre - suf, 0, t->table, sizeof(t->table));
 	else
 		n = rn_rest_param(query ? query : "", query ? strlen(query) : 0, "table_name",
 				  t->table, sizeof(t->table));

@@ -63,15 +63,8 @@ int rn_rest_route(const char *method, const char *path, size_t plen, const char 
 		  const char *ctype, struct rn_rest_target *t);
 
 /*
- * Percent-decodes src (len bytes) into out (cap bytes, NUL-terminated); `plus` also turns '+'
- * into a space (form and query encoding). Returns the decoded length, or -1 for a bad escape,
- * -2 if it does not fit in cap - 1 bytes (never a truncated result).
- */
-long rn_rest_unescape(const char *src, size_t len, int plus, char *out, size_t cap);
-
-/*
  * Finds parameter `name` in a query or form body ("a=1&b=2"; len bytes) and decodes its value
- * into out as rn_rest_unescape does (with plus). The first occurrence wins. Returns the
+ * into out as rn_url_unescape (rn_url.h) does (with plus). The first occurrence wins. Returns the
  * decoded length, -1 bad escape, -2 too long, -3 absent.
  */
 long rn_rest_param(const char *query, size_t len, const char *name, char *out, size_t cap);

@@ -21,6 +21,7 @@
 #include "rn_err.h"
 #include "rn_json.h"
 #include "rn_mem.h"
+#include "rn_url.h"
 
 enum { KIND_LIVE = 1, KIND_REMOVED = 2 };
 
@@ -1305,24 +1306,14 @@ int rn_dlog_parquet_footer(const uint8_t *tail, size_t len, uint64_t file_size,
 	return 0;
 }
 
-static int hexv(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int rn_dlog_uri_decode(const char *in, char *out, size_t cap)
 {
 	size_t o = 0;
 	for (const char *p = in; *p; p++) {
 		int c = (uint8_t)*p;
 		if (c == '%') {
-			int h = p[1] ? hexv(p[1]) : -1, lo = h >= 0 && p[2] ? hexv(p[2]) : -1;
+			int h = p[1] ? rn_hexval(p[1]) : -1,
+			    lo = h >= 0 && p[2] ? rn_hexval(p[2]) : -1;
 			if (h < 0 || lo < 0 || (h | lo) == 0)
 				return RN_EINVAL;
 			c = h << 4 | lo;

@@ -18,6 +18,7 @@
 #include "rn_err.h"
 #include "rn_grpc.h"
 #include "rn_pbwire.h"
+#include "rn_url.h"
 
 static int route(const char *method, const char *path, const char *query, const char *ctype,
 		 struct rn_rest_target *t)
@@ -96,15 +97,15 @@ static void test_unescape(void **state)
 {
 	char out[8];
 	(void)state;
-	assert_int_equal(rn_rest_unescape("a%41+b", 6, 0, out, sizeof(out)), 4);
+	assert_int_equal(rn_url_unescape("a%41+b", 6, 0, out, sizeof(out)), 4);
 	assert_string_equal(out, "aA+b");
-	assert_int_equal(rn_rest_unescape("a%41+b", 6, 1, out, sizeof(out)), 4);
+	assert_int_equal(rn_url_unescape("a%41+b", 6, 1, out, sizeof(out)), 4);
 	assert_string_equal(out, "aA b");
-	assert_int_equal(rn_rest_unescape("%4", 2, 0, out, sizeof(out)), -1);
-	assert_int_equal(rn_rest_unescape("%", 1, 0, out, sizeof(out)), -1);
-	assert_int_equal(rn_rest_unescape("1234567", 7, 0, out, sizeof(out)), 7);
-	assert_int_equal(rn_rest_unescape("12345678", 8, 0, out, sizeof(out)), -2);
-	assert_int_equal(rn_rest_unescape("", 0, 0, out, 0), -2);
+	assert_int_equal(rn_url_unescape("%4", 2, 0, out, sizeof(out)), -1);
+	assert_int_equal(rn_url_unescape("%", 1, 0, out, sizeof(out)), -1);
+	assert_int_equal(rn_url_unescape("1234567", 7, 0, out, sizeof(out)), 7);
+	assert_int_equal(rn_url_unescape("12345678", 8, 0, out, sizeof(out)), -2);
+	assert_int_equal(rn_url_unescape("", 0, 0, out, 0), -2);
 	assert_int_equal(rn_rest_param("a=1&b=%32&b=3", 13, "b", out, sizeof(out)), 1);
 	assert_string_equal(out, "2");
 	assert_int_equal(rn_rest_param("a&b", 3, "a", out, sizeof(out)), 0);
