@@ -1146,6 +1146,7 @@ static void flush_now(struct rn_server *s)
 	uint64_t seg;
 	int64_t t0 = rn_mono_us();
 	int rc;
+	rn_mat_tick(s->mat, t0); /* summaries of bad-record warnings */
 	if (!s->mat_dirty) {
 		/* nothing appended since the last flush, which dropped every segment before it */
 		forget_ended(s, t0);
@@ -2745,6 +2746,17 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	  s->stats.streams_forgotten);
 	F("pending_bytes", "gauge", "Durable bytes not yet in their tables.",
 	  rn_mat_pending_bytes(s->mat));
+	struct rn_mat_stats ms;
+	rn_mat_stats(s->mat, &ms);
+	F("dead_letter_records_total", "counter",
+	  "Records of typed tables that did not fit, kept in <table>_dead_letters.",
+	  ms.dead_records);
+	F("undecodable_records_total", "counter",
+	  "Records of envelope tables that did not decode, kept raw in payload_raw.",
+	  ms.undecodable);
+	F("bad_record_warnings_suppressed_total", "counter",
+	  "Batches with bad records that got no log line of their own (counted in a summary).",
+	  ms.warnings_suppressed);
 	F("mat_refills_total", "counter",
 	  "Tables whose pending rows were dropped after a failure and read back from the WAL.",
 	  s->stats.refills);
