@@ -2103,6 +2103,27 @@ size_t rn_mat_pending_bytes(const struct rn_mat *m)
 	return m->pending_bytes;
 }
 
+size_t rn_mat_table_pending_bytes(const struct rn_mat *m, const char *table, size_t *active,
+				  size_t *largest)
+{
+	size_t mine = 0, n = 0, top = 0;
+	for (size_t i = 0; i < m->ntables; i++) {
+		const struct mat_table *t = m->tables[i];
+		if (!t->pending_bytes)
+			continue;
+		n++;
+		if (t->pending_bytes > top)
+			top = t->pending_bytes;
+		if (table && !strcmp(t->name, table))
+			mine = t->pending_bytes;
+	}
+	if (active)
+		*active = n;
+	if (largest)
+		*largest = top;
+	return mine;
+}
+
 int rn_mat_committed(struct rn_mat *m, const char *table, const char *stream_id, int64_t *offset)
 {
 	struct mat_table *t;

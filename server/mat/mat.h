@@ -178,6 +178,12 @@ int rn_mat_flush(struct rn_mat *m);
 
 /* Bytes of records added but not yet committed. */
 size_t rn_mat_pending_bytes(const struct rn_mat *m);
+/* Bytes of `table`'s batches added but not yet committed (0 for a table not known or NULL),
+ * in *active the number of tables with such bytes and in *largest the most any one holds
+ * (each may be NULL): the WAL's share of each table, for the server's fair-share limit.
+ * Linear in the number of open tables. */
+size_t rn_mat_table_pending_bytes(const struct rn_mat *m, const char *table, size_t *active,
+				  size_t *largest);
 
 /* The highest offset of stream_id committed to table (max txn version in its log), or -1.
  * RN_EINVAL for a bad name, RN_EIO/RN_EDELTA if the log cannot be read. */

@@ -104,3 +104,52 @@ test('bad records: 350,000 of them cost a few log lines, all kept in the dead le
     await server.stop();
   }
 });
+
+test('WAL pressure shared: a table flooding the WAL is refused, another goes on, then the first again', { timeout: 180000 }, async () => {
+  const dir = tmpDir('abuse-share');
+  const A = 'main.abuse.flood';
+  const B = 'main.abuse.other';
+  const FLUSH = 10000; // the WAL grows between flushes: materialization is what A waits for
+  const server = await startServer({ dir, tables: [A, B], flushMs: FLUSH, extra: 'wal_max_bytes = "1M";\nmax_lag = "0";' });
+  const good = new GoodClient(server, { table: B });
+  try {
+    await good.progress(5);
+    // right after a flush, so the next one is FLUSH ms away
+    await waitFor(async () => (await server.metric('flushes_total')) >= 1, { timeoutMs: FLUSH + 20000, what: 'first flush' });
+    const flushes = await server.metric('flushes_total');
+    // ~10 KB batches into A, each after the ack of the one before, until the server refuses:
+    // at its share (1M / 2 tables writing) once the WAL is past 50 % of wal_max_bytes
+    const fill = await zbClient(server, 'fill', '--table', A, '--records', '10', '--payload-bytes', '1000', '--batches', '200');
+    assert.equal(fill.code, 'RESOURCE_EXHAUSTED', JSON.stringify(fill));
+    assert.match(fill.details, /table over its share of wal_max_bytes/);
+    assert.ok(fill.pushback_ms > 0 && fill.pushback_ms <= FLUSH + 1000, `pushback ${fill.pushback_ms}`);
+    assert.ok(fill.acks.length >= 40 && fill.acks.length < 100, `acks before the share: ${fill.acks.length}`);
+    assert.deepEqual(fill.acks, fill.acks.map((_, i) => i), 'every batch before the refusal acked, in order');
+    // meanwhile B is served: the good client, and big batches too (B is far below its share)
+    await good.progress(10);
+    const other = await zbClient(server, 'fill', '--table', B, '--records', '10', '--payload-bytes', '1000', '--batches', '20');
+    assert.equal(other.code, 'OK', JSON.stringify(other));
+    assert.equal(other.acks.length, 20);
+    assert.equal(await server.metric('flushes_total'), flushes, 'all of it before the next flush');
+    assert.equal(await server.metric('pressure', 'limit="wal_max_bytes"'), 0, 'no global pressure');
+    assert.equal(await server.metric('pressure_refusals_total', 'reason="global"'), 0);
+    assert.ok((await server.metric('pressure_refusals_total', 'reason="table_share"')) >= 1);
+    assert.equal(await server.metric('wal_tables'), 2);
+    assert.ok((await server.metric('wal_table_bytes_max')) >= 500000);
+    // one line for A's refusals, naming the table
+    assert.equal(server.proc.log.filter((l) => /table main\.abuse\.flood: refusing its new data/.test(l)).length, 1);
+    // once A's data is in its table, A is accepted again
+    await waitFor(async () => (await server.metric('flushes_total')) > flushes, { timeoutMs: FLUSH + 20000, what: 'the flush' });
+    const again = await zbClient(server, 'fill', '--table', A, '--records', '10', '--batches', '5');
+    assert.equal(again.code, 'OK', JSON.stringify(again));
+    assert.equal(again.acks.length, 5);
+    await good.progress(5);
+    const g = await good.stop();
+    assert.ok(g.latency_ms.p99 < P99_SANE_MS, `p99 ${g.latency_ms.p99} ms`);
+    // every acked batch is in its table, once
+    await waitFor(() => rows(server, A) === (fill.acks.length + 5) * 10, { timeoutMs: FLUSH + 30000, what: `rows of ${A}` });
+  } finally {
+    good.proc.kill();
+    await server.stop();
+  }
+});
