@@ -42,6 +42,7 @@ int rn_agent_create(struct rn_agent **out, const struct rn_agent_conf *conf)
 		return RN_ENOMEM;
 	a->conf = conf;
 	a->started_us = rn_mono_us();
+	rn_lograte_init(&a->dead_log, RN_AGENT_DEAD_LOG_PERIOD_US, a->started_us);
 	a->status_fd = -1;
 	a->watchdog_us = rn_sd_watchdog_us();
 	if (conf->device_id)

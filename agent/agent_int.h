@@ -17,6 +17,7 @@
 #include "chunk.h"
 #include "plugin.h"
 #include "rn_buf.h"
+#include "rn_lograte.h"
 #include "uplink.h"
 
 extern const char *const rn_agent_policies[]; /* buffer.policy names */
@@ -100,7 +101,12 @@ struct rn_agent {
 	int64_t drop_logged_us;
 	int64_t next_maint_us, next_ttl_us, next_watchdog_us;
 	int64_t watchdog_us; /* rn_sd_watchdog_us() at start; 0 = none */
+	/* dead letters: the first of a source per period gets a line, the rest one summary
+	 * per source per period (written by tick) */
+	struct rn_lograte dead_log;
 };
+
+#define RN_AGENT_DEAD_LOG_PERIOD_US (10 * 1000000LL)
 
 /* conf.c: whether two sources entries are the same in every setting (plugin rows too). */
 int rn_agent__source_same(const struct rn_source_conf *x, const struct rn_source_conf *y);

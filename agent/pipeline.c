@@ -398,11 +398,36 @@ static int host_dead_letter(void *ctx, const struct rn_record *r, const char *re
 	d.flags |= RN_RECORD_F_DEAD;
 	if ((rc = host_emit(ctx, &d)) == 0) {
 		s->dead_letters++;
-		if (s->dead_letters == 1 || s->dead_letters % 1000 == 0)
-			rn_log_warn("agent", "source %s: dead letter #%llu: %s", s->conf->name,
-				    (unsigned long long)s->dead_letters, reason ? reason : "");
+		/* one line per source per period; the rest are summed up by tick */
+		if (rn_lograte_note(&s->a->dead_log, s->conf->name, 1, rn_mono_us()))
+			rn_log_warn("agent",
+				    "source %s: dead letter #%llu: %s (more in the next %lld s are "
+				    "counted in one line)",
+				    s->conf->name, (unsigned long long)s->dead_letters,
+				    reason ? reason : "",
+				    (long long)(RN_AGENT_DEAD_LOG_PERIOD_US / 1000000));
 	}
 	return rc;
+}
+
+static void dead_summary(void *ctx, const char *name, uint64_t events, uint64_t items)
+{
+	(void)ctx;
+	(void)items; /* one record per event */
+	rn_log_warn("agent", "source %s: %llu more dead letter(s) in the last %lld s",
+		    name ? name : "(other sources)", (unsigned long long)events,
+		    (long long)(RN_AGENT_DEAD_LOG_PERIOD_US / 1000000));
+}
+
+/* Has the dead-letter limiter counts waiting for a summary? */
+static int dead_log_waiting(const struct rn_lograte *r)
+{
+	if (r->other_events)
+		return 1;
+	for (size_t i = 0; i < RN_LOGRATE_SLOTS; i++)
+		if (r->key[i].used && r->key[i].events)
+			return 1;
+	return 0;
 }
 
 /* Everything emitted so far goes into the buffer now (see plugin.h). */
@@ -462,6 +487,7 @@ void rn_agent__tick(struct rn_agent *a, int64_t now)
 		expire(a);
 		a->next_ttl_us = now + TTL_EVERY_US;
 	}
+	rn_lograte_tick(&a->dead_log, now, dead_summary, a);
 	for (size_t i = 0; i < a->nsrc; i++) {
 		struct source *s = a->src[i];
 		int due = 0;
@@ -677,6 +703,8 @@ int64_t rn_agent__next_deadline(struct rn_agent *a)
 		t = earlier(t, a->next_maint_us);
 	if (any_ttl(a))
 		t = earlier(t, a->next_ttl_us);
+	if (dead_log_waiting(&a->dead_log))
+		t = earlier(t, a->dead_log.period_end_us);
 	for (size_t i = 0; i < a->nsrc; i++) {
 		struct source *s = a->src[i];
 		if (s->have_pending) {

@@ -44,6 +44,7 @@
 #include "rn_mem.h"
 #include "rn_pbwire.h"
 #include "refuselog.h"
+#include "rn_lograte.h"
 #include "rest.h"
 #include "rn_sd.h"
 #include "wal.h"
@@ -245,6 +246,24 @@ const struct rn_conf_key rn_server_conf_table[] = {
 	 .help = "bytes in the WAL not yet committed to tables; at this, new data gets "
 		 "RESOURCE_EXHAUSTED with grpc-retry-pushback-ms and no HTTP/2 window is granted "
 		 "until a flush truncates the WAL; 0 = no limit"},
+	{.key = "wal_soft_percent",
+	 .type = RN_CONF_INT,
+	 .def = "50",
+	 .offset = OFF(wal_soft_percent),
+	 .min = 0,
+	 .max = 100,
+	 .help = "above this share of wal_max_bytes in use, a table holding wal_max_bytes / "
+		 "(tables with data in the WAL) or more gets RESOURCE_EXHAUSTED (REST: 429) with "
+		 "pushback for new data while the other tables are accepted up to wal_max_bytes; "
+		 "a lone table may fill the WAL; 0 = off (one table can fill it for all)"},
+	{.key = "wal_table_max_bytes",
+	 .type = RN_CONF_SIZE,
+	 .def = "0",
+	 .offset = OFF(wal_table_max_bytes),
+	 .max = (int64_t)1 << 50,
+	 .help = "bytes of one table in the WAL not yet committed to it; at this, that table's "
+		 "new data gets RESOURCE_EXHAUSTED (REST: 429) with pushback at any WAL size; 0 = "
+		 "no cap"},
 	{.key = "wal_min_free",
 	 .type = RN_CONF_SIZE,
 	 .def = "16M",
@@ -557,6 +576,10 @@ struct rn_server {
 	int64_t oldest_pending_us; /* first record appended since the last good flush; 0 none */
 	int64_t next_flush_us;     /* when flush_cb runs next */
 	int64_t flush_cost_us;     /* duration of the last flush */
+
+	/* fair share of the WAL (admit) */
+	char share_msg[320];         /* the grpc-message of the last refusal */
+	struct rn_lograte share_log; /* which refusals get a line (per table) */
 	struct {
 		uint64_t batches, records, bytes; /* accepted into the WAL */
 		uint64_t acks, wal_syncs, wal_sync_errors;
@@ -567,6 +590,7 @@ struct rn_server {
 		uint64_t streams_retired, streams_expired;   /* persistent streams let go */
 		uint64_t tokens_issued, token_refusals;      /* POST /oidc/v1/token */
 		uint64_t pressure_refusals, pressure_episodes;
+		uint64_t share_refusals;    /* batches refused for their table's share of the WAL */
 		uint64_t streams_forgotten; /* ended ephemeral streams dropped */
 		uint64_t recovery_retries;  /* retries of failing tables */
 		uint64_t refills;           /* tables rebuilt from the WAL after a failure */
@@ -1041,6 +1065,9 @@ static void ack_streams(struct rn_server *s)
 
 #define DISK_CHECK_US 100000 /* statvfs of the WAL directory at most this often */
 
+/* fair-share refusals: one line per table per period, then a count */
+#define SHARE_LOG_PERIOD_US (10 * 1000000LL)
+
 static struct rn_limits_now limits_now(struct rn_server *s)
 {
 	/* bytes kept for failing tables are not drained by a flush: they do not count toward
@@ -1091,6 +1118,49 @@ static enum rn_pressure check_pressure(struct rn_server *s, int64_t *pushback_ms
 	}
 	s->pressure = p;
 	return p;
+}
+
+/* The summary of a period's fair-share refusals that got no line of their own. */
+static void share_summary(void *ctx, const char *table, uint64_t n, uint64_t items)
+{
+	(void)ctx;
+	(void)items;
+	rn_log_warn("server",
+		    "table %s: %llu more batch(es) refused in the last %lld s for its share of "
+		    "the WAL",
+		    table ? table : "(other tables)", (unsigned long long)n,
+		    (long long)(SHARE_LOG_PERIOD_US / 1000000));
+}
+
+/*
+ * May a new batch of `table` go in? NULL, or the message to refuse it with (RESOURCE_EXHAUSTED,
+ * REST 429) and *pushback_ms: the server's pressure first (every table refused, the window
+ * withheld), then the table's share of the WAL (limits.h rn_limits_table_share: this table
+ * only; its stream's window stays open, the refusal tells the client to wait). Counts and logs
+ * the refusal (one line per table per period, see share_summary).
+ */
+static const char *admit(struct rn_server *s, const char *table, int64_t *pushback_ms)
+{
+	size_t active;
+	uint64_t mine;
+	if (check_pressure(s, pushback_ms) != RN_PRESSURE_NONE) {
+		s->stats.pressure_refusals++;
+		return s->pressure_msg;
+	}
+	if (!s->limits.wal_table_max_bytes &&
+	    (!s->limits.wal_max_bytes || !s->limits.wal_soft_percent))
+		return NULL;
+	mine = rn_mat_table_pending_bytes(s->mat, table, &active, NULL);
+	struct rn_limits_now n = limits_now(s);
+	if (rn_limits_table_share(&s->limits, &n, mine, active, pushback_ms, s->share_msg,
+				  sizeof(s->share_msg)) == RN_SHARE_OK)
+		return NULL;
+	s->stats.share_refusals++;
+	rn_lograte_tick(&s->share_log, n.now_us, share_summary, s);
+	if (rn_lograte_note(&s->share_log, table, 1, n.now_us))
+		rn_log_warn("server", "table %s: refusing its new data, the other tables go on: %s",
+			    table, s->share_msg);
+	return s->share_msg;
 }
 
 /*
@@ -1281,6 +1351,8 @@ static void flush_now(struct rn_server *s)
 	uint64_t seg;
 	int64_t t0 = rn_mono_us();
 	int rc;
+	rn_mat_tick(s->mat, t0); /* summaries of bad-record warnings */
+	rn_lograte_tick(&s->share_log, t0, share_summary, s);
 	if (!s->mat_dirty) {
 		/* nothing appended since the last flush, which dropped every segment before it */
 		forget_ended(s, t0);
@@ -1734,6 +1806,7 @@ static void on_ingest(struct rn_server *s, struct rn_call *c, struct call_state 
 	struct srv_stream *st = cs->st;
 	const uint8_t *batch = r->batch;
 	size_t blen = r->batch_len;
+	const char *refusal;
 	char why[160];
 	int64_t pushback;
 	int rc;
@@ -1766,14 +1839,13 @@ static void on_ingest(struct rn_server *s, struct rn_call *c, struct call_state 
 			 (long long)(st->last_received + 1), (long long)r->offset);
 		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, why);
 	}
-	if (check_pressure(s, &pushback) != RN_PRESSURE_NONE) {
+	if ((refusal = admit(s, st->table, &pushback))) {
 		/* new data is refused, but what this call sent before is acked ahead of the
 		 * status: the WAL is synced now rather than at the end of the loop iteration */
-		s->stats.pressure_refusals++;
 		if (rn_wal_dirty(s->wal))
 			sync_wal(s);
 		rn_call_set_pushback(c, pushback);
-		return rn_call_finish(c, RN_GRPC_RESOURCE_EXHAUSTED, s->pressure_msg);
+		return rn_call_finish(c, RN_GRPC_RESOURCE_EXHAUSTED, refusal);
 	}
 	if (r->is_single) { /* one record: store it in record-list form like a batch */
 		rn_buf_reset(&s->single);
@@ -2073,12 +2145,10 @@ static void rest_insert(struct rn_server *s, struct rn_httpx *x, const struct rn
 		REFUSE(404, "NOT_FOUND", "table does not exist");
 	if (!nrows)
 		return rest_reply(s, x, route, 200, NULL, NULL, NULL, NULL);
-	if (check_pressure(s, &pushback) != RN_PRESSURE_NONE) {
-		s->stats.pressure_refusals++;
+	if ((msg = admit(s, t->table, &pushback))) {
 		snprintf(ra, sizeof(ra), "%lld",
 			 (long long)(pushback > 0 ? (pushback + 999) / 1000 : 1));
-		return rest_refuse(s, x, route, 429, "RESOURCE_EXHAUSTED", s->pressure_msg,
-				   "Retry-After", ra);
+		return rest_refuse(s, x, route, 429, "RESOURCE_EXHAUSTED", msg, "Retry-After", ra);
 	}
 	if (!(p = rn_calloc(1, sizeof(*p))) || !(st = rest_stream(s, t->table))) {
 		rn_free(p);
@@ -2614,6 +2684,8 @@ static void apply_limits(struct rn_server *s)
 	const struct rn_server_conf *c = &s->conf;
 	s->limits.wal_max_bytes = (uint64_t)c->wal_max_bytes;
 	s->limits.wal_min_free = (uint64_t)c->wal_min_free;
+	s->limits.wal_soft_percent = (unsigned)c->wal_soft_percent;
+	s->limits.wal_table_max_bytes = (uint64_t)c->wal_table_max_bytes;
 	s->limits.max_lag_ms = rn_limits_effective_lag_ms(c->max_lag_ms, c->flush_interval_ms);
 	if (s->limits.max_lag_ms != c->max_lag_ms)
 		rn_log_warn("server",
@@ -2953,6 +3025,7 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 	s->stats.started_us = rn_mono_us();
 	s->stats.config_loaded_s = (int64_t)time(NULL);
 	rn_refuselog_init(&s->rest_refusals, REST_LOG_PERIOD_US, rn_mono_us());
+	rn_lograte_init(&s->share_log, SHARE_LOG_PERIOD_US, rn_mono_us());
 	if (split_listen("listen", conf->listen, &lis) ||
 	    (conf->metrics_listen && split_listen("metrics_listen", conf->metrics_listen, &mlis))) {
 		rc = RN_EINVAL;
@@ -3240,6 +3313,17 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	  s->stats.streams_forgotten);
 	F("pending_bytes", "gauge", "Durable bytes not yet in their tables.",
 	  rn_mat_pending_bytes(s->mat));
+	struct rn_mat_stats ms;
+	rn_mat_stats(s->mat, &ms);
+	F("dead_letter_records_total", "counter",
+	  "Records of typed tables that did not fit, kept in <table>_dead_letters.",
+	  ms.dead_records);
+	F("undecodable_records_total", "counter",
+	  "Records of envelope tables that did not decode, kept raw in payload_raw.",
+	  ms.undecodable);
+	F("bad_record_warnings_suppressed_total", "counter",
+	  "Batches with bad records that got no log line of their own (counted in a summary).",
+	  ms.warnings_suppressed);
 	F("mat_refills_total", "counter",
 	  "Tables whose pending rows were dropped after a failure and read back from the "
 	  "WAL.",
@@ -3267,9 +3351,14 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	F("resource_exhausted_total", "counter",
 	  "Calls answered with RESOURCE_EXHAUSTED (pressure, message size, queues).",
 	  fs.resource_exhausted);
-	F("pressure_refusals_total", "counter",
-	  "Batches with new offsets refused because wal_max_bytes or max_lag was reached.",
-	  s->stats.pressure_refusals);
+	rn_metrics_family(b, P "pressure_refusals_total", "counter",
+			  "Batches with new offsets refused: global = wal_max_bytes, max_lag or "
+			  "wal_min_free reached (every table); table_share = the table over its "
+			  "share of the WAL or wal_table_max_bytes (that table only).");
+	rn_metrics_sample(b, P "pressure_refusals_total", "reason=\"global\"",
+			  (double)s->stats.pressure_refusals);
+	rn_metrics_sample(b, P "pressure_refusals_total", "reason=\"table_share\"",
+			  (double)s->stats.share_refusals);
 	F("pressure_episodes_total", "counter", "Times the server went under pressure.",
 	  s->stats.pressure_episodes);
 	rn_metrics_family(b, P "pressure", "gauge",
@@ -3281,6 +3370,14 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 			  s->pressure == RN_PRESSURE_DISK);
 	F("wal_bytes", "gauge", "Bytes in the WAL not yet committed to tables.", n.wal_bytes);
 	F("wal_max_bytes", "gauge", "The wal_max_bytes limit (0 = none).", s->limits.wal_max_bytes);
+	size_t wal_tables, wal_top;
+	rn_mat_table_pending_bytes(s->mat, NULL, &wal_tables, &wal_top);
+	F("wal_tables", "gauge", "Tables with bytes in the WAL not yet committed to them.",
+	  wal_tables);
+	F("wal_table_bytes_max", "gauge",
+	  "The most bytes not yet committed any one table holds in the WAL (per-table gauges "
+	  "would be unbounded with auto_create).",
+	  wal_top);
 	F("materializer_lag_seconds", "gauge",
 	  "Age of the oldest durable record not yet in its table (0 = none pending).",
 	  (double)rn_limits_lag_ms(&n) / 1e3);

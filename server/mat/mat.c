@@ -37,6 +37,7 @@
 #include "rn_err.h"
 #include "rn_json.h"
 #include "rn_log.h"
+#include "rn_lograte.h"
 #include "rn_mem.h"
 #include "rn_pbwire.h"
 #include "rn_utf8.h"
@@ -203,6 +204,10 @@ struct rn_mat {
 	int (*refill)(void *ctx, struct rn_mat *m, const char *table);
 	void *refill_ctx;
 	struct mat_table *refilling; /* the table rn_mat_refill_add may add to now */
+	/* bad records: one warning per batch, rate-limited per table (rn_mat_tick) */
+	struct rn_lograte warn;
+	uint64_t dead_records; /* records of typed tables sent to their dead-letter tables */
+	uint64_t undecodable;  /* records of envelope tables kept undecoded in payload_raw */
 	char err[512];
 };
 
@@ -255,6 +260,7 @@ int rn_mat_create(struct rn_mat **out, const struct rn_mat_options *opt)
 	m->zstd_level = opt->zstd_level ? opt->zstd_level : 1;
 	m->refill = opt->refill;
 	m->refill_ctx = opt->refill_ctx;
+	rn_lograte_init(&m->warn, RN_MAT_WARN_PERIOD_US, rn_mono_us());
 	if (opt->created_by)
 		m->created_by = rn_strdup(opt->created_by);
 	if (!m->root || (opt->created_by && !m->created_by)) {
@@ -962,10 +968,12 @@ static int put_str(struct rn_pq_writer *w, size_t col, const struct rn_pb_field 
 /*
  * One row of an envelope table. `reason` != NULL makes it a dead letter of a typed table:
  * the record as received (decoded as far as it goes) with the reason among its attributes.
+ * A record that does not decode is kept raw, and *undecodable (not NULL) says why.
  */
 static int add_envelope_row(struct rn_mat *m, struct mat_table *t, const char *stream_id,
 			    int record_type, const uint8_t *p, size_t len, int64_t now,
-			    const struct dead_ref *dead, const struct rn_mat_clock *clk)
+			    const struct dead_ref *dead, const struct rn_mat_clock *clk,
+			    const char **undecodable)
 {
 	int corrected = 0;
 	const char *reason = dead ? dead->reason : NULL;
@@ -1016,11 +1024,8 @@ static int add_envelope_row(struct rn_mat *m, struct mat_table *t, const char *s
 		rc = rc ? rc : rn_pq_put_bytes(w, C_PAYLOAD_RAW, p, len);
 		rc = rc ? rc : rn_pq_put_bytes(w, C_ATTRS, m->scratch.data, m->scratch.len);
 		rc = rc ? rc : rn_pq_put_i64(w, C_RECEIVE_TIME, now);
-		if (!reason)
-			rn_log_warn("mat",
-				    "table %s stream %s: undecodable record kept in "
-				    "payload_raw: %s",
-				    t->name, stream_id, why);
+		if (!reason && undecodable)
+			*undecodable = why;
 	}
 	rc = rc ? rc : rn_pq_put_bytes(w, C_STREAM, stream_id, strlen(stream_id));
 	if (!rc && t->env_ncols > C_CLOCK)
@@ -1632,6 +1637,57 @@ static int has_batch(struct mat_table *t, const char *stream_id, int64_t offset)
 	       (rs && offset <= rs->last);
 }
 
+/* The summary of a period's bad-record warnings that got no line of their own. */
+static void warn_summary(void *ctx, const char *name, uint64_t batches, uint64_t records)
+{
+	(void)ctx;
+	rn_log_warn("mat",
+		    "table %s: %llu more batch(es) with %llu bad record(s) in the last %lld s "
+		    "(each kept with its reason; not logged one by one)",
+		    name ? name : "(other tables)", (unsigned long long)batches,
+		    (unsigned long long)records, (long long)(RN_MAT_WARN_PERIOD_US / 1000000));
+}
+
+/* Counts one batch's bad records (dead letters of a typed table, records of an envelope table
+ * kept undecoded) and gives it one warning line, unless the table had its line in this period:
+ * then it goes into the table's summary. A flood of bad records costs a few lines, whatever
+ * the number of records or batches. */
+static void warn_bad(struct rn_mat *m, const struct mat_table *t, const char *stream_id,
+		     int64_t offset, size_t bad, size_t nrec, size_t first_index, const char *why)
+{
+	int64_t now = rn_mono_us();
+	if (t->schema)
+		m->dead_records += bad;
+	else
+		m->undecodable += bad;
+	rn_lograte_tick(&m->warn, now, warn_summary, m);
+	if (!rn_lograte_note(&m->warn, t->name, bad, now))
+		return;
+	if (t->schema)
+		rn_log_warn("mat",
+			    "table %s stream %s batch %lld: %zu of %zu record(s) to %s; first "
+			    "(record %zu): %s",
+			    t->name, stream_id, (long long)offset, bad, nrec, t->dlq->name,
+			    first_index, why);
+	else
+		rn_log_warn("mat",
+			    "table %s stream %s batch %lld: %zu of %zu record(s) undecodable, kept "
+			    "in payload_raw; first (record %zu): %s",
+			    t->name, stream_id, (long long)offset, bad, nrec, first_index, why);
+}
+
+void rn_mat_tick(struct rn_mat *m, int64_t now_us)
+{
+	rn_lograte_tick(&m->warn, now_us, warn_summary, m);
+}
+
+void rn_mat_stats(const struct rn_mat *m, struct rn_mat_stats *st)
+{
+	*st = (struct rn_mat_stats){.dead_records = m->dead_records,
+				    .undecodable = m->undecodable,
+				    .warnings_suppressed = m->warn.suppressed};
+}
+
 /* Puts the rows of one validated batch into t's builders (and its dead letters into its
  * dead-letter table's) and notes the stream. On failure part of the batch may be in them:
  * the caller rebuilds. */
@@ -1641,7 +1697,7 @@ static int add_rows(struct rn_mat *m, struct mat_table *t, const char *stream_id
 {
 	struct rn_pb_reader rd;
 	struct rn_pb_field f;
-	size_t dead = 0;
+	size_t dead = 0, nrec = 0, first_index = 0;
 	char why[512], first_why[512] = "";
 	int rc = 0;
 
@@ -1650,33 +1706,40 @@ static int add_rows(struct rn_mat *m, struct mat_table *t, const char *stream_id
 	int dlq_has = t->dlq && has_batch(t->dlq, stream_id, offset);
 	const struct rn_protoplan *plan = find_plan(t, stream_id);
 	rn_pb_reader_init(&rd, batch, len);
-	for (size_t index = 0; rn_pb_next(&rd, &f) == 1; index++) {
+	for (size_t index = 0; rn_pb_next(&rd, &f) == 1; index++, nrec++) {
 		if (!t->schema) {
+			const char *bad = NULL;
 			rc = add_envelope_row(m, t, stream_id, record_type, f.ptr, f.len, now, NULL,
-					      clk);
+					      clk, &bad);
+			if (!rc && bad && !dead++) {
+				snprintf(first_why, sizeof(first_why), "%s", bad);
+				first_index = index;
+			}
 		} else {
 			rc = add_typed_row(m, t, stream_id, record_type, plan, f.ptr, f.len, now,
 					   clk, why, sizeof(why));
 			if (!rc && why[0]) {
-				if (!dead++)
+				if (!dead++) {
 					snprintf(first_why, sizeof(first_why), "%s", why);
+					first_index = index;
+				}
 				if (!dlq_has) {
 					struct dead_ref dr = {why, offset, index};
 					rc = add_envelope_row(m, t->dlq, stream_id, record_type,
-							      f.ptr, f.len, now, &dr, clk);
+							      f.ptr, f.len, now, &dr, clk, NULL);
 				}
 			}
 		}
 		if (rc)
 			return rc;
 	}
-	if (dead) {
-		rn_log_warn("mat", "table %s stream %s batch %lld: %zu record(s) to %s; first: %s",
-			    t->name, stream_id, (long long)offset, dead, t->dlq->name, first_why);
-		if (!dlq_has && (rc = note_stream(t->dlq, stream_id, offset)))
-			return rc;
-	}
-	return note_stream(t, stream_id, offset);
+	if (dead && t->dlq && !dlq_has && (rc = note_stream(t->dlq, stream_id, offset)))
+		return rc;
+	if ((rc = note_stream(t, stream_id, offset)))
+		return rc;
+	if (dead && !m->refilling) /* a refill adds batches that were reported already */
+		warn_bad(m, t, stream_id, offset, dead, nrec, first_index, first_why);
+	return 0;
 }
 
 /* Empties the open builders of t: its writer or partitions and the files they finished
@@ -2038,6 +2101,27 @@ int rn_mat_flush(struct rn_mat *m)
 size_t rn_mat_pending_bytes(const struct rn_mat *m)
 {
 	return m->pending_bytes;
+}
+
+size_t rn_mat_table_pending_bytes(const struct rn_mat *m, const char *table, size_t *active,
+				  size_t *largest)
+{
+	size_t mine = 0, n = 0, top = 0;
+	for (size_t i = 0; i < m->ntables; i++) {
+		const struct mat_table *t = m->tables[i];
+		if (!t->pending_bytes)
+			continue;
+		n++;
+		if (t->pending_bytes > top)
+			top = t->pending_bytes;
+		if (table && !strcmp(t->name, table))
+			mine = t->pending_bytes;
+	}
+	if (active)
+		*active = n;
+	if (largest)
+		*largest = top;
+	return mine;
 }
 
 int rn_mat_committed(struct rn_mat *m, const char *table, const char *stream_id, int64_t *offset)

@@ -178,11 +178,37 @@ int rn_mat_flush(struct rn_mat *m);
 
 /* Bytes of records added but not yet committed. */
 size_t rn_mat_pending_bytes(const struct rn_mat *m);
+/* Bytes of `table`'s batches added but not yet committed (0 for a table not known or NULL),
+ * in *active the number of tables with such bytes and in *largest the most any one holds
+ * (each may be NULL): the WAL's share of each table, for the server's fair-share limit.
+ * Linear in the number of open tables. */
+size_t rn_mat_table_pending_bytes(const struct rn_mat *m, const char *table, size_t *active,
+				  size_t *largest);
 
 /* The highest offset of stream_id committed to table (max txn version in its log), or -1.
  * RN_EINVAL for a bad name, RN_EIO/RN_EDELTA if the log cannot be read. */
 int rn_mat_committed(struct rn_mat *m, const char *table, const char *stream_id, int64_t *offset);
 
 const char *rn_mat_errmsg(const struct rn_mat *m);
+
+/*
+ * Bad records (dead letters of a typed table, undecodable records of an envelope table) are
+ * kept one by one, but logged one line per batch (the count, the first one's index and
+ * reason), and only the first such batch of a table per RN_MAT_WARN_PERIOD_US: later ones go
+ * into one summary line per table per period (common/rn_lograte.h bounds the lines).
+ * rn_mat_tick writes the summaries of a period that has ended; call it now and then (the
+ * server does at each flush timer). now_us is monotonic (rn_mono_us).
+ */
+#define RN_MAT_WARN_PERIOD_US (10 * 1000000LL)
+void rn_mat_tick(struct rn_mat *m, int64_t now_us);
+
+/* Counters since the materializer was created (metrics). A batch the client sends again after
+ * a failed add counts again. */
+struct rn_mat_stats {
+	uint64_t dead_records;        /* records sent to dead-letter tables */
+	uint64_t undecodable;         /* records of envelope tables kept raw in payload_raw */
+	uint64_t warnings_suppressed; /* batches with bad records that got no line of their own */
+};
+void rn_mat_stats(const struct rn_mat *m, struct rn_mat_stats *st);
 
 #endif

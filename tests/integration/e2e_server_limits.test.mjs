@@ -155,7 +155,7 @@ test('over wal_max_bytes: RESOURCE_EXHAUSTED with pushback, no window, recovery,
     let m = await server.metrics();
     assert.equal(m('pressure', 'limit="wal_max_bytes"'), 1);
     assert.ok(m('resource_exhausted_total') >= 2, 'RESOURCE_EXHAUSTED answers counted');
-    assert.ok(m('pressure_refusals_total') >= 2);
+    assert.ok(m('pressure_refusals_total', 'reason="global"') >= 2);
     assert.ok(m('wal_bytes') >= 65536, `wal_bytes ${m('wal_bytes')}`);
     assert.equal(m('wal_max_bytes'), 65536);
     assert.ok(m('materializer_lag_seconds') > 0);
@@ -235,7 +235,7 @@ test('an agent pushed through the pressure: every line in the table exactly once
     };
     await waitFor(() => rows() >= N, { timeoutMs: 240000, intervalMs: 250, what: `${N} rows` });
     const m = await server.metrics();
-    assert.ok(m('pressure_refusals_total') > 0, 'the agent met the limit');
+    assert.ok(m('pressure_refusals_total', 'reason="global"') > 0, 'the agent met the limit');
     assert.ok(m('resource_exhausted_total') > 0);
     await agent.stop();
     await server.stop();

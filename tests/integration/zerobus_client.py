@@ -34,7 +34,8 @@ pos{lat,lon}) built at run time from a hand-made DescriptorProto, as Zerobus SDK
 --payload-bytes N pads each runnel.v1.Record payload to N bytes; --pause-ms N makes ingest
 wait that long after the stream is created, before its first batch (steady: between
 batches); --device sets the records' device_id (default py-client); --scheme S sends the
-token as `authorization: S <token>` (default Bearer).
+token as `authorization: S <token>` (default Bearer). --undecodable makes every PROTO record
+bytes that are not a runnel.v1.Record (an invalid wire type): kept raw by an envelope table.
 TLS: --ca FILE makes the channel TLS (grpc.ssl_channel_credentials, ALPN h2) trusting FILE;
 --cert FILE --key FILE add a client certificate (mTLS); --server-name overrides the name the
 server certificate is checked against (default: the host of ADDR). A channel that does not
@@ -138,6 +139,7 @@ def main():
     ap.add_argument('--json-file')
     ap.add_argument('--reading', action='store_true')
     ap.add_argument('--bad-field', action='store_true')
+    ap.add_argument('--undecodable', action='store_true')
     ap.add_argument('--payload-bytes', type=int, default=0)
     ap.add_argument('--pause-ms', type=int, default=0)
     ap.add_argument('--calls', type=int, default=2)
@@ -240,6 +242,10 @@ def main():
                 m.pos.lat = 52.5 + i / 1000
                 m.pos.lon = 13.4
                 recs.append(m.SerializeToString())
+            return Req(ingest_record_batch=zb.IngestRecordBatchRequest(
+                offset_id=off, proto_encoded_batch=zb.ProtoEncodedRecordBatch(records=recs)))
+        if a.undecodable:  # field 1 with wire type 7, which does not exist
+            recs = [b'\x0f' + str(base + i).encode() for i in range(n)]
             return Req(ingest_record_batch=zb.IngestRecordBatchRequest(
                 offset_id=off, proto_encoded_batch=zb.ProtoEncodedRecordBatch(records=recs)))
         def payload(k):

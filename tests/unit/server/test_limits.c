@@ -228,10 +228,69 @@ static void test_window_grant(void **state)
 	assert_int_equal(conn, 0);
 }
 
+/* Fair share: a table holding its share of a WAL above the soft threshold is refused, the
+ * others are not; a lone table may fill the WAL; wal_table_max_bytes caps at any size. */
+static void test_table_share(void **state)
+{
+	struct rn_limits l = {.wal_max_bytes = 1000, .wal_soft_percent = 50};
+	struct rn_limits_now n = {.now_us = 10 * S, .wal_bytes = 499, .next_flush_us = 11 * S};
+	char msg[300] = "";
+	int64_t pb = -7;
+	(void)state;
+	/* below the soft threshold: nobody is refused, whatever it holds */
+	assert_int_equal(rn_limits_table_share(&l, &n, 499, 2, &pb, msg, sizeof(msg)), RN_SHARE_OK);
+	assert_int_equal(pb, -7);
+	assert_string_equal(msg, "");
+	/* at the threshold: A (its share 500 of 2 tables) is refused at 500, not at 499 */
+	n.wal_bytes = 500;
+	assert_int_equal(rn_limits_table_share(&l, &n, 499, 2, &pb, msg, sizeof(msg)), RN_SHARE_OK);
+	n.wal_bytes = 900;
+	assert_int_equal(rn_limits_table_share(&l, &n, 800, 2, &pb, msg, sizeof(msg)),
+			 RN_SHARE_FAIR);
+	assert_int_equal(pb, 1000 + RN_LIMITS_PUSHBACK_SLACK_MS);
+	assert_non_null(strstr(msg, "share of wal_max_bytes"));
+	assert_non_null(strstr(msg, "its share is 500 (2 tables writing"));
+	/* B, with 100 of the 900, goes on (up to wal_max_bytes: rn_limits_pressure's job) */
+	assert_int_equal(rn_limits_table_share(&l, &n, 100, 2, NULL, NULL, 0), RN_SHARE_OK);
+	/* three tables: the share is 333 */
+	assert_int_equal(rn_limits_table_share(&l, &n, 333, 3, NULL, NULL, 0), RN_SHARE_FAIR);
+	assert_int_equal(rn_limits_table_share(&l, &n, 332, 3, NULL, NULL, 0), RN_SHARE_OK);
+	/* a table alone may use the whole WAL; so may a table new to it (0 bytes) */
+	assert_int_equal(rn_limits_table_share(&l, &n, 900, 1, NULL, NULL, 0), RN_SHARE_OK);
+	assert_int_equal(rn_limits_table_share(&l, &n, 0, 1, NULL, NULL, 0), RN_SHARE_OK);
+	/* soft threshold off, or no wal_max_bytes: no fair share */
+	l.wal_soft_percent = 0;
+	assert_int_equal(rn_limits_table_share(&l, &n, 800, 2, NULL, NULL, 0), RN_SHARE_OK);
+	l.wal_soft_percent = 50;
+	l.wal_max_bytes = 0;
+	assert_int_equal(rn_limits_table_share(&l, &n, 800, 2, NULL, NULL, 0), RN_SHARE_OK);
+	/* the per-table cap applies at any WAL size, alone or not */
+	l.wal_table_max_bytes = 300;
+	n.wal_bytes = 300;
+	assert_int_equal(rn_limits_table_share(&l, &n, 300, 1, &pb, msg, sizeof(msg)),
+			 RN_SHARE_CAP);
+	assert_non_null(strstr(msg, "wal_table_max_bytes"));
+	assert_non_null(strstr(msg, "(limit 300)"));
+	assert_int_equal(rn_limits_table_share(&l, &n, 299, 1, NULL, NULL, 0), RN_SHARE_OK);
+	/* a soft threshold of 100 % is the hard limit: the share never applies before it */
+	struct rn_limits h = {.wal_max_bytes = 1000, .wal_soft_percent = 100};
+	n.wal_bytes = 999;
+	assert_int_equal(rn_limits_table_share(&h, &n, 990, 2, NULL, NULL, 0), RN_SHARE_OK);
+	/* a huge wal_max_bytes: the threshold does not overflow */
+	struct rn_limits big = {.wal_max_bytes = UINT64_MAX, .wal_soft_percent = 50};
+	n.wal_bytes = UINT64_MAX / 2 - 100;
+	assert_int_equal(rn_limits_table_share(&big, &n, UINT64_MAX / 2, 2, NULL, NULL, 0),
+			 RN_SHARE_OK);
+	n.wal_bytes = UINT64_MAX / 2 + 1;
+	assert_int_equal(rn_limits_table_share(&big, &n, UINT64_MAX / 2, 2, NULL, NULL, 0),
+			 RN_SHARE_FAIR);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_no_pressure_below_limits),
+		cmocka_unit_test(test_table_share),
 		cmocka_unit_test(test_wal_pressure_names_the_limit),
 		cmocka_unit_test(test_lag_pressure),
 		cmocka_unit_test(test_disk_pressure),
