@@ -20,7 +20,7 @@ test(NAME, { timeout: 600000 }, async () => {
   assert.equal(r.code, 0, r.stderr);
   const tables = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
   const ops = new Set(tables.map((t) => t.table.replace(/_\d+$/, '')));
-  assert.deepEqual([...ops].sort(), ['sweep/add_env', 'sweep/flush_env', 'sweep/flush_typed']);
+  assert.deepEqual([...ops].sort(), ['main/sweep/add_env', 'main/sweep/flush_env', 'main/sweep/flush_typed']);
   for (const t of tables) {
     const dirs = [t.table];
     const dlq = path.join(dir, `${t.table}_dead_letters`);

@@ -89,7 +89,7 @@ static int one(const char *root, const char *op, long n)
 	int is_add = !strcmp(op, "add_env"), typed = !strcmp(op, "flush_typed");
 	int before = is_add ? 1 : 3, last;
 	char table[128];
-	snprintf(table, sizeof(table), "sweep.%s_%ld", op, n);
+	snprintf(table, sizeof(table), "main.sweep.%s_%ld", op, n);
 	struct rn_mat *m = open_mat(root, table, typed);
 	for (int k = 0; k < before; k++)
 		if (add(m, table, 0, k))
@@ -116,7 +116,7 @@ static int one(const char *root, const char *op, long n)
 		die("replay", m);
 	rn_mat_destroy(m);
 	refill_log_clear(&wal);
-	printf("{\"table\":\"sweep/%s_%ld\",\"typed\":%d,\"s0\":%d,\"s1\":%d}\n", op, n, typed,
+	printf("{\"table\":\"main/sweep/%s_%ld\",\"typed\":%d,\"s0\":%d,\"s1\":%d}\n", op, n, typed,
 	       (last + 1) * PER, PER);
 	if (!hit && rc)
 		die("failed without reaching the failure", NULL);
