@@ -830,16 +830,23 @@ static int data_chunk_cb(nghttp2_session *s, uint8_t flags, int32_t sid, const u
 }
 
 /*
- * After a call's final HEADERS (trailers, or a trailers-only refusal; or the DATA ending a
- * plain HTTP answer) while the client is
- * still sending: RST_STREAM(NO_ERROR), as gRPC servers do (RFC 9113 8.1), so the client
- * stops uploading into a finished call and sees it end now (libcurl otherwise waits for its
- * own upload to end). Data already on the way is discarded by nghttp2.
+ * After a call's trailers (or the DATA ending a plain HTTP answer) while the client is still
+ * sending: RST_STREAM(NO_ERROR), as gRPC servers do (RFC 9113 8.1), so the client stops
+ * uploading into a finished call and sees it end now (libcurl 7.88 holds the trailers of a
+ * stream whose upload is open until the stream is closed). Data already on the way is
+ * discarded by nghttp2.
+ *
+ * Not after a trailers-only answer (a refusal: one HEADERS frame with END_STREAM): libcurl
+ * 7.88 drops the response headers of a stream whose HEADERS and RST_STREAM it reads in one
+ * go, so the client would never see the status, and with its upload paused would never see
+ * the end either (uplink.c end_unread_calls). END_STREAM on that one frame already tells
+ * every client the call is over; the stream closes when the client ends or resets its side.
  */
 static int frame_send_cb(nghttp2_session *s, const nghttp2_frame *f, void *user)
 {
 	(void)user;
-	if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
+	if ((f->hd.type == NGHTTP2_DATA ||
+	     (f->hd.type == NGHTTP2_HEADERS && f->headers.cat != NGHTTP2_HCAT_RESPONSE)) &&
 	    (f->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
 	    nghttp2_session_get_stream_remote_close(s, f->hd.stream_id) == 0)
 		nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_NO_ERROR);
