@@ -186,6 +186,15 @@ test('UNAUTHENTICATED and PERMISSION_DENIED: retried slowly, an error every time
   }
 });
 
+// libcurl 7.88 drops the headers of a stream whose trailers-only answer and RST_STREAM it
+// reads at once, and never ends the transfer while the upload is paused: the uplink sees
+// that libcurl stopped reading the call's socket and ends the call at once (a fault without
+// a status), instead of after ack_timeout_ms.
+test('a trailers-only answer reset in the same write: the call ends at once, nothing lost', { timeout: 120000 }, () =>
+  faultScenario('status-rst', 'refuse-rst', { grpcStatus: 16, message: 'token expired' }, {
+    expect: /server ended the call before any response header without a status libcurl could read/,
+  }));
+
 test('close_stream_signal: drains, reconnects, resumes; nothing lost or repeated', { timeout: 120000 }, async () => {
   const ctx = await setup('close');
   try {
