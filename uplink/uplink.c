@@ -108,6 +108,7 @@ struct ustream {
 	 * while happy eyeballs races addresses; one once connected): end_unread_calls() */
 	curl_socket_t socks[SOCKS_MAX];
 	int nsocks;
+	int unread; /* libcurl stopped reading this paused call: unpaused once to let it end */
 };
 
 /* The OAuth client-credentials state (token.h has the pure parts). One token for all
@@ -264,6 +265,7 @@ static void close_call(struct ustream *s)
 	s->out_pos = 0;
 	rn_grpc_deframer_reset(&s->df);
 	s->paused = 0;
+	s->unread = 0;
 	s->draining = 0;
 	s->stats.connected = 0;
 	s->stats.sent = -1;
@@ -1223,37 +1225,54 @@ int rn_uplink_token_stats(const struct rn_uplink *u, struct rn_uplink_token_stat
  * followed at once by RST_STREAM(NO_ERROR), as grpc-go and other servers send it, does
  * exactly that: no header callback, no end, until ack_timeout_ms. The one outside sign is
  * that libcurl no longer wants to read the call's socket: a transfer still receiving always
- * does, and each call has its own connection (DESIGN.md). Such a call is ended at once as
- * one without a status (a fault, retried with backoff), never taken as acked.
+ * does, and each call has its own connection (DESIGN.md).
+ *
+ * Such a call is first unpaused once (`unread`), so that libcurl can finish it with its own
+ * verdict where it has one (a connection the server closed, an HTTP/1.x answer); if it is
+ * still unread on the next look, it is ended as a call without a status (a fault, retried
+ * with backoff), never taken as acked. Returns 1 when a call was unpaused (step() runs
+ * libcurl again at once).
  */
-static void end_unread_calls(struct rn_uplink *u)
+static int end_unread_calls(struct rn_uplink *u)
 {
 	fd_set rd, wr, ex;
-	int maxfd = -1, any = 0;
+	int maxfd = -1, any = 0, poked = 0;
 
 	for (size_t i = 0; i < u->n; i++)
 		any |= u->streams[i]->easy && u->streams[i]->paused;
 	if (!any)
-		return;
+		return 0;
 	FD_ZERO(&rd);
 	FD_ZERO(&wr);
 	FD_ZERO(&ex);
 	if (curl_multi_fdset(u->multi, &rd, &wr, &ex, &maxfd) != CURLM_OK)
-		return;
+		return 0;
 	for (size_t i = 0; i < u->n; i++) {
 		struct ustream *s = u->streams[i];
 		curl_socket_t fd = s->socks[0];
 		/* paused is set by the read callback only, so the transfer is past its
 		 * request headers (libcurl's PERFORMING state) and connected: one socket */
-		if (!s->easy || !s->paused || s->nsocks != 1 || fd < 0 || fd >= FD_SETSIZE ||
-		    FD_ISSET(fd, &rd))
-			continue; /* still receiving, or not knowable (fd_set too small) */
+		if (!s->easy || !s->paused || s->nsocks != 1 || fd < 0 || fd >= FD_SETSIZE)
+			continue; /* not knowable (several sockets, fd_set too small) */
+		if (FD_ISSET(fd, &rd)) {
+			s->unread = 0; /* still receiving */
+			continue;
+		}
+		if (!s->unread) {
+			s->unread = 1;
+			s->paused = 0;
+			s->poke_us = rn_mono_us();
+			curl_easy_pause(s->easy, CURLPAUSE_CONT);
+			poked = 1;
+			continue;
+		}
 		set_fault(s, F_NO_STATUS,
 			  "the server ended the call%s without a status libcurl could read "
 			  "(a trailers-only answer followed at once by RST_STREAM?)",
 			  s->hdr.http_status ? "" : " before any response header");
 		call_ended(s, CURLE_OK);
 	}
+	return poked;
 }
 
 int rn_uplink_step(struct rn_uplink *u)
@@ -1337,8 +1356,7 @@ int rn_uplink_step(struct rn_uplink *u)
 			if (s->easy && s->hdr.grpc_status >= 0)
 				call_ended(s, CURLE_OK);
 		}
-		end_unread_calls(u);
-		again = 0;
+		again = end_unread_calls(u);
 		now = rn_mono_us();
 		for (size_t k = 0; k < u->n; k++) {
 			struct ustream *s = u->streams[(u->rr + k) % u->n];
@@ -1392,6 +1410,8 @@ int rn_uplink_wait(struct rn_uplink *u, struct rn_uplink_waitfd *fds, int nfds, 
 			ms = u->rl.rate
 				     ? (rn_ratelimit_wait_us(&u->rl, now, (int64_t)p) + 999) / 1000
 				     : 0;
+		} else if (s->easy && s->paused && s->unread) {
+			ms = 0; /* step() looks again whether libcurl ended it */
 		} else if (s->easy && s->paused) {
 			ms = (s->poke_us + POKE_US - now + 999) / 1000;
 		}
