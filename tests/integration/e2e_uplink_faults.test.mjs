@@ -11,19 +11,15 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
-import { Agent, Server, agentConfig, run, sleep, tmpDir, waitFor } from './lib/harness.mjs';
+import { Agent, Server, run, sleep, tmpDir, waitFor } from './lib/harness.mjs';
 import { H2Fake } from './lib/h2fake.mjs';
 import { duckFrom, query, verifyTable } from './lib/table.mjs';
 
 const TABLE = 'main.default.telemetry';
 
 // An agent whose uplink group can take extra settings (e.g. max_bytes_per_sec).
+// (uplinkExtra goes into the uplink group through the harness's agentConfig)
 class UplinkAgent extends Agent {
-  writeConfig() {
-    let text = agentConfig({ dataDir: this.dataDir, ...this.cfg });
-    if (this.cfg.uplinkExtra) text = text.replace(/(backoff_max_ms = \d+;)/, `$1\n  ${this.cfg.uplinkExtra}`);
-    fs.writeFileSync(this.conf, text);
-  }
   set url(u) {
     this.cfg.url = u;
   }
