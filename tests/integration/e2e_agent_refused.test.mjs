@@ -6,10 +6,13 @@
 // Checked: the status is in `runnel-agent status` (last_error, last_status) within 10 s, the
 // log has a line naming it (one per refused call: the slow retry, not a flood), nothing is
 // written, and once the cause is fixed (the agent's token by SIGHUP, the table by the
-// server's SIGHUP) every record is in the table exactly once.
+// server's SIGHUP) every record is in the table exactly once. And on the wire: the server
+// sends no RST_STREAM with a trailers-only answer, only a second later to a client that
+// keeps its side open.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { Agent, Server, tmpDir, waitFor } from './lib/harness.mjs';
 import { duckFrom, query, replayLog, verifyTable } from './lib/table.mjs';
@@ -116,6 +119,62 @@ test('a table the server does not have (auto_create off): NOT_FOUND at once; dec
     await exactlyOnce(server, 300);
   } finally {
     await agent.kill();
+    await server.kill();
+  }
+});
+
+// A raw HTTP/2 client (HPACK literals, no Huffman): the refusal's HEADERS (END_STREAM) must
+// not come with a RST_STREAM (libcurl 7.88 would lose the headers); a client that keeps its
+// side open is reset with NO_ERROR about a second later, one that closes it is not.
+test('on the wire: no RST_STREAM with a trailers-only refusal; a late one if the client keeps sending', { timeout: 60000 }, async () => {
+  const dir = tmpDir('e2e-refused-wire');
+  const server = await new Server({ dir, tables: [TABLE], token: 'right-token' }).start();
+  const frame = (type, flags, sid, payload = Buffer.alloc(0)) => {
+    const h = Buffer.alloc(9);
+    h.writeUIntBE(payload.length, 0, 3);
+    h[3] = type;
+    h[4] = flags;
+    h.writeUInt32BE(sid, 5);
+    return Buffer.concat([h, payload]);
+  };
+  const lit = (n, v) => [0, n.length, ...Buffer.from(n), v.length, ...Buffer.from(v)];
+  const request = (sid) => frame(1, 0x4, sid, Buffer.from([
+    ...lit(':method', 'POST'), ...lit(':scheme', 'http'), ...lit(':path', '/databricks.zerobus.Zerobus/PersistentStream'),
+    ...lit(':authority', 'localhost'), ...lit('content-type', 'application/grpc'), ...lit('te', 'trailers'),
+    ...lit('x-databricks-zerobus-table-name', TABLE), ...lit('authorization', 'Bearer wrong-token')]));
+  const frames = [];
+  let buf = Buffer.alloc(0);
+  let reads = 0;
+  const sock = net.connect(server.port, '127.0.0.1');
+  sock.on('error', () => {});
+  sock.on('data', (d) => {
+    reads++;
+    buf = Buffer.concat([buf, d]);
+    while (buf.length >= 9 && buf.length >= 9 + buf.readUIntBE(0, 3)) {
+      const len = buf.readUIntBE(0, 3);
+      frames.push({ type: buf[3], flags: buf[4], sid: buf.readUInt32BE(5) & 0x7fffffff, read: reads, at: Date.now(),
+        payload: Buffer.from(buf.subarray(9, 9 + len)) });
+      buf = buf.subarray(9 + len);
+    }
+  });
+  try {
+    await new Promise((resolve) => sock.once('connect', resolve));
+    sock.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(4, 0, 0), frame(4, 1, 0)]));
+    // stream 1 keeps its side open; stream 3 closes it (empty DATA with END_STREAM) once answered
+    sock.write(Buffer.concat([request(1), request(3)]));
+    const answer = (sid) => waitFor(() => frames.find((f) => f.type === 1 && f.sid === sid), { what: `the answer on stream ${sid}` });
+    const [h1, h3] = [await answer(1), await answer(3)];
+    assert.ok(h1.flags & 0x1, 'the refusal ends the stream (END_STREAM)');
+    assert.ok(h3.flags & 0x1);
+    sock.write(frame(0, 0x1, 3));
+    const rst1 = await waitFor(() => frames.find((f) => f.type === 3 && f.sid === 1), { timeoutMs: 5000, what: 'a late RST_STREAM on stream 1' });
+    assert.ok(rst1.read > h1.read, 'not in the read that brought the answer');
+    assert.ok(rst1.at - h1.at >= 800, `reset ${rst1.at - h1.at} ms after the answer`);
+    assert.equal(rst1.payload.readUInt32BE(0), 0, 'NO_ERROR');
+    assert.deepEqual(frames.filter((f) => f.type === 3 && f.sid === 3), [], 'no reset for a stream the client closed');
+    assert.deepEqual(frames.filter((f) => f.type === 7), [], 'no GOAWAY');
+  } finally {
+    sock.destroy();
     await server.kill();
   }
 });
