@@ -70,6 +70,8 @@ struct rn_call {
 	int responded; /* response headers submitted */
 	int finished;  /* status decided; trailers follow the queued data */
 	int trailers_sent;
+	int64_t reset_at_us; /* a trailers-only answer left the client's side open: tick_cb
+				sends RST_STREAM(NO_ERROR) then, unless the client closed it */
 	int status;
 	char msg[512];       /* grpc-message of the status (a create refusal explains itself) */
 	int64_t pushback_ms; /* > 0: grpc-retry-pushback-ms in the status */
@@ -830,16 +832,34 @@ static int data_chunk_cb(nghttp2_session *s, uint8_t flags, int32_t sid, const u
 }
 
 /*
- * After a call's final HEADERS (trailers, or a trailers-only refusal; or the DATA ending a
- * plain HTTP answer) while the client is
- * still sending: RST_STREAM(NO_ERROR), as gRPC servers do (RFC 9113 8.1), so the client
- * stops uploading into a finished call and sees it end now (libcurl otherwise waits for its
- * own upload to end). Data already on the way is discarded by nghttp2.
+ * After a call's trailers (or the DATA ending a plain HTTP answer) while the client is still
+ * sending: RST_STREAM(NO_ERROR), as gRPC servers do (RFC 9113 8.1), so the client stops
+ * uploading into a finished call and sees it end now (libcurl 7.88 holds the trailers of a
+ * stream whose upload is open until the stream is closed). Data already on the way is
+ * discarded by nghttp2.
+ *
+ * Not after a trailers-only answer (a refusal: one HEADERS frame with END_STREAM): libcurl
+ * 7.88 drops the response headers of a stream whose HEADERS and RST_STREAM it reads in one
+ * go, so the client would never see the status, and with its upload paused would never see
+ * the end either (uplink.c end_unread_calls). END_STREAM on that one frame already tells
+ * every client the call is over. A client that keeps its side open after it anyway (it may
+ * never close it, holding a stream slot and keeping the connection from being idle) is
+ * reset LATE_RESET_US later by tick_cb, long after any client has read the answer.
  */
+#define LATE_RESET_US ((int64_t)1000000)
+
 static int frame_send_cb(nghttp2_session *s, const nghttp2_frame *f, void *user)
 {
 	(void)user;
-	if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
+	if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_RESPONSE &&
+	    (f->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
+	    nghttp2_session_get_stream_remote_close(s, f->hd.stream_id) == 0) {
+		struct rn_call *k = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+		if (k)
+			k->reset_at_us = rn_mono_us() + LATE_RESET_US;
+	}
+	if ((f->hd.type == NGHTTP2_DATA ||
+	     (f->hd.type == NGHTTP2_HEADERS && f->headers.cat != NGHTTP2_HCAT_RESPONSE)) &&
 	    (f->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
 	    nghttp2_session_get_stream_remote_close(s, f->hd.stream_id) == 0)
 		nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_NO_ERROR);
@@ -1194,6 +1214,25 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 }
 
 /* Idle connections and slow clients; runs every tick (a fraction of the shorter timeout). */
+/* Resets the streams whose trailers-only answer is LATE_RESET_US old and whose client side
+ * is still open (frame_send_cb). 1 if any was reset: the connection was flushed and may be
+ * gone. */
+static int late_resets(struct conn *c, int64_t now)
+{
+	int any = 0;
+	for (struct rn_call *k = c->calls; k; k = k->next) {
+		if (!k->reset_at_us || now < k->reset_at_us)
+			continue;
+		k->reset_at_us = 0;
+		if (nghttp2_session_get_stream_remote_close(c->ng, k->sid) == 0 &&
+		    !nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, k->sid, NGHTTP2_NO_ERROR))
+			any = 1;
+	}
+	if (any)
+		flush_conn(c);
+	return any;
+}
+
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct rn_front *f = arg;
@@ -1235,6 +1274,8 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 			conn_free(c);
 			continue;
 		}
+		if (late_resets(c, now))
+			continue; /* flushed (c may be gone); the idle rule looks next tick */
 		if (c->closing_us) {
 			/* a peer that takes no GOAWAY within another idle period loses the socket
 			 */

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <poll.h>
+#include <sys/select.h>
 #include <strings.h>
 #include <time.h>
 #include <curl/curl.h>
@@ -70,6 +71,8 @@ enum fault {
 	F_LOCAL      /* our side failed (out of memory), not the server */
 };
 
+#define SOCKS_MAX 4
+
 struct ustream {
 	struct rn_uplink *u;
 	int id;
@@ -101,6 +104,11 @@ struct ustream {
 	char errbuf[CURL_ERROR_SIZE];
 	uint64_t tok_gen; /* the OAuth token generation the current call carries */
 	int auth_retried; /* UNAUTHENTICATED already led to a fresh token; reset by a good open */
+	/* the sockets libcurl opened for this stream's calls and has not closed yet (several
+	 * while happy eyeballs races addresses; one once connected): end_unread_calls() */
+	curl_socket_t socks[SOCKS_MAX];
+	int nsocks;
+	int unread; /* libcurl stopped reading this paused call: unpaused once to let it end */
 };
 
 /* The OAuth client-credentials state (token.h has the pure parts). One token for all
@@ -249,12 +257,15 @@ static void close_call(struct ustream *s)
 		curl_easy_cleanup(s->easy);
 		s->easy = NULL;
 	}
+	if (s->nsocks > SOCKS_MAX)
+		s->nsocks = 0; /* lost count: start again with the next call's sockets */
 	curl_slist_free_all(s->hdrs);
 	s->hdrs = NULL;
 	rn_buf_reset(&s->out);
 	s->out_pos = 0;
 	rn_grpc_deframer_reset(&s->df);
 	s->paused = 0;
+	s->unread = 0;
 	s->draining = 0;
 	s->stats.connected = 0;
 	s->stats.sent = -1;
@@ -289,6 +300,8 @@ void rn_uplink_destroy(struct rn_uplink *u)
 		rn_free(s);
 	}
 	rn_free(u->streams);
+	u->streams = NULL; /* closesocket_cb may still run in curl_multi_cleanup() */
+	u->n = 0;
 	if (u->tok.easy) {
 		curl_multi_remove_handle(u->multi, u->tok.easy);
 		curl_easy_cleanup(u->tok.easy);
@@ -650,6 +663,39 @@ static size_t header_cb(char *data, size_t size, size_t nitems, void *arg)
 	return len;
 }
 
+/* Notes each socket libcurl opens for a call (CURLOPT_SOCKOPTFUNCTION; clientp = the
+ * stream, alive while its transfer connects). Past SOCKS_MAX the stream's sockets are not
+ * known and end_unread_calls() leaves it alone. */
+static int sockopt_cb(void *clientp, curl_socket_t fd, curlsocktype purpose)
+{
+	struct ustream *s = clientp;
+	(void)purpose;
+	if (s->nsocks < SOCKS_MAX)
+		s->socks[s->nsocks] = fd;
+	s->nsocks++;
+	return CURL_SOCKOPT_OK;
+}
+
+/* Closes a socket for libcurl (CURLOPT_CLOSESOCKETFUNCTION) and forgets it. clientp is the
+ * uplink, not the stream: libcurl may close a connection after its easy handle is gone. */
+static int closesocket_cb(void *clientp, curl_socket_t fd)
+{
+	struct rn_uplink *u = clientp;
+	for (size_t i = 0; i < u->n; i++) {
+		struct ustream *s = u->streams[i];
+		int n = s->nsocks < SOCKS_MAX ? s->nsocks : SOCKS_MAX;
+		for (int k = 0; k < n; k++) {
+			if (s->socks[k] != fd)
+				continue;
+			s->socks[k] = s->socks[n - 1];
+			if (s->nsocks <= SOCKS_MAX)
+				s->nsocks--;
+			break;
+		}
+	}
+	return close(fd);
+}
+
 static int open_call(struct ustream *s)
 {
 	struct rn_uplink *u = s->u;
@@ -702,6 +748,10 @@ static int open_call(struct ustream *s)
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, s);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, s->hdrs);
 	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, sockopt_cb);
+	curl_easy_setopt(e, CURLOPT_SOCKOPTDATA, s);
+	curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, closesocket_cb);
+	curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, u);
 	/* A fresh connection per call, closed with it: libcurl 7.88 fails the next call on a
 	 * connection whose previous stream was reset or aborted ("Error in the HTTP2 framing
 	 * layer"), and a reused connection may be one the server is about to drop. */
@@ -1166,6 +1216,65 @@ int rn_uplink_token_stats(const struct rn_uplink *u, struct rn_uplink_token_stat
 	return 0;
 }
 
+/*
+ * Ends the calls whose answer is over although libcurl has not finished them. libcurl 7.88
+ * loses the response headers of a stream when its HEADERS (END_STREAM) and a RST_STREAM
+ * arrive in one read: the stream is taken as closed and reset, the buffered header bytes
+ * are dropped, the receive side is marked done, and a transfer whose upload is paused then
+ * never completes (it is not done until both directions are). A trailers-only refusal
+ * followed at once by RST_STREAM(NO_ERROR), as grpc-go and other servers send it, does
+ * exactly that: no header callback, no end, until ack_timeout_ms. The one outside sign is
+ * that libcurl no longer wants to read the call's socket: a transfer still receiving always
+ * does, and each call has its own connection (DESIGN.md).
+ *
+ * Such a call is first unpaused once (`unread`), so that libcurl can finish it with its own
+ * verdict where it has one (a connection the server closed, an HTTP/1.x answer); if it is
+ * still unread on the next look, it is ended as a call without a status (a fault, retried
+ * with backoff), never taken as acked. Returns 1 when a call was unpaused (step() runs
+ * libcurl again at once).
+ */
+static int end_unread_calls(struct rn_uplink *u)
+{
+	fd_set rd, wr, ex;
+	int maxfd = -1, any = 0, poked = 0;
+
+	for (size_t i = 0; i < u->n; i++)
+		any |= u->streams[i]->easy && u->streams[i]->paused;
+	if (!any)
+		return 0;
+	FD_ZERO(&rd);
+	FD_ZERO(&wr);
+	FD_ZERO(&ex);
+	if (curl_multi_fdset(u->multi, &rd, &wr, &ex, &maxfd) != CURLM_OK)
+		return 0;
+	for (size_t i = 0; i < u->n; i++) {
+		struct ustream *s = u->streams[i];
+		curl_socket_t fd = s->socks[0];
+		/* paused is set by the read callback only, so the transfer is past its
+		 * request headers (libcurl's PERFORMING state) and connected: one socket */
+		if (!s->easy || !s->paused || s->nsocks != 1 || fd < 0 || fd >= FD_SETSIZE)
+			continue; /* not knowable (several sockets, fd_set too small) */
+		if (FD_ISSET(fd, &rd)) {
+			s->unread = 0; /* still receiving */
+			continue;
+		}
+		if (!s->unread) {
+			s->unread = 1;
+			s->paused = 0;
+			s->poke_us = rn_mono_us();
+			curl_easy_pause(s->easy, CURLPAUSE_CONT);
+			poked = 1;
+			continue;
+		}
+		set_fault(s, F_NO_STATUS,
+			  "the server ended the call%s without a status libcurl could read "
+			  "(a trailers-only answer followed at once by RST_STREAM?)",
+			  s->hdr.http_status ? "" : " before any response header");
+		call_ended(s, CURLE_OK);
+	}
+	return poked;
+}
+
 int rn_uplink_step(struct rn_uplink *u)
 {
 	int64_t now = rn_mono_us();
@@ -1247,7 +1356,7 @@ int rn_uplink_step(struct rn_uplink *u)
 			if (s->easy && s->hdr.grpc_status >= 0)
 				call_ended(s, CURLE_OK);
 		}
-		again = 0;
+		again = end_unread_calls(u);
 		now = rn_mono_us();
 		for (size_t k = 0; k < u->n; k++) {
 			struct ustream *s = u->streams[(u->rr + k) % u->n];
@@ -1301,6 +1410,8 @@ int rn_uplink_wait(struct rn_uplink *u, struct rn_uplink_waitfd *fds, int nfds, 
 			ms = u->rl.rate
 				     ? (rn_ratelimit_wait_us(&u->rl, now, (int64_t)p) + 999) / 1000
 				     : 0;
+		} else if (s->easy && s->paused && s->unread) {
+			ms = 0; /* step() looks again whether libcurl ended it */
 		} else if (s->easy && s->paused) {
 			ms = (s->poke_us + POKE_US - now + 999) / 1000;
 		}

@@ -143,16 +143,11 @@ test('first fetch, refresh before expiry, a 401 reported and retried with backof
   }
 });
 
-// todo: against runnel-server this never gets as far as the agent's UNAUTHENTICATED path.
-// The server refuses the call with a trailers-only answer while the agent's upload is paused,
-// and the agent's libcurl (7.88) never delivers that answer: no header callback, no end of
-// transfer, so the call hangs until ack_timeout_ms. It happens with a wrong static token too,
-// and on main as well, so it is not part of the OAuth flow. The uplink's reaction to
-// UNAUTHENTICATED (one fresh token, then the slow retry) is what this test checks once
-// that is fixed.
+// The server refuses the first token with a trailers-only UNAUTHENTICATED while the agent's
+// upload is paused (it waits for the create answer): the agent sees it at once, fetches one
+// fresh token and delivers, without the slow retry of a status that needs an operator.
 test('a token the server refuses (UNAUTHENTICATED) is replaced at once by a fresh one', {
   timeout: 60000,
-  todo: 'runnel-agent never sees runnel-server\'s trailers-only refusal (libcurl 7.88, paused upload)',
 }, async () => {
   const dir = tmpDir('e2e-oauth-unauth');
   const ts = await tokenServer({ tokens: ['revoked', 'tokA'], expiresIn: 3600 });

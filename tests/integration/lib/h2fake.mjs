@@ -20,6 +20,9 @@
 //                 after the call's first message arrived (resumeFirst: true answers the
 //                 resume first), then RST_STREAM(NO_ERROR) unless rstAfter: false;
 //                 trailersOnly: true answers with the status at once
+//   refuse-rst    raw HTTP/2 (no node:http2, which writes frames apart): a trailers-only
+//                 answer { grpcStatus, message } and RST_STREAM(NO_ERROR) in one TCP write,
+//                 as a server that resets at once after its status does
 //   http-status   HTTP/2 { status: 503, contentType: 'text/html', body }
 //   content-type  HTTP/2 200 with { contentType: 'application/json', body }
 //   garbage-msg   HTTP/2 200 application/grpc, then one well-framed message that is not
@@ -163,7 +166,55 @@ export class H2Fake {
       });
       return;
     }
+    if (mode === 'refuse-rst') {
+      this.refuseRst(sock, this.opts);
+      return;
+    }
     this.h2.emit('connection', sock);
+  }
+
+  // Mode refuse-rst: reads frames after the client preface; answers every request HEADERS
+  // with a trailers-only HEADERS (HPACK literals, no Huffman) and RST_STREAM(NO_ERROR),
+  // both in one write.
+  refuseRst(sock, o) {
+    const frame = (type, flags, sid, payload) => {
+      const h = Buffer.alloc(9);
+      h.writeUIntBE(payload.length, 0, 3);
+      h[3] = type;
+      h[4] = flags;
+      h.writeUInt32BE(sid, 5);
+      return Buffer.concat([h, payload]);
+    };
+    const lit = (n, v) => Buffer.concat([Buffer.from([0x00, n.length]), Buffer.from(n),
+      Buffer.from([Buffer.byteLength(v)]), Buffer.from(v)]);
+    const hpack = Buffer.concat([Buffer.from([0x88]) /* :status 200 */,
+      lit('content-type', 'application/grpc'), lit('grpc-status', String(o.grpcStatus ?? 16)),
+      lit('grpc-message', encodeURIComponent(o.message ?? 'refused'))]);
+    let buf = Buffer.alloc(0);
+    let preface = false;
+    sock.write(frame(4, 0, 0, Buffer.alloc(0))); // our SETTINGS
+    sock.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      if (!preface) {
+        if (buf.length < 24) return;
+        buf = buf.subarray(24);
+        preface = true;
+      }
+      while (buf.length >= 9) {
+        const len = buf.readUIntBE(0, 3);
+        if (buf.length < 9 + len) break;
+        const type = buf[3];
+        const flags = buf[4];
+        const sid = buf.readUInt32BE(5) & 0x7fffffff;
+        buf = buf.subarray(9 + len);
+        if (type === 4 && !(flags & 1)) sock.write(frame(4, 1, 0, Buffer.alloc(0)));
+        if (type === 1) {
+          this.calls.push({ t: Date.now(), mode: 'refuse-rst', path: null, headers: null, bytesIn: 0 });
+          const rst = Buffer.alloc(4); // NO_ERROR
+          sock.write(Buffer.concat([frame(1, 0x5, sid, hpack), frame(3, 0, sid, rst)]));
+        }
+      }
+    });
   }
 
   onStream(stream, headers) {
