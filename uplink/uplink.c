@@ -291,9 +291,12 @@ void rn_uplink_destroy(struct rn_uplink *u)
 {
 	if (!u)
 		return;
+	/* every call first: closing one may close sockets that closesocket_cb looks up in
+	 * every stream, so none may be freed before all are closed */
+	for (size_t i = 0; i < u->n; i++)
+		close_call(u->streams[i]);
 	for (size_t i = 0; i < u->n; i++) {
 		struct ustream *s = u->streams[i];
-		close_call(s);
 		rn_buf_free(&s->out);
 		rn_grpc_deframer_free(&s->df);
 		rn_free(s->table);

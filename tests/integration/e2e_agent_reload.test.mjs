@@ -25,14 +25,8 @@ function rows(server) {
   }
 }
 
-// An agent whose uplink group can take extra settings (uplinkExtra).
-class ReloadAgent extends Agent {
-  writeConfig() {
-    let text = agentConfig({ dataDir: this.dataDir, ...this.cfg });
-    if (this.cfg.uplinkExtra) text = text.replace(/(backoff_max_ms = \d+;)/, `$1\n  ${this.cfg.uplinkExtra}`);
-    fs.writeFileSync(this.conf, text);
-  }
-}
+// agentConfig puts uplinkExtra into the uplink group itself
+const ReloadAgent = Agent;
 
 const fileSource = (name, file, extra = '') => ({
   conf: `type = "file"; name = "${name}"; table = "${TABLE}"; paths = [ "${file}" ];
