@@ -109,7 +109,9 @@ const struct rn_conf_key rn_server_conf_table[] = {
 	 .def = "127.0.0.1:7700",
 	 .offset = OFF(listen),
 	 .help = "IP:port for gRPC (HTTP/2; TLS with tls_cert, else h2c): an IPv4 address or "
-		 "[IPv6]; port 0 picks a free one",
+		 "[IPv6]; several (up to 8) as a list [\"0.0.0.0:7700\", \"[::]:7700\"] or a "
+		 "comma-separated string, each its own socket ([::] is IPv6 only); port 0 picks a "
+		 "free one, the same for every address given 0",
 	 .flags = RN_CONF_F_RESTART},
 	{.key = "tls_cert",
 	 .type = RN_CONF_STRING,
@@ -165,7 +167,8 @@ const struct rn_conf_key rn_server_conf_table[] = {
 	{.key = "metrics_listen",
 	 .type = RN_CONF_LISTEN,
 	 .offset = OFF(metrics_listen),
-	 .help = "IP:port of the HTTP/1.1 /metrics (Prometheus) and /healthz endpoint; unset = off",
+	 .help = "IP:port of the HTTP/1.1 /metrics (Prometheus) and /healthz endpoint, or several "
+		 "as for listen; unset = off",
 	 .flags = RN_CONF_F_RESTART},
 	{.key = "token",
 	 .type = RN_CONF_STRLIST,
@@ -2161,15 +2164,33 @@ static void reauthorize(struct rn_server *s);
 static void render_metrics(void *ctx, struct rn_buf *b);
 static int health(void *ctx, char *why, size_t cap);
 
-/* A listen address as the config loader checked it (rn_addr.h); logs why it is not one. */
-static int split_listen(const char *key, const char *listen, struct rn_hostport *hp)
+/* The addresses of a listen setting as the config loader checked it (rn_addr.h); logs why
+ * it is not a list of them. */
+static int split_listen(const char *key, const char *listen, struct rn_hostport *hp, size_t *n)
 {
 	const char *why = NULL;
-	if (rn_addr_parse_hostport(listen, RN_ADDR_PORT_ZERO | RN_ADDR_NUMERIC, hp, &why)) {
+	size_t at;
+	if (rn_addr_parse_listen_list(listen, hp, RN_ADDR_LIST_MAX, n, &at, &why)) {
 		rn_log_error("server", "%s = \"%s\": %s", key, listen ? listen : "", why);
 		return RN_EINVAL;
 	}
 	return 0;
+}
+
+/* "127.0.0.1:7700, [::1]:7700" from addresses and their bound ports, for the log. */
+static void format_listen(char *out, size_t cap, const struct rn_hostport *hp, const int *ports,
+			  size_t n)
+{
+	size_t len = 0;
+	out[0] = 0;
+	for (size_t i = 0; i < n && len < cap; i++) {
+		int w = snprintf(out + len, cap - len, "%s%s%s%s:%d", i ? ", " : "",
+				 hp[i].family == 6 ? "[" : "", hp[i].host,
+				 hp[i].family == 6 ? "]" : "", ports[i]);
+		if (w < 0)
+			break;
+		len += (size_t)w;
+	}
 }
 
 /* The partitioning of config entry i (strings point into the config; free spec->derived). */
@@ -2330,25 +2351,34 @@ static void tls_options(const struct rn_server_conf *c, const char *alpn, const 
 	};
 }
 
-/* A cleartext listener on addr (key = its config key): refused off loopback (see server.h). */
+/* Cleartext listeners on addr, one address or a list (key = its config key): refused off
+ * loopback (see server.h); every address of a list is checked. */
 static int check_cleartext(const struct rn_server_conf *c, const char *key, const char *addr,
 			   const char *file, char *err, size_t cap)
 {
-	struct rn_hostport hp;
+	struct rn_hostport hp[RN_ADDR_LIST_MAX];
 	const char *why = NULL;
+	size_t n, at;
 	if (!addr || c->allow_cleartext)
 		return 0;
-	if (rn_addr_parse_hostport(addr, RN_ADDR_PORT_ZERO | RN_ADDR_NUMERIC, &hp, &why)) {
+	if (rn_addr_parse_listen_list(addr, hp, RN_ADDR_LIST_MAX, &n, &at, &why)) {
 		snprintf(err, cap, "%s: %s = \"%s\": %s", file, key, addr, why);
 		return RN_ECONFIG;
 	}
-	if (rn_addr_is_loopback(&hp))
-		return 0;
-	snprintf(err, cap,
-		 "%s: %s = \"%s\" is not a loopback address and would serve cleartext: set "
-		 "tls_cert and tls_key (or allow_cleartext = true, e.g. behind a TLS proxy)",
-		 file, key, addr);
-	return RN_ECONFIG;
+	for (size_t i = 0; i < n; i++) {
+		if (rn_addr_is_loopback(&hp[i]))
+			continue;
+		char one[RN_ADDR_HOST_CAP + 16];
+		snprintf(one, sizeof(one), "%s%s%s:%d", hp[i].family == 6 ? "[" : "", hp[i].host,
+			 hp[i].family == 6 ? "]" : "", hp[i].port);
+		snprintf(err, cap,
+			 "%s: %s = \"%s\"%s%s is not a loopback address and would serve cleartext: "
+			 "set tls_cert and tls_key (or allow_cleartext = true, e.g. behind a TLS "
+			 "proxy)",
+			 file, key, addr, n > 1 ? ": " : "", n > 1 ? one : "");
+		return RN_ECONFIG;
+	}
+	return 0;
 }
 
 int rn_server_conf_check_exposure(const struct rn_server_conf *c, const char *file, char *err,
@@ -2937,7 +2967,8 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 {
 	struct rn_server *s;
 	char path[4096];
-	struct rn_hostport lis = {0}, mlis = {0};
+	struct rn_hostport lis[RN_ADDR_LIST_MAX], mlis[RN_ADDR_LIST_MAX];
+	size_t nlis = 0, nmlis = 0;
 	int rc;
 	uint64_t seg;
 	const struct rn_server_conf *conf;
@@ -2953,8 +2984,9 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 	s->stats.started_us = rn_mono_us();
 	s->stats.config_loaded_s = (int64_t)time(NULL);
 	rn_refuselog_init(&s->rest_refusals, REST_LOG_PERIOD_US, rn_mono_us());
-	if (split_listen("listen", conf->listen, &lis) ||
-	    (conf->metrics_listen && split_listen("metrics_listen", conf->metrics_listen, &mlis))) {
+	if (split_listen("listen", conf->listen, lis, &nlis) ||
+	    (conf->metrics_listen &&
+	     split_listen("metrics_listen", conf->metrics_listen, mlis, &nmlis))) {
 		rc = RN_EINVAL;
 		goto fail;
 	}
@@ -3107,8 +3139,8 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 	}
 	struct rn_front_options fo;
 	front_options(conf, &fo);
-	fo.host = lis.host;
-	fo.port = lis.port;
+	fo.addrs = lis;
+	fo.naddrs = nlis;
 	fo.tls = s->tls;
 	struct rn_front_handler h = {.ctx = s,
 				     .open = on_open,
@@ -3119,9 +3151,12 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 				     .request_gone = on_rest_gone};
 	if ((rc = rn_front_create(&s->front, s->base, &fo, &h)))
 		goto fail;
-	rn_log_info("server", "runnel-server %s listening on %s%s%s:%d data_root=%s%s", RN_VERSION,
-		    lis.family == 6 ? "[" : "", lis.host, lis.family == 6 ? "]" : "",
-		    rn_front_port(s->front), conf->data_root,
+	int ports[RN_ADDR_LIST_MAX];
+	char where[RN_ADDR_LIST_MAX * 60];
+	format_listen(where, sizeof(where), lis, ports,
+		      rn_front_ports(s->front, ports, RN_ADDR_LIST_MAX));
+	rn_log_info("server", "runnel-server %s listening on %s data_root=%s%s", RN_VERSION, where,
+		    conf->data_root,
 		    s->tls ? (conf->tls_client_auth == RN_TLS_CLIENT_REQUIRE ? " tls=mtls"
 			      : conf->tls_client_auth == RN_TLS_CLIENT_OPTIONAL
 				      ? " tls=mtls-optional"
@@ -3133,7 +3168,7 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 						.health = health,
 						.request = on_rest_request,
 						.gone = on_rest_gone};
-		if (rn_metrics_create(&s->metrics, s->base, mlis.host, mlis.port, &mh)) {
+		if (rn_metrics_create(&s->metrics, s->base, mlis, nmlis, &mh)) {
 			rn_log_error("server", "cannot serve metrics on %s", conf->metrics_listen);
 			rc = RN_EIO;
 			goto fail;
@@ -3142,9 +3177,10 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 				      http_body_cap(conf), (int)(conf->http_timeout_ms / 1000));
 		if (s->metrics_tls)
 			rn_metrics_set_tls(s->metrics, s->metrics_tls);
-		rn_log_info("server", "metrics on %s%s%s:%d (/metrics, /healthz, REST)%s",
-			    mlis.family == 6 ? "[" : "", mlis.host, mlis.family == 6 ? "]" : "",
-			    rn_metrics_port(s->metrics), s->metrics_tls ? " over https" : "");
+		format_listen(where, sizeof(where), mlis, ports,
+			      rn_metrics_ports(s->metrics, ports, RN_ADDR_LIST_MAX));
+		rn_log_info("server", "metrics on %s (/metrics, /healthz, REST)%s", where,
+			    s->metrics_tls ? " over https" : "");
 	}
 	*out = s;
 	return 0;
