@@ -650,7 +650,9 @@ static void open_call(struct rn_call *k)
 	}
 	if (!strcmp(k->path, "/databricks.zerobus.Zerobus/PersistentStream")) {
 		k->persistent = 1;
-	} else if (strcmp(k->path, "/databricks.zerobus.Zerobus/EphemeralStream")) {
+	} else if (strcmp(k->path, "/databricks.zerobus.Zerobus/EphemeralStream") &&
+		   strcmp(k->path, "/databricks.zerobus.Zerobus/RetireStream")) {
+		/* RetireStream is unary: one request, one status; the server tells it by path */
 		refuse(k, 200, RN_GRPC_UNIMPLEMENTED, "unknown method");
 		return;
 	}

@@ -480,6 +480,10 @@ struct srv_stream {
 						* before owners were kept: anyone allowed the
 						* table may resume it */
 	int64_t used_s; /* persistent: wall time of its last create/resume/call end */
+	/* a RetireStream call waiting for its records to be committed (answered OK by
+	 * retire_stream), or NULL; cleared by on_closed if the client goes first */
+	struct rn_call *retire_call;
+	int retire_wanted; /* RetireStream asked for it: retired as soon as it can be */
 	struct srv_stream *next;
 };
 
@@ -519,6 +523,9 @@ struct call_state {
 	char principal[RN_PRINCIPAL_NAME_MAX + 1]; /* as decided at open */
 	int64_t expires;                           /* a signed token's exp (s); 0 = none */
 	int close_sent;                            /* close_stream_signal sent for it */
+	int retire;                                /* a RetireStream call (unary: one request) */
+	int got_request;                           /* ...whose request arrived */
+	char retire_id[40]; /* ...waiting for this stream's records (srv_stream.retire_call) */
 };
 
 struct rn_server {
@@ -1211,6 +1218,18 @@ static int retire_stream(struct rn_server *s, struct srv_stream *st)
 	rn_fsync_dir(s->streams_dir);
 	rn_mat_stream_forget(s->mat, st->id);
 	unlink_stream_files(s, st->id);
+	if (st->retire_wanted) {
+		s->stats.streams_retired++;
+		rn_log_info("server", "stream %s of principal %s retired (RetireStream)", st->id,
+			    st->owner[0] ? st->owner : "(none)");
+	}
+	if (st->retire_call) {
+		/* the RetireStream call that asked (and maybe waited): done */
+		struct call_state *rcs = rn_call_ctx(st->retire_call);
+		if (rcs)
+			rcs->retire_id[0] = 0;
+		rn_call_finish(st->retire_call, RN_GRPC_OK, NULL);
+	}
 	for (struct srv_stream **pp = &s->streams; *pp; pp = &(*pp)->next)
 		if (*pp == st) {
 			*pp = st->next;
@@ -1241,6 +1260,17 @@ static void expire_streams(struct rn_server *s)
 				    "stream %s of principal %s expired: unused for %lld s", id,
 				    owner[0] ? owner : "(none)", (long long)(ttl / 1000));
 		}
+	}
+}
+
+/* Retires the streams a RetireStream call asked for whose records are committed by now
+ * (after each flush and each second). */
+static void retire_pending(struct rn_server *s)
+{
+	for (struct srv_stream *st = s->streams, *next; st; st = next) {
+		next = st->next;
+		if (st->retire_wanted && !st->call)
+			retire_stream(s, st);
 	}
 }
 
@@ -1322,6 +1352,7 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 	rn_refuselog_tick(&s->rest_refusals, rn_mono_us(), rest_refusal_summary, s);
 	retry_failing(s, 0);
 	flush_now(s);
+	retire_pending(s);
 	check_pressure(s, NULL); /* a flush ends pressure; time passing can start lag pressure */
 }
 
@@ -1494,6 +1525,7 @@ static int on_open(void *ctx, struct rn_call *c, const struct rn_call_info *info
 		return RN_GRPC_RESOURCE_EXHAUSTED;
 	}
 	cs->persistent = rn_call_persistent(c);
+	cs->retire = !strcmp(info->path, "/databricks.zerobus.Zerobus/RetireStream");
 	cs->acked = -1;
 	snprintf(cs->principal, sizeof(cs->principal), "%s", s->authz.principal->name);
 	cs->expires = s->authz.expires;
@@ -1640,7 +1672,7 @@ static void on_resume(struct rn_server *s, struct rn_call *c, struct call_state 
 	if (cs->st)
 		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT,
 				      "stream already open on this call");
-	if (!st)
+	if (!st || st->retire_wanted)
 		return rn_call_finish(c, RN_GRPC_NOT_FOUND, "unknown stream_id");
 	/* before anything about the stream is told or changed: the owner's call goes on */
 	int deny = authorize(s, cs->auth, cs->peer, st->table);
@@ -1811,6 +1843,68 @@ static void on_ingest(struct rn_server *s, struct rn_call *c, struct call_state 
 	event_active(s->sync_ev, 0, 0);
 }
 
+/*
+ * RetireStream (docs/protocol.md): lets a persistent stream go once its records are
+ * committed, freeing its owner's slot under max_streams_per_principal. Only its owner may
+ * (PERMISSION_DENIED otherwise, as for a resume); an unknown, ephemeral or already retired
+ * stream is NOT_FOUND (retiring twice: the second answer is NOT_FOUND); a stream open on a
+ * call is FAILED_PRECONDITION (end the call first). Records not yet committed: the call
+ * waits for the flush that commits them and is answered OK then; a resume in the meantime
+ * is refused (NOT_FOUND, the stream is going).
+ */
+static void on_retire(struct rn_server *s, struct rn_call *c, struct call_state *cs,
+		      const uint8_t *msg, size_t len)
+{
+	const char *table, *id, *why = NULL;
+	size_t tlen, ilen;
+	struct srv_stream *st;
+	int deny, rc;
+
+	if (cs->got_request++)
+		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT,
+				      "RetireStream takes one request");
+	if (rn_zb_decode_retire(msg, len, &table, &tlen, &id, &ilen, &why))
+		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, why);
+	st = find_stream(s, id, ilen);
+	if (!st || !st->persistent || st->retire_wanted)
+		return rn_call_finish(c, RN_GRPC_NOT_FOUND, "unknown stream_id");
+	/* the principal must still be allowed the table, and own the stream */
+	deny = authorize(s, cs->auth, cs->peer, st->table);
+	if (!deny && strcmp(s->authz.principal->name, cs->principal)) {
+		deny = RN_GRPC_UNAUTHENTICATED;
+		snprintf(s->authz.msg, sizeof(s->authz.msg), "the credentials changed principal");
+	}
+	if (!deny && st->owner[0] && strcmp(st->owner, cs->principal)) {
+		deny = RN_GRPC_PERMISSION_DENIED;
+		snprintf(s->authz.msg, sizeof(s->authz.msg), "stream belongs to another principal");
+	}
+	if (deny) {
+		s->stats.calls_denied += deny == RN_GRPC_PERMISSION_DENIED;
+		s->stats.calls_rejected += deny != RN_GRPC_PERMISSION_DENIED;
+		rn_log_info("server", "RetireStream %s by principal %s refused: %s", st->id,
+			    cs->principal, s->authz.msg);
+		return rn_call_finish(c, deny, s->authz.msg);
+	}
+	if ((table && (tlen != strlen(st->table) || memcmp(table, st->table, tlen))) ||
+	    (cs->has_table && strcmp(cs->table, st->table)))
+		return rn_call_finish(c, RN_GRPC_NOT_FOUND, "unknown stream_id in that table");
+	if (st->call)
+		return rn_call_finish(c, RN_GRPC_FAILED_PRECONDITION,
+				      "the stream is open on a call; end it first");
+	st->retire_wanted = 1;
+	st->retire_call = c;
+	snprintf(cs->retire_id, sizeof(cs->retire_id), "%s", st->id);
+	rc = retire_stream(s, st); /* answers c when it retires the stream */
+	if (rc == 0)
+		rn_log_info("server",
+			    "stream %s: RetireStream by principal %s waits for its records to be "
+			    "committed",
+			    cs->retire_id, cs->principal);
+	else if (rc < 0)
+		rn_log_warn("server", "stream %s: RetireStream: the registry entry stays; retried",
+			    cs->retire_id);
+}
+
 static void on_message(void *ctx, struct rn_call *c, const uint8_t *msg, size_t len)
 {
 	struct rn_server *s = ctx;
@@ -1818,6 +1912,8 @@ static void on_message(void *ctx, struct rn_call *c, const uint8_t *msg, size_t 
 	struct rn_zb_request r;
 	const char *why = NULL;
 
+	if (cs->retire)
+		return on_retire(s, c, cs, msg, len);
 	if (rn_zb_decode_request(msg, len, cs->persistent, &r, &why))
 		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, why);
 	switch (r.kind) {
@@ -1832,6 +1928,13 @@ static void on_half_close(void *ctx, struct rn_call *c)
 	struct call_state *cs = rn_call_ctx(c);
 	(void)ctx;
 	cs->half_closed = 1;
+	if (cs->retire) {
+		/* answered by on_retire, or later by retire_stream */
+		if (!cs->got_request)
+			rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT,
+				       "RetireStream without a request");
+		return;
+	}
 	if (!cs->st || cs->acked >= cs->st->last_received)
 		rn_call_finish(c, RN_GRPC_OK, NULL);
 }
@@ -1841,6 +1944,12 @@ static void on_closed(void *ctx, struct rn_call *c)
 	struct call_state *cs = rn_call_ctx(c);
 	if (!cs)
 		return;
+	if (cs->retire_id[0]) {
+		/* the client gave up waiting; the stream is still retired when it can be */
+		struct srv_stream *st = find_stream(ctx, cs->retire_id, strlen(cs->retire_id));
+		if (st && st->retire_call == c)
+			st->retire_call = NULL;
+	}
 	if (cs->st && cs->st->call == c) {
 		cs->st->call = NULL;
 		if (!cs->st->persistent)
@@ -2921,6 +3030,7 @@ static void auth_cb(evutil_socket_t fd, short what, void *arg)
 		}
 	}
 	expire_streams(s);
+	retire_pending(s);
 	rn_front_flush(s->front);
 }
 
