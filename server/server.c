@@ -2478,8 +2478,9 @@ static int check_cleartext(const struct rn_server_conf *c, const char *key, cons
 		if (rn_addr_is_loopback(&hp[i]))
 			continue;
 		char one[RN_ADDR_HOST_CAP + 16];
-		snprintf(one, sizeof(one), "%s%s%s:%d", hp[i].family == 6 ? "[" : "", hp[i].host,
-			 hp[i].family == 6 ? "]" : "", hp[i].port);
+		snprintf(one, sizeof(one), "%s%.*s%s:%d", hp[i].family == 6 ? "[" : "",
+			 RN_ADDR_HOST_CAP - 1, hp[i].host, hp[i].family == 6 ? "]" : "",
+			 hp[i].port);
 		snprintf(err, cap,
 			 "%s: %s = \"%s\"%s%s is not a loopback address and would serve cleartext: "
 			 "set tls_cert and tls_key (or allow_cleartext = true, e.g. behind a TLS "
