@@ -153,6 +153,45 @@ int rn_addr_parse_hostport(const char *s, unsigned flags, struct rn_hostport *ou
 	return authority(s, strlen(s), flags, 1, out, &has_port, why);
 }
 
+int rn_addr_parse_listen_list(const char *s, struct rn_hostport *out, size_t cap, size_t *n,
+			      size_t *bad_at, const char **why)
+{
+	const char *p = s;
+	*n = 0;
+	*bad_at = 0;
+	if (!s || !*s)
+		return bad(why, "expected host:port (the address is empty)");
+	if (cap > RN_ADDR_LIST_MAX)
+		cap = RN_ADDR_LIST_MAX;
+	for (;;) {
+		const char *end = p + strcspn(p, ","), *a = p, *b = end;
+		int has_port, rc;
+		while (a < b && *a == ' ')
+			a++;
+		while (b > a && b[-1] == ' ')
+			b--;
+		*bad_at = (size_t)(a - s);
+		if (a == b)
+			return bad(why,
+				   "an empty address in the list (two commas, or one at an end)");
+		if (*n == cap)
+			return bad(why, "too many addresses (at most 8)");
+		memset(&out[*n], 0, sizeof(out[*n]));
+		if ((rc = authority(a, (size_t)(b - a), RN_ADDR_PORT_ZERO | RN_ADDR_NUMERIC, 1,
+				    &out[*n], &has_port, why)))
+			return rc;
+		for (size_t i = 0; i < *n; i++)
+			if (out[i].port == out[*n].port && !strcmp(out[i].host, out[*n].host))
+				return bad(why, "the same address is given twice");
+		(*n)++;
+		if (!*end)
+			break;
+		p = end + 1;
+	}
+	*bad_at = 0;
+	return 0;
+}
+
 int rn_addr_parse_url(const char *s, struct rn_url *out, const char **why)
 {
 	const char *a, *end;

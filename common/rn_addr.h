@@ -35,6 +35,20 @@ struct rn_hostport {
 int rn_addr_parse_hostport(const char *s, unsigned flags, struct rn_hostport *out,
 			   const char **why);
 
+/* The most addresses one listen setting takes (rn_addr_parse_listen_list). */
+#define RN_ADDR_LIST_MAX 8
+
+/*
+ * Parses a listen setting that may name several addresses: "ip:port" items separated by
+ * commas (spaces around an item are ignored), each as rn_addr_parse_hostport with
+ * RN_ADDR_PORT_ZERO | RN_ADDR_NUMERIC (an IPv4 literal or a bracketed IPv6 one). At most cap
+ * (and RN_ADDR_LIST_MAX) items; an empty item, or the same address and port given twice
+ * (port 0 included), is refused. 0 with out[0..*n) filled, or RN_EINVAL with *why a static
+ * reason and, when one item is at fault, *bad_at its offset in s (else 0). Pure.
+ */
+int rn_addr_parse_listen_list(const char *s, struct rn_hostport *out, size_t cap, size_t *n,
+			      size_t *bad_at, const char **why);
+
 /* 1 when hp's host is a loopback address (127.0.0.0/8, ::1, or ::ffff:127.x.y.z), 0 for
  * anything else (a name, 0.0.0.0, [::], any other address). Pure. */
 int rn_addr_is_loopback(const struct rn_hostport *hp);

@@ -226,6 +226,59 @@ static int apply_defaults(const struct rn_conf_key *table, void *dst)
 static int load_group(struct loader *l, const config_setting_t *g, const struct rn_conf_key *table,
 		      void *dst, const char *prefix, const struct rn_conf_key *vtable, void *vdst);
 
+/*
+ * An RN_CONF_LISTEN value: one string of addresses separated by commas, or a list of strings
+ * (each one address or a comma list). Stored as one string, the items joined by ", ", so a
+ * single address stays the string it was; rn_addr_parse_listen_list splits it again.
+ */
+static int load_listen(struct loader *l, const config_setting_t *s, const struct rn_conf_key *k,
+		       void *dst, const char *path)
+{
+	char **p = at(dst, k->offset);
+	struct rn_hostport hp[RN_ADDR_LIST_MAX];
+	const char *why = NULL;
+	size_t n, bad_at, len = 0;
+	int t = config_setting_type(s), cnt = 1;
+	char *joined;
+
+	if (t == CONFIG_TYPE_ARRAY || t == CONFIG_TYPE_LIST)
+		cnt = config_setting_length(s);
+	else if (t != CONFIG_TYPE_STRING)
+		return errf(l, s, "%s must be a string or a list of strings", path);
+	if (cnt == 0)
+		return errf(l, s, "%s is an empty list", path);
+	for (int i = 0; i < cnt; i++) {
+		const config_setting_t *e =
+			t == CONFIG_TYPE_STRING ? s : config_setting_get_elem(s, (unsigned)i);
+		const char *v;
+		if (config_setting_type(e) != CONFIG_TYPE_STRING)
+			return errf(l, e, "%s[%d] must be a string", path, i);
+		v = config_setting_get_string(e);
+		if (rn_addr_parse_listen_list(v, hp, RN_ADDR_LIST_MAX, &n, &bad_at, &why))
+			return errf(l, e, "%s = \"%.200s\": %s", path, v, why);
+		len += strlen(v) + 2;
+	}
+	if (!(joined = rn_malloc(len + 1)))
+		return RN_ENOMEM;
+	joined[0] = 0;
+	for (int i = 0; i < cnt; i++) {
+		const config_setting_t *e =
+			t == CONFIG_TYPE_STRING ? s : config_setting_get_elem(s, (unsigned)i);
+		if (i)
+			strcat(joined, ", ");
+		strcat(joined, config_setting_get_string(e));
+	}
+	/* the whole list: at most RN_ADDR_LIST_MAX addresses, none twice */
+	if (rn_addr_parse_listen_list(joined, hp, RN_ADDR_LIST_MAX, &n, &bad_at, &why)) {
+		int rc = errf(l, s, "%s = \"%.200s\": %s", path, joined, why);
+		rn_free(joined);
+		return rc;
+	}
+	rn_free(*p);
+	*p = joined;
+	return 0;
+}
+
 /* Whether text holds a control character (RN_CONF_F_NOCTL); its offset in *at. */
 static int has_ctl(const char *text, size_t *at)
 {
@@ -481,19 +534,15 @@ static int load_value(struct loader *l, const config_setting_t *s, const struct 
 			return RN_ENOMEM;
 		return 0;
 	}
-	case RN_CONF_LISTEN:
+	case RN_CONF_LISTEN: return load_listen(l, s, k, dst, path);
 	case RN_CONF_URL: {
 		char **p = at(dst, k->offset);
 		const char *v, *why = NULL;
-		struct rn_hostport hp;
 		struct rn_url u;
 		if (t != CONFIG_TYPE_STRING)
 			return errf(l, s, "%s must be a string", path);
 		v = config_setting_get_string(s);
-		if (k->type == RN_CONF_LISTEN
-			    ? rn_addr_parse_hostport(v, RN_ADDR_PORT_ZERO | RN_ADDR_NUMERIC, &hp,
-						     &why)
-			    : rn_addr_parse_url(v, &u, &why))
+		if (rn_addr_parse_url(v, &u, &why))
 			return errf(l, s, "%s = \"%.200s\": %s", path, v, why);
 		rn_free(*p);
 		if (!(*p = rn_strdup(v)))

@@ -30,7 +30,9 @@ enum rn_conf_type {
 	RN_CONF_LIST,     /* struct rn_conf_list: a list of groups, each an elem_size struct */
 	RN_CONF_INT32,    /* int; integer setting that must fit in int */
 	RN_CONF_DURATION, /* int64_t milliseconds; integer (ms) or "250ms", "2s", "5m", "1h" */
-	RN_CONF_LISTEN,   /* char *; "ip:port" to bind (rn_addr.h: IPv4 or [IPv6], port 0..65535) */
+	RN_CONF_LISTEN,   /* char *; "ip:port" to bind (rn_addr.h: IPv4 or [IPv6], port 0..65535),
+			   * or several: a comma-separated string or a list of strings, stored
+			   * joined by ", " (rn_addr_parse_listen_list splits it) */
 	RN_CONF_URL,      /* char *; "http(s)://host[:port][/path]" (rn_addr_parse_url) */
 };
 #define RN_CONF_INT64 RN_CONF_INT

@@ -29,9 +29,11 @@
 
 #include "ev_time.h"
 #include "limits.h"
+#include "listensock.h"
 #include "refuselog.h"
 #include "rest.h"
 #include "throttle.h"
+#include "rn_addr.h"
 #include "rn_buf.h"
 #include "rn_clock.h"
 #include "rn_conf.h"
@@ -118,20 +120,22 @@ struct conn {
 
 struct rn_front {
 	struct event_base *base;
-	struct evconnlistener *listener;
+	struct evconnlistener *listeners[RN_ADDR_LIST_MAX]; /* one per address; NULL = stopped */
+	int ports[RN_ADDR_LIST_MAX];                        /* their bound ports */
+	size_t nlisteners;
 	struct rn_front_handler h;
 	struct rn_front_options opt; /* defaults applied */
 	struct conn *conns;
 	struct event *tick_ev; /* idle and slow-client checks */
 	struct event *kick_ev; /* sends what a window release queued, from the loop */
 	int pressure;          /* rn_front_set_pressure */
-	int port;
-	struct rn_tls *tls; /* NULL = cleartext */
-	size_t nconns;      /* connections in `conns` */
-	size_t partial;     /* sum of the calls' `partial`: memory of unfinished messages */
+	struct rn_tls *tls;    /* NULL = cleartext */
+	size_t nconns;         /* connections in `conns` */
+	size_t partial;        /* sum of the calls' `partial`: memory of unfinished messages */
 	uint64_t partial_refused_episode; /* calls refused since partial went over budget */
 	int partial_over;                 /* partial over budget (until it is below half) */
-	/* accept() failing (rn_limits_accept_backoff_ms): the listener is paused meanwhile */
+	/* accept() failing (rn_limits_accept_backoff_ms): the listeners are paused meanwhile (the
+	 * failure, out of descriptors or buffers, is the process's, not one socket's) */
 	struct event *accept_ev;      /* re-enables the listener after the backoff */
 	uint64_t accept_fails;        /* failures in the current episode; 0 = accepting fine */
 	int64_t accept_fail_since;    /* when the episode began */
@@ -648,7 +652,9 @@ static void open_call(struct rn_call *k)
 	}
 	if (!strcmp(k->path, "/databricks.zerobus.Zerobus/PersistentStream")) {
 		k->persistent = 1;
-	} else if (strcmp(k->path, "/databricks.zerobus.Zerobus/EphemeralStream")) {
+	} else if (strcmp(k->path, "/databricks.zerobus.Zerobus/EphemeralStream") &&
+		   strcmp(k->path, "/databricks.zerobus.Zerobus/RetireStream")) {
+		/* RetireStream is unary: one request, one status; the server tells it by path */
 		refuse(k, 200, RN_GRPC_UNIMPLEMENTED, "unknown method");
 		return;
 	}
@@ -1050,6 +1056,13 @@ static void throttle_end(void *ctx, const char *addr, uint64_t blocked)
  * once; it is paused for a backoff instead. One line when the episode begins, one when an
  * accept works again (accept_cb).
  */
+static void enable_listeners(struct rn_front *f, int on)
+{
+	for (size_t i = 0; i < f->nlisteners; i++)
+		if (f->listeners[i])
+			(on ? evconnlistener_enable : evconnlistener_disable)(f->listeners[i]);
+}
+
 static void accept_error_cb(struct evconnlistener *l, void *arg)
 {
 	struct rn_front *f = arg;
@@ -1062,10 +1075,11 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
 			    "between retries until it works again",
 			    evutil_socket_error_to_string(err), f->nconns);
 	}
-	evconnlistener_disable(l);
+	(void)l;
+	enable_listeners(f, 0);
 	f->st.accept_paused = 1;
 	if (rn_ev_add_ms(f->accept_ev, rn_limits_accept_backoff_ms(f->accept_fails)))
-		evconnlistener_enable(l); /* no timer: better a busy listener than a dead one */
+		enable_listeners(f, 1); /* no timer: better a busy listener than a dead one */
 }
 
 static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
@@ -1074,8 +1088,7 @@ static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	f->st.accept_paused = 0;
-	if (f->listener)
-		evconnlistener_enable(f->listener);
+	enable_listeners(f, 1);
 }
 
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
@@ -1365,12 +1378,30 @@ int rn_front_create(struct rn_front **out, struct event_base *base,
 		    const struct rn_front_options *opt, const struct rn_front_handler *h)
 {
 	struct rn_front *f;
-	struct sockaddr_storage ss;
-	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-	socklen_t slen;
+	struct rn_hostport one;
+	const struct rn_hostport *addrs = opt->addrs;
+	size_t n = opt->naddrs;
+	int fds[RN_ADDR_LIST_MAX];
+	char err[400];
 
 	*out = NULL;
+	if (!n) {
+		/* the single host/port form (a zeroed struct: 127.0.0.1, any port) */
+		memset(&one, 0, sizeof(one));
+		snprintf(one.host, sizeof(one.host), "%s", opt->host ? opt->host : "127.0.0.1");
+		one.port = opt->port;
+		one.family = strchr(one.host, ':') ? 6 : 4;
+		addrs = &one;
+		n = 1;
+	}
+	if (n > RN_ADDR_LIST_MAX)
+		return RN_EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char b[16];
+		if (inet_pton(AF_INET, addrs[i].host, b) != 1 &&
+		    inet_pton(AF_INET6, addrs[i].host, b) != 1)
+			return RN_EINVAL;
+	}
 	if (!(f = rn_calloc(1, sizeof(*f))))
 		return RN_ENOMEM;
 	f->base = base;
@@ -1384,59 +1415,36 @@ int rn_front_create(struct rn_front **out, struct event_base *base,
 		rn_front_destroy(f);
 		return RN_ENOMEM;
 	}
-	/* an IPv4 literal, else an IPv6 one (the config loader has checked which) */
-	const char *host = opt->host ? opt->host : "127.0.0.1";
-	memset(&ss, 0, sizeof(ss));
-	if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons((uint16_t)opt->port);
-		slen = sizeof(*sin);
-	} else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons((uint16_t)opt->port);
-		slen = sizeof(*sin6);
-	} else {
-		rn_front_destroy(f);
-		return RN_EINVAL;
-	}
-	/* the socket by hand: an IPv6 one gets IPV6_V6ONLY before bind, so "[::]:7700" and
-	 * "0.0.0.0:7700" can be two listeners on one port (and [::] never takes IPv4 silently) */
-	evutil_socket_t fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	int on = 1;
-	if (fd >= 0 && (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) ||
-			(ss.ss_family == AF_INET6 &&
-			 setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on))) ||
-			bind(fd, (struct sockaddr *)&ss, slen))) {
-		int e = errno;
-		close(fd);
-		fd = -1;
-		errno = e;
-	}
-	f->listener =
-		fd < 0 ? NULL
-		       : evconnlistener_new(base, accept_cb, f, LEV_OPT_CLOSE_ON_FREE, 512, fd);
-	if (!f->listener && fd >= 0)
-		close(fd);
-	if (!f->listener) {
-		rn_log_error("front", "cannot listen on %s port %d: %s", host, opt->port,
-			     strerror(errno));
+	/* the sockets by hand (listensock.h): IPv6 ones get IPV6_V6ONLY before bind */
+	if (rn_listensock_open(addrs, n, 512, fds, f->ports, err, sizeof(err))) {
+		rn_log_error("front", "%s", err);
 		rn_front_destroy(f);
 		return RN_EIO;
 	}
-	slen = sizeof(ss);
-	evconnlistener_set_error_cb(f->listener, accept_error_cb);
-	getsockname(evconnlistener_get_fd(f->listener), (struct sockaddr *)&ss, &slen);
-	f->port = ntohs(ss.ss_family == AF_INET6 ? sin6->sin6_port : sin->sin_port);
+	for (size_t i = 0; i < n; i++) {
+		/* backlog 0: listen() is done */
+		f->listeners[i] =
+			evconnlistener_new(base, accept_cb, f, LEV_OPT_CLOSE_ON_FREE, 0, fds[i]);
+		if (!f->listeners[i]) {
+			for (size_t j = i; j < n; j++)
+				close(fds[j]);
+			rn_front_destroy(f);
+			return RN_ENOMEM;
+		}
+		f->nlisteners = i + 1;
+		evconnlistener_set_error_cb(f->listeners[i], accept_error_cb);
+	}
 	*out = f;
 	return 0;
 }
 
 void rn_front_stop_listening(struct rn_front *f)
 {
-	if (f->listener) {
-		evconnlistener_free(f->listener);
-		f->listener = NULL;
-	}
+	for (size_t i = 0; i < f->nlisteners; i++)
+		if (f->listeners[i]) {
+			evconnlistener_free(f->listeners[i]);
+			f->listeners[i] = NULL;
+		}
 }
 
 void rn_front_destroy(struct rn_front *f)
@@ -1457,7 +1465,14 @@ void rn_front_destroy(struct rn_front *f)
 
 int rn_front_port(const struct rn_front *f)
 {
-	return f->port;
+	return f->ports[0];
+}
+
+size_t rn_front_ports(const struct rn_front *f, int *ports, size_t cap)
+{
+	for (size_t i = 0; i < f->nlisteners && i < cap; i++)
+		ports[i] = f->ports[i];
+	return f->nlisteners;
 }
 
 void rn_front_flush(struct rn_front *f)

@@ -29,6 +29,9 @@
  * connections ended and new ones closed at once for refuse_cooldown. The memory of unfinished
  * request messages, summed over all calls, is capped by partial_budget (partial_account).
  *
+ * It listens on one address or several (IPv4 and IPv6 at once); a failed accept() pauses
+ * all of them, and max_conns counts connections from any.
+ *
  * Lifetime: created by the server on its event base; all calls on the loop thread.
  */
 #ifndef RN_FRONT_H
@@ -43,6 +46,7 @@ struct event_base;
 struct rn_front;
 struct rn_call;
 struct rn_tls;
+struct rn_hostport;
 
 /* What the front knows about a call when its headers arrive. */
 struct rn_call_info {
@@ -84,8 +88,13 @@ struct rn_front_handler {
 
 /* A zeroed struct is valid: any free port on 127.0.0.1, the defaults noted. */
 struct rn_front_options {
-	const char *host;        /* bind address: an IPv4 or IPv6 literal (no brackets) */
-	int port;                /* 0 = any free port */
+	const char *host; /* bind address: an IPv4 or IPv6 literal (no brackets)... */
+	int port;         /* ...and port, 0 = any free one; both unused with naddrs */
+	/* several addresses (rn_addr.h IP literals, at most RN_ADDR_LIST_MAX; not owned, read by
+	 * rn_front_create only): one listener each, sharing max_conns, the accept backoff and
+	 * everything else; port 0 on several = one free port for all (listensock.h) */
+	const struct rn_hostport *addrs;
+	size_t naddrs;
 	size_t max_message;      /* request message cap after decompression; 0 = 10 MiB */
 	uint32_t max_streams;    /* concurrent calls per connection; 0 = 100 */
 	int64_t idle_timeout_ms; /* close a connection without calls or traffic; 0 = never */
@@ -124,8 +133,9 @@ struct rn_front_stats {
 	uint64_t tls_failed[4];         /* TLS handshakes failed, by enum rn_tls_reason */
 };
 
-/* Listens on opt's host:port and serves on base; opt and h are copied. 0, RN_EINVAL (not an
- * IPv4 or IPv6 literal), RN_EIO (cannot listen), RN_ENOMEM. */
+/* Listens on opt's addresses (or host:port) and serves on base; opt and h are copied. 0,
+ * RN_EINVAL (not an IPv4 or IPv6 literal, too many addresses), RN_EIO (cannot listen on one:
+ * none is left open), RN_ENOMEM. */
 int rn_front_create(struct rn_front **out, struct event_base *base,
 		    const struct rn_front_options *opt, const struct rn_front_handler *h);
 /*
@@ -138,8 +148,11 @@ int rn_front_create(struct rn_front **out, struct event_base *base,
 int rn_front_set_limits(struct rn_front *f, const struct rn_front_options *opt);
 /* Stops accepting and closes every connection (calls get closed()). */
 void rn_front_destroy(struct rn_front *f);
-/* The bound port (useful with port 0). */
+/* The bound port of the first address (useful with port 0). */
 int rn_front_port(const struct rn_front *f);
+/* The bound ports of every address, in order, into ports[0..cap); returns how many there
+ * are. */
+size_t rn_front_ports(const struct rn_front *f, int *ports, size_t cap);
 /* Stops accepting new connections; existing ones go on. */
 void rn_front_stop_listening(struct rn_front *f);
 

@@ -28,18 +28,19 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: runnel-server [-c FILE] [-n] [-v] [-l HOST:PORT] [-d DATA_ROOT]\n"
-		   "  -c FILE   config file (libconfig syntax); see etc/runnel-server.conf\n"
-		   "  -n        check the config and exit (0 = valid)\n"
-		   "  -v        verbose (debug) logging\n"
-		   "  -l        listen address, overrides the config's listen\n"
-		   "  -d        data root, overrides the config's data_root\n"
-		   "  -H        print every config key with its default and exit\n"
-		   "  -V, --version  print the version and what is built in, and exit\n"
-		   "       runnel-server table describe|history|verify ...  (table --help)\n"
-		   "       runnel-server hash-secret [--token] < SECRET\n"
-		   "       runnel-server token issue --principal NAME [--tables T,...] [--ttl S] "
-		   "[-c FILE]\n");
+	fprintf(f,
+		"usage: runnel-server [-c FILE] [-n] [-v] [-l HOST:PORT] [-d DATA_ROOT]\n"
+		"  -c FILE   config file (libconfig syntax); see etc/runnel-server.conf\n"
+		"  -n        check the config and exit (0 = valid)\n"
+		"  -v        verbose (debug) logging\n"
+		"  -l        listen address(es, comma-separated), overrides the config's listen\n"
+		"  -d        data root, overrides the config's data_root\n"
+		"  -H        print every config key with its default and exit\n"
+		"  -V, --version  print the version and what is built in, and exit\n"
+		"       runnel-server table describe|history|verify ...  (table --help)\n"
+		"       runnel-server hash-secret [--token] < SECRET\n"
+		"       runnel-server token issue --principal NAME [--tables T,...] [--ttl S] "
+		"[-c FILE]\n");
 }
 
 /* The command line's part of the config: what the loader applies at start and on reload. */
@@ -79,10 +80,10 @@ static int load_conf(void *ctx, struct rn_server_conf *c, char *err, size_t cap)
 	if (rc || (rc = rn_server_conf_check(c, name, err, cap)))
 		return rc;
 	if (a->listen) {
-		struct rn_hostport hp;
+		struct rn_hostport hp[RN_ADDR_LIST_MAX];
 		const char *why = NULL;
-		if (rn_addr_parse_hostport(a->listen, RN_ADDR_PORT_ZERO | RN_ADDR_NUMERIC, &hp,
-					   &why)) {
+		size_t n, at;
+		if (rn_addr_parse_listen_list(a->listen, hp, RN_ADDR_LIST_MAX, &n, &at, &why)) {
 			snprintf(err, cap, "-l %s: %s", a->listen, why);
 			return RN_ECONFIG;
 		}

@@ -12,9 +12,12 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "ev_time.h"
 #include "limits.h"
+#include "listensock.h"
+#include "rn_addr.h"
 #include "rn_err.h"
 #include "rn_log.h"
 #include "rn_mem.h"
@@ -31,16 +34,23 @@ struct pending {
 struct rn_metrics {
 	struct evhttp *http;
 	struct rn_metrics_handler h;
-	int port;
+	int ports[RN_ADDR_LIST_MAX]; /* the bound port of each address */
+	size_t nlisteners;
 	struct rn_buf out;
-	struct pending *pending;         /* handed, not answered */
-	struct rn_tls *tls;              /* NULL = plain HTTP/1.1 */
-	struct evconnlistener *listener; /* evhttp's, for the accept backoff */
-	struct event *resume_ev;         /* re-enables it */
-	uint64_t accept_fails;           /* in a row; 0 = accepting */
+	struct pending *pending;                            /* handed, not answered */
+	struct rn_tls *tls;                                 /* NULL = plain HTTP/1.1 */
+	struct evconnlistener *listeners[RN_ADDR_LIST_MAX]; /* evhttp's, for the accept backoff */
+	struct event *resume_ev;                            /* re-enables it */
+	uint64_t accept_fails;                              /* in a row; 0 = accepting */
 };
 
-/* accept() failed (EMFILE...): pause the listener for a backoff; one line per episode. */
+static void enable_listeners(struct rn_metrics *m, int on)
+{
+	for (size_t i = 0; i < m->nlisteners; i++)
+		(on ? evconnlistener_enable : evconnlistener_disable)(m->listeners[i]);
+}
+
+/* accept() failed (EMFILE...): pause the listeners for a backoff; one line per episode. */
 static void accept_error_cb(struct evconnlistener *l, void *arg)
 {
 	struct rn_metrics *m = arg;
@@ -49,9 +59,10 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
 		rn_log_warn("metrics",
 			    "accept failed: %s; pausing the HTTP listener between retries",
 			    evutil_socket_error_to_string(err));
-	evconnlistener_disable(l);
+	(void)l;
+	enable_listeners(m, 0);
 	if (rn_ev_add_ms(m->resume_ev, rn_limits_accept_backoff_ms(m->accept_fails)))
-		evconnlistener_enable(l);
+		enable_listeners(m, 1);
 }
 
 static void resume_cb(evutil_socket_t fd, short what, void *arg)
@@ -59,7 +70,7 @@ static void resume_cb(evutil_socket_t fd, short what, void *arg)
 	struct rn_metrics *m = arg;
 	(void)fd;
 	(void)what;
-	evconnlistener_enable(m->listener);
+	enable_listeners(m, 1);
 }
 
 static void reply(struct evhttp_request *req, int code, const char *reason, const char *type,
@@ -221,25 +232,41 @@ static void on_other(struct evhttp_request *req, void *arg)
 	rn_free(path);
 }
 
-int rn_metrics_create(struct rn_metrics **out, struct event_base *base, const char *host, int port,
-		      const struct rn_metrics_handler *h)
+int rn_metrics_create(struct rn_metrics **out, struct event_base *base,
+		      const struct rn_hostport *addrs, size_t n, const struct rn_metrics_handler *h)
 {
-	struct rn_metrics *m = rn_calloc(1, sizeof(*m));
-	struct evhttp_bound_socket *bs;
+	struct rn_metrics *m;
+	int fds[RN_ADDR_LIST_MAX];
+	char err[400];
 	*out = NULL;
-	if (!m)
+	if (!n || n > RN_ADDR_LIST_MAX)
+		return RN_EINVAL;
+	if (!(m = rn_calloc(1, sizeof(*m))))
 		return RN_ENOMEM;
 	m->h = *h;
 	if (!(m->http = evhttp_new(base)) ||
-	    !(bs = evhttp_bind_socket_with_handle(m->http, host, (ev_uint16_t)port))) {
+	    !(m->resume_ev = event_new(base, -1, 0, resume_cb, m))) {
+		rn_metrics_destroy(m);
+		return RN_ENOMEM;
+	}
+	/* the sockets by hand, not evhttp_bind_socket: an IPv6 one gets IPV6_V6ONLY */
+	if (rn_listensock_open(addrs, n, 128, fds, m->ports, err, sizeof(err))) {
+		rn_log_error("metrics", "%s", err);
 		rn_metrics_destroy(m);
 		return RN_EIO;
 	}
-	struct sockaddr_storage ss;
-	ev_socklen_t sl = sizeof(ss);
-	if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &sl) == 0)
-		m->port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
-						   : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	for (size_t i = 0; i < n; i++) {
+		struct evhttp_bound_socket *bs = evhttp_accept_socket_with_handle(m->http, fds[i]);
+		if (!bs) {
+			for (size_t j = i; j < n; j++)
+				close(fds[j]);
+			rn_metrics_destroy(m);
+			return RN_ENOMEM;
+		}
+		m->listeners[i] = evhttp_bound_socket_get_listener(bs);
+		m->nlisteners = i + 1;
+		evconnlistener_set_error_cb(m->listeners[i], accept_error_cb);
+	}
 	evhttp_set_cb(m->http, "/metrics", on_metrics, m);
 	evhttp_set_cb(m->http, "/healthz", on_health, m);
 	evhttp_set_gencb(m->http, on_other, m);
@@ -247,12 +274,6 @@ int rn_metrics_create(struct rn_metrics **out, struct event_base *base, const ch
 	evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
 						    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
 						    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
-	if (!(m->resume_ev = event_new(base, -1, 0, resume_cb, m))) {
-		rn_metrics_destroy(m);
-		return RN_ENOMEM;
-	}
-	m->listener = evhttp_bound_socket_get_listener(bs);
-	evconnlistener_set_error_cb(m->listener, accept_error_cb);
 	rn_metrics_set_limits(m, 0, 0, 0);
 	*out = m;
 	return 0;
@@ -282,7 +303,14 @@ void rn_metrics_set_tls(struct rn_metrics *m, struct rn_tls *tls)
 
 int rn_metrics_port(const struct rn_metrics *m)
 {
-	return m->port;
+	return m->ports[0];
+}
+
+size_t rn_metrics_ports(const struct rn_metrics *m, int *ports, size_t cap)
+{
+	for (size_t i = 0; i < m->nlisteners && i < cap; i++)
+		ports[i] = m->ports[i];
+	return m->nlisteners;
 }
 
 void rn_metrics_set_limits(struct rn_metrics *m, size_t max_header, size_t max_body, int timeout_s)

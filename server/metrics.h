@@ -18,6 +18,7 @@
 
 struct event_base;
 struct rn_metrics;
+struct rn_hostport;
 
 enum { RN_HEALTH_OK, RN_HEALTH_DOWN, RN_HEALTH_DEGRADED };
 
@@ -34,10 +35,16 @@ struct rn_metrics_handler {
 	void (*gone)(void *ctx, struct rn_httpx *x);
 };
 
-/* Listens on host:port (port 0 picks one; rn_metrics_port tells). RN_EIO, RN_ENOMEM. */
-int rn_metrics_create(struct rn_metrics **out, struct event_base *base, const char *host, int port,
+/* Listens on addrs[0..n) (IP literals, rn_addr.h; 1 to RN_ADDR_LIST_MAX; port 0 = one free
+ * port shared by all of them, listensock.h; rn_metrics_port tells). 0, RN_EINVAL (n),
+ * RN_EIO (cannot listen on one: none is left open), RN_ENOMEM. */
+int rn_metrics_create(struct rn_metrics **out, struct event_base *base,
+		      const struct rn_hostport *addrs, size_t n,
 		      const struct rn_metrics_handler *h);
+/* The bound port of the first address. */
 int rn_metrics_port(const struct rn_metrics *m);
+/* The bound ports of every address, in order, into ports[0..cap); returns how many. */
+size_t rn_metrics_ports(const struct rn_metrics *m, int *ports, size_t cap);
 /* Serves HTTPS from now on: each connection handshakes on tls (tls.h, not owned; it must
  * outlive m). NULL = plain HTTP again. */
 struct rn_tls;

@@ -110,7 +110,9 @@ const struct rn_conf_key rn_server_conf_table[] = {
 	 .def = "127.0.0.1:7700",
 	 .offset = OFF(listen),
 	 .help = "IP:port for gRPC (HTTP/2; TLS with tls_cert, else h2c): an IPv4 address or "
-		 "[IPv6]; port 0 picks a free one",
+		 "[IPv6]; several (up to 8) as a list [\"0.0.0.0:7700\", \"[::]:7700\"] or a "
+		 "comma-separated string, each its own socket ([::] is IPv6 only); port 0 picks a "
+		 "free one, the same for every address given 0",
 	 .flags = RN_CONF_F_RESTART},
 	{.key = "tls_cert",
 	 .type = RN_CONF_STRING,
@@ -166,7 +168,8 @@ const struct rn_conf_key rn_server_conf_table[] = {
 	{.key = "metrics_listen",
 	 .type = RN_CONF_LISTEN,
 	 .offset = OFF(metrics_listen),
-	 .help = "IP:port of the HTTP/1.1 /metrics (Prometheus) and /healthz endpoint; unset = off",
+	 .help = "IP:port of the HTTP/1.1 /metrics (Prometheus) and /healthz endpoint, or several "
+		 "as for listen; unset = off",
 	 .flags = RN_CONF_F_RESTART},
 	{.key = "token",
 	 .type = RN_CONF_STRLIST,
@@ -496,6 +499,10 @@ struct srv_stream {
 						* before owners were kept: anyone allowed the
 						* table may resume it */
 	int64_t used_s; /* persistent: wall time of its last create/resume/call end */
+	/* a RetireStream call waiting for its records to be committed (answered OK by
+	 * retire_stream), or NULL; cleared by on_closed if the client goes first */
+	struct rn_call *retire_call;
+	int retire_wanted; /* RetireStream asked for it: retired as soon as it can be */
 	struct srv_stream *next;
 };
 
@@ -535,6 +542,9 @@ struct call_state {
 	char principal[RN_PRINCIPAL_NAME_MAX + 1]; /* as decided at open */
 	int64_t expires;                           /* a signed token's exp (s); 0 = none */
 	int close_sent;                            /* close_stream_signal sent for it */
+	int retire;                                /* a RetireStream call (unary: one request) */
+	int got_request;                           /* ...whose request arrived */
+	char retire_id[40]; /* ...waiting for this stream's records (srv_stream.retire_call) */
 };
 
 struct rn_server {
@@ -1278,6 +1288,18 @@ static int retire_stream(struct rn_server *s, struct srv_stream *st)
 	rn_fsync_dir(s->streams_dir);
 	rn_mat_stream_forget(s->mat, st->id);
 	unlink_stream_files(s, st->id);
+	if (st->retire_wanted) {
+		s->stats.streams_retired++;
+		rn_log_info("server", "stream %s of principal %s retired (RetireStream)", st->id,
+			    st->owner[0] ? st->owner : "(none)");
+	}
+	if (st->retire_call) {
+		/* the RetireStream call that asked (and maybe waited): done */
+		struct call_state *rcs = rn_call_ctx(st->retire_call);
+		if (rcs)
+			rcs->retire_id[0] = 0;
+		rn_call_finish(st->retire_call, RN_GRPC_OK, NULL);
+	}
 	for (struct srv_stream **pp = &s->streams; *pp; pp = &(*pp)->next)
 		if (*pp == st) {
 			*pp = st->next;
@@ -1308,6 +1330,17 @@ static void expire_streams(struct rn_server *s)
 				    "stream %s of principal %s expired: unused for %lld s", id,
 				    owner[0] ? owner : "(none)", (long long)(ttl / 1000));
 		}
+	}
+}
+
+/* Retires the streams a RetireStream call asked for whose records are committed by now
+ * (after each flush and each second). */
+static void retire_pending(struct rn_server *s)
+{
+	for (struct srv_stream *st = s->streams, *next; st; st = next) {
+		next = st->next;
+		if (st->retire_wanted && !st->call)
+			retire_stream(s, st);
 	}
 }
 
@@ -1391,6 +1424,7 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 	rn_refuselog_tick(&s->rest_refusals, rn_mono_us(), rest_refusal_summary, s);
 	retry_failing(s, 0);
 	flush_now(s);
+	retire_pending(s);
 	check_pressure(s, NULL); /* a flush ends pressure; time passing can start lag pressure */
 }
 
@@ -1563,6 +1597,7 @@ static int on_open(void *ctx, struct rn_call *c, const struct rn_call_info *info
 		return RN_GRPC_RESOURCE_EXHAUSTED;
 	}
 	cs->persistent = rn_call_persistent(c);
+	cs->retire = !strcmp(info->path, "/databricks.zerobus.Zerobus/RetireStream");
 	cs->acked = -1;
 	snprintf(cs->principal, sizeof(cs->principal), "%s", s->authz.principal->name);
 	cs->expires = s->authz.expires;
@@ -1709,7 +1744,7 @@ static void on_resume(struct rn_server *s, struct rn_call *c, struct call_state 
 	if (cs->st)
 		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT,
 				      "stream already open on this call");
-	if (!st)
+	if (!st || st->retire_wanted)
 		return rn_call_finish(c, RN_GRPC_NOT_FOUND, "unknown stream_id");
 	/* before anything about the stream is told or changed: the owner's call goes on */
 	int deny = authorize(s, cs->auth, cs->peer, st->table);
@@ -1880,6 +1915,68 @@ static void on_ingest(struct rn_server *s, struct rn_call *c, struct call_state 
 	event_active(s->sync_ev, 0, 0);
 }
 
+/*
+ * RetireStream (docs/protocol.md): lets a persistent stream go once its records are
+ * committed, freeing its owner's slot under max_streams_per_principal. Only its owner may
+ * (PERMISSION_DENIED otherwise, as for a resume); an unknown, ephemeral or already retired
+ * stream is NOT_FOUND (retiring twice: the second answer is NOT_FOUND); a stream open on a
+ * call is FAILED_PRECONDITION (end the call first). Records not yet committed: the call
+ * waits for the flush that commits them and is answered OK then; a resume in the meantime
+ * is refused (NOT_FOUND, the stream is going).
+ */
+static void on_retire(struct rn_server *s, struct rn_call *c, struct call_state *cs,
+		      const uint8_t *msg, size_t len)
+{
+	const char *table, *id, *why = NULL;
+	size_t tlen, ilen;
+	struct srv_stream *st;
+	int deny, rc;
+
+	if (cs->got_request++)
+		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT,
+				      "RetireStream takes one request");
+	if (rn_zb_decode_retire(msg, len, &table, &tlen, &id, &ilen, &why))
+		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, why);
+	st = find_stream(s, id, ilen);
+	if (!st || !st->persistent || st->retire_wanted)
+		return rn_call_finish(c, RN_GRPC_NOT_FOUND, "unknown stream_id");
+	/* the principal must still be allowed the table, and own the stream */
+	deny = authorize(s, cs->auth, cs->peer, st->table);
+	if (!deny && strcmp(s->authz.principal->name, cs->principal)) {
+		deny = RN_GRPC_UNAUTHENTICATED;
+		snprintf(s->authz.msg, sizeof(s->authz.msg), "the credentials changed principal");
+	}
+	if (!deny && st->owner[0] && strcmp(st->owner, cs->principal)) {
+		deny = RN_GRPC_PERMISSION_DENIED;
+		snprintf(s->authz.msg, sizeof(s->authz.msg), "stream belongs to another principal");
+	}
+	if (deny) {
+		s->stats.calls_denied += deny == RN_GRPC_PERMISSION_DENIED;
+		s->stats.calls_rejected += deny != RN_GRPC_PERMISSION_DENIED;
+		rn_log_info("server", "RetireStream %s by principal %s refused: %s", st->id,
+			    cs->principal, s->authz.msg);
+		return rn_call_finish(c, deny, s->authz.msg);
+	}
+	if ((table && (tlen != strlen(st->table) || memcmp(table, st->table, tlen))) ||
+	    (cs->has_table && strcmp(cs->table, st->table)))
+		return rn_call_finish(c, RN_GRPC_NOT_FOUND, "unknown stream_id in that table");
+	if (st->call)
+		return rn_call_finish(c, RN_GRPC_FAILED_PRECONDITION,
+				      "the stream is open on a call; end it first");
+	st->retire_wanted = 1;
+	st->retire_call = c;
+	snprintf(cs->retire_id, sizeof(cs->retire_id), "%s", st->id);
+	rc = retire_stream(s, st); /* answers c when it retires the stream */
+	if (rc == 0)
+		rn_log_info("server",
+			    "stream %s: RetireStream by principal %s waits for its records to be "
+			    "committed",
+			    cs->retire_id, cs->principal);
+	else if (rc < 0)
+		rn_log_warn("server", "stream %s: RetireStream: the registry entry stays; retried",
+			    cs->retire_id);
+}
+
 static void on_message(void *ctx, struct rn_call *c, const uint8_t *msg, size_t len)
 {
 	struct rn_server *s = ctx;
@@ -1887,6 +1984,8 @@ static void on_message(void *ctx, struct rn_call *c, const uint8_t *msg, size_t 
 	struct rn_zb_request r;
 	const char *why = NULL;
 
+	if (cs->retire)
+		return on_retire(s, c, cs, msg, len);
 	if (rn_zb_decode_request(msg, len, cs->persistent, &r, &why))
 		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, why);
 	switch (r.kind) {
@@ -1901,6 +2000,13 @@ static void on_half_close(void *ctx, struct rn_call *c)
 	struct call_state *cs = rn_call_ctx(c);
 	(void)ctx;
 	cs->half_closed = 1;
+	if (cs->retire) {
+		/* answered by on_retire, or later by retire_stream */
+		if (!cs->got_request)
+			rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT,
+				       "RetireStream without a request");
+		return;
+	}
 	if (!cs->st || cs->acked >= cs->st->last_received)
 		rn_call_finish(c, RN_GRPC_OK, NULL);
 }
@@ -1910,6 +2016,12 @@ static void on_closed(void *ctx, struct rn_call *c)
 	struct call_state *cs = rn_call_ctx(c);
 	if (!cs)
 		return;
+	if (cs->retire_id[0]) {
+		/* the client gave up waiting; the stream is still retired when it can be */
+		struct srv_stream *st = find_stream(ctx, cs->retire_id, strlen(cs->retire_id));
+		if (st && st->retire_call == c)
+			st->retire_call = NULL;
+	}
 	if (cs->st && cs->st->call == c) {
 		cs->st->call = NULL;
 		if (!cs->st->persistent)
@@ -2231,15 +2343,33 @@ static void reauthorize(struct rn_server *s);
 static void render_metrics(void *ctx, struct rn_buf *b);
 static int health(void *ctx, char *why, size_t cap);
 
-/* A listen address as the config loader checked it (rn_addr.h); logs why it is not one. */
-static int split_listen(const char *key, const char *listen, struct rn_hostport *hp)
+/* The addresses of a listen setting as the config loader checked it (rn_addr.h); logs why
+ * it is not a list of them. */
+static int split_listen(const char *key, const char *listen, struct rn_hostport *hp, size_t *n)
 {
 	const char *why = NULL;
-	if (rn_addr_parse_hostport(listen, RN_ADDR_PORT_ZERO | RN_ADDR_NUMERIC, hp, &why)) {
+	size_t at;
+	if (rn_addr_parse_listen_list(listen, hp, RN_ADDR_LIST_MAX, n, &at, &why)) {
 		rn_log_error("server", "%s = \"%s\": %s", key, listen ? listen : "", why);
 		return RN_EINVAL;
 	}
 	return 0;
+}
+
+/* "127.0.0.1:7700, [::1]:7700" from addresses and their bound ports, for the log. */
+static void format_listen(char *out, size_t cap, const struct rn_hostport *hp, const int *ports,
+			  size_t n)
+{
+	size_t len = 0;
+	out[0] = 0;
+	for (size_t i = 0; i < n && len < cap; i++) {
+		int w = snprintf(out + len, cap - len, "%s%s%s%s:%d", i ? ", " : "",
+				 hp[i].family == 6 ? "[" : "", hp[i].host,
+				 hp[i].family == 6 ? "]" : "", ports[i]);
+		if (w < 0)
+			break;
+		len += (size_t)w;
+	}
 }
 
 /* The partitioning of config entry i (strings point into the config; free spec->derived). */
@@ -2400,25 +2530,35 @@ static void tls_options(const struct rn_server_conf *c, const char *alpn, const 
 	};
 }
 
-/* A cleartext listener on addr (key = its config key): refused off loopback (see server.h). */
+/* Cleartext listeners on addr, one address or a list (key = its config key): refused off
+ * loopback (see server.h); every address of a list is checked. */
 static int check_cleartext(const struct rn_server_conf *c, const char *key, const char *addr,
 			   const char *file, char *err, size_t cap)
 {
-	struct rn_hostport hp;
+	struct rn_hostport hp[RN_ADDR_LIST_MAX];
 	const char *why = NULL;
+	size_t n, at;
 	if (!addr || c->allow_cleartext)
 		return 0;
-	if (rn_addr_parse_hostport(addr, RN_ADDR_PORT_ZERO | RN_ADDR_NUMERIC, &hp, &why)) {
+	if (rn_addr_parse_listen_list(addr, hp, RN_ADDR_LIST_MAX, &n, &at, &why)) {
 		snprintf(err, cap, "%s: %s = \"%s\": %s", file, key, addr, why);
 		return RN_ECONFIG;
 	}
-	if (rn_addr_is_loopback(&hp))
-		return 0;
-	snprintf(err, cap,
-		 "%s: %s = \"%s\" is not a loopback address and would serve cleartext: set "
-		 "tls_cert and tls_key (or allow_cleartext = true, e.g. behind a TLS proxy)",
-		 file, key, addr);
-	return RN_ECONFIG;
+	for (size_t i = 0; i < n; i++) {
+		if (rn_addr_is_loopback(&hp[i]))
+			continue;
+		char one[RN_ADDR_HOST_CAP + 16];
+		snprintf(one, sizeof(one), "%s%.*s%s:%d", hp[i].family == 6 ? "[" : "",
+			 RN_ADDR_HOST_CAP - 1, hp[i].host, hp[i].family == 6 ? "]" : "",
+			 hp[i].port);
+		snprintf(err, cap,
+			 "%s: %s = \"%s\"%s%s is not a loopback address and would serve cleartext: "
+			 "set tls_cert and tls_key (or allow_cleartext = true, e.g. behind a TLS "
+			 "proxy)",
+			 file, key, addr, n > 1 ? ": " : "", n > 1 ? one : "");
+		return RN_ECONFIG;
+	}
+	return 0;
 }
 
 int rn_server_conf_check_exposure(const struct rn_server_conf *c, const char *file, char *err,
@@ -2963,6 +3103,7 @@ static void auth_cb(evutil_socket_t fd, short what, void *arg)
 		}
 	}
 	expire_streams(s);
+	retire_pending(s);
 	rn_front_flush(s->front);
 }
 
@@ -3009,7 +3150,8 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 {
 	struct rn_server *s;
 	char path[4096];
-	struct rn_hostport lis = {0}, mlis = {0};
+	struct rn_hostport lis[RN_ADDR_LIST_MAX], mlis[RN_ADDR_LIST_MAX];
+	size_t nlis = 0, nmlis = 0;
 	int rc;
 	uint64_t seg;
 	const struct rn_server_conf *conf;
@@ -3026,8 +3168,9 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 	s->stats.config_loaded_s = (int64_t)time(NULL);
 	rn_refuselog_init(&s->rest_refusals, REST_LOG_PERIOD_US, rn_mono_us());
 	rn_lograte_init(&s->share_log, SHARE_LOG_PERIOD_US, rn_mono_us());
-	if (split_listen("listen", conf->listen, &lis) ||
-	    (conf->metrics_listen && split_listen("metrics_listen", conf->metrics_listen, &mlis))) {
+	if (split_listen("listen", conf->listen, lis, &nlis) ||
+	    (conf->metrics_listen &&
+	     split_listen("metrics_listen", conf->metrics_listen, mlis, &nmlis))) {
 		rc = RN_EINVAL;
 		goto fail;
 	}
@@ -3180,8 +3323,8 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 	}
 	struct rn_front_options fo;
 	front_options(conf, &fo);
-	fo.host = lis.host;
-	fo.port = lis.port;
+	fo.addrs = lis;
+	fo.naddrs = nlis;
 	fo.tls = s->tls;
 	struct rn_front_handler h = {.ctx = s,
 				     .open = on_open,
@@ -3192,9 +3335,12 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 				     .request_gone = on_rest_gone};
 	if ((rc = rn_front_create(&s->front, s->base, &fo, &h)))
 		goto fail;
-	rn_log_info("server", "runnel-server %s listening on %s%s%s:%d data_root=%s%s", RN_VERSION,
-		    lis.family == 6 ? "[" : "", lis.host, lis.family == 6 ? "]" : "",
-		    rn_front_port(s->front), conf->data_root,
+	int ports[RN_ADDR_LIST_MAX];
+	char where[RN_ADDR_LIST_MAX * 60];
+	format_listen(where, sizeof(where), lis, ports,
+		      rn_front_ports(s->front, ports, RN_ADDR_LIST_MAX));
+	rn_log_info("server", "runnel-server %s listening on %s data_root=%s%s", RN_VERSION, where,
+		    conf->data_root,
 		    s->tls ? (conf->tls_client_auth == RN_TLS_CLIENT_REQUIRE ? " tls=mtls"
 			      : conf->tls_client_auth == RN_TLS_CLIENT_OPTIONAL
 				      ? " tls=mtls-optional"
@@ -3206,7 +3352,7 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 						.health = health,
 						.request = on_rest_request,
 						.gone = on_rest_gone};
-		if (rn_metrics_create(&s->metrics, s->base, mlis.host, mlis.port, &mh)) {
+		if (rn_metrics_create(&s->metrics, s->base, mlis, nmlis, &mh)) {
 			rn_log_error("server", "cannot serve metrics on %s", conf->metrics_listen);
 			rc = RN_EIO;
 			goto fail;
@@ -3215,9 +3361,10 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 				      http_body_cap(conf), (int)(conf->http_timeout_ms / 1000));
 		if (s->metrics_tls)
 			rn_metrics_set_tls(s->metrics, s->metrics_tls);
-		rn_log_info("server", "metrics on %s%s%s:%d (/metrics, /healthz, REST)%s",
-			    mlis.family == 6 ? "[" : "", mlis.host, mlis.family == 6 ? "]" : "",
-			    rn_metrics_port(s->metrics), s->metrics_tls ? " over https" : "");
+		format_listen(where, sizeof(where), mlis, ports,
+			      rn_metrics_ports(s->metrics, ports, RN_ADDR_LIST_MAX));
+		rn_log_info("server", "metrics on %s (/metrics, /healthz, REST)%s", where,
+			    s->metrics_tls ? " over https" : "");
 	}
 	*out = s;
 	return 0;

@@ -127,6 +127,39 @@ int rn_zb_decode_request(const uint8_t *p, size_t len, int persistent, struct rn
 	return 0;
 }
 
+int rn_zb_decode_retire(const uint8_t *p, size_t len, const char **table, size_t *table_len,
+			const char **stream_id, size_t *stream_id_len, const char **why)
+{
+	struct rn_pb_reader rd;
+	struct rn_pb_field f;
+	int rc;
+	*table = *stream_id = NULL;
+	*table_len = *stream_id_len = 0;
+	rn_pb_reader_init(&rd, p, len);
+	while ((rc = rn_pb_next(&rd, &f)) == 1) {
+		if ((f.num == 1 || f.num == 2) && f.wt != RN_PB_LEN) {
+			rc = -1;
+			break;
+		}
+		if (f.num == 1) {
+			*table = (const char *)f.ptr;
+			*table_len = f.len;
+		} else if (f.num == 2) {
+			*stream_id = (const char *)f.ptr;
+			*stream_id_len = f.len;
+		}
+	}
+	if (rc < 0) {
+		*why = "malformed protobuf in RetireStreamRequest";
+		return RN_EINVAL;
+	}
+	if (!*stream_id || !*stream_id_len) {
+		*why = "RetireStreamRequest without stream_id";
+		return RN_EINVAL;
+	}
+	return 0;
+}
+
 int rn_zb_encode_create_response(struct rn_buf *b, int persistent, const char *stream_id)
 {
 	struct rn_buf in = {0};

@@ -42,6 +42,11 @@ struct rn_zb_request {
 int rn_zb_decode_request(const uint8_t *p, size_t len, int persistent, struct rn_zb_request *r,
 			 const char **why);
 
+/* A RetireStreamRequest: table_name (1, optional: NULL if absent) and stream_id (2),
+ * pointing into p. 0, or RN_EINVAL with *why a static reason (malformed, no stream_id). */
+int rn_zb_decode_retire(const uint8_t *p, size_t len, const char **table, size_t *table_len,
+			const char **stream_id, size_t *stream_id_len, const char **why);
+
 /* Response encoders; each appends one response message (not framed). 0 or RN_ENOMEM. */
 int rn_zb_encode_create_response(struct rn_buf *b, int persistent, const char *stream_id);
 /* last < 0: the field is absent (nothing committed). Persistent only. */

@@ -1,8 +1,8 @@
 /*
- * Fuzz target: arbitrary text through rn_addr_parse_hostport (every flag combination) and
- * rn_addr_parse_url. Must never crash or read out of bounds; on success the host is
- * NUL-terminated and non-empty, the port in range, the URL's path offset inside the text, and
- * rn_addr_is_loopback is only ever true for an IP literal.
+ * Fuzz target: arbitrary text through rn_addr_parse_hostport (every flag combination),
+ * rn_addr_parse_listen_list and rn_addr_parse_url. Must never crash or read out of bounds; on
+ * success the host is NUL-terminated and non-empty, the port in range, the URL's path offset inside
+ * the text, and rn_addr_is_loopback is only ever true for an IP literal.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -35,6 +35,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		} else if (!why) {
 			abort();
 		}
+	}
+	struct rn_hostport list[RN_ADDR_LIST_MAX];
+	size_t n, at;
+	if (rn_addr_parse_listen_list(text, list, RN_ADDR_LIST_MAX, &n, &at, &why) == 0) {
+		if (!n || n > RN_ADDR_LIST_MAX || at)
+			abort();
+		for (size_t i = 0; i < n; i++)
+			if (!list[i].host[0] || list[i].family == 0 || list[i].port > 65535)
+				abort();
+	} else if (!why || at > size) {
+		abort();
 	}
 	if (rn_addr_parse_url(text, &u, &why) == 0) {
 		if (!u.hp.host[0] || u.hp.port < 1 || u.hp.port > 65535 ||

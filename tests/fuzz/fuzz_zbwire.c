@@ -1,6 +1,7 @@
 /*
  * Fuzz target: decodes arbitrary bytes as Persistent and Ephemeral requests, as the server
- * does with every message a client sends, and as the agent's x-runnel-clock header.
+ * does with every message a client sends, as a RetireStreamRequest, and as the agent's
+ * x-runnel-clock header.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -19,6 +20,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			(void)sink;
 		}
 	}
+	const char *t, *sid, *rwhy;
+	size_t tl, il;
+	if (rn_zb_decode_retire(data, size, &t, &tl, &sid, &il, &rwhy) == 0 &&
+	    (!sid || !il || (const uint8_t *)sid + il > data + size ||
+	     (t && (const uint8_t *)t + tl > data + size)))
+		__builtin_trap();
 	/* the same bytes as :method and content-type values, split at every 7th byte */
 	int st;
 	const char *why;

@@ -192,3 +192,55 @@ test('persistent streams: a cap per principal, and unused ones expire', { timeou
     await server.kill();
   }
 });
+
+test('RetireStream: the owner frees a slot under the cap; another principal cannot; twice is NOT_FOUND', { timeout: 120000 }, async (t) => {
+  const dir = tmpDir('e2e-principals-retire');
+  // stream_expiry off: only RetireStream lets a stream go here
+  const extra = `${principals()}max_persistent_streams = 2;\n`;
+  // a flush every 4 s: a retire right after a write waits for the flush that commits it
+  const server = await new Server({ dir, tables: [GPS, OTHER], extra, flushMs: 4000 }).start();
+  const retire = (id, tok, ...args) => client(server, 'retire', '--stream-id', id, '--token', tok, '--table', GPS, ...args);
+  try {
+    // records just acked (durable, not yet committed): the retire waits for the flush
+    const a = await client(server, 'ingest', '--token', 'tok-truck-1', '--table', GPS, '--records', '3', '--batches', '2');
+    const b = await client(server, 'ingest', '--token', 'tok-truck-1', '--table', GPS, '--records', '1', '--batches', '1');
+    const full = await client(server, 'status', '--token', 'tok-truck-1', '--table', GPS);
+    assert.equal(full.code, 'RESOURCE_EXHAUSTED', JSON.stringify(full));
+    // the owner retires b at once (without table_name: the header names the table): OK only
+    // once its records are committed, so they are in the table when the answer comes
+    const okb = await retire(b.stream_id, 'tok-truck-1', '--no-table-name');
+    assert.equal(okb.code, 'OK', JSON.stringify(okb));
+    assert.ok(await rows(server, GPS) >= 1, 'b\'s record is committed when RetireStream answers');
+    t.diagnostic(`RetireStream waited for a flush: ${server.proc.log.some((l) => l.includes(`stream ${b.stream_id}: RetireStream by principal truck-1 waits`))}`);
+    // not the owner: PERMISSION_DENIED (truck-2 may write the table), and the stream stays
+    const theft = await retire(a.stream_id, 'tok-truck-2');
+    assert.equal(theft.code, 'PERMISSION_DENIED', JSON.stringify(theft));
+    assert.match(theft.details, /stream belongs to another principal/);
+    // a principal not allowed the table at all is refused before anything is looked up
+    const stranger = await retire(a.stream_id, 'tok-other');
+    assert.equal(stranger.code, 'PERMISSION_DENIED', JSON.stringify(stranger));
+    assert.ok(fs.existsSync(path.join(server.dataRoot, '_streams', a.stream_id)));
+    // unknown id, wrong table name, no credentials
+    assert.equal((await retire('no-such-stream', 'tok-truck-1')).code, 'NOT_FOUND');
+    const wrongTable = await client(server, 'retire', '--stream-id', a.stream_id, '--token', 'tok-truck-1', '--table', 'main.fleet.typed');
+    assert.equal(wrongTable.code, 'NOT_FOUND', JSON.stringify(wrongTable));
+    assert.equal((await client(server, 'retire', '--stream-id', a.stream_id, '--table', GPS)).code, 'UNAUTHENTICATED');
+    // the owner: OK once its records are committed; its files are gone, its rows stay
+    const ok = await retire(a.stream_id, 'tok-truck-1');
+    assert.equal(ok.code, 'OK', JSON.stringify(ok));
+    assert.ok(!fs.existsSync(path.join(server.dataRoot, '_streams', a.stream_id)));
+    assert.equal(await rows(server, GPS), 7);
+    // idempotent in effect: a second retire is NOT_FOUND, as is a resume
+    assert.equal((await retire(a.stream_id, 'tok-truck-1')).code, 'NOT_FOUND');
+    const gone = await client(server, 'status', '--case', 'resume', '--stream-id', a.stream_id, '--token', 'tok-truck-1', '--table', GPS);
+    assert.equal(gone.code, 'NOT_FOUND');
+    // the slots are free: new streams are created
+    const again = await client(server, 'status', '--token', 'tok-truck-1', '--table', GPS);
+    assert.equal(again.code, 'OK', JSON.stringify(again));
+    const again2 = await client(server, 'status', '--token', 'tok-truck-1', '--table', GPS);
+    assert.equal(again2.code, 'OK', JSON.stringify(again2));
+    assert.ok(server.proc.log.some((l) => l.includes(`stream ${a.stream_id} of principal truck-1 retired (RetireStream)`)));
+  } finally {
+    await server.kill();
+  }
+});

@@ -23,6 +23,8 @@ Modes:
   steady     fill until --stop-file exists (with --pause-ms between batches), printing
              {"ack": N} as each ack comes: a stream that runs across server reloads;
              fill and steady report latency_ms {n, p50, p99, max}, batch sent to its ack
+  retire     the unary RetireStream call for --stream-id (table_name --table, unless
+             --no-table-name); reports the gRPC status code (and details)
   slow-reader  not gRPC: a raw h2c connection (small SO_RCVBUF) that sends HTTP/2 PINGs
              and never reads the answers, for up to --pause-ms; report whether and when the
              server disconnected it
@@ -153,6 +155,7 @@ def main():
     ap.add_argument('--connect-timeout', type=float, default=10)
     ap.add_argument('--ephemeral', action='store_true')
     ap.add_argument('--stream-id')
+    ap.add_argument('--no-table-name', action='store_true')
     a = ap.parse_args()
     if a.mode == 'slow-reader':
         print(json.dumps(slow_reader(a.addr, a.pause_ms or 20000)))
@@ -186,6 +189,20 @@ def main():
     call = ch.stream_stream(f'/databricks.zerobus.Zerobus/{method}',
                             request_serializer=lambda m: m if isinstance(m, bytes) else m.SerializeToString(),
                             response_deserializer=Resp.FromString)
+
+    if a.mode == 'retire':
+        retire = ch.unary_unary('/databricks.zerobus.Zerobus/RetireStream',
+                                request_serializer=lambda m: m.SerializeToString(),
+                                response_deserializer=zb.RetireStreamResponse.FromString)
+        req = zb.RetireStreamRequest(stream_id=a.stream_id or '')
+        if not a.no_table_name:
+            req.table_name = a.table
+        try:
+            retire(req, metadata=md, timeout=30)
+            print(json.dumps({'code': 'OK'}))
+        except grpc.RpcError as e:
+            print(json.dumps({'code': e.code().name, 'details': e.details()}))
+        return
 
     reading = None
     if a.reading:

@@ -87,6 +87,63 @@ static void test_listen_bad(void **state)
 	hp_bad("a/b:80", 0, "not a valid host name");
 }
 
+/* Listen lists: several addresses, comma-separated, each checked as one listen address. */
+static void test_listen_list(void **state)
+{
+	struct rn_hostport hp[RN_ADDR_LIST_MAX];
+	const char *why = NULL;
+	size_t n = 99, at = 99;
+	(void)state;
+	assert_int_equal(rn_addr_parse_listen_list("127.0.0.1:7700", hp, 8, &n, &at, &why), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(hp[0].host, "127.0.0.1");
+	assert_int_equal(rn_addr_parse_listen_list(" 0.0.0.0:7700 ,[::]:7700,  [::1]:0", hp, 8, &n,
+						   &at, &why),
+			 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(hp[0].host, "0.0.0.0");
+	assert_int_equal(hp[0].port, 7700);
+	assert_string_equal(hp[1].host, "::");
+	assert_int_equal(hp[1].family, 6);
+	assert_string_equal(hp[2].host, "::1");
+	assert_int_equal(hp[2].port, 0);
+	/* same host, other port: fine; same both: refused, port 0 included */
+	assert_int_equal(rn_addr_parse_listen_list("127.0.0.1:1,127.0.0.1:2", hp, 8, &n, &at, &why),
+			 0);
+	struct {
+		const char *s;
+		const char *reason;
+		size_t at;
+	} bad[] = {
+		{"", "empty", 0},
+		{"127.0.0.1:1,", "empty address in the list", 12},
+		{",127.0.0.1:1", "empty address in the list", 0},
+		{"127.0.0.1:1,,[::1]:1", "empty address in the list", 12},
+		{"127.0.0.1:1, 127.0.0.1:1", "given twice", 13},
+		{"[::1]:0,[::1]:0", "given twice", 8},
+		{"127.0.0.1:1, host.example:2", "IP", 13},
+		{"127.0.0.1:1,::1:2", "brackets", 12},
+		{"127.0.0.1:1,127.0.0.1", "no port", 12},
+		{"1.1.1.1:1,1.1.1.1:2,1.1.1.1:3,1.1.1.1:4,1.1.1.1:5,1.1.1.1:6,1.1.1.1:7,1.1.1.1:8,"
+		 "1.1.1.1:9",
+		 "too many", 80},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		why = NULL;
+		if (rn_addr_parse_listen_list(bad[i].s, hp, 8, &n, &at, &why) != RN_EINVAL)
+			fail_msg("\"%s\" accepted", bad[i].s);
+		if (!why || !strstr(why, bad[i].reason))
+			fail_msg("\"%s\": reason \"%s\", want \"%s\"", bad[i].s, why ? why : "",
+				 bad[i].reason);
+		if (at != bad[i].at)
+			fail_msg("\"%s\": at %zu, want %zu", bad[i].s, at, bad[i].at);
+	}
+	/* a cap below the list's length */
+	assert_int_equal(rn_addr_parse_listen_list("1.1.1.1:1,1.1.1.1:2", hp, 1, &n, &at, &why),
+			 RN_EINVAL);
+	assert_int_equal(rn_addr_parse_listen_list(NULL, hp, 8, &n, &at, &why), RN_EINVAL);
+}
+
 static void url_ok(const char *s, int tls, const char *host, int port, int given, const char *path)
 {
 	struct rn_url u;
@@ -173,8 +230,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_listen_good), cmocka_unit_test(test_listen_bad),
-		cmocka_unit_test(test_url_good),    cmocka_unit_test(test_url_bad),
-		cmocka_unit_test(test_loopback),
+		cmocka_unit_test(test_listen_list), cmocka_unit_test(test_url_good),
+		cmocka_unit_test(test_url_bad),     cmocka_unit_test(test_loopback),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

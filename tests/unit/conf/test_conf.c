@@ -257,7 +257,27 @@ static void test_addresses(void **state)
 			 "(any free port) to 65535");
 	expect_str_error("listen = \":99999\";",
 			 "t.conf:1: listen = \":99999\": the host is empty");
-	expect_str_error("listen = 7700;", "t.conf:1: listen must be a string");
+	expect_str_error("listen = 7700;",
+			 "t.conf:1: listen must be a string or a list of strings");
+	/* several addresses: a list or a comma-separated string, stored joined by ", " */
+	assert_int_equal(rn_conf_load_string("listen = [\"127.0.0.1:0\", \"[::1]:0\"];", "t.conf",
+					     rows, &c, err, sizeof(err)),
+			 0);
+	assert_string_equal(c.listen, "127.0.0.1:0, [::1]:0");
+	rn_conf_free(rows, &c);
+	assert_int_equal(rn_conf_load_string("listen = \"127.0.0.1:1,[::1]:1\";", "t.conf", rows,
+					     &c, err, sizeof(err)),
+			 0);
+	assert_string_equal(c.listen, "127.0.0.1:1,[::1]:1");
+	rn_conf_free(rows, &c);
+	expect_str_error("listen = [\"127.0.0.1:1\",\n\"[::1]:x\"];",
+			 "t.conf:2: listen = \"[::1]:x\": the port must be a number from 0 "
+			 "(any free port) to 65535");
+	expect_str_error("listen = [\"127.0.0.1:1\", \"127.0.0.1:1\"];",
+			 "t.conf:1: listen = \"127.0.0.1:1, 127.0.0.1:1\": the same address is "
+			 "given twice");
+	expect_str_error("listen = [];", "t.conf:1: listen is an empty list");
+	expect_str_error("listen = [1];", "t.conf:1: listen[0] must be a string");
 	expect_str_error("\n\n\nurl = \"https://\";",
 			 "t.conf:4: url = \"https://\": the URL has no host");
 	expect_str_error("url = \"http://h:99999\";",

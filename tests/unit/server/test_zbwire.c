@@ -152,6 +152,39 @@ static int http_check(const char *method, const char *ctype, int *st, const char
 }
 
 /* A request that is not gRPC is an HTTP error (415/405, as grpc-go answers), never 200. */
+/* RetireStreamRequest {1: table_name, 2: stream_id} (the SDK's numbering). */
+static void test_retire(void **state)
+{
+	static const uint8_t both[] = {0x0a, 0x05, 'm',  '.', 'd', '.',
+				       't',  0x12, 0x03, 'a', 'b', 'c'};
+	static const uint8_t id_only[] = {0x12, 0x02, 'x', 'y'};
+	static const uint8_t no_id[] = {0x0a, 0x01, 't'};
+	static const uint8_t empty_id[] = {0x12, 0x00};
+	static const uint8_t varint_id[] = {0x10, 0x05};
+	static const uint8_t cut[] = {0x12, 0x09, 'a'};
+	const char *t, *id, *why = NULL;
+	size_t tl, il;
+	(void)state;
+	assert_int_equal(rn_zb_decode_retire(both, sizeof(both), &t, &tl, &id, &il, &why), 0);
+	assert_int_equal(tl, 5);
+	assert_memory_equal(t, "m.d.t", 5);
+	assert_int_equal(il, 3);
+	assert_memory_equal(id, "abc", 3);
+	assert_int_equal(rn_zb_decode_retire(id_only, sizeof(id_only), &t, &tl, &id, &il, &why), 0);
+	assert_null(t);
+	assert_int_equal(il, 2);
+	assert_int_equal(rn_zb_decode_retire(no_id, sizeof(no_id), &t, &tl, &id, &il, &why),
+			 RN_EINVAL);
+	assert_string_equal(why, "RetireStreamRequest without stream_id");
+	assert_int_equal(rn_zb_decode_retire(empty_id, sizeof(empty_id), &t, &tl, &id, &il, &why),
+			 RN_EINVAL);
+	assert_int_equal(rn_zb_decode_retire(varint_id, sizeof(varint_id), &t, &tl, &id, &il, &why),
+			 RN_EINVAL);
+	assert_int_equal(rn_zb_decode_retire(cut, sizeof(cut), &t, &tl, &id, &il, &why), RN_EINVAL);
+	assert_string_equal(why, "malformed protobuf in RetireStreamRequest");
+	assert_int_equal(rn_zb_decode_retire(NULL, 0, &t, &tl, &id, &il, &why), RN_EINVAL);
+}
+
 static void test_http_check(void **state)
 {
 	int st = -1;
@@ -180,6 +213,7 @@ int main(void)
 		cmocka_unit_test(test_golden_requests), cmocka_unit_test(test_persistent_numbering),
 		cmocka_unit_test(test_hostile),         cmocka_unit_test(test_golden_responses),
 		cmocka_unit_test(test_clock_header),    cmocka_unit_test(test_http_check),
+		cmocka_unit_test(test_retire),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
