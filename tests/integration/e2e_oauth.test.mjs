@@ -5,7 +5,8 @@
 // port) and HTTP/2 (the main port) and inserts over REST with them on both; runnel-agent with
 // client_id + client_secret_file fetches its tokens from the real endpoint, and with a
 // token_lifetime of a few seconds refreshes them and goes through the server's
-// close_stream_signal / expiry handling while delivering: every row exactly once.
+// close_stream_signal / expiry handling while delivering: every row exactly once; the
+// official Databricks Zerobus SDK (its native module) does the flow itself and streams JSON.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -186,6 +187,39 @@ test('runnel-agent with client_id + client_secret_file against the real token en
     assert.ok(!log.includes(SECRET), 'the secret is never logged');
   } finally {
     await agent.kill();
+    await server.kill();
+  }
+});
+
+// The official SDK: npm @databricks/zerobus-ingest-sdk 0.1.1 ships no index.js and asks for
+// native packages 0.1.1 that were never published, so its native module
+// (@databricks/zerobus-ingest-sdk-linux-x64-gnu 1.3.0, an optional dependency here) is used
+// directly: ZerobusSdk and createStream are its own exports. Its token request is HTTP/1.1
+// only (reqwest), so its UC URL is the HTTP port; it streams over TLS to the main port.
+test('the official Zerobus SDK (native module) gets its token itself and streams JSON over TLS', { timeout: 120000 }, async (t) => {
+  if (process.platform !== 'linux' || process.arch !== 'x64') {
+    t.skip('the SDK\'s native module is installed on linux-x64 only');
+    return;
+  }
+  const dir = tmpDir('e2e-oauth-sdk');
+  const server = await new Server({ dir, tables: [],
+    extra: `${serverTls(pki.dir)}\nmetrics_listen = "127.0.0.1:0";\n${SCHEMA}\n${principals()}` }).start();
+  const sdk = (secret) => run(process.execPath, [path.join(repoRoot, 'tests', 'integration', 'lib', 'zerobus_sdk.cjs'),
+    `https://127.0.0.1:${server.port}`, `https://127.0.0.1:${metricsPort(server)}`, EVENTS, ID, secret, '50'],
+  { env: { ...process.env, SSL_CERT_FILE: pki.ca } });
+  try {
+    const r = await sdk(SECRET);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout.trim().split('\n').pop()), { last_offset: 49 });
+    assert.ok(server.proc.log.some((l) => new RegExp(`stream \\S+ created for table ${EVENTS} .*by principal ${ID}`).test(l)), server.proc.tail());
+    const bad = await sdk('wrong');
+    assert.equal(bad.code, 2, bad.stdout + bad.stderr);
+    assert.match(JSON.parse(bad.stdout.trim().split('\n').pop()).error, /token/i);
+    await server.stop();
+    const snap = await verifyTable(server.tableDir(EVENTS));
+    const [row] = await query(`SELECT count(*) AS n, count(DISTINCT id) AS d, max(id) AS hi FROM ${duckFrom(snap.files)} WHERE src = 'sdk'`);
+    assert.deepEqual([Number(row.n), Number(row.d), Number(row.hi)], [50, 50, 49]);
+  } finally {
     await server.kill();
   }
 });
