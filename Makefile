@@ -35,7 +35,8 @@ deps-apt:
 	fi
 
 deps-npm:
-	@cd tests/integration && { [ -d node_modules/@duckdb/node-api ] && [ -d node_modules/parquet-wasm ] || \
+	@cd tests/integration && { [ -d node_modules/@duckdb/node-api ] && [ -d node_modules/parquet-wasm ] && \
+		{ [ "$$(uname -m)" != x86_64 ] || [ -d node_modules/@databricks/zerobus-ingest-sdk-linux-x64-gnu ]; } || \
 		npm install --no-audit --no-fund --loglevel=error; }
 
 build: deps-apt

@@ -468,6 +468,9 @@ static void rest_hand(struct rn_call *k)
 		.body_len = k->too_large ? 0 : k->body.len,
 		.body_too_large = k->too_large,
 		.peer = k->conn->peer,
+		/* a principal may be its certificate (docs/security.md), for REST as for gRPC */
+		.peer_identity = k->conn->identity[0] ? k->conn->identity : NULL,
+		.tls = k->conn->tls,
 		.http2 = 1,
 	};
 	f->h.request(f->h.ctx, &k->x);

@@ -187,7 +187,7 @@ static void on_other(struct evhttp_request *req, void *arg)
 	struct evkeyvalq *ih = evhttp_request_get_input_headers(req);
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	size_t blen = evbuffer_get_length(in);
-	char peer[64] = "?";
+	char peer[64] = "?", identity[256] = "";
 	char *addr = NULL;
 	ev_uint16_t port = 0;
 	if (!m->h.request) {
@@ -199,6 +199,14 @@ static void on_other(struct evhttp_request *req, void *arg)
 		return;
 	}
 	evhttp_connection_get_peer(evhttp_request_get_connection(req), &addr, &port);
+	/* over TLS, the identity of a verified client certificate: a principal may be one */
+	if (m->tls) {
+		struct bufferevent *bev =
+			evhttp_connection_get_bufferevent(evhttp_request_get_connection(req));
+		struct ssl_st *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+		if (ssl)
+			rn_tls_peer_identity(ssl, identity, sizeof(identity));
+	}
 	if (addr)
 		snprintf(peer, sizeof(peer), strchr(addr, ':') ? "[%s]:%u" : "%s:%u", addr,
 			 (unsigned)port);
@@ -223,6 +231,8 @@ static void on_other(struct evhttp_request *req, void *arg)
 		.body = blen ? evbuffer_pullup(in, -1) : NULL,
 		.body_len = blen,
 		.peer = peer,
+		.peer_identity = identity[0] ? identity : NULL,
+		.tls = m->tls != NULL,
 	};
 	p->next = m->pending;
 	if (m->pending)

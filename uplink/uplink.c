@@ -116,6 +116,7 @@ struct ustream {
 struct tokenst {
 	int on;
 	int h2pk; /* speak HTTP/2 prior knowledge (the token URL is the uplink's) */
+	int own;  /* the token URL is on the uplink's server (pinned_key applies) */
 	char url[1024];
 	char *basic;         /* "authorization: Basic ..." (holds the secret: wiped at the end) */
 	char *token;         /* RN_TOKEN_MAX + 1 bytes; "" = none usable */
@@ -233,8 +234,8 @@ int rn_uplink_create(struct rn_uplink **out, const struct rn_uplink_options *opt
 			snprintf(t->url, sizeof(t->url), "%.*s/oidc/v1/token", (int)base, opt->url);
 		/* the uplink's own server speaks HTTP/2 only on an http:// URL (h2c); another
 		 * http:// endpoint is taken for an HTTP/1.1 one */
-		t->h2pk = !strncmp(t->url, "http:", 5) && !strncmp(t->url, opt->url, base) &&
-			  t->url[base] == '/';
+		t->own = !strncmp(t->url, opt->url, base) && t->url[base] == '/';
+		t->h2pk = !strncmp(t->url, "http:", 5) && t->own;
 		if (!(t->basic = rn_malloc(bl)) || !(t->token = rn_calloc(1, RN_TOKEN_MAX + 1)) ||
 		    rn_token_basic_header(opt->client_id, opt->client_secret, t->basic, bl))
 			goto nomem;
@@ -699,6 +700,30 @@ static int closesocket_cb(void *clientp, curl_socket_t fd)
 	return close(fd);
 }
 
+/*
+ * TLS of a request: verification stays on (libcurl's default); these narrow whom the agent
+ * trusts and say who it is. The calls and the token request share them (the token endpoint
+ * is the same server by default, and a private CA or mTLS applies to it too); the pin names
+ * the ingest server's key, so it is applied to the token request only when that goes to the
+ * uplink's own server (pin = 0 otherwise).
+ */
+static void tls_setopts(CURL *e, const struct rn_uplink_options *o, int pin)
+{
+	if (o->ca_file)
+		curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_file);
+	if (o->cert_file) {
+		curl_easy_setopt(e, CURLOPT_SSLCERT, o->cert_file);
+		curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
+	}
+	if (o->key_file) {
+		curl_easy_setopt(e, CURLOPT_SSLKEY, o->key_file);
+		curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
+	}
+	if (pin && o->pinned_key)
+		curl_easy_setopt(e, CURLOPT_PINNEDPUBLICKEY, o->pinned_key);
+	curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+}
+
 static int open_call(struct ustream *s)
 {
 	struct rn_uplink *u = s->u;
@@ -766,21 +791,7 @@ static int open_call(struct ustream *s)
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	/* the agent speaks HTTP/2 and nothing else: no other scheme, even by mistake */
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	/* TLS: verification stays on (libcurl's default); these narrow whom the agent trusts
-	 * and say who it is */
-	if (u->opt.ca_file)
-		curl_easy_setopt(e, CURLOPT_CAINFO, u->opt.ca_file);
-	if (u->opt.cert_file) {
-		curl_easy_setopt(e, CURLOPT_SSLCERT, u->opt.cert_file);
-		curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
-	}
-	if (u->opt.key_file) {
-		curl_easy_setopt(e, CURLOPT_SSLKEY, u->opt.key_file);
-		curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
-	}
-	if (u->opt.pinned_key)
-		curl_easy_setopt(e, CURLOPT_PINNEDPUBLICKEY, u->opt.pinned_key);
-	curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	tls_setopts(e, &u->opt, 1);
 	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 64L * 1024); /* acks are small */
 	curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 256L * 1024);
 	s->errbuf[0] = 0;
@@ -1057,6 +1068,7 @@ static int token_start(struct rn_uplink *u, int64_t now)
 	/* its own connection: the calls' connections are never shared (DESIGN.md) */
 	curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
 	curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+	tls_setopts(e, &u->opt, t->own);
 	if (curl_multi_add_handle(u->multi, e) != CURLM_OK)
 		return RN_ENOMEM;
 	(void)now;

@@ -43,6 +43,11 @@ TLS: --ca FILE makes the channel TLS (grpc.ssl_channel_credentials, ALPN h2) tru
 server certificate is checked against (default: the host of ADDR). A channel that does not
 become ready within --connect-timeout seconds (a refused handshake) prints
 {"connected": false, "error": ...} and exits 3.
+OAuth: --token-url URL --client-id ID --client-secret S first gets an access token as the
+Zerobus SDKs do (POST of grant_type=client_credentials, scope=all-apis, resource and
+authorization_details naming --table's catalog, schema and table, HTTP Basic client id and
+secret; over https trusting --ca when given) and then streams with it as --token; a refused
+token request prints {"token_status": N, "token_error": ...} and exits 4.
 """
 import argparse
 import json
@@ -64,6 +69,44 @@ def load_protos():
     from zerobus import zerobus_service_pb2 as zb
     from runnel.v1 import record_pb2 as rec
     return zb, rec
+
+
+def fetch_token(a):
+    """The client-credentials request of the Zerobus SDKs (reference section 4): returns
+    the access_token, or prints the refusal and exits 4."""
+    import base64
+    import ssl
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+    cat, sch, _ = a.table.split('.', 2)
+    priv = 'unity_catalog_privileges'
+    details = [
+        {'type': priv, 'privileges': ['USE CATALOG'], 'object_type': 'CATALOG',
+         'object_full_path': cat},
+        {'type': priv, 'privileges': ['USE SCHEMA'], 'object_type': 'SCHEMA',
+         'object_full_path': f'{cat}.{sch}'},
+        {'type': priv, 'privileges': ['SELECT', 'MODIFY'], 'object_type': 'TABLE',
+         'object_full_path': a.table, 'operations': ['zerobuswrite']},
+    ]
+    body = urllib.parse.urlencode({
+        'grant_type': 'client_credentials', 'scope': 'all-apis',
+        'resource': 'api://databricks/workspaces/1/zerobusDirectWriteApi',
+        'authorization_details': json.dumps(details)}).encode()
+    basic = base64.b64encode(f'{a.client_id}:{a.client_secret}'.encode()).decode()
+    req = urllib.request.Request(a.token_url, data=body, method='POST', headers={
+        'Content-Type': 'application/x-www-form-urlencoded', 'Authorization': f'Basic {basic}'})
+    ctx = ssl.create_default_context(cafile=a.ca) if a.ca else None
+    try:
+        with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
+            return json.loads(r.read())['access_token']
+    except urllib.error.HTTPError as e:
+        try:
+            err = json.loads(e.read()).get('error')
+        except ValueError:
+            err = None
+        print(json.dumps({'token_status': e.code, 'token_error': err}))
+        sys.exit(4)
 
 
 def pushback_of(err):
@@ -156,7 +199,12 @@ def main():
     ap.add_argument('--ephemeral', action='store_true')
     ap.add_argument('--stream-id')
     ap.add_argument('--no-table-name', action='store_true')
+    ap.add_argument('--token-url')
+    ap.add_argument('--client-id')
+    ap.add_argument('--client-secret')
     a = ap.parse_args()
+    if a.token_url:
+        a.token = fetch_token(a)
     if a.mode == 'slow-reader':
         print(json.dumps(slow_reader(a.addr, a.pause_ms or 20000)))
         return
