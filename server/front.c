@@ -388,7 +388,7 @@ static void refuse(struct rn_call *k, int http, int status, const char *msg)
  * to the server at END_STREAM (or at once when the body passes max_message: the server then
  * answers 413 and the rest of the upload is discarded); the answer is one HEADERS frame and
  * the body as DATA ending the stream (a client still uploading then gets RST_STREAM
- * NO_ERROR, as frame_send_cb does for gRPC). A stream that closes before the answer tells
+ * NO_ERROR a second later: frame_send_cb). A stream that closes before the answer tells
  * the server through request_gone (call_unlink_free).
  */
 static ssize_t rest_read_cb(nghttp2_session *s, int32_t sid, uint8_t *buf, size_t len,
@@ -841,13 +841,13 @@ static int data_chunk_cb(nghttp2_session *s, uint8_t flags, int32_t sid, const u
 }
 
 /*
- * After a call's trailers (or the DATA ending a plain HTTP answer) while the client is still
- * sending: RST_STREAM(NO_ERROR), as gRPC servers do (RFC 9113 8.1), so the client stops
- * uploading into a finished call and sees it end now (libcurl 7.88 holds the trailers of a
- * stream whose upload is open until the stream is closed). Data already on the way is
- * discarded by nghttp2.
+ * After a call's trailers while the client is still sending: RST_STREAM(NO_ERROR), as gRPC servers
+ * do (RFC 9113 8.1), so the client stops uploading into a finished call and sees it end now
+ * (libcurl 7.88 holds the trailers of a stream whose upload is open until the stream is closed).
+ * Data already on the way is discarded by nghttp2.
  *
- * Not after a trailers-only answer (a refusal: one HEADERS frame with END_STREAM): libcurl
+ * Not after a trailers-only answer (a refusal: one HEADERS frame with END_STREAM), nor after
+ * a plain HTTP answer (REST, which may come before the whole body, as 413 does): libcurl
  * 7.88 drops the response headers of a stream whose HEADERS and RST_STREAM it reads in one
  * go, so the client would never see the status, and with its upload paused would never see
  * the end either (uplink.c end_unread_calls). END_STREAM on that one frame already tells
@@ -859,18 +859,22 @@ static int data_chunk_cb(nghttp2_session *s, uint8_t flags, int32_t sid, const u
 
 static int frame_send_cb(nghttp2_session *s, const nghttp2_frame *f, void *user)
 {
+	struct rn_call *k;
 	(void)user;
-	if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_RESPONSE &&
-	    (f->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
-	    nghttp2_session_get_stream_remote_close(s, f->hd.stream_id) == 0) {
-		struct rn_call *k = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+	if (!(f->hd.flags & NGHTTP2_FLAG_END_STREAM) ||
+	    nghttp2_session_get_stream_remote_close(s, f->hd.stream_id) != 0)
+		return 0;
+	k = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+	if ((f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_RESPONSE) ||
+	    (f->hd.type == NGHTTP2_DATA && k && k->rest)) {
+		/* late: the answer first (a REST answer before the whole body, e.g. 413, is
+		 * read by libcurl 7.88 only without a reset in the same read; the rest of the
+		 * upload is granted window and discarded meanwhile) */
 		if (k)
 			k->reset_at_us = rn_mono_us() + LATE_RESET_US;
+		return 0;
 	}
-	if ((f->hd.type == NGHTTP2_DATA ||
-	     (f->hd.type == NGHTTP2_HEADERS && f->headers.cat != NGHTTP2_HCAT_RESPONSE)) &&
-	    (f->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
-	    nghttp2_session_get_stream_remote_close(s, f->hd.stream_id) == 0)
+	if (f->hd.type == NGHTTP2_DATA || f->hd.type == NGHTTP2_HEADERS)
 		nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_NO_ERROR);
 	return 0;
 }
