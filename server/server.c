@@ -3337,15 +3337,6 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 		goto fail;
 	int ports[RN_ADDR_LIST_MAX];
 	char where[RN_ADDR_LIST_MAX * 60];
-	format_listen(where, sizeof(where), lis, ports,
-		      rn_front_ports(s->front, ports, RN_ADDR_LIST_MAX));
-	rn_log_info("server", "runnel-server %s listening on %s data_root=%s%s", RN_VERSION, where,
-		    conf->data_root,
-		    s->tls ? (conf->tls_client_auth == RN_TLS_CLIENT_REQUIRE ? " tls=mtls"
-			      : conf->tls_client_auth == RN_TLS_CLIENT_OPTIONAL
-				      ? " tls=mtls-optional"
-				      : " tls=on")
-			   : " tls=off");
 	if (conf->metrics_listen) {
 		struct rn_metrics_handler mh = {.ctx = s,
 						.render = render_metrics,
@@ -3366,6 +3357,16 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 		rn_log_info("server", "metrics on %s (/metrics, /healthz, REST)%s", where,
 			    s->metrics_tls ? " over https" : "");
 	}
+	/* last: the line says the server serves (the metrics port, if any, is up already) */
+	format_listen(where, sizeof(where), lis, ports,
+		      rn_front_ports(s->front, ports, RN_ADDR_LIST_MAX));
+	rn_log_info("server", "runnel-server %s listening on %s data_root=%s%s", RN_VERSION, where,
+		    conf->data_root,
+		    s->tls ? (conf->tls_client_auth == RN_TLS_CLIENT_REQUIRE ? " tls=mtls"
+			      : conf->tls_client_auth == RN_TLS_CLIENT_OPTIONAL
+				      ? " tls=mtls-optional"
+				      : " tls=on")
+			   : " tls=off");
 	*out = s;
 	return 0;
 fail:
