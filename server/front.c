@@ -199,6 +199,19 @@ static void refusal_summary(void *ctx, const struct rn_refuselog_kind *k, uint64
 
 static void conn_free(struct conn *c);
 
+int rn_front_note_refusal(struct rn_front *f, const char *addr)
+{
+	if (!rn_throttle_note(&f->throttle, addr, rn_mono_us()))
+		return 0;
+	throttle_start(f, addr);
+	return 1;
+}
+
+int rn_front_throttled(struct rn_front *f, const char *addr)
+{
+	return rn_throttle_blocked(&f->throttle, addr, rn_mono_us());
+}
+
 /* Unfinished messages smaller than this are never refused below twice the budget: the
  * messages of well-behaved clients are small and finish within a few DATA frames. */
 #define PARTIAL_SMALL ((size_t)64 << 10)

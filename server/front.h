@@ -133,6 +133,16 @@ struct rn_front_stats {
 	uint64_t tls_failed[4];         /* TLS handshakes failed, by enum rn_tls_reason */
 };
 
+/*
+ * The per-address refusal throttle (refuse_throttle, refuse_cooldown) for refusals the server
+ * decides outside a gRPC call (REST requests on either port): rn_front_note_refusal counts one
+ * against addr (the client address without its port) as a refused call is counted, and
+ * returns 1 when that throttles addr (its connections to this port are then closed, as for
+ * calls); rn_front_throttled says whether addr is throttled now.
+ */
+int rn_front_note_refusal(struct rn_front *f, const char *addr);
+int rn_front_throttled(struct rn_front *f, const char *addr);
+
 /* Listens on opt's addresses (or host:port) and serves on base; opt and h are copied. 0,
  * RN_EINVAL (not an IPv4 or IPv6 literal, too many addresses), RN_EIO (cannot listen on one:
  * none is left open), RN_ENOMEM. */

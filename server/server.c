@@ -595,7 +595,8 @@ struct rn_server {
 		uint64_t acks, wal_syncs, wal_sync_errors;
 		uint64_t flushes, flush_errors;
 		uint64_t calls, calls_rejected;
-		uint64_t calls_denied;                       /* PERMISSION_DENIED */
+		uint64_t calls_denied;   /* PERMISSION_DENIED */
+		uint64_t rest_throttled; /* REST requests answered 429 for a throttled address */
 		uint64_t calls_revoked, calls_token_expired; /* ended while open */
 		uint64_t streams_retired, streams_expired;   /* persistent streams let go */
 		uint64_t tokens_issued, token_refusals;      /* POST /oidc/v1/token */
@@ -2072,9 +2073,25 @@ static void rest_reply(struct rn_server *s, struct rn_httpx *x, enum rn_rest_rou
 
 /* A refusal while the request is being handled: logged like refused gRPC calls (first of a
  * kind at once, the rest summed up per period), then answered. */
+/* The address of a peer "address:port" or "[address]:port", without the port. */
+static void peer_addr(const char *peer, char *out, size_t cap)
+{
+	const char *end = peer[0] == '[' ? strchr(peer, ']') : strrchr(peer, ':');
+	size_t n = end ? (size_t)(end - peer) : strlen(peer);
+	if (peer[0] == '[' && end)
+		peer++, n--;
+	snprintf(out, cap, "%.*s", (int)n, peer);
+}
+
 static void rest_log_refusal(struct rn_server *s, const struct rn_httpx *x, int http,
 			     const char *msg)
 {
+	char addr[64];
+	/* counted against the address as refused gRPC calls are (not the server's own 429) */
+	if (http != 429 && x->req.peer) {
+		peer_addr(x->req.peer, addr, sizeof(addr));
+		rn_front_note_refusal(s->front, addr);
+	}
 	/* refusals under pressure come in bursts; the server logs the episode */
 	if (http == 429)
 		rn_log_debug("rest", "%s: %s %s refused: %d %s", x->req.peer, x->req.method,
@@ -2309,7 +2326,21 @@ static void on_rest_request(void *ctx, struct rn_httpx *x)
 	struct rn_server *s = ctx;
 	const struct rn_httpx_request *q = &x->req;
 	struct rn_rest_target t;
+	char addr[64], ra[24];
 	int http = rn_rest_route(q->method, q->path, q->path_len, q->query, q->content_type, &t);
+	if (q->peer) {
+		/* a throttled address costs nothing more: no credentials checked, no body read */
+		peer_addr(q->peer, addr, sizeof(addr));
+		if (rn_front_throttled(s->front, addr)) {
+			snprintf(ra, sizeof(ra), "%lld",
+				 (long long)(s->conf.refuse_cooldown_ms + 999) / 1000);
+			s->stats.rest_throttled++;
+			return rest_reply(s, x, t.route, 429, "TOO_MANY_REQUESTS",
+					  "this address is throttled for too many refused requests "
+					  "(refuse_throttle)",
+					  "Retry-After", ra);
+		}
+	}
 	if (http)
 		return rest_refuse(s, x, t.route, http, t.code, t.why, t.allow ? "Allow" : NULL,
 				   t.allow);
@@ -3412,6 +3443,10 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	  "table, "
 	  "another principal's stream).",
 	  s->stats.calls_denied);
+	F("rest_throttled_total", "counter",
+	  "REST and token requests answered 429 at once: their address is throttled "
+	  "(refuse_throttle).",
+	  s->stats.rest_throttled);
 	F("calls_revoked_total", "counter",
 	  "Open calls ended by a reload that removed or narrowed their principal.",
 	  s->stats.calls_revoked);

@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { Server, serverBin, tmpDir, waitFor, zbClient } from './lib/harness.mjs';
@@ -257,6 +258,65 @@ test('refuse_throttle: 50,000 unauthenticated calls from one address are throttl
     await waitFor(async () => (await server.metric('peers_throttled')) === 0, { what: 'no address throttled' });
     const g = await good.stop();
     assert.ok(g.latency_ms.p99 < P99_SANE_MS, `p99 ${g.latency_ms.p99} ms`);
+  } finally {
+    good.proc.kill();
+    await server.stop();
+  }
+});
+
+// One HTTP/1.1 request from localAddress; resolves {status, headers, body}.
+function httpReq(port, path, { localAddress, headers = {}, body = '' } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path, method: 'POST', localAddress, headers, agent: false },
+      (res) => {
+        let text = '';
+        res.on('data', (d) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: text }));
+      });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+test('refuse_throttle covers REST and token requests: a throttled address gets 429 at once, others are served', async () => {
+  const dir = tmpDir('abuse-rest-throttle');
+  const server = await startServer({ dir, token: 'good-token', extra: 'refuse_cooldown = "2s"; refuse_throttle = 20;' });
+  const good = new GoodClient(server, { token: 'good-token' });
+  try {
+    await good.progress(5);
+    const form = { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from('nobody:wrong').toString('base64')}` };
+    const bad = { 'content-type': 'application/json', authorization: 'Bearer wrong' };
+    // wrong-token inserts, in waves of 40 at once, until the address is throttled (more
+    // than 20 refusals within one second)
+    let refused = 0;
+    let r;
+    for (let wave = 0; !r; wave++) {
+      assert.ok(wave < 100, 'never throttled');
+      const rs = await Promise.all(Array.from({ length: 40 }, () => httpReq(server.metricsPort,
+        `/zerobus/v1/tables/${TABLE}/insert`, { localAddress: '127.0.0.2', headers: bad, body: '[{"a":1}]' })));
+      refused += rs.filter((x) => x.status === 401).length;
+      r = rs.find((x) => x.status !== 401);
+    }
+    console.log(`# ${refused} refused inserts, then ${r.status}`);
+    assert.ok(refused >= 20, `throttled after ${refused} refusals`);
+    assert.equal(r.status, 429, r.body);
+    assert.equal(JSON.parse(r.body).error_code, 'TOO_MANY_REQUESTS');
+    assert.ok(Number(r.headers['retry-after']) >= 1, JSON.stringify(r.headers));
+    // while throttled a token request costs nothing: 429 at once, no secret checked
+    const t = await httpReq(server.metricsPort, '/oidc/v1/token', { localAddress: '127.0.0.2', headers: form, body: 'grant_type=client_credentials' });
+    assert.equal(t.status, 429, t.body);
+    assert.ok(await server.metric('rest_throttled_total') >= 2);
+    // another address is served meanwhile, on the HTTP port and with gRPC
+    const ok = await httpReq(server.metricsPort, `/zerobus/v1/tables/${TABLE}/insert`,
+      { localAddress: '127.0.0.1', headers: { 'content-type': 'application/json', authorization: 'Bearer good-token' }, body: '[{"a":1}]' });
+    assert.equal(ok.status, 200, ok.body);
+    await good.progress(10);
+    const g = await good.stop();
+    assert.ok(g.latency_ms.p99 < P99_SANE_MS, `p99 ${g.latency_ms.p99} ms`);
+    // after the cool-down the address is heard again (and refused for its credentials)
+    await waitFor(async () => (await server.metric('peers_throttled')) === 0, { what: 'no address throttled' });
+    const again = await httpReq(server.metricsPort, '/oidc/v1/token', { localAddress: '127.0.0.2', headers: form, body: 'grant_type=client_credentials' });
+    assert.equal(again.status, 401);
   } finally {
     good.proc.kill();
     await server.stop();
