@@ -78,7 +78,8 @@ static const struct rn_conf_key column_keys[] = {
 	 .offset = CC(from),
 	 .help = "a date column holding the UTC day of this timestamp column (declared before it); "
 		 "\"event_time\" without such a column = the agent envelope's event time (else the "
-		 "receive time)"},
+		 "receive time); \"principal\" (a string column) = the name of the principal that "
+		 "wrote the row, whatever the record says"},
 	{.key = NULL},
 };
 #undef CC
@@ -763,6 +764,42 @@ static int load_descriptors(struct rn_server *s, const char *table)
 	return bad;
 }
 
+/*
+ * An ephemeral stream's principal, durably beside the registry as data_root/_streams/<id>.owner
+ * = "principal\n", written when the stream is made (before any of its batches can be acked),
+ * so records replayed from the WAL after a crash get the principal they were written by (a
+ * persistent stream keeps it in its registry entry, register_stream).
+ */
+static int save_owner(struct rn_server *s, const struct srv_stream *st)
+{
+	char name[128], text[RN_PRINCIPAL_NAME_MAX + 2];
+	int n = snprintf(text, sizeof(text), "%s\n", st->owner);
+	struct rn_fs_piece p = {text, (size_t)n};
+	snprintf(name, sizeof(name), "%s.owner", st->id);
+	return rn_write_file_atomic(s->streams_dir, name, &p, 1) ? RN_EIO : 0;
+}
+
+static void load_owner(struct rn_server *s, struct srv_stream *st)
+{
+	char path[4096];
+	FILE *f;
+	_Static_assert(RN_PRINCIPAL_NAME_MAX == 64, "the width below");
+	snprintf(path, sizeof(path), "%s/%s.owner", s->streams_dir, st->id);
+	if (!(f = fopen(path, "r")))
+		return; /* made before owners were kept: unknown */
+	if (fscanf(f, "%64s", st->owner) != 1) {
+		st->owner[0] = 0;
+		rn_log_warn("server", "ignoring unreadable stream owner %s", path);
+	}
+	fclose(f);
+}
+
+/* The principal for rn_mat_add_as: NULL when not known. */
+static const char *owner_of(const struct srv_stream *st)
+{
+	return st && st->owner[0] ? st->owner : NULL;
+}
+
 static int load_registry(struct rn_server *s)
 {
 	DIR *d = opendir(s->streams_dir);
@@ -828,7 +865,8 @@ static int replay_entry(void *ctx, const struct rn_wal_entry *e)
 				      e->record_type)))
 			return RN_ENOMEM;
 		load_clock(s, st); /* an ephemeral stream's */
-		st->ended_us = 1;  /* its call ended with the last run */
+		load_owner(s, st);
+		st->ended_us = 1; /* its call ended with the last run */
 	}
 	if (e->offset > st->last_durable)
 		st->last_durable = st->last_received = e->offset;
@@ -836,8 +874,9 @@ static int replay_entry(void *ctx, const struct rn_wal_entry *e)
 	 * txn pass the ones before, which would then be skipped as already committed */
 	struct srv_failing *f = find_failing(s, table);
 	if (!f) {
-		if (!(rc = rn_mat_add(s->mat, table, sid, e->offset, e->record_type, e->batch,
-				      e->batch_len, st->has_clock ? &st->clock : NULL))) {
+		if (!(rc = rn_mat_add_as(s->mat, table, sid, e->offset, e->record_type, e->batch,
+					 e->batch_len, st->has_clock ? &st->clock : NULL,
+					 owner_of(st)))) {
 			s->mat_dirty = 1;
 			return 0;
 		}
@@ -948,10 +987,11 @@ static int retry_entry(void *ctx, const struct rn_wal_entry *e)
 				      e->record_type)))
 			return RN_ENOMEM;
 		load_clock(s, st);
+		load_owner(s, st);
 		st->ended_us = 1;
 	}
-	int rc = rn_mat_add(s->mat, r->table, sid, e->offset, e->record_type, e->batch,
-			    e->batch_len, st->has_clock ? &st->clock : NULL);
+	int rc = rn_mat_add_as(s->mat, r->table, sid, e->offset, e->record_type, e->batch,
+			       e->batch_len, st->has_clock ? &st->clock : NULL, owner_of(st));
 	if (!rc)
 		r->added++;
 	return rc;
@@ -1227,11 +1267,11 @@ static void sync_cb(evutil_socket_t fd, short what, void *arg)
 	rn_front_flush(s->front);
 }
 
-/* Deletes _streams/<id>.desc and <id>.clock (an ended ephemeral stream's). */
+/* Deletes _streams/<id>.desc, <id>.clock and <id>.owner (an ended ephemeral stream's). */
 static void unlink_stream_files(struct rn_server *s, const char *id)
 {
-	static const char *const ext[] = {".desc", ".clock"};
-	for (size_t i = 0; i < 2; i++) {
+	static const char *const ext[] = {".desc", ".clock", ".owner"};
+	for (size_t i = 0; i < sizeof(ext) / sizeof(ext[0]); i++) {
 		char path[4200];
 		snprintf(path, sizeof(path), "%s/%s%s", s->streams_dir, id, ext[i]);
 		if (rn_fs_unlink(path) && errno != ENOENT)
@@ -1345,7 +1385,7 @@ static void retire_pending(struct rn_server *s)
 	}
 }
 
-/* At start, after recovery: .desc and .clock files of streams that are not registered
+/* At start, after recovery: .desc, .clock and .owner files of streams that are not registered
  * belong to ephemeral streams of earlier runs (all over by now). */
 static void sweep_stream_files(struct rn_server *s)
 {
@@ -1359,7 +1399,7 @@ static void sweep_stream_files(struct rn_server *s)
 		const char *dot = strrchr(de->d_name, '.');
 		size_t len = dot ? (size_t)(dot - de->d_name) : 0;
 		if (de->d_name[0] == '.' || !dot || len >= sizeof(id) ||
-		    (strcmp(dot, ".desc") && strcmp(dot, ".clock")))
+		    (strcmp(dot, ".desc") && strcmp(dot, ".clock") && strcmp(dot, ".owner")))
 			continue;
 		memcpy(id, de->d_name, len);
 		id[len] = 0;
@@ -1450,8 +1490,9 @@ static int refill_entry(void *ctx, const struct rn_wal_entry *e)
 	sid[e->stream_id_len] = 0;
 	st = find_stream(r->s, e->stream_id, e->stream_id_len);
 	r->added++;
-	return rn_mat_refill_add(r->m, r->table, sid, e->offset, e->record_type, e->batch,
-				 e->batch_len, st && st->has_clock ? &st->clock : NULL);
+	return rn_mat_refill_add_as(r->m, r->table, sid, e->offset, e->record_type, e->batch,
+				    e->batch_len, st && st->has_clock ? &st->clock : NULL,
+				    owner_of(st));
 }
 
 /*
@@ -1726,6 +1767,9 @@ static void on_create(struct rn_server *s, struct rn_call *c, struct call_state 
 	st->used_s = (int64_t)time(NULL);
 	if (cs->persistent && register_stream(s, st))
 		return rn_call_finish(c, RN_GRPC_UNAVAILABLE, "cannot register the stream durably");
+	if (!cs->persistent && save_owner(s, st))
+		return rn_call_finish(c, RN_GRPC_UNAVAILABLE,
+				      "cannot keep the stream's principal durably");
 	if (stream_clock(s, st, cs))
 		return rn_call_finish(c, RN_GRPC_UNAVAILABLE,
 				      "cannot keep the stream's clock reference durably");
@@ -1891,8 +1935,8 @@ static void on_ingest(struct rn_server *s, struct rn_call *c, struct call_state 
 		blen = s->single.len;
 	}
 	fault_arm();
-	rc = rn_mat_add(s->mat, st->table, st->id, r->offset, st->record_type, batch, blen,
-			st->has_clock ? &st->clock : NULL);
+	rc = rn_mat_add_as(s->mat, st->table, st->id, r->offset, st->record_type, batch, blen,
+			   st->has_clock ? &st->clock : NULL, owner_of(st));
 	fault_disarm(rc);
 	if (rc == RN_EINVAL)
 		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, rn_mat_errmsg(s->mat));
@@ -2165,21 +2209,33 @@ static void on_rest_gone(void *ctx, struct rn_httpx *x)
 	}
 }
 
-/* The table's REST stream of this run, made on first use; NULL when out of memory. */
-static struct srv_stream *rest_stream(struct rn_server *s, const char *table)
+/*
+ * The REST stream of this run for (table, principal), made on first use, its principal kept
+ * durably (save_owner) before any of its batches is; NULL when out of memory or that file
+ * cannot be written. One per pair, so a stream has one writer whose name every row of it
+ * gets; bounded: principals come from the config.
+ */
+static struct srv_stream *rest_stream(struct rn_server *s, const char *table, const char *principal)
 {
 	struct srv_stream *st;
 	uuid_t u;
 	char id[37];
 	for (st = s->streams; st; st = st->next)
-		if (st->rest && !strcmp(st->table, table))
+		if (st->rest && !strcmp(st->table, table) && !strcmp(st->owner, principal))
 			return st;
 	uuid_generate_random(u);
 	uuid_unparse_lower(u, id);
 	if (!(st = add_stream(s, id, strlen(id), table, strlen(table), RN_MAT_JSON)))
 		return NULL;
+	snprintf(st->owner, sizeof(st->owner), "%s", principal);
+	if (save_owner(s, st)) {
+		rn_log_warn("server", "stream %s: cannot keep its principal durably", id);
+		st->ended_us = rn_mono_us(); /* never used: forget_ended drops it */
+		return NULL;
+	}
 	st->rest = 1;
-	rn_log_info("server", "stream %s created for REST inserts into table %s", id, table);
+	rn_log_info("server", "stream %s created for REST inserts into table %s by principal %s",
+		    id, table, principal);
 	return st;
 }
 
@@ -2279,14 +2335,15 @@ static void rest_insert(struct rn_server *s, struct rn_httpx *x, const struct rn
 			 (long long)(pushback > 0 ? (pushback + 999) / 1000 : 1));
 		return rest_refuse(s, x, route, 429, "RESOURCE_EXHAUSTED", msg, "Retry-After", ra);
 	}
-	if (!(p = rn_calloc(1, sizeof(*p))) || !(st = rest_stream(s, t->table))) {
+	if (!(p = rn_calloc(1, sizeof(*p))) ||
+	    !(st = rest_stream(s, t->table, principal ? principal : ""))) {
 		rn_free(p);
 		REFUSE(503, "TEMPORARILY_UNAVAILABLE", "out of memory");
 	}
 	offset = st->last_received + 1;
 	fault_arm();
-	rc = rn_mat_add(s->mat, st->table, st->id, offset, RN_MAT_JSON, s->rest_batch.data,
-			s->rest_batch.len, NULL);
+	rc = rn_mat_add_as(s->mat, st->table, st->id, offset, RN_MAT_JSON, s->rest_batch.data,
+			   s->rest_batch.len, NULL, owner_of(st));
 	fault_disarm(rc);
 	if (rc) {
 		rn_free(p);

@@ -1048,6 +1048,7 @@ struct pq_sink {
 	const uint8_t *env_bytes;
 	size_t env_len;
 	const char *stream_id;
+	const char *principal; /* who wrote the batch (rn_mat_add_as), or NULL */
 	int64_t now;
 	struct rn_buf *scratch;
 	/* partitioned tables: the record's writer calls, and its partition values as text in
@@ -1167,6 +1168,13 @@ static int put_derived(struct pq_sink *k, size_t col)
 	const struct rec *r = k->env;
 	int src = t->derive[col];
 	int64_t us;
+	if (src == RN_PART_FROM_PRINCIPAL) {
+		/* unknown (a stream from before owners were kept): null, or "" if NOT NULL */
+		const char *p = k->principal;
+		if (!p && k->stack[0]->fields[col].nullable)
+			return emit(k, OP_NULL, col, 0, 0, NULL, 0);
+		return emit(k, OP_BYTES, col, 0, 0, p ? p : "", p ? strlen(p) : 0);
+	}
 	if (src == RN_PART_FROM_ENVELOPE)
 		us = r && r->has_event ? r->event : r && r->has_receive ? r->receive : k->now;
 	else if (t->top_set[src])
@@ -1209,7 +1217,10 @@ static int k_f64(void *c, const struct rn_field *f, double v)
 static int k_bytes(void *c, const struct rn_field *f, const void *p, size_t n)
 {
 	struct pq_sink *k = c;
-	return emit(k, OP_BYTES, col_of(k, f), 0, 0, p, n);
+	size_t col = col_of(k, f);
+	if (derived(k, col)) /* a record cannot name its own principal */
+		return put_derived(k, col);
+	return emit(k, OP_BYTES, col, 0, 0, p, n);
 }
 
 static int k_dec(void *c, const struct rn_field *f, rn_i128 u)
@@ -1402,12 +1413,16 @@ static int route_row(struct rn_mat *m, struct mat_table *t, struct pq_sink *k, c
  * row. Errors other than a misfit (memory) are returned.
  */
 static int add_typed_row(struct rn_mat *m, struct mat_table *t, const char *stream_id,
-			 int record_type, const struct rn_protoplan *plan, const uint8_t *p,
-			 size_t len, int64_t now, const struct rn_mat_clock *clk, char *why,
-			 size_t cap)
+			 const char *principal, int record_type, const struct rn_protoplan *plan,
+			 const uint8_t *p, size_t len, int64_t now, const struct rn_mat_clock *clk,
+			 char *why, size_t cap)
 {
-	struct pq_sink k = {
-		.w = t->pq, .t = t, .stream_id = stream_id, .now = now, .scratch = &m->scratch};
+	struct pq_sink k = {.w = t->pq,
+			    .t = t,
+			    .stream_id = stream_id,
+			    .principal = principal,
+			    .now = now,
+			    .scratch = &m->scratch};
 	static const struct rn_row_sink sink_fns = {NULL,  k_null,  k_i64, k_f64,    k_bytes,
 						    k_dec, k_begin, k_end, k_missing};
 	struct rn_row_sink sink = sink_fns;
@@ -1693,7 +1708,7 @@ void rn_mat_stats(const struct rn_mat *m, struct rn_mat_stats *st)
  * the caller rebuilds. */
 static int add_rows(struct rn_mat *m, struct mat_table *t, const char *stream_id, int64_t offset,
 		    int record_type, const uint8_t *batch, size_t len, int64_t now,
-		    const struct rn_mat_clock *clk)
+		    const struct rn_mat_clock *clk, const char *principal)
 {
 	struct rn_pb_reader rd;
 	struct rn_pb_field f;
@@ -1716,8 +1731,8 @@ static int add_rows(struct rn_mat *m, struct mat_table *t, const char *stream_id
 				first_index = index;
 			}
 		} else {
-			rc = add_typed_row(m, t, stream_id, record_type, plan, f.ptr, f.len, now,
-					   clk, why, sizeof(why));
+			rc = add_typed_row(m, t, stream_id, principal, record_type, plan, f.ptr,
+					   f.len, now, clk, why, sizeof(why));
 			if (!rc && why[0]) {
 				if (!dead++) {
 					snprintf(first_why, sizeof(first_why), "%s", why);
@@ -1830,6 +1845,14 @@ int rn_mat_refill_add(struct rn_mat *m, const char *table, const char *stream_id
 		      int record_type, const uint8_t *batch, size_t len,
 		      const struct rn_mat_clock *clk)
 {
+	return rn_mat_refill_add_as(m, table, stream_id, offset, record_type, batch, len, clk,
+				    NULL);
+}
+
+int rn_mat_refill_add_as(struct rn_mat *m, const char *table, const char *stream_id, int64_t offset,
+			 int record_type, const uint8_t *batch, size_t len,
+			 const struct rn_mat_clock *clk, const char *principal)
+{
 	struct mat_table *t = m->refilling;
 	int rc;
 	if (!t || strcmp(t->name, table))
@@ -1838,7 +1861,8 @@ int rn_mat_refill_add(struct rn_mat *m, const char *table, const char *stream_id
 		return 0;
 	if ((rc = check_batch(m, batch, len)))
 		return rc;
-	if ((rc = add_rows(m, t, stream_id, offset, record_type, batch, len, rn_now_us(), clk)))
+	if ((rc = add_rows(m, t, stream_id, offset, record_type, batch, len, rn_now_us(), clk,
+			   principal)))
 		return fail(m, rc, "table %s: cannot add record again: %s", table, rn_strerror(rc));
 	t->pending_bytes += len;
 	m->pending_bytes += len;
@@ -1847,6 +1871,13 @@ int rn_mat_refill_add(struct rn_mat *m, const char *table, const char *stream_id
 
 int rn_mat_add(struct rn_mat *m, const char *table, const char *stream_id, int64_t offset,
 	       int record_type, const uint8_t *batch, size_t len, const struct rn_mat_clock *clk)
+{
+	return rn_mat_add_as(m, table, stream_id, offset, record_type, batch, len, clk, NULL);
+}
+
+int rn_mat_add_as(struct rn_mat *m, const char *table, const char *stream_id, int64_t offset,
+		  int record_type, const uint8_t *batch, size_t len, const struct rn_mat_clock *clk,
+		  const char *principal)
 {
 	struct mat_table *t;
 	int rc;
@@ -1863,7 +1894,8 @@ int rn_mat_add(struct rn_mat *m, const char *table, const char *stream_id, int64
 	/* validate the list before touching the builders */
 	if ((rc = check_batch(m, batch, len)))
 		return rc;
-	if ((rc = add_rows(m, t, stream_id, offset, record_type, batch, len, rn_now_us(), clk))) {
+	if ((rc = add_rows(m, t, stream_id, offset, record_type, batch, len, rn_now_us(), clk,
+			   principal))) {
 		/* all of the batch or none of it: the builders go back to the batches before
 		 * it, refilled by the caller (now, or at the next call if that fails too); the
 		 * batch is not in the caller's log yet, and the client sends it again */

@@ -169,6 +169,19 @@ int rn_mat_refill_add(struct rn_mat *m, const char *table, const char *stream_id
 		      int record_type, const uint8_t *batch, size_t len,
 		      const struct rn_mat_clock *clk);
 
+/*
+ * rn_mat_add and rn_mat_refill_add naming the principal that wrote the batch (NUL-terminated,
+ * copied as needed; NULL = unknown): a typed table's column declared `from = "principal"`
+ * gets it in every row of the batch, whatever the record says (unknown: null, or "" in a NOT
+ * NULL column). The plain calls are these with NULL. Same errors.
+ */
+int rn_mat_add_as(struct rn_mat *m, const char *table, const char *stream_id, int64_t offset,
+		  int record_type, const uint8_t *batch, size_t len, const struct rn_mat_clock *clk,
+		  const char *principal);
+int rn_mat_refill_add_as(struct rn_mat *m, const char *table, const char *stream_id, int64_t offset,
+			 int record_type, const uint8_t *batch, size_t len,
+			 const struct rn_mat_clock *clk, const char *principal);
+
 /* Writes and commits every table's pending rows. After 0, all batches added before the call
  * are in their tables. On error nothing is lost or doubled: the rows stay pending (rebuilt
  * through the refill callback if a writer broke) or their finished file waits for the next call,

@@ -123,6 +123,23 @@ int rn_part_spec_check(const struct rn_schema *s, const struct rn_part_spec *spe
 				 d->from);
 			return RN_EINVAL;
 		}
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(spec->derived[j].column, d->column)) {
+				snprintf(err, cap, "column '%s': derived twice", d->column);
+				return RN_EINVAL;
+			}
+		if (src < 0 && !strcmp(d->from, "principal")) {
+			if (cols[k].type != RN_T_STRING) {
+				snprintf(err, cap,
+					 "column '%s': from = \"principal\" needs type string, "
+					 "not %s",
+					 d->column, rn_type_name(&cols[k], tn, sizeof(tn)));
+				return RN_EINVAL;
+			}
+			if (derive)
+				derive[k] = RN_PART_FROM_PRINCIPAL;
+			continue;
+		}
 		if (cols[k].type != RN_T_DATE) {
 			snprintf(err, cap,
 				 "column '%s': from = \"%s\" needs type date (the UTC day "
@@ -130,11 +147,6 @@ int rn_part_spec_check(const struct rn_schema *s, const struct rn_part_spec *spe
 				 d->column, d->from, rn_type_name(&cols[k], tn, sizeof(tn)));
 			return RN_EINVAL;
 		}
-		for (size_t j = 0; j < i; j++)
-			if (!strcmp(spec->derived[j].column, d->column)) {
-				snprintf(err, cap, "column '%s': derived twice", d->column);
-				return RN_EINVAL;
-			}
 		if (src < 0 && !strcmp(d->from, "event_time")) {
 			if (derive)
 				derive[k] = RN_PART_FROM_ENVELOPE;
@@ -143,7 +155,9 @@ int rn_part_spec_check(const struct rn_schema *s, const struct rn_part_spec *spe
 		if (src < 0) {
 			snprintf(err, cap,
 				 "column '%s': from = \"%s\": no such column (only "
-				 "\"event_time\" may name the agent envelope's event time)",
+				 "\"event_time\" may name the agent envelope's event time, "
+				 "\"principal\" "
+				 "the writer)",
 				 d->column, d->from);
 			return RN_EINVAL;
 		}

@@ -34,13 +34,15 @@ int rn_part_timestamp(struct rn_buf *out, int64_t us);
 
 /* ---- partitioned typed tables: the spec from the config, and a row's layout ---- */
 
-#define RN_PART_MAX_COLUMNS 16     /* partition columns of one table */
-#define RN_PART_FROM_ENVELOPE (-2) /* derive[]: the envelope's event time (else receive time) */
+#define RN_PART_MAX_COLUMNS 16      /* partition columns of one table */
+#define RN_PART_FROM_ENVELOPE (-2)  /* derive[]: the envelope's event time (else receive time) */
+#define RN_PART_FROM_PRINCIPAL (-3) /* derive[]: the principal that wrote the batch */
 
 /* A date column filled with the UTC day of a timestamp: `from` names a timestamp column
  * declared before it, or "event_time" when the table has no such column: then the agent
  * envelope's event time, falling back to its receive time (for plain JSON records, the
- * time the server received them). */
+ * time the server received them). Or a string column with `from` = "principal" (and no
+ * column of that name): the name of the principal that wrote the row. */
 struct rn_part_derived {
 	const char *column;
 	const char *from;
@@ -57,8 +59,9 @@ struct rn_part_spec {
  * long, integer, short, byte, date or boolean, at most RN_PART_MAX_COLUMNS and not every
  * column; derived columns exist, are dates, each derived once, from a timestamp column
  * declared before them (or the envelope's event_time as above), and are NOT NULL only if
- * their source is. derive (may be NULL) receives per top-level column -1, the index of its
- * source column, or RN_PART_FROM_ENVELOPE. 0 or RN_EINVAL with the reason in err. Pure. */
+ * their source is; a column from "principal" is a string. derive (may be NULL) receives per
+ * top-level column -1, the index of its source column, RN_PART_FROM_ENVELOPE or
+ * RN_PART_FROM_PRINCIPAL. 0 or RN_EINVAL with the reason in err. Pure. */
 int rn_part_spec_check(const struct rn_schema *s, const struct rn_part_spec *spec, int *derive,
 		       char *err, size_t cap);
 

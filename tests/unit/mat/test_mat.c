@@ -3,7 +3,8 @@
  * land once (offsets at or below the txn watermark are skipped, also after reopening),
  * payloads that are not UTF-8 go to payload_raw, an undecodable record is kept, names that
  * could escape the data root are refused, a lost commit race is resolved by txn, and the
- * clock correction (clock_corrected; tables from before the column are kept as they are).
+ * clock correction (clock_corrected; tables from before the column are kept as they are),
+ * and a column from = "principal" (the writer's name, whatever the record says).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +20,9 @@
 
 #include "delta.h"
 #include "mat.h"
+#include "partition.h"
+#include "rn_mem.h"
+#include "schema.h"
 #include "rn_buf.h"
 #include "rn_err.h"
 #include "rn_pbwire.h"
@@ -265,6 +269,50 @@ static void test_clock(void **state)
 	rn_buf_free(&b);
 }
 
+/*
+ * A typed table's column from = "principal" holds the name rn_mat_add_as was given, never
+ * what the record names; unknown (plain rn_mat_add) is null in a nullable column. Read back
+ * from the adds' column stats.
+ */
+static void test_principal_column(void **state)
+{
+	struct rn_mat *m;
+	struct rn_mat_options o = {.data_root = root};
+	struct rn_schema *sc = rn_calloc(1, sizeof(*sc));
+	const struct rn_part_derived der[] = {{"who", "principal"}};
+	struct rn_part_spec sp = {NULL, 0, der, 1};
+	struct rn_buf b = {0};
+	char err[200];
+	(void)state;
+	assert_non_null(sc);
+	assert_int_equal(rn_schema_add_column(sc, "v", "long", 1, err, sizeof(err)), 0);
+	assert_int_equal(rn_schema_add_column(sc, "who", "string", 1, err, sizeof(err)), 0);
+	assert_int_equal(rn_mat_create(&m, &o), 0);
+	assert_int_equal(rn_mat_define_table_ex(m, "db.s.p", sc, &sp), 0);
+	assert_int_equal(rn_mat_ensure_table(m, "db.s.p"), 0);
+
+	/* a record naming someone else, and one naming nobody */
+	rn_pb_put_str(&b, 1, "{\"v\":1,\"who\":\"mallory\"}");
+	rn_pb_put_str(&b, 1, "{\"v\":2}");
+	assert_int_equal(
+		rn_mat_add_as(m, "db.s.p", "s1", 0, RN_MAT_JSON, b.data, b.len, NULL, "alice"), 0);
+	assert_int_equal(
+		rn_mat_add_as(m, "db.s.p", "s2", 0, RN_MAT_JSON, b.data, b.len, NULL, "bob"), 0);
+	assert_int_equal(rn_mat_flush(m), 0);
+	const char *v1[] = {"\\\"minValues\\\":{\\\"v\\\":1,\\\"who\\\":\\\"alice\\\"}",
+			    "\\\"maxValues\\\":{\\\"v\\\":2,\\\"who\\\":\\\"bob\\\"}",
+			    "\\\"nullCount\\\":{\\\"v\\\":0,\\\"who\\\":0}"};
+	assert_true(log_has("db/s/p", 1, v1, 3));
+
+	/* without a principal: null */
+	assert_int_equal(rn_mat_add(m, "db.s.p", "s3", 0, RN_MAT_JSON, b.data, b.len, NULL), 0);
+	assert_int_equal(rn_mat_flush(m), 0);
+	const char *v2[] = {"\\\"nullCount\\\":{\\\"v\\\":0,\\\"who\\\":2}"};
+	assert_true(log_has("db/s/p", 2, v2, 1));
+	rn_mat_destroy(m);
+	rn_buf_free(&b);
+}
+
 /* The envelope schema before clock_corrected, as tables created then have it in their log. */
 static const char old_envelope[] =
 	"{\"type\":\"struct\",\"fields\":["
@@ -315,7 +363,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_names),           cmocka_unit_test(test_exactly_once),
 		cmocka_unit_test(test_delta_race),      cmocka_unit_test(test_clock),
-		cmocka_unit_test(test_clock_old_table),
+		cmocka_unit_test(test_clock_old_table), cmocka_unit_test(test_principal_column),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -75,8 +75,9 @@ static void spec_ok(void **st)
 {
 	struct rn_schema s = schema();
 	const char *const by[] = {"day", "site", "ok", "n"};
-	const struct rn_part_derived der[] = {{"day", "ts"}, {"d2", "event_time"}};
-	struct rn_part_spec sp = {by, 4, der, 2};
+	const struct rn_part_derived der[] = {
+		{"day", "ts"}, {"d2", "event_time"}, {"site", "principal"}};
+	struct rn_part_spec sp = {by, 4, der, 3};
 	int derive[9];
 	char err[300] = "";
 	(void)st;
@@ -84,7 +85,8 @@ static void spec_ok(void **st)
 	assert_int_equal(derive[0], -1);
 	assert_int_equal(derive[2], 0);
 	assert_int_equal(derive[6], RN_PART_FROM_ENVELOPE);
-	assert_int_equal(derive[1], -1);
+	assert_int_equal(derive[1], RN_PART_FROM_PRINCIPAL);
+	assert_int_equal(derive[3], -1);
 	rn_schema_free(&s);
 }
 
@@ -125,6 +127,12 @@ static void spec_bad(void **st)
 					  (struct rn_part_derived[]){{"d2", "ts"}, {"d2", "ts"}},
 					  2},
 		   "derived twice");
+	expect_bad(
+		&(struct rn_part_spec){NULL, 0, (struct rn_part_derived[]){{"n", "principal"}}, 1},
+		"'n': from = \"principal\" needs type string, not long");
+	expect_bad(
+		&(struct rn_part_spec){NULL, 0, (struct rn_part_derived[]){{"d2", "principal"}}, 1},
+		"needs type string, not date");
 }
 
 static void day_and_text(void **st)
