@@ -11,6 +11,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { Server, serverBin, tmpDir, waitFor, zbClient } from './lib/harness.mjs';
 import { GoodClient } from './lib/goodclient.mjs';
+import { END_HEADERS, END_STREAM, PREFACE, T, frame, literal, requestBlock } from './lib/h2raw.mjs';
 
 const TABLE = 'main.default.telemetry';
 const P99_SANE_MS = 3000; // a loaded 2-core CI machine; an unserved client never acks at all
@@ -115,41 +116,6 @@ test('accept failing (open-file limit reached) pauses the listener: few log line
 });
 
 // --- HTTP/2 by hand: frames and HPACK literals (without indexing, no Huffman) ---
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
-const T = { DATA: 0, HEADERS: 1, SETTINGS: 4, PING: 6, CONTINUATION: 9 };
-const END_STREAM = 1;
-const END_HEADERS = 4;
-
-function frame(type, flags, sid, payload = Buffer.alloc(0)) {
-  const h = Buffer.alloc(9);
-  h.writeUIntBE(payload.length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(sid, 5);
-  return Buffer.concat([h, payload]);
-}
-
-function hpackInt(v, bits) {
-  const max = (1 << bits) - 1;
-  if (v < max) return [v];
-  const out = [max];
-  for (v -= max; v >= 128; v = Math.floor(v / 128)) out.push((v % 128) + 128);
-  out.push(v);
-  return out;
-}
-
-function literal(name, value) {
-  const n = Buffer.from(name);
-  const v = Buffer.from(value);
-  return Buffer.concat([Buffer.from([0, ...hpackInt(n.length, 7)]), n, Buffer.from(hpackInt(v.length, 7)), v]);
-}
-
-function requestBlock(extra = {}) {
-  const h = { ':method': 'POST', ':scheme': 'http', ':path': '/databricks.zerobus.Zerobus/EphemeralStream',
-    ':authority': 'localhost', 'content-type': 'application/grpc', te: 'trailers', ...extra };
-  return Buffer.concat(Object.entries(h).map(([k, v]) => literal(k, v)));
-}
-
 // Opens a raw h2c connection that has sent the preface and an empty SETTINGS.
 async function h2conn(port, opts) {
   const s = rawConn(port, opts);
