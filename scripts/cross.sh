@@ -49,7 +49,8 @@ BASE_PKGS="cmake make pkg-config protobuf-c-compiler libprotobuf-dev python3 qem
 ARCH_PKGS="crossbuild-essential-$ARCH libc6:$ARCH libprotobuf-c-dev:$ARCH libzstd-dev:$ARCH
 	libsqlite3-dev:$ARCH libcurl4-openssl-dev:$ARCH libconfig-dev:$ARCH libmosquitto-dev:$ARCH
 	libcmocka-dev:$ARCH"
-[ $SERVER = OFF ] || ARCH_PKGS="$ARCH_PKGS libnghttp2-dev:$ARCH libevent-dev:$ARCH uuid-dev:$ARCH"
+[ $SERVER = OFF ] || ARCH_PKGS="$ARCH_PKGS libnghttp2-dev:$ARCH libevent-dev:$ARCH uuid-dev:$ARCH
+	libssl-dev:$ARCH"
 
 # Tests that cannot run under qemu-user, by name, with the reason printed when skipped.
 declare -A SKIP=(
