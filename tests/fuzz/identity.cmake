@@ -6,7 +6,9 @@ rn_add_fuzz_target(fuzz_token SOURCES fuzz_token.c LIBS rn_identity CORPUS ${C}/
 # The TLS module's pure helpers (server/tls.c): a client's ALPN list, the client-auth word.
 rn_add_fuzz_target(fuzz_alpn SOURCES fuzz_alpn.c LIBS rn_tls CORPUS ${C}/alpn)
 # server/ only for #include "...": on the <...> path, <limits.h> would find server/limits.h
-target_compile_options(fuzz_alpn_replay PRIVATE -iquote ${CMAKE_SOURCE_DIR}/server)
-if(TARGET fuzz_alpn)
-  target_compile_options(fuzz_alpn PRIVATE -iquote ${CMAKE_SOURCE_DIR}/server)
-endif()
+# (the targets exist only where the server is built, and fuzz_alpn only with RN_FUZZ)
+foreach(t fuzz_alpn_replay fuzz_alpn)
+  if(TARGET ${t})
+    target_compile_options(${t} PRIVATE -iquote ${CMAKE_SOURCE_DIR}/server)
+  endif()
+endforeach()
