@@ -7,10 +7,9 @@
 // _streams/<id>.owner, persistent ones in their registry entry).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Server, tmpDir, waitFor, zbClient } from './lib/harness.mjs';
+import { Server, run, tmpDir, waitFor, zbClient } from './lib/harness.mjs';
 import { duckFrom, query, replayLog, verifyTable } from './lib/table.mjs';
 
 const T = 'main.fleet.readings';
@@ -31,17 +30,7 @@ function rows(server) {
   }
 }
 
-function curl(args) {
-  return new Promise((resolve, reject) => {
-    const c = spawn('curl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    c.stdout.on('data', (d) => (stdout += d));
-    c.stderr.on('data', (d) => (stderr += d));
-    c.on('error', reject);
-    c.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const curl = (args) => run('curl', args);
 
 // One REST insert over HTTP/2; a 200 means durable (in the WAL).
 async function rest(server, token, values) {

@@ -8,7 +8,6 @@
 // are there after the restart.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Server, freePort, run, tmpDir, waitFor, zbClient } from './lib/harness.mjs';
@@ -35,18 +34,7 @@ function metricsPort(server) {
   return Number(line.match(/metrics on 127\.0\.0\.1:(\d+)/)[1]);
 }
 
-// curl's output in full: resolved on 'close' (all output read), not on 'exit' (harness.run).
-function runCurl(args) {
-  return new Promise((resolve, reject) => {
-    const c = spawn('curl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    c.stdout.on('data', (d) => (stdout += d));
-    c.stderr.on('data', (d) => (stderr += d));
-    c.on('error', reject);
-    c.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const runCurl = (args) => run('curl', args); // resolves once all output is read
 
 // One request with curl; resolves {status, headers (lower-case names), body, json}.
 async function curl(url, { h2 = false, method = 'POST', body, bodyFile, token = TOKEN, ctype = 'application/json', extraHeaders = [] } = {}) {
