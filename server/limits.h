@@ -27,11 +27,14 @@ struct rn_limits {
 	uint64_t wal_max_bytes;
 	int64_t max_lag_ms;    /* effective value: see rn_limits_effective_lag_ms */
 	uint64_t wal_min_free; /* free bytes the WAL's file system must keep */
-	/* fair share (rn_limits_table_share): above wal_soft_percent % of wal_max_bytes, a
-	 * table holding wal_max_bytes / (tables with bytes in the WAL) or more is refused; a
-	 * table holding wal_table_max_bytes or more is refused at any WAL size */
+	/* fair share (rn_limits_share): above wal_soft_percent % of wal_max_bytes, a table
+	 * holding wal_max_bytes / (tables with bytes in the WAL) or more is refused, and so is
+	 * a principal holding wal_max_bytes / (principals with bytes in the WAL) or more; a
+	 * table holding wal_table_max_bytes or more, or a principal holding
+	 * wal_principal_max_bytes or more, is refused at any WAL size */
 	unsigned wal_soft_percent;
 	uint64_t wal_table_max_bytes;
+	uint64_t wal_principal_max_bytes;
 };
 
 /* What the stream manager knows at the moment of a decision (microseconds, monotonic). */
@@ -143,35 +146,45 @@ static inline enum rn_pressure rn_limits_pressure(const struct rn_limits *l,
 enum rn_share {
 	RN_SHARE_OK = 0,
 	RN_SHARE_FAIR, /* over its fair share of a WAL above the soft threshold */
-	RN_SHARE_CAP   /* over wal_table_max_bytes */
+	RN_SHARE_CAP   /* over its hard cap (wal_table_max_bytes, wal_principal_max_bytes) */
+};
+
+/* Who shares the WAL in a fair-share decision: tables, or the principals writing them. */
+enum rn_share_by {
+	RN_SHARE_BY_TABLE = 0, /* cap: wal_table_max_bytes */
+	RN_SHARE_BY_PRINCIPAL  /* cap: wal_principal_max_bytes */
 };
 
 /*
- * The per-table admission decision, made after rn_limits_pressure found no global pressure:
- * may a new batch of a table that holds table_bytes of the WAL's wal_bytes (bytes not yet in
- * tables; `active` tables hold some) go in? One table filling the WAL must not refuse the
- * others: above the soft threshold (wal_soft_percent of wal_max_bytes; 0 = off) each active
- * table is guaranteed wal_max_bytes / active, and a table at or over that share is refused
- * until a flush commits its bytes, while the others are accepted up to wal_max_bytes itself.
- * A lone table may use the whole WAL (there is nobody to be fair to). wal_table_max_bytes
- * (0 = off) caps a table at any WAL size. RN_SHARE_OK, or the reason; then *pushback_ms and
- * msg (each may be NULL) as rn_limits_pressure gives them.
+ * The fair-share admission decision, made after rn_limits_pressure found no global pressure:
+ * may a new batch of a holder (a table, or a principal: `by`) that holds `held` bytes of the
+ * WAL's wal_bytes (bytes not yet in tables; `active` holders of that kind hold some) go in?
+ * One holder filling the WAL must not refuse the others: above the soft threshold
+ * (wal_soft_percent of wal_max_bytes; 0 = off) each active holder is guaranteed
+ * wal_max_bytes / active, and a holder at or over that share is refused until a flush
+ * commits its bytes, while the others are accepted up to wal_max_bytes itself. A lone holder
+ * may use the whole WAL (there is nobody to be fair to). The holder's hard cap
+ * (wal_table_max_bytes or wal_principal_max_bytes; 0 = off) applies at any WAL size.
+ * RN_SHARE_OK, or the reason; then *pushback_ms and msg (each may be NULL) as
+ * rn_limits_pressure gives them, the message naming the kind of holder and the limit.
  */
-static inline enum rn_share rn_limits_table_share(const struct rn_limits *l,
-						  const struct rn_limits_now *n,
-						  uint64_t table_bytes, size_t active,
-						  int64_t *pushback_ms, char *msg, size_t cap)
+static inline enum rn_share rn_limits_share(const struct rn_limits *l,
+					    const struct rn_limits_now *n, enum rn_share_by by,
+					    uint64_t held, size_t active, int64_t *pushback_ms,
+					    char *msg, size_t cap)
 {
 	enum rn_share v = RN_SHARE_OK;
 	uint64_t share = 0, wait;
+	uint64_t hard = by == RN_SHARE_BY_PRINCIPAL ? l->wal_principal_max_bytes
+						    : l->wal_table_max_bytes;
 
-	if (l->wal_table_max_bytes && table_bytes >= l->wal_table_max_bytes) {
+	if (hard && held >= hard) {
 		v = RN_SHARE_CAP;
 	} else if (l->wal_max_bytes && l->wal_soft_percent && active >= 2) {
 		uint64_t soft = l->wal_max_bytes / 100 * l->wal_soft_percent +
 				l->wal_max_bytes % 100 * l->wal_soft_percent / 100;
 		share = l->wal_max_bytes / active;
-		if (n->wal_bytes >= soft && table_bytes >= share)
+		if (n->wal_bytes >= soft && held >= share)
 			v = RN_SHARE_FAIR;
 	}
 	if (v == RN_SHARE_OK)
@@ -179,24 +192,47 @@ static inline enum rn_share rn_limits_table_share(const struct rn_limits *l,
 	wait = (uint64_t)rn_limits_pushback_ms(n);
 	if (pushback_ms)
 		*pushback_ms = (int64_t)wait;
-	if (msg && cap) {
-		if (v == RN_SHARE_CAP)
-			snprintf(msg, cap,
-				 "table over wal_table_max_bytes: %llu bytes of this table in the "
-				 "WAL not yet in it (limit %llu); retry in %llu ms",
-				 (unsigned long long)table_bytes,
-				 (unsigned long long)l->wal_table_max_bytes,
-				 (unsigned long long)wait);
-		else
-			snprintf(msg, cap,
-				 "table over its share of wal_max_bytes: %llu bytes of this table "
-				 "in the WAL not yet in it, its share is %llu (%zu tables writing, "
-				 "%llu bytes in the WAL, limit %llu); retry in %llu ms",
-				 (unsigned long long)table_bytes, (unsigned long long)share, active,
-				 (unsigned long long)n->wal_bytes,
-				 (unsigned long long)l->wal_max_bytes, (unsigned long long)wait);
-	}
+	if (!msg || !cap)
+		return v;
+	if (by == RN_SHARE_BY_TABLE && v == RN_SHARE_CAP)
+		snprintf(msg, cap,
+			 "table over wal_table_max_bytes: %llu bytes of this table in the "
+			 "WAL not yet in it (limit %llu); retry in %llu ms",
+			 (unsigned long long)held, (unsigned long long)hard,
+			 (unsigned long long)wait);
+	else if (by == RN_SHARE_BY_TABLE)
+		snprintf(msg, cap,
+			 "table over its share of wal_max_bytes: %llu bytes of this table "
+			 "in the WAL not yet in it, its share is %llu (%zu tables writing, "
+			 "%llu bytes in the WAL, limit %llu); retry in %llu ms",
+			 (unsigned long long)held, (unsigned long long)share, active,
+			 (unsigned long long)n->wal_bytes, (unsigned long long)l->wal_max_bytes,
+			 (unsigned long long)wait);
+	else if (v == RN_SHARE_CAP)
+		snprintf(msg, cap,
+			 "principal over wal_principal_max_bytes: %llu bytes from this "
+			 "principal in the WAL not yet in tables (limit %llu); retry in %llu ms",
+			 (unsigned long long)held, (unsigned long long)hard,
+			 (unsigned long long)wait);
+	else
+		snprintf(msg, cap,
+			 "principal over its share of wal_max_bytes: %llu bytes from this "
+			 "principal in the WAL not yet in tables, its share is %llu (%zu "
+			 "principals writing, %llu bytes in the WAL, limit %llu); retry in %llu ms",
+			 (unsigned long long)held, (unsigned long long)share, active,
+			 (unsigned long long)n->wal_bytes, (unsigned long long)l->wal_max_bytes,
+			 (unsigned long long)wait);
 	return v;
+}
+
+/* rn_limits_share for a table holding table_bytes (`active` tables hold some). */
+static inline enum rn_share rn_limits_table_share(const struct rn_limits *l,
+						  const struct rn_limits_now *n,
+						  uint64_t table_bytes, size_t active,
+						  int64_t *pushback_ms, char *msg, size_t cap)
+{
+	return rn_limits_share(l, n, RN_SHARE_BY_TABLE, table_bytes, active, pushback_ms, msg,
+			       cap);
 }
 
 /*

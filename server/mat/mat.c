@@ -29,6 +29,7 @@
 
 #include "delta.h"
 #include "jsonrow.h"
+#include "ledger.h"
 #include "parquet.h"
 #include "partition.h"
 #include "protorow.h"
@@ -146,6 +147,9 @@ struct mat_table {
 	struct pending_stream *streams; /* streams with rows in the open writer */
 	size_t nstreams, capstreams;
 	size_t pending_bytes;
+	/* who wrote pending_bytes (rn_mat_add_as's principal): settled whenever pending_bytes
+	 * goes back to 0 */
+	struct rn_ledger_debts debts;
 	/* a finished file whose commit failed; retried before anything else */
 	struct rn_buf retry_file;
 	char *retry_stats;
@@ -196,6 +200,7 @@ struct rn_mat {
 	struct mat_table **tables;
 	size_t ntables, captables;
 	size_t pending_bytes;
+	struct rn_ledger *ledger; /* pending bytes per principal, over all tables */
 	struct rn_buf scratch; /* attributes JSON */
 	struct rn_buf file;
 	struct rn_buf tape;      /* one record's writer calls, partitioned tables */
@@ -263,7 +268,7 @@ int rn_mat_create(struct rn_mat **out, const struct rn_mat_options *opt)
 	rn_lograte_init(&m->warn, RN_MAT_WARN_PERIOD_US, rn_mono_us());
 	if (opt->created_by)
 		m->created_by = rn_strdup(opt->created_by);
-	if (!m->root || (opt->created_by && !m->created_by)) {
+	if (!m->root || (opt->created_by && !m->created_by) || rn_ledger_create(&m->ledger)) {
 		rn_mat_destroy(m);
 		return RN_ENOMEM;
 	}
@@ -372,9 +377,12 @@ void rn_mat_destroy(struct rn_mat *m)
 {
 	if (!m)
 		return;
-	for (size_t i = 0; i < m->ntables; i++)
+	for (size_t i = 0; i < m->ntables; i++) {
+		rn_ledger_debts_free(m->ledger, &m->tables[i]->debts);
 		table_free(m->tables[i]);
+	}
 	rn_free(m->tables);
+	rn_ledger_destroy(m->ledger);
 	for (size_t i = 0; i < m->ndefs; i++)
 		def_free(&m->defs[i]);
 	rn_free(m->defs);
@@ -1771,6 +1779,7 @@ static int drop_open(struct rn_mat *m, struct mat_table *t)
 	t->nstreams = t->capstreams = 0;
 	m->pending_bytes -= t->pending_bytes;
 	t->pending_bytes = 0;
+	rn_ledger_settle(m->ledger, &t->debts);
 	if (t->nkeys)
 		return 0;
 	rn_pq_writer_destroy(t->pq);
@@ -1866,6 +1875,10 @@ int rn_mat_refill_add_as(struct rn_mat *m, const char *table, const char *stream
 		return fail(m, rc, "table %s: cannot add record again: %s", table, rn_strerror(rc));
 	t->pending_bytes += len;
 	m->pending_bytes += len;
+	/* uncharged rows would let their writer past its share: the refill fails (the table
+	 * stays dirty and is rebuilt again before its next add or flush) */
+	if (rn_ledger_charge(m->ledger, &t->debts, principal, len))
+		return fail(m, RN_ENOMEM, "table %s: cannot count its writer's bytes", table);
 	return 0;
 }
 
@@ -1901,6 +1914,11 @@ int rn_mat_add_as(struct rn_mat *m, const char *table, const char *stream_id, in
 		 * batch is not in the caller's log yet, and the client sends it again */
 		rebuild(m, t);
 		return fail(m, rc, "table %s: cannot add record: %s", table, rn_strerror(rc));
+	}
+	if (rn_ledger_charge(m->ledger, &t->debts, principal, len)) {
+		/* the batch is in the builders but not counted: undone as a failed add */
+		rebuild(m, t);
+		return fail(m, RN_ENOMEM, "table %s: cannot count its writer's bytes", table);
 	}
 	t->pending_bytes += len;
 	m->pending_bytes += len;
@@ -2059,6 +2077,7 @@ static int flush_part(struct rn_mat *m, struct mat_table *t)
 	t->retry_part = 1;
 	m->pending_bytes -= t->pending_bytes;
 	t->pending_bytes = 0;
+	rn_ledger_settle(m->ledger, &t->debts);
 	return commit_part(m, t);
 }
 
@@ -2122,6 +2141,7 @@ int rn_mat_flush(struct rn_mat *m)
 		t->nstreams = t->capstreams = 0;
 		m->pending_bytes -= t->pending_bytes;
 		t->pending_bytes = 0;
+		rn_ledger_settle(m->ledger, &t->debts);
 		if ((rc = commit_retry(m, t)))
 			first_rc = first_rc ? first_rc : rc;
 	}
@@ -2133,6 +2153,12 @@ int rn_mat_flush(struct rn_mat *m)
 size_t rn_mat_pending_bytes(const struct rn_mat *m)
 {
 	return m->pending_bytes;
+}
+
+size_t rn_mat_principal_pending_bytes(const struct rn_mat *m, const char *principal,
+				      size_t *active)
+{
+	return rn_ledger_held(m->ledger, principal, active);
 }
 
 size_t rn_mat_table_pending_bytes(const struct rn_mat *m, const char *table, size_t *active,

@@ -200,6 +200,15 @@ size_t rn_mat_table_pending_bytes(const struct rn_mat *m, const char *table, siz
 
 /* The highest offset of stream_id committed to table (max txn version in its log), or -1.
  * RN_EINVAL for a bad name, RN_EIO/RN_EDELTA if the log cannot be read. */
+/* Bytes of batches `principal` wrote (rn_mat_add_as, rn_mat_refill_add_as) added but not yet
+ * committed, over all tables (0 for NULL, "" or a principal holding none); in *active (may be
+ * NULL) the number of principals holding such bytes: the WAL's share of each principal, for
+ * the server's fair-share limit. Batches added without a principal count for nobody. Released
+ * when their table's pending bytes are (a flush, a rebuild that refills them with their
+ * principals). Constant time (ledger.h). */
+size_t rn_mat_principal_pending_bytes(const struct rn_mat *m, const char *principal,
+				      size_t *active);
+
 int rn_mat_committed(struct rn_mat *m, const char *table, const char *stream_id, int64_t *offset);
 
 const char *rn_mat_errmsg(const struct rn_mat *m);

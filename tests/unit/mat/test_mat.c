@@ -313,6 +313,98 @@ static void test_principal_column(void **state)
 	rn_buf_free(&b);
 }
 
+/* The WAL of test_principal_pending: its batches, handed back with their writers on a
+ * refill. */
+struct pp_batch {
+	const char *table, *stream, *who;
+	int64_t offset;
+	struct rn_buf b;
+};
+static struct pp_batch pp_log[16];
+static size_t pp_n;
+
+static int pp_refill(void *ctx, struct rn_mat *m, const char *table)
+{
+	(void)ctx;
+	for (size_t i = 0; i < pp_n; i++) {
+		int rc;
+		if (strcmp(pp_log[i].table, table))
+			continue;
+		if ((rc = rn_mat_refill_add_as(m, table, pp_log[i].stream, pp_log[i].offset,
+					       RN_MAT_PROTO, pp_log[i].b.data, pp_log[i].b.len,
+					       NULL, pp_log[i].who)))
+			return rc;
+	}
+	return 0;
+}
+
+/* Adds a batch as `who`, retrying through every allocation failure (each one rebuilds the
+ * table from pp_log); logs it once it is in. */
+static void pp_add(struct rn_mat *m, const char *table, const char *stream, int64_t offset,
+		   const char *who)
+{
+	struct pp_batch *e = &pp_log[pp_n];
+	*e = (struct pp_batch){table, stream, who, offset, {0}};
+	batch_of(&e->b, 2, "some bytes", 10);
+	for (long n = 1;; n++) {
+		rn_mem_fail_after(n);
+		int rc = rn_mat_add_as(m, table, stream, offset, RN_MAT_PROTO, e->b.data,
+				       e->b.len, NULL, who);
+		rn_mem_fail_disarm();
+		if (!rc)
+			break;
+		assert_int_equal(rc, RN_ENOMEM);
+	}
+	pp_n++;
+}
+
+/*
+ * Pending bytes per principal (rn_mat_principal_pending_bytes): charged by rn_mat_add_as
+ * over all tables, not twice for a duplicate, not at all without a principal, right after
+ * every allocation failure of an add (the table is rebuilt by its refill with the writers),
+ * and released table by table as flushes commit them.
+ */
+static void test_principal_pending(void **state)
+{
+	struct rn_mat *m;
+	struct rn_mat_options o = {.data_root = root, .refill = pp_refill};
+	size_t active, one;
+	(void)state;
+	pp_n = 0;
+	assert_int_equal(rn_mat_create(&m, &o), 0);
+	assert_int_equal(rn_mat_ensure_table(m, "db.s.a"), 0);
+	assert_int_equal(rn_mat_ensure_table(m, "db.s.b"), 0);
+	assert_int_equal(rn_mat_principal_pending_bytes(m, "alice", &active), 0);
+	assert_int_equal(active, 0);
+
+	pp_add(m, "db.s.a", "s1", 0, "alice");
+	one = pp_log[0].b.len;
+	pp_add(m, "db.s.b", "s2", 0, "alice");
+	pp_add(m, "db.s.a", "s3", 0, "bob");
+	pp_add(m, "db.s.a", "s1", 1, "alice");
+	assert_int_equal(rn_mat_principal_pending_bytes(m, "alice", &active), 3 * one);
+	assert_int_equal(active, 2);
+	assert_int_equal(rn_mat_principal_pending_bytes(m, "bob", NULL), one);
+	/* a duplicate is not charged again; a batch of nobody counts for nobody */
+	assert_int_equal(rn_mat_add_as(m, "db.s.a", "s1", 1, RN_MAT_PROTO, pp_log[0].b.data,
+				       pp_log[0].b.len, NULL, "alice"),
+			 0);
+	assert_int_equal(rn_mat_add(m, "db.s.b", "s4", 0, RN_MAT_PROTO, pp_log[0].b.data,
+				    pp_log[0].b.len, NULL),
+			 0);
+	assert_int_equal(rn_mat_principal_pending_bytes(m, "alice", &active), 3 * one);
+	assert_int_equal(active, 2);
+	assert_int_equal(rn_mat_principal_pending_bytes(m, NULL, NULL), 0);
+	/* committed: nothing held */
+	assert_int_equal(rn_mat_flush(m), 0);
+	assert_int_equal(rn_mat_principal_pending_bytes(m, "alice", &active), 0);
+	assert_int_equal(active, 0);
+	assert_int_equal(rn_mat_principal_pending_bytes(m, "bob", NULL), 0);
+	rn_mat_destroy(m);
+	for (size_t i = 0; i < pp_n; i++)
+		rn_buf_free(&pp_log[i].b);
+}
+
 /* The envelope schema before clock_corrected, as tables created then have it in their log. */
 static const char old_envelope[] =
 	"{\"type\":\"struct\",\"fields\":["
@@ -364,6 +456,7 @@ int main(void)
 		cmocka_unit_test(test_names),           cmocka_unit_test(test_exactly_once),
 		cmocka_unit_test(test_delta_race),      cmocka_unit_test(test_clock),
 		cmocka_unit_test(test_clock_old_table), cmocka_unit_test(test_principal_column),
+		cmocka_unit_test(test_principal_pending),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

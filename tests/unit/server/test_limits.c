@@ -286,11 +286,70 @@ static void test_table_share(void **state)
 			 RN_SHARE_FAIR);
 }
 
+/* The same rule per principal: its own share, its own cap (wal_principal_max_bytes), and
+ * messages that name a principal; the table cap does not apply to principals nor the
+ * principal cap to tables. */
+static void test_principal_share(void **state)
+{
+	struct rn_limits l = {.wal_max_bytes = 1000, .wal_soft_percent = 50};
+	struct rn_limits_now n = {.now_us = 10 * S, .wal_bytes = 900, .next_flush_us = 12 * S};
+	char msg[300] = "";
+	int64_t pb = -7;
+	(void)state;
+	/* A holds 600 of 900 with B writing too: over its share of 500 */
+	assert_int_equal(rn_limits_share(&l, &n, RN_SHARE_BY_PRINCIPAL, 600, 2, &pb, msg,
+					 sizeof(msg)),
+			 RN_SHARE_FAIR);
+	assert_int_equal(pb, 2000 + RN_LIMITS_PUSHBACK_SLACK_MS);
+	assert_non_null(strstr(msg, "principal over its share of wal_max_bytes"));
+	assert_non_null(strstr(msg, "its share is 500 (2 principals writing, 900 bytes"));
+	assert_null(strstr(msg, "table over"));
+	/* B with 300 goes on; a lone principal may fill the WAL */
+	assert_int_equal(rn_limits_share(&l, &n, RN_SHARE_BY_PRINCIPAL, 300, 2, NULL, NULL, 0),
+			 RN_SHARE_OK);
+	assert_int_equal(rn_limits_share(&l, &n, RN_SHARE_BY_PRINCIPAL, 900, 1, NULL, NULL, 0),
+			 RN_SHARE_OK);
+	/* below the soft threshold nobody is refused */
+	n.wal_bytes = 499;
+	assert_int_equal(rn_limits_share(&l, &n, RN_SHARE_BY_PRINCIPAL, 499, 2, NULL, NULL, 0),
+			 RN_SHARE_OK);
+	/* each cap belongs to its own kind of holder */
+	l.wal_table_max_bytes = 100;
+	assert_int_equal(rn_limits_share(&l, &n, RN_SHARE_BY_PRINCIPAL, 200, 1, NULL, NULL, 0),
+			 RN_SHARE_OK);
+	l.wal_table_max_bytes = 0;
+	l.wal_principal_max_bytes = 200;
+	assert_int_equal(rn_limits_share(&l, &n, RN_SHARE_BY_TABLE, 200, 1, NULL, NULL, 0),
+			 RN_SHARE_OK);
+	assert_int_equal(rn_limits_share(&l, &n, RN_SHARE_BY_PRINCIPAL, 199, 1, NULL, NULL, 0),
+			 RN_SHARE_OK);
+	assert_int_equal(rn_limits_share(&l, &n, RN_SHARE_BY_PRINCIPAL, 200, 1, &pb, msg,
+					 sizeof(msg)),
+			 RN_SHARE_CAP);
+	assert_non_null(strstr(msg, "principal over wal_principal_max_bytes"));
+	assert_non_null(strstr(msg, "(limit 200)"));
+	/* the cap holds with the share off and no wal_max_bytes */
+	l.wal_soft_percent = 0;
+	l.wal_max_bytes = 0;
+	assert_int_equal(rn_limits_share(&l, &n, RN_SHARE_BY_PRINCIPAL, 5000, 3, NULL, NULL, 0),
+			 RN_SHARE_CAP);
+	l.wal_principal_max_bytes = 0;
+	assert_int_equal(rn_limits_share(&l, &n, RN_SHARE_BY_PRINCIPAL, 5000, 3, NULL, NULL, 0),
+			 RN_SHARE_OK);
+	/* the table wrapper is the table kind of the general rule */
+	struct rn_limits t = {.wal_max_bytes = 1000, .wal_soft_percent = 50};
+	n.wal_bytes = 900;
+	assert_int_equal(rn_limits_table_share(&t, &n, 600, 2, NULL, msg, sizeof(msg)),
+			 RN_SHARE_FAIR);
+	assert_non_null(strstr(msg, "table over its share"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_no_pressure_below_limits),
 		cmocka_unit_test(test_table_share),
+		cmocka_unit_test(test_principal_share),
 		cmocka_unit_test(test_wal_pressure_names_the_limit),
 		cmocka_unit_test(test_lag_pressure),
 		cmocka_unit_test(test_disk_pressure),
