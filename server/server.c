@@ -259,7 +259,9 @@ const struct rn_conf_key rn_server_conf_table[] = {
 	 .help = "above this share of wal_max_bytes in use, a table holding wal_max_bytes / "
 		 "(tables with data in the WAL) or more gets RESOURCE_EXHAUSTED (REST: 429) with "
 		 "pushback for new data while the other tables are accepted up to wal_max_bytes; "
-		 "a lone table may fill the WAL; 0 = off (one table can fill it for all)"},
+		 "likewise a principal holding wal_max_bytes / (principals with data in the WAL) "
+		 "or more; a lone table or principal may fill the WAL; 0 = off (one table or "
+		 "principal can fill it for all)"},
 	{.key = "wal_table_max_bytes",
 	 .type = RN_CONF_SIZE,
 	 .def = "0",
@@ -268,6 +270,14 @@ const struct rn_conf_key rn_server_conf_table[] = {
 	 .help = "bytes of one table in the WAL not yet committed to it; at this, that table's "
 		 "new data gets RESOURCE_EXHAUSTED (REST: 429) with pushback at any WAL size; 0 = "
 		 "no cap"},
+	{.key = "wal_principal_max_bytes",
+	 .type = RN_CONF_SIZE,
+	 .def = "0",
+	 .offset = OFF(wal_principal_max_bytes),
+	 .max = (int64_t)1 << 50,
+	 .help = "bytes one principal wrote to the WAL, over all tables, not yet committed to "
+		 "them; at this, that principal's new data gets RESOURCE_EXHAUSTED (REST: 429) "
+		 "with pushback at any WAL size; 0 = no cap; no effect without principals"},
 	{.key = "wal_min_free",
 	 .type = RN_CONF_SIZE,
 	 .def = "16M",
@@ -591,6 +601,7 @@ struct rn_server {
 	/* fair share of the WAL (admit) */
 	char share_msg[320];         /* the grpc-message of the last refusal */
 	struct rn_lograte share_log; /* which refusals get a line (per table) */
+	struct rn_lograte pshare_log; /* the same per principal */
 	struct {
 		uint64_t batches, records, bytes; /* accepted into the WAL */
 		uint64_t acks, wal_syncs, wal_sync_errors;
@@ -603,6 +614,7 @@ struct rn_server {
 		uint64_t tokens_issued, token_refusals;      /* POST /oidc/v1/token */
 		uint64_t pressure_refusals, pressure_episodes;
 		uint64_t share_refusals;    /* batches refused for their table's share of the WAL */
+		uint64_t pshare_refusals;   /* ... for their principal's share of the WAL */
 		uint64_t streams_forgotten; /* ended ephemeral streams dropped */
 		uint64_t recovery_retries;  /* retries of failing tables */
 		uint64_t refills;           /* tables rebuilt from the WAL after a failure */
@@ -1183,34 +1195,66 @@ static void share_summary(void *ctx, const char *table, uint64_t n, uint64_t ite
 		    (long long)(SHARE_LOG_PERIOD_US / 1000000));
 }
 
+/* The same for principals. */
+static void pshare_summary(void *ctx, const char *principal, uint64_t n, uint64_t items)
+{
+	(void)ctx;
+	(void)items;
+	rn_log_warn("server",
+		    "principal %s: %llu more batch(es) refused in the last %lld s for its share "
+		    "of the WAL",
+		    principal ? principal : "(other principals)", (unsigned long long)n,
+		    (long long)(SHARE_LOG_PERIOD_US / 1000000));
+}
+
 /*
- * May a new batch of `table` go in? NULL, or the message to refuse it with (RESOURCE_EXHAUSTED,
- * REST 429) and *pushback_ms: the server's pressure first (every table refused, the window
- * withheld), then the table's share of the WAL (limits.h rn_limits_table_share: this table
- * only; its stream's window stays open, the refusal tells the client to wait). Counts and logs
- * the refusal (one line per table per period, see share_summary).
+ * May a new batch of `table` from `principal` (NULL or "": none, no principals configured)
+ * go in? NULL, or the message to refuse it with (RESOURCE_EXHAUSTED, REST 429) and
+ * *pushback_ms: the server's pressure first (every table refused, the window withheld), then
+ * the table's share of the WAL, then the principal's (limits.h rn_limits_share: this table
+ * or this principal only; its stream's window stays open, the refusal tells the client to
+ * wait). A principal's share counts what it wrote to every table (mat's ledger); after a
+ * restart the WAL replay adds each batch again under its stream's recorded owner, so the
+ * shares are rebuilt exactly. Counts and logs the refusal (one line per table or principal
+ * per period, see share_summary).
  */
-static const char *admit(struct rn_server *s, const char *table, int64_t *pushback_ms)
+static const char *admit(struct rn_server *s, const char *table, const char *principal,
+			 int64_t *pushback_ms)
 {
 	size_t active;
 	uint64_t mine;
+	int shared = s->limits.wal_max_bytes && s->limits.wal_soft_percent;
 	if (check_pressure(s, pushback_ms) != RN_PRESSURE_NONE) {
 		s->stats.pressure_refusals++;
 		return s->pressure_msg;
 	}
-	if (!s->limits.wal_table_max_bytes &&
-	    (!s->limits.wal_max_bytes || !s->limits.wal_soft_percent))
+	if (!s->limits.wal_table_max_bytes && !shared &&
+	    (!s->limits.wal_principal_max_bytes || !principal || !principal[0]))
 		return NULL;
-	mine = rn_mat_table_pending_bytes(s->mat, table, &active, NULL);
 	struct rn_limits_now n = limits_now(s);
-	if (rn_limits_table_share(&s->limits, &n, mine, active, pushback_ms, s->share_msg,
-				  sizeof(s->share_msg)) == RN_SHARE_OK)
+	mine = rn_mat_table_pending_bytes(s->mat, table, &active, NULL);
+	if (rn_limits_share(&s->limits, &n, RN_SHARE_BY_TABLE, mine, active, pushback_ms,
+			    s->share_msg, sizeof(s->share_msg)) != RN_SHARE_OK) {
+		s->stats.share_refusals++;
+		rn_lograte_tick(&s->share_log, n.now_us, share_summary, s);
+		if (rn_lograte_note(&s->share_log, table, 1, n.now_us))
+			rn_log_warn("server",
+				    "table %s: refusing its new data, the other tables go on: %s",
+				    table, s->share_msg);
+		return s->share_msg;
+	}
+	if (!principal || !principal[0])
 		return NULL;
-	s->stats.share_refusals++;
-	rn_lograte_tick(&s->share_log, n.now_us, share_summary, s);
-	if (rn_lograte_note(&s->share_log, table, 1, n.now_us))
-		rn_log_warn("server", "table %s: refusing its new data, the other tables go on: %s",
-			    table, s->share_msg);
+	mine = rn_mat_principal_pending_bytes(s->mat, principal, &active);
+	if (rn_limits_share(&s->limits, &n, RN_SHARE_BY_PRINCIPAL, mine, active, pushback_ms,
+			    s->share_msg, sizeof(s->share_msg)) == RN_SHARE_OK)
+		return NULL;
+	s->stats.pshare_refusals++;
+	rn_lograte_tick(&s->pshare_log, n.now_us, pshare_summary, s);
+	if (rn_lograte_note(&s->pshare_log, principal, 1, n.now_us))
+		rn_log_warn("server",
+			    "principal %s: refusing its new data, the other principals go on: %s",
+			    principal, s->share_msg);
 	return s->share_msg;
 }
 
@@ -1427,6 +1471,7 @@ static void flush_now(struct rn_server *s)
 	int rc;
 	rn_mat_tick(s->mat, t0); /* summaries of bad-record warnings */
 	rn_lograte_tick(&s->share_log, t0, share_summary, s);
+	rn_lograte_tick(&s->pshare_log, t0, pshare_summary, s);
 	if (!s->mat_dirty) {
 		/* nothing appended since the last flush, which dropped every segment before it */
 		forget_ended(s, t0);
@@ -1919,7 +1964,7 @@ static void on_ingest(struct rn_server *s, struct rn_call *c, struct call_state 
 			 (long long)(st->last_received + 1), (long long)r->offset);
 		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, why);
 	}
-	if ((refusal = admit(s, st->table, &pushback))) {
+	if ((refusal = admit(s, st->table, owner_of(st), &pushback))) {
 		/* new data is refused, but what this call sent before is acked ahead of the
 		 * status: the WAL is synced now rather than at the end of the loop iteration */
 		if (rn_wal_dirty(s->wal))
@@ -2330,7 +2375,7 @@ static void rest_insert(struct rn_server *s, struct rn_httpx *x, const struct rn
 		REFUSE(404, "NOT_FOUND", "table does not exist");
 	if (!nrows)
 		return rest_reply(s, x, route, 200, NULL, NULL, NULL, NULL);
-	if ((msg = admit(s, t->table, &pushback))) {
+	if ((msg = admit(s, t->table, principal, &pushback))) {
 		snprintf(ra, sizeof(ra), "%lld",
 			 (long long)(pushback > 0 ? (pushback + 999) / 1000 : 1));
 		return rest_refuse(s, x, route, 429, "RESOURCE_EXHAUSTED", msg, "Retry-After", ra);
@@ -2914,6 +2959,7 @@ static void apply_limits(struct rn_server *s)
 	s->limits.wal_min_free = (uint64_t)c->wal_min_free;
 	s->limits.wal_soft_percent = (unsigned)c->wal_soft_percent;
 	s->limits.wal_table_max_bytes = (uint64_t)c->wal_table_max_bytes;
+	s->limits.wal_principal_max_bytes = (uint64_t)c->wal_principal_max_bytes;
 	s->limits.max_lag_ms = rn_limits_effective_lag_ms(c->max_lag_ms, c->flush_interval_ms);
 	if (s->limits.max_lag_ms != c->max_lag_ms)
 		rn_log_warn("server",
@@ -3256,6 +3302,7 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 	s->stats.config_loaded_s = (int64_t)time(NULL);
 	rn_refuselog_init(&s->rest_refusals, REST_LOG_PERIOD_US, rn_mono_us());
 	rn_lograte_init(&s->share_log, SHARE_LOG_PERIOD_US, rn_mono_us());
+	rn_lograte_init(&s->pshare_log, SHARE_LOG_PERIOD_US, rn_mono_us());
 	if (split_listen("listen", conf->listen, lis, &nlis) ||
 	    (conf->metrics_listen &&
 	     split_listen("metrics_listen", conf->metrics_listen, mlis, &nmlis))) {
@@ -3594,11 +3641,15 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	rn_metrics_family(b, P "pressure_refusals_total", "counter",
 			  "Batches with new offsets refused: global = wal_max_bytes, max_lag or "
 			  "wal_min_free reached (every table); table_share = the table over its "
-			  "share of the WAL or wal_table_max_bytes (that table only).");
+			  "share of the WAL or wal_table_max_bytes (that table only); "
+			  "principal_share = the principal over its share of the WAL or "
+			  "wal_principal_max_bytes (that principal only).");
 	rn_metrics_sample(b, P "pressure_refusals_total", "reason=\"global\"",
 			  (double)s->stats.pressure_refusals);
 	rn_metrics_sample(b, P "pressure_refusals_total", "reason=\"table_share\"",
 			  (double)s->stats.share_refusals);
+	rn_metrics_sample(b, P "pressure_refusals_total", "reason=\"principal_share\"",
+			  (double)s->stats.pshare_refusals);
 	F("pressure_episodes_total", "counter", "Times the server went under pressure.",
 	  s->stats.pressure_episodes);
 	rn_metrics_family(b, P "pressure", "gauge",
