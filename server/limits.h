@@ -175,8 +175,8 @@ static inline enum rn_share rn_limits_share(const struct rn_limits *l,
 {
 	enum rn_share v = RN_SHARE_OK;
 	uint64_t share = 0, wait;
-	uint64_t hard = by == RN_SHARE_BY_PRINCIPAL ? l->wal_principal_max_bytes
-						    : l->wal_table_max_bytes;
+	uint64_t hard =
+		by == RN_SHARE_BY_PRINCIPAL ? l->wal_principal_max_bytes : l->wal_table_max_bytes;
 
 	if (hard && held >= hard) {
 		v = RN_SHARE_CAP;
@@ -231,8 +231,7 @@ static inline enum rn_share rn_limits_table_share(const struct rn_limits *l,
 						  uint64_t table_bytes, size_t active,
 						  int64_t *pushback_ms, char *msg, size_t cap)
 {
-	return rn_limits_share(l, n, RN_SHARE_BY_TABLE, table_bytes, active, pushback_ms, msg,
-			       cap);
+	return rn_limits_share(l, n, RN_SHARE_BY_TABLE, table_bytes, active, pushback_ms, msg, cap);
 }
 
 /*

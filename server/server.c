@@ -601,7 +601,8 @@ struct rn_server {
 	/* fair share of the WAL (admit) */
 	char share_msg[320];         /* the grpc-message of the last refusal */
 	struct rn_lograte share_log; /* which refusals get a line (per table) */
-	struct rn_lograte pshare_log; /* the same per principal */
+	/* the same per principal */
+	struct rn_lograte pshare_log;
 	struct {
 		uint64_t batches, records, bytes; /* accepted into the WAL */
 		uint64_t acks, wal_syncs, wal_sync_errors;

@@ -59,9 +59,10 @@ struct rn_server_conf {
 	int64_t max_lag_ms;            /* age of the oldest record not in a table, likewise */
 	int64_t wal_soft_percent;      /* fair share of the WAL between tables (limits.h) */
 	int64_t wal_table_max_bytes;   /* 0 = no cap per table */
-	int64_t wal_principal_max_bytes; /* 0 = no cap per principal */
 	int64_t stream_inflight_bytes; /* received on one stream, not yet durable: hold its window
 					*/
+	/* 0 = no cap per principal */
+	int64_t wal_principal_max_bytes;
 	int64_t max_streams_per_connection;
 	int64_t idle_timeout_ms;        /* close connections with no stream and no traffic */
 	int64_t slow_client_bytes;      /* unsent responses beyond this... */

@@ -201,7 +201,7 @@ struct rn_mat {
 	size_t ntables, captables;
 	size_t pending_bytes;
 	struct rn_ledger *ledger; /* pending bytes per principal, over all tables */
-	struct rn_buf scratch; /* attributes JSON */
+	struct rn_buf scratch;    /* attributes JSON */
 	struct rn_buf file;
 	struct rn_buf tape;      /* one record's writer calls, partitioned tables */
 	struct rn_buf keybuf;    /* one record's partition value texts */
@@ -2155,8 +2155,7 @@ size_t rn_mat_pending_bytes(const struct rn_mat *m)
 	return m->pending_bytes;
 }
 
-size_t rn_mat_principal_pending_bytes(const struct rn_mat *m, const char *principal,
-				      size_t *active)
+size_t rn_mat_principal_pending_bytes(const struct rn_mat *m, const char *principal, size_t *active)
 {
 	return rn_ledger_held(m->ledger, principal, active);
 }

@@ -1,7 +1,8 @@
 // Abuse limits of runnel-server (issue 12), part two: a flood of bad records costs a few log
 // lines, not one per record (every record is still kept, with its reason), and WAL pressure
-// is shared fairly between tables: a table holding more than its share of a WAL above
-// wal_soft_percent is refused while the others keep being served. Each test keeps the
+// is shared fairly between tables and between principals: a table (or a principal, over all
+// the tables it writes) holding more than its share of a WAL above wal_soft_percent is
+// refused while the others keep being served. Each test keeps the
 // well-behaved python3-grpcio client (lib/goodclient.mjs) streaming and prints its p99 ack
 // latency. See docs/operations.md "Limits".
 import { test } from 'node:test';
@@ -18,6 +19,12 @@ const P99_SANE_MS = 3000; // a loaded 2-core CI machine; an unserved client neve
 async function startServer(opts) {
   const extra = `metrics_listen = "127.0.0.1:0";\n${opts.extra || ''}`;
   const server = await new Server({ ...opts, extra }).start();
+  await findMetrics(server);
+  return server;
+}
+
+// The metrics port of the server's current run (it changes at a restart).
+async function findMetrics(server) {
   const line = await waitFor(() => server.proc.log.find((l) => /metrics on 127\.0\.0\.1:\d+/.test(l)),
     { what: 'metrics line' });
   server.metricsPort = Number(line.match(/metrics on 127\.0\.0\.1:(\d+)/)[1]);
@@ -27,7 +34,6 @@ async function startServer(opts) {
     const m = text.match(new RegExp(`^runnel_server_${name}${labels ? `\\{${esc}\\}` : ''} (\\S+)$`, 'm'));
     return m ? Number(m[1]) : undefined;
   };
-  return server;
 }
 
 function rows(server, t) {
@@ -148,6 +154,105 @@ test('WAL pressure shared: a table flooding the WAL is refused, another goes on,
     assert.ok(g.latency_ms.p99 < P99_SANE_MS, `p99 ${g.latency_ms.p99} ms`);
     // every acked batch is in its table, once
     await waitFor(() => rows(server, A) === (fill.acks.length + 5) * 10, { timeoutMs: FLUSH + 30000, what: `rows of ${A}` });
+  } finally {
+    good.proc.kill();
+    await server.stop();
+  }
+});
+
+// Per principal: alice floods three tables, none of them over its table share, until alice as
+// a whole holds her share (wal_max_bytes / 2 principals writing) of a WAL past 50 %; then
+// alice is refused (gRPC and REST) on every table, bob goes on, even on a table alice fills.
+// After the flush alice is accepted again; after a crash everything acked is in the tables
+// exactly once.
+test('WAL pressure shared: a principal flooding several tables is refused, another goes on', { timeout: 240000 }, async () => {
+  const dir = tmpDir('abuse-pshare');
+  const T = ['main.flood.t1', 'main.flood.t2', 'main.flood.t3'];
+  const BT = 'main.good.b';
+  const FLUSH = 20000; // the WAL grows between flushes: materialization is what alice waits for
+  const extra = `wal_max_bytes = "2M";\nmax_lag = "0";
+principals = (
+  { name = "alice"; tokens = [ "tok-alice" ]; tables = [ "main.flood.*" ]; },
+  { name = "bob"; tokens = [ "tok-bob" ]; tables = [ "main.flood.*", "main.good.*" ]; }
+);`;
+  const server = await startServer({ dir, tables: [...T, BT], flushMs: FLUSH, extra });
+  const good = new GoodClient(server, { table: BT, token: 'tok-bob' });
+  // ~10 KB batches (10 records of 1000 bytes), each sent after the ack of the one before
+  const fill = (token, table, batches) => zbClient(server, 'fill', '--token', token, '--table', table,
+    '--records', '10', '--payload-bytes', '1000', '--batches', String(batches));
+  const rest = async (token, table) => {
+    const res = await fetch(`http://127.0.0.1:${server.metricsPort}/zerobus/v1/tables/${table}/insert`, {
+      method: 'POST', body: JSON.stringify([{ n: 1 }]),
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    });
+    return { status: res.status, retryAfter: res.headers.get('retry-after'), body: await res.json() };
+  };
+  const acked = { t1: 0, t2: 0, t3: 0 }; // rows acked per table (REST inserts included)
+  try {
+    await good.progress(5);
+    // right after a flush, so the next one is FLUSH ms away
+    await waitFor(async () => (await server.metric('flushes_total')) >= 1, { timeoutMs: FLUSH + 20000, what: 'first flush' });
+    const flushes = await server.metric('flushes_total');
+    // 300 KB into t1 and t2: alice holds 600 KB, each table far below its share (2M / 4)
+    for (const t of [T[0], T[1]]) {
+      const r = await fill('tok-alice', t, 30);
+      assert.equal(r.code, 'OK', JSON.stringify(r));
+      assert.equal(r.acks.length, 30);
+    }
+    acked.t1 += 300;
+    acked.t2 += 300;
+    // t3 until the server refuses alice: at her share, 1M, with t3 holding ~400 KB
+    const f3 = await fill('tok-alice', T[2], 200);
+    assert.equal(f3.code, 'RESOURCE_EXHAUSTED', JSON.stringify(f3));
+    assert.match(f3.details, /principal over its share of wal_max_bytes/);
+    assert.match(f3.details, /2 principals writing/);
+    assert.ok(f3.pushback_ms > 0 && f3.pushback_ms <= FLUSH + 1000, `pushback ${f3.pushback_ms}`);
+    assert.ok(f3.acks.length >= 20 && f3.acks.length < 50, `acks before the share: ${f3.acks.length}`);
+    assert.deepEqual(f3.acks, f3.acks.map((_, i) => i), 'every batch before the refusal acked, in order');
+    acked.t3 += 10 * f3.acks.length;
+    // alice is refused on the other tables too, and over REST (429)
+    const again1 = await fill('tok-alice', T[0], 1);
+    assert.equal(again1.code, 'RESOURCE_EXHAUSTED', JSON.stringify(again1));
+    assert.deepEqual(again1.acks, []);
+    const ra = await rest('tok-alice', T[1]);
+    assert.equal(ra.status, 429, JSON.stringify(ra));
+    assert.equal(ra.body.error_code, 'RESOURCE_EXHAUSTED');
+    assert.match(ra.body.message, /principal over its share/);
+    assert.ok(Number(ra.retryAfter) >= 1, `Retry-After ${ra.retryAfter}`);
+    // bob goes on: the good client, big batches into t1 (the table alice fills), REST
+    await good.progress(10);
+    const fb = await fill('tok-bob', T[0], 10);
+    assert.equal(fb.code, 'OK', JSON.stringify(fb));
+    assert.equal(fb.acks.length, 10);
+    acked.t1 += 100;
+    const rb = await rest('tok-bob', T[1]);
+    assert.equal(rb.status, 200, JSON.stringify(rb));
+    acked.t2 += 1;
+    assert.equal(await server.metric('flushes_total'), flushes, 'all of it before the next flush');
+    assert.equal(await server.metric('pressure', 'limit="wal_max_bytes"'), 0, 'no global pressure');
+    assert.equal(await server.metric('pressure_refusals_total', 'reason="global"'), 0);
+    assert.equal(await server.metric('pressure_refusals_total', 'reason="table_share"'), 0);
+    assert.equal(await server.metric('pressure_refusals_total', 'reason="principal_share"'), 3);
+    // one line for alice's refusals, naming her; none for a table
+    assert.equal(server.proc.log.filter((l) => /principal alice: refusing its new data, the other principals go on/.test(l)).length, 1);
+    assert.equal(server.proc.log.filter((l) => /refusing its new data/.test(l)).length, 1);
+    // once her data is in the tables, alice is accepted again
+    await waitFor(async () => (await server.metric('flushes_total')) > flushes, { timeoutMs: FLUSH + 20000, what: 'the flush' });
+    const after = await fill('tok-alice', T[0], 5);
+    assert.equal(after.code, 'OK', JSON.stringify(after));
+    assert.equal(after.acks.length, 5);
+    acked.t1 += 50;
+    await good.progress(5);
+    const g = await good.stop();
+    assert.ok(g.latency_ms.p99 < P99_SANE_MS, `p99 ${g.latency_ms.p99} ms`);
+    // a crash with alice's last batches in the WAL only: replayed, nothing lost or doubled
+    await server.kill('SIGKILL');
+    await server.start();
+    await findMetrics(server);
+    for (const [i, t] of T.entries())
+      await waitFor(() => rows(server, t) === acked[`t${i + 1}`], { timeoutMs: FLUSH + 30000, what: `${acked[`t${i + 1}`]} rows of ${t}` });
+    const back = await fill('tok-alice', T[2], 3);
+    assert.equal(back.code, 'OK', JSON.stringify(back));
   } finally {
     good.proc.kill();
     await server.stop();

@@ -348,8 +348,8 @@ static void pp_add(struct rn_mat *m, const char *table, const char *stream, int6
 	batch_of(&e->b, 2, "some bytes", 10);
 	for (long n = 1;; n++) {
 		rn_mem_fail_after(n);
-		int rc = rn_mat_add_as(m, table, stream, offset, RN_MAT_PROTO, e->b.data,
-				       e->b.len, NULL, who);
+		int rc = rn_mat_add_as(m, table, stream, offset, RN_MAT_PROTO, e->b.data, e->b.len,
+				       NULL, who);
 		rn_mem_fail_disarm();
 		if (!rc)
 			break;
@@ -453,9 +453,12 @@ static void test_clock_old_table(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_names),           cmocka_unit_test(test_exactly_once),
-		cmocka_unit_test(test_delta_race),      cmocka_unit_test(test_clock),
-		cmocka_unit_test(test_clock_old_table), cmocka_unit_test(test_principal_column),
+		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_exactly_once),
+		cmocka_unit_test(test_delta_race),
+		cmocka_unit_test(test_clock),
+		cmocka_unit_test(test_clock_old_table),
+		cmocka_unit_test(test_principal_column),
 		cmocka_unit_test(test_principal_pending),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -297,9 +297,9 @@ static void test_principal_share(void **state)
 	int64_t pb = -7;
 	(void)state;
 	/* A holds 600 of 900 with B writing too: over its share of 500 */
-	assert_int_equal(rn_limits_share(&l, &n, RN_SHARE_BY_PRINCIPAL, 600, 2, &pb, msg,
-					 sizeof(msg)),
-			 RN_SHARE_FAIR);
+	assert_int_equal(
+		rn_limits_share(&l, &n, RN_SHARE_BY_PRINCIPAL, 600, 2, &pb, msg, sizeof(msg)),
+		RN_SHARE_FAIR);
 	assert_int_equal(pb, 2000 + RN_LIMITS_PUSHBACK_SLACK_MS);
 	assert_non_null(strstr(msg, "principal over its share of wal_max_bytes"));
 	assert_non_null(strstr(msg, "its share is 500 (2 principals writing, 900 bytes"));
@@ -323,9 +323,9 @@ static void test_principal_share(void **state)
 			 RN_SHARE_OK);
 	assert_int_equal(rn_limits_share(&l, &n, RN_SHARE_BY_PRINCIPAL, 199, 1, NULL, NULL, 0),
 			 RN_SHARE_OK);
-	assert_int_equal(rn_limits_share(&l, &n, RN_SHARE_BY_PRINCIPAL, 200, 1, &pb, msg,
-					 sizeof(msg)),
-			 RN_SHARE_CAP);
+	assert_int_equal(
+		rn_limits_share(&l, &n, RN_SHARE_BY_PRINCIPAL, 200, 1, &pb, msg, sizeof(msg)),
+		RN_SHARE_CAP);
 	assert_non_null(strstr(msg, "principal over wal_principal_max_bytes"));
 	assert_non_null(strstr(msg, "(limit 200)"));
 	/* the cap holds with the share off and no wal_max_bytes */
