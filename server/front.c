@@ -115,6 +115,8 @@ struct conn {
 	int tls;               /* a TLS connection... */
 	int handshaken;        /* ...whose handshake is done (calls only come after) */
 	char identity[256];    /* peer identity of its verified client certificate, or "" */
+	char bad_header[96];   /* why nghttp2 found a header field invalid (error_cb), for the
+				  invalid_frame_cb that follows; "" = not known */
 	struct conn *next, *prev;
 };
 
@@ -145,12 +147,21 @@ struct rn_front {
 	struct rn_throttle throttle;  /* addresses refused too often (throttle.h) */
 };
 
+_Static_assert(RN_TLS_FAIL_N <= sizeof(((struct rn_front_stats *)0)->tls_failed) / sizeof(uint64_t),
+	       "rn_front_stats.tls_failed holds every enum rn_tls_reason");
+/* bufferevent_openssl_socket_new frees the SSL it fails with from 2.1.10 on (before, it
+ * leaked or freed it depending on where it failed) */
+#if LIBEVENT_VERSION_NUMBER < 0x02010a00
+#error "libevent 2.1.10 or later is needed (bufferevent_openssl_socket_new's ownership of the SSL)"
+#endif
+
 #define REFUSAL_LOG_PERIOD_US (10 * 1000000LL)
 
 /* Pseudo statuses of note_refusal: not a gRPC call's status but what the front did. */
 #define ST_REFUSED_STREAM -1 /* RST_STREAM(REFUSED_STREAM) */
 #define ST_CONN_CLOSED -2    /* the connection was closed */
 #define ST_REFUSED_TLS -3    /* the TLS handshake failed */
+#define ST_MALFORMED -4      /* RST_STREAM(PROTOCOL_ERROR): a malformed request */
 
 static const char *status_name(int status)
 {
@@ -158,6 +169,8 @@ static const char *status_name(int status)
 		return "connection closed:";
 	if (status == ST_REFUSED_TLS)
 		return "TLS_HANDSHAKE";
+	if (status == ST_MALFORMED)
+		return "PROTOCOL_ERROR";
 	return status < 0 ? "REFUSED_STREAM" : rn_grpc_status_name(status);
 }
 
@@ -922,6 +935,36 @@ static void conn_free(struct conn *c)
 }
 
 /*
+ * nghttp2 describes an invalid header field here ("... name: [n], value: [v]") just before
+ * it resets the stream (invalid_frame_cb). Only the name is kept, and only to say why: the
+ * value may be a credential and never reaches a log.
+ */
+static int error_cb(nghttp2_session *s, int lib_err, const char *msg, size_t len, void *user)
+{
+	struct conn *c = user;
+	const char *n = lib_err == NGHTTP2_ERR_HTTP_HEADER ? strstr(msg, "name: [") : NULL;
+	const char *e = n ? strstr(n, "], value: [") : NULL;
+	char name[40];
+	size_t nl = 0;
+	int upper = 0;
+	(void)s;
+	(void)len;
+	if (!e)
+		return 0;
+	for (n += 7; n < e && nl < sizeof(name) - 1; n++) {
+		upper |= *n >= 'A' && *n <= 'Z';
+		name[nl++] = *n > 0x20 && *n < 0x7f ? *n : '?';
+	}
+	name[nl] = 0;
+	if (upper)
+		snprintf(c->bad_header, sizeof(c->bad_header),
+			 "header names must be lower case in HTTP/2 (got \"%s\")", name);
+	else
+		snprintf(c->bad_header, sizeof(c->bad_header), "invalid header field \"%s\"", name);
+	return 0;
+}
+
+/*
  * nghttp2 refuses a request HEADERS beyond SETTINGS_MAX_CONCURRENT_STREAMS itself: with
  * REFUSED_STREAM while the peer has not acknowledged the setting, and as a connection error
  * (GOAWAY PROTOCOL_ERROR, "max concurrent streams exceeded") once it has. Both come through
@@ -934,6 +977,18 @@ static int invalid_frame_cb(nghttp2_session *s, const nghttp2_frame *f, int err,
 	(void)s;
 	if (f->hd.type == NGHTTP2_HEADERS)
 		c->hdr_since_us = 0; /* the block arrived, refused */
+	if (err == NGHTTP2_ERR_HTTP_HEADER || err == NGHTTP2_ERR_HTTP_MESSAGING) {
+		/* a malformed request (RFC 9113 8.1.1): nghttp2 resets its stream with
+		 * PROTOCOL_ERROR before any header reaches header_cb; the connection's other
+		 * streams go on */
+		char why[160];
+		fr->st.malformed++;
+		snprintf(why, sizeof(why), "malformed request: %s",
+			 c->bad_header[0] ? c->bad_header : nghttp2_strerror(err));
+		c->bad_header[0] = 0;
+		note_refusal(c, ST_MALFORMED, "stream", why);
+		return 0;
+	}
 	if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST ||
 	    c->ncalls < c->max_streams)
 		return 0;
@@ -1188,8 +1243,8 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 							      BUFFEREVENT_SSL_ACCEPTING,
 							      BEV_OPT_CLOSE_ON_FREE)
 			     : NULL;
-		/* (when it fails, libevent may or may not have freed ssl already: it is left
-		 * alone, a leak on an out-of-memory path rather than a double free) */
+		/* when it fails, libevent (>= 2.1.10, with BEV_OPT_CLOSE_ON_FREE) has freed ssl
+		 * already on every path: freeing it here would be a double free */
 		if (c->bev) /* a client that closes without close_notify is no error here */
 			bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
 	} else {
@@ -1211,6 +1266,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, data_chunk_cb);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, stream_close_cb);
 	nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs, invalid_frame_cb);
+	nghttp2_session_callbacks_set_error_callback2(cbs, error_cb);
 	nghttp2_session_callbacks_set_on_frame_send_callback(cbs, frame_send_cb);
 	rv = nghttp2_option_new(&o);
 	if (!rv) {
@@ -1299,6 +1355,8 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		if (rn_limits_header_late(c->hdr_since_us, f->opt.header_timeout_ms * 1000, now)) {
 			char why[96];
 			f->st.closed_header_timeout++;
+			if (c->tls && !c->handshaken)
+				f->st.tls_failed[RN_TLS_FAIL_TIMEOUT]++;
 			snprintf(why, sizeof(why),
 				 "%s not complete within header_timeout (%lld ms)",
 				 c->got_frame ? "header block" : "HTTP/2 preface",

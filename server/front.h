@@ -130,7 +130,8 @@ struct rn_front_stats {
 	uint64_t peers_throttled;       /* addresses throttled now */
 	uint64_t partial_bytes;         /* memory held for unfinished request messages now */
 	uint64_t partial_refused;       /* calls refused for partial_budget */
-	uint64_t tls_failed[4];         /* TLS handshakes failed, by enum rn_tls_reason */
+	uint64_t tls_failed[5];         /* TLS handshakes failed, by enum rn_tls_reason */
+	uint64_t malformed;             /* requests reset as malformed (PROTOCOL_ERROR) */
 };
 
 /*

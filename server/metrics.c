@@ -1,4 +1,16 @@
-/* /metrics and /healthz over HTTP/1.1; see metrics.h. */
+/*
+ * /metrics, /healthz and plain requests over HTTP/1.1 (evhttp); see metrics.h.
+ *
+ * Connections: libevent 2.1 evhttp has no connection cap and tells nothing of a connection
+ * until its first request. Every accepted connection passes through new_bev (evhttp's
+ * bufferevent callback), where it is counted; evhttp then sets its connection object as the
+ * bufferevent's callback argument, which adopt_cb reads (in the same loop iteration, before
+ * any I/O on it) to set a close callback, where it is counted out. While
+ * http_max_connections are open the listeners are disabled (nginx's way): new connections
+ * wait in the kernel's backlog, none is closed unread. The close callback also sees a TLS
+ * connection whose handshake never finished: counted by reason and logged, rate-limited
+ * (refuselog.h), with the peer.
+ */
 #include "metrics.h"
 
 #include <event2/buffer.h>
@@ -17,7 +29,9 @@
 #include "ev_time.h"
 #include "limits.h"
 #include "listensock.h"
+#include "refuselog.h"
 #include "rn_addr.h"
+#include "rn_clock.h"
 #include "rn_err.h"
 #include "rn_log.h"
 #include "rn_mem.h"
@@ -31,6 +45,21 @@ struct pending {
 	struct pending *next, *prev;
 };
 
+/* One connection, from new_bev to conn_closed (evhttp's close callback). */
+struct hconn {
+	struct rn_metrics *m;
+	struct bufferevent *bev; /* until adopted: evhttp's, with a reference of ours */
+	struct ssl_st *ssl;      /* its SSL on the TLS port, else NULL */
+	int64_t since_us;        /* accepted at (monotonic) */
+	struct hconn *next;      /* in m->fresh until adopted */
+};
+
+_Static_assert(RN_TLS_FAIL_N <=
+		       sizeof(((struct rn_metrics_stats *)0)->tls_failed) / sizeof(uint64_t),
+	       "rn_metrics_stats.tls_failed holds every enum rn_tls_reason");
+
+#define REFUSAL_LOG_PERIOD_US (10 * 1000000LL)
+
 struct rn_metrics {
 	struct evhttp *http;
 	struct rn_metrics_handler h;
@@ -42,12 +71,52 @@ struct rn_metrics {
 	struct evconnlistener *listeners[RN_ADDR_LIST_MAX]; /* evhttp's, for the accept backoff */
 	struct event *resume_ev;                            /* re-enables it */
 	uint64_t accept_fails;                              /* in a row; 0 = accepting */
+	int backoff;           /* 1 while paused after an accept failure */
+	int listening;         /* the listeners are enabled */
+	unsigned max_conns;    /* http_max_connections; 0 = no cap */
+	int capped;            /* 1 while paused for max_conns */
+	int64_t capped_since;  /* when that began */
+	uint64_t capped_waits; /* connections accepted from the backlog since */
+	int timeout_s;         /* http_timeout */
+	int destroying;        /* in rn_metrics_destroy: close callbacks only free */
+	struct hconn *fresh;   /* counted, not adopted yet */
+	struct event *adopt_ev;
+	struct event *tick_ev;        /* the refusal log's summaries */
+	struct rn_refuselog refusals; /* which TLS failures get a line */
+	struct rn_metrics_stats st;
 };
 
-static void enable_listeners(struct rn_metrics *m, int on)
+/* The listeners accept unless an accept failure's backoff or the connection cap says not. */
+static void update_listeners(struct rn_metrics *m)
 {
+	int on = !m->backoff && !m->capped;
+	if (on == m->listening)
+		return;
+	m->listening = on;
 	for (size_t i = 0; i < m->nlisteners; i++)
 		(on ? evconnlistener_enable : evconnlistener_disable)(m->listeners[i]);
+}
+
+/* The cap reached or left: one line each way per episode. */
+static void check_cap(struct rn_metrics *m)
+{
+	int over = m->max_conns && m->st.conns_open >= m->max_conns;
+	if (over && !m->capped) {
+		m->capped = 1;
+		m->capped_since = rn_mono_us();
+		m->capped_waits = 0;
+		m->st.cap_episodes++;
+		rn_log_warn("metrics",
+			    "%u connections open on the HTTP port (http_max_connections): new ones "
+			    "wait in the listen backlog until some close",
+			    m->max_conns);
+	} else if (!over && m->capped && m->st.conns_open < m->max_conns) {
+		m->capped = 0;
+		rn_log_info("metrics",
+			    "HTTP port below http_max_connections again after %lld ms; accepting",
+			    (long long)((rn_mono_us() - m->capped_since) / 1000));
+	}
+	update_listeners(m);
 }
 
 /* accept() failed (EMFILE...): pause the listeners for a backoff; one line per episode. */
@@ -55,14 +124,18 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
 {
 	struct rn_metrics *m = arg;
 	int err = EVUTIL_SOCKET_ERROR();
+	m->st.accept_errors++;
 	if (!m->accept_fails++)
 		rn_log_warn("metrics",
 			    "accept failed: %s; pausing the HTTP listener between retries",
 			    evutil_socket_error_to_string(err));
 	(void)l;
-	enable_listeners(m, 0);
-	if (rn_ev_add_ms(m->resume_ev, rn_limits_accept_backoff_ms(m->accept_fails)))
-		enable_listeners(m, 1);
+	m->backoff = 1;
+	update_listeners(m);
+	if (rn_ev_add_ms(m->resume_ev, rn_limits_accept_backoff_ms(m->accept_fails))) {
+		m->backoff = 0; /* no timer: better a busy listener than a dead one */
+		update_listeners(m);
+	}
 }
 
 static void resume_cb(evutil_socket_t fd, short what, void *arg)
@@ -70,7 +143,202 @@ static void resume_cb(evutil_socket_t fd, short what, void *arg)
 	struct rn_metrics *m = arg;
 	(void)fd;
 	(void)what;
-	enable_listeners(m, 1);
+	m->backoff = 0;
+	update_listeners(m);
+}
+
+static void refusal_summary(void *ctx, const struct rn_refuselog_kind *k, uint64_t n)
+{
+	(void)ctx;
+	if (k)
+		rn_log_info("metrics", "%s: %llu more TLS handshakes failed in the last %lld s: %s",
+			    k->peer, (unsigned long long)n,
+			    (long long)(REFUSAL_LOG_PERIOD_US / 1000000), k->reason);
+	else
+		rn_log_info("metrics",
+			    "%llu more TLS handshakes failed in the last %lld s (of kinds past the "
+			    "per-period limit of lines)",
+			    (unsigned long long)n, (long long)(REFUSAL_LOG_PERIOD_US / 1000000));
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rn_metrics *m = arg;
+	(void)fd;
+	(void)what;
+	rn_refuselog_tick(&m->refusals, rn_mono_us(), refusal_summary, m);
+}
+
+/* "address:port" of an evhttp connection into buf. */
+static void conn_peer(struct evhttp_connection *evcon, char *buf, size_t cap)
+{
+	char *addr = NULL;
+	ev_uint16_t port = 0;
+	evhttp_connection_get_peer(evcon, &addr, &port);
+	if (addr)
+		snprintf(buf, cap, strchr(addr, ':') ? "[%s]:%u" : "%s:%u", addr, (unsigned)port);
+	else
+		snprintf(buf, cap, "?");
+}
+
+/*
+ * A TLS connection closed before its handshake finished: the client spoke plain HTTP, sent a
+ * bad certificate, closed, or said nothing for http_timeout (evhttp's timeout ends it with no
+ * error of its own: told by the time it lasted).
+ */
+static void tls_failed(struct rn_metrics *m, struct hconn *h, struct evhttp_connection *evcon)
+{
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+	unsigned long e = bev ? bufferevent_get_openssl_error(bev) : 0, next;
+	char detail[256], peer[64], msg[320];
+	enum rn_tls_reason why;
+	int64_t now = rn_mono_us();
+	/* the first error is the cause; drain the rest */
+	while (bev && (next = bufferevent_get_openssl_error(bev)))
+		;
+	why = rn_tls_classify(h->ssl, e, detail, sizeof(detail));
+	if (!e && why == RN_TLS_FAIL_OTHER && m->timeout_s > 0 &&
+	    now - h->since_us >= (int64_t)m->timeout_s * 1000000 - 100000) {
+		why = RN_TLS_FAIL_TIMEOUT;
+		snprintf(detail, sizeof(detail), "no handshake within http_timeout (%d s)",
+			 m->timeout_s);
+	}
+	m->st.tls_failed[why]++;
+	conn_peer(evcon, peer, sizeof(peer));
+	snprintf(msg, sizeof(msg), "%s: %s", rn_tls_reason_name(why), detail);
+	if (rn_refuselog_note(&m->refusals, peer, -1, msg, now))
+		rn_log_info(
+			"metrics",
+			"%s: HTTPS connection refused: TLS handshake %s (more like it from this "
+			"address are counted every %lld s)",
+			peer, msg, (long long)(REFUSAL_LOG_PERIOD_US / 1000000));
+}
+
+/* evhttp's close callback: the connection is gone (its fd closes right after). */
+static void conn_closed(struct evhttp_connection *evcon, void *arg)
+{
+	struct hconn *h = arg;
+	struct rn_metrics *m = h->m;
+	evhttp_connection_set_closecb(evcon, NULL, NULL);
+	if (!m->destroying) {
+		if (h->ssl && !rn_tls_handshake_done(h->ssl))
+			tls_failed(m, h, evcon);
+		m->st.conns_open--;
+		check_cap(m);
+	}
+	rn_free(h);
+}
+
+/*
+ * evhttp's bufferevent for each accepted connection (before its fd is set): TLS on the
+ * server's context (ALPN http/1.1) or plain, counted, and queued for adopt_cb. evhttp falls
+ * back to a plain bufferevent of its own when this returns NULL (out of memory): on the TLS
+ * port such a connection is refused by tls_missing before any request is answered.
+ */
+static struct bufferevent *new_bev(struct event_base *base, void *arg)
+{
+	struct rn_metrics *m = arg;
+	struct ssl_st *ssl = NULL;
+	struct bufferevent *bev;
+	struct hconn *h;
+	if (m->accept_fails) {
+		rn_log_info("metrics", "accepting connections again after %llu failed accepts",
+			    (unsigned long long)m->accept_fails);
+		m->accept_fails = 0;
+	}
+	if (m->tls) {
+		if (!(ssl = rn_tls_ssl_new(m->tls)))
+			return NULL;
+		/* on failure libevent (>= 2.1.10) has freed ssl (BEV_OPT_CLOSE_ON_FREE) */
+		bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+						     BEV_OPT_CLOSE_ON_FREE);
+		if (!bev)
+			return NULL;
+		/* a client that closes without close_notify is no error here */
+		bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	} else {
+		/* as evhttp makes its own: it closes the fd itself */
+		if (!(bev = bufferevent_socket_new(base, -1, 0)))
+			return NULL;
+	}
+	m->st.conns_accepted++;
+	if (m->capped)
+		m->capped_waits++;
+	if (!(h = rn_calloc(1, sizeof(*h))))
+		return bev; /* served, not counted */
+	h->m = m;
+	h->bev = bev;
+	h->ssl = ssl;
+	h->since_us = rn_mono_us();
+	/* held until adopted, so a connection evhttp gives up at once (out of memory) cannot
+	 * leave us a freed bufferevent */
+	bufferevent_incref(bev);
+	h->next = m->fresh;
+	m->fresh = h;
+	event_active(m->adopt_ev, 0, 0);
+	m->st.conns_open++;
+	check_cap(m); /* the listener's accept loop stops after this one when capped */
+	return bev;
+}
+
+/* Runs after the accepts of this loop iteration: evhttp has made each fresh bufferevent's
+ * callback argument its connection, where the close callback goes. */
+static void adopt_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rn_metrics *m = arg;
+	(void)fd;
+	(void)what;
+	while (m->fresh) {
+		struct hconn *h = m->fresh;
+		bufferevent_event_cb ecb = NULL;
+		void *evcon = NULL;
+		m->fresh = h->next;
+		h->next = NULL;
+		bufferevent_getcb(h->bev, NULL, NULL, &ecb, &evcon);
+		if (ecb && evcon) {
+			evhttp_connection_set_closecb(evcon, conn_closed, h);
+			bufferevent_decref(h->bev);
+			h->bev = NULL;
+			continue;
+		}
+		/* evhttp freed it (callbacks cleared) or never took it: only our reference
+		 * is left */
+		bufferevent_decref(h->bev);
+		m->st.conns_open--;
+		rn_free(h);
+		check_cap(m);
+	}
+}
+
+/* 1 (and a 400 sent) when a request arrived on the TLS port over a connection without TLS
+ * (new_bev failed and evhttp made a plain one): nothing is served in clear text there. */
+static int tls_missing(struct rn_metrics *m, struct evhttp_request *req)
+{
+	struct bufferevent *bev;
+	if (!m->tls)
+		return 0;
+	bev = evhttp_connection_get_bufferevent(evhttp_request_get_connection(req));
+	if (bev && bufferevent_openssl_get_ssl(bev))
+		return 0;
+	evhttp_send_error(req, 400, NULL);
+	return 1;
+}
+
+void rn_metrics_set_tls(struct rn_metrics *m, struct rn_tls *tls)
+{
+	m->tls = tls;
+}
+
+void rn_metrics_set_max_conns(struct rn_metrics *m, unsigned max)
+{
+	m->max_conns = max;
+	check_cap(m);
+}
+
+void rn_metrics_stats(const struct rn_metrics *m, struct rn_metrics_stats *st)
+{
+	*st = m->st;
+	st->accept_paused = !m->listening;
 }
 
 static void reply(struct evhttp_request *req, int code, const char *reason, const char *type,
@@ -90,6 +358,8 @@ static void reply(struct evhttp_request *req, int code, const char *reason, cons
 static void on_metrics(struct evhttp_request *req, void *arg)
 {
 	struct rn_metrics *m = arg;
+	if (tls_missing(m, req))
+		return;
 	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
 		evhttp_send_error(req, 405, NULL);
 		return;
@@ -104,6 +374,8 @@ static void on_health(struct evhttp_request *req, void *arg)
 	struct rn_metrics *m = arg;
 	char why[512] = "";
 	int h;
+	if (tls_missing(m, req))
+		return;
 	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET &&
 	    evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
 		evhttp_send_error(req, 405, NULL);
@@ -190,6 +462,8 @@ static void on_other(struct evhttp_request *req, void *arg)
 	char peer[64] = "?", identity[256] = "";
 	char *addr = NULL;
 	ev_uint16_t port = 0;
+	if (tls_missing(m, req))
+		return;
 	if (!m->h.request) {
 		evhttp_send_error(req, 404, NULL);
 		return;
@@ -254,8 +528,13 @@ int rn_metrics_create(struct rn_metrics **out, struct event_base *base,
 	if (!(m = rn_calloc(1, sizeof(*m))))
 		return RN_ENOMEM;
 	m->h = *h;
+	m->listening = 1;
+	rn_refuselog_init(&m->refusals, REFUSAL_LOG_PERIOD_US, rn_mono_us());
 	if (!(m->http = evhttp_new(base)) ||
-	    !(m->resume_ev = event_new(base, -1, 0, resume_cb, m))) {
+	    !(m->resume_ev = event_new(base, -1, 0, resume_cb, m)) ||
+	    !(m->adopt_ev = event_new(base, -1, 0, adopt_cb, m)) ||
+	    !(m->tick_ev = event_new(base, -1, EV_PERSIST, tick_cb, m)) ||
+	    rn_ev_add_ms(m->tick_ev, 1000)) {
 		rn_metrics_destroy(m);
 		return RN_ENOMEM;
 	}
@@ -280,6 +559,7 @@ int rn_metrics_create(struct rn_metrics **out, struct event_base *base,
 	evhttp_set_cb(m->http, "/metrics", on_metrics, m);
 	evhttp_set_cb(m->http, "/healthz", on_health, m);
 	evhttp_set_gencb(m->http, on_other, m);
+	evhttp_set_bevcb(m->http, new_bev, m);
 	/* every method reaches a callback: the REST routes answer 405 themselves */
 	evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
 						    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
@@ -287,28 +567,6 @@ int rn_metrics_create(struct rn_metrics **out, struct event_base *base,
 	rn_metrics_set_limits(m, 0, 0, 0);
 	*out = m;
 	return 0;
-}
-
-/* evhttp's bufferevent for each accepted connection: TLS on the server's context (ALPN
- * http/1.1). NULL (out of memory) makes evhttp drop the connection. */
-static struct bufferevent *tls_bev(struct event_base *base, void *arg)
-{
-	struct rn_metrics *m = arg;
-	struct ssl_st *ssl = rn_tls_ssl_new(m->tls);
-	struct bufferevent *bev;
-	if (!ssl)
-		return NULL;
-	bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-					     BEV_OPT_CLOSE_ON_FREE);
-	if (bev)
-		bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	return bev;
-}
-
-void rn_metrics_set_tls(struct rn_metrics *m, struct rn_tls *tls)
-{
-	m->tls = tls;
-	evhttp_set_bevcb(m->http, tls ? tls_bev : NULL, tls ? m : NULL);
 }
 
 int rn_metrics_port(const struct rn_metrics *m)
@@ -329,7 +587,8 @@ void rn_metrics_set_limits(struct rn_metrics *m, size_t max_header, size_t max_b
 	 * the server by gigabytes) and keeps a silent connection for ever */
 	evhttp_set_max_headers_size(m->http, (ev_ssize_t)(max_header ? max_header : 8192));
 	evhttp_set_max_body_size(m->http, (ev_ssize_t)(max_body ? max_body : (size_t)1 << 20));
-	evhttp_set_timeout(m->http, timeout_s > 0 ? timeout_s : 10);
+	m->timeout_s = timeout_s > 0 ? timeout_s : 10;
+	evhttp_set_timeout(m->http, m->timeout_s);
 }
 
 void rn_metrics_destroy(struct rn_metrics *m)
@@ -343,10 +602,21 @@ void rn_metrics_destroy(struct rn_metrics *m)
 			m->h.gone(m->h.ctx, &p->x);
 		rn_free(p); /* its evhttp request goes with evhttp_free */
 	}
+	m->destroying = 1;
+	if (m->http)
+		evhttp_free(m->http); /* runs the close callbacks: they free their hconn */
+	while (m->fresh) {
+		struct hconn *h = m->fresh;
+		m->fresh = h->next;
+		bufferevent_decref(h->bev);
+		rn_free(h);
+	}
 	if (m->resume_ev)
 		event_free(m->resume_ev);
-	if (m->http)
-		evhttp_free(m->http);
+	if (m->adopt_ev)
+		event_free(m->adopt_ev);
+	if (m->tick_ev)
+		event_free(m->tick_ev);
 	rn_buf_free(&m->out);
 	rn_free(m);
 }

@@ -46,7 +46,8 @@ int rn_metrics_port(const struct rn_metrics *m);
 /* The bound ports of every address, in order, into ports[0..cap); returns how many. */
 size_t rn_metrics_ports(const struct rn_metrics *m, int *ports, size_t cap);
 /* Serves HTTPS from now on: each connection handshakes on tls (tls.h, not owned; it must
- * outlive m). NULL = plain HTTP again. */
+ * outlive m). NULL = plain HTTP again. A handshake that fails (or a client silent for the
+ * timeout) is counted by reason (rn_metrics_stats) and logged with the peer, rate-limited. */
 struct rn_tls;
 void rn_metrics_set_tls(struct rn_metrics *m, struct rn_tls *tls);
 /*
@@ -57,6 +58,23 @@ void rn_metrics_set_tls(struct rn_metrics *m, struct rn_tls *tls);
  * descriptors) pauses the port's listener for a backoff instead of retrying in a busy loop.
  */
 void rn_metrics_set_limits(struct rn_metrics *m, size_t max_header, size_t max_body, int timeout_s);
+/*
+ * At most max connections open at once (0 = no cap): while that many are, the listeners
+ * stop accepting (new connections wait in the kernel's listen backlog, none is closed
+ * unread); one log line when it begins, one when it ends.
+ */
+void rn_metrics_set_max_conns(struct rn_metrics *m, unsigned max);
+
+/* Counters and gauges of the port's connections, for /metrics. */
+struct rn_metrics_stats {
+	uint64_t conns_open;     /* connections now */
+	uint64_t conns_accepted; /* since start */
+	uint64_t cap_episodes;   /* times max connections were reached (listeners paused) */
+	uint64_t accept_errors;  /* accept() failures (out of file descriptors...) */
+	uint64_t accept_paused;  /* 1 while the listeners are paused (cap or accept failure) */
+	uint64_t tls_failed[5];  /* TLS handshakes failed, by enum rn_tls_reason */
+};
+void rn_metrics_stats(const struct rn_metrics *m, struct rn_metrics_stats *st);
 void rn_metrics_destroy(struct rn_metrics *m);
 
 /*

@@ -391,6 +391,15 @@ const struct rn_conf_key rn_server_conf_table[] = {
 	 .help = "HTTP port: a connection that does not complete a request (or take its response) "
 		 "within this (whole seconds) is closed",
 	 .flags = RN_CONF_F_RESTART},
+	{.key = "http_max_connections",
+	 .type = RN_CONF_INT,
+	 .def = "256",
+	 .offset = OFF(http_max_connections),
+	 .min = 1,
+	 .max = 1000000,
+	 .help = "HTTP port: connections open at once; while this many are, new ones are not "
+		 "accepted (they wait in the listen backlog; logged once per episode)",
+	 .flags = RN_CONF_F_RESTART},
 	{.key = "max_connections",
 	 .type = RN_CONF_INT,
 	 .def = "512",
@@ -3486,6 +3495,7 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 		}
 		rn_metrics_set_limits(s->metrics, (size_t)conf->http_max_header_bytes,
 				      http_body_cap(conf), (int)(conf->http_timeout_ms / 1000));
+		rn_metrics_set_max_conns(s->metrics, (unsigned)conf->http_max_connections);
 		if (s->metrics_tls)
 			rn_metrics_set_tls(s->metrics, s->metrics_tls);
 		format_listen(where, sizeof(where), mlis, ports,
@@ -3712,14 +3722,39 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	F("streams_refused_total", "counter",
 	  "Streams refused (REFUSED_STREAM) beyond max_streams_per_connection.",
 	  fs.streams_refused);
+	F("malformed_requests_total", "counter",
+	  "HTTP/2 requests reset with PROTOCOL_ERROR as malformed (RFC 9113 8.1.1), such as "
+	  "an upper-case header name.",
+	  fs.malformed);
+	struct rn_metrics_stats hs = {0};
+	if (s->metrics)
+		rn_metrics_stats(s->metrics, &hs);
 	rn_metrics_family(b, P "tls_handshake_failures_total", "counter",
-			  "TLS connections to the listen port refused in or right after the "
-			  "handshake, by reason.");
-	for (int i = 0; i < RN_TLS_FAIL_N; i++) {
-		char lab[40];
-		snprintf(lab, sizeof(lab), "reason=\"%s\"", rn_tls_reason_name(i));
-		rn_metrics_sample(b, P "tls_handshake_failures_total", lab,
-				  (double)fs.tls_failed[i]);
+			  "TLS connections refused in or right after the handshake, by port "
+			  "(grpc = listen, http = metrics_listen) and reason.");
+	for (int p = 0; p < 2; p++)
+		for (int i = 0; i < RN_TLS_FAIL_N; i++) {
+			char lab[60];
+			snprintf(lab, sizeof(lab), "port=\"%s\",reason=\"%s\"", p ? "http" : "grpc",
+				 rn_tls_reason_name(i));
+			rn_metrics_sample(b, P "tls_handshake_failures_total", lab,
+					  (double)(p ? hs.tls_failed[i] : fs.tls_failed[i]));
+		}
+	if (s->metrics) {
+		F("http_connections_open", "gauge", "Connections open on the HTTP port now.",
+		  hs.conns_open);
+		F("http_connections_accepted_total", "counter",
+		  "Connections accepted on the HTTP port.", hs.conns_accepted);
+		F("http_max_connections_reached_total", "counter",
+		  "Times http_max_connections were open and the HTTP port stopped accepting.",
+		  hs.cap_episodes);
+		F("http_accept_paused", "gauge",
+		  "1 while the HTTP port does not accept (http_max_connections, or after an "
+		  "accept() failure).",
+		  hs.accept_paused);
+		F("http_accept_errors_total", "counter",
+		  "accept() failures on the HTTP port (the listener pauses after each).",
+		  hs.accept_errors);
 	}
 	if (s->tls) {
 		struct rn_tls_stats ts;

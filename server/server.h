@@ -75,6 +75,7 @@ struct rn_server_conf {
 	int64_t http_max_header_bytes;  /* HTTP port (metrics_listen): request line + headers */
 	int64_t http_max_body_bytes;    /* ... a request body */
 	int64_t http_timeout_ms;        /* ... a request (or a response) within this */
+	int64_t http_max_connections;   /* ... connections at once; beyond, the listener pauses */
 	int64_t parquet_zstd_level;
 	int auto_create;               /* create unknown (valid) tables on first stream */
 	struct rn_conf_strlist tables; /* created at start */

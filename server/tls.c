@@ -64,7 +64,7 @@ int rn_tls_client_auth_parse(const char *s)
 
 const char *rn_tls_reason_name(enum rn_tls_reason r)
 {
-	static const char *const names[] = {"cleartext", "no_h2", "bad_cert", "other"};
+	static const char *const names[] = {"cleartext", "no_h2", "bad_cert", "other", "timeout"};
 	return (unsigned)r < RN_TLS_FAIL_N ? names[r] : "other";
 }
 
@@ -267,6 +267,11 @@ struct ssl_st *rn_tls_ssl_new(struct rn_tls *t)
 	if (!ssl)
 		ERR_clear_error();
 	return ssl;
+}
+
+int rn_tls_handshake_done(struct ssl_st *ssl)
+{
+	return SSL_is_init_finished(ssl) ? 1 : 0;
 }
 
 int rn_tls_alpn_ok(const struct rn_tls *t, struct ssl_st *ssl)

@@ -36,6 +36,7 @@ enum rn_tls_reason {
 	RN_TLS_FAIL_NO_H2,     /* the client offered no ALPN protocol the port serves */
 	RN_TLS_FAIL_BAD_CERT,  /* a client certificate missing, unverifiable, expired... */
 	RN_TLS_FAIL_OTHER,     /* anything else (protocol version, ciphers, reset) */
+	RN_TLS_FAIL_TIMEOUT,   /* no handshake within the port's timeout (a silent client) */
 	RN_TLS_FAIL_N
 };
 
@@ -76,6 +77,9 @@ struct ssl_st *rn_tls_ssl_new(struct rn_tls *t);
  */
 int rn_tls_peer_identity(struct ssl_st *ssl, char *buf, size_t cap);
 
+/* 1 when the handshake on ssl has finished. */
+int rn_tls_handshake_done(struct ssl_st *ssl);
+
 /* 1 when the handshake on ssl selected the port's ALPN protocol. */
 int rn_tls_alpn_ok(const struct rn_tls *t, struct ssl_st *ssl);
 
@@ -103,7 +107,7 @@ int rn_tls_alpn_select(const char *want, const unsigned char *in, size_t inlen,
 		       const unsigned char **sel, unsigned char *sellen);
 /* "none", "optional", "require" -> enum rn_tls_client_auth; -1 for anything else. */
 int rn_tls_client_auth_parse(const char *s);
-/* "cleartext", "no_h2", "bad_cert", "other". */
+/* "cleartext", "no_h2", "bad_cert", "other", "timeout". */
 const char *rn_tls_reason_name(enum rn_tls_reason r);
 
 #endif

@@ -134,7 +134,7 @@ test('mTLS require: valid cert streams and is identified; none, another CA, expi
     // curl offered h2 and http/1.1 over ALPN; the metrics port (evhttp) takes http/1.1
     assert.match(text, /\n1\.1$/, 'HTTP/1.1 over TLS');
     assert.match(text, /^runnel_server_connections_open /m);
-    const f = (r) => sample(text, `runnel_server_tls_handshake_failures_total{reason="${r}"}`);
+    const f = (r) => sample(text, `runnel_server_tls_handshake_failures_total{port="grpc",reason="${r}"}`);
     assert.ok(f('bad_cert') >= 3, `bad_cert ${f('bad_cert')}`);
     assert.ok(f('cleartext') >= 1, `cleartext ${f('cleartext')}`);
     assert.ok(f('no_h2') >= 1, `no_h2 ${f('no_h2')}`);

@@ -83,6 +83,8 @@ static void test_reasons(void **state)
 	assert_string_equal(rn_tls_reason_name(RN_TLS_FAIL_NO_H2), "no_h2");
 	assert_string_equal(rn_tls_reason_name(RN_TLS_FAIL_BAD_CERT), "bad_cert");
 	assert_string_equal(rn_tls_reason_name(RN_TLS_FAIL_OTHER), "other");
+	assert_string_equal(rn_tls_reason_name(RN_TLS_FAIL_TIMEOUT), "timeout");
+	assert_string_equal(rn_tls_reason_name(RN_TLS_FAIL_N), "other");
 	assert_string_equal(rn_tls_reason_name((enum rn_tls_reason)99), "other");
 
 	assert_int_equal(
