@@ -2114,6 +2114,7 @@ struct token_job {
 	/* the loop's, always: */
 	struct rn_server *s;
 	struct rn_httpx *x; /* NULL once the client went away */
+	char peer[80];      /* x->req.peer, kept for the log (x->req is gone after request()) */
 	struct token_job *prev, *next;
 };
 
@@ -2145,25 +2146,32 @@ static void peer_addr(const char *peer, char *out, size_t cap)
 	snprintf(out, cap, "%.*s", (int)n, peer);
 }
 
-static void rest_log_refusal(struct rn_server *s, const struct rn_httpx *x, int http,
-			     const char *msg)
+/* peer, method and path as the request had them (copies, for an answer given later: the
+ * request's own fields are gone after request()) */
+static void rest_log_refusal_of(struct rn_server *s, const char *peer, const char *method,
+				const char *path, int http, const char *msg)
 {
 	char addr[64];
 	/* counted against the address as refused gRPC calls are (not the server's own 429) */
-	if (http != 429 && x->req.peer) {
-		peer_addr(x->req.peer, addr, sizeof(addr));
+	if (http != 429 && peer) {
+		peer_addr(peer, addr, sizeof(addr));
 		rn_front_note_refusal(s->front, addr);
 	}
 	/* refusals under pressure come in bursts; the server logs the episode */
 	if (http == 429)
-		rn_log_debug("rest", "%s: %s %s refused: %d %s", x->req.peer, x->req.method,
-			     x->req.path, http, msg);
-	else if (rn_refuselog_note(&s->rest_refusals, x->req.peer, http, msg, rn_mono_us()))
+		rn_log_debug("rest", "%s: %s %s refused: %d %s", peer, method, path, http, msg);
+	else if (rn_refuselog_note(&s->rest_refusals, peer, http, msg, rn_mono_us()))
 		rn_log_info("rest",
 			    "%s: %s %s refused: %d %s (more like it from this address are "
 			    "counted every %lld s)",
-			    x->req.peer, x->req.method, x->req.path, http, msg,
+			    peer, method, path, http, msg,
 			    (long long)(REST_LOG_PERIOD_US / 1000000));
+}
+
+static void rest_log_refusal(struct rn_server *s, const struct rn_httpx *x, int http,
+			     const char *msg)
+{
+	rest_log_refusal_of(s, x->req.peer, x->req.method, x->req.path, http, msg);
 }
 
 static void rest_refuse(struct rn_server *s, struct rn_httpx *x, enum rn_rest_route route, int http,
@@ -2295,7 +2303,7 @@ static int token_ctx(struct rn_server *s, struct rn_oauth_ctx *c, char jti[40])
 
 /* Sends the token core's answer (rc its return: not 0, or no body = 500), counted and, for
  * a refusal, logged. */
-static void token_answer(struct rn_server *s, struct rn_httpx *x, int rc,
+static void token_answer(struct rn_server *s, struct rn_httpx *x, const char *peer, int rc,
 			 const struct rn_oauth_response *out, const char *jti)
 {
 	struct rn_httpx_response a = {
@@ -2315,8 +2323,8 @@ static void token_answer(struct rn_server *s, struct rn_httpx *x, int rc,
 			    out->principal, (long long)(s->conf.token_lifetime_ms / 1000));
 	} else {
 		s->stats.token_refusals++;
-		rest_log_refusal(s, x, a.status,
-				 out->error[0] ? out->error : "token request failed");
+		rest_log_refusal_of(s, peer, "POST", "/oidc/v1/token", a.status,
+				    out->error[0] ? out->error : "token request failed");
 	}
 	s->stats.rest[RN_REST_TOKEN][rn_rest_status_index(a.status)]++;
 	rn_httpx_respond(x, &a);
@@ -2382,7 +2390,7 @@ static void token_done(void *arg, int cancelled)
 		memset(&out, 0, sizeof(out));
 		rc = token_ctx(s, &c, jti);
 		rc = rc ? rc : rn_oauth_token_finish(&c, &j->pend, j->verified, &out);
-		token_answer(s, j->x, rc, &out, jti);
+		token_answer(s, j->x, j->peer, rc, &out, jti);
 		rn_buf_free(&out.body);
 	}
 	token_job_free(j);
@@ -2450,6 +2458,7 @@ static void rest_token(struct rn_server *s, struct rn_httpx *x)
 	}
 	j->x = x;
 	x->ctx = j;
+	snprintf(j->peer, sizeof(j->peer), "%s", q->peer ? q->peer : "");
 	j->next = s->token_jobs;
 	if (j->next)
 		j->next->prev = j;
@@ -2458,7 +2467,7 @@ static void rest_token(struct rn_server *s, struct rn_httpx *x)
 answer:
 	if (j)
 		token_job_free(j);
-	token_answer(s, x, rc == RN_EAGAIN ? RN_ENOMEM : rc, &out, jti);
+	token_answer(s, x, q->peer, rc == RN_EAGAIN ? RN_ENOMEM : rc, &out, jti);
 	rn_buf_free(&out.body);
 }
 
