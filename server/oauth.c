@@ -2,6 +2,7 @@
 #include "oauth.h"
 
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -373,16 +374,13 @@ static int scope_ok(const char *s)
 	return 1;
 }
 
-int rn_oauth_token_endpoint(const struct rn_oauth_ctx *c, const struct rn_oauth_request *r,
-			    struct rn_oauth_response *out)
+int rn_oauth_token_start(const struct rn_oauth_ctx *c, const struct rn_oauth_request *r,
+			 struct rn_oauth_response *out, struct rn_oauth_pending *pend)
 {
 	struct rn_oauth_form *f = NULL;
-	char(*tables)[RN_OAUTH_TABLE_MAX] = NULL;
 	char id[256], secret[RN_OAUTH_FIELD_MAX];
-	char *grant[RN_OAUTH_TABLES_MAX];
 	const char *why = NULL;
 	const struct rn_principal *p;
-	size_t nt = 0;
 	int rc, b;
 
 	out->principal[0] = 0;
@@ -394,11 +392,8 @@ int rn_oauth_token_endpoint(const struct rn_oauth_ctx *c, const struct rn_oauth_
 	    (r->content_type[33] && r->content_type[33] != ';' && r->content_type[33] != ' '))
 		return refuse(out, 400, "invalid_request",
 			      "Content-Type must be application/x-www-form-urlencoded");
-	if (!(f = rn_malloc(sizeof(*f))) ||
-	    !(tables = rn_calloc(RN_OAUTH_TABLES_MAX, sizeof(*tables)))) {
-		rn_free(f);
+	if (!(f = rn_malloc(sizeof(*f))))
 		return RN_ENOMEM;
-	}
 	if (rn_oauth_parse_form((const char *)r->body, r->body_len, f, &why)) {
 		rc = refuse(out, 400, "invalid_request", why);
 		goto done;
@@ -428,31 +423,59 @@ int rn_oauth_token_endpoint(const struct rn_oauth_ctx *c, const struct rn_oauth_
 		snprintf(id, sizeof(id), "%s", f->client_id);
 		snprintf(secret, sizeof(secret), "%s", f->client_secret);
 	}
-	/* the same answer for an unknown id and a wrong secret */
+	/* the same answer for an unknown id and a wrong secret (client ids are not secret:
+	 * RFC 6749 2.2; an unknown one is answered without the cost of a check) */
 	p = rn_principals_by_client_id(c->principals, id);
-	if (!p || rn_crypto_verify_secret(p->secret_hash, secret, strlen(secret)) != 1) {
+	if (!p || !p->secret_hash || strlen(p->secret_hash) >= sizeof(pend->secret_hash)) {
 		rc = refuse(out, 401, "invalid_client", "unknown client or wrong secret");
 		goto done;
 	}
+	memset(pend, 0, offsetof(struct rn_oauth_pending, tables));
+	snprintf(pend->client_id, sizeof(pend->client_id), "%s", id);
+	pend->secret_len = strlen(secret);
+	memcpy(pend->secret, secret, pend->secret_len + 1);
+	snprintf(pend->secret_hash, sizeof(pend->secret_hash), "%s", p->secret_hash);
+	pend->scope_bad = f->has_scope && !scope_ok(f->scope);
+	if (f->has_details && rn_oauth_parse_details(f->details, strlen(f->details), pend->tables,
+						     &pend->ntables, &why))
+		pend->details_why = why;
+	rc = RN_EAGAIN;
+done:
+	explicit_bzero(secret, sizeof(secret));
+	if (f)
+		explicit_bzero(f->client_secret, sizeof(f->client_secret));
+	rn_free(f);
+	return rc;
+}
+
+int rn_oauth_token_finish(const struct rn_oauth_ctx *c, struct rn_oauth_pending *pend, int verified,
+			  struct rn_oauth_response *out)
+{
+	char *grant[RN_OAUTH_TABLES_MAX];
+	const struct rn_principal *p;
+	size_t nt = pend->ntables;
+	int rc;
+
+	explicit_bzero(pend->secret, sizeof(pend->secret));
+	out->principal[0] = 0;
+	out->error[0] = 0;
+	p = rn_principals_by_client_id(c->principals, pend->client_id);
+	if (verified != 1 || !p || !p->secret_hash || strcmp(p->secret_hash, pend->secret_hash))
+		return refuse(out, 401, "invalid_client", "unknown client or wrong secret");
 	snprintf(out->principal, sizeof(out->principal), "%s", p->name);
-	if (f->has_scope && !scope_ok(f->scope)) {
-		rc = refuse(out, 400, "invalid_scope", "the only scope is all-apis");
-		goto done;
-	}
-	if (f->has_details &&
-	    rn_oauth_parse_details(f->details, strlen(f->details), tables, &nt, &why)) {
-		rc = refuse(out, 400, "invalid_request", why);
-		goto done;
-	}
+	if (pend->scope_bad)
+		return refuse(out, 400, "invalid_scope", "the only scope is all-apis");
+	if (pend->details_why)
+		return refuse(out, 400, "invalid_request", pend->details_why);
 	for (size_t i = 0; i < nt; i++) {
-		if (rn_table_reserved(tables[i]) ||
-		    !rn_table_patterns_match(p->tables, p->ntables, tables[i])) {
+		if (rn_table_reserved(pend->tables[i]) ||
+		    !rn_table_patterns_match(p->tables, p->ntables, pend->tables[i])) {
 			char d[RN_OAUTH_TABLE_MAX + 80];
-			snprintf(d, sizeof(d), "the client may not write table %s", tables[i]);
-			rc = refuse(out, 400, "invalid_scope", d);
-			goto done;
+			snprintf(d, sizeof(d), "the client may not write table %s",
+				 pend->tables[i]);
+			return refuse(out, 400, "invalid_scope", d);
 		}
-		grant[i] = tables[i];
+		grant[i] = pend->tables[i];
 	}
 	if (!nt) { /* none asked: every table the principal may write */
 		nt = p->ntables < RN_OAUTH_TABLES_MAX ? p->ntables : RN_OAUTH_TABLES_MAX;
@@ -473,9 +496,23 @@ int rn_oauth_token_endpoint(const struct rn_oauth_ctx *c, const struct rn_oauth_
 	out->www_authenticate = 0;
 	if (rc == RN_EINVAL) /* the key: the server's own fault */
 		rc = refuse(out, 500, "server_error", "the server has no usable token key");
-done:
-	rn_free(f);
-	rn_free(tables);
+	return rc;
+}
+
+int rn_oauth_token_endpoint(const struct rn_oauth_ctx *c, const struct rn_oauth_request *r,
+			    struct rn_oauth_response *out)
+{
+	struct rn_oauth_pending *pend = rn_malloc(sizeof(*pend));
+	int rc;
+	if (!pend)
+		return RN_ENOMEM;
+	rc = rn_oauth_token_start(c, r, out, pend);
+	if (rc == RN_EAGAIN)
+		rc = rn_oauth_token_finish(
+			c, pend,
+			rn_crypto_verify_secret(pend->secret_hash, pend->secret, pend->secret_len),
+			out);
+	rn_free(pend);
 	return rc;
 }
 

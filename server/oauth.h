@@ -124,10 +124,48 @@ struct rn_oauth_response {
  * Decides one token request (contracts: 200 {access_token, token_type Bearer, expires_in,
  * scope all-apis}; 400 invalid_request / unsupported_grant_type / invalid_scope; 401
  * invalid_client; 405 for another method). out->body is reset and filled (the caller frees
- * it). 0, or RN_ENOMEM (no answer could be built).
+ * it). 0, or RN_ENOMEM (no answer could be built). It checks the secret itself (PBKDF2, tens
+ * of ms): the server splits it into start, the check on a worker, and finish, below.
  */
 int rn_oauth_token_endpoint(const struct rn_oauth_ctx *c, const struct rn_oauth_request *r,
 			    struct rn_oauth_response *out);
+
+/*
+ * A token request between rn_oauth_token_start and rn_oauth_token_finish: what the secret
+ * check needs (copies: the request and the principals may be gone meanwhile), and the
+ * verdicts of the checks made before it, told only once the secret verified (an
+ * unauthenticated client learns nothing of a principal's tables). Self-contained, no
+ * pointers but static strings: it may be handed to another thread for the check.
+ */
+struct rn_oauth_pending {
+	char client_id[256];
+	char secret[RN_OAUTH_FIELD_MAX]; /* NUL-terminated, secret_len bytes */
+	size_t secret_len;
+	char secret_hash[160];   /* the principal's, at start (RN_CRYPTO_HASH_MAX) */
+	int scope_bad;           /* scope asked for more than all-apis */
+	const char *details_why; /* authorization_details refused (static), or NULL */
+	size_t ntables;          /* tables asked for in authorization_details */
+	char tables[RN_OAUTH_TABLES_MAX][RN_OAUTH_TABLE_MAX];
+};
+
+/*
+ * The part of a token request before the secret check: method, content type, form, Basic
+ * credentials, the principal of the client id, scope and authorization_details parsed.
+ * 0: answered (out filled as rn_oauth_token_endpoint would: 405, 400, 401 for no
+ * credentials or an unknown client id); RN_EAGAIN: pend is filled and the secret must be
+ * checked, `rn_crypto_verify_secret(pend->secret_hash, pend->secret, pend->secret_len)` on
+ * any thread, then rn_oauth_token_finish; RN_ENOMEM.
+ */
+int rn_oauth_token_start(const struct rn_oauth_ctx *c, const struct rn_oauth_request *r,
+			 struct rn_oauth_response *out, struct rn_oauth_pending *pend);
+/*
+ * The rest, once the secret check said `verified` (1 = the secret matches; anything else is
+ * a refusal): the principal is looked up again in c->principals (a reload may have come
+ * between), and must still have the secret_hash checked, else 401; then scope, tables and
+ * the token, as rn_oauth_token_endpoint. The secret in pend is wiped. 0 or RN_ENOMEM.
+ */
+int rn_oauth_token_finish(const struct rn_oauth_ctx *c, struct rn_oauth_pending *pend, int verified,
+			  struct rn_oauth_response *out);
 
 /* One authorization question: credentials of a call or request, and the table (NULL when not
  * known yet: identity only). */

@@ -24,6 +24,7 @@
 
 #include "crypto.h"
 #include "oauth.h"
+#include "pool.h"
 #include "principal.h"
 #include "ev_time.h"
 #include "front.h"
@@ -46,6 +47,7 @@
 #include "refuselog.h"
 #include "rn_lograte.h"
 #include "rest.h"
+#include "seccache.h"
 #include "rn_sd.h"
 #include "wal.h"
 #include "zbwire.h"
@@ -212,6 +214,33 @@ const struct rn_conf_key rn_server_conf_table[] = {
 	 .max = 3600000,
 	 .help = "a stream opened with a signed token is sent close_stream_signal this long "
 		 "before the token expires (and ended UNAUTHENTICATED once it has)"},
+	{.key = "token_verify_threads",
+	 .type = RN_CONF_INT,
+	 .def = "1",
+	 .offset = OFF(token_verify_threads),
+	 .min = 1,
+	 .max = RN_POOL_THREADS_MAX,
+	 .help = "worker threads that check client secrets (PBKDF2, tens of ms each) for POST "
+		 "/oidc/v1/token, off the event loop",
+	 .flags = RN_CONF_F_RESTART},
+	{.key = "token_verify_queue",
+	 .type = RN_CONF_INT,
+	 .def = "64",
+	 .offset = OFF(token_verify_queue),
+	 .min = 1,
+	 .max = 100000,
+	 .help = "token requests waiting for or in a secret check at most; beyond it a token "
+		 "request is answered 503 temporarily_unavailable (Retry-After: 1) at once",
+	 .flags = RN_CONF_F_RESTART},
+	{.key = "token_cache_size",
+	 .type = RN_CONF_INT,
+	 .def = "4096",
+	 .offset = OFF(token_cache_size),
+	 .max = RN_SECCACHE_MAX,
+	 .help = "client ids whose last verified secret is remembered (as an HMAC under a "
+		 "random per-process key, never the secret), so a client's next token request "
+		 "skips the PBKDF2 check; cleared on reload; 0 = off",
+	 .flags = RN_CONF_F_RESTART},
 	{.key = "max_persistent_streams",
 	 .type = RN_CONF_INT,
 	 .def = "1000",
@@ -595,8 +624,12 @@ struct rn_server {
 	struct rn_principals *principals; /* from the config, rebuilt on reload */
 	uint8_t key[4096];                /* signed tokens' HMAC key (klen bytes; 0 = none) */
 	size_t klen;
-	struct event *auth_ev; /* every second: token expiry of open calls, stream expiry */
-	struct rn_authz authz; /* the last decision (its msg outlives the call that asked) */
+	struct event *auth_ev;        /* every second: token expiry of open calls, stream expiry */
+	struct rn_authz authz;        /* the last decision (its msg outlives the call that asked) */
+	struct rn_pool *pool;         /* secret checks off the loop (token_verify_*) */
+	struct event *pool_ev;        /* the pool's descriptor is readable: jobs finished */
+	struct rn_seccache *seccache; /* verified client secrets (token_cache_size) */
+	struct token_job *token_jobs; /* token requests whose secret is being checked */
 	struct rn_limits limits;
 	char wal_path[4096];       /* the WAL directory (statvfs for wal_min_free) */
 	int64_t disk_checked_us;   /* last statvfs */
@@ -622,6 +655,9 @@ struct rn_server {
 		uint64_t calls_revoked, calls_token_expired; /* ended while open */
 		uint64_t streams_retired, streams_expired;   /* persistent streams let go */
 		uint64_t tokens_issued, token_refusals;      /* POST /oidc/v1/token */
+		uint64_t token_verifications; /* secret checks (PBKDF2) run on the pool */
+		uint64_t token_cache_hits;    /* secrets found verified in the cache */
+		uint64_t token_queue_full;    /* token requests answered 503: the pool was full */
 		uint64_t pressure_refusals, pressure_episodes;
 		uint64_t share_refusals;    /* batches refused for their table's share of the WAL */
 		uint64_t pshare_refusals;   /* ... for their principal's share of the WAL */
@@ -1606,34 +1642,6 @@ int rn_server_authorize(struct rn_server *s, const char *authorization, const ch
 	return st;
 }
 
-int rn_server_token_request(struct rn_server *s, const struct rn_oauth_request *r,
-			    struct rn_oauth_response *out)
-{
-	uint8_t raw[16];
-	char jti[40];
-	int rc;
-	if (rn_crypto_random(raw, sizeof(raw)))
-		return RN_EIO;
-	for (size_t i = 0; i < sizeof(raw); i++)
-		snprintf(jti + 2 * i, 3, "%02x", raw[i]);
-	struct rn_oauth_ctx c = {s->principals,
-				 s->key,
-				 s->klen,
-				 (int64_t)time(NULL),
-				 s->conf.token_lifetime_ms / 1000,
-				 jti};
-	if ((rc = rn_oauth_token_endpoint(&c, r, out)))
-		return rc;
-	if (out->status == 200) {
-		s->stats.tokens_issued++;
-		rn_log_info("server", "token %s issued to principal %s for %lld s", jti,
-			    out->principal, (long long)c.ttl);
-	} else {
-		s->stats.token_refusals++;
-	}
-	return 0;
-}
-
 /* Marks a persistent stream used now (stream_expiry counts from here), on disk too: its
  * registry entry's mtime is what a restart reads back. */
 static void touch_stream(struct rn_server *s, struct srv_stream *st)
@@ -2154,6 +2162,17 @@ struct rest_pending {
 	struct rest_pending *next;
 };
 
+struct token_job {
+	/* the worker's between submit and the end of token_run (pool.h): */
+	struct rn_oauth_pending pend; /* read by the worker */
+	int verified;                 /* written by the worker: rn_crypto_verify_secret's */
+	/* the loop's, always: */
+	struct rn_server *s;
+	struct rn_httpx *x; /* NULL once the client went away */
+	char peer[80];      /* x->req.peer, kept for the log (x->req is gone after request()) */
+	struct token_job *prev, *next;
+};
+
 #define REST_JSON "application/json"
 #define REST_LOG_PERIOD_US (10 * 1000000LL)
 
@@ -2182,25 +2201,32 @@ static void peer_addr(const char *peer, char *out, size_t cap)
 	snprintf(out, cap, "%.*s", (int)n, peer);
 }
 
-static void rest_log_refusal(struct rn_server *s, const struct rn_httpx *x, int http,
-			     const char *msg)
+/* peer, method and path as the request had them (copies, for an answer given later: the
+ * request's own fields are gone after request()) */
+static void rest_log_refusal_of(struct rn_server *s, const char *peer, const char *method,
+				const char *path, int http, const char *msg)
 {
 	char addr[64];
 	/* counted against the address as refused gRPC calls are (not the server's own 429) */
-	if (http != 429 && x->req.peer) {
-		peer_addr(x->req.peer, addr, sizeof(addr));
+	if (http != 429 && peer) {
+		peer_addr(peer, addr, sizeof(addr));
 		rn_front_note_refusal(s->front, addr);
 	}
 	/* refusals under pressure come in bursts; the server logs the episode */
 	if (http == 429)
-		rn_log_debug("rest", "%s: %s %s refused: %d %s", x->req.peer, x->req.method,
-			     x->req.path, http, msg);
-	else if (rn_refuselog_note(&s->rest_refusals, x->req.peer, http, msg, rn_mono_us()))
+		rn_log_debug("rest", "%s: %s %s refused: %d %s", peer, method, path, http, msg);
+	else if (rn_refuselog_note(&s->rest_refusals, peer, http, msg, rn_mono_us()))
 		rn_log_info("rest",
 			    "%s: %s %s refused: %d %s (more like it from this address are "
 			    "counted every %lld s)",
-			    x->req.peer, x->req.method, x->req.path, http, msg,
+			    peer, method, path, http, msg,
 			    (long long)(REST_LOG_PERIOD_US / 1000000));
+}
+
+static void rest_log_refusal(struct rn_server *s, const struct rn_httpx *x, int http,
+			     const char *msg)
+{
+	rest_log_refusal_of(s, x->req.peer, x->req.method, x->req.path, http, msg);
 }
 
 static void rest_refuse(struct rn_server *s, struct rn_httpx *x, enum rn_rest_route route, int http,
@@ -2253,6 +2279,11 @@ static void rest_settle(struct rn_server *s, int ok)
 static void on_rest_gone(void *ctx, struct rn_httpx *x)
 {
 	struct rn_server *s = ctx;
+	for (struct token_job *j = s->token_jobs; j; j = j->next)
+		if (j->x == x) { /* its check runs on; token_done answers no one */
+			j->x = NULL;
+			return;
+		}
 	for (struct rest_pending **pp = &s->rest_pending; *pp; pp = &(*pp)->next) {
 		struct rest_pending *p = *pp;
 		if (p->x != x)
@@ -2295,40 +2326,203 @@ static struct srv_stream *rest_stream(struct rn_server *s, const char *table, co
 }
 
 /*
- * The OAuth 2.0 client-credentials endpoint (POST /oidc/v1/token), on both ports: the token
- * core (oauth.h, through rn_server_token_request) decides; a refusal is logged through the
- * REST refusal limiter like any other.
+ * The OAuth 2.0 client-credentials endpoint (POST /oidc/v1/token), on both ports. The token
+ * core (oauth.h) decides in two steps around the client secret's PBKDF2 check, which takes
+ * tens of milliseconds and so never runs on the loop: rn_oauth_token_start (parsing, the
+ * principal, scope and tables: on the loop), then the check in s->pool (token_run on a
+ * worker) unless the secret cache knows the secret verified already, then
+ * rn_oauth_token_finish and the answer on the loop (token_done; signing is one HMAC). The
+ * pool is bounded (token_verify_queue): a request finding it full is answered 503 at once.
+ * A client that goes away meanwhile only clears job->x (on_rest_gone). A refusal is logged
+ * through the REST refusal limiter like any other.
  */
-static void rest_token(struct rn_server *s, struct rn_httpx *x)
+static const char token_oom[] = "{\"error\":\"server_error\",\"error_description\":\"the "
+				"server could not build an answer\"}";
+
+/* The token core's context now: principals, key, clock, lifetime, a fresh token id. */
+static int token_ctx(struct rn_server *s, struct rn_oauth_ctx *c, char jti[40])
 {
-	static const char oom[] = "{\"error\":\"server_error\",\"error_description\":\"the "
-				  "server could not build an answer\"}";
-	static const char big[] = "{\"error\":\"invalid_request\",\"error_description\":"
-				  "\"request body too large\"}";
-	const struct rn_httpx_request *q = &x->req;
-	struct rn_oauth_request r = {q->method, q->content_type, q->authorization, q->body,
-				     q->body_len};
-	struct rn_oauth_response out;
+	uint8_t raw[16];
+	if (rn_crypto_random(raw, sizeof(raw)))
+		return RN_EIO;
+	for (size_t i = 0; i < sizeof(raw); i++)
+		snprintf(jti + 2 * i, 3, "%02x", raw[i]);
+	*c = (struct rn_oauth_ctx){s->principals,
+				   s->key,
+				   s->klen,
+				   (int64_t)time(NULL),
+				   s->conf.token_lifetime_ms / 1000,
+				   jti};
+	return 0;
+}
+
+/* Sends the token core's answer (rc its return: not 0, or no body = 500), counted and, for
+ * a refusal, logged. */
+static void token_answer(struct rn_server *s, struct rn_httpx *x, const char *peer, int rc,
+			 const struct rn_oauth_response *out, const char *jti)
+{
 	struct rn_httpx_response a = {
-		500, REST_JSON, NULL, NULL, (const uint8_t *)oom, sizeof(oom) - 1};
-	memset(&out, 0, sizeof(out)); /* out.body: an empty rn_buf */
-	if (q->body_too_large) {
-		a.status = 413;
-		a.body = (const uint8_t *)big;
-		a.len = sizeof(big) - 1;
-	} else if (!rn_server_token_request(s, &r, &out) && out.body.len) {
-		a.status = out.status;
-		a.body = out.body.data;
-		a.len = out.body.len;
-		if (out.www_authenticate) {
+		500, REST_JSON, NULL, NULL, (const uint8_t *)token_oom, sizeof(token_oom) - 1};
+	if (!rc && out->body.len) {
+		a.status = out->status;
+		a.body = out->body.data;
+		a.len = out->body.len;
+		if (out->www_authenticate) {
 			a.hname = "WWW-Authenticate";
 			a.hvalue = "Basic realm=\"runnel\"";
 		}
 	}
-	if (a.status != 200)
-		rest_log_refusal(s, x, a.status, out.error[0] ? out.error : "token request failed");
+	if (a.status == 200) {
+		s->stats.tokens_issued++;
+		rn_log_info("server", "token %s issued to principal %s for %lld s", jti,
+			    out->principal, (long long)(s->conf.token_lifetime_ms / 1000));
+	} else {
+		s->stats.token_refusals++;
+		rest_log_refusal_of(s, peer, "POST", "/oidc/v1/token", a.status,
+				    out->error[0] ? out->error : "token request failed");
+	}
 	s->stats.rest[RN_REST_TOKEN][rn_rest_status_index(a.status)]++;
 	rn_httpx_respond(x, &a);
+}
+
+/* A fixed answer that is not the token core's (413, 503). */
+static void token_fixed(struct rn_server *s, struct rn_httpx *x, int status, const char *body,
+			const char *hname, const char *hvalue)
+{
+	struct rn_httpx_response a = {status,      REST_JSON, hname, hvalue, (const uint8_t *)body,
+				      strlen(body)};
+	s->stats.token_refusals++;
+	s->stats.rest[RN_REST_TOKEN][rn_rest_status_index(status)]++;
+	rn_httpx_respond(x, &a);
+}
+
+static void token_job_free(struct token_job *j)
+{
+	explicit_bzero(j->pend.secret, sizeof(j->pend.secret));
+	rn_free(j);
+}
+
+/* On a worker (pool.h): the PBKDF2 check, touching nothing but the job's pend and verified. */
+static void token_run(void *arg)
+{
+	struct token_job *j = arg;
+	j->verified =
+		rn_crypto_verify_secret(j->pend.secret_hash, j->pend.secret, j->pend.secret_len);
+}
+
+/* On the loop: the check is over (or was cancelled by shutdown). A secret that verified
+ * for a principal still holding that hash is cached even if the client went away. */
+static void token_done(void *arg, int cancelled)
+{
+	struct token_job *j = arg;
+	struct rn_server *s = j->s;
+	struct rn_oauth_response out;
+	struct rn_oauth_ctx c;
+	char jti[40];
+	int rc;
+
+	if (j->prev)
+		j->prev->next = j->next;
+	else
+		s->token_jobs = j->next;
+	if (j->next)
+		j->next->prev = j->prev;
+	if (!cancelled) {
+		const struct rn_principal *p =
+			rn_principals_by_client_id(s->principals, j->pend.client_id);
+		s->stats.token_verifications++;
+		if (j->verified == 1 && p && p->secret_hash &&
+		    !strcmp(p->secret_hash, j->pend.secret_hash))
+			rn_seccache_put(s->seccache, j->pend.client_id, j->pend.secret_hash,
+					j->pend.secret, j->pend.secret_len);
+	}
+	if (j->x && cancelled) {
+		token_fixed(s, j->x, 503,
+			    "{\"error\":\"temporarily_unavailable\",\"error_description\":"
+			    "\"server is shutting down\"}",
+			    NULL, NULL);
+	} else if (j->x) {
+		memset(&out, 0, sizeof(out));
+		rc = token_ctx(s, &c, jti);
+		rc = rc ? rc : rn_oauth_token_finish(&c, &j->pend, j->verified, &out);
+		token_answer(s, j->x, j->peer, rc, &out, jti);
+		rn_buf_free(&out.body);
+	}
+	token_job_free(j);
+}
+
+static void pool_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rn_server *s = arg;
+	(void)fd;
+	(void)what;
+	rn_pool_complete(s->pool);
+}
+
+static void rest_token(struct rn_server *s, struct rn_httpx *x)
+{
+	const struct rn_httpx_request *q = &x->req;
+	struct rn_oauth_request r = {q->method, q->content_type, q->authorization, q->body,
+				     q->body_len};
+	struct rn_oauth_response out;
+	struct rn_oauth_ctx c;
+	struct token_job *j = NULL;
+	char jti[40] = "";
+	int rc;
+
+	memset(&out, 0, sizeof(out)); /* out.body: an empty rn_buf */
+	if (q->body_too_large)
+		return token_fixed(s, x, 413,
+				   "{\"error\":\"invalid_request\",\"error_description\":"
+				   "\"request body too large\"}",
+				   NULL, NULL);
+	if (s->stopping)
+		return token_fixed(s, x, 503,
+				   "{\"error\":\"temporarily_unavailable\",\"error_description\":"
+				   "\"server is shutting down\"}",
+				   NULL, NULL);
+	if (!(j = rn_calloc(1, sizeof(*j)))) {
+		rc = RN_ENOMEM;
+		goto answer;
+	}
+	if ((rc = token_ctx(s, &c, jti)) ||
+	    (rc = rn_oauth_token_start(&c, &r, &out, &j->pend)) != RN_EAGAIN)
+		goto answer;
+	if (rn_seccache_hit(s->seccache, j->pend.client_id, j->pend.secret_hash, j->pend.secret,
+			    j->pend.secret_len)) {
+		s->stats.token_cache_hits++;
+		rc = rn_oauth_token_finish(&c, &j->pend, 1, &out);
+		goto answer;
+	}
+	j->s = s;
+	if ((rc = rn_pool_submit(s->pool, token_run, token_done, j))) {
+		s->stats.token_queue_full++;
+		/* the server's load, not the client's fault: not counted against its address */
+		if (rn_refuselog_note(&s->rest_refusals, q->peer ? q->peer : "", 503,
+				      "token_verify_queue full", rn_mono_us()))
+			rn_log_info("rest",
+				    "%s: POST %s refused: 503 token_verify_queue full (%zu secret "
+				    "checks queued; more like it are counted every %lld s)",
+				    q->peer ? q->peer : "", q->path, rn_pool_depth(s->pool),
+				    (long long)(REST_LOG_PERIOD_US / 1000000));
+		token_job_free(j);
+		return token_fixed(s, x, 503,
+				   "{\"error\":\"temporarily_unavailable\",\"error_description\":"
+				   "\"too many token requests being checked; retry\"}",
+				   "Retry-After", "1");
+	}
+	j->x = x;
+	x->ctx = j;
+	snprintf(j->peer, sizeof(j->peer), "%s", q->peer ? q->peer : "");
+	j->next = s->token_jobs;
+	if (j->next)
+		j->next->prev = j;
+	s->token_jobs = j;
+	return;
+answer:
+	if (j)
+		token_job_free(j);
+	token_answer(s, x, q->peer, rc == RN_EAGAIN ? RN_ENOMEM : rc, &out, jti);
 	rn_buf_free(&out.body);
 }
 
@@ -3105,6 +3299,7 @@ static int reload(struct rn_server *s)
 	rn_log_set_level((enum rn_log_level)s->conf.log_level);
 	rn_principals_destroy(s->principals);
 	s->principals = np;
+	rn_seccache_clear(s->seccache); /* secrets verified against the old principals */
 	load_key(s);
 	reauthorize(s);
 	apply_limits(s);
@@ -3446,6 +3641,22 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 		rc = RN_ENOMEM;
 		goto fail;
 	}
+	{
+		struct rn_pool_options po = {(unsigned)conf->token_verify_threads,
+					     (size_t)conf->token_verify_queue, "token-verify"};
+		uint8_t ck[RN_SECCACHE_KEY_LEN];
+		if ((rc = rn_pool_create(&s->pool, &po)) ||
+		    (rc = rn_crypto_random(ck, sizeof(ck))) ||
+		    (rc = rn_seccache_create(&s->seccache, (size_t)conf->token_cache_size, ck)))
+			goto fail;
+		explicit_bzero(ck, sizeof(ck));
+		if (!(s->pool_ev = event_new(s->base, rn_pool_fd(s->pool), EV_READ | EV_PERSIST,
+					     pool_cb, s)) ||
+		    event_add(s->pool_ev, NULL)) {
+			rc = RN_ENOMEM;
+			goto fail;
+		}
+	}
 	arm_flush(s);
 	apply_limits(s);
 	event_add(s->sig_term, NULL);
@@ -3571,6 +3782,20 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	  s->stats.tokens_issued);
 	F("token_requests_refused_total", "counter", "Token requests refused (4xx/5xx).",
 	  s->stats.token_refusals);
+	F("token_secret_verifications_total", "counter",
+	  "Client secret checks (PBKDF2) run on the token_verify_threads workers.",
+	  s->stats.token_verifications);
+	F("token_secret_cache_hits_total", "counter",
+	  "Token requests whose secret the cache knew verified (no PBKDF2 check).",
+	  s->stats.token_cache_hits);
+	F("token_verify_queue_full_total", "counter",
+	  "Token requests answered 503 at once: token_verify_queue checks were pending.",
+	  s->stats.token_queue_full);
+	F("token_verify_queue_depth", "gauge",
+	  "Token requests whose secret check is queued or running now.",
+	  s->pool ? rn_pool_depth(s->pool) : 0);
+	F("token_secret_cache_entries", "gauge", "Client ids in the verified-secret cache.",
+	  s->seccache ? rn_seccache_count(s->seccache) : 0);
 	F("persistent_streams_expired_total", "counter",
 	  "Persistent streams retired after stream_expiry without a call.",
 	  s->stats.streams_expired);
@@ -3876,6 +4101,12 @@ void rn_server_destroy(struct rn_server *s)
 		return;
 	rn_metrics_destroy(s->metrics);
 	rn_front_destroy(s->front);
+	/* after the ports (their open requests are gone: no job answers anyone), before the
+	 * loop: the running checks end, the queued ones are cancelled */
+	rn_pool_destroy(s->pool);
+	if (s->pool_ev)
+		event_free(s->pool_ev);
+	rn_seccache_destroy(s->seccache);
 	rn_tls_destroy(s->metrics_tls);
 	rn_tls_destroy(s->tls);
 	if (s->sync_ev)

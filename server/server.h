@@ -45,6 +45,9 @@ struct rn_server_conf {
 	int64_t token_lifetime_ms;     /* of tokens the token endpoint issues */
 	int64_t token_clock_skew_ms;   /* allowed on a signed token's exp and iat */
 	int64_t token_close_before_ms; /* close_stream_signal this long before a token expires */
+	int64_t token_verify_threads;  /* worker threads checking client secrets (PBKDF2) */
+	int64_t token_verify_queue;    /* token requests waiting for or in a check, at most */
+	int64_t token_cache_size;      /* verified secrets remembered (keyed hashes); 0 = off */
 	int64_t max_persistent_streams; /* per principal */
 	int64_t stream_expiry_ms;  /* persistent streams unused this long are retired; 0 never */
 	int64_t flush_interval_ms; /* materializer commit interval */
@@ -142,16 +145,6 @@ int rn_server_authorize(struct rn_server *s, const char *authorization, const ch
  */
 int rn_server_token_key(const struct rn_server_conf *c, uint8_t *key, size_t cap, size_t *len,
 			int create, char *err, size_t ecap);
-
-struct rn_oauth_request;
-struct rn_oauth_response;
-/*
- * POST /oidc/v1/token for the REST front (oauth.h rn_oauth_token_endpoint with the server's
- * principals, key, clock, token_lifetime and a random token id). out->body is filled (the
- * caller frees it). 0 or RN_ENOMEM. Loop thread only.
- */
-int rn_server_token_request(struct rn_server *s, const struct rn_oauth_request *r,
-			    struct rn_oauth_response *out);
 
 /* What SIGHUP runs (docs/operations.md "Server reload"): reopens the log file, then loads the
  * config with load and applies what can change live; without a loader SIGHUP only reopens the log.

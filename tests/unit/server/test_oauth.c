@@ -321,6 +321,85 @@ static void test_endpoint(void **state)
 	rn_buf_free(&r.body);
 }
 
+/* The endpoint in two steps (the server checks the secret on a worker in between). */
+static void test_split(void **state)
+{
+	struct rn_oauth_ctx c = {ps, KEY, 32, NOW, 600, "jti-s"};
+	struct rn_oauth_response r = {0};
+	struct rn_oauth_pending *pd = calloc(1, sizeof(*pd));
+	char basic[200], b64[100];
+	const char *bad_scope = "grant_type=client_credentials&scope=admin";
+	const char *good = "grant_type=client_credentials";
+	struct rn_oauth_request q = {"POST", "application/x-www-form-urlencoded", basic,
+				     (const uint8_t *)good, strlen(good)};
+	(void)state;
+	assert_non_null(pd);
+	rn_b64_encode("svc-id:s3cret", 13, RN_B64_STD, b64, sizeof(b64));
+	snprintf(basic, sizeof(basic), "Basic %s", b64);
+	/* a known client: its secret is to be checked, with the principal's hash */
+	assert_int_equal(rn_oauth_token_start(&c, &q, &r, pd), RN_EAGAIN);
+	assert_string_equal(pd->client_id, "svc-id");
+	assert_string_equal(pd->secret, "s3cret");
+	assert_int_equal(pd->secret_len, 6);
+	assert_string_equal(pd->secret_hash, enc);
+	assert_int_equal(rn_crypto_verify_secret(pd->secret_hash, pd->secret, pd->secret_len), 1);
+	assert_int_equal(rn_oauth_token_finish(&c, pd, 1, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(r.principal, "svc");
+	assert_int_equal(pd->secret[0], 0); /* wiped */
+	/* a check that failed (0) or could not run (an error) is 401 */
+	assert_int_equal(rn_oauth_token_start(&c, &q, &r, pd), RN_EAGAIN);
+	assert_int_equal(rn_oauth_token_finish(&c, pd, 0, &r), 0);
+	assert_int_equal(r.status, 401);
+	assert_string_equal(r.error, "invalid_client");
+	assert_int_equal(rn_oauth_token_start(&c, &q, &r, pd), RN_EAGAIN);
+	assert_int_equal(rn_oauth_token_finish(&c, pd, RN_ENOMEM, &r), 0);
+	assert_int_equal(r.status, 401);
+	/* a bad scope is told only once the secret verified: 401 before, 400 after */
+	q.body = (const uint8_t *)bad_scope;
+	q.body_len = strlen(bad_scope);
+	assert_int_equal(rn_oauth_token_start(&c, &q, &r, pd), RN_EAGAIN);
+	assert_int_equal(rn_oauth_token_finish(&c, pd, 0, &r), 0);
+	assert_int_equal(r.status, 401);
+	assert_int_equal(rn_oauth_token_start(&c, &q, &r, pd), RN_EAGAIN);
+	assert_int_equal(rn_oauth_token_finish(&c, pd, 1, &r), 0);
+	assert_int_equal(r.status, 400);
+	assert_string_equal(r.error, "invalid_scope");
+	/* an unknown client is answered at once, without a check */
+	rn_b64_encode("nobody:s3cret", 13, RN_B64_STD, b64, sizeof(b64));
+	snprintf(basic, sizeof(basic), "Basic %s", b64);
+	q.body = (const uint8_t *)good;
+	q.body_len = strlen(good);
+	assert_int_equal(rn_oauth_token_start(&c, &q, &r, pd), 0);
+	assert_int_equal(r.status, 401);
+	/* the principals reloaded during the check with another secret_hash: 401 */
+	rn_b64_encode("svc-id:s3cret", 13, RN_B64_STD, b64, sizeof(b64));
+	snprintf(basic, sizeof(basic), "Basic %s", b64);
+	assert_int_equal(rn_oauth_token_start(&c, &q, &r, pd), RN_EAGAIN);
+	char enc2[RN_CRYPTO_HASH_MAX], err[300];
+	assert_int_equal(rn_crypto_hash_secret("s3cret", 6, 1000, enc2, sizeof(enc2)), 0);
+	struct rn_principal_conf pc = {
+		.name = "svc", .client_id = "svc-id", .secret_hash = enc2, .tables = {l_gps, 1}};
+	struct rn_principals *ps2;
+	assert_int_equal(rn_principals_create(&ps2, &pc, 1, NULL, 0, err, sizeof(err)), 0);
+	struct rn_oauth_ctx c2 = {ps2, KEY, 32, NOW, 600, "jti-s"};
+	assert_int_equal(rn_oauth_token_finish(&c2, pd, 1, &r), 0);
+	assert_int_equal(r.status, 401);
+	/* ... or without the client any more: 401 */
+	assert_int_equal(rn_oauth_token_start(&c, &q, &r, pd), RN_EAGAIN);
+	struct rn_principal_conf pc3 = {
+		.name = "other", .tokens = {l_tok, 1}, .tables = {l_gps, 1}};
+	struct rn_principals *ps3;
+	assert_int_equal(rn_principals_create(&ps3, &pc3, 1, NULL, 0, err, sizeof(err)), 0);
+	struct rn_oauth_ctx c3 = {ps3, KEY, 32, NOW, 600, "jti-s"};
+	assert_int_equal(rn_oauth_token_finish(&c3, pd, 1, &r), 0);
+	assert_int_equal(r.status, 401);
+	rn_principals_destroy(ps2);
+	rn_principals_destroy(ps3);
+	rn_buf_free(&r.body);
+	free(pd);
+}
+
 static int decide(const char *auth, const char *peer, const char *table, int64_t now,
 		  struct rn_authz *a)
 {
@@ -404,7 +483,7 @@ int main(void)
 		cmocka_unit_test(test_b64),     cmocka_unit_test(test_issue_verify),
 		cmocka_unit_test(test_basic),   cmocka_unit_test(test_form),
 		cmocka_unit_test(test_details), cmocka_unit_test(test_endpoint),
-		cmocka_unit_test(test_decide),
+		cmocka_unit_test(test_split),   cmocka_unit_test(test_decide),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
