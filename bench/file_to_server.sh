@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark: N lines of 200 bytes in a file → runnel-agent → runnel-server, until every record
 # is acknowledged (durable in the server's WAL) and then until it is in the Delta table.
+# The agent's status is read on its status socket and the table's rows counted by replaying
+# the Delta log's adds and removes (bench/lib.sh: wait_acked, wait_rows).
 # Prints records/s, CPU-seconds per million records for agent and server separately, and
 # the peak RSS of each. Baseline in the same run: `zstd -3` over the same file (the
 # compression work every byte also goes through), so the figures can be compared across
@@ -44,24 +46,19 @@ CONF
 t0=$(now)
 "$BIN/agent/runnel-agent" -c "$W/agent.conf" 2>"$W/agent.log" &
 apid=$!
-# Done when the agent's status shows every record read and every chunk acknowledged.
-while :; do
-	all_acked "$W/agent/status.json" "$N" && break
-	kill -0 $apid 2>/dev/null || { echo "agent died"; tail "$W/agent.log"; exit 1; }
-	sleep 0.05
-done
+# Done when the agent's status (asked on its socket by one poller, every 20 ms) shows every
+# record read and every chunk acknowledged.
+wait_acked "$W/agent/agent.sock" "$N" "$apid" || { echo "agent died"; tail "$W/agent.log"; exit 1; }
 t_ack=$(since "$t0")
 acpu=$(cpu_s $apid); scpu=$(cpu_s "$spid"); arss=$(hwm_mb $apid); srss=$(hwm_mb "$spid")
 
-# Time until the rows are in the table (the server's flush interval is part of this).
+# Time until the rows are in the table (the server's flush interval is part of this): live
+# rows, replaying the log's adds and removes (a compaction in between does not count twice).
 tdir="$W/data/bench/default/lines"
-while :; do
-	# (no add yet: grep finds nothing, which must not end the script under pipefail)
-	rows=$(cat "$tdir"/_delta_log/*.json 2>/dev/null | { grep -o 'numRecords\\":[0-9]*' || true; } | awk -F: '{ s += $2 } END { print s + 0 }')
-	[ "$rows" -ge "$N" ] && break
-	sleep 0.1
-done
+wait_rows "$tdir" "$N" || { echo "the table has $(live_rows "$tdir") rows, not $N"; exit 1; }
 t_table=$(since "$t0")
+rows=$(live_rows "$tdir")
+[ "$rows" -eq "$N" ] || { echo "the table has $rows rows, sent $N"; exit 1; }
 scpu2=$(cpu_s "$spid")
 kill -TERM $apid "$spid"; wait $apid "$spid" 2>/dev/null || true
 

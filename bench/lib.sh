@@ -1,10 +1,15 @@
 # shellcheck shell=bash
 # Helpers shared by the bench/*.sh scripts: the standard input lines (bench_lines), timing
 # (now, since), a process's CPU time and peak RSS from /proc (cpu_s, hwm_mb), a free local port (free_port), starting runnel-server
-# and learning its port (start_server), and reading the agent's status from its socket or
-# status.json (status_json, status_sum, all_acked). Only defines functions; a script sources it with `. "$(dirname "$0")/lib.sh"`
+# and learning its port (start_server), reading the agent's status from its socket or
+# status.json (status_json, status_sum, all_acked, wait_acked), a Delta table's live row count
+# (live_rows, wait_rows: bench/delta_rows.py) and building the load client (zb_load_bin).
+# Only defines functions; a script sources it with `. "$(dirname "$0")/lib.sh"`
 # before its cd to the repository root. Safe under `set -euo pipefail`: a helper fails only
 # where its contract says so.
+
+# this folder, absolute (for delta_rows.py and zb_load.c whatever the caller's cwd)
+RN_BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 # now: prints the current time in seconds since the epoch, with nanoseconds.
 now() { date +%s.%N; }
@@ -91,4 +96,74 @@ import json, sys
 st = json.loads(sys.argv[1])["streams"]
 ok = sum(x["records"] for x in st) >= int(sys.argv[2]) and all(x["acked"] == x["next_offset"] - 1 for x in st)
 sys.exit(0 if ok else 1)' "$js" "$2"
+}
+
+# wait_acked SOCK N PID: one python process asks the agent's status socket SOCK every 20 ms
+# (not status.json, which the agent rewrites at most every 5 s, and not a new process per
+# poll, whose start-up costs more CPU than the agent being measured) until the status shows
+# at least N records and every stream's chunks acknowledged (acked = next_offset - 1).
+# Returns when that holds; fails (1) if PID exits first.
+wait_acked() {
+	python3 - "$1" "$2" "$3" <<'PY'
+import json, os, socket, sys, time
+sock, n, pid = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+while True:
+    try:
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(5)
+        s.connect(sock)
+        buf = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            buf += d
+        s.close()
+        st = json.loads(buf)["streams"]
+        if sum(x["records"] for x in st) >= n and all(x["acked"] == x["next_offset"] - 1 for x in st):
+            sys.exit(0)
+    except (OSError, ValueError, KeyError):
+        pass
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        sys.exit(1)
+    time.sleep(0.02)
+PY
+}
+
+# live_rows TABLE_DIR: prints the table's live row count (bench/delta_rows.py: the add
+# actions no remove dropped, so compaction does not count a row twice). Fails if the log
+# cannot be replayed.
+live_rows() { python3 "$RN_BENCH_DIR/delta_rows.py" "$1"; }
+
+# wait_rows TABLE_DIR N [TIMEOUT_S]: one python process replays the table's log every 50 ms
+# until it holds at least N live rows; fails (1) after TIMEOUT_S (default 600) seconds.
+wait_rows() {
+	python3 - "$RN_BENCH_DIR" "$1" "$2" "${3:-600}" <<'PY'
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from delta_rows import live_rows
+end = time.monotonic() + float(sys.argv[4])
+while time.monotonic() < end:
+    try:
+        if live_rows(sys.argv[2]) >= int(sys.argv[3]):
+            sys.exit(0)
+    except (OSError, ValueError, KeyError):
+        pass
+    time.sleep(0.05)
+sys.exit(1)
+PY
+}
+
+# zb_load_bin BIN: prints the path of the load client bench/zb_load: BIN/bench/zb_load as
+# CMake built it, or else built there from bench/zb_load.c with cc (again if the source is
+# newer). Fails if it cannot be built.
+zb_load_bin() {
+	local load="$1/bench/zb_load"
+	if [ ! -x "$load" ] || [ "$RN_BENCH_DIR/zb_load.c" -nt "$load" ]; then
+		mkdir -p "$1/bench"
+		cc -O2 -Wall -o "$load" "$RN_BENCH_DIR/zb_load.c" -lnghttp2 -lm >&2 || return 1
+	fi
+	echo "$load"
 }

@@ -19,11 +19,7 @@ S=${2:-4}
 B=${3:-1000}
 WIN=${4:-4}
 [ -x "$BIN/server/runnel-server" ] || { echo "no $BIN/server/runnel-server (RN_BIN=build dir)"; exit 1; }
-LOAD=$BIN/bench/zb_load
-if [ ! -x "$LOAD" ] || [ bench/zb_load.c -nt "$LOAD" ]; then
-	mkdir -p "$BIN/bench"
-	cc -O2 -Wall -o "$LOAD" bench/zb_load.c -lnghttp2
-fi
+LOAD=$(zb_load_bin "$BIN")
 W=$(mktemp -d /tmp/runnel-bench.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$W"' EXIT
 mkdir -p "$W/data"
@@ -50,11 +46,11 @@ CONF
 start_server "$W/server.conf" "$W/server.log"
 spid=$SERVER_PID port=$SERVER_PORT
 tdir="$W/data/bench/default/records"
-"$LOAD" -s "$S" -b "$B" -w "$WIN" -n "${MB}e6" -p "$spid" -d "$tdir/_delta_log" \
+"$LOAD" --kv -s "$S" -b "$B" -w "$WIN" -n "${MB}e6" -p "$spid" -d "$tdir/_delta_log" \
 	"127.0.0.1:$port" "$TABLE" >"$W/load.out"
 srss=$(hwm_mb "$spid")
 kill -TERM "$spid"; wait "$spid" 2>/dev/null || true
-rows=$(cat "$tdir"/_delta_log/*.json | grep -o 'numRecords\\":[0-9]*' | awk -F: '{ s += $2 } END { print s + 0 }')
+rows=$(live_rows "$tdir") # live adds only: compaction must not count a row twice
 pq=$(cat "$tdir"/*.parquet | wc -c)
 
 eval "$(grep -E '^[a-z_0-9]+=[0-9.]+$' "$W/load.out")"

@@ -20,11 +20,7 @@ SEC=${2:-10}
 S=${3:-4}
 B=${4:-100}
 [ -x "$BIN/server/runnel-server" ] || { echo "no $BIN/server/runnel-server (RN_BIN=build dir)"; exit 1; }
-LOAD=$BIN/bench/zb_load
-if [ ! -x "$LOAD" ] || [ bench/zb_load.c -nt "$LOAD" ]; then
-	mkdir -p "$BIN/bench"
-	cc -O2 -Wall -o "$LOAD" bench/zb_load.c -lnghttp2
-fi
+LOAD=$(zb_load_bin "$BIN")
 W=$(mktemp -d /tmp/runnel-bench.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$W"' EXIT
 TABLE=bench.default.latency
@@ -42,7 +38,7 @@ run() { # $1 = flush_interval_ms or "" for the default; writes $W/run-$2.out
 	} >"$W/server-$2.conf"
 	start_server "$W/server-$2.conf" "$W/server-$2.log"
 	spid=$SERVER_PID port=$SERVER_PORT
-	"$LOAD" -s "$S" -b "$B" -r "$RATE" -t "$SEC" -p "$spid" \
+	"$LOAD" --kv -s "$S" -b "$B" -r "$RATE" -t "$SEC" -p "$spid" \
 		-d "$data/bench/default/latency/_delta_log" "127.0.0.1:$port" "$TABLE" >"$W/run-$2.out"
 	kill -TERM "$spid"; wait "$spid" 2>/dev/null || true
 }
