@@ -132,8 +132,7 @@ struct rn_front {
 	struct rn_front_handler h;
 	struct rn_front_options opt; /* defaults applied */
 	struct conn *conns;
-	struct rn_list pending; /* connections with something to send: rn_front_flush's work */
-	struct event *tick_ev;  /* idle and slow-client checks */
+	struct event *tick_ev; /* idle and slow-client checks */
 	struct event *kick_ev; /* sends what a window release queued, from the loop */
 	int pressure;          /* rn_front_set_pressure */
 	struct rn_tls *tls;    /* NULL = cleartext */
@@ -150,6 +149,8 @@ struct rn_front {
 	struct rn_front_stats st;     /* counters; gauges are computed in rn_front_stats */
 	struct rn_refuselog refusals; /* which refused calls get a log line (refuselog.h) */
 	struct rn_throttle throttle;  /* addresses refused too often (throttle.h) */
+	/* connections with something to send: rn_front_flush's work (want_flush) */
+	struct rn_list pending;
 };
 
 #define REFUSAL_LOG_PERIOD_US (10 * 1000000LL)

@@ -510,7 +510,7 @@ struct srv_stream {
 	/* on rn_server.dirty while it has batches the next group commit makes durable:
 	 * last_received > last_durable exactly while linked (sync_wal empties the list) */
 	struct rn_list dirty;
-	struct rn_list ended; /* on rn_server.ended once ended_us is set (forget_ended) */
+	struct rn_list ended;     /* on rn_server.ended once ended_us is set (forget_ended) */
 	struct rn_list rest_link; /* on rn_server.rest_streams while `rest` */
 };
 
@@ -561,7 +561,7 @@ struct rn_server {
 	struct rn_front *front;
 	struct rn_wal *wal;
 	struct rn_mat *mat;
-	struct srv_stream *streams;  /* every stream, newest first (linked by next/prev) */
+	struct srv_stream *streams; /* every stream, newest first (linked by next/prev) */
 	/* Work proportional to activity: a group commit visits only `dirty` streams, a flush
 	 * only `ended` ones, a REST insert only `rest_streams`; a stream with nothing to do
 	 * costs memory only (server/README.md "Cost of idle streams") */
