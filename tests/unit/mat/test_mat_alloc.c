@@ -475,7 +475,7 @@ static void row_batch(struct rn_buf *b, int64_t v, int n)
  */
 static void test_stream_plans(void **state)
 {
-	char dr[400], path[600], why[700], id[16];
+	char dr[400], path[600], why[700], id[32];
 	struct rn_mat *m;
 	struct rn_mat_options o = {.data_root = dr};
 	struct rn_buf d = {0}, b = {0};
