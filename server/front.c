@@ -39,6 +39,7 @@
 #include "rn_conf.h"
 #include "rn_err.h"
 #include "rn_grpc.h"
+#include "rn_list.h"
 #include "rn_log.h"
 #include "rn_mem.h"
 #include "rn_zstd.h"
@@ -118,6 +119,11 @@ struct conn {
 	char bad_header[96];   /* why nghttp2 found a header field invalid (error_cb), for the
 				  invalid_frame_cb that follows; "" = not known */
 	struct conn *next, *prev;
+	/* on rn_front.pending while something was queued for it outside its own read/write
+	 * callbacks and it has not been sent since (want_flush; flush_conn takes it off) */
+	struct rn_list pending;
+	size_t queued;  /* sum of its calls' out.len (out_moved): conn_out_bytes without a walk */
+	unsigned nlate; /* its calls with reset_at_us set (late_resets walks only if any) */
 };
 
 struct rn_front {
@@ -145,6 +151,8 @@ struct rn_front {
 	struct rn_front_stats st;     /* counters; gauges are computed in rn_front_stats */
 	struct rn_refuselog refusals; /* which refused calls get a log line (refuselog.h) */
 	struct rn_throttle throttle;  /* addresses refused too often (throttle.h) */
+	/* connections with something to send: rn_front_flush's work (want_flush) */
+	struct rn_list pending;
 };
 
 _Static_assert(RN_TLS_FAIL_N <= sizeof(((struct rn_front_stats *)0)->tls_failed) / sizeof(uint64_t),
@@ -233,10 +241,25 @@ int rn_front_throttled(struct rn_front *f, const char *addr)
 /* The pushback asked of a call refused for the budget: other calls' messages finish by then */
 #define PARTIAL_PUSHBACK_MS 1000
 
+/* Puts c on the pending list: the next rn_front_flush sends what was queued for it. */
+static void want_flush(struct conn *c)
+{
+	if (!rn_list_linked(&c->pending))
+		rn_list_push(&c->front->pending, &c->pending);
+}
+
+/* k->out changed from `before` bytes: keeps the connection's sum of them. */
+static void out_moved(struct rn_call *k, size_t before)
+{
+	k->conn->queued = k->conn->queued + k->out.len - before;
+}
+
 static void flush_conn(struct conn *c)
 {
 	size_t out;
-	int rv = nghttp2_session_send(c->ng);
+	int rv;
+	rn_list_unlink(&c->pending); /* everything queued so far goes now */
+	rv = nghttp2_session_send(c->ng);
 	if (rv != 0) {
 		rn_log_warn("front", "nghttp2 send to %s: %s", c->peer, nghttp2_strerror(rv));
 		conn_free(c);
@@ -258,10 +281,7 @@ static void flush_conn(struct conn *c)
 /* Bytes of responses queued for the peer and not yet taken by the kernel. */
 static size_t conn_out_bytes(const struct conn *c)
 {
-	size_t n = evbuffer_get_length(bufferevent_get_output(c->bev));
-	for (const struct rn_call *k = c->calls; k; k = k->next)
-		n += k->out.len;
-	return n;
+	return evbuffer_get_length(bufferevent_get_output(c->bev)) + c->queued;
 }
 
 /* Hands back the window of processed DATA that limits.h allows now (k may be NULL). */
@@ -301,6 +321,8 @@ static void call_unlink_free(struct rn_call *k)
 	c->ncalls--;
 	c->last_req_us = rn_mono_us(); /* idle counts from the end of the last call */
 	c->front->partial -= k->partial;
+	c->queued -= k->out.len;
+	c->nlate -= k->reset_at_us != 0;
 	if (k->prev)
 		k->prev->next = k->next;
 	else
@@ -324,6 +346,7 @@ static ssize_t data_read_cb(nghttp2_session *s, int32_t sid, uint8_t *buf, size_
 		size_t n = k->out.len < len ? k->out.len : len;
 		memcpy(buf, k->out.data, n);
 		rn_buf_consume(&k->out, n);
+		k->conn->queued -= n;
 		return (ssize_t)n;
 	}
 	if (!k->finished)
@@ -428,6 +451,7 @@ static ssize_t rest_read_cb(nghttp2_session *s, int32_t sid, uint8_t *buf, size_
 	if (n) {
 		memcpy(buf, k->out.data, n);
 		rn_buf_consume(&k->out, n);
+		k->conn->queued -= n;
 	}
 	if (!k->out.len)
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -442,6 +466,7 @@ static void rest_respond(struct rn_httpx *x, const struct rn_httpx_response *r)
 	size_t n = 0, len = r->len;
 	int status = r->status;
 	nghttp2_data_provider dp = {.source.ptr = k, .read_callback = rest_read_cb};
+	size_t before = k->out.len;
 	if (k->answered)
 		return;
 	k->answered = k->responded = k->finished = k->trailers_sent = 1;
@@ -450,6 +475,7 @@ static void rest_respond(struct rn_httpx *x, const struct rn_httpx_response *r)
 		status = 500; /* out of memory: the status alone */
 		len = 0;
 	}
+	out_moved(k, before);
 	snprintf(st, sizeof(st), "%d", status);
 	snprintf(cl, sizeof(cl), "%zu", len);
 	h[n++] = (nghttp2_nv)NV(":status", st);
@@ -467,6 +493,7 @@ static void rest_respond(struct rn_httpx *x, const struct rn_httpx_response *r)
 	}
 	nghttp2_submit_response(k->conn->ng, k->sid, h, n, len ? &dp : NULL);
 	/* sent from the loop: the answer may come from outside any callback of this conn */
+	want_flush(k->conn);
 	event_active(k->conn->front->kick_ev, 0, 0);
 }
 
@@ -505,11 +532,15 @@ static void rest_hand(struct rn_call *k)
 int rn_call_send(struct rn_call *k, const uint8_t *msg, size_t len)
 {
 	int rc;
+	size_t before = k->out.len;
 	if (k->finished)
 		return RN_EINVAL;
-	if ((rc = rn_grpc_frame_append(&k->out, 0, msg, len)))
+	rc = rn_grpc_frame_append(&k->out, 0, msg, len);
+	out_moved(k, before);
+	if (rc)
 		return rc;
 	nghttp2_session_resume_data(k->conn->ng, k->sid);
+	want_flush(k->conn);
 	return 0;
 }
 
@@ -517,6 +548,7 @@ void rn_call_finish(struct rn_call *k, int status, const char *msg)
 {
 	if (k->finished)
 		return;
+	want_flush(k->conn);
 	/* refusals with a pushback come in bursts under pressure; the server logs the episode */
 	if (status != 0 && k->pushback_ms > 0)
 		rn_log_debug("front", "call %d on %s ends: %s %s", k->sid, k->path,
@@ -562,6 +594,7 @@ void rn_call_hold_window(struct rn_call *k, int on)
 	k->hold = on != 0;
 	if (!on && k->held) {
 		grant(k->conn, k);
+		want_flush(k->conn);
 		event_active(f->kick_ev, 0, 0);
 	}
 }
@@ -896,8 +929,10 @@ static int frame_send_cb(nghttp2_session *s, const nghttp2_frame *f, void *user)
 		/* late: the answer first (a REST answer before the whole body, e.g. 413, is
 		 * read by libcurl 7.88 only without a reset in the same read; the rest of the
 		 * upload is granted window and discarded meanwhile) */
-		if (k)
+		if (k) {
+			k->conn->nlate += !k->reset_at_us;
 			k->reset_at_us = rn_mono_us() + LATE_RESET_US;
+		}
 		return 0;
 	}
 	if (f->hd.type == NGHTTP2_DATA || f->hd.type == NGHTTP2_HEADERS)
@@ -922,6 +957,7 @@ static void conn_free(struct conn *c)
 	struct rn_front *f = c->front;
 	while (c->calls)
 		call_unlink_free(c->calls);
+	rn_list_unlink(&c->pending);
 	nghttp2_session_del(c->ng);
 	bufferevent_free(c->bev);
 	if (c->prev)
@@ -1106,6 +1142,7 @@ static void throttle_start(struct rn_front *f, const char *addr)
 		if (c->closing_us || strcmp(c->addr, addr))
 			continue;
 		nghttp2_session_terminate_session(c->ng, NGHTTP2_ENHANCE_YOUR_CALM);
+		want_flush(c);
 		c->closing_us = now;
 		f->st.closed_throttled++;
 		n++;
@@ -1309,10 +1346,13 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 static int late_resets(struct conn *c, int64_t now)
 {
 	int any = 0;
+	if (!c->nlate)
+		return 0; /* the usual case: no walk of its calls */
 	for (struct rn_call *k = c->calls; k; k = k->next) {
 		if (!k->reset_at_us || now < k->reset_at_us)
 			continue;
 		k->reset_at_us = 0;
+		c->nlate--;
 		if (nghttp2_session_get_stream_remote_close(c->ng, k->sid) == 0 &&
 		    !nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, k->sid, NGHTTP2_NO_ERROR))
 			any = 1;
@@ -1404,10 +1444,12 @@ void rn_front_set_pressure(struct rn_front *f, int on)
 	f->pressure = on;
 	if (on)
 		return;
+	/* a walk of every call, but once per pressure episode, not per loop iteration */
 	for (struct conn *c = f->conns; c; c = c->next) {
 		grant(c, NULL);
 		for (struct rn_call *k = c->calls; k; k = k->next)
 			grant(c, k);
+		want_flush(c);
 	}
 	event_active(f->kick_ev, 0, 0);
 }
@@ -1482,6 +1524,7 @@ int rn_front_create(struct rn_front **out, struct event_base *base,
 	}
 	if (!(f = rn_calloc(1, sizeof(*f))))
 		return RN_ENOMEM;
+	rn_list_init(&f->pending);
 	f->base = base;
 	f->h = *h;
 	f->tls = opt->tls;
@@ -1555,9 +1598,11 @@ size_t rn_front_ports(const struct rn_front *f, int *ports, size_t cap)
 
 void rn_front_flush(struct rn_front *f)
 {
-	struct conn *c = f->conns, *next;
-	for (; c; c = next) {
-		next = c->next;
-		flush_conn(c);
+	struct rn_list *n;
+	/* flush_conn takes each off the list first (and conn_free too), so this ends even
+	 * when a flush frees its connection */
+	while ((n = rn_list_first(&f->pending))) {
+		f->st.flush_visits++;
+		flush_conn(RN_LIST_ENTRY(n, struct conn, pending));
 	}
 }

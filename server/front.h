@@ -132,6 +132,7 @@ struct rn_front_stats {
 	uint64_t partial_refused;       /* calls refused for partial_budget */
 	uint64_t tls_failed[5];         /* TLS handshakes failed, by enum rn_tls_reason */
 	uint64_t malformed;             /* requests reset as malformed (PROTOCOL_ERROR) */
+	uint64_t flush_visits; /* connections visited by rn_front_flush (those with work only) */
 };
 
 /*
@@ -200,7 +201,9 @@ void *rn_call_ctx(const struct rn_call *c);
 int rn_call_persistent(const struct rn_call *c);
 
 /* Sends everything calls have queued outside nghttp2 callbacks (e.g. acks after a WAL
- * sync). */
+ * sync). It visits only connections that have something queued since they were last sent
+ * (a pending list kept by rn_call_send, rn_call_finish, window releases and answers):
+ * idle connections cost it nothing. */
 void rn_front_flush(struct rn_front *f);
 
 #endif

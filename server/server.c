@@ -45,10 +45,12 @@
 #include "rn_mem.h"
 #include "rn_pbwire.h"
 #include "refuselog.h"
+#include "rn_list.h"
 #include "rn_lograte.h"
 #include "rest.h"
 #include "seccache.h"
 #include "rn_sd.h"
+#include "rn_strmap.h"
 #include "wal.h"
 #include "zbwire.h"
 
@@ -552,7 +554,12 @@ struct srv_stream {
 	 * retire_stream), or NULL; cleared by on_closed if the client goes first */
 	struct rn_call *retire_call;
 	int retire_wanted; /* RetireStream asked for it: retired as soon as it can be */
-	struct srv_stream *next;
+	struct srv_stream *next, *prev; /* rn_server.streams: every stream (periodic walks) */
+	/* on rn_server.dirty while it has batches the next group commit makes durable:
+	 * last_received > last_durable exactly while linked (sync_wal empties the list) */
+	struct rn_list dirty;
+	struct rn_list ended;     /* on rn_server.ended once ended_us is set (forget_ended) */
+	struct rn_list rest_link; /* on rn_server.rest_streams while `rest` */
 };
 
 /*
@@ -602,7 +609,16 @@ struct rn_server {
 	struct rn_front *front;
 	struct rn_wal *wal;
 	struct rn_mat *mat;
-	struct srv_stream *streams;
+	struct srv_stream *streams; /* every stream, newest first (linked by next/prev) */
+	/* Work proportional to activity: a group commit visits only `dirty` streams, a flush
+	 * only `ended` ones, a REST insert only `rest_streams`; a stream with nothing to do
+	 * costs memory only (server/README.md "Cost of idle streams") */
+	struct rn_strmap stream_ids; /* id -> stream, every stream in `streams` */
+	struct rn_list dirty;        /* received data since the last group commit */
+	struct rn_list ended;        /* ephemeral streams whose call ended (or never had one) */
+	struct rn_list rest_streams; /* this run's REST streams (bounded: tables x principals) */
+	size_t retire_waiting;       /* streams with retire_wanted set (retire_pending) */
+	int64_t expire_at_us;        /* next stream_expiry walk (expire_streams) */
 	struct srv_failing *failing; /* tables with records kept in the WAL for them */
 	uint64_t retained_bytes;     /* bytes of the segments kept for them */
 	int64_t retry_at_us;         /* next periodic retry of failing tables */
@@ -648,6 +664,7 @@ struct rn_server {
 	struct {
 		uint64_t batches, records, bytes; /* accepted into the WAL */
 		uint64_t acks, wal_syncs, wal_sync_errors;
+		uint64_t commit_visits; /* streams visited by group commits (the dirty ones) */
 		uint64_t flushes, flush_errors;
 		uint64_t calls, calls_rejected;
 		uint64_t calls_denied;   /* PERMISSION_DENIED */
@@ -674,10 +691,7 @@ struct rn_server {
 
 static struct srv_stream *find_stream(struct rn_server *s, const char *id, size_t len)
 {
-	for (struct srv_stream *st = s->streams; st; st = st->next)
-		if (strlen(st->id) == len && !memcmp(st->id, id, len))
-			return st;
-	return NULL;
+	return rn_strmap_get(&s->stream_ids, id, len);
 }
 
 static struct srv_stream *add_stream(struct rn_server *s, const char *id, size_t idlen,
@@ -689,12 +703,64 @@ static struct srv_stream *add_stream(struct rn_server *s, const char *id, size_t
 		return NULL;
 	}
 	memcpy(st->id, id, idlen);
+	if (rn_strmap_put(&s->stream_ids, st->id, idlen, st)) {
+		rn_free(st->table);
+		rn_free(st);
+		return NULL;
+	}
 	st->record_type = rtype;
 	st->last_received = st->last_durable = -1;
 	st->next = s->streams;
+	if (s->streams)
+		s->streams->prev = st;
 	s->streams = st;
 	return st;
 }
+
+/* Takes a stream off every list and the id map, and frees it. */
+static void free_stream(struct rn_server *s, struct srv_stream *st)
+{
+	rn_strmap_del(&s->stream_ids, st->id, strlen(st->id));
+	if (st->prev)
+		st->prev->next = st->next;
+	else
+		s->streams = st->next;
+	if (st->next)
+		st->next->prev = st->prev;
+	rn_list_unlink(&st->dirty);
+	rn_list_unlink(&st->ended);
+	rn_list_unlink(&st->rest_link);
+	if (st->retire_wanted)
+		s->retire_waiting--;
+	rn_free(st->table);
+	rn_free(st);
+}
+
+/* An ephemeral stream's call ended at `when` (mono us; 1 = in an earlier run): it is
+ * forgotten by the first flush after its records are committed (forget_ended). */
+static void mark_ended(struct rn_server *s, struct srv_stream *st, int64_t when)
+{
+	st->ended_us = when;
+	if (!rn_list_linked(&st->ended))
+		rn_list_push(&s->ended, &st->ended);
+}
+
+/* A REST stream takes no more requests (the next one starts a new stream). */
+static void end_rest(struct rn_server *s, struct srv_stream *st)
+{
+	st->rest = 0;
+	rn_list_unlink(&st->rest_link);
+	mark_ended(s, st, rn_mono_us());
+}
+
+/* st received a batch (last_received moved): the next group commit visits it. */
+static void mark_dirty(struct rn_server *s, struct srv_stream *st)
+{
+	if (!rn_list_linked(&st->dirty))
+		rn_list_push(&s->dirty, &st->dirty);
+}
+
+#define DIRTY(node) RN_LIST_ENTRY(node, struct srv_stream, dirty)
 
 /* Registers a persistent stream durably: data_root/_streams/<id> =
  * "table\nrecord_type\nowner\n" (streams registered before owners were kept have no third
@@ -924,7 +990,7 @@ static int replay_entry(void *ctx, const struct rn_wal_entry *e)
 			return RN_ENOMEM;
 		load_clock(s, st); /* an ephemeral stream's */
 		load_owner(s, st);
-		st->ended_us = 1; /* its call ended with the last run */
+		mark_ended(s, st, 1); /* its call ended with the last run */
 	}
 	if (e->offset > st->last_durable)
 		st->last_durable = st->last_received = e->offset;
@@ -1046,7 +1112,7 @@ static int retry_entry(void *ctx, const struct rn_wal_entry *e)
 			return RN_ENOMEM;
 		load_clock(s, st);
 		load_owner(s, st);
-		st->ended_us = 1;
+		mark_ended(s, st, 1);
 	}
 	int rc = rn_mat_add_as(s->mat, r->table, sid, e->offset, e->record_type, e->batch,
 			       e->batch_len, st->has_clock ? &st->clock : NULL, owner_of(st));
@@ -1153,9 +1219,12 @@ static void send_msg(struct rn_call *c, struct rn_buf *b)
 		rn_call_finish(c, RN_GRPC_RESOURCE_EXHAUSTED, "response queue full");
 }
 
+/* Acks what the last group commit made durable: only streams that received data since the
+ * one before can have anything new to ack (the others' acks went out then). */
 static void ack_streams(struct rn_server *s)
 {
-	for (struct srv_stream *st = s->streams; st; st = st->next) {
+	for (struct rn_list *n = s->dirty.next; n != &s->dirty; n = n->next) {
+		struct srv_stream *st = DIRTY(n);
 		struct call_state *cs;
 		if (!st->call)
 			continue;
@@ -1321,7 +1390,8 @@ static void sync_wal(struct rn_server *s)
 		snprintf(s->stats.last_error, sizeof(s->stats.last_error), "WAL sync: %s",
 			 rn_wal_errmsg(s->wal));
 		rn_log_error("server", "WAL sync failed, nothing acked: %s", rn_wal_errmsg(s->wal));
-		for (struct srv_stream *st = s->streams; st; st = st->next) {
+		for (struct rn_list *n = s->dirty.next; n != &s->dirty; n = n->next) {
+			struct srv_stream *st = DIRTY(n);
 			if (st->last_received > st->last_durable) {
 				st->last_received = st->last_durable;
 				if (st->call)
@@ -1332,13 +1402,18 @@ static void sync_wal(struct rn_server *s)
 			}
 		}
 	} else {
-		for (struct srv_stream *st = s->streams; st; st = st->next)
-			st->last_durable = st->last_received;
+		for (struct rn_list *n = s->dirty.next; n != &s->dirty; n = n->next)
+			DIRTY(n)->last_durable = DIRTY(n)->last_received;
 		ack_streams(s);
 	}
 	rest_settle(s, rc == 0);
-	/* durable (or given up): nothing is in flight any more, every held window reopens */
-	for (struct srv_stream *st = s->streams; st; st = st->next) {
+	/* durable (or given up): nothing is in flight any more, every held window reopens;
+	 * the dirty list empties (each stream counted once per commit: the idle-cost check) */
+	struct rn_list *n;
+	while ((n = rn_list_first(&s->dirty))) {
+		struct srv_stream *st = DIRTY(n);
+		rn_list_unlink(n);
+		s->stats.commit_visits++;
 		if (!st->inflight)
 			continue;
 		st->inflight = 0;
@@ -1377,20 +1452,18 @@ static void unlink_stream_files(struct rn_server *s, const char *id)
  */
 static void forget_ended(struct rn_server *s, int64_t before_us)
 {
-	for (struct srv_stream **pp = &s->streams; *pp;) {
-		struct srv_stream *st = *pp;
+	/* only the ended ones: those still held stay on the list for a later flush */
+	for (struct rn_list *n = s->ended.next, *next; n != &s->ended; n = next) {
+		struct srv_stream *st = RN_LIST_ENTRY(n, struct srv_stream, ended);
+		next = n->next;
 		if (st->persistent || !st->ended_us || st->ended_us > before_us || st->call ||
-		    st->rest_waiting || find_failing(s, st->table)) {
-			/* a failing table's streams keep descriptor and clock for the retry */
-			pp = &st->next;
-			continue;
-		}
+		    st->rest_waiting || find_failing(s, st->table))
+			continue; /* a failing table's streams keep descriptor and clock for the
+				     retry */
 		rn_mat_stream_forget(s->mat, st->id);
 		unlink_stream_files(s, st->id);
 		s->stats.streams_forgotten++;
-		*pp = st->next;
-		rn_free(st->table);
-		rn_free(st);
+		free_stream(s, st);
 	}
 }
 
@@ -1431,13 +1504,7 @@ static int retire_stream(struct rn_server *s, struct srv_stream *st)
 			rcs->retire_id[0] = 0;
 		rn_call_finish(st->retire_call, RN_GRPC_OK, NULL);
 	}
-	for (struct srv_stream **pp = &s->streams; *pp; pp = &(*pp)->next)
-		if (*pp == st) {
-			*pp = st->next;
-			break;
-		}
-	rn_free(st->table);
-	rn_free(st);
+	free_stream(s, st);
 	return 1;
 }
 
@@ -1445,9 +1512,13 @@ static int retire_stream(struct rn_server *s, struct srv_stream *st)
  * committed; else at a later tick). */
 static void expire_streams(struct rn_server *s)
 {
-	int64_t now = (int64_t)time(NULL), ttl = s->conf.stream_expiry_ms;
-	if (ttl <= 0)
+	int64_t now = (int64_t)time(NULL), ttl = s->conf.stream_expiry_ms, mono = rn_mono_us();
+	if (ttl <= 0 || mono < s->expire_at_us)
 		return;
+	/* a walk of every stream: at most every stream_expiry / 60 (1 s to 1 min), not each
+	 * second, so idle streams cost a walk a minute under the default 30 days */
+	int64_t every_ms = ttl / 60 < 1000 ? 1000 : ttl / 60 > 60000 ? 60000 : ttl / 60;
+	s->expire_at_us = mono + every_ms * 1000;
 	for (struct srv_stream *st = s->streams, *next; st; st = next) {
 		char id[40], owner[sizeof(st->owner)];
 		next = st->next;
@@ -1468,6 +1539,8 @@ static void expire_streams(struct rn_server *s)
  * (after each flush and each second). */
 static void retire_pending(struct rn_server *s)
 {
+	if (!s->retire_waiting)
+		return; /* the usual case: no walk */
 	for (struct srv_stream *st = s->streams, *next; st; st = next) {
 		next = st->next;
 		if (st->retire_wanted && !st->call)
@@ -2011,6 +2084,7 @@ static void on_ingest(struct rn_server *s, struct rn_call *c, struct call_state 
 	if (rn_wal_append(s->wal, &e))
 		return rn_call_finish(c, RN_GRPC_RESOURCE_EXHAUSTED, "WAL queue full");
 	st->last_received = r->offset;
+	mark_dirty(s, st);
 	s->stats.batches++;
 	s->stats.bytes += blen;
 	s->stats.records += count_records(batch, blen);
@@ -2072,6 +2146,7 @@ static void on_retire(struct rn_server *s, struct rn_call *c, struct call_state 
 		return rn_call_finish(c, RN_GRPC_FAILED_PRECONDITION,
 				      "the stream is open on a call; end it first");
 	st->retire_wanted = 1;
+	s->retire_waiting++;
 	st->retire_call = c;
 	snprintf(cs->retire_id, sizeof(cs->retire_id), "%s", st->id);
 	rc = retire_stream(s, st); /* answers c when it retires the stream */
@@ -2133,7 +2208,7 @@ static void on_closed(void *ctx, struct rn_call *c)
 	if (cs->st && cs->st->call == c) {
 		cs->st->call = NULL;
 		if (!cs->st->persistent)
-			cs->st->ended_us = rn_mono_us();
+			mark_ended(ctx, cs->st, rn_mono_us());
 		else
 			touch_stream(ctx, cs->st);
 	}
@@ -2259,10 +2334,8 @@ static void rest_settle(struct rn_server *s, int ok)
 		if (p->st->last_durable >= p->offset) {
 			rest_reply(s, p->x, p->route, 200, NULL, NULL, NULL, NULL);
 		} else if (!ok) {
-			if (p->st->rest) {
-				p->st->rest = 0;
-				p->st->ended_us = rn_mono_us();
-			}
+			if (p->st->rest)
+				end_rest(s, p->st);
 			rest_reply(s, p->x, p->route, 503, "TEMPORARILY_UNAVAILABLE",
 				   "server cannot make records durable", NULL, NULL);
 		} else {
@@ -2306,9 +2379,11 @@ static struct srv_stream *rest_stream(struct rn_server *s, const char *table, co
 	struct srv_stream *st;
 	uuid_t u;
 	char id[37];
-	for (st = s->streams; st; st = st->next)
-		if (st->rest && !strcmp(st->table, table) && !strcmp(st->owner, principal))
+	for (struct rn_list *n = s->rest_streams.next; n != &s->rest_streams; n = n->next) {
+		st = RN_LIST_ENTRY(n, struct srv_stream, rest_link);
+		if (!strcmp(st->table, table) && !strcmp(st->owner, principal))
 			return st;
+	}
 	uuid_generate_random(u);
 	uuid_unparse_lower(u, id);
 	if (!(st = add_stream(s, id, strlen(id), table, strlen(table), RN_MAT_JSON)))
@@ -2316,10 +2391,11 @@ static struct srv_stream *rest_stream(struct rn_server *s, const char *table, co
 	snprintf(st->owner, sizeof(st->owner), "%s", principal);
 	if (save_owner(s, st)) {
 		rn_log_warn("server", "stream %s: cannot keep its principal durably", id);
-		st->ended_us = rn_mono_us(); /* never used: forget_ended drops it */
+		mark_ended(s, st, rn_mono_us()); /* never used: forget_ended drops it */
 		return NULL;
 	}
 	st->rest = 1;
+	rn_list_push(&s->rest_streams, &st->rest_link);
 	rn_log_info("server", "stream %s created for REST inserts into table %s by principal %s",
 		    id, table, principal);
 	return st;
@@ -2606,14 +2682,14 @@ static void rest_insert(struct rn_server *s, struct rn_httpx *x, const struct rn
 	if (rn_wal_append(s->wal, &e)) {
 		/* the batch is pending in the materializer under this offset: never reuse it */
 		rn_free(p);
-		st->rest = 0;
-		st->ended_us = rn_mono_us();
+		end_rest(s, st);
 		rest_refuse(s, x, route, 429, "RESOURCE_EXHAUSTED", "WAL queue full", "Retry-After",
 			    "1");
 		return;
 	}
 #undef REFUSE
 	st->last_received = offset;
+	mark_dirty(s, st);
 	s->stats.batches++;
 	s->stats.bytes += s->rest_batch.len;
 	s->stats.records += nrows;
@@ -3502,6 +3578,9 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 	}
 	s->conf = *given; /* the server's from here on, freed by rn_server_destroy */
 	memset(given, 0, sizeof(*given));
+	rn_list_init(&s->dirty);
+	rn_list_init(&s->ended);
+	rn_list_init(&s->rest_streams);
 	conf = &s->conf;
 	s->stats.started_us = rn_mono_us();
 	s->stats.config_loaded_s = (int64_t)time(NULL);
@@ -3828,6 +3907,15 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	F("wal_syncs_total", "counter", "WAL group commits (fsync).", s->stats.wal_syncs);
 	F("wal_sync_errors_total", "counter", "WAL group commits that failed.",
 	  s->stats.wal_sync_errors);
+	/* work proportional to activity (server/README.md "Cost of idle streams") */
+	F("commit_stream_visits_total", "counter",
+	  "Streams visited by group commits: each stream that received data since the previous "
+	  "commit, once; idle streams add nothing.",
+	  s->stats.commit_visits);
+	F("flush_conn_visits_total", "counter",
+	  "Connections visited to send queued responses: each one with something queued, once "
+	  "per flush; idle connections add nothing.",
+	  fs.flush_visits);
 	F("flushes_total", "counter", "Materializer flushes (Parquet + Delta commit).",
 	  s->stats.flushes);
 	F("flush_errors_total", "counter", "Flushes that failed (retried).", s->stats.flush_errors);
@@ -4131,12 +4219,9 @@ void rn_server_destroy(struct rn_server *s)
 		free_failing(s->failing);
 		s->failing = n;
 	}
-	while (s->streams) {
-		struct srv_stream *n = s->streams->next;
-		rn_free(s->streams->table);
-		rn_free(s->streams);
-		s->streams = n;
-	}
+	while (s->streams)
+		free_stream(s, s->streams);
+	rn_strmap_free(&s->stream_ids);
 	rn_wal_close(s->wal);
 	rn_mat_destroy(s->mat);
 	while (s->rest_pending) { /* none: the ports told their requests gone */

@@ -41,6 +41,7 @@
 #include "rn_lograte.h"
 #include "rn_mem.h"
 #include "rn_pbwire.h"
+#include "rn_strmap.h"
 #include "rn_utf8.h"
 #include "schema.h"
 
@@ -142,6 +143,9 @@ struct mat_table {
 		struct rn_protoplan *plan;
 	} * plans;
 	size_t nplans;
+	/* stream id -> its index in plans + 1 (a look-up per batch costs O(1), not a scan of
+	 * every stream of the table; keys are the plans' own stream strings) */
+	struct rn_strmap plan_ids;
 	struct rn_delta *delta;
 	struct rn_pq_writer *pq;
 	struct pending_stream *streams; /* streams with rows in the open writer */
@@ -342,6 +346,7 @@ static void table_free(struct mat_table *t)
 		rn_free(t->plans[i].stream);
 	}
 	rn_free(t->plans);
+	rn_strmap_free(&t->plan_ids);
 	rn_free(t->name);
 	rn_free(t->dir);
 	rn_free(t);
@@ -1488,12 +1493,17 @@ decoded:
 	return rc;
 }
 
+/* The index of stream's plan in t->plans, or -1. */
+static long plan_index(const struct mat_table *t, const char *stream)
+{
+	uintptr_t v = (uintptr_t)rn_strmap_get(&t->plan_ids, stream, strlen(stream));
+	return v ? (long)v - 1 : -1;
+}
+
 static const struct rn_protoplan *find_plan(const struct mat_table *t, const char *stream)
 {
-	for (size_t i = 0; i < t->nplans; i++)
-		if (!strcmp(t->plans[i].stream, stream))
-			return t->plans[i].plan;
-	return NULL;
+	long i = plan_index(t, stream);
+	return i < 0 ? NULL : t->plans[i].plan;
 }
 
 /* Is this DescriptorProto runnel.v1.Record (the agent's envelope: message Record with
@@ -1567,21 +1577,24 @@ int rn_mat_stream_descriptor(struct rn_mat *m, const char *table, const char *st
 	}
 	if ((rc = rn_protorow_plan(t->schema, desc, len, &plan, err, sizeof(err))))
 		return fail(m, rc, "descriptor does not fit table %s: %s", table, err);
-	for (size_t i = 0; i < t->nplans; i++)
-		if (!strcmp(t->plans[i].stream, stream_id)) {
-			rn_protorow_plan_free(t->plans[i].plan);
-			t->plans[i].plan = plan;
-			return 0;
-		}
+	long i = plan_index(t, stream_id);
+	if (i >= 0) {
+		rn_protorow_plan_free(t->plans[i].plan);
+		t->plans[i].plan = plan;
+		return 0;
+	}
 	struct stream_plan *np = rn_reallocarray(t->plans, t->nplans + 1, sizeof(*np));
-	if (!np || !(np[t->nplans].stream = rn_strdup(stream_id))) {
-		if (np)
-			t->plans = np;
+	char *sid = np ? rn_strdup(stream_id) : NULL;
+	if (np)
+		t->plans = np;
+	if (!sid ||
+	    rn_strmap_put(&t->plan_ids, sid, strlen(sid), (void *)(uintptr_t)(t->nplans + 1))) {
+		rn_free(sid);
 		rn_protorow_plan_free(plan);
 		return RN_ENOMEM;
 	}
+	np[t->nplans].stream = sid;
 	np[t->nplans++].plan = plan;
-	t->plans = np;
 	return 0;
 }
 
@@ -1589,13 +1602,17 @@ void rn_mat_stream_forget(struct rn_mat *m, const char *stream_id)
 {
 	for (size_t i = 0; i < m->ntables; i++) {
 		struct mat_table *t = m->tables[i];
-		for (size_t k = 0; k < t->nplans; k++)
-			if (!strcmp(t->plans[k].stream, stream_id)) {
-				rn_free(t->plans[k].stream);
-				rn_protorow_plan_free(t->plans[k].plan);
-				t->plans[k] = t->plans[--t->nplans];
-				break;
-			}
+		long k = plan_index(t, stream_id);
+		if (k < 0)
+			continue;
+		rn_strmap_del(&t->plan_ids, stream_id, strlen(stream_id));
+		rn_free(t->plans[k].stream);
+		rn_protorow_plan_free(t->plans[k].plan);
+		t->plans[k] = t->plans[--t->nplans];
+		/* the last one moved into k: its index changes (a replace, never allocates) */
+		if ((size_t)k < t->nplans)
+			rn_strmap_put(&t->plan_ids, t->plans[k].stream, strlen(t->plans[k].stream),
+				      (void *)(uintptr_t)(k + 1));
 	}
 }
 

@@ -453,6 +453,101 @@ static void test_dead_letter_open_fails(void **state)
 	rn_buf_free(&b);
 }
 
+/* A PROTO batch of Row {v, seq} records. */
+static void row_batch(struct rn_buf *b, int64_t v, int n)
+{
+	rn_buf_reset(b);
+	for (int i = 0; i < n; i++) {
+		struct rn_buf r = {0};
+		rn_pb_put_uint(&r, 1, (uint64_t)v);
+		rn_pb_put_uint(&r, 2, (uint64_t)i);
+		rn_pb_put_bytes(b, 1, r.data, r.len);
+		rn_buf_free(&r);
+	}
+}
+
+/*
+ * Streams' descriptors are found by id through a map (issue 13: a look-up per batch, not a
+ * scan of every stream of the table): forgetting streams (the middle one, the last one)
+ * moves others inside the table's array, whose look-ups must still find their own plans;
+ * a forgotten stream has none; registering with its Nth allocation failing leaves the
+ * stream without a plan and nothing leaked, and the retry works.
+ */
+static void test_stream_plans(void **state)
+{
+	char dr[400], path[600], why[700], id[32];
+	struct rn_mat *m;
+	struct rn_mat_options o = {.data_root = dr};
+	struct rn_buf d = {0}, b = {0};
+	int64_t rows = 0, v;
+	(void)state;
+
+	snprintf(dr, sizeof(dr), "%s/plans", root);
+	assert_int_equal(mkdir(dr, 0755), 0);
+	row_descriptor(&d);
+	assert_int_equal(rn_mat_create(&m, &o), 0);
+	assert_int_equal(rn_mat_create_from_descriptor(m, "db.s.t", d.data, d.len), 0);
+	for (int i = 0; i < 40; i++) {
+		snprintf(id, sizeof(id), "s%d", i);
+		assert_int_equal(rn_mat_stream_descriptor(m, "db.s.t", id, d.data, d.len), 0);
+	}
+	/* again for one: replaced, not added twice */
+	assert_int_equal(rn_mat_stream_descriptor(m, "db.s.t", "s3", d.data, d.len), 0);
+	rn_mat_stream_forget(m, "s5");  /* the last one moves into its place */
+	rn_mat_stream_forget(m, "s39"); /* the last one */
+	rn_mat_stream_forget(m, "nope");
+	row_batch(&b, 7, 3);
+	/* (a stream without a descriptor has its records in the dead letters) */
+	for (int i = 0; i < 40; i++) {
+		snprintf(id, sizeof(id), "s%d", i);
+		assert_int_equal(rn_mat_add(m, "db.s.t", id, 0, RN_MAT_PROTO, b.data, b.len, NULL),
+				 0);
+	}
+	/* a registration whose Nth allocation fails: no plan, nothing leaked, retry works */
+	long fails = 0;
+	for (long n = 1;; n++) {
+		long live = rn_mem_live();
+		snprintf(id, sizeof(id), "f%ld", n);
+		rn_mem_fail_after(n);
+		int rc = rn_mat_stream_descriptor(m, "db.s.t", id, d.data, d.len);
+		int hit = rn_mem_fail_disarm();
+		if (!hit) {
+			assert_int_equal(rc, 0);
+			rn_mat_stream_forget(m, id);
+			break;
+		}
+		assert_int_equal(rc, RN_ENOMEM);
+		assert_int_equal(rn_mem_live(), live);
+		fails++;
+		/* no plan: its records are dead letters */
+		assert_int_equal(rn_mat_add(m, "db.s.t", id, 0, RN_MAT_PROTO, b.data, b.len, NULL),
+				 0);
+		assert_int_equal(rn_mat_stream_descriptor(m, "db.s.t", id, d.data, d.len), 0);
+		rn_mat_stream_forget(m, id);
+		/* a stream registered after the failure decodes with its plan */
+		snprintf(id, sizeof(id), "g%ld", n);
+		assert_int_equal(rn_mat_stream_descriptor(m, "db.s.t", id, d.data, d.len), 0);
+		assert_int_equal(rn_mat_add(m, "db.s.t", id, 0, RN_MAT_PROTO, b.data, b.len, NULL),
+				 0);
+		rn_mat_stream_forget(m, id);
+	}
+	assert_int_equal(rn_mat_flush(m), 0);
+	snprintf(path, sizeof(path), "%s/db/s/t", dr);
+	if (rn_tc_check(path, count_rows, &rows, &v, why, sizeof(why)))
+		fail_msg("%s", why);
+	assert_true(fails >= 2);
+	assert_int_equal(rows, 38 * 3 + 3 * fails);
+	rows = 0;
+	snprintf(path, sizeof(path), "%s/db/s/t_dead_letters", dr);
+	if (rn_tc_check(path, count_rows, &rows, &v, why, sizeof(why)))
+		fail_msg("%s", why);
+	assert_int_equal(rows, 2 * 3 + 3 * fails); /* s5, s39 and each failed registration */
+	rn_mat_destroy(m);
+	rn_buf_free(&d);
+	rn_buf_free(&b);
+	rm_rf(dr);
+}
+
 /*
  * The auto_create of a typed table (rn_mat_create_from_descriptor) with its Nth allocation
  * failing: a failed create registers nothing and leaves on disk only what was durable (the
@@ -523,6 +618,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_dead_letter_open_fails),
 		cmocka_unit_test(test_create_sweep),
+		cmocka_unit_test(test_stream_plans),
 		cmocka_unit_test(test_add_sweep),
 		cmocka_unit_test(test_flush_sweep),
 	};
