@@ -132,7 +132,18 @@ export class Server {
       throw new Error(`${e.message}\n${this.proc.tail()}`);
     });
     this.port = Number(line.match(/listening on 127\.0\.0\.1:(\d+)/)[1]);
+    // the metrics_listen port (HTTP/1.1: /metrics, REST), logged before the listening line
+    const m = this.proc.log.map((l) => l.match(/metrics on 127\.0\.0\.1:(\d+)/)).find(Boolean);
+    this.metricsPort = m ? Number(m[1]) : undefined;
     return this;
+  }
+  // One sample of /metrics (cleartext metrics_listen): runnel_server_<name>{<labels>}, e.g.
+  // metric('connections_closed_total', 'reason="idle"'); undefined when there is none.
+  async metric(name, labels = '') {
+    const text = await (await fetch(`http://127.0.0.1:${this.metricsPort}/metrics`)).text();
+    const esc = labels.replace(/[{}]/g, '\\$&');
+    const m = text.match(new RegExp(`^runnel_server_${name}${labels ? `\\{${esc}\\}` : ''} (\\S+)$`, 'm'));
+    return m ? Number(m[1]) : undefined;
   }
   get url() {
     return `http://127.0.0.1:${this.port}`;
