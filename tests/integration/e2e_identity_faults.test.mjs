@@ -58,7 +58,7 @@ test('a stream whose principal or registry entry cannot be written is refused; t
     // two persistent streams each at most: the good client holds one; a refused create must
     // not hold the other
     server = await new Server({ dir, tables: [GPS], flushMs: 200,
-      extra: `${principals}max_persistent_streams = 2;\nmetrics_listen = "127.0.0.1:0";\n` }).start();
+      metrics: true, extra: `${principals}max_persistent_streams = 2;\n` }).start();
     good = new GoodClient(server, { table: GPS, token: 'tok-truck-1' });
     await good.progress(3);
     const filler = path.join(streams, 'filler');
@@ -170,7 +170,7 @@ test('SIGHUP with a token key that cannot be read refuses the reload; the key in
   const dir = tmpDir('e2e-idfaults-rekey');
   const key = path.join(dir, 'token.key');
   const server = await new Server({ dir, tables: [GPS],
-    extra: `${principals}token_key_file = "${key}";\nmetrics_listen = "127.0.0.1:0";\n` }).start();
+    metrics: true, extra: `${principals}token_key_file = "${key}";\n` }).start();
   const issue = async () => {
     const r = await run(serverBin, ['token', 'issue', '-c', server.conf, '--principal', 'truck-1', '--tables', GPS, '--ttl', '600']);
     assert.equal(r.code, 0, r.stderr);
