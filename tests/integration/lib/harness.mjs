@@ -115,7 +115,7 @@ export class Server {
     this.port = port;
     this.token = token;
     this.flushMs = flushMs;
-    this.metrics = metrics;
+    this.withMetrics = metrics;
     this.extra = extra;
     this.starts = 0;
   }
@@ -125,7 +125,7 @@ export class Server {
   async start() {
     fs.writeFileSync(this.conf, serverConfig({
       listen: `127.0.0.1:${this.port}`, dataRoot: this.dataRoot, tables: this.tables,
-      token: this.token, flushMs: this.flushMs, metrics: this.metrics, extra: this.extra,
+      token: this.token, flushMs: this.flushMs, metrics: this.withMetrics, extra: this.extra,
     }));
     this.proc = new Proc(`server${this.starts++}`, this.bin, ['-c', this.conf],
       this.env ? { env: { ...process.env, ...this.env } } : {});
