@@ -195,7 +195,10 @@ const struct rn_conf_key rn_server_conf_table[] = {
 	 .type = RN_CONF_STRING,
 	 .offset = OFF(token_key_file),
 	 .help = "HMAC-SHA256 key of the signed tokens (at least 32 bytes); created 0600 with 32 "
-		 "random bytes if missing; default data_root/_token_key; re-read on SIGHUP"},
+		 "random bytes if missing; default data_root/_token_key; re-read on SIGHUP. One "
+		 "that "
+		 "cannot be read or made stops the start, or refuses the reload (the key in use "
+		 "stays)"},
 	{.key = "token_lifetime",
 	 .type = RN_CONF_DURATION,
 	 .def = "1h",
@@ -1810,6 +1813,20 @@ static void attach(struct srv_stream *st, struct rn_call *c, struct call_state *
 	cs->st = st;
 }
 
+/*
+ * A stream just made (add_stream) whose files could not be written (errno tells why): it was
+ * never told to a client and holds no record, so it is let go like an ended ephemeral stream
+ * (the next forget_ended drops it, its materializer plan and whatever of its files got
+ * written) and holds no slot under max_persistent_streams meanwhile.
+ */
+static void abandon_stream(struct rn_server *s, struct srv_stream *st, const char *why)
+{
+	rn_log_warn("server", "stream %s for table %s refused: %s (%s)", st->id, st->table, why,
+		    strerror(errno));
+	st->persistent = 0;
+	mark_ended(s, st, rn_mono_us());
+}
+
 static void on_create(struct rn_server *s, struct rn_call *c, struct call_state *cs,
 		      const struct rn_zb_request *r)
 {
@@ -1818,6 +1835,7 @@ static void on_create(struct rn_server *s, struct rn_call *c, struct call_state 
 	uuid_t u;
 	char id[37];
 	int rtype = r->record_type ? r->record_type : 1, ex;
+	const char *unkept = NULL;
 
 	if (cs->st)
 		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, "stream already created");
@@ -1892,9 +1910,13 @@ static void on_create(struct rn_server *s, struct rn_call *c, struct call_state 
 			return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, rn_mat_errmsg(s->mat));
 		if (rc)
 			return rn_call_finish(c, RN_GRPC_UNAVAILABLE, rn_mat_errmsg(s->mat));
-		if (save_descriptor(s, id, table, r->descriptor, r->descriptor_len))
-			return rn_call_finish(c, RN_GRPC_UNAVAILABLE,
-					      "cannot keep the stream's descriptor durably");
+		if (save_descriptor(s, id, table, r->descriptor, r->descriptor_len)) {
+			unkept = "cannot keep the stream's descriptor durably";
+			rn_log_warn("server", "stream %s for table %s refused: %s (%s)", id, table,
+				    unkept, strerror(errno));
+			rn_mat_stream_forget(s->mat, id); /* the plan made above */
+			return rn_call_finish(c, RN_GRPC_UNAVAILABLE, unkept);
+		}
 	}
 	if (!(st = add_stream(s, id, strlen(id), table, strlen(table), rtype)))
 		return rn_call_finish(c, RN_GRPC_RESOURCE_EXHAUSTED, "out of memory");
@@ -1902,13 +1924,15 @@ static void on_create(struct rn_server *s, struct rn_call *c, struct call_state 
 	snprintf(st->owner, sizeof(st->owner), "%s", cs->principal);
 	st->used_s = (int64_t)time(NULL);
 	if (cs->persistent && register_stream(s, st))
-		return rn_call_finish(c, RN_GRPC_UNAVAILABLE, "cannot register the stream durably");
-	if (!cs->persistent && save_owner(s, st))
-		return rn_call_finish(c, RN_GRPC_UNAVAILABLE,
-				      "cannot keep the stream's principal durably");
-	if (stream_clock(s, st, cs))
-		return rn_call_finish(c, RN_GRPC_UNAVAILABLE,
-				      "cannot keep the stream's clock reference durably");
+		unkept = "cannot register the stream durably";
+	else if (!cs->persistent && save_owner(s, st))
+		unkept = "cannot keep the stream's principal durably";
+	else if (stream_clock(s, st, cs))
+		unkept = "cannot keep the stream's clock reference durably";
+	if (unkept) {
+		abandon_stream(s, st, unkept);
+		return rn_call_finish(c, RN_GRPC_UNAVAILABLE, unkept);
+	}
 	attach(st, c, cs);
 	rn_log_info("server", "stream %s created for table %s (%s) by principal %s", id, table,
 		    cs->persistent ? "persistent" : "ephemeral", cs->principal);
@@ -2371,10 +2395,11 @@ static void on_rest_gone(void *ctx, struct rn_httpx *x)
 /*
  * The REST stream of this run for (table, principal), made on first use, its principal kept
  * durably (save_owner) before any of its batches is; NULL when out of memory or that file
- * cannot be written. One per pair, so a stream has one writer whose name every row of it
- * gets; bounded: principals come from the config.
+ * cannot be written (*why says which). One per pair, so a stream has one writer whose name every
+ * row of it gets; bounded: principals come from the config.
  */
-static struct srv_stream *rest_stream(struct rn_server *s, const char *table, const char *principal)
+static struct srv_stream *rest_stream(struct rn_server *s, const char *table, const char *principal,
+				      const char **why)
 {
 	struct srv_stream *st;
 	uuid_t u;
@@ -2386,12 +2411,13 @@ static struct srv_stream *rest_stream(struct rn_server *s, const char *table, co
 	}
 	uuid_generate_random(u);
 	uuid_unparse_lower(u, id);
+	*why = "out of memory";
 	if (!(st = add_stream(s, id, strlen(id), table, strlen(table), RN_MAT_JSON)))
 		return NULL;
 	snprintf(st->owner, sizeof(st->owner), "%s", principal);
 	if (save_owner(s, st)) {
-		rn_log_warn("server", "stream %s: cannot keep its principal durably", id);
-		mark_ended(s, st, rn_mono_us()); /* never used: forget_ended drops it */
+		*why = "cannot keep the stream's principal durably";
+		abandon_stream(s, st, *why);
 		return NULL;
 	}
 	st->rest = 1;
@@ -2660,10 +2686,11 @@ static void rest_insert(struct rn_server *s, struct rn_httpx *x, const struct rn
 			 (long long)(pushback > 0 ? (pushback + 999) / 1000 : 1));
 		return rest_refuse(s, x, route, 429, "RESOURCE_EXHAUSTED", msg, "Retry-After", ra);
 	}
+	msg = "out of memory";
 	if (!(p = rn_calloc(1, sizeof(*p))) ||
-	    !(st = rest_stream(s, t->table, principal ? principal : ""))) {
+	    !(st = rest_stream(s, t->table, principal ? principal : "", &msg))) {
 		rn_free(p);
-		REFUSE(503, "TEMPORARILY_UNAVAILABLE", "out of memory");
+		REFUSE(503, "TEMPORARILY_UNAVAILABLE", msg);
 	}
 	offset = st->last_received + 1;
 	fault_arm();
@@ -2751,7 +2778,6 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg)
 }
 
 static void hup_cb(evutil_socket_t sig, short what, void *arg);
-static void load_key(struct rn_server *s);
 static void reauthorize(struct rn_server *s);
 static void render_metrics(void *ctx, struct rn_buf *b);
 static int health(void *ctx, char *why, size_t cap);
@@ -3322,7 +3348,8 @@ static int reload(struct rn_server *s)
 {
 	struct rn_server_conf nc = {0};
 	char err[1024];
-	size_t changed = 0;
+	uint8_t key[sizeof(s->key)];
+	size_t changed = 0, klen = 0;
 	int rc;
 
 	if ((rc = s->load(s->load_ctx, &nc, err, sizeof(err)))) {
@@ -3355,6 +3382,14 @@ static int reload(struct rn_server *s)
 			     rc == RN_ENOMEM ? "out of memory" : err);
 		goto out;
 	}
+	/* the new config's token key, read (made if missing) before anything changes: one that
+	 * cannot be read refuses the reload, and the running key stays with the running config */
+	if ((rc = rn_server_token_key(&nc, key, sizeof(key), &klen, 1, err, sizeof(err)))) {
+		rn_principals_destroy(np);
+		rn_log_error("server", "reload refused, the running config and token key stay: %s",
+			     err);
+		goto out;
+	}
 	if ((rc = declare_tables(s, &s->conf, &nc))) {
 		rn_principals_destroy(np);
 		rn_log_error("server", "reload refused, the running config stays: out of memory");
@@ -3376,7 +3411,8 @@ static int reload(struct rn_server *s)
 	rn_principals_destroy(s->principals);
 	s->principals = np;
 	rn_seccache_clear(s->seccache); /* secrets verified against the old principals */
-	load_key(s);
+	memcpy(s->key, key, klen);
+	s->klen = klen;
 	reauthorize(s);
 	apply_limits(s);
 	if (new_interval) /* else the next flush stays when it was due */
@@ -3473,16 +3509,6 @@ int rn_server_token_key(const struct rn_server_conf *c, uint8_t *key, size_t cap
 	}
 	*len = (size_t)n;
 	return 0;
-}
-
-/* Loads the signing key of s's config (creating it if missing). Without one, signed tokens
- * are refused (the token endpoint answers 500): logged, not fatal. */
-static void load_key(struct rn_server *s)
-{
-	char err[600];
-	if (rn_server_token_key(&s->conf, s->key, sizeof(s->key), &s->klen, 1, err, sizeof(err)))
-		rn_log_error("server", "%s; signed tokens are refused until it is fixed (SIGHUP)",
-			     err);
 }
 
 /*
@@ -3604,7 +3630,13 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 			rn_log_error("server", "%s", rc == RN_ENOMEM ? "out of memory" : perr);
 			goto fail;
 		}
-		load_key(s);
+		/* the token signing key (made if missing): a server that cannot read its key does
+		 * not start, rather than run refusing every signed token */
+		if ((rc = rn_server_token_key(conf, s->key, sizeof(s->key), &s->klen, 1, perr,
+					      sizeof(perr)))) {
+			rn_log_error("server", "%s (token_key_file): cannot start", perr);
+			goto fail;
+		}
 		rn_log_info("server", "%zu principal(s)%s", rn_principals_count(s->principals),
 			    rn_principals_required(s->principals)
 				    ? ""

@@ -16,23 +16,6 @@ import { END_HEADERS, END_STREAM, PREFACE, T, frame, literal, requestBlock } fro
 const TABLE = 'main.default.telemetry';
 const P99_SANE_MS = 3000; // a loaded 2-core CI machine; an unserved client never acks at all
 
-// A server with /metrics on a port of its own; server.metric(name, labels) reads one sample.
-async function startServer(opts) {
-  const extra = opts.noMetrics ? opts.extra || '' : `metrics_listen = "127.0.0.1:0";\n${opts.extra || ''}`;
-  const server = await new Server({ ...opts, extra }).start();
-  if (opts.noMetrics) return server;
-  const line = await waitFor(() => server.proc.log.find((l) => /metrics on 127\.0\.0\.1:\d+/.test(l)),
-    { what: 'metrics line' });
-  server.metricsPort = Number(line.match(/metrics on 127\.0\.0\.1:(\d+)/)[1]);
-  server.metric = async (name, labels = '') => {
-    const text = await (await fetch(`http://127.0.0.1:${server.metricsPort}/metrics`)).text();
-    const esc = labels.replace(/[{}]/g, '\\$&');
-    const m = text.match(new RegExp(`^runnel_server_${name}${labels ? `\\{${esc}\\}` : ''} (\\S+)$`, 'm'));
-    return m ? Number(m[1]) : undefined;
-  };
-  return server;
-}
-
 // A TCP connection that records when the server closed it.
 function rawConn(port, { host = '127.0.0.1', localAddress } = {}) {
   const s = net.connect({ port, host, localAddress });
@@ -53,7 +36,7 @@ function linesSince(server, from, re = /./) {
 
 test('max_connections: connections beyond it are closed at once, the good client goes on', async () => {
   const dir = tmpDir('abuse-maxconn');
-  const server = await startServer({ dir, extra: 'max_connections = 20;' });
+  const server = await new Server({ dir, metrics: true, extra: 'max_connections = 20;' }).start();
   const good = new GoodClient(server);
   try {
     await good.progress(5);
@@ -86,7 +69,7 @@ test('accept failing (open-file limit reached) pauses the listener: few log line
   // the real server under a low open-file limit, the way an operator's LimitNOFILE would be
   const wrapper = path.join(dir, 'server-nofile.sh');
   fs.writeFileSync(wrapper, `#!/bin/sh\nulimit -n 64\nexec "${serverBin}" "$@"\n`, { mode: 0o755 });
-  const server = await startServer({ dir, bin: wrapper, noMetrics: true, flushMs: 1000 });
+  const server = await new Server({ dir, bin: wrapper, flushMs: 1000 }).start();
   const good = new GoodClient(server);
   const socks = [];
   try {
@@ -132,7 +115,7 @@ function ping(n) {
 
 test('idle_timeout is not defeated by PINGs; header_timeout closes half-sent preface and header blocks', async () => {
   const dir = tmpDir('abuse-hdr');
-  const server = await startServer({ dir, extra: 'idle_timeout = "2s";\nheader_timeout = "1s";' });
+  const server = await new Server({ dir, metrics: true, extra: 'idle_timeout = "2s";\nheader_timeout = "1s";' }).start();
   const good = new GoodClient(server);
   const timers = [];
   try {
@@ -203,7 +186,7 @@ async function flood(port, total, localAddress, deadlineMs = 40000) {
 
 test('refuse_throttle: 50,000 unauthenticated calls from one address are throttled, few log lines', async () => {
   const dir = tmpDir('abuse-throttle');
-  const server = await startServer({ dir, token: 'good-token', extra: 'refuse_cooldown = "2s";' });
+  const server = await new Server({ dir, metrics: true, token: 'good-token', extra: 'refuse_cooldown = "2s";' }).start();
   const good = new GoodClient(server, { token: 'good-token' });
   try {
     await good.progress(5);
@@ -246,7 +229,7 @@ function httpReq(port, path, { localAddress, headers = {}, body = '' } = {}) {
 
 test('refuse_throttle covers REST and token requests: a throttled address gets 429 at once, others are served', async () => {
   const dir = tmpDir('abuse-rest-throttle');
-  const server = await startServer({ dir, token: 'good-token', extra: 'refuse_cooldown = "2s"; refuse_throttle = 20;' });
+  const server = await new Server({ dir, metrics: true, token: 'good-token', extra: 'refuse_cooldown = "2s"; refuse_throttle = 20;' }).start();
   const good = new GoodClient(server, { token: 'good-token' });
   try {
     await good.progress(5);
@@ -297,7 +280,7 @@ function rssMiB(pid) {
 test('partial_budget_bytes: 100 streams stalling inside 10 MB messages do not grow the server', async () => {
   const http2 = await import('node:http2');
   const dir = tmpDir('abuse-partial');
-  const server = await startServer({ dir, extra: 'partial_budget_bytes = "32M";' });
+  const server = await new Server({ dir, metrics: true, extra: 'partial_budget_bytes = "32M";' }).start();
   const good = new GoodClient(server);
   // (node's own cap on what a session may buffer is lifted: the attacker queues 900 MB)
   const session = http2.connect(`http://127.0.0.1:${server.port}`, { maxSessionMemory: 4096 });
@@ -346,7 +329,7 @@ test('partial_budget_bytes: 100 streams stalling inside 10 MB messages do not gr
 
 test('HTTP port: an endless header stream is cut, a stalled request times out, /metrics keeps answering', async () => {
   const dir = tmpDir('abuse-http');
-  const server = await startServer({ dir, extra: 'http_timeout = "2s";' });
+  const server = await new Server({ dir, metrics: true, extra: 'http_timeout = "2s";' }).start();
   const good = new GoodClient(server);
   try {
     await good.progress(5);

@@ -15,27 +15,6 @@ import { GoodClient } from './lib/goodclient.mjs';
 
 const P99_SANE_MS = 3000; // a loaded 2-core CI machine; an unserved client never acks at all
 
-// A server with /metrics on a port of its own; server.metric(name, labels) reads one sample.
-async function startServer(opts) {
-  const extra = `metrics_listen = "127.0.0.1:0";\n${opts.extra || ''}`;
-  const server = await new Server({ ...opts, extra }).start();
-  await findMetrics(server);
-  return server;
-}
-
-// The metrics port of the server's current run (it changes at a restart).
-async function findMetrics(server) {
-  const line = await waitFor(() => server.proc.log.find((l) => /metrics on 127\.0\.0\.1:\d+/.test(l)),
-    { what: 'metrics line' });
-  server.metricsPort = Number(line.match(/metrics on 127\.0\.0\.1:(\d+)/)[1]);
-  server.metric = async (name, labels = '') => {
-    const text = await (await fetch(`http://127.0.0.1:${server.metricsPort}/metrics`)).text();
-    const esc = labels.replace(/[{}]/g, '\\$&');
-    const m = text.match(new RegExp(`^runnel_server_${name}${labels ? `\\{${esc}\\}` : ''} (\\S+)$`, 'm'));
-    return m ? Number(m[1]) : undefined;
-  };
-}
-
 function rows(server, t) {
   try {
     return replayLog(server.tableDir(t)).live.reduce((n, f) => n + f.numRecords, 0);
@@ -54,7 +33,7 @@ const TYPED_SCHEMA = `schemas = ( { table = "${TYPED}"; columns = (
 
 test('bad records: 350,000 of them cost a few log lines, all kept in the dead letters', { timeout: 180000 }, async () => {
   const dir = tmpDir('abuse-badrec');
-  const server = await startServer({ dir, tables: [GOOD, ENV], extra: TYPED_SCHEMA });
+  const server = await new Server({ dir, metrics: true, tables: [GOOD, ENV], extra: TYPED_SCHEMA }).start();
   const good = new GoodClient(server, { table: GOOD });
   try {
     await good.progress(5);
@@ -116,7 +95,7 @@ test('WAL pressure shared: a table flooding the WAL is refused, another goes on,
   const A = 'main.abuse.flood';
   const B = 'main.abuse.other';
   const FLUSH = 10000; // the WAL grows between flushes: materialization is what A waits for
-  const server = await startServer({ dir, tables: [A, B], flushMs: FLUSH, extra: 'wal_max_bytes = "1M";\nmax_lag = "0";' });
+  const server = await new Server({ dir, metrics: true, tables: [A, B], flushMs: FLUSH, extra: 'wal_max_bytes = "1M";\nmax_lag = "0";' }).start();
   const good = new GoodClient(server, { table: B });
   try {
     await good.progress(5);
@@ -175,7 +154,7 @@ principals = (
   { name = "alice"; tokens = [ "tok-alice" ]; tables = [ "main.flood.*" ]; },
   { name = "bob"; tokens = [ "tok-bob" ]; tables = [ "main.flood.*", "main.good.*" ]; }
 );`;
-  const server = await startServer({ dir, tables: [...T, BT], flushMs: FLUSH, extra });
+  const server = await new Server({ dir, metrics: true, tables: [...T, BT], flushMs: FLUSH, extra }).start();
   const good = new GoodClient(server, { table: BT, token: 'tok-bob' });
   // ~10 KB batches (10 records of 1000 bytes), each sent after the ack of the one before
   const fill = (token, table, batches) => zbClient(server, 'fill', '--token', token, '--table', table,
@@ -248,7 +227,6 @@ principals = (
     // a crash with alice's last batches in the WAL only: replayed, nothing lost or doubled
     await server.kill('SIGKILL');
     await server.start();
-    await findMetrics(server);
     for (const [i, t] of T.entries())
       await waitFor(() => rows(server, t) === acked[`t${i + 1}`], { timeoutMs: FLUSH + 30000, what: `${acked[`t${i + 1}`]} rows of ${t}` });
     const back = await fill('tok-alice', T[2], 3);

@@ -16,6 +16,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { Agent, Server, tmpDir, waitFor } from './lib/harness.mjs';
 import { duckFrom, query, replayLog, verifyTable } from './lib/table.mjs';
+import { END_HEADERS, END_STREAM, PREFACE, T, frame, readFrames, requestBlock } from './lib/h2raw.mjs';
 
 const TABLE = 'main.default.refused';
 const ACK_TIMEOUT_MS = 60000;
@@ -129,50 +130,28 @@ test('a table the server does not have (auto_create off): NOT_FOUND at once; dec
 test('on the wire: no RST_STREAM with a trailers-only refusal; a late one if the client keeps sending', { timeout: 60000 }, async () => {
   const dir = tmpDir('e2e-refused-wire');
   const server = await new Server({ dir, tables: [TABLE], token: 'right-token' }).start();
-  const frame = (type, flags, sid, payload = Buffer.alloc(0)) => {
-    const h = Buffer.alloc(9);
-    h.writeUIntBE(payload.length, 0, 3);
-    h[3] = type;
-    h[4] = flags;
-    h.writeUInt32BE(sid, 5);
-    return Buffer.concat([h, payload]);
-  };
-  const lit = (n, v) => [0, n.length, ...Buffer.from(n), v.length, ...Buffer.from(v)];
-  const request = (sid) => frame(1, 0x4, sid, Buffer.from([
-    ...lit(':method', 'POST'), ...lit(':scheme', 'http'), ...lit(':path', '/databricks.zerobus.Zerobus/PersistentStream'),
-    ...lit(':authority', 'localhost'), ...lit('content-type', 'application/grpc'), ...lit('te', 'trailers'),
-    ...lit('x-databricks-zerobus-table-name', TABLE), ...lit('authorization', 'Bearer wrong-token')]));
-  const frames = [];
-  let buf = Buffer.alloc(0);
-  let reads = 0;
+  const request = (sid) => frame(T.HEADERS, END_HEADERS, sid, requestBlock({
+    ':path': '/databricks.zerobus.Zerobus/PersistentStream', 'x-databricks-zerobus-table-name': TABLE,
+    authorization: 'Bearer wrong-token' }));
   const sock = net.connect(server.port, '127.0.0.1');
   sock.on('error', () => {});
-  sock.on('data', (d) => {
-    reads++;
-    buf = Buffer.concat([buf, d]);
-    while (buf.length >= 9 && buf.length >= 9 + buf.readUIntBE(0, 3)) {
-      const len = buf.readUIntBE(0, 3);
-      frames.push({ type: buf[3], flags: buf[4], sid: buf.readUInt32BE(5) & 0x7fffffff, read: reads, at: Date.now(),
-        payload: Buffer.from(buf.subarray(9, 9 + len)) });
-      buf = buf.subarray(9 + len);
-    }
-  });
+  const frames = readFrames(sock);
   try {
     await new Promise((resolve) => sock.once('connect', resolve));
-    sock.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(4, 0, 0), frame(4, 1, 0)]));
+    sock.write(Buffer.concat([PREFACE, frame(T.SETTINGS, 0, 0), frame(T.SETTINGS, 1, 0)]));
     // stream 1 keeps its side open; stream 3 closes it (empty DATA with END_STREAM) once answered
     sock.write(Buffer.concat([request(1), request(3)]));
-    const answer = (sid) => waitFor(() => frames.find((f) => f.type === 1 && f.sid === sid), { what: `the answer on stream ${sid}` });
+    const answer = (sid) => waitFor(() => frames.find((f) => f.type === T.HEADERS && f.sid === sid), { what: `the answer on stream ${sid}` });
     const [h1, h3] = [await answer(1), await answer(3)];
-    assert.ok(h1.flags & 0x1, 'the refusal ends the stream (END_STREAM)');
-    assert.ok(h3.flags & 0x1);
-    sock.write(frame(0, 0x1, 3));
-    const rst1 = await waitFor(() => frames.find((f) => f.type === 3 && f.sid === 1), { timeoutMs: 5000, what: 'a late RST_STREAM on stream 1' });
+    assert.ok(h1.flags & END_STREAM, 'the refusal ends the stream (END_STREAM)');
+    assert.ok(h3.flags & END_STREAM);
+    sock.write(frame(T.DATA, END_STREAM, 3));
+    const rst1 = await waitFor(() => frames.find((f) => f.type === T.RST_STREAM && f.sid === 1), { timeoutMs: 5000, what: 'a late RST_STREAM on stream 1' });
     assert.ok(rst1.read > h1.read, 'not in the read that brought the answer');
     assert.ok(rst1.at - h1.at >= 800, `reset ${rst1.at - h1.at} ms after the answer`);
     assert.equal(rst1.payload.readUInt32BE(0), 0, 'NO_ERROR');
-    assert.deepEqual(frames.filter((f) => f.type === 3 && f.sid === 3), [], 'no reset for a stream the client closed');
-    assert.deepEqual(frames.filter((f) => f.type === 7), [], 'no GOAWAY');
+    assert.deepEqual(frames.filter((f) => f.type === T.RST_STREAM && f.sid === 3), [], 'no reset for a stream the client closed');
+    assert.deepEqual(frames.filter((f) => f.type === T.GOAWAY), [], 'no GOAWAY');
   } finally {
     sock.destroy();
     await server.kill();

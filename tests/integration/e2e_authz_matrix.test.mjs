@@ -67,7 +67,6 @@ function allRows(dataRoot) {
   return out;
 }
 
-const metricsPort = (server) => Number(server.proc.log.join('\n').match(/metrics on 127\.0\.0\.1:(\d+)/)[1]);
 
 // curl over TLS (or cleartext with tls: false); resolves {exit, status, json, body, headers}.
 async function curl(url, { h2 = true, tls = true, who, token, basic, form, body, stderr } = {}) {
@@ -113,10 +112,10 @@ async function grpc(server, { eph, who, tls = true, token, table = GPS, extra = 
 test('the authorization matrix: every cell its documented status, one log line, no row anywhere', { timeout: 240000 }, async (t) => {
   const dir = tmpDir('e2e-authz');
   const server = await new Server({ dir, tables: [GPS, CAN],
-    extra: [serverTls(pki.dir, { ca: 'ca', auth: 'optional' }), 'metrics_listen = "127.0.0.1:0";', SCHEMA,
+    metrics: true, extra: [serverTls(pki.dir, { ca: 'ca', auth: 'optional' }), SCHEMA,
       principals(true), 'token_clock_skew = "0";'].join('\n') }).start();
   try {
-    const h1 = metricsPort(server);
+    const h1 = server.metricsPort;
     const h2url = (p) => `https://localhost:${server.port}${p}`;
     const h1url = (p) => `https://localhost:${h1}${p}`;
     const tokenFor = async (who, table) => {

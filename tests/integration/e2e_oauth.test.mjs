@@ -45,7 +45,6 @@ function rows(server, t) {
   }
 }
 
-const metricsPort = (server) => Number(server.proc.log.join('\n').match(/metrics on 127\.0\.0\.1:(\d+)/)[1]);
 
 // One curl request over TLS; resolves {status, version, json, body}.
 async function curl(url, { h2, args = [] }) {
@@ -79,9 +78,9 @@ const tokenRequest = (url, h2, table, secret = SECRET) => curl(url, {
 test('grpcio gets a token as the Zerobus SDKs do and streams over TLS; curl gets tokens over HTTP/1.1 and HTTP/2 and inserts over REST with them', { timeout: 120000 }, async () => {
   const dir = tmpDir('e2e-oauth-flow');
   const server = await new Server({ dir, tables: [GPS],
-    extra: `${serverTls(pki.dir)}\nmetrics_listen = "127.0.0.1:0";\n${SCHEMA}\n${principals()}` }).start();
+    metrics: true, extra: `${serverTls(pki.dir)}\n${SCHEMA}\n${principals()}` }).start();
   try {
-    const h1 = metricsPort(server);
+    const h1 = server.metricsPort;
     const tokenUrl = `https://localhost:${h1}/oidc/v1/token`;
     // python: the token from the HTTP port (urllib speaks HTTP/1.1), then gRPC on the TLS port
     const py = await run('/usr/bin/python3', [CLIENT, `127.0.0.1:${server.port}`, 'ingest', '--ca', pki.ca,
@@ -203,9 +202,9 @@ test('the official Zerobus SDK (native module) gets its token itself and streams
   }
   const dir = tmpDir('e2e-oauth-sdk');
   const server = await new Server({ dir, tables: [],
-    extra: `${serverTls(pki.dir)}\nmetrics_listen = "127.0.0.1:0";\n${SCHEMA}\n${principals()}` }).start();
+    metrics: true, extra: `${serverTls(pki.dir)}\n${SCHEMA}\n${principals()}` }).start();
   const sdk = (secret) => run(process.execPath, [path.join(repoRoot, 'tests', 'integration', 'lib', 'zerobus_sdk.cjs'),
-    `https://127.0.0.1:${server.port}`, `https://127.0.0.1:${metricsPort(server)}`, EVENTS, ID, secret, '50'],
+    `https://127.0.0.1:${server.port}`, `https://127.0.0.1:${server.metricsPort}`, EVENTS, ID, secret, '50'],
   { env: { ...process.env, SSL_CERT_FILE: pki.ca } });
   try {
     const r = await sdk(SECRET);

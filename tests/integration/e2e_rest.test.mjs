@@ -28,12 +28,6 @@ function rows(server, t = T) {
   }
 }
 
-// The HTTP/1.1 port, from the server's "metrics on" line.
-function metricsPort(server) {
-  const line = server.proc.log.find((l) => /metrics on 127\.0\.0\.1:\d+/.test(l));
-  return Number(line.match(/metrics on 127\.0\.0\.1:(\d+)/)[1]);
-}
-
 const runCurl = (args) => run('curl', args); // resolves once all output is read
 
 // One request with curl; resolves {status, headers (lower-case names), body, json}.
@@ -70,9 +64,9 @@ const batch = (from, n, src) => JSON.stringify(Array.from({ length: n }, (_, i) 
 
 test('curl inserts over HTTP/1.1 and HTTP/2 land exactly once, beside a gRPC stream', { timeout: 180000 }, async () => {
   const dir = tmpDir('e2e-rest');
-  const server = await new Server({ dir, tables: [], token: TOKEN, extra: `${SCHEMA}\nmetrics_listen = "127.0.0.1:0";` }).start();
+  const server = await new Server({ dir, tables: [], token: TOKEN, metrics: true, extra: SCHEMA }).start();
   try {
-    const h1 = metricsPort(server);
+    const h1 = server.metricsPort;
     // a gRPC client streams JSON records into the same table on the main port meanwhile
     const f = path.join(dir, 'grpc.jsonl');
     fs.writeFileSync(f, Array.from({ length: 200 }, (_, i) => JSON.stringify({ id: 100000 + i, src: 'grpc' })).join('\n') + '\n');
@@ -122,10 +116,10 @@ test('every REST error status, with its JSON body; refused requests write nothin
   const dir = tmpDir('e2e-rest-errors');
   const server = await new Server({
     dir, tables: ['main.rest.plain'], token: TOKEN,
-    extra: `${SCHEMA}\nmetrics_listen = "127.0.0.1:0";\nmax_message_bytes = "64K";`,
+    metrics: true, extra: `${SCHEMA}\nmax_message_bytes = "64K";`,
   }).start();
   try {
-    const h1 = metricsPort(server);
+    const h1 = server.metricsPort;
     const err = async (want, code, p, opts) => {
       const r = await curl(p, opts);
       assert.equal(r.status, want, `${p}: ${r.status} ${r.body}`);

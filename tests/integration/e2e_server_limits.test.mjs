@@ -14,6 +14,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { Agent, Server, run, tmpDir, waitFor } from './lib/harness.mjs';
 import { duckFrom, query, replayLog, verifyTable } from './lib/table.mjs';
+import { END_HEADERS, PREFACE, T, frame, readFrames, requestBlock } from './lib/h2raw.mjs';
 
 const PY = '/usr/bin/python3';
 const CLIENT = path.join(path.dirname(fileURLToPath(import.meta.url)), 'zerobus_client.py');
@@ -26,51 +27,11 @@ async function client(server, ...args) {
   return JSON.parse(r.stdout.trim().split('\n').pop());
 }
 
-// A server with /metrics on a port of its own; m.get(name, labels) reads one sample.
-async function startServer(opts) {
-  const server = await new Server({ ...opts, extra: `metrics_listen = "127.0.0.1:0";\n${opts.extra || ''}` }).start();
-  const line = await waitFor(() => server.proc.log.find((l) => /metrics on 127\.0\.0\.1:\d+/.test(l)),
-    { what: 'metrics line' });
-  const base = `http://127.0.0.1:${line.match(/metrics on 127\.0\.0\.1:(\d+)/)[1]}/metrics`;
-  server.metrics = async () => {
-    const text = await (await fetch(base)).text();
-    return (name, labels = '') => {
-      const esc = labels.replace(/[{}]/g, '\\$&');
-      const m = text.match(new RegExp(`^runnel_server_${name}${labels ? `\\{${esc}\\}` : ''} (\\S+)$`, 'm'));
-      return m ? Number(m[1]) : undefined;
-    };
-  };
-  server.metric = async (name, labels) => (await server.metrics())(name, labels);
-  return server;
-}
-
-// --- a raw HTTP/2 client: frames by hand (HPACK literals, no Huffman), so it can do what
-// well-behaved clients never do (ignore statuses and settings, never read) ---
-const T = { DATA: 0, HEADERS: 1, RST_STREAM: 3, SETTINGS: 4, PING: 6, GOAWAY: 7, WINDOW_UPDATE: 8 };
-
-function hpackInt(v, bits) {
-  const max = (1 << bits) - 1;
-  if (v < max) return [v];
-  const out = [max];
-  for (v -= max; v >= 128; v = Math.floor(v / 128)) out.push((v % 128) + 128);
-  out.push(v);
-  return out;
-}
-
-function frame(type, flags, sid, payload = Buffer.alloc(0)) {
-  const h = Buffer.alloc(9);
-  h.writeUIntBE(payload.length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(sid, 5);
-  return Buffer.concat([h, payload]);
-}
-
+// --- a raw HTTP/2 client (lib/h2raw.mjs), so it can do what well-behaved clients never do
+// (ignore statuses and settings, never read) ---
 class RawH2 {
   constructor(port) {
     this.port = port;
-    this.frames = [];
-    this.buf = Buffer.alloc(0);
   }
   async connect() {
     this.sock = net.connect(this.port, '127.0.0.1');
@@ -79,18 +40,10 @@ class RawH2 {
       this.closedAt = Date.now();
       resolve();
     }));
-    this.sock.on('data', (d) => {
-      this.buf = Buffer.concat([this.buf, d]);
-      while (this.buf.length >= 9 && this.buf.length >= 9 + this.buf.readUIntBE(0, 3)) {
-        const len = this.buf.readUIntBE(0, 3);
-        this.frames.push({ type: this.buf[3], flags: this.buf[4], sid: this.buf.readUInt32BE(5) & 0x7fffffff,
-          payload: Buffer.from(this.buf.subarray(9, 9 + len)) });
-        this.buf = this.buf.subarray(9 + len);
-      }
-    });
+    this.frames = readFrames(this.sock);
     await once(this.sock, 'connect');
     this.openedAt = Date.now();
-    this.sock.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(T.SETTINGS, 0, 0)]));
+    this.sock.write(Buffer.concat([PREFACE, frame(T.SETTINGS, 0, 0)]));
     // the server's SETTINGS, then its connection WINDOW_UPDATE (16 MiB)
     await waitFor(() => this.frames.find((f) => f.type === T.WINDOW_UPDATE && f.sid === 0),
       { what: 'server SETTINGS and window' });
@@ -100,11 +53,7 @@ class RawH2 {
     this.sock.write(frame(T.SETTINGS, 1, 0));
   }
   headers(sid) {
-    const h = [[':method', 'POST'], [':scheme', 'http'], [':path', METHOD], [':authority', 'localhost'],
-      ['content-type', 'application/grpc'], ['te', 'trailers'], ['x-databricks-zerobus-table-name', TABLE]];
-    const b = [];
-    for (const [n, v] of h) b.push(0, ...hpackInt(n.length, 7), ...Buffer.from(n), ...hpackInt(v.length, 7), ...Buffer.from(v));
-    return frame(T.HEADERS, 0x4, sid, Buffer.from(b));
+    return frame(T.HEADERS, END_HEADERS, sid, requestBlock({ ':path': METHOD, 'x-databricks-zerobus-table-name': TABLE }));
   }
   data(sid, bytes) {
     const out = [];
@@ -127,7 +76,7 @@ const windowUpdate = (f) => f.type === T.WINDOW_UPDATE && f.sid === 0;
 test('over wal_max_bytes: RESOURCE_EXHAUSTED with pushback, no window, recovery, exactly once', { timeout: 180000 }, async () => {
   const dir = tmpDir('e2e-limits-wal');
   const FLUSH = 8000;
-  const server = await startServer({ dir, tables: [TABLE], flushMs: FLUSH, extra: 'wal_max_bytes = "64K";' });
+  const server = await new Server({ dir, metrics: true, tables: [TABLE], flushMs: FLUSH, extra: 'wal_max_bytes = "64K";' }).start();
   let raw;
   try {
     // Learn the flush phase: one batch, then wait for its flush. The next is FLUSH ms away.
@@ -222,7 +171,7 @@ test('an agent pushed through the pressure: every line in the table exactly once
   fs.writeFileSync(path.join(logDir, 'a.log'), text);
   // ~2.7 MB of lines against a 256 KiB WAL limit flushed every 400 ms: the agent must be
   // refused, back off and resume several times.
-  const server = await startServer({ dir, tables: [TABLE], flushMs: 400, extra: 'wal_max_bytes = "256K";' });
+  const server = await new Server({ dir, metrics: true, tables: [TABLE], flushMs: 400, extra: 'wal_max_bytes = "256K";' }).start();
   const agent = new Agent({ dir, url: server.url, sources: [{ name: 'a', paths: [path.join(logDir, 'a.log')] }] });
   try {
     await agent.start();
@@ -255,7 +204,7 @@ test('an agent pushed through the pressure: every line in the table exactly once
 
 test('max_streams_per_connection: compliant clients queue, a violator is refused or closed', { timeout: 120000 }, async () => {
   const dir = tmpDir('e2e-limits-streams');
-  const server = await startServer({ dir, tables: [TABLE], extra: 'max_streams_per_connection = 2;' });
+  const server = await new Server({ dir, metrics: true, tables: [TABLE], extra: 'max_streams_per_connection = 2;' }).start();
   try {
     // grpcio honours SETTINGS_MAX_CONCURRENT_STREAMS: four calls on one channel all succeed.
     const many = await client(server, 'concurrent', '--calls', '4', '--records', '5', '--batches', '3');
@@ -294,7 +243,7 @@ test('max_streams_per_connection: compliant clients queue, a violator is refused
 
 test('max_message_bytes: an oversized message gets a clear error, the server keeps serving', { timeout: 120000 }, async () => {
   const dir = tmpDir('e2e-limits-msg');
-  const server = await startServer({ dir, tables: [TABLE] });
+  const server = await new Server({ dir, metrics: true, tables: [TABLE] }).start();
   try {
     const big = await client(server, 'status', '--case', 'oversize'); // 11 MiB, default limit 10M
     assert.equal(big.code, 'RESOURCE_EXHAUSTED', JSON.stringify(big));
@@ -310,7 +259,7 @@ test('max_message_bytes: an oversized message gets a clear error, the server kee
 
 test('idle_timeout closes connections without streams; an open stream keeps its connection', { timeout: 120000 }, async () => {
   const dir = tmpDir('e2e-limits-idle');
-  const server = await startServer({ dir, tables: [TABLE], extra: 'idle_timeout = "1s";' });
+  const server = await new Server({ dir, metrics: true, tables: [TABLE], extra: 'idle_timeout = "1s";' }).start();
   try {
     const c = await new RawH2(server.port).connect();
     c.ackSettings();
@@ -333,8 +282,8 @@ test('idle_timeout closes connections without streams; an open stream keeps its 
 
 test('a client that does not read its responses is disconnected', { timeout: 120000 }, async () => {
   const dir = tmpDir('e2e-limits-slow');
-  const server = await startServer({ dir, tables: [TABLE],
-    extra: 'slow_client_bytes = "64K";\nslow_client_timeout = "1s";\nidle_timeout = "1s";' });
+  const server = await new Server({ dir, metrics: true, tables: [TABLE],
+    extra: 'slow_client_bytes = "64K";\nslow_client_timeout = "1s";\nidle_timeout = "1s";' }).start();
   try {
     const r = await client(server, 'slow-reader', '--pause-ms', '60000');
     assert.equal(r.closed, true, JSON.stringify(r));
@@ -352,7 +301,7 @@ test('a client that does not read its responses is disconnected', { timeout: 120
 
 test('stream_inflight_bytes holds a stream\'s window until its batch is durable', { timeout: 120000 }, async () => {
   const dir = tmpDir('e2e-limits-inflight');
-  const server = await startServer({ dir, tables: [TABLE], extra: 'stream_inflight_bytes = "64K";' });
+  const server = await new Server({ dir, metrics: true, tables: [TABLE], extra: 'stream_inflight_bytes = "64K";' }).start();
   try {
     // 30 batches of ~200 KB on one stream: 6 MB, more than its 4 MiB window, so the
     // stream would stall for good if a held window were not granted back after the sync.

@@ -17,31 +17,11 @@ import net from 'node:net';
 import path from 'node:path';
 import { Agent, Proc, Server, repoRoot, run, serverBin, serverConfig, tmpDir, waitFor } from './lib/harness.mjs';
 import { duckReplay } from './lib/table.mjs';
+import { makeCa, makeLeaf, ossl, serverTls } from './lib/pki.mjs';
 
 const TABLE = 'main.default.telemetry';
 const CLIENT = path.join(repoRoot, 'tests', 'integration', 'zerobus_client.py');
 let pki; // file names of the certificates made in before()
-
-function ossl(dir, args, { faketime } = {}) {
-  const [bin, a] = faketime ? ['faketime', ['-f', faketime, 'openssl', ...args]] : ['openssl', args];
-  return execFileSync(bin, a, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
-}
-
-// A CA (name.pem, name.key).
-function makeCa(dir, name) {
-  ossl(dir, ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-    '-keyout', `${name}.key`, '-out', `${name}.pem`, '-days', '30', '-subj', `/CN=${name}`]);
-}
-
-// A leaf (name.pem, name.key mode 0600) signed by ca, with subjectAltNames san.
-function makeLeaf(dir, name, ca, san, { days = 30, faketime } = {}) {
-  ossl(dir, ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-    '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`]);
-  fs.writeFileSync(path.join(dir, `${name}.ext`), `subjectAltName=${san}\n`);
-  ossl(dir, ['x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.pem`, '-CAkey', `${ca}.key`,
-    '-CAcreateserial', '-out', `${name}.pem`, '-days', String(days), '-extfile', `${name}.ext`], { faketime });
-  fs.chmodSync(path.join(dir, `${name}.key`), 0o600);
-}
 
 const fingerprint = (dir, pem) => ossl(dir, ['x509', '-in', pem, '-noout', '-fingerprint', '-sha256']).trim().split('=')[1];
 const pin = (dir, pem) => {
@@ -66,10 +46,7 @@ before(() => {
 
 function tlsExtra({ auth = 'none', metrics = false, extra = '' } = {}) {
   return [
-    `tls_cert = "${pki.p('server.pem')}";`,
-    `tls_key = "${pki.p('server.key')}";`,
-    auth !== 'none' ? `tls_client_ca = "${pki.p('ca.pem')}";` : '',
-    `tls_client_auth = "${auth}";`,
+    serverTls(pki.dir, { ca: auth !== 'none' ? 'ca' : undefined, auth }),
     metrics ? 'metrics_listen = "127.0.0.1:0";' : '',
     extra,
   ].join('\n');
@@ -94,14 +71,13 @@ const sample = (text, name) => {
   const m = text.match(new RegExp(`^${name.replace(/[{}"]/g, (c) => `\\${c}`)} (\\S+)$`, 'm'));
   return m ? Number(m[1]) : undefined;
 };
-const metricsPort = (server) => Number(server.proc.log.join('\n').match(/metrics on 127\.0\.0\.1:(\d+)/)[1]);
 
 test('mTLS require: valid cert streams and is identified; none, another CA, expired, cleartext and no-h2 are refused; /metrics over HTTPS with curl --http2', { timeout: 180000 }, async () => {
   const dir = tmpDir('e2e-tls-mtls');
   const server = await new Server({ dir, tables: [TABLE], extra: tlsExtra({ auth: 'require', metrics: true }) }).start();
   try {
     assert.ok(server.proc.log.some((l) => / tls=mtls\b/.test(l)), 'start line says mTLS');
-    const mport = metricsPort(server);
+    const mport = server.metricsPort;
     const ok = await tlsClient(server.port, 'dev1', 'ingest', '--records', '5', '--batches', '2');
     assert.equal(ok.code, 0, ok.stderr);
     assert.deepEqual(ok.out.acks, [0, 1]);
@@ -183,7 +159,7 @@ test('SIGHUP with a new certificate: an open stream keeps acking, new connection
     await waitFor(() => server.proc.log.some((l) => /reload refused, the running config stays: .*key\.pem does not match the certificate/.test(l)),
       { what: 'the refused reload line' });
     assert.equal(await served(), fingerprint(pki.dir, 'server2.pem'));
-    const text = (await run('curl', ['-sS', '--cacert', pki.p('ca.pem'), `https://localhost:${metricsPort(server)}/metrics`])).stdout;
+    const text = (await run('curl', ['-sS', '--cacert', pki.p('ca.pem'), `https://localhost:${server.metricsPort}/metrics`])).stdout;
     assert.equal(sample(text, 'runnel_server_config_reloads_total{result="error"}'), 1);
     assert.equal(sample(text, 'runnel_server_tls_cert_reloads_total{result="ok"}'), 1);
     assert.equal(sample(text, 'runnel_server_tls_cert_expiry_timestamp_seconds'),

@@ -2,7 +2,7 @@
 // out of order, header blocks never finished, header names in upper case. HPACK only as
 // literals without indexing (no Huffman), which every decoder accepts.
 export const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
-export const T = { DATA: 0, HEADERS: 1, SETTINGS: 4, PING: 6, CONTINUATION: 9 };
+export const T = { DATA: 0, HEADERS: 1, RST_STREAM: 3, SETTINGS: 4, PING: 6, GOAWAY: 7, WINDOW_UPDATE: 8, CONTINUATION: 9 };
 export const END_STREAM = 1;
 export const END_HEADERS = 4;
 
@@ -36,3 +36,23 @@ export function requestBlock(extra = {}) {
   return Buffer.concat(Object.entries(h).map(([k, v]) => literal(k, v)));
 }
 
+
+// The frames `sock` receives, parsed as they come: an array that grows with one
+// {type, flags, sid, payload, read, at} per frame (read: the number of the 'data' event that
+// completed it, at: Date.now() then), so a test can tell frames sent together from later ones.
+export function readFrames(sock) {
+  const frames = [];
+  let buf = Buffer.alloc(0);
+  let reads = 0;
+  sock.on('data', (d) => {
+    reads++;
+    buf = Buffer.concat([buf, d]);
+    while (buf.length >= 9 && buf.length >= 9 + buf.readUIntBE(0, 3)) {
+      const len = buf.readUIntBE(0, 3);
+      frames.push({ type: buf[3], flags: buf[4], sid: buf.readUInt32BE(5) & 0x7fffffff,
+        payload: Buffer.from(buf.subarray(9, 9 + len)), read: reads, at: Date.now() });
+      buf = buf.subarray(9 + len);
+    }
+  });
+  return frames;
+}

@@ -87,10 +87,12 @@ export class Proc {
   }
 }
 
-// Server config text (libconfig). Tables listed are created at start.
-export function serverConfig({ listen = '127.0.0.1:0', dataRoot, tables = [], token, flushMs = 200, extra = '' }) {
+// Server config text (libconfig). Tables listed are created at start; metrics: a cleartext
+// metrics_listen port on loopback (Server.metricsPort, Server.metric).
+export function serverConfig({ listen = '127.0.0.1:0', dataRoot, tables = [], token, flushMs = 200, metrics = false, extra = '' }) {
   return [
     `listen = "${listen}";`,
+    metrics ? 'metrics_listen = "127.0.0.1:0";' : '',
     `data_root = "${dataRoot}";`,
     `flush_interval_ms = ${flushMs};`,
     token ? `token = "${token}";` : '',
@@ -100,8 +102,9 @@ export function serverConfig({ listen = '127.0.0.1:0', dataRoot, tables = [], to
 }
 
 export class Server {
-  // bin: another server program (faultServerBin); env: extra environment for it
-  constructor({ dir, tables = ['main.default.telemetry'], port = 0, token, flushMs = 200, extra = '', bin = serverBin, env }) {
+  // bin: another server program (faultServerBin); env: extra environment for it; metrics:
+  // a metrics_listen port (serverConfig)
+  constructor({ dir, tables = ['main.default.telemetry'], port = 0, token, flushMs = 200, metrics = false, extra = '', bin = serverBin, env }) {
     this.dir = dir;
     this.bin = bin;
     this.env = env;
@@ -112,6 +115,7 @@ export class Server {
     this.port = port;
     this.token = token;
     this.flushMs = flushMs;
+    this.withMetrics = metrics;
     this.extra = extra;
     this.starts = 0;
   }
@@ -121,7 +125,7 @@ export class Server {
   async start() {
     fs.writeFileSync(this.conf, serverConfig({
       listen: `127.0.0.1:${this.port}`, dataRoot: this.dataRoot, tables: this.tables,
-      token: this.token, flushMs: this.flushMs, extra: this.extra,
+      token: this.token, flushMs: this.flushMs, metrics: this.withMetrics, extra: this.extra,
     }));
     this.proc = new Proc(`server${this.starts++}`, this.bin, ['-c', this.conf],
       this.env ? { env: { ...process.env, ...this.env } } : {});
@@ -132,7 +136,25 @@ export class Server {
       throw new Error(`${e.message}\n${this.proc.tail()}`);
     });
     this.port = Number(line.match(/listening on 127\.0\.0\.1:(\d+)/)[1]);
+    // the metrics_listen port (HTTP/1.1: /metrics, REST), logged before the listening line
+    const m = this.proc.log.map((l) => l.match(/metrics on 127\.0\.0\.1:(\d+)/)).find(Boolean);
+    this.metricsPort = m ? Number(m[1]) : undefined;
     return this;
+  }
+  // One read of /metrics (the cleartext metrics_listen port): resolves get(name, labels),
+  // which gives a sample of that read, runnel_server_<name>{<labels>} (undefined if none),
+  // e.g. get('connections_closed_total', 'reason="idle"').
+  async metrics() {
+    const text = await (await fetch(`http://127.0.0.1:${this.metricsPort}/metrics`)).text();
+    return (name, labels = '') => {
+      const esc = labels.replace(/[{}]/g, '\\$&');
+      const m = text.match(new RegExp(`^runnel_server_${name}${labels ? `\\{${esc}\\}` : ''} (\\S+)$`, 'm'));
+      return m ? Number(m[1]) : undefined;
+    };
+  }
+  // One sample, read now (metrics()).
+  async metric(name, labels = '') {
+    return (await this.metrics())(name, labels);
   }
   get url() {
     return `http://127.0.0.1:${this.port}`;

@@ -6,7 +6,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { serverBin } from './harness.mjs';
 
-function ossl(dir, args, { faketime } = {}) {
+// The openssl CLI in dir (under faketime when given); resolves its stdout.
+export function ossl(dir, args, { faketime } = {}) {
   const [bin, a] = faketime ? ['faketime', ['-f', faketime, 'openssl', ...args]] : ['openssl', args];
   return execFileSync(bin, a, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
 }
