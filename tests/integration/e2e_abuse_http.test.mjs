@@ -7,23 +7,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { Server, run, tmpDir, waitFor } from './lib/harness.mjs';
+import { Server, metricsOf, run, tmpDir, waitFor } from './lib/harness.mjs';
 import { makeCa, makeLeaf, serverTls } from './lib/pki.mjs';
-import { END_HEADERS, END_STREAM, PREFACE, T, frame, requestBlock } from './lib/h2raw.mjs';
+import { END_HEADERS, END_STREAM, PREFACE, T, frame, readFrames, requestBlock } from './lib/h2raw.mjs';
 
 const TABLE = 'main.default.telemetry';
 const TOKEN = 'http-abuse-secret';
-
-function metricsPort(server) {
-  const line = server.proc.log.find((l) => /metrics on 127\.0\.0\.1:\d+/.test(l));
-  return Number(line.match(/metrics on 127\.0\.0\.1:(\d+)/)[1]);
-}
-
-function sample(text, name) {
-  const esc = name.replace(/[{}]/g, '\\$&');
-  const m = text.match(new RegExp(`^${esc} (\\S+)$`, 'm'));
-  return m ? Number(m[1]) : undefined;
-}
 
 // A TCP connection that records whether and when the server closed it.
 function rawConn(port) {
@@ -42,9 +31,9 @@ const since = (server, from, re) => server.proc.since(from).filter((l) => re.tes
 
 test('http_max_connections: idle connections past it wait, the port serves again once they drop', { timeout: 120000 }, async () => {
   const dir = tmpDir('abuse-http-cap');
-  const server = await new Server({ dir, token: TOKEN, extra: 'metrics_listen = "127.0.0.1:0";\nhttp_max_connections = 8;\nhttp_timeout = "60s";' }).start();
+  const server = await new Server({ dir, token: TOKEN, metrics: true, extra: 'http_max_connections = 8;\nhttp_timeout = "60s";' }).start();
   try {
-    const port = metricsPort(server);
+    const port = server.metricsPort;
     const from = server.proc.lines;
     const socks = [];
     for (let i = 0; i < 20; i++) socks.push(rawConn(port));
@@ -64,15 +53,15 @@ test('http_max_connections: idle connections past it wait, the port serves again
     assert.equal(r.code, 0, r.stderr);
     // the port accepted the 8 first, then the rest (closed by now) and the scraper as slots
     // freed: the backlog may fill it again for a moment, each time one episode
-    let text;
+    let m;
     await waitFor(async () => {
-      text = (await run('curl', ['-sS', `http://127.0.0.1:${port}/metrics`])).stdout;
-      return sample(text, 'runnel_server_http_connections_open') === 1; // the scrape's own
+      m = await server.metrics();
+      return m('http_connections_open') === 1; // the scrape's own
     }, { what: 'the attackers counted out' });
-    const episodes = sample(text, 'runnel_server_http_max_connections_reached_total');
+    const episodes = m('http_max_connections_reached_total');
     assert.ok(episodes >= 1 && episodes <= 3, `${episodes} episodes`);
-    assert.ok(sample(text, 'runnel_server_http_connections_accepted_total') >= 22, text);
-    assert.equal(sample(text, 'runnel_server_http_accept_paused'), 0);
+    assert.ok(m('http_connections_accepted_total') >= 22, m.text);
+    assert.equal(m('http_accept_paused'), 0);
     // one line when the cap is reached, one when it is left: not one per connection
     assert.equal(since(server, from, /connections open on the HTTP port \(http_max_connections\)/).length, episodes, server.proc.tail());
     assert.equal(since(server, from, /below http_max_connections again/).length, episodes, server.proc.tail());
@@ -96,16 +85,21 @@ test('TLS on the HTTP port: plain text, a foreign certificate and silence are co
   const p = (f) => `${pdir}/${f}`;
   const dir = tmpDir('abuse-http-tls');
   const server = await new Server({ dir, token: TOKEN,
-    extra: `${serverTls(pdir, { ca: 'ca', auth: 'require' })}\nmetrics_listen = "127.0.0.1:0";\nhttp_timeout = "2s";` }).start();
+    metrics: true, extra: `${serverTls(pdir, { ca: 'ca', auth: 'require' })}\nhttp_timeout = "2s";` }).start();
+  // /metrics over HTTPS with a client certificate: curl, not Server.metrics()
   const scrape = async () => {
     const r = await run('curl', ['-sS', '--cacert', p('ca.pem'), '--cert', p('dev1.pem'), '--key', p('dev1.key'),
-      `https://localhost:${metricsPort(server)}/metrics`]);
+      `https://localhost:${server.metricsPort}/metrics`]);
     assert.equal(r.code, 0, r.stderr);
-    return (reason) => sample(r.stdout, `runnel_server_tls_handshake_failures_total{port="http",reason="${reason}"}`);
+    return metricsOf(r.stdout);
+  };
+  const failures = async (port) => {
+    const m = await scrape();
+    return (reason) => m('tls_handshake_failures_total', `port="${port}",reason="${reason}"`);
   };
   try {
-    const port = metricsPort(server);
-    let f = await scrape();
+    const port = server.metricsPort;
+    let f = await failures('http');
     for (const r of ['cleartext', 'bad_cert', 'timeout', 'other', 'no_h2']) assert.equal(f(r), 0, r);
     const from = server.proc.lines;
     // 1. plain HTTP to the HTTPS port
@@ -123,8 +117,8 @@ test('TLS on the HTTP port: plain text, a foreign certificate and silence are co
     const t0 = Date.now();
     await silent.closedP;
     assert.ok(silent.closedAt - t0 >= 1500, `closed after ${silent.closedAt - t0} ms`);
-    await waitFor(async () => (await scrape())('timeout') === 1, { what: 'the timeout counted' });
-    f = await scrape();
+    await waitFor(async () => (await failures('http'))('timeout') === 1, { what: 'the timeout counted' });
+    f = await failures('http');
     assert.equal(f('cleartext'), 1);
     assert.equal(f('bad_cert'), 1);
     assert.equal(f('timeout'), 1);
@@ -134,56 +128,35 @@ test('TLS on the HTTP port: plain text, a foreign certificate and silence are co
       assert.equal(lines.length, 1, `${why}\n${server.proc.tail()}`);
     }
     // the gRPC port's counters are apart
-    const text = (await run('curl', ['-sS', '--cacert', p('ca.pem'), '--cert', p('dev1.pem'), '--key', p('dev1.key'),
-      `https://localhost:${port}/metrics`])).stdout;
-    assert.equal(sample(text, 'runnel_server_tls_handshake_failures_total{port="grpc",reason="cleartext"}'), 0);
+    assert.equal((await failures('grpc'))('cleartext'), 0);
   } finally {
     await server.stop();
   }
 });
 
-// Frames the server sends on a raw HTTP/2 connection, as {type, flags, sid, payload}.
-function frameReader(sock) {
-  let buf = Buffer.alloc(0);
-  const frames = [];
-  sock.on('data', (d) => {
-    buf = Buffer.concat([buf, d]);
-    while (buf.length >= 9) {
-      const len = buf.readUIntBE(0, 3);
-      if (buf.length < 9 + len) break;
-      frames.push({ type: buf[3], flags: buf[4], sid: buf.readUInt32BE(5) & 0x7fffffff, payload: buf.subarray(9, 9 + len) });
-      buf = buf.subarray(9 + len);
-    }
-  });
-  return frames;
-}
-
 test('an upper-case header name is a malformed request: RST_STREAM PROTOCOL_ERROR, counted, logged; other streams go on', { timeout: 60000 }, async () => {
   const dir = tmpDir('abuse-http-upper');
-  const server = await new Server({ dir, token: TOKEN, extra: 'metrics_listen = "127.0.0.1:0";' }).start();
+  const server = await new Server({ dir, token: TOKEN, metrics: true }).start();
   try {
     const from = server.proc.lines;
     const s = net.connect({ port: server.port, host: '127.0.0.1' });
     s.on('error', () => {});
-    const frames = frameReader(s);
+    const frames = readFrames(s);
     await new Promise((resolve) => s.on('connect', resolve));
     s.write(Buffer.concat([PREFACE, frame(T.SETTINGS, 0, 0)]));
     // stream 1: "Authorization" as HTTP/1 spells it (RFC 9113 8.2.1: malformed)
     s.write(frame(T.HEADERS, END_HEADERS | END_STREAM, 1,
       requestBlock({ 'x-databricks-zerobus-table-name': TABLE, Authorization: `Bearer ${TOKEN}` })));
-    const RST_STREAM = 3;
-    const rst = await waitFor(() => frames.find((x) => x.type === RST_STREAM && x.sid === 1), { what: 'RST_STREAM on stream 1' });
+    const rst = await waitFor(() => frames.find((x) => x.type === T.RST_STREAM && x.sid === 1), { what: 'RST_STREAM on stream 1' });
     assert.equal(rst.payload.readUInt32BE(0), 1, 'PROTOCOL_ERROR');
     // stream 3 on the same connection, well formed: answered
     s.write(frame(T.HEADERS, END_HEADERS | END_STREAM, 3,
       requestBlock({ 'x-databricks-zerobus-table-name': TABLE, authorization: `Bearer ${TOKEN}` })));
     await waitFor(() => frames.find((x) => x.type === T.HEADERS && x.sid === 3), { what: 'a response on stream 3' });
-    const GOAWAY = 7;
-    assert.equal(frames.filter((x) => x.type === GOAWAY).length, 0, 'the connection stays up');
-    assert.equal(frames.filter((x) => x.type === RST_STREAM && x.sid === 3 && x.payload.readUInt32BE(0) !== 0).length, 0);
+    assert.equal(frames.filter((x) => x.type === T.GOAWAY).length, 0, 'the connection stays up');
+    assert.equal(frames.filter((x) => x.type === T.RST_STREAM && x.sid === 3 && x.payload.readUInt32BE(0) !== 0).length, 0);
     s.destroy();
-    const text = (await run('curl', ['-sS', `http://127.0.0.1:${metricsPort(server)}/metrics`])).stdout;
-    assert.equal(sample(text, 'runnel_server_malformed_requests_total'), 1);
+    assert.equal(await server.metric('malformed_requests_total'), 1);
     const lines = since(server, from, /malformed request/);
     assert.equal(lines.length, 1, server.proc.tail());
     assert.match(lines[0], /127\.0\.0\.1:\d+: stream refused: PROTOCOL_ERROR malformed request: header names must be lower case in HTTP\/2 \(got "Authorization"\)/);

@@ -31,25 +31,13 @@ const grpcFrame = (msg) => { const h = Buffer.alloc(5); h.writeUInt32BE(msg.leng
 // PersistentStreamRequest{create_stream{create_stream{table_name, record_type PROTO}}}
 const CREATE = grpcFrame(len(1, len(1, Buffer.concat([len(1, Buffer.from(TABLE)), vint(4, 1)]))));
 
-async function startServer() {
-  const dir = tmpDir('e2e-idle-cost');
-  const server = await new Server({ dir, tables: [TABLE], extra: 'metrics_listen = "127.0.0.1:0";\nmax_persistent_streams = 10000;' }).start();
-  const line = await waitFor(() => server.proc.log.find((l) => /metrics on 127\.0\.0\.1:\d+/.test(l)),
-    { what: 'metrics line' });
-  const port = Number(line.match(/metrics on 127\.0\.0\.1:(\d+)/)[1]);
-  server.metrics = async () => {
-    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    const get = (name) => {
-      const m = text.match(new RegExp(`^runnel_server_${name} (\\S+)$`, 'm'));
-      assert.ok(m, `metric ${name} missing`);
-      return Number(m[1]);
-    };
-    return {
-      syncs: get('wal_syncs_total'), visits: get('commit_stream_visits_total'),
-      flushes: get('flush_conn_visits_total'), open: get('streams_open'), acks: get('acks_total'),
-    };
+// The counters this test reads, from one read of /metrics; each must be there.
+async function counters(server) {
+  const m = await server.metrics();
+  return {
+    syncs: m.must('wal_syncs_total'), visits: m.must('commit_stream_visits_total'),
+    flushes: m.must('flush_conn_visits_total'), open: m.must('streams_open'), acks: m.must('acks_total'),
   };
-  return server;
 }
 
 // Opens n PersistentStream calls on sessions of PER_CONN each; resolves once every create
@@ -86,17 +74,18 @@ async function openIdle(server, n) {
 }
 
 test('idle streams cost no work per group commit or per flush', { timeout: 300000 }, async () => {
-  const server = await startServer();
+  const server = await new Server({ dir: tmpDir('e2e-idle-cost'), tables: [TABLE], metrics: true,
+    extra: 'max_persistent_streams = 10000;' }).start();
   let sessions = [];
   let good;
   try {
     sessions = await openIdle(server, IDLE);
-    const m0 = await server.metrics();
+    const m0 = await counters(server);
     assert.ok(m0.open >= IDLE, `streams_open ${m0.open}`);
     good = new GoodClient(server, { pauseMs: 0 });
     await good.progress(200, 120000);
     const g = await good.stop();
-    const m1 = await server.metrics();
+    const m1 = await counters(server);
     const commits = m1.syncs - m0.syncs;
     const visits = m1.visits - m0.visits;
     const flushes = m1.flushes - m0.flushes;
@@ -111,7 +100,7 @@ test('idle streams cost no work per group commit or per flush', { timeout: 30000
     // window updates); a walk of every connection would be 21 per flush
     assert.ok(flushes <= 2 * commits + 50, `${flushes} connection visits for ${commits} commits`);
     // the idle streams are still there and open
-    assert.ok((await server.metrics()).open >= IDLE);
+    assert.ok((await counters(server)).open >= IDLE);
   } finally {
     if (good && !good.proc.exited) await good.stop().catch(() => {});
     for (const s of sessions) s.destroy();

@@ -11,35 +11,26 @@ import { verifyTable } from './lib/table.mjs';
 const PY = '/usr/bin/python3';
 const CLIENT = path.join(path.dirname(fileURLToPath(import.meta.url)), 'zerobus_client.py');
 
-function metric(text, name) {
-  const m = text.match(new RegExp(`^runnel_server_${name} (\\S+)$`, 'm'));
-  return m ? Number(m[1]) : undefined;
-}
-
 test('/metrics counts what was ingested; /healthz says ok', { timeout: 60000 }, async () => {
   const dir = tmpDir('e2e-metrics');
-  const server = await new Server({ dir, extra: 'metrics_listen = "127.0.0.1:0";' }).start();
+  const server = await new Server({ dir, metrics: true }).start();
   try {
-    const line = await waitFor(() => server.proc.log.find((l) => /metrics on 127\.0\.0\.1:\d+/.test(l)),
-      { what: 'metrics line' });
-    const base = `http://127.0.0.1:${line.match(/metrics on 127\.0\.0\.1:(\d+)/)[1]}`;
-    const before = await (await fetch(`${base}/metrics`)).text();
-    assert.match(before, /# TYPE runnel_server_records_total counter/);
-    assert.equal(metric(before, 'records_total'), 0);
+    const before = await server.metrics();
+    assert.match(before.text, /# TYPE runnel_server_records_total counter/);
+    assert.equal(before('records_total'), 0);
     const r = await run(PY, [CLIENT, `127.0.0.1:${server.port}`, 'ingest', '--records', '25', '--batches', '4']);
     assert.equal(r.code, 0, r.stderr);
-    await waitFor(async () => metric(await (await fetch(`${base}/metrics`)).text(), 'flushes_total') >= 1,
-      { what: 'a flush' });
-    const after = await (await fetch(`${base}/metrics`)).text();
-    assert.equal(metric(after, 'records_total'), 100);
-    assert.equal(metric(after, 'batches_total'), 4);
-    assert.ok(metric(after, 'acks_total') >= 4);
-    assert.ok(metric(after, 'wal_syncs_total') >= 1);
-    assert.equal(metric(after, 'streams_known'), 1);
-    const h = await fetch(`${base}/healthz`);
+    await waitFor(async () => (await server.metric('flushes_total')) >= 1, { what: 'a flush' });
+    const after = await server.metrics();
+    assert.equal(after('records_total'), 100);
+    assert.equal(after('batches_total'), 4);
+    assert.ok(after('acks_total') >= 4);
+    assert.ok(after('wal_syncs_total') >= 1);
+    assert.equal(after('streams_known'), 1);
+    const h = await fetch(`${server.metricsUrl}/healthz`);
     assert.equal(h.status, 200);
     assert.equal(await h.text(), 'ok\n');
-    assert.equal((await fetch(`${base}/nope`)).status, 404);
+    assert.equal((await fetch(`${server.metricsUrl}/nope`)).status, 404);
   } finally {
     await server.kill();
   }
@@ -51,12 +42,8 @@ test('/metrics counts what was ingested; /healthz says ok', { timeout: 60000 }, 
 // a persistent stream keeps its files and resumes.
 test('ended ephemeral streams are forgotten; a restart sweeps what is left', { timeout: 120000 }, async () => {
   const dir = tmpDir('e2e-ephemeral');
-  const server = await new Server({ dir, extra: 'metrics_listen = "127.0.0.1:0";' }).start();
+  const server = await new Server({ dir, metrics: true }).start();
   const streams = path.join(server.dataRoot, '_streams');
-  const scrape = async () => {
-    const line = server.proc.log.find((l) => /metrics on 127\.0\.0\.1:\d+/.test(l));
-    return (await fetch(`http://127.0.0.1:${line.match(/metrics on 127\.0\.0\.1:(\d+)/)[1]}/metrics`)).text();
-  };
   const py = async (...args) => {
     const r = await run(PY, [CLIENT, `127.0.0.1:${server.port}`, ...args]);
     assert.equal(r.code, 0, r.stderr);
@@ -66,10 +53,9 @@ test('ended ephemeral streams are forgotten; a restart sweeps what is left', { t
     const p = await py('ingest', '--records', '5', '--batches', '2');
     const eph = [];
     for (let i = 0; i < 3; i++) eph.push((await py('ephemeral', '--records', '5', '--batches', '2')).stream_id);
-    await waitFor(async () => metric(await scrape(), 'ephemeral_streams_forgotten_total') === 3,
+    await waitFor(async () => (await server.metric('ephemeral_streams_forgotten_total')) === 3,
       { what: '3 ephemeral streams forgotten' });
-    const m = await scrape();
-    assert.equal(metric(m, 'streams_known'), 1, 'only the persistent stream is kept');
+    assert.equal(await server.metric('streams_known'), 1, 'only the persistent stream is kept');
     const files = fs.readdirSync(streams);
     for (const id of eph) assert.ok(!files.some((f) => f.startsWith(id)), `${id} left ${files}`);
     assert.ok(files.includes(p.stream_id) && files.includes(`${p.stream_id}.desc`), `${files}`);
@@ -84,7 +70,7 @@ test('ended ephemeral streams are forgotten; a restart sweeps what is left', { t
     assert.ok(server.proc.log.some((l) => /removed 2 files of ended ephemeral streams/.test(l)));
     const after = fs.readdirSync(streams).sort();
     assert.deepEqual(after, [p.stream_id, `${p.stream_id}.desc`].sort());
-    assert.equal(metric(await scrape(), 'streams_known'), 1, 'the persistent stream is still known');
+    assert.equal(await server.metric('streams_known'), 1, 'the persistent stream is still known');
     const again = await py('ingest', '--records', '5', '--batches', '2');
     assert.deepEqual(again.acks, [0, 1]);
   } finally {

@@ -29,17 +29,9 @@ const principals = (hash) => `principals = (
   { name = "good"; tokens = [ "good-token" ]; tables = [ "*" ]; },
   { name = "${ID}"; client_id = "${ID}"; secret_hash = "${hash}"; tables = [ "main.*.*" ]; }
 );
-metrics_listen = "127.0.0.1:0";
 refuse_throttle = 0;
 token_verify_queue = ${QUEUE};
 `;
-
-async function metric(port, name, labels = '') {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  const esc = labels.replace(/[{}]/g, '\\$&');
-  const m = text.match(new RegExp(`^runnel_server_${name}${labels ? `\\{${esc}\\}` : ''} (\\S+)$`, 'm'));
-  return m ? Number(m[1]) : undefined;
-}
 
 // One token request on the HTTP/1.1 port; resolves {status, headers, body, ms}.
 function tokenReq(port, id, secret, { agent = false, localAddress } = {}) {
@@ -101,33 +93,32 @@ function flood(port) {
 
 test('a flood of wrong client secrets does not stall the loop; real clients still get tokens, from the cache the second time; SIGHUP clears it', { timeout: 180000 }, async () => {
   const dir = tmpDir('e2e-oauth-flood');
-  const server = await new Server({ dir, extra: principals(hashSecret(SECRET)) }).start();
-  const mport = Number((await waitFor(() => server.proc.log.find((l) => /metrics on 127\.0\.0\.1:\d+/.test(l)),
-    { what: 'metrics line' })).match(/metrics on 127\.0\.0\.1:(\d+)/)[1]);
+  const server = await new Server({ dir, metrics: true, extra: principals(hashSecret(SECRET)) }).start();
+  const mport = server.metricsPort;
   const good = new GoodClient(server, { token: 'good-token' });
   let f;
   try {
     await good.progress(5);
     f = flood(mport);
     // the workers are busy and the queue overflows
-    await waitFor(async () => (await metric(mport, 'token_verify_queue_full_total')) >= 20 &&
-      (await metric(mport, 'token_secret_verifications_total')) >= 10, { timeoutMs: 60000, what: 'flood under way' });
-    const depth = await metric(mport, 'token_verify_queue_depth');
+    await waitFor(async () => (await server.metric('token_verify_queue_full_total')) >= 20 &&
+      (await server.metric('token_secret_verifications_total')) >= 10, { timeoutMs: 60000, what: 'flood under way' });
+    const depth = await server.metric('token_verify_queue_depth');
     assert.ok(depth <= QUEUE, `queue depth ${depth}`);
     // the good client is served during the flood
     await good.progress(20, 60000);
     // a correct request gets its token (perhaps after a 503 or two: the queue is full)
-    const v0 = await metric(mport, 'token_secret_verifications_total');
+    const v0 = await server.metric('token_secret_verifications_total');
     const ok = await tokenWithRetry(mport, ID, SECRET);
     assert.equal(ok.status, 200, ok.body);
     assert.equal(JSON.parse(ok.body).token_type, 'Bearer');
     console.log(`# correct token request during the flood: 200 after ${ok.tries} tries (${ok.ms} ms the last)`);
-    assert.equal(await metric(mport, 'token_secret_cache_hits_total'), 0);
-    assert.ok((await metric(mport, 'token_secret_verifications_total')) > v0);
+    assert.equal(await server.metric('token_secret_cache_hits_total'), 0);
+    assert.ok((await server.metric('token_secret_verifications_total')) > v0);
     // the second one is a cache hit: no check, no queue, at once even now
     const again = await tokenReq(mport, ID, SECRET);
     assert.equal(again.status, 200, again.body);
-    assert.equal(await metric(mport, 'token_secret_cache_hits_total'), 1);
+    assert.equal(await server.metric('token_secret_cache_hits_total'), 1);
     console.log(`# second correct request: 200 from the cache in ${again.ms} ms`);
     await good.progress(10, 60000);
     await f.stop();
@@ -137,12 +128,12 @@ test('a flood of wrong client secrets does not stall the loop; real clients stil
     assert.deepEqual(Object.keys(f.statuses).sort(), ['401', '503'], JSON.stringify(f.statuses));
     assert.ok(g.latency_ms.p99 < P99_MAX_MS, `p99 ${g.latency_ms.p99} ms`);
     // a wrong secret never became a cache entry: only dev-1's right secret is there
-    assert.equal(await metric(mport, 'token_secret_cache_entries'), 1);
-    assert.equal(await metric(mport, 'token_secret_cache_hits_total'), 1);
+    assert.equal(await server.metric('token_secret_cache_entries'), 1);
+    assert.equal(await server.metric('token_secret_cache_hits_total'), 1);
 
     // a client that goes away while its secret is checked: the answer goes nowhere, and
     // nothing is left behind (exit 0 under the sanitizers, below)
-    const v1 = await metric(mport, 'token_secret_verifications_total');
+    const v1 = await server.metric('token_secret_verifications_total');
     const quit = await Promise.all(Array.from({ length: 3 }, () => new Promise((resolve) => {
       const s = net.connect({ port: mport, host: '127.0.0.1' }, () => {
         const body = 'grant_type=client_credentials';
@@ -155,25 +146,25 @@ test('a flood of wrong client secrets does not stall the loop; real clients stil
       s.on('error', () => resolve());
     })));
     assert.equal(quit.length, 3);
-    await waitFor(async () => (await metric(mport, 'token_secret_verifications_total')) >= v1 + 3 &&
-      (await metric(mport, 'token_verify_queue_depth')) === 0, { what: 'abandoned checks finished' });
+    await waitFor(async () => (await server.metric('token_secret_verifications_total')) >= v1 + 3 &&
+      (await server.metric('token_verify_queue_depth')) === 0, { what: 'abandoned checks finished' });
 
     // SIGHUP with a new secret: the cache is cleared, the old secret fails, the new one works
-    const reloads = await metric(mport, 'config_reloads_total', 'result="ok"');
+    const reloads = await server.metric('config_reloads_total', 'result="ok"');
     fs.writeFileSync(server.conf, fs.readFileSync(server.conf, 'utf8')
       .replace(/secret_hash = "[^"]*"/, `secret_hash = "${hashSecret(NEW_SECRET)}"`));
     server.proc.child.kill('SIGHUP');
-    await waitFor(async () => (await metric(mport, 'config_reloads_total', 'result="ok"')) === reloads + 1,
+    await waitFor(async () => (await server.metric('config_reloads_total', 'result="ok"')) === reloads + 1,
       { what: 'reload applied' });
-    assert.equal(await metric(mport, 'token_secret_cache_entries'), 0);
+    assert.equal(await server.metric('token_secret_cache_entries'), 0);
     const old = await tokenReq(mport, ID, SECRET);
     assert.equal(old.status, 401, old.body);
     assert.equal(JSON.parse(old.body).error, 'invalid_client');
     const rotated = await tokenReq(mport, ID, NEW_SECRET);
     assert.equal(rotated.status, 200, rotated.body);
-    assert.equal(await metric(mport, 'token_secret_cache_hits_total'), 1);
+    assert.equal(await server.metric('token_secret_cache_hits_total'), 1);
     assert.equal((await tokenReq(mport, ID, NEW_SECRET)).status, 200);
-    assert.equal(await metric(mport, 'token_secret_cache_hits_total'), 2);
+    assert.equal(await server.metric('token_secret_cache_hits_total'), 2);
   } finally {
     if (f) await f.stop();
     good.proc.kill();

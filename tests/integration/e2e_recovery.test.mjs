@@ -20,12 +20,6 @@ const CLIENT = path.join(path.dirname(fileURLToPath(import.meta.url)), 'zerobus_
 const A = 'main.default.rec_a';
 const B = 'main.default.rec_b';
 
-function metric(text, name, labels = '') {
-  const re = new RegExp(`^runnel_server_${name}${labels.replace(/[{}"]/g, '\\$&')} (\\S+)$`, 'm');
-  const m = text.match(re);
-  return m ? Number(m[1]) : undefined;
-}
-
 // Segment files of the WAL that hold the bytes of `needle` (a stream id).
 function segmentsWith(server, needle) {
   const wal = path.join(server.dataRoot, '_wal');
@@ -56,16 +50,15 @@ test('a table whose log is unreadable at recovery keeps its WAL segments until i
   const dir = tmpDir('e2e-recovery');
   // a flush interval of an hour: what the clients send stays in the WAL until the kill
   const server = new Server({ dir, tables: [B], flushMs: 3600000,
-    extra: 'auto_create = true;\nmetrics_listen = "127.0.0.1:0";' });
+    metrics: true, extra: 'auto_create = true;' });
   await server.start();
   const py = async (...args) => {
     const r = await run(PY, [CLIENT, `127.0.0.1:${server.port}`, ...args]);
     assert.equal(r.code, 0, r.stderr);
     return JSON.parse(r.stdout.trim().split('\n').pop());
   };
-  const scrape = async (what) => {
-    const line = [...server.proc.log].reverse().find((l) => /metrics on 127\.0\.0\.1:\d+/.test(l));
-    const r = await fetch(`http://127.0.0.1:${line.match(/metrics on 127\.0\.0\.1:(\d+)/)[1]}/${what}`);
+  const healthz = async () => {
+    const r = await fetch(`${server.metricsUrl}/healthz`);
     return { status: r.status, text: await r.text() };
   };
   try {
@@ -87,14 +80,14 @@ test('a table whose log is unreadable at recovery keeps its WAL segments until i
     assert.equal(seg.length, 1, 'the segment with A\'s acknowledged records is kept');
     assert.ok(server.proc.log.some((l) => l.includes(A) && /recover/.test(l)),
       `A named in the log:\n${server.proc.log.join('\n')}`);
-    const h = await scrape('healthz');
+    const h = await healthz();
     assert.equal(h.status, 200, 'degraded, not down: other tables are served');
     assert.match(h.text, /degraded/);
     assert.ok(h.text.includes(A), h.text);
-    const m = (await scrape('metrics')).text;
-    assert.equal(metric(m, 'tables_failing_recovery'), 1);
-    assert.ok(metric(m, 'wal_retained_bytes') > 0, 'the kept bytes are counted');
-    assert.equal(metric(m, 'table_failing_recovery', `{table="${A}"}`), 1);
+    const m = await server.metrics();
+    assert.equal(m('tables_failing_recovery'), 1);
+    assert.ok(m('wal_retained_bytes') > 0, 'the kept bytes are counted');
+    assert.equal(m('table_failing_recovery', `table="${A}"`), 1);
 
     // B is recovered and still takes data; flushes go on and A's segment stays
     const b2 = await py('ingest', '--table', B, '--records', '4', '--batches', '2');
@@ -108,11 +101,11 @@ test('a table whose log is unreadable at recovery keeps its WAL segments until i
 
     // repair A: the periodic retry lands its records and lets the segment go
     fs.writeFileSync(v0, good);
-    await waitFor(async () => metric((await scrape('metrics')).text, 'tables_failing_recovery') === 0,
+    await waitFor(async () => (await server.metric('tables_failing_recovery')) === 0,
       { timeoutMs: 30000, what: 'A recovered' });
     await waitFor(() => segmentsWith(server, a.stream_id).length === 0, { what: 'A\'s segment dropped' });
-    assert.equal((await scrape('healthz')).status, 200);
-    assert.match((await scrape('healthz')).text, /^ok/);
+    assert.equal((await healthz()).status, 200);
+    assert.match((await healthz()).text, /^ok/);
     await server.stop();
 
     const ra = await seqsOf(server.tableDir(A), a.stream_id);

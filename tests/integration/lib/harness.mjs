@@ -101,6 +101,30 @@ export function serverConfig({ listen = '127.0.0.1:0', dataRoot, tables = [], to
   ].join('\n') + '\n';
 }
 
+// The samples of one /metrics text (read by Server.metrics(), or by any client, e.g. curl
+// over TLS): get(name, labels) is the value of runnel_server_<name>{<labels>} (undefined if
+// there is none), e.g. get('connections_closed_total', 'reason="idle"'); get.must(name,
+// labels) the same but throws if there is none; get.text is the text.
+export function metricsOf(text) {
+  const esc = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const get = (name, labels = '') => {
+    const m = text.match(new RegExp(`^runnel_server_${esc(name)}${labels ? `\\{${esc(labels)}\\}` : ''} (\\S+)$`, 'm'));
+    return m ? Number(m[1]) : undefined;
+  };
+  get.must = (name, labels = '') => {
+    const v = get(name, labels);
+    if (v === undefined) throw new Error(`no runnel_server_${name}${labels ? `{${labels}}` : ''} in /metrics`);
+    return v;
+  };
+  get.text = text;
+  return get;
+}
+
+// One read of `base`/metrics over cleartext HTTP (base: e.g. http://[::1]:9100): metricsOf.
+export async function readMetrics(base) {
+  return metricsOf(await (await fetch(`${base}/metrics`)).text());
+}
+
 export class Server {
   // bin: another server program (faultServerBin); env: extra environment for it; metrics:
   // a metrics_listen port (serverConfig)
@@ -141,16 +165,13 @@ export class Server {
     this.metricsPort = m ? Number(m[1]) : undefined;
     return this;
   }
-  // One read of /metrics (the cleartext metrics_listen port): resolves get(name, labels),
-  // which gives a sample of that read, runnel_server_<name>{<labels>} (undefined if none),
-  // e.g. get('connections_closed_total', 'reason="idle"').
+  // The base URL of the metrics_listen port (cleartext): /metrics, /healthz, REST.
+  get metricsUrl() {
+    return `http://127.0.0.1:${this.metricsPort}`;
+  }
+  // One read of /metrics (metricsOf: get(name, labels), and get.text).
   async metrics() {
-    const text = await (await fetch(`http://127.0.0.1:${this.metricsPort}/metrics`)).text();
-    return (name, labels = '') => {
-      const esc = labels.replace(/[{}]/g, '\\$&');
-      const m = text.match(new RegExp(`^runnel_server_${name}${labels ? `\\{${esc}\\}` : ''} (\\S+)$`, 'm'));
-      return m ? Number(m[1]) : undefined;
-    };
+    return readMetrics(this.metricsUrl);
   }
   // One sample, read now (metrics()).
   async metric(name, labels = '') {
