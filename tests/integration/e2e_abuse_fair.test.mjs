@@ -2,7 +2,8 @@
 // lines, not one per record (every record is still kept, with its reason), and WAL pressure
 // is shared fairly between tables and between principals: a table (or a principal, over all
 // the tables it writes) holding more than its share of a WAL above wal_soft_percent is
-// refused while the others keep being served. Each test keeps the
+// refused while the others keep being served; a principal at its hard cap
+// (wal_principal_max_bytes) is refused at any WAL size. Each test keeps the
 // well-behaved python3-grpcio client (lib/goodclient.mjs) streaming and prints its p99 ack
 // latency. See docs/operations.md "Limits".
 import { test } from 'node:test';
@@ -139,6 +140,48 @@ test('WAL pressure shared: a table flooding the WAL is refused, another goes on,
   }
 });
 
+// ~10 KB batches (10 records of 1000 bytes) into `table` as the principal of `token`, each sent
+// after the ack of the one before, until `batches` or a refusal: zerobus_client.py fill's JSON.
+const fillAs = (server, token, table, batches) => zbClient(server, 'fill', '--token', token, '--table', table,
+  '--records', '10', '--payload-bytes', '1000', '--batches', String(batches));
+
+// One REST insert of one record into `table` as the principal of `token`.
+async function restAs(server, token, table) {
+  const res = await fetch(`${server.metricsUrl}/zerobus/v1/tables/${table}/insert`, {
+    method: 'POST', body: JSON.stringify([{ n: 1 }]),
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+  });
+  return { status: res.status, retryAfter: res.headers.get('retry-after'), body: await res.json() };
+}
+
+// After a first refusal of alice (tok-alice) for `why` (a RegExp of the message): she is refused
+// on `aliceTable` too, and over REST on `restTable` (429 with Retry-After); bob (tok-bob) goes
+// on: his good client, 10 batches into `bobTable` (one alice writes too) and a REST insert into
+// `restTable`. Three refusals in all, each counted as principal_share, and no other pressure.
+// Resolves the rows acked for bob per table.
+async function aliceRefusedBobServed(server, good, { aliceTable, restTable, bobTable }, why) {
+  const again = await fillAs(server, 'tok-alice', aliceTable, 1);
+  assert.equal(again.code, 'RESOURCE_EXHAUSTED', JSON.stringify(again));
+  assert.deepEqual(again.acks, []);
+  const ra = await restAs(server, 'tok-alice', restTable);
+  assert.equal(ra.status, 429, JSON.stringify(ra));
+  assert.equal(ra.body.error_code, 'RESOURCE_EXHAUSTED');
+  assert.match(ra.body.message, why);
+  assert.ok(Number(ra.retryAfter) >= 1, `Retry-After ${ra.retryAfter}`);
+  await good.progress(10);
+  const fb = await fillAs(server, 'tok-bob', bobTable, 10);
+  assert.equal(fb.code, 'OK', JSON.stringify(fb));
+  assert.equal(fb.acks.length, 10);
+  const rb = await restAs(server, 'tok-bob', restTable);
+  assert.equal(rb.status, 200, JSON.stringify(rb));
+  const m = await server.metrics();
+  assert.equal(m('pressure', 'limit="wal_max_bytes"'), 0, 'no global pressure');
+  assert.equal(m('pressure_refusals_total', 'reason="global"'), 0);
+  assert.equal(m('pressure_refusals_total', 'reason="table_share"'), 0);
+  assert.equal(m('pressure_refusals_total', 'reason="principal_share"'), 3);
+  return bobTable === restTable ? { [bobTable]: 101 } : { [bobTable]: 100, [restTable]: 1 };
+}
+
 // Per principal: alice floods three tables, none of them over its table share, until alice as
 // a whole holds her share (wal_max_bytes / 2 principals writing) of a WAL past 50 %; then
 // alice is refused (gRPC and REST) on every table, bob goes on, even on a table alice fills.
@@ -156,16 +199,7 @@ principals = (
 );`;
   const server = await new Server({ dir, metrics: true, tables: [...T, BT], flushMs: FLUSH, extra }).start();
   const good = new GoodClient(server, { table: BT, token: 'tok-bob' });
-  // ~10 KB batches (10 records of 1000 bytes), each sent after the ack of the one before
-  const fill = (token, table, batches) => zbClient(server, 'fill', '--token', token, '--table', table,
-    '--records', '10', '--payload-bytes', '1000', '--batches', String(batches));
-  const rest = async (token, table) => {
-    const res = await fetch(`http://127.0.0.1:${server.metricsPort}/zerobus/v1/tables/${table}/insert`, {
-      method: 'POST', body: JSON.stringify([{ n: 1 }]),
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-    });
-    return { status: res.status, retryAfter: res.headers.get('retry-after'), body: await res.json() };
-  };
+  const fill = (token, table, batches) => fillAs(server, token, table, batches);
   const acked = { t1: 0, t2: 0, t3: 0 }; // rows acked per table (REST inserts included)
   try {
     await good.progress(5);
@@ -189,29 +223,13 @@ principals = (
     assert.ok(f3.acks.length >= 20 && f3.acks.length < 50, `acks before the share: ${f3.acks.length}`);
     assert.deepEqual(f3.acks, f3.acks.map((_, i) => i), 'every batch before the refusal acked, in order');
     acked.t3 += 10 * f3.acks.length;
-    // alice is refused on the other tables too, and over REST (429)
-    const again1 = await fill('tok-alice', T[0], 1);
-    assert.equal(again1.code, 'RESOURCE_EXHAUSTED', JSON.stringify(again1));
-    assert.deepEqual(again1.acks, []);
-    const ra = await rest('tok-alice', T[1]);
-    assert.equal(ra.status, 429, JSON.stringify(ra));
-    assert.equal(ra.body.error_code, 'RESOURCE_EXHAUSTED');
-    assert.match(ra.body.message, /principal over its share/);
-    assert.ok(Number(ra.retryAfter) >= 1, `Retry-After ${ra.retryAfter}`);
-    // bob goes on: the good client, big batches into t1 (the table alice fills), REST
-    await good.progress(10);
-    const fb = await fill('tok-bob', T[0], 10);
-    assert.equal(fb.code, 'OK', JSON.stringify(fb));
-    assert.equal(fb.acks.length, 10);
-    acked.t1 += 100;
-    const rb = await rest('tok-bob', T[1]);
-    assert.equal(rb.status, 200, JSON.stringify(rb));
-    acked.t2 += 1;
+    // alice is refused on the other tables too, and over REST (429); bob goes on, also on t1
+    // (the table alice fills)
+    const bob = await aliceRefusedBobServed(server, good, { aliceTable: T[0], restTable: T[1], bobTable: T[0] },
+      /principal over its share/);
+    acked.t1 += bob[T[0]];
+    acked.t2 += bob[T[1]];
     assert.equal(await server.metric('flushes_total'), flushes, 'all of it before the next flush');
-    assert.equal(await server.metric('pressure', 'limit="wal_max_bytes"'), 0, 'no global pressure');
-    assert.equal(await server.metric('pressure_refusals_total', 'reason="global"'), 0);
-    assert.equal(await server.metric('pressure_refusals_total', 'reason="table_share"'), 0);
-    assert.equal(await server.metric('pressure_refusals_total', 'reason="principal_share"'), 3);
     // one line for alice's refusals, naming her; none for a table
     assert.equal(server.proc.log.filter((l) => /principal alice: refusing its new data, the other principals go on/.test(l)).length, 1);
     assert.equal(server.proc.log.filter((l) => /refusing its new data/.test(l)).length, 1);
@@ -231,6 +249,73 @@ principals = (
       await waitFor(() => rows(server, t) === acked[`t${i + 1}`], { timeoutMs: FLUSH + 30000, what: `${acked[`t${i + 1}`]} rows of ${t}` });
     const back = await fill('tok-alice', T[2], 3);
     assert.equal(back.code, 'OK', JSON.stringify(back));
+  } finally {
+    good.proc.kill();
+    await server.stop();
+  }
+});
+
+// A principal's hard cap: wal_principal_max_bytes refuses alice once she holds 200 KB of the
+// WAL not yet in tables, although the WAL (1G, soft threshold 50 %) is nearly empty and no
+// share applies: gRPC RESOURCE_EXHAUSTED with pushback, REST 429 with Retry-After, on every
+// table she writes; bob, below the same cap (his good client pauses 100 ms between batches of
+// ~220 bytes), goes on, on her table too. After the flush alice is accepted again and every
+// acked row is in its table once.
+test('wal_principal_max_bytes: a principal at its cap is refused at any WAL size, another goes on', { timeout: 180000 }, async () => {
+  const dir = tmpDir('abuse-pcap');
+  const T1 = 'main.cap.t1';
+  const T2 = 'main.cap.t2';
+  const BT = 'main.good.b';
+  const CAP = 200 * 1024;
+  const FLUSH = 10000; // the WAL grows between flushes: materialization is what alice waits for
+  const extra = `wal_principal_max_bytes = "200K";\nmax_lag = "0";
+principals = (
+  { name = "alice"; tokens = [ "tok-alice" ]; tables = [ "main.cap.*" ]; },
+  { name = "bob"; tokens = [ "tok-bob" ]; tables = [ "main.cap.*", "main.good.*" ]; }
+);`;
+  const server = await new Server({ dir, metrics: true, tables: [T1, T2, BT], flushMs: FLUSH, extra }).start();
+  const good = new GoodClient(server, { table: BT, token: 'tok-bob', pauseMs: 100 });
+  const acked = { [T1]: 0, [T2]: 0 }; // rows acked per table (REST inserts included)
+  try {
+    await good.progress(5);
+    // right after a flush, so the next one is FLUSH ms away
+    await waitFor(async () => (await server.metric('flushes_total')) >= 1, { timeoutMs: FLUSH + 20000, what: 'first flush' });
+    const flushes = await server.metric('flushes_total');
+    // alice fills t1 until the server refuses her: at 200 KB, ~20 batches of ~10 KB
+    const f1 = await fillAs(server, 'tok-alice', T1, 100);
+    assert.equal(f1.code, 'RESOURCE_EXHAUSTED', JSON.stringify(f1));
+    assert.match(f1.details, /principal over wal_principal_max_bytes: \d+ bytes from this principal/);
+    assert.match(f1.details, new RegExp(`\\(limit ${CAP}\\)`));
+    assert.ok(f1.pushback_ms > 0 && f1.pushback_ms <= FLUSH + 1000, `pushback ${f1.pushback_ms}`);
+    assert.ok(f1.acks.length >= 15 && f1.acks.length <= 21, `acks before the cap: ${f1.acks.length}`);
+    assert.deepEqual(f1.acks, f1.acks.map((_, i) => i), 'every batch before the refusal acked, in order');
+    acked[T1] += 10 * f1.acks.length;
+    // the cap is per principal, not per table: refused on t2 too, and over REST (429); bob
+    // goes on, also on t1; the cap, not the WAL's size or a share (no other pressure)
+    const bob = await aliceRefusedBobServed(server, good, { aliceTable: T2, restTable: T2, bobTable: T1 },
+      /principal over wal_principal_max_bytes/);
+    acked[T1] += bob[T1];
+    acked[T2] += bob[T2];
+    assert.equal(await server.metric('flushes_total'), flushes, 'all of it before the next flush');
+    // one line for alice's refusals, naming her and the cap
+    const lines = server.proc.log.filter((l) => /refusing its new data/.test(l));
+    assert.equal(lines.length, 1, lines.join('\n'));
+    assert.match(lines[0], /principal alice: refusing its new data, the other principals go on: principal over wal_principal_max_bytes/);
+    // once her data is in the tables, alice is accepted again
+    await waitFor(async () => (await server.metric('flushes_total')) > flushes, { timeoutMs: FLUSH + 20000, what: 'the flush' });
+    const after = await fillAs(server, 'tok-alice', T2, 5);
+    assert.equal(after.code, 'OK', JSON.stringify(after));
+    assert.equal(after.acks.length, 5);
+    acked[T2] += 50;
+    const ra2 = await restAs(server, 'tok-alice', T1);
+    assert.equal(ra2.status, 200, JSON.stringify(ra2));
+    acked[T1] += 1;
+    await good.progress(5);
+    const g = await good.stop();
+    assert.ok(g.latency_ms.p99 < P99_SANE_MS, `p99 ${g.latency_ms.p99} ms`);
+    // every acked row is in its table, once
+    for (const t of [T1, T2])
+      await waitFor(() => rows(server, t) === acked[t], { timeoutMs: FLUSH + 30000, what: `${acked[t]} rows of ${t}` });
   } finally {
     good.proc.kill();
     await server.stop();
