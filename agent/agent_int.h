@@ -86,7 +86,7 @@ struct rn_agent {
 	struct rn_uplink *uplink;
 	struct source **src; /* nsrc sources (retiring ones included), cap srccap */
 	size_t nsrc, srccap;
-	struct rn_buf scratch, snap;
+	struct rn_buf snap;
 	int64_t started_us;
 	int status_fd; /* data_dir/agent.sock listener, or -1 */
 	/* status.json: a hash of the last content written (time-derived fields left out) and
