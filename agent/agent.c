@@ -128,9 +128,11 @@ int rn_agent_run(struct rn_agent *a, struct rn_agent_signals *sig)
 			int m = 0, rc;
 			if (s->have_pending || s->retiring)
 				continue;
+			s->poll_now_us = rn_now_us();
 			if ((rc = s->p->poll(s->inst, rn_mono_us(), &m)))
 				rn_log_error("agent", "source %s: %s", s->conf->name,
 					     rn_strerror(rc));
+			s->poll_now_us = 0;
 			more |= m;
 			short ev = 0;
 			int fd = -1;

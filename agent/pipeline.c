@@ -315,7 +315,7 @@ static int evtime_match(struct source *s, const uint8_t *p, size_t len, int64_t 
 static int host_emit(void *ctx, const struct rn_record *r0)
 {
 	struct source *s = ctx;
-	int64_t now = rn_now_us();
+	int64_t now = s->poll_now_us ? s->poll_now_us : rn_now_us();
 	struct rn_record rec = *r0, *r = &rec;
 	if (s->conf->event_time_field && !r->event_time_us &&
 	    rn_evtime_json(r->payload, r->len, s->conf->event_time_field, &rec.event_time_us))
