@@ -94,6 +94,11 @@ static int sleep_ms(struct rn_agent *a, int nofd)
 int rn_agent_run(struct rn_agent *a, struct rn_agent_signals *sig)
 {
 	struct rn_uplink_waitfd wfd[WAITFD_MAX];
+	/* Whether the last wait saw the status socket or the wake pipe readable (or failed):
+	 * only then are they read. A failing accept4() is not cheap (the kernel
+	 * makes a socket inode before it finds the queue empty), and at one per iteration it
+	 * was 16 % of the agent's CPU while a backlog drained (docs/benchmarks.md). */
+	int status_ready = 1, wake_ready = 1;
 	while (!sig->stop) {
 		int64_t now = rn_mono_us();
 		int more = 0, nw = 0, nofd = 0;
@@ -105,14 +110,29 @@ int rn_agent_run(struct rn_agent *a, struct rn_agent_signals *sig)
 			rn_sd_notify("WATCHDOG=1");
 			a->next_watchdog_us = now + a->watchdog_us / 3; /* > twice per interval */
 		}
+		/* the status socket and the wake pipe go first: the uplink watches 16 at most */
+		int status_i = -1, wake_i = -1;
+		if (a->status_fd >= 0) {
+			status_i = nw;
+			wfd[nw++] = (struct rn_uplink_waitfd){.fd = a->status_fd, .events = POLLIN};
+		}
+		if (sig->wake_fd > 0) {
+			char buf[64];
+			while (wake_ready && read(sig->wake_fd, buf, sizeof(buf)) > 0)
+				; /* the flags say what happened */
+			wake_i = nw;
+			wfd[nw++] = (struct rn_uplink_waitfd){.fd = sig->wake_fd, .events = POLLIN};
+		}
 		for (size_t i = 0; i < a->nsrc; i++) {
 			struct source *s = a->src[i];
 			int m = 0, rc;
 			if (s->have_pending || s->retiring)
 				continue;
+			s->poll_now_us = rn_now_us();
 			if ((rc = s->p->poll(s->inst, rn_mono_us(), &m)))
 				rn_log_error("agent", "source %s: %s", s->conf->name,
 					     rn_strerror(rc));
+			s->poll_now_us = 0;
 			more |= m;
 			short ev = 0;
 			int fd = -1;
@@ -123,22 +143,20 @@ int rn_agent_run(struct rn_agent *a, struct rn_agent_signals *sig)
 			else
 				nofd = 1;
 		}
-		if (a->status_fd >= 0 && nw < WAITFD_MAX)
-			wfd[nw++] = (struct rn_uplink_waitfd){.fd = a->status_fd, .events = POLLIN};
-		if (sig->wake_fd > 0 && nw < WAITFD_MAX) {
-			char buf[64];
-			while (read(sig->wake_fd, buf, sizeof(buf)) > 0)
-				; /* the flags say what happened */
-			wfd[nw++] = (struct rn_uplink_waitfd){.fd = sig->wake_fd, .events = POLLIN};
-		}
 		rn_agent__tick(a, now);
 		rn_agent__reap(a);
 		rn_uplink_step(a->uplink);
-		rn_agent__status_socket_serve(a);
+		if (status_ready)
+			rn_agent__status_socket_serve(a);
 		int now_please = sig->status_now;
 		sig->status_now = 0; /* before the write: a SIGUSR1 during it is not lost */
 		rn_agent__status_write(a, now_please);
-		rn_uplink_wait(a->uplink, nw ? wfd : NULL, nw, more ? 0 : sleep_ms(a, nofd));
+		for (int i = 0; i < nw; i++)
+			wfd[i].revents = 0;
+		int failed = rn_uplink_wait(a->uplink, nw ? wfd : NULL, nw,
+					    more ? 0 : sleep_ms(a, nofd));
+		status_ready = failed || (status_i >= 0 && (wfd[status_i].revents & POLLIN));
+		wake_ready = failed || (wake_i >= 0 && (wfd[wake_i].revents & POLLIN));
 	}
 	return RN_AGENT_STOPPED;
 }
@@ -169,7 +187,6 @@ void rn_agent_destroy(struct rn_agent *a)
 	rn_agent__status_socket_close(a);
 	rn_uplink_destroy(a->uplink);
 	rn_buffer_close(a->buffer);
-	rn_buf_free(&a->scratch);
 	rn_buf_free(&a->snap);
 	a->nsrc = 0;
 	rn_agent__gc_gens(a);

@@ -1,6 +1,9 @@
 /*
  * Chunk builder; see chunk.h. A record is written as one field-1 entry of the batch: its
- * size is computed first so the bytes are written once, in place.
+ * size is computed first so the bytes are written once, in place. The batch starts with
+ * HEADROOM unused bytes, where close writes the request's header right before the records,
+ * so zstd reads the whole request from one buffer without a copy of the batch (that copy
+ * was 14 % of the agent's CPU with 1 MB chunks: docs/benchmarks.md).
  */
 #include "chunk.h"
 
@@ -11,6 +14,9 @@
 #include "rn_grpc.h"
 #include "rn_pbwire.h"
 #include "rn_zstd.h"
+
+/* field 4 tag + length, field 1 tag + offset, field 2 tag + length: 1+5 + 1+10 + 1+5 */
+#define HEADROOM 24
 
 static size_t len_field(size_t n)
 {
@@ -71,8 +77,10 @@ int rn_chunk_add(struct rn_chunk_builder *b, const struct rn_chunk_origin *o,
 	int boot = now_us < RN_CLOCK_TRUSTED_US && o->boot_id && o->boot_us > 0;
 	if (boot)
 		n += 1 + rn_pb_varint_len((uint64_t)o->boot_us) + str_len(o->boot_id);
-	if ((rc = rn_buf_reserve(&b->batch, len_field(n))))
+	size_t head = b->batch.len ? 0 : HEADROOM;
+	if ((rc = rn_buf_reserve(&b->batch, head + len_field(n))))
 		return rc;
+	b->batch.len += head;
 	p = b->batch.data + b->batch.len;
 	*p++ = (1 << 3) | RN_PB_LEN;
 	p += rn_pb_varint_enc(p, n);
@@ -110,30 +118,30 @@ int rn_chunk_due(const struct rn_chunk_builder *b, int64_t now_us)
 	       now_us - b->opened_us >= b->lim.linger_us;
 }
 
-int rn_chunk_close(struct rn_chunk_builder *b, int64_t offset, struct rn_buf *out,
-		   struct rn_buf *scratch)
+int rn_chunk_close(struct rn_chunk_builder *b, int64_t offset, struct rn_buf *out)
 {
-	uint8_t hdr[32], *p = hdr;
-	size_t inner;
+	uint8_t hdr[HEADROOM], *p = hdr;
+	size_t inner, records, hlen;
 	int rc;
 
 	if (!b->nrec)
 		return RN_EINVAL;
+	records = b->batch.len - HEADROOM;
 	/* ingest_record_batch{1: offset, 2: proto_encoded_batch{batch}} as field 4 */
-	inner = 1 + rn_pb_varint_len((uint64_t)offset) + len_field(b->batch.len);
+	inner = 1 + rn_pb_varint_len((uint64_t)offset) + len_field(records);
 	*p++ = (4 << 3) | RN_PB_LEN;
 	p += rn_pb_varint_enc(p, inner);
 	*p++ = (1 << 3) | RN_PB_VARINT;
 	p += rn_pb_varint_enc(p, (uint64_t)offset);
 	*p++ = (2 << 3) | RN_PB_LEN;
-	p += rn_pb_varint_enc(p, b->batch.len);
-	rn_buf_reset(scratch);
-	if ((rc = rn_buf_append(scratch, hdr, (size_t)(p - hdr))) ||
-	    (rc = rn_buf_append(scratch, b->batch.data, b->batch.len)))
-		return rc;
+	p += rn_pb_varint_enc(p, records);
+	hlen = (size_t)(p - hdr);
+	/* the header goes right before the records; a failed close rewrites it the next time */
+	memcpy(b->batch.data + HEADROOM - hlen, hdr, hlen);
 	rn_buf_reset(out);
 	if ((rc = rn_buf_append(out, "\1\0\0\0\0", RN_GRPC_HDR_LEN)) ||
-	    (rc = rn_zstd_compress(out, scratch->data, scratch->len, b->lim.zstd_level)))
+	    (rc = rn_zstd_compress(out, b->batch.data + HEADROOM - hlen, hlen + records,
+				   b->lim.zstd_level)))
 		return rc;
 	rn_grpc_frame_header(out->data, 1, (uint32_t)(out->len - RN_GRPC_HDR_LEN));
 	rn_buf_reset(&b->batch);

@@ -25,7 +25,9 @@ struct rn_chunk_limits {
 
 struct rn_chunk_builder {
 	struct rn_chunk_limits lim;
-	struct rn_buf batch; /* records as ProtoEncodedRecordBatch field 1 entries */
+	/* records as ProtoEncodedRecordBatch field 1 entries, after a few bytes of headroom
+	 * (for the request header) once the first record is in; len 0 while empty */
+	struct rn_buf batch;
 	uint32_t nrec;
 	int64_t opened_us; /* when the first record went in */
 };
@@ -53,8 +55,7 @@ int rn_chunk_due(const struct rn_chunk_builder *b, int64_t now_us);
 
 /* Encodes the chunk at `offset` into out (replacing its contents) and empties the builder.
  * RN_EINVAL if empty, RN_ENOMEM, RN_EIO (zstd). */
-int rn_chunk_close(struct rn_chunk_builder *b, int64_t offset, struct rn_buf *out,
-		   struct rn_buf *scratch);
+int rn_chunk_close(struct rn_chunk_builder *b, int64_t offset, struct rn_buf *out);
 
 void rn_chunk_free(struct rn_chunk_builder *b);
 

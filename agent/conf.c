@@ -208,11 +208,12 @@ static const struct rn_conf_key chunk_keys[] = {
 	 .help = "oldest record waits at most this long"},
 	{.key = "zstd_level",
 	 .type = RN_CONF_INT,
-	 .def = "3",
+	 .def = "1",
 	 .min = 1,
 	 .max = 19,
 	 .offset = A(zstd_level),
-	 .help = "chunk compression level"},
+	 .help = "chunk compression level (1 is fastest; 3 saves a few % more bytes for ~1.5x "
+		 "the CPU)"},
 	{.key = NULL},
 };
 

@@ -70,7 +70,7 @@ static int make_tombstone(void *ctx, const struct rn_buffer_victim *v, int why, 
 		.lim = {.max_bytes = 4096, .max_records = 1, .zstd_level = 1}};
 	int rc = rn_chunk_add(&cb, &o, &rec, (uint64_t)(v->seq0 >= 0 ? v->seq0 : 0), rn_now_us());
 	if (!rc)
-		rc = rn_chunk_close(&cb, v->offset, out, &a->scratch);
+		rc = rn_chunk_close(&cb, v->offset, out);
 	rn_chunk_free(&cb);
 	return rc;
 }
@@ -250,7 +250,7 @@ void rn_agent__close_chunk(struct source *s)
 		r->pending_nrec = r->cb.nrec;
 		r->pending_offset = r->st.next_offset;
 		r->pending_next_seq = r->st.next_seq; /* every record of the route is in cb */
-		if ((rc = rn_chunk_close(&r->cb, r->pending_offset, &r->pending, &a->scratch))) {
+		if ((rc = rn_chunk_close(&r->cb, r->pending_offset, &r->pending))) {
 			rn_log_error("agent", "stream %s: cannot build a chunk: %s", r->name,
 				     rn_strerror(rc));
 			return; /* the chunks closed so far stay pending and go in on tick */
@@ -315,7 +315,7 @@ static int evtime_match(struct source *s, const uint8_t *p, size_t len, int64_t 
 static int host_emit(void *ctx, const struct rn_record *r0)
 {
 	struct source *s = ctx;
-	int64_t now = rn_now_us();
+	int64_t now = s->poll_now_us ? s->poll_now_us : rn_now_us();
 	struct rn_record rec = *r0, *r = &rec;
 	if (s->conf->event_time_field && !r->event_time_us &&
 	    rn_evtime_json(r->payload, r->len, s->conf->event_time_field, &rec.event_time_us))

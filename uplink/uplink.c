@@ -149,6 +149,11 @@ struct rn_uplink {
 	char err[512];
 	unsigned rnd;
 	struct tokenst tok;
+	/* Busy-loop guard (rn_uplink_wait): body bytes given to curl plus response bytes taken
+	 * from it, the count at the last wait, and how many waits in a row returned at once
+	 * with nothing moved. */
+	uint64_t moved, moved_seen;
+	int quick;
 };
 
 static void set_err(struct rn_uplink *u, const char *fmt, ...)
@@ -478,6 +483,7 @@ static size_t read_cb(char *buf, size_t size, size_t nitems, void *arg)
 	}
 	memcpy(buf, s->out.data + s->out_pos, n);
 	s->out_pos += n;
+	u->moved += n;
 	s->stats.bytes_sent += n;
 	s->last_tx_us = rn_mono_us();
 	return n;
@@ -622,6 +628,7 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *arg)
 	struct ustream *s = arg;
 	size_t len = size * nmemb, mlen;
 	char head[24];
+	s->u->moved += len;
 	if (s->fault || check_grpc_headers(s))
 		return 0; /* aborts the transfer */
 	switch (rn_uplink_feed(&s->df, (const uint8_t *)data, len, on_response, s, &mlen)) {
@@ -1402,6 +1409,50 @@ int rn_uplink_step(struct rn_uplink *u)
 	return 0;
 }
 
+/*
+ * libcurl 7.88 (Debian 12's) busy-loops on an HTTP/2 upload whose stream window the server
+ * has not yet replenished: it asks for POLLOUT, the socket is writable, curl_multi_poll()
+ * returns at once and curl_multi_perform() sends nothing (curl issue 10618, fixed in 8.0).
+ * While a backlog drained faster than the server took it, that was ~300,000 empty loop
+ * iterations a second: a core taken from the server on a small device. After SPIN_ROUNDS
+ * waits in a row that returned within SPIN_QUICK_US with no byte moved either way, the uplink
+ * waits instead for its connections to become readable (the WINDOW_UPDATE that unblocks
+ * the upload is incoming data) or the extra fds, at most SPIN_WAIT_MS, so curl's own timers
+ * still run; the first byte moved ends it. rn_uplink_wakeup() is then late by that much.
+ */
+#define SPIN_ROUNDS 4
+#define SPIN_QUICK_US 1000
+#define SPIN_WAIT_MS 10
+
+static int stall_wait(struct rn_uplink *u, struct rn_uplink_waitfd *fds, int n, int timeout_ms)
+{
+	struct pollfd p[16 + 64];
+	int np = 0;
+	for (int i = 0; i < n; i++)
+		p[np++] = (struct pollfd){.fd = fds[i].fd, .events = fds[i].events};
+	/* the connections' sockets, as the streams that opened them noted them (sockopt_cb) */
+	for (size_t i = 0; i < u->n; i++) {
+		const struct ustream *st = u->streams[i];
+		int ns = st->nsocks < SOCKS_MAX ? st->nsocks : SOCKS_MAX;
+		for (int j = 0; j < ns && np < (int)(sizeof(p) / sizeof(p[0])); j++) {
+			int seen = 0;
+			for (int k = n; k < np && !seen; k++)
+				seen = p[k].fd == st->socks[j];
+			if (!seen)
+				p[np++] = (struct pollfd){.fd = st->socks[j], .events = POLLIN};
+		}
+	}
+	if (np == n) {
+		u->quick = 0; /* no connection to watch: not the stall above */
+		return rn_uplink_wait(u, fds, n, timeout_ms);
+	}
+	if (poll(p, (nfds_t)np, timeout_ms) < 0)
+		return RN_EIO;
+	for (int i = 0; i < n; i++)
+		fds[i].revents = p[i].revents;
+	return 0;
+}
+
 int rn_uplink_wait(struct rn_uplink *u, struct rn_uplink_waitfd *fds, int nfds, int timeout_ms)
 {
 	struct curl_waitfd wfd[16];
@@ -1439,8 +1490,19 @@ int rn_uplink_wait(struct rn_uplink *u, struct rn_uplink_waitfd *fds, int nfds, 
 					(fds[i].events & POLLOUT_COMPAT ? CURL_WAIT_POLLOUT : 0));
 		wfd[i].revents = 0;
 	}
+	int idle = u->moved == u->moved_seen;
+	u->moved_seen = u->moved;
+	if (!idle)
+		u->quick = 0;
+	if (u->quick >= SPIN_ROUNDS && timeout_ms > 0)
+		return stall_wait(u, fds, n, timeout_ms < SPIN_WAIT_MS ? timeout_ms : SPIN_WAIT_MS);
+	int64_t t0 = rn_mono_us();
 	if (curl_multi_poll(u->multi, wfd, (unsigned)n, timeout_ms, NULL) != CURLM_OK)
 		return RN_EIO;
+	if (idle && timeout_ms > 0 && rn_mono_us() - t0 < SPIN_QUICK_US)
+		u->quick++;
+	else
+		u->quick = 0;
 	for (int i = 0; i < n; i++)
 		fds[i].revents = (short)((wfd[i].revents & CURL_WAIT_POLLIN ? POLLIN_COMPAT : 0) |
 					 (wfd[i].revents & CURL_WAIT_POLLOUT ? POLLOUT_COMPAT : 0));

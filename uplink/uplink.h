@@ -108,7 +108,12 @@ struct rn_uplink_waitfd {
 };
 
 /* Waits up to timeout_ms for uplink sockets, the extra fds or rn_uplink_wakeup(). The wait is
- * shortened to the uplink's next timer (backoff end, ack timeout). 0 or RN_EIO. */
+ * shortened to the uplink's next timer (backoff end, ack timeout). Only the first 16 extra
+ * fds are watched; revents is filled for those (the others get 0). While libcurl spins
+ * without moving a byte (an HTTP/2 upload waiting for the server's window, see uplink.c)
+ * the wait watches only for incoming data and the extra fds, 10 ms at most, and a
+ * concurrent rn_uplink_wakeup() may be late by that much. 0, or RN_EIO with the revents
+ * not filled. */
 int rn_uplink_wait(struct rn_uplink *u, struct rn_uplink_waitfd *fds, int nfds, int timeout_ms);
 
 /* Does all uplink work that is ready: I/O, acks, reconnects. Never blocks. */

@@ -76,11 +76,11 @@ static Databricks__Zerobus__PersistentStreamRequest *decode(const struct rn_buf 
 static void test_roundtrip(void **state)
 {
 	struct rn_chunk_builder b = {.lim = {1 << 20, 1000, 200000, 3}};
-	struct rn_buf out = {0}, scratch = {0}, plain = {0};
+	struct rn_buf out = {0}, plain = {0};
 	(void)state;
 	fill(&b, 5);
 	assert_int_equal(b.nrec, 5);
-	assert_int_equal(rn_chunk_close(&b, 42, &out, &scratch), 0);
+	assert_int_equal(rn_chunk_close(&b, 42, &out), 0);
 	assert_int_equal(b.nrec, 0);
 
 	Databricks__Zerobus__PersistentStreamRequest *req = decode(&out, &plain);
@@ -136,7 +136,6 @@ static void test_roundtrip(void **state)
 	}
 	databricks__zerobus__persistent_stream_request__free_unpacked(req, NULL);
 	rn_buf_free(&out);
-	rn_buf_free(&scratch);
 	rn_buf_free(&plain);
 	rn_chunk_free(&b);
 }
@@ -145,19 +144,18 @@ static void test_roundtrip(void **state)
 static void test_deterministic(void **state)
 {
 	struct rn_chunk_builder b = {.lim = {1 << 20, 1000, 200000, 3}};
-	struct rn_buf o1 = {0}, o2 = {0}, scratch = {0};
+	struct rn_buf o1 = {0}, o2 = {0};
 	(void)state;
 	fill(&b, 50);
-	assert_int_equal(rn_chunk_close(&b, 7, &o1, &scratch), 0);
+	assert_int_equal(rn_chunk_close(&b, 7, &o1), 0);
 	fill(&b, 50);
-	assert_int_equal(rn_chunk_close(&b, 7, &o2, &scratch), 0);
+	assert_int_equal(rn_chunk_close(&b, 7, &o2), 0);
 	assert_int_equal(o1.len, o2.len);
 	assert_memory_equal(o1.data, o2.data, o1.len);
 	/* empty builder */
-	assert_int_equal(rn_chunk_close(&b, 8, &o1, &scratch), RN_EINVAL);
+	assert_int_equal(rn_chunk_close(&b, 8, &o1), RN_EINVAL);
 	rn_buf_free(&o1);
 	rn_buf_free(&o2);
-	rn_buf_free(&scratch);
 	rn_chunk_free(&b);
 }
 
@@ -186,7 +184,7 @@ static void test_due(void **state)
 static void test_boot_fields(void **state)
 {
 	struct rn_chunk_builder b = {.lim = {1 << 20, 1000, 200000, 3}};
-	struct rn_buf out = {0}, scratch = {0}, plain = {0};
+	struct rn_buf out = {0}, plain = {0};
 	struct rn_record r = {(const uint8_t *)"x", 1, NULL, 0, 0, NULL, 0};
 	struct rn_chunk_origin o = origin, none = origin;
 	const int64_t day1 = 86400LL * 1000000; /* 1970-01-02: a device without an RTC */
@@ -200,7 +198,7 @@ static void test_boot_fields(void **state)
 	assert_true(b.batch.len - with < with); /* the trusted record is smaller */
 	assert_int_equal(rn_chunk_add(&b, &none, &r, 2, day1), 0);
 	assert_int_equal(rn_chunk_add(&b, &origin, &r, 3, day1), 0);
-	assert_int_equal(rn_chunk_close(&b, 0, &out, &scratch), 0);
+	assert_int_equal(rn_chunk_close(&b, 0, &out), 0);
 	Databricks__Zerobus__PersistentStreamRequest *req = decode(&out, &plain);
 	ProtobufCBinaryData *recs = req->ingest_record_batch->proto_encoded_batch->records;
 	assert_int_equal(req->ingest_record_batch->proto_encoded_batch->n_records, 4);
@@ -223,7 +221,6 @@ static void test_boot_fields(void **state)
 	}
 	databricks__zerobus__persistent_stream_request__free_unpacked(req, NULL);
 	rn_buf_free(&out);
-	rn_buf_free(&scratch);
 	rn_buf_free(&plain);
 	rn_chunk_free(&b);
 }
@@ -278,14 +275,13 @@ static void test_alloc_sweep_build(void **state)
 {
 	const int nrec = sweep_long() ? 400 : 40;
 	struct rn_chunk_builder rb = {.lim = {1 << 24, 100000, 200000, 3}};
-	struct rn_buf ref = {0}, scratch = {0};
+	struct rn_buf ref = {0};
 	long n;
 	(void)state;
 	for (int i = 0; i < nrec; i++)
 		assert_int_equal(sweep_add(&rb, i), 0);
-	assert_int_equal(rn_chunk_close(&rb, 42, &ref, &scratch), 0);
+	assert_int_equal(rn_chunk_close(&rb, 42, &ref), 0);
 	rn_chunk_free(&rb);
-	rn_buf_free(&scratch);
 	for (n = 1;; n++) {
 		struct rn_chunk_builder b = {.lim = rb.lim};
 		struct rn_buf out = {0};
@@ -303,11 +299,11 @@ static void test_alloc_sweep_build(void **state)
 				assert_int_equal(sweep_add(&b, i), 0);
 			}
 		}
-		if ((rc = rn_chunk_close(&b, 42, &out, &scratch))) {
+		if ((rc = rn_chunk_close(&b, 42, &out))) {
 			assert_int_equal(rc, RN_ENOMEM);
 			assert_int_equal(b.nrec, (uint32_t)nrec); /* nothing lost: close again */
 			failures++;
-			assert_int_equal(rn_chunk_close(&b, 42, &out, &scratch), 0);
+			assert_int_equal(rn_chunk_close(&b, 42, &out), 0);
 		}
 		hit = rn_mem_fail_disarm();
 		if (failures != hit)
@@ -317,7 +313,6 @@ static void test_alloc_sweep_build(void **state)
 		assert_memory_equal(out.data, ref.data, ref.len);
 		rn_chunk_free(&b);
 		rn_buf_free(&out);
-		rn_buf_free(&scratch);
 		assert_int_equal(rn_mem_live(), live);
 		if (!hit)
 			break;
