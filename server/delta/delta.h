@@ -110,7 +110,7 @@ struct rn_delta_maint {
 	int64_t compact_min_files;   /* compact only when at least this many small files */
 	int64_t compact_interval_ms; /* at most one compaction step per interval per table */
 	int64_t vacuum_retention_ms; /* removed files older than this are deleted */
-	int64_t vacuum_interval_ms;  /* how often rn_delta_maintain vacuums */
+	int64_t vacuum_interval_ms;  /* how often maint.h runs vacuum */
 };
 /* Sets the frozen configuration; call once at start, before any table is opened or any
  * thread that reads it (rn_delta_maint_get) is started. */
