@@ -27,21 +27,29 @@ const EXTRA = [
   'vacuum_interval = "2s";',
   'vacuum_retention = 0;',
 ].join('\n');
-// The good client's ack latency bounds (ms) while compactions run: generous for a shared
-// 2-core machine and sanitizer builds; with the compaction on the loop (before), this run
-// measured p99 = max = 300-380 ms, after: p99 ~25 ms.
-const P99_MS = Number(process.env.RN_MAINT_P99_MS || 200);
-const MAX_MS = Number(process.env.RN_MAINT_MAX_MS || 1000);
+// What must hold: the event loop never stalls for a maintenance job. The loop's own lag
+// (a 50 ms timer's lateness, max over the run) stays under LAG_MS and under the longest job
+// (a job on the loop would stall it at least that long). With compaction on the loop
+// (before), this run measured the good client's ack p99 = max = 300-380 ms; after, ~25-70
+// ms, but up to ~250 ms on a loaded machine: the WAL's fsync then queues behind the
+// maintenance thread's writes on the same disk. So the ack bounds are only sanity bounds.
+const LAG_MS = Number(process.env.RN_MAINT_LAG_MS || 250);
+const P99_MS = Number(process.env.RN_MAINT_P99_MS || 600);
+const MAX_MS = Number(process.env.RN_MAINT_MAX_MS || 2000);
 
 function metric(text, name) {
   const m = text.match(new RegExp(`^runnel_server_${name} (\\S+)$`, 'm'));
   return m ? Number(m[1]) : undefined;
 }
 
+// loop_lag_max_seconds restarts at each scrape: the most any scrape saw
+let lagMax = 0;
 async function scrape(server) {
   const line = [...server.proc.log].reverse().find((l) => /metrics on 127\.0\.0\.1:\d+/.test(l));
   const r = await fetch(`http://127.0.0.1:${line.match(/metrics on 127\.0\.0\.1:(\d+)/)[1]}/metrics`);
-  return r.text();
+  const text = await r.text();
+  lagMax = Math.max(lagMax, metric(text, 'loop_lag_max_seconds') ?? Infinity);
+  return text;
 }
 
 const compactions = (server, table) => server.proc.log
@@ -100,10 +108,13 @@ test('compaction off the loop: acks stay fast, every record once, SIGKILL mid-jo
       assert.equal(f.acks.length, 150);
       expectBulk.push([f.stream_id, 150 * 300]);
     }
-    // the good client keeps the flushes (and so the maintenance decisions) going
-    await waitFor(async () => compactions(server, BULK) >= 2 &&
-      metric(await scrape(server), 'compactions_total') >= 2,
-    { timeoutMs: 120000, what: 'two compactions of the bulk table' });
+    // if the fills ended before a second compaction was due, more small files (the fills'
+    // and the good client's flushes keep the maintenance decisions going)
+    await waitFor(async () => {
+      if (compactions(server, BULK) >= 2 && metric(await scrape(server), 'compactions_total') >= 2) return true;
+      await fill(server, BULK, 12, 20, 0);
+      return false;
+    }, { timeoutMs: 120000, what: 'two compactions of the bulk table' });
     await good.progress(20);
     const r = await good.stop();
     good = null;
@@ -118,6 +129,10 @@ test('compaction off the loop: acks stay fast, every record once, SIGKILL mid-jo
     assert.ok(metric(m, 'compactions_total') >= 2);
     assert.ok(metric(m, 'checkpoints_total') >= 1);
     assert.equal(metric(m, 'maintenance_jobs_failed_total'), 0);
+    const jobMax = metric(m, 'maintenance_job_max_seconds');
+    console.log(`# loop lag max over the run ${lagMax} s, longest job ${jobMax} s`);
+    assert.ok(lagMax < LAG_MS / 1000, `the loop stalled ${lagMax} s`);
+    assert.ok(lagMax < jobMax, `the loop stalled ${lagMax} s, as long as a job (${jobMax} s)`);
     assert.ok(r.latency_ms.p99 < P99_MS, `good client ack p99 ${r.latency_ms.p99} ms during compactions`);
     assert.ok(r.latency_ms.max < MAX_MS, `good client ack max ${r.latency_ms.max} ms during compactions`);
   } finally {
