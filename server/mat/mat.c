@@ -38,6 +38,7 @@
 #include "rn_buf.h"
 #include "rn_clock.h"
 #include "rn_err.h"
+#include "rn_fs.h"
 #include "rn_json.h"
 #include "rn_log.h"
 #include "rn_lograte.h"
@@ -2155,7 +2156,10 @@ static void maint_run(void *arg)
 		rn_maint_run(d, rn_delta_maint_get(), j->tasks, j->keep_after, j->stop, &j->res);
 	}
 	rn_delta_close(d);
-	rn_zstd_release(); /* this thread's compression contexts: not kept between jobs */
+	/* this thread's compression contexts and write buffer: not kept between jobs (nor
+	 * leaked when the pool's threads exit) */
+	rn_zstd_release();
+	rn_fs_thread_release();
 	j->run_us = rn_mono_us() - t0;
 	atomic_fetch_sub(j->running, 1);
 }

@@ -5,7 +5,9 @@
 // every ack for as long as it ran), the compactions really ran (log lines and metrics), and
 // every acknowledged record is in its table exactly once. Then the server is killed (-9)
 // while a maintenance job runs: the table is still valid, and after a restart (which
-// compacts again) every record is still there exactly once.
+// compacts again) every record is still there exactly once. Last, SIGTERM while a job runs:
+// the server exits 0 (the job stops after its current step; a sanitizer build also checks
+// that the worker thread left nothing behind).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -166,6 +168,18 @@ test('compaction off the loop: acks stay fast, every record once, SIGKILL mid-jo
     expectBulk.push([again.stream_id, 30 * 100]);
     await waitFor(async () => compactions(server, BULK) > before || (await fill(server, BULK, 1, 1, 0)) && false,
       { timeoutMs: 120000, what: 'a compaction after the restart' });
+    // SIGTERM while a job runs: it stops after its current step, the server exits cleanly
+    const more2 = await fill(server, BULK, 60, 300, 200);
+    expectBulk.push([more2.stream_id, 60 * 300]);
+    await waitFor(async () => {
+      if (metric(await scrape(server), 'maintenance_jobs_running') >= 1) return true;
+      await fill(server, BULK, 2, 10, 0);
+      return false;
+    }, { timeoutMs: 120000, intervalMs: 10, what: 'a maintenance job running' });
+    const t0 = Date.now();
+    const ex = await server.proc.stop(30000);
+    console.log(`# SIGTERM with a job running: exit after ${Date.now() - t0} ms`);
+    assert.deepEqual(ex, { code: 0, signal: null }, server.proc.tail());
   } finally {
     await server.stop();
   }

@@ -28,6 +28,7 @@
 #include "pqread.h"
 #include "rn_buf.h"
 #include "rn_err.h"
+#include "rn_fs.h"
 #include "rn_zstd.h"
 
 static char root[512], table[600];
@@ -188,6 +189,7 @@ static void *maint_thread(void *arg)
 	}
 	rn_delta_close(d);
 	rn_zstd_release(); /* as the server's worker does after each job */
+	rn_fs_thread_release();
 	return NULL;
 }
 
