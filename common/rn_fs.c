@@ -125,7 +125,14 @@ int rn_write_all(int fd, const void *vp, size_t len)
 #define DIRECT_ALIGN 4096u /* covers 512- and 4096-byte logical blocks */
 #define BOUNCE_BYTES ((size_t)1 << 20)
 
-static _Thread_local uint8_t *bounce; /* reachable until exit: not a leak */
+/* reachable until exit on the main thread; other threads free it (rn_fs_thread_release) */
+static _Thread_local uint8_t *bounce;
+
+void rn_fs_thread_release(void)
+{
+	free(bounce);
+	bounce = NULL;
+}
 
 static int set_direct(int fd, int on)
 {

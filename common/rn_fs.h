@@ -63,6 +63,11 @@ int rn_write_all(int fd, const void *p, size_t len);
  */
 int rn_write_new_file(int fd, const void *p, size_t len);
 
+/* Frees the calling thread's bounce buffer of rn_write_new_file (the next call makes a new
+ * one). A worker thread calls it after a job: a thread-local buffer is not freed when its
+ * thread exits. */
+void rn_fs_thread_release(void);
+
 /* fsyncs the directory `dir`. 0, or -1 with errno set. */
 int rn_fsync_dir(const char *dir);
 

@@ -17,19 +17,19 @@
 
 #include "rn_err.h"
 
-static enum rn_log_level level = RN_LOG_INFO;
+static atomic_int level = RN_LOG_INFO; /* set on the loop (reload), read by every thread */
 static const char *program = "runnel";
 static atomic_int log_fd = STDERR_FILENO;
 static char log_path[4096]; /* the file logged to; "" = stderr (main thread only) */
 
 void rn_log_set_level(enum rn_log_level lvl)
 {
-	level = lvl;
+	atomic_store_explicit(&level, (int)lvl, memory_order_relaxed);
 }
 
 enum rn_log_level rn_log_get_level(void)
 {
-	return level;
+	return (enum rn_log_level)atomic_load_explicit(&level, memory_order_relaxed);
 }
 
 void rn_log_set_program(const char *name)
@@ -46,7 +46,7 @@ void rn_log(enum rn_log_level lvl, const char *component, const char *fmt, ...)
 	size_t n;
 	va_list ap;
 
-	if (lvl > level)
+	if ((int)lvl > atomic_load_explicit(&level, memory_order_relaxed))
 		return;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);

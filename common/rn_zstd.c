@@ -75,3 +75,11 @@ int rn_zstd_decompress(struct rn_buf *out, const void *src, size_t len, size_t m
 		}
 	}
 }
+
+void rn_zstd_release(void)
+{
+	ZSTD_freeCCtx(cctx);
+	ZSTD_freeDCtx(dctx);
+	cctx = NULL;
+	dctx = NULL;
+}

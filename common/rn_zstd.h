@@ -22,4 +22,9 @@ int rn_zstd_compress_hl(struct rn_buf *out, const void *src, size_t len, int lev
  * exceed max bytes and RN_ECORRUPT for data that is not a valid zstd frame. */
 int rn_zstd_decompress(struct rn_buf *out, const void *src, size_t len, size_t max);
 
+/* Frees the calling thread's cached contexts (the next call makes new ones). A worker
+ * thread calls it after a job, so its contexts neither outlive the thread (they would leak:
+ * thread-local pointers are not freed at exit) nor hold memory between jobs. */
+void rn_zstd_release(void);
+
 #endif

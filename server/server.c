@@ -521,6 +521,24 @@ const struct rn_conf_key rn_server_conf_table[] = {
 	 .max = (int64_t)1 << 50,
 	 .help = "how often each table is vacuumed after a flush; 0 = never",
 	 .flags = RN_CONF_F_RESTART},
+	{.key = "maintenance_threads",
+	 .type = RN_CONF_INT,
+	 .def = "1",
+	 .offset = OFF(maintenance_threads),
+	 .min = 1,
+	 .max = RN_POOL_THREADS_MAX,
+	 .help = "worker threads running Delta maintenance (checkpoints, compaction, vacuum) off "
+		 "the event loop; each table has at most one job at a time",
+	 .flags = RN_CONF_F_RESTART},
+	{.key = "maintenance_queue",
+	 .type = RN_CONF_INT,
+	 .def = "64",
+	 .offset = OFF(maintenance_queue),
+	 .min = 1,
+	 .max = 100000,
+	 .help = "maintenance jobs queued or running at most; a table whose maintenance is due "
+		 "while the queue is full asks again at a later flush",
+	 .flags = RN_CONF_F_RESTART},
 	{.key = "log_level",
 	 .type = RN_CONF_ENUM,
 	 .def = "info",
@@ -647,6 +665,11 @@ struct rn_server {
 	struct rn_authz authz;        /* the last decision (its msg outlives the call that asked) */
 	struct rn_pool *pool;         /* secret checks off the loop (token_verify_*) */
 	struct event *pool_ev;        /* the pool's descriptor is readable: jobs finished */
+	struct rn_pool *maint_pool;   /* Delta maintenance off the loop (maintenance_threads) */
+	struct event *maint_ev;       /* its descriptor is readable: jobs finished */
+	struct event *lag_ev;         /* LAG_MS timer measuring how late the loop runs it */
+	int64_t lag_due_us;           /* when lag_ev should run next */
+	int64_t lag_max_us;           /* the most it ran late since the last scrape */
 	struct rn_seccache *seccache; /* verified client secrets (token_cache_size) */
 	struct token_job *token_jobs; /* token requests whose secret is being checked */
 	struct rn_limits limits;
@@ -2561,6 +2584,36 @@ static void pool_cb(evutil_socket_t fd, short what, void *arg)
 	rn_pool_complete(s->pool);
 }
 
+static void maint_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rn_server *s = arg;
+	(void)fd;
+	(void)what;
+	rn_pool_complete(s->maint_pool);
+}
+
+/* The materializer's maintenance jobs go to their own pool (rn_mat_options.maint_submit),
+ * so a long compaction never delays a token check. */
+static int maint_submit(void *ctx, void (*run)(void *arg), void (*done)(void *arg, int cancelled),
+			void *arg)
+{
+	return rn_pool_submit(ctx, run, done, arg);
+}
+
+/* The loop's stall, cheaply: a timer every LAG_MS notes how late it runs; the most since
+ * the last scrape is runnel_server_loop_lag_max_seconds. */
+#define LAG_MS 50
+static void lag_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rn_server *s = arg;
+	int64_t now = rn_mono_us();
+	(void)fd;
+	(void)what;
+	if (s->lag_due_us && now - s->lag_due_us > s->lag_max_us)
+		s->lag_max_us = now - s->lag_due_us;
+	s->lag_due_us = now + LAG_MS * 1000;
+}
+
 static void rest_token(struct rn_server *s, struct rn_httpx *x)
 {
 	const struct rn_httpx_request *q = &x->req;
@@ -2767,6 +2820,7 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg)
 	rn_log_info("server", "signal %d: draining", (int)sig);
 	rn_sd_notify("STOPPING=1");
 	s->stopping = 1;
+	rn_mat_maint_stop(s->mat); /* no new job; running ones end after their current step */
 	rn_front_stop_listening(s->front);
 	sync_cb(-1, 0, s);
 	flush_now(s);
@@ -3650,10 +3704,18 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 				    conf->compact_interval_ms, conf->vacuum_retention_ms,
 				    conf->vacuum_interval_ms};
 	rn_delta_maint_config(&dm); /* frozen from here on: tables are opened below */
+	{ /* before the materializer: the flushes of the recovery below may submit jobs */
+		struct rn_pool_options po = {(unsigned)conf->maintenance_threads,
+					     (size_t)conf->maintenance_queue, "maintenance"};
+		if ((rc = rn_pool_create(&s->maint_pool, &po)))
+			goto fail;
+	}
 	struct rn_mat_options mo = {.data_root = conf->data_root,
 				    .refill = refill_table,
 				    .refill_ctx = s,
-				    .zstd_level = (int)conf->parquet_zstd_level};
+				    .zstd_level = (int)conf->parquet_zstd_level,
+				    .maint_submit = maint_submit,
+				    .maint_ctx = s->maint_pool};
 	if ((rc = rn_mat_create(&s->mat, &mo)))
 		goto fail;
 	for (size_t i = 0; i < conf->schemas.n; i++) {
@@ -3767,6 +3829,14 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 			rc = RN_ENOMEM;
 			goto fail;
 		}
+	}
+	if (!(s->maint_ev = event_new(s->base, rn_pool_fd(s->maint_pool), EV_READ | EV_PERSIST,
+				      maint_cb, s)) ||
+	    event_add(s->maint_ev, NULL) ||
+	    !(s->lag_ev = event_new(s->base, -1, EV_PERSIST, lag_cb, s)) ||
+	    rn_ev_add_ms(s->lag_ev, LAG_MS)) {
+		rc = RN_ENOMEM;
+		goto fail;
 	}
 	arm_flush(s);
 	apply_limits(s);
@@ -3967,6 +4037,42 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	F("bad_record_warnings_suppressed_total", "counter",
 	  "Batches with bad records that got no log line of their own (counted in a summary).",
 	  ms.warnings_suppressed);
+	/* Delta maintenance off the loop (server/README.md "Threads") */
+	F("maintenance_jobs_running", "gauge", "Delta maintenance jobs running on a worker now.",
+	  ms.maint_running);
+	F("maintenance_jobs_queued", "gauge",
+	  "Delta maintenance jobs submitted and not yet running or not yet handed back.",
+	  ms.maint_inflight > ms.maint_running ? ms.maint_inflight - ms.maint_running : 0);
+	F("maintenance_jobs_total", "counter",
+	  "Delta maintenance jobs (checkpoint, compaction, vacuum of one table) that ran.",
+	  ms.maint_done);
+	F("maintenance_jobs_failed_total", "counter",
+	  "Maintenance jobs in which a task failed (logged, retried after its interval).",
+	  ms.maint_failed);
+	F("maintenance_jobs_refused_total", "counter",
+	  "Maintenance found due but not queued: maintenance_queue was full (asked again later).",
+	  ms.maint_refused);
+	F("maintenance_jobs_cancelled_total", "counter", "Queued maintenance jobs dropped at exit.",
+	  ms.maint_cancelled);
+	rn_metrics_family(b, P "maintenance_seconds_total", "counter",
+			  "Time spent running maintenance jobs.");
+	rn_buf_printf(b, P "maintenance_seconds_total %.6f\n", (double)ms.maint_us / 1e6);
+	rn_metrics_family(b, P "maintenance_job_max_seconds", "gauge",
+			  "The longest maintenance job since start.");
+	rn_buf_printf(b, P "maintenance_job_max_seconds %.6f\n", (double)ms.maint_max_us / 1e6);
+	F("checkpoints_total", "counter", "Delta checkpoints written.", ms.checkpoints);
+	F("compactions_total", "counter", "Compaction commits (small files rewritten into one).",
+	  ms.compactions);
+	F("compacted_files_total", "counter", "Data files removed by compaction commits.",
+	  ms.compacted_files);
+	F("vacuumed_files_total", "counter", "Removed data files deleted by vacuum.",
+	  ms.vacuumed_files);
+	rn_metrics_family(
+		b, P "loop_lag_max_seconds", "gauge",
+		"The most a 50 ms timer of the event loop ran late since the last scrape: "
+		"the loop's longest stall, roughly.");
+	rn_buf_printf(b, P "loop_lag_max_seconds %.6f\n", (double)s->lag_max_us / 1e6);
+	s->lag_max_us = 0;
 	F("mat_refills_total", "counter",
 	  "Tables whose pending rows were dropped after a failure and read back from the "
 	  "WAL.",
@@ -4226,6 +4332,15 @@ void rn_server_destroy(struct rn_server *s)
 	rn_pool_destroy(s->pool);
 	if (s->pool_ev)
 		event_free(s->pool_ev);
+	/* running maintenance jobs end after their current step, queued ones are cancelled;
+	 * their done calls reach the materializer, destroyed below */
+	if (s->mat)
+		rn_mat_maint_stop(s->mat);
+	rn_pool_destroy(s->maint_pool);
+	if (s->maint_ev)
+		event_free(s->maint_ev);
+	if (s->lag_ev)
+		event_free(s->lag_ev);
 	rn_seccache_destroy(s->seccache);
 	rn_tls_destroy(s->metrics_tls);
 	rn_tls_destroy(s->tls);

@@ -10,8 +10,9 @@
  * input's schema, are skipped with a log line.
  *
  * Design for ingest: a step does bounded work (at most target_bytes of input, max_files
- * files) on the caller's thread; the server runs one step per table at most once per
- * compact_interval from rn_delta_maintain() after a flush, so ingest waits at most one step.
+ * files) on the caller's thread; the server runs a round of steps per table at most once
+ * per compact_interval (maint.h) on a maintenance thread, with a handle of its own, so
+ * ingest never waits for it.
  * The selection is pure (rn_compact_pick) and unit tested.
  *
  * Lifetime: stateless calls on a table the caller has open.

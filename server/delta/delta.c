@@ -26,7 +26,6 @@
 #include <uuid/uuid.h>
 
 #include "checkpoint.h"
-#include "compact.h"
 #include "rn_buf.h"
 #include "rn_clock.h"
 #include "rn_err.h"
@@ -36,9 +35,9 @@
 #include "rn_mem.h"
 
 #define DAY_MS ((int64_t)86400000)
-#define COMPACT_STEPS 32 /* compaction commits per maintenance round at most */
 
-/* The frozen maintenance configuration (set once at start by the server). */
+/* The frozen maintenance configuration: set once at start by the server, before any worker
+ * thread exists; read only from then on (maint.c reads it from workers). */
 static struct rn_delta_maint maint = {
 	.checkpoint_interval = 10,
 	.log_retention_ms = 30 * DAY_MS,
@@ -70,7 +69,6 @@ struct rn_delta {
 	struct pslot *slots; /* path -> files index; power-of-two cap */
 	size_t capslots;
 	int64_t ckpt_version; /* newest checkpoint we know of, -1 none */
-	int64_t last_compact_ms, last_vacuum_ms;
 	/* a commit was applied only in part (out of memory mid-way): the snapshot is rebuilt
 	 * from the log before it is used again (rn_delta_refresh, rn_delta_commit) */
 	int stale;
@@ -890,7 +888,6 @@ int rn_delta_open_part(struct rn_delta **out, const char *dir, const char *schem
 	d->ckpt_version = -1;
 	d->min_reader = d->min_writer = -1;
 	d->meta.created_ms = -1;
-	d->last_compact_ms = d->last_vacuum_ms = rn_mono_us() / 1000;
 	if (!d->dir || !d->log_dir || !d->engine) {
 		rn_delta_close(d);
 		return RN_ENOMEM;
@@ -1328,6 +1325,11 @@ int rn_delta_checkpoint(struct rn_delta *d, int64_t tombstone_retention_ms, int6
 
 int rn_delta_cleanup(struct rn_delta *d, int64_t retention_ms, size_t *deleted)
 {
+	return rn_delta_cleanup_below(d, retention_ms, INT64_MAX, deleted);
+}
+
+int rn_delta_cleanup_below(struct rn_delta *d, int64_t retention_ms, int64_t below, size_t *deleted)
+{
 	int64_t ck = last_checkpoint(d), v, cutoff = rn_now_us() / 1000 - retention_ms;
 	char path[4400];
 	struct dirent *de;
@@ -1343,8 +1345,9 @@ int rn_delta_cleanup(struct rn_delta *d, int64_t retention_ms, size_t *deleted)
 		int is_json = versioned(de->d_name, ".json", &v);
 		if (!is_json && !versioned(de->d_name, ".checkpoint.parquet", &v))
 			continue;
-		/* keep the newest checkpoint and its JSON commit, and everything after */
-		if (v >= ck)
+		/* keep the newest checkpoint and its JSON commit, and everything after; and
+		 * what another writer may still need (below) */
+		if (v >= ck || v >= below)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", d->log_dir, de->d_name);
 		if (stat(path, &st))
@@ -1398,60 +1401,6 @@ int rn_delta_vacuum(struct rn_delta *d, int64_t retention_ms, int dry_run,
 	if (!dry_run && *nfiles && rn_fsync_dir(d->dir))
 		rc = fail(d, errno_rc(), "fsync %s: %s", d->dir, strerror(errno));
 	return rc;
-}
-
-void rn_delta_maintain(struct rn_delta *d)
-{
-	int64_t now = rn_mono_us() / 1000, v;
-	size_t n;
-	int rc;
-	if (maint.checkpoint_interval > 0 && d->version > 0 &&
-	    d->version - (d->ckpt_version > 0 ? d->ckpt_version : 0) >= maint.checkpoint_interval) {
-		if ((rc = rn_delta_checkpoint(d, maint.vacuum_retention_ms, &v))) {
-			rn_log_warn("delta", "%s: checkpoint failed: %s", d->dir, d->err);
-			d->ckpt_version = d->version; /* retry after another interval */
-		} else {
-			rn_log_debug("delta", "%s: checkpoint at version %lld", d->dir,
-				     (long long)v);
-			if (rn_delta_cleanup(d, maint.log_retention_ms, &n))
-				rn_log_warn("delta", "%s: log cleanup: %s", d->dir, d->err);
-			else if (n)
-				rn_log_info("delta", "%s: removed %zu expired log files", d->dir,
-					    n);
-		}
-	}
-	if (maint.compact_interval_ms > 0 &&
-	    now - d->last_compact_ms >= maint.compact_interval_ms) {
-		struct rn_compact_options co = {.target_bytes = maint.compact_target,
-						.min_files = (size_t)maint.compact_min_files};
-		struct rn_compact_result res;
-		int64_t budget =
-			maint.compact_target > 0 ? maint.compact_target : (int64_t)128 << 20;
-		d->last_compact_ms = now;
-		/* a step rewrites one partition: go on with the next ones while the step budget
-		 * (one target of input bytes, COMPACT_STEPS commits) lasts, so a table with many
-		 * partitions keeps up with its flushes */
-		for (int steps = 0; steps < COMPACT_STEPS && budget > 0; steps++) {
-			rc = rn_compact_step(d, &co, &res);
-			if (rc && rc != RN_EAGAIN)
-				rn_log_warn("delta", "%s: compaction: %s", d->dir, res.why);
-			else if (!rc)
-				rn_log_info("delta", "%s: compacted %zu files (%lld rows) into %s",
-					    d->dir, res.nfiles, (long long)res.rows, res.path);
-			if (rc)
-				break;
-			budget -= res.bytes;
-		}
-	}
-	if (maint.vacuum_interval_ms > 0 && now - d->last_vacuum_ms >= maint.vacuum_interval_ms) {
-		int64_t bytes;
-		d->last_vacuum_ms = now;
-		if (rn_delta_vacuum(d, maint.vacuum_retention_ms, 0, NULL, NULL, &n, &bytes))
-			rn_log_warn("delta", "%s: vacuum: %s", d->dir, d->err);
-		else if (n)
-			rn_log_info("delta", "%s: vacuum deleted %zu files (%lld bytes)", d->dir, n,
-				    (long long)bytes);
-	}
 }
 
 const char *rn_delta_errmsg(const struct rn_delta *d)

@@ -6,10 +6,13 @@
  * replay keeps the whole snapshot (protocol, metaData, live adds, remove tombstones, txns)
  * so it can write classic Parquet checkpoints (checkpoint.h) and start from the newest one
  * on open; it also cleans up expired log files behind a checkpoint, commits compaction
- * rewrites (compact.h) and vacuums removed data files. rn_delta_maintain() runs all three
- * when due, under a frozen process-wide configuration (rn_delta_maint_config).
+ * rewrites (compact.h) and vacuums removed data files. maint.h decides when they are due and
+ * runs them, under a frozen process-wide configuration (rn_delta_maint_config).
  *
- * Lifetime: opened by the materializer per table, used on one thread, closed at exit.
+ * Lifetime: a handle is used on one thread at a time and shares nothing mutable with other
+ * handles, so several handles on one table (the materializer's on the loop, a maintenance
+ * job's on a worker) are independent writers, ordered by the log's put-if-absent. Opened by
+ * the materializer per table and closed at exit; a maintenance job opens and closes its own.
  */
 #ifndef RN_DELTA_H
 #define RN_DELTA_H
@@ -107,16 +110,12 @@ struct rn_delta_maint {
 	int64_t compact_min_files;   /* compact only when at least this many small files */
 	int64_t compact_interval_ms; /* at most one compaction step per interval per table */
 	int64_t vacuum_retention_ms; /* removed files older than this are deleted */
-	int64_t vacuum_interval_ms;  /* how often rn_delta_maintain vacuums */
+	int64_t vacuum_interval_ms;  /* how often maint.h runs vacuum */
 };
-/* Sets the frozen configuration; call once at start, before any table is opened. */
+/* Sets the frozen configuration; call once at start, before any table is opened or any
+ * thread that reads it (rn_delta_maint_get) is started. */
 void rn_delta_maint_config(const struct rn_delta_maint *m);
 const struct rn_delta_maint *rn_delta_maint_get(void);
-
-/* Runs what is due after a commit, on the caller's thread: a checkpoint when
- * checkpoint_interval commits passed since the last one (then log cleanup), one bounded
- * compaction step, vacuum. Never fails: problems are logged and retried later. */
-void rn_delta_maintain(struct rn_delta *d);
 
 /* Writes the checkpoint of the latest version (after a refresh) and then _last_checkpoint
  * (never moving it backwards). Tombstones older than tombstone_retention_ms are left out
@@ -131,6 +130,10 @@ int64_t rn_delta_checkpoint_version(const struct rn_delta *d);
  * (_last_checkpoint) and whose mtime is older than retention_ms. *deleted counts them.
  * 0 (also when there is no checkpoint: nothing is deleted), RN_EIO. */
 int rn_delta_cleanup(struct rn_delta *d, int64_t retention_ms, size_t *deleted);
+/* rn_delta_cleanup that also keeps every version >= below: those another writer that has
+ * not read past below - 1 may still try to commit after (INT64_MAX = none). */
+int rn_delta_cleanup_below(struct rn_delta *d, int64_t retention_ms, int64_t below,
+			   size_t *deleted);
 
 /* The snapshot's files: the newest action per path; is_remove marks tombstones. Valid until
  * the next refresh or commit. */

@@ -23,11 +23,13 @@
 #include "mat.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "delta.h"
+#include "maint.h"
 #include "jsonrow.h"
 #include "ledger.h"
 #include "parquet.h"
@@ -36,6 +38,7 @@
 #include "rn_buf.h"
 #include "rn_clock.h"
 #include "rn_err.h"
+#include "rn_fs.h"
 #include "rn_json.h"
 #include "rn_log.h"
 #include "rn_lograte.h"
@@ -43,6 +46,7 @@
 #include "rn_pbwire.h"
 #include "rn_strmap.h"
 #include "rn_utf8.h"
+#include "rn_zstd.h"
 #include "schema.h"
 
 enum {
@@ -147,6 +151,8 @@ struct mat_table {
 	 * every stream of the table; keys are the plans' own stream strings) */
 	struct rn_strmap plan_ids;
 	struct rn_delta *delta;
+	struct rn_maint_clock maint; /* when its maintenance tasks last started */
+	struct maint_job *job;       /* its maintenance job in flight (at most one), or NULL */
 	struct rn_pq_writer *pq;
 	struct pending_stream *streams; /* streams with rows in the open writer */
 	size_t nstreams, capstreams;
@@ -217,6 +223,14 @@ struct rn_mat {
 	struct rn_lograte warn;
 	uint64_t dead_records; /* records of typed tables sent to their dead-letter tables */
 	uint64_t undecodable;  /* records of envelope tables kept undecoded in payload_raw */
+	/* maintenance off the loop (rn_mat_options.maint_submit; NULL = inline) */
+	int (*maint_submit)(void *ctx, void (*run)(void *arg),
+			    void (*done)(void *arg, int cancelled), void *arg);
+	void *maint_ctx;
+	atomic_int maint_stop;    /* rn_mat_maint_stop: workers read it between steps */
+	atomic_int maint_running; /* jobs inside maint_run now (workers change it) */
+	int maint_stopped;        /* loop's copy of maint_stop */
+	struct rn_mat_stats ms;   /* the maint_* and task counters (loop) */
 	char err[512];
 };
 
@@ -269,6 +283,8 @@ int rn_mat_create(struct rn_mat **out, const struct rn_mat_options *opt)
 	m->zstd_level = opt->zstd_level ? opt->zstd_level : 1;
 	m->refill = opt->refill;
 	m->refill_ctx = opt->refill_ctx;
+	m->maint_submit = opt->maint_submit;
+	m->maint_ctx = opt->maint_ctx;
 	rn_lograte_init(&m->warn, RN_MAT_WARN_PERIOD_US, rn_mono_us());
 	if (opt->created_by)
 		m->created_by = rn_strdup(opt->created_by);
@@ -382,6 +398,9 @@ void rn_mat_destroy(struct rn_mat *m)
 {
 	if (!m)
 		return;
+	if (m->ms.maint_inflight) /* a worker would write into freed memory: leak instead */
+		rn_log_error("mat", "destroyed with %llu maintenance jobs in flight",
+			     (unsigned long long)m->ms.maint_inflight);
 	for (size_t i = 0; i < m->ntables; i++) {
 		rn_ledger_debts_free(m->ledger, &m->tables[i]->debts);
 		table_free(m->tables[i]);
@@ -462,6 +481,9 @@ static int get_table(struct rn_mat *m, const char *name, int create, struct mat_
 		table_free(t);
 		return rc;
 	}
+	/* maintenance clocks start now: the first compaction and vacuum one interval after
+	 * the table is opened, not at its first flush */
+	t->maint.last_compact_ms = t->maint.last_vacuum_ms = rn_mono_us() / 1000;
 	/* The log says what the table is: a typed table declared in the config must match it,
 	 * and an undeclared table with another schema than the envelope is typed by its log
 	 * (created from a stream's descriptor, or by another writer). */
@@ -1723,9 +1745,11 @@ void rn_mat_tick(struct rn_mat *m, int64_t now_us)
 
 void rn_mat_stats(const struct rn_mat *m, struct rn_mat_stats *st)
 {
-	*st = (struct rn_mat_stats){.dead_records = m->dead_records,
-				    .undecodable = m->undecodable,
-				    .warnings_suppressed = m->warn.suppressed};
+	*st = m->ms;
+	st->dead_records = m->dead_records;
+	st->undecodable = m->undecodable;
+	st->warnings_suppressed = m->warn.suppressed;
+	st->maint_running = (uint64_t)atomic_load(&m->maint_running);
 }
 
 /* Puts the rows of one validated batch into t's builders (and its dead letters into its
@@ -2098,6 +2122,136 @@ static int flush_part(struct rn_mat *m, struct mat_table *t)
 	return commit_part(m, t);
 }
 
+/* ---- Delta maintenance: decided here on the loop, run inline or by a job on a worker ---- */
+
+/* One table's maintenance run on a worker (rn_mat_options.maint_submit). */
+struct maint_job {
+	/* the worker's from submit until maint_run returns (server/README.md "Threads"): */
+	char *dir;          /* the table's directory: the job opens its own rn_delta on it */
+	unsigned tasks;     /* RN_MAINT_* */
+	int64_t keep_after; /* the loop's version at submit: its next commit is above it */
+	struct rn_maint_result res;
+	int64_t run_us;
+	/* atomics of the materializer, read and changed by both sides */
+	const atomic_int *stop;
+	atomic_int *running;
+	/* the loop's, never touched by the worker */
+	struct rn_mat *m;
+	struct mat_table *t;
+};
+
+/* Adds a run's result to the counters and the table's clock (loop). */
+static void maint_account(struct rn_mat *m, struct mat_table *t, const struct rn_maint_result *r,
+			  int64_t us)
+{
+	m->ms.maint_done++;
+	m->ms.maint_failed += r->failed != 0;
+	m->ms.maint_us += (uint64_t)us;
+	if ((uint64_t)us > m->ms.maint_max_us)
+		m->ms.maint_max_us = (uint64_t)us;
+	m->ms.checkpoints += r->ckpt_version >= 0 && !r->failed;
+	m->ms.compactions += r->compactions;
+	m->ms.compacted_files += r->compacted;
+	m->ms.vacuumed_files += (uint64_t)r->vacuumed;
+	if (r->ckpt_version > t->maint.ckpt_mark)
+		t->maint.ckpt_mark = r->ckpt_version;
+}
+
+/* On a worker: touches only the job's own fields and its own rn_delta handle. */
+static void maint_run(void *arg)
+{
+	struct maint_job *j = arg;
+	struct rn_delta *d = NULL;
+	int64_t t0 = rn_mono_us();
+	int rc;
+	atomic_fetch_add(j->running, 1);
+	if ((rc = rn_delta_open(&d, j->dir, NULL, NULL))) {
+		rn_log_warn("mat", "%s: maintenance cannot open the table: %s", j->dir,
+			    rn_strerror(rc));
+		j->res = (struct rn_maint_result){.ckpt_version = -1, .failed = 1};
+	} else {
+		rn_maint_run(d, rn_delta_maint_get(), j->tasks, j->keep_after, j->stop, &j->res);
+	}
+	rn_delta_close(d);
+	/* this thread's compression contexts and write buffer: not kept between jobs (nor
+	 * leaked when the pool's threads exit) */
+	rn_zstd_release();
+	rn_fs_thread_release();
+	j->run_us = rn_mono_us() - t0;
+	atomic_fetch_sub(j->running, 1);
+}
+
+/* Back on the loop, once per job. */
+static void maint_done(void *arg, int cancelled)
+{
+	struct maint_job *j = arg;
+	struct rn_mat *m = j->m;
+	struct mat_table *t = j->t;
+	t->job = NULL;
+	m->ms.maint_inflight--;
+	if (cancelled) {
+		m->ms.maint_cancelled++;
+	} else {
+		maint_account(m, t, &j->res, j->run_us);
+		/* take the job's commits in now, while the log files are fresh, rather than
+		 * at the next flush's commit (which would read them after losing a race) */
+		if (j->res.compactions && !m->maint_stopped && rn_delta_refresh(t->delta))
+			rn_log_warn("mat", "table %s: %s", t->name, rn_delta_errmsg(t->delta));
+	}
+	rn_free(j->dir);
+	rn_free(j);
+}
+
+/* Starts what is due for t: inline without a submit function, else as a job (at most one
+ * per table; a refused submit leaves the clocks as they were, so the next flush asks
+ * again). */
+static void maintain(struct rn_mat *m, struct mat_table *t, int64_t now_ms)
+{
+	const struct rn_delta_maint *cfg = rn_delta_maint_get();
+	int64_t version = rn_delta_version(t->delta);
+	unsigned due;
+	if (t->job || m->maint_stopped)
+		return;
+	due = rn_maint_due(cfg, &t->maint, version, rn_delta_checkpoint_version(t->delta), now_ms);
+	if (!due)
+		return;
+	if (!m->maint_submit) {
+		struct rn_maint_result r;
+		int64_t t0 = rn_mono_us();
+		rn_maint_started(&t->maint, due, version, now_ms);
+		rn_maint_run(t->delta, cfg, due, INT64_MAX, NULL, &r);
+		maint_account(m, t, &r, rn_mono_us() - t0);
+		return;
+	}
+	struct maint_job *j = rn_calloc(1, sizeof(*j));
+	if (!j || !(j->dir = rn_strdup(t->dir))) {
+		rn_free(j);
+		m->ms.maint_refused++;
+		return;
+	}
+	j->tasks = due;
+	j->keep_after = version;
+	j->stop = &m->maint_stop;
+	j->running = &m->maint_running;
+	j->m = m;
+	j->t = t;
+	if (m->maint_submit(m->maint_ctx, maint_run, maint_done, j)) {
+		rn_free(j->dir);
+		rn_free(j);
+		m->ms.maint_refused++;
+		return;
+	}
+	rn_maint_started(&t->maint, due, version, now_ms);
+	t->job = j;
+	m->ms.maint_inflight++;
+}
+
+void rn_mat_maint_stop(struct rn_mat *m)
+{
+	m->maint_stopped = 1;
+	atomic_store(&m->maint_stop, 1);
+}
+
 int rn_mat_flush(struct rn_mat *m)
 {
 	int first_rc = 0;
@@ -2162,8 +2316,9 @@ int rn_mat_flush(struct rn_mat *m)
 		if ((rc = commit_retry(m, t)))
 			first_rc = first_rc ? first_rc : rc;
 	}
+	int64_t now_ms = rn_mono_us() / 1000;
 	for (size_t k = 0; k < m->ntables; k++) /* checkpoint, compact, vacuum when due */
-		rn_delta_maintain(m->tables[k]->delta);
+		maintain(m, m->tables[k], now_ms);
 	return first_rc;
 }
 

@@ -9,8 +9,16 @@
  * Names are checked by rn_table_name_check() before any path is built, so no name can
  * escape the data root.
  *
+ * Delta maintenance (checkpoints, compaction, vacuum: server/delta/maint.h) is decided at
+ * each flush and, given a submit function, run off the loop as one job per table at a time:
+ * the job opens its own rn_delta handle on the table's directory, so it shares nothing
+ * mutable with the materializer (it gets the directory and the task mask, and gives back
+ * a result); the Delta log's put-if-absent orders its commits and the flush's.
+ *
  * Lifetime: the server creates one materializer at start; all calls run on the server's
  * loop thread (flush may later move to a worker, which is why the API is batch-shaped).
+ * Before rn_mat_destroy, the caller stops maintenance (rn_mat_maint_stop) and drains its
+ * pool, so that every submitted job has had its done call.
  */
 #ifndef RN_MAT_H
 #define RN_MAT_H
@@ -52,6 +60,14 @@ struct rn_mat_options {
 	size_t max_pending_bytes; /* advisory: rn_mat_pending_bytes() past this = flush soon */
 	int zstd_level;           /* Parquet page compression; 0 = 1 (fast; compaction may
 				   * recompress) */
+	/* Runs maintenance off the loop: hands run(arg) to a worker thread and done(arg,
+	 * cancelled) back to the loop thread later, exactly once, with rn_pool_submit's contract
+	 * (server/pool.h); returns 0, or an error when it cannot take the job now (RN_EAGAIN:
+	 * full; the table asks again at a later flush). NULL: maintenance runs inline in
+	 * rn_mat_flush, on the loop. */
+	int (*maint_submit)(void *ctx, void (*run)(void *arg),
+			    void (*done)(void *arg, int cancelled), void *arg);
+	void *maint_ctx;
 };
 
 int rn_mat_create(struct rn_mat **out, const struct rn_mat_options *opt);
@@ -189,6 +205,11 @@ int rn_mat_refill_add_as(struct rn_mat *m, const char *table, const char *stream
  * RN_ENOMEM. */
 int rn_mat_flush(struct rn_mat *m);
 
+/* Stops maintenance for good: no job is submitted any more, and running ones end after
+ * their current step (one checkpoint, compaction commit or vacuum). The caller then drains
+ * the pool (every job's done call) before rn_mat_destroy. */
+void rn_mat_maint_stop(struct rn_mat *m);
+
 /* Bytes of records added but not yet committed. */
 size_t rn_mat_pending_bytes(const struct rn_mat *m);
 /* Bytes of `table`'s batches added but not yet committed (0 for a table not known or NULL),
@@ -230,6 +251,19 @@ struct rn_mat_stats {
 	uint64_t dead_records;        /* records sent to dead-letter tables */
 	uint64_t undecodable;         /* records of envelope tables kept raw in payload_raw */
 	uint64_t warnings_suppressed; /* batches with bad records that got no line of their own */
+	/* Delta maintenance (jobs: one per table and flush at which something was due) */
+	uint64_t maint_done;      /* jobs that ran (inline or on a worker) */
+	uint64_t maint_failed;    /* of which a task failed (logged; retried later) */
+	uint64_t maint_cancelled; /* queued jobs dropped at shutdown */
+	uint64_t maint_refused;   /* due, but the submit function refused (pool full) */
+	uint64_t maint_inflight;  /* submitted, done not yet called (queued or running) */
+	uint64_t maint_running;   /* running on a worker now */
+	uint64_t maint_us;        /* time spent running jobs, microseconds */
+	uint64_t maint_max_us;    /* the longest job */
+	uint64_t checkpoints;     /* checkpoints written */
+	uint64_t compactions;     /* compaction commits */
+	uint64_t compacted_files; /* files they removed */
+	uint64_t vacuumed_files;  /* data files deleted by vacuum */
 };
 void rn_mat_stats(const struct rn_mat *m, struct rn_mat_stats *st);
 
