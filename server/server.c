@@ -2273,6 +2273,14 @@ static void on_ingest(struct rn_server *s, struct rn_call *c, struct call_state 
 	if (!st)
 		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT,
 				      "first message must be create_stream or resume_stream");
+	if (rn_list_linked(&st->reg_link)) {
+		/* a batch sent before its create was answered: the registry entry is made
+		 * durable first (so the create is answered before any ack), and a stream that
+		 * could not be registered (its call ended by reg_fail) takes no batch */
+		reg_commit(s);
+		if (!st->persistent)
+			return;
+	}
 	if (!r->has_offset)
 		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, "offset_id is required");
 	if (r->offset < 0)
