@@ -581,6 +581,25 @@ struct srv_stream {
 	struct rn_list dirty;
 	struct rn_list ended;     /* on rn_server.ended once ended_us is set (forget_ended) */
 	struct rn_list rest_link; /* on rn_server.rest_streams while `rest` */
+	/* counted in its owner's srv_owner (owner_count): `counted_persistent` while it is
+	 * persistent, `counted_open` while a call is attached; `ow` set by the first count */
+	struct srv_owner *ow;
+	unsigned counted_persistent : 1, counted_open : 1;
+	/* a persistent create waiting for its registry entry to be durable (reg_commit): on
+	 * rn_server.registering, the entry written as a temp file (reg_fd open on it) */
+	struct rn_list reg_link;
+	int reg_fd;
+};
+
+/*
+ * Streams per owner (principal name), kept as streams change instead of counted by a walk:
+ * a create checks max_persistent_streams and /metrics shows principal_streams in O(1) per
+ * principal whatever the number of streams. One per name ever seen; freed with the server.
+ */
+struct srv_owner {
+	size_t persistent; /* streams with counted_persistent pointing here */
+	size_t open;       /* streams with counted_open pointing here */
+	char name[RN_PRINCIPAL_NAME_MAX + 1];
 };
 
 /*
@@ -635,6 +654,12 @@ struct rn_server {
 	 * only `ended` ones, a REST insert only `rest_streams`; a stream with nothing to do
 	 * costs memory only (server/README.md "Cost of idle streams") */
 	struct rn_strmap stream_ids; /* id -> stream, every stream in `streams` */
+	struct rn_strmap owners;     /* principal name -> struct srv_owner (owner_count) */
+	/* persistent creates whose registry entries the next reg_commit makes durable together
+	 * (one directory fsync for all); their answers wait for it */
+	struct rn_list registering;
+	size_t registering_n;
+	struct event *reg_ev;        /* runs reg_commit once the loop's ready events are handled */
 	struct rn_list dirty;        /* received data since the last group commit */
 	struct rn_list ended;        /* ephemeral streams whose call ended (or never had one) */
 	struct rn_list rest_streams; /* this run's REST streams (bounded: tables x principals) */
@@ -691,6 +716,8 @@ struct rn_server {
 		uint64_t batches, records, bytes; /* accepted into the WAL */
 		uint64_t acks, wal_syncs, wal_sync_errors;
 		uint64_t commit_visits; /* streams visited by group commits (the dirty ones) */
+		uint64_t reg_commits,
+			reg_entries; /* registry group commits, entries made durable */
 		uint64_t flushes, flush_errors;
 		uint64_t calls, calls_rejected;
 		uint64_t calls_denied;   /* PERMISSION_DENIED */
@@ -720,6 +747,45 @@ static struct srv_stream *find_stream(struct rn_server *s, const char *id, size_
 	return rn_strmap_get(&s->stream_ids, id, len);
 }
 
+/* The counts of owner `name`, made on first use; NULL when out of memory. */
+static struct srv_owner *owner_rec(struct rn_server *s, const char *name)
+{
+	size_t len = strnlen(name, RN_PRINCIPAL_NAME_MAX);
+	struct srv_owner *o = rn_strmap_get(&s->owners, name, len);
+	if (o || !(o = rn_calloc(1, sizeof(*o))))
+		return o;
+	memcpy(o->name, name, len);
+	if (rn_strmap_put(&s->owners, o->name, len, o)) {
+		rn_free(o);
+		return NULL;
+	}
+	return o;
+}
+
+/*
+ * Counts st under its owner (st->owner, final by now) as persistent (`open` 0) or as having
+ * a call attached (`open` 1), or stops counting it (`on` 0); idempotent. 0, or RN_ENOMEM
+ * when its owner's record could not be made (then it is not counted).
+ */
+static int count_stream(struct rn_server *s, struct srv_stream *st, int open, int on)
+{
+	unsigned now = open ? st->counted_open : st->counted_persistent;
+	size_t *n;
+	if (!on == !now)
+		return 0;
+	if (!st->ow && !(st->ow = owner_rec(s, st->owner)))
+		return RN_ENOMEM;
+	n = open ? &st->ow->open : &st->ow->persistent;
+	*n = on ? *n + 1 : *n - 1;
+	if (open)
+		st->counted_open = !!on;
+	else
+		st->counted_persistent = !!on;
+	return 0;
+}
+
+static void reg_drop(struct rn_server *s, struct srv_stream *st);
+
 static struct srv_stream *add_stream(struct rn_server *s, const char *id, size_t idlen,
 				     const char *table, size_t tlen, int rtype)
 {
@@ -736,6 +802,7 @@ static struct srv_stream *add_stream(struct rn_server *s, const char *id, size_t
 	}
 	st->record_type = rtype;
 	st->last_received = st->last_durable = -1;
+	st->reg_fd = -1;
 	st->next = s->streams;
 	if (s->streams)
 		s->streams->prev = st;
@@ -747,6 +814,9 @@ static struct srv_stream *add_stream(struct rn_server *s, const char *id, size_t
 static void free_stream(struct rn_server *s, struct srv_stream *st)
 {
 	rn_strmap_del(&s->stream_ids, st->id, strlen(st->id));
+	count_stream(s, st, 0, 0);
+	count_stream(s, st, 1, 0);
+	reg_drop(s, st);
 	if (st->prev)
 		st->prev->next = st->next;
 	else
@@ -788,15 +858,68 @@ static void mark_dirty(struct rn_server *s, struct srv_stream *st)
 
 #define DIRTY(node) RN_LIST_ENTRY(node, struct srv_stream, dirty)
 
-/* Registers a persistent stream durably: data_root/_streams/<id> =
+/*
+ * A persistent stream's registry entry: data_root/_streams/<id> =
  * "table\nrecord_type\nowner\n" (streams registered before owners were kept have no third
- * line). */
-static int register_stream(struct rn_server *s, const struct srv_stream *st)
+ * line). It is durable before the create is answered, but creates that arrive together are
+ * made durable together, the way the WAL's group commit makes batches durable: reg_begin
+ * writes the entry as a temp file (.<id>.tmp, which load_registry skips) and queues the
+ * stream; reg_commit, run once the loop has handled the input it has (reg_ev), before every
+ * group commit of the WAL (so no ack precedes its create's answer) and when
+ * REG_GROUP_MAX entries wait, fsyncs each file (the file system's journal commits once for
+ * them all), renames each into place, fsyncs the directory once and only then answers the
+ * creates. Per create that is one file fsync instead of a file and a directory fsync each.
+ */
+#define REG_GROUP_MAX 256 /* temp files held open at once */
+
+static void reg_commit(struct rn_server *s);
+
+static void reg_path(const struct rn_server *s, const struct srv_stream *st, int tmp, char *out,
+		     size_t cap)
 {
-	char text[512];
+	snprintf(out, cap, tmp ? "%s/.%s.tmp" : "%s/%s", s->streams_dir, st->id);
+}
+
+/* Writes st's entry as a temp file and queues it for reg_commit. 0, or RN_EIO (errno set;
+ * nothing is left behind). */
+static int reg_begin(struct rn_server *s, struct srv_stream *st)
+{
+	char text[512], tmp[4200];
 	int n = snprintf(text, sizeof(text), "%s\n%d\n%s\n", st->table, st->record_type, st->owner);
-	struct rn_fs_piece p = {text, (size_t)n};
-	return rn_write_file_atomic(s->streams_dir, st->id, &p, 1) ? RN_EIO : 0;
+	int fd, e;
+	if (s->registering_n >= REG_GROUP_MAX)
+		reg_commit(s); /* the ones before: attached and waiting already */
+	reg_path(s, st, 1, tmp, sizeof(tmp));
+	if ((fd = rn_fs_open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640)) < 0)
+		return RN_EIO;
+	if (rn_write_all(fd, text, (size_t)n)) {
+		e = errno;
+		close(fd);
+		rn_fs_unlink(tmp);
+		errno = e;
+		return RN_EIO;
+	}
+	st->reg_fd = fd;
+	rn_list_push(&s->registering, &st->reg_link);
+	s->registering_n++;
+	event_active(s->reg_ev, 0, 0);
+	return 0;
+}
+
+/* Takes st off the registering queue (no-op if not on it), its temp file removed. */
+static void reg_drop(struct rn_server *s, struct srv_stream *st)
+{
+	char tmp[4200];
+	if (!rn_list_linked(&st->reg_link))
+		return;
+	rn_list_unlink(&st->reg_link);
+	s->registering_n--;
+	if (st->reg_fd >= 0) {
+		close(st->reg_fd);
+		st->reg_fd = -1;
+		reg_path(s, st, 1, tmp, sizeof(tmp));
+		rn_fs_unlink(tmp);
+	}
 }
 
 /*
@@ -976,6 +1099,11 @@ static int load_registry(struct rn_server *s)
 			if (st) {
 				st->persistent = 1;
 				memcpy(st->owner, owner, sizeof(owner));
+				if (count_stream(s, st, 0, 1)) {
+					fclose(f);
+					closedir(d);
+					return RN_ENOMEM;
+				}
 				/* the registry entry is touched on every use (stream_expiry) */
 				st->used_s = fstat(fileno(f), &sb) ? (int64_t)time(NULL)
 								   : (int64_t)sb.st_mtime;
@@ -1410,6 +1538,7 @@ static void rest_refusal_summary(void *ctx, const struct rn_refuselog_kind *k, u
 static void sync_wal(struct rn_server *s)
 {
 	int rc;
+	reg_commit(s); /* creates are answered before any ack on their calls */
 	s->stats.wal_syncs++;
 	if ((rc = rn_wal_sync(s->wal))) {
 		s->stats.wal_sync_errors++;
@@ -1754,13 +1883,12 @@ static void touch_stream(struct rn_server *s, struct srv_stream *st)
 		rn_log_warn("server", "touch %s: %s", path, strerror(errno));
 }
 
-/* Persistent streams registered for principal `name`. */
+/* Persistent streams registered for principal `name` (kept counts: O(1)). */
 static size_t owned_streams(const struct rn_server *s, const char *name)
 {
-	size_t n = 0;
-	for (const struct srv_stream *st = s->streams; st; st = st->next)
-		n += st->persistent && !strcmp(st->owner, name);
-	return n;
+	const struct srv_owner *o =
+		rn_strmap_get(&s->owners, name, strnlen(name, RN_PRINCIPAL_NAME_MAX));
+	return o ? o->persistent : 0;
 }
 
 static int on_open(void *ctx, struct rn_call *c, const struct rn_call_info *info, const char **msg)
@@ -1825,7 +1953,8 @@ static int on_open(void *ctx, struct rn_call *c, const struct rn_call_info *info
 	return 0;
 }
 
-static void attach(struct srv_stream *st, struct rn_call *c, struct call_state *cs)
+static void attach(struct rn_server *s, struct srv_stream *st, struct rn_call *c,
+		   struct call_state *cs)
 {
 	if (st->call && st->call != c) {
 		struct call_state *old = rn_call_ctx(st->call);
@@ -1834,6 +1963,7 @@ static void attach(struct srv_stream *st, struct rn_call *c, struct call_state *
 	}
 	st->call = c;
 	cs->st = st;
+	count_stream(s, st, 1, 1); /* a metric only: uncounted when out of memory */
 }
 
 /*
@@ -1846,7 +1976,9 @@ static void abandon_stream(struct rn_server *s, struct srv_stream *st, const cha
 {
 	rn_log_warn("server", "stream %s for table %s refused: %s (%s)", st->id, st->table, why,
 		    strerror(errno));
+	reg_drop(s, st);
 	st->persistent = 0;
+	count_stream(s, st, 0, 0);
 	mark_ended(s, st, rn_mono_us());
 }
 
@@ -1946,7 +2078,11 @@ static void on_create(struct rn_server *s, struct rn_call *c, struct call_state 
 	st->persistent = cs->persistent;
 	snprintf(st->owner, sizeof(st->owner), "%s", cs->principal);
 	st->used_s = (int64_t)time(NULL);
-	if (cs->persistent && register_stream(s, st))
+	if (cs->persistent && count_stream(s, st, 0, 1)) {
+		abandon_stream(s, st, "out of memory");
+		return rn_call_finish(c, RN_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+	}
+	if (cs->persistent && reg_begin(s, st))
 		unkept = "cannot register the stream durably";
 	else if (!cs->persistent && save_owner(s, st))
 		unkept = "cannot keep the stream's principal durably";
@@ -1956,12 +2092,95 @@ static void on_create(struct rn_server *s, struct rn_call *c, struct call_state 
 		abandon_stream(s, st, unkept);
 		return rn_call_finish(c, RN_GRPC_UNAVAILABLE, unkept);
 	}
-	attach(st, c, cs);
-	rn_log_info("server", "stream %s created for table %s (%s) by principal %s", id, table,
-		    cs->persistent ? "persistent" : "ephemeral", cs->principal);
+	attach(s, st, c, cs);
+	if (cs->persistent)
+		return; /* answered by reg_commit once its registry entry is durable */
+	rn_log_info("server", "stream %s created for table %s (ephemeral) by principal %s", id,
+		    table, cs->principal);
 	rn_buf_reset(&s->resp);
-	rn_zb_encode_create_response(&s->resp, cs->persistent, id);
+	rn_zb_encode_create_response(&s->resp, 0, id);
 	send_msg(c, &s->resp);
+}
+
+/* A queued registration that could not be made durable: the stream is let go, its entry
+ * (if renamed into place already) removed, its create answered UNAVAILABLE. */
+static void reg_fail(struct rn_server *s, struct srv_stream *st, int renamed)
+{
+	static const char why[] = "cannot register the stream durably";
+	char path[4200];
+	int e = errno;
+	if (renamed) {
+		reg_path(s, st, 0, path, sizeof(path));
+		rn_fs_unlink(path);
+	}
+	errno = e;
+	abandon_stream(s, st, why);
+	if (st->call)
+		rn_call_finish(st->call, RN_GRPC_UNAVAILABLE, why);
+}
+
+static void reg_commit(struct rn_server *s)
+{
+	char tmp[4200], path[4200];
+	struct rn_list *n, *next;
+	int e = 0;
+	if (!s->registering_n)
+		return;
+	s->stats.reg_commits++;
+	/* every entry's bytes durable, and its name in place (not yet durable) */
+	for (n = s->registering.next; n != &s->registering; n = next) {
+		struct srv_stream *st = RN_LIST_ENTRY(n, struct srv_stream, reg_link);
+		int rc = rn_fs_fsync(st->reg_fd);
+		next = n->next;
+		close(st->reg_fd);
+		st->reg_fd = -1;
+		reg_path(s, st, 1, tmp, sizeof(tmp));
+		reg_path(s, st, 0, path, sizeof(path));
+		if (rc || rn_fs_rename(tmp, path)) {
+			e = errno;
+			rn_fs_unlink(tmp);
+			errno = e;
+			reg_fail(s, st, 0); /* takes it off the queue */
+		}
+	}
+	/* one directory fsync makes every new name durable */
+#ifdef RN_FAULT_HOOKS
+	/* test builds: RN_FAULT_REG_DIR=N fails the Nth group commit's directory fsync (EIO) */
+	const char *fv = getenv("RN_FAULT_REG_DIR");
+	if (fv && (uint64_t)atol(fv) == s->stats.reg_commits)
+		rn_fs_fail_after(1, EIO, RN_FS_FSYNC);
+#endif
+	if (rn_fsync_dir(s->streams_dir))
+		e = errno;
+	else
+		e = 0;
+	while ((n = rn_list_first(&s->registering))) {
+		struct srv_stream *st = RN_LIST_ENTRY(n, struct srv_stream, reg_link);
+		rn_list_unlink(n);
+		s->registering_n--;
+		if (e) {
+			errno = e;
+			reg_fail(s, st, 1);
+			continue;
+		}
+		s->stats.reg_entries++;
+		rn_log_info("server", "stream %s created for table %s (persistent) by principal %s",
+			    st->id, st->table, st->owner);
+		if (st->call) { /* else the client went away meanwhile: registered, unused */
+			rn_buf_reset(&s->resp);
+			rn_zb_encode_create_response(&s->resp, 1, st->id);
+			send_msg(st->call, &s->resp);
+		}
+	}
+}
+
+static void reg_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rn_server *s = arg;
+	(void)fd;
+	(void)what;
+	reg_commit(s);
+	rn_front_flush(s->front);
 }
 
 static void on_resume(struct rn_server *s, struct rn_call *c, struct call_state *cs,
@@ -2004,7 +2223,7 @@ static void on_resume(struct rn_server *s, struct rn_call *c, struct call_state 
 	if (stream_clock(s, st, cs))
 		return rn_call_finish(c, RN_GRPC_UNAVAILABLE,
 				      "cannot keep the stream's clock reference durably");
-	attach(st, c, cs);
+	attach(s, st, c, cs);
 	touch_stream(s, st);
 	cs->acked = st->last_durable;
 	rn_log_info("server", "stream %s resumed at %lld by principal %s", st->id,
@@ -2077,6 +2296,14 @@ static void on_ingest(struct rn_server *s, struct rn_call *c, struct call_state 
 	if (!st)
 		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT,
 				      "first message must be create_stream or resume_stream");
+	if (rn_list_linked(&st->reg_link)) {
+		/* a batch sent before its create was answered: the registry entry is made
+		 * durable first (so the create is answered before any ack), and a stream that
+		 * could not be registered (its call ended by reg_fail) takes no batch */
+		reg_commit(s);
+		if (!st->persistent)
+			return;
+	}
 	if (!r->has_offset)
 		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, "offset_id is required");
 	if (r->offset < 0)
@@ -2254,6 +2481,7 @@ static void on_closed(void *ctx, struct rn_call *c)
 	}
 	if (cs->st && cs->st->call == c) {
 		cs->st->call = NULL;
+		count_stream(ctx, cs->st, 1, 0);
 		if (!cs->st->persistent)
 			mark_ended(ctx, cs->st, rn_mono_us());
 		else
@@ -3661,6 +3889,7 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 	rn_list_init(&s->dirty);
 	rn_list_init(&s->ended);
 	rn_list_init(&s->rest_streams);
+	rn_list_init(&s->registering);
 	conf = &s->conf;
 	s->stats.started_us = rn_mono_us();
 	s->stats.config_loaded_s = (int64_t)time(NULL);
@@ -3805,12 +4034,13 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 
 	s->base = event_base_new();
 	s->sync_ev = event_new(s->base, -1, 0, sync_cb, s);
+	s->reg_ev = event_new(s->base, -1, 0, reg_cb, s);
 	s->flush_ev = event_new(s->base, -1, EV_PERSIST, flush_cb, s);
 	s->sig_term = evsignal_new(s->base, SIGTERM, stop_cb, s);
 	s->sig_int = evsignal_new(s->base, SIGINT, stop_cb, s);
 	s->sig_hup = evsignal_new(s->base, SIGHUP, hup_cb, s);
 	s->auth_ev = event_new(s->base, -1, EV_PERSIST, auth_cb, s);
-	if (!s->auth_ev || rn_ev_add_ms(s->auth_ev, 1000)) {
+	if (!s->reg_ev || !s->auth_ev || rn_ev_add_ms(s->auth_ev, 1000)) {
 		rc = RN_ENOMEM;
 		goto fail;
 	}
@@ -3989,14 +4219,10 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 			  "(registered).");
 	for (size_t i = 0; i < rn_principals_count(s->principals); i++) {
 		const struct rn_principal *pr = rn_principals_at(s->principals, i);
-		size_t po = 0, pp = 0;
+		const struct srv_owner *o = rn_strmap_get(&s->owners, pr->name,
+							  strnlen(pr->name, RN_PRINCIPAL_NAME_MAX));
+		size_t po = o ? o->open : 0, pp = o ? o->persistent : 0;
 		char lab[200];
-		for (struct srv_stream *st = s->streams; st; st = st->next) {
-			if (strcmp(st->owner, pr->name))
-				continue;
-			po += st->call != NULL;
-			pp += st->persistent;
-		}
 		snprintf(lab, sizeof(lab), "principal=\"%s\",state=\"open\"", pr->name);
 		rn_metrics_sample(b, P "principal_streams", lab, (double)po);
 		snprintf(lab, sizeof(lab), "principal=\"%s\",state=\"persistent\"", pr->name);
@@ -4007,6 +4233,12 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	F("record_bytes_total", "counter", "Bytes of record batches accepted.", s->stats.bytes);
 	F("acks_total", "counter", "Durability acknowledgements sent.", s->stats.acks);
 	F("wal_syncs_total", "counter", "WAL group commits (fsync).", s->stats.wal_syncs);
+	F("registry_commits_total", "counter",
+	  "Stream registry group commits (one directory fsync for the creates that came together).",
+	  s->stats.reg_commits);
+	F("registry_entries_total", "counter",
+	  "Persistent stream registry entries made durable by those group commits.",
+	  s->stats.reg_entries);
 	F("wal_sync_errors_total", "counter", "WAL group commits that failed.",
 	  s->stats.wal_sync_errors);
 	/* work proportional to activity (server/README.md "Cost of idle streams") */
@@ -4346,6 +4578,8 @@ void rn_server_destroy(struct rn_server *s)
 	rn_tls_destroy(s->tls);
 	if (s->sync_ev)
 		event_free(s->sync_ev);
+	if (s->reg_ev)
+		event_free(s->reg_ev);
 	if (s->flush_ev)
 		event_free(s->flush_ev);
 	if (s->sig_term)
@@ -4369,6 +4603,10 @@ void rn_server_destroy(struct rn_server *s)
 	while (s->streams)
 		free_stream(s, s->streams);
 	rn_strmap_free(&s->stream_ids);
+	for (size_t i = 0; i < s->owners.cap; i++) /* values only; the keys are in them */
+		if (s->owners.slots[i].key && s->owners.slots[i].val)
+			rn_free(s->owners.slots[i].val);
+	rn_strmap_free(&s->owners);
 	rn_wal_close(s->wal);
 	rn_mat_destroy(s->mat);
 	while (s->rest_pending) { /* none: the ports told their requests gone */
