@@ -209,7 +209,7 @@ test('the official Zerobus SDK (native module) gets its token itself and streams
   try {
     const r = await sdk(SECRET);
     assert.equal(r.code, 0, r.stdout + r.stderr);
-    assert.deepEqual(JSON.parse(r.stdout.trim().split('\n').pop()), { last_offset: 49 });
+    assert.deepEqual(JSON.parse(r.stdout.trim().split('\n').pop()), { last_offset: 49, distinct: 50 });
     assert.ok(server.proc.log.some((l) => new RegExp(`stream \\S+ created for table ${EVENTS} .*by principal ${ID}`).test(l)), server.proc.tail());
     const bad = await sdk('wrong');
     assert.equal(bad.code, 2, bad.stdout + bad.stderr);
