@@ -8,9 +8,10 @@
  * Waking: one inotify descriptor (wait_fd) watches each tailed file for data and, for
  * names, the directories its paths' globs walk through: the directory of the files, or,
  * while a directory of the path does not exist yet, the deepest one that does (walking down
- * as the missing ones appear, back up when they go). Events are filtered by name, so a name
- * that no glob can match costs one wakeup and nothing else; a file at its end is not read
- * again until an event or the periodic rescan (`rescan_interval`, the fallback for lost
+ * as the missing ones appear, back up when they go; a directory is watched before it is
+ * looked into, so a change racing the walk still raises an event or is seen). Events are filtered
+ * by name, so a name that no glob can match costs one wakeup and nothing else; a file at its end is
+ * not read again until an event or the periodic rescan (`rescan_interval`, the fallback for lost
  * events and filesystems whose changes raise no event). A matched path that cannot be
  * stat'ed, opened or read (other than not existing) is logged once per path and error, and
  * tried again at each rescan. Offsets are 64-bit everywhere (off_t, uint64_t). Rotation by
@@ -155,6 +156,7 @@ static const struct rn_conf_key file_conf[] = {
 #define IGNORED_MAX 64          /* compressed files already logged */
 #define PROBLEM_MAX 256         /* paths with an error already logged (ring) */
 #define DW_MAX 256              /* directory watches per source */
+#define WALK_TRIES 3            /* walks of one pattern in a rescan while directories change */
 #define FALLBACK_RESCAN_MS 2000 /* rescan_interval at most, where inotify cannot see all */
 /* A directory: names (a matching file or directory comes or goes), itself (deleted or moved:
  * the walk goes back up), attributes (a permission fixed: tried again at once). */
@@ -224,7 +226,8 @@ struct in_file {
 	struct rn_pathpat *pats; /* conf->paths split, one per path */
 	struct dwatch *dw, *dw_old; /* directory watches (DW_MAX each; the old set at a rescan) */
 	size_t ndw;
-	int holes;                            /* some directory is not watched: rescan often */
+	int holes; /* some directory is not watched: rescan often */
+	int raced; /* a directory the walk saw went before it was watched: walk again */
 	struct problem problems[PROBLEM_MAX]; /* errors logged; cleared when the path works */
 	size_t nproblems, problem_next;
 	int use_re; /* multiline_start set: `re` compiled */
@@ -928,10 +931,14 @@ static void dir_watch(struct in_file *f, const char *dir, size_t pi, size_t dept
 		f->holes = 1; /* watched all the same: this machine's changes are seen at once */
 	}
 	if ((wd = inotify_add_watch(f->ino_fd, dir, DIR_MASK)) < 0) {
-		/* gone since the walk saw it (ENOENT, ENOTDIR) or not watchable: the next rescan
-		 * comes soon */
-		if (errno != ENOENT && errno != ENOTDIR)
-			problem(f, dir, errno, "watch directory");
+		/* gone since the walk saw it (ENOENT, ENOTDIR): nothing may ever tell us what
+		 * comes there, so the rescan walks the pattern again; not watchable: the next
+		 * rescan comes soon */
+		if (errno == ENOENT || errno == ENOTDIR) {
+			f->raced = 1;
+			return;
+		}
+		problem(f, dir, errno, "watch directory");
 		f->holes = 1;
 		return;
 	}
@@ -941,23 +948,58 @@ static void dir_watch(struct in_file *f, const char *dir, size_t pi, size_t dept
 	f->dw[f->ndw++] = (struct dwatch){wd, (uint16_t)pi, (uint16_t)depth};
 }
 
+#ifdef RN_IN_FILE_HOOKS
+/* Unit-test builds only (the rn_in_file_hooks library; the agent has none of this): called by
+ * the walk right after its first look at a directory of a path (found or not), before it
+ * watches anything for it: the window in which a test changes the tree under the walk. */
+void (*rn_in_file__look_hook)(const char *path, int found);
+#define LOOK_HOOK(path, found)                                                                     \
+	do {                                                                                       \
+		if (rn_in_file__look_hook)                                                         \
+			rn_in_file__look_hook(path, found);                                        \
+	} while (0)
+#else
+#define LOOK_HOOK(path, found) ((void)0)
+#endif
+
+/* Is `path` a directory? With `say`, why not is logged once (problem; not for ENOENT). */
+static int look_dir(struct in_file *f, const char *path, int say)
+{
+	struct stat st;
+	if (stat(path, &st)) {
+		if (say)
+			problem(f, path, errno, "stat");
+		return 0;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		if (say)
+			problem(f, path, ENOTDIR, "enter directory");
+		return 0;
+	}
+	return 1;
+}
+
 /*
  * The walk of pattern pi from directory buf (matching its first `depth` components; "" is
  * the current directory): the last component's matches are tracked; a directory component
  * is followed into every existing directory matching it. Watched: the files' directory, a
  * directory whose child component is a glob (a new match can come), and the deepest existing
- * directory of a path whose next directory does not exist yet. Errors other than ENOENT are
- * logged once (problem).
+ * directory of a path whose next directory does not exist yet. Each directory is watched
+ * before it is read or looked into, so whatever changes after the look raises an event; a
+ * missing directory is looked for again once its parent is watched (made in between, it
+ * raised no event there). A directory gone before its watch sets f->raced. Errors other
+ * than ENOENT are logged once (problem).
  */
 static void walk(struct in_file *f, size_t pi, char *buf, size_t len, size_t depth)
 {
 	const struct rn_pathpat *p = &f->pats[pi];
 	const char *dir = len ? buf : ".";
-	int leaf = depth + 1 == p->n, glob = rn_pathpat_is_glob(p, depth);
+	int leaf = depth + 1 == p->n, glob = rn_pathpat_is_glob(p, depth), found;
 	size_t l = len;
 	struct stat st;
 	struct dirent *de;
 	DIR *d;
+	char c;
 	if (leaf || glob)
 		dir_watch(f, dir, pi, depth);
 	if (!glob) {
@@ -965,18 +1007,22 @@ static void walk(struct in_file *f, size_t pi, char *buf, size_t len, size_t dep
 			return;
 		if (leaf) {
 			track(f, buf, 0);
-		} else if (stat(buf, &st)) {
-			/* not there (yet): wait for it in the deepest directory that is */
-			problem(f, buf, errno, "stat");
 			buf[len] = 0;
-			dir_watch(f, dir, pi, depth);
-		} else if (!S_ISDIR(st.st_mode)) {
-			problem(f, buf, ENOTDIR, "enter directory");
-			buf[len] = 0;
-			dir_watch(f, dir, pi, depth);
-		} else {
-			walk(f, pi, buf, l, depth + 1);
+			return;
 		}
+		found = look_dir(f, buf, 0);
+		LOOK_HOOK(buf, found);
+		if (!found) {
+			/* not there (yet): wait for it in the deepest directory that is, then look
+			 * again (made between the look and the watch, it raised no event) */
+			c = buf[len];
+			buf[len] = 0;
+			dir_watch(f, dir, pi, depth);
+			buf[len] = c;
+			found = look_dir(f, buf, 1);
+		}
+		if (found)
+			walk(f, pi, buf, l, depth + 1);
 		buf[len] = 0;
 		return;
 	}
@@ -1021,18 +1067,30 @@ static void rescan(struct in_file *f)
 		if (!p->n)
 			continue;
 		len = p->off[0];
-		memcpy(buf, p->text, len);
-		buf[len] = 0;
-		walk(f, i, buf, len, 0);
+		/* a directory gone between the look and its watch: the walk again from the top
+		 * (what replaced it, if anything, raised no event we hear); past WALK_TRIES the
+		 * tree keeps changing under us and the short rescan period takes over */
+		f->raced = 1;
+		for (int k = 0; k < WALK_TRIES && f->raced; k++) {
+			memcpy(buf, p->text, len);
+			buf[len] = 0;
+			f->raced = 0;
+			walk(f, i, buf, len, 0);
+		}
+		if (f->raced)
+			f->holes = 1;
 	}
 	/* directories no longer on a walk are not watched any more (gone, or a missing
-	 * directory came and the walk goes on below it) */
+	 * directory came and the walk goes on below it). A wd the kernel has let go (-1 since
+	 * its IN_IGNORED) may be another watch's number by now: it is left alone. */
 	for (size_t i = 0; i < nold; i++) {
-		int keep = 0;
+		int keep = old[i].wd < 0;
 		for (size_t k = 0; k < f->ndw && !keep; k++)
 			keep = f->dw[k].wd == old[i].wd;
 		for (size_t k = 0; k < i && !keep; k++)
 			keep = old[k].wd == old[i].wd; /* removed already */
+		for (size_t k = 0; k < f->n && !keep; k++)
+			keep = f->files[k]->wd == old[i].wd; /* a number reused for a file */
 		if (!keep)
 			inotify_rm_watch(f->ino_fd, old[i].wd);
 	}
@@ -1061,11 +1119,23 @@ static int64_t rescan_every_ms(const struct in_file *f)
  * A changed attribute matters only while an error is outstanding (a permission fixed). */
 static int dir_event(struct in_file *f, int wd, uint32_t mask, const char *name)
 {
+	int ev = 0;
+	if (mask & IN_IGNORED) {
+		/* the watch is gone (its directory deleted, unmounted, or removed by us): its
+		 * number may be given to a new watch, so no entry keeps it; the rescan this
+		 * asks for watches what is there now */
+		for (size_t i = 0; i < f->ndw; i++)
+			if (f->dw[i].wd == wd) {
+				f->dw[i].wd = -1;
+				ev = EV_NAMES;
+			}
+		return ev;
+	}
 	for (size_t i = 0; i < f->ndw; i++) {
 		const struct dwatch *w = &f->dw[i];
 		if (w->wd != wd)
 			continue;
-		if (mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED | IN_UNMOUNT))
+		if (mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT))
 			return EV_NAMES;
 		if ((mask & IN_ATTRIB) && !f->nproblems)
 			return 0;

@@ -1,7 +1,8 @@
 // End to end for the file source beyond plain tailing: logrotate's two rotation styles under
 // continuous writes, multi-line records through agent SIGKILLs, a glob directory where
 // files appear after the start, and a glob whose directories are made (and made again) after
-// the start, found by inotify alone (the rescan 10 minutes away). Every check ends with DuckDB reading the Delta table the real
+// the start, found by inotify alone (the rescan 10 minutes away), also when they are removed
+// and made again (twice) while the agent is SIGSTOPped. Every check ends with DuckDB reading the Delta table the real
 // runnel-server wrote: each record exactly once (or, for copytruncate, what that style can
 // guarantee) and in order.
 import { test } from 'node:test';
@@ -325,6 +326,70 @@ test('directories of a glob created after the start are followed by inotify alon
     assert.equal(rows.length, 200, 'each line once');
     assert.deepEqual(rows.map((r) => r.payload), [lines('x', 100), lines('y', 100)].join('').trimEnd().split('\n'),
       'in order');
+  } finally {
+    await agent.kill();
+    await server.kill();
+  }
+});
+
+// The race of the test above made deterministic: the agent is SIGSTOPped while the directories
+// are removed and made again (once, then twice in a row), so the removal's events (x.log and
+// the directories deleted, their watches ignored) are handled together after the new
+// directories and their file exist. The source must end up watching what exists now: each
+// new file read, whole and once, by inotify alone (the rescan is 10 minutes away).
+test('glob directories removed and made again while the agent is stopped: followed on waking', { timeout: 240000 }, async () => {
+  const { logDir, server, agent } = await start('e2e-latedirs-stop', (d) =>
+    [fileSource('late', [path.join(d, 'late', 'a', 'b', '*.log'), path.join(d, 'late', 'up.log')],
+      'read_from = "end"; rescan_interval = "10m"; rotate_wait_ms = 200;')]);
+  fs.mkdirSync(path.join(logDir, 'late'));
+  fs.writeFileSync(path.join(logDir, 'late', 'up.log'), 'up\n');
+  const a = path.join(logDir, 'late', 'a');
+  const b = path.join(a, 'b');
+  const lines = (tag, n) => [...Array(n).keys()].map((i) => `${tag} ${i}\n`).join('');
+  const stopped = (fn) => {
+    agent.proc.child.kill('SIGSTOP'); // (Proc.kill would wait for an exit)
+    try {
+      fn();
+    } finally {
+      agent.proc.child.kill('SIGCONT');
+    }
+  };
+  await server.start();
+  await agent.start();
+  try {
+    await waitFor(() => agent.proc.log.some((l) => /up\.log from byte 3\b/.test(l)), {
+      what: 'the first scan',
+    }).catch((e) => { throw new Error(`${e.message}\n${agent.proc.tail()}`); });
+    fs.mkdirSync(b, { recursive: true });
+    fs.writeFileSync(path.join(b, 'x.log'), lines('x', 100));
+    await waitRows(server, agent, 100, 'x.log, under directories made after the start');
+    // once: removed and made again, y.log written, all before the agent runs again
+    stopped(() => {
+      fs.rmSync(a, { recursive: true });
+      fs.mkdirSync(b, { recursive: true });
+      fs.writeFileSync(path.join(b, 'y.log'), lines('y', 100));
+    });
+    await waitRows(server, agent, 200, 'y.log, after the directories were made again (agent stopped)');
+    // twice in a row, then z.log; the agent wakes to the events of both removals
+    stopped(() => {
+      fs.rmSync(a, { recursive: true });
+      fs.mkdirSync(b, { recursive: true });
+      fs.rmSync(a, { recursive: true });
+      fs.mkdirSync(b, { recursive: true });
+      fs.writeFileSync(path.join(b, 'z.log'), lines('z', 100));
+    });
+    await waitRows(server, agent, 300, 'z.log, after the directories were made again twice (agent stopped)');
+    // and still watched: a file written after the wake-up, with the agent running
+    fs.writeFileSync(path.join(b, 'w.log'), lines('w', 100));
+    await waitRows(server, agent, 400, 'w.log, written after the agent woke');
+    await waitStable(server);
+    await agent.stop();
+    await server.stop();
+    const snap = await verifyTable(server.tableDir(TABLE));
+    const rows = await rowsOf(duckFrom(snap.files), 'late');
+    assert.equal(rows.length, 400, 'each line once');
+    assert.deepEqual(rows.map((r) => r.payload),
+      ['x', 'y', 'z', 'w'].map((t) => lines(t, 100)).join('').trimEnd().split('\n'), 'in order');
   } finally {
     await agent.kill();
     await server.kill();
