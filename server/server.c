@@ -673,20 +673,20 @@ struct rn_server {
 	struct rn_principals *principals; /* from the config, rebuilt on reload */
 	uint8_t key[4096];                /* signed tokens' HMAC key (klen bytes; 0 = none) */
 	size_t klen;
-	struct event *auth_ev;        /* every second: token expiry of open calls, stream expiry */
-	struct rn_authz authz;        /* the last decision (its msg outlives the call that asked) */
-	struct rn_pool *pool;         /* secret checks off the loop (token_verify_*) */
-	struct event *pool_ev;        /* the pool's descriptor is readable: jobs finished */
-	struct rn_pool *maint_pool;   /* Delta maintenance off the loop (maintenance_threads) */
-	struct event *maint_ev;       /* its descriptor is readable: jobs finished */
-	struct rn_pool *flush_pool;   /* flush jobs: Parquet encoding and commits (flush_threads) */
-	struct event *flush_pool_ev;  /* its descriptor is readable: jobs finished */
+	struct event *auth_ev;       /* every second: token expiry of open calls, stream expiry */
+	struct rn_authz authz;       /* the last decision (its msg outlives the call that asked) */
+	struct rn_pool *pool;        /* secret checks off the loop (token_verify_*) */
+	struct event *pool_ev;       /* the pool's descriptor is readable: jobs finished */
+	struct rn_pool *maint_pool;  /* Delta maintenance off the loop (maintenance_threads) */
+	struct event *maint_ev;      /* its descriptor is readable: jobs finished */
+	struct rn_pool *flush_pool;  /* flush jobs: Parquet encoding and commits (flush_threads) */
+	struct event *flush_pool_ev; /* its descriptor is readable: jobs finished */
 	/* the flush round in flight (rn_mat_flush_start), from its start to round_done() */
 	int flushing;
-	uint64_t flush_seg;          /* the WAL segment rotated to at its start */
-	int64_t flush_t0;            /* when it started */
-	int64_t flush_oldest_us;     /* oldest_pending_us at its start (back if it fails) */
-	int destroying;              /* rn_server_destroy: a cancelled round changes nothing */
+	uint64_t flush_seg;           /* the WAL segment rotated to at its start */
+	int64_t flush_t0;             /* when it started */
+	int64_t flush_oldest_us;      /* oldest_pending_us at its start (back if it fails) */
+	int destroying;               /* rn_server_destroy: a cancelled round changes nothing */
 	struct event *lag_ev;         /* LAG_MS timer measuring how late the loop runs it */
 	int64_t lag_due_us;           /* when lag_ev should run next */
 	int64_t lag_max_us;           /* the most it ran late since the last scrape */
@@ -3794,10 +3794,11 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 		if ((rc = rn_pool_create(&s->maint_pool, &po)))
 			goto fail;
 		long cores = sysconf(_SC_NPROCESSORS_ONLN);
-		struct rn_pool_options fo = {
-			conf->flush_threads ? (unsigned)conf->flush_threads
-					    : (unsigned)(cores < 1 ? 1 : cores > 4 ? 4 : cores),
-			100000, "flush"};
+		struct rn_pool_options fo = {conf->flush_threads ? (unsigned)conf->flush_threads
+								 : (unsigned)(cores < 1   ? 1
+									      : cores > 4 ? 4
+											  : cores),
+					     100000, "flush"};
 		if ((rc = rn_pool_create(&s->flush_pool, &fo)))
 			goto fail;
 	}
@@ -3926,8 +3927,8 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 	if (!(s->maint_ev = event_new(s->base, rn_pool_fd(s->maint_pool), EV_READ | EV_PERSIST,
 				      maint_cb, s)) ||
 	    event_add(s->maint_ev, NULL) ||
-	    !(s->flush_pool_ev = event_new(s->base, rn_pool_fd(s->flush_pool),
-					   EV_READ | EV_PERSIST, flush_pool_cb, s)) ||
+	    !(s->flush_pool_ev = event_new(s->base, rn_pool_fd(s->flush_pool), EV_READ | EV_PERSIST,
+					   flush_pool_cb, s)) ||
 	    event_add(s->flush_pool_ev, NULL) ||
 	    !(s->lag_ev = event_new(s->base, -1, EV_PERSIST, lag_cb, s)) ||
 	    rn_ev_add_ms(s->lag_ev, LAG_MS)) {
@@ -4165,7 +4166,8 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	rn_metrics_family(b, P "flush_job_seconds_total", "counter",
 			  "Time spent running flush jobs (on workers).");
 	rn_buf_printf(b, P "flush_job_seconds_total %.6f\n", (double)ms.flush_us / 1e6);
-	rn_metrics_family(b, P "flush_job_max_seconds", "gauge", "The longest flush job since start.");
+	rn_metrics_family(b, P "flush_job_max_seconds", "gauge",
+			  "The longest flush job since start.");
 	rn_buf_printf(b, P "flush_job_max_seconds %.6f\n", (double)ms.flush_max_us / 1e6);
 	F("checkpoints_total", "counter", "Delta checkpoints written.", ms.checkpoints);
 	F("compactions_total", "counter", "Compaction commits (small files rewritten into one).",

@@ -168,13 +168,13 @@ struct mat_table {
 	 * by neither. The loop gets them back in flush_done.
 	 */
 	struct flush_job *fj;
-	struct rn_delta *fdelta;        /* the flush's own handle on the table (NULL: not open) */
-	struct rn_pq_writer *fpq;       /* a detached writer, to finish into retry_file */
-	struct mat_part *fparts;        /* detached partitions, to finish into rfiles */
+	struct rn_delta *fdelta;  /* the flush's own handle on the table (NULL: not open) */
+	struct rn_pq_writer *fpq; /* a detached writer, to finish into retry_file */
+	struct mat_part *fparts;  /* detached partitions, to finish into rfiles */
 	size_t nfparts;
-	int frc;         /* the job's result for this table: 0 or the error of its commit */
-	int fbroken;     /* the detached builders could not be finished: refill their rows */
-	int fcommitted;  /* committed; retry_streams kept until the loop's handle has read it */
+	int frc;          /* the job's result for this table: 0 or the error of its commit */
+	int fbroken;      /* the detached builders could not be finished: refill their rows */
+	int fcommitted;   /* committed; retry_streams kept until the loop's handle has read it */
 	int64_t fversion; /* fdelta's version after the last job (when fdelta is open) */
 	char ferr[320];
 	/* the loop's: the detached rows' bytes and who wrote them, settled in flush_done */
@@ -259,8 +259,8 @@ struct rn_mat {
 	int round_rc;      /* the round's first error (RN_EAGAIN: rows left for the next one) */
 	void (*round_cb)(void *ctx, int rc);
 	void *round_ctx;
-	int flush_inline; /* rn_mat_flush: this round runs every job on the calling thread */
-	struct rn_mat_stats ms;   /* the maint_* and task counters (loop) */
+	int flush_inline;       /* rn_mat_flush: this round runs every job on the calling thread */
+	struct rn_mat_stats ms; /* the maint_* and task counters (loop) */
 	char err[512];
 };
 
@@ -2247,14 +2247,15 @@ static void unit_run(struct mat_table *t)
 		if (t->fpq) {
 			size_t rows = rn_pq_rows(t->fpq);
 			if ((rc = rn_pq_finish(t->fpq, &t->retry_file))) {
-				snprintf(t->ferr, sizeof(t->ferr), "table %s: parquet: %s",
-					 t->name, rn_strerror(rc));
+				snprintf(t->ferr, sizeof(t->ferr), "table %s: parquet: %s", t->name,
+					 rn_strerror(rc));
 				t->fbroken = 1;
 				t->frc = rc;
 				return;
 			}
-			t->retry_stats = rn_pq_delta_stats(t->fpq, t->cols ? t->cols : envelope_cols,
-							   t->cols ? t->ncols : t->env_ncols, rows);
+			t->retry_stats =
+				rn_pq_delta_stats(t->fpq, t->cols ? t->cols : envelope_cols,
+						  t->cols ? t->ncols : t->env_ncols, rows);
 			if (!t->retry_stats) {
 				/* every add carries its stats: finish again, after a refill */
 				snprintf(t->ferr, sizeof(t->ferr), "table %s: stats: %s", t->name,
@@ -2425,8 +2426,9 @@ static void flush_table(struct rn_mat *m, struct mat_table *t)
 		return;
 	struct flush_job *j = rn_calloc(1, sizeof(*j));
 	if (!j) { /* what was detached stays held: the next round runs it */
-		m->round_rc = m->round_rc && m->round_rc != RN_EAGAIN ? m->round_rc
-								     : fail(m, RN_ENOMEM, "flush job");
+		m->round_rc = m->round_rc && m->round_rc != RN_EAGAIN
+				      ? m->round_rc
+				      : fail(m, RN_ENOMEM, "flush job");
 		return;
 	}
 	memcpy(j->u, u, n * sizeof(*u));
