@@ -673,20 +673,12 @@ struct rn_server {
 	struct rn_principals *principals; /* from the config, rebuilt on reload */
 	uint8_t key[4096];                /* signed tokens' HMAC key (klen bytes; 0 = none) */
 	size_t klen;
-	struct event *auth_ev;       /* every second: token expiry of open calls, stream expiry */
-	struct rn_authz authz;       /* the last decision (its msg outlives the call that asked) */
-	struct rn_pool *pool;        /* secret checks off the loop (token_verify_*) */
-	struct event *pool_ev;       /* the pool's descriptor is readable: jobs finished */
-	struct rn_pool *maint_pool;  /* Delta maintenance off the loop (maintenance_threads) */
-	struct event *maint_ev;      /* its descriptor is readable: jobs finished */
-	struct rn_pool *flush_pool;  /* flush jobs: Parquet encoding and commits (flush_threads) */
-	struct event *flush_pool_ev; /* its descriptor is readable: jobs finished */
-	/* the flush round in flight (rn_mat_flush_start), from its start to round_done() */
-	int flushing;
-	uint64_t flush_seg;           /* the WAL segment rotated to at its start */
-	int64_t flush_t0;             /* when it started */
-	int64_t flush_oldest_us;      /* oldest_pending_us at its start (back if it fails) */
-	int destroying;               /* rn_server_destroy: a cancelled round changes nothing */
+	struct event *auth_ev;        /* every second: token expiry of open calls, stream expiry */
+	struct rn_authz authz;        /* the last decision (its msg outlives the call that asked) */
+	struct rn_pool *pool;         /* secret checks off the loop (token_verify_*) */
+	struct event *pool_ev;        /* the pool's descriptor is readable: jobs finished */
+	struct rn_pool *maint_pool;   /* Delta maintenance off the loop (maintenance_threads) */
+	struct event *maint_ev;       /* its descriptor is readable: jobs finished */
 	struct event *lag_ev;         /* LAG_MS timer measuring how late the loop runs it */
 	int64_t lag_due_us;           /* when lag_ev should run next */
 	int64_t lag_max_us;           /* the most it ran late since the last scrape */
@@ -701,6 +693,15 @@ struct rn_server {
 	int64_t oldest_pending_us; /* first record appended since the last good flush; 0 none */
 	int64_t next_flush_us;     /* when flush_cb runs next */
 	int64_t flush_cost_us;     /* duration of the last flush */
+	/* flush jobs off the loop (flush_threads) and the round in flight, from its start
+	 * (rn_mat_flush_start) to round_done() */
+	struct rn_pool *flush_pool;  /* flush jobs: Parquet encoding and commits (flush_threads) */
+	struct event *flush_pool_ev; /* its descriptor is readable: jobs finished */
+	int flushing;
+	uint64_t flush_seg;      /* the WAL segment rotated to at its start */
+	int64_t flush_t0;        /* when it started */
+	int64_t flush_oldest_us; /* oldest_pending_us at its start (back if it fails) */
+	int destroying;          /* rn_server_destroy: a cancelled round changes nothing */
 
 	/* fair share of the WAL (admit) */
 	char share_msg[320];         /* the grpc-message of the last refusal */
