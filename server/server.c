@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
+#include <poll.h>
 #include <unistd.h>
 #include <uuid/uuid.h>
 
@@ -530,6 +531,16 @@ const struct rn_conf_key rn_server_conf_table[] = {
 	 .help = "worker threads running Delta maintenance (checkpoints, compaction, vacuum) off "
 		 "the event loop; each table has at most one job at a time",
 	 .flags = RN_CONF_F_RESTART},
+	{.key = "flush_threads",
+	 .type = RN_CONF_INT,
+	 .def = "0",
+	 .offset = OFF(flush_threads),
+	 .min = 0,
+	 .max = RN_POOL_THREADS_MAX,
+	 .help = "worker threads that encode each table's flushed rows into Parquet, write them "
+		 "and commit them off the event loop (one job per table at a time, tables in "
+		 "parallel); 0 = the number of cores, at most 4",
+	 .flags = RN_CONF_F_RESTART},
 	{.key = "maintenance_queue",
 	 .type = RN_CONF_INT,
 	 .def = "64",
@@ -613,7 +624,8 @@ struct srv_owner {
 struct srv_failing {
 	char *table;
 	int configured; /* from `tables`/`schemas`: a retry may create it */
-	int readded;    /* its kept records are in the materializer, awaiting a flush */
+	int readded;    /* its kept records are in the materializer, awaiting a flush (2: a
+			 * flush round started since, whose success lets it go) */
 	uint64_t *segs; /* ids of the segments holding its records, ascending */
 	size_t nsegs, capsegs;
 	unsigned retries;
@@ -706,6 +718,15 @@ struct rn_server {
 	int64_t oldest_pending_us; /* first record appended since the last good flush; 0 none */
 	int64_t next_flush_us;     /* when flush_cb runs next */
 	int64_t flush_cost_us;     /* duration of the last flush */
+	/* flush jobs off the loop (flush_threads) and the round in flight, from its start
+	 * (rn_mat_flush_start) to round_done() */
+	struct rn_pool *flush_pool;  /* flush jobs: Parquet encoding and commits (flush_threads) */
+	struct event *flush_pool_ev; /* its descriptor is readable: jobs finished */
+	int flushing;
+	uint64_t flush_seg;      /* the WAL segment rotated to at its start */
+	int64_t flush_t0;        /* when it started */
+	int64_t flush_oldest_us; /* oldest_pending_us at its start (back if it fails) */
+	int destroying;          /* rn_server_destroy: a cancelled round changes nothing */
 
 	/* fair share of the WAL (admit) */
 	char share_msg[320];         /* the grpc-message of the last refusal */
@@ -1336,7 +1357,7 @@ static void release_readded(struct rn_server *s)
 	int n = 0;
 	for (struct srv_failing **pp = &s->failing; *pp;) {
 		struct srv_failing *f = *pp;
-		if (!f->readded) {
+		if (f->readded != 2) {
 			pp = &f->next;
 			continue;
 		}
@@ -1738,6 +1759,60 @@ static void sweep_stream_files(struct rn_server *s)
 		rn_log_info("server", "removed %zu files of ended ephemeral streams", n);
 }
 
+/*
+ * The end of a flush round (rn_mat_flush_start's callback, on the loop). After 0 every
+ * batch appended before the round's WAL rotation is committed, so the segments before it
+ * go: the rule is unchanged, only learned later. Batches appended while the jobs ran are
+ * in later segments; they made the server dirty again (mat_dirty, oldest_pending_us).
+ */
+static void round_done(void *ctx, int rc)
+{
+	struct rn_server *s = ctx;
+	s->flushing = 0;
+	if (s->destroying)
+		return;
+	if (rc) {
+		/* nothing dropped: the rows stay pending (or held) and the next flush takes them */
+		s->mat_dirty = 1;
+		if (s->flush_oldest_us &&
+		    (!s->oldest_pending_us || s->flush_oldest_us < s->oldest_pending_us))
+			s->oldest_pending_us = s->flush_oldest_us;
+		if (rc == RN_EAGAIN) /* rows left behind a retried commit: not a failure */
+			return;
+		s->stats.flush_errors++;
+		s->stats.last_flush_err_us = rn_mono_us();
+		snprintf(s->stats.last_error, sizeof(s->stats.last_error), "flush: %s",
+			 rn_mat_errmsg(s->mat));
+		rn_log_error("server", "materializer: %s (will retry)", rn_mat_errmsg(s->mat));
+		return;
+	}
+	s->stats.last_flush_ok_us = rn_mono_us();
+	s->flush_cost_us = s->stats.last_flush_ok_us - s->flush_t0;
+	release_readded(s);
+	if (!rn_wal_drop_before(s->wal, s->flush_seg, segment_kept, s))
+		forget_ended(s, s->flush_t0);
+	if (!s->stopping) {
+		retire_pending(s);
+		check_pressure(s, NULL); /* the WAL shrank: pressure may end */
+	}
+}
+
+/* Waits (blocking the loop: only at shutdown) for the flush round in flight. */
+static void flush_wait(struct rn_server *s)
+{
+	while (s->flushing) {
+		struct pollfd pfd = {.fd = rn_pool_fd(s->flush_pool), .events = POLLIN};
+		poll(&pfd, 1, 100);
+		rn_pool_complete(s->flush_pool);
+	}
+}
+
+/*
+ * A flush round: the WAL rotates, then each table's rows go to a flush job (encoding,
+ * write, commit on s->flush_pool) while the loop goes on ingesting; round_done() truncates the
+ * WAL when all of them are done. One round at a time: a timer that fires while one is in
+ * flight waits for the next tick. When stopping, the round runs inline and is waited for.
+ */
 static void flush_now(struct rn_server *s)
 {
 	uint64_t seg;
@@ -1746,6 +1821,10 @@ static void flush_now(struct rn_server *s)
 	rn_mat_tick(s->mat, t0); /* summaries of bad-record warnings */
 	rn_lograte_tick(&s->share_log, t0, share_summary, s);
 	rn_lograte_tick(&s->pshare_log, t0, pshare_summary, s);
+	if (s->stopping)
+		flush_wait(s);
+	if (s->flushing)
+		return;
 	if (!s->mat_dirty) {
 		/* nothing appended since the last flush, which dropped every segment before it */
 		forget_ended(s, t0);
@@ -1758,21 +1837,19 @@ static void flush_now(struct rn_server *s)
 		return;
 	}
 	s->stats.flushes++;
-	if ((rc = rn_mat_flush(s->mat))) {
-		s->stats.flush_errors++;
-		s->stats.last_flush_err_us = rn_mono_us();
-		snprintf(s->stats.last_error, sizeof(s->stats.last_error), "flush: %s",
-			 rn_mat_errmsg(s->mat));
-		rn_log_error("server", "materializer: %s (will retry)", rn_mat_errmsg(s->mat));
-		return;
-	}
-	s->stats.last_flush_ok_us = rn_mono_us();
-	s->flush_cost_us = s->stats.last_flush_ok_us - t0;
-	s->mat_dirty = 0;
-	s->oldest_pending_us = 0; /* everything appended so far is in its table now */
-	release_readded(s);
-	if (!rn_wal_drop_before(s->wal, seg, segment_kept, s))
-		forget_ended(s, t0);
+	s->flushing = 1;
+	s->flush_seg = seg;
+	s->flush_t0 = t0;
+	s->flush_oldest_us = s->oldest_pending_us;
+	for (struct srv_failing *f = s->failing; f; f = f->next)
+		if (f->readded)
+			f->readded = 2; /* readded before this round: in it */
+	s->mat_dirty = 0; /* appends from here on are after the rotation: they set it again */
+	s->oldest_pending_us = 0;
+	if (s->stopping)
+		round_done(s, rn_mat_flush(s->mat));
+	else if (rn_mat_flush_start(s->mat, round_done, s))
+		round_done(s, RN_EAGAIN); /* cannot happen: s->flushing guards the round */
 }
 
 static void flush_cb(evutil_socket_t fd, short what, void *arg)
@@ -2826,6 +2903,14 @@ static int maint_submit(void *ctx, void (*run)(void *arg), void (*done)(void *ar
 			void *arg)
 {
 	return rn_pool_submit(ctx, run, done, arg);
+}
+
+static void flush_pool_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rn_server *s = arg;
+	(void)fd;
+	(void)what;
+	rn_pool_complete(s->flush_pool);
 }
 
 /* The loop's stall, cheaply: a timer every LAG_MS notes how late it runs; the most since
@@ -3938,13 +4023,23 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 					     (size_t)conf->maintenance_queue, "maintenance"};
 		if ((rc = rn_pool_create(&s->maint_pool, &po)))
 			goto fail;
+		long cores = sysconf(_SC_NPROCESSORS_ONLN);
+		struct rn_pool_options fo = {conf->flush_threads ? (unsigned)conf->flush_threads
+								 : (unsigned)(cores < 1   ? 1
+									      : cores > 4 ? 4
+											  : cores),
+					     100000, "flush"};
+		if ((rc = rn_pool_create(&s->flush_pool, &fo)))
+			goto fail;
 	}
 	struct rn_mat_options mo = {.data_root = conf->data_root,
 				    .refill = refill_table,
 				    .refill_ctx = s,
 				    .zstd_level = (int)conf->parquet_zstd_level,
 				    .maint_submit = maint_submit,
-				    .maint_ctx = s->maint_pool};
+				    .maint_ctx = s->maint_pool,
+				    .flush_submit = maint_submit,
+				    .flush_ctx = s->flush_pool};
 	if ((rc = rn_mat_create(&s->mat, &mo)))
 		goto fail;
 	for (size_t i = 0; i < conf->schemas.n; i++) {
@@ -4063,6 +4158,9 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 	if (!(s->maint_ev = event_new(s->base, rn_pool_fd(s->maint_pool), EV_READ | EV_PERSIST,
 				      maint_cb, s)) ||
 	    event_add(s->maint_ev, NULL) ||
+	    !(s->flush_pool_ev = event_new(s->base, rn_pool_fd(s->flush_pool), EV_READ | EV_PERSIST,
+					   flush_pool_cb, s)) ||
+	    event_add(s->flush_pool_ev, NULL) ||
 	    !(s->lag_ev = event_new(s->base, -1, EV_PERSIST, lag_cb, s)) ||
 	    rn_ev_add_ms(s->lag_ev, LAG_MS)) {
 		rc = RN_ENOMEM;
@@ -4292,6 +4390,18 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	rn_metrics_family(b, P "maintenance_job_max_seconds", "gauge",
 			  "The longest maintenance job since start.");
 	rn_buf_printf(b, P "maintenance_job_max_seconds %.6f\n", (double)ms.maint_max_us / 1e6);
+	/* flush jobs off the loop */
+	F("flush_jobs_total", "counter",
+	  "Flush jobs (one table and its dead-letter table: encode, write, commit) done.",
+	  ms.flush_jobs);
+	F("flush_jobs_inflight", "gauge", "Flush jobs submitted and not yet handed back.",
+	  ms.flush_inflight);
+	rn_metrics_family(b, P "flush_job_seconds_total", "counter",
+			  "Time spent running flush jobs (on workers).");
+	rn_buf_printf(b, P "flush_job_seconds_total %.6f\n", (double)ms.flush_us / 1e6);
+	rn_metrics_family(b, P "flush_job_max_seconds", "gauge",
+			  "The longest flush job since start.");
+	rn_buf_printf(b, P "flush_job_max_seconds %.6f\n", (double)ms.flush_max_us / 1e6);
 	F("checkpoints_total", "counter", "Delta checkpoints written.", ms.checkpoints);
 	F("compactions_total", "counter", "Compaction commits (small files rewritten into one).",
 	  ms.compactions);
@@ -4568,6 +4678,13 @@ void rn_server_destroy(struct rn_server *s)
 	 * their done calls reach the materializer, destroyed below */
 	if (s->mat)
 		rn_mat_maint_stop(s->mat);
+	/* queued flush jobs are cancelled (their rows are in the WAL, replayed at the next
+	 * start), running ones finish their commit; after maint_stop, so that the end of the
+	 * round submits no maintenance */
+	s->destroying = 1;
+	rn_pool_destroy(s->flush_pool);
+	if (s->flush_pool_ev)
+		event_free(s->flush_pool_ev);
 	rn_pool_destroy(s->maint_pool);
 	if (s->maint_ev)
 		event_free(s->maint_ev);

@@ -160,6 +160,26 @@ struct mat_table {
 	/* who wrote pending_bytes (rn_mat_add_as's principal): settled whenever pending_bytes
 	 * goes back to 0 */
 	struct rn_ledger_debts debts;
+	/*
+	 * The flush (rn_mat_flush_start): builders detached from the table, the file(s) they
+	 * become and their commit. While fj != NULL (a flush job is in flight) the fields from
+	 * fdelta to ferr and the retry_* / rfiles fields below belong to the job's worker
+	 * (server/README.md "Threads"); retry_streams is then read by both sides and written
+	 * by neither. The loop gets them back in flush_done.
+	 */
+	struct flush_job *fj;
+	struct rn_delta *fdelta;  /* the flush's own handle on the table (NULL: not open) */
+	struct rn_pq_writer *fpq; /* a detached writer, to finish into retry_file */
+	struct mat_part *fparts;  /* detached partitions, to finish into rfiles */
+	size_t nfparts;
+	int frc;          /* the job's result for this table: 0 or the error of its commit */
+	int fbroken;      /* the detached builders could not be finished: refill their rows */
+	int fcommitted;   /* committed; retry_streams kept until the loop's handle has read it */
+	int64_t fversion; /* fdelta's version after the last job (when fdelta is open) */
+	char ferr[320];
+	/* the loop's: the detached rows' bytes and who wrote them, settled in flush_done */
+	size_t fbytes;
+	struct rn_ledger_debts fdebts;
 	/* a finished file whose commit failed; retried before anything else */
 	struct rn_buf retry_file;
 	char *retry_stats;
@@ -230,7 +250,17 @@ struct rn_mat {
 	atomic_int maint_stop;    /* rn_mat_maint_stop: workers read it between steps */
 	atomic_int maint_running; /* jobs inside maint_run now (workers change it) */
 	int maint_stopped;        /* loop's copy of maint_stop */
-	struct rn_mat_stats ms;   /* the maint_* and task counters (loop) */
+	/* flushes off the loop (rn_mat_options.flush_submit; NULL = inline): one round at a
+	 * time, one job per table (with its dead-letter table) in it */
+	int (*flush_submit)(void *ctx, void (*run)(void *arg),
+			    void (*done)(void *arg, int cancelled), void *arg);
+	void *flush_ctx;
+	size_t round_jobs; /* jobs of the round not done yet (+1 while it is being started) */
+	int round_rc;      /* the round's first error (RN_EAGAIN: rows left for the next one) */
+	void (*round_cb)(void *ctx, int rc);
+	void *round_ctx;
+	int flush_inline;       /* rn_mat_flush: this round runs every job on the calling thread */
+	struct rn_mat_stats ms; /* the maint_* and task counters (loop) */
 	char err[512];
 };
 
@@ -285,6 +315,8 @@ int rn_mat_create(struct rn_mat **out, const struct rn_mat_options *opt)
 	m->refill_ctx = opt->refill_ctx;
 	m->maint_submit = opt->maint_submit;
 	m->maint_ctx = opt->maint_ctx;
+	m->flush_submit = opt->flush_submit;
+	m->flush_ctx = opt->flush_ctx;
 	rn_lograte_init(&m->warn, RN_MAT_WARN_PERIOD_US, rn_mono_us());
 	if (opt->created_by)
 		m->created_by = rn_strdup(opt->created_by);
@@ -322,14 +354,19 @@ static void free_files(struct mat_file *f, size_t n)
 	rn_free(f);
 }
 
+static void free_part_list(struct mat_part *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		rn_pq_writer_destroy(p[i].pq);
+		rn_free(p[i].pv);
+		rn_free(p[i].dir);
+	}
+	rn_free(p);
+}
+
 static void free_parts(struct mat_table *t)
 {
-	for (size_t i = 0; i < t->nparts; i++) {
-		rn_pq_writer_destroy(t->parts[i].pq);
-		rn_free(t->parts[i].pv);
-		rn_free(t->parts[i].dir);
-	}
-	rn_free(t->parts);
+	free_part_list(t->parts, t->nparts);
 	t->parts = NULL;
 	t->nparts = 0;
 }
@@ -350,7 +387,10 @@ static void table_free(struct mat_table *t)
 	rn_free(t->top);
 	rn_free(t->top_set);
 	rn_delta_close(t->delta);
+	rn_delta_close(t->fdelta);
 	rn_pq_writer_destroy(t->pq);
+	rn_pq_writer_destroy(t->fpq);
+	free_part_list(t->fparts, t->nfparts);
 	free_streams(t->streams, t->nstreams);
 	free_streams(t->retry_streams, t->retry_nstreams);
 	rn_buf_free(&t->retry_file);
@@ -398,11 +438,14 @@ void rn_mat_destroy(struct rn_mat *m)
 {
 	if (!m)
 		return;
+	if (m->round_jobs)
+		rn_log_error("mat", "destroyed with %zu flush jobs in flight", m->round_jobs);
 	if (m->ms.maint_inflight) /* a worker would write into freed memory: leak instead */
 		rn_log_error("mat", "destroyed with %llu maintenance jobs in flight",
 			     (unsigned long long)m->ms.maint_inflight);
 	for (size_t i = 0; i < m->ntables; i++) {
 		rn_ledger_debts_free(m->ledger, &m->tables[i]->debts);
+		rn_ledger_debts_free(m->ledger, &m->tables[i]->fdebts);
 		table_free(m->tables[i]);
 	}
 	rn_free(m->tables);
@@ -1336,12 +1379,15 @@ static uint32_t hash_str(const char *s)
 	return h;
 }
 
-/* Finishes every open partition's file of t into (*files, *n), oldest first, dropping the
- * partition. On failure the partitions not finished stay open. */
-static int finish_parts(struct rn_mat *m, struct mat_table *t, struct mat_file **files, size_t *n)
+/* Finishes every partition's file of (*parts, *np) (t's open ones, or detached ones) into
+ * (*files, *n), oldest first, dropping the partition. On failure the partitions not finished
+ * stay, and why in err. Touches only its arguments and t's immutable columns, so that a
+ * flush job may run it on detached partitions. */
+static int finish_list(const struct mat_table *t, struct mat_part **parts, size_t *np,
+		       struct mat_file **files, size_t *n, char *err, size_t errcap)
 {
-	while (t->nparts) {
-		struct mat_part *p = &t->parts[t->nparts - 1];
+	while (*np) {
+		struct mat_part *p = &(*parts)[*np - 1];
 		size_t rows = rn_pq_rows(p->pq);
 		struct mat_file *nf = rn_reallocarray(*files, *n + 1, sizeof(**files));
 		int rc;
@@ -1351,9 +1397,11 @@ static int finish_parts(struct rn_mat *m, struct mat_table *t, struct mat_file *
 		struct mat_file *f = &nf[*n];
 		memset(f, 0, sizeof(*f));
 		if (rows) {
-			if ((rc = rn_pq_finish(p->pq, &f->data)))
-				return fail(m, rc, "table %s: parquet: %s", t->name,
-					    rn_strerror(rc));
+			if ((rc = rn_pq_finish(p->pq, &f->data))) {
+				snprintf(err, errcap, "table %s: parquet: %s", t->name,
+					 rn_strerror(rc));
+				return rc;
+			}
 			if (!(f->stats = rn_pq_delta_stats(p->pq, t->dcols, t->ndcols,
 							   (int64_t)rows))) {
 				rn_buf_free(&f->data);
@@ -1367,11 +1415,21 @@ static int finish_parts(struct rn_mat *m, struct mat_table *t, struct mat_file *
 			rn_free(p->pv);
 		}
 		rn_pq_writer_destroy(p->pq);
-		t->nparts--;
+		(*np)--;
 	}
-	rn_free(t->parts);
-	t->parts = NULL;
+	rn_free(*parts);
+	*parts = NULL;
 	return 0;
+}
+
+/* finish_list of t's open partitions (on the loop). */
+static int finish_parts(struct rn_mat *m, struct mat_table *t, struct mat_file **files, size_t *n)
+{
+	char err[320] = "";
+	int rc = finish_list(t, &t->parts, &t->nparts, files, n, err, sizeof(err));
+	if (rc && err[0])
+		return fail(m, rc, "%s", err);
+	return rc;
 }
 
 /* Puts the taped record into its partition's writer (opening it, after finishing every
@@ -1966,8 +2024,12 @@ int rn_mat_add_as(struct rn_mat *m, const char *table, const char *stream_id, in
 	return 0;
 }
 
-/* Writes and commits t's retry file. 0 on success or duplicate. */
-static int commit_retry(struct rn_mat *m, struct mat_table *t)
+/* ---- The flush: detached on the loop, finished and committed by a job ---- */
+
+/* Writes and commits t's retry file with the retry txns through the flush handle. 0 on
+ * success or duplicate; on failure why in t->ferr, and the written file is kept (by path)
+ * for the next try. The flush job's (or the loop's when no job is in flight). */
+static int commit_retry(struct mat_table *t)
 {
 	char name[256];
 	int64_t mtime = 0, version;
@@ -1981,7 +2043,7 @@ static int commit_retry(struct rn_mat *m, struct mat_table *t)
 		txns[i].version = t->retry_streams[i].last;
 	}
 	if (!t->retry_path) {
-		rc = rn_delta_write_file(t->delta, t->retry_file.data, t->retry_file.len, name,
+		rc = rn_delta_write_file(t->fdelta, t->retry_file.data, t->retry_file.len, name,
 					 sizeof(name), &mtime);
 		if (!rc && !(t->retry_path = rn_strdup(name)))
 			rc = RN_ENOMEM;
@@ -1992,7 +2054,7 @@ static int commit_retry(struct rn_mat *m, struct mat_table *t)
 					   .size = (int64_t)t->retry_file.len,
 					   .mtime_ms = t->retry_mtime,
 					   .stats = t->retry_stats};
-		rc = rn_delta_commit(t->delta, &add, 1, txns, t->retry_nstreams, &version);
+		rc = rn_delta_commit(t->fdelta, &add, 1, txns, t->retry_nstreams, &version);
 		if (rc == RN_EEXIST) {
 			rn_log_warn("mat",
 				    "table %s: batch already committed by another writer; "
@@ -2005,9 +2067,11 @@ static int commit_retry(struct rn_mat *m, struct mat_table *t)
 		}
 	}
 	rn_free(txns);
-	if (rc)
-		return fail(m, rc, "table %s: commit failed: %s", t->name,
-			    rn_delta_errmsg(t->delta));
+	if (rc) {
+		snprintf(t->ferr, sizeof(t->ferr), "table %s: commit failed: %s", t->name,
+			 rn_delta_errmsg(t->fdelta));
+		return rc;
+	}
 	/* emptied, not freed: the next rn_pq_finish trades this storage for its own instead
 	 * of copying the file into a freshly allocated (page-faulting) buffer */
 	rn_buf_reset(&t->retry_file);
@@ -2015,16 +2079,13 @@ static int commit_retry(struct rn_mat *m, struct mat_table *t)
 	t->retry_stats = NULL;
 	rn_free(t->retry_path);
 	t->retry_path = NULL;
-	free_streams(t->retry_streams, t->retry_nstreams);
-	t->retry_streams = NULL;
-	t->retry_nstreams = 0;
 	return 0;
 }
 
 /* Writes the not yet written files of t's retry commit into their partition directories
  * and commits all of them with the retry txns in one version. 0 on success or duplicate;
- * on failure the written files are kept (by path) for the next try. */
-static int commit_part(struct rn_mat *m, struct mat_table *t)
+ * on failure (why in t->ferr) the written files are kept (by path) for the next try. */
+static int commit_part(struct mat_table *t)
 {
 	char name[4400];
 	struct rn_buf uri = {0};
@@ -2037,7 +2098,7 @@ static int commit_part(struct rn_mat *m, struct mat_table *t)
 		struct mat_file *f = &t->rfiles[i];
 		if (f->path)
 			continue;
-		rc = rn_delta_write_file_in(t->delta, f->dir, f->data.data, f->data.len, name,
+		rc = rn_delta_write_file_in(t->fdelta, f->dir, f->data.data, f->data.len, name,
 					    sizeof(name), &f->mtime_ms);
 		if (rc)
 			break;
@@ -2053,9 +2114,11 @@ static int commit_part(struct rn_mat *m, struct mat_table *t)
 		rn_buf_free(&f->data);
 	}
 	rn_buf_free(&uri);
-	if (rc)
-		return fail(m, rc, "table %s: cannot write a data file: %s", t->name,
-			    rn_delta_errmsg(t->delta));
+	if (rc) {
+		snprintf(t->ferr, sizeof(t->ferr), "table %s: cannot write a data file: %s",
+			 t->name, rn_delta_errmsg(t->fdelta));
+		return rc;
+	}
 	if (!(adds = rn_calloc(t->nrfiles ? t->nrfiles : 1, sizeof(*adds))) ||
 	    !(txns = rn_calloc(t->retry_nstreams ? t->retry_nstreams : 1, sizeof(*txns)))) {
 		rn_free(adds);
@@ -2069,7 +2132,7 @@ static int commit_part(struct rn_mat *m, struct mat_table *t)
 		txns[i].app_id = t->retry_streams[i].id;
 		txns[i].version = t->retry_streams[i].last;
 	}
-	rc = rn_delta_commit(t->delta, adds, t->nrfiles, txns, t->retry_nstreams, &version);
+	rc = rn_delta_commit(t->fdelta, adds, t->nrfiles, txns, t->retry_nstreams, &version);
 	if (rc == RN_EEXIST) {
 		rn_log_warn("mat",
 			    "table %s: batch already committed by another writer; its %zu "
@@ -2082,44 +2145,304 @@ static int commit_part(struct rn_mat *m, struct mat_table *t)
 	}
 	rn_free(adds);
 	rn_free(txns);
-	if (rc)
-		return fail(m, rc, "table %s: commit failed: %s", t->name,
-			    rn_delta_errmsg(t->delta));
+	if (rc) {
+		snprintf(t->ferr, sizeof(t->ferr), "table %s: commit failed: %s", t->name,
+			 rn_delta_errmsg(t->fdelta));
+		return rc;
+	}
 	free_files(t->rfiles, t->nrfiles);
 	t->rfiles = NULL;
 	t->nrfiles = 0;
-	free_streams(t->retry_streams, t->retry_nstreams);
-	t->retry_streams = NULL;
-	t->retry_nstreams = 0;
 	t->retry_part = 0;
 	return 0;
 }
 
-/* rn_mat_flush for a partitioned table. */
-static int flush_part(struct rn_mat *m, struct mat_table *t)
+/* Does t hold a flush not yet settled (detached, finished or committed, not yet read back)? */
+static int flush_held(const struct mat_table *t)
 {
-	int rc;
-	if (t->retry_part && (rc = commit_part(m, t)))
-		return rc;
-	if ((rc = finish_parts(m, t, &t->spilled, &t->nspilled))) {
-		t->dirty = 1; /* a writer may be broken: start again (rebuild) */
-		return rc;
+	return t->retry_nstreams || t->retry_part || t->fpq || t->nfparts || t->fcommitted;
+}
+
+/* Rows in t's open builders? */
+static int open_rows(const struct mat_table *t)
+{
+	return t->nkeys ? t->nparts || t->nspilled : t->pq && rn_pq_rows(t->pq);
+}
+
+/*
+ * Loop: hands t's open builders, its pending streams and their bytes to the flush (the
+ * fields of mat_table's flush block) and gives t fresh builders. 1 if t has a flush to run
+ * (just detached, or one held from an earlier round: then the open rows wait, and the round
+ * answers RN_EAGAIN), 0 if nothing, or an error (the builders stay attached).
+ */
+static int detach(struct rn_mat *m, struct mat_table *t)
+{
+	if (flush_held(t)) {
+		if (open_rows(t) && !m->round_rc)
+			m->round_rc = RN_EAGAIN;
+		return 1;
 	}
-	if (!t->nspilled)
-		return 0;
-	t->rfiles = t->spilled;
-	t->nrfiles = t->nspilled;
-	t->spilled = NULL;
-	t->nspilled = 0;
+	if (!open_rows(t))
+		return 0; /* (rows only in its dead-letter table, or none) */
+	if (t->nkeys) {
+		t->fparts = t->parts;
+		t->nfparts = t->nparts;
+		t->parts = NULL;
+		t->nparts = 0;
+		t->rfiles = t->spilled;
+		t->nrfiles = t->nspilled;
+		t->spilled = NULL;
+		t->nspilled = 0;
+		t->retry_part = 1;
+	} else {
+		struct rn_pq_options po = {.created_by = m->created_by,
+					   .zstd_level = m->zstd_level};
+		struct rn_pq_writer *nw;
+		int rc = rn_pq_writer_create(&nw, t->cols ? t->cols : envelope_cols,
+					     t->cols ? t->ncols : t->env_ncols, &po);
+		if (rc)
+			return fail(m, rc, "table %s: no writer for the next rows", t->name);
+		t->fpq = t->pq;
+		t->pq = nw;
+	}
 	t->retry_streams = t->streams;
 	t->retry_nstreams = t->nstreams;
 	t->streams = NULL;
 	t->nstreams = t->capstreams = 0;
-	t->retry_part = 1;
-	m->pending_bytes -= t->pending_bytes;
+	t->fbytes = t->pending_bytes;
 	t->pending_bytes = 0;
-	rn_ledger_settle(m->ledger, &t->debts);
-	return commit_part(m, t);
+	struct rn_ledger_debts d = t->fdebts; /* settled (empty); its array is reused */
+	t->fdebts = t->debts;
+	t->debts = d;
+	return 1;
+}
+
+/*
+ * Worker (or loop, inline): finishes t's detached builders into a file (or files) and
+ * commits them with the retry txns through t's flush handle, opened here the first time.
+ * Touches only t's flush block, its immutable fields (name, dir, columns) and the log.
+ */
+static void unit_run(struct mat_table *t)
+{
+	int rc;
+	t->frc = 0;
+	t->ferr[0] = 0;
+	if (t->fcommitted)
+		return;
+	if (!t->fdelta && (rc = rn_delta_open(&t->fdelta, t->dir, NULL, NULL))) {
+		snprintf(t->ferr, sizeof(t->ferr), "table %s: cannot open its log to commit: %s",
+			 t->name, rn_strerror(rc));
+		t->frc = rc;
+		return;
+	}
+	if (t->nkeys) {
+		if (t->nfparts && (rc = finish_list(t, &t->fparts, &t->nfparts, &t->rfiles,
+						    &t->nrfiles, t->ferr, sizeof(t->ferr)))) {
+			t->fbroken = 1;
+			t->frc = rc;
+			return;
+		}
+		rc = commit_part(t);
+	} else {
+		if (t->fpq) {
+			size_t rows = rn_pq_rows(t->fpq);
+			if ((rc = rn_pq_finish(t->fpq, &t->retry_file))) {
+				snprintf(t->ferr, sizeof(t->ferr), "table %s: parquet: %s", t->name,
+					 rn_strerror(rc));
+				t->fbroken = 1;
+				t->frc = rc;
+				return;
+			}
+			t->retry_stats =
+				rn_pq_delta_stats(t->fpq, t->cols ? t->cols : envelope_cols,
+						  t->cols ? t->ncols : t->env_ncols, rows);
+			if (!t->retry_stats) {
+				/* every add carries its stats: finish again, after a refill */
+				snprintf(t->ferr, sizeof(t->ferr), "table %s: stats: %s", t->name,
+					 rn_strerror(RN_ENOMEM));
+				t->fbroken = 1;
+				t->frc = RN_ENOMEM;
+				return;
+			}
+			rn_pq_writer_destroy(t->fpq);
+			t->fpq = NULL;
+		}
+		rc = t->retry_nstreams ? commit_retry(t) : 0;
+	}
+	if (rc) {
+		if (!t->ferr[0])
+			snprintf(t->ferr, sizeof(t->ferr), "table %s: commit: %s", t->name,
+				 rn_strerror(rc));
+		t->frc = rc;
+	} else {
+		t->fcommitted = 1;
+	}
+	t->fversion = rn_delta_version(t->fdelta);
+}
+
+/* Loop: forgets a flush whose builders broke; its rows come back through the refill. */
+static void unit_discard(struct mat_table *t)
+{
+	rn_pq_writer_destroy(t->fpq);
+	t->fpq = NULL;
+	free_part_list(t->fparts, t->nfparts);
+	t->fparts = NULL;
+	t->nfparts = 0;
+	free_files(t->rfiles, t->nrfiles);
+	t->rfiles = NULL;
+	t->nrfiles = 0;
+	t->retry_part = 0;
+	rn_buf_reset(&t->retry_file);
+	rn_free(t->retry_stats);
+	t->retry_stats = NULL;
+	rn_free(t->retry_path); /* written and not committed: an orphan file, as after a crash */
+	t->retry_path = NULL;
+	free_streams(t->retry_streams, t->retry_nstreams);
+	t->retry_streams = NULL;
+	t->retry_nstreams = 0;
+	t->fbroken = 0;
+	t->frc = 0;
+}
+
+/* One flush job: a table, preceded by its dead-letter table (committed first). */
+struct flush_job {
+	struct mat_table *u[2]; /* their flush blocks are the worker's until flush_done */
+	size_t n;
+	int64_t run_us;
+	struct rn_mat *m; /* the loop's, never touched by the worker */
+};
+
+/* On a worker (or inline): the units in order; a table whose dead letters did not commit
+ * waits (unfinished builders of it are refilled with them if the dead letters broke). */
+static void flush_run(void *arg)
+{
+	struct flush_job *j = arg;
+	int64_t t0 = rn_mono_us();
+	for (size_t i = 0; i < j->n; i++) {
+		struct mat_table *t = j->u[i];
+		if (i && !j->u[0]->fcommitted) {
+			t->frc = RN_EAGAIN;
+			snprintf(t->ferr, sizeof(t->ferr), "table %s: waits for its dead letters",
+				 t->name);
+			if (j->u[0]->fbroken && (t->fpq || t->nfparts))
+				t->fbroken = 1;
+			continue;
+		}
+		unit_run(t);
+	}
+	/* this thread's compression contexts and write buffer: not kept between jobs (nor
+	 * leaked when the pool's threads exit) */
+	rn_zstd_release();
+	rn_fs_thread_release();
+	j->run_us = rn_mono_us() - t0;
+}
+
+static void maintain(struct rn_mat *m, struct mat_table *t, int64_t now_ms);
+
+/* Loop: one job of the round is over; the last one ends the round. */
+static void round_step(struct rn_mat *m)
+{
+	if (--m->round_jobs)
+		return;
+	int64_t now_ms = rn_mono_us() / 1000;
+	for (size_t k = 0; k < m->ntables; k++) /* checkpoint, compact, vacuum when due */
+		maintain(m, m->tables[k], now_ms);
+	if (m->round_cb) {
+		void (*cb)(void *, int) = m->round_cb;
+		m->round_cb = NULL;
+		cb(m->round_ctx, m->round_rc);
+	}
+}
+
+/* Back on the loop, once per job: settles each table's flush. */
+static void flush_done(void *arg, int cancelled)
+{
+	struct flush_job *j = arg;
+	struct rn_mat *m = j->m;
+	for (size_t i = 0; i < j->n; i++) {
+		struct mat_table *t = j->u[i];
+		int rc = 0;
+		t->fj = NULL;
+		/* the detached rows' bytes: settled once, whatever came of them (a failed
+		 * commit keeps its file in memory, a broken one is refilled and charged again) */
+		m->pending_bytes -= t->fbytes;
+		t->fbytes = 0;
+		rn_ledger_settle(m->ledger, &t->fdebts);
+		if (cancelled) {
+			rc = RN_EAGAIN;
+		} else if (t->fbroken) {
+			rc = fail(m, t->frc ? t->frc : RN_EIO, "%s", t->ferr);
+			unit_discard(t);
+			t->dirty = 1; /* a dead-letter table is rebuilt by its typed table */
+		} else if (t->fcommitted) {
+			/* the loop's handle reads the commit back: has_batch and rn_mat_add skip
+			 * its batches by their txns from now on; until then by retry_streams */
+			if (rn_delta_refresh(t->delta)) {
+				rn_log_warn("mat", "table %s: %s", t->name,
+					    rn_delta_errmsg(t->delta));
+			} else {
+				free_streams(t->retry_streams, t->retry_nstreams);
+				t->retry_streams = NULL;
+				t->retry_nstreams = 0;
+				t->fcommitted = 0;
+			}
+		} else if (t->frc) {
+			rc = t->frc == RN_EAGAIN ? RN_EAGAIN : fail(m, t->frc, "%s", t->ferr);
+		}
+		if (rc && (!m->round_rc || m->round_rc == RN_EAGAIN))
+			m->round_rc = rc;
+	}
+	m->ms.flush_jobs++;
+	m->ms.flush_us += (uint64_t)j->run_us;
+	if ((uint64_t)j->run_us > m->ms.flush_max_us)
+		m->ms.flush_max_us = (uint64_t)j->run_us;
+	m->ms.flush_inflight--;
+	rn_free(j);
+	round_step(m);
+}
+
+/* Loop: the job of t (and its dead-letter table), submitted or run inline. */
+static void flush_table(struct rn_mat *m, struct mat_table *t)
+{
+	struct mat_table *u[2];
+	size_t n = 0;
+	int rc, dlq_lag = t->dlq && flush_held(t->dlq) && open_rows(t->dlq);
+	if (t->dlq && (rc = detach(m, t->dlq)) != 0) {
+		if (rc < 0) {
+			m->round_rc = m->round_rc && m->round_rc != RN_EAGAIN ? m->round_rc : rc;
+			return; /* the table waits for its dead letters */
+		}
+		u[n++] = t->dlq;
+	}
+	if (dlq_lag && !flush_held(t)) {
+		/* its dead letters wait behind a held flush: so do its new rows */
+		if (open_rows(t) && !m->round_rc)
+			m->round_rc = RN_EAGAIN;
+	} else if ((rc = detach(m, t)) < 0)
+		m->round_rc = m->round_rc && m->round_rc != RN_EAGAIN ? m->round_rc : rc;
+	else if (rc)
+		u[n++] = t;
+	if (!n)
+		return;
+	struct flush_job *j = rn_calloc(1, sizeof(*j));
+	if (!j) { /* what was detached stays held: the next round runs it */
+		m->round_rc = m->round_rc && m->round_rc != RN_EAGAIN
+				      ? m->round_rc
+				      : fail(m, RN_ENOMEM, "flush job");
+		return;
+	}
+	memcpy(j->u, u, n * sizeof(*u));
+	j->n = n;
+	j->m = m;
+	for (size_t i = 0; i < n; i++)
+		u[i]->fj = j;
+	m->round_jobs++;
+	m->ms.flush_inflight++;
+	if (m->flush_inline || !m->flush_submit ||
+	    m->flush_submit(m->flush_ctx, flush_run, flush_done, j)) {
+		flush_run(j); /* no worker (or the queue is full): on this thread */
+		flush_done(j, 0);
+	}
 }
 
 /* ---- Delta maintenance: decided here on the loop, run inline or by a job on a worker ---- */
@@ -2215,11 +2538,13 @@ static void maintain(struct rn_mat *m, struct mat_table *t, int64_t now_ms)
 	due = rn_maint_due(cfg, &t->maint, version, rn_delta_checkpoint_version(t->delta), now_ms);
 	if (!due)
 		return;
+	/* the flush's handle is a writer too: its next commit lands above its version */
+	int64_t fkeep = t->fdelta ? t->fversion : INT64_MAX;
 	if (!m->maint_submit) {
 		struct rn_maint_result r;
 		int64_t t0 = rn_mono_us();
 		rn_maint_started(&t->maint, due, version, now_ms);
-		rn_maint_run(t->delta, cfg, due, INT64_MAX, NULL, &r);
+		rn_maint_run(t->delta, cfg, due, fkeep, NULL, &r);
 		maint_account(m, t, &r, rn_mono_us() - t0);
 		return;
 	}
@@ -2230,7 +2555,7 @@ static void maintain(struct rn_mat *m, struct mat_table *t, int64_t now_ms)
 		return;
 	}
 	j->tasks = due;
-	j->keep_after = version;
+	j->keep_after = version < fkeep ? version : fkeep;
 	j->stop = &m->maint_stop;
 	j->running = &m->maint_running;
 	j->m = m;
@@ -2252,74 +2577,66 @@ void rn_mat_maint_stop(struct rn_mat *m)
 	atomic_store(&m->maint_stop, 1);
 }
 
-int rn_mat_flush(struct rn_mat *m)
+int rn_mat_flush_start(struct rn_mat *m, void (*cb)(void *ctx, int rc), void *ctx)
 {
-	int first_rc = 0;
+	if (m->round_jobs)
+		return RN_EAGAIN;
+	m->round_rc = 0;
+	m->round_cb = cb;
+	m->round_ctx = ctx;
+	m->round_jobs = 1; /* the round cannot end while it is being started */
 	/* builders left behind by a failure are rebuilt first (a dead-letter table's by its
-	 * typed table) */
+	 * typed table): the refill skips what a held flush has */
 	for (size_t k = 0; k < m->ntables; k++) {
 		struct mat_table *t = m->tables[k];
 		int rc;
 		if (!t->is_dlq && (t->dirty || (t->dlq && t->dlq->dirty)) && (rc = rebuild(m, t)))
-			first_rc = first_rc ? first_rc
-					    : fail(m, rc,
-						   "table %s: cannot rebuild "
-						   "its pending rows: %s",
-						   t->name, rn_strerror(rc));
+			m->round_rc = m->round_rc ? m->round_rc
+						  : fail(m, rc,
+							 "table %s: cannot rebuild "
+							 "its pending rows: %s",
+							 t->name, rn_strerror(rc));
 	}
-	/* dead-letter tables first: a batch committed to a typed table must already be in its
-	 * dead-letter table (rn_mat_add relies on it after a crash) */
-	for (size_t k = 0; k < 2 * m->ntables; k++) {
-		struct mat_table *t = m->tables[k % m->ntables];
-		int rc;
-		if ((k < m->ntables) != t->is_dlq || t->dirty)
+	/* one job per table, holding its dead-letter table (committed first: a batch
+	 * committed to a typed table must already be in its dead-letter table, which
+	 * rn_mat_add relies on after a crash); a dead-letter table no typed table holds (a
+	 * failed create left it) flushes on its own */
+	for (size_t k = 0; k < m->ntables; k++) {
+		struct mat_table *t = m->tables[k];
+		int owned = 0;
+		if (t->is_dlq)
+			for (size_t i = 0; i < m->ntables && !owned; i++)
+				owned = m->tables[i]->dlq == t;
+		if (owned || t->fj || t->dirty || (t->dlq && (t->dlq->dirty || t->dlq->fj)))
 			continue;
-		if (t->dlq && (t->dlq->retry_nstreams || t->dlq->nstreams || t->dlq->dirty))
-			continue; /* its dead letters did not commit: neither does it, this round */
-		if (t->nkeys) {
-			if ((rc = flush_part(m, t)))
-				first_rc = first_rc ? first_rc : rc;
-			continue;
-		}
-		if (t->retry_nstreams && (rc = commit_retry(m, t))) {
-			first_rc = first_rc ? first_rc : rc;
-			continue;
-		}
-		size_t rows = rn_pq_rows(t->pq);
-		if (rows == 0)
-			continue; /* rows only in its (committed) dead-letter table */
-		if ((rc = rn_pq_finish(t->pq, &t->retry_file))) {
-			t->dirty = 1; /* the writer may be broken: start again (rebuild) */
-			first_rc = first_rc ? first_rc
-					    : fail(m, rc, "table %s: parquet: %s", t->name,
-						   rn_strerror(rc));
-			continue;
-		}
-		t->retry_stats = rn_pq_delta_stats(t->pq, t->cols ? t->cols : envelope_cols,
-						   t->cols ? t->ncols : t->env_ncols, rows);
-		if (!t->retry_stats) {
-			/* every add carries its stats: finish again, after a rebuild */
-			rn_buf_reset(&t->retry_file);
-			t->dirty = 1;
-			first_rc = first_rc ? first_rc
-					    : fail(m, RN_ENOMEM, "table %s: stats: %s", t->name,
-						   rn_strerror(RN_ENOMEM));
-			continue;
-		}
-		t->retry_streams = t->streams;
-		t->retry_nstreams = t->nstreams;
-		t->streams = NULL;
-		t->nstreams = t->capstreams = 0;
-		m->pending_bytes -= t->pending_bytes;
-		t->pending_bytes = 0;
-		rn_ledger_settle(m->ledger, &t->debts);
-		if ((rc = commit_retry(m, t)))
-			first_rc = first_rc ? first_rc : rc;
+		flush_table(m, t);
 	}
-	int64_t now_ms = rn_mono_us() / 1000;
-	for (size_t k = 0; k < m->ntables; k++) /* checkpoint, compact, vacuum when due */
-		maintain(m, m->tables[k], now_ms);
-	return first_rc;
+	round_step(m);
+	return 0;
+}
+
+int rn_mat_flush(struct rn_mat *m)
+{
+	int rc = 0;
+	if (m->round_jobs)
+		return fail(m, RN_EAGAIN, "a flush is in flight");
+	/* a round that found a flush held from before leaves the rows behind it (RN_EAGAIN):
+	 * the next round takes them */
+	for (int i = 0; i < 3; i++) {
+		m->flush_inline = 1;
+		rn_mat_flush_start(m, NULL, NULL);
+		m->flush_inline = 0;
+		if ((rc = m->round_rc) != RN_EAGAIN)
+			break;
+	}
+	if (rc == RN_EAGAIN)
+		fail(m, rc, "rows still pending after three flush rounds");
+	return rc;
+}
+
+int rn_mat_flush_busy(const struct rn_mat *m)
+{
+	return m->round_jobs != 0;
 }
 
 size_t rn_mat_pending_bytes(const struct rn_mat *m)
@@ -2338,13 +2655,14 @@ size_t rn_mat_table_pending_bytes(const struct rn_mat *m, const char *table, siz
 	size_t mine = 0, n = 0, top = 0;
 	for (size_t i = 0; i < m->ntables; i++) {
 		const struct mat_table *t = m->tables[i];
-		if (!t->pending_bytes)
+		size_t b = t->pending_bytes + t->fbytes; /* a flush in flight still holds them */
+		if (!b)
 			continue;
 		n++;
-		if (t->pending_bytes > top)
-			top = t->pending_bytes;
+		if (b > top)
+			top = b;
 		if (table && !strcmp(t->name, table))
-			mine = t->pending_bytes;
+			mine = b;
 	}
 	if (active)
 		*active = n;

@@ -16,9 +16,10 @@
  * a result); the Delta log's put-if-absent orders its commits and the flush's.
  *
  * Lifetime: the server creates one materializer at start; all calls run on the server's
- * loop thread (flush may later move to a worker, which is why the API is batch-shaped).
- * Before rn_mat_destroy, the caller stops maintenance (rn_mat_maint_stop) and drains its
- * pool, so that every submitted job has had its done call.
+ * loop thread; flush jobs (rn_mat_flush_start) and maintenance jobs run on workers with
+ * what they were handed. Before rn_mat_destroy, the caller stops maintenance
+ * (rn_mat_maint_stop) and drains both pools, so that every submitted job has had its done
+ * call.
  */
 #ifndef RN_MAT_H
 #define RN_MAT_H
@@ -68,6 +69,11 @@ struct rn_mat_options {
 	int (*maint_submit)(void *ctx, void (*run)(void *arg),
 			    void (*done)(void *arg, int cancelled), void *arg);
 	void *maint_ctx;
+	/* Runs flush jobs off the loop (rn_mat_flush_start), with maint_submit's contract;
+	 * NULL, or a refused submit: the job runs inline, on the loop. */
+	int (*flush_submit)(void *ctx, void (*run)(void *arg),
+			    void (*done)(void *arg, int cancelled), void *arg);
+	void *flush_ctx;
 };
 
 int rn_mat_create(struct rn_mat **out, const struct rn_mat_options *opt);
@@ -205,6 +211,30 @@ int rn_mat_refill_add_as(struct rn_mat *m, const char *table, const char *stream
  * RN_ENOMEM. */
 int rn_mat_flush(struct rn_mat *m);
 
+/*
+ * Starts a flush round off the loop: on the loop, each table's open builders, pending
+ * streams and bytes are detached (the table gets fresh builders, so adds go on), and one
+ * job per table (with its dead-letter table, committed first) is handed to flush_submit;
+ * the job finishes the Parquet file(s) (encoding, compression), writes and fsyncs them and
+ * commits them with one txn per stream through the table's own flush handle (a second
+ * rn_delta the job has to itself; the loop's handle reads the commit back when the job is
+ * done). While a job is in flight its batches count as pending for rn_mat_add (skipped),
+ * the refill (skipped) and rn_mat_table_pending_bytes / rn_mat_principal_pending_bytes
+ * (still held); rn_mat_committed answers what is durable in the log, which is never ahead
+ * of the caller's WAL. When the last job is done, on the loop, cb(ctx, rc) is called once:
+ * rc 0 means every batch added before the call is in its table (rn_mat_flush's promise);
+ * RN_EAGAIN that some rows wait for the next round (a flush held from a failed round ran
+ * first; a job cancelled at shutdown); other errors as rn_mat_flush (detail in
+ * rn_mat_errmsg). cb may run before this returns (no job to wait for, or jobs run inline).
+ * Returns 0, or RN_EAGAIN without calling cb when a round is in flight already.
+ * Maintenance is decided when the round ends. rn_mat_flush runs a round inline (waiting
+ * for nothing: it fails with RN_EAGAIN while a round is in flight).
+ */
+int rn_mat_flush_start(struct rn_mat *m, void (*cb)(void *ctx, int rc), void *ctx);
+
+/* 1 while a round started by rn_mat_flush_start has jobs not done. */
+int rn_mat_flush_busy(const struct rn_mat *m);
+
 /* Stops maintenance for good: no job is submitted any more, and running ones end after
  * their current step (one checkpoint, compaction commit or vacuum). The caller then drains
  * the pool (every job's done call) before rn_mat_destroy. */
@@ -264,6 +294,11 @@ struct rn_mat_stats {
 	uint64_t compactions;     /* compaction commits */
 	uint64_t compacted_files; /* files they removed */
 	uint64_t vacuumed_files;  /* data files deleted by vacuum */
+	/* flush jobs (one per table with rows, and its dead-letter table, per round) */
+	uint64_t flush_jobs;     /* done (on a worker or inline) */
+	uint64_t flush_inflight; /* submitted, done not yet called */
+	uint64_t flush_us;       /* time spent running them, microseconds */
+	uint64_t flush_max_us;   /* the longest */
 };
 void rn_mat_stats(const struct rn_mat *m, struct rn_mat_stats *st);
 

@@ -33,7 +33,8 @@ FILE, --records per batch, as many batches as it takes.
 With --reading, ingest sends a message of its own (Reading: vehicle, ts, speed, rpm, tags,
 pos{lat,lon}) built at run time from a hand-made DescriptorProto, as Zerobus SDK users do;
 --bad-field adds a field `colour` no table has.
---payload-bytes N pads each runnel.v1.Record payload to N bytes; --pause-ms N makes ingest
+--payload-bytes N pads each runnel.v1.Record payload to N bytes (with --random-payload: random
+hex digits, which compress only ~2x, instead of spaces); --pause-ms N makes ingest
 wait that long after the stream is created, before its first batch (steady: between
 batches); --device sets the records' device_id (default py-client); --scheme S sends the
 token as `authorization: S <token>` (default Bearer). --undecodable makes every PROTO record
@@ -186,6 +187,7 @@ def main():
     ap.add_argument('--bad-field', action='store_true')
     ap.add_argument('--undecodable', action='store_true')
     ap.add_argument('--payload-bytes', type=int, default=0)
+    ap.add_argument('--random-payload', action='store_true')
     ap.add_argument('--pause-ms', type=int, default=0)
     ap.add_argument('--calls', type=int, default=2)
     ap.add_argument('--stop-file')
@@ -315,7 +317,11 @@ def main():
                 offset_id=off, proto_encoded_batch=zb.ProtoEncodedRecordBatch(records=recs)))
         def payload(k):
             p = f'python record {k}'.encode()
-            return p + b' ' * (a.payload_bytes - len(p)) if a.payload_bytes > len(p) else p
+            if a.payload_bytes <= len(p):
+                return p
+            n = a.payload_bytes - len(p)
+            pad = os.urandom((n + 1) // 2).hex()[:n].encode() if a.random_payload else b' ' * n
+            return p + pad
         recs = [rec.Record(device_id=a.device, source='grpcio', topic='python',
                            event_time_us=int(time.time() * 1e6), seq=base + i,
                            payload=payload(base + i)).SerializeToString()

@@ -1,0 +1,303 @@
+/*
+ * Unit tests for flush jobs (rn_mat_flush_start): a table's rows detached on the loop are
+ * encoded and committed by a job on another thread while adds go on; batches in flight are
+ * skipped by rn_mat_add and by a refill (a failed add rebuilds the table while the job still
+ * holds its rows) and still count as pending; the round's callback comes once, after the
+ * last job; a job cancelled before it ran is run by the next round; and a replay of every
+ * batch after all of that (a restart with the whole WAL) adds nothing twice. The table is
+ * read back by the independent checker (tests/unit/delta/table_check.c).
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "mat.h"
+#include "refill_log.h"
+#include "rn_buf.h"
+#include "rn_err.h"
+#include "rn_mem.h"
+#include "rn_pbwire.h"
+#include "table_check.h"
+
+#define PER 4 /* records per batch: offset k holds seqs [k * PER, (k + 1) * PER) */
+
+static char root[256];
+static struct refill_log wal;
+
+/* The pool's part: each submitted job runs on a thread of its own; the test (the loop)
+ * joins them and calls done when it chooses. */
+struct job {
+	void (*run)(void *);
+	void (*done)(void *, int);
+	void *arg;
+	pthread_t th;
+	int started;
+};
+static struct job jobs[8];
+static size_t njobs;
+static int start_threads = 1; /* 0: jobs wait (to be cancelled) */
+
+static void *job_main(void *p)
+{
+	struct job *j = p;
+	j->run(j->arg);
+	return NULL;
+}
+
+static int submit(void *ctx, void (*run)(void *), void (*done)(void *, int), void *arg)
+{
+	(void)ctx;
+	if (njobs == sizeof(jobs) / sizeof(jobs[0]))
+		return RN_EAGAIN;
+	struct job *j = &jobs[njobs++];
+	*j = (struct job){run, done, arg, 0, 0};
+	if (start_threads) {
+		assert_int_equal(pthread_create(&j->th, NULL, job_main, j), 0);
+		j->started = 1;
+	}
+	return 0;
+}
+
+static void join_all(void)
+{
+	for (size_t i = 0; i < njobs; i++)
+		if (jobs[i].started) {
+			pthread_join(jobs[i].th, NULL);
+			jobs[i].started = 0;
+		}
+}
+
+static void done_all(int cancelled)
+{
+	size_t n = njobs;
+	njobs = 0;
+	for (size_t i = 0; i < n; i++)
+		jobs[i].done(jobs[i].arg, cancelled);
+}
+
+static int cb_calls, cb_rc;
+static void round_cb(void *ctx, int rc)
+{
+	(void)ctx;
+	cb_calls++;
+	cb_rc = rc;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(root, sizeof(root), "/tmp/rn-test-flushjob-XXXXXX");
+	assert_non_null(mkdtemp(root));
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[300];
+	(void)state;
+	refill_log_clear(&wal);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
+	return system(cmd);
+}
+
+static void make_batch(struct rn_buf *b, int64_t off)
+{
+	struct rn_buf r = {0};
+	char pad[200];
+	memset(pad, 'x', sizeof(pad));
+	rn_buf_reset(b);
+	for (int i = 0; i < PER; i++) {
+		rn_buf_reset(&r);
+		rn_pb_put_uint(&r, 6, (uint64_t)(off * PER + i));
+		rn_pb_put_bytes(&r, 7, pad, sizeof(pad));
+		rn_pb_put_bytes(b, 1, r.data, r.len);
+	}
+	rn_buf_free(&r);
+}
+
+static int add_to(struct rn_mat *m, const char *stream, int64_t off)
+{
+	struct rn_buf b = {0};
+	make_batch(&b, off);
+	int rc = refill_log_add(&wal, m, "db.s.t", stream, off, RN_MAT_PROTO, b.data, b.len, NULL);
+	rn_buf_free(&b);
+	return rc;
+}
+
+static int add(struct rn_mat *m, int64_t off)
+{
+	return add_to(m, "s0", off);
+}
+
+/* Every seq of s0's offsets [0, upto) and of s1's [0, upto1) exactly once, none past. */
+static void assert_once2(int64_t upto, int64_t upto1)
+{
+	const char *streams[] = {"s0", "s1"};
+	int n[128] = {0};
+	struct rn_tc_counts c = {streams, 2, 64, n, 0};
+	char dir[300], why[512];
+	int64_t v;
+	snprintf(dir, sizeof(dir), "%s/db/s/t", root);
+	if (rn_tc_check(dir, rn_tc_count, &c, &v, why, sizeof(why)))
+		fail_msg("%s", why);
+	assert_int_equal(c.unknown, 0);
+	for (int q = 0; q < 128; q++)
+		if (n[q] != (q % 64 < (q < 64 ? upto : upto1) * PER))
+			fail_msg("stream s%d seq %d: %d rows", q / 64, q % 64, n[q]);
+}
+
+static void assert_once(int64_t upto)
+{
+	assert_once2(upto, 0);
+}
+
+static struct rn_mat *open_mat(void)
+{
+	struct rn_mat *m;
+	struct rn_mat_options o = {.data_root = root,
+				   .refill = refill_log_fn,
+				   .refill_ctx = &wal,
+				   .flush_submit = submit};
+	assert_int_equal(rn_mat_create(&m, &o), 0);
+	return m;
+}
+
+static void test_in_flight(void **state)
+{
+	struct rn_mat *m = open_mat();
+	int64_t off;
+	(void)state;
+	cb_calls = 0;
+	assert_int_equal(rn_mat_ensure_table(m, "db.s.t"), 0);
+	assert_int_equal(add(m, 0), 0);
+	assert_int_equal(add(m, 1), 0);
+	size_t held = rn_mat_table_pending_bytes(m, "db.s.t", NULL, NULL);
+	assert_true(held > 0);
+
+	assert_int_equal(rn_mat_flush_start(m, round_cb, NULL), 0);
+	assert_int_equal(njobs, 1);
+	assert_int_equal(cb_calls, 0);
+	assert_true(rn_mat_flush_busy(m));
+	/* one round at a time */
+	assert_int_equal(rn_mat_flush_start(m, round_cb, NULL), RN_EAGAIN);
+	assert_int_equal(rn_mat_flush(m), RN_EAGAIN);
+	/* the detached rows still count (the WAL still holds them) */
+	assert_int_equal(rn_mat_table_pending_bytes(m, "db.s.t", NULL, NULL), held);
+	assert_int_equal(rn_mat_pending_bytes(m), held);
+	/* while the job runs: a batch it holds is a duplicate, a new one goes to the new
+	 * builders */
+	assert_int_equal(add(m, 1), 0);
+	assert_int_equal(rn_mat_table_pending_bytes(m, "db.s.t", NULL, NULL), held);
+	assert_int_equal(add(m, 2), 0);
+	size_t more = rn_mat_table_pending_bytes(m, "db.s.t", NULL, NULL);
+	assert_true(more > held);
+
+	/* the job's work is over but the loop has not had it back: a batch that fails part
+	 * way (a new stream: its note allocates after the rows) rebuilds the table, whose
+	 * refill must skip the batches in flight (0, 1) */
+	join_all();
+	long refills = wal.refills;
+	struct rn_buf b = {0};
+	int rc = -1;
+	make_batch(&b, 0);
+	for (long n = 1; n < 200 && rc; n++) {
+		rn_mem_fail_after(n);
+		rc = refill_log_add(&wal, m, "db.s.t", "s1", 0, RN_MAT_PROTO, b.data, b.len, NULL);
+		int hit = rn_mem_fail_disarm();
+		assert_true(rc == 0 || hit);
+	}
+	rn_buf_free(&b);
+	assert_int_equal(rc, 0);
+	assert_true(wal.refills > refills); /* at least one failure rebuilt it */
+	assert_int_equal(rn_mat_committed(m, "db.s.t", "s0", &off), 0);
+	assert_int_equal(off, 1); /* durable in the log already: read from the log */
+
+	done_all(0);
+	assert_int_equal(cb_calls, 1);
+	assert_int_equal(cb_rc, 0);
+	assert_false(rn_mat_flush_busy(m));
+	assert_int_equal(rn_mat_pending_bytes(m),
+			 rn_mat_table_pending_bytes(m, "db.s.t", NULL, NULL));
+	assert_true(rn_mat_pending_bytes(m) < more + 1 && rn_mat_pending_bytes(m) > 0);
+	assert_int_equal(add(m, 0), 0); /* committed: skipped */
+	assert_int_equal(add(m, 3), 0);
+	assert_int_equal(rn_mat_flush(m), 0);
+	assert_int_equal(cb_calls, 1); /* the sync flush has no callback */
+	assert_int_equal(rn_mat_pending_bytes(m), 0);
+	assert_int_equal(rn_mat_committed(m, "db.s.t", "s0", &off), 0);
+	assert_int_equal(off, 3);
+	assert_once2(4, 1);
+	struct rn_mat_stats st;
+	rn_mat_stats(m, &st);
+	assert_int_equal(st.flush_jobs, 2);
+	assert_int_equal(st.flush_inflight, 0);
+	rn_mat_destroy(m);
+
+	/* a restart replays the whole WAL (it was never truncated here): nothing twice */
+	m = open_mat();
+	for (int64_t k = 0; k < 4; k++)
+		assert_int_equal(add(m, k), 0);
+	assert_int_equal(add_to(m, "s1", 0), 0);
+	assert_int_equal(rn_mat_pending_bytes(m), 0);
+	assert_int_equal(rn_mat_flush(m), 0);
+	assert_once2(4, 1);
+	rn_mat_destroy(m);
+}
+
+static void test_cancelled(void **state)
+{
+	struct rn_mat *m = open_mat();
+	int64_t off;
+	(void)state;
+	cb_calls = 0;
+	start_threads = 0;
+	assert_int_equal(rn_mat_ensure_table(m, "db.s.t"), 0);
+	assert_int_equal(add(m, 0), 0);
+	assert_int_equal(rn_mat_flush_start(m, round_cb, NULL), 0);
+	assert_int_equal(add(m, 1), 0);
+	done_all(1); /* the pool went away before it ran */
+	start_threads = 1;
+	assert_int_equal(cb_calls, 1);
+	assert_int_equal(cb_rc, RN_EAGAIN);
+	assert_int_equal(rn_mat_committed(m, "db.s.t", "s0", &off), 0);
+	assert_int_equal(off, -1);
+	assert_true(rn_mat_pending_bytes(m) > 0);
+	/* the next round runs the held job first; the rows behind it wait for one more */
+	assert_int_equal(rn_mat_flush_start(m, round_cb, NULL), 0);
+	join_all();
+	done_all(0);
+	assert_int_equal(cb_calls, 2);
+	assert_int_equal(cb_rc, RN_EAGAIN);
+	assert_int_equal(rn_mat_committed(m, "db.s.t", "s0", &off), 0);
+	assert_int_equal(off, 0);
+	assert_int_equal(rn_mat_flush_start(m, round_cb, NULL), 0);
+	join_all();
+	done_all(0);
+	assert_int_equal(cb_calls, 3);
+	assert_int_equal(cb_rc, 0);
+	assert_int_equal(rn_mat_pending_bytes(m), 0);
+	assert_once(2);
+	/* nothing to do: the callback comes at once */
+	assert_int_equal(rn_mat_flush_start(m, round_cb, NULL), 0);
+	assert_int_equal(njobs, 0);
+	assert_int_equal(cb_calls, 4);
+	assert_int_equal(cb_rc, 0);
+	rn_mat_destroy(m);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_in_flight, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cancelled, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
