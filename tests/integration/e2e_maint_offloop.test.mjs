@@ -39,19 +39,12 @@ const LAG_MS = Number(process.env.RN_MAINT_LAG_MS || 250);
 const P99_MS = Number(process.env.RN_MAINT_P99_MS || 600);
 const MAX_MS = Number(process.env.RN_MAINT_MAX_MS || 2000);
 
-function metric(text, name) {
-  const m = text.match(new RegExp(`^runnel_server_${name} (\\S+)$`, 'm'));
-  return m ? Number(m[1]) : undefined;
-}
-
 // loop_lag_max_seconds restarts at each scrape: the most any scrape saw
 let lagMax = 0;
 async function scrape(server) {
-  const line = [...server.proc.log].reverse().find((l) => /metrics on 127\.0\.0\.1:\d+/.test(l));
-  const r = await fetch(`http://127.0.0.1:${line.match(/metrics on 127\.0\.0\.1:(\d+)/)[1]}/metrics`);
-  const text = await r.text();
-  lagMax = Math.max(lagMax, metric(text, 'loop_lag_max_seconds') ?? Infinity);
-  return text;
+  const get = await server.metrics(); // harness: one read of this run's /metrics
+  lagMax = Math.max(lagMax, get('loop_lag_max_seconds') ?? Infinity);
+  return get;
 }
 
 const compactions = (server, table) => server.proc.log
@@ -113,7 +106,7 @@ test('compaction off the loop: acks stay fast, every record once, SIGKILL mid-jo
     // if the fills ended before a second compaction was due, more small files (the fills'
     // and the good client's flushes keep the maintenance decisions going)
     await waitFor(async () => {
-      if (compactions(server, BULK) >= 2 && metric(await scrape(server), 'compactions_total') >= 2) return true;
+      if (compactions(server, BULK) >= 2 && (await scrape(server))('compactions_total') >= 2) return true;
       await fill(server, BULK, 12, 20, 0);
       return false;
     }, { timeoutMs: 120000, what: 'two compactions of the bulk table' });
@@ -122,16 +115,16 @@ test('compaction off the loop: acks stay fast, every record once, SIGKILL mid-jo
     good = null;
     expectTel.push([r.stream_id, r.acks.length * 5]);
     const m = await scrape(server);
-    const jobs = metric(m, 'maintenance_jobs_total');
-    console.log(`# maintenance: ${jobs} jobs, ${metric(m, 'compactions_total')} compactions ` +
-      `(${metric(m, 'compacted_files_total')} files), ${metric(m, 'checkpoints_total')} checkpoints, ` +
-      `${metric(m, 'vacuumed_files_total')} vacuumed, ${metric(m, 'maintenance_seconds_total')} s, ` +
-      `longest ${metric(m, 'maintenance_job_max_seconds')} s; loop lag max ${metric(m, 'loop_lag_max_seconds')} s`);
+    const jobs = m('maintenance_jobs_total');
+    console.log(`# maintenance: ${jobs} jobs, ${m('compactions_total')} compactions ` +
+      `(${m('compacted_files_total')} files), ${m('checkpoints_total')} checkpoints, ` +
+      `${m('vacuumed_files_total')} vacuumed, ${m('maintenance_seconds_total')} s, ` +
+      `longest ${m('maintenance_job_max_seconds')} s; loop lag max ${m('loop_lag_max_seconds')} s`);
     assert.ok(jobs >= 2);
-    assert.ok(metric(m, 'compactions_total') >= 2);
-    assert.ok(metric(m, 'checkpoints_total') >= 1);
-    assert.equal(metric(m, 'maintenance_jobs_failed_total'), 0);
-    const jobMax = metric(m, 'maintenance_job_max_seconds');
+    assert.ok(m('compactions_total') >= 2);
+    assert.ok(m('checkpoints_total') >= 1);
+    assert.equal(m('maintenance_jobs_failed_total'), 0);
+    const jobMax = m('maintenance_job_max_seconds');
     console.log(`# loop lag max over the run ${lagMax} s, longest job ${jobMax} s`);
     assert.ok(lagMax < LAG_MS / 1000, `the loop stalled ${lagMax} s`);
     assert.ok(lagMax < jobMax, `the loop stalled ${lagMax} s, as long as a job (${jobMax} s)`);
@@ -150,7 +143,7 @@ test('compaction off the loop: acks stay fast, every record once, SIGKILL mid-jo
   expectBulk.push([more.stream_id, 120 * 300]);
   let running = 0;
   await waitFor(async () => {
-    running = metric(await scrape(server), 'maintenance_jobs_running');
+    running = (await scrape(server))('maintenance_jobs_running');
     if (running >= 1) return true;
     await fill(server, BULK, 2, 10, 0); // a flush, so maintenance is considered
     return false;
@@ -172,7 +165,7 @@ test('compaction off the loop: acks stay fast, every record once, SIGKILL mid-jo
     const more2 = await fill(server, BULK, 60, 300, 200);
     expectBulk.push([more2.stream_id, 60 * 300]);
     await waitFor(async () => {
-      if (metric(await scrape(server), 'maintenance_jobs_running') >= 1) return true;
+      if ((await scrape(server))('maintenance_jobs_running') >= 1) return true;
       await fill(server, BULK, 2, 10, 0);
       return false;
     }, { timeoutMs: 120000, intervalMs: 10, what: 'a maintenance job running' });
