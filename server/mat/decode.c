@@ -10,6 +10,17 @@
  * its batch offset and index: struct dead_ref). Clock correction (clock_fix) happens here.
  * A row that fails part way is aborted; the batch's earlier rows stay (the batch-level
  * undo is stage.c's). Loop thread only; no I/O.
+ *
+ * Partitioned typed tables keep one Parquet writer per partition value tuple instead (their
+ * columns minus the partition columns). A record's partition values are only known once it
+ * is decoded, and its columns come in schema order, so the sink records the writer calls of
+ * one record on a small tape (ops with column indexes and values, bytes copied) while it
+ * captures the partition columns' values; when the record decoded, the tape is replayed
+ * into its partition's writer. One decode, one memcpy of the values: cheaper than decoding
+ * twice, and the envelope fill-ins (k_missing) need no second implementation. A flush
+ * finishes every partition's file, writes them into their Hive directories and commits all
+ * of them in one commit with the txns (flush.c); files finished early (too many open
+ * partitions) wait in memory for that commit.
  */
 #include "mat_int.h"
 

@@ -520,8 +520,8 @@ int rn_mat_flush_start(struct rn_mat *m, void (*cb)(void *ctx, int rc), void *ct
 	}
 	/* one job per table, holding its dead-letter table (committed first: a batch
 	 * committed to a typed table must already be in its dead-letter table, which
-	 * rn_mat_add relies on after a crash); a dead-letter table no typed table holds (a
-	 * failed create left it) flushes on its own */
+	 * rn_mat_add relies on after a crash); a dead-letter table no typed table holds (opened
+	 * by its own name) flushes on its own */
 	for (size_t k = 0; k < m->ntables; k++) {
 		struct mat_table *t = m->tables[k];
 		int owned = 0;
