@@ -247,6 +247,8 @@ struct rn_mat {
 	int (*maint_submit)(void *ctx, void (*run)(void *arg),
 			    void (*done)(void *arg, int cancelled), void *arg);
 	void *maint_ctx;
+	/* the Delta maintenance settings (rn_mat_options.maint): set at create, read only */
+	struct rn_delta_maint maint_cfg;
 	atomic_int maint_stop;    /* rn_mat_maint_stop: workers read it between steps */
 	atomic_int maint_running; /* jobs inside maint_run now (workers change it) */
 	int maint_stopped;        /* loop's copy of maint_stop */
@@ -315,6 +317,7 @@ int rn_mat_create(struct rn_mat **out, const struct rn_mat_options *opt)
 	m->refill_ctx = opt->refill_ctx;
 	m->maint_submit = opt->maint_submit;
 	m->maint_ctx = opt->maint_ctx;
+	m->maint_cfg = opt->maint ? *opt->maint : rn_maint_defaults;
 	m->flush_submit = opt->flush_submit;
 	m->flush_ctx = opt->flush_ctx;
 	rn_lograte_init(&m->warn, RN_MAT_WARN_PERIOD_US, rn_mono_us());
@@ -2454,6 +2457,8 @@ struct maint_job {
 	unsigned tasks;     /* RN_MAINT_* */
 	int64_t keep_after; /* the loop's version at submit: its next commit is above it */
 	struct rn_maint_result res;
+	/* a copy of the materializer's maintenance settings */
+	struct rn_delta_maint cfg;
 	int64_t run_us;
 	/* atomics of the materializer, read and changed by both sides */
 	const atomic_int *stop;
@@ -2493,7 +2498,7 @@ static void maint_run(void *arg)
 			    rn_strerror(rc));
 		j->res = (struct rn_maint_result){.ckpt_version = -1, .failed = 1};
 	} else {
-		rn_maint_run(d, rn_delta_maint_get(), j->tasks, j->keep_after, j->stop, &j->res);
+		rn_maint_run(d, &j->cfg, j->tasks, j->keep_after, j->stop, &j->res);
 	}
 	rn_delta_close(d);
 	/* this thread's compression contexts and write buffer: not kept between jobs (nor
@@ -2530,7 +2535,7 @@ static void maint_done(void *arg, int cancelled)
  * again). */
 static void maintain(struct rn_mat *m, struct mat_table *t, int64_t now_ms)
 {
-	const struct rn_delta_maint *cfg = rn_delta_maint_get();
+	const struct rn_delta_maint *cfg = &m->maint_cfg;
 	int64_t version = rn_delta_version(t->delta);
 	unsigned due;
 	if (t->job || m->maint_stopped)
@@ -2555,6 +2560,7 @@ static void maintain(struct rn_mat *m, struct mat_table *t, int64_t now_ms)
 		return;
 	}
 	j->tasks = due;
+	j->cfg = *cfg;
 	j->keep_after = version < fkeep ? version : fkeep;
 	j->stop = &m->maint_stop;
 	j->running = &m->maint_running;
