@@ -1,14 +1,17 @@
 /*
  * runnel-server entry point: options, config (table-driven, -n checks it; the same loader
  * runs again on SIGHUP), logging, and the server's lifetime. Everything else lives in
- * server.c.
+ * server.c. `runnel-server table ...` runs the table CLI, a program of its own
+ * (runnel-table, server/cli/): the daemon does not link it.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "rn_addr.h"
 #include "rn_conf.h"
@@ -18,7 +21,6 @@
 #include "rn_version.h"
 #include "server.h"
 #include "identity_cli.h"
-#include "table_cli.h"
 
 /* What --version says is built in; keep it true when a front door or format is added. */
 #define FEATURES                                                                                   \
@@ -37,10 +39,36 @@ static void usage(FILE *f)
 		"  -d        data root, overrides the config's data_root\n"
 		"  -H        print every config key with its default and exit\n"
 		"  -V, --version  print the version and what is built in, and exit\n"
-		"       runnel-server table describe|history|verify ...  (table --help)\n"
+		"       runnel-server table describe|history|verify ...  (runs runnel-table)\n"
 		"       runnel-server hash-secret [--token] < SECRET\n"
 		"       runnel-server token issue --principal NAME [--tables T,...] [--ttl S] "
 		"[-c FILE]\n");
+}
+
+/*
+ * `runnel-server table ARGS...` = `runnel-table ARGS...`: the runnel-table next to this
+ * program (/proc/self/exe's directory: an installed pair, or the build tree), else the one
+ * on PATH. Returns only when neither can be run: 127, with the reason on stderr.
+ */
+static int exec_table(char **argv)
+{
+	char self[4096], *slash;
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - sizeof("/runnel-table"));
+	static char name[] = "runnel-table";
+	argv[0] = name;
+	if (n > 0) {
+		self[n] = '\0';
+		if ((slash = strrchr(self, '/'))) {
+			strcpy(slash, "/runnel-table");
+			execv(self, argv);
+		}
+	}
+	execvp("runnel-table", argv);
+	fprintf(stderr,
+		"runnel-server table: cannot run runnel-table (next to runnel-server or on "
+		"PATH): %s\n",
+		strerror(errno));
+	return 127;
 }
 
 /* The command line's part of the config: what the loader applies at start and on reload. */
@@ -118,7 +146,7 @@ int main(int argc, char **argv)
 
 	rn_log_set_program("runnel-server");
 	if (argc >= 2 && !strcmp(argv[1], "table"))
-		return rn_table_main(argc - 1, argv + 1, stdout, stderr);
+		return exec_table(argv + 1);
 	if (argc >= 2 && !strcmp(argv[1], "hash-secret"))
 		return rn_hash_secret_main(argc - 1, argv + 1, stdin, stdout, stderr);
 	if (argc >= 2 && !strcmp(argv[1], "token"))

@@ -42,6 +42,7 @@
 #include "rn_fs.h"
 #include "rn_grpc.h"
 #include "delta.h"
+#include "maint.h"
 #include "rn_log.h"
 #include "rn_mem.h"
 #include "rn_pbwire.h"
@@ -4017,7 +4018,6 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 				    conf->compact_target,      conf->compact_min_files,
 				    conf->compact_interval_ms, conf->vacuum_retention_ms,
 				    conf->vacuum_interval_ms};
-	rn_delta_maint_config(&dm); /* frozen from here on: tables are opened below */
 	{ /* before the materializer: the flushes of the recovery below may submit jobs */
 		struct rn_pool_options po = {(unsigned)conf->maintenance_threads,
 					     (size_t)conf->maintenance_queue, "maintenance"};
@@ -4039,7 +4039,8 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 				    .maint_submit = maint_submit,
 				    .maint_ctx = s->maint_pool,
 				    .flush_submit = maint_submit,
-				    .flush_ctx = s->flush_pool};
+				    .flush_ctx = s->flush_pool,
+				    .maint = &dm};
 	if ((rc = rn_mat_create(&s->mat, &mo)))
 		goto fail;
 	for (size_t i = 0; i < conf->schemas.n; i++) {

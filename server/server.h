@@ -30,7 +30,7 @@ struct rn_table_schema_conf {
 
 struct rn_server_conf {
 	char *listen;   /* host:port */
-	char *tls_cert; /* NULL = cleartext (server/tls.h) */
+	char *tls_cert; /* NULL = cleartext (server/net/tls.h) */
 	char *tls_key;
 	char *tls_client_ca;
 	int tls_client_auth;  /* enum rn_tls_client_auth */

@@ -35,20 +35,6 @@
 #include "rn_mem.h"
 #include "rn_strmap.h"
 
-#define DAY_MS ((int64_t)86400000)
-
-/* The frozen maintenance configuration: set once at start by the server, before any worker
- * thread exists; read only from then on (maint.c reads it from workers). */
-static struct rn_delta_maint maint = {
-	.checkpoint_interval = 10,
-	.log_retention_ms = 30 * DAY_MS,
-	.compact_target = (int64_t)128 << 20,
-	.compact_min_files = 10,
-	.compact_interval_ms = 60000,
-	.vacuum_retention_ms = 7 * DAY_MS,
-	.vacuum_interval_ms = 3600000,
-};
-
 struct pslot {
 	char *key; /* == files[idx]->path; NULL = empty */
 	uint32_t hash;
@@ -95,16 +81,6 @@ static int fail(struct rn_delta *d, int rc, const char *fmt, ...)
 static int errno_rc(void)
 {
 	return errno == ENOSPC || errno == EDQUOT ? RN_ENOSPC : RN_EIO;
-}
-
-void rn_delta_maint_config(const struct rn_delta_maint *m)
-{
-	maint = *m;
-}
-
-const struct rn_delta_maint *rn_delta_maint_get(void)
-{
-	return &maint;
 }
 
 static void commit_name(char *out, size_t cap, const char *log_dir, int64_t v)

@@ -5,9 +5,11 @@
  * latest version and, per appId, the highest txn version — the exactly-once watermark. The
  * replay keeps the whole snapshot (protocol, metaData, live adds, remove tombstones, txns)
  * so it can write classic Parquet checkpoints (checkpoint.h) and start from the newest one
- * on open; it also cleans up expired log files behind a checkpoint, commits compaction
- * rewrites (compact.h) and vacuums removed data files. maint.h decides when they are due and
- * runs them, under a frozen process-wide configuration (rn_delta_maint_config).
+ * on open; it also cleans up expired log files behind a checkpoint, commits rewrites
+ * (rn_delta_commit_rewrite) and vacuums removed data files. This is the log core: it knows
+ * nothing of when maintenance is due or of how small files are picked and rewritten; the
+ * compaction (compact.c) and the maintenance runs (maint.c) are built on it, one way, and
+ * take their settings as arguments (tests/layering.sh checks delta.c includes neither).
  *
  * Lifetime: a handle is used on one thread at a time and shares nothing mutable with other
  * handles, so several handles on one table (the materializer's on the loop, a maintenance
@@ -99,23 +101,6 @@ int rn_delta_commit(struct rn_delta *d, const struct rn_delta_add *adds, size_t 
 const char *rn_delta_errmsg(const struct rn_delta *d);
 
 /* ---- log health: checkpoints, cleanup, compaction commits, vacuum ---- */
-
-/* Maintenance settings; the defaults are Delta's (checkpoint every 10 commits, 30-day log
- * retention, 7-day deleted-file retention) plus compaction of >= 10 files below 128 MiB at
- * most once a minute. A value <= 0 for an interval disables that task. */
-struct rn_delta_maint {
-	int64_t checkpoint_interval; /* commits between checkpoints */
-	int64_t log_retention_ms;    /* JSON commits/checkpoints older than this may go */
-	int64_t compact_target;      /* bytes: files below are "small"; output cap */
-	int64_t compact_min_files;   /* compact only when at least this many small files */
-	int64_t compact_interval_ms; /* at most one compaction step per interval per table */
-	int64_t vacuum_retention_ms; /* removed files older than this are deleted */
-	int64_t vacuum_interval_ms;  /* how often maint.h runs vacuum */
-};
-/* Sets the frozen configuration; call once at start, before any table is opened or any
- * thread that reads it (rn_delta_maint_get) is started. */
-void rn_delta_maint_config(const struct rn_delta_maint *m);
-const struct rn_delta_maint *rn_delta_maint_get(void);
 
 /* Writes the checkpoint of the latest version (after a refresh) and then _last_checkpoint
  * (never moving it backwards). Tombstones older than tombstone_retention_ms are left out

@@ -10,6 +10,17 @@
 #include "rn_log.h"
 
 #define COMPACT_STEPS 32 /* compaction commits per round at most */
+#define DAY_MS ((int64_t)86400000)
+
+const struct rn_delta_maint rn_maint_defaults = {
+	.checkpoint_interval = 10,
+	.log_retention_ms = 30 * DAY_MS,
+	.compact_target = (int64_t)128 << 20,
+	.compact_min_files = 10,
+	.compact_interval_ms = 60000,
+	.vacuum_retention_ms = 7 * DAY_MS,
+	.vacuum_interval_ms = 3600000,
+};
 
 unsigned rn_maint_due(const struct rn_delta_maint *cfg, const struct rn_maint_clock *c,
 		      int64_t version, int64_t ckpt_version, int64_t now_ms)

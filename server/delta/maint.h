@@ -10,8 +10,8 @@
  * side can lose or double rows, see delta.h rn_delta_commit and rn_delta_commit_rewrite).
  *
  * Depends on delta.h and compact.h one way; delta.c knows nothing of it. Every function is
- * safe on any thread as long as its arguments are not shared (the configuration is read
- * only: frozen at start).
+ * safe on any thread as long as its arguments are not shared (the configuration is the
+ * caller's, read only).
  */
 #ifndef RN_DELTA_MAINT_H
 #define RN_DELTA_MAINT_H
@@ -21,7 +21,22 @@
 #include <stdint.h>
 
 struct rn_delta;
-struct rn_delta_maint;
+
+/* Maintenance settings; the defaults (rn_maint_defaults) are Delta's (checkpoint every 10
+ * commits, 30-day log retention, 7-day deleted-file retention) plus compaction of >= 10
+ * files below 128 MiB at most once a minute. A value <= 0 for an interval disables that
+ * task. Passed explicitly: the server hands its copy to the materializer (rn_mat_options),
+ * runnel-table starts from the defaults; nothing is process-wide. */
+struct rn_delta_maint {
+	int64_t checkpoint_interval; /* commits between checkpoints */
+	int64_t log_retention_ms;    /* JSON commits/checkpoints older than this may go */
+	int64_t compact_target;      /* bytes: files below are "small"; output cap */
+	int64_t compact_min_files;   /* compact only when at least this many small files */
+	int64_t compact_interval_ms; /* at most one compaction step per interval per table */
+	int64_t vacuum_retention_ms; /* removed files older than this are deleted */
+	int64_t vacuum_interval_ms;  /* how often maint.h runs vacuum */
+};
+extern const struct rn_delta_maint rn_maint_defaults;
 
 /* Tasks, a bit mask. */
 #define RN_MAINT_CHECKPOINT 1u /* checkpoint of the latest version, then log cleanup */

@@ -26,6 +26,8 @@ struct maint_job {
 	unsigned tasks;     /* RN_MAINT_* */
 	int64_t keep_after; /* the loop's version at submit: its next commit is above it */
 	struct rn_maint_result res;
+	/* a copy of the materializer's maintenance settings */
+	struct rn_delta_maint cfg;
 	int64_t run_us;
 	/* atomics of the materializer, read and changed by both sides */
 	const atomic_int *stop;
@@ -65,7 +67,7 @@ static void maint_run(void *arg)
 			    rn_strerror(rc));
 		j->res = (struct rn_maint_result){.ckpt_version = -1, .failed = 1};
 	} else {
-		rn_maint_run(d, rn_delta_maint_get(), j->tasks, j->keep_after, j->stop, &j->res);
+		rn_maint_run(d, &j->cfg, j->tasks, j->keep_after, j->stop, &j->res);
 	}
 	rn_delta_close(d);
 	/* this thread's compression contexts and write buffer: not kept between jobs (nor
@@ -102,7 +104,7 @@ static void maint_done(void *arg, int cancelled)
  * again). */
 void rn_mat__maintain(struct rn_mat *m, struct mat_table *t, int64_t now_ms)
 {
-	const struct rn_delta_maint *cfg = rn_delta_maint_get();
+	const struct rn_delta_maint *cfg = &m->maint_cfg;
 	int64_t version = rn_delta_version(t->delta);
 	unsigned due;
 	if (t->job || m->maint_stopped)
@@ -127,6 +129,7 @@ void rn_mat__maintain(struct rn_mat *m, struct mat_table *t, int64_t now_ms)
 		return;
 	}
 	j->tasks = due;
+	j->cfg = *cfg;
 	j->keep_after = version < fkeep ? version : fkeep;
 	j->stop = &m->maint_stop;
 	j->running = &m->maint_running;

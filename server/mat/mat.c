@@ -39,6 +39,7 @@ int rn_mat_create(struct rn_mat **out, const struct rn_mat_options *opt)
 	m->refill_ctx = opt->refill_ctx;
 	m->maint_submit = opt->maint_submit;
 	m->maint_ctx = opt->maint_ctx;
+	m->maint_cfg = opt->maint ? *opt->maint : rn_maint_defaults;
 	m->flush_submit = opt->flush_submit;
 	m->flush_ctx = opt->flush_ctx;
 	rn_lograte_init(&m->warn, RN_MAT_WARN_PERIOD_US, rn_mono_us());

@@ -53,6 +53,8 @@ struct rn_mat;
  */
 typedef int (*rn_mat_refill_fn)(void *ctx, struct rn_mat *m, const char *table);
 
+struct rn_delta_maint;
+
 struct rn_mat_options {
 	const char *data_root;   /* required; must exist */
 	rn_mat_refill_fn refill; /* see above; NULL = none */
@@ -74,6 +76,8 @@ struct rn_mat_options {
 	int (*flush_submit)(void *ctx, void (*run)(void *arg),
 			    void (*done)(void *arg, int cancelled), void *arg);
 	void *flush_ctx;
+	/* Delta maintenance settings (server/delta/maint.h), copied; NULL = rn_maint_defaults. */
+	const struct rn_delta_maint *maint;
 };
 
 int rn_mat_create(struct rn_mat **out, const struct rn_mat_options *opt);

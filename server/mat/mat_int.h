@@ -195,6 +195,8 @@ struct rn_mat {
 	int (*maint_submit)(void *ctx, void (*run)(void *arg),
 			    void (*done)(void *arg, int cancelled), void *arg);
 	void *maint_ctx;
+	/* the Delta maintenance settings (rn_mat_options.maint): set at create, read only */
+	struct rn_delta_maint maint_cfg;
 	atomic_int maint_stop;    /* rn_mat_maint_stop: workers read it between steps */
 	atomic_int maint_running; /* jobs inside maint_run now (workers change it) */
 	int maint_stopped;        /* loop's copy of maint_stop */

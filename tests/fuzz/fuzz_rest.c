@@ -1,5 +1,5 @@
 /*
- * Fuzz target: the REST router (server/rest.c) as the server runs it on every plain HTTP
+ * Fuzz target: the REST router (server/net/rest.c) as the server runs it on every plain HTTP
  * request. The input is split at the first three newlines into method, path?query and
  * content-type; the rest is the body, split into a record list both as an array and as a
  * single object. Checks: an accepted route names a table that is not empty, holds no NUL and

@@ -1,14 +1,16 @@
-// `runnel-server table describe|history|verify` on a table the real server wrote from
+// `runnel-table describe|history|verify` on a table the real server wrote from
 // python3-grpcio streams. Every figure the tool prints is compared with the independent
 // readers of lib/table.mjs (JS and DuckDB log replays, DuckDB and parquet-wasm reading every
 // file). Then copies of the table are damaged one way at a time and verify must say what is
 // wrong with exit 1, and a log cleaned up behind a checkpoint must give exit 2.
+// `runnel-server table ...` runs the same program: the one next to it, else the one on PATH,
+// else exit 127.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Server, run, serverBin, tmpDir, waitFor } from './lib/harness.mjs';
+import { Server, run, serverBin, tableBin, tmpDir, waitFor } from './lib/harness.mjs';
 import { duckFrom, query, replayLog, verifyTable } from './lib/table.mjs';
 
 const PY = '/usr/bin/python3';
@@ -21,7 +23,7 @@ async function client(server, ...args) {
   return JSON.parse(r.stdout.trim().split('\n').pop());
 }
 
-const table = (...args) => run(serverBin, ['table', ...args]);
+const table = (...args) => run(tableBin, args);
 
 async function tableJson(...args) {
   const r = await table(...args, '--json');
@@ -57,6 +59,10 @@ test('describe, history and verify agree with DuckDB and parquet-wasm; damage is
   // describe: same version, files, bytes, rows, watermarks and columns as the readers see
   const d = await tableJson('describe', tdir);
   assert.equal(d.code, 0, d.stderr);
+  // the daemon's spelling runs the same program: same answer
+  const viaServer = await run(serverBin, ['table', 'describe', '--json', tdir]);
+  assert.equal(viaServer.code, 0, viaServer.stderr);
+  assert.deepEqual(JSON.parse(viaServer.stdout), d.json);
   assert.equal(d.json.version, snap.version);
   assert.equal(d.json.files, snap.live.length);
   assert.equal(d.json.bytes, snap.live.reduce((n, f) => n + f.size, 0));
@@ -165,4 +171,45 @@ test('describe, history and verify agree with DuckDB and parquet-wasm; damage is
     assert.match(r.stderr, /checkpoint 1: not a Parquet file/);
     assert.equal(r.stdout, '');
   }
+});
+
+test('runnel-server table runs runnel-table: next to it first, then PATH, else 127', { timeout: 60000 }, async () => {
+  const dir = tmpDir('e2e-table-exec');
+  const alone = path.join(dir, 'alone');
+  const paired = path.join(dir, 'paired');
+  const onPath = path.join(dir, 'path');
+  for (const d of [alone, paired, onPath]) fs.mkdirSync(d);
+  // copies, not links: /proc/self/exe names the file a link points to
+  fs.copyFileSync(serverBin, path.join(alone, 'runnel-server'));
+  fs.copyFileSync(serverBin, path.join(paired, 'runnel-server'));
+  fs.copyFileSync(tableBin, path.join(paired, 'runnel-table'));
+  for (const f of [path.join(alone, 'runnel-server'), path.join(paired, 'runnel-server'), path.join(paired, 'runnel-table')])
+    fs.chmodSync(f, 0o755);
+  // a stand-in on PATH that says who it is and what it was given
+  fs.writeFileSync(path.join(onPath, 'runnel-table'), '#!/bin/sh\necho "from PATH: $0 $*"\nexit 3\n', { mode: 0o755 });
+  const env = (p) => ({ env: { ...process.env, PATH: p } });
+  const help = await run(tableBin, ['--help']);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /^usage: runnel-table describe/);
+
+  // next to it: the real one, although another is on PATH
+  let r = await run(path.join(paired, 'runnel-server'), ['table', '--help'], env(`${onPath}:/usr/bin:/bin`));
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, help.stdout);
+  // a usage error keeps its exit status (2) and message through the exec
+  const bad = await run(tableBin, ['frobnicate']);
+  r = await run(path.join(paired, 'runnel-server'), ['table', 'frobnicate']);
+  assert.equal(bad.code, 2);
+  assert.deepEqual([r.code, r.stderr], [bad.code, bad.stderr]);
+
+  // none next to it: the one on PATH, with the arguments after `table`
+  r = await run(path.join(alone, 'runnel-server'), ['table', 'describe', '/x y'], env(`${onPath}:/usr/bin:/bin`));
+  assert.equal(r.code, 3, r.stderr);
+  assert.equal(r.stdout.trim(), 'from PATH: ' + path.join(onPath, 'runnel-table') + ' describe /x y');
+
+  // neither: 127 and a message saying what is missing
+  r = await run(path.join(alone, 'runnel-server'), ['table', 'describe', dir], env('/usr/bin:/bin'));
+  assert.equal(r.code, 127);
+  assert.match(r.stderr, /runnel-server table: cannot run runnel-table \(next to runnel-server or on PATH\): No such file/);
+  fs.rmSync(dir, { recursive: true, force: true });
 });

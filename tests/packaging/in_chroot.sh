@@ -41,7 +41,7 @@ installed() {
 	grep -qx "$server_conf" /var/lib/dpkg/info/runnel-server.conffiles || fail "server conffile"
 	ok "conffiles: $agent_conf, $server_conf"
 	for m in man8/runnel-agent.8 man5/runnel-agent.conf.5 man8/runnel-server.8 \
-		man5/runnel-server.conf.5; do
+		man5/runnel-server.conf.5 man1/runnel-table.1; do
 		[ -s /usr/share/man/$m.gz ] || fail "no man page $m"
 	done
 	ok "man pages"
@@ -123,6 +123,11 @@ run() {
 		cat $log/server.log $log/agent.log
 		kill $apid $spid 2>/dev/null || true
 		fail "the inbox file did not reach the table"
+	fi
+	# `runnel-server table` above ran the packaged runnel-table next to it
+	if ! runnel-table verify -d /var/lib/runnel-server main.default.telemetry >/dev/null; then
+		kill $apid $spid 2>/dev/null || true
+		fail "runnel-table verify: the table is not healthy"
 	fi
 	# an operator who is not root, in group runnel, asks the running agent (agent.sock is
 	# 0660 in the 0750 state directory)

@@ -68,7 +68,7 @@ hardening() {
 	local x=$work/extract
 	rm -rf "$x"
 	for d in "$pkgs"/runnel-agent_*.deb "$pkgs"/runnel-server_*.deb; do dpkg-deb -x "$d" "$x"; done
-	for b in "$x"/usr/bin/runnel-agent "$x"/usr/bin/runnel-server; do
+	for b in "$x"/usr/bin/runnel-agent "$x"/usr/bin/runnel-server "$x"/usr/bin/runnel-table; do
 		# exits 1 for what bookworm's dpkg-buildflags does not add (CFI, stack clash): judged below
 		out=$(hardening-check "$b" || true)
 		echo "$out" | grep -E 'Position|Stack protected|Fortify|relocations|Immediate'

@@ -14,6 +14,8 @@ export const serverBin = path.join(buildDir, 'server', 'runnel-server');
 // the same server with test hooks (server.c RN_FAULT_HOOKS), built with the tests
 export const faultServerBin = path.join(buildDir, 'server', 'runnel-server-faults');
 export const agentBin = path.join(buildDir, 'agent', 'runnel-agent');
+// the table CLI (server/cli/), built next to runnel-server; `runnel-server table` runs it
+export const tableBin = path.join(buildDir, 'server', 'runnel-table');
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

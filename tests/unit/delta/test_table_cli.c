@@ -1,5 +1,5 @@
 /*
- * Unit tests for `runnel-server table` (server/table_cli.c) on tables in a temp dir: a table
+ * Unit tests for runnel-table (server/cli/table_cli.c) on tables in a temp dir: a table
  * written by the real writer (server/delta/delta.c) describes, lists its history and
  * verifies clean; then each kind of damage verify must catch (missing file, size mismatch,
  * bad magic, a torn footer, numRecords that disagree with the footer, a gap in the log) gives
@@ -389,7 +389,7 @@ static void test_usage(void **state)
 	assert_has(r.err, "is not a Delta table");
 	run(&r, "--help", NULL);
 	assert_int_equal(r.code, 0);
-	assert_has(r.out, "usage: runnel-server table describe");
+	assert_has(r.out, "usage: runnel-table describe");
 }
 
 int main(void)

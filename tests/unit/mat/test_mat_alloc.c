@@ -26,6 +26,7 @@
 #include <cmocka.h>
 
 #include "delta.h"
+#include "maint.h"
 #include "mat.h"
 #include "rn_buf.h"
 #include "rn_err.h"
@@ -37,6 +38,8 @@
 #include "table_check.h"
 
 static char root[256];
+/* every rn_mat_options here: checkpoints at every other commit (setup) */
+static struct rn_delta_maint mt;
 static int long_mode;
 static long sweep_ops, sweep_runs;
 /* the WAL's part: every batch added, handed back when the materializer refills a table */
@@ -49,9 +52,8 @@ static int setup(void **state)
 	assert_non_null(mkdtemp(root));
 	long_mode = getenv("RN_SWEEP_LONG") && atoi(getenv("RN_SWEEP_LONG")) > 0;
 	/* checkpoints at every other commit, so that flushes run them too */
-	struct rn_delta_maint mt = *rn_delta_maint_get();
+	mt = rn_maint_defaults;
 	mt.checkpoint_interval = 2;
-	rn_delta_maint_config(&mt);
 	return 0;
 }
 
@@ -183,7 +185,7 @@ static void finish_and_replay(struct rn_mat **mp, const char *data_root, const c
 			      int typed, const struct load *ld, int last, struct rn_tc_counts *c)
 {
 	struct rn_mat_options o = {
-		.data_root = data_root, .refill = refill_log_fn, .refill_ctx = &wal};
+		.maint = &mt, .data_root = data_root, .refill = refill_log_fn, .refill_ctx = &wal};
 	int64_t upto = (int64_t)(last + 1) * ld->per;
 
 	add_batch(*mp, table, ld, 0, last, 0);
@@ -222,7 +224,7 @@ static void sweep_add(const char *table, int typed, const struct load *ld)
 		char dr[400];
 		struct rn_mat *m;
 		struct rn_mat_options o = {
-			.data_root = dr, .refill = refill_log_fn, .refill_ctx = &wal};
+			.maint = &mt, .data_root = dr, .refill = refill_log_fn, .refill_ctx = &wal};
 		struct rn_buf b = {0};
 
 		snprintf(dr, sizeof(dr), "%s/add-%s-%ld", root, table, n);
@@ -281,7 +283,7 @@ static void sweep_flush(const char *table, int typed, const struct load *ld, int
 		char dr[400];
 		struct rn_mat *m;
 		struct rn_mat_options o = {
-			.data_root = dr, .refill = refill_log_fn, .refill_ctx = &wal};
+			.maint = &mt, .data_root = dr, .refill = refill_log_fn, .refill_ctx = &wal};
 		int rc = 0, hit = 0, k = 0;
 
 		snprintf(dr, sizeof(dr), "%s/flush-%s-%ld", root, table, n);
@@ -399,7 +401,7 @@ static void test_dead_letter_open_fails(void **state)
 {
 	char dr[400], path[600];
 	struct rn_mat *m;
-	struct rn_mat_options o = {.data_root = dr};
+	struct rn_mat_options o = {.data_root = dr, .maint = &mt};
 	struct rn_buf d = {0}, b = {0};
 	const char *rec_ok = "{\"v\":1,\"seq\":0}", *rec_bad = "{\"v\":\"x\",\"seq\":1}";
 	(void)state;
@@ -477,7 +479,7 @@ static void test_stream_plans(void **state)
 {
 	char dr[400], path[600], why[700], id[32];
 	struct rn_mat *m;
-	struct rn_mat_options o = {.data_root = dr};
+	struct rn_mat_options o = {.data_root = dr, .maint = &mt};
 	struct rn_buf d = {0}, b = {0};
 	int64_t rows = 0, v;
 	(void)state;
@@ -567,7 +569,7 @@ static void test_create_sweep(void **state)
 	for (long n = 1;; n++) {
 		char dr[400], path[600], why[700];
 		struct rn_mat *m;
-		struct rn_mat_options o = {.data_root = dr};
+		struct rn_mat_options o = {.data_root = dr, .maint = &mt};
 		int64_t rows[2] = {0, 0}, v;
 
 		snprintf(dr, sizeof(dr), "%s/create-%ld", root, n);

@@ -1,5 +1,5 @@
 /*
- * Unit tests for the bearer-token check (server/auth.h): the constant-time comparison
+ * Unit tests for the bearer-token check (server/net/auth.h): the constant-time comparison
  * (equal, different content, different lengths, a prefix), the case-insensitive scheme, an
  * empty or missing token, several configured tokens, and a token of RN_CONF_HDR_MAX bytes.
  */

@@ -1,5 +1,5 @@
 /*
- * Unit tests for server/refuselog: the first refusal of a kind gets a line, the rest are one
+ * Unit tests for server/net/refuselog: the first refusal of a kind gets a line, the rest are one
  * summary per period, quiet kinds are forgotten, and whatever the clients do (a flood from one
  * address, or a new address for every call) the lines per period stay bounded.
  */

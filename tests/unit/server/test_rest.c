@@ -1,5 +1,5 @@
 /*
- * Unit tests for the REST router (server/rest.h): every route and its refusals (unknown
+ * Unit tests for the REST router (server/net/rest.h): every route and its refusals (unknown
  * path, other methods, content types, missing, over-long, NUL-holding and badly escaped table
  * names, an over-long path), percent-decoding and query parameters, body splitting into a
  * record list (arrays, single objects, empty arrays, non-objects named by index, invalid

@@ -1,5 +1,5 @@
 /*
- * Unit tests for server/throttle: more than max_per_s refusals within a second throttle an
+ * Unit tests for server/net/throttle: more than max_per_s refusals within a second throttle an
  * address for the cool-down (not max_per_s, not the same number spread over seconds); the
  * throttle ends on the tick with the count of what it blocked; a full table evicts the
  * least recently seen address that is not throttled, never a throttled one; 0 is off.

@@ -1,5 +1,5 @@
 /*
- * Unit tests for the pure helpers of server/tls.h: ALPN selection from a client's list in wire
+ * Unit tests for the pure helpers of server/net/tls.h: ALPN selection from a client's list in wire
  * format (found first, later, absent, a prefix of another name, malformed lists that end
  * inside a name or hold an empty one), the tls_client_auth words, the /metrics reason names,
  * and the sorting of OpenSSL handshake errors into reasons (cleartext, no h2, bad certificate,

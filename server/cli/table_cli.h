@@ -1,9 +1,11 @@
 /*
- * `runnel-server table ...`: operator tooling for Delta tables without Spark. It owns the
- * command line of the describe, history, verify, checkpoint, compact and vacuum subcommands
+ * runnel-table (also run as `runnel-server table ...`): operator tooling for Delta tables
+ * without Spark, a program of its own (table_main.c) that the daemon does not link. It owns
+ * the command line of the describe, history, verify, checkpoint, compact and vacuum subcommands
  * and their human and --json output; the read-only replay is rn_dlog (server/delta/log.h)
  * and its only table I/O here is verify's reads of data file heads and footers. The writing
- * subcommands go through the table writer (server/delta/delta.h, compact.h).
+ * subcommands go through the table writer (server/delta/delta.h, compact.h) with the
+ * default maintenance settings (maint.h rn_maint_defaults) unless an option says otherwise.
  *
  * Lifetime: one call per process, from main(), on the main thread; nothing outlives it.
  */
@@ -21,8 +23,8 @@ enum {
 };
 
 /*
- * Runs `table <subcommand> ...`; argv[0] is "table". Writes results to out and diagnostics
- * to err. Returns one of the exit codes above; never exits the process.
+ * Runs `<subcommand> ...`; argv[0] is the program's name (ignored). Writes results to out
+ * and diagnostics to err. Returns one of the exit codes above; never exits the process.
  */
 int rn_table_main(int argc, char **argv, FILE *out, FILE *err);
 

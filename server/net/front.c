@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 #include "ev_time.h"
-#include "limits.h"
+#include "../limits.h"
 #include "listensock.h"
 #include "refuselog.h"
 #include "rest.h"

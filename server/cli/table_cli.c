@@ -1,5 +1,5 @@
 /*
- * `runnel-server table describe|history|verify`; see table_cli.h. Each subcommand loads one
+ * `runnel-table describe|history|verify`; see table_cli.h. Each subcommand loads one
  * snapshot with rn_dlog_load() and prints it. JSON output is built in an rn_buf with
  * rn_json_put_str() for every string that came from the table, so hostile names and paths
  * cannot break it. verify reads only the first 4 bytes and the footer of each live file.
@@ -18,7 +18,8 @@
 #include "compact.h"
 #include "delta.h"
 #include "log.h"
-#include "mat.h"
+#include "rn_table_name.h"
+#include "maint.h"
 #include "rn_buf.h"
 #include "rn_err.h"
 #include "rn_json.h"
@@ -43,12 +44,12 @@ struct opts {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: runnel-server table describe [--json] PATH | -d DATA_ROOT NAME\n"
-		"       runnel-server table history [--json] [-n N] PATH | -d DATA_ROOT NAME\n"
-		"       runnel-server table verify [--json] PATH | -d DATA_ROOT NAME\n"
-		"       runnel-server table checkpoint [--json] PATH | -d DATA_ROOT NAME\n"
-		"       runnel-server table compact [--json] [--min-files N] PATH | -d ...\n"
-		"       runnel-server table vacuum [--json] [--retention HOURS] [--dry-run]\n"
+		"usage: runnel-table describe [--json] PATH | -d DATA_ROOT NAME\n"
+		"       runnel-table history [--json] [-n N] PATH | -d DATA_ROOT NAME\n"
+		"       runnel-table verify [--json] PATH | -d DATA_ROOT NAME\n"
+		"       runnel-table checkpoint [--json] PATH | -d DATA_ROOT NAME\n"
+		"       runnel-table compact [--json] [--min-files N] PATH | -d ...\n"
+		"       runnel-table vacuum [--json] [--retention HOURS] [--dry-run]\n"
 		"                                  [--unsafe-retention] PATH | -d ...\n"
 		"  PATH is a table directory (holding _delta_log); NAME is a.b.c under DATA_ROOT.\n"
 		"  checkpoint, compact and vacuum write to the table (safe next to a running\n"
@@ -73,7 +74,7 @@ static int parse_args(int argc, char **argv, struct opts *o, FILE *out, FILE *er
 	o->retention_h = -1;
 	if (strcmp(o->cmd, "describe") && strcmp(o->cmd, "history") && strcmp(o->cmd, "verify") &&
 	    strcmp(o->cmd, "checkpoint") && strcmp(o->cmd, "compact") && strcmp(o->cmd, "vacuum")) {
-		fprintf(err, "runnel-server table: unknown subcommand '%s'\n", o->cmd);
+		fprintf(err, "runnel-table: unknown subcommand '%s'\n", o->cmd);
 		usage(err);
 		return RN_TABLE_EXIT_NOANSWER;
 	}
@@ -88,7 +89,7 @@ static int parse_args(int argc, char **argv, struct opts *o, FILE *out, FILE *er
 			errno = 0;
 			o->limit = strtol(argv[++i], &e, 10);
 			if (*e || errno || o->limit <= 0) {
-				fprintf(err, "runnel-server table: -n wants a positive number\n");
+				fprintf(err, "runnel-table: -n wants a positive number\n");
 				return RN_TABLE_EXIT_NOANSWER;
 			}
 		} else if (!strcmp(a, "--dry-run") && !strcmp(o->cmd, "vacuum")) {
@@ -100,7 +101,7 @@ static int parse_args(int argc, char **argv, struct opts *o, FILE *out, FILE *er
 			errno = 0;
 			o->retention_h = strtod(argv[++i], &e);
 			if (*e || errno || !(o->retention_h >= 0) || o->retention_h > 1e6) {
-				fprintf(err, "runnel-server table: --retention wants hours >= 0\n");
+				fprintf(err, "runnel-table: --retention wants hours >= 0\n");
 				return RN_TABLE_EXIT_NOANSWER;
 			}
 		} else if (!strcmp(a, "--min-files") && i + 1 < argc &&
@@ -109,24 +110,23 @@ static int parse_args(int argc, char **argv, struct opts *o, FILE *out, FILE *er
 			errno = 0;
 			o->min_files = strtol(argv[++i], &e, 10);
 			if (*e || errno || o->min_files < 2 || o->min_files > 1000000) {
-				fprintf(err,
-					"runnel-server table: --min-files wants a number >= 2\n");
+				fprintf(err, "runnel-table: --min-files wants a number >= 2\n");
 				return RN_TABLE_EXIT_NOANSWER;
 			}
 		} else if (a[0] == '-' && a[1]) {
-			fprintf(err, "runnel-server table %s: unknown or incomplete option '%s'\n",
-				o->cmd, a);
+			fprintf(err, "runnel-table %s: unknown or incomplete option '%s'\n", o->cmd,
+				a);
 			usage(err);
 			return RN_TABLE_EXIT_NOANSWER;
 		} else if (!pos) {
 			pos = a;
 		} else {
-			fprintf(err, "runnel-server table %s: more than one table given\n", o->cmd);
+			fprintf(err, "runnel-table %s: more than one table given\n", o->cmd);
 			return RN_TABLE_EXIT_NOANSWER;
 		}
 	}
 	if (!pos) {
-		fprintf(err, "runnel-server table %s: no table given\n", o->cmd);
+		fprintf(err, "runnel-table %s: no table given\n", o->cmd);
 		usage(err);
 		return RN_TABLE_EXIT_NOANSWER;
 	}
@@ -135,13 +135,13 @@ static int parse_args(int argc, char **argv, struct opts *o, FILE *out, FILE *er
 		return 0;
 	}
 	if (rn_table_name_check(pos)) {
-		fprintf(err, "runnel-server table %s: '%s' is not a valid table name (a.b.c)\n",
-			o->cmd, pos);
+		fprintf(err, "runnel-table %s: '%s' is not a valid table name (a.b.c)\n", o->cmd,
+			pos);
 		return RN_TABLE_EXIT_NOANSWER;
 	}
 	int n = snprintf(o->built, sizeof(o->built), "%s/%s", root, pos);
 	if (n < 0 || (size_t)n >= sizeof(o->built)) {
-		fprintf(err, "runnel-server table %s: path too long\n", o->cmd);
+		fprintf(err, "runnel-table %s: path too long\n", o->cmd);
 		return RN_TABLE_EXIT_NOANSWER;
 	}
 	for (char *p = o->built + strlen(root) + 1; *p; p++)
@@ -202,7 +202,7 @@ static int load(const struct opts *o, struct rn_dlog **out, FILE *fout, FILE *er
 	int rc;
 	*out = NULL;
 	if (rn_dlog_create(&l)) {
-		fprintf(err, "runnel-server table: out of memory\n");
+		fprintf(err, "runnel-table: out of memory\n");
 		return RN_TABLE_EXIT_PROBLEMS;
 	}
 	if (!(rc = rn_dlog_load(l, o->dir))) {
@@ -213,13 +213,13 @@ static int load(const struct opts *o, struct rn_dlog **out, FILE *fout, FILE *er
 			   : rc == RN_ENOTFOUND ? "not a table"
 						: "unreadable log";
 	if (rc == RN_ENOTSUP)
-		fprintf(err, "runnel-server table %s: %s: cannot answer: %s\n", o->cmd, o->dir,
+		fprintf(err, "runnel-table %s: %s: cannot answer: %s\n", o->cmd, o->dir,
 			rn_dlog_errmsg(l));
 	else if (rc == RN_ENOTFOUND)
-		fprintf(err, "runnel-server table %s: %s is not a Delta table: %s\n", o->cmd,
-			o->dir, rn_dlog_errmsg(l));
+		fprintf(err, "runnel-table %s: %s is not a Delta table: %s\n", o->cmd, o->dir,
+			rn_dlog_errmsg(l));
 	else
-		fprintf(err, "runnel-server table %s: %s: %s: %s\n", o->cmd, o->dir, kind,
+		fprintf(err, "runnel-table %s: %s: %s: %s\n", o->cmd, o->dir, kind,
 			rn_dlog_errmsg(l));
 	if (o->json) {
 		struct rn_buf b = {0};
@@ -702,7 +702,7 @@ static int write_cmd(const struct opts *o, FILE *out, FILE *err)
 	struct rn_buf b = {0};
 	int rc = rn_delta_open(&d, o->dir, NULL, NULL), ex = RN_TABLE_EXIT_OK;
 	if (rc) {
-		fprintf(err, "runnel-server table %s: %s: %s\n", o->cmd, o->dir,
+		fprintf(err, "runnel-table %s: %s: %s\n", o->cmd, o->dir,
 			rc == RN_ENOTFOUND ? "not a Delta table" : rn_strerror(rc));
 		return RN_TABLE_EXIT_PROBLEMS;
 	}
@@ -710,7 +710,7 @@ static int write_cmd(const struct opts *o, FILE *out, FILE *err)
 	put_str(&b, o->dir);
 	if (!strcmp(o->cmd, "checkpoint")) {
 		int64_t v;
-		rc = rn_delta_checkpoint(d, rn_delta_maint_get()->vacuum_retention_ms, &v);
+		rc = rn_delta_checkpoint(d, rn_maint_defaults.vacuum_retention_ms, &v);
 		if (!rc) {
 			rn_buf_printf(&b, ",\"ok\":true,\"version\":%lld", (long long)v);
 			if (!o->json)
@@ -718,9 +718,9 @@ static int write_cmd(const struct opts *o, FILE *out, FILE *err)
 					(long long)v);
 		}
 	} else if (!strcmp(o->cmd, "compact")) {
-		struct rn_compact_options co = {
-			.target_bytes = rn_delta_maint_get()->compact_target,
-			.min_files = o->min_files ? (size_t)o->min_files : 2};
+		struct rn_compact_options co = {.target_bytes = rn_maint_defaults.compact_target,
+						.min_files =
+							o->min_files ? (size_t)o->min_files : 2};
 		struct rn_compact_result res;
 		size_t steps = 0, files = 0;
 		int64_t rows = 0;
@@ -745,7 +745,7 @@ static int write_cmd(const struct opts *o, FILE *out, FILE *err)
 			if (!o->json && !steps)
 				fprintf(out, "%s: nothing to compact\n", o->dir);
 		} else if (rc) {
-			fprintf(err, "runnel-server table compact: %s: %s\n", o->dir, res.why);
+			fprintf(err, "runnel-table compact: %s: %s\n", o->dir, res.why);
 		}
 		rn_buf_printf(&b, ",\"ok\":%s,\"filesRemoved\":%zu,\"rows\":%lld",
 			      rc ? "false" : "true", files, (long long)rows);
@@ -753,12 +753,12 @@ static int write_cmd(const struct opts *o, FILE *out, FILE *err)
 			ex = RN_TABLE_EXIT_PROBLEMS;
 		rc = 0; /* reported */
 	} else {
-		int64_t ret_ms = rn_delta_maint_get()->vacuum_retention_ms, bytes;
+		int64_t ret_ms = rn_maint_defaults.vacuum_retention_ms, bytes;
 		size_t n;
 		if (o->retention_h >= 0)
 			ret_ms = (int64_t)(o->retention_h * 3600000.0);
 		if (ret_ms < (int64_t)168 * 3600000 && !o->unsafe) {
-			fprintf(err, "runnel-server table vacuum: a retention below 168 hours can "
+			fprintf(err, "runnel-table vacuum: a retention below 168 hours can "
 				     "delete files a reader of an older version still needs; add "
 				     "--unsafe-retention if you mean it\n");
 			rn_buf_free(&b);
@@ -775,8 +775,7 @@ static int write_cmd(const struct opts *o, FILE *out, FILE *err)
 				o->dry_run ? "would delete" : "deleted", n, (long long)bytes);
 	}
 	if (rc) {
-		fprintf(err, "runnel-server table %s: %s: %s\n", o->cmd, o->dir,
-			rn_delta_errmsg(d));
+		fprintf(err, "runnel-table %s: %s: %s\n", o->cmd, o->dir, rn_delta_errmsg(d));
 		rn_buf_append_str(&b, ",\"ok\":false,\"message\":");
 		put_str(&b, rn_delta_errmsg(d));
 		ex = RN_TABLE_EXIT_PROBLEMS;
