@@ -255,6 +255,10 @@ struct rn_mat {
 	int (*flush_submit)(void *ctx, void (*run)(void *arg),
 			    void (*done)(void *arg, int cancelled), void *arg);
 	void *flush_ctx;
+	/* full pages of the writers compressed off their thread (rn_mat_options.page_submit) */
+	int (*page_submit)(void *ctx, void (*run)(void *arg),
+			   void (*done)(void *arg, int cancelled), void *arg);
+	void *page_ctx;
 	size_t round_jobs; /* jobs of the round not done yet (+1 while it is being started) */
 	int round_rc;      /* the round's first error (RN_EAGAIN: rows left for the next one) */
 	void (*round_cb)(void *ctx, int rc);
@@ -317,6 +321,8 @@ int rn_mat_create(struct rn_mat **out, const struct rn_mat_options *opt)
 	m->maint_ctx = opt->maint_ctx;
 	m->flush_submit = opt->flush_submit;
 	m->flush_ctx = opt->flush_ctx;
+	m->page_submit = opt->page_submit;
+	m->page_ctx = opt->page_ctx;
 	rn_lograte_init(&m->warn, RN_MAT_WARN_PERIOD_US, rn_mono_us());
 	if (opt->created_by)
 		m->created_by = rn_strdup(opt->created_by);
@@ -593,7 +599,10 @@ static int get_table(struct rn_mat *m, const char *name, int create, struct mat_
 				    name);
 		}
 	}
-	struct rn_pq_options po = {.created_by = m->created_by, .zstd_level = m->zstd_level};
+	struct rn_pq_options po = {.created_by = m->created_by,
+				   .zstd_level = m->zstd_level,
+				   .page_submit = m->page_submit,
+				   .page_ctx = m->page_ctx};
 	if (!t->nkeys && (rc = rn_pq_writer_create(&t->pq, t->cols ? t->cols : envelope_cols,
 						   t->cols ? t->ncols : t->env_ncols, &po))) {
 		table_free(t);
@@ -1484,7 +1493,9 @@ static int route_row(struct rn_mat *m, struct mat_table *t, struct pq_sink *k, c
 		p = &np[t->nparts];
 		memset(p, 0, sizeof(*p));
 		struct rn_pq_options po = {.created_by = m->created_by,
-					   .zstd_level = m->zstd_level};
+					   .zstd_level = m->zstd_level,
+					   .page_submit = m->page_submit,
+					   .page_ctx = m->page_ctx};
 		if (!(p->pv = rn_strdup(pv)) || !(p->dir = rn_strdup(dir)) ||
 		    (rc = rn_pq_writer_create(&p->pq, t->dcols, t->ndcols, &po))) {
 			rn_free(p->pv);
@@ -1868,7 +1879,10 @@ static int add_rows(struct rn_mat *m, struct mat_table *t, const char *stream_id
  * early, its pending streams. RN_ENOMEM (a new writer) leaves t without a writer: dirty. */
 static int drop_open(struct rn_mat *m, struct mat_table *t)
 {
-	struct rn_pq_options po = {.created_by = m->created_by, .zstd_level = m->zstd_level};
+	struct rn_pq_options po = {.created_by = m->created_by,
+				   .zstd_level = m->zstd_level,
+				   .page_submit = m->page_submit,
+				   .page_ctx = m->page_ctx};
 	free_parts(t);
 	free_files(t->spilled, t->nspilled);
 	t->spilled = NULL;
@@ -2196,7 +2210,9 @@ static int detach(struct rn_mat *m, struct mat_table *t)
 		t->retry_part = 1;
 	} else {
 		struct rn_pq_options po = {.created_by = m->created_by,
-					   .zstd_level = m->zstd_level};
+					   .zstd_level = m->zstd_level,
+					   .page_submit = m->page_submit,
+					   .page_ctx = m->page_ctx};
 		struct rn_pq_writer *nw;
 		int rc = rn_pq_writer_create(&nw, t->cols ? t->cols : envelope_cols,
 					     t->cols ? t->ncols : t->env_ncols, &po);
