@@ -4035,11 +4035,12 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 		if ((rc = rn_pool_create(&s->maint_pool, &po)))
 			goto fail;
 		long cores = sysconf(_SC_NPROCESSORS_ONLN);
-		struct rn_pool_options fo = {conf->workers > 1	  ? (unsigned)conf->workers
-					     : conf->flush_threads ? (unsigned)conf->flush_threads
-								   : (unsigned)(cores < 1   ? 1
-										: cores > 4 ? 4
-											    : cores),
+		struct rn_pool_options fo = {conf->workers > 1 ? (unsigned)conf->workers
+					     : conf->flush_threads
+						     ? (unsigned)conf->flush_threads
+						     : (unsigned)(cores < 1   ? 1
+								  : cores > 4 ? 4
+									      : cores),
 					     100000, "flush"};
 		if ((rc = rn_pool_create(&s->flush_pool, &fo)))
 			goto fail;

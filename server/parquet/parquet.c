@@ -134,7 +134,7 @@ struct pq_leaf {
 	 * waiting for it: pages.c); the chunk takes them from the front, in order */
 	struct rn_pq_page **pend;
 	size_t npend, cappend;
-	int dict_on;      /* still dictionary-encoding this chunk */
+	int dict_on; /* still dictionary-encoding this chunk */
 	int dict_pages, plain_pages;
 	struct rn_buf dict; /* PLAIN dictionary entries */
 	uint32_t *dict_off; /* entry i at dict.data + dict_off[i] */
@@ -173,9 +173,9 @@ struct rn_pq_writer {
 	int (*page_submit)(void *ctx, void (*run)(void *arg),
 			   void (*done)(void *arg, int cancelled), void *arg);
 	void *page_ctx;
-	size_t page_jobs;  /* cap on jobs in flight (async pages not yet taken) */
-	size_t jobs;       /* async pages not yet taken into their chunk */
-	size_t pend_raw;   /* uncompressed bytes of every leaf's pend pages */
+	size_t page_jobs; /* cap on jobs in flight (async pages not yet taken) */
+	size_t jobs;      /* async pages not yet taken into their chunk */
+	size_t pend_raw;  /* uncompressed bytes of every leaf's pend pages */
 	char created_by[128];
 	struct rn_buf scratch, hdr, lv;
 };
@@ -1142,9 +1142,8 @@ static int collect_ready(struct rn_pq_writer *w)
 static int cut_async(struct rn_pq_writer *w, struct pq_leaf *l, const uint8_t *src, size_t len,
 		     int encoding)
 {
-	struct rn_buf *from = src >= l->vals.data && src < l->vals.data + l->vals.cap
-				      ? &l->vals
-				      : &w->scratch;
+	struct rn_buf *from =
+		src >= l->vals.data && src < l->vals.data + l->vals.cap ? &l->vals : &w->scratch;
 	struct rn_pq_page *p;
 	int rc;
 

@@ -32,9 +32,9 @@ int rn_pq__rle_u8(struct rn_buf *out, const uint8_t *v, size_t n, int width);
  * result (out, hl) is read only after wait returned 0.
  */
 struct rn_pq_page {
-	int state;    /* PAGE_QUEUED, PAGE_RUNNING, PAGE_DONE: atomic */
-	int refs;     /* atomic */
-	int rc;       /* the compression's result; valid in PAGE_DONE */
+	int state;         /* PAGE_QUEUED, PAGE_RUNNING, PAGE_DONE: atomic */
+	int refs;          /* atomic */
+	int rc;            /* the compression's result; valid in PAGE_DONE */
 	struct rn_buf raw; /* the uncompressed body at raw.data + off, len bytes; freed once run */
 	size_t off, len;
 	int type, encoding, level, hash_log;

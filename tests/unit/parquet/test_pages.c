@@ -151,7 +151,8 @@ static void test_pool_same_bytes(void **state)
 	(void)state;
 	assert_int_equal(rn_pool_create(&p, &po), 0);
 	for (size_t jobs = 1; jobs <= 16; jobs *= 4) {
-		struct rn_pq_options o = {.page_submit = pool_submit, .page_ctx = p, .page_jobs = jobs};
+		struct rn_pq_options o = {
+			.page_submit = pool_submit, .page_ctx = p, .page_jobs = jobs};
 		submits = 0;
 		assert_int_equal(write_file(&o, &b), 0);
 		assert_true(submits > 50); /* pages did go to the pool */
