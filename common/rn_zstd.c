@@ -1,14 +1,39 @@
 /*
- * zstd wrappers with per-thread cached contexts; see rn_zstd.h.
+ * zstd wrappers with per-thread cached contexts; see rn_zstd.h. A thread that made a context
+ * has a pthread key set whose destructor frees its contexts when it exits, so a pool worker
+ * may keep them between jobs (the server's page jobs: one per Parquet page) without leaking.
  */
 #include "rn_zstd.h"
 
+#include <pthread.h>
 #include <zstd.h>
 
 #include "rn_err.h"
 
 static _Thread_local ZSTD_CCtx *cctx;
 static _Thread_local ZSTD_DCtx *dctx;
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+static pthread_key_t key;
+static int key_ok;
+
+static void thread_gone(void *v)
+{
+	(void)v;
+	rn_zstd_release();
+}
+
+static void make_key(void)
+{
+	key_ok = pthread_key_create(&key, thread_gone) == 0;
+}
+
+/* The calling thread's contexts are freed when it exits. */
+static void track(void)
+{
+	pthread_once(&key_once, make_key);
+	if (key_ok)
+		pthread_setspecific(key, &key_ok);
+}
 
 int rn_zstd_compress(struct rn_buf *out, const void *src, size_t len, int level)
 {
@@ -20,8 +45,11 @@ int rn_zstd_compress_hl(struct rn_buf *out, const void *src, size_t len, int lev
 	size_t bound = ZSTD_compressBound(len), n;
 	int rc;
 
-	if (!cctx && !(cctx = ZSTD_createCCtx()))
-		return RN_ENOMEM;
+	if (!cctx) {
+		if (!(cctx = ZSTD_createCCtx()))
+			return RN_ENOMEM;
+		track();
+	}
 	if ((rc = rn_buf_reserve(out, bound)) != 0)
 		return rc;
 	if (!hash_log) {
@@ -47,8 +75,11 @@ int rn_zstd_decompress(struct rn_buf *out, const void *src, size_t len, size_t m
 	size_t start = out->len;
 	int rc;
 
-	if (!dctx && !(dctx = ZSTD_createDCtx()))
-		return RN_ENOMEM;
+	if (!dctx) {
+		if (!(dctx = ZSTD_createDCtx()))
+			return RN_ENOMEM;
+		track();
+	}
 	ZSTD_DCtx_reset(dctx, ZSTD_reset_session_only);
 	for (;;) {
 		size_t want = ZSTD_DStreamOutSize();

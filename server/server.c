@@ -542,6 +542,17 @@ const struct rn_conf_key rn_server_conf_table[] = {
 		 "and commit them off the event loop (one job per table at a time, tables in "
 		 "parallel); 0 = the number of cores, at most 4",
 	 .flags = RN_CONF_F_RESTART},
+	{.key = "workers",
+	 .type = RN_CONF_INT,
+	 .def = "0",
+	 .offset = OFF(workers),
+	 .min = 0,
+	 .max = RN_POOL_THREADS_MAX,
+	 .help = "threads sharing the CPU work of turning rows into tables: 1 = all of it on the "
+		 "event loop's thread (Parquet pages compressed and flush jobs run inline: one "
+		 "core); N > 1 = N worker threads beside the loop compress full Parquet pages and "
+		 "run flush jobs (overrides flush_threads); 0 = flush_threads workers do both",
+	 .flags = RN_CONF_F_RESTART},
 	{.key = "maintenance_queue",
 	 .type = RN_CONF_INT,
 	 .def = "64",
@@ -4024,10 +4035,12 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 		if ((rc = rn_pool_create(&s->maint_pool, &po)))
 			goto fail;
 		long cores = sysconf(_SC_NPROCESSORS_ONLN);
-		struct rn_pool_options fo = {conf->flush_threads ? (unsigned)conf->flush_threads
-								 : (unsigned)(cores < 1   ? 1
-									      : cores > 4 ? 4
-											  : cores),
+		struct rn_pool_options fo = {conf->workers > 1 ? (unsigned)conf->workers
+					     : conf->flush_threads
+						     ? (unsigned)conf->flush_threads
+						     : (unsigned)(cores < 1   ? 1
+								  : cores > 4 ? 4
+									      : cores),
 					     100000, "flush"};
 		if ((rc = rn_pool_create(&s->flush_pool, &fo)))
 			goto fail;
@@ -4038,8 +4051,11 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 				    .zstd_level = (int)conf->parquet_zstd_level,
 				    .maint_submit = maint_submit,
 				    .maint_ctx = s->maint_pool,
-				    .flush_submit = maint_submit,
+				    /* workers = 1: flushes and pages inline */
+				    .flush_submit = conf->workers == 1 ? NULL : maint_submit,
 				    .flush_ctx = s->flush_pool,
+				    .page_submit = conf->workers == 1 ? NULL : maint_submit,
+				    .page_ctx = s->flush_pool,
 				    .maint = &dm};
 	if ((rc = rn_mat_create(&s->mat, &mo)))
 		goto fail;

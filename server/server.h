@@ -96,6 +96,7 @@ struct rn_server_conf {
 	int64_t maintenance_threads; /* worker threads running the above off the loop */
 	int64_t maintenance_queue;   /* maintenance jobs (one per table) in that pool at most */
 	int64_t flush_threads;       /* worker threads encoding and committing flushes (0 = auto) */
+	int64_t workers;             /* 1: all ingest work on the loop; N: N flush/page threads */
 	/* not a row: set by the loader, shown in /metrics (config_info) */
 	char checksum[24]; /* FNV-1a 64 of the file's bytes, hex; "" = defaults, no file */
 };

@@ -624,7 +624,9 @@ static int route_row(struct rn_mat *m, struct mat_table *t, struct pq_sink *k, c
 		p = &np[t->nparts];
 		memset(p, 0, sizeof(*p));
 		struct rn_pq_options po = {.created_by = m->created_by,
-					   .zstd_level = m->zstd_level};
+					   .zstd_level = m->zstd_level,
+					   .page_submit = m->page_submit,
+					   .page_ctx = m->page_ctx};
 		if (!(p->pv = rn_strdup(pv)) || !(p->dir = rn_strdup(dir)) ||
 		    (rc = rn_pq_writer_create(&p->pq, t->dcols, t->ndcols, &po))) {
 			rn_free(p->pv);

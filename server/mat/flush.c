@@ -248,7 +248,9 @@ static int detach(struct rn_mat *m, struct mat_table *t)
 		t->retry_part = 1;
 	} else {
 		struct rn_pq_options po = {.created_by = m->created_by,
-					   .zstd_level = m->zstd_level};
+					   .zstd_level = m->zstd_level,
+					   .page_submit = m->page_submit,
+					   .page_ctx = m->page_ctx};
 		struct rn_pq_writer *nw;
 		int rc = rn_pq_writer_create(&nw, t->cols ? t->cols : rn_mat__envelope_cols,
 					     t->cols ? t->ncols : t->env_ncols, &po);

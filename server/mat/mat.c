@@ -42,6 +42,8 @@ int rn_mat_create(struct rn_mat **out, const struct rn_mat_options *opt)
 	m->maint_cfg = opt->maint ? *opt->maint : rn_maint_defaults;
 	m->flush_submit = opt->flush_submit;
 	m->flush_ctx = opt->flush_ctx;
+	m->page_submit = opt->page_submit;
+	m->page_ctx = opt->page_ctx;
 	rn_lograte_init(&m->warn, RN_MAT_WARN_PERIOD_US, rn_mono_us());
 	if (opt->created_by)
 		m->created_by = rn_strdup(opt->created_by);

@@ -78,6 +78,11 @@ struct rn_mat_options {
 	void *flush_ctx;
 	/* Delta maintenance settings (server/delta/maint.h), copied; NULL = rn_maint_defaults. */
 	const struct rn_delta_maint *maint;
+	/* Compresses full Parquet pages off the thread filling the table's writer
+	 * (rn_pq_options.page_submit: done may run on any thread); NULL: on that thread. */
+	int (*page_submit)(void *ctx, void (*run)(void *arg),
+			   void (*done)(void *arg, int cancelled), void *arg);
+	void *page_ctx;
 };
 
 int rn_mat_create(struct rn_mat **out, const struct rn_mat_options *opt);

@@ -205,6 +205,10 @@ struct rn_mat {
 	int (*flush_submit)(void *ctx, void (*run)(void *arg),
 			    void (*done)(void *arg, int cancelled), void *arg);
 	void *flush_ctx;
+	/* full pages of the writers compressed off their thread (rn_mat_options.page_submit) */
+	int (*page_submit)(void *ctx, void (*run)(void *arg),
+			   void (*done)(void *arg, int cancelled), void *arg);
+	void *page_ctx;
 	size_t round_jobs; /* jobs of the round not done yet (+1 while it is being started) */
 	int round_rc;      /* the round's first error (RN_EAGAIN: rows left for the next one) */
 	void (*round_cb)(void *ctx, int rc);

@@ -122,7 +122,10 @@ static int add_rows(struct rn_mat *m, struct mat_table *t, const char *stream_id
  * early, its pending streams. RN_ENOMEM (a new writer) leaves t without a writer: dirty. */
 static int drop_open(struct rn_mat *m, struct mat_table *t)
 {
-	struct rn_pq_options po = {.created_by = m->created_by, .zstd_level = m->zstd_level};
+	struct rn_pq_options po = {.created_by = m->created_by,
+				   .zstd_level = m->zstd_level,
+				   .page_submit = m->page_submit,
+				   .page_ctx = m->page_ctx};
 	rn_mat__free_parts(t);
 	rn_mat__free_files(t->spilled, t->nspilled);
 	t->spilled = NULL;

@@ -323,7 +323,10 @@ static int get_table(struct rn_mat *m, const char *name, int create, struct mat_
 					    name);
 		}
 	}
-	struct rn_pq_options po = {.created_by = m->created_by, .zstd_level = m->zstd_level};
+	struct rn_pq_options po = {.created_by = m->created_by,
+				   .zstd_level = m->zstd_level,
+				   .page_submit = m->page_submit,
+				   .page_ctx = m->page_ctx};
 	if (!t->nkeys &&
 	    (rc = rn_pq_writer_create(&t->pq, t->cols ? t->cols : rn_mat__envelope_cols,
 				      t->cols ? t->ncols : t->env_ncols, &po))) {

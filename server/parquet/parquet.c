@@ -130,7 +130,11 @@ struct pq_leaf {
 	struct rn_buf chunk;
 	int64_t chunk_entries, chunk_uncomp;
 	size_t last_comp; /* compressed size of the last page: guesses the next header's length */
-	int dict_on;      /* still dictionary-encoding this chunk */
+	/* pages cut from this chunk and not yet in it, in page order (compressed elsewhere or
+	 * waiting for it: pages.c); the chunk takes them from the front, in order */
+	struct rn_pq_page **pend;
+	size_t npend, cappend;
+	int dict_on; /* still dictionary-encoding this chunk */
 	int dict_pages, plain_pages;
 	struct rn_buf dict; /* PLAIN dictionary entries */
 	uint32_t *dict_off; /* entry i at dict.data + dict_off[i] */
@@ -166,6 +170,12 @@ struct rn_pq_writer {
 	size_t page_bytes, max_bytes, rg_row_cap, rg_byte_cap, dict_bytes, dict_entries;
 	int level;
 	int broken; /* first ENOMEM/EIO that left the open file inconsistent */
+	int (*page_submit)(void *ctx, void (*run)(void *arg),
+			   void (*done)(void *arg, int cancelled), void *arg);
+	void *page_ctx;
+	size_t page_jobs; /* cap on jobs in flight (async pages not yet taken) */
+	size_t jobs;      /* async pages not yet taken into their chunk */
+	size_t pend_raw;  /* uncompressed bytes of every leaf's pend pages */
 	char created_by[128];
 	struct rn_buf scratch, hdr, lv;
 };
@@ -368,6 +378,9 @@ int rn_pq_writer_create(struct rn_pq_writer **out, const struct rn_pq_col *cols,
 	w->rg_byte_cap = opt->row_group_bytes ? opt->row_group_bytes : ROW_GROUP_DEFAULT;
 	w->dict_bytes = opt->dict_bytes ? opt->dict_bytes : DICT_BYTES_DEFAULT;
 	w->dict_entries = opt->dict_entries ? opt->dict_entries : DICT_ENTRIES_DEFAULT;
+	w->page_submit = opt->page_submit;
+	w->page_ctx = opt->page_ctx;
+	w->page_jobs = opt->page_jobs ? opt->page_jobs : 8;
 	if (w->dict_entries > ((size_t)1 << 30))
 		w->dict_entries = (size_t)1 << 30;
 	w->body.max = w->max_bytes;
@@ -402,6 +415,9 @@ void rn_pq_writer_destroy(struct rn_pq_writer *w)
 		return;
 	for (size_t i = 0; i < w->nleaves; i++) {
 		struct pq_leaf *l = &w->leaves[i];
+		for (size_t k = 0; k < l->npend; k++)
+			rn_pq__page_drop(l->pend[k]);
+		rn_free(l->pend);
 		rn_buf_free(&l->vals);
 		rn_buf_free(&l->idx);
 		rn_buf_free(&l->defs);
@@ -1053,81 +1069,120 @@ static int put_levels(struct rn_buf *body, const struct rn_buf *lv, int max)
 	return 0;
 }
 
-/* Thrift compact PageHeader of a page of `len` bytes compressed to `clen`, into w->hdr. */
-static int page_header(struct rn_pq_writer *w, int type, uint32_t nvals, int encoding, size_t len,
-		       size_t clen)
-{
-	struct rn_tc t;
-	rn_buf_reset(&w->hdr);
-	rn_tc_init(&t, &w->hdr);
-	rn_tc_i32(&t, 1, type);
-	rn_tc_i32(&t, 2, (int32_t)len);
-	rn_tc_i32(&t, 3, (int32_t)clen);
-	if (type == PAGE_DATA) {
-		rn_tc_struct_begin(&t, 5);
-		rn_tc_i32(&t, 1, (int32_t)nvals);
-		rn_tc_i32(&t, 2, encoding);
-		rn_tc_i32(&t, 3, ENC_RLE);
-		rn_tc_i32(&t, 4, ENC_RLE);
-	} else {
-		rn_tc_struct_begin(&t, 7);
-		rn_tc_i32(&t, 1, (int32_t)nvals);
-		rn_tc_i32(&t, 2, ENC_PLAIN);
-	}
-	rn_tc_struct_end(&t);
-	rn_tc_stop(&t);
-	return t.err;
-}
-
-/*
- * Compresses the page body (src, len) and appends header + compressed body to dst. Sets
- * *hdr_len. The body is compressed straight into dst, after room for the header; the header
- * holds the compressed size, so its length is guessed from `guess` (the last page's
- * compressed size) and the body moved only when the guess was wrong (its varint length
- * differs: rare for pages of one column). dst is unchanged on failure.
- */
+/* Header + compressed body appended to dst (pages.c), within the writer's cap on buffered
+ * compressed bytes (which counts what was buffered before this page; dst may be the body).
+ * Sets *hdr_len. dst is unchanged on failure. */
 static int emit_page(struct rn_pq_writer *w, struct rn_buf *dst, int type, uint32_t nvals,
 		     int encoding, const uint8_t *src, size_t len, size_t guess, size_t *hdr_len)
 {
-	size_t start = dst->len, hl, clen;
-	int rc;
-
-	if (len > INT32_MAX)
-		return RN_ETOOBIG;
-	if ((rc = page_header(w, type, nvals, encoding, len, guess ? guess : len / 2)))
+	size_t start = dst->len;
+	int rc = rn_pq__page_encode(&w->hdr, dst, type, nvals, encoding, src, len, guess, w->level,
+				    w->level <= 2 ? PAGE_HASH_LOG : 0, hdr_len);
+	if (rc)
 		return rc;
-	hl = w->hdr.len;
-	if ((rc = rn_buf_reserve(dst, hl)))
-		return rc;
-	dst->len += hl;
-	if ((rc = rn_zstd_compress_hl(dst, src, len, w->level,
-				      w->level <= 2 ? PAGE_HASH_LOG : 0))) {
+	if ((dst == &w->body ? start : w->body.len) + w->rg_comp + (dst->len - start) >
+	    w->max_bytes) {
 		dst->len = start;
-		return rc;
+		return RN_ENOMEM;
 	}
-	clen = dst->len - start - hl;
-	/* the cap counts what was buffered before this page (dst may be the body) */
-	if ((rc = page_header(w, type, nvals, encoding, len, clen)) ||
-	    (dst == &w->body ? start : w->body.len) + w->rg_comp + w->hdr.len + clen >
-		    w->max_bytes) {
-		dst->len = start;
-		return rc ? rc : RN_ENOMEM;
-	}
-	if (w->hdr.len != hl) { /* guessed wrong: the header is shorter (or longer) */
-		if (w->hdr.len > hl && (rc = rn_buf_reserve(dst, w->hdr.len - hl))) {
-			dst->len = start;
-			return rc;
-		}
-		memmove(dst->data + start + w->hdr.len, dst->data + start + hl, clen);
-		dst->len = start + w->hdr.len + clen;
-	}
-	memcpy(dst->data + start, w->hdr.data, w->hdr.len);
-	*hdr_len = w->hdr.len;
 	return 0;
 }
 
-/* Encodes, compresses and appends the open page of leaf l to its chunk. */
-static int cut_page(struct rn_pq_writer *w, struct pq_leaf *l)
+/*
+ * Moves the compressed pages at the front of l's pend list into its chunk, in order: those
+ * done, or (wait) all of them, compressing here any no worker has started. An error (the
+ * page's compression, or the cap on buffered bytes) leaves the file unusable.
+ */
+static int collect(struct rn_pq_writer *w, struct pq_leaf *l, int wait)
+{
+	size_t i = 0;
+	int rc = 0;
+	for (; i < l->npend; i++) {
+		struct rn_pq_page *p = l->pend[i];
+		if (!wait && !rn_pq__page_ready(p))
+			break;
+		if ((rc = rn_pq__page_wait(p)))
+			break;
+		size_t n = p->out.len;
+		if (w->body.len + w->rg_comp + n > w->max_bytes) {
+			rc = RN_ENOMEM;
+			break;
+		}
+		if ((rc = rn_buf_append(&l->chunk, p->out.data, n)))
+			break;
+		l->last_comp = n - p->hl;
+		w->rg_comp += n;
+		l->chunk_uncomp += (int64_t)(p->hl + p->len);
+		w->pend_raw -= p->len;
+		w->jobs -= p->async;
+		rn_pq__page_unref(p);
+	}
+	if (i) {
+		memmove(l->pend, l->pend + i, (l->npend - i) * sizeof(*l->pend));
+		l->npend -= i;
+	}
+	return rc;
+}
+
+/* Takes every leaf's pages that are done (no wait). */
+static int collect_ready(struct rn_pq_writer *w)
+{
+	int rc;
+	for (size_t i = 0; i < w->nleaves; i++)
+		if (w->leaves[i].npend && (rc = collect(w, &w->leaves[i], 0)))
+			return rc;
+	return 0;
+}
+
+/*
+ * Hands the page body (src, len), which lies in l->vals or in w->scratch, to a page job: the
+ * page takes that buffer's storage, so nothing is copied. Submitted to the pool while fewer
+ * than page_jobs are in flight (after taking in those done), else compressed here.
+ */
+static int cut_async(struct rn_pq_writer *w, struct pq_leaf *l, const uint8_t *src, size_t len,
+		     int encoding)
+{
+	struct rn_buf *from =
+		src >= l->vals.data && src < l->vals.data + l->vals.cap ? &l->vals : &w->scratch;
+	struct rn_pq_page *p;
+	int rc;
+
+	if (l->npend == l->cappend) {
+		size_t nc = l->cappend ? l->cappend * 2 : 8;
+		struct rn_pq_page **np = rn_reallocarray(l->pend, nc, sizeof(*np));
+		if (!np)
+			return RN_ENOMEM;
+		l->pend = np;
+		l->cappend = nc;
+	}
+	if ((rc = rn_pq__page_new(&p, from, (size_t)(src - from->data), len)))
+		return rc;
+	p->type = PAGE_DATA;
+	p->nvals = l->entries;
+	p->encoding = encoding;
+	p->level = w->level;
+	p->hash_log = w->level <= 2 ? PAGE_HASH_LOG : 0;
+	p->guess = l->last_comp;
+	l->pend[l->npend++] = p;
+	w->pend_raw += len;
+	if (w->jobs >= w->page_jobs && (rc = collect_ready(w)))
+		return rc;
+	if (w->jobs < w->page_jobs) {
+		rn_pq__page_ref(p); /* the job's */
+		if (w->page_submit(w->page_ctx, rn_pq__page_run, rn_pq__page_done, p) == 0) {
+			p->async = 1;
+			w->jobs++;
+			return 0;
+		}
+		rn_pq__page_unref(p);
+	}
+	rn_pq__page_run(p); /* here: the pool is full, or too much is in flight */
+	return p->rc;
+}
+
+/* Encodes, compresses and appends the open page of leaf l to its chunk; with async (and a
+ * page_submit), hands it to a page job instead (cut_async). */
+static int cut_page(struct rn_pq_writer *w, struct pq_leaf *l, int async)
 {
 	struct rn_buf *body = &w->scratch, *lv = &w->lv;
 	int dict = l->dict_on && l->idx.len > 0; /* an all-null page needs no dictionary */
@@ -1135,6 +1190,9 @@ static int cut_page(struct rn_pq_writer *w, struct pq_leaf *l)
 	size_t hl, before = l->chunk.len, len, vlen = l->vals.len - l->pre;
 	int rc;
 
+	async = async && w->page_submit;
+	if (!async && l->npend && (rc = collect(w, l, 1))) /* the pages before this one */
+		return rc;
 	if (l->entries == 0)
 		return 0;
 	rn_buf_reset(lv);
@@ -1173,12 +1231,22 @@ static int cut_page(struct rn_pq_writer *w, struct pq_leaf *l)
 		src = body->data;
 		len = body->len;
 	}
-	if ((rc = emit_page(w, &l->chunk, PAGE_DATA, l->entries,
-			    dict ? ENC_RLE_DICTIONARY : ENC_PLAIN, src, len, l->last_comp, &hl)))
-		return rc;
-	l->last_comp = l->chunk.len - before - hl;
-	w->rg_comp += l->chunk.len - before;
-	l->chunk_uncomp += (int64_t)(hl + len);
+	if (async) {
+		size_t vcap = l->vals.cap;
+		if ((rc = cut_async(w, l, src, len, dict ? ENC_RLE_DICTIONARY : ENC_PLAIN)))
+			return rc;
+		/* vals gave its storage to the page: room for a page like it */
+		if (!l->vals.data && vcap > l->pre_want)
+			(void)rn_buf_reserve(&l->vals, vcap);
+	} else {
+		if ((rc = emit_page(w, &l->chunk, PAGE_DATA, l->entries,
+				    dict ? ENC_RLE_DICTIONARY : ENC_PLAIN, src, len, l->last_comp,
+				    &hl)))
+			return rc;
+		l->last_comp = l->chunk.len - before - hl;
+		w->rg_comp += l->chunk.len - before;
+		l->chunk_uncomp += (int64_t)(hl + len);
+	}
 	l->chunk_entries += l->entries;
 	if (dict)
 		l->dict_pages++;
@@ -1281,13 +1349,14 @@ static void write_stats(struct rn_tc *t, const struct pq_leaf *l)
 static int close_chunk(struct rn_pq_writer *w, struct pq_leaf *l, struct rn_tc *t, int64_t *uncomp,
 		       int64_t *comp)
 {
-	int64_t start = w->pos + (int64_t)w->body.len, dict_off = -1, cu = l->chunk_uncomp;
+	int64_t start = w->pos + (int64_t)w->body.len, dict_off = -1, cu;
 	size_t before = w->body.len, hl;
 	const char *path[2 * MAX_DEPTH + 2];
 	int np = 0, rc;
 
-	if ((rc = cut_page(w, l)))
+	if ((rc = cut_page(w, l, 0)))
 		return rc;
+	cu = l->chunk_uncomp; /* its last pages included (taken in, or cut just now) */
 	if (l->dict_pages) {
 		if ((rc = emit_page(w, &w->body, PAGE_DICTIONARY, l->dict_n, ENC_PLAIN,
 				    l->dict.data, l->dict.len, 0, &hl)))
@@ -1394,7 +1463,7 @@ int rn_pq_row_end(struct rn_pq_writer *w)
 		size_t n = l->vals.len - l->pre + l->idx.len + l->defs.len + l->reps.len;
 		l->next_rep = 0;
 		if (n >= w->page_bytes) {
-			if ((rc = cut_page(w, l)))
+			if ((rc = cut_page(w, l, 1)))
 				return w->broken = rc;
 			n = 0;
 		}
@@ -1413,7 +1482,7 @@ int rn_pq_row_end(struct rn_pq_writer *w)
 	w->rows++;
 	w->rg_rows++;
 	if ((w->rg_row_cap && w->rg_rows >= w->rg_row_cap) ||
-	    w->rg_comp + open / 4 >= w->rg_byte_cap)
+	    w->rg_comp + (w->pend_raw + open) / 4 >= w->rg_byte_cap)
 		return close_row_group(w);
 	return 0;
 }
@@ -1430,7 +1499,7 @@ size_t rn_pq_row_groups(const struct rn_pq_writer *w)
 
 size_t rn_pq_bytes(const struct rn_pq_writer *w)
 {
-	size_t n = (size_t)w->pos + w->body.len + w->rg_comp;
+	size_t n = (size_t)w->pos + w->body.len + w->rg_comp + w->pend_raw / 4;
 	if (w->pos == 0 && w->body.len == 0) /* the magic, still to come */
 		n += 4;
 	for (size_t i = 0; i < w->nleaves; i++) /* open pages, assuming ~4x compression */

@@ -9,8 +9,10 @@
  * out the rest (column chunks, Thrift-compact FileMetaData with statistics and
  * column_orders). Writing the bytes to disk is the caller's job (server/delta).
  *
- * Lifetime: one writer per table being materialized, created and used on one thread;
- * after finish it is empty and can take the next file's rows.
+ * Lifetime: one writer per table being materialized, used by one thread at a time (it may
+ * move: filled on the loop, finished by a flush worker); after finish it is empty and can
+ * take the next file's rows. With rn_pq_options.page_submit, full pages are compressed by
+ * pool workers meanwhile (pages.c), the only work of a writer done on other threads.
  *
  * Writing values. A row is the root group. In a group, `col` names a child: the field index
  * for the root and for STRUCTs; 0 (the element) for a LIST, where every put/begin/null
@@ -88,6 +90,18 @@ struct rn_pq_options {
 	int no_dict;            /* 1 = no dictionaries unless a column asks (RN_PQ_DICT_ON) */
 	size_t dict_bytes;      /* per-chunk dictionary cap before PLAIN fallback; 0 = 1 MiB */
 	size_t dict_entries;    /* ... and entry cap; 0 = 65536 */
+	/* Page compression off the writer's thread: a page that fills at a row end is handed
+	 * to page_submit (rn_pool_submit's contract, server/pool.h: run(arg) on a worker,
+	 * done(arg, cancelled) later, exactly once, on any thread) and the writer goes on;
+	 * the compressed pages join their column chunk in order when a row group closes (or
+	 * earlier, once done). NULL: every page is compressed on the writer's thread. A
+	 * refused submit, or page_jobs pages already in flight, compresses the page there
+	 * too, so memory stays bounded and the rows keep flowing. The writer may then be
+	 * destroyed or finished on another thread than the one that filled it. */
+	int (*page_submit)(void *ctx, void (*run)(void *arg),
+			   void (*done)(void *arg, int cancelled), void *arg);
+	void *page_ctx;
+	size_t page_jobs; /* uncompressed pages in flight per writer; 0 = 8 */
 };
 
 /* Creates a writer for `n` top-level columns (1..256; at most 1024 leaves, nesting depth
