@@ -1,13 +1,19 @@
 /*
  * Compaction; see compact.h. The writer schema is rebuilt from the first input's Parquet
  * schema (the inverse of the writer's type mapping); every other input must have the same
- * schema node for node, which holds for files one table's materializer wrote. Inputs are read
- * one at a time, so memory holds one input plus the compressed output.
+ * schema node for node, which holds for files one table's materializer wrote. Inputs are
+ * mapped one at a time and decoded one row group at a time; the output's row groups are cut
+ * near group_bytes uncompressed. So a step's memory is bounded by its options, not by the
+ * table: about group_bytes (the input row group being decoded, plus the output's open
+ * pages) plus the output's compressed bytes (at most about target_bytes). An input with a
+ * larger row group (written by something else, or by an older version) is left as it is.
  */
 #include "compact.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +31,7 @@
 #include "rn_mem.h"
 
 #define DEFAULT_TARGET ((int64_t)128 << 20)
+#define DEFAULT_GROUP ((size_t)64 << 20)
 
 struct pick {
 	size_t idx;
@@ -293,18 +300,33 @@ static int w_row_end(void *c)
 
 /* ---- the step ---- */
 
-static int read_whole(const char *path, struct rn_buf *out)
+/* Maps the data file at path read-only (data files are immutable once written: never
+ * truncated, only unlinked by vacuum, which leaves a mapping valid). 0, RN_EIO, RN_ENOMEM. */
+static int map_file(const char *path, const uint8_t **data, size_t *len)
 {
-	char tmp[65536];
-	ssize_t n;
+	struct stat st;
 	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0;
 	if (fd < 0)
 		return RN_EIO;
-	while ((n = read(fd, tmp, sizeof(tmp))) > 0)
-		if ((rc = rn_buf_append(out, tmp, (size_t)n)))
-			break;
+	if (fstat(fd, &st) || st.st_size <= 0) {
+		rc = RN_EIO;
+	} else {
+		void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (p == MAP_FAILED) {
+			rc = errno == ENOMEM ? RN_ENOMEM : RN_EIO;
+		} else {
+			*data = p;
+			*len = (size_t)st.st_size;
+		}
+	}
 	close(fd);
-	return rc ? rc : n < 0 ? RN_EIO : 0;
+	return rc;
+}
+
+static void unmap_file(const uint8_t *data, size_t len)
+{
+	if (data)
+		munmap((void *)data, len);
 }
 
 /* A data file's path in the log, decoded to its relative path on disk, which must stay in
@@ -360,8 +382,10 @@ int rn_compact_step(struct rn_delta *d, const struct rn_compact_options *opt,
 	struct rn_pqr *first = NULL;
 	struct rn_pq_writer *w = NULL;
 	struct rn_buf out = {.max = (size_t)1 << 30};
-	struct rn_buf firstbuf = {.max = (size_t)1 << 30};
+	const uint8_t *firstmap = NULL;
+	size_t firstlen = 0;
 	struct rn_buf pv = {0};
+	size_t group = opt->group_bytes ? opt->group_bytes : DEFAULT_GROUP;
 	size_t nschema = 0;
 	int rc;
 
@@ -384,7 +408,8 @@ int rn_compact_step(struct rn_delta *d, const struct rn_compact_options *opt,
 	}
 	for (size_t k = 0; k < npick; k++) {
 		char rel[4096], path[8300];
-		struct rn_buf data = {.max = (size_t)1 << 30};
+		const uint8_t *map = NULL;
+		size_t maplen = 0;
 		struct rn_pqr *r = NULL;
 		const struct rn_ckpt_file *f = files[idx[k]];
 		if (uri_decode(f->path, rel, sizeof(rel))) {
@@ -393,20 +418,29 @@ int rn_compact_step(struct rn_delta *d, const struct rn_compact_options *opt,
 			continue;
 		}
 		snprintf(path, sizeof(path), "%s/%s", rn_delta_dir(d), rel);
-		if ((rc = read_whole(path, &data))) {
+		if ((rc = map_file(path, &map, &maplen))) {
 			snprintf(res->why, sizeof(res->why), "%s: cannot read: %s", f->path,
 				 rn_strerror(rc));
-			rn_buf_free(&data);
 			goto out;
 		}
-		if ((rc = rn_pqr_open(&r, data.data, data.len, (size_t)1 << 30))) {
+		/* room for one row group of the largest size taken, with slack for the levels */
+		if ((rc = rn_pqr_open(&r, map, maplen, group + group / 2))) {
 			snprintf(res->why, sizeof(res->why), "%s: %s", f->path, rn_pqr_errmsg(r));
 			rn_pqr_close(r);
-			rn_buf_free(&data);
+			unmap_file(map, maplen);
 			if (rc == RN_ENOMEM)
 				goto out;
 			rn_log_warn("compact", "%s: skipping %s: %s", rn_delta_dir(d), f->path,
 				    res->why);
+			continue;
+		}
+		if (rn_pqr_group_bytes(r) > group) {
+			rn_log_info("compact",
+				    "%s: leaving %s as it is: a row group of ~%zu MiB uncompressed, "
+				    "larger than the %zu MiB a step decodes",
+				    rn_delta_dir(d), f->path, rn_pqr_group_bytes(r) >> 20, group >> 20);
+			rn_pqr_close(r);
+			unmap_file(map, maplen);
 			continue;
 		}
 		size_t nn;
@@ -417,8 +451,16 @@ int rn_compact_step(struct rn_delta *d, const struct rn_compact_options *opt,
 			rc = map_node(nodes, 0, &root, res->why, sizeof(res->why));
 			cols = (struct rn_pq_col *)root.children;
 			ncols = root.n_children;
+			/* output row groups below `group` uncompressed: 3/4 of it by the first
+			 * input's bytes per row (its largest row group over its rows) */
+			int64_t nrows = rn_pqr_num_rows(r);
+			size_t per_row = nrows > 0 ? rn_pqr_group_bytes(r) / (size_t)nrows : 0;
+			struct rn_pq_options po = {.row_group_rows =
+							   group / 4 * 3 / (per_row ? per_row : 1)};
+			if (!po.row_group_rows)
+				po.row_group_rows = 1;
 			if (!rc)
-				rc = rn_pq_writer_create(&w, cols, ncols, NULL);
+				rc = rn_pq_writer_create(&w, cols, ncols, &po);
 			if (rc) {
 				if (!res->why[0])
 					snprintf(res->why, sizeof(res->why),
@@ -426,20 +468,21 @@ int rn_compact_step(struct rn_delta *d, const struct rn_compact_options *opt,
 				rn_log_info("compact", "%s: not compacted: %s", rn_delta_dir(d),
 					    res->why);
 				rn_pqr_close(r);
-				rn_buf_free(&data);
+				unmap_file(map, maplen);
 				rc = rc == RN_ENOMEM ? rc : RN_ENOTSUP;
 				goto out;
 			}
 			/* keep the first reader (node names back the writer schema) */
 			first = r;
-			firstbuf = data;
+			firstmap = map;
+			firstlen = maplen;
 			schema = (struct rn_pqr_node *)nodes;
 			nschema = nn;
 		} else if (!same_schema(schema, nschema, nodes, nn)) {
 			rn_log_warn("compact", "%s: skipping %s: its schema differs",
 				    rn_delta_dir(d), f->path);
 			rn_pqr_close(r);
-			rn_buf_free(&data);
+			unmap_file(map, maplen);
 			continue;
 		}
 		static const struct rn_pqr_sink sink = {w_begin, w_end, w_null, w_value, w_row_end};
@@ -452,7 +495,7 @@ int rn_compact_step(struct rn_delta *d, const struct rn_compact_options *opt,
 		}
 		if (r != first) {
 			rn_pqr_close(r);
-			rn_buf_free(&data);
+			unmap_file(map, maplen);
 		}
 		if (rc)
 			goto out; /* the writer may hold part of that file: start over later */
@@ -524,7 +567,7 @@ int rn_compact_step(struct rn_delta *d, const struct rn_compact_options *opt,
 out:
 	rn_pq_writer_destroy(w);
 	rn_pqr_close(first);
-	rn_buf_free(&firstbuf);
+	unmap_file(firstmap, firstlen);
 	free_cols(cols, ncols);
 	rn_free(stats);
 	rn_buf_free(&out);

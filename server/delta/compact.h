@@ -26,11 +26,14 @@
 struct rn_delta;
 struct rn_ckpt_file;
 
-/* A zeroed struct is the default: 128 MiB target, 10 files minimum, 1000 files per step. */
+/* A zeroed struct is the default: 128 MiB target, 10 files minimum, 1000 files per step,
+ * 64 MiB row groups. */
 struct rn_compact_options {
 	int64_t target_bytes; /* files below are small; a step reads at most this much */
 	size_t min_files;     /* fewer small files than this: nothing to do */
 	size_t max_files;     /* per step */
+	size_t group_bytes;   /* uncompressed row group size: inputs with a larger one are left
+			       * alone, the output's row groups are cut near it */
 };
 
 struct rn_compact_result {

@@ -29,6 +29,7 @@ struct chunk {
 	int64_t num_values;
 	int64_t data_off, dict_off; /* dict_off -1 when absent */
 	int64_t total;              /* total_compressed_size */
+	int64_t utotal;             /* total_uncompressed_size (0 when absent) */
 	int type;
 };
 
@@ -357,6 +358,7 @@ static int parse_colmeta(struct tr *t, struct chunk *c)
 	c->data_off = -1;
 	c->num_values = -1;
 	c->total = -1;
+	c->utotal = 0;
 	c->type = -1;
 	c->codec = -1;
 	while ((rc = tr_field(t, &last, &fid, &type)) == 0) {
@@ -367,11 +369,13 @@ static int parse_colmeta(struct tr *t, struct chunk *c)
 				c->type = (int)v;
 			else
 				c->codec = (int)v;
-		} else if (fid == 5 || fid == 7 || fid == 9 || fid == 11) {
+		} else if (fid == 5 || fid == 6 || fid == 7 || fid == 9 || fid == 11) {
 			if (type != 6 || tr_int(t, &v))
 				return -1;
 			if (fid == 5)
 				c->num_values = v;
+			else if (fid == 6)
+				c->utotal = v > 0 ? v : 0;
 			else if (fid == 7)
 				c->total = v;
 			else if (fid == 9)
@@ -1166,21 +1170,26 @@ static int read_node(struct asmb *a, size_t ni)
 	return a->s->end ? a->s->end(a->ctx, n) : 0;
 }
 
-int rn_pqr_read(struct rn_pqr *r, const struct rn_pqr_sink *sink, void *ctx)
+/* Drops what row group reading kept (decompressed pages, levels, values) so the next row
+ * group starts empty: a file is read with one row group in memory at a time. The level and
+ * value arrays keep their capacity (charged once, reused). */
+static void release_group(struct rn_pqr *r)
 {
-	struct asmb a = {r, sink, ctx};
-	int rc;
-	if (r->read_done || !r->nodes)
-		return fail(r, RN_EINVAL, "reader already used or not open");
-	r->read_done = 1;
-	if (!(r->ld = charge(r, r->nleaves, sizeof(*r->ld))))
-		return RN_ENOMEM;
+	for (size_t i = 0; i < r->nbufs; i++) {
+		r->used -= r->bufs[i].cap <= r->used ? r->bufs[i].cap : r->used;
+		rn_buf_free(&r->bufs[i]);
+	}
+	r->nbufs = 0;
 	for (size_t l = 0; l < r->nleaves; l++)
-		for (size_t g = 0; g < r->nrg; g++)
-			if ((rc = read_chunk(r, l, &r->rgs[g].cols[l])))
-				return rc;
+		r->ld[l].n = r->ld[l].nvals = r->ld[l].cur = r->ld[l].curv = 0;
+}
+
+/* Assembles the rows of the row group whose column chunks are loaded. */
+static int read_group(struct rn_pqr *r, struct asmb *a, int64_t rows)
+{
 	const struct rn_pqr_node *root = &r->nodes[0];
-	for (int64_t row = 0; row < r->num_rows; row++) {
+	int rc;
+	for (int64_t row = 0; row < rows; row++) {
 		for (size_t l = 0; l < r->nleaves; l++) {
 			int rep = 0, def = 0;
 			if ((rc = peek(r, l, &rep, &def)))
@@ -1190,9 +1199,9 @@ int rn_pqr_read(struct rn_pqr *r, const struct rn_pqr_sink *sink, void *ctx)
 					    (long long)row);
 		}
 		for (size_t c = root->first_child; c < root->end; c = r->nodes[c].end)
-			if ((rc = read_node(&a, c)))
+			if ((rc = read_node(a, c)))
 				return rc;
-		if (sink->row_end && (rc = sink->row_end(ctx)))
+		if (a->s->row_end && (rc = a->s->row_end(a->ctx)))
 			return rc;
 	}
 	for (size_t l = 0; l < r->nleaves; l++)
@@ -1200,6 +1209,43 @@ int rn_pqr_read(struct rn_pqr *r, const struct rn_pqr_sink *sink, void *ctx)
 			return fail(r, RN_ECORRUPT, "column %s has entries past the last row",
 				    r->nodes[r->leaf_node[l]].name);
 	return 0;
+}
+
+int rn_pqr_read(struct rn_pqr *r, const struct rn_pqr_sink *sink, void *ctx)
+{
+	struct asmb a = {r, sink, ctx};
+	int rc;
+	if (r->read_done || !r->nodes)
+		return fail(r, RN_EINVAL, "reader already used or not open");
+	r->read_done = 1;
+	if (!(r->ld = charge(r, r->nleaves, sizeof(*r->ld))))
+		return RN_ENOMEM;
+	for (size_t g = 0; g < r->nrg; g++) {
+		for (size_t l = 0; l < r->nleaves; l++)
+			if ((rc = read_chunk(r, l, &r->rgs[g].cols[l])))
+				return rc;
+		if ((rc = read_group(r, &a, r->rgs[g].num_rows)))
+			return rc;
+		release_group(r);
+	}
+	return 0;
+}
+
+size_t rn_pqr_group_bytes(const struct rn_pqr *r)
+{
+	size_t most = 0;
+	for (size_t g = 0; g < r->nrg; g++) {
+		uint64_t n = 0;
+		for (size_t l = 0; l < r->rgs[g].ncols && l < r->nleaves; l++) {
+			const struct chunk *c = &r->rgs[g].cols[l];
+			/* the pages, and levels and values in arrays grown by doubling */
+			n += (uint64_t)c->utotal +
+			     (uint64_t)c->num_values * 2 * (2 + sizeof(struct rn_pqr_value));
+		}
+		if (n > most)
+			most = n > SIZE_MAX ? SIZE_MAX : (size_t)n;
+	}
+	return most;
 }
 
 /* ---- JSON lines ---- */

@@ -101,9 +101,16 @@ int64_t rn_pqr_num_rows(const struct rn_pqr *r);
 int rn_pqr_footer_num_rows(const uint8_t *meta, size_t len, int64_t *num_rows);
 const struct rn_pqr_node *rn_pqr_nodes(const struct rn_pqr *r, size_t *n);
 
-/* Decodes every column and assembles the rows into sink calls. Once per reader.
- * RN_ECORRUPT, RN_ENOTSUP, RN_ENOMEM, or what a sink callback returned. */
+/* Decodes every column and assembles the rows into sink calls, one row group at a time:
+ * the pages of a row group are freed once its rows are delivered, so values handed to the
+ * sink live until its row_end returns, and memory holds one row group (rn_pqr_group_bytes).
+ * Once per reader. RN_ECORRUPT, RN_ENOTSUP, RN_ENOMEM, or what a sink callback returned
+ * (rows of earlier row groups have been delivered then). */
 int rn_pqr_read(struct rn_pqr *r, const struct rn_pqr_sink *sink, void *ctx);
+
+/* An estimate from the footer of the memory rn_pqr_read needs for the file's largest row
+ * group: its uncompressed column chunks plus the levels and values decoded from them. */
+size_t rn_pqr_group_bytes(const struct rn_pqr *r);
 
 /* Convenience: every row as one line of JSON text appended to out ("{"col":value}\n" with
  * only the non-null top-level columns; structs as objects without their null fields, maps
