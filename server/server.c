@@ -501,6 +501,16 @@ const struct rn_conf_key rn_server_conf_table[] = {
 	 .max = 1000000,
 	 .help = "compact a table only when it has at least this many small files",
 	 .flags = RN_CONF_F_RESTART},
+	{.key = "compact_row_group_bytes",
+	 .type = RN_CONF_SIZE,
+	 .def = "64M",
+	 .offset = OFF(compact_group_bytes),
+	 .min = 65536,
+	 .max = (int64_t)1 << 34,
+	 .help = "uncompressed size of the row groups compaction writes; a file with a larger row "
+		 "group is not rewritten. A compaction step's memory is about twice this plus its "
+		 "output's compressed bytes (at most compact_target)",
+	 .flags = RN_CONF_F_RESTART},
 	{.key = "compact_interval",
 	 .type = RN_CONF_DURATION,
 	 .def = "1m",
@@ -4025,10 +4035,14 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 	snprintf(path, sizeof(path), "%s/_streams", conf->data_root);
 	mkdir(path, 0750);
 	s->streams_dir = rn_strdup(path);
-	struct rn_delta_maint dm = {conf->checkpoint_interval, conf->log_retention_ms,
-				    conf->compact_target,      conf->compact_min_files,
-				    conf->compact_interval_ms, conf->vacuum_retention_ms,
-				    conf->vacuum_interval_ms};
+	struct rn_delta_maint dm = {.checkpoint_interval = conf->checkpoint_interval,
+				    .log_retention_ms = conf->log_retention_ms,
+				    .compact_target = conf->compact_target,
+				    .compact_min_files = conf->compact_min_files,
+				    .compact_interval_ms = conf->compact_interval_ms,
+				    .compact_group_bytes = conf->compact_group_bytes,
+				    .vacuum_retention_ms = conf->vacuum_retention_ms,
+				    .vacuum_interval_ms = conf->vacuum_interval_ms};
 	{ /* before the materializer: the flushes of the recovery below may submit jobs */
 		struct rn_pool_options po = {(unsigned)conf->maintenance_threads,
 					     (size_t)conf->maintenance_queue, "maintenance"};

@@ -90,6 +90,7 @@ struct rn_server_conf {
 	int64_t log_retention_ms;
 	int64_t compact_target;
 	int64_t compact_min_files;
+	int64_t compact_group_bytes;
 	int64_t compact_interval_ms;
 	int64_t vacuum_retention_ms;
 	int64_t vacuum_interval_ms;

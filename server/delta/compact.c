@@ -3,8 +3,8 @@
  * schema (the inverse of the writer's type mapping); every other input must have the same
  * schema node for node, which holds for files one table's materializer wrote. Inputs are
  * mapped one at a time and decoded one row group at a time; the output's row groups are cut
- * near group_bytes uncompressed. So a step's memory is bounded by its options, not by the
- * table: about group_bytes (the input row group being decoded, plus the output's open
+ * below group_bytes uncompressed. So a step's memory is bounded by its options, not by the
+ * table: under twice group_bytes (the input row group being decoded, plus the output's open
  * pages) plus the output's compressed bytes (at most about target_bytes). An input with a
  * larger row group (written by something else, or by an older version) is left as it is.
  */
@@ -423,8 +423,9 @@ int rn_compact_step(struct rn_delta *d, const struct rn_compact_options *opt,
 				 rn_strerror(rc));
 			goto out;
 		}
-		/* room for one row group of the largest size taken, with slack for the levels */
-		if ((rc = rn_pqr_open(&r, map, maplen, group + group / 2))) {
+		/* room for one row group of the largest size taken: twice the estimate, which
+		 * leaves out dictionaries and index arrays */
+		if ((rc = rn_pqr_open(&r, map, maplen, 2 * group))) {
 			snprintf(res->why, sizeof(res->why), "%s: %s", f->path, rn_pqr_errmsg(r));
 			rn_pqr_close(r);
 			unmap_file(map, maplen);
@@ -435,10 +436,11 @@ int rn_compact_step(struct rn_delta *d, const struct rn_compact_options *opt,
 			continue;
 		}
 		if (rn_pqr_group_bytes(r) > group) {
-			rn_log_info("compact",
-				    "%s: leaving %s as it is: a row group of ~%zu MiB uncompressed, "
-				    "larger than the %zu MiB a step decodes",
-				    rn_delta_dir(d), f->path, rn_pqr_group_bytes(r) >> 20, group >> 20);
+			rn_log_info(
+				"compact",
+				"%s: leaving %s as it is: a row group of ~%zu MiB uncompressed, "
+				"larger than the %zu MiB a step decodes",
+				rn_delta_dir(d), f->path, rn_pqr_group_bytes(r) >> 20, group >> 20);
 			rn_pqr_close(r);
 			unmap_file(map, maplen);
 			continue;

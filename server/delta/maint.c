@@ -18,6 +18,7 @@ const struct rn_delta_maint rn_maint_defaults = {
 	.compact_target = (int64_t)128 << 20,
 	.compact_min_files = 10,
 	.compact_interval_ms = 60000,
+	.compact_group_bytes = (int64_t)64 << 20,
 	.vacuum_retention_ms = 7 * DAY_MS,
 	.vacuum_interval_ms = 3600000,
 };
@@ -83,7 +84,8 @@ static void compact(struct rn_delta *d, const struct rn_delta_maint *cfg, const 
 		    struct rn_maint_result *res)
 {
 	struct rn_compact_options co = {.target_bytes = cfg->compact_target,
-					.min_files = (size_t)cfg->compact_min_files};
+					.min_files = (size_t)cfg->compact_min_files,
+					.group_bytes = (size_t)cfg->compact_group_bytes};
 	struct rn_compact_result cr;
 	int64_t budget = cfg->compact_target > 0 ? cfg->compact_target : (int64_t)128 << 20;
 	/* a step rewrites one partition: go on with the next ones while the budget (one target

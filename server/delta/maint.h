@@ -33,6 +33,7 @@ struct rn_delta_maint {
 	int64_t compact_target;      /* bytes: files below are "small"; output cap */
 	int64_t compact_min_files;   /* compact only when at least this many small files */
 	int64_t compact_interval_ms; /* at most one compaction step per interval per table */
+	int64_t compact_group_bytes; /* compaction's row groups, uncompressed: bounds its memory */
 	int64_t vacuum_retention_ms; /* removed files older than this are deleted */
 	int64_t vacuum_interval_ms;  /* how often maint.h runs vacuum */
 };

@@ -940,6 +940,11 @@ static int read_chunk(struct rn_pqr *r, size_t leaf, const struct chunk *c)
 				rc = fail(r, RN_ENOMEM, "page too large");
 				break;
 			}
+			/* exactly the page (+1 to detect a longer one), not a doubled buffer */
+			if (rn_buf_reserve(&b, (size_t)h.usize + 1)) {
+				rc = fail(r, RN_ENOMEM, "out of memory");
+				break;
+			}
 			if (rn_zstd_decompress(&b, body, (size_t)h.csize, (size_t)h.usize) ||
 			    b.len != (size_t)h.usize) {
 				rn_buf_free(&b);

@@ -109,7 +109,8 @@ const struct rn_pqr_node *rn_pqr_nodes(const struct rn_pqr *r, size_t *n);
 int rn_pqr_read(struct rn_pqr *r, const struct rn_pqr_sink *sink, void *ctx);
 
 /* An estimate from the footer of the memory rn_pqr_read needs for the file's largest row
- * group: its uncompressed column chunks plus the levels and values decoded from them. */
+ * group: its uncompressed column chunks plus the levels and values decoded from them (a
+ * read needs less than twice this: dictionaries and index arrays come on top). */
 size_t rn_pqr_group_bytes(const struct rn_pqr *r);
 
 /* Convenience: every row as one line of JSON text appended to out ("{"col":value}\n" with

@@ -533,8 +533,8 @@ static size_t live_paths(struct rn_delta *d, char paths[][1200], size_t cap)
 }
 
 /* Reading holds one row group at a time: the same 400 rows in 40 row groups read with a
- * fraction of the memory one row group of 400 needs; and the footer's estimate covers
- * what a read takes. */
+ * fraction of the memory one row group of 400 needs; and twice the footer's estimate covers
+ * what a read takes (dictionaries and index arrays are not in the estimate). */
 static void test_pqread_by_group(void **state)
 {
 	struct rn_delta *d;
@@ -550,7 +550,7 @@ static void test_pqread_by_group(void **state)
 		      many, g_many);
 	assert_true(many * 4 < one);
 	assert_true(g_many * 20 < g_one);
-	assert_true(one <= g_one + 4096); /* the estimate (plus the schema's own memory) */
+	assert_true(one <= 2 * g_one); /* the estimate is within 2x (compaction's reader cap) */
 	rn_delta_close(d);
 }
 
