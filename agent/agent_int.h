@@ -103,7 +103,8 @@ struct rn_agent {
 	uint64_t status_hash;
 	int64_t next_status_us;
 	uint64_t acked_chunks;
-	int64_t ack_due_us; /* when the routes' waiting acks go to the buffer; 0 = none wait */
+	int64_t ack_due_us;   /* when the routes' waiting acks go to the buffer; 0 = none wait */
+	uint64_t ack_commits; /* buffer transactions that deleted acknowledged chunks */
 	uint64_t dropped_records; /* tombstoned by drop_oldest since start */
 	uint64_t expired_records; /* tombstoned by a source's ttl since start */
 	int buffer_recovered;     /* the buffer file was corrupt at start and set aside */

@@ -546,6 +546,7 @@ static int ack_now(struct rn_agent *a, int stream, int64_t acked, struct route *
 			     rn_buffer_errmsg(a->buffer));
 		return rc;
 	}
+	a->ack_commits++;
 	if (s) {
 		uint64_t before = a->acked_chunks;
 		a->acked_chunks += (uint64_t)(acked - s->st.acked);
