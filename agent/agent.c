@@ -174,6 +174,7 @@ void rn_agent_drain(struct rn_agent *a)
 		rn_uplink_step(a->uplink);
 		rn_uplink_wait(a->uplink, NULL, 0, 20);
 	}
+	rn_agent__acks_apply(a);
 	rn_agent__status_write(a, 1);
 }
 

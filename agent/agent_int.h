@@ -39,6 +39,11 @@ struct route {
 	struct rn_buf pending;
 	int64_t pending_offset, pending_next_seq;
 	uint32_t pending_nrec;
+	/* the highest offset the server acknowledged that the buffer has not yet deleted up to
+	 * (ack_waiting): acks are applied together, at most ACK_COALESCE_US after the first
+	 * (pipeline.c) */
+	int ack_waiting;
+	int64_t ack_to;
 	/* records/s over the last second or more, for status (see rn_agent__sample_rates) */
 	int64_t rate_seq, rate_us;
 	double rate;
@@ -98,6 +103,8 @@ struct rn_agent {
 	uint64_t status_hash;
 	int64_t next_status_us;
 	uint64_t acked_chunks;
+	int64_t ack_due_us;   /* when the routes' waiting acks go to the buffer; 0 = none wait */
+	uint64_t ack_commits; /* buffer transactions that deleted acknowledged chunks */
 	uint64_t dropped_records; /* tombstoned by drop_oldest since start */
 	uint64_t expired_records; /* tombstoned by a source's ttl since start */
 	int buffer_recovered;     /* the buffer file was corrupt at start and set aside */
@@ -127,6 +134,8 @@ void rn_agent__close_chunk(struct source *s);
 /* Timed pipeline work due at `now` (monotonic): pending commits, linger, positions, ttl
  * sweeps, disk-full checks. */
 void rn_agent__tick(struct rn_agent *a, int64_t now);
+/* Applies the acks that wait (deletes the acknowledged chunks from the buffer) now. */
+void rn_agent__acks_apply(struct rn_agent *a);
 /* The monotonic time of the next thing tick() has to do, or INT64_MAX. */
 int64_t rn_agent__next_deadline(struct rn_agent *a);
 /* Registers the buffer's streams that no source writes but that still hold unacked chunks. */

@@ -46,7 +46,10 @@ struct rn_chunk_origin {
 	int64_t boot_us;
 };
 
-/* Adds one record with sequence `seq`; now_us is its receive time. RN_ENOMEM. */
+/* Adds one record with sequence `seq`; now_us is its receive time. RN_ENOMEM; RN_EFULL
+ * when the builder holds records and this one would carry the batch past lim.max_bytes
+ * (0 = no limit): nothing is added, close the chunk and add it again. A record alone in a
+ * builder is always taken, whatever its size (the caller caps record sizes). */
 int rn_chunk_add(struct rn_chunk_builder *b, const struct rn_chunk_origin *o,
 		 const struct rn_record *r, uint64_t seq, int64_t now_us);
 

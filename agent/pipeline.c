@@ -23,8 +23,9 @@
 #include "rn_mem.h"
 #include "route.h"
 
-#define ACK_LOG_EVERY 100     /* chunks acknowledged per INFO line */
-#define PAUSE_LOG_US 10000000 /* at most one "paused" line per source per 10 s */
+#define ACK_LOG_EVERY 100      /* chunks acknowledged per INFO line */
+#define ACK_COALESCE_US 100000 /* an ack waits at most this long for others (io_acked) */
+#define PAUSE_LOG_US 10000000  /* at most one "paused" line per source per 10 s */
 
 struct route *rn_agent__by_stream(struct rn_agent *a, int stream, struct source **src)
 {
@@ -79,6 +80,7 @@ static int make_tombstone(void *ctx, const struct rn_buffer_victim *v, int why, 
 static int drop_for(struct rn_agent *a, int64_t bytes)
 {
 	uint64_t recs = 0;
+	rn_agent__acks_apply(a); /* acknowledged chunks go first, not as drops */
 	int64_t need = rn_buffer_bytes(a->buffer) + bytes - a->conf->buffer_max_bytes;
 	int rc = rn_buffer_drop_oldest(a->buffer, need, make_tombstone, a, &recs);
 	a->dropped_records += recs;
@@ -199,6 +201,10 @@ static int commit_pending(struct source *s)
 				r->pending_nrec, r->pending.data,   r->pending.len};
 	}
 	int rc = rn_buffer_commit_many(a->buffer, c, n, &ck, 1);
+	if ((rc == RN_EFULL || rc == RN_ENOSPC) && a->ack_due_us) {
+		rn_agent__acks_apply(a); /* the room acks free may be enough */
+		rc = rn_buffer_commit_many(a->buffer, c, n, &ck, 1);
+	}
 	if (rc == RN_EFULL && a->conf->buffer_policy == RN_POLICY_DROP_OLDEST) {
 		int64_t total = 0;
 		for (size_t i = 0; i < n; i++)
@@ -289,16 +295,13 @@ static struct route *route_for(struct source *s, const char *topic)
 	return &s->routes[0];
 }
 
-/* Upper estimate of a record's encoded size beyond payload and topic (envelope fields,
- * varints, tags). Only used to close a chunk before a record would overfill it. */
-#define RECORD_OVERHEAD 96
-
 /*
- * A chunk stays within chunk.max_bytes unless it holds a single record: it is closed before
- * a record that would overfill it is added. That keeps every request under the server's
- * message limit (max_line_bytes is capped well below it). While a closed chunk waits for
- * room in the buffer, the open one may fill up to max_bytes; then records are refused with
- * RN_EFULL and the source retries them later (nothing is taken, nothing lost).
+ * A chunk stays within chunk.max_bytes unless it holds a single record: rn_chunk_add refuses
+ * (RN_EFULL) a record that would overfill it, and the chunk is closed before the record goes
+ * in again. That keeps every request under the server's message limit (max_line_bytes is
+ * capped well below it). While a closed chunk waits for room in the buffer, the open one
+ * may fill up to max_bytes; then records are refused with RN_EFULL and the source retries
+ * them later (nothing is taken, nothing lost).
  */
 /* The event time cut out of a text record by event_time_pattern. 0 or an RN_E* code. */
 static int evtime_match(struct source *s, const uint8_t *p, size_t len, int64_t *us)
@@ -323,21 +326,17 @@ static int host_emit(void *ctx, const struct rn_record *r0)
 	if (s->have_re && !rec.event_time_us &&
 	    evtime_match(s, r->payload, r->len, &rec.event_time_us))
 		s->evtime_fallbacks++;
-	size_t need = r->len + (r->topic ? strlen(r->topic) : 0) + RECORD_OVERHEAD;
-	for (size_t i = 0; i < r->nattrs; i++)
-		need += strlen(r->attrs[i].key) + strlen(r->attrs[i].value) + 8;
-	for (size_t i = 0; i < s->origin.nattrs; i++)
-		need += strlen(s->origin.attrs[i].key) + strlen(s->origin.attrs[i].value) + 8;
 	struct route *rt = route_for(s, r->topic);
-	if (rt->cb.nrec && rt->cb.batch.len + need > rt->cb.lim.max_bytes) {
-		rn_agent__close_chunk(s);
-		if (rt->cb.nrec)
-			return RN_EFULL; /* the closed chunks are waiting for room */
-	}
 	struct rn_chunk_origin o = s->origin;
 	if (now < RN_CLOCK_TRUSTED_US)
 		o.boot_us = rn_boot_us(); /* the clock is not set: the boot timeline places it */
 	int rc = rn_chunk_add(&rt->cb, &o, r, (uint64_t)rt->st.next_seq, now);
+	if (rc == RN_EFULL) { /* the record would overfill the open chunk: close it first */
+		rn_agent__close_chunk(s);
+		if (rt->cb.nrec)
+			return RN_EFULL; /* the closed chunks are waiting for room */
+		rc = rn_chunk_add(&rt->cb, &o, r, (uint64_t)rt->st.next_seq, now);
+	}
 	if (rc)
 		return rc;
 	/* linger runs on the monotonic clock: a wall clock stepped back (NTP on a device that
@@ -376,8 +375,11 @@ static int host_accepting(void *ctx)
 		return 1; /* room is made by dropping */
 	if (margin > c->buffer_max_bytes / 2)
 		margin = c->buffer_max_bytes / 2; /* a tiny cap still lets data in */
-	return !c->buffer_max_bytes ||
-	       rn_buffer_bytes(s->a->buffer) + margin <= c->buffer_max_bytes;
+	if (!c->buffer_max_bytes)
+		return 1;
+	if (rn_buffer_bytes(s->a->buffer) + margin > c->buffer_max_bytes && s->a->ack_due_us)
+		rn_agent__acks_apply(s->a); /* the waiting acks may make the room */
+	return rn_buffer_bytes(s->a->buffer) + margin <= c->buffer_max_bytes;
 }
 
 #define DEAD_ATTRS_MAX 32
@@ -452,6 +454,7 @@ static int host_flush(void *ctx)
 static void expire(struct rn_agent *a)
 {
 	int64_t now = rn_now_us();
+	rn_agent__acks_apply(a); /* acknowledged chunks are deleted, not tombstoned */
 	for (size_t i = 0; i < a->nsrc; i++) {
 		struct source *s = a->src[i];
 		if (!s->conf->ttl_ms)
@@ -479,6 +482,8 @@ static void expire(struct rn_agent *a)
 /* `now` is monotonic (rn_mono_us), like the builders' opened_us. */
 void rn_agent__tick(struct rn_agent *a, int64_t now)
 {
+	if (a->ack_due_us && now >= a->ack_due_us)
+		rn_agent__acks_apply(a);
 	if (rn_buffer_disk_full(a->buffer) && now >= a->next_maint_us) {
 		rn_buffer_maintain(a->buffer);
 		a->next_maint_us = now + MAINT_EVERY_US;
@@ -532,16 +537,16 @@ static int io_stream_id_set(void *ctx, int stream, const char *id)
 	return rc;
 }
 
-static int io_acked(void *ctx, int stream, int64_t acked)
+/* Deletes the stream's chunks up to acked from the buffer (s: its route, if any). */
+static int ack_now(struct rn_agent *a, int stream, int64_t acked, struct route *s)
 {
-	struct rn_agent *a = ctx;
-	struct route *s = rn_agent__by_stream(a, stream, NULL);
 	int rc = rn_buffer_ack(a->buffer, stream, acked);
 	if (rc) {
 		rn_log_error("agent", "cannot delete acked chunks: %s",
 			     rn_buffer_errmsg(a->buffer));
 		return rc;
 	}
+	a->ack_commits++;
 	if (s) {
 		uint64_t before = a->acked_chunks;
 		a->acked_chunks += (uint64_t)(acked - s->st.acked);
@@ -555,6 +560,51 @@ static int io_acked(void *ctx, int stream, int64_t acked)
 				    (long long)s->st.next_offset,
 				    (long long)rn_buffer_bytes(a->buffer));
 	}
+	return 0;
+}
+
+/* Applies the route's waiting ack, if any. 0 or the buffer's error (it keeps waiting). */
+static int ack_route(struct rn_agent *a, struct route *r)
+{
+	if (!r->ack_waiting)
+		return 0;
+	int rc = ack_now(a, r->st.id, r->ack_to, r);
+	if (!rc)
+		r->ack_waiting = 0;
+	return rc;
+}
+
+void rn_agent__acks_apply(struct rn_agent *a)
+{
+	int failed = 0;
+	if (!a->ack_due_us)
+		return;
+	for (size_t i = 0; i < a->nsrc; i++)
+		for (size_t k = 0; k < a->src[i]->nroutes; k++)
+			failed |= ack_route(a, &a->src[i]->routes[k]) != 0;
+	a->ack_due_us = failed ? rn_mono_us() + RETRY_EVERY_US : 0;
+}
+
+/*
+ * An ack is not written to the buffer at once: the highest offset per route waits up to
+ * ACK_COALESCE_US, so the acks that arrive meanwhile cost one transaction. Deleting each
+ * acknowledged chunk in a transaction of its own was ~10 % of the agent's CPU on the file
+ * path (docs/benchmarks.md). A crash in between only means a resend the server recognises
+ * as a duplicate (buffer/DESIGN.md). Whatever needs the room or the buffer's view of the
+ * oldest chunks (a full buffer, drop_oldest, ttl sweeps, a source freed, the stop) applies
+ * the waiting acks first. Streams without a route (orphans) are acked at once.
+ */
+static int io_acked(void *ctx, int stream, int64_t acked)
+{
+	struct rn_agent *a = ctx;
+	struct route *r = rn_agent__by_stream(a, stream, NULL);
+	if (!r)
+		return ack_now(a, stream, acked, NULL);
+	if (!r->ack_waiting || acked > r->ack_to)
+		r->ack_to = acked;
+	r->ack_waiting = 1;
+	if (!a->ack_due_us)
+		a->ack_due_us = rn_mono_us() + ACK_COALESCE_US;
 	return 0;
 }
 
@@ -699,6 +749,8 @@ static int64_t earlier(int64_t x, int64_t y)
 int64_t rn_agent__next_deadline(struct rn_agent *a)
 {
 	int64_t t = INT64_MAX;
+	if (a->ack_due_us)
+		t = a->ack_due_us;
 	if (rn_buffer_disk_full(a->buffer))
 		t = earlier(t, a->next_maint_us);
 	if (any_ttl(a))
@@ -874,6 +926,8 @@ void rn_agent__source_free(struct source *s)
 	if (s->inst)
 		s->p->destroy(s->inst);
 	for (size_t k = 0; k < s->nroutes; k++) {
+		if (s->a && s->a->buffer)
+			ack_route(s->a, &s->routes[k]); /* the route goes: its ack cannot wait */
 		rn_chunk_free(&s->routes[k].cb);
 		rn_buf_free(&s->routes[k].pending);
 	}

@@ -156,6 +156,7 @@ int rn_agent_reload(struct rn_agent *a, struct rn_agent_conf *next)
 	struct rn_uplink *u = NULL;
 	int rc;
 
+	rn_agent__acks_apply(a); /* a new uplink or source starts from the buffer's acked */
 	rn_agent__gc_gens(a);
 	if (a->ngens == CONF_GENS_MAX) {
 		rn_log_error("agent",

@@ -118,8 +118,10 @@ void rn_agent__status_json(struct rn_agent *a, FILE *f, int stable)
 				"\"expired_records\":%lld,\"oldest_age_s\":%lld,"
 				"\"records_per_s\":%.1f}",
 				(long long)r->st.next_seq, (long long)r->st.next_offset,
-				(long long)r->st.acked, (long long)buffered,
-				us.connected ? "true" : "false", (unsigned long long)us.reconnects,
+				/* what the server acknowledged, deleted or waiting to be */
+				(long long)(r->ack_waiting ? r->ack_to : r->st.acked),
+				(long long)buffered, us.connected ? "true" : "false",
+				(unsigned long long)us.reconnects,
 				s->have_pending ? "true" : "false", (unsigned long long)s->pauses,
 				(unsigned long long)s->dead_letters,
 				(unsigned long long)s->evtime_fallbacks, (long long)dropped,

@@ -78,27 +78,6 @@ int rn_pb_next(struct rn_pb_reader *r, struct rn_pb_field *f)
 	return RN_EINVAL; /* groups (3, 4) and reserved wire types */
 }
 
-size_t rn_pb_varint_len(uint64_t v)
-{
-	size_t n = 1;
-	while (v >= 0x80) {
-		v >>= 7;
-		n++;
-	}
-	return n;
-}
-
-size_t rn_pb_varint_enc(uint8_t *out, uint64_t v)
-{
-	size_t n = 0;
-	while (v >= 0x80) {
-		out[n++] = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	out[n++] = (uint8_t)v;
-	return n;
-}
-
 int rn_pb_put_varint(struct rn_buf *b, uint64_t v)
 {
 	uint8_t tmp[10];

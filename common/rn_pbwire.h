@@ -50,10 +50,29 @@ int rn_pb_put_tag(struct rn_buf *b, uint32_t num, enum rn_pb_wt wt);
 int rn_pb_put_uint(struct rn_buf *b, uint32_t num, uint64_t v);
 int rn_pb_put_bytes(struct rn_buf *b, uint32_t num, const void *p, size_t len);
 int rn_pb_put_str(struct rn_buf *b, uint32_t num, const char *s);
-/* Bytes a varint of v takes (1..10). */
-size_t rn_pb_varint_len(uint64_t v);
+/* Bytes a varint of v takes (1..10). Inline: the agent's chunk builder calls these a few
+ * times per record. */
+static inline size_t rn_pb_varint_len(uint64_t v)
+{
+	size_t n = 1;
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
 /* Writes a varint into out (>= 10 bytes); returns bytes written. */
-size_t rn_pb_varint_enc(uint8_t *out, uint64_t v);
+static inline size_t rn_pb_varint_enc(uint8_t *out, uint64_t v)
+{
+	size_t n = 0;
+	while (v >= 0x80) {
+		out[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	out[n++] = (uint8_t)v;
+	return n;
+}
 
 static inline int64_t rn_pb_zigzag_dec(uint64_t v)
 {

@@ -58,6 +58,8 @@ static void append_lines(const char *path, int from, int to)
 
 /* Loads a config for one file source `name` over `file`, runs the agent for `loops` loop
  * turns (each wait() of the stub sleeps up to 5 ms), then stops it (drain) and frees all. */
+static uint64_t last_ack_commits; /* of the last run_agent */
+
 static void run_agent(const char *data, const char *name, const char *file, int loops)
 {
 	char text[2048], err[512];
@@ -80,6 +82,7 @@ static void run_agent(const char *data, const char *name, const char *file, int 
 	stub.stop_after = loops;
 	assert_int_equal(rn_agent_run(a, &sig), RN_AGENT_STOPPED);
 	rn_agent_drain(a);
+	last_ack_commits = a->ack_commits;
 	rn_agent_destroy(a);
 	rn_conf_free(rn_agent_conf_table, &conf);
 }
@@ -150,6 +153,30 @@ static void test_offline_then_restart(void **state)
 	run_agent(data, "app", file, 20);
 	assert_int_equal(stub.nrec, 0);
 	assert_int_equal(stub.errors, 0);
+}
+
+/* 25 chunks acknowledged one by one within a few loop turns are deleted from the buffer
+ * in a few transactions, not 25 (acks wait up to 100 ms for each other), and all of them
+ * are deleted by the time the agent stops. */
+static void test_acks_coalesce(void **state)
+{
+	char data[600], file[600];
+	struct rn_buffer_stream st;
+	(void)state;
+	snprintf(data, sizeof(data), "%s/d3", dir);
+	snprintf(file, sizeof(file), "%s/many.log", dir);
+	memset(&stub, 0, sizeof(stub));
+	append_lines(file, 0, 25000);
+	stub.online = 1;
+	run_agent(data, "many", file, 40);
+	assert_int_equal(stub.errors, 0);
+	assert_int_equal(stub.chunks, 25);
+	buffer_state(data, "many", &st);
+	check_delivered(st.id, 25000);
+	assert_int_equal(st.acked, 24);
+	assert_int_equal(st.bytes, 0);
+	assert_true(last_ack_commits >= 1);
+	assert_true(last_ack_commits <= 5);
 }
 
 static void test_orphan_stream_delivered(void **state)
@@ -374,6 +401,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_offline_then_restart),
+		cmocka_unit_test(test_acks_coalesce),
 		cmocka_unit_test(test_orphan_stream_delivered),
 		cmocka_unit_test(test_reload),
 		cmocka_unit_test(test_source_same),

@@ -73,11 +73,11 @@ static Databricks__Zerobus__PersistentStreamRequest *decode(const struct rn_buf 
 	return req;
 }
 
-static void test_roundtrip(void **state)
+/* Five records built and closed at zstd `level`, decoded back field by field. */
+static void roundtrip_at(int level)
 {
-	struct rn_chunk_builder b = {.lim = {1 << 20, 1000, 200000, 3}};
+	struct rn_chunk_builder b = {.lim = {1 << 20, 1000, 200000, level}};
 	struct rn_buf out = {0}, plain = {0};
-	(void)state;
 	fill(&b, 5);
 	assert_int_equal(b.nrec, 5);
 	assert_int_equal(rn_chunk_close(&b, 42, &out), 0);
@@ -137,6 +137,64 @@ static void test_roundtrip(void **state)
 	databricks__zerobus__persistent_stream_request__free_unpacked(req, NULL);
 	rn_buf_free(&out);
 	rn_buf_free(&plain);
+	rn_chunk_free(&b);
+}
+
+static void test_roundtrip(void **state)
+{
+	(void)state;
+	roundtrip_at(3);
+}
+
+/* chunk.zstd_level takes zstd's negative "fast" levels: the chunk decodes the same. */
+static void test_roundtrip_fast(void **state)
+{
+	(void)state;
+	roundtrip_at(-1);
+	roundtrip_at(-7);
+}
+
+/* A builder holding records refuses (RN_EFULL) one that would carry it past max_bytes and
+ * is left exactly as it was; a lone record is taken whatever its size; max_bytes 0 is no
+ * limit. */
+static void test_overfill(void **state)
+{
+	struct rn_chunk_builder b = {.lim = {400, 1000, 200000, 1}};
+	char big[500] = {0};
+	struct rn_record r = {(const uint8_t *)big, 100, "/var/log/a.log", 0, 0, NULL, 0};
+	size_t len;
+	(void)state;
+	assert_int_equal(rn_chunk_add(&b, &origin, &r, 0, 5000), 0);
+	assert_int_equal(rn_chunk_add(&b, &origin, &r, 1, 5000), 0);
+	len = b.batch.len;
+	assert_true(len < 400);
+	assert_int_equal(rn_chunk_add(&b, &origin, &r, 2, 5000), RN_EFULL);
+	assert_int_equal(b.nrec, 2);
+	assert_int_equal(b.batch.len, len);
+	/* the longest payload that still fits is taken and ends at or under the limit; every
+	 * longer one was refused with the builder untouched */
+	for (r.len = 400 - len;; r.len--) {
+		int rc = rn_chunk_add(&b, &origin, &r, 2, 5000);
+		if (!rc)
+			break;
+		assert_int_equal(rc, RN_EFULL);
+		assert_int_equal(b.nrec, 2);
+		assert_int_equal(b.batch.len, len);
+		assert_true(r.len > 0);
+	}
+	assert_int_equal(b.nrec, 3);
+	assert_true(b.batch.len <= 400);
+	assert_true(b.batch.len > 400 - 4); /* within a tag and varint bytes of the limit */
+	rn_chunk_free(&b);
+	/* alone in the builder, a record past max_bytes is taken */
+	r.len = sizeof(big);
+	assert_int_equal(rn_chunk_add(&b, &origin, &r, 0, 5000), 0);
+	assert_true(b.batch.len > 400);
+	rn_chunk_free(&b);
+	b.lim.max_bytes = 0;
+	for (uint64_t i = 0; i < 10; i++)
+		assert_int_equal(rn_chunk_add(&b, &origin, &r, i, 5000), 0);
+	assert_int_equal(b.nrec, 10);
 	rn_chunk_free(&b);
 }
 
@@ -358,6 +416,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrip),
+		cmocka_unit_test(test_roundtrip_fast),
+		cmocka_unit_test(test_overfill),
 		cmocka_unit_test(test_deterministic),
 		cmocka_unit_test(test_due),
 		cmocka_unit_test(test_descriptor),
