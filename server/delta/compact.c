@@ -238,10 +238,14 @@ static int same_schema(const struct rn_pqr_node *a, size_t na, const struct rn_p
 
 /* ---- rows: reader events into writer calls ---- */
 
+/* What a level entry costs a reader on top of its value, as rn_pqr_group_bytes counts it. */
+#define ENTRY_BYTES (2 * (2 + sizeof(struct rn_pqr_value)))
+
 struct wsink {
 	struct rn_pq_writer *w;
 	const struct rn_pqr_node *nodes;
 	int64_t rows;
+	size_t raw, cut; /* the open row group's bytes to a reader; it is closed at cut */
 };
 
 static int w_begin(void *c, const struct rn_pqr_node *n)
@@ -260,6 +264,7 @@ static int w_end(void *c, const struct rn_pqr_node *n)
 static int w_null(void *c, const struct rn_pqr_node *n)
 {
 	struct wsink *s = c;
+	s->raw += ENTRY_BYTES;
 	return rn_pq_put_null(s->w, n->index);
 }
 
@@ -267,6 +272,7 @@ static int w_value(void *c, const struct rn_pqr_node *n, const struct rn_pqr_val
 {
 	struct wsink *s = c;
 	int t = leaf_type(n);
+	s->raw += (t == RN_PQ_STRING || t == RN_PQ_BINARY ? v->len + 4 : 8) + ENTRY_BYTES;
 	switch (t) {
 	case RN_PQ_STRING:
 	case RN_PQ_BINARY: return rn_pq_put_bytes(s->w, n->index, v->p, v->len);
@@ -294,8 +300,14 @@ static int w_value(void *c, const struct rn_pqr_node *n, const struct rn_pqr_val
 static int w_row_end(void *c)
 {
 	struct wsink *s = c;
+	int rc;
 	s->rows++;
-	return rn_pq_row_end(s->w);
+	if ((rc = rn_pq_row_end(s->w)))
+		return rc;
+	if (s->raw < s->cut)
+		return 0;
+	s->raw = 0;
+	return rn_pq_end_row_group(s->w);
 }
 
 /* ---- the step ---- */
@@ -386,6 +398,7 @@ int rn_compact_step(struct rn_delta *d, const struct rn_compact_options *opt,
 	size_t firstlen = 0;
 	struct rn_buf pv = {0};
 	size_t group = opt->group_bytes ? opt->group_bytes : DEFAULT_GROUP;
+	size_t carry = 0; /* the output's open row group's value bytes, across inputs */
 	size_t nschema = 0;
 	int rc;
 
@@ -453,14 +466,8 @@ int rn_compact_step(struct rn_delta *d, const struct rn_compact_options *opt,
 			rc = map_node(nodes, 0, &root, res->why, sizeof(res->why));
 			cols = (struct rn_pq_col *)root.children;
 			ncols = root.n_children;
-			/* output row groups below `group` uncompressed: 3/4 of it by the first
-			 * input's bytes per row (its largest row group over its rows) */
-			int64_t nrows = rn_pqr_num_rows(r);
-			size_t per_row = nrows > 0 ? rn_pqr_group_bytes(r) / (size_t)nrows : 0;
-			struct rn_pq_options po = {.row_group_rows =
-							   group / 4 * 3 / (per_row ? per_row : 1)};
-			if (!po.row_group_rows)
-				po.row_group_rows = 1;
+			/* no row or byte target: the sink cuts row groups by their raw bytes */
+			struct rn_pq_options po = {.row_group_bytes = SIZE_MAX};
 			if (!rc)
 				rc = rn_pq_writer_create(&w, cols, ncols, &po);
 			if (rc) {
@@ -488,7 +495,8 @@ int rn_compact_step(struct rn_delta *d, const struct rn_compact_options *opt,
 			continue;
 		}
 		static const struct rn_pqr_sink sink = {w_begin, w_end, w_null, w_value, w_row_end};
-		struct wsink ws = {w, nodes, 0};
+		/* 3/4 of group in values: the output's row groups, levels and all, stay below it */
+		struct wsink ws = {w, nodes, 0, carry, group / 4 * 3};
 		rc = rn_pqr_read(r, &sink, &ws);
 		if (rc) {
 			snprintf(res->why, sizeof(res->why), "%s: %s", f->path,
@@ -502,6 +510,7 @@ int rn_compact_step(struct rn_delta *d, const struct rn_compact_options *opt,
 		if (rc)
 			goto out; /* the writer may hold part of that file: start over later */
 		res->rows += ws.rows;
+		carry = ws.raw;
 		res->bytes += f->size;
 		inputs[nused++] = f->path;
 	}

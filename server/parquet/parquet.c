@@ -1487,6 +1487,15 @@ int rn_pq_row_end(struct rn_pq_writer *w)
 	return 0;
 }
 
+int rn_pq_end_row_group(struct rn_pq_writer *w)
+{
+	if (w->broken)
+		return w->broken;
+	if (w->in_row || w->depth)
+		return RN_EINVAL;
+	return w->rg_rows ? close_row_group(w) : 0;
+}
+
 size_t rn_pq_rows(const struct rn_pq_writer *w)
 {
 	return w->rows;

@@ -144,6 +144,10 @@ void rn_pq_row_abort(struct rn_pq_writer *w);
  * already taken included). */
 size_t rn_pq_rows(const struct rn_pq_writer *w);
 size_t rn_pq_bytes(const struct rn_pq_writer *w);
+/* Closes the open row group now (between rows; nothing to do without rows in it), as the
+ * row and byte targets would. RN_EINVAL inside a row, RN_ENOMEM, RN_EIO (zstd), or the
+ * error that broke the writer. */
+int rn_pq_end_row_group(struct rn_pq_writer *w);
 /* Row groups closed so far in the open file. */
 size_t rn_pq_row_groups(const struct rn_pq_writer *w);
 
