@@ -806,18 +806,21 @@ static void ack_streams(struct rn_server *s)
 {
 	for (struct rn_list *n = s->dirty.next; n != &s->dirty; n = n->next) {
 		struct srv_stream *st = DIRTY(n);
+		struct rn_stream_state ss = rn_server__state(st);
+		struct rn_stream_verdict v;
 		struct call_state *cs;
 		if (!st->call)
 			continue;
 		cs = rn_call_ctx(st->call);
-		if (st->last_durable > cs->acked) {
+		int done = rn_stream_ack(&ss, cs->acked, cs->half_closed, &v);
+		if (v.ack >= 0) {
 			rn_buf_reset(&s->resp);
-			rn_zb_encode_ack(&s->resp, cs->persistent, st->last_durable);
+			rn_zb_encode_ack(&s->resp, cs->persistent, v.ack);
 			send_msg(st->call, &s->resp);
-			cs->acked = st->last_durable;
+			cs->acked = v.ack;
 			s->stats.acks++;
 		}
-		if (cs->half_closed && cs->acked >= st->last_received)
+		if (done)
 			rn_call_finish(st->call, RN_GRPC_OK, NULL);
 	}
 }
@@ -974,13 +977,12 @@ static void sync_wal(struct rn_server *s)
 		rn_log_error("server", "WAL sync failed, nothing acked: %s", rn_wal_errmsg(s->wal));
 		for (struct rn_list *n = s->dirty.next; n != &s->dirty; n = n->next) {
 			struct srv_stream *st = DIRTY(n);
-			if (st->last_received > st->last_durable) {
-				st->last_received = st->last_durable;
+			struct rn_stream_state ss = rn_server__state(st);
+			struct rn_stream_verdict v;
+			if (rn_stream_sync_failed(&ss, rc == RN_ENOSPC, &v)) {
+				st->last_received = ss.received;
 				if (st->call)
-					rn_call_finish(st->call,
-						       rc == RN_ENOSPC ? RN_GRPC_RESOURCE_EXHAUSTED
-								       : RN_GRPC_UNAVAILABLE,
-						       "server cannot make records durable");
+					rn_call_finish(st->call, v.grpc, v.msg);
 			}
 		}
 	} else {
@@ -1026,8 +1028,9 @@ static void forget_ended(struct rn_server *s, int64_t before_us)
 	for (struct rn_list *n = s->ended.next, *next; n != &s->ended; n = next) {
 		struct srv_stream *st = RN_LIST_ENTRY(n, struct srv_stream, ended);
 		next = n->next;
-		if (st->persistent || !st->ended_us || st->ended_us > before_us || st->call ||
-		    st->rest_waiting || rn_server__find_failing(s, st->table))
+		struct rn_stream_state ss = rn_server__state(st);
+		if (!rn_stream_forgettable(&ss, st->ended_us, before_us, st->rest_waiting,
+					   rn_server__find_failing(s, st->table) != NULL))
 			continue; /* a failing table's streams keep descriptor and clock for the
 				     retry */
 		rn_mat_stream_forget(s->mat, st->id);
@@ -1046,11 +1049,13 @@ static void forget_ended(struct rn_server *s, int64_t before_us)
  */
 static int retire_stream(struct rn_server *s, struct srv_stream *st)
 {
+	struct rn_stream_state ss = rn_server__state(st);
 	int64_t committed = -1;
-	if (st->call || rn_server__find_failing(s, st->table))
-		return 0;
-	if (st->last_durable >= 0 && (rn_mat_committed(s->mat, st->table, st->id, &committed) ||
-				      committed < st->last_durable))
+	int failing = rn_server__find_failing(s, st->table) != NULL, crc = 0;
+	/* the table's log is read only when the answer depends on it */
+	if (!ss.open && !failing && ss.durable >= 0)
+		crc = rn_mat_committed(s->mat, st->table, st->id, &committed);
+	if (!rn_stream_retire_ready(&ss, failing, crc, committed))
 		return 0;
 	if (rn_registry_retire(s->reg, st->id))
 		return RN_EIO;
@@ -1438,9 +1443,10 @@ static void on_create(struct rn_server *s, struct rn_call *c, struct call_state 
 	char id[37];
 	int rtype = r->record_type ? r->record_type : 1, ex;
 	const char *unkept = NULL;
+	struct rn_stream_verdict v;
 
-	if (cs->st)
-		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, "stream already created");
+	if (rn_stream_create(cs->st != NULL, &v))
+		return rn_call_finish(c, v.grpc, v.msg);
 	if (r->table) {
 		if (r->table_len >= sizeof(table))
 			return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT,
@@ -1474,20 +1480,14 @@ static void on_create(struct rn_server *s, struct rn_call *c, struct call_state 
 		s->stats.calls_rejected += deny != RN_GRPC_PERMISSION_DENIED;
 		return rn_call_finish(c, deny, s->authz.msg);
 	}
-	if (cs->persistent &&
-	    owned_streams(s, cs->principal) >= (size_t)s->conf.max_persistent_streams) {
-		char why[200];
-		snprintf(why, sizeof(why),
-			 "principal %s has %lld persistent streams (max_persistent_streams); "
-			 "retire some first",
-			 cs->principal, (long long)s->conf.max_persistent_streams);
-		return rn_call_finish(c, RN_GRPC_RESOURCE_EXHAUSTED, why);
-	}
+	if (rn_stream_quota(cs->persistent, owned_streams(s, cs->principal),
+			    s->conf.max_persistent_streams, cs->principal, &v))
+		return rn_call_finish(c, v.grpc, v.msg);
 	char fwhy[400];
 	if (rn_server__table_failing(s, table, fwhy, sizeof(fwhy)))
 		return rn_call_finish(c, RN_GRPC_UNAVAILABLE, fwhy);
-	if (rtype != 1 && rtype != 2)
-		return rn_call_finish(c, RN_GRPC_UNIMPLEMENTED, "record type not supported");
+	if (rn_stream_check_record_type(rtype, &v))
+		return rn_call_finish(c, v.grpc, v.msg);
 	int proto_desc = rtype == 1 && r->descriptor && r->descriptor_len;
 	ex = rn_mat_table_exists(s->mat, table);
 	if (ex == 0 && s->conf.auto_create) {
@@ -1596,12 +1596,11 @@ static void on_resume(struct rn_server *s, struct rn_call *c, struct call_state 
 		      const struct rn_zb_request *r)
 {
 	struct srv_stream *st = rn_server__find_stream(s, r->stream_id, r->stream_id_len);
+	struct rn_stream_state ss = rn_server__state(st);
+	struct rn_stream_verdict v;
 	int64_t committed = -1;
-	if (cs->st)
-		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT,
-				      "stream already open on this call");
-	if (!st || st->retire_wanted)
-		return rn_call_finish(c, RN_GRPC_NOT_FOUND, "unknown stream_id");
+	if (rn_stream_resume_check(cs->st != NULL, st ? &ss : NULL, &v))
+		return rn_call_finish(c, v.grpc, v.msg);
 	/* before anything about the stream is told or changed: the owner's call goes on */
 	int deny = authorize(s, cs->auth, cs->peer, st->table);
 	if (!deny && strcmp(s->authz.principal->name, cs->principal)) {
@@ -1625,20 +1624,19 @@ static void on_resume(struct rn_server *s, struct rn_call *c, struct call_state 
 		return rn_call_finish(c, RN_GRPC_UNAVAILABLE, fwhy);
 	if (rn_mat_committed(s->mat, st->table, st->id, &committed))
 		return rn_call_finish(c, RN_GRPC_UNAVAILABLE, "cannot read the table's log");
-	if (committed > st->last_durable)
-		st->last_durable = committed;
-	if (st->last_durable > st->last_received)
-		st->last_received = st->last_durable;
+	rn_stream_resume(&ss, committed, &v);
+	st->last_durable = ss.durable;
+	st->last_received = ss.received;
 	if (stream_clock(s, st, cs))
 		return rn_call_finish(c, RN_GRPC_UNAVAILABLE,
 				      "cannot keep the stream's clock reference durably");
 	attach(s, st, c, cs);
 	touch_stream(s, st);
-	cs->acked = st->last_durable;
-	rn_log_info("server", "stream %s resumed at %lld by principal %s", st->id,
-		    (long long)st->last_durable, cs->principal);
+	cs->acked = v.ack;
+	rn_log_info("server", "stream %s resumed at %lld by principal %s", st->id, (long long)v.ack,
+		    cs->principal);
 	rn_buf_reset(&s->resp);
-	rn_zb_encode_resume_response(&s->resp, st->last_durable);
+	rn_zb_encode_resume_response(&s->resp, v.ack);
 	send_msg(c, &s->resp);
 }
 
@@ -1698,14 +1696,13 @@ static void on_ingest(struct rn_server *s, struct rn_call *c, struct call_state 
 	const uint8_t *batch = r->batch;
 	size_t blen = r->batch_len;
 	const char *refusal;
-	char why[160];
+	struct rn_stream_state ss;
+	struct rn_stream_verdict v;
+	struct rn_stream_batch b = {r->has_offset, r->offset, r->batch_type};
 	int64_t pushback;
 	int rc;
 
-	if (!st)
-		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT,
-				      "first message must be create_stream or resume_stream");
-	if (rn_registry_queued(&st->reg)) {
+	if (st && rn_registry_queued(&st->reg)) {
 		/* a batch sent before its create was answered: the registry entry is made
 		 * durable first (so the create is answered before any ack), and a stream that
 		 * could not be registered (its call ended by reg_fail) takes no batch */
@@ -1713,30 +1710,18 @@ static void on_ingest(struct rn_server *s, struct rn_call *c, struct call_state 
 		if (!st->persistent)
 			return;
 	}
-	if (!r->has_offset)
-		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, "offset_id is required");
-	if (r->offset < 0)
-		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT,
-				      "offset_id must not be negative");
-	if (r->batch_type == 4)
-		return rn_call_finish(c, RN_GRPC_UNIMPLEMENTED, "AVRO records are not supported");
-	if (r->batch_type != st->record_type)
-		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT,
-				      "record type differs from the stream's");
-	if (r->offset <= st->last_received) {
-		/* a resend after reconnect: already here, not written again */
-		if (r->offset <= st->last_durable && st->last_durable > cs->acked) {
+	ss = rn_server__state(st);
+	switch (rn_stream_ingest(st ? &ss : NULL, &b, cs->acked, &v)) {
+	case RN_STREAM_REFUSE: return rn_call_finish(c, v.grpc, v.msg);
+	case RN_STREAM_DUPLICATE: /* a resend after reconnect: not written again */
+		if (v.ack >= 0) {
 			rn_buf_reset(&s->resp);
-			rn_zb_encode_ack(&s->resp, cs->persistent, st->last_durable);
+			rn_zb_encode_ack(&s->resp, cs->persistent, v.ack);
 			send_msg(c, &s->resp);
-			cs->acked = st->last_durable;
+			cs->acked = v.ack;
 		}
 		return;
-	}
-	if (r->offset != st->last_received + 1) {
-		snprintf(why, sizeof(why), "offset gap: expected %lld, got %lld",
-			 (long long)(st->last_received + 1), (long long)r->offset);
-		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, why);
+	case RN_STREAM_ACCEPT: break;
 	}
 	if ((refusal = admit(s, st->table, rn_server__owner_of(st), &pushback))) {
 		/* new data is refused, but what this call sent before is acked ahead of the
@@ -1795,6 +1780,8 @@ static void on_retire(struct rn_server *s, struct rn_call *c, struct call_state 
 	const char *table, *id, *why = NULL;
 	size_t tlen, ilen;
 	struct srv_stream *st;
+	struct rn_stream_state ss;
+	struct rn_stream_verdict v;
 	int deny, rc;
 
 	if (cs->got_request++)
@@ -1803,8 +1790,9 @@ static void on_retire(struct rn_server *s, struct rn_call *c, struct call_state 
 	if (rn_zb_decode_retire(msg, len, &table, &tlen, &id, &ilen, &why))
 		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, why);
 	st = rn_server__find_stream(s, id, ilen);
-	if (!st || !st->persistent || st->retire_wanted)
-		return rn_call_finish(c, RN_GRPC_NOT_FOUND, "unknown stream_id");
+	ss = rn_server__state(st);
+	if (rn_stream_retire_check(st ? &ss : NULL, 0, &v))
+		return rn_call_finish(c, v.grpc, v.msg);
 	/* the principal must still be allowed the table, and own the stream */
 	deny = authorize(s, cs->auth, cs->peer, st->table);
 	if (!deny && strcmp(s->authz.principal->name, cs->principal)) {
@@ -1825,9 +1813,8 @@ static void on_retire(struct rn_server *s, struct rn_call *c, struct call_state 
 	if ((table && (tlen != strlen(st->table) || memcmp(table, st->table, tlen))) ||
 	    (cs->has_table && strcmp(cs->table, st->table)))
 		return rn_call_finish(c, RN_GRPC_NOT_FOUND, "unknown stream_id in that table");
-	if (st->call)
-		return rn_call_finish(c, RN_GRPC_FAILED_PRECONDITION,
-				      "the stream is open on a call; end it first");
+	if (rn_stream_retire_check(&ss, 1, &v))
+		return rn_call_finish(c, v.grpc, v.msg);
 	st->retire_wanted = 1;
 	s->retire_waiting++;
 	st->retire_call = c;
@@ -1873,7 +1860,8 @@ static void on_half_close(void *ctx, struct rn_call *c)
 				       "RetireStream without a request");
 		return;
 	}
-	if (!cs->st || cs->acked >= cs->st->last_received)
+	struct rn_stream_state ss = rn_server__state(cs->st);
+	if (rn_stream_half_close(cs->st ? &ss : NULL, cs->acked))
 		rn_call_finish(c, RN_GRPC_OK, NULL);
 }
 

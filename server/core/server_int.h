@@ -244,6 +244,20 @@ static inline struct srv_stream *rn_server__find_stream(struct rn_server *s, con
 {
 	return rn_strmap_get(&s->stream_ids, id, len);
 }
+/* A stream as the state machine sees it (stream.h); a zeroed state for NULL. */
+static inline struct rn_stream_state rn_server__state(const struct srv_stream *st)
+{
+	struct rn_stream_state ss = {-1, -1, 0, 0, 0, 0};
+	if (st) {
+		ss.received = st->last_received;
+		ss.durable = st->last_durable;
+		ss.record_type = st->record_type;
+		ss.persistent = !!st->persistent;
+		ss.open = st->call != NULL;
+		ss.retiring = !!st->retire_wanted;
+	}
+	return ss;
+}
 /* The principal for rn_mat_add_as: NULL when not known. */
 static inline const char *rn_server__owner_of(const struct srv_stream *st)
 {

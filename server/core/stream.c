@@ -31,11 +31,17 @@ int rn_stream_check_record_type(int record_type, struct rn_stream_verdict *v)
 	return 0;
 }
 
-int rn_stream_create(int call_has_stream, int persistent, size_t owned, int64_t max_persistent,
-		     const char *principal, struct rn_stream_verdict *v)
+int rn_stream_create(int call_has_stream, struct rn_stream_verdict *v)
 {
 	if (call_has_stream)
 		return refuse(v, RN_GRPC_INVALID_ARGUMENT, "stream already created");
+	ok(v);
+	return 0;
+}
+
+int rn_stream_quota(int persistent, size_t owned, int64_t max_persistent, const char *principal,
+		    struct rn_stream_verdict *v)
+{
 	if (persistent && (int64_t)owned >= max_persistent) {
 		snprintf(v->buf, sizeof(v->buf),
 			 "principal %s has %lld persistent streams (max_persistent_streams); "

@@ -54,13 +54,15 @@ struct rn_stream_batch {
  * UNIMPLEMENTED with its message in v. */
 int rn_stream_check_record_type(int record_type, struct rn_stream_verdict *v);
 
-/*
- * A create on a call: refused when the call has a stream already (INVALID_ARGUMENT), or,
- * for a persistent one, when its principal owns max_persistent or more (RESOURCE_EXHAUSTED,
- * naming the principal and the key). 0 when it may go on to the table's checks.
- */
-int rn_stream_create(int call_has_stream, int persistent, size_t owned, int64_t max_persistent,
-		     const char *principal, struct rn_stream_verdict *v);
+/* A create on a call: refused when the call has a stream already (INVALID_ARGUMENT). 0 when
+ * it may go on to the table's and the principal's checks. */
+int rn_stream_create(int call_has_stream, struct rn_stream_verdict *v);
+
+/* A persistent create, once its principal is known to be allowed the table: refused when
+ * that principal owns max_persistent or more (RESOURCE_EXHAUSTED, naming the principal and
+ * the key). Ephemeral streams are not counted. */
+int rn_stream_quota(int persistent, size_t owned, int64_t max_persistent, const char *principal,
+		    struct rn_stream_verdict *v);
 
 /*
  * A resume: st is NULL for an unknown id. Refused when the call has a stream already
