@@ -8,7 +8,6 @@
  */
 #include "server.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
@@ -963,7 +962,6 @@ static const char *admit(struct rn_server *s, const char *table, const char *pri
  * front's callbacks); the caller flushes the front.
  */
 static void rest_settle(struct rn_server *s, int ok);
-static void rest_refusal_summary(void *ctx, const struct rn_refuselog_kind *k, uint64_t n);
 
 static void sync_wal(struct rn_server *s)
 {
@@ -1236,7 +1234,7 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	s->next_flush_us = rn_mono_us() + s->conf.flush_interval_ms * 1000;
-	rn_refuselog_tick(&s->rest_refusals, rn_mono_us(), rest_refusal_summary, s);
+	rn_refuselog_tick(&s->rest_refusals, rn_mono_us(), rn_server__rest_refusal_summary, s);
 	rn_server__retry_failing(s, 0);
 	flush_now(s);
 	retire_pending(s);
@@ -1891,113 +1889,6 @@ static void on_closed(void *ctx, struct rn_call *c)
 	rn_call_set_ctx(c, NULL);
 }
 
-/*
- * REST (docs/protocol.md "REST"): plain HTTP requests from both ports (front.c's HTTP/2 main
- * port, metrics.c's HTTP/1.1 port) arrive here through httpx.h; rest.h routes them and splits
- * their bodies. An insert is written as a gRPC JSON batch is: each table has one REST stream
- * per server run (ephemeral, record type JSON, made on first use), each request is one batch
- * at that stream's next offset, through the same materializer and WAL, and it is answered 200
- * {} by rest_settle once sync_wal has made that offset durable (the gRPC ack rule). A failed
- * sync answers its requests 503 and retires the stream (the next request starts a new one),
- * so an offset is never reused for other rows; rows that do not fit a typed table go to its
- * dead letters, as gRPC JSON records do.
- */
-struct rest_pending {
-	struct rn_httpx *x;
-	struct srv_stream *st;
-	int64_t offset; /* answered 200 once st->last_durable reaches it */
-	enum rn_rest_route route;
-	struct rest_pending *next;
-};
-
-struct token_job {
-	/* the worker's between submit and the end of token_run (pool.h): */
-	struct rn_oauth_pending pend; /* read by the worker */
-	int verified;                 /* written by the worker: rn_crypto_verify_secret's */
-	/* the loop's, always: */
-	struct rn_server *s;
-	struct rn_httpx *x; /* NULL once the client went away */
-	char peer[80];      /* x->req.peer, kept for the log (x->req is gone after request()) */
-	struct token_job *prev, *next;
-};
-
-#define REST_JSON "application/json"
-#define REST_LOG_PERIOD_US (10 * 1000000LL)
-
-/* Sends a JSON answer: `{}` for 200, else {"error_code","message"}; counted per route. */
-static void rest_reply(struct rn_server *s, struct rn_httpx *x, enum rn_rest_route route, int http,
-		       const char *code, const char *msg, const char *hname, const char *hvalue)
-{
-	struct rn_buf *b = &s->rest_body;
-	rn_buf_reset(b);
-	if (http == 200 ? rn_buf_append_str(b, "{}") : rn_rest_error_body(b, code, msg))
-		rn_buf_reset(b); /* out of memory: the status alone says it */
-	s->stats.rest[route][rn_rest_status_index(http)]++;
-	struct rn_httpx_response r = {http, REST_JSON, hname, hvalue, b->data, b->len};
-	rn_httpx_respond(x, &r);
-}
-
-/* A refusal while the request is being handled: logged like refused gRPC calls (first of a
- * kind at once, the rest summed up per period), then answered. */
-/* The address of a peer "address:port" or "[address]:port", without the port. */
-static void peer_addr(const char *peer, char *out, size_t cap)
-{
-	const char *end = peer[0] == '[' ? strchr(peer, ']') : strrchr(peer, ':');
-	size_t n = end ? (size_t)(end - peer) : strlen(peer);
-	if (peer[0] == '[' && end)
-		peer++, n--;
-	snprintf(out, cap, "%.*s", (int)n, peer);
-}
-
-/* peer, method and path as the request had them (copies, for an answer given later: the
- * request's own fields are gone after request()) */
-static void rest_log_refusal_of(struct rn_server *s, const char *peer, const char *method,
-				const char *path, int http, const char *msg)
-{
-	char addr[64];
-	/* counted against the address as refused gRPC calls are (not the server's own 429) */
-	if (http != 429 && peer) {
-		peer_addr(peer, addr, sizeof(addr));
-		rn_front_note_refusal(s->front, addr);
-	}
-	/* refusals under pressure come in bursts; the server logs the episode */
-	if (http == 429)
-		rn_log_debug("rest", "%s: %s %s refused: %d %s", peer, method, path, http, msg);
-	else if (rn_refuselog_note(&s->rest_refusals, peer, http, msg, rn_mono_us()))
-		rn_log_info("rest",
-			    "%s: %s %s refused: %d %s (more like it from this address are "
-			    "counted every %lld s)",
-			    peer, method, path, http, msg,
-			    (long long)(REST_LOG_PERIOD_US / 1000000));
-}
-
-static void rest_log_refusal(struct rn_server *s, const struct rn_httpx *x, int http,
-			     const char *msg)
-{
-	rest_log_refusal_of(s, x->req.peer, x->req.method, x->req.path, http, msg);
-}
-
-static void rest_refuse(struct rn_server *s, struct rn_httpx *x, enum rn_rest_route route, int http,
-			const char *code, const char *msg, const char *hname, const char *hvalue)
-{
-	rest_log_refusal(s, x, http, msg);
-	rest_reply(s, x, route, http, code, msg, hname, hvalue);
-}
-
-static void rest_refusal_summary(void *ctx, const struct rn_refuselog_kind *k, uint64_t n)
-{
-	(void)ctx;
-	if (k)
-		rn_log_info("rest", "%s: %llu more requests refused in the last %lld s: %d %s",
-			    k->peer, (unsigned long long)n,
-			    (long long)(REST_LOG_PERIOD_US / 1000000), k->status, k->reason);
-	else
-		rn_log_info("rest",
-			    "%llu more requests refused in the last %lld s (of kinds past the "
-			    "per-period limit of lines)",
-			    (unsigned long long)n, (long long)(REST_LOG_PERIOD_US / 1000000));
-}
-
 /* Answers the waiting requests whose offsets are durable now; after a failed sync (ok == 0),
  * those that are not get 503 and their streams are retired. */
 static void rest_settle(struct rn_server *s, int ok)
@@ -2005,12 +1896,12 @@ static void rest_settle(struct rn_server *s, int ok)
 	for (struct rest_pending **pp = &s->rest_pending; *pp;) {
 		struct rest_pending *p = *pp;
 		if (p->st->last_durable >= p->offset) {
-			rest_reply(s, p->x, p->route, 200, NULL, NULL, NULL, NULL);
+			rn_server__rest_reply(s, p->x, p->route, 200, NULL, NULL, NULL, NULL);
 		} else if (!ok) {
 			if (p->st->rest)
 				end_rest(s, p->st);
-			rest_reply(s, p->x, p->route, 503, "TEMPORARILY_UNAVAILABLE",
-				   "server cannot make records durable", NULL, NULL);
+			rn_server__rest_reply(s, p->x, p->route, 503, "TEMPORARILY_UNAVAILABLE",
+					      "server cannot make records durable", NULL, NULL);
 		} else {
 			pp = &p->next;
 			continue;
@@ -2019,187 +1910,6 @@ static void rest_settle(struct rn_server *s, int ok)
 		p->st->rest_waiting--;
 		rn_free(p);
 	}
-}
-
-/* The client of a waiting request went away: its rows stay (they are in the WAL). */
-static void on_rest_gone(void *ctx, struct rn_httpx *x)
-{
-	struct rn_server *s = ctx;
-	for (struct token_job *j = s->token_jobs; j; j = j->next)
-		if (j->x == x) { /* its check runs on; token_done answers no one */
-			j->x = NULL;
-			return;
-		}
-	for (struct rest_pending **pp = &s->rest_pending; *pp; pp = &(*pp)->next) {
-		struct rest_pending *p = *pp;
-		if (p->x != x)
-			continue;
-		*pp = p->next;
-		p->st->rest_waiting--;
-		rn_free(p);
-		return;
-	}
-}
-
-/*
- * The REST stream of this run for (table, principal), made on first use, its principal kept
- * durably (save_owner) before any of its batches is; NULL when out of memory or that file
- * cannot be written (*why says which). One per pair, so a stream has one writer whose name every
- * row of it gets; bounded: principals come from the config.
- */
-static struct srv_stream *rest_stream(struct rn_server *s, const char *table, const char *principal,
-				      const char **why)
-{
-	struct srv_stream *st;
-	uuid_t u;
-	char id[37];
-	for (struct rn_list *n = s->rest_streams.next; n != &s->rest_streams; n = n->next) {
-		st = RN_LIST_ENTRY(n, struct srv_stream, rest_link);
-		if (!strcmp(st->table, table) && !strcmp(st->owner, principal))
-			return st;
-	}
-	uuid_generate_random(u);
-	uuid_unparse_lower(u, id);
-	*why = "out of memory";
-	if (!(st = rn_server__add_stream(s, id, strlen(id), table, strlen(table), RN_MAT_JSON)))
-		return NULL;
-	snprintf(st->owner, sizeof(st->owner), "%s", principal);
-	if (rn_registry_save_owner(s->reg, st->id, st->owner)) {
-		*why = "cannot keep the stream's principal durably";
-		abandon_stream(s, st, *why);
-		return NULL;
-	}
-	st->rest = 1;
-	rn_list_push(&s->rest_streams, &st->rest_link);
-	rn_log_info("server", "stream %s created for REST inserts into table %s by principal %s",
-		    id, table, principal);
-	return st;
-}
-
-/*
- * The OAuth 2.0 client-credentials endpoint (POST /oidc/v1/token), on both ports. The token
- * core (oauth.h) decides in two steps around the client secret's PBKDF2 check, which takes
- * tens of milliseconds and so never runs on the loop: rn_oauth_token_start (parsing, the
- * principal, scope and tables: on the loop), then the check in s->pool (token_run on a
- * worker) unless the secret cache knows the secret verified already, then
- * rn_oauth_token_finish and the answer on the loop (token_done; signing is one HMAC). The
- * pool is bounded (token_verify_queue): a request finding it full is answered 503 at once.
- * A client that goes away meanwhile only clears job->x (on_rest_gone). A refusal is logged
- * through the REST refusal limiter like any other.
- */
-static const char token_oom[] = "{\"error\":\"server_error\",\"error_description\":\"the "
-				"server could not build an answer\"}";
-
-/* The token core's context now: principals, key, clock, lifetime, a fresh token id. */
-static int token_ctx(struct rn_server *s, struct rn_oauth_ctx *c, char jti[40])
-{
-	uint8_t raw[16];
-	if (rn_crypto_random(raw, sizeof(raw)))
-		return RN_EIO;
-	for (size_t i = 0; i < sizeof(raw); i++)
-		snprintf(jti + 2 * i, 3, "%02x", raw[i]);
-	*c = (struct rn_oauth_ctx){s->principals,
-				   s->key,
-				   s->klen,
-				   (int64_t)time(NULL),
-				   s->conf.token_lifetime_ms / 1000,
-				   jti};
-	return 0;
-}
-
-/* Sends the token core's answer (rc its return: not 0, or no body = 500), counted and, for
- * a refusal, logged. */
-static void token_answer(struct rn_server *s, struct rn_httpx *x, const char *peer, int rc,
-			 const struct rn_oauth_response *out, const char *jti)
-{
-	struct rn_httpx_response a = {
-		500, REST_JSON, NULL, NULL, (const uint8_t *)token_oom, sizeof(token_oom) - 1};
-	if (!rc && out->body.len) {
-		a.status = out->status;
-		a.body = out->body.data;
-		a.len = out->body.len;
-		if (out->www_authenticate) {
-			a.hname = "WWW-Authenticate";
-			a.hvalue = "Basic realm=\"runnel\"";
-		}
-	}
-	if (a.status == 200) {
-		s->stats.tokens_issued++;
-		rn_log_info("server", "token %s issued to principal %s for %lld s", jti,
-			    out->principal, (long long)(s->conf.token_lifetime_ms / 1000));
-	} else {
-		s->stats.token_refusals++;
-		rest_log_refusal_of(s, peer, "POST", "/oidc/v1/token", a.status,
-				    out->error[0] ? out->error : "token request failed");
-	}
-	s->stats.rest[RN_REST_TOKEN][rn_rest_status_index(a.status)]++;
-	rn_httpx_respond(x, &a);
-}
-
-/* A fixed answer that is not the token core's (413, 503). */
-static void token_fixed(struct rn_server *s, struct rn_httpx *x, int status, const char *body,
-			const char *hname, const char *hvalue)
-{
-	struct rn_httpx_response a = {status,      REST_JSON, hname, hvalue, (const uint8_t *)body,
-				      strlen(body)};
-	s->stats.token_refusals++;
-	s->stats.rest[RN_REST_TOKEN][rn_rest_status_index(status)]++;
-	rn_httpx_respond(x, &a);
-}
-
-static void token_job_free(struct token_job *j)
-{
-	explicit_bzero(j->pend.secret, sizeof(j->pend.secret));
-	rn_free(j);
-}
-
-/* On a worker (pool.h): the PBKDF2 check, touching nothing but the job's pend and verified. */
-static void token_run(void *arg)
-{
-	struct token_job *j = arg;
-	j->verified =
-		rn_crypto_verify_secret(j->pend.secret_hash, j->pend.secret, j->pend.secret_len);
-}
-
-/* On the loop: the check is over (or was cancelled by shutdown). A secret that verified
- * for a principal still holding that hash is cached even if the client went away. */
-static void token_done(void *arg, int cancelled)
-{
-	struct token_job *j = arg;
-	struct rn_server *s = j->s;
-	struct rn_oauth_response out;
-	struct rn_oauth_ctx c;
-	char jti[40];
-	int rc;
-
-	if (j->prev)
-		j->prev->next = j->next;
-	else
-		s->token_jobs = j->next;
-	if (j->next)
-		j->next->prev = j->prev;
-	if (!cancelled) {
-		const struct rn_principal *p =
-			rn_principals_by_client_id(s->principals, j->pend.client_id);
-		s->stats.token_verifications++;
-		if (j->verified == 1 && p && p->secret_hash &&
-		    !strcmp(p->secret_hash, j->pend.secret_hash))
-			rn_seccache_put(s->seccache, j->pend.client_id, j->pend.secret_hash,
-					j->pend.secret, j->pend.secret_len);
-	}
-	if (j->x && cancelled) {
-		token_fixed(s, j->x, 503,
-			    "{\"error\":\"temporarily_unavailable\",\"error_description\":"
-			    "\"server is shutting down\"}",
-			    NULL, NULL);
-	} else if (j->x) {
-		memset(&out, 0, sizeof(out));
-		rc = token_ctx(s, &c, jti);
-		rc = rc ? rc : rn_oauth_token_finish(&c, &j->pend, j->verified, &out);
-		token_answer(s, j->x, j->peer, rc, &out, jti);
-		rn_buf_free(&out.body);
-	}
-	token_job_free(j);
 }
 
 static void pool_cb(evutil_socket_t fd, short what, void *arg)
@@ -2248,201 +1958,42 @@ static void lag_cb(evutil_socket_t fd, short what, void *arg)
 	s->lag_due_us = now + LAG_MS * 1000;
 }
 
-static void rest_token(struct rn_server *s, struct rn_httpx *x)
+/* For the stream manager's other files (server_int.h): the admission and pressure decisions
+ * and the stream changes they share with the gRPC handlers above. */
+const char *rn_server__admit(struct rn_server *s, const char *table, const char *principal,
+			     int64_t *pushback_ms)
 {
-	const struct rn_httpx_request *q = &x->req;
-	struct rn_oauth_request r = {q->method, q->content_type, q->authorization, q->body,
-				     q->body_len};
-	struct rn_oauth_response out;
-	struct rn_oauth_ctx c;
-	struct token_job *j = NULL;
-	char jti[40] = "";
-	int rc;
-
-	memset(&out, 0, sizeof(out)); /* out.body: an empty rn_buf */
-	if (q->body_too_large)
-		return token_fixed(s, x, 413,
-				   "{\"error\":\"invalid_request\",\"error_description\":"
-				   "\"request body too large\"}",
-				   NULL, NULL);
-	if (s->stopping)
-		return token_fixed(s, x, 503,
-				   "{\"error\":\"temporarily_unavailable\",\"error_description\":"
-				   "\"server is shutting down\"}",
-				   NULL, NULL);
-	if (!(j = rn_calloc(1, sizeof(*j)))) {
-		rc = RN_ENOMEM;
-		goto answer;
-	}
-	if ((rc = token_ctx(s, &c, jti)) ||
-	    (rc = rn_oauth_token_start(&c, &r, &out, &j->pend)) != RN_EAGAIN)
-		goto answer;
-	if (rn_seccache_hit(s->seccache, j->pend.client_id, j->pend.secret_hash, j->pend.secret,
-			    j->pend.secret_len)) {
-		s->stats.token_cache_hits++;
-		rc = rn_oauth_token_finish(&c, &j->pend, 1, &out);
-		goto answer;
-	}
-	j->s = s;
-	if ((rc = rn_pool_submit(s->pool, token_run, token_done, j))) {
-		s->stats.token_queue_full++;
-		/* the server's load, not the client's fault: not counted against its address */
-		if (rn_refuselog_note(&s->rest_refusals, q->peer ? q->peer : "", 503,
-				      "token_verify_queue full", rn_mono_us()))
-			rn_log_info("rest",
-				    "%s: POST %s refused: 503 token_verify_queue full (%zu secret "
-				    "checks queued; more like it are counted every %lld s)",
-				    q->peer ? q->peer : "", q->path, rn_pool_depth(s->pool),
-				    (long long)(REST_LOG_PERIOD_US / 1000000));
-		token_job_free(j);
-		return token_fixed(s, x, 503,
-				   "{\"error\":\"temporarily_unavailable\",\"error_description\":"
-				   "\"too many token requests being checked; retry\"}",
-				   "Retry-After", "1");
-	}
-	j->x = x;
-	x->ctx = j;
-	snprintf(j->peer, sizeof(j->peer), "%s", q->peer ? q->peer : "");
-	j->next = s->token_jobs;
-	if (j->next)
-		j->next->prev = j;
-	s->token_jobs = j;
-	return;
-answer:
-	if (j)
-		token_job_free(j);
-	token_answer(s, x, q->peer, rc == RN_EAGAIN ? RN_ENOMEM : rc, &out, jti);
-	rn_buf_free(&out.body);
+	return admit(s, table, principal, pushback_ms);
 }
 
-static void rest_insert(struct rn_server *s, struct rn_httpx *x, const struct rn_rest_target *t)
+void rn_server__check_pressure(struct rn_server *s)
 {
-	const struct rn_httpx_request *q = &x->req;
-	enum rn_rest_route route = t->route;
-	const char *msg = NULL, *code, *principal;
-	char why[400], ra[24];
-	struct rest_pending *p;
-	struct srv_stream *st;
-	int64_t pushback, offset;
-	size_t nrows;
-	int rc, ex;
-
-#define REFUSE(http, code, msg) return rest_refuse(s, x, route, http, code, msg, NULL, NULL)
-	if (s->stopping)
-		REFUSE(503, "TEMPORARILY_UNAVAILABLE", "server is shutting down");
-	if ((rc = rn_server_authorize(s, q->authorization, q->peer_identity, t->table, &principal,
-				      &msg))) {
-		int http = rn_rest_http_of_grpc(rc, &code);
-		return rest_refuse(s, x, route, http, code, msg,
-				   http == 401 ? "WWW-Authenticate" : NULL,
-				   "Bearer realm=\"runnel\"");
-	}
-	if (rn_table_name_check(t->table))
-		REFUSE(400, "INVALID_PARAMETER_VALUE", "invalid table name");
-	if (q->body_too_large) {
-		snprintf(why, sizeof(why),
-			 "request body larger than max_message_bytes (%lld bytes)",
-			 (long long)s->conf.max_message_bytes);
-		REFUSE(413, "RESOURCE_EXHAUSTED", why);
-	}
-	rn_buf_reset(&s->rest_batch);
-	/* a record list adds at most 2 bytes per byte of body ("{}," is 3 bytes, 5 as a record) */
-	s->rest_batch.max = 2 * (size_t)s->conf.max_message_bytes + 64;
-	rc = rn_rest_batch(q->body, q->body_len, route == RN_REST_INGEST_RECORD, &s->rest_batch,
-			   &nrows, why, sizeof(why));
-	if (rc == RN_EINVAL)
-		REFUSE(400, "INVALID_PARAMETER_VALUE", why);
-	if (rc)
-		REFUSE(503, "TEMPORARILY_UNAVAILABLE", "out of memory");
-	if (rn_server__table_failing(s, t->table, why, sizeof(why)))
-		REFUSE(503, "TEMPORARILY_UNAVAILABLE", why);
-	/* as a gRPC create: an unknown table is made only with auto_create (an envelope table) */
-	ex = rn_mat_table_exists(s->mat, t->table);
-	if (ex == 0 && s->conf.auto_create) {
-		if ((rc = rn_mat_ensure_table(s->mat, t->table)) == RN_EINVAL)
-			REFUSE(400, "INVALID_PARAMETER_VALUE", rn_mat_errmsg(s->mat));
-		if (rc == 0)
-			ex = 1;
-	}
-	if (ex != 1)
-		REFUSE(404, "NOT_FOUND", "table does not exist");
-	if (!nrows)
-		return rest_reply(s, x, route, 200, NULL, NULL, NULL, NULL);
-	if ((msg = admit(s, t->table, principal, &pushback))) {
-		snprintf(ra, sizeof(ra), "%lld",
-			 (long long)(pushback > 0 ? (pushback + 999) / 1000 : 1));
-		return rest_refuse(s, x, route, 429, "RESOURCE_EXHAUSTED", msg, "Retry-After", ra);
-	}
-	msg = "out of memory";
-	if (!(p = rn_calloc(1, sizeof(*p))) ||
-	    !(st = rest_stream(s, t->table, principal ? principal : "", &msg))) {
-		rn_free(p);
-		REFUSE(503, "TEMPORARILY_UNAVAILABLE", msg);
-	}
-	offset = st->last_received + 1;
-	fault_arm();
-	rc = rn_mat_add_as(s->mat, st->table, st->id, offset, RN_MAT_JSON, s->rest_batch.data,
-			   s->rest_batch.len, NULL, rn_server__owner_of(st));
-	fault_disarm(rc);
-	if (rc) {
-		rn_free(p);
-		REFUSE(rc == RN_EINVAL ? 400 : 503,
-		       rc == RN_EINVAL ? "INVALID_PARAMETER_VALUE" : "TEMPORARILY_UNAVAILABLE",
-		       rn_mat_errmsg(s->mat));
-	}
-	s->mat_dirty = 1;
-	struct rn_wal_entry e = {st->id, strlen(st->id), st->table,          strlen(st->table),
-				 offset, RN_MAT_JSON,    s->rest_batch.data, s->rest_batch.len};
-	if (rn_wal_append(s->wal, &e)) {
-		/* the batch is pending in the materializer under this offset: never reuse it */
-		rn_free(p);
-		end_rest(s, st);
-		rest_refuse(s, x, route, 429, "RESOURCE_EXHAUSTED", "WAL queue full", "Retry-After",
-			    "1");
-		return;
-	}
-#undef REFUSE
-	st->last_received = offset;
-	mark_dirty(s, st);
-	s->stats.batches++;
-	s->stats.bytes += s->rest_batch.len;
-	s->stats.records += nrows;
-	if (!s->oldest_pending_us)
-		s->oldest_pending_us = rn_mono_us();
-	*p = (struct rest_pending){x, st, offset, route, s->rest_pending};
-	s->rest_pending = p;
-	st->rest_waiting++;
-	x->ctx = p;
 	check_pressure(s, NULL);
-	event_active(s->sync_ev, 0, 0);
 }
 
-static void on_rest_request(void *ctx, struct rn_httpx *x)
+void rn_server__abandon_stream(struct rn_server *s, struct srv_stream *st, const char *why)
 {
-	struct rn_server *s = ctx;
-	const struct rn_httpx_request *q = &x->req;
-	struct rn_rest_target t;
-	char addr[64], ra[24];
-	int http = rn_rest_route(q->method, q->path, q->path_len, q->query, q->content_type, &t);
-	if (q->peer) {
-		/* a throttled address costs nothing more: no credentials checked, no body read */
-		peer_addr(q->peer, addr, sizeof(addr));
-		if (rn_front_throttled(s->front, addr)) {
-			snprintf(ra, sizeof(ra), "%lld",
-				 (long long)(s->conf.refuse_cooldown_ms + 999) / 1000);
-			s->stats.rest_throttled++;
-			return rest_reply(s, x, t.route, 429, "TOO_MANY_REQUESTS",
-					  "this address is throttled for too many refused requests "
-					  "(refuse_throttle)",
-					  "Retry-After", ra);
-		}
-	}
-	if (http)
-		return rest_refuse(s, x, t.route, http, t.code, t.why, t.allow ? "Allow" : NULL,
-				   t.allow);
-	if (t.route == RN_REST_TOKEN)
-		return rest_token(s, x);
-	rest_insert(s, x, &t);
+	abandon_stream(s, st, why);
+}
+
+void rn_server__end_rest(struct rn_server *s, struct srv_stream *st)
+{
+	end_rest(s, st);
+}
+
+void rn_server__mark_dirty(struct rn_server *s, struct srv_stream *st)
+{
+	mark_dirty(s, st);
+}
+
+void rn_server__fault_arm(void)
+{
+	fault_arm();
+}
+
+void rn_server__fault_disarm(int rc)
+{
+	fault_disarm(rc);
 }
 
 static void stop_cb(evutil_socket_t sig, short what, void *arg)
@@ -3517,8 +3068,8 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 				     .message = on_message,
 				     .half_close = on_half_close,
 				     .closed = on_closed,
-				     .request = on_rest_request,
-				     .request_gone = on_rest_gone};
+				     .request = rn_server__rest_request,
+				     .request_gone = rn_server__rest_gone};
 	if ((rc = rn_front_create(&s->front, s->base, &fo, &h)))
 		goto fail;
 	int ports[RN_ADDR_LIST_MAX];
@@ -3527,8 +3078,8 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 		struct rn_metrics_handler mh = {.ctx = s,
 						.render = render_metrics,
 						.health = health,
-						.request = on_rest_request,
-						.gone = on_rest_gone};
+						.request = rn_server__rest_request,
+						.gone = rn_server__rest_gone};
 		if (rn_metrics_create(&s->metrics, s->base, mlis, nmlis, &mh)) {
 			rn_log_error("server", "cannot serve metrics on %s", conf->metrics_listen);
 			rc = RN_EIO;

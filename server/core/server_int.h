@@ -238,6 +238,18 @@ struct rn_server {
 	} stats;
 };
 
+#define REST_JSON "application/json"
+#define REST_LOG_PERIOD_US (10 * 1000000LL)
+
+/* A REST insert written, answered once durable (rest_settle). */
+struct rest_pending {
+	struct rn_httpx *x;
+	struct srv_stream *st;
+	int64_t offset; /* answered 200 once st->last_durable reaches it */
+	enum rn_rest_route route;
+	struct rest_pending *next;
+};
+
 /* server.c: the streams (every stream is in rn_server.streams and stream_ids) */
 static inline struct srv_stream *rn_server__find_stream(struct rn_server *s, const char *id,
 							size_t len)
@@ -299,5 +311,38 @@ void rn_server__release_readded(struct rn_server *s);
 /* On create/resume/REST insert for `table`: 1 (and *why) while the table still has records
  * kept in the WAL that cannot be put into it (retried first), else 0. */
 int rn_server__table_failing(struct rn_server *s, const char *table, char *why, size_t cap);
+
+/* server.c: admission, pressure and stream changes shared with the REST handlers */
+const char *rn_server__admit(struct rn_server *s, const char *table, const char *principal,
+			     int64_t *pushback_ms);
+void rn_server__check_pressure(struct rn_server *s);
+/* A stream just made whose files could not be written is let go (errno says why). */
+void rn_server__abandon_stream(struct rn_server *s, struct srv_stream *st, const char *why);
+/* A REST stream takes no more requests (the next one starts a new stream). */
+void rn_server__end_rest(struct rn_server *s, struct srv_stream *st);
+/* st received a batch: the next group commit visits it. */
+void rn_server__mark_dirty(struct rn_server *s, struct srv_stream *st);
+/* Test builds (RN_FAULT_MAT_ADD) fail a live rn_mat_add part way; no-ops otherwise. */
+void rn_server__fault_arm(void);
+void rn_server__fault_disarm(int rc);
+
+/* rest_handlers.c: REST inserts */
+/* httpx.h's request callback of both ports, and its gone callback. */
+void rn_server__rest_request(void *ctx, struct rn_httpx *x);
+void rn_server__rest_gone(void *ctx, struct rn_httpx *x);
+/* Sends a JSON answer: `{}` for 200, else {"error_code","message"}; counted per route. */
+void rn_server__rest_reply(struct rn_server *s, struct rn_httpx *x, enum rn_rest_route route,
+			   int http, const char *code, const char *msg, const char *hname,
+			   const char *hvalue);
+/* Logs a refused request through the REST refusal limiter (peer, method, path: copies). */
+void rn_server__rest_log_refusal_of(struct rn_server *s, const char *peer, const char *method,
+				    const char *path, int http, const char *msg);
+/* rn_refuselog_tick's summary callback for REST refusals. */
+void rn_server__rest_refusal_summary(void *ctx, const struct rn_refuselog_kind *k, uint64_t n);
+
+/* token_ep.c: POST /oidc/v1/token */
+void rn_server__rest_token(struct rn_server *s, struct rn_httpx *x);
+/* The client of a token request went away: 1 when x was one (its answer is dropped). */
+int rn_server__token_gone(struct rn_server *s, struct rn_httpx *x);
 
 #endif
