@@ -110,7 +110,7 @@ static void test_group_commit_and_reload(void **state)
 	struct rn_reg_pending a, b, c;
 	struct report rep = {0};
 	struct loaded l = {0};
-	size_t at;
+	size_t at = 0;
 	(void)state;
 
 	assert_int_equal(rn_registry_create(&r, dir), 0);
