@@ -8,7 +8,6 @@
  */
 #include "server.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
@@ -51,6 +50,7 @@
 #include "rn_lograte.h"
 #include "rest.h"
 #include "seccache.h"
+#include "server_int.h"
 #include "rn_sd.h"
 #include "rn_strmap.h"
 #include "wal.h"
@@ -586,210 +586,6 @@ const struct rn_conf_key rn_server_conf_table[] = {
 	{.key = NULL},
 };
 
-struct srv_stream {
-	char id[40];
-	char *table;
-	int record_type;
-	int64_t last_received;
-	int64_t last_durable;
-	uint64_t inflight;    /* batch bytes appended since the last WAL sync (not yet acked) */
-	struct rn_call *call; /* the call currently attached, or NULL */
-	struct rn_mat_clock clock; /* the agent's boot timeline on our clock (has_clock) */
-	int has_clock;             /* ... as kept in _streams/<id>.clock */
-	int persistent;            /* registered; else ephemeral: gone with its call */
-	int64_t ended_us;          /* ephemeral: mono time its call closed (0 while open) */
-	int rest;                  /* its table's REST stream of this run (takes new requests) */
-	unsigned rest_waiting;     /* REST requests waiting for its offsets to be durable */
-	char owner[RN_PRINCIPAL_NAME_MAX + 1]; /* the principal that created it; "" = made
-						* before owners were kept: anyone allowed the
-						* table may resume it */
-	int64_t used_s; /* persistent: wall time of its last create/resume/call end */
-	/* a RetireStream call waiting for its records to be committed (answered OK by
-	 * retire_stream), or NULL; cleared by on_closed if the client goes first */
-	struct rn_call *retire_call;
-	int retire_wanted; /* RetireStream asked for it: retired as soon as it can be */
-	struct srv_stream *next, *prev; /* rn_server.streams: every stream (periodic walks) */
-	/* on rn_server.dirty while it has batches the next group commit makes durable:
-	 * last_received > last_durable exactly while linked (sync_wal empties the list) */
-	struct rn_list dirty;
-	struct rn_list ended;     /* on rn_server.ended once ended_us is set (forget_ended) */
-	struct rn_list rest_link; /* on rn_server.rest_streams while `rest` */
-	/* counted in its owner's srv_owner (owner_count): `counted_persistent` while it is
-	 * persistent, `counted_open` while a call is attached; `ow` set by the first count */
-	struct srv_owner *ow;
-	unsigned counted_persistent : 1, counted_open : 1;
-	/* a persistent create waiting for its registry entry to be durable (reg_commit): on
-	 * rn_server.registering, the entry written as a temp file (reg_fd open on it) */
-	struct rn_list reg_link;
-	int reg_fd;
-};
-
-/*
- * Streams per owner (principal name), kept as streams change instead of counted by a walk:
- * a create checks max_persistent_streams and /metrics shows principal_streams in O(1) per
- * principal whatever the number of streams. One per name ever seen; freed with the server.
- */
-struct srv_owner {
-	size_t persistent; /* streams with counted_persistent pointing here */
-	size_t open;       /* streams with counted_open pointing here */
-	char name[RN_PRINCIPAL_NAME_MAX + 1];
-};
-
-/*
- * A table whose WAL records could not be put into it at recovery (its log unreadable, or a
- * record it refused): the segments holding them are kept (rn_wal_drop_before skips them)
- * and the server retries it every RETRY_US and on each create/resume for it. While failed,
- * new streams and resumes on it are refused, so nothing of a stream can overtake its kept
- * records. A successful retry puts the records back into the materializer (readded); the
- * first flush after that commits them, and the table and its segments are let go.
- */
-struct srv_failing {
-	char *table;
-	int configured; /* from `tables`/`schemas`: a retry may create it */
-	int readded;    /* its kept records are in the materializer, awaiting a flush (2: a
-			 * flush round started since, whose success lets it go) */
-	uint64_t *segs; /* ids of the segments holding its records, ascending */
-	size_t nsegs, capsegs;
-	unsigned retries;
-	char why[200];
-	struct srv_failing *next;
-};
-
-#define RETRY_US 5000000 /* a failed table is retried this often (and on its next stream) */
-
-struct call_state {
-	struct srv_stream *st;
-	int persistent;
-	int has_table;
-	char table[256];
-	int64_t acked; /* newest offset acked on this call */
-	int half_closed;
-	char boot_id[64]; /* x-runnel-clock, if sent (has_clock) */
-	int64_t boot_us;
-	int has_clock;
-	/* who: the credentials it opened with (decided again at create/resume and reload) */
-	char *auth, *peer;                         /* copies, or NULL */
-	char principal[RN_PRINCIPAL_NAME_MAX + 1]; /* as decided at open */
-	int64_t expires;                           /* a signed token's exp (s); 0 = none */
-	int close_sent;                            /* close_stream_signal sent for it */
-	int retire;                                /* a RetireStream call (unary: one request) */
-	int got_request;                           /* ...whose request arrived */
-	char retire_id[40]; /* ...waiting for this stream's records (srv_stream.retire_call) */
-};
-
-struct rn_server {
-	struct rn_server_conf conf;
-	struct event_base *base;
-	struct rn_front *front;
-	struct rn_wal *wal;
-	struct rn_mat *mat;
-	struct srv_stream *streams; /* every stream, newest first (linked by next/prev) */
-	/* Work proportional to activity: a group commit visits only `dirty` streams, a flush
-	 * only `ended` ones, a REST insert only `rest_streams`; a stream with nothing to do
-	 * costs memory only (server/README.md "Cost of idle streams") */
-	struct rn_strmap stream_ids; /* id -> stream, every stream in `streams` */
-	struct rn_strmap owners;     /* principal name -> struct srv_owner (owner_count) */
-	/* persistent creates whose registry entries the next reg_commit makes durable together
-	 * (one directory fsync for all); their answers wait for it */
-	struct rn_list registering;
-	size_t registering_n;
-	struct event *reg_ev;        /* runs reg_commit once the loop's ready events are handled */
-	struct rn_list dirty;        /* received data since the last group commit */
-	struct rn_list ended;        /* ephemeral streams whose call ended (or never had one) */
-	struct rn_list rest_streams; /* this run's REST streams (bounded: tables x principals) */
-	size_t retire_waiting;       /* streams with retire_wanted set (retire_pending) */
-	int64_t expire_at_us;        /* next stream_expiry walk (expire_streams) */
-	struct srv_failing *failing; /* tables with records kept in the WAL for them */
-	uint64_t retained_bytes;     /* bytes of the segments kept for them */
-	int64_t retry_at_us;         /* next periodic retry of failing tables */
-	struct event *sync_ev, *flush_ev, *sig_term, *sig_int, *sig_hup;
-	struct event *watchdog_ev; /* systemd's WATCHDOG=1, when it asked for pings */
-	rn_server_load_fn load;    /* reload: the config again (rn_server_set_reload) */
-	void *load_ctx;
-	int mat_dirty;
-	int wal_ready; /* replayed: the materializer's refill may read it */
-	int stopping;
-	char *streams_dir;
-	struct rn_buf resp, single;
-	struct rn_metrics *metrics;
-	struct rest_pending *rest_pending; /* REST inserts written, answered once durable */
-	struct rn_buf rest_batch, rest_body;
-	struct rn_refuselog rest_refusals; /* which refused REST requests get a log line */
-	struct rn_tls *tls;                /* the listen port's TLS context, NULL = cleartext */
-	struct rn_tls *metrics_tls; /* the metrics port's (ALPN http/1.1), NULL = plain HTTP */
-	struct rn_principals *principals; /* from the config, rebuilt on reload */
-	uint8_t key[4096];                /* signed tokens' HMAC key (klen bytes; 0 = none) */
-	size_t klen;
-	struct event *auth_ev;        /* every second: token expiry of open calls, stream expiry */
-	struct rn_authz authz;        /* the last decision (its msg outlives the call that asked) */
-	struct rn_pool *pool;         /* secret checks off the loop (token_verify_*) */
-	struct event *pool_ev;        /* the pool's descriptor is readable: jobs finished */
-	struct rn_pool *maint_pool;   /* Delta maintenance off the loop (maintenance_threads) */
-	struct event *maint_ev;       /* its descriptor is readable: jobs finished */
-	struct event *lag_ev;         /* LAG_MS timer measuring how late the loop runs it */
-	int64_t lag_due_us;           /* when lag_ev should run next */
-	int64_t lag_max_us;           /* the most it ran late since the last scrape */
-	struct rn_seccache *seccache; /* verified client secrets (token_cache_size) */
-	struct token_job *token_jobs; /* token requests whose secret is being checked */
-	struct rn_limits limits;
-	char wal_path[4096];       /* the WAL directory (statvfs for wal_min_free) */
-	int64_t disk_checked_us;   /* last statvfs */
-	int64_t wal_free;          /* its result, -1 unknown */
-	enum rn_pressure pressure; /* as last evaluated (and told to the front) */
-	char pressure_msg[256];    /* its grpc-message */
-	int64_t oldest_pending_us; /* first record appended since the last good flush; 0 none */
-	int64_t next_flush_us;     /* when flush_cb runs next */
-	int64_t flush_cost_us;     /* duration of the last flush */
-	/* flush jobs off the loop (flush_threads) and the round in flight, from its start
-	 * (rn_mat_flush_start) to round_done() */
-	struct rn_pool *flush_pool;  /* flush jobs: Parquet encoding and commits (flush_threads) */
-	struct event *flush_pool_ev; /* its descriptor is readable: jobs finished */
-	int flushing;
-	uint64_t flush_seg;      /* the WAL segment rotated to at its start */
-	int64_t flush_t0;        /* when it started */
-	int64_t flush_oldest_us; /* oldest_pending_us at its start (back if it fails) */
-	int destroying;          /* rn_server_destroy: a cancelled round changes nothing */
-
-	/* fair share of the WAL (admit) */
-	char share_msg[320];         /* the grpc-message of the last refusal */
-	struct rn_lograte share_log; /* which refusals get a line (per table) */
-	/* the same per principal */
-	struct rn_lograte pshare_log;
-	struct {
-		uint64_t batches, records, bytes; /* accepted into the WAL */
-		uint64_t acks, wal_syncs, wal_sync_errors;
-		uint64_t commit_visits; /* streams visited by group commits (the dirty ones) */
-		uint64_t reg_commits,
-			reg_entries; /* registry group commits, entries made durable */
-		uint64_t flushes, flush_errors;
-		uint64_t calls, calls_rejected;
-		uint64_t calls_denied;   /* PERMISSION_DENIED */
-		uint64_t rest_throttled; /* REST requests answered 429 for a throttled address */
-		uint64_t calls_revoked, calls_token_expired; /* ended while open */
-		uint64_t streams_retired, streams_expired;   /* persistent streams let go */
-		uint64_t tokens_issued, token_refusals;      /* POST /oidc/v1/token */
-		uint64_t token_verifications; /* secret checks (PBKDF2) run on the pool */
-		uint64_t token_cache_hits;    /* secrets found verified in the cache */
-		uint64_t token_queue_full;    /* token requests answered 503: the pool was full */
-		uint64_t pressure_refusals, pressure_episodes;
-		uint64_t share_refusals;    /* batches refused for their table's share of the WAL */
-		uint64_t pshare_refusals;   /* ... for their principal's share of the WAL */
-		uint64_t streams_forgotten; /* ended ephemeral streams dropped */
-		uint64_t recovery_retries;  /* retries of failing tables */
-		uint64_t refills;           /* tables rebuilt from the WAL after a failure */
-		int64_t started_us, last_flush_ok_us, last_flush_err_us;
-		uint64_t reloads_ok, reloads_err; /* SIGHUP config reloads applied, refused */
-		int64_t config_loaded_s;          /* wall time the running config was loaded */
-		uint64_t rest[RN_REST_NROUTES][RN_REST_NSTATUS]; /* REST answers by route, status */
-		char last_error[200];
-	} stats;
-};
-
-static struct srv_stream *find_stream(struct rn_server *s, const char *id, size_t len)
-{
-	return rn_strmap_get(&s->stream_ids, id, len);
-}
-
 /* The counts of owner `name`, made on first use; NULL when out of memory. */
 static struct srv_owner *owner_rec(struct rn_server *s, const char *name)
 {
@@ -810,7 +606,7 @@ static struct srv_owner *owner_rec(struct rn_server *s, const char *name)
  * a call attached (`open` 1), or stops counting it (`on` 0); idempotent. 0, or RN_ENOMEM
  * when its owner's record could not be made (then it is not counted).
  */
-static int count_stream(struct rn_server *s, struct srv_stream *st, int open, int on)
+int rn_server__count_stream(struct rn_server *s, struct srv_stream *st, int open, int on)
 {
 	unsigned now = open ? st->counted_open : st->counted_persistent;
 	size_t *n;
@@ -829,8 +625,8 @@ static int count_stream(struct rn_server *s, struct srv_stream *st, int open, in
 
 static void reg_drop(struct rn_server *s, struct srv_stream *st);
 
-static struct srv_stream *add_stream(struct rn_server *s, const char *id, size_t idlen,
-				     const char *table, size_t tlen, int rtype)
+struct srv_stream *rn_server__add_stream(struct rn_server *s, const char *id, size_t idlen,
+					 const char *table, size_t tlen, int rtype)
 {
 	struct srv_stream *st = rn_calloc(1, sizeof(*st));
 	if (!st || idlen >= sizeof(st->id) || !(st->table = rn_strndup(table, tlen))) {
@@ -845,7 +641,7 @@ static struct srv_stream *add_stream(struct rn_server *s, const char *id, size_t
 	}
 	st->record_type = rtype;
 	st->last_received = st->last_durable = -1;
-	st->reg_fd = -1;
+	rn_registry_pending_init(&st->reg, st->id);
 	st->next = s->streams;
 	if (s->streams)
 		s->streams->prev = st;
@@ -857,8 +653,8 @@ static struct srv_stream *add_stream(struct rn_server *s, const char *id, size_t
 static void free_stream(struct rn_server *s, struct srv_stream *st)
 {
 	rn_strmap_del(&s->stream_ids, st->id, strlen(st->id));
-	count_stream(s, st, 0, 0);
-	count_stream(s, st, 1, 0);
+	rn_server__count_stream(s, st, 0, 0);
+	rn_server__count_stream(s, st, 1, 0);
 	reg_drop(s, st);
 	if (st->prev)
 		st->prev->next = st->next;
@@ -877,7 +673,7 @@ static void free_stream(struct rn_server *s, struct srv_stream *st)
 
 /* An ephemeral stream's call ended at `when` (mono us; 1 = in an earlier run): it is
  * forgotten by the first flush after its records are committed (forget_ended). */
-static void mark_ended(struct rn_server *s, struct srv_stream *st, int64_t when)
+void rn_server__mark_ended(struct rn_server *s, struct srv_stream *st, int64_t when)
 {
 	st->ended_us = when;
 	if (!rn_list_linked(&st->ended))
@@ -889,7 +685,7 @@ static void end_rest(struct rn_server *s, struct srv_stream *st)
 {
 	st->rest = 0;
 	rn_list_unlink(&st->rest_link);
-	mark_ended(s, st, rn_mono_us());
+	rn_server__mark_ended(s, st, rn_mono_us());
 }
 
 /* st received a batch (last_received moved): the next group commit visits it. */
@@ -902,49 +698,25 @@ static void mark_dirty(struct rn_server *s, struct srv_stream *st)
 #define DIRTY(node) RN_LIST_ENTRY(node, struct srv_stream, dirty)
 
 /*
- * A persistent stream's registry entry: data_root/_streams/<id> =
- * "table\nrecord_type\nowner\n" (streams registered before owners were kept have no third
- * line). It is durable before the create is answered, but creates that arrive together are
- * made durable together, the way the WAL's group commit makes batches durable: reg_begin
- * writes the entry as a temp file (.<id>.tmp, which load_registry skips) and queues the
- * stream; reg_commit, run once the loop has handled the input it has (reg_ev), before every
- * group commit of the WAL (so no ack precedes its create's answer) and when
- * REG_GROUP_MAX entries wait, fsyncs each file (the file system's journal commits once for
- * them all), renames each into place, fsyncs the directory once and only then answers the
- * creates. Per create that is one file fsync instead of a file and a directory fsync each.
+ * The registry of _streams/ (core/registry.h) holds a stream's files; here the server hands
+ * it ids and records and keeps what they mean for the stream. A persistent stream's entry is
+ * durable before the create is answered, but creates that arrive together are made durable
+ * together, the way the WAL's group commit makes batches durable: reg_begin writes the entry
+ * as a temp file and queues the stream; reg_commit, run once the loop has handled the input
+ * it has (reg_ev), before every group commit of the WAL (so no ack precedes its create's
+ * answer) and when RN_REGISTRY_GROUP_MAX entries wait, makes them durable with one directory
+ * fsync and only then answers the creates.
  */
-#define REG_GROUP_MAX 256 /* temp files held open at once */
-
 static void reg_commit(struct rn_server *s);
-
-static void reg_path(const struct rn_server *s, const struct srv_stream *st, int tmp, char *out,
-		     size_t cap)
-{
-	snprintf(out, cap, tmp ? "%s/.%s.tmp" : "%s/%s", s->streams_dir, st->id);
-}
 
 /* Writes st's entry as a temp file and queues it for reg_commit. 0, or RN_EIO (errno set;
  * nothing is left behind). */
 static int reg_begin(struct rn_server *s, struct srv_stream *st)
 {
-	char text[512], tmp[4200];
-	int n = snprintf(text, sizeof(text), "%s\n%d\n%s\n", st->table, st->record_type, st->owner);
-	int fd, e;
-	if (s->registering_n >= REG_GROUP_MAX)
+	if (rn_registry_waiting(s->reg) >= RN_REGISTRY_GROUP_MAX)
 		reg_commit(s); /* the ones before: attached and waiting already */
-	reg_path(s, st, 1, tmp, sizeof(tmp));
-	if ((fd = rn_fs_open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640)) < 0)
+	if (rn_registry_begin(s->reg, &st->reg, st->table, st->record_type, st->owner))
 		return RN_EIO;
-	if (rn_write_all(fd, text, (size_t)n)) {
-		e = errno;
-		close(fd);
-		rn_fs_unlink(tmp);
-		errno = e;
-		return RN_EIO;
-	}
-	st->reg_fd = fd;
-	rn_list_push(&s->registering, &st->reg_link);
-	s->registering_n++;
 	event_active(s->reg_ev, 0, 0);
 	return 0;
 }
@@ -952,66 +724,23 @@ static int reg_begin(struct rn_server *s, struct srv_stream *st)
 /* Takes st off the registering queue (no-op if not on it), its temp file removed. */
 static void reg_drop(struct rn_server *s, struct srv_stream *st)
 {
-	char tmp[4200];
-	if (!rn_list_linked(&st->reg_link))
-		return;
-	rn_list_unlink(&st->reg_link);
-	s->registering_n--;
-	if (st->reg_fd >= 0) {
-		close(st->reg_fd);
-		st->reg_fd = -1;
-		reg_path(s, st, 1, tmp, sizeof(tmp));
-		rn_fs_unlink(tmp);
-	}
-}
-
-/*
- * Keeps a stream's DescriptorProto durably, beside the registry, as
- * data_root/_streams/<id>.desc = "table\n" + the descriptor bytes: after a restart the
- * materializer needs it before the stream's WAL batches are replayed (ephemeral streams
- * included, whose acked batches are replayed too).
- */
-static int save_descriptor(struct rn_server *s, const char *id, const char *table,
-			   const uint8_t *desc, size_t len)
-{
-	char name[128];
-	struct rn_fs_piece p[3] = {{table, strlen(table)}, {"\n", 1}, {desc, len}};
-	snprintf(name, sizeof(name), "%s.desc", id);
-	return rn_write_file_atomic(s->streams_dir, name, p, 3) ? RN_EIO : 0;
-}
-
-/*
- * The stream's clock reference, durably beside the registry as data_root/_streams/<id>.clock
- * = "boot_id delta_us\n", so a WAL replay after a restart corrects records the way the live
- * path did. Written only when the boot changes or the delta moves by more than a second;
- * the reference in memory is always the one on disk.
- */
-static int save_clock(struct rn_server *s, const struct srv_stream *st,
-		      const struct rn_mat_clock *c)
-{
-	char name[128], text[128];
-	int n = snprintf(text, sizeof(text), "%s %lld\n", c->boot_id, (long long)c->delta_us);
-	struct rn_fs_piece p = {text, (size_t)n};
-	snprintf(name, sizeof(name), "%s.clock", st->id);
-	return rn_write_file_atomic(s->streams_dir, name, &p, 1) ? RN_EIO : 0;
+	rn_registry_drop(s->reg, &st->reg);
 }
 
 static void load_clock(struct rn_server *s, struct srv_stream *st)
 {
-	char path[4096], id[64];
-	long long d;
-	FILE *f;
-	snprintf(path, sizeof(path), "%s/%s.clock", s->streams_dir, st->id);
-	if (!(f = fopen(path, "r")))
-		return;
-	if (fscanf(f, "%63s %lld", id, &d) == 2) {
-		memcpy(st->clock.boot_id, id, sizeof(id));
+	int64_t d;
+	if (rn_registry_load_clock(s->reg, st->id, st->clock.boot_id, sizeof(st->clock.boot_id),
+				   &d)) {
 		st->clock.delta_us = d;
 		st->has_clock = 1;
-	} else {
-		rn_log_warn("server", "ignoring unreadable stream clock %s", path);
 	}
-	fclose(f);
+}
+
+void rn_server__load_files(struct rn_server *s, struct srv_stream *st)
+{
+	load_clock(s, st);
+	rn_registry_load_owner(s->reg, st->id, st->owner);
 }
 
 /* On create/resume: the call's x-runnel-clock gives the reference, if our own clock is
@@ -1027,387 +756,63 @@ static int stream_clock(struct rn_server *s, struct srv_stream *st, const struct
 	if (st->has_clock && !strcmp(st->clock.boot_id, c.boot_id) &&
 	    llabs(st->clock.delta_us - c.delta_us) <= 1000000)
 		return 0;
-	if (save_clock(s, st, &c))
+	if (rn_registry_save_clock(s->reg, st->id, c.boot_id, c.delta_us))
 		return RN_EIO;
 	st->clock = c;
 	st->has_clock = 1;
 	return 0;
 }
 
-/* Hands every saved descriptor (of `table`'s streams only, unless NULL) to the materializer
- * again. Returns the number that it refused (each logged). */
-static int load_descriptors(struct rn_server *s, const char *table)
+static int give_descriptor(void *ctx, const char *id, const char *table, const uint8_t *desc,
+			   size_t len)
 {
-	DIR *d = opendir(s->streams_dir);
-	struct dirent *de;
-	struct rn_buf b = {0};
-	int bad = 0;
-	if (!d)
+	struct rn_server *s = ctx;
+	if (!rn_mat_stream_descriptor(s->mat, table, id, desc, len))
 		return 0;
-	while ((de = readdir(d))) {
-		size_t n = strlen(de->d_name);
-		char path[4096], id[64];
-		if (de->d_name[0] == '.' || n < 6 || n - 5 >= sizeof(id) ||
-		    strcmp(de->d_name + n - 5, ".desc"))
-			continue;
-		memcpy(id, de->d_name, n - 5);
-		id[n - 5] = 0;
-		snprintf(path, sizeof(path), "%s/%s", s->streams_dir, de->d_name);
-		rn_buf_reset(&b);
-		FILE *f = fopen(path, "rb");
-		char chunk[4096];
-		size_t got;
-		while (f && (got = fread(chunk, 1, sizeof(chunk), f)) > 0)
-			rn_buf_append(&b, chunk, got);
-		if (f)
-			fclose(f);
-		uint8_t *nl = b.len ? memchr(b.data, '\n', b.len) : NULL;
-		if (!nl) {
-			rn_log_warn("server", "ignoring unreadable stream descriptor %s", path);
-			continue;
-		}
-		*nl = 0;
-		if (table && strcmp((const char *)b.data, table))
-			continue;
-		if (rn_mat_stream_descriptor(s->mat, (const char *)b.data, id, nl + 1,
-					     b.len - (size_t)(nl + 1 - b.data))) {
-			rn_log_error("server", "stream %s: %s", id, rn_mat_errmsg(s->mat));
-			bad++;
-		}
-	}
-	rn_buf_free(&b);
-	closedir(d);
-	return bad;
+	rn_log_error("server", "stream %s: %s", id, rn_mat_errmsg(s->mat));
+	return 1;
 }
 
-/*
- * An ephemeral stream's principal, durably beside the registry as data_root/_streams/<id>.owner
- * = "principal\n", written when the stream is made (before any of its batches can be acked),
- * so records replayed from the WAL after a crash get the principal they were written by (a
- * persistent stream keeps it in its registry entry, register_stream).
- */
-static int save_owner(struct rn_server *s, const struct srv_stream *st)
+int rn_server__load_descriptors(struct rn_server *s, const char *table)
 {
-	char name[128], text[RN_PRINCIPAL_NAME_MAX + 2];
-	int n = snprintf(text, sizeof(text), "%s\n", st->owner);
-	struct rn_fs_piece p = {text, (size_t)n};
-	snprintf(name, sizeof(name), "%s.owner", st->id);
-	return rn_write_file_atomic(s->streams_dir, name, &p, 1) ? RN_EIO : 0;
+	return rn_registry_load_descriptors(s->reg, table, give_descriptor, s);
 }
 
-static void load_owner(struct rn_server *s, struct srv_stream *st)
-{
-	char path[4096];
-	FILE *f;
-	_Static_assert(RN_PRINCIPAL_NAME_MAX == 64, "the width below");
-	snprintf(path, sizeof(path), "%s/%s.owner", s->streams_dir, st->id);
-	if (!(f = fopen(path, "r")))
-		return; /* made before owners were kept: unknown */
-	if (fscanf(f, "%64s", st->owner) != 1) {
-		st->owner[0] = 0;
-		rn_log_warn("server", "ignoring unreadable stream owner %s", path);
-	}
-	fclose(f);
-}
+/* rn_registry_load's callback: a registered persistent stream. */
+struct load_ctx {
+	struct rn_server *s;
+	int n;
+};
 
-/* The principal for rn_mat_add_as: NULL when not known. */
-static const char *owner_of(const struct srv_stream *st)
+static int registered(void *ctx, const struct rn_reg_record *rec)
 {
-	return st && st->owner[0] ? st->owner : NULL;
+	struct load_ctx *l = ctx;
+	struct rn_server *s = l->s;
+	struct srv_stream *st;
+	if (rn_server__find_stream(s, rec->id, strlen(rec->id)))
+		return 1;
+	if (!(st = rn_server__add_stream(s, rec->id, strlen(rec->id), rec->table,
+					 strlen(rec->table), rec->record_type)))
+		return 0; /* out of memory: left out, as before */
+	st->persistent = 1;
+	snprintf(st->owner, sizeof(st->owner), "%s", rec->owner);
+	if (rn_server__count_stream(s, st, 0, 1))
+		return RN_ENOMEM;
+	st->used_s = rec->used_s;
+	load_clock(s, st);
+	l->n++;
+	return 0;
 }
 
 static int load_registry(struct rn_server *s)
 {
-	DIR *d = opendir(s->streams_dir);
-	struct dirent *de;
-	int n = 0;
-	if (!d)
-		return RN_EIO;
-	while ((de = readdir(d))) {
-		char path[4096], table[300], owner[RN_PRINCIPAL_NAME_MAX + 1] = "";
-		int rtype = 1;
-		struct stat sb;
-		FILE *f;
-		if (de->d_name[0] == '.' || strchr(de->d_name, '.'))
-			continue; /* temp files, descriptors */
-		snprintf(path, sizeof(path), "%s/%s", s->streams_dir, de->d_name);
-		if (!(f = fopen(path, "r")))
-			continue;
-		if (fscanf(f, "%299s %d", table, &rtype) == 2 && !rn_table_name_check(table) &&
-		    !find_stream(s, de->d_name, strlen(de->d_name))) {
-			struct srv_stream *st = add_stream(s, de->d_name, strlen(de->d_name), table,
-							   strlen(table), rtype);
-			if (fscanf(f, "%64s", owner) != 1)
-				owner[0] = 0; /* registered before owners were kept */
-			if (st) {
-				st->persistent = 1;
-				memcpy(st->owner, owner, sizeof(owner));
-				if (count_stream(s, st, 0, 1)) {
-					fclose(f);
-					closedir(d);
-					return RN_ENOMEM;
-				}
-				/* the registry entry is touched on every use (stream_expiry) */
-				st->used_s = fstat(fileno(f), &sb) ? (int64_t)time(NULL)
-								   : (int64_t)sb.st_mtime;
-				load_clock(s, st);
-				n++;
-			}
-		} else {
-			rn_log_warn("server", "ignoring unreadable stream registry entry %s", path);
-		}
-		fclose(f);
-	}
-	closedir(d);
-	rn_log_info("server", "%d persistent streams registered", n);
-	load_descriptors(s, NULL);
-	return 0;
-}
-
-static struct srv_failing *find_failing(const struct rn_server *s, const char *table);
-static struct srv_failing *add_failing(struct rn_server *s, const char *table, int configured);
-static int keep_segment(struct srv_failing *f, uint64_t seg);
-
-static int replay_entry(void *ctx, const struct rn_wal_entry *e)
-{
-	struct rn_server *s = ctx;
-	struct srv_stream *st = find_stream(s, e->stream_id, e->stream_id_len);
-	char table[300], sid[64];
+	struct load_ctx l = {s, 0};
 	int rc;
-
-	if (e->table_len >= sizeof(table) || e->stream_id_len >= sizeof(sid))
-		return 0;
-	memcpy(table, e->table, e->table_len);
-	table[e->table_len] = 0;
-	memcpy(sid, e->stream_id, e->stream_id_len);
-	sid[e->stream_id_len] = 0;
-	if (!st) {
-		if (!(st = add_stream(s, sid, e->stream_id_len, table, e->table_len,
-				      e->record_type)))
-			return RN_ENOMEM;
-		load_clock(s, st); /* an ephemeral stream's */
-		load_owner(s, st);
-		mark_ended(s, st, 1); /* its call ended with the last run */
-	}
-	if (e->offset > st->last_durable)
-		st->last_durable = st->last_received = e->offset;
-	/* once a table failed, its later records wait too: adding them would let the table's
-	 * txn pass the ones before, which would then be skipped as already committed */
-	struct srv_failing *f = find_failing(s, table);
-	if (!f) {
-		if (!(rc = rn_mat_add_as(s->mat, table, sid, e->offset, e->record_type, e->batch,
-					 e->batch_len, st->has_clock ? &st->clock : NULL,
-					 owner_of(st)))) {
-			s->mat_dirty = 1;
-			return 0;
-		}
-		if (!(f = add_failing(s, table, 0)))
-			return RN_ENOMEM;
-		snprintf(f->why, sizeof(f->why), "%s", rn_mat_errmsg(s->mat));
-		rn_log_error("server",
-			     "WAL recovery: table %s cannot take stream %s offset %lld: "
-			     "%s; its records stay in the WAL and it is retried",
-			     table, sid, (long long)e->offset, f->why);
-	}
-	return keep_segment(f, rn_wal_replay_segment(s->wal));
-}
-
-/* The failing-table entry of `table`, or NULL. */
-static struct srv_failing *find_failing(const struct rn_server *s, const char *table)
-{
-	for (struct srv_failing *f = s->failing; f; f = f->next)
-		if (!strcmp(f->table, table))
-			return f;
-	return NULL;
-}
-
-static struct srv_failing *add_failing(struct rn_server *s, const char *table, int configured)
-{
-	struct srv_failing *f = rn_calloc(1, sizeof(*f));
-	if (!f || !(f->table = rn_strdup(table))) {
-		rn_free(f);
-		return NULL;
-	}
-	f->configured = configured;
-	f->next = s->failing;
-	s->failing = f;
-	return f;
-}
-
-static void free_failing(struct srv_failing *f)
-{
-	rn_free(f->table);
-	rn_free(f->segs);
-	rn_free(f);
-}
-
-/* Notes that segment seg holds records of f's table (ids arrive in ascending order). */
-static int keep_segment(struct srv_failing *f, uint64_t seg)
-{
-	if (f->nsegs && f->segs[f->nsegs - 1] == seg)
-		return 0;
-	if (f->nsegs == f->capsegs) {
-		size_t nc = f->capsegs ? f->capsegs * 2 : 4;
-		uint64_t *t = rn_reallocarray(f->segs, nc, sizeof(*t));
-		if (!t)
-			return RN_ENOMEM;
-		f->segs = t;
-		f->capsegs = nc;
-	}
-	f->segs[f->nsegs++] = seg;
-	return 0;
-}
-
-/* rn_wal_drop_before's keep callback: segments holding records of a failing table. */
-static int segment_kept(void *ctx, uint64_t seg)
-{
-	const struct rn_server *s = ctx;
-	for (const struct srv_failing *f = s->failing; f; f = f->next)
-		for (size_t i = 0; i < f->nsegs; i++)
-			if (f->segs[i] == seg)
-				return 1;
-	return 0;
-}
-
-/* Recomputes retained_bytes: each kept segment counted once. */
-static void count_retained(struct rn_server *s)
-{
-	s->retained_bytes = 0;
-	for (const struct srv_failing *f = s->failing; f; f = f->next)
-		for (size_t i = 0; i < f->nsegs; i++) {
-			int seen = 0;
-			for (const struct srv_failing *g = s->failing; g != f && !seen; g = g->next)
-				for (size_t k = 0; k < g->nsegs && !seen; k++)
-					seen = g->segs[k] == f->segs[i];
-			if (!seen)
-				s->retained_bytes += rn_wal_segment_bytes(s->wal, f->segs[i]);
-		}
-}
-
-struct retry_ctx {
-	struct rn_server *s;
-	const char *table;
-	size_t added;
-};
-
-/* rn_wal_scan callback of a retry: adds the failing table's records again. */
-static int retry_entry(void *ctx, const struct rn_wal_entry *e)
-{
-	struct retry_ctx *r = ctx;
-	struct rn_server *s = r->s;
-	struct srv_stream *st;
-	char sid[64];
-	if (e->table_len != strlen(r->table) || memcmp(e->table, r->table, e->table_len) ||
-	    e->stream_id_len >= sizeof(sid))
-		return 0;
-	memcpy(sid, e->stream_id, e->stream_id_len);
-	sid[e->stream_id_len] = 0;
-	if (!(st = find_stream(s, e->stream_id, e->stream_id_len))) {
-		/* kept by forget_ended while its table fails; only an allocation can miss it */
-		if (!(st = add_stream(s, sid, e->stream_id_len, r->table, strlen(r->table),
-				      e->record_type)))
-			return RN_ENOMEM;
-		load_clock(s, st);
-		load_owner(s, st);
-		mark_ended(s, st, 1);
-	}
-	int rc = rn_mat_add_as(s->mat, r->table, sid, e->offset, e->record_type, e->batch,
-			       e->batch_len, st->has_clock ? &st->clock : NULL, owner_of(st));
-	if (!rc)
-		r->added++;
-	return rc;
-}
-
-/*
- * Tries a failing table again: opens it (creating a configured one), hands its streams'
- * descriptors to the materializer and adds its kept records in WAL order. On success the
- * table is `readded` (the next good flush lets it go). 0, or the error (reason in f->why).
- */
-static int retry_table(struct rn_server *s, struct srv_failing *f)
-{
-	struct retry_ctx r = {s, f->table, 0};
-	int rc = 0;
-	if (f->readded)
-		return 0;
-	s->stats.recovery_retries++;
-	f->retries++;
-	if (f->configured && (rc = rn_mat_ensure_table(s->mat, f->table)))
-		snprintf(f->why, sizeof(f->why), "%s", rn_mat_errmsg(s->mat));
-	else if (load_descriptors(s, f->table))
-		snprintf(f->why, sizeof(f->why), "%s", rn_mat_errmsg(s->mat)), rc = RN_EIO;
-	for (size_t i = 0; !rc && i < f->nsegs; i++) {
-		if ((rc = rn_wal_scan(s->wal, f->segs[i], retry_entry, &r)) == RN_EIO)
-			snprintf(f->why, sizeof(f->why), "%s", rn_wal_errmsg(s->wal));
-		else if (rc)
-			snprintf(f->why, sizeof(f->why), "%s", rn_mat_errmsg(s->mat));
-	}
-	if (rc) {
-		/* records added before the failure stay pending: a prefix, in order; the next
-		 * retry skips them as the materializer already has them */
-		if (r.added)
-			s->mat_dirty = 1;
-		if (f->retries % 12 == 1)
-			rn_log_warn("server", "table %s still cannot be recovered (%u tries): %s",
-				    f->table, f->retries, f->why);
+	if ((rc = rn_registry_load(s->reg, registered, &l)))
 		return rc;
-	}
-	f->readded = 1;
-	s->mat_dirty = 1;
-	if (!s->oldest_pending_us)
-		s->oldest_pending_us = rn_mono_us();
-	rn_log_info("server",
-		    "table %s recovered: %zu kept batches from %zu WAL segment(s) go "
-		    "into it with the next flush",
-		    f->table, r.added, f->nsegs);
+	rn_log_info("server", "%d persistent streams registered", l.n);
+	rn_server__load_descriptors(s, NULL);
 	return 0;
-}
-
-/* Retries every failing table (when due, or now with force). */
-static void retry_failing(struct rn_server *s, int force)
-{
-	int64_t now = rn_mono_us();
-	if (!s->failing || (!force && now < s->retry_at_us))
-		return;
-	s->retry_at_us = now + RETRY_US;
-	for (struct srv_failing *f = s->failing; f; f = f->next)
-		retry_table(s, f);
-}
-
-/* After a flush that committed everything added before it: readded tables are whole. */
-static void release_readded(struct rn_server *s)
-{
-	int n = 0;
-	for (struct srv_failing **pp = &s->failing; *pp;) {
-		struct srv_failing *f = *pp;
-		if (f->readded != 2) {
-			pp = &f->next;
-			continue;
-		}
-		rn_log_info("server",
-			    "table %s: every kept record is committed; its WAL segments "
-			    "can go",
-			    f->table);
-		*pp = f->next;
-		free_failing(f);
-		n++;
-	}
-	if (n)
-		count_retained(s);
-}
-
-/* On create/resume for `table`: refuses it (UNAVAILABLE, *why set) while the table still
- * has records kept in the WAL that cannot be put into it, retrying first. */
-static int table_failing(struct rn_server *s, const char *table, char *why, size_t cap)
-{
-	struct srv_failing *f = find_failing(s, table);
-	if (!f || f->readded || !retry_table(s, f))
-		return 0;
-	if (snprintf(why, cap,
-		     "table %s cannot be recovered yet (its acknowledged records are "
-		     "kept): %s",
-		     table, f->why) < 0)
-		why[0] = 0; /* a message cut at cap is still a message */
-	return 1;
 }
 
 static void send_msg(struct rn_call *c, struct rn_buf *b)
@@ -1422,18 +827,21 @@ static void ack_streams(struct rn_server *s)
 {
 	for (struct rn_list *n = s->dirty.next; n != &s->dirty; n = n->next) {
 		struct srv_stream *st = DIRTY(n);
+		struct rn_stream_state ss = rn_server__state(st);
+		struct rn_stream_verdict v;
 		struct call_state *cs;
 		if (!st->call)
 			continue;
 		cs = rn_call_ctx(st->call);
-		if (st->last_durable > cs->acked) {
+		int done = rn_stream_ack(&ss, cs->acked, cs->half_closed, &v);
+		if (v.ack >= 0) {
 			rn_buf_reset(&s->resp);
-			rn_zb_encode_ack(&s->resp, cs->persistent, st->last_durable);
+			rn_zb_encode_ack(&s->resp, cs->persistent, v.ack);
 			send_msg(st->call, &s->resp);
-			cs->acked = st->last_durable;
+			cs->acked = v.ack;
 			s->stats.acks++;
 		}
-		if (cs->half_closed && cs->acked >= st->last_received)
+		if (done)
 			rn_call_finish(st->call, RN_GRPC_OK, NULL);
 	}
 }
@@ -1576,7 +984,6 @@ static const char *admit(struct rn_server *s, const char *table, const char *pri
  * front's callbacks); the caller flushes the front.
  */
 static void rest_settle(struct rn_server *s, int ok);
-static void rest_refusal_summary(void *ctx, const struct rn_refuselog_kind *k, uint64_t n);
 
 static void sync_wal(struct rn_server *s)
 {
@@ -1590,13 +997,12 @@ static void sync_wal(struct rn_server *s)
 		rn_log_error("server", "WAL sync failed, nothing acked: %s", rn_wal_errmsg(s->wal));
 		for (struct rn_list *n = s->dirty.next; n != &s->dirty; n = n->next) {
 			struct srv_stream *st = DIRTY(n);
-			if (st->last_received > st->last_durable) {
-				st->last_received = st->last_durable;
+			struct rn_stream_state ss = rn_server__state(st);
+			struct rn_stream_verdict v;
+			if (rn_stream_sync_failed(&ss, rc == RN_ENOSPC, &v)) {
+				st->last_received = ss.received;
 				if (st->call)
-					rn_call_finish(st->call,
-						       rc == RN_ENOSPC ? RN_GRPC_RESOURCE_EXHAUSTED
-								       : RN_GRPC_UNAVAILABLE,
-						       "server cannot make records durable");
+					rn_call_finish(st->call, v.grpc, v.msg);
 			}
 		}
 	} else {
@@ -1630,18 +1036,6 @@ static void sync_cb(evutil_socket_t fd, short what, void *arg)
 	rn_front_flush(s->front);
 }
 
-/* Deletes _streams/<id>.desc, <id>.clock and <id>.owner (an ended ephemeral stream's). */
-static void unlink_stream_files(struct rn_server *s, const char *id)
-{
-	static const char *const ext[] = {".desc", ".clock", ".owner"};
-	for (size_t i = 0; i < sizeof(ext) / sizeof(ext[0]); i++) {
-		char path[4200];
-		snprintf(path, sizeof(path), "%s/%s%s", s->streams_dir, id, ext[i]);
-		if (rn_fs_unlink(path) && errno != ENOENT)
-			rn_log_warn("server", "unlink %s: %s", path, strerror(errno));
-	}
-}
-
 /*
  * Ephemeral streams cannot be resumed: once the call has ended and a flush that began
  * after that has committed their records and dropped their WAL segments, nothing needs
@@ -1654,12 +1048,13 @@ static void forget_ended(struct rn_server *s, int64_t before_us)
 	for (struct rn_list *n = s->ended.next, *next; n != &s->ended; n = next) {
 		struct srv_stream *st = RN_LIST_ENTRY(n, struct srv_stream, ended);
 		next = n->next;
-		if (st->persistent || !st->ended_us || st->ended_us > before_us || st->call ||
-		    st->rest_waiting || find_failing(s, st->table))
+		struct rn_stream_state ss = rn_server__state(st);
+		if (!rn_stream_forgettable(&ss, st->ended_us, before_us, st->rest_waiting,
+					   rn_server__find_failing(s, st->table) != NULL))
 			continue; /* a failing table's streams keep descriptor and clock for the
 				     retry */
 		rn_mat_stream_forget(s->mat, st->id);
-		unlink_stream_files(s, st->id);
+		rn_registry_forget_files(s->reg, st->id);
 		s->stats.streams_forgotten++;
 		free_stream(s, st);
 	}
@@ -1674,22 +1069,18 @@ static void forget_ended(struct rn_server *s, int64_t before_us)
  */
 static int retire_stream(struct rn_server *s, struct srv_stream *st)
 {
+	struct rn_stream_state ss = rn_server__state(st);
 	int64_t committed = -1;
-	char path[4200];
-	if (st->call || find_failing(s, st->table))
+	int failing = rn_server__find_failing(s, st->table) != NULL, crc = 0;
+	/* the table's log is read only when the answer depends on it */
+	if (!ss.open && !failing && ss.durable >= 0)
+		crc = rn_mat_committed(s->mat, st->table, st->id, &committed);
+	if (!rn_stream_retire_ready(&ss, failing, crc, committed))
 		return 0;
-	if (st->last_durable >= 0 && (rn_mat_committed(s->mat, st->table, st->id, &committed) ||
-				      committed < st->last_durable))
-		return 0;
-	snprintf(path, sizeof(path), "%s/%s", s->streams_dir, st->id);
-	if (rn_fs_unlink(path) && errno != ENOENT) {
-		rn_log_warn("server", "retire stream %s: unlink %s: %s", st->id, path,
-			    strerror(errno));
+	if (rn_registry_retire(s->reg, st->id))
 		return RN_EIO;
-	}
-	rn_fsync_dir(s->streams_dir);
 	rn_mat_stream_forget(s->mat, st->id);
-	unlink_stream_files(s, st->id);
+	rn_registry_forget_files(s->reg, st->id);
 	if (st->retire_wanted) {
 		s->stats.streams_retired++;
 		rn_log_info("server", "stream %s of principal %s retired (RetireStream)", st->id,
@@ -1746,39 +1137,24 @@ static void retire_pending(struct rn_server *s)
 	}
 }
 
+/* rn_registry_sweep's callback: an ended ephemeral stream's files go, a persistent stream's
+ * and a failing table's stay (the retry needs descriptor and clock). */
+static int keep_files(void *ctx, const char *id, const char *ext)
+{
+	struct rn_server *s = ctx;
+	const struct srv_stream *st = rn_server__find_stream(s, id, strlen(id));
+	if (st && (st->persistent || rn_server__find_failing(s, st->table)))
+		return 1;
+	if (!strcmp(ext, ".desc"))
+		rn_mat_stream_forget(s->mat, id);
+	return 0;
+}
+
 /* At start, after recovery: .desc, .clock and .owner files of streams that are not registered
  * belong to ephemeral streams of earlier runs (all over by now). */
 static void sweep_stream_files(struct rn_server *s)
 {
-	DIR *d = opendir(s->streams_dir);
-	struct dirent *de;
-	size_t n = 0;
-	if (!d)
-		return;
-	while ((de = readdir(d))) {
-		char id[64];
-		const char *dot = strrchr(de->d_name, '.');
-		size_t len = dot ? (size_t)(dot - de->d_name) : 0;
-		if (de->d_name[0] == '.' || !dot || len >= sizeof(id) ||
-		    (strcmp(dot, ".desc") && strcmp(dot, ".clock") && strcmp(dot, ".owner")))
-			continue;
-		memcpy(id, de->d_name, len);
-		id[len] = 0;
-		const struct srv_stream *st = find_stream(s, id, len);
-		if (st && (st->persistent || find_failing(s, st->table)))
-			continue;
-		char path[4200];
-		snprintf(path, sizeof(path), "%s/%s", s->streams_dir, de->d_name);
-		if (!strcmp(dot, ".desc"))
-			rn_mat_stream_forget(s->mat, id);
-		if (rn_fs_unlink(path))
-			rn_log_warn("server", "unlink %s: %s", path, strerror(errno));
-		else
-			n++;
-	}
-	closedir(d);
-	if (n)
-		rn_log_info("server", "removed %zu files of ended ephemeral streams", n);
+	rn_registry_sweep(s->reg, keep_files, s);
 }
 
 /*
@@ -1810,8 +1186,8 @@ static void round_done(void *ctx, int rc)
 	}
 	s->stats.last_flush_ok_us = rn_mono_us();
 	s->flush_cost_us = s->stats.last_flush_ok_us - s->flush_t0;
-	release_readded(s);
-	if (!rn_wal_drop_before(s->wal, s->flush_seg, segment_kept, s))
+	rn_server__release_readded(s);
+	if (!rn_wal_drop_before(s->wal, s->flush_seg, rn_server__segment_kept, s))
 		forget_ended(s, s->flush_t0);
 	if (!s->stopping) {
 		retire_pending(s);
@@ -1880,8 +1256,8 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	s->next_flush_us = rn_mono_us() + s->conf.flush_interval_ms * 1000;
-	rn_refuselog_tick(&s->rest_refusals, rn_mono_us(), rest_refusal_summary, s);
-	retry_failing(s, 0);
+	rn_refuselog_tick(&s->rest_refusals, rn_mono_us(), rn_server__rest_refusal_summary, s);
+	rn_server__retry_failing(s, 0);
 	flush_now(s);
 	retire_pending(s);
 	check_pressure(s, NULL); /* a flush ends pressure; time passing can start lag pressure */
@@ -1906,11 +1282,11 @@ static int refill_entry(void *ctx, const struct rn_wal_entry *e)
 		return 0;
 	memcpy(sid, e->stream_id, e->stream_id_len);
 	sid[e->stream_id_len] = 0;
-	st = find_stream(r->s, e->stream_id, e->stream_id_len);
+	st = rn_server__find_stream(r->s, e->stream_id, e->stream_id_len);
 	r->added++;
 	return rn_mat_refill_add_as(r->m, r->table, sid, e->offset, e->record_type, e->batch,
 				    e->batch_len, st && st->has_clock ? &st->clock : NULL,
-				    owner_of(st));
+				    rn_server__owner_of(st));
 }
 
 /*
@@ -1973,13 +1349,10 @@ int rn_server_authorize(struct rn_server *s, const char *authorization, const ch
  * registry entry's mtime is what a restart reads back. */
 static void touch_stream(struct rn_server *s, struct srv_stream *st)
 {
-	char path[4200];
 	if (!st->persistent)
 		return;
 	st->used_s = (int64_t)time(NULL);
-	snprintf(path, sizeof(path), "%s/%s", s->streams_dir, st->id);
-	if (utimensat(AT_FDCWD, path, NULL, 0) && errno != ENOENT)
-		rn_log_warn("server", "touch %s: %s", path, strerror(errno));
+	rn_registry_touch(s->reg, st->id);
 }
 
 /* Persistent streams registered for principal `name` (kept counts: O(1)). */
@@ -2062,7 +1435,7 @@ static void attach(struct rn_server *s, struct srv_stream *st, struct rn_call *c
 	}
 	st->call = c;
 	cs->st = st;
-	count_stream(s, st, 1, 1); /* a metric only: uncounted when out of memory */
+	rn_server__count_stream(s, st, 1, 1); /* a metric only: uncounted when out of memory */
 }
 
 /*
@@ -2077,8 +1450,8 @@ static void abandon_stream(struct rn_server *s, struct srv_stream *st, const cha
 		    strerror(errno));
 	reg_drop(s, st);
 	st->persistent = 0;
-	count_stream(s, st, 0, 0);
-	mark_ended(s, st, rn_mono_us());
+	rn_server__count_stream(s, st, 0, 0);
+	rn_server__mark_ended(s, st, rn_mono_us());
 }
 
 static void on_create(struct rn_server *s, struct rn_call *c, struct call_state *cs,
@@ -2090,9 +1463,10 @@ static void on_create(struct rn_server *s, struct rn_call *c, struct call_state 
 	char id[37];
 	int rtype = r->record_type ? r->record_type : 1, ex;
 	const char *unkept = NULL;
+	struct rn_stream_verdict v;
 
-	if (cs->st)
-		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, "stream already created");
+	if (rn_stream_create(cs->st != NULL, &v))
+		return rn_call_finish(c, v.grpc, v.msg);
 	if (r->table) {
 		if (r->table_len >= sizeof(table))
 			return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT,
@@ -2126,20 +1500,14 @@ static void on_create(struct rn_server *s, struct rn_call *c, struct call_state 
 		s->stats.calls_rejected += deny != RN_GRPC_PERMISSION_DENIED;
 		return rn_call_finish(c, deny, s->authz.msg);
 	}
-	if (cs->persistent &&
-	    owned_streams(s, cs->principal) >= (size_t)s->conf.max_persistent_streams) {
-		char why[200];
-		snprintf(why, sizeof(why),
-			 "principal %s has %lld persistent streams (max_persistent_streams); "
-			 "retire some first",
-			 cs->principal, (long long)s->conf.max_persistent_streams);
-		return rn_call_finish(c, RN_GRPC_RESOURCE_EXHAUSTED, why);
-	}
+	if (rn_stream_quota(cs->persistent, owned_streams(s, cs->principal),
+			    s->conf.max_persistent_streams, cs->principal, &v))
+		return rn_call_finish(c, v.grpc, v.msg);
 	char fwhy[400];
-	if (table_failing(s, table, fwhy, sizeof(fwhy)))
+	if (rn_server__table_failing(s, table, fwhy, sizeof(fwhy)))
 		return rn_call_finish(c, RN_GRPC_UNAVAILABLE, fwhy);
-	if (rtype != 1 && rtype != 2)
-		return rn_call_finish(c, RN_GRPC_UNIMPLEMENTED, "record type not supported");
+	if (rn_stream_check_record_type(rtype, &v))
+		return rn_call_finish(c, v.grpc, v.msg);
 	int proto_desc = rtype == 1 && r->descriptor && r->descriptor_len;
 	ex = rn_mat_table_exists(s->mat, table);
 	if (ex == 0 && s->conf.auto_create) {
@@ -2164,7 +1532,8 @@ static void on_create(struct rn_server *s, struct rn_call *c, struct call_state 
 			return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, rn_mat_errmsg(s->mat));
 		if (rc)
 			return rn_call_finish(c, RN_GRPC_UNAVAILABLE, rn_mat_errmsg(s->mat));
-		if (save_descriptor(s, id, table, r->descriptor, r->descriptor_len)) {
+		if (rn_registry_save_descriptor(s->reg, id, table, r->descriptor,
+						r->descriptor_len)) {
 			unkept = "cannot keep the stream's descriptor durably";
 			rn_log_warn("server", "stream %s for table %s refused: %s (%s)", id, table,
 				    unkept, strerror(errno));
@@ -2172,18 +1541,18 @@ static void on_create(struct rn_server *s, struct rn_call *c, struct call_state 
 			return rn_call_finish(c, RN_GRPC_UNAVAILABLE, unkept);
 		}
 	}
-	if (!(st = add_stream(s, id, strlen(id), table, strlen(table), rtype)))
+	if (!(st = rn_server__add_stream(s, id, strlen(id), table, strlen(table), rtype)))
 		return rn_call_finish(c, RN_GRPC_RESOURCE_EXHAUSTED, "out of memory");
 	st->persistent = cs->persistent;
 	snprintf(st->owner, sizeof(st->owner), "%s", cs->principal);
 	st->used_s = (int64_t)time(NULL);
-	if (cs->persistent && count_stream(s, st, 0, 1)) {
+	if (cs->persistent && rn_server__count_stream(s, st, 0, 1)) {
 		abandon_stream(s, st, "out of memory");
 		return rn_call_finish(c, RN_GRPC_RESOURCE_EXHAUSTED, "out of memory");
 	}
 	if (cs->persistent && reg_begin(s, st))
 		unkept = "cannot register the stream durably";
-	else if (!cs->persistent && save_owner(s, st))
+	else if (!cs->persistent && rn_registry_save_owner(s->reg, st->id, st->owner))
 		unkept = "cannot keep the stream's principal durably";
 	else if (stream_clock(s, st, cs))
 		unkept = "cannot keep the stream's clock reference durably";
@@ -2201,76 +1570,37 @@ static void on_create(struct rn_server *s, struct rn_call *c, struct call_state 
 	send_msg(c, &s->resp);
 }
 
-/* A queued registration that could not be made durable: the stream is let go, its entry
- * (if renamed into place already) removed, its create answered UNAVAILABLE. */
-static void reg_fail(struct rn_server *s, struct srv_stream *st, int renamed)
+/* reg_commit's report of one queued registration (rn_registry_commit): durable (err 0), the
+ * create is answered; else the stream is let go, its create answered UNAVAILABLE. */
+static void reg_done(void *ctx, struct rn_reg_pending *p, int err)
 {
 	static const char why[] = "cannot register the stream durably";
-	char path[4200];
-	int e = errno;
-	if (renamed) {
-		reg_path(s, st, 0, path, sizeof(path));
-		rn_fs_unlink(path);
+	struct rn_server *s = ctx;
+	struct srv_stream *st = RN_LIST_ENTRY(p, struct srv_stream, reg);
+	if (err) {
+		errno = err;
+		abandon_stream(s, st, why);
+		if (st->call)
+			rn_call_finish(st->call, RN_GRPC_UNAVAILABLE, why);
+		return;
 	}
-	errno = e;
-	abandon_stream(s, st, why);
-	if (st->call)
-		rn_call_finish(st->call, RN_GRPC_UNAVAILABLE, why);
+	s->stats.reg_entries++;
+	rn_log_info("server", "stream %s created for table %s (persistent) by principal %s", st->id,
+		    st->table, st->owner);
+	if (st->call) { /* else the client went away meanwhile: registered, unused */
+		rn_buf_reset(&s->resp);
+		rn_zb_encode_create_response(&s->resp, 1, st->id);
+		send_msg(st->call, &s->resp);
+	}
 }
 
+/* The registry's group commit: every queued entry durable with one directory fsync, then
+ * each create answered (a file that cannot be synced or renamed refuses its own create; a
+ * directory fsync that fails refuses every create of the group). */
 static void reg_commit(struct rn_server *s)
 {
-	char tmp[4200], path[4200];
-	struct rn_list *n, *next;
-	int e = 0;
-	if (!s->registering_n)
-		return;
-	s->stats.reg_commits++;
-	/* every entry's bytes durable, and its name in place (not yet durable) */
-	for (n = s->registering.next; n != &s->registering; n = next) {
-		struct srv_stream *st = RN_LIST_ENTRY(n, struct srv_stream, reg_link);
-		int rc = rn_fs_fsync(st->reg_fd);
-		next = n->next;
-		close(st->reg_fd);
-		st->reg_fd = -1;
-		reg_path(s, st, 1, tmp, sizeof(tmp));
-		reg_path(s, st, 0, path, sizeof(path));
-		if (rc || rn_fs_rename(tmp, path)) {
-			e = errno;
-			rn_fs_unlink(tmp);
-			errno = e;
-			reg_fail(s, st, 0); /* takes it off the queue */
-		}
-	}
-	/* one directory fsync makes every new name durable */
-#ifdef RN_FAULT_HOOKS
-	/* test builds: RN_FAULT_REG_DIR=N fails the Nth group commit's directory fsync (EIO) */
-	const char *fv = getenv("RN_FAULT_REG_DIR");
-	if (fv && (uint64_t)atol(fv) == s->stats.reg_commits)
-		rn_fs_fail_after(1, EIO, RN_FS_FSYNC);
-#endif
-	if (rn_fsync_dir(s->streams_dir))
-		e = errno;
-	else
-		e = 0;
-	while ((n = rn_list_first(&s->registering))) {
-		struct srv_stream *st = RN_LIST_ENTRY(n, struct srv_stream, reg_link);
-		rn_list_unlink(n);
-		s->registering_n--;
-		if (e) {
-			errno = e;
-			reg_fail(s, st, 1);
-			continue;
-		}
-		s->stats.reg_entries++;
-		rn_log_info("server", "stream %s created for table %s (persistent) by principal %s",
-			    st->id, st->table, st->owner);
-		if (st->call) { /* else the client went away meanwhile: registered, unused */
-			rn_buf_reset(&s->resp);
-			rn_zb_encode_create_response(&s->resp, 1, st->id);
-			send_msg(st->call, &s->resp);
-		}
-	}
+	if (rn_registry_commit(s->reg, reg_done, s))
+		s->stats.reg_commits++;
 }
 
 static void reg_cb(evutil_socket_t fd, short what, void *arg)
@@ -2285,13 +1615,12 @@ static void reg_cb(evutil_socket_t fd, short what, void *arg)
 static void on_resume(struct rn_server *s, struct rn_call *c, struct call_state *cs,
 		      const struct rn_zb_request *r)
 {
-	struct srv_stream *st = find_stream(s, r->stream_id, r->stream_id_len);
+	struct srv_stream *st = rn_server__find_stream(s, r->stream_id, r->stream_id_len);
+	struct rn_stream_state ss = rn_server__state(st);
+	struct rn_stream_verdict v;
 	int64_t committed = -1;
-	if (cs->st)
-		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT,
-				      "stream already open on this call");
-	if (!st || st->retire_wanted)
-		return rn_call_finish(c, RN_GRPC_NOT_FOUND, "unknown stream_id");
+	if (rn_stream_resume_check(cs->st != NULL, st ? &ss : NULL, &v))
+		return rn_call_finish(c, v.grpc, v.msg);
 	/* before anything about the stream is told or changed: the owner's call goes on */
 	int deny = authorize(s, cs->auth, cs->peer, st->table);
 	if (!deny && strcmp(s->authz.principal->name, cs->principal)) {
@@ -2311,24 +1640,23 @@ static void on_resume(struct rn_server *s, struct rn_call *c, struct call_state 
 		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT,
 				      "stream belongs to another table");
 	char fwhy[400];
-	if (table_failing(s, st->table, fwhy, sizeof(fwhy)))
+	if (rn_server__table_failing(s, st->table, fwhy, sizeof(fwhy)))
 		return rn_call_finish(c, RN_GRPC_UNAVAILABLE, fwhy);
 	if (rn_mat_committed(s->mat, st->table, st->id, &committed))
 		return rn_call_finish(c, RN_GRPC_UNAVAILABLE, "cannot read the table's log");
-	if (committed > st->last_durable)
-		st->last_durable = committed;
-	if (st->last_durable > st->last_received)
-		st->last_received = st->last_durable;
+	rn_stream_resume(&ss, committed, &v);
+	st->last_durable = ss.durable;
+	st->last_received = ss.received;
 	if (stream_clock(s, st, cs))
 		return rn_call_finish(c, RN_GRPC_UNAVAILABLE,
 				      "cannot keep the stream's clock reference durably");
 	attach(s, st, c, cs);
 	touch_stream(s, st);
-	cs->acked = st->last_durable;
-	rn_log_info("server", "stream %s resumed at %lld by principal %s", st->id,
-		    (long long)st->last_durable, cs->principal);
+	cs->acked = v.ack;
+	rn_log_info("server", "stream %s resumed at %lld by principal %s", st->id, (long long)v.ack,
+		    cs->principal);
 	rn_buf_reset(&s->resp);
-	rn_zb_encode_resume_response(&s->resp, st->last_durable);
+	rn_zb_encode_resume_response(&s->resp, v.ack);
 	send_msg(c, &s->resp);
 }
 
@@ -2388,14 +1716,13 @@ static void on_ingest(struct rn_server *s, struct rn_call *c, struct call_state 
 	const uint8_t *batch = r->batch;
 	size_t blen = r->batch_len;
 	const char *refusal;
-	char why[160];
+	struct rn_stream_state ss;
+	struct rn_stream_verdict v;
+	struct rn_stream_batch b = {r->has_offset, r->offset, r->batch_type};
 	int64_t pushback;
 	int rc;
 
-	if (!st)
-		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT,
-				      "first message must be create_stream or resume_stream");
-	if (rn_list_linked(&st->reg_link)) {
+	if (st && rn_registry_queued(&st->reg)) {
 		/* a batch sent before its create was answered: the registry entry is made
 		 * durable first (so the create is answered before any ack), and a stream that
 		 * could not be registered (its call ended by reg_fail) takes no batch */
@@ -2403,32 +1730,20 @@ static void on_ingest(struct rn_server *s, struct rn_call *c, struct call_state 
 		if (!st->persistent)
 			return;
 	}
-	if (!r->has_offset)
-		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, "offset_id is required");
-	if (r->offset < 0)
-		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT,
-				      "offset_id must not be negative");
-	if (r->batch_type == 4)
-		return rn_call_finish(c, RN_GRPC_UNIMPLEMENTED, "AVRO records are not supported");
-	if (r->batch_type != st->record_type)
-		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT,
-				      "record type differs from the stream's");
-	if (r->offset <= st->last_received) {
-		/* a resend after reconnect: already here, not written again */
-		if (r->offset <= st->last_durable && st->last_durable > cs->acked) {
+	ss = rn_server__state(st);
+	switch (rn_stream_ingest(st ? &ss : NULL, &b, cs->acked, &v)) {
+	case RN_STREAM_REFUSE: return rn_call_finish(c, v.grpc, v.msg);
+	case RN_STREAM_DUPLICATE: /* a resend after reconnect: not written again */
+		if (v.ack >= 0) {
 			rn_buf_reset(&s->resp);
-			rn_zb_encode_ack(&s->resp, cs->persistent, st->last_durable);
+			rn_zb_encode_ack(&s->resp, cs->persistent, v.ack);
 			send_msg(c, &s->resp);
-			cs->acked = st->last_durable;
+			cs->acked = v.ack;
 		}
 		return;
+	case RN_STREAM_ACCEPT: break;
 	}
-	if (r->offset != st->last_received + 1) {
-		snprintf(why, sizeof(why), "offset gap: expected %lld, got %lld",
-			 (long long)(st->last_received + 1), (long long)r->offset);
-		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, why);
-	}
-	if ((refusal = admit(s, st->table, owner_of(st), &pushback))) {
+	if ((refusal = admit(s, st->table, rn_server__owner_of(st), &pushback))) {
 		/* new data is refused, but what this call sent before is acked ahead of the
 		 * status: the WAL is synced now rather than at the end of the loop iteration */
 		if (rn_wal_dirty(s->wal))
@@ -2445,7 +1760,7 @@ static void on_ingest(struct rn_server *s, struct rn_call *c, struct call_state 
 	}
 	fault_arm();
 	rc = rn_mat_add_as(s->mat, st->table, st->id, r->offset, st->record_type, batch, blen,
-			   st->has_clock ? &st->clock : NULL, owner_of(st));
+			   st->has_clock ? &st->clock : NULL, rn_server__owner_of(st));
 	fault_disarm(rc);
 	if (rc == RN_EINVAL)
 		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, rn_mat_errmsg(s->mat));
@@ -2485,6 +1800,8 @@ static void on_retire(struct rn_server *s, struct rn_call *c, struct call_state 
 	const char *table, *id, *why = NULL;
 	size_t tlen, ilen;
 	struct srv_stream *st;
+	struct rn_stream_state ss;
+	struct rn_stream_verdict v;
 	int deny, rc;
 
 	if (cs->got_request++)
@@ -2492,9 +1809,10 @@ static void on_retire(struct rn_server *s, struct rn_call *c, struct call_state 
 				      "RetireStream takes one request");
 	if (rn_zb_decode_retire(msg, len, &table, &tlen, &id, &ilen, &why))
 		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, why);
-	st = find_stream(s, id, ilen);
-	if (!st || !st->persistent || st->retire_wanted)
-		return rn_call_finish(c, RN_GRPC_NOT_FOUND, "unknown stream_id");
+	st = rn_server__find_stream(s, id, ilen);
+	ss = rn_server__state(st);
+	if (rn_stream_retire_check(st ? &ss : NULL, 0, &v))
+		return rn_call_finish(c, v.grpc, v.msg);
 	/* the principal must still be allowed the table, and own the stream */
 	deny = authorize(s, cs->auth, cs->peer, st->table);
 	if (!deny && strcmp(s->authz.principal->name, cs->principal)) {
@@ -2515,9 +1833,8 @@ static void on_retire(struct rn_server *s, struct rn_call *c, struct call_state 
 	if ((table && (tlen != strlen(st->table) || memcmp(table, st->table, tlen))) ||
 	    (cs->has_table && strcmp(cs->table, st->table)))
 		return rn_call_finish(c, RN_GRPC_NOT_FOUND, "unknown stream_id in that table");
-	if (st->call)
-		return rn_call_finish(c, RN_GRPC_FAILED_PRECONDITION,
-				      "the stream is open on a call; end it first");
+	if (rn_stream_retire_check(&ss, 1, &v))
+		return rn_call_finish(c, v.grpc, v.msg);
 	st->retire_wanted = 1;
 	s->retire_waiting++;
 	st->retire_call = c;
@@ -2563,7 +1880,8 @@ static void on_half_close(void *ctx, struct rn_call *c)
 				       "RetireStream without a request");
 		return;
 	}
-	if (!cs->st || cs->acked >= cs->st->last_received)
+	struct rn_stream_state ss = rn_server__state(cs->st);
+	if (rn_stream_half_close(cs->st ? &ss : NULL, cs->acked))
 		rn_call_finish(c, RN_GRPC_OK, NULL);
 }
 
@@ -2574,15 +1892,16 @@ static void on_closed(void *ctx, struct rn_call *c)
 		return;
 	if (cs->retire_id[0]) {
 		/* the client gave up waiting; the stream is still retired when it can be */
-		struct srv_stream *st = find_stream(ctx, cs->retire_id, strlen(cs->retire_id));
+		struct srv_stream *st =
+			rn_server__find_stream(ctx, cs->retire_id, strlen(cs->retire_id));
 		if (st && st->retire_call == c)
 			st->retire_call = NULL;
 	}
 	if (cs->st && cs->st->call == c) {
 		cs->st->call = NULL;
-		count_stream(ctx, cs->st, 1, 0);
+		rn_server__count_stream(ctx, cs->st, 1, 0);
 		if (!cs->st->persistent)
-			mark_ended(ctx, cs->st, rn_mono_us());
+			rn_server__mark_ended(ctx, cs->st, rn_mono_us());
 		else
 			touch_stream(ctx, cs->st);
 	}
@@ -2592,113 +1911,6 @@ static void on_closed(void *ctx, struct rn_call *c)
 	rn_call_set_ctx(c, NULL);
 }
 
-/*
- * REST (docs/protocol.md "REST"): plain HTTP requests from both ports (front.c's HTTP/2 main
- * port, metrics.c's HTTP/1.1 port) arrive here through httpx.h; rest.h routes them and splits
- * their bodies. An insert is written as a gRPC JSON batch is: each table has one REST stream
- * per server run (ephemeral, record type JSON, made on first use), each request is one batch
- * at that stream's next offset, through the same materializer and WAL, and it is answered 200
- * {} by rest_settle once sync_wal has made that offset durable (the gRPC ack rule). A failed
- * sync answers its requests 503 and retires the stream (the next request starts a new one),
- * so an offset is never reused for other rows; rows that do not fit a typed table go to its
- * dead letters, as gRPC JSON records do.
- */
-struct rest_pending {
-	struct rn_httpx *x;
-	struct srv_stream *st;
-	int64_t offset; /* answered 200 once st->last_durable reaches it */
-	enum rn_rest_route route;
-	struct rest_pending *next;
-};
-
-struct token_job {
-	/* the worker's between submit and the end of token_run (pool.h): */
-	struct rn_oauth_pending pend; /* read by the worker */
-	int verified;                 /* written by the worker: rn_crypto_verify_secret's */
-	/* the loop's, always: */
-	struct rn_server *s;
-	struct rn_httpx *x; /* NULL once the client went away */
-	char peer[80];      /* x->req.peer, kept for the log (x->req is gone after request()) */
-	struct token_job *prev, *next;
-};
-
-#define REST_JSON "application/json"
-#define REST_LOG_PERIOD_US (10 * 1000000LL)
-
-/* Sends a JSON answer: `{}` for 200, else {"error_code","message"}; counted per route. */
-static void rest_reply(struct rn_server *s, struct rn_httpx *x, enum rn_rest_route route, int http,
-		       const char *code, const char *msg, const char *hname, const char *hvalue)
-{
-	struct rn_buf *b = &s->rest_body;
-	rn_buf_reset(b);
-	if (http == 200 ? rn_buf_append_str(b, "{}") : rn_rest_error_body(b, code, msg))
-		rn_buf_reset(b); /* out of memory: the status alone says it */
-	s->stats.rest[route][rn_rest_status_index(http)]++;
-	struct rn_httpx_response r = {http, REST_JSON, hname, hvalue, b->data, b->len};
-	rn_httpx_respond(x, &r);
-}
-
-/* A refusal while the request is being handled: logged like refused gRPC calls (first of a
- * kind at once, the rest summed up per period), then answered. */
-/* The address of a peer "address:port" or "[address]:port", without the port. */
-static void peer_addr(const char *peer, char *out, size_t cap)
-{
-	const char *end = peer[0] == '[' ? strchr(peer, ']') : strrchr(peer, ':');
-	size_t n = end ? (size_t)(end - peer) : strlen(peer);
-	if (peer[0] == '[' && end)
-		peer++, n--;
-	snprintf(out, cap, "%.*s", (int)n, peer);
-}
-
-/* peer, method and path as the request had them (copies, for an answer given later: the
- * request's own fields are gone after request()) */
-static void rest_log_refusal_of(struct rn_server *s, const char *peer, const char *method,
-				const char *path, int http, const char *msg)
-{
-	char addr[64];
-	/* counted against the address as refused gRPC calls are (not the server's own 429) */
-	if (http != 429 && peer) {
-		peer_addr(peer, addr, sizeof(addr));
-		rn_front_note_refusal(s->front, addr);
-	}
-	/* refusals under pressure come in bursts; the server logs the episode */
-	if (http == 429)
-		rn_log_debug("rest", "%s: %s %s refused: %d %s", peer, method, path, http, msg);
-	else if (rn_refuselog_note(&s->rest_refusals, peer, http, msg, rn_mono_us()))
-		rn_log_info("rest",
-			    "%s: %s %s refused: %d %s (more like it from this address are "
-			    "counted every %lld s)",
-			    peer, method, path, http, msg,
-			    (long long)(REST_LOG_PERIOD_US / 1000000));
-}
-
-static void rest_log_refusal(struct rn_server *s, const struct rn_httpx *x, int http,
-			     const char *msg)
-{
-	rest_log_refusal_of(s, x->req.peer, x->req.method, x->req.path, http, msg);
-}
-
-static void rest_refuse(struct rn_server *s, struct rn_httpx *x, enum rn_rest_route route, int http,
-			const char *code, const char *msg, const char *hname, const char *hvalue)
-{
-	rest_log_refusal(s, x, http, msg);
-	rest_reply(s, x, route, http, code, msg, hname, hvalue);
-}
-
-static void rest_refusal_summary(void *ctx, const struct rn_refuselog_kind *k, uint64_t n)
-{
-	(void)ctx;
-	if (k)
-		rn_log_info("rest", "%s: %llu more requests refused in the last %lld s: %d %s",
-			    k->peer, (unsigned long long)n,
-			    (long long)(REST_LOG_PERIOD_US / 1000000), k->status, k->reason);
-	else
-		rn_log_info("rest",
-			    "%llu more requests refused in the last %lld s (of kinds past the "
-			    "per-period limit of lines)",
-			    (unsigned long long)n, (long long)(REST_LOG_PERIOD_US / 1000000));
-}
-
 /* Answers the waiting requests whose offsets are durable now; after a failed sync (ok == 0),
  * those that are not get 503 and their streams are retired. */
 static void rest_settle(struct rn_server *s, int ok)
@@ -2706,12 +1918,12 @@ static void rest_settle(struct rn_server *s, int ok)
 	for (struct rest_pending **pp = &s->rest_pending; *pp;) {
 		struct rest_pending *p = *pp;
 		if (p->st->last_durable >= p->offset) {
-			rest_reply(s, p->x, p->route, 200, NULL, NULL, NULL, NULL);
+			rn_server__rest_reply(s, p->x, p->route, 200, NULL, NULL, NULL, NULL);
 		} else if (!ok) {
 			if (p->st->rest)
 				end_rest(s, p->st);
-			rest_reply(s, p->x, p->route, 503, "TEMPORARILY_UNAVAILABLE",
-				   "server cannot make records durable", NULL, NULL);
+			rn_server__rest_reply(s, p->x, p->route, 503, "TEMPORARILY_UNAVAILABLE",
+					      "server cannot make records durable", NULL, NULL);
 		} else {
 			pp = &p->next;
 			continue;
@@ -2720,187 +1932,6 @@ static void rest_settle(struct rn_server *s, int ok)
 		p->st->rest_waiting--;
 		rn_free(p);
 	}
-}
-
-/* The client of a waiting request went away: its rows stay (they are in the WAL). */
-static void on_rest_gone(void *ctx, struct rn_httpx *x)
-{
-	struct rn_server *s = ctx;
-	for (struct token_job *j = s->token_jobs; j; j = j->next)
-		if (j->x == x) { /* its check runs on; token_done answers no one */
-			j->x = NULL;
-			return;
-		}
-	for (struct rest_pending **pp = &s->rest_pending; *pp; pp = &(*pp)->next) {
-		struct rest_pending *p = *pp;
-		if (p->x != x)
-			continue;
-		*pp = p->next;
-		p->st->rest_waiting--;
-		rn_free(p);
-		return;
-	}
-}
-
-/*
- * The REST stream of this run for (table, principal), made on first use, its principal kept
- * durably (save_owner) before any of its batches is; NULL when out of memory or that file
- * cannot be written (*why says which). One per pair, so a stream has one writer whose name every
- * row of it gets; bounded: principals come from the config.
- */
-static struct srv_stream *rest_stream(struct rn_server *s, const char *table, const char *principal,
-				      const char **why)
-{
-	struct srv_stream *st;
-	uuid_t u;
-	char id[37];
-	for (struct rn_list *n = s->rest_streams.next; n != &s->rest_streams; n = n->next) {
-		st = RN_LIST_ENTRY(n, struct srv_stream, rest_link);
-		if (!strcmp(st->table, table) && !strcmp(st->owner, principal))
-			return st;
-	}
-	uuid_generate_random(u);
-	uuid_unparse_lower(u, id);
-	*why = "out of memory";
-	if (!(st = add_stream(s, id, strlen(id), table, strlen(table), RN_MAT_JSON)))
-		return NULL;
-	snprintf(st->owner, sizeof(st->owner), "%s", principal);
-	if (save_owner(s, st)) {
-		*why = "cannot keep the stream's principal durably";
-		abandon_stream(s, st, *why);
-		return NULL;
-	}
-	st->rest = 1;
-	rn_list_push(&s->rest_streams, &st->rest_link);
-	rn_log_info("server", "stream %s created for REST inserts into table %s by principal %s",
-		    id, table, principal);
-	return st;
-}
-
-/*
- * The OAuth 2.0 client-credentials endpoint (POST /oidc/v1/token), on both ports. The token
- * core (oauth.h) decides in two steps around the client secret's PBKDF2 check, which takes
- * tens of milliseconds and so never runs on the loop: rn_oauth_token_start (parsing, the
- * principal, scope and tables: on the loop), then the check in s->pool (token_run on a
- * worker) unless the secret cache knows the secret verified already, then
- * rn_oauth_token_finish and the answer on the loop (token_done; signing is one HMAC). The
- * pool is bounded (token_verify_queue): a request finding it full is answered 503 at once.
- * A client that goes away meanwhile only clears job->x (on_rest_gone). A refusal is logged
- * through the REST refusal limiter like any other.
- */
-static const char token_oom[] = "{\"error\":\"server_error\",\"error_description\":\"the "
-				"server could not build an answer\"}";
-
-/* The token core's context now: principals, key, clock, lifetime, a fresh token id. */
-static int token_ctx(struct rn_server *s, struct rn_oauth_ctx *c, char jti[40])
-{
-	uint8_t raw[16];
-	if (rn_crypto_random(raw, sizeof(raw)))
-		return RN_EIO;
-	for (size_t i = 0; i < sizeof(raw); i++)
-		snprintf(jti + 2 * i, 3, "%02x", raw[i]);
-	*c = (struct rn_oauth_ctx){s->principals,
-				   s->key,
-				   s->klen,
-				   (int64_t)time(NULL),
-				   s->conf.token_lifetime_ms / 1000,
-				   jti};
-	return 0;
-}
-
-/* Sends the token core's answer (rc its return: not 0, or no body = 500), counted and, for
- * a refusal, logged. */
-static void token_answer(struct rn_server *s, struct rn_httpx *x, const char *peer, int rc,
-			 const struct rn_oauth_response *out, const char *jti)
-{
-	struct rn_httpx_response a = {
-		500, REST_JSON, NULL, NULL, (const uint8_t *)token_oom, sizeof(token_oom) - 1};
-	if (!rc && out->body.len) {
-		a.status = out->status;
-		a.body = out->body.data;
-		a.len = out->body.len;
-		if (out->www_authenticate) {
-			a.hname = "WWW-Authenticate";
-			a.hvalue = "Basic realm=\"runnel\"";
-		}
-	}
-	if (a.status == 200) {
-		s->stats.tokens_issued++;
-		rn_log_info("server", "token %s issued to principal %s for %lld s", jti,
-			    out->principal, (long long)(s->conf.token_lifetime_ms / 1000));
-	} else {
-		s->stats.token_refusals++;
-		rest_log_refusal_of(s, peer, "POST", "/oidc/v1/token", a.status,
-				    out->error[0] ? out->error : "token request failed");
-	}
-	s->stats.rest[RN_REST_TOKEN][rn_rest_status_index(a.status)]++;
-	rn_httpx_respond(x, &a);
-}
-
-/* A fixed answer that is not the token core's (413, 503). */
-static void token_fixed(struct rn_server *s, struct rn_httpx *x, int status, const char *body,
-			const char *hname, const char *hvalue)
-{
-	struct rn_httpx_response a = {status,      REST_JSON, hname, hvalue, (const uint8_t *)body,
-				      strlen(body)};
-	s->stats.token_refusals++;
-	s->stats.rest[RN_REST_TOKEN][rn_rest_status_index(status)]++;
-	rn_httpx_respond(x, &a);
-}
-
-static void token_job_free(struct token_job *j)
-{
-	explicit_bzero(j->pend.secret, sizeof(j->pend.secret));
-	rn_free(j);
-}
-
-/* On a worker (pool.h): the PBKDF2 check, touching nothing but the job's pend and verified. */
-static void token_run(void *arg)
-{
-	struct token_job *j = arg;
-	j->verified =
-		rn_crypto_verify_secret(j->pend.secret_hash, j->pend.secret, j->pend.secret_len);
-}
-
-/* On the loop: the check is over (or was cancelled by shutdown). A secret that verified
- * for a principal still holding that hash is cached even if the client went away. */
-static void token_done(void *arg, int cancelled)
-{
-	struct token_job *j = arg;
-	struct rn_server *s = j->s;
-	struct rn_oauth_response out;
-	struct rn_oauth_ctx c;
-	char jti[40];
-	int rc;
-
-	if (j->prev)
-		j->prev->next = j->next;
-	else
-		s->token_jobs = j->next;
-	if (j->next)
-		j->next->prev = j->prev;
-	if (!cancelled) {
-		const struct rn_principal *p =
-			rn_principals_by_client_id(s->principals, j->pend.client_id);
-		s->stats.token_verifications++;
-		if (j->verified == 1 && p && p->secret_hash &&
-		    !strcmp(p->secret_hash, j->pend.secret_hash))
-			rn_seccache_put(s->seccache, j->pend.client_id, j->pend.secret_hash,
-					j->pend.secret, j->pend.secret_len);
-	}
-	if (j->x && cancelled) {
-		token_fixed(s, j->x, 503,
-			    "{\"error\":\"temporarily_unavailable\",\"error_description\":"
-			    "\"server is shutting down\"}",
-			    NULL, NULL);
-	} else if (j->x) {
-		memset(&out, 0, sizeof(out));
-		rc = token_ctx(s, &c, jti);
-		rc = rc ? rc : rn_oauth_token_finish(&c, &j->pend, j->verified, &out);
-		token_answer(s, j->x, j->peer, rc, &out, jti);
-		rn_buf_free(&out.body);
-	}
-	token_job_free(j);
 }
 
 static void pool_cb(evutil_socket_t fd, short what, void *arg)
@@ -2949,201 +1980,42 @@ static void lag_cb(evutil_socket_t fd, short what, void *arg)
 	s->lag_due_us = now + LAG_MS * 1000;
 }
 
-static void rest_token(struct rn_server *s, struct rn_httpx *x)
+/* For the stream manager's other files (server_int.h): the admission and pressure decisions
+ * and the stream changes they share with the gRPC handlers above. */
+const char *rn_server__admit(struct rn_server *s, const char *table, const char *principal,
+			     int64_t *pushback_ms)
 {
-	const struct rn_httpx_request *q = &x->req;
-	struct rn_oauth_request r = {q->method, q->content_type, q->authorization, q->body,
-				     q->body_len};
-	struct rn_oauth_response out;
-	struct rn_oauth_ctx c;
-	struct token_job *j = NULL;
-	char jti[40] = "";
-	int rc;
-
-	memset(&out, 0, sizeof(out)); /* out.body: an empty rn_buf */
-	if (q->body_too_large)
-		return token_fixed(s, x, 413,
-				   "{\"error\":\"invalid_request\",\"error_description\":"
-				   "\"request body too large\"}",
-				   NULL, NULL);
-	if (s->stopping)
-		return token_fixed(s, x, 503,
-				   "{\"error\":\"temporarily_unavailable\",\"error_description\":"
-				   "\"server is shutting down\"}",
-				   NULL, NULL);
-	if (!(j = rn_calloc(1, sizeof(*j)))) {
-		rc = RN_ENOMEM;
-		goto answer;
-	}
-	if ((rc = token_ctx(s, &c, jti)) ||
-	    (rc = rn_oauth_token_start(&c, &r, &out, &j->pend)) != RN_EAGAIN)
-		goto answer;
-	if (rn_seccache_hit(s->seccache, j->pend.client_id, j->pend.secret_hash, j->pend.secret,
-			    j->pend.secret_len)) {
-		s->stats.token_cache_hits++;
-		rc = rn_oauth_token_finish(&c, &j->pend, 1, &out);
-		goto answer;
-	}
-	j->s = s;
-	if ((rc = rn_pool_submit(s->pool, token_run, token_done, j))) {
-		s->stats.token_queue_full++;
-		/* the server's load, not the client's fault: not counted against its address */
-		if (rn_refuselog_note(&s->rest_refusals, q->peer ? q->peer : "", 503,
-				      "token_verify_queue full", rn_mono_us()))
-			rn_log_info("rest",
-				    "%s: POST %s refused: 503 token_verify_queue full (%zu secret "
-				    "checks queued; more like it are counted every %lld s)",
-				    q->peer ? q->peer : "", q->path, rn_pool_depth(s->pool),
-				    (long long)(REST_LOG_PERIOD_US / 1000000));
-		token_job_free(j);
-		return token_fixed(s, x, 503,
-				   "{\"error\":\"temporarily_unavailable\",\"error_description\":"
-				   "\"too many token requests being checked; retry\"}",
-				   "Retry-After", "1");
-	}
-	j->x = x;
-	x->ctx = j;
-	snprintf(j->peer, sizeof(j->peer), "%s", q->peer ? q->peer : "");
-	j->next = s->token_jobs;
-	if (j->next)
-		j->next->prev = j;
-	s->token_jobs = j;
-	return;
-answer:
-	if (j)
-		token_job_free(j);
-	token_answer(s, x, q->peer, rc == RN_EAGAIN ? RN_ENOMEM : rc, &out, jti);
-	rn_buf_free(&out.body);
+	return admit(s, table, principal, pushback_ms);
 }
 
-static void rest_insert(struct rn_server *s, struct rn_httpx *x, const struct rn_rest_target *t)
+void rn_server__check_pressure(struct rn_server *s)
 {
-	const struct rn_httpx_request *q = &x->req;
-	enum rn_rest_route route = t->route;
-	const char *msg = NULL, *code, *principal;
-	char why[400], ra[24];
-	struct rest_pending *p;
-	struct srv_stream *st;
-	int64_t pushback, offset;
-	size_t nrows;
-	int rc, ex;
-
-#define REFUSE(http, code, msg) return rest_refuse(s, x, route, http, code, msg, NULL, NULL)
-	if (s->stopping)
-		REFUSE(503, "TEMPORARILY_UNAVAILABLE", "server is shutting down");
-	if ((rc = rn_server_authorize(s, q->authorization, q->peer_identity, t->table, &principal,
-				      &msg))) {
-		int http = rn_rest_http_of_grpc(rc, &code);
-		return rest_refuse(s, x, route, http, code, msg,
-				   http == 401 ? "WWW-Authenticate" : NULL,
-				   "Bearer realm=\"runnel\"");
-	}
-	if (rn_table_name_check(t->table))
-		REFUSE(400, "INVALID_PARAMETER_VALUE", "invalid table name");
-	if (q->body_too_large) {
-		snprintf(why, sizeof(why),
-			 "request body larger than max_message_bytes (%lld bytes)",
-			 (long long)s->conf.max_message_bytes);
-		REFUSE(413, "RESOURCE_EXHAUSTED", why);
-	}
-	rn_buf_reset(&s->rest_batch);
-	/* a record list adds at most 2 bytes per byte of body ("{}," is 3 bytes, 5 as a record) */
-	s->rest_batch.max = 2 * (size_t)s->conf.max_message_bytes + 64;
-	rc = rn_rest_batch(q->body, q->body_len, route == RN_REST_INGEST_RECORD, &s->rest_batch,
-			   &nrows, why, sizeof(why));
-	if (rc == RN_EINVAL)
-		REFUSE(400, "INVALID_PARAMETER_VALUE", why);
-	if (rc)
-		REFUSE(503, "TEMPORARILY_UNAVAILABLE", "out of memory");
-	if (table_failing(s, t->table, why, sizeof(why)))
-		REFUSE(503, "TEMPORARILY_UNAVAILABLE", why);
-	/* as a gRPC create: an unknown table is made only with auto_create (an envelope table) */
-	ex = rn_mat_table_exists(s->mat, t->table);
-	if (ex == 0 && s->conf.auto_create) {
-		if ((rc = rn_mat_ensure_table(s->mat, t->table)) == RN_EINVAL)
-			REFUSE(400, "INVALID_PARAMETER_VALUE", rn_mat_errmsg(s->mat));
-		if (rc == 0)
-			ex = 1;
-	}
-	if (ex != 1)
-		REFUSE(404, "NOT_FOUND", "table does not exist");
-	if (!nrows)
-		return rest_reply(s, x, route, 200, NULL, NULL, NULL, NULL);
-	if ((msg = admit(s, t->table, principal, &pushback))) {
-		snprintf(ra, sizeof(ra), "%lld",
-			 (long long)(pushback > 0 ? (pushback + 999) / 1000 : 1));
-		return rest_refuse(s, x, route, 429, "RESOURCE_EXHAUSTED", msg, "Retry-After", ra);
-	}
-	msg = "out of memory";
-	if (!(p = rn_calloc(1, sizeof(*p))) ||
-	    !(st = rest_stream(s, t->table, principal ? principal : "", &msg))) {
-		rn_free(p);
-		REFUSE(503, "TEMPORARILY_UNAVAILABLE", msg);
-	}
-	offset = st->last_received + 1;
-	fault_arm();
-	rc = rn_mat_add_as(s->mat, st->table, st->id, offset, RN_MAT_JSON, s->rest_batch.data,
-			   s->rest_batch.len, NULL, owner_of(st));
-	fault_disarm(rc);
-	if (rc) {
-		rn_free(p);
-		REFUSE(rc == RN_EINVAL ? 400 : 503,
-		       rc == RN_EINVAL ? "INVALID_PARAMETER_VALUE" : "TEMPORARILY_UNAVAILABLE",
-		       rn_mat_errmsg(s->mat));
-	}
-	s->mat_dirty = 1;
-	struct rn_wal_entry e = {st->id, strlen(st->id), st->table,          strlen(st->table),
-				 offset, RN_MAT_JSON,    s->rest_batch.data, s->rest_batch.len};
-	if (rn_wal_append(s->wal, &e)) {
-		/* the batch is pending in the materializer under this offset: never reuse it */
-		rn_free(p);
-		end_rest(s, st);
-		rest_refuse(s, x, route, 429, "RESOURCE_EXHAUSTED", "WAL queue full", "Retry-After",
-			    "1");
-		return;
-	}
-#undef REFUSE
-	st->last_received = offset;
-	mark_dirty(s, st);
-	s->stats.batches++;
-	s->stats.bytes += s->rest_batch.len;
-	s->stats.records += nrows;
-	if (!s->oldest_pending_us)
-		s->oldest_pending_us = rn_mono_us();
-	*p = (struct rest_pending){x, st, offset, route, s->rest_pending};
-	s->rest_pending = p;
-	st->rest_waiting++;
-	x->ctx = p;
 	check_pressure(s, NULL);
-	event_active(s->sync_ev, 0, 0);
 }
 
-static void on_rest_request(void *ctx, struct rn_httpx *x)
+void rn_server__abandon_stream(struct rn_server *s, struct srv_stream *st, const char *why)
 {
-	struct rn_server *s = ctx;
-	const struct rn_httpx_request *q = &x->req;
-	struct rn_rest_target t;
-	char addr[64], ra[24];
-	int http = rn_rest_route(q->method, q->path, q->path_len, q->query, q->content_type, &t);
-	if (q->peer) {
-		/* a throttled address costs nothing more: no credentials checked, no body read */
-		peer_addr(q->peer, addr, sizeof(addr));
-		if (rn_front_throttled(s->front, addr)) {
-			snprintf(ra, sizeof(ra), "%lld",
-				 (long long)(s->conf.refuse_cooldown_ms + 999) / 1000);
-			s->stats.rest_throttled++;
-			return rest_reply(s, x, t.route, 429, "TOO_MANY_REQUESTS",
-					  "this address is throttled for too many refused requests "
-					  "(refuse_throttle)",
-					  "Retry-After", ra);
-		}
-	}
-	if (http)
-		return rest_refuse(s, x, t.route, http, t.code, t.why, t.allow ? "Allow" : NULL,
-				   t.allow);
-	if (t.route == RN_REST_TOKEN)
-		return rest_token(s, x);
-	rest_insert(s, x, &t);
+	abandon_stream(s, st, why);
+}
+
+void rn_server__end_rest(struct rn_server *s, struct srv_stream *st)
+{
+	end_rest(s, st);
+}
+
+void rn_server__mark_dirty(struct rn_server *s, struct srv_stream *st)
+{
+	mark_dirty(s, st);
+}
+
+void rn_server__fault_arm(void)
+{
+	fault_arm();
+}
+
+void rn_server__fault_disarm(int rc)
+{
+	fault_disarm(rc);
 }
 
 static void stop_cb(evutil_socket_t sig, short what, void *arg)
@@ -3492,7 +2364,7 @@ static int ensure_configured(struct rn_server *s, const char *name)
 			     rc == RN_EINVAL ? "invalid name" : rn_mat_errmsg(s->mat));
 		return rc;
 	}
-	if (!(f = add_failing(s, name, 1)))
+	if (!(f = rn_server__add_failing(s, name, 1)))
 		return RN_ENOMEM;
 	snprintf(f->why, sizeof(f->why), "%s", rn_mat_errmsg(s->mat));
 	rn_log_error("server", "table %s cannot be opened: %s; serving the others, retrying it",
@@ -3996,7 +2868,6 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 	rn_list_init(&s->dirty);
 	rn_list_init(&s->ended);
 	rn_list_init(&s->rest_streams);
-	rn_list_init(&s->registering);
 	conf = &s->conf;
 	s->stats.started_us = rn_mono_us();
 	s->stats.config_loaded_s = (int64_t)time(NULL);
@@ -4034,7 +2905,8 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 	}
 	snprintf(path, sizeof(path), "%s/_streams", conf->data_root);
 	mkdir(path, 0750);
-	s->streams_dir = rn_strdup(path);
+	if ((rc = rn_registry_create(&s->reg, path)))
+		goto fail;
 	struct rn_delta_maint dm = {.checkpoint_interval = conf->checkpoint_interval,
 				    .log_retention_ms = conf->log_retention_ms,
 				    .compact_target = conf->compact_target,
@@ -4113,7 +2985,7 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 			     path);
 		goto fail;
 	}
-	if (rc || (rc = rn_wal_replay(s->wal, replay_entry, s))) {
+	if (rc || (rc = rn_wal_replay(s->wal, rn_server__replay_entry, s))) {
 		rn_log_error("server", "WAL recovery failed: %s",
 			     s->wal ? rn_wal_errmsg(s->wal) : path);
 		goto fail;
@@ -4138,7 +3010,7 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 			s->mat_dirty = 0;
 		}
 	}
-	count_retained(s);
+	rn_server__count_retained(s);
 	for (struct srv_failing *f = s->failing; f; f = f->next)
 		rn_log_error("server",
 			     "table %s failed recovery: %zu WAL segment(s) kept for it "
@@ -4148,7 +3020,7 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 		rn_log_error("server", "WAL: %s", rn_wal_errmsg(s->wal));
 		goto fail;
 	}
-	if (flushed && (rc = rn_wal_drop_before(s->wal, seg, segment_kept, s)))
+	if (flushed && (rc = rn_wal_drop_before(s->wal, seg, rn_server__segment_kept, s)))
 		goto fail;
 	/* every record of the last run is in its table now (or kept for a failing one,
 	 * whose streams forget_ended keeps): the other ephemeral streams are over */
@@ -4227,8 +3099,8 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 				     .message = on_message,
 				     .half_close = on_half_close,
 				     .closed = on_closed,
-				     .request = on_rest_request,
-				     .request_gone = on_rest_gone};
+				     .request = rn_server__rest_request,
+				     .request_gone = rn_server__rest_gone};
 	if ((rc = rn_front_create(&s->front, s->base, &fo, &h)))
 		goto fail;
 	int ports[RN_ADDR_LIST_MAX];
@@ -4237,8 +3109,8 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 		struct rn_metrics_handler mh = {.ctx = s,
 						.render = render_metrics,
 						.health = health,
-						.request = on_rest_request,
-						.gone = on_rest_gone};
+						.request = rn_server__rest_request,
+						.gone = rn_server__rest_gone};
 		if (rn_metrics_create(&s->metrics, s->base, mlis, nmlis, &mh)) {
 			rn_log_error("server", "cannot serve metrics on %s", conf->metrics_listen);
 			rc = RN_EIO;
@@ -4745,11 +3617,12 @@ void rn_server_destroy(struct rn_server *s)
 		event_base_free(s->base);
 	while (s->failing) {
 		struct srv_failing *n = s->failing->next;
-		free_failing(s->failing);
+		rn_server__free_failing(s->failing);
 		s->failing = n;
 	}
 	while (s->streams)
 		free_stream(s, s->streams);
+	rn_registry_destroy(s->reg); /* after the streams: their queued entries are dropped */
 	rn_strmap_free(&s->stream_ids);
 	for (size_t i = 0; i < s->owners.cap; i++) /* values only; the keys are in them */
 		if (s->owners.slots[i].key && s->owners.slots[i].val)
@@ -4766,7 +3639,6 @@ void rn_server_destroy(struct rn_server *s)
 	rn_buf_free(&s->rest_body);
 	rn_buf_free(&s->resp);
 	rn_buf_free(&s->single);
-	rn_free(s->streams_dir);
 	rn_conf_free(rn_server_conf_table, &s->conf);
 	rn_free(s);
 }

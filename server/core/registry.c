@@ -1,0 +1,373 @@
+/*
+ * The durable stream registry (registry.h): the files of data_root/_streams/. Moved out of
+ * server.c (reg_begin, reg_drop, reg_commit, save_ and load_ functions, load_registry,
+ * unlink_stream_files, sweep_stream_files); the server keeps the streams, this file keeps
+ * their files.
+ */
+#include "registry.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rn_err.h"
+#include "rn_fs.h"
+#include "rn_log.h"
+#include "rn_mem.h"
+#include "rn_buf.h"
+#include "rn_table_name.h"
+
+struct rn_registry {
+	char *dir;
+	struct rn_list queue; /* rn_reg_pending.link, in rn_registry_begin order */
+	size_t queued;
+	uint64_t commits; /* group commits run (the fault hook counts them) */
+};
+
+int rn_registry_create(struct rn_registry **out, const char *dir)
+{
+	struct rn_registry *r = rn_calloc(1, sizeof(*r));
+	*out = NULL;
+	if (!r || !(r->dir = rn_strdup(dir))) {
+		rn_free(r);
+		return RN_ENOMEM;
+	}
+	rn_list_init(&r->queue);
+	*out = r;
+	return 0;
+}
+
+void rn_registry_destroy(struct rn_registry *r)
+{
+	struct rn_list *n;
+	if (!r)
+		return;
+	while ((n = rn_list_first(&r->queue)))
+		rn_registry_drop(r, RN_LIST_ENTRY(n, struct rn_reg_pending, link));
+	rn_free(r->dir);
+	rn_free(r);
+}
+
+const char *rn_registry_dir(const struct rn_registry *r)
+{
+	return r->dir;
+}
+
+size_t rn_registry_waiting(const struct rn_registry *r)
+{
+	return r->queued;
+}
+
+static void reg_path(const struct rn_registry *r, const char *id, int tmp, char *out, size_t cap)
+{
+	snprintf(out, cap, tmp ? "%s/.%s.tmp" : "%s/%s", r->dir, id);
+}
+
+int rn_registry_begin(struct rn_registry *r, struct rn_reg_pending *p, const char *table,
+		      int record_type, const char *owner)
+{
+	char text[512], tmp[4200];
+	int n = snprintf(text, sizeof(text), "%s\n%d\n%s\n", table, record_type, owner);
+	int fd, e;
+	if (n < 0 || (size_t)n >= sizeof(text)) {
+		errno = ENAMETOOLONG;
+		return RN_EIO;
+	}
+	reg_path(r, p->id, 1, tmp, sizeof(tmp));
+	if ((fd = rn_fs_open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640)) < 0)
+		return RN_EIO;
+	if (rn_write_all(fd, text, (size_t)n)) {
+		e = errno;
+		close(fd);
+		rn_fs_unlink(tmp);
+		errno = e;
+		return RN_EIO;
+	}
+	p->fd = fd;
+	rn_list_push(&r->queue, &p->link);
+	r->queued++;
+	return 0;
+}
+
+void rn_registry_drop(struct rn_registry *r, struct rn_reg_pending *p)
+{
+	char tmp[4200];
+	if (!rn_list_linked(&p->link))
+		return;
+	rn_list_unlink(&p->link);
+	r->queued--;
+	if (p->fd >= 0) {
+		close(p->fd);
+		p->fd = -1;
+		reg_path(r, p->id, 1, tmp, sizeof(tmp));
+		rn_fs_unlink(tmp);
+	}
+}
+
+size_t rn_registry_commit(struct rn_registry *r,
+			  void (*done)(void *ctx, struct rn_reg_pending *p, int err), void *ctx)
+{
+	char tmp[4200], path[4200];
+	struct rn_list *n, *next;
+	size_t count = r->queued;
+	int e = 0;
+	if (!r->queued)
+		return 0;
+	r->commits++;
+	/* every entry's bytes durable, and its name in place (not yet durable) */
+	for (n = r->queue.next; n != &r->queue; n = next) {
+		struct rn_reg_pending *p = RN_LIST_ENTRY(n, struct rn_reg_pending, link);
+		int rc = rn_fs_fsync(p->fd);
+		next = n->next;
+		close(p->fd);
+		p->fd = -1;
+		reg_path(r, p->id, 1, tmp, sizeof(tmp));
+		reg_path(r, p->id, 0, path, sizeof(path));
+		if (rc || rn_fs_rename(tmp, path)) {
+			e = errno;
+			rn_fs_unlink(tmp);
+			rn_list_unlink(n);
+			r->queued--;
+			done(ctx, p, e);
+		}
+	}
+	/* one directory fsync makes every new name durable */
+#ifdef RN_FAULT_HOOKS
+	/* test builds: RN_FAULT_REG_DIR=N fails the Nth group commit's directory fsync (EIO) */
+	const char *fv = getenv("RN_FAULT_REG_DIR");
+	if (fv && (uint64_t)atol(fv) == r->commits)
+		rn_fs_fail_after(1, EIO, RN_FS_FSYNC);
+#endif
+	if (rn_fsync_dir(r->dir))
+		e = errno ? errno : EIO;
+	else
+		e = 0;
+	while ((n = rn_list_first(&r->queue))) {
+		struct rn_reg_pending *p = RN_LIST_ENTRY(n, struct rn_reg_pending, link);
+		rn_list_unlink(n);
+		r->queued--;
+		if (e) {
+			/* renamed already: the name may or may not survive a crash; remove it */
+			reg_path(r, p->id, 0, path, sizeof(path));
+			rn_fs_unlink(path);
+		}
+		done(ctx, p, e);
+	}
+	return count;
+}
+
+int rn_registry_load(struct rn_registry *r,
+		     int (*entry)(void *ctx, const struct rn_reg_record *rec), void *ctx)
+{
+	DIR *d = opendir(r->dir);
+	struct dirent *de;
+	int rc = 0;
+	_Static_assert(RN_REGISTRY_OWNER_MAX == 64, "the width below");
+	if (!d)
+		return RN_EIO;
+	while (!rc && (de = readdir(d))) {
+		char path[4096], table[300], owner[RN_REGISTRY_OWNER_MAX + 1] = "";
+		int rtype = 1, took = 1;
+		struct stat sb;
+		FILE *f;
+		if (de->d_name[0] == '.' || strchr(de->d_name, '.'))
+			continue; /* temp files, descriptors */
+		snprintf(path, sizeof(path), "%s/%s", r->dir, de->d_name);
+		if (!(f = fopen(path, "r")))
+			continue;
+		if (fscanf(f, "%299s %d", table, &rtype) == 2 && !rn_table_name_check(table)) {
+			if (fscanf(f, "%64s", owner) != 1)
+				owner[0] = 0; /* registered before owners were kept */
+			/* the registry entry is touched on every use (stream_expiry) */
+			struct rn_reg_record rec = {de->d_name, table, rtype, owner,
+						    fstat(fileno(f), &sb) ? (int64_t)time(NULL)
+									  : (int64_t)sb.st_mtime};
+			took = entry(ctx, &rec);
+			if (took < 0)
+				rc = took;
+		}
+		if (took > 0)
+			rn_log_warn("server", "ignoring unreadable stream registry entry %s", path);
+		fclose(f);
+	}
+	closedir(d);
+	return rc;
+}
+
+int rn_registry_retire(struct rn_registry *r, const char *id)
+{
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/%s", r->dir, id);
+	if (rn_fs_unlink(path) && errno != ENOENT) {
+		rn_log_warn("server", "retire stream %s: unlink %s: %s", id, path, strerror(errno));
+		return RN_EIO;
+	}
+	rn_fsync_dir(r->dir);
+	return 0;
+}
+
+void rn_registry_touch(struct rn_registry *r, const char *id)
+{
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/%s", r->dir, id);
+	if (utimensat(AT_FDCWD, path, NULL, 0) && errno != ENOENT)
+		rn_log_warn("server", "touch %s: %s", path, strerror(errno));
+}
+
+int rn_registry_save_descriptor(struct rn_registry *r, const char *id, const char *table,
+				const uint8_t *desc, size_t len)
+{
+	char name[128];
+	struct rn_fs_piece p[3] = {{table, strlen(table)}, {"\n", 1}, {desc, len}};
+	snprintf(name, sizeof(name), "%s.desc", id);
+	return rn_write_file_atomic(r->dir, name, p, 3) ? RN_EIO : 0;
+}
+
+int rn_registry_load_descriptors(struct rn_registry *r, const char *table,
+				 int (*desc)(void *ctx, const char *id, const char *table,
+					     const uint8_t *bytes, size_t len),
+				 void *ctx)
+{
+	DIR *d = opendir(r->dir);
+	struct dirent *de;
+	struct rn_buf b = {0};
+	int bad = 0;
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		size_t n = strlen(de->d_name);
+		char path[4096], id[64];
+		if (de->d_name[0] == '.' || n < 6 || n - 5 >= sizeof(id) ||
+		    strcmp(de->d_name + n - 5, ".desc"))
+			continue;
+		memcpy(id, de->d_name, n - 5);
+		id[n - 5] = 0;
+		snprintf(path, sizeof(path), "%s/%s", r->dir, de->d_name);
+		rn_buf_reset(&b);
+		FILE *f = fopen(path, "rb");
+		char chunk[4096];
+		size_t got;
+		while (f && (got = fread(chunk, 1, sizeof(chunk), f)) > 0)
+			rn_buf_append(&b, chunk, got);
+		if (f)
+			fclose(f);
+		uint8_t *nl = b.len ? memchr(b.data, '\n', b.len) : NULL;
+		if (!nl) {
+			rn_log_warn("server", "ignoring unreadable stream descriptor %s", path);
+			continue;
+		}
+		*nl = 0;
+		if (table && strcmp((const char *)b.data, table))
+			continue;
+		if (desc(ctx, id, (const char *)b.data, nl + 1, b.len - (size_t)(nl + 1 - b.data)))
+			bad++;
+	}
+	rn_buf_free(&b);
+	closedir(d);
+	return bad;
+}
+
+int rn_registry_save_clock(struct rn_registry *r, const char *id, const char *boot_id,
+			   int64_t delta_us)
+{
+	char name[128], text[128];
+	int n = snprintf(text, sizeof(text), "%s %lld\n", boot_id, (long long)delta_us);
+	struct rn_fs_piece p = {text, (size_t)n};
+	snprintf(name, sizeof(name), "%s.clock", id);
+	return rn_write_file_atomic(r->dir, name, &p, 1) ? RN_EIO : 0;
+}
+
+int rn_registry_load_clock(struct rn_registry *r, const char *id, char *boot_id, size_t cap,
+			   int64_t *delta_us)
+{
+	char path[4096], bid[64];
+	long long d;
+	int found = 0;
+	FILE *f;
+	snprintf(path, sizeof(path), "%s/%s.clock", r->dir, id);
+	if (!(f = fopen(path, "r")))
+		return 0;
+	if (cap >= sizeof(bid) && fscanf(f, "%63s %lld", bid, &d) == 2) {
+		memcpy(boot_id, bid, sizeof(bid));
+		*delta_us = d;
+		found = 1;
+	} else {
+		rn_log_warn("server", "ignoring unreadable stream clock %s", path);
+	}
+	fclose(f);
+	return found;
+}
+
+int rn_registry_save_owner(struct rn_registry *r, const char *id, const char *owner)
+{
+	char name[128], text[RN_REGISTRY_OWNER_MAX + 2];
+	int n = snprintf(text, sizeof(text), "%s\n", owner);
+	struct rn_fs_piece p = {text, (size_t)n};
+	snprintf(name, sizeof(name), "%s.owner", id);
+	return rn_write_file_atomic(r->dir, name, &p, 1) ? RN_EIO : 0;
+}
+
+void rn_registry_load_owner(struct rn_registry *r, const char *id, char *owner)
+{
+	char path[4096];
+	FILE *f;
+	_Static_assert(RN_REGISTRY_OWNER_MAX == 64, "the width below");
+	snprintf(path, sizeof(path), "%s/%s.owner", r->dir, id);
+	owner[0] = 0;
+	if (!(f = fopen(path, "r")))
+		return; /* made before owners were kept: unknown */
+	if (fscanf(f, "%64s", owner) != 1) {
+		owner[0] = 0;
+		rn_log_warn("server", "ignoring unreadable stream owner %s", path);
+	}
+	fclose(f);
+}
+
+void rn_registry_forget_files(struct rn_registry *r, const char *id)
+{
+	static const char *const ext[] = {".desc", ".clock", ".owner"};
+	for (size_t i = 0; i < sizeof(ext) / sizeof(ext[0]); i++) {
+		char path[4200];
+		snprintf(path, sizeof(path), "%s/%s%s", r->dir, id, ext[i]);
+		if (rn_fs_unlink(path) && errno != ENOENT)
+			rn_log_warn("server", "unlink %s: %s", path, strerror(errno));
+	}
+}
+
+size_t rn_registry_sweep(struct rn_registry *r,
+			 int (*keep)(void *ctx, const char *id, const char *ext), void *ctx)
+{
+	DIR *d = opendir(r->dir);
+	struct dirent *de;
+	size_t n = 0;
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		char id[64];
+		const char *dot = strrchr(de->d_name, '.');
+		size_t len = dot ? (size_t)(dot - de->d_name) : 0;
+		if (de->d_name[0] == '.' || !dot || len >= sizeof(id) ||
+		    (strcmp(dot, ".desc") && strcmp(dot, ".clock") && strcmp(dot, ".owner")))
+			continue;
+		memcpy(id, de->d_name, len);
+		id[len] = 0;
+		if (keep(ctx, id, dot))
+			continue;
+		char path[4200];
+		snprintf(path, sizeof(path), "%s/%s", r->dir, de->d_name);
+		if (rn_fs_unlink(path))
+			rn_log_warn("server", "unlink %s: %s", path, strerror(errno));
+		else
+			n++;
+	}
+	closedir(d);
+	if (n)
+		rn_log_info("server", "removed %zu files of ended ephemeral streams", n);
+	return n;
+}

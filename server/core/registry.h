@@ -1,0 +1,161 @@
+/*
+ * The durable stream registry: every file under data_root/_streams/. It owns the directory's
+ * layout and its durability rules, and nothing else: it knows stream ids and records (table,
+ * record type, owner, clock reference, descriptor bytes), never a call, a table's rows or
+ * the server. Files, one set per stream id:
+ *   <id>        a persistent stream's entry, "table\nrecord_type\nowner\n" (entries made
+ *               before owners were kept have no third line); its mtime is the stream's last
+ *               use (stream_expiry)
+ *   .<id>.tmp   an entry being registered (rn_registry_begin .. rn_registry_commit)
+ *   <id>.desc   "table\n" + the stream's DescriptorProto bytes
+ *   <id>.clock  "boot_id delta_us\n", the agent's boot timeline on the server's clock
+ *   <id>.owner  "principal\n", an ephemeral stream's principal (a persistent one's is in
+ *               its entry)
+ * Registration is a group commit, as the WAL's is for batches: rn_registry_begin writes the
+ * entry as a temp file and queues the caller's rn_reg_pending; rn_registry_commit fsyncs each
+ * temp file (the journal commits once for them all), renames each into place and fsyncs the
+ * directory once, then reports every entry's outcome. The caller answers its creates from
+ * that report, so an answered create always has a durable entry.
+ *
+ * Lifetime: rn_server_create makes the registry once the data root is known and destroys it
+ * with the server; only the loop thread touches it (no locks). Test builds
+ * (RN_FAULT_HOOKS) read RN_FAULT_REG_DIR=N: the Nth group commit's directory fsync fails
+ * with EIO.
+ */
+#ifndef RN_REGISTRY_H
+#define RN_REGISTRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rn_list.h"
+
+/* Entries held open by one group commit at most: a caller queueing more commits first. */
+#define RN_REGISTRY_GROUP_MAX 256
+/* The longest owner (principal) name an entry or an .owner file keeps. */
+#define RN_REGISTRY_OWNER_MAX 64
+
+struct rn_registry;
+
+/*
+ * A registration in flight, embedded in the caller's stream object (the caller finds its
+ * stream from it with RN_LIST_ENTRY-style offset arithmetic). Make it with
+ * rn_registry_pending_init; it is queued from rn_registry_begin until rn_registry_commit
+ * reports it or rn_registry_drop takes it off. `id` points at the caller's copy of the
+ * stream id, which must stay put while queued.
+ */
+struct rn_reg_pending {
+	struct rn_list link; /* on the registry's queue while linked */
+	int fd;              /* the temp file, open until its fsync */
+	const char *id;
+};
+
+/* A registry entry as read back at start. */
+struct rn_reg_record {
+	const char *id;
+	const char *table;
+	int record_type;
+	const char *owner; /* "" when made before owners were kept */
+	int64_t used_s;    /* the entry's mtime (wall seconds): its last use */
+};
+
+/* Makes a registry on directory `dir` (copied; the directory must exist). 0 or RN_ENOMEM. */
+int rn_registry_create(struct rn_registry **out, const char *dir);
+/* Drops every queued registration (temp files removed) and frees r. NULL is a no-op. */
+void rn_registry_destroy(struct rn_registry *r);
+/* The directory (for log lines). */
+const char *rn_registry_dir(const struct rn_registry *r);
+
+static inline void rn_registry_pending_init(struct rn_reg_pending *p, const char *id)
+{
+	p->link.next = p->link.prev = NULL; /* on no list (rn_list.h) */
+	p->fd = -1;
+	p->id = id;
+}
+
+/* 1 while p is queued for the next group commit. */
+static inline int rn_registry_queued(const struct rn_reg_pending *p)
+{
+	return rn_list_linked(&p->link);
+}
+
+/* Registrations queued for the next rn_registry_commit. */
+size_t rn_registry_waiting(const struct rn_registry *r);
+
+/*
+ * Writes p->id's entry as a temp file and queues p. Does not commit: a caller holding
+ * RN_REGISTRY_GROUP_MAX queued entries commits them first. 0, or RN_EIO (errno set; nothing
+ * is left behind, p not queued).
+ */
+int rn_registry_begin(struct rn_registry *r, struct rn_reg_pending *p, const char *table,
+		      int record_type, const char *owner);
+/* Takes p off the queue (no-op if not on it), its temp file removed. */
+void rn_registry_drop(struct rn_registry *r, struct rn_reg_pending *p);
+
+/*
+ * The group commit of every queued registration. Each one is taken off the queue and then
+ * reported once through done(ctx, p, err): err 0 = its entry is durable; else the errno of
+ * the step that failed (its own fsync or rename: only it fails; the directory fsync: every
+ * entry of the group fails) and nothing of it is left on disk. done may call
+ * rn_registry_drop (a no-op by then) but must not queue new entries. Returns the number of
+ * entries reported; 0 when nothing was queued (no I/O, no commit counted).
+ */
+size_t rn_registry_commit(struct rn_registry *r,
+			  void (*done)(void *ctx, struct rn_reg_pending *p, int err), void *ctx);
+
+/*
+ * Reads every entry (temp files and the per-stream files skipped) and hands each to
+ * entry(ctx, rec): 0 = taken, 1 = not taken (logged as unreadable, like an entry that cannot
+ * be parsed), < 0 = stop and return that error. 0, RN_EIO when the directory cannot be read,
+ * or entry's error.
+ */
+int rn_registry_load(struct rn_registry *r,
+		     int (*entry)(void *ctx, const struct rn_reg_record *rec), void *ctx);
+
+/*
+ * Removes a persistent stream's entry durably (unlink + directory fsync); a missing entry is
+ * not an error. 0, or RN_EIO (logged, naming the stream; the entry stays).
+ */
+int rn_registry_retire(struct rn_registry *r, const char *id);
+/* Marks the entry used now (its mtime; logged when it fails, ignored when it is gone). */
+void rn_registry_touch(struct rn_registry *r, const char *id);
+
+/* Keeps a stream's descriptor durably (<id>.desc, written atomically). 0 or RN_EIO. */
+int rn_registry_save_descriptor(struct rn_registry *r, const char *id, const char *table,
+				const uint8_t *desc, size_t len);
+/*
+ * Hands every kept descriptor (of `table`'s streams only, unless NULL) to
+ * desc(ctx, id, table, bytes, len); unreadable files are logged and skipped. Returns the
+ * number desc refused (returned non-zero for).
+ */
+int rn_registry_load_descriptors(struct rn_registry *r, const char *table,
+				 int (*desc)(void *ctx, const char *id, const char *table,
+					     const uint8_t *bytes, size_t len),
+				 void *ctx);
+
+/* Keeps a stream's clock reference durably (<id>.clock). 0 or RN_EIO. */
+int rn_registry_save_clock(struct rn_registry *r, const char *id, const char *boot_id,
+			   int64_t delta_us);
+/* Reads it back: 1 found (boot_id, of cap >= 64, and *delta_us set), 0 none or unreadable
+ * (the latter logged). */
+int rn_registry_load_clock(struct rn_registry *r, const char *id, char *boot_id, size_t cap,
+			   int64_t *delta_us);
+
+/* Keeps an ephemeral stream's principal durably (<id>.owner). 0 or RN_EIO. */
+int rn_registry_save_owner(struct rn_registry *r, const char *id, const char *owner);
+/* Reads it back into owner (RN_REGISTRY_OWNER_MAX + 1 bytes): "" when there is none or it is
+ * unreadable (the latter logged). */
+void rn_registry_load_owner(struct rn_registry *r, const char *id, char *owner);
+
+/* Deletes <id>.desc, <id>.clock and <id>.owner (missing ones are fine; others logged). */
+void rn_registry_forget_files(struct rn_registry *r, const char *id);
+
+/*
+ * At start, after recovery: every .desc, .clock and .owner file for which keep(ctx, id, ext)
+ * says 0 is deleted (ext is ".desc", ".clock" or ".owner"; keep may drop what it holds for
+ * the id). Returns the number deleted (logged when not 0).
+ */
+size_t rn_registry_sweep(struct rn_registry *r,
+			 int (*keep)(void *ctx, const char *id, const char *ext), void *ctx);
+
+#endif

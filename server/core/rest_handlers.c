@@ -1,0 +1,284 @@
+/*
+ * REST inserts (docs/protocol.md "REST"): the requests of both ports (front.c's HTTP/2 main
+ * port, metrics.c's HTTP/1.1 port) that are not gRPC calls arrive here through httpx.h
+ * (rn_server__rest_request); rest.h routes them and splits their bodies. An insert is written
+ * as a gRPC JSON batch is: each (table, principal) has one REST stream per server run
+ * (ephemeral, record type JSON, made on first use), each request is one batch at that
+ * stream's next offset, through the same materializer and WAL, and it is answered 200 {} by
+ * rest_settle (server.c, the group commit) once sync_wal has made that offset durable. A
+ * failed sync answers its requests 503 and retires the stream (the next request starts a new
+ * one), so an offset is never reused for other rows; rows that do not fit a typed table go to
+ * its dead letters, as gRPC JSON records do. The token endpoint is token_ep.c. Moved out of
+ * server.c; loop thread only.
+ */
+#include <event2/event.h>
+#include <stdio.h>
+#include <string.h>
+#include <uuid/uuid.h>
+
+#include "front.h"
+#include "httpx.h"
+#include "rn_clock.h"
+#include "rn_err.h"
+#include "rn_log.h"
+#include "rn_mem.h"
+#include "server_int.h"
+#include "wal.h"
+
+/* Sends a JSON answer: `{}` for 200, else {"error_code","message"}; counted per route. */
+void rn_server__rest_reply(struct rn_server *s, struct rn_httpx *x, enum rn_rest_route route,
+			   int http, const char *code, const char *msg, const char *hname,
+			   const char *hvalue)
+{
+	struct rn_buf *b = &s->rest_body;
+	rn_buf_reset(b);
+	if (http == 200 ? rn_buf_append_str(b, "{}") : rn_rest_error_body(b, code, msg))
+		rn_buf_reset(b); /* out of memory: the status alone says it */
+	s->stats.rest[route][rn_rest_status_index(http)]++;
+	struct rn_httpx_response r = {http, REST_JSON, hname, hvalue, b->data, b->len};
+	rn_httpx_respond(x, &r);
+}
+
+/* A refusal while the request is being handled: logged like refused gRPC calls (first of a
+ * kind at once, the rest summed up per period), then answered. */
+/* The address of a peer "address:port" or "[address]:port", without the port. */
+static void peer_addr(const char *peer, char *out, size_t cap)
+{
+	const char *end = peer[0] == '[' ? strchr(peer, ']') : strrchr(peer, ':');
+	size_t n = end ? (size_t)(end - peer) : strlen(peer);
+	if (peer[0] == '[' && end)
+		peer++, n--;
+	snprintf(out, cap, "%.*s", (int)n, peer);
+}
+
+/* peer, method and path as the request had them (copies, for an answer given later: the
+ * request's own fields are gone after request()) */
+void rn_server__rest_log_refusal_of(struct rn_server *s, const char *peer, const char *method,
+				    const char *path, int http, const char *msg)
+{
+	char addr[64];
+	/* counted against the address as refused gRPC calls are (not the server's own 429) */
+	if (http != 429 && peer) {
+		peer_addr(peer, addr, sizeof(addr));
+		rn_front_note_refusal(s->front, addr);
+	}
+	/* refusals under pressure come in bursts; the server logs the episode */
+	if (http == 429)
+		rn_log_debug("rest", "%s: %s %s refused: %d %s", peer, method, path, http, msg);
+	else if (rn_refuselog_note(&s->rest_refusals, peer, http, msg, rn_mono_us()))
+		rn_log_info("rest",
+			    "%s: %s %s refused: %d %s (more like it from this address are "
+			    "counted every %lld s)",
+			    peer, method, path, http, msg,
+			    (long long)(REST_LOG_PERIOD_US / 1000000));
+}
+
+static void rest_log_refusal(struct rn_server *s, const struct rn_httpx *x, int http,
+			     const char *msg)
+{
+	rn_server__rest_log_refusal_of(s, x->req.peer, x->req.method, x->req.path, http, msg);
+}
+
+static void rest_refuse(struct rn_server *s, struct rn_httpx *x, enum rn_rest_route route, int http,
+			const char *code, const char *msg, const char *hname, const char *hvalue)
+{
+	rest_log_refusal(s, x, http, msg);
+	rn_server__rest_reply(s, x, route, http, code, msg, hname, hvalue);
+}
+
+void rn_server__rest_refusal_summary(void *ctx, const struct rn_refuselog_kind *k, uint64_t n)
+{
+	(void)ctx;
+	if (k)
+		rn_log_info("rest", "%s: %llu more requests refused in the last %lld s: %d %s",
+			    k->peer, (unsigned long long)n,
+			    (long long)(REST_LOG_PERIOD_US / 1000000), k->status, k->reason);
+	else
+		rn_log_info("rest",
+			    "%llu more requests refused in the last %lld s (of kinds past the "
+			    "per-period limit of lines)",
+			    (unsigned long long)n, (long long)(REST_LOG_PERIOD_US / 1000000));
+}
+
+/* The client of a waiting request went away: its rows stay (they are in the WAL). */
+void rn_server__rest_gone(void *ctx, struct rn_httpx *x)
+{
+	struct rn_server *s = ctx;
+	if (rn_server__token_gone(s, x))
+		return;
+	for (struct rest_pending **pp = &s->rest_pending; *pp; pp = &(*pp)->next) {
+		struct rest_pending *p = *pp;
+		if (p->x != x)
+			continue;
+		*pp = p->next;
+		p->st->rest_waiting--;
+		rn_free(p);
+		return;
+	}
+}
+
+/*
+ * The REST stream of this run for (table, principal), made on first use, its principal kept
+ * durably (save_owner) before any of its batches is; NULL when out of memory or that file
+ * cannot be written (*why says which). One per pair, so a stream has one writer whose name every
+ * row of it gets; bounded: principals come from the config.
+ */
+static struct srv_stream *rest_stream(struct rn_server *s, const char *table, const char *principal,
+				      const char **why)
+{
+	struct srv_stream *st;
+	uuid_t u;
+	char id[37];
+	for (struct rn_list *n = s->rest_streams.next; n != &s->rest_streams; n = n->next) {
+		st = RN_LIST_ENTRY(n, struct srv_stream, rest_link);
+		if (!strcmp(st->table, table) && !strcmp(st->owner, principal))
+			return st;
+	}
+	uuid_generate_random(u);
+	uuid_unparse_lower(u, id);
+	*why = "out of memory";
+	if (!(st = rn_server__add_stream(s, id, strlen(id), table, strlen(table), RN_MAT_JSON)))
+		return NULL;
+	snprintf(st->owner, sizeof(st->owner), "%s", principal);
+	if (rn_registry_save_owner(s->reg, st->id, st->owner)) {
+		*why = "cannot keep the stream's principal durably";
+		rn_server__abandon_stream(s, st, *why);
+		return NULL;
+	}
+	st->rest = 1;
+	rn_list_push(&s->rest_streams, &st->rest_link);
+	rn_log_info("server", "stream %s created for REST inserts into table %s by principal %s",
+		    id, table, principal);
+	return st;
+}
+
+static void rest_insert(struct rn_server *s, struct rn_httpx *x, const struct rn_rest_target *t)
+{
+	const struct rn_httpx_request *q = &x->req;
+	enum rn_rest_route route = t->route;
+	const char *msg = NULL, *code, *principal;
+	char why[400], ra[24];
+	struct rest_pending *p;
+	struct srv_stream *st;
+	int64_t pushback, offset;
+	size_t nrows;
+	int rc, ex;
+
+#define REFUSE(http, code, msg) return rest_refuse(s, x, route, http, code, msg, NULL, NULL)
+	if (s->stopping)
+		REFUSE(503, "TEMPORARILY_UNAVAILABLE", "server is shutting down");
+	if ((rc = rn_server_authorize(s, q->authorization, q->peer_identity, t->table, &principal,
+				      &msg))) {
+		int http = rn_rest_http_of_grpc(rc, &code);
+		return rest_refuse(s, x, route, http, code, msg,
+				   http == 401 ? "WWW-Authenticate" : NULL,
+				   "Bearer realm=\"runnel\"");
+	}
+	if (rn_table_name_check(t->table))
+		REFUSE(400, "INVALID_PARAMETER_VALUE", "invalid table name");
+	if (q->body_too_large) {
+		snprintf(why, sizeof(why),
+			 "request body larger than max_message_bytes (%lld bytes)",
+			 (long long)s->conf.max_message_bytes);
+		REFUSE(413, "RESOURCE_EXHAUSTED", why);
+	}
+	rn_buf_reset(&s->rest_batch);
+	/* a record list adds at most 2 bytes per byte of body ("{}," is 3 bytes, 5 as a record) */
+	s->rest_batch.max = 2 * (size_t)s->conf.max_message_bytes + 64;
+	rc = rn_rest_batch(q->body, q->body_len, route == RN_REST_INGEST_RECORD, &s->rest_batch,
+			   &nrows, why, sizeof(why));
+	if (rc == RN_EINVAL)
+		REFUSE(400, "INVALID_PARAMETER_VALUE", why);
+	if (rc)
+		REFUSE(503, "TEMPORARILY_UNAVAILABLE", "out of memory");
+	if (rn_server__table_failing(s, t->table, why, sizeof(why)))
+		REFUSE(503, "TEMPORARILY_UNAVAILABLE", why);
+	/* as a gRPC create: an unknown table is made only with auto_create (an envelope table) */
+	ex = rn_mat_table_exists(s->mat, t->table);
+	if (ex == 0 && s->conf.auto_create) {
+		if ((rc = rn_mat_ensure_table(s->mat, t->table)) == RN_EINVAL)
+			REFUSE(400, "INVALID_PARAMETER_VALUE", rn_mat_errmsg(s->mat));
+		if (rc == 0)
+			ex = 1;
+	}
+	if (ex != 1)
+		REFUSE(404, "NOT_FOUND", "table does not exist");
+	if (!nrows)
+		return rn_server__rest_reply(s, x, route, 200, NULL, NULL, NULL, NULL);
+	if ((msg = rn_server__admit(s, t->table, principal, &pushback))) {
+		snprintf(ra, sizeof(ra), "%lld",
+			 (long long)(pushback > 0 ? (pushback + 999) / 1000 : 1));
+		return rest_refuse(s, x, route, 429, "RESOURCE_EXHAUSTED", msg, "Retry-After", ra);
+	}
+	msg = "out of memory";
+	if (!(p = rn_calloc(1, sizeof(*p))) ||
+	    !(st = rest_stream(s, t->table, principal ? principal : "", &msg))) {
+		rn_free(p);
+		REFUSE(503, "TEMPORARILY_UNAVAILABLE", msg);
+	}
+	offset = st->last_received + 1;
+	rn_server__fault_arm();
+	rc = rn_mat_add_as(s->mat, st->table, st->id, offset, RN_MAT_JSON, s->rest_batch.data,
+			   s->rest_batch.len, NULL, rn_server__owner_of(st));
+	rn_server__fault_disarm(rc);
+	if (rc) {
+		rn_free(p);
+		REFUSE(rc == RN_EINVAL ? 400 : 503,
+		       rc == RN_EINVAL ? "INVALID_PARAMETER_VALUE" : "TEMPORARILY_UNAVAILABLE",
+		       rn_mat_errmsg(s->mat));
+	}
+	s->mat_dirty = 1;
+	struct rn_wal_entry e = {st->id, strlen(st->id), st->table,          strlen(st->table),
+				 offset, RN_MAT_JSON,    s->rest_batch.data, s->rest_batch.len};
+	if (rn_wal_append(s->wal, &e)) {
+		/* the batch is pending in the materializer under this offset: never reuse it */
+		rn_free(p);
+		rn_server__end_rest(s, st);
+		rest_refuse(s, x, route, 429, "RESOURCE_EXHAUSTED", "WAL queue full", "Retry-After",
+			    "1");
+		return;
+	}
+#undef REFUSE
+	st->last_received = offset;
+	rn_server__mark_dirty(s, st);
+	s->stats.batches++;
+	s->stats.bytes += s->rest_batch.len;
+	s->stats.records += nrows;
+	if (!s->oldest_pending_us)
+		s->oldest_pending_us = rn_mono_us();
+	*p = (struct rest_pending){x, st, offset, route, s->rest_pending};
+	s->rest_pending = p;
+	st->rest_waiting++;
+	x->ctx = p;
+	rn_server__check_pressure(s);
+	event_active(s->sync_ev, 0, 0);
+}
+
+void rn_server__rest_request(void *ctx, struct rn_httpx *x)
+{
+	struct rn_server *s = ctx;
+	const struct rn_httpx_request *q = &x->req;
+	struct rn_rest_target t;
+	char addr[64], ra[24];
+	int http = rn_rest_route(q->method, q->path, q->path_len, q->query, q->content_type, &t);
+	if (q->peer) {
+		/* a throttled address costs nothing more: no credentials checked, no body read */
+		peer_addr(q->peer, addr, sizeof(addr));
+		if (rn_front_throttled(s->front, addr)) {
+			snprintf(ra, sizeof(ra), "%lld",
+				 (long long)(s->conf.refuse_cooldown_ms + 999) / 1000);
+			s->stats.rest_throttled++;
+			return rn_server__rest_reply(
+				s, x, t.route, 429, "TOO_MANY_REQUESTS",
+				"this address is throttled for too many refused requests "
+				"(refuse_throttle)",
+				"Retry-After", ra);
+		}
+	}
+	if (http)
+		return rest_refuse(s, x, t.route, http, t.code, t.why, t.allow ? "Allow" : NULL,
+				   t.allow);
+	if (t.route == RN_REST_TOKEN)
+		return rn_server__rest_token(s, x);
+	rest_insert(s, x, &t);
+}

@@ -1,0 +1,348 @@
+/*
+ * The stream manager's internals, shared by its files and by no one else: server.c (config,
+ * group commit, pressure, flush rounds, the protocol handlers, the composition root),
+ * replay.c (WAL replay and failing-table retry), rest_handlers.c (REST inserts) and
+ * token_ep.c (the token endpoint). Everything here belongs to the loop thread
+ * (server/README.md "Threads and ownership"); the decisions about a stream's offsets are in
+ * stream.h, its files in registry.h.
+ */
+#ifndef RN_SERVER_INT_H
+#define RN_SERVER_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "limits.h"
+#include "mat.h"
+#include "oauth.h"
+#include "principal.h"
+#include "refuselog.h"
+#include "registry.h"
+#include "rest.h"
+#include "rn_buf.h"
+#include "rn_list.h"
+#include "rn_lograte.h"
+#include "rn_strmap.h"
+#include "server.h"
+#include "stream.h"
+
+struct event;
+struct event_base;
+struct rn_call;
+struct rn_front;
+struct rn_httpx;
+struct rn_metrics;
+struct rn_pool;
+struct rn_seccache;
+struct rn_tls;
+struct rn_wal;
+struct rn_wal_entry;
+struct rn_wal_entry;
+struct rest_pending;
+struct token_job;
+
+struct srv_stream {
+	char id[40];
+	char *table;
+	int record_type;
+	int64_t last_received;
+	int64_t last_durable;
+	uint64_t inflight;    /* batch bytes appended since the last WAL sync (not yet acked) */
+	struct rn_call *call; /* the call currently attached, or NULL */
+	struct rn_mat_clock clock; /* the agent's boot timeline on our clock (has_clock) */
+	int has_clock;             /* ... as kept in _streams/<id>.clock */
+	int persistent;            /* registered; else ephemeral: gone with its call */
+	int64_t ended_us;          /* ephemeral: mono time its call closed (0 while open) */
+	int rest;                  /* its table's REST stream of this run (takes new requests) */
+	unsigned rest_waiting;     /* REST requests waiting for its offsets to be durable */
+	char owner[RN_PRINCIPAL_NAME_MAX + 1]; /* the principal that created it; "" = made
+						* before owners were kept: anyone allowed the
+						* table may resume it */
+	int64_t used_s; /* persistent: wall time of its last create/resume/call end */
+	/* a RetireStream call waiting for its records to be committed (answered OK by
+	 * retire_stream), or NULL; cleared by on_closed if the client goes first */
+	struct rn_call *retire_call;
+	int retire_wanted; /* RetireStream asked for it: retired as soon as it can be */
+	struct srv_stream *next, *prev; /* rn_server.streams: every stream (periodic walks) */
+	/* on rn_server.dirty while it has batches the next group commit makes durable:
+	 * last_received > last_durable exactly while linked (sync_wal empties the list) */
+	struct rn_list dirty;
+	struct rn_list ended;     /* on rn_server.ended once ended_us is set (forget_ended) */
+	struct rn_list rest_link; /* on rn_server.rest_streams while `rest` */
+	/* counted in its owner's srv_owner (owner_count): `counted_persistent` while it is
+	 * persistent, `counted_open` while a call is attached; `ow` set by the first count */
+	struct srv_owner *ow;
+	unsigned counted_persistent : 1, counted_open : 1;
+	/* a persistent create waiting for its registry entry to be durable (reg_commit):
+	 * queued in rn_server.reg (registry.h), its entry written as a temp file */
+	struct rn_reg_pending reg;
+};
+
+/*
+ * Streams per owner (principal name), kept as streams change instead of counted by a walk:
+ * a create checks max_persistent_streams and /metrics shows principal_streams in O(1) per
+ * principal whatever the number of streams. One per name ever seen; freed with the server.
+ */
+struct srv_owner {
+	size_t persistent; /* streams with counted_persistent pointing here */
+	size_t open;       /* streams with counted_open pointing here */
+	char name[RN_PRINCIPAL_NAME_MAX + 1];
+};
+
+/*
+ * A table whose WAL records could not be put into it at recovery (its log unreadable, or a
+ * record it refused): the segments holding them are kept (rn_wal_drop_before skips them)
+ * and the server retries it every RETRY_US and on each create/resume for it. While failed,
+ * new streams and resumes on it are refused, so nothing of a stream can overtake its kept
+ * records. A successful retry puts the records back into the materializer (readded); the
+ * first flush after that commits them, and the table and its segments are let go.
+ */
+struct srv_failing {
+	char *table;
+	int configured; /* from `tables`/`schemas`: a retry may create it */
+	int readded;    /* its kept records are in the materializer, awaiting a flush (2: a
+			 * flush round started since, whose success lets it go) */
+	uint64_t *segs; /* ids of the segments holding its records, ascending */
+	size_t nsegs, capsegs;
+	unsigned retries;
+	char why[200];
+	struct srv_failing *next;
+};
+
+#define RETRY_US 5000000 /* a failed table is retried this often (and on its next stream) */
+
+struct call_state {
+	struct srv_stream *st;
+	int persistent;
+	int has_table;
+	char table[256];
+	int64_t acked; /* newest offset acked on this call */
+	int half_closed;
+	char boot_id[64]; /* x-runnel-clock, if sent (has_clock) */
+	int64_t boot_us;
+	int has_clock;
+	/* who: the credentials it opened with (decided again at create/resume and reload) */
+	char *auth, *peer;                         /* copies, or NULL */
+	char principal[RN_PRINCIPAL_NAME_MAX + 1]; /* as decided at open */
+	int64_t expires;                           /* a signed token's exp (s); 0 = none */
+	int close_sent;                            /* close_stream_signal sent for it */
+	int retire;                                /* a RetireStream call (unary: one request) */
+	int got_request;                           /* ...whose request arrived */
+	char retire_id[40]; /* ...waiting for this stream's records (srv_stream.retire_call) */
+};
+
+struct rn_server {
+	struct rn_server_conf conf;
+	struct event_base *base;
+	struct rn_front *front;
+	struct rn_wal *wal;
+	struct rn_mat *mat;
+	struct srv_stream *streams; /* every stream, newest first (linked by next/prev) */
+	/* Work proportional to activity: a group commit visits only `dirty` streams, a flush
+	 * only `ended` ones, a REST insert only `rest_streams`; a stream with nothing to do
+	 * costs memory only (server/README.md "Cost of idle streams") */
+	struct rn_strmap stream_ids; /* id -> stream, every stream in `streams` */
+	struct rn_strmap owners;     /* principal name -> struct srv_owner (owner_count) */
+	/* _streams/ (registry.h); it queues the persistent creates whose entries the next
+	 * reg_commit makes durable together (one directory fsync for all); their answers wait */
+	struct rn_registry *reg;
+	struct event *reg_ev;        /* runs reg_commit once the loop's ready events are handled */
+	struct rn_list dirty;        /* received data since the last group commit */
+	struct rn_list ended;        /* ephemeral streams whose call ended (or never had one) */
+	struct rn_list rest_streams; /* this run's REST streams (bounded: tables x principals) */
+	size_t retire_waiting;       /* streams with retire_wanted set (retire_pending) */
+	int64_t expire_at_us;        /* next stream_expiry walk (expire_streams) */
+	struct srv_failing *failing; /* tables with records kept in the WAL for them */
+	uint64_t retained_bytes;     /* bytes of the segments kept for them */
+	int64_t retry_at_us;         /* next periodic retry of failing tables */
+	struct event *sync_ev, *flush_ev, *sig_term, *sig_int, *sig_hup;
+	struct event *watchdog_ev; /* systemd's WATCHDOG=1, when it asked for pings */
+	rn_server_load_fn load;    /* reload: the config again (rn_server_set_reload) */
+	void *load_ctx;
+	int mat_dirty;
+	int wal_ready; /* replayed: the materializer's refill may read it */
+	int stopping;
+	struct rn_buf resp, single;
+	struct rn_metrics *metrics;
+	struct rest_pending *rest_pending; /* REST inserts written, answered once durable */
+	struct rn_buf rest_batch, rest_body;
+	struct rn_refuselog rest_refusals; /* which refused REST requests get a log line */
+	struct rn_tls *tls;                /* the listen port's TLS context, NULL = cleartext */
+	struct rn_tls *metrics_tls; /* the metrics port's (ALPN http/1.1), NULL = plain HTTP */
+	struct rn_principals *principals; /* from the config, rebuilt on reload */
+	uint8_t key[4096];                /* signed tokens' HMAC key (klen bytes; 0 = none) */
+	size_t klen;
+	struct event *auth_ev;        /* every second: token expiry of open calls, stream expiry */
+	struct rn_authz authz;        /* the last decision (its msg outlives the call that asked) */
+	struct rn_pool *pool;         /* secret checks off the loop (token_verify_*) */
+	struct event *pool_ev;        /* the pool's descriptor is readable: jobs finished */
+	struct rn_pool *maint_pool;   /* Delta maintenance off the loop (maintenance_threads) */
+	struct event *maint_ev;       /* its descriptor is readable: jobs finished */
+	struct event *lag_ev;         /* LAG_MS timer measuring how late the loop runs it */
+	int64_t lag_due_us;           /* when lag_ev should run next */
+	int64_t lag_max_us;           /* the most it ran late since the last scrape */
+	struct rn_seccache *seccache; /* verified client secrets (token_cache_size) */
+	struct token_job *token_jobs; /* token requests whose secret is being checked */
+	struct rn_limits limits;
+	char wal_path[4096];       /* the WAL directory (statvfs for wal_min_free) */
+	int64_t disk_checked_us;   /* last statvfs */
+	int64_t wal_free;          /* its result, -1 unknown */
+	enum rn_pressure pressure; /* as last evaluated (and told to the front) */
+	char pressure_msg[256];    /* its grpc-message */
+	int64_t oldest_pending_us; /* first record appended since the last good flush; 0 none */
+	int64_t next_flush_us;     /* when flush_cb runs next */
+	int64_t flush_cost_us;     /* duration of the last flush */
+	/* flush jobs off the loop (flush_threads) and the round in flight, from its start
+	 * (rn_mat_flush_start) to round_done() */
+	struct rn_pool *flush_pool;  /* flush jobs: Parquet encoding and commits (flush_threads) */
+	struct event *flush_pool_ev; /* its descriptor is readable: jobs finished */
+	int flushing;
+	uint64_t flush_seg;      /* the WAL segment rotated to at its start */
+	int64_t flush_t0;        /* when it started */
+	int64_t flush_oldest_us; /* oldest_pending_us at its start (back if it fails) */
+	int destroying;          /* rn_server_destroy: a cancelled round changes nothing */
+
+	/* fair share of the WAL (admit) */
+	char share_msg[320];         /* the grpc-message of the last refusal */
+	struct rn_lograte share_log; /* which refusals get a line (per table) */
+	/* the same per principal */
+	struct rn_lograte pshare_log;
+	struct {
+		uint64_t batches, records, bytes; /* accepted into the WAL */
+		uint64_t acks, wal_syncs, wal_sync_errors;
+		uint64_t commit_visits; /* streams visited by group commits (the dirty ones) */
+		uint64_t reg_commits,
+			reg_entries; /* registry group commits, entries made durable */
+		uint64_t flushes, flush_errors;
+		uint64_t calls, calls_rejected;
+		uint64_t calls_denied;   /* PERMISSION_DENIED */
+		uint64_t rest_throttled; /* REST requests answered 429 for a throttled address */
+		uint64_t calls_revoked, calls_token_expired; /* ended while open */
+		uint64_t streams_retired, streams_expired;   /* persistent streams let go */
+		uint64_t tokens_issued, token_refusals;      /* POST /oidc/v1/token */
+		uint64_t token_verifications; /* secret checks (PBKDF2) run on the pool */
+		uint64_t token_cache_hits;    /* secrets found verified in the cache */
+		uint64_t token_queue_full;    /* token requests answered 503: the pool was full */
+		uint64_t pressure_refusals, pressure_episodes;
+		uint64_t share_refusals;    /* batches refused for their table's share of the WAL */
+		uint64_t pshare_refusals;   /* ... for their principal's share of the WAL */
+		uint64_t streams_forgotten; /* ended ephemeral streams dropped */
+		uint64_t recovery_retries;  /* retries of failing tables */
+		uint64_t refills;           /* tables rebuilt from the WAL after a failure */
+		int64_t started_us, last_flush_ok_us, last_flush_err_us;
+		uint64_t reloads_ok, reloads_err; /* SIGHUP config reloads applied, refused */
+		int64_t config_loaded_s;          /* wall time the running config was loaded */
+		uint64_t rest[RN_REST_NROUTES][RN_REST_NSTATUS]; /* REST answers by route, status */
+		char last_error[200];
+	} stats;
+};
+
+#define REST_JSON "application/json"
+#define REST_LOG_PERIOD_US (10 * 1000000LL)
+
+/* A REST insert written, answered once durable (rest_settle). */
+struct rest_pending {
+	struct rn_httpx *x;
+	struct srv_stream *st;
+	int64_t offset; /* answered 200 once st->last_durable reaches it */
+	enum rn_rest_route route;
+	struct rest_pending *next;
+};
+
+/* server.c: the streams (every stream is in rn_server.streams and stream_ids) */
+static inline struct srv_stream *rn_server__find_stream(struct rn_server *s, const char *id,
+							size_t len)
+{
+	return rn_strmap_get(&s->stream_ids, id, len);
+}
+/* A stream as the state machine sees it (stream.h); a zeroed state for NULL. */
+static inline struct rn_stream_state rn_server__state(const struct srv_stream *st)
+{
+	struct rn_stream_state ss = {-1, -1, 0, 0, 0, 0};
+	if (st) {
+		ss.received = st->last_received;
+		ss.durable = st->last_durable;
+		ss.record_type = st->record_type;
+		ss.persistent = !!st->persistent;
+		ss.open = st->call != NULL;
+		ss.retiring = !!st->retire_wanted;
+	}
+	return ss;
+}
+/* The principal for rn_mat_add_as: NULL when not known. */
+static inline const char *rn_server__owner_of(const struct srv_stream *st)
+{
+	return st && st->owner[0] ? st->owner : NULL;
+}
+/* A new stream (received = durable = -1) on the list and in the id map; NULL when out of
+ * memory or the id is too long. */
+struct srv_stream *rn_server__add_stream(struct rn_server *s, const char *id, size_t idlen,
+					 const char *table, size_t tlen, int rtype);
+/* Counts st under its owner as persistent (open 0) or as having a call (open 1), or stops
+ * counting it (on 0); idempotent. 0 or RN_ENOMEM. */
+int rn_server__count_stream(struct rn_server *s, struct srv_stream *st, int open, int on);
+/* An ephemeral stream's call ended at `when` (mono us; 1 = in an earlier run). */
+void rn_server__mark_ended(struct rn_server *s, struct srv_stream *st, int64_t when);
+/* Reads st's clock reference and owner back from the registry (an ephemeral stream of an
+ * earlier run met in the WAL). */
+void rn_server__load_files(struct rn_server *s, struct srv_stream *st);
+/* Hands the registry's kept descriptors (of `table`'s streams, or all) to the materializer;
+ * the number it refused (each logged). */
+int rn_server__load_descriptors(struct rn_server *s, const char *table);
+
+/* replay.c: WAL replay and failing tables */
+/* rn_wal_replay's callback at start: the record back into the materializer (or its table
+ * marked failing, the segment kept). 0 or RN_ENOMEM. */
+int rn_server__replay_entry(void *ctx, const struct rn_wal_entry *e);
+/* The failing-table entry of `table`, or NULL. */
+struct srv_failing *rn_server__find_failing(const struct rn_server *s, const char *table);
+/* A new failing-table entry (configured: a retry may create the table); NULL out of memory. */
+struct srv_failing *rn_server__add_failing(struct rn_server *s, const char *table, int configured);
+void rn_server__free_failing(struct srv_failing *f);
+/* rn_wal_drop_before's keep callback: segments holding records of a failing table. */
+int rn_server__segment_kept(void *ctx, uint64_t seg);
+/* Recomputes retained_bytes: each kept segment counted once. */
+void rn_server__count_retained(struct rn_server *s);
+/* Retries every failing table (when due, or now with force). */
+void rn_server__retry_failing(struct rn_server *s, int force);
+/* After a flush that committed everything added before it: readded tables are let go. */
+void rn_server__release_readded(struct rn_server *s);
+/* On create/resume/REST insert for `table`: 1 (and *why) while the table still has records
+ * kept in the WAL that cannot be put into it (retried first), else 0. */
+int rn_server__table_failing(struct rn_server *s, const char *table, char *why, size_t cap);
+
+/* server.c: admission, pressure and stream changes shared with the REST handlers */
+const char *rn_server__admit(struct rn_server *s, const char *table, const char *principal,
+			     int64_t *pushback_ms);
+void rn_server__check_pressure(struct rn_server *s);
+/* A stream just made whose files could not be written is let go (errno says why). */
+void rn_server__abandon_stream(struct rn_server *s, struct srv_stream *st, const char *why);
+/* A REST stream takes no more requests (the next one starts a new stream). */
+void rn_server__end_rest(struct rn_server *s, struct srv_stream *st);
+/* st received a batch: the next group commit visits it. */
+void rn_server__mark_dirty(struct rn_server *s, struct srv_stream *st);
+/* Test builds (RN_FAULT_MAT_ADD) fail a live rn_mat_add part way; no-ops otherwise. */
+void rn_server__fault_arm(void);
+void rn_server__fault_disarm(int rc);
+
+/* rest_handlers.c: REST inserts */
+/* httpx.h's request callback of both ports, and its gone callback. */
+void rn_server__rest_request(void *ctx, struct rn_httpx *x);
+void rn_server__rest_gone(void *ctx, struct rn_httpx *x);
+/* Sends a JSON answer: `{}` for 200, else {"error_code","message"}; counted per route. */
+void rn_server__rest_reply(struct rn_server *s, struct rn_httpx *x, enum rn_rest_route route,
+			   int http, const char *code, const char *msg, const char *hname,
+			   const char *hvalue);
+/* Logs a refused request through the REST refusal limiter (peer, method, path: copies). */
+void rn_server__rest_log_refusal_of(struct rn_server *s, const char *peer, const char *method,
+				    const char *path, int http, const char *msg);
+/* rn_refuselog_tick's summary callback for REST refusals. */
+void rn_server__rest_refusal_summary(void *ctx, const struct rn_refuselog_kind *k, uint64_t n);
+
+/* token_ep.c: POST /oidc/v1/token */
+void rn_server__rest_token(struct rn_server *s, struct rn_httpx *x);
+/* The client of a token request went away: 1 when x was one (its answer is dropped). */
+int rn_server__token_gone(struct rn_server *s, struct rn_httpx *x);
+
+#endif

@@ -1,0 +1,140 @@
+/*
+ * The stream state machine as decisions, with no I/O: given what the stream manager knows of
+ * a stream (offsets received, durable and committed; ephemeral or persistent; open on a call
+ * or not; being retired) and an event (a create, a resume, a batch, a group commit, a half
+ * close, a RetireStream, a flush), say what to do: accept, re-ack a duplicate, refuse with a
+ * gRPC status and message, the offset a resume answers, the offset to ack now, whether the
+ * call can end. server.c feeds these from its streams and calls and does the I/O (the WAL,
+ * the registry, the materializer, sending); tests/unit/server/test_stream.c drives every
+ * branch with made-up states, like limits.h.
+ *
+ * Offsets are the Zerobus offset_id (>= 0); -1 means none. Invariant of a stream:
+ * durable <= received (a batch is received when appended to the WAL queue, durable once
+ * fsynced); a call's acked <= durable. Nothing here keeps state: the caller owns the structs.
+ */
+#ifndef RN_STREAM_H
+#define RN_STREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* What the stream manager knows of a stream at the moment of a decision. */
+struct rn_stream_state {
+	int64_t received;        /* newest offset appended to the WAL queue, -1 none */
+	int64_t durable;         /* newest offset fsynced, -1 none */
+	int record_type;         /* 1 PROTO, 2 JSON */
+	unsigned persistent : 1; /* registered (resumable); else ephemeral */
+	unsigned open : 1;       /* a call is attached */
+	unsigned retiring : 1;   /* RetireStream asked for it */
+};
+
+/* A decision's outcome: a gRPC status (0 = OK) and its message; `ack` the offset to ack
+ * (or answer, for a resume), -1 none. `msg` points at a static string or at `buf`. */
+struct rn_stream_verdict {
+	int grpc;
+	const char *msg;
+	int64_t ack;
+	char buf[200];
+};
+
+enum rn_stream_action {
+	RN_STREAM_ACCEPT = 0, /* take the batch at `offset` (append it) */
+	RN_STREAM_DUPLICATE,  /* already received: not written again; ack `ack` if >= 0 */
+	RN_STREAM_REFUSE      /* end the call with grpc/msg */
+};
+
+/* A batch as it arrived (rn_zb_request's fields). batch_type: 1 PROTO, 2 JSON, 4 AVRO. */
+struct rn_stream_batch {
+	int has_offset;
+	int64_t offset;
+	int batch_type;
+};
+
+/* The Zerobus record types a stream may be created with (1 PROTO, 2 JSON): 0, or
+ * UNIMPLEMENTED with its message in v. */
+int rn_stream_check_record_type(int record_type, struct rn_stream_verdict *v);
+
+/* A create on a call: refused when the call has a stream already (INVALID_ARGUMENT). 0 when
+ * it may go on to the table's and the principal's checks. */
+int rn_stream_create(int call_has_stream, struct rn_stream_verdict *v);
+
+/* A persistent create, once its principal is known to be allowed the table: refused when
+ * that principal owns max_persistent or more (RESOURCE_EXHAUSTED, naming the principal and
+ * the key). Ephemeral streams are not counted. */
+int rn_stream_quota(int persistent, size_t owned, int64_t max_persistent, const char *principal,
+		    struct rn_stream_verdict *v);
+
+/*
+ * A resume: st is NULL for an unknown id. Refused when the call has a stream already
+ * (INVALID_ARGUMENT), or the stream is unknown or being retired (NOT_FOUND). 0 when it may go
+ * on to the authorization checks.
+ */
+int rn_stream_resume_check(int call_has_stream, const struct rn_stream_state *st,
+			   struct rn_stream_verdict *v);
+
+/*
+ * A resume allowed, with the newest offset the table has committed for the stream (-1
+ * none): the durable offset is at least that, received at least durable (a table may hold
+ * more than this run's WAL told, e.g. after the WAL was lost), and v->ack is the offset the
+ * resume answers (and the call starts acked at). Updates st.
+ */
+void rn_stream_resume(struct rn_stream_state *st, int64_t committed, struct rn_stream_verdict *v);
+
+/*
+ * A batch on a call. st is NULL when no create or resume came first; `acked` is the newest
+ * offset acked on this call. ACCEPT: append at b->offset (the caller then sets received);
+ * DUPLICATE: a resend, v->ack >= 0 when it is durable and newer than acked (re-ack it now);
+ * REFUSE: grpc/msg (missing or negative offset, AVRO, a record type not the stream's, a
+ * gap).
+ */
+enum rn_stream_action rn_stream_ingest(const struct rn_stream_state *st,
+				       const struct rn_stream_batch *b, int64_t acked,
+				       struct rn_stream_verdict *v);
+
+/* The group commit's WAL sync succeeded: everything received is durable. */
+void rn_stream_synced(struct rn_stream_state *st);
+
+/*
+ * The group commit's WAL sync failed: what was received and not durable is dropped
+ * (received = durable; the client resends it). Returns 1 when the stream lost something,
+ * then v says how its call ends (RESOURCE_EXHAUSTED for a full disk, else UNAVAILABLE);
+ * 0 when it had nothing in flight.
+ */
+int rn_stream_sync_failed(struct rn_stream_state *st, int disk_full, struct rn_stream_verdict *v);
+
+/*
+ * After a group commit, for a stream's call: v->ack = the offset to ack when durable is newer
+ * than acked (else -1); returns 1 when the call may end OK now (it half-closed and everything
+ * received is acked, counting the ack just decided).
+ */
+int rn_stream_ack(const struct rn_stream_state *st, int64_t acked, int half_closed,
+		  struct rn_stream_verdict *v);
+
+/* A half close: 1 when the call may end OK now (no stream, or everything received acked). */
+int rn_stream_half_close(const struct rn_stream_state *st, int64_t acked);
+
+/*
+ * RetireStream: st NULL for an unknown id. NOT_FOUND for an unknown, ephemeral or already
+ * retiring stream; after the authorization (the caller's), FAILED_PRECONDITION for one open
+ * on a call (`open_checked` 1 asks that second question). 0 when it may go on.
+ */
+int rn_stream_retire_check(const struct rn_stream_state *st, int open_checked,
+			   struct rn_stream_verdict *v);
+
+/*
+ * Can a persistent stream be let go now (its records committed)? committed_rc is the
+ * materializer's answer (0 = `committed` read). 0 = wait: a call attached, its table failing
+ * recovery, or records durable but not committed (or unknown); 1 = retire it.
+ */
+int rn_stream_retire_ready(const struct rn_stream_state *st, int table_failing, int committed_rc,
+			   int64_t committed);
+
+/*
+ * Can an ended ephemeral stream be forgotten by a flush that began at before_us? Not while
+ * persistent, open, not ended (ended_us 0) or ended after before_us, answering REST requests
+ * (rest_waiting), or its table fails recovery (the retry needs its files).
+ */
+int rn_stream_forgettable(const struct rn_stream_state *st, int64_t ended_us, int64_t before_us,
+			  unsigned rest_waiting, int table_failing);
+
+#endif

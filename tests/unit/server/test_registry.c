@@ -1,0 +1,403 @@
+/*
+ * Unit tests for the stream registry (server/core/registry.h) in a temp directory: entries
+ * registered as a group commit, read back, touched, retired; temp files never read as
+ * entries; per-stream files (descriptor, clock, owner) kept, read back, forgotten and swept;
+ * failures of a file's fsync (only that entry refused), of the directory fsync (every entry
+ * of the group refused, nothing left on disk) through rn_fs_fail_after, and the
+ * RN_FAULT_REG_DIR hook of test builds (this test links rn_core_faults).
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "registry.h"
+#include "rn_err.h"
+#include "rn_fs.h"
+
+static char dir[256];
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/rn-test-registry-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[300];
+	(void)state;
+	rn_fs_fail_after(0, 0, 0);
+	unsetenv("RN_FAULT_REG_DIR");
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	return system(cmd);
+}
+
+static int exists(const char *name)
+{
+	char path[512];
+	struct stat sb;
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return stat(path, &sb) == 0;
+}
+
+static size_t files(void)
+{
+	char cmd[400];
+	snprintf(cmd, sizeof(cmd), "exit $(ls -A %s | wc -l)", dir);
+	return (size_t)WEXITSTATUS(system(cmd));
+}
+
+/* What a commit reported, in order. */
+struct report {
+	const char *id[8];
+	int err[8];
+	size_t n;
+};
+
+static void done(void *ctx, struct rn_reg_pending *p, int err)
+{
+	struct report *r = ctx;
+	assert_false(rn_registry_queued(p)); /* off the queue before it is reported */
+	r->id[r->n] = p->id;
+	r->err[r->n++] = err;
+}
+
+struct loaded {
+	char id[8][40], table[8][64], owner[8][70];
+	int rtype[8];
+	int64_t used[8];
+	size_t n;
+	int refuse; /* entry() answers this for ids starting with 'x' */
+};
+
+static int entry(void *ctx, const struct rn_reg_record *rec)
+{
+	struct loaded *l = ctx;
+	if (rec->id[0] == 'x')
+		return l->refuse;
+	snprintf(l->id[l->n], sizeof(l->id[0]), "%s", rec->id);
+	snprintf(l->table[l->n], sizeof(l->table[0]), "%s", rec->table);
+	snprintf(l->owner[l->n], sizeof(l->owner[0]), "%s", rec->owner);
+	l->rtype[l->n] = rec->record_type;
+	l->used[l->n++] = rec->used_s;
+	return 0;
+}
+
+static const struct loaded *find(const struct loaded *l, const char *id, size_t *at)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (!strcmp(l->id[i], id)) {
+			*at = i;
+			return l;
+		}
+	return NULL;
+}
+
+static void test_group_commit_and_reload(void **state)
+{
+	struct rn_registry *r;
+	struct rn_reg_pending a, b, c;
+	struct report rep = {0};
+	struct loaded l = {0};
+	size_t at = 0;
+	(void)state;
+
+	assert_int_equal(rn_registry_create(&r, dir), 0);
+	assert_string_equal(rn_registry_dir(r), dir);
+	assert_int_equal(rn_registry_commit(r, done, &rep), 0); /* nothing queued: no commit */
+	rn_registry_pending_init(&a, "aaa");
+	rn_registry_pending_init(&b, "bbb");
+	rn_registry_pending_init(&c, "ccc");
+	assert_false(rn_registry_queued(&a));
+	assert_int_equal(rn_registry_begin(r, &a, "main.s.t", 1, "alice"), 0);
+	assert_int_equal(rn_registry_begin(r, &b, "main.s.u", 2, "bob"), 0);
+	assert_int_equal(rn_registry_begin(r, &c, "main.s.t", 1, ""), 0);
+	assert_int_equal(rn_registry_waiting(r), 3);
+	assert_true(rn_registry_queued(&a));
+	/* written as temp files, not yet entries */
+	assert_true(exists(".aaa.tmp"));
+	assert_false(exists("aaa"));
+	/* a queued create dropped (its client went away before the commit): temp file gone */
+	rn_registry_drop(r, &c);
+	rn_registry_drop(r, &c); /* twice: a no-op */
+	assert_false(exists(".ccc.tmp"));
+	assert_int_equal(rn_registry_waiting(r), 2);
+
+	assert_int_equal(rn_registry_commit(r, done, &rep), 2);
+	assert_int_equal(rep.n, 2);
+	assert_int_equal(rep.err[0] | rep.err[1], 0);
+	assert_int_equal(rn_registry_waiting(r), 0);
+	assert_true(exists("aaa"));
+	assert_true(exists("bbb"));
+	assert_false(exists(".aaa.tmp"));
+	assert_false(exists("ccc"));
+	rn_registry_destroy(r);
+
+	/* a restart reads them back; temp files and per-stream files are not entries */
+	FILE *f = fopen(strcat(strcpy((char[300]){0}, dir), "/.ddd.tmp"), "w");
+	fputs("main.s.t\n1\ncarol\n", f);
+	fclose(f);
+	assert_int_equal(rn_registry_create(&r, dir), 0);
+	assert_int_equal(rn_registry_save_owner(r, "eee", "dave"), 0);
+	assert_int_equal(rn_registry_load(r, entry, &l), 0);
+	assert_int_equal(l.n, 2);
+	assert_non_null(find(&l, "aaa", &at));
+	assert_string_equal(l.table[at], "main.s.t");
+	assert_string_equal(l.owner[at], "alice");
+	assert_int_equal(l.rtype[at], 1);
+	assert_true(l.used[at] > 1600000000);
+	assert_non_null(find(&l, "bbb", &at));
+	assert_string_equal(l.table[at], "main.s.u");
+	assert_int_equal(l.rtype[at], 2);
+	assert_string_equal(l.owner[at], "bob");
+
+	/* retire: the entry goes durably; a second retire of a gone entry is fine */
+	assert_int_equal(rn_registry_retire(r, "aaa"), 0);
+	assert_false(exists("aaa"));
+	assert_int_equal(rn_registry_retire(r, "aaa"), 0);
+	rn_registry_touch(r, "bbb");
+	rn_registry_touch(r, "gone"); /* a missing entry: nothing to do */
+	rn_registry_destroy(r);
+	rn_registry_destroy(NULL);
+}
+
+static void test_unreadable_and_refused_entries(void **state)
+{
+	struct rn_registry *r;
+	struct loaded l = {0};
+	char path[400];
+	FILE *f;
+	(void)state;
+
+	/* no owner line (made before owners were kept), a bad table name, no record type */
+	snprintf(path, sizeof(path), "%s/old", dir);
+	f = fopen(path, "w");
+	fputs("main.s.t\n1\n", f);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/badname", dir);
+	f = fopen(path, "w");
+	fputs("../etc\n1\n", f);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/notype", dir);
+	f = fopen(path, "w");
+	fputs("main.s.t\n", f);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/xrefused", dir);
+	f = fopen(path, "w");
+	fputs("main.s.t\n1\nz\n", f);
+	fclose(f);
+	assert_int_equal(rn_registry_create(&r, dir), 0);
+	l.refuse = 1; /* not taken: skipped (logged) */
+	assert_int_equal(rn_registry_load(r, entry, &l), 0);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(l.id[0], "old");
+	assert_string_equal(l.owner[0], "");
+	/* an error from the callback stops the load and is returned */
+	memset(&l, 0, sizeof(l));
+	l.refuse = RN_ENOMEM;
+	assert_int_equal(rn_registry_load(r, entry, &l), RN_ENOMEM);
+	rn_registry_destroy(r);
+	/* a registry on a directory that is not there cannot load */
+	assert_int_equal(rn_registry_create(&r, "/nonexistent/_streams"), 0);
+	assert_int_equal(rn_registry_load(r, entry, &l), RN_EIO);
+	rn_registry_destroy(r);
+}
+
+static void test_file_fsync_fails_alone(void **state)
+{
+	struct rn_registry *r;
+	struct rn_reg_pending a, b;
+	struct report rep = {0};
+	(void)state;
+
+	assert_int_equal(rn_registry_create(&r, dir), 0);
+	rn_registry_pending_init(&a, "aaa");
+	rn_registry_pending_init(&b, "bbb");
+	assert_int_equal(rn_registry_begin(r, &a, "main.s.t", 1, "alice"), 0);
+	assert_int_equal(rn_registry_begin(r, &b, "main.s.t", 1, "alice"), 0);
+	rn_fs_fail_after(1, EIO, RN_FS_FSYNC); /* the first entry's fsync */
+	assert_int_equal(rn_registry_commit(r, done, &rep), 2);
+	assert_int_equal(rep.n, 2);
+	assert_string_equal(rep.id[0], "aaa");
+	assert_int_equal(rep.err[0], EIO);
+	assert_string_equal(rep.id[1], "bbb");
+	assert_int_equal(rep.err[1], 0);
+	assert_false(exists("aaa"));
+	assert_false(exists(".aaa.tmp"));
+	assert_true(exists("bbb"));
+	rn_registry_destroy(r);
+}
+
+static void test_directory_fsync_fails_the_group(void **state)
+{
+	struct rn_registry *r;
+	struct rn_reg_pending a, b;
+	struct report rep = {0};
+	(void)state;
+
+	assert_int_equal(rn_registry_create(&r, dir), 0);
+	rn_registry_pending_init(&a, "aaa");
+	rn_registry_pending_init(&b, "bbb");
+	assert_int_equal(rn_registry_begin(r, &a, "main.s.t", 1, "alice"), 0);
+	assert_int_equal(rn_registry_begin(r, &b, "main.s.t", 1, "alice"), 0);
+	rn_fs_fail_after(3, EIO, RN_FS_FSYNC); /* two file fsyncs, then the directory's */
+	assert_int_equal(rn_registry_commit(r, done, &rep), 2);
+	assert_int_equal(rep.n, 2);
+	assert_int_equal(rep.err[0], EIO);
+	assert_int_equal(rep.err[1], EIO);
+	assert_int_equal(files(), 0); /* neither entry nor temp file left */
+	assert_int_equal(rn_registry_waiting(r), 0);
+	rn_registry_destroy(r);
+}
+
+static void test_fault_hook_fails_the_nth_commit(void **state)
+{
+	struct rn_registry *r;
+	struct rn_reg_pending a, b, c;
+	struct report rep = {0};
+	(void)state;
+
+	setenv("RN_FAULT_REG_DIR", "2", 1);
+	assert_int_equal(rn_registry_create(&r, dir), 0);
+	rn_registry_pending_init(&a, "aaa");
+	rn_registry_pending_init(&b, "bbb");
+	rn_registry_pending_init(&c, "ccc");
+	assert_int_equal(rn_registry_begin(r, &a, "main.s.t", 1, "alice"), 0);
+	assert_int_equal(rn_registry_commit(r, done, &rep), 1);
+	assert_int_equal(rep.err[0], 0);
+	assert_int_equal(rn_registry_begin(r, &b, "main.s.t", 1, "alice"), 0);
+	assert_int_equal(rn_registry_commit(r, done, &rep), 1); /* the 2nd: its directory fsync */
+	assert_int_equal(rep.err[1], EIO);
+	assert_int_equal(rn_registry_begin(r, &c, "main.s.t", 1, "alice"), 0);
+	assert_int_equal(rn_registry_commit(r, done, &rep), 1);
+	assert_int_equal(rep.err[2], 0);
+	assert_true(exists("aaa"));
+	assert_false(exists("bbb"));
+	assert_true(exists("ccc"));
+	rn_registry_destroy(r);
+}
+
+static void test_begin_fails_cleanly(void **state)
+{
+	struct rn_registry *r;
+	struct rn_reg_pending a;
+	(void)state;
+
+	assert_int_equal(rn_registry_create(&r, dir), 0);
+	rn_registry_pending_init(&a, "aaa");
+	rn_fs_fail_after(1, ENOSPC, RN_FS_WRITE);
+	assert_int_equal(rn_registry_begin(r, &a, "main.s.t", 1, "alice"), RN_EIO);
+	assert_int_equal(errno, ENOSPC);
+	assert_false(rn_registry_queued(&a));
+	assert_int_equal(files(), 0);
+	rn_fs_fail_after(1, EIO, RN_FS_OPEN);
+	assert_int_equal(rn_registry_begin(r, &a, "main.s.t", 1, "alice"), RN_EIO);
+	assert_int_equal(files(), 0);
+	/* destroy drops what is still queued, temp files removed */
+	assert_int_equal(rn_registry_begin(r, &a, "main.s.t", 1, "alice"), 0);
+	assert_true(exists(".aaa.tmp"));
+	rn_registry_destroy(r);
+	assert_int_equal(files(), 0);
+}
+
+struct descs {
+	char id[4][40], table[4][64], bytes[4][16];
+	size_t n;
+};
+
+static int desc(void *ctx, const char *id, const char *table, const uint8_t *bytes, size_t len)
+{
+	struct descs *d = ctx;
+	snprintf(d->id[d->n], sizeof(d->id[0]), "%s", id);
+	snprintf(d->table[d->n], sizeof(d->table[0]), "%s", table);
+	snprintf(d->bytes[d->n++], sizeof(d->bytes[0]), "%.*s", (int)len, (const char *)bytes);
+	return !strcmp(id, "bad");
+}
+
+static int keep_p(void *ctx, const char *id, const char *ext)
+{
+	(void)ctx;
+	(void)ext;
+	return id[0] == 'p';
+}
+
+static void test_stream_files(void **state)
+{
+	struct rn_registry *r;
+	struct descs d = {0};
+	char boot[64], owner[RN_REGISTRY_OWNER_MAX + 1] = "junk";
+	int64_t delta = 0;
+	(void)state;
+
+	assert_int_equal(rn_registry_create(&r, dir), 0);
+	/* descriptors: bytes after the table line, any bytes (a newline inside too) */
+	assert_int_equal(
+		rn_registry_save_descriptor(r, "s1", "main.s.t", (const uint8_t *)"d\n1", 3), 0);
+	assert_int_equal(rn_registry_save_descriptor(r, "bad", "main.s.u", (const uint8_t *)"x", 1),
+			 0);
+	assert_int_equal(rn_registry_load_descriptors(r, "main.s.t", desc, &d), 0);
+	assert_int_equal(d.n, 1);
+	assert_string_equal(d.id[0], "s1");
+	assert_string_equal(d.bytes[0], "d\n1");
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(rn_registry_load_descriptors(r, NULL, desc, &d), 1); /* "bad" refused */
+	assert_int_equal(d.n, 2);
+	/* clock */
+	assert_int_equal(rn_registry_load_clock(r, "s1", boot, sizeof(boot), &delta), 0);
+	assert_int_equal(rn_registry_save_clock(r, "s1", "boot-1", -1234567), 0);
+	assert_int_equal(rn_registry_load_clock(r, "s1", boot, sizeof(boot), &delta), 1);
+	assert_string_equal(boot, "boot-1");
+	assert_int_equal(delta, -1234567);
+	/* owner */
+	rn_registry_load_owner(r, "s1", owner);
+	assert_string_equal(owner, ""); /* none kept */
+	assert_int_equal(rn_registry_save_owner(r, "s1", "alice"), 0);
+	rn_registry_load_owner(r, "s1", owner);
+	assert_string_equal(owner, "alice");
+	/* a failed write is an error, not a half file */
+	rn_fs_fail_after(1, ENOSPC, RN_FS_WRITE);
+	assert_int_equal(rn_registry_save_owner(r, "s2", "bob"), RN_EIO);
+	assert_false(exists("s2.owner"));
+	/* forget: every file of the id */
+	rn_registry_forget_files(r, "s1");
+	assert_false(exists("s1.desc"));
+	assert_false(exists("s1.clock"));
+	assert_false(exists("s1.owner"));
+	/* sweep: what keep() says 0 for goes */
+	assert_int_equal(rn_registry_save_owner(r, "p1", "alice"), 0);
+	assert_int_equal(rn_registry_save_clock(r, "e1", "b", 1), 0);
+	assert_int_equal(rn_registry_save_owner(r, "e1", "bob"), 0);
+	assert_int_equal(rn_registry_sweep(r, keep_p, NULL), 3); /* e1.clock, e1.owner, bad.desc */
+	assert_true(exists("p1.owner"));
+	assert_false(exists("e1.owner"));
+	assert_false(exists("bad.desc"));
+	rn_registry_destroy(r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_group_commit_and_reload, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unreadable_and_refused_entries, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_file_fsync_fails_alone, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_directory_fsync_fails_the_group, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_fault_hook_fails_the_nth_commit, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_begin_fails_cleanly, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stream_files, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
