@@ -72,6 +72,28 @@ static int same_partition(const struct rn_ckpt_file *a, const struct rn_ckpt_fil
 	return 1;
 }
 
+/* Leaves out, largest first, an input larger than all the others together: rewriting a
+ * file only once the small ones add up to its size bounds how often a byte is rewritten
+ * (log2 of the table's growth, as in a binary counter) instead of rewriting a file that
+ * keeps growing at every step. Keeps the order of the rest; returns how many are left. */
+static size_t drop_large(const struct rn_ckpt_file *const *files, size_t *idx, size_t out)
+{
+	while (out > 1) {
+		size_t big = 0;
+		int64_t total = 0;
+		for (size_t i = 0; i < out; i++) {
+			total += files[idx[i]]->size;
+			if (files[idx[i]]->size > files[idx[big]]->size)
+				big = i;
+		}
+		if (files[idx[big]]->size <= total - files[idx[big]]->size)
+			break;
+		memmove(&idx[big], &idx[big + 1], (out - big - 1) * sizeof(*idx));
+		out--;
+	}
+	return out;
+}
+
 size_t rn_compact_pick(const struct rn_ckpt_file *const *files, size_t n,
 		       const struct rn_compact_options *opt, size_t *idx)
 {
@@ -113,6 +135,7 @@ size_t rn_compact_pick(const struct rn_ckpt_file *const *files, size_t n,
 			}
 			p[i].idx = n;
 		}
+		out = drop_large(files, idx, out);
 		if (out < min)
 			out = 0;
 	}

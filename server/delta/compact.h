@@ -48,9 +48,11 @@ struct rn_compact_result {
 /* Picks inputs among files (adds and tombstones as rn_delta_files gives them): live adds
  * with 0 < size < target of one partition (a table without partitions is one), oldest
  * modificationTime first, while their total stays <= target (the first file always fits)
- * and n <= max_files. Partitions are tried in the order of their oldest small file; the
- * first with at least min_files such files is taken. Writes indexes into idx (room for n)
- * and returns how many, or 0 when no partition qualifies. Pure. */
+ * and n <= max_files; then, largest first, leaves out a file larger than the others
+ * together (each byte is rewritten about log2(growth) times, not at every step). Partitions are
+ * tried in the order of their oldest small file; the first with at least min_files such files is
+ * taken. Writes indexes into idx (room for n) and returns how many, or 0 when no partition
+ * qualifies. Pure. */
 size_t rn_compact_pick(const struct rn_ckpt_file *const *files, size_t n,
 		       const struct rn_compact_options *opt, size_t *idx);
 

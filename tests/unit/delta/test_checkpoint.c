@@ -360,13 +360,20 @@ static void test_compact_pick(void **state)
 	}
 	f[3].is_remove = 1; /* tombstones never qualify */
 	struct rn_compact_options o = {.target_bytes = 100, .min_files = 2};
-	/* small live files: 0 (50), 1 (10), 5 (20); oldest first: 5, 1, 0; 20+10+50 <= 100 */
+	/* small live files: 0 (50), 1 (10), 5 (20); oldest first: 5, 1, 0; 20+10+50 <= 100,
+	 * but 50 is more than 20+10: it waits until the small ones add up to it; then 20 is
+	 * more than 10: two files are left only when the smaller is as large */
+	assert_int_equal(rn_compact_pick(p, 6, &o, idx), 0);
+	f[1].size = 30; /* now 20+30 >= 50: all three, oldest first */
 	assert_int_equal(rn_compact_pick(p, 6, &o, idx), 3);
 	assert_int_equal(idx[0], 5);
 	assert_int_equal(idx[1], 1);
 	assert_int_equal(idx[2], 0);
-	o.target_bytes = 60; /* 50 no longer fits after 20+10; the 500-byte file is never small */
+	f[5].size = 30;
+	o.target_bytes = 60; /* 50 no longer fits after 30+30; the 500-byte file is never small */
 	assert_int_equal(rn_compact_pick(p, 6, &o, idx), 2);
+	assert_int_equal(idx[0], 5);
+	assert_int_equal(idx[1], 1);
 	o.min_files = 4;
 	assert_int_equal(rn_compact_pick(p, 6, &o, idx), 0);
 	o.min_files = 2;
