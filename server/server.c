@@ -399,6 +399,16 @@ const struct rn_conf_key rn_server_conf_table[] = {
 	 .help = "memory for request messages received in part, over all calls; beyond it, a "
 		 "call adding to an unfinished message over 64K (over twice this, any) ends with "
 		 "RESOURCE_EXHAUSTED and a 1 s pushback; 0 = no limit"},
+	{.key = "memory_max_bytes",
+	 .type = RN_CONF_SIZE,
+	 .def = "128M",
+	 .offset = OFF(memory_max_bytes),
+	 .max = (int64_t)1 << 50,
+	 .help = "memory for rows not yet in their tables: the column builders of every table and "
+		 "partition, and the flush jobs in flight; builders at half of it start a flush "
+		 "before flush_interval_ms; builders and flush jobs at it refuse new data with "
+		 "RESOURCE_EXHAUSTED (REST: 429) and pushback until a flush job ends; "
+		 "partial_budget_bytes is apart; 0 = no limit"},
 	{.key = "http_max_header_bytes",
 	 .type = RN_CONF_SIZE,
 	 .def = "8K",
@@ -740,6 +750,7 @@ struct rn_server {
 		uint64_t reg_commits,
 			reg_entries; /* registry group commits, entries made durable */
 		uint64_t flushes, flush_errors;
+		uint64_t early_flushes; /* of which started by the memory budget (limits.h) */
 		uint64_t calls, calls_rejected;
 		uint64_t calls_denied;   /* PERMISSION_DENIED */
 		uint64_t rest_throttled; /* REST requests answered 429 for a throttled address */
@@ -1429,7 +1440,11 @@ static struct rn_limits_now limits_now(struct rn_server *s)
 	uint64_t wb = rn_wal_bytes(s->wal);
 	wb = wb > s->retained_bytes ? wb - s->retained_bytes : 0;
 	struct rn_limits_now n = {rn_mono_us(),     wb, s->oldest_pending_us, s->next_flush_us,
-				  s->flush_cost_us, -1};
+				  s->flush_cost_us, -1, 0,  0};
+	size_t mb, mf;
+	rn_mat_memory(s->mat, &mb, &mf);
+	n.mem_builders = mb;
+	n.mem_flush = mf;
 	if (s->limits.wal_min_free) {
 		struct statvfs vs;
 		if (n.now_us - s->disk_checked_us >= DISK_CHECK_US) {
@@ -1606,6 +1621,26 @@ static void sync_cb(evutil_socket_t fd, short what, void *arg)
 	sync_wal(s);
 	check_pressure(s, NULL);
 	rn_front_flush(s->front);
+}
+
+static void flush_now(struct rn_server *s);
+
+/*
+ * s->sync_ev (activated after each batch, and when a flush round ends): the group commit,
+ * then the memory budget: builders at their share start a flush now, not at the next
+ * interval. Not in sync_cb, which flush_now itself calls.
+ */
+static void sync_event(evutil_socket_t fd, short what, void *arg)
+{
+	struct rn_server *s = arg;
+	sync_cb(fd, what, arg);
+	struct rn_limits_now n = limits_now(s);
+	if (!s->stopping && !rn_wal_dirty(s->wal) &&
+	    rn_limits_flush_early(&s->limits, &n, s->flushing)) {
+		s->stats.early_flushes++;
+		flush_now(s);
+		check_pressure(s, NULL);
+	}
 }
 
 /* Deletes _streams/<id>.desc, <id>.clock and <id>.owner (an ended ephemeral stream's). */
@@ -1794,6 +1829,12 @@ static void round_done(void *ctx, int rc)
 	if (!s->stopping) {
 		retire_pending(s);
 		check_pressure(s, NULL); /* the WAL shrank: pressure may end */
+		/* builders that filled their share while the round ran: the next flush starts
+		 * from the loop (sync_event) rather than waiting for a batch, which memory pressure
+		 * may be refusing */
+		struct rn_limits_now n = limits_now(s);
+		if (rn_limits_flush_early(&s->limits, &n, 0))
+			event_active(s->sync_ev, 0, 0);
 	}
 }
 
@@ -3633,6 +3674,7 @@ static void apply_limits(struct rn_server *s)
 	s->limits.wal_soft_percent = (unsigned)c->wal_soft_percent;
 	s->limits.wal_table_max_bytes = (uint64_t)c->wal_table_max_bytes;
 	s->limits.wal_principal_max_bytes = (uint64_t)c->wal_principal_max_bytes;
+	s->limits.memory_max_bytes = (uint64_t)c->memory_max_bytes;
 	s->limits.max_lag_ms = rn_limits_effective_lag_ms(c->max_lag_ms, c->flush_interval_ms);
 	if (s->limits.max_lag_ms != c->max_lag_ms)
 		rn_log_warn("server",
@@ -4128,7 +4170,7 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 	s->retry_at_us = rn_mono_us() + RETRY_US;
 
 	s->base = event_base_new();
-	s->sync_ev = event_new(s->base, -1, 0, sync_cb, s);
+	s->sync_ev = event_new(s->base, -1, 0, sync_event, s);
 	s->reg_ev = event_new(s->base, -1, 0, reg_cb, s);
 	s->flush_ev = event_new(s->base, -1, EV_PERSIST, flush_cb, s);
 	s->sig_term = evsignal_new(s->base, SIGTERM, stop_cb, s);
@@ -4463,6 +4505,23 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	rn_metrics_sample(b, P "pressure", "limit=\"max_lag\"", s->pressure == RN_PRESSURE_LAG);
 	rn_metrics_sample(b, P "pressure", "limit=\"wal_min_free\"",
 			  s->pressure == RN_PRESSURE_DISK);
+	rn_metrics_sample(b, P "pressure", "limit=\"memory_max_bytes\"",
+			  s->pressure == RN_PRESSURE_MEMORY);
+	/* the memory budget (limits.h rn_limits_memory_full, docs/operations.md) */
+	rn_metrics_family(b, P "memory_bytes", "gauge",
+			  "Heap held for data: builders = column builders of rows not yet "
+			  "flushed, flush = builders in flush jobs in flight (these two count "
+			  "toward memory_max_bytes), partial = request messages received in part "
+			  "(partial_budget_bytes).");
+	rn_metrics_sample(b, P "memory_bytes", "part=\"builders\"", (double)n.mem_builders);
+	rn_metrics_sample(b, P "memory_bytes", "part=\"flush\"", (double)n.mem_flush);
+	rn_metrics_sample(b, P "memory_bytes", "part=\"partial\"", (double)fs.partial_bytes);
+	F("memory_max_bytes", "gauge", "The memory_max_bytes limit (0 = none).",
+	  s->limits.memory_max_bytes);
+	F("early_flushes_total", "counter",
+	  "Flushes started before flush_interval_ms because the builders held half of "
+	  "memory_max_bytes.",
+	  s->stats.early_flushes);
 	F("wal_bytes", "gauge", "Bytes in the WAL not yet committed to tables.", n.wal_bytes);
 	F("wal_max_bytes", "gauge", "The wal_max_bytes limit (0 = none).", s->limits.wal_max_bytes);
 	size_t wal_tables, wal_top;

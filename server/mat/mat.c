@@ -157,6 +157,10 @@ struct mat_table {
 	struct pending_stream *streams; /* streams with rows in the open writer */
 	size_t nstreams, capstreams;
 	size_t pending_bytes;
+	/* memory budget (rn_mat_memory): heap bytes of the open builders (rn_pq_mem of the
+	 * writer or partitions, spilled files), as last synced into rn_mat.mem_builders; and
+	 * of the builders handed to the flush, counted in rn_mat.mem_flush until it settles */
+	size_t mem, fmem;
 	/* who wrote pending_bytes (rn_mat_add_as's principal): settled whenever pending_bytes
 	 * goes back to 0 */
 	struct rn_ledger_debts debts;
@@ -230,6 +234,7 @@ struct rn_mat {
 	struct mat_table **tables;
 	size_t ntables, captables;
 	size_t pending_bytes;
+	size_t mem_builders, mem_flush; /* sums of the tables' mem and fmem (loop) */
 	struct rn_ledger *ledger; /* pending bytes per principal, over all tables */
 	struct rn_buf scratch;    /* attributes JSON */
 	struct rn_buf file;
@@ -1383,6 +1388,21 @@ static uint32_t hash_str(const char *s)
  * (*files, *n), oldest first, dropping the partition. On failure the partitions not finished
  * stay, and why in err. Touches only its arguments and t's immutable columns, so that a
  * flush job may run it on detached partitions. */
+/* t's open builders hold `mem` heap bytes now (the memory budget's counters; loop). */
+static void mem_set(struct rn_mat *m, struct mat_table *t, size_t mem)
+{
+	m->mem_builders = m->mem_builders - t->mem + mem;
+	t->mem = mem;
+}
+
+/* An unpartitioned table's writer after rows went in (a partitioned one counts per row in
+ * route_row). Once per batch: rn_pq_mem is a walk of the writer's leaves. */
+static void mem_sync(struct rn_mat *m, struct mat_table *t)
+{
+	if (t && !t->nkeys)
+		mem_set(m, t, t->pq ? rn_pq_mem(t->pq) : 0);
+}
+
 static int finish_list(const struct mat_table *t, struct mat_part **parts, size_t *np,
 		       struct mat_file **files, size_t *n, char *err, size_t errcap)
 {
@@ -1476,6 +1496,12 @@ static int route_row(struct rn_mat *m, struct mat_table *t, struct pq_sink *k, c
 				    t->name, RN_MAT_MAX_OPEN_PARTITIONS);
 			if ((rc = finish_parts(m, t, &t->spilled, &t->nspilled)))
 				return rc;
+			/* the writers became files: count the files (a walk, as rare as the
+			 * spill itself, which walks them all) */
+			size_t mem = 0;
+			for (size_t i = 0; i < t->nspilled; i++)
+				mem += t->spilled[i].data.cap;
+			mem_set(m, t, mem);
 		}
 		struct mat_part *np = rn_reallocarray(t->parts, t->nparts + 1, sizeof(*np));
 		if (!np)
@@ -1494,10 +1520,12 @@ static int route_row(struct rn_mat *m, struct mat_table *t, struct pq_sink *k, c
 		p->hash = h;
 		t->nparts++;
 	}
+	size_t before = rn_pq_mem(p->pq);
 	if ((rc = replay(p->pq, k->tape)) || (rc = rn_pq_row_end(p->pq))) {
 		rn_pq_row_abort(p->pq);
 		return rc;
 	}
+	mem_set(m, t, t->mem - before + rn_pq_mem(p->pq));
 	return 0;
 }
 
@@ -1855,6 +1883,9 @@ static int add_rows(struct rn_mat *m, struct mat_table *t, const char *stream_id
 		if (rc)
 			return rc;
 	}
+	mem_sync(m, t);
+	if (dead && t->dlq && !dlq_has)
+		mem_sync(m, t->dlq);
 	if (dead && t->dlq && !dlq_has && (rc = note_stream(t->dlq, stream_id, offset)))
 		return rc;
 	if ((rc = note_stream(t, stream_id, offset)))
@@ -1878,6 +1909,7 @@ static int drop_open(struct rn_mat *m, struct mat_table *t)
 	t->nstreams = t->capstreams = 0;
 	m->pending_bytes -= t->pending_bytes;
 	t->pending_bytes = 0;
+	mem_set(m, t, 0);
 	rn_ledger_settle(m->ledger, &t->debts);
 	if (t->nkeys)
 		return 0;
@@ -2072,9 +2104,10 @@ static int commit_retry(struct mat_table *t)
 			 rn_delta_errmsg(t->fdelta));
 		return rc;
 	}
-	/* emptied, not freed: the next rn_pq_finish trades this storage for its own instead
-	 * of copying the file into a freshly allocated (page-faulting) buffer */
-	rn_buf_reset(&t->retry_file);
+	/* freed, not kept for the next rn_pq_finish to trade storage with: a table would
+	 * hold a file's worth of memory between flushes (the memory budget counts only what
+	 * holds rows); the next finish copies the file instead */
+	rn_buf_free(&t->retry_file);
 	rn_free(t->retry_stats);
 	t->retry_stats = NULL;
 	rn_free(t->retry_path);
@@ -2211,6 +2244,9 @@ static int detach(struct rn_mat *m, struct mat_table *t)
 	t->nstreams = t->capstreams = 0;
 	t->fbytes = t->pending_bytes;
 	t->pending_bytes = 0;
+	t->fmem = t->mem; /* the new writer's few bytes are counted at its first batch */
+	m->mem_flush += t->fmem;
+	mem_set(m, t, 0);
 	struct rn_ledger_debts d = t->fdebts; /* settled (empty); its array is reused */
 	t->fdebts = t->debts;
 	t->debts = d;
@@ -2292,7 +2328,7 @@ static void unit_discard(struct mat_table *t)
 	t->rfiles = NULL;
 	t->nrfiles = 0;
 	t->retry_part = 0;
-	rn_buf_reset(&t->retry_file);
+	rn_buf_free(&t->retry_file);
 	rn_free(t->retry_stats);
 	t->retry_stats = NULL;
 	rn_free(t->retry_path); /* written and not committed: an orphan file, as after a crash */
@@ -2391,6 +2427,10 @@ static void flush_done(void *arg, int cancelled)
 		}
 		if (rc && (!m->round_rc || m->round_rc == RN_EAGAIN))
 			m->round_rc = rc;
+		if (!flush_held(t)) { /* a failed commit keeps its file for the retry */
+			m->mem_flush -= t->fmem;
+			t->fmem = 0;
+		}
 	}
 	m->ms.flush_jobs++;
 	m->ms.flush_us += (uint64_t)j->run_us;
@@ -2637,6 +2677,14 @@ int rn_mat_flush(struct rn_mat *m)
 int rn_mat_flush_busy(const struct rn_mat *m)
 {
 	return m->round_jobs != 0;
+}
+
+void rn_mat_memory(const struct rn_mat *m, size_t *builders, size_t *flush)
+{
+	if (builders)
+		*builders = m->mem_builders;
+	if (flush)
+		*flush = m->mem_flush;
 }
 
 size_t rn_mat_pending_bytes(const struct rn_mat *m)

@@ -130,6 +130,10 @@ void rn_pq_row_abort(struct rn_pq_writer *w);
  * already taken included). */
 size_t rn_pq_rows(const struct rn_pq_writer *w);
 size_t rn_pq_bytes(const struct rn_pq_writer *w);
+/* Heap bytes the writer holds now (its buffers' capacities: open pages, compressed chunks,
+ * dictionaries, closed row groups not taken): what the server's memory budget counts
+ * (memory_max_bytes). Linear in the number of leaves; no allocation. */
+size_t rn_pq_mem(const struct rn_pq_writer *w);
 /* Row groups closed so far in the open file. */
 size_t rn_pq_row_groups(const struct rn_pq_writer *w);
 
