@@ -9,6 +9,8 @@
 # bottleneck would show. Baselines in the same run, on the same bytes and the same disk:
 # dd bs=1M + one fdatasync, dd with O_DSYNC per batch-sized write, and zstd -3 on one core.
 # Usage: RN_BIN=build-release bench/server_throughput.sh [MB] [streams] [records/batch] [window]
+# RN_SERVER_CONF: more server config lines (e.g. 'memory_max_bytes = "0";' for the
+# run without the memory budget).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 . "$(dirname "$0")/lib.sh"
@@ -42,6 +44,7 @@ cat >"$W/server.conf" <<CONF
 listen = "127.0.0.1:0";
 data_root = "$W/data";
 tables = [ "$TABLE" ];
+${RN_SERVER_CONF:-}
 CONF
 start_server "$W/server.conf" "$W/server.log"
 spid=$SERVER_PID port=$SERVER_PORT

@@ -90,6 +90,21 @@ static inline int rn_limits_flush_early(const struct rn_limits *l, const struct 
 	return l->memory_max_bytes && !flushing && n->mem_builders >= rn_limits_builder_share(l);
 }
 
+/*
+ * The wait asked for under memory pressure: memory is freed when the flush job in flight ends
+ * (a round starts as soon as the builders reach their share, not at the next interval), so
+ * about one flush's time (the last one's), clamped as rn_limits_pushback_ms.
+ */
+static inline int64_t rn_limits_memory_pushback_ms(const struct rn_limits_now *n)
+{
+	int64_t ms = RN_LIMITS_PUSHBACK_SLACK_MS;
+	if (n->flush_cost_us > 0)
+		ms += (n->flush_cost_us + 999) / 1000;
+	if (ms < RN_LIMITS_PUSHBACK_MIN_MS)
+		ms = RN_LIMITS_PUSHBACK_MIN_MS;
+	return ms < RN_LIMITS_PUSHBACK_MAX_MS ? ms : RN_LIMITS_PUSHBACK_MAX_MS;
+}
+
 /* Builders plus flush jobs at memory_max_bytes or over (0 when the budget is off). */
 static inline int rn_limits_memory_full(const struct rn_limits *l, const struct rn_limits_now *n)
 {
@@ -159,7 +174,7 @@ static inline enum rn_pressure rn_limits_pressure(const struct rn_limits *l,
 		p = RN_PRESSURE_MEMORY;
 	if (p == RN_PRESSURE_NONE)
 		return p;
-	wait = rn_limits_pushback_ms(n);
+	wait = p == RN_PRESSURE_MEMORY ? rn_limits_memory_pushback_ms(n) : rn_limits_pushback_ms(n);
 	if (pushback_ms)
 		*pushback_ms = wait;
 	if (msg && cap) {

@@ -761,6 +761,7 @@ struct rn_server {
 		uint64_t token_cache_hits;    /* secrets found verified in the cache */
 		uint64_t token_queue_full;    /* token requests answered 503: the pool was full */
 		uint64_t pressure_refusals, pressure_episodes;
+		uint64_t memory_refusals; /* batches refused at memory_max_bytes */
 		uint64_t share_refusals;    /* batches refused for their table's share of the WAL */
 		uint64_t pshare_refusals;   /* ... for their principal's share of the WAL */
 		uint64_t streams_forgotten; /* ended ephemeral streams dropped */
@@ -1530,7 +1531,10 @@ static const char *admit(struct rn_server *s, const char *table, const char *pri
 	uint64_t mine;
 	int shared = s->limits.wal_max_bytes && s->limits.wal_soft_percent;
 	if (check_pressure(s, pushback_ms) != RN_PRESSURE_NONE) {
-		s->stats.pressure_refusals++;
+		if (s->pressure == RN_PRESSURE_MEMORY)
+			s->stats.memory_refusals++;
+		else
+			s->stats.pressure_refusals++;
 		return s->pressure_msg;
 	}
 	if (!s->limits.wal_table_max_bytes && !shared &&
@@ -4486,12 +4490,15 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	  fs.resource_exhausted);
 	rn_metrics_family(b, P "pressure_refusals_total", "counter",
 			  "Batches with new offsets refused: global = wal_max_bytes, max_lag or "
-			  "wal_min_free reached (every table); table_share = the table over its "
+			  "wal_min_free reached (every table); memory = memory_max_bytes reached "
+			  "(every table); table_share = the table over its "
 			  "share of the WAL or wal_table_max_bytes (that table only); "
 			  "principal_share = the principal over its share of the WAL or "
 			  "wal_principal_max_bytes (that principal only).");
 	rn_metrics_sample(b, P "pressure_refusals_total", "reason=\"global\"",
 			  (double)s->stats.pressure_refusals);
+	rn_metrics_sample(b, P "pressure_refusals_total", "reason=\"memory\"",
+			  (double)s->stats.memory_refusals);
 	rn_metrics_sample(b, P "pressure_refusals_total", "reason=\"table_share\"",
 			  (double)s->stats.share_refusals);
 	rn_metrics_sample(b, P "pressure_refusals_total", "reason=\"principal_share\"",

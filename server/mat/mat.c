@@ -2104,9 +2104,9 @@ static int commit_retry(struct mat_table *t)
 			 rn_delta_errmsg(t->fdelta));
 		return rc;
 	}
-	/* freed, not kept for the next rn_pq_finish to trade storage with: a table would
-	 * hold a file's worth of memory between flushes (the memory budget counts only what
-	 * holds rows); the next finish copies the file instead */
+	/* freed, not kept between flushes: a table would hold a file's worth of memory while
+	 * idle (the memory budget counts only what holds rows); the next rn_pq_finish still
+	 * takes the writer's storage rather than copying it (it trades with any empty out) */
 	rn_buf_free(&t->retry_file);
 	rn_free(t->retry_stats);
 	t->retry_stats = NULL;

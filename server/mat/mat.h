@@ -247,8 +247,8 @@ void rn_mat_maint_stop(struct rn_mat *m);
  * or kept for a commit to retry (each may be NULL). Counters kept where builders grow (once
  * per batch, or per row of a partitioned table), move (a flush detaches them) and go (a
  * flush settles, a rebuild empties them): constant time. The builders' heap is their
- * buffers' capacities (rn_pq_mem); a flush job's finish copies its file once more for a
- * moment, which is not counted.
+ * buffers' capacities (rn_pq_mem); what a flush job's finish adds for a moment (the last
+ * row group's chunks laid out once more, the footer) is not counted.
  */
 void rn_mat_memory(const struct rn_mat *m, size_t *builders, size_t *flush);
 

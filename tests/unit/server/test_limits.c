@@ -369,7 +369,15 @@ static void test_memory_budget(void **state)
 	n.mem_flush = 500;
 	assert_int_equal(rn_limits_memory_full(&l, &n), 1);
 	assert_int_equal(rn_limits_pressure(&l, &n, &pb, msg, sizeof(msg)), RN_PRESSURE_MEMORY);
-	assert_int_equal(pb, RN_LIMITS_PUSHBACK_SLACK_MS + 1000); /* until the next flush */
+	/* not until the next flush interval: the job in flight frees the memory */
+	assert_int_equal(pb, RN_LIMITS_PUSHBACK_MIN_MS);
+	n.flush_cost_us = 250000;
+	n.next_flush_us = 70 * S;
+	assert_int_equal(rn_limits_pressure(&l, &n, &pb, NULL, 0), RN_PRESSURE_MEMORY);
+	assert_int_equal(pb, RN_LIMITS_PUSHBACK_SLACK_MS + 250);
+	n.flush_cost_us = 100 * S;
+	assert_int_equal(rn_limits_memory_pushback_ms(&n), RN_LIMITS_PUSHBACK_MAX_MS);
+	n.flush_cost_us = 0;
 	assert_non_null(strstr(msg, "memory_max_bytes"));
 	assert_non_null(strstr(msg, "builders 500, flush jobs 500; limit 1000"));
 	/* the flush jobs alone fill it too (builders emptied into them) */
