@@ -9,9 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 
 #include "rn_addr.h"
 #include "rn_conf.h"
@@ -28,22 +25,6 @@
 	"front doors: gRPC (Zerobus ingest over h2c); REST: none; metrics: Prometheus /metrics, "  \
 	"/healthz\n"                                                                               \
 	"tables: Delta Lake with Parquet (zstd); systemd: notify, watchdog, reload"
-
-/*
- * glibc malloc: blocks of 1 MiB or more (Parquet column chunks and pages, a file being
- * finished, big request messages) are mmapped, so their memory goes back to the system when
- * they are freed. glibc's default raises that threshold to the size of every mmapped block
- * freed (up to 32 MiB); after the first flush such buffers then came from the heaps of the
- * loop and of each flush and maintenance worker, where freed memory stayed resident: peak RSS
- * of bench/server_throughput.sh fell by about a third with the threshold fixed
- * (docs/benchmarks.md "Memory"). A fixed value also turns that adjustment off.
- */
-static void malloc_tune(void)
-{
-#ifdef __GLIBC__
-	mallopt(M_MMAP_THRESHOLD, 1 << 20);
-#endif
-}
 
 static void usage(FILE *f)
 {
@@ -140,7 +121,6 @@ int main(int argc, char **argv)
 		return rn_table_main(argc - 1, argv + 1, stdout, stderr);
 	if (argc >= 2 && !strcmp(argv[1], "hash-secret"))
 		return rn_hash_secret_main(argc - 1, argv + 1, stdin, stdout, stderr);
-	malloc_tune();
 	if (argc >= 2 && !strcmp(argv[1], "token"))
 		return rn_token_main(argc - 1, argv + 1, stdout, stderr);
 	while ((opt = getopt_long(argc, argv, "c:nvl:d:hHV", longopts, NULL)) != -1) {
