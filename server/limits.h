@@ -54,9 +54,9 @@ struct rn_limits_now {
 
 enum rn_pressure {
 	RN_PRESSURE_NONE = 0,
-	RN_PRESSURE_WAL, /* wal_max_bytes reached */
-	RN_PRESSURE_LAG, /* max_lag reached */
-	RN_PRESSURE_DISK, /* the WAL's file system has less than wal_min_free */
+	RN_PRESSURE_WAL,   /* wal_max_bytes reached */
+	RN_PRESSURE_LAG,   /* max_lag reached */
+	RN_PRESSURE_DISK,  /* the WAL's file system has less than wal_min_free */
 	RN_PRESSURE_MEMORY /* memory_max_bytes reached (builders + flush jobs) */
 };
 
@@ -199,14 +199,15 @@ static inline enum rn_pressure rn_limits_pressure(const struct rn_limits *l,
 				 (long long)n->wal_free, (unsigned long long)l->wal_min_free,
 				 (long long)wait);
 		else
-			snprintf(msg, cap,
-				 "server over memory_max_bytes: %llu bytes of rows in memory not "
-				 "yet in tables (builders %llu, flush jobs %llu; limit %llu); retry "
-				 "in %lld ms",
-				 (unsigned long long)(n->mem_builders + n->mem_flush),
-				 (unsigned long long)n->mem_builders,
-				 (unsigned long long)n->mem_flush,
-				 (unsigned long long)l->memory_max_bytes, (long long)wait);
+			snprintf(
+				msg, cap,
+				"server over memory_max_bytes: %llu bytes of rows in memory not "
+				"yet in tables (builders %llu, flush jobs %llu; limit %llu); retry "
+				"in %lld ms",
+				(unsigned long long)(n->mem_builders + n->mem_flush),
+				(unsigned long long)n->mem_builders,
+				(unsigned long long)n->mem_flush,
+				(unsigned long long)l->memory_max_bytes, (long long)wait);
 	}
 	return p;
 }

@@ -761,7 +761,7 @@ struct rn_server {
 		uint64_t token_cache_hits;    /* secrets found verified in the cache */
 		uint64_t token_queue_full;    /* token requests answered 503: the pool was full */
 		uint64_t pressure_refusals, pressure_episodes;
-		uint64_t memory_refusals; /* batches refused at memory_max_bytes */
+		uint64_t memory_refusals;   /* batches refused at memory_max_bytes */
 		uint64_t share_refusals;    /* batches refused for their table's share of the WAL */
 		uint64_t pshare_refusals;   /* ... for their principal's share of the WAL */
 		uint64_t streams_forgotten; /* ended ephemeral streams dropped */
@@ -1440,12 +1440,16 @@ static struct rn_limits_now limits_now(struct rn_server *s)
 	 * guards the disk */
 	uint64_t wb = rn_wal_bytes(s->wal);
 	wb = wb > s->retained_bytes ? wb - s->retained_bytes : 0;
-	struct rn_limits_now n = {rn_mono_us(),     wb, s->oldest_pending_us, s->next_flush_us,
-				  s->flush_cost_us, -1, 0,  0};
 	size_t mb, mf;
 	rn_mat_memory(s->mat, &mb, &mf);
-	n.mem_builders = mb;
-	n.mem_flush = mf;
+	struct rn_limits_now n = {.now_us = rn_mono_us(),
+				  .wal_bytes = wb,
+				  .oldest_pending_us = s->oldest_pending_us,
+				  .next_flush_us = s->next_flush_us,
+				  .flush_cost_us = s->flush_cost_us,
+				  .wal_free = -1,
+				  .mem_builders = mb,
+				  .mem_flush = mf};
 	if (s->limits.wal_min_free) {
 		struct statvfs vs;
 		if (n.now_us - s->disk_checked_us >= DISK_CHECK_US) {

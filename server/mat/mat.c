@@ -234,7 +234,8 @@ struct rn_mat {
 	struct mat_table **tables;
 	size_t ntables, captables;
 	size_t pending_bytes;
-	size_t mem_builders, mem_flush; /* sums of the tables' mem and fmem (loop) */
+	/* the memory budget: sums of the tables' mem and fmem (loop) */
+	size_t mem_builders, mem_flush;
 	struct rn_ledger *ledger; /* pending bytes per principal, over all tables */
 	struct rn_buf scratch;    /* attributes JSON */
 	struct rn_buf file;

@@ -112,7 +112,7 @@ test('memory budget: builders and flush jobs stay under memory_max_bytes, early 
       `(cap ${CAP / 1048576} MiB); ${early} early flushes of ${m.must('flushes_total')}; ` +
       `${refusals} batches refused for memory (${refused} calls ended), ` +
       `${m.must('pressure_episodes_total')} pressure episodes`);
-    assert.ok(samples >= 10, `only ${samples} samples of /metrics while loading`);
+    assert.ok(samples >= 5, `only ${samples} samples of /metrics while loading`);
     assert.ok(maxHeld > 0, 'no memory counted while loading');
     assert.ok(maxHeld <= CAP + SLACK, `builders + flush jobs held ${maxHeld} bytes, cap ${CAP}`);
     // every flush of the run was early: the interval (600 s) never came

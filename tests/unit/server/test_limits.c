@@ -1,8 +1,8 @@
 /*
  * Unit tests for the server's limit decisions (server/limits.h): pressure from WAL bytes and
  * materializer lag with its pushback and message, the effective lag limit, the slow-client
- * and idle rules, the memory budget (early flush, pressure), and how much flow-control window may be granted back. Pure functions, so
- * time is made up: no clocks, no sleeps.
+ * and idle rules, the memory budget (early flush, pressure), and how much flow-control
+ * window may be granted back. Pure functions, so time is made up: no clocks, no sleeps.
  */
 #include <setjmp.h>
 #include <stdarg.h>
