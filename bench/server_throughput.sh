@@ -16,6 +16,8 @@
 # fdatasync out of the way the runs show the server's CPU scaling.
 # Usage: RN_BIN=build-release bench/server_throughput.sh [--workers N,M] [--tmpfs] [MB] [streams]
 #        [records/batch] [window]
+# RN_SERVER_CONF: more server config lines (e.g. 'memory_max_bytes = "0";' for the
+# run without the memory budget).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 . "$(dirname "$0")/lib.sh"
@@ -62,6 +64,7 @@ listen = "127.0.0.1:0";
 data_root = "$W/data";
 tables = [ "$TABLE" ];
 ${1:+workers = $1;}
+${RN_SERVER_CONF:-}
 CONF
 	start_server "$W/server.conf" "$W/server.log"
 	spid=$SERVER_PID port=$SERVER_PORT

@@ -35,6 +35,9 @@ struct rn_limits {
 	unsigned wal_soft_percent;
 	uint64_t wal_table_max_bytes;
 	uint64_t wal_principal_max_bytes;
+	/* memory budget for rows not yet in tables (rn_limits_memory): builders and flush jobs
+	 * together at most this; 0 = off */
+	uint64_t memory_max_bytes;
 };
 
 /* What the stream manager knows at the moment of a decision (microseconds, monotonic). */
@@ -45,14 +48,68 @@ struct rn_limits_now {
 	int64_t next_flush_us;     /* when the materializer runs next */
 	int64_t flush_cost_us;     /* how long the last flush took */
 	int64_t wal_free;          /* free bytes on the WAL's file system; -1 = unknown */
+	uint64_t mem_builders;     /* heap of the column builders (rows not yet flushed) */
+	uint64_t mem_flush;        /* heap of the builders handed to flush jobs in flight */
 };
 
 enum rn_pressure {
 	RN_PRESSURE_NONE = 0,
-	RN_PRESSURE_WAL, /* wal_max_bytes reached */
-	RN_PRESSURE_LAG, /* max_lag reached */
-	RN_PRESSURE_DISK /* the WAL's file system has less than wal_min_free */
+	RN_PRESSURE_WAL,   /* wal_max_bytes reached */
+	RN_PRESSURE_LAG,   /* max_lag reached */
+	RN_PRESSURE_DISK,  /* the WAL's file system has less than wal_min_free */
+	RN_PRESSURE_MEMORY /* memory_max_bytes reached (builders + flush jobs) */
 };
+
+/*
+ * The memory budget (memory_max_bytes = cap, 0 = off) of rows held in memory until they are
+ * in their tables: the column builders may fill RN_LIMITS_BUILDER_PERCENT % of it (their
+ * share); past it a flush should start now rather than at the next flush interval, so that
+ * the builders empty into a flush job while new rows fill fresh ones. Builders plus flush jobs
+ * in flight at the cap or over is pressure (rn_limits_pressure: RN_PRESSURE_MEMORY): new
+ * batches are refused with a pushback until a flush job ends, as for the WAL; the WAL keeps
+ * what was acked. Partial request messages have their own budget (partial_budget_bytes, in
+ * the front), so the memory held for data is at most memory_max_bytes plus that.
+ */
+#define RN_LIMITS_BUILDER_PERCENT 50
+
+/* The builders' share of the budget in bytes (0 when the budget is off). */
+static inline uint64_t rn_limits_builder_share(const struct rn_limits *l)
+{
+	return l->memory_max_bytes / 100 * RN_LIMITS_BUILDER_PERCENT +
+	       l->memory_max_bytes % 100 * RN_LIMITS_BUILDER_PERCENT / 100;
+}
+
+/*
+ * Should a flush start now, before the flush interval? 1 when the builders hold their share of
+ * the budget or more and no flush is in flight (`flushing`: a round runs already; the builders
+ * go to the next one, and the cap holds them meanwhile). 0 when the budget is off.
+ */
+static inline int rn_limits_flush_early(const struct rn_limits *l, const struct rn_limits_now *n,
+					int flushing)
+{
+	return l->memory_max_bytes && !flushing && n->mem_builders >= rn_limits_builder_share(l);
+}
+
+/*
+ * The wait asked for under memory pressure: memory is freed when the flush job in flight ends
+ * (a round starts as soon as the builders reach their share, not at the next interval), so
+ * about one flush's time (the last one's), clamped as rn_limits_pushback_ms.
+ */
+static inline int64_t rn_limits_memory_pushback_ms(const struct rn_limits_now *n)
+{
+	int64_t ms = RN_LIMITS_PUSHBACK_SLACK_MS;
+	if (n->flush_cost_us > 0)
+		ms += (n->flush_cost_us + 999) / 1000;
+	if (ms < RN_LIMITS_PUSHBACK_MIN_MS)
+		ms = RN_LIMITS_PUSHBACK_MIN_MS;
+	return ms < RN_LIMITS_PUSHBACK_MAX_MS ? ms : RN_LIMITS_PUSHBACK_MAX_MS;
+}
+
+/* Builders plus flush jobs at memory_max_bytes or over (0 when the budget is off). */
+static inline int rn_limits_memory_full(const struct rn_limits *l, const struct rn_limits_now *n)
+{
+	return l->memory_max_bytes && n->mem_builders + n->mem_flush >= l->memory_max_bytes;
+}
 
 /*
  * The lag limit actually applied: a record waits up to one flush interval by design, so a
@@ -98,7 +155,7 @@ static inline int64_t rn_limits_pushback_ms(const struct rn_limits_now *n)
  * (if not NULL) receives the wait to ask for and msg (if not NULL) a sentence for the
  * client's grpc-message that names the limit. The WAL limit wins when both are reached.
  * A limit is reached at its value: the overshoot is at most the one message admitted just
- * before (max_message_bytes).
+ * before (max_message_bytes). Precedence: WAL, lag, disk, memory.
  */
 static inline enum rn_pressure rn_limits_pressure(const struct rn_limits *l,
 						  const struct rn_limits_now *n,
@@ -113,9 +170,11 @@ static inline enum rn_pressure rn_limits_pressure(const struct rn_limits *l,
 		p = RN_PRESSURE_LAG;
 	else if (l->wal_min_free && n->wal_free >= 0 && (uint64_t)n->wal_free < l->wal_min_free)
 		p = RN_PRESSURE_DISK;
+	else if (rn_limits_memory_full(l, n))
+		p = RN_PRESSURE_MEMORY;
 	if (p == RN_PRESSURE_NONE)
 		return p;
-	wait = rn_limits_pushback_ms(n);
+	wait = p == RN_PRESSURE_MEMORY ? rn_limits_memory_pushback_ms(n) : rn_limits_pushback_ms(n);
 	if (pushback_ms)
 		*pushback_ms = wait;
 	if (msg && cap) {
@@ -132,13 +191,23 @@ static inline enum rn_pressure rn_limits_pressure(const struct rn_limits *l,
 				"server over max_lag: the oldest record not yet in a table arrived "
 				"%lld ms ago (limit %lld ms); retry in %lld ms",
 				(long long)lag, (long long)l->max_lag_ms, (long long)wait);
-		else
+		else if (p == RN_PRESSURE_DISK)
 			snprintf(msg, cap,
 				 "server disk nearly full: %lld bytes free for the WAL "
 				 "(wal_min_free "
 				 "%llu); retry in %lld ms",
 				 (long long)n->wal_free, (unsigned long long)l->wal_min_free,
 				 (long long)wait);
+		else
+			snprintf(
+				msg, cap,
+				"server over memory_max_bytes: %llu bytes of rows in memory not "
+				"yet in tables (builders %llu, flush jobs %llu; limit %llu); retry "
+				"in %lld ms",
+				(unsigned long long)(n->mem_builders + n->mem_flush),
+				(unsigned long long)n->mem_builders,
+				(unsigned long long)n->mem_flush,
+				(unsigned long long)l->memory_max_bytes, (long long)wait);
 	}
 	return p;
 }

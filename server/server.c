@@ -400,6 +400,16 @@ const struct rn_conf_key rn_server_conf_table[] = {
 	 .help = "memory for request messages received in part, over all calls; beyond it, a "
 		 "call adding to an unfinished message over 64K (over twice this, any) ends with "
 		 "RESOURCE_EXHAUSTED and a 1 s pushback; 0 = no limit"},
+	{.key = "memory_max_bytes",
+	 .type = RN_CONF_SIZE,
+	 .def = "128M",
+	 .offset = OFF(memory_max_bytes),
+	 .max = (int64_t)1 << 50,
+	 .help = "memory for rows not yet in their tables: the column builders of every table and "
+		 "partition, and the flush jobs in flight; builders at half of it start a flush "
+		 "before flush_interval_ms; builders and flush jobs at it refuse new data with "
+		 "RESOURCE_EXHAUSTED (REST: 429) and pushback until a flush job ends; "
+		 "partial_budget_bytes is apart; 0 = no limit"},
 	{.key = "http_max_header_bytes",
 	 .type = RN_CONF_SIZE,
 	 .def = "8K",
@@ -858,8 +868,16 @@ static struct rn_limits_now limits_now(struct rn_server *s)
 	 * guards the disk */
 	uint64_t wb = rn_wal_bytes(s->wal);
 	wb = wb > s->retained_bytes ? wb - s->retained_bytes : 0;
-	struct rn_limits_now n = {rn_mono_us(),     wb, s->oldest_pending_us, s->next_flush_us,
-				  s->flush_cost_us, -1};
+	size_t mb, mf;
+	rn_mat_memory(s->mat, &mb, &mf);
+	struct rn_limits_now n = {.now_us = rn_mono_us(),
+				  .wal_bytes = wb,
+				  .oldest_pending_us = s->oldest_pending_us,
+				  .next_flush_us = s->next_flush_us,
+				  .flush_cost_us = s->flush_cost_us,
+				  .wal_free = -1,
+				  .mem_builders = mb,
+				  .mem_flush = mf};
 	if (s->limits.wal_min_free) {
 		struct statvfs vs;
 		if (n.now_us - s->disk_checked_us >= DISK_CHECK_US) {
@@ -945,7 +963,10 @@ static const char *admit(struct rn_server *s, const char *table, const char *pri
 	uint64_t mine;
 	int shared = s->limits.wal_max_bytes && s->limits.wal_soft_percent;
 	if (check_pressure(s, pushback_ms) != RN_PRESSURE_NONE) {
-		s->stats.pressure_refusals++;
+		if (s->pressure == RN_PRESSURE_MEMORY)
+			s->stats.memory_refusals++;
+		else
+			s->stats.pressure_refusals++;
 		return s->pressure_msg;
 	}
 	if (!s->limits.wal_table_max_bytes && !shared &&
@@ -1034,6 +1055,26 @@ static void sync_cb(evutil_socket_t fd, short what, void *arg)
 	sync_wal(s);
 	check_pressure(s, NULL);
 	rn_front_flush(s->front);
+}
+
+static void flush_now(struct rn_server *s);
+
+/*
+ * s->sync_ev (activated after each batch, and when a flush round ends): the group commit,
+ * then the memory budget: builders at their share start a flush now, not at the next
+ * interval. Not in sync_cb, which flush_now itself calls.
+ */
+static void sync_event(evutil_socket_t fd, short what, void *arg)
+{
+	struct rn_server *s = arg;
+	sync_cb(fd, what, arg);
+	struct rn_limits_now n = limits_now(s);
+	if (!s->stopping && !rn_wal_dirty(s->wal) &&
+	    rn_limits_flush_early(&s->limits, &n, s->flushing)) {
+		s->stats.early_flushes++;
+		flush_now(s);
+		check_pressure(s, NULL);
+	}
 }
 
 /*
@@ -1192,6 +1233,12 @@ static void round_done(void *ctx, int rc)
 	if (!s->stopping) {
 		retire_pending(s);
 		check_pressure(s, NULL); /* the WAL shrank: pressure may end */
+		/* builders that filled their share while the round ran: the next flush starts
+		 * from the loop (sync_event) rather than waiting for a batch, which memory pressure
+		 * may be refusing */
+		struct rn_limits_now n = limits_now(s);
+		if (rn_limits_flush_early(&s->limits, &n, 0))
+			event_active(s->sync_ev, 0, 0);
 	}
 }
 
@@ -2527,6 +2574,7 @@ static void apply_limits(struct rn_server *s)
 	s->limits.wal_soft_percent = (unsigned)c->wal_soft_percent;
 	s->limits.wal_table_max_bytes = (uint64_t)c->wal_table_max_bytes;
 	s->limits.wal_principal_max_bytes = (uint64_t)c->wal_principal_max_bytes;
+	s->limits.memory_max_bytes = (uint64_t)c->memory_max_bytes;
 	s->limits.max_lag_ms = rn_limits_effective_lag_ms(c->max_lag_ms, c->flush_interval_ms);
 	if (s->limits.max_lag_ms != c->max_lag_ms)
 		rn_log_warn("server",
@@ -3031,7 +3079,7 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 	s->retry_at_us = rn_mono_us() + RETRY_US;
 
 	s->base = event_base_new();
-	s->sync_ev = event_new(s->base, -1, 0, sync_cb, s);
+	s->sync_ev = event_new(s->base, -1, 0, sync_event, s);
 	s->reg_ev = event_new(s->base, -1, 0, reg_cb, s);
 	s->flush_ev = event_new(s->base, -1, EV_PERSIST, flush_cb, s);
 	s->sig_term = evsignal_new(s->base, SIGTERM, stop_cb, s);
@@ -3347,12 +3395,15 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	  fs.resource_exhausted);
 	rn_metrics_family(b, P "pressure_refusals_total", "counter",
 			  "Batches with new offsets refused: global = wal_max_bytes, max_lag or "
-			  "wal_min_free reached (every table); table_share = the table over its "
+			  "wal_min_free reached (every table); memory = memory_max_bytes reached "
+			  "(every table); table_share = the table over its "
 			  "share of the WAL or wal_table_max_bytes (that table only); "
 			  "principal_share = the principal over its share of the WAL or "
 			  "wal_principal_max_bytes (that principal only).");
 	rn_metrics_sample(b, P "pressure_refusals_total", "reason=\"global\"",
 			  (double)s->stats.pressure_refusals);
+	rn_metrics_sample(b, P "pressure_refusals_total", "reason=\"memory\"",
+			  (double)s->stats.memory_refusals);
 	rn_metrics_sample(b, P "pressure_refusals_total", "reason=\"table_share\"",
 			  (double)s->stats.share_refusals);
 	rn_metrics_sample(b, P "pressure_refusals_total", "reason=\"principal_share\"",
@@ -3366,6 +3417,23 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	rn_metrics_sample(b, P "pressure", "limit=\"max_lag\"", s->pressure == RN_PRESSURE_LAG);
 	rn_metrics_sample(b, P "pressure", "limit=\"wal_min_free\"",
 			  s->pressure == RN_PRESSURE_DISK);
+	rn_metrics_sample(b, P "pressure", "limit=\"memory_max_bytes\"",
+			  s->pressure == RN_PRESSURE_MEMORY);
+	/* the memory budget (limits.h rn_limits_memory_full, docs/operations.md) */
+	rn_metrics_family(b, P "memory_bytes", "gauge",
+			  "Heap held for data: builders = column builders of rows not yet "
+			  "flushed, flush = builders in flush jobs in flight (these two count "
+			  "toward memory_max_bytes), partial = request messages received in part "
+			  "(partial_budget_bytes).");
+	rn_metrics_sample(b, P "memory_bytes", "part=\"builders\"", (double)n.mem_builders);
+	rn_metrics_sample(b, P "memory_bytes", "part=\"flush\"", (double)n.mem_flush);
+	rn_metrics_sample(b, P "memory_bytes", "part=\"partial\"", (double)fs.partial_bytes);
+	F("memory_max_bytes", "gauge", "The memory_max_bytes limit (0 = none).",
+	  s->limits.memory_max_bytes);
+	F("early_flushes_total", "counter",
+	  "Flushes started before flush_interval_ms because the builders held half of "
+	  "memory_max_bytes.",
+	  s->stats.early_flushes);
 	F("wal_bytes", "gauge", "Bytes in the WAL not yet committed to tables.", n.wal_bytes);
 	F("wal_max_bytes", "gauge", "The wal_max_bytes limit (0 = none).", s->limits.wal_max_bytes);
 	size_t wal_tables, wal_top;

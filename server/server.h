@@ -75,6 +75,7 @@ struct rn_server_conf {
 	int64_t refuse_throttle;        /* refusals/s from one address that throttle it... */
 	int64_t refuse_cooldown_ms;     /* ...for this long */
 	int64_t partial_budget_bytes;   /* unfinished request messages, all calls together */
+	int64_t memory_max_bytes;       /* rows in builders and flush jobs */
 	int64_t http_max_header_bytes;  /* HTTP port (metrics_listen): request line + headers */
 	int64_t http_max_body_bytes;    /* ... a request body */
 	int64_t http_timeout_ms;        /* ... a request (or a response) within this */

@@ -215,6 +215,7 @@ struct rn_server {
 		uint64_t reg_commits,
 			reg_entries; /* registry group commits, entries made durable */
 		uint64_t flushes, flush_errors;
+		uint64_t early_flushes; /* of which started by the memory budget (limits.h) */
 		uint64_t calls, calls_rejected;
 		uint64_t calls_denied;   /* PERMISSION_DENIED */
 		uint64_t rest_throttled; /* REST requests answered 429 for a throttled address */
@@ -225,6 +226,7 @@ struct rn_server {
 		uint64_t token_cache_hits;    /* secrets found verified in the cache */
 		uint64_t token_queue_full;    /* token requests answered 503: the pool was full */
 		uint64_t pressure_refusals, pressure_episodes;
+		uint64_t memory_refusals;   /* batches refused at memory_max_bytes */
 		uint64_t share_refusals;    /* batches refused for their table's share of the WAL */
 		uint64_t pshare_refusals;   /* ... for their principal's share of the WAL */
 		uint64_t streams_forgotten; /* ended ephemeral streams dropped */

@@ -616,6 +616,12 @@ static int route_row(struct rn_mat *m, struct mat_table *t, struct pq_sink *k, c
 				    t->name, RN_MAT_MAX_OPEN_PARTITIONS);
 			if ((rc = rn_mat__finish_parts(m, t, &t->spilled, &t->nspilled)))
 				return rc;
+			/* the writers became files: count the files (a walk, as rare as the
+			 * spill itself, which walks them all) */
+			size_t mem = 0;
+			for (size_t i = 0; i < t->nspilled; i++)
+				mem += t->spilled[i].data.cap;
+			rn_mat__mem_set(m, t, mem);
 		}
 		struct mat_part *np = rn_reallocarray(t->parts, t->nparts + 1, sizeof(*np));
 		if (!np)
@@ -636,10 +642,12 @@ static int route_row(struct rn_mat *m, struct mat_table *t, struct pq_sink *k, c
 		p->hash = h;
 		t->nparts++;
 	}
+	size_t before = rn_pq_mem(p->pq);
 	if ((rc = replay(p->pq, k->tape)) || (rc = rn_pq_row_end(p->pq))) {
 		rn_pq_row_abort(p->pq);
 		return rc;
 	}
+	rn_mat__mem_set(m, t, t->mem - before + rn_pq_mem(p->pq));
 	return 0;
 }
 

@@ -124,9 +124,10 @@ static int commit_retry(struct mat_table *t)
 			 rn_delta_errmsg(t->fdelta));
 		return rc;
 	}
-	/* emptied, not freed: the next rn_pq_finish trades this storage for its own instead
-	 * of copying the file into a freshly allocated (page-faulting) buffer */
-	rn_buf_reset(&t->retry_file);
+	/* freed, not kept between flushes: a table would hold a file's worth of memory while
+	 * idle (the memory budget counts only what holds rows); the next rn_pq_finish still
+	 * takes the writer's storage rather than copying it (it trades with any empty out) */
+	rn_buf_free(&t->retry_file);
 	rn_free(t->retry_stats);
 	t->retry_stats = NULL;
 	rn_free(t->retry_path);
@@ -266,6 +267,9 @@ static int detach(struct rn_mat *m, struct mat_table *t)
 	t->nstreams = t->capstreams = 0;
 	t->fbytes = t->pending_bytes;
 	t->pending_bytes = 0;
+	t->fmem = t->mem; /* the new writer's few bytes are counted at its first batch */
+	m->mem_flush += t->fmem;
+	rn_mat__mem_set(m, t, 0);
 	struct rn_ledger_debts d = t->fdebts; /* settled (empty); its array is reused */
 	t->fdebts = t->debts;
 	t->debts = d;
@@ -347,7 +351,7 @@ static void unit_discard(struct mat_table *t)
 	t->rfiles = NULL;
 	t->nrfiles = 0;
 	t->retry_part = 0;
-	rn_buf_reset(&t->retry_file);
+	rn_buf_free(&t->retry_file);
 	rn_free(t->retry_stats);
 	t->retry_stats = NULL;
 	rn_free(t->retry_path); /* written and not committed: an orphan file, as after a crash */
@@ -445,6 +449,10 @@ static void flush_done(void *arg, int cancelled)
 		}
 		if (rc && (!m->round_rc || m->round_rc == RN_EAGAIN))
 			m->round_rc = rc;
+		if (!flush_held(t)) { /* a failed commit keeps its file for the retry */
+			m->mem_flush -= t->fmem;
+			t->fmem = 0;
+		}
 	}
 	m->ms.flush_jobs++;
 	m->ms.flush_us += (uint64_t)j->run_us;

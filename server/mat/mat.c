@@ -94,6 +94,14 @@ void rn_mat_stats(const struct rn_mat *m, struct rn_mat_stats *st)
 	st->maint_running = (uint64_t)atomic_load(&m->maint_running);
 }
 
+void rn_mat_memory(const struct rn_mat *m, size_t *builders, size_t *flush)
+{
+	if (builders)
+		*builders = m->mem_builders;
+	if (flush)
+		*flush = m->mem_flush;
+}
+
 size_t rn_mat_pending_bytes(const struct rn_mat *m)
 {
 	return m->pending_bytes;

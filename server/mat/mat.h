@@ -249,6 +249,18 @@ int rn_mat_flush_busy(const struct rn_mat *m);
  * the pool (every job's done call) before rn_mat_destroy. */
 void rn_mat_maint_stop(struct rn_mat *m);
 
+/*
+ * Heap bytes the materializer holds for rows not yet in their tables (the server's memory
+ * budget, memory_max_bytes): in *builders those of every table's open builders (Parquet
+ * writers, partition files finished early), in *flush those handed to flush jobs in flight
+ * or kept for a commit to retry (each may be NULL). Counters kept where builders grow (once
+ * per batch, or per row of a partitioned table), move (a flush detaches them) and go (a
+ * flush settles, a rebuild empties them): constant time. The builders' heap is their
+ * buffers' capacities (rn_pq_mem); what a flush job's finish adds for a moment (the last
+ * row group's chunks laid out once more, the footer) is not counted.
+ */
+void rn_mat_memory(const struct rn_mat *m, size_t *builders, size_t *flush);
+
 /* Bytes of records added but not yet committed. */
 size_t rn_mat_pending_bytes(const struct rn_mat *m);
 /* Bytes of `table`'s batches added but not yet committed (0 for a table not known or NULL),

@@ -105,6 +105,10 @@ struct mat_table {
 	struct pending_stream *streams; /* streams with rows in the open writer */
 	size_t nstreams, capstreams;
 	size_t pending_bytes;
+	/* memory budget (rn_mat_memory): heap bytes of the open builders (rn_pq_mem of the
+	 * writer or partitions, spilled files), as last synced into rn_mat.mem_builders; and
+	 * of the builders handed to the flush, counted in rn_mat.mem_flush until it settles */
+	size_t mem, fmem;
 	/* who wrote pending_bytes (rn_mat_add_as's principal): settled whenever pending_bytes
 	 * goes back to 0 */
 	struct rn_ledger_debts debts;
@@ -178,6 +182,8 @@ struct rn_mat {
 	struct mat_table **tables;
 	size_t ntables, captables;
 	size_t pending_bytes;
+	/* the memory budget: sums of the tables' mem and fmem (loop) */
+	size_t mem_builders, mem_flush;
 	struct rn_ledger *ledger; /* pending bytes per principal, over all tables */
 	struct rn_buf scratch;    /* attributes JSON */
 	struct rn_buf file;
@@ -283,6 +289,9 @@ void rn_mat__warn_bad(struct rn_mat *m, const struct mat_table *t, const char *s
 		      int64_t offset, size_t bad, size_t nrec, size_t first_index, const char *why);
 
 /* stage.c */
+
+/* t's open builders hold `mem` heap bytes now (the memory budget's counters; loop). */
+void rn_mat__mem_set(struct rn_mat *m, struct mat_table *t, size_t mem);
 
 /*
  * Makes t's open builders (and its dead-letter table's) hold exactly the batches added since

@@ -63,6 +63,21 @@ static int has_batch(struct mat_table *t, const char *stream_id, int64_t offset)
 	       (rs && offset <= rs->last);
 }
 
+
+void rn_mat__mem_set(struct rn_mat *m, struct mat_table *t, size_t mem)
+{
+	m->mem_builders = m->mem_builders - t->mem + mem;
+	t->mem = mem;
+}
+
+/* An unpartitioned table's writer after rows went in (a partitioned one counts per row in
+ * route_row). Once per batch: rn_pq_mem is a walk of the writer's leaves. */
+static void mem_sync(struct rn_mat *m, struct mat_table *t)
+{
+	if (t && !t->nkeys)
+		rn_mat__mem_set(m, t, t->pq ? rn_pq_mem(t->pq) : 0);
+}
+
 /* Puts the rows of one validated batch into t's builders (and its dead letters into its
  * dead-letter table's) and notes the stream. On failure part of the batch may be in them:
  * the caller rebuilds. */
@@ -109,6 +124,9 @@ static int add_rows(struct rn_mat *m, struct mat_table *t, const char *stream_id
 		if (rc)
 			return rc;
 	}
+	mem_sync(m, t);
+	if (dead && t->dlq && !dlq_has)
+		mem_sync(m, t->dlq);
 	if (dead && t->dlq && !dlq_has && (rc = note_stream(t->dlq, stream_id, offset)))
 		return rc;
 	if ((rc = note_stream(t, stream_id, offset)))
@@ -135,6 +153,7 @@ static int drop_open(struct rn_mat *m, struct mat_table *t)
 	t->nstreams = t->capstreams = 0;
 	m->pending_bytes -= t->pending_bytes;
 	t->pending_bytes = 0;
+	rn_mat__mem_set(m, t, 0);
 	rn_ledger_settle(m->ledger, &t->debts);
 	if (t->nkeys)
 		return 0;

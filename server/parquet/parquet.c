@@ -1516,6 +1516,21 @@ size_t rn_pq_bytes(const struct rn_pq_writer *w)
 	return n;
 }
 
+size_t rn_pq_mem(const struct rn_pq_writer *w)
+{
+	/* pages in page jobs: their raw bytes until compressed (then their chunk's) */
+	size_t n = w->body.cap + w->rgmeta.cap + w->scratch.cap + w->hdr.cap + w->lv.cap +
+		   w->pend_raw;
+	for (size_t i = 0; i < w->nleaves; i++) {
+		const struct pq_leaf *l = &w->leaves[i];
+		n += l->vals.cap + l->idx.cap + l->defs.cap + l->reps.cap + l->chunk.cap +
+		     l->dict.cap + (size_t)l->dict_offcap * sizeof(*l->dict_off);
+		if (l->slots)
+			n += ((size_t)l->slot_mask + 1) * sizeof(*l->slots);
+	}
+	return n;
+}
+
 int rn_pq_take(struct rn_pq_writer *w, struct rn_buf *out)
 {
 	int rc;

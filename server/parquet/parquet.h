@@ -148,6 +148,10 @@ size_t rn_pq_bytes(const struct rn_pq_writer *w);
  * row and byte targets would. RN_EINVAL inside a row, RN_ENOMEM, RN_EIO (zstd), or the
  * error that broke the writer. */
 int rn_pq_end_row_group(struct rn_pq_writer *w);
+/* Heap bytes the writer holds now (its buffers' capacities: open pages, compressed chunks,
+ * dictionaries, closed row groups not taken): what the server's memory budget counts
+ * (memory_max_bytes). Linear in the number of leaves; no allocation. */
+size_t rn_pq_mem(const struct rn_pq_writer *w);
 /* Row groups closed so far in the open file. */
 size_t rn_pq_row_groups(const struct rn_pq_writer *w);
 

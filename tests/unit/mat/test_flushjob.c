@@ -4,7 +4,8 @@
  * skipped by rn_mat_add and by a refill (a failed add rebuilds the table while the job still
  * holds its rows) and still count as pending; the round's callback comes once, after the
  * last job; a job cancelled before it ran is run by the next round; and a replay of every
- * batch after all of that (a restart with the whole WAL) adds nothing twice. The table is
+ * batch after all of that (a restart with the whole WAL) adds nothing twice; the memory
+ * budget's counters follow the rows from builders to flush jobs and away. The table is
  * read back by the independent checker (tests/unit/delta/table_check.c).
  */
 #include <pthread.h>
@@ -293,11 +294,64 @@ static void test_cancelled(void **state)
 	rn_mat_destroy(m);
 }
 
+/* The memory budget's counters (rn_mat_memory): builders grow with adds, move whole to the
+ * flush when a round detaches them, and go when the job is done; a cancelled job keeps its
+ * builders counted until a later round has run it. */
+static void test_memory(void **state)
+{
+	struct rn_mat *m = open_mat();
+	size_t b, f, b0, b1;
+	(void)state;
+	cb_calls = 0;
+	assert_int_equal(rn_mat_ensure_table(m, "db.s.t"), 0);
+	rn_mat_memory(m, &b, &f);
+	assert_int_equal(b, 0);
+	assert_int_equal(f, 0);
+	assert_int_equal(add(m, 0), 0);
+	rn_mat_memory(m, &b0, &f);
+	assert_true(b0 > 0);
+	assert_int_equal(f, 0);
+	assert_int_equal(add(m, 1), 0);
+	rn_mat_memory(m, &b, NULL);
+	assert_true(b >= b0); /* capacities: the same or more */
+
+	start_threads = 0; /* the job waits, to be cancelled */
+	assert_int_equal(rn_mat_flush_start(m, round_cb, NULL), 0);
+	rn_mat_memory(m, &b1, &f);
+	assert_int_equal(b1, 0);
+	assert_int_equal(f, b); /* moved whole */
+	assert_int_equal(add(m, 2), 0);
+	rn_mat_memory(m, &b1, NULL);
+	assert_true(b1 > 0);
+	done_all(1); /* cancelled: its rows wait, still in memory */
+	start_threads = 1;
+	rn_mat_memory(m, NULL, &f);
+	assert_int_equal(f, b);
+
+	/* the next round runs the held job (the new rows wait behind it) */
+	assert_int_equal(rn_mat_flush_start(m, round_cb, NULL), 0);
+	join_all();
+	rn_mat_memory(m, &b, &f);
+	assert_int_equal(b, b1); /* not detached: behind the held flush */
+	assert_true(f > 0);
+	done_all(0);
+	rn_mat_memory(m, &b, &f);
+	assert_int_equal(b, b1);
+	assert_int_equal(f, 0);
+	assert_int_equal(rn_mat_flush(m), 0);
+	rn_mat_memory(m, &b, &f);
+	assert_int_equal(b, 0);
+	assert_int_equal(f, 0);
+	assert_once(3);
+	rn_mat_destroy(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_in_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cancelled, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_memory, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,8 +1,8 @@
 /*
  * Unit tests for the server's limit decisions (server/limits.h): pressure from WAL bytes and
  * materializer lag with its pushback and message, the effective lag limit, the slow-client
- * and idle rules, and how much flow-control window may be granted back. Pure functions, so
- * time is made up: no clocks, no sleeps.
+ * and idle rules, the memory budget (early flush, pressure), and how much flow-control
+ * window may be granted back. Pure functions, so time is made up: no clocks, no sleeps.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -344,6 +344,62 @@ static void test_principal_share(void **state)
 	assert_non_null(strstr(msg, "table over its share"));
 }
 
+static void test_memory_budget(void **state)
+{
+	struct rn_limits l = {.memory_max_bytes = 1000};
+	struct rn_limits_now n = {.now_us = 10 * S, .next_flush_us = 11 * S};
+	int64_t pb = 0;
+	char msg[300];
+	(void)state;
+
+	assert_int_equal(rn_limits_builder_share(&l), 500);
+	/* builders under their share: no early flush, no pressure */
+	n.mem_builders = 499;
+	assert_int_equal(rn_limits_flush_early(&l, &n, 0), 0);
+	assert_int_equal(rn_limits_pressure(&l, &n, NULL, NULL, 0), RN_PRESSURE_NONE);
+	/* at their share: a flush now, unless one is in flight */
+	n.mem_builders = 500;
+	assert_int_equal(rn_limits_flush_early(&l, &n, 0), 1);
+	assert_int_equal(rn_limits_flush_early(&l, &n, 1), 0);
+	assert_int_equal(rn_limits_pressure(&l, &n, NULL, NULL, 0), RN_PRESSURE_NONE);
+	/* builders plus a flush job in flight: under the cap, then at it */
+	n.mem_flush = 499;
+	assert_int_equal(rn_limits_memory_full(&l, &n), 0);
+	assert_int_equal(rn_limits_pressure(&l, &n, NULL, NULL, 0), RN_PRESSURE_NONE);
+	n.mem_flush = 500;
+	assert_int_equal(rn_limits_memory_full(&l, &n), 1);
+	assert_int_equal(rn_limits_pressure(&l, &n, &pb, msg, sizeof(msg)), RN_PRESSURE_MEMORY);
+	/* not until the next flush interval: the job in flight frees the memory */
+	assert_int_equal(pb, RN_LIMITS_PUSHBACK_MIN_MS);
+	n.flush_cost_us = 250000;
+	n.next_flush_us = 70 * S;
+	assert_int_equal(rn_limits_pressure(&l, &n, &pb, NULL, 0), RN_PRESSURE_MEMORY);
+	assert_int_equal(pb, RN_LIMITS_PUSHBACK_SLACK_MS + 250);
+	n.flush_cost_us = 100 * S;
+	assert_int_equal(rn_limits_memory_pushback_ms(&n), RN_LIMITS_PUSHBACK_MAX_MS);
+	n.flush_cost_us = 0;
+	assert_non_null(strstr(msg, "memory_max_bytes"));
+	assert_non_null(strstr(msg, "builders 500, flush jobs 500; limit 1000"));
+	/* the flush jobs alone fill it too (builders emptied into them) */
+	n.mem_builders = 0;
+	n.mem_flush = 1000;
+	assert_int_equal(rn_limits_pressure(&l, &n, NULL, NULL, 0), RN_PRESSURE_MEMORY);
+	/* the WAL limit wins when both are reached */
+	l.wal_max_bytes = 10;
+	n.wal_bytes = 10;
+	assert_int_equal(rn_limits_pressure(&l, &n, NULL, NULL, 0), RN_PRESSURE_WAL);
+	/* off: 0, whatever the numbers */
+	struct rn_limits off = {0};
+	n.mem_builders = n.mem_flush = UINT64_MAX / 2;
+	assert_int_equal(rn_limits_builder_share(&off), 0);
+	assert_int_equal(rn_limits_flush_early(&off, &n, 0), 0);
+	assert_int_equal(rn_limits_pressure(&off, &n, NULL, NULL, 0), RN_PRESSURE_NONE);
+	/* the share of a budget near the top of the range does not overflow */
+	struct rn_limits big = {.memory_max_bytes = UINT64_MAX};
+	assert_true(rn_limits_builder_share(&big) > UINT64_MAX / 2 - 100);
+	assert_true(rn_limits_builder_share(&big) <= UINT64_MAX / 2 + 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -360,6 +416,7 @@ int main(void)
 		cmocka_unit_test(test_window_grant),
 		cmocka_unit_test(test_accept_backoff),
 		cmocka_unit_test(test_header_late),
+		cmocka_unit_test(test_memory_budget),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
