@@ -63,7 +63,6 @@ static int has_batch(struct mat_table *t, const char *stream_id, int64_t offset)
 	       (rs && offset <= rs->last);
 }
 
-
 void rn_mat__mem_set(struct rn_mat *m, struct mat_table *t, size_t mem)
 {
 	m->mem_builders = m->mem_builders - t->mem + mem;

@@ -1519,8 +1519,8 @@ size_t rn_pq_bytes(const struct rn_pq_writer *w)
 size_t rn_pq_mem(const struct rn_pq_writer *w)
 {
 	/* pages in page jobs: their raw bytes until compressed (then their chunk's) */
-	size_t n = w->body.cap + w->rgmeta.cap + w->scratch.cap + w->hdr.cap + w->lv.cap +
-		   w->pend_raw;
+	size_t n =
+		w->body.cap + w->rgmeta.cap + w->scratch.cap + w->hdr.cap + w->lv.cap + w->pend_raw;
 	for (size_t i = 0; i < w->nleaves; i++) {
 		const struct pq_leaf *l = &w->leaves[i];
 		n += l->vals.cap + l->idx.cap + l->defs.cap + l->reps.cap + l->chunk.cap +
