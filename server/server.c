@@ -2005,6 +2005,54 @@ static int maint_submit(void *ctx, void (*run)(void *arg), void (*done)(void *ar
 	return rn_pool_submit(ctx, run, done, arg);
 }
 
+#ifdef RN_FAULT_HOOKS
+/* RN_FAULT_FLUSH_DELAY_MS=N (runnel-server-faults only): every flush job first waits N ms
+ * on its worker, as on a slow disk, so tests can hold flush jobs in flight. */
+struct slow_job {
+	void (*run)(void *arg);
+	void (*done)(void *arg, int cancelled);
+	void *arg;
+	unsigned ms;
+};
+
+static void slow_run(void *arg)
+{
+	struct slow_job *j = arg;
+	struct timespec ts = {(time_t)(j->ms / 1000), (long)(j->ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+	j->run(j->arg);
+}
+
+static void slow_done(void *arg, int cancelled)
+{
+	struct slow_job *j = arg;
+	j->done(j->arg, cancelled);
+	rn_free(j);
+}
+
+static int flush_submit(void *ctx, void (*run)(void *arg), void (*done)(void *arg, int cancelled),
+			void *arg)
+{
+	const char *v = getenv("RN_FAULT_FLUSH_DELAY_MS");
+	struct slow_job *j;
+	int rc;
+	if (!v || !*v)
+		return maint_submit(ctx, run, done, arg);
+	if (!(j = rn_malloc(sizeof(*j))))
+		return RN_ENOMEM;
+	*j = (struct slow_job){run, done, arg, (unsigned)strtoul(v, NULL, 10)};
+	if ((rc = maint_submit(ctx, slow_run, slow_done, j)))
+		rn_free(j);
+	return rc;
+}
+#else
+static int flush_submit(void *ctx, void (*run)(void *arg), void (*done)(void *arg, int cancelled),
+			void *arg)
+{
+	return maint_submit(ctx, run, done, arg);
+}
+#endif
+
 static void flush_pool_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct rn_server *s = arg;
@@ -2986,7 +3034,7 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 				    .maint_submit = maint_submit,
 				    .maint_ctx = s->maint_pool,
 				    /* workers = 1: flushes and pages inline */
-				    .flush_submit = conf->workers == 1 ? NULL : maint_submit,
+				    .flush_submit = conf->workers == 1 ? NULL : flush_submit,
 				    .flush_ctx = s->flush_pool,
 				    .page_submit = conf->workers == 1 ? NULL : maint_submit,
 				    .page_ctx = s->flush_pool,

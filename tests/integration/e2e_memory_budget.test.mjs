@@ -13,7 +13,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Server, run, tmpDir } from './lib/harness.mjs';
+import { Server, faultServerBin, run, tmpDir } from './lib/harness.mjs';
 import { duckFrom, query, verifyTable } from './lib/table.mjs';
 
 const PY = '/usr/bin/python3';
@@ -75,9 +75,13 @@ async function exactlyOnce(dir, expect) {
 
 test('memory budget: builders and flush jobs stay under memory_max_bytes, early flushes, pushback, every record once', { timeout: 600000 }, async () => {
   const dir = tmpDir('e2e-memory-budget');
+  // Flush jobs on a slow disk (runnel-server-faults, RN_FAULT_FLUSH_DELAY_MS): a job stays
+  // in flight while new batches refill the builders, so the cap is reached whatever the
+  // machine's speed, and pushback is what keeps memory under it.
   const server = await new Server({
     dir, tables: TABLES, metrics: true, flushMs: 600000, // the interval never comes
     extra: `memory_max_bytes = "${CAP}";\nflush_threads = 1;`,
+    bin: faultServerBin, env: { RN_FAULT_FLUSH_DELAY_MS: '400' },
   }).start();
   let results;
   let maxHeld = 0;
