@@ -4,6 +4,8 @@
  */
 #include "rn_mem.h"
 
+#include "rn_err.h"
+
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -72,6 +74,26 @@ void *rn_reallocarray(void *p, size_t count, size_t size)
 	if (size && count > SIZE_MAX / size)
 		return NULL;
 	return rn_realloc(p, count * size);
+}
+
+int rn_grow(void *arrp, size_t *cap, size_t need, size_t size, size_t first, size_t max)
+{
+	void **arr = arrp; /* the caller's typed pointer, written back as a void * */
+	size_t nc = *cap ? *cap : (first ? first : 1);
+	if (need < *cap)
+		return 0;
+	if (need >= max || (size && need >= SIZE_MAX / size))
+		return RN_ENOMEM;
+	while (nc <= need)
+		nc = nc > SIZE_MAX / 2 ? SIZE_MAX : nc * 2;
+	if (nc > max)
+		nc = max;
+	void *t = rn_reallocarray(*arr, nc, size);
+	if (!t)
+		return RN_ENOMEM;
+	*arr = t;
+	*cap = nc;
+	return 0;
 }
 
 void *rn_realloc(void *p, size_t n)

@@ -206,14 +206,8 @@ static int put_file(struct rn_delta *d, struct rn_ckpt_file *f)
 		d->slots = ns;
 		d->capslots = nc;
 	}
-	if (d->nfiles == d->capfiles) {
-		size_t nc = d->capfiles ? d->capfiles * 2 : 64;
-		struct rn_ckpt_file **t = rn_reallocarray(d->files, nc, sizeof(*t));
-		if (!t)
-			return RN_ENOMEM;
-		d->files = t;
-		d->capfiles = nc;
-	}
+	if (rn_grow(&d->files, &d->capfiles, d->nfiles, sizeof(*d->files), 64, SIZE_MAX))
+		return RN_ENOMEM;
 	uint32_t h = fnv1a(f->path);
 	struct pslot *s = slot_find(d->slots, d->capslots, f->path, h);
 	s->key = f->path;
@@ -237,14 +231,8 @@ static int set_txn(struct rn_delta *d, const char *app, size_t len, int64_t v, i
 		}
 		return 0;
 	}
-	if (d->ntxn == d->captxn) {
-		size_t nc = d->captxn ? d->captxn * 2 : 16;
-		struct rn_ckpt_txn *t = rn_reallocarray(d->txns, nc, sizeof(*t));
-		if (!t)
-			return RN_ENOMEM;
-		d->txns = t;
-		d->captxn = nc;
-	}
+	if (rn_grow(&d->txns, &d->captxn, d->ntxn, sizeof(*d->txns), 16, SIZE_MAX))
+		return RN_ENOMEM;
 	if (!(d->txns[d->ntxn].app_id = rn_strndup(app, len)))
 		return RN_ENOMEM;
 	if (rn_strmap_put(&d->txn_ids, d->txns[d->ntxn].app_id, len,

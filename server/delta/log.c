@@ -105,20 +105,7 @@ static int warn(struct rn_dlog *l, const char *fmt, ...)
 /* Grows *arr (of elem-sized items) to hold one more, up to max items. */
 static int grow(void *arrp, size_t *cap, size_t n, size_t elem, size_t max)
 {
-	void **arr = arrp;
-	if (n < *cap)
-		return 0;
-	if (n >= max)
-		return RN_ENOMEM;
-	size_t nc = *cap ? *cap * 2 : 16;
-	if (nc > max)
-		nc = max;
-	void *t = rn_reallocarray(*arr, nc, elem);
-	if (!t)
-		return RN_ENOMEM;
-	*arr = t;
-	*cap = nc;
-	return 0;
+	return rn_grow(arrp, cap, n, elem, 16, max);
 }
 
 static uint32_t fnv1a(const char *s, size_t len)

@@ -741,14 +741,8 @@ static int rle_decode(const uint8_t *p, const uint8_t *end, int bw, size_t n, ui
 
 static int keep_buf(struct rn_pqr *r, struct rn_buf *b)
 {
-	if (r->nbufs == r->capbufs) {
-		size_t nc = r->capbufs ? r->capbufs * 2 : 16;
-		struct rn_buf *t = rn_reallocarray(r->bufs, nc, sizeof(*t));
-		if (!t)
-			return fail(r, RN_ENOMEM, "out of memory");
-		r->bufs = t;
-		r->capbufs = nc;
-	}
+	if (rn_grow(&r->bufs, &r->capbufs, r->nbufs, sizeof(*r->bufs), 16, SIZE_MAX))
+		return fail(r, RN_ENOMEM, "out of memory");
 	r->bufs[r->nbufs++] = *b;
 	return 0;
 }

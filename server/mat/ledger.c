@@ -112,14 +112,8 @@ int rn_ledger_charge(struct rn_ledger *l, struct rn_ledger_debts *d, const char 
 		for (k = 0; e && k < d->n && d->v[k].who != e; k++)
 			;
 		if (!e || k == d->n) { /* a new debt of this table, maybe a new principal */
-			if (d->n == d->cap) {
-				size_t cap = d->cap ? 2 * d->cap : 4;
-				struct rn_ledger_debt *v = rn_reallocarray(d->v, cap, sizeof(*v));
-				if (!v)
-					return RN_ENOMEM;
-				d->v = v;
-				d->cap = cap;
-			}
+			if (rn_grow(&d->v, &d->cap, d->n, sizeof(*d->v), 4, SIZE_MAX))
+				return RN_ENOMEM;
 			if (!e) {
 				if (!(e = rn_calloc(1, sizeof(*e))) ||
 				    !(e->name = rn_strdup(principal))) {

@@ -119,16 +119,11 @@ __attribute__((format(printf, 3, 4))) static int errf(char *err, size_t cap, con
 
 static int grow(void **p, size_t *cap, size_t n, size_t size)
 {
-	if (n < *cap)
-		return 0;
-	size_t nc = *cap ? *cap * 2 : 4;
-	void *np = rn_reallocarray(*p, nc, size);
-	if (!np)
-		return RN_ENOMEM;
-	memset((char *)np + *cap * size, 0, (nc - *cap) * size);
-	*p = np;
-	*cap = nc;
-	return 0;
+	size_t old = *cap;
+	int rc = rn_grow(p, cap, n, size, 4, SIZE_MAX);
+	if (!rc && *cap > old) /* new items start zeroed */
+		memset((char *)*p + old * size, 0, (*cap - old) * size);
+	return rc;
 }
 
 static int set_str(char **dst, const struct rn_pb_field *f)

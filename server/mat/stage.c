@@ -37,14 +37,9 @@ static int note_stream(struct mat_table *t, const char *stream_id, int64_t offse
 {
 	struct pending_stream *ps = find_stream(t->streams, t->nstreams, stream_id);
 	if (!ps) {
-		if (t->nstreams == t->capstreams) {
-			size_t nc = t->capstreams ? t->capstreams * 2 : 8;
-			struct pending_stream *s = rn_reallocarray(t->streams, nc, sizeof(*s));
-			if (!s)
-				return RN_ENOMEM;
-			t->streams = s;
-			t->capstreams = nc;
-		}
+		if (rn_grow(&t->streams, &t->capstreams, t->nstreams, sizeof(*t->streams), 8,
+			    SIZE_MAX))
+			return RN_ENOMEM;
 		ps = &t->streams[t->nstreams];
 		if (!(ps->id = rn_strdup(stream_id)))
 			return RN_ENOMEM;

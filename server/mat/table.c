@@ -339,15 +339,9 @@ static int get_table(struct rn_mat *m, const char *name, int create, struct mat_
 		rn_mat__table_free(t);
 		return rc;
 	}
-	if (m->ntables == m->captables) {
-		size_t nc = m->captables ? m->captables * 2 : 8;
-		struct mat_table **tt = rn_reallocarray(m->tables, nc, sizeof(*tt));
-		if (!tt) {
-			rn_mat__table_free(t);
-			return RN_ENOMEM;
-		}
-		m->tables = tt;
-		m->captables = nc;
+	if (rn_grow(&m->tables, &m->captables, m->ntables, sizeof(*m->tables), 8, SIZE_MAX)) {
+		rn_mat__table_free(t);
+		return RN_ENOMEM;
 	}
 	if (t->dlq)
 		t->dlq->is_dlq = 1;

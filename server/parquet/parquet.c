@@ -1147,14 +1147,8 @@ static int cut_async(struct rn_pq_writer *w, struct pq_leaf *l, const uint8_t *s
 	struct rn_pq_page *p;
 	int rc;
 
-	if (l->npend == l->cappend) {
-		size_t nc = l->cappend ? l->cappend * 2 : 8;
-		struct rn_pq_page **np = rn_reallocarray(l->pend, nc, sizeof(*np));
-		if (!np)
-			return RN_ENOMEM;
-		l->pend = np;
-		l->cappend = nc;
-	}
+	if (rn_grow(&l->pend, &l->cappend, l->npend, sizeof(*l->pend), 8, SIZE_MAX))
+		return RN_ENOMEM;
 	if ((rc = rn_pq__page_new(&p, from, (size_t)(src - from->data), len)))
 		return rc;
 	p->type = PAGE_DATA;

@@ -345,6 +345,50 @@ static void test_buf_cap_and_failure(void **state)
 	assert_string_equal(rn_strerror(RN_EFULL), "disk buffer full");
 }
 
+/* rn_grow: doubles from `first`, keeps the items, clamps to max, refuses past it and on
+ * overflow, and leaves the array and its capacity as they were when the allocation fails. */
+static void test_grow(void **state)
+{
+	uint32_t *a = NULL;
+	size_t cap = 0, n = 0;
+	long live = rn_mem_live();
+	(void)state;
+	for (; n < 100; n++) {
+		assert_int_equal(rn_grow(&a, &cap, n, sizeof(*a), 4, SIZE_MAX), 0);
+		assert_true(cap > n);
+		a[n] = (uint32_t)n * 7;
+	}
+	assert_int_equal(cap, 128); /* 4, 8, ..., 128: doubled, never more */
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(a[i], i * 7);
+	assert_int_equal(rn_grow(&a, &cap, 99, sizeof(*a), 4, SIZE_MAX), 0); /* room: no call */
+	/* the allocation fails: nothing changes, the old array is still whole */
+	uint32_t *old = a;
+	rn_mem_fail_after(1);
+	assert_int_equal(rn_grow(&a, &cap, 128, sizeof(*a), 4, SIZE_MAX), RN_ENOMEM);
+	assert_int_equal(rn_mem_fail_disarm(), 1);
+	assert_ptr_equal(a, old);
+	assert_int_equal(cap, 128);
+	assert_int_equal(a[99], 99 * 7);
+	/* clamped to max, then refused at it */
+	assert_int_equal(rn_grow(&a, &cap, 128, sizeof(*a), 4, 150), 0);
+	assert_int_equal(cap, 150);
+	assert_int_equal(rn_grow(&a, &cap, 149, sizeof(*a), 4, 150), 0);
+	assert_int_equal(rn_grow(&a, &cap, 150, sizeof(*a), 4, 150), RN_ENOMEM);
+	assert_int_equal(cap, 150);
+	/* bytes past size_t: refused before any allocation */
+	assert_int_equal(rn_grow(&a, &cap, SIZE_MAX / 2, sizeof(*a), 4, SIZE_MAX), RN_ENOMEM);
+	assert_int_equal(cap, 150);
+	rn_free(a);
+	/* from empty: `first` items, or what need asks for */
+	a = NULL;
+	cap = 0;
+	assert_int_equal(rn_grow(&a, &cap, 20, sizeof(*a), 16, SIZE_MAX), 0);
+	assert_int_equal(cap, 32);
+	rn_free(a);
+	assert_int_equal(rn_mem_live(), live);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -358,6 +402,7 @@ int main(void)
 		cmocka_unit_test(test_zstd_hash_log),
 		cmocka_unit_test(test_write_new_file),
 		cmocka_unit_test(test_buf_cap_and_failure),
+		cmocka_unit_test(test_grow),
 		cmocka_unit_test(test_log_file_reopen),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
