@@ -94,16 +94,17 @@ static size_t drop_large(const struct rn_ckpt_file *const *files, size_t *idx, s
 	return out;
 }
 
-size_t rn_compact_pick(const struct rn_ckpt_file *const *files, size_t n,
-		       const struct rn_compact_options *opt, size_t *idx)
+int rn_compact_pick(const struct rn_ckpt_file *const *files, size_t n,
+		    const struct rn_compact_options *opt, size_t *idx, size_t *npick)
 {
 	int64_t target = opt->target_bytes > 0 ? opt->target_bytes : DEFAULT_TARGET;
 	size_t min = opt->min_files ? opt->min_files : 10,
 	       max = opt->max_files ? opt->max_files : 1000;
 	struct pick *p = rn_calloc(n ? n : 1, sizeof(*p));
 	size_t np = 0, out = 0;
+	*npick = 0;
 	if (!p)
-		return 0;
+		return RN_ENOMEM;
 	if (min < 2)
 		min = 2; /* rewriting one file into one file gains nothing */
 	for (size_t i = 0; i < n; i++) {
@@ -140,7 +141,8 @@ size_t rn_compact_pick(const struct rn_ckpt_file *const *files, size_t n,
 			out = 0;
 	}
 	rn_free(p);
-	return out;
+	*npick = out;
+	return 0;
 }
 
 /* ---- schema mapping ---- */
@@ -437,7 +439,11 @@ int rn_compact_step(struct rn_delta *d, const struct rn_compact_options *opt,
 		rc = RN_ENOMEM;
 		goto out;
 	}
-	if ((npick = rn_compact_pick(files, n, opt, idx)) == 0) {
+	if ((rc = rn_compact_pick(files, n, opt, idx, &npick))) {
+		snprintf(res->why, sizeof(res->why), "out of memory");
+		goto out;
+	}
+	if (npick == 0) {
 		rc = RN_EAGAIN;
 		snprintf(res->why, sizeof(res->why), "nothing to compact");
 		goto out;
@@ -579,10 +585,16 @@ int rn_compact_step(struct rn_delta *d, const struct rn_compact_options *opt,
 	}
 	struct rn_delta_add add = {res->path, (int64_t)out.len, mtime, stats,
 				   f0->npv ? (const char *)pv.data : NULL};
-	/* the input paths point into the snapshot, which the commit replaces: copy them */
-	for (size_t k = 0; k < nused && !rc; k++)
-		if (!(inputs[k] = rn_strdup(inputs[k])))
+	/* the input paths point into the snapshot, which the commit replaces: copy them (on a
+	 * failure part way, the ones not copied still belong to the snapshot: not freed) */
+	size_t copied = 0;
+	while (copied < nused && !rc) {
+		char *c = rn_strdup(inputs[copied]);
+		if (c)
+			inputs[copied++] = c;
+		else
 			rc = RN_ENOMEM;
+	}
 	if (!rc)
 		rc = rn_delta_commit_rewrite(d, (const char *const *)inputs, nused, &add,
 					     &res->version);
@@ -595,7 +607,7 @@ int rn_compact_step(struct rn_delta *d, const struct rn_compact_options *opt,
 	} else {
 		res->nfiles = nused;
 	}
-	for (size_t k = 0; k < nused; k++)
+	for (size_t k = 0; k < copied; k++)
 		rn_free(inputs[k]);
 	nused = 0;
 out:

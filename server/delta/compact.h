@@ -51,10 +51,10 @@ struct rn_compact_result {
  * and n <= max_files; then, largest first, leaves out a file larger than the others
  * together (each byte is rewritten about log2(growth) times, not at every step). Partitions are
  * tried in the order of their oldest small file; the first with at least min_files such files is
- * taken. Writes indexes into idx (room for n) and returns how many, or 0 when no partition
- * qualifies. Pure. */
-size_t rn_compact_pick(const struct rn_ckpt_file *const *files, size_t n,
-		       const struct rn_compact_options *opt, size_t *idx);
+ * taken. Writes indexes into idx (room for n) and how many into *npick (0 when no partition
+ * qualifies). No I/O; 0, or RN_ENOMEM (its scratch array: never taken for "nothing to do"). */
+int rn_compact_pick(const struct rn_ckpt_file *const *files, size_t n,
+		    const struct rn_compact_options *opt, size_t *idx, size_t *npick);
 
 /* One compaction step on d (refreshed first). 0 with *res filled; RN_EAGAIN when there is
  * nothing to compact; RN_ECONFLICT (a concurrent commit removed an input), RN_ENOTSUP

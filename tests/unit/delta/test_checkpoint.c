@@ -5,6 +5,7 @@
  * and commit (rows read back identical, conflicts abort), vacuum selection, and the Parquet
  * reader on damaged checkpoints.
  */
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,11 +22,13 @@
 #include "compact.h"
 #include "delta.h"
 #include "log.h"
+#include "maint.h"
 #include "parquet.h"
 #include "pqread.h"
 #include "rn_buf.h"
 #include "rn_err.h"
 #include "rn_mem.h"
+#include "testutil.h"
 
 static char root[512], table[600];
 static int seq;
@@ -345,6 +348,15 @@ static char *table_rows(struct rn_delta *d, size_t *nrows)
 	return (char *)sorted.data;
 }
 
+/* rn_compact_pick's count (it fails only when its scratch array cannot be allocated). */
+static size_t pick(const struct rn_ckpt_file *const *files, size_t n,
+		   const struct rn_compact_options *o, size_t *idx)
+{
+	size_t k;
+	assert_int_equal(rn_compact_pick(files, n, o, idx, &k), 0);
+	return k;
+}
+
 static void test_compact_pick(void **state)
 {
 	struct rn_ckpt_file f[6] = {{0}};
@@ -363,22 +375,28 @@ static void test_compact_pick(void **state)
 	/* small live files: 0 (50), 1 (10), 5 (20); oldest first: 5, 1, 0; 20+10+50 <= 100,
 	 * but 50 is more than 20+10: it waits until the small ones add up to it; then 20 is
 	 * more than 10: two files are left only when the smaller is as large */
-	assert_int_equal(rn_compact_pick(p, 6, &o, idx), 0);
+	assert_int_equal(pick(p, 6, &o, idx), 0);
 	f[1].size = 30; /* now 20+30 >= 50: all three, oldest first */
-	assert_int_equal(rn_compact_pick(p, 6, &o, idx), 3);
+	assert_int_equal(pick(p, 6, &o, idx), 3);
 	assert_int_equal(idx[0], 5);
 	assert_int_equal(idx[1], 1);
 	assert_int_equal(idx[2], 0);
 	f[5].size = 30;
 	o.target_bytes = 60; /* 50 no longer fits after 30+30; the 500-byte file is never small */
-	assert_int_equal(rn_compact_pick(p, 6, &o, idx), 2);
+	assert_int_equal(pick(p, 6, &o, idx), 2);
 	assert_int_equal(idx[0], 5);
 	assert_int_equal(idx[1], 1);
 	o.min_files = 4;
-	assert_int_equal(rn_compact_pick(p, 6, &o, idx), 0);
+	assert_int_equal(pick(p, 6, &o, idx), 0);
 	o.min_files = 2;
 	o.max_files = 1;
-	assert_int_equal(rn_compact_pick(p, 6, &o, idx), 0);
+	assert_int_equal(pick(p, 6, &o, idx), 0);
+	/* its scratch array cannot be allocated: an error, never "nothing to do" */
+	size_t k = 1;
+	rn_mem_fail_after(1);
+	assert_int_equal(rn_compact_pick(p, 6, &o, idx, &k), RN_ENOMEM);
+	assert_int_equal(rn_mem_fail_disarm(), 1);
+	assert_int_equal(k, 0);
 }
 
 /* One partition per pick: the partition of the oldest small file that has enough of them;
@@ -404,25 +422,25 @@ static void test_compact_pick_partitions(void **state)
 	}
 	struct rn_compact_options o = {.target_bytes = 1000, .min_files = 3};
 	/* site y (files 0, 6) is oldest but has 2; site x has 1, 3, 5 */
-	assert_int_equal(rn_compact_pick(p, 7, &o, idx), 3);
+	assert_int_equal(pick(p, 7, &o, idx), 3);
 	assert_int_equal(idx[0], 1);
 	assert_int_equal(idx[1], 3);
 	assert_int_equal(idx[2], 5);
 	o.min_files = 2; /* now site y, the oldest partition, qualifies first */
-	assert_int_equal(rn_compact_pick(p, 7, &o, idx), 2);
+	assert_int_equal(pick(p, 7, &o, idx), 2);
 	assert_int_equal(idx[0], 0);
 	assert_int_equal(idx[1], 6);
 	f[0].is_remove = f[6].is_remove = 1;
 	f[1].is_remove = 1; /* site x keeps 3 and 5; null (2, 4) is older */
-	assert_int_equal(rn_compact_pick(p, 7, &o, idx), 2);
+	assert_int_equal(pick(p, 7, &o, idx), 2);
 	assert_int_equal(idx[0], 2);
 	assert_int_equal(idx[1], 4);
 	f[4].npv = 1; /* a file with fewer partition columns is another partition */
-	assert_int_equal(rn_compact_pick(p, 7, &o, idx), 2);
+	assert_int_equal(pick(p, 7, &o, idx), 2);
 	assert_int_equal(idx[0], 3);
 	assert_int_equal(idx[1], 5);
 	o.min_files = 3;
-	assert_int_equal(rn_compact_pick(p, 7, &o, idx), 0);
+	assert_int_equal(pick(p, 7, &o, idx), 0);
 }
 
 static void test_compact_step(void **state)
@@ -634,6 +652,166 @@ static void test_compact_conflict(void **state)
 	rn_delta_close(b);
 }
 
+/* Entries in the table's directory besides _delta_log: data files, and anything left over. */
+static size_t table_entries(void)
+{
+	DIR *dir = opendir(table);
+	struct dirent *e;
+	size_t n = 0;
+	assert_non_null(dir);
+	while ((e = readdir(dir)))
+		n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+		     strcmp(e->d_name, "_delta_log");
+	closedir(dir);
+	return n;
+}
+
+/* An input that cannot be mapped (a directory where the data file was: mmap fails) aborts
+ * the step: nothing committed, no new file left, the round reports a failure; once the
+ * file is back, the next round (due after the interval) compacts all of them. */
+static void test_compact_unmappable(void **state)
+{
+	struct rn_delta *d;
+	char paths[16][1200], aside[1300];
+	size_t rows_before, rows_after;
+	(void)state;
+	assert_int_equal(rn_delta_open(&d, table, SCHEMA, "test"), 0);
+	for (int i = 0; i < 8; i++)
+		commit_real(d, i * 10, 10, "s", i);
+	char *before = table_rows(d, &rows_before);
+	int64_t v0 = rn_delta_version(d);
+	assert_int_equal(live_paths(d, paths, 16), 8);
+	snprintf(aside, sizeof(aside), "%s.aside", paths[2]);
+	assert_int_equal(rename(paths[2], aside), 0);
+	assert_int_equal(mkdir(paths[2], 0755), 0);
+	size_t entries = table_entries();
+
+	struct rn_compact_options o = {.target_bytes = 1 << 20, .min_files = 5};
+	struct rn_compact_result res;
+	assert_int_equal(rn_compact_step(d, &o, &res), RN_EIO);
+	assert_non_null(strstr(res.why, "cannot read"));
+	assert_int_equal(res.version, -1);
+	assert_int_equal(rn_delta_version(d), v0);
+	assert_false(exists("%s/_delta_log/%020lld.json", table, (long long)v0 + 1));
+	assert_int_equal(table_entries(), entries); /* the new file never written */
+
+	/* the same through a maintenance round: failed, and due again after its interval */
+	struct rn_delta_maint cfg = rn_maint_defaults;
+	cfg.compact_min_files = 5;
+	cfg.compact_interval_ms = 1000;
+	struct rn_maint_clock c = {.last_compact_ms = 0};
+	struct rn_maint_result mr;
+	assert_true(rn_maint_due(&cfg, &c, v0, -1, 1000) & RN_MAINT_COMPACT);
+	rn_maint_started(&c, RN_MAINT_COMPACT, v0, 1000);
+	rn_maint_run(d, &cfg, RN_MAINT_COMPACT, INT64_MAX, NULL, &mr);
+	assert_int_equal(mr.failed, 1);
+	assert_int_equal(mr.compactions, 0);
+	assert_int_equal(rn_delta_version(d), v0);
+	assert_int_equal(table_entries(), entries);
+	assert_false(rn_maint_due(&cfg, &c, v0, -1, 1999) & RN_MAINT_COMPACT);
+	assert_true(rn_maint_due(&cfg, &c, v0, -1, 2000) & RN_MAINT_COMPACT);
+
+	assert_int_equal(rmdir(paths[2]), 0);
+	assert_int_equal(rename(aside, paths[2]), 0);
+	rn_maint_started(&c, RN_MAINT_COMPACT, v0, 2000);
+	rn_maint_run(d, &cfg, RN_MAINT_COMPACT, INT64_MAX, NULL, &mr);
+	assert_int_equal(mr.failed, 0);
+	assert_int_equal(mr.compactions, 1);
+	assert_int_equal(mr.compacted, 8);
+	char *after = table_rows(d, &rows_after);
+	assert_int_equal(rows_after, 80);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+	rn_delta_close(d);
+}
+
+/* The table's rows as a reader opening it now sees them (a handle of our own: the sweep's
+ * may hold a snapshot that a failed allocation left stale until its next refresh). */
+static char *rows_on_disk(size_t *nrows)
+{
+	struct rn_delta *r;
+	assert_int_equal(rn_delta_open(&r, table, NULL, "check"), 0);
+	char *rows = table_rows(r, nrows);
+	rn_delta_close(r);
+	return rows;
+}
+
+/* A fresh table of 8 small files for the sweep below (the one before removed). */
+static struct rn_delta *sweep_table(void)
+{
+	struct rn_delta *d;
+	assert_int_equal(rn_test_rmtree(table), 0);
+	assert_int_equal(rn_delta_open(&d, table, SCHEMA, "test"), 0);
+	for (int i = 0; i < 8; i++)
+		commit_rg(d, i * 20, 20, "s", i, 0, 500);
+	return d;
+}
+
+/* Allocation-failure sweep of a compaction step whose output is cut into several row groups
+ * (so rn_pq_end_row_group's allocations are among those failed): a failed step returns
+ * RN_ENOMEM with nothing committed and no new file left behind; a step that absorbed its
+ * failure (the writer's optional headroom) compacted everything, the rows the same (the sweep
+ * goes on on a fresh table); the step after the last (nothing failed) compacts all inputs. */
+static void test_compact_alloc_sweep(void **state)
+{
+	struct rn_delta *d = sweep_table();
+	char paths[16][1200];
+	size_t g_small, g_out, rows_before, rows;
+	long n, failed = 0, absorbed = 0;
+	int rc = -1, hit = 1;
+	(void)state;
+	assert_int_equal(live_paths(d, paths, 16), 8);
+	min_read_mem(paths[0], &g_small);
+	char *before = table_rows(d, &rows_before), *after;
+	int64_t v0 = rn_delta_version(d);
+	size_t entries = table_entries();
+	struct rn_compact_options o = {
+		.target_bytes = 1 << 20, .min_files = 5, .group_bytes = g_small * 3};
+	struct rn_compact_result res;
+	for (n = 1; n < 100000 && hit; n++) {
+		rn_mem_fail_after(n);
+		rc = rn_compact_step(d, &o, &res);
+		hit = rn_mem_fail_disarm();
+		if (!hit)
+			break;
+		if (rc == 0) {
+			absorbed++;
+			assert_int_equal(res.nfiles, 8);
+			after = rows_on_disk(&rows);
+			assert_string_equal(before, after);
+			free(after);
+			rn_delta_close(d);
+			d = sweep_table();
+			continue;
+		}
+		if (rc != RN_ENOMEM)
+			fail_msg("allocation %ld failed: step returned %d (%s)", n, rc, res.why);
+		failed++;
+		assert_int_equal(rn_delta_version(d), v0);
+		assert_false(exists("%s/_delta_log/%020lld.json", table, (long long)v0 + 1));
+		if (table_entries() != entries)
+			fail_msg("allocation %ld failed: a file was left in the table", n);
+	}
+	print_message("compaction sweep: %ld allocations failed the step, %ld absorbed\n", failed,
+		      absorbed);
+	assert_false(hit);
+	assert_int_equal(rc, 0);
+	assert_true(failed > 50);
+	assert_int_equal(res.nfiles, 8);
+	assert_int_equal(res.version, v0 + 1);
+	after = rows_on_disk(&rows);
+	assert_int_equal(rows, 160);
+	assert_string_equal(before, after);
+	/* the output has several row groups: the sweep went through the cuts */
+	assert_int_equal(live_paths(d, paths, 16), 1);
+	min_read_mem(paths[0], &g_out);
+	assert_true(g_out * 2 < 8 * g_small);
+	free(before);
+	free(after);
+	rn_delta_close(d);
+}
+
 /* Damaged checkpoints are errors, never crashes or wrong answers. */
 static void test_pqread_damage(void **state)
 {
@@ -687,6 +865,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_compact_conflict, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pqread_by_group, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compact_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_compact_unmappable, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_compact_alloc_sweep, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pqread_damage, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
