@@ -8,6 +8,8 @@
  * budget's counters follow the rows from builders to flush jobs and away. The table is
  * read back by the independent checker (tests/unit/delta/table_check.c).
  */
+#include <dirent.h>
+#include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,9 +26,11 @@
 #include "refill_log.h"
 #include "rn_buf.h"
 #include "rn_err.h"
+#include "rn_fs.h"
 #include "rn_mem.h"
 #include "rn_pbwire.h"
 #include "table_check.h"
+#include "testutil.h"
 
 #define PER 4 /* records per batch: offset k holds seqs [k * PER, (k + 1) * PER) */
 
@@ -95,18 +99,14 @@ static void round_cb(void *ctx, int rc)
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(root, sizeof(root), "/tmp/rn-test-flushjob-XXXXXX");
-	assert_non_null(mkdtemp(root));
-	return 0;
+	return rn_test_tmpdir(root, sizeof(root), "flushjob");
 }
 
 static int teardown(void **state)
 {
-	char cmd[300];
 	(void)state;
 	refill_log_clear(&wal);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
-	return system(cmd);
+	return rn_test_rmtree(root);
 }
 
 static void make_batch(struct rn_buf *b, int64_t off)
@@ -146,8 +146,8 @@ static void assert_once2(int64_t upto, int64_t upto1)
 	struct rn_tc_counts c = {streams, 2, 64, n, 0};
 	char dir[300], why[512];
 	int64_t v;
-	snprintf(dir, sizeof(dir), "%s/db/s/t", root);
-	if (rn_tc_check(dir, rn_tc_count, &c, &v, why, sizeof(why)))
+	if (rn_tc_check(rn_test_path(dir, sizeof(dir), root, "db/s/t"), rn_tc_count, &c, &v, why,
+			sizeof(why)))
 		fail_msg("%s", why);
 	assert_int_equal(c.unknown, 0);
 	for (int q = 0; q < 128; q++)
@@ -346,12 +346,94 @@ static void test_memory(void **state)
 	rn_mat_destroy(m);
 }
 
+/* Data files of the table (its directory holds nothing else besides _delta_log). */
+static size_t data_files(void)
+{
+	char dir[300];
+	size_t n = 0;
+	struct dirent *e;
+	DIR *d = opendir(rn_test_path(dir, sizeof(dir), root, "db/s/t"));
+	assert_non_null(d);
+	while ((e = readdir(d)))
+		n += strstr(e->d_name, ".parquet") != NULL;
+	closedir(d);
+	return n;
+}
+
+/* A flush whose commit fails keeps its file for the retry: its bytes stay counted as the
+ * flush's (once, not added again by the round that retries it), the rows behind it are the
+ * builders', and when the retry commits the file written before (not a second one) the
+ * flush's count is back to 0 and nothing is lost or doubled. */
+static void test_commit_retry(void **state)
+{
+	struct rn_mat *m = open_mat();
+	size_t b, f, held, b2;
+	int64_t off;
+	(void)state;
+	cb_calls = 0;
+	assert_int_equal(rn_mat_ensure_table(m, "db.s.t"), 0);
+	assert_int_equal(add(m, 0), 0);
+	assert_int_equal(add(m, 1), 0);
+	rn_mat_memory(m, &held, &f);
+	assert_true(held > 0);
+	assert_int_equal(f, 0);
+
+	/* the commit's put-if-absent of the log entry fails (the data file was written) */
+	rn_fs_fail_after(1, EIO, RN_FS_LINK);
+	assert_int_equal(rn_mat_flush_start(m, round_cb, NULL), 0);
+	join_all();
+	assert_int_equal(rn_fs_injected() > 0, 1);
+	rn_fs_fail_after(0, 0, 0);
+	done_all(0);
+	assert_int_equal(cb_calls, 1);
+	assert_int_equal(cb_rc, RN_EIO);
+	assert_int_equal(rn_mat_committed(m, "db.s.t", "s0", &off), 0);
+	assert_int_equal(off, -1);
+	assert_int_equal(data_files(), 1);
+	rn_mat_memory(m, &b, &f);
+	assert_int_equal(b, 0);
+	assert_int_equal(f, held); /* kept for the retry, counted once */
+
+	/* new rows wait in the builders behind the held file; a duplicate of a held batch is
+	 * skipped */
+	assert_int_equal(add(m, 1), 0);
+	rn_mat_memory(m, &b, &f);
+	assert_int_equal(b, 0);
+	assert_int_equal(add(m, 2), 0);
+	rn_mat_memory(m, &b2, &f);
+	assert_true(b2 > 0);
+	assert_int_equal(f, held);
+
+	/* the next round retries the commit of the same file: the flush's count goes */
+	assert_int_equal(rn_mat_flush_start(m, round_cb, NULL), 0);
+	join_all();
+	done_all(0);
+	assert_int_equal(cb_calls, 2);
+	assert_int_equal(cb_rc, RN_EAGAIN); /* the rows behind it wait for one more */
+	assert_int_equal(rn_mat_committed(m, "db.s.t", "s0", &off), 0);
+	assert_int_equal(off, 1);
+	assert_int_equal(data_files(), 1);
+	rn_mat_memory(m, &b, &f);
+	assert_int_equal(b, b2);
+	assert_int_equal(f, 0);
+
+	assert_int_equal(rn_mat_flush(m), 0);
+	rn_mat_memory(m, &b, &f);
+	assert_int_equal(b, 0);
+	assert_int_equal(f, 0);
+	assert_int_equal(rn_mat_pending_bytes(m), 0);
+	assert_int_equal(data_files(), 2);
+	assert_once(3);
+	rn_mat_destroy(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_in_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cancelled, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_memory, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_commit_retry, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
