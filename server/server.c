@@ -2007,43 +2007,33 @@ static int maint_submit(void *ctx, void (*run)(void *arg), void (*done)(void *ar
 
 #ifdef RN_FAULT_HOOKS
 /* RN_FAULT_FLUSH_DELAY_MS=N (runnel-server-faults only): every flush job first waits N ms
- * on its worker, as on a slow disk, so tests can hold flush jobs in flight. */
-struct slow_job {
+ * on its worker, as on a slow disk, so tests can hold flush jobs in flight. No allocation
+ * (nothing for a test to fail): the materializer submits one run function for every flush
+ * job, noted here once on the loop before the first delayed submit; workers read it after
+ * the pool's queue lock (a mutable static, in the test build only). */
+static struct {
 	void (*run)(void *arg);
-	void (*done)(void *arg, int cancelled);
-	void *arg;
 	unsigned ms;
-};
+} slow;
 
 static void slow_run(void *arg)
 {
-	struct slow_job *j = arg;
-	struct timespec ts = {(time_t)(j->ms / 1000), (long)(j->ms % 1000) * 1000000L};
+	struct timespec ts = {(time_t)(slow.ms / 1000), (long)(slow.ms % 1000) * 1000000L};
 	nanosleep(&ts, NULL);
-	j->run(j->arg);
-}
-
-static void slow_done(void *arg, int cancelled)
-{
-	struct slow_job *j = arg;
-	j->done(j->arg, cancelled);
-	rn_free(j);
+	slow.run(arg);
 }
 
 static int flush_submit(void *ctx, void (*run)(void *arg), void (*done)(void *arg, int cancelled),
 			void *arg)
 {
 	const char *v = getenv("RN_FAULT_FLUSH_DELAY_MS");
-	struct slow_job *j;
-	int rc;
-	if (!v || !*v)
+	if (!v || !*v || (slow.run && slow.run != run))
 		return maint_submit(ctx, run, done, arg);
-	if (!(j = rn_malloc(sizeof(*j))))
-		return RN_ENOMEM;
-	*j = (struct slow_job){run, done, arg, (unsigned)strtoul(v, NULL, 10)};
-	if ((rc = maint_submit(ctx, slow_run, slow_done, j)))
-		rn_free(j);
-	return rc;
+	if (!slow.run) {
+		slow.ms = (unsigned)strtoul(v, NULL, 10);
+		slow.run = run;
+	}
+	return maint_submit(ctx, slow_run, done, arg);
 }
 #else
 static int flush_submit(void *ctx, void (*run)(void *arg), void (*done)(void *arg, int cancelled),
