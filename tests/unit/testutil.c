@@ -4,10 +4,12 @@
  */
 #include "testutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 
 int rn_test_tmpdir(char *dir, size_t cap, const char *name)
@@ -35,6 +37,19 @@ char *rn_test_path(char *out, size_t cap, const char *dir, const char *name)
 		abort();
 	}
 	return out;
+}
+
+long rn_test_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	long n = 0;
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+	closedir(d);
+	return n;
 }
 
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)

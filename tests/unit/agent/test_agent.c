@@ -25,26 +25,20 @@
 #include "rn_err.h"
 #include "rn_mem.h"
 #include "uplink_stub.h"
+#include "testutil.h"
 
 static char dir[512];
 
 static int setup(void **state)
 {
-	const char *base = getenv("RN_TEST_TMP");
 	(void)state;
-	if (!base)
-		base = "/tmp";
-	mkdir(base, 0755);
-	snprintf(dir, sizeof(dir), "%s/agent-XXXXXX", base);
-	return mkdtemp(dir) ? 0 : -1;
+	return rn_test_tmpdir(dir, sizeof(dir), "agent");
 }
 
 static int teardown(void **state)
 {
-	char cmd[600];
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return rn_test_rmtree(dir);
 }
 
 static void append_lines(const char *path, int from, int to)

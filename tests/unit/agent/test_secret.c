@@ -18,9 +18,10 @@
 #include "plugin.h"
 #include "rn_err.h"
 #include "secret.h"
+#include "testutil.h"
 
-static char dir[] = "/tmp/rn-test-secret-XXXXXX";
-static char path[256], err[600], out[64];
+static char dir[256];
+static char path[300], err[600], out[64];
 
 static void put(const char *content, size_t len, mode_t mode)
 {
@@ -130,18 +131,16 @@ static void test_plugin_rule(void **state)
 static int setup(void **state)
 {
 	(void)state;
-	if (!mkdtemp(dir))
+	if (rn_test_tmpdir(dir, sizeof(dir), "secret"))
 		return -1;
-	snprintf(path, sizeof(path), "%s/secret", dir);
+	rn_test_path(path, sizeof(path), dir, "secret");
 	return 0;
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	unlink(path);
-	rmdir(dir);
-	return 0;
+	return rn_test_rmtree(dir);
 }
 
 int main(void)

@@ -23,6 +23,7 @@
 #include "rn_clock.h"
 #include "rn_err.h"
 #include "rn_mem.h"
+#include "testutil.h"
 
 static char dir[512];
 
@@ -33,21 +34,14 @@ static void mkpath(char *out, size_t cap, const char *name)
 
 static int setup(void **state)
 {
-	const char *base = getenv("RN_TEST_TMP");
 	(void)state;
-	if (!base)
-		base = "/tmp";
-	mkdir(base, 0755);
-	snprintf(dir, sizeof(dir), "%s/buffer-XXXXXX", base);
-	return mkdtemp(dir) ? 0 : -1;
+	return rn_test_tmpdir(dir, sizeof(dir), "buffer");
 }
 
 static int teardown(void **state)
 {
-	char cmd[600];
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return rn_test_rmtree(dir);
 }
 
 static struct rn_buffer *open_buf(const char *name, int64_t max, int *recovered)

@@ -33,6 +33,7 @@
 #include "rn_clock.h"
 #include "rn_err.h"
 #include "rn_mem.h"
+#include "testutil.h"
 
 #define NSTREAMS 2
 #define LARGE (70u << 10) /* above the blob-read threshold */
@@ -122,25 +123,19 @@ static void mkpath(char *out, size_t cap, const char *name)
 
 static int setup(void **state)
 {
-	const char *base = getenv("RN_TEST_TMP"), *l = getenv("RN_SWEEP_LONG");
+	const char *l = getenv("RN_SWEEP_LONG");
 	(void)state;
 	long_mode = l && *l && strcmp(l, "0");
 	nseed = long_mode ? 40 : 6;
-	if (!base)
-		base = "/tmp";
-	mkdir(base, 0755);
-	snprintf(dir, sizeof(dir), "%s/buffer-faults-XXXXXX", base);
-	if (!mkdtemp(dir) || rn_buffer_iofault_install())
+	if (rn_test_tmpdir(dir, sizeof(dir), "buffer-faults") || rn_buffer_iofault_install())
 		return -1;
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	char cmd[600];
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return rn_test_rmtree(dir);
 }
 
 static int open_at(const char *name, struct rn_buffer **b, int *recovered)

@@ -26,6 +26,7 @@
 #include "rn_pbwire.h"
 #include "rn_utf8.h"
 #include "rn_zstd.h"
+#include "testutil.h"
 
 static void test_varint_golden(void **state)
 {
@@ -249,7 +250,7 @@ static void test_write_new_file(void **state)
 {
 	static const size_t lens[] = {0,      1, 4095, 4096, 4097, 1 << 20, (1 << 20) + 4096 + 7,
 				      3000000};
-	char dir[] = "/tmp/rn-fs-XXXXXX", path[64];
+	char dir[256], path[300];
 	size_t max = 3000000;
 	uint8_t *src = malloc(max + 2), *got = malloc(max);
 	(void)state;
@@ -257,10 +258,12 @@ static void test_write_new_file(void **state)
 	assert_non_null(got);
 	for (size_t i = 0; i < max + 2; i++)
 		src[i] = (uint8_t)(i * 131 + (i >> 12));
-	assert_non_null(mkdtemp(dir));
+	assert_int_equal(rn_test_tmpdir(dir, sizeof(dir), "fs"), 0);
 	for (size_t k = 0; k < sizeof(lens) / sizeof(lens[0]); k++) {
 		size_t len = lens[k];
-		snprintf(path, sizeof(path), "%s/f%zu", dir, k);
+		char name[32];
+		snprintf(name, sizeof(name), "f%zu", k);
+		rn_test_path(path, sizeof(path), dir, name);
 		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
 		assert_true(fd >= 0);
 		/* an unaligned source, as a realloc'd buffer is */
@@ -276,9 +279,8 @@ static void test_write_new_file(void **state)
 		assert_int_equal(read(fd, got, max), (ssize_t)len);
 		close(fd);
 		assert_memory_equal(got, src + (k % 3), len);
-		unlink(path);
 	}
-	rmdir(dir);
+	assert_int_equal(rn_test_rmtree(dir), 0);
 	free(src);
 	free(got);
 }
@@ -298,11 +300,11 @@ static char *slurp(const char *path)
  * reopen, and to a new file of the configured name after it. */
 static void test_log_file_reopen(void **state)
 {
-	char dir[] = "/tmp/rn-log-XXXXXX", path[64], moved[64];
+	char dir[256], path[300], moved[300];
 	(void)state;
-	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/x.log", dir);
-	snprintf(moved, sizeof(moved), "%s/x.log.1", dir);
+	assert_int_equal(rn_test_tmpdir(dir, sizeof(dir), "log"), 0);
+	rn_test_path(path, sizeof(path), dir, "x.log");
+	rn_test_path(moved, sizeof(moved), dir, "x.log.1");
 	assert_int_equal(rn_log_reopen(), 0); /* stderr: nothing to reopen */
 	assert_int_equal(rn_log_set_file(path), 0);
 	rn_log_warn("test", "first %d", 1);
@@ -321,9 +323,7 @@ static void test_log_file_reopen(void **state)
 	assert_int_equal(rn_log_set_file(NULL), 0);
 	rn_log_warn("test", "on stderr again");
 	assert_null(strstr(slurp(path), "stderr again"));
-	unlink(path);
-	unlink(moved);
-	rmdir(dir);
+	assert_int_equal(rn_test_rmtree(dir), 0);
 }
 
 static void test_buf_cap_and_failure(void **state)

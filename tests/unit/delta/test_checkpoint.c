@@ -5,7 +5,6 @@
  * and commit (rows read back identical, conflicts abort), vacuum selection, and the Parquet
  * reader on damaged checkpoints.
  */
-#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -41,12 +40,8 @@ static int seq;
 
 static int setup(void **state)
 {
-	const char *base = getenv("RN_TEST_TMP");
 	(void)state;
-	if (base)
-		mkdir(base, 0755);
-	snprintf(root, sizeof(root), "%s/rn-test-ckpt-XXXXXX", base ? base : "/tmp");
-	if (!mkdtemp(root))
+	if (rn_test_tmpdir(root, sizeof(root), "ckpt"))
 		return -1;
 	snprintf(table, sizeof(table), "%s/t%d", root, seq++);
 	return 0;
@@ -54,10 +49,8 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	char cmd[700];
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-	return system(cmd);
+	return rn_test_rmtree(root);
 }
 
 __attribute__((format(printf, 1, 2))) static int exists(const char *fmt, ...)
@@ -653,17 +646,9 @@ static void test_compact_conflict(void **state)
 }
 
 /* Entries in the table's directory besides _delta_log: data files, and anything left over. */
-static size_t table_entries(void)
+static long table_entries(void)
 {
-	DIR *dir = opendir(table);
-	struct dirent *e;
-	size_t n = 0;
-	assert_non_null(dir);
-	while ((e = readdir(dir)))
-		n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
-		     strcmp(e->d_name, "_delta_log");
-	closedir(dir);
-	return n;
+	return rn_test_entries(table) - 1;
 }
 
 /* An input that cannot be mapped (a directory where the data file was: mmap fails) aborts
@@ -684,7 +669,7 @@ static void test_compact_unmappable(void **state)
 	snprintf(aside, sizeof(aside), "%s.aside", paths[2]);
 	assert_int_equal(rename(paths[2], aside), 0);
 	assert_int_equal(mkdir(paths[2], 0755), 0);
-	size_t entries = table_entries();
+	long entries = table_entries();
 
 	struct rn_compact_options o = {.target_bytes = 1 << 20, .min_files = 5};
 	struct rn_compact_result res;
@@ -765,7 +750,7 @@ static void test_compact_alloc_sweep(void **state)
 	min_read_mem(paths[0], &g_small);
 	char *before = table_rows(d, &rows_before), *after;
 	int64_t v0 = rn_delta_version(d);
-	size_t entries = table_entries();
+	long entries = table_entries();
 	struct rn_compact_options o = {
 		.target_bytes = 1 << 20, .min_files = 5, .group_bytes = g_small * 3};
 	struct rn_compact_result res;

@@ -25,6 +25,7 @@
 #include "rn_err.h"
 #include "rn_mem.h"
 #include "table_check.h"
+#include "testutil.h"
 
 #define SCHEMA                                                                                     \
 	"{\"type\":\"struct\",\"fields\":[{\"name\":\"stream_id\",\"type\":\"string\","            \
@@ -44,26 +45,21 @@ static long sweep_ops, sweep_runs;
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(root, sizeof(root), "/tmp/rn-test-delta-alloc-XXXXXX");
-	assert_non_null(mkdtemp(root));
+	assert_int_equal(rn_test_tmpdir(root, sizeof(root), "delta-alloc"), 0);
 	long_mode = getenv("RN_SWEEP_LONG") && atoi(getenv("RN_SWEEP_LONG")) > 0;
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	char cmd[300];
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
 	print_message("delta sweep: %ld operations x N, %ld runs in all\n", sweep_ops, sweep_runs);
-	return system(cmd);
+	return rn_test_rmtree(root);
 }
 
 static void rm_rf(const char *dir)
 {
-	char cmd[600];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	assert_int_equal(system(cmd), 0);
+	assert_int_equal(rn_test_rmtree(dir), 0);
 }
 
 /* Writes one data file of stream s with seqs [from, from + n); fills add. */

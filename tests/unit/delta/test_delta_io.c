@@ -30,6 +30,7 @@
 #include "rn_err.h"
 #include "rn_fs.h"
 #include "rn_mem.h"
+#include "testutil.h"
 
 #define SCHEMA                                                                                     \
 	"{\"type\":\"struct\",\"fields\":[{\"name\":\"id\",\"type\":\"long\","                     \
@@ -40,12 +41,8 @@ static int long_mode;
 
 static int setup(void **state)
 {
-	const char *base = getenv("RN_TEST_TMP");
 	(void)state;
-	if (base)
-		mkdir(base, 0755);
-	snprintf(root, sizeof(root), "%s/rn-test-deltaio-XXXXXX", base ? base : "/tmp");
-	if (!mkdtemp(root))
+	if (rn_test_tmpdir(root, sizeof(root), "deltaio"))
 		return -1;
 	snprintf(table, sizeof(table), "%s/t", root);
 	long_mode = getenv("RN_SWEEP_LONG") && *getenv("RN_SWEEP_LONG") == '1';
@@ -54,18 +51,14 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	char cmd[700];
 	(void)state;
 	rn_fs_fail_after(0, 0, 0);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-	return system(cmd);
+	return rn_test_rmtree(root);
 }
 
 static void wipe(void)
 {
-	char cmd[1400];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", table);
-	assert_int_equal(system(cmd), 0);
+	assert_int_equal(rn_test_rmtree(table), 0);
 }
 
 static int io_error(int rc)

@@ -22,6 +22,7 @@
 #include "delta.h"
 #include "log.h"
 #include "rn_err.h"
+#include "testutil.h"
 
 #define WRITERS 4
 #define COMMITS 150
@@ -34,20 +35,14 @@ static char root[512], table[600];
 
 static int setup(void **state)
 {
-	const char *base = getenv("RN_TEST_TMP");
 	(void)state;
-	if (base)
-		mkdir(base, 0755);
-	snprintf(root, sizeof(root), "%s/rn-test-race-XXXXXX", base ? base : "/tmp");
-	return mkdtemp(root) ? 0 : -1;
+	return rn_test_tmpdir(root, sizeof(root), "race");
 }
 
 static int teardown(void **state)
 {
-	char cmd[700];
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-	return system(cmd);
+	return rn_test_rmtree(root);
 }
 
 /* Child: COMMITS commits of one add + one txn for app "w<id>". Exit status = failures. */

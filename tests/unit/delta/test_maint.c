@@ -30,6 +30,7 @@
 #include "rn_err.h"
 #include "rn_fs.h"
 #include "rn_zstd.h"
+#include "testutil.h"
 
 static char root[512], table[600];
 static int seq;
@@ -40,12 +41,8 @@ static int seq;
 
 static int setup(void **state)
 {
-	const char *base = getenv("RN_TEST_TMP");
 	(void)state;
-	if (base)
-		mkdir(base, 0755);
-	snprintf(root, sizeof(root), "%s/rn-test-maint-XXXXXX", base ? base : "/tmp");
-	if (!mkdtemp(root))
+	if (rn_test_tmpdir(root, sizeof(root), "maint"))
 		return -1;
 	snprintf(table, sizeof(table), "%s/t%d", root, seq++);
 	return 0;
@@ -53,10 +50,8 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	char cmd[700];
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-	return system(cmd);
+	return rn_test_rmtree(root);
 }
 
 static void test_due(void **state)

@@ -21,6 +21,7 @@
 #include "delta.h"
 #include "rn_err.h"
 #include "table_cli.h"
+#include "testutil.h"
 
 static char root[512], table[600];
 
@@ -75,13 +76,9 @@ static char files[3][128];
 
 static int setup(void **state)
 {
-	const char *base = getenv("RN_TEST_TMP");
 	struct rn_delta *d;
 	(void)state;
-	if (base)
-		mkdir(base, 0755);
-	snprintf(root, sizeof(root), "%s/rn-test-table-XXXXXX", base ? base : "/tmp");
-	if (!mkdtemp(root))
+	if (rn_test_tmpdir(root, sizeof(root), "table"))
 		return -1;
 	snprintf(table, sizeof(table), "%s/main/default/t", root);
 	if (rn_delta_open(&d, table, SCHEMA, "test"))
@@ -95,10 +92,8 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	char cmd[700];
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-	return system(cmd);
+	return rn_test_rmtree(root);
 }
 
 struct result {

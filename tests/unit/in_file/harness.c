@@ -22,6 +22,7 @@
 #include "rn_clock.h"
 #include "rn_err.h"
 #include "rn_mem.h"
+#include "testutil.h"
 
 char test_dir[512];
 
@@ -175,21 +176,14 @@ void sleep_ms(int ms)
 
 int test_setup(void **state)
 {
-	const char *base = getenv("RN_TEST_TMP");
 	(void)state;
-	if (!base)
-		base = "/tmp";
-	mkdir(base, 0755);
-	snprintf(test_dir, sizeof(test_dir), "%s/in_file-XXXXXX", base);
-	return mkdtemp(test_dir) ? 0 : -1;
+	return rn_test_tmpdir(test_dir, sizeof(test_dir), "in_file");
 }
 
 int test_teardown(void **state)
 {
-	char cmd[600];
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", test_dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return rn_test_rmtree(test_dir);
 }
 
 /* Waits (bounded) until fd is readable; the time it took in *ms. */

@@ -22,6 +22,7 @@
 
 #include "harness.h"
 #include "rn_log.h"
+#include "testutil.h"
 
 #define NEVER_MS 3600000 /* a rescan interval no test lives to see */
 
@@ -56,9 +57,7 @@ static void hook_arm(const char *at, int found, void (*act)(void))
 
 static void rm_tree(const char *p)
 {
-	char cmd[800];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", p);
-	assert_int_equal(system(cmd), 0);
+	assert_int_equal(rn_test_rmtree(p), 0);
 }
 
 static void make_ab(void)

@@ -28,6 +28,7 @@
 
 #include "harness.h"
 #include "rn_log.h"
+#include "testutil.h"
 
 #define NEVER_MS 3600000 /* a rescan interval no test lives to see */
 
@@ -321,8 +322,7 @@ static void test_permission_denied_logged(void **state)
 	assert_int_equal(count_of(log, "secret.log: readable now"), 1);
 	free(log);
 	if (drop) {
-		snprintf(name, sizeof(name), "rm -rf '%s'", base);
-		assert_int_equal(system(name), 0);
+		assert_int_equal(rn_test_rmtree(base), 0);
 	}
 	rn_log_set_level(RN_LOG_INFO);
 }

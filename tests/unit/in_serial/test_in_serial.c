@@ -31,6 +31,7 @@
 #include "plugin.h"
 #include "rn_err.h"
 #include "rn_mem.h"
+#include "testutil.h"
 
 extern const struct rn_source_plugin rn_in_serial;
 
@@ -231,21 +232,14 @@ static void put(int m, const char *s)
 
 static int setup(void **state)
 {
-	const char *base = getenv("RN_TEST_TMP");
 	(void)state;
-	if (!base)
-		base = "/tmp";
-	mkdir(base, 0755);
-	snprintf(dir, sizeof(dir), "%s/in_serial-XXXXXX", base);
-	return mkdtemp(dir) ? 0 : -1;
+	return rn_test_tmpdir(dir, sizeof(dir), "in_serial");
 }
 
 static int teardown(void **state)
 {
-	char cmd[600];
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return rn_test_rmtree(dir);
 }
 
 static void test_read_unplug_reopen(void **state)

@@ -26,23 +26,21 @@
 #include "rn_buf.h"
 #include "rn_err.h"
 #include "rn_pbwire.h"
+#include "testutil.h"
 
 static char root[256];
 
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(root, sizeof(root), "/tmp/rn-test-mat-XXXXXX");
-	assert_non_null(mkdtemp(root));
+	assert_int_equal(rn_test_tmpdir(root, sizeof(root), "mat"), 0);
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	char cmd[300];
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
-	return system(cmd);
+	return rn_test_rmtree(root);
 }
 
 static void batch_of(struct rn_buf *b, int n, const char *payload, size_t plen)

@@ -36,6 +36,7 @@
 #include "refill_log.h"
 #include "schema.h"
 #include "table_check.h"
+#include "testutil.h"
 
 static char root[256];
 /* every rn_mat_options here: checkpoints at every other commit (setup) */
@@ -48,8 +49,7 @@ static struct refill_log wal;
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(root, sizeof(root), "/tmp/rn-test-mat-alloc-XXXXXX");
-	assert_non_null(mkdtemp(root));
+	assert_int_equal(rn_test_tmpdir(root, sizeof(root), "mat-alloc"), 0);
 	long_mode = getenv("RN_SWEEP_LONG") && atoi(getenv("RN_SWEEP_LONG")) > 0;
 	/* checkpoints at every other commit, so that flushes run them too */
 	mt = rn_maint_defaults;
@@ -59,18 +59,14 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	char cmd[300];
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
 	print_message("mat sweep: %ld operations x N, %ld runs in all\n", sweep_ops, sweep_runs);
-	return system(cmd);
+	return rn_test_rmtree(root);
 }
 
 static void rm_rf(const char *dir)
 {
-	char cmd[600];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	assert_int_equal(system(cmd), 0);
+	assert_int_equal(rn_test_rmtree(dir), 0);
 }
 
 /*

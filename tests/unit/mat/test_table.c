@@ -25,23 +25,21 @@
 #include "rn_err.h"
 #include "rn_mem.h"
 #include "schema.h"
+#include "testutil.h"
 
 static char root[256];
 
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(root, sizeof(root), "/tmp/rn-test-mat-table-XXXXXX");
-	assert_non_null(mkdtemp(root));
+	assert_int_equal(rn_test_tmpdir(root, sizeof(root), "mat-table"), 0);
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	char cmd[300];
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
-	return system(cmd);
+	return rn_test_rmtree(root);
 }
 
 /* Declares db.s.t with columns v (type vtype), k string; partitioned by k if part. */

@@ -22,40 +22,44 @@
 #include "registry.h"
 #include "rn_err.h"
 #include "rn_fs.h"
+#include "testutil.h"
 
 static char dir[256];
 
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(dir, sizeof(dir), "/tmp/rn-test-registry-XXXXXX");
-	assert_non_null(mkdtemp(dir));
-	return 0;
+	return rn_test_tmpdir(dir, sizeof(dir), "registry");
 }
 
 static int teardown(void **state)
 {
-	char cmd[300];
 	(void)state;
 	rn_fs_fail_after(0, 0, 0);
 	unsetenv("RN_FAULT_REG_DIR");
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	return system(cmd);
+	return rn_test_rmtree(dir);
 }
 
 static int exists(const char *name)
 {
 	char path[512];
 	struct stat sb;
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	return stat(path, &sb) == 0;
+	return stat(rn_test_path(path, sizeof(path), dir, name), &sb) == 0;
 }
 
-static size_t files(void)
+static long files(void)
 {
-	char cmd[400];
-	snprintf(cmd, sizeof(cmd), "exit $(ls -A %s | wc -l)", dir);
-	return (size_t)WEXITSTATUS(system(cmd));
+	return rn_test_entries(dir);
+}
+
+/* Writes name in dir with the given text (an entry, or a temp file, made by hand). */
+static void put_file(const char *name, const char *text)
+{
+	char path[512];
+	FILE *f = fopen(rn_test_path(path, sizeof(path), dir, name), "w");
+	assert_non_null(f);
+	fputs(text, f);
+	assert_int_equal(fclose(f), 0);
 }
 
 /* What a commit reported, in order. */
@@ -71,6 +75,29 @@ static void done(void *ctx, struct rn_reg_pending *p, int err)
 	assert_false(rn_registry_queued(p)); /* off the queue before it is reported */
 	r->id[r->n] = p->id;
 	r->err[r->n++] = err;
+}
+
+/* A registry on dir with a create of each of ids (main.s.t, owner alice) queued in p. */
+static struct rn_registry *open_queued(struct rn_reg_pending *p, const char *const *ids, size_t n)
+{
+	struct rn_registry *r;
+	assert_int_equal(rn_registry_create(&r, dir), 0);
+	for (size_t i = 0; i < n; i++) {
+		rn_registry_pending_init(&p[i], ids[i]);
+		assert_int_equal(rn_registry_begin(r, &p[i], "main.s.t", 1, "alice"), 0);
+	}
+	return r;
+}
+
+/* Queues a create of id alone and commits it: what the commit reported for it. */
+static int commit_one(struct rn_registry *r, struct rn_reg_pending *p, const char *id,
+		      struct report *rep)
+{
+	rn_registry_pending_init(p, id);
+	assert_int_equal(rn_registry_begin(r, p, "main.s.t", 1, "alice"), 0);
+	assert_int_equal(rn_registry_commit(r, done, rep), 1);
+	assert_string_equal(rep->id[rep->n - 1], id);
+	return rep->err[rep->n - 1];
 }
 
 struct loaded {
@@ -145,9 +172,7 @@ static void test_group_commit_and_reload(void **state)
 	rn_registry_destroy(r);
 
 	/* a restart reads them back; temp files and per-stream files are not entries */
-	FILE *f = fopen(strcat(strcpy((char[300]){0}, dir), "/.ddd.tmp"), "w");
-	fputs("main.s.t\n1\ncarol\n", f);
-	fclose(f);
+	put_file(".ddd.tmp", "main.s.t\n1\ncarol\n");
 	assert_int_equal(rn_registry_create(&r, dir), 0);
 	assert_int_equal(rn_registry_save_owner(r, "eee", "dave"), 0);
 	assert_int_equal(rn_registry_load(r, entry, &l), 0);
@@ -176,27 +201,13 @@ static void test_unreadable_and_refused_entries(void **state)
 {
 	struct rn_registry *r;
 	struct loaded l = {0};
-	char path[400];
-	FILE *f;
 	(void)state;
 
 	/* no owner line (made before owners were kept), a bad table name, no record type */
-	snprintf(path, sizeof(path), "%s/old", dir);
-	f = fopen(path, "w");
-	fputs("main.s.t\n1\n", f);
-	fclose(f);
-	snprintf(path, sizeof(path), "%s/badname", dir);
-	f = fopen(path, "w");
-	fputs("../etc\n1\n", f);
-	fclose(f);
-	snprintf(path, sizeof(path), "%s/notype", dir);
-	f = fopen(path, "w");
-	fputs("main.s.t\n", f);
-	fclose(f);
-	snprintf(path, sizeof(path), "%s/xrefused", dir);
-	f = fopen(path, "w");
-	fputs("main.s.t\n1\nz\n", f);
-	fclose(f);
+	put_file("old", "main.s.t\n1\n");
+	put_file("badname", "../etc\n1\n");
+	put_file("notype", "main.s.t\n");
+	put_file("xrefused", "main.s.t\n1\nz\n");
 	assert_int_equal(rn_registry_create(&r, dir), 0);
 	l.refuse = 1; /* not taken: skipped (logged) */
 	assert_int_equal(rn_registry_load(r, entry, &l), 0);
@@ -216,16 +227,12 @@ static void test_unreadable_and_refused_entries(void **state)
 
 static void test_file_fsync_fails_alone(void **state)
 {
-	struct rn_registry *r;
-	struct rn_reg_pending a, b;
+	static const char *const ids[] = {"aaa", "bbb"};
+	struct rn_reg_pending p[2];
 	struct report rep = {0};
 	(void)state;
 
-	assert_int_equal(rn_registry_create(&r, dir), 0);
-	rn_registry_pending_init(&a, "aaa");
-	rn_registry_pending_init(&b, "bbb");
-	assert_int_equal(rn_registry_begin(r, &a, "main.s.t", 1, "alice"), 0);
-	assert_int_equal(rn_registry_begin(r, &b, "main.s.t", 1, "alice"), 0);
+	struct rn_registry *r = open_queued(p, ids, 2);
 	rn_fs_fail_after(1, EIO, RN_FS_FSYNC); /* the first entry's fsync */
 	assert_int_equal(rn_registry_commit(r, done, &rep), 2);
 	assert_int_equal(rep.n, 2);
@@ -241,16 +248,12 @@ static void test_file_fsync_fails_alone(void **state)
 
 static void test_directory_fsync_fails_the_group(void **state)
 {
-	struct rn_registry *r;
-	struct rn_reg_pending a, b;
+	static const char *const ids[] = {"aaa", "bbb"};
+	struct rn_reg_pending p[2];
 	struct report rep = {0};
 	(void)state;
 
-	assert_int_equal(rn_registry_create(&r, dir), 0);
-	rn_registry_pending_init(&a, "aaa");
-	rn_registry_pending_init(&b, "bbb");
-	assert_int_equal(rn_registry_begin(r, &a, "main.s.t", 1, "alice"), 0);
-	assert_int_equal(rn_registry_begin(r, &b, "main.s.t", 1, "alice"), 0);
+	struct rn_registry *r = open_queued(p, ids, 2);
 	rn_fs_fail_after(3, EIO, RN_FS_FSYNC); /* two file fsyncs, then the directory's */
 	assert_int_equal(rn_registry_commit(r, done, &rep), 2);
 	assert_int_equal(rep.n, 2);
@@ -270,18 +273,9 @@ static void test_fault_hook_fails_the_nth_commit(void **state)
 
 	setenv("RN_FAULT_REG_DIR", "2", 1);
 	assert_int_equal(rn_registry_create(&r, dir), 0);
-	rn_registry_pending_init(&a, "aaa");
-	rn_registry_pending_init(&b, "bbb");
-	rn_registry_pending_init(&c, "ccc");
-	assert_int_equal(rn_registry_begin(r, &a, "main.s.t", 1, "alice"), 0);
-	assert_int_equal(rn_registry_commit(r, done, &rep), 1);
-	assert_int_equal(rep.err[0], 0);
-	assert_int_equal(rn_registry_begin(r, &b, "main.s.t", 1, "alice"), 0);
-	assert_int_equal(rn_registry_commit(r, done, &rep), 1); /* the 2nd: its directory fsync */
-	assert_int_equal(rep.err[1], EIO);
-	assert_int_equal(rn_registry_begin(r, &c, "main.s.t", 1, "alice"), 0);
-	assert_int_equal(rn_registry_commit(r, done, &rep), 1);
-	assert_int_equal(rep.err[2], 0);
+	assert_int_equal(commit_one(r, &a, "aaa", &rep), 0);
+	assert_int_equal(commit_one(r, &b, "bbb", &rep), EIO); /* the 2nd: its directory fsync */
+	assert_int_equal(commit_one(r, &c, "ccc", &rep), 0);
 	assert_true(exists("aaa"));
 	assert_false(exists("bbb"));
 	assert_true(exists("ccc"));

@@ -17,23 +17,21 @@
 
 #include "rn_err.h"
 #include "wal.h"
+#include "testutil.h"
 
 static char dir[256];
 
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(dir, sizeof(dir), "/tmp/rn-test-wal-XXXXXX");
-	assert_non_null(mkdtemp(dir));
+	assert_int_equal(rn_test_tmpdir(dir, sizeof(dir), "wal"), 0);
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	char cmd[300];
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	return system(cmd);
+	return rn_test_rmtree(dir);
 }
 
 static struct rn_wal_entry entry(int64_t off, const char *batch)

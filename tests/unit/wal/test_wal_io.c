@@ -30,6 +30,7 @@
 #include "rn_fs.h"
 #include "rn_mem.h"
 #include "wal.h"
+#include "testutil.h"
 
 #define MAXB 256
 
@@ -38,31 +39,24 @@ static int long_mode;
 
 static int setup(void **state)
 {
-	const char *base = getenv("RN_TEST_TMP");
 	(void)state;
-	if (base)
-		mkdir(base, 0755);
-	snprintf(dir, sizeof(dir), "%s/rn-test-walio-XXXXXX", base ? base : "/tmp");
-	assert_non_null(mkdtemp(dir));
+	assert_int_equal(rn_test_tmpdir(dir, sizeof(dir), "walio"), 0);
 	long_mode = getenv("RN_SWEEP_LONG") && *getenv("RN_SWEEP_LONG") == '1';
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	char cmd[300];
 	(void)state;
 	rn_fs_fail_after(0, 0, 0);
 	rn_mem_fail_after(0);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd);
+	return rn_test_rmtree(dir);
 }
 
 static void wipe(void)
 {
-	char cmd[600];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s' && mkdir '%s'", dir, dir);
-	assert_int_equal(system(cmd), 0);
+	assert_int_equal(rn_test_rmtree(dir), 0);
+	assert_int_equal(mkdir(dir, 0700), 0);
 }
 
 /* Bytes of all segment files in the directory. */
