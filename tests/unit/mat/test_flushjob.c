@@ -293,6 +293,15 @@ static void test_cancelled(void **state)
 	rn_mat_destroy(m);
 }
 
+/* rn_mat_memory is (builders, flush) exactly. */
+static void assert_memory(const struct rn_mat *m, size_t builders, size_t flush)
+{
+	size_t b, f;
+	rn_mat_memory(m, &b, &f);
+	assert_int_equal(b, builders);
+	assert_int_equal(f, flush);
+}
+
 /* The memory budget's counters (rn_mat_memory): builders grow with adds, move whole to the
  * flush when a round detaches them, and go when the job is done; a cancelled job keeps its
  * builders counted until a later round has run it. */
@@ -303,9 +312,7 @@ static void test_memory(void **state)
 	(void)state;
 	cb_calls = 0;
 	assert_int_equal(rn_mat_ensure_table(m, "db.s.t"), 0);
-	rn_mat_memory(m, &b, &f);
-	assert_int_equal(b, 0);
-	assert_int_equal(f, 0);
+	assert_memory(m, 0, 0);
 	assert_int_equal(add(m, 0), 0);
 	rn_mat_memory(m, &b0, &f);
 	assert_true(b0 > 0);
@@ -334,13 +341,9 @@ static void test_memory(void **state)
 	assert_int_equal(b, b1); /* not detached: behind the held flush */
 	assert_true(f > 0);
 	done_all(0);
-	rn_mat_memory(m, &b, &f);
-	assert_int_equal(b, b1);
-	assert_int_equal(f, 0);
+	assert_memory(m, b1, 0);
 	assert_int_equal(rn_mat_flush(m), 0);
-	rn_mat_memory(m, &b, &f);
-	assert_int_equal(b, 0);
-	assert_int_equal(f, 0);
+	assert_memory(m, 0, 0);
 	assert_once(3);
 	rn_mat_destroy(m);
 }
@@ -405,14 +408,10 @@ static void test_commit_retry(void **state)
 	assert_int_equal(rn_mat_committed(m, "db.s.t", "s0", &off), 0);
 	assert_int_equal(off, 1);
 	assert_int_equal(data_files(), 1);
-	rn_mat_memory(m, &b, &f);
-	assert_int_equal(b, b2);
-	assert_int_equal(f, 0);
+	assert_memory(m, b2, 0);
 
 	assert_int_equal(rn_mat_flush(m), 0);
-	rn_mat_memory(m, &b, &f);
-	assert_int_equal(b, 0);
-	assert_int_equal(f, 0);
+	assert_memory(m, 0, 0);
 	assert_int_equal(rn_mat_pending_bytes(m), 0);
 	assert_int_equal(data_files(), 2);
 	assert_once(3);
