@@ -22,10 +22,10 @@
 
 #include "rn_err.h"
 #include "rn_mem.h"
+#include "s3policy.h"
 #include "sigv4.h"
 
 #define ERRBODY_MAX (64 << 10) /* an error or XML response kept for parsing */
-#define BACKOFF_CAP_MS 5000
 
 struct rn_s3 {
 	char *base; /* URL start: "http://host:port" (virtual: "http://bucket.host:port") */
@@ -61,8 +61,8 @@ struct req {
 	int64_t content_length; /* from the response headers, -1 when absent */
 	char etag[128];         /* the ETag header, quotes kept; "" when absent */
 	struct rn_buf scratch;  /* non-2xx (or out == NULL) response bodies */
-	int unknown;            /* an earlier attempt may have been applied */
-	int curl_failed;        /* the last attempt failed below HTTP */
+	int unknown;            /* an attempt that did not succeed may have been applied */
+	enum rn_s3_fail fail;   /* how the last attempt ended below HTTP */
 };
 
 static void set_err(struct rn_s3 *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -288,6 +288,11 @@ const char *rn_s3_errmsg(const struct rn_s3 *s)
 	return s->err;
 }
 
+const char *rn_s3_access_key(const struct rn_s3 *s)
+{
+	return s->access_key;
+}
+
 int rn_s3_status(const struct rn_s3 *s)
 {
 	return s->status;
@@ -355,27 +360,14 @@ static size_t header_cb(char *p, size_t size, size_t n, void *arg)
 	return len;
 }
 
-static int map_status(int st)
+static void backoff(struct rn_s3 *s, int retry)
 {
-	switch (st) {
-	case 404: return RN_ENOTFOUND;
-	case 412: return RN_EEXIST;
-	case 416: return RN_ERANGE;
-	case 400: return RN_EINVAL;
-	default: return RN_EIO;
-	}
-}
-
-static void backoff(struct rn_s3 *s, int attempt)
-{
-	int64_t ms = (int64_t)s->backoff_ms << (attempt < 16 ? attempt : 16);
+	int64_t ms;
 	struct timespec ts;
-	if (ms > BACKOFF_CAP_MS)
-		ms = BACKOFF_CAP_MS;
 	s->rng ^= s->rng << 13;
 	s->rng ^= s->rng >> 7;
 	s->rng ^= s->rng << 17;
-	ms = ms / 2 + (int64_t)(s->rng % (uint64_t)(ms / 2 + 1)); /* half fixed, half jitter */
+	ms = rn_s3_policy_backoff_ms(s->backoff_ms, retry, s->rng);
 	ts.tv_sec = (time_t)(ms / 1000);
 	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
 	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
@@ -520,13 +512,12 @@ static int attempt(struct rn_s3 *s, struct req *r, const char *path, const char 
 		else
 			rc = BELOW_HTTP;
 		/* before a connection exists, nothing was applied */
-		r->curl_failed = 1;
-		if (cc != CURLE_COULDNT_CONNECT && cc != CURLE_COULDNT_RESOLVE_HOST &&
-		    cc != CURLE_COULDNT_RESOLVE_PROXY)
-			r->unknown |=
-				2; /* marked for perform(): this attempt's outcome is unknown */
+		r->fail = cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
+					  cc == CURLE_COULDNT_RESOLVE_PROXY
+				  ? RN_S3_NO_CONNECTION
+				  : RN_S3_CUT;
 	} else {
-		r->curl_failed = 0;
+		r->fail = RN_S3_ANSWERED;
 	}
 out:
 	rn_sigv4_out_free(&so);
@@ -553,54 +544,40 @@ static int perform(struct rn_s3 *s, struct req *r)
 	    (rc = rn_sigv4_sha256_hex(r->body ? r->body : "", r->len, hash)))
 		goto out;
 	for (int i = 0; i < s->max_attempts; i++) {
-		int transient, unknown_now;
+		struct rn_s3_verdict v;
 		char code[64] = "", msg[256] = "";
+		int err_doc = 0, st;
 		if (i) {
 			s->st.retries++;
 			backoff(s, i - 1);
 		}
-		r->unknown &= 1; /* earlier attempts' verdicts stay; this one's is found below */
 		rc = attempt(s, r, (const char *)path.data, hash);
 		if (rc < 0)
 			break;
-		if (rc == BELOW_HTTP) { /* below HTTP: a connection error, a timeout */
-			unknown_now = (r->unknown & 2) != 0;
-			transient = 1;
-			rc = RN_ECONNECT;
-		} else {
-			int st = s->status;
-			int is_err_doc = 0;
-			if (st >= 200 && st < 300 && r->error_in_200) {
-				const struct rn_buf *b = r->out ? r->out : &r->scratch;
-				is_err_doc =
-					rn_s3xml_error((const char *)b->data +
-							       (r->out ? r->out_start : 0),
-						       b->len - (r->out ? r->out_start : 0), code,
-						       sizeof(code), msg, sizeof(msg)) == 0;
-			}
-			if (st >= 200 && st < 300 && !is_err_doc) {
-				rc = 0;
-				break;
-			}
-			if (!is_err_doc)
+		st = s->status;
+		if (rc == 0 && st >= 200 && st < 300 && r->error_in_200) {
+			const struct rn_buf *b = r->out ? r->out : &r->scratch;
+			size_t from = r->out ? r->out_start : 0;
+			err_doc = rn_s3xml_error((const char *)b->data + from, b->len - from, code,
+						 sizeof(code), msg, sizeof(msg)) == 0;
+		}
+		v = rn_s3_policy_verdict(rc == BELOW_HTTP ? r->fail : RN_S3_ANSWERED, st,
+					 r->retry_409, err_doc);
+		rc = v.rc;
+		if (!rc)
+			break;
+		if (r->fail == RN_S3_ANSWERED) {
+			if (!err_doc)
 				rn_s3xml_error((const char *)r->scratch.data, r->scratch.len, code,
 					       sizeof(code), msg, sizeof(msg));
 			set_err(s, "%s %s/%s: HTTP %d%s%s%s%s", r->method, s->bucket,
 				r->key ? r->key : "", st, code[0] ? " " : "", code,
 				msg[0] ? ": " : "", msg);
-			transient =
-				st >= 500 || st == 429 || (st == 409 && r->retry_409) || is_err_doc;
-			/* 503 SlowDown and 429 are refusals before any work; other 5xx may come
-			 * after */
-			unknown_now = (st >= 500 && st != 503) || is_err_doc;
-			rc = is_err_doc ? RN_EIO : map_status(st);
 		}
-		if (!transient)
+		r->unknown |= v.maybe_applied;
+		if (!v.retry)
 			break;
-		if (unknown_now)
-			r->unknown |= 1;
 	}
-	r->unknown &= 1;
 out:
 	rn_buf_free(&path);
 	if (rc && rc != RN_ENOTFOUND && rc != RN_EEXIST)

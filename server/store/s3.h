@@ -88,6 +88,8 @@ void rn_s3_destroy(struct rn_s3 *s);
 /* The last failure's detail: "PUT bucket/key: HTTP 403 SignatureDoesNotMatch: ..." or the
  * connection error; "" after a success. Never holds a credential. */
 const char *rn_s3_errmsg(const struct rn_s3 *s);
+/* The access key id in use (not a secret: every request carries it). */
+const char *rn_s3_access_key(const struct rn_s3 *s);
 /* The last response's HTTP status (0: none). */
 int rn_s3_status(const struct rn_s3 *s);
 void rn_s3_stats(const struct rn_s3 *s, struct rn_s3_stats *st);
