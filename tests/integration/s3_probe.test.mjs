@@ -1,5 +1,5 @@
 // The server's S3 client (server/store/s3.c, driven by the s3_probe program) against a real
-// store, a throw-away Ceph RGW (lib/rgw.mjs, tests/s3/rgw.sh): put, get whole and by range,
+// store, a throw-away Ceph RGW (lib/rgw.mjs and its start script): put, get whole and by range,
 // head, delete, ListObjectsV2 paging over 1,100 keys, keys that need encoding, put-if-absent
 // (a second one is refused; of 8 concurrent writers exactly one wins), a lost response to a
 // put-if-absent (our own write found and recognised; someone else's not taken for ours), a
