@@ -482,6 +482,12 @@ static int attempt(struct rn_s3 *s, struct req *r, const char *path, const char 
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &x);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+	/* libcurl silently sends a request again when a reused connection closes before any
+	 * answer. A conditional put repeated behind our back could meet its own write and
+	 * report someone else's (the rule in s3.h needs to know of every lost answer), so it
+	 * always goes on a new connection, where libcurl never repeats. */
+	if (r->retry_409)
+		curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
 	if (strcmp(r->method, "GET") == 0) {
 		curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
 	} else if (strcmp(r->method, "HEAD") == 0) {
