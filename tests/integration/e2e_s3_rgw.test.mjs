@@ -1,0 +1,104 @@
+// The object store the project tests against (a throw-away Ceph RGW from Debian's packages,
+// tests/s3/rgw.sh) behaves as a Delta commit protocol on S3 needs, checked with a client we
+// did not write (python3-boto3): put-if-absent (If-None-Match: *) refuses an existing key
+// with 412 and leaves it unchanged, of N writers racing for one key exactly one wins,
+// ListObjectsV2 pages with continuation tokens, multipart uploads read back whole, and a
+// restart keeps every object and the put-if-absent refusal. ctest label `s3`.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Rgw, rgwMissing } from './lib/rgw.mjs';
+
+const BUCKET = 'delta-checks';
+let rgw;
+let failed = false;
+
+before(async () => {
+  const missing = rgwMissing();
+  if (missing) throw new Error(`the s3 tests need ${missing} (make deps-apt)`);
+  rgw = new Rgw();
+  await rgw.start();
+  console.log(`# RGW up in ${rgw.startMs} ms at ${rgw.endpoint}`);
+  await rgw.bucket(BUCKET);
+});
+
+after(async () => {
+  if (!rgw) return;
+  if (failed) console.log(`# RGW kept in ${rgw.dir}\n${rgw.logs(15)}`);
+  await rgw.stop({ remove: !failed });
+});
+
+// Marks the run failed (logs and directory kept) when fn throws.
+const check = (fn) => async (t) => {
+  try {
+    await fn(t);
+  } catch (e) {
+    failed = true;
+    throw e;
+  }
+};
+
+test('put-if-absent: a second PUT with If-None-Match: * gets 412 and leaves the object', check(async () => {
+  const first = await rgw.s3('put', BUCKET, '_delta_log/00000000000000000000.json', 'commit A', '--if-none-match');
+  assert.equal(first.status, 200);
+  const second = await rgw.s3('put', BUCKET, '_delta_log/00000000000000000000.json', 'commit B', '--if-none-match');
+  assert.equal(second.status, 412, JSON.stringify(second));
+  assert.equal((await rgw.s3('get', BUCKET, '_delta_log/00000000000000000000.json')).body, 'commit A');
+  // the header is what refuses: the same PUT without it overwrites (so the 412 above is not
+  // some other refusal)
+  const plain = await rgw.s3('put', BUCKET, 'scratch/overwrite', 'one');
+  assert.equal(plain.status, 200);
+  assert.equal((await rgw.s3('put', BUCKET, 'scratch/overwrite', 'two')).status, 200);
+  assert.equal((await rgw.s3('get', BUCKET, 'scratch/overwrite')).body, 'two');
+}));
+
+test('concurrent put-if-absent on one key: exactly one writer wins each round', check(async () => {
+  const WRITERS = 8;
+  const ROUNDS = 15;
+  const r = await rgw.s3('race', BUCKET, '_delta_log/race', WRITERS, ROUNDS);
+  assert.equal(r.rounds.length, ROUNDS);
+  for (const round of r.rounds) {
+    assert.equal(round.winners.length, 1, `${round.key}: ${JSON.stringify(round.statuses)}`);
+    for (const s of round.statuses) assert.ok(s === 200 || s === 412, `${round.key}: ${JSON.stringify(round.statuses)}`);
+    // the object holds the winner's body: no loser overwrote it
+    assert.equal(round.body, `writer ${round.winners[0]}`, round.key);
+  }
+}));
+
+test('ListObjectsV2 pages with a continuation token and keeps to the prefix', check(async () => {
+  await rgw.s3('fill', BUCKET, 'paged/_delta_log/', 23);
+  await rgw.s3('put', BUCKET, 'paged/other', 'not under the prefix');
+  const r = await rgw.s3('list', BUCKET, 'paged/_delta_log/', 5);
+  const want = Array.from({ length: 23 }, (_, i) => `paged/_delta_log/${String(i).padStart(4, '0')}`);
+  assert.deepEqual(r.keys, want);
+  assert.deepEqual(r.pages.map((p) => p.n), [5, 5, 5, 5, 3]);
+  assert.deepEqual(r.pages.map((p) => p.truncated), [true, true, true, true, false]);
+}));
+
+test('multipart upload reads back whole', check(async () => {
+  // 3 parts: two of 5 MiB (S3's smallest part but the last) and a shorter last one
+  const r = await rgw.s3('multipart', BUCKET, 'data/part-00000.parquet', 3, 5);
+  assert.equal(r.size, 2 * (5 << 20) + (5 << 19) + 123);
+  assert.equal(r.sha256, r.sha256_sent);
+  assert.match(r.etag, /-3"$/, 'a multipart ETag names its part count');
+}));
+
+test('a restart keeps the objects, the endpoint and the put-if-absent refusal', check(async () => {
+  const before = await rgw.s3('list', BUCKET, '', 1000);
+  const port = rgw.port;
+  const t0 = Date.now();
+  await rgw.restart();
+  console.log(`# RGW stop + start with data: ${Date.now() - t0} ms (start ${rgw.startMs} ms)`);
+  assert.equal(rgw.port, port);
+  assert.ok((await rgw.status()).running);
+  const afterList = await rgw.s3('list', BUCKET, '', 1000);
+  assert.deepEqual(afterList.keys, before.keys);
+  assert.equal((await rgw.s3('get', BUCKET, '_delta_log/00000000000000000000.json')).body, 'commit A');
+  const again = await rgw.s3('put', BUCKET, '_delta_log/00000000000000000000.json', 'commit C', '--if-none-match');
+  assert.equal(again.status, 412);
+  assert.equal((await rgw.s3('get', BUCKET, 'data/part-00000.parquet')).status, 200);
+  // stopped, it answers nothing; started again, it serves the same objects
+  await rgw.stop();
+  assert.equal((await rgw.status()).running, false);
+  await rgw.start();
+  assert.equal((await rgw.s3('get', BUCKET, 'scratch/overwrite')).body, 'two');
+}));
