@@ -6,7 +6,8 @@
 // restart keeps every object and the put-if-absent refusal. ctest label `s3`.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Rgw, rgwMissing } from './lib/rgw.mjs';
+import { run } from './lib/harness.mjs';
+import { Rgw, rgwMissing, rgwScript } from './lib/rgw.mjs';
 
 const BUCKET = 'delta-checks';
 let rgw;
@@ -86,19 +87,35 @@ test('a restart keeps the objects, the endpoint and the put-if-absent refusal', 
   const before = await rgw.s3('list', BUCKET, '', 1000);
   const port = rgw.port;
   const t0 = Date.now();
-  await rgw.restart();
+  await rgw.stop();
+  // stopped: no daemon left, nothing answers on the endpoint
+  assert.equal((await rgw.status()).running, false);
+  await assert.rejects(fetch(rgw.endpoint), 'a stopped RGW refuses connections');
+  await rgw.start();
   console.log(`# RGW stop + start with data: ${Date.now() - t0} ms (start ${rgw.startMs} ms)`);
   assert.equal(rgw.port, port);
   assert.ok((await rgw.status()).running);
   const afterList = await rgw.s3('list', BUCKET, '', 1000);
   assert.deepEqual(afterList.keys, before.keys);
   assert.equal((await rgw.s3('get', BUCKET, '_delta_log/00000000000000000000.json')).body, 'commit A');
+  assert.equal((await rgw.s3('get', BUCKET, 'scratch/overwrite')).body, 'two');
   const again = await rgw.s3('put', BUCKET, '_delta_log/00000000000000000000.json', 'commit C', '--if-none-match');
   assert.equal(again.status, 412);
-  assert.equal((await rgw.s3('get', BUCKET, 'data/part-00000.parquet')).status, 200);
-  // stopped, it answers nothing; started again, it serves the same objects
-  await rgw.stop();
-  assert.equal((await rgw.status()).running, false);
+}));
+
+test('rgw.sh: start refuses a running cluster; radosgw alone killed comes back, the cluster kept', check(async () => {
+  const twice = await run(rgwScript, ['start', rgw.dir]);
+  assert.equal(twice.code, 1);
+  assert.match(twice.stderr, /already running/);
+  const mon = rgw.pid('mon');
+  await rgw.kill('rgw');
+  const st = await rgw.status();
+  assert.equal(st.running, false);
+  assert.match(st.text, /rgw stopped/);
+  assert.match(st.text, /mon running/);
+  await assert.rejects(fetch(rgw.endpoint), 'no gateway, no answer');
   await rgw.start();
+  console.log(`# radosgw alone back in ${rgw.startMs} ms`);
+  assert.equal(rgw.pid('mon'), mon, 'the monitor was not restarted');
   assert.equal((await rgw.s3('get', BUCKET, 'scratch/overwrite')).body, 'two');
 }));

@@ -5,7 +5,9 @@
 # nobody, their PIDs recorded in DIR/pids/.
 #
 #   rgw.sh start DIR [PORT]   create the cluster in DIR (RGW on PORT, default a free one) or,
-#                             when DIR holds a stopped one, start it again with its data;
+#                             when DIR holds a stopped one, start it again with its data
+#                             (daemons still running, e.g. mon and osd after radosgw alone
+#                             was killed, are kept);
 #                             waits until RGW answers and the user exists, then prints
 #                             `endpoint=... access_key=... secret_key=... bucket_region=...`
 #                             (also in DIR/env, one per line)
@@ -80,10 +82,14 @@ wait_for() {
 
 # Starts daemon $1 (mon|osd|rgw) with the rest as its command, in the foreground (-f) and in
 # the background of this script, stdio to files (under a pipe the caller would never end).
+# One still running (only radosgw was killed) is left as it is.
 launch() {
 	local name=$1
 	shift
-	[ -z "$(pid_of "$name")" ] || die "$name already runs (pid $(pid_of "$name"))"
+	if [ -n "$(pid_of "$name")" ]; then
+		log "$name still runs (pid $(pid_of "$name"))"
+		return
+	fi
 	"$@" -f </dev/null >>"$DIR/log/$name.out" 2>&1 &
 	echo $! >"$DIR/pids/$name"
 }
@@ -233,10 +239,11 @@ EOF
 		load_ports
 		[ -z "$want_port" ] || [ "$want_port" = "$RGW_PORT" ] ||
 			die "$DIR was made with port $RGW_PORT, not $want_port"
-		[ -z "$(pid_of rgw)" ] || die "already running (rgw.sh stop $DIR first)"
+		[ -z "$(pid_of mon)" ] || [ -z "$(pid_of osd)" ] || [ -z "$(pid_of rgw)" ] ||
+			die "already running (rgw.sh stop $DIR first)"
 	fi
-	port_unbound "$MON_PORT" || die "monitor port $MON_PORT in use"
-	port_unbound "$RGW_PORT" || die "RGW port $RGW_PORT in use"
+	[ -n "$(pid_of mon)" ] || port_unbound "$MON_PORT" || die "monitor port $MON_PORT in use"
+	[ -n "$(pid_of rgw)" ] || port_unbound "$RGW_PORT" || die "RGW port $RGW_PORT in use"
 
 	launch mon ceph-mon -c "$CONF" -i a
 	wait_for "the monitor" ceph_ mon stat

@@ -8,11 +8,12 @@
 //   rgw.endpoint, rgw.accessKey, rgw.secretKey, rgw.region, rgw.envFile
 //   await rgw.bucket('tables');             // created if missing
 //   await rgw.s3('put', 'tables', 'k', 'v', '--if-none-match')  // -> {status, etag}
+//   await rgw.kill('rgw'); await rgw.start();   // the gateway alone lost and back
 //   await rgw.restart(); await rgw.stop({ remove: true });
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { repoRoot, run, tmpDir } from './harness.mjs';
+import { repoRoot, run, tmpDir, waitFor } from './harness.mjs';
 
 export const rgwScript = path.join(repoRoot, 'tests', 's3', 'rgw.sh');
 export const s3ClientPy = path.join(repoRoot, 'tests', 's3', 's3_client.py');
@@ -94,6 +95,34 @@ export class Rgw {
   async restart() {
     await this.stop();
     return this.start();
+  }
+  // The PID of daemon `name` (mon, osd, rgw) as rgw.sh recorded it, or null when stopped.
+  pid(name) {
+    try {
+      const p = Number(fs.readFileSync(path.join(this.dir, 'pids', name), 'utf8'));
+      return p > 0 ? p : null;
+    } catch {
+      return null;
+    }
+  }
+  // Kills one daemon (a store failing under a writer: `kill('rgw')` takes the gateway away,
+  // the cluster stays); resolves once it is gone. start() brings back what is missing.
+  async kill(name = 'rgw', sig = 'SIGKILL') {
+    const p = this.pid(name);
+    if (!p) return;
+    try {
+      process.kill(p, sig);
+    } catch {
+      return;
+    }
+    await waitFor(() => {
+      try {
+        process.kill(p, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    }, { timeoutMs: 30000, what: `${name} (pid ${p}) gone` });
   }
   // rgw.sh status: {running: all three daemons up and RGW answering, text}
   async status() {
