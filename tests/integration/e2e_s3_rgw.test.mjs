@@ -6,6 +6,8 @@
 // restart keeps every object and the put-if-absent refusal. ctest label `s3`.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
+import path from 'node:path';
 import { run } from './lib/harness.mjs';
 import { Rgw, rgwMissing, rgwScript } from './lib/rgw.mjs';
 
@@ -83,6 +85,16 @@ test('multipart upload reads back whole', check(async () => {
   assert.match(r.etag, /-3"$/, 'a multipart ETag names its part count');
 }));
 
+// Pinned so a store upgrade that changes them is noticed: a Delta commit must be one plain
+// PUT with If-None-Match: * (never a copy or a multipart completion), and nothing may rely
+// on If-Match with the quoted ETag (tests/README.md "S3 and load balancer tests").
+test('RGW 16.2 quirks: If-Match wants the unquoted ETag; If-None-Match is ignored on copy and multipart completion', check(async () => {
+  const q = await rgw.s3('quirks', BUCKET);
+  assert.deepEqual(q, {
+    if_match_quoted: 412, if_match_unquoted: 200, copy_if_none_match: 200, complete_if_none_match: 200, body: 'mp',
+  });
+}));
+
 test('a restart keeps the objects, the endpoint and the put-if-absent refusal', check(async () => {
   const before = await rgw.s3('list', BUCKET, '', 1000);
   const port = rgw.port;
@@ -107,6 +119,13 @@ test('rgw.sh: start refuses a running cluster; radosgw alone killed comes back, 
   const twice = await run(rgwScript, ['start', rgw.dir]);
   assert.equal(twice.code, 1);
   assert.match(twice.stderr, /already running/);
+  // a port asked for that is taken: refused before anything is made
+  const taken = net.createServer();
+  await new Promise((r) => taken.listen(0, '127.0.0.1', r));
+  const busy = await run(rgwScript, ['start', path.join(rgw.dir, 'other'), String(taken.address().port)]);
+  taken.close();
+  assert.equal(busy.code, 1);
+  assert.match(busy.stderr, /port \d+ is in use/);
   const mon = rgw.pid('mon');
   await rgw.kill('rgw');
   const st = await rgw.status();

@@ -19,7 +19,8 @@
 # RGW_START_TIMEOUT (seconds, default 90). Needs radosgw ceph-mon ceph-osd (Debian 12: 16.2),
 # curl, uuidgen. Ports: a block of 32 below the kernel's ephemeral range (so programs binding
 # port 0 never take them), chosen at random among free blocks under a lock, kept in DIR/ports
-# so a restart comes back on the same ones. Facts behind the settings: tests/README.md "S3".
+# so a restart comes back on the same ones. Facts behind the settings:
+# tests/README.md "S3 and load balancer tests".
 set -euo pipefail
 
 die() {

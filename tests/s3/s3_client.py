@@ -21,6 +21,10 @@ Commands:
   multipart B KEY PARTS MB  multipart upload of PARTS parts of MB MiB each (the last one
                             shorter), then reads it back; reports {status, size, sha256,
                             sha256_sent, etag}
+  quirks B                  what a commit protocol must not rely on in RGW 16.2: reports the
+                            status of a PUT with If-Match: the quoted ETag, then the unquoted
+                            one; and whether If-None-Match: * is honoured on a server-side
+                            copy and on CompleteMultipartUpload onto an existing key
   copy-out B PREFIX DIR     downloads every object under PREFIX into DIR (keys as paths)
 """
 import hashlib
@@ -68,6 +72,40 @@ def get(s3, bucket, key):
         return {'status': 200, 'body': r['Body'].read().decode(errors='replace')}
     except botocore.exceptions.ClientError as e:
         return {'status': status_of(e), 'code': e.response['Error'].get('Code')}
+
+
+def with_header(env, name, value):
+    s3 = client(env)
+
+    def add(request, **_):
+        request.headers[name] = value
+    s3.meta.events.register('before-sign.s3.*', add)
+    return s3
+
+
+def quirks(env, bucket):
+    s3 = client(env)
+    etag = s3.put_object(Bucket=bucket, Key='quirks/k', Body=b'a')['ETag']
+    out = {'if_match_quoted': put(with_header(env, 'If-Match', etag), bucket, 'quirks/k', b'b')['status'],
+           'if_match_unquoted': put(with_header(env, 'If-Match', etag.strip('"')), bucket, 'quirks/k',
+                                    b'c')['status']}
+    inm = with_header(env, 'If-None-Match', '*')
+    s3.put_object(Bucket=bucket, Key='quirks/src', Body=b'src')
+    try:
+        inm.copy_object(Bucket=bucket, Key='quirks/k', CopySource={'Bucket': bucket, 'Key': 'quirks/src'})
+        out['copy_if_none_match'] = 200
+    except botocore.exceptions.ClientError as e:
+        out['copy_if_none_match'] = status_of(e)
+    up = s3.create_multipart_upload(Bucket=bucket, Key='quirks/k')
+    r = s3.upload_part(Bucket=bucket, Key='quirks/k', UploadId=up['UploadId'], PartNumber=1, Body=b'mp')
+    try:
+        inm.complete_multipart_upload(Bucket=bucket, Key='quirks/k', UploadId=up['UploadId'],
+                                      MultipartUpload={'Parts': [{'PartNumber': 1, 'ETag': r['ETag']}]})
+        out['complete_if_none_match'] = 200
+    except botocore.exceptions.ClientError as e:
+        out['complete_if_none_match'] = status_of(e)
+    out['body'] = get(s3, bucket, 'quirks/k').get('body')
+    return out
 
 
 def race(env, bucket, key, n, rounds):
@@ -155,6 +193,8 @@ def main():
         head = s3.head_object(Bucket=bucket, Key=key)
         out = {'status': 200, 'etag': head['ETag'], 'complete_etag': r.get('ETag'), 'size': len(got),
                'sha256': hashlib.sha256(got).hexdigest(), 'sha256_sent': sent.hexdigest()}
+    elif cmd == 'quirks':
+        out = quirks(env, args[0])
     elif cmd == 'copy-out':
         bucket, prefix, dest = args
         n = 0
