@@ -8,7 +8,8 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import path from 'node:path';
-import { run } from './lib/harness.mjs';
+import fs from 'node:fs';
+import { run, tmpDir } from './lib/harness.mjs';
 import { Rgw, rgwMissing, rgwScript } from './lib/rgw.mjs';
 
 const BUCKET = 'delta-checks';
@@ -137,4 +138,23 @@ test('rgw.sh: start refuses a running cluster; radosgw alone killed comes back, 
   console.log(`# radosgw alone back in ${rgw.startMs} ms`);
   assert.equal(rgw.pid('mon'), mon, 'the monitor was not restarted');
   assert.equal((await rgw.s3('get', BUCKET, 'scratch/overwrite')).body, 'two');
+}));
+
+test('rgw.sh: a start that fails stops what it launched and says why; the next start makes it again', check(async () => {
+  const dir = tmpDir('rgw-fail');
+  // a radosgw that dies at once, first on PATH
+  fs.mkdirSync(path.join(dir, 'bin'));
+  fs.writeFileSync(path.join(dir, 'bin', 'radosgw'), '#!/bin/sh\necho "radosgw: cannot start (test)" >&2\nexit 1\n', { mode: 0o755 });
+  const r = await run(rgwScript, ['start', path.join(dir, 'c')], { env: { ...process.env, PATH: `${dir}/bin:${process.env.PATH}` } });
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /rgw exited while waiting for RGW answering/);
+  assert.match(r.stderr, /radosgw: cannot start \(test\)/, 'the daemon log tail is shown');
+  // the monitor and the OSD it had started are stopped
+  for (const d of ['mon', 'osd', 'rgw']) {
+    assert.equal(fs.readFileSync(path.join(dir, 'c', 'pids', d), 'utf8').trim(), 'stopped', d);
+  }
+  const st = await run(rgwScript, ['status', path.join(dir, 'c')]);
+  assert.equal(st.code, 3);
+  assert.doesNotMatch(st.stdout, /running/);
+  fs.rmSync(dir, { recursive: true, force: true });
 }));

@@ -41,6 +41,7 @@ STOP_TIMEOUT=${RGW_STOP_TIMEOUT:-10}
 ACCESS_KEY=${RGW_ACCESS_KEY:-runnel-test}
 SECRET_KEY=${RGW_SECRET_KEY:-runnel-test-secret}
 NPORTS=32
+LAUNCHED= # the daemons this start launched, newest first
 # the port blocks of every cluster made on this machine (a stopped one keeps its block)
 REG=${TMPDIR:-/tmp}/runnel-rgw-ports.d
 
@@ -93,6 +94,7 @@ launch() {
 	fi
 	"$@" -f </dev/null >>"$DIR/log/$name.out" 2>&1 &
 	echo $! >"$DIR/pids/$name"
+	LAUNCHED="$name $LAUNCHED"
 }
 
 # free for a new block: no socket in any state on it (a TIME_WAIT one would keep a client
@@ -212,8 +214,13 @@ start() {
 	mkdir -p "$REG"
 	exec {lockfd}>"$REG.lock"
 	flock "$lockfd"
-	if [ ! -f "$DIR/ports" ]; then
+	# a start that fails stops what it launched (its logs stay)
+	trap 'rc=$?; trap - EXIT; for d in $LAUNCHED; do stop_one "$d"; done; exit $rc' EXIT
+	if [ ! -f "$DIR/created" ]; then
 		fresh=1
+		# what a failed first start left is made again
+		rm -rf "$DIR/mon" "$DIR/osd" "$DIR/rgw" "$DIR/ports" "$DIR/osd_id" "$DIR/monmap" "$DIR/keys"
+		mkdir -p "$DIR/mon" "$DIR/osd" "$DIR/rgw"
 		local base fsid
 		base=$(pick_ports)
 		if [ -n "$want_port" ]; then
@@ -277,6 +284,8 @@ EOF
 	secret_key=$(sed -n 's/^secret_key=//p' "$DIR/keys")
 	printf 'endpoint=http://127.0.0.1:%s\naccess_key=%s\nsecret_key=%s\nregion=us-east-1\n' \
 		"$RGW_PORT" "$access_key" "$secret_key" >"$DIR/env"
+	: >"$DIR/created"
+	trap - EXIT
 	log "up in $((SECONDS - t0)) s ($([ $fresh = 1 ] && echo created || echo restarted), logs in $DIR/log)"
 	paste -sd' ' "$DIR/env"
 }
