@@ -76,6 +76,12 @@ test('ListObjectsV2 pages with a continuation token and keeps to the prefix', ch
   assert.deepEqual(r.keys, want);
   assert.deepEqual(r.pages.map((p) => p.n), [5, 5, 5, 5, 3]);
   assert.deepEqual(r.pages.map((p) => p.truncated), [true, true, true, true, false]);
+  // copied out whole (how the tests hand a table on the store to DuckDB)
+  const dest = tmpDir('rgw-copy');
+  assert.equal(await rgw.copyOut(BUCKET, 'paged/', dest), 24);
+  assert.equal(fs.readFileSync(path.join(dest, 'paged/_delta_log/0022'), 'utf8'), 'paged/_delta_log/0022');
+  assert.equal(fs.readFileSync(path.join(dest, 'paged/other'), 'utf8'), 'not under the prefix');
+  fs.rmSync(dest, { recursive: true });
 }));
 
 test('multipart upload reads back whole', check(async () => {

@@ -147,6 +147,12 @@ export class Rgw {
     await this.s3('mkbucket', name);
     return name;
   }
+  // Downloads every object under `prefix` of `bucket` into `dest` (keys as paths) with boto3,
+  // e.g. a table for DuckDB to read; resolves the number of objects.
+  async copyOut(bucket, prefix, dest) {
+    fs.mkdirSync(dest, { recursive: true });
+    return (await this.s3('copy-out', bucket, prefix, dest)).objects;
+  }
   // The tail of every daemon log, for a failure message.
   logs(n = 30) {
     const dir = path.join(this.dir, 'log');
