@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import path from 'node:path';
 import fs from 'node:fs';
-import { run, tmpDir } from './lib/harness.mjs';
+import { Proc, run, tmpDir, waitFor } from './lib/harness.mjs';
 import { Rgw, rgwMissing, rgwScript } from './lib/rgw.mjs';
 
 const BUCKET = 'delta-checks';
@@ -162,5 +162,29 @@ test('rgw.sh: a start that fails stops what it launched and says why; the next s
   const st = await run(rgwScript, ['status', path.join(dir, 'c')]);
   assert.equal(st.code, 3);
   assert.doesNotMatch(st.stdout, /running/);
+  fs.rmSync(dir, { recursive: true, force: true });
+}));
+
+test('a test process SIGKILLed with its RGW running: the cluster is stopped anyway', check(async () => {
+  const dir = tmpDir('rgw-orphan');
+  const lib = new URL('./lib/rgw.mjs', import.meta.url).href;
+  const child = new Proc('rgw-owner', process.execPath, ['--input-type=module', '-e',
+    `import { Rgw } from '${lib}'; const r = await new Rgw({ dir: '${dir}' }).start(); console.log('up', r.endpoint); setInterval(() => {}, 1000);`]);
+  await waitFor(() => child.log.some((l) => l.startsWith('up ')) || child.exited,
+    { timeoutMs: 120000, what: 'the child RGW up' });
+  assert.equal(child.exited, null, child.tail());
+  const pids = ['mon', 'osd', 'rgw'].map((d) => Number(fs.readFileSync(path.join(dir, 'pids', d), 'utf8')));
+  await child.kill('SIGKILL'); // no exit handler runs
+  const gone = (p) => {
+    try {
+      process.kill(p, 0);
+      return false;
+    } catch {
+      return true;
+    }
+  };
+  // stopped by rgw.sh stop (which marks each daemon stopped once it is gone)
+  const marked = () => ['mon', 'osd', 'rgw'].every((d) => fs.readFileSync(path.join(dir, 'pids', d), 'utf8').trim() === 'stopped');
+  await waitFor(() => pids.every(gone) && marked(), { timeoutMs: 60000, what: 'the orphaned daemons stopped' });
   fs.rmSync(dir, { recursive: true, force: true });
 }));

@@ -16,7 +16,8 @@
 #   rgw.sh status DIR         one line per daemon; exit 0 when all three run and RGW answers
 #
 # Environment: RGW_ACCESS_KEY / RGW_SECRET_KEY (default runnel-test / runnel-test-secret),
-# RGW_START_TIMEOUT (seconds, default 90). Needs radosgw ceph-mon ceph-osd (Debian 12: 16.2),
+# RGW_START_TIMEOUT (seconds, default 90), RGW_WATCH_PID: a process (the test) whose end
+# stops the cluster, even when it was SIGKILLed (a watcher polls it every second). Needs radosgw ceph-mon ceph-osd (Debian 12: 16.2),
 # curl, uuidgen. Ports: a block of 32 below the kernel's ephemeral range (so programs binding
 # port 0 never take them), chosen at random among free blocks under a lock, kept in DIR/ports
 # so a restart comes back on the same ones. Facts behind the settings:
@@ -36,6 +37,7 @@ DIR=$2
 mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd)
 CONF=$DIR/ceph.conf
+SELF=$(cd "$(dirname "$0")" && pwd)/$(basename "$0")
 START_TIMEOUT=${RGW_START_TIMEOUT:-90}
 STOP_TIMEOUT=${RGW_STOP_TIMEOUT:-10}
 ACCESS_KEY=${RGW_ACCESS_KEY:-runnel-test}
@@ -99,6 +101,19 @@ launch() {
 
 # free for a new block: no socket in any state on it (a TIME_WAIT one would keep a client
 # port from being bound); free for a restart: no listener (our own old connections linger)
+# With RGW_WATCH_PID: a watcher in a session of its own (a kill of the test's process group
+# does not reach it) that runs `rgw.sh stop DIR` once that process is gone. Its command line
+# names ceph.conf, so pid_of and stop_one know it.
+launch_watch() {
+	[ -n "${RGW_WATCH_PID:-}" ] || return 0
+	stop_one watch
+	# shellcheck disable=SC2016 # expanded by the watcher's shell, from its arguments
+	setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; exec "$2" stop "$3"' \
+		rgw-watch "$RGW_WATCH_PID" "$SELF" "$DIR" "$CONF" </dev/null >>"$DIR/log/watch.out" 2>&1 &
+	echo $! >"$DIR/pids/watch"
+	LAUNCHED="$LAUNCHED watch"
+}
+
 port_free() { ! ss -Htan "sport = :$1" | grep -q .; }
 port_unbound() { ! ss -Hltn "sport = :$1" | grep -q .; }
 
@@ -253,6 +268,7 @@ EOF
 	[ -n "$(pid_of mon)" ] || port_unbound "$MON_PORT" || die "monitor port $MON_PORT in use"
 	[ -n "$(pid_of rgw)" ] || port_unbound "$RGW_PORT" || die "RGW port $RGW_PORT in use"
 
+	launch_watch
 	launch mon ceph-mon -c "$CONF" -i a
 	wait_for "the monitor" ceph_ mon stat
 
@@ -313,6 +329,7 @@ stop() {
 	stop_one rgw
 	stop_one osd
 	stop_one mon
+	stop_one watch
 }
 
 status() {

@@ -1,7 +1,7 @@
 // A throw-away Ceph RADOS Gateway for the end-to-end tests (tests/s3/rgw.sh: one monitor,
 // one OSD on a sparse file, radosgw on 127.0.0.1, all under one directory). Rgw starts it,
 // stops it (data kept), restarts it on the same endpoint, and stops it when the test process
-// exits whatever happened. s3() runs tests/s3/s3_client.py (Debian's python3-boto3, a client
+// exits whatever happened (an exit handler; a watcher started by rgw.sh when it is SIGKILLed). s3() runs tests/s3/s3_client.py (Debian's python3-boto3, a client
 // we did not write) against it.
 //
 //   const rgw = await new Rgw().start();   // ~10 s the first time, ~5 s on restart
@@ -70,7 +70,9 @@ export class Rgw {
     const args = ['start', this.dir, ...(this.port ? [String(this.port)] : [])];
     const t0 = Date.now();
     const r = await run(rgwScript, args, {
-      env: { ...process.env, RGW_ACCESS_KEY: this.keys.accessKey, RGW_SECRET_KEY: this.keys.secretKey },
+      // RGW_WATCH_PID: the cluster is stopped even when this process is SIGKILLed (a ctest
+      // timeout), where no exit handler runs
+      env: { ...process.env, RGW_ACCESS_KEY: this.keys.accessKey, RGW_SECRET_KEY: this.keys.secretKey, RGW_WATCH_PID: String(process.pid) },
     });
     if (r.code !== 0) throw new Error(`rgw.sh start failed (${r.code}):\n${r.stderr}`);
     this.startMs = Date.now() - t0;
