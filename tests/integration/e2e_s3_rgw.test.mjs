@@ -122,7 +122,7 @@ test('a restart keeps the objects, the endpoint and the put-if-absent refusal', 
   assert.equal(again.status, 412);
 }));
 
-test('rgw.sh: start refuses a running cluster; radosgw alone killed comes back, the cluster kept', check(async () => {
+test('rgw.sh: start refuses a running cluster, a taken port, a foreign directory; radosgw alone killed comes back, the cluster kept', check(async () => {
   const twice = await run(rgwScript, ['start', rgw.dir]);
   assert.equal(twice.code, 1);
   assert.match(twice.stderr, /already running/);
@@ -133,6 +133,14 @@ test('rgw.sh: start refuses a running cluster; radosgw alone killed comes back, 
   taken.close();
   assert.equal(busy.code, 1);
   assert.match(busy.stderr, /port \d+ is in use/);
+  // a directory it did not make: neither wiped nor filled
+  const foreign = tmpDir('rgw-foreign');
+  fs.writeFileSync(path.join(foreign, 'precious'), 'keep');
+  const refused = await run(rgwScript, ['start', foreign]);
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /holds precious: not a directory rgw.sh made/);
+  assert.deepEqual(fs.readdirSync(foreign), ['precious']);
+  fs.rmSync(foreign, { recursive: true });
   const mon = rgw.pid('mon');
   await rgw.kill('rgw');
   const st = await rgw.status();

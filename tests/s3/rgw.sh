@@ -225,6 +225,15 @@ load_ports() {
 start() {
 	local want_port=${1:-} fresh=0 lockfd t0=$SECONDS
 	command -v radosgw >/dev/null || die "radosgw not installed (apt-get install radosgw ceph-mon ceph-osd)"
+	# never wipe or fill a directory rgw.sh did not make
+	if [ ! -f "$DIR/created" ]; then
+		for f in "$DIR"/*; do
+			case ${f##*/} in
+			ceph.conf | env | keyring | keys | log | mon | monmap | osd | osd_id | pids | ports | rgw | run | '*') ;;
+			*) die "$DIR holds ${f##*/}: not a directory rgw.sh made (give an empty or a new one)" ;;
+			esac
+		done
+	fi
 	mkdir -p "$DIR/log" "$DIR/pids" "$DIR/run" "$DIR/mon" "$DIR/osd" "$DIR/rgw"
 	mkdir -p "$REG"
 	exec {lockfd}>"$REG.lock"
