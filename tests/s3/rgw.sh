@@ -333,12 +333,19 @@ stop_one() {
 	echo stopped >"$DIR/pids/$name"
 }
 
+ms() { echo $(($(date +%s%N) / 1000000)); }
+
 stop() {
 	[ -f "$CONF" ] || die "$DIR holds no cluster"
-	stop_one rgw
-	stop_one osd
-	stop_one mon
+	local d t0 t took=""
+	t0=$(ms)
+	for d in rgw osd mon; do
+		t=$(ms)
+		stop_one $d
+		took="$took $d $(($(ms) - t))"
+	done
 	stop_one watch
+	log "stopped in $(($(ms) - t0)) ms (ms each:$took)"
 }
 
 status() {
