@@ -18,7 +18,7 @@ let failed = false;
 
 before(async () => {
   const missing = rgwMissing();
-  if (missing) throw new Error(`the s3 tests need ${missing} (make deps-apt)`);
+  if (missing) throw new Error(`the s3 tests need ${missing} (make deps-s3)`);
   rgw = new Rgw();
   await rgw.start();
   console.log(`# RGW up in ${rgw.startMs} ms at ${rgw.endpoint}`);

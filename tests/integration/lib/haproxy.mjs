@@ -75,6 +75,7 @@ export class Haproxy {
   // Starts haproxy; resolves once its frontend accepts connections and the admin socket
   // answers (backends may still be down: waitUp).
   async start() {
+    if (!fs.existsSync(haproxyBin)) throw new Error(`${haproxyBin} not installed (make deps-s3)`);
     if (!this.port) this.port = await freePort();
     this.writeConfig();
     const check = await run(haproxyBin, ['-c', '-q', '-f', this.cfg]);

@@ -19,7 +19,7 @@ export const rgwScript = path.join(repoRoot, 'tests', 's3', 'rgw.sh');
 export const s3ClientPy = path.join(repoRoot, 'tests', 's3', 's3_client.py');
 
 // Why the RGW tests cannot run here (a string), or null when they can: the Debian packages
-// radosgw ceph-mon ceph-osd and python3-boto3 (make deps-apt installs them).
+// radosgw ceph-mon ceph-osd and python3-boto3 (make deps-s3 installs them).
 export function rgwMissing() {
   for (const bin of ['/usr/bin/radosgw', '/usr/bin/ceph-mon', '/usr/bin/ceph-osd']) {
     if (!fs.existsSync(bin)) return `${bin} not installed (apt-get install radosgw ceph-mon ceph-osd)`;
