@@ -13,9 +13,14 @@ DEB_PKGS = build-essential cmake pkg-config git \
 	clang clang-format debootstrap \
 	debhelper devscripts lintian rpm rpmlint elfutils scdoc systemd
 
+# Only the s3 tests (ctest label s3: a throw-away Ceph RGW by tests/s3/rgw.sh, HAProxy, boto3;
+# tests/README.md "S3 and load balancer tests") need these; `make test` installs them
+# (deps-s3), `make build` and `make demo` do not. ~85 MB download, ~400 MB installed.
+DEB_PKGS_S3 = radosgw ceph-mon ceph-osd haproxy python3-boto3 iproute2 shellcheck
+
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps deps-apt deps-npm build build-release check-build test unit demo bench fuzz \
+.PHONY: all deps deps-apt deps-npm deps-s3 build build-release check-build test unit demo bench fuzz \
 	package cross format check-format clean
 
 all: build
@@ -33,6 +38,9 @@ deps-apt:
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+
+deps-s3:
+	$(MAKE) deps-apt DEB_PKGS="$(DEB_PKGS_S3)"
 
 deps-npm:
 	@cd tests/integration && { [ -d node_modules/@duckdb/node-api ] && [ -d node_modules/parquet-wasm ] && \
@@ -59,7 +67,7 @@ check-build: deps-apt
 # ASan/UBSan), fuzz corpus replays and end to end (node:test).
 # Tests labelled "slow" (packaging and cross-builds in debootstrap chroots) run after the
 # rest, one at a time: they are long and use both cores themselves.
-test: deps check-format check-build build
+test: deps deps-s3 check-format check-build build
 	cd $(BUILD) && ctest --output-on-failure -j2 --timeout 1200 -LE slow
 	cd $(BUILD) && ctest --output-on-failure --timeout 2400 -L slow
 
