@@ -1502,7 +1502,10 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 			conn_free(c);
 			continue;
 		}
-		if (rn_limits_header_late(c->hdr_since_us, f->opt.header_timeout_ms * 1000, now)) {
+		/* a deferred connection's preface or header block is in its input, read but not
+		 * handled yet (rn_front_yield): the wait is ours, not the client's */
+		if (!rn_list_linked(&c->deferred) &&
+		    rn_limits_header_late(c->hdr_since_us, f->opt.header_timeout_ms * 1000, now)) {
 			char why[96];
 			f->st.closed_header_timeout++;
 			if (c->tls && !c->handshaken)
@@ -1524,8 +1527,9 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 				conn_free(c);
 			continue;
 		}
-		/* a connection we stopped reading is the slow-client rule's, not idle */
-		if (!c->read_paused &&
+		/* a connection we stopped reading is the slow-client rule's, not idle; one whose
+		 * input waits for the next pass is not idle either */
+		if (!c->read_paused && !rn_list_linked(&c->deferred) &&
 		    rn_limits_idle(c->ncalls, c->last_req_us, f->opt.idle_timeout_ms * 1000, now)) {
 			f->st.closed_idle++;
 			rn_log_info("front",
