@@ -6,8 +6,9 @@
 # After FLEET_WARMUP seconds, FLEET_DURATION seconds are measured: the server's CPU (utime +
 # stime from /proc over the window, as % of one core), its RSS peak (VmHWM, whole run), ack
 # latency from each batch's scheduled send time (p50/p99/p99.9/max), errors (calls ended by a
-# gRPC status, h2 resets, connections lost, batches never acked) and the time to create all
-# streams. Prints one table and the machine's load average before and after (a shared box
+# gRPC status, h2 resets, connections lost, batches never acked) and the creates: when the
+# first was answered and when all were (seconds after the first call was sent), and each
+# create's latency (call sent -> CreateIngestStreamResponse) p50/p99 in seconds. Prints one table and the machine's load average before and after (a shared box
 # skews every figure: read them with it).
 # Usage: RN_BIN=build-release bench/fleet.sh [sizes...]  (default 1000 10000 50000)
 # Environment: FLEET_RATES ("0.2 2"), FLEET_DURATION (60; 300 for the issue's 5-minute
@@ -39,8 +40,8 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 printf 'runnel bench: fleet, %s s measured after %s s warm-up, 1 x %d B record per batch, %d streams per connection, %d cores, ulimit -n %s\n' \
 	"$DUR" "$WARM" $((RECB + 64)) "$PER" "$(nproc)" "$(ulimit -n)"
-printf '  %-16s %9s %9s %8s %8s %8s %8s %8s %8s %7s %8s\n' "streams x rate" "offered/s" "acked/s" \
-	"srv CPU" "RSS peak" "p50 ms" "p99 ms" "p99.9 ms" "max ms" "errors" "create s"
+printf '  %-16s %9s %9s %8s %8s %8s %8s %8s %8s %7s %7s %7s %7s %7s\n' "streams x rate" "offered/s" "acked/s" \
+	"srv CPU" "RSS peak" "p50 ms" "p99 ms" "p99.9 ms" "max ms" "errors" "cr 1st" "cr p50" "cr p99" "cr all"
 for n in $SIZES; do
 	for r in $RATES; do
 		data="$W/data-$n-$r"
@@ -62,9 +63,11 @@ CONF
 		kill -TERM "$spid"; wait "$spid" 2>/dev/null || true
 		awk -F= -v label="$n x $r/s" '{ v[$1] = $2 } END {
 			e = v["errors"] + v["unacked"] + v["skipped"];
-			printf "  %-16s %9.0f %9.0f %7.1f%% %5.0f MB %8.1f %8.1f %8.1f %8.1f %7d %8.1f\n", label,
+			printf "  %-16s %9.0f %9.0f %7.1f%% %5.0f MB %8.1f %8.1f %8.1f %8.1f %7d %6.2fs %6.2fs %6.2fs %6.2fs\n", label,
 				v["offered_bps"], v["achieved_bps"], v["server_cpu_pct"], v["server_hwm_mb"],
-				v["ack_p50_ms"], v["ack_p99_ms"], v["ack_p999_ms"], v["ack_max_ms"], e, v["t_create_s"] }' "$W/run.out"
+				v["ack_p50_ms"], v["ack_p99_ms"], v["ack_p999_ms"], v["ack_max_ms"], e,
+				v["create_first_ms"] / 1000, v["create_p50_ms"] / 1000, v["create_p99_ms"] / 1000,
+				v["create_last_ms"] / 1000 }' "$W/run.out"
 		grep -E '^errors_' "$W/run.out" | sed 's/^/      /' || true
 		rm -rf "$data"
 	done

@@ -416,6 +416,7 @@ struct stream {
 	size_t qcap, qhead, qlen;
 	int64_t next_off, acked, visible, target; /* target: batches to send (closed loop) */
 	int64_t next_due;                         /* open loop: scheduled time of the next batch */
+	int64_t t_open; /* when its call was submitted (the create's latency starts here) */
 	int64_t *sched; /* scheduled send time of offset o at sched[o & (scap - 1)], for every o in
 			   (min(acked, visible), next_off) */
 	size_t scap;    /* a power of two */
@@ -449,6 +450,15 @@ static size_t queued_bytes, max_queued_bytes = (size_t)1 << 30;
 static int open_loop, measuring;
 static int64_t t_measure = 0, t_end_ns = INT64_MAX;
 static struct hist h_ack, h_vis;
+/* create latency: call submitted -> CreateIngestStreamResponse read; the first and last
+ * answers after the first call was submitted (t_open0) */
+static struct hist h_create;
+static int64_t t_open0, t_first_create, t_last_create;
+/* Milliseconds from the first call's submission to t (0 when t never happened). */
+static double since_open_ms(int64_t t)
+{
+	return t ? (double)(t - t_open0) / 1e6 : 0;
+}
 static uint64_t offered_n, achieved_n, skipped_n, close_signals, created_n;
 /* streams whose create was answered or whose call ended: the opening phase waits on this
  * count, not on a walk of every stream per wakeup (O(streams) per turn at 50,000 streams) */
@@ -679,6 +689,10 @@ static void on_response(struct stream *s, const uint8_t *p, size_t len)
 			if (!s->created) {
 				s->created = 1;
 				created_n++;
+				h_add(&h_create, now - s->t_open);
+				if (!t_first_create)
+					t_first_create = now;
+				t_last_create = now;
 				settle(s);
 			}
 		} else if (key >> 3 == (uint64_t)wire->ack_field) { /* { 1: ack up to offset } */
@@ -830,6 +844,7 @@ static void open_conn(struct conn *c, const char *host, int port, const char *ta
 		s->c = c;
 		s->acked = s->visible = -1;
 		s->grpc_status = -1;
+		s->t_open = mono_ns();
 		enqueue(s, NULL, NULL, 0, create_msg, create_len);
 		s->deferred = 0;
 		if ((s->sid = nghttp2_submit_request(c->ng, NULL, hdrs,
@@ -1288,7 +1303,7 @@ int main(int argc, char **argv)
 		streams[i].idx = i;
 		streams[i].target = nb_total / s_n + (i < nb_total % s_n);
 	}
-	int64_t t_open = mono_ns();
+	int64_t t_open = t_open0 = mono_ns();
 	for (int i = 0; i < nconns; i++) {
 		conns[i].idx = i;
 		conns[i].first = &streams[i * per_conn];
@@ -1456,6 +1471,11 @@ int main(int argc, char **argv)
 			       "server_rss_mb=%.1f\nserver_hwm_mb=%.1f\n",
 			       scpu_ack - scpu0, scpu_vis - scpu0, scpu_pct, srss, shwm);
 		printf("delta_versions=%lld\n", (long long)versions_seen);
+		printf("create_n=%llu\ncreate_first_ms=%.3f\ncreate_last_ms=%.3f\n"
+		       "create_p50_ms=%.3f\ncreate_p99_ms=%.3f\ncreate_max_ms=%.3f\n",
+		       (unsigned long long)h_create.n, since_open_ms(t_first_create),
+		       since_open_ms(t_last_create), h_pct(&h_create, 0.5), h_pct(&h_create, 0.99),
+		       (double)h_create.max / 1e6);
 		printf("errors=%llu\nunacked=%lld\nunclosed=%lld\nskipped=%llu\nclose_signals=%"
 		       "llu\n",
 		       (unsigned long long)errors, (long long)unacked, (long long)unclosed,
@@ -1497,6 +1517,11 @@ int main(int argc, char **argv)
 			printf("\"vis_ms\":{\"n\":%llu,\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f},",
 			       (unsigned long long)h_vis.n, h_pct(&h_vis, 0.5), h_pct(&h_vis, 0.99),
 			       (double)h_vis.max / 1e6);
+		printf("\"create_ms\":{\"n\":%llu,\"first\":%.3f,\"last\":%.3f,\"p50\":%.3f,"
+		       "\"p99\":%.3f,\"max\":%.3f},",
+		       (unsigned long long)h_create.n, since_open_ms(t_first_create),
+		       since_open_ms(t_last_create), h_pct(&h_create, 0.5), h_pct(&h_create, 0.99),
+		       (double)h_create.max / 1e6);
 		printf("\"errors\":{");
 		const char *sep = "";
 		for (int i = 0; i <= 16; i++)
@@ -1524,6 +1549,11 @@ int main(int argc, char **argv)
 		       open_loop ? "open" : "closed");
 		if (open_loop)
 			printf(" %.3g batch/s each", 1e9 / (double)interval_ns);
+		printf("; creates %llu, first answered %.0f ms, all %.0f ms, ms p50 %.0f p99 %.0f "
+		       "max %.0f",
+		       (unsigned long long)h_create.n, since_open_ms(t_first_create),
+		       since_open_ms(t_last_create), h_pct(&h_create, 0.5), h_pct(&h_create, 0.99),
+		       (double)h_create.max / 1e6);
 		printf(", %zu x %zu B records/batch, %.1f s: offered %.1f batch/s %.2f MB/s, "
 		       "achieved %.1f batch/s %.2f MB/s; ack ms p50 %.2f p90 %.2f p99 %.2f "
 		       "p99.9 %.2f max %.2f (n %llu); errors %llu",

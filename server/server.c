@@ -1608,6 +1608,14 @@ static void on_create(struct rn_server *s, struct rn_call *c, struct call_state 
 		return rn_call_finish(c, RN_GRPC_UNAVAILABLE, unkept);
 	}
 	attach(s, st, c, cs);
+	/* a bounded number of creates per loop pass: then the pass ends (the front reads no
+	 * more), reg_cb makes the group durable and its answers go out before the next ones
+	 * are read */
+	if (++s->pass_creates > s->stats.pass_creates_max)
+		s->stats.pass_creates_max = s->pass_creates;
+	if (rn_stream_create_yield(s->pass_creates, 0))
+		rn_front_yield(s->front);
+	event_active(s->reg_ev, 0, 0);
 	if (cs->persistent)
 		return; /* answered by reg_commit once its registry entry is durable */
 	rn_log_info("server", "stream %s created for table %s (ephemeral) by principal %s", id,
@@ -1655,8 +1663,13 @@ static void reg_cb(evutil_socket_t fd, short what, void *arg)
 	struct rn_server *s = arg;
 	(void)fd;
 	(void)what;
+	uint64_t before = s->stats.reg_entries;
+	s->pass_creates = 0;
 	reg_commit(s);
 	rn_front_flush(s->front);
+	/* answers sent while other creates were already read but not handled yet */
+	if (rn_front_waiting(s->front))
+		s->stats.reg_answered_ahead += s->stats.reg_entries - before;
 }
 
 static void on_resume(struct rn_server *s, struct rn_call *c, struct call_state *cs,
@@ -3326,6 +3339,18 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	F("registry_entries_total", "counter",
 	  "Persistent stream registry entries made durable by those group commits.",
 	  s->stats.reg_entries);
+	F("creates_pass_max", "gauge",
+	  "The most creates handled in one loop pass (a pass ends after "
+	  "RN_STREAM_CREATES_PER_PASS; its group is then made durable and answered).",
+	  s->stats.pass_creates_max);
+	F("registry_entries_answered_ahead_total", "counter",
+	  "Creates answered while input already read (other creates) waited for the next loop "
+	  "pass: creates are answered as their group is durable, not after the last is read.",
+	  s->stats.reg_answered_ahead);
+	F("front_yields_total", "counter",
+	  "Loop passes whose reading ended early so their answers went out first.", fs.yields);
+	F("front_conns_deferred_total", "counter",
+	  "Connections whose input already read waited for the next loop pass.", fs.conns_deferred);
 	F("wal_sync_errors_total", "counter", "WAL group commits that failed.",
 	  s->stats.wal_sync_errors);
 	/* work proportional to activity (server/README.md "Cost of idle streams") */

@@ -89,6 +89,11 @@ int rn_registry_begin(struct rn_registry *r, struct rn_reg_pending *p, const cha
 		errno = e;
 		return RN_EIO;
 	}
+#ifdef SYNC_FILE_RANGE_WRITE
+	/* start writing the entry back now, while the rest of the group arrives: the group
+	 * commit's fsyncs then find their data written (only a hint; errors show there) */
+	(void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+#endif
 	p->fd = fd;
 	rn_list_push(&r->queue, &p->link);
 	r->queued++;

@@ -12,7 +12,8 @@
  *   <id>.owner  "principal\n", an ephemeral stream's principal (a persistent one's is in
  *               its entry)
  * Registration is a group commit, as the WAL's is for batches: rn_registry_begin writes the
- * entry as a temp file and queues the caller's rn_reg_pending; rn_registry_commit fsyncs each
+ * entry as a temp file, starts its writeback (sync_file_range, where there is one) and
+ * queues the caller's rn_reg_pending; rn_registry_commit fsyncs each
  * temp file (the journal commits once for them all), renames each into place and fsyncs the
  * directory once, then reports every entry's outcome. The caller answers its creates from
  * that report, so an answered create always has a durable entry.

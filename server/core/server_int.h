@@ -147,9 +147,10 @@ struct rn_server {
 	/* _streams/ (registry.h); it queues the persistent creates whose entries the next
 	 * reg_commit makes durable together (one directory fsync for all); their answers wait */
 	struct rn_registry *reg;
-	struct event *reg_ev;        /* runs reg_commit once the loop's ready events are handled */
-	struct rn_list dirty;        /* received data since the last group commit */
-	struct rn_list ended;        /* ephemeral streams whose call ended (or never had one) */
+	struct event *reg_ev; /* runs reg_commit once the loop's ready events are handled */
+	size_t pass_creates;  /* creates handled since reg_cb last ran (rn_stream_create_yield) */
+	struct rn_list dirty; /* received data since the last group commit */
+	struct rn_list ended; /* ephemeral streams whose call ended (or never had one) */
 	struct rn_list rest_streams; /* this run's REST streams (bounded: tables x principals) */
 	size_t retire_waiting;       /* streams with retire_wanted set (retire_pending) */
 	int64_t expire_at_us;        /* next stream_expiry walk (expire_streams) */
@@ -213,7 +214,9 @@ struct rn_server {
 		uint64_t acks, wal_syncs, wal_sync_errors;
 		uint64_t commit_visits; /* streams visited by group commits (the dirty ones) */
 		uint64_t reg_commits,
-			reg_entries; /* registry group commits, entries made durable */
+			reg_entries;         /* registry group commits, entries made durable */
+		uint64_t pass_creates_max;   /* the most creates handled in one loop pass */
+		uint64_t reg_answered_ahead; /* entries answered while read input waited */
 		uint64_t flushes, flush_errors;
 		uint64_t early_flushes; /* of which started by the memory budget (limits.h) */
 		uint64_t calls, calls_rejected;

@@ -39,6 +39,11 @@ int rn_stream_create(int call_has_stream, struct rn_stream_verdict *v)
 	return 0;
 }
 
+int rn_stream_create_yield(size_t pass_creates, size_t per_pass)
+{
+	return pass_creates >= (per_pass ? per_pass : RN_STREAM_CREATES_PER_PASS);
+}
+
 int rn_stream_quota(int persistent, size_t owned, int64_t max_persistent, const char *principal,
 		    struct rn_stream_verdict *v)
 {

@@ -58,6 +58,19 @@ int rn_stream_check_record_type(int record_type, struct rn_stream_verdict *v);
  * it may go on to the table's and the principal's checks. */
 int rn_stream_create(int call_has_stream, struct rn_stream_verdict *v);
 
+/* Creates handled in one loop pass before the pass ends (rn_stream_create_yield). */
+#define RN_STREAM_CREATES_PER_PASS 256
+
+/*
+ * Whether the loop pass ends after this create, `pass_creates` creates (this one included)
+ * having been handled since the last registry group commit: at `per_pass` (0 =
+ * RN_STREAM_CREATES_PER_PASS). The server then stops reading (the front's yield), commits the
+ * group and sends its answers before it reads the next creates, so 50,000 creates arriving
+ * at once are answered as groups become durable, not all after the last one is read. 1 =
+ * end the pass.
+ */
+int rn_stream_create_yield(size_t pass_creates, size_t per_pass);
+
 /* A persistent create, once its principal is known to be allowed the table: refused when
  * that principal owns max_persistent or more (RESOURCE_EXHAUSTED, naming the principal and
  * the key). Ephemeral streams are not counted. */

@@ -127,6 +127,9 @@ struct conn {
 	struct rn_list pending;
 	size_t queued;  /* sum of its calls' out.len (out_moved): conn_out_bytes without a walk */
 	unsigned nlate; /* its calls with reset_at_us set (late_resets walks only if any) */
+	/* on rn_front.deferred while input it has read is kept unhandled for the next pass
+	 * (rn_front_yield); its socket is not read meanwhile */
+	struct rn_list deferred;
 };
 
 struct rn_front {
@@ -156,6 +159,13 @@ struct rn_front {
 	struct rn_throttle throttle;  /* addresses refused too often (throttle.h) */
 	/* connections with something to send: rn_front_flush's work (want_flush) */
 	struct rn_list pending;
+	/* rn_front_yield: no input is handled until resume_ev (a zero timeout, so it runs in
+	 * the next loop pass, after the answers flushed in this one are written); then the
+	 * deferred connections are handled in the order they stopped */
+	int yielding;
+	struct rn_list deferred;
+	size_t ndeferred; /* connections on `deferred` */
+	struct event *resume_ev;
 };
 
 _Static_assert(RN_TLS_FAIL_N <= sizeof(((struct rn_front_stats *)0)->tls_failed) / sizeof(uint64_t),
@@ -928,7 +938,8 @@ static int data_chunk_cb(nghttp2_session *s, uint8_t flags, int32_t sid, const u
 		partial_account(fr, k);
 	}
 	grant(c, k);
-	return 0;
+	/* the server ended the pass (rn_front_yield): the rest of the input waits for the next */
+	return fr->yielding ? NGHTTP2_ERR_PAUSE : 0;
 }
 
 /*
@@ -990,6 +1001,10 @@ static void conn_free(struct conn *c)
 	while (c->calls)
 		call_unlink_free(c->calls);
 	rn_list_unlink(&c->pending);
+	if (rn_list_linked(&c->deferred)) {
+		rn_list_unlink(&c->deferred);
+		f->ndeferred--;
+	}
 	nghttp2_session_del(c->ng);
 	bufferevent_free(c->bev);
 	if (c->prev)
@@ -1076,14 +1091,34 @@ static int invalid_frame_cb(nghttp2_session *s, const nghttp2_frame *f, int err,
 	return 0;
 }
 
-static void readcb(struct bufferevent *bev, void *arg)
+/* The pass is over (rn_front_yield): c keeps its unhandled input for the next one, at the
+ * end of the queue, and its socket is not read meanwhile (its memory stays bounded). */
+static void defer_conn(struct conn *c)
 {
-	struct conn *c = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
+	struct rn_front *f = c->front;
+	bufferevent_disable(c->bev, EV_READ);
+	if (!rn_list_linked(&c->deferred)) {
+		rn_list_push(&f->deferred, &c->deferred);
+		f->ndeferred++;
+		f->st.conns_deferred++;
+	}
+}
+
+/* Hands c's input to nghttp2, up to the end or until the server ends the pass; what is left
+ * waits on f->deferred. */
+static void conn_input(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
 	size_t len = evbuffer_get_length(in);
-	uint8_t *data = evbuffer_pullup(in, -1);
 	ssize_t rv;
-	rv = nghttp2_session_mem_recv(c->ng, data, len);
+	if (c->front->yielding) {
+		if (len)
+			defer_conn(c);
+		return;
+	}
+	/* data_chunk_cb returns NGHTTP2_ERR_PAUSE once the server yields: rv is then what
+	 * nghttp2 took, the rest stays in `in` */
+	rv = nghttp2_session_mem_recv(c->ng, evbuffer_pullup(in, -1), len);
 	if (rv < 0) {
 		rn_log_warn("front", "h2 protocol error from %s: %s", c->peer,
 			    nghttp2_strerror((int)rv));
@@ -1091,7 +1126,49 @@ static void readcb(struct bufferevent *bev, void *arg)
 		return;
 	}
 	evbuffer_drain(in, (size_t)rv);
+	if (evbuffer_get_length(in))
+		defer_conn(c);
 	flush_conn(c);
+}
+
+static void readcb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	conn_input(arg);
+}
+
+/* The next pass after rn_front_yield: the deferred connections' input, oldest first, until
+ * the server yields again (resume_ev is then due once more). */
+static void resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rn_front *f = arg;
+	struct rn_list *n;
+	(void)fd;
+	(void)what;
+	f->yielding = 0;
+	while (!f->yielding && (n = rn_list_first(&f->deferred))) {
+		struct conn *c = RN_LIST_ENTRY(n, struct conn, deferred);
+		rn_list_unlink(n);
+		f->ndeferred--;
+		if (!c->read_paused)
+			bufferevent_enable(c->bev, EV_READ);
+		conn_input(c);
+	}
+}
+
+size_t rn_front_waiting(const struct rn_front *f)
+{
+	return f->ndeferred;
+}
+
+void rn_front_yield(struct rn_front *f)
+{
+	static const struct timeval now = {0, 0};
+	if (f->yielding)
+		return;
+	f->yielding = 1;
+	f->st.yields++;
+	event_add(f->resume_ev, &now);
 }
 
 /* Runs when the output buffer drops to its low watermark (half of slow_bytes). */
@@ -1101,7 +1178,8 @@ static void writecb(struct bufferevent *bev, void *arg)
 	(void)bev;
 	if (c->read_paused) {
 		c->read_paused = 0;
-		bufferevent_enable(c->bev, EV_READ);
+		if (!rn_list_linked(&c->deferred)) /* else resume_cb reads it, in its turn */
+			bufferevent_enable(c->bev, EV_READ);
 	}
 	if (nghttp2_session_want_write(c->ng)) {
 		flush_conn(c);
@@ -1424,7 +1502,10 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 			conn_free(c);
 			continue;
 		}
-		if (rn_limits_header_late(c->hdr_since_us, f->opt.header_timeout_ms * 1000, now)) {
+		/* a deferred connection's preface or header block is in its input, read but not
+		 * handled yet (rn_front_yield): the wait is ours, not the client's */
+		if (!rn_list_linked(&c->deferred) &&
+		    rn_limits_header_late(c->hdr_since_us, f->opt.header_timeout_ms * 1000, now)) {
 			char why[96];
 			f->st.closed_header_timeout++;
 			if (c->tls && !c->handshaken)
@@ -1446,8 +1527,9 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 				conn_free(c);
 			continue;
 		}
-		/* a connection we stopped reading is the slow-client rule's, not idle */
-		if (!c->read_paused &&
+		/* a connection we stopped reading is the slow-client rule's, not idle; one whose
+		 * input waits for the next pass is not idle either */
+		if (!c->read_paused && !rn_list_linked(&c->deferred) &&
 		    rn_limits_idle(c->ncalls, c->last_req_us, f->opt.idle_timeout_ms * 1000, now)) {
 			f->st.closed_idle++;
 			rn_log_info("front",
@@ -1557,12 +1639,14 @@ int rn_front_create(struct rn_front **out, struct event_base *base,
 	if (!(f = rn_calloc(1, sizeof(*f))))
 		return RN_ENOMEM;
 	rn_list_init(&f->pending);
+	rn_list_init(&f->deferred);
 	f->base = base;
 	f->h = *h;
 	f->tls = opt->tls;
 	rn_refuselog_init(&f->refusals, REFUSAL_LOG_PERIOD_US, rn_mono_us());
 	if (!(f->tick_ev = event_new(base, -1, EV_PERSIST, tick_cb, f)) ||
 	    !(f->kick_ev = event_new(base, -1, 0, kick_cb, f)) ||
+	    !(f->resume_ev = evtimer_new(base, resume_cb, f)) ||
 	    !(f->accept_ev = event_new(base, -1, 0, accept_resume_cb, f)) ||
 	    rn_front_set_limits(f, opt)) {
 		rn_front_destroy(f);
@@ -1611,6 +1695,8 @@ void rn_front_destroy(struct rn_front *f)
 		event_free(f->tick_ev);
 	if (f->kick_ev)
 		event_free(f->kick_ev);
+	if (f->resume_ev)
+		event_free(f->resume_ev);
 	if (f->accept_ev)
 		event_free(f->accept_ev);
 	rn_free(f);

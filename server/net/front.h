@@ -132,7 +132,9 @@ struct rn_front_stats {
 	uint64_t partial_refused;       /* calls refused for partial_budget */
 	uint64_t tls_failed[5];         /* TLS handshakes failed, by enum rn_tls_reason */
 	uint64_t malformed;             /* requests reset as malformed (PROTOCOL_ERROR) */
-	uint64_t flush_visits; /* connections visited by rn_front_flush (those with work only) */
+	uint64_t flush_visits;   /* connections visited by rn_front_flush (those with work only) */
+	uint64_t yields;         /* loop passes ended early by rn_front_yield */
+	uint64_t conns_deferred; /* connections whose input waited for the next pass */
 };
 
 /*
@@ -205,5 +207,20 @@ int rn_call_persistent(const struct rn_call *c);
  * (a pending list kept by rn_call_send, rn_call_finish, window releases and answers):
  * idle connections cost it nothing. */
 void rn_front_flush(struct rn_front *f);
+
+/*
+ * Ends this loop pass's reading, so that what the pass produced (e.g. the answers of one
+ * registry group commit) is flushed before more input is taken: the connection being read
+ * stops after the DATA chunk being handled (a message or, rarely, the few that share its
+ * chunk), and no connection is read again until the next loop pass. Input a connection has
+ * already read is kept (its socket is not read meanwhile) and handled first in the next
+ * pass, connections in the order they stopped: one that stopped because of the yield goes
+ * after those already waiting, so a connection sending many requests cannot keep the others
+ * waiting (round robin by pass). Loop thread; safe inside the handler's callbacks;
+ * idempotent within a pass.
+ */
+void rn_front_yield(struct rn_front *f);
+/* Connections whose input already read waits for the next pass (rn_front_yield). */
+size_t rn_front_waiting(const struct rn_front *f);
 
 #endif

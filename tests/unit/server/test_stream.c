@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "rn_grpc.h"
+#include "registry.h"
 #include "stream.h"
 
 /* A stream that received offsets 0..received, durable up to durable. */
@@ -197,6 +198,24 @@ static void test_group_commit(void **state)
 	assert_int_equal(v.ack, -1);
 }
 
+/* A loop pass ends once it has handled its share of creates, the default or a given one,
+ * and not before. */
+static void test_create_yield(void **state)
+{
+	(void)state;
+	assert_int_equal(rn_stream_create_yield(0, 0), 0);
+	assert_int_equal(rn_stream_create_yield(1, 0), 0);
+	assert_int_equal(rn_stream_create_yield(RN_STREAM_CREATES_PER_PASS - 1, 0), 0);
+	assert_int_equal(rn_stream_create_yield(RN_STREAM_CREATES_PER_PASS, 0), 1);
+	/* more than the share (creates sharing the DATA chunk that ended the pass) */
+	assert_int_equal(rn_stream_create_yield(RN_STREAM_CREATES_PER_PASS + 3, 0), 1);
+	assert_int_equal(rn_stream_create_yield(1, 1), 1);
+	assert_int_equal(rn_stream_create_yield(9, 10), 0);
+	assert_int_equal(rn_stream_create_yield(10, 10), 1);
+	/* a pass's group fits one registry group commit */
+	assert_true(RN_STREAM_CREATES_PER_PASS <= RN_REGISTRY_GROUP_MAX);
+}
+
 static void test_half_close(void **state)
 {
 	struct rn_stream_state s = at(5, 5);
@@ -268,6 +287,7 @@ int main(void)
 		cmocka_unit_test(test_ingest_refusals),
 		cmocka_unit_test(test_ingest_accept_and_duplicates),
 		cmocka_unit_test(test_group_commit),
+		cmocka_unit_test(test_create_yield),
 		cmocka_unit_test(test_half_close),
 		cmocka_unit_test(test_retire),
 		cmocka_unit_test(test_forget),
