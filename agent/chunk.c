@@ -69,7 +69,8 @@ int rn_chunk_add(struct rn_chunk_builder *b, const struct rn_chunk_origin *o,
 		 const struct rn_record *r, uint64_t seq, int64_t now_us)
 {
 	int64_t ev = r->event_time_us ? r->event_time_us : now_us;
-	size_t dlen = slen(o->device_id), srclen = slen(o->source), tlen = slen(r->topic);
+	size_t dlen = o->device_len ? o->device_len : slen(o->device_id),
+	       srclen = o->source_len ? o->source_len : slen(o->source), tlen = slen(r->topic);
 	size_t n = (o->device_id ? len_field(dlen) : 0) + (o->source ? len_field(srclen) : 0) +
 		   (r->topic ? len_field(tlen) : 0) + 1 + rn_pb_varint_len((uint64_t)ev) + 1 +
 		   rn_pb_varint_len((uint64_t)now_us) + 1 + rn_pb_varint_len(seq) +
@@ -103,8 +104,15 @@ int rn_chunk_add(struct rn_chunk_builder *b, const struct rn_chunk_origin *o,
 		put_len(&p, 2, o->source, srclen);
 	if (r->topic)
 		put_len(&p, 3, r->topic, tlen);
+	uint8_t *evp = p;
 	put_varint(&p, 4, (uint64_t)ev);
-	put_varint(&p, 5, (uint64_t)now_us);
+	if (ev == now_us) { /* the usual case: the same varint again, under tag 5 */
+		size_t vl = (size_t)(p - evp);
+		memcpy(p, evp, vl);
+		*p = (uint8_t)(5 << 3);
+		p += vl;
+	} else
+		put_varint(&p, 5, (uint64_t)now_us);
 	put_varint(&p, 6, seq);
 	put_len(&p, 7, r->payload ? (const void *)r->payload : "", r->len);
 	for (size_t i = 0; i < o->nattrs; i++)

@@ -36,6 +36,9 @@ struct rn_chunk_builder {
 struct rn_chunk_origin {
 	const char *device_id;
 	const char *source;
+	/* strlen of device_id and source, taken once by whoever sets them (they live as long
+	 * as the origin); 0 = measured per record */
+	size_t device_len, source_len;
 	const struct rn_attr *attrs; /* static attributes, written before the record's own */
 	size_t nattrs;
 	/* The device's boot (read once by the agent; NULL = unknown) and CLOCK_BOOTTIME for the

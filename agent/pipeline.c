@@ -874,6 +874,8 @@ int rn_agent__source_start(struct rn_agent *a, const struct rn_agent_conf *gen,
 	s->p = rn_plugin_find(sc->type);
 	s->origin.device_id = a->device_id;
 	s->origin.source = sc->name;
+	s->origin.device_len = strlen(a->device_id);
+	s->origin.source_len = strlen(sc->name);
 	s->origin.boot_id = a->boot_id[0] ? a->boot_id : NULL;
 	if (!s->p) {
 		rc = RN_ECONFIG;

@@ -54,6 +54,7 @@
 #include "rn_mem.h"
 
 #define READ_CHUNK ((size_t)256 << 10)
+#define READS_PER_POLL 4 /* reads of one file per poll while it has more */
 #define DRAIN_CHUNK ((size_t)64 << 10)
 
 /* Files past 2 GiB, 64-bit inode numbers and times after 2038: with a 32-bit off_t, ino_t or
@@ -1548,7 +1549,20 @@ static int file_poll(void *inst, int64_t now_us, int *more)
 		int rc;
 		if (t->dead || t->idle)
 			continue;
-		if ((rc = step(f, t, more))) {
+		/* a file with more to read gets up to READS_PER_POLL reads in one turn: each turn
+		 * of the agent's loop costs poll()s and the uplink's step (docs/benchmarks.md) */
+		for (int k = 0; k < READS_PER_POLL; k++) {
+			int m = 0;
+			rc = step(f, t, &m);
+			if (rc || !m)
+				break;
+			if (k == READS_PER_POLL - 1 || t->dead || t->idle ||
+			    !f->host.accepting(f->host.ctx)) {
+				*more = 1;
+				break;
+			}
+		}
+		if (rc) {
 			if (rc == RN_EFULL)
 				break; /* the host is full: not an error, try later */
 			return rc;

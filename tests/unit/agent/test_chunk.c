@@ -6,7 +6,8 @@
  * flags. Also: closing is deterministic (same input, same bytes), an empty builder refuses
  * to close, the due rules (size, count, linger), the DescriptorProto names Record's
  * eleven fields, and boot_time_us/boot_id are written only while the wall clock is not
- * trustworthy (and the boot is known).
+ * trustworthy (and the boot is known). An origin with its lengths given gives the same
+ * bytes as one whose lengths are measured per record.
  * Allocation-failure sweeps (RN_SWEEP_LONG=1 for a larger chunk): building a chunk and the
  * descriptor with the Nth allocation failing, for every N until none fails. A failed add or
  * close reports RN_ENOMEM and leaves the builder as it was; retried, the chunk is byte for
@@ -380,6 +381,60 @@ static void test_alloc_sweep_build(void **state)
 	rn_buf_free(&ref);
 }
 
+/* device_len and source_len given (taken once per source) or 0 (measured per record): the
+ * same chunk, byte for byte; so are records with and without their own event time. */
+static void test_origin_lengths(void **state)
+{
+	struct rn_chunk_builder b1 = {.lim = {1 << 20, 1000, 200000, 1}};
+	struct rn_chunk_builder b2 = {.lim = {1 << 20, 1000, 200000, 1}};
+	struct rn_chunk_origin o2 = origin;
+	struct rn_buf c1 = {0}, c2 = {0};
+	(void)state;
+	o2.device_len = strlen(origin.device_id);
+	o2.source_len = strlen(origin.source);
+	for (int i = 0; i < 50; i++) {
+		struct rn_record r = {(const uint8_t *)"payload",
+				      7,
+				      "/var/log/a.log",
+				      i % 3 ? 0 : 1700000000000000LL + i,
+				      0,
+				      NULL,
+				      0};
+		/* receive times of 1, 2 and 8 varint bytes: the copied varint is the whole one */
+		int64_t now = i < 10 ? i : i < 20 ? 200 + i : 1800000000000000LL + i;
+		assert_int_equal(rn_chunk_add(&b1, &origin, &r, (uint64_t)i, now), 0);
+		assert_int_equal(rn_chunk_add(&b2, &o2, &r, (uint64_t)i, now), 0);
+	}
+	assert_int_equal(rn_chunk_close(&b1, 3, &c1), 0);
+	assert_int_equal(rn_chunk_close(&b2, 3, &c2), 0);
+	assert_int_equal(c1.len, c2.len);
+	assert_memory_equal(c1.data, c2.data, c1.len);
+	struct rn_buf plain = {0};
+	Databricks__Zerobus__PersistentStreamRequest *req = decode(&c2, &plain);
+	Databricks__Zerobus__ProtoEncodedRecordBatch *pb =
+		req->ingest_record_batch->proto_encoded_batch;
+	assert_int_equal(pb->n_records, 50);
+	for (size_t i = 0; i < 50; i++) {
+		Runnel__V1__Record *r =
+			runnel__v1__record__unpack(NULL, pb->records[i].len, pb->records[i].data);
+		int64_t now = i < 10   ? (int64_t)i
+			      : i < 20 ? 200 + (int64_t)i
+				       : 1800000000000000LL + (int64_t)i;
+		assert_non_null(r);
+		assert_string_equal(r->device_id, "dev-7");
+		assert_string_equal(r->source, "app");
+		assert_int_equal(r->receive_time_us, now);
+		assert_int_equal(r->event_time_us, i % 3 ? now : 1700000000000000LL + (int64_t)i);
+		runnel__v1__record__free_unpacked(r, NULL);
+	}
+	databricks__zerobus__persistent_stream_request__free_unpacked(req, NULL);
+	rn_buf_free(&plain);
+	rn_buf_free(&c1);
+	rn_buf_free(&c2);
+	rn_chunk_free(&b1);
+	rn_chunk_free(&b2);
+}
+
 static void test_alloc_sweep_descriptor(void **state)
 {
 	struct rn_buf ref = {0};
@@ -424,6 +479,7 @@ int main(void)
 		cmocka_unit_test(test_boot_fields),
 		cmocka_unit_test(test_alloc_sweep_build),
 		cmocka_unit_test(test_alloc_sweep_descriptor),
+		cmocka_unit_test(test_origin_lengths),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -69,8 +69,8 @@ static int h_load(void *ctx, struct rn_buf *out)
 
 static int h_accepting(void *ctx)
 {
-	(void)ctx;
-	return 1;
+	struct host *h = ctx;
+	return !h->accept_max || h->n < h->accept_max;
 }
 
 void host_reset(struct host *h)

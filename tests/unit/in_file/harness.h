@@ -29,7 +29,8 @@ struct host {
 	int have_saved;
 	int pos_changes;
 	unsigned refuse_every, calls; /* refuse every n-th emit (RN_EFULL) */
-	void *snap_inst; /* set: every emit commits (snapshots) inside, as a closing chunk does */
+	void *snap_inst;   /* set: every emit commits (snapshots) inside, as a closing chunk does */
+	size_t accept_max; /* set: the host stops accepting once it holds this many records */
 };
 
 /* Mirrors in_file's private settings struct (the rows' offsets); filled by hand here the way

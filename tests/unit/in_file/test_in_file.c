@@ -59,6 +59,44 @@ static void test_lines(void **state)
 	host_free(&h);
 }
 
+/* A file with much to read gets several reads (up to 1 MiB) in one poll, not one 256 KiB
+ * read per turn of the agent's loop, and says there is more; the reads stop as soon as the
+ * host stops accepting. */
+static void test_reads_per_poll(void **state)
+{
+	struct host h = {0};
+	struct src s;
+	char p[600];
+	static char line[60001];
+	int more = 0;
+	(void)state;
+	memset(line, 'r', sizeof(line) - 1);
+	line[sizeof(line) - 1] = '\n';
+	path_of(p, sizeof(p), "bulk.log");
+	write_file(p, "w", "", 0);
+	for (int i = 0; i < 40; i++) /* 2.4 MB: ~4.4 lines per 256 KiB read */
+		write_file(p, "a", line, sizeof(line));
+	src_start(&s, &h, p, 0, 65536);
+	assert_int_equal(rn_in_file.poll(s.inst, rn_mono_us(), &more), 0);
+	assert_true(h.n > 5);   /* more than one read */
+	assert_true(h.n <= 18); /* at most 4 reads of 256 KiB */
+	assert_int_equal(more, 1);
+	size_t first = h.n;
+	/* a host that stops accepting stops the reads at once */
+	h.accept_max = first + 1;
+	more = 0;
+	assert_int_equal(rn_in_file.poll(s.inst, rn_mono_us(), &more), 0);
+	assert_true(h.n > first && h.n <= first + 5); /* one read */
+	assert_int_equal(more, 1);
+	h.accept_max = 0;
+	src_poll(&s, 3);
+	assert_int_equal(h.n, 40);
+	for (size_t i = 0; i < h.n; i++)
+		assert_int_equal(h.len[i], sizeof(line) - 1);
+	src_stop(&s);
+	host_free(&h);
+}
+
 static void test_long_line(void **state)
 {
 	struct host h = {0};
@@ -846,6 +884,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_lines),
+		cmocka_unit_test(test_reads_per_poll),
 		cmocka_unit_test(test_long_line),
 		cmocka_unit_test(test_rotation_and_resume),
 		cmocka_unit_test(test_read_from_end_and_truncate),
