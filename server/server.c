@@ -1,8 +1,10 @@
 /*
  * The stream manager and loop wiring; see server.h. Per stream it keeps last_received (the
  * newest offset appended to the WAL queue) and last_durable (the newest offset fsynced);
- * acks report last_durable and are sent only from the sync callback, which libevent runs
- * once per loop iteration after all reads: that is the group commit. Batches go to the
+ * acks report last_durable and are sent only when a group commit ends: the sync callback,
+ * which libevent runs once per loop iteration after all reads, hands what was appended to
+ * the WAL's sync thread, and the loop acks it once that sync returned (group_start,
+ * group_end; server/README.md "Threads"). Batches go to the
  * materializer when they are appended; a failed WAL sync is safe because nothing unsynced
  * is acked and the materializer's txn check absorbs the resend.
  */
@@ -1114,6 +1116,8 @@ static void wal_job_run(void *arg)
 	j->us = rn_mono_us() - t0;
 }
 
+static void flush_now(struct rn_server *s);
+
 static void wal_job_done(void *arg, int cancelled)
 {
 	struct wal_job *j = arg;
@@ -1123,6 +1127,10 @@ static void wal_job_done(void *arg, int cancelled)
 	s->stats.wal_sync_us += (uint64_t)j->us;
 	rn_free(j);
 	group_end(s, rn_wal_sync_end(s->wal));
+	if (s->flush_deferred && !s->destroying) {
+		s->flush_deferred = 0;
+		flush_now(s); /* syncs what was appended meanwhile, on the loop, then rotates */
+	}
 	/* the next group: what the loop appended meanwhile */
 	if (rn_wal_dirty(s->wal) && s->sync_ev)
 		event_active(s->sync_ev, 0, 0);
@@ -1207,8 +1215,6 @@ static void wal_pool_cb(evutil_socket_t fd, short what, void *arg)
 	rn_front_flush(s->front);
 }
 
-static void flush_now(struct rn_server *s);
-
 /*
  * s->sync_ev (activated after each batch, and when a flush round ends): the group commit,
  * then the memory budget: builders at their share start a flush now, not at the next
@@ -1219,7 +1225,8 @@ static void sync_event(evutil_socket_t fd, short what, void *arg)
 	struct rn_server *s = arg;
 	sync_cb(fd, what, arg);
 	struct rn_limits_now n = limits_now(s);
-	if (!s->stopping && !rn_wal_dirty(s->wal) && !rn_wal_syncing(s->wal) &&
+	/* a group in flight defers the round to its end (flush_now) */
+	if (!s->stopping && !s->flush_deferred &&
 	    rn_limits_flush_early(&s->limits, &n, s->flushing)) {
 		s->stats.early_flushes++;
 		flush_now(s);
@@ -1423,6 +1430,12 @@ static void flush_now(struct rn_server *s)
 	if (!s->mat_dirty) {
 		/* nothing appended since the last flush, which dropped every segment before it */
 		forget_ended(s, t0);
+		return;
+	}
+	if (rn_wal_syncing(s->wal) && !s->stopping) {
+		/* the rotation needs the WAL quiet: the round starts when the group in flight
+		 * has ended (wal_job_done), not with the loop waiting for it here */
+		s->flush_deferred = 1;
 		return;
 	}
 	if (rn_wal_dirty(s->wal) || rn_wal_syncing(s->wal)) {
@@ -3854,6 +3867,7 @@ void rn_server_destroy(struct rn_server *s)
 		return;
 	rn_metrics_destroy(s->metrics);
 	/* the group in flight ends while its calls and the front are still there */
+	s->flush_deferred = 0;
 	if (s->wal && s->wal_pool)
 		sync_wait(s);
 	rn_pool_destroy(s->wal_pool);

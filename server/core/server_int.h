@@ -211,6 +211,7 @@ struct rn_server {
 	int64_t flush_t0;        /* when it started */
 	int64_t flush_oldest_us; /* oldest_pending_us at its start (back if it fails) */
 	int destroying;          /* rn_server_destroy: a cancelled round changes nothing */
+	int flush_deferred;      /* a round waits for the WAL group in flight to end */
 
 	/* fair share of the WAL (admit) */
 	char share_msg[320];         /* the grpc-message of the last refusal */
