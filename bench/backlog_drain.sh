@@ -112,6 +112,7 @@ arss=$(hwm_mb $apid); srss=$(hwm_mb "$spid")
 read -r autime astime <<<"$(cpu_us $apid)"
 read -r sutime sstime <<<"$(cpu_us "$spid")"
 swritten=$(($(wchar "$spid") - sw0))
+tbytes=$(find "$W/data" -path '*/_wal' -prune -o -name '*.parquet' -printf '%s\n' | awk '{ n += $1 } END { print n + 0 }')
 sync1=$(metric wal_sync_seconds_total)
 syncs=$(metric wal_syncs_total)
 swait=$(metric wal_sync_wait_seconds_total)
@@ -141,10 +142,11 @@ awk -v l="$lines" -v ib="$in_bytes" -v bb="$buffered" -v tf="$t_fill" -v td="$t_
 }'
 awk -v bb="$buffered" -v td="$t_drain" -v sw="$swritten" -v tdd="$t_dd" -v su="$sutime" \
     -v ss="$sstime" -v s0="${sync0:-}" -v s1="${sync1:-}" -v n="${syncs:-}" -v wt="${swait:-}" \
-    -v root="$ROOT" 'BEGIN {
+    -v root="$ROOT" -v tb="$tbytes" 'BEGIN {
 	printf "  server CPU (drain): %7.2f s per GB of buffer (%.0f %% in the kernel), %.2f cores busy\n",
 		(su + ss) / (bb / 1e9), 100 * ss / (su + ss + 1e-9), (su + ss) / td;
-	printf "  server wrote %.2f GB per GB drained (WAL + Parquet + log)\n", sw / bb;
+	printf "  server wrote %.2f GB per GB drained (WAL + Parquet + log; Parquet files in the table by then: %.2f)\n",
+		sw / bb, tb / bb;
 	printf "  disk baseline (%s): dd of those %.0f MB with conv=fdatasync: %.1f s = %.0f MB/s,\n",
 		root, sw / 1e6, tdd, sw / 1e6 / (tdd + 1e-9);
 	printf "    a bound of %.0f MB/s of buffer drained if the disk were the only limit\n",
