@@ -1116,8 +1116,6 @@ static void wal_job_run(void *arg)
 	j->us = rn_mono_us() - t0;
 }
 
-static void flush_now(struct rn_server *s);
-
 static void wal_job_done(void *arg, int cancelled)
 {
 	struct wal_job *j = arg;
@@ -1127,12 +1125,9 @@ static void wal_job_done(void *arg, int cancelled)
 	s->stats.wal_sync_us += (uint64_t)j->us;
 	rn_free(j);
 	group_end(s, rn_wal_sync_end(s->wal));
-	if (s->flush_deferred && !s->destroying) {
-		s->flush_deferred = 0;
-		flush_now(s); /* syncs what was appended meanwhile, on the loop, then rotates */
-	}
-	/* the next group: what the loop appended meanwhile */
-	if (rn_wal_dirty(s->wal) && s->sync_ev)
+	/* the next group (what the loop appended meanwhile), or the flush round waiting for
+	 * this one: from sync_event, not here (this may run inside a handler's sync_wal) */
+	if ((rn_wal_dirty(s->wal) || s->flush_deferred) && s->sync_ev)
 		event_active(s->sync_ev, 0, 0);
 }
 
@@ -1215,14 +1210,23 @@ static void wal_pool_cb(evutil_socket_t fd, short what, void *arg)
 	rn_front_flush(s->front);
 }
 
+static void flush_now(struct rn_server *s);
+
 /*
- * s->sync_ev (activated after each batch, and when a flush round ends): the group commit,
- * then the memory budget: builders at their share start a flush now, not at the next
- * interval. Not in sync_cb, which flush_now itself calls.
+ * s->sync_ev (activated after each batch, when a flush round ends and when a WAL group
+ * ends): a flush round deferred for that group, the group commit, then the memory budget:
+ * builders at their share start a flush now, not at the next interval. Not in sync_cb,
+ * which flush_now itself calls.
  */
 static void sync_event(evutil_socket_t fd, short what, void *arg)
 {
 	struct rn_server *s = arg;
+	if (s->flush_deferred && !rn_wal_syncing(s->wal)) {
+		/* the group it waited for has ended: what was appended since is synced on the
+		 * loop, then the WAL rotates */
+		s->flush_deferred = 0;
+		flush_now(s);
+	}
 	sync_cb(fd, what, arg);
 	struct rn_limits_now n = limits_now(s);
 	/* a group in flight defers the round to its end (flush_now) */

@@ -68,7 +68,8 @@ struct srv_stream {
 	int retire_wanted; /* RetireStream asked for it: retired as soon as it can be */
 	struct srv_stream *next, *prev; /* rn_server.streams: every stream (periodic walks) */
 	/* on rn_server.dirty while it has batches the next group commit makes durable:
-	 * last_received > last_durable exactly while linked (sync_wal empties the list) */
+	 * last_received > sync_to (or last_durable when not syncing) exactly while linked
+	 * (group_start empties the list) */
 	struct rn_list dirty;
 	/* on rn_server.syncing while the WAL group in flight holds batches of it (sync_to) */
 	struct rn_list syncing;
