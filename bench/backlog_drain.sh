@@ -6,15 +6,26 @@
 # Prints the buffer size, drain time and MB/s, the draining agent's CPU-seconds per GB of
 # buffer (and the share of it in the kernel), and its peak RSS (VmHWM) during the drain, next
 # to the server's. Target (issue 5): agent RSS <= 16 MB while 10 GB drain.
-# Needs about 3 x SIZE of free disk (input file, agent buffer, server WAL + table).
-# Usage: RN_BIN=build-release bench/backlog_drain.sh [size, e.g. 10G; default 2G]
+# Where the drain waits (issue 13): the CPU-seconds of each thread of the server and the agent
+# during the drain, the server's WAL sync time (its /metrics, when the build has them), and a
+# disk baseline measured in the same invocation: dd with conv=fdatasync of as many bytes as
+# the server wrote during the drain (/proc/PID/io wchar), in 1 MiB blocks, next to the result.
+# --tmpfs puts every data directory on /dev/shm, so disk-bound and CPU-bound can be told apart.
+# Needs about 3 x SIZE of free disk (input file, agent buffer, server WAL + table), or of
+# /dev/shm with --tmpfs.
+# Usage: RN_BIN=build-release bench/backlog_drain.sh [--tmpfs] [size, e.g. 10G; default 2G]
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 . "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 BIN=${RN_BIN:-build-release}
+ROOT=/tmp
+if [ "${1:-}" = --tmpfs ]; then
+	ROOT=/dev/shm
+	shift
+fi
 SIZE=${1:-2G}
-W=$(mktemp -d /tmp/runnel-bench-bl.XXXXXX)
+W=$(mktemp -d "$ROOT/runnel-bench-bl.XXXXXX")
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$W"' EXIT
 mkdir -p "$W/data" "$W/agent" "$W/logs"
 TABLE=bench.default.backlog
@@ -22,6 +33,20 @@ TABLE=bench.default.backlog
 bytes_of() { numfmt --from=iec "$1"; }
 # user and system CPU seconds of PID, "U S" (fields 14 and 15 of /proc/PID/stat)
 cpu_us() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f %.2f", $14 / hz, $15 / hz }' "/proc/$1/stat"; }
+# "name cpu-seconds" per thread of PID (threads of the same name summed), busiest first
+thread_cpu() {
+	local hz t
+	hz=$(getconf CLK_TCK)
+	for t in /proc/"$1"/task/*/stat; do
+		# comm may hold spaces: the fields after its closing parenthesis
+		sed 's/^[0-9]* (\(.*\)) /\1\t/' "$t" 2>/dev/null || true
+	done | awk -F'\t' -v hz="$hz" '{ split($2, f, " "); cpu[$1] += (f[12] + f[13]) / hz }
+		END { for (n in cpu) printf "%s %.2f\n", n, cpu[n] }' | sort -k2 -rn
+}
+# bytes PID has written through write(2)-family calls (/proc/PID/io wchar)
+wchar() { awk '/^wchar/ { print $2 }' "/proc/$1/io"; }
+# a counter of the server's /metrics, empty when the port or the metric is not there
+metric() { curl -s "http://127.0.0.1:$mport/metrics" 2>/dev/null | awk -v m="runnel_server_$1" '$1 == m { print $2 }'; }
 records() { status_sum "$W/agent/status.json" records -1; }
 buffer_bytes() { # the agent's live buffer_bytes (status_json), -1 if it cannot be read
 	status_json "$W/agent/status.json" 2>/dev/null |
@@ -58,13 +83,17 @@ buffered=$(buffer_bytes)
 kill -TERM $apid; wait $apid || true
 
 # Phase 2: server up, a fresh agent drains the backlog.
+mport=$(free_port)
 cat >"$W/server.conf" <<CONF
 listen = "127.0.0.1:$port";
+metrics_listen = "127.0.0.1:$mport";
 data_root = "$W/data";
 tables = [ "$TABLE" ];
 CONF
 start_server "$W/server.conf" "$W/server.log"
 spid=$SERVER_PID
+sw0=$(wchar "$spid")
+sync0=$(metric wal_sync_seconds_total)
 t0=$(now)
 "$BIN/agent/runnel-agent" -c "$W/agent.conf" 2>"$W/agent2.log" &
 apid=$!
@@ -81,7 +110,23 @@ done
 t_drain=$(since "$t0")
 arss=$(hwm_mb $apid); srss=$(hwm_mb "$spid")
 read -r autime astime <<<"$(cpu_us $apid)"
+read -r sutime sstime <<<"$(cpu_us "$spid")"
+swritten=$(($(wchar "$spid") - sw0))
+tbytes=$(find "$W/data" -path '*/_wal' -prune -o -name '*.parquet' -printf '%s\n' | awk '{ n += $1 } END { print n + 0 }')
+sync1=$(metric wal_sync_seconds_total)
+syncs=$(metric wal_syncs_total)
+swait=$(metric wal_sync_wait_seconds_total)
+athreads=$(thread_cpu $apid | tr '\n' ' ')
+sthreads=$(thread_cpu "$spid" | tr '\n' ' ')
 kill -TERM $apid "$spid"; wait $apid "$spid" 2>/dev/null || true
+
+# The disk baseline: the bytes the server wrote during the drain, written and fdatasync'd
+# once on the same filesystem (its best case: one sequential file).
+mb=$(((swritten + 1048575) / 1048576))
+t1=$(now)
+dd if=/dev/zero of="$W/dd.bin" bs=1M count="$mb" conv=fdatasync status=none
+t_dd=$(since "$t1")
+rm -f "$W/dd.bin"
 
 awk -v l="$lines" -v ib="$in_bytes" -v bb="$buffered" -v tf="$t_fill" -v td="$t_drain" \
     -v ar="$arss" -v mr="$max_rss" -v ma="$max_anon" -v sr="$srss" \
@@ -95,3 +140,20 @@ awk -v l="$lines" -v ib="$in_bytes" -v bb="$buffered" -v tf="$t_fill" -v td="$t_
 	printf "    of which private (RssAnon, sampled max): %.1f MB; the rest are shared library pages\n", ma / 1024;
 	printf "  server peak RSS:                 %.1f MB\n", sr;
 }'
+awk -v bb="$buffered" -v td="$t_drain" -v sw="$swritten" -v tdd="$t_dd" -v su="$sutime" \
+    -v ss="$sstime" -v s0="${sync0:-}" -v s1="${sync1:-}" -v n="${syncs:-}" -v wt="${swait:-}" \
+    -v root="$ROOT" -v tb="$tbytes" 'BEGIN {
+	printf "  server CPU (drain): %7.2f s per GB of buffer (%.0f %% in the kernel), %.2f cores busy\n",
+		(su + ss) / (bb / 1e9), 100 * ss / (su + ss + 1e-9), (su + ss) / td;
+	printf "  server wrote %.2f GB per GB drained (WAL + Parquet + log; Parquet files in the table by then: %.2f)\n",
+		sw / bb, tb / bb;
+	printf "  disk baseline (%s): dd of those %.0f MB with conv=fdatasync: %.1f s = %.0f MB/s,\n",
+		root, sw / 1e6, tdd, sw / 1e6 / (tdd + 1e-9);
+	printf "    a bound of %.0f MB/s of buffer drained if the disk were the only limit\n",
+		bb / 1e6 / (tdd + 1e-9);
+	if (s1 != "")
+		printf "  WAL: %d group commits, %.1f s in write + fdatasync (%.0f %% of the drain), loop blocked on it %.2f s\n",
+			n, s1 - s0, 100 * (s1 - s0) / td, wt;
+}'
+echo "  agent threads (CPU-s): $athreads"
+echo "  server threads (CPU-s, whole run): $sthreads"

@@ -1,8 +1,10 @@
 /*
  * The stream manager and loop wiring; see server.h. Per stream it keeps last_received (the
  * newest offset appended to the WAL queue) and last_durable (the newest offset fsynced);
- * acks report last_durable and are sent only from the sync callback, which libevent runs
- * once per loop iteration after all reads: that is the group commit. Batches go to the
+ * acks report last_durable and are sent only when a group commit ends: the sync callback,
+ * which libevent runs once per loop iteration after all reads, hands what was appended to
+ * the WAL's sync thread, and the loop acks it once that sync returned (group_start,
+ * group_end; server/README.md "Threads"). Batches go to the
  * materializer when they are appended; a failed WAL sync is safe because nothing unsynced
  * is acked and the materializer's txn check absorbs the resend.
  */
@@ -673,6 +675,7 @@ static void free_stream(struct rn_server *s, struct srv_stream *st)
 	if (st->next)
 		st->next->prev = st->prev;
 	rn_list_unlink(&st->dirty);
+	rn_list_unlink(&st->syncing);
 	rn_list_unlink(&st->ended);
 	rn_list_unlink(&st->rest_link);
 	if (st->retire_wanted)
@@ -706,6 +709,7 @@ static void mark_dirty(struct rn_server *s, struct srv_stream *st)
 }
 
 #define DIRTY(node) RN_LIST_ENTRY(node, struct srv_stream, dirty)
+#define SYNCING(node) RN_LIST_ENTRY(node, struct srv_stream, syncing)
 
 /*
  * The registry of _streams/ (core/registry.h) holds a stream's files; here the server hands
@@ -831,12 +835,12 @@ static void send_msg(struct rn_call *c, struct rn_buf *b)
 		rn_call_finish(c, RN_GRPC_RESOURCE_EXHAUSTED, "response queue full");
 }
 
-/* Acks what the last group commit made durable: only streams that received data since the
- * one before can have anything new to ack (the others' acks went out then). */
+/* Acks what the group that just ended made durable: only streams in it (s->syncing) can
+ * have anything new to ack (the others' acks went out with earlier groups). */
 static void ack_streams(struct rn_server *s)
 {
-	for (struct rn_list *n = s->dirty.next; n != &s->dirty; n = n->next) {
-		struct srv_stream *st = DIRTY(n);
+	for (struct rn_list *n = s->syncing.next; n != &s->syncing; n = n->next) {
+		struct srv_stream *st = SYNCING(n);
 		struct rn_stream_state ss = rn_server__state(st);
 		struct rn_stream_verdict v;
 		struct call_state *cs;
@@ -1000,51 +1004,187 @@ static const char *admit(struct rn_server *s, const char *table, const char *pri
 }
 
 /*
- * The group commit: makes every appended batch durable and acks it, or, when the WAL cannot,
- * ends the calls whose batches were not durable. Sends nothing itself (safe inside the
- * front's callbacks); the caller flushes the front.
+ * The group commit, pipelined: group_start hands every batch appended since the last group
+ * to the WAL's sync thread (s->wal_pool: write + fdatasync) and moves the streams that have
+ * batches in it from s->dirty to s->syncing, each with the newest offset the group holds
+ * (sync_to); the loop goes on reading and appending the next group meanwhile. group_end
+ * runs on the loop when the sync returned: acks for a group go out only then, and only up
+ * to its sync_to (a batch of the next group is never acked by this one); or, when the WAL
+ * could not make it durable, the group and everything appended behind it (which the WAL
+ * dropped with it) are refused: the calls that sent them end and their clients resend.
+ * One group at a time, so acks stay in order per stream. Sends nothing itself (safe inside
+ * the front's callbacks); the caller flushes the front.
  */
 static void rest_settle(struct rn_server *s, int ok);
 
-static void sync_wal(struct rn_server *s)
+/* A stream of the group that ended leaves s->syncing; its held window reopens once what is
+ * still in flight on it fits stream_inflight_bytes again. */
+static void group_release(struct rn_server *s, struct srv_stream *st, uint64_t done)
 {
-	int rc;
-	reg_commit(s); /* creates are answered before any ack on their calls */
-	s->stats.wal_syncs++;
-	if ((rc = rn_wal_sync(s->wal))) {
+	uint64_t cap = (uint64_t)s->conf.stream_inflight_bytes;
+	uint64_t was = st->inflight;
+	st->inflight = done < st->inflight ? st->inflight - done : 0;
+	if (was > cap && st->inflight <= cap && st->call)
+		rn_call_hold_window(st->call, 0);
+}
+
+/* A failed group: every stream with batches in it or behind it loses them. */
+static void group_fail(struct rn_server *s, struct rn_list *head, int rc)
+{
+	int syncing = head == &s->syncing;
+	for (struct rn_list *n = head->next; n != head; n = n->next) {
+		struct srv_stream *st = syncing ? SYNCING(n) : DIRTY(n);
+		struct rn_stream_state ss = rn_server__state(st);
+		struct rn_stream_verdict v;
+		if (rn_stream_sync_failed(&ss, rc == RN_ENOSPC, &v)) {
+			st->last_received = ss.received;
+			if (st->call)
+				rn_call_finish(st->call, v.grpc, v.msg);
+		}
+	}
+}
+
+static void group_end(struct rn_server *s, int rc)
+{
+	struct rn_list *n;
+	if (rc) {
 		s->stats.wal_sync_errors++;
 		snprintf(s->stats.last_error, sizeof(s->stats.last_error), "WAL sync: %s",
 			 rn_wal_errmsg(s->wal));
 		rn_log_error("server", "WAL sync failed, nothing acked: %s", rn_wal_errmsg(s->wal));
-		for (struct rn_list *n = s->dirty.next; n != &s->dirty; n = n->next) {
-			struct srv_stream *st = DIRTY(n);
-			struct rn_stream_state ss = rn_server__state(st);
-			struct rn_stream_verdict v;
-			if (rn_stream_sync_failed(&ss, rc == RN_ENOSPC, &v)) {
-				st->last_received = ss.received;
-				if (st->call)
-					rn_call_finish(st->call, v.grpc, v.msg);
-			}
-		}
+		group_fail(s, &s->syncing, rc);
+		group_fail(s, &s->dirty, rc);
 	} else {
-		for (struct rn_list *n = s->dirty.next; n != &s->dirty; n = n->next)
-			DIRTY(n)->last_durable = DIRTY(n)->last_received;
+		for (n = s->syncing.next; n != &s->syncing; n = n->next)
+			SYNCING(n)->last_durable = SYNCING(n)->sync_to;
 		ack_streams(s);
 	}
 	rest_settle(s, rc == 0);
-	/* durable (or given up): nothing is in flight any more, every held window reopens;
-	 * the dirty list empties (each stream counted once per commit: the idle-cost check) */
+	/* each stream counted once per group (the idle-cost check: commit_stream_visits) */
+	while ((n = rn_list_first(&s->syncing))) {
+		struct srv_stream *st = SYNCING(n);
+		rn_list_unlink(n);
+		s->stats.commit_visits++;
+		group_release(s, st, st->sync_bytes);
+	}
+	if (rc) /* what was appended behind the group is gone with it */
+		while ((n = rn_list_first(&s->dirty))) {
+			rn_list_unlink(n);
+			group_release(s, DIRTY(n), UINT64_MAX);
+		}
+}
+
+/* A WAL group on s->wal_pool: the sync thread owns it from submit until run returns; run
+ * calls only rn_wal_sync_io (which touches only the group and the segment's descriptor) and
+ * the clock. */
+struct wal_job {
+	struct rn_server *s; /* not touched by run but for s->wal */
+	struct rn_wal *wal;
+	int64_t us; /* run's duration */
+};
+
+#ifdef RN_FAULT_HOOKS
+/* RN_FAULT_WAL_SYNC="N:MS" (runnel-server-faults only): the Nth group synced off the loop
+ * waits MS ms on the sync thread (the loop appends the next group meanwhile), then its
+ * fdatasync fails with EIO, as a disk would report a writeback error. */
+static void fault_wal_sync(void)
+{
+	static long n;
+	const char *v = getenv("RN_FAULT_WAL_SYNC");
+	char *end;
+	long at;
+	if (!v || !*v || (at = strtol(v, &end, 10)) != ++n)
+		return;
+	long ms = *end == ':' ? strtol(end + 1, NULL, 10) : 0;
+	rn_log_warn("server", "fault hook: WAL group %ld held %ld ms, then its fdatasync fails", n,
+		    ms);
+	poll(NULL, 0, (int)ms);
+	rn_fs_fail_after(1, EIO, RN_FS_FSYNC);
+}
+#else
+static void fault_wal_sync(void)
+{
+}
+#endif
+
+static void wal_job_run(void *arg)
+{
+	struct wal_job *j = arg;
+	int64_t t0 = rn_mono_us();
+	fault_wal_sync();
+	rn_wal_sync_io(j->wal);
+	j->us = rn_mono_us() - t0;
+}
+
+static void wal_job_done(void *arg, int cancelled)
+{
+	struct wal_job *j = arg;
+	struct rn_server *s = j->s;
+	if (cancelled) /* cannot happen: destroy waits for the group first (sync_wait) */
+		rn_wal_sync_io(j->wal);
+	s->stats.wal_sync_us += (uint64_t)j->us;
+	rn_free(j);
+	group_end(s, rn_wal_sync_end(s->wal));
+	/* the next group (what the loop appended meanwhile), or the flush round waiting for
+	 * this one: from sync_event, not here (this may run inside a handler's sync_wal) */
+	if ((rn_wal_dirty(s->wal) || s->flush_deferred) && s->sync_ev)
+		event_active(s->sync_ev, 0, 0);
+}
+
+/* Starts a group of everything queued (no-op while one is in flight). Off the loop when
+ * `async` and the pool takes it, else synced here. */
+static void group_start(struct rn_server *s, int async)
+{
 	struct rn_list *n;
+	struct wal_job *j;
+	int rc;
+	reg_commit(s); /* creates are answered before any ack on their calls */
+	if (rn_wal_syncing(s->wal))
+		return;
+	rc = rn_wal_sync_begin(s->wal);
 	while ((n = rn_list_first(&s->dirty))) {
 		struct srv_stream *st = DIRTY(n);
 		rn_list_unlink(n);
-		s->stats.commit_visits++;
-		if (!st->inflight)
-			continue;
-		st->inflight = 0;
-		if (st->call)
-			rn_call_hold_window(st->call, 0);
+		st->sync_to = st->last_received;
+		st->sync_bytes = st->inflight;
+		rn_list_push(&s->syncing, &st->syncing);
 	}
+	if (rc <= 0) /* nothing queued (acks of duplicates, REST) or no segment to write */
+		return group_end(s, rc);
+	s->stats.wal_syncs++;
+	if (async && s->wal_pool && (j = rn_malloc(sizeof(*j)))) {
+		*j = (struct wal_job){s, s->wal, 0};
+		if (!rn_pool_submit(s->wal_pool, wal_job_run, wal_job_done, j))
+			return;
+		rn_free(j);
+	}
+	int64_t t0 = rn_mono_us();
+	rn_wal_sync_io(s->wal);
+	s->stats.wal_sync_us += (uint64_t)(rn_mono_us() - t0);
+	group_end(s, rn_wal_sync_end(s->wal));
+}
+
+/* Blocks the loop until the group in flight has ended (acked or refused). */
+static void sync_wait(struct rn_server *s)
+{
+	int64_t t0 = rn_mono_us();
+	while (rn_wal_syncing(s->wal)) {
+		struct pollfd pfd = {.fd = rn_pool_fd(s->wal_pool), .events = POLLIN};
+		poll(&pfd, 1, 100);
+		rn_pool_complete(s->wal_pool);
+	}
+	s->stats.wal_wait_us += (uint64_t)(rn_mono_us() - t0);
+}
+
+/*
+ * The group commit now, on the loop: the group in flight ends, then everything appended
+ * since is made durable and acked (or refused). For the callers that need the WAL quiet
+ * (rotation, refill) or acks out before a status (a refusal, stopping).
+ */
+static void sync_wal(struct rn_server *s)
+{
+	sync_wait(s);
+	group_start(s, 0);
 }
 
 static void sync_cb(evutil_socket_t fd, short what, void *arg)
@@ -1052,7 +1192,20 @@ static void sync_cb(evutil_socket_t fd, short what, void *arg)
 	struct rn_server *s = arg;
 	(void)fd;
 	(void)what;
-	sync_wal(s);
+	if (s->stopping)
+		sync_wal(s);
+	else
+		group_start(s, 1);
+	check_pressure(s, NULL);
+	rn_front_flush(s->front);
+}
+
+static void wal_pool_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rn_server *s = arg;
+	(void)fd;
+	(void)what;
+	rn_pool_complete(s->wal_pool);
 	check_pressure(s, NULL);
 	rn_front_flush(s->front);
 }
@@ -1060,16 +1213,24 @@ static void sync_cb(evutil_socket_t fd, short what, void *arg)
 static void flush_now(struct rn_server *s);
 
 /*
- * s->sync_ev (activated after each batch, and when a flush round ends): the group commit,
- * then the memory budget: builders at their share start a flush now, not at the next
- * interval. Not in sync_cb, which flush_now itself calls.
+ * s->sync_ev (activated after each batch, when a flush round ends and when a WAL group
+ * ends): a flush round deferred for that group, the group commit, then the memory budget:
+ * builders at their share start a flush now, not at the next interval. Not in sync_cb,
+ * which flush_now itself calls.
  */
 static void sync_event(evutil_socket_t fd, short what, void *arg)
 {
 	struct rn_server *s = arg;
+	if (s->flush_deferred && !rn_wal_syncing(s->wal)) {
+		/* the group it waited for has ended: what was appended since is synced on the
+		 * loop, then the WAL rotates */
+		s->flush_deferred = 0;
+		flush_now(s);
+	}
 	sync_cb(fd, what, arg);
 	struct rn_limits_now n = limits_now(s);
-	if (!s->stopping && !rn_wal_dirty(s->wal) &&
+	/* a group in flight defers the round to its end (flush_now) */
+	if (!s->stopping && !s->flush_deferred &&
 	    rn_limits_flush_early(&s->limits, &n, s->flushing)) {
 		s->stats.early_flushes++;
 		flush_now(s);
@@ -1275,8 +1436,17 @@ static void flush_now(struct rn_server *s)
 		forget_ended(s, t0);
 		return;
 	}
-	if (rn_wal_dirty(s->wal))
-		sync_cb(-1, 0, s);
+	if (rn_wal_syncing(s->wal) && !s->stopping) {
+		/* the rotation needs the WAL quiet: the round starts when the group in flight
+		 * has ended (wal_job_done), not with the loop waiting for it here */
+		s->flush_deferred = 1;
+		return;
+	}
+	if (rn_wal_dirty(s->wal) || rn_wal_syncing(s->wal)) {
+		sync_wal(s); /* the rotation needs the WAL quiet */
+		check_pressure(s, NULL);
+		rn_front_flush(s->front);
+	}
 	if ((rc = rn_wal_rotate(s->wal, &seg))) {
 		rn_log_error("server", "WAL rotate: %s", rn_wal_errmsg(s->wal));
 		return;
@@ -1354,7 +1524,7 @@ static int refill_table(void *ctx, struct rn_mat *m, const char *table)
 	int rc;
 	if (!s->wal_ready)
 		return RN_EAGAIN;
-	if (rn_wal_dirty(s->wal))
+	if (rn_wal_dirty(s->wal) || rn_wal_syncing(s->wal))
 		sync_wal(s);
 	s->stats.refills++;
 	if ((rc = rn_wal_scan_all(s->wal, refill_entry, &r)))
@@ -1806,7 +1976,7 @@ static void on_ingest(struct rn_server *s, struct rn_call *c, struct call_state 
 	if ((refusal = admit(s, st->table, rn_server__owner_of(st), &pushback))) {
 		/* new data is refused, but what this call sent before is acked ahead of the
 		 * status: the WAL is synced now rather than at the end of the loop iteration */
-		if (rn_wal_dirty(s->wal))
+		if (rn_wal_dirty(s->wal) || rn_wal_syncing(s->wal))
 			sync_wal(s);
 		rn_call_set_pushback(c, pushback);
 		return rn_call_finish(c, RN_GRPC_RESOURCE_EXHAUSTED, refusal);
@@ -2965,6 +3135,7 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 	s->conf = *given; /* the server's from here on, freed by rn_server_destroy */
 	memset(given, 0, sizeof(*given));
 	rn_list_init(&s->dirty);
+	rn_list_init(&s->syncing);
 	rn_list_init(&s->ended);
 	rn_list_init(&s->rest_streams);
 	conf = &s->conf;
@@ -3028,6 +3199,10 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 									      : cores),
 					     100000, "flush"};
 		if ((rc = rn_pool_create(&s->flush_pool, &fo)))
+			goto fail;
+		/* one thread: one WAL group in flight at a time (acks in order) */
+		struct rn_pool_options wo = {1, 2, "wal-sync"};
+		if ((rc = rn_pool_create(&s->wal_pool, &wo)))
 			goto fail;
 	}
 	struct rn_mat_options mo = {.data_root = conf->data_root,
@@ -3164,7 +3339,9 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 					   flush_pool_cb, s)) ||
 	    event_add(s->flush_pool_ev, NULL) ||
 	    !(s->lag_ev = event_new(s->base, -1, EV_PERSIST, lag_cb, s)) ||
-	    rn_ev_add_ms(s->lag_ev, LAG_MS)) {
+	    !(s->wal_pool_ev = event_new(s->base, rn_pool_fd(s->wal_pool), EV_READ | EV_PERSIST,
+					 wal_pool_cb, s)) ||
+	    event_add(s->wal_pool_ev, NULL) || rn_ev_add_ms(s->lag_ev, LAG_MS)) {
 		rc = RN_ENOMEM;
 		goto fail;
 	}
@@ -3353,6 +3530,12 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	  "Connections whose input already read waited for the next loop pass.", fs.conns_deferred);
 	F("wal_sync_errors_total", "counter", "WAL group commits that failed.",
 	  s->stats.wal_sync_errors);
+	F("wal_sync_seconds_total", "counter",
+	  "Time the WAL sync thread spent writing and fdatasyncing groups (off the loop).",
+	  s->stats.wal_sync_us / 1e6);
+	F("wal_sync_wait_seconds_total", "counter",
+	  "Time the loop blocked waiting for a WAL group (flush rotation, refill, refusal, stop).",
+	  s->stats.wal_wait_us / 1e6);
 	/* work proportional to activity (server/README.md "Cost of idle streams") */
 	F("commit_stream_visits_total", "counter",
 	  "Streams visited by group commits: each stream that received data since the previous "
@@ -3702,6 +3885,13 @@ void rn_server_destroy(struct rn_server *s)
 	if (!s)
 		return;
 	rn_metrics_destroy(s->metrics);
+	/* the group in flight ends while its calls and the front are still there */
+	s->flush_deferred = 0;
+	if (s->wal && s->wal_pool)
+		sync_wait(s);
+	rn_pool_destroy(s->wal_pool);
+	if (s->wal_pool_ev)
+		event_free(s->wal_pool_ev);
 	rn_front_destroy(s->front);
 	/* after the ports (their open requests are gone: no job answers anyone), before the
 	 * loop: the running checks end, the queued ones are cancelled */

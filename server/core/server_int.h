@@ -48,8 +48,10 @@ struct srv_stream {
 	int record_type;
 	int64_t last_received;
 	int64_t last_durable;
-	uint64_t inflight;    /* batch bytes appended since the last WAL sync (not yet acked) */
-	struct rn_call *call; /* the call currently attached, or NULL */
+	uint64_t inflight;         /* batch bytes appended and not yet durable (not yet acked) */
+	int64_t sync_to;           /* while on rn_server.syncing: its newest offset in that group */
+	uint64_t sync_bytes;       /* ... and the bytes of `inflight` the group covers */
+	struct rn_call *call;      /* the call currently attached, or NULL */
 	struct rn_mat_clock clock; /* the agent's boot timeline on our clock (has_clock) */
 	int has_clock;             /* ... as kept in _streams/<id>.clock */
 	int persistent;            /* registered; else ephemeral: gone with its call */
@@ -66,8 +68,11 @@ struct srv_stream {
 	int retire_wanted; /* RetireStream asked for it: retired as soon as it can be */
 	struct srv_stream *next, *prev; /* rn_server.streams: every stream (periodic walks) */
 	/* on rn_server.dirty while it has batches the next group commit makes durable:
-	 * last_received > last_durable exactly while linked (sync_wal empties the list) */
+	 * last_received > sync_to (or last_durable when not syncing) exactly while linked
+	 * (group_start empties the list) */
 	struct rn_list dirty;
+	/* on rn_server.syncing while the WAL group in flight holds batches of it (sync_to) */
+	struct rn_list syncing;
 	struct rn_list ended;     /* on rn_server.ended once ended_us is set (forget_ended) */
 	struct rn_list rest_link; /* on rn_server.rest_streams while `rest` */
 	/* counted in its owner's srv_owner (owner_count): `counted_persistent` while it is
@@ -147,10 +152,15 @@ struct rn_server {
 	/* _streams/ (registry.h); it queues the persistent creates whose entries the next
 	 * reg_commit makes durable together (one directory fsync for all); their answers wait */
 	struct rn_registry *reg;
-	struct event *reg_ev; /* runs reg_commit once the loop's ready events are handled */
-	size_t pass_creates;  /* creates handled since reg_cb last ran (rn_stream_create_yield) */
-	struct rn_list dirty; /* received data since the last group commit */
-	struct rn_list ended; /* ephemeral streams whose call ended (or never had one) */
+	struct event *reg_ev;   /* runs reg_commit once the loop's ready events are handled */
+	size_t pass_creates;    /* creates handled since reg_cb last ran (rn_stream_create_yield) */
+	struct rn_list dirty;   /* received data since the last group commit started */
+	struct rn_list syncing; /* streams in the WAL group in flight (wal_pool) */
+	/* the WAL's write + fdatasync off the loop: one group at a time on this 1-thread pool
+	 * while the loop appends the next (server/README.md "Threads") */
+	struct rn_pool *wal_pool;
+	struct event *wal_pool_ev;
+	struct rn_list ended;        /* ephemeral streams whose call ended (or never had one) */
 	struct rn_list rest_streams; /* this run's REST streams (bounded: tables x principals) */
 	size_t retire_waiting;       /* streams with retire_wanted set (retire_pending) */
 	int64_t expire_at_us;        /* next stream_expiry walk (expire_streams) */
@@ -203,6 +213,7 @@ struct rn_server {
 	int64_t flush_t0;        /* when it started */
 	int64_t flush_oldest_us; /* oldest_pending_us at its start (back if it fails) */
 	int destroying;          /* rn_server_destroy: a cancelled round changes nothing */
+	int flush_deferred;      /* a round waits for the WAL group in flight to end */
 
 	/* fair share of the WAL (admit) */
 	char share_msg[320];         /* the grpc-message of the last refusal */
@@ -212,6 +223,8 @@ struct rn_server {
 	struct {
 		uint64_t batches, records, bytes; /* accepted into the WAL */
 		uint64_t acks, wal_syncs, wal_sync_errors;
+		uint64_t wal_sync_us;   /* write + fdatasync time of the groups (sync thread) */
+		uint64_t wal_wait_us;   /* the loop blocked waiting for a group (sync_wal) */
 		uint64_t commit_visits; /* streams visited by group commits (the dirty ones) */
 		uint64_t reg_commits,
 			reg_entries;         /* registry group commits, entries made durable */

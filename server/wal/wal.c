@@ -256,7 +256,15 @@ struct rn_wal {
 	uint64_t other_bytes; /* bytes of all older segments */
 	uint64_t replaying;   /* the segment rn_wal_replay is reading now */
 	int replayed;         /* rn_wal_replay has run: appends may go to a new segment */
-	struct rn_buf queue;
+	struct rn_buf queue;  /* entries appended since the last rn_wal_sync_begin (loop) */
+	/* A group handed to rn_wal_sync_io: from rn_wal_sync_begin to rn_wal_sync_end the sync
+	 * thread reads `batch` and writes to `fd`; it writes io_rc and io_msg only. The loop
+	 * touches neither batch nor fd meanwhile (no rotate, truncate or close), and reads
+	 * io_rc only in rn_wal_sync_end, after the thread handed the group back. */
+	struct rn_buf batch;
+	int syncing; /* a group is in flight: batch.len bytes at offset durable */
+	int io_rc;   /* rn_wal_sync_io's result: 0, RN_EIO, RN_ENOSPC */
+	char io_msg[128];
 	char err[256];
 };
 
@@ -314,6 +322,7 @@ void rn_wal_close(struct rn_wal *w)
 	if (w->lock_fd > 0)
 		close(w->lock_fd);
 	rn_buf_free(&w->queue);
+	rn_buf_free(&w->batch);
 	rn_free(w->dir);
 	rn_free(w);
 }
@@ -501,7 +510,7 @@ int rn_wal_scan_all(struct rn_wal *w, int (*fn)(void *ctx, const struct rn_wal_e
 
 	if (!w->replayed)
 		return fail(w, RN_EINVAL, "WAL not open (replay first)");
-	if (w->queue.len)
+	if (w->queue.len || w->syncing)
 		return fail(w, RN_EINVAL, "WAL has unsynced entries (sync first)");
 	if ((rc = list_segments(w, &ids, &n)))
 		return fail(w, rc, "cannot list %s", w->dir);
@@ -564,9 +573,12 @@ static void abandon_segment(struct rn_wal *w)
 	w->durable = 0;
 }
 
-int rn_wal_sync(struct rn_wal *w)
+int rn_wal_sync_begin(struct rn_wal *w)
 {
 	int rc;
+	struct rn_buf t;
+	if (w->syncing)
+		return fail(w, RN_EAGAIN, "a WAL sync is in flight");
 	if (!w->replayed)
 		return fail(w, RN_EIO, "WAL not open (replay first)");
 	if (!w->queue.len)
@@ -575,26 +587,66 @@ int rn_wal_sync(struct rn_wal *w)
 		rn_buf_reset(&w->queue);
 		return rc;
 	}
-	/* On failure the queued entries are dropped, not kept for the next sync: their callers
-	 * are told (nothing was acked, clients resend), and entries kept would fail every later
-	 * sync and rotation too, so a full disk could never be drained by a flush. */
-	if (rn_write_all(w->fd, w->queue.data, w->queue.len)) {
-		rc = fail(w, errno_rc(), "write segment %llu: %s", (unsigned long long)w->seg,
-			  strerror(errno));
-		abandon_segment(w);
-		rn_buf_reset(&w->queue);
-		return rc;
-	}
-	if (rn_fs_fdatasync(w->fd)) {
-		rc = fail(w, errno_rc(), "fdatasync segment %llu: %s", (unsigned long long)w->seg,
-			  strerror(errno));
-		abandon_segment(w);
-		rn_buf_reset(&w->queue);
-		return rc;
-	}
-	w->durable += w->queue.len;
+	/* the buffers swap: the queue keeps the batch's allocation for the next group */
+	t = w->batch;
+	w->batch = w->queue;
+	w->queue = t;
+	w->queue.max = w->batch.max;
 	rn_buf_reset(&w->queue);
+	w->io_rc = 0;
+	w->io_msg[0] = 0;
+	w->syncing = 1;
+	return 1;
+}
+
+void rn_wal_sync_io(struct rn_wal *w)
+{
+	/* only fd, batch, io_rc and io_msg: the loop is appending to the queue meanwhile */
+	const char *what = "write";
+	if (rn_write_all(w->fd, w->batch.data, w->batch.len) ||
+	    (what = "fdatasync", rn_fs_fdatasync(w->fd))) {
+		w->io_rc = errno_rc();
+		snprintf(w->io_msg, sizeof(w->io_msg), "%s: %s", what, strerror(errno));
+	}
+}
+
+int rn_wal_sync_end(struct rn_wal *w)
+{
+	int rc = w->io_rc;
+	if (!w->syncing)
+		return 0;
+	w->syncing = 0;
+	if (rc) {
+		/* On failure the group is dropped, and so is everything queued behind it, not kept
+		 * for the next sync: their callers are told (nothing was acked, clients resend),
+		 * entries kept would fail every later sync and rotation too (so a full disk could
+		 * never be drained by a flush), and the queue's entries follow the failed ones:
+		 * written to a new segment they would leave a gap in their streams. */
+		fail(w, rc, "%s segment %llu: %s",
+		     strncmp(w->io_msg, "write", 5) ? "sync" : "write", (unsigned long long)w->seg,
+		     w->io_msg);
+		abandon_segment(w);
+		rn_buf_reset(&w->batch);
+		rn_buf_reset(&w->queue);
+		return rc;
+	}
+	w->durable += w->batch.len;
+	rn_buf_reset(&w->batch);
 	return 0;
+}
+
+int rn_wal_syncing(const struct rn_wal *w)
+{
+	return w->syncing;
+}
+
+int rn_wal_sync(struct rn_wal *w)
+{
+	int rc = rn_wal_sync_begin(w);
+	if (rc <= 0)
+		return rc;
+	rn_wal_sync_io(w);
+	return rn_wal_sync_end(w);
 }
 
 int rn_wal_rotate(struct rn_wal *w, uint64_t *seg)
@@ -641,7 +693,7 @@ int rn_wal_drop_before(struct rn_wal *w, uint64_t seg, int (*keep)(void *ctx, ui
 
 uint64_t rn_wal_bytes(const struct rn_wal *w)
 {
-	return w->other_bytes + w->durable + w->queue.len;
+	return w->other_bytes + w->durable + w->batch.len + w->queue.len;
 }
 
 const char *rn_wal_errmsg(const struct rn_wal *w)

@@ -5,9 +5,12 @@
  * I/O-free core and a fuzz target; the rest is a thin file adapter: segment files
  * data_root/_wal/wal-<16 digit id>.log, appends buffered in memory and written + fdatasync'd
  * by rn_wal_sync() (group commit: the caller syncs once per loop iteration for every entry
- * appended in it), recovery by rn_wal_replay() at start.
+ * appended in it), recovery by rn_wal_replay() at start. The group commit also comes in two
+ * halves around rn_wal_sync_io(), so that the write and fdatasync of one group can run on
+ * another thread while the loop appends the next group.
  *
- * Lifetime: one WAL per server, created at start, used on the loop thread only.
+ * Lifetime: one WAL per server, created at start, used on the loop thread only, except
+ * rn_wal_sync_io() (see there).
  * Format and recovery rules: server/wal/DESIGN.md.
  */
 #ifndef RN_WAL_H
@@ -82,14 +85,36 @@ uint64_t rn_wal_segment_bytes(const struct rn_wal *w, uint64_t seg);
 /* Queues an entry for the next sync. RN_ENOMEM, RN_EINVAL (a field too long). */
 int rn_wal_append(struct rn_wal *w, const struct rn_wal_entry *e);
 
-/* Writes queued entries and fdatasyncs. 0 when everything appended so far is durable;
+/* Writes queued entries and fdatasyncs (begin, io and end on the calling thread). 0 when
+ * everything appended so far is durable; RN_EAGAIN while a group is in flight;
  * RN_EIO / RN_ENOSPC otherwise: the queued entries are dropped (never acknowledge them)
  * and the segment is abandoned (cut back to its durable length and never written again:
  * after a failed fsync its cached pages cannot be trusted), so the next sync starts a new
  * segment. Before rn_wal_replay: RN_EIO. */
 int rn_wal_sync(struct rn_wal *w);
 
-/* True when entries are queued and not yet synced. */
+/*
+ * The group commit in two halves. rn_wal_sync_begin (loop) hands every queued entry to one
+ * group and returns 1 (0: nothing queued; RN_EAGAIN: a group is in flight already; errors of
+ * rn_wal_sync when no segment can be opened: the queue is dropped, nothing is in flight).
+ * rn_wal_sync_io then writes and fdatasyncs the group; it may run on any one thread and
+ * touches only the group and the segment's descriptor, so the loop may go on calling
+ * rn_wal_append, rn_wal_dirty, rn_wal_bytes and rn_wal_segment_bytes meanwhile, and must call
+ * nothing else of the WAL (rn_wal_sync, rotate, scan_all fail with RN_EAGAIN / RN_EINVAL)
+ * until rn_wal_sync_end. rn_wal_sync_end (loop, after rn_wal_sync_io returned, ordered by a
+ * lock or a join) applies the result: 0, the group is durable; RN_EIO / RN_ENOSPC, the
+ * group is dropped and so is everything appended since begin (it follows the group in its
+ * streams), and the segment is abandoned, as in rn_wal_sync. Never acknowledge an entry
+ * before the rn_wal_sync_end that covers it returned 0.
+ */
+int rn_wal_sync_begin(struct rn_wal *w);
+void rn_wal_sync_io(struct rn_wal *w);
+int rn_wal_sync_end(struct rn_wal *w);
+
+/* True between rn_wal_sync_begin returning 1 and rn_wal_sync_end. */
+int rn_wal_syncing(const struct rn_wal *w);
+
+/* True when entries are queued and not yet handed to a sync. */
 int rn_wal_dirty(const struct rn_wal *w);
 
 /* Syncs, then starts a new segment. *seg receives the new segment's id: every entry

@@ -9,7 +9,10 @@
  * in order, with each failed sync's batch only from its resend. The allocation sweep does
  * the same with rn_mem_fail_after over replay, append and sync. A dedicated test checks
  * that a failed fdatasync is never followed by the WAL claiming those bytes durable.
- * A disk whose fsync stays broken after its first error is swept too. RN_SWEEP_LONG=1
+ * A disk whose fsync stays broken after its first error is swept too. The group commit's
+ * two halves are checked with the write + fdatasync on another thread while the next group
+ * is appended: the groups land in order, and a failed group drops the one behind it.
+ * RN_SWEEP_LONG=1
  * (tests/README.md) runs a longer workload.
  */
 #include <errno.h>
@@ -21,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -338,6 +342,109 @@ static void test_fsync_failure_abandons_segment(void **state)
 	assert_int_equal(s.n, 4); /* 3 was never durable, never acked */
 }
 
+static void *sync_io_thread(void *arg)
+{
+	rn_wal_sync_io(arg);
+	return NULL;
+}
+
+/* rn_wal_sync_io on a thread of its own, joined (as the server's sync thread, whose pool
+ * hands the group back under a lock). */
+static void sync_io_on_thread(struct rn_wal *w)
+{
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, sync_io_thread, w), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+}
+
+/* Group N syncs on another thread while group N+1 is appended; the WAL refuses what needs
+ * it quiet meanwhile; both groups become durable in order. */
+static void test_pipelined_groups(void **state)
+{
+	struct rn_wal *w;
+	struct rn_wal_entry e0 = entry(0), e1 = entry(1), e2 = entry(2);
+	uint64_t seg;
+	(void)state;
+	wipe();
+	assert_int_equal(rn_wal_open(&w, dir), 0);
+	assert_int_equal(rn_wal_replay(w, ignore, NULL), 0);
+	assert_int_equal(rn_wal_sync_begin(w), 0); /* nothing queued */
+	assert_false(rn_wal_syncing(w));
+	assert_int_equal(rn_wal_append(w, &e0), 0);
+	assert_int_equal(rn_wal_sync_begin(w), 1);
+	assert_true(rn_wal_syncing(w));
+	assert_false(rn_wal_dirty(w));
+	assert_int_equal(rn_wal_append(w, &e1), 0); /* the next group, while N is in flight */
+	assert_int_equal(rn_wal_append(w, &e2), 0);
+	assert_true(rn_wal_dirty(w));
+	assert_int_equal(rn_wal_sync_begin(w), RN_EAGAIN);
+	assert_int_equal(rn_wal_sync(w), RN_EAGAIN);
+	assert_int_equal(rn_wal_rotate(w, &seg), RN_EAGAIN);
+	assert_int_equal(rn_wal_scan_all(w, ignore, NULL), RN_EINVAL);
+	sync_io_on_thread(w);
+	assert_int_equal(rn_wal_sync_end(w), 0);
+	assert_false(rn_wal_syncing(w));
+	struct seen s = {{0}, 0};
+	assert_int_equal(rn_wal_scan_all(w, collect, &s), RN_EINVAL); /* 1, 2 queued */
+	assert_int_equal(rn_wal_sync_begin(w), 1);
+	sync_io_on_thread(w);
+	assert_int_equal(rn_wal_sync_end(w), 0);
+	assert_int_equal(rn_wal_bytes(w), disk_bytes());
+	assert_int_equal(rn_wal_scan_all(w, collect, &s), 0);
+	assert_int_equal(s.n, 3);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(s.off[i], i);
+	rn_wal_close(w);
+}
+
+/* A group's fdatasync fails on the sync thread while the next group is being appended:
+ * neither is durable (the next one follows the failed one in its streams: it is dropped
+ * too), the segment is abandoned, and the resends land in a new segment, once each. */
+static void test_failed_group_drops_next(void **state)
+{
+	struct rn_wal *w;
+	struct rn_wal_entry e0 = entry(0), e1 = entry(1), e2 = entry(2), e3 = entry(3);
+	char p2[600];
+	(void)state;
+	wipe();
+	snprintf(p2, sizeof(p2), "%s/wal-%016d.log", dir, 2);
+	assert_int_equal(rn_wal_open(&w, dir), 0);
+	assert_int_equal(rn_wal_replay(w, ignore, NULL), 0);
+	assert_int_equal(rn_wal_append(w, &e0), 0);
+	assert_int_equal(rn_wal_sync(w), 0);
+	assert_int_equal(rn_wal_append(w, &e1), 0);
+	assert_int_equal(rn_wal_sync_begin(w), 1);
+	assert_int_equal(rn_wal_append(w, &e2), 0); /* behind the group in flight */
+	rn_fs_fail_after(1, EIO, RN_FS_FSYNC);
+	sync_io_on_thread(w);
+	rn_fs_fail_after(0, 0, 0);
+	assert_int_equal(rn_wal_append(w, &e3), 0); /* after the failure, before end */
+	assert_int_equal(rn_wal_sync_end(w), RN_EIO);
+	assert_non_null(strstr(rn_wal_errmsg(w), "fdatasync"));
+	assert_false(rn_wal_syncing(w));
+	assert_false(rn_wal_dirty(w)); /* 2 and 3 dropped with 1 */
+	assert_int_equal(rn_wal_bytes(w), disk_bytes());
+	assert_int_equal(access(p2, F_OK), -1);
+	/* the clients resend 1, 2, 3: a new segment */
+	for (int64_t i = 1; i <= 3; i++) {
+		struct rn_wal_entry e = entry(i);
+		assert_int_equal(rn_wal_append(w, &e), 0);
+	}
+	assert_int_equal(rn_wal_sync_begin(w), 1);
+	sync_io_on_thread(w);
+	assert_int_equal(rn_wal_sync_end(w), 0);
+	assert_int_equal(access(p2, F_OK), 0);
+	assert_int_equal(rn_wal_bytes(w), disk_bytes());
+	rn_wal_close(w);
+	struct seen s = {{0}, 0};
+	assert_int_equal(rn_wal_open(&w, dir), 0);
+	assert_int_equal(rn_wal_replay(w, collect, &s), 0);
+	rn_wal_close(w);
+	assert_int_equal(s.n, 4);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(s.off[i], i);
+}
+
 /* Allocation failures in replay, append and sync: each fails cleanly (RN_ENOMEM), leaks
  * nothing, and a retry without the failure leaves every batch exactly once. */
 static void test_alloc_sweep(void **state)
@@ -420,6 +527,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fsync_failure_abandons_segment),
+		cmocka_unit_test(test_pipelined_groups),
+		cmocka_unit_test(test_failed_group_drops_next),
 		cmocka_unit_test(test_io_sweep),
 		cmocka_unit_test(test_io_sweep_persistent),
 		cmocka_unit_test(test_alloc_sweep),
