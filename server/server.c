@@ -223,6 +223,16 @@ const struct rn_conf_key rn_server_conf_table[] = {
 	 .max = 3600000,
 	 .help = "a stream opened with a signed token is sent close_stream_signal this long "
 		 "before the token expires (and ended UNAUTHENTICATED once it has)"},
+	{.key = "drain_timeout",
+	 .type = RN_CONF_DURATION,
+	 .def = "30s",
+	 .offset = OFF(drain_timeout_ms),
+	 .max = 3600000,
+	 .help = "on SIGTERM or POST /admin/drain the server drains: /healthz answers 503, new "
+		 "streams are refused UNAVAILABLE, every open stream is sent close_stream_signal "
+		 "and acked until its client ends the call or this passes (then UNAVAILABLE), "
+		 "then the WAL is flushed into the tables and the server exits; 0 = SIGTERM stops "
+		 "at once (a second SIGTERM or SIGINT always does)"},
 	{.key = "token_verify_threads",
 	 .type = RN_CONF_INT,
 	 .def = "1",
@@ -1585,8 +1595,8 @@ static int on_open(void *ctx, struct rn_call *c, const struct rn_call_info *info
 	struct rn_server *s = ctx;
 	struct call_state *cs;
 	s->stats.calls++;
-	if (s->stopping) {
-		*msg = "server is shutting down";
+	if (s->stopping || s->draining) {
+		*msg = s->stopping ? "server is shutting down" : "server is draining";
 		return RN_GRPC_UNAVAILABLE;
 	}
 	/* who first (the table's checks below need no credentials to be answered) */
@@ -2286,15 +2296,21 @@ void rn_server__fault_disarm(int rc)
 	fault_disarm(rc);
 }
 
-static void stop_cb(evutil_socket_t sig, short what, void *arg)
+/*
+ * The stop: no new job, no new connection, the WAL synced (every call acked up to what it
+ * sent), the materializer flushed into the tables (inline, waited for), every call still
+ * open ended UNAVAILABLE, and the loop ends. `why` for the log.
+ */
+static void stop_now(struct rn_server *s, const char *why)
 {
-	struct rn_server *s = arg;
-	(void)what;
 	if (s->stopping)
 		return;
-	rn_log_info("server", "signal %d: draining", (int)sig);
-	rn_sd_notify("STOPPING=1");
+	rn_log_info("server", "%s: stopping now, draining the WAL into the tables", why);
+	if (!s->draining)
+		rn_sd_notify("STOPPING=1");
 	s->stopping = 1;
+	if (s->drain_ev)
+		event_del(s->drain_ev);
 	rn_mat_maint_stop(s->mat); /* no new job; running ones end after their current step */
 	rn_front_stop_listening(s->front);
 	sync_cb(-1, 0, s);
@@ -2303,7 +2319,127 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg)
 		if (st->call)
 			rn_call_finish(st->call, RN_GRPC_UNAVAILABLE, "server shutting down");
 	rn_front_flush(s->front);
+	rn_log_info("server", "stop: tables flushed, exiting");
 	rn_ev_loopexit_ms(s->base, 200);
+}
+
+/* Calls open (streams with a call; RetireStream calls too: they end on their own). */
+static size_t open_calls(const struct rn_server *s)
+{
+	size_t n = 0;
+	for (const struct srv_stream *st = s->streams; st; st = st->next)
+		n += st->call != NULL;
+	return n;
+}
+
+/* While draining: once no call is open, or drain_timeout has passed, the stop. */
+static void drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct rn_server *s = arg;
+	size_t n = open_calls(s);
+	(void)fd;
+	(void)what;
+	if (!n) {
+		stop_now(s, "drain: every client has closed its stream");
+	} else if (rn_mono_us() >= s->drain_deadline_us) {
+		s->stats.drain_timed_out += n;
+		rn_log_warn(
+			"server",
+			"drain: drain_timeout passed with %zu call(s) open: they end UNAVAILABLE",
+			n);
+		stop_now(s, "drain: timed out");
+	}
+}
+
+/*
+ * Starts a drain (once): /healthz 503 at once (health()), creates and resumes refused
+ * UNAVAILABLE (on_open), REST inserts 503; every open stream is sent close_stream_signal
+ * {duration = drain_timeout} once and keeps being acked; drain_tick stops the server when
+ * the calls are gone or the time is up. drain_timeout 0 (or no timer): the stop at once.
+ */
+static void start_drain(struct rn_server *s, const char *why)
+{
+	int64_t secs = (s->conf.drain_timeout_ms + 999) / 1000;
+	size_t n = 0;
+	if (s->draining || s->stopping)
+		return;
+	if (s->conf.drain_timeout_ms <= 0 || !s->drain_ev) {
+		stop_now(s, why);
+		return;
+	}
+	s->draining = 1;
+	s->drain_deadline_us = rn_mono_us() + s->conf.drain_timeout_ms * 1000;
+	rn_sd_notify("STOPPING=1");
+	rn_mat_maint_stop(s->mat); /* no new maintenance job: the stop waits for none */
+	for (struct srv_stream *st = s->streams; st; st = st->next) {
+		struct call_state *cs = st->call ? rn_call_ctx(st->call) : NULL;
+		if (!cs || cs->retire || cs->close_sent)
+			continue;
+		cs->close_sent = 1;
+		rn_buf_reset(&s->resp);
+		rn_zb_encode_close_signal(&s->resp, cs->persistent, secs);
+		send_msg(st->call, &s->resp);
+		n++;
+	}
+	s->stats.drain_signals += n;
+	rn_front_flush(s->front);
+	rn_log_info("server",
+		    "%s: draining: /healthz 503, new streams refused, close_stream_signal sent "
+		    "to %zu stream(s); waiting up to %lld ms for %zu call(s) to end",
+		    why, n, (long long)s->conf.drain_timeout_ms, open_calls(s));
+	if (rn_ev_add_ms(s->drain_ev, 100))
+		stop_now(s, "drain: cannot arm its timer");
+	else
+		drain_tick(-1, 0, s);
+}
+
+/* SIGTERM: a drain (drain_timeout); SIGINT, or a second signal while draining: now. */
+static void stop_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct rn_server *s = arg;
+	char why[64];
+	(void)what;
+	snprintf(why, sizeof(why), "signal %d", (int)sig);
+	if (sig == SIGTERM && !s->draining)
+		start_drain(s, why);
+	else
+		stop_now(s, why);
+}
+
+void rn_server__admin_drain(struct rn_server *s, struct rn_httpx *x)
+{
+	const struct rn_httpx_request *q = &x->req;
+	const char *principal = NULL, *msg = "";
+	char body[256];
+	struct rn_httpx_response r = {.content_type = "application/json"};
+	int rc;
+	if (strcmp(q->method, "POST")) {
+		r.status = 405;
+		r.hname = "Allow";
+		r.hvalue = "POST";
+		msg = "{\"error\":\"method not allowed: POST /admin/drain\"}";
+	} else if ((rc = rn_server_authorize(s, q->authorization, q->peer_identity, NULL,
+					     &principal, &msg))) {
+		rn_log_warn("server", "POST /admin/drain from %s refused: %s",
+			    q->peer ? q->peer : "?", msg);
+		r.status = 401;
+		r.hname = "WWW-Authenticate";
+		r.hvalue = "Bearer realm=\"runnel\"";
+		msg = "{\"error\":\"unauthenticated\"}";
+	} else {
+		char why[160];
+		snprintf(why, sizeof(why), "POST /admin/drain by %s from %s", principal,
+			 q->peer ? q->peer : "?");
+		start_drain(s, why);
+		snprintf(body, sizeof(body),
+			 "{\"draining\":true,\"drain_timeout_ms\":%lld,\"open_calls\":%zu}",
+			 (long long)s->conf.drain_timeout_ms, open_calls(s));
+		r.status = 202;
+		msg = body;
+	}
+	r.body = (const uint8_t *)msg;
+	r.len = strlen(msg);
+	rn_httpx_respond(x, &r);
 }
 
 static void hup_cb(evutil_socket_t sig, short what, void *arg);
@@ -3312,7 +3448,8 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 	s->sig_int = evsignal_new(s->base, SIGINT, stop_cb, s);
 	s->sig_hup = evsignal_new(s->base, SIGHUP, hup_cb, s);
 	s->auth_ev = event_new(s->base, -1, EV_PERSIST, auth_cb, s);
-	if (!s->reg_ev || !s->auth_ev || rn_ev_add_ms(s->auth_ev, 1000)) {
+	s->drain_ev = event_new(s->base, -1, EV_PERSIST, drain_tick, s);
+	if (!s->reg_ev || !s->auth_ev || !s->drain_ev || rn_ev_add_ms(s->auth_ev, 1000)) {
 		rc = RN_ENOMEM;
 		goto fail;
 	}
@@ -3466,6 +3603,20 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	  s->stats.calls_revoked);
 	F("calls_token_expired_total", "counter", "Open calls ended as their signed token expired.",
 	  s->stats.calls_token_expired);
+	F("draining", "gauge",
+	  "1 from a drain's start (SIGTERM, POST /admin/drain) until the server exits.",
+	  (uint64_t)(s->draining || s->stopping));
+	F("drain_phase", "gauge",
+	  "0 serving, 1 draining (waiting for clients to close), 2 stopping (WAL sync, flush "
+	  "into the tables).",
+	  (uint64_t)(s->stopping   ? 2
+		     : s->draining ? 1
+				   : 0));
+	F("drain_signals_total", "counter", "close_stream_signal messages sent by a drain.",
+	  s->stats.drain_signals);
+	F("drain_timed_out_calls_total", "counter",
+	  "Calls still open when drain_timeout passed (ended UNAVAILABLE).",
+	  s->stats.drain_timed_out);
 	F("tokens_issued_total", "counter", "Signed tokens issued by POST /oidc/v1/token.",
 	  s->stats.tokens_issued);
 	F("token_requests_refused_total", "counter", "Token requests refused (4xx/5xx).",
@@ -3835,8 +3986,8 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 static int health(void *ctx, char *why, size_t cap)
 {
 	struct rn_server *s = ctx;
-	if (s->stopping) {
-		snprintf(why, cap, "shutting down");
+	if (s->draining || s->stopping) {
+		snprintf(why, cap, s->stopping ? "shutting down" : "draining");
 		return RN_HEALTH_DOWN;
 	}
 	if (s->stats.last_flush_err_us > s->stats.last_flush_ok_us) {
@@ -3931,6 +4082,8 @@ void rn_server_destroy(struct rn_server *s)
 		event_free(s->sig_hup);
 	if (s->auth_ev)
 		event_free(s->auth_ev);
+	if (s->drain_ev)
+		event_free(s->drain_ev);
 	rn_principals_destroy(s->principals);
 	if (s->watchdog_ev)
 		event_free(s->watchdog_ev);

@@ -45,9 +45,10 @@ struct rn_server_conf {
 	int64_t token_lifetime_ms;     /* of tokens the token endpoint issues */
 	int64_t token_clock_skew_ms;   /* allowed on a signed token's exp and iat */
 	int64_t token_close_before_ms; /* close_stream_signal this long before a token expires */
-	int64_t token_verify_threads;  /* worker threads checking client secrets (PBKDF2) */
-	int64_t token_verify_queue;    /* token requests waiting for or in a check, at most */
-	int64_t token_cache_size;      /* verified secrets remembered (keyed hashes); 0 = off */
+	int64_t drain_timeout_ms; /* a drain waits this long for clients to close; 0 = no drain */
+	int64_t token_verify_threads;   /* worker threads checking client secrets (PBKDF2) */
+	int64_t token_verify_queue;     /* token requests waiting for or in a check, at most */
+	int64_t token_cache_size;       /* verified secrets remembered (keyed hashes); 0 = off */
 	int64_t max_persistent_streams; /* per principal */
 	int64_t stream_expiry_ms;  /* persistent streams unused this long are retired; 0 never */
 	int64_t flush_interval_ms; /* materializer commit interval */

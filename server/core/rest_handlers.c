@@ -165,8 +165,9 @@ static void rest_insert(struct rn_server *s, struct rn_httpx *x, const struct rn
 	int rc, ex;
 
 #define REFUSE(http, code, msg) return rest_refuse(s, x, route, http, code, msg, NULL, NULL)
-	if (s->stopping)
-		REFUSE(503, "TEMPORARILY_UNAVAILABLE", "server is shutting down");
+	if (s->stopping || s->draining)
+		REFUSE(503, "TEMPORARILY_UNAVAILABLE",
+		       s->stopping ? "server is shutting down" : "server is draining");
 	if ((rc = rn_server_authorize(s, q->authorization, q->peer_identity, t->table, &principal,
 				      &msg))) {
 		int http = rn_rest_http_of_grpc(rc, &code);
@@ -275,6 +276,9 @@ void rn_server__rest_request(void *ctx, struct rn_httpx *x)
 				"Retry-After", ra);
 		}
 	}
+	/* the operator's drain: the HTTP/1.1 (metrics) port only */
+	if (!q->http2 && q->path_len == 12 && !memcmp(q->path, "/admin/drain", 12))
+		return rn_server__admin_drain(s, x);
 	if (http)
 		return rest_refuse(s, x, t.route, http, t.code, t.why, t.allow ? "Allow" : NULL,
 				   t.allow);

@@ -174,6 +174,11 @@ struct rn_server {
 	int mat_dirty;
 	int wal_ready; /* replayed: the materializer's refill may read it */
 	int stopping;
+	/* drain (SIGTERM, POST /admin/drain): creates refused, close_stream_signal sent, the
+	 * calls open waited for until drain_deadline_us, then the stop above */
+	int draining;
+	int64_t drain_deadline_us;
+	struct event *drain_ev; /* every 100 ms while draining: are the calls gone? */
 	struct rn_buf resp, single;
 	struct rn_metrics *metrics;
 	struct rest_pending *rest_pending; /* REST inserts written, answered once durable */
@@ -236,8 +241,10 @@ struct rn_server {
 		uint64_t calls_denied;   /* PERMISSION_DENIED */
 		uint64_t rest_throttled; /* REST requests answered 429 for a throttled address */
 		uint64_t calls_revoked, calls_token_expired; /* ended while open */
-		uint64_t streams_retired, streams_expired;   /* persistent streams let go */
-		uint64_t tokens_issued, token_refusals;      /* POST /oidc/v1/token */
+		uint64_t drain_signals;   /* close_stream_signal sent by a drain */
+		uint64_t drain_timed_out; /* calls still open when drain_timeout passed */
+		uint64_t streams_retired, streams_expired; /* persistent streams let go */
+		uint64_t tokens_issued, token_refusals;    /* POST /oidc/v1/token */
 		uint64_t token_verifications; /* secret checks (PBKDF2) run on the pool */
 		uint64_t token_cache_hits;    /* secrets found verified in the cache */
 		uint64_t token_queue_full;    /* token requests answered 503: the pool was full */
@@ -360,6 +367,8 @@ void rn_server__rest_refusal_summary(void *ctx, const struct rn_refuselog_kind *
 
 /* token_ep.c: POST /oidc/v1/token */
 void rn_server__rest_token(struct rn_server *s, struct rn_httpx *x);
+/* POST /admin/drain on the HTTP/1.1 port (server.c): starts a drain, 202 with JSON. */
+void rn_server__admin_drain(struct rn_server *s, struct rn_httpx *x);
 /* The client of a token request went away: 1 when x was one (its answer is dropped). */
 int rn_server__token_gone(struct rn_server *s, struct rn_httpx *x);
 

@@ -90,10 +90,12 @@ export class Proc {
 }
 
 // Server config text (libconfig). Tables listed are created at start; metrics: a cleartext
-// metrics_listen port on loopback (Server.metricsPort, Server.metric).
-export function serverConfig({ listen = '127.0.0.1:0', dataRoot, tables = [], token, flushMs = 200, metrics = false, extra = '' }) {
+// metrics_listen port on loopback (Server.metricsPort, Server.metric). drain: drain_timeout,
+// "0" (SIGTERM stops at once, as before drains) unless a test drains; null = the default.
+export function serverConfig({ listen = '127.0.0.1:0', dataRoot, tables = [], token, flushMs = 200, metrics = false, drain = '0', extra = '' }) {
   return [
     `listen = "${listen}";`,
+    drain === null ? '' : `drain_timeout = "${drain}";`,
     metrics ? 'metrics_listen = "127.0.0.1:0";' : '',
     `data_root = "${dataRoot}";`,
     `flush_interval_ms = ${flushMs};`,
@@ -130,7 +132,7 @@ export async function readMetrics(base) {
 export class Server {
   // bin: another server program (faultServerBin); env: extra environment for it; metrics:
   // a metrics_listen port (serverConfig)
-  constructor({ dir, tables = ['main.default.telemetry'], port = 0, token, flushMs = 200, metrics = false, extra = '', bin = serverBin, env }) {
+  constructor({ dir, tables = ['main.default.telemetry'], port = 0, token, flushMs = 200, metrics = false, drain = '0', extra = '', bin = serverBin, env }) {
     this.dir = dir;
     this.bin = bin;
     this.env = env;
@@ -143,6 +145,7 @@ export class Server {
     this.flushMs = flushMs;
     this.withMetrics = metrics;
     this.extra = extra;
+    this.drain = drain;
     this.starts = 0;
   }
   tableDir(name = this.tables[0]) {
@@ -151,7 +154,7 @@ export class Server {
   async start() {
     fs.writeFileSync(this.conf, serverConfig({
       listen: `127.0.0.1:${this.port}`, dataRoot: this.dataRoot, tables: this.tables,
-      token: this.token, flushMs: this.flushMs, metrics: this.withMetrics, extra: this.extra,
+      token: this.token, flushMs: this.flushMs, metrics: this.withMetrics, drain: this.drain, extra: this.extra,
     }));
     this.proc = new Proc(`server${this.starts++}`, this.bin, ['-c', this.conf],
       this.env ? { env: { ...process.env, ...this.env } } : {});
