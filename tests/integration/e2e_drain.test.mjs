@@ -3,6 +3,7 @@
 // close_stream_signal{drain_timeout}, keeps acking until the clients end their calls (or
 // drain_timeout passes: UNAVAILABLE), flushes into the tables and exits 0. Real parts only:
 // the server, a runnel-agent, python3-grpcio (zerobus_client.py), DuckDB over the table.
+// Through HAProxy: e2e_drain_lb.test.mjs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';

@@ -436,6 +436,72 @@ def main():
         print(json.dumps(out))
         return
 
+    if a.mode == 'reopen':
+        # As Zerobus SDKs do on close_stream_signal: stop sending, wait for the acks, end the
+        # call, open a new stream (UNAVAILABLE at open: retry) and go on with the records not
+        # acked, until batches x records are acked. One batch in flight; seq runs on across
+        # streams. Prints {"stream_id"} per stream, {"close_signal"}, then the result.
+        import queue
+        total = a.batches
+        done = 0  # batches acked, over every stream
+        out = {'streams': [], 'close_signals': 0, 'open_refused': 0, 'code': 'OK'}
+        tries = 0
+        while done < total:
+            acks = queue.Queue()
+            closing = [False]
+            sent_here = [0]
+
+            def requests():
+                yield create_req()
+                off = 0
+                while done + off < total and not closing[0]:
+                    yield batch_req(off, a.records, (done + off) * a.records)
+                    sent_here[0] += 1
+                    got = acks.get(timeout=30)
+                    if got is None:
+                        return
+                    off += 1
+                    if a.pause_ms:
+                        time.sleep(a.pause_ms / 1000)
+
+            sid = None
+            acked_here = -1
+            try:
+                for r in call(requests(), metadata=md, timeout=120):
+                    kind = r.WhichOneof('payload')
+                    if kind == 'create_stream_response':
+                        sid = r.create_stream_response.stream_id
+                        print(json.dumps({'stream_id': sid}), flush=True)
+                    elif kind == 'ingest_record_response':
+                        acked_here = r.ingest_record_response.durability_ack_up_to_offset
+                        acks.put(acked_here)
+                    elif kind == 'close_stream_signal':
+                        closing[0] = True
+                        out['close_signals'] += 1
+                        print(json.dumps({'close_signal':
+                                          r.close_stream_signal.duration.seconds}), flush=True)
+                code = 'OK'
+            except grpc.RpcError as e:
+                code = e.code().name
+                if code != 'UNAVAILABLE':
+                    out.update({'code': code, 'details': e.details()})
+                    break
+            acks.put(None)
+            if sid is None:
+                out['open_refused'] += 1
+                tries += 1
+                if tries > 600:
+                    out['code'] = 'GAVE_UP'
+                    break
+                time.sleep(0.05)
+                continue
+            out['streams'].append({'stream_id': sid, 'first_seq': done * a.records,
+                                   'batches': acked_here + 1, 'end': code})
+            done += acked_here + 1
+        out['batches_acked'] = done
+        print(json.dumps(out))
+        return
+
     if a.mode == 'concurrent':
         import threading
         results = [None] * a.calls
