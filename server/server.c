@@ -2319,7 +2319,13 @@ static void stop_now(struct rn_server *s, const char *why)
 		if (st->call)
 			rn_call_finish(st->call, RN_GRPC_UNAVAILABLE, "server shutting down");
 	rn_front_flush(s->front);
-	rn_log_info("server", "stop: tables flushed, exiting");
+	if (s->stats.last_flush_err_us > s->stats.last_flush_ok_us)
+		rn_log_error("server",
+			     "stop: the last flush failed (%s): records stay in the WAL "
+			     "for the next start",
+			     s->stats.last_error);
+	else
+		rn_log_info("server", "stop: tables flushed, exiting");
 	rn_ev_loopexit_ms(s->base, 200);
 }
 
@@ -2332,6 +2338,28 @@ static size_t open_calls(const struct rn_server *s)
 	return n;
 }
 
+/* close_stream_signal{drain_timeout} to every call not sent one yet (a stream created by a
+ * call opened just before the drain gets it at the next tick); returns how many. */
+static size_t signal_calls(struct rn_server *s)
+{
+	int64_t secs = (s->conf.drain_timeout_ms + 999) / 1000;
+	size_t n = 0;
+	for (struct srv_stream *st = s->streams; st; st = st->next) {
+		struct call_state *cs = st->call ? rn_call_ctx(st->call) : NULL;
+		if (!cs || cs->retire || cs->close_sent)
+			continue;
+		cs->close_sent = 1;
+		rn_buf_reset(&s->resp);
+		rn_zb_encode_close_signal(&s->resp, cs->persistent, secs);
+		send_msg(st->call, &s->resp);
+		n++;
+	}
+	s->stats.drain_signals += n;
+	if (n)
+		rn_front_flush(s->front);
+	return n;
+}
+
 /* While draining: once no call is open, or drain_timeout has passed, the stop. */
 static void drain_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -2339,6 +2367,7 @@ static void drain_tick(evutil_socket_t fd, short what, void *arg)
 	size_t n = open_calls(s);
 	(void)fd;
 	(void)what;
+	signal_calls(s);
 	if (!n) {
 		stop_now(s, "drain: every client has closed its stream");
 	} else if (rn_mono_us() >= s->drain_deadline_us) {
@@ -2359,8 +2388,7 @@ static void drain_tick(evutil_socket_t fd, short what, void *arg)
  */
 static void start_drain(struct rn_server *s, const char *why)
 {
-	int64_t secs = (s->conf.drain_timeout_ms + 999) / 1000;
-	size_t n = 0;
+	size_t n;
 	if (s->draining || s->stopping)
 		return;
 	if (s->conf.drain_timeout_ms <= 0 || !s->drain_ev) {
@@ -2371,18 +2399,7 @@ static void start_drain(struct rn_server *s, const char *why)
 	s->drain_deadline_us = rn_mono_us() + s->conf.drain_timeout_ms * 1000;
 	rn_sd_notify("STOPPING=1");
 	rn_mat_maint_stop(s->mat); /* no new maintenance job: the stop waits for none */
-	for (struct srv_stream *st = s->streams; st; st = st->next) {
-		struct call_state *cs = st->call ? rn_call_ctx(st->call) : NULL;
-		if (!cs || cs->retire || cs->close_sent)
-			continue;
-		cs->close_sent = 1;
-		rn_buf_reset(&s->resp);
-		rn_zb_encode_close_signal(&s->resp, cs->persistent, secs);
-		send_msg(st->call, &s->resp);
-		n++;
-	}
-	s->stats.drain_signals += n;
-	rn_front_flush(s->front);
+	n = signal_calls(s);
 	rn_log_info("server",
 		    "%s: draining: /healthz 503, new streams refused, close_stream_signal sent "
 		    "to %zu stream(s); waiting up to %lld ms for %zu call(s) to end",
