@@ -33,6 +33,16 @@ async function perStream(server) {
   return new Map(r.map((x) => [x.stream_id, { source: x.source, n: Number(x.n), d: Number(x.d), lo: Number(x.lo), hi: Number(x.hi), p: Number(x.p) }]));
 }
 
+// A unix datagram socket as systemd's NOTIFY_SOCKET: prints each message ("\n" as "|").
+const NOTIFY_LISTENER = `
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+print("listening", flush=True)
+while True:
+    print(s.recv(4096).decode().replace("\\n", "|"), flush=True)
+`;
+
 async function healthz(server) {
   const r = await fetch(`${server.metricsUrl}/healthz`);
   return { status: r.status, body: (await r.text()).trim() };
@@ -40,14 +50,19 @@ async function healthz(server) {
 
 test('SIGTERM drains: close_stream_signal, /healthz 503, creates refused, exit 0 once the clients close, every acked record once', { timeout: 180000 }, async () => {
   const dir = tmpDir('e2e-drain');
-  const server = new Server({ dir: path.join(dir, 's'), tables: [TABLE], metrics: true, drain: '30s' });
+  const sock = path.join(dir, 'notify.sock');
+  const notify = new Proc('notify', '/usr/bin/python3', ['-c', NOTIFY_LISTENER, sock]);
+  const server = new Server({ dir: path.join(dir, 's'), tables: [TABLE], metrics: true, drain: '30s', env: { NOTIFY_SOCKET: sock } });
   const stopFile = path.join(dir, 'stop');
   const logFile = path.join(dir, 'lines.log');
   const LINES = 500;
+  const stopping = () => notify.log.filter((l) => l === 'STOPPING=1').length;
   let agent;
   let client;
   try {
+    await waitFor(() => notify.log.includes('listening'), { what: 'the notify socket' });
     await server.start();
+    await waitFor(() => notify.log.includes('READY=1'), { what: 'READY=1' });
     fs.writeFileSync(logFile, Array.from({ length: LINES }, (_, i) => `line ${i}\n`).join(''));
     agent = await new Agent({ dir: path.join(dir, 'agent'), url: server.url, sources: [{ name: 'lines', paths: [logFile] }] }).start();
     client = steady(server, stopFile);
@@ -60,6 +75,8 @@ test('SIGTERM drains: close_stream_signal, /healthz 503, creates refused, exit 0
     // the client is told, with drain_timeout as the duration
     await waitFor(() => jsonLines(client).find((j) => 'close_signal' in j), { what: 'close_stream_signal' });
     assert.equal(jsonLines(client).find((j) => 'close_signal' in j).close_signal, 30);
+    // systemd hears of it at the start of the drain, while the server still runs
+    await waitFor(() => stopping() === 1, { what: 'STOPPING=1' });
     // the load balancer's check fails at once; the server is still up and acking
     assert.deepEqual(await healthz(server), { status: 503, body: 'draining' });
     const m = await server.metrics();
@@ -80,6 +97,7 @@ test('SIGTERM drains: close_stream_signal, /healthz 503, creates refused, exit 0
     assert.equal(res.code, 'OK', JSON.stringify(res));
     assert.deepEqual(await server.proc.exitPromise, { code: 0, signal: null }, server.proc.tail());
     assert.ok(server.proc.log.some((l) => /every client has closed its stream/.test(l)), server.proc.tail());
+    assert.equal(stopping(), 1, 'STOPPING=1 once: ' + notify.log.join(' '));
     assert.ok(agent.proc.log.some((l) => /server asks to close within 30s/.test(l)), agent.proc.tail());
 
     // every acked batch of the grpcio stream is in the table, once
@@ -104,6 +122,7 @@ test('SIGTERM drains: close_stream_signal, /healthz 503, creates refused, exit 0
     if (client) await client.kill();
     if (agent) await agent.kill();
     await server.kill();
+    await notify.kill();
   }
 });
 
