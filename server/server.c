@@ -3131,14 +3131,17 @@ static void hup_cb(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	if (s->stopping)
 		return;
-	rn_sd_notify_reloading();
+	/* while draining systemd has had STOPPING=1: no READY=1 again, the reload still applies */
+	if (!s->draining)
+		rn_sd_notify_reloading();
 	if (rn_log_reopen())
 		rn_log_error("server", "cannot reopen the log file: %s", strerror(errno));
 	else
 		rn_log_info("server", "SIGHUP: log reopened, reloading the config");
 	if (s->load)
 		reload(s);
-	rn_sd_notify("READY=1");
+	if (!s->draining)
+		rn_sd_notify("READY=1");
 }
 
 int rn_server_token_key(const struct rn_server_conf *c, uint8_t *key, size_t cap, size_t *len,

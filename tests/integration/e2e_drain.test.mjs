@@ -90,6 +90,14 @@ test('SIGTERM drains: close_stream_signal, /healthz 503, creates refused, exit 0
     assert.equal(refused.code, 'UNAVAILABLE', JSON.stringify(refused));
     assert.match(refused.details, /draining/);
     assert.equal(server.proc.exited, null, 'the server waits for its client');
+    // the agent closed its drained call and is refused (retryable) when it comes back
+    await waitFor(() => agent.proc.log.some((l) => /UNAVAILABLE: server is draining; retry in/.test(l)), { what: 'the agent refused and retrying' });
+    // a reload while draining applies, without READY=1 after STOPPING=1
+    const readies = notify.log.filter((l) => l === 'READY=1').length;
+    const from = server.proc.lines;
+    server.proc.child.kill('SIGHUP');
+    await waitFor(() => server.proc.since(from).some((l) => /SIGHUP: log reopened/.test(l)), { what: 'the reload' });
+    assert.deepEqual(await healthz(server), { status: 503, body: 'draining' });
 
     // the client ends its call: the server flushes and exits 0
     fs.writeFileSync(stopFile, '');
@@ -98,6 +106,8 @@ test('SIGTERM drains: close_stream_signal, /healthz 503, creates refused, exit 0
     assert.deepEqual(await server.proc.exitPromise, { code: 0, signal: null }, server.proc.tail());
     assert.ok(server.proc.log.some((l) => /every client has closed its stream/.test(l)), server.proc.tail());
     assert.equal(stopping(), 1, 'STOPPING=1 once: ' + notify.log.join(' '));
+    assert.equal(notify.log.filter((l) => l === 'READY=1').length, readies, notify.log.join(' '));
+    assert.ok(!notify.log.some((l) => /^RELOADING=1/.test(l)), notify.log.join(' '));
     assert.ok(agent.proc.log.some((l) => /server asks to close within 30s/.test(l)), agent.proc.tail());
 
     // every acked batch of the grpcio stream is in the table, once
