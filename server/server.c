@@ -2423,39 +2423,21 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg)
 		stop_now(s, why);
 }
 
-void rn_server__admin_drain(struct rn_server *s, struct rn_httpx *x)
+void rn_server__admin_drain(struct rn_server *s, struct rn_httpx *x, const char *principal)
 {
 	const struct rn_httpx_request *q = &x->req;
-	const char *principal = NULL, *msg = "";
-	char body[256];
-	struct rn_httpx_response r = {.content_type = "application/json"};
-	int rc;
-	if (strcmp(q->method, "POST")) {
-		r.status = 405;
-		r.hname = "Allow";
-		r.hvalue = "POST";
-		msg = "{\"error\":\"method not allowed: POST /admin/drain\"}";
-	} else if ((rc = rn_server_authorize(s, q->authorization, q->peer_identity, NULL,
-					     &principal, &msg))) {
-		rn_log_warn("server", "POST /admin/drain from %s refused: %s",
-			    q->peer ? q->peer : "?", msg);
-		r.status = 401;
-		r.hname = "WWW-Authenticate";
-		r.hvalue = "Bearer realm=\"runnel\"";
-		msg = "{\"error\":\"unauthenticated\"}";
-	} else {
-		char why[160];
-		snprintf(why, sizeof(why), "POST /admin/drain by %s from %s", principal,
-			 q->peer ? q->peer : "?");
-		start_drain(s, why);
-		snprintf(body, sizeof(body),
-			 "{\"draining\":true,\"drain_timeout_ms\":%lld,\"open_calls\":%zu}",
-			 (long long)s->conf.drain_timeout_ms, open_calls(s));
-		r.status = 202;
-		msg = body;
-	}
-	r.body = (const uint8_t *)msg;
-	r.len = strlen(msg);
+	char why[160], body[160];
+	int n;
+	snprintf(why, sizeof(why), "POST /admin/drain by %s from %s", principal ? principal : "?",
+		 q->peer ? q->peer : "?");
+	start_drain(s, why);
+	n = snprintf(body, sizeof(body),
+		     "{\"draining\":true,\"drain_timeout_ms\":%lld,\"open_calls\":%zu}",
+		     (long long)s->conf.drain_timeout_ms, open_calls(s));
+	struct rn_httpx_response r = {.status = 202,
+				      .content_type = "application/json",
+				      .body = (const uint8_t *)body,
+				      .len = (size_t)n};
 	rn_httpx_respond(x, &r);
 }
 

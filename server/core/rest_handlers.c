@@ -276,9 +276,23 @@ void rn_server__rest_request(void *ctx, struct rn_httpx *x)
 				"Retry-After", ra);
 		}
 	}
-	/* the operator's drain: the HTTP/1.1 (metrics) port only */
-	if (!q->http2 && q->path_len == 12 && !memcmp(q->path, "/admin/drain", 12))
-		return rn_server__admin_drain(s, x);
+	/* the operator's drain: the HTTP/1.1 (metrics) port only; refusals count against the
+	 * address and are logged as other REST refusals (rate-limited) */
+	if (!q->http2 && q->path_len == 12 && !memcmp(q->path, "/admin/drain", 12)) {
+		const char *principal = NULL, *msg = NULL, *code = NULL;
+		int rc;
+		if (strcmp(q->method, "POST"))
+			return rest_refuse(s, x, RN_REST_OTHER, 405, "METHOD_NOT_ALLOWED",
+					   "only POST is allowed here", "Allow", "POST");
+		if ((rc = rn_server_authorize(s, q->authorization, q->peer_identity, NULL,
+					      &principal, &msg))) {
+			int status = rn_rest_http_of_grpc(rc, &code);
+			return rest_refuse(s, x, RN_REST_OTHER, status, code, msg,
+					   status == 401 ? "WWW-Authenticate" : NULL,
+					   "Bearer realm=\"runnel\"");
+		}
+		return rn_server__admin_drain(s, x, principal);
+	}
 	if (http)
 		return rest_refuse(s, x, t.route, http, t.code, t.why, t.allow ? "Allow" : NULL,
 				   t.allow);

@@ -367,8 +367,9 @@ void rn_server__rest_refusal_summary(void *ctx, const struct rn_refuselog_kind *
 
 /* token_ep.c: POST /oidc/v1/token */
 void rn_server__rest_token(struct rn_server *s, struct rn_httpx *x);
-/* POST /admin/drain on the HTTP/1.1 port (server.c): starts a drain, 202 with JSON. */
-void rn_server__admin_drain(struct rn_server *s, struct rn_httpx *x);
+/* POST /admin/drain on the HTTP/1.1 port by an authenticated principal (rest_handlers.c
+ * checked method and credentials): starts a drain (server.c), answers 202 with JSON. */
+void rn_server__admin_drain(struct rn_server *s, struct rn_httpx *x, const char *principal);
 /* The client of a token request went away: 1 when x was one (its answer is dropped). */
 int rn_server__token_gone(struct rn_server *s, struct rn_httpx *x);
 

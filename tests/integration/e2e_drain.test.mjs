@@ -183,7 +183,11 @@ test('POST /admin/drain: refused without credentials when a token is configured;
     assert.equal(r.headers.get('allow'), 'POST');
     assert.deepEqual(await healthz(server), { status: 200, body: 'ok' });
     assert.equal(await server.metric('draining'), 0);
-    assert.ok(server.proc.log.some((l) => /admin\/drain .*refused/.test(l)), server.proc.tail());
+    assert.ok(server.proc.log.some((l) => /POST \/admin\/drain refused: 401/.test(l)), server.proc.tail());
+    // refusals count as REST refusals (and against the address, as refuse_throttle does)
+    const m = await server.metrics();
+    assert.equal(m('rest_requests_total', 'route="other",code="401"'), 2, m.text.split('\n').filter((l) => /rest_requests/.test(l)).join('\n'));
+    assert.equal(m('rest_requests_total', 'route="other",code="405"'), 1);
 
     // a stream open while it drains keeps the server up until it closes
     const stopFile = path.join(dir, 'stop');
