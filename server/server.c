@@ -2329,7 +2329,8 @@ static void stop_now(struct rn_server *s, const char *why)
 	rn_ev_loopexit_ms(s->base, 200);
 }
 
-/* Calls open (streams with a call; RetireStream calls too: they end on their own). */
+/* Streams with a call open (REST streams have none; a call not yet past its create has no
+ * stream and is ended by the stop). */
 static size_t open_calls(const struct rn_server *s)
 {
 	size_t n = 0;
