@@ -2330,7 +2330,7 @@ static void stop_now(struct rn_server *s, const char *why)
 }
 
 /* Streams with a call open (REST streams have none; a call not yet past its create has no
- * stream and is ended by the stop). */
+ * stream and ends with the server). */
 static size_t open_calls(const struct rn_server *s)
 {
 	size_t n = 0;
