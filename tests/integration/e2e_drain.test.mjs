@@ -89,6 +89,11 @@ test('SIGTERM drains: close_stream_signal, /healthz 503, creates refused, exit 0
     const refused = await zbClient(server, 'status');
     assert.equal(refused.code, 'UNAVAILABLE', JSON.stringify(refused));
     assert.match(refused.details, /draining/);
+    // a REST insert too (503, retryable)
+    const rest = await fetch(`${server.metricsUrl}/zerobus/v1/tables/${TABLE}/insert`,
+      { method: 'POST', headers: { 'content-type': 'application/json' }, body: '[{}]' });
+    assert.equal(rest.status, 503);
+    assert.match(await rest.text(), /server is draining/);
     assert.equal(server.proc.exited, null, 'the server waits for its client');
     // the agent closed its drained call and is refused (retryable) when it comes back
     await waitFor(() => agent.proc.log.some((l) => /UNAVAILABLE: server is draining; retry in/.test(l)), { what: 'the agent refused and retrying' });
