@@ -20,6 +20,10 @@ Modes:
              and pushback_ms (for the server's RESOURCE_EXHAUSTED under pressure)
   concurrent open --calls ingest calls at once on one channel (one HTTP/2 connection),
              each sending --batches batches; report every call's acks
+  reopen     send --batches batches of --records as a Zerobus SDK does across a drain: on
+             close_stream_signal stop sending, wait for the acks, end the call and create a
+             new stream (retrying an open refused UNAVAILABLE) for the rest; seq runs on
+             across streams; report the streams (id, first seq, batches), close_signals
   steady     fill until --stop-file exists (with --pause-ms between batches), printing
              {"ack": N} as each ack comes: a stream that runs across server reloads;
              fill and steady report latency_ms {n, p50, p99, max}, batch sent to its ack
@@ -436,6 +440,32 @@ def main():
         print(json.dumps(out))
         return
 
+    if a.mode == 'concurrent':
+        import threading
+        results = [None] * a.calls
+
+        def one(i):
+            got = []
+            try:
+                def reqs():
+                    yield create_req()
+                    for b in range(a.batches):
+                        yield batch_req(b, a.records, b * a.records)
+                for r in call(reqs(), metadata=md, timeout=60):
+                    if r.WhichOneof('payload') == 'ingest_record_response':
+                        got.append(r.ingest_record_response.durability_ack_up_to_offset)
+                results[i] = {'code': 'OK', 'acks': got}
+            except grpc.RpcError as e:
+                results[i] = {'code': e.code().name, 'details': e.details(), 'acks': got}
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(a.calls)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        print(json.dumps({'calls': results}))
+        return
+
     if a.mode == 'reopen':
         # As Zerobus SDKs do on close_stream_signal: stop sending, wait for the acks, end the
         # call, open a new stream (UNAVAILABLE at open: retry) and go on with the records not
@@ -500,32 +530,6 @@ def main():
             done += acked_here + 1
         out['batches_acked'] = done
         print(json.dumps(out))
-        return
-
-    if a.mode == 'concurrent':
-        import threading
-        results = [None] * a.calls
-
-        def one(i):
-            got = []
-            try:
-                def reqs():
-                    yield create_req()
-                    for b in range(a.batches):
-                        yield batch_req(b, a.records, b * a.records)
-                for r in call(reqs(), metadata=md, timeout=60):
-                    if r.WhichOneof('payload') == 'ingest_record_response':
-                        got.append(r.ingest_record_response.durability_ack_up_to_offset)
-                results[i] = {'code': 'OK', 'acks': got}
-            except grpc.RpcError as e:
-                results[i] = {'code': e.code().name, 'details': e.details(), 'acks': got}
-
-        threads = [threading.Thread(target=one, args=(i,)) for i in range(a.calls)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        print(json.dumps({'calls': results}))
         return
 
     # ingest / ephemeral: a generator that waits for each ack before the next batch
