@@ -1842,13 +1842,42 @@ static void reg_cb(evutil_socket_t fd, short what, void *arg)
 		s->stats.reg_answered_ahead += s->stats.reg_entries - before;
 }
 
+/*
+ * A resume of a stream id this server does not hold: servers sharing a data root share the
+ * registry, so another one may have registered it (since this one read the registry at
+ * start). Its entry is read and the stream taken over as if loaded at start (owner, clock,
+ * descriptor), with nothing received or durable here: the resume then answers the table's
+ * txn watermark for it (docs/protocol.md, "Resume on another server"). NULL when there is no
+ * entry (never registered, retired, ephemeral) or no memory for it.
+ */
+static struct srv_stream *take_over(struct rn_server *s, const char *id, size_t len)
+{
+	struct load_ctx l = {s, 0};
+	struct srv_stream *st;
+	struct rn_stream_state ss;
+	if (rn_registry_find(s->reg, id, len, registered, &l) || !l.n ||
+	    !(st = rn_server__find_stream(s, id, len)))
+		return NULL;
+	rn_stream_taken_over(&ss, st->record_type);
+	st->last_received = ss.received;
+	st->last_durable = ss.durable;
+	rn_registry_load_descriptor(s->reg, st->id, give_descriptor, s);
+	s->stats.streams_taken_over++;
+	rn_log_info("server", "stream %s of table %s taken over from the registry", st->id,
+		    st->table);
+	return st;
+}
+
 static void on_resume(struct rn_server *s, struct rn_call *c, struct call_state *cs,
 		      const struct rn_zb_request *r)
 {
 	struct srv_stream *st = rn_server__find_stream(s, r->stream_id, r->stream_id_len);
-	struct rn_stream_state ss = rn_server__state(st);
 	struct rn_stream_verdict v;
 	int64_t committed = -1;
+	struct rn_stream_state ss = rn_server__state(st);
+	if (rn_stream_resume_lookup(cs->st != NULL, st ? &ss : NULL) &&
+	    (st = take_over(s, r->stream_id, r->stream_id_len)))
+		ss = rn_server__state(st);
 	if (rn_stream_resume_check(cs->st != NULL, st ? &ss : NULL, &v))
 		return rn_call_finish(c, v.grpc, v.msg);
 	/* before anything about the stream is told or changed: the owner's call goes on */
@@ -3513,6 +3542,10 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	F("registry_commits_total", "counter",
 	  "Stream registry group commits (one directory fsync for the creates that came together).",
 	  s->stats.reg_commits);
+	F("streams_taken_over_total", "counter",
+	  "Persistent streams another server registered (sharing the data root), taken over by a "
+	  "resume here.",
+	  s->stats.streams_taken_over);
 	F("registry_entries_total", "counter",
 	  "Persistent stream registry entries made durable by those group commits.",
 	  s->stats.reg_entries);

@@ -35,6 +35,8 @@
 #define RN_REGISTRY_GROUP_MAX 256
 /* The longest owner (principal) name an entry or an .owner file keeps. */
 #define RN_REGISTRY_OWNER_MAX 64
+/* A stream id's room, its NUL included (ids are UUIDs, 36 characters). */
+#define RN_REGISTRY_ID_MAX 40
 
 struct rn_registry;
 
@@ -113,6 +115,21 @@ size_t rn_registry_commit(struct rn_registry *r,
 int rn_registry_load(struct rn_registry *r,
 		     int (*entry)(void *ctx, const struct rn_reg_record *rec), void *ctx);
 
+/* Whether (id, len) can name an entry: 1 to RN_REGISTRY_ID_MAX - 1 bytes, no '/', '.', NUL,
+ * space or control byte (so it is one plain file name in the directory). 0 or RN_EINVAL. */
+int rn_registry_id_check(const char *id, size_t len);
+
+/*
+ * Reads one entry by id (not NUL-terminated; as it came off the wire), e.g. a stream another
+ * server sharing the data root registered after this one loaded the directory, and hands it
+ * to entry(ctx, rec) as rn_registry_load does. Returns entry's answer (0 taken, 1 not taken,
+ * < 0 its error); 1 without calling it when the id cannot name an entry
+ * (rn_registry_id_check), has none (never registered, retired, ephemeral) or its entry
+ * cannot be parsed (logged).
+ */
+int rn_registry_find(struct rn_registry *r, const char *id, size_t len,
+		     int (*entry)(void *ctx, const struct rn_reg_record *rec), void *ctx);
+
 /*
  * Removes a persistent stream's entry durably (unlink + directory fsync); a missing entry is
  * not an error. 0, or RN_EIO (logged, naming the stream; the entry stays).
@@ -133,6 +150,13 @@ int rn_registry_load_descriptors(struct rn_registry *r, const char *table,
 				 int (*desc)(void *ctx, const char *id, const char *table,
 					     const uint8_t *bytes, size_t len),
 				 void *ctx);
+
+/* The descriptor kept for one stream id (NUL-terminated), handed to desc as above: 1 when
+ * desc refused it, 0 when it took it or there is none (an unreadable one is logged). */
+int rn_registry_load_descriptor(struct rn_registry *r, const char *id,
+				int (*desc)(void *ctx, const char *id, const char *table,
+					    const uint8_t *bytes, size_t len),
+				void *ctx);
 
 /* Keeps a stream's clock reference durably (<id>.clock). 0 or RN_EIO. */
 int rn_registry_save_clock(struct rn_registry *r, const char *id, const char *boot_id,
