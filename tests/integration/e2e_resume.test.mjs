@@ -1,0 +1,93 @@
+// A persistent stream resumed on another server (issue 14, "Drain"): two runnel-servers share
+// one data_root (its tables and its stream registry _streams/), each with its own WAL, both
+// started before the stream exists. A python3-grpcio client creates the stream on A and sends
+// batches; A is stopped with SIGTERM after their acks (its drain commits them to the table);
+// the client resumes on B, which has never seen the stream: B reads its registry entry, takes
+// it over and answers last_committed_offset = the table's txn watermark for the stream. The
+// client goes on from there on B; every record is in the table exactly once, in order
+// (DuckDB). Unknown ids and ephemeral streams are still NOT_FOUND on B.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Server, tmpDir, waitFor, zbClient } from './lib/harness.mjs';
+import { duckFrom, query, replayLog, verifyTable } from './lib/table.mjs';
+
+const TABLE = 'main.default.telemetry';
+const RECORDS = 4;
+
+// Two servers on one data root, each with its own WAL.
+function pair(dir, opts = {}) {
+  const dataRoot = path.join(dir, 'shared-data');
+  fs.mkdirSync(dataRoot, { recursive: true });
+  return ['a', 'b'].map((name) => {
+    const d = path.join(dir, name);
+    fs.mkdirSync(d);
+    const s = new Server({ dir: d, tables: [TABLE], metrics: true, extra: `wal_dir = "${d}/wal";`, ...opts });
+    s.dataRoot = dataRoot;
+    return s;
+  });
+}
+
+const rows = (tdir) => replayLog(tdir).live.reduce((n, f) => n + f.numRecords, 0);
+
+test('a persistent stream stopped on one server resumes on another at the table watermark; every record once', { timeout: 120000 }, async () => {
+  const dir = tmpDir('e2e-resume');
+  const [a, b] = pair(dir);
+  await a.start(); // creates the table
+  await b.start(); // reads the registry now: the stream below is made after this
+  const tdir = a.tableDir(TABLE);
+  let id;
+  let eph;
+  try {
+    const fill = await zbClient(a, 'fill', '--batches', '5', '--records', String(RECORDS));
+    assert.equal(fill.code, 'OK', JSON.stringify(fill));
+    assert.deepEqual(fill.acks, [0, 1, 2, 3, 4]);
+    id = fill.stream_id;
+    eph = await zbClient(a, 'ephemeral', '--batches', '1', '--records', '2');
+    assert.deepEqual(eph.acks, [0]);
+
+    // SIGTERM: A drains (its WAL committed to the table) and exits
+    const ex = await a.stop();
+    assert.equal(ex.code, 0, a.proc.tail());
+    assert.equal(replayLog(tdir).txns[id], 4, 'A committed its acked batches on SIGTERM');
+
+    const before = await b.metric('streams_taken_over_total');
+    assert.equal(before, 0);
+    const cont = await zbClient(b, 'continue', '--stream-id', id, '--batches', '12', '--records', String(RECORDS));
+    assert.equal(cont.code, 'OK', JSON.stringify(cont));
+    assert.equal(cont.resumed_at, 4, 'B answers the table watermark');
+    assert.deepEqual(cont.acks, [5, 6, 7, 8, 9, 10, 11]);
+    assert.equal(await b.metric('streams_taken_over_total'), 1);
+    assert.ok(b.proc.log.some((l) => l.includes(`stream ${id} of table ${TABLE} taken over`)), b.proc.tail());
+    // a second resume on B: the stream is held now (not taken over again), at its durable offset
+    const again = await zbClient(b, 'continue', '--stream-id', id, '--batches', '12', '--records', String(RECORDS));
+    assert.equal(again.code, 'OK', JSON.stringify(again));
+    assert.equal(again.resumed_at, 11);
+    assert.deepEqual(again.acks, []);
+    assert.equal(await b.metric('streams_taken_over_total'), 1);
+
+    // nothing to resume: an id no server made, an ephemeral stream of A's
+    const unknown = await zbClient(b, 'status', '--case', 'unknown-resume');
+    assert.equal(unknown.code, 'NOT_FOUND');
+    const ephResume = await zbClient(b, 'status', '--case', 'resume', '--stream-id', eph.stream_id, '--batches', '1');
+    assert.equal(ephResume.code, 'NOT_FOUND', JSON.stringify(ephResume));
+    for (const bad of ['../_streams', '.x.tmp', `${id}.desc`]) {
+      const r = await zbClient(b, 'status', '--case', 'resume', '--stream-id', bad, '--batches', '0');
+      assert.equal(r.code, 'NOT_FOUND', `${bad}: ${JSON.stringify(r)}`);
+    }
+    assert.equal(await b.metric('streams_taken_over_total'), 1);
+
+    const want = 12 * RECORDS + 2;
+    await waitFor(() => rows(tdir) >= want, { timeoutMs: 30000, what: `${want} rows` });
+  } finally {
+    await a.kill();
+    await b.stop();
+  }
+  const snap = await verifyTable(tdir);
+  assert.equal(snap.txns[id], 11);
+  const per = await query(`SELECT count(*) AS n, count(DISTINCT seq) AS d, min(seq) AS lo, max(seq) AS hi
+      FROM ${duckFrom(snap.files)} WHERE stream_id = '${id}'`);
+  assert.deepEqual(per.map((r) => [Number(r.n), Number(r.d), Number(r.lo), Number(r.hi)]),
+    [[12 * RECORDS, 12 * RECORDS, 0, 12 * RECORDS - 1]]);
+});
