@@ -3632,6 +3632,10 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	rn_metrics_family(b, P "flush_job_max_seconds", "gauge",
 			  "The longest flush job since start.");
 	rn_buf_printf(b, P "flush_job_max_seconds %.6f\n", (double)ms.flush_max_us / 1e6);
+	F("flush_overlaps_total", "counter",
+	  "Flushes built again because another server sharing the table committed some of their "
+	  "streams' offsets first (a stream resumed there); the rows are rebuilt without them.",
+	  ms.overlaps);
 	F("checkpoints_total", "counter", "Delta checkpoints written.", ms.checkpoints);
 	F("compactions_total", "counter", "Compaction commits (small files rewritten into one).",
 	  ms.compactions);

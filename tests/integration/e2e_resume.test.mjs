@@ -91,3 +91,43 @@ test('a persistent stream stopped on one server resumes on another at the table 
   assert.deepEqual(per.map((r) => [Number(r.n), Number(r.d), Number(r.lo), Number(r.hi)]),
     [[12 * RECORDS, 12 * RECORDS, 0, 12 * RECORDS - 1]]);
 });
+
+// Both servers hold uncommitted batches of the stream at once: the client left A (its call
+// ended) with offsets 0..5 acked and in A's WAL only, and resumed on B, which answered the
+// table's watermark (none) and took 0..9 again. Whichever commits second must not add the
+// offsets the first one committed: A drains first (offsets 0..5 in the table), then B.
+test('two servers holding overlapping uncommitted batches of one stream commit each record once', { timeout: 120000 }, async () => {
+  const dir = tmpDir('e2e-resume-overlap');
+  const [a, b] = pair(dir, { flushMs: 3600000 });
+  await a.start();
+  await b.start();
+  const tdir = a.tableDir(TABLE);
+  let id;
+  try {
+    const fill = await zbClient(a, 'fill', '--batches', '6', '--records', String(RECORDS));
+    assert.deepEqual(fill.acks, [0, 1, 2, 3, 4, 5]);
+    id = fill.stream_id;
+    const cont = await zbClient(b, 'continue', '--stream-id', id, '--batches', '10', '--records', String(RECORDS));
+    assert.equal(cont.code, 'OK', JSON.stringify(cont));
+    assert.equal(cont.resumed_at, -1, 'nothing in the table yet: B vouches for nothing of A\'s');
+    assert.deepEqual(cont.acks, [...Array(10).keys()]);
+    assert.equal(replayLog(tdir).txns[id], undefined);
+    assert.equal((await a.stop()).code, 0, a.proc.tail());
+    assert.equal(replayLog(tdir).txns[id], 5, 'A drained offsets 0..5 into the table');
+    await b.stop();
+    assert.ok(b.proc.log.some((l) => l.includes('another writer committed some of these streams\' offsets; rebuilding')),
+      `B found the overlap\n${b.proc.tail()}`);
+    // B's drain may leave its rebuilt rows to its next run: a restart replays its WAL
+    b.flushMs = 100;
+    await b.start();
+    await waitFor(() => replayLog(tdir).txns[id] === 9, { timeoutMs: 30000, what: 'offsets 6..9 committed' });
+  } finally {
+    await a.kill();
+    await b.stop();
+  }
+  const snap = await verifyTable(tdir);
+  const per = await query(`SELECT count(*) AS n, count(DISTINCT seq) AS d, min(seq) AS lo, max(seq) AS hi
+      FROM ${duckFrom(snap.files)} WHERE stream_id = '${id}'`);
+  assert.deepEqual(per.map((r) => [Number(r.n), Number(r.d), Number(r.lo), Number(r.hi)]),
+    [[10 * RECORDS, 10 * RECORDS, 0, 10 * RECORDS - 1]], 'every record of the stream exactly once');
+});
