@@ -1847,17 +1847,21 @@ static void reg_cb(evutil_socket_t fd, short what, void *arg)
  * registry, so another one may have registered it (since this one read the registry at
  * start). Its entry is read and the stream taken over as if loaded at start (owner, clock,
  * descriptor), with nothing received or durable here: the resume then answers the table's
- * txn watermark for it (docs/protocol.md, "Resume on another server"). NULL when there is no
- * entry (never registered, retired, ephemeral) or no memory for it.
+ * txn watermark for it (docs/protocol.md, "Resume on another server"). 0 with *out set;
+ * RN_ENOTFOUND when there is no entry (never registered, retired, ephemeral, an id that
+ * cannot name one, an entry that cannot be read); RN_ENOMEM (answered RESOURCE_EXHAUSTED, as
+ * a create is: the stream exists, the client tries again).
  */
-static struct srv_stream *take_over(struct rn_server *s, const char *id, size_t len)
+static int take_over(struct rn_server *s, const char *id, size_t len, struct srv_stream **out)
 {
 	struct load_ctx l = {s, 0};
 	struct srv_stream *st;
 	struct rn_stream_state ss;
-	if (rn_registry_find(s->reg, id, len, registered, &l) || !l.n ||
-	    !(st = rn_server__find_stream(s, id, len)))
-		return NULL;
+	int rc = rn_registry_find(s->reg, id, len, registered, &l);
+	if (rc > 0)
+		return RN_ENOTFOUND;
+	if (rc < 0 || !l.n || !(st = rn_server__find_stream(s, id, len)))
+		return RN_ENOMEM; /* registered() could not add or count it */
 	rn_stream_taken_over(&ss, st->record_type);
 	st->last_received = ss.received;
 	st->last_durable = ss.durable;
@@ -1865,7 +1869,8 @@ static struct srv_stream *take_over(struct rn_server *s, const char *id, size_t 
 	s->stats.streams_taken_over++;
 	rn_log_info("server", "stream %s of table %s taken over from the registry", st->id,
 		    st->table);
-	return st;
+	*out = st;
+	return 0;
 }
 
 static void on_resume(struct rn_server *s, struct rn_call *c, struct call_state *cs,
@@ -1875,9 +1880,11 @@ static void on_resume(struct rn_server *s, struct rn_call *c, struct call_state 
 	struct rn_stream_verdict v;
 	int64_t committed = -1;
 	struct rn_stream_state ss = rn_server__state(st);
-	if (rn_stream_resume_lookup(cs->st != NULL, st ? &ss : NULL) &&
-	    (st = take_over(s, r->stream_id, r->stream_id_len)))
+	if (rn_stream_resume_lookup(cs->st != NULL, st ? &ss : NULL)) {
+		if (take_over(s, r->stream_id, r->stream_id_len, &st) == RN_ENOMEM)
+			return rn_call_finish(c, RN_GRPC_RESOURCE_EXHAUSTED, "out of memory");
 		ss = rn_server__state(st);
+	}
 	if (rn_stream_resume_check(cs->st != NULL, st ? &ss : NULL, &v))
 		return rn_call_finish(c, v.grpc, v.msg);
 	/* before anything about the stream is told or changed: the owner's call goes on */
