@@ -1353,7 +1353,9 @@ static int keep_files(void *ctx, const char *id, const char *ext)
 }
 
 /* At start, after recovery: .desc, .clock and .owner files of streams that are not registered
- * belong to ephemeral streams of earlier runs (all over by now). */
+ * belong to ephemeral streams of earlier runs (all over by now), unless another server shares
+ * the data root (rn_registry_join at start): its live streams' files are unknown here, so
+ * they stay (a server that starts alone sweeps them). */
 static void sweep_stream_files(struct rn_server *s)
 {
 	rn_registry_sweep(s->reg, keep_files, s);
@@ -3213,6 +3215,12 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 	mkdir(path, 0750);
 	if ((rc = rn_registry_create(&s->reg, path)))
 		goto fail;
+	int alone = 0; /* only a server alone on the data root sweeps (sweep_stream_files) */
+	if (rn_registry_join(s->reg, &alone))
+		rn_log_warn("server", "stream registry %s: cannot lock .live: %s", path,
+			    strerror(errno));
+	else if (!alone)
+		rn_log_info("server", "another server shares the stream registry %s", path);
 	struct rn_delta_maint dm = {.checkpoint_interval = conf->checkpoint_interval,
 				    .log_retention_ms = conf->log_retention_ms,
 				    .compact_target = conf->compact_target,

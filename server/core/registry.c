@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,6 +29,8 @@ struct rn_registry {
 	struct rn_list queue; /* rn_reg_pending.link, in rn_registry_begin order */
 	size_t queued;
 	uint64_t commits; /* group commits run (the fault hook counts them) */
+	int live_fd;      /* <dir>/.live, share-locked while joined (rn_registry_join), or -1 */
+	int shared;       /* joined while another server held .live: rn_registry_sweep is off */
 };
 
 int rn_registry_create(struct rn_registry **out, const char *dir)
@@ -39,6 +42,7 @@ int rn_registry_create(struct rn_registry **out, const char *dir)
 		return RN_ENOMEM;
 	}
 	rn_list_init(&r->queue);
+	r->live_fd = -1;
 	*out = r;
 	return 0;
 }
@@ -50,8 +54,40 @@ void rn_registry_destroy(struct rn_registry *r)
 		return;
 	while ((n = rn_list_first(&r->queue)))
 		rn_registry_drop(r, RN_LIST_ENTRY(n, struct rn_reg_pending, link));
+	if (r->live_fd >= 0)
+		close(r->live_fd); /* the lock goes with it */
 	rn_free(r->dir);
 	rn_free(r);
+}
+
+int rn_registry_join(struct rn_registry *r, int *alone)
+{
+	char path[4200];
+	int fd, e;
+	*alone = 0;
+	if (r->live_fd >= 0)
+		return 0;
+	snprintf(path, sizeof(path), "%s/.live", r->dir);
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640)) < 0)
+		return RN_EIO;
+	/* exclusive only if no other server holds it shared; then shared like them (a
+	 * conversion: another starter may take it exclusively in between, and finds nothing
+	 * of ours to sweep yet) */
+	if (!flock(fd, LOCK_EX | LOCK_NB))
+		*alone = 1;
+	else if (errno != EWOULDBLOCK)
+		goto fail;
+	if (flock(fd, LOCK_SH))
+		goto fail;
+	r->live_fd = fd;
+	r->shared = !*alone;
+	return 0;
+fail:
+	e = errno;
+	close(fd);
+	*alone = 0;
+	errno = e;
+	return RN_EIO;
 }
 
 const char *rn_registry_dir(const struct rn_registry *r)
@@ -404,10 +440,10 @@ void rn_registry_forget_files(struct rn_registry *r, const char *id)
 size_t rn_registry_sweep(struct rn_registry *r,
 			 int (*keep)(void *ctx, const char *id, const char *ext), void *ctx)
 {
-	DIR *d = opendir(r->dir);
+	DIR *d;
 	struct dirent *de;
 	size_t n = 0;
-	if (!d)
+	if (r->shared || !(d = opendir(r->dir)))
 		return 0;
 	while ((de = readdir(d))) {
 		char id[64];

@@ -11,6 +11,8 @@
  *   <id>.clock  "boot_id delta_us\n", the agent's boot timeline on the server's clock
  *   <id>.owner  "principal\n", an ephemeral stream's principal (a persistent one's is in
  *               its entry)
+ *   .live       empty; every server using the directory holds a shared flock on it
+ *               (rn_registry_join), so a starting server knows whether it is alone
  * Registration is a group commit, as the WAL's is for batches: rn_registry_begin writes the
  * entry as a temp file, starts its writeback (sync_file_range, where there is one) and
  * queues the caller's rn_reg_pending; rn_registry_commit fsyncs each
@@ -176,9 +178,20 @@ void rn_registry_load_owner(struct rn_registry *r, const char *id, char *owner);
 void rn_registry_forget_files(struct rn_registry *r, const char *id);
 
 /*
+ * Joins the servers using this directory (servers sharing a data root share it): holds a
+ * shared lock (flock) on <dir>/.live until rn_registry_destroy. *alone = 1 when no other
+ * server held it at that moment; only then may rn_registry_sweep run, since another live
+ * server's ephemeral streams (and a create it is committing) have files this one does not
+ * know: a registry that joined not alone sweeps nothing. A second call is a no-op (*alone
+ * 0). 0, or RN_EIO (errno set; *alone 0, not joined: the sweep stays on).
+ */
+int rn_registry_join(struct rn_registry *r, int *alone);
+
+/*
  * At start, after recovery: every .desc, .clock and .owner file for which keep(ctx, id, ext)
  * says 0 is deleted (ext is ".desc", ".clock" or ".owner"; keep may drop what it holds for
- * the id). Returns the number deleted (logged when not 0).
+ * the id). Returns the number deleted (logged when not 0). Nothing is deleted (0, keep not
+ * called) when rn_registry_join found another server in the directory.
  */
 size_t rn_registry_sweep(struct rn_registry *r,
 			 int (*keep)(void *ctx, const char *id, const char *ext), void *ctx);

@@ -131,3 +131,40 @@ test('two servers holding overlapping uncommitted batches of one stream commit e
   assert.deepEqual(per.map((r) => [Number(r.n), Number(r.d), Number(r.lo), Number(r.hi)]),
     [[10 * RECORDS, 10 * RECORDS, 0, 10 * RECORDS - 1]], 'every record of the stream exactly once');
 });
+
+// A server starting beside a running one leaves the files of streams it does not know: they
+// are the other's live ephemeral streams (their principal, descriptor and clock, which that
+// server's WAL replay needs after a crash). Alone, a server still sweeps them.
+test('a server starting beside another keeps the other\'s ephemeral stream files', { timeout: 120000 }, async () => {
+  const dir = tmpDir('e2e-resume-sweep');
+  const [a, b] = pair(dir, { flushMs: 3600000 });
+  await a.start();
+  const streams = path.join(a.dataRoot, '_streams');
+  try {
+    const eph = await zbClient(a, 'ephemeral', '--batches', '1', '--records', '2');
+    assert.deepEqual(eph.acks, [0]);
+    const owner = path.join(streams, `${eph.stream_id}.owner`);
+    assert.ok(fs.existsSync(owner));
+    await b.start();
+    assert.ok(b.proc.log.some((l) => l.includes('another server shares the stream registry')), b.proc.tail());
+    assert.ok(fs.existsSync(owner), 'B left A\'s ephemeral stream file');
+    await b.stop();
+    // A killed and back: its WAL replay had the file; once the stream is committed A
+    // forgets its files itself
+    await a.kill();
+    a.flushMs = 100;
+    await a.start();
+    await waitFor(() => !fs.existsSync(owner), { timeoutMs: 30000, what: 'A forgot its ended ephemeral stream' });
+    const tdir = a.tableDir(TABLE);
+    assert.equal(rows(tdir), 2);
+    // a file of no stream any server knows: swept by a server starting alone
+    const stray = path.join(streams, 'no-such-stream.owner');
+    fs.writeFileSync(stray, 'nobody\n');
+    await a.stop();
+    await b.start();
+    await waitFor(() => !fs.existsSync(stray), { timeoutMs: 30000, what: 'the stray file swept by B alone' });
+  } finally {
+    await a.kill();
+    await b.stop();
+  }
+});

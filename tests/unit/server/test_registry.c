@@ -440,6 +440,53 @@ static void test_find(void **state)
 	rn_registry_destroy(r);
 }
 
+/* rn_registry_join: the first registry on a directory is alone and may sweep; one joining
+ * while another holds the directory is not and sweeps nothing; alone again once every
+ * other has gone. */
+static void test_join(void **state)
+{
+	struct rn_registry *a, *b, *c;
+	int alone = -1;
+	(void)state;
+	assert_int_equal(rn_registry_create(&a, dir), 0);
+	assert_int_equal(rn_registry_create(&b, dir), 0);
+	assert_int_equal(rn_registry_join(a, &alone), 0);
+	assert_int_equal(alone, 1);
+	assert_int_equal(rn_registry_join(a, &alone), 0); /* again: a no-op */
+	assert_int_equal(alone, 0);
+	assert_int_equal(rn_registry_join(b, &alone), 0);
+	assert_int_equal(alone, 0);
+	assert_true(exists(".live"));
+	/* b is not alone: another server's ephemeral stream files stay */
+	assert_int_equal(rn_registry_save_owner(a, "e1", "bob"), 0);
+	assert_int_equal(rn_registry_sweep(b, keep_p, NULL), 0);
+	assert_true(exists("e1.owner"));
+	/* a joined alone: it sweeps */
+	assert_int_equal(rn_registry_sweep(a, keep_p, NULL), 1);
+	assert_false(exists("e1.owner"));
+	/* a gone, b still there: a newcomer is not alone */
+	rn_registry_destroy(a);
+	assert_int_equal(rn_registry_create(&c, dir), 0);
+	assert_int_equal(rn_registry_join(c, &alone), 0);
+	assert_int_equal(alone, 0);
+	rn_registry_destroy(c);
+	rn_registry_destroy(b);
+	/* every one gone: alone */
+	assert_int_equal(rn_registry_create(&c, dir), 0);
+	assert_int_equal(rn_registry_join(c, &alone), 0);
+	assert_int_equal(alone, 1);
+	/* .live is never read as an entry */
+	struct loaded l = {0};
+	assert_int_equal(rn_registry_load(c, entry, &l), 0);
+	assert_int_equal(l.n, 0);
+	rn_registry_destroy(c);
+	/* a directory that cannot hold .live: RN_EIO, not joined */
+	assert_int_equal(rn_registry_create(&c, "/nonexistent-dir-of-test-registry"), 0);
+	assert_int_equal(rn_registry_join(c, &alone), RN_EIO);
+	assert_int_equal(alone, 0);
+	rn_registry_destroy(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -454,6 +501,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_begin_fails_cleanly, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stream_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_find, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_join, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
