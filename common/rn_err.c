@@ -30,6 +30,7 @@ const char *rn_strerror(int err)
 	case RN_EWAL: return "write-ahead log error";
 	case RN_EDELTA: return "delta log error";
 	case RN_ECONFLICT: return "concurrent commit conflict";
+	case RN_EOVERLAP: return "another writer committed part of these rows";
 	}
 	return "unknown error";
 }

@@ -32,9 +32,10 @@ enum rn_err {
 	RN_ESTATUS = -301,  /* the peer answered with a non-OK gRPC status */
 	RN_ECONNECT = -302, /* could not reach the peer */
 	/* server storage: -400 .. -499 */
-	RN_EWAL = -400,     /* the write-ahead log failed */
-	RN_EDELTA = -401,   /* a Delta log operation failed */
-	RN_ECONFLICT = -402 /* another writer committed first; retry */
+	RN_EWAL = -400,      /* the write-ahead log failed */
+	RN_EDELTA = -401,    /* a Delta log operation failed */
+	RN_ECONFLICT = -402, /* another writer committed first; retry */
+	RN_EOVERLAP = -403   /* another writer committed part of these rows: rebuild them */
 };
 
 /* A static English description of `err`; never NULL, also for unknown codes. */

@@ -1363,7 +1363,9 @@ static int keep_files(void *ctx, const char *id, const char *ext)
 }
 
 /* At start, after recovery: .desc, .clock and .owner files of streams that are not registered
- * belong to ephemeral streams of earlier runs (all over by now). */
+ * belong to ephemeral streams of earlier runs (all over by now), unless another server shares
+ * the data root (rn_registry_join at start): its live streams' files are unknown here, so
+ * they stay (a server that starts alone sweeps them). */
 static void sweep_stream_files(struct rn_server *s)
 {
 	rn_registry_sweep(s->reg, keep_files, s);
@@ -1852,13 +1854,49 @@ static void reg_cb(evutil_socket_t fd, short what, void *arg)
 		s->stats.reg_answered_ahead += s->stats.reg_entries - before;
 }
 
+/*
+ * A resume of a stream id this server does not hold: servers sharing a data root share the
+ * registry, so another one may have registered it (since this one read the registry at
+ * start). Its entry is read and the stream taken over as if loaded at start (owner, clock,
+ * descriptor), with nothing received or durable here: the resume then answers the table's
+ * txn watermark for it (docs/protocol.md, "Resume on another server"). 0 with *out set;
+ * RN_ENOTFOUND when there is no entry (never registered, retired, ephemeral, an id that
+ * cannot name one, an entry that cannot be read); RN_ENOMEM (answered RESOURCE_EXHAUSTED, as
+ * a create is: the stream exists, the client tries again).
+ */
+static int take_over(struct rn_server *s, const char *id, size_t len, struct srv_stream **out)
+{
+	struct load_ctx l = {s, 0};
+	struct srv_stream *st;
+	struct rn_stream_state ss;
+	int rc = rn_registry_find(s->reg, id, len, registered, &l);
+	if (rc > 0)
+		return RN_ENOTFOUND;
+	if (rc < 0 || !l.n || !(st = rn_server__find_stream(s, id, len)))
+		return RN_ENOMEM; /* registered() could not add or count it */
+	rn_stream_taken_over(&ss, st->record_type);
+	st->last_received = ss.received;
+	st->last_durable = ss.durable;
+	rn_registry_load_descriptor(s->reg, st->id, give_descriptor, s);
+	s->stats.streams_taken_over++;
+	rn_log_info("server", "stream %s of table %s taken over from the registry", st->id,
+		    st->table);
+	*out = st;
+	return 0;
+}
+
 static void on_resume(struct rn_server *s, struct rn_call *c, struct call_state *cs,
 		      const struct rn_zb_request *r)
 {
 	struct srv_stream *st = rn_server__find_stream(s, r->stream_id, r->stream_id_len);
-	struct rn_stream_state ss = rn_server__state(st);
 	struct rn_stream_verdict v;
 	int64_t committed = -1;
+	struct rn_stream_state ss = rn_server__state(st);
+	if (rn_stream_resume_lookup(cs->st != NULL, st ? &ss : NULL)) {
+		if (take_over(s, r->stream_id, r->stream_id_len, &st) == RN_ENOMEM)
+			return rn_call_finish(c, RN_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+		ss = rn_server__state(st);
+	}
 	if (rn_stream_resume_check(cs->st != NULL, st ? &ss : NULL, &v))
 		return rn_call_finish(c, v.grpc, v.msg);
 	/* before anything about the stream is told or changed: the owner's call goes on */
@@ -3316,6 +3354,12 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 	mkdir(path, 0750);
 	if ((rc = rn_registry_create(&s->reg, path)))
 		goto fail;
+	int alone = 0; /* only a server alone on the data root sweeps (sweep_stream_files) */
+	if (rn_registry_join(s->reg, &alone))
+		rn_log_warn("server", "stream registry %s: cannot lock .live: %s", path,
+			    strerror(errno));
+	else if (!alone)
+		rn_log_info("server", "another server shares the stream registry %s", path);
 	struct rn_delta_maint dm = {.checkpoint_interval = conf->checkpoint_interval,
 				    .log_retention_ms = conf->log_retention_ms,
 				    .compact_target = conf->compact_target,
@@ -3667,6 +3711,10 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	F("registry_commits_total", "counter",
 	  "Stream registry group commits (one directory fsync for the creates that came together).",
 	  s->stats.reg_commits);
+	F("streams_taken_over_total", "counter",
+	  "Persistent streams another server registered (sharing the data root), taken over by a "
+	  "resume here.",
+	  s->stats.streams_taken_over);
 	F("registry_entries_total", "counter",
 	  "Persistent stream registry entries made durable by those group commits.",
 	  s->stats.reg_entries);
@@ -3753,6 +3801,10 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	rn_metrics_family(b, P "flush_job_max_seconds", "gauge",
 			  "The longest flush job since start.");
 	rn_buf_printf(b, P "flush_job_max_seconds %.6f\n", (double)ms.flush_max_us / 1e6);
+	F("flush_overlaps_total", "counter",
+	  "Flushes built again because another server sharing the table committed some of their "
+	  "streams' offsets first (a stream resumed there); the rows are rebuilt without them.",
+	  ms.overlaps);
 	F("checkpoints_total", "counter", "Delta checkpoints written.", ms.checkpoints);
 	F("compactions_total", "counter", "Compaction commits (small files rewritten into one).",
 	  ms.compactions);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,6 +29,8 @@ struct rn_registry {
 	struct rn_list queue; /* rn_reg_pending.link, in rn_registry_begin order */
 	size_t queued;
 	uint64_t commits; /* group commits run (the fault hook counts them) */
+	int live_fd;      /* <dir>/.live, share-locked while joined (rn_registry_join), or -1 */
+	int shared;       /* joined while another server held .live: rn_registry_sweep is off */
 };
 
 int rn_registry_create(struct rn_registry **out, const char *dir)
@@ -39,6 +42,7 @@ int rn_registry_create(struct rn_registry **out, const char *dir)
 		return RN_ENOMEM;
 	}
 	rn_list_init(&r->queue);
+	r->live_fd = -1;
 	*out = r;
 	return 0;
 }
@@ -50,8 +54,40 @@ void rn_registry_destroy(struct rn_registry *r)
 		return;
 	while ((n = rn_list_first(&r->queue)))
 		rn_registry_drop(r, RN_LIST_ENTRY(n, struct rn_reg_pending, link));
+	if (r->live_fd >= 0)
+		close(r->live_fd); /* the lock goes with it */
 	rn_free(r->dir);
 	rn_free(r);
+}
+
+int rn_registry_join(struct rn_registry *r, int *alone)
+{
+	char path[4200];
+	int fd, e;
+	*alone = 0;
+	if (r->live_fd >= 0)
+		return 0;
+	snprintf(path, sizeof(path), "%s/.live", r->dir);
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640)) < 0)
+		return RN_EIO;
+	/* exclusive only if no other server holds it shared; then shared like them (a
+	 * conversion: another starter may take it exclusively in between, and finds nothing
+	 * of ours to sweep yet) */
+	if (!flock(fd, LOCK_EX | LOCK_NB))
+		*alone = 1;
+	else if (errno != EWOULDBLOCK)
+		goto fail;
+	if (flock(fd, LOCK_SH))
+		goto fail;
+	r->live_fd = fd;
+	r->shared = !*alone;
+	return 0;
+fail:
+	e = errno;
+	close(fd);
+	*alone = 0;
+	errno = e;
+	return RN_EIO;
 }
 
 const char *rn_registry_dir(const struct rn_registry *r)
@@ -167,42 +203,76 @@ size_t rn_registry_commit(struct rn_registry *r,
 	return count;
 }
 
+/* Reads the entry file `name` (an id) and hands it to entry(ctx, rec): entry's answer, or 1
+ * when the file is missing or cannot be parsed (nothing handed). */
+static int read_entry(struct rn_registry *r, const char *name,
+		      int (*entry)(void *ctx, const struct rn_reg_record *rec), void *ctx)
+{
+	char path[4096], table[300], owner[RN_REGISTRY_OWNER_MAX + 1] = "";
+	int rtype = 1, took = 1;
+	struct stat sb;
+	FILE *f;
+	_Static_assert(RN_REGISTRY_OWNER_MAX == 64, "the width below");
+	snprintf(path, sizeof(path), "%s/%s", r->dir, name);
+	if (!(f = fopen(path, "r")))
+		return 1;
+	if (fscanf(f, "%299s %d", table, &rtype) == 2 && !rn_table_name_check(table)) {
+		if (fscanf(f, "%64s", owner) != 1)
+			owner[0] = 0; /* registered before owners were kept */
+		/* the registry entry is touched on every use (stream_expiry) */
+		struct rn_reg_record rec = {name, table, rtype, owner,
+					    fstat(fileno(f), &sb) ? (int64_t)time(NULL)
+								  : (int64_t)sb.st_mtime};
+		took = entry(ctx, &rec);
+	}
+	if (took > 0)
+		rn_log_warn("server", "ignoring unreadable stream registry entry %s", path);
+	fclose(f);
+	return took;
+}
+
 int rn_registry_load(struct rn_registry *r,
 		     int (*entry)(void *ctx, const struct rn_reg_record *rec), void *ctx)
 {
 	DIR *d = opendir(r->dir);
 	struct dirent *de;
 	int rc = 0;
-	_Static_assert(RN_REGISTRY_OWNER_MAX == 64, "the width below");
 	if (!d)
 		return RN_EIO;
 	while (!rc && (de = readdir(d))) {
-		char path[4096], table[300], owner[RN_REGISTRY_OWNER_MAX + 1] = "";
-		int rtype = 1, took = 1;
-		struct stat sb;
-		FILE *f;
 		if (de->d_name[0] == '.' || strchr(de->d_name, '.'))
 			continue; /* temp files, descriptors */
-		snprintf(path, sizeof(path), "%s/%s", r->dir, de->d_name);
-		if (!(f = fopen(path, "r")))
-			continue;
-		if (fscanf(f, "%299s %d", table, &rtype) == 2 && !rn_table_name_check(table)) {
-			if (fscanf(f, "%64s", owner) != 1)
-				owner[0] = 0; /* registered before owners were kept */
-			/* the registry entry is touched on every use (stream_expiry) */
-			struct rn_reg_record rec = {de->d_name, table, rtype, owner,
-						    fstat(fileno(f), &sb) ? (int64_t)time(NULL)
-									  : (int64_t)sb.st_mtime};
-			took = entry(ctx, &rec);
-			if (took < 0)
-				rc = took;
-		}
-		if (took > 0)
-			rn_log_warn("server", "ignoring unreadable stream registry entry %s", path);
-		fclose(f);
+		int took = read_entry(r, de->d_name, entry, ctx);
+		if (took < 0)
+			rc = took;
 	}
 	closedir(d);
 	return rc;
+}
+
+int rn_registry_id_check(const char *id, size_t len)
+{
+	if (!len || len >= RN_REGISTRY_ID_MAX || id[0] == '.')
+		return RN_EINVAL;
+	for (size_t i = 0; i < len; i++)
+		if (id[i] == '/' || id[i] == '.' || id[i] == 0 || (unsigned char)id[i] <= ' ')
+			return RN_EINVAL;
+	return 0;
+}
+
+int rn_registry_find(struct rn_registry *r, const char *id, size_t len,
+		     int (*entry)(void *ctx, const struct rn_reg_record *rec), void *ctx)
+{
+	char name[RN_REGISTRY_ID_MAX];
+	char path[4200];
+	if (rn_registry_id_check(id, len))
+		return 1;
+	memcpy(name, id, len);
+	name[len] = 0;
+	snprintf(path, sizeof(path), "%s/%s", r->dir, name);
+	if (access(path, F_OK))
+		return 1; /* not registered (or retired): no warning, an unknown id is common */
+	return read_entry(r, name, entry, ctx);
 }
 
 int rn_registry_retire(struct rn_registry *r, const char *id)
@@ -234,6 +304,35 @@ int rn_registry_save_descriptor(struct rn_registry *r, const char *id, const cha
 	return rn_write_file_atomic(r->dir, name, p, 3) ? RN_EIO : 0;
 }
 
+/* Reads the descriptor file of `id` into b and hands it to desc unless its table is not
+ * `table` (NULL: any). 1 when desc refused it, else 0 (unreadable files logged, skipped). */
+static int read_desc(struct rn_registry *r, const char *id, const char *table, struct rn_buf *b,
+		     int (*desc)(void *ctx, const char *id, const char *table, const uint8_t *bytes,
+				 size_t len),
+		     void *ctx)
+{
+	char path[4200], chunk[4096];
+	size_t got;
+	snprintf(path, sizeof(path), "%s/%s.desc", r->dir, id);
+	rn_buf_reset(b);
+	FILE *f = fopen(path, "rb");
+	if (!f && errno == ENOENT)
+		return 0;
+	while (f && (got = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		rn_buf_append(b, chunk, got);
+	if (f)
+		fclose(f);
+	uint8_t *nl = b->len ? memchr(b->data, '\n', b->len) : NULL;
+	if (!nl) {
+		rn_log_warn("server", "ignoring unreadable stream descriptor %s", path);
+		return 0;
+	}
+	*nl = 0;
+	if (table && strcmp((const char *)b->data, table))
+		return 0;
+	return !!desc(ctx, id, (const char *)b->data, nl + 1, b->len - (size_t)(nl + 1 - b->data));
+}
+
 int rn_registry_load_descriptors(struct rn_registry *r, const char *table,
 				 int (*desc)(void *ctx, const char *id, const char *table,
 					     const uint8_t *bytes, size_t len),
@@ -247,34 +346,27 @@ int rn_registry_load_descriptors(struct rn_registry *r, const char *table,
 		return 0;
 	while ((de = readdir(d))) {
 		size_t n = strlen(de->d_name);
-		char path[4096], id[64];
+		char id[64];
 		if (de->d_name[0] == '.' || n < 6 || n - 5 >= sizeof(id) ||
 		    strcmp(de->d_name + n - 5, ".desc"))
 			continue;
 		memcpy(id, de->d_name, n - 5);
 		id[n - 5] = 0;
-		snprintf(path, sizeof(path), "%s/%s", r->dir, de->d_name);
-		rn_buf_reset(&b);
-		FILE *f = fopen(path, "rb");
-		char chunk[4096];
-		size_t got;
-		while (f && (got = fread(chunk, 1, sizeof(chunk), f)) > 0)
-			rn_buf_append(&b, chunk, got);
-		if (f)
-			fclose(f);
-		uint8_t *nl = b.len ? memchr(b.data, '\n', b.len) : NULL;
-		if (!nl) {
-			rn_log_warn("server", "ignoring unreadable stream descriptor %s", path);
-			continue;
-		}
-		*nl = 0;
-		if (table && strcmp((const char *)b.data, table))
-			continue;
-		if (desc(ctx, id, (const char *)b.data, nl + 1, b.len - (size_t)(nl + 1 - b.data)))
-			bad++;
+		bad += read_desc(r, id, table, &b, desc, ctx);
 	}
 	rn_buf_free(&b);
 	closedir(d);
+	return bad;
+}
+
+int rn_registry_load_descriptor(struct rn_registry *r, const char *id,
+				int (*desc)(void *ctx, const char *id, const char *table,
+					    const uint8_t *bytes, size_t len),
+				void *ctx)
+{
+	struct rn_buf b = {0};
+	int bad = read_desc(r, id, NULL, &b, desc, ctx);
+	rn_buf_free(&b);
 	return bad;
 }
 
@@ -348,10 +440,10 @@ void rn_registry_forget_files(struct rn_registry *r, const char *id)
 size_t rn_registry_sweep(struct rn_registry *r,
 			 int (*keep)(void *ctx, const char *id, const char *ext), void *ctx)
 {
-	DIR *d = opendir(r->dir);
+	DIR *d;
 	struct dirent *de;
 	size_t n = 0;
-	if (!d)
+	if (r->shared || !(d = opendir(r->dir)))
 		return 0;
 	while ((de = readdir(d))) {
 		char id[64];

@@ -11,6 +11,8 @@
  *   <id>.clock  "boot_id delta_us\n", the agent's boot timeline on the server's clock
  *   <id>.owner  "principal\n", an ephemeral stream's principal (a persistent one's is in
  *               its entry)
+ *   .live       empty; every server using the directory holds a shared flock on it
+ *               (rn_registry_join), so a starting server knows whether it is alone
  * Registration is a group commit, as the WAL's is for batches: rn_registry_begin writes the
  * entry as a temp file, starts its writeback (sync_file_range, where there is one) and
  * queues the caller's rn_reg_pending; rn_registry_commit fsyncs each
@@ -35,6 +37,8 @@
 #define RN_REGISTRY_GROUP_MAX 256
 /* The longest owner (principal) name an entry or an .owner file keeps. */
 #define RN_REGISTRY_OWNER_MAX 64
+/* A stream id's room, its NUL included (ids are UUIDs, 36 characters). */
+#define RN_REGISTRY_ID_MAX 40
 
 struct rn_registry;
 
@@ -113,6 +117,21 @@ size_t rn_registry_commit(struct rn_registry *r,
 int rn_registry_load(struct rn_registry *r,
 		     int (*entry)(void *ctx, const struct rn_reg_record *rec), void *ctx);
 
+/* Whether (id, len) can name an entry: 1 to RN_REGISTRY_ID_MAX - 1 bytes, no '/', '.', NUL,
+ * space or control byte (so it is one plain file name in the directory). 0 or RN_EINVAL. */
+int rn_registry_id_check(const char *id, size_t len);
+
+/*
+ * Reads one entry by id (not NUL-terminated; as it came off the wire), e.g. a stream another
+ * server sharing the data root registered after this one loaded the directory, and hands it
+ * to entry(ctx, rec) as rn_registry_load does. Returns entry's answer (0 taken, 1 not taken,
+ * < 0 its error); 1 without calling it when the id cannot name an entry
+ * (rn_registry_id_check), has none (never registered, retired, ephemeral) or its entry
+ * cannot be parsed (logged).
+ */
+int rn_registry_find(struct rn_registry *r, const char *id, size_t len,
+		     int (*entry)(void *ctx, const struct rn_reg_record *rec), void *ctx);
+
 /*
  * Removes a persistent stream's entry durably (unlink + directory fsync); a missing entry is
  * not an error. 0, or RN_EIO (logged, naming the stream; the entry stays).
@@ -134,6 +153,13 @@ int rn_registry_load_descriptors(struct rn_registry *r, const char *table,
 					     const uint8_t *bytes, size_t len),
 				 void *ctx);
 
+/* The descriptor kept for one stream id (NUL-terminated), handed to desc as above: 1 when
+ * desc refused it, 0 when it took it or there is none (an unreadable one is logged). */
+int rn_registry_load_descriptor(struct rn_registry *r, const char *id,
+				int (*desc)(void *ctx, const char *id, const char *table,
+					    const uint8_t *bytes, size_t len),
+				void *ctx);
+
 /* Keeps a stream's clock reference durably (<id>.clock). 0 or RN_EIO. */
 int rn_registry_save_clock(struct rn_registry *r, const char *id, const char *boot_id,
 			   int64_t delta_us);
@@ -152,9 +178,20 @@ void rn_registry_load_owner(struct rn_registry *r, const char *id, char *owner);
 void rn_registry_forget_files(struct rn_registry *r, const char *id);
 
 /*
+ * Joins the servers using this directory (servers sharing a data root share it): holds a
+ * shared lock (flock) on <dir>/.live until rn_registry_destroy. *alone = 1 when no other
+ * server held it at that moment; only then may rn_registry_sweep run, since another live
+ * server's ephemeral streams (and a create it is committing) have files this one does not
+ * know: a registry that joined not alone sweeps nothing. A second call is a no-op (*alone
+ * 0). 0, or RN_EIO (errno set; *alone 0, not joined: the sweep stays on).
+ */
+int rn_registry_join(struct rn_registry *r, int *alone);
+
+/*
  * At start, after recovery: every .desc, .clock and .owner file for which keep(ctx, id, ext)
  * says 0 is deleted (ext is ".desc", ".clock" or ".owner"; keep may drop what it holds for
- * the id). Returns the number deleted (logged when not 0).
+ * the id). Returns the number deleted (logged when not 0). Nothing is deleted (0, keep not
+ * called) when rn_registry_join found another server in the directory.
  */
 size_t rn_registry_sweep(struct rn_registry *r,
 			 int (*keep)(void *ctx, const char *id, const char *ext), void *ctx);

@@ -235,6 +235,7 @@ struct rn_server {
 			reg_entries;         /* registry group commits, entries made durable */
 		uint64_t pass_creates_max;   /* the most creates handled in one loop pass */
 		uint64_t reg_answered_ahead; /* entries answered while read input waited */
+		uint64_t streams_taken_over; /* resumes of another server's streams (take_over) */
 		uint64_t flushes, flush_errors;
 		uint64_t early_flushes; /* of which started by the memory budget (limits.h) */
 		uint64_t calls, calls_rejected;

@@ -69,6 +69,20 @@ int rn_stream_resume_check(int call_has_stream, const struct rn_stream_state *st
 	return 0;
 }
 
+int rn_stream_resume_lookup(int call_has_stream, const struct rn_stream_state *st)
+{
+	return !call_has_stream && !st;
+}
+
+void rn_stream_taken_over(struct rn_stream_state *st, int record_type)
+{
+	st->received = st->durable = -1;
+	st->record_type = record_type;
+	st->persistent = 1;
+	st->open = 0;
+	st->retiring = 0;
+}
+
 void rn_stream_resume(struct rn_stream_state *st, int64_t committed, struct rn_stream_verdict *v)
 {
 	if (committed > st->durable)

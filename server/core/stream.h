@@ -86,6 +86,25 @@ int rn_stream_resume_check(int call_has_stream, const struct rn_stream_state *st
 			   struct rn_stream_verdict *v);
 
 /*
+ * A resume of an id this server holds no stream for (st NULL): 1 when the id is to be looked
+ * up in the registry on disk before the answer (rn_stream_resume_check), 0 when the answer is
+ * that check's. Several servers may share one data root: a persistent stream registered by
+ * another one (or by anyone after this server read the registry at start) is taken over
+ * here, with nothing received or durable on this server (rn_stream_taken_over), so
+ * rn_stream_resume answers the table's txn watermark for it and never more. Not looked up
+ * when the call has a stream already, or for a stream held.
+ */
+int rn_stream_resume_lookup(int call_has_stream, const struct rn_stream_state *st);
+
+/*
+ * The state of a persistent stream taken over from the registry on disk: nothing received
+ * or durable on this server (-1), no call, not retiring. Whatever another server received
+ * and did not commit yet is not vouched for here: it is in that server's WAL, and the table
+ * skips it when it comes (the txn watermark) if the client sent it again here first.
+ */
+void rn_stream_taken_over(struct rn_stream_state *st, int record_type);
+
+/*
  * A resume allowed, with the newest offset the table has committed for the stream (-1
  * none): the durable offset is at least that, received at least durable (a table may hold
  * more than this run's WAL told, e.g. after the WAL was lost), and v->ack is the offset the

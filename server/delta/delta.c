@@ -1039,8 +1039,33 @@ static int apply_own(struct rn_delta *d, const struct rn_buf *t)
 	return apply_text(d, "own commit", t->data, t->len, NULL);
 }
 
+/* How the snapshot's txns meet ours: the number of our app ids it has at or past our
+ * version in *covered; 1 when some of our rows are in the table and others not (an app id
+ * covered while another is not, or another writer's txn inside first[i] .. version). */
+static int txn_overlap(const struct rn_delta *d, const struct rn_delta_txn *txns,
+		       const int64_t *first, size_t ntxn, size_t *covered)
+{
+	int inside = 0;
+	*covered = 0;
+	for (size_t i = 0; i < ntxn; i++) {
+		int64_t v = rn_delta_txn(d, txns[i].app_id);
+		if (v >= txns[i].version)
+			(*covered)++;
+		else if (first && v >= first[i])
+			inside = 1;
+	}
+	return inside || (*covered && *covered < ntxn);
+}
+
 int rn_delta_commit(struct rn_delta *d, const struct rn_delta_add *adds, size_t nadd,
 		    const struct rn_delta_txn *txns, size_t ntxn, int64_t *version)
+{
+	return rn_delta_commit_from(d, adds, nadd, txns, NULL, ntxn, version);
+}
+
+int rn_delta_commit_from(struct rn_delta *d, const struct rn_delta_add *adds, size_t nadd,
+			 const struct rn_delta_txn *txns, const int64_t *first, size_t ntxn,
+			 int64_t *version)
 {
 	struct rn_buf t = {0};
 	int64_t now = rn_now_us() / 1000;
@@ -1049,11 +1074,11 @@ int rn_delta_commit(struct rn_delta *d, const struct rn_delta_add *adds, size_t 
 
 	if (d->stale && (rc = rn_delta_refresh(d)))
 		return rc;
-	for (size_t i = 0; i < ntxn; i++)
-		if (rn_delta_txn(d, txns[i].app_id) >= txns[i].version)
-			have++;
+	int part = txn_overlap(d, txns, first, ntxn, &have);
 	if (ntxn && have == ntxn)
 		return RN_EEXIST; /* already in the table (e.g. committed before a failure) */
+	if (part && first)
+		return fail(d, RN_EOVERLAP, "another writer committed part of these rows");
 	/* The whole text is built before anything is written; the first failed append ends
 	 * the call, so no version is taken by a partial or malformed commit. */
 	rc = put_commit_info(&t, d, "STREAMING UPDATE", now, nadd);
@@ -1087,16 +1112,14 @@ int rn_delta_commit(struct rn_delta *d, const struct rn_delta_add *adds, size_t 
 				  (long long)v);
 			break;
 		}
-		for (size_t i = 0; i < ntxn; i++)
-			if (rn_delta_txn(d, txns[i].app_id) >= txns[i].version)
-				covered++;
+		part = txn_overlap(d, txns, first, ntxn, &covered);
 		if (ntxn && covered == ntxn) {
 			rc = RN_EEXIST;
 			already = 1;
 			break;
 		}
-		if (covered) {
-			rc = fail(d, RN_ECONFLICT, "another writer committed part of this batch");
+		if (part) {
+			rc = fail(d, RN_EOVERLAP, "another writer committed part of these rows");
 			break;
 		}
 	}

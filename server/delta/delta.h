@@ -90,13 +90,27 @@ struct rn_delta_txn {
  * txn is already at or past ours in the snapshot, RN_EEXIST without writing. Once the version
  * is durable the call succeeds (a snapshot that could not take it in is rebuilt from the log
  * before its next use). If another writer took that version, the newer
- * commits are read: a protocol or metaData change aborts with RN_ECONFLICT; a txn for one
- * of our app ids with a version >= ours means the batch is already in the table and the
- * call returns RN_EEXIST without writing; otherwise it retries at the next version. On
- * success *version receives the committed version. RN_EIO, RN_ENOSPC, RN_ENOMEM.
+ * commits are read: a protocol or metaData change aborts with RN_ECONFLICT; when every one
+ * of our app ids has a txn with a version >= ours the batch is already in the table and the
+ * call returns RN_EEXIST without writing; when only some have, RN_EOVERLAP (the rows of the
+ * others are not in the table, those of these are: they must be built again without the
+ * committed ones); otherwise it retries at the next version. On success *version receives
+ * the committed version. RN_EIO, RN_ENOSPC, RN_ENOMEM.
  */
 int rn_delta_commit(struct rn_delta *d, const struct rn_delta_add *adds, size_t nadd,
 		    const struct rn_delta_txn *txns, size_t ntxn, int64_t *version);
+
+/*
+ * rn_delta_commit where first[i] (NULL: not known) is the lowest offset (txn version) of
+ * txns[i].app_id whose rows the adds hold: they hold that app id's offsets first[i] ..
+ * txns[i].version. Another writer's txn for it inside that range (first[i] <= its version <
+ * ours), in the snapshot or read after a lost race, means part of our rows is in the table
+ * already: RN_EOVERLAP without writing, so no row is committed twice when two writers
+ * (servers sharing a table) hold overlapping offsets of one stream. Same errors otherwise.
+ */
+int rn_delta_commit_from(struct rn_delta *d, const struct rn_delta_add *adds, size_t nadd,
+			 const struct rn_delta_txn *txns, const int64_t *first, size_t ntxn,
+			 int64_t *version);
 
 const char *rn_delta_errmsg(const struct rn_delta *d);
 

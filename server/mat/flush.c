@@ -78,6 +78,39 @@ int rn_mat__finish_parts(struct rn_mat *m, struct mat_table *t, struct mat_file 
 
 /* ---- The flush: detached on the loop, finished and committed by a job ---- */
 
+/* The retry commit's txns (one per stream, its newest offset) and, in *first, each stream's
+ * lowest offset in the rows (rn_delta_commit_from). 0 or RN_ENOMEM (nothing allocated). */
+static int retry_txns(const struct mat_table *t, struct rn_delta_txn **txns, int64_t **first)
+{
+	size_t n = t->retry_nstreams ? t->retry_nstreams : 1;
+	*txns = rn_calloc(n, sizeof(**txns));
+	*first = rn_calloc(n, sizeof(**first));
+	if (!*txns || !*first) {
+		rn_free(*txns);
+		rn_free(*first);
+		return RN_ENOMEM;
+	}
+	for (size_t i = 0; i < t->retry_nstreams; i++) {
+		(*txns)[i].app_id = t->retry_streams[i].id;
+		(*txns)[i].version = t->retry_streams[i].last;
+		(*first)[i] = t->retry_streams[i].first;
+	}
+	return 0;
+}
+
+/* A commit that failed: why in t->ferr. RN_EOVERLAP (another writer, a server sharing the
+ * table, committed some of these streams' offsets: a stream resumed there while this one
+ * still held it) breaks the flush: its file(s) become orphans and the rows are built again
+ * from the WAL without what the table has (flush_done); any other failure keeps the file
+ * for the next try. */
+static void commit_failed(struct mat_table *t, int rc)
+{
+	snprintf(t->ferr, sizeof(t->ferr), "table %s: commit failed: %s", t->name,
+		 rn_delta_errmsg(t->fdelta));
+	if (rc == RN_EOVERLAP)
+		t->fbroken = 1;
+}
+
 /* Writes and commits t's retry file with the retry txns through the flush handle. 0 on
  * success or duplicate; on failure why in t->ferr, and the written file is kept (by path)
  * for the next try. The flush job's (or the loop's when no job is in flight). */
@@ -86,14 +119,11 @@ static int commit_retry(struct mat_table *t)
 	char name[256];
 	int64_t mtime = 0, version;
 	struct rn_delta_txn *txns;
+	int64_t *first;
 	int rc = 0;
 
-	if (!(txns = rn_calloc(t->retry_nstreams ? t->retry_nstreams : 1, sizeof(*txns))))
-		return RN_ENOMEM;
-	for (size_t i = 0; i < t->retry_nstreams; i++) {
-		txns[i].app_id = t->retry_streams[i].id;
-		txns[i].version = t->retry_streams[i].last;
-	}
+	if ((rc = retry_txns(t, &txns, &first)))
+		return rc;
 	if (!t->retry_path) {
 		rc = rn_delta_write_file(t->fdelta, t->retry_file.data, t->retry_file.len, name,
 					 sizeof(name), &mtime);
@@ -106,7 +136,8 @@ static int commit_retry(struct mat_table *t)
 					   .size = (int64_t)t->retry_file.len,
 					   .mtime_ms = t->retry_mtime,
 					   .stats = t->retry_stats};
-		rc = rn_delta_commit(t->fdelta, &add, 1, txns, t->retry_nstreams, &version);
+		rc = rn_delta_commit_from(t->fdelta, &add, 1, txns, first, t->retry_nstreams,
+					  &version);
 		if (rc == RN_EEXIST) {
 			rn_log_warn("mat",
 				    "table %s: batch already committed by another writer; "
@@ -119,9 +150,9 @@ static int commit_retry(struct mat_table *t)
 		}
 	}
 	rn_free(txns);
+	rn_free(first);
 	if (rc) {
-		snprintf(t->ferr, sizeof(t->ferr), "table %s: commit failed: %s", t->name,
-			 rn_delta_errmsg(t->fdelta));
+		commit_failed(t, rc);
 		return rc;
 	}
 	/* freed, not kept between flushes: a table would hold a file's worth of memory while
@@ -144,7 +175,7 @@ static int commit_part(struct mat_table *t)
 	struct rn_buf uri = {0};
 	struct rn_delta_add *adds = NULL;
 	struct rn_delta_txn *txns = NULL;
-	int64_t version;
+	int64_t *first = NULL, version;
 	int rc = 0;
 
 	for (size_t i = 0; i < t->nrfiles && !rc; i++) {
@@ -172,20 +203,18 @@ static int commit_part(struct mat_table *t)
 			 t->name, rn_delta_errmsg(t->fdelta));
 		return rc;
 	}
-	if (!(adds = rn_calloc(t->nrfiles ? t->nrfiles : 1, sizeof(*adds))) ||
-	    !(txns = rn_calloc(t->retry_nstreams ? t->retry_nstreams : 1, sizeof(*txns)))) {
-		rn_free(adds);
+	if (!(adds = rn_calloc(t->nrfiles ? t->nrfiles : 1, sizeof(*adds))))
 		return RN_ENOMEM;
+	if ((rc = retry_txns(t, &txns, &first))) {
+		rn_free(adds);
+		return rc;
 	}
 	for (size_t i = 0; i < t->nrfiles; i++) {
 		const struct mat_file *f = &t->rfiles[i];
 		adds[i] = (struct rn_delta_add){f->path, f->size, f->mtime_ms, f->stats, f->pv};
 	}
-	for (size_t i = 0; i < t->retry_nstreams; i++) {
-		txns[i].app_id = t->retry_streams[i].id;
-		txns[i].version = t->retry_streams[i].last;
-	}
-	rc = rn_delta_commit(t->fdelta, adds, t->nrfiles, txns, t->retry_nstreams, &version);
+	rc = rn_delta_commit_from(t->fdelta, adds, t->nrfiles, txns, first, t->retry_nstreams,
+				  &version);
 	if (rc == RN_EEXIST) {
 		rn_log_warn("mat",
 			    "table %s: batch already committed by another writer; its %zu "
@@ -198,9 +227,9 @@ static int commit_part(struct mat_table *t)
 	}
 	rn_free(adds);
 	rn_free(txns);
+	rn_free(first);
 	if (rc) {
-		snprintf(t->ferr, sizeof(t->ferr), "table %s: commit failed: %s", t->name,
-			 rn_delta_errmsg(t->fdelta));
+		commit_failed(t, rc);
 		return rc;
 	}
 	rn_mat__free_files(t->rfiles, t->nrfiles);
@@ -426,6 +455,20 @@ static void flush_done(void *arg, int cancelled)
 		t->fbytes = 0;
 		rn_ledger_settle(m->ledger, &t->fdebts);
 		if (cancelled) {
+			rc = RN_EAGAIN;
+		} else if (t->fbroken && t->frc == RN_EOVERLAP) {
+			/* not a failure: the rows wait for the next round, rebuilt without the
+			 * offsets another writer committed (the loop's handle reads them now) */
+			rn_log_warn("mat",
+				    "table %s: another writer committed some of these streams' "
+				    "offsets; rebuilding the rows without them",
+				    t->name);
+			m->ms.overlaps++;
+			if (rn_delta_refresh(t->delta))
+				rn_log_warn("mat", "table %s: %s", t->name,
+					    rn_delta_errmsg(t->delta));
+			unit_discard(t);
+			t->dirty = 1;
 			rc = RN_EAGAIN;
 		} else if (t->fbroken) {
 			rc = rn_mat__fail(m, t->frc ? t->frc : RN_EIO, "%s", t->ferr);

@@ -320,6 +320,7 @@ struct rn_mat_stats {
 	uint64_t flush_inflight; /* submitted, done not yet called */
 	uint64_t flush_us;       /* time spent running them, microseconds */
 	uint64_t flush_max_us;   /* the longest */
+	uint64_t overlaps;       /* flushes rebuilt: another writer committed part (RN_EOVERLAP) */
 };
 void rn_mat_stats(const struct rn_mat *m, struct rn_mat_stats *st);
 

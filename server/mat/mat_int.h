@@ -57,7 +57,8 @@ extern const struct rn_pq_col rn_mat__envelope_cols[C_COUNT];
 
 struct pending_stream {
 	char *id;
-	int64_t last; /* highest offset added and not yet committed */
+	int64_t first; /* lowest offset added (first <= last): the rows hold first .. last */
+	int64_t last;  /* highest offset added and not yet committed */
 };
 
 /* A finished data file of a partitioned table, from finish to commit. */

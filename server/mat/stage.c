@@ -43,6 +43,7 @@ static int note_stream(struct mat_table *t, const char *stream_id, int64_t offse
 		ps = &t->streams[t->nstreams];
 		if (!(ps->id = rn_strdup(stream_id)))
 			return RN_ENOMEM;
+		ps->first = offset;
 		t->nstreams++;
 	}
 	ps->last = offset;

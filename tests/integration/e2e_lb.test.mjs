@@ -4,8 +4,8 @@
 // connect to HAProxy only. Every call lands whole on one server, both servers get calls, and
 // every record is in exactly one server's table once, in order. A killed server is taken out
 // by its health check; a reload (a new backend list) keeps a running stream and sends new calls
-// to the new server. Resuming a stream on another server is not tested here (issue 14's
-// object-storage work). ctest label `s3`.
+// to the new server. Resuming a stream on another server: e2e_lb_resume.test.mjs. ctest label
+// `s3`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';

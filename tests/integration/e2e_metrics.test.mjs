@@ -69,7 +69,8 @@ test('ended ephemeral streams are forgotten; a restart sweeps what is left', { t
     await server.start();
     assert.ok(server.proc.log.some((l) => /removed 2 files of ended ephemeral streams/.test(l)));
     const after = fs.readdirSync(streams).sort();
-    assert.deepEqual(after, [p.stream_id, `${p.stream_id}.desc`].sort());
+    // .live: the lock every server on the data root holds (rn_registry_join)
+    assert.deepEqual(after, [p.stream_id, `${p.stream_id}.desc`, '.live'].sort());
     assert.equal(await server.metric('streams_known'), 1, 'the persistent stream is still known');
     const again = await py('ingest', '--records', '5', '--batches', '2');
     assert.deepEqual(again.acks, [0, 1]);

@@ -29,6 +29,14 @@ Modes:
              fill and steady report latency_ms {n, p50, p99, max}, batch sent to its ack
   retire     the unary RetireStream call for --stream-id (table_name --table, unless
              --no-table-name); reports the gRPC status code (and details)
+  continue   resume --stream-id (a PersistentStream made earlier, maybe on another server)
+             and send the batches after the answered last_committed_offset up to
+             --batches - 1 (batch b at offset b holds the records --records * b on, as ingest
+             and fill made them), each after the ack of the one before, then half-close; a
+             call ended UNAVAILABLE before the resume was answered (a server gone behind a
+             load balancer) is made again, as an SDK reconnects, for up to --connect-timeout
+             seconds; report resumed_at (-1 when the answer had no offset), the acks, the
+             status and the calls made (attempts)
   slow-reader  not gRPC: a raw h2c connection (small SO_RCVBUF) that sends HTTP/2 PINGs
              and never reads the answers, for up to --pause-ms; report whether and when the
              server disconnected it
@@ -437,6 +445,52 @@ def main():
             out['latency_ms'] = {'n': len(s_), 'p50': round(s_[len(s_) // 2], 2),
                                  'p99': round(s_[min(len(s_) - 1, int(len(s_) * 0.99))], 2),
                                  'max': round(s_[-1], 2)}
+        print(json.dumps(out))
+        return
+
+    if a.mode == 'continue':
+        import queue
+        out = {'acks': [], 'resumed_at': None, 'code': 'OK', 'attempts': 0}
+        deadline = time.monotonic() + a.connect_timeout
+        rtype = zb.JSON if json_lines is not None else zb.PROTO
+        while True:
+            out['attempts'] += 1
+            acks = queue.Queue()
+            resumed = queue.Queue()
+
+            def requests():
+                yield Req(resume_stream=zb.ResumeIngestStreamRequest(stream_id=a.stream_id,
+                                                                     record_type=rtype))
+                got = resumed.get(timeout=30)
+                if got is None:
+                    return
+                for b in range(got + 1, a.batches):
+                    yield batch_req(b, a.records, b * a.records)
+                    v = acks.get(timeout=30)
+                    if v is None:
+                        return
+                    out['acks'].append(v)
+
+            try:
+                for r in call(requests(), metadata=md, timeout=120):
+                    kind = r.WhichOneof('payload')
+                    if kind == 'resume_stream_response':
+                        rr = r.resume_stream_response
+                        v = rr.last_committed_offset if rr.HasField('last_committed_offset') else -1
+                        out['resumed_at'] = v
+                        resumed.put(v)
+                    elif kind == 'ingest_record_response':
+                        acks.put(r.ingest_record_response.durability_ack_up_to_offset)
+                break
+            except grpc.RpcError as e:
+                resumed.put(None)
+                acks.put(None)
+                if (e.code() == grpc.StatusCode.UNAVAILABLE and out['resumed_at'] is None
+                        and time.monotonic() < deadline):
+                    time.sleep(0.2)  # the client's reconnect backoff
+                    continue
+                out.update({'code': e.code().name, 'details': e.details()})
+                break
         print(json.dumps(out))
         return
 

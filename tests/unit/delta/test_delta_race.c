@@ -4,7 +4,9 @@
  * far more contended than a server's flush timer makes it. Every commit must land exactly
  * once at its own version, versions stay contiguous, each writer's txn watermark is its last
  * batch. And when two processes race to commit the same batch (same appId and version), one
- * lands and the other is told RN_EEXIST.
+ * lands and the other is told RN_EEXIST. And two writers holding overlapping offsets of one
+ * stream (a stream resumed on another server): the second is told RN_EOVERLAP, never commits
+ * the offsets twice.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -194,10 +196,62 @@ static void test_same_batch_twice(void **state)
 	}
 }
 
+static int64_t add_commit(struct rn_delta *d, const char *path, const struct rn_delta_txn *txns,
+			  const int64_t *first, size_t n)
+{
+	int64_t v = -1;
+	struct rn_delta_add add = {
+		.path = path, .size = 100, .mtime_ms = 1, .stats = "{\"numRecords\":1}"};
+	int rc = rn_delta_commit_from(d, &add, 1, txns, first, n, &v);
+	return rc ? rc : v;
+}
+
+static void test_overlap(void **state)
+{
+	struct rn_delta *a, *b;
+	(void)state;
+	snprintf(table, sizeof(table), "%s/overlap", root);
+	assert_int_equal(rn_delta_open(&a, table, SCHEMA, "race"), 0);
+	assert_int_equal(rn_delta_open(&b, table, SCHEMA, "race"), 0);
+	/* a holds offsets 0..5 of s, b holds 0..9 (s resumed on b at nothing): a lands */
+	struct rn_delta_txn ta = {"s", 5}, tb = {"s", 9}, two[2] = {{"s", 9}, {"o", 3}};
+	int64_t from0 = 0, from6 = 6, two0[2] = {0, 0};
+	assert_int_equal(add_commit(a, "a1.parquet", &ta, &from0, 1), 1);
+	/* b has not read it: it loses the race for version 1, reads it and refuses (0..5 of its
+	 * rows are in the table); nothing written */
+	assert_int_equal(add_commit(b, "b1.parquet", &tb, &from0, 1), RN_EOVERLAP);
+	assert_int_equal(rn_delta_version(b), 1);
+	/* now in b's snapshot: refused before any write, with another stream in the commit too */
+	assert_int_equal(add_commit(b, "b1.parquet", two, two0, 2), RN_EOVERLAP);
+	/* rebuilt without them, offsets 6..9: lands */
+	assert_int_equal(add_commit(b, "b2.parquet", &tb, &from6, 1), 2);
+	/* covered whole: RN_EEXIST, as before */
+	assert_int_equal(add_commit(a, "a2.parquet", &ta, &from0, 1), RN_EEXIST);
+	/* without `first` (rn_delta_commit) a range is not known: only a txn at or past ours is
+	 * seen, and part of a commit covered (one app id of two) is RN_EOVERLAP after a lost
+	 * race */
+	struct rn_delta_txn tc = {"o", 1};
+	assert_int_equal(add_commit(a, "a3.parquet", &tc, NULL, 1), 3);
+	struct rn_delta_txn mix[2] = {{"s", 12}, {"o", 1}};
+	assert_int_equal(add_commit(b, "b3.parquet", mix, NULL, 2), RN_EOVERLAP);
+	rn_delta_close(a);
+	rn_delta_close(b);
+	struct rn_dlog *l;
+	size_t n;
+	assert_int_equal(rn_dlog_create(&l), 0);
+	assert_int_equal(rn_dlog_load(l, table), 0);
+	rn_dlog_files(l, &n);
+	assert_int_equal(n, 3); /* a1, b2, a3 */
+	assert_int_equal(rn_dlog_txn(l, "s"), 9);
+	assert_int_equal(rn_dlog_txn(l, "o"), 1);
+	rn_dlog_destroy(l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_contended_appends),
+		cmocka_unit_test(test_overlap),
 		cmocka_unit_test(test_same_batch_twice),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -379,6 +379,114 @@ static void test_stream_files(void **state)
 	rn_registry_destroy(r);
 }
 
+/* rn_registry_find: one entry by id, as another server sharing the directory registered it
+ * after this registry was loaded; ids that cannot name an entry are never looked up. */
+static void test_find(void **state)
+{
+	struct rn_registry *r, *other;
+	struct rn_reg_pending p;
+	struct report rep = {0};
+	struct loaded l = {0};
+	struct descs d = {0};
+	(void)state;
+
+	assert_int_equal(rn_registry_create(&r, dir), 0);
+	assert_int_equal(rn_registry_create(&other, dir), 0);
+	assert_int_equal(rn_registry_find(r, "s1", 2, entry, &l), 1); /* none yet */
+	assert_int_equal(l.n, 0);
+	/* the other registry (another server) registers s1 and its descriptor */
+	assert_int_equal(commit_one(other, &p, "s1", &rep), 0);
+	assert_int_equal(
+		rn_registry_save_descriptor(other, "s1", "main.s.t", (const uint8_t *)"d1", 2), 0);
+	/* found by its id as it came off the wire (not NUL-terminated) */
+	assert_int_equal(rn_registry_find(r, "s1xyz", 2, entry, &l), 0);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(l.id[0], "s1");
+	assert_string_equal(l.table[0], "main.s.t");
+	assert_string_equal(l.owner[0], "alice");
+	assert_int_equal(l.rtype[0], 1);
+	assert_int_equal(rn_registry_load_descriptor(r, "s1", desc, &d), 0);
+	assert_int_equal(d.n, 1);
+	assert_string_equal(d.bytes[0], "d1");
+	assert_int_equal(rn_registry_load_descriptor(r, "s9", desc, &d), 0); /* none */
+	assert_int_equal(d.n, 1);
+	/* the callback's answer is returned: refused (1) or an error */
+	commit_one(other, &p, "x1", &rep);
+	l.refuse = 1;
+	assert_int_equal(rn_registry_find(r, "x1", 2, entry, &l), 1);
+	l.refuse = RN_ENOMEM;
+	assert_int_equal(rn_registry_find(r, "x1", 2, entry, &l), RN_ENOMEM);
+	/* ids that are not one plain file name: never looked up */
+	put_file("s2.desc", "main.s.t\n1\n");
+	assert_int_equal(rn_registry_id_check("s2.desc", 7), RN_EINVAL);
+	assert_int_equal(rn_registry_find(r, "s2.desc", 7, entry, &l), 1);
+	assert_int_equal(rn_registry_find(r, ".s1.tmp", 7, entry, &l), 1);
+	assert_int_equal(rn_registry_find(r, "../s1", 5, entry, &l), 1);
+	assert_int_equal(rn_registry_find(r, "s1\0", 3, entry, &l), 1);
+	assert_int_equal(rn_registry_find(r, "", 0, entry, &l), 1);
+	char longid[RN_REGISTRY_ID_MAX + 1];
+	memset(longid, 'a', sizeof(longid));
+	assert_int_equal(rn_registry_id_check(longid, RN_REGISTRY_ID_MAX), RN_EINVAL);
+	assert_int_equal(rn_registry_id_check(longid, RN_REGISTRY_ID_MAX - 1), 0);
+	assert_int_equal(l.n, 1);
+	/* an entry that cannot be parsed is not found */
+	put_file("s3", "not a table\n");
+	assert_int_equal(rn_registry_find(r, "s3", 2, entry, &l), 1);
+	/* retired by the other: gone */
+	assert_int_equal(rn_registry_retire(other, "s1"), 0);
+	assert_int_equal(rn_registry_find(r, "s1", 2, entry, &l), 1);
+	assert_int_equal(l.n, 1);
+	rn_registry_destroy(other);
+	rn_registry_destroy(r);
+}
+
+/* rn_registry_join: the first registry on a directory is alone and may sweep; one joining
+ * while another holds the directory is not and sweeps nothing; alone again once every
+ * other has gone. */
+static void test_join(void **state)
+{
+	struct rn_registry *a, *b, *c;
+	int alone = -1;
+	(void)state;
+	assert_int_equal(rn_registry_create(&a, dir), 0);
+	assert_int_equal(rn_registry_create(&b, dir), 0);
+	assert_int_equal(rn_registry_join(a, &alone), 0);
+	assert_int_equal(alone, 1);
+	assert_int_equal(rn_registry_join(a, &alone), 0); /* again: a no-op */
+	assert_int_equal(alone, 0);
+	assert_int_equal(rn_registry_join(b, &alone), 0);
+	assert_int_equal(alone, 0);
+	assert_true(exists(".live"));
+	/* b is not alone: another server's ephemeral stream files stay */
+	assert_int_equal(rn_registry_save_owner(a, "e1", "bob"), 0);
+	assert_int_equal(rn_registry_sweep(b, keep_p, NULL), 0);
+	assert_true(exists("e1.owner"));
+	/* a joined alone: it sweeps */
+	assert_int_equal(rn_registry_sweep(a, keep_p, NULL), 1);
+	assert_false(exists("e1.owner"));
+	/* a gone, b still there: a newcomer is not alone */
+	rn_registry_destroy(a);
+	assert_int_equal(rn_registry_create(&c, dir), 0);
+	assert_int_equal(rn_registry_join(c, &alone), 0);
+	assert_int_equal(alone, 0);
+	rn_registry_destroy(c);
+	rn_registry_destroy(b);
+	/* every one gone: alone */
+	assert_int_equal(rn_registry_create(&c, dir), 0);
+	assert_int_equal(rn_registry_join(c, &alone), 0);
+	assert_int_equal(alone, 1);
+	/* .live is never read as an entry */
+	struct loaded l = {0};
+	assert_int_equal(rn_registry_load(c, entry, &l), 0);
+	assert_int_equal(l.n, 0);
+	rn_registry_destroy(c);
+	/* a directory that cannot hold .live: RN_EIO, not joined */
+	assert_int_equal(rn_registry_create(&c, "/nonexistent-dir-of-test-registry"), 0);
+	assert_int_equal(rn_registry_join(c, &alone), RN_EIO);
+	assert_int_equal(alone, 0);
+	rn_registry_destroy(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -392,6 +500,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_begin_fails_cleanly, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stream_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_find, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_join, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -91,6 +91,49 @@ static void test_resume(void **state)
 	assert_int_equal(v.ack, -1);
 }
 
+/* A resume of a stream this server does not hold: looked up on disk only when the call has
+ * no stream and none is held; taken over, it answers the table's watermark, never more. */
+static void test_resume_elsewhere(void **state)
+{
+	struct rn_stream_verdict v;
+	struct rn_stream_state s = at(5, 3);
+	(void)state;
+	assert_int_equal(rn_stream_resume_lookup(0, NULL), 1);
+	assert_int_equal(rn_stream_resume_lookup(1, NULL), 0); /* INVALID_ARGUMENT first */
+	assert_int_equal(rn_stream_resume_lookup(0, &s), 0);   /* held: answered from it */
+	/* not found on disk either: the check answers NOT_FOUND as before */
+	assert_int_equal(rn_stream_resume_check(0, NULL, &v), RN_GRPC_NOT_FOUND);
+
+	/* taken over: whatever the state was, nothing is received or durable here */
+	s.open = s.retiring = 1;
+	s.persistent = 0;
+	rn_stream_taken_over(&s, 2);
+	assert_int_equal(s.received, -1);
+	assert_int_equal(s.durable, -1);
+	assert_int_equal(s.record_type, 2);
+	assert_true(s.persistent);
+	assert_false(s.open);
+	assert_false(s.retiring);
+	assert_int_equal(rn_stream_resume_check(0, &s, &v), 0);
+	/* the other server acked up to 9 but the table has 4: 4 is answered */
+	rn_stream_resume(&s, 4, &v);
+	assert_int_equal(v.ack, 4);
+	assert_int_equal(s.durable, 4);
+	assert_int_equal(s.received, 4);
+	/* the client resends 5 on: accepted, in order; 4 and before are duplicates */
+	struct rn_stream_batch b = {1, 5, 2};
+	assert_int_equal(rn_stream_ingest(&s, &b, v.ack, &v), RN_STREAM_ACCEPT);
+	b.offset = 4;
+	assert_int_equal(rn_stream_ingest(&s, &b, 4, &v), RN_STREAM_DUPLICATE);
+	assert_int_equal(v.ack, -1); /* acked already */
+	b.offset = 7;
+	assert_int_equal(rn_stream_ingest(&s, &b, 4, &v), RN_STREAM_REFUSE); /* a gap */
+	/* nothing in the table: -1, the client sends everything again from 0 */
+	rn_stream_taken_over(&s, 1);
+	rn_stream_resume(&s, -1, &v);
+	assert_int_equal(v.ack, -1);
+}
+
 static void test_ingest_refusals(void **state)
 {
 	struct rn_stream_verdict v;
@@ -284,6 +327,7 @@ int main(void)
 		cmocka_unit_test(test_create),
 		cmocka_unit_test(test_quota),
 		cmocka_unit_test(test_resume),
+		cmocka_unit_test(test_resume_elsewhere),
 		cmocka_unit_test(test_ingest_refusals),
 		cmocka_unit_test(test_ingest_accept_and_duplicates),
 		cmocka_unit_test(test_group_commit),
