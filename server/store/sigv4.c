@@ -14,6 +14,7 @@
 #include "crypto.h"
 #include "rn_err.h"
 #include "rn_mem.h"
+#include "rn_url.h"
 
 static const char hexd[] = "0123456789abcdef";
 static const char hexu[] = "0123456789ABCDEF";
@@ -59,17 +60,6 @@ int rn_sigv4_sha256_hex(const void *p, size_t len, char hex[65])
 	return 0;
 }
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decodes %XX in s[0..len) into a fresh buffer (an invalid escape stays literal), then
  * encodes it again: the canonical form of one query name or value. */
 static int requote(const char *s, size_t len, struct rn_buf *out)
@@ -81,8 +71,8 @@ static int requote(const char *s, size_t len, struct rn_buf *out)
 		return RN_ENOMEM;
 	for (size_t i = 0; i < len; i++) {
 		int h, l;
-		if (s[i] == '%' && i + 2 < len && (h = hexval((unsigned char)s[i + 1])) >= 0 &&
-		    (l = hexval((unsigned char)s[i + 2])) >= 0) {
+		if (s[i] == '%' && i + 2 < len && (h = rn_hexval((unsigned char)s[i + 1])) >= 0 &&
+		    (l = rn_hexval((unsigned char)s[i + 2])) >= 0) {
 			d[n++] = (char)(h << 4 | l);
 			i += 2;
 		} else {
