@@ -1,8 +1,14 @@
 /*
  * WAL entry codec and segment files; see wal.h and DESIGN.md. Entry layout (little endian):
  *   u32 magic "RNW1" | u32 body length | u32 crc32c(body)
- *   body: u8 version(1) | u8 record_type | u16 stream_id_len | u16 table_len | i64 offset
- *         | stream_id | table | batch
+ *   body, format 1: u8 format(1) | u8 record_type | u16 stream_id_len | u16 table_len
+ *         | i64 offset | stream_id | table | batch
+ *   body, format 2 (packed): u8 format(2) | u8 record_type | u16 stream_id_len
+ *         | u16 table_len | i64 offset | u32 plain_len | u32 batch_off | u32 batch_len
+ *         | stream_id | table | zstd frame (decompresses to plain_len bytes; the batch is
+ *         [batch_off, batch_off + batch_len) of them)
+ * Both formats are written (format 2 only for batches that came compressed), and both are
+ * read: segments written before format 2 existed replay as they are.
  */
 #include "wal.h"
 
@@ -21,9 +27,11 @@
 #include "rn_fs.h"
 #include "rn_log.h"
 #include "rn_mem.h"
+#include "rn_zstd.h"
 
 #define WAL_MAGIC 0x31574e52u /* "RNW1" */
-#define BODY_FIXED 14
+#define BODY_FIXED 14         /* format 1's fixed fields */
+#define BODY_FIXED2 26        /* format 2's: plus plain_len, batch_off, batch_len */
 #define MAX_BODY ((uint32_t)64 << 20)
 
 /* CRC-32C (Castagnoli): the SSE4.2 instruction where the CPU has it (8 bytes per step),
@@ -186,18 +194,27 @@ static uint32_t rd32(const uint8_t *p)
 
 int rn_wal_entry_encode(struct rn_buf *out, const struct rn_wal_entry *e)
 {
-	size_t body = BODY_FIXED + e->stream_id_len + e->table_len + e->batch_len;
-	uint8_t h[RN_WAL_HDR_LEN + BODY_FIXED];
-	size_t start = out->len;
+	int packed = e->packed != NULL;
+	size_t fixed = packed ? BODY_FIXED2 : BODY_FIXED;
+	size_t data_len = packed ? e->packed_len : e->batch_len;
+	uint8_t h[RN_WAL_HDR_LEN + BODY_FIXED2];
+	size_t start = out->len, body;
 	int rc;
 
-	if (e->stream_id_len > 0xffff || e->table_len > 0xffff || body > MAX_BODY)
+	if (e->stream_id_len > 0xffff || e->table_len > 0xffff || data_len > MAX_BODY)
+		return RN_EINVAL;
+	body = fixed + e->stream_id_len + e->table_len + data_len;
+	if (body > MAX_BODY)
+		return RN_EINVAL;
+	/* a packed batch is unpacked into at most MAX_BODY bytes, and must lie inside them */
+	if (packed && (e->plain_len > MAX_BODY || e->batch_off > e->plain_len ||
+		       e->batch_len > e->plain_len - e->batch_off))
 		return RN_EINVAL;
 	if ((rc = rn_buf_reserve(out, RN_WAL_HDR_LEN + body)))
 		return rc;
 	le32(h, WAL_MAGIC);
 	le32(h + 4, (uint32_t)body);
-	h[12] = 1;
+	h[12] = packed ? 2 : 1;
 	h[13] = (uint8_t)e->record_type;
 	h[14] = (uint8_t)e->stream_id_len;
 	h[15] = (uint8_t)(e->stream_id_len >> 8);
@@ -205,10 +222,15 @@ int rn_wal_entry_encode(struct rn_buf *out, const struct rn_wal_entry *e)
 	h[17] = (uint8_t)(e->table_len >> 8);
 	for (int i = 0; i < 8; i++)
 		h[18 + i] = (uint8_t)((uint64_t)e->offset >> (8 * i));
-	rn_buf_append(out, h, sizeof(h));
+	if (packed) {
+		le32(h + 26, (uint32_t)e->plain_len);
+		le32(h + 30, (uint32_t)e->batch_off);
+		le32(h + 34, (uint32_t)e->batch_len);
+	}
+	rn_buf_append(out, h, RN_WAL_HDR_LEN + fixed);
 	rn_buf_append(out, e->stream_id, e->stream_id_len);
 	rn_buf_append(out, e->table, e->table_len);
-	rn_buf_append(out, e->batch, e->batch_len);
+	rn_buf_append(out, packed ? e->packed : e->batch, data_len);
 	le32(out->data + start + 8, rn_crc32c(0, out->data + start + RN_WAL_HDR_LEN, body));
 	return 0;
 }
@@ -217,6 +239,7 @@ int rn_wal_entry_decode(const uint8_t *p, size_t len, struct rn_wal_entry *e, si
 {
 	uint32_t body;
 	uint64_t off = 0;
+	size_t fixed, data_len;
 	if (len < RN_WAL_HDR_LEN)
 		return 0;
 	if (rd32(p) != WAL_MAGIC)
@@ -229,7 +252,10 @@ int rn_wal_entry_decode(const uint8_t *p, size_t len, struct rn_wal_entry *e, si
 	if (rn_crc32c(0, p + RN_WAL_HDR_LEN, body) != rd32(p + 8))
 		return RN_ECORRUPT;
 	const uint8_t *b = p + RN_WAL_HDR_LEN;
-	if (b[0] != 1)
+	if (b[0] != 1 && b[0] != 2)
+		return RN_ECORRUPT;
+	fixed = b[0] == 2 ? BODY_FIXED2 : BODY_FIXED;
+	if (body < fixed)
 		return RN_ECORRUPT;
 	e->record_type = b[1];
 	e->stream_id_len = (size_t)b[2] | (size_t)b[3] << 8;
@@ -237,14 +263,44 @@ int rn_wal_entry_decode(const uint8_t *p, size_t len, struct rn_wal_entry *e, si
 	for (int i = 0; i < 8; i++)
 		off |= (uint64_t)b[6 + i] << (8 * i);
 	e->offset = (int64_t)off;
-	if (BODY_FIXED + e->stream_id_len + e->table_len > body)
+	if (fixed + e->stream_id_len + e->table_len > body)
 		return RN_ECORRUPT;
-	e->stream_id = (const char *)b + BODY_FIXED;
+	e->stream_id = (const char *)b + fixed;
 	e->table = e->stream_id + e->stream_id_len;
-	e->batch = (const uint8_t *)e->table + e->table_len;
-	e->batch_len = body - BODY_FIXED - e->stream_id_len - e->table_len;
+	data_len = body - fixed - e->stream_id_len - e->table_len;
+	if (b[0] == 1) {
+		e->batch = (const uint8_t *)e->table + e->table_len;
+		e->batch_len = data_len;
+		e->packed = NULL;
+		e->packed_len = e->plain_len = e->batch_off = 0;
+	} else {
+		e->packed = (const uint8_t *)e->table + e->table_len;
+		e->packed_len = data_len;
+		e->plain_len = rd32(b + 14);
+		e->batch_off = rd32(b + 18);
+		e->batch_len = rd32(b + 22);
+		e->batch = NULL;
+		if (e->plain_len > MAX_BODY || e->batch_off > e->plain_len ||
+		    e->batch_len > e->plain_len - e->batch_off)
+			return RN_ECORRUPT;
+	}
 	*used = RN_WAL_HDR_LEN + body;
 	return 1;
+}
+
+int rn_wal_entry_unpack(struct rn_wal_entry *e, struct rn_buf *plain)
+{
+	int rc;
+	if (!e->packed)
+		return 0;
+	rn_buf_reset(plain);
+	rc = rn_zstd_decompress(plain, e->packed, e->packed_len, e->plain_len);
+	if (rc == RN_ENOMEM)
+		return rc;
+	if (rc || plain->len != e->plain_len)
+		return RN_ECORRUPT; /* not a frame, too long (RN_ETOOBIG) or too short */
+	e->batch = plain->data + e->batch_off;
+	return 0;
 }
 
 struct rn_wal {
@@ -254,6 +310,7 @@ struct rn_wal {
 	uint64_t seg;         /* current segment id (the last one opened) */
 	uint64_t durable;     /* bytes of the current segment known durable */
 	uint64_t other_bytes; /* bytes of all older segments */
+	uint64_t written;     /* bytes made durable by group commits since open */
 	uint64_t replaying;   /* the segment rn_wal_replay is reading now */
 	int replayed;         /* rn_wal_replay has run: appends may go to a new segment */
 	struct rn_buf queue;  /* entries appended since the last rn_wal_sync_begin (loop) */
@@ -414,8 +471,27 @@ static int read_segment(struct rn_wal *w, uint64_t id, struct rn_buf *data)
 	return 0;
 }
 
+/* rn_wal_entry_unpack for the entry at byte off of segment file p, the failure named. */
+static int unpack(struct rn_wal *w, struct rn_wal_entry *e, struct rn_buf *plain, const char *p,
+		  size_t off)
+{
+	int rc = rn_wal_entry_unpack(e, plain);
+	if (rc == RN_ECORRUPT)
+		return fail(
+			w, rc,
+			"%s: the entry at byte %zu (stream %.*s offset %lld) passes its checksum "
+			"but its compressed batch (%zu bytes) does not decompress to %zu bytes; "
+			"the segment is left as it is",
+			p, off, (int)(e->stream_id_len > 64 ? 64 : e->stream_id_len), e->stream_id,
+			(long long)e->offset, e->packed_len, e->plain_len);
+	if (rc)
+		return fail(w, rc, "%s: the entry at byte %zu: %s", p, off, rn_strerror(rc));
+	return 0;
+}
+
 int rn_wal_replay(struct rn_wal *w, int (*fn)(void *ctx, const struct rn_wal_entry *e), void *ctx)
 {
+	struct rn_buf plain = {0}; /* a packed entry's batch, unpacked */
 	uint64_t *ids;
 	size_t n;
 	int rc;
@@ -448,6 +524,11 @@ int rn_wal_replay(struct rn_wal *w, int (*fn)(void *ctx, const struct rn_wal_ent
 					data.len = off; /* else the bytes stay (and count) */
 				break;
 			}
+			/* its checksum held, so this is what was written: a frame that does not
+			 * decompress is no torn tail, and the entries after it were acknowledged;
+			 * nothing is cut, the replay stops */
+			if ((rc = unpack(w, &e, &plain, p, off)))
+				break;
 			if ((rc = fn(ctx, &e)))
 				break;
 			off += used;
@@ -457,6 +538,7 @@ int rn_wal_replay(struct rn_wal *w, int (*fn)(void *ctx, const struct rn_wal_ent
 		if (rc)
 			break;
 	}
+	rn_buf_free(&plain);
 	w->replaying = 0;
 	w->seg = n ? ids[n - 1] : 0;
 	if (!rc && !(rc = open_segment(w, w->seg + 1)))
@@ -470,21 +552,26 @@ uint64_t rn_wal_replay_segment(const struct rn_wal *w)
 	return w->replaying;
 }
 
-/* Calls fn for each whole entry of data[0, len) (rn_wal_scan, rn_wal_scan_all). */
-static int scan_entries(const struct rn_buf *data, size_t len,
+/* Calls fn for each whole entry of data[0, len) of segment seg (rn_wal_scan,
+ * rn_wal_scan_all), packed ones unpacked. */
+static int scan_entries(struct rn_wal *w, uint64_t seg, const struct rn_buf *data, size_t len,
 			int (*fn)(void *ctx, const struct rn_wal_entry *e), void *ctx)
 {
+	struct rn_buf plain = {0};
+	char p[4096];
 	size_t off = 0;
 	int rc = 0;
+	seg_path(w, seg, p, sizeof(p));
 	while (off < len) {
 		struct rn_wal_entry e;
 		size_t used;
 		if (rn_wal_entry_decode(data->data + off, len - off, &e, &used) != 1)
 			break; /* replay cut the tail; bytes past it were never acknowledged */
-		if ((rc = fn(ctx, &e)))
+		if ((rc = unpack(w, &e, &plain, p, off)) || (rc = fn(ctx, &e)))
 			break;
 		off += used;
 	}
+	rn_buf_free(&plain);
 	return rc;
 }
 
@@ -497,7 +584,7 @@ int rn_wal_scan(struct rn_wal *w, uint64_t seg, int (*fn)(void *ctx, const struc
 	if (w->fd >= 0 && seg == w->seg)
 		return fail(w, RN_EINVAL, "segment %llu is being written", (unsigned long long)seg);
 	if (!(rc = read_segment(w, seg, &data)))
-		rc = scan_entries(&data, data.len, fn, ctx);
+		rc = scan_entries(w, seg, &data, data.len, fn, ctx);
 	rn_buf_free(&data);
 	return rc;
 }
@@ -521,7 +608,7 @@ int rn_wal_scan_all(struct rn_wal *w, int (*fn)(void *ctx, const struct rn_wal_e
 			size_t len = w->fd >= 0 && ids[i] == w->seg && data.len > w->durable
 					     ? (size_t)w->durable
 					     : data.len;
-			rc = scan_entries(&data, len, fn, ctx);
+			rc = scan_entries(w, ids[i], &data, len, fn, ctx);
 		}
 		rn_buf_free(&data);
 	}
@@ -631,6 +718,7 @@ int rn_wal_sync_end(struct rn_wal *w)
 		return rc;
 	}
 	w->durable += w->batch.len;
+	w->written += w->batch.len;
 	rn_buf_reset(&w->batch);
 	return 0;
 }
@@ -694,6 +782,11 @@ int rn_wal_drop_before(struct rn_wal *w, uint64_t seg, int (*keep)(void *ctx, ui
 uint64_t rn_wal_bytes(const struct rn_wal *w)
 {
 	return w->other_bytes + w->durable + w->batch.len + w->queue.len;
+}
+
+uint64_t rn_wal_written(const struct rn_wal *w)
+{
+	return w->written;
 }
 
 const char *rn_wal_errmsg(const struct rn_wal *w)

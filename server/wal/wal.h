@@ -33,14 +33,33 @@ struct rn_wal_entry {
 	int record_type;
 	const uint8_t *batch; /* ProtoEncodedRecordBatch / JsonRecordBatch wire bytes */
 	size_t batch_len;
+	/* The packed form (entry format 2): `packed` holds a zstd frame as the client sent it
+	 * (its gRPC message, grpc-encoding zstd), stored verbatim; it decompresses to plain_len
+	 * bytes of which the batch is [batch_off, batch_off + batch_len). On append, a non-NULL
+	 * packed stores the entry so (batch is then not read: batch_off, batch_len and
+	 * plain_len describe it); NULL stores batch itself (format 1). On decode, a packed
+	 * entry has batch NULL until rn_wal_entry_unpack; replay and the scans hand their
+	 * callbacks unpacked entries only. */
+	const uint8_t *packed;
+	size_t packed_len;
+	size_t plain_len;
+	size_t batch_off;
 };
 
-/* Appends the encoded entry to out. RN_EINVAL (a field too long), RN_ENOMEM. */
+/* Appends the encoded entry to out. RN_EINVAL (a field too long, a batch slice outside
+ * plain_len), RN_ENOMEM. */
 int rn_wal_entry_encode(struct rn_buf *out, const struct rn_wal_entry *e);
 
 /* Decodes one entry at p. Returns 1 and sets *used on success; 0 if the input ends inside
- * the entry (a torn tail); RN_ECORRUPT for a bad magic, length or checksum. */
+ * the entry (a torn tail); RN_ECORRUPT for a bad magic, length, checksum, format or (format
+ * 2) a batch slice outside plain_len. The CRC covers the stored bytes, packed or not. */
 int rn_wal_entry_decode(const uint8_t *p, size_t len, struct rn_wal_entry *e, size_t *used);
+
+/* Makes a decoded packed entry usable: decompresses e->packed into plain (reset first; it
+ * must allow plain_len bytes: its max 0 or >= plain_len) and points e->batch into it, valid
+ * until plain changes. An entry that is not packed is left as it is. 0; RN_ECORRUPT when the
+ * frame does not decompress to exactly plain_len bytes; RN_ENOMEM. */
+int rn_wal_entry_unpack(struct rn_wal_entry *e, struct rn_buf *plain);
 
 /* CRC-32C (Castagnoli) of len bytes. */
 uint32_t rn_crc32c(uint32_t crc, const void *p, size_t len);
@@ -55,9 +74,13 @@ int rn_wal_open(struct rn_wal **out, const char *dir);
 void rn_wal_close(struct rn_wal *w);
 
 /* Reads every segment in order and calls fn for each valid entry (slices valid only during
- * the call). A torn or corrupt tail of a segment is cut off (the file truncated at the last
- * good entry) and logged. After replay, appends go to a new segment. fn's non-zero return
- * stops the replay and is returned. RN_EIO, RN_ENOSPC (the new segment), RN_ENOMEM. */
+ * the call; packed entries unpacked). A torn or corrupt tail of a segment is cut off (the
+ * file truncated at the last good entry) and logged. An entry whose checksum holds but whose
+ * packed batch does not decompress stops the replay with RN_ECORRUPT, the segment left as
+ * it is (rn_wal_errmsg names it and the byte): it cannot be torn, so it is no tail to cut,
+ * and what follows it was acknowledged. After replay, appends go to a new segment. fn's
+ * non-zero return stops the replay and is returned. RN_EIO, RN_ENOSPC (the new segment),
+ * RN_ENOMEM, RN_ECORRUPT. */
 int rn_wal_replay(struct rn_wal *w, int (*fn)(void *ctx, const struct rn_wal_entry *e), void *ctx);
 
 /* During rn_wal_replay's callback: the id of the segment the entry comes from (so the
@@ -67,7 +90,8 @@ uint64_t rn_wal_replay_segment(const struct rn_wal *w);
 /* Reads one older segment again (after replay, e.g. to retry a table that could not be
  * recovered) and calls fn for each entry, as rn_wal_replay does but changing nothing.
  * fn's non-zero return stops the scan and is returned. RN_EIO (unreadable or gone),
- * RN_EINVAL (the segment being written), RN_ENOMEM. */
+ * RN_EINVAL (the segment being written), RN_ENOMEM, RN_ECORRUPT (a packed entry that does
+ * not decompress; message set). */
 int rn_wal_scan(struct rn_wal *w, uint64_t seg, int (*fn)(void *ctx, const struct rn_wal_entry *e),
 		void *ctx);
 
@@ -75,7 +99,7 @@ int rn_wal_scan(struct rn_wal *w, uint64_t seg, int (*fn)(void *ctx, const struc
  * calls fn for each entry, changing nothing: what the WAL holds durably now (the
  * materializer's refill reads a table's batches back from it). Needs nothing queued: call
  * rn_wal_sync first. fn's non-zero return stops the scan and is returned. RN_EINVAL (before
- * rn_wal_replay, or entries queued), RN_EIO, RN_ENOMEM. */
+ * rn_wal_replay, or entries queued), RN_EIO, RN_ENOMEM, RN_ECORRUPT (as rn_wal_scan). */
 int rn_wal_scan_all(struct rn_wal *w, int (*fn)(void *ctx, const struct rn_wal_entry *e),
 		    void *ctx);
 
@@ -131,6 +155,10 @@ int rn_wal_drop_before(struct rn_wal *w, uint64_t seg, int (*keep)(void *ctx, ui
 
 /* Bytes in all segments on disk. */
 uint64_t rn_wal_bytes(const struct rn_wal *w);
+
+/* Bytes made durable by group commits since rn_wal_open (what the WAL wrote to its
+ * segments, packed entries counted as stored). */
+uint64_t rn_wal_written(const struct rn_wal *w);
 
 const char *rn_wal_errmsg(const struct rn_wal *w);
 

@@ -12,6 +12,8 @@
  * A disk whose fsync stays broken after its first error is swept too. The group commit's
  * two halves are checked with the write + fdatasync on another thread while the next group
  * is appended: the groups land in order, and a failed group drops the one behind it.
+ * Odd offsets are packed entries (a zstd frame as a client sent it, unpacked by replay and
+ * the scans), so every sweep covers both entry formats and the unpacking's allocations.
  * RN_SWEEP_LONG=1
  * (tests/README.md) runs a longer workload.
  */
@@ -33,6 +35,7 @@
 #include "rn_err.h"
 #include "rn_fs.h"
 #include "rn_mem.h"
+#include "rn_zstd.h"
 #include "wal.h"
 #include "testutil.h"
 
@@ -41,9 +44,25 @@
 static char dir[256];
 static int long_mode;
 
+static char payload[MAXB][32];
+/* odd offsets: the request message holding "batch-N" and its zstd frame, made once before
+ * any failure is armed */
+static struct rn_buf zframe[MAXB];
+static size_t plain_len[MAXB];
+
 static int setup(void **state)
 {
 	(void)state;
+	for (int i = 1; i < MAXB; i += 2) {
+		struct rn_buf m = {0};
+		snprintf(payload[i], sizeof(payload[i]), "batch-%d", i);
+		assert_int_equal(rn_buf_append(&m, "\x0a", 1), 0);
+		assert_int_equal(rn_buf_append(&m, payload[i], strlen(payload[i])), 0);
+		assert_int_equal(rn_buf_append(&m, "\x10\x01", 2), 0);
+		assert_int_equal(rn_zstd_compress(&zframe[i], m.data, m.len, 3), 0);
+		plain_len[i] = m.len;
+		rn_buf_free(&m);
+	}
 	assert_int_equal(rn_test_tmpdir(dir, sizeof(dir), "walio"), 0);
 	long_mode = getenv("RN_SWEEP_LONG") && *getenv("RN_SWEEP_LONG") == '1';
 	return 0;
@@ -54,6 +73,8 @@ static int teardown(void **state)
 	(void)state;
 	rn_fs_fail_after(0, 0, 0);
 	rn_mem_fail_after(0);
+	for (int i = 0; i < MAXB; i++)
+		rn_buf_free(&zframe[i]);
 	return rn_test_rmtree(dir);
 }
 
@@ -83,14 +104,23 @@ static uint64_t disk_bytes(void)
 	return n;
 }
 
-static char payload[MAXB][32];
-
 static struct rn_wal_entry entry(int64_t off)
 {
 	snprintf(payload[off], sizeof(payload[off]), "batch-%lld", (long long)off);
-	struct rn_wal_entry e = {
-		"stream-1",          8, "main.t", 6, off, 1, (const uint8_t *)payload[off],
-		strlen(payload[off])};
+	struct rn_wal_entry e = {.stream_id = "stream-1",
+				 .stream_id_len = 8,
+				 .table = "main.t",
+				 .table_len = 6,
+				 .offset = off,
+				 .record_type = 1,
+				 .batch = (const uint8_t *)payload[off],
+				 .batch_len = strlen(payload[off])};
+	if (off % 2) {
+		e.packed = zframe[off].data;
+		e.packed_len = zframe[off].len;
+		e.plain_len = plain_len[off];
+		e.batch_off = 1;
+	}
 	return e;
 }
 
