@@ -1987,8 +1987,14 @@ static void fault_disarm(int rc)
 }
 #endif
 
+/*
+ * on_ingest: msg/len is the whole request message the batch is a slice of. When it came
+ * zstd-compressed, the WAL stores the client's frame as received (the packed entry, wal.h)
+ * rather than the batch it decompressed to: the same durable content in fewer bytes, at no
+ * CPU cost here (the front decompressed it once already; a replay decompresses it again).
+ */
 static void on_ingest(struct rn_server *s, struct rn_call *c, struct call_state *cs,
-		      const struct rn_zb_request *r)
+		      const struct rn_zb_request *r, const uint8_t *msg, size_t len)
 {
 	struct srv_stream *st = cs->st;
 	const uint8_t *batch = r->batch;
@@ -2045,8 +2051,23 @@ static void on_ingest(struct rn_server *s, struct rn_call *c, struct call_state 
 	if (rc)
 		return rn_call_finish(c, RN_GRPC_UNAVAILABLE, rn_mat_errmsg(s->mat));
 	s->mat_dirty = 1;
-	struct rn_wal_entry e = {st->id,    strlen(st->id),  st->table, strlen(st->table),
-				 r->offset, st->record_type, batch,     blen};
+	struct rn_wal_entry e = {.stream_id = st->id,
+				 .stream_id_len = strlen(st->id),
+				 .table = st->table,
+				 .table_len = strlen(st->table),
+				 .offset = r->offset,
+				 .record_type = st->record_type,
+				 .batch = batch,
+				 .batch_len = blen};
+	const uint8_t *z;
+	size_t zlen;
+	if (!r->is_single && rn_call_wire(c, &z, &zlen) && zlen < blen && batch >= msg &&
+	    blen <= len - (size_t)(batch - msg)) {
+		e.packed = z;
+		e.packed_len = zlen;
+		e.plain_len = len;
+		e.batch_off = (size_t)(batch - msg);
+	}
 	if (rn_wal_append(s->wal, &e))
 		return rn_call_finish(c, RN_GRPC_RESOURCE_EXHAUSTED, "WAL queue full");
 	st->last_received = r->offset;
@@ -2142,7 +2163,7 @@ static void on_message(void *ctx, struct rn_call *c, const uint8_t *msg, size_t 
 	switch (r.kind) {
 	case RN_ZB_CREATE: on_create(s, c, cs, &r); break;
 	case RN_ZB_RESUME: on_resume(s, c, cs, &r); break;
-	case RN_ZB_INGEST: on_ingest(s, c, cs, &r); break;
+	case RN_ZB_INGEST: on_ingest(s, c, cs, &r, msg, len); break;
 	}
 }
 
@@ -3708,6 +3729,9 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	F("record_bytes_total", "counter", "Bytes of record batches accepted.", s->stats.bytes);
 	F("acks_total", "counter", "Durability acknowledgements sent.", s->stats.acks);
 	F("wal_syncs_total", "counter", "WAL group commits (fsync).", s->stats.wal_syncs);
+	F("wal_written_bytes_total", "counter",
+	  "Bytes the WAL's group commits made durable (compressed batches stored as they came).",
+	  rn_wal_written(s->wal));
 	F("registry_commits_total", "counter",
 	  "Stream registry group commits (one directory fsync for the creates that came together).",
 	  s->stats.reg_commits);

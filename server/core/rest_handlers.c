@@ -229,8 +229,14 @@ static void rest_insert(struct rn_server *s, struct rn_httpx *x, const struct rn
 		       rn_mat_errmsg(s->mat));
 	}
 	s->mat_dirty = 1;
-	struct rn_wal_entry e = {st->id, strlen(st->id), st->table,          strlen(st->table),
-				 offset, RN_MAT_JSON,    s->rest_batch.data, s->rest_batch.len};
+	struct rn_wal_entry e = {.stream_id = st->id,
+				 .stream_id_len = strlen(st->id),
+				 .table = st->table,
+				 .table_len = strlen(st->table),
+				 .offset = offset,
+				 .record_type = RN_MAT_JSON,
+				 .batch = s->rest_batch.data,
+				 .batch_len = s->rest_batch.len};
 	if (rn_wal_append(s->wal, &e)) {
 		/* the batch is pending in the materializer under this offset: never reuse it */
 		rn_free(p);

@@ -71,6 +71,10 @@ struct rn_call {
 	int64_t boot_us;
 	int have_clock;
 	int zstd; /* grpc-encoding: zstd */
+	/* while h.message runs for a message that came compressed: its bytes as received (a
+	 * slice of the deframer's input), else NULL (rn_call_wire) */
+	const uint8_t *wire;
+	size_t wire_len;
 	int persistent;
 	int opened;    /* open() accepted it */
 	int responded; /* response headers submitted */
@@ -599,6 +603,15 @@ int rn_call_persistent(const struct rn_call *k)
 	return k->persistent;
 }
 
+int rn_call_wire(const struct rn_call *k, const uint8_t **p, size_t *len)
+{
+	if (!k->wire)
+		return 0;
+	*p = k->wire;
+	*len = k->wire_len;
+	return 1;
+}
+
 void rn_call_set_pushback(struct rn_call *k, int64_t ms)
 {
 	k->pushback_ms = ms;
@@ -865,7 +878,10 @@ static void data_chunk(struct rn_front *fr, struct rn_call *k, const uint8_t *da
 					       "cannot decompress message");
 				return;
 			}
+			k->wire = m.data;
+			k->wire_len = m.len;
 			fr->h.message(fr->h.ctx, k, k->plain.data, k->plain.len);
+			k->wire = NULL;
 		} else {
 			fr->h.message(fr->h.ctx, k, m.data, m.len);
 		}

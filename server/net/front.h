@@ -201,6 +201,11 @@ void rn_call_hold_window(struct rn_call *c, int on);
 void rn_call_set_ctx(struct rn_call *c, void *p);
 void *rn_call_ctx(const struct rn_call *c);
 int rn_call_persistent(const struct rn_call *c);
+/* Inside the message handler only: 1 when the message being handled came compressed
+ * (grpc-encoding zstd), with *p / *len set to its bytes as received, a zstd frame that
+ * decompresses to the message handed to the handler (valid until the handler returns; the
+ * WAL stores it instead of the larger plain form); 0 for a message that came uncompressed. */
+int rn_call_wire(const struct rn_call *c, const uint8_t **p, size_t *len);
 
 /* Sends everything calls have queued outside nghttp2 callbacks (e.g. acks after a WAL
  * sync). It visits only connections that have something queued since they were last sent
