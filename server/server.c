@@ -1542,8 +1542,9 @@ static int refill_table(void *ctx, struct rn_mat *m, const char *table)
 	if ((rc = rn_wal_scan_all(s->wal, refill_entry, &r)))
 		rn_log_error("server", "table %s: cannot refill its pending rows from the WAL: %s",
 			     table,
-			     rc == RN_EIO || rn_wal_dirty(s->wal) ? rn_wal_errmsg(s->wal)
-								  : rn_mat_errmsg(m));
+			     rc == RN_EIO || rc == RN_ECORRUPT || rn_wal_dirty(s->wal)
+				     ? rn_wal_errmsg(s->wal)
+				     : rn_mat_errmsg(m));
 	else
 		rn_log_warn("server",
 			    "table %s: pending rows dropped after a failure, %zu batch(es) "

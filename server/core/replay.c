@@ -186,7 +186,9 @@ static int retry_table(struct rn_server *s, struct srv_failing *f)
 	else if (rn_server__load_descriptors(s, f->table))
 		snprintf(f->why, sizeof(f->why), "%s", rn_mat_errmsg(s->mat)), rc = RN_EIO;
 	for (size_t i = 0; !rc && i < f->nsegs; i++) {
-		if ((rc = rn_wal_scan(s->wal, f->segs[i], retry_entry, &r)) == RN_EIO)
+		/* RN_ECORRUPT: a packed entry that does not decompress (wal.h) */
+		if ((rc = rn_wal_scan(s->wal, f->segs[i], retry_entry, &r)) == RN_EIO ||
+		    rc == RN_ECORRUPT)
 			snprintf(f->why, sizeof(f->why), "%s", rn_wal_errmsg(s->wal));
 		else if (rc)
 			snprintf(f->why, sizeof(f->why), "%s", rn_mat_errmsg(s->mat));
