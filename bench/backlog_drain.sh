@@ -10,6 +10,9 @@
 # during the drain, the server's WAL sync time (its /metrics, when the build has them), and a
 # disk baseline measured in the same invocation: dd with conv=fdatasync of as many bytes as
 # the server wrote during the drain (/proc/PID/io wchar), in 1 MiB blocks, next to the result.
+# Where those bytes went, per GB of buffer drained: the WAL (its wal_written_bytes_total),
+# the Parquet files the tables' Delta logs added by flushes and by compaction rewrites, the
+# logs themselves, and the rest (the /proc write_bytes that reached the block layer, too).
 # --tmpfs puts every data directory on /dev/shm, so disk-bound and CPU-bound can be told apart.
 # Needs about 3 x SIZE of free disk (input file, agent buffer, server WAL + table), or of
 # /dev/shm with --tmpfs.
@@ -45,6 +48,31 @@ thread_cpu() {
 }
 # bytes PID has written through write(2)-family calls (/proc/PID/io wchar)
 wchar() { awk '/^wchar/ { print $2 }' "/proc/$1/io"; }
+# bytes PID has caused to be sent to the storage layer (/proc/PID/io write_bytes)
+wbytes() { awk '/^write_bytes/ { print $2 }' "/proc/$1/io"; }
+# "flush compaction log": the bytes of the Parquet files the Delta logs under DIR added with
+# new data (flushes) and without (compaction rewrites), and the bytes of the logs themselves
+delta_bytes() {
+	python3 - "$1" <<'PY'
+import glob, json, os, sys
+flush = comp = log = 0
+for d in glob.glob(os.path.join(sys.argv[1], "**", "_delta_log"), recursive=True):
+    for f in os.listdir(d):
+        p = os.path.join(d, f)
+        if os.path.isfile(p):
+            log += os.path.getsize(p)
+        if not f.endswith(".json"):
+            continue
+        for line in open(p):
+            a = json.loads(line).get("add")
+            if a:
+                if a.get("dataChange", True):
+                    flush += a["size"]
+                else:
+                    comp += a["size"]
+print(flush, comp, log)
+PY
+}
 # a counter of the server's /metrics, empty when the port or the metric is not there
 metric() { curl -s "http://127.0.0.1:$mport/metrics" 2>/dev/null | awk -v m="runnel_server_$1" '$1 == m { print $2 }'; }
 records() { status_sum "$W/agent/status.json" records -1; }
@@ -93,6 +121,8 @@ CONF
 start_server "$W/server.conf" "$W/server.log"
 spid=$SERVER_PID
 sw0=$(wchar "$spid")
+sb0=$(wbytes "$spid")
+walw0=$(metric wal_written_bytes_total)
 sync0=$(metric wal_sync_seconds_total)
 t0=$(now)
 "$BIN/agent/runnel-agent" -c "$W/agent.conf" 2>"$W/agent2.log" &
@@ -112,12 +142,18 @@ arss=$(hwm_mb $apid); srss=$(hwm_mb "$spid")
 read -r autime astime <<<"$(cpu_us $apid)"
 read -r sutime sstime <<<"$(cpu_us "$spid")"
 swritten=$(($(wchar "$spid") - sw0))
+sblock=$(($(wbytes "$spid") - sb0))
+walw1=$(metric wal_written_bytes_total)
 tbytes=$(find "$W/data" -path '*/_wal' -prune -o -name '*.parquet' -printf '%s\n' | awk '{ n += $1 } END { print n + 0 }')
 sync1=$(metric wal_sync_seconds_total)
 syncs=$(metric wal_syncs_total)
 swait=$(metric wal_sync_wait_seconds_total)
 athreads=$(thread_cpu $apid | tr '\n' ' ')
 sthreads=$(thread_cpu "$spid" | tr '\n' ' ')
+# where the written bytes went, at the same moment (the flush at the server's exit is not
+# counted in either)
+read -r pflush pcomp dlog <<<"$(delta_bytes "$W/data")"
+walw=$((${walw1:-0} - ${walw0:-0}))
 kill -TERM $apid "$spid"; wait $apid "$spid" 2>/dev/null || true
 
 # The disk baseline: the bytes the server wrote during the drain, written and fdatasync'd
@@ -142,11 +178,16 @@ awk -v l="$lines" -v ib="$in_bytes" -v bb="$buffered" -v tf="$t_fill" -v td="$t_
 }'
 awk -v bb="$buffered" -v td="$t_drain" -v sw="$swritten" -v tdd="$t_dd" -v su="$sutime" \
     -v ss="$sstime" -v s0="${sync0:-}" -v s1="${sync1:-}" -v n="${syncs:-}" -v wt="${swait:-}" \
-    -v root="$ROOT" -v tb="$tbytes" 'BEGIN {
+    -v root="$ROOT" -v tb="$tbytes" -v ww="$walw" -v pf="$pflush" -v pc="$pcomp" -v dl="$dlog" \
+    -v sbl="$sblock" 'BEGIN {
 	printf "  server CPU (drain): %7.2f s per GB of buffer (%.0f %% in the kernel), %.2f cores busy\n",
 		(su + ss) / (bb / 1e9), 100 * ss / (su + ss + 1e-9), (su + ss) / td;
 	printf "  server wrote %.2f GB per GB drained (WAL + Parquet + log; Parquet files in the table by then: %.2f)\n",
 		sw / bb, tb / bb;
+	printf "    per GB drained: WAL %s, Parquet by flushes %.2f, by compaction %.2f, Delta logs %.3f, rest %s;\n",
+		(ww > 0 ? sprintf("%.2f", ww / bb) : "(no metric)"), pf / bb, pc / bb, dl / bb,
+		(ww > 0 ? sprintf("%.2f", (sw - ww - pf - pc - dl) / bb) : sprintf("%.2f (WAL included)", (sw - pf - pc - dl) / bb));
+	printf "    to the block layer (write_bytes, counted during the drain): %.2f GB per GB drained\n", sbl / bb;
 	printf "  disk baseline (%s): dd of those %.0f MB with conv=fdatasync: %.1f s = %.0f MB/s,\n",
 		root, sw / 1e6, tdd, sw / 1e6 / (tdd + 1e-9);
 	printf "    a bound of %.0f MB/s of buffer drained if the disk were the only limit\n",
