@@ -12,7 +12,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { Agent, Server, run, tmpDir, waitFor } from './lib/harness.mjs';
+import { Agent, Server, prng, run, tmpDir, waitFor } from './lib/harness.mjs';
 import { duckFrom, query, replayLog, verifyTable } from './lib/table.mjs';
 import { END_HEADERS, PREFACE, T, frame, readFrames, requestBlock } from './lib/h2raw.mjs';
 
@@ -165,12 +165,19 @@ test('an agent pushed through the pressure: every line in the table exactly once
   const logDir = path.join(dir, 'logs');
   fs.mkdirSync(logDir);
   const N = 30000;
-  const pad = 'p'.repeat(80);
+  // each line padded with 60 random bytes as 80 base64 characters, which zstd shrinks to ~3/4
+  // only: the WAL keeps the agent's compressed batches as they came, so compressible lines
+  // would hold it far below the limit
+  const rnd = prng(7);
+  const raw = Buffer.alloc(60);
   let text = '';
-  for (let i = 0; i < N; i++) text += `line ${i} ${pad}\n`;
+  for (let i = 0; i < N; i++) {
+    for (let k = 0; k < raw.length; k += 4) raw.writeUInt32LE(Math.floor(rnd() * 0x100000000), k);
+    text += `line ${i} ${raw.toString('base64')}\n`;
+  }
   fs.writeFileSync(path.join(logDir, 'a.log'), text);
-  // ~2.7 MB of lines against a 256 KiB WAL limit flushed every 400 ms: the agent must be
-  // refused, back off and resume several times.
+  // ~2.7 MB of lines (~2 MB in the WAL) against a 256 KiB WAL limit flushed every 400 ms:
+  // the agent must be refused, back off and resume several times.
   const server = await new Server({ dir, metrics: true, tables: [TABLE], flushMs: 400, extra: 'wal_max_bytes = "256K";' }).start();
   const agent = new Agent({ dir, url: server.url, sources: [{ name: 'a', paths: [path.join(logDir, 'a.log')] }] });
   try {
