@@ -2062,7 +2062,9 @@ static void on_ingest(struct rn_server *s, struct rn_call *c, struct call_state 
 				 .batch_len = blen};
 	const uint8_t *z;
 	size_t zlen;
-	if (!r->is_single && rn_call_wire(c, &z, &zlen) && zlen < blen && batch >= msg &&
+	/* the batch is a slice of msg (zbwire.h); checked, as replay will cut it out there */
+	if (!r->is_single && rn_call_wire(c, &z, &zlen) && zlen < blen &&
+	    (uintptr_t)batch >= (uintptr_t)msg && (uintptr_t)batch - (uintptr_t)msg <= len &&
 	    blen <= len - (size_t)(batch - msg)) {
 		e.packed = z;
 		e.packed_len = zlen;
