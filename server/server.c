@@ -1197,6 +1197,13 @@ static void sync_wal(struct rn_server *s)
 	group_start(s, 0);
 }
 
+/* Appended and not yet durable: queued for the next group or in the group in flight. What
+ * needs the WAL quiet calls sync_wal when this holds. */
+static int wal_unsynced(const struct rn_server *s)
+{
+	return rn_wal_dirty(s->wal) || rn_wal_syncing(s->wal);
+}
+
 static void sync_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct rn_server *s = arg;
@@ -1454,7 +1461,7 @@ static void flush_now(struct rn_server *s)
 		s->flush_deferred = 1;
 		return;
 	}
-	if (rn_wal_dirty(s->wal) || rn_wal_syncing(s->wal)) {
+	if (wal_unsynced(s)) {
 		sync_wal(s); /* the rotation needs the WAL quiet */
 		check_pressure(s, NULL);
 		rn_front_flush(s->front);
@@ -1536,7 +1543,7 @@ static int refill_table(void *ctx, struct rn_mat *m, const char *table)
 	int rc;
 	if (!s->wal_ready)
 		return RN_EAGAIN;
-	if (rn_wal_dirty(s->wal) || rn_wal_syncing(s->wal))
+	if (wal_unsynced(s))
 		sync_wal(s);
 	s->stats.refills++;
 	if ((rc = rn_wal_scan_all(s->wal, refill_entry, &r)))
@@ -2024,7 +2031,7 @@ static void on_ingest(struct rn_server *s, struct rn_call *c, struct call_state 
 	if ((refusal = admit(s, st->table, rn_server__owner_of(st), &pushback))) {
 		/* new data is refused, but what this call sent before is acked ahead of the
 		 * status: the WAL is synced now rather than at the end of the loop iteration */
-		if (rn_wal_dirty(s->wal) || rn_wal_syncing(s->wal))
+		if (wal_unsynced(s))
 			sync_wal(s);
 		rn_call_set_pushback(c, pushback);
 		return rn_call_finish(c, RN_GRPC_RESOURCE_EXHAUSTED, refusal);
