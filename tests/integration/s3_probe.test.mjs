@@ -12,14 +12,15 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { buildDir, run, tmpDir } from './lib/harness.mjs';
-import { Rgw, rgwMissing } from './lib/rgw.mjs';
+import { Rgw, keepOnFailure, rgwMissing } from './lib/rgw.mjs';
 
 const probeBin = path.join(buildDir, 'server', 'store', 's3_probe');
 const BUCKET = 'probe';
 const RN_ENOTFOUND = -10;
 const RN_EIO = -3;
 let rgw;
-let failed = false;
+// A failing test keeps the cluster's logs and directory.
+const { check, release } = keepOnFailure();
 
 before(async () => {
   const missing = rgwMissing();
@@ -29,20 +30,7 @@ before(async () => {
   await rgw.bucket(BUCKET);
 });
 
-after(async () => {
-  if (!rgw) return;
-  if (failed) console.log(`# RGW kept in ${rgw.dir}\n${rgw.logs(15)}`);
-  await rgw.stop({ remove: !failed });
-});
-
-const check = (fn) => async (t) => {
-  try {
-    await fn(t);
-  } catch (e) {
-    failed = true;
-    throw e;
-  }
-};
+after(() => release(rgw));
 
 // One probe operation; resolves its JSON answer. endpoint/env override the store's.
 async function probe(args, { endpoint = rgw.endpoint, env = {} } = {}) {
