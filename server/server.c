@@ -1117,6 +1117,33 @@ static void fault_wal_sync(void)
 }
 #endif
 
+#ifdef RN_FAULT_HOOKS
+/* RN_FAULT_WAL_JOB="N:K" (runnel-server-faults only): the job allocations of the Nth to the
+ * (N+K-1)th group off the loop fail (K is 1 when left out), as when memory runs out, so
+ * those groups take the fallback: synced on the loop. Counted here rather than through
+ * rn_mem_fail_after, whose countdown any thread's allocation could take. */
+static struct wal_job *wal_job_alloc(void)
+{
+	static long n;
+	const char *v = getenv("RN_FAULT_WAL_JOB");
+	char *end;
+	long at;
+	if (v && *v && (at = strtol(v, &end, 10)) > 0) {
+		long k = *end == ':' ? strtol(end + 1, NULL, 10) : 1;
+		if (++n >= at && n < at + k) {
+			rn_log_warn("server", "fault hook: WAL group %ld's job not allocated", n);
+			return NULL;
+		}
+	}
+	return rn_malloc(sizeof(struct wal_job));
+}
+#else
+static struct wal_job *wal_job_alloc(void)
+{
+	return rn_malloc(sizeof(struct wal_job));
+}
+#endif
+
 static void wal_job_run(void *arg)
 {
 	struct wal_job *j = arg;
@@ -1162,7 +1189,8 @@ static void group_start(struct rn_server *s, int async)
 	if (rc <= 0) /* nothing queued (acks of duplicates, REST) or no segment to write */
 		return group_end(s, rc);
 	s->stats.wal_syncs++;
-	if (async && s->wal_pool && (j = rn_malloc(sizeof(*j)))) {
+	/* no job (out of memory) or no room in the pool: the group is synced here instead */
+	if (async && s->wal_pool && (j = wal_job_alloc())) {
 		*j = (struct wal_job){s, s->wal, 0};
 		if (!rn_pool_submit(s->wal_pool, wal_job_run, wal_job_done, j))
 			return;
