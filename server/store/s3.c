@@ -608,8 +608,16 @@ static int perform(struct rn_s3 *s, struct req *r)
 		if (rc == 0 && st >= 200 && st < 300 && r->error_in_200) {
 			const struct rn_buf *b = r->out ? r->out : &r->scratch;
 			size_t from = r->out ? r->out_start : 0;
-			err_doc = rn_s3xml_error((const char *)b->data + from, b->len - from, code,
-						 sizeof(code), msg, sizeof(msg)) == 0;
+			int e = rn_s3xml_error((const char *)b->data + from, b->len - from, code,
+					       sizeof(code), msg, sizeof(msg));
+			if (e == RN_ENOMEM) { /* unread: no success, and maybe applied */
+				set_err(s, "%s %s/%s: out of memory reading the answer", r->method,
+					s->bucket, r->key ? r->key : "");
+				r->unknown = 1;
+				rc = RN_ENOMEM;
+				break;
+			}
+			err_doc = e == 0;
 		}
 		v = rn_s3_policy_verdict(rc == BELOW_HTTP ? r->fail : RN_S3_ANSWERED, st,
 					 r->retry_409, err_doc);
@@ -823,9 +831,14 @@ int rn_s3_mpu_create(struct rn_s3 *s, const char *key, char *id, size_t cap)
 	struct rn_buf body = {.max = ERRBODY_MAX};
 	struct req r = {.method = "POST", .key = key, .query = "uploads", .out = &body};
 	int rc = key ? perform(s, &r) : RN_EINVAL;
-	if (!rc && rn_s3xml_upload_id((const char *)body.data, body.len, id, cap)) {
-		set_err(s, "POST %s/%s?uploads: no UploadId in the answer", s->bucket, key);
-		rc = RN_EPROTO;
+	if (!rc && (rc = rn_s3xml_upload_id((const char *)body.data, body.len, id, cap))) {
+		/* an upload made but not known to us is an orphan for the lifecycle rule */
+		if (rc == RN_ENOMEM)
+			set_err(s, "POST %s/%s?uploads: out of memory reading the answer",
+				s->bucket, key);
+		else
+			set_err(s, "POST %s/%s?uploads: no UploadId in the answer", s->bucket, key);
+		rc = rc == RN_ENOMEM ? RN_ENOMEM : RN_EPROTO;
 	}
 	req_done(&r);
 	rn_buf_free(&body);
