@@ -8,6 +8,7 @@
  * Single operations (the node test drives faults around them):
  *   put KEY TEXT | put_new KEY TEXT | get KEY [OFF LEN] | stat KEY | delete KEY
  *   putgen KEY BYTES SEED      put BYTES pseudo-random bytes of SEED: {"sha256"}
+ *   put_newgen KEY BYTES SEED  the same with put_new
  *   hash KEY                   get the whole object: {"len","sha256"}
  * Batteries ({"ok":true,"checks":N} or {"ok":false,"failed":"line: check","msg":...}):
  *   contract     put/replace, ranges, stat sizes and mtimes, list order, one level and
@@ -878,11 +879,13 @@ int main(int argc, char **argv)
 		rc = rn_tstore_put(st, argv[4], argv[5], strlen(argv[5]));
 	} else if (strcmp(op, "put_new") == 0 && argc == 6) {
 		rc = rn_tstore_put_new(st, argv[4], argv[5], strlen(argv[5]));
-	} else if (strcmp(op, "putgen") == 0 && argc == 7) {
+	} else if ((strcmp(op, "putgen") == 0 || strcmp(op, "put_newgen") == 0) && argc == 7) {
 		size_t len = (size_t)atoll(argv[5]);
 		uint8_t *p = gen(len, (uint64_t)atoll(argv[6]));
 		char hex[65];
-		rc = p ? rn_tstore_put(st, argv[4], p, len) : RN_ENOMEM;
+		rc = !p             ? RN_ENOMEM
+		     : op[3] == '_' ? rn_tstore_put_new(st, argv[4], p, len)
+				    : rn_tstore_put(st, argv[4], p, len);
 		if (p) {
 			rn_sigv4_sha256_hex(p, len, hex);
 			printf("\"sha256\":\"%s\",", hex);
