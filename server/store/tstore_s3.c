@@ -155,9 +155,13 @@ static int s3_put_new(struct rn_tstore *st, const char *key, const void *p, size
 	rc = rn_s3_put_if_absent(be->s3, be->key, p, len);
 	if (rc == 0 || rc == RN_EEXIST)
 		return rc;
-	if (rn_s3_maybe_applied(be->s3)) /* the object may be there, ours or not: unknown */
+	if (rn_s3_maybe_applied(be->s3)) { /* the object may be there, ours or not: unknown */
+		const char *msg = rn_s3_errmsg(be->s3);
+		if (strstr(msg, "outcome unknown")) /* s3.c's read-back failed and said so */
+			return rn_tstore_fail(st, RN_EIO, "%s", msg);
 		return rn_tstore_fail(st, RN_EIO, "%s (outcome unknown: re-read before deciding)",
-				      rn_s3_errmsg(be->s3));
+				      msg);
+	}
 	return s3_fail(st, rc, "PUT", RN_EIO);
 }
 
