@@ -70,11 +70,14 @@ static void temp_path(struct rn_tstore *st, const char *path, char *out)
 		 slash + 1, (long)getpid(), ++be_of(st)->counter, r);
 }
 
-/* fsyncs the directory holding path (path's part before its last '/'). */
+/* fsyncs the directory holding path (path's part before its last '/'; "." for a relative
+ * name without one). */
 static int fsync_parent(const char *path)
 {
 	char d[PATH_CAP];
 	const char *slash = strrchr(path, '/');
+	if (!slash)
+		return rn_fsync_dir(".");
 	size_t n = slash == path ? 1 : (size_t)(slash - path);
 	memcpy(d, path, n);
 	d[n] = 0;

@@ -140,6 +140,19 @@ static void test_fs_only(void **state)
 	rn_buf_free(&back);
 	rn_tstore_close(st);
 	assert_int_equal(rn_test_rmtree(table), 0);
+
+	/* relative roots, one part and several, made on the first put */
+	char cwd[1024], err[128];
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	assert_int_equal(chdir(root), 0);
+	static const char *const rel[] = {"relt", "rel/a/t"};
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(rn_tstore_open(&st, rel[i], NULL, err, sizeof(err)), 0);
+		assert_int_equal(rn_tstore_put_new(st, "_delta_log/0.json", "x", 1), 0);
+		assert_int_equal(rn_tstore_stat(st, "_delta_log/0.json", &e), 0);
+		rn_tstore_close(st);
+	}
+	assert_int_equal(chdir(cwd), 0);
 }
 
 /* Every failure of kind `kind` in turn (errno err) during a put or put_new of a new key. */
