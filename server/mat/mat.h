@@ -158,7 +158,8 @@ int rn_mat_create_from_descriptor(struct rn_mat *m, const char *table, const uin
  * dead-letter table too. RN_EINVAL for a bad name, RN_EIO/RN_EDELTA. */
 int rn_mat_ensure_table(struct rn_mat *m, const char *table);
 
-/* True (1) if the table exists (has a _delta_log with version 0), 0 if not, or RN_EINVAL. */
+/* True (1) if the table exists (has a _delta_log with version 0), 0 if not, or RN_EINVAL,
+ * RN_ENOMEM or the table store's error when it cannot say (never taken for "no"). */
 int rn_mat_table_exists(struct rn_mat *m, const char *table);
 
 /* A stream's clock reference, from the agent's x-runnel-clock header: on the boot
