@@ -876,7 +876,8 @@ static void send_ack(struct rn_server *s, struct srv_stream *st, struct rn_call 
 /*
  * After a flush round (on the loop: round_done), tells each call that opted in to committed
  * acks how far its stream is in the table now. The table is read through the loop's Delta
- * handle, which the round's done functions refreshed: nothing here touches a job's data.
+ * handle, which the round's done functions refreshed (a hash look-up per stream, no I/O):
+ * nothing here touches a job's data.
  */
 static void tell_committed(struct rn_server *s)
 {
@@ -884,14 +885,12 @@ static void tell_committed(struct rn_server *s)
 		struct call_state *cs;
 		struct rn_stream_state ss;
 		struct rn_stream_verdict v;
-		int64_t table = -1, committed;
+		int64_t committed;
 		if (!st->call || !(cs = rn_call_ctx(st->call)) || !cs->committed_acks ||
 		    cs->acked < 0)
 			continue;
-		if (rn_mat_committed(s->mat, st->table, st->id, &table))
-			continue; /* unreadable now: the next round tells it */
 		ss = rn_server__state(st);
-		rn_stream_table_committed(&ss, table);
+		rn_stream_table_committed(&ss, rn_mat_committed_read(s->mat, st->table, st->id));
 		st->last_committed = ss.committed;
 		if (rn_stream_committed_ack(&ss, cs->acked, cs->told_committed, &v, &committed))
 			send_ack(s, st, st->call, cs, v.ack);
