@@ -769,8 +769,8 @@ static int open_call(struct ustream *s)
 	s->hdrs = curl_slist_append(s->hdrs, "grpc-encoding: zstd");
 	s->hdrs = curl_slist_append(s->hdrs, "grpc-accept-encoding: identity");
 	s->hdrs = curl_slist_append(s->hdrs, "Expect:");
-	if (!u->opt.no_committed_acks) /* keep chunks until the table has them (retain.h) */
-		s->hdrs = curl_slist_append(s->hdrs, "runnel-committed-acks: 1");
+	/* keep chunks until the table has them (retain.h) */
+	s->hdrs = curl_slist_append(s->hdrs, "runnel-committed-acks: 1");
 	s->hdrs = curl_slist_append(s->hdrs, u->ua);
 	snprintf(hdr, sizeof(hdr), "x-databricks-zerobus-table-name: %s", s->table);
 	s->hdrs = curl_slist_append(s->hdrs, hdr);

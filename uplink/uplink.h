@@ -81,8 +81,6 @@ struct rn_uplink_options {
 	const char *client_id;
 	const char *client_secret;
 	const char *token_url; /* NULL = <url>/oidc/v1/token */
-	int no_committed_acks; /* 1 = do not ask runnel-committed-acks: release chunks on the
-				  durability ack even where the server could say more */
 };
 
 /* A stream the uplink should deliver. `stream` is the agent's small integer id. */
