@@ -282,6 +282,14 @@ const struct rn_conf_key rn_server_conf_table[] = {
 	 .min = 10,
 	 .max = 3600000,
 	 .help = "how often durable records are committed to their Delta tables"},
+	{.key = "committed_acks",
+	 .type = RN_CONF_BOOL,
+	 .def = "true",
+	 .offset = OFF(committed_acks),
+	 .help = "a call that asks (runnel-committed-acks: 1, as runnel-agent does) is told "
+		 "in its acks how far its records are in the table, so the client keeps what is "
+		 "only in this server's WAL until then; false = answer as a server without it "
+		 "(the client then frees on the durability ack; a lost WAL disk loses records)"},
 	{.key = "max_message_bytes",
 	 .type = RN_CONF_SIZE,
 	 .def = "10M",
@@ -662,7 +670,7 @@ struct srv_stream *rn_server__add_stream(struct rn_server *s, const char *id, si
 		return NULL;
 	}
 	st->record_type = rtype;
-	st->last_received = st->last_durable = -1;
+	st->last_received = st->last_durable = st->last_committed = -1;
 	rn_registry_pending_init(&st->reg, st->id);
 	st->next = s->streams;
 	if (s->streams)
@@ -845,6 +853,50 @@ static void send_msg(struct rn_call *c, struct rn_buf *b)
 		rn_call_finish(c, RN_GRPC_RESOURCE_EXHAUSTED, "response queue full");
 }
 
+/* Sends a durability ack of `ack` on the stream's call; a call that opted in to committed
+ * acks also gets the table's watermark (rn_stream_committed_upto) when there is one. */
+static void send_ack(struct rn_server *s, struct srv_stream *st, struct rn_call *c,
+		     struct call_state *cs, int64_t ack)
+{
+	int64_t committed = -1;
+	if (cs->committed_acks) {
+		struct rn_stream_state ss = rn_server__state(st);
+		committed = rn_stream_committed_upto(&ss, ack);
+	}
+	rn_buf_reset(&s->resp);
+	rn_zb_encode_ack_committed(&s->resp, cs->persistent, ack, committed);
+	send_msg(c, &s->resp);
+	cs->acked = ack;
+	if (committed > cs->told_committed) {
+		cs->told_committed = committed;
+		s->stats.committed_acks++;
+	}
+}
+
+/*
+ * After a flush round (on the loop: round_done), tells each call that opted in to committed
+ * acks how far its stream is in the table now. The table is read through the loop's Delta
+ * handle, which the round's done functions refreshed (a hash look-up per stream, no I/O):
+ * nothing here touches a job's data.
+ */
+static void tell_committed(struct rn_server *s)
+{
+	for (struct srv_stream *st = s->streams; st; st = st->next) {
+		struct call_state *cs;
+		struct rn_stream_state ss;
+		struct rn_stream_verdict v;
+		int64_t committed;
+		if (!st->call || !(cs = rn_call_ctx(st->call)) || !cs->committed_acks ||
+		    cs->acked < 0)
+			continue;
+		ss = rn_server__state(st);
+		rn_stream_table_committed(&ss, rn_mat_committed_read(s->mat, st->table, st->id));
+		st->last_committed = ss.committed;
+		if (rn_stream_committed_ack(&ss, cs->acked, cs->told_committed, &v, &committed))
+			send_ack(s, st, st->call, cs, v.ack);
+	}
+}
+
 /* Acks what the group that just ended made durable: only streams in it (s->syncing) can
  * have anything new to ack (the others' acks went out with earlier groups). */
 static void ack_streams(struct rn_server *s)
@@ -859,10 +911,7 @@ static void ack_streams(struct rn_server *s)
 		cs = rn_call_ctx(st->call);
 		int done = rn_stream_ack(&ss, cs->acked, cs->half_closed, &v);
 		if (v.ack >= 0) {
-			rn_buf_reset(&s->resp);
-			rn_zb_encode_ack(&s->resp, cs->persistent, v.ack);
-			send_msg(st->call, &s->resp);
-			cs->acked = v.ack;
+			send_ack(s, st, st->call, cs, v.ack);
 			s->stats.acks++;
 		}
 		if (done)
@@ -1436,6 +1485,7 @@ static void round_done(void *ctx, int rc)
 	s->stats.last_flush_ok_us = rn_mono_us();
 	s->flush_cost_us = s->stats.last_flush_ok_us - s->flush_t0;
 	rn_server__release_readded(s);
+	tell_committed(s);
 	if (!rn_wal_drop_before(s->wal, s->flush_seg, rn_server__segment_kept, s))
 		forget_ended(s, s->flush_t0);
 	if (!s->stopping) {
@@ -1667,6 +1717,11 @@ static int on_open(void *ctx, struct rn_call *c, const struct rn_call_info *info
 	cs->persistent = rn_call_persistent(c);
 	cs->retire = !strcmp(info->path, "/databricks.zerobus.Zerobus/RetireStream");
 	cs->acked = -1;
+	cs->told_committed = -1;
+	if (info->committed_acks && s->conf.committed_acks && cs->persistent) {
+		cs->committed_acks = 1;
+		rn_call_answer_committed_acks(c);
+	}
 	snprintf(cs->principal, sizeof(cs->principal), "%s", s->authz.principal->name);
 	cs->expires = s->authz.expires;
 	if ((info->authorization && !(cs->auth = rn_strdup(info->authorization))) ||
@@ -1960,6 +2015,7 @@ static void on_resume(struct rn_server *s, struct rn_call *c, struct call_state 
 	rn_stream_resume(&ss, committed, &v);
 	st->last_durable = ss.durable;
 	st->last_received = ss.received;
+	st->last_committed = ss.committed;
 	if (stream_clock(s, st, cs))
 		return rn_call_finish(c, RN_GRPC_UNAVAILABLE,
 				      "cannot keep the stream's clock reference durably");
@@ -1971,6 +2027,11 @@ static void on_resume(struct rn_server *s, struct rn_call *c, struct call_state 
 	rn_buf_reset(&s->resp);
 	rn_zb_encode_resume_response(&s->resp, v.ack);
 	send_msg(c, &s->resp);
+	/* the resume answer may be this server's WAL (ahead of the table): a client keeping
+	 * records until they are in the table hears at once how far the table has them */
+	int64_t told;
+	if (cs->committed_acks && rn_stream_committed_ack(&ss, cs->acked, -1, &v, &told))
+		send_ack(s, st, c, cs, v.ack);
 }
 
 static uint64_t count_records(const uint8_t *batch, size_t len)
@@ -2047,12 +2108,8 @@ static void on_ingest(struct rn_server *s, struct rn_call *c, struct call_state 
 	switch (rn_stream_ingest(st ? &ss : NULL, &b, cs->acked, &v)) {
 	case RN_STREAM_REFUSE: return rn_call_finish(c, v.grpc, v.msg);
 	case RN_STREAM_DUPLICATE: /* a resend after reconnect: not written again */
-		if (v.ack >= 0) {
-			rn_buf_reset(&s->resp);
-			rn_zb_encode_ack(&s->resp, cs->persistent, v.ack);
-			send_msg(c, &s->resp);
-			cs->acked = v.ack;
-		}
+		if (v.ack >= 0)
+			send_ack(s, st, c, cs, v.ack);
 		return;
 	case RN_STREAM_ACCEPT: break;
 	}
@@ -3742,6 +3799,9 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	F("records_total", "counter", "Records accepted into the WAL.", s->stats.records);
 	F("record_bytes_total", "counter", "Bytes of record batches accepted.", s->stats.bytes);
 	F("acks_total", "counter", "Durability acknowledgements sent.", s->stats.acks);
+	F("committed_acks_sent_total", "counter",
+	  "Acks that told a call (runnel-committed-acks) a newer table-committed offset.",
+	  s->stats.committed_acks);
 	F("wal_syncs_total", "counter", "WAL group commits (fsync).", s->stats.wal_syncs);
 	F("registry_commits_total", "counter",
 	  "Stream registry group commits (one directory fsync for the creates that came together).",

@@ -284,6 +284,12 @@ size_t rn_mat_principal_pending_bytes(const struct rn_mat *m, const char *princi
 
 int rn_mat_committed(struct rn_mat *m, const char *table, const char *stream_id, int64_t *offset);
 
+/* rn_mat_committed as the loop's handle last read the log, without reading it again: after a
+ * flush round's done functions (they read each commit back) it covers this server's commits
+ * at the cost of a hash look-up, for the committed acks of many streams. -1 for a table not
+ * opened. Never fails. */
+int64_t rn_mat_committed_read(struct rn_mat *m, const char *table, const char *stream_id);
+
 const char *rn_mat_errmsg(const struct rn_mat *m);
 
 /*

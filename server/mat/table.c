@@ -617,6 +617,14 @@ int rn_mat_table_exists(struct rn_mat *m, const char *table)
 	return r;
 }
 
+int64_t rn_mat_committed_read(struct rn_mat *m, const char *table, const char *stream_id)
+{
+	struct mat_table *t;
+	if (rn_mat__get_table(m, table, 0, &t))
+		return -1;
+	return rn_delta_txn(t->delta, stream_id);
+}
+
 int rn_mat_committed(struct rn_mat *m, const char *table, const char *stream_id, int64_t *offset)
 {
 	struct mat_table *t;
