@@ -40,8 +40,11 @@ static void json_str(FILE *f, const char *s)
 #define STATUS_MIN_US 5000000
 
 /*
- * The status JSON. Per stream: name, table, server stream id, next_offset, acked, records
- * (= next_seq), buffered_bytes (chunk bytes not yet acked), connection state. With `stable`
+ * The status JSON. Per stream: name, table, server stream id, next_offset, acked (durable
+ * on the server), committed (released: in the table, or acked by a server without
+ * committed acks; chunks up to it are deleted), committed_acks (the server reports table
+ * commits), retained_bytes (acked chunks kept until the table has them), records
+ * (= next_seq), buffered_bytes (chunk bytes not yet released), connection state. With `stable`
  * the fields that move with the clock alone (uptime_s, retry_in_ms, oldest_age_s) are
  * written as 0: that text changes only when something happened.
  */
@@ -88,6 +91,14 @@ void rn_agent__status_json(struct rn_agent *a, FILE *f, int stable)
 				expired = bs.expired_records;
 			}
 			int64_t oldest = rn_buffer_oldest_us(a->buffer, r->st.id);
+			int64_t committed = r->ack_waiting ? r->ack_to : r->st.acked;
+			int64_t acked = rn_uplink_stream_stats(a->uplink, r->st.id, &us) ? committed
+											 : us.acked;
+			/* acked chunks kept until the table has them (buffered, counted in
+			 * buffered_bytes and against max_bytes) */
+			int64_t retained =
+				acked > committed ? rn_buffer_bytes_upto(a->buffer, r->st.id, acked)
+						  : 0;
 			if (oldest > 0 && rn_now_us() > oldest)
 				oldest_s = (rn_now_us() - oldest) / 1000000;
 			fprintf(f, "%s{\"name\":", first ? "" : ",");
@@ -112,16 +123,20 @@ void rn_agent__status_json(struct rn_agent *a, FILE *f, int stable)
 			fputc('}', f);
 			fprintf(f,
 				",\"records\":%lld,\"next_offset\":%lld,\"acked\":%lld,"
+				"\"committed\":%lld,\"committed_acks\":%s,\"retained_bytes\":%lld,"
 				"\"buffered_bytes\":%lld,\"connected\":%s,\"reconnects\":%llu,"
 				"\"paused\":%s,\"pauses\":%llu,\"dead_letters\":%llu,"
 				"\"event_time_fallbacks\":%llu,\"dropped_records\":%lld,"
 				"\"expired_records\":%lld,\"oldest_age_s\":%lld,"
 				"\"records_per_s\":%.1f}",
 				(long long)r->st.next_seq, (long long)r->st.next_offset,
-				/* what the server acknowledged, deleted or waiting to be */
-				(long long)(r->ack_waiting ? r->ack_to : r->st.acked),
-				(long long)buffered, us.connected ? "true" : "false",
-				(unsigned long long)us.reconnects,
+				/* what the server acknowledged (durable in its WAL) */
+				(long long)(acked > committed ? acked : committed),
+				/* released: deleted or waiting to be (in the table, or acked
+				 * by a server without committed acks) */
+				(long long)committed, us.committed_acks ? "true" : "false",
+				(long long)retained, (long long)buffered,
+				us.connected ? "true" : "false", (unsigned long long)us.reconnects,
 				s->have_pending ? "true" : "false", (unsigned long long)s->pauses,
 				(unsigned long long)s->dead_letters,
 				(unsigned long long)s->evtime_fallbacks, (long long)dropped,

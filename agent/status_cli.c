@@ -71,12 +71,12 @@ static int tok_member(void *ctx, struct rn_json_span k, struct rn_json_span v)
 	return 0;
 }
 
-#define NCOLS 13
+#define NCOLS 14
 static const char *const cols[NCOLS] = {
-	"name",         "table",           "records",         "acked",
-	"next_offset",  "buffered_bytes",  "connected",       "paused",
-	"dead_letters", "dropped_records", "expired_records", "oldest_age_s",
-	"records_per_s"};
+	"name",          "table",           "records",         "acked",
+	"next_offset",   "buffered_bytes",  "connected",       "paused",
+	"dead_letters",  "dropped_records", "expired_records", "oldest_age_s",
+	"records_per_s", "retained_bytes"};
 
 struct row {
 	struct rn_json_span v[NCOLS];
@@ -124,7 +124,7 @@ static int print_row(void *ctx, size_t i, struct rn_json_span v)
 {
 	FILE *out = ctx;
 	struct row r = {0};
-	char a[256], b[256], c[32], d[32], e[32], f[32], g[32], h[32], k[32], m[32];
+	char a[256], b[256], c[32], d[32], e[32], f[32], g[32], h[32], k[32], m[32], rt[32];
 	(void)i;
 	if (rn_json_object_walk(v, row_member, &r))
 		return RN_EINVAL;
@@ -135,10 +135,10 @@ static int print_row(void *ctx, size_t i, struct rn_json_span v)
 			 strtoll(txt(r.v[10], h, sizeof(h)), NULL, 10);
 	snprintf(h, sizeof(h), "%lld", lost);
 	snprintf(m, sizeof(m), "%.0f", strtod(txt(r.v[12], m, sizeof(m)), NULL));
-	fprintf(out, "%-20s %-32s %10s %8s %9s %11s %8ss %-5s %-6s %12s %s\n",
+	fprintf(out, "%-20s %-32s %10s %8s %9s %11s %11s %8ss %-5s %-6s %12s %s\n",
 		txt(r.v[0], a, sizeof(a)), txt(r.v[1], b, sizeof(b)), txt(r.v[2], c, sizeof(c)), m,
-		e, bytes_h(r.v[5], f, sizeof(f)), txt(r.v[11], k, sizeof(k)),
-		rn_json_span_eq(r.v[6], "true") ? "up" : "down",
+		e, bytes_h(r.v[5], f, sizeof(f)), bytes_h(r.v[13], rt, sizeof(rt)),
+		txt(r.v[11], k, sizeof(k)), rn_json_span_eq(r.v[6], "true") ? "up" : "down",
 		rn_json_span_eq(r.v[7], "true") ? "yes" : "no", txt(r.v[8], g, sizeof(g)), h);
 	return 0;
 }
@@ -177,9 +177,10 @@ int rn_status_print(const char *text, size_t len, FILE *out)
 			tk.err.len > 2 ? ", last error: " : "",
 			tk.err.len > 2 ? txt(tk.err, m, sizeof(m)) : "");
 	}
-	fprintf(out, "%-20s %-32s %10s %8s %9s %11s %9s %-5s %-6s %12s %s\n", "STREAM", "TABLE",
-		"RECORDS", "REC/S", "UNACKED", "BUFFERED", "OLDEST", "LINK", "PAUSED",
-		"DEAD LETTERS", "DROPPED");
+	/* RETAINED: acked chunks kept until the table has them (committed acks) */
+	fprintf(out, "%-20s %-32s %10s %8s %9s %11s %11s %9s %-5s %-6s %12s %s\n", "STREAM",
+		"TABLE", "RECORDS", "REC/S", "UNACKED", "BUFFERED", "RETAINED", "OLDEST", "LINK",
+		"PAUSED", "DEAD LETTERS", "DROPPED");
 	return rn_json_array_walk(t.streams, print_row, out) ? RN_EINVAL : 0;
 }
 

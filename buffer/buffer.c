@@ -46,6 +46,7 @@ enum {
 	Q_DROP_COUNT,
 	Q_UNTRUSTED,
 	Q_OLDEST,
+	Q_BYTES_UPTO,
 	Q_CHUNK_REF,
 	Q_COUNT
 };
@@ -86,6 +87,8 @@ static const char *const sql[Q_COUNT] = {
 	/* chunks stored while the wall clock was not yet set: their age counts from now */
 	[Q_UNTRUSTED] = "UPDATE chunks SET created_us = ?1 WHERE created_us < ?2",
 	[Q_OLDEST] = "SELECT created_us FROM chunks WHERE stream = ?1 ORDER BY off LIMIT 1",
+	[Q_BYTES_UPTO] = "SELECT COALESCE(SUM(length(bytes)), 0) FROM chunks "
+			 "WHERE stream = ?1 AND off <= ?2",
 	/* version 2 only: length() does not load the blob, and the CASE loads a small one */
 	[Q_CHUNK_REF] = "SELECT id, length(bytes), CASE WHEN length(bytes) < ?3 THEN bytes END "
 			"FROM chunks WHERE stream = ?1 AND off = ?2",
@@ -868,6 +871,18 @@ int64_t rn_buffer_oldest_us(struct rn_buffer *b, int stream)
 		t = sqlite3_column_int64(s, 0);
 	sqlite3_reset(s);
 	return t;
+}
+
+int64_t rn_buffer_bytes_upto(struct rn_buffer *b, int stream, int64_t offset)
+{
+	sqlite3_stmt *s = q(b, Q_BYTES_UPTO);
+	int64_t n = 0;
+	sqlite3_bind_int(s, 1, stream);
+	sqlite3_bind_int64(s, 2, offset);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		n = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return n;
 }
 
 /* Version 2: a large chunk goes from the file into out without an intermediate copy. */

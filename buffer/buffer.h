@@ -135,6 +135,10 @@ int rn_buffer_expire(struct rn_buffer *b, int stream, int64_t older_than_us, rn_
 /* Wall-clock time the stream's oldest buffered chunk was stored, 0 if it has none. */
 int64_t rn_buffer_oldest_us(struct rn_buffer *b, int stream);
 
+/* Bytes of the stream's buffered chunks with offset <= `offset` (0 if none, or on an error:
+ * for status output only). With the durability ack: what is kept until the table has it. */
+int64_t rn_buffer_bytes_upto(struct rn_buffer *b, int stream, int64_t offset);
+
 /*
  * Disk full. The first ENOSPC (from any call) puts the buffer in the disk-full state: it
  * releases its reserve file so that acks can still delete chunks, and commits that carry

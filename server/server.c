@@ -282,6 +282,14 @@ const struct rn_conf_key rn_server_conf_table[] = {
 	 .min = 10,
 	 .max = 3600000,
 	 .help = "how often durable records are committed to their Delta tables"},
+	{.key = "committed_acks",
+	 .type = RN_CONF_BOOL,
+	 .def = "true",
+	 .offset = OFF(committed_acks),
+	 .help = "a call that asks (runnel-committed-acks: 1, as runnel-agent does) is told "
+		 "in its acks how far its records are in the table, so the client keeps what is "
+		 "only in this server's WAL until then; false = answer as a server without it "
+		 "(the client then frees on the durability ack; a lost WAL disk loses records)"},
 	{.key = "max_message_bytes",
 	 .type = RN_CONF_SIZE,
 	 .def = "10M",
@@ -662,7 +670,7 @@ struct srv_stream *rn_server__add_stream(struct rn_server *s, const char *id, si
 		return NULL;
 	}
 	st->record_type = rtype;
-	st->last_received = st->last_durable = -1;
+	st->last_received = st->last_durable = st->last_committed = -1;
 	rn_registry_pending_init(&st->reg, st->id);
 	st->next = s->streams;
 	if (s->streams)
@@ -845,6 +853,50 @@ static void send_msg(struct rn_call *c, struct rn_buf *b)
 		rn_call_finish(c, RN_GRPC_RESOURCE_EXHAUSTED, "response queue full");
 }
 
+/* Sends a durability ack of `ack` on the stream's call; a call that opted in to committed
+ * acks also gets the table's watermark (rn_stream_committed_upto) when there is one. */
+static void send_ack(struct rn_server *s, struct srv_stream *st, struct rn_call *c,
+		     struct call_state *cs, int64_t ack)
+{
+	int64_t committed = -1;
+	if (cs->committed_acks) {
+		struct rn_stream_state ss = rn_server__state(st);
+		committed = rn_stream_committed_upto(&ss, ack);
+	}
+	rn_buf_reset(&s->resp);
+	rn_zb_encode_ack_committed(&s->resp, cs->persistent, ack, committed);
+	send_msg(c, &s->resp);
+	cs->acked = ack;
+	if (committed > cs->told_committed) {
+		cs->told_committed = committed;
+		s->stats.committed_acks++;
+	}
+}
+
+/*
+ * After a flush round (on the loop: round_done), tells each call that opted in to committed
+ * acks how far its stream is in the table now. The table is read through the loop's Delta
+ * handle, which the round's done functions refreshed (a hash look-up per stream, no I/O):
+ * nothing here touches a job's data.
+ */
+static void tell_committed(struct rn_server *s)
+{
+	for (struct srv_stream *st = s->streams; st; st = st->next) {
+		struct call_state *cs;
+		struct rn_stream_state ss;
+		struct rn_stream_verdict v;
+		int64_t committed;
+		if (!st->call || !(cs = rn_call_ctx(st->call)) || !cs->committed_acks ||
+		    cs->acked < 0)
+			continue;
+		ss = rn_server__state(st);
+		rn_stream_table_committed(&ss, rn_mat_committed_read(s->mat, st->table, st->id));
+		st->last_committed = ss.committed;
+		if (rn_stream_committed_ack(&ss, cs->acked, cs->told_committed, &v, &committed))
+			send_ack(s, st, st->call, cs, v.ack);
+	}
+}
+
 /* Acks what the group that just ended made durable: only streams in it (s->syncing) can
  * have anything new to ack (the others' acks went out with earlier groups). */
 static void ack_streams(struct rn_server *s)
@@ -859,10 +911,7 @@ static void ack_streams(struct rn_server *s)
 		cs = rn_call_ctx(st->call);
 		int done = rn_stream_ack(&ss, cs->acked, cs->half_closed, &v);
 		if (v.ack >= 0) {
-			rn_buf_reset(&s->resp);
-			rn_zb_encode_ack(&s->resp, cs->persistent, v.ack);
-			send_msg(st->call, &s->resp);
-			cs->acked = v.ack;
+			send_ack(s, st, st->call, cs, v.ack);
 			s->stats.acks++;
 		}
 		if (done)
@@ -1117,6 +1166,33 @@ static void fault_wal_sync(void)
 }
 #endif
 
+#ifdef RN_FAULT_HOOKS
+/* RN_FAULT_WAL_JOB="N:K" (runnel-server-faults only): the job allocations of the Nth to the
+ * (N+K-1)th group off the loop fail (K is 1 when left out), as when memory runs out, so
+ * those groups take the fallback: synced on the loop. Counted here rather than through
+ * rn_mem_fail_after, whose countdown any thread's allocation could take. */
+static struct wal_job *wal_job_alloc(void)
+{
+	static long n;
+	const char *v = getenv("RN_FAULT_WAL_JOB");
+	char *end;
+	long at;
+	if (v && *v && (at = strtol(v, &end, 10)) > 0) {
+		long k = *end == ':' ? strtol(end + 1, NULL, 10) : 1;
+		if (++n >= at && n < at + k) {
+			rn_log_warn("server", "fault hook: WAL group %ld's job not allocated", n);
+			return NULL;
+		}
+	}
+	return rn_malloc(sizeof(struct wal_job));
+}
+#else
+static struct wal_job *wal_job_alloc(void)
+{
+	return rn_malloc(sizeof(struct wal_job));
+}
+#endif
+
 static void wal_job_run(void *arg)
 {
 	struct wal_job *j = arg;
@@ -1162,7 +1238,8 @@ static void group_start(struct rn_server *s, int async)
 	if (rc <= 0) /* nothing queued (acks of duplicates, REST) or no segment to write */
 		return group_end(s, rc);
 	s->stats.wal_syncs++;
-	if (async && s->wal_pool && (j = rn_malloc(sizeof(*j)))) {
+	/* no job (out of memory) or no room in the pool: the group is synced here instead */
+	if (async && s->wal_pool && (j = wal_job_alloc())) {
 		*j = (struct wal_job){s, s->wal, 0};
 		if (!rn_pool_submit(s->wal_pool, wal_job_run, wal_job_done, j))
 			return;
@@ -1195,6 +1272,13 @@ static void sync_wal(struct rn_server *s)
 {
 	sync_wait(s);
 	group_start(s, 0);
+}
+
+/* Appended and not yet durable: queued for the next group or in the group in flight. What
+ * needs the WAL quiet calls sync_wal when this holds. */
+static int wal_unsynced(const struct rn_server *s)
+{
+	return rn_wal_dirty(s->wal) || rn_wal_syncing(s->wal);
 }
 
 static void sync_cb(evutil_socket_t fd, short what, void *arg)
@@ -1401,6 +1485,7 @@ static void round_done(void *ctx, int rc)
 	s->stats.last_flush_ok_us = rn_mono_us();
 	s->flush_cost_us = s->stats.last_flush_ok_us - s->flush_t0;
 	rn_server__release_readded(s);
+	tell_committed(s);
 	if (!rn_wal_drop_before(s->wal, s->flush_seg, rn_server__segment_kept, s))
 		forget_ended(s, s->flush_t0);
 	if (!s->stopping) {
@@ -1454,7 +1539,7 @@ static void flush_now(struct rn_server *s)
 		s->flush_deferred = 1;
 		return;
 	}
-	if (rn_wal_dirty(s->wal) || rn_wal_syncing(s->wal)) {
+	if (wal_unsynced(s)) {
 		sync_wal(s); /* the rotation needs the WAL quiet */
 		check_pressure(s, NULL);
 		rn_front_flush(s->front);
@@ -1536,7 +1621,7 @@ static int refill_table(void *ctx, struct rn_mat *m, const char *table)
 	int rc;
 	if (!s->wal_ready)
 		return RN_EAGAIN;
-	if (rn_wal_dirty(s->wal) || rn_wal_syncing(s->wal))
+	if (wal_unsynced(s))
 		sync_wal(s);
 	s->stats.refills++;
 	if ((rc = rn_wal_scan_all(s->wal, refill_entry, &r)))
@@ -1633,6 +1718,11 @@ static int on_open(void *ctx, struct rn_call *c, const struct rn_call_info *info
 	cs->persistent = rn_call_persistent(c);
 	cs->retire = !strcmp(info->path, "/databricks.zerobus.Zerobus/RetireStream");
 	cs->acked = -1;
+	cs->told_committed = -1;
+	if (info->committed_acks && s->conf.committed_acks && cs->persistent) {
+		cs->committed_acks = 1;
+		rn_call_answer_committed_acks(c);
+	}
 	snprintf(cs->principal, sizeof(cs->principal), "%s", s->authz.principal->name);
 	cs->expires = s->authz.expires;
 	if ((info->authorization && !(cs->auth = rn_strdup(info->authorization))) ||
@@ -1926,6 +2016,7 @@ static void on_resume(struct rn_server *s, struct rn_call *c, struct call_state 
 	rn_stream_resume(&ss, committed, &v);
 	st->last_durable = ss.durable;
 	st->last_received = ss.received;
+	st->last_committed = ss.committed;
 	if (stream_clock(s, st, cs))
 		return rn_call_finish(c, RN_GRPC_UNAVAILABLE,
 				      "cannot keep the stream's clock reference durably");
@@ -1937,6 +2028,11 @@ static void on_resume(struct rn_server *s, struct rn_call *c, struct call_state 
 	rn_buf_reset(&s->resp);
 	rn_zb_encode_resume_response(&s->resp, v.ack);
 	send_msg(c, &s->resp);
+	/* the resume answer may be this server's WAL (ahead of the table): a client keeping
+	 * records until they are in the table hears at once how far the table has them */
+	int64_t told;
+	if (cs->committed_acks && rn_stream_committed_ack(&ss, cs->acked, -1, &v, &told))
+		send_ack(s, st, c, cs, v.ack);
 }
 
 static uint64_t count_records(const uint8_t *batch, size_t len)
@@ -2019,19 +2115,15 @@ static void on_ingest(struct rn_server *s, struct rn_call *c, struct call_state 
 	switch (rn_stream_ingest(st ? &ss : NULL, &b, cs->acked, &v)) {
 	case RN_STREAM_REFUSE: return rn_call_finish(c, v.grpc, v.msg);
 	case RN_STREAM_DUPLICATE: /* a resend after reconnect: not written again */
-		if (v.ack >= 0) {
-			rn_buf_reset(&s->resp);
-			rn_zb_encode_ack(&s->resp, cs->persistent, v.ack);
-			send_msg(c, &s->resp);
-			cs->acked = v.ack;
-		}
+		if (v.ack >= 0)
+			send_ack(s, st, c, cs, v.ack);
 		return;
 	case RN_STREAM_ACCEPT: break;
 	}
 	if ((refusal = admit(s, st->table, rn_server__owner_of(st), &pushback))) {
 		/* new data is refused, but what this call sent before is acked ahead of the
 		 * status: the WAL is synced now rather than at the end of the loop iteration */
-		if (rn_wal_dirty(s->wal) || rn_wal_syncing(s->wal))
+		if (wal_unsynced(s))
 			sync_wal(s);
 		rn_call_set_pushback(c, pushback);
 		return rn_call_finish(c, RN_GRPC_RESOURCE_EXHAUSTED, refusal);
@@ -3731,6 +3823,9 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	F("records_total", "counter", "Records accepted into the WAL.", s->stats.records);
 	F("record_bytes_total", "counter", "Bytes of record batches accepted.", s->stats.bytes);
 	F("acks_total", "counter", "Durability acknowledgements sent.", s->stats.acks);
+	F("committed_acks_sent_total", "counter",
+	  "Acks that told a call (runnel-committed-acks) a newer table-committed offset.",
+	  s->stats.committed_acks);
 	F("wal_syncs_total", "counter", "WAL group commits (fsync).", s->stats.wal_syncs);
 	F("wal_written_bytes_total", "counter",
 	  "Bytes the WAL's group commits made durable (compressed batches stored as they came).",

@@ -52,6 +52,7 @@ struct rn_server_conf {
 	int64_t max_persistent_streams; /* per principal */
 	int64_t stream_expiry_ms;  /* persistent streams unused this long are retired; 0 never */
 	int64_t flush_interval_ms; /* materializer commit interval */
+	int committed_acks; /* answer runnel-committed-acks: 1 (acks carry the table's offset) */
 	int64_t max_message_bytes;
 	/* Limits (server/README.md "Limits"); 0 = off where the row says so */
 	int64_t wal_max_bytes;

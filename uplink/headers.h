@@ -27,6 +27,7 @@ struct rn_up_headers {
 				   if absent or malformed */
 	int pushback_bad;       /* the pushback header was there but not a decimal number */
 	char grpc_message[256]; /* percent-decoded, unprintables as '?', truncated */
+	int committed_acks;     /* runnel-committed-acks: 1 (acks carry the table's offset) */
 };
 
 void rn_up_headers_reset(struct rn_up_headers *h);

@@ -22,6 +22,27 @@ static int field1_varint(const uint8_t *p, size_t len, int64_t *out)
 	return rc < 0 ? RN_EINVAL : 0;
 }
 
+/* An IngestRecordResponse: field 1 (durable up to) and 1000 (table committed up to, a
+ * Runnel extension; -1 if absent). RN_EINVAL if malformed. */
+static int ack_fields(const uint8_t *p, size_t len, int64_t *durable, int64_t *committed)
+{
+	struct rn_pb_reader r;
+	struct rn_pb_field f;
+	int rc;
+	*durable = *committed = -1;
+	rn_pb_reader_init(&r, p, len);
+	while ((rc = rn_pb_next(&r, &f)) == 1) {
+		if (f.num == 1 && f.wt == RN_PB_VARINT)
+			*durable = (int64_t)f.u;
+		else if (f.num == 1000 && f.wt == RN_PB_VARINT) {
+			if (f.u > (uint64_t)INT64_MAX)
+				return RN_EINVAL; /* negative: no offset */
+			*committed = (int64_t)f.u;
+		}
+	}
+	return rc < 0 ? RN_EINVAL : 0;
+}
+
 int rn_uplink_decode_response(const uint8_t *p, size_t len, struct rn_up_event *ev, int max)
 {
 	struct rn_pb_reader r, in;
@@ -34,7 +55,7 @@ int rn_uplink_decode_response(const uint8_t *p, size_t len, struct rn_up_event *
 		if (f.wt != RN_PB_LEN || f.num < 1 || f.num > 4)
 			continue;
 		memset(&e, 0, sizeof(e));
-		e.offset = -1;
+		e.offset = e.committed = -1;
 		rn_pb_reader_init(&in, f.ptr, f.len);
 		switch (f.num) {
 		case 1:
@@ -57,7 +78,7 @@ int rn_uplink_decode_response(const uint8_t *p, size_t len, struct rn_up_event *
 			break;
 		case 3:
 			e.kind = RN_UP_ACK;
-			if (field1_varint(f.ptr, f.len, &e.offset) || e.offset < 0)
+			if (ack_fields(f.ptr, f.len, &e.offset, &e.committed) || e.offset < 0)
 				return RN_EINVAL;
 			break;
 		case 4:

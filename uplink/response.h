@@ -17,7 +17,8 @@
 enum rn_up_kind {
 	RN_UP_CREATED = 1, /* create_stream_response: stream_id */
 	RN_UP_RESUMED,     /* resume_stream_response: offset (-1 = nothing committed) */
-	RN_UP_ACK,         /* ingest_record_response: offset = durable up to */
+	RN_UP_ACK,         /* ingest_record_response: offset = durable up to, committed = in the
+			      table up to (Runnel extension, field 1000; -1 absent) */
 	RN_UP_CLOSE        /* close_stream_signal: close_secs */
 };
 
@@ -25,12 +26,13 @@ struct rn_up_event {
 	enum rn_up_kind kind;
 	char stream_id[64];
 	int64_t offset;
+	int64_t committed;
 	int64_t close_secs;
 };
 
 /* Decodes one response into at most `max` events (a message normally holds one). Returns
  * the number of events, or RN_EINVAL for malformed protobuf, a stream id that is empty or
- * longer than 63 bytes, or an ack without its offset. */
+ * longer than 63 bytes, an ack without its offset, or a negative committed offset. */
 int rn_uplink_decode_response(const uint8_t *p, size_t len, struct rn_up_event *ev, int max);
 
 /* Where rn_uplink_feed stopped. */

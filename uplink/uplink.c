@@ -32,6 +32,7 @@
 #include "headers.h"
 #include "ratelimit.h"
 #include "response.h"
+#include "retain.h"
 #include "rn_addr.h"
 #include "token.h"
 #include "rn_clock.h"
@@ -87,7 +88,8 @@ struct ustream {
 	struct rn_buf out;   /* bytes queued for the request body */
 	size_t out_pos;
 	struct rn_grpc_deframer df;
-	int64_t acked;            /* highest offset known durable on the server */
+	int64_t acked;            /* highest offset known durable on the server (= rt.acked) */
+	struct rn_retain rt;      /* what the agent may delete (retain.h) */
 	int64_t next_send;        /* next chunk offset to queue */
 	int64_t next_offset;      /* one past the newest chunk in the buffer */
 	int64_t last_rx_us;       /* mono time of the last response message or of the call start */
@@ -366,6 +368,7 @@ int rn_uplink_add_stream(struct rn_uplink *u, const struct rn_uplink_stream_def 
 	if (def->server_id)
 		snprintf(s->server_id, sizeof(s->server_id), "%s", def->server_id);
 	s->acked = def->acked;
+	rn_retain_init(&s->rt, def->acked);
 	s->next_offset = def->next_offset;
 	s->next_send = def->acked + 1;
 	s->state = S_BACKOFF;
@@ -376,6 +379,7 @@ int rn_uplink_add_stream(struct rn_uplink *u, const struct rn_uplink_stream_def 
 	s->bo.slow_ms = u->opt.slow_retry_ms;
 	rn_up_headers_reset(&s->hdr);
 	s->stats.acked = def->acked;
+	s->stats.committed = def->acked;
 	s->stats.sent = -1;
 	s->stats.last_status = -1;
 	u->streams[u->n++] = s;
@@ -489,6 +493,13 @@ static size_t read_cb(char *buf, size_t size, size_t nitems, void *arg)
 	return n;
 }
 
+/* Tells the agent it may delete the stream's chunks up to rt.released. */
+static void release_chunks(struct ustream *s)
+{
+	s->stats.committed = s->rt.released;
+	s->u->io.acked(s->u->io.ctx, s->id, s->rt.released);
+}
+
 /* Applies the events of one PersistentStreamResponse (rn_up_msg_fn). Returns 0, or -1 to
  * abort the call (fault). */
 static int on_response(void *ctx, const struct rn_up_event *ev, int n)
@@ -512,6 +523,8 @@ static int on_response(void *ctx, const struct rn_up_event *ev, int n)
 				return -1;
 			}
 			snprintf(s->server_id, sizeof(s->server_id), "%s", e->stream_id);
+			rn_retain_call(&s->rt, s->hdr.committed_acks);
+			s->stats.committed_acks = s->rt.keep;
 			s->auth_retried = 0;
 			rn_log_info("uplink", "stream %d (%s): created server stream %s", s->id,
 				    s->table, e->stream_id);
@@ -535,11 +548,15 @@ static int on_response(void *ctx, const struct rn_up_event *ev, int n)
 					(long long)e->offset, (long long)s->next_offset - 1);
 				return -1;
 			}
-			if (e->offset > s->acked) {
-				s->acked = e->offset;
-				s->stats.acked = e->offset;
-				u->io.acked(u->io.ctx, s->id, e->offset);
-			}
+			int release;
+			rn_retain_call(&s->rt, s->hdr.committed_acks);
+			s->stats.committed_acks = s->rt.keep;
+			/* the window restarts from the answer (retain.h): a server that does not
+			 * have what another one acked (lost with its disk) answers less */
+			s->acked = rn_retain_resumed(&s->rt, e->offset, &release);
+			s->stats.acked = s->acked;
+			if (release)
+				release_chunks(s);
 			s->next_send = s->acked + 1;
 			s->auth_retried = 0;
 			/* quiet while a fault episode is open: it would repeat on every retry */
@@ -562,11 +579,10 @@ static int on_response(void *ctx, const struct rn_up_event *ev, int n)
 					  (long long)e->offset, (long long)s->next_send - 1);
 				return -1;
 			}
-			if (e->offset > s->acked) {
-				s->acked = e->offset;
-				s->stats.acked = e->offset;
-				u->io.acked(u->io.ctx, s->id, e->offset);
-			}
+			if (rn_retain_ack(&s->rt, e->offset, e->committed))
+				release_chunks(s);
+			s->acked = s->rt.acked;
+			s->stats.acked = s->acked;
 			break;
 		case RN_UP_CLOSE:
 			if (!s->draining)
@@ -753,6 +769,8 @@ static int open_call(struct ustream *s)
 	s->hdrs = curl_slist_append(s->hdrs, "grpc-encoding: zstd");
 	s->hdrs = curl_slist_append(s->hdrs, "grpc-accept-encoding: identity");
 	s->hdrs = curl_slist_append(s->hdrs, "Expect:");
+	/* keep chunks until the table has them (retain.h) */
+	s->hdrs = curl_slist_append(s->hdrs, "runnel-committed-acks: 1");
 	s->hdrs = curl_slist_append(s->hdrs, u->ua);
 	snprintf(hdr, sizeof(hdr), "x-databricks-zerobus-table-name: %s", s->table);
 	s->hdrs = curl_slist_append(s->hdrs, hdr);

@@ -7,7 +7,11 @@
  *
  * Protocol per stream: the call opens with create_stream (no server stream id yet) or
  * resume_stream (id known); on resume the server's last_committed_offset L means chunks
- * <= L are durable, so the uplink reports acked(L) and sends from L+1. Chunk bytes are sent
+ * <= L are durable, so the uplink sends from L+1 (or from after what it released, if more).
+ * Every call asks `runnel-committed-acks: 1`: a server that answers it says in its acks how
+ * far the stream is in the table, and chunks are released to the agent (acked()) only that
+ * far, so that what one server acked into its WAL survives that server's loss; with a
+ * server that does not, chunks are released on the durability ack (retain.h). Chunk bytes are sent
  * verbatim: each chunk already is a whole gRPC message (5-byte prefix, zstd-compressed
  * PersistentStreamRequest{ingest_record_batch}), so the call carries grpc-encoding: zstd.
  * At most `window` chunks are in flight per stream; acks are cumulative. Any failure (a
@@ -38,8 +42,9 @@ struct rn_uplink_io {
 	/* The server assigned `server_id` to the stream (after create_stream). The agent must
 	 * persist it before returning 0; the uplink only resumes with persisted ids. */
 	int (*stream_id_set)(void *ctx, int stream, const char *server_id);
-	/* Every chunk of the stream with offset <= acked is durable on the server and may be
-	 * deleted. Called with non-decreasing values per stream. */
+	/* Every chunk of the stream with offset <= acked may be deleted: it is in the table
+	 * (a server that answered runnel-committed-acks), or durable in the server's WAL (one
+	 * that did not). Called with non-decreasing values per stream. */
 	int (*acked)(void *ctx, int stream, int64_t acked);
 };
 
@@ -141,7 +146,10 @@ static inline const char *rn_uplink_state_name(int state)
 /* Delivery state of one stream, for status output and tests. Counters never decrease. */
 struct rn_uplink_stream_stats {
 	int connected;        /* the call is open and create/resume was answered */
-	int64_t acked;        /* highest acked offset, -1 if none */
+	int64_t acked;        /* highest offset durable on the server (acked), -1 if none */
+	int64_t committed;    /* chunks up to here released to the agent (in the table, or
+				 acked by a server without committed acks), -1 if none */
+	int committed_acks;   /* the last call's server reports table commits */
 	int64_t sent;         /* highest offset sent on the current call, -1 if none */
 	uint64_t reconnects;  /* calls opened after the first */
 	int last_status;      /* last gRPC status seen (an HTTP error mapped to one), -1 if none */
@@ -173,7 +181,8 @@ struct rn_uplink_token_stats {
 /* RN_ENOTFOUND if client credentials are not configured (st->enabled = 0), else 0. */
 int rn_uplink_token_stats(const struct rn_uplink *u, struct rn_uplink_token_stats *st);
 
-/* True when every registered stream has all chunks below its next_offset acked. */
+/* True when every registered stream has all chunks below its next_offset acked (durable on
+ * the server; chunks kept for the table are sent again after a restart if need be). */
 int rn_uplink_idle(const struct rn_uplink *u);
 
 /* Last failure of any stream in words (curl's error buffer, the gRPC status and message, or

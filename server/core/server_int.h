@@ -48,6 +48,8 @@ struct srv_stream {
 	int record_type;
 	int64_t last_received;
 	int64_t last_durable;
+	int64_t last_committed;    /* the table's txn watermark for it as last read (-1 none):
+				    * committed acks (stream.h), read at resume and after flushes */
 	uint64_t inflight;         /* batch bytes appended and not yet durable (not yet acked) */
 	int64_t sync_to;           /* while on rn_server.syncing: its newest offset in that group */
 	uint64_t sync_bytes;       /* ... and the bytes of `inflight` the group covers */
@@ -122,7 +124,10 @@ struct call_state {
 	int persistent;
 	int has_table;
 	char table[256];
-	int64_t acked; /* newest offset acked on this call */
+	int64_t acked;      /* newest offset acked on this call */
+	int committed_acks; /* the client sent runnel-committed-acks: 1 and the server answered it
+			     */
+	int64_t told_committed; /* newest table_committed_up_to_offset sent on it, -1 none */
 	int half_closed;
 	char boot_id[64]; /* x-runnel-clock, if sent (has_clock) */
 	int64_t boot_us;
@@ -228,9 +233,10 @@ struct rn_server {
 	struct {
 		uint64_t batches, records, bytes; /* accepted into the WAL */
 		uint64_t acks, wal_syncs, wal_sync_errors;
-		uint64_t wal_sync_us;   /* write + fdatasync time of the groups (sync thread) */
-		uint64_t wal_wait_us;   /* the loop blocked waiting for a group (sync_wal) */
-		uint64_t commit_visits; /* streams visited by group commits (the dirty ones) */
+		uint64_t committed_acks; /* acks telling a newer table_committed_up_to_offset */
+		uint64_t wal_sync_us;    /* write + fdatasync time of the groups (sync thread) */
+		uint64_t wal_wait_us;    /* the loop blocked waiting for a group (sync_wal) */
+		uint64_t commit_visits;  /* streams visited by group commits (the dirty ones) */
 		uint64_t reg_commits,
 			reg_entries;         /* registry group commits, entries made durable */
 		uint64_t pass_creates_max;   /* the most creates handled in one loop pass */
@@ -285,10 +291,11 @@ static inline struct srv_stream *rn_server__find_stream(struct rn_server *s, con
 /* A stream as the state machine sees it (stream.h); a zeroed state for NULL. */
 static inline struct rn_stream_state rn_server__state(const struct srv_stream *st)
 {
-	struct rn_stream_state ss = {-1, -1, 0, 0, 0, 0};
+	struct rn_stream_state ss = {-1, -1, -1, 0, 0, 0, 0};
 	if (st) {
 		ss.received = st->last_received;
 		ss.durable = st->last_durable;
+		ss.committed = st->last_committed;
 		ss.record_type = st->record_type;
 		ss.persistent = !!st->persistent;
 		ss.open = st->call != NULL;

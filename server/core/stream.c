@@ -85,6 +85,7 @@ void rn_stream_taken_over(struct rn_stream_state *st, int record_type)
 
 void rn_stream_resume(struct rn_stream_state *st, int64_t committed, struct rn_stream_verdict *v)
 {
+	rn_stream_table_committed(st, committed);
 	if (committed > st->durable)
 		st->durable = committed;
 	if (st->durable > st->received)
@@ -157,6 +158,30 @@ int rn_stream_ack(const struct rn_stream_state *st, int64_t acked, int half_clos
 	if (st->durable > acked)
 		v->ack = acked = st->durable;
 	return half_closed && acked >= st->received;
+}
+
+void rn_stream_table_committed(struct rn_stream_state *st, int64_t table)
+{
+	if (table > st->committed)
+		st->committed = table;
+}
+
+int64_t rn_stream_committed_upto(const struct rn_stream_state *st, int64_t ack)
+{
+	if (ack < 0 || st->committed < 0)
+		return -1;
+	return st->committed < ack ? st->committed : ack;
+}
+
+int rn_stream_committed_ack(const struct rn_stream_state *st, int64_t acked, int64_t told,
+			    struct rn_stream_verdict *v, int64_t *committed)
+{
+	ok(v);
+	*committed = rn_stream_committed_upto(st, acked);
+	if (*committed < 0 || *committed <= told)
+		return 0;
+	v->ack = acked;
+	return 1;
 }
 
 int rn_stream_half_close(const struct rn_stream_state *st, int64_t acked)

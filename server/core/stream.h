@@ -10,7 +10,10 @@
  *
  * Offsets are the Zerobus offset_id (>= 0); -1 means none. Invariant of a stream:
  * durable <= received (a batch is received when appended to the WAL queue, durable once
- * fsynced); a call's acked <= durable. Nothing here keeps state: the caller owns the structs.
+ * fsynced); a call's acked <= durable. `committed` is the newest offset the stream's table
+ * holds (its txn watermark as the loop last read it): it only grows, and may run ahead of
+ * durable only for a stream another server wrote. Nothing here keeps state: the caller owns
+ * the structs.
  */
 #ifndef RN_STREAM_H
 #define RN_STREAM_H
@@ -22,6 +25,7 @@
 struct rn_stream_state {
 	int64_t received;        /* newest offset appended to the WAL queue, -1 none */
 	int64_t durable;         /* newest offset fsynced, -1 none */
+	int64_t committed;       /* newest offset in the table (txn watermark), -1 none/unknown */
 	int record_type;         /* 1 PROTO, 2 JSON */
 	unsigned persistent : 1; /* registered (resumable); else ephemeral */
 	unsigned open : 1;       /* a call is attached */
@@ -141,6 +145,30 @@ int rn_stream_sync_failed(struct rn_stream_state *st, int disk_full, struct rn_s
  */
 int rn_stream_ack(const struct rn_stream_state *st, int64_t acked, int half_closed,
 		  struct rn_stream_verdict *v);
+
+/*
+ * Committed acks (a call that sent `runnel-committed-acks: 1`, docs/protocol.md): the table
+ * was read again after a flush (or at a resume) and holds the stream up to `table` (-1 none).
+ * committed only grows: a smaller value (an unreadable log answered -1) changes nothing.
+ */
+void rn_stream_table_committed(struct rn_stream_state *st, int64_t table);
+
+/*
+ * The table_committed_up_to_offset an ack carrying durability ack `ack` tells: the table's
+ * watermark, never above `ack` (an ack never vouches for more than it acknowledges; the
+ * rest is told by a later one). -1 when nothing is committed (the field is left out).
+ */
+int64_t rn_stream_committed_upto(const struct rn_stream_state *st, int64_t ack);
+
+/*
+ * After a flush round, for a stream on a call that opted in to committed acks: `acked` the
+ * newest offset acked on the call, `told` the newest table_committed_up_to_offset sent on
+ * it (-1 none). Returns 1 when an ack is due that only moves the committed offset:
+ * v->ack = acked (repeated as the durability ack) and *committed the offset to tell.
+ * 0 when the table holds nothing newer that this call acked.
+ */
+int rn_stream_committed_ack(const struct rn_stream_state *st, int64_t acked, int64_t told,
+			    struct rn_stream_verdict *v, int64_t *committed);
 
 /* A half close: 1 when the call may end OK now (no stream, or everything received acked). */
 int rn_stream_half_close(const struct rn_stream_state *st, int64_t acked);

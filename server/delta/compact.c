@@ -10,15 +10,10 @@
  */
 #include "compact.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "checkpoint.h"
 #include "delta.h"
@@ -29,6 +24,7 @@
 #include "rn_json.h"
 #include "rn_log.h"
 #include "rn_mem.h"
+#include "tstore.h"
 
 #define DEFAULT_TARGET ((int64_t)128 << 20)
 #define DEFAULT_GROUP ((size_t)64 << 20)
@@ -337,35 +333,6 @@ static int w_row_end(void *c)
 
 /* ---- the step ---- */
 
-/* Maps the data file at path read-only (data files are immutable once written: never
- * truncated, only unlinked by vacuum, which leaves a mapping valid). 0, RN_EIO, RN_ENOMEM. */
-static int map_file(const char *path, const uint8_t **data, size_t *len)
-{
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0;
-	if (fd < 0)
-		return RN_EIO;
-	if (fstat(fd, &st) || st.st_size <= 0) {
-		rc = RN_EIO;
-	} else {
-		void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-		if (p == MAP_FAILED) {
-			rc = errno == ENOMEM ? RN_ENOMEM : RN_EIO;
-		} else {
-			*data = p;
-			*len = (size_t)st.st_size;
-		}
-	}
-	close(fd);
-	return rc;
-}
-
-static void unmap_file(const uint8_t *data, size_t len)
-{
-	if (data)
-		munmap((void *)data, len);
-}
-
 /* A data file's path in the log, decoded to its relative path on disk, which must stay in
  * the table directory. (log.c has a decoder too; the writer side deliberately shares no
  * code with that second-opinion reader.) */
@@ -419,8 +386,8 @@ int rn_compact_step(struct rn_delta *d, const struct rn_compact_options *opt,
 	struct rn_pqr *first = NULL;
 	struct rn_pq_writer *w = NULL;
 	struct rn_buf out = {.max = (size_t)1 << 30};
-	const uint8_t *firstmap = NULL;
-	size_t firstlen = 0;
+	/* the first input's view: its reader's node names back the writer schema */
+	struct rn_tstore_map firstmap = {0};
 	struct rn_buf pv = {0};
 	size_t group = opt->group_bytes ? opt->group_bytes : DEFAULT_GROUP;
 	size_t carry = 0; /* the output's open row group's value bytes, across inputs */
@@ -449,9 +416,8 @@ int rn_compact_step(struct rn_delta *d, const struct rn_compact_options *opt,
 		goto out;
 	}
 	for (size_t k = 0; k < npick; k++) {
-		char rel[4096], path[8300];
-		const uint8_t *map = NULL;
-		size_t maplen = 0;
+		char rel[4096];
+		struct rn_tstore_map mp;
 		struct rn_pqr *r = NULL;
 		const struct rn_ckpt_file *f = files[idx[k]];
 		if (uri_decode(f->path, rel, sizeof(rel))) {
@@ -459,18 +425,25 @@ int rn_compact_step(struct rn_delta *d, const struct rn_compact_options *opt,
 				    f->path);
 			continue;
 		}
-		snprintf(path, sizeof(path), "%s/%s", rn_delta_dir(d), rel);
-		if ((rc = map_file(path, &map, &maplen))) {
+		/* data files are immutable once written (vacuum only deletes them, which
+		 * leaves a mapping valid) */
+		if ((rc = rn_tstore_map(rn_delta_store(d), rel, &mp))) {
 			snprintf(res->why, sizeof(res->why), "%s: cannot read: %s", f->path,
-				 rn_strerror(rc));
+				 rn_tstore_errmsg(rn_delta_store(d)));
+			rc = rc == RN_ENOTFOUND || rc == RN_EINVAL ? RN_EIO : rc;
+			goto out;
+		}
+		if (!mp.len) { /* an empty file is no Parquet: as an unreadable one */
+			rc = RN_EIO;
+			snprintf(res->why, sizeof(res->why), "%s: empty", f->path);
 			goto out;
 		}
 		/* room for one row group of the largest size taken: twice the estimate, which
 		 * leaves out dictionaries and index arrays */
-		if ((rc = rn_pqr_open(&r, map, maplen, 2 * group))) {
+		if ((rc = rn_pqr_open(&r, mp.data, mp.len, 2 * group))) {
 			snprintf(res->why, sizeof(res->why), "%s: %s", f->path, rn_pqr_errmsg(r));
 			rn_pqr_close(r);
-			unmap_file(map, maplen);
+			rn_tstore_unmap(&mp);
 			if (rc == RN_ENOMEM)
 				goto out;
 			rn_log_warn("compact", "%s: skipping %s: %s", rn_delta_dir(d), f->path,
@@ -484,7 +457,7 @@ int rn_compact_step(struct rn_delta *d, const struct rn_compact_options *opt,
 				"larger than the %zu MiB a step decodes",
 				rn_delta_dir(d), f->path, rn_pqr_group_bytes(r) >> 20, group >> 20);
 			rn_pqr_close(r);
-			unmap_file(map, maplen);
+			rn_tstore_unmap(&mp);
 			continue;
 		}
 		size_t nn;
@@ -506,21 +479,20 @@ int rn_compact_step(struct rn_delta *d, const struct rn_compact_options *opt,
 				rn_log_info("compact", "%s: not compacted: %s", rn_delta_dir(d),
 					    res->why);
 				rn_pqr_close(r);
-				unmap_file(map, maplen);
+				rn_tstore_unmap(&mp);
 				rc = rc == RN_ENOMEM ? rc : RN_ENOTSUP;
 				goto out;
 			}
 			/* keep the first reader (node names back the writer schema) */
 			first = r;
-			firstmap = map;
-			firstlen = maplen;
+			firstmap = mp;
 			schema = (struct rn_pqr_node *)nodes;
 			nschema = nn;
 		} else if (!same_schema(schema, nschema, nodes, nn)) {
 			rn_log_warn("compact", "%s: skipping %s: its schema differs",
 				    rn_delta_dir(d), f->path);
 			rn_pqr_close(r);
-			unmap_file(map, maplen);
+			rn_tstore_unmap(&mp);
 			continue;
 		}
 		static const struct rn_pqr_sink sink = {w_begin, w_end, w_null, w_value, w_row_end};
@@ -534,7 +506,7 @@ int rn_compact_step(struct rn_delta *d, const struct rn_compact_options *opt,
 		}
 		if (r != first) {
 			rn_pqr_close(r);
-			unmap_file(map, maplen);
+			rn_tstore_unmap(&mp);
 		}
 		if (rc)
 			goto out; /* the writer may hold part of that file: start over later */
@@ -578,9 +550,7 @@ int rn_compact_step(struct rn_delta *d, const struct rn_compact_options *opt,
 	    (f0->npv && (rc = pv_json(&pv, f0)))) {
 		rc = rc ? rc : RN_EINVAL;
 		snprintf(res->why, sizeof(res->why), "the new file's path does not fit");
-		char p[8600];
-		snprintf(p, sizeof(p), "%s/%s", rn_delta_dir(d), name);
-		unlink(p);
+		rn_tstore_delete(rn_delta_store(d), name);
 		goto out;
 	}
 	struct rn_delta_add add = {res->path, (int64_t)out.len, mtime, stats,
@@ -599,11 +569,11 @@ int rn_compact_step(struct rn_delta *d, const struct rn_compact_options *opt,
 		rc = rn_delta_commit_rewrite(d, (const char *const *)inputs, nused, &add,
 					     &res->version);
 	if (rc) {
-		char p[8600];
 		snprintf(res->why, sizeof(res->why), "%s",
 			 rc == RN_ENOMEM ? "out of memory" : rn_delta_errmsg(d));
-		snprintf(p, sizeof(p), "%s/%s", rn_delta_dir(d), name);
-		unlink(p); /* never committed: nobody references it */
+		/* never committed (a rewrite of unknown outcome found in the log is a success):
+		 * nobody references it */
+		rn_tstore_delete(rn_delta_store(d), name);
 	} else {
 		res->nfiles = nused;
 	}
@@ -613,7 +583,7 @@ int rn_compact_step(struct rn_delta *d, const struct rn_compact_options *opt,
 out:
 	rn_pq_writer_destroy(w);
 	rn_pqr_close(first);
-	unmap_file(firstmap, firstlen);
+	rn_tstore_unmap(&firstmap);
 	free_cols(cols, ncols);
 	rn_free(stats);
 	rn_buf_free(&out);

@@ -1,9 +1,12 @@
 /*
- * Delta table writer and incremental log reader; see delta.h. Durability order for a commit:
- * data files are fsynced (and their directory) before the commit that names them; the commit
- * file is written under a dot-prefixed temp name (ignored by readers), fsynced, then
- * link()ed to its final name, which fails with EEXIST if another writer won that version.
- * The _delta_log directory is fsynced after the link.
+ * Delta table writer and incremental log reader; see delta.h. Every byte goes through the
+ * table store (server/store/tstore.h), so the same code runs on a local directory and on an
+ * S3 prefix. Durability order for a commit: data files are durable (rn_tstore_put) before
+ * the commit that names them; the commit is created with rn_tstore_put_new, which fails with
+ * RN_EEXIST if another writer won that version (fs: link() of an fsynced temp file, then the
+ * directory fsynced; S3: a conditional PUT). An attempt whose outcome is unknown (RN_EIO) is
+ * settled by reading the version back: ours (the same bytes, commitInfo carries a random
+ * txnId), another writer's (a lost race), or absent (nothing was taken).
  *
  * The replay keeps the whole snapshot a checkpoint needs (protocol, metaData, live adds,
  * remove tombstones, txns); a path map makes each add/remove O(1). Checkpoints are written
@@ -14,14 +17,10 @@
  */
 #include "delta.h"
 
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <uuid/uuid.h>
 
@@ -29,11 +28,11 @@
 #include "rn_buf.h"
 #include "rn_clock.h"
 #include "rn_err.h"
-#include "rn_fs.h"
 #include "rn_json.h"
 #include "rn_log.h"
 #include "rn_mem.h"
 #include "rn_strmap.h"
+#include "tstore.h"
 
 struct pslot {
 	char *key; /* == files[idx]->path; NULL = empty */
@@ -41,9 +40,12 @@ struct pslot {
 	size_t idx;
 };
 
+/* The log's keys in the store. */
+#define LOG_DIR "_delta_log"
+
 struct rn_delta {
-	char *dir;
-	char *log_dir;
+	char *dir;            /* the store's root, for messages */
+	struct rn_tstore *st; /* owned: closed with the handle */
 	char *engine;
 	int64_t version; /* latest version read or committed; -1 = none */
 	struct rn_ckpt_txn *txns;
@@ -78,14 +80,15 @@ static int fail(struct rn_delta *d, int rc, const char *fmt, ...)
 	return rc;
 }
 
-static int errno_rc(void)
+/* A store failure: its rc with the store's detail. */
+static int store_fail(struct rn_delta *d, int rc)
 {
-	return errno == ENOSPC || errno == EDQUOT ? RN_ENOSPC : RN_EIO;
+	return fail(d, rc, "%s: %s", d->dir, rn_tstore_errmsg(d->st));
 }
 
-static void commit_name(char *out, size_t cap, const char *log_dir, int64_t v)
+static void commit_key(char *out, size_t cap, int64_t v)
 {
-	snprintf(out, cap, "%s/%020lld.json", log_dir, (long long)v);
+	snprintf(out, cap, LOG_DIR "/%020lld.json", (long long)v);
 }
 
 int rn_delta_exists(const char *dir)
@@ -97,6 +100,20 @@ int rn_delta_exists(const char *dir)
 	/* version 0 may have been cleaned up behind a checkpoint */
 	snprintf(p, sizeof(p), "%s/_delta_log/_last_checkpoint", dir);
 	return access(p, F_OK) == 0;
+}
+
+int rn_delta_exists_store(struct rn_tstore *st)
+{
+	struct rn_tstore_entry e;
+	char k[64];
+	int rc;
+
+	commit_key(k, sizeof(k), 0);
+	if ((rc = rn_tstore_stat(st, k, &e)) != RN_ENOTFOUND)
+		return rc ? rc : 1;
+	/* version 0 may have been cleaned up behind a checkpoint */
+	rc = rn_tstore_stat(st, LOG_DIR "/_last_checkpoint", &e);
+	return rc == RN_ENOTFOUND ? 0 : rc ? rc : 1;
 }
 
 /* ---- snapshot state ---- */
@@ -553,33 +570,25 @@ static int apply_text(struct rn_delta *d, const char *what, const uint8_t *text,
 	return 0;
 }
 
-static int read_file(struct rn_delta *d, const char *path, struct rn_buf *out)
+/* Appends the whole object key to out: 0, RN_ENOTFOUND (no message), or a failure. */
+static int read_file(struct rn_delta *d, const char *key, struct rn_buf *out)
 {
-	char tmp[65536];
-	ssize_t n;
-	int fd, rc = 0;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return errno == ENOENT ? RN_ENOTFOUND
-				       : fail(d, RN_EIO, "%s: %s", path, strerror(errno));
-	while ((n = read(fd, tmp, sizeof(tmp))) > 0)
-		if ((rc = rn_buf_append(out, tmp, (size_t)n)))
-			break;
-	close(fd);
-	if (rc)
-		return fail(d, rc, "%s: too large", path);
-	if (n < 0)
-		return fail(d, RN_EIO, "%s: %s", path, strerror(errno));
-	return 0;
+	int rc = rn_tstore_get(d->st, key, 0, -1, out);
+	if (rc == RN_ENOTFOUND)
+		return rc;
+	if (rc == RN_ENOMEM)
+		return fail(d, rc, "%s/%s: too large or out of memory", d->dir, key);
+	return rc ? store_fail(d, rc == RN_ENOSPC ? RN_EIO : rc) : 0;
 }
 
 /* Reads one commit file and applies it. */
 static int read_commit(struct rn_delta *d, int64_t v, struct commit_info *ci)
 {
-	char path[4096];
+	char path[64];
 	struct rn_buf text = {0};
 	int rc;
 
-	commit_name(path, sizeof(path), d->log_dir, v);
+	commit_key(path, sizeof(path), v);
 	if (!(rc = read_file(d, path, &text)) &&
 	    (rc = apply_text(d, path, text.data, text.len, ci)))
 		d->stale = 1; /* part of version v may be in the snapshot */
@@ -596,20 +605,18 @@ static void free_ci(struct commit_info *ci)
 
 /* ---- checkpoints: reading ---- */
 
-static int ckpt_path(char *out, size_t cap, const char *log_dir, int64_t v)
+static int ckpt_path(char *out, size_t cap, int64_t v)
 {
-	int n = snprintf(out, cap, "%s/%020lld.checkpoint.parquet", log_dir, (long long)v);
+	int n = snprintf(out, cap, LOG_DIR "/%020lld.checkpoint.parquet", (long long)v);
 	return n < 0 || (size_t)n >= cap ? RN_EINVAL : 0;
 }
 
 /* _last_checkpoint's version, or -1 (missing or unreadable). */
 static int64_t last_checkpoint(struct rn_delta *d)
 {
-	char path[4096];
 	struct rn_buf b = {.max = 1 << 20};
 	int64_t v = -1;
-	snprintf(path, sizeof(path), "%s/_last_checkpoint", d->log_dir);
-	if (read_file(d, path, &b) == 0 && b.len) {
+	if (read_file(d, LOG_DIR "/_last_checkpoint", &b) == 0 && b.len) {
 		struct rn_json_span s = {(const char *)b.data, b.len};
 		while (s.len && (s.p[s.len - 1] == '\n' || s.p[s.len - 1] == ' '))
 			s.len--;
@@ -629,7 +636,7 @@ static int load_checkpoint(struct rn_delta *d, int64_t v)
 	char path[4096], why[256];
 	struct rn_buf file = {.max = (size_t)1 << 30}, lines = {.max = (size_t)1 << 30};
 	int rc;
-	if (ckpt_path(path, sizeof(path), d->log_dir, v))
+	if (ckpt_path(path, sizeof(path), v))
 		return RN_EINVAL;
 	reset_state(d);
 	if ((rc = read_file(d, path, &file)))
@@ -675,31 +682,47 @@ static int versioned(const char *name, const char *suffix, int64_t *v)
 	return 1;
 }
 
+/* The name part of a key under _delta_log/. */
+static const char *log_name(const char *key)
+{
+	return key + sizeof(LOG_DIR);
+}
+
+struct ckpt_list {
+	int64_t *vers;
+	size_t n;
+};
+
+static int add_ckpt(void *ctx, const struct rn_tstore_entry *e)
+{
+	struct ckpt_list *l = ctx;
+	int64_t v;
+	if (!versioned(log_name(e->key), ".checkpoint.parquet", &v))
+		return 0;
+	int64_t *t = rn_reallocarray(l->vers, l->n + 1, sizeof(*t));
+	if (!t)
+		return RN_ENOMEM; /* the ones found so far are tried */
+	l->vers = t;
+	l->vers[l->n++] = v;
+	return 0;
+}
+
 /* Rebuilds the state from scratch: the newest readable checkpoint, else version 0. */
 static int load_base(struct rn_delta *d)
 {
-	int64_t lc = last_checkpoint(d), *vers = NULL, v;
-	size_t n = 0;
+	int64_t lc = last_checkpoint(d);
+	struct ckpt_list l = {0};
+	int64_t *vers;
+	size_t n;
 	int rc;
 	if (lc >= 0 && load_checkpoint(d, lc) == 0)
 		return 0;
 	if (lc >= 0)
 		rn_log_warn("delta", "%s: _last_checkpoint names version %lld: %s; looking further",
 			    d->dir, (long long)lc, d->err);
-	DIR *dir = opendir(d->log_dir);
-	if (dir) {
-		struct dirent *de;
-		while ((de = readdir(dir))) {
-			if (!versioned(de->d_name, ".checkpoint.parquet", &v))
-				continue;
-			int64_t *t = rn_reallocarray(vers, n + 1, sizeof(*t));
-			if (!t)
-				break;
-			vers = t;
-			vers[n++] = v;
-		}
-		closedir(dir);
-	}
+	rn_tstore_list(d->st, LOG_DIR, 0, add_ckpt, &l);
+	vers = l.vers;
+	n = l.n;
 	if (n)
 		qsort(vers, n, sizeof(*vers), cmp_desc);
 	for (size_t i = 0; i < n; i++) {
@@ -743,9 +766,9 @@ int rn_delta_refresh(struct rn_delta *d)
 			if (d->version >= 0)
 				return 0;
 			return fail(d, RN_EDELTA,
-				    "%s: version 0 is missing and no checkpoint "
+				    "%s/" LOG_DIR ": version 0 is missing and no checkpoint "
 				    "is readable",
-				    d->log_dir);
+				    d->dir);
 		}
 		if (rc)
 			return rc;
@@ -806,34 +829,34 @@ static int put_commit_info(struct rn_buf *b, const struct rn_delta *d, const cha
 	return rc ? rc : rn_buf_printf(b, ",\"txnId\":\"%s\"}}\n", us);
 }
 
-/* Writes `text` as version v with put-if-absent. RN_EEXIST if v is taken. */
-static int put_if_absent(struct rn_delta *d, int64_t v, const struct rn_buf *text)
+/*
+ * Writes `text` as version v with put-if-absent: 0, RN_EEXIST if v is taken, or a failure.
+ * When the store cannot tell whether the object was written (RN_EIO, RN_ECONNECT), version
+ * v is read back: our bytes there set *ours (the version is ours, the failure is still
+ * returned: its durability is not known), another writer's make it RN_EEXIST (a lost race),
+ * none leaves the failure (nothing was taken). The text is never written at a second version
+ * while the first attempt's outcome is open.
+ */
+static int put_if_absent(struct rn_delta *d, int64_t v, const struct rn_buf *text, int *ours)
 {
-	char final[4096], tmp[4200];
-	uuid_t u;
-	char us[37];
-	int fd, rc = 0;
+	char key[64];
+	int rc;
 
-	uuid_generate_random(u);
-	uuid_unparse_lower(u, us);
-	commit_name(final, sizeof(final), d->log_dir, v);
-	snprintf(tmp, sizeof(tmp), "%s/.%020lld.json.%s.tmp", d->log_dir, (long long)v, us);
-	if ((fd = rn_fs_open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640)) < 0)
-		return fail(d, errno_rc(), "%s: %s", tmp, strerror(errno));
-	if (rn_write_all(fd, text->data, text->len))
-		rc = fail(d, errno_rc(), "write %s: %s", tmp, strerror(errno));
-	if (!rc && rn_fs_fsync(fd))
-		rc = fail(d, errno_rc(), "fsync %s: %s", tmp, strerror(errno));
-	close(fd);
-	if (!rc && rn_fs_link(tmp, final)) {
-		if (errno == EEXIST)
+	*ours = 0;
+	commit_key(key, sizeof(key), v);
+	rc = rn_tstore_put_new(d->st, key, text->data, text->len);
+	if (rc == 0 || rc == RN_EEXIST)
+		return rc;
+	rc = store_fail(d, rc);
+	if (rc == RN_EIO || rc == RN_ECONNECT) {
+		struct rn_buf b = {0};
+		int r2 = rn_tstore_get(d->st, key, 0, -1, &b);
+		if (r2 == 0 && b.len == text->len && !memcmp(b.data, text->data, b.len))
+			*ours = 1;
+		else if (r2 == 0) /* another writer's */
 			rc = RN_EEXIST;
-		else
-			rc = fail(d, errno_rc(), "link %s: %s", final, strerror(errno));
+		rn_buf_free(&b);
 	}
-	rn_fs_unlink(tmp);
-	if (!rc && rn_fsync_dir(d->log_dir))
-		rc = fail(d, errno_rc(), "fsync %s: %s", d->log_dir, strerror(errno));
 	return rc;
 }
 
@@ -846,35 +869,57 @@ int rn_delta_open(struct rn_delta **out, const char *dir, const char *schema_jso
 int rn_delta_open_part(struct rn_delta **out, const char *dir, const char *schema_json,
 		       const char *const *parts, size_t nparts, const char *engine_info)
 {
-	struct rn_delta *d;
-	char buf[4096];
+	struct rn_tstore *st;
+	char err[256];
 	int rc;
 
 	*out = NULL;
-	if (!(d = rn_calloc(1, sizeof(*d))))
+	if ((rc = rn_tstore_open(&st, dir, NULL, err, sizeof(err)))) {
+		if (rc != RN_ENOMEM)
+			rn_log_error("delta", "cannot open table store %s: %s", dir, err);
+		return rc;
+	}
+	return rn_delta_open_store_part(out, st, schema_json, parts, nparts, engine_info);
+}
+
+int rn_delta_open_store(struct rn_delta **out, struct rn_tstore *st, const char *schema_json,
+			const char *engine_info)
+{
+	return rn_delta_open_store_part(out, st, schema_json, NULL, 0, engine_info);
+}
+
+int rn_delta_open_store_part(struct rn_delta **out, struct rn_tstore *st, const char *schema_json,
+			     const char *const *parts, size_t nparts, const char *engine_info)
+{
+	const char *dir = rn_tstore_root(st);
+	struct rn_delta *d;
+	int rc, ok = 0;
+
+	*out = NULL;
+	if (!(d = rn_calloc(1, sizeof(*d)))) {
+		rn_tstore_close(st);
 		return RN_ENOMEM;
-	snprintf(buf, sizeof(buf), "%s/_delta_log", dir);
+	}
+	d->st = st;
 	d->dir = rn_strdup(dir);
-	d->log_dir = rn_strdup(buf);
 	d->engine = rn_strdup(engine_info ? engine_info : "runnel-server/" RN_VERSION);
 	d->version = -1;
 	d->ckpt_version = -1;
 	d->min_reader = d->min_writer = -1;
 	d->meta.created_ms = -1;
-	if (!d->dir || !d->log_dir || !d->engine) {
+	if (!d->dir || !d->engine) {
 		rn_delta_close(d);
 		return RN_ENOMEM;
 	}
-	if (!rn_delta_exists(dir)) {
+	if ((rc = rn_delta_exists_store(st)) < 0) {
+		rn_log_error("delta", "cannot read table %s: %s", dir, rn_tstore_errmsg(st));
+		rn_delta_close(d);
+		return rc;
+	}
+	if (!rc) {
 		if (!schema_json) {
 			rn_delta_close(d);
 			return RN_ENOTFOUND;
-		}
-		if (rn_mkdir_p(d->log_dir)) {
-			rc = errno_rc();
-			rn_log_error("delta", "cannot create %s: %s", d->log_dir, strerror(errno));
-			rn_delta_close(d);
-			return rc;
 		}
 		struct rn_buf t = {0};
 		uuid_t u;
@@ -902,8 +947,10 @@ int rn_delta_open_part(struct rn_delta **out, const char *dir, const char *schem
 		rc = rc ? rc
 			: rn_buf_printf(&t, "],\"configuration\":{},\"createdTime\":%lld}}\n",
 					(long long)now);
+		/* an unknown outcome fails the open even when version 0 turned out to be ours
+		 * (its durability is not known); the next open finds the table */
 		if (!rc)
-			rc = put_if_absent(d, 0, &t);
+			rc = put_if_absent(d, 0, &t, &ok);
 		rn_buf_free(&t);
 		if (rc && rc != RN_EEXIST) { /* EEXIST: another writer created it first */
 			rn_log_error("delta", "cannot create table %s: %s", dir, d->err);
@@ -929,9 +976,14 @@ void rn_delta_close(struct rn_delta *d)
 	rn_strmap_free(&d->txn_ids);
 	rn_free(d->files);
 	rn_free(d->dir);
-	rn_free(d->log_dir);
 	rn_free(d->engine);
+	rn_tstore_close(d->st);
 	rn_free(d);
+}
+
+struct rn_tstore *rn_delta_store(const struct rn_delta *d)
+{
+	return d->st;
 }
 
 int rn_delta_write_file(struct rn_delta *d, const void *data, size_t len, char *name, size_t cap,
@@ -940,76 +992,35 @@ int rn_delta_write_file(struct rn_delta *d, const void *data, size_t len, char *
 	return rn_delta_write_file_in(d, NULL, data, len, name, cap, mtime_ms);
 }
 
-/* Makes d->dir/sub and fsyncs the parent of every directory it had to create, so the new
- * entries survive a crash before the commit naming files in them. */
-static int make_subdir(struct rn_delta *d, const char *sub)
-{
-	char path[4200];
-	struct stat st;
-	int n = snprintf(path, sizeof(path), "%s/%s", d->dir, sub);
-	if (n < 0 || (size_t)n >= sizeof(path))
-		return fail(d, RN_EINVAL, "partition directory too long");
-	if (!stat(path, &st))
-		return 0;
-	if (rn_mkdir_p(path))
-		return fail(d, errno_rc(), "mkdir %s: %s", path, strerror(errno));
-	/* fsync every parent from the table directory down (cheap; only for a new directory) */
-	for (char *p = path + strlen(d->dir); *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = 0;
-		int rc = rn_fsync_dir(path);
-		*p = '/';
-		if (rc)
-			return fail(d, errno_rc(), "fsync %s: %s", path, strerror(errno));
-	}
-	return 0;
-}
-
 int rn_delta_write_file_in(struct rn_delta *d, const char *subdir, const void *data, size_t len,
 			   char *name, size_t cap, int64_t *mtime_ms)
 {
-	char tmp[4400], final[4400], dir[4200], base[128];
+	char base[128];
 	uuid_t u;
 	char us[37];
-	struct stat st;
-	int fd, rc = 0;
+	struct rn_tstore_entry e;
+	int rc = 0;
 
 	if (subdir && !*subdir)
 		subdir = NULL;
 	if (subdir && (subdir[0] == '/' || !strcmp(subdir, "..") || !strncmp(subdir, "../", 3) ||
 		       strstr(subdir, "/../") || strlen(subdir) > 3000))
 		return fail(d, RN_EINVAL, "bad data file subdirectory");
-	if (subdir && (rc = make_subdir(d, subdir)))
-		return rc;
 	uuid_generate_random(u);
 	uuid_unparse_lower(u, us);
 	snprintf(base, sizeof(base), "part-00000-%s-c000.zstd.parquet", us);
-	snprintf(dir, sizeof(dir), "%s%s%s", d->dir, subdir ? "/" : "", subdir ? subdir : "");
 	rc = snprintf(name, cap, "%s%s%s", subdir ? subdir : "", subdir ? "/" : "", base);
 	if (rc < 0 || (size_t)rc >= cap)
 		return fail(d, RN_EINVAL, "data file name does not fit");
-	rc = 0;
-	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, base);
-	snprintf(final, sizeof(final), "%s/%s", dir, base);
-	if ((fd = rn_fs_open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640)) < 0)
-		return fail(d, errno_rc(), "%s: %s", tmp, strerror(errno));
-	if (rn_write_new_file(fd, data, len))
-		rc = fail(d, errno_rc(), "write %s: %s", tmp, strerror(errno));
-	if (!rc && rn_fs_fsync(fd))
-		rc = fail(d, errno_rc(), "fsync %s: %s", tmp, strerror(errno));
-	if (!rc && fstat(fd, &st))
-		rc = fail(d, RN_EIO, "stat %s: %s", tmp, strerror(errno));
-	close(fd);
-	if (!rc && rn_fs_rename(tmp, final))
-		rc = fail(d, errno_rc(), "rename %s: %s", final, strerror(errno));
-	if (!rc && rn_fsync_dir(dir))
-		rc = fail(d, errno_rc(), "fsync %s: %s", dir, strerror(errno));
-	if (rc) {
-		rn_fs_unlink(tmp);
-		return rc;
-	}
-	*mtime_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+	/* the store makes the partition directories (fs: each new one's parent fsynced) and
+	 * refuses a name that is no key (RN_EINVAL) */
+	if ((rc = rn_tstore_put(d->st, name, data, len)))
+		return store_fail(d, rc);
+	/* the store's own time when it has one (the object's mtime), else the clock's */
+	if (rn_tstore_stat(d->st, name, &e) == 0)
+		*mtime_ms = e.mtime_ms;
+	else
+		*mtime_ms = rn_now_us() / 1000;
 	return 0;
 }
 
@@ -1095,10 +1106,10 @@ int rn_delta_commit_from(struct rn_delta *d, const struct rn_delta_add *adds, si
 		rc = fail(d, rc, "commit text: %s", rn_strerror(rc));
 		goto out;
 	}
-	int already = 0;
+	int already = 0, ours = 0;
 	for (int attempt = 0; attempt < 1000; attempt++) {
 		int64_t v = d->version + 1;
-		rc = put_if_absent(d, v, &t);
+		rc = put_if_absent(d, v, &t, &ours);
 		if (rc != RN_EEXIST)
 			break;
 		/* Lost the race for v: read what won, then decide. */
@@ -1125,6 +1136,14 @@ int rn_delta_commit_from(struct rn_delta *d, const struct rn_delta_add *adds, si
 	}
 	if (rc == RN_EEXIST && !already) /* lost every race: retry later, never "done" */
 		rc = fail(d, RN_EAGAIN, "lost 1000 races for the next version; try again");
+	if (rc && ours) {
+		/* The version is ours, its durability unknown: the failure is reported, and the
+		 * snapshot takes the version in, so a retry of these txns finds them committed
+		 * (RN_EEXIST) instead of committing them again. */
+		d->version++;
+		if (apply_own(d, &t))
+			d->stale = 1;
+	}
 	if (!rc) {
 		/* The version is durable: it is ours whatever happens next. A snapshot that
 		 * cannot take it in is rebuilt from the log before its next use. */
@@ -1169,9 +1188,10 @@ int rn_delta_commit_rewrite(struct rn_delta *d, const char *const *removed, size
 		rn_buf_free(&t);
 		return fail(d, rc, "commit text: %s", rn_strerror(rc));
 	}
+	int ours = 0;
 	for (int attempt = 0; attempt < 1000; attempt++) {
 		int64_t v = d->version + 1;
-		rc = put_if_absent(d, v, &t);
+		rc = put_if_absent(d, v, &t, &ours);
 		if (rc != RN_EEXIST)
 			break;
 		struct commit_info ci = {.want_removed = 1};
@@ -1196,6 +1216,13 @@ int rn_delta_commit_rewrite(struct rn_delta *d, const char *const *removed, size
 	}
 	if (rc == RN_EEXIST || rc == RN_EAGAIN)
 		rc = fail(d, RN_EAGAIN, "lost 1000 races for the next version; try again");
+	if (rc && ours) {
+		/* The rewrite is in the log (its durability unknown): it is ours, and its new
+		 * file is referenced, so the caller must keep it. Success, with a log line. */
+		rn_log_warn("delta", "%s: compaction commit written, durability unknown: %s",
+			    d->dir, d->err);
+		rc = 0;
+	}
 	if (!rc) {
 		/* The version is durable: it is ours whatever happens next. A snapshot that
 		 * cannot take it in is rebuilt from the log before its next use. */
@@ -1210,36 +1237,18 @@ int rn_delta_commit_rewrite(struct rn_delta *d, const char *const *removed, size
 
 /* ---- checkpoints: writing ---- */
 
-/* Writes data to dir/name via a temp file + fsync + rename + fsync dir. */
+/* Replaces _delta_log/name durably with data (checkpoints and _last_checkpoint). */
 static int write_replace(struct rn_delta *d, const char *name, const void *data, size_t len)
 {
-	char tmp[4400], final[4400];
-	uuid_t u;
-	char us[37];
-	int fd, rc = 0;
-	uuid_generate_random(u);
-	uuid_unparse_lower(u, us);
-	snprintf(final, sizeof(final), "%s/%s", d->log_dir, name);
-	snprintf(tmp, sizeof(tmp), "%s/.%s.%s.tmp", d->log_dir, name, us);
-	if ((fd = rn_fs_open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640)) < 0)
-		return fail(d, errno_rc(), "%s: %s", tmp, strerror(errno));
-	if (rn_write_all(fd, data, len))
-		rc = fail(d, errno_rc(), "write %s: %s", tmp, strerror(errno));
-	if (!rc && rn_fs_fsync(fd))
-		rc = fail(d, errno_rc(), "fsync %s: %s", tmp, strerror(errno));
-	close(fd);
-	if (!rc && rn_fs_rename(tmp, final))
-		rc = fail(d, errno_rc(), "rename %s: %s", final, strerror(errno));
-	if (rc)
-		rn_fs_unlink(tmp);
-	if (!rc && rn_fsync_dir(d->log_dir))
-		rc = fail(d, errno_rc(), "fsync %s: %s", d->log_dir, strerror(errno));
-	return rc;
+	char key[128];
+	int rc;
+	snprintf(key, sizeof(key), LOG_DIR "/%s", name);
+	return (rc = rn_tstore_put(d->st, key, data, len)) ? store_fail(d, rc) : 0;
 }
 
-/* Decodes a relative add/remove path into a path under the table; RN_EINVAL for escapes,
+/* Decodes a relative add/remove path into its key in the store; RN_EINVAL for escapes,
  * absolute paths, URIs or "..". */
-static int data_path(const struct rn_delta *d, const char *rel, char *out, size_t cap)
+static int data_path(const char *rel, char *out, size_t cap)
 {
 	char dec[4096];
 	size_t o = 0;
@@ -1261,7 +1270,7 @@ static int data_path(const struct rn_delta *d, const char *rel, char *out, size_
 	    !strncmp(dec, "../", 3) || strstr(dec, "/../") ||
 	    (o >= 3 && !strcmp(dec + o - 3, "/..")))
 		return RN_EINVAL;
-	int n = snprintf(out, cap, "%s/%s", d->dir, dec);
+	int n = snprintf(out, cap, "%s", dec);
 	return n < 0 || (size_t)n >= cap ? RN_EINVAL : 0;
 }
 
@@ -1272,6 +1281,7 @@ int rn_delta_checkpoint(struct rn_delta *d, int64_t tombstone_retention_ms, int6
 	size_t nkeep = 0, rows, nadd = 0;
 	int64_t now = rn_now_us() / 1000;
 	char name[64], text[256], path[4400];
+	struct rn_tstore_entry e;
 	int rc;
 
 	if ((rc = rn_delta_refresh(d)))
@@ -1289,7 +1299,8 @@ int rn_delta_checkpoint(struct rn_delta *d, int64_t tombstone_retention_ms, int6
 		 * checkpoint never makes a removed file invisible to vacuum. */
 		if (f->is_remove && f->deletion_ms >= 0 &&
 		    f->deletion_ms < now - tombstone_retention_ms &&
-		    (data_path(d, f->path, path, sizeof(path)) || access(path, F_OK)))
+		    (data_path(f->path, path, sizeof(path)) ||
+		     rn_tstore_stat(d->st, path, &e) == RN_ENOTFOUND))
 			continue;
 		nadd += !f->is_remove;
 		keep[nkeep++] = f;
@@ -1325,40 +1336,44 @@ int rn_delta_cleanup(struct rn_delta *d, int64_t retention_ms, size_t *deleted)
 	return rn_delta_cleanup_below(d, retention_ms, INT64_MAX, deleted);
 }
 
+struct cleanup {
+	struct rn_delta *d;
+	int64_t ck, below, cutoff, retention_ms;
+	size_t deleted;
+};
+
+static int cleanup_one(void *ctx, const struct rn_tstore_entry *e)
+{
+	struct cleanup *c = ctx;
+	const char *name = log_name(e->key);
+	int64_t v;
+	int is_json = versioned(name, ".json", &v);
+	if (!is_json && !versioned(name, ".checkpoint.parquet", &v))
+		return 0;
+	/* keep the newest checkpoint and its JSON commit, and everything after; and what
+	 * another writer may still need (below) */
+	if (v >= c->ck || v >= c->below)
+		return 0;
+	if (e->mtime_ms >= c->cutoff && c->retention_ms >= 0)
+		return 0;
+	if (rn_tstore_delete(c->d->st, e->key) == 0) /* a failed one goes next time */
+		c->deleted++;
+	return 0;
+}
+
 int rn_delta_cleanup_below(struct rn_delta *d, int64_t retention_ms, int64_t below, size_t *deleted)
 {
-	int64_t ck = last_checkpoint(d), v, cutoff = rn_now_us() / 1000 - retention_ms;
-	char path[4400];
-	struct dirent *de;
-	struct stat st;
-	DIR *dir;
+	struct cleanup c = {
+		d, last_checkpoint(d), below, rn_now_us() / 1000 - retention_ms, retention_ms, 0};
+	int rc;
 
 	*deleted = 0;
-	if (ck < 0)
+	if (c.ck < 0)
 		return 0; /* nothing may go without a checkpoint */
-	if (!(dir = opendir(d->log_dir)))
-		return fail(d, RN_EIO, "%s: %s", d->log_dir, strerror(errno));
-	while ((de = readdir(dir))) {
-		int is_json = versioned(de->d_name, ".json", &v);
-		if (!is_json && !versioned(de->d_name, ".checkpoint.parquet", &v))
-			continue;
-		/* keep the newest checkpoint and its JSON commit, and everything after; and
-		 * what another writer may still need (below) */
-		if (v >= ck || v >= below)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", d->log_dir, de->d_name);
-		if (stat(path, &st))
-			continue;
-		int64_t mtime = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
-		if (mtime >= cutoff && retention_ms >= 0)
-			continue;
-		if (rn_fs_unlink(path) == 0)
-			(*deleted)++;
-	}
-	closedir(dir);
-	if (*deleted && rn_fsync_dir(d->log_dir))
-		return fail(d, errno_rc(), "fsync %s: %s", d->log_dir, strerror(errno));
-	return 0;
+	/* deletes need not be durable: one that comes back after a crash goes next time */
+	rc = rn_tstore_list(d->st, LOG_DIR, 0, cleanup_one, &c);
+	*deleted = c.deleted;
+	return rc ? store_fail(d, rc == RN_ENOMEM ? rc : RN_EIO) : 0;
 }
 
 int rn_delta_vacuum(struct rn_delta *d, int64_t retention_ms, int dry_run,
@@ -1367,7 +1382,7 @@ int rn_delta_vacuum(struct rn_delta *d, int64_t retention_ms, int dry_run,
 {
 	int64_t cutoff = rn_now_us() / 1000 - retention_ms;
 	char path[4400];
-	struct stat st;
+	struct rn_tstore_entry st;
 	int rc;
 
 	*nfiles = 0;
@@ -1380,23 +1395,23 @@ int rn_delta_vacuum(struct rn_delta *d, int64_t retention_ms, int dry_run,
 		 * references it (the path map holds one entry per path) */
 		if (!f->is_remove || f->deletion_ms < 0 || f->deletion_ms > cutoff)
 			continue;
-		if (data_path(d, f->path, path, sizeof(path))) {
+		if (data_path(f->path, path, sizeof(path))) {
 			rn_log_warn("delta", "%s: vacuum skips odd path %s", d->dir, f->path);
 			continue;
 		}
-		if (lstat(path, &st) || !S_ISREG(st.st_mode))
-			continue; /* already gone */
-		if (!dry_run && rn_fs_unlink(path)) {
-			rc = fail(d, RN_EIO, "unlink %s: %s", path, strerror(errno));
+		if (rn_tstore_stat(d->st, path, &st))
+			continue; /* already gone (or unreadable now: next time) */
+		if (!dry_run && (rc = rn_tstore_delete(d->st, path))) {
+			rc = store_fail(d, rc == RN_ENOSPC ? RN_EIO : rc);
 			break;
 		}
 		(*nfiles)++;
-		*bytes += st.st_size;
+		*bytes += st.size;
 		if (cb)
-			cb(ctx, f->path, st.st_size);
+			cb(ctx, f->path, st.size);
 	}
-	if (!dry_run && *nfiles && rn_fsync_dir(d->dir))
-		rc = fail(d, errno_rc(), "fsync %s: %s", d->dir, strerror(errno));
+	/* deletes need not be durable: a file that comes back after a crash is still a
+	 * tombstone's and goes at the next vacuum */
 	return rc;
 }
 

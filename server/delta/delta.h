@@ -1,12 +1,13 @@
 /*
- * One Delta table on a local filesystem: creating it, writing data files durably, and
- * committing versions to _delta_log with put-if-absent (link() of an fsynced temp file), so
- * several writers can append to one table. It replays the JSON log incrementally to know the
- * latest version and, per appId, the highest txn version — the exactly-once watermark. The
- * replay keeps the whole snapshot (protocol, metaData, live adds, remove tombstones, txns)
- * so it can write classic Parquet checkpoints (checkpoint.h) and start from the newest one
- * on open; it also cleans up expired log files behind a checkpoint, commits rewrites
- * (rn_delta_commit_rewrite) and vacuums removed data files. This is the log core: it knows
+ * One Delta table in a table store (server/store/tstore.h: a local directory or an S3
+ * prefix): creating it, writing data files durably, and committing versions to _delta_log
+ * with put-if-absent (rn_tstore_put_new: link() of an fsynced temp file, or a conditional
+ * PUT), so several writers can append to one table. All its I/O goes through the store. It replays
+ * the JSON log incrementally to know the latest version and, per appId, the highest txn version —
+ * the exactly-once watermark. The replay keeps the whole snapshot (protocol, metaData, live adds,
+ * remove tombstones, txns) so it can write classic Parquet checkpoints (checkpoint.h) and start
+ * from the newest one on open; it also cleans up expired log files behind a checkpoint, commits
+ * rewrites (rn_delta_commit_rewrite) and vacuums removed data files. This is the log core: it knows
  * nothing of when maintenance is due or of how small files are picked and rewritten; the
  * compaction (compact.c) and the maintenance runs (maint.c) are built on it, one way, and
  * take their settings as arguments (tests/layering.sh checks delta.c includes neither).
@@ -23,8 +24,10 @@
 #include <stdint.h>
 
 struct rn_delta;
+struct rn_tstore;
 
-/* Opens the table in `dir`. With schema_json != NULL, a missing table (no version 0) is
+/* Opens the table in `dir` (a local directory; any root rn_tstore_open takes, opened with
+ * the default store settings). With schema_json != NULL, a missing table (no version 0) is
  * created: directories made, version 0 committed with commitInfo, protocol (1,2) and
  * metaData carrying schema_json (a Spark struct schema). Without it, a missing table is
  * RN_ENOTFOUND. RN_EIO, RN_EDELTA (unreadable log), RN_ENOMEM. */
@@ -35,10 +38,23 @@ int rn_delta_open(struct rn_delta **out, const char *dir, const char *schema_jso
  * table keeps what its log says; see rn_delta_partition_columns. Same errors. */
 int rn_delta_open_part(struct rn_delta **out, const char *dir, const char *schema_json,
 		       const char *const *parts, size_t nparts, const char *engine_info);
+/* rn_delta_open(_part) on a store the caller opened (rn_tstore_open). The handle takes st
+ * over: rn_delta_close closes it, and a failed open closes it too. The store object is used
+ * on the handle's thread only. Same errors, plus those of the store (RN_ECONNECT). */
+int rn_delta_open_store(struct rn_delta **out, struct rn_tstore *st, const char *schema_json,
+			const char *engine_info);
+int rn_delta_open_store_part(struct rn_delta **out, struct rn_tstore *st, const char *schema_json,
+			     const char *const *parts, size_t nparts, const char *engine_info);
 void rn_delta_close(struct rn_delta *d);
 
-/* 1 if `dir` holds a Delta table (its version 0 commit or a _last_checkpoint exists). */
+/* 1 if `dir` holds a Delta table (its version 0 commit or a _last_checkpoint exists); a
+ * local directory only. */
 int rn_delta_exists(const char *dir);
+/* rn_delta_exists on a store: 1, 0, or a negative rn_err code when the store cannot say. */
+int rn_delta_exists_store(struct rn_tstore *st);
+/* The handle's store (owned by the handle): for data file reads (rn_tstore_map) and deletes
+ * of files the caller wrote and never committed. */
+struct rn_tstore *rn_delta_store(const struct rn_delta *d);
 
 /* Reads commits newer than the last one seen. 0, RN_EIO, RN_EDELTA. */
 int rn_delta_refresh(struct rn_delta *d);
@@ -57,9 +73,10 @@ int64_t rn_delta_version(const struct rn_delta *d);
 /* Highest txn version for app_id, or -1 if none. Does not refresh. */
 int64_t rn_delta_txn(const struct rn_delta *d, const char *app_id);
 
-/* Writes `len` bytes as a new data file (temp name, fsync, rename, fsync dir). On success
+/* Writes `len` bytes as a new data file (rn_tstore_put: durable when it returns). On success
  * name receives the file name relative to the table (ASCII, no escaping needed) and
- * *mtime_ms its modification time. RN_EIO, RN_ENOSPC. */
+ * *mtime_ms its modification time (the store's; the clock's if it cannot be read back).
+ * RN_EIO, RN_ENOSPC, RN_ECONNECT, RN_ENOMEM. */
 int rn_delta_write_file(struct rn_delta *d, const void *data, size_t len, char *name, size_t cap,
 			int64_t *mtime_ms);
 /* rn_delta_write_file into the subdirectory `subdir` of the table (a relative path as it is
@@ -95,7 +112,11 @@ struct rn_delta_txn {
  * call returns RN_EEXIST without writing; when only some have, RN_EOVERLAP (the rows of the
  * others are not in the table, those of these are: they must be built again without the
  * committed ones); otherwise it retries at the next version. On success *version receives
- * the committed version. RN_EIO, RN_ENOSPC, RN_ENOMEM.
+ * the committed version. RN_EIO, RN_ENOSPC, RN_ENOMEM. When the store cannot tell whether the
+ * commit was written (RN_EIO), the version is read back before anything else: if it holds
+ * this commit the snapshot takes it in but the call still fails (its durability is not
+ * known), so a retry of the same txns returns RN_EEXIST; the text is never written at a
+ * second version while the first attempt's outcome is open.
  */
 int rn_delta_commit(struct rn_delta *d, const struct rn_delta_add *adds, size_t nadd,
 		    const struct rn_delta_txn *txns, size_t ntxn, int64_t *version);
@@ -145,7 +166,8 @@ const char *rn_delta_dir(const struct rn_delta *d);
  * read: one that removed any input, or changed protocol/metaData, aborts with RN_ECONFLICT
  * (the caller deletes its new file and tries later); otherwise it retries at the next
  * version. RN_ECONFLICT also if an input is not live now. RN_EIO, RN_ENOSPC, RN_EAGAIN,
- * RN_ENOMEM. */
+ * RN_ENOMEM. An attempt of unknown outcome that turns out to be in the log is a success (the
+ * new file is referenced: the caller must keep it). */
 int rn_delta_commit_rewrite(struct rn_delta *d, const char *const *removed, size_t nremoved,
 			    const struct rn_delta_add *add, int64_t *version);
 

@@ -62,7 +62,7 @@ static void maint_run(void *arg)
 	int64_t t0 = rn_mono_us();
 	int rc;
 	atomic_fetch_add(j->running, 1);
-	if ((rc = rn_delta_open(&d, j->dir, NULL, NULL))) {
+	if ((rc = rn_mat__delta_open(&d, j->dir, NULL, NULL, 0))) {
 		rn_log_warn("mat", "%s: maintenance cannot open the table: %s", j->dir,
 			    rn_strerror(rc));
 		j->res = (struct rn_maint_result){.ckpt_version = -1, .failed = 1};

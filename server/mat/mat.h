@@ -158,7 +158,8 @@ int rn_mat_create_from_descriptor(struct rn_mat *m, const char *table, const uin
  * dead-letter table too. RN_EINVAL for a bad name, RN_EIO/RN_EDELTA. */
 int rn_mat_ensure_table(struct rn_mat *m, const char *table);
 
-/* True (1) if the table exists (has a _delta_log with version 0), 0 if not, or RN_EINVAL. */
+/* True (1) if the table exists (has a _delta_log with version 0), 0 if not, or RN_EINVAL,
+ * RN_ENOMEM or the table store's error when it cannot say (never taken for "no"). */
 int rn_mat_table_exists(struct rn_mat *m, const char *table);
 
 /* A stream's clock reference, from the agent's x-runnel-clock header: on the boot
@@ -282,6 +283,12 @@ size_t rn_mat_principal_pending_bytes(const struct rn_mat *m, const char *princi
 				      size_t *active);
 
 int rn_mat_committed(struct rn_mat *m, const char *table, const char *stream_id, int64_t *offset);
+
+/* rn_mat_committed as the loop's handle last read the log, without reading it again: after a
+ * flush round's done functions (they read each commit back) it covers this server's commits
+ * at the cost of a hash look-up, for the committed acks of many streams. -1 for a table not
+ * opened. Never fails. */
+int64_t rn_mat_committed_read(struct rn_mat *m, const char *table, const char *stream_id);
 
 const char *rn_mat_errmsg(const struct rn_mat *m);
 

@@ -251,6 +251,18 @@ void rn_mat__def_free(struct table_def *d);
 /* Forgets the declaration of a table no open table uses (a create that failed). */
 void rn_mat__drop_def(struct rn_mat *m, const char *name);
 /*
+ * Where a table's root string becomes a table store (server/store/tstore.h) and a Delta
+ * handle on it: every handle of the materializer (the loop's, the flush job's, a maintenance
+ * job's) is opened here, on the calling thread, with a store object of its own. Roots are
+ * local directories today; the store settings for s3:// roots are the default ones until the
+ * server config carries them. rn_delta_open_part's arguments and errors (and the store's:
+ * RN_EINVAL for a malformed root, RN_ECONFIG).
+ */
+int rn_mat__delta_open(struct rn_delta **out, const char *root, const char *schema_json,
+		       const char *const *parts, size_t nparts);
+/* rn_delta_exists for a table root: 1, 0 or a negative rn_err code (RN_ENOMEM). */
+int rn_mat__delta_exists(const char *root);
+/*
  * Finds the table, opening (and with create, creating) it on first use. A typed table opens
  * together with its dead-letter table as one step: on success both are registered, on
  * failure neither is (a dead-letter table this call opened is closed again, and a

@@ -17,7 +17,9 @@
 #include "protorow.h"
 #include "rn_clock.h"
 #include "rn_err.h"
+#include "rn_log.h"
 #include "rn_mem.h"
+#include "tstore.h"
 
 static const struct table_def *find_def(const struct rn_mat *m, const char *name);
 static char *typed_schema_json(const struct rn_schema *sc);
@@ -207,6 +209,36 @@ static char *table_dir(const struct rn_mat *m, const char *name)
 	return (char *)b.data;
 }
 
+int rn_mat__delta_open(struct rn_delta **out, const char *root, const char *schema_json,
+		       const char *const *parts, size_t nparts)
+{
+	struct rn_tstore *st;
+	char err[256];
+	int rc;
+
+	*out = NULL;
+	if ((rc = rn_tstore_open(&st, root, NULL, err, sizeof(err)))) {
+		if (rc != RN_ENOMEM)
+			rn_log_error("mat", "table store %s: %s", root, err);
+		return rc;
+	}
+	/* the handle owns the store from here, also when the open fails */
+	return rn_delta_open_store_part(out, st, schema_json, parts, nparts, NULL);
+}
+
+int rn_mat__delta_exists(const char *root)
+{
+	struct rn_tstore *st;
+	char err[256];
+	int rc;
+
+	if ((rc = rn_tstore_open(&st, root, NULL, err, sizeof(err))))
+		return rc;
+	rc = rn_delta_exists_store(st);
+	rn_tstore_close(st);
+	return rc;
+}
+
 /* Finds the table, opening (and with create, creating) it on first use; the step that
  * rn_mat__get_table undoes on failure. */
 static int get_table(struct rn_mat *m, const char *name, int create, struct mat_table **out)
@@ -242,9 +274,9 @@ static int get_table(struct rn_mat *m, const char *name, int create, struct mat_
 		rn_free(schema);
 		return RN_ENOMEM;
 	}
-	rc = rn_delta_open_part(&t->delta, t->dir, create ? schema : NULL,
-				def ? (const char *const *)def->parts : NULL, def ? def->nparts : 0,
-				NULL);
+	rc = rn_mat__delta_open(&t->delta, t->dir, create ? schema : NULL,
+				def ? (const char *const *)def->parts : NULL,
+				def ? def->nparts : 0);
 	if (rc) {
 		rn_free(schema);
 		if (rc != RN_ENOTFOUND)
@@ -580,9 +612,17 @@ int rn_mat_table_exists(struct rn_mat *m, const char *table)
 			return 1;
 	if (!(dir = table_dir(m, table)))
 		return RN_ENOMEM;
-	r = rn_delta_exists(dir);
+	r = rn_mat__delta_exists(dir);
 	rn_free(dir);
 	return r;
+}
+
+int64_t rn_mat_committed_read(struct rn_mat *m, const char *table, const char *stream_id)
+{
+	struct mat_table *t;
+	if (rn_mat__get_table(m, table, 0, &t))
+		return -1;
+	return rn_delta_txn(t->delta, stream_id);
 }
 
 int rn_mat_committed(struct rn_mat *m, const char *table, const char *stream_id, int64_t *offset)

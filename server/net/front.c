@@ -68,6 +68,8 @@ struct rn_call {
 	char *auth;       /* "Bearer " and a token of up to RN_CONF_HDR_MAX, or NULL */
 	int have_table, have_auth; /* have_auth: present and not longer than AUTH_CAP - 1 */
 	char boot_id[64];          /* x-runnel-clock, when it parsed (have_clock) */
+	int committed_acks;        /* request: runnel-committed-acks: 1 */
+	int committed_acks_answer; /* response headers say runnel-committed-acks: 1 */
 	int64_t boot_us;
 	int have_clock;
 	int zstd; /* grpc-encoding: zstd */
@@ -411,9 +413,11 @@ static void respond_headers(struct rn_call *k)
 		NV("content-type", "application/grpc"),
 		NV("grpc-encoding", "identity"),
 		NV("grpc-accept-encoding", "identity,zstd"),
+		NV("runnel-committed-acks", "1"),
 	};
+	size_t n = sizeof(hdrs) / sizeof(hdrs[0]) - !k->committed_acks_answer;
 	nghttp2_data_provider dp = {.source.ptr = k, .read_callback = data_read_cb};
-	nghttp2_submit_response(k->conn->ng, k->sid, hdrs, sizeof(hdrs) / sizeof(hdrs[0]), &dp);
+	nghttp2_submit_response(k->conn->ng, k->sid, hdrs, n, &dp);
 	k->responded = 1;
 }
 
@@ -593,6 +597,11 @@ void rn_call_set_ctx(struct rn_call *k, void *p)
 	k->ctx = p;
 }
 
+void rn_call_answer_committed_acks(struct rn_call *k)
+{
+	k->committed_acks_answer = 1;
+}
+
 void *rn_call_ctx(const struct rn_call *k)
 {
 	return k->ctx;
@@ -734,6 +743,8 @@ static int header_cb(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
 	} else if (IS("x-runnel-clock")) {
 		k->have_clock = rn_zb_parse_clock(value, valuelen, k->boot_id, sizeof(k->boot_id),
 						  &k->boot_us) == 0;
+	} else if (IS("runnel-committed-acks")) {
+		k->committed_acks = valuelen == 1 && value[0] == '1';
 	} else if (IS("grpc-encoding")) {
 		k->zstd = valuelen == 4 && !memcmp(value, "zstd", 4);
 		if (!k->zstd && !(valuelen == 8 && !memcmp(value, "identity", 8)))
@@ -787,7 +798,8 @@ static void open_call(struct rn_call *k)
 				    k->have_clock ? k->boot_id : NULL,
 				    k->boot_us,
 				    k->conn->identity[0] ? k->conn->identity : NULL,
-				    k->conn->tls};
+				    k->conn->tls,
+				    k->committed_acks};
 	if ((st = fr->h.open(fr->h.ctx, k, &info, &msg)) != 0) {
 		refuse(k, 200, st, msg);
 		return;

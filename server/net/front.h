@@ -59,7 +59,8 @@ struct rn_call_info {
 	/* identity from the connection's verified client certificate: its first URI
 	 * subjectAltName, else its first DNS one; NULL on cleartext or without a certificate */
 	const char *peer_identity;
-	int tls; /* the call came over TLS */
+	int tls;            /* the call came over TLS */
+	int committed_acks; /* the request sent `runnel-committed-acks: 1` (docs/protocol.md) */
 };
 
 struct rn_front_handler {
@@ -199,6 +200,9 @@ void rn_call_set_pushback(struct rn_call *c, int64_t ms);
  */
 void rn_call_hold_window(struct rn_call *c, int on);
 void rn_call_set_ctx(struct rn_call *c, void *p);
+/* From the open handler only (before the response headers go out): they then carry
+ * `runnel-committed-acks: 1`, telling the client its acks will carry the table's watermark. */
+void rn_call_answer_committed_acks(struct rn_call *c);
 void *rn_call_ctx(const struct rn_call *c);
 int rn_call_persistent(const struct rn_call *c);
 /* Inside the message handler only: 1 when the message being handled came compressed

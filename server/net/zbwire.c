@@ -190,6 +190,19 @@ int rn_zb_encode_ack(struct rn_buf *b, int persistent, int64_t offset)
 	return rn_pb_put_bytes(b, persistent ? 3 : 2, in, n);
 }
 
+int rn_zb_encode_ack_committed(struct rn_buf *b, int persistent, int64_t offset, int64_t committed)
+{
+	uint8_t in[32];
+	size_t n = 0;
+	in[n++] = 0x08;
+	n += rn_pb_varint_enc(in + n, (uint64_t)offset);
+	if (committed >= 0) {
+		n += rn_pb_varint_enc(in + n, (uint64_t)RN_ZB_FIELD_TABLE_COMMITTED << 3);
+		n += rn_pb_varint_enc(in + n, (uint64_t)committed);
+	}
+	return rn_pb_put_bytes(b, persistent ? 3 : 2, in, n);
+}
+
 int rn_zb_encode_close_signal(struct rn_buf *b, int persistent, int64_t seconds)
 {
 	uint8_t dur[12], in[16];

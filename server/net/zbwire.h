@@ -52,6 +52,11 @@ int rn_zb_encode_create_response(struct rn_buf *b, int persistent, const char *s
 /* last < 0: the field is absent (nothing committed). Persistent only. */
 int rn_zb_encode_resume_response(struct rn_buf *b, int64_t last);
 int rn_zb_encode_ack(struct rn_buf *b, int persistent, int64_t offset);
+/* An ack with the Runnel extension table_committed_up_to_offset (field 1000 of
+ * IngestRecordResponse, docs/protocol.md), only for calls that sent runnel-committed-acks: 1;
+ * committed < 0 leaves it out (then the same bytes as rn_zb_encode_ack). */
+#define RN_ZB_FIELD_TABLE_COMMITTED 1000
+int rn_zb_encode_ack_committed(struct rn_buf *b, int persistent, int64_t offset, int64_t committed);
 int rn_zb_encode_close_signal(struct rn_buf *b, int persistent, int64_t seconds);
 
 /*

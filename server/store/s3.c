@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "rn_err.h"
+#include "rn_fs.h"
 #include "rn_mem.h"
 #include "s3policy.h"
 #include "sigv4.h"
@@ -39,6 +40,7 @@ struct rn_s3 {
 	CURL *curl;
 	uint64_t rng; /* xorshift state for backoff jitter */
 	int status;   /* the last response's HTTP status */
+	int unknown;  /* the last operation failed and may have been applied */
 	char err[512];
 	char curlerr[CURL_ERROR_SIZE];
 	struct rn_s3_stats st;
@@ -53,12 +55,16 @@ struct req {
 	struct rn_sigv4_header extra[3];
 	size_t n_extra;
 	struct rn_buf *out; /* a 2xx response body goes here (NULL: into the scratch buffer) */
+	int fd;             /* with out NULL and fd > 0: a 2xx body is written to this file */
 	int retry_409;      /* a conditional put: 409 ConditionalRequestConflict is transient */
 	int error_in_200;   /* CompleteMultipartUpload: a 200 may carry an <Error> */
 	/* results */
 	size_t body_off;        /* read position in body (curl's read callback) */
 	size_t out_start;       /* out->len before the first attempt */
 	int64_t content_length; /* from the response headers, -1 when absent */
+	int64_t mtime_ms;       /* Last-Modified as Unix ms, -1 when absent or unparsable */
+	int64_t fd_len;         /* bytes written to fd by this attempt */
+	int local_err;          /* write_cb failed here (ENOMEM past out's cap, fd's errno) */
 	char etag[128];         /* the ETag header, quotes kept; "" when absent */
 	struct rn_buf scratch;  /* non-2xx (or out == NULL) response bodies */
 	int unknown;            /* an attempt that did not succeed may have been applied */
@@ -329,8 +335,23 @@ static size_t write_cb(char *p, size_t size, size_t n, void *arg)
 	size_t len = size * n;
 	curl_easy_getinfo(x->s->curl, CURLINFO_RESPONSE_CODE, &code);
 	x->s->st.bytes_down += len;
-	if (code >= 200 && code < 300 && x->r->out)
-		return rn_buf_append(x->r->out, p, len) ? 0 : len; /* 0: past its cap, stop */
+	if (code >= 200 && code < 300 && x->r->out) {
+		if (rn_buf_append(x->r->out, p, len)) {
+			x->r->local_err = RN_ENOMEM; /* past its cap */
+			return 0;
+		}
+		return len;
+	}
+	if (code >= 200 && code < 300 && x->r->fd > 0) {
+		if (rn_write_all(x->r->fd, p, len)) {
+			x->r->local_err = errno == ENOSPC ? RN_ENOSPC : RN_EIO;
+			set_err(x->s, "writing %s/%s to a local file: %s", x->s->bucket,
+				x->r->key ? x->r->key : "", strerror(errno));
+			return 0;
+		}
+		x->r->fd_len += (int64_t)len;
+		return len;
+	}
 	if (x->r->scratch.len + len > ERRBODY_MAX)
 		len = ERRBODY_MAX - x->r->scratch.len; /* the rest of an error body is dropped */
 	if (len && rn_buf_append(&x->r->scratch, p, len))
@@ -349,7 +370,12 @@ static size_t header_cb(char *p, size_t size, size_t n, void *arg)
 	line[len] = 0;
 	if (strncmp(line, "HTTP/", 5) == 0) { /* a new header block (after 100 Continue) */
 		r->content_length = -1;
+		r->mtime_ms = -1;
 		r->etag[0] = 0;
+	} else if (strncasecmp(line, "last-modified:", 14) == 0) {
+		char *v = trim(line + 14);
+		if (rn_s3xml_http_date(v, strlen(v), &r->mtime_ms))
+			r->mtime_ms = -1;
 	} else if (strncasecmp(line, "etag:", 5) == 0) {
 		snprintf(r->etag, sizeof(r->etag), "%s", trim(line + 5));
 	} else if (strncasecmp(line, "content-length:", 15) == 0) {
@@ -465,10 +491,22 @@ static int attempt(struct rn_s3 *s, struct req *r, const char *path, const char 
 	curl_easy_reset(c);
 	r->body_off = 0;
 	r->content_length = -1;
+	r->mtime_ms = -1;
 	r->etag[0] = 0;
 	r->scratch.len = 0;
+	r->local_err = 0;
 	if (r->out)
 		r->out->len = r->out_start;
+	if (r->fd > 0) {
+		/* a retry writes the body again from the start; the caller truncates to fd_len */
+		r->fd_len = 0;
+		if (lseek(r->fd, 0, SEEK_SET) < 0) {
+			set_err(s, "%s %s/%s: seek in the local file: %s", r->method, s->bucket,
+				r->key ? r->key : "", strerror(errno));
+			rc = RN_EIO;
+			goto out;
+		}
+	}
 	s->curlerr[0] = 0;
 	curl_easy_setopt(c, CURLOPT_URL, (const char *)url.data);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
@@ -509,14 +547,19 @@ static int attempt(struct rn_s3 *s, struct req *r, const char *path, const char 
 	cc = curl_easy_perform(c);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
 	s->status = (int)code;
-	if (cc != CURLE_OK) {
+	if (cc != CURLE_OK && r->local_err) {
+		/* our side failed to take the body (a cap, a full disk): not the store's fault,
+		 * and not retried; write_cb said why (an ENOMEM keeps curl's text) */
+		if (r->local_err == RN_ENOMEM)
+			set_err(s, "%s %s/%s: the answer is larger than the buffer's cap",
+				r->method, s->bucket, r->key ? r->key : "");
+		rc = r->local_err;
+		r->fail = RN_S3_CUT;
+	} else if (cc != CURLE_OK) {
 		s->status = 0;
 		set_err(s, "%s %s/%s: %s", r->method, s->bucket, r->key ? r->key : "",
 			s->curlerr[0] ? s->curlerr : curl_easy_strerror(cc));
-		if (cc == CURLE_WRITE_ERROR && r->out && code >= 200 && code < 300)
-			rc = RN_ENOMEM; /* the response passed the caller's cap */
-		else
-			rc = BELOW_HTTP;
+		rc = BELOW_HTTP;
 		/* before a connection exists, nothing was applied */
 		r->fail = cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
 					  cc == CURLE_COULDNT_RESOLVE_PROXY
@@ -541,6 +584,7 @@ static int perform(struct rn_s3 *s, struct req *r)
 
 	s->err[0] = 0;
 	s->status = 0;
+	s->unknown = 0;
 	r->unknown = 0;
 	r->out_start = r->out ? r->out->len : 0;
 	r->scratch.max = ERRBODY_MAX + 1;
@@ -564,8 +608,16 @@ static int perform(struct rn_s3 *s, struct req *r)
 		if (rc == 0 && st >= 200 && st < 300 && r->error_in_200) {
 			const struct rn_buf *b = r->out ? r->out : &r->scratch;
 			size_t from = r->out ? r->out_start : 0;
-			err_doc = rn_s3xml_error((const char *)b->data + from, b->len - from, code,
-						 sizeof(code), msg, sizeof(msg)) == 0;
+			int e = rn_s3xml_error((const char *)b->data + from, b->len - from, code,
+					       sizeof(code), msg, sizeof(msg));
+			if (e == RN_ENOMEM) { /* unread: no success, and maybe applied */
+				set_err(s, "%s %s/%s: out of memory reading the answer", r->method,
+					s->bucket, r->key ? r->key : "");
+				r->unknown = 1;
+				rc = RN_ENOMEM;
+				break;
+			}
+			err_doc = e == 0;
 		}
 		v = rn_s3_policy_verdict(rc == BELOW_HTTP ? r->fail : RN_S3_ANSWERED, st,
 					 r->retry_409, err_doc);
@@ -590,6 +642,7 @@ out:
 		s->st.failures++;
 	if (!rc)
 		s->err[0] = 0;
+	s->unknown = rc && r->unknown;
 	return rc;
 }
 
@@ -642,6 +695,7 @@ int rn_s3_put_if_absent(struct rn_s3 *s, const char *key, const void *p, size_t 
 		if (rc == RN_EEXIST)
 			memcpy(s->err, saved, sizeof(saved));
 		rn_buf_free(&got);
+		s->unknown = rc == RN_EIO;
 	}
 	req_done(&r);
 	return rc;
@@ -669,20 +723,56 @@ int rn_s3_get(struct rn_s3 *s, const char *key, int64_t off, int64_t len, struct
 	return rc;
 }
 
-int rn_s3_head(struct rn_s3 *s, const char *key, int64_t *size)
+int rn_s3_get_fd(struct rn_s3 *s, const char *key, int fd, int64_t *len)
+{
+	struct req r = {.method = "GET", .key = key, .fd = fd};
+	int rc;
+	if (!key || fd <= 0)
+		return RN_EINVAL;
+	rc = perform(s, &r);
+	if (!rc && r.content_length >= 0 && r.fd_len != r.content_length) {
+		set_err(s, "GET %s/%s: %lld bytes of %lld", s->bucket, key, (long long)r.fd_len,
+			(long long)r.content_length);
+		rc = RN_EPROTO;
+	}
+	if (!rc && rn_fs_ftruncate(fd, (off_t)r.fd_len) != 0) {
+		set_err(s, "GET %s/%s: truncating the local file: %s", s->bucket, key,
+			strerror(errno));
+		rc = errno == ENOSPC ? RN_ENOSPC : RN_EIO;
+	}
+	if (!rc && len)
+		*len = r.fd_len;
+	req_done(&r);
+	return rc;
+}
+
+int rn_s3_stat(struct rn_s3 *s, const char *key, int64_t *size, int64_t *mtime_ms)
 {
 	struct req r = {.method = "HEAD", .key = key};
 	int rc = key ? perform(s, &r) : RN_EINVAL;
-	if (!rc && size) {
-		if (r.content_length < 0) {
-			set_err(s, "HEAD %s/%s: no Content-Length", s->bucket, key);
-			rc = RN_EPROTO;
-		} else {
-			*size = r.content_length;
-		}
+	if (!rc && size && r.content_length < 0) {
+		set_err(s, "HEAD %s/%s: no Content-Length", s->bucket, key);
+		rc = RN_EPROTO;
+	} else if (!rc && mtime_ms && r.mtime_ms < 0) {
+		set_err(s, "HEAD %s/%s: no valid Last-Modified", s->bucket, key);
+		rc = RN_EPROTO;
 	}
+	if (!rc && size)
+		*size = r.content_length;
+	if (!rc && mtime_ms)
+		*mtime_ms = r.mtime_ms;
 	req_done(&r);
 	return rc;
+}
+
+int rn_s3_head(struct rn_s3 *s, const char *key, int64_t *size)
+{
+	return rn_s3_stat(s, key, size, NULL);
+}
+
+int rn_s3_maybe_applied(const struct rn_s3 *s)
+{
+	return s->unknown;
 }
 
 int rn_s3_delete(struct rn_s3 *s, const char *key)
@@ -704,8 +794,8 @@ static int qparam(struct rn_buf *q, const char *name, const char *value)
 	return rn_sigv4_encode(q, value, strlen(value), 0);
 }
 
-int rn_s3_list(struct rn_s3 *s, const char *prefix, const char *token, int max_keys,
-	       struct rn_s3_list *out)
+int rn_s3_list(struct rn_s3 *s, const char *prefix, const char *delimiter, const char *token,
+	       int max_keys, struct rn_s3_list *out)
 {
 	struct rn_buf q = {0}, body = {.max = 16 << 20};
 	struct req r = {.method = "GET", .out = &body};
@@ -713,8 +803,9 @@ int rn_s3_list(struct rn_s3 *s, const char *prefix, const char *token, int max_k
 	int rc;
 	memset(out, 0, sizeof(*out));
 	snprintf(mk, sizeof(mk), "%d", max_keys);
-	/* in sorted order, as signed: continuation-token, list-type, max-keys, prefix */
-	if ((token && qparam(&q, "continuation-token", token)) || qparam(&q, "list-type", "2") ||
+	/* in sorted order, as signed: continuation-token, delimiter, list-type, max-keys, prefix */
+	if ((token && qparam(&q, "continuation-token", token)) ||
+	    (delimiter && qparam(&q, "delimiter", delimiter)) || qparam(&q, "list-type", "2") ||
 	    (max_keys > 0 && qparam(&q, "max-keys", mk)) ||
 	    (prefix && qparam(&q, "prefix", prefix)) || rn_buf_append_u8(&q, 0)) {
 		rc = RN_ENOMEM;
@@ -740,9 +831,14 @@ int rn_s3_mpu_create(struct rn_s3 *s, const char *key, char *id, size_t cap)
 	struct rn_buf body = {.max = ERRBODY_MAX};
 	struct req r = {.method = "POST", .key = key, .query = "uploads", .out = &body};
 	int rc = key ? perform(s, &r) : RN_EINVAL;
-	if (!rc && rn_s3xml_upload_id((const char *)body.data, body.len, id, cap)) {
-		set_err(s, "POST %s/%s?uploads: no UploadId in the answer", s->bucket, key);
-		rc = RN_EPROTO;
+	if (!rc && (rc = rn_s3xml_upload_id((const char *)body.data, body.len, id, cap))) {
+		/* an upload made but not known to us is an orphan for the lifecycle rule */
+		if (rc == RN_ENOMEM)
+			set_err(s, "POST %s/%s?uploads: out of memory reading the answer",
+				s->bucket, key);
+		else
+			set_err(s, "POST %s/%s?uploads: no UploadId in the answer", s->bucket, key);
+		rc = rc == RN_ENOMEM ? RN_ENOMEM : RN_EPROTO;
 	}
 	req_done(&r);
 	rn_buf_free(&body);
@@ -814,6 +910,7 @@ int rn_s3_mpu_complete(struct rn_s3 *s, const char *key, const char *id, char *c
 			rc = 0;
 		else
 			rc = RN_EIO;
+		s->unknown = rc != 0;
 	}
 out:
 	req_done(&r);

@@ -92,6 +92,10 @@ const char *rn_s3_errmsg(const struct rn_s3 *s);
 const char *rn_s3_access_key(const struct rn_s3 *s);
 /* The last response's HTTP status (0: none). */
 int rn_s3_status(const struct rn_s3 *s);
+/* 1 when the last operation failed after an attempt the store may have applied (a cut
+ * connection, a timeout, a 5xx; for rn_s3_put_if_absent an RN_EIO whose read-back failed):
+ * its effect is unknown. 0 after a success, an answered refusal or a failure to connect. */
+int rn_s3_maybe_applied(const struct rn_s3 *s);
 void rn_s3_stats(const struct rn_s3 *s, struct rn_s3_stats *st);
 
 /* Error codes of every operation: RN_ENOTFOUND (404: no such key, or no such bucket),
@@ -112,15 +116,28 @@ int rn_s3_put_file(struct rn_s3 *s, const char *key, const char *path);
 /* GET key's bytes [off, off+len) (len < 0: to the end; off = 0 and len < 0: the whole
  * object) appended to out (its max caps the size: RN_ENOMEM past it). */
 int rn_s3_get(struct rn_s3 *s, const char *key, int64_t off, int64_t len, struct rn_buf *out);
-/* HEAD key: its size into *size. */
+/* GET key's whole body written into the file fd (from its offset 0; a retry starts again
+ * there), which is then truncated to the body's length, into *len (may be NULL). Memory stays
+ * at curl's buffer whatever the object's size. Writes go through rn_fs (common/rn_fs.h: its
+ * failure hook reaches them). RN_ENOSPC or RN_EIO when the file cannot be written (not
+ * retried; errno's text in errmsg), RN_EPROTO (fewer bytes than Content-Length), or an error
+ * above. */
+int rn_s3_get_fd(struct rn_s3 *s, const char *key, int fd, int64_t *len);
+/* HEAD key: its size into *size, and its Last-Modified header as Unix ms (whole seconds) into
+ * *mtime_ms; either may be NULL. RN_EPROTO when a wanted header is missing or malformed. */
+int rn_s3_stat(struct rn_s3 *s, const char *key, int64_t *size, int64_t *mtime_ms);
+/* rn_s3_stat for the size alone. */
 int rn_s3_head(struct rn_s3 *s, const char *key, int64_t *size);
 /* DELETE key; a key that does not exist is not an error (S3 answers 204 for it too). */
 int rn_s3_delete(struct rn_s3 *s, const char *key);
 /* One ListObjectsV2 page of keys starting with prefix (NULL: all), after token (NULL: the
  * first page), at most max_keys (0: the store's default, 1000), into out (freed with
- * rn_s3_list_free); out->truncated and out->next_token lead to the next page. */
-int rn_s3_list(struct rn_s3 *s, const char *prefix, const char *token, int max_keys,
-	       struct rn_s3_list *out);
+ * rn_s3_list_free); out->truncated and out->next_token lead to the next page. With a
+ * delimiter (NULL: none; "/" for one level) keys holding it after the prefix are rolled up
+ * into out->prefixes (CommonPrefixes) instead of listed. Keys come in ascending UTF-8 byte
+ * order (S3's rule; the caller may check it). */
+int rn_s3_list(struct rn_s3 *s, const char *prefix, const char *delimiter, const char *token,
+	       int max_keys, struct rn_s3_list *out);
 
 /* Multipart, step by step. create: the upload id into id (cap bytes). part: part number n
  * (1..10000) of p[0..len), its ETag into etag (cap bytes). complete: the parts 1..n with

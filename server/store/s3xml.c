@@ -11,6 +11,7 @@
 #include "rn_buf.h"
 #include "rn_err.h"
 #include "rn_mem.h"
+#include "rn_time.h"
 
 #define NAME_MAX_LEN 64
 
@@ -258,6 +259,7 @@ static int list_cb(struct walker *w, int end, const char *name, const char *t, s
 			rn_free(c->cur.key);
 			memset(&c->cur, 0, sizeof(c->cur));
 			c->cur.size = -1;
+			c->cur.mtime_ms = -1;
 		}
 		return 0;
 	}
@@ -270,6 +272,9 @@ static int list_cb(struct walker *w, int end, const char *name, const char *t, s
 			char *e;
 			long long v = strtoll(t, &e, 10);
 			c->cur.size = (*t && !*e && v >= 0) ? v : -1;
+		} else if (strcmp(name, "LastModified") == 0) {
+			if (rn_s3xml_iso_time(t, tlen, &c->cur.mtime_ms))
+				c->cur.mtime_ms = -1;
 		} else if (strcmp(name, "ETag") == 0) {
 			const char *s = t;
 			size_t n = tlen;
@@ -416,4 +421,57 @@ int rn_s3xml_upload_id(const char *xml, size_t len, char *id, size_t cap)
 	if (!rc && (!c.root_ok || c.found[0] != 1 || !id[0]))
 		rc = RN_EINVAL;
 	return rc;
+}
+
+int rn_s3xml_iso_time(const char *s, size_t n, int64_t *ms)
+{
+	int64_t us;
+	if (rn_time_rfc3339(s, n, 0, &us))
+		return RN_EINVAL;
+	/* floor, so a time before 1970 rounds the same way as one after */
+	*ms = us >= 0 ? us / 1000 : -((-us + 999) / 1000);
+	return 0;
+}
+
+/* The number of k decimal digits at s (0 <= value), or -1. */
+static int64_t num(const char *s, size_t k)
+{
+	int64_t v = 0;
+	for (size_t i = 0; i < k; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v;
+}
+
+int rn_s3xml_http_date(const char *s, size_t n, int64_t *ms)
+{
+	static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+	static const char days[] = "MonTueWedThuFriSatSun";
+	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	int64_t d, y, h, mi, sec, mo = -1;
+	int wd = 0;
+	/* "Sun, 06 Dec 2026 10:00:00 GMT": 29 bytes, every field at a fixed place */
+	if (n != 29 || s[3] != ',' || s[4] != ' ' || s[7] != ' ' || s[11] != ' ' || s[16] != ' ' ||
+	    s[19] != ':' || s[22] != ':' || s[25] != ' ' || memcmp(s + 26, "GMT", 3) != 0)
+		return RN_EINVAL;
+	for (int i = 0; i < 7; i++)
+		wd |= memcmp(s, days + 3 * i, 3) == 0;
+	for (int i = 0; i < 12; i++)
+		if (memcmp(s + 8, months + 3 * i, 3) == 0)
+			mo = i + 1;
+	d = num(s + 5, 2);
+	y = num(s + 12, 4);
+	h = num(s + 17, 2);
+	mi = num(s + 20, 2);
+	sec = num(s + 23, 2);
+	if (!wd || mo < 0 || d < 1 || y < 0 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 ||
+	    sec > 60 || d > mdays[mo - 1] ||
+	    (mo == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0))))
+		return RN_EINVAL;
+	if (sec == 60)
+		sec = 59; /* a leap second lands on the second before it, as in rn_time.c */
+	*ms = (rn_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec) * 1000;
+	return 0;
 }

@@ -16,7 +16,8 @@ static int sink_events(void *ctx, const struct rn_up_event *ev, int n)
 {
 	(void)ctx;
 	for (int i = 0; i < n; i++) {
-		volatile int64_t sink = ev[i].offset + ev[i].close_secs + ev[i].stream_id[0];
+		volatile int64_t sink =
+			ev[i].offset + ev[i].committed + ev[i].close_secs + ev[i].stream_id[0];
 		(void)sink;
 	}
 	return 0;
@@ -40,7 +41,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct rn_up_event ev[4];
 	int n = rn_uplink_decode_response(data, size, ev, 4);
 	for (int i = 0; i < n; i++) {
-		volatile int64_t sink = ev[i].offset + ev[i].close_secs + ev[i].stream_id[0];
+		volatile int64_t sink =
+			ev[i].offset + ev[i].committed + ev[i].close_secs + ev[i].stream_id[0];
 		(void)sink;
 	}
 	return 0;

@@ -10,11 +10,12 @@ import net from 'node:net';
 import path from 'node:path';
 import fs from 'node:fs';
 import { Proc, run, tmpDir, waitFor } from './lib/harness.mjs';
-import { Rgw, rgwMissing, rgwScript } from './lib/rgw.mjs';
+import { Rgw, keepOnFailure, rgwMissing, rgwScript } from './lib/rgw.mjs';
 
 const BUCKET = 'delta-checks';
 let rgw;
-let failed = false;
+// A failing test keeps the cluster's logs and directory.
+const { check, release } = keepOnFailure();
 
 before(async () => {
   const missing = rgwMissing();
@@ -25,21 +26,7 @@ before(async () => {
   await rgw.bucket(BUCKET);
 });
 
-after(async () => {
-  if (!rgw) return;
-  if (failed) console.log(`# RGW kept in ${rgw.dir}\n${rgw.logs(15)}`);
-  await rgw.stop({ remove: !failed });
-});
-
-// Marks the run failed (logs and directory kept) when fn throws.
-const check = (fn) => async (t) => {
-  try {
-    await fn(t);
-  } catch (e) {
-    failed = true;
-    throw e;
-  }
-};
+after(() => release(rgw));
 
 test('put-if-absent: a second PUT with If-None-Match: * gets 412 and leaves the object', check(async () => {
   const first = await rgw.s3('put', BUCKET, '_delta_log/00000000000000000000.json', 'commit A', '--if-none-match');

@@ -27,8 +27,9 @@ test('runnel-agent status shows each stream of the running agent', { timeout: 60
     assert.equal(json.streams[0].table, T);
     // The table view. The last chunk may still be open (records count when read, chunks
     // when they close), so poll until it shows everything acked.
-    // stream, table, records, rec/s, unacked, buffered, oldest, link, paused, dead letters, dropped
-    const row = /\nveh\s+main\.default\.telemetry\s+500\s+\d+\s+0\s+\S+ \S+\s+\d+s\s+up\s+no\s+0\s+0\n/;
+    // stream, table, records, rec/s, unacked, buffered, retained (acked, kept until the
+    // table has it: 0 once the server committed it), oldest, link, paused, dead letters, dropped
+    const row = /\nveh\s+main\.default\.telemetry\s+500\s+\d+\s+0\s+\S+ \S+\s+0 B\s+\d+s\s+up\s+no\s+0\s+0\n/;
     let r;
     await waitFor(async () => {
       r = await run(agentBin, ['status', '-c', agent.conf]);

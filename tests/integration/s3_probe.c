@@ -124,7 +124,7 @@ int main(int argc, char **argv)
 		char last[1024] = "";
 		do {
 			struct rn_s3_list l;
-			rc = rn_s3_list(s, argv[4], token, atoi(argv[5]), &l);
+			rc = rn_s3_list(s, argv[4], NULL, token, atoi(argv[5]), &l);
 			free(token);
 			token = NULL;
 			if (rc)

@@ -9,17 +9,18 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { buildDir, run, tmpDir } from './lib/harness.mjs';
-import { Rgw, rgwMissing } from './lib/rgw.mjs';
+import { Rgw, keepOnFailure, rgwMissing } from './lib/rgw.mjs';
+import { loseResponse } from './lib/s3proxy.mjs';
 
 const probeBin = path.join(buildDir, 'server', 'store', 's3_probe');
 const BUCKET = 'probe';
 const RN_ENOTFOUND = -10;
 const RN_EIO = -3;
 let rgw;
-let failed = false;
+// A failing test keeps the cluster's logs and directory.
+const { check, release } = keepOnFailure();
 
 before(async () => {
   const missing = rgwMissing();
@@ -29,20 +30,7 @@ before(async () => {
   await rgw.bucket(BUCKET);
 });
 
-after(async () => {
-  if (!rgw) return;
-  if (failed) console.log(`# RGW kept in ${rgw.dir}\n${rgw.logs(15)}`);
-  await rgw.stop({ remove: !failed });
-});
-
-const check = (fn) => async (t) => {
-  try {
-    await fn(t);
-  } catch (e) {
-    failed = true;
-    throw e;
-  }
-};
+after(() => release(rgw));
 
 // One probe operation; resolves its JSON answer. endpoint/env override the store's.
 async function probe(args, { endpoint = rgw.endpoint, env = {} } = {}) {
@@ -123,46 +111,10 @@ test('8 concurrent put-if-absent on one key: exactly one wins, its bytes stay', 
   }
 }));
 
-// A TCP proxy to RGW. The first request whose head matches `match` is forwarded, and when
-// RGW answers (so the store has acted on it) the client is cut off (hold: the answer is
-// kept back and the client left waiting) instead of getting the answer; everything else
-// passes (all: every matching request is treated so). The client sees a lost response to a
-// request that took effect.
-async function loseResponse(match, { hold = false, all = false } = {}) {
-  const target = new URL(rgw.endpoint);
-  let lost = 0;
-  const socks = new Set();
-  const server = net.createServer((c) => {
-    const up = net.connect(Number(target.port), target.hostname);
-    let cut = false;
-    socks.add(c);
-    c.on('data', (d) => {
-      if ((all || !lost) && match(d.toString('latin1', 0, 300))) {
-        lost++;
-        cut = true;
-      }
-      up.write(d);
-    });
-    up.on('data', (d) => {
-      if (!cut) c.write(d);
-      else if (!hold) c.destroy();
-    });
-    c.on('error', () => up.destroy());
-    up.on('error', () => c.destroy());
-    c.on('close', () => { up.destroy(); socks.delete(c); });
-    up.on('close', () => { if (!hold || !cut) c.destroy(); });
-  });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    endpoint: `http://127.0.0.1:${server.address().port}`,
-    lost: () => lost,
-    close: () => { for (const c of socks) c.destroy(); server.close(); },
-  };
-}
 const isPut = (head) => head.startsWith('PUT ');
 
 test('put-if-absent after a lost response: our own write is ours, another is not', check(async () => {
-  const p = await loseResponse(isPut);
+  const p = await loseResponse(rgw.endpoint, isPut);
   try {
     const key = '_delta_log/00000000000000000007.json';
     const res = await probe(['pia', key, 'ours'], { endpoint: p.endpoint });
@@ -174,7 +126,7 @@ test('put-if-absent after a lost response: our own write is ours, another is not
   } finally {
     p.close();
   }
-  const q = await loseResponse(isPut);
+  const q = await loseResponse(rgw.endpoint, isPut);
   try {
     // the key is someone else's before we start: the first 412 is lost, the retry's 412 is
     // read back and found not ours
@@ -221,7 +173,7 @@ test('multipart: a lost answer to the completion is found done (the object has i
   const file = path.join(dir, 'mid.bin');
   const data = crypto.randomBytes(12 * 1024 * 1024 + 7);
   fs.writeFileSync(file, data);
-  const p = await loseResponse((head) => /^POST [^ ]*uploadId=/.test(head));
+  const p = await loseResponse(rgw.endpoint, (head) => /^POST [^ ]*uploadId=/.test(head));
   try {
     const up = await probe(['putfile', 'big/completed-twice.bin', file],
       { endpoint: p.endpoint, env: { S3_PROBE_PART_MB: '5', S3_PROBE_THRESHOLD_MB: '8' } });
@@ -241,7 +193,7 @@ test('multipart: a lost answer to the completion is found done (the object has i
 }));
 
 test('a store that stops answering: each attempt times out, the error says so', check(async () => {
-  const p = await loseResponse(() => true, { hold: true, all: true });
+  const p = await loseResponse(rgw.endpoint, () => true, { hold: true, all: true });
   try {
     const t0 = Date.now();
     const res = await probe(['get', 'x/slow'], { endpoint: p.endpoint, env: { S3_PROBE_TIMEOUT_MS: '700', S3_PROBE_ATTEMPTS: '2' } });

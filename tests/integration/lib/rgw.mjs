@@ -10,6 +10,7 @@
 //   await rgw.s3('put', 'tables', 'k', 'v', '--if-none-match')  // -> {status, etag}
 //   await rgw.kill('rgw'); await rgw.start();   // the gateway alone lost and back
 //   await rgw.restart(); await rgw.stop({ remove: true });
+//   const keep = keepOnFailure();           // a failing file's cluster and logs kept
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -30,6 +31,32 @@ export function rgwMissing() {
     return 'python3-boto3 not installed';
   }
   return null;
+}
+
+// A test file's cluster kept for a look when one of its tests failed. check(fn) wraps a test
+// body and marks the file failed when it throws; release(rgw), from after(), then prints the
+// daemons' log tails and keeps the cluster's directory, else stops it and removes it.
+//
+//   const { check, release } = keepOnFailure();
+//   after(() => release(rgw));
+//   test('...', check(async () => { ... }));
+export function keepOnFailure() {
+  let failed = false;
+  return {
+    check: (fn) => async (t) => {
+      try {
+        await fn(t);
+      } catch (e) {
+        failed = true;
+        throw e;
+      }
+    },
+    async release(rgw) {
+      if (!rgw) return;
+      if (failed) console.log(`# RGW kept in ${rgw.dir}\n${rgw.logs(15)}`);
+      await rgw.stop({ remove: !failed });
+    },
+  };
 }
 
 // Clusters still running when the process exits are stopped (by PID, rgw.sh stop).

@@ -149,6 +149,69 @@ static void test_offline_then_restart(void **state)
 	assert_int_equal(stub.errors, 0);
 }
 
+/* The status.json the last run wrote. */
+static void read_status(const char *data, char *out, size_t cap)
+{
+	char path[700];
+	snprintf(path, sizeof(path), "%s/status.json", data);
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	size_t n = fread(out, 1, cap - 1, f);
+	out[n] = 0;
+	fclose(f);
+}
+
+/* A server with committed acks whose table does not have the stream yet: every chunk is
+ * acked (durable there) and none deleted; status says so. A restart resends them (they are
+ * what a lost server would have lost), and once the table has them they are deleted. */
+static void test_kept_until_committed(void **state)
+{
+	char data[600], file[600], status[8192];
+	struct rn_buffer_stream st;
+	(void)state;
+	snprintf(data, sizeof(data), "%s/d7", dir);
+	snprintf(file, sizeof(file), "%s/kept.log", dir);
+	memset(&stub, 0, sizeof(stub));
+	append_lines(file, 0, 2500);
+	stub.online = 1;
+	stub.hold = 1;
+	stub.release_upto = -1;
+	run_agent(data, "kept", file, 40);
+	assert_int_equal(stub.errors, 0);
+	assert_int_equal(stub.chunks, 3);
+	buffer_state(data, "kept", &st);
+	assert_int_equal(st.acked, -1); /* nothing deleted */
+	assert_true(st.bytes > 0);
+	read_status(data, status, sizeof(status));
+	assert_non_null(strstr(status, "\"acked\":2,\"committed\":-1,\"committed_acks\":true"));
+	assert_null(strstr(status, "\"retained_bytes\":0,"));
+
+	/* restarted: the kept chunks go again; the table has offset 0 only, then all */
+	memset(&stub, 0, sizeof(stub));
+	stub.online = 1;
+	stub.hold = 1;
+	stub.release_upto = 0;
+	run_agent(data, "kept", file, 20);
+	assert_int_equal(stub.errors, 0);
+	assert_int_equal(stub.chunks, 3);
+	check_delivered(st.id, 2500);
+	buffer_state(data, "kept", &st);
+	assert_int_equal(st.acked, 0);
+	read_status(data, status, sizeof(status));
+	assert_non_null(strstr(status, "\"acked\":2,\"committed\":0,"));
+	memset(&stub, 0, sizeof(stub));
+	stub.online = 1;
+	stub.hold = 1;
+	stub.release_upto = 2;
+	run_agent(data, "kept", file, 20);
+	buffer_state(data, "kept", &st);
+	assert_int_equal(st.acked, 2);
+	assert_int_equal(st.bytes, 0);
+	read_status(data, status, sizeof(status));
+	assert_non_null(
+		strstr(status, "\"committed\":2,\"committed_acks\":true,\"retained_bytes\":0,"));
+}
+
 /* 25 chunks acknowledged one by one within a few loop turns are deleted from the buffer
  * in a few transactions, not 25 (acks wait up to 100 ms for each other), and all of them
  * are deleted by the time the agent stops. */
@@ -396,6 +459,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_offline_then_restart),
 		cmocka_unit_test(test_acks_coalesce),
+		cmocka_unit_test(test_kept_until_committed),
 		cmocka_unit_test(test_orphan_stream_delivered),
 		cmocka_unit_test(test_reload),
 		cmocka_unit_test(test_source_same),

@@ -26,7 +26,7 @@ struct rn_uplink {
 	struct stub_stream {
 		int id;
 		char server_id[64];
-		int64_t acked, ready;
+		int64_t acked, ready, released;
 	} s[STUB_MAX_STREAMS];
 	int n;
 };
@@ -58,7 +58,7 @@ int rn_uplink_add_stream(struct rn_uplink *u, const struct rn_uplink_stream_def 
 	struct stub_stream *s = &u->s[u->n++];
 	s->id = d->stream;
 	snprintf(s->server_id, sizeof(s->server_id), "%s", d->server_id ? d->server_id : "");
-	s->acked = d->acked;
+	s->acked = s->released = d->acked;
 	s->ready = d->next_offset;
 	stub.added++;
 	return 0;
@@ -106,9 +106,19 @@ static void deliver(struct rn_uplink *u, struct stub_stream *s)
 		}
 		databricks__zerobus__persistent_stream_request__free_unpacked(req, NULL);
 		stub.chunks++;
-		if (u->io.acked(u->io.ctx, s->id, off))
+		if (!stub.hold && u->io.acked(u->io.ctx, s->id, off))
 			stub.errors++;
 		s->acked = off;
+		if (!stub.hold)
+			s->released = off;
+	}
+	if (stub.hold && stub.release_upto > s->released) {
+		int64_t to = stub.release_upto < s->acked ? stub.release_upto : s->acked;
+		if (to > s->released) {
+			if (u->io.acked(u->io.ctx, s->id, to))
+				stub.errors++;
+			s->released = to;
+		}
 	}
 	rn_buf_free(&chunk);
 	rn_buf_free(&plain);
@@ -165,6 +175,8 @@ int rn_uplink_stream_stats(const struct rn_uplink *u, int stream, struct rn_upli
 		if (u->s[i].id == stream) {
 			st->connected = stub.online;
 			st->acked = u->s[i].acked;
+			st->committed = u->s[i].released;
+			st->committed_acks = stub.hold;
 			st->sent = u->s[i].acked;
 			st->last_status = -1;
 			return 0;

@@ -9,7 +9,10 @@
 #define STUB_MAX_RECORDS 200000
 
 struct stub_state {
-	int online;         /* deliver and ack on step */
+	int online; /* deliver and ack on step */
+	int hold;   /* play a server with committed acks whose table has the stream
+		       only up to release_upto: chunks past it are acked, not released */
+	int64_t release_upto;
 	volatile int *stop; /* set to 1 after stop_after calls of wait() */
 	int stop_after, waits;
 	int min_timeout, max_timeout; /* of the waits since the test last reset them */

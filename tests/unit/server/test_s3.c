@@ -3,8 +3,9 @@
  * configuration checks, where credentials come from (config, then AWS_* environment, then a
  * shared credentials file and its profile), that neither a configuration error nor a failed
  * request's error text carries the secret (a refused connection on 127.0.0.1:1, retried),
- * and every allocation of rn_s3_create failing in turn. The requests themselves are tested
- * against a real store in tests/integration/s3_probe.test.mjs.
+ * what rn_s3_maybe_applied says after a refused connection and after a request sent and
+ * never answered, and every allocation of rn_s3_create failing in turn. The requests themselves are
+ * tested against a real store in tests/integration/s3_probe.test.mjs.
  */
 #define _DEFAULT_SOURCE
 #include <setjmp.h>
@@ -14,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -182,8 +185,55 @@ static void test_failed_request_hides_secret(void **state)
 	assert_int_equal(rn_s3_mpu_part(s, "k", "id", 0, "v", 1, (char[8]){0}, 8), RN_EINVAL);
 	assert_int_equal(rn_s3_put_file(s, "k", "/nonexistent/file"), RN_EIO);
 	assert_non_null(strstr(rn_s3_errmsg(s), "/nonexistent/file"));
+	assert_int_equal(rn_s3_get_fd(s, "k", 0, NULL), RN_EINVAL); /* fd 0 is no file here */
+	assert_int_equal(rn_s3_get_fd(s, NULL, 5, NULL), RN_EINVAL);
+	assert_int_equal(rn_s3_stat(s, NULL, &size, NULL), RN_EINVAL);
 	rn_buf_free(&b);
 	rn_s3_destroy(s);
+}
+
+static void test_maybe_applied(void **state)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t alen = sizeof(a);
+	struct rn_s3_config c = {.bucket = "b",
+				 .access_key = "AK",
+				 .secret_key = SECRET,
+				 .max_attempts = 2,
+				 .backoff_ms = 1,
+				 .timeout_ms = 200};
+	struct rn_s3 *s;
+	char endpoint[64];
+	int64_t size;
+	/* a port that takes connections (the kernel's backlog) and never answers */
+	int lfd = socket(AF_INET, SOCK_STREAM, 0);
+	(void)state;
+	assert_true(lfd >= 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(lfd, 64), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &alen), 0);
+	/* refused: nothing was sent, so nothing was applied */
+	c.endpoint = "http://127.0.0.1:1";
+	assert_int_equal(rn_s3_create(&c, &s, NULL, 0), 0);
+	assert_int_equal(rn_s3_maybe_applied(s), 0);
+	assert_int_equal(rn_s3_put_if_absent(s, "k", "v", 1), RN_ECONNECT);
+	assert_int_equal(rn_s3_maybe_applied(s), 0);
+	rn_s3_destroy(s);
+	/* sent, never answered (a timeout): the store may have applied it */
+	snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d", ntohs(a.sin_port));
+	c.endpoint = endpoint;
+	assert_int_equal(rn_s3_create(&c, &s, NULL, 0), 0);
+	assert_int_equal(rn_s3_put(s, "k", "v", 1), RN_ECONNECT);
+	assert_int_equal(rn_s3_maybe_applied(s), 1);
+	assert_int_equal(rn_s3_put_if_absent(s, "k", "v", 1), RN_ECONNECT);
+	assert_int_equal(rn_s3_maybe_applied(s), 1);
+	assert_non_null(strstr(rn_s3_errmsg(s), "PUT b/k: "));
+	/* an operation refused before any request clears it */
+	assert_int_equal(rn_s3_put(s, "", "v", 1), RN_EINVAL);
+	assert_int_equal(rn_s3_maybe_applied(s), 0);
+	assert_int_equal(rn_s3_head(s, "k", &size), RN_ECONNECT);
+	rn_s3_destroy(s);
+	close(lfd);
 }
 
 static void test_create_alloc_failures(void **state)
@@ -216,6 +266,7 @@ int main(void)
 		cmocka_unit_test(test_config_checks),
 		cmocka_unit_test(test_credentials_sources),
 		cmocka_unit_test(test_failed_request_hides_secret),
+		cmocka_unit_test(test_maybe_applied),
 		cmocka_unit_test(test_create_alloc_failures),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,8 +1,9 @@
 /*
  * Unit tests for the S3 XML parser (server/store/s3xml.c): ListObjectsV2 pages (as AWS and
  * Ceph RGW write them: namespace, entities, quoted ETags, continuation token, common
- * prefixes), error documents, InitiateMultipartUpload results, malformed and hostile input,
- * and every allocation failing in turn.
+ * prefixes, LastModified), error documents, InitiateMultipartUpload results, the two date
+ * formats (a listing's ISO 8601 LastModified, a HEAD's HTTP-date Last-Modified), malformed
+ * and hostile input, and every allocation failing in turn.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -31,7 +32,8 @@ static const char list_page[] =
 	"<ETag>&quot;9b2cf535f27731c974343645a3985328&quot;</ETag><Size>1234</Size>"
 	"<StorageClass>STANDARD</StorageClass></Contents>"
 	"<Contents><Key>t/a&amp;b &lt;c&gt; "
-	"&#xE9;&#233;</Key><Size>0</Size><ETag>\"x\"</ETag></Contents>"
+	"&#xE9;&#233;</Key><Size>0</Size><ETag>\"x\"</ETag>"
+	"<LastModified>2024-02-29T23:59:59.9876Z</LastModified></Contents>"
 	"<!-- a comment <Contents> -->"
 	"<Contents><Key><![CDATA[t/<raw>&amp;]]></Key><Size>7</Size></Contents>"
 	"<CommonPrefixes><Prefix>t/p1/</Prefix></CommonPrefixes>"
@@ -47,6 +49,9 @@ static void test_list_page(void **state)
 	assert_string_equal(l.items[0].key, "t/_delta_log/00000000000000000000.json");
 	assert_int_equal(l.items[0].size, 1234);
 	assert_string_equal(l.items[0].etag, "9b2cf535f27731c974343645a3985328");
+	assert_int_equal(l.items[0].mtime_ms, INT64_C(1796551200000));
+	assert_int_equal(l.items[1].mtime_ms, INT64_C(1709251199987)); /* past ms: dropped */
+	assert_int_equal(l.items[2].mtime_ms, -1);                     /* none given */
 	assert_string_equal(l.items[1].key, "t/a&b <c> \xc3\xa9\xc3\xa9");
 	assert_int_equal(l.items[1].size, 0);
 	assert_string_equal(l.items[1].etag, "x");
@@ -93,6 +98,113 @@ static void test_list_many(void **state)
 	assert_int_equal(l.items[2999].size, 2999);
 	rn_s3_list_free(&l);
 	free(x);
+}
+
+static void test_list_bad_last_modified(void **state)
+{
+	static const char x[] =
+		"<ListBucketResult><Contents><Key>a</Key><LastModified>yesterday</LastModified>"
+		"</Contents><Contents><Key>b</Key><LastModified>2026-02-30T00:00:00Z</LastModified>"
+		"</Contents><Contents><Key>c</Key><LastModified>2026-12-06T10:00:00</LastModified>"
+		"</Contents></ListBucketResult>";
+	struct rn_s3_list l;
+	(void)state;
+	/* a date that does not parse is "unknown" (-1), not a failed listing */
+	assert_int_equal(rn_s3xml_list(x, strlen(x), &l), 0);
+	assert_int_equal(l.n, 3);
+	for (size_t i = 0; i < l.n; i++)
+		assert_int_equal(l.items[i].mtime_ms, -1);
+	rn_s3_list_free(&l);
+}
+
+static void test_iso_time(void **state)
+{
+	static const struct {
+		const char *s;
+		int64_t ms;
+	} good[] = {
+		{"2026-12-06T10:00:00.000Z", INT64_C(1796551200000)},
+		{"2026-12-06T10:00:00Z", INT64_C(1796551200000)},
+		{"2026-12-06T10:00:00.5Z", INT64_C(1796551200500)},
+		{"2026-12-06T11:30:00.250+01:30", INT64_C(1796551200250)},
+		{"1970-01-01T00:00:00.000Z", 0},
+		{"1969-12-31T23:59:59.999Z", -1}, /* floor, not toward zero */
+		{"1969-12-31T23:59:59.9995Z", -1},
+		{"2024-02-29T23:59:59.987654Z", INT64_C(1709251199987)},
+	};
+	static const char *bad[] = {
+		"",
+		"2026-12-06",
+		"2026-12-06T10:00:00",
+		"2026-12-06T10:00:00.Z",
+		"2026-13-06T10:00:00Z",
+		"2025-02-29T10:00:00Z",
+		"2026-12-06T24:00:00Z",
+		"2026-12-06T10:00:00Zx",
+		"Sun, 06 Dec 2026 10:00:00 GMT",
+	};
+	int64_t ms;
+	(void)state;
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		ms = 12345;
+		if (rn_s3xml_iso_time(good[i].s, strlen(good[i].s), &ms) != 0 || ms != good[i].ms)
+			fail_msg("%s: %lld", good[i].s, (long long)ms);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ms = 12345;
+		if (rn_s3xml_iso_time(bad[i], strlen(bad[i]), &ms) != RN_EINVAL || ms != 12345)
+			fail_msg("accepted or touched: %s", bad[i]);
+	}
+	/* exactly n bytes: what follows is not read */
+	assert_int_equal(rn_s3xml_iso_time("2026-12-06T10:00:00Zjunk", 20, &ms), 0);
+	assert_int_equal(ms, INT64_C(1796551200000));
+}
+
+static void test_http_date(void **state)
+{
+	static const struct {
+		const char *s;
+		int64_t ms;
+	} good[] = {
+		{"Sun, 06 Dec 2026 10:00:00 GMT", INT64_C(1796551200000)},
+		{"Thu, 29 Feb 2024 23:59:59 GMT", INT64_C(1709251199000)},
+		{"Thu, 01 Jan 1970 00:00:00 GMT", 0},
+		{"Wed, 31 Dec 1969 23:59:59 GMT", -1000},
+		{"Sat, 31 Dec 2016 23:59:60 GMT", INT64_C(1483228799000)}, /* a leap second */
+		{"Mon, 06 Dec 2026 10:00:00 GMT", INT64_C(1796551200000)}, /* weekday: form only */
+	};
+	static const char *bad[] = {
+		"",
+		"Sun, 06 Dec 2026 10:00:00 UTC",
+		"Sun, 6 Dec 2026 10:00:00 GMT",
+		"Sun,  06 Dec 2026 10:00:00 GMT",
+		"Sunday, 06-Dec-26 10:00:00 GMT", /* RFC 850: S3 never sends it */
+		"Sun Dec  6 10:00:00 2026",       /* asctime: neither */
+		"Sun, 06 Xyz 2026 10:00:00 GMT",
+		"Xyz, 06 Dec 2026 10:00:00 GMT",
+		"Sun, 31 Nov 2026 10:00:00 GMT",
+		"Sun, 29 Feb 2100 10:00:00 GMT", /* 2100 is no leap year */
+		"Sun, 06 Dec 2026 24:00:00 GMT",
+		"Sun, 06 Dec 2026 10:60:00 GMT",
+		"Sun, 06 Dec 2026 10:00:61 GMT",
+		"Sun, 00 Dec 2026 10:00:00 GMT",
+		"Sun, 06 Dec 20x6 10:00:00 GMT",
+		"Sun, 06 Dec 2026 10:00:00 GMTX",
+		"2026-12-06T10:00:00Z",
+	};
+	int64_t ms;
+	(void)state;
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		ms = 12345;
+		if (rn_s3xml_http_date(good[i].s, strlen(good[i].s), &ms) != 0 || ms != good[i].ms)
+			fail_msg("%s: %lld", good[i].s, (long long)ms);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ms = 12345;
+		if (rn_s3xml_http_date(bad[i], strlen(bad[i]), &ms) != RN_EINVAL || ms != 12345)
+			fail_msg("accepted or touched: %s", bad[i]);
+	}
+	assert_int_equal(rn_s3xml_http_date("Sun, 06 Dec 2026 10:00:00 GMT\r\n", 29, &ms), 0);
 }
 
 static void test_error_doc(void **state)
@@ -209,10 +321,17 @@ static void test_alloc_failures(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_list_page), cmocka_unit_test(test_list_last_page),
-		cmocka_unit_test(test_list_many), cmocka_unit_test(test_error_doc),
-		cmocka_unit_test(test_upload_id), cmocka_unit_test(test_malformed),
-		cmocka_unit_test(test_text_cap),  cmocka_unit_test(test_alloc_failures),
+		cmocka_unit_test(test_list_page),
+		cmocka_unit_test(test_list_last_page),
+		cmocka_unit_test(test_list_many),
+		cmocka_unit_test(test_error_doc),
+		cmocka_unit_test(test_upload_id),
+		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_text_cap),
+		cmocka_unit_test(test_alloc_failures),
+		cmocka_unit_test(test_list_bad_last_modified),
+		cmocka_unit_test(test_iso_time),
+		cmocka_unit_test(test_http_date),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

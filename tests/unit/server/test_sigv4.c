@@ -22,6 +22,41 @@
 
 #define T20150830 1440938160 /* 2015-08-30T12:36:00Z, the suite's time */
 
+/* The key pairs signed with: AWS's test suite's and S3's documentation's (their published
+ * signatures depend on them), and a short one where only the code paths matter. */
+enum keys { SUITE_KEYS, DOC_KEYS, SHORT_KEYS };
+static const char *const key_pairs[][2] = {
+	[SUITE_KEYS] = {"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"},
+	[DOC_KEYS] = {"AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"},
+	[SHORT_KEYS] = {"A", "S"},
+};
+
+/* One signing: credentials, request and result. */
+struct signing {
+	struct rn_sigv4_cred c;
+	struct rn_sigv4_req r;
+	struct rn_sigv4_out out;
+};
+
+/* The setup every test shares: the key pair `keys` for `service` in us-east-1, no session
+ * token, and the request `method path` with headers hs[0..n) and the x-amz-content-sha256
+ * header (S3 requires it); a test then sets what it is about (query, token, normalize). */
+static void setup(struct signing *g, enum keys keys, const char *service, const char *method,
+		  const char *path, const struct rn_sigv4_header *hs, size_t n)
+{
+	*g = (struct signing){
+		.c = {.access_key = key_pairs[keys][0],
+		      .secret_key = key_pairs[keys][1],
+		      .region = "us-east-1",
+		      .service = service},
+		.r = {.method = method,
+		      .path = path,
+		      .headers = hs,
+		      .n_headers = n,
+		      .content_sha256 = 1},
+	};
+}
+
 static char *slurp(const char *dir, const char *name, size_t *len)
 {
 	char path[1024];
@@ -77,13 +112,8 @@ static void run_case(const char *dir)
 	char *want_sig = slurp(dir, "header-signature.txt", NULL);
 	char token[1024], hash[65];
 	struct rn_sigv4_header hs[16];
-	struct rn_sigv4_req r = {0};
-	struct rn_sigv4_cred c = {.access_key = "AKIDEXAMPLE",
-				  .secret_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-				  .region = "us-east-1",
-				  .service = "service"};
-	struct rn_sigv4_out out = {0};
-	char *line, *body = NULL, *sp, *target, *q;
+	struct signing g;
+	char *line, *body = NULL, *sp, *method, *target, *q, *query = NULL;
 	size_t n = 0;
 
 	assert_non_null(req);
@@ -99,7 +129,7 @@ static void run_case(const char *dir)
 	sp = strchr(line, ' ');
 	assert_non_null(sp);
 	*sp = 0;
-	r.method = line;
+	method = line;
 	target = sp + 1;
 	line = strchr(target, '\n');
 	if (line)
@@ -109,9 +139,8 @@ static void run_case(const char *dir)
 	*sp = 0;
 	if ((q = strchr(target, '?'))) {
 		*q = 0;
-		r.query = q + 1;
+		query = q + 1;
 	}
-	r.path = target;
 	/* header lines; one starting with a blank continues the previous value */
 	while (line && *line) {
 		char *next = strchr(line, '\n');
@@ -132,23 +161,23 @@ static void run_case(const char *dir)
 		}
 		line = next;
 	}
-	r.headers = hs;
-	r.n_headers = n;
-	r.normalize = json_true(ctx, "normalize");
-	r.content_sha256 = json_true(ctx, "sign_body");
+	setup(&g, SUITE_KEYS, "service", method, target, hs, n);
+	g.r.query = query;
+	g.r.normalize = json_true(ctx, "normalize");
+	g.r.content_sha256 = json_true(ctx, "sign_body");
 	assert_int_equal(rn_sigv4_sha256_hex(body ? body : "", body ? strlen(body) : 0, hash), 0);
-	r.payload_hash = hash;
-	c.session_token = json_str(ctx, "token", token, sizeof(token));
+	g.r.payload_hash = hash;
+	g.c.session_token = json_str(ctx, "token", token, sizeof(token));
 
-	assert_int_equal(rn_sigv4_sign(&c, &r, T20150830, &out), 0);
-	if (strcmp((char *)out.canonical.data, want_cr) != 0)
+	assert_int_equal(rn_sigv4_sign(&g.c, &g.r, T20150830, &g.out), 0);
+	if (strcmp((char *)g.out.canonical.data, want_cr) != 0)
 		fail_msg("%s: canonical request\n--- got\n%s\n--- want\n%s", dir,
-			 out.canonical.data, want_cr);
-	assert_string_equal((char *)out.to_sign.data, want_sts);
-	assert_string_equal(out.signature, want_sig);
-	assert_non_null(strstr((char *)out.authorization.data, want_sig));
-	assert_null(strstr((char *)out.authorization.data, c.secret_key));
-	rn_sigv4_out_free(&out);
+			 g.out.canonical.data, want_cr);
+	assert_string_equal((char *)g.out.to_sign.data, want_sts);
+	assert_string_equal(g.out.signature, want_sig);
+	assert_non_null(strstr((char *)g.out.authorization.data, want_sig));
+	assert_null(strstr((char *)g.out.authorization.data, g.c.secret_key));
+	rn_sigv4_out_free(&g.out);
 	free(req);
 	free(ctx);
 	free(want_cr);
@@ -180,51 +209,35 @@ static void test_s3_get_object_example(void **state)
 {
 	struct rn_sigv4_header hs[] = {{"Host", "examplebucket.s3.amazonaws.com"},
 				       {"Range", "bytes=0-9"}};
-	struct rn_sigv4_req r = {.method = "GET",
-				 .path = "/test.txt",
-				 .headers = hs,
-				 .n_headers = 2,
-				 .content_sha256 = 1};
-	struct rn_sigv4_cred c = {.access_key = "AKIAIOSFODNN7EXAMPLE",
-				  .secret_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-				  .region = "us-east-1",
-				  .service = "s3"};
-	struct rn_sigv4_out out = {0};
+	struct signing g;
 	(void)state;
-	assert_int_equal(rn_sigv4_sign(&c, &r, 1369353600, &out), 0); /* 2013-05-24 */
-	assert_string_equal(out.amz_date, "20130524T000000Z");
-	assert_string_equal(out.signature,
+	setup(&g, DOC_KEYS, "s3", "GET", "/test.txt", hs, 2);
+	assert_int_equal(rn_sigv4_sign(&g.c, &g.r, 1369353600, &g.out), 0); /* 2013-05-24 */
+	assert_string_equal(g.out.amz_date, "20130524T000000Z");
+	assert_string_equal(g.out.signature,
 			    "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41");
 	assert_string_equal(
-		(char *)out.authorization.data,
+		(char *)g.out.authorization.data,
 		"AWS4-HMAC-SHA256 "
 		"Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, "
 		"SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, "
 		"Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41");
-	rn_sigv4_out_free(&out);
+	rn_sigv4_out_free(&g.out);
 }
 
 /* The same page's GET Bucket (List Objects) example: the query is sorted and encoded. */
 static void test_s3_list_example(void **state)
 {
 	struct rn_sigv4_header hs[] = {{"Host", "examplebucket.s3.amazonaws.com"}};
-	struct rn_sigv4_req r = {.method = "GET",
-				 .path = "/",
-				 .query = "prefix=J&max-keys=2",
-				 .headers = hs,
-				 .n_headers = 1,
-				 .content_sha256 = 1};
-	struct rn_sigv4_cred c = {.access_key = "AKIAIOSFODNN7EXAMPLE",
-				  .secret_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-				  .region = "us-east-1",
-				  .service = "s3"};
-	struct rn_sigv4_out out = {0};
+	struct signing g;
 	(void)state;
-	assert_int_equal(rn_sigv4_sign(&c, &r, 1369353600, &out), 0);
-	assert_non_null(strstr((char *)out.canonical.data, "\nmax-keys=2&prefix=J\n"));
-	assert_string_equal(out.signature,
+	setup(&g, DOC_KEYS, "s3", "GET", "/", hs, 1);
+	g.r.query = "prefix=J&max-keys=2";
+	assert_int_equal(rn_sigv4_sign(&g.c, &g.r, 1369353600, &g.out), 0);
+	assert_non_null(strstr((char *)g.out.canonical.data, "\nmax-keys=2&prefix=J\n"));
+	assert_string_equal(g.out.signature,
 			    "34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7");
-	rn_sigv4_out_free(&out);
+	rn_sigv4_out_free(&g.out);
 }
 
 static void test_encode(void **state)
@@ -245,52 +258,43 @@ static void test_bad_arguments(void **state)
 {
 	struct rn_sigv4_header bad[] = {{"Host", "h"}, {"Bad Name", "v"}};
 	struct rn_sigv4_header many[RN_SIGV4_MAX_HEADERS + 1];
-	struct rn_sigv4_req r = {.method = "GET", .path = "/", .headers = bad, .n_headers = 2};
-	struct rn_sigv4_cred c = {
-		.access_key = "A", .secret_key = "S", .region = "r", .service = "s"};
-	struct rn_sigv4_out out = {0};
+	struct signing g;
 	(void)state;
-	assert_int_equal(rn_sigv4_sign(&c, &r, 0, &out), RN_EINVAL);
-	rn_sigv4_out_free(&out);
+	setup(&g, SHORT_KEYS, "s", "GET", "/", bad, 2);
+	g.r.content_sha256 = 0;
+	assert_int_equal(rn_sigv4_sign(&g.c, &g.r, 0, &g.out), RN_EINVAL);
+	rn_sigv4_out_free(&g.out);
 	for (size_t i = 0; i < RN_SIGV4_MAX_HEADERS + 1; i++) {
 		many[i].name = "x-h";
 		many[i].value = "v";
 	}
-	r.headers = many;
-	r.n_headers = RN_SIGV4_MAX_HEADERS + 1;
-	assert_int_equal(rn_sigv4_sign(&c, &r, 0, &out), RN_EINVAL);
-	rn_sigv4_out_free(&out);
-	c.secret_key = NULL;
-	assert_int_equal(rn_sigv4_sign(&c, &r, 0, &out), RN_EINVAL);
-	rn_sigv4_out_free(&out);
+	g.r.headers = many;
+	g.r.n_headers = RN_SIGV4_MAX_HEADERS + 1;
+	assert_int_equal(rn_sigv4_sign(&g.c, &g.r, 0, &g.out), RN_EINVAL);
+	rn_sigv4_out_free(&g.out);
+	g.c.secret_key = NULL;
+	assert_int_equal(rn_sigv4_sign(&g.c, &g.r, 0, &g.out), RN_EINVAL);
+	rn_sigv4_out_free(&g.out);
 }
 
 /* Each allocation of a signing fails in turn: RN_ENOMEM, nothing leaked, then success. */
 static void test_alloc_failures(void **state)
 {
 	struct rn_sigv4_header hs[] = {{"Host", "h"}, {"X-B", "2"}, {"x-a", " 1 "}};
-	struct rn_sigv4_req r = {.method = "PUT",
-				 .path = "/bucket/a b",
-				 .query = "uploads&prefix=x%2Fy&b=1",
-				 .headers = hs,
-				 .n_headers = 3,
-				 .content_sha256 = 1};
-	struct rn_sigv4_cred c = {.access_key = "A",
-				  .secret_key = "S",
-				  .session_token = "T",
-				  .region = "r",
-				  .service = "s3"};
 	long live = rn_mem_live();
 	int done = 0;
 	(void)state;
 	for (long nth = 1; !done && nth < 1000; nth++) {
-		struct rn_sigv4_out out = {0};
+		struct signing g;
 		int rc;
+		setup(&g, SHORT_KEYS, "s3", "PUT", "/bucket/a b", hs, 3);
+		g.r.query = "uploads&prefix=x%2Fy&b=1";
+		g.c.session_token = "T";
 		rn_mem_fail_after(nth);
-		rc = rn_sigv4_sign(&c, &r, 0, &out);
+		rc = rn_sigv4_sign(&g.c, &g.r, 0, &g.out);
 		done = !rn_mem_fail_disarm();
 		assert_int_equal(rc, done ? 0 : RN_ENOMEM);
-		rn_sigv4_out_free(&out);
+		rn_sigv4_out_free(&g.out);
 		assert_int_equal(rn_mem_live(), live);
 	}
 	assert_true(done);

@@ -19,7 +19,8 @@
 /* A stream that received offsets 0..received, durable up to durable. */
 static struct rn_stream_state at(int64_t received, int64_t durable)
 {
-	struct rn_stream_state s = {.received = received, .durable = durable, .record_type = 1};
+	struct rn_stream_state s = {
+		.received = received, .durable = durable, .committed = -1, .record_type = 1};
 	return s;
 }
 
@@ -321,6 +322,49 @@ static void test_forget(void **state)
 	assert_int_equal(rn_stream_forgettable(&s, 10, 20, 0, 0), 0);
 }
 
+/* Committed acks: the table's watermark as told on a call that opted in. */
+static void test_committed_acks(void **state)
+{
+	struct rn_stream_verdict v;
+	struct rn_stream_state s = at(9, 9);
+	int64_t c = 7;
+	(void)state;
+	/* nothing in the table yet: no committed ack, the field is left out of acks */
+	assert_int_equal(rn_stream_committed_ack(&s, 9, -1, &v, &c), 0);
+	assert_int_equal(c, -1);
+	assert_int_equal(rn_stream_committed_upto(&s, 9), -1);
+	/* a flush committed up to 6: due, with the durable ack repeated */
+	rn_stream_table_committed(&s, 6);
+	assert_int_equal(s.committed, 6);
+	assert_int_equal(rn_stream_committed_ack(&s, 9, -1, &v, &c), 1);
+	assert_int_equal(v.grpc, 0);
+	assert_int_equal(v.ack, 9);
+	assert_int_equal(c, 6);
+	/* told already: not again */
+	assert_int_equal(rn_stream_committed_ack(&s, 9, 6, &v, &c), 0);
+	assert_int_equal(v.ack, -1);
+	/* an unreadable log (-1) or an older read never moves it back */
+	rn_stream_table_committed(&s, -1);
+	rn_stream_table_committed(&s, 3);
+	assert_int_equal(s.committed, 6);
+	/* the table ahead of what this call acked (written by another server): never more
+	 * than the ack vouches for */
+	rn_stream_table_committed(&s, 12);
+	assert_int_equal(rn_stream_committed_upto(&s, 9), 9);
+	assert_int_equal(rn_stream_committed_ack(&s, 9, 6, &v, &c), 1);
+	assert_int_equal(c, 9);
+	assert_int_equal(rn_stream_committed_ack(&s, 9, 9, &v, &c), 0);
+	/* nothing acked on the call yet: nothing to tell */
+	assert_int_equal(rn_stream_committed_ack(&s, -1, -1, &v, &c), 0);
+	assert_int_equal(rn_stream_committed_upto(&s, -1), -1);
+	/* a resume reads the table: committed follows it, and the answer covers it */
+	s = at(-1, -1);
+	rn_stream_resume(&s, 4, &v);
+	assert_int_equal(s.committed, 4);
+	assert_int_equal(v.ack, 4);
+	assert_int_equal(rn_stream_committed_upto(&s, v.ack), 4);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -335,6 +379,7 @@ int main(void)
 		cmocka_unit_test(test_half_close),
 		cmocka_unit_test(test_retire),
 		cmocka_unit_test(test_forget),
+		cmocka_unit_test(test_committed_acks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

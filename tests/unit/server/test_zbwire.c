@@ -100,6 +100,19 @@ static void test_golden_responses(void **state)
 	rn_zb_encode_ack(&b, 1, 42);
 	assert_memory_equal(b.data, "\x1a\x02\x08\x2a", 4);
 	rn_buf_reset(&b);
+	/* committed acks: field 1000 (tag 0xc0 0x3e) after the durability ack; absent = the
+	 * plain ack's bytes, as a stock client expects */
+	assert_int_equal(rn_zb_encode_ack_committed(&b, 1, 42, 7), 0);
+	assert_int_equal(b.len, 7);
+	assert_memory_equal(b.data, "\x1a\x05\x08\x2a\xc0\x3e\x07", 7);
+	rn_buf_reset(&b);
+	assert_int_equal(rn_zb_encode_ack_committed(&b, 1, 42, -1), 0);
+	assert_int_equal(b.len, 4);
+	assert_memory_equal(b.data, "\x1a\x02\x08\x2a", 4);
+	rn_buf_reset(&b);
+	assert_int_equal(rn_zb_encode_ack_committed(&b, 0, 300, 300), 0);
+	assert_memory_equal(b.data, "\x12\x07\x08\xac\x02\xc0\x3e\xac\x02", 9);
+	rn_buf_reset(&b);
 	rn_zb_encode_resume_response(&b, -1);
 	assert_int_equal(b.len, 2);
 	assert_memory_equal(b.data, "\x12\x00", 2);

@@ -25,6 +25,7 @@ static void test_grpc_answer(void **state)
 	static const char *const lines[] = {"HTTP/2 200 \r\n",
 					    "content-type: application/grpc\r\n",
 					    "grpc-encoding: identity\r\n",
+					    "Runnel-Committed-Acks: 1\r\n",
 					    "\r\n",
 					    "grpc-status: 8\r\n",
 					    "grpc-message: WAL%20queue%20full%0A\r\n",
@@ -42,6 +43,14 @@ static void test_grpc_answer(void **state)
 	assert_string_equal(h.grpc_message, "WAL queue full?");
 	assert_int_equal(h.pushback_ms, 1500);
 	assert_false(h.pushback_bad);
+	assert_true(h.committed_acks);
+	/* anything but "1" is not the feature; a new status line forgets it */
+	rn_up_headers_line(&h, "runnel-committed-acks: yes", 26);
+	assert_false(h.committed_acks);
+	rn_up_headers_line(&h, "runnel-committed-acks: 1", 24);
+	assert_true(h.committed_acks);
+	rn_up_headers_line(&h, "HTTP/2 200", 10);
+	assert_false(h.committed_acks);
 }
 
 static void test_content_types(void **state)

@@ -20,6 +20,7 @@
 #include "backoff.h"
 #include "headers.h"
 #include "response.h"
+#include "retain.h"
 #include "rn_err.h"
 #include "rn_grpc.h"
 #include "rn_mem.h"
@@ -57,6 +58,102 @@ static void test_decode_golden(void **state)
 		rn_uplink_decode_response((const uint8_t *)"\x2a\x01x\x1a\x02\x08\x01", 7, ev, 4),
 		1);
 	assert_int_equal(ev[0].offset, 1);
+}
+
+/* table_committed_up_to_offset (field 1000 of IngestRecordResponse, a Runnel extension) */
+static void test_decode_committed(void **state)
+{
+	struct rn_up_event ev[4];
+	(void)state;
+	/* ack 42, committed 7 */
+	assert_int_equal(rn_uplink_decode_response((const uint8_t *)"\x1a\x05\x08\x2a\xc0\x3e\x07",
+						   7, ev, 4),
+			 1);
+	assert_int_equal(ev[0].kind, RN_UP_ACK);
+	assert_int_equal(ev[0].offset, 42);
+	assert_int_equal(ev[0].committed, 7);
+	/* committed before the durable offset, and committed 0 */
+	assert_int_equal(rn_uplink_decode_response((const uint8_t *)"\x1a\x05\xc0\x3e\x00\x08\x03",
+						   7, ev, 4),
+			 1);
+	assert_int_equal(ev[0].offset, 3);
+	assert_int_equal(ev[0].committed, 0);
+	/* absent: -1, as from a server without committed acks */
+	assert_int_equal(rn_uplink_decode_response((const uint8_t *)"\x1a\x02\x08\x2a", 4, ev, 4),
+			 1);
+	assert_int_equal(ev[0].committed, -1);
+	/* a negative committed offset (2^64 - 1) is no offset: refused, never taken as absent */
+	assert_int_equal(
+		rn_uplink_decode_response((const uint8_t *)"\x1a\x0e\x08\x01\xc0\x3e\xff\xff\xff"
+							   "\xff\xff\xff\xff\xff\xff\x01",
+					  16, ev, 4),
+		RN_EINVAL);
+	/* committed without the durable offset: an ack without its offset */
+	assert_int_equal(
+		rn_uplink_decode_response((const uint8_t *)"\x1a\x03\xc0\x3e\x01", 5, ev, 4),
+		RN_EINVAL);
+}
+
+/* What the agent may delete: on the table's offset with a server that reports it, on the
+ * durability ack with one that does not; the window follows the durability ack either way. */
+static void test_retain(void **state)
+{
+	struct rn_retain r;
+	int rel = 7;
+	(void)state;
+	rn_retain_init(&r, -1);
+	rn_retain_call(&r, 1);
+	/* durable acks move the window, release nothing */
+	assert_int_equal(rn_retain_ack(&r, 4, -1), 0);
+	assert_int_equal(r.acked, 4);
+	assert_int_equal(r.released, -1);
+	/* the table has 2: released up to 2 */
+	assert_int_equal(rn_retain_ack(&r, 9, 2), 1);
+	assert_int_equal(r.acked, 9);
+	assert_int_equal(r.released, 2);
+	assert_int_equal(rn_retain_ack(&r, 9, 2), 0); /* told already */
+	/* a committed claim past the ack counts up to the ack only */
+	assert_int_equal(rn_retain_ack(&r, 9, 50), 1);
+	assert_int_equal(r.released, 9);
+	assert_int_equal(rn_retain_ack(&r, 12, -1), 0); /* not remembered past 9 */
+	assert_int_equal(rn_retain_ack(&r, 12, 12), 1);
+	assert_int_equal(r.released, 12);
+	/* the server is lost: another answers the table's 12 + nothing; window from 12 */
+	assert_int_equal(rn_retain_ack(&r, 20, -1), 0);
+	rn_retain_call(&r, 1);
+	assert_int_equal(rn_retain_resumed(&r, 12, &rel), 12);
+	assert_int_equal(rel, 0);
+	assert_int_equal(r.acked, 12); /* 13..20 are sent again */
+	/* an answer below what was released: the window starts after the release */
+	assert_int_equal(rn_retain_resumed(&r, 5, &rel), 12);
+	assert_int_equal(rel, 0);
+	/* a resume on the same server (its WAL has 20): acked 20, nothing released until the
+	 * table says so */
+	assert_int_equal(rn_retain_resumed(&r, 20, &rel), 20);
+	assert_int_equal(rel, 0);
+	assert_int_equal(r.released, 12);
+
+	/* a server without committed acks: released on the durability ack and the resume */
+	rn_retain_init(&r, 3);
+	rn_retain_call(&r, 0);
+	assert_int_equal(r.acked, 3);
+	assert_int_equal(rn_retain_ack(&r, 6, -1), 1);
+	assert_int_equal(r.released, 6);
+	assert_int_equal(rn_retain_ack(&r, 5, -1), 0); /* never back */
+	assert_int_equal(rn_retain_resumed(&r, 10, &rel), 10);
+	assert_int_equal(rel, 1);
+	assert_int_equal(r.released, 10);
+	assert_int_equal(rn_retain_resumed(&r, 8, &rel), 10);
+	assert_int_equal(rel, 0);
+	/* moved from a committed-acks server to an older one: what was kept is released by
+	 * the older server's ack (as that server defines it) */
+	rn_retain_init(&r, -1);
+	rn_retain_call(&r, 1);
+	assert_int_equal(rn_retain_ack(&r, 7, 1), 1);
+	rn_retain_call(&r, 0);
+	assert_int_equal(rn_retain_resumed(&r, 7, &rel), 7);
+	assert_int_equal(rel, 1);
+	assert_int_equal(r.released, 7);
 }
 
 static void test_decode_hostile(void **state)
@@ -164,11 +261,12 @@ static void make_body(struct rn_buf *b)
 
 static int events_prefix(const struct collected *c, int whole)
 {
-	static const struct rn_up_event want[] = {{RN_UP_CREATED, "sid-1", -1, 0},
-						  {RN_UP_ACK, "", 0, 0},
-						  {RN_UP_ACK, "", 1, 0},
-						  {RN_UP_CLOSE, "", -1, 30},
-						  {RN_UP_ACK, "", 2, 0}};
+	static const struct rn_up_event want[] = {
+		{.kind = RN_UP_CREATED, .stream_id = "sid-1", .offset = -1},
+		{.kind = RN_UP_ACK, .offset = 0},
+		{.kind = RN_UP_ACK, .offset = 1},
+		{.kind = RN_UP_CLOSE, .offset = -1, .close_secs = 30},
+		{.kind = RN_UP_ACK, .offset = 2}};
 	if (c->nev > 5 || (whole && c->nev != 5))
 		return 0;
 	for (int i = 0; i < c->nev; i++)
@@ -298,7 +396,8 @@ static void test_feed_alloc_sweep(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_decode_golden),    cmocka_unit_test(test_decode_hostile),
+		cmocka_unit_test(test_decode_golden),    cmocka_unit_test(test_decode_committed),
+		cmocka_unit_test(test_retain),           cmocka_unit_test(test_decode_hostile),
 		cmocka_unit_test(test_backoff),          cmocka_unit_test(test_pushback),
 		cmocka_unit_test(test_episode),          cmocka_unit_test(test_feed),
 		cmocka_unit_test(test_feed_alloc_sweep),
