@@ -143,15 +143,23 @@ test('tables on RGW: agent and Zerobus client, checkpoint, compaction and vacuum
     assert.ok(objs.some((k) => /_delta_log\/\d{20}\.checkpoint\.parquet$/.test(k)), 'a checkpoint object');
     assert.ok(!objs.some((k) => k.includes('/_spool') || /\/\.[^/]*$/.test(k)), 'no scratch objects');
 
-    // SIGKILL with data in the WAL: lines sent, not waited for
+    // SIGKILL with acked lines only in the WAL: a restart with an hour's flush interval,
+    // lines acked, then the kill; the next start replays them into the S3 table
+    await server.stop();
+    server.flushMs = 3600000;
+    await server.start();
     fs.appendFileSync(file, lines(sent, 40));
     sent += 40;
-    await waitFor(() => {
+    const st = await waitFor(() => {
       const s = (agent.status()?.streams || [])[0];
-      return s && s.records === sent && s.acked === s.next_offset - 1;
+      return s && s.records === sent && s.acked === s.next_offset - 1 ? s : null;
     }, { timeoutMs: 60000, what: 'the agent acked every line' });
+    assert.ok((await server.metric('wal_bytes')) > 0, 'acked lines wait in the WAL');
+    assert.ok(st.committed < st.acked, `the table lacks acked lines: ${JSON.stringify(st)}`);
     await server.kill('SIGKILL');
+    await server.proc.exitPromise;
     killed++;
+    server.flushMs = 100;
     await server.start();
     await settled(server, 'the WAL replayed into the S3 table');
     await waitFor(() => {
