@@ -167,7 +167,8 @@ const struct rn_conf_key rn_server_conf_table[] = {
 	 .type = RN_CONF_STRING,
 	 .def = "/var/lib/runnel-server",
 	 .offset = OFF(data_root),
-	 .help = "directory holding tables, the WAL and the stream registry",
+	 .help = "directory holding the WAL, the stream registry, the token key and (unless "
+		 "table_root says otherwise) the tables",
 	 .flags = RN_CONF_F_RESTART},
 	{.key = "wal_dir",
 	 .type = RN_CONF_STRING,
