@@ -199,7 +199,7 @@ test('tables on RGW: agent and Zerobus client, checkpoint, compaction and vacuum
   assert.ok(gone.length >= 1, `vacuum deleted removed files from the bucket (${removed.size} removed)`);
 }));
 
-test('the gateway stopped while the agent sends: acks go on, flushes fail and are retried, the WAL cap pushes back; back up, every line exactly once', { timeout: 400000 }, check(async (t) => {
+test('the gateway stopped while the agent sends: acks go on, flushes fail and are retried, the WAL cap pushes back, a restart meanwhile is degraded; back up, every line exactly once', { timeout: 400000 }, check(async (t) => {
   const dir = tmpDir('e2e-s3-table-down');
   const root = 'down';
   // keys in the config this time (and none in the environment); a small WAL cap
@@ -238,7 +238,21 @@ test('the gateway stopped while the agent sends: acks go on, flushes fail and ar
       { timeoutMs: 90000, what: 'pushback at wal_max_bytes' });
     t.diagnostic(`store down: flush errors ${(await server.metric('flush_errors_total')) - errs0}, ` +
       `WAL ${await server.metric('wal_bytes')} bytes, refusals ${await server.metric('pressure_refusals_total', 'reason="global"')}`);
+    // the server SIGKILLed and started while the store is still down: it starts, the table
+    // it cannot open is reported (degraded) and its WAL records kept until the store is back
+    await server.kill('SIGKILL');
+    await server.proc.exitPromise;
+    await server.start();
+    const h = await fetch(`${server.metricsUrl}/healthz`);
+    const htext = await h.text();
+    assert.equal(h.status, 200, htext);
+    assert.match(htext, /degraded/);
+    assert.ok(htext.includes(TABLE), htext);
+    assert.equal(await server.metric('table_failing_recovery', `table="${TABLE}"`), 1);
+    assert.ok((await server.metric('wal_retained_bytes')) > 0, 'the WAL keeps the table\'s records');
     await rgw.start();
+    await waitFor(async () => (await server.metric('tables_failing_recovery')) === 0,
+      { timeoutMs: 60000, what: 'the table opened once the store is back' });
     await waitFor(() => {
       const s = stream();
       return s && s.records === sent && s.committed === s.next_offset - 1 && s.buffered_bytes === 0;
