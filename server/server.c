@@ -1916,9 +1916,13 @@ static void on_create(struct rn_server *s, struct rn_call *c, struct call_state 
 				    : rn_mat_ensure_table(s->mat, table);
 		if (rc == RN_EINVAL)
 			return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, rn_mat_errmsg(s->mat));
-		if (rc == 0)
-			ex = 1;
+		ex = rc ? rc : 1;
 	}
+	/* a table store that cannot be asked (an s3:// table_root whose store is down) is not
+	 * "no such table": the client retries */
+	if (ex == RN_ECONNECT || ex == RN_EIO)
+		return rn_call_finish(c, RN_GRPC_UNAVAILABLE,
+				      "the table store cannot be reached; retry later");
 	if (ex != 1)
 		return rn_call_finish(c, RN_GRPC_NOT_FOUND, "table does not exist");
 	uuid_generate_random(u);

@@ -230,6 +230,10 @@ test('the gateway stopped while the agent sends: acks go on, flushes fail and ar
     await waitFor(async () => (await server.metric('flush_errors_total')) > errs0,
       { timeoutMs: 60000, what: 'failed flushes counted' });
     assert.ok((await server.metric('wal_bytes')) > 0, 'the WAL holds what the table does not have');
+    // a stream for a table the server has not opened cannot be checked: UNAVAILABLE (retry),
+    // not NOT_FOUND
+    const other = await client(server, 'status', '--table', 'main.default.other');
+    assert.equal(other.code, 'UNAVAILABLE', JSON.stringify(other));
     assert.ok(stream().committed < stream().acked, 'the agent keeps what is only in the WAL');
     // more than the WAL cap: the server pushes back, nothing is lost
     fs.appendFileSync(file, big(sent, 1500));
