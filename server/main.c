@@ -170,6 +170,15 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (check) {
+		/* the table store: an s3:// root's bucket is listed when the store answers */
+		if ((rc = rn_server_check_store(&conf, args.file ? args.file : "(defaults)", err,
+						sizeof(err)))) {
+			fprintf(stderr, "runnel-server: %s\n",
+				rc == RN_ENOMEM ? "out of memory" : err);
+			rn_conf_free(rn_server_conf_table, &conf);
+			return 1;
+		}
+		printf("%s\n", err);
 		printf("%s: configuration is valid\n", args.file ? args.file : "(defaults)");
 		rn_conf_free(rn_server_conf_table, &conf);
 		return 0;

@@ -37,6 +37,7 @@
 #include "partition.h"
 #include "schema.h"
 #include "tls.h"
+#include "tstore.h"
 #include "rn_addr.h"
 #include "rn_buf.h"
 #include "rn_err.h"
@@ -166,13 +167,92 @@ const struct rn_conf_key rn_server_conf_table[] = {
 	 .type = RN_CONF_STRING,
 	 .def = "/var/lib/runnel-server",
 	 .offset = OFF(data_root),
-	 .help = "directory holding tables, the WAL and the stream registry",
+	 .help = "directory holding the WAL, the stream registry, the token key and (unless "
+		 "table_root says otherwise) the tables",
 	 .flags = RN_CONF_F_RESTART},
 	{.key = "wal_dir",
 	 .type = RN_CONF_STRING,
 	 .offset = OFF(wal_dir),
 	 .help = "write-ahead log directory (default data_root/_wal); one server per WAL, so "
 		 "servers sharing a data_root each need their own",
+	 .flags = RN_CONF_F_RESTART},
+	{.key = "table_root",
+	 .type = RN_CONF_STRING,
+	 .offset = OFF(table_root),
+	 .help = "where the Delta tables live: a local directory or s3://bucket/prefix (an "
+		 "S3-compatible store, see the s3_ keys); table a.b.c is table_root/a/b/c; the "
+		 "WAL, the stream registry (_streams) and the token key stay in data_root; "
+		 "default data_root",
+	 .flags = RN_CONF_F_RESTART | RN_CONF_F_NOCTL},
+	{.key = "s3_endpoint",
+	 .type = RN_CONF_URL,
+	 .offset = OFF(s3_endpoint),
+	 .help = "URL of the S3 store of an s3:// table_root (\"https://s3.eu-west-1.amazonaws."
+		 "com\", \"http://127.0.0.1:7480\"); required with one",
+	 .flags = RN_CONF_F_RESTART},
+	{.key = "s3_region",
+	 .type = RN_CONF_STRING,
+	 .def = "us-east-1",
+	 .offset = OFF(s3_region),
+	 .help = "region the requests are signed for (SigV4)",
+	 .flags = RN_CONF_F_RESTART | RN_CONF_F_NOCTL},
+	{.key = "s3_virtual_host",
+	 .type = RN_CONF_BOOL,
+	 .def = "false",
+	 .offset = OFF(s3_virtual_host),
+	 .help = "address the bucket as a host name (bucket.endpoint/key); false = path style "
+		 "(endpoint/bucket/key, what Ceph RGW and MinIO expect)",
+	 .flags = RN_CONF_F_RESTART},
+	{.key = "s3_access_key",
+	 .type = RN_CONF_STRING,
+	 .offset = OFF(s3_access_key),
+	 .help = "access key id; unset = AWS_ACCESS_KEY_ID, else s3_credentials_file",
+	 .flags = RN_CONF_F_RESTART | RN_CONF_F_NOCTL},
+	{.key = "s3_secret_key",
+	 .type = RN_CONF_STRING,
+	 .offset = OFF(s3_secret_key),
+	 .help = "secret access key (with s3_access_key; the config file should then be mode "
+		 "0600: a warning otherwise); never logged",
+	 .flags = RN_CONF_F_RESTART | RN_CONF_F_NOCTL},
+	{.key = "s3_session_token",
+	 .type = RN_CONF_STRING,
+	 .offset = OFF(s3_session_token),
+	 .help = "session token of temporary credentials (with s3_access_key)",
+	 .flags = RN_CONF_F_RESTART | RN_CONF_F_NOCTL},
+	{.key = "s3_credentials_file",
+	 .type = RN_CONF_STRING,
+	 .offset = OFF(s3_credentials_file),
+	 .help = "shared credentials file (AWS format) read when neither the config nor "
+		 "AWS_ACCESS_KEY_ID has keys; unset = AWS_SHARED_CREDENTIALS_FILE",
+	 .flags = RN_CONF_F_RESTART},
+	{.key = "s3_profile",
+	 .type = RN_CONF_STRING,
+	 .offset = OFF(s3_profile),
+	 .help = "profile of s3_credentials_file; unset = AWS_PROFILE, else \"default\"",
+	 .flags = RN_CONF_F_RESTART | RN_CONF_F_NOCTL},
+	{.key = "s3_spool_dir",
+	 .type = RN_CONF_STRING,
+	 .offset = OFF(s3_spool_dir),
+	 .help = "local directory where whole objects are downloaded for compaction and verify "
+		 "(unlinked files, freed when done; put it on a disk, not tmpfs); created; "
+		 "default data_root/_spool",
+	 .flags = RN_CONF_F_RESTART},
+	{.key = "s3_timeout",
+	 .type = RN_CONF_DURATION,
+	 .def = "30s",
+	 .offset = OFF(s3_timeout_ms),
+	 .min = 1000,
+	 .max = 3600000,
+	 .help = "one S3 request attempt, all of it (an upload part included)",
+	 .flags = RN_CONF_F_RESTART},
+	{.key = "s3_max_attempts",
+	 .type = RN_CONF_INT,
+	 .def = "5",
+	 .offset = OFF(s3_max_attempts),
+	 .min = 1,
+	 .max = 100,
+	 .help = "attempts per S3 request (connection errors, timeouts, 5xx, 429 are retried "
+		 "with backoff); a flush that still fails is retried at the next flush",
 	 .flags = RN_CONF_F_RESTART},
 	{.key = "metrics_listen",
 	 .type = RN_CONF_LISTEN,
@@ -1837,9 +1917,13 @@ static void on_create(struct rn_server *s, struct rn_call *c, struct call_state 
 				    : rn_mat_ensure_table(s->mat, table);
 		if (rc == RN_EINVAL)
 			return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, rn_mat_errmsg(s->mat));
-		if (rc == 0)
-			ex = 1;
+		ex = rc ? rc : 1;
 	}
+	/* a table store that cannot be asked (an s3:// table_root whose store is down) is not
+	 * "no such table": the client retries */
+	if (ex == RN_ECONNECT || ex == RN_EIO)
+		return rn_call_finish(c, RN_GRPC_UNAVAILABLE,
+				      "the table store cannot be reached; retry later");
 	if (ex != 1)
 		return rn_call_finish(c, RN_GRPC_NOT_FOUND, "table does not exist");
 	uuid_generate_random(u);
@@ -2755,22 +2839,24 @@ static int check_wal_dir(const struct rn_server_conf *c, const char *file, char 
 {
 	char root[4096], wal[4096];
 	size_t n;
-	if (!c->wal_dir || !c->data_root)
+	/* the tables' directory: a local table_root, else data_root (an s3:// one holds none) */
+	const char *troot = rn_server_table_root(c);
+	const char *key = c->table_root ? "table_root" : "data_root";
+	if (!c->wal_dir || !troot || !strncmp(troot, "s3://", 5))
 		return 0;
-	if (path_normal(c->data_root, root, sizeof(root)) ||
-	    path_normal(c->wal_dir, wal, sizeof(wal))) {
-		snprintf(err, cap, "%s: data_root or wal_dir is too long", file);
+	if (path_normal(troot, root, sizeof(root)) || path_normal(c->wal_dir, wal, sizeof(wal))) {
+		snprintf(err, cap, "%s: %s or wal_dir is too long", file, key);
 		return RN_ECONFIG;
 	}
 	n = strlen(root);
 	if (n == 1)
-		n = 0; /* data_root "/": every path is under it */
+		n = 0; /* root "/": every path is under it */
 	if (strncmp(wal, root, n) || (wal[n] && wal[n] != '/') || !strcmp(wal + n, "/_wal"))
 		return 0;
 	snprintf(err, cap,
-		 "%s: wal_dir \"%s\" is inside data_root \"%s\", where tables are created; give "
-		 "it a directory outside data_root, or leave it unset (data_root/_wal)",
-		 file, c->wal_dir, c->data_root);
+		 "%s: wal_dir \"%s\" is inside %s \"%s\", where tables are created; give "
+		 "it a directory outside %s, or leave it unset (data_root/_wal)",
+		 file, c->wal_dir, key, troot, key);
 	return RN_ECONFIG;
 }
 
@@ -2874,8 +2960,11 @@ int rn_server_conf_check(const struct rn_server_conf *c, const char *file, char 
 	char why[600];
 	struct rn_principals *ps;
 	int prc;
+	int src;
 	if (check_wal_dir(c, file, err, cap))
 		return RN_ECONFIG;
+	if ((src = rn_server__conf_check_store(c, file, err, cap)))
+		return src;
 	for (size_t i = 0; i < c->tables.n; i++)
 		if (rn_table_name_check(c->tables.v[i])) {
 			snprintf(err, cap, "%s: tables[%zu]: invalid table name '%s': %s", file, i,
@@ -3413,7 +3502,7 @@ void rn_server_set_reload(struct rn_server *s, rn_server_load_fn load, void *ctx
 int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 {
 	struct rn_server *s;
-	char path[4096];
+	char path[4096], spool[4096];
 	struct rn_hostport lis[RN_ADDR_LIST_MAX], mlis[RN_ADDR_LIST_MAX];
 	size_t nlis = 0, nmlis = 0;
 	int rc;
@@ -3504,7 +3593,30 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 		if ((rc = rn_pool_create(&s->wal_pool, &wo)))
 			goto fail;
 	}
+	struct rn_tstore_config tsc;
+	{ /* the tables' store: a local root is made here; an s3:// one needs a spool */
+		const char *troot = rn_server_table_root(conf);
+		rn_server_tstore_config(conf, &tsc, spool, sizeof(spool));
+		if (!strncmp(troot, "s3://", 5)) {
+			if (!tsc.spool_dir || (mkdir(tsc.spool_dir, 0750) && errno != EEXIST)) {
+				rn_log_error("server", "s3_spool_dir %s: %s",
+					     tsc.spool_dir ? tsc.spool_dir : "(too long)",
+					     strerror(errno));
+				rc = RN_EIO;
+				goto fail;
+			}
+			rn_log_info("server", "tables on %s (endpoint %s, region %s)", troot,
+				    conf->s3_endpoint,
+				    conf->s3_region ? conf->s3_region : "us-east-1");
+		} else if (conf->table_root && mkdir(troot, 0750) && errno != EEXIST) {
+			rn_log_error("server", "table_root %s: %s", troot, strerror(errno));
+			rc = RN_EIO;
+			goto fail;
+		}
+	}
 	struct rn_mat_options mo = {.data_root = conf->data_root,
+				    .table_root = conf->table_root,
+				    .store = &tsc,
 				    .refill = refill_table,
 				    .refill_ctx = s,
 				    .zstd_level = (int)conf->parquet_zstd_level,

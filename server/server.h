@@ -38,7 +38,22 @@ struct rn_server_conf {
 	int allow_cleartext;  /* cleartext on a non-loopback address is allowed */
 	char *metrics_listen; /* host:port of /metrics and /healthz; NULL = off */
 	char *data_root;
-	char *wal_dir;                  /* NULL = data_root/_wal */
+	char *wal_dir; /* NULL = data_root/_wal */
+	/* Where the tables live (server/store/tstore.h): a local path or s3://bucket/prefix;
+	 * NULL = data_root. The WAL, the stream registry and the token key stay in data_root. */
+	char *table_root;
+	/* The S3 store of an s3:// table_root (server/store/s3.h rn_s3_config) */
+	char *s3_endpoint;
+	char *s3_region;
+	int s3_virtual_host;
+	char *s3_access_key; /* credentials: never logged, never in -n or /metrics */
+	char *s3_secret_key;
+	char *s3_session_token;
+	char *s3_credentials_file;
+	char *s3_profile;
+	char *s3_spool_dir; /* NULL = data_root/_spool */
+	int64_t s3_timeout_ms;
+	int64_t s3_max_attempts;
 	struct rn_conf_strlist token;   /* accepted bearer tokens; none = no authentication */
 	struct rn_conf_list principals; /* struct rn_principal_conf (principal.h) */
 	char *token_key_file;          /* HS256 key of signed tokens; NULL = data_root/_token_key */
@@ -104,6 +119,24 @@ struct rn_server_conf {
 	/* not a row: set by the loader, shown in /metrics (config_info) */
 	char checksum[24]; /* FNV-1a 64 of the file's bytes, hex; "" = defaults, no file */
 };
+
+struct rn_tstore_config;
+/* The table store settings of config c (the s3_* keys; spool_dir = s3_spool_dir, else
+ * data_root/_spool written into spool, spool_cap bytes). Pointers into c: valid while c is.
+ * The table root is rn_server_table_root(c). */
+void rn_server_tstore_config(const struct rn_server_conf *c, struct rn_tstore_config *out,
+			     char *spool, size_t spool_cap);
+/* table_root, else data_root. */
+const char *rn_server_table_root(const struct rn_server_conf *c);
+/*
+ * -n's check of the table store: a local table_root needs nothing here (made at start); an
+ * s3:// one is opened (well formed, credentials found) and, unless the store cannot be
+ * reached, its bucket listed under the prefix (one request, no retries). 0 with what was
+ * checked in msg ("table_root s3://b/p: well formed; bucket b exists (listed)" or "...; the
+ * store at E is not reachable: bucket not checked"), or RN_ECONFIG with "FILE: table_root
+ * ..." in msg (malformed, no credentials, no such bucket, refused). Never prints a credential.
+ */
+int rn_server_check_store(const struct rn_server_conf *c, const char *file, char *msg, size_t cap);
 
 /* The config rows (for loading, -n and help). */
 extern const struct rn_conf_key rn_server_conf_table[];

@@ -324,6 +324,13 @@ void rn_server__load_files(struct rn_server *s, struct srv_stream *st);
  * the number it refused (each logged). */
 int rn_server__load_descriptors(struct rn_server *s, const char *table);
 
+/* store_conf.c: the table store's keys, part of rn_server_conf_check: table_root well
+ * formed (an s3:// one opened, nothing sent: credentials found), s3_endpoint with it, the
+ * key pair whole; warns when `file` holds s3_secret_key and others may read it. 0,
+ * RN_ECONFIG ("FILE: table_root ..." in err), RN_ENOMEM. */
+int rn_server__conf_check_store(const struct rn_server_conf *c, const char *file, char *err,
+				size_t cap);
+
 /* replay.c: WAL replay and failing tables */
 /* rn_wal_replay's callback at start: the record back into the materializer (or its table
  * marked failing, the segment kept). 0 or RN_ENOMEM. */

@@ -317,7 +317,7 @@ static void unit_run(struct mat_table *t)
 	t->ferr[0] = 0;
 	if (t->fcommitted)
 		return;
-	if (!t->fdelta && (rc = rn_mat__delta_open(&t->fdelta, t->dir, NULL, NULL, 0))) {
+	if (!t->fdelta && (rc = rn_mat__delta_open(&t->fdelta, t->dir, t->store, NULL, NULL, 0))) {
 		snprintf(t->ferr, sizeof(t->ferr), "table %s: cannot open its log to commit: %s",
 			 t->name, rn_strerror(rc));
 		t->frc = rc;

@@ -28,6 +28,7 @@ struct maint_job {
 	struct rn_maint_result res;
 	/* a copy of the materializer's maintenance settings */
 	struct rn_delta_maint cfg;
+	const struct rn_tstore_config *store; /* the mat's (immutable while jobs run) */
 	int64_t run_us;
 	/* atomics of the materializer, read and changed by both sides */
 	const atomic_int *stop;
@@ -62,7 +63,7 @@ static void maint_run(void *arg)
 	int64_t t0 = rn_mono_us();
 	int rc;
 	atomic_fetch_add(j->running, 1);
-	if ((rc = rn_mat__delta_open(&d, j->dir, NULL, NULL, 0))) {
+	if ((rc = rn_mat__delta_open(&d, j->dir, j->store, NULL, NULL, 0))) {
 		rn_log_warn("mat", "%s: maintenance cannot open the table: %s", j->dir,
 			    rn_strerror(rc));
 		j->res = (struct rn_maint_result){.ckpt_version = -1, .failed = 1};
@@ -130,6 +131,7 @@ void rn_mat__maintain(struct rn_mat *m, struct mat_table *t, int64_t now_ms)
 	}
 	j->tasks = due;
 	j->cfg = *cfg;
+	j->store = m->store;
 	j->keep_after = version < fkeep ? version : fkeep;
 	j->stop = &m->maint_stop;
 	j->running = &m->maint_running;

@@ -15,6 +15,7 @@
 #include "rn_err.h"
 #include "rn_log.h"
 #include "rn_mem.h"
+#include "tstore.h"
 
 int rn_mat__fail(struct rn_mat *m, int rc, const char *fmt, ...)
 {
@@ -25,6 +26,36 @@ int rn_mat__fail(struct rn_mat *m, int rc, const char *fmt, ...)
 	return rc;
 }
 
+/* Deep-copies the store settings into m (m->store, strings in m->store_strs). 0 or
+ * RN_ENOMEM. */
+static int copy_store(struct rn_mat *m, const struct rn_tstore_config *src)
+{
+	struct rn_tstore_config *c;
+	const char **fields[8];
+	size_t n = 0;
+	if (!(c = m->store = rn_calloc(1, sizeof(*c))))
+		return RN_ENOMEM;
+	if (!src)
+		return 0;
+	*c = *src;
+	fields[n++] = &c->s3.endpoint;
+	fields[n++] = &c->s3.region;
+	fields[n++] = &c->s3.bucket;
+	fields[n++] = &c->s3.access_key;
+	fields[n++] = &c->s3.secret_key;
+	fields[n++] = &c->s3.session_token;
+	fields[n++] = &c->s3.credentials_file;
+	fields[n++] = &c->s3.profile;
+	_Static_assert(sizeof(m->store_strs) / sizeof(m->store_strs[0]) == 8, "store_strs");
+	for (size_t i = 0; i < n; i++) {
+		if (*fields[i] && !(*fields[i] = m->store_strs[i] = rn_strdup(*fields[i])))
+			return RN_ENOMEM;
+	}
+	if (c->spool_dir && !(c->spool_dir = m->spool_dir = rn_strdup(c->spool_dir)))
+		return RN_ENOMEM;
+	return 0;
+}
+
 int rn_mat_create(struct rn_mat **out, const struct rn_mat_options *opt)
 {
 	struct rn_mat *m;
@@ -33,7 +64,11 @@ int rn_mat_create(struct rn_mat **out, const struct rn_mat_options *opt)
 		return RN_EINVAL;
 	if (!(m = rn_calloc(1, sizeof(*m))))
 		return RN_ENOMEM;
-	m->root = rn_strdup(opt->data_root);
+	m->root = rn_strdup(opt->table_root ? opt->table_root : opt->data_root);
+	if (copy_store(m, opt->store)) {
+		rn_mat_destroy(m);
+		return RN_ENOMEM;
+	}
 	m->zstd_level = opt->zstd_level ? opt->zstd_level : 1;
 	m->refill = opt->refill;
 	m->refill_ctx = opt->refill_ctx;
@@ -81,6 +116,13 @@ void rn_mat_destroy(struct rn_mat *m)
 	rn_buf_free(&m->pdir);
 	rn_buf_free(&m->ppv);
 	rn_free(m->root);
+	for (size_t i = 0; i < sizeof(m->store_strs) / sizeof(m->store_strs[0]); i++) {
+		if (m->store_strs[i]) /* credentials among them: not left in freed memory */
+			explicit_bzero(m->store_strs[i], strlen(m->store_strs[i]));
+		rn_free(m->store_strs[i]);
+	}
+	rn_free(m->spool_dir);
+	rn_free(m->store);
 	rn_free(m->created_by);
 	rn_free(m);
 }

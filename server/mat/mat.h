@@ -5,15 +5,17 @@
  * commits it to the table's _delta_log together with one txn{appId = stream id, version =
  * last offset} per stream, so a replay of the WAL after a crash never adds a batch twice.
  *
- * Tables are directories under data_root: the table name "a.b.c" maps to data_root/a/b/c.
- * Names are checked by rn_table_name_check() before any path is built, so no name can
- * escape the data root.
+ * Tables live under the table root (table_root, else data_root): a local directory or an
+ * S3 prefix "s3://bucket/prefix" (server/store/tstore.h). The table name "a.b.c" maps to
+ * <root>/a/b/c, its dead-letter table to <root>/a/b/c_dead_letters, on the same store. Names
+ * are checked by rn_table_name_check() before any path is built, so no name can escape the
+ * root.
  *
  * Delta maintenance (checkpoints, compaction, vacuum: server/delta/maint.h) is decided at
  * each flush and, given a submit function, run off the loop as one job per table at a time:
- * the job opens its own rn_delta handle on the table's directory, so it shares nothing
- * mutable with the materializer (it gets the directory and the task mask, and gives back
- * a result); the Delta log's put-if-absent orders its commits and the flush's.
+ * the job opens its own rn_delta handle (and store object) on the table's root, so it shares
+ * nothing mutable with the materializer (it gets the directory and the task mask, and gives back a
+ * result); the Delta log's put-if-absent orders its commits and the flush's.
  *
  * Lifetime: the server creates one materializer at start; all calls run on the server's
  * loop thread; flush jobs (rn_mat_flush_start) and maintenance jobs run on workers with
@@ -54,9 +56,17 @@ struct rn_mat;
 typedef int (*rn_mat_refill_fn)(void *ctx, struct rn_mat *m, const char *table);
 
 struct rn_delta_maint;
+struct rn_tstore_config;
 
 struct rn_mat_options {
-	const char *data_root;   /* required; must exist */
+	const char *data_root; /* required; must exist */
+	/* Where the tables live: a local directory or "s3://bucket/prefix"; NULL = data_root.
+	 * Not checked here: a malformed root fails each table's open (RN_EINVAL). */
+	const char *table_root;
+	/* The store settings every table store is opened with (endpoint, credentials, spool
+	 * directory for an s3:// root), deep-copied (secrets wiped at rn_mat_destroy); NULL =
+	 * the defaults (enough for a local root). */
+	const struct rn_tstore_config *store;
 	rn_mat_refill_fn refill; /* see above; NULL = none */
 	void *refill_ctx;
 	const char *created_by;   /* Parquet created_by; NULL = "runnel-server version <v>" */

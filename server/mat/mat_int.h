@@ -81,7 +81,9 @@ struct mat_part {
 
 struct mat_table {
 	char *name;
-	char *dir;
+	char *dir; /* the table's root: <mat root>/a/b/c (a path or an s3:// URL) */
+	/* the mat's store settings (immutable; read by the flush job's open) */
+	const struct rn_tstore_config *store;
 	/* typed tables: the declared schema (owned by the definition), its Parquet schema tree
 	 * and the dead-letter table; NULL for envelope tables */
 	const struct rn_schema *schema;
@@ -175,7 +177,14 @@ struct table_def {
 };
 
 struct rn_mat {
-	char *root;
+	char *root; /* the table root (rn_mat_options.table_root, else data_root) */
+	/* the settings every table store is opened with: a deep copy, immutable after
+	 * rn_mat_create, so flush and maintenance workers read it without a lock; its strings
+	 * are store_strs (wiped and freed at destroy) */
+	struct rn_tstore_config *store;
+	char *store_strs[8]; /* s3 endpoint, region, bucket, access and secret key, session
+			      * token, credentials file, profile */
+	char *spool_dir;
 	char *created_by;
 	struct table_def *defs;
 	size_t ndefs;
@@ -253,15 +262,16 @@ void rn_mat__drop_def(struct rn_mat *m, const char *name);
 /*
  * Where a table's root string becomes a table store (server/store/tstore.h) and a Delta
  * handle on it: every handle of the materializer (the loop's, the flush job's, a maintenance
- * job's) is opened here, on the calling thread, with a store object of its own. Roots are
- * local directories today; the store settings for s3:// roots are the default ones until the
- * server config carries them. rn_delta_open_part's arguments and errors (and the store's:
- * RN_EINVAL for a malformed root, RN_ECONFIG).
+ * job's) is opened here, on the calling thread, with a store object of its own, made from
+ * root (a local directory or an s3:// URL) and cfg (the mat's store settings, m->store;
+ * NULL = defaults). rn_delta_open_part's arguments and errors (and the store's: RN_EINVAL
+ * for a malformed root, RN_ECONFIG).
  */
-int rn_mat__delta_open(struct rn_delta **out, const char *root, const char *schema_json,
-		       const char *const *parts, size_t nparts);
-/* rn_delta_exists for a table root: 1, 0 or a negative rn_err code (RN_ENOMEM). */
-int rn_mat__delta_exists(const char *root);
+int rn_mat__delta_open(struct rn_delta **out, const char *root, const struct rn_tstore_config *cfg,
+		       const char *schema_json, const char *const *parts, size_t nparts);
+/* rn_delta_exists for a table root: 1, 0 or a negative rn_err code (RN_ENOMEM, and the
+ * store's open or listing errors: RN_EINVAL, RN_ECONFIG, RN_ECONNECT, RN_EIO). */
+int rn_mat__delta_exists(const char *root, const struct rn_tstore_config *cfg);
 /*
  * Finds the table, opening (and with create, creating) it on first use. A typed table opens
  * together with its dead-letter table as one step: on success both are registered, on

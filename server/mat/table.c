@@ -209,15 +209,15 @@ static char *table_dir(const struct rn_mat *m, const char *name)
 	return (char *)b.data;
 }
 
-int rn_mat__delta_open(struct rn_delta **out, const char *root, const char *schema_json,
-		       const char *const *parts, size_t nparts)
+int rn_mat__delta_open(struct rn_delta **out, const char *root, const struct rn_tstore_config *cfg,
+		       const char *schema_json, const char *const *parts, size_t nparts)
 {
 	struct rn_tstore *st;
 	char err[256];
 	int rc;
 
 	*out = NULL;
-	if ((rc = rn_tstore_open(&st, root, NULL, err, sizeof(err)))) {
+	if ((rc = rn_tstore_open(&st, root, cfg, err, sizeof(err)))) {
 		if (rc != RN_ENOMEM)
 			rn_log_error("mat", "table store %s: %s", root, err);
 		return rc;
@@ -226,13 +226,13 @@ int rn_mat__delta_open(struct rn_delta **out, const char *root, const char *sche
 	return rn_delta_open_store_part(out, st, schema_json, parts, nparts, NULL);
 }
 
-int rn_mat__delta_exists(const char *root)
+int rn_mat__delta_exists(const char *root, const struct rn_tstore_config *cfg)
 {
 	struct rn_tstore *st;
 	char err[256];
 	int rc;
 
-	if ((rc = rn_tstore_open(&st, root, NULL, err, sizeof(err))))
+	if ((rc = rn_tstore_open(&st, root, cfg, err, sizeof(err))))
 		return rc;
 	rc = rn_delta_exists_store(st);
 	rn_tstore_close(st);
@@ -274,7 +274,8 @@ static int get_table(struct rn_mat *m, const char *name, int create, struct mat_
 		rn_free(schema);
 		return RN_ENOMEM;
 	}
-	rc = rn_mat__delta_open(&t->delta, t->dir, create ? schema : NULL,
+	t->store = m->store;
+	rc = rn_mat__delta_open(&t->delta, t->dir, m->store, create ? schema : NULL,
 				def ? (const char *const *)def->parts : NULL,
 				def ? def->nparts : 0);
 	if (rc) {
@@ -612,7 +613,7 @@ int rn_mat_table_exists(struct rn_mat *m, const char *table)
 			return 1;
 	if (!(dir = table_dir(m, table)))
 		return RN_ENOMEM;
-	r = rn_mat__delta_exists(dir);
+	r = rn_mat__delta_exists(dir, m->store);
 	rn_free(dir);
 	return r;
 }

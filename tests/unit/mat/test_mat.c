@@ -28,6 +28,7 @@
 #include "rn_err.h"
 #include "rn_pbwire.h"
 #include "testutil.h"
+#include "tstore.h"
 
 static char root[256];
 
@@ -533,6 +534,75 @@ static void test_overlap(void **state)
 	rn_buf_free(&bt);
 }
 
+/* Tables under table_root (not data_root); the store settings are copied at create (the
+ * caller's strings may go away); an s3:// root that does not answer fails the table's open
+ * cleanly (RN_ECONNECT, the table not registered); every allocation of create fails in turn
+ * without a leak. */
+static void test_table_root(void **state)
+{
+	struct rn_mat *m;
+	char troot[400], dlog[500], ep[64], key[16], secret[32];
+	struct rn_buf b = {0};
+	struct stat sb;
+	int64_t off;
+	(void)state;
+	snprintf(troot, sizeof(troot), "%s/elsewhere", root);
+	assert_int_equal(mkdir(troot, 0750), 0);
+	snprintf(ep, sizeof(ep), "http://127.0.0.1:1");
+	snprintf(key, sizeof(key), "AK");
+	snprintf(secret, sizeof(secret), "SK-test-table-root");
+	struct rn_tstore_config tc = {.s3 = {.endpoint = ep,
+					     .access_key = key,
+					     .secret_key = secret,
+					     .max_attempts = 1,
+					     .connect_timeout_ms = 1000}};
+	struct rn_mat_options o = {.data_root = root, .table_root = troot, .store = &tc};
+	assert_int_equal(rn_mat_create(&m, &o), 0);
+	/* the caller's strings are gone: the mat holds its own copies */
+	memset(ep, 'x', sizeof(ep) - 1);
+	memset(secret, 0, sizeof(secret));
+	assert_int_equal(rn_mat_ensure_table(m, "db.s.tr"), 0);
+	batch_of(&b, 3, "hi", 2);
+	assert_int_equal(rn_mat_add(m, "db.s.tr", "s1", 0, RN_MAT_PROTO, b.data, b.len, NULL), 0);
+	assert_int_equal(rn_mat_flush(m), 0);
+	assert_int_equal(rn_mat_committed(m, "db.s.tr", "s1", &off), 0);
+	assert_int_equal(off, 0);
+	snprintf(dlog, sizeof(dlog), "%s/db/s/tr/_delta_log/%020d.json", troot, 1);
+	assert_int_equal(stat(dlog, &sb), 0);
+	snprintf(dlog, sizeof(dlog), "%s/db/s/tr", root);
+	assert_int_equal(stat(dlog, &sb), -1); /* nothing of the table under data_root */
+	rn_mat_destroy(m);
+
+	/* an s3:// root whose store refuses connections: the open fails, nothing registered */
+	snprintf(ep, sizeof(ep), "http://127.0.0.1:1");
+	snprintf(secret, sizeof(secret), "SK-test-table-root");
+	o.table_root = "s3://bucket/tables";
+	assert_int_equal(rn_mat_create(&m, &o), 0);
+	memset(ep, 'x', sizeof(ep) - 1); /* a shallow copy would now be a malformed endpoint */
+	assert_int_equal(rn_mat_ensure_table(m, "db.s.tr"), RN_ECONNECT);
+	assert_int_equal(rn_mat_table_exists(m, "db.s.tr"), RN_ECONNECT);
+	assert_null(strstr(rn_mat_errmsg(m), secret));
+	rn_mat_destroy(m);
+	/* a malformed one: RN_EINVAL from the store, at the table's open */
+	o.table_root = "s3://";
+	assert_int_equal(rn_mat_create(&m, &o), 0);
+	assert_int_equal(rn_mat_ensure_table(m, "db.s.tr"), RN_EINVAL);
+	rn_mat_destroy(m);
+
+	long live = rn_mem_live();
+	int done = 0;
+	for (long nth = 1; !done && nth < 100; nth++) {
+		rn_mem_fail_after(nth);
+		int rc = rn_mat_create(&m, &o);
+		done = !rn_mem_fail_disarm();
+		assert_int_equal(rc, done ? 0 : RN_ENOMEM);
+		rn_mat_destroy(done ? m : NULL);
+		assert_int_equal(rn_mem_live(), live);
+	}
+	assert_true(done);
+	rn_buf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -544,6 +614,7 @@ int main(void)
 		cmocka_unit_test(test_principal_column),
 		cmocka_unit_test(test_principal_pending),
 		cmocka_unit_test(test_overlap),
+		cmocka_unit_test(test_table_root),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
