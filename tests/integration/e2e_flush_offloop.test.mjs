@@ -3,7 +3,7 @@
 // writes and fsyncs it and commits it, while the loop goes on taking and acknowledging
 // batches. A bulk table gets large flushes (tens of MB each) while a well-behaved client
 // streams into another table: the loop's own lag (a 50 ms timer's lateness, max over the
-// run) stays under LAG_MS (a flush on the loop held it for the whole write + fsync +
+// run) stays below the longest flush job's time (a flush on the loop held it for the whole write + fsync +
 // commit), flush jobs ran (metrics), and every acknowledged record is in its table exactly
 // once. Then the server is killed (-9) while a flush job is in flight: after a restart,
 // which replays the WAL (kept until the job's commit was done), every record is there
@@ -21,11 +21,12 @@ const CLIENT = path.join(path.dirname(fileURLToPath(import.meta.url)), 'zerobus_
 const TEL = 'main.default.telemetry';
 const BULK = 'main.default.bulk';
 const EXTRA = 'metrics_listen = "127.0.0.1:0";\nflush_threads = 2;';
-// What must hold: the loop's own lag stays under LAG_MS and under the longest flush job less
-// one timer period (a flush on the loop stalls it that long: with the job run inline, this
-// run measured lag 116 ms for a 132 ms job; off the loop, 22 ms for 127 ms). The ack bound is a sanity bound only:
-// the WAL's fsync queues behind the flush job's writes on the same disk.
-const LAG_MS = Number(process.env.RN_FLUSH_LAG_MS || 250);
+// What must hold: the loop's own lag stays under the longest flush job less one timer period
+// (a flush on the loop stalls it that long: with the job run inline, this run measured lag
+// 116 ms for a 132 ms job; off the loop, 22 ms for 127 ms). Both are measured in the same run,
+// so a loaded machine stretches both; no absolute bound on the lag (a busy CI machine once
+// delayed the loop 410 ms with the flush off it). The ack bound is a sanity bound only: the
+// WAL's fsync queues behind the flush job's writes on the same disk.
 const P99_MS = Number(process.env.RN_FLUSH_P99_MS || 1000);
 
 let lagMax = 0;
@@ -86,7 +87,6 @@ test('flush off the loop: the loop never waits for a big flush, every record onc
       `longest ${jobMax} s; loop lag max ${lagMax} s; good client ack p99 ${r.latency_ms.p99} ms, ` +
       `max ${r.latency_ms.max} ms`);
     assert.ok(m('flush_jobs_total') >= 3);
-    assert.ok(lagMax < LAG_MS / 1000, `the loop stalled ${lagMax} s`);
     // a job on the loop makes its 50 ms timer late by at least the job's time less 50 ms
     assert.ok(jobMax >= 0.1, `flush jobs too short (${jobMax} s) to tell a stall from none`);
     assert.ok(lagMax < jobMax - 0.05, `the loop stalled ${lagMax} s, as long as a flush job (${jobMax} s)`);
