@@ -10,6 +10,7 @@
 // lands exactly once. ctest label `s3`.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -208,8 +209,10 @@ test('the gateway stopped while the agent sends: acks go on, flushes fail and ar
   const logs = path.join(dir, 'logs');
   fs.mkdirSync(logs);
   const file = path.join(logs, 'app.log');
-  const pad = 'x'.repeat(200);
-  const big = (from, n) => Array.from({ length: n }, (_, i) => `app ${from + i} ${pad}\n`).join('');
+  // 150 random bytes as 200 base64 characters a line: the agent's zstd frames, which the WAL
+  // keeps as they came, shrink them to ~3/4 only, so the WAL cap is reached
+  const pad = () => crypto.randomBytes(150).toString('base64');
+  const big = (from, n) => Array.from({ length: n }, (_, i) => `app ${from + i} ${pad()}\n`).join('');
   let sent = 100;
   fs.writeFileSync(file, big(0, sent));
   const agent = new Agent({ dir, url: `http://127.0.0.1:${server.port}`, lingerMs: 20,
