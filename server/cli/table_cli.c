@@ -44,6 +44,7 @@ struct opts {
 	const char *s3_endpoint, *s3_region;
 	int s3_vhost;
 	char aws_endpoint[300];
+	char cred_file[4096];
 };
 
 static void usage(FILE *f)
@@ -193,6 +194,15 @@ static int open_store(struct opts *o, struct rn_tstore **st, FILE *err)
 			cfg.s3.endpoint = o->aws_endpoint;
 		}
 		cfg.s3.virtual_host = o->s3_vhost;
+		/* like the AWS tools: ~/.aws/credentials when no file is named (keys in the
+		 * environment still come first, s3.h) */
+		env = getenv("AWS_SHARED_CREDENTIALS_FILE");
+		const char *home = getenv("HOME");
+		if ((!env || !*env) && home && *home) {
+			snprintf(o->cred_file, sizeof(o->cred_file), "%s/.aws/credentials", home);
+			if (access(o->cred_file, R_OK) == 0)
+				cfg.s3.credentials_file = o->cred_file;
+		}
 	}
 	if ((rc = rn_tstore_open(st, o->dir, &cfg, why, sizeof(why)))) {
 		fprintf(err, "runnel-table %s: %s: %s\n", o->cmd, o->dir,
