@@ -1419,7 +1419,8 @@ int rn_delta_vacuum(struct rn_delta *d, int64_t retention_ms, int dry_run,
 
 struct orphans {
 	int64_t cutoff;
-	char **keys; /* candidates: data files older than cutoff */
+	const struct rn_strmap *named; /* keys the snapshot names: never candidates */
+	char **keys;                   /* candidates: data files older than cutoff */
 	int64_t *sizes;
 	size_t n, cap, kcap; /* cap: of sizes; kcap: of keys (they grow apart on failure) */
 	char **nested;       /* roots of nested tables ("x/y" for "x/y/_delta_log/...") */
@@ -1458,7 +1459,8 @@ static int orphan_entry(void *ctx, const struct rn_tstore_entry *e)
 		return 0;
 	}
 	/* younger than the retention: maybe a flush or compaction about to commit it */
-	if (hidden_key(e->key) || e->mtime_ms < 0 || e->mtime_ms >= o->cutoff)
+	if (hidden_key(e->key) || e->mtime_ms < 0 || e->mtime_ms >= o->cutoff ||
+	    rn_strmap_get(o->named, e->key, strlen(e->key)))
 		return 0;
 	if (o->n >= RN_DELTA_ORPHAN_MAX) {
 		o->full = 1;
@@ -1484,20 +1486,60 @@ static int under_nested(const struct orphans *o, const char *key)
 	return 0;
 }
 
+/* The snapshot's paths (live adds and tombstones) as store keys, in n->map; n->keys owns
+ * them. RN_EDELTA for a path outside the table, RN_ENOMEM. */
+struct named {
+	struct rn_strmap map;
+	char **keys;
+	size_t n;
+};
+
+static void named_free(struct named *n)
+{
+	rn_strmap_free(&n->map);
+	for (size_t i = 0; i < n->n; i++)
+		rn_free(n->keys[i]);
+	rn_free(n->keys);
+	*n = (struct named){0};
+}
+
+static int named_build(struct rn_delta *d, struct named *n)
+{
+	named_free(n);
+	if (!(n->keys = rn_calloc(d->nfiles ? d->nfiles : 1, sizeof(*n->keys))))
+		return fail(d, RN_ENOMEM, "vacuum: out of memory");
+	for (size_t i = 0; i < d->nfiles; i++) {
+		char path[4400];
+		if (data_path(d->files[i]->path, path, sizeof(path)))
+			return fail(d, RN_EDELTA,
+				    "vacuum: the log names %s, which is not a path inside the "
+				    "table: unreferenced files are not deleted",
+				    d->files[i]->path);
+		if (!(n->keys[n->n] = rn_strdup(path)))
+			return fail(d, RN_ENOMEM, "vacuum: out of memory");
+		n->n++;
+		if (rn_strmap_put(&n->map, n->keys[n->n - 1], strlen(path), n->keys[n->n - 1]))
+			return fail(d, RN_ENOMEM, "vacuum: out of memory");
+	}
+	return 0;
+}
+
 int rn_delta_vacuum_orphans(struct rn_delta *d, int64_t retention_ms, int dry_run,
 			    void (*cb)(void *ctx, const char *path, int64_t size), void *ctx,
 			    size_t *nfiles, int64_t *bytes)
 {
-	struct orphans o = {.cutoff = rn_now_us() / 1000 - (retention_ms > 0 ? retention_ms : 0)};
-	struct rn_strmap named = {0};
-	char **dec = NULL;
-	size_t ndec = 0;
+	struct named named = {0};
+	struct orphans o = {.cutoff = rn_now_us() / 1000 - (retention_ms > 0 ? retention_ms : 0),
+			    .named = &named.map};
 	int rc;
 
 	*nfiles = 0;
 	*bytes = 0;
-	/* list before reading the log: a file committed while the listing runs is then in
-	 * the snapshot */
+	/* The snapshot before the listing filters it (memory stays bounded by the orphans, not
+	 * the table): a path it names stays named in any later snapshot, as a live add or a
+	 * tombstone (a checkpoint drops a tombstone only once its file is gone). */
+	if ((rc = rn_delta_refresh(d)) || (rc = named_build(d, &named)))
+		goto out;
 	rc = rn_tstore_list(d->st, NULL, 1, orphan_entry, &o);
 	if (rc == 1 && o.full) {
 		rn_log_info("delta",
@@ -1512,32 +1554,13 @@ int rn_delta_vacuum_orphans(struct rn_delta *d, int64_t retention_ms, int dry_ru
 	}
 	if (!o.n)
 		goto out;
-	if ((rc = rn_delta_refresh(d)))
+	/* and the snapshot after the listing decides: a file committed while the listing ran
+	 * is named there */
+	if ((rc = rn_delta_refresh(d)) || (rc = named_build(d, &named)))
 		goto out;
-	if (!(dec = rn_calloc(d->nfiles ? d->nfiles : 1, sizeof(*dec)))) {
-		rc = fail(d, RN_ENOMEM, "vacuum: out of memory");
-		goto out;
-	}
-	for (size_t i = 0; i < d->nfiles; i++) {
-		char path[4400];
-		if (data_path(d->files[i]->path, path, sizeof(path))) {
-			rc = fail(d, RN_EDELTA,
-				  "vacuum: the log names %s, which is not a path inside the "
-				  "table: unreferenced files are not deleted",
-				  d->files[i]->path);
-			goto out;
-		}
-		if (!(dec[ndec] = rn_strdup(path)) ||
-		    rn_strmap_put(&named, dec[ndec], strlen(dec[ndec]), dec[ndec])) {
-			rn_free(dec[ndec]);
-			rc = fail(d, RN_ENOMEM, "vacuum: out of memory");
-			goto out;
-		}
-		ndec++;
-	}
 	for (size_t i = 0; i < o.n; i++) {
 		const char *k = o.keys[i];
-		if (rn_strmap_get(&named, k, strlen(k)) || under_nested(&o, k))
+		if (rn_strmap_get(&named.map, k, strlen(k)) || under_nested(&o, k))
 			continue;
 		if (!dry_run && (rc = rn_tstore_delete(d->st, k))) {
 			rc = store_fail(d, rc == RN_ENOSPC ? RN_EIO : rc);
@@ -1550,10 +1573,7 @@ int rn_delta_vacuum_orphans(struct rn_delta *d, int64_t retention_ms, int dry_ru
 	}
 	/* deletes need not be durable: one that comes back is still unreferenced */
 out:
-	rn_strmap_free(&named);
-	for (size_t i = 0; i < ndec; i++)
-		rn_free(dec[i]);
-	rn_free(dec);
+	named_free(&named);
 	for (size_t i = 0; i < o.n; i++)
 		rn_free(o.keys[i]);
 	for (size_t i = 0; i < o.nn; i++)

@@ -190,8 +190,9 @@ int rn_delta_vacuum(struct rn_delta *d, int64_t retention_ms, int dry_run,
  * a flush or compaction that wrote its file but never committed it (a crash, a lost race).
  * Only data files: a key with any component starting with '.' or '_' (_delta_log/, temp
  * files, _change_data/ ...) is never touched, nor anything under a directory that holds a
- * _delta_log of its own (a nested table). The store is listed first and the snapshot
- * refreshed after, so a file committed while the listing ran is seen as referenced. A
+ * _delta_log of its own (a nested table). The listing skips what the current snapshot names
+ * (memory is bounded by the orphans), and the snapshot is refreshed after the listing to
+ * decide, so a file committed while the listing ran is seen as referenced. A
  * snapshot path that is absolute or a URI (so not comparable with the store's keys) makes
  * the call refuse (RN_EDELTA) rather than guess. dry_run only reports. cb (may be NULL) gets
  * each key deleted or to be deleted; nfiles and bytes total them. At most
