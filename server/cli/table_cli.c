@@ -38,7 +38,8 @@ struct opts {
 	double retention_h; /* vacuum --retention; < 0 = the configured default */
 	long min_files;     /* compact --min-files; 0 = 2 */
 	char built[4096];   /* storage for dir when built from -d */
-	/* s3:// tables: --s3-endpoint (else $RUNNEL_S3_ENDPOINT, else AWS for the region),
+	/* s3:// tables: --s3-endpoint (else $RUNNEL_S3_ENDPOINT, $AWS_ENDPOINT_URL, else AWS
+	 * for the region),
 	 * --s3-region (else $AWS_REGION, $AWS_DEFAULT_REGION, us-east-1), --s3-virtual-host;
 	 * credentials only from the environment or the shared credentials file (s3.h) */
 	const char *s3_endpoint, *s3_region;
@@ -60,8 +61,9 @@ static void usage(FILE *f)
 		"  PATH is a table directory (holding _delta_log) or s3://BUCKET/PREFIX/TABLE;\n"
 		"  NAME is a.b.c under DATA_ROOT (a directory or s3://BUCKET/PREFIX).\n"
 		"  s3:// tables: [--s3-endpoint URL] [--s3-region REGION] [--s3-virtual-host];\n"
-		"  else $RUNNEL_S3_ENDPOINT, $AWS_REGION; credentials from AWS_ACCESS_KEY_ID/\n"
-		"  AWS_SECRET_ACCESS_KEY or AWS_SHARED_CREDENTIALS_FILE and AWS_PROFILE.\n"
+		"  else $RUNNEL_S3_ENDPOINT or $AWS_ENDPOINT_URL, $AWS_REGION; credentials from\n"
+		"  AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_SHARED_CREDENTIALS_FILE and\n"
+		"  AWS_PROFILE (default ~/.aws/credentials).\n"
 		"  checkpoint, compact and vacuum write to the table (safe next to a running\n"
 		"  server: commits are put-if-absent). vacuum deletes files removed longer than\n"
 		"  HOURS ago (default 168), and data files no log entry names that are older than\n"
@@ -168,10 +170,13 @@ static int parse_args(int argc, char **argv, struct opts *o, FILE *out, FILE *er
 	return 0;
 }
 
+static void put_str(struct rn_buf *b, const char *s);
+static int emit(struct rn_buf *b, FILE *out);
+
 /* Opens the table's store (a directory or an s3:// root with the S3 settings of o); on
  * failure prints why and returns the exit code, else 0. The error text of the store never
  * holds a credential. */
-static int open_store(struct opts *o, struct rn_tstore **st, FILE *err)
+static int open_store(struct opts *o, struct rn_tstore **st, FILE *out, FILE *err)
 {
 	struct rn_tstore_config cfg = {0};
 	char why[512];
@@ -186,6 +191,8 @@ static int open_store(struct opts *o, struct rn_tstore **st, FILE *err)
 			cfg.s3.region = env;
 		cfg.s3.endpoint = o->s3_endpoint;
 		if (!cfg.s3.endpoint && (env = getenv("RUNNEL_S3_ENDPOINT")) && *env)
+			cfg.s3.endpoint = env;
+		if (!cfg.s3.endpoint && (env = getenv("AWS_ENDPOINT_URL")) && *env)
 			cfg.s3.endpoint = env;
 		if (!cfg.s3.endpoint) {
 			snprintf(o->aws_endpoint, sizeof(o->aws_endpoint),
@@ -205,8 +212,17 @@ static int open_store(struct opts *o, struct rn_tstore **st, FILE *err)
 		}
 	}
 	if ((rc = rn_tstore_open(st, o->dir, &cfg, why, sizeof(why)))) {
-		fprintf(err, "runnel-table %s: %s: %s\n", o->cmd, o->dir,
-			rc == RN_ENOMEM ? "out of memory" : why);
+		const char *msg = rc == RN_ENOMEM ? "out of memory" : why;
+		fprintf(err, "runnel-table %s: %s: %s\n", o->cmd, o->dir, msg);
+		if (o->json) {
+			struct rn_buf b = {0};
+			rn_buf_append_str(&b, "{\"table\":");
+			put_str(&b, o->dir);
+			rn_buf_append_str(&b, ",\"ok\":false,\"error\":\"store\",\"message\":");
+			put_str(&b, msg);
+			rn_buf_append_u8(&b, '}');
+			emit(&b, out);
+		}
 		return rc == RN_EINVAL || rc == RN_ECONFIG ? RN_TABLE_EXIT_NOANSWER
 							   : RN_TABLE_EXIT_PROBLEMS;
 	}
@@ -745,7 +761,7 @@ static int write_cmd(struct opts *o, FILE *out, FILE *err)
 	struct rn_tstore *st;
 	struct rn_buf b = {0};
 	int rc, ex = RN_TABLE_EXIT_OK;
-	if ((ex = open_store(o, &st, err)))
+	if ((ex = open_store(o, &st, out, err)))
 		return ex;
 	/* the handle owns the store from here, also when the open fails */
 	if ((rc = rn_delta_open_store(&d, st, NULL, NULL))) {
@@ -865,7 +881,7 @@ int rn_table_main(int argc, char **argv, FILE *out, FILE *err)
 		fflush(out);
 		return rc;
 	}
-	if ((rc = open_store(&o, &st, err)))
+	if ((rc = open_store(&o, &st, out, err)))
 		return rc;
 	if ((rc = load(&o, st, &l, out, err))) {
 		rn_tstore_close(st);

@@ -445,6 +445,9 @@ static void test_vacuum_unreferenced_and_s3(void **state)
 	run(&r, "verify", "--s3-endpoint", "http://127.0.0.1:1", "s3://bucket/t", NULL);
 	assert_int_equal(r.code, 2);
 	assert_has(r.err, "no S3 credentials");
+	run(&r, "vacuum", "--json", "--s3-endpoint", "http://127.0.0.1:1", "s3://bucket/t", NULL);
+	assert_int_equal(r.code, 2);
+	assert_has(r.out, "{\"table\":\"s3://bucket/t\",\"ok\":false,\"error\":\"store\",");
 }
 
 int main(void)
