@@ -8,8 +8,9 @@
 #  4. Delta maintenance depends on the log core one way: delta.c/delta.h include neither
 #     compact.h nor maint.h, compact.c does not include maint.h;
 #  5. the daemon does not link the table CLI (no rn_table_main in runnel-server);
-#  6. the Delta code (delta.c, checkpoint.c, compact.c, maint.c) includes no file I/O header
-#     (rn_fs.h, dirent.h, fcntl.h, sys/mman.h, sys/stat.h): it goes through the table store.
+#  6. the Delta code (delta.c, checkpoint.c, compact.c, maint.c, and the independent log
+#     analyzer log.c) includes no file I/O header (rn_fs.h, dirent.h, fcntl.h, sys/mman.h,
+#     sys/stat.h): it goes through the table store.
 # usage: layering.sh SOURCE_DIR BUILD_DIR | layering.sh --self-test SOURCE_DIR
 set -u
 fails=0
@@ -71,7 +72,7 @@ grep -n '#[[:space:]]*include[[:space:]]*"maint\.h"' "$src/server/delta/compact.
 	fail "server/delta/compact.c includes maint.h"
 # the Delta code reads and writes a table only through the table store (tstore.h), so it
 # runs on every backend: no file I/O headers of its own
-for f in delta.c checkpoint.c compact.c maint.c; do
+for f in delta.c checkpoint.c compact.c maint.c log.c; do
 	grep -n '#[[:space:]]*include[[:space:]]*[<"]\(rn_fs\.h\|dirent\.h\|fcntl\.h\|sys/mman\.h\|sys/stat\.h\)[>"]' \
 		"$src/server/delta/$f" &&
 		fail "server/delta/$f does file I/O itself (use the table store, tstore.h)"

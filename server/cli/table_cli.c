@@ -7,11 +7,9 @@
 #include "table_cli.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,6 +22,7 @@
 #include "rn_err.h"
 #include "rn_json.h"
 #include "rn_mem.h"
+#include "tstore.h"
 
 #define MAX_PROBLEMS 10000 /* verify keeps this many messages; the rest are counted */
 #define TAIL_READ 65536    /* first footer read; most footers fit */
@@ -39,6 +38,14 @@ struct opts {
 	double retention_h; /* vacuum --retention; < 0 = the configured default */
 	long min_files;     /* compact --min-files; 0 = 2 */
 	char built[4096];   /* storage for dir when built from -d */
+	/* s3:// tables: --s3-endpoint (else $RUNNEL_S3_ENDPOINT, $AWS_ENDPOINT_URL, else AWS
+	 * for the region),
+	 * --s3-region (else $AWS_REGION, $AWS_DEFAULT_REGION, us-east-1), --s3-virtual-host;
+	 * credentials only from the environment or the shared credentials file (s3.h) */
+	const char *s3_endpoint, *s3_region;
+	int s3_vhost;
+	char aws_endpoint[300];
+	char cred_file[4096];
 };
 
 static void usage(FILE *f)
@@ -51,10 +58,16 @@ static void usage(FILE *f)
 		"       runnel-table compact [--json] [--min-files N] PATH | -d ...\n"
 		"       runnel-table vacuum [--json] [--retention HOURS] [--dry-run]\n"
 		"                                  [--unsafe-retention] PATH | -d ...\n"
-		"  PATH is a table directory (holding _delta_log); NAME is a.b.c under DATA_ROOT.\n"
+		"  PATH is a table directory (holding _delta_log) or s3://BUCKET/PREFIX/TABLE;\n"
+		"  NAME is a.b.c under DATA_ROOT (a directory or s3://BUCKET/PREFIX).\n"
+		"  s3:// tables: [--s3-endpoint URL] [--s3-region REGION] [--s3-virtual-host];\n"
+		"  else $RUNNEL_S3_ENDPOINT or $AWS_ENDPOINT_URL, $AWS_REGION; credentials from\n"
+		"  AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_SHARED_CREDENTIALS_FILE and\n"
+		"  AWS_PROFILE (default ~/.aws/credentials).\n"
 		"  checkpoint, compact and vacuum write to the table (safe next to a running\n"
 		"  server: commits are put-if-absent). vacuum deletes files removed longer than\n"
-		"  HOURS ago (default 168); below 168 needs --unsafe-retention.\n"
+		"  HOURS ago (default 168), and data files no log entry names that are older than\n"
+		"  HOURS; below 168 needs --unsafe-retention.\n"
 		"  exit: 0 ok/healthy, 1 problems found, log unreadable or the operation failed,\n"
 		"  2 usage error or a log this tool cannot read\n");
 }
@@ -84,6 +97,12 @@ static int parse_args(int argc, char **argv, struct opts *o, FILE *out, FILE *er
 			o->json = 1;
 		} else if (!strcmp(a, "-d") && i + 1 < argc) {
 			root = argv[++i];
+		} else if (!strcmp(a, "--s3-endpoint") && i + 1 < argc) {
+			o->s3_endpoint = argv[++i];
+		} else if (!strcmp(a, "--s3-region") && i + 1 < argc) {
+			o->s3_region = argv[++i];
+		} else if (!strcmp(a, "--s3-virtual-host")) {
+			o->s3_vhost = 1;
 		} else if (!strcmp(a, "-n") && i + 1 < argc && !strcmp(o->cmd, "history")) {
 			char *e;
 			errno = 0;
@@ -151,6 +170,65 @@ static int parse_args(int argc, char **argv, struct opts *o, FILE *out, FILE *er
 	return 0;
 }
 
+static void put_str(struct rn_buf *b, const char *s);
+static int emit(struct rn_buf *b, FILE *out);
+
+/* Opens the table's store (a directory or an s3:// root with the S3 settings of o); on
+ * failure prints why and returns the exit code, else 0. The error text of the store never
+ * holds a credential. */
+static int open_store(struct opts *o, struct rn_tstore **st, FILE *out, FILE *err)
+{
+	struct rn_tstore_config cfg = {0};
+	char why[512];
+	int rc;
+	const char *env;
+
+	if (!strncmp(o->dir, "s3://", 5)) {
+		cfg.s3.region = o->s3_region;
+		if (!cfg.s3.region && (env = getenv("AWS_REGION")) && *env)
+			cfg.s3.region = env;
+		if (!cfg.s3.region && (env = getenv("AWS_DEFAULT_REGION")) && *env)
+			cfg.s3.region = env;
+		cfg.s3.endpoint = o->s3_endpoint;
+		if (!cfg.s3.endpoint && (env = getenv("RUNNEL_S3_ENDPOINT")) && *env)
+			cfg.s3.endpoint = env;
+		if (!cfg.s3.endpoint && (env = getenv("AWS_ENDPOINT_URL")) && *env)
+			cfg.s3.endpoint = env;
+		if (!cfg.s3.endpoint) {
+			snprintf(o->aws_endpoint, sizeof(o->aws_endpoint),
+				 "https://s3.%s.amazonaws.com",
+				 cfg.s3.region ? cfg.s3.region : "us-east-1");
+			cfg.s3.endpoint = o->aws_endpoint;
+		}
+		cfg.s3.virtual_host = o->s3_vhost;
+		/* like the AWS tools: ~/.aws/credentials when no file is named (keys in the
+		 * environment still come first, s3.h) */
+		env = getenv("AWS_SHARED_CREDENTIALS_FILE");
+		const char *home = getenv("HOME");
+		if ((!env || !*env) && home && *home) {
+			snprintf(o->cred_file, sizeof(o->cred_file), "%s/.aws/credentials", home);
+			if (access(o->cred_file, R_OK) == 0)
+				cfg.s3.credentials_file = o->cred_file;
+		}
+	}
+	if ((rc = rn_tstore_open(st, o->dir, &cfg, why, sizeof(why)))) {
+		const char *msg = rc == RN_ENOMEM ? "out of memory" : why;
+		fprintf(err, "runnel-table %s: %s: %s\n", o->cmd, o->dir, msg);
+		if (o->json) {
+			struct rn_buf b = {0};
+			rn_buf_append_str(&b, "{\"table\":");
+			put_str(&b, o->dir);
+			rn_buf_append_str(&b, ",\"ok\":false,\"error\":\"store\",\"message\":");
+			put_str(&b, msg);
+			rn_buf_append_u8(&b, '}');
+			emit(&b, out);
+		}
+		return rc == RN_EINVAL || rc == RN_ECONFIG ? RN_TABLE_EXIT_NOANSWER
+							   : RN_TABLE_EXIT_PROBLEMS;
+	}
+	return 0;
+}
+
 /* ISO 8601 UTC with milliseconds, or "-" for ms < 0. */
 static const char *iso(int64_t ms, char *buf, size_t cap)
 {
@@ -196,7 +274,8 @@ static int emit(struct rn_buf *b, FILE *out)
 
 /* Loads the snapshot; on failure prints why (JSON too with --json) and returns the exit
  * code, else 0. */
-static int load(const struct opts *o, struct rn_dlog **out, FILE *fout, FILE *err)
+static int load(const struct opts *o, struct rn_tstore *st, struct rn_dlog **out, FILE *fout,
+		FILE *err)
 {
 	struct rn_dlog *l;
 	int rc;
@@ -205,7 +284,7 @@ static int load(const struct opts *o, struct rn_dlog **out, FILE *fout, FILE *er
 		fprintf(err, "runnel-table: out of memory\n");
 		return RN_TABLE_EXIT_PROBLEMS;
 	}
-	if (!(rc = rn_dlog_load(l, o->dir))) {
+	if (!(rc = rn_dlog_load_store(l, st, 0))) {
 		*out = l;
 		return 0;
 	}
@@ -452,90 +531,67 @@ static void problem(struct problems *p, const char *fmt, ...)
 		p->n++;
 }
 
-static int pread_all(int fd, void *buf, size_t len, off_t off)
+/* Checks one live file through the store: it exists with the size the log gives, starts
+ * with PAR1 and its footer's row count matches numRecords. Only the head and the footer are
+ * read (ranged reads: on S3 the file is not downloaded). Returns 1 if its row count was
+ * compared with the footer. */
+static int check_file(struct rn_tstore *st, const struct rn_dlog_file *f, struct problems *p)
 {
-	uint8_t *p = buf;
-	while (len) {
-		ssize_t r = pread(fd, p, len, off);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		p += r;
-		len -= (size_t)r;
-		off += r;
-	}
-	return 0;
-}
-
-/* Checks one live file; returns 1 if its row count was compared with the footer. */
-static int check_file(const char *dir, const struct rn_dlog_file *f, struct problems *p)
-{
-	char rel[4096], full[8400], why[256];
-	const char *path = rel;
-	struct stat st;
-	uint8_t head[4], *tail = NULL;
+	char rel[4096], why[256];
+	struct rn_tstore_entry e;
+	struct rn_buf head = {.max = 16}, tail = {.max = MAX_FOOTER + 8};
 	uint32_t flen;
-	int64_t rows;
-	int fd, checked = 0;
+	int64_t rows = -1;
+	int rc, checked = 0;
 
 	if (rn_dlog_uri_decode(f->path, rel, sizeof(rel))) {
 		problem(p, "%s: path is not a valid URI-encoded path", f->path);
 		return 0;
 	}
-	if (!strncmp(rel, "file://", 7)) {
-		path = rel + 7;
-		snprintf(full, sizeof(full), "%s", path);
-	} else if (strstr(rel, "://") || rel[0] == '/') {
-		problem(p, "%s: absolute path or remote URI; not checked", f->path);
+	if (strstr(rel, "://") || rel[0] == '/') {
+		problem(p, "%s: absolute path or URI; not checked", f->path);
 		return 0;
-	} else {
-		if (!strcmp(rel, "..") || !strncmp(rel, "../", 3) || strstr(rel, "/../") ||
-		    (strlen(rel) >= 3 && !strcmp(rel + strlen(rel) - 3, "/.."))) {
-			problem(p, "%s: path escapes the table directory", f->path);
-			return 0;
-		}
-		snprintf(full, sizeof(full), "%s/%s", dir, rel);
 	}
-	if ((fd = open(full, O_RDONLY | O_CLOEXEC)) < 0) {
-		if (errno == ENOENT)
+	if (!strcmp(rel, "..") || !strncmp(rel, "../", 3) || strstr(rel, "/../") ||
+	    (strlen(rel) >= 3 && !strcmp(rel + strlen(rel) - 3, "/.."))) {
+		problem(p, "%s: path escapes the table directory", f->path);
+		return 0;
+	}
+	if ((rc = rn_tstore_stat(st, rel, &e))) {
+		if (rc == RN_ENOTFOUND)
 			problem(p, "%s: data file is missing (added in version %lld)", f->path,
 				(long long)f->version);
 		else
-			problem(p, "%s: cannot open: %s", f->path, strerror(errno));
+			problem(p, "%s: cannot stat: %s", f->path, rn_tstore_errmsg(st));
 		return 0;
 	}
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-		problem(p, "%s: not a regular file", f->path);
-		goto out;
-	}
-	if (st.st_size != f->size) {
+	if (e.size != f->size) {
 		problem(p, "%s: size mismatch: the log says %lld bytes, the file has %lld", f->path,
-			(long long)f->size, (long long)st.st_size);
-		goto out;
+			(long long)f->size, (long long)e.size);
+		return 0;
 	}
-	if (st.st_size < 12) {
+	if (e.size < 12) {
 		problem(p, "%s: %lld bytes is too short for a Parquet file", f->path,
-			(long long)st.st_size);
+			(long long)e.size);
+		return 0;
+	}
+	if (rn_tstore_get(st, rel, 0, 4, &head) || head.len != 4) {
+		problem(p, "%s: read failed: %s", f->path, rn_tstore_errmsg(st));
 		goto out;
 	}
-	if (pread_all(fd, head, 4, 0)) {
-		problem(p, "%s: read failed: %s", f->path, strerror(errno));
-		goto out;
-	}
-	if (memcmp(head, "PAR1", 4)) {
+	if (memcmp(head.data, "PAR1", 4)) {
 		problem(p, "%s: no PAR1 magic at the start: not a Parquet file", f->path);
 		goto out;
 	}
-	size_t want = (uint64_t)st.st_size < TAIL_READ ? (size_t)st.st_size : TAIL_READ;
+	size_t want = (uint64_t)e.size < TAIL_READ ? (size_t)e.size : TAIL_READ;
 	for (int pass = 0; pass < 2; pass++) {
-		rn_free(tail);
-		if (!(tail = rn_malloc(want)) ||
-		    pread_all(fd, tail, want, (off_t)((size_t)st.st_size - want))) {
-			problem(p, "%s: cannot read the footer", f->path);
+		rn_buf_reset(&tail);
+		if (rn_tstore_get(st, rel, e.size - (int64_t)want, (int64_t)want, &tail) ||
+		    tail.len != want) {
+			problem(p, "%s: cannot read the footer: %s", f->path, rn_tstore_errmsg(st));
 			goto out;
 		}
-		if (rn_dlog_parquet_footer(tail, want, (uint64_t)st.st_size, &flen, &rows, why,
+		if (rn_dlog_parquet_footer(tail.data, want, (uint64_t)e.size, &flen, &rows, why,
 					   sizeof(why))) {
 			problem(p, "%s: bad Parquet footer: %s", f->path, why);
 			goto out;
@@ -561,15 +617,15 @@ static int check_file(const char *dir, const struct rn_dlog_file *f, struct prob
 				f->path, (long long)f->num_records, (long long)rows);
 	}
 out:
-	rn_free(tail);
-	close(fd);
+	rn_buf_free(&head);
+	rn_buf_free(&tail);
 	return checked;
 }
 
 /* When the replay came from JSON commits alone and a checkpoint exists, replays again from
  * the checkpoint and compares the two snapshots: same version, live files, txns. When the
  * replay started from a checkpoint, checks _last_checkpoint's size is plausible. */
-static void check_checkpoint(const struct opts *o, const struct rn_dlog *l, struct problems *p)
+static void check_checkpoint(struct rn_tstore *st, const struct rn_dlog *l, struct problems *p)
 {
 	int64_t cs, cl, csz, cn;
 	struct rn_dlog *c;
@@ -582,7 +638,7 @@ static void check_checkpoint(const struct opts *o, const struct rn_dlog *l, stru
 			(long long)cl, (long long)cn);
 	if (cs >= 0 || (cl < 0 && cn < 0) || rn_dlog_create(&c))
 		return;
-	if (rn_dlog_load_mode(c, o->dir, 1)) {
+	if (rn_dlog_load_store(c, st, 1)) {
 		problem(p, "checkpoint: %s", rn_dlog_errmsg(c));
 		rn_dlog_destroy(c);
 		return;
@@ -615,7 +671,7 @@ static void check_checkpoint(const struct opts *o, const struct rn_dlog *l, stru
 	rn_dlog_destroy(c);
 }
 
-static int verify(const struct opts *o, const struct rn_dlog *l, FILE *out)
+static int verify(const struct opts *o, struct rn_tstore *st, const struct rn_dlog *l, FILE *out)
 {
 	struct problems p = {0};
 	size_t nfiles, nwarn, totalwarn, no_stats, checked = 0;
@@ -630,8 +686,8 @@ static int verify(const struct opts *o, const struct rn_dlog *l, FILE *out)
 	if (totalwarn > nwarn)
 		problem(&p, "log: %zu more log warnings not listed", totalwarn - nwarn);
 	for (size_t i = 0; i < nfiles; i++)
-		checked += (size_t)check_file(o->dir, &files[i], &p);
-	check_checkpoint(o, l, &p);
+		checked += (size_t)check_file(st, &files[i], &p);
+	check_checkpoint(st, l, &p);
 	rc = p.total ? RN_TABLE_EXIT_PROBLEMS : RN_TABLE_EXIT_OK;
 	if (o->json) {
 		struct rn_buf b = {0};
@@ -681,6 +737,7 @@ struct vac_ctx {
 	FILE *out;
 	struct rn_buf *b;
 	size_t n;
+	int orphans; /* the files reported now are unreferenced ones */
 };
 
 static void vac_file(void *ctx, const char *path, int64_t size)
@@ -689,19 +746,25 @@ static void vac_file(void *ctx, const char *path, int64_t size)
 	if (v->o->json) {
 		rn_buf_append_str(v->b, v->n++ ? ",{\"path\":" : "{\"path\":");
 		put_str(v->b, path);
-		rn_buf_printf(v->b, ",\"size\":%lld}", (long long)size);
+		rn_buf_printf(v->b, ",\"size\":%lld%s}", (long long)size,
+			      v->orphans ? ",\"unreferenced\":true" : "");
 	} else {
-		fprintf(v->out, "%s %s (%lld bytes)\n", v->o->dry_run ? "would delete" : "deleted",
-			path, (long long)size);
+		fprintf(v->out, "%s %s (%lld bytes%s)\n",
+			v->o->dry_run ? "would delete" : "deleted", path, (long long)size,
+			v->orphans ? ", no log entry names it" : "");
 	}
 }
 
-static int write_cmd(const struct opts *o, FILE *out, FILE *err)
+static int write_cmd(struct opts *o, FILE *out, FILE *err)
 {
 	struct rn_delta *d;
+	struct rn_tstore *st;
 	struct rn_buf b = {0};
-	int rc = rn_delta_open(&d, o->dir, NULL, NULL), ex = RN_TABLE_EXIT_OK;
-	if (rc) {
+	int rc, ex = RN_TABLE_EXIT_OK;
+	if ((ex = open_store(o, &st, out, err)))
+		return ex;
+	/* the handle owns the store from here, also when the open fails */
+	if ((rc = rn_delta_open_store(&d, st, NULL, NULL))) {
 		fprintf(err, "runnel-table %s: %s: %s\n", o->cmd, o->dir,
 			rc == RN_ENOTFOUND ? "not a Delta table" : rn_strerror(rc));
 		return RN_TABLE_EXIT_PROBLEMS;
@@ -753,10 +816,16 @@ static int write_cmd(const struct opts *o, FILE *out, FILE *err)
 			ex = RN_TABLE_EXIT_PROBLEMS;
 		rc = 0; /* reported */
 	} else {
-		int64_t ret_ms = rn_maint_defaults.vacuum_retention_ms, bytes;
-		size_t n;
+		int64_t ret_ms = rn_maint_defaults.vacuum_retention_ms, bytes, orphan_ms,
+			obytes = 0;
+		size_t n, on = 0;
 		if (o->retention_h >= 0)
 			ret_ms = (int64_t)(o->retention_h * 3600000.0);
+		/* unreferenced files: the same retention, never below the server's floor unless
+		 * asked for explicitly (a file younger than that may be a commit in flight) */
+		orphan_ms = ret_ms;
+		if (o->retention_h < 0 && orphan_ms < RN_DELTA_ORPHAN_MIN_AGE_MS)
+			orphan_ms = RN_DELTA_ORPHAN_MIN_AGE_MS;
 		if (ret_ms < (int64_t)168 * 3600000 && !o->unsafe) {
 			fprintf(err, "runnel-table vacuum: a retention below 168 hours can "
 				     "delete files a reader of an older version still needs; add "
@@ -765,14 +834,24 @@ static int write_cmd(const struct opts *o, FILE *out, FILE *err)
 			rn_delta_close(d);
 			return RN_TABLE_EXIT_NOANSWER;
 		}
-		struct vac_ctx vc = {o, out, &b, 0};
+		if (orphan_ms < RN_DELTA_ORPHAN_MIN_AGE_MS)
+			fprintf(err,
+				"runnel-table vacuum: warning: a retention below 1 hour can delete "
+				"the data file of a flush or compaction that has not committed "
+				"yet; run it only when no server writes this table\n");
+		struct vac_ctx vc = {o, out, &b, 0, 0};
 		rn_buf_printf(&b, ",\"dryRun\":%s,\"files\":[", o->dry_run ? "true" : "false");
 		rc = rn_delta_vacuum(d, ret_ms, o->dry_run, vac_file, &vc, &n, &bytes);
-		rn_buf_printf(&b, "],\"ok\":%s,\"count\":%zu,\"bytes\":%lld", rc ? "false" : "true",
-			      n, (long long)bytes);
+		vc.orphans = 1;
+		if (!rc)
+			rc = rn_delta_vacuum_orphans(d, orphan_ms, o->dry_run, vac_file, &vc, &on,
+						     &obytes);
+		rn_buf_printf(&b, "],\"ok\":%s,\"count\":%zu,\"bytes\":%lld,\"unreferenced\":%zu",
+			      rc ? "false" : "true", n + on, (long long)(bytes + obytes), on);
 		if (!o->json)
-			fprintf(out, "%s: %s %zu files, %lld bytes\n", o->dir,
-				o->dry_run ? "would delete" : "deleted", n, (long long)bytes);
+			fprintf(out, "%s: %s %zu files (%zu no log entry named), %lld bytes\n",
+				o->dir, o->dry_run ? "would delete" : "deleted", n + on, on,
+				(long long)(bytes + obytes));
 	}
 	if (rc) {
 		fprintf(err, "runnel-table %s: %s: %s\n", o->cmd, o->dir, rn_delta_errmsg(d));
@@ -793,6 +872,7 @@ int rn_table_main(int argc, char **argv, FILE *out, FILE *err)
 {
 	struct opts o = {0};
 	struct rn_dlog *l;
+	struct rn_tstore *st;
 	int rc = parse_args(argc, argv, &o, out, err);
 	if (rc)
 		return rc < 0 ? RN_TABLE_EXIT_OK : rc;
@@ -801,15 +881,20 @@ int rn_table_main(int argc, char **argv, FILE *out, FILE *err)
 		fflush(out);
 		return rc;
 	}
-	if ((rc = load(&o, &l, out, err)))
+	if ((rc = open_store(&o, &st, out, err)))
 		return rc;
+	if ((rc = load(&o, st, &l, out, err))) {
+		rn_tstore_close(st);
+		return rc;
+	}
 	if (!strcmp(o.cmd, "describe"))
 		rc = describe(&o, l, out);
 	else if (!strcmp(o.cmd, "history"))
 		rc = history(&o, l, out);
 	else
-		rc = verify(&o, l, out);
+		rc = verify(&o, st, l, out);
 	rn_dlog_destroy(l);
+	rn_tstore_close(st);
 	fflush(out);
 	return rc;
 }

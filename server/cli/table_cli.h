@@ -3,7 +3,9 @@
  * without Spark, a program of its own (table_main.c) that the daemon does not link. It owns
  * the command line of the describe, history, verify, checkpoint, compact and vacuum subcommands
  * and their human and --json output; the read-only replay is rn_dlog (server/delta/log.h)
- * and its only table I/O here is verify's reads of data file heads and footers. The writing
+ * and its only table I/O here is verify's stat and ranged reads of data file heads and
+ * footers, all through the table store (server/store/tstore.h: a directory or an s3:// root
+ * with the --s3-* options, RUNNEL_S3_ENDPOINT and AWS_* credentials). The writing
  * subcommands go through the table writer (server/delta/delta.h, compact.h) with the
  * default maintenance settings (maint.h rn_maint_defaults) unless an option says otherwise.
  *

@@ -1415,6 +1415,175 @@ int rn_delta_vacuum(struct rn_delta *d, int64_t retention_ms, int dry_run,
 	return rc;
 }
 
+/* ---- vacuum of orphans ---- */
+
+struct orphans {
+	int64_t cutoff;
+	const struct rn_strmap *named; /* keys the snapshot names: never candidates */
+	char **keys;                   /* candidates: data files older than cutoff */
+	int64_t *sizes;
+	size_t n, cap, kcap; /* cap: of sizes; kcap: of keys (they grow apart on failure) */
+	char **nested;       /* roots of nested tables ("x/y" for "x/y/_delta_log/...") */
+	size_t nn, capn;
+	int full; /* RN_DELTA_ORPHAN_MAX candidates: the rest next time */
+};
+
+/* 1 if a component of key starts with '.' or '_' (Delta's hidden files: the log, temp
+ * files, change data, ...). */
+static int hidden_key(const char *key)
+{
+	for (const char *p = key; p; p = strchr(p, '/')) {
+		if (*p == '/')
+			p++;
+		if (*p == '.' || *p == '_')
+			return 1;
+	}
+	return 0;
+}
+
+static int orphan_entry(void *ctx, const struct rn_tstore_entry *e)
+{
+	struct orphans *o = ctx;
+	const char *log = strstr(e->key, "/" LOG_DIR "/");
+	char *k;
+
+	if (log) { /* a nested table's log: nothing of that table is ours */
+		size_t len = (size_t)(log - e->key);
+		if (o->nn && strlen(o->nested[o->nn - 1]) == len &&
+		    !memcmp(o->nested[o->nn - 1], e->key, len))
+			return 0;
+		if (rn_grow(&o->nested, &o->capn, o->nn, sizeof(char *), 8, SIZE_MAX) ||
+		    !(k = rn_strndup(e->key, len)))
+			return RN_ENOMEM;
+		o->nested[o->nn++] = k;
+		return 0;
+	}
+	/* younger than the retention: maybe a flush or compaction about to commit it */
+	if (hidden_key(e->key) || e->mtime_ms < 0 || e->mtime_ms >= o->cutoff ||
+	    rn_strmap_get(o->named, e->key, strlen(e->key)))
+		return 0;
+	if (o->n >= RN_DELTA_ORPHAN_MAX) {
+		o->full = 1;
+		return 1;
+	}
+	if (rn_grow(&o->keys, &o->kcap, o->n, sizeof(char *), 64, SIZE_MAX) ||
+	    rn_grow(&o->sizes, &o->cap, o->n, sizeof(int64_t), 64, SIZE_MAX))
+		return RN_ENOMEM;
+	if (!(k = rn_strdup(e->key)))
+		return RN_ENOMEM;
+	o->sizes[o->n] = e->size;
+	o->keys[o->n++] = k;
+	return 0;
+}
+
+static int under_nested(const struct orphans *o, const char *key)
+{
+	for (size_t i = 0; i < o->nn; i++) {
+		size_t len = strlen(o->nested[i]);
+		if (!strncmp(key, o->nested[i], len) && key[len] == '/')
+			return 1;
+	}
+	return 0;
+}
+
+/* The snapshot's paths (live adds and tombstones) as store keys, in n->map; n->keys owns
+ * them. RN_EDELTA for a path outside the table, RN_ENOMEM. */
+struct named {
+	struct rn_strmap map;
+	char **keys;
+	size_t n;
+};
+
+static void named_free(struct named *n)
+{
+	rn_strmap_free(&n->map);
+	for (size_t i = 0; i < n->n; i++)
+		rn_free(n->keys[i]);
+	rn_free(n->keys);
+	*n = (struct named){0};
+}
+
+static int named_build(struct rn_delta *d, struct named *n)
+{
+	named_free(n);
+	if (!(n->keys = rn_calloc(d->nfiles ? d->nfiles : 1, sizeof(*n->keys))))
+		return fail(d, RN_ENOMEM, "vacuum: out of memory");
+	for (size_t i = 0; i < d->nfiles; i++) {
+		char path[4400];
+		if (data_path(d->files[i]->path, path, sizeof(path)))
+			return fail(d, RN_EDELTA,
+				    "vacuum: the log names %s, which is not a path inside the "
+				    "table: unreferenced files are not deleted",
+				    d->files[i]->path);
+		if (!(n->keys[n->n] = rn_strdup(path)))
+			return fail(d, RN_ENOMEM, "vacuum: out of memory");
+		n->n++;
+		if (rn_strmap_put(&n->map, n->keys[n->n - 1], strlen(path), n->keys[n->n - 1]))
+			return fail(d, RN_ENOMEM, "vacuum: out of memory");
+	}
+	return 0;
+}
+
+int rn_delta_vacuum_orphans(struct rn_delta *d, int64_t retention_ms, int dry_run,
+			    void (*cb)(void *ctx, const char *path, int64_t size), void *ctx,
+			    size_t *nfiles, int64_t *bytes)
+{
+	struct named named = {0};
+	struct orphans o = {.cutoff = rn_now_us() / 1000 - (retention_ms > 0 ? retention_ms : 0),
+			    .named = &named.map};
+	int rc;
+
+	*nfiles = 0;
+	*bytes = 0;
+	/* The snapshot before the listing filters it (memory stays bounded by the orphans, not
+	 * the table): a path it names stays named in any later snapshot, as a live add or a
+	 * tombstone (a checkpoint drops a tombstone only once its file is gone). */
+	if ((rc = rn_delta_refresh(d)) || (rc = named_build(d, &named)))
+		goto out;
+	rc = rn_tstore_list(d->st, NULL, 1, orphan_entry, &o);
+	if (rc == 1 && o.full) {
+		rn_log_info("delta",
+			    "%s: vacuum: more than %zu unreferenced files; the rest next time",
+			    d->dir, RN_DELTA_ORPHAN_MAX);
+		rc = 0;
+	}
+	if (rc) {
+		rc = rc == RN_ENOMEM ? fail(d, rc, "vacuum: out of memory listing the table")
+				     : store_fail(d, RN_EIO);
+		goto out;
+	}
+	if (!o.n)
+		goto out;
+	/* and the snapshot after the listing decides: a file committed while the listing ran
+	 * is named there */
+	if ((rc = rn_delta_refresh(d)) || (rc = named_build(d, &named)))
+		goto out;
+	for (size_t i = 0; i < o.n; i++) {
+		const char *k = o.keys[i];
+		if (rn_strmap_get(&named.map, k, strlen(k)) || under_nested(&o, k))
+			continue;
+		if (!dry_run && (rc = rn_tstore_delete(d->st, k))) {
+			rc = store_fail(d, rc == RN_ENOSPC ? RN_EIO : rc);
+			break;
+		}
+		(*nfiles)++;
+		*bytes += o.sizes[i];
+		if (cb)
+			cb(ctx, k, o.sizes[i]);
+	}
+	/* deletes need not be durable: one that comes back is still unreferenced */
+out:
+	named_free(&named);
+	for (size_t i = 0; i < o.n; i++)
+		rn_free(o.keys[i]);
+	for (size_t i = 0; i < o.nn; i++)
+		rn_free(o.nested[i]);
+	rn_free(o.keys);
+	rn_free(o.sizes);
+	rn_free(o.nested);
+	return rc;
+}
+
 const char *rn_delta_errmsg(const struct rn_delta *d)
 {
 	return d->err;

@@ -179,4 +179,27 @@ int rn_delta_vacuum(struct rn_delta *d, int64_t retention_ms, int dry_run,
 		    void (*cb)(void *ctx, const char *path, int64_t size), void *ctx,
 		    size_t *nfiles, int64_t *bytes);
 
+/* The youngest an unreferenced file may be for the server's own vacuum to delete it,
+ * whatever vacuum_retention says: a flush or compaction writes its data file before the
+ * commit that names it, and a commit retried for a while keeps its file. */
+#define RN_DELTA_ORPHAN_MIN_AGE_MS ((int64_t)3600000)
+
+/* Deletes orphans: data files in the table that no action of the snapshot names (neither a
+ * live add nor a tombstone) and whose mtime (S3: LastModified) is older than retention_ms
+ * (it is not floored here: callers apply RN_DELTA_ORPHAN_MIN_AGE_MS). They are the files of
+ * a flush or compaction that wrote its file but never committed it (a crash, a lost race).
+ * Only data files: a key with any component starting with '.' or '_' (_delta_log/, temp
+ * files, _change_data/ ...) is never touched, nor anything under a directory that holds a
+ * _delta_log of its own (a nested table). The listing skips what the current snapshot names
+ * (memory is bounded by the orphans), and the snapshot is refreshed after the listing to
+ * decide, so a file committed while the listing ran is seen as referenced. A
+ * snapshot path that is absolute or a URI (so not comparable with the store's keys) makes
+ * the call refuse (RN_EDELTA) rather than guess. dry_run only reports. cb (may be NULL) gets
+ * each key deleted or to be deleted; nfiles and bytes total them. At most
+ * RN_DELTA_ORPHAN_MAX files per call (the rest go next time). RN_EIO, RN_EDELTA, RN_ENOMEM. */
+#define RN_DELTA_ORPHAN_MAX ((size_t)1 << 20)
+int rn_delta_vacuum_orphans(struct rn_delta *d, int64_t retention_ms, int dry_run,
+			    void (*cb)(void *ctx, const char *path, int64_t size), void *ctx,
+			    size_t *nfiles, int64_t *bytes);
+
 #endif

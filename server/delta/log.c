@@ -7,14 +7,10 @@
  */
 #include "log.h"
 
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "pqread.h"
 #include "rn_buf.h"
@@ -22,6 +18,7 @@
 #include "rn_json.h"
 #include "rn_mem.h"
 #include "rn_url.h"
+#include "tstore.h"
 
 enum { KIND_LIVE = 1, KIND_REMOVED = 2 };
 
@@ -1057,7 +1054,9 @@ const char *rn_dlog_errmsg(const struct rn_dlog *l)
 	return l->err;
 }
 
-/* ---- the file adapter ---- */
+/* ---- the store adapter ---- */
+
+#define LOG_DIR "_delta_log"
 
 static int cmp_i64(const void *a, const void *b)
 {
@@ -1082,23 +1081,17 @@ static int versioned_name(const char *name, const char *suffix, int64_t *v)
 	return 1;
 }
 
-static int read_all(struct rn_dlog *l, const char *path, struct rn_buf *out)
+/* Reads the whole object key into out (bounded by out->max). */
+static int read_all(struct rn_dlog *l, struct rn_tstore *st, const char *key, struct rn_buf *out)
 {
-	char tmp[65536];
-	ssize_t n;
-	int fd, rc = 0;
+	int rc;
 	rn_buf_reset(out);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return fail(l, RN_EIO, "%s: %s", path, strerror(errno));
-	while ((n = read(fd, tmp, sizeof(tmp))) > 0)
-		if ((rc = rn_buf_append(out, tmp, (size_t)n)))
-			break;
-	close(fd);
-	if (rc)
-		return fail(l, rc, "%s: larger than %zu bytes", path, out->max);
-	if (n < 0)
-		return fail(l, RN_EIO, "%s: %s", path, strerror(errno));
-	return 0;
+	if (!(rc = rn_tstore_get(st, key, 0, -1, out)))
+		return 0;
+	if (rc == RN_ENOMEM)
+		return fail(l, rc, "%s/%s: larger than %zu bytes", rn_tstore_root(st), key,
+			    out->max);
+	return fail(l, RN_EIO, "%s: %s", key, rn_tstore_errmsg(st));
 }
 
 static int last_ckpt_member(void *ctx, struct rn_json_span k, struct rn_json_span v)
@@ -1111,14 +1104,12 @@ static int last_ckpt_member(void *ctx, struct rn_json_span k, struct rn_json_spa
 	return 0;
 }
 
-/* Reads dir/_delta_log/_last_checkpoint's version and size into l (-1 when absent or
+/* Reads _delta_log/_last_checkpoint's version and size into l (-1 when absent or
  * unreadable: the file is only a hint). */
-static void read_last_checkpoint(struct rn_dlog *l, const char *log_dir)
+static void read_last_checkpoint(struct rn_dlog *l, struct rn_tstore *st)
 {
-	char path[4400];
 	struct rn_buf b = {.max = 1 << 20};
-	snprintf(path, sizeof(path), "%s/_last_checkpoint", log_dir);
-	if (read_all(l, path, &b) == 0 && b.len) {
+	if (read_all(l, st, LOG_DIR "/_last_checkpoint", &b) == 0 && b.len) {
 		struct line_ctx c = {0};
 		c.l = l;
 		struct rn_json_span s = {(const char *)b.data, b.len};
@@ -1136,17 +1127,22 @@ static void read_last_checkpoint(struct rn_dlog *l, const char *log_dir)
 	rn_buf_free(&b);
 }
 
-static int load_checkpoint_file(struct rn_dlog *l, const char *log_dir, int64_t v)
+/* The checkpoint is mapped (S3: downloaded to a spool file), not read into memory: it can
+ * be large. */
+static int load_checkpoint_file(struct rn_dlog *l, struct rn_tstore *st, int64_t v)
 {
-	char path[4400];
-	struct rn_buf file = {.max = (size_t)1 << 30}, lines = {.max = (size_t)1 << 30};
+	char key[128];
+	struct rn_buf lines = {.max = (size_t)1 << 30};
+	struct rn_tstore_map m = {0};
 	struct rn_pqr *r = NULL;
 	int rc;
-	snprintf(path, sizeof(path), "%s/%020lld.checkpoint.parquet", log_dir, (long long)v);
-	if ((rc = read_all(l, path, &file)))
+	snprintf(key, sizeof(key), LOG_DIR "/%020lld.checkpoint.parquet", (long long)v);
+	if ((rc = rn_tstore_map(st, key, &m))) {
+		rc = fail(l, rc == RN_ENOMEM ? rc : RN_EIO, "checkpoint %lld: %s", (long long)v,
+			  rn_tstore_errmsg(st));
 		goto out;
-	if ((rc = rn_pqr_open(&r, file.data, file.len, 0)) ||
-	    (rc = rn_pqr_to_json_lines(r, &lines))) {
+	}
+	if ((rc = rn_pqr_open(&r, m.data, m.len, 0)) || (rc = rn_pqr_to_json_lines(r, &lines))) {
 		rc = fail(l, rc == RN_ENOMEM ? rc : RN_EDELTA, "checkpoint %lld: %s", (long long)v,
 			  rn_pqr_errmsg(r));
 		goto out;
@@ -1158,7 +1154,7 @@ static int load_checkpoint_file(struct rn_dlog *l, const char *log_dir, int64_t 
 	rc = rn_dlog_apply_checkpoint(l, v, (const char *)lines.data, lines.len);
 out:
 	rn_pqr_close(r);
-	rn_buf_free(&file);
+	rn_tstore_unmap(&m);
 	rn_buf_free(&lines);
 	return rc;
 }
@@ -1170,58 +1166,84 @@ int rn_dlog_load(struct rn_dlog *l, const char *dir)
 
 int rn_dlog_load_mode(struct rn_dlog *l, const char *dir, int from_checkpoint)
 {
-	char log_dir[4096], path[4400];
-	int64_t *vers = NULL, v, cv;
-	size_t n = 0, cap = 0, first = 0;
+	struct rn_tstore *st;
+	char err[256];
+	int rc;
+	if (l->version != -1)
+		return fail(l, RN_EINVAL, "snapshot already loaded");
+	if ((rc = rn_tstore_open(&st, dir, NULL, err, sizeof(err))))
+		return fail(l, rc == RN_ENOMEM ? rc : RN_EINVAL, "%s", err);
+	rc = rn_dlog_load_store(l, st, from_checkpoint);
+	rn_tstore_close(st);
+	return rc;
+}
+
+struct listing {
+	struct rn_dlog *l;
+	int64_t *vers;
+	size_t n, cap;
+	int last_exists;
+};
+
+static int log_entry(void *ctx, const struct rn_tstore_entry *e)
+{
+	struct listing *g = ctx;
+	const char *name = e->key + sizeof(LOG_DIR); /* after "_delta_log/" */
+	int64_t v;
+	if (!strcmp(name, "_last_checkpoint")) {
+		g->last_exists = 1;
+	} else if (versioned_name(name, ".checkpoint.parquet", &v) && name[39] == 0) {
+		if (v > g->l->newest_ckpt)
+			g->l->newest_ckpt = v;
+	} else if (versioned_name(name, ".json", &v) && name[25] == 0) {
+		if (grow(&g->vers, &g->cap, g->n, sizeof(*g->vers), RN_DLOG_MAX_VERSIONS))
+			return fail(g->l, RN_ENOMEM, "more than %zu commits", RN_DLOG_MAX_VERSIONS);
+		g->vers[g->n++] = v;
+	}
+	return 0;
+}
+
+int rn_dlog_load_store(struct rn_dlog *l, struct rn_tstore *st, int from_checkpoint)
+{
+	char key[128];
+	struct listing g = {.l = l};
+	int64_t cv, *vers;
+	size_t first = 0, n;
 	struct rn_buf text = {0};
-	struct dirent *de;
-	DIR *d;
-	int rc = 0, last_exists = 0, complete;
+	struct rn_tstore_entry e;
+	int rc = 0, complete;
+	const char *root = rn_tstore_root(st);
 
 	if (l->version != -1)
 		return fail(l, RN_EINVAL, "snapshot already loaded");
-	snprintf(log_dir, sizeof(log_dir), "%s/_delta_log", dir);
-	if (!(d = opendir(log_dir)))
-		return fail(l, errno == ENOENT || errno == ENOTDIR ? RN_ENOTFOUND : RN_EIO,
-			    "%s: %s", log_dir, strerror(errno));
-	while ((de = readdir(d))) {
-		if (!strcmp(de->d_name, "_last_checkpoint")) {
-			last_exists = 1;
-		} else if (versioned_name(de->d_name, ".checkpoint.parquet", &v) &&
-			   de->d_name[39] == 0) {
-			if (v > l->newest_ckpt)
-				l->newest_ckpt = v;
-		} else if (versioned_name(de->d_name, ".json", &v) && de->d_name[25] == 0) {
-			if ((rc = grow(&vers, &cap, n, sizeof(*vers), RN_DLOG_MAX_VERSIONS))) {
-				rc = fail(l, rc, "more than %zu commits", RN_DLOG_MAX_VERSIONS);
-				break;
-			}
-			vers[n++] = v;
-		}
-	}
-	closedir(d);
-	if (rc)
+	if ((rc = rn_tstore_list(st, LOG_DIR, 0, log_entry, &g))) {
+		if (rc != RN_ENOMEM)
+			rc = fail(l, rc == RN_ENOTFOUND ? rc : RN_EIO, "%s/" LOG_DIR ": %s", root,
+				  rn_tstore_errmsg(st));
 		goto out;
-	if (last_exists)
-		read_last_checkpoint(l, log_dir);
-	if (n)
-		qsort(vers, n, sizeof(*vers), cmp_i64);
+	}
+	if (g.last_exists)
+		read_last_checkpoint(l, st);
+	if (g.n)
+		qsort(g.vers, g.n, sizeof(*g.vers), cmp_i64);
+	vers = g.vers;
+	n = g.n;
 	complete = n > 0 && vers[0] == 0 && vers[n - 1] == (int64_t)n - 1;
 	/* the checkpoint _last_checkpoint names if its file is there, else the newest one */
 	cv = l->newest_ckpt;
 	if (l->last_ckpt >= 0) {
-		snprintf(path, sizeof(path), "%s/%020lld.checkpoint.parquet", log_dir,
+		snprintf(key, sizeof(key), LOG_DIR "/%020lld.checkpoint.parquet",
 			 (long long)l->last_ckpt);
-		if (access(path, F_OK) == 0)
+		if (rn_tstore_stat(st, key, &e) == 0)
 			cv = l->last_ckpt;
 	}
 	if (cv >= 0 && (from_checkpoint || !complete)) {
-		if ((rc = load_checkpoint_file(l, log_dir, cv)))
+		if ((rc = load_checkpoint_file(l, st, cv)))
 			goto out;
 		while (first < n && vers[first] <= cv)
 			first++;
 	} else if (n == 0) {
-		rc = fail(l, RN_ENOTFOUND, "%s holds no commits", log_dir);
+		rc = fail(l, RN_ENOTFOUND, "%s/" LOG_DIR " holds no commits", root);
 		goto out;
 	} else if (vers[0] != 0 && l->last_ckpt >= 0) {
 		rc = fail(l, RN_EDELTA,
@@ -1243,8 +1265,8 @@ int rn_dlog_load_mode(struct rn_dlog *l, const char *dir, int from_checkpoint)
 				  (long long)want, (long long)vers[i]);
 			break;
 		}
-		snprintf(path, sizeof(path), "%s/%020lld.json", log_dir, (long long)vers[i]);
-		if ((rc = read_all(l, path, &text)))
+		snprintf(key, sizeof(key), LOG_DIR "/%020lld.json", (long long)vers[i]);
+		if ((rc = read_all(l, st, key, &text)))
 			break;
 		if (text.len == 0) {
 			rc = fail(l, RN_EDELTA, "version %lld is empty", (long long)vers[i]);
@@ -1254,7 +1276,7 @@ int rn_dlog_load_mode(struct rn_dlog *l, const char *dir, int from_checkpoint)
 	}
 out:
 	rn_buf_free(&text);
-	rn_free(vers);
+	rn_free(g.vers);
 	return rc;
 }
 

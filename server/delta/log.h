@@ -10,8 +10,10 @@
  * message. It also holds the small Parquet footer reader `table verify` needs.
  *
  * The core is pure: rn_dlog_apply() takes one commit's text and does no I/O, so it is unit
- * tested and fuzzed (tests/fuzz/fuzz_delta_log.c). rn_dlog_load() is the thin adapter that
- * lists _delta_log and feeds the commits in order. When the JSON commits no longer start at
+ * tested and fuzzed (tests/fuzz/fuzz_delta_log.c). rn_dlog_load_store() is the thin adapter
+ * that lists _delta_log through the table store (server/store/tstore.h: a local directory or
+ * an s3:// prefix; this file makes no file system call of its own) and feeds the commits in
+ * order. When the JSON commits no longer start at
  * version 0 (cleaned up behind a checkpoint), or when asked to, it starts from the classic
  * Parquet checkpoint (_last_checkpoint's, else the newest), read with the generic Parquet
  * reader (pqread.h) into JSON action lines and applied by rn_dlog_apply_checkpoint(). It
@@ -92,14 +94,21 @@ void rn_dlog_destroy(struct rn_dlog *l);
  */
 int rn_dlog_apply(struct rn_dlog *l, int64_t version, const char *text, size_t len);
 
+struct rn_tstore;
+
 /*
- * Replays the log of the table in `dir` into l, which must be fresh: the JSON commits from
- * version 0 when they are all there, else the newest checkpoint plus the JSON commits after
- * it. Dot-prefixed temp files, .crc files and log compactions are ignored. 0;
- * RN_ENOTFOUND (no _delta_log or no commits), RN_EDELTA (malformed commit or checkpoint, a
- * version missing, JSON commits missing at the start with no checkpoint), RN_EIO,
- * RN_ENOMEM. rn_dlog_errmsg() explains.
+ * Replays the log of the table in store st (not owned; used on the caller's thread) into l,
+ * which must be fresh: the JSON commits from version 0 when they are all there, else the
+ * newest checkpoint plus the JSON commits after it. Dot-prefixed temp files, .crc files and log
+ * compactions are ignored. 0; RN_ENOTFOUND (no _delta_log or no commits), RN_EDELTA (malformed
+ * commit or checkpoint, a version missing, JSON commits missing at the start with no checkpoint),
+ * RN_EIO, RN_ENOMEM. rn_dlog_errmsg() explains.
  */
+int rn_dlog_load_store(struct rn_dlog *l, struct rn_tstore *st, int from_checkpoint);
+
+/* rn_dlog_load_store on a store opened on `dir` (a directory or s3:// root, with default
+ * store settings: S3 credentials from the environment) and closed again; a root the store
+ * refuses is RN_EINVAL. */
 int rn_dlog_load(struct rn_dlog *l, const char *dir);
 
 /* Like rn_dlog_load; with from_checkpoint = 1 the replay starts from the checkpoint even

@@ -114,8 +114,8 @@ static void vacuum(struct rn_delta *d, const struct rn_delta_maint *cfg,
 {
 	size_t n;
 	int64_t bytes;
-	/* only files a remove tombstone names: a data file another writer has written but not
-	 * committed yet has none, so it is never touched */
+	/* first the files a remove tombstone names (a data file another writer has written
+	 * but not committed yet has none, so it is not one of them) */
 	if (rn_delta_vacuum(d, cfg->vacuum_retention_ms, 0, NULL, NULL, &n, &bytes)) {
 		rn_log_warn("delta", "%s: vacuum: %s", rn_delta_dir(d), rn_delta_errmsg(d));
 		res->failed = 1;
@@ -125,6 +125,24 @@ static void vacuum(struct rn_delta *d, const struct rn_delta_maint *cfg,
 	if (n)
 		rn_log_info("delta", "%s: vacuum deleted %zu files (%lld bytes)", rn_delta_dir(d),
 			    n, (long long)bytes);
+	/* Files no action names (a flush or compaction that wrote its file and never
+	 * committed it), once older than the retention and never younger than
+	 * RN_DELTA_ORPHAN_MIN_AGE_MS whatever the retention says: a flush in flight, or a
+	 * commit being retried, keeps its file that long at least. */
+	int64_t age = cfg->vacuum_retention_ms > RN_DELTA_ORPHAN_MIN_AGE_MS
+			      ? cfg->vacuum_retention_ms
+			      : RN_DELTA_ORPHAN_MIN_AGE_MS;
+	if (rn_delta_vacuum_orphans(d, age, 0, NULL, NULL, &n, &bytes)) {
+		rn_log_warn("delta", "%s: vacuum: %s", rn_delta_dir(d), rn_delta_errmsg(d));
+		res->failed = 1;
+		return;
+	}
+	res->vacuumed += (int64_t)n;
+	if (n)
+		rn_log_info("delta",
+			    "%s: vacuum deleted %zu unreferenced files older than %lld s (%lld "
+			    "bytes)",
+			    rn_delta_dir(d), n, (long long)(age / 1000), (long long)bytes);
 }
 
 void rn_maint_run(struct rn_delta *d, const struct rn_delta_maint *cfg, unsigned tasks,

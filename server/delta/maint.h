@@ -34,15 +34,18 @@ struct rn_delta_maint {
 	int64_t compact_min_files;   /* compact only when at least this many small files */
 	int64_t compact_interval_ms; /* at most one compaction step per interval per table */
 	int64_t compact_group_bytes; /* compaction's row groups, uncompressed: bounds its memory */
-	int64_t vacuum_retention_ms; /* removed files older than this are deleted */
-	int64_t vacuum_interval_ms;  /* how often maint.h runs vacuum */
+	/* removed files older than this are deleted, and files no action names (orphans)
+	 * older than this and never younger than RN_DELTA_ORPHAN_MIN_AGE_MS */
+	int64_t vacuum_retention_ms;
+	int64_t vacuum_interval_ms; /* how often maint.h runs vacuum */
 };
 extern const struct rn_delta_maint rn_maint_defaults;
 
 /* Tasks, a bit mask. */
 #define RN_MAINT_CHECKPOINT 1u /* checkpoint of the latest version, then log cleanup */
 #define RN_MAINT_COMPACT 2u    /* compaction steps within one target of input bytes */
-#define RN_MAINT_VACUUM 4u     /* delete data files removed longer ago than the retention */
+#define RN_MAINT_VACUUM                                                                            \
+	4u /* delete data files removed (or orphaned) longer ago than the retention */
 
 /* When each task last started on a table; kept by the caller (the loop), zeroed = never. */
 struct rn_maint_clock {

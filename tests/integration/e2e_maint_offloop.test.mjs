@@ -4,8 +4,9 @@
 // ack latency stays low (p99 and max printed and bounded: a compaction on the loop held
 // every ack for as long as it ran), the compactions really ran (log lines and metrics), and
 // every acknowledged record is in its table exactly once. Then the server is killed (-9)
-// while a maintenance job runs: the table is still valid, and after a restart (which
-// compacts again) every record is still there exactly once. Last, SIGTERM while a job runs:
+// while a maintenance job runs: the table is still valid with no row twice, and after a
+// restart (the WAL replay commits what was acknowledged but not yet in the table; then it
+// compacts again) every record is there exactly once. Last, SIGTERM while a job runs:
 // the server exits 0 (the job stops after its current step; a sanitizer build also checks
 // that the worker thread left nothing behind).
 import { test } from 'node:test';
@@ -72,6 +73,22 @@ function orphans(dir) {
     }
   }
   return fs.readdirSync(dir).filter((n) => n.endsWith('.parquet') && !named.has(n)).length;
+}
+
+// Right after a SIGKILL: the table is readable, no row is in it twice and no stream has more
+// rows than were acknowledged. Acknowledged records may still be in the WAL only (acked once
+// durable there, committed to the table by a later flush): they are counted after the
+// restart's replay (exactlyOnce), not here.
+async function atMostOnce(dir, expect) {
+  const snap = await verifyTable(dir);
+  const dup = await query(`SELECT stream_id, seq, count(*) AS n FROM ${duckFrom(snap.files)}
+      GROUP BY 1, 2 HAVING count(*) > 1 LIMIT 5`);
+  assert.deepEqual(dup, [], `rows twice in ${dir}`);
+  for (const [stream, seqs] of expect) {
+    const [{ n }] = await query(`SELECT count(*) AS n FROM ${duckFrom(snap.files)}
+        WHERE stream_id = '${stream}' AND seq >= ${seqs}`);
+    assert.equal(Number(n), 0, `stream ${stream}: rows past its ${seqs} acknowledged records`);
+  }
 }
 
 // Every (stream, seq) of the acknowledged batches exactly once, and no row twice.
@@ -149,10 +166,22 @@ test('compaction off the loop: acks stay fast, every record once, SIGKILL mid-jo
     return false;
   }, { timeoutMs: 120000, intervalMs: 10, what: 'a maintenance job running' });
   await server.kill('SIGKILL');
-  await exactlyOnce(server.tableDir(BULK), expectBulk);
+  await atMostOnce(server.tableDir(BULK), expectBulk);
   const verify = await run(serverBin, ['table', 'verify', server.tableDir(BULK)]);
   assert.equal(verify.code, 0, verify.stdout + verify.stderr);
   console.log(`# killed with a job running; ${orphans(server.tableDir(BULK))} data file(s) no log entry names`);
+
+  // the restart replays the WAL into the table: once nothing is pending, every acknowledged
+  // record is there exactly once (read with the server stopped: vacuum_retention = 0 would
+  // delete a compacted file under the reader)
+  await server.start();
+  try {
+    await waitFor(async () => (await scrape(server))('pending_bytes') === 0,
+      { timeoutMs: 60000, what: 'the WAL replayed into the tables' });
+  } finally {
+    await server.stop();
+  }
+  await exactlyOnce(server.tableDir(BULK), expectBulk);
 
   await server.start();
   try {

@@ -12,7 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -26,6 +29,7 @@
 #include "pqread.h"
 #include "rn_buf.h"
 #include "rn_err.h"
+#include "rn_fs.h"
 #include "rn_mem.h"
 #include "testutil.h"
 
@@ -508,6 +512,183 @@ static void test_compact_step(void **state)
 	rn_delta_close(d);
 }
 
+/* Sets the mtime of table/rel age_ms in the past. */
+static void age(const char *rel, int64_t age_ms)
+{
+	char p[1200];
+	struct timespec ts[2];
+	clock_gettime(CLOCK_REALTIME, &ts[0]);
+	int64_t ms = (int64_t)ts[0].tv_sec * 1000 + ts[0].tv_nsec / 1000000 - age_ms;
+	ts[0].tv_sec = (time_t)(ms / 1000);
+	ts[0].tv_nsec = (long)(ms % 1000) * 1000000;
+	ts[1] = ts[0];
+	snprintf(p, sizeof(p), "%s/%s", table, rel);
+	assert_int_equal(utimensat(AT_FDCWD, p, ts, 0), 0);
+}
+
+/* Writes table/rel (making its directory) with `len` bytes, its mtime age_ms in the past. */
+static void put_aged(const char *rel, size_t len, int64_t age_ms)
+{
+	char p[1200], dir[1200];
+	snprintf(p, sizeof(p), "%s/%s", table, rel);
+	snprintf(dir, sizeof(dir), "%s", p);
+	for (char *s = dir + strlen(table) + 1; (s = strchr(s, '/')); s++) {
+		*s = 0;
+		mkdir(dir, 0755);
+		*s = '/';
+	}
+	FILE *f = fopen(p, "wb");
+	assert_non_null(f);
+	for (size_t i = 0; i < len; i++)
+		fputc('x', f);
+	assert_int_equal(fclose(f), 0);
+	age(rel, age_ms);
+}
+
+struct seen {
+	char keys[16][256];
+	size_t n;
+};
+
+static void seen_cb(void *ctx, const char *path, int64_t size)
+{
+	struct seen *s = ctx;
+	(void)size;
+	if (s->n < 16)
+		snprintf(s->keys[s->n++], sizeof(s->keys[0]), "%s", path);
+}
+
+#define HOUR ((int64_t)3600000)
+
+/* Vacuum of orphans: a data file no action names, older than the retention, goes (also in a
+ * partition directory); a younger one stays; a referenced one (live or tombstone), however
+ * old, never goes; nor hidden paths (_ or . components, the log), nor a nested table's
+ * files. A dry run deletes nothing. The server's maintenance never deletes an orphan younger
+ * than RN_DELTA_ORPHAN_MIN_AGE_MS, even with vacuum_retention 0. */
+static void test_vacuum_orphans(void **state)
+{
+	struct rn_delta *d;
+	size_t n, nv;
+	int64_t vb;
+	struct seen s = {0};
+	(void)state;
+	assert_int_equal(rn_delta_open(&d, table, SCHEMA, "test"), 0);
+	commit_real(d, 0, 10, "s1", 0);
+	commit_real(d, 10, 10, "s1", 1);
+	const struct rn_ckpt_file *const *files = rn_delta_files(d, &n);
+	assert_int_equal(n, 2);
+	char live[256], gone[256];
+	snprintf(live, sizeof(live), "%s", files[0]->path);
+	snprintf(gone, sizeof(gone), "%s", files[1]->path);
+	/* a rewrite makes `gone` a tombstone (its file stays until the tombstone expires) */
+	const char *rm[] = {gone};
+	int64_t v;
+	struct rn_delta_add again = {.path = "part-again.parquet", .size = 4, .mtime_ms = 1};
+	put_aged("part-again.parquet", 4, 3 * HOUR);
+	assert_int_equal(rn_delta_commit_rewrite(d, rm, 1, &again, &v), 0);
+	age(live, 3 * HOUR);
+	age(gone, 3 * HOUR);
+
+	put_aged("part-old-orphan.parquet", 100, 2 * HOUR);
+	put_aged("day=2026-01-02/part-old.parquet", 50, 2 * HOUR);
+	put_aged("part-young-orphan.parquet", 7, 10 * 60000);
+	put_aged("_tmp/part-hidden.parquet", 9, 2 * HOUR);
+	put_aged("day=1/_committed_x", 9, 2 * HOUR);
+	put_aged("nested/_delta_log/00000000000000000000.json", 9, 2 * HOUR);
+	put_aged("nested/part-of-nested.parquet", 9, 2 * HOUR);
+	age("_delta_log/00000000000000000000.json", 2 * HOUR);
+
+	/* dry run: reports both old orphans, deletes nothing */
+	assert_int_equal(rn_delta_vacuum_orphans(d, HOUR, 1, seen_cb, &s, &nv, &vb), 0);
+	assert_int_equal(nv, 2);
+	assert_int_equal(vb, 150);
+	assert_string_equal(s.keys[0], "day=2026-01-02/part-old.parquet");
+	assert_string_equal(s.keys[1], "part-old-orphan.parquet");
+	assert_true(exists("%s/part-old-orphan.parquet", table));
+
+	/* the server's maintenance with vacuum_retention 0: the floor keeps the 10-minute-old
+	 * orphan, the 2-hour-old ones go (the tombstoned `gone` goes as a tombstone) */
+	struct rn_delta_maint cfg = rn_maint_defaults;
+	cfg.vacuum_retention_ms = 0;
+	struct rn_maint_result res;
+	rn_maint_run(d, &cfg, RN_MAINT_VACUUM, INT64_MAX, NULL, &res);
+	assert_int_equal(res.failed, 0);
+	assert_int_equal(res.vacuumed, 3);
+	assert_false(exists("%s/part-old-orphan.parquet", table));
+	assert_false(exists("%s/day=2026-01-02/part-old.parquet", table));
+	assert_false(exists("%s/%s", table, gone));
+	assert_true(exists("%s/part-young-orphan.parquet", table));
+	assert_true(exists("%s/%s", table, live));
+	assert_true(exists("%s/part-again.parquet", table));
+	assert_true(exists("%s/_tmp/part-hidden.parquet", table));
+	assert_true(exists("%s/day=1/_committed_x", table));
+	assert_true(exists("%s/nested/part-of-nested.parquet", table));
+	assert_true(exists("%s/_delta_log/00000000000000000000.json", table));
+
+	/* an explicit shorter retention (the CLI's --retention) reaches the young orphan, and
+	 * still never a referenced file */
+	s.n = 0;
+	assert_int_equal(rn_delta_vacuum_orphans(d, 60000, 0, seen_cb, &s, &nv, &vb), 0);
+	assert_int_equal(nv, 1);
+	assert_string_equal(s.keys[0], "part-young-orphan.parquet");
+	assert_false(exists("%s/part-young-orphan.parquet", table));
+	assert_int_equal(rn_delta_vacuum_orphans(d, 0, 0, NULL, NULL, &nv, &vb), 0);
+	assert_int_equal(nv, 0);
+	assert_true(exists("%s/%s", table, live));
+	assert_true(exists("%s/part-again.parquet", table));
+
+	/* an orphan written after the listing's cutoff (a flush in flight) is not touched */
+	put_aged("part-in-flight.parquet", 3, -60000);
+	assert_int_equal(rn_delta_vacuum_orphans(d, 0, 0, NULL, NULL, &nv, &vb), 0);
+	assert_int_equal(nv, 0);
+	assert_true(exists("%s/part-in-flight.parquet", table));
+	rn_delta_close(d);
+}
+
+/* A failed delete is an error (the file stays and goes next time); every allocation of the
+ * call failing in turn makes it fail cleanly, with no leak and nothing deleted wrongly. */
+static void test_vacuum_orphans_faults(void **state)
+{
+	struct rn_delta *d;
+	size_t nv;
+	int64_t vb;
+	(void)state;
+	assert_int_equal(rn_delta_open(&d, table, SCHEMA, "test"), 0);
+	commit_real(d, 0, 10, "s1", 0);
+	put_aged("part-orphan.parquet", 10, 2 * HOUR);
+	rn_fs_fail_after(1, EIO, RN_FS_UNLINK);
+	assert_int_equal(rn_delta_vacuum_orphans(d, HOUR, 0, NULL, NULL, &nv, &vb), RN_EIO);
+	rn_fs_fail_after(0, 0, 0);
+	assert_true(exists("%s/part-orphan.parquet", table));
+	assert_int_equal(rn_delta_vacuum_orphans(d, HOUR, 0, NULL, NULL, &nv, &vb), 0);
+	assert_int_equal(nv, 1);
+	assert_false(exists("%s/part-orphan.parquet", table));
+
+	int done = 0;
+	for (long i = 1; i < 1000 && !done; i++) {
+		put_aged("part-orphan.parquet", 10, 2 * HOUR);
+		long live = rn_mem_live();
+		rn_mem_fail_after(i);
+		int rc = rn_delta_vacuum_orphans(d, HOUR, 0, NULL, NULL, &nv, &vb);
+		rn_mem_fail_after(0);
+		assert_int_equal(rn_mem_live(), live);
+		if (rc == 0) {
+			done = 1;
+			assert_int_equal(nv, 1);
+		} else {
+			assert_int_equal(rc, RN_ENOMEM);
+			assert_true(exists("%s/part-orphan.parquet", table));
+		}
+		/* the referenced file is never touched */
+		const struct rn_ckpt_file *const *files = rn_delta_files(d, &nv);
+		for (size_t k = 0; k < nv; k++)
+			assert_true(exists("%s/%s", table, files[k]->path));
+	}
+	assert_true(done);
+	assert_false(exists("%s/part-orphan.parquet", table));
+	rn_delta_close(d);
+}
+
 /* The smallest reader memory cap (in 256-byte steps) with which the live file `path` of
  * the table reads whole, and its rn_pqr_group_bytes. */
 static size_t min_read_mem(const char *path, size_t *group)
@@ -853,6 +1034,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_compact_unmappable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compact_alloc_sweep, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pqread_damage, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vacuum_orphans, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vacuum_orphans_faults, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,7 +4,7 @@
  * verifies clean; then each kind of damage verify must catch (missing file, size mismatch,
  * bad magic, a torn footer, numRecords that disagree with the footer, a gap in the log) gives
  * exit 1 and a message naming the problem (also a checkpoint that disagrees or is missing);
- * usage errors give exit 2.
+ * usage errors give exit 2. vacuum of unreferenced files and the s3:// settings' errors.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -387,6 +389,67 @@ static void test_usage(void **state)
 	assert_has(r.out, "usage: runnel-table describe");
 }
 
+/* Writes table/name with its mtime age_ms in the past. */
+static void aged_file(const char *name, int64_t age_ms)
+{
+	char p[1024];
+	struct timespec ts[2];
+	snprintf(p, sizeof(p), "%s/%s", table, name);
+	FILE *f = fopen(p, "wb");
+	assert_non_null(f);
+	fputs("PAR1 not committed PAR1", f);
+	assert_int_equal(fclose(f), 0);
+	clock_gettime(CLOCK_REALTIME, &ts[0]);
+	ts[0].tv_sec -= (time_t)(age_ms / 1000);
+	ts[1] = ts[0];
+	assert_int_equal(utimensat(AT_FDCWD, p, ts, 0), 0);
+}
+
+/* vacuum of files no log entry names: kept under the default retention, deleted with an
+ * explicit one (a warning below 1 hour), live files never; s3:// roots: a malformed one and
+ * missing credentials are usage errors that name the cause. */
+static void test_vacuum_unreferenced_and_s3(void **state)
+{
+	struct result r;
+	char p[1024];
+	(void)state;
+	aged_file("part-orphan-a.parquet", 2 * 3600000);
+	run(&r, "vacuum", "--json", table, NULL);
+	assert_int_equal(r.code, 0);
+	assert_has(r.out, "\"unreferenced\":0");
+	snprintf(p, sizeof(p), "%s/part-orphan-a.parquet", table);
+	assert_int_equal(access(p, F_OK), 0);
+	run(&r, "vacuum", "--json", "--retention", "1", "--unsafe-retention", table, NULL);
+	assert_int_equal(r.code, 0);
+	assert_has(r.out, "{\"path\":\"part-orphan-a.parquet\",\"size\":23,\"unreferenced\":true}");
+	assert_has(r.out, "\"unreferenced\":1");
+	assert_null(strstr(r.err, "warning"));
+	assert_int_not_equal(access(p, F_OK), 0);
+	aged_file("part-orphan-b.parquet", 10 * 60000);
+	run(&r, "vacuum", "--retention", "0.05", "--unsafe-retention", table, NULL);
+	assert_int_equal(r.code, 0);
+	assert_has(r.err, "warning: a retention below 1 hour");
+	assert_has(r.out, "deleted part-orphan-b.parquet (23 bytes, no log entry names it)");
+	for (int i = 0; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s/%s", table, files[i]);
+		assert_int_equal(access(p, F_OK), 0);
+	}
+
+	run(&r, "describe", "s3://bucket//t", NULL);
+	assert_int_equal(r.code, 2);
+	assert_has(r.err, "not s3://bucket");
+	setenv("AWS_ACCESS_KEY_ID", "", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "", 1);
+	setenv("AWS_SHARED_CREDENTIALS_FILE", "", 1);
+	setenv("HOME", root, 1);
+	run(&r, "verify", "--s3-endpoint", "http://127.0.0.1:1", "s3://bucket/t", NULL);
+	assert_int_equal(r.code, 2);
+	assert_has(r.err, "no S3 credentials");
+	run(&r, "vacuum", "--json", "--s3-endpoint", "http://127.0.0.1:1", "s3://bucket/t", NULL);
+	assert_int_equal(r.code, 2);
+	assert_has(r.out, "{\"table\":\"s3://bucket/t\",\"ok\":false,\"error\":\"store\",");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -395,6 +458,7 @@ int main(void)
 		cmocka_unit_test(test_stats_mismatch_and_duplicates),
 		cmocka_unit_test(test_broken_logs),
 		cmocka_unit_test(test_usage),
+		cmocka_unit_test(test_vacuum_unreferenced_and_s3),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
