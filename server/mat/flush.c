@@ -111,6 +111,14 @@ static void commit_failed(struct mat_table *t, int rc)
 		t->fbroken = 1;
 }
 
+/* 1 if a data file written at mtime_ms (the store's clock) is too old to be named by a
+ * commit now: vacuum takes an unreferenced file older than RN_DELTA_ORPHAN_MIN_AGE_MS for an
+ * orphan, so a retry past half of it writes the file again (the old one becomes the orphan). */
+static int retry_file_stale(const struct mat_table *t, int64_t mtime_ms)
+{
+	return mtime_ms > 0 && rn_now_us() / 1000 - mtime_ms > t->retry_max_age_ms;
+}
+
 /* Writes and commits t's retry file with the retry txns through the flush handle. 0 on
  * success or duplicate; on failure why in t->ferr, and the written file is kept (by path)
  * for the next try. The flush job's (or the loop's when no job is in flight). */
@@ -124,6 +132,14 @@ static int commit_retry(struct mat_table *t)
 
 	if ((rc = retry_txns(t, &txns, &first)))
 		return rc;
+	if (t->retry_path && retry_file_stale(t, t->retry_mtime)) {
+		rn_log_warn("mat",
+			    "table %s: %s was written too long ago to commit safely; "
+			    "writing it again",
+			    t->name, t->retry_path);
+		rn_free(t->retry_path);
+		t->retry_path = NULL;
+	}
 	if (!t->retry_path) {
 		rc = rn_delta_write_file(t->fdelta, t->retry_file.data, t->retry_file.len, name,
 					 sizeof(name), &mtime);
@@ -180,6 +196,14 @@ static int commit_part(struct mat_table *t)
 
 	for (size_t i = 0; i < t->nrfiles && !rc; i++) {
 		struct mat_file *f = &t->rfiles[i];
+		if (f->path && retry_file_stale(t, f->mtime_ms)) {
+			rn_log_warn("mat",
+				    "table %s: %s was written too long ago to commit "
+				    "safely; writing it again",
+				    t->name, f->path);
+			rn_free(f->path);
+			f->path = NULL;
+		}
 		if (f->path)
 			continue;
 		rc = rn_delta_write_file_in(t->fdelta, f->dir, f->data.data, f->data.len, name,
@@ -194,8 +218,8 @@ static int commit_part(struct mat_table *t)
 			rc = RN_ENOMEM;
 			break;
 		}
+		/* the bytes are kept until the commit: a retry may have to write them again */
 		f->size = (int64_t)f->data.len;
-		rn_buf_free(&f->data);
 	}
 	rn_buf_free(&uri);
 	if (rc) {

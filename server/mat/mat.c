@@ -15,6 +15,7 @@
 #include "rn_err.h"
 #include "rn_log.h"
 #include "rn_mem.h"
+#include "delta.h"
 #include "tstore.h"
 
 int rn_mat__fail(struct rn_mat *m, int rc, const char *fmt, ...)
@@ -70,6 +71,8 @@ int rn_mat_create(struct rn_mat **out, const struct rn_mat_options *opt)
 		return RN_ENOMEM;
 	}
 	m->zstd_level = opt->zstd_level ? opt->zstd_level : 1;
+	m->retry_max_age_ms = opt->retry_file_max_age_ms > 0 ? opt->retry_file_max_age_ms
+							     : RN_DELTA_ORPHAN_MIN_AGE_MS / 2;
 	m->refill = opt->refill;
 	m->refill_ctx = opt->refill_ctx;
 	m->maint_submit = opt->maint_submit;

@@ -88,6 +88,11 @@ struct rn_mat_options {
 	void *flush_ctx;
 	/* Delta maintenance settings (server/delta/maint.h), copied; NULL = rn_maint_defaults. */
 	const struct rn_delta_maint *maint;
+	/* A commit retried with a data file written this long ago (ms; 0 = half of
+	 * RN_DELTA_ORPHAN_MIN_AGE_MS) writes the file again under a new name first: the old one
+	 * may be taken for an orphan and vacuumed by any writer of the table before the commit
+	 * names it. Tests set a small value. */
+	int64_t retry_file_max_age_ms;
 	/* Compresses full Parquet pages off the thread filling the table's writer
 	 * (rn_pq_options.page_submit: done may run on any thread); NULL: on that thread. */
 	int (*page_submit)(void *ctx, void (*run)(void *arg),

@@ -84,6 +84,7 @@ struct mat_table {
 	char *dir; /* the table's root: <mat root>/a/b/c (a path or an s3:// URL) */
 	/* the mat's store settings (immutable; read by the flush job's open) */
 	const struct rn_tstore_config *store;
+	int64_t retry_max_age_ms; /* rn_mat_options.retry_file_max_age_ms, resolved */
 	/* typed tables: the declared schema (owned by the definition), its Parquet schema tree
 	 * and the dead-letter table; NULL for envelope tables */
 	const struct rn_schema *schema;
@@ -185,6 +186,7 @@ struct rn_mat {
 	char *store_strs[8]; /* s3 endpoint, region, bucket, access and secret key, session
 			      * token, credentials file, profile */
 	char *spool_dir;
+	int64_t retry_max_age_ms; /* rn_mat_options.retry_file_max_age_ms, resolved */
 	char *created_by;
 	struct table_def *defs;
 	size_t ndefs;

@@ -275,6 +275,7 @@ static int get_table(struct rn_mat *m, const char *name, int create, struct mat_
 		return RN_ENOMEM;
 	}
 	t->store = m->store;
+	t->retry_max_age_ms = m->retry_max_age_ms;
 	rc = rn_mat__delta_open(&t->delta, t->dir, m->store, create ? schema : NULL,
 				def ? (const char *const *)def->parts : NULL,
 				def ? def->nparts : 0);
