@@ -4,29 +4,19 @@
 // with 412 and leaves it unchanged, of N writers racing for one key exactly one wins,
 // ListObjectsV2 pages with continuation tokens, multipart uploads read back whole, and a
 // restart keeps every object and the put-if-absent refusal. ctest label `s3`.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import path from 'node:path';
 import fs from 'node:fs';
 import { Proc, run, tmpDir, waitFor } from './lib/harness.mjs';
-import { Rgw, keepOnFailure, rgwMissing, rgwScript } from './lib/rgw.mjs';
+import { rgwForFile, rgwScript } from './lib/rgw.mjs';
 
 const BUCKET = 'delta-checks';
 let rgw;
-// A failing test keeps the cluster's logs and directory.
-const { check, release } = keepOnFailure();
-
-before(async () => {
-  const missing = rgwMissing();
-  if (missing) throw new Error(`the s3 tests need ${missing} (make deps-s3)`);
-  rgw = new Rgw();
-  await rgw.start();
-  console.log(`# RGW up in ${rgw.startMs} ms at ${rgw.endpoint}`);
-  await rgw.bucket(BUCKET);
+const { check } = rgwForFile([BUCKET], (r) => {
+  rgw = r;
 });
-
-after(() => release(rgw));
 
 test('put-if-absent: a second PUT with If-None-Match: * gets 412 and leaves the object', check(async () => {
   const first = await rgw.s3('put', BUCKET, '_delta_log/00000000000000000000.json', 'commit A', '--if-none-match');

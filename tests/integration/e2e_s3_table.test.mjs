@@ -8,14 +8,14 @@
 // stopped while the agent sends: acks go on (the WAL holds the data), flushes fail and are
 // retried (/metrics), a small WAL cap pushes back, and once the gateway is back every record
 // lands exactly once. ctest label `s3`.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent, Server, run, serverBin, tmpDir, waitFor } from './lib/harness.mjs';
-import { Rgw, rgwMissing } from './lib/rgw.mjs';
+import { rgwForFile } from './lib/rgw.mjs';
 import { duckFrom, query, verifyTable } from './lib/table.mjs';
 
 const PY = '/usr/bin/python3';
@@ -25,31 +25,10 @@ const TABLE = 'main.default.telemetry';
 const TKEY = `tables/${TABLE.split('.').join('/')}`; // the table's prefix in the bucket
 
 let rgw;
-let failed = false;
 
-before(async () => {
-  const missing = rgwMissing();
-  if (missing) throw new Error(`the s3 tests need ${missing} (make deps-s3)`);
-  rgw = new Rgw();
-  await rgw.start();
-  console.log(`# RGW up in ${rgw.startMs} ms at ${rgw.endpoint}`);
-  await rgw.bucket(BUCKET);
+const { check } = rgwForFile([BUCKET], (r) => {
+  rgw = r;
 });
-
-after(async () => {
-  if (!rgw) return;
-  if (failed) console.log(`# RGW kept in ${rgw.dir}\n${rgw.logs(15)}`);
-  await rgw.stop({ remove: !failed });
-});
-
-const check = (fn) => async (t) => {
-  try {
-    await fn(t);
-  } catch (e) {
-    failed = true;
-    throw e;
-  }
-};
 
 // The server's config for a table root on the store; credentials from the environment
 // (AWS_*) unless keys are given, as an operator would.

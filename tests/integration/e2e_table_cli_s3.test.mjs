@@ -8,13 +8,13 @@
 // back whole with DuckDB. Store settings from options and from the environment
 // (RUNNEL_S3_ENDPOINT, AWS_* keys or a shared credentials file with a profile); no output ever
 // holds the secret key. ctest label `s3`.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Server, buildDir, run, tableBin, tmpDir, waitFor } from './lib/harness.mjs';
-import { Rgw, rgwMissing } from './lib/rgw.mjs';
+import { rgwForFile } from './lib/rgw.mjs';
 import { duckFrom, query, replayLog, verifyTable } from './lib/table.mjs';
 
 const PY = '/usr/bin/python3';
@@ -24,20 +24,9 @@ const TABLE = 'main.default.telemetry';
 const BUCKET = 'tables';
 const ROWS = 120;
 let rgw;
-let failed = false;
 
-before(async () => {
-  const missing = rgwMissing();
-  if (missing) throw new Error(`the s3 tests need ${missing} (make deps-apt)`);
-  rgw = new Rgw();
-  await rgw.start();
-  await rgw.bucket(BUCKET);
-});
-
-after(async () => {
-  if (!rgw) return;
-  if (failed) console.log(`# RGW kept in ${rgw.dir}\n${rgw.logs(15)}`);
-  await rgw.stop({ remove: !failed });
+const { check } = rgwForFile([BUCKET], (r) => {
+  rgw = r;
 });
 
 // Every output of the CLI, checked at the end: the secret key is never in one.
@@ -72,15 +61,6 @@ async function probe(root, ...args) {
   assert.equal(r.code, 0, `tstore_probe ${args.join(' ')}: exit ${r.code}\n${r.stderr}`);
   return JSON.parse(r.stdout.trim());
 }
-
-const check = (fn) => async (t) => {
-  try {
-    await fn(t);
-  } catch (e) {
-    failed = true;
-    throw e;
-  }
-};
 
 test('describe, history, verify, compact and vacuum on an s3:// table', { timeout: 300000 }, check(async () => {
   // a table the server writes locally, in several small files

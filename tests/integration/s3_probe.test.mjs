@@ -5,13 +5,13 @@
 // put-if-absent (our own write found and recognised; someone else's not taken for ours), a
 // 20 MB multipart upload read back whole and across a part boundary, a wrong secret (a clear
 // error without the secret in it, not retried). ctest label `s3`.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { buildDir, run, tmpDir } from './lib/harness.mjs';
-import { Rgw, keepOnFailure, rgwMissing } from './lib/rgw.mjs';
+import { rgwForFile } from './lib/rgw.mjs';
 import { loseResponse } from './lib/s3proxy.mjs';
 
 const probeBin = path.join(buildDir, 'server', 'store', 's3_probe');
@@ -19,18 +19,9 @@ const BUCKET = 'probe';
 const RN_ENOTFOUND = -10;
 const RN_EIO = -3;
 let rgw;
-// A failing test keeps the cluster's logs and directory.
-const { check, release } = keepOnFailure();
-
-before(async () => {
-  const missing = rgwMissing();
-  if (missing) throw new Error(`the s3 tests need ${missing} (make deps-apt)`);
-  rgw = new Rgw();
-  await rgw.start();
-  await rgw.bucket(BUCKET);
+const { check } = rgwForFile([BUCKET], (r) => {
+  rgw = r;
 });
-
-after(() => release(rgw));
 
 // One probe operation; resolves its JSON answer. endpoint/env override the store's.
 async function probe(args, { endpoint = rgw.endpoint, env = {} } = {}) {

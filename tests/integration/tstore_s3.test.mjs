@@ -7,12 +7,12 @@
 // after a restart), a put_new whose answer is lost (settled by reading back: ours, or
 // another's, never twice), and one whose read-back is lost too (RN_EIO, the object ours).
 // ctest label `s3`.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import path from 'node:path';
 import { buildDir, run } from './lib/harness.mjs';
-import { Rgw, rgwMissing } from './lib/rgw.mjs';
+import { rgwForFile } from './lib/rgw.mjs';
 import { holdRequest, loseResponse } from './lib/s3proxy.mjs';
 
 const probeBin = path.join(buildDir, 'server', 'store', 'tstore_probe');
@@ -22,31 +22,11 @@ const RN_EEXIST = -11;
 const RN_EIO = -3;
 const RN_ENOTFOUND = -10;
 let rgw;
-let failed = false;
 let runs = 0;
 
-before(async () => {
-  const missing = rgwMissing();
-  if (missing) throw new Error(`the s3 tests need ${missing} (make deps-apt)`);
-  rgw = new Rgw();
-  await rgw.start();
-  await rgw.bucket(BUCKET);
+const { check } = rgwForFile([BUCKET], (r) => {
+  rgw = r;
 });
-
-after(async () => {
-  if (!rgw) return;
-  if (failed) console.log(`# RGW kept in ${rgw.dir}\n${rgw.logs(15)}`);
-  await rgw.stop({ remove: !failed });
-});
-
-const check = (fn) => async (t) => {
-  try {
-    await fn(t);
-  } catch (e) {
-    failed = true;
-    throw e;
-  }
-};
 
 // A fresh table root for one test: nothing of another test is under it.
 const freshRoot = () => `s3://${BUCKET}/run-${process.pid}-${++runs}/tables/t`;

@@ -11,6 +11,7 @@
 //   await rgw.kill('rgw'); await rgw.start();   // the gateway alone lost and back
 //   await rgw.restart(); await rgw.stop({ remove: true });
 //   const keep = keepOnFailure();           // a failing file's cluster and logs kept
+import { after, before } from 'node:test';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -57,6 +58,25 @@ export function keepOnFailure() {
       await rgw.stop({ remove: !failed });
     },
   };
+}
+
+// One throw-away cluster for a test file: started before its tests, with `buckets` made,
+// handed to set(rgw), and stopped after them (kept with its logs printed when a test wrapped
+// in the returned check() failed). Returns { check }.
+export function rgwForFile(buckets, set) {
+  const { check, release } = keepOnFailure();
+  let rgw = null;
+  before(async () => {
+    const missing = rgwMissing();
+    if (missing) throw new Error(`the s3 tests need ${missing} (make deps-s3)`);
+    rgw = new Rgw();
+    await rgw.start();
+    console.log(`# RGW up in ${rgw.startMs} ms at ${rgw.endpoint}`);
+    for (const b of buckets) await rgw.bucket(b);
+    set(rgw);
+  });
+  after(() => release(rgw));
+  return { check };
 }
 
 // Clusters still running when the process exits are stopped (by PID, rgw.sh stop).
