@@ -13,12 +13,15 @@
  * every committed file in the table once, in the file its txn's commit added.
  * For tests/integration/delta_race.test.mjs (label s3) and bench/s3_commit.sh. Not installed.
  *
- *   delta_race [-k K] [-m M | -t SECS] [-r ROWS] [-e ENDPOINT] [-v ENDPOINT] [-a ATTEMPTS]
- *              [-T MS] ROOT
+ *   delta_race [-k K] [-m M | -t SECS] [-b N] [-r ROWS] [-e ENDPOINT] [-v ENDPOINT]
+ *              [-a ATTEMPTS] [-T MS] ROOT
  *   delta_race -V [-k K] [-m M] [-r ROWS] [-e ENDPOINT] ROOT
  *
  * -V: no writers, only the verdict on a table K writers of M commits left (the test damages
- * one to see the verdict catch it).
+ * one to see the verdict catch it). -b N: writer 0, after its first commit, waits until the
+ * others have committed N versions: its next commit starts N versions behind (a server
+ * paused, or idle on this table while the others wrote), more than one commit call races
+ * through (1,000): it must fail (RN_EAGAIN) and be retried, never report another's version.
  * -k writers (default 3, at most 64); -m commits per writer (default 30); -t commit for SECS
  * seconds instead (bench); -r rows per file (default 4); for s3:// roots -e the endpoint
  * (default $AWS_ENDPOINT_URL) and -v the one the verdict reads through (default -e's: the
@@ -78,15 +81,19 @@ struct wstat {
 	int64_t file_tries;   /* data file writes that failed and were retried */
 	int64_t open_tries;   /* opens that failed and were retried */
 	int rc;               /* 0, or the error that stopped the writer */
-	int ready;
+	int ready, ended;
 	char err[512];
 	int64_t nlat;
 	uint32_t lat_us[LAT_CAP];
+	/* per commit m < LAT_CAP, for the verdict's messages: the version the commit call
+	 * reported (-1: found in the table by a retry), and its first failure (0: none) */
+	int64_t ver[LAT_CAP];
+	int first_rc[LAT_CAP];
 };
 
 static struct rn_tstore_config cfg;
 static const char *root, *verify_endpoint;
-static int K = 3, M = 30, ROWS = 4, SECS, VERIFY_ONLY;
+static int K = 3, M = 30, ROWS = 4, SECS, VERIFY_ONLY, BEHIND;
 static int checks, nfails;
 static char failed[1024];
 
@@ -195,7 +202,10 @@ static int commit_one(struct rn_delta *d, int k, int64_t m, struct wstat *ws)
 	t0 = rn_mono_us();
 	v0 = rn_delta_version(d);
 	for (attempt = 0;; attempt++) {
+		version = -1;
 		rc = rn_delta_commit(d, &add, 1, &txn, 1, &version);
+		if (rc && !attempt && m < LAT_CAP)
+			ws->first_rc[m] = rc;
 		if (rc == RN_EEXIST && attempt > 0) {
 			/* a failed attempt of ours is in the table (its outcome was unknown) */
 			ws->unknown++;
@@ -222,7 +232,9 @@ static int commit_one(struct rn_delta *d, int k, int64_t m, struct wstat *ws)
 		ws->races += rn_delta_version(d) - v0 - 1;
 		if (ws->nlat < LAT_CAP)
 			ws->lat_us[ws->nlat++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
-		ws->done = m;
+		if (m < LAT_CAP)
+			ws->ver[m] = version;
+		__atomic_store_n(&ws->done, m, __ATOMIC_RELAXED); /* fall_behind reads it */
 	} else if (!ws->err[0]) {
 		snprintf(ws->err, sizeof(ws->err), "commit %" PRId64 ": %s", m, rn_delta_errmsg(d));
 	}
@@ -233,8 +245,28 @@ out:
 
 /* A writer process: opens (retrying: the table's creation is raced too), says it is ready,
  * waits for the start (the go pipe closed), commits M versions or for SECS seconds. */
-static int writer(int k, struct wstat *ws, int ready_fd, int go_fd)
+/* Writer 0 with -b: after its first commit, waits until the other writers have committed
+ * BEHIND versions (or have all ended), so its next commit starts that far behind. */
+static void fall_behind(const struct wstat *all)
 {
+	/* a writer that died without saying so: give up waiting after two minutes */
+	for (int64_t give_up = rn_mono_us() + 120 * 1000000LL; rn_mono_us() < give_up;) {
+		int64_t n = 0;
+		int running = 0;
+		for (int j = 1; j < K; j++) {
+			n += __atomic_load_n(&all[j].done, __ATOMIC_RELAXED);
+			running += !__atomic_load_n(&all[j].ended, __ATOMIC_RELAXED);
+		}
+		if (n >= BEHIND || !running)
+			return;
+		struct timespec ts = {0, 5000000};
+		nanosleep(&ts, NULL); /* polling the others' progress: the state waited for */
+	}
+}
+
+static int writer(int k, struct wstat *all, int ready_fd, int go_fd)
+{
+	struct wstat *ws = &all[k];
 	struct rn_delta *d = NULL;
 	char engine[64], c;
 	int rc;
@@ -257,11 +289,15 @@ static int writer(int k, struct wstat *ws, int ready_fd, int go_fd)
 	while (read(go_fd, &c, 1) < 0 && errno == EINTR)
 		; /* EOF: every writer is ready */
 	int64_t end = rn_mono_us() + (int64_t)SECS * 1000000;
-	for (int64_t m = 1; SECS ? rn_mono_us() < end && m < ID_WRITER / ID_COMMIT : m <= M; m++)
+	for (int64_t m = 1; SECS ? rn_mono_us() < end && m < ID_WRITER / ID_COMMIT : m <= M; m++) {
 		if ((rc = commit_one(d, k, m, ws)))
 			break;
+		if (k == 0 && m == 1 && BEHIND)
+			fall_behind(all);
+	}
 out:
 	ws->rc = rc;
+	__atomic_store_n(&ws->ended, 1, __ATOMIC_RELAXED);
 	close(go_fd);
 	rn_delta_close(d);
 	rn_zstd_release();
@@ -278,8 +314,8 @@ struct seen {
 	int64_t max;   /* the highest m a writer committed */
 	char **paths;  /* every add's path, for duplicates */
 	size_t npaths, capp;
-	int64_t versions; /* commit files listed */
-	int listing_ok;
+	int *vk; /* vk[v], vm[v]: the writer and commit version v holds (-1: none) */
+	int64_t *vm;
 };
 
 static int64_t slot(const struct seen *s, int k, int64_t m)
@@ -371,6 +407,8 @@ static void check_commit(struct seen *s, int64_t v, const struct rn_buf *text)
 		      (const char *)all.app.data, all.txn_version);
 		goto out;
 	}
+	s->vk[v] = k;
+	s->vm[v] = all.txn_version;
 	int64_t i = slot(s, k, all.txn_version);
 	CHECK(++s->n[i] == 1, "version %" PRId64 ": txn %s %" PRId64 " committed again", v,
 	      (const char *)all.app.data, all.txn_version);
@@ -506,10 +544,14 @@ static void verdict(const struct wstat *ws, int64_t *versions, int64_t *orphans)
 	s.n = calloc(slots, sizeof(*s.n));
 	s.rows = calloc(slots, sizeof(*s.rows));
 	s.path = calloc(slots, sizeof(*s.path));
-	if (!s.n || !s.rows || !s.path) {
+	s.vk = calloc((size_t)*versions + 1, sizeof(*s.vk));
+	s.vm = calloc((size_t)*versions + 1, sizeof(*s.vm));
+	if (!s.n || !s.rows || !s.path || !s.vk || !s.vm) {
 		CHECK(0, "%s", "out of memory");
 		goto out;
 	}
+	for (int64_t v = 0; v <= *versions; v++)
+		s.vk[v] = -1;
 	for (int64_t v = 0; v <= *versions; v++) {
 		char key[64];
 		struct rn_buf text = {0};
@@ -521,10 +563,17 @@ static void verdict(const struct wstat *ws, int64_t *versions, int64_t *orphans)
 		rn_buf_free(&text);
 	}
 	for (int k = 0; k < K; k++)
-		for (int64_t m = 1; m <= ws[k].done; m++)
+		for (int64_t m = 1; m <= ws[k].done; m++) {
+			int64_t wv = m < LAT_CAP ? ws[k].ver[m] : -2;
+			int fr = m < LAT_CAP ? ws[k].first_rc[m] : 0;
 			CHECK(s.n[slot(&s, k, m)] == 1,
-			      "writer-%d's commit %" PRId64 " is in the log %" PRId64 " times", k,
-			      m, s.n[slot(&s, k, m)]);
+			      "writer-%d's commit %" PRId64 " is in the log %" PRId64
+			      " times (the writer's call: version %" PRId64 ", first failure %s; "
+			      "that version holds writer-%d's commit %" PRId64 ")",
+			      k, m, s.n[slot(&s, k, m)], wv, fr ? rn_strerror(fr) : "none",
+			      wv >= 0 && wv <= *versions ? s.vk[wv] : -1,
+			      wv >= 0 && wv <= *versions ? s.vm[wv] : (int64_t)-1);
+		}
 	/* no data file added twice */
 	qsort(s.paths, s.npaths, sizeof(char *), cmp_str);
 	for (size_t i = 1; i < s.npaths; i++)
@@ -574,6 +623,8 @@ out:
 		free(s.paths[i]);
 	free(s.paths);
 	free(s.path);
+	free(s.vk);
+	free(s.vm);
 	free(s.n);
 	free(s.rows);
 	rn_delta_close(d);
@@ -587,8 +638,9 @@ static int cmp_u32(const void *a, const void *b)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: delta_race [-V] [-k K] [-m M | -t SECS] [-r ROWS] [-e ENDPOINT] "
-			"[-v ENDPOINT] [-a ATTEMPTS] [-T TIMEOUT_MS] ROOT\n");
+	fprintf(stderr,
+		"usage: delta_race [-V] [-k K] [-m M | -t SECS] [-b N] [-r ROWS] [-e ENDPOINT] "
+		"[-v ENDPOINT] [-a ATTEMPTS] [-T TIMEOUT_MS] ROOT\n");
 	exit(2);
 }
 
@@ -602,8 +654,9 @@ int main(int argc, char **argv)
 	cfg.s3.endpoint = getenv("AWS_ENDPOINT_URL");
 	cfg.s3.region = getenv("AWS_REGION");
 	cfg.s3.backoff_ms = 50;
-	while ((opt = getopt(argc, argv, "k:m:t:r:e:v:a:T:V")) != -1) {
+	while ((opt = getopt(argc, argv, "k:m:t:r:e:v:a:T:Vb:")) != -1) {
 		switch (opt) {
+		case 'b': BEHIND = atoi(optarg); break;
 		case 'V': VERIFY_ONLY = 1; break;
 		case 'k': K = atoi(optarg); break;
 		case 'm': M = atoi(optarg); break;
@@ -639,7 +692,7 @@ int main(int argc, char **argv)
 		if (pids[k] == 0) {
 			close(ready[0]);
 			close(go[1]);
-			exit(writer(k, &ws[k], ready[1], go[0]));
+			exit(writer(k, ws, ready[1], go[0]));
 		}
 	}
 	close(ready[1]);

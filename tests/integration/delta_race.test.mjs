@@ -7,8 +7,9 @@
 // directory; through a slow store (every answer late: more writers race each version); and
 // with answers to commit PUTs lost (single ones settled by the S3 client's read-back, and
 // every attempt at some versions: the outcome unknown to the Delta code, settled by reading
-// the version back, then the retry finds its txn in the table). The verdict itself is shown
-// to catch a doubled and a lost commit. ctest label `s3`.
+// the version back, then the retry finds its txn in the table); and with one writer left
+// more versions behind than one commit call races through. The verdict itself is shown to
+// catch a doubled and a lost commit. ctest label `s3`.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -89,6 +90,17 @@ test(`${K} writers × ${M} commits on a local directory, and the verdict catches
   assert.match(bad.stderr, /0 of its \d+ rows/);
   fs.renameSync(`${v(K * M)}.away`, v(K * M));
   allIn(await race(dir, ['-V', '-k', K, '-m', M], { endpoint: null }));
+}));
+
+test('a writer 1,100 versions behind (more than one commit call races through): refused, retried, in once', check(async () => {
+  // writer 0 waits after its first commit until the others made 1,100 versions (a server
+  // paused, or idle on this table while the others wrote); its next commit loses a race for
+  // each of them: the call gives up after 1,000 (RN_EAGAIN) with nothing written, and its
+  // retry lands. A commit call that reported success there lost the commit.
+  const dir = path.join(tmpDir('race'), 't');
+  const res = await race(dir, ['-k', K, '-m', 600, '-b', 1100], { endpoint: null });
+  allIn(res, K, 600);
+  assert.ok(res.failed_tries >= 1, JSON.stringify(res));
 }));
 
 test('a slow store (every answer 25 ms late): no commit lost or doubled', check(async () => {
