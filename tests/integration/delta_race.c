@@ -26,8 +26,8 @@
  * seconds instead (bench); -r rows per file (default 4); for s3:// roots -e the endpoint
  * (default $AWS_ENDPOINT_URL) and -v the one the verdict reads through (default -e's: the
  * writers may go through a faulty proxy, the read-back not), credentials and region from
- * AWS_*, -a attempts per request
- * and -T one attempt's timeout in ms (the store's defaults otherwise). Prints one JSON line:
+ * AWS_*, -a attempts per request and -T one attempt's timeout in ms (the store's defaults
+ * otherwise). Prints one JSON line:
  * ok, checks, failed (the first failed check), per-writer commits, commits, versions, races
  * (versions a writer found taken and walked past: put-if-absent conflicts), retries_per_commit,
  * unknown (commits whose first outcome was unknown, found in the table by a retry),
