@@ -1133,6 +1133,10 @@ int rn_delta_commit_from(struct rn_delta *d, const struct rn_delta_add *adds, si
 			rc = fail(d, RN_EOVERLAP, "another writer committed part of these rows");
 			break;
 		}
+		/* v was another writer's and nothing of ours is written: the last turn of the
+		 * loop must not leave read_commit's 0 behind, which would report a commit that
+		 * never happened at the version after v */
+		rc = RN_EEXIST;
 	}
 	if (rc == RN_EEXIST && !already) /* lost every race: retry later, never "done" */
 		rc = fail(d, RN_EAGAIN, "lost 1000 races for the next version; try again");

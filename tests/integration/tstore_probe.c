@@ -15,7 +15,10 @@
  *                              locally becomes the same table on the store): {"objects"}
  * Batteries ({"ok":true,"checks":N} or {"ok":false,"failed":"line: check","msg":...}):
  *   contract     put/replace, ranges, stat sizes and mtimes, list order, one level and
- *                recursion, prefix isolation, delete, put_new, map, bad keys
+ *                recursion, prefix isolation, delete, put_new, map, bad keys; then the
+ *                backend-neutral contract every store passes (tests/unit/store/
+ *                tstore_contract.h, rn_tstore_contract_run_pair) on the same two objects,
+ *                its put_new race in two threads included (its failures on stderr)
  *   race ROUNDS  two store objects put_new one key per round from two threads at once:
  *                exactly one wins, the other gets RN_EEXIST, the winner's bytes stay
  *   many N       N keys (more than a ListObjectsV2 page) listed in order, whole and one level
@@ -48,6 +51,7 @@
 #include "s3.h"
 #include "sigv4.h"
 #include "tstore.h"
+#include "tstore_contract.h"
 
 static struct rn_tstore_config cfg;
 static const char *root;
@@ -376,6 +380,18 @@ static int contract(void)
 		}
 	}
 	CHECK(st, strcmp(rn_tstore_root(st), root) == 0 && rn_tstore_local_dir(st) == NULL);
+	{ /* the contract of every backend, under a fresh prefix of this root; it prints each
+	   * failed check to stderr and leaves nothing behind */
+		int fails = rn_tstore_contract_run_pair(st, st2);
+		checks++;
+		if (fails) {
+			snprintf(failed, sizeof(failed),
+				 "the shared contract (tstore_contract.c): %d checks failed (on "
+				 "stderr)",
+				 fails);
+			goto out;
+		}
+	}
 	rc = 0;
 out:
 	rn_tstore_unmap(&m);

@@ -1,6 +1,7 @@
 // The table store (server/store/tstore.h) on s3:// roots against a real store, a throw-away
 // Ceph RGW (lib/rgw.mjs), driven by the tstore_probe program: every operation of the contract
-// on a root with a prefix and on a whole bucket; put_new raced by two store objects; listings
+// on a root with a prefix and on a whole bucket, then the backend-neutral contract every store
+// passes (tests/unit/store/tstore_contract.c, two objects racing put_new in two threads); put_new raced by two store objects; listings
 // of more than one ListObjectsV2 page; a multipart object mapped; the spool file's failures
 // and every allocation failing; an unreachable store. Faults: the gateway killed under a put
 // and a put_new (RN_ECONNECT for the put, RN_EIO "unknown" for the put_new, both succeed
@@ -37,13 +38,15 @@ async function probe(root, args, { endpoint = rgw.endpoint, env = {} } = {}) {
     env: { PATH: process.env.PATH, ...rgw.awsEnv(), AWS_ENDPOINT_URL: '', ...env },
   });
   assert.equal(r.code, 0, `tstore_probe ${args.join(' ')}: exit ${r.code}\n${r.stderr}`);
-  return JSON.parse(r.stdout.trim());
+  const res = JSON.parse(r.stdout.trim());
+  Object.defineProperty(res, 'stderr', { value: r.stderr }); // not in JSON.stringify(res)
+  return res;
 }
 
 // A battery of checks: all passed, and there were some.
 async function battery(root, args, opts) {
   const res = await probe(root, args, opts);
-  assert.equal(res.ok, true, JSON.stringify(res));
+  assert.equal(res.ok, true, `${JSON.stringify(res)}\n${res.stderr}`);
   assert.ok(res.checks > 0, JSON.stringify(res));
   return res;
 }
@@ -65,7 +68,7 @@ function gen(len, seed) {
 }
 const sha = (b) => crypto.createHash('sha256').update(b).digest('hex');
 
-test('the contract on a root with a prefix and on a whole bucket', check(async () => {
+test('the contract (S3 checks, then the shared one) on a root with a prefix and on a whole bucket', check(async () => {
   await battery(freshRoot(), ['contract']);
   const whole = await rgw.bucket(`whole-${process.pid}`);
   await battery(`s3://${whole}`, ['contract']);

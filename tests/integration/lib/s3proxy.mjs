@@ -6,6 +6,10 @@
 //   ... a client on p.endpoint: the store acts on its PUT, the client never hears so
 //   p.lost(); p.close();
 //
+//   const s = await loseResponse(rgw.endpoint, (head) => isCommit(head), { all: true, delayMs: 20 });
+//   ... every answer 20 ms late, and those of the requests match picks lost (match may keep
+//   state: lose every 5th, or every attempt at one key); slowStore(endpoint, ms) loses none
+//
 //   const h = await holdRequest(rgw.endpoint, (head) => head.startsWith('PUT '), { count: 2 });
 //   ... clients on h.endpoint; await h.held;   // two PUTs are in flight, stuck mid-body
 //   await rgw.kill('rgw'); h.release();        // the store died under them
@@ -15,13 +19,18 @@ import net from 'node:net';
 // it has acted on it) the client is cut off (hold: the answer is kept back and the client
 // left waiting) instead of getting the answer; everything else passes (all: every matching
 // request is treated so). The client sees a lost response to a request that took effect.
-export async function loseResponse(endpoint, match, { hold = false, all = false } = {}) {
+// delayMs: every piece of every answer (and the store's closing of a connection) reaches
+// the client that much later, in order: a slow store (the request itself goes at once).
+export async function loseResponse(endpoint, match, { hold = false, all = false, delayMs = 0 } = {}) {
   const target = new URL(endpoint);
   let lost = 0;
   const socks = new Set();
   const server = net.createServer((c) => {
     const up = net.connect(Number(target.port), target.hostname);
     let cut = false;
+    // no Nagle: an answer's pieces, sent apart when delayed, would each wait for an ACK
+    c.setNoDelay(true);
+    up.setNoDelay(true);
     socks.add(c);
     c.on('data', (d) => {
       if ((all || !lost) && match(d.toString('latin1', 0, 300))) {
@@ -30,14 +39,16 @@ export async function loseResponse(endpoint, match, { hold = false, all = false 
       }
       up.write(d);
     });
-    up.on('data', (d) => {
+    // timers of one duration fire in the order they were set: pieces keep their order
+    const later = (fn) => (delayMs > 0 ? setTimeout(fn, delayMs) : fn());
+    up.on('data', (d) => later(() => {
       if (!cut) c.write(d);
       else if (!hold) c.destroy();
-    });
+    }));
     c.on('error', () => up.destroy());
-    up.on('error', () => c.destroy());
+    up.on('error', () => later(() => c.destroy()));
     c.on('close', () => { up.destroy(); socks.delete(c); });
-    up.on('close', () => { if (!hold || !cut) c.destroy(); });
+    up.on('close', () => later(() => { if (!hold || !cut) c.destroy(); }));
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   return {
@@ -45,6 +56,11 @@ export async function loseResponse(endpoint, match, { hold = false, all = false 
     lost: () => lost,
     close: () => { for (const c of socks) c.destroy(); server.close(); },
   };
+}
+
+// A store whose every answer comes delayMs late (loseResponse losing nothing).
+export function slowStore(endpoint, delayMs) {
+  return loseResponse(endpoint, () => false, { delayMs });
 }
 
 // The first `count` requests whose head matches `match` are stopped after the piece holding

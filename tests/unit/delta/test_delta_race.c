@@ -6,7 +6,8 @@
  * batch. And when two processes race to commit the same batch (same appId and version), one
  * lands and the other is told RN_EEXIST. And two writers holding overlapping offsets of one
  * stream (a stream resumed on another server): the second is told RN_EOVERLAP, never commits
- * the offsets twice.
+ * the offsets twice. And a writer more versions behind than one commit call races through
+ * is told RN_EAGAIN, never success for a version it did not write.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -247,12 +248,57 @@ static void test_overlap(void **state)
 	rn_dlog_destroy(l);
 }
 
+/* A writer far behind: b commits while a (a server whose handle has not committed for a
+ * while, or one paused) sits at version 0; a's next commit loses a race for every version
+ * after it. Past the commit call's 1,000 lost races it must say RN_EAGAIN and have written
+ * nothing, never report success for a version another writer holds; its retry goes on from
+ * where it stopped and lands once. */
+static void test_far_behind(void **state)
+{
+	struct rn_delta *a, *b;
+	int64_t v = -1;
+	enum { BEHIND = 1200 };
+	(void)state;
+	snprintf(table, sizeof(table), "%s/behind", root);
+	assert_int_equal(rn_delta_open(&a, table, SCHEMA, "race"), 0);
+	assert_int_equal(rn_delta_open(&b, table, SCHEMA, "race"), 0);
+	for (int i = 0; i < BEHIND; i++) {
+		struct rn_delta_txn tb = {"b", i};
+		if (rn_delta_commit(b, NULL, 0, &tb, 1, &v))
+			fail_msg("b's commit %d: %s", i, rn_delta_errmsg(b));
+	}
+	assert_int_equal(v, BEHIND);
+	struct rn_delta_add add = {
+		.path = "a1.parquet", .size = 100, .mtime_ms = 1, .stats = "{\"numRecords\":1}"};
+	struct rn_delta_txn ta = {"a", 1};
+	v = -1;
+	assert_int_equal(rn_delta_commit(a, &add, 1, &ta, 1, &v), RN_EAGAIN);
+	assert_int_equal(v, -1);
+	assert_int_equal(rn_delta_version(a), 1000); /* read on as far as it raced */
+	assert_int_equal(rn_delta_txn(a, "a"), -1);
+	assert_int_equal(rn_delta_commit(a, &add, 1, &ta, 1, &v), 0);
+	assert_int_equal(v, BEHIND + 1);
+	rn_delta_close(a);
+	rn_delta_close(b);
+	struct rn_dlog *l;
+	size_t n;
+	assert_int_equal(rn_dlog_create(&l), 0);
+	assert_int_equal(rn_dlog_load(l, table), 0);
+	assert_int_equal(rn_dlog_version(l), BEHIND + 1);
+	rn_dlog_files(l, &n);
+	assert_int_equal(n, 1); /* a1, once */
+	assert_int_equal(rn_dlog_txn(l, "a"), 1);
+	assert_int_equal(rn_dlog_txn(l, "b"), BEHIND - 1);
+	rn_dlog_destroy(l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_contended_appends),
 		cmocka_unit_test(test_overlap),
 		cmocka_unit_test(test_same_batch_twice),
+		cmocka_unit_test(test_far_behind),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
