@@ -131,8 +131,19 @@ test('three servers on one S3 table behind HAProxy: one SIGKILLed with its WAL l
       return r.every((x) => x > 0) && target > STEP;
     }, { timeoutMs: 120000, intervalMs: 300, what: 'records on all three servers' });
 
-    // A lost with its disk: SIGKILL, its WAL deleted, started again with an empty WAL
+    // A lost with its disk while calls are attached to it: SIGKILL, its WAL deleted, started
+    // again with an empty WAL. The agents' calls last; the client's come and go: the kill
+    // comes when A has more calls open than the fewest seen (most likely the client's).
     feed(50);
+    let polls = 0;
+    let fewest = Infinity;
+    await waitFor(async () => {
+      feed(5);
+      const open = await a.metric('streams_open');
+      fewest = Math.min(fewest, open);
+      return ++polls > 10 && open >= 1 && open > fewest;
+    }, { timeoutMs: 60000, intervalMs: 100, what: 'a call attached to A' });
+    const failedBefore = calls.failed;
     await report('a (first life, just before its SIGKILL)', a);
     assert.equal(await a.metric('flushes_total'), 0, 'A committed nothing');
     assert.ok((await a.metric('wal_bytes')) > 0, 'what A acked is in its WAL only');
@@ -143,6 +154,7 @@ test('three servers on one S3 table behind HAProxy: one SIGKILLed with its WAL l
     a.flushMs = 200;
     await a.start();
     await lb.waitUp(3, 30000);
+    t.diagnostic(`client calls ended by A's SIGKILL or after it: ${calls.failed - failedBefore} so far`);
     const before = await Promise.all([b, c].map(records));
     await waitFor(async () => {
       feed(10);
@@ -150,14 +162,20 @@ test('three servers on one S3 table behind HAProxy: one SIGKILLed with its WAL l
       return r[0] > before[0] && r[1] > before[1];
     }, { timeoutMs: 60000, intervalMs: 300, what: 'B and C going on after A was lost' });
 
-    // B drained: out of HAProxy, its clients move, it exits 0
+    // B drained while a call is attached to it: out of HAProxy, its clients move, it exits 0
     feed(50);
+    await waitFor(async () => {
+      feed(5);
+      return (await b.metric('streams_open')) >= 1;
+    }, { timeoutMs: 60000, intervalMs: 100, what: 'a call attached to B' });
     await report('b (just before its drain)', b);
     b.proc.child.kill('SIGTERM');
     await waitFor(async () => (await lb.stats()).find((s) => s.name === 's1' && s.status.startsWith('DOWN')),
       { timeoutMs: 20000, what: 'B DOWN in HAProxy' });
     feed(50);
     assert.deepEqual(await b.proc.exitPromise, { code: 0, signal: null }, b.proc.tail());
+    const signalled = b.proc.log.map((l) => l.match(/close_stream_signal sent to (\d+) stream/)).find(Boolean);
+    assert.ok(signalled && Number(signalled[1]) >= 1, `B signalled its streams to close: ${b.proc.tail()}`);
     const t0 = target;
     await waitFor(async () => {
       feed(10);
