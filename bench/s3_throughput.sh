@@ -13,8 +13,9 @@
 # only table_root differs: a directory under the work directory, or s3://bench/<run>.
 # The RGW is tests/s3/rgw.sh (one monitor, one OSD on a file in the work directory under
 # BENCH_DIR, default /tmp; stopped on exit), so both stores share the one disk. The local
-# table's live rows are checked against the records sent; on both, every batch must have
-# been reported committed and no call may have failed.
+# tables' live rows are checked against the records sent (the S3 table's _delta_log is
+# downloaded for that); every batch must have been reported committed and no call may have
+# failed.
 # Usage: RN_BIN=build-release bench/s3_throughput.sh [MB] [streams] [records/batch] [window]
 #        (default 500 MB, 4 streams, 1000-record batches, 4 unacknowledged per stream)
 # RN_SERVER_CONF: more server config lines, given to both runs.
@@ -77,6 +78,11 @@ rows=$(live_rows "$W/tables/bench/default/records")
 records=$(sed -n 's/^records=//p' "$W/local.out")
 [ "$rows" -eq "$records" ] || { echo "local table has $rows rows, sent $records"; exit 1; }
 run s3 "s3://bench/run"
+python3 tests/s3/s3_client.py "$W/rgw/env" copy-out bench run/bench/default/records/_delta_log/ \
+	"$W/s3-log" >/dev/null
+rows=$(live_rows "$W/s3-log/run/bench/default/records")
+records=$(sed -n 's/^records=//p' "$W/s3.out")
+[ "$rows" -eq "$records" ] || { echo "S3 table has $rows rows, sent $records"; exit 1; }
 LOAD1=$(cut -d' ' -f1-3 /proc/loadavg)
 
 echo "runnel bench: tables on the local disk against S3 (Ceph RGW, one OSD on a file on the same disk)"
