@@ -10,7 +10,8 @@
 # same way on both stores: per batch, from its scheduled send to the ack that says it is in
 # the table (p50/p99), beside the durability ack (send -> WAL fdatasync'd). Also MB/s until
 # every batch is in the table, server CPU-seconds over that window and MB/s per server core
-# (record bytes / server CPU-seconds). Open loop, not closed: a closed loop outruns the
+# (record bytes / server CPU-seconds), and the RGW daemons' own CPU-seconds in the S3 run
+# (on a real S3 that cost is not yours). Open loop, not closed: a closed loop outruns the
 # RGW's commits, fills the server's memory budget and is refused with RESOURCE_EXHAUSTED
 # (pushback), which zb_load does not retry. The WAL stays on the local disk in both runs
 # (data_root); only table_root differs: a directory under the work directory, or
@@ -47,6 +48,15 @@ AWS_SECRET_ACCESS_KEY=$(sed -n 's/^secret_key=//p' "$W/rgw/env")
 AWS_REGION=$(sed -n 's/^region=//p' "$W/rgw/env")
 export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION
 python3 tests/s3/s3_client.py "$W/rgw/env" mkbucket bench >/dev/null
+
+# rgw_cpu: prints the CPU seconds the RGW's daemons (mon, osd, radosgw) have used so far.
+rgw_cpu() {
+	local f t=0
+	for f in "$W"/rgw/pids/*; do
+		t=$(echo "$t + $(cpu_s "$(cat "$f")" 2>/dev/null || echo 0)" | bc)
+	done
+	echo "$t"
+}
 
 # run NAME TABLE_ROOT SEC: one fresh server and SEC seconds of load; zb_load's key=value
 # lines in $W/NAME.out, the server's log in $W/NAME.log. Exits 1 (with the log's tail) if
@@ -85,7 +95,9 @@ run local "$W/tables" "$SEC"
 rows=$(live_rows "$W/tables/bench/default/records")
 records=$(sed -n 's/^records=//p' "$W/local.out")
 [ "$rows" -eq "$records" ] || { echo "local table has $rows rows, sent $records"; exit 1; }
+rgw0=$(rgw_cpu)
 run s3 "s3://bench/run" "$SEC"
+rgw1=$(rgw_cpu)
 python3 tests/s3/s3_client.py "$W/rgw/env" copy-out bench run/bench/default/records/_delta_log/ \
 	"$W/s3-log" >/dev/null
 rows=$(live_rows "$W/s3-log/run/bench/default/records")
@@ -109,3 +121,6 @@ row() { # label, file
 }
 row "local disk" "$W/local.out"
 row "S3 (RGW)" "$W/s3.out"
+awk -F= -v c="$(echo "$rgw1 - $rgw0" | bc)" '{ v[$1] = $2 } END {
+	printf "  the RGW itself (mon, osd, radosgw) used %.2f CPU-seconds in the S3 run: with the server, %.1f MB/s per core\n",
+		c, v["record_bytes"] / 1e6 / (v["server_cpu_table_s"] + c) }' "$W/s3.out"
