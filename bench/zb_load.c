@@ -26,9 +26,10 @@
  * visible. With --committed it asks the server for committed acks instead (request header
  * runnel-committed-acks: 1; docs/protocol.md "Committed acks"): an ack's
  * table_committed_up_to_offset (field 1000) marks every batch up to it visible, which works
- * wherever the table lives (a local directory or S3). Latencies go into log-bucket histograms (HDR-style, 64 sub-buckets per power of
- * two: under 1.6 % error, 30 KB each, whatever the sample count). With -p PID it reads the
- * server's utime+stime (/proc/PID/stat) over the measured window and its RSS and VmHWM.
+ * wherever the table lives (a local directory or S3). Latencies go into log-bucket
+ * histograms (HDR-style, 64 sub-buckets per power of two: under 1.6 % error, 30 KB each,
+ * whatever the sample count). With -p PID it reads the server's utime+stime
+ * (/proc/PID/stat) over the measured window and its RSS and VmHWM.
  *
  * Output: one summary line; --kv: key=value lines (what the scripts eval); --json: one JSON
  * object. Errors are counted by the gRPC status that ended a stream (plus h2 resets,
