@@ -23,9 +23,13 @@
  * With -d DIR it watches the table's _delta_log with inotify: when a version file appears
  * (the server link()s it into place after writing and fsyncing it) it reads its txn actions
  * (appId = stream id, version = last offset) and marks every batch up to that offset
- * visible. Latencies go into log-bucket histograms (HDR-style, 64 sub-buckets per power of
- * two: under 1.6 % error, 30 KB each, whatever the sample count). With -p PID it reads the
- * server's utime+stime (/proc/PID/stat) over the measured window and its RSS and VmHWM.
+ * visible. With --committed it asks the server for committed acks instead (request header
+ * runnel-committed-acks: 1; docs/protocol.md "Committed acks"): an ack's
+ * table_committed_up_to_offset (field 1000) marks every batch up to it visible, which works
+ * wherever the table lives (a local directory or S3). Latencies go into log-bucket
+ * histograms (HDR-style, 64 sub-buckets per power of two: under 1.6 % error, 30 KB each,
+ * whatever the sample count). With -p PID it reads the server's utime+stime
+ * (/proc/PID/stat) over the measured window and its RSS and VmHWM.
  *
  * Output: one summary line; --kv: key=value lines (what the scripts eval); --json: one JSON
  * object. Errors are counted by the gRPC status that ended a stream (plus h2 resets,
@@ -473,6 +477,7 @@ static void settle(struct stream *s)
 }
 static uint64_t err_status[17], err_h2, err_conn, err_other_status;
 static int have_delta;
+static int committed_acks; /* --committed: visibility from field 1000 of the acks */
 
 static void mark_dirty(struct conn *c)
 {
@@ -662,6 +667,8 @@ static void on_ack(struct stream *s, int64_t a, int64_t now)
 	fill_window(s, now);
 }
 
+static void mark_visible(struct stream *s, int64_t v, int64_t now);
+
 static void on_response(struct stream *s, const uint8_t *p, size_t len)
 {
 	const uint8_t *end = p + len;
@@ -696,14 +703,21 @@ static void on_response(struct stream *s, const uint8_t *p, size_t len)
 				settle(s);
 			}
 		} else if (key >> 3 == (uint64_t)wire->ack_field) { /* { 1: ack up to offset } */
+			/* 1: durability ack; 1000: table_committed_up_to_offset (never above
+			 * the ack of the same message), applied after the ack */
 			uint64_t k2, v;
+			int64_t committed = -1;
 			while (q < qe) {
 				if (get_varint(&q, qe, &k2) || (k2 & 7) != 0 ||
 				    get_varint(&q, qe, &v))
 					die("bad ack");
 				if (k2 >> 3 == 1)
 					on_ack(s, (int64_t)v, now);
+				else if (k2 >> 3 == 1000)
+					committed = (int64_t)v;
 			}
+			if (committed_acks && committed >= 0)
+				mark_visible(s, committed, now);
 		} else if (key >> 3 == (uint64_t)wire->close_field) {
 			close_signals++;
 		}
@@ -836,7 +850,8 @@ static void open_conn(struct conn *c, const char *host, int port, const char *ta
 			     NV(":authority", authority),
 			     NV("content-type", "application/grpc"),
 			     NV("te", "trailers"),
-			     NV("x-databricks-zerobus-table-name", table)};
+			     NV("x-databricks-zerobus-table-name", table),
+			     NV("runnel-committed-acks", "1")};
 #undef NV
 	for (int i = 0; i < c->n; i++) {
 		struct stream *s = &c->first[i];
@@ -847,8 +862,9 @@ static void open_conn(struct conn *c, const char *host, int port, const char *ta
 		s->t_open = mono_ns();
 		enqueue(s, NULL, NULL, 0, create_msg, create_len);
 		s->deferred = 0;
-		if ((s->sid = nghttp2_submit_request(c->ng, NULL, hdrs,
-						     sizeof(hdrs) / sizeof(hdrs[0]), &dp, s)) < 0)
+		/* the last header only with --committed */
+		size_t nh = sizeof(hdrs) / sizeof(hdrs[0]) - (committed_acks ? 0 : 1);
+		if ((s->sid = nghttp2_submit_request(c->ng, NULL, hdrs, nh, &dp, s)) < 0)
 			die("submit_request: %s", nghttp2_strerror(s->sid));
 	}
 	mark_dirty(c);
@@ -956,6 +972,18 @@ static struct stream *idmap_find(const char *p, size_t n)
 	return NULL;
 }
 
+/* Every batch of s up to offset v is in the table (seen at now): times the ones not yet seen. */
+static void mark_visible(struct stream *s, int64_t v, int64_t now)
+{
+	for (int64_t o = s->visible + 1; o <= v && o < s->next_off; o++) {
+		int64_t when = s->sched[(size_t)o & (s->scap - 1)];
+		if (when >= t_measure && when < t_end_ns)
+			h_add(&h_vis, now - when);
+	}
+	if (v > s->visible)
+		s->visible = v < s->next_off ? v : s->next_off - 1;
+}
+
 static void read_version(const char *dir, const char *name, int64_t now)
 {
 	char path[4096];
@@ -987,14 +1015,7 @@ static void read_version(const char *dir, const char *name, int64_t now)
 		struct stream *s = idmap_find(id, (size_t)(q - id));
 		if (!s || strncmp(q, ver, sizeof(ver) - 1))
 			continue;
-		int64_t v = atoll(q + sizeof(ver) - 1);
-		for (int64_t o = s->visible + 1; o <= v && o < s->next_off; o++) {
-			int64_t when = s->sched[(size_t)o & (s->scap - 1)];
-			if (when >= t_measure && when < t_end_ns)
-				h_add(&h_vis, now - when);
-		}
-		if (v > s->visible)
-			s->visible = v < s->next_off ? v : s->next_off - 1;
+		mark_visible(s, atoll(q + sizeof(ver) - 1), now);
 	}
 }
 
@@ -1185,6 +1206,7 @@ static void usage(void)
 		"  --drain SEC     wait at most this for the last acks (and -d), default 30\n"
 		"  --ephemeral     EphemeralStream calls instead of PersistentStream\n"
 		"  -d DIR          the table's _delta_log: wait for and time visibility\n"
+		"  --committed     wait for and time visibility by committed acks (any store)\n"
 		"  -p PID          the server's pid: its CPU over the window, RSS, VmHWM\n"
 		"  --kv | --json   key=value lines | one JSON object instead of the summary line\n"
 		"  --dump FILE            write the record bytes of a closed-loop run, exit\n"
@@ -1198,13 +1220,14 @@ int main(int argc, char **argv)
 	size_t b = 1000;
 	double total = 1e9, rate = 0, rate_ps = 0, secs = 10, warmup = 0, drain = 30;
 	const char *dump = NULL, *probe = NULL;
-	enum { O_DUMP = 256, O_PROBE, O_RECB, O_WARM, O_DRAIN, O_EPH, O_KV, O_JSON };
+	enum { O_DUMP = 256, O_PROBE, O_RECB, O_WARM, O_DRAIN, O_EPH, O_KV, O_JSON, O_COMMITTED };
 	static const struct option lo[] = {{"dump", required_argument, 0, O_DUMP},
 					   {"fsync-probe", required_argument, 0, O_PROBE},
 					   {"record-bytes", required_argument, 0, O_RECB},
 					   {"warmup", required_argument, 0, O_WARM},
 					   {"drain", required_argument, 0, O_DRAIN},
 					   {"ephemeral", no_argument, 0, O_EPH},
+					   {"committed", no_argument, 0, O_COMMITTED},
 					   {"kv", no_argument, 0, O_KV},
 					   {"json", no_argument, 0, O_JSON},
 					   {0, 0, 0, 0}};
@@ -1228,6 +1251,7 @@ int main(int argc, char **argv)
 		case O_WARM: warmup = atof(optarg); break;
 		case O_DRAIN: drain = atof(optarg); break;
 		case O_EPH: wire = &W_EPHEMERAL; break;
+		case O_COMMITTED: committed_acks = have_delta = 1; break;
 		case O_KV: out_kv = 1; break;
 		case O_JSON: out_json = 1; break;
 		default: usage();
@@ -1389,7 +1413,7 @@ int main(int argc, char **argv)
 			scpu_ack = proc_cpu(pid);
 			ccpu_ack = self_cpu();
 		}
-		if (!sending && all_acked && (all_vis || !delta_dir)) {
+		if (!sending && all_acked && (all_vis || !have_delta)) {
 			t_vis = now;
 			scpu_vis = proc_cpu(pid);
 			ccpu_vis = self_cpu();
@@ -1492,7 +1516,7 @@ int main(int argc, char **argv)
 		       "ack_p999_ms=%.3f\nack_max_ms=%.3f\n",
 		       (unsigned long long)h_ack.n, h_pct(&h_ack, 0.5), h_pct(&h_ack, 0.9),
 		       h_pct(&h_ack, 0.99), h_pct(&h_ack, 0.999), (double)h_ack.max / 1e6);
-		if (delta_dir)
+		if (have_delta)
 			printf("vis_n=%llu\nvis_p50_ms=%.3f\nvis_p90_ms=%.3f\nvis_p99_ms=%.3f\n"
 			       "vis_p999_ms=%.3f\nvis_max_ms=%.3f\n",
 			       (unsigned long long)h_vis.n, h_pct(&h_vis, 0.5), h_pct(&h_vis, 0.9),
@@ -1513,7 +1537,7 @@ int main(int argc, char **argv)
 		       "\"p999\":%.3f,\"max\":%.3f},",
 		       (unsigned long long)h_ack.n, h_pct(&h_ack, 0.5), h_pct(&h_ack, 0.9),
 		       h_pct(&h_ack, 0.99), h_pct(&h_ack, 0.999), (double)h_ack.max / 1e6);
-		if (delta_dir)
+		if (have_delta)
 			printf("\"vis_ms\":{\"n\":%llu,\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f},",
 			       (unsigned long long)h_vis.n, h_pct(&h_vis, 0.5), h_pct(&h_vis, 0.99),
 			       (double)h_vis.max / 1e6);
