@@ -58,8 +58,11 @@ test('http_max_connections: idle connections past it wait, the port serves again
       m = await server.metrics();
       return m('http_connections_open') === 1; // the scrape's own
     }, { what: 'the attackers counted out' });
+    // how often the backlog refills the port to its cap while the 20 close depends on the
+    // scheduler (1-3 on a quiet machine, 7 seen on a loaded one); at most one per connection
+    // past the cap (and the first), and the log has one line per episode, not one per connection
     const episodes = m('http_max_connections_reached_total');
-    assert.ok(episodes >= 1 && episodes <= 3, `${episodes} episodes`);
+    assert.ok(episodes >= 1 && episodes <= 1 + (socks.length + 1 - 8), `${episodes} episodes`);
     assert.ok(m('http_connections_accepted_total') >= 22, m.text);
     assert.equal(m('http_accept_paused'), 0);
     // one line when the cap is reached, one when it is left: not one per connection

@@ -155,7 +155,10 @@ static void test_pool_same_bytes(void **state)
 			.page_submit = pool_submit, .page_ctx = p, .page_jobs = jobs};
 		submits = 0;
 		assert_int_equal(write_file(&o, &b), 0);
-		assert_true(submits > 50); /* pages did go to the pool */
+		/* pages did go to the pool: at least the first (how many more depends on how
+		 * fast the pool hands them back: with one job in flight, a page cut while it
+		 * runs is compressed on this thread, and a loaded machine makes that most) */
+		assert_true(submits > 0);
 		assert_int_equal(b.len, a.len);
 		assert_memory_equal(b.data, a.data, a.len);
 		rn_buf_reset(&b);
