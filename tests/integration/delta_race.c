@@ -62,6 +62,7 @@
 #include "rn_json.h"
 #include "rn_zstd.h"
 #include "tstore.h"
+#include "probe_util.h"
 
 #define MAX_WRITERS 64
 #define LAT_CAP 100000 /* latencies kept per writer (a bench of more commits keeps the first) */
@@ -96,21 +97,6 @@ static const char *root, *verify_endpoint;
 static int K = 3, M = 30, ROWS = 4, SECS, VERIFY_ONLY, BEHIND;
 static int checks, nfails;
 static char failed[1024];
-
-static void json_str(const char *s)
-{
-	putchar('"');
-	for (; s && *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			printf("\\%c", c);
-		else if (c < 0x20)
-			printf("\\u%04x", c);
-		else
-			putchar(c);
-	}
-	putchar('"');
-}
 
 /* A check of the verdict: counted; the first failure is kept (the rest go to stderr). */
 #define CHECK(c, ...)                                                                              \
@@ -749,9 +735,9 @@ int main(int argc, char **argv)
 #define PCT(p) (lat && nlat ? lat[(nlat - 1) * (p) / 100] / 1000.0 : 0.0)
 	double secs = (double)(t1 - t0) / 1e6;
 	printf("{\"ok\":%s,\"checks\":%d,\"failed\":", nfails ? "false" : "true", checks);
-	json_str(failed);
+	probe_json_str(failed);
 	printf(",\"root\":");
-	json_str(root);
+	probe_json_str(root);
 	printf(",\"writers\":%d,\"per_writer\":[", K);
 	for (int k = 0; k < K; k++)
 		printf("%s%" PRId64, k ? "," : "", ws[k].done);

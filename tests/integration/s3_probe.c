@@ -19,36 +19,16 @@
 #include "rn_err.h"
 #include "s3.h"
 #include "sigv4.h"
-
-static void json_str(const char *s)
-{
-	putchar('"');
-	for (; s && *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			printf("\\%c", c);
-		else if (c < 0x20)
-			printf("\\u%04x", c);
-		else
-			putchar(c);
-	}
-	putchar('"');
-}
-
-static int envint(const char *name, int def)
-{
-	const char *v = getenv(name);
-	return v && *v ? atoi(v) : def;
-}
+#include "probe_util.h"
 
 static void finish(struct rn_s3 *s, int rc)
 {
 	struct rn_s3_stats st;
 	rn_s3_stats(s, &st);
 	printf("\"rc\":%d,\"error\":", rc);
-	json_str(rc ? rn_strerror(rc) : "");
+	probe_json_str(rc ? rn_strerror(rc) : "");
 	printf(",\"msg\":");
-	json_str(rn_s3_errmsg(s));
+	probe_json_str(rn_s3_errmsg(s));
 	printf(",\"status\":%d,\"requests\":%llu,\"retries\":%llu}\n", rn_s3_status(s),
 	       (unsigned long long)st.requests, (unsigned long long)st.retries);
 }
@@ -68,22 +48,22 @@ int main(int argc, char **argv)
 	c.endpoint = argv[1];
 	c.bucket = argv[2];
 	c.region = getenv("AWS_REGION");
-	c.max_attempts = envint("S3_PROBE_ATTEMPTS", 0);
-	c.timeout_ms = envint("S3_PROBE_TIMEOUT_MS", 0);
+	c.max_attempts = probe_envint("S3_PROBE_ATTEMPTS", 0);
+	c.timeout_ms = probe_envint("S3_PROBE_TIMEOUT_MS", 0);
 	c.backoff_ms = 50;
-	c.part_size = (int64_t)envint("S3_PROBE_PART_MB", 0) << 20;
-	c.multipart_threshold = (int64_t)envint("S3_PROBE_THRESHOLD_MB", 0) << 20;
+	c.part_size = (int64_t)probe_envint("S3_PROBE_PART_MB", 0) << 20;
+	c.multipart_threshold = (int64_t)probe_envint("S3_PROBE_THRESHOLD_MB", 0) << 20;
 	op = argv[3];
 	if ((rc = rn_s3_create(&c, &s, err, sizeof(err)))) {
 		printf("{\"rc\":%d,\"error\":", rc);
-		json_str(rn_strerror(rc));
+		probe_json_str(rn_strerror(rc));
 		printf(",\"msg\":");
-		json_str(err);
+		probe_json_str(err);
 		printf("}\n");
 		return 0;
 	}
 	printf("{\"op\":");
-	json_str(op);
+	probe_json_str(op);
 	putchar(',');
 	if (strcmp(op, "put") == 0 && argc == 6) {
 		rc = rn_s3_put(s, argv[4], argv[5], strlen(argv[5]));
@@ -106,7 +86,7 @@ int main(int argc, char **argv)
 			    !memchr(b.data ? (const char *)b.data : "", 0, b.len)) {
 				rn_buf_append_u8(&b, 0);
 				printf("\"text\":");
-				json_str(b.data ? (const char *)b.data : "");
+				probe_json_str(b.data ? (const char *)b.data : "");
 				putchar(',');
 			}
 		}
@@ -141,7 +121,7 @@ int main(int argc, char **argv)
 		} while (token);
 		printf("\"keys\":%zu,\"pages\":%zu,\"sorted\":%s,\"last\":", keys, pages,
 		       sorted ? "true" : "false");
-		json_str(last);
+		probe_json_str(last);
 		putchar(',');
 	} else if (strcmp(op, "putmany") == 0 && argc == 6) {
 		int n = atoi(argv[5]);

@@ -52,33 +52,13 @@
 #include "sigv4.h"
 #include "tstore.h"
 #include "tstore_contract.h"
+#include "probe_util.h"
 
 static struct rn_tstore_config cfg;
 static const char *root;
 static char bucket[256], prefix[1100];
 static int checks;
 static char failed[2048];
-
-static void json_str(const char *s)
-{
-	putchar('"');
-	for (; s && *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			printf("\\%c", c);
-		else if (c < 0x20)
-			printf("\\u%04x", c);
-		else
-			putchar(c);
-	}
-	putchar('"');
-}
-
-static int envint(const char *name, int def)
-{
-	const char *v = getenv(name);
-	return v && *v ? atoi(v) : def;
-}
 
 static int64_t now_ms(void)
 {
@@ -851,20 +831,20 @@ out:
 static void result(const char *op, int rc, const struct rn_tstore *st)
 {
 	printf("\"rc\":%d,\"error\":", rc);
-	json_str(rc ? rn_strerror(rc) : "");
+	probe_json_str(rc ? rn_strerror(rc) : "");
 	printf(",\"msg\":");
-	json_str(st ? rn_tstore_errmsg(st) : "");
+	probe_json_str(st ? rn_tstore_errmsg(st) : "");
 	printf(",\"op\":");
-	json_str(op);
+	probe_json_str(op);
 	printf("}\n");
 }
 
 static void battery(const char *op, int rc, const char *extra)
 {
 	printf("{\"ok\":%s,\"checks\":%d,\"failed\":", rc ? "false" : "true", checks);
-	json_str(failed);
+	probe_json_str(failed);
 	printf("%s,\"op\":", extra);
-	json_str(op);
+	probe_json_str(op);
 	printf("}\n");
 }
 
@@ -881,11 +861,11 @@ int main(int argc, char **argv)
 	}
 	cfg.s3.endpoint = argv[1];
 	cfg.s3.region = getenv("AWS_REGION");
-	cfg.s3.max_attempts = envint("TSTORE_PROBE_ATTEMPTS", 0);
-	cfg.s3.timeout_ms = envint("TSTORE_PROBE_TIMEOUT_MS", 0);
+	cfg.s3.max_attempts = probe_envint("TSTORE_PROBE_ATTEMPTS", 0);
+	cfg.s3.timeout_ms = probe_envint("TSTORE_PROBE_TIMEOUT_MS", 0);
 	cfg.s3.backoff_ms = 50;
-	cfg.s3.part_size = (int64_t)envint("TSTORE_PROBE_PART_MB", 0) << 20;
-	cfg.s3.multipart_threshold = (int64_t)envint("TSTORE_PROBE_THRESHOLD_MB", 0) << 20;
+	cfg.s3.part_size = (int64_t)probe_envint("TSTORE_PROBE_PART_MB", 0) << 20;
+	cfg.s3.multipart_threshold = (int64_t)probe_envint("TSTORE_PROBE_THRESHOLD_MB", 0) << 20;
 	cfg.spool_dir = getenv("TSTORE_PROBE_SPOOL");
 	root = argv[2];
 	op = argv[3];
@@ -932,9 +912,9 @@ int main(int argc, char **argv)
 
 	if ((rc = rn_tstore_open(&st, root, &cfg, err, sizeof(err)))) {
 		printf("{\"rc\":%d,\"error\":", rc);
-		json_str(rn_strerror(rc));
+		probe_json_str(rn_strerror(rc));
 		printf(",\"msg\":");
-		json_str(err);
+		probe_json_str(err);
 		printf("}\n");
 		return 0;
 	}
@@ -968,7 +948,7 @@ int main(int argc, char **argv)
 			    !memchr(buf.data ? (const char *)buf.data : "", 0, buf.len)) {
 				rn_buf_append_u8(&buf, 0);
 				printf("\"text\":");
-				json_str(buf.data ? (const char *)buf.data : "");
+				probe_json_str(buf.data ? (const char *)buf.data : "");
 				putchar(',');
 			}
 		}
