@@ -3,7 +3,8 @@
 # (now, since), a process's CPU time and peak RSS from /proc (cpu_s, hwm_mb), a free local port (free_port), starting runnel-server
 # and learning its port (start_server), reading the agent's status from its socket or
 # status.json (status_json, status_sum, all_acked, wait_acked), a Delta table's live row count
-# (live_rows, wait_rows: bench/delta_rows.py) and building the load client (zb_load_bin).
+# (live_rows, wait_rows: bench/delta_rows.py), building the load client (zb_load_bin) and
+# starting a throw-away Ceph RGW with a bucket (rgw_start).
 # Only defines functions; a script sources it with `. "$(dirname "$0")/lib.sh"`
 # before its cd to the repository root. Safe under `set -euo pipefail`: a helper fails only
 # where its contract says so.
@@ -166,4 +167,19 @@ zb_load_bin() {
 		cc -O2 -Wall -o "$load" "$RN_BENCH_DIR/zb_load.c" -lnghttp2 -lm >&2 || return 1
 	fi
 	echo "$load"
+}
+
+# rgw_start DIR BUCKET: starts a throw-away Ceph RGW in DIR (tests/s3/rgw.sh; it goes with
+# this script's process even when that is killed), exports AWS_ACCESS_KEY_ID,
+# AWS_SECRET_ACCESS_KEY and AWS_REGION for it, sets ENDPOINT, and makes BUCKET. The caller's
+# EXIT trap stops it (tests/s3/rgw.sh stop DIR). Run from the repository root.
+rgw_start() {
+	RGW_WATCH_PID=$$ tests/s3/rgw.sh start "$1" >/dev/null
+	# shellcheck disable=SC2034 # ENDPOINT is the caller's
+	ENDPOINT=$(sed -n 's/^endpoint=//p' "$1/env")
+	AWS_ACCESS_KEY_ID=$(sed -n 's/^access_key=//p' "$1/env")
+	AWS_SECRET_ACCESS_KEY=$(sed -n 's/^secret_key=//p' "$1/env")
+	AWS_REGION=$(sed -n 's/^region=//p' "$1/env")
+	export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION
+	python3 tests/s3/s3_client.py "$1/env" mkbucket "$2" >/dev/null
 }

@@ -15,6 +15,8 @@
 # Usage: RN_BIN=build-release bench/s3_commit.sh [seconds] [writers...]   (default 20; 1 2 3)
 # BENCH_DIR: where the work directory goes (default /tmp; the RGW's data and the local table).
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 BIN=${RN_BIN:-build-release}
 SEC=${1:-20}
@@ -26,14 +28,7 @@ W=$(mktemp -d "${BENCH_DIR:-/tmp}/runnel-bench.XXXXXX")
 trap 'tests/s3/rgw.sh stop "$W/rgw" >/dev/null 2>&1 || true; rm -rf "$W"' EXIT
 
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
-# RGW_WATCH_PID: the cluster goes with this script even when it is killed
-RGW_WATCH_PID=$$ tests/s3/rgw.sh start "$W/rgw" >/dev/null
-ENDPOINT=$(sed -n 's/^endpoint=//p' "$W/rgw/env")
-AWS_ACCESS_KEY_ID=$(sed -n 's/^access_key=//p' "$W/rgw/env")
-AWS_SECRET_ACCESS_KEY=$(sed -n 's/^secret_key=//p' "$W/rgw/env")
-AWS_REGION=$(sed -n 's/^region=//p' "$W/rgw/env")
-export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION
-python3 tests/s3/s3_client.py "$W/rgw/env" mkbucket bench >/dev/null
+rgw_start "$W/rgw" bench
 # the first objects of a fresh gateway make its data pool: not part of any figure
 "$RACE" -k 1 -m 3 -e "$ENDPOINT" "s3://bench/warmup/t" >/dev/null
 

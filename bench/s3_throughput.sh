@@ -40,14 +40,7 @@ trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true
 TABLE=bench.default.records
 
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
-# RGW_WATCH_PID: the cluster goes with this script even when it is killed
-RGW_WATCH_PID=$$ tests/s3/rgw.sh start "$W/rgw" >/dev/null
-ENDPOINT=$(sed -n 's/^endpoint=//p' "$W/rgw/env")
-AWS_ACCESS_KEY_ID=$(sed -n 's/^access_key=//p' "$W/rgw/env")
-AWS_SECRET_ACCESS_KEY=$(sed -n 's/^secret_key=//p' "$W/rgw/env")
-AWS_REGION=$(sed -n 's/^region=//p' "$W/rgw/env")
-export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION
-python3 tests/s3/s3_client.py "$W/rgw/env" mkbucket bench >/dev/null
+rgw_start "$W/rgw" bench
 
 # rgw_cpu: prints the CPU seconds the RGW's daemons (mon, osd, radosgw) have used so far.
 rgw_cpu() {
