@@ -119,6 +119,19 @@ static int retry_file_stale(const struct mat_table *t, int64_t mtime_ms)
 	return mtime_ms > 0 && rn_now_us() / 1000 - mtime_ms > t->retry_max_age_ms;
 }
 
+/* Forgets *path (a retry's data file written at mtime_ms) when it is stale, so the caller
+ * writes the file again; the old one is left for vacuum as an orphan. */
+static void forget_stale(const struct mat_table *t, char **path, int64_t mtime_ms)
+{
+	if (!*path || !retry_file_stale(t, mtime_ms))
+		return;
+	rn_log_warn("mat",
+		    "table %s: %s was written too long ago to commit safely; writing it again",
+		    t->name, *path);
+	rn_free(*path);
+	*path = NULL;
+}
+
 /* Writes and commits t's retry file with the retry txns through the flush handle. 0 on
  * success or duplicate; on failure why in t->ferr, and the written file is kept (by path)
  * for the next try. The flush job's (or the loop's when no job is in flight). */
@@ -132,14 +145,7 @@ static int commit_retry(struct mat_table *t)
 
 	if ((rc = retry_txns(t, &txns, &first)))
 		return rc;
-	if (t->retry_path && retry_file_stale(t, t->retry_mtime)) {
-		rn_log_warn("mat",
-			    "table %s: %s was written too long ago to commit safely; "
-			    "writing it again",
-			    t->name, t->retry_path);
-		rn_free(t->retry_path);
-		t->retry_path = NULL;
-	}
+	forget_stale(t, &t->retry_path, t->retry_mtime);
 	if (!t->retry_path) {
 		rc = rn_delta_write_file(t->fdelta, t->retry_file.data, t->retry_file.len, name,
 					 sizeof(name), &mtime);
@@ -196,14 +202,7 @@ static int commit_part(struct mat_table *t)
 
 	for (size_t i = 0; i < t->nrfiles && !rc; i++) {
 		struct mat_file *f = &t->rfiles[i];
-		if (f->path && retry_file_stale(t, f->mtime_ms)) {
-			rn_log_warn("mat",
-				    "table %s: %s was written too long ago to commit "
-				    "safely; writing it again",
-				    t->name, f->path);
-			rn_free(f->path);
-			f->path = NULL;
-		}
+		forget_stale(t, &f->path, f->mtime_ms);
 		if (f->path)
 			continue;
 		rc = rn_delta_write_file_in(t->fdelta, f->dir, f->data.data, f->data.len, name,
