@@ -22,12 +22,14 @@
 #include <cmocka.h>
 
 #include "mat.h"
+#include "partition.h"
 #include "refill_log.h"
 #include "rn_buf.h"
 #include "rn_err.h"
 #include "rn_fs.h"
 #include "rn_mem.h"
 #include "rn_pbwire.h"
+#include "schema.h"
 #include "table_check.h"
 #include "testutil.h"
 
@@ -454,6 +456,74 @@ static void test_commit_retry_stale(void **state)
 	rn_mat_destroy(m);
 }
 
+/* A partitioned table (k string, two partitions): each of a commit retry's files is written
+ * again when stale, like the one file of an unpartitioned table, and the commit names only
+ * the new ones. */
+static void test_commit_part_stale(void **state)
+{
+	const char *const pcols[] = {"k"};
+	struct rn_part_spec spec = {pcols, 1, NULL, 0};
+	struct rn_schema *sc;
+	char err[200], dir[300];
+	int64_t off;
+	(void)state;
+
+	retry_age_ms = 1;
+	struct rn_mat *m = open_mat();
+	retry_age_ms = 0;
+	assert_non_null(sc = rn_calloc(1, sizeof(*sc)));
+	assert_int_equal(rn_schema_add_column(sc, "seq", "long", 1, err, sizeof(err)), 0);
+	assert_int_equal(rn_schema_add_column(sc, "stream_id", "string", 1, err, sizeof(err)), 0);
+	assert_int_equal(rn_schema_add_column(sc, "k", "string", 1, err, sizeof(err)), 0);
+	assert_int_equal(rn_mat_define_table_ex(m, "db.s.p", sc, &spec), 0);
+	assert_int_equal(rn_mat_ensure_table(m, "db.s.p"), 0);
+	for (int64_t o = 0; o < 2; o++) {
+		struct rn_buf b = {0}, r = {0};
+		for (int i = 0; i < PER; i++) {
+			rn_buf_reset(&r);
+			rn_pb_put_uint(&r, 6, (uint64_t)(o * PER + i));
+			rn_pb_put_str(&r, 7, i % 2 ? "{\"k\":\"a\"}" : "{\"k\":\"b\"}");
+			rn_pb_put_bytes(&b, 1, r.data, r.len);
+		}
+		assert_int_equal(refill_log_add(&wal, m, "db.s.p", "s0", o, RN_MAT_PROTO, b.data,
+						b.len, NULL),
+				 0);
+		rn_buf_free(&b);
+		rn_buf_free(&r);
+	}
+
+	rn_fs_fail_after(1, EIO, RN_FS_LINK); /* the commit's put-if-absent */
+	assert_int_equal(rn_mat_flush_start(m, round_cb, NULL), 0);
+	join_all();
+	assert_int_equal(rn_fs_injected() > 0, 1);
+	rn_fs_fail_after(0, 0, 0);
+	done_all(0);
+	assert_int_equal(cb_rc, RN_EIO);
+	assert_int_equal(rn_test_entries(rn_test_path(dir, sizeof(dir), root, "db/s/p/k=a")), 1);
+	assert_int_equal(rn_test_entries(rn_test_path(dir, sizeof(dir), root, "db/s/p/k=b")), 1);
+
+	/* older than the 1 ms allowed: elapsed time, not an ordering, so a sleep is exact */
+	usleep(20000);
+	assert_int_equal(rn_mat_flush(m), 0);
+	assert_int_equal(rn_mat_committed(m, "db.s.p", "s0", &off), 0);
+	assert_int_equal(off, 1);
+	/* in each partition the stale file, unreferenced, and the committed one */
+	assert_int_equal(rn_test_entries(rn_test_path(dir, sizeof(dir), root, "db/s/p/k=a")), 2);
+	assert_int_equal(rn_test_entries(rn_test_path(dir, sizeof(dir), root, "db/s/p/k=b")), 2);
+	const char *streams[] = {"s0"};
+	int n[64] = {0};
+	struct rn_tc_counts c = {streams, 1, 64, n, 0};
+	char why[512];
+	int64_t v;
+	if (rn_tc_check(rn_test_path(dir, sizeof(dir), root, "db/s/p"), rn_tc_count, &c, &v, why,
+			sizeof(why)))
+		fail_msg("%s", why);
+	for (int q = 0; q < 64; q++)
+		if (n[q] != (q < 2 * PER))
+			fail_msg("seq %d: %d rows", q, n[q]);
+	rn_mat_destroy(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -462,6 +532,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_memory, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_retry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_retry_stale, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_commit_part_stale, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
