@@ -771,7 +771,7 @@ int64_t rn_server__now_ms(void)
 
 struct rn_fleet_stream *rn_server__fleet_of(struct rn_server *s, struct srv_stream *st)
 {
-	if (!st->fl)
+	if (!st->fl && !st->internal)
 		st->fl = rn_fleet_stream_get(s->fleet, st->id, st->table);
 	return st->fl;
 }
@@ -805,6 +805,10 @@ struct srv_stream *rn_server__add_stream(struct rn_server *s, const char *id, si
 static void free_stream(struct rn_server *s, struct srv_stream *st)
 {
 	rn_fleet_stream_forget(s->fleet, st->fl);
+	if (s->fleet_agents == st)
+		s->fleet_agents = NULL;
+	if (s->fleet_streams == st)
+		s->fleet_streams = NULL;
 	rn_strmap_del(&s->stream_ids, st->id, strlen(st->id));
 	rn_server__count_stream(s, st, 0, 0);
 	rn_server__count_stream(s, st, 1, 0);
@@ -3778,6 +3782,13 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 		if ((rc = ensure_configured(s, conf->tables.v[i])))
 			goto fail;
 	}
+	/* the fleet system tables: defined always (a replay may meet their rows), made when
+	 * they are written */
+	if ((rc = rn_server__fleet_define(s)))
+		goto fail;
+	for (int i = 0; conf->fleet_table_interval_ms && rn_server__fleet_table(i); i++)
+		if ((rc = ensure_configured(s, rn_server__fleet_table(i))))
+			goto fail;
 	if ((rc = load_registry(s)))
 		goto fail;
 	if (conf->wal_dir)

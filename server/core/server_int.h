@@ -90,6 +90,11 @@ struct srv_stream {
 	/* its fleet view (fleet.h; counters, offsets, device), made with the stream, freed
 	 * with it (NULL when out of memory: then it is not listed) */
 	struct rn_fleet_stream *fl;
+	/* the server's own stream writing a fleet system table (fleet_tables.c): no fleet view;
+	 * internal_sent is the newest offset it appended (a failed WAL group moves
+	 * last_received back below it) */
+	int internal;
+	int64_t internal_sent;
 };
 
 /*
@@ -462,6 +467,11 @@ void rn_server__fleet_report(struct rn_server *s, struct srv_stream *st, const u
  * on fl (NULL: none). Nothing when fleet_table_interval is 0; failures are counted and
  * logged, never fatal to the call. */
 void rn_server__fleet_tables_tick(struct rn_server *s);
+/* Defines runnel.fleet.agents and runnel.fleet.streams (typed) in the materializer, at start
+ * before the WAL replay. 0, RN_ENOMEM, or the materializer's error (logged). */
+int rn_server__fleet_define(struct rn_server *s);
+/* The system tables' names: i = 0, 1; NULL past them. */
+const char *rn_server__fleet_table(int i);
 void rn_server__fleet_agents_row(struct rn_server *s, const struct rn_fleet_stream *fl,
 				 int64_t now_ms);
 
