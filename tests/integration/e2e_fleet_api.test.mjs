@@ -8,10 +8,11 @@
 // the top-level token, on both HTTP ports), every stream becomes `silent` once it stops, and
 // the system tables runnel.fleet.agents and runnel.fleet.streams hold the reports and the
 // streams (the invalid ones with their reasons), read by DuckDB and parquet-wasm; clients may
-// not write them.
+// not write them. A system table row whose add fails (runnel-server-faults,
+// RN_FAULT_MAT_ADD) is counted and logged, and nothing else is lost or ended.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Server, run, tmpDir, waitFor, zbClient } from './lib/harness.mjs';
+import { Server, faultServerBin, run, tmpDir, waitFor, zbClient } from './lib/harness.mjs';
 import { duckFrom, query, replayLog, verifyTable } from './lib/table.mjs';
 
 const TOP = 'top-secret';
@@ -250,6 +251,39 @@ test('fleet health: reports, the API, metrics, states and system tables', { time
     assert.equal(last[0].device, 'truck-1');
     assert.equal(last[0].kind, 'persistent');
     assert.equal(last[0].connected, false);
+  } finally {
+    await server.stop();
+  }
+});
+
+test('a fleet table row that cannot be added is counted; the call and the rest go on', { timeout: 60000 }, async () => {
+  const dir = tmpDir('fleet-fault');
+  // the first live add of the run fails part way: it is a fleet table row (a report's, or
+  // the first streams rows), as the client's first message after its create is a report
+  const server = new Server({ dir, tables: ['main.fleet.t'], metrics: true, bin: faultServerBin,
+    env: { RN_FAULT_MAT_ADD: '1:1' }, extra: 'fleet_table_interval = "1s";\n' });
+  await server.start();
+  try {
+    const r = await zbClient(server, 'health', '--table', 'main.fleet.t', '--records', '2', '--batches', '1',
+      '--health', R1, '--health', R1, '--health', R1);
+    assert.equal(r.code, 'OK');
+    assert.deepEqual(r.acks, [0, 1, 2, 3]);
+    await waitFor(() => server.proc.log.some((l) => /fault hook: live add 1 failed part way/.test(l)), { what: 'the add failed' });
+    const lost = server.proc.log.find((l) => /row\(s\) for runnel\.fleet\.(agents|streams) not written/.test(l));
+    assert.ok(lost, server.proc.tail());
+    const m = await server.metrics();
+    assert.equal(m('fleet_table_errors_total'), 1);
+    assert.equal(m('records_total'), 8);
+    const agentsLost = /runnel\.fleet\.agents/.test(lost) ? 1 : 0;
+    await waitFor(async () => {
+      try {
+        return (await verifyTable(server.tableDir('runnel.fleet.agents'))).rows === 3 - agentsLost &&
+          (await verifyTable(server.tableDir('main.fleet.t'))).rows === 8;
+      } catch {
+        return false;
+      }
+    }, { what: 'the other rows in their tables' });
+    assert.equal((await server.metrics())('agent_health_reports_total'), 3);
   } finally {
     await server.stop();
   }
