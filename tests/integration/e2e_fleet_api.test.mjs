@@ -201,6 +201,16 @@ test('fleet health: reports, the API, metrics, states and system tables', { time
       return true;
     }, { what: 'a quiet overview and scrape' });
 
+    // history: 10 s buckets from the same counters; once a bucket closed after the last
+    // batch, they add up to records_total
+    await waitFor(async () => {
+      const o = (await api('overview')).json;
+      const sum = o.history.reduce((n, h) => n + h.records, 0);
+      const bytes = o.history.reduce((n, h) => n + h.bytes, 0);
+      assert.ok(o.history.every((h, i) => i === 0 || h.t_ms > o.history[i - 1].t_ms));
+      return sum === o.totals.records && bytes === o.totals.bytes;
+    }, { what: 'the history adding up to the totals', timeoutMs: 25000 });
+
     // tables: the table's own numbers
     await waitFor(async () => {
       const t = (await api('tables')).json.tables.find((x) => x.name === 'main.fleet.t');
@@ -284,6 +294,10 @@ test('a fleet table row that cannot be added is counted; the call and the rest g
       }
     }, { what: 'the other rows in their tables' });
     assert.equal((await server.metrics())('agent_health_reports_total'), 3);
+    // the overview lists the warnings logged
+    const o = (await curl(`${server.metricsUrl}/api/v1/overview`)).json;
+    assert.ok(o.errors.some((e) => e.level === 'warn' && /not written/.test(e.text)), JSON.stringify(o.errors));
+    assert.ok(o.errors.every((e) => e.t_ms > 0));
   } finally {
     await server.stop();
   }
