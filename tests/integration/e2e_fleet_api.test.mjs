@@ -20,6 +20,7 @@ const CONF = `principals = (
   { name = "writer"; tokens = [ "w-secret" ]; tables = [ "main.*.*" ]; },
   { name = "viewer"; tokens = [ "v-secret" ]; console = true; }
 );
+schemas = ( { table = "main.fleet.typed"; columns = ( { name = "v"; type = "long"; } ); } );
 auto_create = true;
 fleet_silent_after = "2s";
 fleet_table_interval = "1s";
@@ -261,6 +262,28 @@ test('fleet health: reports, the API, metrics, states and system tables', { time
     assert.equal(last[0].device, 'truck-1');
     assert.equal(last[0].kind, 'persistent');
     assert.equal(last[0].connected, false);
+
+    // a REST insert into a typed table, one row of it a dead letter: a `rest` stream, and
+    // the tables page shows the dead letter with its reason and sample
+    const ins = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-X', 'POST',
+      '-H', 'Authorization: Bearer w-secret', '-H', 'Content-Type: application/json',
+      '--data-binary', '[{"v":1},{"v":"bad"}]', `${server.metricsUrl}/zerobus/v1/tables/main.fleet.typed/insert`]);
+    assert.equal(ins.stdout, '200');
+    const rest = (await api('streams?q=main.fleet.typed')).json.streams;
+    assert.equal(rest.length, 1);
+    assert.equal(rest[0].kind, 'rest');
+    assert.equal(rest[0].records, 2);
+    assert.equal(rest[0].principal, 'writer');
+    await waitFor(async () => {
+      const t = (await api('tables')).json.tables.find((x) => x.name === 'main.fleet.typed');
+      if (!t || t.rows !== 1 || !t.dead_letters || t.dead_letters.rows !== 1) return false;
+      assert.equal(t.dead_letters.table, 'main.fleet.typed_dead_letters');
+      assert.equal(t.dead_letters.latest.length, 1);
+      assert.equal(t.dead_letters.latest[0].sample, '{"v":"bad"}');
+      assert.ok(t.dead_letters.latest[0].reason.length > 0);
+      return true;
+    }, { what: 'the dead letter on the tables page' });
+    assert.equal((await api('tables')).json.tables.find((x) => x.name === 'main.fleet.t').dead_letters, null);
   } finally {
     await server.stop();
   }
@@ -298,6 +321,26 @@ test('a fleet table row that cannot be added is counted; the call and the rest g
     const o = (await curl(`${server.metricsUrl}/api/v1/overview`)).json;
     assert.ok(o.errors.some((e) => e.level === 'warn' && /not written/.test(e.text)), JSON.stringify(o.errors));
     assert.ok(o.errors.every((e) => e.t_ms > 0));
+  } finally {
+    await server.stop();
+  }
+});
+
+test('fleet_health = false: no header answered, reports ignored', { timeout: 30000 }, async () => {
+  const server = new Server({ dir: tmpDir('fleet-off'), tables: ['main.fleet.t'], metrics: true,
+    extra: 'fleet_health = false;\nfleet_table_interval = 0;\n' });
+  await server.start();
+  try {
+    const r = await zbClient(server, 'health', '--table', 'main.fleet.t', '--records', '1', '--batches', '0', '--health', R1);
+    assert.equal(r.code, 'OK');
+    assert.equal(r.health_header, false);
+    const m = await server.metrics();
+    assert.equal(m('agent_health_reports_total'), 0);
+    assert.equal(m('fleet_devices', 'state="all"'), 0);
+    assert.equal(m('fleet_streams', 'state="all"'), 1); // what the server sees itself stays
+    assert.equal((await curl(`${server.metricsUrl}/api/v1/devices`)).json.total, 0);
+    const fs = await import('node:fs');
+    assert.equal(fs.existsSync(server.tableDir('runnel.fleet.agents')), false);
   } finally {
     await server.stop();
   }
