@@ -341,6 +341,13 @@ test('fleet_health = false: no header answered, reports ignored', { timeout: 300
     assert.equal((await curl(`${server.metricsUrl}/api/v1/devices`)).json.total, 0);
     const fs = await import('node:fs');
     assert.equal(fs.existsSync(server.tableDir('runnel.fleet.agents')), false);
+    // SIGHUP applies the fleet keys to the running server
+    fs.appendFileSync(server.conf, 'fleet_silent_after = "7s";\nfleet_behind_after = "9s";\n');
+    server.proc.child.kill('SIGHUP');
+    await waitFor(() => server.proc.log.some((l) => /config reloaded/.test(l)), { what: 'the reload' });
+    const after = (await curl(`${server.metricsUrl}/api/v1/streams`)).json;
+    assert.equal(after.silent_after_s, 7);
+    assert.equal(after.behind_after_s, 9);
   } finally {
     await server.stop();
   }
