@@ -223,6 +223,10 @@ test('fleet health: reports, the API, metrics, states and system tables', { time
     // clients may not write the system tables
     const refused = await zbClient(server, 'status', '--case', 'write', '--table', 'runnel.fleet.agents', '--token', TOP);
     assert.equal(refused.code, 'PERMISSION_DENIED');
+    const restRefused = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-X', 'POST',
+      '-H', `Authorization: Bearer ${TOP}`, '--data-binary', '[{"device":"x"}]',
+      `${server.metricsUrl}/zerobus/v1/tables/runnel.fleet.streams/insert`]);
+    assert.equal(restRefused.stdout, '403');
 
     // the system tables: one agents row per report (5), streams rows per interval
     let agents;
