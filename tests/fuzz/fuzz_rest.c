@@ -4,12 +4,14 @@
  * content-type; the rest is the body, split into a record list both as an array and as a
  * single object. Checks: an accepted route names a table that is not empty, holds no NUL and
  * fits; a refusal has a status, code and reason; every record of an accepted body is a JSON
- * object; a refused body leaves the output as it was.
+ * object; a refused body leaves the output as it was. A console path is answered by
+ * console.h (the content-type line taken as If-None-Match) with one of its statuses.
  */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "console.h"
 #include "rest.h"
 #include "rn_buf.h"
 #include "rn_pbwire.h"
@@ -48,7 +50,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (q)
 		*q++ = 0;
 	int http = rn_rest_route(method, target, strlen(target), q, ctype[0] ? ctype : NULL, &t);
-	if (http == 0) {
+	if (http == 0 && t.route == RN_REST_CONSOLE) {
+		/* the console's answer, the content-type line taken as If-None-Match */
+		struct rn_console_answer a;
+		int st = rn_console_answer(method, target, strlen(target), ctype, &a);
+		if ((st != 200 && st != 302 && st != 304 && st != 404 && st != 405) ||
+		    a.r.status != st || a.r.nheaders > RN_CONSOLE_NHDR ||
+		    (st == 200 && (!a.r.body || !a.r.content_type)))
+			__builtin_trap();
+	} else if (http == 0) {
 		if (t.route != RN_REST_TOKEN &&
 		    (!t.table[0] || strlen(t.table) > 255 || t.route == RN_REST_OTHER))
 			__builtin_trap();
