@@ -71,6 +71,8 @@ function fmtBytes(v) {
 }
 function fmtSecs(v) {
   if (!isNum(v)) return '—';
+  if (!Number.isInteger(v) && v < 120) return v.toFixed(1) + ' s';
+  v = Math.round(v);
   if (v < 120) return v + ' s';
   if (v < 7200) return Math.floor(v / 60) + ' min ' + (v % 60) + ' s';
   if (v < 172800) return Math.floor(v / 3600) + ' h ' + Math.floor((v % 3600) / 60) + ' min';
@@ -526,6 +528,7 @@ async function tick() {
     banner('');
     document.getElementById('updated').textContent = 'updated ' + new Date().toLocaleTimeString('en-GB');
     document.getElementById('updated').setAttribute('data-updated', String(Date.now()));
+    document.getElementById('updated').setAttribute('data-route', view.route);
   } catch (e) {
     if (gen !== view.gen) return;
     if (e.status === 401) {

@@ -40,6 +40,10 @@ Modes:
   slow-reader  not gRPC: a raw h2c connection (small SO_RCVBUF) that sends HTTP/2 PINGs
              and never reads the answers, for up to --pause-ms; report whether and when the
              server disconnected it
+With --health-file FILE, ingest sends the request header runnel-health: 1 and, once the create
+is answered, a request whose only field is 1001 holding FILE's bytes (a runnel-agent health
+report, docs/protocol.md), before its batches; it reports health_answer: whether the response
+headers said runnel-health: 1.
 With --json-file FILE, ingest sends JSON records instead (record_type JSON): the lines of
 FILE, --records per batch, as many batches as it takes.
 With --reading, ingest sends a message of its own (Reading: vehicle, ts, speed, rpm, tags,
@@ -120,6 +124,17 @@ def fetch_token(a):
             err = None
         print(json.dumps({'token_status': e.code, 'token_error': err}))
         sys.exit(4)
+
+
+def varint(n):
+    out = b''
+    while True:
+        b = n & 0x7f
+        n >>= 7
+        if n:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
 
 
 def pushback_of(err):
@@ -216,6 +231,7 @@ def main():
     ap.add_argument('--token-url')
     ap.add_argument('--client-id')
     ap.add_argument('--client-secret')
+    ap.add_argument('--health-file')
     a = ap.parse_args()
     if a.token_url:
         a.token = fetch_token(a)
@@ -591,8 +607,21 @@ def main():
     acks = queue.Queue()
     result = {'acks': []}
 
+    import threading
+    created = threading.Event()
+    health = None
+    if a.health_file:
+        # field 1001, length-delimited: the runnel agent's health report (one JSON object)
+        with open(a.health_file, 'rb') as f:
+            body = f.read()
+        health = varint(1001 << 3 | 2) + varint(len(body)) + body
+        md.append(('runnel-health', '1'))
+
     def requests():
         yield create_req()
+        if health is not None:
+            created.wait(20)  # sent after the create is answered, as the agent does
+            yield health
         if a.pause_ms:
             time.sleep(a.pause_ms / 1000)
         for b in range(a.batches):
@@ -601,13 +630,18 @@ def main():
             result['acks'].append(got)
 
     stream_id = None
-    for r in call(requests(), metadata=md, timeout=60):
+    resp = call(requests(), metadata=md, timeout=60)
+    for r in resp:
         kind = r.WhichOneof('payload')
         if kind == 'create_stream_response':
             stream_id = r.create_stream_response.stream_id
+            created.set()
         elif kind == 'ingest_record_response':
             acks.put(r.ingest_record_response.durability_ack_up_to_offset)
     result['stream_id'] = stream_id
+    if health is not None:
+        result['health_answer'] = any(k == 'runnel-health' and v == '1'
+                                      for k, v in (resp.initial_metadata() or []))
     if persistent:
         resume = ch.stream_stream('/databricks.zerobus.Zerobus/PersistentStream',
                                   request_serializer=lambda m: m.SerializeToString(),
