@@ -39,6 +39,11 @@ function el(tag, attrs, ...kids) {
   return e;
 }
 
+/* Replaces node's children with kids (nested lists flattened; null, undefined, false left out). */
+function fill(node, ...kids) {
+  node.replaceChildren(...kids.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
+}
+
 const SVGNS = 'http://www.w3.org/2000/svg';
 function svg(tag, attrs, ...kids) {
   const e = document.createElementNS(SVGNS, tag);
@@ -208,7 +213,7 @@ function overviewPage(main) {
       const t = d.totals || {};
       const hist = Array.isArray(d.history) ? d.history : [];
       const health = text(d.health);
-      body.replaceChildren(
+      fill(body,
         el('div', { class: 'cards' },
           card('Health', el('span', { 'data-k': 'health', class: health === 'ok' ? 'ok' : 'bad' }, health)),
           card('Pressure', el('span', { 'data-k': 'pressure' }, text(d.pressure))),
@@ -237,6 +242,7 @@ function overviewPage(main) {
 }
 
 function tablesPage(main) {
+  const opened = new Set(); /* tables whose dead letters are shown */
   main.append(el('h1', {}, 'Tables'));
   const body = el('div', {});
   main.append(body);
@@ -246,22 +252,14 @@ function tablesPage(main) {
       const now = d.now_ms;
       const tables = Array.isArray(d.tables) ? d.tables : [];
       if (!tables.length) {
-        body.replaceChildren(el('p', { class: 'muted' }, 'No tables yet.'));
+        fill(body, el('p', { class: 'muted' }, 'No tables yet.'));
         return;
       }
       const head = ['Table', 'Version', 'Rows', 'Files', 'Size', 'Partitions', 'Last commit',
         'Time to table (p50)', 'Dead letters'];
       const rows = tables.map((t) => {
         const dl = t.dead_letters || {};
-        const latest = Array.isArray(dl.latest) ? dl.latest : [];
-        let dead = num('tables.dead_letters.rows', dl.rows);
-        if (latest.length) {
-          dead = el('details', {}, el('summary', {}, dead),
-            el('p', { class: 'muted' }, 'in ', text(dl.table)),
-            latest.map((x) => el('div', {},
-              el('div', {}, el('span', { class: 'muted' }, isoTime(x.t_ms) + ' '), el('span', { class: 'bad' }, text(x.reason))),
-              el('pre', { class: 'sample' }, text(x.sample)))));
-        }
+        const dead = num('tables.dead_letters.rows', dl.rows);
         return el('tr', { 'data-id': text(t.name) },
           el('th', { scope: 'row', class: 'text' }, text(t.name)),
           el('td', { class: 'n' }, num('tables.version', t.version)),
@@ -273,9 +271,22 @@ function tablesPage(main) {
           el('td', { class: 'n' }, num('tables.time_to_table_p50_ms', t.time_to_table_p50_ms, fmtMs)),
           el('td', { class: 'n' }, dead));
       });
-      body.replaceChildren(el('div', { class: 'scroll' }, el('table', {},
+      /* the latest dead letters of each table that has some, below the list */
+      const dead = tables.filter((t) => t.dead_letters && Array.isArray(t.dead_letters.latest) && t.dead_letters.latest.length)
+        .map((t) => {
+          const d = el('details', { class: 'card dead', open: opened.has(t.name) },
+            el('summary', {}, text(t.name), ': latest dead letters in ', el('code', {}, text(t.dead_letters.table))),
+            t.dead_letters.latest.map((x) => el('div', {},
+              el('div', {}, el('span', { class: 'muted' }, isoTime(x.t_ms) + ' '), el('span', { class: 'bad' }, text(x.reason))),
+              el('pre', { class: 'sample' }, text(x.sample)))));
+          /* kept open (or closed) across refreshes */
+          d.addEventListener('toggle', () => (d.open ? opened.add(t.name) : opened.delete(t.name)));
+          return d;
+        });
+      fill(body, el('div', { class: 'scroll' }, el('table', {},
         el('thead', {}, el('tr', {}, head.map((h, i) => el('th', { scope: 'col', class: i ? 'n' : null }, h)))),
-        el('tbody', {}, rows))));
+        el('tbody', {}, rows))),
+      dead.length ? el('h2', {}, 'Dead letters') : null, dead);
     },
   };
 }
@@ -332,7 +343,7 @@ function listPage(main, kind, title, cols, idOf, searchOf) {
       for (const s of L.states) if (!st.includes(s)) return false;
       return !q || searchOf(r).some((s) => typeof s === 'string' && s.toLowerCase().includes(q));
     }).sort(cmp);
-    count.replaceChildren(num(kind + '.shown', shown.length), ' shown of ', num('total', data.total), ' ' + kind);
+    fill(count, num(kind + '.shown', shown.length), ' shown of ', num('total', data.total), ' ' + kind);
     const head = el('tr', {}, cols.map((c) => {
       const sorted = L.sort === c.key;
       const b = el('button', { type: 'button', 'data-sort': c.key }, c.label);
@@ -351,7 +362,7 @@ function listPage(main, kind, title, cols, idOf, searchOf) {
     }));
     const rows = shown.map((r) => el('tr', { 'data-id': text(idOf(r)) },
       cols.map((c, i) => el(i ? 'td' : 'th', { scope: i ? null : 'row', class: c.n ? 'n' : 'text' }, c.cell(r, data.now_ms)))));
-    box.replaceChildren(el('table', {}, el('thead', {}, head), el('tbody', {}, rows)));
+    fill(box, el('table', {}, el('thead', {}, head), el('tbody', {}, rows)));
   }
   return {
     path: kind + '?limit=10000',
@@ -439,7 +450,7 @@ function devicePage(main, name) {
       const streams = Array.isArray(d.streams) ? d.streams : [];
       const now = Math.max(0, ...streams.map((s) => s.last_report_ms || 0), ...hist.map((h) => h.t_ms || 0));
       const allStates = [...new Set(streams.flatMap((s) => (Array.isArray(s.states) ? s.states : [])))];
-      body.replaceChildren(
+      fill(body,
         el('p', {}, 'State: ', states(allStates)),
         invalid.length ? el('div', { class: 'card' }, el('div', { class: 'label bad' }, 'Invalid fields in the newest report'),
           el('ul', {}, invalid.map((x) => el('li', { 'data-k': 'invalid' }, text(x))))) : null,

@@ -228,7 +228,7 @@ test('console pages against two agents and a grpcio client', { timeout: 90000 },
   const tables = ['main.default.a', 'main.default.b', 'main.default.telemetry'];
   const server = await new Server({
     dir, tables, metrics: true,
-    extra: `fleet_silent_after = ${SILENT_AFTER_S};\nfleet_table_interval = 0;`,
+    extra: `fleet_silent_after = "${SILENT_AFTER_S}s";\nfleet_table_interval = "0";`,
   }).start();
   const files = { a: path.join(dir, 'a.log'), b: path.join(dir, 'b.log') };
   const lines = (tag, from, n) => Array.from({ length: n }, (_, i) => `{"src":"${tag}","n":${from + i}}\n`).join('');
