@@ -71,6 +71,8 @@ struct rn_call {
 	char boot_id[64];          /* x-runnel-clock, when it parsed (have_clock) */
 	int committed_acks;        /* request: runnel-committed-acks: 1 */
 	int committed_acks_answer; /* response headers say runnel-committed-acks: 1 */
+	int health;                /* request: runnel-health: 1 */
+	int health_answer;         /* response headers say runnel-health: 1 */
 	int64_t boot_us;
 	int have_clock;
 	int zstd; /* grpc-encoding: zstd */
@@ -416,8 +418,13 @@ static void respond_headers(struct rn_call *k)
 		NV("grpc-encoding", "identity"),
 		NV("grpc-accept-encoding", "identity,zstd"),
 		NV("runnel-committed-acks", "1"),
+		NV("runnel-health", "1"),
 	};
-	size_t n = sizeof(hdrs) / sizeof(hdrs[0]) - !k->committed_acks_answer;
+	size_t n = 4;
+	if (k->committed_acks_answer)
+		hdrs[n++] = (nghttp2_nv)NV("runnel-committed-acks", "1");
+	if (k->health_answer)
+		hdrs[n++] = (nghttp2_nv)NV("runnel-health", "1");
 	nghttp2_data_provider dp = {.source.ptr = k, .read_callback = data_read_cb};
 	nghttp2_submit_response(k->conn->ng, k->sid, hdrs, n, &dp);
 	k->responded = 1;
@@ -490,7 +497,7 @@ static void rest_respond(struct rn_httpx *x, const struct rn_httpx_response *r)
 {
 	struct rn_call *k = (struct rn_call *)(void *)((char *)x - offsetof(struct rn_call, x));
 	char st[8], cl[24], hn[1 + RN_HTTPX_MAX_HEADERS][64];
-	nghttp2_nv h[4 + RN_HTTPX_MAX_HEADERS];
+	nghttp2_nv h[5 + RN_HTTPX_MAX_HEADERS];
 	size_t n = 0, len = r->len;
 	int status = r->status;
 	nghttp2_data_provider dp = {.source.ptr = k, .read_callback = rest_read_cb};
@@ -511,6 +518,8 @@ static void rest_respond(struct rn_httpx *x, const struct rn_httpx_response *r)
 		h[n++] = (nghttp2_nv)NV("content-type", r->content_type);
 	if (status != 304)
 		h[n++] = (nghttp2_nv)NV("content-length", cl);
+	if (r->no_store)
+		h[n++] = (nghttp2_nv)NV("cache-control", "no-store");
 	for (size_t j = 0; j <= r->nheaders && j <= RN_HTTPX_MAX_HEADERS; j++) {
 		/* the one extra header first, then the list */
 		const char *name = j ? r->headers[j - 1].name : r->hname;
@@ -609,6 +618,11 @@ void rn_call_set_ctx(struct rn_call *k, void *p)
 void rn_call_answer_committed_acks(struct rn_call *k)
 {
 	k->committed_acks_answer = 1;
+}
+
+void rn_call_answer_health(struct rn_call *k)
+{
+	k->health_answer = 1;
 }
 
 void *rn_call_ctx(const struct rn_call *k)
@@ -759,6 +773,8 @@ static int header_cb(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
 						  &k->boot_us) == 0;
 	} else if (IS("runnel-committed-acks")) {
 		k->committed_acks = valuelen == 1 && value[0] == '1';
+	} else if (IS("runnel-health")) {
+		k->health = valuelen == 1 && value[0] == '1';
 	} else if (IS("grpc-encoding")) {
 		k->zstd = valuelen == 4 && !memcmp(value, "zstd", 4);
 		if (!k->zstd && !(valuelen == 8 && !memcmp(value, "identity", 8)))
@@ -813,7 +829,9 @@ static void open_call(struct rn_call *k)
 				    k->boot_us,
 				    k->conn->identity[0] ? k->conn->identity : NULL,
 				    k->conn->tls,
-				    k->committed_acks};
+				    k->committed_acks,
+				    k->health,
+				    k->conn->peer};
 	if ((st = fr->h.open(fr->h.ctx, k, &info, &msg)) != 0) {
 		refuse(k, 200, st, msg);
 		return;

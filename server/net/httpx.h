@@ -50,6 +50,7 @@ struct rn_httpx_response {
 	const char *hvalue;
 	const uint8_t *body;
 	size_t len;
+	int no_store; /* adds `cache-control: no-store` (answers holding live data) */
 	/* more headers (the console's: cache-control, ETag, content-security-policy...):
 	 * nheaders of them, at most RN_HTTPX_MAX_HEADERS; NULL/0 = none */
 	const struct rn_httpx_header *headers;

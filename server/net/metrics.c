@@ -433,6 +433,8 @@ static void other_respond(struct rn_httpx *x, const struct rn_httpx_response *r)
 			snprintf(cl, sizeof(cl), "%zu", r->len);
 			evhttp_add_header(oh, "Content-Length", cl);
 		}
+		if (r->no_store)
+			evhttp_add_header(oh, "Cache-Control", "no-store");
 		evhttp_send_reply(p->req, r->status, NULL, b);
 	}
 	if (b)

@@ -252,8 +252,9 @@ test('console pages against two agents and a grpcio client', { timeout: 90000 },
       sources: [{ name: HOSTILE_SOURCE, type: 'file', state: 'error', error: HOSTILE_ERROR, records: 5 },
         { name: 'ok-source', type: 'mqtt', state: 'up', error: null, records: 12 }],
     }));
-    const py = await zbClient(server, 'ingest', '--records', '10', '--batches', '3', '--health-file', report);
-    assert.equal(py.health_answer, true, 'the server answers runnel-health: 1');
+    const py = await zbClient(server, 'health', '--health', `@${report}`, '--records', '10', '--batches', '2');
+    assert.equal(py.health_header, true, 'the server answers runnel-health: 1');
+    assert.equal(py.code, 'OK', py.details);
     assert.deepEqual(py.acks, [0, 1, 2]);
     // the feeders are done once everything is acked and in /metrics
     await waitFor(async () => (await server.metric('records_total')) === 40 + 60 + 30, { what: 'all records in' });

@@ -40,10 +40,13 @@ Modes:
   slow-reader  not gRPC: a raw h2c connection (small SO_RCVBUF) that sends HTTP/2 PINGs
              and never reads the answers, for up to --pause-ms; report whether and when the
              server disconnected it
-With --health-file FILE, ingest sends the request header runnel-health: 1 and, once the create
-is answered, a request whose only field is 1001 holding FILE's bytes (a runnel-agent health
-report, docs/protocol.md), before its batches; it reports health_answer: whether the response
-headers said runnel-health: 1.
+  health     fleet health reports: create a PersistentStream with the request header
+             `runnel-health: 1` (not with --no-health-header), then for each --health
+             REPORT (repeatable; the raw text sent as field 1001 runnel_agent_health, bytes
+             as given: @FILE reads them from FILE, `oversize:N` is a JSON object of N bytes)
+             send the report and then one batch of --records records, waiting for its ack;
+             then --batches more batches; report stream_id, health_header (the server's
+             answer header), reports, acks and the gRPC status code
 With --json-file FILE, ingest sends JSON records instead (record_type JSON): the lines of
 FILE, --records per batch, as many batches as it takes.
 With --reading, ingest sends a message of its own (Reading: vehicle, ts, speed, rpm, tags,
@@ -124,17 +127,6 @@ def fetch_token(a):
             err = None
         print(json.dumps({'token_status': e.code, 'token_error': err}))
         sys.exit(4)
-
-
-def varint(n):
-    out = b''
-    while True:
-        b = n & 0x7f
-        n >>= 7
-        if n:
-            out += bytes([b | 0x80])
-        else:
-            return out + bytes([b])
 
 
 def pushback_of(err):
@@ -231,7 +223,8 @@ def main():
     ap.add_argument('--token-url')
     ap.add_argument('--client-id')
     ap.add_argument('--client-secret')
-    ap.add_argument('--health-file')
+    ap.add_argument('--health', action='append', default=[])
+    ap.add_argument('--no-health-header', action='store_true')
     a = ap.parse_args()
     if a.token_url:
         a.token = fetch_token(a)
@@ -602,26 +595,74 @@ def main():
         print(json.dumps(out))
         return
 
+    if a.mode == 'health':
+        import queue
+
+        def varint(v):
+            out = b''
+            while True:
+                b7 = v & 0x7f
+                v >>= 7
+                if v:
+                    out += bytes([b7 | 0x80])
+                else:
+                    return out + bytes([b7])
+
+        def report_bytes(r):
+            if r.startswith('@'):
+                with open(r[1:], 'rb') as fh:
+                    return fh.read()
+            if r.startswith('oversize:'):
+                n = int(r.split(':', 1)[1])
+                pad = n - len('{"v":1,"pad":""}')
+                return ('{"v":1,"pad":"' + 'x' * pad + '"}').encode()
+            return r.encode('utf-8', 'surrogateescape')
+
+        hmd = list(md) + ([] if a.no_health_header else [('runnel-health', '1')])
+        events = queue.Queue()
+        out = {'acks': [], 'reports': 0}
+
+        def hrequests():
+            yield create_req()
+            events.get(timeout=20)  # the create's answer
+            off = 0
+            for r in a.health:
+                body = report_bytes(r)
+                yield varint((1001 << 3) | 2) + varint(len(body)) + body
+                out['reports'] += 1
+                yield batch_req(off, a.records, off * a.records)
+                out['acks'].append(events.get(timeout=20))
+                off += 1
+            for _ in range(a.batches):
+                yield batch_req(off, a.records, off * a.records)
+                out['acks'].append(events.get(timeout=20))
+                off += 1
+
+        it = call(hrequests(), metadata=hmd, timeout=60)
+        try:
+            out['health_header'] = any(k == 'runnel-health' and v == '1'
+                                       for k, v in (it.initial_metadata() or []))
+            for r in it:
+                kind = r.WhichOneof('payload')
+                if kind == 'create_stream_response':
+                    out['stream_id'] = r.create_stream_response.stream_id
+                    events.put(None)
+                elif kind == 'ingest_record_response':
+                    events.put(r.ingest_record_response.durability_ack_up_to_offset)
+            out['code'] = 'OK'
+        except grpc.RpcError as e:
+            out['code'] = e.code().name
+            out['details'] = e.details()
+        print(json.dumps(out))
+        return
+
     # ingest / ephemeral: a generator that waits for each ack before the next batch
     import queue
     acks = queue.Queue()
     result = {'acks': []}
 
-    import threading
-    created = threading.Event()
-    health = None
-    if a.health_file:
-        # field 1001, length-delimited: the runnel agent's health report (one JSON object)
-        with open(a.health_file, 'rb') as f:
-            body = f.read()
-        health = varint(1001 << 3 | 2) + varint(len(body)) + body
-        md.append(('runnel-health', '1'))
-
     def requests():
         yield create_req()
-        if health is not None:
-            created.wait(20)  # sent after the create is answered, as the agent does
-            yield health
         if a.pause_ms:
             time.sleep(a.pause_ms / 1000)
         for b in range(a.batches):
@@ -630,18 +671,13 @@ def main():
             result['acks'].append(got)
 
     stream_id = None
-    resp = call(requests(), metadata=md, timeout=60)
-    for r in resp:
+    for r in call(requests(), metadata=md, timeout=60):
         kind = r.WhichOneof('payload')
         if kind == 'create_stream_response':
             stream_id = r.create_stream_response.stream_id
-            created.set()
         elif kind == 'ingest_record_response':
             acks.put(r.ingest_record_response.durability_ack_up_to_offset)
     result['stream_id'] = stream_id
-    if health is not None:
-        result['health_answer'] = any(k == 'runnel-health' and v == '1'
-                                      for k, v in (resp.initial_metadata() or []))
     if persistent:
         resume = ch.stream_stream('/databricks.zerobus.Zerobus/PersistentStream',
                                   request_serializer=lambda m: m.SerializeToString(),
