@@ -10,6 +10,7 @@ DEB_PKGS = build-essential cmake pkg-config git \
 	libcurl4-openssl-dev libzstd-dev libconfig-dev libnghttp2-dev libevent-dev libssl-dev \
 	uuid-dev libcmocka-dev libmosquitto-dev mosquitto mosquitto-clients socat \
 	python3 python3-grpcio python3-protobuf python3-paho-mqtt python3-serial nodejs npm procps zstd curl bc openssl faketime \
+	chromium fonts-dejavu-core \
 	clang clang-format debootstrap \
 	debhelper devscripts lintian rpm rpmlint elfutils scdoc systemd
 
@@ -44,6 +45,7 @@ deps-s3:
 
 deps-npm:
 	@cd tests/integration && { [ -d node_modules/@duckdb/node-api ] && [ -d node_modules/parquet-wasm ] && \
+		[ -d node_modules/puppeteer-core ] && \
 		{ [ "$$(uname -m)" != x86_64 ] || [ -d node_modules/@databricks/zerobus-ingest-sdk-linux-x64-gnu ]; } || \
 		npm install --no-audit --no-fund --loglevel=error; }
 

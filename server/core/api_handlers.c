@@ -85,7 +85,11 @@ static void api_reply(struct rn_server *s, struct rn_httpx *x, enum rn_rest_rout
 		      struct rn_buf *b)
 {
 	s->stats.rest[route][rn_rest_status_index(200)]++;
-	struct rn_httpx_response r = {200, REST_JSON, NULL, NULL, b->data, b->len, 1};
+	struct rn_httpx_response r = {.status = 200,
+				      .content_type = REST_JSON,
+				      .body = b->data,
+				      .len = b->len,
+				      .no_store = 1};
 	rn_httpx_respond(x, &r);
 }
 

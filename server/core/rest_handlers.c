@@ -16,6 +16,7 @@
 #include <string.h>
 #include <uuid/uuid.h>
 
+#include "console.h"
 #include "front.h"
 #include "httpx.h"
 #include "rn_clock.h"
@@ -35,7 +36,12 @@ void rn_server__rest_reply(struct rn_server *s, struct rn_httpx *x, enum rn_rest
 	if (http == 200 ? rn_buf_append_str(b, "{}") : rn_rest_error_body(b, code, msg))
 		rn_buf_reset(b); /* out of memory: the status alone says it */
 	s->stats.rest[route][rn_rest_status_index(http)]++;
-	struct rn_httpx_response r = {http, REST_JSON, hname, hvalue, b->data, b->len, 0};
+	struct rn_httpx_response r = {.status = http,
+				      .content_type = REST_JSON,
+				      .hname = hname,
+				      .hvalue = hvalue,
+				      .body = b->data,
+				      .len = b->len};
 	rn_httpx_respond(x, &r);
 }
 
@@ -314,6 +320,13 @@ void rn_server__rest_request(void *ctx, struct rn_httpx *x)
 				   t.allow);
 	if (t.route == RN_REST_TOKEN)
 		return rn_server__rest_token(s, x);
+	if (t.route == RN_REST_CONSOLE) {
+		/* the web console's files: public, no data (console.h) */
+		struct rn_console_answer a;
+		int st = rn_console_answer(q->method, q->path, q->path_len, q->if_none_match, &a);
+		s->stats.rest[t.route][rn_rest_status_index(st)]++;
+		return rn_httpx_respond(x, &a.r);
+	}
 	if (t.route >= RN_REST_API_OVERVIEW)
 		return rn_server__api_request(s, x, &t);
 	rest_insert(s, x, &t);

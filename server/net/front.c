@@ -66,6 +66,7 @@ struct rn_call {
 	size_t table_len; /* as sent: longer than table holds means truncated (the server refuses)
 			   */
 	char *auth;       /* "Bearer " and a token of up to RN_CONF_HDR_MAX, or NULL */
+	char *inm;        /* if-none-match (REST: the console's ETags), or NULL */
 	int have_table, have_auth; /* have_auth: present and not longer than AUTH_CAP - 1 */
 	char boot_id[64];          /* x-runnel-clock, when it parsed (have_clock) */
 	int committed_acks;        /* request: runnel-committed-acks: 1 */
@@ -359,6 +360,7 @@ static void call_unlink_free(struct rn_call *k)
 	if (k->path != no_path)
 		rn_free(k->path);
 	rn_free(k->auth);
+	rn_free(k->inm);
 	rn_free(k);
 }
 
@@ -494,8 +496,8 @@ static ssize_t rest_read_cb(nghttp2_session *s, int32_t sid, uint8_t *buf, size_
 static void rest_respond(struct rn_httpx *x, const struct rn_httpx_response *r)
 {
 	struct rn_call *k = (struct rn_call *)(void *)((char *)x - offsetof(struct rn_call, x));
-	char st[8], cl[24], hn[64];
-	nghttp2_nv h[5];
+	char st[8], cl[24], hn[1 + RN_HTTPX_MAX_HEADERS][64];
+	nghttp2_nv h[5 + RN_HTTPX_MAX_HEADERS];
 	size_t n = 0, len = r->len;
 	int status = r->status;
 	nghttp2_data_provider dp = {.source.ptr = k, .read_callback = rest_read_cb};
@@ -504,7 +506,7 @@ static void rest_respond(struct rn_httpx *x, const struct rn_httpx_response *r)
 		return;
 	k->answered = k->responded = k->finished = k->trailers_sent = 1;
 	rn_buf_reset(&k->out);
-	if (len && rn_buf_append(&k->out, r->body, len)) {
+	if (len && !r->head && rn_buf_append(&k->out, r->body, len)) {
 		status = 500; /* out of memory: the status alone */
 		len = 0;
 	}
@@ -514,19 +516,25 @@ static void rest_respond(struct rn_httpx *x, const struct rn_httpx_response *r)
 	h[n++] = (nghttp2_nv)NV(":status", st);
 	if (r->content_type && len)
 		h[n++] = (nghttp2_nv)NV("content-type", r->content_type);
-	h[n++] = (nghttp2_nv)NV("content-length", cl);
+	if (status != 304)
+		h[n++] = (nghttp2_nv)NV("content-length", cl);
 	if (r->no_store)
 		h[n++] = (nghttp2_nv)NV("cache-control", "no-store");
-	if (r->hname && r->hvalue && strlen(r->hname) < sizeof(hn)) {
-		/* HTTP/2 header names are lower case (RFC 9113 8.2.1) */
+	for (size_t j = 0; j <= r->nheaders && j <= RN_HTTPX_MAX_HEADERS; j++) {
+		/* the one extra header first, then the list */
+		const char *name = j ? r->headers[j - 1].name : r->hname;
+		const char *value = j ? r->headers[j - 1].value : r->hvalue;
 		size_t i = 0;
-		for (; r->hname[i]; i++)
-			hn[i] = (char)(r->hname[i] >= 'A' && r->hname[i] <= 'Z' ? r->hname[i] + 32
-										: r->hname[i]);
-		h[n++] = (nghttp2_nv){(uint8_t *)hn, (uint8_t *)r->hvalue, i, strlen(r->hvalue),
+		if (!name || !value || strlen(name) >= sizeof(hn[j]))
+			continue;
+		/* HTTP/2 header names are lower case (RFC 9113 8.2.1) */
+		for (; name[i]; i++)
+			hn[j][i] =
+				(char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
+		h[n++] = (nghttp2_nv){(uint8_t *)hn[j], (uint8_t *)value, i, strlen(value),
 				      NGHTTP2_NV_FLAG_NONE};
 	}
-	nghttp2_submit_response(k->conn->ng, k->sid, h, n, len ? &dp : NULL);
+	nghttp2_submit_response(k->conn->ng, k->sid, h, n, len && !r->head ? &dp : NULL);
 	/* sent from the loop: the answer may come from outside any callback of this conn */
 	want_flush(k->conn);
 	event_active(k->conn->front->kick_ev, 0, 0);
@@ -552,6 +560,7 @@ static void rest_hand(struct rn_call *k)
 		.query = q,
 		.authorization = k->have_auth ? k->auth : NULL,
 		.content_type = k->have_ctype ? k->ctype : NULL,
+		.if_none_match = k->inm,
 		.body = k->too_large ? NULL : k->body.data,
 		.body_len = k->too_large ? 0 : k->body.len,
 		.body_too_large = k->too_large,
@@ -702,6 +711,7 @@ static void copy_hdr(char *dst, size_t cap, const uint8_t *v, size_t len)
 }
 
 #define AUTH_CAP (RN_CONF_HDR_MAX + 64) /* authorization values this long or longer: absent */
+#define INM_CAP 256                     /* if-none-match values this long or longer: absent */
 
 /* *dst = a copy of v cut at cap - 1 bytes, on the heap (the old copy freed unless `keep`).
  * 0, or -1 when out of memory (*dst unchanged). */
@@ -754,6 +764,10 @@ static int header_cb(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
 				return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 			k->have_auth = 1;
 		}
+	} else if (IS("if-none-match")) {
+		/* a list too long to hold is taken as missing: the file is sent */
+		if (valuelen < INM_CAP && hdr_dup(&k->inm, NULL, value, valuelen, INM_CAP))
+			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	} else if (IS("x-runnel-clock")) {
 		k->have_clock = rn_zb_parse_clock(value, valuelen, k->boot_id, sizeof(k->boot_id),
 						  &k->boot_us) == 0;

@@ -27,6 +27,7 @@ struct rn_httpx_request {
 	const char *query;         /* after '?', or NULL */
 	const char *authorization; /* or NULL (absent, or too long to hold) */
 	const char *content_type;  /* or NULL */
+	const char *if_none_match; /* or NULL (absent, or too long to hold) */
 	const uint8_t *body;       /* the whole body (NULL when empty or too large) */
 	size_t body_len;
 	int body_too_large;        /* the body passed the port's cap and was not kept */
@@ -34,6 +35,12 @@ struct rn_httpx_request {
 	const char *peer_identity; /* from a verified client certificate, or NULL */
 	int tls;                   /* the request came over TLS */
 	int http2;                 /* the main port (else the HTTP/1.1 port) */
+};
+
+/* A response header; names as HTTP/1.1 spells them (the HTTP/2 port lower-cases them). */
+struct rn_httpx_header {
+	const char *name;
+	const char *value;
 };
 
 struct rn_httpx_response {
@@ -44,7 +51,13 @@ struct rn_httpx_response {
 	const uint8_t *body;
 	size_t len;
 	int no_store; /* adds `cache-control: no-store` (answers holding live data) */
+	/* more headers (the console's: cache-control, ETag, content-security-policy...):
+	 * nheaders of them, at most RN_HTTPX_MAX_HEADERS; NULL/0 = none */
+	const struct rn_httpx_header *headers;
+	size_t nheaders;
+	int head; /* a HEAD answer: content-length says len, no body is sent */
 };
+#define RN_HTTPX_MAX_HEADERS 8
 
 struct rn_httpx_ops {
 	void (*respond)(struct rn_httpx *x, const struct rn_httpx_response *r);

@@ -418,13 +418,21 @@ static void other_respond(struct rn_httpx *x, const struct rn_httpx_response *r)
 	struct evkeyvalq *oh = evhttp_request_get_output_headers(p->req);
 	struct evbuffer *b = evbuffer_new();
 	unlink_pending(p);
-	if (!b || (r->len && evbuffer_add(b, r->body, r->len))) {
+	if (!b || (r->len && !r->head && evbuffer_add(b, r->body, r->len))) {
 		evhttp_send_error(p->req, 500, NULL);
 	} else {
+		char cl[24];
 		if (r->content_type)
 			evhttp_add_header(oh, "Content-Type", r->content_type);
 		if (r->hname && r->hvalue)
 			evhttp_add_header(oh, r->hname, r->hvalue);
+		for (size_t i = 0; i < r->nheaders && i < RN_HTTPX_MAX_HEADERS; i++)
+			evhttp_add_header(oh, r->headers[i].name, r->headers[i].value);
+		/* HEAD: the length of the body a GET gets (evhttp adds none to a HEAD answer) */
+		if (r->head) {
+			snprintf(cl, sizeof(cl), "%zu", r->len);
+			evhttp_add_header(oh, "Content-Length", cl);
+		}
 		if (r->no_store)
 			evhttp_add_header(oh, "Cache-Control", "no-store");
 		evhttp_send_reply(p->req, r->status, NULL, b);
@@ -504,6 +512,7 @@ static void on_other(struct evhttp_request *req, void *arg)
 		.query = uri[plen] ? uri + plen + 1 : NULL,
 		.authorization = evhttp_find_header(ih, "Authorization"),
 		.content_type = evhttp_find_header(ih, "Content-Type"),
+		.if_none_match = evhttp_find_header(ih, "If-None-Match"),
 		.body = blen ? evbuffer_pullup(in, -1) : NULL,
 		.body_len = blen,
 		.peer = peer,

@@ -14,13 +14,14 @@ const int rn_rest_statuses[RN_REST_NSTATUS] = {200, 400, 401, 403, 404, 405, 413
 					       414, 415, 429, 500, 501, 503, 0};
 
 static const char *const route_names[RN_REST_NROUTES] = {
-	"other",      "insert",      "ingest_record", "token",     "api_overview",
-	"api_tables", "api_streams", "api_devices",   "api_device"};
+	"other",        "insert",     "ingest_record", "token",       "console",
+	"api_overview", "api_tables", "api_streams",   "api_devices", "api_device"};
 
 #define INSERT_PREFIX "/zerobus/v1/tables/"
 #define INSERT_SUFFIX "/insert"
 #define INGEST_PATH "/ingest-record"
 #define TOKEN_PATH "/oidc/v1/token"
+#define CONSOLE_PREFIX "/console/"
 #define API_PREFIX "/api/v1/"
 #define DEVICE_PREFIX "/api/v1/devices/"
 
@@ -40,10 +41,18 @@ static int equals(const char *p, size_t len, const char *lit)
 	return len == strlen(lit) && !memcmp(p, lit, len);
 }
 
+/* The web console (console.h): "/" and "/console" redirect, "/console/..." are its files. */
+static int is_console(const char *p, size_t len)
+{
+	return equals(p, len, "/") || equals(p, len, "/console") ||
+	       has_prefix(p, len, CONSOLE_PREFIX);
+}
+
 int rn_rest_is_rest_path(const char *path, size_t len)
 {
 	return has_prefix(path, len, "/zerobus/") || equals(path, len, INGEST_PATH) ||
-	       has_prefix(path, len, "/oidc/") || has_prefix(path, len, "/api/");
+	       has_prefix(path, len, "/oidc/") || has_prefix(path, len, "/api/") ||
+	       is_console(path, len);
 }
 
 long rn_rest_param(const char *q, size_t len, const char *name, char *out, size_t cap)
@@ -149,7 +158,10 @@ int rn_rest_route(const char *method, const char *path, size_t plen, const char 
 		t->route = RN_REST_TOKEN;
 	else if (has_prefix(path, plen, API_PREFIX))
 		return route_api(method, path, plen, t);
-	else
+	else if (is_console(path, plen)) {
+		t->route = RN_REST_CONSOLE; /* its files, methods and 404s: rn_console_answer */
+		return 0;
+	} else
 		return refuse(t, 404, "NOT_FOUND", "no such endpoint");
 	if (!method || strcmp(method, "POST")) {
 		t->allow = "POST";

@@ -12,6 +12,7 @@
  *   POST /zerobus/v1/tables/{table}/insert   JSON array of row objects
  *   POST /ingest-record?table_name={table}   one JSON object (the older Zerobus form)
  *   POST /oidc/v1/token                      the OAuth token endpoint
+ *   GET  /, /console, /console/...           the web console's files (console.h)
  *   GET  /api/v1/overview, /api/v1/tables, /api/v1/streams, /api/v1/devices,
  *        /api/v1/devices/{device}            the fleet API (read-only, JSON)
  */
@@ -28,16 +29,17 @@ enum rn_rest_route {
 	RN_REST_INSERT,        /* /zerobus/v1/tables/{table}/insert */
 	RN_REST_INGEST_RECORD, /* /ingest-record?table_name= */
 	RN_REST_TOKEN,         /* /oidc/v1/token */
+	RN_REST_CONSOLE,       /* /, /console, /console/...: any method (console.h answers) */
 	RN_REST_API_OVERVIEW,  /* GET /api/v1/overview */
 	RN_REST_API_TABLES,    /* GET /api/v1/tables */
 	RN_REST_API_STREAMS,   /* GET /api/v1/streams */
 	RN_REST_API_DEVICES,   /* GET /api/v1/devices */
-	RN_REST_API_DEVICE,    /* GET /api/v1/devices/{device} */
+	RN_REST_API_DEVICE,    /* GET /api/v1/devices/{device}; the API routes come last */
 	RN_REST_NROUTES
 };
 
-/* The route's name for metrics labels ("insert", "ingest_record", "token", "api_overview",
- * "api_tables", "api_streams", "api_devices", "api_device", "other"). */
+/* The route's name for metrics labels ("insert", "ingest_record", "token", "console",
+ * "api_overview", "api_tables", "api_streams", "api_devices", "api_device", "other"). */
 const char *rn_rest_route_name(enum rn_rest_route r);
 
 /*
@@ -61,7 +63,8 @@ struct rn_rest_target {
  * Routes one request: method and path as sent (path without the query; plen its length),
  * query (after '?', NULL or "" = none) and content-type (NULL = absent). Returns 0 with
  * t->route (and t->table) set, or the HTTP status of the refusal with t->code and t->why:
- * 404 (no such endpoint), 405 (not POST; t->allow), 400 (a table name missing, longer than
+ * 404 (no such endpoint), 405 (not POST; t->allow; the console route takes any method and
+ * leaves it to rn_console_answer), 400 (a table name missing, longer than
  * 255 bytes once decoded, holding a NUL, or with a bad %-escape), 414 (path too long to
  * route: plen over RN_REST_PATH_MAX), 501 (a body type other than JSON on an insert route;
  * no content-type is taken as JSON). The token route's body type is the token code's.

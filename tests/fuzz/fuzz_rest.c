@@ -5,12 +5,14 @@
  * single object. Checks: an accepted route names a table that is not empty, holds no NUL and
  * fits (a fleet API route: taken by GET only, its device name 1..256 bytes); a refusal has a
  * status, code and reason; every record of an accepted body is a JSON object; a refused body leaves
- * the output as it was.
+ * the output as it was. A console path is answered by console.h (the content-type line taken
+ * as If-None-Match) with one of its statuses.
  */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "console.h"
 #include "rest.h"
 #include "rn_buf.h"
 #include "rn_pbwire.h"
@@ -49,7 +51,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (q)
 		*q++ = 0;
 	int http = rn_rest_route(method, target, strlen(target), q, ctype[0] ? ctype : NULL, &t);
-	if (http == 0 && t.route >= RN_REST_API_OVERVIEW) {
+	if (http == 0 && t.route == RN_REST_CONSOLE) {
+		/* the console's answer, the content-type line taken as If-None-Match */
+		struct rn_console_answer a;
+		int st = rn_console_answer(method, target, strlen(target), ctype, &a);
+		if ((st != 200 && st != 302 && st != 304 && st != 404 && st != 405) ||
+		    a.r.status != st || a.r.nheaders > RN_CONSOLE_NHDR ||
+		    (st == 200 && (!a.r.body || !a.r.content_type)))
+			__builtin_trap();
+	} else if (http == 0 && t.route >= RN_REST_API_OVERVIEW) {
 		/* the fleet API: GET only; a device route names a device of 1..256 bytes */
 		if (strcmp(method, "GET") || t.table[0] ||
 		    (t.route == RN_REST_API_DEVICE

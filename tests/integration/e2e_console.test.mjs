@@ -1,0 +1,441 @@
+// The web console (console/, served at /console/ by runnel-server; docs/operations.md "Web
+// console") in headless Chromium (Debian's chromium, driven by puppeteer-core) against a real
+// server fed by two agents (file sources) and a grpcio client (zerobus_client.py) whose
+// health report carries hostile strings and absurd values:
+// - serving: types, nosniff, the content-security-policy, ETag/304, HEAD, 405, 404 and the
+//   redirect of / on both HTTP ports (HTTP/1.1 metrics port, HTTP/2 main port);
+// - every page at 1280x800 and 375x740: no console error, no script error, no horizontal
+//   page scroll at 375 px; every number shown (data-k, data-v) equals /api/v1 read at the
+//   same moment, its text says the same value, and the overview's totals equal /metrics;
+// - hostile device and source names and error strings show as text, and no script of theirs
+//   ran; the absurd values are shown as invalid;
+// - an agent SIGSTOPped shows as silent on the streams page within fleet_silent_after (2 s)
+//   plus two polls; a server gone shows the error banner;
+// - with a server token, the console asks for it and shows the data once given.
+// Screenshots (png, every page at both widths) go to $RN_ARTIFACTS if set, else
+// build/artifacts/console/.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http2 from 'node:http2';
+import path from 'node:path';
+import puppeteer from 'puppeteer-core';
+import { Agent, Server, buildDir, readMetrics, tmpDir, waitFor, zbClient } from './lib/harness.mjs';
+
+const CHROMIUM = '/usr/bin/chromium';
+const POLL_MS = 500;
+const SILENT_AFTER_S = 2;
+const ARTIFACTS = process.env.RN_ARTIFACTS || path.join(buildDir, 'artifacts', 'console');
+const WIDTHS = [[1280, 800], [375, 740]];
+const HOSTILE_DEVICE = '<img src=x onerror="window.__pwned=1">';
+const HOSTILE_SOURCE = '<img src=x onerror="window.__pwned=2">';
+const HOSTILE_ERROR = '<script>window.__pwned=3</script><svg onload="window.__pwned=4">';
+
+async function launch() {
+  return puppeteer.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run'],
+  });
+}
+
+// A page whose console errors, failed requests and script errors are collected.
+async function openPage(browser) {
+  const page = await browser.newPage();
+  page.problems = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') page.problems.push(`console: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => page.problems.push(`pageerror: ${e.message}`));
+  return page;
+}
+
+// Goes to a console page (#/route) and waits for its first update from the API.
+async function show(page, base, route) {
+  const before = Date.now();
+  const key = route === '' ? 'overview' : route.startsWith('device/')
+    ? `device:${decodeURIComponent(route.slice(7))}` : route;
+  await page.goto(`${base}/console/?poll=${POLL_MS}#/${route}`, { waitUntil: 'load' });
+  await page.waitForFunction((t, k) => {
+    const u = document.getElementById('updated').dataset;
+    return u.route === k && Number(u.updated || 0) >= t;
+  }, { timeout: 10000 }, before, key);
+}
+
+// Waits for the next update of the page shown; returns its stamp.
+async function nextUpdate(page) {
+  const t = await page.evaluate(() => Number(document.getElementById('updated').dataset.updated || 0));
+  await page.waitForFunction((t0) => Number(document.getElementById('updated').dataset.updated || 0) > t0,
+    { timeout: 10000 }, t);
+}
+
+// Every number on the page: its key, API value, text and the row (data-id) it is in.
+function shownNumbers(page) {
+  return page.evaluate(() => [...document.querySelectorAll('[data-k][data-v]')].map((e) => ({
+    k: e.dataset.k, v: e.dataset.v, text: e.textContent,
+    row: e.closest('tr[data-id]') ? e.closest('tr[data-id]').dataset.id : null,
+  })));
+}
+
+// The value a number's text says (the console's formats, read independently), with the
+// rounding its format allows; null for "—"; undefined for relative times (checked apart).
+function readShown(text) {
+  let m;
+  if (text === '—') return { v: null, tol: 0 };
+  if (text === 'never' || text.endsWith(' ago')) return undefined;
+  if ((m = text.match(/^(-?[\d,]+)$/))) return { v: Number(m[1].replace(/,/g, '')), tol: 0 };
+  if ((m = text.match(/^(-?[\d,]+\.\d\d)$/))) return { v: Number(m[1].replace(/,/g, '')), tol: 0.005 };
+  if ((m = text.match(/^(-?[\d,]+) ms$/))) return { v: Number(m[1].replace(/,/g, '')), tol: 0 };
+  if ((m = text.match(/^(-?\d+) B$/))) return { v: Number(m[1]), tol: 0 };
+  if ((m = text.match(/^([\d.]+) (KiB|MiB|GiB|TiB|PiB)$/))) {
+    const v = Number(m[1]) * 1024 ** (['KiB', 'MiB', 'GiB', 'TiB', 'PiB'].indexOf(m[2]) + 1);
+    return { v, tol: v * 0.006 };
+  }
+  if ((m = text.match(/^(\d+) s$/))) return { v: Number(m[1]), tol: 0 };
+  if ((m = text.match(/^(\d+\.\d) s$/))) return { v: Number(m[1]), tol: 0.05 };
+  if ((m = text.match(/^(\d+) min (\d+) s$/))) return { v: m[1] * 60 + Number(m[2]), tol: 0 };
+  if ((m = text.match(/^(\d+) h (\d+) min$/))) return { v: m[1] * 3600 + m[2] * 60, tol: 60 };
+  if ((m = text.match(/^(\d+) d (\d+) h$/))) return { v: m[1] * 86400 + m[2] * 3600, tol: 3600 };
+  throw new Error(`a number shown as "${text}": no known format`);
+}
+
+function dig(obj, keyPath) {
+  return keyPath.reduce((o, k) => (o !== null && typeof o === 'object' ? o[k] : undefined), obj);
+}
+
+// Checks the numbers shown against the API's answer: resolve(n) gives the API value of a
+// shown number n (its key, its row). Returns the list of mismatches.
+function compare(shown, resolve) {
+  const bad = [];
+  for (const n of shown) {
+    const api = resolve(n);
+    const v = n.v === '' ? null : Number(n.v);
+    const want = typeof api === 'number' ? api : null;
+    if (v !== want) bad.push(`${n.k}${n.row !== null ? `[${n.row}]` : ''}: page ${n.v} API ${JSON.stringify(api)}`);
+    const r = readShown(n.text);
+    if (r === undefined) {
+      if (want !== null && want > 0 && !n.text.endsWith(' ago')) bad.push(`${n.k}: "${n.text}" for ${want}`);
+    } else if (r.v === null ? want !== null : want === null || Math.abs(r.v - want) > r.tol) {
+      bad.push(`${n.k}${n.row !== null ? `[${n.row}]` : ''}: text "${n.text}" for ${want}`);
+    }
+  }
+  return bad;
+}
+
+async function api(base, p, token) {
+  const r = await fetch(`${base}/api/v1/${p}`, token ? { headers: { authorization: `Bearer ${token}` } } : {});
+  assert.equal(r.status, 200, `${p}: ${r.status}`);
+  return r.json();
+}
+
+async function pageChecks(page, what, width) {
+  const r = await page.evaluate(() => ({
+    scroll: document.documentElement.scrollWidth, inner: window.innerWidth,
+    pwned: window.__pwned === undefined ? null : window.__pwned,
+    imgs: document.querySelectorAll('img').length,
+    scripts: [...document.scripts].map((s) => s.getAttribute('src')),
+  }));
+  assert.equal(r.pwned, null, `${what}: a script from the data ran`);
+  assert.equal(r.imgs, 0, `${what}: an <img> element came from the data`);
+  assert.deepEqual(r.scripts, ['app.js'], `${what}: scripts`);
+  if (width <= 375) assert.ok(r.scroll <= r.inner, `${what} at ${width}px scrolls sideways: ${r.scroll} > ${r.inner}`);
+  assert.deepEqual(page.problems, [], `${what}: console errors`);
+}
+
+async function screenshot(page, name) {
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
+}
+
+function h2get(url, p, headers = {}, method = 'GET') {
+  return new Promise((resolve, reject) => {
+    const c = http2.connect(url);
+    c.on('error', reject);
+    const req = c.request({ ':path': p, ':method': method, ...headers });
+    let body = '';
+    let head;
+    req.on('response', (h) => (head = h));
+    req.setEncoding('utf8');
+    req.on('data', (d) => (body += d));
+    req.on('end', () => {
+      c.close();
+      resolve({ headers: head, body });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('console files: types, security headers, ETag, HEAD, 405, 404 on both ports', { timeout: 30000 }, async () => {
+  const dir = tmpDir('e2e-console-files');
+  const server = await new Server({ dir, metrics: true }).start();
+  try {
+    const base = server.metricsUrl;
+    const root = await fetch(`${base}/`, { redirect: 'manual' });
+    assert.equal(root.status, 302);
+    assert.equal(root.headers.get('location'), '/console/');
+    const types = { '': 'text/html', 'app.js': 'text/javascript', 'app.css': 'text/css', 'icon.svg': 'image/svg+xml' };
+    for (const [f, type] of Object.entries(types)) {
+      const r = await fetch(`${base}/console/${f}`);
+      assert.equal(r.status, 200, f);
+      assert.ok(r.headers.get('content-type').startsWith(type), `${f}: ${r.headers.get('content-type')}`);
+      assert.equal(r.headers.get('x-content-type-options'), 'nosniff');
+      assert.match(r.headers.get('content-security-policy'), /default-src 'none'; script-src 'self';/);
+      assert.equal(r.headers.get('cache-control'), 'no-cache');
+      const etag = r.headers.get('etag');
+      assert.match(etag, /^"[0-9a-f]{16}"$/);
+      const body = await r.text();
+      assert.equal(body, fs.readFileSync(path.join(import.meta.dirname, '../../console', f || 'index.html'), 'utf8'));
+      const again = await fetch(`${base}/console/${f}`, { headers: { 'if-none-match': etag } });
+      assert.equal(again.status, 304);
+      assert.equal(await again.text(), '');
+      const head = await fetch(`${base}/console/${f}`, { method: 'HEAD' });
+      assert.equal(head.status, 200);
+      assert.equal(Number(head.headers.get('content-length')), Buffer.byteLength(body));
+      // the main port (HTTP/2) answers the same
+      const h2 = await h2get(server.url, `/console/${f}`);
+      assert.equal(h2.headers[':status'], 200);
+      assert.equal(h2.headers.etag, etag);
+      assert.equal(h2.headers['x-content-type-options'], 'nosniff');
+      assert.equal(h2.body, body);
+      const h2c = await h2get(server.url, `/console/${f}`, { 'if-none-match': `W/${etag}` });
+      assert.equal(h2c.headers[':status'], 304);
+      const h2h = await h2get(server.url, `/console/${f}`, {}, 'HEAD');
+      assert.equal(h2h.headers[':status'], 200);
+      assert.equal(Number(h2h.headers['content-length']), Buffer.byteLength(body));
+      assert.equal(h2h.body, '');
+    }
+    const post = await fetch(`${base}/console/app.js`, { method: 'POST', body: 'x' });
+    assert.equal(post.status, 405);
+    assert.equal(post.headers.get('allow'), 'GET, HEAD');
+    assert.equal((await fetch(`${base}/console/nope.js`)).status, 404);
+    assert.equal((await fetch(`${base}/console/..%2fapp.js`)).status, 404);
+    assert.equal((await h2get(server.url, '/console/nope.js')).headers[':status'], 404);
+    // counted per route and status, both ports: 4 files x (GET, HEAD) x 2 ports; the 302
+    // and the 304s are "other"
+    const m = await server.metrics();
+    assert.equal(m('rest_requests_total', 'route="console",code="200"'), 16);
+    assert.equal(m('rest_requests_total', 'route="console",code="404"'), 3);
+    assert.equal(m('rest_requests_total', 'route="console",code="405"'), 1);
+    assert.equal(m('rest_requests_total', 'route="console",code="other"'), 9);
+  } finally {
+    await server.kill();
+  }
+});
+
+test('console pages against two agents and a grpcio client', { timeout: 90000 }, async () => {
+  const dir = tmpDir('e2e-console');
+  const tables = ['main.default.a', 'main.default.b', 'main.default.telemetry'];
+  const server = await new Server({
+    dir, tables, metrics: true,
+    extra: `fleet_silent_after = "${SILENT_AFTER_S}s";\nfleet_table_interval = "0";`,
+  }).start();
+  const files = { a: path.join(dir, 'a.log'), b: path.join(dir, 'b.log') };
+  const lines = (tag, from, n) => Array.from({ length: n }, (_, i) => `{"src":"${tag}","n":${from + i}}\n`).join('');
+  fs.writeFileSync(files.a, lines('a', 0, 40));
+  fs.writeFileSync(files.b, lines('b', 0, 60));
+  const agents = ['a', 'b'].map((x) => new Agent({
+    dir: path.join(dir, `agent-${x}`), url: server.url, deviceId: `dev-${x}`,
+    sources: [{ name: `file-${x}`, paths: [files[x]], table: `main.default.${x}` }],
+  }));
+  let browser;
+  try {
+    for (const a of agents) await a.start();
+    // the grpcio client: one health report with hostile strings and absurd values
+    const report = path.join(dir, 'health.json');
+    fs.writeFileSync(report, JSON.stringify({
+      v: 1, device: HOSTILE_DEVICE, version: HOSTILE_ERROR, config_sha256: 'z'.repeat(64),
+      boot_id: HOSTILE_SOURCE, uptime_s: -5, sent_at_ms: 1.5,
+      clock: { synced: 'yes', offset_ms: 1e300 },
+      buffer: { bytes: -1, records: 2 ** 60, max_bytes: 'big', oldest_unsent_age_s: 7 },
+      drops: { overflow: 3, [HOSTILE_SOURCE]: -2 }, expired: [], dead_letters: {},
+      sources: [{ name: HOSTILE_SOURCE, type: 'file', state: 'error', error: HOSTILE_ERROR, records: 5 },
+        { name: 'ok-source', type: 'mqtt', state: 'up', error: null, records: 12 }],
+    }));
+    const py = await zbClient(server, 'health', '--health', `@${report}`, '--records', '10', '--batches', '2');
+    assert.equal(py.health_header, true, 'the server answers runnel-health: 1');
+    assert.equal(py.code, 'OK', py.details);
+    assert.deepEqual(py.acks, [0, 1, 2]);
+    // the feeders are done once everything is acked and in /metrics
+    await waitFor(async () => (await server.metric('records_total')) === 40 + 60 + 30, { what: 'all records in' });
+
+    browser = await launch();
+    const page = await openPage(browser);
+    const base = server.metricsUrl;
+    const overviewKeys = {
+      'totals.records': 'records_total', 'totals.bytes': 'record_bytes_total',
+      'totals.batches': 'batches_total', 'totals.flush_errors': 'flush_errors_total',
+      'totals.dead_letters': 'dead_letter_records_total', 'totals.streams_open': 'streams_open',
+      'totals.connections': 'connections_open', 'wal_bytes': 'wal_bytes',
+    };
+    const devices = await api(base, 'devices');
+    const hostile = devices.devices.find((d) => d.device === HOSTILE_DEVICE);
+    assert.ok(hostile, `the hostile device is listed: ${JSON.stringify(devices.devices.map((d) => d.device))}`);
+    assert.ok(hostile.invalid.length > 0, 'its absurd values are flagged');
+    const routes = [
+      ['overview', '', 'overview', (d) => (n) => dig(d, n.k.split('.'))],
+      ['tables', 'tables', 'tables', (d) => (n) => {
+        const t = d.tables.find((x) => x.name === n.row);
+        return dig(t, n.k.split('.').slice(1));
+      }],
+      ['devices', 'devices', 'devices?limit=10000', (d) => (n) => {
+        if (n.k === 'total') return d.total;
+        if (n.k === 'devices.shown') return d.devices.length;
+        const x = d.devices.find((y) => y.device === n.row);
+        return n.k === 'devices.streams' ? x.streams.length : dig(x, n.k.split('.').slice(1));
+      }],
+      ['streams', 'streams', 'streams?limit=10000', (d) => (n) => {
+        if (n.k === 'total') return d.total;
+        if (n.k === 'streams.shown') return d.streams.length;
+        return dig(d.streams.find((y) => y.stream_id === n.row), n.k.split('.').slice(1));
+      }],
+      ['device-hostile', `device/${encodeURIComponent(HOSTILE_DEVICE)}`, `devices/${encodeURIComponent(HOSTILE_DEVICE)}`, (d) => (n) => {
+        if (n.k === 'report.sources.records') return d.report.sources.find((s) => s && s.name === n.row).records;
+        if (n.k.startsWith('report.drops.')) return d.report.drops[n.k.slice('report.drops.'.length)];
+        if (n.k.startsWith('streams.')) return dig(d.streams.find((y) => y.stream_id === n.row), n.k.split('.').slice(1));
+        return dig(d, n.k.split('.'));
+      }],
+    ];
+    for (const [w, h] of WIDTHS) {
+      await page.setViewport({ width: w, height: h });
+      for (const [name, route, apiPath, resolver] of routes) {
+        await show(page, base, route);
+        // the page and the API (and /metrics) at the same moment: counters no longer move,
+        // but a flush may land in between, so read again until one read agrees
+        let bad;
+        await waitFor(async () => {
+          await nextUpdate(page);
+          const shown = await shownNumbers(page);
+          const d = await api(base, apiPath);
+          bad = compare(shown, resolver(d));
+          if (shown.length < 3) bad.push(`only ${shown.length} numbers shown`);
+          if (name === 'overview') {
+            const m = await readMetrics(base);
+            for (const [k, metric] of Object.entries(overviewKeys)) {
+              if (dig(d, k.split('.')) !== m.must(metric)) bad.push(`${k}: API ${dig(d, k.split('.'))} /metrics ${metric} ${m(metric)}`);
+            }
+            if (d.totals.records !== 130) bad.push(`totals.records ${d.totals.records}`);
+          }
+          return bad.length === 0;
+        }, { timeoutMs: 15000, intervalMs: 0, what: `${name} at ${w}px to match the API` }).catch((e) => {
+          throw new Error(`${e.message}: ${bad.join('; ')}`);
+        });
+        await pageChecks(page, name, w);
+        await screenshot(page, `${name}-${w}`);
+      }
+      // the hostile strings are on the pages as text
+      await show(page, base, 'devices');
+      const names = await page.$$eval('tbody tr[data-id] a', (as) => as.map((a) => a.textContent));
+      assert.ok(names.includes(HOSTILE_DEVICE), `device names shown: ${JSON.stringify(names)}`);
+      await show(page, base, `device/${encodeURIComponent(HOSTILE_DEVICE)}`);
+      const dp = await page.evaluate(() => ({
+        title: document.querySelector('h1 [data-k="device"]').textContent,
+        sources: [...document.querySelectorAll('tr[data-id]')].map((tr) => tr.textContent),
+        invalid: [...document.querySelectorAll('[data-k="invalid"]')].map((li) => li.textContent),
+      }));
+      assert.equal(dp.title, HOSTILE_DEVICE);
+      assert.ok(dp.sources.some((t) => t.includes(HOSTILE_SOURCE) && t.includes(HOSTILE_ERROR)), JSON.stringify(dp.sources));
+      const dapi = await api(base, `devices/${encodeURIComponent(HOSTILE_DEVICE)}`);
+      assert.deepEqual(dp.invalid, dapi.invalid);
+      assert.ok(dp.invalid.length >= 3, `absurd values flagged: ${JSON.stringify(dp.invalid)}`);
+      await pageChecks(page, 'device page', w);
+    }
+
+    // sorting and filtering (desktop width): by records, then the silent chip and the text box
+    await page.setViewport({ width: 1280, height: 800 });
+    await show(page, base, 'streams');
+    await page.click('button[data-sort="records"]');
+    let recs = await page.$$eval('tbody tr [data-k="streams.records"]', (es) => es.map((e) => Number(e.dataset.v)));
+    assert.deepEqual(recs, [...recs].sort((x, y) => y - x), 'sorted by records, descending');
+    await page.click('button[data-sort="records"]');
+    recs = await page.$$eval('tbody tr [data-k="streams.records"]', (es) => es.map((e) => Number(e.dataset.v)));
+    assert.deepEqual(recs, [...recs].sort((x, y) => x - y), 'sorted by records, ascending');
+    await page.type('#filter', 'main.default.b');
+    const filtered = await page.$$eval('tbody tr', (trs) => trs.map((tr) => tr.textContent));
+    assert.equal(filtered.length, 1, JSON.stringify(filtered));
+    await page.evaluate(() => {
+      const f = document.getElementById('filter');
+      f.value = '';
+      f.dispatchEvent(new Event('input'));
+    });
+
+    // silent: agent a feeds again (not silent), then is stopped; the page shows it within
+    // fleet_silent_after and two polls
+    const rowOf = (table) => page.evaluate((t) => {
+      const tr = [...document.querySelectorAll('tbody tr')].find((r) => r.textContent.includes(t));
+      return tr ? [...tr.querySelectorAll('.state')].map((s) => s.textContent) : null;
+    }, table);
+    let n = 40;
+    const feeder = setInterval(() => fs.appendFileSync(files.a, lines('a', n++, 1)), 250);
+    try {
+      await waitFor(async () => {
+        const st = await rowOf('main.default.a');
+        return st && !st.includes('silent');
+      }, { timeoutMs: 15000, what: 'agent a shown not silent while it feeds' });
+      await agents[0].kill('SIGSTOP');
+      const stopped = Date.now();
+      await waitFor(async () => ((await rowOf('main.default.a')) || []).includes('silent'),
+        { timeoutMs: SILENT_AFTER_S * 1000 + 2 * POLL_MS + 3000, what: 'agent a shown silent' });
+      const took = Date.now() - stopped;
+      assert.ok(took <= SILENT_AFTER_S * 1000 + 2 * POLL_MS + 1000, `silent shown after ${took} ms`);
+      await page.click('button[data-state="silent"]');
+      const silentRows = await page.$$eval('tbody tr', (trs) => trs.map((tr) => tr.textContent));
+      assert.ok(silentRows.some((t) => t.includes('main.default.a')), 'the silent chip keeps it');
+      assert.ok(silentRows.every((t) => t.includes('silent')), 'the silent chip shows only silent streams');
+      await screenshot(page, 'streams-silent-1280');
+    } finally {
+      clearInterval(feeder);
+      await agents[0].kill('SIGCONT');
+    }
+    assert.deepEqual(page.problems, []);
+
+    // the API gone: the banner says so, the last update time stays
+    await server.kill();
+    await page.waitForSelector('#banner:not([hidden])', { timeout: 5000 });
+    const banner = await page.$eval('#banner', (b) => b.textContent);
+    assert.match(banner, /API failed/);
+    await screenshot(page, 'api-gone-1280');
+  } finally {
+    if (browser) await browser.close();
+    for (const a of agents) if (a.proc) await a.kill('SIGKILL');
+    await server.kill();
+  }
+});
+
+test('console with a server token asks for it and then shows the data', { timeout: 60000 }, async () => {
+  const dir = tmpDir('e2e-console-auth');
+  const TOKEN = 'console-secret-1';
+  const server = await new Server({ dir, metrics: true, token: TOKEN }).start();
+  let browser;
+  try {
+    await zbClient(server, 'ingest', '--records', '5', '--batches', '2', '--token', TOKEN);
+    const r = await fetch(`${server.metricsUrl}/api/v1/overview`);
+    assert.equal(r.status, 401);
+    assert.match(r.headers.get('www-authenticate'), /^Bearer/);
+    browser = await launch();
+    const page = await openPage(browser);
+    await page.setViewport({ width: 375, height: 740 });
+    await page.goto(`${server.metricsUrl}/console/?poll=${POLL_MS}#/`, { waitUntil: 'load' });
+    await page.waitForSelector('#login:not([hidden])', { timeout: 10000 });
+    assert.match(await page.$eval('#banner', (b) => b.textContent), /token/);
+    assert.equal(await page.$$eval('[data-k="totals.records"]', (e) => e.length), 0, 'no data without the token');
+    await screenshot(page, 'login-375');
+    // the browser's own notes on the refused requests (401) are the only console errors
+    assert.ok(page.problems.every((p) => /401/.test(p)), JSON.stringify(page.problems));
+    page.problems.length = 0;
+    await page.type('#token', TOKEN);
+    await page.click('#login button[type="submit"]');
+    await page.waitForSelector('[data-k="totals.records"]', { timeout: 10000 });
+    assert.equal(await page.$eval('#login', (f) => f.hidden), true);
+    assert.equal(await page.$eval('#banner', (b) => b.hidden), true);
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('runnel-console-token')), TOKEN);
+    const shown = await page.$eval('[data-k="totals.records"]', (e) => Number(e.dataset.v));
+    assert.equal(shown, (await api(server.metricsUrl, 'overview', TOKEN)).totals.records);
+    assert.equal(shown, 10);
+    await pageChecks(page, 'overview with token', 375);
+    await screenshot(page, 'overview-token-375');
+  } finally {
+    if (browser) await browser.close();
+    await server.kill();
+  }
+});
