@@ -131,10 +131,12 @@ static int put_str(struct rn_buf *b, struct rn_json_span obj, const char *name, 
 {
 	struct rn_json_span v;
 	struct rn_buf s = {0};
-	int rc;
-	if (!member(obj, name, &v) || is_null(v) || rn_json_string(v, &s)) {
+	int rc = 0;
+	if (!member(obj, name, &v) || is_null(v) || (rc = rn_json_string(v, &s))) {
 		rn_buf_free(&s);
-		return rn_buf_append_str(b, dflt);
+		if (rc == RN_ENOMEM)
+			return rc;
+		return rn_buf_append_str(b, dflt) ? RN_ENOMEM : 0;
 	}
 	rc = put_clean(b, s.data, s.len);
 	rn_buf_free(&s);
@@ -152,9 +154,11 @@ static int join_cb(void *ctx, size_t i, struct rn_json_span val)
 	struct join *j = ctx;
 	struct rn_buf s = {0};
 	(void)i;
-	if (rn_json_string(val, &s)) {
+	if ((j->rc = rn_json_string(val, &s))) {
 		rn_buf_free(&s);
-		return 0;
+		if (j->rc != RN_ENOMEM)
+			j->rc = 0; /* not a string: not shown */
+		return j->rc;
 	}
 	if ((j->n++ && rn_buf_append_u8(j->b, ',')) || put_clean(j->b, s.data, s.len))
 		j->rc = RN_ENOMEM;
@@ -350,8 +354,13 @@ static int device_row(struct rows *r, struct rn_json_span d)
 		rc = rn_buf_append_str(c, "(stream ");
 		if (!rc && member(d, "streams", &v) && !is_null(v))
 			rn_json_array_walk(v, first_cb, &fs);
-		if (!rc && fs.found && !rn_json_string(fs.val, &id))
-			rc = put_clean(c, id.data, id.len);
+		if (!rc && fs.found) {
+			int sr = rn_json_string(fs.val, &id);
+			if (sr == RN_ENOMEM)
+				rc = sr;
+			else if (!sr)
+				rc = put_clean(c, id.data, id.len);
+		}
 		rn_buf_free(&id);
 		rc = rc ? rc : rn_buf_append_u8(c, ')');
 	}

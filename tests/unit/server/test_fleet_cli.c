@@ -7,6 +7,8 @@
  * API's refused), and the command with a stubbed GET: the request it makes (path, query
  * encoding, the token from --token-file), the messages of 401/403/404/400, --json as
  * received, usage errors; and the real GET against a closed port (connection refused).
+ * Allocation-failure sweeps: every allocation of the parser, the tables and the command
+ * made to fail in turn gives RN_ENOMEM (exit 1) and leaks nothing.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,6 +26,7 @@
 #include "fleet_cli.h"
 #include "httpget.h"
 #include "rn_err.h"
+#include "rn_mem.h"
 #include "testutil.h"
 
 /* ---- rn_httpget_parse ---- */
@@ -432,6 +435,78 @@ static void test_httpget_refused(void **state)
 	assert_int_equal(b.len, 0);
 }
 
+/* Each allocation in turn fails: RN_ENOMEM (or exit 1), nothing leaked; then it succeeds. */
+static void test_alloc_sweeps(void **state)
+{
+	(void)state;
+	static const char raw[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+				  "4\r\nabcd\r\n3\r\nefg\r\n0\r\n\r\n";
+	long base = rn_mem_live(), steps = 0;
+	for (long n = 1;; n++) {
+		struct rn_buf b = {0};
+		const char *why = NULL;
+		int st, rc;
+		rn_mem_fail_after(n);
+		rc = rn_httpget_parse(raw, sizeof(raw) - 1, &st, &b, &why);
+		int hit = rn_mem_fail_disarm();
+		rn_buf_free(&b);
+		assert_int_equal(rn_mem_live(), base);
+		if (!hit) {
+			assert_int_equal(rc, 0);
+			break;
+		}
+		assert_int_equal(rc, RN_ENOMEM);
+	}
+	for (int which = 0; which < 2; which++) {
+		for (long n = 1;; n++) {
+			struct rn_buf out = {0};
+			const char *why = NULL;
+			int rc;
+			rn_mem_fail_after(n);
+			rc = rn_fleet_render_devices(devices_json, sizeof(devices_json) - 1, &out,
+						     &why);
+			int hit = rn_mem_fail_disarm();
+			rn_buf_free(&out);
+			assert_int_equal(rn_mem_live(), base);
+			steps++;
+			if (!hit) {
+				assert_int_equal(rc, 0);
+				break;
+			}
+			assert_int_equal(rc, RN_ENOMEM);
+		}
+	}
+	assert_true(steps > 10); /* the sweep went through many allocations */
+	for (long n = 1;; n++) {
+		struct io io = {0};
+		int rc;
+		FILE *o = open_memstream(&io.out, &io.outlen),
+		     *e = open_memstream(&io.err, &io.errlen);
+		char *argv[] = {"fleet",   "--url",  "http://127.0.0.1:9100",
+				"--state", "silent", NULL};
+		stub.status = 200;
+		stub.body = devices_json;
+		stub.rc = 0;
+		rn_mem_fail_after(n);
+		rc = rn_fleet_main(5, argv, o, e, &env);
+		int hit = rn_mem_fail_disarm();
+		fclose(o);
+		fclose(e);
+		assert_int_equal(rn_mem_live(), base);
+		if (!hit) {
+			assert_int_equal(rc, 0);
+			assert_non_null(strstr(io.out, "truck-7"));
+			free(io.out);
+			free(io.err);
+			break;
+		}
+		assert_int_equal(rc, 1);
+		assert_true(io.errlen > 0);
+		free(io.out);
+		free(io.err);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -447,6 +522,7 @@ int main(void)
 		cmocka_unit_test(test_main_errors),
 		cmocka_unit_test(test_main_usage),
 		cmocka_unit_test(test_httpget_refused),
+		cmocka_unit_test(test_alloc_sweeps),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
