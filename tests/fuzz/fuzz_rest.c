@@ -3,8 +3,9 @@
  * request. The input is split at the first three newlines into method, path?query and
  * content-type; the rest is the body, split into a record list both as an array and as a
  * single object. Checks: an accepted route names a table that is not empty, holds no NUL and
- * fits; a refusal has a status, code and reason; every record of an accepted body is a JSON
- * object; a refused body leaves the output as it was.
+ * fits (a fleet API route: taken by GET only, its device name 1..256 bytes); a refusal has a
+ * status, code and reason; every record of an accepted body is a JSON object; a refused body leaves
+ * the output as it was.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -48,7 +49,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (q)
 		*q++ = 0;
 	int http = rn_rest_route(method, target, strlen(target), q, ctype[0] ? ctype : NULL, &t);
-	if (http == 0) {
+	if (http == 0 && t.route >= RN_REST_API_OVERVIEW) {
+		/* the fleet API: GET only; a device route names a device of 1..256 bytes */
+		if (strcmp(method, "GET") || t.table[0] ||
+		    (t.route == RN_REST_API_DEVICE
+			     ? !t.device[0] || strnlen(t.device, sizeof(t.device)) > 256
+			     : t.device[0] != 0))
+			__builtin_trap();
+	} else if (http == 0) {
 		if (t.route != RN_REST_TOKEN &&
 		    (!t.table[0] || strlen(t.table) > 255 || t.route == RN_REST_OTHER))
 			__builtin_trap();

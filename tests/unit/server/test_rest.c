@@ -54,6 +54,50 @@ static void test_routes(void **state)
 	assert_false(rn_rest_is_rest_path("/databricks.zerobus.Zerobus/EphemeralStream", 43));
 }
 
+/* The fleet API (docs/protocol.md "HTTP API"): GET only, a device name percent-decoded. */
+static void test_api_routes(void **state)
+{
+	struct rn_rest_target t;
+	char name[300];
+	(void)state;
+	assert_int_equal(route("GET", "/api/v1/overview", NULL, NULL, &t), 0);
+	assert_int_equal(t.route, RN_REST_API_OVERVIEW);
+	assert_string_equal(rn_rest_route_name(t.route), "api_overview");
+	assert_int_equal(route("GET", "/api/v1/tables", "x=1", NULL, &t), 0);
+	assert_int_equal(t.route, RN_REST_API_TABLES);
+	assert_int_equal(route("GET", "/api/v1/streams", "state=silent", "text/plain", &t), 0);
+	assert_int_equal(t.route, RN_REST_API_STREAMS);
+	assert_int_equal(route("GET", "/api/v1/devices", NULL, NULL, &t), 0);
+	assert_int_equal(t.route, RN_REST_API_DEVICES);
+	assert_string_equal(rn_rest_route_name(t.route), "api_devices");
+	assert_int_equal(route("GET", "/api/v1/devices/truck%2F7%20a", NULL, NULL, &t), 0);
+	assert_int_equal(t.route, RN_REST_API_DEVICE);
+	assert_string_equal(t.device, "truck/7 a");
+	assert_true(rn_rest_is_rest_path("/api/v1/overview", 16));
+	/* other methods: 405 with Allow: GET */
+	assert_int_equal(route("POST", "/api/v1/streams", NULL, NULL, &t), 405);
+	assert_string_equal(t.allow, "GET");
+	assert_int_equal(t.route, RN_REST_API_STREAMS);
+	assert_int_equal(route("DELETE", "/api/v1/devices/x", NULL, NULL, &t), 405);
+	/* unknown paths, a second segment, an empty or impossible device name: 404 */
+	assert_int_equal(route("GET", "/api/v1/nothing", NULL, NULL, &t), 404);
+	assert_int_equal(route("GET", "/api/v1/streams/", NULL, NULL, &t), 404);
+	assert_int_equal(route("GET", "/api/v1/devices/", NULL, NULL, &t), 404);
+	assert_int_equal(route("GET", "/api/v1/devices/a/b", NULL, NULL, &t), 404);
+	assert_int_equal(route("GET", "/api/v1/devices/a%00b", NULL, NULL, &t), 404);
+	assert_int_equal(route("GET", "/api/v1/devices/a%zz", NULL, NULL, &t), 404);
+	assert_string_equal(t.code, "NOT_FOUND");
+	/* 256 bytes decoded is a possible device, 257 is not */
+	memcpy(name, "/api/v1/devices/", 16);
+	memset(name + 16, 'd', 256);
+	name[16 + 256] = 0;
+	assert_int_equal(route("GET", name, NULL, NULL, &t), 0);
+	assert_int_equal(strlen(t.device), 256);
+	name[16 + 256] = 'd';
+	name[16 + 257] = 0;
+	assert_int_equal(route("GET", name, NULL, NULL, &t), 404);
+}
+
 static void test_refusals(void **state)
 {
 	struct rn_rest_target t;
@@ -205,9 +249,9 @@ static void test_bodies(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_routes),   cmocka_unit_test(test_refusals),
-		cmocka_unit_test(test_unescape), cmocka_unit_test(test_batch),
-		cmocka_unit_test(test_bodies),
+		cmocka_unit_test(test_routes),   cmocka_unit_test(test_api_routes),
+		cmocka_unit_test(test_refusals), cmocka_unit_test(test_unescape),
+		cmocka_unit_test(test_batch),    cmocka_unit_test(test_bodies),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -86,6 +86,36 @@ static void test_hostile(void **state)
 			 RN_EINVAL);
 }
 
+/* Field 1001 (runnel_agent_health): a request whose only payload it is, persistent only. */
+static void test_health_field(void **state)
+{
+	struct rn_zb_request r;
+	const char *why = NULL;
+	/* tag 1001 << 3 | 2 = 8010 = 0xca 0x3e, length 7, {"v":1} */
+	static const uint8_t health[] = {0xca, 0x3e, 7, '{', '"', 'v', '"', ':', '1', '}'};
+	/* the same after an ingest payload: the payload wins, the report is ignored */
+	static const uint8_t both[] = {0xca, 0x3e, 2, '{', '}', 0x22, 0x04, 0x08, 0x05, 0x22, 0x00};
+	(void)state;
+	assert_int_equal(rn_zb_decode_request(health, sizeof(health), 1, &r, &why), 0);
+	assert_int_equal(r.kind, RN_ZB_HEALTH);
+	assert_int_equal(r.health_len, 7);
+	assert_memory_equal(r.health, "{\"v\":1}", 7);
+	/* not in EphemeralStreamRequest: no payload there */
+	assert_int_equal(rn_zb_decode_request(health, sizeof(health), 0, &r, &why), RN_EINVAL);
+	assert_string_equal(why, "request has no payload");
+	assert_int_equal(rn_zb_decode_request(both, sizeof(both), 1, &r, &why), 0);
+	assert_int_equal(r.kind, RN_ZB_INGEST);
+	assert_null(r.health);
+	/* 1001 with another wire type is not a report */
+	static const uint8_t varint[] = {0xc8, 0x3e, 0x01};
+	assert_int_equal(rn_zb_decode_request(varint, sizeof(varint), 1, &r, &why), RN_EINVAL);
+	/* an empty report is still one (the model refuses it as not JSON) */
+	static const uint8_t empty[] = {0xca, 0x3e, 0x00};
+	assert_int_equal(rn_zb_decode_request(empty, sizeof(empty), 1, &r, &why), 0);
+	assert_int_equal(r.kind, RN_ZB_HEALTH);
+	assert_int_equal(r.health_len, 0);
+}
+
 static void test_golden_responses(void **state)
 {
 	struct rn_buf b = {0};
@@ -226,7 +256,7 @@ int main(void)
 		cmocka_unit_test(test_golden_requests), cmocka_unit_test(test_persistent_numbering),
 		cmocka_unit_test(test_hostile),         cmocka_unit_test(test_golden_responses),
 		cmocka_unit_test(test_clock_header),    cmocka_unit_test(test_http_check),
-		cmocka_unit_test(test_retire),
+		cmocka_unit_test(test_retire),          cmocka_unit_test(test_health_field),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
