@@ -78,7 +78,7 @@ static int exec_table(char **argv)
 }
 
 /*
- * rn_fleet_env.conf_url: "http://HOST:PORT" of the config's metrics_listen (its first
+ * rn_fleet_cli_env.conf_url: "http://HOST:PORT" of the config's metrics_listen (its first
  * address; a wildcard address becomes the loopback address of its family).
  */
 static int fleet_conf_url(const char *path, char *url, size_t cap, char *err, size_t errcap)
@@ -203,11 +203,11 @@ int main(int argc, char **argv)
 	if (argc >= 2 && !strcmp(argv[1], "token"))
 		return rn_token_main(argc - 1, argv + 1, stdout, stderr);
 	if (argc >= 2 && !strcmp(argv[1], "fleet")) {
-		static const struct rn_fleet_env env = {.get = rn_httpget,
-							.conf_url = fleet_conf_url,
-							.default_conf =
-								"/etc/runnel/runnel-server.conf"};
-		return rn_fleet_main(argc - 1, argv + 1, stdout, stderr, &env);
+		static const struct rn_fleet_cli_env env = {
+			.get = rn_httpget,
+			.conf_url = fleet_conf_url,
+			.default_conf = "/etc/runnel/runnel-server.conf"};
+		return rn_fleet_cli_main(argc - 1, argv + 1, stdout, stderr, &env);
 	}
 	while ((opt = getopt_long(argc, argv, "c:nvl:d:hHV", longopts, NULL)) != -1) {
 		switch (opt) {

@@ -481,12 +481,12 @@ out:
 	return rc;
 }
 
-int rn_fleet_render_devices(const char *json, size_t len, struct rn_buf *out, const char **why)
+int rn_fleet_cli_devices(const char *json, size_t len, struct rn_buf *out, const char **why)
 {
 	return render(json, len, 0, out, why);
 }
 
-int rn_fleet_render_streams(const char *json, size_t len, struct rn_buf *out, const char **why)
+int rn_fleet_cli_streams(const char *json, size_t len, struct rn_buf *out, const char **why)
 {
 	return render(json, len, 1, out, why);
 }
@@ -560,7 +560,7 @@ static int parse_args(int argc, char **argv, struct opts *o, FILE *out, FILE *er
 			if (!v || *e || errno || t < 1 || t > 3600) {
 				fprintf(err,
 					"runnel-server fleet: --timeout wants seconds, 1..3600\n");
-				return RN_FLEET_EXIT_USAGE;
+				return RN_FLEET_CLI_EXIT_USAGE;
 			}
 			o->timeout_s = (int)t;
 			i++;
@@ -568,26 +568,26 @@ static int parse_args(int argc, char **argv, struct opts *o, FILE *out, FILE *er
 		} else {
 			fprintf(err, "runnel-server fleet: unknown argument '%s'\n", a);
 			usage(err);
-			return RN_FLEET_EXIT_USAGE;
+			return RN_FLEET_CLI_EXIT_USAGE;
 		}
 		if (!v) {
 			fprintf(err, "runnel-server fleet: %s wants a value\n", a);
-			return RN_FLEET_EXIT_USAGE;
+			return RN_FLEET_CLI_EXIT_USAGE;
 		}
 		*slot = v;
 		i++;
 	}
 	if (o->token && o->token_file) {
 		fprintf(err, "runnel-server fleet: give --token or --token-file, not both\n");
-		return RN_FLEET_EXIT_USAGE;
+		return RN_FLEET_CLI_EXIT_USAGE;
 	}
 	if (o->url && o->conf) {
 		fprintf(err, "runnel-server fleet: give --url or -c, not both\n");
-		return RN_FLEET_EXIT_USAGE;
+		return RN_FLEET_CLI_EXIT_USAGE;
 	}
 	if (o->order && strcmp(o->order, "asc") && strcmp(o->order, "desc")) {
 		fprintf(err, "runnel-server fleet: --order is asc or desc\n");
-		return RN_FLEET_EXIT_USAGE;
+		return RN_FLEET_CLI_EXIT_USAGE;
 	}
 	if (o->limit) {
 		char *e;
@@ -596,7 +596,7 @@ static int parse_args(int argc, char **argv, struct opts *o, FILE *out, FILE *er
 		l = strtol(o->limit, &e, 10);
 		if (*e || errno || l < 1 || l > 10000) {
 			fprintf(err, "runnel-server fleet: --limit wants 1..10000\n");
-			return RN_FLEET_EXIT_USAGE;
+			return RN_FLEET_CLI_EXIT_USAGE;
 		}
 	}
 	return 0;
@@ -664,16 +664,17 @@ static void error_text(const struct rn_buf *body, struct rn_buf *b)
 	rn_buf_append_u8(b, 0);
 }
 
-int rn_fleet_main(int argc, char **argv, FILE *out, FILE *err, const struct rn_fleet_env *env)
+int rn_fleet_cli_main(int argc, char **argv, FILE *out, FILE *err,
+		      const struct rn_fleet_cli_env *env)
 {
 	struct opts o = {0};
 	char tok[TOKEN_MAX] = "", url[600], msg[1024] = "";
 	struct rn_buf target = {0}, body = {.max = (size_t)64 << 20}, text = {0}, why_body = {0};
 	const char *conf, *why = NULL, *path;
-	int rc, status = 0, code = RN_FLEET_EXIT_ERROR;
+	int rc, status = 0, code = RN_FLEET_CLI_EXIT_ERROR;
 
 	if ((rc = parse_args(argc, argv, &o, out, err)))
-		return rc < 0 ? RN_FLEET_EXIT_OK : rc;
+		return rc < 0 ? RN_FLEET_CLI_EXIT_OK : rc;
 	conf = o.conf;
 	if (!o.url && !conf && env->default_conf && !access(env->default_conf, F_OK))
 		conf = env->default_conf;
@@ -683,7 +684,7 @@ int rn_fleet_main(int argc, char **argv, FILE *out, FILE *err, const struct rn_f
 			n--;
 		if (n >= sizeof(url)) {
 			fprintf(err, "runnel-server fleet: --url is too long\n");
-			return RN_FLEET_EXIT_USAGE;
+			return RN_FLEET_CLI_EXIT_USAGE;
 		}
 		memcpy(url, o.url, n);
 		url[n] = '\0';
@@ -691,15 +692,15 @@ int rn_fleet_main(int argc, char **argv, FILE *out, FILE *err, const struct rn_f
 		if (!env->conf_url || env->conf_url(conf, url, sizeof(url), msg, sizeof(msg))) {
 			fprintf(err, "runnel-server fleet: %s\n",
 				msg[0] ? msg : "-c is not supported");
-			return RN_FLEET_EXIT_ERROR;
+			return RN_FLEET_CLI_EXIT_ERROR;
 		}
 	} else {
 		fprintf(err, "runnel-server fleet: which server? give --url http://HOST:PORT (its "
 			     "metrics_listen) or -c CONFIG\n");
-		return RN_FLEET_EXIT_USAGE;
+		return RN_FLEET_CLI_EXIT_USAGE;
 	}
 	if (read_token(&o, tok, err))
-		return RN_FLEET_EXIT_ERROR;
+		return RN_FLEET_CLI_EXIT_ERROR;
 	path = o.streams ? "/api/v1/streams" : "/api/v1/devices";
 	if (rn_buf_append_str(&target, path) || put_query(&target, "state", o.state) ||
 	    put_query(&target, "q", o.q) || put_query(&target, "sort", o.sort) ||
@@ -754,11 +755,11 @@ int rn_fleet_main(int argc, char **argv, FILE *out, FILE *err, const struct rn_f
 		fwrite(body.data, 1, body.len, out);
 		if (!body.len || body.data[body.len - 1] != '\n')
 			fputc('\n', out);
-		code = RN_FLEET_EXIT_OK;
+		code = RN_FLEET_CLI_EXIT_OK;
 		goto out;
 	}
-	rc = o.streams ? rn_fleet_render_streams((const char *)body.data, body.len, &text, &why)
-		       : rn_fleet_render_devices((const char *)body.data, body.len, &text, &why);
+	rc = o.streams ? rn_fleet_cli_streams((const char *)body.data, body.len, &text, &why)
+		       : rn_fleet_cli_devices((const char *)body.data, body.len, &text, &why);
 	if (rc) {
 		fprintf(err, "runnel-server fleet: %s%s: %s\n", url, path,
 			rc == RN_ENOMEM ? "out of memory"
@@ -768,7 +769,7 @@ int rn_fleet_main(int argc, char **argv, FILE *out, FILE *err, const struct rn_f
 		goto out;
 	}
 	fwrite(text.data, 1, text.len, out);
-	code = RN_FLEET_EXIT_OK;
+	code = RN_FLEET_CLI_EXIT_OK;
 out:
 	rn_buf_free(&target);
 	rn_buf_free(&body);

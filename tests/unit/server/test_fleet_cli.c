@@ -127,7 +127,7 @@ static char *render_dev(const char *json, int expect)
 {
 	struct rn_buf out = {0};
 	const char *why = NULL;
-	assert_int_equal(rn_fleet_render_devices(json, strlen(json), &out, &why), expect);
+	assert_int_equal(rn_fleet_cli_devices(json, strlen(json), &out, &why), expect);
 	if (expect) {
 		assert_non_null(why);
 		rn_buf_free(&out);
@@ -229,7 +229,7 @@ static void test_streams_table(void **state)
 	struct rn_buf out = {0};
 	const char *why = NULL;
 	char *l[16];
-	assert_int_equal(rn_fleet_render_streams(js, sizeof(js) - 1, &out, &why), 0);
+	assert_int_equal(rn_fleet_cli_streams(js, sizeof(js) - 1, &out, &why), 0);
 	assert_int_equal(rn_buf_append_u8(&out, 0), 0);
 	assert_int_equal(lines((char *)out.data, l), 3);
 	const char *cols[] = {"STREAM", "DEVICE",     "TABLE",   "PRINCIPAL", "KIND",     "CONN",
@@ -282,7 +282,7 @@ static int stub_conf(const char *path, char *url, size_t cap, char *err, size_t 
 	return 0;
 }
 
-static const struct rn_fleet_env env = {.get = stub_get, .conf_url = stub_conf};
+static const struct rn_fleet_cli_env env = {.get = stub_get, .conf_url = stub_conf};
 
 struct io {
 	char *out, *err;
@@ -304,7 +304,7 @@ static int run(struct io *io, int status, const char *body, ...)
 	stub.status = status;
 	stub.body = body;
 	stub.calls = 0;
-	rc = rn_fleet_main(argc, argv, o, e, &env);
+	rc = rn_fleet_cli_main(argc, argv, o, e, &env);
 	fclose(o);
 	fclose(e);
 	return rc;
@@ -463,8 +463,8 @@ static void test_alloc_sweeps(void **state)
 			const char *why = NULL;
 			int rc;
 			rn_mem_fail_after(n);
-			rc = rn_fleet_render_devices(devices_json, sizeof(devices_json) - 1, &out,
-						     &why);
+			rc = rn_fleet_cli_devices(devices_json, sizeof(devices_json) - 1, &out,
+						  &why);
 			int hit = rn_mem_fail_disarm();
 			rn_buf_free(&out);
 			assert_int_equal(rn_mem_live(), base);
@@ -488,7 +488,7 @@ static void test_alloc_sweeps(void **state)
 		stub.body = devices_json;
 		stub.rc = 0;
 		rn_mem_fail_after(n);
-		rc = rn_fleet_main(5, argv, o, e, &env);
+		rc = rn_fleet_cli_main(5, argv, o, e, &env);
 		int hit = rn_mem_fail_disarm();
 		fclose(o);
 		fclose(e);
