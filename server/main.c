@@ -110,6 +110,13 @@ static int fleet_conf_url(const char *path, char *url, size_t cap, char *err, si
 			 why ? why : "no address");
 		goto out;
 	}
+	if (!hp[0].port) {
+		snprintf(err, errcap,
+			 "%s: metrics_listen %s has port 0 (the system picks one at start); give "
+			 "--url with the port the server logged",
+			 path, c.metrics_listen);
+		goto out;
+	}
 	if (!strcmp(hp[0].host, "0.0.0.0"))
 		strcpy(hp[0].host, "127.0.0.1");
 	else if (!strcmp(hp[0].host, "::"))
