@@ -34,7 +34,7 @@ static void usage(FILE *f)
 		"  --url URL     the server's HTTP port, e.g. http://127.0.0.1:9100 (cleartext)\n"
 		"  --token T, --token-file F   bearer token (the server's token, or a principal's\n"
 		"                with console = true); the file's first line\n"
-		"  --state S     silent, behind, dropping, clock, invalid or connected only\n"
+		"  --state S     silent, behind, dropping, clock, invalid, connected (or all)\n"
 		"  --q TEXT      whose id, device, table or principal contains TEXT\n"
 		"  --sort KEY    any field of the answer (default: last seen, newest first)\n"
 		"  --json        the answer's JSON as received, instead of the table\n"
