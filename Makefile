@@ -5,6 +5,7 @@ BUILD_REL  ?= build-release
 JOBS       ?= $(shell nproc)
 CMAKE_OPTS ?=
 
+# prometheus: only its promtool, which checks packaging/monitoring/ (tests/monitoring/check.sh).
 DEB_PKGS = build-essential cmake pkg-config git \
 	libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libprotobuf-dev libsqlite3-dev \
 	libcurl4-openssl-dev libzstd-dev libconfig-dev libnghttp2-dev libevent-dev libssl-dev \
@@ -12,7 +13,8 @@ DEB_PKGS = build-essential cmake pkg-config git \
 	python3 python3-grpcio python3-protobuf python3-paho-mqtt python3-serial nodejs npm procps zstd curl bc openssl faketime \
 	chromium fonts-dejavu-core \
 	clang clang-format debootstrap \
-	debhelper devscripts lintian rpm rpmlint elfutils scdoc systemd
+	debhelper devscripts lintian rpm rpmlint elfutils scdoc systemd \
+	prometheus
 
 # Only the s3 tests (ctest label s3: a throw-away Ceph RGW by tests/s3/rgw.sh, HAProxy, boto3;
 # tests/README.md "S3 and load balancer tests") need these; `make test` installs them

@@ -2,7 +2,9 @@
  * runnel-server entry point: options, config (table-driven, -n checks it; the same loader
  * runs again on SIGHUP), logging, and the server's lifetime. Everything else lives in
  * server.c. `runnel-server table ...` runs the table CLI, a program of its own
- * (runnel-table, server/cli/): the daemon does not link it.
+ * (runnel-table, server/cli/): the daemon does not link it. `runnel-server fleet ...` is
+ * server/cli/fleet_cli.h, run in-process (small: HTTP and JSON only); this file gives it
+ * the config's metrics_listen.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -21,6 +23,8 @@
 #include "rn_version.h"
 #include "server.h"
 #include "identity_cli.h"
+#include "fleet_cli.h"
+#include "httpget.h"
 
 /* What --version says is built in; keep it true when a front door or format is added. */
 #define FEATURES                                                                                   \
@@ -40,6 +44,8 @@ static void usage(FILE *f)
 		"  -H        print every config key with its default and exit\n"
 		"  -V, --version  print the version and what is built in, and exit\n"
 		"       runnel-server table describe|history|verify ...  (runs runnel-table)\n"
+		"       runnel-server fleet [-c FILE | --url URL] [--token T] [--streams] [--json] "
+		"...  (devices)\n"
 		"       runnel-server hash-secret [--token] < SECRET\n"
 		"       runnel-server token issue --principal NAME [--tables T,...] [--ttl S] "
 		"[-c FILE]\n");
@@ -69,6 +75,58 @@ static int exec_table(char **argv)
 		"PATH): %s\n",
 		strerror(errno));
 	return 127;
+}
+
+/*
+ * rn_fleet_cli_env.conf_url: "http://HOST:PORT" of the config's metrics_listen (its first
+ * address; a wildcard address becomes the loopback address of its family).
+ */
+static int fleet_conf_url(const char *path, char *url, size_t cap, char *err, size_t errcap)
+{
+	struct rn_server_conf c = {0};
+	struct rn_hostport hp[RN_ADDR_LIST_MAX];
+	const char *why = NULL;
+	size_t n = 0, at;
+	int rc = 1;
+	if (rn_conf_load_file(path, rn_server_conf_table, &c, err, errcap))
+		goto out;
+	if (!c.metrics_listen || !c.metrics_listen[0]) {
+		snprintf(err, errcap,
+			 "%s: metrics_listen is not set (the fleet API is served there); give "
+			 "--url",
+			 path);
+		goto out;
+	}
+	if (c.metrics_tls && c.tls_cert) {
+		snprintf(err, errcap,
+			 "%s: metrics_listen is HTTPS (metrics_tls), which this command does not "
+			 "speak; use curl",
+			 path);
+		goto out;
+	}
+	if (rn_addr_parse_listen_list(c.metrics_listen, hp, RN_ADDR_LIST_MAX, &n, &at, &why) ||
+	    !n) {
+		snprintf(err, errcap, "%s: metrics_listen %s: %s", path, c.metrics_listen,
+			 why ? why : "no address");
+		goto out;
+	}
+	if (!hp[0].port) {
+		snprintf(err, errcap,
+			 "%s: metrics_listen %s has port 0 (the system picks one at start); give "
+			 "--url with the port the server logged",
+			 path, c.metrics_listen);
+		goto out;
+	}
+	if (!strcmp(hp[0].host, "0.0.0.0"))
+		strcpy(hp[0].host, "127.0.0.1");
+	else if (!strcmp(hp[0].host, "::"))
+		strcpy(hp[0].host, "::1");
+	snprintf(url, cap, "http://%s%s%s:%d", hp[0].family == 6 ? "[" : "", hp[0].host,
+		 hp[0].family == 6 ? "]" : "", hp[0].port);
+	rc = 0;
+out:
+	rn_conf_free(rn_server_conf_table, &c);
+	return rc;
 }
 
 /* The command line's part of the config: what the loader applies at start and on reload. */
@@ -151,6 +209,13 @@ int main(int argc, char **argv)
 		return rn_hash_secret_main(argc - 1, argv + 1, stdin, stdout, stderr);
 	if (argc >= 2 && !strcmp(argv[1], "token"))
 		return rn_token_main(argc - 1, argv + 1, stdout, stderr);
+	if (argc >= 2 && !strcmp(argv[1], "fleet")) {
+		static const struct rn_fleet_cli_env env = {
+			.get = rn_httpget,
+			.conf_url = fleet_conf_url,
+			.default_conf = "/etc/runnel/runnel-server.conf"};
+		return rn_fleet_cli_main(argc - 1, argv + 1, stdout, stderr, &env);
+	}
 	while ((opt = getopt_long(argc, argv, "c:nvl:d:hHV", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': args.file = optarg; break;

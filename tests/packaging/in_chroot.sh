@@ -41,10 +41,17 @@ installed() {
 	grep -qx "$server_conf" /var/lib/dpkg/info/runnel-server.conffiles || fail "server conffile"
 	ok "conffiles: $agent_conf, $server_conf"
 	for m in man8/runnel-agent.8 man5/runnel-agent.conf.5 man8/runnel-server.8 \
-		man5/runnel-server.conf.5 man1/runnel-table.1; do
+		man5/runnel-server.conf.5 man1/runnel-table.1 man1/runnel-server-fleet.1; do
 		[ -s /usr/share/man/$m.gz ] || fail "no man page $m"
 	done
 	ok "man pages"
+	# the alerting rules and the dashboard, as shipped (their checks: tests/monitoring/)
+	mon=/usr/share/runnel-server/monitoring
+	grep -q '^groups:' $mon/runnel-server.rules.yml || fail "no $mon/runnel-server.rules.yml"
+	grep -q '"schemaVersion"' $mon/runnel-server.dashboard.json ||
+		fail "no $mon/runnel-server.dashboard.json"
+	[ "$(stat -c %a $mon/runnel-server.rules.yml)" = 644 ] || fail "rules file not 0644"
+	ok "monitoring files in $mon"
 	# enabled on install (deb-systemd-helper makes the links even where systemd is not
 	# running, as in this chroot), and restarted, not only started, on upgrade
 	for p in runnel-agent runnel-server; do

@@ -90,6 +90,14 @@ lint_rpm() {
 	echo "$out" | grep -E '^\S+: [EW]: |checked;'
 	echo "$out" | grep -q ' 0 errors,' || fail "rpmlint: errors"
 	ok "rpmlint: 0 errors"
+	# the list read once: grep -q ends a pipe early, and pipefail would count rpm's SIGPIPE
+	local files
+	files=$(rpm -qlp "$pkgs"/runnel-server-[0-9]*.rpm)
+	for f in monitoring/runnel-server.rules.yml monitoring/runnel-server.dashboard.json; do
+		grep -qx "/usr/share/runnel-server/$f" <<<"$files" ||
+			fail "runnel-server rpm lacks /usr/share/runnel-server/$f"
+	done
+	ok "runnel-server rpm: the monitoring files"
 }
 
 mk_chroot() {
