@@ -18,8 +18,9 @@
 
 #define RN_HEALTH_MAX 16384   /* bytes of one report (the server refuses more) */
 #define RN_HEALTH_STR_MAX 256 /* longest string value sent; longer ones are cut (UTF-8 safe) */
-#define RN_HEALTH_CHANGE_MIN_US ((int64_t)5 * 1000000) /* a change is reported at most this often  \
-							*/
+#define RN_HEALTH_CHANGE_MIN_US                                                                    \
+	((int64_t)5 * 1000000) /* a change is reported at most this often                          \
+				*/
 
 /* A source's state in a report. */
 enum rn_health_state {

@@ -42,6 +42,10 @@
 #include "rn_log.h"
 #include "rn_mem.h"
 #include "rn_pbwire.h"
+#include "rn_zstd.h"
+
+#define RN_UPLINK_HEALTH_MAX 16384  /* bytes of one report's JSON (protocol.md) */
+#define RN_UPLINK_HEALTH_FIELD 1001 /* PersistentStreamRequest.runnel_agent_health */
 
 enum st_state { S_BACKOFF, S_OPENING, S_OPEN };
 
@@ -85,8 +89,12 @@ struct ustream {
 	int paused;
 	int draining;        /* close_stream_signal seen: no new chunks on this call */
 	int64_t drain_until; /* mono us */
-	struct rn_buf out;   /* bytes queued for the request body */
+	struct rn_buf out;   /* bytes queued for the request body: whole gRPC messages */
 	size_t out_pos;
+	size_t frame_left; /* bytes of the message at out_pos still to go; 0 = between two */
+	struct rn_buf hq;  /* a health report's gRPC message, sent between two of out's */
+	size_t hq_pos;
+	int health_fresh; /* the call takes reports and has had none yet */
 	struct rn_grpc_deframer df;
 	int64_t acked;            /* highest offset known durable on the server (= rt.acked) */
 	struct rn_retain rt;      /* what the agent may delete (retain.h) */
@@ -271,6 +279,11 @@ static void close_call(struct ustream *s)
 	s->hdrs = NULL;
 	rn_buf_reset(&s->out);
 	s->out_pos = 0;
+	s->frame_left = 0;
+	rn_buf_free(&s->hq);
+	s->hq_pos = 0;
+	s->health_fresh = 0;
+	s->stats.health = 0;
 	rn_grpc_deframer_reset(&s->df);
 	s->paused = 0;
 	s->unread = 0;
@@ -306,6 +319,7 @@ void rn_uplink_destroy(struct rn_uplink *u)
 	for (size_t i = 0; i < u->n; i++) {
 		struct ustream *s = u->streams[i];
 		rn_buf_free(&s->out);
+		rn_buf_free(&s->hq);
 		rn_grpc_deframer_free(&s->df);
 		rn_free(s->table);
 		rn_free(s);
@@ -455,11 +469,28 @@ static void refill(struct ustream *s)
 	}
 }
 
-/* Body bytes ready to go (after refilling from the buffer). */
+/* Body bytes ready to go (after refilling from the buffer), a health report's included. */
 static size_t pending(struct ustream *s)
 {
 	refill(s);
-	return s->out.len - s->out_pos;
+	return s->out.len - s->out_pos + (s->hq.len - s->hq_pos);
+}
+
+/* Moves the read position n bytes on in out, keeping frame_left (out holds whole messages,
+ * so a message's 5-byte prefix is there whenever the position is at its start). */
+static void out_take(struct ustream *s, size_t n)
+{
+	while (n) {
+		if (!s->frame_left) {
+			const uint8_t *h = s->out.data + s->out_pos;
+			s->frame_left = RN_GRPC_HDR_LEN + ((size_t)h[1] << 24 | (size_t)h[2] << 16 |
+							   (size_t)h[3] << 8 | (size_t)h[4]);
+		}
+		size_t k = n < s->frame_left ? n : s->frame_left;
+		s->out_pos += k;
+		s->frame_left -= k;
+		n -= k;
+	}
 }
 
 static size_t read_cb(char *buf, size_t size, size_t nitems, void *arg)
@@ -485,11 +516,26 @@ static size_t read_cb(char *buf, size_t size, size_t nitems, void *arg)
 		}
 		n = (size_t)got;
 	}
-	memcpy(buf, s->out.data + s->out_pos, n);
-	s->out_pos += n;
+	/* a health report goes between two messages of out, and once begun, to its end */
+	if (s->hq.len > s->hq_pos && (s->hq_pos || !s->frame_left)) {
+		size_t h = s->hq.len - s->hq_pos;
+		n = n < h ? n : h;
+		memcpy(buf, s->hq.data + s->hq_pos, n);
+		if ((s->hq_pos += n) == s->hq.len) {
+			rn_buf_reset(&s->hq);
+			s->hq_pos = 0;
+		}
+		/* no last_tx_us: a report is not answered, so it must not hold off the ack
+		 * timeout of chunks in flight */
+	} else {
+		size_t o = s->out.len - s->out_pos;
+		n = n < o ? n : o;
+		memcpy(buf, s->out.data + s->out_pos, n);
+		out_take(s, n);
+		s->last_tx_us = rn_mono_us();
+	}
 	u->moved += n;
 	s->stats.bytes_sent += n;
-	s->last_tx_us = rn_mono_us();
 	return n;
 }
 
@@ -523,6 +569,7 @@ static int on_response(void *ctx, const struct rn_up_event *ev, int n)
 				return -1;
 			}
 			snprintf(s->server_id, sizeof(s->server_id), "%s", e->stream_id);
+			s->health_fresh = s->stats.health = s->hdr.health;
 			rn_retain_call(&s->rt, s->hdr.committed_acks);
 			s->stats.committed_acks = s->rt.keep;
 			s->auth_retried = 0;
@@ -549,6 +596,7 @@ static int on_response(void *ctx, const struct rn_up_event *ev, int n)
 				return -1;
 			}
 			int release;
+			s->health_fresh = s->stats.health = s->hdr.health;
 			rn_retain_call(&s->rt, s->hdr.committed_acks);
 			s->stats.committed_acks = s->rt.keep;
 			/* the window restarts from the answer (retain.h): a server that does not
@@ -771,6 +819,8 @@ static int open_call(struct ustream *s)
 	s->hdrs = curl_slist_append(s->hdrs, "Expect:");
 	/* keep chunks until the table has them (retain.h) */
 	s->hdrs = curl_slist_append(s->hdrs, "runnel-committed-acks: 1");
+	/* offer health reports; sent only if the server answers the same (docs/protocol.md) */
+	s->hdrs = curl_slist_append(s->hdrs, "runnel-health: 1");
 	s->hdrs = curl_slist_append(s->hdrs, u->ua);
 	snprintf(hdr, sizeof(hdr), "x-databricks-zerobus-table-name: %s", s->table);
 	s->hdrs = curl_slist_append(s->hdrs, hdr);
@@ -1550,6 +1600,60 @@ int rn_uplink_stream_stats(const struct rn_uplink *u, int stream, struct rn_upli
 	case S_OPEN: st->state = s->draining ? RN_UPLINK_DRAINING : RN_UPLINK_OPEN; break;
 	}
 	return 0;
+}
+
+/* Whether stream s takes a report now: the call is open (create/resume answered), its
+ * server answered runnel-health: 1, and it is not draining. */
+static int takes_health(const struct ustream *s)
+{
+	return s->easy && s->state == S_OPEN && s->stats.health && !s->draining;
+}
+
+int rn_uplink_health_wanted(const struct rn_uplink *u)
+{
+	for (size_t i = 0; i < u->n; i++)
+		if (takes_health(u->streams[i]) && u->streams[i]->health_fresh)
+			return 1;
+	return 0;
+}
+
+int rn_uplink_health_send(struct rn_uplink *u, const char *json, size_t len, int all)
+{
+	struct rn_buf msg = {0}, z = {0};
+	int queued = 0, rc = 0, ready = 0;
+
+	if (len > RN_UPLINK_HEALTH_MAX)
+		return RN_EINVAL;
+	for (size_t i = 0; i < u->n; i++) {
+		struct ustream *s = u->streams[i];
+		if (!takes_health(s) || (!all && !s->health_fresh))
+			continue;
+		if (s->hq_pos) { /* the last one is still going out: this one is skipped */
+			s->stats.health_skipped++;
+			continue;
+		}
+		/* PersistentStreamRequest{runnel_agent_health (1001): json}, compressed like
+		 * the chunks (the call says grpc-encoding: zstd); built once for all calls */
+		if (!ready && !rc) {
+			rc = rn_pb_put_bytes(&msg, RN_UPLINK_HEALTH_FIELD, json, len);
+			rc = rc ? rc : rn_zstd_compress(&z, msg.data, msg.len, 1);
+			ready = !rc;
+		}
+		rn_buf_reset(&s->hq); /* a report not begun yet is replaced by the newer one */
+		if (rc || rn_grpc_frame_append(&s->hq, 1, z.data, z.len)) {
+			/* the call's first report too: the next one (interval, change) goes */
+			rn_buf_reset(&s->hq);
+			s->health_fresh = 0;
+			s->stats.health_skipped++;
+			continue;
+		}
+		s->health_fresh = 0;
+		s->stats.health_sent++;
+		queued++;
+	}
+	rn_buf_free(&msg);
+	rn_buf_free(&z);
+	return queued;
 }
 
 int rn_uplink_idle(const struct rn_uplink *u)
