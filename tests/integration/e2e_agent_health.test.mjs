@@ -1,0 +1,159 @@
+// The agent's health reports (docs/protocol.md, "Health reports"). Against a server that
+// does not take them (fleet_health = false: it does not answer `runnel-health: 1`, as an
+// older runnel-server or Databricks Zerobus), the agent sends none: its status says so and
+// the server sees none.
+// On the wire (through a relay that answers `runnel-health: 1` and takes the reports out of
+// the call): each report is one zstd-compressed PersistentStreamRequest{1001: JSON} message
+// between two chunk messages, the first one right after the open is answered, then one per
+// interval while chunks flow. Every data line lands exactly once (verifyTable, DuckDB).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Agent, Server, tmpDir, waitFor } from './lib/harness.mjs';
+import { duckFrom, query, replayLog, verifyTable } from './lib/table.mjs';
+import { Broker, pub } from './lib/mqtt.mjs';
+import { H2Fake } from './lib/h2fake.mjs';
+
+const T = 'main.default.telemetry';
+
+function rows(server) {
+  try {
+    return replayLog(server.tableDir(T)).live.reduce((n, f) => n + f.numRecords, 0);
+  } catch {
+    return 0;
+  }
+}
+
+function lines(file, prefix, n) {
+  fs.appendFileSync(file, Array.from({ length: n }, (_, i) => `${prefix} ${i}\n`).join(''));
+}
+
+// Each (source, payload) once, and `want` rows per source.
+async function exactlyOnce(server, want) {
+  const snap = await verifyTable(server.tableDir(T));
+  const got = await query(`SELECT source, count(*) AS n, count(DISTINCT payload) AS d
+      FROM ${duckFrom(snap.files)} GROUP BY source ORDER BY source`);
+  assert.deepEqual(got.map((r) => [r.source, Number(r.n), Number(r.d)]),
+    Object.entries(want).sort().map(([s, n]) => [s, n, n]));
+}
+
+async function device(server, id) {
+  const r = await fetch(`${server.metricsUrl}/api/v1/devices/${encodeURIComponent(id)}`);
+  if (r.status !== 200) return null;
+  return r.json();
+}
+
+// The report's numbers against the agent's status, as [report, status] pairs to compare.
+function pairs(rep, st) {
+  return {
+    device: [rep.device, st.device_id],
+    bytes: [rep.buffer.bytes, st.buffer_bytes],
+    records: [rep.buffer.records, st.buffer_records],
+    max: [rep.buffer.max_bytes, st.buffer_max_bytes],
+    drops: [rep.drops.buffer_full, st.dropped_records],
+    expired: [rep.expired, st.expired_records],
+    deadLetters: [rep.dead_letters, st.dead_letters],
+    sources: [rep.sources.map((s) => [s.name, s.type, s.state, s.records]),
+      st.sources.map((s) => [s.name, s.type, s.state, s.records])],
+  };
+}
+
+function same(rep, st) {
+  return Object.values(pairs(rep, st)).every(([a, b]) => JSON.stringify(a) === JSON.stringify(b));
+}
+
+test('a server without health reports gets none; data flows as before', { timeout: 120000 }, async () => {
+  const dir = tmpDir('e2e-health-off');
+  const server = await new Server({ dir, tables: [T], metrics: true }).start();
+  const log = path.join(dir, 'in.log');
+  lines(log, 'off', 300);
+  const agent = new Agent({ dir, url: server.url, deviceId: 'dev-off', uplinkExtra: 'health_interval = 1;',
+    sources: [{ name: 'logs', paths: [log] }] });
+  try {
+    await agent.start();
+    await waitFor(() => rows(server) === 300, { what: '300 rows' });
+    // three intervals with the call open: a report would have gone at the open and twice since
+    let st;
+    await waitFor(() => {
+      st = agent.status();
+      return st && st.streams[0].connected && st.uptime_s >= 3;
+    }, { what: 'the agent up 3 s with its call open' });
+    assert.equal(st.health.interval_s, 1);
+    assert.equal(st.health.reports, 0, 'no report handed to the uplink');
+    assert.equal(st.health.skipped, 0);
+    assert.equal(st.streams[0].uplink.health, false, 'the server did not answer runnel-health');
+    assert.equal(st.streams[0].uplink.health_sent, 0);
+    assert.equal(st.streams[0].uplink.failures, 0);
+    assert.equal(st.streams[0].reconnects, 0);
+    await agent.stop();
+    await server.stop();
+    await exactlyOnce(server, { logs: 300 });
+  } finally {
+    await agent.kill();
+    await server.kill();
+  }
+});
+
+// PersistentStreamRequest{runnel_agent_health (1001): json}: the JSON of one report.
+function reportJson(body) {
+  assert.equal(body[0], 0xca, 'field 1001, length-delimited');
+  assert.equal(body[1], 0x3e);
+  let len = 0;
+  let shift = 0;
+  let i = 2;
+  for (;; i++) {
+    len += (body[i] & 0x7f) * 2 ** shift;
+    shift += 7;
+    if (!(body[i] & 0x80)) break;
+  }
+  assert.equal(body.length, i + 1 + len, 'nothing but field 1001');
+  assert.ok(len <= 16384);
+  return JSON.parse(body.subarray(i + 1).toString('utf8'));
+}
+
+test('on the wire: compressed field-1001 messages between chunks, first after the open', { timeout: 120000 }, async () => {
+  const dir = tmpDir('e2e-health-wire');
+  const server = await new Server({ dir, tables: [T] }).start();
+  const fake = await new H2Fake({ target: server.port }).start();
+  fake.mode('relay', { health: true });
+  const log = path.join(dir, 'in.log');
+  fs.writeFileSync(log, '');
+  const agent = new Agent({ dir, url: fake.url, deviceId: 'dev-wire', uplinkExtra: 'health_interval = 1;',
+    lingerMs: 20, sources: [{ name: 'logs', paths: [log] }] });
+  try {
+    await agent.start();
+    // chunks while reports go out: a batch of lines whenever the last one is in the table
+    let total = 0;
+    for (let k = 0; fake.reports.length < 4; k++) {
+      assert.ok(k < 40, `${fake.reports.length} reports after ${total} lines`);
+      lines(log, `w${k}`, 500);
+      total += 500;
+      await waitFor(() => rows(server) === total, { what: `${total} rows` });
+    }
+    const st = agent.status();
+    assert.equal(st.streams[0].uplink.health, true);
+    assert.equal(st.streams[0].uplink.failures, 0);
+    assert.ok(st.health.reports >= fake.reports.length);
+    const reps = fake.reports.map((r) => ({ ...r, json: reportJson(r.body) }));
+    for (const r of reps) {
+      assert.equal(r.frame[0], 1, 'compressed like the chunks');
+      assert.ok(r.afterOpen, 'never before the open is answered');
+      assert.equal(r.json.v, 1);
+      assert.equal(r.json.device, 'dev-wire');
+      assert.deepEqual(r.json.sources.map((x) => [x.name, x.type, x.state]), [['logs', 'file', 'up']]);
+    }
+    // the first report right after the open: before the first interval had passed
+    assert.ok(reps[0].json.uptime_s <= 1, `first report at uptime ${reps[0].json.uptime_s}`);
+    // then about one a second (sent_at_ms moves on)
+    for (let i = 1; i < reps.length; i++) assert.ok(reps[i].json.sent_at_ms > reps[i - 1].json.sent_at_ms);
+    await agent.stop();
+    await server.stop();
+    await exactlyOnce(server, { logs: total });
+  } finally {
+    await agent.kill();
+    await fake.stop();
+    await server.kill();
+  }
+});
