@@ -29,6 +29,7 @@
 #define POLLOUT_COMPAT POLLOUT
 
 #include "backoff.h"
+#include "body.h"
 #include "headers.h"
 #include "ratelimit.h"
 #include "response.h"
@@ -87,14 +88,10 @@ struct ustream {
 	CURL *easy;
 	struct curl_slist *hdrs;
 	int paused;
-	int draining;        /* close_stream_signal seen: no new chunks on this call */
-	int64_t drain_until; /* mono us */
-	struct rn_buf out;   /* bytes queued for the request body: whole gRPC messages */
-	size_t out_pos;
-	size_t frame_left; /* bytes of the message at out_pos still to go; 0 = between two */
-	struct rn_buf hq;  /* a health report's gRPC message, sent between two of out's */
-	size_t hq_pos;
-	int health_fresh; /* the call takes reports and has had none yet */
+	int draining;           /* close_stream_signal seen: no new chunks on this call */
+	int64_t drain_until;    /* mono us */
+	struct rn_up_body body; /* the request body: queued messages, a health report (body.h) */
+	int health_fresh;       /* the call takes reports and has had none yet */
 	struct rn_grpc_deframer df;
 	int64_t acked;            /* highest offset known durable on the server (= rt.acked) */
 	struct rn_retain rt;      /* what the agent may delete (retain.h) */
@@ -277,11 +274,7 @@ static void close_call(struct ustream *s)
 		s->nsocks = 0; /* lost count: start again with the next call's sockets */
 	curl_slist_free_all(s->hdrs);
 	s->hdrs = NULL;
-	rn_buf_reset(&s->out);
-	s->out_pos = 0;
-	s->frame_left = 0;
-	rn_buf_free(&s->hq);
-	s->hq_pos = 0;
+	rn_up_body_reset(&s->body);
 	s->health_fresh = 0;
 	s->stats.health = 0;
 	rn_grpc_deframer_reset(&s->df);
@@ -318,8 +311,7 @@ void rn_uplink_destroy(struct rn_uplink *u)
 		close_call(u->streams[i]);
 	for (size_t i = 0; i < u->n; i++) {
 		struct ustream *s = u->streams[i];
-		rn_buf_free(&s->out);
-		rn_buf_free(&s->hq);
+		rn_up_body_free(&s->body);
 		rn_grpc_deframer_free(&s->df);
 		rn_free(s->table);
 		rn_free(s);
@@ -428,7 +420,7 @@ static int queue_open_message(struct ustream *s)
 		rn_pb_put_bytes(&inner, 1, create.data, create.len);
 		rc = rn_pb_put_bytes(&msg, 1, inner.data, inner.len);
 	}
-	rc = rc ? rc : rn_grpc_frame_append(&s->out, 0, msg.data, msg.len);
+	rc = rc ? rc : rn_grpc_frame_append(&s->body.out, 0, msg.data, msg.len);
 	rn_buf_free(&msg);
 	rn_buf_free(&inner);
 	rn_buf_free(&create);
@@ -445,19 +437,12 @@ static void refill(struct ustream *s)
 	struct rn_uplink *u = s->u;
 	if (s->state != S_OPEN || s->draining)
 		return;
-	if (s->out_pos == s->out.len) {
-		rn_buf_reset(&s->out);
-		s->out_pos = 0;
-	} else if (s->out_pos >= OUT_AHEAD) {
-		/* curl takes the body in pieces and more is appended before it has it all: drop
-		 * what was sent, or the buffer grows by every byte of a long backlog */
-		memmove(s->out.data, s->out.data + s->out_pos, s->out.len - s->out_pos);
-		s->out.len -= s->out_pos;
-		s->out_pos = 0;
-	}
+	/* curl takes the body in pieces and more is appended before it has it all: drop what
+	 * was sent, or the buffer grows by every byte of a long backlog */
+	rn_up_body_compact(&s->body, OUT_AHEAD);
 	while (s->next_send < s->next_offset && s->next_send - s->acked <= u->opt.window &&
-	       s->out.len - s->out_pos < OUT_AHEAD) {
-		int rc = u->io.chunk_get(u->io.ctx, s->id, s->next_send, &s->out);
+	       rn_up_body_out_pending(&s->body) < OUT_AHEAD) {
+		int rc = u->io.chunk_get(u->io.ctx, s->id, s->next_send, &s->body.out);
 		if (rc) {
 			if (rc != RN_ENOTFOUND)
 				rn_log_warn("uplink", "stream %d: cannot read chunk %lld: %s",
@@ -473,24 +458,7 @@ static void refill(struct ustream *s)
 static size_t pending(struct ustream *s)
 {
 	refill(s);
-	return s->out.len - s->out_pos + (s->hq.len - s->hq_pos);
-}
-
-/* Moves the read position n bytes on in out, keeping frame_left (out holds whole messages,
- * so a message's 5-byte prefix is there whenever the position is at its start). */
-static void out_take(struct ustream *s, size_t n)
-{
-	while (n) {
-		if (!s->frame_left) {
-			const uint8_t *h = s->out.data + s->out_pos;
-			s->frame_left = RN_GRPC_HDR_LEN + ((size_t)h[1] << 24 | (size_t)h[2] << 16 |
-							   (size_t)h[3] << 8 | (size_t)h[4]);
-		}
-		size_t k = n < s->frame_left ? n : s->frame_left;
-		s->out_pos += k;
-		s->frame_left -= k;
-		n -= k;
-	}
+	return rn_up_body_pending(&s->body);
 }
 
 static size_t read_cb(char *buf, size_t size, size_t nitems, void *arg)
@@ -516,24 +484,13 @@ static size_t read_cb(char *buf, size_t size, size_t nitems, void *arg)
 		}
 		n = (size_t)got;
 	}
-	/* a health report goes between two messages of out, and once begun, to its end */
-	if (s->hq.len > s->hq_pos && (s->hq_pos || !s->frame_left)) {
-		size_t h = s->hq.len - s->hq_pos;
-		n = n < h ? n : h;
-		memcpy(buf, s->hq.data + s->hq_pos, n);
-		if ((s->hq_pos += n) == s->hq.len) {
-			rn_buf_reset(&s->hq);
-			s->hq_pos = 0;
-		}
-		/* no last_tx_us: a report is not answered, so it must not hold off the ack
-		 * timeout of chunks in flight */
-	} else {
-		size_t o = s->out.len - s->out_pos;
-		n = n < o ? n : o;
-		memcpy(buf, s->out.data + s->out_pos, n);
-		out_take(s, n);
+	/* a health report goes between two chunk messages, and once begun, to its end */
+	int data;
+	n = rn_up_body_read(&s->body, (uint8_t *)buf, n, &data);
+	/* a report is not answered: its bytes must not hold off the ack timeout of chunks in
+	 * flight */
+	if (data)
 		s->last_tx_us = rn_mono_us();
-	}
 	u->moved += n;
 	s->stats.bytes_sent += n;
 	return n;
@@ -1628,7 +1585,7 @@ int rn_uplink_health_send(struct rn_uplink *u, const char *json, size_t len, int
 		struct ustream *s = u->streams[i];
 		if (!takes_health(s) || (!all && !s->health_fresh))
 			continue;
-		if (s->hq_pos) { /* the last one is still going out: this one is skipped */
+		if (s->body.side_pos) { /* the last one is still going out: this one is skipped */
 			s->stats.health_skipped++;
 			continue;
 		}
@@ -1639,10 +1596,9 @@ int rn_uplink_health_send(struct rn_uplink *u, const char *json, size_t len, int
 			rc = rc ? rc : rn_zstd_compress(&z, msg.data, msg.len, 1);
 			ready = !rc;
 		}
-		rn_buf_reset(&s->hq); /* a report not begun yet is replaced by the newer one */
-		if (rc || rn_grpc_frame_append(&s->hq, 1, z.data, z.len)) {
+		/* a report not begun yet is replaced by the newer one */
+		if (rc || rn_up_body_side_set(&s->body, 1, z.data, z.len)) {
 			/* the call's first report too: the next one (interval, change) goes */
-			rn_buf_reset(&s->hq);
 			s->health_fresh = 0;
 			s->stats.health_skipped++;
 			continue;

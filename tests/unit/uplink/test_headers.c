@@ -51,7 +51,7 @@ static void test_grpc_answer(void **state)
 	assert_true(h.committed_acks);
 	/* the same for runnel-health (the server takes health reports) */
 	assert_false(h.health);
-	rn_up_headers_line(&h, "Runnel-Health:  1 \r\n", 21);
+	rn_up_headers_line(&h, "Runnel-Health:  1 \r\n", 20);
 	assert_true(h.health);
 	rn_up_headers_line(&h, "runnel-health: 10", 17);
 	assert_false(h.health);
