@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Agent, Server, tmpDir, waitFor } from './lib/harness.mjs';
+import { Agent, Server, agentBin, run, tmpDir, waitFor } from './lib/harness.mjs';
 import { duckFrom, query, replayLog, verifyTable } from './lib/table.mjs';
 import { Broker, pub } from './lib/mqtt.mjs';
 import { H2Fake } from './lib/h2fake.mjs';
@@ -87,6 +87,8 @@ test('a server without health reports gets none; data flows as before', { timeou
     assert.equal(st.streams[0].uplink.health_sent, 0);
     assert.equal(st.streams[0].uplink.failures, 0);
     assert.equal(st.streams[0].reconnects, 0);
+    const cli = await run(agentBin, ['status', '-c', agent.conf]);
+    assert.match(cli.stdout, /\nsource logs \(file\): up, 300 records\nhealth reports every 1 s: 0 sent, 0 skipped\n/);
     await agent.stop();
     await server.stop();
     await exactlyOnce(server, { logs: 300 });
