@@ -519,6 +519,28 @@ static void test_health_reports(void **state)
 	run_loops(a, &sig, 300);
 	assert_int_equal(stub.health_reports, before);
 
+	/* no memory somewhere in a report (each allocation in turn): it goes out or is skipped
+	 * and counted, never both, never an error; the next one goes */
+	int reached = 1, skips = 0;
+	for (long nth = 1; nth < 200 && reached; nth++) {
+		uint64_t skipped = a->health_skipped;
+		before = stub.health_reports;
+		stub.health_fresh = 1;
+		rn_mem_fail_after(nth);
+		rn_agent__health_step(a);
+		reached = rn_mem_fail_disarm();
+		assert_int_equal(
+			(stub.health_reports - before) + (int)(a->health_skipped - skipped), 1);
+		skips += a->health_skipped > skipped;
+	}
+	assert_false(reached); /* the sweep went past the last allocation */
+	assert_true(skips >= 1);
+	before = stub.health_reports;
+	stub.health_fresh = 1;
+	rn_agent__health_step(a);
+	assert_int_equal(stub.health_reports, before + 1);
+	before = stub.health_reports;
+
 	/* a server without the feature: nothing is sent, whatever is due */
 	stub.health_takes = 0;
 	stub.health_fresh = 1;
