@@ -21,6 +21,14 @@ static atomic_int level = RN_LOG_INFO; /* set on the loop (reload), read by ever
 static const char *program = "runnel";
 static atomic_int log_fd = STDERR_FILENO;
 static char log_path[4096]; /* the file logged to; "" = stderr (main thread only) */
+static rn_log_sink_fn sink; /* warnings and errors also go here (rn_log_set_sink) */
+static void *sink_ctx;
+
+void rn_log_set_sink(rn_log_sink_fn fn, void *ctx)
+{
+	sink_ctx = ctx;
+	sink = fn;
+}
 
 void rn_log_set_level(enum rn_log_level lvl)
 {
@@ -51,9 +59,10 @@ void rn_log(enum rn_log_level lvl, const char *component, const char *fmt, ...)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	n = strftime(line, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-	n += (size_t)snprintf(line + n, sizeof(line) - n,
-			      ".%03ldZ %s %s %s: ", ts.tv_nsec / 1000000, program, names[lvl],
-			      component);
+	n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03ldZ %s %s ", ts.tv_nsec / 1000000,
+			      program, names[lvl]);
+	size_t msg_off = n < 1024 ? n : 1023; /* "<component>: <message>" starts here */
+	n += (size_t)snprintf(line + n, sizeof(line) - n, "%s: ", component);
 	va_start(ap, fmt);
 	int m = vsnprintf(line + n, 1024 - n, fmt, ap);
 	va_end(ap);
@@ -66,6 +75,9 @@ void rn_log(enum rn_log_level lvl, const char *component, const char *fmt, ...)
 	}
 	line[n++] = '\n';
 	(void)!write(atomic_load(&log_fd), line, n);
+	if (sink && lvl <= RN_LOG_WARN && msg_off < n - 1)
+		sink(sink_ctx, lvl, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
+		     line + msg_off, n - 1 - msg_off);
 }
 
 int rn_log_set_file(const char *path)

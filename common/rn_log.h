@@ -8,6 +8,9 @@
 #ifndef RN_LOG_H
 #define RN_LOG_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 enum rn_log_level { RN_LOG_ERROR = 0, RN_LOG_WARN, RN_LOG_INFO, RN_LOG_DEBUG };
 
 void rn_log_set_level(enum rn_log_level lvl);
@@ -24,6 +27,17 @@ enum rn_log_level rn_log_get_level(void);
 int rn_log_set_file(const char *path);
 /* Reopens the current log file (rn_log_set_file with its path); 0 when logging to stderr. */
 int rn_log_reopen(void);
+
+/*
+ * A sink that also gets every warning and error line (lvl RN_LOG_WARN or RN_LOG_ERROR) once
+ * it is written: the time (unix ms), the level and the message with its component
+ * ("<component>: <message>", no newline, len bytes). Called on the thread that logged, so
+ * fn must be thread-safe and must not log. Set before threads that log start and cleared
+ * (NULL) after they are gone: the pair is not swapped atomically.
+ */
+typedef void (*rn_log_sink_fn)(void *ctx, enum rn_log_level lvl, int64_t t_ms, const char *msg,
+			       size_t len);
+void rn_log_set_sink(rn_log_sink_fn fn, void *ctx);
 
 void rn_log(enum rn_log_level lvl, const char *component, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -44,8 +44,13 @@ const struct rn_conf_key rn_principal_conf_keys[] = {
 	 .type = RN_CONF_STRLIST,
 	 .offset = PC(tables),
 	 .help = "patterns of the tables it may write: \"*\", or dotted names whose parts are "
-		 "exact or \"*\" (\"main.fleet.*\", \"main.*.*\")",
-	 .flags = RN_CONF_F_REQUIRED},
+		 "exact or \"*\" (\"main.fleet.*\", \"main.*.*\"); required unless console = true"},
+	{.key = "console",
+	 .type = RN_CONF_BOOL,
+	 .def = "false",
+	 .offset = PC(console),
+	 .help = "true: its credentials may read the fleet API (/api/v1/*: streams, devices, "
+		 "tables, overview) used by the web console and `runnel-server fleet`"},
 	{.key = NULL},
 };
 #undef PC
@@ -176,8 +181,8 @@ static int check_entry(const struct rn_principal_conf *c, size_t i, size_t ntoke
 		if (!strncmp(t, SHA_PREFIX, strlen(SHA_PREFIX)) && !token_hash(t, h))
 			BAD("tokens[%zu] starts with sha256: but is not sha256:<64 hex digits>", k);
 	}
-	if (!e->tables.n)
-		BAD("tables is empty: it could write nothing");
+	if (!e->tables.n && !e->console)
+		BAD("tables is empty: it could write nothing (and console is not set)");
 	for (size_t k = 0; k < e->tables.n; k++)
 		if (rn_table_pattern_check(e->tables.v[k]))
 			BAD("tables[%zu] \"%s\" is not a table pattern (\"*\", or 1 to 3 dotted "
@@ -221,6 +226,7 @@ int rn_principals_create(struct rn_principals **out, const struct rn_principal_c
 		p->cert = dup_opt(c[i].cert, &fail);
 		p->client_id = dup_opt(c[i].client_id, &fail);
 		p->secret_hash = dup_opt(c[i].secret_hash, &fail);
+		p->console = c[i].console;
 		if (!(p->tokens = copy_list(c[i].tokens.v, c[i].tokens.n)))
 			fail = 1;
 		else
@@ -236,6 +242,7 @@ int rn_principals_create(struct rn_principals **out, const struct rn_principal_c
 		struct rn_principal *p = &ps->p[ps->n++];
 		p->index = ps->n - 1;
 		p->name = dup_opt(ntokens ? IMPLICIT : ANONYMOUS, &fail);
+		p->console = 1;
 		if (!(p->tables = copy_list(star, 1)))
 			fail = 1;
 		else
@@ -393,5 +400,6 @@ int rn_table_reserved(const char *table)
 {
 	static const char suffix[] = "_dead_letters";
 	size_t n = table ? strlen(table) : 0, s = sizeof(suffix) - 1;
-	return n >= s && !strcmp(table + n - s, suffix);
+	return (n >= s && !strcmp(table + n - s, suffix)) ||
+	       (table && !strncmp(table, "runnel.fleet.", 13));
 }

@@ -14,7 +14,9 @@
  * Table patterns: `*` (every table), or a dotted name of the same number of parts as the
  * table, each part either `*` or the exact part (`main.*.*`, `main.fleet.*`,
  * `main.fleet.gps`). Names ending in `_dead_letters` (in their last part) are the server's
- * own dead-letter tables and never writable by clients, whatever the patterns say.
+ * own dead-letter tables, and names under `runnel.fleet.` its fleet system tables: never
+ * writable by clients, whatever the patterns say. `console = true` lets a principal read the
+ * fleet API (/api/v1/...); such a principal needs no table pattern.
  *
  * Lifetime: rn_principals_create makes a set the caller owns; rn_principals_destroy frees it
  * (and every principal pointer into it). One thread (the loop).
@@ -36,6 +38,7 @@ struct rn_principal_conf {
 	char *secret_hash;             /* pbkdf2-sha256$... (runnel-server hash-secret); or NULL */
 	struct rn_conf_strlist tokens; /* static bearer tokens: plain or sha256:<hex> */
 	struct rn_conf_strlist tables; /* patterns of the tables it may write */
+	int console;                   /* may read the fleet API, /api/v1/... (docs/security.md) */
 };
 
 /* The rows of one `principals` entry (server.c's config table points here). */
@@ -51,6 +54,8 @@ struct rn_principal {
 	size_t ntokens;
 	char **tables; /* patterns */
 	size_t ntables;
+	int console;  /* may read /api/v1/...; the implicit principals (top-level token, anonymous)
+			 may */
 	size_t index; /* its position in the set: 0..n-1, stable until the set is rebuilt */
 };
 

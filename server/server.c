@@ -370,6 +370,35 @@ const struct rn_conf_key rn_server_conf_table[] = {
 		 "in its acks how far its records are in the table, so the client keeps what is "
 		 "only in this server's WAL until then; false = answer as a server without it "
 		 "(the client then frees on the durability ack; a lost WAL disk loses records)"},
+	{.key = "fleet_health",
+	 .type = RN_CONF_BOOL,
+	 .def = "true",
+	 .offset = OFF(fleet_health),
+	 .help = "take the health reports of agents that offer them (runnel-health: 1) and show "
+		 "them in /api/v1/devices, the metrics and runnel.fleet.agents; false = answer as "
+		 "a server without it (agents then send none)"},
+	{.key = "fleet_silent_after",
+	 .type = RN_CONF_DURATION,
+	 .def = "5m",
+	 .offset = OFF(fleet_silent_after_ms),
+	 .min = 1000,
+	 .max = (int64_t)1 << 40,
+	 .help = "a stream without a batch or a health report for this long is `silent` "
+		 "(fleet health states)"},
+	{.key = "fleet_behind_after",
+	 .type = RN_CONF_DURATION,
+	 .def = "10m",
+	 .offset = OFF(fleet_behind_after_ms),
+	 .min = 1000,
+	 .max = (int64_t)1 << 40,
+	 .help = "a device whose newest report has an unsent record this old is `behind`"},
+	{.key = "fleet_table_interval",
+	 .type = RN_CONF_DURATION,
+	 .def = "60s",
+	 .offset = OFF(fleet_table_interval_ms),
+	 .max = 86400000,
+	 .help = "how often one row per known stream is written to runnel.fleet.streams (and "
+		 "whether reports go to runnel.fleet.agents); 0 = no fleet system tables"},
 	{.key = "max_message_bytes",
 	 .type = RN_CONF_SIZE,
 	 .def = "10M",
@@ -735,6 +764,18 @@ int rn_server__count_stream(struct rn_server *s, struct srv_stream *st, int open
 
 static void reg_drop(struct rn_server *s, struct srv_stream *st);
 
+int64_t rn_server__now_ms(void)
+{
+	return rn_now_us() / 1000;
+}
+
+struct rn_fleet_stream *rn_server__fleet_of(struct rn_server *s, struct srv_stream *st)
+{
+	if (!st->fl)
+		st->fl = rn_fleet_stream_get(s->fleet, st->id, st->table);
+	return st->fl;
+}
+
 struct srv_stream *rn_server__add_stream(struct rn_server *s, const char *id, size_t idlen,
 					 const char *table, size_t tlen, int rtype)
 {
@@ -752,6 +793,7 @@ struct srv_stream *rn_server__add_stream(struct rn_server *s, const char *id, si
 	st->record_type = rtype;
 	st->last_received = st->last_durable = st->last_committed = -1;
 	rn_registry_pending_init(&st->reg, st->id);
+	rn_server__fleet_of(s, st); /* NULL when out of memory: the stream is just not listed */
 	st->next = s->streams;
 	if (s->streams)
 		s->streams->prev = st;
@@ -762,6 +804,7 @@ struct srv_stream *rn_server__add_stream(struct rn_server *s, const char *id, si
 /* Takes a stream off every list and the id map, and frees it. */
 static void free_stream(struct rn_server *s, struct srv_stream *st)
 {
+	rn_fleet_stream_forget(s->fleet, st->fl);
 	rn_strmap_del(&s->stream_ids, st->id, strlen(st->id));
 	rn_server__count_stream(s, st, 0, 0);
 	rn_server__count_stream(s, st, 1, 0);
@@ -947,6 +990,8 @@ static void send_ack(struct rn_server *s, struct srv_stream *st, struct rn_call 
 	rn_zb_encode_ack_committed(&s->resp, cs->persistent, ack, committed);
 	send_msg(c, &s->resp);
 	cs->acked = ack;
+	if (st->fl)
+		st->fl->acked_offset = ack;
 	if (committed > cs->told_committed) {
 		cs->told_committed = committed;
 		s->stats.committed_acks++;
@@ -972,6 +1017,8 @@ static void tell_committed(struct rn_server *s)
 		ss = rn_server__state(st);
 		rn_stream_table_committed(&ss, rn_mat_committed_read(s->mat, st->table, st->id));
 		st->last_committed = ss.committed;
+		if (st->fl)
+			st->fl->committed_offset = ss.committed;
 		if (rn_stream_committed_ack(&ss, cs->acked, cs->told_committed, &v, &committed))
 			send_ack(s, st, st->call, cs, v.ack);
 	}
@@ -1803,6 +1850,12 @@ static int on_open(void *ctx, struct rn_call *c, const struct rn_call_info *info
 		cs->committed_acks = 1;
 		rn_call_answer_committed_acks(c);
 	}
+	if (info->health && s->conf.fleet_health && cs->persistent) {
+		cs->health = 1;
+		rn_call_answer_health(c);
+	}
+	if (info->peer)
+		snprintf(cs->peer_addr, sizeof(cs->peer_addr), "%s", info->peer);
 	snprintf(cs->principal, sizeof(cs->principal), "%s", s->authz.principal->name);
 	cs->expires = s->authz.expires;
 	if ((info->authorization && !(cs->auth = rn_strdup(info->authorization))) ||
@@ -1836,6 +1889,10 @@ static void attach(struct rn_server *s, struct srv_stream *st, struct rn_call *c
 	st->call = c;
 	cs->st = st;
 	rn_server__count_stream(s, st, 1, 1); /* a metric only: uncounted when out of memory */
+	if (rn_server__fleet_of(s, st))
+		rn_fleet_stream_open(st->fl,
+				     cs->persistent ? RN_FLEET_PERSISTENT : RN_FLEET_EPHEMERAL,
+				     cs->peer_addr, cs->principal, rn_server__now_ms());
 }
 
 /*
@@ -2087,6 +2144,8 @@ static void on_resume(struct rn_server *s, struct rn_call *c, struct call_state 
 	if (deny) {
 		s->stats.calls_denied += deny == RN_GRPC_PERMISSION_DENIED;
 		s->stats.calls_rejected += deny != RN_GRPC_PERMISSION_DENIED;
+		if (st->fl) /* a refused call that named the stream */
+			st->fl->refused_calls++;
 		return rn_call_finish(c, deny, s->authz.msg);
 	}
 	if (cs->has_table && strcmp(cs->table, st->table))
@@ -2101,6 +2160,8 @@ static void on_resume(struct rn_server *s, struct rn_call *c, struct call_state 
 	st->last_durable = ss.durable;
 	st->last_received = ss.received;
 	st->last_committed = ss.committed;
+	if (rn_server__fleet_of(s, st))
+		st->fl->committed_offset = ss.committed;
 	if (stream_clock(s, st, cs))
 		return rn_call_finish(c, RN_GRPC_UNAVAILABLE,
 				      "cannot keep the stream's clock reference durably");
@@ -2197,7 +2258,10 @@ static void on_ingest(struct rn_server *s, struct rn_call *c, struct call_state 
 	}
 	ss = rn_server__state(st);
 	switch (rn_stream_ingest(st ? &ss : NULL, &b, cs->acked, &v)) {
-	case RN_STREAM_REFUSE: return rn_call_finish(c, v.grpc, v.msg);
+	case RN_STREAM_REFUSE:
+		if (st && st->fl)
+			st->fl->refused_calls++;
+		return rn_call_finish(c, v.grpc, v.msg);
 	case RN_STREAM_DUPLICATE: /* a resend after reconnect: not written again */
 		if (v.ack >= 0)
 			send_ack(s, st, c, cs, v.ack);
@@ -2209,6 +2273,8 @@ static void on_ingest(struct rn_server *s, struct rn_call *c, struct call_state 
 		 * status: the WAL is synced now rather than at the end of the loop iteration */
 		if (wal_unsynced(s))
 			sync_wal(s);
+		if (st->fl)
+			st->fl->pushbacks++;
 		rn_call_set_pushback(c, pushback);
 		return rn_call_finish(c, RN_GRPC_RESOURCE_EXHAUSTED, refusal);
 	}
@@ -2219,10 +2285,12 @@ static void on_ingest(struct rn_server *s, struct rn_call *c, struct call_state 
 		batch = s->single.data;
 		blen = s->single.len;
 	}
+	uint64_t corrected = rn_mat_clock_corrected(s->mat);
 	fault_arm();
 	rc = rn_mat_add_as(s->mat, st->table, st->id, r->offset, st->record_type, batch, blen,
 			   st->has_clock ? &st->clock : NULL, rn_server__owner_of(st));
 	fault_disarm(rc);
+	corrected = rn_mat_clock_corrected(s->mat) - corrected;
 	if (rc == RN_EINVAL)
 		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, rn_mat_errmsg(s->mat));
 	if (rc)
@@ -2251,9 +2319,21 @@ static void on_ingest(struct rn_server *s, struct rn_call *c, struct call_state 
 		return rn_call_finish(c, RN_GRPC_RESOURCE_EXHAUSTED, "WAL queue full");
 	st->last_received = r->offset;
 	mark_dirty(s, st);
+	uint64_t nrec = count_records(batch, blen);
 	s->stats.batches++;
 	s->stats.bytes += blen;
-	s->stats.records += count_records(batch, blen);
+	s->stats.records += nrec;
+	if (st->fl) {
+		int64_t now_ms = rn_server__now_ms();
+		st->fl->batches++;
+		st->fl->bytes += blen;
+		st->fl->records += nrec;
+		st->fl->last_batch_ms = now_ms;
+		if (corrected) {
+			st->fl->clock_corrections += corrected;
+			st->fl->clock_corrected_ms = now_ms;
+		}
+	}
 	if (!s->oldest_pending_us)
 		s->oldest_pending_us = rn_mono_us();
 	st->inflight += blen;
@@ -2343,6 +2423,12 @@ static void on_message(void *ctx, struct rn_call *c, const uint8_t *msg, size_t 
 	case RN_ZB_CREATE: on_create(s, c, cs, &r); break;
 	case RN_ZB_RESUME: on_resume(s, c, cs, &r); break;
 	case RN_ZB_INGEST: on_ingest(s, c, cs, &r, msg, len); break;
+	case RN_ZB_HEALTH:
+		/* never answered, never ends the call; one sent without asking is taken too
+		 * (harmless), one before the stream exists or with fleet_health off is not */
+		if (cs->st && s->conf.fleet_health)
+			rn_server__fleet_report(s, cs->st, r.health, r.health_len);
+		break;
 	}
 }
 
@@ -2377,6 +2463,8 @@ static void on_closed(void *ctx, struct rn_call *c)
 	}
 	if (cs->st && cs->st->call == c) {
 		cs->st->call = NULL;
+		if (cs->st->fl)
+			cs->st->fl->connected = 0;
 		rn_server__count_stream(ctx, cs->st, 1, 0);
 		if (!cs->st->persistent)
 			rn_server__mark_ended(ctx, cs->st, rn_mono_us());
@@ -2682,6 +2770,22 @@ void rn_server__admin_drain(struct rn_server *s, struct rn_httpx *x, const char 
 
 static void hup_cb(evutil_socket_t sig, short what, void *arg);
 static void reauthorize(struct rn_server *s);
+
+/* Every 10 s: the overview's history bucket (api_handlers.c), from two counters. */
+static void hist_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	rn_server__hist_tick(arg, rn_server__now_ms());
+}
+
+/* Every fleet_table_interval: one runnel.fleet.streams row per stream. */
+static void fleet_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	rn_server__fleet_tables_tick(arg);
+}
 static void render_metrics(void *ctx, struct rn_buf *b);
 static int health(void *ctx, char *why, size_t cap);
 
@@ -3326,6 +3430,15 @@ static int reload(struct rn_server *s)
 	apply_limits(s);
 	if (new_interval) /* else the next flush stays when it was due */
 		arm_flush(s);
+	{
+		struct rn_fleet_conf fc = {s->conf.fleet_silent_after_ms,
+					   s->conf.fleet_behind_after_ms};
+		rn_fleet_set_conf(s->fleet, &fc);
+		event_del(s->fleet_ev);
+		if (s->conf.fleet_table_interval_ms &&
+		    rn_ev_add_ms(s->fleet_ev, s->conf.fleet_table_interval_ms))
+			rn_log_error("server", "reload: the fleet table timer could not be set");
+	}
 	struct rn_front_options fo;
 	front_options(&s->conf, &fo);
 	if (rn_front_set_limits(s->front, &fo))
@@ -3526,6 +3639,16 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 	rn_refuselog_init(&s->rest_refusals, REST_LOG_PERIOD_US, rn_mono_us());
 	rn_lograte_init(&s->share_log, SHARE_LOG_PERIOD_US, rn_mono_us());
 	rn_lograte_init(&s->pshare_log, SHARE_LOG_PERIOD_US, rn_mono_us());
+	rn_lograte_init(&s->health_log, REST_LOG_PERIOD_US, rn_mono_us());
+	{
+		struct rn_fleet_conf fc = {conf->fleet_silent_after_ms,
+					   conf->fleet_behind_after_ms};
+		rn_fleet_health_init(&s->fh);
+		if (rn_fleet_create(&s->fleet, &fc) || rn_server__api_init(s)) {
+			rn_server_destroy(s);
+			return RN_ENOMEM;
+		}
+	}
 	if (split_listen("listen", conf->listen, lis, &nlis) ||
 	    (conf->metrics_listen &&
 	     split_listen("metrics_listen", conf->metrics_listen, mlis, &nmlis))) {
@@ -3724,7 +3847,13 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 	s->sig_hup = evsignal_new(s->base, SIGHUP, hup_cb, s);
 	s->auth_ev = event_new(s->base, -1, EV_PERSIST, auth_cb, s);
 	s->drain_ev = event_new(s->base, -1, EV_PERSIST, drain_tick, s);
-	if (!s->reg_ev || !s->auth_ev || !s->drain_ev || rn_ev_add_ms(s->auth_ev, 1000)) {
+	s->hist_ev = event_new(s->base, -1, EV_PERSIST, hist_cb, s);
+	s->fleet_ev = event_new(s->base, -1, EV_PERSIST, fleet_cb, s);
+	s->hist_t_ms = rn_server__now_ms();
+	if (!s->reg_ev || !s->auth_ev || !s->drain_ev || !s->hist_ev || !s->fleet_ev ||
+	    rn_ev_add_ms(s->auth_ev, 1000) || rn_ev_add_ms(s->hist_ev, SRV_HIST_MS) ||
+	    (conf->fleet_table_interval_ms &&
+	     rn_ev_add_ms(s->fleet_ev, conf->fleet_table_interval_ms))) {
 		rc = RN_ENOMEM;
 		goto fail;
 	}
@@ -3839,14 +3968,51 @@ static size_t rest_waiting(const struct rn_server *s)
 	return n;
 }
 
+/* The numbers the overview (api_handlers.c) shows and /metrics renders, read once here so
+ * both show the same counters. */
+void rn_server__numbers(struct rn_server *s, struct srv_numbers *o)
+{
+	static const char *const names[] = {[RN_PRESSURE_NONE] = "none",
+					    [RN_PRESSURE_WAL] = "wal_max_bytes",
+					    [RN_PRESSURE_LAG] = "max_lag",
+					    [RN_PRESSURE_DISK] = "wal_min_free",
+					    [RN_PRESSURE_MEMORY] = "memory_max_bytes"};
+	struct rn_front_stats fs;
+	struct rn_limits_now n = limits_now(s);
+	struct rn_mat_stats ms;
+	memset(o, 0, sizeof(*o));
+	rn_front_stats(s->front, &fs);
+	rn_mat_stats(s->mat, &ms);
+	for (struct srv_stream *st = s->streams; st; st = st->next) {
+		o->streams_known++;
+		o->streams_open += st->call != NULL;
+	}
+	o->uptime_s = (rn_mono_us() - s->stats.started_us) / 1e6;
+	o->records = s->stats.records;
+	o->bytes = s->stats.bytes;
+	o->batches = s->stats.batches;
+	o->calls_refused = s->stats.calls_rejected + s->stats.calls_denied;
+	o->flush_errors = s->stats.flush_errors;
+	o->dead_letters = ms.dead_records;
+	o->connections = fs.conns_open;
+	o->wal_bytes = n.wal_bytes;
+	o->mat_lag_s = (double)rn_limits_lag_ms(&n) / 1e3;
+	o->pressure = (unsigned)s->pressure < sizeof(names) / sizeof(names[0]) && names[s->pressure]
+			      ? names[s->pressure]
+			      : "none";
+}
+
+int rn_server__health(struct rn_server *s, char *why, size_t cap)
+{
+	return health(s, why, cap);
+}
+
 static void render_metrics(void *ctx, struct rn_buf *b)
 {
 	struct rn_server *s = ctx;
-	size_t open = 0, known = 0;
-	for (struct srv_stream *st = s->streams; st; st = st->next) {
-		known++;
-		open += st->call != NULL;
-	}
+	struct srv_numbers num;
+	rn_server__numbers(s, &num);
+	size_t open = num.streams_open, known = num.streams_known;
 	struct rn_front_stats fs;
 	struct rn_limits_now n = limits_now(s);
 	rn_front_stats(s->front, &fs);
@@ -3856,8 +4022,7 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 		rn_metrics_family(b, P name, type, help);                                          \
 		rn_metrics_sample(b, P name, NULL, (double)(v));                                   \
 	} while (0)
-	F("uptime_seconds", "gauge", "Seconds since start.",
-	  (rn_mono_us() - s->stats.started_us) / 1e6);
+	F("uptime_seconds", "gauge", "Seconds since start.", num.uptime_s);
 	F("streams_open", "gauge", "Streams with a call attached.", open);
 	F("streams_known", "gauge", "Streams known (persistent ones survive restarts).", known);
 	F("calls_total", "counter", "gRPC calls opened.", s->stats.calls);
@@ -3931,9 +4096,9 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 		snprintf(lab, sizeof(lab), "principal=\"%s\",state=\"persistent\"", pr->name);
 		rn_metrics_sample(b, P "principal_streams", lab, (double)pp);
 	}
-	F("batches_total", "counter", "Record batches accepted into the WAL.", s->stats.batches);
-	F("records_total", "counter", "Records accepted into the WAL.", s->stats.records);
-	F("record_bytes_total", "counter", "Bytes of record batches accepted.", s->stats.bytes);
+	F("batches_total", "counter", "Record batches accepted into the WAL.", num.batches);
+	F("records_total", "counter", "Records accepted into the WAL.", num.records);
+	F("record_bytes_total", "counter", "Bytes of record batches accepted.", num.bytes);
 	F("acks_total", "counter", "Durability acknowledgements sent.", s->stats.acks);
 	F("committed_acks_sent_total", "counter",
 	  "Acks that told a call (runnel-committed-acks) a newer table-committed offset.",
@@ -3983,7 +4148,7 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	  fs.flush_visits);
 	F("flushes_total", "counter", "Materializer flushes (Parquet + Delta commit).",
 	  s->stats.flushes);
-	F("flush_errors_total", "counter", "Flushes that failed (retried).", s->stats.flush_errors);
+	F("flush_errors_total", "counter", "Flushes that failed (retried).", num.flush_errors);
 	F("ephemeral_streams_forgotten_total", "counter",
 	  "Ended ephemeral streams dropped once their records were in their tables.",
 	  s->stats.streams_forgotten);
@@ -3993,7 +4158,7 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	rn_mat_stats(s->mat, &ms);
 	F("dead_letter_records_total", "counter",
 	  "Records of typed tables that did not fit, kept in <table>_dead_letters.",
-	  ms.dead_records);
+	  num.dead_letters);
 	F("undecodable_records_total", "counter",
 	  "Records of envelope tables that did not decode, kept raw in payload_raw.",
 	  ms.undecodable);
@@ -4120,7 +4285,7 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	  "Flushes started before flush_interval_ms because the builders held half of "
 	  "memory_max_bytes.",
 	  s->stats.early_flushes);
-	F("wal_bytes", "gauge", "Bytes in the WAL not yet committed to tables.", n.wal_bytes);
+	F("wal_bytes", "gauge", "Bytes in the WAL not yet committed to tables.", num.wal_bytes);
 	F("wal_max_bytes", "gauge", "The wal_max_bytes limit (0 = none).", s->limits.wal_max_bytes);
 	size_t wal_tables, wal_top;
 	rn_mat_table_pending_bytes(s->mat, NULL, &wal_tables, &wal_top);
@@ -4132,10 +4297,10 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	  wal_top);
 	F("materializer_lag_seconds", "gauge",
 	  "Age of the oldest durable record not yet in its table (0 = none pending).",
-	  (double)rn_limits_lag_ms(&n) / 1e3);
+	  num.mat_lag_s);
 	F("max_lag_seconds", "gauge", "The max_lag limit in effect (0 = none).",
 	  (double)s->limits.max_lag_ms / 1e3);
-	F("connections_open", "gauge", "HTTP/2 connections now.", fs.conns_open);
+	F("connections_open", "gauge", "HTTP/2 connections now.", num.connections);
 	F("connections_accepted_total", "counter", "HTTP/2 connections accepted.",
 	  fs.conns_accepted);
 	rn_metrics_family(b, P "connections_closed_total", "counter",
@@ -4259,6 +4424,55 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	  "Unix time the running config was loaded (at start or by the last applied "
 	  "reload).",
 	  s->stats.config_loaded_s);
+	/* fleet health (docs/operations.md "Fleet health"): one walk of the model per scrape */
+	{
+		struct rn_fleet_gauges g;
+		static const char *const extra[2] = {"all", "connected"};
+		char lab[64];
+		rn_fleet_gauges(s->fleet, rn_server__now_ms(), &g);
+		F("agent_health_reports_total", "counter",
+		  "Health reports received from agents (field 1001), valid or not.",
+		  s->health_reports);
+		rn_metrics_family(b, P "agent_health_rejected_total", "counter",
+				  "Health reports refused whole, by reason (kept as invalid).");
+		for (int r = 1; r < RN_FLEET_NREJECT; r++) {
+			snprintf(lab, sizeof(lab), "reason=\"%s\"", rn_fleet_reject_name(r));
+			rn_metrics_sample(b, P "agent_health_rejected_total", lab,
+					  (double)s->health_rejected[r]);
+		}
+		rn_metrics_family(b, P "fleet_streams", "gauge",
+				  "Streams known to the fleet view, by state (all, connected, "
+				  "silent, behind, dropping, clock, invalid).");
+		for (int i = 0; i < RN_FLEET_NSTATES + 2; i++) {
+			snprintf(lab, sizeof(lab), "state=\"%s\"",
+				 i < RN_FLEET_NSTATES ? rn_fleet_state_name(i)
+						      : extra[i - RN_FLEET_NSTATES]);
+			rn_metrics_sample(b, P "fleet_streams", lab, (double)g.streams[i]);
+		}
+		rn_metrics_family(b, P "fleet_devices", "gauge",
+				  "Devices (named by their agents' reports), by state.");
+		for (int i = 0; i < RN_FLEET_NSTATES + 2; i++) {
+			snprintf(lab, sizeof(lab), "state=\"%s\"",
+				 i < RN_FLEET_NSTATES ? rn_fleet_state_name(i)
+						      : extra[i - RN_FLEET_NSTATES]);
+			rn_metrics_sample(b, P "fleet_devices", lab, (double)g.devices[i]);
+		}
+		F("fleet_oldest_unsent_age_seconds", "gauge",
+		  "The oldest unsent record's age over the devices' newest reports.",
+		  g.oldest_unsent_age_s);
+		F("fleet_agent_dead_letters", "gauge",
+		  "Dead letters counted by agents, summed over the devices' newest reports.",
+		  g.dead_letters);
+		F("fleet_agent_dropped_records", "gauge",
+		  "Records agents dropped (drops + expired), summed over the devices' newest "
+		  "reports.",
+		  g.dropped);
+		F("fleet_table_rows_total", "counter",
+		  "Rows written to the fleet system tables (runnel.fleet.*).", s->fleet_rows);
+		F("fleet_table_errors_total", "counter",
+		  "Fleet system table rows that could not be written (logged).",
+		  s->fleet_row_errors);
+	}
 	char clab[64];
 	snprintf(clab, sizeof(clab), "checksum=\"%s\"", s->conf.checksum);
 	rn_metrics_family(b, P "config_info", "gauge",
@@ -4352,6 +4566,7 @@ void rn_server_destroy(struct rn_server *s)
 	rn_pool_destroy(s->maint_pool);
 	if (s->maint_ev)
 		event_free(s->maint_ev);
+	rn_server__api_fini(s); /* no worker logs any more */
 	if (s->lag_ev)
 		event_free(s->lag_ev);
 	rn_seccache_destroy(s->seccache);
@@ -4373,6 +4588,10 @@ void rn_server_destroy(struct rn_server *s)
 		event_free(s->auth_ev);
 	if (s->drain_ev)
 		event_free(s->drain_ev);
+	if (s->hist_ev)
+		event_free(s->hist_ev);
+	if (s->fleet_ev)
+		event_free(s->fleet_ev);
 	rn_principals_destroy(s->principals);
 	if (s->watchdog_ev)
 		event_free(s->watchdog_ev);
@@ -4386,6 +4605,9 @@ void rn_server_destroy(struct rn_server *s)
 	while (s->streams)
 		free_stream(s, s->streams);
 	rn_registry_destroy(s->reg); /* after the streams: their queued entries are dropped */
+	rn_fleet_destroy(s->fleet);  /* after the streams: each forgot its fleet view */
+	rn_fleet_health_free(&s->fh);
+	rn_buf_free(&s->fleet_batch);
 	rn_strmap_free(&s->stream_ids);
 	for (size_t i = 0; i < s->owners.cap; i++) /* values only; the keys are in them */
 		if (s->owners.slots[i].key && s->owners.slots[i].val)

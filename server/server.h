@@ -68,6 +68,11 @@ struct rn_server_conf {
 	int64_t stream_expiry_ms;  /* persistent streams unused this long are retired; 0 never */
 	int64_t flush_interval_ms; /* materializer commit interval */
 	int committed_acks; /* answer runnel-committed-acks: 1 (acks carry the table's offset) */
+	/* fleet health (docs/operations.md "Fleet health") */
+	int fleet_health;                /* answer runnel-health: 1 and take agents' reports */
+	int64_t fleet_silent_after_ms;   /* a stream without batch or report this long: silent */
+	int64_t fleet_behind_after_ms;   /* oldest unsent record this old: behind */
+	int64_t fleet_table_interval_ms; /* runnel.fleet.streams rows this often; 0 = no tables */
 	int64_t max_message_bytes;
 	/* Limits (server/README.md "Limits"); 0 = off where the row says so */
 	int64_t wal_max_bytes;

@@ -35,7 +35,7 @@ void rn_server__rest_reply(struct rn_server *s, struct rn_httpx *x, enum rn_rest
 	if (http == 200 ? rn_buf_append_str(b, "{}") : rn_rest_error_body(b, code, msg))
 		rn_buf_reset(b); /* out of memory: the status alone says it */
 	s->stats.rest[route][rn_rest_status_index(http)]++;
-	struct rn_httpx_response r = {http, REST_JSON, hname, hvalue, b->data, b->len};
+	struct rn_httpx_response r = {http, REST_JSON, hname, hvalue, b->data, b->len, 0};
 	rn_httpx_respond(x, &r);
 }
 
@@ -147,6 +147,8 @@ static struct srv_stream *rest_stream(struct rn_server *s, const char *table, co
 	}
 	st->rest = 1;
 	rn_list_push(&s->rest_streams, &st->rest_link);
+	if (st->fl)
+		rn_fleet_stream_open(st->fl, RN_FLEET_REST, NULL, principal, rn_server__now_ms());
 	rn_log_info("server", "stream %s created for REST inserts into table %s by principal %s",
 		    id, table, principal);
 	return st;
@@ -251,6 +253,14 @@ static void rest_insert(struct rn_server *s, struct rn_httpx *x, const struct rn
 	s->stats.batches++;
 	s->stats.bytes += s->rest_batch.len;
 	s->stats.records += nrows;
+	if (st->fl) {
+		st->fl->batches++;
+		st->fl->bytes += s->rest_batch.len;
+		st->fl->records += nrows;
+		st->fl->last_batch_ms = rn_server__now_ms();
+		if (q->peer)
+			snprintf(st->fl->peer, sizeof(st->fl->peer), "%s", q->peer);
+	}
 	if (!s->oldest_pending_us)
 		s->oldest_pending_us = rn_mono_us();
 	*p = (struct rest_pending){x, st, offset, route, s->rest_pending};
@@ -304,5 +314,7 @@ void rn_server__rest_request(void *ctx, struct rn_httpx *x)
 				   t.allow);
 	if (t.route == RN_REST_TOKEN)
 		return rn_server__rest_token(s, x);
+	if (t.route >= RN_REST_API_OVERVIEW)
+		return rn_server__api_request(s, x, &t);
 	rest_insert(s, x, &t);
 }

@@ -13,6 +13,9 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <pthread.h>
+
+#include "fleet.h"
 #include "limits.h"
 #include "mat.h"
 #include "oauth.h"
@@ -84,6 +87,9 @@ struct srv_stream {
 	/* a persistent create waiting for its registry entry to be durable (reg_commit):
 	 * queued in rn_server.reg (registry.h), its entry written as a temp file */
 	struct rn_reg_pending reg;
+	/* its fleet view (fleet.h; counters, offsets, device), made with the stream, freed
+	 * with it (NULL when out of memory: then it is not listed) */
+	struct rn_fleet_stream *fl;
 };
 
 /*
@@ -140,6 +146,39 @@ struct call_state {
 	int retire;                                /* a RetireStream call (unary: one request) */
 	int got_request;                           /* ...whose request arrived */
 	char retire_id[40]; /* ...waiting for this stream's records (srv_stream.retire_call) */
+	int health;         /* the call asked runnel-health: 1 and was answered so */
+	char peer_addr[64]; /* "address:port" of the client */
+};
+
+/* The overview's history (api_handlers.c): records and bytes accepted per 10 s bucket over
+ * the last hour, from the counters of /metrics by a 10 s timer (no walk of anything). */
+#define SRV_HIST_SLOTS 360
+#define SRV_HIST_MS 10000
+struct srv_hist {
+	int64_t t_ms; /* the bucket's start */
+	uint64_t records, bytes;
+};
+
+/* The last warnings and errors logged (rn_log's sink, any thread: under `lock`). */
+#define SRV_ERRORS 20
+struct srv_errors {
+	pthread_mutex_t lock;
+	struct {
+		int64_t t_ms;
+		int level; /* enum rn_log_level */
+		char text[300];
+	} e[SRV_ERRORS];
+	size_t head, n;
+};
+
+/* The numbers the overview and /metrics share (rn_server__numbers): one source each. */
+struct srv_numbers {
+	double uptime_s;
+	size_t streams_open, streams_known;
+	uint64_t records, bytes, batches, calls_refused, flush_errors, dead_letters;
+	uint64_t connections, wal_bytes;
+	double mat_lag_s;
+	const char *pressure; /* "none" or the limit's name, as the pressure{limit} gauge */
 };
 
 struct rn_server {
@@ -224,6 +263,23 @@ struct rn_server {
 	int64_t flush_oldest_us; /* oldest_pending_us at its start (back if it fails) */
 	int destroying;          /* rn_server_destroy: a cancelled round changes nothing */
 	int flush_deferred;      /* a round waits for the WAL group in flight to end */
+
+	/* fleet health (fleet.h; docs/operations.md "Fleet health") */
+	struct rn_fleet *fleet;
+	struct rn_fleet_health fh; /* the report being handled (its buffers reused) */
+	uint64_t health_reports;   /* reports received (agent_health_reports_total) */
+	uint64_t health_rejected[RN_FLEET_NREJECT];
+	struct rn_lograte health_log; /* which rejected reports get a line (per peer) */
+	struct event *hist_ev;        /* every 10 s: the overview's history bucket */
+	struct srv_hist hist[SRV_HIST_SLOTS];
+	size_t hist_head, hist_n;
+	uint64_t hist_records, hist_bytes; /* the counters at the current bucket's start */
+	int64_t hist_t_ms;
+	struct srv_errors *errors; /* rn_log's sink (api_handlers.c) */
+	struct event *fleet_ev;    /* every fleet_table_interval: runnel.fleet.streams rows */
+	struct srv_stream *fleet_agents, *fleet_streams; /* the internal streams writing them */
+	struct rn_buf fleet_batch;
+	uint64_t fleet_rows, fleet_row_errors;
 
 	/* fair share of the WAL (admit) */
 	char share_msg[320];         /* the grpc-message of the last refusal */
@@ -379,6 +435,35 @@ void rn_server__rest_log_refusal_of(struct rn_server *s, const char *peer, const
 				    const char *path, int http, const char *msg);
 /* rn_refuselog_tick's summary callback for REST refusals. */
 void rn_server__rest_refusal_summary(void *ctx, const struct rn_refuselog_kind *k, uint64_t n);
+
+/* server.c: the numbers /metrics and the overview share; the health of /healthz */
+void rn_server__numbers(struct rn_server *s, struct srv_numbers *n);
+int rn_server__health(struct rn_server *s, char *why, size_t cap);
+/* The fleet view of st (made on first use; NULL when out of memory). */
+struct rn_fleet_stream *rn_server__fleet_of(struct rn_server *s, struct srv_stream *st);
+/* Wall time in unix ms. */
+int64_t rn_server__now_ms(void);
+
+/* api_handlers.c: GET /api/v1/... (both ports), the overview's history and errors */
+void rn_server__api_request(struct rn_server *s, struct rn_httpx *x,
+			    const struct rn_rest_target *t);
+/* The error ring and rn_log's sink (0 or RN_ENOMEM); _fini clears the sink and frees it. */
+int rn_server__api_init(struct rn_server *s);
+void rn_server__api_fini(struct rn_server *s);
+/* Reads every stream's committed offset into its fleet view (per request, not per batch). */
+void rn_server__fleet_refresh(struct rn_server *s);
+/* The 10 s timer's work: closes the history bucket that ended. */
+void rn_server__hist_tick(struct rn_server *s, int64_t now_ms);
+/* A report (field 1001) on call cs's stream st: validated, kept, counted, written. */
+void rn_server__fleet_report(struct rn_server *s, struct srv_stream *st, const uint8_t *p,
+			     size_t len);
+/* fleet_tables.c: the fleet system tables. Writes runnel.fleet.streams rows (the
+ * fleet_table_interval timer); one runnel.fleet.agents row for the report in s->fh received
+ * on fl (NULL: none). Nothing when fleet_table_interval is 0; failures are counted and
+ * logged, never fatal to the call. */
+void rn_server__fleet_tables_tick(struct rn_server *s);
+void rn_server__fleet_agents_row(struct rn_server *s, const struct rn_fleet_stream *fl,
+				 int64_t now_ms);
 
 /* token_ep.c: POST /oidc/v1/token */
 void rn_server__rest_token(struct rn_server *s, struct rn_httpx *x);

@@ -67,7 +67,7 @@ static void token_answer(struct rn_server *s, struct rn_httpx *x, const char *pe
 			 const struct rn_oauth_response *out, const char *jti)
 {
 	struct rn_httpx_response a = {
-		500, REST_JSON, NULL, NULL, (const uint8_t *)token_oom, sizeof(token_oom) - 1};
+		500, REST_JSON, NULL, NULL, (const uint8_t *)token_oom, sizeof(token_oom) - 1, 0};
 	if (!rc && out->body.len) {
 		a.status = out->status;
 		a.body = out->body.data;
@@ -94,8 +94,8 @@ static void token_answer(struct rn_server *s, struct rn_httpx *x, const char *pe
 static void token_fixed(struct rn_server *s, struct rn_httpx *x, int status, const char *body,
 			const char *hname, const char *hvalue)
 {
-	struct rn_httpx_response a = {status,      REST_JSON, hname, hvalue, (const uint8_t *)body,
-				      strlen(body)};
+	struct rn_httpx_response a = {status,       REST_JSON, hname, hvalue, (const uint8_t *)body,
+				      strlen(body), 0};
 	s->stats.token_refusals++;
 	s->stats.rest[RN_REST_TOKEN][rn_rest_status_index(status)]++;
 	rn_httpx_respond(x, &a);

@@ -241,6 +241,23 @@ static int put_str(struct rn_pq_writer *w, size_t col, const struct rn_pb_field 
  * the record as received (decoded as far as it goes) with the reason among its attributes.
  * A record that does not decode is kept raw, and *undecodable (not NULL) says why.
  */
+/* The latest dead letters of a dead-letter table, for the fleet API (memory: one ring of
+ * RN_MAT_DEAD_LATEST per such table, made at its first row; none when out of memory). */
+static void keep_dead_sample(struct mat_table *t, const uint8_t *p, size_t len, const char *why)
+{
+	if (!t->dead_latest &&
+	    !(t->dead_latest = rn_calloc(RN_MAT_DEAD_LATEST, sizeof(*t->dead_latest))))
+		return;
+	struct rn_mat_dead_sample *d = &t->dead_latest[t->dead_head];
+	d->t_ms = rn_now_us() / 1000;
+	snprintf(d->reason, sizeof(d->reason), "%s", why);
+	d->sample_len = len < sizeof(d->sample) ? len : sizeof(d->sample);
+	memcpy(d->sample, p, d->sample_len);
+	t->dead_head = (t->dead_head + 1) % RN_MAT_DEAD_LATEST;
+	if (t->dead_n < RN_MAT_DEAD_LATEST)
+		t->dead_n++;
+}
+
 int rn_mat__add_envelope_row(struct rn_mat *m, struct mat_table *t, const char *stream_id,
 			     int record_type, const uint8_t *p, size_t len, int64_t now,
 			     const struct dead_ref *dead, const struct rn_mat_clock *clk,
@@ -305,7 +322,11 @@ int rn_mat__add_envelope_row(struct rn_mat *m, struct mat_table *t, const char *
 		rn_pq_row_abort(w);
 		return rc;
 	}
-	return rn_pq_row_end(w);
+	if ((rc = rn_pq_row_end(w)) == 0 && corrected)
+		m->clock_corrected++;
+	if (!rc && reason)
+		keep_dead_sample(t, p, len, reason);
+	return rc;
 }
 
 /* Feeds decoded JSON values into a typed table's Parquet writer (jsonrow.h's sink), and

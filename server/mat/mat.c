@@ -8,6 +8,7 @@
 #include "mat_int.h"
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -15,6 +16,7 @@
 #include "rn_err.h"
 #include "rn_log.h"
 #include "rn_mem.h"
+#include "checkpoint.h"
 #include "delta.h"
 #include "tstore.h"
 
@@ -130,11 +132,97 @@ void rn_mat_destroy(struct rn_mat *m)
 	rn_free(m);
 }
 
+/* Files, bytes, rows, partitions and newest file time of a table's live files. */
+static int table_files(const struct mat_table *t, struct rn_mat_table_info *in, int64_t *rows)
+{
+	size_t n = 0, nkeys = 0;
+	const struct rn_ckpt_file *const *f = t->delta ? rn_delta_files(t->delta, &n) : NULL;
+	char **keys = NULL;
+	struct rn_buf k = {0};
+	int rc = RN_ENOMEM;
+	*rows = 0;
+	if (n && !(keys = rn_calloc(n, sizeof(*keys))))
+		return RN_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		const struct rn_ckpt_file *x = f[i];
+		if (x->is_remove)
+			continue;
+		if (in) {
+			in->files++;
+			in->bytes += x->size > 0 ? x->size : 0;
+			if (x->mtime_ms > in->last_commit_ms)
+				in->last_commit_ms = x->mtime_ms;
+		}
+		const char *nr = x->stats ? strstr(x->stats, "\"numRecords\":") : NULL;
+		if (nr && *rows >= 0)
+			*rows += strtoll(nr + 13, NULL, 10);
+		else
+			*rows = -1;
+		if (in && x->npv) {
+			/* its partition values joined: counted once per distinct value set */
+			rn_buf_reset(&k);
+			for (size_t j = 0; j < x->npv; j++)
+				if (rn_buf_printf(&k, "%s=%s/", x->pv[j].key,
+						  x->pv[j].value ? x->pv[j].value : "\x01null"))
+					goto out;
+			if (rn_buf_append_u8(&k, 0))
+				goto out;
+			size_t j = 0;
+			while (j < nkeys && strcmp(keys[j], (const char *)k.data))
+				j++;
+			if (j == nkeys && !(keys[nkeys++] = rn_strdup((const char *)k.data)))
+				goto out;
+		}
+	}
+	if (in)
+		in->partitions = nkeys;
+	rc = 0;
+out:
+	for (size_t i = 0; i < nkeys; i++)
+		rn_free(keys[i]);
+	rn_free(keys);
+	rn_buf_free(&k);
+	return rc;
+}
+
+int rn_mat_table_info(const struct rn_mat *m, size_t *i, struct rn_mat_table_info *in)
+{
+	const struct mat_table *t = NULL;
+	while (*i < m->ntables && (t = m->tables[*i])->is_dlq)
+		++*i;
+	if (*i >= m->ntables)
+		return RN_ENOTFOUND;
+	++*i;
+	memset(in, 0, sizeof(*in));
+	in->name = t->name;
+	in->version = t->delta ? rn_delta_version(t->delta) : -1;
+	if (table_files(t, in, &in->rows))
+		return RN_ENOMEM;
+	if (t->dlq) {
+		const struct mat_table *d = t->dlq;
+		in->has_dlq = 1;
+		in->dlq_name = d->name;
+		if (table_files(d, NULL, &in->dlq_rows))
+			return RN_ENOMEM;
+		for (size_t k = 0; k < d->dead_n; k++)
+			in->latest[in->nlatest++] =
+				&d->dead_latest[(d->dead_head + RN_MAT_DEAD_LATEST - 1 - k) %
+						RN_MAT_DEAD_LATEST];
+	}
+	return 0;
+}
+
+uint64_t rn_mat_clock_corrected(const struct rn_mat *m)
+{
+	return m->clock_corrected;
+}
+
 void rn_mat_stats(const struct rn_mat *m, struct rn_mat_stats *st)
 {
 	*st = m->ms;
 	st->dead_records = m->dead_records;
 	st->undecodable = m->undecodable;
+	st->clock_corrected = m->clock_corrected;
 	st->warnings_suppressed = m->warn.suppressed;
 	st->maint_running = (uint64_t)atomic_load(&m->maint_running);
 }

@@ -323,6 +323,8 @@ void rn_mat_tick(struct rn_mat *m, int64_t now_us);
 struct rn_mat_stats {
 	uint64_t dead_records;        /* records sent to dead-letter tables */
 	uint64_t undecodable;         /* records of envelope tables kept raw in payload_raw */
+	uint64_t clock_corrected;     /* envelope rows added with clock_corrected = true (a
+				       * batch undone part way may have counted some) */
 	uint64_t warnings_suppressed; /* batches with bad records that got no line of their own */
 	/* Delta maintenance (jobs: one per table and flush at which something was due) */
 	uint64_t maint_done;      /* jobs that ran (inline or on a worker) */
@@ -345,5 +347,38 @@ struct rn_mat_stats {
 	uint64_t overlaps;       /* flushes rebuilt: another writer committed part (RN_EOVERLAP) */
 };
 void rn_mat_stats(const struct rn_mat *m, struct rn_mat_stats *st);
+/* rn_mat_stats' clock_corrected alone (cheap: read around one rn_mat_add by the server to
+ * count a stream's corrected records). */
+uint64_t rn_mat_clock_corrected(const struct rn_mat *m);
+
+/* One dead letter as the tables page shows it: when (unix ms), why, its first bytes. */
+#define RN_MAT_DEAD_LATEST 5
+struct rn_mat_dead_sample {
+	int64_t t_ms;
+	char reason[200];
+	uint8_t sample[512];
+	size_t sample_len;
+};
+
+/* What the loop's handle knows of a table (rn_mat_table_info); counts over the live files. */
+struct rn_mat_table_info {
+	const char *name; /* valid until the next call on m */
+	int64_t version;  /* -1: no commit yet */
+	size_t files;
+	int64_t bytes, rows;    /* rows: from the files' stats (numRecords), -1 unknown */
+	size_t partitions;      /* distinct partition values among the files (0 unpartitioned) */
+	int64_t last_commit_ms; /* the newest file's modification time, 0 none */
+	int has_dlq;            /* a typed table: its dead-letter table below */
+	const char *dlq_name;
+	int64_t dlq_rows;                                            /* -1 unknown */
+	const struct rn_mat_dead_sample *latest[RN_MAT_DEAD_LATEST]; /* newest first */
+	size_t nlatest;
+};
+/*
+ * The i-th table the materializer holds (dead-letter tables are not listed: they are a typed
+ * table's dlq_*), i from 0: 0 with *info filled, RN_ENOTFOUND past the last, RN_ENOMEM.
+ * Walks the table's files in the loop's Delta handle: per call, never per batch. Loop only.
+ */
+int rn_mat_table_info(const struct rn_mat *m, size_t *i, struct rn_mat_table_info *info);
 
 #endif

@@ -103,6 +103,10 @@ struct mat_table {
 	 * every stream of the table; keys are the plans' own stream strings) */
 	struct rn_strmap plan_ids;
 	struct rn_delta *delta;
+	/* dead-letter tables: the latest rows added (a ring of RN_MAT_DEAD_LATEST, newest at
+	 * dead_head - 1), for the fleet API's tables page; NULL until the first one */
+	struct rn_mat_dead_sample *dead_latest;
+	size_t dead_head, dead_n;
 	struct rn_maint_clock maint; /* when its maintenance tasks last started */
 	struct maint_job *job;       /* its maintenance job in flight (at most one), or NULL */
 	struct rn_pq_writer *pq;
@@ -207,8 +211,9 @@ struct rn_mat {
 	struct mat_table *refilling; /* the table rn_mat_refill_add may add to now */
 	/* bad records: one warning per batch, rate-limited per table (rn_mat_tick) */
 	struct rn_lograte warn;
-	uint64_t dead_records; /* records of typed tables sent to their dead-letter tables */
-	uint64_t undecodable;  /* records of envelope tables kept undecoded in payload_raw */
+	uint64_t dead_records;    /* records of typed tables sent to their dead-letter tables */
+	uint64_t undecodable;     /* records of envelope tables kept undecoded in payload_raw */
+	uint64_t clock_corrected; /* envelope rows whose times were corrected (clock_corrected) */
 	/* maintenance off the loop (rn_mat_options.maint_submit; NULL = inline) */
 	int (*maint_submit)(void *ctx, void (*run)(void *arg),
 			    void (*done)(void *arg, int cancelled), void *arg);

@@ -147,6 +147,7 @@ void rn_mat__table_free(struct mat_table *t)
 	rn_free(t->dcols); /* its children belong to cols */
 	rn_free(t->top);
 	rn_free(t->top_set);
+	rn_free(t->dead_latest);
 	rn_delta_close(t->delta);
 	rn_delta_close(t->fdelta);
 	rn_pq_writer_destroy(t->pq);

@@ -70,6 +70,8 @@ struct rn_call {
 	char boot_id[64];          /* x-runnel-clock, when it parsed (have_clock) */
 	int committed_acks;        /* request: runnel-committed-acks: 1 */
 	int committed_acks_answer; /* response headers say runnel-committed-acks: 1 */
+	int health;                /* request: runnel-health: 1 */
+	int health_answer;         /* response headers say runnel-health: 1 */
 	int64_t boot_us;
 	int have_clock;
 	int zstd; /* grpc-encoding: zstd */
@@ -414,8 +416,13 @@ static void respond_headers(struct rn_call *k)
 		NV("grpc-encoding", "identity"),
 		NV("grpc-accept-encoding", "identity,zstd"),
 		NV("runnel-committed-acks", "1"),
+		NV("runnel-health", "1"),
 	};
-	size_t n = sizeof(hdrs) / sizeof(hdrs[0]) - !k->committed_acks_answer;
+	size_t n = 4;
+	if (k->committed_acks_answer)
+		hdrs[n++] = (nghttp2_nv)NV("runnel-committed-acks", "1");
+	if (k->health_answer)
+		hdrs[n++] = (nghttp2_nv)NV("runnel-health", "1");
 	nghttp2_data_provider dp = {.source.ptr = k, .read_callback = data_read_cb};
 	nghttp2_submit_response(k->conn->ng, k->sid, hdrs, n, &dp);
 	k->responded = 1;
@@ -488,7 +495,7 @@ static void rest_respond(struct rn_httpx *x, const struct rn_httpx_response *r)
 {
 	struct rn_call *k = (struct rn_call *)(void *)((char *)x - offsetof(struct rn_call, x));
 	char st[8], cl[24], hn[64];
-	nghttp2_nv h[4];
+	nghttp2_nv h[5];
 	size_t n = 0, len = r->len;
 	int status = r->status;
 	nghttp2_data_provider dp = {.source.ptr = k, .read_callback = rest_read_cb};
@@ -508,6 +515,8 @@ static void rest_respond(struct rn_httpx *x, const struct rn_httpx_response *r)
 	if (r->content_type && len)
 		h[n++] = (nghttp2_nv)NV("content-type", r->content_type);
 	h[n++] = (nghttp2_nv)NV("content-length", cl);
+	if (r->no_store)
+		h[n++] = (nghttp2_nv)NV("cache-control", "no-store");
 	if (r->hname && r->hvalue && strlen(r->hname) < sizeof(hn)) {
 		/* HTTP/2 header names are lower case (RFC 9113 8.2.1) */
 		size_t i = 0;
@@ -600,6 +609,11 @@ void rn_call_set_ctx(struct rn_call *k, void *p)
 void rn_call_answer_committed_acks(struct rn_call *k)
 {
 	k->committed_acks_answer = 1;
+}
+
+void rn_call_answer_health(struct rn_call *k)
+{
+	k->health_answer = 1;
 }
 
 void *rn_call_ctx(const struct rn_call *k)
@@ -745,6 +759,8 @@ static int header_cb(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
 						  &k->boot_us) == 0;
 	} else if (IS("runnel-committed-acks")) {
 		k->committed_acks = valuelen == 1 && value[0] == '1';
+	} else if (IS("runnel-health")) {
+		k->health = valuelen == 1 && value[0] == '1';
 	} else if (IS("grpc-encoding")) {
 		k->zstd = valuelen == 4 && !memcmp(value, "zstd", 4);
 		if (!k->zstd && !(valuelen == 8 && !memcmp(value, "identity", 8)))
@@ -799,7 +815,9 @@ static void open_call(struct rn_call *k)
 				    k->boot_us,
 				    k->conn->identity[0] ? k->conn->identity : NULL,
 				    k->conn->tls,
-				    k->committed_acks};
+				    k->committed_acks,
+				    k->health,
+				    k->conn->peer};
 	if ((st = fr->h.open(fr->h.ctx, k, &info, &msg)) != 0) {
 		refuse(k, 200, st, msg);
 		return;

@@ -61,6 +61,8 @@ struct rn_call_info {
 	const char *peer_identity;
 	int tls;            /* the call came over TLS */
 	int committed_acks; /* the request sent `runnel-committed-acks: 1` (docs/protocol.md) */
+	int health;         /* the request sent `runnel-health: 1` (fleet health reports) */
+	const char *peer;   /* "address:port" of the client */
 };
 
 struct rn_front_handler {
@@ -203,6 +205,9 @@ void rn_call_set_ctx(struct rn_call *c, void *p);
 /* From the open handler only (before the response headers go out): they then carry
  * `runnel-committed-acks: 1`, telling the client its acks will carry the table's watermark. */
 void rn_call_answer_committed_acks(struct rn_call *c);
+/* From the open handler only: the response headers carry `runnel-health: 1`, telling the
+ * client the server takes its health reports (field 1001, docs/protocol.md). */
+void rn_call_answer_health(struct rn_call *c);
 void *rn_call_ctx(const struct rn_call *c);
 int rn_call_persistent(const struct rn_call *c);
 /* Inside the message handler only: 1 when the message being handled came compressed

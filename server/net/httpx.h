@@ -43,6 +43,7 @@ struct rn_httpx_response {
 	const char *hvalue;
 	const uint8_t *body;
 	size_t len;
+	int no_store; /* adds `cache-control: no-store` (answers holding live data) */
 };
 
 struct rn_httpx_ops {

@@ -425,6 +425,8 @@ static void other_respond(struct rn_httpx *x, const struct rn_httpx_response *r)
 			evhttp_add_header(oh, "Content-Type", r->content_type);
 		if (r->hname && r->hvalue)
 			evhttp_add_header(oh, r->hname, r->hvalue);
+		if (r->no_store)
+			evhttp_add_header(oh, "Cache-Control", "no-store");
 		evhttp_send_reply(p->req, r->status, NULL, b);
 	}
 	if (b)

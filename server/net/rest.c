@@ -13,13 +13,16 @@
 const int rn_rest_statuses[RN_REST_NSTATUS] = {200, 400, 401, 403, 404, 405, 413,
 					       414, 415, 429, 500, 501, 503, 0};
 
-static const char *const route_names[RN_REST_NROUTES] = {"other", "insert", "ingest_record",
-							 "token"};
+static const char *const route_names[RN_REST_NROUTES] = {
+	"other",      "insert",      "ingest_record", "token",     "api_overview",
+	"api_tables", "api_streams", "api_devices",   "api_device"};
 
 #define INSERT_PREFIX "/zerobus/v1/tables/"
 #define INSERT_SUFFIX "/insert"
 #define INGEST_PATH "/ingest-record"
 #define TOKEN_PATH "/oidc/v1/token"
+#define API_PREFIX "/api/v1/"
+#define DEVICE_PREFIX "/api/v1/devices/"
 
 const char *rn_rest_route_name(enum rn_rest_route r)
 {
@@ -40,7 +43,7 @@ static int equals(const char *p, size_t len, const char *lit)
 int rn_rest_is_rest_path(const char *path, size_t len)
 {
 	return has_prefix(path, len, "/zerobus/") || equals(path, len, INGEST_PATH) ||
-	       has_prefix(path, len, "/oidc/");
+	       has_prefix(path, len, "/oidc/") || has_prefix(path, len, "/api/");
 }
 
 long rn_rest_param(const char *q, size_t len, const char *name, char *out, size_t cap)
@@ -97,6 +100,37 @@ static int is_json(const char *ctype)
 	       (ctype[n] == 0 || ctype[n] == ';' || ctype[n] == ' ');
 }
 
+/* The fleet API: GET only; a device name decoded from its path segment. */
+static int route_api(const char *method, const char *path, size_t plen, struct rn_rest_target *t)
+{
+	size_t pre = strlen(DEVICE_PREFIX);
+	if (equals(path, plen, API_PREFIX "overview"))
+		t->route = RN_REST_API_OVERVIEW;
+	else if (equals(path, plen, API_PREFIX "tables"))
+		t->route = RN_REST_API_TABLES;
+	else if (equals(path, plen, API_PREFIX "streams"))
+		t->route = RN_REST_API_STREAMS;
+	else if (equals(path, plen, API_PREFIX "devices"))
+		t->route = RN_REST_API_DEVICES;
+	else if (plen > pre && has_prefix(path, plen, DEVICE_PREFIX) &&
+		 !memchr(path + pre, '/', plen - pre))
+		t->route = RN_REST_API_DEVICE;
+	else
+		return refuse(t, 404, "NOT_FOUND", "no such endpoint");
+	if (!method || strcmp(method, "GET")) {
+		t->allow = "GET";
+		return refuse(t, 405, "METHOD_NOT_ALLOWED", "only GET is allowed here");
+	}
+	if (t->route == RN_REST_API_DEVICE) {
+		/* 256 bytes at most decoded: a longer name is no device's */
+		long n = rn_url_unescape(path + pre, plen - pre, 0, t->device, 257);
+		if (n <= 0 || memchr(t->device, 0, (size_t)n))
+			return refuse(t, 404, "NOT_FOUND", "no such device");
+		t->device[n] = 0;
+	}
+	return 0;
+}
+
 int rn_rest_route(const char *method, const char *path, size_t plen, const char *query,
 		  const char *ctype, struct rn_rest_target *t)
 {
@@ -113,6 +147,8 @@ int rn_rest_route(const char *method, const char *path, size_t plen, const char 
 		t->route = RN_REST_INGEST_RECORD;
 	else if (equals(path, plen, TOKEN_PATH))
 		t->route = RN_REST_TOKEN;
+	else if (has_prefix(path, plen, API_PREFIX))
+		return route_api(method, path, plen, t);
 	else
 		return refuse(t, 404, "NOT_FOUND", "no such endpoint");
 	if (!method || strcmp(method, "POST")) {

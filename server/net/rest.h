@@ -12,6 +12,8 @@
  *   POST /zerobus/v1/tables/{table}/insert   JSON array of row objects
  *   POST /ingest-record?table_name={table}   one JSON object (the older Zerobus form)
  *   POST /oidc/v1/token                      the OAuth token endpoint
+ *   GET  /api/v1/overview, /api/v1/tables, /api/v1/streams, /api/v1/devices,
+ *        /api/v1/devices/{device}            the fleet API (read-only, JSON)
  */
 #ifndef RN_REST_H
 #define RN_REST_H
@@ -26,10 +28,16 @@ enum rn_rest_route {
 	RN_REST_INSERT,        /* /zerobus/v1/tables/{table}/insert */
 	RN_REST_INGEST_RECORD, /* /ingest-record?table_name= */
 	RN_REST_TOKEN,         /* /oidc/v1/token */
+	RN_REST_API_OVERVIEW,  /* GET /api/v1/overview */
+	RN_REST_API_TABLES,    /* GET /api/v1/tables */
+	RN_REST_API_STREAMS,   /* GET /api/v1/streams */
+	RN_REST_API_DEVICES,   /* GET /api/v1/devices */
+	RN_REST_API_DEVICE,    /* GET /api/v1/devices/{device} */
 	RN_REST_NROUTES
 };
 
-/* The route's name for metrics labels ("insert", "ingest_record", "token", "other"). */
+/* The route's name for metrics labels ("insert", "ingest_record", "token", "api_overview",
+ * "api_tables", "api_streams", "api_devices", "api_device", "other"). */
 const char *rn_rest_route_name(enum rn_rest_route r);
 
 /*
@@ -42,6 +50,7 @@ int rn_rest_is_rest_path(const char *path, size_t len);
 struct rn_rest_target {
 	enum rn_rest_route route;
 	char table[256];   /* INSERT, INGEST_RECORD: decoded, NUL-terminated, no NUL inside */
+	char device[260];  /* API_DEVICE: decoded (up to 256 bytes), no NUL inside */
 	int http;          /* when refused: the HTTP status */
 	const char *code;  /* ... the error_code (static) */
 	const char *why;   /* ... the message (static) */
@@ -56,6 +65,8 @@ struct rn_rest_target {
  * 255 bytes once decoded, holding a NUL, or with a bad %-escape), 414 (path too long to
  * route: plen over RN_REST_PATH_MAX), 501 (a body type other than JSON on an insert route;
  * no content-type is taken as JSON). The token route's body type is the token code's.
+ * The /api/v1/ routes take GET only (405 with t->allow "GET" otherwise); a device name longer
+ * than 256 bytes decoded, with a NUL or a bad %-escape is 404 (no device has it).
  * t->route is set also on a refusal, for the metrics.
  */
 #define RN_REST_PATH_MAX 2048

@@ -72,17 +72,27 @@ int rn_zb_decode_request(const uint8_t *p, size_t len, int persistent, struct rn
 			 const char **why)
 {
 	struct rn_pb_reader rd;
-	struct rn_pb_field f, last = {0};
+	struct rn_pb_field f, last = {0}, health = {0};
 	int rc;
 
 	memset(r, 0, sizeof(*r));
 	rn_pb_reader_init(&rd, p, len);
-	while ((rc = rn_pb_next(&rd, &f)) == 1)
+	while ((rc = rn_pb_next(&rd, &f)) == 1) {
 		if (f.wt == RN_PB_LEN && f.num >= 1 && f.num <= (persistent ? 4u : 3u))
 			last = f;
+		else if (persistent && f.wt == RN_PB_LEN && f.num == RN_ZB_FIELD_AGENT_HEALTH)
+			health = f;
+	}
 	if (rc < 0) {
 		*why = "malformed protobuf in request";
 		return RN_EINVAL;
+	}
+	if (!last.num && health.num) {
+		/* a health report alone (a payload next to it wins: the report is then ignored) */
+		r->kind = RN_ZB_HEALTH;
+		r->health = health.ptr;
+		r->health_len = health.len;
+		return 0;
 	}
 	if (!last.num) {
 		*why = "request has no payload";

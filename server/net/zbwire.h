@@ -13,7 +13,12 @@
 
 #include "rn_buf.h"
 
-enum rn_zb_kind { RN_ZB_CREATE = 1, RN_ZB_RESUME, RN_ZB_INGEST };
+enum rn_zb_kind { RN_ZB_CREATE = 1, RN_ZB_RESUME, RN_ZB_INGEST, RN_ZB_HEALTH };
+
+/* PersistentStreamRequest field 1001, runnel_agent_health (docs/protocol.md): a request whose
+ * only payload it is carries one health report (JSON text, not checked here): RN_ZB_HEALTH
+ * with health/health_len pointing at it. Never in EphemeralStreamRequest. */
+#define RN_ZB_FIELD_AGENT_HEALTH 1001
 
 struct rn_zb_request {
 	enum rn_zb_kind kind;
@@ -34,6 +39,9 @@ struct rn_zb_request {
 	int is_single;
 	const uint8_t *batch;
 	size_t batch_len;
+	/* HEALTH: the report as sent */
+	const uint8_t *health;
+	size_t health_len;
 };
 
 /* Decodes one request message. `persistent` selects the PersistentStreamRequest numbering

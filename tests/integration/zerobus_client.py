@@ -40,6 +40,13 @@ Modes:
   slow-reader  not gRPC: a raw h2c connection (small SO_RCVBUF) that sends HTTP/2 PINGs
              and never reads the answers, for up to --pause-ms; report whether and when the
              server disconnected it
+  health     fleet health reports: create a PersistentStream with the request header
+             `runnel-health: 1` (not with --no-health-header), then for each --health
+             REPORT (repeatable; the raw text sent as field 1001 runnel_agent_health, bytes
+             as given: @FILE reads them from FILE, `oversize:N` is a JSON object of N bytes)
+             send the report and then one batch of --records records, waiting for its ack;
+             then --batches more batches; report stream_id, health_header (the server's
+             answer header), reports, acks and the gRPC status code
 With --json-file FILE, ingest sends JSON records instead (record_type JSON): the lines of
 FILE, --records per batch, as many batches as it takes.
 With --reading, ingest sends a message of its own (Reading: vehicle, ts, speed, rpm, tags,
@@ -216,6 +223,8 @@ def main():
     ap.add_argument('--token-url')
     ap.add_argument('--client-id')
     ap.add_argument('--client-secret')
+    ap.add_argument('--health', action='append', default=[])
+    ap.add_argument('--no-health-header', action='store_true')
     a = ap.parse_args()
     if a.token_url:
         a.token = fetch_token(a)
@@ -583,6 +592,67 @@ def main():
                                    'batches': acked_here + 1, 'end': code})
             done += acked_here + 1
         out['batches_acked'] = done
+        print(json.dumps(out))
+        return
+
+    if a.mode == 'health':
+        import queue
+
+        def varint(v):
+            out = b''
+            while True:
+                b7 = v & 0x7f
+                v >>= 7
+                if v:
+                    out += bytes([b7 | 0x80])
+                else:
+                    return out + bytes([b7])
+
+        def report_bytes(r):
+            if r.startswith('@'):
+                with open(r[1:], 'rb') as fh:
+                    return fh.read()
+            if r.startswith('oversize:'):
+                n = int(r.split(':', 1)[1])
+                pad = n - len('{"v":1,"pad":""}')
+                return ('{"v":1,"pad":"' + 'x' * pad + '"}').encode()
+            return r.encode('utf-8', 'surrogateescape')
+
+        hmd = list(md) + ([] if a.no_health_header else [('runnel-health', '1')])
+        events = queue.Queue()
+        out = {'acks': [], 'reports': 0}
+
+        def hrequests():
+            yield create_req()
+            events.get(timeout=20)  # the create's answer
+            off = 0
+            for r in a.health:
+                body = report_bytes(r)
+                yield varint((1001 << 3) | 2) + varint(len(body)) + body
+                out['reports'] += 1
+                yield batch_req(off, a.records, off * a.records)
+                out['acks'].append(events.get(timeout=20))
+                off += 1
+            for _ in range(a.batches):
+                yield batch_req(off, a.records, off * a.records)
+                out['acks'].append(events.get(timeout=20))
+                off += 1
+
+        it = call(hrequests(), metadata=hmd, timeout=60)
+        try:
+            out['health_header'] = any(k == 'runnel-health' and v == '1'
+                                       for k, v in (it.initial_metadata() or []))
+            for r in it:
+                kind = r.WhichOneof('payload')
+                if kind == 'create_stream_response':
+                    out['stream_id'] = r.create_stream_response.stream_id
+                    events.put(None)
+                elif kind == 'ingest_record_response':
+                    events.put(r.ingest_record_response.durability_ack_up_to_offset)
+            out['code'] = 'OK'
+        except grpc.RpcError as e:
+            out['code'] = e.code().name
+            out['details'] = e.details()
         print(json.dumps(out))
         return
 
