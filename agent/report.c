@@ -137,14 +137,18 @@ void rn_agent__health_step(struct rn_agent *a)
 		goto out;
 	}
 	uint64_t key = rn_health_state_key(&hs);
-	int all = rn_health_due(now, a->health_last_us, interval, key != a->health_key);
+	int changed = key != a->health_key;
+	int all = rn_health_due(now, a->health_last_us, interval, changed);
 	if (!all && !fresh)
 		goto out;
-	if (all) {
-		/* due, sent or not: a failure waits for the next interval or change */
+	/* a call just opened gets a report at once; if the state changed since the last one,
+	 * the calls already open get it too (else they would miss the change) */
+	all |= changed;
+	/* what the servers were last told, sent or not (a failure waits for the next interval
+	 * or change) */
+	a->health_key = key;
+	if (all)
 		a->health_last_us = now;
-		a->health_key = key;
-	}
 	int rc = rn_agent__health_snapshot(a, &hs, &m);
 	rc = rc ? rc : rn_health_render(&hs, &json);
 	if (rc) {

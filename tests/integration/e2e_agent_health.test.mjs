@@ -1,7 +1,12 @@
 // The agent's health reports (docs/protocol.md, "Health reports"). Against a server that
 // does not take them (fleet_health = false: it does not answer `runnel-health: 1`, as an
 // older runnel-server or Databricks Zerobus), the agent sends none: its status says so and
-// the server sees none.
+// the server counts none. Against one that does, two agents (a file source each, one also
+// an MQTT source on a real mosquitto broker): the newest report the server keeps for each
+// device (GET /api/v1/devices/{device}) has the numbers `runnel-agent status` shows
+// (buffer, drops, source states); stopping the broker makes the MQTT source "down" in the
+// server's view within about 5 s although that agent's health_interval is 60 s (a state
+// change is sent at once); the config digest is the SHA-256 of the agent's config file.
 // On the wire (through a relay that answers `runnel-health: 1` and takes the reports out of
 // the call): each report is one zstd-compressed PersistentStreamRequest{1001: JSON} message
 // between two chunk messages, the first one right after the open is answered, then one per
@@ -66,7 +71,7 @@ function same(rep, st) {
 
 test('a server without health reports gets none; data flows as before', { timeout: 120000 }, async () => {
   const dir = tmpDir('e2e-health-off');
-  const server = await new Server({ dir, tables: [T], metrics: true }).start();
+  const server = await new Server({ dir, tables: [T], metrics: true, extra: 'fleet_health = false;' }).start();
   const log = path.join(dir, 'in.log');
   lines(log, 'off', 300);
   const agent = new Agent({ dir, url: server.url, deviceId: 'dev-off', uplinkExtra: 'health_interval = 1;',
@@ -89,12 +94,124 @@ test('a server without health reports gets none; data flows as before', { timeou
     assert.equal(st.streams[0].reconnects, 0);
     const cli = await run(agentBin, ['status', '-c', agent.conf]);
     assert.match(cli.stdout, /\nsource logs \(file\): up, 300 records\nhealth reports every 1 s: 0 sent, 0 skipped\n/);
+    assert.equal(await server.metric('agent_health_reports_total'), 0);
+    assert.equal((await server.metric('agent_health_rejected_total', 'reason="json"')) ?? 0, 0);
+    assert.equal((await fetch(`${server.metricsUrl}/api/v1/devices/dev-off`)).status, 404);
     await agent.stop();
     await server.stop();
     await exactlyOnce(server, { logs: 300 });
   } finally {
     await agent.kill();
     await server.kill();
+  }
+});
+
+test('two agents report their health; a source going down is seen within 5 s', { timeout: 180000 }, async () => {
+  const dir = tmpDir('e2e-health');
+  const broker = await new Broker({ dir }).start();
+  const server = await new Server({ dir, tables: [T], metrics: true }).start();
+  const logA = path.join(dir, 'a.log');
+  const logB = path.join(dir, 'b.log');
+  lines(logA, 'a', 400);
+  lines(logB, 'b', 250);
+  const dirA = path.join(dir, 'a');
+  const dirB = path.join(dir, 'b');
+  fs.mkdirSync(dirA);
+  fs.mkdirSync(dirB);
+  // A: a state change must go out at once, not at its 60 s interval
+  const DEV_A = 'dev-a "quoted"'; // a device id that JSON and the URL must escape
+  const a = new Agent({ dir: dirA, url: server.url, deviceId: DEV_A.replace(/"/g, '\\"'), uplinkExtra: 'health_interval = 60;',
+    sources: [
+      { name: 'logs', paths: [logA] },
+      { conf: `type = "mqtt"; name = "mq"; table = "${T}"; port = ${broker.port};
+        topics = [ "h/#" ]; qos = 1; client_id = "runnel-test-health";` },
+    ] });
+  const b = new Agent({ dir: dirB, url: server.url, deviceId: 'dev-b', uplinkExtra: 'health_interval = 1;',
+    sources: [{ name: 'blog', paths: [logB] }] });
+  try {
+    await a.start();
+    await b.start();
+    await waitFor(() => a.proc.log.some((l) => /mq: subscribed to h\/#/.test(l)), { what: 'mq subscribed' })
+      .catch((e) => { throw new Error(`${e.message}\n${a.proc.tail()}`); });
+    await pub(broker, { topic: 'h/x', lines: Array.from({ length: 100 }, (_, i) => `m ${i}`), qos: 1 });
+    await waitFor(() => rows(server) === 750, { what: '750 rows' });
+
+    // B reports every second: its newest report equals its status once both are quiet
+    let devB;
+    let stB;
+    await waitFor(async () => {
+      stB = b.status();
+      devB = await device(server, 'dev-b');
+      return stB && devB && devB.report && stB.streams[0].acked === stB.streams[0].next_offset - 1 &&
+        same(devB.report, stB);
+    }, { what: "dev-b's newest report equal to its status" })
+      .catch((e) => { throw new Error(`${e.message}\n${JSON.stringify(devB && pairs(devB.report, stB))}`); });
+    assert.equal(devB.device, 'dev-b');
+    assert.deepEqual(devB.invalid, []);
+    assert.equal(devB.report.v, 1);
+    assert.equal(devB.report.config_sha256,
+      crypto.createHash('sha256').update(fs.readFileSync(b.conf)).digest('hex'));
+    assert.match(devB.report.version, /^\d+\.\d+/);
+    assert.equal(devB.report.clock.synced, true);
+    assert.deepEqual(devB.report.sources.map((s) => [s.name, s.type, s.state, s.error, s.records]),
+      [['blog', 'file', 'up', null, 250]]);
+    assert.equal(devB.streams.length, 1);
+    await waitFor(() => b.status().health.reports >= 3, { what: 'more reports from dev-b, one a second' });
+    assert.equal(stB.streams[0].uplink.health, true);
+
+    // A: the report sent at its call's open; its MQTT source up with 100 records
+    const devA = await waitFor(async () => {
+      const d = await device(server, DEV_A);
+      return d && d.report && d.report.sources.length === 2 && d;
+    }, { what: "dev-a's report" });
+    assert.equal(devA.report.device, DEV_A);
+    assert.deepEqual(devA.invalid, []);
+
+    // A quiet (everything released) before the broker goes, so that its numbers hold still
+    await waitFor(() => {
+      const st = a.status();
+      return st && st.buffer_bytes === 0 && st.buffer_records === 0;
+    }, { what: "dev-a's buffer empty" });
+    // the broker goes away: "down" in the server's view within ~5 s, with the error
+    const before = a.status().health.reports;
+    const t0 = Date.now();
+    await broker.stop();
+    let mq;
+    const devA2 = await waitFor(async () => {
+      const d = await device(server, DEV_A);
+      mq = d && d.report.sources.find((s) => s.name === 'mq');
+      return mq && mq.state === 'down' && d;
+    }, { timeoutMs: 9000, intervalMs: 100, what: 'mq down in the server\'s view' })
+      .catch((e) => {
+        throw new Error(`${e.message}\nagent: ${JSON.stringify(a.status()?.sources)} ${JSON.stringify(a.status()?.health)}\nserver: ${JSON.stringify(mq)}\n${a.proc.tail()}`);
+      });
+    const took = Date.now() - t0;
+    // at most 5 s after the last report (the rate limit of changes) plus one check (1 s)
+    assert.ok(took < 7000, `seen after ${took} ms`);
+    assert.equal(typeof mq.error, 'string');
+    assert.ok(mq.error.length > 0);
+    assert.equal(mq.records, 100);
+    // that report was the change (its interval is a minute), and it equals A's status
+    const stA = a.status();
+    assert.ok(stA.health.reports > before);
+    assert.deepEqual(
+      Object.fromEntries(Object.entries(pairs(devA2.report, stA)).map(([k, [x]]) => [k, x])),
+      Object.fromEntries(Object.entries(pairs(devA2.report, stA)).map(([k, [, y]]) => [k, y])));
+    assert.equal(stA.sources.find((s) => s.name === 'mq').state, 'down');
+    const cli = await run(agentBin, ['status', '-c', a.conf]);
+    assert.match(cli.stdout, /\nsource logs \(file\): up, 400 records\nsource mq \(mqtt\): DOWN: .+, 100 records\nhealth reports every 60 s: \d+ sent, 0 skipped\n/);
+    assert.ok((await server.metric('agent_health_reports_total')) >= 3);
+    assert.equal((await server.metric('agent_health_rejected_total', 'reason="json"')) ?? 0, 0);
+
+    await a.stop();
+    await b.stop();
+    await server.stop();
+    await exactlyOnce(server, { logs: 400, blog: 250, mq: 100 });
+  } finally {
+    await a.kill();
+    await b.kill();
+    await server.kill();
+    await broker.kill();
   }
 });
 
