@@ -6,7 +6,8 @@
 // device (GET /api/v1/devices/{device}) has the numbers `runnel-agent status` shows
 // (buffer, drops, source states); stopping the broker makes the MQTT source "down" in the
 // server's view within about 5 s although that agent's health_interval is 60 s (a state
-// change is sent at once); the config digest is the SHA-256 of the agent's config file.
+// change is sent at most 5 s after the last report); the config digest is the SHA-256 of
+// the agent's config file.
 // On the wire (through a relay that answers `runnel-health: 1` and takes the reports out of
 // the call): each report is one zstd-compressed PersistentStreamRequest{1001: JSON} message
 // between two chunk messages, the first one right after the open is answered, then one per
