@@ -7,7 +7,7 @@
 // (buffer, drops, source states); stopping the broker makes the MQTT source "down" in the
 // server's view within about 5 s although that agent's health_interval is 60 s (a state
 // change is sent at most 5 s after the last report); the config digest is the SHA-256 of
-// the agent's config file.
+// the agent's config file, and of the new one after a reload.
 // On the wire (through a relay that answers `runnel-health: 1` and takes the reports out of
 // the call): each report is one zstd-compressed PersistentStreamRequest{1001: JSON} message
 // between two chunk messages, the first one right after the open is answered, then one per
@@ -158,6 +158,13 @@ test('two agents report their health; a source going down is seen within 5 s', {
       [['blog', 'file', 'up', null, 250]]);
     assert.equal(devB.streams.length, 1);
     await waitFor(() => b.status().health.reports >= 3, { what: 'more reports from dev-b, one a second' });
+    // a reload (SIGHUP) of an edited config: the next report names the new file's digest
+    fs.appendFileSync(b.conf, '# edited\n');
+    const edited = crypto.createHash('sha256').update(fs.readFileSync(b.conf)).digest('hex');
+    assert.notEqual(edited, devB.report.config_sha256);
+    b.kill('SIGHUP');
+    await waitFor(async () => (await device(server, 'dev-b'))?.report.config_sha256 === edited,
+      { what: "dev-b's report with the reloaded config's digest" });
     assert.equal(stB.streams[0].uplink.health, true);
 
     // A: the report sent at its call's open; its MQTT source up with 100 records
