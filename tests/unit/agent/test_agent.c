@@ -513,6 +513,22 @@ static void test_health_reports(void **state)
 	RUN_UNTIL(a, &sig, stub.health_reports > before, 400);
 	assert_non_null(
 		strstr(stub.health_last, "\"state\":\"down\",\"error\":\"gone \\\"away\\\"\""));
+	/* a call opening: its report only, while nothing changed... */
+	before = stub.health_reports;
+	stub.health_fresh = 1;
+	RUN_UNTIL(a, &sig, stub.health_reports > before, 100);
+	assert_false(stub.health_last_all);
+	/* ...but with a change (within 5 s of the last report), every open call gets it */
+	a->src[0]->state = RN_SOURCE_UP;
+	before = stub.health_reports;
+	stub.health_fresh = 1;
+	RUN_UNTIL(a, &sig, stub.health_reports > before, 100);
+	assert_true(stub.health_last_all);
+	assert_non_null(strstr(stub.health_last, "\"state\":\"up\""));
+	a->src[0]->state = RN_SOURCE_DOWN;
+	a->health_last_us = rn_mono_us() - 5000000;
+	before = stub.health_reports;
+	RUN_UNTIL(a, &sig, stub.health_reports > before, 400);
 	/* and not again while nothing changes (the interval is an hour) */
 	before = stub.health_reports;
 	a->health_last_us = rn_mono_us() - 5000000;

@@ -220,6 +220,7 @@ int rn_uplink_health_send(struct rn_uplink *u, const char *json, size_t len, int
 		return RN_EINVAL;
 	stub.health_fresh = 0;
 	stub.health_reports++;
+	stub.health_last_all = all;
 	memcpy(stub.health_last, json, len);
 	stub.health_last[len] = 0;
 	return 1;

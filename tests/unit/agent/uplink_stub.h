@@ -24,6 +24,7 @@ struct stub_state {
 	 * one (health_fresh, cleared by the next send); reports taken and the last one */
 	int health_takes, health_fresh;
 	int health_reports;
+	int health_last_all; /* the last report went to every call (interval, change) */
 	char health_last[16385];
 	size_t nrec;
 	int rec_stream[STUB_MAX_RECORDS];
