@@ -71,7 +71,8 @@ struct rn_source_host {
 	 * calls it): tells the host the source's state, shown by `runnel-agent status` and
 	 * sent in health reports. state is an enum rn_source_state; error says what went wrong
 	 * (NULL = nothing; copied, cut at 255 bytes). A source that never calls it is "up"
-	 * while it runs. */
+	 * while it runs. A plugin that calls it needs an agent that has it (one whose
+	 * plugin.h has it): an older agent's host struct ends before this member. */
 	void (*set_state)(void *ctx, int state, const char *error);
 };
 
