@@ -132,6 +132,7 @@ int rn_agent_run(struct rn_agent *a, struct rn_agent_signals *sig)
 			if ((rc = s->p->poll(s->inst, rn_mono_us(), &m)))
 				rn_log_error("agent", "source %s: %s", s->conf->name,
 					     rn_strerror(rc));
+			s->poll_failed = rc;
 			s->poll_now_us = 0;
 			more |= m;
 			short ev = 0;
@@ -146,6 +147,7 @@ int rn_agent_run(struct rn_agent *a, struct rn_agent_signals *sig)
 		rn_agent__tick(a, now);
 		rn_agent__reap(a);
 		rn_uplink_step(a->uplink);
+		rn_agent__health_step(a); /* after the step: a call it just opened gets one */
 		if (status_ready)
 			rn_agent__status_socket_serve(a);
 		int now_please = sig->status_now;

@@ -41,6 +41,9 @@ struct rn_agent_conf {
 	int64_t backoff_max_ms;
 	int64_t ack_timeout_ms;
 	int64_t max_bytes_per_sec; /* uplink bandwidth cap, 0 = none */
+	int64_t health_interval;   /* s between health reports (uplink.health_interval), 0 = none */
+	/* not a row: SHA-256 of the config file's bytes (rn_agent_conf_digest), "" = unknown */
+	char config_sha256[65];
 	int64_t chunk_max_bytes;
 	int64_t chunk_max_records;
 	int64_t linger_ms;
@@ -63,6 +66,11 @@ int rn_agent_conf_check(const struct rn_agent_conf *c, const char *file, char *e
  * after rn_agent_conf_check, at start, for -n and on reload. 0 or RN_ECONFIG (file and mode
  * in err), RN_ENOMEM. */
 int rn_agent_conf_secrets(struct rn_agent_conf *c, const char *file, char *err, size_t cap);
+
+/* Sets c->config_sha256 to the SHA-256 of `file`'s bytes (64 lower-case hex digits), read
+ * again now: call it right after loading the file (at start and on each reload). A file
+ * that cannot be read leaves it "" (health reports then say nothing of it). */
+void rn_agent_conf_digest(struct rn_agent_conf *c, const char *file);
 
 struct rn_agent;
 

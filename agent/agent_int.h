@@ -15,6 +15,7 @@
 #include "agent.h"
 #include "buffer.h"
 #include "chunk.h"
+#include "health.h"
 #include "plugin.h"
 #include "rn_buf.h"
 #include "rn_lograte.h"
@@ -79,6 +80,12 @@ struct source {
 	int have_re;
 	int64_t pause_logged_us; /* mono time of the last "paused" line */
 	uint64_t pauses;         /* times the buffer was full for this source */
+	/* what the plugin last said of itself (host->set_state), or the agent when a poll
+	 * failed: enum rn_source_state and the error in words ("" = none) */
+	int state;
+	char state_error[256];
+	int poll_failed; /* the last poll failed with this RN_E* code: state ERROR; 0 = it did not
+			  */
 };
 
 #define CONF_GENS_MAX 32 /* configs alive at once: the first, and reloads still referenced */
@@ -115,6 +122,14 @@ struct rn_agent {
 	/* dead letters: the first of a source per period gets a line, the rest one summary
 	 * per source per period (written by tick) */
 	struct rn_lograte dead_log;
+	/* health reports (report.c): when the last went out (mono us, 0 = never), the state key
+	 * of the snapshot it had (health.h), and the counts `runnel-agent status` shows */
+	int64_t health_last_us;
+	int64_t health_check_us; /* mono us a change was last looked for */
+	uint64_t health_key;
+	uint64_t health_reports; /* reports handed to the uplink (queued on >= 1 call) */
+	uint64_t health_skipped; /* reports that could not be built or queued */
+	int64_t health_last_ms;  /* wall clock of the last report queued, unix ms; 0 = none */
 };
 
 #define RN_AGENT_DEAD_LOG_PERIOD_US (10 * 1000000LL)
@@ -153,6 +168,22 @@ void rn_agent__gc_gens(struct rn_agent *a);
 /* Frees retired sources whose records are all in the buffer, then starts the sources of
  * the config in force that have none (a changed source's successor). */
 void rn_agent__reap(struct rn_agent *a);
+
+/* report.c: the health report's snapshot of the agent (health.h); the strings and arrays
+ * live in `scratch` (reset by the call, owned by the caller) and a; valid until the next
+ * change to either. 0 or RN_ENOMEM. */
+struct rn_agent_snap_mem {
+	struct rn_health_source *src;
+	size_t nsrc, cap;
+	struct rn_health_drop drops[1];
+};
+int rn_agent__health_snapshot(struct rn_agent *a, struct rn_health_snap *s,
+			      struct rn_agent_snap_mem *m);
+void rn_agent__snap_mem_free(struct rn_agent_snap_mem *m);
+/* Sends a health report when one is due (health.h: interval, change, a call just opened);
+ * loop thread, after rn_uplink_step. Never fails: a report that cannot be built or queued
+ * is counted in health_skipped. */
+void rn_agent__health_step(struct rn_agent *a);
 
 /* status.c */
 /* The status JSON on f; with `stable` the clock-driven fields are 0 (for change checks). */

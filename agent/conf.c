@@ -1,7 +1,8 @@
 /*
  * The agent's configuration: its rows (rn_conf tables, designated initializers), the checks
  * the rows cannot express (rn_agent_conf_check), the secret files the rows name
- * (rn_agent_conf_secrets, through secret.c: the only I/O here beyond rn_conf's), and the
+ * (rn_agent_conf_secrets, through secret.c) and the file's digest (rn_agent_conf_digest):
+ * the only I/O here beyond rn_conf's; and the
  * comparison a reload needs to tell an unchanged source from a changed one. The tables are
  * const program data.
  */
@@ -19,6 +20,7 @@
 #include "rn_err.h"
 #include "route.h"
 #include "rn_mem.h"
+#include "rn_sha256.h"
 #include "rn_table_name.h"
 #include "secret.h"
 
@@ -181,6 +183,15 @@ static const struct rn_conf_key uplink_keys[] = {
 	 .offset = A(max_bytes_per_sec),
 	 .help = "bandwidth cap for metered links, all streams together (request bytes/s, K/M/G "
 		 "suffixes); 0 = none"},
+	{.key = "health_interval",
+	 .type = RN_CONF_INT,
+	 .def = "60",
+	 .min = 0,
+	 .max = 3600,
+	 .offset = A(health_interval),
+	 .help = "seconds between the agent's health reports to a server that takes them "
+		 "(runnel-server; sooner, at most every 5 s, when a source's state, a drop or "
+		 "dead-letter count or the clock changes); 0 = never send"},
 	{.key = NULL},
 };
 
@@ -572,6 +583,26 @@ int rn_agent_conf_check(const struct rn_agent_conf *c, const char *file, char *e
 		}
 	}
 	return 0;
+}
+
+void rn_agent_conf_digest(struct rn_agent_conf *c, const char *file)
+{
+	struct rn_sha256 h;
+	uint8_t d[32], buf[8192];
+	size_t n;
+	FILE *f = fopen(file, "rb");
+	c->config_sha256[0] = 0;
+	if (!f)
+		return;
+	rn_sha256_init(&h);
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		rn_sha256_update(&h, buf, n);
+	if (!ferror(f)) {
+		rn_sha256_final(&h, d);
+		for (int i = 0; i < 32; i++)
+			snprintf(c->config_sha256 + 2 * i, 3, "%02x", d[i]);
+	}
+	fclose(f);
 }
 
 int rn_agent_conf_secrets(struct rn_agent_conf *c, const char *file, char *err, size_t cap)

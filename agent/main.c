@@ -100,6 +100,7 @@ static void reload(struct rn_agent *a, const char *file, int verbose)
 		rn_free(next);
 		return;
 	}
+	rn_agent_conf_digest(next, file);
 	int level = next->log_level;
 	if (rn_agent_reload(a, next) == 0) {
 		rn_log_set_level(verbose ? RN_LOG_DEBUG : (enum rn_log_level)level);
@@ -174,6 +175,7 @@ int main(int argc, char **argv)
 		rn_conf_free(rn_agent_conf_table, &conf);
 		return 0;
 	}
+	rn_agent_conf_digest(&conf, file);
 	rn_log_set_level(verbose ? RN_LOG_DEBUG : (enum rn_log_level)conf.log_level);
 	/* 0750: the group (runnel) may read status.json and use the status socket */
 	if (mkdir(conf.data_dir, 0750) && errno != EEXIST) {

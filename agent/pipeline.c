@@ -384,6 +384,13 @@ static int host_accepting(void *ctx)
 
 #define DEAD_ATTRS_MAX 32
 
+static void host_set_state(void *ctx, int state, const char *error)
+{
+	struct source *s = ctx;
+	s->state = state >= RN_SOURCE_UP && state <= RN_SOURCE_IDLE ? state : RN_SOURCE_ERROR;
+	snprintf(s->state_error, sizeof(s->state_error), "%s", error ? error : "");
+}
+
 static int host_dead_letter(void *ctx, const struct rn_record *r, const char *reason)
 {
 	struct source *s = ctx;
@@ -898,7 +905,8 @@ int rn_agent__source_start(struct rn_agent *a, const struct rn_agent_conf *gen,
 				   .load_position = host_load_position,
 				   .accepting = host_accepting,
 				   .flush = host_flush,
-				   .dead_letter = host_dead_letter};
+				   .dead_letter = host_dead_letter,
+				   .set_state = host_set_state};
 	/* its streams are found by by_stream from now on (io_acked may run inside create) */
 	a->src[a->nsrc++] = s;
 	if ((rc = s->p->create(&s->inst, sc, &h))) {

@@ -67,6 +67,21 @@ struct rn_source_host {
 	 * attribute runnel.error = reason, and the source's dead-letter count goes up. Never
 	 * drop input silently; call this instead. Returns like emit(). */
 	int (*dead_letter)(void *ctx, const struct rn_record *r, const char *reason);
+	/* Added after ABI 1 first shipped (a plugin built against an older header never
+	 * calls it): tells the host the source's state, shown by `runnel-agent status` and
+	 * sent in health reports. state is an enum rn_source_state; error says what went wrong
+	 * (NULL = nothing; copied, cut at 255 bytes). A source that never calls it is "up"
+	 * while it runs. A plugin that calls it needs an agent that has it (one whose
+	 * plugin.h has it): an older agent's host struct ends before this member. */
+	void (*set_state)(void *ctx, int state, const char *error);
+};
+
+/* A source's state (host->set_state). */
+enum rn_source_state {
+	RN_SOURCE_UP = 0, /* running: connected, reading */
+	RN_SOURCE_DOWN,   /* its peer is gone (broker unreachable, port missing); retrying */
+	RN_SOURCE_ERROR,  /* its peer refused it, or its input failed; retrying */
+	RN_SOURCE_IDLE    /* not reading on purpose (the buffer is full) */
 };
 
 /* Common per-source settings (one element of the `sources` list). The plugin's own keys are

@@ -62,6 +62,39 @@ void rn_agent__status_json(struct rn_agent *a, FILE *f, int stable)
 		rn_buffer_disk_full(a->buffer) ? "true" : "false",
 		a->buffer_recovered ? "true" : "false", (unsigned long long)a->dropped_records,
 		(unsigned long long)a->expired_records, (unsigned long long)a->reloads);
+	/* the numbers a health report sends, from the same snapshot (report.c) */
+	struct rn_agent_snap_mem m = {0};
+	struct rn_health_snap hs;
+	if (rn_agent__health_snapshot(a, &hs, &m) == 0) {
+		uint64_t skipped = a->health_skipped;
+		for (size_t i = 0; i < a->nsrc; i++)
+			for (size_t k = 0; k < a->src[i]->nroutes; k++) {
+				struct rn_uplink_stream_stats us;
+				if (!rn_uplink_stream_stats(a->uplink, a->src[i]->routes[k].st.id,
+							    &us))
+					skipped += us.health_skipped;
+			}
+		fprintf(f, "\"buffer_records\":%lld,\"dead_letters\":%llu,\"sources\":[",
+			(long long)hs.buffer_records, (unsigned long long)hs.dead_letters);
+		for (size_t i = 0; i < hs.nsources; i++) {
+			const struct rn_health_source *o = &hs.sources[i];
+			fprintf(f, "%s{\"name\":", i ? "," : "");
+			json_str(f, o->name);
+			fprintf(f, ",\"type\":\"%s\",\"state\":\"%s\",\"error\":", o->type,
+				rn_health_state_name(o->state));
+			if (o->error)
+				json_str(f, o->error);
+			else
+				fputs("null", f);
+			fprintf(f, ",\"records\":%llu}", (unsigned long long)o->records);
+		}
+		fprintf(f,
+			"],\"health\":{\"interval_s\":%lld,\"reports\":%llu,\"skipped\":%llu,"
+			"\"last_ms\":%lld},",
+			(long long)a->conf->health_interval, (unsigned long long)a->health_reports,
+			(unsigned long long)skipped, (long long)a->health_last_ms);
+	}
+	rn_agent__snap_mem_free(&m);
 	struct rn_uplink_token_stats ts;
 	if (rn_uplink_token_stats(a->uplink, &ts) == 0) {
 		/* the token's state, never the token */
@@ -114,11 +147,14 @@ void rn_agent__status_json(struct rn_agent *a, FILE *f, int stable)
 				",\"uplink\":{\"state\":\"%s\",\"bytes_sent\":%llu,\"failures\":%"
 				"llu,"
 				"\"faults\":%llu,\"pushbacks\":%llu,\"rate_waits\":%llu,"
-				"\"retry_in_ms\":%lld,\"last_status\":%d,\"last_error\":",
+				"\"retry_in_ms\":%lld,\"last_status\":%d,\"health\":%s,"
+				"\"health_sent\":%llu,\"health_skipped\":%llu,\"last_error\":",
 				rn_uplink_state_name(us.state), (unsigned long long)us.bytes_sent,
 				(unsigned long long)us.failures, (unsigned long long)us.faults,
 				(unsigned long long)us.pushbacks, (unsigned long long)us.rate_waits,
-				stable ? 0LL : (long long)us.retry_in_ms, us.last_status);
+				stable ? 0LL : (long long)us.retry_in_ms, us.last_status,
+				us.health ? "true" : "false", (unsigned long long)us.health_sent,
+				(unsigned long long)us.health_skipped);
 			json_str(f, us.last_error);
 			fputc('}', f);
 			fprintf(f,

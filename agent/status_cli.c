@@ -17,7 +17,7 @@
 struct top {
 	struct rn_json_span device, uptime, buffer, cap, policy, disk_full, recovered, dropped,
 		expired;
-	struct rn_json_span streams, token;
+	struct rn_json_span streams, token, sources, health;
 };
 
 static int top_member(void *ctx, struct rn_json_span k, struct rn_json_span v)
@@ -45,6 +45,48 @@ static int top_member(void *ctx, struct rn_json_span k, struct rn_json_span v)
 		t->streams = v;
 	else if (rn_json_span_eq(k, "token"))
 		t->token = v;
+	else if (rn_json_span_eq(k, "sources"))
+		t->sources = v;
+	else if (rn_json_span_eq(k, "health"))
+		t->health = v;
+	return 0;
+}
+
+/* A source's members (status.c: name, type, state, error, records). */
+struct src {
+	struct rn_json_span name, type, state, error, records;
+};
+
+static int src_member(void *ctx, struct rn_json_span k, struct rn_json_span v)
+{
+	struct src *t = ctx;
+	if (rn_json_span_eq(k, "name"))
+		t->name = v;
+	else if (rn_json_span_eq(k, "type"))
+		t->type = v;
+	else if (rn_json_span_eq(k, "state"))
+		t->state = v;
+	else if (rn_json_span_eq(k, "error"))
+		t->error = v;
+	else if (rn_json_span_eq(k, "records"))
+		t->records = v;
+	return 0;
+}
+
+/* The health reports' members the human output shows. */
+struct hl {
+	struct rn_json_span interval, reports, skipped;
+};
+
+static int hl_member(void *ctx, struct rn_json_span k, struct rn_json_span v)
+{
+	struct hl *t = ctx;
+	if (rn_json_span_eq(k, "interval_s"))
+		t->interval = v;
+	else if (rn_json_span_eq(k, "reports"))
+		t->reports = v;
+	else if (rn_json_span_eq(k, "skipped"))
+		t->skipped = v;
 	return 0;
 }
 
@@ -120,6 +162,27 @@ static const char *bytes_h(struct rn_json_span v, char *buf, size_t cap)
 	return buf;
 }
 
+/* One line per source: "source NAME (TYPE): STATE[: error], N records"; a state other than
+ * up in capitals. */
+static int print_source(void *ctx, size_t i, struct rn_json_span v)
+{
+	FILE *out = ctx;
+	struct src r = {0};
+	char a[256], b[32], c[32], e[300], n[32];
+	(void)i;
+	if (rn_json_object_walk(v, src_member, &r))
+		return RN_EINVAL;
+	txt(r.state, c, sizeof(c));
+	if (strcmp(c, "up"))
+		for (char *p = c; *p; p++)
+			*p = (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+	int err = r.error.p && !rn_json_span_eq(r.error, "null");
+	fprintf(out, "source %s (%s): %s%s%s, %s records\n", txt(r.name, a, sizeof(a)),
+		txt(r.type, b, sizeof(b)), c, err ? ": " : "",
+		err ? txt(r.error, e, sizeof(e)) : "", txt(r.records, n, sizeof(n)));
+	return 0;
+}
+
 static int print_row(void *ctx, size_t i, struct rn_json_span v)
 {
 	FILE *out = ctx;
@@ -176,6 +239,17 @@ int rn_status_print(const char *text, size_t len, FILE *out)
 			txt(tk.fetches, f, sizeof(f)), txt(tk.failures, g, sizeof(g)),
 			tk.err.len > 2 ? ", last error: " : "",
 			tk.err.len > 2 ? txt(tk.err, m, sizeof(m)) : "");
+	}
+	if (t.sources.p && rn_json_array_walk(t.sources, print_source, out))
+		return RN_EINVAL;
+	struct hl h = {0};
+	if (t.health.p && !rn_json_object_walk(t.health, hl_member, &h)) {
+		if (rn_json_span_eq(h.interval, "0"))
+			fprintf(out, "health reports: off (uplink.health_interval = 0)\n");
+		else
+			fprintf(out, "health reports every %s s: %s sent, %s skipped\n",
+				txt(h.interval, a, sizeof(a)), txt(h.reports, b, sizeof(b)),
+				txt(h.skipped, c, sizeof(c)));
 	}
 	/* RETAINED: acked chunks kept until the table has them (committed acks) */
 	fprintf(out, "%-20s %-32s %10s %8s %9s %11s %11s %9s %-5s %-6s %12s %s\n", "STREAM",

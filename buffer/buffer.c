@@ -48,6 +48,7 @@ enum {
 	Q_OLDEST,
 	Q_BYTES_UPTO,
 	Q_CHUNK_REF,
+	Q_RECORDS,
 	Q_COUNT
 };
 
@@ -92,6 +93,8 @@ static const char *const sql[Q_COUNT] = {
 	/* version 2 only: length() does not load the blob, and the CASE loads a small one */
 	[Q_CHUNK_REF] = "SELECT id, length(bytes), CASE WHEN length(bytes) < ?3 THEN bytes END "
 			"FROM chunks WHERE stream = ?1 AND off = ?2",
+	/* nrec comes before the blob in the row: the blobs' overflow pages are not read */
+	[Q_RECORDS] = "SELECT coalesce(sum(nrec), 0) FROM chunks WHERE dropped = 0",
 };
 
 /* Schema version 2. chunks.seq0 is the seq of the chunk's first record (-1 if unknown);
@@ -871,6 +874,16 @@ int64_t rn_buffer_oldest_us(struct rn_buffer *b, int stream)
 		t = sqlite3_column_int64(s, 0);
 	sqlite3_reset(s);
 	return t;
+}
+
+int64_t rn_buffer_records(struct rn_buffer *b)
+{
+	sqlite3_stmt *s = q(b, Q_RECORDS);
+	int64_t n = -1;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		n = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return n;
 }
 
 int64_t rn_buffer_bytes_upto(struct rn_buffer *b, int stream, int64_t offset)

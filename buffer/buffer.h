@@ -135,6 +135,10 @@ int rn_buffer_expire(struct rn_buffer *b, int stream, int64_t older_than_us, rn_
 /* Wall-clock time the stream's oldest buffered chunk was stored, 0 if it has none. */
 int64_t rn_buffer_oldest_us(struct rn_buffer *b, int stream);
 
+/* Records in the buffered chunks of all streams, tombstones left out (for status and
+ * health reports: a scan of the chunk rows, not of their bytes); -1 on an error. */
+int64_t rn_buffer_records(struct rn_buffer *b);
+
 /* Bytes of the stream's buffered chunks with offset <= `offset` (0 if none, or on an error:
  * for status output only). With the durability ack: what is kept until the table has it. */
 int64_t rn_buffer_bytes_upto(struct rn_buffer *b, int stream, int64_t offset);

@@ -111,6 +111,8 @@ void rn_up_headers_line(struct rn_up_headers *h, const char *line, size_t len)
 			      (v[16] == '+' || v[16] == ';'));
 	} else if (name_is(line, nlen, "runnel-committed-acks")) {
 		h->committed_acks = len == 1 && v[0] == '1';
+	} else if (name_is(line, nlen, "runnel-health")) {
+		h->health = len == 1 && v[0] == '1';
 	} else if (name_is(line, nlen, "grpc-status")) {
 		h->grpc_status = !decimal(v, len, &x) && x <= 16 ? (int)x : 2 /* UNKNOWN */;
 	} else if (name_is(line, nlen, "grpc-message")) {

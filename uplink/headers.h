@@ -28,6 +28,7 @@ struct rn_up_headers {
 	int pushback_bad;       /* the pushback header was there but not a decimal number */
 	char grpc_message[256]; /* percent-decoded, unprintables as '?', truncated */
 	int committed_acks;     /* runnel-committed-acks: 1 (acks carry the table's offset) */
+	int health;             /* runnel-health: 1 (the server takes the agent's health reports) */
 };
 
 void rn_up_headers_reset(struct rn_up_headers *h);

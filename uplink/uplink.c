@@ -29,6 +29,7 @@
 #define POLLOUT_COMPAT POLLOUT
 
 #include "backoff.h"
+#include "body.h"
 #include "headers.h"
 #include "ratelimit.h"
 #include "response.h"
@@ -42,6 +43,10 @@
 #include "rn_log.h"
 #include "rn_mem.h"
 #include "rn_pbwire.h"
+#include "rn_zstd.h"
+
+#define RN_UPLINK_HEALTH_MAX 16384  /* bytes of one report's JSON (protocol.md) */
+#define RN_UPLINK_HEALTH_FIELD 1001 /* PersistentStreamRequest.runnel_agent_health */
 
 enum st_state { S_BACKOFF, S_OPENING, S_OPEN };
 
@@ -83,10 +88,10 @@ struct ustream {
 	CURL *easy;
 	struct curl_slist *hdrs;
 	int paused;
-	int draining;        /* close_stream_signal seen: no new chunks on this call */
-	int64_t drain_until; /* mono us */
-	struct rn_buf out;   /* bytes queued for the request body */
-	size_t out_pos;
+	int draining;           /* close_stream_signal seen: no new chunks on this call */
+	int64_t drain_until;    /* mono us */
+	struct rn_up_body body; /* the request body: queued messages, a health report (body.h) */
+	int health_fresh;       /* the call takes reports and has had none yet */
 	struct rn_grpc_deframer df;
 	int64_t acked;            /* highest offset known durable on the server (= rt.acked) */
 	struct rn_retain rt;      /* what the agent may delete (retain.h) */
@@ -269,8 +274,9 @@ static void close_call(struct ustream *s)
 		s->nsocks = 0; /* lost count: start again with the next call's sockets */
 	curl_slist_free_all(s->hdrs);
 	s->hdrs = NULL;
-	rn_buf_reset(&s->out);
-	s->out_pos = 0;
+	rn_up_body_reset(&s->body);
+	s->health_fresh = 0;
+	s->stats.health = 0;
 	rn_grpc_deframer_reset(&s->df);
 	s->paused = 0;
 	s->unread = 0;
@@ -305,7 +311,7 @@ void rn_uplink_destroy(struct rn_uplink *u)
 		close_call(u->streams[i]);
 	for (size_t i = 0; i < u->n; i++) {
 		struct ustream *s = u->streams[i];
-		rn_buf_free(&s->out);
+		rn_up_body_free(&s->body);
 		rn_grpc_deframer_free(&s->df);
 		rn_free(s->table);
 		rn_free(s);
@@ -414,7 +420,7 @@ static int queue_open_message(struct ustream *s)
 		rn_pb_put_bytes(&inner, 1, create.data, create.len);
 		rc = rn_pb_put_bytes(&msg, 1, inner.data, inner.len);
 	}
-	rc = rc ? rc : rn_grpc_frame_append(&s->out, 0, msg.data, msg.len);
+	rc = rc ? rc : rn_grpc_frame_append(&s->body.out, 0, msg.data, msg.len);
 	rn_buf_free(&msg);
 	rn_buf_free(&inner);
 	rn_buf_free(&create);
@@ -431,19 +437,12 @@ static void refill(struct ustream *s)
 	struct rn_uplink *u = s->u;
 	if (s->state != S_OPEN || s->draining)
 		return;
-	if (s->out_pos == s->out.len) {
-		rn_buf_reset(&s->out);
-		s->out_pos = 0;
-	} else if (s->out_pos >= OUT_AHEAD) {
-		/* curl takes the body in pieces and more is appended before it has it all: drop
-		 * what was sent, or the buffer grows by every byte of a long backlog */
-		memmove(s->out.data, s->out.data + s->out_pos, s->out.len - s->out_pos);
-		s->out.len -= s->out_pos;
-		s->out_pos = 0;
-	}
+	/* curl takes the body in pieces and more is appended before it has it all: drop what
+	 * was sent, or the buffer grows by every byte of a long backlog */
+	rn_up_body_compact(&s->body, OUT_AHEAD);
 	while (s->next_send < s->next_offset && s->next_send - s->acked <= u->opt.window &&
-	       s->out.len - s->out_pos < OUT_AHEAD) {
-		int rc = u->io.chunk_get(u->io.ctx, s->id, s->next_send, &s->out);
+	       rn_up_body_out_pending(&s->body) < OUT_AHEAD) {
+		int rc = u->io.chunk_get(u->io.ctx, s->id, s->next_send, &s->body.out);
 		if (rc) {
 			if (rc != RN_ENOTFOUND)
 				rn_log_warn("uplink", "stream %d: cannot read chunk %lld: %s",
@@ -455,11 +454,11 @@ static void refill(struct ustream *s)
 	}
 }
 
-/* Body bytes ready to go (after refilling from the buffer). */
+/* Body bytes ready to go (after refilling from the buffer), a health report's included. */
 static size_t pending(struct ustream *s)
 {
 	refill(s);
-	return s->out.len - s->out_pos;
+	return rn_up_body_pending(&s->body);
 }
 
 static size_t read_cb(char *buf, size_t size, size_t nitems, void *arg)
@@ -485,11 +484,15 @@ static size_t read_cb(char *buf, size_t size, size_t nitems, void *arg)
 		}
 		n = (size_t)got;
 	}
-	memcpy(buf, s->out.data + s->out_pos, n);
-	s->out_pos += n;
+	/* a health report goes between two chunk messages, and once begun, to its end */
+	int data;
+	n = rn_up_body_read(&s->body, (uint8_t *)buf, n, &data);
+	/* a report is not answered: its bytes must not hold off the ack timeout of chunks in
+	 * flight */
+	if (data)
+		s->last_tx_us = rn_mono_us();
 	u->moved += n;
 	s->stats.bytes_sent += n;
-	s->last_tx_us = rn_mono_us();
 	return n;
 }
 
@@ -523,6 +526,7 @@ static int on_response(void *ctx, const struct rn_up_event *ev, int n)
 				return -1;
 			}
 			snprintf(s->server_id, sizeof(s->server_id), "%s", e->stream_id);
+			s->health_fresh = s->stats.health = s->hdr.health;
 			rn_retain_call(&s->rt, s->hdr.committed_acks);
 			s->stats.committed_acks = s->rt.keep;
 			s->auth_retried = 0;
@@ -549,6 +553,7 @@ static int on_response(void *ctx, const struct rn_up_event *ev, int n)
 				return -1;
 			}
 			int release;
+			s->health_fresh = s->stats.health = s->hdr.health;
 			rn_retain_call(&s->rt, s->hdr.committed_acks);
 			s->stats.committed_acks = s->rt.keep;
 			/* the window restarts from the answer (retain.h): a server that does not
@@ -771,6 +776,8 @@ static int open_call(struct ustream *s)
 	s->hdrs = curl_slist_append(s->hdrs, "Expect:");
 	/* keep chunks until the table has them (retain.h) */
 	s->hdrs = curl_slist_append(s->hdrs, "runnel-committed-acks: 1");
+	/* offer health reports; sent only if the server answers the same (docs/protocol.md) */
+	s->hdrs = curl_slist_append(s->hdrs, "runnel-health: 1");
 	s->hdrs = curl_slist_append(s->hdrs, u->ua);
 	snprintf(hdr, sizeof(hdr), "x-databricks-zerobus-table-name: %s", s->table);
 	s->hdrs = curl_slist_append(s->hdrs, hdr);
@@ -1550,6 +1557,59 @@ int rn_uplink_stream_stats(const struct rn_uplink *u, int stream, struct rn_upli
 	case S_OPEN: st->state = s->draining ? RN_UPLINK_DRAINING : RN_UPLINK_OPEN; break;
 	}
 	return 0;
+}
+
+/* Whether stream s takes a report now: the call is open (create/resume answered), its
+ * server answered runnel-health: 1, and it is not draining. */
+static int takes_health(const struct ustream *s)
+{
+	return s->easy && s->state == S_OPEN && s->stats.health && !s->draining;
+}
+
+int rn_uplink_health_wanted(const struct rn_uplink *u)
+{
+	for (size_t i = 0; i < u->n; i++)
+		if (takes_health(u->streams[i]) && u->streams[i]->health_fresh)
+			return 1;
+	return 0;
+}
+
+int rn_uplink_health_send(struct rn_uplink *u, const char *json, size_t len, int all)
+{
+	struct rn_buf msg = {0}, z = {0};
+	int queued = 0, rc = 0, ready = 0;
+
+	if (len > RN_UPLINK_HEALTH_MAX)
+		return RN_EINVAL;
+	for (size_t i = 0; i < u->n; i++) {
+		struct ustream *s = u->streams[i];
+		if (!takes_health(s) || (!all && !s->health_fresh))
+			continue;
+		if (s->body.side_pos) { /* the last one is still going out: this one is skipped */
+			s->stats.health_skipped++;
+			continue;
+		}
+		/* PersistentStreamRequest{runnel_agent_health (1001): json}, compressed like
+		 * the chunks (the call says grpc-encoding: zstd); built once for all calls */
+		if (!ready && !rc) {
+			rc = rn_pb_put_bytes(&msg, RN_UPLINK_HEALTH_FIELD, json, len);
+			rc = rc ? rc : rn_zstd_compress(&z, msg.data, msg.len, 1);
+			ready = !rc;
+		}
+		/* a report not begun yet is replaced by the newer one */
+		if (rc || rn_up_body_side_set(&s->body, 1, z.data, z.len)) {
+			/* the call's first report too: the next one (interval, change) goes */
+			s->health_fresh = 0;
+			s->stats.health_skipped++;
+			continue;
+		}
+		s->health_fresh = 0;
+		s->stats.health_sent++;
+		queued++;
+	}
+	rn_buf_free(&msg);
+	rn_buf_free(&z);
+	return queued;
 }
 
 int rn_uplink_idle(const struct rn_uplink *u)

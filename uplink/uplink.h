@@ -162,7 +162,12 @@ struct rn_uplink_stream_stats {
 				 gRPC, non-200 status) or went silent past ack_timeout_ms */
 	uint64_t pushbacks;   /* of those: RESOURCE_EXHAUSTED (server overloaded) */
 	uint64_t rate_waits;  /* times the body was paused by the bandwidth cap */
-	char last_error[256]; /* the last failure in words, "" if none yet */
+	int health;           /* the current call's server takes health reports (it answered
+				 `runnel-health: 1`) */
+	uint64_t health_sent; /* health reports queued on this stream's calls */
+	uint64_t health_skipped; /* reports not queued: the previous one still going out, or
+				    no memory */
+	char last_error[256];    /* the last failure in words, "" if none yet */
 };
 int rn_uplink_stream_stats(const struct rn_uplink *u, int stream,
 			   struct rn_uplink_stream_stats *st);
@@ -180,6 +185,26 @@ struct rn_uplink_token_stats {
 };
 /* RN_ENOTFOUND if client credentials are not configured (st->enabled = 0), else 0. */
 int rn_uplink_token_stats(const struct rn_uplink *u, struct rn_uplink_token_stats *st);
+
+/*
+ * Health reports (docs/protocol.md): every call asks `runnel-health: 1`; only on a call whose
+ * server answered it, once create/resume is answered, does the uplink take reports. A report
+ * is one PersistentStreamRequest{runnel_agent_health (1001): json} message, zstd-compressed
+ * like the chunks, sent between two chunk messages (never inside one); it is no chunk: no
+ * offset, no window slot, no ack awaited, and its bytes do not hold off the ack timeout.
+ * A report still going out when the next comes is kept and the next one skipped (counted).
+ *
+ * rn_uplink_health_wanted: true when some call takes reports and has had none yet (the
+ * agent then sends one at once: the first report of a call follows its open).
+ * rn_uplink_health_send: queues `json` (len bytes, at most 16384; copied) on every call
+ * that takes reports (all = 1), or only on those that have had none yet (all = 0). Returns
+ * the number of calls it was queued on (0: no call takes reports: nothing is sent, which is
+ * what a server without the feature gets), or RN_EINVAL for len over 16384. A call it
+ * could not be queued on (the previous report still going out, no memory) counts in that
+ * stream's health_skipped.
+ */
+int rn_uplink_health_wanted(const struct rn_uplink *u);
+int rn_uplink_health_send(struct rn_uplink *u, const char *json, size_t len, int all);
 
 /* True when every registered stream has all chunks below its next_offset acked (durable on
  * the server; chunks kept for the table are sent again after a restart if need be). */

@@ -33,6 +33,7 @@
  * disconnects; the broker queues for the persistent session until we reconnect.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <mosquitto.h>
 #include <poll.h>
 #include <mqtt_protocol.h>
@@ -231,6 +232,24 @@ static uint8_t sub_key(const struct in_mqtt *q)
 	return (uint8_t)(sub_qos(q) | sub_options(q));
 }
 
+/* Tells the host the source's state (status, health reports); fmt NULL = no error. */
+static void say_state(struct in_mqtt *q, int state, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void say_state(struct in_mqtt *q, int state, const char *fmt, ...)
+{
+	char e[256];
+	va_list ap;
+	if (!q->host.set_state)
+		return;
+	if (fmt) {
+		va_start(ap, fmt);
+		vsnprintf(e, sizeof(e), fmt, ap);
+		va_end(ap);
+	}
+	q->host.set_state(q->host.ctx, state, fmt ? e : NULL);
+}
+
 static void on_connect(struct mosquitto *m, void *obj, int rc, int flags,
 		       const mosquitto_property *props)
 {
@@ -245,10 +264,14 @@ static void on_connect(struct mosquitto *m, void *obj, int rc, int flags,
 			     q->conf->protocol == 1 ? mosquitto_reason_string(rc)
 						    : mosquitto_connack_string(rc));
 		q->refused = 1;
+		say_state(q, RN_SOURCE_ERROR, "broker refused the connection: %s",
+			  q->conf->protocol == 1 ? mosquitto_reason_string(rc)
+						 : mosquitto_connack_string(rc));
 		return;
 	}
 	q->refused = 0;
 	q->connected = 1;
+	say_state(q, RN_SOURCE_UP, NULL);
 	q->backoff_ms = 0;
 	rn_log_info("in_mqtt", "%s: connected to %s:%lld as %s (session %s)", q->sc->name,
 		    q->conf->host, (long long)q->conf->port, q->client_id,
@@ -314,9 +337,12 @@ static void on_disconnect(struct mosquitto *m, void *obj, int rc, const mosquitt
 	(void)m;
 	(void)p;
 	q->connected = 0;
-	if (!q->paused && !q->refused)
+	if (!q->paused && !q->refused) {
 		rn_log_warn("in_mqtt", "%s: disconnected from the broker (%s)", q->sc->name,
 			    rc ? mosquitto_strerror(rc) : "by us");
+		say_state(q, RN_SOURCE_DOWN, "disconnected from the broker (%s)",
+			  rc ? mosquitto_strerror(rc) : "by us");
+	}
 }
 
 static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg,
@@ -421,17 +447,20 @@ static void try_connect(struct in_mqtt *q, int64_t now)
 		return;
 	}
 	schedule_retry(q, now);
+	const char *why = rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc);
 	rn_log_warn("in_mqtt", "%s: cannot connect to %s:%lld: %s; retry in %lld ms", q->sc->name,
-		    q->conf->host, (long long)q->conf->port,
-		    rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc),
-		    (long long)q->backoff_ms);
+		    q->conf->host, (long long)q->conf->port, why, (long long)q->backoff_ms);
+	say_state(q, RN_SOURCE_DOWN, "cannot connect to %s:%lld: %s", q->conf->host,
+		  (long long)q->conf->port, why);
 }
 
 static void lost(struct in_mqtt *q, int rc, int64_t now)
 {
+	const char *why = rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc);
 	if (rc != MOSQ_ERR_NO_CONN && rc != MOSQ_ERR_CONN_LOST && !q->refused)
-		rn_log_warn("in_mqtt", "%s: connection lost: %s", q->sc->name,
-			    rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+		rn_log_warn("in_mqtt", "%s: connection lost: %s", q->sc->name, why);
+	if (!q->refused)
+		say_state(q, RN_SOURCE_DOWN, "connection lost: %s", why);
 	q->connected = 0;
 	mosquitto_disconnect(q->mosq);
 	if (mosquitto_socket(q->mosq) >= 0)
@@ -530,6 +559,8 @@ static int mqtt_poll(void *inst, int64_t now_us, int *more)
 				    q->sc->name);
 			q->paused = 1;
 			q->retry_at_us = now_us;
+			say_state(q, RN_SOURCE_IDLE,
+				  "buffer full: disconnected so the broker queues");
 			leave(q, now_us);
 		}
 		return 0;
@@ -689,6 +720,7 @@ static int mqtt_create(void **inst, const struct rn_source_conf *sc,
 	q->conf = c;
 	q->sc = sc;
 	q->host = *host;
+	say_state(q, RN_SOURCE_DOWN, "connecting to %s:%lld", c->host, (long long)c->port);
 	if (rn_mqtt_mem_create(&q->mem) ||
 	    !(q->sub_mid = rn_calloc(c->topics.n ? c->topics.n : 1, sizeof(*q->sub_mid)))) {
 		mqtt_destroy(q);

@@ -37,9 +37,17 @@
 //                 of a chunk arrived, then the connection is closed after { closeMs: 200 }
 //   relay         an HTTP/2 proxy to the target: the call goes to the real server and its
 //                 answers come back, with a close_stream_signal ({ closeSecs: 2 }) injected
-//                 after the first answer message
+//                 after the first answer message; with { health: true } instead, the
+//                 answer carries `runnel-health: 1` and the agent's health reports are
+//                 taken out of the call into f.reports (see relay())
+import { execFileSync } from 'node:child_process';
 import http2 from 'node:http2';
 import net from 'node:net';
+
+// Node 20 has no zstd: the zstd program decompresses a compressed message.
+function zstdDecompress(b) {
+  return execFileSync('zstd', ['-dcq'], { input: b, maxBuffer: 64 << 20 });
+}
 
 const { NGHTTP2_INTERNAL_ERROR, NGHTTP2_NO_ERROR } = http2.constants;
 
@@ -93,6 +101,7 @@ export class H2Fake {
     this.current = 'pass';
     this.opts = {};
     this.calls = [];
+    this.reports = []; // relay with { health: true }
     this.sockets = new Set();
     this.h2 = http2.createServer();
     this.h2.on('stream', (stream, headers) => this.onStream(stream, headers));
@@ -334,14 +343,36 @@ export class H2Fake {
     for (const [k, v] of Object.entries(headers)) if (k !== ':scheme' && k !== ':authority') fwd[k] = v;
     const req = up.request(fwd, { endStream: false });
     quiet(req);
-    stream.pipe(req);
+    let n = 0;
+    if (o.health) {
+      // the agent's health reports (field 1001) are kept in this.reports ({ t, frame,
+      // afterOpen: the open was answered before it came, call: the call's number }), not
+      // forwarded; every other message goes on to the server
+      const call = this.calls.length;
+      let reqPending = Buffer.alloc(0);
+      stream.on('data', (d) => {
+        const [frames, rest] = deframe(Buffer.concat([reqPending, d]));
+        reqPending = rest;
+        for (const f of frames) {
+          const body = f[0] ? zstdDecompress(f.subarray(5)) : f.subarray(5);
+          if (body[0] === 0xca && body[1] === 0x3e) {
+            this.reports.push({ t: Date.now(), frame: Buffer.from(f), body, afterOpen: n > 0, call });
+            continue;
+          }
+          req.write(f);
+        }
+      });
+      stream.on('end', () => req.end());
+    } else {
+      stream.pipe(req);
+    }
     let responded = false;
     let trailers = null;
     let pending = Buffer.alloc(0);
-    let n = 0;
     req.on('response', (h) => {
       const out = {};
       for (const [k, v] of Object.entries(h)) if (!k.startsWith(':')) out[k] = v;
+      if (o.health) out['runnel-health'] = '1';
       responded = true;
       stream.respond({ ':status': h[':status'], ...out }, { waitForTrailers: true });
     });
@@ -351,7 +382,7 @@ export class H2Fake {
       for (const f of frames) {
         if (stream.destroyed) return;
         stream.write(f);
-        if (++n === 1) stream.write(grpcFrame(pb.close(o.closeSecs ?? 2)));
+        if (++n === 1 && !o.health) stream.write(grpcFrame(pb.close(o.closeSecs ?? 2)));
       }
     });
     req.on('trailers', (t) => {

@@ -22,7 +22,9 @@
 #include "agent_int.h"
 #include "buffer.h"
 #include "rn_conf.h"
+#include "rn_clock.h"
 #include "rn_err.h"
+#include "rn_json.h"
 #include "rn_mem.h"
 #include "uplink_stub.h"
 #include "testutil.h"
@@ -427,6 +429,152 @@ static void test_idle_sleeps(void **state)
 
 /* Reload's comparison: the same text is the same source; a difference in a common key, a
  * plugin key or a route is a change. */
+/* Waits (loop turns of up to 5 ms each, at most `max`) until `cond` holds. */
+#define RUN_UNTIL(a, sig, cond, max)                                                               \
+	do {                                                                                       \
+		for (int t_ = 0; !(cond) && t_ < (max); t_++)                                      \
+			run_loops(a, sig, 5);                                                      \
+		assert_true(cond);                                                                 \
+	} while (0)
+
+/*
+ * Health reports (report.c): the first goes at once on a call that takes them, with the
+ * agent's numbers (the same the status socket shows); a call opened later gets its own at
+ * once; a server that does not take them gets nothing; health_interval = 0 sends nothing.
+ */
+static void test_health_reports(void **state)
+{
+	char data[600], file[600], text[2048], err[512], status[16384];
+	struct rn_agent_conf conf = {0};
+	struct rn_agent *a;
+	struct rn_agent_signals sig = {0};
+	(void)state;
+	snprintf(data, sizeof(data), "%s/health", dir);
+	snprintf(file, sizeof(file), "%s/health.log", dir);
+	append_lines(file, 0, 50);
+	snprintf(text, sizeof(text),
+		 "agent: { device_id = \"dev-\\\"q\\\"\"; data_dir = \"%s\"; };\n"
+		 "uplink: { health_interval = 1; };\n"
+		 "chunk: { max_records = 1000; linger_ms = 20; };\n"
+		 "sources = ( { type = \"file\"; name = \"logs\"; table = \"c.s.t\";\n"
+		 "  paths = [ \"%s\" ]; read_from = \"beginning\"; } );\n",
+		 data, file);
+	mkdir(data, 0755);
+	if (rn_conf_load_string(text, "t.conf", rn_agent_conf_table, &conf, err, sizeof(err)) ||
+	    rn_agent_conf_check(&conf, "t.conf", err, sizeof(err)))
+		fail_msg("config: %s", err);
+	memcpy(conf.config_sha256, "ab", 3);
+	memset(&stub, 0, sizeof(stub));
+	stub.online = 0; /* records stay buffered */
+	stub.health_takes = 1;
+	stub.health_fresh = 1;
+	assert_int_equal(rn_agent_create(&a, &conf), 0);
+	RUN_UNTIL(a, &sig, stub.health_reports >= 1, 100);
+	assert_int_equal(rn_json_validate(stub.health_last, strlen(stub.health_last)), 0);
+	assert_non_null(strstr(stub.health_last, "{\"v\":1,\"device\":\"dev-\\\"q\\\"\""));
+	assert_non_null(strstr(stub.health_last, "\"config_sha256\":\"ab\""));
+	assert_non_null(strstr(stub.health_last, "\"drops\":{\"buffer_full\":0}"));
+	assert_non_null(strstr(stub.health_last, "\"name\":\"logs\",\"type\":\"file\","
+						 "\"state\":\"up\",\"error\":null"));
+
+	/* the lines are read and buffered: a new call gets a report at once, with them */
+	RUN_UNTIL(a, &sig, a->src[0]->records_in == 50 && rn_buffer_records(a->buffer) == 50, 200);
+	int before = stub.health_reports;
+	stub.health_fresh = 1;
+	RUN_UNTIL(a, &sig, stub.health_reports > before, 100);
+	assert_non_null(strstr(stub.health_last, "\"records\":50}]"));
+	assert_non_null(strstr(stub.health_last, "\"buffer\":{\"bytes\":"));
+	assert_non_null(strstr(stub.health_last, ",\"records\":50,\"max_bytes\":"));
+	assert_null(strstr(stub.health_last, "\"oldest_unsent_age_s\":null"));
+	/* the status shows the same numbers and the count */
+	FILE *f = fmemopen(status, sizeof(status), "w");
+	rn_agent__status_json(a, f, 0);
+	fclose(f);
+	assert_non_null(strstr(status, "\"buffer_records\":50,\"dead_letters\":0,\"sources\":[{"
+				       "\"name\":\"logs\",\"type\":\"file\",\"state\":\"up\","
+				       "\"error\":null,\"records\":50}]"));
+	char want[128];
+	snprintf(want, sizeof(want), "\"health\":{\"interval_s\":1,\"reports\":%llu,",
+		 (unsigned long long)a->health_reports);
+	assert_non_null(strstr(status, want));
+	assert_true(a->health_reports >= 2);
+
+	/* every interval (1 s) another one */
+	before = stub.health_reports;
+	RUN_UNTIL(a, &sig, stub.health_reports > before, 400);
+
+	/* a source's state change goes out within 5 s, not only at the interval: with the
+	 * interval at its maximum, a plugin saying "down" is reported on the next check */
+	((struct rn_agent_conf *)a->conf)->health_interval = 3600;
+	before = stub.health_reports;
+	a->health_last_us = rn_mono_us() - 5000000; /* the last one 5 s ago */
+	a->src[0]->state = RN_SOURCE_DOWN;
+	snprintf(a->src[0]->state_error, sizeof(a->src[0]->state_error), "gone \"away\"");
+	RUN_UNTIL(a, &sig, stub.health_reports > before, 400);
+	assert_non_null(
+		strstr(stub.health_last, "\"state\":\"down\",\"error\":\"gone \\\"away\\\"\""));
+	/* a call opening: its report only, while nothing changed... */
+	before = stub.health_reports;
+	stub.health_fresh = 1;
+	RUN_UNTIL(a, &sig, stub.health_reports > before, 100);
+	assert_false(stub.health_last_all);
+	/* ...but with a change (within 5 s of the last report), every open call gets it */
+	a->src[0]->state = RN_SOURCE_UP;
+	before = stub.health_reports;
+	stub.health_fresh = 1;
+	RUN_UNTIL(a, &sig, stub.health_reports > before, 100);
+	assert_true(stub.health_last_all);
+	assert_non_null(strstr(stub.health_last, "\"state\":\"up\""));
+	a->src[0]->state = RN_SOURCE_DOWN;
+	a->health_last_us = rn_mono_us() - 5000000;
+	before = stub.health_reports;
+	RUN_UNTIL(a, &sig, stub.health_reports > before, 400);
+	/* and not again while nothing changes (the interval is an hour) */
+	before = stub.health_reports;
+	a->health_last_us = rn_mono_us() - 5000000;
+	run_loops(a, &sig, 300);
+	assert_int_equal(stub.health_reports, before);
+
+	/* no memory somewhere in a report (each allocation in turn): it goes out or is skipped
+	 * and counted, never both, never an error; the next one goes */
+	int reached = 1, skips = 0;
+	for (long nth = 1; nth < 200 && reached; nth++) {
+		uint64_t skipped = a->health_skipped;
+		before = stub.health_reports;
+		stub.health_fresh = 1;
+		rn_mem_fail_after(nth);
+		rn_agent__health_step(a);
+		reached = rn_mem_fail_disarm();
+		assert_int_equal(
+			(stub.health_reports - before) + (int)(a->health_skipped - skipped), 1);
+		skips += a->health_skipped > skipped;
+	}
+	assert_false(reached); /* the sweep went past the last allocation */
+	assert_true(skips >= 1);
+	before = stub.health_reports;
+	stub.health_fresh = 1;
+	rn_agent__health_step(a);
+	assert_int_equal(stub.health_reports, before + 1);
+	before = stub.health_reports;
+
+	/* a server without the feature: nothing is sent, whatever is due */
+	stub.health_takes = 0;
+	stub.health_fresh = 1;
+	a->health_last_us = 0;
+	run_loops(a, &sig, 50);
+	assert_int_equal(stub.health_reports, before);
+	/* health_interval = 0: nothing even to a server that takes them */
+	stub.health_takes = 1;
+	((struct rn_agent_conf *)a->conf)->health_interval = 0;
+	run_loops(a, &sig, 50);
+	assert_int_equal(stub.health_reports, before);
+
+	rn_agent_drain(a);
+	rn_agent_destroy(a);
+	rn_conf_free(rn_agent_conf_table, &conf);
+	memset(&stub, 0, sizeof(stub));
+}
+
 static void test_source_same(void **state)
 {
 	const char *n[] = {"s"}, *f[] = {"/x.log"};
@@ -463,6 +611,7 @@ int main(void)
 		cmocka_unit_test(test_orphan_stream_delivered),
 		cmocka_unit_test(test_reload),
 		cmocka_unit_test(test_source_same),
+		cmocka_unit_test(test_health_reports),
 		cmocka_unit_test(test_idle_sleeps),
 		cmocka_unit_test(test_conf_check),
 	};

@@ -204,3 +204,24 @@ int rn_uplink_token_stats(const struct rn_uplink *u, struct rn_uplink_token_stat
 	memset(st, 0, sizeof(*st));
 	return RN_ENOTFOUND;
 }
+
+int rn_uplink_health_wanted(const struct rn_uplink *u)
+{
+	(void)u;
+	return stub.health_takes && stub.health_fresh;
+}
+
+int rn_uplink_health_send(struct rn_uplink *u, const char *json, size_t len, int all)
+{
+	(void)u;
+	if (!stub.health_takes || (!all && !stub.health_fresh))
+		return 0;
+	if (len > 16384)
+		return RN_EINVAL;
+	stub.health_fresh = 0;
+	stub.health_reports++;
+	stub.health_last_all = all;
+	memcpy(stub.health_last, json, len);
+	stub.health_last[len] = 0;
+	return 1;
+}

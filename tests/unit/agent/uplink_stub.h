@@ -20,6 +20,12 @@ struct stub_state {
 	size_t descriptor_len;
 	uint64_t chunks; /* chunks delivered */
 	int errors;      /* a callback failed or a chunk did not decode */
+	/* health reports: the fake server takes them (health_takes); a call just opened wants
+	 * one (health_fresh, cleared by the next send); reports taken and the last one */
+	int health_takes, health_fresh;
+	int health_reports;
+	int health_last_all; /* the last report went to every call (interval, change) */
+	char health_last[16385];
 	size_t nrec;
 	int rec_stream[STUB_MAX_RECORDS];
 	uint64_t rec_seq[STUB_MAX_RECORDS];

@@ -387,9 +387,11 @@ static void test_expire(void **state)
 	assert_int_equal(rn_buffer_commit(b, a.id, 1, 5, 2, blob, 500, NULL, 0), 0);
 	assert_true(rn_buffer_oldest_us(b, a.id) > 0);
 	assert_true(rn_buffer_oldest_us(b, a.id) < mid);
+	assert_int_equal(rn_buffer_records(b), 3 + 4 + 2);
 
 	assert_int_equal(rn_buffer_expire(b, a.id, mid, tomb, &calls, &recs), 0);
 	assert_int_equal(recs, 3);
+	assert_int_equal(rn_buffer_records(b), 4 + 2); /* tombstones are not records */
 	expect_chunk(b, a.id, 0, "T2:0:0:3");
 	assert_int_equal(chunk_len(b, a.id, 1), 500);
 	assert_int_equal(chunk_len(b, c.id, 0), 500); /* another stream's ttl is its own */
@@ -410,6 +412,7 @@ static void test_expire(void **state)
 	assert_true(rn_buffer_oldest_us(b, c.id) >= RN_CLOCK_TRUSTED_US);
 	assert_int_equal(rn_buffer_expire(b, c.id, rn_now_us() + 1000000, tomb, &calls, &recs), 0);
 	assert_int_equal(recs, 4);
+	assert_int_equal(rn_buffer_records(b), 2);
 	rn_buffer_close(b);
 }
 

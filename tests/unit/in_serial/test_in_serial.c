@@ -162,7 +162,8 @@ static void src_start(struct src *s, struct host *h, int with_dead_letter)
 {
 	char err[256] = "";
 	s->sh = (struct rn_source_host){
-		h, h_emit, h_pos, h_load, h_accepting, h_flush, with_dead_letter ? h_dead : NULL};
+		h,   h_emit, h_pos, h_load, h_accepting, h_flush, with_dead_letter ? h_dead : NULL,
+		NULL};
 	assert_int_equal(rn_in_serial.check(&s->conf, err, sizeof(err)), 0);
 	assert_int_equal(rn_in_serial.create(&s->inst, &s->conf, &s->sh), 0);
 }

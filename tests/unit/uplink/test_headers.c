@@ -49,8 +49,17 @@ static void test_grpc_answer(void **state)
 	assert_false(h.committed_acks);
 	rn_up_headers_line(&h, "runnel-committed-acks: 1", 24);
 	assert_true(h.committed_acks);
+	/* the same for runnel-health (the server takes health reports) */
+	assert_false(h.health);
+	rn_up_headers_line(&h, "Runnel-Health:  1 \r\n", 20);
+	assert_true(h.health);
+	rn_up_headers_line(&h, "runnel-health: 10", 17);
+	assert_false(h.health);
+	rn_up_headers_line(&h, "runnel-health: 1", 16);
+	assert_true(h.health);
 	rn_up_headers_line(&h, "HTTP/2 200", 10);
 	assert_false(h.committed_acks);
+	assert_false(h.health);
 }
 
 static void test_content_types(void **state)
