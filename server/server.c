@@ -733,13 +733,32 @@ int rn_server__count_stream(struct rn_server *s, struct srv_stream *st, int open
 	return 0;
 }
 
+/* The stream list of `table`, made on first use; NULL when out of memory. */
+static struct srv_tab *tab_rec(struct rn_server *s, const char *table, size_t len)
+{
+	struct srv_tab *t = rn_strmap_get(&s->tabs, table, len);
+	if (t || !(t = rn_calloc(1, sizeof(*t) + len + 1)))
+		return t;
+	memcpy(t->name, table, len);
+	rn_list_init(&t->streams);
+	if (rn_strmap_put(&s->tabs, t->name, len, t)) {
+		rn_free(t);
+		return NULL;
+	}
+	return t;
+}
+
 static void reg_drop(struct rn_server *s, struct srv_stream *st);
 
 struct srv_stream *rn_server__add_stream(struct rn_server *s, const char *id, size_t idlen,
 					 const char *table, size_t tlen, int rtype)
 {
 	struct srv_stream *st = rn_calloc(1, sizeof(*st));
-	if (!st || idlen >= sizeof(st->id) || !(st->table = rn_strndup(table, tlen))) {
+	struct srv_tab *tab;
+	if (!st || idlen >= sizeof(st->id) || !(st->table = rn_strndup(table, tlen)) ||
+	    !(tab = tab_rec(s, st->table, strlen(st->table)))) {
+		if (st)
+			rn_free(st->table);
 		rn_free(st);
 		return NULL;
 	}
@@ -752,6 +771,7 @@ struct srv_stream *rn_server__add_stream(struct rn_server *s, const char *id, si
 	st->record_type = rtype;
 	st->last_received = st->last_durable = st->last_committed = -1;
 	rn_registry_pending_init(&st->reg, st->id);
+	rn_list_push(&tab->streams, &st->tab_link);
 	st->next = s->streams;
 	if (s->streams)
 		s->streams->prev = st;
@@ -776,6 +796,7 @@ static void free_stream(struct rn_server *s, struct srv_stream *st)
 	rn_list_unlink(&st->syncing);
 	rn_list_unlink(&st->ended);
 	rn_list_unlink(&st->rest_link);
+	rn_list_unlink(&st->tab_link);
 	if (st->retire_wanted)
 		s->retire_waiting--;
 	rn_free(st->table);
@@ -954,14 +975,20 @@ static void send_ack(struct rn_server *s, struct srv_stream *st, struct rn_call 
 }
 
 /*
- * After a flush round (on the loop: round_done), tells each call that opted in to committed
- * acks how far its stream is in the table now. The table is read through the loop's Delta
- * handle, which the round's done functions refreshed (a hash look-up per stream, no I/O):
- * nothing here touches a job's data.
+ * After a flush round (on the loop: round_done), tells each call of `table`'s streams that
+ * opted in to committed acks how far its stream is in the table now. The table is read
+ * through the loop's Delta handle, which the round's done functions refreshed (a hash
+ * look-up per stream, no I/O): nothing here touches a job's data.
  */
-static void tell_committed(struct rn_server *s)
+static void tell_table_committed(void *ctx, const char *table)
 {
-	for (struct srv_stream *st = s->streams; st; st = st->next) {
+	struct rn_server *s = ctx;
+	struct srv_tab *tab = rn_strmap_get(&s->tabs, table, strlen(table));
+	if (!tab)
+		return; /* no stream of this run has used it */
+	for (struct rn_list *n = tab->streams.next, *next; n != &tab->streams; n = next) {
+		struct srv_stream *st = RN_LIST_ENTRY(n, struct srv_stream, tab_link);
+		next = n->next;
 		struct call_state *cs;
 		struct rn_stream_state ss;
 		struct rn_stream_verdict v;
@@ -975,6 +1002,14 @@ static void tell_committed(struct rn_server *s)
 		if (rn_stream_committed_ack(&ss, cs->acked, cs->told_committed, &v, &committed))
 			send_ack(s, st, st->call, cs, v.ack);
 	}
+}
+
+/* After every flush round, whatever its outcome: the streams of the tables that committed in
+ * it (rn_mat_committed_tables), and only those, learn their committed offsets in this round,
+ * not in the next one that succeeds everywhere. */
+static void tell_committed(struct rn_server *s)
+{
+	rn_mat_committed_tables(s->mat, tell_table_committed, s);
 }
 
 /* Acks what the group that just ended made durable: only streams in it (s->syncing) can
@@ -1547,6 +1582,7 @@ static void round_done(void *ctx, int rc)
 	s->flushing = 0;
 	if (s->destroying)
 		return;
+	tell_committed(s);
 	if (rc) {
 		/* nothing dropped: the rows stay pending (or held) and the next flush takes them */
 		s->mat_dirty = 1;
@@ -1565,7 +1601,6 @@ static void round_done(void *ctx, int rc)
 	s->stats.last_flush_ok_us = rn_mono_us();
 	s->flush_cost_us = s->stats.last_flush_ok_us - s->flush_t0;
 	rn_server__release_readded(s);
-	tell_committed(s);
 	if (!rn_wal_drop_before(s->wal, s->flush_seg, rn_server__segment_kept, s))
 		forget_ended(s, s->flush_t0);
 	if (!s->stopping) {
@@ -4391,6 +4426,10 @@ void rn_server_destroy(struct rn_server *s)
 		if (s->owners.slots[i].key && s->owners.slots[i].val)
 			rn_free(s->owners.slots[i].val);
 	rn_strmap_free(&s->owners);
+	for (size_t i = 0; i < s->tabs.cap; i++) /* values only; the keys are in them */
+		if (s->tabs.slots[i].key && s->tabs.slots[i].val)
+			rn_free(s->tabs.slots[i].val);
+	rn_strmap_free(&s->tabs);
 	rn_wal_close(s->wal);
 	rn_mat_destroy(s->mat);
 	while (s->rest_pending) { /* none: the ports told their requests gone */

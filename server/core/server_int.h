@@ -77,6 +77,7 @@ struct srv_stream {
 	struct rn_list syncing;
 	struct rn_list ended;     /* on rn_server.ended once ended_us is set (forget_ended) */
 	struct rn_list rest_link; /* on rn_server.rest_streams while `rest` */
+	struct rn_list tab_link;  /* on its table's srv_tab.streams from add to free */
 	/* counted in its owner's srv_owner (owner_count): `counted_persistent` while it is
 	 * persistent, `counted_open` while a call is attached; `ow` set by the first count */
 	struct srv_owner *ow;
@@ -84,6 +85,16 @@ struct srv_stream {
 	/* a persistent create waiting for its registry entry to be durable (reg_commit):
 	 * queued in rn_server.reg (registry.h), its entry written as a temp file */
 	struct rn_reg_pending reg;
+};
+
+/*
+ * The streams of one table (rn_server.tabs), so that the committed acks after a flush round
+ * walk only the streams of the tables that committed in it (tell_committed), not every
+ * stream. One per table name ever used by a stream; freed with the server.
+ */
+struct srv_tab {
+	struct rn_list streams; /* srv_stream.tab_link */
+	char name[];            /* the key in rn_server.tabs */
 };
 
 /*
@@ -154,6 +165,7 @@ struct rn_server {
 	 * costs memory only (server/README.md "Cost of idle streams") */
 	struct rn_strmap stream_ids; /* id -> stream, every stream in `streams` */
 	struct rn_strmap owners;     /* principal name -> struct srv_owner (owner_count) */
+	struct rn_strmap tabs;       /* table name -> struct srv_tab (its streams) */
 	/* _streams/ (registry.h); it queues the persistent creates whose entries the next
 	 * reg_commit makes durable together (one directory fsync for all); their answers wait */
 	struct rn_registry *reg;
