@@ -568,7 +568,8 @@ static int store_same(struct rn_tstore *st, const char *key, const uint8_t *p, s
 	return rc;
 }
 
-int rn_registry_store_put(struct rn_tstore *st, const char *id, const uint8_t *p, size_t len)
+int rn_registry_store_put(struct rn_tstore *st, const char *id, const uint8_t *p, size_t len,
+			  char *err, size_t errcap)
 {
 	char key[RN_REGISTRY_ID_MAX + 16];
 	int rc, same;
@@ -576,6 +577,8 @@ int rn_registry_store_put(struct rn_tstore *st, const char *id, const uint8_t *p
 		return RN_EINVAL;
 	store_key(key, sizeof(key), id);
 	rc = rn_tstore_put_new(st, key, p, len);
+	if (rc && errcap)
+		snprintf(err, errcap, "%s", rn_tstore_errmsg(st));
 	if (rc && rc != RN_EEXIST) {
 		/* refused: an object that may have landed anyway (an outcome the backend could
 		 * not settle, a write not known durable) is taken back, so that nothing stays

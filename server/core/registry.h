@@ -257,9 +257,11 @@ int rn_registry_entry_decode(const uint8_t *p, size_t len, struct rn_reg_entry *
  * answer was lost, 0). 0; RN_EEXIST
  * (another entry has the id); RN_EINVAL (an id rn_registry_id_check refuses); the store's
  * error otherwise (RN_ECONNECT, RN_EIO, RN_ENOSPC, RN_ENOMEM), after deleting what may have
- * landed: the caller answers the create UNAVAILABLE.
+ * landed: the caller answers the create UNAVAILABLE. err (errcap bytes) gets the store's
+ * detail of a failed put_new (rn_tstore_errmsg, before that delete).
  */
-int rn_registry_store_put(struct rn_tstore *st, const char *id, const uint8_t *p, size_t len);
+int rn_registry_store_put(struct rn_tstore *st, const char *id, const uint8_t *p, size_t len,
+			  char *err, size_t errcap);
 /* Appends id's object bytes to out. 0; RN_ENOTFOUND (no such entry, or an id that cannot
  * name one); the store's error otherwise (the resume is then UNAVAILABLE, never NOT_FOUND). */
 int rn_registry_store_get(struct rn_tstore *st, const char *id, size_t len, struct rn_buf *out);

@@ -38,7 +38,8 @@ struct rn_seccache;
 struct rn_tls;
 struct rn_wal;
 struct rn_wal_entry;
-struct rn_wal_entry;
+struct rn_tstore;
+struct reg_op;
 struct rest_pending;
 struct token_job;
 
@@ -85,6 +86,9 @@ struct srv_stream {
 	/* a persistent create waiting for its registry entry to be durable (reg_commit):
 	 * queued in rn_server.reg (registry.h), its entry written as a temp file */
 	struct rn_reg_pending reg;
+	/* then, with tables on S3, waiting for its entry on the table store (its create not
+	 * answered yet; batches refused until it is): the store write in flight, or NULL */
+	struct reg_op *store_op;
 };
 
 /*
@@ -151,6 +155,10 @@ struct call_state {
 	int retire;                                /* a RetireStream call (unary: one request) */
 	int got_request;                           /* ...whose request arrived */
 	char retire_id[40]; /* ...waiting for this stream's records (srv_stream.retire_call) */
+	struct reg_op *resume_op; /* a resume waiting for the table store's registry entry */
+	/* messages that came while its create waited for the table store (srv_stream.store_op):
+	 * each a 4-byte length and the bytes, handled in order once the create is answered */
+	struct rn_buf held;
 };
 
 struct rn_server {
@@ -230,6 +238,15 @@ struct rn_server {
 	 * (rn_mat_flush_start) to round_done() */
 	struct rn_pool *flush_pool;  /* flush jobs: Parquet encoding and commits (flush_threads) */
 	struct event *flush_pool_ev; /* its descriptor is readable: jobs finished */
+	/* tables on S3: the registry's entries on the table store (registry.h), written, read
+	 * and deleted off the loop by one job at a time on reg_pool, which alone uses
+	 * reg_store while it runs; reg_ops waits for the next job (struct reg_op, server.c) */
+	struct rn_tstore *reg_store; /* NULL: tables on a local root, the registry is local */
+	struct rn_pool *reg_pool;
+	struct event *reg_pool_ev;
+	struct rn_list reg_ops;
+	int reg_job;        /* a job is in flight */
+	int replaying_held; /* handling a call's held messages (no wire frame to keep) */
 	int flushing;
 	uint64_t flush_seg;      /* the WAL segment rotated to at its start */
 	int64_t flush_t0;        /* when it started */
@@ -254,6 +271,8 @@ struct rn_server {
 		uint64_t pass_creates_max;   /* the most creates handled in one loop pass */
 		uint64_t reg_answered_ahead; /* entries answered while read input waited */
 		uint64_t streams_taken_over; /* resumes of another server's streams (take_over) */
+		uint64_t reg_store_reads;    /* entries read from the table store by resumes */
+		uint64_t reg_store_errors;   /* registry operations the table store failed */
 		uint64_t flushes, flush_errors;
 		uint64_t early_flushes; /* of which started by the memory budget (limits.h) */
 		uint64_t calls, calls_rejected;

@@ -566,7 +566,7 @@ static void test_store_entries(void **state)
 	rn_test_path(root, sizeof(root), dir, RN_REGISTRY_STORE_ROOT);
 	assert_int_equal(rn_tstore_open(&st, root, &cfg, err, sizeof(err)), 0);
 	assert_int_equal(rn_registry_store_get(st, "s1", 2, &b), RN_ENOTFOUND);
-	assert_int_equal(rn_registry_store_put(st, "s1", one, sizeof(one)), 0);
+	assert_int_equal(rn_registry_store_put(st, "s1", one, sizeof(one), NULL, 0), 0);
 	assert_int_equal(rn_registry_store_get(st, "s1xyz", 2, &b), 0); /* as off the wire */
 	assert_int_equal(b.len, sizeof(one));
 	assert_memory_equal(b.data, one, sizeof(one));
@@ -576,10 +576,10 @@ static void test_store_entries(void **state)
 	snprintf(path, sizeof(path), "%s/streams/s1", root);
 	assert_int_equal(stat(path, &sb), 0);
 	/* an attempt of ours that landed (its answer lost): ours; another entry: refused */
-	assert_int_equal(rn_registry_store_put(st, "s1", one, sizeof(one)), 0);
-	assert_int_equal(rn_registry_store_put(st, "s1", two, sizeof(two)), RN_EEXIST);
+	assert_int_equal(rn_registry_store_put(st, "s1", one, sizeof(one), NULL, 0), 0);
+	assert_int_equal(rn_registry_store_put(st, "s1", two, sizeof(two), NULL, 0), RN_EEXIST);
 	/* ids that cannot name an entry */
-	assert_int_equal(rn_registry_store_put(st, "../s1", one, sizeof(one)), RN_EINVAL);
+	assert_int_equal(rn_registry_store_put(st, "../s1", one, sizeof(one), NULL, 0), RN_EINVAL);
 	assert_int_equal(rn_registry_store_get(st, "s1/x", 4, &b), RN_ENOTFOUND);
 	assert_int_equal(rn_registry_store_get(st, "", 0, &b), RN_ENOTFOUND);
 	/* deleted; deleting again is fine */
@@ -594,7 +594,7 @@ static void test_store_entries(void **state)
 	for (size_t k = 0; k < sizeof(ops) / sizeof(ops[0]); k++)
 		for (long nth = 1; nth < 6; nth++) {
 			rn_fs_fail_after(nth, EIO, ops[k]);
-			int rc = rn_registry_store_put(st, "s2", two, sizeof(two));
+			int rc = rn_registry_store_put(st, "s2", two, sizeof(two), NULL, 0);
 			rn_fs_fail_after(0, 0, 0);
 			if (!rc) { /* the fault came after the last such step: a whole object */
 				rn_buf_reset(&b);
