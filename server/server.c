@@ -762,7 +762,24 @@ int rn_server__count_stream(struct rn_server *s, struct srv_stream *st, int open
 	return 0;
 }
 
+/* The stream list of `table`, made on first use; NULL when out of memory. */
+static struct srv_tab *tab_rec(struct rn_server *s, const char *table, size_t len)
+{
+	struct srv_tab *t = rn_strmap_get(&s->tabs, table, len);
+	if (t || !(t = rn_calloc(1, sizeof(*t) + len + 1)))
+		return t;
+	memcpy(t->name, table, len);
+	rn_list_init(&t->streams);
+	if (rn_strmap_put(&s->tabs, t->name, len, t)) {
+		rn_free(t);
+		return NULL;
+	}
+	return t;
+}
+
 static void reg_drop(struct rn_server *s, struct srv_stream *st);
+void rn_server__reg_op_orphan(struct reg_op *op);
+static void store_delete(struct rn_server *s, const char *id);
 
 int64_t rn_server__now_ms(void)
 {
@@ -780,7 +797,11 @@ struct srv_stream *rn_server__add_stream(struct rn_server *s, const char *id, si
 					 const char *table, size_t tlen, int rtype)
 {
 	struct srv_stream *st = rn_calloc(1, sizeof(*st));
-	if (!st || idlen >= sizeof(st->id) || !(st->table = rn_strndup(table, tlen))) {
+	struct srv_tab *tab;
+	if (!st || idlen >= sizeof(st->id) || !(st->table = rn_strndup(table, tlen)) ||
+	    !(tab = tab_rec(s, st->table, strlen(st->table)))) {
+		if (st)
+			rn_free(st->table);
 		rn_free(st);
 		return NULL;
 	}
@@ -794,6 +815,7 @@ struct srv_stream *rn_server__add_stream(struct rn_server *s, const char *id, si
 	st->last_received = st->last_durable = st->last_committed = -1;
 	rn_registry_pending_init(&st->reg, st->id);
 	rn_server__fleet_of(s, st); /* NULL when out of memory: the stream is just not listed */
+	rn_list_push(&tab->streams, &st->tab_link);
 	st->next = s->streams;
 	if (s->streams)
 		s->streams->prev = st;
@@ -823,6 +845,9 @@ static void free_stream(struct rn_server *s, struct srv_stream *st)
 	rn_list_unlink(&st->syncing);
 	rn_list_unlink(&st->ended);
 	rn_list_unlink(&st->rest_link);
+	rn_list_unlink(&st->tab_link);
+	if (st->store_op)
+		rn_server__reg_op_orphan(st->store_op);
 	if (st->retire_wanted)
 		s->retire_waiting--;
 	rn_free(st->table);
@@ -988,6 +1013,8 @@ static void send_ack(struct rn_server *s, struct srv_stream *st, struct rn_call 
 		     struct call_state *cs, int64_t ack)
 {
 	int64_t committed = -1;
+	if (st->store_op)
+		return; /* its create is not answered yet: acked after the answer (store_done) */
 	if (cs->committed_acks) {
 		struct rn_stream_state ss = rn_server__state(st);
 		committed = rn_stream_committed_upto(&ss, ack);
@@ -1005,14 +1032,20 @@ static void send_ack(struct rn_server *s, struct srv_stream *st, struct rn_call 
 }
 
 /*
- * After a flush round (on the loop: round_done), tells each call that opted in to committed
- * acks how far its stream is in the table now. The table is read through the loop's Delta
- * handle, which the round's done functions refreshed (a hash look-up per stream, no I/O):
- * nothing here touches a job's data.
+ * After a flush round (on the loop: round_done), tells each call of `table`'s streams that
+ * opted in to committed acks how far its stream is in the table now. The table is read
+ * through the loop's Delta handle, which the round's done functions refreshed (a hash
+ * look-up per stream, no I/O): nothing here touches a job's data.
  */
-static void tell_committed(struct rn_server *s)
+static void tell_table_committed(void *ctx, const char *table)
 {
-	for (struct srv_stream *st = s->streams; st; st = st->next) {
+	struct rn_server *s = ctx;
+	struct srv_tab *tab = rn_strmap_get(&s->tabs, table, strlen(table));
+	if (!tab)
+		return; /* no stream of this run has used it */
+	for (struct rn_list *n = tab->streams.next, *next; n != &tab->streams; n = next) {
+		struct srv_stream *st = RN_LIST_ENTRY(n, struct srv_stream, tab_link);
+		next = n->next;
 		struct call_state *cs;
 		struct rn_stream_state ss;
 		struct rn_stream_verdict v;
@@ -1030,6 +1063,14 @@ static void tell_committed(struct rn_server *s)
 	}
 }
 
+/* After every flush round, whatever its outcome: the streams of the tables that committed in
+ * it (rn_mat_committed_tables), and only those, learn their committed offsets in this round,
+ * not in the next one that succeeds everywhere. */
+static void tell_committed(struct rn_server *s)
+{
+	rn_mat_committed_tables(s->mat, tell_table_committed, s);
+}
+
 /* Acks what the group that just ended made durable: only streams in it (s->syncing) can
  * have anything new to ack (the others' acks went out with earlier groups). */
 static void ack_streams(struct rn_server *s)
@@ -1039,7 +1080,7 @@ static void ack_streams(struct rn_server *s)
 		struct rn_stream_state ss = rn_server__state(st);
 		struct rn_stream_verdict v;
 		struct call_state *cs;
-		if (!st->call)
+		if (!st->call || st->store_op)
 			continue;
 		cs = rn_call_ctx(st->call);
 		int done = rn_stream_ack(&ss, cs->acked, cs->half_closed, &v);
@@ -1508,6 +1549,8 @@ static int retire_stream(struct rn_server *s, struct srv_stream *st)
 		return 0;
 	if (rn_registry_retire(s->reg, st->id))
 		return RN_EIO;
+	if (s->reg_store)
+		store_delete(s, st->id); /* its entry on the table store goes too */
 	rn_mat_stream_forget(s->mat, st->id);
 	rn_registry_forget_files(s->reg, st->id);
 	if (st->retire_wanted) {
@@ -1600,6 +1643,7 @@ static void round_done(void *ctx, int rc)
 	s->flushing = 0;
 	if (s->destroying)
 		return;
+	tell_committed(s);
 	if (rc) {
 		/* nothing dropped: the rows stay pending (or held) and the next flush takes them */
 		s->mat_dirty = 1;
@@ -1618,7 +1662,6 @@ static void round_done(void *ctx, int rc)
 	s->stats.last_flush_ok_us = rn_mono_us();
 	s->flush_cost_us = s->stats.last_flush_ok_us - s->flush_t0;
 	rn_server__release_readded(s);
-	tell_committed(s);
 	if (!rn_wal_drop_before(s->wal, s->flush_seg, rn_server__segment_kept, s))
 		forget_ended(s, s->flush_t0);
 	if (!s->stopping) {
@@ -2045,8 +2088,36 @@ static void on_create(struct rn_server *s, struct rn_call *c, struct call_state 
 	send_msg(c, &s->resp);
 }
 
+static int store_put(struct rn_server *s, struct srv_stream *st);
+
+/* A persistent create's answer, once its registry entry is durable (and on the table store
+ * when the tables are on S3). */
+static void answer_create(struct rn_server *s, struct srv_stream *st)
+{
+	s->stats.reg_entries++;
+	rn_log_info("server", "stream %s created for table %s (persistent) by principal %s", st->id,
+		    st->table, st->owner);
+	if (st->call) { /* else the client went away meanwhile: registered, unused */
+		rn_buf_reset(&s->resp);
+		rn_zb_encode_create_response(&s->resp, 1, st->id);
+		send_msg(st->call, &s->resp);
+	}
+}
+
+/* A registered create that cannot be answered after all: its entry removed, the stream let
+ * go, its create answered UNAVAILABLE (the client creates again). */
+static void unregister_create(struct rn_server *s, struct srv_stream *st, const char *why)
+{
+	rn_registry_retire(s->reg, st->id);
+	rn_registry_forget_files(s->reg, st->id);
+	abandon_stream(s, st, why);
+	if (st->call)
+		rn_call_finish(st->call, RN_GRPC_UNAVAILABLE, why);
+}
+
 /* reg_commit's report of one queued registration (rn_registry_commit): durable (err 0), the
- * create is answered; else the stream is let go, its create answered UNAVAILABLE. */
+ * create is answered, or with tables on S3 its entry goes to the table store first
+ * (store_put); else the stream is let go, its create answered UNAVAILABLE. */
 static void reg_done(void *ctx, struct rn_reg_pending *p, int err)
 {
 	static const char why[] = "cannot register the stream durably";
@@ -2059,23 +2130,25 @@ static void reg_done(void *ctx, struct rn_reg_pending *p, int err)
 			rn_call_finish(st->call, RN_GRPC_UNAVAILABLE, why);
 		return;
 	}
-	s->stats.reg_entries++;
-	rn_log_info("server", "stream %s created for table %s (persistent) by principal %s", st->id,
-		    st->table, st->owner);
-	if (st->call) { /* else the client went away meanwhile: registered, unused */
-		rn_buf_reset(&s->resp);
-		rn_zb_encode_create_response(&s->resp, 1, st->id);
-		send_msg(st->call, &s->resp);
+	if (!s->reg_store)
+		return answer_create(s, st);
+	if (store_put(s, st)) {
+		errno = ENOMEM;
+		unregister_create(s, st, "cannot register the stream on the table store");
 	}
 }
 
 /* The registry's group commit: every queued entry durable with one directory fsync, then
  * each create answered (a file that cannot be synced or renamed refuses its own create; a
  * directory fsync that fails refuses every create of the group). */
+static void reg_store_kick(struct rn_server *s);
+
 static void reg_commit(struct rn_server *s)
 {
 	if (rn_registry_commit(s->reg, reg_done, s))
 		s->stats.reg_commits++;
+	if (s->reg_store)
+		reg_store_kick(s); /* the group's entries go to the store as one job */
 }
 
 static void reg_cb(evutil_socket_t fd, short what, void *arg)
@@ -2090,6 +2163,337 @@ static void reg_cb(evutil_socket_t fd, short what, void *arg)
 	/* answers sent while other creates were already read but not handled yet */
 	if (rn_front_waiting(s->front))
 		s->stats.reg_answered_ahead += s->stats.reg_entries - before;
+}
+
+/*
+ * The registry on the table store (tables on S3; registry.h "The registry on the table
+ * store"). The loop queues operations (reg_ops): a create's entry to write (put_new; the
+ * create is answered when the store has it, so every answered create is on the store), a
+ * resume's entry to read (an id the local registry does not know: the resume waits for the
+ * answer), a retired or expired stream's entry to delete. One job at a time takes every
+ * queued operation to reg_pool (so the creates of one registry group commit go together)
+ * and runs them there with reg_store, never on the loop; store_done settles them on the
+ * loop and starts the next job.
+ */
+enum reg_op_kind { REG_PUT, REG_GET, REG_DEL };
+
+struct reg_op {
+	struct rn_list link; /* on rn_server.reg_ops, then on its job's list */
+	enum reg_op_kind kind;
+	char id[RN_REGISTRY_ID_MAX];
+	size_t idlen;
+	struct rn_buf bytes;   /* PUT: the entry's object; GET: the object read (the worker's
+				* while the job runs) */
+	int rc;                /* the worker's result */
+	char err[256];         /* the store's detail of a failure */
+	struct srv_stream *st; /* PUT: the stream whose create waits (NULL once freed) */
+	struct rn_call *call;  /* GET: the resume's call (NULL once closed) */
+};
+
+struct reg_job {
+	struct rn_server *s;
+	struct rn_tstore *store; /* rn_server.reg_store, the worker's while it runs */
+	struct rn_list ops;
+};
+
+static void reg_op_free(struct reg_op *op)
+{
+	rn_list_unlink(&op->link);
+	rn_buf_free(&op->bytes);
+	rn_free(op);
+}
+
+/* The stream or call an operation answers went away: the operation runs, nobody waits. */
+void rn_server__reg_op_orphan(struct reg_op *op)
+{
+	op->st = NULL;
+}
+
+static struct reg_op *reg_op_new(struct rn_server *s, enum reg_op_kind kind, const char *id,
+				 size_t len)
+{
+	struct reg_op *op = rn_calloc(1, sizeof(*op));
+	if (!op)
+		return NULL;
+	op->kind = kind;
+	op->idlen = len < sizeof(op->id) ? len : sizeof(op->id) - 1;
+	memcpy(op->id, id, op->idlen);
+	rn_list_push(&s->reg_ops, &op->link);
+	return op;
+}
+
+static void reg_job_run(void *arg)
+{
+	struct reg_job *j = arg;
+	for (struct rn_list *n = j->ops.next; n != &j->ops; n = n->next) {
+		struct reg_op *op = RN_LIST_ENTRY(n, struct reg_op, link);
+		switch (op->kind) {
+		case REG_PUT:
+			op->rc = rn_registry_store_put(j->store, op->id, op->bytes.data,
+						       op->bytes.len, op->err, sizeof(op->err));
+			continue; /* its detail is the put_new's, not the cleanup's */
+		case REG_GET:
+			op->rc = rn_registry_store_get(j->store, op->id, op->idlen, &op->bytes);
+			break;
+		case REG_DEL: op->rc = rn_registry_store_delete(j->store, op->id); break;
+		}
+		if (op->rc)
+			snprintf(op->err, sizeof(op->err), "%s", rn_tstore_errmsg(j->store));
+	}
+}
+
+static void resume(struct rn_server *s, struct rn_call *c, struct call_state *cs, const char *id,
+		   size_t len, int stored);
+
+static void on_message(void *ctx, struct rn_call *c, const uint8_t *msg, size_t len);
+static void half_close_check(struct rn_call *c, struct call_state *cs);
+
+/* Messages of a call whose create or resume waits for the table store are kept (in order,
+ * up to HELD_MAX bytes: a client that sends more before the answer is refused) and handled
+ * once it is answered: a client may send batches right after its create or resume
+ * (grpcio's does), and none of them may be taken before the stream is known to stand. */
+#define HELD_MAX (8u << 20)
+
+static void hold_message(struct rn_call *c, struct call_state *cs, const uint8_t *msg, size_t len)
+{
+	uint8_t n[4] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
+			(uint8_t)len};
+	if (cs->held.len + len + 4 > HELD_MAX || rn_buf_append(&cs->held, n, 4) ||
+	    rn_buf_append(&cs->held, msg, len))
+		rn_call_finish(c, RN_GRPC_RESOURCE_EXHAUSTED,
+			       "too much sent before the create was answered");
+}
+
+static void replay_held(struct rn_server *s, struct rn_call *c)
+{
+	struct call_state *cs = rn_call_ctx(c);
+	struct rn_buf b;
+	if (!cs || !cs->held.len)
+		return;
+	b = cs->held;
+	memset(&cs->held, 0, sizeof(cs->held));
+	s->replaying_held = 1;
+	for (size_t at = 0; at + 4 <= b.len;) {
+		size_t n = (size_t)b.data[at] << 24 | (size_t)b.data[at + 1] << 16 |
+			   (size_t)b.data[at + 2] << 8 | b.data[at + 3];
+		on_message(s, c, b.data + at + 4, n);
+		at += 4 + n;
+	}
+	s->replaying_held = 0;
+	rn_buf_free(&b);
+}
+
+/* Loop: a create's entry is on the store (answered now, then the messages that came
+ * meanwhile are handled), or not (refused, nothing of it kept). */
+static void put_done(struct rn_server *s, struct reg_op *op)
+{
+	struct srv_stream *st = op->st;
+	if (!st)
+		return; /* gone meanwhile (the server is stopping) */
+	st->store_op = NULL;
+	if (op->rc) {
+		rn_log_warn("server", "stream %s: registry entry on the table store: %s", st->id,
+			    op->err[0] ? op->err : rn_strerror(op->rc));
+		errno = EIO;
+		unregister_create(s, st, "the table store cannot be reached; retry later");
+		return;
+	}
+	answer_create(s, st);
+	if (st->call) {
+		struct rn_call *c = st->call;
+		replay_held(s, c);
+		if (rn_call_ctx(c))
+			half_close_check(c, rn_call_ctx(c));
+	}
+}
+
+/* Loop: a resume's entry from the store. Found: written into the local registry (the fast
+ * path from now on) and the resume goes on as one of a known stream; none: NOT_FOUND as for
+ * any unknown id; the store not answering: UNAVAILABLE (the client retries; it must not
+ * start over). An entry of another table than the call's header is NOT_FOUND, as a local
+ * one is. */
+static void get_done(struct rn_server *s, struct reg_op *op)
+{
+	struct rn_call *c = op->call;
+	struct call_state *cs = c ? rn_call_ctx(c) : NULL;
+	struct rn_reg_entry e;
+	struct rn_reg_entry_text t;
+	char id[RN_REGISTRY_ID_MAX];
+	if (!cs)
+		return;
+	cs->resume_op = NULL;
+	memcpy(id, op->id, op->idlen);
+	id[op->idlen] = 0;
+	if (op->rc && op->rc != RN_ENOTFOUND) {
+		rn_log_warn("server", "resume of stream %s: the table store: %s", id,
+			    op->err[0] ? op->err : rn_strerror(op->rc));
+		return rn_call_finish(c, RN_GRPC_UNAVAILABLE,
+				      "the table store cannot be reached; retry later");
+	}
+	if (!op->rc && rn_registry_entry_decode(op->bytes.data, op->bytes.len, &e, &t)) {
+		rn_log_warn("server",
+			    "ignoring unreadable registry entry of stream %s on the table "
+			    "store",
+			    id);
+		op->rc = RN_ENOTFOUND;
+	}
+	if (!op->rc && !(cs->has_table && strcmp(cs->table, e.table)) &&
+	    !rn_server__find_stream(s, id, op->idlen)) {
+		if (rn_registry_adopt(s->reg, id, &e)) {
+			rn_log_warn("server", "stream %s: cannot keep its registry entry: %s", id,
+				    strerror(errno));
+			return rn_call_finish(c, RN_GRPC_UNAVAILABLE,
+					      "cannot keep the stream's registry entry");
+		}
+		s->stats.reg_store_reads++;
+		rn_log_info("server", "stream %s of table %s read from the table store", id,
+			    e.table);
+	}
+	resume(s, c, cs, id, op->idlen, 1);
+	replay_held(s, c);
+	if (rn_call_ctx(c))
+		half_close_check(c, cs);
+}
+
+/* Loop: settles every operation on `ops` (of a job that ran, or failed with rc_all when not
+ * 0) and frees them. */
+static void reg_ops_settle(struct rn_server *s, struct rn_list *ops, int rc_all)
+{
+	struct rn_list *n;
+	while ((n = rn_list_first(ops))) {
+		struct reg_op *op = RN_LIST_ENTRY(n, struct reg_op, link);
+		rn_list_unlink(n);
+		if (rc_all)
+			op->rc = rc_all;
+		if (op->rc && op->rc != RN_ENOTFOUND)
+			s->stats.reg_store_errors++;
+		if (op->kind == REG_PUT && !s->destroying)
+			put_done(s, op);
+		else if (op->kind == REG_GET && !s->destroying)
+			get_done(s, op);
+		else if (op->kind == REG_DEL && op->rc)
+			rn_log_warn("server",
+				    "stream %.*s retired: its registry entry on the table store "
+				    "stays: %s",
+				    (int)op->idlen, op->id,
+				    op->err[0] ? op->err : rn_strerror(op->rc));
+		/* whatever became of it: nobody refers to it any more */
+		if (op->kind == REG_PUT && op->st && op->st->store_op == op)
+			op->st->store_op = NULL;
+		if (op->kind == REG_GET && op->call) {
+			struct call_state *cs = rn_call_ctx(op->call);
+			if (cs && cs->resume_op == op)
+				cs->resume_op = NULL;
+		}
+		reg_op_free(op);
+	}
+}
+
+static void reg_job_done(void *arg, int cancelled)
+{
+	struct reg_job *j = arg;
+	struct rn_server *s = j->s;
+	s->reg_job = 0;
+	reg_ops_settle(s, &j->ops, cancelled ? RN_EAGAIN : 0);
+	rn_free(j);
+	if (!s->destroying) {
+		rn_front_flush(s->front); /* the answers go out now */
+		reg_store_kick(s);
+	}
+}
+
+/* Starts a job with every queued operation, unless one is in flight (its end starts the
+ * next). Operations that cannot go to a job fail at once (RN_ENOMEM, RN_EAGAIN). */
+static void reg_store_kick(struct rn_server *s)
+{
+	struct reg_job *j;
+	struct rn_list *n, ops;
+	int rc;
+	if (s->reg_job || rn_list_empty(&s->reg_ops))
+		return;
+	rn_list_init(&ops);
+	while ((n = rn_list_first(&s->reg_ops))) {
+		rn_list_unlink(n);
+		rn_list_push(&ops, n);
+	}
+	if (!(j = rn_calloc(1, sizeof(*j))))
+		return reg_ops_settle(s, &ops, RN_ENOMEM);
+	j->s = s;
+	j->store = s->reg_store;
+	rn_list_init(&j->ops);
+	while ((n = rn_list_first(&ops))) {
+		rn_list_unlink(n);
+		rn_list_push(&j->ops, n);
+	}
+	s->reg_job = 1;
+	if ((rc = rn_pool_submit(s->reg_pool, reg_job_run, reg_job_done, j))) {
+		s->reg_job = 0;
+		reg_ops_settle(s, &j->ops, rc);
+		rn_free(j);
+	}
+}
+
+static void reg_pool_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rn_server *s = arg;
+	(void)fd;
+	(void)what;
+	rn_pool_complete(s->reg_pool);
+}
+
+/* Queues the deletion of a retired stream's entry on the table store (not waited for: an
+ * entry that stays is logged). */
+static void store_delete(struct rn_server *s, const char *id)
+{
+	if (reg_op_new(s, REG_DEL, id, strlen(id)))
+		reg_store_kick(s);
+	else
+		rn_log_warn("server",
+			    "stream %s retired: its registry entry on the table store stays: out "
+			    "of memory",
+			    id);
+}
+
+/* rn_registry_load_descriptor's callback for store_put: the descriptor's bytes. */
+static int copy_descriptor(void *ctx, const char *id, const char *table, const uint8_t *desc,
+			   size_t len)
+{
+	(void)id;
+	(void)table;
+	return rn_buf_append(ctx, desc, len) ? 1 : 0;
+}
+
+/* Queues st's entry (with its clock and descriptor) for the table store; its create waits
+ * for it. 0, or RN_ENOMEM / RN_EINVAL (the create is refused). */
+static int store_put(struct rn_server *s, struct srv_stream *st)
+{
+	struct rn_buf desc = {0};
+	struct reg_op *op;
+	int rc;
+	if (rn_registry_load_descriptor(s->reg, st->id, copy_descriptor, &desc)) {
+		rn_buf_free(&desc);
+		return RN_ENOMEM;
+	}
+	struct rn_reg_entry e = {st->table,
+				 st->record_type,
+				 st->owner,
+				 st->has_clock ? st->clock.boot_id : NULL,
+				 st->clock.delta_us,
+				 desc.data,
+				 desc.len};
+	if (!(op = reg_op_new(s, REG_PUT, st->id, strlen(st->id)))) {
+		rn_buf_free(&desc);
+		return RN_ENOMEM;
+	}
+	if ((rc = rn_registry_entry_encode(&op->bytes, &e))) {
+		rn_buf_free(&desc);
+		reg_op_free(op);
+		return rc;
+	}
+	rn_buf_free(&desc);
+	op->st = st;
+	st->store_op = op;
+	return 0; /* submitted by reg_commit (reg_store_kick) after the group's reports */
 }
 
 /*
@@ -2123,16 +2527,37 @@ static int take_over(struct rn_server *s, const char *id, size_t len, struct srv
 	return 0;
 }
 
-static void on_resume(struct rn_server *s, struct rn_call *c, struct call_state *cs,
-		      const struct rn_zb_request *r)
+/*
+ * A resume of stream (id, len). `stored` = 1 once the table store was asked for an id the
+ * local registry does not know (get_done): it is not asked again.
+ */
+static void resume(struct rn_server *s, struct rn_call *c, struct call_state *cs, const char *id,
+		   size_t len, int stored)
 {
-	struct srv_stream *st = rn_server__find_stream(s, r->stream_id, r->stream_id_len);
+	struct srv_stream *st = rn_server__find_stream(s, id, len);
 	struct rn_stream_verdict v;
 	int64_t committed = -1;
 	struct rn_stream_state ss = rn_server__state(st);
+	if (cs->resume_op)
+		return rn_call_finish(c, RN_GRPC_FAILED_PRECONDITION,
+				      "a resume is in progress on this call");
 	if (rn_stream_resume_lookup(cs->st != NULL, st ? &ss : NULL)) {
-		if (take_over(s, r->stream_id, r->stream_id_len, &st) == RN_ENOMEM)
+		int trc = take_over(s, id, len, &st);
+		if (trc == RN_ENOMEM)
 			return rn_call_finish(c, RN_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+		if (trc == RN_ENOTFOUND && s->reg_store && !stored &&
+		    !rn_registry_id_check(id, len)) {
+			/* maybe created on another server sharing the bucket: the answer waits
+			 * for the table store (get_done) */
+			struct reg_op *op = reg_op_new(s, REG_GET, id, len);
+			if (!op)
+				return rn_call_finish(c, RN_GRPC_RESOURCE_EXHAUSTED,
+						      "out of memory");
+			op->call = c;
+			cs->resume_op = op;
+			reg_store_kick(s);
+			return;
+		}
 		ss = rn_server__state(st);
 	}
 	if (rn_stream_resume_check(cs->st != NULL, st ? &ss : NULL, &v))
@@ -2184,6 +2609,12 @@ static void on_resume(struct rn_server *s, struct rn_call *c, struct call_state 
 	int64_t told;
 	if (cs->committed_acks && rn_stream_committed_ack(&ss, cs->acked, -1, &v, &told))
 		send_ack(s, st, c, cs, v.ack);
+}
+
+static void on_resume(struct rn_server *s, struct rn_call *c, struct call_state *cs,
+		      const struct rn_zb_request *r)
+{
+	resume(s, c, cs, r->stream_id, r->stream_id_len, 0);
 }
 
 static uint64_t count_records(const uint8_t *batch, size_t len)
@@ -2261,6 +2692,8 @@ static void on_ingest(struct rn_server *s, struct rn_call *c, struct call_state 
 		reg_commit(s);
 		if (!st->persistent)
 			return;
+		if (st->store_op) /* now waiting for the table store: handled after the answer */
+			return hold_message(c, cs, msg, len);
 	}
 	ss = rn_server__state(st);
 	switch (rn_stream_ingest(st ? &ss : NULL, &b, cs->acked, &v)) {
@@ -2313,7 +2746,7 @@ static void on_ingest(struct rn_server *s, struct rn_call *c, struct call_state 
 	const uint8_t *z;
 	size_t zlen;
 	/* the batch is a slice of msg (zbwire.h); checked, as replay will cut it out there */
-	if (!r->is_single && rn_call_wire(c, &z, &zlen) && zlen < blen &&
+	if (!r->is_single && !s->replaying_held && rn_call_wire(c, &z, &zlen) && zlen < blen &&
 	    (uintptr_t)batch >= (uintptr_t)msg && (uintptr_t)batch - (uintptr_t)msg <= len &&
 	    blen <= len - (size_t)(batch - msg)) {
 		e.packed = z;
@@ -2423,6 +2856,8 @@ static void on_message(void *ctx, struct rn_call *c, const uint8_t *msg, size_t 
 
 	if (cs->retire)
 		return on_retire(s, c, cs, msg, len);
+	if (cs->resume_op || (cs->st && cs->st->store_op))
+		return hold_message(c, cs, msg, len);
 	if (rn_zb_decode_request(msg, len, cs->persistent, &r, &why))
 		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, why);
 	switch (r.kind) {
@@ -2438,6 +2873,17 @@ static void on_message(void *ctx, struct rn_call *c, const uint8_t *msg, size_t 
 	}
 }
 
+/* A half-closed call with nothing more to wait for ends OK; one waiting for the table
+ * store (a resume's entry, its create's entry) is decided once the store answered. */
+static void half_close_check(struct rn_call *c, struct call_state *cs)
+{
+	if (!cs->half_closed || cs->resume_op || (cs->st && cs->st->store_op))
+		return;
+	struct rn_stream_state ss = rn_server__state(cs->st);
+	if (rn_stream_half_close(cs->st ? &ss : NULL, cs->acked))
+		rn_call_finish(c, RN_GRPC_OK, NULL);
+}
+
 static void on_half_close(void *ctx, struct rn_call *c)
 {
 	struct call_state *cs = rn_call_ctx(c);
@@ -2450,9 +2896,7 @@ static void on_half_close(void *ctx, struct rn_call *c)
 				       "RetireStream without a request");
 		return;
 	}
-	struct rn_stream_state ss = rn_server__state(cs->st);
-	if (rn_stream_half_close(cs->st ? &ss : NULL, cs->acked))
-		rn_call_finish(c, RN_GRPC_OK, NULL);
+	half_close_check(c, cs);
 }
 
 static void on_closed(void *ctx, struct rn_call *c)
@@ -2467,6 +2911,10 @@ static void on_closed(void *ctx, struct rn_call *c)
 		if (st && st->retire_call == c)
 			st->retire_call = NULL;
 	}
+	if (cs->resume_op) {
+		cs->resume_op->call = NULL; /* its store read ends unanswered */
+		cs->resume_op = NULL;
+	}
 	if (cs->st && cs->st->call == c) {
 		cs->st->call = NULL;
 		if (cs->st->fl)
@@ -2477,6 +2925,7 @@ static void on_closed(void *ctx, struct rn_call *c)
 		else
 			touch_stream(ctx, cs->st);
 	}
+	rn_buf_free(&cs->held);
 	rn_free(cs->auth);
 	rn_free(cs->peer);
 	rn_free(cs);
@@ -3639,6 +4088,7 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 	rn_list_init(&s->syncing);
 	rn_list_init(&s->ended);
 	rn_list_init(&s->rest_streams);
+	rn_list_init(&s->reg_ops);
 	conf = &s->conf;
 	s->stats.started_us = rn_mono_us();
 	s->stats.config_loaded_s = (int64_t)time(NULL);
@@ -3737,6 +4187,17 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 			rn_log_info("server", "tables on %s (endpoint %s, region %s)", troot,
 				    conf->s3_endpoint,
 				    conf->s3_region ? conf->s3_region : "us-east-1");
+			/* persistent streams are registered on the store too, so that any server
+			 * sharing the bucket resumes them */
+			char rroot[4200], why[256];
+			struct rn_pool_options ro = {1, 4, "registry"};
+			snprintf(rroot, sizeof(rroot), "%s/%s", troot, RN_REGISTRY_STORE_ROOT);
+			if ((rc = rn_tstore_open(&s->reg_store, rroot, &tsc, why, sizeof(why)))) {
+				rn_log_error("server", "stream registry on %s: %s", rroot, why);
+				goto fail;
+			}
+			if ((rc = rn_pool_create(&s->reg_pool, &ro)))
+				goto fail;
 		} else if (conf->table_root && mkdir(troot, 0750) && errno != EEXIST) {
 			rn_log_error("server", "table_root %s: %s", troot, strerror(errno));
 			rc = RN_EIO;
@@ -3895,7 +4356,10 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 	    !(s->lag_ev = event_new(s->base, -1, EV_PERSIST, lag_cb, s)) ||
 	    !(s->wal_pool_ev = event_new(s->base, rn_pool_fd(s->wal_pool), EV_READ | EV_PERSIST,
 					 wal_pool_cb, s)) ||
-	    event_add(s->wal_pool_ev, NULL) || rn_ev_add_ms(s->lag_ev, LAG_MS)) {
+	    event_add(s->wal_pool_ev, NULL) || rn_ev_add_ms(s->lag_ev, LAG_MS) ||
+	    (s->reg_pool && (!(s->reg_pool_ev = event_new(s->base, rn_pool_fd(s->reg_pool),
+							  EV_READ | EV_PERSIST, reg_pool_cb, s)) ||
+			     event_add(s->reg_pool_ev, NULL)))) {
 		rc = RN_ENOMEM;
 		goto fail;
 	}
@@ -4127,6 +4591,14 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	  "Persistent streams another server registered (sharing the data root), taken over by a "
 	  "resume here.",
 	  s->stats.streams_taken_over);
+	F("registry_store_reads_total", "counter",
+	  "Persistent streams another server registered on the table store (tables on S3), read "
+	  "from it by a resume here.",
+	  s->stats.reg_store_reads);
+	F("registry_store_errors_total", "counter",
+	  "Stream registry writes, reads and deletes on the table store that failed (creates and "
+	  "resumes answered UNAVAILABLE).",
+	  s->stats.reg_store_errors);
 	F("registry_entries_total", "counter",
 	  "Persistent stream registry entries made durable by those group commits.",
 	  s->stats.reg_entries);
@@ -4573,6 +5045,23 @@ void rn_server_destroy(struct rn_server *s)
 	 * start), running ones finish their commit; after maint_stop, so that the end of the
 	 * round submits no maintenance */
 	s->destroying = 1;
+	/* the registry's store job in flight ends (nobody is answered any more), then what was
+	 * queued for the next one goes */
+	rn_pool_destroy(s->reg_pool);
+	if (s->reg_pool_ev)
+		event_free(s->reg_pool_ev);
+	if (s->reg_ops.next) {
+		struct rn_list *n;
+		while ((n = rn_list_first(&s->reg_ops))) {
+			struct reg_op *op = RN_LIST_ENTRY(n, struct reg_op, link);
+			if (op->st)
+				op->st->store_op = NULL;
+			if (op->call && rn_call_ctx(op->call))
+				((struct call_state *)rn_call_ctx(op->call))->resume_op = NULL;
+			reg_op_free(op);
+		}
+	}
+	rn_tstore_close(s->reg_store);
 	rn_pool_destroy(s->flush_pool);
 	if (s->flush_pool_ev)
 		event_free(s->flush_pool_ev);
@@ -4626,6 +5115,10 @@ void rn_server_destroy(struct rn_server *s)
 		if (s->owners.slots[i].key && s->owners.slots[i].val)
 			rn_free(s->owners.slots[i].val);
 	rn_strmap_free(&s->owners);
+	for (size_t i = 0; i < s->tabs.cap; i++) /* values only; the keys are in them */
+		if (s->tabs.slots[i].key && s->tabs.slots[i].val)
+			rn_free(s->tabs.slots[i].val);
+	rn_strmap_free(&s->tabs);
 	rn_wal_close(s->wal);
 	rn_mat_destroy(s->mat);
 	while (s->rest_pending) { /* none: the ports told their requests gone */

@@ -23,6 +23,7 @@
 #include "rn_mem.h"
 #include "rn_buf.h"
 #include "rn_table_name.h"
+#include "tstore.h"
 
 struct rn_registry {
 	char *dir;
@@ -467,4 +468,181 @@ size_t rn_registry_sweep(struct rn_registry *r,
 	if (n)
 		rn_log_info("server", "removed %zu files of ended ephemeral streams", n);
 	return n;
+}
+
+/* --- the registry on the table store (registry.h) --- */
+
+#define ENTRY_MAGIC "runnel-stream 1\n"
+
+/* A string an entry line can hold: no newline, space or control byte, at most max bytes. */
+static int line_ok(const char *v, size_t max)
+{
+	size_t n = strlen(v);
+	if (n > max)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)v[i] <= ' ')
+			return 0;
+	return 1;
+}
+
+int rn_registry_entry_encode(struct rn_buf *out, const struct rn_reg_entry *e)
+{
+	if (!e->table || rn_table_name_check(e->table) ||
+	    !line_ok(e->table, RN_REGISTRY_TABLE_MAX) ||
+	    !line_ok(e->owner ? e->owner : "", RN_REGISTRY_OWNER_MAX) ||
+	    (e->boot_id && (!*e->boot_id || !line_ok(e->boot_id, 63))) || (e->desc_len && !e->desc))
+		return RN_EINVAL;
+	if (rn_buf_printf(out, ENTRY_MAGIC "%s\n%d\n%s\n", e->table, e->record_type,
+			  e->owner ? e->owner : ""))
+		return RN_ENOMEM;
+	if (e->boot_id ? rn_buf_printf(out, "%s %lld\n", e->boot_id, (long long)e->delta_us)
+		       : rn_buf_append_str(out, "-\n"))
+		return RN_ENOMEM;
+	if (e->desc_len && rn_buf_append(out, e->desc, e->desc_len))
+		return RN_ENOMEM;
+	return 0;
+}
+
+/* The next line of p[*at..len) copied into dst (cap bytes with its NUL). 0 or RN_EINVAL. */
+static int next_line(const uint8_t *p, size_t len, size_t *at, char *dst, size_t cap)
+{
+	const uint8_t *nl = *at < len ? memchr(p + *at, '\n', len - *at) : NULL;
+	size_t n;
+	if (!nl || (n = (size_t)(nl - (p + *at))) >= cap || memchr(p + *at, 0, n))
+		return RN_EINVAL;
+	memcpy(dst, p + *at, n);
+	dst[n] = 0;
+	*at += n + 1;
+	return 0;
+}
+
+int rn_registry_entry_decode(const uint8_t *p, size_t len, struct rn_reg_entry *e,
+			     struct rn_reg_entry_text *t)
+{
+	size_t at = sizeof(ENTRY_MAGIC) - 1;
+	char num[32], clk[128];
+	char *end;
+	long rtype;
+	memset(e, 0, sizeof(*e));
+	if (len < at || memcmp(p, ENTRY_MAGIC, at) ||
+	    next_line(p, len, &at, t->table, sizeof(t->table)) || rn_table_name_check(t->table) ||
+	    next_line(p, len, &at, num, sizeof(num)) ||
+	    next_line(p, len, &at, t->owner, sizeof(t->owner)) ||
+	    next_line(p, len, &at, clk, sizeof(clk)))
+		return RN_EINVAL;
+	errno = 0;
+	rtype = strtol(num, &end, 10);
+	if (!num[0] || *end || errno || rtype < 0 || rtype > 1000)
+		return RN_EINVAL;
+	e->table = t->table;
+	e->record_type = (int)rtype;
+	e->owner = t->owner;
+	if (strcmp(clk, "-")) {
+		long long d;
+		char extra;
+		if (sscanf(clk, "%63s %lld %c", t->boot_id, &d, &extra) != 2)
+			return RN_EINVAL;
+		e->boot_id = t->boot_id;
+		e->delta_us = d;
+	}
+	e->desc = at < len ? p + at : NULL;
+	e->desc_len = len - at;
+	return 0;
+}
+
+static void store_key(char *out, size_t cap, const char *id)
+{
+	snprintf(out, cap, "streams/%s", id);
+}
+
+/* 1 when id's object holds exactly p[0..len), 0 when it holds something else, or the
+ * store's error (RN_ENOTFOUND when there is none). */
+static int store_same(struct rn_tstore *st, const char *key, const uint8_t *p, size_t len)
+{
+	struct rn_buf b = {0};
+	int rc = rn_tstore_get(st, key, 0, -1, &b);
+	if (!rc)
+		rc = b.len == len && (!len || !memcmp(b.data, p, len));
+	rn_buf_free(&b);
+	return rc;
+}
+
+int rn_registry_store_put(struct rn_tstore *st, const char *id, const uint8_t *p, size_t len,
+			  char *err, size_t errcap)
+{
+	char key[RN_REGISTRY_ID_MAX + 16];
+	int rc, same;
+	if (rn_registry_id_check(id, strlen(id)))
+		return RN_EINVAL;
+	store_key(key, sizeof(key), id);
+	rc = rn_tstore_put_new(st, key, p, len);
+	if (rc && errcap)
+		snprintf(err, errcap, "%s", rn_tstore_errmsg(st));
+	if (rc && rc != RN_EEXIST) {
+		/* refused: an object that may have landed anyway (an outcome the backend could
+		 * not settle, a write not known durable) is taken back, so that nothing stays
+		 * half-registered (if this delete fails too, the entry is an orphan nobody
+		 * resumes: its id was never answered) */
+		rn_tstore_delete(st, key);
+		return rc;
+	}
+	if (!rc)
+		return 0;
+	/* taken already: ours if it holds our bytes (an attempt whose answer was lost; ids are
+	 * random UUIDs, so another create's entry under this id would be a bug) */
+	same = store_same(st, key, p, len);
+	return same == 1 ? 0 : same == 0 || same == RN_ENOTFOUND ? RN_EEXIST : same;
+}
+
+int rn_registry_store_get(struct rn_tstore *st, const char *id, size_t len, struct rn_buf *out)
+{
+	char key[RN_REGISTRY_ID_MAX + 16], name[RN_REGISTRY_ID_MAX];
+	if (rn_registry_id_check(id, len))
+		return RN_ENOTFOUND;
+	memcpy(name, id, len);
+	name[len] = 0;
+	store_key(key, sizeof(key), name);
+	return rn_tstore_get(st, key, 0, -1, out);
+}
+
+int rn_registry_store_delete(struct rn_tstore *st, const char *id)
+{
+	char key[RN_REGISTRY_ID_MAX + 16];
+	if (rn_registry_id_check(id, strlen(id)))
+		return 0; /* no such object can exist */
+	store_key(key, sizeof(key), id);
+	return rn_tstore_delete(st, key);
+}
+
+int rn_registry_adopt(struct rn_registry *r, const char *id, const struct rn_reg_entry *e)
+{
+	char text[512];
+	int n, e2;
+	if (rn_registry_id_check(id, strlen(id)) || rn_table_name_check(e->table))
+		return RN_EINVAL;
+	n = snprintf(text, sizeof(text), "%s\n%d\n%s\n", e->table, e->record_type,
+		     e->owner ? e->owner : "");
+	if (n < 0 || (size_t)n >= sizeof(text))
+		return RN_EINVAL;
+	if (e->desc_len && rn_registry_save_descriptor(r, id, e->table, e->desc, e->desc_len))
+		goto fail;
+	if (e->boot_id && rn_registry_save_clock(r, id, e->boot_id, e->delta_us))
+		goto fail;
+	struct rn_fs_piece piece = {text, (size_t)n};
+	if (rn_write_file_atomic(r->dir, id, &piece, 1)) {
+		/* renamed but not known durable: taken back (the resume is refused) */
+		char path[4200];
+		e2 = errno;
+		reg_path(r, id, 0, path, sizeof(path));
+		rn_fs_unlink(path);
+		errno = e2;
+		goto fail;
+	}
+	return 0;
+fail:
+	e2 = errno;
+	rn_registry_forget_files(r, id);
+	errno = e2;
+	return RN_EIO;
 }

@@ -196,4 +196,85 @@ int rn_registry_join(struct rn_registry *r, int *alone);
 size_t rn_registry_sweep(struct rn_registry *r,
 			 int (*keep)(void *ctx, const char *id, const char *ext), void *ctx);
 
+/*
+ * The registry on the table store. When table_root is an S3 prefix, servers that share
+ * nothing but the bucket must resume each other's persistent streams, so each persistent
+ * stream also has one object on the store, under RN_REGISTRY_STORE_ROOT of the table root
+ * (a table name's parts never start with '_', so no table can be there), key
+ * "streams/<id>", holding everything a resume needs (rn_registry_entry_encode):
+ *   "runnel-stream 1\n" table "\n" record_type "\n" owner "\n" clock "\n" descriptor...
+ * where clock is "boot_id delta_us" or "-" (none) and the descriptor (DescriptorProto bytes,
+ * possibly none) runs to the end. It is written with put_new before the create is answered,
+ * read by a resume of an id the local directory does not know (then written into the
+ * directory with rn_registry_adopt, the local copy being the fast path from there on), and
+ * deleted when the stream is retired or expires. The object's clock is the create's: a later
+ * change is kept in the local <id>.clock only (a resume on another server brings its own
+ * x-runnel-clock).
+ *
+ * rn_registry_store_put/_get/_delete do network I/O: call them on a worker, never the loop,
+ * with a store object that thread holds alone (tstore.h); they touch no struct rn_registry,
+ * so any thread may. The encode/decode pair does no I/O.
+ */
+#define RN_REGISTRY_STORE_ROOT "_runnel"
+/* The longest table name an entry keeps (rn_table_name_check allows 255 bytes). */
+#define RN_REGISTRY_TABLE_MAX 255
+
+struct rn_buf;
+struct rn_tstore;
+
+/* A stream's registry entry with its files, as the store keeps it. */
+struct rn_reg_entry {
+	const char *table;
+	int record_type;
+	const char *owner;   /* "" = unknown (made before owners were kept) */
+	const char *boot_id; /* the clock reference, or NULL for none */
+	int64_t delta_us;
+	const uint8_t *desc; /* the DescriptorProto, desc_len bytes (0: none) */
+	size_t desc_len;
+};
+
+/* Appends e's object bytes to out. 0, RN_EINVAL (a table, owner or boot id that cannot be
+ * kept: a bad table name, a newline or space, too long), RN_ENOMEM. */
+int rn_registry_entry_encode(struct rn_buf *out, const struct rn_reg_entry *e);
+
+/* Room for a decoded entry's strings (rn_registry_entry_decode points e into it). */
+struct rn_reg_entry_text {
+	char table[RN_REGISTRY_TABLE_MAX + 1];
+	char owner[RN_REGISTRY_OWNER_MAX + 1];
+	char boot_id[64];
+};
+
+/* Parses p[0..len) (an object's bytes) into e: strings in *t, e->desc pointing into p.
+ * 0, or RN_EINVAL for bytes that are not such an entry (wrong first line, bad table name,
+ * missing lines, an unparsable clock). */
+int rn_registry_entry_decode(const uint8_t *p, size_t len, struct rn_reg_entry *e,
+			     struct rn_reg_entry_text *t);
+
+/*
+ * Creates id's object (put_new) with bytes p[0..len). A lost answer is settled by the
+ * store (tstore.h: S3 reads the object back) or is RN_EIO; a put_new that finds the key
+ * taken reads the object back too: exactly these bytes are ours (an earlier attempt whose
+ * answer was lost, 0). 0; RN_EEXIST
+ * (another entry has the id); RN_EINVAL (an id rn_registry_id_check refuses); the store's
+ * error otherwise (RN_ECONNECT, RN_EIO, RN_ENOSPC, RN_ENOMEM), after deleting what may have
+ * landed: the caller answers the create UNAVAILABLE. err (errcap bytes) gets the store's
+ * detail of a failed put_new (rn_tstore_errmsg, before that delete).
+ */
+int rn_registry_store_put(struct rn_tstore *st, const char *id, const uint8_t *p, size_t len,
+			  char *err, size_t errcap);
+/* Appends id's object bytes to out. 0; RN_ENOTFOUND (no such entry, or an id that cannot
+ * name one); the store's error otherwise (the resume is then UNAVAILABLE, never NOT_FOUND). */
+int rn_registry_store_get(struct rn_tstore *st, const char *id, size_t len, struct rn_buf *out);
+/* Deletes id's object (a missing one is fine). 0 or the store's error. */
+int rn_registry_store_delete(struct rn_tstore *st, const char *id);
+
+/*
+ * Writes an entry read from the store (rn_registry_store_get, decoded) into the directory,
+ * as the create on the other server did: its <id>.desc and <id>.clock first, then the entry
+ * itself, each atomically and durably, so that rn_registry_find then reads it like any other.
+ * Loop thread. 0, RN_EINVAL (a bad id or entry), or RN_EIO (errno set; the entry itself is
+ * not written, files written before it are removed).
+ */
+int rn_registry_adopt(struct rn_registry *r, const char *id, const struct rn_reg_entry *e);
+
 #endif

@@ -41,7 +41,8 @@ struct rn_seccache;
 struct rn_tls;
 struct rn_wal;
 struct rn_wal_entry;
-struct rn_wal_entry;
+struct rn_tstore;
+struct reg_op;
 struct rest_pending;
 struct token_job;
 
@@ -80,6 +81,7 @@ struct srv_stream {
 	struct rn_list syncing;
 	struct rn_list ended;     /* on rn_server.ended once ended_us is set (forget_ended) */
 	struct rn_list rest_link; /* on rn_server.rest_streams while `rest` */
+	struct rn_list tab_link;  /* on its table's srv_tab.streams from add to free */
 	/* counted in its owner's srv_owner (owner_count): `counted_persistent` while it is
 	 * persistent, `counted_open` while a call is attached; `ow` set by the first count */
 	struct srv_owner *ow;
@@ -95,6 +97,19 @@ struct srv_stream {
 	 * last_received back below it) */
 	int internal;
 	int64_t internal_sent;
+	/* then, with tables on S3, waiting for its entry on the table store (its create not
+	 * answered yet; batches refused until it is): the store write in flight, or NULL */
+	struct reg_op *store_op;
+};
+
+/*
+ * The streams of one table (rn_server.tabs), so that the committed acks after a flush round
+ * walk only the streams of the tables that committed in it (tell_committed), not every
+ * stream. One per table name ever used by a stream; freed with the server.
+ */
+struct srv_tab {
+	struct rn_list streams; /* srv_stream.tab_link */
+	char name[];            /* the key in rn_server.tabs */
 };
 
 /*
@@ -153,6 +168,10 @@ struct call_state {
 	char retire_id[40]; /* ...waiting for this stream's records (srv_stream.retire_call) */
 	int health;         /* the call asked runnel-health: 1 and was answered so */
 	char peer_addr[64]; /* "address:port" of the client */
+	struct reg_op *resume_op; /* a resume waiting for the table store's registry entry */
+	/* messages that came while its create waited for the table store (srv_stream.store_op):
+	 * each a 4-byte length and the bytes, handled in order once the create is answered */
+	struct rn_buf held;
 };
 
 /* The overview's history (api_handlers.c): records and bytes accepted per 10 s bucket over
@@ -198,6 +217,7 @@ struct rn_server {
 	 * costs memory only (server/README.md "Cost of idle streams") */
 	struct rn_strmap stream_ids; /* id -> stream, every stream in `streams` */
 	struct rn_strmap owners;     /* principal name -> struct srv_owner (owner_count) */
+	struct rn_strmap tabs;       /* table name -> struct srv_tab (its streams) */
 	/* _streams/ (registry.h); it queues the persistent creates whose entries the next
 	 * reg_commit makes durable together (one directory fsync for all); their answers wait */
 	struct rn_registry *reg;
@@ -262,6 +282,15 @@ struct rn_server {
 	 * (rn_mat_flush_start) to round_done() */
 	struct rn_pool *flush_pool;  /* flush jobs: Parquet encoding and commits (flush_threads) */
 	struct event *flush_pool_ev; /* its descriptor is readable: jobs finished */
+	/* tables on S3: the registry's entries on the table store (registry.h), written, read
+	 * and deleted off the loop by one job at a time on reg_pool, which alone uses
+	 * reg_store while it runs; reg_ops waits for the next job (struct reg_op, server.c) */
+	struct rn_tstore *reg_store; /* NULL: tables on a local root, the registry is local */
+	struct rn_pool *reg_pool;
+	struct event *reg_pool_ev;
+	struct rn_list reg_ops;
+	int reg_job;        /* a job is in flight */
+	int replaying_held; /* handling a call's held messages (no wire frame to keep) */
 	int flushing;
 	uint64_t flush_seg;      /* the WAL segment rotated to at its start */
 	int64_t flush_t0;        /* when it started */
@@ -303,6 +332,8 @@ struct rn_server {
 		uint64_t pass_creates_max;   /* the most creates handled in one loop pass */
 		uint64_t reg_answered_ahead; /* entries answered while read input waited */
 		uint64_t streams_taken_over; /* resumes of another server's streams (take_over) */
+		uint64_t reg_store_reads;    /* entries read from the table store by resumes */
+		uint64_t reg_store_errors;   /* registry operations the table store failed */
 		uint64_t flushes, flush_errors;
 		uint64_t early_flushes; /* of which started by the memory budget (limits.h) */
 		uint64_t calls, calls_rejected;

@@ -490,6 +490,8 @@ static void flush_done(void *arg, int cancelled)
 			if (rn_delta_refresh(t->delta))
 				rn_log_warn("mat", "table %s: %s", t->name,
 					    rn_delta_errmsg(t->delta));
+			else
+				t->acks_due = 1;
 			unit_discard(t);
 			t->dirty = 1;
 			rc = RN_EAGAIN;
@@ -504,6 +506,7 @@ static void flush_done(void *arg, int cancelled)
 				rn_log_warn("mat", "table %s: %s", t->name,
 					    rn_delta_errmsg(t->delta));
 			} else {
+				t->acks_due = 1;
 				rn_mat__free_streams(t->retry_streams, t->retry_nstreams);
 				t->retry_streams = NULL;
 				t->retry_nstreams = 0;
@@ -629,6 +632,18 @@ int rn_mat_flush(struct rn_mat *m)
 	if (rc == RN_EAGAIN)
 		rn_mat__fail(m, rc, "rows still pending after three flush rounds");
 	return rc;
+}
+
+void rn_mat_committed_tables(struct rn_mat *m, void (*fn)(void *ctx, const char *table), void *ctx)
+{
+	for (size_t k = 0; k < m->ntables; k++) {
+		struct mat_table *t = m->tables[k];
+		if (!t->acks_due)
+			continue;
+		t->acks_due = 0;
+		if (!t->is_dlq)
+			fn(ctx, t->name);
+	}
 }
 
 int rn_mat_flush_busy(const struct rn_mat *m)

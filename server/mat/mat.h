@@ -257,6 +257,16 @@ int rn_mat_flush(struct rn_mat *m);
  */
 int rn_mat_flush_start(struct rn_mat *m, void (*cb)(void *ctx, int rc), void *ctx);
 
+/*
+ * Calls fn(ctx, table) once for each table (dead-letter tables left out) whose loop handle
+ * read a newer commit since the last call: a flush job that committed it (whatever became of
+ * the round's other tables, so a round that failed or returned RN_EAGAIN for one table still
+ * reports the others), or a rebuild after another writer's commit. The tables are then
+ * forgotten until they commit again. On the loop, typically from the round's callback; fn
+ * must not call into the materializer. Linear in the number of open tables.
+ */
+void rn_mat_committed_tables(struct rn_mat *m, void (*fn)(void *ctx, const char *table), void *ctx);
+
 /* 1 while a round started by rn_mat_flush_start has jobs not done. */
 int rn_mat_flush_busy(const struct rn_mat *m);
 

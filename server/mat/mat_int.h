@@ -93,6 +93,9 @@ struct mat_table {
 	size_t env_ncols; /* envelope tables: columns written, C_COUNT or C_CLOCK (older log) */
 	struct mat_table *dlq;
 	int is_dlq;
+	/* the loop's handle read a newer commit of it (this server's flush, or another
+	 * writer's found by a rebuild) since rn_mat_committed_tables last reported it */
+	int acks_due;
 	/* typed tables: PROTO streams that send their own message (not the runnel envelope) */
 	struct stream_plan {
 		char *stream;

@@ -199,6 +199,12 @@ test('the gateway stopped while the agent sends: acks go on, flushes fail and ar
   await agent.start();
   const stream = () => (agent.status()?.streams || [])[0];
   try {
+    // the stream made and its first lines in the table (a WAL that is empty because the
+    // create has not happened yet is not "settled")
+    await waitFor(() => {
+      const s = stream();
+      return s && s.records === sent && s.next_offset > 0 && s.committed === s.next_offset - 1;
+    }, { timeoutMs: 60000, what: 'the first lines in the table' });
     await settled(server, 'the first lines in the table');
     await rgw.kill('rgw');
     const errs0 = await server.metric('flush_errors_total');

@@ -5,7 +5,8 @@
 // client (one persistent stream, resumed call after call through the balancer with
 // zerobus_client.py `continue`) send all along. Server A flushes once an hour at first, so
 // what it acks is in its WAL only when it is SIGKILLed; its WAL directory is deleted and A
-// started again (empty WAL, a short flush interval); then server B drains (SIGTERM)
+// started again (empty WAL, a short flush interval): the client's calls cut by it end
+// CANCELLED or UNAVAILABLE and the client goes on; then server B drains (SIGTERM)
 // and exits 0. Once every agent line and every client batch is committed (agent status,
 // the client's resume watermark, the servers' metrics: no WAL bytes, nothing pending), the
 // table is copied out with boto3 and read by DuckDB and parquet-wasm: every record exactly
@@ -144,6 +145,7 @@ test('three servers on one S3 table behind HAProxy: one SIGKILLed with its WAL l
       return ++polls > 10 && open >= 1 && open > fewest;
     }, { timeoutMs: 60000, intervalMs: 100, what: 'a call attached to A' });
     const failedBefore = calls.failed;
+    const targetBefore = target;
     await report('a (first life, just before its SIGKILL)', a);
     assert.equal(await a.metric('flushes_total'), 0, 'A committed nothing');
     assert.ok((await a.metric('wal_bytes')) > 0, 'what A acked is in its WAL only');
@@ -161,6 +163,14 @@ test('three servers on one S3 table behind HAProxy: one SIGKILLed with its WAL l
       const r = await Promise.all([b, c].map(records));
       return r[0] > before[0] && r[1] > before[1];
     }, { timeoutMs: 60000, intervalMs: 300, what: 'B and C going on after A was lost' });
+    // the client's calls cut by the kill: each ended with a status a client retries (HAProxy
+    // resets a dead backend's streams: CANCELLED; a call refused meanwhile: UNAVAILABLE), and
+    // the client goes on past them: two calls (2 * STEP batches) end OK after the kill
+    await waitFor(() => target >= targetBefore + 2 * STEP,
+      { timeoutMs: 120000, intervalMs: 300, what: 'the client going on after A was lost' });
+    const cutCodes = Object.keys(calls.codes).filter((k) => k !== 'OK');
+    assert.deepEqual(cutCodes.filter((k) => k !== 'CANCELLED' && k !== 'UNAVAILABLE'), [],
+      `client calls ended only OK, CANCELLED or UNAVAILABLE: ${JSON.stringify(calls)}`);
 
     // B drained while a call is attached to it: out of HAProxy, its clients move, it exits 0
     feed(50);

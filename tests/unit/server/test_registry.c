@@ -4,7 +4,9 @@
  * entries; per-stream files (descriptor, clock, owner) kept, read back, forgotten and swept;
  * failures of a file's fsync (only that entry refused), of the directory fsync (every entry
  * of the group refused, nothing left on disk) through rn_fs_fail_after, and the
- * RN_FAULT_REG_DIR hook of test builds (this test links rn_core_faults).
+ * RN_FAULT_REG_DIR hook of test builds (this test links rn_core_faults). The registry on
+ * the table store (its objects' encoding, put/get/delete on the store's local backend with
+ * its write failures, and adopting a store entry into the directory) too.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -21,8 +23,10 @@
 
 #include "registry.h"
 #include "rn_err.h"
+#include "rn_buf.h"
 #include "rn_fs.h"
 #include "testutil.h"
+#include "tstore.h"
 
 static char dir[256];
 
@@ -487,6 +491,175 @@ static void test_join(void **state)
 	rn_registry_destroy(c);
 }
 
+/* A stream's entry as the store keeps it: encoded and decoded back, field for field; what
+ * cannot be an entry is refused both ways. */
+static void test_entry_encoding(void **state)
+{
+	static const uint8_t descb[] = {0x0a, 0x03, 'M', 's', 'g', 0x00, '\n', 0xff};
+	struct rn_reg_entry e = {"main.s.t", 1, "alice", "b00t-1d", -42, descb, sizeof(descb)}, d;
+	struct rn_reg_entry_text t;
+	struct rn_buf b = {0};
+	(void)state;
+
+	assert_int_equal(rn_registry_entry_encode(&b, &e), 0);
+	assert_int_equal(rn_registry_entry_decode(b.data, b.len, &d, &t), 0);
+	assert_string_equal(d.table, "main.s.t");
+	assert_int_equal(d.record_type, 1);
+	assert_string_equal(d.owner, "alice");
+	assert_string_equal(d.boot_id, "b00t-1d");
+	assert_int_equal(d.delta_us, -42);
+	assert_int_equal(d.desc_len, sizeof(descb));
+	assert_memory_equal(d.desc, descb, sizeof(descb));
+	/* no clock, no owner, no descriptor */
+	struct rn_reg_entry bare = {"c.s.json", 2, "", NULL, 0, NULL, 0};
+	rn_buf_reset(&b);
+	assert_int_equal(rn_registry_entry_encode(&b, &bare), 0);
+	assert_int_equal(b.len, strlen("runnel-stream 1\nc.s.json\n2\n\n-\n"));
+	assert_int_equal(rn_registry_entry_decode(b.data, b.len, &d, &t), 0);
+	assert_string_equal(d.table, "c.s.json");
+	assert_int_equal(d.record_type, 2);
+	assert_string_equal(d.owner, "");
+	assert_null(d.boot_id);
+	assert_int_equal(d.desc_len, 0);
+	/* refused: what a line cannot hold */
+	struct rn_reg_entry bad = e;
+	bad.table = "not a table";
+	assert_int_equal(rn_registry_entry_encode(&b, &bad), RN_EINVAL);
+	bad = e;
+	bad.owner = "al ice";
+	assert_int_equal(rn_registry_entry_encode(&b, &bad), RN_EINVAL);
+	bad = e;
+	bad.boot_id = "a\nb";
+	assert_int_equal(rn_registry_entry_encode(&b, &bad), RN_EINVAL);
+	/* refused: bytes that are not an entry, or an entry cut short */
+	static const char *const junk[] = {"",
+					   "runnel-stream 2\nmain.s.t\n1\n\n-\n",
+					   "runnel-stream 1\nmain.s\n1\n\n-\n",
+					   "runnel-stream 1\nmain.s.t\nx\n\n-\n",
+					   "runnel-stream 1\nmain.s.t\n1\n\nb 1 2\n",
+					   "runnel-stream 1\nmain.s.t\n1\n\nb\n",
+					   "runnel-stream 1\nmain.s.t\n1\n"};
+	for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++)
+		assert_int_equal(
+			rn_registry_entry_decode((const uint8_t *)junk[i], strlen(junk[i]), &d, &t),
+			RN_EINVAL);
+	rn_buf_reset(&b);
+	assert_int_equal(rn_registry_entry_encode(&b, &e), 0);
+	for (size_t cut = 0; cut < strlen("runnel-stream 1\nmain.s.t\n1\nalice\nb00t-1d -42\n");
+	     cut++)
+		assert_int_equal(rn_registry_entry_decode(b.data, cut, &d, &t), RN_EINVAL);
+	rn_buf_free(&b);
+}
+
+/* The store half on the table store's local backend: put_new semantics (ours again is 0,
+ * another's is RN_EEXIST), get, delete; a write that fails (each of its file system steps
+ * in turn) leaves no object, and the id rules hold. */
+static void test_store_entries(void **state)
+{
+	char root[512], err[256];
+	struct rn_tstore *st;
+	struct rn_tstore_config cfg = {0};
+	struct rn_buf b = {0};
+	const uint8_t one[] = "entry one", two[] = "entry two";
+	(void)state;
+
+	rn_test_path(root, sizeof(root), dir, RN_REGISTRY_STORE_ROOT);
+	assert_int_equal(rn_tstore_open(&st, root, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(rn_registry_store_get(st, "s1", 2, &b), RN_ENOTFOUND);
+	assert_int_equal(rn_registry_store_put(st, "s1", one, sizeof(one), NULL, 0), 0);
+	assert_int_equal(rn_registry_store_get(st, "s1xyz", 2, &b), 0); /* as off the wire */
+	assert_int_equal(b.len, sizeof(one));
+	assert_memory_equal(b.data, one, sizeof(one));
+	/* the layout: streams/<id> under the store root */
+	char path[600];
+	struct stat sb;
+	snprintf(path, sizeof(path), "%s/streams/s1", root);
+	assert_int_equal(stat(path, &sb), 0);
+	/* an attempt of ours that landed (its answer lost): ours; another entry: refused */
+	assert_int_equal(rn_registry_store_put(st, "s1", one, sizeof(one), NULL, 0), 0);
+	assert_int_equal(rn_registry_store_put(st, "s1", two, sizeof(two), NULL, 0), RN_EEXIST);
+	/* ids that cannot name an entry */
+	assert_int_equal(rn_registry_store_put(st, "../s1", one, sizeof(one), NULL, 0), RN_EINVAL);
+	assert_int_equal(rn_registry_store_get(st, "s1/x", 4, &b), RN_ENOTFOUND);
+	assert_int_equal(rn_registry_store_get(st, "", 0, &b), RN_ENOTFOUND);
+	/* deleted; deleting again is fine */
+	assert_int_equal(rn_registry_store_delete(st, "s1"), 0);
+	assert_int_equal(rn_registry_store_get(st, "s1", 2, &b), RN_ENOTFOUND);
+	assert_int_equal(rn_registry_store_delete(st, "s1"), 0);
+	/* every failing step of a put: an error, and no object (the create is refused and the
+	 * client makes a new one) */
+	static const unsigned ops[] = {RN_FS_OPEN, RN_FS_WRITE, RN_FS_FSYNC, RN_FS_LINK,
+				       RN_FS_RENAME};
+	int failed = 0;
+	for (size_t k = 0; k < sizeof(ops) / sizeof(ops[0]); k++)
+		for (long nth = 1; nth < 6; nth++) {
+			rn_fs_fail_after(nth, EIO, ops[k]);
+			int rc = rn_registry_store_put(st, "s2", two, sizeof(two), NULL, 0);
+			rn_fs_fail_after(0, 0, 0);
+			if (!rc) { /* the fault came after the last such step: a whole object */
+				rn_buf_reset(&b);
+				assert_int_equal(rn_registry_store_get(st, "s2", 2, &b), 0);
+				assert_memory_equal(b.data, two, sizeof(two));
+				assert_int_equal(rn_registry_store_delete(st, "s2"), 0);
+				break;
+			}
+			failed++;
+			assert_true(rc == RN_EIO || rc == RN_ENOSPC);
+			assert_int_equal(rn_registry_store_get(st, "s2", 2, &b), RN_ENOTFOUND);
+		}
+	assert_true(failed >= 3); /* open, write and fsync at least took part */
+	rn_buf_free(&b);
+	rn_tstore_close(st);
+}
+
+/* An entry read from the store is adopted into the directory and then found like one
+ * registered here, with its descriptor and clock; a failing write adopts nothing. */
+static void test_adopt(void **state)
+{
+	static const uint8_t descb[] = {1, 2, 3};
+	struct rn_reg_entry e = {"main.s.t", 1, "bob", "boot9", 7, descb, sizeof(descb)};
+	struct rn_registry *r;
+	struct loaded l = {0};
+	struct descs d = {0};
+	char boot[64];
+	int64_t delta = 0;
+	(void)state;
+
+	assert_int_equal(rn_registry_create(&r, dir), 0);
+	assert_int_equal(rn_registry_adopt(r, "s1", &e), 0);
+	assert_int_equal(rn_registry_find(r, "s1", 2, entry, &l), 0);
+	assert_string_equal(l.table[0], "main.s.t");
+	assert_string_equal(l.owner[0], "bob");
+	assert_int_equal(rn_registry_load_descriptor(r, "s1", desc, &d), 0);
+	assert_int_equal(d.n, 1);
+	assert_int_equal(rn_registry_load_clock(r, "s1", boot, sizeof(boot), &delta), 1);
+	assert_string_equal(boot, "boot9");
+	assert_int_equal(delta, 7);
+	/* each write of the adoption failing in turn: no entry, no files left */
+	int failed = 0;
+	for (long nth = 1; nth < 40; nth++) {
+		rn_fs_fail_after(nth, EIO, RN_FS_ALL);
+		int rc = rn_registry_adopt(r, "s2", &e);
+		rn_fs_fail_after(0, 0, 0);
+		if (!rc)
+			break;
+		failed++;
+		assert_int_equal(rc, RN_EIO);
+		assert_false(exists("s2"));
+		assert_false(exists("s2.desc"));
+		assert_false(exists("s2.clock"));
+	}
+	assert_true(failed >= 3);
+	assert_true(exists("s2"));
+	/* refused without a write */
+	assert_int_equal(rn_registry_adopt(r, "../x", &e), RN_EINVAL);
+	struct rn_reg_entry bad = e;
+	bad.table = "nope";
+	assert_int_equal(rn_registry_adopt(r, "s3", &bad), RN_EINVAL);
+	assert_false(exists("s3"));
+	rn_registry_destroy(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -502,6 +675,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stream_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_find, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_join, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_entry_encoding, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_entries, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_adopt, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,149 @@
+// The stream registry on the table store: two runnel-servers that share nothing but the S3
+// bucket (each its own data_root, so its own `_streams/` registry and WAL; one table_root on
+// a throw-away Ceph RGW), behind HAProxy. The agent's persistent stream is created on server
+// A, whose flush interval is an hour, so what A acks sits in its WAL only. A is SIGKILLed
+// and its whole data_root deleted: the agent resumes its stream through the balancer on B,
+// which has never heard of it locally, reads its registry entry from the store and answers
+// the resume at the table's watermark (none); the agent sends everything again and every
+// line is in the table exactly once, in order, under the stream id A made (the table's txn
+// appId). A Zerobus client then checks the failure answers: an unknown id is NOT_FOUND, a
+// known id resumed under another table's header is NOT_FOUND, and with the store stopped a
+// resume of an id B does not know is UNAVAILABLE (retry, never "start over") and a create is
+// UNAVAILABLE. ctest label `s3`.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Agent, Server, run, tmpDir, waitFor } from './lib/harness.mjs';
+import { Haproxy } from './lib/haproxy.mjs';
+import { rgwForFile } from './lib/rgw.mjs';
+import { duckFrom, query, verifyTable } from './lib/table.mjs';
+
+const PY = '/usr/bin/python3';
+const CLIENT = path.join(path.dirname(fileURLToPath(import.meta.url)), 'zerobus_client.py');
+const BUCKET = 'runnel-registry';
+const TABLE = 'main.default.telemetry';
+const OTHER = 'main.default.other';
+const N = 300;
+
+let rgw;
+const { check } = rgwForFile([BUCKET], (r) => {
+  rgw = r;
+});
+
+async function client(port, ...args) {
+  const r = await run(PY, [CLIENT, `127.0.0.1:${port}`, ...args]);
+  const last = r.stdout.trim().split('\n').pop();
+  return { exit: r.code, stderr: r.stderr, ...(last && last.startsWith('{') ? JSON.parse(last) : {}) };
+}
+
+test('a stream created on one server is resumed on another that shares only the bucket: its registry entry is on the store; every line exactly once, in order', { timeout: 480000 }, check(async (t) => {
+  const dir = tmpDir('e2e-registry-s3');
+  const mk = (name, flushMs) => {
+    const d = path.join(dir, name);
+    fs.mkdirSync(d);
+    return new Server({ dir: d, tables: [TABLE, OTHER], flushMs, metrics: true, env: rgw.awsEnv(), extra: [
+      `table_root = "s3://${BUCKET}/tables";`,
+      `s3_endpoint = "${rgw.endpoint}";`,
+      `s3_region = "${rgw.region}";`,
+      's3_max_attempts = 2;',
+    ].join('\n') });
+  };
+  const a = mk('a', 3600000);
+  const b = mk('b', 100);
+  assert.notEqual(a.dataRoot, b.dataRoot, 'each server its own data_root');
+  const logs = path.join(dir, 'logs');
+  fs.mkdirSync(logs);
+  const file = path.join(logs, 'app.log');
+  fs.writeFileSync(file, Array.from({ length: N }, (_, i) => `app ${i}\n`).join(''));
+  let lb;
+  let agent;
+  let id;
+  try {
+    await a.start();
+    await b.start();
+    lb = await new Haproxy({ dir, backends: [{ port: a.port }], checkMs: 200 }).start();
+    await lb.waitUp(1);
+    agent = new Agent({ dir, url: `http://127.0.0.1:${lb.port}`, lingerMs: 20,
+      chunkExtra: 'max_records = 10;', sources: [{ name: 'app', paths: [file] }] });
+    await agent.start();
+    const stream = () => (agent.status()?.streams || [])[0];
+    const st = await waitFor(() => {
+      const s = stream();
+      return s && s.records === N && s.next_offset > 1 && s.acked === s.next_offset - 1 ? s : null;
+    }, { timeoutMs: 60000, what: `A acked all ${N} lines` });
+    id = st.server_stream_id;
+    assert.equal(st.committed, -1, 'nothing in the table yet: A holds it all in its WAL');
+    // the entry is on the store before the create was answered
+    const objs = (await rgw.s3('list', BUCKET, 'tables/_runnel/streams/', 100)).keys;
+    assert.deepEqual(objs, [`tables/_runnel/streams/${id}`]);
+
+    // A and its whole disk are lost; only B serves
+    await lb.reload({ backends: [{ port: a.port }, { port: b.port }] });
+    await lb.waitUp(2);
+    await a.kill('SIGKILL');
+    fs.rmSync(a.dataRoot, { recursive: true, force: true });
+    const bLogged = (re) => b.proc.log.some((l) => re.test(l));
+    await waitFor(() => bLogged(new RegExp(`stream ${id} of table ${TABLE} read from the table store`)),
+      { timeoutMs: 60000, what: 'B reading the stream from the store' });
+    await waitFor(() => {
+      const s = stream();
+      return s.connected && s.committed === st.acked && s.retained_bytes === 0 && s.server_stream_id === id;
+    }, { timeoutMs: 90000, what: 'B committed every line under the same stream id' });
+    assert.equal(await b.metric('registry_store_reads_total'), 1);
+    assert.equal(await b.metric('registry_store_errors_total'), 0);
+    assert.ok(bLogged(new RegExp(`stream ${id} resumed at -1`)), 'B resumed it at the table\'s watermark');
+    await agent.stop();
+    agent = null;
+
+    // the failure answers, straight to B
+    let r = await client(b.port, 'status', '--case', 'unknown-resume', '--table', TABLE);
+    assert.equal(r.code, 'NOT_FOUND', JSON.stringify(r));
+    // an id B has never seen, registered on the store for TABLE by a create on B's port...
+    const made = await client(b.port, 'ingest', '--table', TABLE, '--records', '2', '--batches', '2');
+    assert.equal(made.exit, 0, made.stderr);
+    assert.deepEqual(made.acks, [0, 1]);
+    // B forgets it (restarted with its local entry gone): only the store knows it now
+    await b.stop();
+    for (const f of fs.readdirSync(path.join(b.dataRoot, '_streams')).filter((x) => x.startsWith(made.stream_id))) {
+      fs.rmSync(path.join(b.dataRoot, '_streams', f));
+    }
+    await b.start();
+    // under another table's header: NOT_FOUND, as for a local entry of another table
+    r = await client(b.port, 'status', '--case', 'resume', '--stream-id', made.stream_id, '--table', OTHER, '--batches', '2');
+    assert.equal(r.code, 'NOT_FOUND', JSON.stringify(r));
+    assert.equal(await b.metric('registry_store_reads_total'), 0, 'not taken from the store');
+    // store down: a resume of an id B does not hold locally is UNAVAILABLE, a create too
+    await rgw.kill('rgw');
+    r = await client(b.port, 'status', '--case', 'resume', '--stream-id', made.stream_id, '--table', TABLE, '--batches', '2');
+    assert.equal(r.code, 'UNAVAILABLE', JSON.stringify(r));
+    r = await client(b.port, 'status', '--case', 'write', '--table', TABLE);
+    assert.equal(r.code, 'UNAVAILABLE', JSON.stringify(r));
+    assert.ok(await b.metric('registry_store_errors_total') >= 2);
+    await rgw.start();
+    // back up: the same resume succeeds, at the table's watermark of that stream
+    const seen = new Set();
+    await waitFor(async () => {
+      const x = await client(b.port, 'status', '--case', 'resume', '--stream-id', made.stream_id, '--table', TABLE, '--batches', '2');
+      seen.add(x.code);
+      return x.code === 'OK';
+    }, { timeoutMs: 60000, intervalMs: 500, what: 'the resume once the store is back' });
+    assert.deepEqual([...seen].filter((c) => c !== 'OK' && c !== 'UNAVAILABLE'), [], 'only retries until then');
+    assert.equal(await b.metric('registry_store_reads_total'), 1, 'read from the store this time');
+  } finally {
+    if (agent) await agent.stop();
+    if (lb) await lb.stop();
+    await a.stop();
+    await b.stop();
+  }
+  const dest = tmpDir('e2e-registry-s3-copy');
+  assert.ok(await rgw.copyOut(BUCKET, 'tables/', dest) > 0);
+  const snap = await verifyTable(path.join(dest, 'tables', ...TABLE.split('.')));
+  assert.equal(snap.txns[id], N / 10 - 1, 'the txn of the stream id A made: every offset committed');
+  const rows = await query(`SELECT count(*) AS n, count(DISTINCT seq) AS d, min(seq) AS lo, max(seq) AS hi,
+      count(*) FILTER (WHERE CAST(split_part(payload, ' ', 2) AS BIGINT) <> seq) AS bad
+      FROM ${duckFrom(snap.files)} WHERE stream_id = '${id}'`);
+  assert.deepEqual(rows.map((x) => [Number(x.n), Number(x.d), Number(x.lo), Number(x.hi), Number(x.bad)])[0],
+    [N, N, 0, N - 1, 0], 'every line exactly once, in order');
+}));
