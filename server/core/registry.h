@@ -1,11 +1,11 @@
 /*
- * The durable stream registry: every file under data_root/_streams/. It owns the directory's
- * layout and its durability rules, and nothing else: it knows stream ids and records (table,
- * record type, owner, clock reference, descriptor bytes), never a call, a table's rows or
- * the server. Files, one set per stream id:
- *   <id>        a persistent stream's entry, "table\nrecord_type\nowner\n" (entries made
- *               before owners were kept have no third line); its mtime is the stream's last
- *               use (stream_expiry)
+ * The durable stream registry: every file under data_root/_streams/, and with tables on S3
+ * each persistent stream's object on the table store (below, "The registry on the table
+ * store"). It owns their layout and durability rules, and nothing else: it knows stream ids and
+ * records (table, record type, owner, clock reference, descriptor bytes), never a call, a table's
+ * rows or the server. Files, one set per stream id: <id>        a persistent stream's entry,
+ * "table\nrecord_type\nowner\n" (entries made before owners were kept have no third line); its
+ * mtime is the stream's last use (stream_expiry)
  *   .<id>.tmp   an entry being registered (rn_registry_begin .. rn_registry_commit)
  *   <id>.desc   "table\n" + the stream's DescriptorProto bytes
  *   <id>.clock  "boot_id delta_us\n", the agent's boot timeline on the server's clock

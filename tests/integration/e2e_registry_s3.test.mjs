@@ -9,7 +9,8 @@
 // appId). A Zerobus client then checks the failure answers: an unknown id is NOT_FOUND, a
 // known id resumed under another table's header is NOT_FOUND, and with the store stopped a
 // resume of an id B does not know is UNAVAILABLE (retry, never "start over") and a create is
-// UNAVAILABLE. ctest label `s3`.
+// UNAVAILABLE, leaving no entry locally nor in the bucket; RetireStream deletes the entry
+// from the bucket. ctest label `s3`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -118,8 +119,11 @@ test('a stream created on one server is resumed on another that shares only the 
     await rgw.kill('rgw');
     r = await client(b.port, 'status', '--case', 'resume', '--stream-id', made.stream_id, '--table', TABLE, '--batches', '2');
     assert.equal(r.code, 'UNAVAILABLE', JSON.stringify(r));
+    const entries = () => fs.readdirSync(path.join(b.dataRoot, '_streams')).filter((f) => !f.includes('.')).sort();
+    const entriesBefore = entries();
     r = await client(b.port, 'status', '--case', 'write', '--table', TABLE);
     assert.equal(r.code, 'UNAVAILABLE', JSON.stringify(r));
+    assert.deepEqual(entries(), entriesBefore, 'the refused create left no registry entry');
     assert.ok(await b.metric('registry_store_errors_total') >= 2);
     await rgw.start();
     // back up: the same resume succeeds, at the table's watermark of that stream
@@ -131,6 +135,14 @@ test('a stream created on one server is resumed on another that shares only the 
     }, { timeoutMs: 60000, intervalMs: 500, what: 'the resume once the store is back' });
     assert.deepEqual([...seen].filter((c) => c !== 'OK' && c !== 'UNAVAILABLE'), [], 'only retries until then');
     assert.equal(await b.metric('registry_store_reads_total'), 1, 'read from the store this time');
+    const stored = async () => (await rgw.s3('list', BUCKET, 'tables/_runnel/streams/', 100)).keys.sort();
+    // nothing of the refused create on the store either: the two streams made
+    assert.deepEqual(await stored(), [id, made.stream_id].map((x) => `tables/_runnel/streams/${x}`).sort());
+    // RetireStream removes the entry from the store too
+    r = await client(b.port, 'retire', '--stream-id', made.stream_id, '--table', TABLE);
+    assert.equal(r.code, 'OK', JSON.stringify(r));
+    await waitFor(async () => (await stored()).length === 1, { timeoutMs: 30000, what: 'the entry deleted from the store' });
+    assert.deepEqual(await stored(), [`tables/_runnel/streams/${id}`]);
   } finally {
     if (agent) await agent.stop();
     if (lb) await lb.stop();

@@ -5,7 +5,8 @@
  * holds its rows) and still count as pending; the round's callback comes once, after the
  * last job; a job cancelled before it ran is run by the next round; and a replay of every
  * batch after all of that (a restart with the whole WAL) adds nothing twice; the memory
- * budget's counters follow the rows from builders to flush jobs and away. The table is
+ * budget's counters follow the rows from builders to flush jobs and away; the tables a round
+ * committed are reported (rn_mat_committed_tables) whatever the round's result. The table is
  * read back by the independent checker (tests/unit/delta/table_check.c).
  */
 #include <errno.h>
@@ -95,6 +96,22 @@ static void round_cb(void *ctx, int rc)
 	(void)ctx;
 	cb_calls++;
 	cb_rc = rc;
+}
+
+/* rn_mat_committed_tables' report: the tables named since the last call, comma-joined. */
+static char told[256];
+static void tell(void *ctx, const char *table)
+{
+	(void)ctx;
+	size_t n = strlen(told);
+	snprintf(told + n, sizeof(told) - n, "%s%s", n ? "," : "", table);
+}
+
+static const char *committed_tables(struct rn_mat *m)
+{
+	told[0] = 0;
+	rn_mat_committed_tables(m, tell, NULL);
+	return told;
 }
 
 static int setup(void **state)
@@ -390,6 +407,7 @@ static void test_commit_retry(void **state)
 	done_all(0);
 	assert_int_equal(cb_calls, 1);
 	assert_int_equal(cb_rc, RN_EIO);
+	assert_string_equal(committed_tables(m), ""); /* nothing committed: nobody to tell */
 	assert_int_equal(rn_mat_committed(m, "db.s.t", "s0", &off), 0);
 	assert_int_equal(off, -1);
 	assert_int_equal(data_files(), 1);
@@ -413,6 +431,9 @@ static void test_commit_retry(void **state)
 	done_all(0);
 	assert_int_equal(cb_calls, 2);
 	assert_int_equal(cb_rc, RN_EAGAIN); /* the rows behind it wait for one more */
+	/* a round that did not end 0 still committed this table: reported now, once */
+	assert_string_equal(committed_tables(m), "db.s.t");
+	assert_string_equal(committed_tables(m), "");
 	assert_int_equal(rn_mat_committed(m, "db.s.t", "s0", &off), 0);
 	assert_int_equal(off, 1);
 	assert_int_equal(data_files(), 1);
