@@ -213,6 +213,9 @@ tbytes=$(find "$W/data" -path '*/_wal' -prune -o -name '*.parquet' -printf '%s\n
 sync1=$(metric wal_sync_seconds_total)
 syncs=$(metric wal_syncs_total)
 swait=$(metric wal_sync_wait_seconds_total)
+# windows the server withheld during the drain (stream_inflight_bytes), passes it cut short
+holds=$(metric stream_window_holds_total)
+yields=$(metric front_yields_total)
 athreads=$(thread_cpu $apid | tr '\n' ' ')
 sthreads=$(thread_cpu "$spid" | tr '\n' ' ')
 # where the written bytes went, at the same moment (the flush at the server's exit is not
@@ -262,6 +265,7 @@ awk -v bb="$buffered" -v td="$t_drain" -v sw="$swritten" -v tdd="$t_dd" -v su="$
 		printf "  WAL: %d group commits, %.1f s in write + fdatasync (%.0f %% of the drain), loop blocked on it %.2f s\n",
 			n, s1 - s0, 100 * (s1 - s0) / td, wt;
 }'
+[ -n "${holds:-}" ] && echo "  flow control: stream windows withheld (stream_inflight_bytes) ${holds}x, loop passes yielded ${yields:-?}x"
 echo "  each thread from the agent's start until every chunk was acked (/proc schedstat):"
 cat "$W/sched.txt"
 echo "  agent threads (CPU-s): $athreads"
