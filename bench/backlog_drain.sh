@@ -198,8 +198,8 @@ while True:
     time.sleep(0.02)
 PY
 )
-if [ "$t_drain" = -1 ]; then
-	echo "agent died"
+if [ -z "${t_drain:-}" ] || [ "$t_drain" = -1 ]; then
+	echo "agent died during the drain, or its status could not be read"
 	tail "$W/agent2.log"
 	exit 1
 fi
