@@ -127,17 +127,82 @@ sync0=$(metric wal_sync_seconds_total)
 t0=$(now)
 "$BIN/agent/runnel-agent" -c "$W/agent.conf" 2>"$W/agent2.log" &
 apid=$!
-max_rss=0 max_anon=0
-while :; do
-	rss=$(awk '/VmRSS/ { print $2 }' "/proc/$apid/status")
-	anon=$(awk '/RssAnon/ { print $2 }' "/proc/$apid/status")
-	[ "$rss" -gt "$max_rss" ] && max_rss=$rss
-	[ "$anon" -gt "$max_anon" ] && max_anon=$anon
-	[ "$(buffer_bytes)" = 0 ] && break
-	kill -0 $apid 2>/dev/null || { echo "agent died"; tail "$W/agent2.log"; exit 1; }
-	sleep 0.5
-done
-t_drain=$(since "$t0")
+# One poller for the whole drain (not a python start per sample, whose CPU the drain would
+# share), every 20 ms on the agent's status socket: when every chunk is acknowledged
+# (durable in the server's WAL) and when the buffer is empty (released: the table has the
+# rows, a flush later with committed acks). At the first of the two it also takes each
+# thread's time on the CPU, waiting for one (run queue) and blocked, from
+# /proc/PID/task/TID/schedstat, over the drain (the server's since the agent started).
+read -r t_acked t_drain max_rss max_anon < <(python3 - "$W/agent/agent.sock" "$t0" "$apid" \
+	"$spid" "$W/sched.txt" <<'PY'
+import json, os, socket, sys, time
+sock, t0, apid, spid, out = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+def sched(pid):
+    r = {}
+    for tid in os.listdir("/proc/%s/task" % pid):
+        try:
+            comm = open("/proc/%s/task/%s/comm" % (pid, tid)).read().strip()
+            run, wait, _ = map(int, open("/proc/%s/task/%s/schedstat" % (pid, tid)).read().split())
+            a = r.get(comm, (0, 0))
+            r[comm] = (a[0] + run / 1e9, a[1] + wait / 1e9)
+        except (OSError, ValueError):
+            pass
+    return r
+def kb(field):
+    try:
+        for l in open("/proc/%s/status" % apid):
+            if l.startswith(field + ":"):
+                return int(l.split()[1])
+    except OSError:
+        pass
+    return 0
+s0, ts0 = sched(spid), time.time()
+t_acked = None
+rss = anon = 0
+while True:
+    rss, anon = max(rss, kb("VmRSS")), max(anon, kb("RssAnon"))
+    try:  # the agent exited (a zombie until the shell waits for it) or is gone
+        dead = open("/proc/%s/stat" % apid).read().rsplit(")", 1)[1].split()[0] in "ZX"
+    except OSError:
+        dead = True
+    if dead:
+        print("-1 -1 0 0"); sys.exit(0)
+    try:
+        s = socket.socket(socket.AF_UNIX); s.settimeout(5); s.connect(sock)
+        buf = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            buf += d
+        s.close()
+        j = json.loads(buf)
+    except (OSError, ValueError):
+        time.sleep(0.02); continue
+    now = time.time()
+    st = j["streams"]
+    if st and t_acked is None and all(x["acked"] >= x["next_offset"] - 1 for x in st):
+        t_acked = now - t0
+        sa, aa, tsa = sched(spid), sched(apid), now
+        with open(out, "w") as f:
+            for who, snap, base, el in (("server", sa, s0, tsa - ts0), ("agent", aa, {}, tsa - t0)):
+                for k, v in sorted(snap.items(), key=lambda kv: -kv[1][0]):
+                    b = base.get(k, (0, 0))
+                    run, wait = v[0] - b[0], v[1] - b[1]
+                    if run >= 0.01:
+                        f.write("    %-6s %-14s %6.2f s on a CPU, %6.2f s runnable, %6.2f s blocked\n"
+                                % (who, k, run, wait, max(0.0, el - run - wait)))
+    if st and j["buffer_bytes"] == 0:
+        print("%.3f %.3f %d %d" % (t_acked if t_acked is not None else now - t0, now - t0, rss, anon))
+        break
+    time.sleep(0.02)
+PY
+)
+if [ -z "${t_drain:-}" ] || [ "$t_drain" = -1 ]; then
+	echo "agent died during the drain, or its status could not be read"
+	tail "$W/agent2.log"
+	exit 1
+fi
 arss=$(hwm_mb $apid); srss=$(hwm_mb "$spid")
 read -r autime astime <<<"$(cpu_us $apid)"
 read -r sutime sstime <<<"$(cpu_us "$spid")"
@@ -148,6 +213,9 @@ tbytes=$(find "$W/data" -path '*/_wal' -prune -o -name '*.parquet' -printf '%s\n
 sync1=$(metric wal_sync_seconds_total)
 syncs=$(metric wal_syncs_total)
 swait=$(metric wal_sync_wait_seconds_total)
+# windows the server withheld during the drain (stream_inflight_bytes), passes it cut short
+holds=$(metric stream_window_holds_total)
+yields=$(metric front_yields_total)
 athreads=$(thread_cpu $apid | tr '\n' ' ')
 sthreads=$(thread_cpu "$spid" | tr '\n' ' ')
 # where the written bytes went, at the same moment (the flush at the server's exit is not
@@ -164,12 +232,13 @@ dd if=/dev/zero of="$W/dd.bin" bs=1M count="$mb" conv=fdatasync status=none
 t_dd=$(since "$t1")
 rm -f "$W/dd.bin"
 
-awk -v l="$lines" -v ib="$in_bytes" -v bb="$buffered" -v tf="$t_fill" -v td="$t_drain" \
+awk -v l="$lines" -v ib="$in_bytes" -v bb="$buffered" -v tf="$t_fill" -v td="$t_drain" -v ta="$t_acked" \
     -v ar="$arss" -v mr="$max_rss" -v ma="$max_anon" -v sr="$srss" \
     -v au="$autime" -v as="$astime" 'BEGIN {
 	printf "runnel bench: backlog drain, %d lines of 1000 bytes (%.2f GB of input)\n", l, ib / 1e9;
 	printf "  buffered offline:  %8.1f s   %.2f GB in the agent buffer\n", tf, bb / 1e9;
-	printf "  drained:           %8.1f s   %7.1f MB/s of buffer\n", td, bb / 1e6 / td;
+	printf "  drained (acked):   %8.2f s   %7.1f MB/s of buffer: every chunk durable in the server'"'"'s WAL\n", ta, bb / 1e6 / ta;
+	printf "  released:          %8.2f s   %7.1f MB/s of buffer: the buffer empty (the table has the rows)\n", td, bb / 1e6 / td;
 	printf "  agent CPU (drain): %8.2f s per GB of buffer (%.0f %% in the kernel) = %.0f MB/s per agent core\n",
 		(au + as) / (bb / 1e9), 100 * as / (au + as + 1e-9), bb / 1e6 / (au + as + 1e-9);
 	printf "  agent peak RSS during the drain: %.1f MB (VmHWM; sampled VmRSS max %.1f MB)   target <= 16 MB\n", ar, mr / 1024;
@@ -196,5 +265,8 @@ awk -v bb="$buffered" -v td="$t_drain" -v sw="$swritten" -v tdd="$t_dd" -v su="$
 		printf "  WAL: %d group commits, %.1f s in write + fdatasync (%.0f %% of the drain), loop blocked on it %.2f s\n",
 			n, s1 - s0, 100 * (s1 - s0) / td, wt;
 }'
+[ -n "${holds:-}" ] && echo "  flow control: stream windows withheld (stream_inflight_bytes) ${holds}x, loop passes yielded ${yields:-?}x"
+echo "  each thread from the agent's start until every chunk was acked (/proc schedstat):"
+cat "$W/sched.txt"
 echo "  agent threads (CPU-s): $athreads"
 echo "  server threads (CPU-s, whole run): $sthreads"
