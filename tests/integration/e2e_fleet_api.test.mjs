@@ -224,7 +224,7 @@ test('fleet health: reports, the API, metrics, states and system tables', { time
     const refused = await zbClient(server, 'status', '--case', 'write', '--table', 'runnel.fleet.agents', '--token', TOP);
     assert.equal(refused.code, 'PERMISSION_DENIED');
     const restRefused = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-X', 'POST',
-      '-H', `Authorization: Bearer ${TOP}`, '--data-binary', '[{"device":"x"}]',
+      '-H', `Authorization: Bearer ${TOP}`, '-H', 'Content-Type: application/json', '--data-binary', '[{"device":"x"}]',
       `${server.metricsUrl}/zerobus/v1/tables/runnel.fleet.streams/insert`]);
     assert.equal(restRefused.stdout, '403');
 
@@ -330,7 +330,7 @@ test('a fleet table row that cannot be added is counted; the call and the rest g
   }
 });
 
-test('fleet_health = false: no header answered, reports ignored', { timeout: 30000 }, async () => {
+test('fleet_health = false: no header answered, reports ignored; the fleet keys on SIGHUP', { timeout: 30000 }, async () => {
   const server = new Server({ dir: tmpDir('fleet-off'), tables: ['main.fleet.t'], metrics: true,
     extra: 'fleet_health = false;\nfleet_table_interval = 0;\n' });
   await server.start();
@@ -346,12 +346,21 @@ test('fleet_health = false: no header answered, reports ignored', { timeout: 300
     const fs = await import('node:fs');
     assert.equal(fs.existsSync(server.tableDir('runnel.fleet.agents')), false);
     // SIGHUP applies the fleet keys to the running server
-    fs.appendFileSync(server.conf, 'fleet_silent_after = "7s";\nfleet_behind_after = "9s";\n');
+    fs.writeFileSync(server.conf, fs.readFileSync(server.conf, 'utf8').replace('fleet_table_interval = 0;', '') +
+      'fleet_silent_after = "7s";\nfleet_behind_after = "9s";\nfleet_table_interval = "1s";\n');
     server.proc.child.kill('SIGHUP');
     await waitFor(() => server.proc.log.some((l) => /config reloaded/.test(l)), { what: 'the reload' });
     const after = (await curl(`${server.metricsUrl}/api/v1/streams`)).json;
     assert.equal(after.silent_after_s, 7);
     assert.equal(after.behind_after_s, 9);
+    // the system tables turned on by the reload: made with their first rows
+    await waitFor(async () => {
+      try {
+        return (await verifyTable(server.tableDir('runnel.fleet.streams'))).rows >= 1;
+      } catch {
+        return false;
+      }
+    }, { what: 'runnel.fleet.streams made after the reload' });
   } finally {
     await server.stop();
   }
