@@ -45,7 +45,7 @@
 #include "rn_pbwire.h"
 #include "rn_zstd.h"
 
-#define RN_UPLINK_HEALTH_MAX 16384  /* bytes of one report's JSON (protocol.md) */
+#define RN_UPLINK_HEALTH_MAX 16384  /* bytes of one report's JSON (docs/protocol.md) */
 #define RN_UPLINK_HEALTH_FIELD 1001 /* PersistentStreamRequest.runnel_agent_health */
 
 enum st_state { S_BACKOFF, S_OPENING, S_OPEN };
