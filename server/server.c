@@ -1195,16 +1195,19 @@ static void pshare_summary(void *ctx, const char *principal, uint64_t n, uint64_
  * wait). A principal's share counts what it wrote to every table (mat's ledger); after a
  * restart the WAL replay adds each batch again under its stream's recorded owner, so the
  * shares are rebuilt exactly. Counts and logs the refusal (one line per table or principal
- * per period, see share_summary).
+ * per period, see share_summary), unless `own`: the server's own rows (fleet system tables),
+ * whose refusals are not a client's and are counted by their writer.
  */
-static const char *admit(struct rn_server *s, const char *table, const char *principal,
-			 int64_t *pushback_ms)
+static const char *admit_as(struct rn_server *s, const char *table, const char *principal,
+			    int64_t *pushback_ms, int own)
 {
 	size_t active;
 	uint64_t mine;
 	int shared = s->limits.wal_max_bytes && s->limits.wal_soft_percent;
 	if (check_pressure(s, pushback_ms) != RN_PRESSURE_NONE) {
-		if (s->pressure == RN_PRESSURE_MEMORY)
+		if (own)
+			;
+		else if (s->pressure == RN_PRESSURE_MEMORY)
 			s->stats.memory_refusals++;
 		else
 			s->stats.pressure_refusals++;
@@ -1217,6 +1220,8 @@ static const char *admit(struct rn_server *s, const char *table, const char *pri
 	mine = rn_mat_table_pending_bytes(s->mat, table, &active, NULL);
 	if (rn_limits_share(&s->limits, &n, RN_SHARE_BY_TABLE, mine, active, pushback_ms,
 			    s->share_msg, sizeof(s->share_msg)) != RN_SHARE_OK) {
+		if (own)
+			return s->share_msg;
 		s->stats.share_refusals++;
 		rn_lograte_tick(&s->share_log, n.now_us, share_summary, s);
 		if (rn_lograte_note(&s->share_log, table, 1, n.now_us))
@@ -1238,6 +1243,12 @@ static const char *admit(struct rn_server *s, const char *table, const char *pri
 			    "principal %s: refusing its new data, the other principals go on: %s",
 			    principal, s->share_msg);
 	return s->share_msg;
+}
+
+static const char *admit(struct rn_server *s, const char *table, const char *principal,
+			 int64_t *pushback_ms)
+{
+	return admit_as(s, table, principal, pushback_ms, 0);
 }
 
 /*
@@ -3049,6 +3060,12 @@ const char *rn_server__admit(struct rn_server *s, const char *table, const char 
 			     int64_t *pushback_ms)
 {
 	return admit(s, table, principal, pushback_ms);
+}
+
+const char *rn_server__admit_own(struct rn_server *s, const char *table)
+{
+	int64_t pushback;
+	return admit_as(s, table, NULL, &pushback, 1);
 }
 
 void rn_server__check_pressure(struct rn_server *s)

@@ -155,7 +155,7 @@ static void write_rows(struct rn_server *s, const char *table, struct srv_stream
 		       const struct rn_buf *batch, size_t rows)
 {
 	struct srv_stream *st;
-	int64_t pushback, offset;
+	int64_t offset;
 	const char *msg;
 	int rc;
 	if (!rows || s->stopping)
@@ -163,7 +163,7 @@ static void write_rows(struct rn_server *s, const char *table, struct srv_stream
 	/* made at start, or here after a reload turned the tables on */
 	if (rn_mat_table_exists(s->mat, table) != 1 && rn_mat_ensure_table(s->mat, table))
 		return row_error(s, table, rows, "the table cannot be opened");
-	if ((msg = rn_server__admit(s, table, NULL, &pushback)))
+	if ((msg = rn_server__admit_own(s, table)))
 		return row_error(s, table, rows, msg);
 	if (!(st = stream_for(s, table, slot)))
 		return row_error(s, table, rows, "out of memory");

@@ -447,6 +447,9 @@ int rn_server__table_failing(struct rn_server *s, const char *table, char *why, 
 /* server.c: admission, pressure and stream changes shared with the REST handlers */
 const char *rn_server__admit(struct rn_server *s, const char *table, const char *principal,
 			     int64_t *pushback_ms);
+/* rn_server__admit for the server's own rows (fleet_tables.c): the same decision, neither
+ * counted nor logged as a client's refusal. NULL, or the reason. */
+const char *rn_server__admit_own(struct rn_server *s, const char *table);
 void rn_server__check_pressure(struct rn_server *s);
 /* A stream just made whose files could not be written is let go (errno says why). */
 void rn_server__abandon_stream(struct rn_server *s, struct srv_stream *st, const char *why);
