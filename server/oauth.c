@@ -586,7 +586,8 @@ int rn_authz_decide(const struct rn_principals *ps, const uint8_t *key, size_t k
 	rc = 0;
 	if (r->table && rn_table_reserved(r->table)) {
 		snprintf(out->msg, sizeof(out->msg),
-			 "table %s is a dead-letter table: only the server writes it", r->table);
+			 "table %s is a %s table: only the server writes it", r->table,
+			 strncmp(r->table, "runnel.", 7) ? "dead-letter" : "system");
 		rc = RN_GRPC_PERMISSION_DENIED;
 	} else if (r->table && !rn_table_patterns_match(p->tables, p->ntables, r->table)) {
 		snprintf(out->msg, sizeof(out->msg), "principal %s may not write table %s", p->name,

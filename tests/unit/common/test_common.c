@@ -298,6 +298,44 @@ static char *slurp(const char *path)
 
 /* A logrotate cycle: lines go to the file, then (renamed) to the renamed file until the
  * reopen, and to a new file of the configured name after it. */
+/* rn_log's sink: warnings and errors only, the message with its component, no newline. */
+static int sink_calls;
+static char sink_text[200];
+static int sink_level;
+static void sink(void *ctx, enum rn_log_level lvl, int64_t t_ms, const char *msg, size_t len)
+{
+	assert_ptr_equal(ctx, &sink_calls);
+	assert_true(t_ms > 1600000000000LL);
+	sink_calls++;
+	sink_level = (int)lvl;
+	snprintf(sink_text, sizeof(sink_text), "%.*s", (int)len, msg);
+}
+
+static void test_log_sink(void **state)
+{
+	char big[2000];
+	(void)state;
+	rn_log_set_sink(sink, &sink_calls);
+	rn_log_info("test", "not for the sink");
+	assert_int_equal(sink_calls, 0);
+	rn_log_warn("comp", "careful %d", 7);
+	assert_int_equal(sink_calls, 1);
+	assert_int_equal(sink_level, RN_LOG_WARN);
+	assert_string_equal(sink_text, "comp: careful 7");
+	rn_log_error("x", "bad");
+	assert_int_equal(sink_level, RN_LOG_ERROR);
+	assert_string_equal(sink_text, "x: bad");
+	/* a message cut at the line's cap still reaches the sink, cut the same */
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = 0;
+	rn_log_warn("long", "%s", big);
+	assert_int_equal(sink_calls, 3);
+	assert_int_equal(strncmp(sink_text, "long: aaa", 9), 0);
+	rn_log_set_sink(NULL, NULL);
+	rn_log_error("x", "gone");
+	assert_int_equal(sink_calls, 3);
+}
+
 static void test_log_file_reopen(void **state)
 {
 	char dir[256], path[300], moved[300];
@@ -404,6 +442,7 @@ int main(void)
 		cmocka_unit_test(test_buf_cap_and_failure),
 		cmocka_unit_test(test_grow),
 		cmocka_unit_test(test_log_file_reopen),
+		cmocka_unit_test(test_log_sink),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

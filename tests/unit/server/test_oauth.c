@@ -474,6 +474,13 @@ static void test_decide(void **state)
 	assert_string_equal(a.principal->name, "anonymous");
 	r.table = "a.b.c_dead_letters";
 	assert_int_equal(rn_authz_decide(none, NULL, 0, NOW, 0, &r, &a), RN_GRPC_PERMISSION_DENIED);
+	assert_string_equal(a.msg, "table a.b.c_dead_letters is a dead-letter table: only the "
+				   "server writes it");
+	/* nor a fleet system table */
+	r.table = "runnel.fleet.agents";
+	assert_int_equal(rn_authz_decide(none, NULL, 0, NOW, 0, &r, &a), RN_GRPC_PERMISSION_DENIED);
+	assert_string_equal(a.msg, "table runnel.fleet.agents is a system table: only the server "
+				   "writes it");
 	rn_principals_destroy(none);
 }
 

@@ -61,6 +61,12 @@ static void test_patterns(void **state)
 	assert_false(rn_table_reserved("main.fleet.gps_dead_letter"));
 	assert_false(rn_table_reserved("main.fleet_dead_letters.gps"));
 	assert_false(rn_table_reserved(NULL));
+	/* the fleet system tables */
+	assert_true(rn_table_reserved("runnel.fleet.agents"));
+	assert_true(rn_table_reserved("runnel.fleet.streams"));
+	assert_true(rn_table_reserved("runnel.fleet.anything"));
+	assert_false(rn_table_reserved("runnel.fleets.agents"));
+	assert_false(rn_table_reserved("main.runnel.fleet"));
 }
 
 static char *l_gps[] = {"main.fleet.gps", NULL};
@@ -107,6 +113,7 @@ static void test_lookup(void **state)
 	assert_null(rn_principals_by_token(ps, hashed, strlen(hashed))); /* not the hash itself */
 	assert_null(rn_principals_by_token(ps, "", 0));
 	assert_string_equal(rn_principals_find(ps, "gateway")->name, "gateway");
+	assert_false(rn_principals_find(ps, "gateway")->console); /* console is opt-in */
 	assert_null(rn_principals_find(ps, "nobody"));
 	assert_null(rn_principals_by_client_id(ps, "x"));
 	rn_principals_destroy(ps);
@@ -119,6 +126,7 @@ static void test_lookup(void **state)
 	assert_non_null(p);
 	assert_string_equal(p->name, "token");
 	assert_true(rn_table_patterns_match(p->tables, p->ntables, "any.thing.here"));
+	assert_true(p->console); /* the top-level token may read the fleet API */
 	rn_principals_destroy(ps);
 
 	/* nothing configured: no authentication, the anonymous principal */
@@ -159,6 +167,20 @@ static void test_config_checks(void **state)
 	expect_bad(&c, 1, NULL, 0, "tables is empty");
 	c = conf3[0];
 	c.cert = NULL;
+	expect_bad(&c, 1, NULL, 0, "no way to authenticate");
+	/* a console principal needs no table, but still a way to authenticate */
+	c = conf3[1];
+	c.tables = (struct rn_conf_strlist){none, 0};
+	c.console = 1;
+	struct rn_principals *ok = NULL;
+	char err[300];
+	assert_int_equal(rn_principals_create(&ok, &c, 1, NULL, 0, err, sizeof(err)), 0);
+	const struct rn_principal *cp = rn_principals_find(ok, "gateway");
+	assert_true(cp->console);
+	assert_int_equal(cp->ntables, 0);
+	assert_false(rn_table_patterns_match(cp->tables, cp->ntables, "main.fleet.gps"));
+	rn_principals_destroy(ok);
+	c.tokens = (struct rn_conf_strlist){none, 0};
 	expect_bad(&c, 1, NULL, 0, "no way to authenticate");
 	c = conf3[0];
 	c.client_id = "abc";
