@@ -295,6 +295,10 @@ static int parse_answer(const char *json, size_t len, const char *key, struct an
 			const char **why)
 {
 	struct rn_json_span root = {json, len};
+	if (!json || !len) { /* an empty body has no buffer at all */
+		*why = "an empty answer";
+		return RN_EINVAL;
+	}
 	while (root.len && (root.p[root.len - 1] == '\n' || root.p[root.len - 1] == ' '))
 		root.len--;
 	if (rn_json_validate(root.p, root.len) || !root.len || root.p[0] != '{') {
@@ -752,7 +756,8 @@ int rn_fleet_cli_main(int argc, char **argv, FILE *out, FILE *err,
 		goto out;
 	}
 	if (o.json) {
-		fwrite(body.data, 1, body.len, out);
+		if (body.len)
+			fwrite(body.data, 1, body.len, out);
 		if (!body.len || body.data[body.len - 1] != '\n')
 			fputc('\n', out);
 		code = RN_FLEET_CLI_EXIT_OK;

@@ -214,6 +214,12 @@ static void test_not_the_api(void **state)
 	render_dev("{\"now_ms\": 1, \"streams\": []}", RN_EINVAL);
 	render_dev("{\"devices\": []}", RN_EINVAL);
 	render_dev("[1,2]", RN_EINVAL);
+	struct rn_buf out = {0};
+	const char *why = NULL;
+	/* an empty body: no buffer at all (found by fuzz_fleet_cli) */
+	assert_int_equal(rn_fleet_cli_devices(NULL, 0, &out, &why), RN_EINVAL);
+	assert_int_equal(rn_fleet_cli_streams(NULL, 0, &out, &why), RN_EINVAL);
+	assert_int_equal(out.len, 0);
 }
 
 static void test_streams_table(void **state)
@@ -370,6 +376,8 @@ static void test_main_errors(void **state)
 	assert_non_null(strstr(io.err, "answered HTTP 400: bad state \"x?\""));
 	assert_int_equal(run(&io, 200, "<html></html>", "--url", u, NULL), 1);
 	assert_non_null(strstr(io.err, "not the fleet API's JSON"));
+	assert_int_equal(run(&io, 200, "", "--url", u, NULL), 1);
+	assert_non_null(strstr(io.err, "an empty answer"));
 	stub.rc = RN_ECONNECT;
 	assert_int_equal(run(&io, 0, "", "--url", u, NULL), 1);
 	assert_non_null(strstr(io.err, "Connection refused"));
