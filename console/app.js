@@ -448,7 +448,7 @@ function devicePage(main, name) {
       const invalid = Array.isArray(d.invalid) ? d.invalid : [];
       const hist = Array.isArray(d.history) ? d.history : [];
       const streams = Array.isArray(d.streams) ? d.streams : [];
-      const now = Math.max(0, ...streams.map((s) => s.last_report_ms || 0), ...hist.map((h) => h.t_ms || 0));
+      const now = Date.now(); /* this answer has no now_ms: the browser's clock */
       const allStates = [...new Set(streams.flatMap((s) => (Array.isArray(s.states) ? s.states : [])))];
       fill(body,
         el('p', {}, 'State: ', states(allStates)),
@@ -542,12 +542,11 @@ async function tick() {
     document.getElementById('updated').setAttribute('data-route', view.route);
   } catch (e) {
     if (gen !== view.gen) return;
-    if (e.status === 401) {
-      banner('The console needs a token (' + e.message + ').');
+    if (e.status === 401 || e.status === 403) {
+      banner(e.status === 401 ? 'The console needs a token (' + e.message + ').'
+        : 'This token may not read the console: its principal needs console = true (' + e.message + ').');
       showLogin(true);
-    } else if (e.status === 403) {
-      banner('This token may not read the console: its principal needs console = true (' + e.message + ').');
-      showLogin(true);
+      return; /* no more polling until a token is given */
     } else if (e.status === 404 && view.route.startsWith('device:')) {
       banner('No such device (' + e.message + ').');
     } else {
