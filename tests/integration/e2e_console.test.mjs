@@ -11,7 +11,8 @@
 //   ran; the absurd values are shown as invalid;
 // - an agent SIGSTOPped shows as silent on the streams page within fleet_silent_after (2 s)
 //   plus two polls; a server gone shows the error banner;
-// - with a server token, the console asks for it and shows the data once given.
+// - with principals, the console asks for a token, refuses one without `console = true`
+//   and shows the data with one that has it.
 // Screenshots (png, every page at both widths) go to $RN_ARTIFACTS if set, else
 // build/artifacts/console/.
 import { test } from 'node:test';
@@ -415,13 +416,20 @@ test('console pages against two agents and a grpcio client', { timeout: 90000 },
   }
 });
 
-test('console with a server token asks for it and then shows the data', { timeout: 60000 }, async () => {
+test('console with principals asks for a token and shows the data once given', { timeout: 60000 }, async () => {
   const dir = tmpDir('e2e-console-auth');
-  const TOKEN = 'console-secret-1';
-  const server = await new Server({ dir, metrics: true, token: TOKEN }).start();
+  const WRITER = 'w-secret-1';
+  const VIEWER = 'v-secret-1';
+  const server = await new Server({
+    dir, metrics: true,
+    extra: `principals = (
+  { name = "writer"; tokens = [ "${WRITER}" ]; tables = [ "main.*.*" ]; },
+  { name = "viewer"; tokens = [ "${VIEWER}" ]; console = true; }
+);`,
+  }).start();
   let browser;
   try {
-    await zbClient(server, 'ingest', '--records', '5', '--batches', '2', '--token', TOKEN);
+    await zbClient(server, 'ingest', '--records', '5', '--batches', '2', '--token', WRITER);
     const r = await fetch(`${server.metricsUrl}/api/v1/overview`);
     assert.equal(r.status, 401);
     assert.match(r.headers.get('www-authenticate'), /^Bearer/);
@@ -430,21 +438,28 @@ test('console with a server token asks for it and then shows the data', { timeou
     await page.setViewport({ width: 375, height: 740 });
     await page.goto(`${server.metricsUrl}/console/?poll=${POLL_MS}#/`, { waitUntil: 'load' });
     await page.waitForSelector('#login:not([hidden])', { timeout: 10000 });
-    assert.match(await page.$eval('#banner', (b) => b.textContent), /token/);
-    assert.equal(await page.$$eval('[data-k="totals.records"]', (e) => e.length), 0, 'no data without the token');
+    assert.match(await page.$eval('#banner', (b) => b.textContent), /needs a token/);
+    assert.equal(await page.$$eval('[data-k="totals.records"]', (e) => e.length), 0, 'no data without a token');
     await screenshot(page, 'login-375');
-    // the browser's own notes on the refused requests (401) are the only console errors
-    assert.ok(page.problems.every((p) => /401/.test(p)), JSON.stringify(page.problems));
+    // a principal without console: refused (403), the form asks again
+    await page.type('#token', WRITER);
+    await page.click('#login button[type="submit"]');
+    await page.waitForFunction(() => /console = true/.test(document.getElementById('banner').textContent), { timeout: 10000 });
+    assert.equal(await page.$eval('#login', (f) => f.hidden), false);
+    assert.equal(await page.$$eval('[data-k="totals.records"]', (e) => e.length), 0, 'no data for a writer');
+    // the browser's own notes on the refused requests are the only console errors
+    assert.ok(page.problems.length > 0 && page.problems.every((p) => /\b(401|403)\b/.test(p)), JSON.stringify(page.problems));
     page.problems.length = 0;
-    await page.type('#token', TOKEN);
+    await page.type('#token', VIEWER);
     await page.click('#login button[type="submit"]');
     await page.waitForSelector('[data-k="totals.records"]', { timeout: 10000 });
     assert.equal(await page.$eval('#login', (f) => f.hidden), true);
     assert.equal(await page.$eval('#banner', (b) => b.hidden), true);
-    assert.equal(await page.evaluate(() => sessionStorage.getItem('runnel-console-token')), TOKEN);
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('runnel-console-token')), VIEWER);
     const shown = await page.$eval('[data-k="totals.records"]', (e) => Number(e.dataset.v));
-    assert.equal(shown, (await api(server.metricsUrl, 'overview', TOKEN)).totals.records);
+    assert.equal(shown, (await api(server.metricsUrl, 'overview', VIEWER)).totals.records);
     assert.equal(shown, 10);
+    await nextUpdate(page); // it keeps polling with the token
     await pageChecks(page, 'overview with token', 375);
     await screenshot(page, 'overview-token-375');
   } finally {
