@@ -7,8 +7,8 @@
 // - every page at 1280x800 and 375x740: no console error, no script error, no horizontal
 //   page scroll at 375 px; every number shown (data-k, data-v) equals /api/v1 read at the
 //   same moment, its text says the same value, and the overview's totals equal /metrics;
-// - hostile device and source names and error strings show as text, and no script of theirs
-//   ran; the absurd values are shown as invalid;
+// - hostile device and source names, error strings and a dead letter's sample show as text,
+//   and no script of theirs ran; the absurd values are shown as invalid;
 // - an agent SIGSTOPped shows as silent on the streams page within fleet_silent_after (2 s)
 //   plus two polls; a server gone shows the error banner;
 // - with principals, the console asks for a token, refuses one without `console = true`
@@ -30,6 +30,8 @@ const ARTIFACTS = process.env.RN_ARTIFACTS || path.join(buildDir, 'artifacts', '
 const WIDTHS = [[1280, 800], [375, 740]];
 const T0 = Date.now();
 const step = (what) => process.env.RN_TEST_VERBOSE && process.stderr.write(`[console +${Date.now() - T0} ms] ${what}\n`);
+const TYPED = 'main.default.typed';
+const RECORDS = 40 + 60 + 30 + 2; // agent a, agent b, the grpcio client, the REST insert
 const HOSTILE_DEVICE = '<img src=x onerror="window.__pwned=1">';
 const HOSTILE_SOURCE = '<img src=x onerror="window.__pwned=2">';
 const HOSTILE_ERROR = '<script>window.__pwned=3</script><svg onload="window.__pwned=4">';
@@ -237,7 +239,8 @@ test('console pages against two agents and a grpcio client', { timeout: 90000 },
   const tables = ['main.default.a', 'main.default.b', 'main.default.telemetry'];
   const server = await new Server({
     dir, tables, metrics: true,
-    extra: `fleet_silent_after = "${SILENT_AFTER_S}s";\nfleet_table_interval = "0";`,
+    extra: `fleet_silent_after = "${SILENT_AFTER_S}s";\nfleet_table_interval = "0";
+schemas = ( { table = "${TYPED}"; columns = ( { name = "v"; type = "long"; } ); } );`,
   }).start();
   const files = { a: path.join(dir, 'a.log'), b: path.join(dir, 'b.log') };
   const lines = (tag, from, n) => Array.from({ length: n }, (_, i) => `{"src":"${tag}","n":${from + i}}\n`).join('');
@@ -265,8 +268,15 @@ test('console pages against two agents and a grpcio client', { timeout: 90000 },
     assert.equal(py.health_header, true, 'the server answers runnel-health: 1');
     assert.equal(py.code, 'OK', py.details);
     assert.deepEqual(py.acks, [0, 1, 2]);
+    // a typed table: one good row, one that goes to its dead letters (a hostile sample)
+    const ins = await fetch(`${server.metricsUrl}/zerobus/v1/tables/${TYPED}/insert`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify([{ v: 1 }, { v: HOSTILE_SOURCE }]),
+    });
+    assert.equal(ins.status, 200, await ins.text());
     // the feeders are done once everything is acked and in /metrics
-    await waitFor(async () => (await server.metric('records_total')) === 40 + 60 + 30, { what: 'all records in' });
+    await waitFor(async () => (await server.metric('records_total')) === RECORDS, { what: 'all records in' });
+    await waitFor(async () => (await server.metric('dead_letter_records_total')) === 1, { what: 'the dead letter' });
 
     step('fed');
     browser = await launch();
@@ -324,7 +334,11 @@ test('console pages against two agents and a grpcio client', { timeout: 90000 },
             for (const [k, metric] of Object.entries(overviewKeys)) {
               if (dig(d, k.split('.')) !== m.must(metric)) bad.push(`${k}: API ${dig(d, k.split('.'))} /metrics ${metric} ${m(metric)}`);
             }
-            if (d.totals.records !== 130) bad.push(`totals.records ${d.totals.records}`);
+            const refused = m.must('calls_rejected_total') + m.must('calls_denied_total');
+            if (d.totals.calls_refused !== refused) bad.push(`calls_refused: API ${d.totals.calls_refused} /metrics ${refused}`);
+            if (Math.abs(d.mat_lag_s - m.must('materializer_lag_seconds')) > MOVING.mat_lag_s) bad.push('mat_lag_s');
+            if (d.totals.records !== RECORDS) bad.push(`totals.records ${d.totals.records}`);
+            if (d.totals.dead_letters !== 1) bad.push(`totals.dead_letters ${d.totals.dead_letters}`);
           }
           return bad.length === 0;
         }, { timeoutMs: 15000, intervalMs: 0, what: `${name} at ${w}px to match the API` }).catch((e) => {
@@ -334,11 +348,21 @@ test('console pages against two agents and a grpcio client', { timeout: 90000 },
         await screenshot(page, `${name}-${w}`);
         step(`${name} at ${w}px`);
       }
-      // the hostile strings are on the pages as text
+      // the hostile strings are on the pages as text: the dead letter's sample, the device
+      // name (a link to its page), its sources and errors
+      await show(page, base, 'tables');
+      await page.click('details.dead summary');
+      const dead = await page.$eval('details.dead', (d) => ({ open: d.open, text: d.textContent }));
+      assert.ok(dead.open && dead.text.includes(`${TYPED}_dead_letters`) && dead.text.includes(JSON.stringify({ v: HOSTILE_SOURCE })), dead.text);
+      await nextUpdate(page);
+      assert.equal(await page.$eval('details.dead', (d) => d.open), true, 'kept open across a refresh');
       await show(page, base, 'devices');
       const names = await page.$$eval('tbody tr[data-id] a', (as) => as.map((a) => a.textContent));
       assert.ok(names.includes(HOSTILE_DEVICE), `device names shown: ${JSON.stringify(names)}`);
-      await show(page, base, `device/${encodeURIComponent(HOSTILE_DEVICE)}`);
+      const links = await page.$$('tbody tr[data-id] a');
+      await links[names.indexOf(HOSTILE_DEVICE)].click();
+      await page.waitForFunction((k) => document.getElementById('updated').dataset.route === k &&
+        document.querySelector('h1 [data-k="device"]'), { timeout: 10000 }, `device:${HOSTILE_DEVICE}`);
       const dp = await page.evaluate(() => ({
         title: document.querySelector('h1 [data-k="device"]').textContent,
         sources: [...document.querySelectorAll('tr[data-id]')].map((tr) => tr.textContent),
