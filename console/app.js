@@ -160,7 +160,7 @@ async function api(path) {
 function lineChart(title, points, fmt, opts) {
   const W = 600;
   const H = (opts && opts.height) || 160;
-  const pad = { l: 4, r: 4, t: 14, b: 14 };
+  const pad = { l: 4, r: 4, t: 24, b: 24 };
   const ys = points.map((p) => p.y).filter(isNum);
   const max = ys.length ? Math.max(...ys, 0) : 0;
   const xs = points.map((p) => p.x);
@@ -181,10 +181,10 @@ function lineChart(title, points, fmt, opts) {
       points: `${first},${H - pad.b} ${pts.join(' ')} ${last},${H - pad.b}` }));
     s.append(svg('polyline', { class: 'line', points: pts.join(' ') }));
   }
-  s.append(svg('text', { x: pad.l, y: 10 }, 'max ' + fmt(max)));
+  s.append(svg('text', { x: pad.l, y: 18 }, 'max ' + fmt(max)));
   const span = xs.length > 1 ? fmtSecs(Math.round((x1 - x0) / 1000)) : '';
-  s.append(svg('text', { x: pad.l, y: H - 2 }, span ? '−' + span : ''));
-  s.append(svg('text', { x: W - pad.r, y: H - 2, 'text-anchor': 'end' }, 'now'));
+  s.append(svg('text', { x: pad.l, y: H - 4 }, span ? '−' + span : ''));
+  s.append(svg('text', { x: W - pad.r, y: H - 4, 'text-anchor': 'end' }, 'now'));
   return el('figure', { class: 'chart' }, el('h3', {}, title), s);
 }
 
@@ -193,7 +193,7 @@ function lineChart(title, points, fmt, opts) {
 function errorTable(errors) {
   if (!Array.isArray(errors) || !errors.length) return el('p', { class: 'muted' }, 'No warnings or errors logged.');
   const rows = errors.slice().reverse().map((e) =>
-    el('tr', {}, el('td', { class: 'n', title: isoTime(e.t_ms) || null }, isoTime(e.t_ms) || '—'),
+    el('tr', {}, el('td', { class: 'time' }, isoTime(e.t_ms) || '—'),
       el('td', { class: 'lvl-' + (e.level === 'error' ? 'error' : 'warn') }, text(e.level)),
       el('td', { class: 'text' }, text(e.text))));
   return el('div', { class: 'scroll' }, el('table', {},
@@ -485,10 +485,10 @@ function devicePage(main, name) {
           : el('p', { class: 'muted' }, 'No drops reported.'),
         el('h2', {}, 'History'),
         el('div', { class: 'charts' },
-          lineChart('Buffer bytes', hist.map((h) => ({ x: h.t_ms, y: h.buffer_bytes })), fmtBytes, { height: 100 }),
-          lineChart('Oldest unsent age', hist.map((h) => ({ x: h.t_ms, y: h.oldest_unsent_age_s })), fmtSecs, { height: 100 }),
-          lineChart('Records received', hist.map((h) => ({ x: h.t_ms, y: h.records })), fmtCount, { height: 100 }),
-          lineChart('Drops and expired', hist.map((h) => ({ x: h.t_ms, y: isNum(h.drops) || isNum(h.expired) ? (h.drops || 0) + (h.expired || 0) : null })), fmtCount, { height: 100 })),
+          lineChart('Buffer bytes', hist.map((h) => ({ x: h.t_ms, y: h.buffer_bytes })), fmtBytes, { height: 140 }),
+          lineChart('Oldest unsent age', hist.map((h) => ({ x: h.t_ms, y: h.oldest_unsent_age_s })), fmtSecs, { height: 140 }),
+          lineChart('Records received', hist.map((h) => ({ x: h.t_ms, y: h.records })), fmtCount, { height: 140 }),
+          lineChart('Drops and expired', hist.map((h) => ({ x: h.t_ms, y: isNum(h.drops) || isNum(h.expired) ? (h.drops || 0) + (h.expired || 0) : null })), fmtCount, { height: 140 })),
         el('h2', {}, 'Streams'),
         simpleTable('This device\'s streams', streamCols(false).map((c) => c.label),
           streams.map((s) => el('tr', { 'data-id': text(s.stream_id) },
