@@ -955,6 +955,8 @@ static int registered(void *ctx, const struct rn_reg_record *rec)
 		return 0; /* out of memory: left out, as before */
 	st->persistent = 1;
 	snprintf(st->owner, sizeof(st->owner), "%s", rec->owner);
+	if (st->fl) /* listed before its first resume: persistent, not connected */
+		snprintf(st->fl->principal, sizeof(st->fl->principal), "%s", rec->owner);
 	if (rn_server__count_stream(s, st, 0, 1))
 		return RN_ENOMEM;
 	st->used_s = rec->used_s;

@@ -160,7 +160,8 @@ static void write_rows(struct rn_server *s, const char *table, struct srv_stream
 	int rc;
 	if (!rows || s->stopping)
 		return;
-	if (rn_mat_table_exists(s->mat, table) != 1)
+	/* made at start, or here after a reload turned the tables on */
+	if (rn_mat_table_exists(s->mat, table) != 1 && rn_mat_ensure_table(s->mat, table))
 		return row_error(s, table, rows, "the table cannot be opened");
 	if ((msg = rn_server__admit(s, table, NULL, &pushback)))
 		return row_error(s, table, rows, msg);

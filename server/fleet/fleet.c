@@ -536,12 +536,11 @@ struct item {
 	int st;
 };
 
+/* A sort's key (index in stream_sorts / device_sorts) and order, qsort_r's context. */
 struct sorter {
-	const struct rn_fleet *f;
 	long key;
 	int desc;
 };
-static struct sorter sort_by; /* qsort has no context argument: set just before it */
 
 static int cmp_i(int64_t a, int64_t b)
 {
@@ -553,8 +552,9 @@ static int cmp_s(const char *a, const char *b)
 	return strcmp(a ? a : "", b ? b : "");
 }
 
-static int cmp_stream(const void *x, const void *y)
+static int cmp_stream(const void *x, const void *y, void *ctx)
 {
+	const struct sorter sort_by = *(const struct sorter *)ctx;
 	const struct item *ia = x, *ib = y;
 	const struct rn_fleet_stream *a = ia->p, *b = ib->p;
 	int c = 0;
@@ -601,10 +601,10 @@ int rn_fleet_render_streams(const struct rn_fleet *f, const struct rn_fleet_quer
 			continue;
 		v[n++] = (struct item){fs, st};
 	}
-	sort_by = (struct sorter){f, q->sort[0] ? sort_index(stream_sorts, q->sort) : 8,
-				  q->order_given || !q->sort[0] ? q->desc : 0};
+	struct sorter by = {q->sort[0] ? sort_index(stream_sorts, q->sort) : 8,
+			    q->order_given || !q->sort[0] ? q->desc : 0};
 	if (n > 1)
-		qsort(v, n, sizeof(*v), cmp_stream);
+		qsort_r(v, n, sizeof(*v), cmp_stream, &by);
 	if (rn_buf_printf(out,
 			  "{\"now_ms\":%lld,\"silent_after_s\":%lld,\"behind_after_s\":%lld,"
 			  "\"total\":%zu,\"streams\":[",
@@ -620,8 +620,9 @@ out:
 	return rc;
 }
 
-static int cmp_device(const void *x, const void *y)
+static int cmp_device(const void *x, const void *y, void *ctx)
 {
+	const struct sorter sort_by = *(const struct sorter *)ctx;
 	const struct item *ia = x, *ib = y;
 	const struct rn_fleet_device *a = ia->p, *b = ib->p;
 	int c = 0;
@@ -723,10 +724,10 @@ int rn_fleet_render_devices(const struct rn_fleet *f, const struct rn_fleet_quer
 		}
 		v[n++] = (struct item){d, st};
 	}
-	sort_by = (struct sorter){f, q->sort[0] ? sort_index(device_sorts, q->sort) : 3,
-				  q->order_given || !q->sort[0] ? q->desc : 0};
+	struct sorter by = {q->sort[0] ? sort_index(device_sorts, q->sort) : 3,
+			    q->order_given || !q->sort[0] ? q->desc : 0};
 	if (n > 1)
-		qsort(v, n, sizeof(*v), cmp_device);
+		qsort_r(v, n, sizeof(*v), cmp_device, &by);
 	if (rn_buf_printf(out, "{\"now_ms\":%lld,\"total\":%zu,\"devices\":[", (long long)now_ms,
 			  n))
 		goto out;

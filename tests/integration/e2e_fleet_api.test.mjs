@@ -20,6 +20,7 @@ const CONF = `principals = (
   { name = "writer"; tokens = [ "w-secret" ]; tables = [ "main.*.*" ]; },
   { name = "viewer"; tokens = [ "v-secret" ]; console = true; }
 );
+schemas = ( { table = "main.fleet.typed"; columns = ( { name = "v"; type = "long"; } ); } );
 auto_create = true;
 fleet_silent_after = "2s";
 fleet_table_interval = "1s";
@@ -201,6 +202,16 @@ test('fleet health: reports, the API, metrics, states and system tables', { time
       return true;
     }, { what: 'a quiet overview and scrape' });
 
+    // history: 10 s buckets from the same counters; once a bucket closed after the last
+    // batch, they add up to records_total
+    await waitFor(async () => {
+      const o = (await api('overview')).json;
+      const sum = o.history.reduce((n, h) => n + h.records, 0);
+      const bytes = o.history.reduce((n, h) => n + h.bytes, 0);
+      assert.ok(o.history.every((h, i) => i === 0 || h.t_ms > o.history[i - 1].t_ms));
+      return sum === o.totals.records && bytes === o.totals.bytes;
+    }, { what: 'the history adding up to the totals', timeoutMs: 25000 });
+
     // tables: the table's own numbers
     await waitFor(async () => {
       const t = (await api('tables')).json.tables.find((x) => x.name === 'main.fleet.t');
@@ -212,6 +223,10 @@ test('fleet health: reports, the API, metrics, states and system tables', { time
     // clients may not write the system tables
     const refused = await zbClient(server, 'status', '--case', 'write', '--table', 'runnel.fleet.agents', '--token', TOP);
     assert.equal(refused.code, 'PERMISSION_DENIED');
+    const restRefused = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-X', 'POST',
+      '-H', `Authorization: Bearer ${TOP}`, '-H', 'Content-Type: application/json', '--data-binary', '[{"device":"x"}]',
+      `${server.metricsUrl}/zerobus/v1/tables/runnel.fleet.streams/insert`]);
+    assert.equal(restRefused.stdout, '403');
 
     // the system tables: one agents row per report (5), streams rows per interval
     let agents;
@@ -251,6 +266,28 @@ test('fleet health: reports, the API, metrics, states and system tables', { time
     assert.equal(last[0].device, 'truck-1');
     assert.equal(last[0].kind, 'persistent');
     assert.equal(last[0].connected, false);
+
+    // a REST insert into a typed table, one row of it a dead letter: a `rest` stream, and
+    // the tables page shows the dead letter with its reason and sample
+    const ins = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-X', 'POST',
+      '-H', 'Authorization: Bearer w-secret', '-H', 'Content-Type: application/json',
+      '--data-binary', '[{"v":1},{"v":"bad"}]', `${server.metricsUrl}/zerobus/v1/tables/main.fleet.typed/insert`]);
+    assert.equal(ins.stdout, '200');
+    const rest = (await api('streams?q=main.fleet.typed')).json.streams;
+    assert.equal(rest.length, 1);
+    assert.equal(rest[0].kind, 'rest');
+    assert.equal(rest[0].records, 2);
+    assert.equal(rest[0].principal, 'writer');
+    await waitFor(async () => {
+      const t = (await api('tables')).json.tables.find((x) => x.name === 'main.fleet.typed');
+      if (!t || t.rows !== 1 || !t.dead_letters || t.dead_letters.rows !== 1) return false;
+      assert.equal(t.dead_letters.table, 'main.fleet.typed_dead_letters');
+      assert.equal(t.dead_letters.latest.length, 1);
+      assert.equal(t.dead_letters.latest[0].sample, '{"v":"bad"}');
+      assert.ok(t.dead_letters.latest[0].reason.length > 0);
+      return true;
+    }, { what: 'the dead letter on the tables page' });
+    assert.equal((await api('tables')).json.tables.find((x) => x.name === 'main.fleet.t').dead_letters, null);
   } finally {
     await server.stop();
   }
@@ -284,6 +321,46 @@ test('a fleet table row that cannot be added is counted; the call and the rest g
       }
     }, { what: 'the other rows in their tables' });
     assert.equal((await server.metrics())('agent_health_reports_total'), 3);
+    // the overview lists the warnings logged
+    const o = (await curl(`${server.metricsUrl}/api/v1/overview`)).json;
+    assert.ok(o.errors.some((e) => e.level === 'warn' && /not written/.test(e.text)), JSON.stringify(o.errors));
+    assert.ok(o.errors.every((e) => e.t_ms > 0));
+  } finally {
+    await server.stop();
+  }
+});
+
+test('fleet_health = false: no header answered, reports ignored; the fleet keys on SIGHUP', { timeout: 30000 }, async () => {
+  const server = new Server({ dir: tmpDir('fleet-off'), tables: ['main.fleet.t'], metrics: true,
+    extra: 'fleet_health = false;\nfleet_table_interval = 0;\n' });
+  await server.start();
+  try {
+    const r = await zbClient(server, 'health', '--table', 'main.fleet.t', '--records', '1', '--batches', '0', '--health', R1);
+    assert.equal(r.code, 'OK');
+    assert.equal(r.health_header, false);
+    const m = await server.metrics();
+    assert.equal(m('agent_health_reports_total'), 0);
+    assert.equal(m('fleet_devices', 'state="all"'), 0);
+    assert.equal(m('fleet_streams', 'state="all"'), 1); // what the server sees itself stays
+    assert.equal((await curl(`${server.metricsUrl}/api/v1/devices`)).json.total, 0);
+    const fs = await import('node:fs');
+    assert.equal(fs.existsSync(server.tableDir('runnel.fleet.agents')), false);
+    // SIGHUP applies the fleet keys to the running server
+    fs.writeFileSync(server.conf, fs.readFileSync(server.conf, 'utf8').replace('fleet_table_interval = 0;', '') +
+      'fleet_silent_after = "7s";\nfleet_behind_after = "9s";\nfleet_table_interval = "1s";\n');
+    server.proc.child.kill('SIGHUP');
+    await waitFor(() => server.proc.log.some((l) => /config reloaded/.test(l)), { what: 'the reload' });
+    const after = (await curl(`${server.metricsUrl}/api/v1/streams`)).json;
+    assert.equal(after.silent_after_s, 7);
+    assert.equal(after.behind_after_s, 9);
+    // the system tables turned on by the reload: made with their first rows
+    await waitFor(async () => {
+      try {
+        return (await verifyTable(server.tableDir('runnel.fleet.streams'))).rows >= 1;
+      } catch {
+        return false;
+      }
+    }, { what: 'runnel.fleet.streams made after the reload' });
   } finally {
     await server.stop();
   }

@@ -230,6 +230,7 @@ static void test_clock(void **state)
 	clock_record(&b, 0, DAY1, DAY1, "b-1", 5000000);
 	clock_record(&b, 1, DAY1 + 7, DAY1 + 7, "b-0", 5000000);
 	assert_int_equal(rn_mat_add(m, "db.s.c", "s1", 0, RN_MAT_PROTO, b.data, b.len, &clk), 0);
+	assert_int_equal(rn_mat_clock_corrected(m), 1); /* the fleet view's clock_corrections */
 	assert_int_equal(rn_mat_flush(m), 0);
 	const char *v1[] = {"\\\"maxValues\\\":{\\\"device_id\\\":\\\"dev\\\",\\\"event_time\\\":"
 			    "\\\"2026-01-01T00:00:00.000Z\\\",\\\"receive_time\\\":\\\"2026-01-"
@@ -265,6 +266,7 @@ static void test_clock(void **state)
 			    "\\\"1970-01-02T00:00:00.000Z\\\",\\\"receive_time\\\":"
 			    "\\\"1970-01-02T00:00:00.000Z\\\""};
 	assert_true(log_has("db/s/c", 3, v3, 2));
+	assert_int_equal(rn_mat_clock_corrected(m), 3); /* s2's record had no reference */
 	rn_mat_destroy(m);
 	rn_buf_free(&b);
 }

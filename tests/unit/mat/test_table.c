@@ -24,6 +24,7 @@
 #include "partition.h"
 #include "rn_err.h"
 #include "rn_mem.h"
+#include "rn_pbwire.h"
 #include "schema.h"
 #include "testutil.h"
 
@@ -174,9 +175,86 @@ static void test_open_by_log_sweep(void **state)
 	open_sweep("bylog", 0);
 }
 
+/* One JSON batch of records (a record list) from `rows` JSON texts. */
+static void json_batch(struct rn_buf *b, const char *const *rows, size_t n)
+{
+	rn_buf_reset(b);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(rn_pb_put_bytes(b, 1, rows[i], strlen(rows[i])), 0);
+}
+
+/*
+ * rn_mat_table_info (the fleet API's tables page): a partitioned typed table's version,
+ * files, rows, partitions and its dead-letter table's rows and latest dead letters (newest
+ * first, at most RN_MAT_DEAD_LATEST, samples cut at 512 bytes); dead-letter tables are not
+ * listed on their own.
+ */
+static void test_table_info(void **state)
+{
+	char dr[300], big[700];
+	struct rn_mat *m;
+	struct rn_mat_table_info in;
+	struct rn_buf b = {0};
+	size_t i = 0;
+	(void)state;
+	snprintf(dr, sizeof(dr), "%s/info", root);
+	assert_int_equal(mkdir(dr, 0755), 0);
+	struct rn_mat_options o = {.data_root = dr};
+	assert_int_equal(rn_mat_create(&m, &o), 0);
+	declare(m, "long", 1);
+	assert_int_equal(rn_mat_ensure_table(m, "db.s.t"), 0);
+	assert_int_equal(rn_mat_table_info(m, &i, &in), 0);
+	assert_string_equal(in.name, "db.s.t");
+	assert_int_equal(in.version, 0);
+	assert_int_equal(in.files, 0);
+	assert_int_equal(in.rows, 0);
+	assert_true(in.has_dlq);
+	assert_string_equal(in.dlq_name, "db.s.t_dead_letters");
+	assert_int_equal(in.nlatest, 0);
+	assert_int_equal(rn_mat_table_info(m, &i, &in), RN_ENOTFOUND); /* the dlq is not listed */
+
+	/* three partitions, one row of them twice; 7 dead letters, the last with a long sample */
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = 0;
+	char bad[720];
+	snprintf(bad, sizeof(bad), "{\"v\":\"%s\"}", big);
+	const char *rows[] = {"{\"v\":1,\"k\":\"a\"}",
+			      "{\"v\":2,\"k\":\"b\"}",
+			      "{\"v\":3,\"k\":\"a\"}",
+			      "{\"v\":4}",
+			      "{\"v\":\"d1\"}",
+			      "{\"v\":\"d2\"}",
+			      "{\"v\":\"d3\"}",
+			      "{\"v\":\"d4\"}",
+			      "{\"v\":\"d5\"}",
+			      "{\"v\":\"d6\"}",
+			      bad};
+	json_batch(&b, rows, sizeof(rows) / sizeof(rows[0]));
+	assert_int_equal(rn_mat_add(m, "db.s.t", "s1", 0, RN_MAT_JSON, b.data, b.len, NULL), 0);
+	assert_int_equal(rn_mat_flush(m), 0);
+	i = 0;
+	assert_int_equal(rn_mat_table_info(m, &i, &in), 0);
+	assert_int_equal(in.version, 1);
+	assert_int_equal(in.rows, 4);
+	assert_int_equal(in.files, 3);
+	assert_int_equal(in.partitions, 3); /* a, b and null */
+	assert_true(in.bytes > 0);
+	assert_true(in.last_commit_ms > 1600000000000LL);
+	assert_int_equal(in.dlq_rows, 7);
+	assert_int_equal(in.nlatest, RN_MAT_DEAD_LATEST);
+	assert_int_equal(in.latest[0]->sample_len, 512); /* the newest: the long one, cut */
+	assert_memory_equal(in.latest[0]->sample, "{\"v\":\"xxx", 9);
+	assert_true(in.latest[0]->reason[0] != 0);
+	assert_memory_equal(in.latest[1]->sample, "{\"v\":\"d6\"}", in.latest[1]->sample_len);
+	assert_memory_equal(in.latest[4]->sample, "{\"v\":\"d3\"}", in.latest[4]->sample_len);
+	rn_buf_free(&b);
+	rn_mat_destroy(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_table_info),
 		cmocka_unit_test(test_conflict_registers_nothing),
 		cmocka_unit_test(test_open_declared_sweep),
 		cmocka_unit_test(test_open_by_log_sweep),
