@@ -771,6 +771,10 @@ int64_t rn_server__now_ms(void)
 
 struct rn_fleet_stream *rn_server__fleet_of(struct rn_server *s, struct srv_stream *st)
 {
+	/* the server's own streams (fleet_tables.c; met again in a WAL replay by their table,
+	 * which no client may write) are not listed */
+	if (!st->internal && !strncmp(st->table, "runnel.fleet.", 13))
+		st->internal = 1;
 	if (!st->fl && !st->internal)
 		st->fl = rn_fleet_stream_get(s->fleet, st->id, st->table);
 	return st->fl;

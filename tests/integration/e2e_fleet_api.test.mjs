@@ -9,10 +9,12 @@
 // the system tables runnel.fleet.agents and runnel.fleet.streams hold the reports and the
 // streams (the invalid ones with their reasons), read by DuckDB and parquet-wasm; clients may
 // not write them. A system table row whose add fails (runnel-server-faults,
-// RN_FAULT_MAT_ADD) is counted and logged, and nothing else is lost or ended.
+// RN_FAULT_MAT_ADD) is counted and logged, and nothing else is lost or ended; a WAL group of
+// system rows that fails (RN_FAULT_WAL_SYNC) leaves the rows going on, each once through a
+// SIGKILL and replay. With fleet_health = false nothing is taken; the keys apply on SIGHUP.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Server, faultServerBin, run, tmpDir, waitFor, zbClient } from './lib/harness.mjs';
+import { Server, faultServerBin, run, serverBin, tmpDir, waitFor, zbClient } from './lib/harness.mjs';
 import { duckFrom, query, replayLog, verifyTable } from './lib/table.mjs';
 
 const TOP = 'top-secret';
@@ -361,6 +363,45 @@ test('fleet_health = false: no header answered, reports ignored; the fleet keys 
         return false;
       }
     }, { what: 'runnel.fleet.streams made after the reload' });
+  } finally {
+    await server.stop();
+  }
+});
+
+test('a failed WAL group with fleet table rows in it: the rows go on, exactly once through a SIGKILL', { timeout: 90000 }, async () => {
+  const dir = tmpDir('fleet-walfail');
+  // group 4 fails: by then the client's one batch is synced (group 1 or 2) and the groups
+  // are runnel.fleet.streams rows alone, one row a second
+  const server = new Server({ dir, tables: ['main.fleet.t'], metrics: true, bin: faultServerBin,
+    env: { RN_FAULT_WAL_SYNC: '4:0' }, extra: 'fleet_table_interval = "1s";\n' });
+  await server.start();
+  try {
+    const r = await zbClient(server, 'ingest', '--table', 'main.fleet.t', '--records', '5', '--batches', '1');
+    assert.deepEqual(r.acks, [0]);
+    await waitFor(() => server.proc.log.some((l) => /WAL sync failed/.test(l)), { what: 'the failed group', timeoutMs: 20000 });
+    const rowsAt = async () => {
+      try {
+        return (await verifyTable(server.tableDir('runnel.fleet.streams'))).rows;
+      } catch {
+        return 0;
+      }
+    };
+    const before = await rowsAt();
+    await waitFor(async () => (await rowsAt()) >= before + 2, { what: 'rows after the failed group', timeoutMs: 20000 });
+    assert.equal((await server.metrics())('fleet_table_errors_total'), 0);
+    // a crash and a replay: every row once (one stream, one row per tick: no ts twice)
+    await server.kill('SIGKILL');
+    server.bin = serverBin;
+    server.env = undefined;
+    await server.start(); // replays the WAL
+    await waitFor(async () => (await rowsAt()) >= before + 3, { what: 'rows after the restart', timeoutMs: 20000 });
+    // the server's own streams, met again in the replay, are not listed
+    const listed = (await curl(`${server.metricsUrl}/api/v1/streams`)).json.streams;
+    assert.ok(listed.every((x) => !x.table.startsWith('runnel.fleet.')), JSON.stringify(listed));
+    const snap = await verifyTable(server.tableDir('runnel.fleet.streams'));
+    const twice = await query(`SELECT ts, count(*) AS n FROM ${duckFrom(snap.files)} GROUP BY ts HAVING count(*) > 1`);
+    assert.deepEqual(twice, []);
+    assert.equal((await verifyTable(server.tableDir('main.fleet.t'))).rows, 5);
   } finally {
     await server.stop();
   }
