@@ -160,7 +160,7 @@ async function api(path) {
 function lineChart(title, points, fmt, opts) {
   const W = 600;
   const H = (opts && opts.height) || 160;
-  const pad = { l: 4, r: 4, t: 14, b: 14 };
+  const pad = { l: 4, r: 4, t: 24, b: 24 };
   const ys = points.map((p) => p.y).filter(isNum);
   const max = ys.length ? Math.max(...ys, 0) : 0;
   const xs = points.map((p) => p.x);
@@ -181,10 +181,10 @@ function lineChart(title, points, fmt, opts) {
       points: `${first},${H - pad.b} ${pts.join(' ')} ${last},${H - pad.b}` }));
     s.append(svg('polyline', { class: 'line', points: pts.join(' ') }));
   }
-  s.append(svg('text', { x: pad.l, y: 10 }, 'max ' + fmt(max)));
+  s.append(svg('text', { x: pad.l, y: 18 }, 'max ' + fmt(max)));
   const span = xs.length > 1 ? fmtSecs(Math.round((x1 - x0) / 1000)) : '';
-  s.append(svg('text', { x: pad.l, y: H - 2 }, span ? '−' + span : ''));
-  s.append(svg('text', { x: W - pad.r, y: H - 2, 'text-anchor': 'end' }, 'now'));
+  s.append(svg('text', { x: pad.l, y: H - 4 }, span ? '−' + span : ''));
+  s.append(svg('text', { x: W - pad.r, y: H - 4, 'text-anchor': 'end' }, 'now'));
   return el('figure', { class: 'chart' }, el('h3', {}, title), s);
 }
 
@@ -193,7 +193,7 @@ function lineChart(title, points, fmt, opts) {
 function errorTable(errors) {
   if (!Array.isArray(errors) || !errors.length) return el('p', { class: 'muted' }, 'No warnings or errors logged.');
   const rows = errors.slice().reverse().map((e) =>
-    el('tr', {}, el('td', { class: 'n', title: isoTime(e.t_ms) || null }, isoTime(e.t_ms) || '—'),
+    el('tr', {}, el('td', { class: 'time' }, isoTime(e.t_ms) || '—'),
       el('td', { class: 'lvl-' + (e.level === 'error' ? 'error' : 'warn') }, text(e.level)),
       el('td', { class: 'text' }, text(e.text))));
   return el('div', { class: 'scroll' }, el('table', {},
@@ -448,7 +448,7 @@ function devicePage(main, name) {
       const invalid = Array.isArray(d.invalid) ? d.invalid : [];
       const hist = Array.isArray(d.history) ? d.history : [];
       const streams = Array.isArray(d.streams) ? d.streams : [];
-      const now = Math.max(0, ...streams.map((s) => s.last_report_ms || 0), ...hist.map((h) => h.t_ms || 0));
+      const now = Date.now(); /* this answer has no now_ms: the browser's clock */
       const allStates = [...new Set(streams.flatMap((s) => (Array.isArray(s.states) ? s.states : [])))];
       fill(body,
         el('p', {}, 'State: ', states(allStates)),
@@ -485,10 +485,10 @@ function devicePage(main, name) {
           : el('p', { class: 'muted' }, 'No drops reported.'),
         el('h2', {}, 'History'),
         el('div', { class: 'charts' },
-          lineChart('Buffer bytes', hist.map((h) => ({ x: h.t_ms, y: h.buffer_bytes })), fmtBytes, { height: 100 }),
-          lineChart('Oldest unsent age', hist.map((h) => ({ x: h.t_ms, y: h.oldest_unsent_age_s })), fmtSecs, { height: 100 }),
-          lineChart('Records received', hist.map((h) => ({ x: h.t_ms, y: h.records })), fmtCount, { height: 100 }),
-          lineChart('Drops and expired', hist.map((h) => ({ x: h.t_ms, y: isNum(h.drops) || isNum(h.expired) ? (h.drops || 0) + (h.expired || 0) : null })), fmtCount, { height: 100 })),
+          lineChart('Buffer bytes', hist.map((h) => ({ x: h.t_ms, y: h.buffer_bytes })), fmtBytes, { height: 140 }),
+          lineChart('Oldest unsent age', hist.map((h) => ({ x: h.t_ms, y: h.oldest_unsent_age_s })), fmtSecs, { height: 140 }),
+          lineChart('Records received', hist.map((h) => ({ x: h.t_ms, y: h.records })), fmtCount, { height: 140 }),
+          lineChart('Drops and expired', hist.map((h) => ({ x: h.t_ms, y: isNum(h.drops) || isNum(h.expired) ? (h.drops || 0) + (h.expired || 0) : null })), fmtCount, { height: 140 })),
         el('h2', {}, 'Streams'),
         simpleTable('This device\'s streams', streamCols(false).map((c) => c.label),
           streams.map((s) => el('tr', { 'data-id': text(s.stream_id) },
@@ -542,12 +542,11 @@ async function tick() {
     document.getElementById('updated').setAttribute('data-route', view.route);
   } catch (e) {
     if (gen !== view.gen) return;
-    if (e.status === 401) {
-      banner('The console needs a token (' + e.message + ').');
+    if (e.status === 401 || e.status === 403) {
+      banner(e.status === 401 ? 'The console needs a token (' + e.message + ').'
+        : 'This token may not read the console: its principal needs console = true (' + e.message + ').');
       showLogin(true);
-    } else if (e.status === 403) {
-      banner('This token may not read the console: its principal needs console = true (' + e.message + ').');
-      showLogin(true);
+      return; /* no more polling until a token is given */
     } else if (e.status === 404 && view.route.startsWith('device:')) {
       banner('No such device (' + e.message + ').');
     } else {

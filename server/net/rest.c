@@ -51,8 +51,7 @@ static int is_console(const char *p, size_t len)
 int rn_rest_is_rest_path(const char *path, size_t len)
 {
 	return has_prefix(path, len, "/zerobus/") || equals(path, len, INGEST_PATH) ||
-	       has_prefix(path, len, "/oidc/") || has_prefix(path, len, "/api/") ||
-	       is_console(path, len);
+	       has_prefix(path, len, "/oidc/") || has_prefix(path, len, "/api/");
 }
 
 long rn_rest_param(const char *q, size_t len, const char *name, char *out, size_t cap)

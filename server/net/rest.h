@@ -44,7 +44,8 @@ const char *rn_rest_route_name(enum rn_rest_route r);
 
 /*
  * Whether the main port should treat a request to `path` as REST whatever its content-type
- * (a path of one of the routes above, query excluded). 1 or 0.
+ * (a path of one of the routes above but the console's, query excluded: a browser's request
+ * is not gRPC and comes as REST anyway, a gRPC call to "/" keeps its gRPC answer). 1 or 0.
  */
 int rn_rest_is_rest_path(const char *path, size_t len);
 
