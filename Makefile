@@ -5,21 +5,22 @@ BUILD_REL  ?= build-release
 JOBS       ?= $(shell nproc)
 CMAKE_OPTS ?=
 
-# prometheus: only its promtool, which checks packaging/monitoring/ (tests/monitoring/check.sh).
 DEB_PKGS = build-essential cmake pkg-config git \
 	libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libprotobuf-dev libsqlite3-dev \
 	libcurl4-openssl-dev libzstd-dev libconfig-dev libnghttp2-dev libevent-dev libssl-dev \
 	uuid-dev libcmocka-dev libmosquitto-dev mosquitto mosquitto-clients socat \
 	python3 python3-grpcio python3-protobuf python3-paho-mqtt python3-serial nodejs npm procps zstd curl bc openssl faketime \
-	chromium fonts-dejavu-core \
 	clang clang-format debootstrap \
-	debhelper devscripts lintian rpm rpmlint elfutils scdoc systemd \
-	prometheus
+	debhelper devscripts lintian rpm rpmlint elfutils scdoc systemd
 
-# Only the s3 tests (ctest label s3: a throw-away Ceph RGW by tests/s3/rgw.sh, HAProxy, boto3;
-# tests/README.md "S3 and load balancer tests") need these; `make test` installs them
-# (deps-s3), `make build` and `make demo` do not. ~85 MB download, ~400 MB installed.
-DEB_PKGS_S3 = radosgw ceph-mon ceph-osd haproxy python3-boto3 iproute2 shellcheck
+# Only tests need these: the s3 tests (ctest label s3: a throw-away Ceph RGW by
+# tests/s3/rgw.sh, HAProxy, boto3; tests/README.md "S3 and load balancer tests"), the web
+# console's test in headless Chromium (e2e_console) and promtool from prometheus, which
+# checks packaging/monitoring/ (tests/monitoring/check.sh); `make test` installs them
+# (deps-s3), `make build` and `make demo` do not. The s3 part is ~85 MB to download, ~400 MB
+# installed; chromium and prometheus come on top.
+DEB_PKGS_S3 = radosgw ceph-mon ceph-osd haproxy python3-boto3 iproute2 shellcheck \
+	chromium fonts-dejavu-core prometheus
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -23,8 +23,10 @@ test('a batch failing part way is undone from the WAL and lands once after the r
   fs.writeFileSync(log, '');
   const port = await freePort();
   // from the 3rd live add on, the first allocation of each add fails, until one add failed
+  // (fleet_table_interval = 0: the server's own fleet rows are live adds too, and would take
+  // the fault meant for the agent's batches)
   const server = new Server({ dir, port, tables: [T], flushMs: 3600000, bin: faultServerBin,
-    env: { RN_FAULT_MAT_ADD: '3:1' } });
+    env: { RN_FAULT_MAT_ADD: '3:1' }, extra: 'fleet_table_interval = 0;' });
   const agent = new Agent({ dir, url: `http://127.0.0.1:${port}`, sources: [{ name: 'r', table: T, paths: [log] }] });
   const lines = (from, to) => Array.from({ length: to - from }, (_, k) => `r ${from + k} ${'z'.repeat(30 + (from + k) % 50)}\n`).join('');
   const acked = (n) => {

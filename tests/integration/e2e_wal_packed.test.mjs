@@ -49,7 +49,10 @@ test('compressed batches stored as sent replay after a kill -9, every line once 
   for (let i = 0; i < N; i++) text += `${i} ${pad}\n`;
   fs.writeFileSync(path.join(logDir, 'a.log'), text);
   const port = await freePort();
-  const server = new Server({ dir, port, tables: [TABLE], flushMs: 3600000, metrics: true });
+  // fleet_table_interval = 0: the server's own fleet rows (plain JSON entries) stay out of the
+  // WAL, so every entry in it is one of the agent's batches
+  const server = new Server({ dir, port, tables: [TABLE], flushMs: 3600000, metrics: true,
+    extra: 'fleet_table_interval = 0;' });
   const agent = new Agent({
     dir, url: `http://127.0.0.1:${port}`,
     sources: [{ name: 'a', table: TABLE, paths: [path.join(logDir, 'a.log')], readFrom: 'beginning' }],
