@@ -56,6 +56,8 @@ ARCH_PKGS="crossbuild-essential-$ARCH libc6:$ARCH libprotobuf-c-dev:$ARCH libzst
 declare -A SKIP=(
 	[check_refs]="not an $ARCH program: it checks the sources, and the native build runs it"
 	[check_refs_selftest]="not an $ARCH program: the native build runs it"
+	[monitoring_rules]="not an $ARCH program: promtool checks packaging/monitoring/, the native build runs it"
+	[monitoring_rules_selftest]="not an $ARCH program: the native build runs it"
 	[test_in_serial]="qemu-user lacks the termios2 ioctls (TCGETS2/TCSETS2) that test_read_unplug_reopen's 250000 baud needs (ENOSYS)"
 )
 
