@@ -7,10 +7,13 @@
 // - every page at 1280x800 and 375x740: no console error, no script error, no horizontal
 //   page scroll at 375 px; every number shown (data-k, data-v) equals /api/v1 read at the
 //   same moment, its text says the same value, and the overview's totals equal /metrics;
+// - the devices and streams pages show what the system tables hold: each device's newest
+//   runnel.fleet.agents row and each stream's newest runnel.fleet.streams row (DuckDB);
 // - hostile device and source names, error strings and a dead letter's sample show as text,
 //   and no script of theirs ran; the absurd values are shown as invalid;
 // - an agent SIGSTOPped shows as silent on the streams page within fleet_silent_after (2 s)
-//   plus two polls; a server gone shows the error banner;
+//   plus two polls (and SILENT_SLACK_MS for a loaded machine); a server gone shows the
+//   error banner;
 // - with principals, the console asks for a token, refuses one without `console = true`
 //   and shows the data with one that has it.
 // Screenshots (png, every page at both widths) go to $RN_ARTIFACTS if set, else
@@ -22,10 +25,14 @@ import http2 from 'node:http2';
 import path from 'node:path';
 import puppeteer from 'puppeteer-core';
 import { Agent, Server, buildDir, readMetrics, tmpDir, waitFor, zbClient } from './lib/harness.mjs';
+import { duckFrom, query, verifyTable } from './lib/table.mjs';
 
 const CHROMIUM = '/usr/bin/chromium';
 const POLL_MS = 500;
 const SILENT_AFTER_S = 2;
+// what a loaded machine may add to fleet_silent_after + two polls before the page shows it
+// (a poll answered late, Chromium scheduled late): the documented bound is the first two
+const SILENT_SLACK_MS = 3000;
 const ARTIFACTS = process.env.RN_ARTIFACTS || path.join(buildDir, 'artifacts', 'console');
 const WIDTHS = [[1280, 800], [375, 740]];
 const T0 = Date.now();
@@ -107,6 +114,22 @@ function readShown(text) {
 function dig(obj, keyPath) {
   return keyPath.reduce((o, k) => (o !== null && typeof o === 'object' ? o[k] : undefined), obj);
 }
+
+// The pages whose numbers are also in a system table: page, table, the key column (a row's
+// data-id), and the table's column of each number shown.
+const SYSTEM_CHECKS = [
+  ['devices', 'runnel.fleet.agents', 'device', {
+    'devices.buffer_bytes': 'buffer_bytes', 'devices.buffer_records': 'buffer_records',
+    'devices.oldest_unsent_age_s': 'oldest_unsent_age_s', 'devices.drops': 'drops_total',
+    'devices.expired': 'expired', 'devices.dead_letters': 'dead_letters',
+  }],
+  ['streams', 'runnel.fleet.streams', 'stream_id', {
+    'streams.records': 'records', 'streams.bytes': 'bytes', 'streams.batches': 'batches',
+    'streams.acked_offset': 'acked_offset', 'streams.committed_offset': 'committed_offset',
+    'streams.pushbacks': 'pushbacks', 'streams.clock_corrections': 'clock_corrections',
+    'streams.refused_calls': 'refused_calls',
+  }],
+];
 
 // Values that move with the clock, not with traffic: how far the page (read a moment
 // before the API) may be from the API.
@@ -239,7 +262,7 @@ test('console pages against two agents and a grpcio client', { timeout: 90000 },
   const tables = ['main.default.a', 'main.default.b', 'main.default.telemetry'];
   const server = await new Server({
     dir, tables, metrics: true,
-    extra: `fleet_silent_after = "${SILENT_AFTER_S}s";\nfleet_table_interval = "0";
+    extra: `fleet_silent_after = "${SILENT_AFTER_S}s";\nfleet_table_interval = "1s";
 schemas = ( { table = "${TYPED}"; columns = ( { name = "v"; type = "long"; } ); } );`,
   }).start();
   const files = { a: path.join(dir, 'a.log'), b: path.join(dir, 'b.log') };
@@ -377,6 +400,47 @@ schemas = ( { table = "${TYPED}"; columns = ( { name = "v"; type = "long"; } ); 
     }
 
     step('pages');
+    // the system tables say what the pages say: each device's newest runnel.fleet.agents row
+    // and each stream's newest runnel.fleet.streams row (read by DuckDB) hold the numbers the
+    // devices and streams pages show; rows land each fleet_table_interval, so read until the
+    // newest rows have caught up with the page
+    await page.setViewport({ width: 1280, height: 800 });
+    for (const [route, sysTable, key, cols] of SYSTEM_CHECKS) {
+      await show(page, base, route);
+      let bad = ['no rows yet'];
+      await waitFor(async () => {
+        await nextUpdate(page);
+        const shown = (await shownNumbers(page)).filter((n) => n.row !== null && cols[n.k]);
+        let snap;
+        try {
+          snap = await verifyTable(server.tableDir(sysTable));
+        } catch (e) {
+          bad = [`${sysTable}: ${e.message}`];
+          return false;
+        }
+        const rows = await query(`SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY ${key} ORDER BY ts DESC) AS rn
+          FROM ${duckFrom(snap.files)} WHERE ${key} IS NOT NULL) WHERE rn = 1`);
+        const newest = new Map(rows.map((r) => [r[key], r]));
+        bad = [];
+        for (const n of shown) {
+          const r = newest.get(n.row);
+          if (!r) {
+            bad.push(`${sysTable}: no row for ${n.row}`);
+            continue;
+          }
+          const col = r[cols[n.k]];
+          const want = col === null || col === undefined ? null : Number(col);
+          const v = n.v === '' ? null : Number(n.v);
+          if (v !== want) bad.push(`${n.k}[${n.row}]: page ${n.v} ${sysTable}.${cols[n.k]} ${want}`);
+        }
+        if (shown.length < 3) bad.push(`only ${shown.length} numbers on the ${route} page`);
+        return bad.length === 0;
+      }, { timeoutMs: 30000, intervalMs: 0, what: `the ${route} page to match ${sysTable}` }).catch((e) => {
+        throw new Error(`${e.message}: ${bad.join('; ')}`);
+      });
+      step(`${route} = ${sysTable}`);
+    }
+
     // sorting and filtering (desktop width): by records, then the silent chip and the text box
     await page.setViewport({ width: 1280, height: 800 });
     await show(page, base, 'streams');
@@ -412,9 +476,9 @@ schemas = ( { table = "${TYPED}"; columns = ( { name = "v"; type = "long"; } ); 
       agents[0].proc.child.kill('SIGSTOP'); // not Proc.kill: it waits for an exit
       const stopped = Date.now();
       await waitFor(async () => ((await rowOf('main.default.a')) || []).includes('silent'),
-        { timeoutMs: SILENT_AFTER_S * 1000 + 2 * POLL_MS + 3000, what: 'agent a shown silent' });
+        { timeoutMs: SILENT_AFTER_S * 1000 + 2 * POLL_MS + SILENT_SLACK_MS + 2000, what: 'agent a shown silent' });
       const took = Date.now() - stopped;
-      assert.ok(took <= SILENT_AFTER_S * 1000 + 2 * POLL_MS + 1000, `silent shown after ${took} ms`);
+      assert.ok(took <= SILENT_AFTER_S * 1000 + 2 * POLL_MS + SILENT_SLACK_MS, `silent shown after ${took} ms`);
       await page.click('button[data-state="silent"]');
       const silentRows = await page.$$eval('tbody tr', (trs) => trs.map((tr) => tr.textContent));
       assert.ok(silentRows.some((t) => t.includes('main.default.a')), 'the silent chip keeps it');
