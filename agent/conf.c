@@ -20,7 +20,7 @@
 #include "rn_err.h"
 #include "route.h"
 #include "rn_mem.h"
-#include "rn_sha256.h"
+#include "sha256.h"
 #include "rn_table_name.h"
 #include "secret.h"
 
