@@ -16,8 +16,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Agent, Server, run, tmpDir, waitFor } from './lib/harness.mjs';
-import { Haproxy } from './lib/haproxy.mjs';
+import { ServerPair } from './lib/failover.mjs';
+import { Server, run, tmpDir, waitFor } from './lib/harness.mjs';
 import { rgwForFile } from './lib/rgw.mjs';
 import { duckFrom, query, verifyTable } from './lib/table.mjs';
 
@@ -54,26 +54,11 @@ test('a stream created on one server is resumed on another that shares only the 
   const a = mk('a', 3600000);
   const b = mk('b', 100);
   assert.notEqual(a.dataRoot, b.dataRoot, 'each server its own data_root');
-  const logs = path.join(dir, 'logs');
-  fs.mkdirSync(logs);
-  const file = path.join(logs, 'app.log');
-  fs.writeFileSync(file, Array.from({ length: N }, (_, i) => `app ${i}\n`).join(''));
-  let lb;
-  let agent;
+  const pair = new ServerPair({ dir, a, b, n: N });
+  const stream = () => pair.stream();
   let id;
   try {
-    await a.start();
-    await b.start();
-    lb = await new Haproxy({ dir, backends: [{ port: a.port }], checkMs: 200 }).start();
-    await lb.waitUp(1);
-    agent = new Agent({ dir, url: `http://127.0.0.1:${lb.port}`, lingerMs: 20,
-      chunkExtra: 'max_records = 10;', sources: [{ name: 'app', paths: [file] }] });
-    await agent.start();
-    const stream = () => (agent.status()?.streams || [])[0];
-    const st = await waitFor(() => {
-      const s = stream();
-      return s && s.records === N && s.next_offset > 1 && s.acked === s.next_offset - 1 ? s : null;
-    }, { timeoutMs: 60000, what: `A acked all ${N} lines` });
+    const st = await pair.start();
     id = st.server_stream_id;
     assert.equal(st.committed, -1, 'nothing in the table yet: A holds it all in its WAL');
     // the entry is on the store before the create was answered
@@ -81,9 +66,7 @@ test('a stream created on one server is resumed on another that shares only the 
     assert.deepEqual(objs, [`tables/_runnel/streams/${id}`]);
 
     // A and its whole disk are lost; only B serves
-    await lb.reload({ backends: [{ port: a.port }, { port: b.port }] });
-    await lb.waitUp(2);
-    await a.kill('SIGKILL');
+    await pair.loseA();
     fs.rmSync(a.dataRoot, { recursive: true, force: true });
     const bLogged = (re) => b.proc.log.some((l) => re.test(l));
     await waitFor(() => bLogged(new RegExp(`stream ${id} of table ${TABLE} read from the table store`)),
@@ -95,8 +78,7 @@ test('a stream created on one server is resumed on another that shares only the 
     assert.equal(await b.metric('registry_store_reads_total'), 1);
     assert.equal(await b.metric('registry_store_errors_total'), 0);
     assert.ok(bLogged(new RegExp(`stream ${id} resumed at -1`)), 'B resumed it at the table\'s watermark');
-    await agent.stop();
-    agent = null;
+    await pair.stopAgent();
 
     // the failure answers, straight to B
     let r = await client(b.port, 'status', '--case', 'unknown-resume', '--table', TABLE);
@@ -144,10 +126,7 @@ test('a stream created on one server is resumed on another that shares only the 
     await waitFor(async () => (await stored()).length === 1, { timeoutMs: 30000, what: 'the entry deleted from the store' });
     assert.deepEqual(await stored(), [`tables/_runnel/streams/${id}`]);
   } finally {
-    if (agent) await agent.stop();
-    if (lb) await lb.stop();
-    await a.stop();
-    await b.stop();
+    await pair.stop();
   }
   const dest = tmpDir('e2e-registry-s3-copy');
   assert.ok(await rgw.copyOut(BUCKET, 'tables/', dest) > 0);
