@@ -20,7 +20,7 @@
 #include "rn_err.h"
 #include "route.h"
 #include "rn_mem.h"
-#include "rn_sha256.h"
+#include "sha256.h"
 #include "rn_table_name.h"
 #include "secret.h"
 
@@ -503,11 +503,12 @@ int rn_agent_conf_check(const struct rn_agent_conf *c, const char *file, char *e
 				 src[i].name, src[i].type ? src[i].type : "");
 			return RN_ECONFIG;
 		}
-		if (p && p->abi != RN_SOURCE_ABI_1) {
+		if (p && !RN_SOURCE_ABI_LOADABLE(p->abi)) {
 			snprintf(err, cap,
-				 "%s: sources[%zu]: plugin '%s' was built for plugin ABI %d, "
-				 "this agent speaks %d",
-				 file, i, p->name, p->abi, RN_SOURCE_ABI_1);
+				 "%s: sources[%zu]: plugin '%s' was built for plugin ABI %u, "
+				 "this agent speaks %u",
+				 file, i, p->name, RN_SOURCE_ABI_MAJOR(p->abi),
+				 RN_SOURCE_ABI_MAJOR(RN_SOURCE_ABI_CURRENT));
 			return RN_ECONFIG;
 		}
 		for (size_t j = 0; j < i; j++)

@@ -906,6 +906,7 @@ int rn_agent__source_start(struct rn_agent *a, const struct rn_agent_conf *gen,
 				   .accepting = host_accepting,
 				   .flush = host_flush,
 				   .dead_letter = host_dead_letter,
+				   .size = sizeof(struct rn_source_host),
 				   .set_state = host_set_state};
 	/* its streams are found by by_stream from now on (io_acked may run inside create) */
 	a->src[a->nsrc++] = s;

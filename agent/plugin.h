@@ -13,11 +13,26 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "rn_buf.h"
 #include "rn_conf.h"
 
-#define RN_SOURCE_ABI_1 1
+/* ABI versions. A plugin's `abi` holds a major (low 16 bits) and a minor (above). The agent
+ * loads a plugin whose major is its own, whatever the minor: a minor only ever appends
+ * members to struct rn_source_host, and a plugin finds out which ones its agent has with
+ * RN_HOST_HAS. Agents of ABI 1.0 compare the whole number and so refuse a 1.1 plugin (a
+ * plugin that reads host->size) rather than let it read past their host struct.
+ *  1.0  the host ends at dead_letter (the first release);
+ *  1.1  host->size, host->set_state. */
+#define RN_SOURCE_ABI(major, minor) ((int)(((unsigned)(minor) << 16) | (unsigned)(major)))
+#define RN_SOURCE_ABI_MAJOR(abi) ((unsigned)(abi)&0xffffu)
+#define RN_SOURCE_ABI_MINOR(abi) ((unsigned)(abi) >> 16)
+#define RN_SOURCE_ABI_1 1                     /* 1.0 */
+#define RN_SOURCE_ABI_1_1 RN_SOURCE_ABI(1, 1) /* 1.1 */
+#define RN_SOURCE_ABI_CURRENT RN_SOURCE_ABI_1_1
+/* The plugins this agent loads: major 1, any minor. */
+#define RN_SOURCE_ABI_LOADABLE(abi) (RN_SOURCE_ABI_MAJOR(abi) == 1u)
 
 /* Record flags (runnel.v1.Record.flags). */
 #define RN_RECORD_F_SPLIT 1u /* a piece of an overlong input record */
@@ -67,14 +82,33 @@ struct rn_source_host {
 	 * attribute runnel.error = reason, and the source's dead-letter count goes up. Never
 	 * drop input silently; call this instead. Returns like emit(). */
 	int (*dead_letter)(void *ctx, const struct rn_record *r, const char *reason);
-	/* Added after ABI 1 first shipped (a plugin built against an older header never
-	 * calls it): tells the host the source's state, shown by `runnel-agent status` and
-	 * sent in health reports. state is an enum rn_source_state; error says what went wrong
-	 * (NULL = nothing; copied, cut at 255 bytes). A source that never calls it is "up"
-	 * while it runs. A plugin that calls it needs an agent that has it (one whose
-	 * plugin.h has it): an older agent's host struct ends before this member. */
+	/* ---- ABI 1.1: a plugin whose abi has a minor of 1 or more may read `size`; it
+	 * checks every member below it with RN_HOST_HAS before use, and copies the struct
+	 * with rn_source_host_copy (never `*host`: an older agent's struct may be shorter). */
+	/* sizeof(struct rn_source_host) as the agent was built: the members it has. */
+	size_t size;
+	/* Tells the host the source's state, shown by `runnel-agent status` and sent in health
+	 * reports. state is an enum rn_source_state; error says what went wrong (NULL =
+	 * nothing; copied, cut at 255 bytes). A source that never calls it is "up" while it
+	 * runs. */
 	void (*set_state)(void *ctx, int state, const char *error);
 };
+
+/* Whether the agent behind `host` has `member` (its struct reaches past it). Only for a
+ * plugin of ABI 1.1 or later (one of 1.0 must not read host->size); says nothing of whether
+ * the member is set: check it for NULL as well. */
+#define RN_HOST_HAS(host, member)                                                                  \
+	((host)->size >= offsetof(struct rn_source_host, member) + sizeof((host)->member))
+
+/* Copies the host an ABI 1.1 plugin is given in create() (the agent's struct lives only
+ * for the call): the members the agent has, the rest zeroed, dst->size = what was copied. */
+static inline void rn_source_host_copy(struct rn_source_host *dst, const struct rn_source_host *src)
+{
+	size_t n = src->size < sizeof(*dst) ? src->size : sizeof(*dst);
+	memset(dst, 0, sizeof(*dst));
+	memcpy(dst, src, n);
+	dst->size = n;
+}
 
 /* A source's state (host->set_state). */
 enum rn_source_state {
@@ -115,9 +149,9 @@ struct rn_source_conf {
 };
 
 struct rn_source_plugin {
-	int abi;                        /* RN_SOURCE_ABI_1 */
-	const char *name;               /* the `type` of a sources entry */
-	const char *description;        /* one line for -H */
+	int abi;                 /* RN_SOURCE_ABI_1, or RN_SOURCE_ABI_1_1 to use host->size */
+	const char *name;        /* the `type` of a sources entry */
+	const char *description; /* one line for -H */
 	const struct rn_conf_key *conf; /* the plugin's keys; NULL = none */
 	size_t conf_size;               /* size of the struct they fill */
 	/* Validates the source's settings; 0 or RN_ECONFIG with a message in err. */
@@ -146,8 +180,8 @@ int rn_plugin_register(const struct rn_source_plugin *p);
  * Plugins from shared objects. A plugin .so exports
  *     const struct rn_source_plugin *rn_source_plugin_entry(void);
  * and may call the agent's exported functions it includes headers for (rn_buf_*, rn_log_*,
- * rn_mem). Its table's first member is `abi`; a plugin whose abi is not RN_SOURCE_ABI_1 is
- * refused before anything else of its table is read.
+ * rn_mem). Its table's first member is `abi`; a plugin whose major ABI is not 1 is refused
+ * before anything else of its table is read.
  */
 #define RN_PLUGIN_ENTRY "rn_source_plugin_entry"
 #define RN_PLUGIN_EXPORT __attribute__((visibility("default")))

@@ -76,11 +76,12 @@ static int load_one(int fd, const char *path, char *err, size_t cap)
 		dlclose(h);
 		return RN_ECONFIG;
 	}
-	if (p->abi != RN_SOURCE_ABI_1) {
+	if (!RN_SOURCE_ABI_LOADABLE(p->abi)) {
 		snprintf(err, cap,
-			 "plugin %s: built for source plugin ABI %d, this agent speaks ABI "
-			 "%d; rebuild it against this agent's plugin.h",
-			 path, p->abi, RN_SOURCE_ABI_1);
+			 "plugin %s: built for source plugin ABI %u, this agent speaks ABI "
+			 "%u; rebuild it against this agent's plugin.h",
+			 path, RN_SOURCE_ABI_MAJOR(p->abi),
+			 RN_SOURCE_ABI_MAJOR(RN_SOURCE_ABI_CURRENT));
 		dlclose(h);
 		return RN_ECONFIG;
 	}

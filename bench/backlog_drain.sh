@@ -127,16 +127,16 @@ sync0=$(metric wal_sync_seconds_total)
 t0=$(now)
 "$BIN/agent/runnel-agent" -c "$W/agent.conf" 2>"$W/agent2.log" &
 apid=$!
-# One poller for the whole drain (not a python start per sample, whose CPU the drain would
-# share), every 20 ms on the agent's status socket: when every chunk is acknowledged
+# One poller for the whole drain (status_poll: not a python start per sample, whose CPU the
+# drain would share), every 20 ms on the agent's status socket: when every chunk is acknowledged
 # (durable in the server's WAL) and when the buffer is empty (released: the table has the
 # rows, a flush later with committed acks). At the first of the two it also takes each
 # thread's time on the CPU, waiting for one (run queue) and blocked, from
 # /proc/PID/task/TID/schedstat, over the drain (the server's since the agent started).
-read -r t_acked t_drain max_rss max_anon < <(python3 - "$W/agent/agent.sock" "$t0" "$apid" \
-	"$spid" "$W/sched.txt" <<'PY'
-import json, os, socket, sys, time
-sock, t0, apid, spid, out = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+read -r t_acked t_drain max_rss max_anon < <(status_poll "$W/agent/agent.sock" 20 $apid |
+	python3 /dev/fd/3 "$t0" "$apid" "$spid" "$W/sched.txt" 3<<'PY'
+import json, os, sys, time
+t0, apid, spid, out = float(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 def sched(pid):
     r = {}
     for tid in os.listdir("/proc/%s/task" % pid):
@@ -159,26 +159,9 @@ def kb(field):
 s0, ts0 = sched(spid), time.time()
 t_acked = None
 rss = anon = 0
-while True:
+for line in sys.stdin:  # a status every 20 ms (status_poll); it ends when the agent exits
     rss, anon = max(rss, kb("VmRSS")), max(anon, kb("RssAnon"))
-    try:  # the agent exited (a zombie until the shell waits for it) or is gone
-        dead = open("/proc/%s/stat" % apid).read().rsplit(")", 1)[1].split()[0] in "ZX"
-    except OSError:
-        dead = True
-    if dead:
-        print("-1 -1 0 0"); sys.exit(0)
-    try:
-        s = socket.socket(socket.AF_UNIX); s.settimeout(5); s.connect(sock)
-        buf = b""
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            buf += d
-        s.close()
-        j = json.loads(buf)
-    except (OSError, ValueError):
-        time.sleep(0.02); continue
+    j = json.loads(line)
     now = time.time()
     st = j["streams"]
     if st and t_acked is None and all(x["acked"] >= x["next_offset"] - 1 for x in st):
@@ -194,8 +177,8 @@ while True:
                                 % (who, k, run, wait, max(0.0, el - run - wait)))
     if st and j["buffer_bytes"] == 0:
         print("%.3f %.3f %d %d" % (t_acked if t_acked is not None else now - t0, now - t0, rss, anon))
-        break
-    time.sleep(0.02)
+        sys.exit(0)
+print("-1 -1 0 0")  # the agent exited (or is gone) before its buffer was empty
 PY
 )
 if [ -z "${t_drain:-}" ] || [ "$t_drain" = -1 ]; then

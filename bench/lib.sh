@@ -2,7 +2,7 @@
 # Helpers shared by the bench/*.sh scripts: the standard input lines (bench_lines), timing
 # (now, since), a process's CPU time and peak RSS from /proc (cpu_s, hwm_mb), a free local port (free_port), starting runnel-server
 # and learning its port (start_server), reading the agent's status from its socket or
-# status.json (status_json, status_sum, all_acked, wait_acked), a Delta table's live row count
+# status.json (status_json, status_poll, status_sum, all_acked, wait_acked), a Delta table's live row count
 # (live_rows, wait_rows: bench/delta_rows.py), building the load client (zb_load_bin) and
 # starting a throw-away Ceph RGW with a bucket (rgw_start).
 # Only defines functions; a script sources it with `. "$(dirname "$0")/lib.sh"`
@@ -76,6 +76,47 @@ try:
     sys.stdout.write(buf.decode())
 except OSError:
     sys.stdout.write(open(sys.argv[1]).read())
+PY
+}
+
+# status_poll SOCK INTERVAL_MS PID: one python process (not one per sample, whose start-up
+# would cost more CPU than the agent being measured) asks the agent's status socket SOCK
+# every INTERVAL_MS and prints each answer as one line of JSON; a failed ask (not listening
+# yet, an answer cut short) prints nothing. Ends, status 0, once PID has exited (a zombie
+# counts as exited) or its reader has closed the pipe: a reader takes lines until it has
+# seen what it waits for, and end of input means PID is gone.
+status_poll() {
+	python3 - "$1" "$2" "$3" <<'PY'
+import json, os, socket, sys, time
+sock, every, pid = sys.argv[1], int(sys.argv[2]) / 1000.0, sys.argv[3]
+def gone():
+    try:
+        return open("/proc/%s/stat" % pid).read().rsplit(")", 1)[1].split()[0] in "ZX"
+    except OSError:
+        return True
+try:
+    while not gone():
+        try:
+            s = socket.socket(socket.AF_UNIX)
+            s.settimeout(5)
+            s.connect(sock)
+            buf = b""
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                buf += d
+            s.close()
+            line = json.dumps(json.loads(buf), separators=(",", ":"))
+        except (OSError, ValueError):
+            line = None
+        if line is not None:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+        time.sleep(every)
+except BrokenPipeError:
+    pass
+os._exit(0)  # no flush at exit: the reader may be gone
 PY
 }
 

@@ -1562,6 +1562,10 @@ static int retire_stream(struct rn_server *s, struct srv_stream *st)
 		crc = rn_mat_committed(s->mat, st->table, st->id, &committed);
 	if (!rn_stream_retire_ready(&ss, failing, crc, committed))
 		return 0;
+	/* with its entry on the table store: marked retired here first, so that no resume reads
+	 * that entry back while its delete is under way or after it failed */
+	if (s->reg_store && rn_registry_mark_retired(s->reg, st->id))
+		return RN_EIO;
 	if (rn_registry_retire(s->reg, st->id))
 		return RN_EIO;
 	if (s->reg_store)
@@ -2389,9 +2393,12 @@ static void reg_ops_settle(struct rn_server *s, struct rn_list *ops, int rc_all)
 		else if (op->kind == REG_DEL && op->rc)
 			rn_log_warn("server",
 				    "stream %.*s retired: its registry entry on the table store "
-				    "stays: %s",
+				    "stays: %s; resumes of it here are refused, the delete is "
+				    "retried at the next start",
 				    (int)op->idlen, op->id,
 				    op->err[0] ? op->err : rn_strerror(op->rc));
+		else if (op->kind == REG_DEL)
+			rn_registry_unmark_retired(s->reg, op->id); /* gone from the store */
 		/* whatever became of it: nobody refers to it any more */
 		if (op->kind == REG_PUT && op->st && op->st->store_op == op)
 			op->st->store_op = NULL;
@@ -2457,16 +2464,27 @@ static void reg_pool_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Queues the deletion of a retired stream's entry on the table store (not waited for: an
- * entry that stays is logged). */
+ * entry that stays is logged and counted, and keeps its retired mark, rn_registry_mark_retired,
+ * until a later start deletes it). */
 static void store_delete(struct rn_server *s, const char *id)
 {
 	if (reg_op_new(s, REG_DEL, id, strlen(id)))
 		reg_store_kick(s);
-	else
+	else {
+		s->stats.reg_store_errors++;
 		rn_log_warn("server",
 			    "stream %s retired: its registry entry on the table store stays: out "
-			    "of memory",
+			    "of memory; resumes of it here are refused, the delete is retried at "
+			    "the next start",
 			    id);
+	}
+}
+
+/* rn_registry_each_marked's callback at start: a retired stream whose entry on the table
+ * store may still be there; its delete is tried again. */
+static void redo_store_delete(void *ctx, const char *id)
+{
+	store_delete(ctx, id);
 }
 
 /* rn_registry_load_descriptor's callback for store_put: the descriptor's bytes. */
@@ -2561,7 +2579,8 @@ static void resume(struct rn_server *s, struct rn_call *c, struct call_state *cs
 		if (trc == RN_ENOMEM)
 			return rn_call_finish(c, RN_GRPC_RESOURCE_EXHAUSTED, "out of memory");
 		if (trc == RN_ENOTFOUND && s->reg_store && !stored &&
-		    !rn_registry_id_check(id, len)) {
+		    !rn_registry_id_check(id, len) &&
+		    !rn_registry_marked_retired(s->reg, id, len)) {
 			/* maybe created on another server sharing the bucket: the answer waits
 			 * for the table store (get_done) */
 			struct reg_op *op = reg_op_new(s, REG_GET, id, len);
@@ -4383,6 +4402,14 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 			     event_add(s->reg_pool_ev, NULL)))) {
 		rc = RN_ENOMEM;
 		goto fail;
+	}
+	if (s->reg_store) {
+		size_t n = rn_registry_each_marked(s->reg, redo_store_delete, s);
+		if (n)
+			rn_log_info("server",
+				    "deleting the registry entries of %zu retired streams from the "
+				    "table store again",
+				    n);
 	}
 	arm_flush(s);
 	apply_limits(s);

@@ -240,7 +240,7 @@ static void say_state(struct in_mqtt *q, int state, const char *fmt, ...)
 {
 	char e[256];
 	va_list ap;
-	if (!q->host.set_state)
+	if (!RN_HOST_HAS(&q->host, set_state) || !q->host.set_state)
 		return;
 	if (fmt) {
 		va_start(ap, fmt);
@@ -719,7 +719,7 @@ static int mqtt_create(void **inst, const struct rn_source_conf *sc,
 		mosquitto_lib_init();
 	q->conf = c;
 	q->sc = sc;
-	q->host = *host;
+	rn_source_host_copy(&q->host, host);
 	say_state(q, RN_SOURCE_DOWN, "connecting to %s:%lld", c->host, (long long)c->port);
 	if (rn_mqtt_mem_create(&q->mem) ||
 	    !(q->sub_mid = rn_calloc(c->topics.n ? c->topics.n : 1, sizeof(*q->sub_mid)))) {
@@ -773,7 +773,7 @@ static int mqtt_create(void **inst, const struct rn_source_conf *sc,
 }
 
 const struct rn_source_plugin rn_in_mqtt = {
-	.abi = RN_SOURCE_ABI_1,
+	.abi = RN_SOURCE_ABI_1_1, /* host->set_state */
 	.name = "mqtt",
 	.description = "subscribes to an MQTT broker (3.1.1/5, QoS 0-2, persistent session)",
 	.conf = mqtt_conf,

@@ -288,6 +288,72 @@ int rn_registry_retire(struct rn_registry *r, const char *id)
 	return 0;
 }
 
+#define RETIRED_EXT ".retired"
+
+int rn_registry_mark_retired(struct rn_registry *r, const char *id)
+{
+	char name[RN_REGISTRY_ID_MAX + sizeof(RETIRED_EXT)];
+	struct rn_fs_piece piece = {"", 0};
+	if (rn_registry_id_check(id, strlen(id)))
+		return RN_EINVAL;
+	snprintf(name, sizeof(name), "%s" RETIRED_EXT, id);
+	if (rn_write_file_atomic(r->dir, name, &piece, 1)) {
+		rn_log_warn("server", "retire stream %s: cannot write %s/%s: %s", id, r->dir, name,
+			    strerror(errno));
+		return RN_EIO;
+	}
+	return 0;
+}
+
+int rn_registry_marked_retired(struct rn_registry *r, const char *id, size_t len)
+{
+	char path[4200];
+	if (rn_registry_id_check(id, len))
+		return 0;
+	snprintf(path, sizeof(path), "%s/%.*s" RETIRED_EXT, r->dir, (int)len, id);
+	return access(path, F_OK) == 0;
+}
+
+void rn_registry_unmark_retired(struct rn_registry *r, const char *id)
+{
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/%s" RETIRED_EXT, r->dir, id);
+	if (rn_fs_unlink(path) && errno != ENOENT)
+		rn_log_warn("server", "unlink %s: %s", path, strerror(errno));
+}
+
+size_t rn_registry_each_marked(struct rn_registry *r, void (*fn)(void *ctx, const char *id),
+			       void *ctx)
+{
+	DIR *d;
+	struct dirent *de;
+	size_t n = 0;
+	if (!(d = opendir(r->dir)))
+		return 0;
+	while ((de = readdir(d))) {
+		char id[RN_REGISTRY_ID_MAX];
+		const char *dot = strrchr(de->d_name, '.');
+		size_t len = dot ? (size_t)(dot - de->d_name) : 0;
+		if (de->d_name[0] == '.' || !dot || strcmp(dot, RETIRED_EXT) ||
+		    rn_registry_id_check(de->d_name, len))
+			continue;
+		memcpy(id, de->d_name, len);
+		id[len] = 0;
+		char path[4200];
+		snprintf(path, sizeof(path), "%s/%s", r->dir, id);
+		if (access(path, F_OK) == 0) {
+			/* its entry is here: the retire that marked it never completed (and is
+			 * asked again by its client); the stream stands */
+			rn_registry_unmark_retired(r, id);
+			continue;
+		}
+		fn(ctx, id);
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
 void rn_registry_touch(struct rn_registry *r, const char *id)
 {
 	char path[4200];

@@ -137,6 +137,24 @@ int rn_registry_find(struct rn_registry *r, const char *id, size_t len,
  * not an error. 0, or RN_EIO (logged, naming the stream; the entry stays).
  */
 int rn_registry_retire(struct rn_registry *r, const char *id);
+/*
+ * With tables on S3 a retired stream's entry on the table store is deleted after the local
+ * one, from another thread, and that delete may fail: until it is known gone, <id>.retired
+ * (empty, written atomically) marks the stream retired here, so that a resume of it is
+ * answered NOT_FOUND instead of reading the entry from the store and taking the stream up
+ * again. rn_registry_mark_retired: 0 or RN_EIO (errno set; nothing marked).
+ * rn_registry_marked_retired: 1 when (id, len) is marked, 0 when not or it cannot name an
+ * entry. rn_registry_unmark_retired: the store's entry is gone (a missing mark is fine;
+ * another failure is logged). rn_registry_each_marked: hands every marked id whose entry is
+ * gone to fn (at start, their deletes are tried again) and returns how many; a mark beside
+ * an entry that stands (a retire that did not complete) is removed instead.
+ */
+int rn_registry_mark_retired(struct rn_registry *r, const char *id);
+int rn_registry_marked_retired(struct rn_registry *r, const char *id, size_t len);
+void rn_registry_unmark_retired(struct rn_registry *r, const char *id);
+size_t rn_registry_each_marked(struct rn_registry *r, void (*fn)(void *ctx, const char *id),
+			       void *ctx);
+
 /* Marks the entry used now (its mtime; logged when it fails, ignored when it is gone). */
 void rn_registry_touch(struct rn_registry *r, const char *id);
 

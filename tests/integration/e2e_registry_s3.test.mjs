@@ -10,15 +10,18 @@
 // known id resumed under another table's header is NOT_FOUND, and with the store stopped a
 // resume of an id B does not know is UNAVAILABLE (retry, never "start over") and a create is
 // UNAVAILABLE, leaving no entry locally nor in the bucket; RetireStream deletes the entry
-// from the bucket. ctest label `s3`.
+// from the bucket, and one whose delete fails (the store refuses it) still retires the stream
+// on B (a resume is NOT_FOUND, the entry left in the bucket is not read back) and counts the
+// error; B's next start deletes the entry. ctest label `s3`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Agent, Server, run, tmpDir, waitFor } from './lib/harness.mjs';
-import { Haproxy } from './lib/haproxy.mjs';
+import { ServerPair } from './lib/failover.mjs';
+import { Server, run, tmpDir, waitFor } from './lib/harness.mjs';
 import { rgwForFile } from './lib/rgw.mjs';
+import { refuseRequests } from './lib/s3proxy.mjs';
 import { duckFrom, query, verifyTable } from './lib/table.mjs';
 
 const PY = '/usr/bin/python3';
@@ -41,39 +44,26 @@ async function client(port, ...args) {
 
 test('a stream created on one server is resumed on another that shares only the bucket: its registry entry is on the store; every line exactly once, in order', { timeout: 480000 }, check(async (t) => {
   const dir = tmpDir('e2e-registry-s3');
-  const mk = (name, flushMs) => {
+  // B reaches the store through a proxy that can refuse the deletes of registry entries
+  const proxy = await refuseRequests(rgw.endpoint);
+  const mk = (name, flushMs, endpoint = rgw.endpoint) => {
     const d = path.join(dir, name);
     fs.mkdirSync(d);
     return new Server({ dir: d, tables: [TABLE, OTHER], flushMs, metrics: true, env: rgw.awsEnv(), extra: [
       `table_root = "s3://${BUCKET}/tables";`,
-      `s3_endpoint = "${rgw.endpoint}";`,
+      `s3_endpoint = "${endpoint}";`,
       `s3_region = "${rgw.region}";`,
       's3_max_attempts = 2;',
     ].join('\n') });
   };
   const a = mk('a', 3600000);
-  const b = mk('b', 100);
+  const b = mk('b', 100, proxy.endpoint);
   assert.notEqual(a.dataRoot, b.dataRoot, 'each server its own data_root');
-  const logs = path.join(dir, 'logs');
-  fs.mkdirSync(logs);
-  const file = path.join(logs, 'app.log');
-  fs.writeFileSync(file, Array.from({ length: N }, (_, i) => `app ${i}\n`).join(''));
-  let lb;
-  let agent;
+  const pair = new ServerPair({ dir, a, b, n: N });
+  const stream = () => pair.stream();
   let id;
   try {
-    await a.start();
-    await b.start();
-    lb = await new Haproxy({ dir, backends: [{ port: a.port }], checkMs: 200 }).start();
-    await lb.waitUp(1);
-    agent = new Agent({ dir, url: `http://127.0.0.1:${lb.port}`, lingerMs: 20,
-      chunkExtra: 'max_records = 10;', sources: [{ name: 'app', paths: [file] }] });
-    await agent.start();
-    const stream = () => (agent.status()?.streams || [])[0];
-    const st = await waitFor(() => {
-      const s = stream();
-      return s && s.records === N && s.next_offset > 1 && s.acked === s.next_offset - 1 ? s : null;
-    }, { timeoutMs: 60000, what: `A acked all ${N} lines` });
+    const st = await pair.start();
     id = st.server_stream_id;
     assert.equal(st.committed, -1, 'nothing in the table yet: A holds it all in its WAL');
     // the entry is on the store before the create was answered
@@ -81,9 +71,7 @@ test('a stream created on one server is resumed on another that shares only the 
     assert.deepEqual(objs, [`tables/_runnel/streams/${id}`]);
 
     // A and its whole disk are lost; only B serves
-    await lb.reload({ backends: [{ port: a.port }, { port: b.port }] });
-    await lb.waitUp(2);
-    await a.kill('SIGKILL');
+    await pair.loseA();
     fs.rmSync(a.dataRoot, { recursive: true, force: true });
     const bLogged = (re) => b.proc.log.some((l) => re.test(l));
     await waitFor(() => bLogged(new RegExp(`stream ${id} of table ${TABLE} read from the table store`)),
@@ -95,8 +83,7 @@ test('a stream created on one server is resumed on another that shares only the 
     assert.equal(await b.metric('registry_store_reads_total'), 1);
     assert.equal(await b.metric('registry_store_errors_total'), 0);
     assert.ok(bLogged(new RegExp(`stream ${id} resumed at -1`)), 'B resumed it at the table\'s watermark');
-    await agent.stop();
-    agent = null;
+    await pair.stopAgent();
 
     // the failure answers, straight to B
     let r = await client(b.port, 'status', '--case', 'unknown-resume', '--table', TABLE);
@@ -143,11 +130,41 @@ test('a stream created on one server is resumed on another that shares only the 
     assert.equal(r.code, 'OK', JSON.stringify(r));
     await waitFor(async () => (await stored()).length === 1, { timeoutMs: 30000, what: 'the entry deleted from the store' });
     assert.deepEqual(await stored(), [`tables/_runnel/streams/${id}`]);
-  } finally {
-    if (agent) await agent.stop();
-    if (lb) await lb.stop();
-    await a.stop();
+
+    // a RetireStream whose delete on the store fails (the store refuses it, 503): answered,
+    // logged and counted, and the stream is retired here all the same: a resume is
+    // NOT_FOUND, the entry that stayed in the bucket is not read back; B's next start
+    // deletes the entry
+    const third = await client(b.port, 'ingest', '--table', TABLE, '--records', '2', '--batches', '2');
+    assert.equal(third.exit, 0, third.stderr);
+    assert.deepEqual(await stored(), [id, third.stream_id].map((x) => `tables/_runnel/streams/${x}`).sort());
+    const errorsBefore = await b.metric('registry_store_errors_total');
+    const readsBefore = await b.metric('registry_store_reads_total');
+    const mark = path.join(b.dataRoot, '_streams', `${third.stream_id}.retired`);
+    proxy.refuse((head) => head.startsWith(`DELETE /${BUCKET}/tables/_runnel/streams/${third.stream_id}`));
+    r = await client(b.port, 'retire', '--stream-id', third.stream_id, '--table', TABLE);
+    assert.equal(r.code, 'OK', JSON.stringify(r));
+    await waitFor(() => bLogged(new RegExp(`stream ${third.stream_id} retired: its registry entry on the table store stays`)),
+      { timeoutMs: 60000, what: 'the failed delete logged' });
+    assert.ok(proxy.refused() >= 1);
+    assert.equal(await b.metric('registry_store_errors_total'), errorsBefore + 1);
+    assert.ok(fs.existsSync(mark), 'marked retired');
+    assert.deepEqual(await stored(), [id, third.stream_id].map((x) => `tables/_runnel/streams/${x}`).sort(), 'the entry stayed on the store');
+    const resumeThird = () => client(b.port, 'status', '--case', 'resume', '--stream-id', third.stream_id, '--table', TABLE, '--batches', '2');
+    r = await resumeThird();
+    assert.equal(r.code, 'NOT_FOUND', JSON.stringify(r));
+    assert.equal(await b.metric('registry_store_reads_total'), readsBefore, 'not read back from the store');
+    proxy.refuse(null);
     await b.stop();
+    await b.start();
+    await waitFor(async () => (await stored()).length === 1, { timeoutMs: 30000, what: 'the entry deleted at the next start' });
+    assert.deepEqual(await stored(), [`tables/_runnel/streams/${id}`]);
+    await waitFor(() => !fs.existsSync(mark), { what: 'the mark lifted' });
+    r = await resumeThird();
+    assert.equal(r.code, 'NOT_FOUND', JSON.stringify(r));
+  } finally {
+    await pair.stop();
+    proxy.close();
   }
   const dest = tmpDir('e2e-registry-s3-copy');
   assert.ok(await rgw.copyOut(BUCKET, 'tables/', dest) > 0);

@@ -12,8 +12,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Agent, Server, tmpDir, waitFor } from './lib/harness.mjs';
-import { Haproxy } from './lib/haproxy.mjs';
+import { ServerPair } from './lib/failover.mjs';
+import { Server, tmpDir, waitFor } from './lib/harness.mjs';
 import { duckFrom, query, replayLog, verifyTable } from './lib/table.mjs';
 
 const TABLE = 'main.default.telemetry';
@@ -33,28 +33,13 @@ async function scenario(t, { keep }) {
   const a = mk('a', { flushMs: 3600000 }, keep ? '' : 'committed_acks = false;');
   const b = mk('b', { flushMs: 100 });
   const tdir = a.tableDir(TABLE);
-  const logs = path.join(dir, 'logs');
-  fs.mkdirSync(logs);
-  const file = path.join(logs, 'app.log');
-  fs.writeFileSync(file, Array.from({ length: N }, (_, i) => `app ${i}\n`).join(''));
-  let lb;
-  let agent;
+  const pair = new ServerPair({ dir, a, b, n: N });
+  const stream = () => pair.stream();
   let id;
   let st;
   try {
-    await a.start();
-    await b.start();
     // only A at first: the stream is created there and everything goes to A
-    lb = await new Haproxy({ dir, backends: [{ port: a.port }], checkMs: 200 }).start();
-    await lb.waitUp(1);
-    agent = new Agent({ dir, url: `http://127.0.0.1:${lb.port}`, lingerMs: 20,
-      chunkExtra: 'max_records = 10;', sources: [{ name: 'app', paths: [file] }] });
-    await agent.start();
-    const stream = () => (agent.status()?.streams || [])[0];
-    st = await waitFor(() => {
-      const s = stream();
-      return s && s.records === N && s.next_offset > 1 && s.acked === s.next_offset - 1 ? s : null;
-    }, { timeoutMs: 60000, what: `A acked all ${N} lines` });
+    st = await pair.start();
     id = st.server_stream_id;
     t.diagnostic(`A acked offsets 0..${st.acked}; committed ${st.committed}, retained ${st.retained_bytes} bytes`);
     assert.equal(st.committed_acks, keep, 'the server answered runnel-committed-acks');
@@ -69,9 +54,7 @@ async function scenario(t, { keep }) {
     assert.equal(replayLog(tdir).txns[id], undefined, 'nothing of the stream committed');
 
     // A and its disk are lost for good
-    await lb.reload({ backends: [{ port: a.port }, { port: b.port }] });
-    await lb.waitUp(2);
-    await a.kill('SIGKILL');
+    await pair.loseA();
     fs.rmSync(path.join(dir, 'a', 'wal'), { recursive: true, force: true });
 
     if (keep) {
@@ -88,15 +71,12 @@ async function scenario(t, { keep }) {
       // everything up to its next offset, so its next line leaves a gap B refuses
       await waitFor(async () => (await b.metric('streams_taken_over_total')) === 1 && stream().connected,
         { timeoutMs: 60000, what: 'the agent resumed on B' });
-      fs.appendFileSync(file, `app ${N}\n`);
+      fs.appendFileSync(pair.file, `app ${N}\n`);
       await waitFor(() => b.proc.log.some((l) => /offset gap: expected 0, got 30/.test(l)),
         { timeoutMs: 60000, what: 'B refusing the gap the lost WAL left' });
     }
   } finally {
-    if (agent) await agent.stop();
-    if (lb) await lb.stop();
-    await a.stop();
-    await b.stop();
+    await pair.stop();
   }
   const snap = await verifyTable(tdir);
   const from = snap.files.length ? duckFrom(snap.files) : null;

@@ -100,3 +100,41 @@ export async function holdRequest(endpoint, match, { count = 1 } = {}) {
     close: () => { for (const c of socks) c.destroy(); server.close(); },
   };
 }
+
+// A store that refuses some requests on demand: while refuse(head) (set with p.refuse(fn);
+// null = none) is true for a request's head, the request is not forwarded and the client
+// gets `503 Service Unavailable` and the connection's end; everything else passes.
+// p.refused() counts the requests refused so.
+export async function refuseRequests(endpoint) {
+  const target = new URL(endpoint);
+  let refuse = null;
+  let refused = 0;
+  const socks = new Set();
+  const server = net.createServer((c) => {
+    const up = net.connect(Number(target.port), target.hostname);
+    c.setNoDelay(true);
+    up.setNoDelay(true);
+    socks.add(c);
+    c.on('data', (d) => {
+      if (refuse && refuse(d.toString('latin1', 0, 300))) {
+        refused++;
+        up.destroy();
+        c.end('HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+        return;
+      }
+      up.write(d);
+    });
+    up.on('data', (d) => c.write(d));
+    c.on('error', () => up.destroy());
+    up.on('error', () => c.destroy());
+    c.on('close', () => { up.destroy(); socks.delete(c); });
+    up.on('close', () => c.end());
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    endpoint: `http://127.0.0.1:${server.address().port}`,
+    refuse: (fn) => { refuse = fn; },
+    refused: () => refused,
+    close: () => { for (const c of socks) c.destroy(); server.close(); },
+  };
+}

@@ -161,9 +161,13 @@ static void src_conf(struct src *s, const char *device)
 static void src_start(struct src *s, struct host *h, int with_dead_letter)
 {
 	char err[256] = "";
-	s->sh = (struct rn_source_host){
-		h,   h_emit, h_pos, h_load, h_accepting, h_flush, with_dead_letter ? h_dead : NULL,
-		NULL};
+	s->sh = (struct rn_source_host){.ctx = h,
+					.emit = h_emit,
+					.position_changed = h_pos,
+					.load_position = h_load,
+					.accepting = h_accepting,
+					.flush = h_flush,
+					.dead_letter = with_dead_letter ? h_dead : NULL};
 	assert_int_equal(rn_in_serial.check(&s->conf, err, sizeof(err)), 0);
 	assert_int_equal(rn_in_serial.create(&s->inst, &s->conf, &s->sh), 0);
 }

@@ -384,6 +384,19 @@ static long data_files(void)
 	return rn_test_entries(rn_test_path(dir, sizeof(dir), root, "db/s/t")) - 1;
 }
 
+/* Runs a round whose commit fails at the put-if-absent of its log entry (the data files are
+ * written), to its end: the round reports RN_EIO. */
+static void fail_first_commit(struct rn_mat *m)
+{
+	rn_fs_fail_after(1, EIO, RN_FS_LINK);
+	assert_int_equal(rn_mat_flush_start(m, round_cb, NULL), 0);
+	join_all();
+	assert_int_equal(rn_fs_injected() > 0, 1);
+	rn_fs_fail_after(0, 0, 0);
+	done_all(0);
+	assert_int_equal(cb_rc, RN_EIO);
+}
+
 /* A flush whose commit fails keeps its file for the retry: its bytes stay counted as the
  * flush's (once, not added again by the round that retries it), the rows behind it are the
  * builders', and when the retry commits the file written before (not a second one) the
@@ -399,14 +412,8 @@ static void test_commit_retry(void **state)
 	assert_int_equal(f, 0);
 
 	/* the commit's put-if-absent of the log entry fails (the data file was written) */
-	rn_fs_fail_after(1, EIO, RN_FS_LINK);
-	assert_int_equal(rn_mat_flush_start(m, round_cb, NULL), 0);
-	join_all();
-	assert_int_equal(rn_fs_injected() > 0, 1);
-	rn_fs_fail_after(0, 0, 0);
-	done_all(0);
+	fail_first_commit(m);
 	assert_int_equal(cb_calls, 1);
-	assert_int_equal(cb_rc, RN_EIO);
 	assert_string_equal(committed_tables(m), ""); /* nothing committed: nobody to tell */
 	assert_int_equal(rn_mat_committed(m, "db.s.t", "s0", &off), 0);
 	assert_int_equal(off, -1);
@@ -458,13 +465,7 @@ static void test_commit_retry_stale(void **state)
 	struct rn_mat *m = open_two_batches();
 	retry_age_ms = 0;
 
-	rn_fs_fail_after(1, EIO, RN_FS_LINK);
-	assert_int_equal(rn_mat_flush_start(m, round_cb, NULL), 0);
-	join_all();
-	assert_int_equal(rn_fs_injected() > 0, 1);
-	rn_fs_fail_after(0, 0, 0);
-	done_all(0);
-	assert_int_equal(cb_rc, RN_EIO);
+	fail_first_commit(m);
 	assert_int_equal(data_files(), 1);
 
 	/* older than the 1 ms allowed: elapsed time, not an ordering, so a sleep is exact */
@@ -513,13 +514,7 @@ static void test_commit_part_stale(void **state)
 		rn_buf_free(&r);
 	}
 
-	rn_fs_fail_after(1, EIO, RN_FS_LINK); /* the commit's put-if-absent */
-	assert_int_equal(rn_mat_flush_start(m, round_cb, NULL), 0);
-	join_all();
-	assert_int_equal(rn_fs_injected() > 0, 1);
-	rn_fs_fail_after(0, 0, 0);
-	done_all(0);
-	assert_int_equal(cb_rc, RN_EIO);
+	fail_first_commit(m);
 	assert_int_equal(rn_test_entries(rn_test_path(dir, sizeof(dir), root, "db/s/p/k=a")), 1);
 	assert_int_equal(rn_test_entries(rn_test_path(dir, sizeof(dir), root, "db/s/p/k=b")), 1);
 

@@ -6,7 +6,8 @@
  * of the group refused, nothing left on disk) through rn_fs_fail_after, and the
  * RN_FAULT_REG_DIR hook of test builds (this test links rn_core_faults). The registry on
  * the table store (its objects' encoding, put/get/delete on the store's local backend with
- * its write failures, and adopting a store entry into the directory) too.
+ * its write failures, adopting a store entry into the directory, and a retire whose delete
+ * on the store fails: the retired mark) too.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -660,6 +661,116 @@ static void test_adopt(void **state)
 	rn_registry_destroy(r);
 }
 
+struct marked {
+	int n;
+	char id[8][RN_REGISTRY_ID_MAX];
+};
+
+static void on_marked(void *ctx, const char *id)
+{
+	struct marked *m = ctx;
+	assert_true(m->n < 8);
+	snprintf(m->id[m->n++], sizeof(m->id[0]), "%s", id);
+}
+
+static int keep_none(void *ctx, const char *id, const char *ext)
+{
+	(void)ctx;
+	(void)id;
+	(void)ext;
+	return 0;
+}
+
+/* A retire with tables on S3, as the server runs it: marked retired, the local entry gone,
+ * then the store's delete, which fails here (the local backend's unlink, rn_fs_fail_after):
+ * the store's object stays, and the local state says retired — no entry to find or load, the
+ * mark that makes a resume NOT_FOUND instead of reading the object back, listed for the
+ * next start's retry. A delete that then succeeds lifts the mark. A mark that cannot be
+ * written marks nothing (the retire is refused and retried); a mark beside an entry that
+ * stands is dropped at start, never handed out for a delete. */
+static void test_store_delete_fails(void **state)
+{
+	char root[512], err[256];
+	struct rn_tstore *st;
+	struct rn_tstore_config cfg = {0};
+	struct rn_registry *r;
+	struct rn_buf b = {0};
+	struct loaded l = {0};
+	struct marked m = {0};
+	const uint8_t one[] = "entry one";
+	struct rn_reg_entry e = {"main.s.t", 1, "bob", NULL, 0, NULL, 0};
+	(void)state;
+
+	rn_test_path(root, sizeof(root), dir, "store.d"); /* a dot: no entry name */
+	assert_int_equal(rn_tstore_open(&st, root, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(rn_registry_create(&r, dir), 0);
+	assert_int_equal(rn_registry_store_put(st, "s1", one, sizeof(one), NULL, 0), 0);
+	assert_int_equal(rn_registry_adopt(r, "s1", &e), 0);
+	assert_int_equal(rn_registry_marked_retired(r, "s1", 2), 0);
+
+	/* the mark cannot be written: nothing marked, the entry stands */
+	for (unsigned op = RN_FS_OPEN; op <= RN_FS_RENAME; op <<= 1) {
+		rn_fs_fail_after(1, EIO, op);
+		int rc = rn_registry_mark_retired(r, "s1");
+		rn_fs_fail_after(0, 0, 0);
+		if (rc) {
+			assert_int_equal(rc, RN_EIO);
+			assert_int_equal(rn_registry_marked_retired(r, "s1", 2), 0);
+			assert_false(exists("s1.retired"));
+		} else { /* the op took no part in it */
+			rn_registry_unmark_retired(r, "s1");
+		}
+	}
+	assert_int_equal(rn_registry_mark_retired(r, "../s1"), RN_EINVAL);
+
+	/* the retire: marked, the local entry gone, the store's delete fails */
+	assert_int_equal(rn_registry_mark_retired(r, "s1"), 0);
+	assert_int_equal(rn_registry_retire(r, "s1"), 0);
+	rn_fs_fail_after(1, EIO, RN_FS_UNLINK);
+	assert_int_equal(rn_registry_store_delete(st, "s1"), RN_EIO);
+	assert_true(rn_fs_injected() > 0);
+	rn_fs_fail_after(0, 0, 0);
+	assert_non_null(strstr(rn_tstore_errmsg(st), "s1"));
+	/* the store still has it ... */
+	assert_int_equal(rn_registry_store_get(st, "s1", 2, &b), 0);
+	assert_memory_equal(b.data, one, sizeof(one));
+	/* ... and here it is retired: not found, not loaded, marked (as off the wire too) */
+	assert_int_equal(rn_registry_find(r, "s1", 2, entry, &l), 1);
+	assert_int_equal(rn_registry_marked_retired(r, "s1xyz", 2), 1);
+	assert_int_equal(rn_registry_marked_retired(r, "s1/", 3), 0);
+	rn_registry_destroy(r);
+	assert_int_equal(rn_registry_create(&r, dir), 0);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(rn_registry_load(r, entry, &l), 0);
+	assert_int_equal(l.n, 0);
+	/* kept by the sweep of per-stream files; handed to the start's retry */
+	rn_registry_sweep(r, keep_none, NULL);
+	assert_true(exists("s1.retired"));
+	assert_int_equal(rn_registry_each_marked(r, on_marked, &m), 1);
+	assert_string_equal(m.id[0], "s1");
+
+	/* the retry deletes it: the mark goes */
+	assert_int_equal(rn_registry_store_delete(st, "s1"), 0);
+	rn_registry_unmark_retired(r, "s1");
+	rn_registry_unmark_retired(r, "s1"); /* twice is fine */
+	assert_int_equal(rn_registry_marked_retired(r, "s1", 2), 0);
+	assert_int_equal(rn_registry_store_get(st, "s1", 2, &b), RN_ENOTFOUND);
+	m.n = 0;
+	assert_int_equal(rn_registry_each_marked(r, on_marked, &m), 0);
+
+	/* a mark beside an entry that stands (its retire never completed): dropped */
+	assert_int_equal(rn_registry_adopt(r, "s2", &e), 0);
+	assert_int_equal(rn_registry_mark_retired(r, "s2"), 0);
+	assert_int_equal(rn_registry_each_marked(r, on_marked, &m), 0);
+	assert_int_equal(m.n, 0);
+	assert_false(exists("s2.retired"));
+	assert_true(exists("s2"));
+
+	rn_buf_free(&b);
+	rn_registry_destroy(r);
+	rn_tstore_close(st);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -678,6 +789,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_entry_encoding, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_entries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_adopt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_delete_fails, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

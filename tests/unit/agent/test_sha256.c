@@ -1,4 +1,4 @@
-/* SHA-256 (common/rn_sha256.c) against the FIPS 180-4 / NIST test vectors, fed whole and in
+/* SHA-256 (agent/sha256.c) against the FIPS 180-4 / NIST test vectors, fed whole and in
  * every split. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "rn_sha256.h"
+#include "sha256.h"
 
 static void vectors(void **st)
 {

@@ -1,8 +1,8 @@
 /*
- * SHA-256 as FIPS 180-4 writes it; see rn_sha256.h. Checked against the standard's test
- * vectors in tests/unit/common/test_sha256.c.
+ * SHA-256 as FIPS 180-4 writes it; see sha256.h. Checked against the standard's test
+ * vectors in tests/unit/agent/test_sha256.c.
  */
-#include "rn_sha256.h"
+#include "sha256.h"
 
 #include <string.h>
 
