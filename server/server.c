@@ -850,6 +850,9 @@ static void free_stream(struct rn_server *s, struct srv_stream *st)
 	rn_list_unlink(&st->ended);
 	rn_list_unlink(&st->rest_link);
 	rn_list_unlink(&st->tab_link);
+	struct srv_tab *tab = rn_strmap_get(&s->tabs, st->table, strlen(st->table));
+	if (tab && tab->ttt) /* its batches still waiting are not measured */
+		rn_ttt_forget(tab->ttt, st);
 	if (st->store_op)
 		rn_server__reg_op_orphan(st->store_op);
 	if (st->retire_wanted)
@@ -1041,12 +1044,45 @@ static void send_ack(struct rn_server *s, struct srv_stream *st, struct rn_call 
  * through the loop's Delta handle, which the round's done functions refreshed (a hash
  * look-up per stream, no I/O): nothing here touches a job's data.
  */
+void rn_server__ttt_queued(struct rn_server *s, struct srv_stream *st, int64_t offset)
+{
+	struct srv_tab *tab = rn_strmap_get(&s->tabs, st->table, strlen(st->table));
+	if (!tab)
+		return;
+	if (!tab->ttt && !(tab->ttt = rn_calloc(1, sizeof(*tab->ttt))))
+		return; /* out of memory: this table's time to table is not measured */
+	rn_ttt_queued(tab->ttt, st, offset, rn_mono_us());
+}
+
+const struct rn_ttt *rn_server__ttt_of(const struct rn_server *s, const char *table)
+{
+	const struct srv_tab *tab = rn_strmap_get(&s->tabs, table, strlen(table));
+	return tab ? tab->ttt : NULL;
+}
+
+struct ttt_ctx {
+	struct rn_server *s;
+	const char *table;
+};
+
+/* A waiting batch's stream's committed offset in the table, from the loop's handle. */
+static int64_t ttt_committed(void *ctx, const void *key)
+{
+	const struct ttt_ctx *c = ctx;
+	const struct srv_stream *st = key;
+	return rn_mat_committed_read(c->s->mat, c->table, st->id);
+}
+
 static void tell_table_committed(void *ctx, const char *table)
 {
 	struct rn_server *s = ctx;
 	struct srv_tab *tab = rn_strmap_get(&s->tabs, table, strlen(table));
 	if (!tab)
 		return; /* no stream of this run has used it */
+	if (tab->ttt) { /* the batches this commit made visible: their time to table */
+		struct ttt_ctx tc = {s, table};
+		rn_ttt_committed(tab->ttt, ttt_committed, &tc, rn_mono_us());
+	}
 	for (struct rn_list *n = tab->streams.next, *next; n != &tab->streams; n = next) {
 		struct srv_stream *st = RN_LIST_ENTRY(n, struct srv_stream, tab_link);
 		next = n->next;
@@ -2772,6 +2808,7 @@ static void on_ingest(struct rn_server *s, struct rn_call *c, struct call_state 
 	if (rn_wal_append(s->wal, &e))
 		return rn_call_finish(c, RN_GRPC_RESOURCE_EXHAUSTED, "WAL queue full");
 	st->last_received = r->offset;
+	rn_server__ttt_queued(s, st, r->offset);
 	mark_dirty(s, st);
 	uint64_t nrec = count_records(batch, blen);
 	s->stats.batches++;
@@ -4746,6 +4783,31 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 		snprintf(lab, sizeof(lab), "table=\"%s\"", f->table);
 		rn_metrics_sample(b, P "table_failing_recovery", lab, 1);
 	}
+	/* one series set per table a stream wrote in this run (names checked by
+	 * rn_table_name_check: label-safe; as many as the tables, which the config and
+	 * auto_create's grants bound, never per stream or device) */
+	rn_metrics_family(b, P "table_time_to_table_seconds", "summary",
+			  "Per table, time from a batch's WAL append to the commit that made it "
+			  "visible (the last 1024 batches; count and sum since start).");
+	for (size_t i = 0; i < s->tabs.cap; i++) {
+		const struct srv_tab *tab = s->tabs.slots[i].key ? s->tabs.slots[i].val : NULL;
+		int64_t us;
+		char lab[400];
+		if (!tab || !tab->ttt || !tab->ttt->count)
+			continue;
+		for (int k = 0; k < 2; k++) {
+			const double q = k ? 0.99 : 0.5;
+			if (rn_ttt_quantile(tab->ttt, q, &us))
+				continue;
+			snprintf(lab, sizeof(lab), "table=\"%s\",quantile=\"%g\"", tab->name, q);
+			rn_metrics_sample(b, P "table_time_to_table_seconds", lab,
+					  (double)us / 1e6);
+		}
+		snprintf(lab, sizeof(lab), "table=\"%s\"", tab->name);
+		rn_metrics_sample(b, P "table_time_to_table_seconds_sum", lab, tab->ttt->sum_s);
+		rn_metrics_sample(b, P "table_time_to_table_seconds_count", lab,
+				  (double)tab->ttt->count);
+	}
 	/* limits (server/README.md "Limits") */
 	F("resource_exhausted_total", "counter",
 	  "Calls answered with RESOURCE_EXHAUSTED (pressure, message size, queues).",
@@ -5137,8 +5199,10 @@ void rn_server_destroy(struct rn_server *s)
 			rn_free(s->owners.slots[i].val);
 	rn_strmap_free(&s->owners);
 	for (size_t i = 0; i < s->tabs.cap; i++) /* values only; the keys are in them */
-		if (s->tabs.slots[i].key && s->tabs.slots[i].val)
+		if (s->tabs.slots[i].key && s->tabs.slots[i].val) {
+			rn_free(((struct srv_tab *)s->tabs.slots[i].val)->ttt);
 			rn_free(s->tabs.slots[i].val);
+		}
 	rn_strmap_free(&s->tabs);
 	rn_wal_close(s->wal);
 	rn_mat_destroy(s->mat);

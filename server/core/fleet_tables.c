@@ -190,6 +190,7 @@ static void write_rows(struct rn_server *s, const char *table, struct srv_stream
 		return row_error(s, table, rows, "WAL queue full");
 	}
 	st->last_received = st->internal_sent = offset;
+	rn_server__ttt_queued(s, st, offset);
 	rn_server__mark_dirty(s, st);
 	s->fleet_rows += rows;
 	if (!s->oldest_pending_us)

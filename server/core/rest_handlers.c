@@ -255,6 +255,7 @@ static void rest_insert(struct rn_server *s, struct rn_httpx *x, const struct rn
 	}
 #undef REFUSE
 	st->last_received = offset;
+	rn_server__ttt_queued(s, st, offset);
 	rn_server__mark_dirty(s, st);
 	s->stats.batches++;
 	s->stats.bytes += s->rest_batch.len;

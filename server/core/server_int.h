@@ -29,6 +29,7 @@
 #include "rn_strmap.h"
 #include "server.h"
 #include "stream.h"
+#include "ttt.h"
 
 struct event;
 struct event_base;
@@ -109,7 +110,10 @@ struct srv_stream {
  */
 struct srv_tab {
 	struct rn_list streams; /* srv_stream.tab_link */
-	char name[];            /* the key in rn_server.tabs */
+	/* time to table (fleet/ttt.h): made at the table's first batch appended in this run
+	 * (NULL until then, or when out of memory: then not measured); freed with the tab */
+	struct rn_ttt *ttt;
+	char name[]; /* the key in rn_server.tabs */
 };
 
 /*
@@ -482,6 +486,11 @@ int rn_server__health(struct rn_server *s, char *why, size_t cap);
 struct rn_fleet_stream *rn_server__fleet_of(struct rn_server *s, struct srv_stream *st);
 /* Wall time in unix ms. */
 int64_t rn_server__now_ms(void);
+/* A batch of st at offset was queued to the WAL just now: its time to table is measured
+ * (fleet/ttt.h) from now to the commit that makes it visible (tell_committed). */
+void rn_server__ttt_queued(struct rn_server *s, struct srv_stream *st, int64_t offset);
+/* The time-to-table estimator of `table`, or NULL (no batch of it in this run). */
+const struct rn_ttt *rn_server__ttt_of(const struct rn_server *s, const char *table);
 
 /* api_handlers.c: GET /api/v1/... (both ports), the overview's history and errors */
 void rn_server__api_request(struct rn_server *s, struct rn_httpx *x,

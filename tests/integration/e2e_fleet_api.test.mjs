@@ -76,6 +76,7 @@ test('fleet health: reports, the API, metrics, states and system tables', { time
     const api = (p, o = {}) => curl(`${server.metricsUrl}/api/v1/${p}`, { token: 'v-secret', ...o });
     const api2 = (p, o = {}) => curl(`${server.url}/api/v1/${p}`, { token: 'v-secret', h2: true, ...o });
 
+    const firstSend = Date.now(); // before the first batch of main.fleet.t was sent
     // truck-1: four reports, each followed by a batch of 3 records and its ack, then 1 batch
     const truck = await zbClient(server, 'health', '--table', 'main.fleet.t', '--token', 'w-secret',
       '--records', '3', '--batches', '1', '--device', 'truck-1',
@@ -221,6 +222,20 @@ test('fleet health: reports, the API, metrics, states and system tables', { time
       const rows = snap.live.reduce((n, f) => n + f.numRecords, 0);
       return rows === 17 && t.rows === rows && t.files === snap.live.length && t.version >= 0;
     }, { what: 'tables page equal to the table' });
+    // its commit time and time to table: measured by the server, inside what the test saw
+    // (every batch was sent after firstSend, and its rows were in the table by rowsSeen)
+    {
+      const rowsSeen = Date.now();
+      const t = (await api('tables')).json.tables.find((x) => x.name === 'main.fleet.t');
+      assert.ok(t.last_commit_ms >= firstSend && t.last_commit_ms <= rowsSeen, JSON.stringify(t));
+      assert.equal(typeof t.time_to_table_p50_ms, 'number', JSON.stringify(t));
+      assert.ok(t.time_to_table_p50_ms > 0 && t.time_to_table_p50_ms <= rowsSeen - firstSend, JSON.stringify(t));
+      assert.ok(t.time_to_table_p99_ms >= t.time_to_table_p50_ms && t.time_to_table_p99_ms <= rowsSeen - firstSend);
+      const mm = await server.metrics();
+      assert.equal(mm('table_time_to_table_seconds_count', 'table="main.fleet.t"'), 6); // 5 + 1 batches
+      const p50 = mm('table_time_to_table_seconds', 'table="main.fleet.t",quantile="0.5"');
+      assert.ok(Math.abs(p50 * 1000 - t.time_to_table_p50_ms) < 0.001, `${p50} ${t.time_to_table_p50_ms}`);
+    }
 
     // clients may not write the system tables
     const refused = await zbClient(server, 'status', '--case', 'write', '--table', 'runnel.fleet.agents', '--token', TOP);
