@@ -221,10 +221,20 @@ void rn_server__fleet_tables_tick(struct rn_server *s)
 	size_t n = 0;
 	if (!s->conf.fleet_table_interval_ms)
 		return;
+	const size_t cap = 2 * (size_t)s->conf.max_message_bytes, all = rn_fleet_nstreams(s->fleet);
+	const int64_t now_ms = rn_server__now_ms();
+	size_t next = 0;
+	int rc;
 	rn_server__fleet_refresh(s);
-	rn_buf_reset(b);
-	b->max = 2 * (size_t)s->conf.max_message_bytes + 64;
-	if (rn_fleet_streams_rows(s->fleet, rn_server__now_ms(), b, &n))
-		return row_error(s, STREAMS, rn_fleet_nstreams(s->fleet), "out of memory");
-	write_rows(s, STREAMS, &s->fleet_streams, b, n);
+	/* as many batches as the rows need, each at most cap bytes (the model does not change
+	 * in between: everything here runs on the loop, and writing adds no fleet stream) */
+	do {
+		rn_buf_reset(b);
+		b->max = cap + 64;
+		if ((rc = rn_fleet_streams_rows(s->fleet, now_ms, &next, cap, b, &n)))
+			return row_error(s, STREAMS, all - next,
+					 rc == RN_ETOOBIG ? "a row larger than the batch cap"
+							  : "out of memory");
+		write_rows(s, STREAMS, &s->fleet_streams, b, n);
+	} while (n && next < all);
 }

@@ -421,3 +421,39 @@ test('a failed WAL group with fleet table rows in it: the rows go on, exactly on
     await server.stop();
   }
 });
+
+test('runnel.fleet.streams: more streams than one batch holds are written in several', { timeout: 60000 }, async () => {
+  // max_message_bytes = 1024: a streams batch holds 2 KiB, four or five rows; 24 REST
+  // streams (one per table) need several batches per interval, and every stream has its row
+  const N = 24;
+  const tables = Array.from({ length: N }, (_, i) => `main.many.t${i}`);
+  const server = new Server({ dir: tmpDir('fleet-many'), tables, metrics: true,
+    extra: 'max_message_bytes = 1024;\nfleet_table_interval = "1s";\n' });
+  await server.start();
+  try {
+    for (const t of tables) {
+      const ins = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-X', 'POST',
+        '-H', 'Content-Type: application/json', '--data-binary', '[{"v":1}]',
+        `${server.metricsUrl}/zerobus/v1/tables/${t}/insert`]);
+      assert.equal(ins.stdout, '200');
+    }
+    const ids = (await curl(`${server.metricsUrl}/api/v1/streams?limit=1000`)).json.streams.map((s) => s.stream_id).sort();
+    assert.equal(ids.length, N);
+    // one interval (one ts) whose rows name every stream exactly once
+    await waitFor(async () => {
+      let t;
+      try {
+        t = await verifyTable(server.tableDir('runnel.fleet.streams'));
+      } catch {
+        return false;
+      }
+      const rows = await query(`SELECT ts, stream_id FROM ${duckFrom(t.files)} ORDER BY ts`);
+      const byTs = new Map();
+      for (const r of rows) byTs.set(String(r.ts), [...(byTs.get(String(r.ts)) || []), r.stream_id]);
+      return [...byTs.values()].some((v) => JSON.stringify(v.sort()) === JSON.stringify(ids));
+    }, { what: 'an interval with every stream once', timeoutMs: 20000 });
+    assert.equal((await server.metrics())('fleet_table_errors_total'), 0);
+  } finally {
+    await server.stop();
+  }
+});
