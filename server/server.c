@@ -3125,6 +3125,40 @@ void rn_server__mark_dirty(struct rn_server *s, struct srv_stream *st)
 	mark_dirty(s, st);
 }
 
+enum srv_append rn_server__append_batch(struct rn_server *s, struct srv_stream *st, int64_t offset,
+					int record_type, const uint8_t *data, size_t len,
+					const char *principal, int *mat_rc)
+{
+	fault_arm();
+	int rc = rn_mat_add_as(s->mat, st->table, st->id, offset, record_type, data, len, NULL,
+			       principal);
+	fault_disarm(rc);
+	*mat_rc = rc;
+	if (rc)
+		return SRV_APPEND_MAT;
+	s->mat_dirty = 1;
+	struct rn_wal_entry e = {.stream_id = st->id,
+				 .stream_id_len = strlen(st->id),
+				 .table = st->table,
+				 .table_len = strlen(st->table),
+				 .offset = offset,
+				 .record_type = record_type,
+				 .batch = data,
+				 .batch_len = len};
+	if (rn_wal_append(s->wal, &e))
+		return SRV_APPEND_WAL;
+	st->last_received = offset;
+	if (st->internal)
+		st->internal_sent = offset;
+	rn_server__ttt_queued(s, st, offset);
+	mark_dirty(s, st);
+	if (!s->oldest_pending_us)
+		s->oldest_pending_us = rn_mono_us();
+	check_pressure(s, NULL);
+	event_active(s->sync_ev, 0, 0);
+	return SRV_APPEND_OK;
+}
+
 void rn_server__fault_arm(void)
 {
 	fault_arm();

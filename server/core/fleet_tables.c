@@ -168,35 +168,17 @@ static void write_rows(struct rn_server *s, const char *table, struct srv_stream
 	if (!(st = stream_for(s, table, slot)))
 		return row_error(s, table, rows, "out of memory");
 	offset = st->last_received + 1;
-	rn_server__fault_arm();
-	rc = rn_mat_add_as(s->mat, st->table, st->id, offset, RN_MAT_JSON, batch->data, batch->len,
-			   NULL, NULL);
-	rn_server__fault_disarm(rc);
-	if (rc)
-		return row_error(s, table, rows, rn_mat_errmsg(s->mat));
-	s->mat_dirty = 1;
-	struct rn_wal_entry e = {.stream_id = st->id,
-				 .stream_id_len = strlen(st->id),
-				 .table = st->table,
-				 .table_len = strlen(st->table),
-				 .offset = offset,
-				 .record_type = RN_MAT_JSON,
-				 .batch = batch->data,
-				 .batch_len = batch->len};
-	if (rn_wal_append(s->wal, &e)) {
+	switch (rn_server__append_batch(s, st, offset, RN_MAT_JSON, batch->data, batch->len, NULL,
+					&rc)) {
+	case SRV_APPEND_MAT: return row_error(s, table, rows, rn_mat_errmsg(s->mat));
+	case SRV_APPEND_WAL:
 		/* the batch is pending in the materializer under this offset: never reuse it */
 		rn_server__mark_ended(s, st, rn_mono_us());
 		*slot = NULL;
 		return row_error(s, table, rows, "WAL queue full");
+	case SRV_APPEND_OK: break;
 	}
-	st->last_received = st->internal_sent = offset;
-	rn_server__ttt_queued(s, st, offset);
-	rn_server__mark_dirty(s, st);
 	s->fleet_rows += rows;
-	if (!s->oldest_pending_us)
-		s->oldest_pending_us = rn_mono_us();
-	rn_server__check_pressure(s);
-	event_active(s->sync_ev, 0, 0);
 }
 
 void rn_server__fleet_agents_row(struct rn_server *s, const struct rn_fleet_stream *fl,

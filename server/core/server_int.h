@@ -465,6 +465,22 @@ void rn_server__mark_dirty(struct rn_server *s, struct srv_stream *st);
 void rn_server__fault_arm(void);
 void rn_server__fault_disarm(int rc);
 
+/* Which step of rn_server__append_batch failed. */
+enum srv_append { SRV_APPEND_OK = 0, SRV_APPEND_MAT, SRV_APPEND_WAL };
+/*
+ * One batch the server took whole (a REST insert, the server's own fleet rows), at `offset`
+ * of st (its last_received + 1): added to the materializer as `principal` (NULL none), then
+ * queued to the WAL; on success st->last_received (and an internal stream's internal_sent)
+ * is offset, st is dirty for the next group commit, its time to table is measured, the
+ * pressure is checked and the group commit scheduled. SRV_APPEND_MAT: rn_mat_add_as failed
+ * (*mat_rc its error, the detail in rn_mat_errmsg), nothing changed. SRV_APPEND_WAL: the WAL
+ * queue is full; the batch is pending in the materializer under offset, so the caller must
+ * never use offset again (end the stream). The caller counts its own statistics.
+ */
+enum srv_append rn_server__append_batch(struct rn_server *s, struct srv_stream *st, int64_t offset,
+					int record_type, const uint8_t *data, size_t len,
+					const char *principal, int *mat_rc);
+
 /* rest_handlers.c: REST inserts */
 /* httpx.h's request callback of both ports, and its gone callback. */
 void rn_server__rest_request(void *ctx, struct rn_httpx *x);
