@@ -2682,37 +2682,78 @@ static uint64_t count_records(const uint8_t *batch, size_t len)
 #ifdef RN_FAULT_HOOKS
 /*
  * Test builds only (the runnel-server-faults program; runnel-server has none of this):
- * RN_FAULT_MAT_ADD="B:N" makes the Nth allocation of each live rn_mat_add, from the Bth live
- * add on, fail, until one add has failed (a batch failing part way); then it is off.
+ * RN_FAULT_MAT_ADD="B:N" makes the Nth allocation of each live rn_mat_add of a client's
+ * batch (gRPC or REST), from the Bth such add on, fail, until one add has failed (a batch
+ * failing part way); then it is off. RN_FAULT_FLEET_ADD="B:N" does the same for the adds of
+ * the server's own fleet table rows (internal streams), counted apart: each hook sees only
+ * its own adds. RN_FAULT_FLEET_WAL below refuses a fleet row's WAL append.
  */
-static long fault_from = -1, fault_nth, fault_adds;
+struct fault_hook {
+	const char *env;
+	long from, nth, adds; /* from: -1 not read yet, 0 off */
+};
+static struct fault_hook fault_client = {"RN_FAULT_MAT_ADD", -1, 0, 0},
+			 fault_fleet = {"RN_FAULT_FLEET_ADD", -1, 0, 0};
 
-static void fault_arm(void)
+static struct fault_hook *fault_of(int internal)
 {
-	const char *v = getenv("RN_FAULT_MAT_ADD");
-	if (fault_from < 0 && v && sscanf(v, "%ld:%ld", &fault_from, &fault_nth) != 2)
-		fault_from = 0;
-	if (fault_from > 0 && ++fault_adds >= fault_from)
-		rn_mem_fail_after(fault_nth);
+	return internal ? &fault_fleet : &fault_client;
 }
 
-static void fault_disarm(int rc)
+static void fault_arm(int internal)
 {
-	if (fault_from <= 0)
+	struct fault_hook *h = fault_of(internal);
+	const char *v = getenv(h->env);
+	if (h->from < 0 && (!v || sscanf(v, "%ld:%ld", &h->from, &h->nth) != 2))
+		h->from = 0;
+	if (h->from > 0 && ++h->adds >= h->from)
+		rn_mem_fail_after(h->nth);
+}
+
+static void fault_disarm(int internal, int rc)
+{
+	struct fault_hook *h = fault_of(internal);
+	if (h->from <= 0)
 		return;
 	rn_mem_fail_after(0);
 	if (rc == RN_ENOMEM) {
-		rn_log_warn("server", "fault hook: live add %ld failed part way", fault_adds);
-		fault_from = 0;
+		rn_log_warn("server", "fault hook: live %s add %ld failed part way",
+			    internal ? "fleet" : "client", h->adds);
+		h->from = 0;
 	}
 }
-#else
-static void fault_arm(void)
+
+/* RN_FAULT_FLEET_WAL="N": the Nth WAL append of the server's own fleet rows is refused as a
+ * full WAL queue refuses it (the queue's real cap, 1 GiB, is out of a test's reach). */
+static int fault_wal(int internal)
 {
+	static long nth = -1, appends;
+	if (!internal)
+		return 0;
+	if (nth < 0) {
+		const char *v = getenv("RN_FAULT_FLEET_WAL");
+		nth = v ? atol(v) : 0;
+	}
+	if (nth <= 0 || ++appends != nth)
+		return 0;
+	rn_log_warn("server", "fault hook: fleet WAL append %ld refused", appends);
+	return 1;
+}
+#else
+static void fault_arm(int internal)
+{
+	(void)internal;
 }
 
-static void fault_disarm(int rc)
+static int fault_wal(int internal)
 {
+	(void)internal;
+	return 0;
+}
+
+static void fault_disarm(int internal, int rc)
+{
+	(void)internal;
 	(void)rc;
 }
 #endif
@@ -2776,10 +2817,10 @@ static void on_ingest(struct rn_server *s, struct rn_call *c, struct call_state 
 		blen = s->single.len;
 	}
 	uint64_t corrected = rn_mat_clock_corrected(s->mat);
-	fault_arm();
+	fault_arm(0);
 	rc = rn_mat_add_as(s->mat, st->table, st->id, r->offset, st->record_type, batch, blen,
 			   st->has_clock ? &st->clock : NULL, rn_server__owner_of(st));
-	fault_disarm(rc);
+	fault_disarm(0, rc);
 	corrected = rn_mat_clock_corrected(s->mat) - corrected;
 	if (rc == RN_EINVAL)
 		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, rn_mat_errmsg(s->mat));
@@ -3129,10 +3170,10 @@ enum srv_append rn_server__append_batch(struct rn_server *s, struct srv_stream *
 					int record_type, const uint8_t *data, size_t len,
 					const char *principal, int *mat_rc)
 {
-	fault_arm();
+	fault_arm(st->internal);
 	int rc = rn_mat_add_as(s->mat, st->table, st->id, offset, record_type, data, len, NULL,
 			       principal);
-	fault_disarm(rc);
+	fault_disarm(st->internal, rc);
 	*mat_rc = rc;
 	if (rc)
 		return SRV_APPEND_MAT;
@@ -3145,7 +3186,7 @@ enum srv_append rn_server__append_batch(struct rn_server *s, struct srv_stream *
 				 .record_type = record_type,
 				 .batch = data,
 				 .batch_len = len};
-	if (rn_wal_append(s->wal, &e))
+	if (fault_wal(st->internal) || rn_wal_append(s->wal, &e))
 		return SRV_APPEND_WAL;
 	st->last_received = offset;
 	if (st->internal)
@@ -3157,16 +3198,6 @@ enum srv_append rn_server__append_batch(struct rn_server *s, struct srv_stream *
 	check_pressure(s, NULL);
 	event_active(s->sync_ev, 0, 0);
 	return SRV_APPEND_OK;
-}
-
-void rn_server__fault_arm(void)
-{
-	fault_arm();
-}
-
-void rn_server__fault_disarm(int rc)
-{
-	fault_disarm(rc);
 }
 
 /*

@@ -461,9 +461,6 @@ void rn_server__abandon_stream(struct rn_server *s, struct srv_stream *st, const
 void rn_server__end_rest(struct rn_server *s, struct srv_stream *st);
 /* st received a batch: the next group commit visits it. */
 void rn_server__mark_dirty(struct rn_server *s, struct srv_stream *st);
-/* Test builds (RN_FAULT_MAT_ADD) fail a live rn_mat_add part way; no-ops otherwise. */
-void rn_server__fault_arm(void);
-void rn_server__fault_disarm(int rc);
 
 /* Which step of rn_server__append_batch failed. */
 enum srv_append { SRV_APPEND_OK = 0, SRV_APPEND_MAT, SRV_APPEND_WAL };

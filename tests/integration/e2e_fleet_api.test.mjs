@@ -9,7 +9,8 @@
 // the system tables runnel.fleet.agents and runnel.fleet.streams hold the reports and the
 // streams (the invalid ones with their reasons), read by DuckDB and parquet-wasm; clients may
 // not write them. A system table row whose add fails (runnel-server-faults,
-// RN_FAULT_MAT_ADD) is counted and logged, and nothing else is lost or ended; a WAL group of
+// RN_FAULT_FLEET_ADD) or that the WAL queue refuses (wal_queue_max) is counted and logged,
+// and nothing else is lost or ended; a WAL group of
 // system rows that fails (RN_FAULT_WAL_SYNC) leaves the rows going on, each once through a
 // SIGKILL and replay. With fleet_health = false nothing is taken; the keys apply on SIGHUP.
 import { test } from 'node:test';
@@ -312,17 +313,17 @@ test('fleet health: reports, the API, metrics, states and system tables', { time
 
 test('a fleet table row that cannot be added is counted; the call and the rest go on', { timeout: 60000 }, async () => {
   const dir = tmpDir('fleet-fault');
-  // the first live add of the run fails part way: it is a fleet table row (a report's, or
-  // the first streams rows), as the client's first message after its create is a report
+  // the first live add of a fleet table row fails part way (a report's, or the first
+  // streams rows); the clients' adds are not counted by this hook
   const server = new Server({ dir, tables: ['main.fleet.t'], metrics: true, bin: faultServerBin,
-    env: { RN_FAULT_MAT_ADD: '1:1' }, extra: 'fleet_table_interval = "1s";\n' });
+    env: { RN_FAULT_FLEET_ADD: '1:1' }, extra: 'fleet_table_interval = "1s";\n' });
   await server.start();
   try {
     const r = await zbClient(server, 'health', '--table', 'main.fleet.t', '--records', '2', '--batches', '1',
       '--health', R1, '--health', R1, '--health', R1);
     assert.equal(r.code, 'OK');
     assert.deepEqual(r.acks, [0, 1, 2, 3]);
-    await waitFor(() => server.proc.log.some((l) => /fault hook: live add 1 failed part way/.test(l)), { what: 'the add failed' });
+    await waitFor(() => server.proc.log.some((l) => /fault hook: live fleet add 1 failed part way/.test(l)), { what: 'the add failed' });
     const lost = server.proc.log.find((l) => /row\(s\) for runnel\.fleet\.(agents|streams) not written/.test(l));
     assert.ok(lost, server.proc.tail());
     const m = await server.metrics();
@@ -453,6 +454,46 @@ test('runnel.fleet.streams: more streams than one batch holds are written in sev
       return [...byTs.values()].some((v) => JSON.stringify(v.sort()) === JSON.stringify(ids));
     }, { what: 'an interval with every stream once', timeoutMs: 20000 });
     assert.equal((await server.metrics())('fleet_table_errors_total'), 0);
+  } finally {
+    await server.stop();
+  }
+});
+
+test('a fleet table row the WAL queue refuses is counted; the clients\' rows and the next rows land', { timeout: 60000 }, async () => {
+  const dir = tmpDir('fleet-walfull');
+  // the 2nd WAL append of fleet rows (the streams rows of the 2nd interval) is refused as a
+  // full WAL queue refuses it
+  const server = new Server({ dir, tables: ['main.fleet.t'], metrics: true, bin: faultServerBin,
+    env: { RN_FAULT_FLEET_WAL: '2' }, extra: 'fleet_table_interval = "1s";\n' });
+  await server.start();
+  try {
+    const r = await zbClient(server, 'ingest', '--table', 'main.fleet.t', '--records', '5', '--batches', '1');
+    assert.deepEqual(r.acks, [0]);
+    await waitFor(() => server.proc.log.some((l) => /fault hook: fleet WAL append 2 refused/.test(l)), { what: 'the refused append', timeoutMs: 20000 });
+    await waitFor(() => server.proc.log.some((l) => /row\(s\) for runnel\.fleet\.streams not written: WAL queue full/.test(l)), { what: 'the row logged' });
+    assert.equal((await server.metrics())('fleet_table_errors_total'), 1); // one stream: one row
+    // the next intervals' rows land (through a new internal stream), every ts once
+    const tsAfter = async () => {
+      try {
+        const snap = await verifyTable(server.tableDir('runnel.fleet.streams'));
+        return await query(`SELECT epoch_ms(ts) AS ms, count(*) AS n FROM ${duckFrom(snap.files)} GROUP BY ms ORDER BY ms`);
+      } catch {
+        return [];
+      }
+    };
+    const refusedAt = Date.now();
+    await waitFor(async () => (await tsAfter()).filter((x) => Number(x.ms) > refusedAt).length >= 2, { what: 'rows after the refusal', timeoutMs: 20000 });
+    assert.ok((await tsAfter()).every((x) => Number(x.n) === 1));
+    assert.equal((await server.metrics())('fleet_table_errors_total'), 1);
+    // nothing of the client's was lost
+    await waitFor(async () => {
+      try {
+        return (await verifyTable(server.tableDir('main.fleet.t'))).rows === 5;
+      } catch {
+        return false;
+      }
+    }, { what: 'the client\'s rows in their table' });
+    assert.equal((await server.metrics())('records_total'), 5);
   } finally {
     await server.stop();
   }
