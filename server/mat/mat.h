@@ -381,7 +381,8 @@ struct rn_mat_table_info {
 	 * the wall time of this server's last flush that committed it; for a table opened since
 	 * (a restart) without a flush yet, the commitInfo.timestamp of the newest commit its log
 	 * handle read, else (a checkpoint with no commit after it, a commit without commitInfo)
-	 * the newest modification time among its _delta_log files. A failed commit leaves it. */
+	 * the newest modification time among its _delta_log commit files (any log file when no
+	 * commit file is left). A failed commit leaves it. */
 	int64_t last_commit_ms;
 	int has_dlq; /* a typed table: its dead-letter table below */
 	const char *dlq_name;

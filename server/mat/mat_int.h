@@ -182,7 +182,8 @@ struct mat_table {
 
 /* When t's newest commit was made, for a table just opened (Unix ms, 0 unknown): the
  * commitInfo.timestamp of its newest commit if the loop's handle read one, else the newest
- * modification time among its _delta_log files (one listing: at open only). */
+ * modification time among its _delta_log commit files (among all its log files if none is
+ * left; one listing: at open only). */
 int64_t rn_mat__commit_ms(const struct mat_table *t);
 
 struct table_def {

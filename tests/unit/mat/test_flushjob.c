@@ -18,10 +18,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "delta.h"
 #include "mat.h"
 #include "partition.h"
 #include "refill_log.h"
@@ -480,6 +482,27 @@ static void test_commit_retry(void **state)
 	m = open_mat();
 	assert_int_equal(rn_mat_ensure_table(m, "db.s.t"), 0);
 	assert_int_equal(commit_ms(m), last);
+	rn_mat_destroy(m);
+	/* a log that starts at a checkpoint of its newest version has no commitInfo to read:
+	 * the newest commit file's modification time (set here to a known one), not the
+	 * checkpoint's (written later) */
+	char dir[300], commit[400];
+	struct rn_delta *d;
+	int64_t cv;
+	rn_test_path(dir, sizeof(dir), root, "db/s/t");
+	assert_int_equal(rn_delta_open(&d, dir, NULL, NULL), 0);
+	assert_int_equal(rn_delta_checkpoint(d, 0, &cv), 0);
+	assert_int_equal(cv, rn_delta_version(d));
+	rn_delta_close(d);
+	for (int64_t v = 0; v <= cv; v++) { /* the newest commit newest, the others older */
+		const time_t sec = v == cv ? 1700000000 : 1600000000 + v;
+		const struct timeval tv[2] = {{sec, 123000}, {sec, 123000}};
+		snprintf(commit, sizeof(commit), "%s/_delta_log/%020lld.json", dir, (long long)v);
+		assert_int_equal(utimes(commit, tv), 0);
+	}
+	m = open_mat();
+	assert_int_equal(rn_mat_ensure_table(m, "db.s.t"), 0);
+	assert_int_equal(commit_ms(m), 1700000000123LL);
 	rn_mat_destroy(m);
 }
 
