@@ -3,7 +3,8 @@
  * input (negative, huge, fractions, wrong types, deep nesting, long strings, too many
  * sources and drop reasons, bad UTF-8, oversize), the states at their thresholds with an
  * injected clock, devices following their streams, the API renderers (filter, sort, limit,
- * query errors), the system table rows, and allocation failures everywhere (every
+ * query errors), the system table rows (the streams rows in batches under a byte cap, each
+ * stream once), and allocation failures everywhere (every
  * allocation of a run made to fail in turn: RN_ENOMEM, nothing leaked, the model still
  * usable). Pure: no server, no files, no clock.
  */
