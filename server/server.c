@@ -850,6 +850,9 @@ static void free_stream(struct rn_server *s, struct srv_stream *st)
 	rn_list_unlink(&st->ended);
 	rn_list_unlink(&st->rest_link);
 	rn_list_unlink(&st->tab_link);
+	struct srv_tab *tab = rn_strmap_get(&s->tabs, st->table, strlen(st->table));
+	if (tab && tab->ttt) /* its batches still waiting are not measured */
+		rn_ttt_forget(tab->ttt, st);
 	if (st->store_op)
 		rn_server__reg_op_orphan(st->store_op);
 	if (st->retire_wanted)
@@ -1041,12 +1044,45 @@ static void send_ack(struct rn_server *s, struct srv_stream *st, struct rn_call 
  * through the loop's Delta handle, which the round's done functions refreshed (a hash
  * look-up per stream, no I/O): nothing here touches a job's data.
  */
+void rn_server__ttt_queued(struct rn_server *s, struct srv_stream *st, int64_t offset)
+{
+	struct srv_tab *tab = rn_strmap_get(&s->tabs, st->table, strlen(st->table));
+	if (!tab)
+		return;
+	if (!tab->ttt && !(tab->ttt = rn_calloc(1, sizeof(*tab->ttt))))
+		return; /* out of memory: this table's time to table is not measured */
+	rn_ttt_queued(tab->ttt, st, offset, rn_mono_us());
+}
+
+const struct rn_ttt *rn_server__ttt_of(const struct rn_server *s, const char *table)
+{
+	const struct srv_tab *tab = rn_strmap_get(&s->tabs, table, strlen(table));
+	return tab ? tab->ttt : NULL;
+}
+
+struct ttt_ctx {
+	struct rn_server *s;
+	const char *table;
+};
+
+/* A waiting batch's stream's committed offset in the table, from the loop's handle. */
+static int64_t ttt_committed(void *ctx, const void *key)
+{
+	const struct ttt_ctx *c = ctx;
+	const struct srv_stream *st = key;
+	return rn_mat_committed_read(c->s->mat, c->table, st->id);
+}
+
 static void tell_table_committed(void *ctx, const char *table)
 {
 	struct rn_server *s = ctx;
 	struct srv_tab *tab = rn_strmap_get(&s->tabs, table, strlen(table));
 	if (!tab)
 		return; /* no stream of this run has used it */
+	if (tab->ttt) { /* the batches this commit made visible: their time to table */
+		struct ttt_ctx tc = {s, table};
+		rn_ttt_committed(tab->ttt, ttt_committed, &tc, rn_mono_us());
+	}
 	for (struct rn_list *n = tab->streams.next, *next; n != &tab->streams; n = next) {
 		struct srv_stream *st = RN_LIST_ENTRY(n, struct srv_stream, tab_link);
 		next = n->next;
@@ -2665,37 +2701,78 @@ static uint64_t count_records(const uint8_t *batch, size_t len)
 #ifdef RN_FAULT_HOOKS
 /*
  * Test builds only (the runnel-server-faults program; runnel-server has none of this):
- * RN_FAULT_MAT_ADD="B:N" makes the Nth allocation of each live rn_mat_add, from the Bth live
- * add on, fail, until one add has failed (a batch failing part way); then it is off.
+ * RN_FAULT_MAT_ADD="B:N" makes the Nth allocation of each live rn_mat_add of a client's
+ * batch (gRPC or REST), from the Bth such add on, fail, until one add has failed (a batch
+ * failing part way); then it is off. RN_FAULT_FLEET_ADD="B:N" does the same for the adds of
+ * the server's own fleet table rows (internal streams), counted apart: each hook sees only
+ * its own adds. RN_FAULT_FLEET_WAL below refuses a fleet row's WAL append.
  */
-static long fault_from = -1, fault_nth, fault_adds;
+struct fault_hook {
+	const char *env;
+	long from, nth, adds; /* from: -1 not read yet, 0 off */
+};
+static struct fault_hook fault_client = {"RN_FAULT_MAT_ADD", -1, 0, 0},
+			 fault_fleet = {"RN_FAULT_FLEET_ADD", -1, 0, 0};
 
-static void fault_arm(void)
+static struct fault_hook *fault_of(int internal)
 {
-	const char *v = getenv("RN_FAULT_MAT_ADD");
-	if (fault_from < 0 && v && sscanf(v, "%ld:%ld", &fault_from, &fault_nth) != 2)
-		fault_from = 0;
-	if (fault_from > 0 && ++fault_adds >= fault_from)
-		rn_mem_fail_after(fault_nth);
+	return internal ? &fault_fleet : &fault_client;
 }
 
-static void fault_disarm(int rc)
+static void fault_arm(int internal)
 {
-	if (fault_from <= 0)
+	struct fault_hook *h = fault_of(internal);
+	const char *v = getenv(h->env);
+	if (h->from < 0 && (!v || sscanf(v, "%ld:%ld", &h->from, &h->nth) != 2))
+		h->from = 0;
+	if (h->from > 0 && ++h->adds >= h->from)
+		rn_mem_fail_after(h->nth);
+}
+
+static void fault_disarm(int internal, int rc)
+{
+	struct fault_hook *h = fault_of(internal);
+	if (h->from <= 0)
 		return;
 	rn_mem_fail_after(0);
 	if (rc == RN_ENOMEM) {
-		rn_log_warn("server", "fault hook: live add %ld failed part way", fault_adds);
-		fault_from = 0;
+		rn_log_warn("server", "fault hook: live %s add %ld failed part way",
+			    internal ? "fleet" : "client", h->adds);
+		h->from = 0;
 	}
 }
-#else
-static void fault_arm(void)
+
+/* RN_FAULT_FLEET_WAL="N": the Nth WAL append of the server's own fleet rows is refused as a
+ * full WAL queue refuses it (the queue's real cap, 1 GiB, is out of a test's reach). */
+static int fault_wal(int internal)
 {
+	static long nth = -1, appends;
+	if (!internal)
+		return 0;
+	if (nth < 0) {
+		const char *v = getenv("RN_FAULT_FLEET_WAL");
+		nth = v ? atol(v) : 0;
+	}
+	if (nth <= 0 || ++appends != nth)
+		return 0;
+	rn_log_warn("server", "fault hook: fleet WAL append %ld refused", appends);
+	return 1;
+}
+#else
+static void fault_arm(int internal)
+{
+	(void)internal;
 }
 
-static void fault_disarm(int rc)
+static int fault_wal(int internal)
 {
+	(void)internal;
+	return 0;
+}
+
+static void fault_disarm(int internal, int rc)
+{
+	(void)internal;
 	(void)rc;
 }
 #endif
@@ -2759,10 +2836,10 @@ static void on_ingest(struct rn_server *s, struct rn_call *c, struct call_state 
 		blen = s->single.len;
 	}
 	uint64_t corrected = rn_mat_clock_corrected(s->mat);
-	fault_arm();
+	fault_arm(0);
 	rc = rn_mat_add_as(s->mat, st->table, st->id, r->offset, st->record_type, batch, blen,
 			   st->has_clock ? &st->clock : NULL, rn_server__owner_of(st));
-	fault_disarm(rc);
+	fault_disarm(0, rc);
 	corrected = rn_mat_clock_corrected(s->mat) - corrected;
 	if (rc == RN_EINVAL)
 		return rn_call_finish(c, RN_GRPC_INVALID_ARGUMENT, rn_mat_errmsg(s->mat));
@@ -2791,6 +2868,7 @@ static void on_ingest(struct rn_server *s, struct rn_call *c, struct call_state 
 	if (rn_wal_append(s->wal, &e))
 		return rn_call_finish(c, RN_GRPC_RESOURCE_EXHAUSTED, "WAL queue full");
 	st->last_received = r->offset;
+	rn_server__ttt_queued(s, st, r->offset);
 	mark_dirty(s, st);
 	uint64_t nrec = count_records(batch, blen);
 	s->stats.batches++;
@@ -3107,14 +3185,38 @@ void rn_server__mark_dirty(struct rn_server *s, struct srv_stream *st)
 	mark_dirty(s, st);
 }
 
-void rn_server__fault_arm(void)
+enum srv_append rn_server__append_batch(struct rn_server *s, struct srv_stream *st, int64_t offset,
+					int record_type, const uint8_t *data, size_t len,
+					const char *principal, int *mat_rc)
 {
-	fault_arm();
-}
-
-void rn_server__fault_disarm(int rc)
-{
-	fault_disarm(rc);
+	fault_arm(st->internal);
+	int rc = rn_mat_add_as(s->mat, st->table, st->id, offset, record_type, data, len, NULL,
+			       principal);
+	fault_disarm(st->internal, rc);
+	*mat_rc = rc;
+	if (rc)
+		return SRV_APPEND_MAT;
+	s->mat_dirty = 1;
+	struct rn_wal_entry e = {.stream_id = st->id,
+				 .stream_id_len = strlen(st->id),
+				 .table = st->table,
+				 .table_len = strlen(st->table),
+				 .offset = offset,
+				 .record_type = record_type,
+				 .batch = data,
+				 .batch_len = len};
+	if (fault_wal(st->internal) || rn_wal_append(s->wal, &e))
+		return SRV_APPEND_WAL;
+	st->last_received = offset;
+	if (st->internal)
+		st->internal_sent = offset;
+	rn_server__ttt_queued(s, st, offset);
+	mark_dirty(s, st);
+	if (!s->oldest_pending_us)
+		s->oldest_pending_us = rn_mono_us();
+	check_pressure(s, NULL);
+	event_active(s->sync_ev, 0, 0);
+	return SRV_APPEND_OK;
 }
 
 /*
@@ -4773,6 +4875,31 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 		snprintf(lab, sizeof(lab), "table=\"%s\"", f->table);
 		rn_metrics_sample(b, P "table_failing_recovery", lab, 1);
 	}
+	/* one series set per table a stream wrote in this run (names checked by
+	 * rn_table_name_check: label-safe; as many as the tables, which the config and
+	 * auto_create's grants bound, never per stream or device) */
+	rn_metrics_family(b, P "table_time_to_table_seconds", "summary",
+			  "Per table, time from a batch's WAL append to the commit that made it "
+			  "visible (the last 1024 batches; count and sum since start).");
+	for (size_t i = 0; i < s->tabs.cap; i++) {
+		const struct srv_tab *tab = s->tabs.slots[i].key ? s->tabs.slots[i].val : NULL;
+		int64_t us;
+		char lab[400];
+		if (!tab || !tab->ttt || !tab->ttt->count)
+			continue;
+		for (int k = 0; k < 2; k++) {
+			const double q = k ? 0.99 : 0.5;
+			if (rn_ttt_quantile(tab->ttt, q, &us))
+				continue;
+			snprintf(lab, sizeof(lab), "table=\"%s\",quantile=\"%g\"", tab->name, q);
+			rn_metrics_sample(b, P "table_time_to_table_seconds", lab,
+					  (double)us / 1e6);
+		}
+		snprintf(lab, sizeof(lab), "table=\"%s\"", tab->name);
+		rn_metrics_sample(b, P "table_time_to_table_seconds_sum", lab, tab->ttt->sum_s);
+		rn_metrics_sample(b, P "table_time_to_table_seconds_count", lab,
+				  (double)tab->ttt->count);
+	}
 	/* limits (server/README.md "Limits") */
 	F("resource_exhausted_total", "counter",
 	  "Calls answered with RESOURCE_EXHAUSTED (pressure, message size, queues).",
@@ -5164,8 +5291,10 @@ void rn_server_destroy(struct rn_server *s)
 			rn_free(s->owners.slots[i].val);
 	rn_strmap_free(&s->owners);
 	for (size_t i = 0; i < s->tabs.cap; i++) /* values only; the keys are in them */
-		if (s->tabs.slots[i].key && s->tabs.slots[i].val)
+		if (s->tabs.slots[i].key && s->tabs.slots[i].val) {
+			rn_free(((struct srv_tab *)s->tabs.slots[i].val)->ttt);
 			rn_free(s->tabs.slots[i].val);
+		}
 	rn_strmap_free(&s->tabs);
 	rn_wal_close(s->wal);
 	rn_mat_destroy(s->mat);

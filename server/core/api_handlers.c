@@ -193,6 +193,24 @@ static int render_overview(struct rn_server *s, int64_t now, struct rn_buf *b)
 	return rn_buf_append_str(b, "]}");
 }
 
+/* A table's time to table (fleet/ttt.h) in ms, 3 decimals: p50 and p99, null without a
+ * sample. */
+static int put_ttt(struct rn_buf *b, const struct rn_ttt *t)
+{
+	static const struct {
+		const char *key;
+		double q;
+	} qs[] = {{"time_to_table_p50_ms", 0.5}, {"time_to_table_p99_ms", 0.99}};
+	for (size_t k = 0; k < sizeof(qs) / sizeof(qs[0]); k++) {
+		int64_t us;
+		if (rn_buf_printf(b, ",\"%s\":", qs[k].key) ||
+		    (rn_ttt_quantile(t, qs[k].q, &us) ? rn_buf_append_str(b, "null")
+						      : rn_buf_printf(b, "%.3f", (double)us / 1e3)))
+			return RN_ENOMEM;
+	}
+	return 0;
+}
+
 static int render_tables(struct rn_server *s, int64_t now, struct rn_buf *b)
 {
 	struct rn_mat_table_info in;
@@ -211,7 +229,8 @@ static int render_tables(struct rn_server *s, int64_t now, struct rn_buf *b)
 		    rn_buf_append_str(b, ",\"last_commit_ms\":") ||
 		    (in.last_commit_ms > 0 ? rn_buf_printf(b, "%lld", (long long)in.last_commit_ms)
 					   : rn_buf_append_str(b, "null")) ||
-		    rn_buf_append_str(b, ",\"time_to_table_p50_ms\":null,\"dead_letters\":"))
+		    put_ttt(b, rn_server__ttt_of(s, in.name)) ||
+		    rn_buf_append_str(b, ",\"dead_letters\":"))
 			return RN_ENOMEM;
 		if (!in.has_dlq) {
 			if (rn_buf_append_str(b, "null}"))

@@ -168,34 +168,17 @@ static void write_rows(struct rn_server *s, const char *table, struct srv_stream
 	if (!(st = stream_for(s, table, slot)))
 		return row_error(s, table, rows, "out of memory");
 	offset = st->last_received + 1;
-	rn_server__fault_arm();
-	rc = rn_mat_add_as(s->mat, st->table, st->id, offset, RN_MAT_JSON, batch->data, batch->len,
-			   NULL, NULL);
-	rn_server__fault_disarm(rc);
-	if (rc)
-		return row_error(s, table, rows, rn_mat_errmsg(s->mat));
-	s->mat_dirty = 1;
-	struct rn_wal_entry e = {.stream_id = st->id,
-				 .stream_id_len = strlen(st->id),
-				 .table = st->table,
-				 .table_len = strlen(st->table),
-				 .offset = offset,
-				 .record_type = RN_MAT_JSON,
-				 .batch = batch->data,
-				 .batch_len = batch->len};
-	if (rn_wal_append(s->wal, &e)) {
+	switch (rn_server__append_batch(s, st, offset, RN_MAT_JSON, batch->data, batch->len, NULL,
+					&rc)) {
+	case SRV_APPEND_MAT: return row_error(s, table, rows, rn_mat_errmsg(s->mat));
+	case SRV_APPEND_WAL:
 		/* the batch is pending in the materializer under this offset: never reuse it */
 		rn_server__mark_ended(s, st, rn_mono_us());
 		*slot = NULL;
 		return row_error(s, table, rows, "WAL queue full");
+	case SRV_APPEND_OK: break;
 	}
-	st->last_received = st->internal_sent = offset;
-	rn_server__mark_dirty(s, st);
 	s->fleet_rows += rows;
-	if (!s->oldest_pending_us)
-		s->oldest_pending_us = rn_mono_us();
-	rn_server__check_pressure(s);
-	event_active(s->sync_ev, 0, 0);
 }
 
 void rn_server__fleet_agents_row(struct rn_server *s, const struct rn_fleet_stream *fl,
@@ -220,10 +203,20 @@ void rn_server__fleet_tables_tick(struct rn_server *s)
 	size_t n = 0;
 	if (!s->conf.fleet_table_interval_ms)
 		return;
+	const size_t cap = 2 * (size_t)s->conf.max_message_bytes, all = rn_fleet_nstreams(s->fleet);
+	const int64_t now_ms = rn_server__now_ms();
+	size_t next = 0;
+	int rc;
 	rn_server__fleet_refresh(s);
-	rn_buf_reset(b);
-	b->max = 2 * (size_t)s->conf.max_message_bytes + 64;
-	if (rn_fleet_streams_rows(s->fleet, rn_server__now_ms(), b, &n))
-		return row_error(s, STREAMS, rn_fleet_nstreams(s->fleet), "out of memory");
-	write_rows(s, STREAMS, &s->fleet_streams, b, n);
+	/* as many batches as the rows need, each at most cap bytes (the model does not change
+	 * in between: everything here runs on the loop, and writing adds no fleet stream) */
+	do {
+		rn_buf_reset(b);
+		b->max = cap + 64;
+		if ((rc = rn_fleet_streams_rows(s->fleet, now_ms, &next, cap, b, &n)))
+			return row_error(s, STREAMS, all - next,
+					 rc == RN_ETOOBIG ? "a row larger than the batch cap"
+							  : "out of memory");
+		write_rows(s, STREAMS, &s->fleet_streams, b, n);
+	} while (n && next < all);
 }

@@ -226,36 +226,23 @@ static void rest_insert(struct rn_server *s, struct rn_httpx *x, const struct rn
 		REFUSE(503, "TEMPORARILY_UNAVAILABLE", msg);
 	}
 	offset = st->last_received + 1;
-	rn_server__fault_arm();
-	rc = rn_mat_add_as(s->mat, st->table, st->id, offset, RN_MAT_JSON, s->rest_batch.data,
-			   s->rest_batch.len, NULL, rn_server__owner_of(st));
-	rn_server__fault_disarm(rc);
-	if (rc) {
+	switch (rn_server__append_batch(s, st, offset, RN_MAT_JSON, s->rest_batch.data,
+					s->rest_batch.len, rn_server__owner_of(st), &rc)) {
+	case SRV_APPEND_MAT:
 		rn_free(p);
 		REFUSE(rc == RN_EINVAL ? 400 : 503,
 		       rc == RN_EINVAL ? "INVALID_PARAMETER_VALUE" : "TEMPORARILY_UNAVAILABLE",
 		       rn_mat_errmsg(s->mat));
-	}
-	s->mat_dirty = 1;
-	struct rn_wal_entry e = {.stream_id = st->id,
-				 .stream_id_len = strlen(st->id),
-				 .table = st->table,
-				 .table_len = strlen(st->table),
-				 .offset = offset,
-				 .record_type = RN_MAT_JSON,
-				 .batch = s->rest_batch.data,
-				 .batch_len = s->rest_batch.len};
-	if (rn_wal_append(s->wal, &e)) {
+	case SRV_APPEND_WAL:
 		/* the batch is pending in the materializer under this offset: never reuse it */
 		rn_free(p);
 		rn_server__end_rest(s, st);
 		rest_refuse(s, x, route, 429, "RESOURCE_EXHAUSTED", "WAL queue full", "Retry-After",
 			    "1");
 		return;
+	case SRV_APPEND_OK: break;
 	}
 #undef REFUSE
-	st->last_received = offset;
-	rn_server__mark_dirty(s, st);
 	s->stats.batches++;
 	s->stats.bytes += s->rest_batch.len;
 	s->stats.records += nrows;
@@ -267,14 +254,10 @@ static void rest_insert(struct rn_server *s, struct rn_httpx *x, const struct rn
 		if (q->peer)
 			snprintf(st->fl->peer, sizeof(st->fl->peer), "%s", q->peer);
 	}
-	if (!s->oldest_pending_us)
-		s->oldest_pending_us = rn_mono_us();
 	*p = (struct rest_pending){x, st, offset, route, s->rest_pending};
 	s->rest_pending = p;
 	st->rest_waiting++;
 	x->ctx = p;
-	rn_server__check_pressure(s);
-	event_active(s->sync_ev, 0, 0);
 }
 
 void rn_server__rest_request(void *ctx, struct rn_httpx *x)

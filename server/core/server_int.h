@@ -29,6 +29,7 @@
 #include "rn_strmap.h"
 #include "server.h"
 #include "stream.h"
+#include "ttt.h"
 
 struct event;
 struct event_base;
@@ -109,7 +110,10 @@ struct srv_stream {
  */
 struct srv_tab {
 	struct rn_list streams; /* srv_stream.tab_link */
-	char name[];            /* the key in rn_server.tabs */
+	/* time to table (fleet/ttt.h): made at the table's first batch appended in this run
+	 * (NULL until then, or when out of memory: then not measured); freed with the tab */
+	struct rn_ttt *ttt;
+	char name[]; /* the key in rn_server.tabs */
 };
 
 /*
@@ -457,9 +461,22 @@ void rn_server__abandon_stream(struct rn_server *s, struct srv_stream *st, const
 void rn_server__end_rest(struct rn_server *s, struct srv_stream *st);
 /* st received a batch: the next group commit visits it. */
 void rn_server__mark_dirty(struct rn_server *s, struct srv_stream *st);
-/* Test builds (RN_FAULT_MAT_ADD) fail a live rn_mat_add part way; no-ops otherwise. */
-void rn_server__fault_arm(void);
-void rn_server__fault_disarm(int rc);
+
+/* Which step of rn_server__append_batch failed. */
+enum srv_append { SRV_APPEND_OK = 0, SRV_APPEND_MAT, SRV_APPEND_WAL };
+/*
+ * One batch the server took whole (a REST insert, the server's own fleet rows), at `offset`
+ * of st (its last_received + 1): added to the materializer as `principal` (NULL none), then
+ * queued to the WAL; on success st->last_received (and an internal stream's internal_sent)
+ * is offset, st is dirty for the next group commit, its time to table is measured, the
+ * pressure is checked and the group commit scheduled. SRV_APPEND_MAT: rn_mat_add_as failed
+ * (*mat_rc its error, the detail in rn_mat_errmsg), nothing changed. SRV_APPEND_WAL: the WAL
+ * queue is full; the batch is pending in the materializer under offset, so the caller must
+ * never use offset again (end the stream). The caller counts its own statistics.
+ */
+enum srv_append rn_server__append_batch(struct rn_server *s, struct srv_stream *st, int64_t offset,
+					int record_type, const uint8_t *data, size_t len,
+					const char *principal, int *mat_rc);
 
 /* rest_handlers.c: REST inserts */
 /* httpx.h's request callback of both ports, and its gone callback. */
@@ -482,6 +499,11 @@ int rn_server__health(struct rn_server *s, char *why, size_t cap);
 struct rn_fleet_stream *rn_server__fleet_of(struct rn_server *s, struct srv_stream *st);
 /* Wall time in unix ms. */
 int64_t rn_server__now_ms(void);
+/* A batch of st at offset was queued to the WAL just now: its time to table is measured
+ * (fleet/ttt.h) from now to the commit that makes it visible (tell_committed). */
+void rn_server__ttt_queued(struct rn_server *s, struct srv_stream *st, int64_t offset);
+/* The time-to-table estimator of `table`, or NULL (no batch of it in this run). */
+const struct rn_ttt *rn_server__ttt_of(const struct rn_server *s, const char *table);
 
 /* api_handlers.c: GET /api/v1/... (both ports), the overview's history and errors */
 void rn_server__api_request(struct rn_server *s, struct rn_httpx *x,

@@ -62,6 +62,9 @@ struct rn_delta {
 	struct pslot *slots; /* path -> files index; power-of-two cap */
 	size_t capslots;
 	int64_t ckpt_version; /* newest checkpoint we know of, -1 none */
+	/* commitInfo.timestamp of `version` when it was read from (or written to) the log as a
+	 * commit, -1 otherwise (a checkpoint, a commit without one) */
+	int64_t commit_ts;
 	/* a commit was applied only in part (out of memory mid-way): the snapshot is rebuilt
 	 * from the log before it is used again (rn_delta_refresh, rn_delta_commit) */
 	int stale;
@@ -170,6 +173,7 @@ static void reset_state(struct rn_delta *d)
 	d->min_reader = d->min_writer = -1;
 	d->has_features = 0;
 	d->version = -1;
+	d->commit_ts = -1;
 }
 
 static uint32_t fnv1a(const char *s)
@@ -349,6 +353,16 @@ static int get_i64(struct rn_json_span v, int64_t *out)
 		return 0;
 	}
 	return rn_json_int64(v, out) ? RN_EINVAL : 0;
+}
+
+/* commitInfo.timestamp into *(int64_t *)c; other members, or a timestamp of another type,
+ * are ignored (commitInfo is free-form). */
+static int ci_member(void *c, struct rn_json_span k, struct rn_json_span v)
+{
+	int64_t x;
+	if (rn_json_span_eq(k, "timestamp") && !rn_json_int64(v, &x) && x > 0)
+		*(int64_t *)c = x;
+	return 0;
 }
 
 static int file_member(void *c, struct rn_json_span k, struct rn_json_span v)
@@ -545,7 +559,11 @@ static int apply_action(void *c, struct rn_json_span k, struct rn_json_span v)
 			lc->ci->meta_changed = 1;
 		return rn_json_object_walk(v, meta_member, &d->meta);
 	}
-	return 0; /* commitInfo, cdc, domainMetadata, ...: not part of our snapshot */
+	if (rn_json_span_eq(k, "commitInfo")) { /* free-form: only its timestamp is kept */
+		rn_json_object_walk(v, ci_member, &d->commit_ts);
+		return 0;
+	}
+	return 0; /* cdc, domainMetadata, ...: not part of our snapshot */
 }
 
 /* Applies newline-delimited actions (a commit, or a decoded checkpoint). */
@@ -589,9 +607,11 @@ static int read_commit(struct rn_delta *d, int64_t v, struct commit_info *ci)
 	int rc;
 
 	commit_key(path, sizeof(path), v);
-	if (!(rc = read_file(d, path, &text)) &&
-	    (rc = apply_text(d, path, text.data, text.len, ci)))
-		d->stale = 1; /* part of version v may be in the snapshot */
+	if ((rc = read_file(d, path, &text)) == 0) {
+		d->commit_ts = -1; /* until its commitInfo says */
+		if ((rc = apply_text(d, path, text.data, text.len, ci)))
+			d->stale = 1; /* part of version v may be in the snapshot */
+	}
 	rn_buf_free(&text);
 	return rc;
 }
@@ -781,6 +801,11 @@ int64_t rn_delta_version(const struct rn_delta *d)
 	return d->version;
 }
 
+int64_t rn_delta_commit_time(const struct rn_delta *d)
+{
+	return d->commit_ts;
+}
+
 int64_t rn_delta_checkpoint_version(const struct rn_delta *d)
 {
 	return d->ckpt_version;
@@ -905,6 +930,7 @@ int rn_delta_open_store_part(struct rn_delta **out, struct rn_tstore *st, const 
 	d->engine = rn_strdup(engine_info ? engine_info : "runnel-server/" RN_VERSION);
 	d->version = -1;
 	d->ckpt_version = -1;
+	d->commit_ts = -1;
 	d->min_reader = d->min_writer = -1;
 	d->meta.created_ms = -1;
 	if (!d->dir || !d->engine) {
@@ -1047,6 +1073,7 @@ static int put_add(struct rn_buf *t, const struct rn_delta_add *a, int data_chan
  * version would apply). */
 static int apply_own(struct rn_delta *d, const struct rn_buf *t)
 {
+	d->commit_ts = -1;
 	return apply_text(d, "own commit", t->data, t->len, NULL);
 }
 

@@ -70,6 +70,10 @@ char *const *rn_delta_partition_columns(const struct rn_delta *d, size_t *n);
 /* Latest version seen (after the last refresh or commit). */
 int64_t rn_delta_version(const struct rn_delta *d);
 
+/* That version's commitInfo.timestamp (Unix ms) when the handle read it as a commit file or
+ * wrote it; -1 when it came from a checkpoint or its commit has no usable timestamp. */
+int64_t rn_delta_commit_time(const struct rn_delta *d);
+
 /* Highest txn version for app_id, or -1 if none. Does not refresh. */
 int64_t rn_delta_txn(const struct rn_delta *d, const char *app_id);
 

@@ -854,12 +854,19 @@ static int put_ts(struct rn_buf *b, int64_t ms)
 		      : rn_buf_append_str(b, "null");
 }
 
-int rn_fleet_streams_rows(const struct rn_fleet *f, int64_t now_ms, struct rn_buf *out, size_t *n)
+int rn_fleet_streams_rows(const struct rn_fleet *f, int64_t now_ms, size_t *next, size_t cap,
+			  struct rn_buf *out, size_t *n)
 {
 	struct rn_buf row = {0};
-	size_t before = out->len, k = 0;
+	size_t before = out->len, k = 0, i = 0;
 	int rc = RN_ENOMEM;
-	for (const struct rn_fleet_stream *fs = f->streams; fs; fs = fs->next) {
+	const struct rn_fleet_stream *fs = f->streams;
+	*n = 0;
+	while (fs && i < *next) { /* the list holds no index: walked to the cursor */
+		fs = fs->next;
+		i++;
+	}
+	for (; fs; fs = fs->next) {
 		rn_buf_reset(&row);
 		if (rn_buf_printf(&row, "{\"ts\":%lld,\"stream_id\":", (long long)now_ms * 1000) ||
 		    put_s(&row, fs->id) || rn_buf_append_str(&row, ",\"table_name\":") ||
@@ -886,12 +893,23 @@ int rn_fleet_streams_rows(const struct rn_fleet *f, int64_t now_ms, struct rn_bu
 				  (unsigned long long)fs->clock_corrections,
 				  (unsigned long long)fs->refused_calls) ||
 		    states_text(&row, rn_fleet_stream_states(f, fs, now_ms)) ||
-		    rn_buf_append_str(&row, "}") || rn_pb_put_bytes(out, 1, row.data, row.len))
+		    rn_buf_append_str(&row, "}"))
+			goto out;
+		/* its record: tag, length (a varint, at most 10 bytes) and the row */
+		if (out->len - before + 11 + row.len > cap) {
+			if (!k) {
+				rc = RN_ETOOBIG;
+				goto out;
+			}
+			break;
+		}
+		if (rn_pb_put_bytes(out, 1, row.data, row.len))
 			goto out;
 		k++;
 	}
 	rc = 0;
 	*n = k;
+	*next += k;
 out:
 	if (rc)
 		out->len = before;

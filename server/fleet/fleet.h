@@ -204,8 +204,17 @@ int rn_fleet_render_device(const struct rn_fleet *f, const char *device, size_t 
 /* One row of runnel.fleet.agents for a report received on fs at now_ms (a JSON object). */
 int rn_fleet_agents_row(const struct rn_fleet_stream *fs, const struct rn_fleet_health *h,
 			int64_t now_ms, struct rn_buf *out);
-/* Appends one runnel.fleet.streams row per stream as a record list (field 1 repeated, each a
- * JSON object), *n rows. 0 or RN_ENOMEM. */
-int rn_fleet_streams_rows(const struct rn_fleet *f, int64_t now_ms, struct rn_buf *out, size_t *n);
+/*
+ * Appends runnel.fleet.streams rows as a record list (field 1 repeated, each a JSON object),
+ * one per stream from the *next-th (in the model's order, 0 = the first), stopping before
+ * a row that would make the list appended pass cap bytes: *n rows, *next moved past them
+ * (*n = 0 once *next is past the last stream). A caller writes one batch per call until
+ * *n is 0, so every stream appears once however many there are, each batch at most cap
+ * bytes; the model must not change between the calls. Walks the streams before *next
+ * again on each call. 0; RN_ETOOBIG (one row alone passes cap), RN_ENOMEM: nothing
+ * appended, *next unchanged.
+ */
+int rn_fleet_streams_rows(const struct rn_fleet *f, int64_t now_ms, size_t *next, size_t cap,
+			  struct rn_buf *out, size_t *n);
 
 #endif

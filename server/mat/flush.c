@@ -339,13 +339,15 @@ static void unit_run(struct mat_table *t)
 	t->frc = 0;
 	t->ferr[0] = 0;
 	if (t->fcommitted)
-		return;
+		return; /* committed before (fcommit_ms kept): the loop reads it back again */
+	t->fcommit_ms = 0;
 	if (!t->fdelta && (rc = rn_mat__delta_open(&t->fdelta, t->dir, t->store, NULL, NULL, 0))) {
 		snprintf(t->ferr, sizeof(t->ferr), "table %s: cannot open its log to commit: %s",
 			 t->name, rn_strerror(rc));
 		t->frc = rc;
 		return;
 	}
+	int64_t v0 = rn_delta_version(t->fdelta);
 	if (t->nkeys) {
 		if (t->nfparts && (rc = finish_list(t, &t->fparts, &t->nfparts, &t->rfiles,
 						    &t->nrfiles, t->ferr, sizeof(t->ferr)))) {
@@ -387,6 +389,11 @@ static void unit_run(struct mat_table *t)
 		t->frc = rc;
 	} else {
 		t->fcommitted = 1;
+		/* a version of ours: its commitInfo.timestamp is the commit's wall time */
+		if (rn_delta_version(t->fdelta) > v0) {
+			int64_t ts = rn_delta_commit_time(t->fdelta);
+			t->fcommit_ms = ts > 0 ? ts : rn_now_us() / 1000;
+		}
 	}
 	t->fversion = rn_delta_version(t->fdelta);
 }
@@ -500,6 +507,8 @@ static void flush_done(void *arg, int cancelled)
 			unit_discard(t);
 			t->dirty = 1; /* a dead-letter table is rebuilt by its typed table */
 		} else if (t->fcommitted) {
+			if (t->fcommit_ms > t->commit_ms) /* durable: whatever the read-back does */
+				t->commit_ms = t->fcommit_ms;
 			/* the loop's handle reads the commit back: has_batch and rn_mat_add skip
 			 * its batches by their txns from now on; until then by retry_streams */
 			if (rn_delta_refresh(t->delta)) {

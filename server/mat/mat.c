@@ -150,8 +150,6 @@ static int table_files(const struct mat_table *t, struct rn_mat_table_info *in, 
 		if (in) {
 			in->files++;
 			in->bytes += x->size > 0 ? x->size : 0;
-			if (x->mtime_ms > in->last_commit_ms)
-				in->last_commit_ms = x->mtime_ms;
 		}
 		const char *nr = x->stats ? strstr(x->stats, "\"numRecords\":") : NULL;
 		if (nr && *rows >= 0)
@@ -196,6 +194,7 @@ int rn_mat_table_info(const struct rn_mat *m, size_t *i, struct rn_mat_table_inf
 	memset(in, 0, sizeof(*in));
 	in->name = t->name;
 	in->version = t->delta ? rn_delta_version(t->delta) : -1;
+	in->last_commit_ms = t->commit_ms;
 	if (table_files(t, in, &in->rows))
 		return RN_ENOMEM;
 	if (t->dlq) {

@@ -375,10 +375,16 @@ struct rn_mat_table_info {
 	const char *name; /* valid until the next call on m */
 	int64_t version;  /* -1: no commit yet */
 	size_t files;
-	int64_t bytes, rows;    /* rows: from the files' stats (numRecords), -1 unknown */
-	size_t partitions;      /* distinct partition values among the files (0 unpartitioned) */
-	int64_t last_commit_ms; /* the newest file's modification time, 0 none */
-	int has_dlq;            /* a typed table: its dead-letter table below */
+	int64_t bytes, rows; /* rows: from the files' stats (numRecords), -1 unknown */
+	size_t partitions;   /* distinct partition values among the files (0 unpartitioned) */
+	/* when the table's newest commit known to this server was made (Unix ms, 0 unknown):
+	 * the wall time of this server's last flush that committed it; for a table opened since
+	 * (a restart) without a flush yet, the commitInfo.timestamp of the newest commit its log
+	 * handle read, else (a checkpoint with no commit after it, a commit without commitInfo)
+	 * the newest modification time among its _delta_log commit files (any log file when no
+	 * commit file is left). A failed commit leaves it. */
+	int64_t last_commit_ms;
+	int has_dlq; /* a typed table: its dead-letter table below */
 	const char *dlq_name;
 	int64_t dlq_rows;                                            /* -1 unknown */
 	const struct rn_mat_dead_sample *latest[RN_MAT_DEAD_LATEST]; /* newest first */

@@ -96,6 +96,9 @@ struct mat_table {
 	/* the loop's handle read a newer commit of it (this server's flush, or another
 	 * writer's found by a rebuild) since rn_mat_committed_tables last reported it */
 	int acks_due;
+	/* when the newest commit of the table this server knows of was made (Unix ms, 0 none):
+	 * set by a flush that committed (fcommit_ms), at open from the log (rn_mat__commit_ms) */
+	int64_t commit_ms;
 	/* typed tables: PROTO streams that send their own message (not the runnel envelope) */
 	struct stream_plan {
 		char *stream;
@@ -135,10 +138,11 @@ struct mat_table {
 	struct rn_pq_writer *fpq; /* a detached writer, to finish into retry_file */
 	struct mat_part *fparts;  /* detached partitions, to finish into rfiles */
 	size_t nfparts;
-	int frc;          /* the job's result for this table: 0 or the error of its commit */
-	int fbroken;      /* the detached builders could not be finished: refill their rows */
-	int fcommitted;   /* committed; retry_streams kept until the loop's handle has read it */
-	int64_t fversion; /* fdelta's version after the last job (when fdelta is open) */
+	int frc;            /* the job's result for this table: 0 or the error of its commit */
+	int fbroken;        /* the detached builders could not be finished: refill their rows */
+	int fcommitted;     /* committed; retry_streams kept until the loop's handle has read it */
+	int64_t fversion;   /* fdelta's version after the last job (when fdelta is open) */
+	int64_t fcommit_ms; /* the job's commit's wall time (Unix ms), 0 if it made none */
 	char ferr[320];
 	/* the loop's: the detached rows' bytes and who wrote them, settled in flush_done */
 	size_t fbytes;
@@ -175,6 +179,12 @@ struct mat_table {
 	 * its typed table */
 	int dirty;
 };
+
+/* When t's newest commit was made, for a table just opened (Unix ms, 0 unknown): the
+ * commitInfo.timestamp of its newest commit if the loop's handle read one, else the newest
+ * modification time among its _delta_log commit files (among all its log files if none is
+ * left; one listing: at open only). */
+int64_t rn_mat__commit_ms(const struct mat_table *t);
 
 struct table_def {
 	char *name;

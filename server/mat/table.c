@@ -227,6 +227,35 @@ int rn_mat__delta_open(struct rn_delta **out, const char *root, const struct rn_
 	return rn_delta_open_store_part(out, st, schema_json, parts, nparts, NULL);
 }
 
+/* The newest modification time of the log's commit files ([0]) and of any log file ([1]). */
+static int newest_mtime(void *ctx, const struct rn_tstore_entry *e)
+{
+	int64_t *newest = ctx;
+	size_t n = strlen(e->key);
+	if (n > 5 && !strcmp(e->key + n - 5, ".json") && e->mtime_ms > newest[0])
+		newest[0] = e->mtime_ms;
+	if (e->mtime_ms > newest[1])
+		newest[1] = e->mtime_ms;
+	return 0;
+}
+
+int64_t rn_mat__commit_ms(const struct mat_table *t)
+{
+	int64_t ms = t->delta ? rn_delta_commit_time(t->delta) : -1;
+	if (ms > 0)
+		return ms;
+	if (!t->delta)
+		return 0;
+	/* opened from a checkpoint with no commit after it, or a commit without commitInfo:
+	 * the newest commit file's time is the nearest thing (a checkpoint is written after its
+	 * commit, so any log file only when no commit file is left; an unreadable listing:
+	 * unknown) */
+	int64_t newest[2] = {0, 0};
+	if (rn_tstore_list(rn_delta_store(t->delta), "_delta_log", 0, newest_mtime, newest))
+		return 0;
+	return newest[0] ? newest[0] : newest[1];
+}
+
 int rn_mat__delta_exists(const char *root, const struct rn_tstore_config *cfg)
 {
 	struct rn_tstore *st;
@@ -289,6 +318,7 @@ static int get_table(struct rn_mat *m, const char *name, int create, struct mat_
 		rn_mat__table_free(t);
 		return rc;
 	}
+	t->commit_ms = rn_mat__commit_ms(t);
 	/* maintenance clocks start now: the first compaction and vacuum one interval after
 	 * the table is opened, not at its first flush */
 	t->maint.last_compact_ms = t->maint.last_vacuum_ms = rn_mono_us() / 1000;

@@ -63,7 +63,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!rn_fleet_render_streams(f, &q, 1800000000001LL, &b))
 		valid_json(&b);
 	rn_buf_reset(&b);
-	(void)rn_fleet_streams_rows(f, 1800000000001LL, &b, &n);
+	size_t next = 0;
+	while (!rn_fleet_streams_rows(f, 1800000000001LL, &next, 4096, &b, &n) && n)
+		;
 out:
 	rn_buf_free(&b);
 	rn_fleet_health_free(&h);

@@ -98,6 +98,7 @@ function readShown(text) {
   if ((m = text.match(/^(-?[\d,]+)$/))) return { v: Number(m[1].replace(/,/g, '')), tol: 0 };
   if ((m = text.match(/^(-?[\d,]+\.\d\d)$/))) return { v: Number(m[1].replace(/,/g, '')), tol: 0.005 };
   if ((m = text.match(/^(-?[\d,]+) ms$/))) return { v: Number(m[1].replace(/,/g, '')), tol: 0 };
+  if ((m = text.match(/^(-?[\d,]+\.\d\d) ms$/))) return { v: Number(m[1].replace(/,/g, '')), tol: 0.005 };
   if ((m = text.match(/^(-?\d+) B$/))) return { v: Number(m[1]), tol: 0 };
   if ((m = text.match(/^([\d.]+) (KiB|MiB|GiB|TiB|PiB)$/))) {
     const v = Number(m[1]) * 1024 ** (['KiB', 'MiB', 'GiB', 'TiB', 'PiB'].indexOf(m[2]) + 1);

@@ -9,7 +9,8 @@
 // the system tables runnel.fleet.agents and runnel.fleet.streams hold the reports and the
 // streams (the invalid ones with their reasons), read by DuckDB and parquet-wasm; clients may
 // not write them. A system table row whose add fails (runnel-server-faults,
-// RN_FAULT_MAT_ADD) is counted and logged, and nothing else is lost or ended; a WAL group of
+// RN_FAULT_FLEET_ADD) or that the WAL queue refuses (wal_queue_max) is counted and logged,
+// and nothing else is lost or ended; a WAL group of
 // system rows that fails (RN_FAULT_WAL_SYNC) leaves the rows going on, each once through a
 // SIGKILL and replay. With fleet_health = false nothing is taken; the keys apply on SIGHUP.
 import { test } from 'node:test';
@@ -76,6 +77,7 @@ test('fleet health: reports, the API, metrics, states and system tables', { time
     const api = (p, o = {}) => curl(`${server.metricsUrl}/api/v1/${p}`, { token: 'v-secret', ...o });
     const api2 = (p, o = {}) => curl(`${server.url}/api/v1/${p}`, { token: 'v-secret', h2: true, ...o });
 
+    const firstSend = Date.now(); // before the first batch of main.fleet.t was sent
     // truck-1: four reports, each followed by a batch of 3 records and its ack, then 1 batch
     const truck = await zbClient(server, 'health', '--table', 'main.fleet.t', '--token', 'w-secret',
       '--records', '3', '--batches', '1', '--device', 'truck-1',
@@ -221,6 +223,20 @@ test('fleet health: reports, the API, metrics, states and system tables', { time
       const rows = snap.live.reduce((n, f) => n + f.numRecords, 0);
       return rows === 17 && t.rows === rows && t.files === snap.live.length && t.version >= 0;
     }, { what: 'tables page equal to the table' });
+    // its commit time and time to table: measured by the server, inside what the test saw
+    // (every batch was sent after firstSend, and its rows were in the table by rowsSeen)
+    {
+      const rowsSeen = Date.now();
+      const t = (await api('tables')).json.tables.find((x) => x.name === 'main.fleet.t');
+      assert.ok(t.last_commit_ms >= firstSend && t.last_commit_ms <= rowsSeen, JSON.stringify(t));
+      assert.equal(typeof t.time_to_table_p50_ms, 'number', JSON.stringify(t));
+      assert.ok(t.time_to_table_p50_ms > 0 && t.time_to_table_p50_ms <= rowsSeen - firstSend, JSON.stringify(t));
+      assert.ok(t.time_to_table_p99_ms >= t.time_to_table_p50_ms && t.time_to_table_p99_ms <= rowsSeen - firstSend);
+      const mm = await server.metrics();
+      assert.equal(mm('table_time_to_table_seconds_count', 'table="main.fleet.t"'), 6); // 5 + 1 batches
+      const p50 = mm('table_time_to_table_seconds', 'table="main.fleet.t",quantile="0.5"');
+      assert.ok(Math.abs(p50 * 1000 - t.time_to_table_p50_ms) < 0.001, `${p50} ${t.time_to_table_p50_ms}`);
+    }
 
     // clients may not write the system tables
     const refused = await zbClient(server, 'status', '--case', 'write', '--table', 'runnel.fleet.agents', '--token', TOP);
@@ -297,17 +313,17 @@ test('fleet health: reports, the API, metrics, states and system tables', { time
 
 test('a fleet table row that cannot be added is counted; the call and the rest go on', { timeout: 60000 }, async () => {
   const dir = tmpDir('fleet-fault');
-  // the first live add of the run fails part way: it is a fleet table row (a report's, or
-  // the first streams rows), as the client's first message after its create is a report
+  // the first live add of a fleet table row fails part way (a report's, or the first
+  // streams rows); the clients' adds are not counted by this hook
   const server = new Server({ dir, tables: ['main.fleet.t'], metrics: true, bin: faultServerBin,
-    env: { RN_FAULT_MAT_ADD: '1:1' }, extra: 'fleet_table_interval = "1s";\n' });
+    env: { RN_FAULT_FLEET_ADD: '1:1' }, extra: 'fleet_table_interval = "1s";\n' });
   await server.start();
   try {
     const r = await zbClient(server, 'health', '--table', 'main.fleet.t', '--records', '2', '--batches', '1',
       '--health', R1, '--health', R1, '--health', R1);
     assert.equal(r.code, 'OK');
     assert.deepEqual(r.acks, [0, 1, 2, 3]);
-    await waitFor(() => server.proc.log.some((l) => /fault hook: live add 1 failed part way/.test(l)), { what: 'the add failed' });
+    await waitFor(() => server.proc.log.some((l) => /fault hook: live fleet add 1 failed part way/.test(l)), { what: 'the add failed' });
     const lost = server.proc.log.find((l) => /row\(s\) for runnel\.fleet\.(agents|streams) not written/.test(l));
     assert.ok(lost, server.proc.tail());
     const m = await server.metrics();
@@ -402,6 +418,82 @@ test('a failed WAL group with fleet table rows in it: the rows go on, exactly on
     const twice = await query(`SELECT ts, count(*) AS n FROM ${duckFrom(snap.files)} GROUP BY ts HAVING count(*) > 1`);
     assert.deepEqual(twice, []);
     assert.equal((await verifyTable(server.tableDir('main.fleet.t'))).rows, 5);
+  } finally {
+    await server.stop();
+  }
+});
+
+test('runnel.fleet.streams: more streams than one batch holds are written in several', { timeout: 60000 }, async () => {
+  // max_message_bytes = 1024: a streams batch holds 2 KiB, four or five rows; 24 REST
+  // streams (one per table) need several batches per interval, and every stream has its row
+  const N = 24;
+  const tables = Array.from({ length: N }, (_, i) => `main.many.t${i}`);
+  const server = new Server({ dir: tmpDir('fleet-many'), tables, metrics: true,
+    extra: 'max_message_bytes = 1024;\nfleet_table_interval = "1s";\n' });
+  await server.start();
+  try {
+    for (const t of tables) {
+      const ins = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-X', 'POST',
+        '-H', 'Content-Type: application/json', '--data-binary', '[{"v":1}]',
+        `${server.metricsUrl}/zerobus/v1/tables/${t}/insert`]);
+      assert.equal(ins.stdout, '200');
+    }
+    const ids = (await curl(`${server.metricsUrl}/api/v1/streams?limit=1000`)).json.streams.map((s) => s.stream_id).sort();
+    assert.equal(ids.length, N);
+    // one interval (one ts) whose rows name every stream exactly once
+    await waitFor(async () => {
+      let t;
+      try {
+        t = await verifyTable(server.tableDir('runnel.fleet.streams'));
+      } catch {
+        return false;
+      }
+      const rows = await query(`SELECT ts, stream_id FROM ${duckFrom(t.files)} ORDER BY ts`);
+      const byTs = new Map();
+      for (const r of rows) byTs.set(String(r.ts), [...(byTs.get(String(r.ts)) || []), r.stream_id]);
+      return [...byTs.values()].some((v) => JSON.stringify(v.sort()) === JSON.stringify(ids));
+    }, { what: 'an interval with every stream once', timeoutMs: 20000 });
+    assert.equal((await server.metrics())('fleet_table_errors_total'), 0);
+  } finally {
+    await server.stop();
+  }
+});
+
+test('a fleet table row the WAL queue refuses is counted; the clients\' rows and the next rows land', { timeout: 60000 }, async () => {
+  const dir = tmpDir('fleet-walfull');
+  // the 2nd WAL append of fleet rows (the streams rows of the 2nd interval) is refused as a
+  // full WAL queue refuses it
+  const server = new Server({ dir, tables: ['main.fleet.t'], metrics: true, bin: faultServerBin,
+    env: { RN_FAULT_FLEET_WAL: '2' }, extra: 'fleet_table_interval = "1s";\n' });
+  await server.start();
+  try {
+    const r = await zbClient(server, 'ingest', '--table', 'main.fleet.t', '--records', '5', '--batches', '1');
+    assert.deepEqual(r.acks, [0]);
+    await waitFor(() => server.proc.log.some((l) => /fault hook: fleet WAL append 2 refused/.test(l)), { what: 'the refused append', timeoutMs: 20000 });
+    await waitFor(() => server.proc.log.some((l) => /row\(s\) for runnel\.fleet\.streams not written: WAL queue full/.test(l)), { what: 'the row logged' });
+    assert.equal((await server.metrics())('fleet_table_errors_total'), 1); // one stream: one row
+    // the next intervals' rows land (through a new internal stream), every ts once
+    const tsAfter = async () => {
+      try {
+        const snap = await verifyTable(server.tableDir('runnel.fleet.streams'));
+        return await query(`SELECT epoch_ms(ts) AS ms, count(*) AS n FROM ${duckFrom(snap.files)} GROUP BY ms ORDER BY ms`);
+      } catch {
+        return [];
+      }
+    };
+    const refusedAt = Date.now();
+    await waitFor(async () => (await tsAfter()).filter((x) => Number(x.ms) > refusedAt).length >= 2, { what: 'rows after the refusal', timeoutMs: 20000 });
+    assert.ok((await tsAfter()).every((x) => Number(x.n) === 1));
+    assert.equal((await server.metrics())('fleet_table_errors_total'), 1);
+    // nothing of the client's was lost
+    await waitFor(async () => {
+      try {
+        return (await verifyTable(server.tableDir('main.fleet.t'))).rows === 5;
+      } catch {
+        return false;
+      }
+    }, { what: 'the client\'s rows in their table' });
+    assert.equal((await server.metrics())('records_total'), 5);
   } finally {
     await server.stop();
   }

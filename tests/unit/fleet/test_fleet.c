@@ -3,7 +3,8 @@
  * input (negative, huge, fractions, wrong types, deep nesting, long strings, too many
  * sources and drop reasons, bad UTF-8, oversize), the states at their thresholds with an
  * injected clock, devices following their streams, the API renderers (filter, sort, limit,
- * query errors), the system table rows, and allocation failures everywhere (every
+ * query errors), the system table rows (the streams rows in batches under a byte cap, each
+ * stream once), and allocation failures everywhere (every
  * allocation of a run made to fail in turn: RN_ENOMEM, nothing leaked, the model still
  * usable). Pure: no server, no files, no clock.
  */
@@ -21,6 +22,7 @@
 #include "rn_err.h"
 #include "rn_json.h"
 #include "rn_mem.h"
+#include "rn_pbwire.h"
 
 #define T0 1800000000000LL /* an arbitrary "now" in unix ms */
 
@@ -552,10 +554,66 @@ static void test_rows(void **state)
 	assert_true(has(&b, "\"invalid\":\"report: not JSON\"}"));
 	rn_buf_reset(&b);
 	assert_int_equal(rn_fleet_report(f, a, &H, T0), 0);
-	assert_int_equal(rn_fleet_streams_rows(f, T0 + 1, &b, &n), 0);
+	size_t next = 0;
+	assert_int_equal(rn_fleet_streams_rows(f, T0 + 1, &next, 1 << 20, &b, &n), 0);
 	assert_int_equal(n, 1);
+	assert_int_equal(next, 1);
 	assert_true(has(&b, "\"states\":\"invalid\""));
 	assert_true(has(&b, "\"last_report_ts\":1800000000000000"));
+	rn_buf_free(&b);
+	rn_fleet_destroy(f);
+}
+
+/* The streams' rows in batches of at most `cap` bytes (a cursor carried from call to call):
+ * every stream exactly once across the batches, each batch under the cap, the last call 0
+ * rows; a cap no row fits is RN_ETOOBIG with nothing appended and the cursor unmoved. */
+static void test_rows_batches(void **state)
+{
+	struct rn_fleet *f = mk(300, 600);
+	struct rn_buf b = {0};
+	enum { N = 300 };
+	int seen[N] = {0};
+	size_t n = 0, next = 0, batches = 0, total = 0;
+	const size_t cap = 2000; /* a few rows each */
+	char id[32];
+	(void)state;
+	for (int i = 0; i < N; i++) {
+		snprintf(id, sizeof(id), "s-%03d", i);
+		struct rn_fleet_stream *fs = rn_fleet_stream_get(f, id, "t.a");
+		assert_non_null(fs);
+		rn_fleet_stream_open(fs, RN_FLEET_PERSISTENT, "h:1", "p", T0);
+	}
+	assert_int_equal(rn_fleet_streams_rows(f, T0, &next, 100, &b, &n), RN_ETOOBIG);
+	assert_int_equal(next, 0);
+	assert_int_equal(b.len, 0);
+	for (;;) {
+		rn_buf_reset(&b);
+		assert_int_equal(rn_fleet_streams_rows(f, T0, &next, cap, &b, &n), 0);
+		if (!n)
+			break;
+		assert_true(b.len <= cap);
+		batches++;
+		total += n;
+		assert_int_equal(next, total);
+		/* the record list's rows: which streams */
+		struct rn_pb_reader rd;
+		struct rn_pb_field fl;
+		size_t rows = 0;
+		rn_pb_reader_init(&rd, b.data, b.len);
+		while (rn_pb_next(&rd, &fl) == 1) {
+			static const char key[] = "\"stream_id\":\"s-";
+			const char *p = memmem(fl.ptr, fl.len, key, sizeof(key) - 1);
+			assert_non_null(p);
+			seen[atoi(p + sizeof(key) - 1)]++;
+			rows++;
+		}
+		assert_int_equal(rows, n);
+	}
+	assert_true(batches > 10); /* the cap made many batches */
+	assert_int_equal(total, N);
+	assert_int_equal(next, N);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(seen[i], 1);
 	rn_buf_free(&b);
 	rn_fleet_destroy(f);
 }
@@ -589,7 +647,7 @@ static void run_all(int *failed)
 	rn_fleet_query_parse("sort=records", 0, &q, &why);
 	if (rn_fleet_render_streams(f, &q, T0, &b) || rn_fleet_render_devices(f, &q, T0, &b) ||
 	    rn_fleet_render_device(f, "dev-1", 5, T0, &b) == RN_ENOMEM ||
-	    rn_fleet_streams_rows(f, T0, &b, &n))
+	    rn_fleet_streams_rows(f, T0, &(size_t){0}, 1 << 20, &b, &n))
 		*failed = 1;
 	rn_buf_free(&b);
 	rn_fleet_health_free(&h);
@@ -630,6 +688,7 @@ int main(void)
 		cmocka_unit_test(test_query),
 		cmocka_unit_test_setup_teardown(test_render_lists, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rows, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rows_batches, setup, teardown),
 		cmocka_unit_test(test_alloc_failures),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

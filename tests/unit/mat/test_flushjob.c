@@ -18,14 +18,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "delta.h"
 #include "mat.h"
 #include "partition.h"
 #include "refill_log.h"
 #include "rn_buf.h"
+#include "rn_clock.h"
 #include "rn_err.h"
 #include "rn_fs.h"
 #include "rn_mem.h"
@@ -401,12 +404,35 @@ static void fail_first_commit(struct rn_mat *m)
  * flush's (once, not added again by the round that retries it), the rows behind it are the
  * builders', and when the retry commits the file written before (not a second one) the
  * flush's count is back to 0 and nothing is lost or doubled. */
+/* The table's last_commit_ms as the fleet API shows it. */
+static int64_t commit_ms(const struct rn_mat *m)
+{
+	struct rn_mat_table_info in;
+	size_t i = 0;
+	assert_int_equal(rn_mat_table_info(m, &i, &in), 0);
+	assert_string_equal(in.name, "db.s.t");
+	return in.last_commit_ms;
+}
+
+/* Waits until the wall clock (ms) has passed t: a later time is then told apart from t. */
+static int64_t wall_after(int64_t t)
+{
+	int64_t now;
+	while ((now = rn_now_us() / 1000) <= t)
+		;
+	return now;
+}
+
 static void test_commit_retry(void **state)
 {
 	struct rn_mat *m = open_two_batches();
 	size_t b, f, held, b2;
 	int64_t off;
 	(void)state;
+	/* the table's creation (version 0) is its newest commit so far */
+	const int64_t created = commit_ms(m);
+	assert_true(created > 1600000000000LL);
+	wall_after(created); /* a commit made now would show */
 	rn_mat_memory(m, &held, &f);
 	assert_true(held > 0);
 	assert_int_equal(f, 0);
@@ -417,6 +443,7 @@ static void test_commit_retry(void **state)
 	assert_string_equal(committed_tables(m), ""); /* nothing committed: nobody to tell */
 	assert_int_equal(rn_mat_committed(m, "db.s.t", "s0", &off), 0);
 	assert_int_equal(off, -1);
+	assert_int_equal(commit_ms(m), created); /* a failed commit is no commit */
 	assert_int_equal(data_files(), 1);
 	rn_mat_memory(m, &b, &f);
 	assert_int_equal(b, 0);
@@ -433,9 +460,13 @@ static void test_commit_retry(void **state)
 	assert_int_equal(f, held);
 
 	/* the next round retries the commit of the same file: the flush's count goes */
+	int64_t before = wall_after(created);
 	assert_int_equal(rn_mat_flush_start(m, round_cb, NULL), 0);
 	join_all();
 	done_all(0);
+	int64_t after = rn_now_us() / 1000;
+	assert_true(commit_ms(m) >= before); /* the retried commit's time */
+	assert_true(commit_ms(m) <= after);
 	assert_int_equal(cb_calls, 2);
 	assert_int_equal(cb_rc, RN_EAGAIN); /* the rows behind it wait for one more */
 	/* a round that did not end 0 still committed this table: reported now, once */
@@ -451,6 +482,34 @@ static void test_commit_retry(void **state)
 	assert_int_equal(rn_mat_pending_bytes(m), 0);
 	assert_int_equal(data_files(), 2);
 	assert_once(3);
+	/* after a restart the time comes from the newest commit's commitInfo.timestamp */
+	const int64_t last = commit_ms(m);
+	assert_true(last >= before);
+	rn_mat_destroy(m);
+	m = open_mat();
+	assert_int_equal(rn_mat_ensure_table(m, "db.s.t"), 0);
+	assert_int_equal(commit_ms(m), last);
+	rn_mat_destroy(m);
+	/* a log that starts at a checkpoint of its newest version has no commitInfo to read:
+	 * the newest commit file's modification time (set here to a known one), not the
+	 * checkpoint's (written later) */
+	char dir[300], commit[400];
+	struct rn_delta *d;
+	int64_t cv;
+	rn_test_path(dir, sizeof(dir), root, "db/s/t");
+	assert_int_equal(rn_delta_open(&d, dir, NULL, NULL), 0);
+	assert_int_equal(rn_delta_checkpoint(d, 0, &cv), 0);
+	assert_int_equal(cv, rn_delta_version(d));
+	rn_delta_close(d);
+	for (int64_t v = 0; v <= cv; v++) { /* the newest commit newest, the others older */
+		const time_t sec = v == cv ? 1700000000 : 1600000000 + v;
+		const struct timeval tv[2] = {{sec, 123000}, {sec, 123000}};
+		snprintf(commit, sizeof(commit), "%s/_delta_log/%020lld.json", dir, (long long)v);
+		assert_int_equal(utimes(commit, tv), 0);
+	}
+	m = open_mat();
+	assert_int_equal(rn_mat_ensure_table(m, "db.s.t"), 0);
+	assert_int_equal(commit_ms(m), 1700000000123LL);
 	rn_mat_destroy(m);
 }
 
