@@ -2865,8 +2865,12 @@ static void on_ingest(struct rn_server *s, struct rn_call *c, struct call_state 
 		e.plain_len = len;
 		e.batch_off = (size_t)(batch - msg);
 	}
-	if (rn_wal_append(s->wal, &e))
+	if (rn_wal_append(s->wal, &e)) {
+		/* taken but not logged: the table goes back to what the WAL holds, so the batch
+		 * is not committed behind the refusal (a resend, on any stream, adds it once) */
+		rn_mat_drop_pending(s->mat, st->table);
 		return rn_call_finish(c, RN_GRPC_RESOURCE_EXHAUSTED, "WAL queue full");
+	}
 	st->last_received = r->offset;
 	rn_server__ttt_queued(s, st, r->offset);
 	mark_dirty(s, st);
@@ -3205,8 +3209,11 @@ enum srv_append rn_server__append_batch(struct rn_server *s, struct srv_stream *
 				 .record_type = record_type,
 				 .batch = data,
 				 .batch_len = len};
-	if (fault_wal(st->internal) || rn_wal_append(s->wal, &e))
+	if (fault_wal(st->internal) || rn_wal_append(s->wal, &e)) {
+		/* taken but not logged: the table goes back to what the WAL holds */
+		rn_mat_drop_pending(s->mat, st->table);
 		return SRV_APPEND_WAL;
+	}
 	st->last_received = offset;
 	if (st->internal)
 		st->internal_sent = offset;

@@ -172,7 +172,8 @@ static void write_rows(struct rn_server *s, const char *table, struct srv_stream
 					&rc)) {
 	case SRV_APPEND_MAT: return row_error(s, table, rows, rn_mat_errmsg(s->mat));
 	case SRV_APPEND_WAL:
-		/* the batch is pending in the materializer under this offset: never reuse it */
+		/* the batch was taken back (rn_server__append_batch): a new stream takes the next
+		 */
 		rn_server__mark_ended(s, st, rn_mono_us());
 		*slot = NULL;
 		return row_error(s, table, rows, "WAL queue full");

@@ -234,7 +234,8 @@ static void rest_insert(struct rn_server *s, struct rn_httpx *x, const struct rn
 		       rc == RN_EINVAL ? "INVALID_PARAMETER_VALUE" : "TEMPORARILY_UNAVAILABLE",
 		       rn_mat_errmsg(s->mat));
 	case SRV_APPEND_WAL:
-		/* the batch is pending in the materializer under this offset: never reuse it */
+		/* the batch was taken back (rn_server__append_batch): a new stream takes the next
+		 */
 		rn_free(p);
 		rn_server__end_rest(s, st);
 		rest_refuse(s, x, route, 429, "RESOURCE_EXHAUSTED", "WAL queue full", "Retry-After",

@@ -471,8 +471,9 @@ enum srv_append { SRV_APPEND_OK = 0, SRV_APPEND_MAT, SRV_APPEND_WAL };
  * is offset, st is dirty for the next group commit, its time to table is measured, the
  * pressure is checked and the group commit scheduled. SRV_APPEND_MAT: rn_mat_add_as failed
  * (*mat_rc its error, the detail in rn_mat_errmsg), nothing changed. SRV_APPEND_WAL: the WAL
- * queue is full; the batch is pending in the materializer under offset, so the caller must
- * never use offset again (end the stream). The caller counts its own statistics.
+ * queue is full; the batch was taken back (rn_mat_drop_pending: the table is rebuilt from
+ * the WAL before its next add or flush), so it is never committed behind the refusal; the
+ * caller ends the stream all the same. The caller counts its own statistics.
  */
 enum srv_append rn_server__append_batch(struct rn_server *s, struct srv_stream *st, int64_t offset,
 					int record_type, const uint8_t *data, size_t len,

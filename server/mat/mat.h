@@ -229,6 +229,15 @@ int rn_mat_refill_add_as(struct rn_mat *m, const char *table, const char *stream
 			 int record_type, const uint8_t *batch, size_t len,
 			 const struct rn_mat_clock *clk, const char *principal);
 
+/*
+ * For a batch rn_mat_add took but the caller then could not log (its WAL append failed):
+ * marks the table's pending rows to be dropped and added again through the refill callback
+ * before the next rn_mat_add or rn_mat_flush touches the table, so that it holds exactly what
+ * the caller's log holds and the batch is gone (its sender was refused and may send it
+ * again, on another stream). 0, or RN_ENOTFOUND when the materializer has no such table.
+ */
+int rn_mat_drop_pending(struct rn_mat *m, const char *table);
+
 /* Writes and commits every table's pending rows. After 0, all batches added before the call
  * are in their tables. On error nothing is lost or doubled: the rows stay pending (rebuilt
  * through the refill callback if a writer broke) or their finished file waits for the next call,

@@ -191,6 +191,15 @@ int rn_mat__rebuild(struct rn_mat *m, struct mat_table *t)
 	return 0;
 }
 
+int rn_mat_drop_pending(struct rn_mat *m, const char *table)
+{
+	struct mat_table *t;
+	if (rn_mat__get_table(m, table, 0, &t))
+		return RN_ENOTFOUND;
+	t->dirty = 1; /* make_clean rebuilds it at the next add or flush */
+	return 0;
+}
+
 /* Rebuilds t's builders if a failure left them (or, for a dead-letter table, its typed
  * table's) dirty. */
 static int make_clean(struct rn_mat *m, struct mat_table *t)

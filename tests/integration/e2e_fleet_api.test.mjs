@@ -485,6 +485,30 @@ test('a fleet table row the WAL queue refuses is counted; the clients\' rows and
     await waitFor(async () => (await tsAfter()).filter((x) => Number(x.ms) > refusedAt).length >= 2, { what: 'rows after the refusal', timeoutMs: 20000 });
     assert.ok((await tsAfter()).every((x) => Number(x.n) === 1));
     assert.equal((await server.metrics())('fleet_table_errors_total'), 1);
+    // the refused row was taken back, never committed behind the refusal: the table never
+    // holds more rows than were counted written (a row is counted before it can land), and
+    // once a flush has caught up it holds exactly those
+    // (a commit landing while the table is read makes the two replays disagree: read again)
+    const landed = async () => {
+      let rows;
+      await waitFor(async () => {
+        try {
+          rows = (await verifyTable(server.tableDir('runnel.fleet.streams'))).rows;
+          return true;
+        } catch {
+          return false;
+        }
+      }, { what: 'a consistent read of runnel.fleet.streams' });
+      return rows;
+    };
+    for (let i = 0; i < 12; i++) {
+      const rows = await landed();
+      const written = (await server.metrics())('fleet_table_rows_total');
+      assert.ok(rows <= written, `${rows} rows in runnel.fleet.streams, ${written} written`);
+      await new Promise((res) => setTimeout(res, 250));
+    }
+    await waitFor(async () => (await landed()) === (await server.metrics())('fleet_table_rows_total'),
+      { what: 'runnel.fleet.streams to hold every row written' });
     // nothing of the client's was lost
     await waitFor(async () => {
       try {
