@@ -218,7 +218,8 @@ int rn_refusals_note(struct rn_refusals *r, const char *peer, const char *princi
 	e->last_ms = now_ms;
 	count_kind(e, kind);
 	copy_text(e->reason, sizeof(e->reason), reason ? reason : "");
-	copy_text(e->table, sizeof(e->table), table ? table : "");
+	if (table && table[0]) /* the last table named: a refusal naming none keeps it */
+		copy_text(e->table, sizeof(e->table), table);
 	return 0;
 }
 

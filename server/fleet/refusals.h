@@ -4,7 +4,7 @@
  * or REST request it refuses for a client's fault (rn_refusals_note); the model keeps one
  * entry per (address without port, principal name or "" when unknown) with its total, its
  * count per kind (a gRPC status name or "http_<code>"), its first and last time, the reason
- * of its last refusal and the table that call named, and renders them for the HTTP API
+ * of its last refusal and the last table a refusal of it named, and renders them for the HTTP API
  * (/api/v1/refusals, the overview's summary) and the runnel.fleet.refusals system table.
  *
  * Bounded: at most `max` entries (RN_REFUSALS_MAX by default); a new source past it evicts

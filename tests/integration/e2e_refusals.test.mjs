@@ -1,0 +1,137 @@
+// Refusal sources end to end (docs/operations.md "Fleet health", docs/protocol.md "HTTP API"):
+// real clients are refused by runnel-server (grpcio with a wrong token, grpcio with a valid
+// principal on a table it may not write, REST inserts with a bad token, an API read without
+// credentials) and /api/v1/refusals lists each source (address 127.0.0.1, principal, table,
+// counts by kind) with counts exactly equal to the calls refused; the overview's summary, the
+// global counters of /metrics (refusals_total, and calls_rejected_total + calls_denied_total
+// for these refusals, all about credentials) agree with the sum; and the rows of
+// runnel.fleet.refusals, read with DuckDB, add up to the same counts per source.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Server, run, tmpDir, waitFor, zbClient } from './lib/harness.mjs';
+import { duckFrom, query, verifyTable } from './lib/table.mjs';
+
+const TOP = 'top-secret';
+const CONF = `principals = (
+  { name = "writer"; tokens = [ "w-secret" ]; tables = [ "main.ok.*" ]; },
+  { name = "viewer"; tokens = [ "v-secret" ]; console = true; }
+);
+auto_create = true;
+fleet_table_interval = "1s";
+`;
+
+async function getJson(url, token) {
+  const args = ['-sS', '-o', '-', '-w', '\n%{http_code}'];
+  if (token) args.push('-H', `Authorization: Bearer ${token}`);
+  const r = await run('curl', [...args, url]);
+  if (r.code !== 0) throw new Error(`curl ${url}: ${r.stderr}`);
+  const cut = r.stdout.lastIndexOf('\n');
+  const body = r.stdout.slice(0, cut);
+  let json;
+  try {
+    json = JSON.parse(body);
+  } catch {
+    json = undefined;
+  }
+  return { status: Number(r.stdout.slice(cut + 1)), json, body };
+}
+
+test('refusal sources: the API, the overview, /metrics and runnel.fleet.refusals agree with the calls refused', { timeout: 120000 }, async () => {
+  const server = new Server({ dir: tmpDir('refusals'), tables: ['main.ok.t'], token: TOP, metrics: true, extra: CONF });
+  await server.start();
+  try {
+    const api = (p, token = 'v-secret') => getJson(`${server.metricsUrl}/api/v1/${p}`, token);
+    const m0 = await server.metrics();
+    const auth0 = m0.must('calls_rejected_total') + m0.must('calls_denied_total');
+    assert.equal(m0.must('refusals_total'), 0);
+    assert.equal((await api('refusals')).json.sources.length, 0);
+
+    // three gRPC calls with a wrong token: UNAUTHENTICATED, no principal
+    for (let i = 0; i < 3; i++) {
+      const r = await zbClient(server, 'status', '--case', 'write', '--table', 'main.ok.t', '--token', 'nope');
+      assert.equal(r.code, 'UNAUTHENTICATED');
+    }
+    // two by a valid principal on a table it may not write: PERMISSION_DENIED, principal writer
+    for (let i = 0; i < 2; i++) {
+      const r = await zbClient(server, 'status', '--case', 'write', '--table', 'main.no.t', '--token', 'w-secret');
+      assert.equal(r.code, 'PERMISSION_DENIED');
+    }
+    // two REST inserts with a bad token: 401, no principal
+    for (let i = 0; i < 2; i++) {
+      const r = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-X', 'POST',
+        '-H', 'Authorization: Bearer bad', '-H', 'Content-Type: application/json', '--data-binary', '[{"v":1}]',
+        `${server.metricsUrl}/zerobus/v1/tables/main.ok.t/insert`]);
+      assert.equal(r.stdout, '401');
+    }
+    // a call that is accepted is no refusal
+    const ok = await zbClient(server, 'status', '--case', 'write', '--table', 'main.ok.t', '--token', 'w-secret');
+    assert.equal(ok.code, 'OK');
+
+    const list = (await api('refusals')).json;
+    assert.equal(list.total, 2);
+    assert.equal(list.refused, 7);
+    assert.equal(list.evicted, 0);
+    const anon = list.sources.find((x) => x.principal === '');
+    const writer = list.sources.find((x) => x.principal === 'writer');
+    assert.equal(anon.peer, '127.0.0.1');
+    assert.equal(anon.count, 5);
+    assert.deepEqual(anon.kinds, { UNAUTHENTICATED: 3, http_401: 2 });
+    assert.equal(anon.table, 'main.ok.t');
+    assert.equal(writer.peer, '127.0.0.1');
+    assert.equal(writer.count, 2);
+    assert.deepEqual(writer.kinds, { PERMISSION_DENIED: 2 });
+    assert.equal(writer.table, 'main.no.t');
+    assert.match(writer.last_reason, /main\.no\.t|not allowed|may not/);
+    assert.ok(writer.first_ms <= writer.last_ms && writer.last_ms <= list.now_ms);
+    // sorted by count (most first), then filter, sort and limit
+    assert.deepEqual(list.sources.map((x) => x.principal), ['', 'writer']);
+    const q = (await api('refusals?q=writer')).json;
+    assert.deepEqual(q.sources.map((x) => x.principal), ['writer']);
+    const byName = (await api('refusals?sort=principal&order=desc&limit=1')).json;
+    assert.equal(byName.total, 2);
+    assert.deepEqual(byName.sources.map((x) => x.principal), ['writer']);
+    assert.equal((await api('refusals?sort=nope')).status, 400);
+
+    // the overview's summary and /metrics read now agree with the list
+    const ov = (await api('overview')).json;
+    assert.equal(ov.refusals.last_hour, 7);
+    assert.equal(ov.refusals.total, 7);
+    assert.equal(ov.refusals.sources, 2);
+    assert.deepEqual(ov.refusals.top.map((x) => [x.principal, x.count]), [['', 5], ['writer', 2]]);
+    const m1 = await server.metrics();
+    assert.equal(m1.must('refusals_total'), 7);
+    assert.equal(m1.must('refusal_sources'), 2);
+    assert.equal(m1.must('calls_rejected_total') + m1.must('calls_denied_total') - auth0, 7);
+
+    // an API read without credentials is one more refusal of that source, once
+    assert.equal((await api('refusals', null)).status, 401);
+    const after = (await api('refusals')).json.sources.find((x) => x.principal === '');
+    assert.equal(after.count, 6);
+    assert.deepEqual(after.kinds, { UNAUTHENTICATED: 3, http_401: 3 });
+
+    // runnel.fleet.refusals: the interval counts add up to each source's count
+    let sums;
+    await waitFor(async () => {
+      let t;
+      try {
+        t = await verifyTable(server.tableDir('runnel.fleet.refusals'));
+      } catch {
+        return false;
+      }
+      sums = await query(`SELECT peer, principal, sum(count_interval) AS n, max(count_total) AS total,
+        max(table_name) AS tbl FROM ${duckFrom(t.files)} GROUP BY peer, principal ORDER BY principal`);
+      return sums.length === 2 && Number(sums[0].n) === 6;
+    }, { what: 'runnel.fleet.refusals rows adding up to the counts' });
+    assert.equal(sums[0].peer, '127.0.0.1');
+    assert.equal(sums[0].principal, '');
+    assert.equal(Number(sums[0].total), 6);
+    assert.equal(sums[1].principal, 'writer');
+    assert.equal(Number(sums[1].n), 2);
+    assert.equal(Number(sums[1].total), 2);
+    assert.equal(sums[1].tbl, 'main.no.t');
+    const m2 = await server.metrics();
+    assert.equal(m2.must('refusals_total'), 8);
+  } finally {
+    await server.stop();
+  }
+});
