@@ -5,9 +5,12 @@
 // counts by kind) with counts exactly equal to the calls refused; the overview's summary, the
 // global counters of /metrics (refusals_total, and calls_rejected_total + calls_denied_total
 // for these refusals, all about credentials) agree with the sum; and the rows of
-// runnel.fleet.refusals, read with DuckDB, add up to the same counts per source.
+// runnel.fleet.refusals, read with DuckDB, add up to the same counts per source. A flood from
+// one address throttled by refuse_throttle: its refused requests are counted, the 429s the
+// throttle answers are not.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { Server, run, tmpDir, waitFor, zbClient } from './lib/harness.mjs';
 import { duckFrom, query, verifyTable } from './lib/table.mjs';
 
@@ -131,6 +134,43 @@ test('refusal sources: the API, the overview, /metrics and runnel.fleet.refusals
     assert.equal(sums[1].tbl, 'main.no.t');
     const m2 = await server.metrics();
     assert.equal(m2.must('refusals_total'), 8);
+  } finally {
+    await server.stop();
+  }
+});
+
+function post(port, path, { localAddress, headers = {}, body = '' } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path, method: 'POST', localAddress, headers, agent: false },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode));
+      });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+test('refusal sources under refuse_throttle: the refused requests are counted, the throttle\'s 429s are not', { timeout: 60000 }, async () => {
+  const server = await new Server({ dir: tmpDir('refusals-throttle'), tables: ['main.ok.t'], token: TOP, metrics: true,
+    extra: 'refuse_cooldown = "5s"; refuse_throttle = 10;' }).start();
+  try {
+    const bad = { 'content-type': 'application/json', authorization: 'Bearer wrong' };
+    // waves of 30 wrong-token inserts from 127.0.0.2 until one is answered 429
+    const codes = [];
+    for (let wave = 0; !codes.includes(429); wave++) {
+      assert.ok(wave < 100, 'never throttled');
+      codes.push(...await Promise.all(Array.from({ length: 30 }, () => post(server.metricsPort,
+        '/zerobus/v1/tables/main.ok.t/insert', { localAddress: '127.0.0.2', headers: bad, body: '[{"a":1}]' }))));
+    }
+    const refused = codes.filter((c) => c === 401).length;
+    assert.ok(refused > 10 && codes.every((c) => c === 401 || c === 429), JSON.stringify(codes));
+    const list = (await getJson(`${server.metricsUrl}/api/v1/refusals`, TOP)).json;
+    assert.deepEqual(list.sources.map((x) => [x.peer, x.principal, x.count, x.kinds]),
+      [['127.0.0.2', '', refused, { http_401: refused }]]);
+    assert.equal(list.refused, refused);
+    assert.equal((await server.metrics()).must('refusals_total'), refused);
+    assert.ok((await server.metrics()).must('rest_throttled_total') >= 1);
   } finally {
     await server.stop();
   }
