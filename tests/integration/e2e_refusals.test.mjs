@@ -1,13 +1,13 @@
 // Refusal sources end to end (docs/operations.md "Fleet health", docs/protocol.md "HTTP API"):
 // real clients are refused by runnel-server (grpcio with a wrong token, grpcio with a valid
-// principal on a table it may not write, REST inserts with a bad token, an API read without
-// credentials) and /api/v1/refusals lists each source (address 127.0.0.1, principal, table,
-// counts by kind) with counts exactly equal to the calls refused; the overview's summary, the
-// global counters of /metrics (refusals_total, and calls_rejected_total + calls_denied_total
-// for these refusals, all about credentials) agree with the sum; and the rows of
-// runnel.fleet.refusals, read with DuckDB, add up to the same counts per source. A flood from
-// one address throttled by refuse_throttle: its refused requests are counted, the 429s the
-// throttle answers are not.
+// principal on a table it may not write, then resuming a stream nobody has, REST inserts with
+// a bad token, an API read without credentials) and /api/v1/refusals lists each source
+// (address 127.0.0.1, principal, table, counts by kind) with counts exactly equal to the calls
+// refused; the overview's summary and the global counters of /metrics (refusals_total, and
+// calls_rejected_total + calls_denied_total for the refusals about credentials) agree with
+// the sum; and the rows of runnel.fleet.refusals, read with DuckDB, add up to the same counts
+// per source. A flood from one address throttled by refuse_throttle: its refused requests are
+// counted, the 429s the throttle answers are not.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -59,6 +59,9 @@ test('refusal sources: the API, the overview, /metrics and runnel.fleet.refusals
       const r = await zbClient(server, 'status', '--case', 'write', '--table', 'main.no.t', '--token', 'w-secret');
       assert.equal(r.code, 'PERMISSION_DENIED');
     }
+    // one after the call opened: a resume of a stream nobody has, NOT_FOUND, principal writer
+    const unknown = await zbClient(server, 'status', '--case', 'unknown-resume', '--table', 'main.ok.t', '--token', 'w-secret');
+    assert.equal(unknown.code, 'NOT_FOUND');
     // two REST inserts with a bad token: 401, no principal
     for (let i = 0; i < 2; i++) {
       const r = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-X', 'POST',
@@ -72,7 +75,7 @@ test('refusal sources: the API, the overview, /metrics and runnel.fleet.refusals
 
     const list = (await api('refusals')).json;
     assert.equal(list.total, 2);
-    assert.equal(list.refused, 7);
+    assert.equal(list.refused, 8);
     assert.equal(list.evicted, 0);
     const anon = list.sources.find((x) => x.principal === '');
     const writer = list.sources.find((x) => x.principal === 'writer');
@@ -81,10 +84,10 @@ test('refusal sources: the API, the overview, /metrics and runnel.fleet.refusals
     assert.deepEqual(anon.kinds, { UNAUTHENTICATED: 3, http_401: 2 });
     assert.equal(anon.table, 'main.ok.t');
     assert.equal(writer.peer, '127.0.0.1');
-    assert.equal(writer.count, 2);
-    assert.deepEqual(writer.kinds, { PERMISSION_DENIED: 2 });
-    assert.equal(writer.table, 'main.no.t');
-    assert.match(writer.last_reason, /main\.no\.t|not allowed|may not/);
+    assert.equal(writer.count, 3);
+    assert.deepEqual(writer.kinds, { PERMISSION_DENIED: 2, NOT_FOUND: 1 });
+    assert.equal(writer.table, 'main.ok.t'); // the last one named
+    assert.match(writer.last_reason, /stream/);
     assert.ok(writer.first_ms <= writer.last_ms && writer.last_ms <= list.now_ms);
     // sorted by count (most first), then filter, sort and limit
     assert.deepEqual(list.sources.map((x) => x.principal), ['', 'writer']);
@@ -97,13 +100,14 @@ test('refusal sources: the API, the overview, /metrics and runnel.fleet.refusals
 
     // the overview's summary and /metrics read now agree with the list
     const ov = (await api('overview')).json;
-    assert.equal(ov.refusals.last_hour, 7);
-    assert.equal(ov.refusals.total, 7);
+    assert.equal(ov.refusals.last_hour, 8);
+    assert.equal(ov.refusals.total, 8);
     assert.equal(ov.refusals.sources, 2);
-    assert.deepEqual(ov.refusals.top.map((x) => [x.principal, x.count]), [['', 5], ['writer', 2]]);
+    assert.deepEqual(ov.refusals.top.map((x) => [x.principal, x.count]), [['', 5], ['writer', 3]]);
     const m1 = await server.metrics();
-    assert.equal(m1.must('refusals_total'), 7);
+    assert.equal(m1.must('refusals_total'), 8);
     assert.equal(m1.must('refusal_sources'), 2);
+    // the credentials' counters: the 7 refusals about credentials, not the NOT_FOUND
     assert.equal(m1.must('calls_rejected_total') + m1.must('calls_denied_total') - auth0, 7);
 
     // an API read without credentials is one more refusal of that source, once
@@ -129,11 +133,11 @@ test('refusal sources: the API, the overview, /metrics and runnel.fleet.refusals
     assert.equal(sums[0].principal, '');
     assert.equal(Number(sums[0].total), 6);
     assert.equal(sums[1].principal, 'writer');
-    assert.equal(Number(sums[1].n), 2);
-    assert.equal(Number(sums[1].total), 2);
-    assert.equal(sums[1].tbl, 'main.no.t');
+    assert.equal(Number(sums[1].n), 3);
+    assert.equal(Number(sums[1].total), 3);
+    assert.ok(['main.ok.t', 'main.no.t'].includes(sums[1].tbl));
     const m2 = await server.metrics();
-    assert.equal(m2.must('refusals_total'), 8);
+    assert.equal(m2.must('refusals_total'), 9);
   } finally {
     await server.stop();
   }
