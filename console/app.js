@@ -13,7 +13,7 @@ const STATES = ['silent', 'behind', 'dropping', 'clock', 'invalid'];
 const TOKEN_KEY = 'runnel-console-token';
 
 const view = {
-  route: '', /* the page's key: overview, tables, devices, streams, device:<name> */
+  route: '', /* the page's key: overview, tables, devices, streams, refused, device:<name> */
   gen: 0, /* bumped on every page change: a late answer for an old page is dropped */
   timer: 0,
   page: null, /* {update(data)} of the page shown */
@@ -22,6 +22,7 @@ const view = {
 const lists = {
   devices: { sort: 'device', order: 'asc', states: new Set(), q: '' },
   streams: { sort: 'last_batch_ms', order: 'desc', states: new Set(), q: '' },
+  refusals: { sort: 'count', order: 'desc', states: new Set(), q: '' },
 };
 
 /* ---- DOM helpers: text only, never HTML ---- */
@@ -292,10 +293,11 @@ function tablesPage(main) {
 }
 
 /*
- * A sortable, filterable list (devices, streams): state chips and a text filter above a
- * table whose column headers are sort buttons. cols: [{key, label, cell(row, now), n}].
+ * A sortable, filterable list (devices, streams, refusals): state chips (unless noStates) and
+ * a text filter above a table whose column headers are sort buttons. cols: [{key, label,
+ * cell(row, now), n}].
  */
-function listPage(main, kind, title, cols, idOf, searchOf) {
+function listPage(main, kind, title, cols, idOf, searchOf, noStates) {
   const L = lists[kind];
   main.append(el('h1', {}, title));
   const chips = STATES.map((st) => {
@@ -315,7 +317,7 @@ function listPage(main, kind, title, cols, idOf, searchOf) {
     draw();
   });
   const count = el('p', { class: 'muted', 'aria-live': 'polite' });
-  main.append(el('div', { class: 'controls', role: 'group', 'aria-label': 'Filter by state' }, chips),
+  main.append(noStates ? '' : el('div', { class: 'controls', role: 'group', 'aria-label': 'Filter by state' }, chips),
     el('div', { class: 'controls' }, el('label', { for: 'filter' }, 'Filter'), input), count);
   const box = el('div', { class: 'scroll' });
   main.append(box);
@@ -425,6 +427,38 @@ function streamsPage(main) {
     (r) => [r.stream_id, r.device, r.table, r.principal]);
 }
 
+/* Who is refused: one row per (address, principal) from /api/v1/refusals. */
+function refusalsPage(main) {
+  const kindsText = (k) => (k && typeof k === 'object' ? Object.keys(k).map((n) => n + ' ' + k[n]).join(', ') : '');
+  const cols = [
+    { key: 'peer', label: 'Address', cell: (r) => text(r.peer) },
+    { key: 'principal', label: 'Principal', cell: (r) => (r.principal ? r.principal : el('span', { class: 'muted' }, 'unknown')) },
+    { key: 'count', label: 'Refused', n: 1, cell: (r) => num('refusals.count', r.count) },
+    { key: 'kinds_text', label: 'Kinds', cell: (r) => (r.kinds && typeof r.kinds === 'object'
+      ? Object.keys(r.kinds).map((n) => el('span', { class: 'state' }, n + ' ', num('refusals.kinds.' + n, r.kinds[n])))
+      : '—') },
+    { key: 'table', label: 'Table', cell: (r) => text(r.table) },
+    { key: 'last_reason', label: 'Last reason', cell: (r) => text(r.last_reason) },
+    { key: 'last_ms', label: 'Last refused', n: 1, cell: (r, now) => when('refusals.last_ms', r.last_ms, now) },
+    { key: 'first_ms', label: 'First refused', n: 1, cell: (r, now) => when('refusals.first_ms', r.first_ms, now) },
+  ];
+  const page = listPage(main, 'refusals', 'Refused', cols, (r) => r.peer + ' ' + r.principal,
+    (r) => [r.peer, r.principal, r.table, r.last_reason, r.kinds_text], true);
+  const note = el('p', { class: 'muted' });
+  main.append(note);
+  return {
+    path: page.path,
+    update(d) {
+      const rows = Array.isArray(d.sources) ? d.sources : [];
+      page.update(Object.assign({}, d, { refusals: rows.map((r) => Object.assign({}, r, { kinds_text: kindsText(r.kinds) })) }));
+      fill(note, 'Calls and requests refused for the client\'s fault: ', num('refused', d.refused), ' in all, ',
+        num('last_hour', d.last_hour), ' in the last hour; ', num('evicted_calls', d.evicted_calls),
+        ' of sources no longer listed (', num('evicted', d.evicted), ' evicted, at most ',
+        num('max_sources', d.max_sources), ' kept).');
+    },
+  };
+}
+
 function simpleTable(caption, head, rows) {
   return el('div', { class: 'scroll' }, el('table', {},
     el('caption', { class: 'muted' }, caption),
@@ -513,6 +547,7 @@ function routeOf(hash) {
   if (h === 'tables') return { key: 'tables', nav: 'tables', make: tablesPage };
   if (h === 'devices') return { key: 'devices', nav: 'devices', make: devicesPage };
   if (h === 'streams') return { key: 'streams', nav: 'streams', make: streamsPage };
+  if (h === 'refused') return { key: 'refused', nav: 'refused', make: refusalsPage };
   return { key: 'overview', nav: 'overview', make: overviewPage };
 }
 

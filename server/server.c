@@ -397,8 +397,9 @@ const struct rn_conf_key rn_server_conf_table[] = {
 	 .def = "60s",
 	 .offset = OFF(fleet_table_interval_ms),
 	 .max = 86400000,
-	 .help = "how often one row per known stream is written to runnel.fleet.streams (and "
-		 "whether reports go to runnel.fleet.agents); 0 = no fleet system tables"},
+	 .help = "how often one row per known stream is written to runnel.fleet.streams and "
+		 "one per refused (address, principal) to runnel.fleet.refusals (and whether "
+		 "reports go to runnel.fleet.agents); 0 = no fleet system tables"},
 	{.key = "max_message_bytes",
 	 .type = RN_CONF_SIZE,
 	 .def = "10M",
@@ -835,6 +836,8 @@ static void free_stream(struct rn_server *s, struct srv_stream *st)
 		s->fleet_agents = NULL;
 	if (s->fleet_streams == st)
 		s->fleet_streams = NULL;
+	if (s->fleet_refusals == st)
+		s->fleet_refusals = NULL;
 	rn_strmap_del(&s->stream_ids, st->id, strlen(st->id));
 	rn_server__count_stream(s, st, 0, 0);
 	rn_server__count_stream(s, st, 1, 0);
@@ -1909,9 +1912,47 @@ static size_t owned_streams(const struct rn_server *s, const char *name)
 	return o ? o->persistent : 0;
 }
 
+static int open_call(struct rn_server *s, struct rn_call *c, const struct rn_call_info *info,
+		     const char **msg);
+
+/* A call's decision, remembered for on_refused: a status returned here is refused by the
+ * front right away, with no call context yet. */
 static int on_open(void *ctx, struct rn_call *c, const struct rn_call_info *info, const char **msg)
 {
 	struct rn_server *s = ctx;
+	int st = open_call(s, c, info, msg);
+	s->opening = st != 0;
+	if (st)
+		snprintf(s->opening_table, sizeof(s->opening_table), "%s",
+			 info->table ? info->table : "");
+	return st;
+}
+
+/*
+ * The front refused a call (front.h): into the refusal sources. Its principal is the one
+ * decided for it: the call's (cs->principal) once open; for a refusal by open_call, the last
+ * decision (s->authz: NULL for bad credentials; a refusal before any decision is the
+ * server's own UNAVAILABLE, which rn_server__refusal leaves out); none before open.
+ */
+static void on_refused(void *ctx, void *call_ctx, const char *addr, int status, const char *msg)
+{
+	struct rn_server *s = ctx;
+	const struct call_state *cs = call_ctx;
+	const char *principal = NULL, *table = NULL;
+	if (cs) {
+		principal = cs->principal;
+		table = cs->st ? cs->st->table : cs->has_table ? cs->table : NULL;
+	} else if (s->opening) {
+		principal = s->authz.principal ? s->authz.principal->name : NULL;
+		table = s->opening_table;
+	}
+	s->opening = 0;
+	rn_server__refusal(s, addr, principal, status, 0, msg, table);
+}
+
+static int open_call(struct rn_server *s, struct rn_call *c, const struct rn_call_info *info,
+		     const char **msg)
+{
 	struct call_state *cs;
 	s->stats.calls++;
 	if (s->stopping || s->draining) {
@@ -3383,12 +3424,14 @@ static void hist_cb(evutil_socket_t fd, short what, void *arg)
 	rn_server__hist_tick(arg, rn_server__now_ms());
 }
 
-/* Every fleet_table_interval: one runnel.fleet.streams row per stream. */
+/* Every fleet_table_interval: one runnel.fleet.streams row per stream, one
+ * runnel.fleet.refusals row per refusal source refused since. */
 static void fleet_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	rn_server__fleet_tables_tick(arg);
+	rn_server__fleet_refusals_tick(arg);
 }
 static void render_metrics(void *ctx, struct rn_buf *b);
 static int health(void *ctx, char *why, size_t cap);
@@ -4551,7 +4594,8 @@ int rn_server_create(struct rn_server **out, struct rn_server_conf *given)
 				     .half_close = on_half_close,
 				     .closed = on_closed,
 				     .request = rn_server__rest_request,
-				     .request_gone = rn_server__rest_gone};
+				     .request_gone = rn_server__rest_gone,
+				     .refused = on_refused};
 	if ((rc = rn_front_create(&s->front, s->base, &fo, &h)))
 		goto fail;
 	int ports[RN_ADDR_LIST_MAX];
@@ -4668,6 +4712,20 @@ static void render_metrics(void *ctx, struct rn_buf *b)
 	  "table, "
 	  "another principal's stream).",
 	  s->stats.calls_denied);
+	{
+		struct rn_refusals_totals rt = {0};
+		if (s->refusals)
+			rn_refusals_totals(s->refusals, rn_server__now_ms(), &rt);
+		F("refusals_total", "counter",
+		  "Calls and requests refused for the client's fault, by any rule (the sum of "
+		  "/api/v1/refusals with its evicted and unattributed ones).",
+		  s->stats.refusals);
+		F("refusal_sources", "gauge",
+		  "Refused (address, principal) pairs kept for /api/v1/refusals.", rt.sources);
+		F("refusal_sources_evicted_total", "counter",
+		  "Refusal sources evicted (least recently refused) to keep the bound.",
+		  rt.evicted);
+	}
 	F("rest_throttled_total", "counter",
 	  "REST and token requests answered 429 at once: their address is throttled "
 	  "(refuse_throttle).",

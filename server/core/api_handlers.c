@@ -6,8 +6,10 @@
  * (a ring of 10 s buckets filled by a timer from the /metrics counters) and its error list
  * (the last warnings and errors, from rn_log's sink: the only state here another thread
  * touches, under its mutex); and the agents' health reports (field 1001) into the fleet
- * model (server/fleet/). The fleet system tables are fleet_tables.c. Loop thread only,
- * except the log sink.
+ * model (server/fleet/); and the refusal sources (refusals.h, /api/v1/refusals), fed by
+ * rn_server__refusal from the front's refused calls (server.c on_refused) and the REST
+ * refusals (rn_server__rest_log_refusal_of). The fleet system tables are fleet_tables.c.
+ * Loop thread only, except the log sink.
  */
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +18,7 @@
 #include "metrics.h"
 #include "rn_clock.h"
 #include "rn_err.h"
+#include "rn_grpc.h"
 #include "rn_json.h"
 #include "rn_log.h"
 #include "rn_mem.h"
@@ -40,8 +43,33 @@ static void log_sink(void *ctx, enum rn_log_level lvl, int64_t t_ms, const char 
 	pthread_mutex_unlock(&e->lock);
 }
 
+/* ---- refusal sources ---- */
+
+void rn_server__refusal(struct rn_server *s, const char *peer, const char *principal, int grpc,
+			int http, const char *reason, const char *table)
+{
+	char kind[24];
+	if (!s->refusals)
+		return;
+	/* the server's own state, not the client's fault (as per-stream refused_calls) */
+	if (http ? http == 429 || http >= 500
+		 : grpc == RN_GRPC_OK || grpc == RN_GRPC_UNAVAILABLE || grpc == RN_GRPC_INTERNAL ||
+			    grpc == RN_GRPC_DATA_LOSS)
+		return;
+	if (http)
+		snprintf(kind, sizeof(kind), "http_%d", http);
+	else
+		snprintf(kind, sizeof(kind), "%s", rn_grpc_status_name(grpc));
+	s->stats.refusals++;
+	/* out of memory: still in its totals, as unattributed */
+	(void)rn_refusals_note(s->refusals, peer ? peer : "", principal, kind, reason, table,
+			       rn_server__now_ms());
+}
+
 int rn_server__api_init(struct rn_server *s)
 {
+	if (!s->refusals && rn_refusals_create(&s->refusals, 0))
+		return RN_ENOMEM;
 	if (!(s->errors = rn_calloc(1, sizeof(*s->errors))))
 		return RN_ENOMEM;
 	if (pthread_mutex_init(&s->errors->lock, NULL)) {
@@ -55,6 +83,8 @@ int rn_server__api_init(struct rn_server *s)
 
 void rn_server__api_fini(struct rn_server *s)
 {
+	rn_refusals_destroy(s->refusals);
+	s->refusals = NULL;
 	if (!s->errors)
 		return;
 	rn_log_set_sink(NULL, NULL);
@@ -96,9 +126,12 @@ static void api_reply(struct rn_server *s, struct rn_httpx *x, enum rn_rest_rout
 static void api_error(struct rn_server *s, struct rn_httpx *x, enum rn_rest_route route, int http,
 		      const char *code, const char *msg)
 {
+	/* 401: no valid credentials; 403: the principal just decided (api_allowed) */
 	if (http == 401 || http == 403)
-		rn_server__rest_log_refusal_of(s, x->req.peer, x->req.method, x->req.path, http,
-					       msg);
+		rn_server__rest_log_refusal_of(
+			s, x->req.peer,
+			http == 403 && s->authz.principal ? s->authz.principal->name : NULL, NULL,
+			x->req.method, x->req.path, http, msg);
 	rn_server__rest_reply(s, x, route, http, code, msg, http == 401 ? "WWW-Authenticate" : NULL,
 			      "Bearer realm=\"runnel\"");
 }
@@ -190,7 +223,9 @@ static int render_overview(struct rn_server *s, int64_t now, struct rn_buf *b)
 		    rn_buf_append_str(b, "}"))
 			return RN_ENOMEM;
 	}
-	return rn_buf_append_str(b, "]}");
+	if (rn_buf_append_str(b, "],\"refusals\":") || rn_refusals_summary(s->refusals, now, b))
+		return RN_ENOMEM;
+	return rn_buf_append_str(b, "}");
 }
 
 /* A table's time to table (fleet/ttt.h) in ms, 3 decimals: p50 and p99, null without a
@@ -292,6 +327,11 @@ void rn_server__api_request(struct rn_server *s, struct rn_httpx *x, const struc
 		rc = t->route == RN_REST_API_STREAMS
 			     ? rn_fleet_render_streams(s->fleet, &q, now, b)
 			     : rn_fleet_render_devices(s->fleet, &q, now, b);
+		break;
+	case RN_REST_API_REFUSALS:
+		if (rn_fleet_query_parse(x->req.query, RN_FLEET_QUERY_REFUSALS, &q, &why))
+			return api_error(s, x, t->route, 400, "INVALID_PARAMETER_VALUE", why);
+		rc = rn_refusals_render(s->refusals, &q, now, b);
 		break;
 	case RN_REST_API_DEVICE:
 		rn_server__fleet_refresh(s);

@@ -1,7 +1,8 @@
 /*
  * The fleet system tables (docs/operations.md "Fleet health"): runnel.fleet.agents gets one
  * row per health report received (valid or not), runnel.fleet.streams one row per known
- * stream every fleet_table_interval. Both are typed tables defined at start (whether or not
+ * stream every fleet_table_interval, runnel.fleet.refusals one row per refusal source
+ * (refusals.h) refused during that interval. Both are typed tables defined at start (whether or not
  * they are written, so a WAL replay finds their schema) and made when fleet_table_interval
  * is not 0. Rows are written as a REST insert's are: a JSON batch through the materializer
  * and the WAL under an internal stream of the server's (one per table per run, ephemeral,
@@ -27,6 +28,7 @@
 
 #define AGENTS "runnel.fleet.agents"
 #define STREAMS "runnel.fleet.streams"
+#define REFUSALS "runnel.fleet.refusals"
 
 struct col {
 	const char *name, *type;
@@ -80,6 +82,21 @@ static const struct col streams_cols[] = {
 	{NULL, NULL},
 };
 
+/* one row per refusal source refused during the interval (refusals.h rn_refusals_rows) */
+static const struct col refusals_cols[] = {
+	{"ts", "timestamp"},
+	{"peer", "string"},
+	{"principal", "string"},
+	{"table_name", "string"},
+	{"kinds", "string"},
+	{"count_interval", "long"},
+	{"count_total", "long"},
+	{"first_ts", "timestamp"},
+	{"last_ts", "timestamp"},
+	{"last_reason", "string"},
+	{NULL, NULL},
+};
+
 static int define(struct rn_server *s, const char *table, const struct col *cols)
 {
 	struct rn_schema *sc = rn_calloc(1, sizeof(*sc));
@@ -104,12 +121,13 @@ fail:
 int rn_server__fleet_define(struct rn_server *s)
 {
 	int rc = define(s, AGENTS, agents_cols);
-	return rc ? rc : define(s, STREAMS, streams_cols);
+	rc = rc ? rc : define(s, STREAMS, streams_cols);
+	return rc ? rc : define(s, REFUSALS, refusals_cols);
 }
 
 const char *rn_server__fleet_table(int i)
 {
-	return i == 0 ? AGENTS : i == 1 ? STREAMS : NULL;
+	return i == 0 ? AGENTS : i == 1 ? STREAMS : i == 2 ? REFUSALS : NULL;
 }
 
 /* A row that could not be written: counted, one line per 10 s per table. */
@@ -220,4 +238,19 @@ void rn_server__fleet_tables_tick(struct rn_server *s)
 							  : "out of memory");
 		write_rows(s, STREAMS, &s->fleet_streams, b, n);
 	} while (n && next < all);
+}
+
+void rn_server__fleet_refusals_tick(struct rn_server *s)
+{
+	struct rn_buf *b = &s->fleet_batch;
+	size_t n = 0;
+	if (!s->conf.fleet_table_interval_ms || !s->refusals)
+		return;
+	rn_buf_reset(b);
+	b->max = 2 * (size_t)s->conf.max_message_bytes + 64;
+	/* the sources refused in the interval; a batch that cannot be written loses their
+	 * interval rows (counted), never their totals: the next row of each has count_total */
+	if (rn_refusals_rows(s->refusals, rn_server__now_ms(), b, &n))
+		return row_error(s, REFUSALS, 1, "out of memory");
+	write_rows(s, REFUSALS, &s->fleet_refusals, b, n);
 }

@@ -59,10 +59,12 @@ static void peer_addr(const char *peer, char *out, size_t cap)
 
 /* peer, method and path as the request had them (copies, for an answer given later: the
  * request's own fields are gone after request()) */
-void rn_server__rest_log_refusal_of(struct rn_server *s, const char *peer, const char *method,
-				    const char *path, int http, const char *msg)
+void rn_server__rest_log_refusal_of(struct rn_server *s, const char *peer, const char *principal,
+				    const char *table, const char *method, const char *path,
+				    int http, const char *msg)
 {
 	char addr[64];
+	rn_server__refusal(s, peer, principal, 0, http, msg, table);
 	/* counted against the address as refused gRPC calls are (not the server's own 429) */
 	if (http != 429 && peer) {
 		peer_addr(peer, addr, sizeof(addr));
@@ -79,17 +81,20 @@ void rn_server__rest_log_refusal_of(struct rn_server *s, const char *peer, const
 			    (long long)(REST_LOG_PERIOD_US / 1000000));
 }
 
-static void rest_log_refusal(struct rn_server *s, const struct rn_httpx *x, int http,
-			     const char *msg)
+/* A refusal of a request by principal (NULL unknown) naming table (NULL none). */
+static void rest_refuse_as(struct rn_server *s, struct rn_httpx *x, enum rn_rest_route route,
+			   const char *principal, const char *table, int http, const char *code,
+			   const char *msg, const char *hname, const char *hvalue)
 {
-	rn_server__rest_log_refusal_of(s, x->req.peer, x->req.method, x->req.path, http, msg);
+	rn_server__rest_log_refusal_of(s, x->req.peer, principal, table, x->req.method, x->req.path,
+				       http, msg);
+	rn_server__rest_reply(s, x, route, http, code, msg, hname, hvalue);
 }
 
 static void rest_refuse(struct rn_server *s, struct rn_httpx *x, enum rn_rest_route route, int http,
 			const char *code, const char *msg, const char *hname, const char *hvalue)
 {
-	rest_log_refusal(s, x, http, msg);
-	rn_server__rest_reply(s, x, route, http, code, msg, hname, hvalue);
+	rest_refuse_as(s, x, route, NULL, NULL, http, code, msg, hname, hvalue);
 }
 
 void rn_server__rest_refusal_summary(void *ctx, const struct rn_refuselog_kind *k, uint64_t n)
@@ -179,10 +184,14 @@ static void rest_insert(struct rn_server *s, struct rn_httpx *x, const struct rn
 	if ((rc = rn_server_authorize(s, q->authorization, q->peer_identity, t->table, &principal,
 				      &msg))) {
 		int http = rn_rest_http_of_grpc(rc, &code);
-		return rest_refuse(s, x, route, http, code, msg,
-				   http == 401 ? "WWW-Authenticate" : NULL,
-				   "Bearer realm=\"runnel\"");
+		return rest_refuse_as(s, x, route, principal, t->table, http, code, msg,
+				      http == 401 ? "WWW-Authenticate" : NULL,
+				      "Bearer realm=\"runnel\"");
 	}
+	/* from here on the refusals are this principal's, of this table */
+#undef REFUSE
+#define REFUSE(http, code, msg)                                                                    \
+	return rest_refuse_as(s, x, route, principal, t->table, http, code, msg, NULL, NULL)
 	if (rn_table_name_check(t->table))
 		REFUSE(400, "INVALID_PARAMETER_VALUE", "invalid table name");
 	if (q->body_too_large) {

@@ -16,6 +16,7 @@
 #include <pthread.h>
 
 #include "fleet.h"
+#include "refusals.h"
 #include "limits.h"
 #include "mat.h"
 #include "oauth.h"
@@ -304,6 +305,11 @@ struct rn_server {
 
 	/* fleet health (fleet.h; docs/operations.md "Fleet health") */
 	struct rn_fleet *fleet;
+	struct rn_refusals *refusals; /* who is refused (refusals.h): rn_server__refusal */
+	/* on_open is deciding a call: a refusal told by the front with no call context is that
+	 * call's (its principal is s->authz's, its table this one) */
+	int opening;
+	char opening_table[256];
 	struct rn_fleet_health fh; /* the report being handled (its buffers reused) */
 	uint64_t health_reports;   /* reports received (agent_health_reports_total) */
 	uint64_t health_rejected[RN_FLEET_NREJECT];
@@ -316,6 +322,7 @@ struct rn_server {
 	struct srv_errors *errors; /* rn_log's sink (api_handlers.c) */
 	struct event *fleet_ev;    /* every fleet_table_interval: runnel.fleet.streams rows */
 	struct srv_stream *fleet_agents, *fleet_streams; /* the internal streams writing them */
+	struct srv_stream *fleet_refusals;               /* ...and runnel.fleet.refusals */
 	struct rn_buf fleet_batch;
 	uint64_t fleet_rows, fleet_row_errors;
 
@@ -342,6 +349,7 @@ struct rn_server {
 		uint64_t early_flushes; /* of which started by the memory budget (limits.h) */
 		uint64_t calls, calls_rejected;
 		uint64_t calls_denied;   /* PERMISSION_DENIED */
+		uint64_t refusals;       /* noted in the refusal sources (rn_server__refusal) */
 		uint64_t rest_throttled; /* REST requests answered 429 for a throttled address */
 		uint64_t calls_revoked, calls_token_expired; /* ended while open */
 		uint64_t drain_signals;   /* close_stream_signal sent by a drain */
@@ -487,9 +495,11 @@ void rn_server__rest_gone(void *ctx, struct rn_httpx *x);
 void rn_server__rest_reply(struct rn_server *s, struct rn_httpx *x, enum rn_rest_route route,
 			   int http, const char *code, const char *msg, const char *hname,
 			   const char *hvalue);
-/* Logs a refused request through the REST refusal limiter (peer, method, path: copies). */
-void rn_server__rest_log_refusal_of(struct rn_server *s, const char *peer, const char *method,
-				    const char *path, int http, const char *msg);
+/* Logs a refused request through the REST refusal limiter (peer, method, path: copies) and
+ * notes it in the refusal sources with principal and table (NULL: unknown, none). */
+void rn_server__rest_log_refusal_of(struct rn_server *s, const char *peer, const char *principal,
+				    const char *table, const char *method, const char *path,
+				    int http, const char *msg);
 /* rn_refuselog_tick's summary callback for REST refusals. */
 void rn_server__rest_refusal_summary(void *ctx, const struct rn_refuselog_kind *k, uint64_t n);
 
@@ -514,6 +524,15 @@ int rn_server__api_init(struct rn_server *s);
 void rn_server__api_fini(struct rn_server *s);
 /* Reads every stream's committed offset into its fleet view (per request, not per batch). */
 void rn_server__fleet_refresh(struct rn_server *s);
+/*
+ * A call or REST request refused for the client's fault, once per refusal: into the refusal
+ * sources (/api/v1/refusals, runnel.fleet.refusals). peer "address[:port]"; principal NULL
+ * or "" unknown; http 0 for a gRPC status (its name is the kind), else the HTTP status
+ * ("http_401"); the server's own refusals (UNAVAILABLE, INTERNAL, DATA_LOSS, 503, 429, any
+ * with a pushback) are left out here, so callers may pass every refusal.
+ */
+void rn_server__refusal(struct rn_server *s, const char *peer, const char *principal, int grpc,
+			int http, const char *reason, const char *table);
 /* The 10 s timer's work: closes the history bucket that ended. */
 void rn_server__hist_tick(struct rn_server *s, int64_t now_ms);
 /* A report (field 1001) on call cs's stream st: validated, kept, counted, written. */
@@ -524,10 +543,13 @@ void rn_server__fleet_report(struct rn_server *s, struct srv_stream *st, const u
  * on fl (NULL: none). Nothing when fleet_table_interval is 0; failures are counted and
  * logged, never fatal to the call. */
 void rn_server__fleet_tables_tick(struct rn_server *s);
-/* Defines runnel.fleet.agents and runnel.fleet.streams (typed) in the materializer, at start
- * before the WAL replay. 0, RN_ENOMEM, or the materializer's error (logged). */
+/* Every fleet_table_interval too: runnel.fleet.refusals rows for the sources refused since. */
+void rn_server__fleet_refusals_tick(struct rn_server *s);
+/* Defines runnel.fleet.agents, runnel.fleet.streams and runnel.fleet.refusals (typed) in the
+ * materializer, at start before the WAL replay. 0, RN_ENOMEM, or the materializer's error (logged).
+ */
 int rn_server__fleet_define(struct rn_server *s);
-/* The system tables' names: i = 0, 1; NULL past them. */
+/* The system tables' names: i = 0, 1, 2; NULL past them. */
 const char *rn_server__fleet_table(int i);
 void rn_server__fleet_agents_row(struct rn_server *s, const struct rn_fleet_stream *fl,
 				 int64_t now_ms);

@@ -85,7 +85,8 @@ static void token_answer(struct rn_server *s, struct rn_httpx *x, const char *pe
 			    out->principal, (long long)(s->conf.token_lifetime_ms / 1000));
 	} else {
 		s->stats.token_refusals++;
-		rn_server__rest_log_refusal_of(s, peer, "POST", "/oidc/v1/token", a.status,
+		rn_server__rest_log_refusal_of(s, peer, NULL, NULL, "POST", "/oidc/v1/token",
+					       a.status,
 					       out->error[0] ? out->error : "token request failed");
 	}
 	s->stats.rest[RN_REST_TOKEN][rn_rest_status_index(a.status)]++;

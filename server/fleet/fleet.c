@@ -391,6 +391,10 @@ static const char *const device_sorts[] = {"device",         "streams",
 					   "dead_letters",   "clock_synced",
 					   "invalid",        NULL};
 
+/* /api/v1/refusals (refusals.c keeps the same order) */
+static const char *const refusal_sorts[] = {"count",     "last",  "first", "peer",
+					    "principal", "table", NULL};
+
 static long sort_index(const char *const *names, const char *s)
 {
 	for (long i = 0; names[i]; i++)
@@ -423,6 +427,9 @@ static int param(const char *query, const char *name, char *out, size_t cap)
 
 int rn_fleet_query_parse(const char *query, int devices, struct rn_fleet_query *q, const char **why)
 {
+	const char *const *sorts = devices == RN_FLEET_QUERY_REFUSALS ? refusal_sorts
+				   : devices                          ? device_sorts
+								      : stream_sorts;
 	char v[300];
 	int r;
 	memset(q, 0, sizeof(*q));
@@ -440,8 +447,7 @@ int rn_fleet_query_parse(const char *query, int devices, struct rn_fleet_query *
 		return RN_EINVAL;
 	}
 	if ((r = param(query, "sort", v, sizeof(v))) < 0 ||
-	    (r > 0 && (strlen(v) >= sizeof(q->sort) ||
-		       sort_index(devices ? device_sorts : stream_sorts, v) < 0))) {
+	    (r > 0 && (strlen(v) >= sizeof(q->sort) || sort_index(sorts, v) < 0))) {
 		*why = "bad sort (a field of the answer)";
 		return RN_EINVAL;
 	}

@@ -186,9 +186,11 @@ struct rn_fleet_query {
 };
 /*
  * Parses a query string ("a=1&b=2", NULL = none) into q: state, q, sort, order, limit;
- * unknown parameters are ignored. devices: the sort keys of /devices (else /streams).
+ * unknown parameters are ignored. devices: 1 the sort keys of /devices,
+ * RN_FLEET_QUERY_REFUSALS those of /refusals (refusals.h), 0 those of /streams.
  * 0, or RN_EINVAL with *why (static) naming the bad value.
  */
+#define RN_FLEET_QUERY_REFUSALS 2
 int rn_fleet_query_parse(const char *query, int devices, struct rn_fleet_query *q,
 			 const char **why);
 

@@ -463,7 +463,10 @@ static void respond_trailers_only(struct rn_call *k, int status, const char *msg
 /* Refuses a call before it is opened: logged (rate-limited), then answered. */
 static void refuse(struct rn_call *k, int http, int status, const char *msg)
 {
+	struct rn_front *f = k->conn->front;
 	note_refusal(k->conn, status, "call", msg);
+	if (f->h.refused)
+		f->h.refused(f->h.ctx, NULL, k->conn->addr, status, msg);
 	respond_headers_only(k, http, status, msg);
 }
 
@@ -597,8 +600,12 @@ void rn_call_finish(struct rn_call *k, int status, const char *msg)
 	if (status != 0 && k->pushback_ms > 0)
 		rn_log_debug("front", "call %d on %s ends: %s %s", k->sid, k->path,
 			     rn_grpc_status_name(status), msg ? msg : "");
-	else if (status != 0)
+	else if (status != 0) {
 		note_refusal(k->conn, status, "call", msg);
+		if (k->conn->front->h.refused)
+			k->conn->front->h.refused(k->conn->front->h.ctx, k->ctx, k->conn->addr,
+						  status, msg);
+	}
 	if (!k->responded) {
 		respond_trailers_only(k, status, msg);
 		return;

@@ -87,6 +87,14 @@ struct rn_front_handler {
 	void (*request)(void *ctx, struct rn_httpx *x);
 	/* The client of a request not answered yet went away (httpx.h). */
 	void (*request_gone)(void *ctx, struct rn_httpx *x);
+	/*
+	 * A gRPC call was refused (NULL = not told): before it was opened (call_ctx NULL: not
+	 * gRPC, an unknown method, or open returned a status: then right after open), or ended
+	 * with a non-zero status and no pushback (rn_call_finish; call_ctx is rn_call_ctx). addr is
+	 * the client's address without its port. Once per call; never for what is not a call
+	 * (a refused stream, a closed connection, a failed TLS handshake, a throttled address).
+	 */
+	void (*refused)(void *ctx, void *call_ctx, const char *addr, int status, const char *msg);
 };
 
 /* A zeroed struct is valid: any free port on 127.0.0.1, the defaults noted. */

@@ -14,8 +14,8 @@ const int rn_rest_statuses[RN_REST_NSTATUS] = {200, 400, 401, 403, 404, 405, 413
 					       414, 415, 429, 500, 501, 503, 0};
 
 static const char *const route_names[RN_REST_NROUTES] = {
-	"other",        "insert",     "ingest_record", "token",       "console",
-	"api_overview", "api_tables", "api_streams",   "api_devices", "api_device"};
+	"other",      "insert",      "ingest_record", "token",        "console",   "api_overview",
+	"api_tables", "api_streams", "api_devices",   "api_refusals", "api_device"};
 
 #define INSERT_PREFIX "/zerobus/v1/tables/"
 #define INSERT_SUFFIX "/insert"
@@ -120,6 +120,8 @@ static int route_api(const char *method, const char *path, size_t plen, struct r
 		t->route = RN_REST_API_STREAMS;
 	else if (equals(path, plen, API_PREFIX "devices"))
 		t->route = RN_REST_API_DEVICES;
+	else if (equals(path, plen, API_PREFIX "refusals"))
+		t->route = RN_REST_API_REFUSALS;
 	else if (plen > pre && has_prefix(path, plen, DEVICE_PREFIX) &&
 		 !memchr(path + pre, '/', plen - pre))
 		t->route = RN_REST_API_DEVICE;

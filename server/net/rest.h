@@ -14,7 +14,7 @@
  *   POST /oidc/v1/token                      the OAuth token endpoint
  *   GET  /, /console, /console/...           the web console's files (console.h)
  *   GET  /api/v1/overview, /api/v1/tables, /api/v1/streams, /api/v1/devices,
- *        /api/v1/devices/{device}            the fleet API (read-only, JSON)
+ *        /api/v1/devices/{device}, /api/v1/refusals   the fleet API (read-only, JSON)
  */
 #ifndef RN_REST_H
 #define RN_REST_H
@@ -34,12 +34,14 @@ enum rn_rest_route {
 	RN_REST_API_TABLES,    /* GET /api/v1/tables */
 	RN_REST_API_STREAMS,   /* GET /api/v1/streams */
 	RN_REST_API_DEVICES,   /* GET /api/v1/devices */
+	RN_REST_API_REFUSALS,  /* GET /api/v1/refusals */
 	RN_REST_API_DEVICE,    /* GET /api/v1/devices/{device}; the API routes come last */
 	RN_REST_NROUTES
 };
 
 /* The route's name for metrics labels ("insert", "ingest_record", "token", "console",
- * "api_overview", "api_tables", "api_streams", "api_devices", "api_device", "other"). */
+ * "api_overview", "api_tables", "api_streams", "api_devices", "api_refusals", "api_device",
+ * "other"). */
 const char *rn_rest_route_name(enum rn_rest_route r);
 
 /*

@@ -551,6 +551,15 @@ test('console with principals asks for a token and shows the data once given', {
     await nextUpdate(page); // it keeps polling with the token
     await pageChecks(page, 'overview with token', 375);
     await screenshot(page, 'overview-token-375');
+    // the Refused page: the 401s and 403s above, each source's count as the API has it
+    await show(page, server.metricsUrl, 'refused');
+    const refusals = await api(server.metricsUrl, 'refusals', VIEWER);
+    const rows = await page.$$eval('tbody tr', (trs) => trs.map((tr) => ({
+      id: tr.dataset.id, n: Number(tr.querySelector('[data-k="refusals.count"]').dataset.v) })));
+    assert.ok(rows.some((r) => r.id === '127.0.0.1 writer' && r.n >= 1), JSON.stringify(rows));
+    assert.equal(rows.length, refusals.sources.length);
+    for (const r of rows) assert.equal(r.n, refusals.sources.find((x) => `${x.peer} ${x.principal}` === r.id).count);
+    await pageChecks(page, 'refused', 375);
   } finally {
     if (browser) await browser.close();
     await server.kill();
