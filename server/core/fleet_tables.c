@@ -2,8 +2,8 @@
  * The fleet system tables (docs/operations.md "Fleet health"): runnel.fleet.agents gets one
  * row per health report received (valid or not), runnel.fleet.streams one row per known
  * stream every fleet_table_interval, runnel.fleet.refusals one row per refusal source
- * (refusals.h) refused during that interval. Both are typed tables defined at start (whether or not
- * they are written, so a WAL replay finds their schema) and made when fleet_table_interval
+ * (refusals.h) refused during that interval. All three are typed tables defined at start (whether
+ * or not they are written, so a WAL replay finds their schema) and made when fleet_table_interval
  * is not 0. Rows are written as a REST insert's are: a JSON batch through the materializer
  * and the WAL under an internal stream of the server's (one per table per run, ephemeral,
  * no call, not listed by the fleet API), so they are durable and committed like every row.
@@ -246,11 +246,19 @@ void rn_server__fleet_refusals_tick(struct rn_server *s)
 	size_t n = 0;
 	if (!s->conf.fleet_table_interval_ms || !s->refusals)
 		return;
-	rn_buf_reset(b);
-	b->max = 2 * (size_t)s->conf.max_message_bytes + 64;
-	/* the sources refused in the interval; a batch that cannot be written loses their
-	 * interval rows (counted), never their totals: the next row of each has count_total */
-	if (rn_refusals_rows(s->refusals, rn_server__now_ms(), b, &n))
-		return row_error(s, REFUSALS, 1, "out of memory");
-	write_rows(s, REFUSALS, &s->fleet_refusals, b, n);
+	const size_t cap = 2 * (size_t)s->conf.max_message_bytes;
+	const int64_t now_ms = rn_server__now_ms();
+	int rc;
+	/* the sources refused in the interval, in as many batches as they need, each at most
+	 * cap bytes; a batch that cannot be written loses their interval rows (counted), never
+	 * their totals: the next row of each has count_total */
+	do {
+		rn_buf_reset(b);
+		b->max = cap + 64;
+		if ((rc = rn_refusals_rows(s->refusals, now_ms, cap, b, &n)))
+			return row_error(s, REFUSALS, 1,
+					 rc == RN_ETOOBIG ? "a row larger than the batch cap"
+							  : "out of memory");
+		write_rows(s, REFUSALS, &s->fleet_refusals, b, n);
+	} while (n);
 }

@@ -386,10 +386,12 @@ out:
 	return rc;
 }
 
-int rn_refusals_rows(struct rn_refusals *r, int64_t now_ms, struct rn_buf *out, size_t *n)
+int rn_refusals_rows(struct rn_refusals *r, int64_t now_ms, size_t cap, struct rn_buf *out,
+		     size_t *n)
 {
 	struct rn_buf row = {0};
 	size_t before = out->len, k = 0;
+	const struct src *last = NULL; /* the last source written */
 	int rc = RN_ENOMEM;
 	for (const struct src *e = r->newest; e; e = e->older) {
 		if (e->total == e->at_row)
@@ -411,14 +413,27 @@ int rn_refusals_rows(struct rn_refusals *r, int64_t now_ms, struct rn_buf *out, 
 				  (unsigned long long)e->total) ||
 		    rn_buf_printf(&row, ",\"first_ts\":%lld,\"last_ts\":%lld,\"last_reason\":",
 				  (long long)e->first_ms * 1000, (long long)e->last_ms * 1000) ||
-		    put_s(&row, e->reason) || rn_buf_append_str(&row, "}") ||
-		    rn_pb_put_bytes(out, 1, row.data, row.len))
+		    put_s(&row, e->reason) || rn_buf_append_str(&row, "}"))
+			goto out;
+		/* the row with its field key and length (at most 1 + 10 bytes) */
+		if (out->len - before + row.len + 11 > cap) {
+			if (!k) {
+				rc = RN_ETOOBIG;
+				goto out;
+			}
+			break;
+		}
+		if (rn_pb_put_bytes(out, 1, row.data, row.len))
 			goto out;
 		k++;
+		last = e;
 	}
-	/* every row made: a new interval for each of them */
-	for (struct src *e = r->newest; e; e = e->older)
+	/* the rows made: a new interval for each source written (the same walk, up to last) */
+	for (struct src *e = r->newest; last && e; e = e->older) {
 		e->at_row = e->total;
+		if (e == last)
+			break;
+	}
 	rc = 0;
 	*n = k;
 out:

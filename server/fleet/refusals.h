@@ -73,10 +73,14 @@ int rn_refusals_summary(const struct rn_refusals *r, int64_t now_ms, struct rn_b
 
 /*
  * Appends one runnel.fleet.refusals row (a JSON object, field 1 of a record list) per source
- * refused since the previous call, *n rows, and starts a new interval for them: a row's
- * count_interval is what the source had since its previous row. 0, or RN_ENOMEM (nothing
- * appended, the interval goes on).
+ * refused since its previous row, newest first, *n rows, stopping before a row that would
+ * take what it appends past cap bytes, and starts a new interval for the sources it wrote: a
+ * row's count_interval is what the source had since its previous row. The sources left out
+ * keep their interval for the next call, so calling again until *n is 0 writes every one.
+ * 0; RN_ETOOBIG (one row alone passes cap) or RN_ENOMEM: nothing appended, every interval
+ * goes on.
  */
-int rn_refusals_rows(struct rn_refusals *r, int64_t now_ms, struct rn_buf *out, size_t *n);
+int rn_refusals_rows(struct rn_refusals *r, int64_t now_ms, size_t cap, struct rn_buf *out,
+		     size_t *n);
 
 #endif

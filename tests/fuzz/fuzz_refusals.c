@@ -60,7 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!rn_refusals_summary(r, 1800000000000LL + 1, &b))
 		valid(&b);
 	rn_buf_reset(&b);
-	if (!rn_refusals_rows(r, 1800000000000LL + 2, &b, &n) && n) {
+	if (!rn_refusals_rows(r, 1800000000000LL + 2, SIZE_MAX, &b, &n) && n) {
 		/* each row is field 1 of a record list: the JSON between its length and the next */
 		struct rn_buf one = {0};
 		size_t i = 0;

@@ -210,6 +210,43 @@ static void test_text_bounds(void **state)
 	rn_refusals_destroy(r);
 }
 
+/* Rows under a byte cap: batches of at most cap bytes, each source written once across
+ * them; a cap below one row writes nothing and keeps every interval. */
+static void test_rows_cap(void **state)
+{
+	(void)state;
+	struct rn_refusals *r;
+	struct rn_buf out = {0};
+	char peer[32], needle[40];
+	size_t n = 0, total = 0, batches = 0;
+	int seen[50] = {0};
+	assert_int_equal(rn_refusals_create(&r, 0), 0);
+	for (int i = 0; i < 50; i++) {
+		snprintf(peer, sizeof(peer), "10.0.0.%d:5", i);
+		assert_int_equal(
+			rn_refusals_note(r, peer, "", "UNAUTHENTICATED", "bad token", NULL, T0), 0);
+	}
+	assert_int_equal(rn_refusals_rows(r, T0 + 1000, 40, &out, &n), RN_ETOOBIG);
+	assert_int_equal(out.len, 0);
+	do {
+		rn_buf_reset(&out);
+		assert_int_equal(rn_refusals_rows(r, T0 + 1000, 1200, &out, &n), 0);
+		assert_true(out.len <= 1200);
+		for (int i = 0; i < 50; i++) {
+			snprintf(needle, sizeof(needle), "\"peer\":\"10.0.0.%d\"", i);
+			seen[i] += has(&out, needle);
+		}
+		total += n;
+		batches += n > 0;
+	} while (n);
+	assert_int_equal(total, 50);
+	assert_true(batches > 5);
+	for (int i = 0; i < 50; i++)
+		assert_int_equal(seen[i], 1);
+	rn_buf_free(&out);
+	rn_refusals_destroy(r);
+}
+
 /* field 1's JSON rows of a record list, decoded naively: the count of rows and one text */
 static void test_rows(void **state)
 {
@@ -218,7 +255,7 @@ static void test_rows(void **state)
 	struct rn_buf out = {0};
 	size_t n = 99;
 	assert_int_equal(rn_refusals_create(&r, 0), 0);
-	assert_int_equal(rn_refusals_rows(r, T0, &out, &n), 0);
+	assert_int_equal(rn_refusals_rows(r, T0, SIZE_MAX, &out, &n), 0);
 	assert_int_equal(n, 0);
 	assert_int_equal(out.len, 0);
 	assert_int_equal(
@@ -227,7 +264,7 @@ static void test_rows(void **state)
 		rn_refusals_note(r, "1.1.1.1:2", "p", "PERMISSION_DENIED", "no", "m.t", T0), 0);
 	assert_int_equal(rn_refusals_note(r, "2.2.2.2:1", "", "UNAUTHENTICATED", "bad", NULL, T0),
 			 0);
-	assert_int_equal(rn_refusals_rows(r, T0 + 1000, &out, &n), 0);
+	assert_int_equal(rn_refusals_rows(r, T0 + 1000, SIZE_MAX, &out, &n), 0);
 	assert_int_equal(n, 2);
 	assert_true(has(&out, "{\"ts\":1800000001000000,\"peer\":\"1.1.1.1\",\"principal\":\"p\","
 			      "\"table_name\":\"m.t\",\"kinds\":\"{\\\"PERMISSION_DENIED\\\":2}\","
@@ -236,11 +273,11 @@ static void test_rows(void **state)
 			      "\"last_reason\":\"no\"}"));
 	/* nothing new: no row; one more refusal: its source alone, interval 1, total 3 */
 	rn_buf_reset(&out);
-	assert_int_equal(rn_refusals_rows(r, T0 + 2000, &out, &n), 0);
+	assert_int_equal(rn_refusals_rows(r, T0 + 2000, SIZE_MAX, &out, &n), 0);
 	assert_int_equal(n, 0);
 	assert_int_equal(
 		rn_refusals_note(r, "1.1.1.1:3", "p", "NOT_FOUND", "gone", NULL, T0 + 3000), 0);
-	assert_int_equal(rn_refusals_rows(r, T0 + 4000, &out, &n), 0);
+	assert_int_equal(rn_refusals_rows(r, T0 + 4000, SIZE_MAX, &out, &n), 0);
 	assert_int_equal(n, 1);
 	assert_true(has(&out, "\"count_interval\":1,\"count_total\":3,"));
 	assert_false(has(&out, "2.2.2.2"));
@@ -272,7 +309,7 @@ static void test_alloc_failures(void **state)
 		assert_int_equal(rn_fleet_query_parse(NULL, RN_FLEET_QUERY_REFUSALS, &q, &why), 0);
 		int rr = rn_refusals_render(r, &q, T0, &b);
 		int rs = rn_refusals_summary(r, T0, &b);
-		int rw = rn_refusals_rows(r, T0, &b, &n);
+		int rw = rn_refusals_rows(r, T0, SIZE_MAX, &b, &n);
 		int reached = rn_mem_fail_disarm();
 		rn_refusals_totals(r, T0, &t);
 		assert_int_equal(t.refused, notes);
@@ -297,6 +334,7 @@ int main(void)
 		cmocka_unit_test(test_bound_and_eviction),
 		cmocka_unit_test(test_text_bounds),
 		cmocka_unit_test(test_rows),
+		cmocka_unit_test(test_rows_cap),
 		cmocka_unit_test(test_alloc_failures),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
