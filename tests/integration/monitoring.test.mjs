@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Server, repoRoot, tmpDir, zbClient } from './lib/harness.mjs';
+import { Server, repoRoot, tmpDir, waitFor, zbClient } from './lib/harness.mjs';
 
 const MON = path.join(repoRoot, 'packaging', 'monitoring');
 const PROMETHEUS_OWN = new Set(['up']);
@@ -61,8 +61,17 @@ test('the alert rules and the dashboard use metrics the server exports', { timeo
   try {
     // traffic, so that counters with labels have their samples
     await zbClient(server, 'ingest', '--records', '5', '--batches', '2');
+    // and a commit, so that the table's time to table has its quantiles
+    await waitFor(async () => /_table_time_to_table_seconds\{[^}]*quantile="0.99"\}/.test((await server.metrics()).text),
+      { what: 'a time to table sample' });
     const text = (await server.metrics()).text;
-    const families = new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]));
+    const types = new Map([...text.matchAll(/^# TYPE (\S+) (\S+)/gm)].map((m) => [m[1], m[2]]));
+    // a summary's or histogram's series: its family's name with _sum, _count (or _bucket)
+    const families = new Set(types.keys());
+    for (const [name, type] of types) {
+      if (type === 'summary' || type === 'histogram') for (const x of ['_sum', '_count']) families.add(name + x);
+      if (type === 'histogram') families.add(`${name}_bucket`);
+    }
     const samples = text.split('\n').filter((l) => l && !l.startsWith('#'));
     const exprs = expressions();
     assert.ok(exprs.length >= 40, `only ${exprs.length} expressions found`);

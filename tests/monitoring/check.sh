@@ -5,7 +5,8 @@
 # check of its own in every version, so each panel expression becomes a recording rule of a
 # generated rules file that `promtool check rules` parses (dashboard_rules.py). Whether the
 # metric names exist in a real server's /metrics is e2e_monitoring's job
-# (tests/integration/monitoring.test.mjs).
+# (tests/integration/monitoring.test.mjs). Every alert must have its runbook: a heading of its
+# name in docs/operations.md and the annotation naming it.
 #   check.sh SRC_DIR WORK_DIR      the checks (ctest monitoring_rules)
 #   check.sh --self-test SRC_DIR WORK_DIR
 #                                  a dashboard with a broken expression must fail the check
@@ -51,3 +52,13 @@ promtool check rules "$mon/runnel-server.rules.yml"
 (cd "$mon" && promtool test rules runnel-server.rules.test.yml)
 python3 "$here/dashboard_rules.py" "$mon/runnel-server.dashboard.json" "$work/dashboard.rules.yml"
 promtool check rules "$work/dashboard.rules.yml"
+# every alert has its runbook: the heading its annotation names in docs/operations.md
+missing=$(grep -o 'alert: [A-Za-z]*' "$mon/runnel-server.rules.yml" | cut -d' ' -f2 | while read -r a; do
+	grep -q "^### $a\$" "$src/docs/operations.md" || echo "$a"
+	grep -q "runbook: \"docs/operations.md, Alerts and dashboards: $a\"" "$mon/runnel-server.rules.yml" || echo "$a (annotation)"
+done)
+if [ -n "$missing" ]; then
+	echo "check.sh: alerts without their runbook heading in docs/operations.md:" $missing >&2
+	exit 1
+fi
+echo "check.sh: every alert has its runbook"
