@@ -2783,20 +2783,21 @@ static void fault_disarm(int internal, int rc)
 	}
 }
 
-/* RN_FAULT_FLEET_WAL="N": the Nth WAL append of the server's own fleet rows is refused as a
- * full WAL queue refuses it (the queue's real cap, 1 GiB, is out of a test's reach). */
+/* RN_FAULT_FLEET_WAL="N": the Nth WAL append of the server's own fleet rows, and
+ * RN_FAULT_CLIENT_WAL="N": the Nth of clients' batches (gRPC and REST), are refused as a full
+ * WAL queue refuses them (the queue's real cap, 1 GiB, is out of a test's reach). */
 static int fault_wal(int internal)
 {
-	static long nth = -1, appends;
-	if (!internal)
-		return 0;
-	if (nth < 0) {
-		const char *v = getenv("RN_FAULT_FLEET_WAL");
-		nth = v ? atol(v) : 0;
+	static long nth[2] = {-1, -1}, appends[2];
+	const int k = internal ? 1 : 0;
+	if (nth[k] < 0) {
+		const char *v = getenv(internal ? "RN_FAULT_FLEET_WAL" : "RN_FAULT_CLIENT_WAL");
+		nth[k] = v ? atol(v) : 0;
 	}
-	if (nth <= 0 || ++appends != nth)
+	if (nth[k] <= 0 || ++appends[k] != nth[k])
 		return 0;
-	rn_log_warn("server", "fault hook: fleet WAL append %ld refused", appends);
+	rn_log_warn("server", "fault hook: %s WAL append %ld refused",
+		    internal ? "fleet" : "client", appends[k]);
 	return 1;
 }
 #else
@@ -2906,7 +2907,7 @@ static void on_ingest(struct rn_server *s, struct rn_call *c, struct call_state 
 		e.plain_len = len;
 		e.batch_off = (size_t)(batch - msg);
 	}
-	if (rn_wal_append(s->wal, &e)) {
+	if (fault_wal(0) || rn_wal_append(s->wal, &e)) {
 		/* taken but not logged: the table goes back to what the WAL holds, so the batch
 		 * is not committed behind the refusal (a resend, on any stream, adds it once) */
 		rn_mat_drop_pending(s->mat, st->table);
