@@ -140,38 +140,20 @@ ok = sum(x["records"] for x in st) >= int(sys.argv[2]) and all(x["acked"] == x["
 sys.exit(0 if ok else 1)' "$js" "$2"
 }
 
-# wait_acked SOCK N PID: one python process asks the agent's status socket SOCK every 20 ms
+# wait_acked SOCK N PID: status_poll asks the agent's status socket SOCK every 20 ms
 # (not status.json, which the agent rewrites at most every 5 s, and not a new process per
 # poll, whose start-up costs more CPU than the agent being measured) until the status shows
 # at least N records and every stream's chunks acknowledged (acked = next_offset - 1).
 # Returns when that holds; fails (1) if PID exits first.
 wait_acked() {
-	python3 - "$1" "$2" "$3" <<'PY'
-import json, os, socket, sys, time
-sock, n, pid = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-while True:
-    try:
-        s = socket.socket(socket.AF_UNIX)
-        s.settimeout(5)
-        s.connect(sock)
-        buf = b""
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            buf += d
-        s.close()
-        st = json.loads(buf)["streams"]
-        if sum(x["records"] for x in st) >= n and all(x["acked"] == x["next_offset"] - 1 for x in st):
-            sys.exit(0)
-    except (OSError, ValueError, KeyError):
-        pass
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        sys.exit(1)
-    time.sleep(0.02)
-PY
+	status_poll "$1" 20 "$3" | python3 -c '
+import json, sys
+n = int(sys.argv[1])
+for line in sys.stdin:  # ends when the agent (PID) is gone
+    st = json.loads(line)["streams"]
+    if sum(x["records"] for x in st) >= n and all(x["acked"] == x["next_offset"] - 1 for x in st):
+        sys.exit(0)
+sys.exit(1)' "$2"
 }
 
 # live_rows TABLE_DIR: prints the table's live row count (bench/delta_rows.py: the add
