@@ -22,21 +22,25 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: runnel-server fleet [-c FILE | --url http://HOST:PORT] [--token T | "
 		"--token-file F]\n"
-		"                           [--streams] [--state S] [--q TEXT] [--sort KEY] "
-		"[--order asc|desc]\n"
-		"                           [--limit N] [--timeout SECONDS] [--json]\n"
-		"  lists the devices (--streams: the streams) a running runnel-server knows, from\n"
-		"  its fleet API (GET /api/v1/devices, /api/v1/streams) on the metrics_listen "
-		"port\n"
+		"                           [--streams | --refused] [--state S] [--q TEXT] "
+		"[--sort KEY]\n"
+		"                           [--order asc|desc]"
+		" [--limit N] [--timeout SECONDS] [--json]\n"
+		"  lists the devices (--streams: the streams; --refused: the clients it refused)\n"
+		"  a running runnel-server knows, from its fleet API (GET /api/v1/devices,\n"
+		"  /api/v1/streams, /api/v1/refusals) on the metrics_listen port\n"
 		"  -c FILE       the server's config: its metrics_listen is the URL (default\n"
 		"                /etc/runnel/runnel-server.conf when neither -c nor --url is "
 		"given)\n"
 		"  --url URL     the server's HTTP port, e.g. http://127.0.0.1:9100 (cleartext)\n"
 		"  --token T, --token-file F   bearer token (the server's token, or a principal's\n"
 		"                with console = true); the file's first line\n"
-		"  --state S     silent, behind, dropping, clock, invalid, connected (or all)\n"
-		"  --q TEXT      whose id, device, table or principal contains TEXT\n"
-		"  --sort KEY    any field of the answer (default: last seen, newest first)\n"
+		"  --state S     silent, behind, dropping, clock, invalid, connected (or all;\n"
+		"                not with --refused)\n"
+		"  --q TEXT      whose id, device, table or principal contains TEXT (--refused:\n"
+		"                address, principal, table, kind or reason)\n"
+		"  --sort KEY    any field of the answer (default: last seen, newest first;\n"
+		"                --refused: count, last, first, peer, principal or table)\n"
 		"  --json        the answer's JSON as received, instead of the table\n"
 		"  exit status: 0 listed, 1 error (the reason on stderr), 2 usage\n");
 }
@@ -306,7 +310,9 @@ static int parse_answer(const char *json, size_t len, const char *key, struct an
 		return RN_EINVAL;
 	}
 	if (!member(root, key, &a->list) || !a->list.len || a->list.p[0] != '[') {
-		*why = !strcmp(key, "devices") ? "no \"devices\" array" : "no \"streams\" array";
+		*why = !strcmp(key, "devices")   ? "no \"devices\" array"
+		       : !strcmp(key, "streams") ? "no \"streams\" array"
+						 : "no \"sources\" array";
 		return RN_EINVAL;
 	}
 	if (!get_int(root, "now_ms", &a->now_ms)) {
@@ -317,10 +323,13 @@ static int parse_answer(const char *json, size_t len, const char *key, struct an
 	return 0;
 }
 
+/* Which list: the answer's path, its array and its rows. */
+enum list { LIST_DEVICES, LIST_STREAMS, LIST_REFUSALS };
+
 struct rows {
 	struct table *t;
 	int64_t now_ms;
-	int streams; /* the streams list, else the devices */
+	enum list kind;
 	size_t n;
 	int rc;
 };
@@ -438,6 +447,95 @@ static int stream_row(struct rows *r, struct rn_json_span st)
 	return 0;
 }
 
+/* Appends member `name` like put_str, "-" also when it is the empty string. */
+static int put_str_or_dash(struct rn_buf *b, struct rn_json_span obj, const char *name)
+{
+	size_t s = b->len;
+	int rc = put_str(b, obj, name, "-");
+	if (!rc && b->len == s)
+		rc = rn_buf_append_str(b, "-") ? RN_ENOMEM : 0;
+	return rc;
+}
+
+struct kinds {
+	struct rn_buf *b; /* the decoded text, cleaned and cut once whole */
+	int rc;
+};
+
+static int kinds_cb(void *ctx, struct rn_json_span key, struct rn_json_span val)
+{
+	struct kinds *k = ctx;
+	struct rn_buf name = {0};
+	int64_t n;
+	if (rn_json_int64(val, &n))
+		return 0; /* not a count: not shown */
+	/* the key comes without its quotes: decode it as the string it is */
+	struct rn_json_span q = {key.p - 1, key.len + 2};
+	if ((k->rc = rn_json_string(q, &name))) {
+		rn_buf_free(&name);
+		if (k->rc != RN_ENOMEM)
+			k->rc = 0;
+		return k->rc;
+	}
+	if ((k->b->len && rn_buf_append_str(k->b, ", ")) ||
+	    rn_buf_append(k->b, name.data, name.len) ||
+	    rn_buf_printf(k->b, " %lld", (long long)n) < 0)
+		k->rc = RN_ENOMEM;
+	rn_buf_free(&name);
+	return k->rc;
+}
+
+/* Appends the kinds object of a refusal source as "UNAUTHENTICATED 3, http_401 2" ("-" when
+ * none), cleaned and cut like any cell. */
+static int put_kinds(struct rn_buf *b, struct rn_json_span obj)
+{
+	struct rn_json_span v;
+	struct rn_buf text = {0};
+	struct kinds k = {.b = &text};
+	int rc;
+	if (member(obj, "kinds", &v) && v.len && v.p[0] == '{')
+		rn_json_object_walk(v, kinds_cb, &k);
+	if (k.rc)
+		rc = k.rc;
+	else if (!text.len)
+		rc = rn_buf_append_str(b, "-") ? RN_ENOMEM : 0;
+	else
+		rc = put_clean(b, text.data, text.len);
+	rn_buf_free(&text);
+	return rc;
+}
+
+/* ADDRESS PRINCIPAL COUNT KINDS LAST-SEEN LAST-REASON */
+static int refusal_row(struct rows *r, struct rn_json_span src)
+{
+	struct table *t = r->t;
+	struct rn_buf *c = &t->cells;
+	int64_t n = 0;
+	size_t s;
+	int rc, h;
+	s = c->len;
+	if ((rc = put_str_or_dash(c, src, "peer")) || (rc = end_cell(t, s)))
+		return rc;
+	s = c->len;
+	if ((rc = put_str_or_dash(c, src, "principal")) || (rc = end_cell(t, s)))
+		return rc;
+	s = c->len;
+	h = get_int(src, "count", &n);
+	if ((rc = put_int(c, h, n)) || (rc = end_cell(t, s)))
+		return rc;
+	s = c->len;
+	if ((rc = put_kinds(c, src)) || (rc = end_cell(t, s)))
+		return rc;
+	s = c->len;
+	h = get_int(src, "last_ms", &n);
+	if ((rc = put_ago(c, h, r->now_ms, n)) || (rc = end_cell(t, s)))
+		return rc;
+	s = c->len;
+	if ((rc = put_str_or_dash(c, src, "last_reason")) || (rc = end_cell(t, s)))
+		return rc;
+	return 0;
+}
+
 static int row_cb(void *ctx, size_t i, struct rn_json_span val)
 {
 	struct rows *r = ctx;
@@ -445,11 +543,16 @@ static int row_cb(void *ctx, size_t i, struct rn_json_span val)
 	if (!val.len || val.p[0] != '{')
 		return 0; /* not an object: nothing to show */
 	r->n++;
-	r->rc = r->streams ? stream_row(r, val) : device_row(r, val);
+	switch (r->kind) {
+	case LIST_DEVICES: r->rc = device_row(r, val); break;
+	case LIST_STREAMS: r->rc = stream_row(r, val); break;
+	case LIST_REFUSALS: r->rc = refusal_row(r, val); break;
+	}
 	return r->rc;
 }
 
-static int render(const char *json, size_t len, int streams, struct rn_buf *out, const char **why)
+static int render(const char *json, size_t len, enum list kind, struct rn_buf *out,
+		  const char **why)
 {
 	static const char *dev_head[] = {"DEVICE",  "STATES",        "LAST SEEN",
 					 "BUFFER",  "OLDEST UNSENT", "DROPS",
@@ -457,15 +560,27 @@ static int render(const char *json, size_t len, int streams, struct rn_buf *out,
 	static const char *st_head[] = {"STREAM",  "DEVICE", "TABLE",    "PRINCIPAL",
 					"KIND",    "CONN",   "STATES",   "LAST BATCH",
 					"RECORDS", "ACKED",  "COMMITTED"};
-	const char **head = streams ? st_head : dev_head;
-	size_t ncols =
-		streams ? sizeof(st_head) / sizeof(*st_head) : sizeof(dev_head) / sizeof(*dev_head);
-	const char *what = streams ? "stream" : "device";
+	static const char *ref_head[] = {"ADDRESS", "PRINCIPAL", "COUNT",
+					 "KINDS",   "LAST SEEN", "LAST REASON"};
+	static const struct {
+		const char **head;
+		size_t ncols;
+		const char *key, *what;
+	} lists[] = {
+		[LIST_DEVICES] = {dev_head, sizeof(dev_head) / sizeof(*dev_head), "devices",
+				  "device"},
+		[LIST_STREAMS] = {st_head, sizeof(st_head) / sizeof(*st_head), "streams", "stream"},
+		[LIST_REFUSALS] = {ref_head, sizeof(ref_head) / sizeof(*ref_head), "sources",
+				   "source"},
+	};
+	const char **head = lists[kind].head;
+	size_t ncols = lists[kind].ncols;
+	const char *what = lists[kind].what;
 	struct answer a = {0};
 	struct table t = {.ncols = ncols};
-	struct rows r = {.t = &t, .streams = streams};
+	struct rows r = {.t = &t, .kind = kind};
 	int rc;
-	if ((rc = parse_answer(json, len, streams ? "streams" : "devices", &a, why)))
+	if ((rc = parse_answer(json, len, lists[kind].key, &a, why)))
 		return rc;
 	r.now_ms = a.now_ms;
 	for (size_t i = 0; i < ncols; i++)
@@ -487,19 +602,24 @@ out:
 
 int rn_fleet_cli_devices(const char *json, size_t len, struct rn_buf *out, const char **why)
 {
-	return render(json, len, 0, out, why);
+	return render(json, len, LIST_DEVICES, out, why);
 }
 
 int rn_fleet_cli_streams(const char *json, size_t len, struct rn_buf *out, const char **why)
 {
-	return render(json, len, 1, out, why);
+	return render(json, len, LIST_STREAMS, out, why);
+}
+
+int rn_fleet_cli_refusals(const char *json, size_t len, struct rn_buf *out, const char **why)
+{
+	return render(json, len, LIST_REFUSALS, out, why);
 }
 
 /* ---- the command ---- */
 
 struct opts {
 	const char *url, *conf, *token, *token_file, *state, *q, *sort, *order, *limit;
-	int streams, json, timeout_s;
+	int streams, refused, json, timeout_s;
 };
 
 /* Percent-encodes s (RFC 3986 unreserved characters kept) onto b. */
@@ -537,6 +657,9 @@ static int parse_args(int argc, char **argv, struct opts *o, FILE *out, FILE *er
 			continue;
 		} else if (!strcmp(a, "--streams")) {
 			o->streams = 1;
+			continue;
+		} else if (!strcmp(a, "--refused")) {
+			o->refused = 1;
 			continue;
 		} else if (!strcmp(a, "--url")) {
 			slot = &o->url;
@@ -587,6 +710,14 @@ static int parse_args(int argc, char **argv, struct opts *o, FILE *out, FILE *er
 	}
 	if (o->url && o->conf) {
 		fprintf(err, "runnel-server fleet: give --url or -c, not both\n");
+		return RN_FLEET_CLI_EXIT_USAGE;
+	}
+	if (o->refused && o->streams) {
+		fprintf(err, "runnel-server fleet: give --streams or --refused, not both\n");
+		return RN_FLEET_CLI_EXIT_USAGE;
+	}
+	if (o->refused && o->state) {
+		fprintf(err, "runnel-server fleet: --state does not apply to --refused\n");
 		return RN_FLEET_CLI_EXIT_USAGE;
 	}
 	if (o->order && strcmp(o->order, "asc") && strcmp(o->order, "desc")) {
@@ -705,7 +836,7 @@ int rn_fleet_cli_main(int argc, char **argv, FILE *out, FILE *err,
 	}
 	if (read_token(&o, tok, err))
 		return RN_FLEET_CLI_EXIT_ERROR;
-	path = o.streams ? "/api/v1/streams" : "/api/v1/devices";
+	path = o.refused ? "/api/v1/refusals" : o.streams ? "/api/v1/streams" : "/api/v1/devices";
 	if (rn_buf_append_str(&target, path) || put_query(&target, "state", o.state) ||
 	    put_query(&target, "q", o.q) || put_query(&target, "sort", o.sort) ||
 	    put_query(&target, "order", o.order) || put_query(&target, "limit", o.limit) ||
@@ -763,8 +894,11 @@ int rn_fleet_cli_main(int argc, char **argv, FILE *out, FILE *err,
 		code = RN_FLEET_CLI_EXIT_OK;
 		goto out;
 	}
-	rc = o.streams ? rn_fleet_cli_streams((const char *)body.data, body.len, &text, &why)
-		       : rn_fleet_cli_devices((const char *)body.data, body.len, &text, &why);
+	rc = render((const char *)body.data, body.len,
+		    o.refused   ? LIST_REFUSALS
+		    : o.streams ? LIST_STREAMS
+				: LIST_DEVICES,
+		    &text, &why);
 	if (rc) {
 		fprintf(err, "runnel-server fleet: %s%s: %s\n", url, path,
 			rc == RN_ENOMEM ? "out of memory"

@@ -1,11 +1,11 @@
 /*
- * `runnel-server fleet`: the server's device (or stream) list in the terminal, read from
- * the fleet API of a running server (`GET /api/v1/devices`, `/api/v1/streams`;
- * docs/protocol.md) over its cleartext HTTP port. It owns the command line, the mapping of
- * HTTP answers to clear messages (connection refused, 401 "needs a token", 403, 404 from a
- * server without the API) and the aligned table; `--json` prints the answer as received.
- * It never reads the server's data directory and links nothing of the materializer: the
- * answer's JSON is walked with common/rn_json.h, HTTP is httpget.h.
+ * `runnel-server fleet`: the server's device (or stream, or refused client) list in the
+ * terminal, read from the fleet API of a running server (`GET /api/v1/devices`,
+ * `/api/v1/streams`, `/api/v1/refusals`; docs/protocol.md) over its cleartext HTTP port. It owns
+ * the command line, the mapping of HTTP answers to clear messages (connection refused, 401 "needs a
+ * token", 403, 404 from a server without the API) and the aligned table; `--json` prints the answer
+ * as received. It never reads the server's data directory and links nothing of the materializer:
+ * the answer's JSON is walked with common/rn_json.h, HTTP is httpget.h.
  *
  * The table renderers are pure (JSON text and the answer's now_ms in, text out) and
  * unit-tested; the network and the config file come in through struct rn_fleet_cli_env, so the
@@ -48,9 +48,12 @@ int rn_fleet_cli_main(int argc, char **argv, FILE *out, FILE *err,
 /*
  * The aligned table of a `/api/v1/devices` answer (json, len) into out, ages computed
  * against the answer's now_ms. 0, RN_EINVAL (not the expected JSON: *why says what) or
- * RN_ENOMEM. rn_fleet_cli_streams: the same for `/api/v1/streams`.
+ * RN_ENOMEM. rn_fleet_cli_streams: the same for `/api/v1/streams`; rn_fleet_cli_refusals:
+ * for `/api/v1/refusals` (its "sources": address, principal, count, kinds, last seen, last
+ * reason).
  */
 int rn_fleet_cli_devices(const char *json, size_t len, struct rn_buf *out, const char **why);
 int rn_fleet_cli_streams(const char *json, size_t len, struct rn_buf *out, const char **why);
+int rn_fleet_cli_refusals(const char *json, size_t len, struct rn_buf *out, const char **why);
 
 #endif
