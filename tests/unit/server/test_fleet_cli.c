@@ -4,8 +4,9 @@
  * malformed answers it must refuse), the device and stream tables from fleet API JSON
  * (columns aligned, ages against the answer's now_ms, a device string with control
  * characters or over the cell width shown safely, --limit's footer, JSON that is not the
- * API's refused), and the command with a stubbed GET: the request it makes (path, query
- * encoding, the token from --token-file), the messages of 401/403/404/400, --json as
+ * API's refused), the refusal sources' table (--refused: kinds joined, hostile reasons
+ * cleaned, missing members shown as "-"), and the command with a stubbed GET: the request it makes
+ * (path, query encoding, the token from --token-file), the messages of 401/403/404/400, --json as
  * received, usage errors; and the real GET against a closed port (connection refused).
  * Allocation-failure sweeps: every allocation of the parser, the tables and the command
  * made to fail in turn gives RN_ENOMEM (exit 1) and leaks nothing.
@@ -253,6 +254,107 @@ static void test_streams_table(void **state)
 	rn_buf_free(&out);
 }
 
+/* ---- the refusal sources (--refused) ---- */
+
+static const char refusals_json[] =
+	"{\"now_ms\":1700000000000,\"total\":2,\"refused\":7,\"last_hour\":7,\"evicted\":0,"
+	"\"evicted_calls\":0,\"unattributed\":0,\"max_sources\":1024,\"sources\":["
+	"{\"peer\":\"127.0.0.1\",\"principal\":\"\",\"table\":null,\"count\":5,"
+	"\"kinds\":{\"UNAUTHENTICATED\":3,\"http_401\":2},\"first_ms\":1699999000000,"
+	"\"last_ms\":1699999880000,\"last_reason\":\"bad token\"},"
+	"{\"peer\":\"2001:db8::7\",\"principal\":\"edge-42\",\"table\":\"main.default.t\","
+	"\"count\":2,\"kinds\":{\"PERMISSION_DENIED\":2},\"first_ms\":1699992800000,"
+	"\"last_ms\":1699992800000,\"last_reason\":\"table not granted\"}]}\n";
+
+static char *render_ref(const char *json, int expect)
+{
+	struct rn_buf out = {0};
+	const char *why = NULL;
+	assert_int_equal(rn_fleet_cli_refusals(json, strlen(json), &out, &why), expect);
+	if (expect) {
+		assert_non_null(why);
+		assert_int_equal(out.len, 0);
+		rn_buf_free(&out);
+		return NULL;
+	}
+	assert_int_equal(rn_buf_append_u8(&out, 0), 0);
+	return (char *)out.data;
+}
+
+static void test_refusals_table(void **state)
+{
+	(void)state;
+	char *t = render_ref(refusals_json, 0);
+	assert_string_equal(
+		t, "ADDRESS      PRINCIPAL  COUNT  KINDS                          LAST SEEN  "
+		   "LAST REASON\n"
+		   "127.0.0.1    -          5      UNAUTHENTICATED 3, http_401 2  2m ago     "
+		   "bad token\n"
+		   "2001:db8::7  edge-42    2      PERMISSION_DENIED 2            2h ago     "
+		   "table not granted\n"
+		   "2 sources\n");
+	free(t);
+}
+
+static void test_refusals_hostile_and_missing(void **state)
+{
+	(void)state;
+	/* an escape sequence and newlines in the reason, principal and a kind become '?'; a
+	 * long reason and a long kinds list are cut with "..." */
+	char *t = render_ref(
+		"{\"now_ms\": 5000, \"total\": 3, \"sources\": [{\"peer\": \"10.0.0.1\","
+		" \"principal\": \"p\\u001b]0;x\\u0007\", \"count\": 1, \"kinds\":"
+		" {\"k\\nx\": 1, \"aaaaaaaaaa\": 2, \"bbbbbbbbbb\": 3, \"cccccccccc\": 4},"
+		" \"last_ms\": 4000, \"last_reason\": \"\\u001b[31mred\\r\\nline2 "
+		"0123456789012345678901234567890123456789\"},"
+		/* members missing, null or of the wrong type */
+		" {\"peer\": null, \"count\": \"many\", \"kinds\": {\"x\": \"y\"}, \"last_ms\": "
+		"null},"
+		" {}, 7]}",
+		0);
+	char *l[16];
+	assert_null(strchr(t, '\x1b'));
+	assert_null(strchr(t, '\x07'));
+	assert_null(strchr(t, '\r'));
+	assert_int_equal(lines(t, l), 5);
+	assert_non_null(strstr(l[1], "p?]0;x?"));
+	assert_non_null(strstr(l[1], "k?x 1, aaaaaaaaaa 2, bbbbbbbbbb 3, ccccc...  "));
+	assert_non_null(strstr(l[1], "1s ago"));
+	const char *end = "?[31mred??line2 012345678901234567890123..."; /* the last cell */
+	assert_true(strlen(l[1]) > strlen(end));
+	assert_string_equal(l[1] + strlen(l[1]) - strlen(end), end);
+	/* the rows without members (and the element that is no object, not counted): "-" for
+	 * strings and numbers, "never" without a time */
+	assert_string_equal(l[2], "-         -          -      -                              "
+				  "              never      -");
+	assert_string_equal(l[3], l[2]);
+	assert_string_equal(l[4], "3 sources");
+	free(t);
+	t = render_ref("{\"now_ms\": 0, \"total\": 9, \"sources\": [{\"peer\": \"a\"}]}", 0);
+	assert_non_null(strstr(t, "\n1 of 9 sources shown (--limit)\n"));
+	free(t);
+	t = render_ref("{\"now_ms\": 0, \"sources\": []}", 0);
+	assert_string_equal(
+		t, "ADDRESS  PRINCIPAL  COUNT  KINDS  LAST SEEN  LAST REASON\n0 sources\n");
+	free(t);
+}
+
+static void test_refusals_not_the_api(void **state)
+{
+	(void)state;
+	const char *why = NULL;
+	struct rn_buf out = {0};
+	render_ref("{\"now_ms\": 1, \"devices\": []}", RN_EINVAL);
+	render_ref("{\"sources\": []}", RN_EINVAL);
+	render_ref("{\"now_ms\": 1, \"sources\": {}}", RN_EINVAL);
+	render_ref("{\"now_ms\": 1, \"sources\": [", RN_EINVAL);
+	assert_int_equal(rn_fleet_cli_refusals("{\"now_ms\": 1}", 13, &out, &why), RN_EINVAL);
+	assert_string_equal(why, "no \"sources\" array");
+	assert_int_equal(rn_fleet_cli_refusals(NULL, 0, &out, &why), RN_EINVAL);
+	assert_string_equal(why, "an empty answer");
+	assert_int_equal(out.len, 0);
+}
+
 /* ---- the command, with a stubbed GET ---- */
 
 static struct {
@@ -344,6 +446,19 @@ static void test_main_request(void **state)
 	assert_string_equal(stub.target, "/api/v1/streams?sort=records&order=asc");
 	assert_string_equal(stub.bearer, "(none)");
 	assert_non_null(strstr(io.out, "0 streams"));
+	/* --refused: /api/v1/refusals with q, sort, order and limit passed through */
+	assert_int_equal(run(&io, 200, refusals_json, "--url", "http://h:1", "--refused", "--q",
+			     "127.0", "--sort", "count", "--order", "desc", "--limit", "20", NULL),
+			 0);
+	assert_string_equal(stub.target, "/api/v1/refusals?q=127.0&sort=count&order=desc&limit=20");
+	assert_non_null(strstr(io.out, "UNAUTHENTICATED 3, http_401 2"));
+	assert_non_null(strstr(io.out, "\n2 sources\n"));
+	assert_int_equal(io.errlen, 0);
+	assert_int_equal(
+		run(&io, 200, refusals_json, "--url", "http://h:1", "--refused", "--json", NULL),
+		0);
+	assert_string_equal(stub.target, "/api/v1/refusals");
+	assert_string_equal(io.out, refusals_json);
 	/* --json: the answer as received */
 	assert_int_equal(run(&io, 200, "{\"now_ms\":1,\"devices\":[]}", "--url", "http://h:1",
 			     "--json", NULL),
@@ -378,6 +493,11 @@ static void test_main_errors(void **state)
 	assert_non_null(strstr(io.err, "not the fleet API's JSON"));
 	assert_int_equal(run(&io, 200, "", "--url", u, NULL), 1);
 	assert_non_null(strstr(io.err, "an empty answer"));
+	/* a devices answer where refusal sources were asked for */
+	assert_int_equal(run(&io, 200, devices_json, "--url", u, "--refused", NULL), 1);
+	assert_non_null(strstr(io.err, "/api/v1/refusals: the answer is not the fleet API's JSON"));
+	assert_non_null(strstr(io.err, "(no \"sources\" array)"));
+	assert_int_equal(io.outlen, 0);
 	stub.rc = RN_ECONNECT;
 	assert_int_equal(run(&io, 0, "", "--url", u, NULL), 1);
 	assert_non_null(strstr(io.err, "Connection refused"));
@@ -409,6 +529,11 @@ static void test_main_usage(void **state)
 	assert_int_equal(run(&io, 0, "", "--url", u, "--limit", "0", NULL), 2);
 	assert_int_equal(run(&io, 0, "", "--url", u, "--limit", "10001", NULL), 2);
 	assert_int_equal(run(&io, 0, "", "--url", u, "--timeout", "x", NULL), 2);
+	assert_int_equal(run(&io, 0, "", "--url", u, "--refused", "--state", "silent", NULL), 2);
+	assert_non_null(strstr(io.err, "--state does not apply to --refused"));
+	assert_int_equal(run(&io, 0, "", "--url", u, "--streams", "--refused", NULL), 2);
+	assert_non_null(strstr(io.err, "--streams or --refused, not both"));
+	assert_int_equal(run(&io, 0, "", "--url", u, "--refused", "--order", "up", NULL), 2);
 	assert_int_equal(stub.calls, 0);
 	assert_int_equal(run(&io, 0, "", "--help", NULL), 0);
 	assert_non_null(strstr(io.out, "usage: runnel-server fleet"));
@@ -471,8 +596,10 @@ static void test_alloc_sweeps(void **state)
 			const char *why = NULL;
 			int rc;
 			rn_mem_fail_after(n);
-			rc = rn_fleet_cli_devices(devices_json, sizeof(devices_json) - 1, &out,
-						  &why);
+			rc = which ? rn_fleet_cli_refusals(refusals_json, sizeof(refusals_json) - 1,
+							   &out, &why)
+				   : rn_fleet_cli_devices(devices_json, sizeof(devices_json) - 1,
+							  &out, &why);
 			int hit = rn_mem_fail_disarm();
 			rn_buf_free(&out);
 			assert_int_equal(rn_mem_live(), base);
@@ -526,6 +653,9 @@ int main(void)
 		cmocka_unit_test(test_devices_limit_footer),
 		cmocka_unit_test(test_not_the_api),
 		cmocka_unit_test(test_streams_table),
+		cmocka_unit_test(test_refusals_table),
+		cmocka_unit_test(test_refusals_hostile_and_missing),
+		cmocka_unit_test(test_refusals_not_the_api),
 		cmocka_unit_test(test_main_request),
 		cmocka_unit_test(test_main_errors),
 		cmocka_unit_test(test_main_usage),
