@@ -1,9 +1,9 @@
 /*
  * Fuzz target: what `runnel-server fleet` reads from a server (server/cli/): an HTTP/1.1
- * answer as rn_httpget_parse splits it, and a fleet API body as the device and stream
- * tables render it. The first byte picks which (even: the answer, then its body rendered
- * as devices; odd: the rest rendered as streams). A rendered table must hold no control
- * character but its newlines, whatever the server sent.
+ * answer as rn_httpget_parse splits it, and a fleet API body as the device, stream and
+ * refusal-source tables render it. The first byte picks which (even: the answer, then its
+ * body rendered as devices; odd: the rest rendered as streams and as refusal sources). A rendered
+ * table must hold no control character but its newlines, whatever the server sent.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -37,6 +37,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(in, data + 1, n);
 	if (data[0] & 1) {
 		if (!rn_fleet_cli_streams(in, n, &out, &why))
+			check_table(&out);
+		rn_buf_reset(&out);
+		if (!rn_fleet_cli_refusals(in, n, &out, &why))
 			check_table(&out);
 	} else if (!rn_httpget_parse(in, n, &status, &body, &why)) {
 		if (status < 0 || status > 999 || body.len > n)
