@@ -4,7 +4,8 @@
 // with nobody listening (connection refused); -c reads metrics_listen from a config. Then
 // against a real runnel-server fed health reports by python3-grpcio (zerobus_client.py
 // health): the table and --json say what GET /api/v1/devices says, the filters select what
-// the API selects, and the server's 401/403 come out as clear messages.
+// the API selects, and the server's 401/403 come out as clear messages; and --refused after
+// gRPC calls with a wrong token says what GET /api/v1/refusals says.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -96,7 +97,8 @@ test('-c: the URL is the config\'s metrics_listen; usage errors exit 2', async (
     assert.match(r.stderr, /nope\.conf/);
     for (const args of [['--url', srv.url, '--bogus'], ['--url', srv.url, '--order', 'up'],
       ['--url', srv.url, '--limit', '0'], ['--url', srv.url, '-c', conf],
-      ['--url', srv.url, '--token', 'a', '--token-file', 'b']]) {
+      ['--url', srv.url, '--token', 'a', '--token-file', 'b'],
+      ['--url', srv.url, '--refused', '--state', 'silent'], ['--url', srv.url, '--refused', '--streams']]) {
       r = await fleet(...args);
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
     }
@@ -262,6 +264,58 @@ test('against a real server: table and --json match /api/v1/devices, filters, au
       assert.equal(row.RECORDS, String(s2.records));
       assert.equal(row.ACKED, String(s2.acked_offset));
     }
+  } finally {
+    await server.kill();
+  }
+});
+
+test('against a real server: --refused and --refused --json match /api/v1/refusals', { timeout: 120000 }, async () => {
+  const dir = tmpDir('e2e-fleet-cli-refused');
+  const server = await new Server({ dir, tables: ['main.default.t'], metrics: true, extra: PRINCIPALS }).start();
+  try {
+    const cli = (...args) => fleet('--url', server.metricsUrl, '--token', 'tok-ops', ...args);
+    // nothing refused yet: an empty table
+    let r = await cli('--refused');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^ADDRESS +PRINCIPAL +COUNT +KINDS +LAST SEEN +LAST REASON\n0 sources\n$/);
+    // two gRPC calls with a wrong token: refused, from 127.0.0.1 without a principal
+    for (let i = 0; i < 2; i++) {
+      const c = await zbClient(server, 'status', '--case', 'write', '--table', 'main.default.t', '--token', 'nope');
+      assert.equal(c.code, 'UNAUTHENTICATED', JSON.stringify(c));
+    }
+    const want = await api(server, '/api/v1/refusals');
+    const src = want.sources.find((x) => x.peer === '127.0.0.1');
+    assert.ok(src, JSON.stringify(want));
+    assert.equal(src.count, 2);
+
+    r = await cli('--refused');
+    assert.equal(r.code, 0, r.stderr);
+    const { rows, footer } = parseTable(r.stdout);
+    assert.equal(rows.length, want.sources.length);
+    assert.equal(footer, `${want.sources.length} source${want.sources.length === 1 ? '' : 's'}`);
+    const row = rows.find((x) => x.ADDRESS === '127.0.0.1');
+    assert.ok(row, r.stdout);
+    assert.equal(row.PRINCIPAL, src.principal || '-');
+    assert.equal(row.COUNT, String(src.count));
+    assert.equal(row.KINDS, Object.entries(src.kinds).map(([k, n]) => `${k} ${n}`).join(', '));
+    assert.match(row['LAST SEEN'], /^\d+[smhd] ago$/);
+    assert.equal(row['LAST REASON'], src.last_reason.slice(0, 40) + (src.last_reason.length > 40 ? '...' : ''));
+
+    // --json is the API's answer (now_ms aside: another moment); filters pass through
+    r = await cli('--refused', '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const got = JSON.parse(r.stdout);
+    const want2 = await api(server, '/api/v1/refusals');
+    assert.equal(typeof got.now_ms, 'number');
+    delete got.now_ms;
+    delete want2.now_ms;
+    assert.deepEqual(got, want2);
+    r = await cli('--refused', '--q', 'no-such-source', '--sort', 'peer', '--order', 'asc', '--limit', '5');
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(parseTable(r.stdout).footer, '0 sources');
+    r = await cli('--refused', '--sort', 'nonsense');
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /\/api\/v1\/refusals answered HTTP 400/);
   } finally {
     await server.kill();
   }
