@@ -878,8 +878,8 @@ int rn_fleet_cli_main(int argc, char **argv, FILE *out, FILE *err,
 	case 404:
 		fprintf(err,
 			"runnel-server fleet: %s has no %s (404): a runnel-server older "
-			"than the fleet API, or not a runnel-server\n",
-			url, path);
+			"than %s, or not a runnel-server\n",
+			url, path, o.refused ? "its refusal sources" : "the fleet API");
 		goto out;
 	default:
 		fprintf(err, "runnel-server fleet: %s%s answered HTTP %d: %s\n", url, path, status,

@@ -483,6 +483,9 @@ static void test_main_errors(void **state)
 	assert_non_null(strstr(io.err, "console = true"));
 	assert_int_equal(run(&io, 404, "not found\n", "--url", u, NULL), 1);
 	assert_non_null(strstr(io.err, "older than the fleet API"));
+	assert_int_equal(run(&io, 404, "not found\n", "--url", u, "--refused", NULL), 1);
+	assert_non_null(strstr(io.err, "has no /api/v1/refusals (404): a runnel-server older than "
+				       "its refusal sources"));
 	assert_int_equal(run(&io, 400,
 			     "{\"error_code\":\"INVALID_ARGUMENT\",\"message\":\"bad state "
 			     "\\\"x\\u001b\\\"\"}",
